@@ -1,0 +1,324 @@
+// The `airlock` command line.
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { parseArgs, type ParseArgsConfig } from 'node:util';
+import YAML from 'yaml';
+import { formatIssue } from './config/schema.js';
+import { ConfigStore, formatChange } from './store/config-store.js';
+import { ensureDataDir, openDatabase, StartupError, DB_FILE } from './store/db.js';
+import { Secrets } from './store/secrets.js';
+import { Gateway } from './server/gateway.js';
+import { VERSION } from './version.js';
+
+class UsageError extends Error {}
+
+const HELP = `airlock ${VERSION} — on-prem AI gateway
+
+Usage:
+  airlock serve [--data-dir DIR] [--config FILE] [--host H] [--port N]
+                [--admin-host H] [--admin-port N]
+  airlock config export [--data-dir DIR] [--format yaml|json]
+  airlock config apply FILE [--data-dir DIR] [--dry-run]
+  airlock keys create --name NAME [--team T] [--models a,b] [--app A] [--expires ISO] [--data-dir DIR]
+  airlock keys list [--data-dir DIR]
+  airlock backup --to FILE [--data-dir DIR]
+  airlock restore FILE [--data-dir DIR]
+  airlock --version | --help
+
+Environment: AIRLOCK_DATA_DIR, AIRLOCK_HOST, AIRLOCK_PORT, AIRLOCK_ADMIN_HOST,
+AIRLOCK_ADMIN_PORT, AIRLOCK_ADMIN_TOKEN, AIRLOCK_ADMIN_HOSTNAMES.
+`;
+
+export function defaultDataDir(env: NodeJS.ProcessEnv = process.env, platform = process.platform): string {
+  if (env.AIRLOCK_DATA_DIR) return path.resolve(env.AIRLOCK_DATA_DIR);
+  const home = os.homedir();
+  if (platform === 'win32') return path.join(env.APPDATA ?? path.join(home, 'AppData', 'Roaming'), 'airlock');
+  if (platform === 'darwin') return path.join(home, 'Library', 'Application Support', 'airlock');
+  return path.join(env.XDG_DATA_HOME ?? path.join(home, '.local', 'share'), 'airlock');
+}
+
+type Options = NonNullable<ParseArgsConfig['options']>;
+function parse<O extends Options>(args: string[], options: O) {
+  try {
+    return parseArgs({ args, options: { 'data-dir': { type: 'string' as const }, ...options }, allowPositionals: true, strict: true });
+  } catch (e) {
+    throw new UsageError((e as Error).message);
+  }
+}
+
+function port(v: string | undefined, fallback: number, what: string): number {
+  if (v === undefined || v === '') return fallback;
+  const n = Number(v);
+  if (!Number.isInteger(n) || n < 0 || n > 65535) throw new UsageError(`${what} must be a port number from 0 to 65535, not "${v}"`);
+  return n;
+}
+
+/** Read a YAML or JSON config file; errors name the file, line and column. */
+export function readConfigFile(file: string): unknown {
+  let text: string;
+  try {
+    text = fs.readFileSync(file, 'utf8');
+  } catch (e) {
+    throw new StartupError(`config file ${file} cannot be read: ${(e as NodeJS.ErrnoException).code === 'ENOENT' ? 'no such file' : (e as Error).message}`);
+  }
+  const doc = YAML.parseDocument(text, { prettyErrors: false, uniqueKeys: true });
+  if (doc.errors.length) {
+    const e = doc.errors[0]!;
+    const pos = e.linePos?.[0];
+    throw new StartupError(`config file ${file}${pos ? `:${pos.line}:${pos.col}` : ''}: ${e.message.split('\n')[0]}`);
+  }
+  return doc.toJS() ?? {};
+}
+
+function openStore(dataDir: string): { store: ConfigStore; close: () => void } {
+  ensureDataDir(dataDir);
+  const db = openDatabase(dataDir);
+  const store = new ConfigStore(db, Secrets.load(dataDir));
+  return { store, close: () => db.close() };
+}
+
+function applyFile(store: ConfigStore, file: string, dryRun: boolean, out: (s: string) => void): boolean {
+  const r = store.apply(readConfigFile(file), { dryRun, source: 'file' });
+  if (!r.ok) {
+    out(`config ${file} refused (${r.issues.length} problem${r.issues.length === 1 ? '' : 's'}; nothing was applied):`);
+    for (const i of r.issues) out(`  ${formatIssue(i)}`);
+    return false;
+  }
+  if (r.changes.length === 0) out(`config ${file}: no changes`);
+  else {
+    out(`config ${file}: ${dryRun ? 'would apply' : 'applied'} ${r.changes.length} change${r.changes.length === 1 ? '' : 's'}:`);
+    for (const c of r.changes) out(`  ${formatChange(c)}`);
+  }
+  for (const k of r.createdKeys) out(`  new key for "${k.name}" (shown once): ${k.key}`);
+  return true;
+}
+
+async function serve(argv: string[]): Promise<number> {
+  const { values } = parse(argv, {
+    config: { type: 'string' },
+    host: { type: 'string' },
+    port: { type: 'string' },
+    'admin-host': { type: 'string' },
+    'admin-port': { type: 'string' },
+  });
+  const env = process.env;
+  const dataDir = path.resolve(values['data-dir'] ?? defaultDataDir());
+  const opts = {
+    dataDir,
+    host: values.host ?? env.AIRLOCK_HOST ?? '127.0.0.1',
+    port: port(values.port ?? env.AIRLOCK_PORT, 4000, '--port'),
+    adminHost: values['admin-host'] ?? env.AIRLOCK_ADMIN_HOST ?? '127.0.0.1',
+    adminPort: port(values['admin-port'] ?? env.AIRLOCK_ADMIN_PORT, 4001, '--admin-port'),
+    adminToken: env.AIRLOCK_ADMIN_TOKEN || undefined,
+  };
+  const err = (s: string) => process.stderr.write(`airlock: ${s}\n`);
+  const gw = new Gateway(opts);
+  if (values.config) {
+    if (!applyFile(gw.store, values.config, false, err)) {
+      gw.db.close();
+      return 2;
+    }
+    gw.reload();
+  }
+  let urls: { data: string; admin: string };
+  try {
+    urls = await gw.start();
+  } catch (e) {
+    gw.db.close();
+    throw e;
+  }
+  const out = (s: string) => process.stdout.write(`airlock: ${s}\n`);
+  out(`version ${VERSION}, data dir ${dataDir}`);
+  out(`data plane listening on ${urls.data} (OpenAI-compatible API at ${urls.data}/v1)`);
+  out(`admin plane listening on ${urls.admin}`);
+  if (!opts.adminToken) out('admin API: no AIRLOCK_ADMIN_TOKEN set; the admin API refuses every request until one is');
+  out('ready');
+  const ready = { type: 'ready', data: urls.data, admin: urls.admin, version: VERSION };
+  (process as unknown as { parentPort?: { postMessage(m: unknown): void } }).parentPort?.postMessage(ready);
+  process.send?.(ready);
+
+  return new Promise<number>((resolve) => {
+    let stopping = false;
+    const stop = (sig: string) => {
+      if (stopping) {
+        err(`${sig} again: exiting now`);
+        process.exit(130);
+      }
+      stopping = true;
+      out(`${sig}: stopping (in-flight requests may finish for up to ${gw.snapshot.settings.shutdown_grace_ms} ms)`);
+      gw.stop().then(
+        () => {
+          out('stopped');
+          resolve(0);
+        },
+        (e: Error) => {
+          err(`shutdown failed: ${e.message}`);
+          resolve(1);
+        },
+      );
+    };
+    process.on('SIGTERM', () => stop('SIGTERM'));
+    process.on('SIGINT', () => stop('SIGINT'));
+  });
+}
+
+async function config(argv: string[]): Promise<number> {
+  const [sub, ...rest] = argv;
+  if (sub === 'export') {
+    const { values } = parse(rest, { format: { type: 'string' } });
+    const { store, close } = openStore(path.resolve(values['data-dir'] ?? defaultDataDir()));
+    try {
+      const doc = store.export();
+      const fmt = values.format ?? 'yaml';
+      if (fmt !== 'yaml' && fmt !== 'json') throw new UsageError(`--format must be yaml or json, not "${fmt}"`);
+      process.stdout.write(fmt === 'json' ? JSON.stringify(doc, null, 2) + '\n' : YAML.stringify(doc));
+      return 0;
+    } finally {
+      close();
+    }
+  }
+  if (sub === 'apply') {
+    const { values, positionals } = parse(rest, { 'dry-run': { type: 'boolean' } });
+    const file = positionals[0];
+    if (!file || positionals.length > 1) throw new UsageError('config apply takes one FILE');
+    const { store, close } = openStore(path.resolve(values['data-dir'] ?? defaultDataDir()));
+    try {
+      return applyFile(store, file, !!values['dry-run'], (s) => process.stdout.write(s + '\n')) ? 0 : 2;
+    } finally {
+      close();
+    }
+  }
+  throw new UsageError(`unknown command "config ${sub ?? ''}"; try "config export" or "config apply FILE"`);
+}
+
+async function keys(argv: string[]): Promise<number> {
+  const [sub, ...rest] = argv;
+  if (sub === 'create') {
+    const { values } = parse(rest, {
+      name: { type: 'string' },
+      team: { type: 'string' },
+      models: { type: 'string' },
+      app: { type: 'string' },
+      expires: { type: 'string' },
+    });
+    if (!values.name) throw new UsageError('keys create needs --name NAME');
+    const { store, close } = openStore(path.resolve(values['data-dir'] ?? defaultDataDir()));
+    try {
+      const current = store.export().keys;
+      if (current.some((k) => k.name === values.name)) {
+        process.stderr.write(`airlock: a key named "${values.name}" already exists\n`);
+        return 2;
+      }
+      const spec: Record<string, unknown> = { name: values.name };
+      if (values.team) spec.team = values.team;
+      if (values.app) spec.app = values.app;
+      if (values.expires) spec.expires_at = values.expires;
+      if (values.models) spec.models = values.models.split(',').map((s) => s.trim()).filter(Boolean);
+      const r = store.apply({ keys: [...current, spec] }, { source: 'cli' });
+      if (!r.ok) {
+        for (const i of r.issues) {
+          const p = i.path[0] === 'keys' && i.path[1] === current.length ? i.path.slice(2) : i.path;
+          process.stderr.write(`airlock: ${formatIssue({ path: p, message: i.message })}\n`);
+        }
+        return 2;
+      }
+      const created = r.createdKeys.find((k) => k.name === values.name)!;
+      process.stdout.write(created.key + '\n');
+      process.stderr.write(`airlock: key "${values.name}" created; it is shown only this once\n`);
+      return 0;
+    } finally {
+      close();
+    }
+  }
+  if (sub === 'list') {
+    const { values } = parse(rest, {});
+    const { store, close } = openStore(path.resolve(values['data-dir'] ?? defaultDataDir()));
+    try {
+      for (const k of store.state().keys)
+        process.stdout.write(`${k.name}\t${k.prefix}\tteam=${k.team ?? '-'}\tmodels=${k.models?.join(',') ?? '*'}${k.disabled ? '\tdisabled' : ''}\n`);
+      return 0;
+    } finally {
+      close();
+    }
+  }
+  throw new UsageError(`unknown command "keys ${sub ?? ''}"; try "keys create --name NAME" or "keys list"`);
+}
+
+async function backup(argv: string[]): Promise<number> {
+  const { values } = parse(argv, { to: { type: 'string' } });
+  if (!values.to) throw new UsageError('backup needs --to FILE');
+  const dataDir = path.resolve(values['data-dir'] ?? defaultDataDir());
+  const to = path.resolve(values.to);
+  if (fs.existsSync(to)) throw new UsageError(`${to} already exists; choose a new file`);
+  const db = openDatabase(dataDir);
+  try {
+    await db.backup(to);
+  } finally {
+    db.close();
+  }
+  process.stdout.write(`backup written to ${to} (the install secret ${path.join(dataDir, 'install.key')} is not in it: keep a copy of that file too)\n`);
+  return 0;
+}
+
+async function restore(argv: string[]): Promise<number> {
+  const { values, positionals } = parse(argv, {});
+  const file = positionals[0];
+  if (!file) throw new UsageError('restore takes one FILE');
+  const dataDir = path.resolve(values['data-dir'] ?? defaultDataDir());
+  ensureDataDir(dataDir);
+  // Check the backup the same way a start would, in a scratch dir, before touching anything.
+  const scratch = fs.mkdtempSync(path.join(dataDir, '.restore-'));
+  try {
+    fs.copyFileSync(file, path.join(scratch, DB_FILE));
+    openDatabase(scratch).close();
+    const target = path.join(dataDir, DB_FILE);
+    for (const suffix of ['-wal', '-shm']) fs.rmSync(target + suffix, { force: true });
+    fs.renameSync(path.join(scratch, DB_FILE), target);
+  } finally {
+    fs.rmSync(scratch, { recursive: true, force: true });
+  }
+  process.stdout.write(`restored ${file} into ${dataDir} (stop the gateway before restoring; start it again now)\n`);
+  return 0;
+}
+
+export async function main(argv: string[]): Promise<number> {
+  const [cmd, ...rest] = argv;
+  try {
+    switch (cmd) {
+      case 'serve':
+        return await serve(rest);
+      case 'config':
+        return await config(rest);
+      case 'keys':
+        return await keys(rest);
+      case 'backup':
+        return await backup(rest);
+      case 'restore':
+        return await restore(rest);
+      case '--version':
+      case '-v':
+        process.stdout.write(VERSION + '\n');
+        return 0;
+      case undefined:
+      case '--help':
+      case '-h':
+      case 'help':
+        process.stdout.write(HELP);
+        return cmd === undefined ? 2 : 0;
+      default:
+        throw new UsageError(`unknown command "${cmd}"`);
+    }
+  } catch (e) {
+    if (e instanceof UsageError) {
+      process.stderr.write(`airlock: ${e.message}\nRun "airlock --help" for usage.\n`);
+      return 2;
+    }
+    if (e instanceof StartupError) {
+      process.stderr.write(`airlock: ${e.message}\n`);
+      return 2;
+    }
+    process.stderr.write(`airlock: ${(e as Error).stack ?? String(e)}\n`);
+    return 1;
+  }
+}

@@ -1,0 +1,218 @@
+// The single source of truth for Airlock's configuration: the config file, the admin API
+// and the admin app's forms all validate with these schemas.
+import { z } from 'zod';
+
+export const NAME_RE = /^[A-Za-z0-9][A-Za-z0-9._:-]{0,63}$/;
+export const name = z
+  .string()
+  .regex(NAME_RE, 'must be 1-64 characters: letters, digits, ".", "_", ":" or "-", starting with a letter or digit');
+
+/** A secret value: a literal, or a reference `${env:NAME}` resolved when the config is applied. */
+export const ENV_REF_RE = /^\$\{env:([A-Za-z_][A-Za-z0-9_]*)\}$/;
+export const secret = z.string().min(1, 'must not be empty').max(4096);
+
+export const KEY_RE = /^sk-airlock-[A-Za-z0-9_-]{22,200}$/;
+
+export const healthCheckSchema = z.strictObject({
+  enabled: z.boolean().default(true).describe('Probe the endpoint periodically'),
+  interval_ms: z.int().min(100).max(3_600_000).default(10_000).describe('Time between probes'),
+  timeout_ms: z.int().min(50).max(600_000).default(5_000).describe('A probe slower than this fails'),
+  unhealthy_after: z.int().min(1).max(100).default(2).describe('Consecutive failed probes before the endpoint is marked down'),
+});
+export type HealthCheck = z.infer<typeof healthCheckSchema>;
+
+export const endpointSchema = z.strictObject({
+  name: name.describe('How models refer to this server'),
+  type: z.enum(['openai', 'ollama']).default('openai').describe('openai: any OpenAI-compatible server (vLLM, llama.cpp, LM Studio, TGI, LocalAI, Ollama /v1); ollama: Ollama native discovery'),
+  base_url: z
+    .url({ protocol: /^https?$/, error: 'must be an http:// or https:// URL' })
+    .describe('Base URL of the OpenAI-compatible API, usually ending in /v1'),
+  api_key: secret.nullable().optional().describe('Bearer token the server expects; stored encrypted, never shown again'),
+  max_concurrency: z.int().min(1).max(100_000).optional().describe('Most requests in flight at once to this server'),
+  timeout_ms: z.int().min(100).max(3_600_000).optional().describe('Longest a whole request may take (default 120000)'),
+  first_byte_timeout_ms: z.int().min(50).max(3_600_000).optional().describe('Longest to wait for the first byte before failing over (default 30000)'),
+  health_check: healthCheckSchema.optional(),
+});
+export type EndpointSpec = z.infer<typeof endpointSchema>;
+
+export const targetSchema = z.strictObject({
+  endpoint: name.describe('Endpoint name'),
+  model: z.string().min(1, 'must not be empty').max(512).describe('The model name the upstream server knows'),
+  weight: z.number().positive().max(1_000_000).optional().describe('Share of traffic for the weighted strategy (default 1)'),
+});
+export type TargetSpec = z.infer<typeof targetSchema>;
+
+export const STRATEGIES = ['fallback', 'weighted', 'least-busy', 'least-latency'] as const;
+export type Strategy = (typeof STRATEGIES)[number];
+
+export const priceSchema = z.strictObject({
+  input_per_million: z.number().min(0).max(1e9),
+  output_per_million: z.number().min(0).max(1e9),
+});
+
+export const modelSchema = z.strictObject({
+  name: name.describe('The name apps send as "model"'),
+  strategy: z.enum(STRATEGIES).default('fallback').describe('How a target is picked'),
+  targets: z.array(targetSchema).min(1, 'needs at least one target').max(64),
+  price: priceSchema.optional().describe('Internal chargeback per million tokens'),
+  max_attempts: z.int().min(1).max(20).optional().describe('Most upstream attempts per request (default: number of targets + 1)'),
+});
+export type ModelSpec = z.infer<typeof modelSchema>;
+
+export const teamSchema = z.strictObject({
+  name,
+  description: z.string().max(500).optional(),
+});
+export type TeamSpec = z.infer<typeof teamSchema>;
+
+export const keySchema = z.strictObject({
+  name: name.describe('Usually the application that uses the key'),
+  key: z
+    .string()
+    .regex(KEY_RE, 'must look like sk-airlock- followed by at least 22 letters, digits, "_" or "-"')
+    .optional()
+    .describe('Literal key for automation; stored only as a hash'),
+  team: name.optional(),
+  app: z.string().min(1).max(128).optional().describe('Application for attribution (default: the key name)'),
+  models: z.array(name).max(1000).optional().describe('Models this key may use; omitted: every model'),
+  disabled: z.boolean().optional(),
+  expires_at: z.iso.datetime({ offset: true, error: 'must be an ISO 8601 date-time, e.g. 2027-01-31T00:00:00Z' }).optional(),
+});
+export type KeySpec = z.infer<typeof keySchema>;
+
+export const ruleSchema = z.strictObject({
+  name,
+  when: z
+    .strictObject({
+      model: z.string().min(1).max(128).optional().describe('The name the client asked for (an alias or a virtual name such as "auto")'),
+      teams: z.array(name).min(1).optional(),
+      apps: z.array(z.string().min(1).max(128)).min(1).optional(),
+      header: z.record(z.string().regex(/^[a-z0-9-]+$/, 'header names must be lower-case'), z.string()).optional(),
+      has_tools: z.boolean().optional(),
+      min_prompt_tokens: z.int().min(0).optional(),
+      max_prompt_tokens: z.int().min(0).optional(),
+    })
+    .default({}),
+  route_to: name.describe('The model alias that serves matching requests'),
+});
+export type RuleSpec = z.infer<typeof ruleSchema>;
+
+export const breakerSchema = z.strictObject({
+  failure_threshold: z.int().min(1).max(1000).default(5),
+  cooldown_ms: z.int().min(100).max(3_600_000).default(30_000),
+});
+
+export const settingsSchema = z.strictObject({
+  max_body_bytes: z.int().min(1024).max(1024 * 1024 * 1024).default(10 * 1024 * 1024).describe('Largest request body accepted (takes effect on restart)'),
+  queue_timeout_ms: z.int().min(0).max(600_000).default(30_000).describe('Longest a request waits for a free slot when every target is at max_concurrency'),
+  retry_after_cap_ms: z.int().min(0).max(600_000).default(5_000).describe('Longest retry-after from an upstream 429 that is honoured by waiting'),
+  shutdown_grace_ms: z.int().min(0).max(600_000).default(30_000).describe('How long in-flight requests may finish on shutdown'),
+  breaker: breakerSchema.default({ failure_threshold: 5, cooldown_ms: 30_000 }),
+  ledger_retention_days: z.int().min(1).max(36_500).optional().describe('Delete ledger rows older than this (default: keep)'),
+});
+export type Settings = z.infer<typeof settingsSchema>;
+export const DEFAULT_SETTINGS: Settings = settingsSchema.parse({});
+
+export const configSchema = z.strictObject({
+  endpoints: z.array(endpointSchema).optional(),
+  models: z.array(modelSchema).optional(),
+  teams: z.array(teamSchema).optional(),
+  keys: z.array(keySchema).optional(),
+  routing_rules: z.array(ruleSchema).optional(),
+  settings: settingsSchema.optional(),
+});
+export type ConfigDoc = z.infer<typeof configSchema>;
+export type ConfigInput = z.input<typeof configSchema>;
+
+/** A complete configuration: every section present. */
+export interface FullConfig {
+  endpoints: EndpointSpec[];
+  models: ModelSpec[];
+  teams: TeamSpec[];
+  keys: KeySpec[];
+  routing_rules: RuleSpec[];
+  settings: Settings;
+}
+export const SECTIONS = ['endpoints', 'models', 'teams', 'keys', 'routing_rules', 'settings'] as const;
+export type Section = (typeof SECTIONS)[number];
+
+export type Path = ReadonlyArray<string | number>;
+export interface ConfigIssue {
+  path: Path;
+  message: string;
+}
+
+export function formatPath(path: Path): string {
+  let out = '';
+  for (const p of path) {
+    if (typeof p === 'number') out += `[${p}]`;
+    else out += out ? `.${p}` : p;
+  }
+  return out || '(root)';
+}
+
+export function formatIssue(i: ConfigIssue): string {
+  return `${formatPath(i.path)}: ${i.message}`;
+}
+
+/** zod issues → our issues, with messages that name the problem. */
+export function fromZod(err: z.ZodError): ConfigIssue[] {
+  return err.issues.map((i) => {
+    const path = i.path.filter((p): p is string | number => typeof p !== 'symbol');
+    let message = i.message;
+    if (i.code === 'unrecognized_keys') {
+      message = `unknown key${i.keys.length > 1 ? 's' : ''} ${i.keys.map((k) => `"${k}"`).join(', ')}`;
+    } else if (i.code === 'invalid_type' && /received undefined/.test(i.message)) {
+      message = 'is required';
+    }
+    return { path, message };
+  });
+}
+
+/** Cross-references and uniqueness over a complete configuration. */
+export function checkReferences(c: FullConfig): ConfigIssue[] {
+  const issues: ConfigIssue[] = [];
+  const unique = (section: Section, items: { name: string }[]) => {
+    const seen = new Set<string>();
+    items.forEach((it, i) => {
+      if (seen.has(it.name)) issues.push({ path: [section, i, 'name'], message: `duplicate name "${it.name}"` });
+      seen.add(it.name);
+    });
+  };
+  unique('endpoints', c.endpoints);
+  unique('models', c.models);
+  unique('teams', c.teams);
+  unique('keys', c.keys);
+  unique('routing_rules', c.routing_rules);
+  const endpoints = new Set(c.endpoints.map((e) => e.name));
+  const models = new Set(c.models.map((m) => m.name));
+  const teams = new Set(c.teams.map((t) => t.name));
+  const virtual = new Set(c.routing_rules.map((r) => r.when.model).filter((m): m is string => !!m));
+  c.models.forEach((m, i) => {
+    m.targets.forEach((t, j) => {
+      if (!endpoints.has(t.endpoint))
+        issues.push({ path: ['models', i, 'targets', j, 'endpoint'], message: `unknown endpoint "${t.endpoint}"` });
+    });
+  });
+  const hashes = new Set<string>();
+  c.keys.forEach((k, i) => {
+    if (k.team !== undefined && !teams.has(k.team)) issues.push({ path: ['keys', i, 'team'], message: `unknown team "${k.team}"` });
+    k.models?.forEach((m, j) => {
+      if (!models.has(m) && !virtual.has(m)) issues.push({ path: ['keys', i, 'models', j], message: `unknown model "${m}"` });
+    });
+    if (k.key !== undefined) {
+      if (hashes.has(k.key)) issues.push({ path: ['keys', i, 'key'], message: 'the same key is given twice' });
+      hashes.add(k.key);
+    }
+  });
+  c.routing_rules.forEach((r, i) => {
+    if (!models.has(r.route_to)) issues.push({ path: ['routing_rules', i, 'route_to'], message: `unknown model "${r.route_to}"` });
+    r.when.teams?.forEach((t, j) => {
+      if (!teams.has(t)) issues.push({ path: ['routing_rules', i, 'when', 'teams', j], message: `unknown team "${t}"` });
+    });
+    const { min_prompt_tokens: lo, max_prompt_tokens: hi } = r.when;
+    if (lo !== undefined && hi !== undefined && lo > hi)
+      issues.push({ path: ['routing_rules', i, 'when', 'max_prompt_tokens'], message: 'must not be less than min_prompt_tokens' });
+  });
+  return issues;
+}

@@ -1,0 +1,117 @@
+// Active health checks: each endpoint's model list is fetched at its interval. Consecutive
+// failures mark the endpoint down (the router then avoids it); one success marks it up.
+import { performance } from 'node:perf_hooks';
+import { request } from 'undici';
+import type { Runtime } from './runtime.js';
+import type { EndpointConfig, Snapshot } from './snapshot.js';
+
+export interface ProbeResult {
+  ok: boolean;
+  latency_ms: number;
+  models: string[];
+  error: string | undefined;
+  status: number | undefined;
+}
+
+export function modelsUrl(c: Pick<EndpointConfig, 'type' | 'origin' | 'basePath'>): string {
+  if (c.type === 'ollama') return `${c.origin}/api/tags`;
+  return `${c.origin}${c.basePath}/models`;
+}
+
+/** Ask a server which models it serves. Never throws. */
+export async function probe(c: Pick<EndpointConfig, 'type' | 'origin' | 'basePath' | 'apiKey'>, timeoutMs: number): Promise<ProbeResult> {
+  const t0 = performance.now();
+  const url = modelsUrl(c);
+  try {
+    const res = await request(url, {
+      method: 'GET',
+      headers: c.apiKey ? { authorization: `Bearer ${c.apiKey}` } : {},
+      headersTimeout: timeoutMs,
+      bodyTimeout: timeoutMs,
+      signal: AbortSignal.timeout(timeoutMs),
+    });
+    const text = await res.body.text();
+    const latency_ms = Math.round((performance.now() - t0) * 100) / 100;
+    if (res.statusCode < 200 || res.statusCode >= 300)
+      return { ok: false, latency_ms, models: [], error: `GET ${url} returned ${res.statusCode}`, status: res.statusCode };
+    let j: { data?: { id?: unknown }[]; models?: { name?: unknown; model?: unknown }[] };
+    try {
+      j = JSON.parse(text);
+    } catch {
+      return { ok: false, latency_ms, models: [], error: `GET ${url} did not return JSON`, status: res.statusCode };
+    }
+    const models = (c.type === 'ollama' ? (j.models ?? []).map((m) => m.name ?? m.model) : (j.data ?? []).map((m) => m.id)).filter(
+      (x): x is string => typeof x === 'string',
+    );
+    return { ok: true, latency_ms, models, error: undefined, status: res.statusCode };
+  } catch (e) {
+    const err = e as { code?: string; cause?: { code?: string }; name?: string; message?: string };
+    const code = err.code ?? err.cause?.code;
+    const why =
+      code === 'ECONNREFUSED' ? 'connection refused'
+      : err.name === 'TimeoutError' || code === 'UND_ERR_HEADERS_TIMEOUT' || code === 'UND_ERR_CONNECT_TIMEOUT' ? `no answer within ${timeoutMs} ms`
+      : code === 'ENOTFOUND' ? 'host not found'
+      : (err.message ?? String(e));
+    return { ok: false, latency_ms: Math.round((performance.now() - t0) * 100) / 100, models: [], error: `GET ${url}: ${why}`, status: undefined };
+  }
+}
+
+export class HealthChecker {
+  private timers = new Map<string, { timer: NodeJS.Timeout; key: string }>();
+  private stopped = false;
+
+  constructor(private readonly runtime: Runtime) {}
+
+  /** (Re)schedule checks for the endpoints of a new snapshot. */
+  update(s: Snapshot): void {
+    if (this.stopped) return;
+    for (const [name, cfg] of s.endpoints) {
+      const key = `${cfg.baseUrl}|${cfg.apiKey ?? ''}|${JSON.stringify(cfg.health)}|${cfg.type}`;
+      const cur = this.timers.get(name);
+      if (cur?.key === key) continue;
+      if (cur) clearInterval(cur.timer);
+      if (!cfg.health.enabled) {
+        this.timers.delete(name);
+        const rt = this.runtime.endpoint(name);
+        if (rt) rt.healthy = true;
+        continue;
+      }
+      const timer = setInterval(() => void this.check(name), cfg.health.interval_ms);
+      timer.unref();
+      this.timers.set(name, { timer, key });
+      void this.check(name);
+    }
+    for (const [name, t] of this.timers) {
+      if (!s.endpoints.has(name)) {
+        clearInterval(t.timer);
+        this.timers.delete(name);
+      }
+    }
+  }
+
+  async check(name: string): Promise<ProbeResult | undefined> {
+    const rt = this.runtime.endpoint(name);
+    if (!rt) return undefined;
+    const cfg = rt.config;
+    const r = await probe(cfg, cfg.health.timeout_ms);
+    if (this.stopped || this.runtime.endpoint(name) !== rt) return r;
+    rt.lastCheckAt = Date.now();
+    if (r.ok) {
+      rt.healthy = true;
+      rt.healthFailures = 0;
+      rt.lastCheckError = undefined;
+      rt.discoveredModels = r.models;
+    } else {
+      rt.healthFailures++;
+      rt.lastCheckError = r.error;
+      if (rt.healthFailures >= cfg.health.unhealthy_after) rt.healthy = false;
+    }
+    return r;
+  }
+
+  stop(): void {
+    this.stopped = true;
+    for (const t of this.timers.values()) clearInterval(t.timer);
+    this.timers.clear();
+  }
+}

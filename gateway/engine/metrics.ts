@@ -1,0 +1,81 @@
+// Prometheus metrics (prom-client), served on the data plane's GET /metrics.
+import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+import type { Runtime } from './runtime.js';
+import type { Snapshot } from './snapshot.js';
+
+export class Metrics {
+  readonly registry = new Registry();
+  readonly requests = new Counter({
+    name: 'airlock_requests_total',
+    help: 'Requests handled on the data plane, by kind, model alias, serving endpoint and status',
+    labelNames: ['kind', 'model', 'endpoint', 'status'] as const,
+    registers: [this.registry],
+  });
+  readonly tokens = new Counter({
+    name: 'airlock_tokens_total',
+    help: 'Tokens attributed, by model alias, team and direction (prompt|completion)',
+    labelNames: ['model', 'team', 'direction'] as const,
+    registers: [this.registry],
+  });
+  readonly cost = new Counter({
+    name: 'airlock_cost_total',
+    help: 'Internal chargeback cost, by model alias and team',
+    labelNames: ['model', 'team'] as const,
+    registers: [this.registry],
+  });
+  readonly latency = new Histogram({
+    name: 'airlock_request_duration_seconds',
+    help: 'Whole request duration seen by the client',
+    labelNames: ['kind', 'model'] as const,
+    buckets: [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120],
+    registers: [this.registry],
+  });
+  readonly ttfb = new Histogram({
+    name: 'airlock_time_to_first_byte_seconds',
+    help: 'Time until the first byte went to the client',
+    labelNames: ['model'] as const,
+    buckets: [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30],
+    registers: [this.registry],
+  });
+  readonly attempts = new Counter({
+    name: 'airlock_upstream_attempts_total',
+    help: 'Upstream attempts by endpoint and outcome (ok|connect_error|timeout|http_5xx|http_429|invalid_response|...)',
+    labelNames: ['endpoint', 'outcome'] as const,
+    registers: [this.registry],
+  });
+
+  constructor(runtime: Runtime, getSnapshot: () => Snapshot) {
+    collectDefaultMetrics({ register: this.registry, prefix: 'airlock_process_' });
+    new Gauge({
+      name: 'airlock_endpoint_inflight',
+      help: 'Requests in flight to each endpoint',
+      labelNames: ['endpoint'] as const,
+      registers: [this.registry],
+      collect() {
+        this.reset();
+        for (const [name, ep] of runtime.endpoints) this.set({ endpoint: name }, ep.inflight);
+      },
+    });
+    new Gauge({
+      name: 'airlock_endpoint_up',
+      help: '1 when the last health checks passed, 0 when the endpoint is marked down',
+      labelNames: ['endpoint'] as const,
+      registers: [this.registry],
+      collect() {
+        this.reset();
+        for (const [name, ep] of runtime.endpoints) this.set({ endpoint: name }, ep.healthy ? 1 : 0);
+      },
+    });
+    new Gauge({
+      name: 'airlock_target_breaker_open',
+      help: '1 when the circuit breaker of a target (endpoint/model) is open or half-open',
+      labelNames: ['target'] as const,
+      registers: [this.registry],
+      collect() {
+        this.reset();
+        for (const m of getSnapshot().models.values())
+          for (const t of m.targets) this.set({ target: t.id }, runtime.target(t).breaker.state === 'closed' ? 0 : 1);
+      },
+    });
+  }
+}

@@ -1,0 +1,219 @@
+// Live state beside the immutable snapshot: one keep-alive connection pool per endpoint,
+// concurrency slots, breakers, latency averages and health. Survives snapshot swaps.
+import { Pool } from 'undici';
+import { CircuitBreaker, type BreakerState } from './breaker.js';
+import { GatewayError } from './errors.js';
+import type { TargetView } from './router.js';
+import type { EndpointConfig, Snapshot, TargetConfig } from './snapshot.js';
+
+export class EndpointRuntime {
+  pool: Pool;
+  inflight = 0;
+  private waiters: { resolve: () => void; reject: (e: Error) => void; timer: NodeJS.Timeout | undefined }[] = [];
+  /** health-check verdict; true until a check says otherwise */
+  healthy = true;
+  healthFailures = 0;
+  lastCheckAt: number | undefined;
+  lastCheckError: string | undefined;
+  /** models the server reported on its last successful check */
+  discoveredModels: string[] | undefined;
+
+  constructor(public config: EndpointConfig) {
+    this.pool = makePool(config);
+  }
+
+  get free(): boolean {
+    return this.config.maxConcurrency === 0 || this.inflight < this.config.maxConcurrency;
+  }
+
+  /** Take a concurrency slot, waiting up to timeoutMs. The returned function frees it once. */
+  async acquire(timeoutMs: number, signal: AbortSignal): Promise<() => void> {
+    if (this.free) {
+      this.inflight++;
+      return this.releaser();
+    }
+    await new Promise<void>((resolve, reject) => {
+      const w = {
+        resolve: () => {
+          signal.removeEventListener('abort', onAbort);
+          if (w.timer) clearTimeout(w.timer);
+          resolve();
+        },
+        reject: (e: Error) => {
+          signal.removeEventListener('abort', onAbort);
+          if (w.timer) clearTimeout(w.timer);
+          reject(e);
+        },
+        timer: undefined as NodeJS.Timeout | undefined,
+      };
+      const drop = () => {
+        const i = this.waiters.indexOf(w);
+        if (i >= 0) this.waiters.splice(i, 1);
+      };
+      const onAbort = () => {
+        drop();
+        w.reject(new GatewayError(499, 'invalid_request_error', 'client_closed', 'client closed the request'));
+      };
+      w.timer = setTimeout(() => {
+        drop();
+        w.reject(
+          new GatewayError(503, 'server_error', 'capacity_exhausted', `endpoint "${this.config.name}" is at max_concurrency ${this.config.maxConcurrency} and no slot freed within ${timeoutMs} ms`, null, { 'retry-after': '1' }),
+        );
+      }, timeoutMs);
+      signal.addEventListener('abort', onAbort, { once: true });
+      this.waiters.push(w);
+    });
+    // The slot was handed over by the releaser (inflight already counts it).
+    return this.releaser();
+  }
+
+  private releaser(): () => void {
+    let done = false;
+    return () => {
+      if (done) return;
+      done = true;
+      this.inflight--;
+      this.wake();
+    };
+  }
+
+  /** Hand free slots to waiters, oldest first. */
+  private wake(): void {
+    while (this.waiters.length && this.free) {
+      this.inflight++;
+      this.waiters.shift()!.resolve();
+    }
+  }
+
+  /** Slots changed (config edit): let waiters in. */
+  recheck(): void {
+    this.wake();
+  }
+}
+
+function makePool(c: EndpointConfig): Pool {
+  return new Pool(c.origin, {
+    connections: c.maxConcurrency > 0 ? c.maxConcurrency : 256,
+    pipelining: 1,
+    keepAliveTimeout: 30_000,
+    keepAliveMaxTimeout: 600_000,
+    connect: { timeout: Math.min(10_000, c.firstByteTimeoutMs) },
+  });
+}
+
+export class TargetRuntime {
+  readonly breaker: CircuitBreaker;
+  /** exponentially weighted moving average of time to first byte, ms */
+  ttfbEwma: number | undefined;
+  inflight = 0;
+  successes = 0;
+  failures = 0;
+
+  constructor(opts: { failureThreshold: number; cooldownMs: number }) {
+    this.breaker = new CircuitBreaker(opts);
+  }
+
+  observeTtfb(ms: number): void {
+    this.ttfbEwma = this.ttfbEwma === undefined ? ms : this.ttfbEwma * 0.8 + ms * 0.2;
+  }
+}
+
+export interface TargetStatus {
+  id: string;
+  endpoint: string;
+  model: string;
+  breaker: BreakerState;
+  consecutive_failures: number;
+  retry_at: string | null;
+  last_error: string | null;
+  ttfb_ewma_ms: number | null;
+  inflight: number;
+}
+
+export class Runtime implements TargetView {
+  readonly endpoints = new Map<string, EndpointRuntime>();
+  readonly targets = new Map<string, TargetRuntime>();
+  private breakerOpts = { failureThreshold: 5, cooldownMs: 30_000 };
+
+  update(s: Snapshot): void {
+    this.breakerOpts = { failureThreshold: s.settings.breaker.failure_threshold, cooldownMs: s.settings.breaker.cooldown_ms };
+    for (const [name, cfg] of s.endpoints) {
+      const rt = this.endpoints.get(name);
+      if (!rt) this.endpoints.set(name, new EndpointRuntime(cfg));
+      else {
+        if (rt.config.poolKey !== cfg.poolKey) {
+          const old = rt.pool;
+          rt.pool = makePool(cfg);
+          void old.close().catch(() => undefined);
+        }
+        rt.config = cfg;
+        rt.recheck();
+      }
+    }
+    for (const [name, rt] of this.endpoints) {
+      if (!s.endpoints.has(name)) {
+        this.endpoints.delete(name);
+        void rt.pool.close().catch(() => undefined);
+      }
+    }
+    const live = new Set<string>();
+    for (const m of s.models.values()) {
+      for (const t of m.targets) {
+        live.add(t.id);
+        const tr = this.targets.get(t.id);
+        if (tr) tr.breaker.configure(this.breakerOpts);
+        else this.targets.set(t.id, new TargetRuntime(this.breakerOpts));
+      }
+    }
+    for (const id of this.targets.keys()) if (!live.has(id)) this.targets.delete(id);
+  }
+
+  target(t: TargetConfig): TargetRuntime {
+    let tr = this.targets.get(t.id);
+    if (!tr) {
+      tr = new TargetRuntime(this.breakerOpts);
+      this.targets.set(t.id, tr);
+    }
+    return tr;
+  }
+
+  endpoint(name: string): EndpointRuntime | undefined {
+    return this.endpoints.get(name);
+  }
+
+  // TargetView
+  canPass(t: TargetConfig): boolean {
+    return this.endpoints.has(t.endpoint) && this.target(t).breaker.canPass();
+  }
+  healthy(t: TargetConfig): boolean {
+    return this.endpoints.get(t.endpoint)?.healthy ?? false;
+  }
+  load(t: TargetConfig): number {
+    const ep = this.endpoints.get(t.endpoint);
+    if (!ep) return Infinity;
+    return ep.config.maxConcurrency > 0 ? ep.inflight / ep.config.maxConcurrency : ep.inflight;
+  }
+  latency(t: TargetConfig): number | undefined {
+    return this.targets.get(t.id)?.ttfbEwma;
+  }
+
+  targetStatus(t: TargetConfig): TargetStatus {
+    const tr = this.target(t);
+    const retryAt = tr.breaker.retryAt;
+    return {
+      id: t.id,
+      endpoint: t.endpoint,
+      model: t.upstreamModel,
+      breaker: tr.breaker.state,
+      consecutive_failures: tr.breaker.consecutiveFailures,
+      retry_at: retryAt !== undefined && tr.breaker.state === 'open' ? new Date(retryAt).toISOString() : null,
+      last_error: tr.breaker.lastError ?? null,
+      ttfb_ewma_ms: tr.ttfbEwma === undefined ? null : Math.round(tr.ttfbEwma * 100) / 100,
+      inflight: tr.inflight,
+    };
+  }
+
+  async close(): Promise<void> {
+    await Promise.all([...this.endpoints.values()].map((e) => e.pool.close().catch(() => undefined)));
+  }
+}

@@ -1,0 +1,127 @@
+// The immutable in-memory view of the configuration the request path reads. Rebuilt whole
+// after every change and swapped in one assignment, so a request never sees half a change.
+import type { StoredState } from '../store/config-store.js';
+import type { Secrets } from '../store/secrets.js';
+import type { HealthCheck, ModelSpec, RuleSpec, Settings, Strategy } from '../config/schema.js';
+
+export const DEFAULT_TIMEOUT_MS = 120_000;
+export const DEFAULT_FIRST_BYTE_TIMEOUT_MS = 30_000;
+
+export interface EndpointConfig {
+  readonly name: string;
+  readonly type: 'openai' | 'ollama';
+  readonly baseUrl: string;
+  /** origin (scheme://host:port) for the connection pool */
+  readonly origin: string;
+  /** path prefix, e.g. "/v1", without trailing slash */
+  readonly basePath: string;
+  readonly apiKey: string | undefined;
+  readonly maxConcurrency: number;
+  readonly timeoutMs: number;
+  readonly firstByteTimeoutMs: number;
+  readonly health: HealthCheck;
+  /** identity of the connection settings; a change recreates the pool */
+  readonly poolKey: string;
+}
+
+export interface TargetConfig {
+  /** "endpoint/model", the breaker and latency key */
+  readonly id: string;
+  readonly endpoint: string;
+  readonly upstreamModel: string;
+  readonly weight: number;
+}
+
+export interface ModelConfig {
+  readonly name: string;
+  readonly strategy: Strategy;
+  readonly targets: readonly TargetConfig[];
+  readonly price: ModelSpec['price'];
+  readonly maxAttempts: number;
+}
+
+export interface KeyRecord {
+  readonly name: string;
+  readonly team: string | undefined;
+  readonly app: string;
+  readonly models: ReadonlySet<string> | undefined;
+  readonly disabled: boolean;
+  readonly expiresAt: number | undefined;
+}
+
+export interface Snapshot {
+  readonly version: number;
+  readonly endpoints: ReadonlyMap<string, EndpointConfig>;
+  readonly models: ReadonlyMap<string, ModelConfig>;
+  readonly keysByHash: ReadonlyMap<string, KeyRecord>;
+  readonly rules: readonly RuleSpec[];
+  /** names clients may send that only rules resolve (e.g. "auto") */
+  readonly virtualModels: ReadonlySet<string>;
+  readonly settings: Settings;
+}
+
+const DEFAULT_HEALTH: HealthCheck = { enabled: true, interval_ms: 10_000, timeout_ms: 5_000, unhealthy_after: 2 };
+
+export function buildSnapshot(state: StoredState, secrets: Secrets, version: number): Snapshot {
+  const endpoints = new Map<string, EndpointConfig>();
+  for (const e of state.endpoints) {
+    const url = new URL(e.base_url);
+    const apiKey = e.api_key_enc ? secrets.decrypt(e.api_key_enc) : undefined;
+    const maxConcurrency = e.max_concurrency ?? 0;
+    endpoints.set(
+      e.name,
+      Object.freeze({
+        name: e.name,
+        type: e.type,
+        baseUrl: e.base_url,
+        origin: url.origin,
+        basePath: url.pathname.replace(/\/+$/, ''),
+        apiKey,
+        maxConcurrency,
+        timeoutMs: e.timeout_ms ?? DEFAULT_TIMEOUT_MS,
+        firstByteTimeoutMs: e.first_byte_timeout_ms ?? DEFAULT_FIRST_BYTE_TIMEOUT_MS,
+        health: e.health_check ?? DEFAULT_HEALTH,
+        poolKey: `${url.origin}|${maxConcurrency}`,
+      }),
+    );
+  }
+  const models = new Map<string, ModelConfig>();
+  for (const m of state.models) {
+    const targets = m.targets.map((t) =>
+      Object.freeze({ id: `${t.endpoint}/${t.model}`, endpoint: t.endpoint, upstreamModel: t.model, weight: t.weight ?? 1 }),
+    );
+    models.set(
+      m.name,
+      Object.freeze({
+        name: m.name,
+        strategy: m.strategy,
+        targets: Object.freeze(targets),
+        price: m.price,
+        maxAttempts: m.max_attempts ?? Math.min(targets.length + 1, 20),
+      }),
+    );
+  }
+  const keysByHash = new Map<string, KeyRecord>();
+  for (const k of state.keys) {
+    keysByHash.set(
+      k.hash,
+      Object.freeze({
+        name: k.name,
+        team: k.team,
+        app: k.app ?? k.name,
+        models: k.models ? new Set(k.models) : undefined,
+        disabled: !!k.disabled,
+        expiresAt: k.expires_at ? Date.parse(k.expires_at) : undefined,
+      }),
+    );
+  }
+  return Object.freeze({
+    version,
+    endpoints,
+    models,
+    keysByHash,
+    rules: Object.freeze([...state.routing_rules]),
+    virtualModels: new Set(state.routing_rules.map((r) => r.when.model).filter((m): m is string => !!m && !models.has(m))),
+    settings: state.settings,
+  });
+}

@@ -1,0 +1,307 @@
+// The admin plane: the admin REST API (/admin/api/v1/...). Every write goes through the
+// config store's apply(), validated by the same zod schemas as the config file.
+import Fastify, { type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
+import { timingSafeEqual, createHash } from 'node:crypto';
+import { z } from 'zod';
+import YAML from 'yaml';
+import {
+  endpointSchema,
+  fromZod,
+  formatPath,
+  keySchema,
+  modelSchema,
+  ruleSchema,
+  settingsSchema,
+  teamSchema,
+  type ConfigIssue,
+  type Section,
+} from '../config/schema.js';
+import { formatChange, type ApplyResult } from '../store/config-store.js';
+import { recentRequests, usageAggregates, type UsageQuery } from '../engine/ledger.js';
+import { probe } from '../engine/health.js';
+import { VERSION } from '../version.js';
+import type { Gateway } from './gateway.js';
+
+export const API = '/admin/api/v1';
+
+interface ApiErrorBody {
+  error: { message: string; type: string; code: string; param: string | null; issues?: { path: string; message: string }[] };
+}
+
+export class AdminError extends Error {
+  constructor(
+    readonly status: number,
+    readonly code: string,
+    message: string,
+    readonly issues: ConfigIssue[] = [],
+  ) {
+    super(message);
+  }
+  body(): ApiErrorBody {
+    const type = this.status === 401 ? 'authentication_error' : this.status === 403 ? 'permission_error' : this.status === 404 ? 'not_found_error' : this.status === 409 ? 'conflict_error' : this.status < 500 ? 'invalid_request_error' : 'server_error';
+    return {
+      error: {
+        message: this.message,
+        type,
+        code: this.code,
+        param: this.issues[0] ? formatPath(this.issues[0].path) : null,
+        ...(this.issues.length ? { issues: this.issues.map((i) => ({ path: formatPath(i.path), message: i.message })) } : {}),
+      },
+    };
+  }
+}
+
+function validationError(issues: ConfigIssue[]): AdminError {
+  return new AdminError(400, 'validation_failed', issues.map((i) => `${formatPath(i.path)}: ${i.message}`).join('; '), issues);
+}
+
+function parseBody<T>(schema: z.ZodType<T>, body: unknown): T {
+  const r = schema.safeParse(body ?? {});
+  if (!r.success) throw validationError(fromZod(r.error));
+  return r.data;
+}
+
+/** Which local hosts may address the admin plane (DNS-rebinding defence). */
+export function allowedHosts(bindHost: string, port: number, extra: string[] = []): Set<string> {
+  const names = new Set(['localhost', '127.0.0.1', '[::1]', ...extra]);
+  if (bindHost !== '0.0.0.0' && bindHost !== '::') names.add(bindHost.includes(':') ? `[${bindHost}]` : bindHost);
+  const out = new Set<string>();
+  for (const n of names) {
+    out.add(n.toLowerCase());
+    out.add(`${n.toLowerCase()}:${port}`);
+  }
+  return out;
+}
+
+function tokenMatches(given: string, expected: string): boolean {
+  const a = createHash('sha256').update(given).digest();
+  const b = createHash('sha256').update(expected).digest();
+  return timingSafeEqual(a, b);
+}
+
+export function buildAdminPlane(gw: Gateway): FastifyInstance {
+  const app = Fastify({ logger: false, bodyLimit: 8 * 1024 * 1024 });
+  let hosts: Set<string> | undefined;
+
+  app.addHook('onRequest', async (req, reply) => {
+    reply.header('x-content-type-options', 'nosniff');
+    reply.header('cache-control', 'no-store');
+    // Host check: refuse names we do not answer to (DNS rebinding).
+    if (!hosts) {
+      const addr = app.server.address();
+      const port = addr && typeof addr === 'object' ? addr.port : gw.opts.adminPort;
+      hosts = allowedHosts(gw.opts.adminHost, port, (process.env.AIRLOCK_ADMIN_HOSTNAMES ?? '').split(',').map((s) => s.trim()).filter(Boolean));
+    }
+    const host = (req.headers.host ?? '').toLowerCase();
+    if (!hosts.has(host)) throw new AdminError(421, 'host_not_allowed', `Host "${host}" is not one this admin plane answers to; add it to AIRLOCK_ADMIN_HOSTNAMES if it is yours.`);
+    const origin = req.headers.origin;
+    if (origin && req.method !== 'GET' && req.method !== 'HEAD') {
+      let ok = false;
+      try {
+        ok = hosts.has(new URL(origin).host.toLowerCase());
+      } catch {
+        ok = false;
+      }
+      if (!ok) throw new AdminError(403, 'origin_not_allowed', `Origin "${origin}" may not change this gateway.`);
+    }
+    if (!req.url.startsWith(API)) return;
+    const expected = gw.opts.adminToken;
+    const auth = req.headers.authorization;
+    const m = typeof auth === 'string' ? /^Bearer\s+(\S+)$/i.exec(auth) : null;
+    if (!expected) throw new AdminError(401, 'admin_auth_unavailable', 'The admin API needs a bearer token: start the gateway with AIRLOCK_ADMIN_TOKEN set and send "Authorization: Bearer <token>".');
+    if (!m) throw new AdminError(401, 'missing_token', 'Missing "Authorization: Bearer <token>" header.');
+    if (!tokenMatches(m[1]!, expected)) throw new AdminError(401, 'invalid_token', 'The admin token is not valid.');
+  });
+
+  app.setErrorHandler((err, _req, reply) => {
+    if (err instanceof AdminError) return reply.code(err.status).send(err.body());
+    const e = err as { code?: string; statusCode?: number; message: string };
+    if (e.code === 'FST_ERR_CTP_BODY_TOO_LARGE') return reply.code(413).send(new AdminError(413, 'body_too_large', 'The request body is too large.').body());
+    if (e.code === 'FST_ERR_CTP_INVALID_MEDIA_TYPE') return reply.code(415).send(new AdminError(415, 'unsupported_media_type', 'Send "application/json".').body());
+    if (e instanceof SyntaxError || e.code === 'FST_ERR_CTP_INVALID_JSON_BODY' || e.code === 'FST_ERR_CTP_EMPTY_JSON_BODY')
+      return reply.code(400).send(new AdminError(400, 'invalid_json', `The request body is not valid JSON: ${e.message}`).body());
+    const status = e.statusCode && e.statusCode >= 400 && e.statusCode < 500 ? e.statusCode : 500;
+    if (status === 500) gw.log(`admin API error: ${e.message}`);
+    return reply.code(status).send(new AdminError(status, e.code ?? 'error', e.message).body());
+  });
+  app.setNotFoundHandler((req, reply) => {
+    reply.code(404).send(new AdminError(404, 'unknown_route', `No route ${req.method} ${req.url.split('?')[0]} on the admin plane.`).body());
+  });
+
+  /** Apply a change to the stored configuration; map validation problems to 400/409. */
+  const change = (doc: Record<string, unknown>, item?: { section: Section; index: number }): ApplyResult => {
+    const r = gw.store.apply(doc, { source: 'admin' });
+    if (!r.ok) {
+      const own = item ? r.issues.filter((i) => i.path[0] === item.section && i.path[1] === item.index) : [];
+      if (own.length) throw validationError(own.map((i) => ({ path: i.path.slice(2), message: i.message })));
+      throw new AdminError(409, 'conflict', r.issues.map((i) => `${formatPath(i.path)}: ${i.message}`).join('; '), r.issues);
+    }
+    if (r.changes.length) gw.reload();
+    return r;
+  };
+
+  // ---- generic CRUD over a config section ----
+  type Item = { name: string };
+  const crud = <T extends Item>(
+    section: Exclude<Section, 'settings' | 'routing_rules'>,
+    path: string,
+    schema: z.ZodType<T>,
+    view: (name: string) => unknown,
+    what: string,
+  ) => {
+    const items = () => gw.store.export()[section] as unknown as Item[];
+    const find = (name: string) => {
+      const list = items();
+      const index = list.findIndex((i) => i.name === name);
+      if (index < 0) throw new AdminError(404, 'not_found', `No ${what} named "${name}".`);
+      return { list, index };
+    };
+    app.get(`${API}/${path}`, async () => ({ data: items().map((i) => view(i.name)) }));
+    app.get<{ Params: { name: string } }>(`${API}/${path}/:name`, async (req) => {
+      find(req.params.name);
+      return view(req.params.name);
+    });
+    app.post(`${API}/${path}`, async (req, reply) => {
+      const body = parseBody(schema, req.body);
+      const list = items();
+      if (list.some((i) => i.name === body.name)) throw new AdminError(409, 'already_exists', `A ${what} named "${body.name}" already exists.`);
+      const r = change({ [section]: [...list, body] }, { section, index: list.length });
+      reply.code(201);
+      const created = r.createdKeys.find((k) => k.name === body.name);
+      return { ...(view(body.name) as object), ...(created ? { key: created.key } : {}) };
+    });
+    app.put<{ Params: { name: string } }>(`${API}/${path}/:name`, async (req) => {
+      const raw = (req.body ?? {}) as Record<string, unknown>;
+      const body = parseBody(schema, { ...raw, name: raw.name ?? req.params.name });
+      if (body.name !== req.params.name) throw validationError([{ path: ['name'], message: `does not match the URL ("${req.params.name}"); renaming is not supported` }]);
+      const { list, index } = find(req.params.name);
+      list[index] = body;
+      change({ [section]: list }, { section, index });
+      return view(body.name);
+    });
+    app.delete<{ Params: { name: string } }>(`${API}/${path}/:name`, async (req, reply) => {
+      const { list, index } = find(req.params.name);
+      list.splice(index, 1);
+      change({ [section]: list });
+      return reply.code(204).send();
+    });
+  };
+
+  const endpointView = (name: string) => {
+    const st = gw.store.state().endpoints.find((e) => e.name === name)!;
+    const { api_key_enc, api_key_ref, ...rest } = st;
+    return { ...rest, api_key_set: !!api_key_enc, ...(api_key_ref ? { api_key: api_key_ref } : {}), status: endpointStatus(name) };
+  };
+  const endpointStatus = (name: string) => {
+    const rt = gw.runtime.endpoint(name);
+    if (!rt) return null;
+    return {
+      healthy: rt.healthy,
+      inflight: rt.inflight,
+      last_check_at: rt.lastCheckAt ? new Date(rt.lastCheckAt).toISOString() : null,
+      last_check_error: rt.lastCheckError ?? null,
+      discovered_models: rt.discoveredModels ?? null,
+    };
+  };
+  const modelView = (name: string) => {
+    const spec = gw.store.export().models.find((m) => m.name === name)!;
+    const m = gw.snapshot.models.get(name);
+    return { ...spec, targets_status: m ? m.targets.map((t) => gw.runtime.targetStatus(t)) : [] };
+  };
+  const keyView = (name: string) => {
+    const k = gw.store.state().keys.find((x) => x.name === name)!;
+    const { hash: _h, created_at, ...rest } = k;
+    return { ...rest, created_at: new Date(created_at).toISOString() };
+  };
+  const teamView = (name: string) => gw.store.export().teams.find((t) => t.name === name)!;
+
+  crud('endpoints', 'endpoints', endpointSchema, endpointView, 'endpoint');
+  crud('models', 'models', modelSchema, modelView, 'model');
+  crud('teams', 'teams', teamSchema, teamView, 'team');
+  crud('keys', 'keys', keySchema, keyView, 'key');
+
+  // Test a connection: a saved endpoint, or an unsaved one from a form.
+  app.post<{ Params: { name: string } }>(`${API}/endpoints/:name/test`, async (req) => {
+    const rt = gw.runtime.endpoint(req.params.name);
+    if (!rt) throw new AdminError(404, 'not_found', `No endpoint named "${req.params.name}".`);
+    const r = await gw.health.check(req.params.name);
+    return r ?? (await probe(rt.config, rt.config.health.timeout_ms));
+  });
+  app.post(`${API}/endpoints/test`, async (req) => {
+    const body = parseBody(endpointSchema, req.body);
+    const url = new URL(body.base_url);
+    return probe({ type: body.type, origin: url.origin, basePath: url.pathname.replace(/\/+$/, ''), apiKey: body.api_key ?? undefined }, body.health_check?.timeout_ms ?? 5000);
+  });
+
+  // Routing rules: an ordered list, replaced whole.
+  app.get(`${API}/routing-rules`, async () => ({ data: gw.store.export().routing_rules }));
+  app.put(`${API}/routing-rules`, async (req) => {
+    const raw = req.body as { data?: unknown } | unknown[] | undefined;
+    const list = Array.isArray(raw) ? raw : (raw as { data?: unknown })?.data;
+    const rules = parseBody(z.array(ruleSchema), list);
+    change({ routing_rules: rules });
+    return { data: gw.store.export().routing_rules };
+  });
+
+  app.get(`${API}/settings`, async () => gw.store.export().settings);
+  app.put(`${API}/settings`, async (req) => {
+    const s = parseBody(settingsSchema, req.body);
+    change({ settings: s });
+    return gw.store.export().settings;
+  });
+
+  // The whole declarative configuration.
+  app.get<{ Querystring: { format?: string } }>(`${API}/config`, async (req, reply) => {
+    const doc = gw.store.export();
+    if (req.query.format === 'yaml') return reply.type('application/yaml').send(YAML.stringify(doc));
+    return doc;
+  });
+  app.post<{ Querystring: { dry_run?: string } }>(`${API}/config/apply`, async (req) => {
+    const dryRun = req.query.dry_run === 'true' || req.query.dry_run === '1';
+    const r = gw.store.apply(req.body, { dryRun, source: 'admin' });
+    if (!r.ok) throw validationError(r.issues);
+    if (!dryRun && r.changes.length) gw.reload();
+    return { dry_run: dryRun, changes: r.changes.map(formatChange), created_keys: r.createdKeys };
+  });
+
+  // Health of endpoints and breaker state of every target.
+  app.get(`${API}/health`, async () => ({
+    endpoints: [...gw.snapshot.endpoints.keys()].map((name) => ({ name, ...endpointStatus(name) })),
+    targets: [...gw.snapshot.models.values()].flatMap((m) => m.targets.map((t) => ({ ...gw.runtime.targetStatus(t), alias: m.name }))),
+  }));
+
+  // Usage.
+  const time = (v: string | undefined, name: string): number | undefined => {
+    if (v === undefined || v === '') return undefined;
+    const n = /^\d+$/.test(v) ? Number(v) : Date.parse(v);
+    if (!Number.isFinite(n)) throw validationError([{ path: [name], message: 'must be an ISO 8601 date-time or milliseconds since the epoch' }]);
+    return n;
+  };
+  app.get<{ Querystring: { limit?: string; before?: string } }>(`${API}/usage/requests`, async (req) => {
+    gw.ledger.flush();
+    const limit = req.query.limit === undefined ? 100 : Number(req.query.limit);
+    if (!Number.isInteger(limit) || limit < 1 || limit > 10_000) throw validationError([{ path: ['limit'], message: 'must be an integer from 1 to 10000' }]);
+    const rows = recentRequests(gw.db, limit, time(req.query.before, 'before'));
+    return { data: rows.map((r) => ({ ...r, stream: !!r.stream, estimated: !!r.estimated, time: new Date(r.ts).toISOString() })) };
+  });
+  const groups = ['team', 'key', 'model', 'user', 'app', 'endpoint', 'session'] as const;
+  app.get<{ Querystring: { group_by?: string; from?: string; to?: string } }>(`${API}/usage`, async (req) => {
+    gw.ledger.flush();
+    const g = req.query.group_by ?? 'team';
+    if (!(groups as readonly string[]).includes(g)) throw validationError([{ path: ['group_by'], message: `must be one of ${groups.join(', ')}` }]);
+    const q: UsageQuery = { group_by: g as UsageQuery['group_by'], from: time(req.query.from, 'from'), to: time(req.query.to, 'to') };
+    return { group_by: q.group_by, from: q.from ?? null, to: q.to ?? null, data: usageAggregates(gw.db, q) };
+  });
+
+  app.get(`${API}/status`, async () => ({
+    version: VERSION,
+    started_at: new Date(gw.startedAt).toISOString(),
+    config_version: gw.snapshot.version,
+    data_dir: gw.opts.dataDir,
+    ledger: { written: gw.ledger.written, pending: gw.ledger.pending },
+  }));
+
+  return app;
+}
+
+export type { FastifyRequest, FastifyReply };

@@ -1,0 +1,169 @@
+// One gateway process: the store, the engine, and the two planes (data and admin).
+import type { FastifyInstance } from 'fastify';
+import type { AddressInfo } from 'node:net';
+import { ensureDataDir, openDatabase, configVersion, StartupError, type DB } from '../store/db.js';
+import { ConfigStore } from '../store/config-store.js';
+import { Secrets } from '../store/secrets.js';
+import { buildSnapshot, type Snapshot } from '../engine/snapshot.js';
+import { Runtime } from '../engine/runtime.js';
+import { HealthChecker } from '../engine/health.js';
+import { Ledger } from '../engine/ledger.js';
+import { Metrics } from '../engine/metrics.js';
+import { Proxy } from '../engine/proxy.js';
+import { admitAll, noGuards } from '../engine/stages.js';
+import { buildDataPlane } from './data-plane.js';
+import { buildAdminPlane } from './admin-plane.js';
+import { VERSION } from '../version.js';
+
+export interface GatewayOptions {
+  dataDir: string;
+  host: string;
+  port: number;
+  adminHost: string;
+  adminPort: number;
+  adminToken: string | undefined;
+  /** how often another process's config change is looked for */
+  pollMs?: number;
+  log?: (line: string) => void;
+}
+
+export class Gateway {
+  readonly db: DB;
+  readonly secrets: Secrets;
+  readonly store: ConfigStore;
+  readonly runtime = new Runtime();
+  readonly health: HealthChecker;
+  readonly ledger: Ledger;
+  readonly metrics: Metrics;
+  readonly proxy: Proxy;
+  private snap: Snapshot;
+  private dataApp: FastifyInstance | undefined;
+  private adminApp: FastifyInstance | undefined;
+  private pollTimer: NodeJS.Timeout | undefined;
+  private pruneTimer: NodeJS.Timeout | undefined;
+  private lastDataVersion = -1;
+  draining = false;
+  readonly startedAt = Date.now();
+  readonly log: (line: string) => void;
+
+  constructor(readonly opts: GatewayOptions) {
+    this.log = opts.log ?? ((l) => process.stderr.write(`airlock: ${l}\n`));
+    ensureDataDir(opts.dataDir);
+    this.db = openDatabase(opts.dataDir);
+    this.secrets = Secrets.load(opts.dataDir);
+    this.store = new ConfigStore(this.db, this.secrets);
+    this.snap = this.build();
+    this.runtime.update(this.snap);
+    this.health = new HealthChecker(this.runtime);
+    this.ledger = new Ledger(this.db);
+    this.metrics = new Metrics(this.runtime, () => this.snap);
+    this.proxy = new Proxy({
+      snapshot: () => this.snap,
+      runtime: this.runtime,
+      hasher: this.secrets,
+      admission: admitAll,
+      guards: noGuards,
+      ledger: this.ledger,
+      metrics: this.metrics,
+    });
+  }
+
+  get snapshot(): Snapshot {
+    return this.snap;
+  }
+
+  private build(): Snapshot {
+    return buildSnapshot(this.store.state(), this.secrets, configVersion(this.db));
+  }
+
+  /** Rebuild the snapshot from the store and swap it in. */
+  reload(): void {
+    const next = this.build();
+    this.runtime.update(next);
+    this.snap = next;
+    this.health?.update(next);
+  }
+
+  async start(): Promise<{ data: string; admin: string }> {
+    this.dataApp = buildDataPlane(this);
+    this.adminApp = buildAdminPlane(this);
+    const data = await listen(this.dataApp, this.opts.host, this.opts.port, 'data plane');
+    let admin: string;
+    try {
+      admin = await listen(this.adminApp, this.opts.adminHost, this.opts.adminPort, 'admin plane');
+    } catch (e) {
+      await this.dataApp.close();
+      throw e;
+    }
+    this.health.update(this.snap);
+    this.lastDataVersion = this.dataVersion();
+    this.pollTimer = setInterval(() => this.pollForChanges(), this.opts.pollMs ?? 1000);
+    this.pollTimer.unref();
+    const prune = () => {
+      try {
+        const n = this.ledger.prune(this.snap.settings.ledger_retention_days);
+        if (n) this.log(`ledger retention: deleted ${n} rows`);
+      } catch (e) {
+        this.log(`ledger retention failed: ${(e as Error).message}`);
+      }
+    };
+    prune();
+    this.pruneTimer = setInterval(prune, 3_600_000);
+    this.pruneTimer.unref();
+    return { data, admin };
+  }
+
+  private dataVersion(): number {
+    return this.db.pragma('data_version', { simple: true }) as number;
+  }
+
+  /** Pick up changes another process (e.g. `airlock config apply`) committed. */
+  pollForChanges(): void {
+    try {
+      const dv = this.dataVersion();
+      if (dv === this.lastDataVersion) return;
+      this.lastDataVersion = dv;
+      if (configVersion(this.db) !== this.snap.version) {
+        this.reload();
+        this.log(`configuration reloaded (version ${this.snap.version})`);
+      }
+    } catch (e) {
+      this.log(`configuration reload failed: ${(e as Error).message}`);
+    }
+  }
+
+  /** Graceful stop: refuse new work, let in-flight requests finish until the deadline. */
+  async stop(graceMs = this.snap.settings.shutdown_grace_ms): Promise<void> {
+    if (this.draining) return;
+    this.draining = true;
+    if (this.pollTimer) clearInterval(this.pollTimer);
+    if (this.pruneTimer) clearInterval(this.pruneTimer);
+    this.health.stop();
+    const apps = [this.dataApp, this.adminApp].filter((a): a is FastifyInstance => !!a);
+    const deadline = setTimeout(() => {
+      this.log(`shutdown deadline (${graceMs} ms) reached; closing remaining connections`);
+      for (const a of apps) a.server.closeAllConnections();
+    }, graceMs);
+    deadline.unref();
+    await Promise.all(apps.map((a) => a.close()));
+    clearTimeout(deadline);
+    this.ledger.flush();
+    await this.runtime.close();
+    this.db.close();
+  }
+}
+
+async function listen(app: FastifyInstance, host: string, port: number, what: string): Promise<string> {
+  try {
+    await app.listen({ host, port });
+  } catch (e) {
+    const code = (e as NodeJS.ErrnoException).code;
+    if (code === 'EADDRINUSE') throw new StartupError(`${what} port ${port} on ${host} is already in use; stop the other program or choose another port`);
+    if (code === 'EACCES') throw new StartupError(`${what} may not listen on ${host}:${port} (permission denied; ports below 1024 need privileges)`);
+    if (code === 'EADDRNOTAVAIL') throw new StartupError(`${what} cannot listen on ${host}: no such address on this machine`);
+    throw new StartupError(`${what} cannot listen on ${host}:${port}: ${(e as Error).message}`);
+  }
+  const a = app.server.address() as AddressInfo;
+  const h = a.family === 'IPv6' ? `[${a.address}]` : a.address;
+  return `http://${h}:${a.port}`;
+}

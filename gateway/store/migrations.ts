@@ -1,0 +1,108 @@
+// Versioned schema migrations. An applied migration is never edited: its checksum is
+// recorded, and a database whose recorded checksum differs is refused.
+export interface Migration {
+  version: number;
+  name: string;
+  sql: string;
+}
+
+export const MIGRATIONS: Migration[] = [
+  {
+    version: 1,
+    name: 'core',
+    sql: `
+CREATE TABLE endpoints (
+  name TEXT PRIMARY KEY,
+  type TEXT NOT NULL,
+  base_url TEXT NOT NULL,
+  api_key_enc TEXT,
+  api_key_ref TEXT,
+  max_concurrency INTEGER,
+  timeout_ms INTEGER,
+  first_byte_timeout_ms INTEGER,
+  health_check TEXT,
+  created_at INTEGER NOT NULL,
+  updated_at INTEGER NOT NULL
+) STRICT;
+
+CREATE TABLE models (
+  name TEXT PRIMARY KEY,
+  strategy TEXT NOT NULL,
+  price TEXT,
+  max_attempts INTEGER,
+  created_at INTEGER NOT NULL,
+  updated_at INTEGER NOT NULL
+) STRICT;
+
+CREATE TABLE model_targets (
+  model TEXT NOT NULL REFERENCES models(name) ON DELETE CASCADE,
+  position INTEGER NOT NULL,
+  endpoint TEXT NOT NULL REFERENCES endpoints(name) ON DELETE RESTRICT,
+  upstream_model TEXT NOT NULL,
+  weight REAL,
+  PRIMARY KEY (model, position)
+) STRICT;
+
+CREATE TABLE teams (
+  name TEXT PRIMARY KEY,
+  description TEXT,
+  created_at INTEGER NOT NULL,
+  updated_at INTEGER NOT NULL
+) STRICT;
+
+CREATE TABLE keys (
+  name TEXT PRIMARY KEY,
+  hash TEXT NOT NULL UNIQUE,
+  prefix TEXT NOT NULL,
+  from_config INTEGER NOT NULL DEFAULT 0,
+  team TEXT REFERENCES teams(name) ON DELETE RESTRICT,
+  app TEXT,
+  models TEXT,
+  disabled INTEGER NOT NULL DEFAULT 0,
+  expires_at TEXT,
+  created_at INTEGER NOT NULL,
+  updated_at INTEGER NOT NULL
+) STRICT;
+
+CREATE TABLE routing_rules (
+  position INTEGER PRIMARY KEY,
+  name TEXT NOT NULL UNIQUE,
+  spec TEXT NOT NULL
+) STRICT;
+
+CREATE TABLE settings (
+  id INTEGER PRIMARY KEY CHECK (id = 1),
+  spec TEXT NOT NULL
+) STRICT;
+
+CREATE TABLE ledger (
+  request_id TEXT PRIMARY KEY,
+  ts INTEGER NOT NULL,
+  kind TEXT NOT NULL,
+  key_name TEXT,
+  team TEXT,
+  app TEXT,
+  user TEXT,
+  session TEXT,
+  requested_model TEXT,
+  alias TEXT,
+  endpoint TEXT,
+  upstream_model TEXT,
+  stream INTEGER NOT NULL DEFAULT 0,
+  prompt_tokens INTEGER NOT NULL DEFAULT 0,
+  completion_tokens INTEGER NOT NULL DEFAULT 0,
+  estimated INTEGER NOT NULL DEFAULT 0,
+  cost REAL NOT NULL DEFAULT 0,
+  ttfb_ms REAL,
+  latency_ms REAL NOT NULL,
+  status INTEGER NOT NULL,
+  attempts INTEGER NOT NULL DEFAULT 0,
+  error_class TEXT
+) STRICT;
+CREATE INDEX ledger_ts ON ledger(ts);
+CREATE INDEX ledger_team_ts ON ledger(team, ts);
+`,
+  },
+];
+
+export const LATEST_VERSION = MIGRATIONS[MIGRATIONS.length - 1]!.version;
