@@ -62,11 +62,13 @@ export function readConfigFile(file: string): unknown {
   } catch (e) {
     throw new StartupError(`config file ${file} cannot be read: ${(e as NodeJS.ErrnoException).code === 'ENOENT' ? 'no such file' : (e as Error).message}`);
   }
-  const doc = YAML.parseDocument(text, { prettyErrors: false, uniqueKeys: true });
+  // prettyErrors: linePos is only filled in when it is on; its " at line L, column C:" suffix is dropped.
+  const doc = YAML.parseDocument(text, { prettyErrors: true, uniqueKeys: true });
   if (doc.errors.length) {
     const e = doc.errors[0]!;
     const pos = e.linePos?.[0];
-    throw new StartupError(`config file ${file}${pos ? `:${pos.line}:${pos.col}` : ''}: ${e.message.split('\n')[0]}`);
+    const msg = e.message.split('\n')[0]!.replace(/ at line \d+, column \d+:?$/, '');
+    throw new StartupError(`config file ${file}${pos ? `:${pos.line}:${pos.col}` : ''}: ${msg}`);
   }
   return doc.toJS() ?? {};
 }
@@ -132,9 +134,10 @@ async function serve(argv: string[]): Promise<number> {
   out(`version ${VERSION}, data dir ${dataDir}`);
   out(`data plane listening on ${urls.data} (OpenAI-compatible API at ${urls.data}/v1)`);
   out(`admin plane listening on ${urls.admin}`);
-  if (!opts.adminToken) out('admin API: no AIRLOCK_ADMIN_TOKEN set; the admin API refuses every request until one is');
+  const setupToken = gw.auth.setupToken;
+  if (setupToken) out(`first-run setup: open ${urls.admin}/setup?token=${setupToken}`);
   out('ready');
-  const ready = { type: 'ready', data: urls.data, admin: urls.admin, version: VERSION };
+  const ready = { type: 'ready', data: urls.data, admin: urls.admin, version: VERSION, setup_token: setupToken ?? null };
   (process as unknown as { parentPort?: { postMessage(m: unknown): void } }).parentPort?.postMessage(ready);
   process.send?.(ready);
 

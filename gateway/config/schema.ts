@@ -108,6 +108,9 @@ export const settingsSchema = z.strictObject({
   retry_after_cap_ms: z.int().min(0).max(600_000).default(5_000).describe('Longest retry-after from an upstream 429 that is honoured by waiting'),
   shutdown_grace_ms: z.int().min(0).max(600_000).default(30_000).describe('How long in-flight requests may finish on shutdown'),
   breaker: breakerSchema.default({ failure_threshold: 5, cooldown_ms: 30_000 }),
+  admin_max_failed_logins: z.int().min(1).max(100).default(5).describe('Failed logins in a row before an admin account is locked'),
+  admin_lockout_minutes: z.int().min(1).max(10_080).default(15).describe('How long a locked admin account stays locked'),
+  admin_session_hours: z.int().min(1).max(720).default(12).describe('How long an admin login lasts'),
   ledger_retention_days: z.int().min(1).max(36_500).optional().describe('Delete ledger rows older than this (default: keep)'),
 });
 export type Settings = z.infer<typeof settingsSchema>;

@@ -2,6 +2,7 @@
 // after every change and swapped in one assignment, so a request never sees half a change.
 import type { StoredState } from '../store/config-store.js';
 import type { Secrets } from '../store/secrets.js';
+import { StartupError } from '../store/db.js';
 import type { HealthCheck, ModelSpec, RuleSpec, Settings, Strategy } from '../config/schema.js';
 
 export const DEFAULT_TIMEOUT_MS = 120_000;
@@ -66,7 +67,15 @@ export function buildSnapshot(state: StoredState, secrets: Secrets, version: num
   const endpoints = new Map<string, EndpointConfig>();
   for (const e of state.endpoints) {
     const url = new URL(e.base_url);
-    const apiKey = e.api_key_enc ? secrets.decrypt(e.api_key_enc) : undefined;
+    let apiKey: string | undefined;
+    try {
+      apiKey = e.api_key_enc ? secrets.decrypt(e.api_key_enc) : undefined;
+    } catch {
+      // e.g. a database restored without the install.key it was written with
+      throw new StartupError(
+        `the api_key of endpoint "${e.name}" cannot be decrypted with this data dir's install.key; if the database was restored from a backup, copy the install.key of the data dir it came from`,
+      );
+    }
     const maxConcurrency = e.max_concurrency ?? 0;
     endpoints.set(
       e.name,

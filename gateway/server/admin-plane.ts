@@ -1,7 +1,6 @@
 // The admin plane: the admin REST API (/admin/api/v1/...). Every write goes through the
 // config store's apply(), validated by the same zod schemas as the config file.
 import Fastify, { type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
-import { timingSafeEqual, createHash } from 'node:crypto';
 import { z } from 'zod';
 import YAML from 'yaml';
 import {
@@ -20,9 +19,21 @@ import { formatChange, type ApplyResult } from '../store/config-store.js';
 import { recentRequests, usageAggregates, type UsageQuery } from '../engine/ledger.js';
 import { probe } from '../engine/health.js';
 import { VERSION } from '../version.js';
+import {
+  AuthError,
+  loginSchema,
+  setupSchema,
+  tokenCreateSchema,
+  userCreateSchema,
+  userUpdateSchema,
+  userView,
+  type Principal,
+} from './admin-auth.js';
 import type { Gateway } from './gateway.js';
 
 export const API = '/admin/api/v1';
+const PUBLIC = new Set([`GET ${API}/auth/state`, `POST ${API}/auth/setup`, `POST ${API}/auth/login`, `POST ${API}/auth/logout`]);
+const principalOf = (req: FastifyRequest) => (req as FastifyRequest & { principal?: Principal }).principal;
 
 interface ApiErrorBody {
   error: { message: string; type: string; code: string; param: string | null; issues?: { path: string; message: string }[] };
@@ -73,12 +84,6 @@ export function allowedHosts(bindHost: string, port: number, extra: string[] = [
   return out;
 }
 
-function tokenMatches(given: string, expected: string): boolean {
-  const a = createHash('sha256').update(given).digest();
-  const b = createHash('sha256').update(expected).digest();
-  return timingSafeEqual(a, b);
-}
-
 export function buildAdminPlane(gw: Gateway): FastifyInstance {
   const app = Fastify({ logger: false, bodyLimit: 8 * 1024 * 1024 });
   let hosts: Set<string> | undefined;
@@ -105,16 +110,15 @@ export function buildAdminPlane(gw: Gateway): FastifyInstance {
       if (!ok) throw new AdminError(403, 'origin_not_allowed', `Origin "${origin}" may not change this gateway.`);
     }
     if (!req.url.startsWith(API)) return;
-    const expected = gw.opts.adminToken;
-    const auth = req.headers.authorization;
-    const m = typeof auth === 'string' ? /^Bearer\s+(\S+)$/i.exec(auth) : null;
-    if (!expected) throw new AdminError(401, 'admin_auth_unavailable', 'The admin API needs a bearer token: start the gateway with AIRLOCK_ADMIN_TOKEN set and send "Authorization: Bearer <token>".');
-    if (!m) throw new AdminError(401, 'missing_token', 'Missing "Authorization: Bearer <token>" header.');
-    if (!tokenMatches(m[1]!, expected)) throw new AdminError(401, 'invalid_token', 'The admin token is not valid.');
+    const principal = gw.auth.identify(req);
+    (req as FastifyRequest & { principal?: Principal }).principal = principal;
+    if (PUBLIC.has(`${req.method} ${req.url.split('?')[0]}`)) return;
+    gw.auth.authorize(req, principal);
   });
 
   app.setErrorHandler((err, _req, reply) => {
     if (err instanceof AdminError) return reply.code(err.status).send(err.body());
+    if (err instanceof AuthError) return reply.code(err.status).headers(err.headers).send(new AdminError(err.status, err.code, err.message, err.issues).body());
     const e = err as { code?: string; statusCode?: number; message: string };
     if (e.code === 'FST_ERR_CTP_BODY_TOO_LARGE') return reply.code(413).send(new AdminError(413, 'body_too_large', 'The request body is too large.').body());
     if (e.code === 'FST_ERR_CTP_INVALID_MEDIA_TYPE') return reply.code(415).send(new AdminError(415, 'unsupported_media_type', 'Send "application/json".').body());
@@ -129,11 +133,12 @@ export function buildAdminPlane(gw: Gateway): FastifyInstance {
   });
 
   /** Apply a change to the stored configuration; map validation problems to 400/409. */
-  const change = (doc: Record<string, unknown>, item?: { section: Section; index: number }): ApplyResult => {
+  /** item.index undefined: the request body is the whole section (e.g. routing rules). */
+  const change = (doc: Record<string, unknown>, item?: { section: Section; index?: number }): ApplyResult => {
     const r = gw.store.apply(doc, { source: 'admin' });
     if (!r.ok) {
-      const own = item ? r.issues.filter((i) => i.path[0] === item.section && i.path[1] === item.index) : [];
-      if (own.length) throw validationError(own.map((i) => ({ path: i.path.slice(2), message: i.message })));
+      const own = item ? r.issues.filter((i) => i.path[0] === item.section && (item.index === undefined || i.path[1] === item.index)) : [];
+      if (own.length) throw validationError(own.map((i) => ({ path: i.path.slice(item!.index === undefined ? 1 : 2), message: i.message })));
       throw new AdminError(409, 'conflict', r.issues.map((i) => `${formatPath(i.path)}: ${i.message}`).join('; '), r.issues);
     }
     if (r.changes.length) gw.reload();
@@ -182,7 +187,19 @@ export function buildAdminPlane(gw: Gateway): FastifyInstance {
     app.delete<{ Params: { name: string } }>(`${API}/${path}/:name`, async (req, reply) => {
       const { list, index } = find(req.params.name);
       list.splice(index, 1);
-      change({ [section]: list });
+      try {
+        change({ [section]: list });
+      } catch (e) {
+        // Name what still refers to it, e.g. `models/chat (models[0].targets[0].endpoint)`.
+        if (!(e instanceof AdminError) || e.status !== 409) throw e;
+        const current = gw.store.export() as unknown as Record<string, { name?: string }[] | undefined>;
+        const users = e.issues.map((i) => {
+          const sec = String(i.path[0]);
+          const n = typeof i.path[1] === 'number' ? current[sec]?.[i.path[1]]?.name : undefined;
+          return `${n !== undefined ? `${sec}/${n}` : sec} (${formatPath(i.path)})`;
+        });
+        throw new AdminError(409, 'in_use', `The ${what} "${req.params.name}" is still used by ${users.join(', ')}; change or delete those first.`, e.issues);
+      }
       return reply.code(204).send();
     });
   };
@@ -239,7 +256,7 @@ export function buildAdminPlane(gw: Gateway): FastifyInstance {
     const raw = req.body as { data?: unknown } | unknown[] | undefined;
     const list = Array.isArray(raw) ? raw : (raw as { data?: unknown })?.data;
     const rules = parseBody(z.array(ruleSchema), list);
-    change({ routing_rules: rules });
+    change({ routing_rules: rules }, { section: 'routing_rules' });
     return { data: gw.store.export().routing_rules };
   });
 
@@ -300,6 +317,60 @@ export function buildAdminPlane(gw: Gateway): FastifyInstance {
     data_dir: gw.opts.dataDir,
     ledger: { written: gw.ledger.written, pending: gw.ledger.pending },
   }));
+
+  // ---- accounts ----
+  const sessionReply = (reply: FastifyReply, req: FastifyRequest, user: { name: string; role: string }, session: { cookie: string; csrf: string }) => {
+    reply.header('set-cookie', gw.auth.cookie(session.cookie, req.protocol === 'https', gw.snapshot.settings.admin_session_hours * 3600));
+    return { user: { name: user.name, role: user.role }, csrf_token: session.csrf };
+  };
+  app.get(`${API}/auth/state`, async (req) => {
+    const p = principalOf(req);
+    return {
+      setup_required: !!gw.auth.setupToken,
+      user: p ? { name: p.name, role: p.role } : null,
+      csrf_token: p?.csrf ?? null,
+    };
+  });
+  app.post(`${API}/auth/setup`, async (req, reply) => {
+    const body = parseBody(setupSchema, req.body);
+    const r = await gw.auth.setup(body);
+    reply.code(201);
+    return sessionReply(reply, req, r.user, r.session);
+  });
+  app.post(`${API}/auth/login`, async (req, reply) => {
+    const body = parseBody(loginSchema, req.body);
+    const r = await gw.auth.login(body);
+    return sessionReply(reply, req, r.user, r.session);
+  });
+  app.post(`${API}/auth/logout`, async (req, reply) => {
+    gw.auth.logout(principalOf(req));
+    reply.header('set-cookie', gw.auth.cookie('', req.protocol === 'https', 0));
+    return reply.code(204).send();
+  });
+
+  app.get(`${API}/users`, async () => ({ data: gw.auth.users().map(userView) }));
+  app.post(`${API}/users`, async (req, reply) => {
+    const u = await gw.auth.createUser(parseBody(userCreateSchema, req.body));
+    reply.code(201);
+    return userView(u);
+  });
+  app.put<{ Params: { name: string } }>(`${API}/users/:name`, async (req) => userView(await gw.auth.updateUser(req.params.name, parseBody(userUpdateSchema, req.body))));
+  app.delete<{ Params: { name: string } }>(`${API}/users/:name`, async (req, reply) => {
+    gw.auth.deleteUser(req.params.name);
+    return reply.code(204).send();
+  });
+
+  app.get(`${API}/tokens`, async () => ({ data: gw.auth.tokens() }));
+  app.post(`${API}/tokens`, async (req, reply) => {
+    const body = parseBody(tokenCreateSchema, req.body);
+    const { token } = gw.auth.createToken(body, principalOf(req)!);
+    reply.code(201);
+    return { ...gw.auth.tokens().find((t) => t.name === body.name)!, token };
+  });
+  app.delete<{ Params: { name: string } }>(`${API}/tokens/:name`, async (req, reply) => {
+    gw.auth.deleteToken(req.params.name);
+    return reply.code(204).send();
+  });
 
   return app;
 }

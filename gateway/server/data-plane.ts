@@ -1,4 +1,5 @@
 // The data plane: the OpenAI-compatible API for apps, health and metrics.
+import { randomUUID } from 'node:crypto';
 import Fastify, { type FastifyError, type FastifyInstance } from 'fastify';
 import { GatewayError } from '../engine/errors.js';
 import { authenticate } from '../engine/stages.js';
@@ -11,12 +12,12 @@ const ROUTES: [string, Kind][] = [
   ['/v1/embeddings', 'embeddings'],
 ];
 
-export function openAIError(err: FastifyError | Error): GatewayError {
+export function openAIError(err: FastifyError | Error, bodyLimit?: number): GatewayError {
   if (err instanceof GatewayError) return err;
   const e = err as FastifyError;
   switch (e.code) {
     case 'FST_ERR_CTP_BODY_TOO_LARGE':
-      return new GatewayError(413, 'invalid_request_error', 'body_too_large', `The request body is larger than the limit of ${e.message.match(/\d+/)?.[0] ?? 'the configured'} bytes.`);
+      return new GatewayError(413, 'invalid_request_error', 'body_too_large', `The request body is larger than the limit of ${bodyLimit ?? e.message.match(/\d+/)?.[0] ?? 'the configured'} bytes.`);
     case 'FST_ERR_CTP_EMPTY_JSON_BODY':
       return new GatewayError(400, 'invalid_request_error', 'empty_body', 'The request body is empty; send a JSON object.');
     case 'FST_ERR_CTP_INVALID_MEDIA_TYPE':
@@ -39,8 +40,14 @@ export function buildDataPlane(gw: Gateway): FastifyInstance {
     requestTimeout: 0,
   });
 
+  // Every response carries a request id; the proxy routes set their own (the ledger's) on the raw response.
+  app.addHook('onRequest', (req, reply, done) => {
+    const incoming = req.headers['x-request-id'];
+    reply.header('x-airlock-request-id', typeof incoming === 'string' && /^[\w.:-]{1,128}$/.test(incoming) ? incoming : randomUUID());
+    done();
+  });
   app.setErrorHandler((err, _req, reply) => {
-    const g = openAIError(err as Error);
+    const g = openAIError(err as Error, app.initialConfig.bodyLimit);
     reply.code(g.status).headers(g.headers).send(g.body());
   });
   app.setNotFoundHandler((req, reply) => {

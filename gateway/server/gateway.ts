@@ -13,7 +13,7 @@ import { Proxy } from '../engine/proxy.js';
 import { admitAll, noGuards } from '../engine/stages.js';
 import { buildDataPlane } from './data-plane.js';
 import { buildAdminPlane } from './admin-plane.js';
-import { VERSION } from '../version.js';
+import { AdminAuth } from './admin-auth.js';
 
 export interface GatewayOptions {
   dataDir: string;
@@ -36,6 +36,7 @@ export class Gateway {
   readonly ledger: Ledger;
   readonly metrics: Metrics;
   readonly proxy: Proxy;
+  readonly auth: AdminAuth;
   private snap: Snapshot;
   private dataApp: FastifyInstance | undefined;
   private adminApp: FastifyInstance | undefined;
@@ -66,6 +67,7 @@ export class Gateway {
       ledger: this.ledger,
       metrics: this.metrics,
     });
+    this.auth = new AdminAuth(this);
   }
 
   get snapshot(): Snapshot {

@@ -1,0 +1,321 @@
+// Admin accounts: first-run setup, password login with session cookies and CSRF tokens,
+// lockout after failed logins, roles (owner > admin > auditor), and API tokens.
+import type { FastifyInstance, FastifyRequest } from 'fastify';
+import { createHash, randomBytes, scrypt as scryptCb, timingSafeEqual, type ScryptOptions } from 'node:crypto';
+import { z } from 'zod';
+import type { DB } from '../store/db.js';
+import type { Gateway } from './gateway.js';
+import { name as nameSchema } from '../config/schema.js';
+
+export const ROLES = ['auditor', 'admin', 'owner'] as const;
+export type Role = (typeof ROLES)[number];
+export const roleRank = (r: Role) => ROLES.indexOf(r);
+
+export const SESSION_COOKIE = 'airlock_session';
+export const MIN_PASSWORD = 12;
+
+export interface Principal {
+  kind: 'env-token' | 'token' | 'session';
+  name: string;
+  role: Role;
+  csrf?: string;
+  sessionHash?: string;
+}
+
+/** Thrown by auth code; admin-plane maps it to its error shape. */
+export class AuthError extends Error {
+  constructor(
+    readonly status: number,
+    readonly code: string,
+    message: string,
+    readonly headers: Record<string, string> = {},
+    readonly issues: { path: (string | number)[]; message: string }[] = [],
+  ) {
+    super(message);
+  }
+}
+
+// ---- passwords (scrypt) ----
+
+const SCRYPT = { N: 16384, r: 8, p: 1, keylen: 32 };
+function scrypt(password: string, salt: Buffer, keylen: number, opts: ScryptOptions): Promise<Buffer> {
+  return new Promise((resolve, reject) => scryptCb(password, salt, keylen, opts, (err, key) => (err ? reject(err) : resolve(key))));
+}
+
+export async function hashPassword(password: string): Promise<string> {
+  const salt = randomBytes(16);
+  const key = await scrypt(password, salt, SCRYPT.keylen, { N: SCRYPT.N, r: SCRYPT.r, p: SCRYPT.p, maxmem: 64 * 1024 * 1024 });
+  return `scrypt$${SCRYPT.N}$${SCRYPT.r}$${SCRYPT.p}$${salt.toString('base64')}$${key.toString('base64')}`;
+}
+
+export async function verifyPassword(password: string, stored: string): Promise<boolean> {
+  const [alg, n, r, p, salt, key] = stored.split('$');
+  if (alg !== 'scrypt' || !salt || !key) return false;
+  const expected = Buffer.from(key, 'base64');
+  const got = await scrypt(password, Buffer.from(salt, 'base64'), expected.length, { N: Number(n), r: Number(r), p: Number(p), maxmem: 64 * 1024 * 1024 });
+  return got.length === expected.length && timingSafeEqual(got, expected);
+}
+
+const sha256 = (s: string) => createHash('sha256').update(s).digest('hex');
+function safeEqual(a: string, b: string): boolean {
+  return timingSafeEqual(createHash('sha256').update(a).digest(), createHash('sha256').update(b).digest());
+}
+
+export function parseCookies(header: string | undefined): Record<string, string> {
+  const out: Record<string, string> = {};
+  if (!header) return out;
+  for (const part of header.split(';')) {
+    const i = part.indexOf('=');
+    if (i < 0) continue;
+    const k = part.slice(0, i).trim();
+    const v = part.slice(i + 1).trim();
+    if (k) {
+      try {
+        out[k] = decodeURIComponent(v);
+      } catch {
+        out[k] = v;
+      }
+    }
+  }
+  return out;
+}
+
+/** Which role a route needs: reads are for every role, writes for admins, accounts for owners. */
+export function requiredRole(method: string, path: string): Role {
+  const p = path.split('?')[0]!;
+  const read = method === 'GET' || method === 'HEAD';
+  if (/\/users(\/|$)/.test(p)) return read ? 'admin' : 'owner';
+  if (/\/tokens(\/|$)/.test(p)) return 'admin';
+  return read ? 'auditor' : 'admin';
+}
+
+export const passwordSchema = z.string().min(MIN_PASSWORD, `must be at least ${MIN_PASSWORD} characters`).max(1024);
+export const setupSchema = z.strictObject({ setup_token: z.string().min(1, 'is required'), username: nameSchema, password: passwordSchema });
+export const loginSchema = z.strictObject({ username: z.string().min(1, 'is required').max(64), password: z.string().min(1, 'is required').max(1024) });
+export const userCreateSchema = z.strictObject({ name: nameSchema, password: passwordSchema, role: z.enum(ROLES) });
+export const userUpdateSchema = z.strictObject({ role: z.enum(ROLES).optional(), password: passwordSchema.optional(), disabled: z.boolean().optional() });
+export const tokenCreateSchema = z.strictObject({ name: nameSchema, role: z.enum(ROLES) });
+
+interface UserRow {
+  name: string;
+  password_hash: string;
+  role: Role;
+  disabled: number;
+  failed_logins: number;
+  locked_until: number | null;
+  created_at: number;
+}
+
+export function userView(u: UserRow) {
+  return {
+    name: u.name,
+    role: u.role,
+    disabled: !!u.disabled,
+    created_at: new Date(u.created_at).toISOString(),
+    locked_until: u.locked_until && u.locked_until > Date.now() ? new Date(u.locked_until).toISOString() : null,
+  };
+}
+
+export class AdminAuth {
+  /** One-time token for first-run setup; undefined once an owner exists. */
+  setupToken: string | undefined;
+  private lastSeenWrite = new Map<string, number>();
+
+  constructor(private readonly gw: Gateway) {
+    if (!this.hasOwner()) this.setupToken = randomBytes(18).toString('base64url');
+  }
+
+  private get db(): DB {
+    return this.gw.db;
+  }
+
+  hasOwner(): boolean {
+    return !!this.db.prepare(`SELECT 1 FROM admin_users WHERE role = 'owner' AND disabled = 0 LIMIT 1`).get();
+  }
+
+  user(name: string): UserRow | undefined {
+    return this.db.prepare(`SELECT * FROM admin_users WHERE name = ?`).get(name) as UserRow | undefined;
+  }
+
+  users(): UserRow[] {
+    return this.db.prepare(`SELECT * FROM admin_users ORDER BY created_at, name`).all() as UserRow[];
+  }
+
+  /** Who is calling? undefined when nobody (public routes decide for themselves). */
+  identify(req: FastifyRequest): Principal | undefined {
+    const auth = req.headers.authorization;
+    if (typeof auth === 'string' && auth) {
+      const m = /^Bearer\s+(\S+)\s*$/i.exec(auth);
+      if (!m) throw new AuthError(401, 'invalid_token', 'The Authorization header must be "Bearer <token>".');
+      const token = m[1]!;
+      const envToken = this.gw.opts.adminToken;
+      if (envToken && safeEqual(token, envToken)) return { kind: 'env-token', name: 'AIRLOCK_ADMIN_TOKEN', role: 'owner' };
+      const row = this.db.prepare(`SELECT name, role FROM admin_tokens WHERE hash = ?`).get(this.gw.secrets.hashKey('admin-token:' + token)) as { name: string; role: Role } | undefined;
+      if (!row) throw new AuthError(401, 'invalid_token', 'The admin token is not valid (unknown or revoked).');
+      this.touch(`t:${row.name}`, () => this.db.prepare(`UPDATE admin_tokens SET last_used_at = ? WHERE name = ?`).run(Date.now(), row.name));
+      return { kind: 'token', name: row.name, role: row.role };
+    }
+    const sid = parseCookies(req.headers.cookie)[SESSION_COOKIE];
+    if (!sid) return undefined;
+    const h = sha256(sid);
+    const row = this.db
+      .prepare(`SELECT s.user, s.csrf, s.expires_at, u.role, u.disabled FROM admin_sessions s JOIN admin_users u ON u.name = s.user WHERE s.id_hash = ?`)
+      .get(h) as { user: string; csrf: string; expires_at: number; role: Role; disabled: number } | undefined;
+    if (!row || row.disabled || row.expires_at <= Date.now()) return undefined;
+    this.touch(`s:${h}`, () => this.db.prepare(`UPDATE admin_sessions SET last_seen_at = ? WHERE id_hash = ?`).run(Date.now(), h));
+    return { kind: 'session', name: row.user, role: row.role, csrf: row.csrf, sessionHash: h };
+  }
+
+  /** Write "last used" at most once a minute per principal: keeps reads off the write path. */
+  private touch(key: string, write: () => void): void {
+    const now = Date.now();
+    if ((this.lastSeenWrite.get(key) ?? 0) + 60_000 > now) return;
+    this.lastSeenWrite.set(key, now);
+    write();
+  }
+
+  /** Authorise a request to the admin API (throws AuthError). */
+  authorize(req: FastifyRequest, p: Principal | undefined): void {
+    if (!p) {
+      throw new AuthError(
+        401,
+        this.setupToken ? 'setup_required' : 'unauthenticated',
+        this.setupToken
+          ? 'No owner account exists yet: finish first-run setup with the token airlock serve printed, or send "Authorization: Bearer <AIRLOCK_ADMIN_TOKEN>".'
+          : 'Log in, or send "Authorization: Bearer <token>" (an API token or AIRLOCK_ADMIN_TOKEN).',
+      );
+    }
+    const method = req.method;
+    if (p.kind === 'session' && method !== 'GET' && method !== 'HEAD') {
+      const sent = req.headers['x-csrf-token'];
+      if (typeof sent !== 'string' || !p.csrf || !safeEqual(sent, p.csrf))
+        throw new AuthError(403, 'csrf_failed', 'Missing or wrong x-csrf-token header for a change made with a login session.');
+    }
+    const need = requiredRole(method, req.url);
+    if (roleRank(p.role) < roleRank(need))
+      throw new AuthError(403, 'forbidden', `The ${p.role} role may not ${method === 'GET' ? 'read' : 'change'} this (needs ${need}).`);
+  }
+
+  async setup(body: z.infer<typeof setupSchema>): Promise<{ user: UserRow; session: { cookie: string; csrf: string } }> {
+    if (!this.setupToken || this.hasOwner()) throw new AuthError(409, 'already_set_up', 'An owner account exists already; log in instead.');
+    if (!safeEqual(body.setup_token, this.setupToken)) throw new AuthError(403, 'invalid_setup_token', 'The setup token is not valid; use the one airlock serve printed at this start.');
+    const now = Date.now();
+    const hash = await hashPassword(body.password);
+    if (this.hasOwner()) throw new AuthError(409, 'already_set_up', 'An owner account exists already; log in instead.');
+    this.db.prepare(`INSERT INTO admin_users (name, password_hash, role, created_at, updated_at) VALUES (?, ?, 'owner', ?, ?)`).run(body.username, hash, now, now);
+    this.setupToken = undefined;
+    return { user: this.user(body.username)!, session: this.newSession(body.username) };
+  }
+
+  async login(body: z.infer<typeof loginSchema>): Promise<{ user: UserRow; session: { cookie: string; csrf: string } }> {
+    const s = this.gw.snapshot.settings;
+    const u = this.user(body.username);
+    const now = Date.now();
+    if (!u) {
+      await hashPassword(body.password); // same cost as a real check: no user enumeration by timing
+      await delay(250);
+      throw new AuthError(401, 'invalid_credentials', 'Wrong user name or password.');
+    }
+    if (u.locked_until && u.locked_until > now) {
+      const secs = Math.ceil((u.locked_until - now) / 1000);
+      throw new AuthError(423, 'account_locked', `Account "${u.name}" is locked after ${s.admin_max_failed_logins} failed logins; try again in ${Math.ceil(secs / 60)} minute(s) or ask an owner to unlock it.`, { 'retry-after': String(secs) });
+    }
+    const ok = !u.disabled && (await verifyPassword(body.password, u.password_hash));
+    if (!ok) {
+      const failed = u.failed_logins + 1;
+      const locked = failed >= s.admin_max_failed_logins ? now + s.admin_lockout_minutes * 60_000 : null;
+      this.db.prepare(`UPDATE admin_users SET failed_logins = ?, locked_until = ? WHERE name = ?`).run(locked ? 0 : failed, locked, u.name);
+      // Growing delay: 250 ms, 500 ms, 1 s, ... up to 4 s.
+      await delay(Math.min(250 * 2 ** (failed - 1), 4000));
+      if (locked)
+        throw new AuthError(423, 'account_locked', `Account "${u.name}" is now locked for ${s.admin_lockout_minutes} minute(s) after ${s.admin_max_failed_logins} failed logins.`, { 'retry-after': String(s.admin_lockout_minutes * 60) });
+      throw new AuthError(401, 'invalid_credentials', u.disabled ? 'This account is disabled.' : 'Wrong user name or password.');
+    }
+    this.db.prepare(`UPDATE admin_users SET failed_logins = 0, locked_until = NULL WHERE name = ?`).run(u.name);
+    return { user: u, session: this.newSession(u.name) };
+  }
+
+  private newSession(user: string): { cookie: string; csrf: string } {
+    const id = randomBytes(32).toString('base64url');
+    const csrf = randomBytes(24).toString('base64url');
+    const now = Date.now();
+    const hours = this.gw.snapshot.settings.admin_session_hours;
+    this.db.prepare(`DELETE FROM admin_sessions WHERE expires_at <= ?`).run(now);
+    this.db.prepare(`INSERT INTO admin_sessions (id_hash, user, csrf, created_at, expires_at, last_seen_at) VALUES (?, ?, ?, ?, ?, ?)`).run(sha256(id), user, csrf, now, now + hours * 3_600_000, now);
+    return { cookie: id, csrf };
+  }
+
+  logout(p: Principal | undefined): void {
+    if (p?.sessionHash) this.db.prepare(`DELETE FROM admin_sessions WHERE id_hash = ?`).run(p.sessionHash);
+  }
+
+  cookie(value: string, secure: boolean, maxAgeSeconds: number): string {
+    return `${SESSION_COOKIE}=${value}; HttpOnly; SameSite=Strict; Path=/; Max-Age=${maxAgeSeconds}${secure ? '; Secure' : ''}`;
+  }
+
+  // ---- users ----
+
+  async createUser(body: z.infer<typeof userCreateSchema>): Promise<UserRow> {
+    if (this.user(body.name)) throw new AuthError(409, 'already_exists', `An admin user named "${body.name}" already exists.`);
+    const now = Date.now();
+    const hash = await hashPassword(body.password);
+    this.db.prepare(`INSERT INTO admin_users (name, password_hash, role, created_at, updated_at) VALUES (?, ?, ?, ?, ?)`).run(body.name, hash, body.role, now, now);
+    return this.user(body.name)!;
+  }
+
+  async updateUser(name: string, body: z.infer<typeof userUpdateSchema>): Promise<UserRow> {
+    const u = this.user(name);
+    if (!u) throw new AuthError(404, 'not_found', `No admin user named "${name}".`);
+    if ((body.role && body.role !== 'owner') || body.disabled) this.keepAnOwner(name);
+    const hash = body.password ? await hashPassword(body.password) : u.password_hash;
+    this.db
+      .prepare(`UPDATE admin_users SET role = ?, password_hash = ?, disabled = ?, failed_logins = 0, locked_until = NULL, updated_at = ? WHERE name = ?`)
+      .run(body.role ?? u.role, hash, body.disabled === undefined ? u.disabled : body.disabled ? 1 : 0, Date.now(), name);
+    if (body.password || body.disabled || (body.role && body.role !== u.role)) this.db.prepare(`DELETE FROM admin_sessions WHERE user = ?`).run(name);
+    return this.user(name)!;
+  }
+
+  deleteUser(name: string): void {
+    if (!this.user(name)) throw new AuthError(404, 'not_found', `No admin user named "${name}".`);
+    this.keepAnOwner(name);
+    this.db.prepare(`DELETE FROM admin_users WHERE name = ?`).run(name);
+  }
+
+  private keepAnOwner(changing: string): void {
+    const owners = this.db.prepare(`SELECT name FROM admin_users WHERE role = 'owner' AND disabled = 0`).pluck().all() as string[];
+    if (owners.length === 1 && owners[0] === changing) throw new AuthError(409, 'last_owner', `"${changing}" is the last owner; make another user owner first.`);
+  }
+
+  // ---- API tokens ----
+
+  tokens() {
+    return (this.db.prepare(`SELECT name, prefix, role, created_by, created_at, last_used_at FROM admin_tokens ORDER BY created_at, name`).all() as {
+      name: string;
+      prefix: string;
+      role: Role;
+      created_by: string;
+      created_at: number;
+      last_used_at: number | null;
+    }[]).map((t) => ({ ...t, created_at: new Date(t.created_at).toISOString(), last_used_at: t.last_used_at ? new Date(t.last_used_at).toISOString() : null }));
+  }
+
+  createToken(body: z.infer<typeof tokenCreateSchema>, by: Principal): { token: string } {
+    if (roleRank(body.role) > roleRank(by.role)) throw new AuthError(403, 'forbidden', `A ${by.role} may not create a token with the ${body.role} role.`);
+    if (this.db.prepare(`SELECT 1 FROM admin_tokens WHERE name = ?`).get(body.name)) throw new AuthError(409, 'already_exists', `A token named "${body.name}" already exists.`);
+    const token = 'airlock-admin-' + randomBytes(24).toString('base64url');
+    this.db
+      .prepare(`INSERT INTO admin_tokens (name, hash, prefix, role, created_by, created_at) VALUES (?, ?, ?, ?, ?, ?)`)
+      .run(body.name, this.gw.secrets.hashKey('admin-token:' + token), token.slice(0, 18) + '…', body.role, by.name, Date.now());
+    return { token };
+  }
+
+  deleteToken(name: string): void {
+    if (this.db.prepare(`DELETE FROM admin_tokens WHERE name = ?`).run(name).changes === 0) throw new AuthError(404, 'not_found', `No token named "${name}".`);
+  }
+}
+
+function delay(ms: number): Promise<void> {
+  return new Promise((r) => setTimeout(r, ms));
+}
+
+export type { FastifyInstance };
