@@ -416,8 +416,15 @@ export class Proxy {
       ctx.upstreamModel = t.upstreamModel;
       if (ctx.stream) await this.pipeStream(ctx, t, up, res, started, () => timedOut);
       else await this.sendWhole(ctx, t, up, res, started, () => timedOut);
-      tr.breaker.onSuccess();
-      tr.successes++;
+      if (ctx.errorClass === 'stream_interrupted') {
+        // The client got a partial answer: the target failed, though nothing can be retried.
+        outcome = 'stream_interrupted';
+        tr.breaker.onFailure('stream broke after content was sent');
+        tr.failures++;
+      } else {
+        tr.breaker.onSuccess();
+        tr.successes++;
+      }
     } catch (e) {
       const f = e instanceof AttemptFailure ? e : e instanceof GatewayError ? undefined : classifyError(e, ctx.abort.signal.aborted, timedOut);
       if (f) {
@@ -432,6 +439,8 @@ export class Proxy {
       outcome = 'rejected';
       throw e;
     } finally {
+      // Whatever ended the attempt (e.g. the client leaving mid-stream), a half-open probe slot is freed.
+      tr.breaker.onNeutral();
       clearTimeout(timer);
       ctx.abort.signal.removeEventListener('abort', onClientAbort);
       tr.inflight--;
