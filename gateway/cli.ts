@@ -8,7 +8,6 @@ import { formatIssue } from './config/schema.js';
 import { ConfigStore, formatChange } from './store/config-store.js';
 import { ensureDataDir, openDatabase, StartupError, DB_FILE } from './store/db.js';
 import { Secrets } from './store/secrets.js';
-import { Gateway } from './server/gateway.js';
 import { VERSION } from './version.js';
 
 class UsageError extends Error {}
@@ -115,6 +114,8 @@ async function serve(argv: string[]): Promise<number> {
     adminToken: env.AIRLOCK_ADMIN_TOKEN || undefined,
   };
   const err = (s: string) => process.stderr.write(`airlock: ${s}\n`);
+  // Loaded here: the server stack (fastify, undici, prom-client) would double the start-up time of every other command.
+  const { Gateway } = await import('./server/gateway.js');
   const gw = new Gateway(opts);
   if (values.config) {
     if (!applyFile(gw.store, values.config, false, err)) {
@@ -135,7 +136,9 @@ async function serve(argv: string[]): Promise<number> {
   out(`data plane listening on ${urls.data} (OpenAI-compatible API at ${urls.data}/v1)`);
   out(`admin plane listening on ${urls.admin}`);
   const setupToken = gw.auth.setupToken;
-  if (setupToken) out(`first-run setup: open ${urls.admin}/setup?token=${setupToken}`);
+  // A wildcard bind address is no name to browse to (and the Host check refuses it): print loopback.
+  const setupBase = urls.admin.replace(/^http:\/\/(0\.0\.0\.0|\[::\])(?=:)/, 'http://127.0.0.1');
+  if (setupToken) out(`first-run setup: open ${setupBase}/setup?token=${setupToken}`);
   out('ready');
   const ready = { type: 'ready', data: urls.data, admin: urls.admin, version: VERSION, setup_token: setupToken ?? null };
   (process as unknown as { parentPort?: { postMessage(m: unknown): void } }).parentPort?.postMessage(ready);

@@ -84,8 +84,9 @@ export function parseCookies(header: string | undefined): Record<string, string>
 export function requiredRole(method: string, path: string): Role {
   const p = path.split('?')[0]!;
   const read = method === 'GET' || method === 'HEAD';
-  if (/\/users(\/|$)/.test(p)) return read ? 'admin' : 'owner';
-  if (/\/tokens(\/|$)/.test(p)) return 'admin';
+  // Anchored to the API prefix: a key or endpoint named "users" is not the users route.
+  if (/^\/admin\/api\/v1\/users(\/|$)/.test(p)) return read ? 'admin' : 'owner';
+  if (/^\/admin\/api\/v1\/tokens(\/|$)/.test(p)) return 'admin';
   return read ? 'auditor' : 'admin';
 }
 
@@ -127,6 +128,12 @@ export class AdminAuth {
 
   private get db(): DB {
     return this.gw.db;
+  }
+
+  /** True until an owner exists (made by setup, or by POST /users with AIRLOCK_ADMIN_TOKEN). */
+  setupRequired(): boolean {
+    if (this.setupToken && this.hasOwner()) this.setupToken = undefined;
+    return !!this.setupToken;
   }
 
   hasOwner(): boolean {
@@ -179,7 +186,7 @@ export class AdminAuth {
     if (!p) {
       throw new AuthError(
         401,
-        this.setupToken ? 'setup_required' : 'unauthenticated',
+        this.setupRequired() ? 'setup_required' : 'unauthenticated',
         this.setupToken
           ? 'No owner account exists yet: finish first-run setup with the token airlock serve printed, or send "Authorization: Bearer <AIRLOCK_ADMIN_TOKEN>".'
           : 'Log in, or send "Authorization: Bearer <token>" (an API token or AIRLOCK_ADMIN_TOKEN).',

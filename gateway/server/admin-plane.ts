@@ -326,7 +326,7 @@ export function buildAdminPlane(gw: Gateway): FastifyInstance {
   app.get(`${API}/auth/state`, async (req) => {
     const p = principalOf(req);
     return {
-      setup_required: !!gw.auth.setupToken,
+      setup_required: gw.auth.setupRequired(),
       user: p ? { name: p.name, role: p.role } : null,
       csrf_token: p?.csrf ?? null,
     };
