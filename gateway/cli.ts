@@ -79,11 +79,11 @@ function openStore(dataDir: string): { store: ConfigStore; close: () => void } {
   return { store, close: () => db.close() };
 }
 
-function applyFile(store: ConfigStore, file: string, dryRun: boolean, out: (s: string) => void): boolean {
+function applyFile(store: ConfigStore, file: string, dryRun: boolean, out: (s: string) => void, err: (s: string) => void = out): boolean {
   const r = store.apply(readConfigFile(file), { dryRun, source: 'file' });
   if (!r.ok) {
-    out(`config ${file} refused (${r.issues.length} problem${r.issues.length === 1 ? '' : 's'}; nothing was applied):`);
-    for (const i of r.issues) out(`  ${formatIssue(i)}`);
+    err(`config ${file} refused (${r.issues.length} problem${r.issues.length === 1 ? '' : 's'}; nothing was applied):`);
+    for (const i of r.issues) err(`  ${formatIssue(i)}`);
     return false;
   }
   if (r.changes.length === 0) out(`config ${file}: no changes`);
@@ -190,7 +190,7 @@ async function config(argv: string[]): Promise<number> {
     if (!file || positionals.length > 1) throw new UsageError('config apply takes one FILE');
     const { store, close } = openStore(path.resolve(values['data-dir'] ?? defaultDataDir()));
     try {
-      return applyFile(store, file, !!values['dry-run'], (s) => process.stdout.write(s + '\n')) ? 0 : 2;
+      return applyFile(store, file, !!values['dry-run'], (s) => process.stdout.write(s + '\n'), (s) => process.stderr.write(s + '\n')) ? 0 : 2;
     } finally {
       close();
     }

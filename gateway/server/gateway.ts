@@ -147,7 +147,14 @@ export class Gateway {
       for (const a of apps) a.server.closeAllConnections();
     }, graceMs);
     deadline.unref();
+    // A keep-alive connection that goes idle once its last response is done would otherwise hold
+    // the close until the deadline: close idle connections as they appear.
+    const idle = setInterval(() => {
+      for (const a of apps) a.server.closeIdleConnections();
+    }, 100);
+    idle.unref();
     await Promise.all(apps.map((a) => a.close()));
+    clearInterval(idle);
     clearTimeout(deadline);
     this.ledger.flush();
     await this.runtime.close();

@@ -78,7 +78,7 @@ function clean<T extends object>(o: T): T {
 }
 
 export function readState(db: DB): StoredState {
-  const endpoints = (db.prepare(`SELECT * FROM endpoints ORDER BY created_at, name`).all() as Record<string, unknown>[]).map(
+  const endpoints = (db.prepare(`SELECT * FROM endpoints ORDER BY rowid`).all() as Record<string, unknown>[]).map(
     (r): StoredEndpoint =>
       clean({
         name: r.name as string,
@@ -98,7 +98,7 @@ export function readState(db: DB): StoredState {
     upstream_model: string;
     weight: number | null;
   }[];
-  const models = (db.prepare(`SELECT * FROM models ORDER BY created_at, name`).all() as Record<string, unknown>[]).map(
+  const models = (db.prepare(`SELECT * FROM models ORDER BY rowid`).all() as Record<string, unknown>[]).map(
     (r): ModelSpec =>
       clean({
         name: r.name as string,
@@ -110,10 +110,10 @@ export function readState(db: DB): StoredState {
         max_attempts: opt(r.max_attempts as number | null),
       }),
   );
-  const teams = (db.prepare(`SELECT * FROM teams ORDER BY created_at, name`).all() as Record<string, unknown>[]).map(
+  const teams = (db.prepare(`SELECT * FROM teams ORDER BY rowid`).all() as Record<string, unknown>[]).map(
     (r): TeamSpec => clean({ name: r.name as string, description: opt(r.description as string | null) }),
   );
-  const keys = (db.prepare(`SELECT * FROM keys ORDER BY created_at, name`).all() as Record<string, unknown>[]).map(
+  const keys = (db.prepare(`SELECT * FROM keys ORDER BY rowid`).all() as Record<string, unknown>[]).map(
     (r): StoredKey =>
       clean({
         name: r.name as string,

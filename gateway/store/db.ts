@@ -71,6 +71,8 @@ function inspect(file: string): Inspection {
   if (!st.isFile()) throw new StartupError(`database ${file} is not a regular file`);
   if (st.size === 0) return { fresh: true };
   let db: DB | undefined;
+  // A read-only connection to a WAL database creates -wal/-shm but cannot remove them on close.
+  const sidecars = ['-wal', '-shm'].map((s) => file + s).filter((f) => !fs.existsSync(f));
   try {
     db = new Database(file, { readonly: true, fileMustExist: true });
     const tables = db.prepare(`SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%'`).pluck().all() as string[];
@@ -90,6 +92,14 @@ function inspect(file: string): Inspection {
     throw new StartupError(`database ${file} cannot be read: ${msg}`);
   } finally {
     db?.close();
+    // Leave a refused (or any) file as it was: remove the empty sidecars this look created.
+    for (const f of sidecars) {
+      try {
+        if (!f.endsWith('-wal') || fs.statSync(f).size === 0) fs.rmSync(f);
+      } catch {
+        /* not created */
+      }
+    }
   }
 }
 

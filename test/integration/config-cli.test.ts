@@ -1,0 +1,477 @@
+// The declarative config through the real `airlock` CLI: validation errors that name the field,
+// nothing half-applied, dry runs and diffs, export/apply round trips, secrets, keys created on
+// the command line, and changes picked up by a running gateway without a restart.
+import { after, before, describe, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { createHash, randomBytes } from 'node:crypto';
+import fs from 'node:fs';
+import path from 'node:path';
+import OpenAI from 'openai';
+import YAML from 'yaml';
+import { TEST_KEY, basicConfig, eventually, runCli, startGateway, tmpDir, writeConfig, type CliResult } from '../helpers/gateway.js';
+import { startUpstream, type TestUpstream } from '../helpers/upstream.js';
+
+const out = (r: CliResult) => `exit ${r.code}\nstdout:\n${r.stdout}\nstderr:\n${r.stderr}`;
+const lines = (r: CliResult) => (r.stdout + '\n' + r.stderr).split('\n').map((l) => l.trim());
+
+/** sha256 of the database file (the CLI checkpoints and removes the WAL when it closes). */
+function dbHash(dataDir: string): string {
+  assert.ok(!fs.existsSync(path.join(dataDir, 'airlock.db-wal')) || fs.statSync(path.join(dataDir, 'airlock.db-wal')).size === 0);
+  return createHash('sha256').update(fs.readFileSync(path.join(dataDir, 'airlock.db'))).digest('hex');
+}
+
+async function exportDoc(dataDir: string, format: 'yaml' | 'json' = 'yaml'): Promise<string> {
+  const r = await runCli(['config', 'export', '--data-dir', dataDir, '--format', format]);
+  assert.equal(r.code, 0, out(r));
+  return r.stdout;
+}
+
+async function apply(dataDir: string, file: string, opts: { dryRun?: boolean; env?: NodeJS.ProcessEnv } = {}): Promise<CliResult> {
+  return runCli(['config', 'apply', file, '--data-dir', dataDir, ...(opts.dryRun ? ['--dry-run'] : [])], { env: opts.env });
+}
+
+/** Two endpoints, two models, a team and a key: a realistic starting point. */
+function startingConfig() {
+  return {
+    endpoints: [
+      { name: 'gpu-1', base_url: 'http://10.0.0.5:8000/v1' },
+      { name: 'gpu-2', base_url: 'http://10.0.0.6:11434/v1', max_concurrency: 8 },
+    ],
+    models: [
+      { name: 'chat', strategy: 'fallback', targets: [{ endpoint: 'gpu-1', model: 'llama-8b' }, { endpoint: 'gpu-2', model: 'llama3.1:8b' }] },
+      { name: 'embed', targets: [{ endpoint: 'gpu-2', model: 'nomic-embed' }] },
+    ],
+    teams: [{ name: 'research' }],
+    keys: [{ name: 'notebook-app', key: TEST_KEY, team: 'research' }],
+  };
+}
+
+describe('config apply: errors name the field, and nothing is applied', () => {
+  let dataDir: string;
+  let cfgDir: string;
+  let baseline: string;
+  let baselineDb: string;
+
+  before(async () => {
+    dataDir = tmpDir();
+    cfgDir = tmpDir('airlock-cfg-');
+    const r = await apply(dataDir, writeConfig(cfgDir, startingConfig(), 'start.yaml'));
+    assert.equal(r.code, 0, out(r));
+    baseline = await exportDoc(dataDir);
+    assert.match(baseline, /gpu-2/);
+    baselineDb = dbHash(dataDir);
+  });
+  after(() => {
+    fs.rmSync(dataDir, { recursive: true, force: true });
+    fs.rmSync(cfgDir, { recursive: true, force: true });
+  });
+
+  test('an unknown endpoint in a model target is named by its path, exactly', async () => {
+    const doc = startingConfig();
+    doc.endpoints.push({ name: 'gpu-9', base_url: 'http://10.0.0.9:8000/v1' }); // a valid change in the same file
+    doc.models[0]!.strategy = 'weighted';
+    doc.models[1]!.targets[0]!.endpoint = 'gpu-3';
+    const file = writeConfig(cfgDir, doc, 'unknown-endpoint.yaml');
+    const r = await apply(dataDir, file);
+    assert.equal(r.code, 2, out(r));
+    assert.ok(lines(r).includes('models[1].targets[0].endpoint: unknown endpoint "gpu-3"'), out(r));
+    assert.equal(dbHash(dataDir), baselineDb, 'a refused file changes nothing, not even its valid parts');
+  });
+
+  test('unknown keys are refused with their path', async () => {
+    const doc: any = startingConfig();
+    doc.endpoints[1].colour = 'red';
+    doc.models[0].targets[0].wieght = 2;
+    doc.guardrailz = [];
+    const r = await apply(dataDir, writeConfig(cfgDir, doc, 'unknown-keys.yaml'));
+    assert.equal(r.code, 2, out(r));
+    const l = lines(r);
+    assert.ok(l.some((x) => x.startsWith('endpoints[1]: ') && x.includes('"colour"')), out(r));
+    assert.ok(l.some((x) => x.startsWith('models[0].targets[0]: ') && x.includes('"wieght"')), out(r));
+    assert.ok(l.some((x) => x.includes('"guardrailz"')), out(r));
+    assert.equal(dbHash(dataDir), baselineDb);
+  });
+
+  test('bad values are refused: base_url not a URL, negative weight, strategy typo', async () => {
+    const doc: any = startingConfig();
+    doc.teams.push({ name: 'ops' }); // valid, must not be applied either
+    doc.endpoints[0].base_url = 'gpu-1.local:8000';
+    doc.models[0].targets[1].weight = -1;
+    doc.models[1].strategy = 'least_busy';
+    const r = await apply(dataDir, writeConfig(cfgDir, doc, 'bad-values.yaml'));
+    assert.equal(r.code, 2, out(r));
+    const l = lines(r);
+    const line = (p: string) => l.find((x) => x.startsWith(p + ': '));
+    assert.match(line('endpoints[0].base_url') ?? '', /URL/, out(r));
+    assert.ok(line('models[0].targets[1].weight'), out(r));
+    assert.match(line('models[1].strategy') ?? '', /least-busy/, 'the message lists the valid strategies');
+    assert.equal(dbHash(dataDir), baselineDb);
+  });
+
+  test('a YAML syntax error names file:line:col', async () => {
+    const head = ['endpoints:', '  - name: gpu-1', '    base_url: http://10.0.0.5:8000/v1'];
+    // line 4, column 5: the same key twice in one mapping
+    const dupKey = path.join(cfgDir, 'dup-key.yaml');
+    fs.writeFileSync(dupKey, [...head, '    name: gpu-2', ''].join('\n'));
+    // line 4, column 1: indented less than its mapping
+    const badIndent = path.join(cfgDir, 'bad-indent.yaml');
+    fs.writeFileSync(badIndent, [...head, '   max_concurrency: 4', ''].join('\n'));
+    for (const [file, where] of [[dupKey, '4:5'], [badIndent, '4:1']] as const) {
+      const r = await apply(dataDir, file);
+      assert.equal(r.code, 2, out(r));
+      assert.ok(r.stderr.includes(`${file}:${where}: `), `expected ${file}:${where}\n${out(r)}`);
+      assert.equal(dbHash(dataDir), baselineDb);
+    }
+  });
+
+  test('a secret reference to an unset variable names the field and the variable', async () => {
+    const doc: any = startingConfig();
+    doc.endpoints[0].api_key = '${env:AIRLOCK_TEST_UNSET_VAR}';
+    const r = await apply(dataDir, writeConfig(cfgDir, doc, 'missing-env.yaml'), { env: { AIRLOCK_TEST_UNSET_VAR: '' } });
+    assert.equal(r.code, 2, out(r));
+    assert.ok(lines(r).some((x) => x.startsWith('endpoints[0].api_key: ') && x.includes('AIRLOCK_TEST_UNSET_VAR')), out(r));
+    assert.equal(dbHash(dataDir), baselineDb);
+  });
+
+  test('after all refused files, the exported config is what it was', async () => {
+    assert.equal(await exportDoc(dataDir), baseline);
+  });
+});
+
+describe('config apply: dry run, idempotency and diffs', () => {
+  test('dry run plans, apply applies once, changes and removals are shown, absent sections are kept', async () => {
+    const dataDir = tmpDir();
+    const cfgDir = tmpDir('airlock-cfg-');
+    try {
+      const empty = await exportDoc(dataDir);
+      const emptyDb = dbHash(dataDir);
+      const file = writeConfig(cfgDir, startingConfig(), 'a.yaml');
+
+      const dry = await apply(dataDir, file, { dryRun: true });
+      assert.equal(dry.code, 0, out(dry));
+      for (const c of ['+ endpoints/gpu-1', '+ endpoints/gpu-2', '+ models/chat', '+ models/embed', '+ teams/research', '+ keys/notebook-app'])
+        assert.ok(lines(dry).includes(c), `dry run lists "${c}"\n${out(dry)}`);
+      assert.equal(dbHash(dataDir), emptyDb, 'a dry run changes nothing');
+
+      const first = await apply(dataDir, file);
+      assert.equal(first.code, 0, out(first));
+      assert.ok(lines(first).includes('+ endpoints/gpu-1'), out(first));
+      const applied = await exportDoc(dataDir);
+      assert.notEqual(applied, empty);
+      const appliedDb = dbHash(dataDir);
+
+      const second = await apply(dataDir, file);
+      assert.equal(second.code, 0, out(second));
+      assert.match(second.stdout, /no changes/);
+      assert.ok(!lines(second).some((l) => /^[+~-] /.test(l)), out(second));
+      assert.equal(dbHash(dataDir), appliedDb, 'applying the same file twice is idempotent');
+
+      // one field of one model
+      const changed = startingConfig();
+      changed.models[0]!.strategy = 'least-latency';
+      const r3 = await apply(dataDir, writeConfig(cfgDir, changed, 'b.yaml'));
+      assert.equal(r3.code, 0, out(r3));
+      assert.deepEqual(lines(r3).filter((l) => /^[+~-] /.test(l)), ['~ models/chat (strategy)']);
+
+      // remove one item of a section the file has; gpu-2 is still used, so drop its users too
+      const removed = startingConfig();
+      removed.endpoints = removed.endpoints.filter((e) => e.name !== 'gpu-2');
+      removed.models = [{ name: 'chat', strategy: 'least-latency', targets: [{ endpoint: 'gpu-1', model: 'llama-8b' }] }];
+      const r4 = await apply(dataDir, writeConfig(cfgDir, removed, 'c.yaml'));
+      assert.equal(r4.code, 0, out(r4));
+      const l4 = lines(r4);
+      assert.ok(l4.includes('- endpoints/gpu-2'), out(r4));
+      assert.ok(l4.includes('- models/embed'), out(r4));
+      assert.ok(l4.includes('~ models/chat (targets)'), out(r4));
+      const afterRemoval = YAML.parse(await exportDoc(dataDir));
+      assert.deepEqual(afterRemoval.endpoints.map((e: { name: string }) => e.name), ['gpu-1']);
+
+      // a file with only `teams`: endpoints, models and keys stay as they are
+      const r5 = await apply(dataDir, writeConfig(cfgDir, { teams: [{ name: 'research' }, { name: 'ops', description: 'operations' }] }, 'd.yaml'));
+      assert.equal(r5.code, 0, out(r5));
+      assert.deepEqual(lines(r5).filter((l) => /^[+~-] /.test(l)), ['+ teams/ops']);
+      const final = YAML.parse(await exportDoc(dataDir));
+      assert.deepEqual(final.endpoints, afterRemoval.endpoints);
+      assert.deepEqual(final.models, afterRemoval.models);
+      assert.deepEqual(final.keys, afterRemoval.keys);
+      assert.deepEqual(final.teams.map((t: { name: string }) => t.name), ['research', 'ops']);
+    } finally {
+      fs.rmSync(dataDir, { recursive: true, force: true });
+      fs.rmSync(cfgDir, { recursive: true, force: true });
+    }
+  });
+});
+
+describe('config export → apply on a fresh data dir → export', () => {
+  const rich = {
+    endpoints: [
+      {
+        name: 'gpu-1',
+        type: 'openai',
+        base_url: 'http://10.0.0.5:8000/v1',
+        api_key: '${env:GPU1_KEY}',
+        max_concurrency: 32,
+        timeout_ms: 120000,
+        first_byte_timeout_ms: 5000,
+        health_check: { enabled: true, interval_ms: 5000, timeout_ms: 1000, unhealthy_after: 3 },
+      },
+      { name: 'ollama-box', type: 'ollama', base_url: 'http://10.0.0.7:11434/v1' },
+    ],
+    models: [
+      {
+        name: 'chat',
+        strategy: 'weighted',
+        targets: [
+          { endpoint: 'gpu-1', model: 'meta-llama/Llama-3.1-8B-Instruct', weight: 3 },
+          { endpoint: 'ollama-box', model: 'llama3.1:8b', weight: 1 },
+        ],
+        price: { input_per_million: 0.2, output_per_million: 0.6 },
+        max_attempts: 3,
+      },
+      { name: 'cheap', strategy: 'least-busy', targets: [{ endpoint: 'ollama-box', model: 'qwen2.5:1.5b' }] },
+    ],
+    teams: [{ name: 'research', description: 'the lab' }, { name: 'ops' }],
+    keys: [
+      { name: 'notebook-app', key: TEST_KEY, team: 'research', models: ['chat'], app: 'notebooks' },
+      { name: 'cron', team: 'ops', disabled: true, expires_at: '2031-01-31T00:00:00Z' },
+    ],
+    routing_rules: [{ name: 'ops-cheap', when: { model: 'auto', teams: ['ops'] }, route_to: 'cheap' }],
+    settings: { queue_timeout_ms: 1000, shutdown_grace_ms: 5000, breaker: { failure_threshold: 3, cooldown_ms: 1000 } },
+  };
+  const env = { GPU1_KEY: 'round-trip-secret-' + randomBytes(8).toString('hex') };
+
+  for (const format of ['yaml', 'json'] as const) {
+    test(`gives the identical document (${format})`, async () => {
+      const dirs = [tmpDir(), tmpDir(), tmpDir('airlock-cfg-')] as const;
+      try {
+        const [a, b, cfg] = dirs;
+        const r1 = await apply(a, writeConfig(cfg, rich, 'rich.yaml'), { env });
+        assert.equal(r1.code, 0, out(r1));
+        const exported = await exportDoc(a, format);
+        const parsed = format === 'json' ? JSON.parse(exported) : YAML.parse(exported);
+        // the export holds what was applied (defaults filled in), not a trivial document
+        assert.equal(parsed.endpoints.length, 2);
+        assert.equal(parsed.endpoints[0].api_key, '${env:GPU1_KEY}');
+        assert.deepEqual(parsed.models[0].targets, rich.models[0]!.targets);
+        assert.equal(parsed.keys.find((k: { name: string }) => k.name === 'cron').disabled, true);
+        assert.equal(parsed.routing_rules[0].route_to, 'cheap');
+        assert.equal(parsed.settings.breaker.failure_threshold, 3);
+
+        const file = path.join(cfg, `exported.${format}`);
+        fs.writeFileSync(file, exported);
+        const r2 = await apply(b, file, { env });
+        assert.equal(r2.code, 0, out(r2));
+        assert.equal(await exportDoc(b, format), exported);
+      } finally {
+        for (const d of dirs) fs.rmSync(d, { recursive: true, force: true });
+      }
+    });
+  }
+});
+
+describe('secrets', () => {
+  let up: TestUpstream;
+  before(async () => {
+    up = await startUpstream();
+  });
+  after(async () => {
+    await up.close();
+  });
+
+  test('an ${env:...} api_key is stored encrypted, exported as the reference, and sent upstream', async () => {
+    const dataDir = tmpDir();
+    const cfgDir = tmpDir('airlock-cfg-');
+    const envSecret = 'gpu1-secret-' + randomBytes(12).toString('hex');
+    const literalSecret = 'literal-secret-' + randomBytes(12).toString('hex');
+    const doc = {
+      endpoints: [
+        { name: 'gpu-1', base_url: up.url, api_key: '${env:GPU1_KEY}', health_check: { enabled: false } },
+        { name: 'gpu-2', base_url: up.url, api_key: literalSecret, health_check: { enabled: false } },
+      ],
+      models: [
+        { name: 'chat', targets: [{ endpoint: 'gpu-1', model: 'test-model' }] },
+        { name: 'chat-2', targets: [{ endpoint: 'gpu-2', model: 'test-model' }] },
+      ],
+      keys: [{ name: 'app', key: TEST_KEY }],
+    };
+    const r = await apply(dataDir, writeConfig(cfgDir, doc), { env: { GPU1_KEY: envSecret } });
+    assert.equal(r.code, 0, out(r));
+    assert.ok(!r.stdout.includes(envSecret) && !r.stderr.includes(envSecret) && !r.stdout.includes(literalSecret));
+
+    const exported = await exportDoc(dataDir);
+    const parsed = YAML.parse(exported);
+    assert.equal(parsed.endpoints[0].api_key, '${env:GPU1_KEY}');
+    assert.equal(parsed.endpoints[1].api_key, undefined, 'a literal secret is not exported');
+    assert.ok(!exported.includes(envSecret) && !exported.includes(literalSecret));
+    const exportedJson = await exportDoc(dataDir, 'json');
+    assert.ok(!exportedJson.includes(envSecret) && !exportedJson.includes(literalSecret));
+
+    // The gateway runs without GPU1_KEY in its environment: the value comes from the store.
+    const gw = await startGateway({ dataDir, env: { GPU1_KEY: '' } });
+    try {
+      const client = new OpenAI({ apiKey: TEST_KEY, baseURL: gw.baseURL, maxRetries: 0 });
+      up.reset();
+      await client.chat.completions.create({ model: 'chat', messages: [{ role: 'user', content: 'hi' }] });
+      await client.chat.completions.create({ model: 'chat-2', messages: [{ role: 'user', content: 'hi' }] });
+      const seen = up.completions().map((q) => q.headers.authorization);
+      assert.deepEqual(seen, [`Bearer ${envSecret}`, `Bearer ${literalSecret}`]);
+
+      const list = await gw.admin('GET', '/endpoints');
+      assert.equal(list.status, 200);
+      const text = JSON.stringify(list.body);
+      assert.ok(!text.includes(envSecret) && !text.includes(literalSecret), text);
+      const gpu2 = await gw.admin('GET', '/endpoints/gpu-2');
+      assert.equal(gpu2.body.api_key_set, true);
+      assert.equal(gpu2.body.api_key, undefined);
+      const cfg = await gw.admin('GET', '/config?format=yaml');
+      assert.ok(typeof cfg.body === 'string' && cfg.body.includes('${env:GPU1_KEY}') && !cfg.body.includes(envSecret) && !cfg.body.includes(literalSecret));
+
+      // on disk, while running (WAL not yet checkpointed) ...
+      assertNotOnDisk(dataDir, [envSecret, literalSecret]);
+    } finally {
+      assert.equal((await gw.stop()).code, 0);
+    }
+    // ... and after a clean stop
+    assertNotOnDisk(dataDir, [envSecret, literalSecret]);
+    fs.rmSync(dataDir, { recursive: true, force: true });
+    fs.rmSync(cfgDir, { recursive: true, force: true });
+  });
+});
+
+function assertNotOnDisk(dataDir: string, secrets: string[]): void {
+  const files = fs.readdirSync(dataDir).filter((f) => f.startsWith('airlock.db'));
+  assert.ok(files.includes('airlock.db'));
+  for (const f of files) {
+    const bytes = fs.readFileSync(path.join(dataDir, f));
+    for (const s of secrets) {
+      assert.equal(bytes.indexOf(Buffer.from(s, 'utf8')), -1, `${f} holds a secret in plain text`);
+      assert.equal(bytes.indexOf(Buffer.from(s, 'utf16le')), -1, `${f} holds a secret in plain text (UTF-16)`);
+    }
+  }
+}
+
+describe('keys create', () => {
+  let up: TestUpstream;
+  let cfgDir: string;
+  before(async () => {
+    up = await startUpstream();
+    cfgDir = tmpDir('airlock-cfg-');
+  });
+  after(async () => {
+    await up.close();
+    fs.rmSync(cfgDir, { recursive: true, force: true });
+  });
+
+  test('prints the key once; a running gateway on the same data dir accepts it; list never shows it', async () => {
+    const config = basicConfig(up.url, {
+      models: [
+        { name: 'chat', targets: [{ endpoint: 'gpu-1', model: 'test-model' }] },
+        { name: 'other', targets: [{ endpoint: 'gpu-1', model: 'other-model' }] },
+      ],
+    });
+    const gw = await startGateway({ config });
+    try {
+      const r = await runCli(['keys', 'create', '--name', 'cli-app', '--team', 'research', '--models', 'chat', '--data-dir', gw.dataDir]);
+      assert.equal(r.code, 0, out(r));
+      const key = r.stdout.trim();
+      assert.match(key, /^sk-airlock-[A-Za-z0-9_-]{22,}$/, 'stdout is the key and nothing else');
+      assert.equal(r.stdout, key + '\n');
+
+      const client = new OpenAI({ apiKey: key, baseURL: gw.baseURL, maxRetries: 0 });
+      const res = await eventually(
+        () => client.chat.completions.create({ model: 'chat', messages: [{ role: 'user', content: 'from the cli key' }] }),
+        'the running gateway to accept the key created by the CLI',
+        10_000,
+        100,
+      );
+      assert.equal(res.choices[0]?.message.content, 'echo: from the cli key');
+      const models = await client.models.list();
+      assert.deepEqual(models.data.map((m) => m.id), ['chat'], '--models limits the key');
+      await assert.rejects(
+        client.chat.completions.create({ model: 'other', messages: [{ role: 'user', content: 'x' }] }),
+        (e: unknown) => e instanceof OpenAI.PermissionDeniedError,
+      );
+
+      const list = await runCli(['keys', 'list', '--data-dir', gw.dataDir]);
+      assert.equal(list.code, 0, out(list));
+      const row = list.stdout.split('\n').find((l) => l.startsWith('cli-app'));
+      assert.ok(row, out(list));
+      assert.match(row, /research/);
+      assert.ok(!list.stdout.includes(key), 'keys list never shows a full key');
+      assert.ok(!list.stdout.includes(TEST_KEY), 'nor a literal key from the config');
+      const keysApi = await gw.admin('GET', '/keys');
+      assert.ok(!JSON.stringify(keysApi.body).includes(key));
+
+      const dup = await runCli(['keys', 'create', '--name', 'cli-app', '--data-dir', gw.dataDir]);
+      assert.equal(dup.code, 2, out(dup));
+      assert.match(dup.stderr, /cli-app/);
+      assert.match(dup.stderr, /exists/);
+      assert.equal(dup.stdout, '', 'no key is printed when none was created');
+
+      const noTeam = await runCli(['keys', 'create', '--name', 'orphan', '--team', 'nope', '--data-dir', gw.dataDir]);
+      assert.equal(noTeam.code, 2, out(noTeam));
+      assert.match(noTeam.stderr, /team/);
+      assert.match(noTeam.stderr, /"nope"/);
+      assert.equal(noTeam.stdout, '');
+      const after = await runCli(['keys', 'list', '--data-dir', gw.dataDir]);
+      assert.ok(!after.stdout.includes('orphan'), 'a refused key is not created');
+    } finally {
+      await gw.stop();
+    }
+  });
+
+  test('config apply while the gateway runs: the new config is served without a restart', async () => {
+    const gw = await startGateway({ config: basicConfig(up.url) });
+    try {
+      const client = new OpenAI({ apiKey: TEST_KEY, baseURL: gw.baseURL, maxRetries: 0 });
+      await assert.rejects(
+        client.chat.completions.create({ model: 'chat-big', messages: [{ role: 'user', content: 'x' }] }),
+        (e: unknown) => e instanceof OpenAI.NotFoundError,
+      );
+      const file = writeConfig(cfgDir, {
+        models: [
+          { name: 'chat', targets: [{ endpoint: 'gpu-1', model: 'test-model' }] },
+          { name: 'chat-big', targets: [{ endpoint: 'gpu-1', model: 'big-model' }] },
+        ],
+      }, 'live.yaml');
+      const r = await apply(gw.dataDir, file);
+      assert.equal(r.code, 0, out(r));
+      assert.ok(lines(r).includes('+ models/chat-big'), out(r));
+      up.reset();
+      const res = await eventually(
+        () => client.chat.completions.create({ model: 'chat-big', messages: [{ role: 'user', content: 'new alias' }] }),
+        'the running gateway to serve the new alias',
+        10_000,
+        100,
+      );
+      assert.equal(res.choices[0]?.message.content, 'echo: new alias');
+      assert.equal(up.completions().at(-1)?.body.model, 'big-model', 'the alias maps to its upstream model');
+      assert.equal(gw.proc.exitCode, null, 'the same process, not restarted');
+    } finally {
+      await gw.stop();
+    }
+  });
+});
+
+describe('command line', () => {
+  test('--help, an unknown command, a bad --port', async () => {
+    const help = await runCli(['--help']);
+    assert.equal(help.code, 0, out(help));
+    assert.match(help.stdout, /airlock serve/);
+    assert.match(help.stdout, /config apply FILE/);
+
+    const unknown = await runCli(['frobnicate']);
+    assert.equal(unknown.code, 2, out(unknown));
+    assert.match(unknown.stderr, /unknown command "frobnicate"/);
+
+    const dataDir = tmpDir();
+    try {
+      const bad = await runCli(['serve', '--data-dir', dataDir, '--port', 'abc']);
+      assert.equal(bad.code, 2, out(bad));
+      assert.match(bad.stderr, /--port/);
+      assert.match(bad.stderr, /"abc"/);
+    } finally {
+      fs.rmSync(dataDir, { recursive: true, force: true });
+    }
+  });
+});
