@@ -25,7 +25,7 @@ export const endpointSchema = z.strictObject({
   name: name.describe('How models refer to this server'),
   type: z.enum(['openai', 'ollama']).default('openai').describe('openai: any OpenAI-compatible server (vLLM, llama.cpp, LM Studio, TGI, LocalAI, Ollama /v1); ollama: Ollama native discovery'),
   base_url: z
-    .url({ protocol: /^https?$/, error: 'must be an http:// or https:// URL' })
+    .url({ protocol: /^https?$/, error: (iss) => (iss.input === undefined ? 'is required' : 'must be an http:// or https:// URL') })
     .describe('Base URL of the OpenAI-compatible API, usually ending in /v1'),
   api_key: secret.nullable().optional().describe('Bearer token the server expects; stored encrypted, never shown again'),
   max_concurrency: z.int().min(1).max(100_000).optional().describe('Most requests in flight at once to this server'),
@@ -165,6 +165,8 @@ export function fromZod(err: z.ZodError): ConfigIssue[] {
     let message = i.message;
     if (i.code === 'unrecognized_keys') {
       message = `unknown key${i.keys.length > 1 ? 's' : ''} ${i.keys.map((k) => `"${k}"`).join(', ')}`;
+    } else if (i.code === 'invalid_key' && i.issues[0]) {
+      message = i.issues[0].message;
     } else if (i.code === 'invalid_type' && /received undefined/.test(i.message)) {
       message = 'is required';
     }

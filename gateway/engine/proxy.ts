@@ -53,6 +53,9 @@ class AttemptFailure extends Error {
   }
 }
 
+/** The target's breaker closed the door while this request waited for a slot. */
+class TargetSkipped extends Error {}
+
 function firstHeader(h: Headers, name: string): string | undefined {
   const v = h[name];
   return Array.isArray(v) ? v[0] : v;
@@ -321,6 +324,10 @@ export class Proxy {
           await this.attempt(ctx, t, ep, res);
           return;
         } catch (e) {
+          if (e instanceof TargetSkipped) {
+            ctx.attempts--;
+            continue;
+          }
           if (e instanceof GatewayError) throw e; // not an upstream failure (capacity, client closed)
           const f = e instanceof AttemptFailure ? e : classifyError(e, ctx.abort.signal.aborted, false);
           if (f.outcome === 'client_closed') throw new GatewayError(499, 'invalid_request_error', 'client_closed', 'client closed the request');
@@ -364,6 +371,11 @@ export class Proxy {
     const tr = runtime.target(t);
     const cfg = ep.config;
     const release = await ep.acquire(ctx.snapshot.settings.queue_timeout_ms, ctx.abort.signal);
+    // Checked again after a wait for a slot: the breaker may have opened, or a half-open probe left.
+    if (!tr.breaker.canPass()) {
+      release();
+      throw new TargetSkipped();
+    }
     const ctl = new AbortController();
     let timedOut = false;
     const onClientAbort = () => ctl.abort();

@@ -26,11 +26,30 @@ export class Secrets {
     }
     if (raw === undefined) {
       const master = randomBytes(32);
+      // Written to a temporary file, synced, then linked into place: a crash never leaves a
+      // half-written secret, and two processes starting at once agree on one.
+      const tmp = `${file}.${process.pid}.tmp`;
       try {
-        fs.writeFileSync(file, master.toString('hex') + '\n', { mode: 0o600, flag: 'wx' });
+        const fd = fs.openSync(tmp, 'w', 0o600);
+        try {
+          fs.writeSync(fd, master.toString('hex') + '\n');
+          fs.fsyncSync(fd);
+        } finally {
+          fs.closeSync(fd);
+        }
+        fs.linkSync(tmp, file);
       } catch (e) {
         if ((e as NodeJS.ErrnoException).code === 'EEXIST') return Secrets.load(dataDir);
         throw new StartupError(`install secret ${file} cannot be written: ${(e as Error).message}`);
+      } finally {
+        fs.rmSync(tmp, { force: true });
+      }
+      try {
+        const dfd = fs.openSync(dataDir, 'r');
+        fs.fsyncSync(dfd);
+        fs.closeSync(dfd);
+      } catch {
+        /* directories cannot be synced on every platform */
       }
       return new Secrets(master);
     }
