@@ -1,5 +1,4 @@
 // The hot path: one data-plane request through every stage of the pipeline.
-import { randomUUID } from 'node:crypto';
 import type { ServerResponse } from 'node:http';
 import { performance } from 'node:perf_hooks';
 import { errors as undiciErrors, type Dispatcher } from 'undici';
@@ -61,10 +60,9 @@ function firstHeader(h: Headers, name: string): string | undefined {
   return Array.isArray(v) ? v[0] : v;
 }
 
-export function newContext(kind: Kind, snapshot: Snapshot, headers: Headers): RequestContext {
-  const incoming = firstHeader(headers, 'x-request-id');
+export function newContext(kind: Kind, id: string, snapshot: Snapshot): RequestContext {
   return {
-    id: incoming && /^[\w.:-]{1,128}$/.test(incoming) ? incoming : randomUUID(),
+    id,
     kind,
     t0: performance.now(),
     ts: Date.now(),
@@ -182,8 +180,21 @@ export class Proxy {
   constructor(private readonly d: ProxyDeps) {}
 
   /** Handle one request. Writes the response on `res` (raw Node response) itself. */
-  async handle(kind: Kind, body: unknown, headers: Headers, res: ServerResponse): Promise<void> {
-    const ctx = newContext(kind, this.d.snapshot(), headers);
+  /** A request refused before it reached the pipeline (e.g. malformed JSON): ledger and metrics only. */
+  recordRejected(kind: Kind, id: string, headers: Headers, err: GatewayError): void {
+    const ctx = newContext(kind, id, this.d.snapshot());
+    try {
+      ctx.key = authenticate(ctx.snapshot, this.d.hasher, headers);
+    } catch {
+      /* unattributed */
+    }
+    ctx.status = err.status;
+    ctx.errorClass = err.code;
+    this.finish(ctx);
+  }
+
+  async handle(kind: Kind, id: string, body: unknown, headers: Headers, res: ServerResponse): Promise<void> {
+    const ctx = newContext(kind, id, this.d.snapshot());
     res.setHeader('x-airlock-request-id', ctx.id);
     const onClose = () => {
       if (!res.writableFinished) ctx.abort.abort();

@@ -1,7 +1,7 @@
 // The data plane: the OpenAI-compatible API for apps, health and metrics.
-import { randomUUID } from 'node:crypto';
 import Fastify, { type FastifyError, type FastifyInstance } from 'fastify';
 import { GatewayError } from '../engine/errors.js';
+import { newRequestId } from '../engine/request-id.js';
 import { authenticate } from '../engine/stages.js';
 import type { Kind } from '../engine/stages.js';
 import type { Gateway } from './gateway.js';
@@ -11,6 +11,15 @@ const ROUTES: [string, Kind][] = [
   ['/v1/completions', 'completions'],
   ['/v1/embeddings', 'embeddings'],
 ];
+
+const ROUTE_KIND = new Map(ROUTES);
+type RequestWithId = { airlockId?: string };
+
+/** A valid incoming x-request-id is reused; otherwise a new one. */
+export function requestId(headers: Record<string, string | string[] | undefined>): string {
+  const incoming = headers['x-request-id'];
+  return typeof incoming === 'string' && /^[\w.:-]{1,128}$/.test(incoming) ? incoming : newRequestId();
+}
 
 export function openAIError(err: FastifyError | Error, bodyLimit?: number): GatewayError {
   if (err instanceof GatewayError) return err;
@@ -42,12 +51,16 @@ export function buildDataPlane(gw: Gateway): FastifyInstance {
 
   // Every response carries a request id; the proxy routes set their own (the ledger's) on the raw response.
   app.addHook('onRequest', (req, reply, done) => {
-    const incoming = req.headers['x-request-id'];
-    reply.header('x-airlock-request-id', typeof incoming === 'string' && /^[\w.:-]{1,128}$/.test(incoming) ? incoming : randomUUID());
+    const id = requestId(req.headers);
+    (req as RequestWithId).airlockId = id;
+    reply.header('x-airlock-request-id', id);
     done();
   });
-  app.setErrorHandler((err, _req, reply) => {
+  app.setErrorHandler((err, req, reply) => {
     const g = openAIError(err as Error, app.initialConfig.bodyLimit);
+    // A request refused before the pipeline (bad JSON, too large) still gets its ledger row.
+    const kind = ROUTE_KIND.get(req.routeOptions.url ?? '');
+    if (kind) gw.proxy.recordRejected(kind, (req as RequestWithId).airlockId ?? requestId(req.headers), req.headers, g);
     reply.code(g.status).headers(g.headers).send(g.body());
   });
   app.setNotFoundHandler((req, reply) => {
@@ -57,7 +70,7 @@ export function buildDataPlane(gw: Gateway): FastifyInstance {
   for (const [path, kind] of ROUTES) {
     app.post(path, (req, reply) => {
       reply.hijack();
-      return gw.proxy.handle(kind, req.body, req.headers, reply.raw);
+      return gw.proxy.handle(kind, (req as RequestWithId).airlockId ?? requestId(req.headers), req.body, req.headers, reply.raw);
     });
   }
 

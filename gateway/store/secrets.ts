@@ -58,8 +58,19 @@ export class Secrets {
     return new Secrets(Buffer.from(hex, 'hex'));
   }
 
+  /** Recently presented keys → their hash: the HMAC is the costliest step of authenticating a
+   * request, and apps present the same key again and again. Bounded (cleared when full). */
+  private readonly hashCache = new Map<string, string>();
+
   hashKey(key: string): string {
-    return createHmac('sha256', this.hmacKey).update(key).digest('hex');
+    const hit = this.hashCache.get(key);
+    if (hit !== undefined) return hit;
+    const h = createHmac('sha256', this.hmacKey).update(key).digest('hex');
+    if (key.length <= 256) {
+      if (this.hashCache.size >= 1024) this.hashCache.clear();
+      this.hashCache.set(key, h);
+    }
+    return h;
   }
 
   encrypt(plain: string): string {

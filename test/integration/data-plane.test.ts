@@ -394,6 +394,11 @@ describe('data plane (shared gateway)', () => {
     assert.equal(typeof j.error.message, 'string');
     assert.match(j.error.message as string, /JSON/);
     assert.equal(j.error.type, 'invalid_request_error');
+    // Refused before the pipeline, yet still in the ledger, attributed to the caller's key.
+    const refused = await ledgerRow(gw, res.headers.get('x-airlock-request-id')!);
+    assert.equal(refused.status, 400);
+    assert.equal(refused.error_class, 'invalid_json');
+    assert.equal(refused.key_name, 'notebook-app');
 
     assert.equal(up.completions().length, before, 'nothing invalid reached the upstream');
   });
