@@ -1,4 +1,5 @@
 // The hot path: one data-plane request through every stage of the pipeline.
+import { EventEmitter } from 'node:events';
 import type { ServerResponse } from 'node:http';
 import { performance } from 'node:perf_hooks';
 import { errors as undiciErrors, type Dispatcher } from 'undici';
@@ -387,13 +388,15 @@ export class Proxy {
       release();
       throw new TargetSkipped();
     }
-    const ctl = new AbortController();
+    // undici accepts an EventEmitter as the signal: a fresh AbortSignal and its first listener cost
+    // several µs per attempt, an emitter almost nothing (bench/RESULTS.md).
+    const ctl = new EventEmitter();
     let timedOut = false;
-    const onClientAbort = () => ctl.abort();
+    const onClientAbort = () => ctl.emit('abort');
     ctx.abort.signal.addEventListener('abort', onClientAbort, { once: true });
     const timer = setTimeout(() => {
       timedOut = true;
-      ctl.abort();
+      ctl.emit('abort');
     }, cfg.timeoutMs);
     tr.breaker.onAttempt();
     tr.inflight++;
@@ -412,7 +415,7 @@ export class Proxy {
           path: upstreamPath(cfg.type, cfg.basePath, ctx.kind),
           headers,
           body: JSON.stringify(upstreamBody),
-          signal: ctl.signal,
+          signal: ctl,
           headersTimeout: cfg.firstByteTimeoutMs,
           bodyTimeout: cfg.firstByteTimeoutMs,
         });
@@ -691,18 +694,24 @@ function upstreamClientError(status: number, t: TargetConfig, text: string): Gat
   return new GatewayError(st, type, 'upstream_rejected', `Endpoint "${t.endpoint}" rejected the request for model "${t.upstreamModel}": ${msg}`, null, { 'x-airlock-endpoint': t.endpoint });
 }
 
-async function readBytes(body: Dispatcher.ResponseData['body'], limit: number): Promise<Buffer> {
-  const parts: Buffer[] = [];
-  let n = 0;
-  for await (const chunk of body as AsyncIterable<Buffer>) {
-    n += chunk.length;
-    if (n > limit) {
-      body.destroy();
-      throw new AttemptFailure('invalid_response', `upstream response is larger than ${limit} bytes`);
-    }
-    parts.push(chunk);
-  }
-  return parts.length === 1 ? parts[0]! : Buffer.concat(parts, n);
+// Events rather than `for await`: the async iterator costs a promise per chunk on the hot path.
+function readBytes(body: Dispatcher.ResponseData['body'], limit: number): Promise<Buffer> {
+  return new Promise((resolve, reject) => {
+    const parts: Buffer[] = [];
+    let n = 0;
+    body.on('data', (chunk: Buffer) => {
+      n += chunk.length;
+      if (n > limit) {
+        reject(new AttemptFailure('invalid_response', `upstream response is larger than ${limit} bytes`));
+        body.destroy();
+        return;
+      }
+      parts.push(chunk);
+    });
+    body.once('end', () => resolve(parts.length === 1 ? parts[0]! : Buffer.concat(parts, n)));
+    body.once('error', reject);
+    body.once('close', () => reject(new Error('upstream response closed before its end')));
+  });
 }
 
 async function readText(body: Dispatcher.ResponseData['body'], limit: number): Promise<string> {

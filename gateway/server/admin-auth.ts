@@ -5,14 +5,21 @@ import { createHash, randomBytes, scrypt as scryptCb, timingSafeEqual, type Scry
 import { z } from 'zod';
 import type { DB } from '../store/db.js';
 import type { Gateway } from './gateway.js';
-import { name as nameSchema } from '../config/schema.js';
+import {
+  ROLES,
+  MIN_PASSWORD,
+  setupSchema,
+  loginSchema,
+  userCreateSchema,
+  userUpdateSchema,
+  tokenCreateSchema,
+  type Role,
+} from '../config/admin-schema.js';
 
-export const ROLES = ['auditor', 'admin', 'owner'] as const;
-export type Role = (typeof ROLES)[number];
+export { ROLES, MIN_PASSWORD, setupSchema, loginSchema, userCreateSchema, userUpdateSchema, tokenCreateSchema, type Role };
 export const roleRank = (r: Role) => ROLES.indexOf(r);
 
 export const SESSION_COOKIE = 'airlock_session';
-export const MIN_PASSWORD = 12;
 
 export interface Principal {
   kind: 'env-token' | 'token' | 'session';
@@ -89,13 +96,6 @@ export function requiredRole(method: string, path: string): Role {
   if (/^\/admin\/api\/v1\/tokens(\/|$)/.test(p)) return 'admin';
   return read ? 'auditor' : 'admin';
 }
-
-export const passwordSchema = z.string().min(MIN_PASSWORD, `must be at least ${MIN_PASSWORD} characters`).max(1024);
-export const setupSchema = z.strictObject({ setup_token: z.string().min(1, 'is required'), username: nameSchema, password: passwordSchema });
-export const loginSchema = z.strictObject({ username: z.string().min(1, 'is required').max(64), password: z.string().min(1, 'is required').max(1024) });
-export const userCreateSchema = z.strictObject({ name: nameSchema, password: passwordSchema, role: z.enum(ROLES) });
-export const userUpdateSchema = z.strictObject({ role: z.enum(ROLES).optional(), password: passwordSchema.optional(), disabled: z.boolean().optional() });
-export const tokenCreateSchema = z.strictObject({ name: nameSchema, role: z.enum(ROLES) });
 
 interface UserRow {
   name: string;

@@ -19,6 +19,7 @@ import { formatChange, type ApplyResult } from '../store/config-store.js';
 import { recentRequests, usageAggregates, type UsageQuery } from '../engine/ledger.js';
 import { probe } from '../engine/health.js';
 import { VERSION } from '../version.js';
+import { registerAdminApp } from './static.js';
 import {
   AuthError,
   loginSchema,
@@ -315,6 +316,7 @@ export function buildAdminPlane(gw: Gateway): FastifyInstance {
     started_at: new Date(gw.startedAt).toISOString(),
     config_version: gw.snapshot.version,
     data_dir: gw.opts.dataDir,
+    listen: gw.listening ?? null,
     ledger: { written: gw.ledger.written, pending: gw.ledger.pending },
   }));
 
@@ -371,6 +373,9 @@ export function buildAdminPlane(gw: Gateway): FastifyInstance {
     gw.auth.deleteToken(req.params.name);
     return reply.code(204).send();
   });
+
+  // The admin app itself (renderer/dist), after every API route: unknown API paths stay JSON 404s.
+  registerAdminApp(app);
 
   return app;
 }

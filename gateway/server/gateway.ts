@@ -44,6 +44,8 @@ export class Gateway {
   private pruneTimer: NodeJS.Timeout | undefined;
   private lastDataVersion = -1;
   draining = false;
+  /** where the planes listen, once started */
+  listening: { data: string; admin: string } | undefined;
   readonly startedAt = Date.now();
   readonly log: (line: string) => void;
 
@@ -97,6 +99,7 @@ export class Gateway {
       await this.dataApp.close();
       throw e;
     }
+    this.listening = { data, admin };
     this.health.update(this.snap);
     this.lastDataVersion = this.dataVersion();
     this.pollTimer = setInterval(() => this.pollForChanges(), this.opts.pollMs ?? 1000);

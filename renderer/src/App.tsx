@@ -1,0 +1,126 @@
+// The admin app: setup → login → the shell with a left navigation and one page per area.
+import { useEffect } from 'react';
+import { AuthProvider, useAuth, useAuthPhase } from './auth';
+import { Link, navigate, usePath } from './router';
+import { LoginScreen, SetupScreen } from './pages/Auth';
+import { OverviewPage } from './pages/Overview';
+import { EndpointsPage } from './pages/Endpoints';
+import { ModelsPage } from './pages/Models';
+import { KeysPage } from './pages/Keys';
+import { UsagePage } from './pages/Usage';
+import { SettingsPage } from './pages/Settings';
+import { AdminsPage } from './pages/Admins';
+import { errorMessage } from './api';
+import { Icon } from './components/icons';
+
+const PAGES = [
+  { path: '/', label: 'Overview', icon: 'overview', Page: OverviewPage },
+  { path: '/endpoints', label: 'Endpoints', icon: 'endpoints', Page: EndpointsPage },
+  { path: '/models', label: 'Models', icon: 'models', Page: ModelsPage },
+  { path: '/keys', label: 'Teams & keys', icon: 'keys', Page: KeysPage },
+  { path: '/usage', label: 'Usage', icon: 'usage', Page: UsagePage },
+  { path: '/settings', label: 'Settings', icon: 'settings', Page: SettingsPage },
+  { path: '/admins', label: 'Admins', icon: 'admins', Page: AdminsPage },
+] as const;
+
+export function App() {
+  const { phase, refresh, signedIn, logout } = useAuthPhase();
+  const path = usePath();
+
+  useEffect(() => {
+    // /setup and /login are only entry points: once signed in, show the overview
+    if (phase.kind === 'app' && (path === '/setup' || path === '/login')) navigate('/', { replace: true });
+  }, [phase.kind, path]);
+
+  switch (phase.kind) {
+    case 'loading':
+      return (
+        <div className="auth-page">
+          <p className="loading" role="status">
+            Connecting to the gateway…
+          </p>
+        </div>
+      );
+    case 'error':
+      return (
+        <div className="auth-page">
+          <main className="auth-card" id="main">
+            <h1>The admin API is not answering</h1>
+            <p className="notice error" role="alert">
+              {errorMessage(phase.error)}
+            </p>
+            <button type="button" className="primary" onClick={() => void refresh()}>
+              Try again
+            </button>
+          </main>
+        </div>
+      );
+    case 'setup':
+      return <SetupScreen onDone={signedIn} />;
+    case 'login':
+      return <LoginScreen onDone={signedIn} reason={phase.reason} />;
+    case 'app':
+      return (
+        <AuthProvider user={phase.user} logout={logout}>
+          <Shell path={path} />
+        </AuthProvider>
+      );
+  }
+}
+
+function Shell({ path }: { path: string }) {
+  const { user, canWrite, logout } = useAuth();
+  const page = PAGES.find((p) => p.path === path) ?? (path === '/setup' || path === '/login' ? PAGES[0] : undefined);
+  return (
+    <div className="shell">
+      <a className="skip-link" href="#main">
+        Skip to content
+      </a>
+      <nav className="sidebar" aria-label="Main">
+        <div className="brand-row">
+          <span className="logo">
+            <Icon name="logo" size={22} />
+          </span>
+          <span className="brand">Airlock</span>
+        </div>
+        <ul>
+          {PAGES.map((p) => (
+            <li key={p.path}>
+              <Link to={p.path} aria-current={page?.path === p.path ? 'page' : undefined}>
+                <Icon name={p.icon} />
+                {p.label}
+              </Link>
+            </li>
+          ))}
+        </ul>
+      </nav>
+      <div className="main-col">
+        <header className="topbar">
+          <span className="whoami">
+            Signed in as <strong>{user.name}</strong> <span className={`role role-${user.role}`}>{user.role}</span>
+          </span>
+          <button type="button" onClick={() => void logout()}>
+            Sign out
+          </button>
+        </header>
+        {!canWrite ? (
+          <div className="readonly-banner" role="note">
+            Read-only access: as an auditor you can see everything here but not change it.
+          </div>
+        ) : null}
+        <main id="main" tabIndex={-1}>
+          {page ? (
+            <page.Page />
+          ) : (
+            <div className="card">
+              <h1>Page not found</h1>
+              <p>
+                There is no page at <code>{path}</code>. <Link to="/">Go to the overview</Link>.
+              </p>
+            </div>
+          )}
+        </main>
+      </div>
+    </div>
+  );
+}

@@ -1,0 +1,436 @@
+// Shared building blocks: labelled fields with hints and errors, dialogs, empty states.
+import {
+  useEffect,
+  useId,
+  useRef,
+  useState,
+  type InputHTMLAttributes,
+  type ReactNode,
+  type SelectHTMLAttributes,
+  type TextareaHTMLAttributes,
+} from 'react';
+import { errorMessage } from '../api';
+
+function describedBy(id: string, hint?: ReactNode, error?: string): string | undefined {
+  const ids = [hint ? `${id}-hint` : '', error ? `${id}-error` : ''].filter(Boolean);
+  return ids.length ? ids.join(' ') : undefined;
+}
+
+function FieldFooter({ id, hint, error }: { id: string; hint?: ReactNode; error?: string }) {
+  return (
+    <>
+      {hint ? (
+        <p id={`${id}-hint`} className="hint">
+          {hint}
+        </p>
+      ) : null}
+      {error ? (
+        <p id={`${id}-error`} className="field-error">
+          {error}
+        </p>
+      ) : null}
+    </>
+  );
+}
+
+type InputBase = Omit<InputHTMLAttributes<HTMLInputElement>, 'onChange' | 'value' | 'id'>;
+
+export function TextField({
+  id,
+  label,
+  value,
+  onChange,
+  error,
+  hint,
+  className,
+  ...rest
+}: InputBase & { id: string; label: ReactNode; value: string; onChange: (v: string) => void; error?: string; hint?: ReactNode }) {
+  return (
+    <div className={`field ${className ?? ''}`}>
+      <label htmlFor={id}>{label}</label>
+      <input
+        id={id}
+        value={value}
+        onChange={(e) => onChange(e.target.value)}
+        aria-invalid={error ? true : undefined}
+        aria-describedby={describedBy(id, hint, error)}
+        {...rest}
+      />
+      <FieldFooter id={id} hint={hint} error={error} />
+    </div>
+  );
+}
+
+export function NumberField(props: InputBase & { id: string; label: ReactNode; value: string; onChange: (v: string) => void; error?: string; hint?: ReactNode }) {
+  return <TextField type="number" inputMode="decimal" {...props} />;
+}
+
+export function TextAreaField({
+  id,
+  label,
+  value,
+  onChange,
+  error,
+  hint,
+  ...rest
+}: Omit<TextareaHTMLAttributes<HTMLTextAreaElement>, 'onChange' | 'value' | 'id'> & {
+  id: string;
+  label: ReactNode;
+  value: string;
+  onChange: (v: string) => void;
+  error?: string;
+  hint?: ReactNode;
+}) {
+  return (
+    <div className="field">
+      <label htmlFor={id}>{label}</label>
+      <textarea
+        id={id}
+        value={value}
+        onChange={(e) => onChange(e.target.value)}
+        aria-invalid={error ? true : undefined}
+        aria-describedby={describedBy(id, hint, error)}
+        {...rest}
+      />
+      <FieldFooter id={id} hint={hint} error={error} />
+    </div>
+  );
+}
+
+export function SelectField({
+  id,
+  label,
+  value,
+  onChange,
+  options,
+  error,
+  hint,
+  className,
+  ...rest
+}: Omit<SelectHTMLAttributes<HTMLSelectElement>, 'onChange' | 'value' | 'id'> & {
+  id: string;
+  label: ReactNode;
+  value: string;
+  onChange: (v: string) => void;
+  options: (string | { value: string; label: string })[];
+  error?: string;
+  hint?: ReactNode;
+}) {
+  return (
+    <div className={`field ${className ?? ''}`}>
+      <label htmlFor={id}>{label}</label>
+      <select
+        id={id}
+        value={value}
+        onChange={(e) => onChange(e.target.value)}
+        aria-invalid={error ? true : undefined}
+        aria-describedby={describedBy(id, hint, error)}
+        {...rest}
+      >
+        {options.map((o) => {
+          const v = typeof o === 'string' ? o : o.value;
+          return (
+            <option key={v} value={v}>
+              {typeof o === 'string' ? o : o.label}
+            </option>
+          );
+        })}
+      </select>
+      <FieldFooter id={id} hint={hint} error={error} />
+    </div>
+  );
+}
+
+export function CheckboxField({
+  id,
+  label,
+  checked,
+  onChange,
+  hint,
+  error,
+  disabled,
+}: {
+  id: string;
+  label: ReactNode;
+  checked: boolean;
+  onChange: (v: boolean) => void;
+  hint?: ReactNode;
+  error?: string;
+  disabled?: boolean;
+}) {
+  return (
+    <div className="field checkbox">
+      <input
+        type="checkbox"
+        id={id}
+        checked={checked}
+        disabled={disabled}
+        onChange={(e) => onChange(e.target.checked)}
+        aria-describedby={describedBy(id, hint, error)}
+      />
+      <label htmlFor={id}>{label}</label>
+      <FieldFooter id={id} hint={hint} error={error} />
+    </div>
+  );
+}
+
+/** A form-level error, announced by screen readers when it appears. */
+export function FormError({ error }: { error: unknown }) {
+  const msg = error === undefined || error === null || error === '' ? '' : typeof error === 'string' ? error : errorMessage(error);
+  return (
+    <div className="form-error" role="alert" aria-live="assertive">
+      {msg}
+    </div>
+  );
+}
+
+/** Focus the first invalid field after a failed submit. */
+export function useFocusFirstError(errors: Record<string, string>, container: React.RefObject<HTMLElement | null>): void {
+  useEffect(() => {
+    if (!Object.keys(errors).length) return;
+    const el = container.current?.querySelector<HTMLElement>('[aria-invalid="true"]');
+    el?.focus();
+  }, [errors, container]);
+}
+
+export function Dialog({
+  open,
+  onClose,
+  title,
+  children,
+  wide,
+  description,
+}: {
+  open: boolean;
+  onClose: () => void;
+  title: ReactNode;
+  children: ReactNode;
+  wide?: boolean;
+  description?: ReactNode;
+}) {
+  const ref = useRef<HTMLDialogElement>(null);
+  const titleId = useId();
+  const descId = useId();
+  useEffect(() => {
+    const d = ref.current;
+    if (!d) return;
+    if (open && !d.open) {
+      d.showModal();
+      // start on the first field (or the first action), not on the close button
+      const first = d.querySelector<HTMLElement>(
+        'input:not([disabled]):not([type="hidden"]), select:not([disabled]), textarea:not([disabled]), .dialog-body button, .actions button',
+      );
+      first?.focus();
+    }
+    if (!open && d.open) d.close();
+  }, [open]);
+  return (
+    <dialog
+      ref={ref}
+      className={wide ? 'dialog wide' : 'dialog'}
+      aria-labelledby={titleId}
+      aria-describedby={description ? descId : undefined}
+      onClose={() => open && onClose()}
+    >
+      {open ? (
+        <>
+          <div className="dialog-head">
+            <h2 id={titleId}>{title}</h2>
+            <button type="button" className="icon-button" aria-label="Close dialog" onClick={onClose}>
+              ×
+            </button>
+          </div>
+          {description ? (
+            <p id={descId} className="dialog-desc">
+              {description}
+            </p>
+          ) : null}
+          {children}
+        </>
+      ) : null}
+    </dialog>
+  );
+}
+
+export function ConfirmDialog({
+  open,
+  title,
+  body,
+  confirmLabel,
+  onConfirm,
+  onClose,
+  danger = true,
+}: {
+  open: boolean;
+  title: string;
+  body: ReactNode;
+  confirmLabel: string;
+  onConfirm: () => Promise<void>;
+  onClose: () => void;
+  danger?: boolean;
+}) {
+  const [busy, setBusy] = useState(false);
+  const [error, setError] = useState<unknown>();
+  useEffect(() => {
+    if (open) setError(undefined);
+  }, [open]);
+  return (
+    <Dialog open={open} onClose={onClose} title={title}>
+      <div className="dialog-body">{body}</div>
+      <FormError error={error} />
+      <div className="actions">
+        <button type="button" onClick={onClose}>
+          Cancel
+        </button>
+        <button
+          type="button"
+          className={danger ? 'danger' : 'primary'}
+          disabled={busy}
+          onClick={async () => {
+            setBusy(true);
+            setError(undefined);
+            try {
+              await onConfirm();
+              onClose();
+            } catch (e) {
+              setError(e);
+            } finally {
+              setBusy(false);
+            }
+          }}
+        >
+          {busy ? 'Working…' : confirmLabel}
+        </button>
+      </div>
+    </Dialog>
+  );
+}
+
+/** Shows a secret once (a new key or API token), with a copy button. */
+export function SecretDialog({ secret, title, what, onClose, usage }: { secret: string | null; title: string; what: string; onClose: () => void; usage?: ReactNode }) {
+  const [copied, setCopied] = useState('');
+  const inputRef = useRef<HTMLInputElement>(null);
+  useEffect(() => setCopied(''), [secret]);
+  const copy = async () => {
+    if (!secret) return;
+    try {
+      await navigator.clipboard.writeText(secret);
+      setCopied('Copied to the clipboard.');
+    } catch {
+      // no clipboard API (plain http on the LAN): select the text so Ctrl+C copies it
+      inputRef.current?.select();
+      const ok = document.execCommand?.('copy');
+      setCopied(ok ? 'Copied to the clipboard.' : 'Selected: press Ctrl+C (or ⌘C) to copy.');
+    }
+  };
+  return (
+    <Dialog open={secret !== null} onClose={onClose} title={title}>
+      <p className="notice warn">
+        Copy this {what} now. It is shown <strong>only once</strong>: Airlock stores only a hash of it.
+      </p>
+      <div className="field">
+        <label htmlFor="secret-value">{what[0]!.toUpperCase() + what.slice(1)}</label>
+        <div className="copy-row">
+          <input id="secret-value" ref={inputRef} className="mono" readOnly value={secret ?? ''} onFocus={(e) => e.currentTarget.select()} />
+          <button type="button" className="primary" onClick={() => void copy()}>
+            Copy
+          </button>
+        </div>
+        <p className="hint" aria-live="polite">
+          {copied}
+        </p>
+      </div>
+      {usage}
+      <div className="actions">
+        <button type="button" onClick={onClose}>
+          I have copied it
+        </button>
+      </div>
+    </Dialog>
+  );
+}
+
+export function EmptyState({ title, children, action }: { title: string; children: ReactNode; action?: ReactNode }) {
+  return (
+    <div className="empty">
+      <h3>{title}</h3>
+      <div className="empty-body">{children}</div>
+      {action ? <div className="empty-action">{action}</div> : null}
+    </div>
+  );
+}
+
+export function PageHeader({ title, intro, actions }: { title: string; intro?: ReactNode; actions?: ReactNode }) {
+  const ref = useRef<HTMLHeadingElement>(null);
+  useEffect(() => {
+    document.title = `${title} · Airlock admin`;
+    // move focus to the new page's heading so screen reader and keyboard users start there
+    if (document.activeElement?.closest('nav')) ref.current?.focus();
+  }, [title]);
+  return (
+    <div className="page-header">
+      <div>
+        <h1 ref={ref} tabIndex={-1}>
+          {title}
+        </h1>
+        {intro ? <p className="intro">{intro}</p> : null}
+      </div>
+      {actions ? <div className="page-actions">{actions}</div> : null}
+    </div>
+  );
+}
+
+export function Badge({ tone, children, title }: { tone: 'ok' | 'bad' | 'warn' | 'muted' | 'info'; children: ReactNode; title?: string }) {
+  return (
+    <span className={`badge ${tone}`} title={title}>
+      {children}
+    </span>
+  );
+}
+
+export function LoadError({ error, retry }: { error: unknown; retry?: () => void }) {
+  if (!error) return null;
+  return (
+    <div className="notice error" role="alert">
+      {errorMessage(error)}{' '}
+      {retry ? (
+        <button type="button" className="link-button" onClick={retry}>
+          Try again
+        </button>
+      ) : null}
+    </div>
+  );
+}
+
+export function Loading({ what }: { what: string }) {
+  return (
+    <p className="loading" role="status">
+      Loading {what}…
+    </p>
+  );
+}
+
+export function Section({ title, children, actions, id }: { title: string; children: ReactNode; actions?: ReactNode; id?: string }) {
+  const hid = useId();
+  return (
+    <section className="card" aria-labelledby={hid} id={id}>
+      <div className="card-head">
+        <h2 id={hid}>{title}</h2>
+        {actions ? <div className="card-actions">{actions}</div> : null}
+      </div>
+      {children}
+    </section>
+  );
+}
+
+// ---- formatting ----
+
+const nf = new Intl.NumberFormat();
+export const fmtInt = (n: number | null | undefined) => (n === null || n === undefined ? '—' : nf.format(Math.round(n)));
+export const fmtMs = (n: number | null | undefined) => (n === null || n === undefined ? '—' : n >= 10_000 ? `${(n / 1000).toFixed(1)} s` : `${nf.format(Math.round(n))} ms`);
+export const fmtCost = (n: number | null | undefined) => (n === null || n === undefined ? '—' : n === 0 ? '0' : n < 0.01 ? n.toFixed(6) : n.toFixed(2));
+export function fmtTime(iso: string | number | null | undefined): string {
+  if (iso === null || iso === undefined) return '—';
+  const d = new Date(iso);
+  return Number.isNaN(d.getTime()) ? '—' : d.toLocaleString();
+}

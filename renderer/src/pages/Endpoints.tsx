@@ -1,0 +1,634 @@
+// Endpoints: the model servers Airlock sends requests to. Add, test, edit, remove, discover.
+import { useRef, useState, type FormEvent } from 'react';
+import { endpointSchema } from '../../../gateway/config/schema';
+import { api, apiFieldErrors, enc, get, validate, type EndpointView, type FieldErrors, type Health, type ProbeResult } from '../api';
+import { useAuth } from '../auth';
+import { useResource } from '../hooks';
+import {
+  Badge,
+  CheckboxField,
+  ConfirmDialog,
+  Dialog,
+  EmptyState,
+  FormError,
+  LoadError,
+  Loading,
+  NumberField,
+  PageHeader,
+  SelectField,
+  TextAreaField,
+  TextField,
+  fmtInt,
+  fmtTime,
+  useFocusFirstError,
+} from '../components/ui';
+import { breakerBadge, healthBadge, POLL_MS } from './Overview';
+
+const describe = (k: keyof typeof endpointSchema.shape): string | undefined => endpointSchema.shape[k].description;
+
+interface Draft {
+  name: string;
+  type: 'openai' | 'ollama';
+  base_url: string;
+  api_key: string;
+  clear_key: boolean;
+  max_concurrency: string;
+  timeout_ms: string;
+  first_byte_timeout_ms: string;
+  hc_enabled: boolean;
+  hc_interval_ms: string;
+}
+
+const str = (n: number | undefined) => (n === undefined ? '' : String(n));
+const num = (s: string) => (s.trim() === '' ? undefined : Number(s));
+
+function draftOf(e?: Partial<EndpointView>): Draft {
+  return {
+    name: e?.name ?? '',
+    type: e?.type ?? 'openai',
+    base_url: e?.base_url ?? '',
+    api_key: e?.api_key ?? '', // only an ${env:NAME} reference is ever sent to the browser
+    clear_key: false,
+    max_concurrency: str(e?.max_concurrency),
+    timeout_ms: str(e?.timeout_ms),
+    first_byte_timeout_ms: str(e?.first_byte_timeout_ms),
+    hc_enabled: e?.health_check?.enabled ?? true,
+    hc_interval_ms: str(e?.health_check?.interval_ms),
+  };
+}
+
+function specOf(d: Draft, orig?: EndpointView): Record<string, unknown> {
+  const spec: Record<string, unknown> = { name: d.name.trim(), type: d.type, base_url: d.base_url.trim() };
+  if (d.api_key) spec.api_key = d.api_key;
+  else if (d.clear_key) spec.api_key = null;
+  for (const k of ['max_concurrency', 'timeout_ms', 'first_byte_timeout_ms'] as const) {
+    const v = num(d[k]);
+    if (v !== undefined) spec[k] = v;
+  }
+  const interval = num(d.hc_interval_ms);
+  if (orig?.health_check || !d.hc_enabled || interval !== undefined) {
+    const hc: Record<string, unknown> = { ...(orig?.health_check ?? {}), enabled: d.hc_enabled };
+    if (interval !== undefined) hc.interval_ms = interval;
+    else delete hc.interval_ms;
+    spec.health_check = hc;
+  }
+  return spec;
+}
+
+export function EndpointsPage() {
+  const { canWrite } = useAuth();
+  const list = useResource((s) => get<{ data: EndpointView[] }>('/endpoints', s), [], POLL_MS);
+  const health = useResource((s) => get<Health>('/health', s), [], POLL_MS);
+  const [editing, setEditing] = useState<{ orig?: EndpointView; initial?: Partial<EndpointView>; probe?: ProbeResult } | null>(null);
+  const [removing, setRemoving] = useState<string | null>(null);
+  const [discovering, setDiscovering] = useState(false);
+  const eps = list.data?.data ?? [];
+
+  return (
+    <>
+      <PageHeader
+        title="Endpoints"
+        intro="The model servers of your network. Airlock checks their health, spreads requests over them and stops sending to a failing one (circuit breaker)."
+        actions={
+          canWrite ? (
+            <>
+              <button type="button" onClick={() => setDiscovering(true)}>
+                Discover…
+              </button>
+              <button type="button" className="primary" onClick={() => setEditing({})}>
+                Add endpoint
+              </button>
+            </>
+          ) : null
+        }
+      />
+      <LoadError error={list.error} retry={list.reload} />
+      {list.loading ? <Loading what="endpoints" /> : null}
+      {list.data && eps.length === 0 ? (
+        <EmptyState
+          title="No model servers yet"
+          action={
+            canWrite ? (
+              <>
+                <button type="button" className="primary" onClick={() => setEditing({})}>
+                  Add endpoint
+                </button>
+                <button type="button" onClick={() => setDiscovering(true)}>
+                  Discover servers
+                </button>
+              </>
+            ) : undefined
+          }
+        >
+          <p>
+            Add the address of a server that speaks the OpenAI API (vLLM, llama.cpp server, Ollama, LM Studio, TGI, LocalAI) — usually something like{' '}
+            <code>http://10.0.0.5:8000/v1</code>. “Test connection” shows which models it serves. Not sure where they run? “Discover” probes this machine
+            and the hosts you list on the usual ports.
+          </p>
+        </EmptyState>
+      ) : null}
+      {eps.length ? (
+        <div className="card table-wrap">
+          <table>
+            <thead>
+              <tr>
+                <th scope="col">Name</th>
+                <th scope="col">Address</th>
+                <th scope="col">Health</th>
+                <th scope="col">Breakers</th>
+                <th scope="col">In flight</th>
+                <th scope="col">Serves</th>
+                {canWrite ? (
+                  <th scope="col">
+                    <span className="sr-only">Actions</span>
+                  </th>
+                ) : null}
+              </tr>
+            </thead>
+            <tbody>
+              {eps.map((e) => {
+                const ts = (health.data?.targets ?? []).filter((t) => t.endpoint === e.name);
+                const states = new Map<string, number>();
+                for (const t of ts) states.set(t.breaker, (states.get(t.breaker) ?? 0) + 1);
+                return (
+                  <tr key={e.name}>
+                    <th scope="row">{e.name}</th>
+                    <td>
+                      <span className="mono">{e.base_url}</span>
+                      <div className="cell-note">
+                        {e.type}
+                        {e.api_key_set ? ' · API key set' : ''}
+                        {e.max_concurrency ? ` · max ${e.max_concurrency} in flight` : ''}
+                      </div>
+                    </td>
+                    <td>
+                      {healthBadge(e.status ?? undefined)}
+                      {e.status?.last_check_error ? <div className="cell-note">{e.status.last_check_error}</div> : null}
+                      {e.status?.last_check_at ? <div className="cell-note">checked {fmtTime(e.status.last_check_at)}</div> : null}
+                    </td>
+                    <td>
+                      {ts.length === 0 ? <span className="muted">—</span> : null}
+                      {[...states].map(([st, n]) => (
+                        <span key={st} className="badge-row">
+                          {breakerBadge(st)} {ts.length > 1 ? `×${n}` : ''}
+                        </span>
+                      ))}
+                    </td>
+                    <td>{fmtInt(e.status?.inflight)}</td>
+                    <td>
+                      {e.status?.discovered_models?.length ? (
+                        <span title={e.status.discovered_models.join(', ')}>
+                          {e.status.discovered_models.length} model{e.status.discovered_models.length === 1 ? '' : 's'}
+                        </span>
+                      ) : (
+                        <span className="muted">—</span>
+                      )}
+                    </td>
+                    {canWrite ? (
+                      <td className="row-actions">
+                        <button type="button" onClick={() => setEditing({ orig: e })} aria-label={`Edit endpoint ${e.name}`}>
+                          Edit
+                        </button>
+                        <button type="button" className="danger-quiet" onClick={() => setRemoving(e.name)} aria-label={`Remove endpoint ${e.name}`}>
+                          Remove
+                        </button>
+                      </td>
+                    ) : null}
+                  </tr>
+                );
+              })}
+            </tbody>
+          </table>
+        </div>
+      ) : null}
+
+      <Dialog open={editing !== null} onClose={() => setEditing(null)} title={editing?.orig ? `Edit endpoint ${editing.orig.name}` : 'Add endpoint'} wide>
+        {editing ? (
+          <EndpointForm
+            orig={editing.orig}
+            initial={editing.initial}
+            initialProbe={editing.probe}
+            existing={eps.map((e) => e.name)}
+            onCancel={() => setEditing(null)}
+            onSaved={() => {
+              setEditing(null);
+              list.reload();
+              health.reload();
+            }}
+          />
+        ) : null}
+      </Dialog>
+
+      <Dialog
+        open={discovering}
+        onClose={() => setDiscovering(false)}
+        title="Discover model servers"
+        wide
+        description="Airlock asks each address for its model list. The probes run on the gateway server, so “localhost” means the machine Airlock runs on."
+      >
+        {discovering ? (
+          <Discover
+            existing={eps}
+            onAdd={(initial, probe) => {
+              setDiscovering(false);
+              setEditing({ initial, probe });
+            }}
+          />
+        ) : null}
+      </Dialog>
+
+      <ConfirmDialog
+        open={removing !== null}
+        title={`Remove endpoint ${removing ?? ''}?`}
+        body={<p>Requests will no longer go to this server. A model alias that still uses it must be changed first; Airlock will tell you which.</p>}
+        confirmLabel="Remove endpoint"
+        onClose={() => setRemoving(null)}
+        onConfirm={async () => {
+          await api('DELETE', `/endpoints/${enc(removing!)}`);
+          list.reload();
+          health.reload();
+        }}
+      />
+    </>
+  );
+}
+
+function ProbeView({ r }: { r: ProbeResult }) {
+  if (!r.ok)
+    return (
+      <div className="notice error">
+        <strong>Connection failed.</strong> {r.error ?? 'No answer.'}
+      </div>
+    );
+  return (
+    <div className="notice ok">
+      <strong>Connected</strong> in {Math.round(r.latency_ms)} ms.{' '}
+      {r.models.length ? (
+        <>
+          It serves {r.models.length} model{r.models.length === 1 ? '' : 's'}:
+          <ul className="chips" aria-label="Models served">
+            {r.models.map((m) => (
+              <li key={m} className="chip mono">
+                {m}
+              </li>
+            ))}
+          </ul>
+        </>
+      ) : (
+        'It answered, but lists no models.'
+      )}
+    </div>
+  );
+}
+
+function EndpointForm({
+  orig,
+  initial,
+  initialProbe,
+  existing,
+  onCancel,
+  onSaved,
+}: {
+  orig?: EndpointView;
+  initial?: Partial<EndpointView>;
+  initialProbe?: ProbeResult;
+  existing: string[];
+  onCancel: () => void;
+  onSaved: () => void;
+}) {
+  const [d, setD] = useState<Draft>(() => draftOf(orig ?? initial));
+  const [errors, setErrors] = useState<FieldErrors>({});
+  const [error, setError] = useState<unknown>();
+  const [busy, setBusy] = useState(false);
+  const [testing, setTesting] = useState(false);
+  const [probe, setProbe] = useState<ProbeResult | undefined>(initialProbe);
+  const [testNote, setTestNote] = useState('');
+  const form = useRef<HTMLFormElement>(null);
+  useFocusFirstError(errors, form);
+  const set = <K extends keyof Draft>(k: K) => (v: Draft[K]) => setD((p) => ({ ...p, [k]: v }));
+
+  const check = () => {
+    const spec = specOf(d, orig);
+    const v = validate(endpointSchema, spec);
+    const errs = v.ok ? {} : { ...v.errors };
+    if (!orig && existing.includes(d.name.trim())) errs.name = `an endpoint named "${d.name.trim()}" exists already`;
+    return { spec, errs };
+  };
+
+  const test = async () => {
+    setTestNote('');
+    setProbe(undefined);
+    const { spec, errs } = check();
+    const relevant: FieldErrors = {};
+    for (const k of Object.keys(errs)) if (k !== 'name') relevant[k] = errs[k]!;
+    setErrors(relevant);
+    if (Object.keys(relevant).length) return;
+    setTesting(true);
+    try {
+      const keepsSavedKey = !!orig?.api_key_set && !d.api_key && !d.clear_key;
+      const unchanged = orig && orig.base_url === spec.base_url && orig.type === spec.type;
+      let r: ProbeResult;
+      if (keepsSavedKey && unchanged) {
+        r = await api<ProbeResult>('POST', `/endpoints/${enc(orig.name)}/test`);
+        setTestNote('Tested with the saved settings and API key.');
+      } else {
+        r = await api<ProbeResult>('POST', '/endpoints/test', { ...spec, name: spec.name || 'unsaved' });
+        if (keepsSavedKey) setTestNote('Tested without the stored API key: enter the key to test the new address with it.');
+      }
+      setProbe(r);
+    } catch (e) {
+      setErrors(apiFieldErrors(e));
+      setProbe({ ok: false, latency_ms: 0, models: [], error: (e as Error).message });
+    } finally {
+      setTesting(false);
+    }
+  };
+
+  const submit = async (e: FormEvent) => {
+    e.preventDefault();
+    setError(undefined);
+    const { spec, errs } = check();
+    setErrors(errs);
+    if (Object.keys(errs).length) return;
+    setBusy(true);
+    try {
+      if (orig) await api('PUT', `/endpoints/${enc(orig.name)}`, spec);
+      else await api('POST', '/endpoints', spec);
+      onSaved();
+    } catch (err) {
+      const fe = apiFieldErrors(err);
+      setErrors(fe);
+      if (!Object.keys(fe).length) setError(err);
+    } finally {
+      setBusy(false);
+    }
+  };
+
+  return (
+    <form ref={form} onSubmit={submit} noValidate aria-label={orig ? `Edit endpoint ${orig.name}` : 'New endpoint'}>
+      <div className="grid-2">
+        <TextField id="ep-name" label="Name" value={d.name} onChange={set('name')} error={errors.name} hint={`${describe('name')}. Letters, digits, ".", "_", ":" or "-".`} disabled={!!orig} autoFocus={!orig} />
+        <SelectField
+          id="ep-type"
+          label="Type"
+          value={d.type}
+          onChange={(v) => set('type')(v as Draft['type'])}
+          options={[
+            { value: 'openai', label: 'OpenAI-compatible' },
+            { value: 'ollama', label: 'Ollama (native model list)' },
+          ]}
+          error={errors.type}
+          hint={d.type === 'openai' ? 'vLLM, llama.cpp server, LM Studio, TGI, LocalAI, and Ollama at /v1.' : 'Lists models with Ollama’s own /api/tags.'}
+        />
+      </div>
+      <TextField id="ep-base-url" label="Base URL" value={d.base_url} onChange={set('base_url')} error={errors.base_url} hint={`${describe('base_url')}, e.g. http://10.0.0.5:8000/v1`} placeholder="http://host:8000/v1" spellCheck={false} inputMode="url" className="mono-input" />
+      <TextField
+        id="ep-api-key"
+        type="password"
+        label="API key (optional)"
+        value={d.api_key}
+        onChange={set('api_key')}
+        error={errors.api_key}
+        autoComplete="new-password"
+        placeholder={orig?.api_key_set ? 'set — leave empty to keep it' : ''}
+        hint={
+          orig?.api_key_set ? (
+            <>
+              <Badge tone="info">set</Badge> A key is stored (encrypted). Type a new one to replace it. You may also write <code>{'${env:NAME}'}</code>.
+            </>
+          ) : (
+            <>
+              {describe('api_key')}. You may also write <code>{'${env:NAME}'}</code> to read it from the gateway’s environment.
+            </>
+          )
+        }
+      />
+      {orig?.api_key_set ? <CheckboxField id="ep-clear-key" label="Remove the stored API key" checked={d.clear_key} onChange={set('clear_key')} disabled={!!d.api_key} /> : null}
+      <details className="advanced" open={!!(errors.max_concurrency || errors.timeout_ms || errors.first_byte_timeout_ms || errors['health_check.interval_ms'])}>
+        <summary>Limits, timeouts and health checks</summary>
+        <div className="grid-3">
+          <NumberField id="ep-max-concurrency" label="Max concurrency" value={d.max_concurrency} onChange={set('max_concurrency')} error={errors.max_concurrency} hint={describe('max_concurrency')} min={1} />
+          <NumberField id="ep-timeout" label="Timeout (ms)" value={d.timeout_ms} onChange={set('timeout_ms')} error={errors.timeout_ms} hint={describe('timeout_ms')} min={100} />
+          <NumberField id="ep-first-byte-timeout" label="First-byte timeout (ms)" value={d.first_byte_timeout_ms} onChange={set('first_byte_timeout_ms')} error={errors.first_byte_timeout_ms} hint={describe('first_byte_timeout_ms')} min={50} />
+        </div>
+        <div className="grid-2">
+          <CheckboxField id="ep-hc-enabled" label="Check health periodically" checked={d.hc_enabled} onChange={set('hc_enabled')} hint="Asks for the model list; a server that fails twice in a row is marked down." />
+          <NumberField id="ep-hc-interval" label="Health check interval (ms)" value={d.hc_interval_ms} onChange={set('hc_interval_ms')} error={errors['health_check.interval_ms']} hint="Default 10000." min={100} disabled={!d.hc_enabled} />
+        </div>
+      </details>
+
+      <div className="test-row">
+        <button type="button" onClick={() => void test()} disabled={testing}>
+          {testing ? 'Testing…' : 'Test connection'}
+        </button>
+        <span className="hint">Asks the server for its model list, without saving.</span>
+      </div>
+      <div className="test-result" aria-live="polite" data-testid="test-result">
+        {testNote ? <p className="hint">{testNote}</p> : null}
+        {probe ? <ProbeView r={probe} /> : null}
+      </div>
+
+      <FormError error={error} />
+      <div className="actions">
+        <button type="button" onClick={onCancel}>
+          Cancel
+        </button>
+        <button type="submit" className="primary" disabled={busy}>
+          {busy ? 'Saving…' : orig ? 'Save changes' : 'Add endpoint'}
+        </button>
+      </div>
+    </form>
+  );
+}
+
+// ---- discovery ----
+
+const KNOWN_PORTS = [
+  { port: 11434, product: 'Ollama', slug: 'ollama' },
+  { port: 1234, product: 'LM Studio', slug: 'lmstudio' },
+  { port: 8000, product: 'vLLM', slug: 'vllm' },
+  { port: 8080, product: 'llama.cpp or LocalAI', slug: 'llamacpp' },
+  { port: 3000, product: 'TGI', slug: 'tgi' },
+];
+
+interface Candidate {
+  base_url: string;
+  host: string;
+  product: string;
+  slug: string;
+}
+
+/** Turn the admin's list into base URLs: "host" → every usual port; "host:port" or a URL → that one. */
+export function candidates(hosts: string[]): { list: Candidate[]; bad: string[] } {
+  const list: Candidate[] = [];
+  const bad: string[] = [];
+  const seen = new Set<string>();
+  const add = (c: Candidate) => {
+    if (seen.has(c.base_url)) return;
+    seen.add(c.base_url);
+    list.push(c);
+  };
+  for (const raw of hosts) {
+    const h = raw.trim();
+    if (!h) continue;
+    let u: URL;
+    try {
+      u = new URL(/^https?:\/\//i.test(h) ? h : `http://${h}`);
+    } catch {
+      bad.push(h);
+      continue;
+    }
+    if (!u.hostname) {
+      bad.push(h);
+      continue;
+    }
+    const path = u.pathname.replace(/\/+$/, '');
+    const base = (port: number | string) => `${u.protocol}//${u.hostname}:${port}${path || '/v1'}`;
+    if (u.port) {
+      const k = KNOWN_PORTS.find((p) => String(p.port) === u.port);
+      add({ base_url: base(u.port), host: u.hostname, product: k?.product ?? 'OpenAI-compatible server', slug: k?.slug ?? 'server' });
+    } else if (/^https?:\/\//i.test(h) && path) {
+      add({ base_url: `${u.protocol}//${u.host}${path}`, host: u.hostname, product: 'OpenAI-compatible server', slug: 'server' });
+    } else {
+      for (const p of KNOWN_PORTS) add({ base_url: base(p.port), host: u.hostname, product: p.product, slug: p.slug });
+    }
+  }
+  return { list, bad };
+}
+
+function suggestName(c: Candidate, taken: Set<string>): string {
+  const host = c.host.replace(/^\[|\]$/g, '').replace(/[^A-Za-z0-9._-]+/g, '-');
+  const port = new URL(c.base_url).port;
+  const base = `${c.slug}-${host === '127.0.0.1' || host === '::1' ? 'localhost' : host}`.slice(0, 56);
+  let name = base;
+  if (taken.has(name)) name = `${base}-${port}`;
+  for (let i = 2; taken.has(name); i++) name = `${base}-${i}`;
+  return name;
+}
+
+interface Found {
+  c: Candidate;
+  r: ProbeResult;
+}
+
+function Discover({ existing, onAdd }: { existing: EndpointView[]; onAdd: (initial: Partial<EndpointView>, probe: ProbeResult) => void }) {
+  const [hosts, setHosts] = useState('');
+  const [local, setLocal] = useState(true);
+  const [running, setRunning] = useState(false);
+  const [progress, setProgress] = useState('');
+  const [found, setFound] = useState<Found[] | null>(null);
+  const [silent, setSilent] = useState<Found[]>([]);
+  const [error, setError] = useState<string>('');
+
+  const run = async (e: FormEvent) => {
+    e.preventDefault();
+    const entries = hosts.split(/[\s,;]+/).filter(Boolean);
+    const { list, bad } = candidates([...(local ? ['localhost'] : []), ...entries]);
+    if (bad.length) {
+      setError(`Not a host name or address: ${bad.join(', ')}`);
+      return;
+    }
+    if (!list.length) {
+      setError('Nothing to probe: tick “this machine” or list at least one host.');
+      return;
+    }
+    setError('');
+    setRunning(true);
+    setFound(null);
+    const ok: Found[] = [];
+    const no: Found[] = [];
+    let done = 0;
+    setProgress(`Probing ${list.length} addresses…`);
+    const queue = [...list];
+    const worker = async () => {
+      for (let c = queue.shift(); c; c = queue.shift()) {
+        let r: ProbeResult;
+        try {
+          r = await api<ProbeResult>('POST', '/endpoints/test', { name: 'discovery', base_url: c.base_url, health_check: { timeout_ms: 2500 } });
+        } catch (err) {
+          r = { ok: false, latency_ms: 0, models: [], error: (err as Error).message };
+        }
+        (r.ok ? ok : no).push({ c, r });
+        done++;
+        setProgress(`Probed ${done} of ${list.length} addresses…`);
+      }
+    };
+    await Promise.all(Array.from({ length: Math.min(6, list.length) }, worker));
+    const order = (a: Found, b: Found) => list.indexOf(a.c) - list.indexOf(b.c);
+    setFound(ok.sort(order));
+    setSilent(no.sort(order));
+    setProgress(`Done: ${ok.length} of ${list.length} addresses answered.`);
+    setRunning(false);
+  };
+
+  const taken = new Set(existing.map((e) => e.name));
+  const known = new Set(existing.map((e) => e.base_url.replace(/\/+$/, '')));
+
+  return (
+    <div>
+      <form onSubmit={run} noValidate aria-label="Discover model servers">
+        <CheckboxField id="disc-local" label="Probe this machine (localhost)" checked={local} onChange={setLocal} hint="Ports 11434 (Ollama), 1234 (LM Studio), 8000 (vLLM), 8080 (llama.cpp, LocalAI), 3000 (TGI)." />
+        <TextAreaField
+          id="disc-hosts"
+          label="Other hosts to probe"
+          value={hosts}
+          onChange={setHosts}
+          rows={3}
+          spellCheck={false}
+          placeholder={'gpu-box-1\n10.0.0.7\n10.0.0.8:9000'}
+          hint="One per line (or separated by commas): a name or address probes the usual ports; name:port probes just that port."
+        />
+        <FormError error={error} />
+        <div className="actions">
+          <button type="submit" className="primary" disabled={running}>
+            {running ? 'Probing…' : 'Probe'}
+          </button>
+        </div>
+      </form>
+      <p className="hint" role="status" aria-live="polite">
+        {progress}
+      </p>
+      {found ? (
+        found.length ? (
+          <ul className="found-list" aria-label="Servers that answered">
+            {found.map(({ c, r }) => {
+              const already = known.has(c.base_url.replace(/\/+$/, ''));
+              return (
+                <li key={c.base_url} className="found">
+                  <div>
+                    <strong>{c.product}</strong> at <span className="mono">{c.base_url}</span>
+                    <div className="cell-note">
+                      {r.models.length} model{r.models.length === 1 ? '' : 's'}: {r.models.slice(0, 8).join(', ')}
+                      {r.models.length > 8 ? ', …' : ''} · {Math.round(r.latency_ms)} ms
+                    </div>
+                  </div>
+                  {already ? (
+                    <Badge tone="muted">already added</Badge>
+                  ) : (
+                    <button type="button" className="primary" onClick={() => onAdd({ name: suggestName(c, taken), type: 'openai', base_url: c.base_url }, r)} aria-label={`Add ${c.base_url}`}>
+                      Add…
+                    </button>
+                  )}
+                </li>
+              );
+            })}
+          </ul>
+        ) : (
+          <div className="notice info">No server answered. Check that the servers are running and that this machine may reach them (firewall), or enter their address yourself.</div>
+        )
+      ) : null}
+      {found && silent.length ? (
+        <details className="advanced">
+          <summary>{silent.length} addresses did not answer</summary>
+          <ul className="plain small">
+            {silent.map(({ c, r }) => (
+              <li key={c.base_url}>
+                <span className="mono">{c.base_url}</span> — {r.error}
+              </li>
+            ))}
+          </ul>
+        </details>
+      ) : null}
+    </div>
+  );
+}

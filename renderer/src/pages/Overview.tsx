@@ -1,0 +1,252 @@
+// Overview: traffic, errors, tokens and latency over time, and the health of every endpoint.
+// Refreshes every few seconds.
+import { useMemo, useState } from 'react';
+import { Area, AreaChart, Bar, BarChart, CartesianGrid, Legend, Line, LineChart, ResponsiveContainer, Tooltip, XAxis, YAxis } from 'recharts';
+import { get, type Health, type RequestRow, type Status } from '../api';
+import { useResource } from '../hooks';
+import { Badge, EmptyState, LoadError, Loading, PageHeader, Section, SelectField, fmtInt, fmtMs, fmtTime } from '../components/ui';
+import { Link } from '../router';
+import { WINDOWS, bucketize, summarize, type WindowId } from '../metrics';
+import { useAuth } from '../auth';
+
+export const POLL_MS = 5000;
+const LIMIT = 1000;
+
+export function healthBadge(e: { healthy?: boolean; last_check_at?: string | null; last_check_error?: string | null } | undefined) {
+  if (!e || e.healthy === undefined) return <Badge tone="muted">unknown</Badge>;
+  if (!e.healthy) return <Badge tone="bad" title={e.last_check_error ?? undefined}>down</Badge>;
+  if (!e.last_check_at) return <Badge tone="info" title="No health check has run yet">not checked</Badge>;
+  return <Badge tone="ok">healthy</Badge>;
+}
+
+export function breakerBadge(state: string) {
+  const tone = state === 'closed' ? 'ok' : state === 'open' ? 'bad' : 'warn';
+  return <Badge tone={tone}>{state}</Badge>;
+}
+
+export function dataUrlOf(s: Status | undefined): string | undefined {
+  return s?.listen?.data ?? s?.data_url;
+}
+
+function timeLabel(t: number, step: number): string {
+  const d = new Date(t);
+  return step >= 60 * 60_000 ? d.toLocaleString([], { month: 'short', day: 'numeric', hour: '2-digit', minute: '2-digit' }) : d.toLocaleTimeString([], { hour: '2-digit', minute: '2-digit', ...(step < 60_000 ? { second: '2-digit' } : {}) });
+}
+
+export function OverviewPage() {
+  const [win, setWin] = useState<WindowId>('1h');
+  const { canWrite } = useAuth();
+  const reqs = useResource((s) => get<{ data: RequestRow[] }>(`/usage/requests?limit=${LIMIT}`, s), [], POLL_MS);
+  const health = useResource((s) => get<Health>('/health', s), [], POLL_MS);
+  const status = useResource((s) => get<Status>('/status', s), []);
+
+  const w = WINDOWS.find((x) => x.id === win)!;
+  const rows = reqs.data?.data;
+  const view = useMemo(() => {
+    if (!rows) return undefined;
+    const now = Date.now();
+    const { buckets, from } = bucketize(rows, w.ms, w.step, now);
+    const inWindow = rows.filter((r) => r.ts >= from);
+    const truncated = rows.length >= LIMIT && rows[rows.length - 1]!.ts > from;
+    return { buckets: buckets.map((b) => ({ ...b, label: timeLabel(b.t, w.step) })), summary: summarize(inWindow), truncated, oldest: rows[rows.length - 1]?.ts };
+  }, [rows, w]);
+
+  const endpoints = health.data?.endpoints ?? [];
+  const aliases = new Set((health.data?.targets ?? []).map((t) => t.alias));
+  const everRequested = (rows?.length ?? 0) > 0;
+
+  let next: React.ReactNode = null;
+  if (health.data && endpoints.length === 0)
+    next = (
+      <EmptyState
+        title="Start here: add a model server"
+        action={
+          canWrite ? (
+            <Link className="button primary" to="/endpoints">
+              Add an endpoint
+            </Link>
+          ) : undefined
+        }
+      >
+        <p>
+          Airlock sends requests to the model servers of your network (vLLM, llama.cpp, Ollama, LM Studio, TGI, LocalAI). Register one on the
+          Endpoints page — “Discover” finds servers running on the usual ports.
+        </p>
+      </EmptyState>
+    );
+  else if (health.data && aliases.size === 0)
+    next = (
+      <EmptyState
+        title="Next: create a model alias"
+        action={
+          canWrite ? (
+            <Link className="button primary" to="/models">
+              Create a model
+            </Link>
+          ) : undefined
+        }
+      >
+        <p>A model alias is the name apps send as “model”, e.g. “chat”. It points at one or more endpoints and decides how to fall back between them.</p>
+      </EmptyState>
+    );
+  else if (rows && !everRequested)
+    next = (
+      <EmptyState
+        title="No requests yet"
+        action={
+          canWrite ? (
+            <Link className="button primary" to="/keys">
+              Create a key
+            </Link>
+          ) : undefined
+        }
+      >
+        <p>Create a key for an app on “Teams &amp; keys”, then point the app at the gateway’s OpenAI-compatible API:</p>
+        <pre className="snippet">
+          {`curl ${dataUrlOf(status.data) ?? 'http://GATEWAY:4000'}/v1/chat/completions \\
+  -H "Authorization: Bearer sk-airlock-…" -H "content-type: application/json" \\
+  -d '{"model":"${[...aliases][0] ?? 'chat'}","messages":[{"role":"user","content":"Hello"}]}'`}
+        </pre>
+      </EmptyState>
+    );
+
+  const s = view?.summary;
+  return (
+    <>
+      <PageHeader
+        title="Overview"
+        intro="Traffic through the gateway and the health of every model server. Updates every few seconds."
+        actions={
+          <SelectField id="overview-window" label="Period" value={win} onChange={(v) => setWin(v as WindowId)} options={WINDOWS.map((x) => ({ value: x.id, label: x.label }))} className="inline" />
+        }
+      />
+      <LoadError error={reqs.error ?? health.error} />
+      {next}
+      {reqs.loading ? <Loading what="traffic" /> : null}
+      {s && everRequested ? (
+        <div className="stats" aria-label={`Totals, ${w.label.toLowerCase()}`} role="group">
+          <Stat label="Requests" value={fmtInt(s.requests)} id="requests" />
+          <Stat label="Errors" value={fmtInt(s.errors)} id="errors" sub={s.requests ? `${((s.errors / s.requests) * 100).toFixed(1)} %` : undefined} tone={s.errors ? 'bad' : undefined} />
+          <Stat label="Tokens" value={fmtInt(s.tokens)} id="tokens" />
+          <Stat label="Latency p50" value={fmtMs(s.p50)} id="p50" />
+          <Stat label="Latency p99" value={fmtMs(s.p99)} id="p99" />
+        </div>
+      ) : null}
+      {view?.truncated ? (
+        <p className="hint">
+          Charts show the most recent {fmtInt(LIMIT)} requests (since {fmtTime(view.oldest)}); the Usage page has exact totals.
+        </p>
+      ) : null}
+      {view && everRequested ? (
+        <div className="chart-grid">
+          <ChartCard title="Requests and errors" id="chart-requests" caption={`${fmtInt(s?.requests)} request${s?.requests === 1 ? '' : 's'}, ${fmtInt(s?.errors)} error${s?.errors === 1 ? '' : 's'}, ${w.label.toLowerCase()}.`}>
+            <AreaChart data={view.buckets} margin={{ top: 8, right: 12, bottom: 0, left: 0 }}>
+              <CartesianGrid stroke="#e5e8ee" vertical={false} />
+              <XAxis dataKey="label" tick={{ fontSize: 11 }} minTickGap={24} />
+              <YAxis allowDecimals={false} width={40} tick={{ fontSize: 11 }} />
+              <Tooltip />
+              <Legend />
+              <Area type="monotone" dataKey="requests" name="Requests" stroke="#2358d4" fill="#2358d4" fillOpacity={0.15} isAnimationActive={false} />
+              <Area type="monotone" dataKey="errors" name="Errors" stroke="#c8322b" fill="#c8322b" fillOpacity={0.2} isAnimationActive={false} />
+            </AreaChart>
+          </ChartCard>
+          <ChartCard title="Tokens" id="chart-tokens" caption={`${fmtInt(s?.tokens)} tokens (prompt + completion), ${w.label.toLowerCase()}.`}>
+            <BarChart data={view.buckets} margin={{ top: 8, right: 12, bottom: 0, left: 0 }}>
+              <CartesianGrid stroke="#e5e8ee" vertical={false} />
+              <XAxis dataKey="label" tick={{ fontSize: 11 }} minTickGap={24} />
+              <YAxis allowDecimals={false} width={48} tick={{ fontSize: 11 }} />
+              <Tooltip />
+              <Legend />
+              <Bar dataKey="tokens" name="Tokens" fill="#0f8a6a" isAnimationActive={false} />
+            </BarChart>
+          </ChartCard>
+          <ChartCard title="Latency" id="chart-latency" caption={`p50 ${fmtMs(s?.p50)}, p99 ${fmtMs(s?.p99)}, whole request, ${w.label.toLowerCase()}.`}>
+            <LineChart data={view.buckets} margin={{ top: 8, right: 12, bottom: 0, left: 0 }}>
+              <CartesianGrid stroke="#e5e8ee" vertical={false} />
+              <XAxis dataKey="label" tick={{ fontSize: 11 }} minTickGap={24} />
+              <YAxis width={48} tick={{ fontSize: 11 }} unit=" ms" />
+              <Tooltip />
+              <Legend />
+              <Line type="monotone" dataKey="p50" name="p50" stroke="#2358d4" dot={{ r: 2 }} connectNulls isAnimationActive={false} />
+              <Line type="monotone" dataKey="p99" name="p99" stroke="#b45f06" dot={{ r: 2 }} connectNulls isAnimationActive={false} />
+            </LineChart>
+          </ChartCard>
+        </div>
+      ) : null}
+      <Section title="Endpoint health">
+        {health.loading ? <Loading what="health" /> : null}
+        {health.data && endpoints.length === 0 ? <p className="muted">No endpoints yet.</p> : null}
+        {endpoints.length ? (
+          <div className="table-wrap">
+            <table>
+              <thead>
+                <tr>
+                  <th scope="col">Endpoint</th>
+                  <th scope="col">Health</th>
+                  <th scope="col">In flight</th>
+                  <th scope="col">Last check</th>
+                  <th scope="col">Breakers (model → target)</th>
+                </tr>
+              </thead>
+              <tbody>
+                {endpoints.map((e) => {
+                  const ts = (health.data?.targets ?? []).filter((t) => t.endpoint === e.name);
+                  return (
+                    <tr key={e.name}>
+                      <th scope="row">{e.name}</th>
+                      <td>
+                        {healthBadge(e)}
+                        {e.last_check_error ? <div className="cell-note">{e.last_check_error}</div> : null}
+                      </td>
+                      <td>{fmtInt(e.inflight)}</td>
+                      <td>{fmtTime(e.last_check_at)}</td>
+                      <td>
+                        {ts.length === 0 ? <span className="muted">not used by any model</span> : null}
+                        <ul className="plain">
+                          {ts.map((t) => (
+                            <li key={t.alias + t.id}>
+                              {t.alias} → {t.model} {breakerBadge(t.breaker)}
+                              {t.consecutive_failures ? <span className="cell-note"> {t.consecutive_failures} failures in a row</span> : null}
+                            </li>
+                          ))}
+                        </ul>
+                      </td>
+                    </tr>
+                  );
+                })}
+              </tbody>
+            </table>
+          </div>
+        ) : null}
+      </Section>
+    </>
+  );
+}
+
+function Stat({ label, value, id, sub, tone }: { label: string; value: string; id: string; sub?: string; tone?: 'bad' }) {
+  return (
+    <div className={`stat ${tone ?? ''}`}>
+      <span className="stat-label" id={`stat-${id}-label`}>
+        {label}
+      </span>
+      <span className="stat-value" data-testid={`stat-${id}`} aria-labelledby={`stat-${id}-label`}>
+        {value}
+      </span>
+      {sub ? <span className="stat-sub">{sub}</span> : null}
+    </div>
+  );
+}
+
+function ChartCard({ title, caption, id, children }: { title: string; caption: string; id: string; children: React.ReactElement }) {
+  return (
+    <figure className="card chart" data-testid={id} aria-labelledby={`${id}-title`}>
+      <h2 id={`${id}-title`}>{title}</h2>
+      <div className="chart-box">
+        <ResponsiveContainer width="100%" height={220}>
+          {children}
+        </ResponsiveContainer>
+      </div>
+      <figcaption className="hint">{caption}</figcaption>
+    </figure>
+  );
+}
