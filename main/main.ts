@@ -1,0 +1,298 @@
+// Electron main process of the Airlock desktop shell. Thin wiring only: the logic (gateway
+// supervision, IPC checks, URL policy, drives, logs, settings, CSP) lives in ./lib, which
+// imports nothing from electron and is unit-tested under Node.
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import {
+  app,
+  BrowserWindow,
+  dialog,
+  ipcMain,
+  Menu,
+  nativeImage,
+  session,
+  shell,
+  Tray,
+  utilityProcess,
+  type WebContents,
+  type WebPreferences,
+} from 'electron';
+import { ADMIN_CSP, withCsp } from './lib/csp.js';
+import { listRemovableDrives } from './lib/drives.js';
+import { trayIconPng } from './lib/icon.js';
+import { CHANNELS, IpcRouter, type PickExportFolderOptions } from './lib/ipc.js';
+import { lineSplitter, RotatingLog } from './lib/logs.js';
+import { dataUrl, statusLine, statusPage } from './lib/pages.js';
+import { loadSettings, saveSettings, type ShellSettings } from './lib/settings.js';
+import { GatewaySupervisor, type GatewayChild, type GatewayStatus } from './lib/supervisor.js';
+import { decideNavigation, isAdminOrigin, isPermissionAllowed } from './lib/urls.js';
+
+const here = path.dirname(fileURLToPath(import.meta.url)); // dist/main (or app.asar/dist/main)
+const GATEWAY_ENTRY = path.join(here, '..', '..', 'bin', 'airlock.js');
+const PRELOAD = path.join(here, 'preload.cjs');
+
+const SECURE_WEB_PREFERENCES: WebPreferences = {
+  contextIsolation: true,
+  sandbox: true,
+  nodeIntegration: false,
+  nodeIntegrationInWorker: false,
+  nodeIntegrationInSubFrames: false,
+  webSecurity: true,
+  allowRunningInsecureContent: false,
+  webviewTag: false,
+  navigateOnDragDrop: false,
+  spellcheck: false,
+};
+
+app.enableSandbox();
+
+if (!app.requestSingleInstanceLock()) {
+  // Another Airlock shell owns the gateway; it shows its window (second-instance below).
+  app.quit();
+} else {
+  // The gateway's files and Chromium's profile data live apart in the same per-user folder.
+  const dataDir = process.env.AIRLOCK_DATA_DIR ? path.resolve(process.env.AIRLOCK_DATA_DIR) : app.getPath('userData');
+  app.setPath('sessionData', path.join(dataDir, 'chromium'));
+  const log = new RotatingLog({ dir: path.join(dataDir, 'logs') });
+  const logLine = (line: string) => log.write('shell', line);
+  logLine(`Airlock shell ${app.getVersion()} starting; data dir ${dataDir}`);
+  process.on('uncaughtException', (e) => logLine(`uncaught exception: ${e.stack ?? String(e)}`));
+  process.on('unhandledRejection', (e) => logLine(`unhandled rejection: ${(e as Error)?.stack ?? String(e)}`));
+
+  const loaded = loadSettings(dataDir);
+  let settings: ShellSettings = loaded.settings;
+  if (loaded.problem) logLine(loaded.problem);
+
+  let mainWindow: BrowserWindow | null = null;
+  let tray: Tray | null = null;
+  let quitting = false;
+  let gatewayStopped = false;
+
+  const supervisor = new GatewaySupervisor({
+    logPath: log.path,
+    log: logLine,
+    fork: (): GatewayChild => {
+      logLine(`starting the gateway: ${GATEWAY_ENTRY} serve --data-dir ${dataDir}`);
+      const child = utilityProcess.fork(GATEWAY_ENTRY, ['serve', '--data-dir', dataDir], {
+        stdio: 'pipe',
+        serviceName: 'Airlock gateway',
+        env: { ...process.env, AIRLOCK_DATA_DIR: dataDir },
+      });
+      const out = lineSplitter((line) => {
+        log.write('gateway', line);
+        supervisor.handleOutputLine(line);
+      });
+      const err = lineSplitter((line) => log.write('gateway', line));
+      child.stdout?.on('data', (c: Buffer) => out.push(c));
+      child.stderr?.on('data', (c: Buffer) => err.push(c));
+      child.on('exit', () => {
+        out.flush();
+        err.flush();
+      });
+      return child;
+    },
+  });
+
+  // --- the admin window ---------------------------------------------------------------
+
+  const showStatusPage = (win: BrowserWindow, status: GatewayStatus) => {
+    void win.loadURL(dataUrl(statusPage(status))).catch((e: Error) => logLine(`could not show the status page: ${e.message}`));
+  };
+
+  const showAdmin = (win: BrowserWindow, status: GatewayStatus) => {
+    if (!status.admin) return;
+    if (isAdminOrigin(win.webContents.getURL(), supervisor.adminOrigin)) return; // already there
+    void win.loadURL(status.admin).catch((e: Error) => logLine(`could not load the admin app at ${status.admin}: ${e.message}`));
+  };
+
+  const openWindow = () => {
+    if (mainWindow && !mainWindow.isDestroyed()) {
+      if (mainWindow.isMinimized()) mainWindow.restore();
+      mainWindow.show();
+      mainWindow.focus();
+      return;
+    }
+    const win = new BrowserWindow({
+      width: 1280,
+      height: 860,
+      minWidth: 800,
+      minHeight: 560,
+      title: 'Airlock',
+      show: false,
+      autoHideMenuBar: true,
+      webPreferences: { ...SECURE_WEB_PREFERENCES, preload: PRELOAD },
+    });
+    mainWindow = win;
+    win.once('ready-to-show', () => win.show());
+    win.on('closed', () => {
+      if (mainWindow === win) mainWindow = null;
+    });
+    const status = supervisor.status;
+    if (status.state === 'running') showAdmin(win, status);
+    else showStatusPage(win, status);
+  };
+
+  // Every webContents (the window, and any window it is allowed to open) gets the same policy.
+  const harden = (wc: WebContents) => {
+    const guard = (kind: string) => (event: { preventDefault(): void }, url: string) => {
+      const d = decideNavigation(url, supervisor.adminOrigin, settings.externalLinkHosts);
+      if (d === 'allow') return;
+      event.preventDefault();
+      if (d === 'open-external') {
+        logLine(`${kind}: opening ${url} in the system browser`);
+        void shell.openExternal(url);
+      } else {
+        logLine(`${kind}: refused ${url.slice(0, 300)}`);
+      }
+    };
+    wc.on('will-navigate', guard('navigation'));
+    wc.on('will-redirect', guard('redirect'));
+    wc.on('will-attach-webview', (event) => {
+      event.preventDefault();
+      logLine('refused a <webview>');
+    });
+    wc.setWindowOpenHandler(({ url }) => {
+      const d = decideNavigation(url, supervisor.adminOrigin, settings.externalLinkHosts);
+      if (d === 'allow') {
+        return { action: 'allow', overrideBrowserWindowOptions: { autoHideMenuBar: true, webPreferences: { ...SECURE_WEB_PREFERENCES } } };
+      }
+      if (d === 'open-external') {
+        logLine(`new window: opening ${url} in the system browser`);
+        void shell.openExternal(url);
+      } else {
+        logLine(`new window: refused ${url.slice(0, 300)}`);
+      }
+      return { action: 'deny' };
+    });
+  };
+  app.on('web-contents-created', (_event, wc) => harden(wc));
+
+  // --- tray ---------------------------------------------------------------------------
+
+  const updateTray = (status: GatewayStatus) => {
+    if (!tray) return;
+    tray.setImage(nativeImage.createFromBuffer(trayIconPng(status.state), { scaleFactor: 2 }));
+    tray.setToolTip(statusLine(status));
+    tray.setContextMenu(
+      Menu.buildFromTemplate([
+        { label: statusLine(status), enabled: false },
+        { type: 'separator' },
+        { label: 'Open Airlock', click: openWindow },
+        {
+          label: status.state === 'failed' || status.state === 'stopped' ? 'Start the gateway' : 'Restart the gateway',
+          click: () => {
+            void supervisor.stop().then(() => supervisor.start());
+          },
+        },
+        {
+          label: 'Keep serving when the window closes',
+          type: 'checkbox',
+          checked: settings.keepServingWhenWindowClosed,
+          click: (item) => {
+            try {
+              settings = saveSettings(dataDir, { ...settings, keepServingWhenWindowClosed: item.checked });
+              logLine(`setting: keep serving when the window closes = ${settings.keepServingWhenWindowClosed}`);
+            } catch (e) {
+              logLine(`could not save the settings: ${(e as Error).message}`);
+            }
+          },
+        },
+        { label: 'Show the log folder', click: () => void shell.openPath(path.dirname(log.path)) },
+        { type: 'separator' },
+        { label: 'Quit Airlock (stops the gateway)', click: () => app.quit() },
+      ]),
+    );
+  };
+
+  supervisor.on('status', (status: GatewayStatus) => {
+    logLine(`gateway status: ${status.state}${status.error ? ` — ${status.error}` : ''}`);
+    updateTray(status);
+    const win = mainWindow;
+    if (!win || win.isDestroyed()) {
+      if (status.state === 'failed') openWindow(); // the admin must see why
+      return;
+    }
+    if (status.state === 'running') showAdmin(win, status);
+    else if (!quitting) showStatusPage(win, status);
+  });
+
+  // --- IPC ----------------------------------------------------------------------------
+
+  const router = new IpcRouter(
+    {
+      pickExportFolder: async (options?: PickExportFolderOptions) => {
+        const win = mainWindow && !mainWindow.isDestroyed() ? mainWindow : null;
+        const dialogOptions: Electron.OpenDialogOptions = {
+          title: options?.title ?? 'Choose a folder to export to',
+          properties: ['openDirectory', 'createDirectory'],
+          ...(options?.defaultPath ? { defaultPath: options.defaultPath } : {}),
+        };
+        const r = win ? await dialog.showOpenDialog(win, dialogOptions) : await dialog.showOpenDialog(dialogOptions);
+        return r.canceled ? null : (r.filePaths[0] ?? null);
+      },
+      listRemovableDrives: () => listRemovableDrives(undefined, logLine),
+      getSetupToken: () => supervisor.getSetupToken(),
+      getAppVersion: () => app.getVersion(),
+      getGatewayStatus: () => supervisor.status,
+    },
+    () => ({
+      adminOrigin: supervisor.adminOrigin,
+      windowWebContentsId: mainWindow && !mainWindow.isDestroyed() ? mainWindow.webContents.id : null,
+    }),
+    logLine,
+  );
+  for (const channel of Object.values(CHANNELS)) {
+    ipcMain.handle(channel, (event, ...args: unknown[]) => router.invoke(channel, event, args));
+  }
+
+  // --- app lifecycle ------------------------------------------------------------------
+
+  app.on('second-instance', () => openWindow());
+  app.on('activate', () => openWindow()); // macOS dock click
+
+  app.on('window-all-closed', () => {
+    if (!settings.keepServingWhenWindowClosed) app.quit();
+    else logLine('window closed; the gateway keeps serving (quit from the tray icon)');
+  });
+
+  app.on('before-quit', () => {
+    quitting = true;
+  });
+
+  app.on('will-quit', (event) => {
+    if (gatewayStopped) return;
+    event.preventDefault();
+    void supervisor.stop().finally(() => {
+      gatewayStopped = true;
+      logLine('Airlock shell quitting');
+      log.close();
+      app.quit();
+    });
+  });
+
+  void app.whenReady().then(() => {
+    const ses = session.defaultSession;
+    ses.setPermissionRequestHandler((_wc, permission, callback, details) => {
+      const ok = isPermissionAllowed(permission, details.requestingUrl, supervisor.adminOrigin);
+      if (!ok) logLine(`permission request refused: ${permission} from ${details.requestingUrl.slice(0, 200)}`);
+      callback(ok);
+    });
+    ses.setPermissionCheckHandler((_wc, permission, requestingOrigin) => isPermissionAllowed(permission, requestingOrigin, supervisor.adminOrigin));
+    ses.setDevicePermissionHandler(() => false);
+    ses.webRequest.onHeadersReceived((details, callback) => {
+      // The window only ever shows the admin app: every http(s) document gets its CSP.
+      if (details.url.startsWith('http:') || details.url.startsWith('https:')) {
+        callback({ responseHeaders: withCsp(details.responseHeaders, ADMIN_CSP) });
+      } else {
+        callback({});
+      }
+    });
+
+    tray = new Tray(nativeImage.createFromBuffer(trayIconPng('starting'), { scaleFactor: 2 }));
+    tray.on('click', openWindow);
+    updateTray(supervisor.status);
+
+    supervisor.start();
+    openWindow();
+  });
+}

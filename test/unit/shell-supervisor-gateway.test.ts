@@ -1,0 +1,144 @@
+// The supervisor against the real gateway (bin/airlock.js serve), forked with Node's
+// child_process.fork the way Electron's utilityProcess.fork runs it in the shell: the ready
+// message and the printed lines must be what the supervisor understands; a killed gateway is
+// restarted; stop() stops it for good. Real processes, real ports (port 0), real clock; waits are
+// event-driven, with generous limits only so that a hang fails instead of blocking.
+import { fork, type ChildProcess } from 'node:child_process';
+import { EventEmitter } from 'node:events';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { after, describe, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { GatewaySupervisor, type GatewayChild, type GatewayStatus, type GatewayState } from '../../main/lib/supervisor.js';
+import { lineSplitter } from '../../main/lib/logs.js';
+
+const BIN = fileURLToPath(new URL('../../../bin/airlock.js', import.meta.url));
+const dataDir = fs.mkdtempSync(path.join(os.tmpdir(), 'airlock-shell-gw-'));
+const children: ChildProcess[] = [];
+let supervisor: GatewaySupervisor | null = null;
+let closed = false;
+// Whatever happened in the test: no restart after this point, and no gateway left behind.
+after(async () => {
+  closed = true;
+  await supervisor?.stop();
+  for (const c of children) if (c.exitCode === null && c.signalCode === null) c.kill('SIGKILL');
+  fs.rmSync(dataDir, { recursive: true, force: true });
+});
+
+/** Node's ChildProcess as the supervisor's GatewayChild (exit code 128+n for a signal, like a shell). */
+function adapt(cp: ChildProcess, onLine: (l: string) => void): GatewayChild {
+  const ee = new EventEmitter();
+  const out = lineSplitter(onLine);
+  cp.stdout?.on('data', (c: Buffer) => out.push(c));
+  cp.stderr?.on('data', () => {});
+  cp.on('message', (m) => ee.emit('message', m));
+  cp.on('exit', (code, signal) => {
+    out.flush();
+    ee.emit('exit', code ?? 128 + (signal ? (os.constants.signals[signal] ?? 0) : 0));
+  });
+  return {
+    on: (event: string, l: (...a: unknown[]) => void) => ee.on(event, l),
+    kill: () => cp.kill('SIGTERM'),
+  } as GatewayChild;
+}
+
+function waitForState(sup: GatewaySupervisor, state: GatewayState, limitMs = 60_000): Promise<GatewayStatus> {
+  if (sup.status.state === state) return Promise.resolve(sup.status);
+  return new Promise((resolve, reject) => {
+    const t = setTimeout(() => reject(new Error(`no "${state}" within ${limitMs} ms; status ${JSON.stringify(sup.status)}`)), limitMs);
+    const on = (s: GatewayStatus) => {
+      if (s.state !== state) return;
+      clearTimeout(t);
+      sup.off('status', on);
+      resolve(s);
+    };
+    sup.on('status', on);
+  });
+}
+
+/** The version comes only with the ready message, which may arrive just after the printed "ready". */
+async function waitForVersion(sup: GatewaySupervisor): Promise<void> {
+  if (sup.status.version) return;
+  await new Promise<void>((resolve) => {
+    const on = (s: GatewayStatus) => {
+      if (!s.version) return;
+      sup.off('status', on);
+      resolve();
+    };
+    sup.on('status', on);
+  });
+}
+
+describe('shell supervisor with the real gateway', () => {
+  test('ready → running; killed → restarted; stop() → stopped for good', { timeout: 120_000 }, async () => {
+    const lines: string[] = [];
+    let current: ChildProcess | null = null;
+    const sup = new GatewaySupervisor({
+      logPath: path.join(dataDir, 'logs', 'airlock.log'),
+      readyTimeoutMs: 60_000,
+      initialBackoffMs: 10,
+      fork: () => {
+        if (closed) throw new Error('the test is over');
+        const cp = fork(BIN, ['serve', '--data-dir', dataDir, '--port', '0', '--admin-port', '0'], {
+          stdio: ['ignore', 'pipe', 'pipe', 'ipc'],
+          env: { ...process.env, AIRLOCK_DATA_DIR: dataDir },
+        });
+        children.push(cp);
+        current = cp;
+        return adapt(cp, (l) => {
+          lines.push(l);
+          sup.handleOutputLine(l);
+        });
+      },
+    });
+    supervisor = sup;
+    const states: GatewayState[] = [];
+    sup.on('status', (s: GatewayStatus) => states.push(s.state));
+
+    sup.start();
+    const running = await waitForState(sup, 'running');
+    await waitForVersion(sup);
+    assert.match(running.data ?? '', /^http:\/\/127\.0\.0\.1:\d+$/);
+    assert.match(running.admin ?? '', /^http:\/\/127\.0\.0\.1:\d+$/);
+    assert.equal(sup.status.version, JSON.parse(fs.readFileSync(new URL('../../../package.json', import.meta.url), 'utf8')).version);
+    assert.equal(sup.adminOrigin, new URL(running.admin!).origin);
+    // The printed lines name the same URLs (the fallback path agrees with the message).
+    assert.ok(lines.some((l) => l.startsWith(`airlock: data plane listening on ${running.data}`)), lines.join('\n'));
+    assert.ok(lines.includes(`airlock: admin plane listening on ${running.admin}`), lines.join('\n'));
+    assert.ok(lines.includes('airlock: ready'));
+    // A fresh data dir has no owner: the gateway hands out a setup token, the one it printed.
+    const token = sup.getSetupToken();
+    assert.ok(token, 'a setup token on first run');
+    assert.ok(lines.some((l) => l.startsWith('airlock: first-run setup: open ') && l.endsWith(`?token=${token}`)), lines.join('\n'));
+    const health = await fetch(`${running.data}/healthz`);
+    assert.equal(health.status, 200);
+    await health.body?.cancel();
+
+    // A crash (SIGKILL: no chance to clean up) → restarting → running again on new ports.
+    const first = current!;
+    first.kill('SIGKILL');
+    const restarting = await waitForState(sup, 'restarting');
+    assert.equal(restarting.lastExitCode, 128 + os.constants.signals.SIGKILL);
+    const again = await waitForState(sup, 'running');
+    await waitForVersion(sup);
+    const token2 = sup.getSetupToken();
+    assert.ok(token2 && token2 !== token, 'the restarted gateway has its own setup token');
+    assert.notEqual(current, first);
+    assert.equal(again.restarts, 1);
+    const health2 = await fetch(`${again.data}/healthz`);
+    assert.equal(health2.status, 200);
+    await health2.body?.cancel();
+
+    // stop(): SIGTERM, graceful exit, no restart.
+    const second = current!;
+    await sup.stop();
+    assert.equal(sup.status.state, 'stopped');
+    assert.equal(second.exitCode, 0, 'the gateway exits cleanly on SIGTERM');
+    // (A status event may repeat a state: the version arriving after the printed "ready".)
+    const transitions = states.filter((s, i) => s !== states[i - 1]);
+    assert.deepEqual(transitions, ['starting', 'running', 'restarting', 'starting', 'running', 'stopping', 'stopped']);
+    assert.equal(children.length, 2);
+  });
+});
