@@ -4,11 +4,12 @@ import os from 'node:os';
 import path from 'node:path';
 import { parseArgs, type ParseArgsConfig } from 'node:util';
 import YAML from 'yaml';
-import { formatIssue } from './config/schema.js';
+import { DEFAULT_LISTEN, formatIssue } from './config/schema.js';
 import { ConfigStore, formatChange } from './store/config-store.js';
 import { ensureDataDir, openDatabase, StartupError, DB_FILE } from './store/db.js';
 import { Secrets } from './store/secrets.js';
 import { VERSION } from './version.js';
+import type { GatewayOptions, ListenSource } from './server/gateway.js';
 
 class UsageError extends Error {}
 
@@ -27,6 +28,8 @@ Usage:
 
 Environment: AIRLOCK_DATA_DIR, AIRLOCK_HOST, AIRLOCK_PORT, AIRLOCK_ADMIN_HOST,
 AIRLOCK_ADMIN_PORT, AIRLOCK_ADMIN_TOKEN, AIRLOCK_ADMIN_HOSTNAMES.
+Listen addresses: a flag wins over its environment variable, which wins over the stored
+settings.listen (admin app: Settings), then 127.0.0.1:4000 (data) and 127.0.0.1:4001 (admin).
 `;
 
 export function defaultDataDir(env: NodeJS.ProcessEnv = process.env, platform = process.platform): string {
@@ -105,12 +108,25 @@ async function serve(argv: string[]): Promise<number> {
   });
   const env = process.env;
   const dataDir = path.resolve(values['data-dir'] ?? defaultDataDir());
-  const opts = {
+  // Listen addresses: flag > environment > stored settings.listen > default. Flags and
+  // environment are checked now (a bad port is a usage error before anything is opened); the
+  // stored settings are read once the store is open and --config (which may set them) applied.
+  const given = (flag: string | undefined, flagName: string, envName: string) =>
+    flag ? { value: flag, source: 'flag' as const, what: flagName } : env[envName] ? { value: env[envName]!, source: 'env' as const, what: envName } : undefined;
+  const over = {
+    data_host: given(values.host, '--host', 'AIRLOCK_HOST'),
+    data_port: given(values.port, '--port', 'AIRLOCK_PORT'),
+    admin_host: given(values['admin-host'], '--admin-host', 'AIRLOCK_ADMIN_HOST'),
+    admin_port: given(values['admin-port'], '--admin-port', 'AIRLOCK_ADMIN_PORT'),
+  };
+  const dataPort = over.data_port && port(over.data_port.value, 0, over.data_port.what);
+  const adminPort = over.admin_port && port(over.admin_port.value, 0, over.admin_port.what);
+  const opts: GatewayOptions = {
     dataDir,
-    host: values.host ?? env.AIRLOCK_HOST ?? '127.0.0.1',
-    port: port(values.port ?? env.AIRLOCK_PORT, 4000, '--port'),
-    adminHost: values['admin-host'] ?? env.AIRLOCK_ADMIN_HOST ?? '127.0.0.1',
-    adminPort: port(values['admin-port'] ?? env.AIRLOCK_ADMIN_PORT, 4001, '--admin-port'),
+    host: DEFAULT_LISTEN.data_host,
+    port: DEFAULT_LISTEN.data_port,
+    adminHost: DEFAULT_LISTEN.admin_host,
+    adminPort: DEFAULT_LISTEN.admin_port,
     adminToken: env.AIRLOCK_ADMIN_TOKEN || undefined,
   };
   const err = (s: string) => process.stderr.write(`airlock: ${s}\n`);
@@ -124,6 +140,22 @@ async function serve(argv: string[]): Promise<number> {
     }
     gw.reload();
   }
+  // The stored listen settings (the schema fills in defaults; "settings" means the stored
+  // settings document holds the value, "default" that it predates the listen settings).
+  const stored = gw.snapshot.settings.listen;
+  let storedKeys: Record<string, unknown> = {};
+  try {
+    const raw = gw.db.prepare(`SELECT spec FROM settings WHERE id = 1`).pluck().get() as string | undefined;
+    storedKeys = (raw ? (JSON.parse(raw) as { listen?: Record<string, unknown> }).listen : undefined) ?? {};
+  } catch {
+    storedKeys = {};
+  }
+  const from = (k: keyof ListenSource) => (over[k] ? over[k].source : k in storedKeys ? 'settings' : 'default');
+  opts.host = over.data_host?.value ?? stored.data_host;
+  opts.port = dataPort ?? stored.data_port;
+  opts.adminHost = over.admin_host?.value ?? stored.admin_host;
+  opts.adminPort = adminPort ?? stored.admin_port;
+  opts.listenSource = { data_host: from('data_host'), data_port: from('data_port'), admin_host: from('admin_host'), admin_port: from('admin_port') };
   let urls: { data: string; admin: string };
   try {
     urls = await gw.start();

@@ -102,6 +102,26 @@ export const breakerSchema = z.strictObject({
   cooldown_ms: z.int().min(100).max(3_600_000).default(30_000),
 });
 
+/** A bind address: an IPv4 or IPv6 literal (0.0.0.0 and :: mean every interface) or "localhost". */
+const HOST_MESSAGE = 'must be an IP address (e.g. 127.0.0.1, 0.0.0.0, ::1, ::) or "localhost"';
+export const listenHost = z
+  .string()
+  .refine((v) => v === 'localhost' || z.ipv4().safeParse(v).success || z.ipv6().safeParse(v).success, HOST_MESSAGE);
+const listenPort = z.int().min(0, 'must be a port number from 0 to 65535').max(65535, 'must be a port number from 0 to 65535');
+
+export const DEFAULT_LISTEN = { data_host: '127.0.0.1', data_port: 4000, admin_host: '127.0.0.1', admin_port: 4001 } as const;
+export const listenSchema = z.strictObject({
+  data_host: listenHost
+    .default(DEFAULT_LISTEN.data_host)
+    .describe('Address the data plane (apps) listens on: 127.0.0.1 = this machine only, 0.0.0.0 = every network interface (takes effect on restart; --host / AIRLOCK_HOST override it)'),
+  data_port: listenPort.default(DEFAULT_LISTEN.data_port).describe('Port of the data plane; 0 = any free port (takes effect on restart; --port / AIRLOCK_PORT override it)'),
+  admin_host: listenHost
+    .default(DEFAULT_LISTEN.admin_host)
+    .describe('Address the admin plane (this admin app and API) listens on; keep 127.0.0.1 unless admins must reach it from other machines (takes effect on restart; --admin-host / AIRLOCK_ADMIN_HOST override it)'),
+  admin_port: listenPort.default(DEFAULT_LISTEN.admin_port).describe('Port of the admin plane; 0 = any free port (takes effect on restart; --admin-port / AIRLOCK_ADMIN_PORT override it)'),
+});
+export type ListenSettings = z.infer<typeof listenSchema>;
+
 export const settingsSchema = z.strictObject({
   max_body_bytes: z.int().min(1024).max(1024 * 1024 * 1024).default(10 * 1024 * 1024).describe('Largest request body accepted (takes effect on restart)'),
   queue_timeout_ms: z.int().min(0).max(600_000).default(30_000).describe('Longest a request waits for a free slot when every target is at max_concurrency'),
@@ -112,6 +132,7 @@ export const settingsSchema = z.strictObject({
   admin_lockout_minutes: z.int().min(1).max(10_080).default(15).describe('How long a locked admin account stays locked'),
   admin_session_hours: z.int().min(1).max(720).default(12).describe('How long an admin login lasts'),
   ledger_retention_days: z.int().min(1).max(36_500).optional().describe('Delete ledger rows older than this (default: keep)'),
+  listen: listenSchema.default({ ...DEFAULT_LISTEN }).describe('Where the gateway listens (takes effect on restart; command-line flags and environment variables take precedence)'),
 });
 export type Settings = z.infer<typeof settingsSchema>;
 export const DEFAULT_SETTINGS: Settings = settingsSchema.parse({});

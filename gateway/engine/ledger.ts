@@ -138,3 +138,110 @@ export function recentRequests(db: DB, limit: number, before?: number) {
     .prepare(`SELECT * FROM ledger ${before !== undefined ? 'WHERE ts < ?' : ''} ORDER BY ts DESC, rowid DESC LIMIT ?`)
     .all(...(before !== undefined ? [before, limit] : [limit])) as LedgerRow[];
 }
+
+export interface TimeseriesQuery {
+  /** ms since the epoch, inclusive */
+  from: number;
+  /** ms since the epoch, exclusive; rounded up so the range is a whole number of buckets */
+  to: number;
+  buckets: number;
+}
+
+export interface TimeseriesPoint {
+  /** bucket start, ms since the epoch */
+  t: number;
+  requests: number;
+  /** requests answered with status >= 400 */
+  errors: number;
+  prompt_tokens: number;
+  completion_tokens: number;
+  cost: number;
+  /** nearest-rank percentiles of latency_ms; null for an empty bucket */
+  p50_ms: number | null;
+  p99_ms: number | null;
+}
+
+export interface Timeseries {
+  from: number;
+  to: number;
+  bucket_ms: number;
+  data: TimeseriesPoint[];
+  /** the whole range: sums, and percentiles over every request in it */
+  totals: Omit<TimeseriesPoint, 't'>;
+}
+
+/** Nearest-rank percentile of an ascending list. */
+export function nearestRank(sorted: readonly number[], p: number): number | null {
+  if (!sorted.length) return null;
+  const rank = Math.ceil((p / 100) * sorted.length);
+  return sorted[Math.min(sorted.length - 1, Math.max(0, rank - 1))]!;
+}
+
+/**
+ * Usage over time: `buckets` equal buckets from `from`. Counts and sums are grouped in SQL; the
+ * percentiles come from one query over the range's latencies in ascending order (a few hundred
+ * thousand rows are fine), split by bucket as they stream in, so every bucket's list is sorted.
+ */
+export function usageTimeseries(db: DB, q: TimeseriesQuery): Timeseries {
+  const n = Math.max(1, Math.floor(q.buckets));
+  const bucketMs = Math.max(1, Math.ceil((q.to - q.from) / n));
+  const from = q.from;
+  const to = from + n * bucketMs;
+  const args = { from, to, bucket: bucketMs };
+  const idx = `CAST((ts - @from) / @bucket AS INTEGER)`;
+  const sums = db
+    .prepare(
+      `SELECT ${idx} AS b, COUNT(*) AS requests, SUM(status >= 400) AS errors, SUM(prompt_tokens) AS prompt_tokens,
+              SUM(completion_tokens) AS completion_tokens, SUM(cost) AS cost
+       FROM ledger WHERE ts >= @from AND ts < @to GROUP BY b`,
+    )
+    .all(args) as { b: number; requests: number; errors: number; prompt_tokens: number; completion_tokens: number; cost: number }[];
+  const data: TimeseriesPoint[] = Array.from({ length: n }, (_, i) => ({
+    t: from + i * bucketMs,
+    requests: 0,
+    errors: 0,
+    prompt_tokens: 0,
+    completion_tokens: 0,
+    cost: 0,
+    p50_ms: null,
+    p99_ms: null,
+  }));
+  for (const r of sums) {
+    const p = data[r.b];
+    if (!p) continue;
+    p.requests = r.requests;
+    p.errors = r.errors;
+    p.prompt_tokens = r.prompt_tokens;
+    p.completion_tokens = r.completion_tokens;
+    p.cost = round6(r.cost);
+  }
+  const perBucket: number[][] = Array.from({ length: n }, () => []);
+  const all: number[] = [];
+  const lat = db.prepare(`SELECT ${idx} AS b, latency_ms FROM ledger WHERE ts >= @from AND ts < @to ORDER BY latency_ms`).raw();
+  for (const row of lat.iterate(args) as IterableIterator<[number, number]>) {
+    perBucket[row[0]]?.push(row[1]);
+    all.push(row[1]);
+  }
+  data.forEach((p, i) => {
+    p.p50_ms = nearestRank(perBucket[i]!, 50);
+    p.p99_ms = nearestRank(perBucket[i]!, 99);
+  });
+  const sum = (k: 'requests' | 'errors' | 'prompt_tokens' | 'completion_tokens' | 'cost') => data.reduce((s, p) => s + p[k], 0);
+  return {
+    from,
+    to,
+    bucket_ms: bucketMs,
+    data,
+    totals: {
+      requests: sum('requests'),
+      errors: sum('errors'),
+      prompt_tokens: sum('prompt_tokens'),
+      completion_tokens: sum('completion_tokens'),
+      cost: round6(sum('cost')),
+      p50_ms: nearestRank(all, 50),
+      p99_ms: nearestRank(all, 99),
+    },
+  };
+}
+
+const round6 = (x: number) => Math.round(x * 1e6) / 1e6;

@@ -16,7 +16,7 @@ import {
   type Section,
 } from '../config/schema.js';
 import { formatChange, type ApplyResult } from '../store/config-store.js';
-import { recentRequests, usageAggregates, type UsageQuery } from '../engine/ledger.js';
+import { recentRequests, usageAggregates, usageTimeseries, type UsageQuery } from '../engine/ledger.js';
 import { probe } from '../engine/health.js';
 import { VERSION } from '../version.js';
 import { registerAdminApp } from './static.js';
@@ -261,9 +261,20 @@ export function buildAdminPlane(gw: Gateway): FastifyInstance {
     return { data: gw.store.export().routing_rules };
   });
 
+  /** Which addresses the planes listen on decides who can reach them: only owners change it. */
+  const guardListen = (req: FastifyRequest, next: { listen?: { data_host: string; admin_host: string } } | undefined) => {
+    if (!next?.listen) return;
+    const cur = gw.store.export().settings.listen;
+    const changed = next.listen.data_host !== cur.data_host || next.listen.admin_host !== cur.admin_host;
+    const p = principalOf(req);
+    if (changed && p?.role !== 'owner')
+      throw new AuthError(403, 'forbidden', `Only an owner may change the addresses Airlock listens on (settings.listen.*_host); the ${p?.role ?? 'anonymous'} role may not.`);
+  };
+
   app.get(`${API}/settings`, async () => gw.store.export().settings);
   app.put(`${API}/settings`, async (req) => {
     const s = parseBody(settingsSchema, req.body);
+    guardListen(req, s);
     change({ settings: s });
     return gw.store.export().settings;
   });
@@ -276,6 +287,8 @@ export function buildAdminPlane(gw: Gateway): FastifyInstance {
   });
   app.post<{ Querystring: { dry_run?: string } }>(`${API}/config/apply`, async (req) => {
     const dryRun = req.query.dry_run === 'true' || req.query.dry_run === '1';
+    const parsed = settingsSchema.safeParse((req.body as { settings?: unknown } | undefined)?.settings);
+    if (parsed.success) guardListen(req, parsed.data);
     const r = gw.store.apply(req.body, { dryRun, source: 'admin' });
     if (!r.ok) throw validationError(r.issues);
     if (!dryRun && r.changes.length) gw.reload();
@@ -311,12 +324,31 @@ export function buildAdminPlane(gw: Gateway): FastifyInstance {
     return { group_by: q.group_by, from: q.from ?? null, to: q.to ?? null, data: usageAggregates(gw.db, q) };
   });
 
+  // Requests, errors, tokens, cost and latency percentiles per time bucket (every bucket present).
+  app.get<{ Querystring: { from?: string; to?: string; buckets?: string } }>(`${API}/usage/timeseries`, async (req) => {
+    gw.ledger.flush();
+    const b = req.query.buckets;
+    const buckets = b === undefined || b === '' ? 60 : /^\d+$/.test(b) ? Number(b) : NaN;
+    if (!Number.isInteger(buckets) || buckets < 1 || buckets > 500) throw validationError([{ path: ['buckets'], message: 'must be an integer from 1 to 500' }]);
+    const givenTo = time(req.query.to, 'to');
+    const to = givenTo ?? Date.now();
+    const from = time(req.query.from, 'from') ?? to - 3_600_000;
+    if (to <= from)
+      throw validationError(givenTo !== undefined ? [{ path: ['to'], message: 'must be later than from' }] : [{ path: ['from'], message: 'must be earlier than to (default: now)' }]);
+    return usageTimeseries(gw.db, { from, to, buckets });
+  });
+
   app.get(`${API}/status`, async () => ({
     version: VERSION,
     started_at: new Date(gw.startedAt).toISOString(),
     config_version: gw.snapshot.version,
     data_dir: gw.opts.dataDir,
     listen: gw.listening ?? null,
+    // what the planes were asked to listen on at start, and where each value came from: a flag
+    // or environment variable overrides the stored settings.listen (which applies on restart)
+    listen_config: { data_host: gw.opts.host, data_port: gw.opts.port, admin_host: gw.opts.adminHost, admin_port: gw.opts.adminPort },
+    listen_source: gw.opts.listenSource ?? null,
+    admin_hostnames: (process.env.AIRLOCK_ADMIN_HOSTNAMES ?? '').split(',').map((s) => s.trim()).filter(Boolean),
     ledger: { written: gw.ledger.written, pending: gw.ledger.pending },
   }));
 

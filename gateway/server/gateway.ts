@@ -22,9 +22,20 @@ export interface GatewayOptions {
   adminHost: string;
   adminPort: number;
   adminToken: string | undefined;
+  /** where each listen value came from (reported on /status so the admin app can say when a
+   * flag or environment variable overrides the stored settings.listen) */
+  listenSource?: ListenSource;
   /** how often another process's config change is looked for */
   pollMs?: number;
   log?: (line: string) => void;
+}
+
+export type ListenOrigin = 'flag' | 'env' | 'settings' | 'default';
+export interface ListenSource {
+  data_host: ListenOrigin;
+  data_port: ListenOrigin;
+  admin_host: ListenOrigin;
+  admin_port: ListenOrigin;
 }
 
 export class Gateway {

@@ -228,6 +228,31 @@ export interface UsageRow {
   cost: number;
   avg_latency_ms: number;
 }
+export interface TimeseriesPoint {
+  /** bucket start, ms */
+  t: number;
+  requests: number;
+  errors: number;
+  prompt_tokens: number;
+  completion_tokens: number;
+  cost: number;
+  p50_ms: number | null;
+  p99_ms: number | null;
+}
+export interface Timeseries {
+  from: number;
+  to: number;
+  bucket_ms: number;
+  data: TimeseriesPoint[];
+  totals?: Omit<TimeseriesPoint, 't'>;
+}
+export type ListenOrigin = 'flag' | 'env' | 'settings' | 'default';
+export interface ListenSettings {
+  data_host: string;
+  data_port: number;
+  admin_host: string;
+  admin_port: number;
+}
 export interface Status {
   version: string;
   started_at: string;
@@ -236,6 +261,12 @@ export interface Status {
   ledger?: { written: number; pending: number };
   // listen addresses: not every gateway version reports them
   listen?: { data?: string; admin?: string; host?: string; admin_host?: string };
+  /** what the planes were asked to listen on at start */
+  listen_config?: ListenSettings;
+  /** where each of those values came from */
+  listen_source?: Record<keyof ListenSettings, ListenOrigin> | null;
+  /** AIRLOCK_ADMIN_HOSTNAMES */
+  admin_hostnames?: string[];
   data_url?: string;
   admin_url?: string;
 }

@@ -1,11 +1,13 @@
-// Time-series from the recent-requests ledger, computed in the browser.
-import type { RequestRow } from './api';
+// Time series for the overview charts. The gateway buckets the whole ledger
+// (GET /usage/timeseries); this module picks the periods and shapes the answer for the charts.
+import type { Timeseries } from './api';
 
 export interface Bucket {
   t: number;
   requests: number;
   errors: number;
   tokens: number;
+  cost: number;
   p50: number | null;
   p99: number | null;
 }
@@ -14,6 +16,7 @@ export interface Summary {
   requests: number;
   errors: number;
   tokens: number;
+  cost: number;
   p50: number | null;
   p99: number | null;
 }
@@ -26,37 +29,30 @@ export const WINDOWS = [
 ] as const;
 export type WindowId = (typeof WINDOWS)[number]['id'];
 
-/** Nearest-rank percentile of an ascending list. */
-export function percentile(sorted: number[], p: number): number | null {
-  if (!sorted.length) return null;
-  const rank = Math.ceil((p / 100) * sorted.length);
-  return sorted[Math.min(sorted.length - 1, Math.max(0, rank - 1))]!;
+/** The query for a period: whole steps, ending at the step boundary after `now`. */
+export function windowQuery(w: { ms: number; step: number }, now: number): { from: number; to: number; buckets: number } {
+  const to = Math.ceil((now + 1) / w.step) * w.step;
+  return { from: to - w.ms, to, buckets: Math.round(w.ms / w.step) };
 }
 
-export function summarize(rows: RequestRow[]): Summary {
-  const lat = rows.map((r) => r.latency_ms).sort((a, b) => a - b);
-  return {
-    requests: rows.length,
-    errors: rows.filter((r) => r.status >= 400).length,
-    tokens: rows.reduce((s, r) => s + r.prompt_tokens + r.completion_tokens, 0),
-    p50: percentile(lat, 50),
-    p99: percentile(lat, 99),
-  };
+export function toBuckets(ts: Timeseries): Bucket[] {
+  return ts.data.map((p) => ({
+    t: p.t,
+    requests: p.requests,
+    errors: p.errors,
+    tokens: p.prompt_tokens + p.completion_tokens,
+    cost: p.cost,
+    p50: p.p50_ms,
+    p99: p.p99_ms,
+  }));
 }
 
-/** Buckets of `step` ms ending at the step boundary after `now`. */
-export function bucketize(rows: RequestRow[], windowMs: number, step: number, now: number): { buckets: Bucket[]; from: number; to: number } {
-  const to = Math.ceil((now + 1) / step) * step;
-  const from = to - windowMs;
-  const n = Math.round(windowMs / step);
-  const groups: RequestRow[][] = Array.from({ length: n }, () => []);
-  for (const r of rows) {
-    if (r.ts < from || r.ts >= to) continue;
-    groups[Math.floor((r.ts - from) / step)]!.push(r);
-  }
-  const buckets = groups.map((g, i) => {
-    const s = summarize(g);
-    return { t: from + i * step, requests: s.requests, errors: s.errors, tokens: s.tokens, p50: s.p50, p99: s.p99 };
-  });
-  return { buckets, from, to };
+/** Totals of the period, from the same answer: the gateway's totals (percentiles over every
+ * request of the period), else the buckets summed (percentiles cannot be combined: none). */
+export function summarize(ts: Timeseries): Summary {
+  const t = ts.totals;
+  if (t) return { requests: t.requests, errors: t.errors, tokens: t.prompt_tokens + t.completion_tokens, cost: t.cost, p50: t.p50_ms, p99: t.p99_ms };
+  const b = toBuckets(ts);
+  const sum = (k: 'requests' | 'errors' | 'tokens' | 'cost') => b.reduce((s, x) => s + x[k], 0);
+  return { requests: sum('requests'), errors: sum('errors'), tokens: sum('tokens'), cost: sum('cost'), p50: null, p99: null };
 }

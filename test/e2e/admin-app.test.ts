@@ -315,9 +315,50 @@ describe('admin app (Chromium)', () => {
     await queue.fill('20000');
     await page.getByRole('button', { name: 'Save settings' }).click();
     await page.getByText('Settings saved.').waitFor();
-    const saved = await page.evaluate(async () => ((await (await fetch('/admin/api/v1/settings')).json()) as { queue_timeout_ms: number }).queue_timeout_ms);
-    assert.equal(saved, 20000);
+    const storedSettings = () =>
+      page.evaluate(async () => (await (await fetch('/admin/api/v1/settings')).json()) as { queue_timeout_ms: number; listen: { data_host: string; admin_host: string } });
+    assert.equal((await storedSettings()).queue_timeout_ms, 20000);
     await shot(page, '11-settings');
+
+    // Listen settings: the data-plane switch stores 0.0.0.0 for the next start and says a restart
+    // is needed; the gateway keeps listening where it started (this test never restarts it).
+    const lan = page.getByRole('switch', { name: 'Expose the data plane to the LAN' });
+    assert.equal(await lan.isChecked(), false);
+    await page.getByTestId('listen-now-data').getByText(gw.dataUrl, { exact: true }).waitFor();
+    await page.getByTestId('listen-now-admin').getByText(gw.adminUrl, { exact: true }).waitFor();
+    assert.equal(await page.getByTestId('listen-restart-data').count(), 0, 'nothing to restart for yet');
+    // the test gateway gets its ports from flags (--port 0): the page says they win over the stored ports
+    await page.getByTestId('listen-override-data_port').getByText('the --port flag').waitFor();
+    await lan.check();
+    const restart = page.getByTestId('listen-restart-data');
+    await restart.getByText('Restart Airlock to apply.').waitFor();
+    await restart.getByText(gw.dataUrl, { exact: true }).waitFor();
+    let stored = await storedSettings();
+    assert.equal(stored.listen.data_host, '0.0.0.0');
+    assert.equal(stored.listen.admin_host, '127.0.0.1');
+    assert.equal(stored.queue_timeout_ms, 20000, 'the switch keeps the other settings');
+    const running = await page.evaluate(async () => ((await (await fetch('/admin/api/v1/status')).json()) as { listen: { data: string } }).listen.data);
+    assert.equal(running, gw.dataUrl, 'still listening where it started');
+    // Saving the other settings keeps the stored listen settings.
+    await queue.fill('25000');
+    await page.getByRole('button', { name: 'Save settings' }).click();
+    await page.getByText('Settings saved.').waitFor();
+    stored = await storedSettings();
+    assert.deepEqual([stored.queue_timeout_ms, stored.listen.data_host], [25000, '0.0.0.0']);
+    await shot(page, '11b-settings-lan');
+    // The admin-plane switch asks first; cancelling changes nothing.
+    const adminLan = page.getByRole('switch', { name: 'Expose the admin plane to the LAN' });
+    await adminLan.click();
+    const confirmExpose = page.getByRole('dialog', { name: 'Expose the admin plane to the LAN?' });
+    await confirmExpose.getByText('AIRLOCK_ADMIN_HOSTNAMES').waitFor();
+    await confirmExpose.getByRole('button', { name: 'Cancel' }).click();
+    await confirmExpose.waitFor({ state: 'hidden' });
+    assert.equal(await adminLan.isChecked(), false);
+    assert.equal((await storedSettings()).listen.admin_host, '127.0.0.1');
+    // Off again: back to loopback, and the notice goes.
+    await lan.uncheck();
+    await restart.waitFor({ state: 'detached' });
+    assert.equal((await storedSettings()).listen.data_host, '127.0.0.1');
 
     // Admins: the owner is listed; an API token is shown once, works with its role, and is revoked.
     await nav(page, 'Admins');
@@ -386,6 +427,9 @@ describe('admin app (Chromium)', () => {
     const field = page.getByLabel('Queue timeout (ms)');
     await field.waitFor();
     assert.equal(await field.isDisabled(), true, 'settings fields are read-only');
+    assert.equal(await page.getByRole('switch', { name: 'Expose the data plane to the LAN' }).isDisabled(), true, 'the LAN switches are read-only');
+    assert.equal(await page.getByRole('switch', { name: 'Expose the admin plane to the LAN' }).isDisabled(), true);
+    assert.equal(await page.getByRole('button', { name: 'Save ports' }).count(), 0);
     assert.equal(await page.getByRole('button', { name: 'Save settings' }).count(), 0);
 
     await nav(page, 'Admins');

@@ -84,11 +84,14 @@ export interface StartOptions {
   env?: NodeJS.ProcessEnv;
   args?: string[];
   adminToken?: string | null;
+  /** false: start without the default `--port 0 --admin-port 0` (the stored settings.listen or
+   * the environment decide; make sure they name loopback and port 0) */
+  listenFlags?: boolean;
 }
 
 export async function startGateway(opts: StartOptions = {}): Promise<RunningGateway> {
   const dataDir = opts.dataDir ?? tmpDir();
-  const args = ['serve', '--data-dir', dataDir, '--port', '0', '--admin-port', '0', ...(opts.args ?? [])];
+  const args = ['serve', '--data-dir', dataDir, ...(opts.listenFlags === false ? [] : ['--port', '0', '--admin-port', '0']), ...(opts.args ?? [])];
   if (opts.config !== undefined) {
     const file = typeof opts.config === 'string' && fs.existsSync(opts.config) ? opts.config : writeConfig(fs.mkdtempSync(path.join(os.tmpdir(), 'airlock-cfg-')), opts.config);
     args.push('--config', file);

@@ -2,15 +2,14 @@
 // Refreshes every few seconds.
 import { useMemo, useState } from 'react';
 import { Area, AreaChart, Bar, BarChart, CartesianGrid, Legend, Line, LineChart, ResponsiveContainer, Tooltip, XAxis, YAxis } from 'recharts';
-import { get, type Health, type RequestRow, type Status } from '../api';
+import { get, type Health, type RequestRow, type Status, type Timeseries } from '../api';
 import { useResource } from '../hooks';
 import { Badge, EmptyState, LoadError, Loading, PageHeader, Section, SelectField, fmtInt, fmtMs, fmtTime } from '../components/ui';
 import { Link } from '../router';
-import { WINDOWS, bucketize, summarize, type WindowId } from '../metrics';
+import { WINDOWS, summarize, toBuckets, windowQuery, type WindowId } from '../metrics';
 import { useAuth } from '../auth';
 
 export const POLL_MS = 5000;
-const LIMIT = 1000;
 
 export function healthBadge(e: { healthy?: boolean; last_check_at?: string | null; last_check_error?: string | null } | undefined) {
   if (!e || e.healthy === undefined) return <Badge tone="muted">unknown</Badge>;
@@ -36,24 +35,32 @@ function timeLabel(t: number, step: number): string {
 export function OverviewPage() {
   const [win, setWin] = useState<WindowId>('1h');
   const { canWrite } = useAuth();
-  const reqs = useResource((s) => get<{ data: RequestRow[] }>(`/usage/requests?limit=${LIMIT}`, s), [], POLL_MS);
+  const w = WINDOWS.find((x) => x.id === win)!;
+  // The gateway buckets the whole ledger for the period (recomputed from "now" on every refresh).
+  const series = useResource(
+    (s) => {
+      const q = windowQuery(w, Date.now());
+      return get<Timeseries>(`/usage/timeseries?from=${q.from}&to=${q.to}&buckets=${q.buckets}`, s);
+    },
+    [win],
+    POLL_MS,
+  );
+  // Has the gateway ever served a request? (decides the "No requests yet" guide)
+  const latest = useResource((s) => get<{ data: RequestRow[] }>('/usage/requests?limit=1', s), [], POLL_MS);
   const health = useResource((s) => get<Health>('/health', s), [], POLL_MS);
   const status = useResource((s) => get<Status>('/status', s), []);
 
-  const w = WINDOWS.find((x) => x.id === win)!;
-  const rows = reqs.data?.data;
+  const ts = series.data;
   const view = useMemo(() => {
-    if (!rows) return undefined;
-    const now = Date.now();
-    const { buckets, from } = bucketize(rows, w.ms, w.step, now);
-    const inWindow = rows.filter((r) => r.ts >= from);
-    const truncated = rows.length >= LIMIT && rows[rows.length - 1]!.ts > from;
-    return { buckets: buckets.map((b) => ({ ...b, label: timeLabel(b.t, w.step) })), summary: summarize(inWindow), truncated, oldest: rows[rows.length - 1]?.ts };
-  }, [rows, w]);
+    if (!ts) return undefined;
+    const step = ts.bucket_ms;
+    return { buckets: toBuckets(ts).map((b) => ({ ...b, label: timeLabel(b.t, step) })), summary: summarize(ts) };
+  }, [ts]);
 
   const endpoints = health.data?.endpoints ?? [];
   const aliases = new Set((health.data?.targets ?? []).map((t) => t.alias));
-  const everRequested = (rows?.length ?? 0) > 0;
+  const rows = latest.data?.data;
+  const everRequested = (rows?.length ?? 0) > 0 || (view?.summary.requests ?? 0) > 0;
 
   let next: React.ReactNode = null;
   if (health.data && endpoints.length === 0)
@@ -120,9 +127,9 @@ export function OverviewPage() {
           <SelectField id="overview-window" label="Period" value={win} onChange={(v) => setWin(v as WindowId)} options={WINDOWS.map((x) => ({ value: x.id, label: x.label }))} className="inline" />
         }
       />
-      <LoadError error={reqs.error ?? health.error} />
+      <LoadError error={series.error ?? health.error} />
       {next}
-      {reqs.loading ? <Loading what="traffic" /> : null}
+      {series.loading ? <Loading what="traffic" /> : null}
       {s && everRequested ? (
         <div className="stats" aria-label={`Totals, ${w.label.toLowerCase()}`} role="group">
           <Stat label="Requests" value={fmtInt(s.requests)} id="requests" />
@@ -131,11 +138,6 @@ export function OverviewPage() {
           <Stat label="Latency p50" value={fmtMs(s.p50)} id="p50" />
           <Stat label="Latency p99" value={fmtMs(s.p99)} id="p99" />
         </div>
-      ) : null}
-      {view?.truncated ? (
-        <p className="hint">
-          Charts show the most recent {fmtInt(LIMIT)} requests (since {fmtTime(view.oldest)}); the Usage page has exact totals.
-        </p>
       ) : null}
       {view && everRequested ? (
         <div className="chart-grid">

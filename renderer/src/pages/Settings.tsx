@@ -1,12 +1,15 @@
 // Settings: the gateway-wide settings (generated from the shared settings schema, so a new
-// setting appears here without UI work), plus where the gateway listens and what exposing it means.
+// setting appears here without UI work), plus where the gateway listens: the stored
+// settings.listen, edited with two LAN-exposure switches and port fields (not the generic form),
+// applied on restart, and overridden by flags/environment variables (the page says when).
+
 import { useEffect, useRef, useState, type FormEvent } from 'react';
 import type { z } from 'zod';
-import { settingsSchema } from '../../../gateway/config/schema';
-import { api, apiFieldErrors, get, validate, type FieldErrors, type Status } from '../api';
+import { DEFAULT_LISTEN, listenSchema, settingsSchema } from '../../../gateway/config/schema';
+import { api, apiFieldErrors, get, validate, type FieldErrors, type ListenOrigin, type ListenSettings, type Status } from '../api';
 import { useAuth } from '../auth';
 import { useResource } from '../hooks';
-import { CheckboxField, FormError, LoadError, Loading, NumberField, PageHeader, Section, SelectField, TextField, fmtTime } from '../components/ui';
+import { CheckboxField, ConfirmDialog, FormError, LoadError, Loading, NumberField, PageHeader, Section, SelectField, TextField, fmtTime } from '../components/ui';
 
 interface Def {
   type: string;
@@ -15,6 +18,9 @@ interface Def {
   shape?: Record<string, z.ZodType>;
 }
 const defOf = (s: z.ZodType) => (s as unknown as { def: Def }).def;
+
+/** settings with dedicated controls on this page, left out of the generated form */
+const OWN_CONTROLS = new Set(['listen']);
 
 interface FieldInfo {
   path: string[];
@@ -29,6 +35,8 @@ function fieldsOf(shape: Record<string, z.ZodType>, prefix: string[] = []): { gr
   const groups = new Map<string, FieldInfo[]>();
   const add = (g: string, f: FieldInfo) => groups.set(g, [...(groups.get(g) ?? []), f]);
   for (const [k, s0] of Object.entries(shape)) {
+    // where the gateway listens has its own controls (the LAN-exposure switches)
+    if (!prefix.length && OWN_CONTROLS.has(k)) continue;
     let s = s0;
     let optional = false;
     const description = s.description;
@@ -96,6 +104,12 @@ export function SettingsPage() {
   const [saved, setSaved] = useState('');
   const [busy, setBusy] = useState(false);
   const form = useRef<HTMLFormElement>(null);
+  // the settings as stored (last GET or PUT answer): the generic form and the listen controls
+  // each change their part and send the rest as it is (PUT /settings replaces the whole document)
+  const [stored, setStored] = useState<Record<string, unknown>>();
+  useEffect(() => {
+    if (settings.data) setStored(settings.data);
+  }, [settings.data]);
 
   const load = (s: Record<string, unknown>) => {
     const v: Record<string, string | boolean> = {};
@@ -115,6 +129,7 @@ export function SettingsPage() {
     setSaved('');
     if (!values) return;
     const body: Record<string, unknown> = {};
+    for (const k of OWN_CONTROLS) if (stored?.[k] !== undefined) body[k] = stored[k];
     for (const f of ALL_FIELDS) {
       const raw = values[f.path.join('.')];
       if (f.kind === 'boolean') setPath(body, f.path, raw === true);
@@ -131,6 +146,7 @@ export function SettingsPage() {
     try {
       const r = await api<Record<string, unknown>>('PUT', '/settings', body);
       load(r);
+      setStored(r);
       settings.reload();
       setSaved('Settings saved.');
     } catch (err) {
@@ -143,26 +159,14 @@ export function SettingsPage() {
   };
 
   const st = status.data;
-  const dataUrl = st?.listen?.data ?? st?.data_url;
-  const adminUrl = st?.listen?.admin ?? st?.admin_url ?? location.origin;
-  const exposed = (u: string | undefined) => (u ? !/\/\/(127\.\d+\.\d+\.\d+|localhost|\[::1\])(:|\/|$)/.test(u) : undefined);
 
   return (
     <>
       <PageHeader title="Settings" intro="Gateway-wide behaviour. Changes apply at once unless a setting says otherwise." />
       <Section title="Where Airlock listens">
         <LoadError error={status.error} />
+        <ListenControls status={st} stored={stored} canWrite={canWrite} onSaved={setStored} />
         <dl className="facts">
-          <dt>Data plane (apps)</dt>
-          <dd>
-            {dataUrl ? <span className="mono">{dataUrl}</span> : <span className="muted">not reported by this gateway version (see its startup log)</span>}{' '}
-            {exposed(dataUrl) === true ? <span className="badge warn">reachable from the network</span> : exposed(dataUrl) === false ? <span className="badge ok">this machine only</span> : null}
-          </dd>
-          <dt>Admin plane (this app)</dt>
-          <dd>
-            <span className="mono">{adminUrl}</span>{' '}
-            {exposed(adminUrl) === true ? <span className="badge warn">reachable from the network</span> : exposed(adminUrl) === false ? <span className="badge ok">this machine only</span> : null}
-          </dd>
           <dt>Data directory</dt>
           <dd className="mono">{st?.data_dir ?? '—'}</dd>
           <dt>Version</dt>
@@ -170,35 +174,6 @@ export function SettingsPage() {
             {st?.version ?? '—'} {st ? <span className="cell-note">running since {fmtTime(st.started_at)}, configuration version {st.config_version}</span> : null}
           </dd>
         </dl>
-        <details className="explain" open>
-          <summary>Exposing Airlock to the LAN</summary>
-          <p>
-            Out of the box both planes listen on <code>127.0.0.1</code>: only programs on this machine can reach them. Exposing them is a deliberate
-            choice made where the gateway is started (it cannot be switched from a browser, so a stolen admin session cannot open the gateway to the
-            network):
-          </p>
-          <ul>
-            <li>
-              <strong>Let apps on the LAN call models:</strong> start with <code>airlock serve --host 0.0.0.0</code> (or a specific address of this
-              server), or set <code>AIRLOCK_HOST</code>. The port is <code>--port</code> / <code>AIRLOCK_PORT</code> (default 4000).
-            </li>
-            <li>
-              <strong>Reach this admin app from other machines:</strong> <code>--admin-host</code> / <code>AIRLOCK_ADMIN_HOST</code>, and list the
-              names it is reached by in <code>AIRLOCK_ADMIN_HOSTNAMES</code> (for example <code>airlock.corp.local</code>). Prefer keeping it on
-              loopback and using an SSH tunnel.
-            </li>
-          </ul>
-          <p>What it implies:</p>
-          <ul>
-            <li>Anyone who can reach the port can try keys or passwords. Every data-plane call still needs a key; admin logins lock after repeated failures.</li>
-            <li>
-              Airlock speaks plain HTTP: prompts, answers, keys and admin sessions cross the network readable unless a TLS-terminating proxy sits in
-              front. Put one in front, or restrict the port to trusted hosts with the firewall.
-            </li>
-            <li>Host and Origin checks stay on when exposed: requests that name an unknown host are refused (protection against DNS rebinding).</li>
-            <li>Nothing is sent out of the machine by Airlock itself beyond the model servers you register.</li>
-          </ul>
-        </details>
       </Section>
 
       <LoadError error={settings.error} retry={settings.reload} />
@@ -247,5 +222,244 @@ export function SettingsPage() {
         </form>
       ) : null}
     </>
+  );
+}
+
+// ---- where the gateway listens ----
+
+type Plane = 'data' | 'admin';
+const OVERRIDES: Record<keyof ListenSettings, { flag: string; env: string }> = {
+  data_host: { flag: '--host', env: 'AIRLOCK_HOST' },
+  data_port: { flag: '--port', env: 'AIRLOCK_PORT' },
+  admin_host: { flag: '--admin-host', env: 'AIRLOCK_ADMIN_HOST' },
+  admin_port: { flag: '--admin-port', env: 'AIRLOCK_ADMIN_PORT' },
+};
+const LAN_HOST = '0.0.0.0';
+const LOOPBACK_HOST = '127.0.0.1';
+const isLoopback = (h: string) => /^(127\.\d{1,3}\.\d{1,3}\.\d{1,3}|localhost|::1)$/i.test(h);
+const exposedUrl = (u: string | undefined) => (u ? !/\/\/(127\.\d+\.\d+\.\d+|localhost|\[::1\])(:|\/|$)/.test(u) : undefined);
+const overrideName = (k: keyof ListenSettings, src: ListenOrigin) => (src === 'flag' ? `the ${OVERRIDES[k].flag} flag` : `the ${OVERRIDES[k].env} environment variable`);
+
+/** A checkbox that looks and announces itself as an on/off switch. */
+function Switch({ id, label, checked, onChange, disabled, describedBy, danger }: { id: string; label: string; checked: boolean; onChange: (on: boolean) => void; disabled?: boolean; describedBy?: string; danger?: boolean }) {
+  return (
+    <div className="switch-row">
+      <input type="checkbox" role="switch" id={id} className={danger ? 'switch danger' : 'switch'} checked={checked} disabled={disabled} onChange={(e) => onChange(e.target.checked)} aria-describedby={describedBy} />
+      <label htmlFor={id}>{label}</label>
+    </div>
+  );
+}
+
+function ListenControls({ status, stored, canWrite, onSaved }: { status: Status | undefined; stored: Record<string, unknown> | undefined; canWrite: boolean; onSaved: (s: Record<string, unknown>) => void }) {
+  const listen: ListenSettings = { ...DEFAULT_LISTEN, ...(stored?.listen as Partial<ListenSettings> | undefined) };
+  // the switch position while its change is being saved
+  const [pending, setPending] = useState<Partial<Record<Plane, boolean>>>({});
+  const [error, setError] = useState<unknown>();
+  const [confirmAdmin, setConfirmAdmin] = useState(false);
+  const [ports, setPorts] = useState<{ data_port: string; admin_port: string } | null>(null);
+  const [portErrors, setPortErrors] = useState<FieldErrors>({});
+  const [portsSaved, setPortsSaved] = useState('');
+  useEffect(() => {
+    if (stored && ports === null) setPorts({ data_port: String(listen.data_port), admin_port: String(listen.admin_port) });
+  }, [stored, ports, listen.data_port, listen.admin_port]);
+
+  const save = async (patch: Partial<ListenSettings>) => {
+    if (!stored) return;
+    const r = await api<Record<string, unknown>>('PUT', '/settings', { ...stored, listen: { ...listen, ...patch } });
+    onSaved(r);
+  };
+  const setExposed = async (plane: Plane, on: boolean) => {
+    setError(undefined);
+    setPending((p) => ({ ...p, [plane]: on }));
+    try {
+      await save(plane === 'data' ? { data_host: on ? LAN_HOST : LOOPBACK_HOST } : { admin_host: on ? LAN_HOST : LOOPBACK_HOST });
+    } catch (e) {
+      setError(e);
+    } finally {
+      setPending((p) => ({ ...p, [plane]: undefined }));
+    }
+  };
+  const savePorts = async (e: FormEvent) => {
+    e.preventDefault();
+    setPortsSaved('');
+    if (!ports) return;
+    const num = (v: string) => (v.trim() === '' ? undefined : Number(v));
+    const next = { ...listen, data_port: num(ports.data_port), admin_port: num(ports.admin_port) };
+    const v = validate(listenSchema, next);
+    const errs: FieldErrors = v.ok ? {} : v.errors;
+    if (next.data_port === undefined) errs.data_port = 'is required';
+    if (next.admin_port === undefined) errs.admin_port = 'is required';
+    setPortErrors(errs);
+    if (Object.keys(errs).length) return;
+    try {
+      await save({ data_port: next.data_port, admin_port: next.admin_port });
+      setPortsSaved('Ports saved. They take effect when Airlock restarts.');
+    } catch (err) {
+      const fe = apiFieldErrors(err, /^listen\./);
+      setPortErrors(fe);
+      if (!Object.keys(fe).length) setError(err);
+    }
+  };
+
+  const plane = (p: Plane) => {
+    const hostKey = `${p}_host` as const;
+    const portKey = `${p}_port` as const;
+    const running = status?.listen?.[p] ?? (p === 'data' ? status?.data_url : (status?.admin_url ?? location.origin));
+    const started = status?.listen_config;
+    const src = status?.listen_source;
+    const keys = [hostKey, portKey] as const;
+    const overridden = keys.filter((k) => src?.[k] === 'flag' || src?.[k] === 'env');
+    // a stored value that differs from what this process was started with (and is not overridden)
+    const waiting = started ? keys.filter((k) => !overridden.includes(k) && started[k] !== listen[k]) : [];
+    const on = pending[p] ?? !isLoopback(listen[hostKey]);
+    const exposedNow = exposedUrl(running);
+    return { hostKey, portKey, running, started, src, overridden, waiting, on, exposedNow };
+  };
+
+  const notes = (p: Plane) => {
+    const x = plane(p);
+    return (
+      <div aria-live="polite">
+        {x.overridden.map((k) => (
+          <p key={k} className="notice info" data-testid={`listen-override-${k}`}>
+            {k.endsWith('_host') ? 'Address' : 'Port'} set at start by {overrideName(k, x.src![k])} (<span className="mono">{String(x.started?.[k])}</span>): it takes precedence over the stored value
+            (<span className="mono">{String(listen[k])}</span>), which applies only when Airlock is started without it.
+          </p>
+        ))}
+        {x.waiting.length ? (
+          <p className="notice warn" data-testid={`listen-restart-${p}`}>
+            <strong>Restart Airlock to apply.</strong> Stored:{' '}
+            {x.waiting.map((k, i) => (
+              <span key={k}>
+                {i ? ' and ' : ''}
+                {k.endsWith('_host') ? 'listen on ' : 'port '}
+                <span className="mono">{k.endsWith('_host') ? listen[x.hostKey] : listen[x.portKey] === 0 ? '0 (any free port)' : listen[x.portKey]}</span>
+              </span>
+            ))}
+            ; until the next start the {p} plane keeps listening on <span className="mono">{x.running ?? '—'}</span>.
+          </p>
+        ) : null}
+      </div>
+    );
+  };
+
+  const now = (p: Plane) => {
+    const x = plane(p);
+    return (
+      <p className="listen-now" data-testid={`listen-now-${p}`}>
+        Listening now on {x.running ? <span className="mono">{x.running}</span> : <span className="muted">(not reported by this gateway version; see its startup log)</span>}{' '}
+        {x.exposedNow === true ? <span className="badge warn">reachable from the network</span> : x.exposedNow === false ? <span className="badge ok">this machine only</span> : null}
+      </p>
+    );
+  };
+
+  const d = plane('data');
+  const a = plane('admin');
+  const names = status?.admin_hostnames;
+  return (
+    <div className="listen">
+      <p className="hint">
+        Out of the box both planes listen on <code>127.0.0.1</code>: only programs on this machine can reach them. The switches below store where Airlock
+        listens; <strong>a change takes effect when Airlock restarts</strong>. Command-line flags (<code>--host</code>, <code>--port</code>, <code>--admin-host</code>,{' '}
+        <code>--admin-port</code>) and environment variables (<code>AIRLOCK_HOST</code>, …) take precedence over what is stored here.
+      </p>
+      <FormError error={error} />
+
+      <div className="plane">
+        <h3>Data plane (apps calling models)</h3>
+        {now('data')}
+        <Switch id="listen-data-lan" label="Expose the data plane to the LAN" checked={d.on} disabled={!canWrite || !stored || pending.data !== undefined} onChange={(on) => void setExposed('data', on)} describedBy="listen-data-lan-hint" />
+        <div id="listen-data-lan-hint" className="hint switch-hint">
+          <p>
+            On: Airlock listens on <code>0.0.0.0</code> (every network interface), so apps on other machines can call{' '}
+            <code>http://THIS-SERVER:{listen.data_port || 'PORT'}/v1</code>. Off: <code>127.0.0.1</code>, this machine only.
+          </p>
+          <ul>
+            <li>Anyone on the LAN can reach the port, but every call still needs an Airlock key, and a key only reaches the models it is scoped to.</li>
+            <li>Airlock speaks plain HTTP: prompts, answers and keys cross the network readable. Put a TLS-terminating proxy in front, or let the firewall admit only trusted hosts.</li>
+            <li>Takes effect when Airlock restarts.</li>
+          </ul>
+        </div>
+        {notes('data')}
+      </div>
+
+      <div className="plane">
+        <h3>Admin plane (this admin app and the admin API)</h3>
+        {now('admin')}
+        <div id="listen-admin-lan-hint" className="notice warn switch-hint">
+          <p>
+            <strong>Think twice before exposing the admin plane.</strong> Anyone on the LAN could then reach this app's sign-in page and the admin API, which
+            control every key, model server and setting. Prefer keeping it on loopback and using an SSH tunnel:{' '}
+            <code>ssh -L {listen.admin_port || 4001}:127.0.0.1:{listen.admin_port || 4001} THIS-SERVER</code>.
+          </p>
+          <ul>
+            <li>Admin logins and API tokens are still required; failed logins still lock accounts.</li>
+            <li>
+              Host and Origin checks stay on: Airlock answers only to the names it knows. List every name or IP address you will browse to (e.g.{' '}
+              <code>airlock.corp.local</code>) in the <code>AIRLOCK_ADMIN_HOSTNAMES</code> environment variable, comma-separated — now{' '}
+              {names?.length ? <span className="mono">{names.join(', ')}</span> : 'none set'}.
+            </li>
+            <li>Plain HTTP: passwords and session cookies cross the network readable unless a TLS-terminating proxy sits in front.</li>
+            <li>Takes effect when Airlock restarts.</li>
+          </ul>
+        </div>
+        <Switch
+          id="listen-admin-lan"
+          label="Expose the admin plane to the LAN"
+          danger
+          checked={a.on}
+          disabled={!canWrite || !stored || pending.admin !== undefined}
+          onChange={(on) => (on ? setConfirmAdmin(true) : void setExposed('admin', false))}
+          describedBy="listen-admin-lan-hint"
+        />
+        {notes('admin')}
+      </div>
+
+      {ports ? (
+        <form className="plane" onSubmit={savePorts} noValidate aria-label="Ports">
+          <h3>Ports</h3>
+          <fieldset disabled={!canWrite} className="bare">
+            <legend className="sr-only">Ports</legend>
+            <div className="grid-2">
+              <NumberField id="listen-data_port" label="Data plane port" value={ports.data_port} onChange={(v) => (setPortsSaved(''), setPorts({ ...ports, data_port: v }))} hint="Default 4000. Takes effect when Airlock restarts." error={portErrors.data_port} min={0} max={65535} />
+              <NumberField id="listen-admin_port" label="Admin plane port" value={ports.admin_port} onChange={(v) => (setPortsSaved(''), setPorts({ ...ports, admin_port: v }))} hint="Default 4001. Takes effect when Airlock restarts." error={portErrors.admin_port} min={0} max={65535} />
+            </div>
+          </fieldset>
+          <p className="ok-text" role="status" aria-live="polite">
+            {portsSaved}
+          </p>
+          {canWrite ? (
+            <div className="actions left">
+              <button type="submit">Save ports</button>
+            </div>
+          ) : null}
+        </form>
+      ) : null}
+
+      <ConfirmDialog
+        open={confirmAdmin}
+        title="Expose the admin plane to the LAN?"
+        body={
+          <>
+            <p>
+              After the next restart the admin app and API listen on <code>0.0.0.0</code>: every machine on the network can reach the sign-in page. Logins,
+              lockout and the Host/Origin checks stay on; add the names you will browse to in <code>AIRLOCK_ADMIN_HOSTNAMES</code>.
+            </p>
+            <p>Keep it on this machine unless admins really need to work from elsewhere.</p>
+          </>
+        }
+        confirmLabel="Expose the admin plane"
+        onConfirm={async () => {
+          setError(undefined);
+          setPending((p) => ({ ...p, admin: true }));
+          try {
+            await save({ admin_host: LAN_HOST });
+          } finally {
+            setPending((p) => ({ ...p, admin: undefined }));
+          }
+        }}
+        onClose={() => setConfirmAdmin(false)}
+      />
+    </div>
   );
 }
