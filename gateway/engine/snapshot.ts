@@ -5,7 +5,7 @@ import type { Secrets } from '../store/secrets.js';
 import { StartupError } from '../store/db.js';
 import type { HealthCheck, ModelSpec, RuleSpec, Settings, Strategy } from '../config/schema.js';
 
-export const DEFAULT_TIMEOUT_MS = 120_000;
+export const DEFAULT_TIMEOUT_MS = 600_000;
 export const DEFAULT_FIRST_BYTE_TIMEOUT_MS = 30_000;
 
 export interface EndpointConfig {
