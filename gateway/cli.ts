@@ -164,6 +164,31 @@ async function serve(argv: string[]): Promise<number> {
     throw e;
   }
   const out = (s: string) => process.stdout.write(`airlock: ${s}\n`);
+  // Signal handlers before "ready" is announced: whoever waits for it may stop us at once.
+  let resolveExit!: (code: number) => void;
+  const exited = new Promise<number>((resolve) => (resolveExit = resolve));
+  let stopping = false;
+  const stop = (sig: string) => {
+    if (stopping) {
+      err(`${sig} again: exiting now`);
+      process.exit(130);
+    }
+    stopping = true;
+    out(`${sig}: stopping (in-flight requests may finish for up to ${gw.snapshot.settings.shutdown_grace_ms} ms)`);
+    gw.stop().then(
+      () => {
+        out('stopped');
+        resolveExit(0);
+      },
+      (e: Error) => {
+        err(`shutdown failed: ${e.message}`);
+        resolveExit(1);
+      },
+    );
+  };
+  process.on('SIGTERM', () => stop('SIGTERM'));
+  process.on('SIGINT', () => stop('SIGINT'));
+
   out(`version ${VERSION}, data dir ${dataDir}`);
   out(`data plane listening on ${urls.data} (OpenAI-compatible API at ${urls.data}/v1)`);
   out(`admin plane listening on ${urls.admin}`);
@@ -175,30 +200,7 @@ async function serve(argv: string[]): Promise<number> {
   const ready = { type: 'ready', data: urls.data, admin: urls.admin, version: VERSION, setup_token: setupToken ?? null };
   (process as unknown as { parentPort?: { postMessage(m: unknown): void } }).parentPort?.postMessage(ready);
   process.send?.(ready);
-
-  return new Promise<number>((resolve) => {
-    let stopping = false;
-    const stop = (sig: string) => {
-      if (stopping) {
-        err(`${sig} again: exiting now`);
-        process.exit(130);
-      }
-      stopping = true;
-      out(`${sig}: stopping (in-flight requests may finish for up to ${gw.snapshot.settings.shutdown_grace_ms} ms)`);
-      gw.stop().then(
-        () => {
-          out('stopped');
-          resolve(0);
-        },
-        (e: Error) => {
-          err(`shutdown failed: ${e.message}`);
-          resolve(1);
-        },
-      );
-    };
-    process.on('SIGTERM', () => stop('SIGTERM'));
-    process.on('SIGINT', () => stop('SIGINT'));
-  });
+  return exited;
 }
 
 async function config(argv: string[]): Promise<number> {
