@@ -30,7 +30,7 @@ export const endpointSchema = z.strictObject({
   api_key: secret.nullable().optional().describe('Bearer token the server expects; stored encrypted, never shown again'),
   max_concurrency: z.int().min(1).max(100_000).optional().describe('Most requests in flight at once to this server'),
   timeout_ms: z.int().min(100).max(3_600_000).optional().describe('Longest a whole request may take, streams included (default 600000: long generations on slow GPUs take minutes)'),
-  first_byte_timeout_ms: z.int().min(50).max(3_600_000).optional().describe('Longest to wait for the first byte before failing over (default 30000)'),
+  first_byte_timeout_ms: z.int().min(50).max(3_600_000).optional().describe('Longest to wait for the first byte (and, in a stream, for the next chunk) before failing over. Default: 30000 for streamed requests; non-streamed requests, whose first byte is the finished answer, default to timeout_ms'),
   health_check: healthCheckSchema.optional(),
 });
 export type EndpointSpec = z.infer<typeof endpointSchema>;

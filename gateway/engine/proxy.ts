@@ -139,8 +139,24 @@ function classifyError(e: unknown, clientAborted: boolean, timedOut: boolean): A
   return new AttemptFailure('upstream_error', err.message ?? String(e), { breaker: true });
 }
 
+// The usual shape of a chat content chunk, recognised without parsing it (JSON.parse of every
+// event before the first content was a visible share of a streamed request's CPU).
+const CHAT_CONTENT_RE = /"delta":\{"content":"[^"]/;
+// ... and the usual first chunk (role, empty content), recognised as not content: only objects of
+// plain fields around one choice whose delta has nothing but the role and an empty content.
+// (a field is a key with a plain string/number/literal value; "usage" only as null, as JSON.parse
+// would then say exactly the same)
+const PLAIN_FIELDS = '(?:"usage":null|"(?!usage")[^"\\\\]*":(?:"[^"\\\\]*"|-?\\d+(?:\\.\\d+)?|null|true|false))';
+const CHAT_ROLE_CHUNK_RE = new RegExp(
+  `^\\{(?:${PLAIN_FIELDS},)*"choices":\\[\\{"index":0,"delta":\\{"role":"assistant"(?:,"content":(?:""|null))?(?:,"refusal":null)?\\}(?:,"logprobs":null)?,"finish_reason":null\\}\\](?:,${PLAIN_FIELDS})*\\}$`,
+);
+// Events that may carry a finish reason or usage (checked precisely when this matches).
+const FINISH_OR_USAGE_RE = /"(?:usage":\{|finish_reason":")/;
+
 function isContentEvent(kind: Kind, ev: SSEEvent): boolean {
   if (ev.data === '[DONE]') return true;
+  if (kind === 'chat' && CHAT_CONTENT_RE.test(ev.data)) return true;
+  if (kind === 'chat' && CHAT_ROLE_CHUNK_RE.test(ev.data)) return false;
   let j: { choices?: { delta?: { content?: unknown; tool_calls?: unknown; refusal?: unknown }; text?: unknown; finish_reason?: unknown }[]; usage?: unknown };
   try {
     j = JSON.parse(ev.data);
@@ -382,7 +398,7 @@ export class Proxy {
     const runtime = this.d.runtime;
     const tr = runtime.target(t);
     const cfg = ep.config;
-    const release = await ep.acquire(ctx.snapshot.settings.queue_timeout_ms, ctx.abort.signal);
+    const release = await ep.acquire(ctx.snapshot.settings.queue_timeout_ms, () => ctx.abort.signal);
     // Checked again after a wait for a slot: the breaker may have opened, or a half-open probe left.
     if (!tr.breaker.canPass()) {
       release();
@@ -392,8 +408,13 @@ export class Proxy {
     // several µs per attempt, an emitter almost nothing (bench/RESULTS.md).
     const ctl = new EventEmitter();
     let timedOut = false;
-    const onClientAbort = () => ctl.emit('abort');
-    ctx.abort.signal.addEventListener('abort', onClientAbort, { once: true });
+    // The client leaving aborts the upstream request. Watched on the response, as handle() does
+    // to abort ctx.abort, not on ctx.abort.signal: an AbortSignal and its first listener cost
+    // several µs per request.
+    const onClientAbort = () => {
+      if (!res.writableFinished) ctl.emit('abort');
+    };
+    res.once('close', onClientAbort);
     const timer = setTimeout(() => {
       timedOut = true;
       ctl.emit('abort');
@@ -416,8 +437,8 @@ export class Proxy {
           headers,
           body: JSON.stringify(upstreamBody),
           signal: ctl,
-          headersTimeout: cfg.firstByteTimeoutMs,
-          bodyTimeout: cfg.firstByteTimeoutMs,
+          headersTimeout: ctx.stream ? cfg.firstByteTimeoutMs : cfg.firstByteTimeoutNonStreamMs,
+          bodyTimeout: ctx.stream ? cfg.firstByteTimeoutMs : cfg.firstByteTimeoutNonStreamMs,
         });
       } catch (e) {
         throw classifyError(e, ctx.abort.signal.aborted, timedOut);
@@ -468,7 +489,7 @@ export class Proxy {
       // Whatever ended the attempt (e.g. the client leaving mid-stream), a half-open probe slot is freed.
       tr.breaker.onNeutral();
       clearTimeout(timer);
-      ctx.abort.signal.removeEventListener('abort', onClientAbort);
+      res.off('close', onClientAbort);
       tr.inflight--;
       release();
       this.d.metrics.attempts.inc({ endpoint: t.endpoint, outcome });
@@ -528,7 +549,7 @@ export class Proxy {
       throw new AttemptFailure('invalid_response', `upstream answered a stream request with content-type "${ct || 'none'}", not text/event-stream`);
     }
     const parser = new SSEParser();
-    const it = up.body[Symbol.asyncIterator]() as AsyncIterator<Buffer>;
+    const it = chunkReader(up.body);
     const outputGuards = this.d.guards.output.filter((g) => g.checkEvent);
     let committed = false;
     let pending = '';
@@ -548,9 +569,11 @@ export class Proxy {
           continue;
         }
         const d = ev.data;
-        if (d.includes('"error"') && d.startsWith('{"error"')) upstreamError = d.slice(0, 500);
-        if (!finished && d.includes('"finish_reason":"')) finished = true;
-        if (d.includes('"usage":{')) {
+        if (d.startsWith('{"error"')) upstreamError = d.slice(0, 500);
+        // one regex scan instead of two includes() per event (3x cheaper on typical chunks)
+        const marked = FINISH_OR_USAGE_RE.test(d);
+        if (marked && !finished && d.includes('"finish_reason":"')) finished = true;
+        if (marked && d.includes('"usage":{')) {
           try {
             const j = JSON.parse(d) as { usage?: unknown; choices?: unknown[] };
             const u = readUsage(j.usage);
@@ -579,7 +602,8 @@ export class Proxy {
       h['cache-control'] = 'no-cache';
       h['x-accel-buffering'] = 'no';
       res.writeHead(200, h);
-      if (pending) res.write(pending);
+      if (done) res.end(pending); // the whole stream is already here: one write, not two
+      else if (pending) res.write(pending);
       pending = '';
     };
 
@@ -652,7 +676,9 @@ export class Proxy {
         // one chunk is about one token for streaming servers; the role chunk and finish chunk carry none
         ctx.completionTokens = Math.max(0, chunks - 2);
       }
-      if (ctx.abort.signal.aborted && committed) {
+      // (res.destroyed first: ctx.abort is only ever aborted by the response closing early, and
+      // reading ctx.abort.signal creates an AbortSignal, several µs on every stream)
+      if (committed && res.destroyed && ctx.abort.signal.aborted) {
         ctx.status = 499;
         ctx.errorClass = 'client_closed';
       }
@@ -694,6 +720,65 @@ function upstreamClientError(status: number, t: TargetConfig, text: string): Gat
   return new GatewayError(st, type, 'upstream_rejected', `Endpoint "${t.endpoint}" rejected the request for model "${t.upstreamModel}": ${msg}`, null, { 'x-airlock-endpoint': t.endpoint });
 }
 
+/**
+ * The chunks of a response body, one `next()` at a time, like its async iterator but about half
+ * the cost per streamed request (the iterator was the largest single overhead of a short stream).
+ * Buffers at most ~16 chunks before pausing the body, so a slow client still slows the upstream.
+ */
+function chunkReader(body: Dispatcher.ResponseData['body']): { next(): Promise<IteratorResult<Buffer, undefined>> } {
+  const queue: Buffer[] = [];
+  let ended = false;
+  let failure: unknown;
+  let waiter: { resolve: (r: IteratorResult<Buffer, undefined>) => void; reject: (e: unknown) => void } | undefined;
+  const settle = () => {
+    if (!waiter) return;
+    const w = waiter;
+    if (queue.length) {
+      waiter = undefined;
+      w.resolve({ value: queue.shift()!, done: false });
+    } else if (failure !== undefined) {
+      waiter = undefined;
+      w.reject(failure);
+    } else if (ended) {
+      waiter = undefined;
+      w.resolve({ value: undefined, done: true });
+    }
+  };
+  body.on('data', (c: Buffer) => {
+    queue.push(c);
+    if (queue.length >= 16) body.pause();
+    settle();
+  });
+  body.once('end', () => {
+    ended = true;
+    settle();
+  });
+  body.once('error', (e: unknown) => {
+    failure = e;
+    settle();
+  });
+  body.once('close', () => {
+    if (ended || failure !== undefined) return;
+    failure = Object.assign(new Error('Premature close'), { code: 'ERR_STREAM_PREMATURE_CLOSE' });
+    settle();
+  });
+  return {
+    next() {
+      if (queue.length) {
+        const value = queue.shift()!;
+        if (queue.length < 4 && body.isPaused()) body.resume();
+        return Promise.resolve({ value, done: false });
+      }
+      if (failure !== undefined) return Promise.reject(failure);
+      if (ended) return Promise.resolve({ value: undefined, done: true });
+      if (body.isPaused()) body.resume();
+      return new Promise((resolve, reject) => {
+        waiter = { resolve, reject };
+      });
+    },
+  };
+}
+
 // Events rather than `for await`: the async iterator costs a promise per chunk on the hot path.
 function readBytes(body: Dispatcher.ResponseData['body'], limit: number): Promise<Buffer> {
   return new Promise((resolve, reject) => {
@@ -708,9 +793,15 @@ function readBytes(body: Dispatcher.ResponseData['body'], limit: number): Promis
       }
       parts.push(chunk);
     });
-    body.once('end', () => resolve(parts.length === 1 ? parts[0]! : Buffer.concat(parts, n)));
+    let ended = false;
+    body.once('end', () => {
+      ended = true;
+      resolve(parts.length === 1 ? parts[0]! : Buffer.concat(parts, n));
+    });
     body.once('error', reject);
-    body.once('close', () => reject(new Error('upstream response closed before its end')));
+    body.once('close', () => {
+      if (!ended) reject(new Error('upstream response closed before its end')); // (an Error per request is not free)
+    });
   });
 }
 

@@ -4,8 +4,15 @@
 // doubled the cost of each ledger insert under load (see bench/RESULTS.md).
 import { randomUUID } from 'node:crypto';
 
+let lastMs = -1;
+let prefix = '';
+
 export function newRequestId(now = Date.now()): string {
-  const r = randomUUID(); // xxxxxxxx-xxxx-4xxx-Vxxx-xxxxxxxxxxxx: keep its random bits and variant
-  const t = now.toString(16).padStart(12, '0');
-  return `${t.slice(0, 8)}-${t.slice(8, 12)}-7${r.slice(15)}`;
+  if (now !== lastMs) {
+    lastMs = now;
+    const t = now.toString(16).padStart(12, '0');
+    prefix = `${t.slice(0, 8)}-${t.slice(8, 12)}-7`;
+  }
+  // randomUUID() is xxxxxxxx-xxxx-4xxx-Vxxx-xxxxxxxxxxxx: keep its random bits and variant
+  return prefix + randomUUID().slice(15);
 }

@@ -19,7 +19,10 @@ export interface EndpointConfig {
   readonly apiKey: string | undefined;
   readonly maxConcurrency: number;
   readonly timeoutMs: number;
+  /** streamed requests: no byte (or no next chunk) by then = fail over */
   readonly firstByteTimeoutMs: number;
+  /** non-streamed requests, whose first byte is the finished answer: first_byte_timeout_ms if set, else timeout_ms */
+  readonly firstByteTimeoutNonStreamMs: number;
   readonly health: HealthCheck;
   /** identity of the connection settings; a change recreates the pool */
   readonly poolKey: string;
@@ -89,6 +92,7 @@ export function buildSnapshot(state: StoredState, secrets: Secrets, version: num
         maxConcurrency,
         timeoutMs: e.timeout_ms ?? DEFAULT_TIMEOUT_MS,
         firstByteTimeoutMs: e.first_byte_timeout_ms ?? DEFAULT_FIRST_BYTE_TIMEOUT_MS,
+        firstByteTimeoutNonStreamMs: e.first_byte_timeout_ms ?? e.timeout_ms ?? DEFAULT_TIMEOUT_MS,
         health: e.health_check ?? DEFAULT_HEALTH,
         poolKey: `${url.origin}|${maxConcurrency}`,
       }),

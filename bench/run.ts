@@ -1,0 +1,456 @@
+// `npm run bench`: the gateway against a bare passthrough (fastify + undici, nothing else) under
+// the same load, in one run, and bench/RESULTS.md with the figures, the command and the machine.
+//
+// Layout (2+ cores): each server under test runs alone, pinned to core 0 (`taskset -c 0`); this
+// process (autocannon, the load) and the simulated upstream run pinned to core 1. The servers are
+// measured one after the other, never at the same time.
+//
+// Environment:
+//   BENCH_SECONDS         measured seconds per run (default 8)
+//   BENCH_WARMUP_SECONDS  warm-up seconds before each measured run (default 2)
+//   BENCH_ROUNDS          rounds (default 2): each round starts, measures and stops every server in
+//                         turn, alternating which goes first; per configuration the round with the
+//                         most requests/s (the least disturbed one) is reported
+//   BENCH_CONNECTIONS     comma-separated concurrencies (default 1,32,256)
+//   BENCH_SERVERS         comma-separated subset of passthrough,gateway (default both)
+//   BENCH_MODES           comma-separated subset of non-stream,stream (default both)
+//   BENCH_PROFILE_DIR     run the servers with --cpu-prof, writing NAME-TIME.cpuprofile there
+//                         (summarise with: node dist/bench/profile-summary.js FILE)
+//   BENCH_NO_WRITE=1      do not write bench/RESULTS.md (it is written only for a full run anyway)
+//   BENCH_GATEWAY_BIN     another airlock.js to run as the gateway (A/B experiments)
+//
+// Exits non-zero only when the harness itself fails (a server does not start, a request is not
+// answered 2xx, ...); missed targets are reported, not fatal.
+import { spawnSync } from 'node:child_process';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import YAML from 'yaml';
+import { BENCH_CONTENT, BENCH_KEY, BENCH_MODEL, requestBody } from './common.js';
+import { runLoad, type LoadResult } from './load.js';
+import { CAN_PIN, cpuMs, cpusAllowed, machine, rssMB, startServer, systemBusyMs, type Server } from './proc.js';
+
+const HERE = path.dirname(fileURLToPath(import.meta.url)); // dist/bench
+const ROOT = path.resolve(HERE, '../..');
+const RESULTS = path.join(ROOT, 'bench', 'RESULTS.md');
+const SERVER_CORE = 0;
+const LOAD_CORE = 1;
+
+// ---- pin this process (the load generator) to core 1 by re-executing under taskset ----
+if (CAN_PIN && process.env.AIRLOCK_BENCH_PINNED !== '1') {
+  const r = spawnSync('taskset', ['-c', String(LOAD_CORE), process.execPath, ...process.execArgv, fileURLToPath(import.meta.url), ...process.argv.slice(2)], {
+    stdio: 'inherit',
+    env: { ...process.env, AIRLOCK_BENCH_PINNED: '1' },
+  });
+  process.exit(r.status ?? 1);
+}
+
+// ---- settings ----
+function num(name: string, dflt: number): number {
+  const v = process.env[name];
+  if (v === undefined || v === '') return dflt;
+  const n = Number(v);
+  if (!Number.isFinite(n) || n <= 0) throw new Error(`${name} must be a positive number, not "${v}"`);
+  return n;
+}
+function list(name: string, dflt: string[], allowed?: string[]): string[] {
+  const v = process.env[name];
+  const items = v ? v.split(',').map((s) => s.trim()).filter(Boolean) : dflt;
+  if (allowed) for (const i of items) if (!allowed.includes(i)) throw new Error(`${name}: unknown "${i}" (use ${allowed.join(', ')})`);
+  return items;
+}
+const SECONDS = num('BENCH_SECONDS', 8);
+const WARMUP = num('BENCH_WARMUP_SECONDS', 2);
+const ROUNDS = Math.round(num('BENCH_ROUNDS', 2));
+const CONNECTIONS = list('BENCH_CONNECTIONS', ['1', '32', '256']).map((s) => {
+  const n = Number(s);
+  if (!Number.isInteger(n) || n < 1) throw new Error(`BENCH_CONNECTIONS: "${s}" is not a positive integer`);
+  return n;
+});
+type ServerName = 'passthrough' | 'gateway';
+type Mode = 'non-stream' | 'stream';
+const SERVERS = list('BENCH_SERVERS', ['passthrough', 'gateway'], ['passthrough', 'gateway']) as ServerName[];
+const MODES = list('BENCH_MODES', ['non-stream', 'stream'], ['non-stream', 'stream']) as Mode[];
+const PROFILE_DIR = process.env.BENCH_PROFILE_DIR ? path.resolve(process.env.BENCH_PROFILE_DIR) : undefined;
+
+const TARGET_RPS_RATIO = 0.6; // at 32 connections
+const TARGET_ADDED_P50_MS = 0.3; // at 1 connection
+const TARGET_IDLE_RSS_MB = 100;
+
+interface RunRecord extends LoadResult {
+  round: number;
+  server: ServerName;
+  mode: Mode;
+  connections: number;
+  cpuMsTotal: number;
+  /** server CPU time per request, µs */
+  cpuUsPerReq: number;
+  /** server CPU use during the run, % of one core */
+  cpuPct: number;
+  /** CPU used during the run by processes other than the server, the upstream and this one, % of one core */
+  otherPct: number;
+}
+interface ServerRecord {
+  round: number;
+  name: ServerName;
+  idleRssMB: number;
+  afterRssMB: number;
+  cpus: string;
+}
+
+const log = (s: string) => process.stdout.write(s + '\n');
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+const tmpRoots: string[] = [];
+
+// ---- starting the processes ----
+
+function profileArgs(name: ServerName): string[] {
+  return PROFILE_DIR ? ['--cpu-prof', `--cpu-prof-dir=${PROFILE_DIR}`, `--cpu-prof-name=${name}-${Date.now()}.cpuprofile`] : [];
+}
+
+async function startUpstream(): Promise<Server> {
+  return startServer('upstream', LOAD_CORE, [path.join(HERE, 'upstream-server.js')], /upstream listening on (http:\/\/\S+)/);
+}
+
+async function startPassthrough(upstreamUrl: string): Promise<Server> {
+  return startServer('passthrough', SERVER_CORE, [...profileArgs('passthrough'), path.join(HERE, 'passthrough.js'), upstreamUrl], /passthrough listening on (http:\/\/\S+)/);
+}
+
+async function startGateway(upstreamUrl: string): Promise<Server> {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'airlock-bench-'));
+  tmpRoots.push(dir);
+  const dataDir = path.join(dir, 'data');
+  fs.mkdirSync(dataDir);
+  const configFile = path.join(dir, 'airlock.yaml');
+  fs.writeFileSync(
+    configFile,
+    YAML.stringify({
+      endpoints: [{ name: 'upstream', base_url: upstreamUrl }],
+      models: [{ name: BENCH_MODEL, targets: [{ endpoint: 'upstream', model: 'test-model' }], price: { input_per_million: 1, output_per_million: 2 } }],
+      teams: [{ name: 'bench' }],
+      keys: [{ name: 'bench', key: BENCH_KEY, team: 'bench' }],
+    }),
+  );
+  const nodeArgs = profileArgs('gateway');
+  const env: NodeJS.ProcessEnv = { ...process.env };
+  for (const k of Object.keys(env)) if (k.startsWith('AIRLOCK_')) delete env[k];
+  env.AIRLOCK_ADMIN_TOKEN = 'bench-admin-token-0123456789';
+  return startServer(
+    'gateway',
+    SERVER_CORE,
+    [...nodeArgs, process.env.BENCH_GATEWAY_BIN || path.join(ROOT, 'bin', 'airlock.js'), 'serve', '--data-dir', dataDir, '--config', configFile, '--port', '0', '--admin-port', '0'],
+    /data plane listening on (http:\/\/\S+)/,
+    { readyRe: /airlock: ready/, env },
+  );
+}
+
+// ---- checks ----
+
+const HEADERS = { 'content-type': 'application/json', authorization: `Bearer ${BENCH_KEY}` };
+
+/** One request of each mode, checked, before any load: the bench must measure working answers. */
+async function sanityCheck(s: Server): Promise<void> {
+  const url = `${s.url}/v1/chat/completions`;
+  const r1 = await fetch(url, { method: 'POST', headers: HEADERS, body: requestBody(false) });
+  const t1 = await r1.text();
+  if (r1.status !== 200) throw new Error(`${s.name}: non-stream check answered ${r1.status}: ${t1.slice(0, 300)}`);
+  const j = JSON.parse(t1) as { choices?: { message?: { content?: string } }[] };
+  if (j.choices?.[0]?.message?.content !== BENCH_CONTENT) throw new Error(`${s.name}: non-stream check got an unexpected body: ${t1.slice(0, 300)}`);
+
+  const r2 = await fetch(url, { method: 'POST', headers: HEADERS, body: requestBody(true) });
+  const t2 = await r2.text();
+  if (r2.status !== 200) throw new Error(`${s.name}: stream check answered ${r2.status}: ${t2.slice(0, 300)}`);
+  let text = '';
+  for (const line of t2.split('\n')) {
+    if (!line.startsWith('data: ') || line === 'data: [DONE]') continue;
+    const c = (JSON.parse(line.slice(6)) as { choices?: { delta?: { content?: string } }[] }).choices?.[0]?.delta?.content;
+    if (typeof c === 'string') text += c;
+  }
+  if (text !== BENCH_CONTENT || !t2.includes('data: [DONE]')) throw new Error(`${s.name}: stream check got an unexpected stream: ${t2.slice(0, 500)}`);
+}
+
+function assertClean(s: Server, what: string, r: LoadResult, needRequests = true): void {
+  if (r.non2xx > 0 || r.errors > 0 || r.timeouts > 0 || (needRequests && r.requests === 0)) {
+    throw new Error(
+      `${s.name} ${what}: ${r.requests} ok, ${r.non2xx} non-2xx, ${r.errors} errors, ${r.timeouts} timeouts; status codes ${JSON.stringify(r.statusCodes)}\n` +
+        `server stderr (tail):\n${s.err().slice(-2000)}`,
+    );
+  }
+  if (s.child.exitCode !== null || s.child.signalCode !== null) throw new Error(`${s.name} exited during ${what}\n${s.err().slice(-2000)}`);
+}
+
+// ---- measuring ----
+
+function selfCpuMs(): number {
+  const u = process.cpuUsage();
+  return (u.user + u.system) / 1000;
+}
+
+/** Wait until the server has finished the work a run left behind (requests cut off when the
+ * load stopped): its CPU use over 200 ms falls under 10 % of a core, or 15 s pass. */
+async function quiesce(s: Server): Promise<void> {
+  const deadline = Date.now() + 15_000;
+  let prev = cpuMs(s.pid);
+  for (;;) {
+    await sleep(200);
+    const now = cpuMs(s.pid);
+    if (now - prev < 20 || Date.now() > deadline) return;
+    prev = now;
+  }
+}
+
+async function measureServer(round: number, name: ServerName, s: Server, upstream: Server, runs: RunRecord[]): Promise<ServerRecord> {
+  await sleep(1000);
+  const idleRssMB = rssMB(s.pid);
+  const cpus = cpusAllowed(s.pid);
+  await sanityCheck(s);
+  log(`round ${round + 1}/${ROUNDS}, ${name}: pid ${s.pid}, cpus ${cpus}, idle RSS ${idleRssMB.toFixed(1)} MB`);
+  // Let the JIT settle on both paths before the first measured run.
+  for (const mode of MODES) {
+    const r = await runLoad({ url: `${s.url}/v1/chat/completions`, headers: HEADERS, body: requestBody(mode === 'stream'), connections: 8, seconds: WARMUP });
+    assertClean(s, `${mode} initial warm-up`, r, false);
+  }
+  await quiesce(s);
+  for (const mode of MODES) {
+    for (const connections of CONNECTIONS) {
+      const spec = { url: `${s.url}/v1/chat/completions`, headers: HEADERS, body: requestBody(mode === 'stream'), connections };
+      const warm = await runLoad({ ...spec, seconds: WARMUP });
+      assertClean(s, `${mode} c=${connections} warm-up`, warm, false);
+      await quiesce(s);
+      const c0 = cpuMs(s.pid);
+      const ours0 = c0 + cpuMs(upstream.pid) + selfCpuMs();
+      const busy0 = systemBusyMs();
+      const r = await runLoad({ ...spec, seconds: SECONDS });
+      const busy1 = systemBusyMs();
+      const c1 = cpuMs(s.pid);
+      const ours1 = c1 + cpuMs(upstream.pid) + selfCpuMs();
+      assertClean(s, `${mode} c=${connections}`, r);
+      const rec: RunRecord = {
+        ...r,
+        round,
+        server: name,
+        mode,
+        connections,
+        cpuMsTotal: c1 - c0,
+        cpuUsPerReq: ((c1 - c0) * 1000) / r.requests,
+        cpuPct: ((c1 - c0) / (r.seconds * 1000)) * 100,
+        otherPct: Math.max(0, ((busy1 - busy0 - (ours1 - ours0)) / (r.seconds * 1000)) * 100),
+      };
+      runs.push(rec);
+      await quiesce(s);
+      log(
+        `  ${name.padEnd(11)} ${mode.padEnd(10)} c=${String(connections).padEnd(3)} ${fmt(rec.rps, 0).padStart(6)} req/s  p50 ${fmt(rec.p50, 3)} ms  p99 ${fmt(rec.p99, 3)} ms  CPU ${fmt(rec.cpuUsPerReq, 0)} µs/req (${fmt(rec.cpuPct, 0)}%), other load ${fmt(rec.otherPct, 0)}%`,
+      );
+    }
+  }
+  const afterRssMB = rssMB(s.pid);
+  return { round, name, idleRssMB, afterRssMB, cpus };
+}
+
+// ---- reporting ----
+
+function fmt(n: number | undefined, digits: number): string {
+  return n === undefined || !Number.isFinite(n) ? 'n/a' : n.toFixed(digits);
+}
+
+function table(head: string[], rows: string[][]): string {
+  const align = head.map((h, i) => (i === 0 || /^(server|mode|target|status)$/i.test(h) ? ':--' : '--:'));
+  return [`| ${head.join(' | ')} |`, `| ${align.join(' | ')} |`, ...rows.map((r) => `| ${r.join(' | ')} |`)].join('\n');
+}
+
+function commandLine(): string {
+  const env = Object.entries(process.env)
+    .filter(([k]) => k.startsWith('BENCH_'))
+    .map(([k, v]) => `${k}=${v}`)
+    .sort();
+  const cmd = process.env.npm_lifecycle_event === 'bench' ? 'npm run bench' : `node ${path.relative(ROOT, fileURLToPath(import.meta.url))}`;
+  return [...env, cmd].join(' ');
+}
+
+interface Verdict {
+  target: string;
+  measured: string;
+  met: boolean | undefined;
+}
+
+function report(runs: RunRecord[], servers: ServerRecord[], started: Date): { text: string; verdicts: Verdict[] } {
+  // Per configuration, the round with the most requests/s: the one least disturbed by other work.
+  const find = (server: ServerName, mode: Mode, c: number) =>
+    runs.filter((r) => r.server === server && r.mode === mode && r.connections === c).reduce<RunRecord | undefined>((a, r) => (!a || r.rps > a.rps ? r : a), undefined);
+  const best: RunRecord[] = [];
+  for (const server of SERVERS) for (const mode of MODES) for (const c of CONNECTIONS) {
+    const r = find(server, mode, c);
+    if (r) best.push(r);
+  }
+  const row = (r: RunRecord) => [r.server, r.mode, String(r.connections), fmt(r.rps, 0), fmt(r.p50, 3), fmt(r.p99, 3), fmt(r.mean, 3), fmt(r.cpuUsPerReq, 1), fmt(r.cpuPct, 0), fmt(r.otherPct, 0), String(r.requests)];
+  const head = ['server', 'mode', 'connections', 'req/s', 'p50 ms', 'p99 ms', 'mean ms', 'CPU µs/req', 'server CPU %', 'other load %', 'requests'];
+  const figures = table([...head, 'round'], best.map((r) => [...row(r), String(r.round + 1)]));
+  const allRuns = table(['round', ...head], runs.map((r) => [String(r.round + 1), ...row(r)]));
+  const memory = table(
+    ['round', 'server', 'idle RSS MB', 'RSS after load MB', 'pinned to CPUs'],
+    servers.map((s) => [String(s.round + 1), s.name, fmt(s.idleRssMB, 1), fmt(s.afterRssMB, 1), s.cpus]),
+  );
+
+  const ratioRows: string[][] = [];
+  const verdicts: Verdict[] = [];
+  for (const mode of MODES) {
+    for (const c of CONNECTIONS) {
+      const g = find('gateway', mode, c);
+      const p = find('passthrough', mode, c);
+      if (!g || !p) continue;
+      ratioRows.push([
+        mode,
+        String(c),
+        `${fmt((g.rps / p.rps) * 100, 1)} %`,
+        fmt(g.p50 - p.p50, 3),
+        fmt(g.p99 - p.p99, 3),
+        fmt(g.cpuUsPerReq / p.cpuUsPerReq, 2),
+      ]);
+      if (c === 32) {
+        const ratio = g.rps / p.rps;
+        verdicts.push({ target: `${mode}, 32 connections: gateway req/s ≥ ${TARGET_RPS_RATIO * 100} % of passthrough`, measured: `${fmt(ratio * 100, 1)} % (${fmt(g.rps, 0)} vs ${fmt(p.rps, 0)} req/s)`, met: ratio >= TARGET_RPS_RATIO });
+      }
+      if (c === 1) {
+        const added = g.p50 - p.p50;
+        verdicts.push({ target: `${mode}, 1 connection: added p50 latency ≤ ${TARGET_ADDED_P50_MS} ms`, measured: `${fmt(added, 3)} ms (${fmt(g.p50, 3)} vs ${fmt(p.p50, 3)} ms)`, met: added <= TARGET_ADDED_P50_MS });
+      }
+    }
+  }
+  const gwRss = servers.filter((s) => s.name === 'gateway').map((s) => s.idleRssMB);
+  const ptRss = servers.filter((s) => s.name === 'passthrough').map((s) => s.idleRssMB);
+  if (gwRss.length) {
+    const worst = Math.max(...gwRss);
+    verdicts.push({
+      target: `gateway idle RSS ≤ ${TARGET_IDLE_RSS_MB} MB (largest of the rounds)`,
+      measured: `${fmt(worst, 1)} MB${ptRss.length ? ` (passthrough ${fmt(Math.max(...ptRss), 1)} MB)` : ''}`,
+      met: worst <= TARGET_IDLE_RSS_MB,
+    });
+  }
+  const ratios = table(['mode', 'connections', 'gateway ÷ passthrough req/s', 'added p50 ms', 'added p99 ms', 'CPU/req ratio'], ratioRows);
+  const targets = table(
+    ['target', 'measured', 'status'],
+    verdicts.map((v) => [v.target, v.measured, v.met === undefined ? 'n/a' : v.met ? '**met**' : '**missed**']),
+  );
+
+  const m = machine();
+  const load = cpusAllowed('self');
+  const text = [
+    `- Command: \`${commandLine()}\``,
+    `- Date: ${started.toISOString()}`,
+    `- Machine: ${m.cpu}, ${m.cores} cores, ${m.memoryGB} GB memory, ${m.kernel}; Node ${m.node}`,
+    `- Pinning: ${CAN_PIN ? `server under test on CPU ${SERVER_CORE} (taskset -c ${SERVER_CORE}); load generator (this process, CPUs ${load}) and upstream on CPU ${LOAD_CORE}` : 'none (taskset or a second CPU unavailable)'}`,
+    `- Per run: ${WARMUP} s warm-up, then ${SECONDS} s measured, HTTP/1.1 keep-alive, no pipelining; concurrency ${CONNECTIONS.join(', ')}; ${MODES.join(' and ')} chat completions`,
+    `- Rounds: ${ROUNDS}; each starts, measures and stops every server in turn (alternating which goes first); the tables use, per configuration, the round with the most requests/s (all runs are listed at the end)`,
+    '',
+    '### Targets',
+    '',
+    targets,
+    '',
+    '### Gateway vs passthrough',
+    '',
+    ratios,
+    '',
+    '### Figures (best round per configuration)',
+    '',
+    figures,
+    '',
+    '### Memory',
+    '',
+    memory,
+    '',
+    '### All runs',
+    '',
+    allRuns,
+  ].join('\n');
+  return { text, verdicts };
+}
+
+function writeResults(body: string): void {
+  let findings = '';
+  try {
+    const old = fs.readFileSync(RESULTS, 'utf8');
+    const i = old.indexOf('\n## Findings');
+    if (i >= 0) findings = old.slice(i + 1).trimEnd() + '\n';
+  } catch {
+    /* first run */
+  }
+  const doc = [
+    '# Airlock bench results',
+    '',
+    'Written by `npm run bench` (bench/run.ts); each run overwrites everything above "## Findings",',
+    'which is kept as is. The gateway (compiled JS, `node bin/airlock.js serve`) and a bare',
+    'passthrough (bench/passthrough.ts: fastify + an undici Pool, nothing else) run one after the',
+    'other against the same fast simulated upstream (test/helpers/upstream.ts, answering 8 words),',
+    'under the same autocannon load. Latency percentiles are computed from every response\'s own',
+    'duration (sub-millisecond); CPU time per request is the server process\'s utime+stime delta',
+    'from /proc over the measured run, divided by the requests completed; RSS is VmRSS. "Other',
+    'load %" is the CPU every other process on the machine used during the run (busy time from',
+    '/proc/stat minus the server, the upstream and the load generator), in % of one core: a run',
+    'with a high value was disturbed.',
+    '',
+    '**Noise:** the machine has 2 cores that are shared with other work (test suites of other',
+    'helpers may run at the same time), so absolute figures are noisy; the ratios between the',
+    'gateway and the passthrough within one run are what the targets judge.',
+    '',
+    '## Latest run',
+    '',
+    body,
+    '',
+    findings || '## Findings\n\n(none recorded yet)\n',
+  ].join('\n');
+  fs.writeFileSync(RESULTS, doc);
+}
+
+// ---- main ----
+
+async function main(): Promise<number> {
+  const started = new Date();
+  log(`airlock bench: ${SERVERS.join(' + ')}, ${MODES.join(' + ')}, connections ${CONNECTIONS.join('/')}, ${WARMUP} s warm-up + ${SECONDS} s per run, ${ROUNDS} round(s)`);
+  if (!CAN_PIN) log('warning: cannot pin processes to cores (needs Linux, taskset and 2+ CPUs); figures will be noisier');
+  const runs: RunRecord[] = [];
+  const servers: ServerRecord[] = [];
+  const upstream = await startUpstream();
+  log(`upstream: ${upstream.url} (pid ${upstream.pid}, cpus ${cpusAllowed(upstream.pid)})`);
+  // Warm the upstream up first, so the server measured first does not pay for its JIT warm-up.
+  for (const stream of [false, true]) {
+    const r = await runLoad({ url: `${upstream.url}/chat/completions`, headers: HEADERS, body: requestBody(stream), connections: 8, seconds: WARMUP });
+    assertClean(upstream, 'upstream warm-up', r);
+  }
+  try {
+    for (let round = 0; round < ROUNDS; round++) {
+      for (const name of round % 2 === 0 ? SERVERS : [...SERVERS].reverse()) {
+        const s = name === 'gateway' ? await startGateway(upstream.url) : await startPassthrough(upstream.url);
+        try {
+          servers.push(await measureServer(round, name, s, upstream, runs));
+        } finally {
+          await s.stop();
+        }
+      }
+    }
+  } finally {
+    await upstream.stop();
+    for (const d of tmpRoots) fs.rmSync(d, { recursive: true, force: true });
+  }
+
+  const { text, verdicts } = report(runs, servers, started);
+  log('');
+  log(text);
+  const full = SERVERS.length === 2 && MODES.length === 2 && [1, 32].every((c) => CONNECTIONS.includes(c));
+  if (full && process.env.BENCH_NO_WRITE !== '1') {
+    writeResults(text);
+    log(`\nwrote ${path.relative(process.cwd(), RESULTS) || RESULTS}`);
+  } else log('\n(bench/RESULTS.md not written: partial run or BENCH_NO_WRITE=1)');
+  const missed = verdicts.filter((v) => v.met === false).length;
+  log(missed ? `${missed} target(s) missed` : verdicts.length ? 'all targets met' : '');
+  if (PROFILE_DIR) log(`CPU profiles in ${PROFILE_DIR}`);
+  return 0;
+}
+
+main().then(
+  (code) => process.exit(code),
+  (e: Error) => {
+    process.stderr.write(`bench failed: ${e.stack ?? e.message}\n`);
+    process.exit(1);
+  },
+);
