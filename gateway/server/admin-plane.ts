@@ -15,7 +15,7 @@ import {
   type ConfigIssue,
   type Section,
 } from '../config/schema.js';
-import { formatChange, type ApplyResult } from '../store/config-store.js';
+import { exportConfig, formatChange, type ApplyResult, type StoredState } from '../store/config-store.js';
 import { recentRequests, usageAggregates, usageTimeseries, type UsageQuery } from '../engine/ledger.js';
 import { probe } from '../engine/health.js';
 import { VERSION } from '../version.js';
@@ -152,7 +152,7 @@ export function buildAdminPlane(gw: Gateway): FastifyInstance {
     section: Exclude<Section, 'settings' | 'routing_rules'>,
     path: string,
     schema: z.ZodType<T>,
-    view: (name: string) => unknown,
+    view: (s: StoredState, name: string) => unknown,
     what: string,
   ) => {
     const items = () => gw.store.export()[section] as unknown as Item[];
@@ -162,10 +162,14 @@ export function buildAdminPlane(gw: Gateway): FastifyInstance {
       if (index < 0) throw new AdminError(404, 'not_found', `No ${what} named "${name}".`);
       return { list, index };
     };
-    app.get(`${API}/${path}`, async () => ({ data: items().map((i) => view(i.name)) }));
+    // One read of the stored state for the whole list, not one per item.
+    app.get(`${API}/${path}`, async () => {
+      const s = gw.store.state();
+      return { data: (exportConfig(s)[section] as unknown as Item[]).map((i) => view(s, i.name)) };
+    });
     app.get<{ Params: { name: string } }>(`${API}/${path}/:name`, async (req) => {
       find(req.params.name);
-      return view(req.params.name);
+      return view(gw.store.state(), req.params.name);
     });
     app.post(`${API}/${path}`, async (req, reply) => {
       const body = parseBody(schema, req.body);
@@ -174,7 +178,7 @@ export function buildAdminPlane(gw: Gateway): FastifyInstance {
       const r = change({ [section]: [...list, body] }, { section, index: list.length });
       reply.code(201);
       const created = r.createdKeys.find((k) => k.name === body.name);
-      return { ...(view(body.name) as object), ...(created ? { key: created.key } : {}) };
+      return { ...(view(gw.store.state(), body.name) as object), ...(created ? { key: created.key } : {}) };
     });
     app.put<{ Params: { name: string } }>(`${API}/${path}/:name`, async (req) => {
       const raw = (req.body ?? {}) as Record<string, unknown>;
@@ -183,7 +187,7 @@ export function buildAdminPlane(gw: Gateway): FastifyInstance {
       const { list, index } = find(req.params.name);
       list[index] = body;
       change({ [section]: list }, { section, index });
-      return view(body.name);
+      return view(gw.store.state(), body.name);
     });
     app.delete<{ Params: { name: string } }>(`${API}/${path}/:name`, async (req, reply) => {
       const { list, index } = find(req.params.name);
@@ -205,8 +209,8 @@ export function buildAdminPlane(gw: Gateway): FastifyInstance {
     });
   };
 
-  const endpointView = (name: string) => {
-    const st = gw.store.state().endpoints.find((e) => e.name === name)!;
+  const endpointView = (s: StoredState, name: string) => {
+    const st = s.endpoints.find((e) => e.name === name)!;
     const { api_key_enc, api_key_ref, ...rest } = st;
     return { ...rest, api_key_set: !!api_key_enc, ...(api_key_ref ? { api_key: api_key_ref } : {}), status: endpointStatus(name) };
   };
@@ -221,17 +225,17 @@ export function buildAdminPlane(gw: Gateway): FastifyInstance {
       discovered_models: rt.discoveredModels ?? null,
     };
   };
-  const modelView = (name: string) => {
-    const spec = gw.store.export().models.find((m) => m.name === name)!;
+  const modelView = (s: StoredState, name: string) => {
+    const spec = s.models.find((m) => m.name === name)!;
     const m = gw.snapshot.models.get(name);
     return { ...spec, targets_status: m ? m.targets.map((t) => gw.runtime.targetStatus(t)) : [] };
   };
-  const keyView = (name: string) => {
-    const k = gw.store.state().keys.find((x) => x.name === name)!;
+  const keyView = (s: StoredState, name: string) => {
+    const k = s.keys.find((x) => x.name === name)!;
     const { hash: _h, created_at, ...rest } = k;
     return { ...rest, created_at: new Date(created_at).toISOString() };
   };
-  const teamView = (name: string) => gw.store.export().teams.find((t) => t.name === name)!;
+  const teamView = (s: StoredState, name: string) => s.teams.find((t) => t.name === name)!;
 
   crud('endpoints', 'endpoints', endpointSchema, endpointView, 'endpoint');
   crud('models', 'models', modelSchema, modelView, 'model');
