@@ -122,6 +122,31 @@ export const listenSchema = z.strictObject({
 });
 export type ListenSettings = z.infer<typeof listenSchema>;
 
+/** Limits on what clients may send and how long they may take (both planes; take effect on restart). */
+export const httpSchema = z.strictObject({
+  headers_timeout_ms: z.int().min(100).max(600_000).default(30_000).describe('Longest a client may take to send the request headers; slower connections are closed (takes effect on restart)'),
+  request_timeout_ms: z
+    .int()
+    .min(100)
+    .max(3_600_000)
+    .default(120_000)
+    .describe('Longest a client may take to send the whole request, body included; the response (a long stream) is not limited by this (takes effect on restart)'),
+  keep_alive_timeout_ms: z.int().min(100).max(600_000).default(72_000).describe('How long an idle keep-alive connection stays open (takes effect on restart)'),
+  max_connections: z.int().min(1).max(1_000_000).default(1024).describe('Most client connections the data plane holds at once; more are refused (takes effect on restart)'),
+  admin_max_connections: z.int().min(1).max(100_000).default(128).describe('Most client connections the admin plane holds at once (takes effect on restart)'),
+  max_requests_per_socket: z.int().min(0).max(1_000_000_000).default(0).describe('Requests one keep-alive connection may carry before it is closed; 0 = no limit (takes effect on restart)'),
+});
+export type HttpSettings = z.infer<typeof httpSchema>;
+
+/** Size limits on what is parsed: client bodies and every answer read from an upstream. */
+export const limitsSchema = z.strictObject({
+  max_json_depth: z.int().min(8).max(1000).default(64).describe('Deepest nesting of arrays and objects accepted in a request body'),
+  max_event_bytes: z.int().min(1024).max(256 * 1024 * 1024).default(8 * 1024 * 1024).describe('Largest single streamed event accepted from an upstream; a larger one fails the attempt'),
+  max_response_bytes: z.int().min(1024).max(1024 * 1024 * 1024).default(64 * 1024 * 1024).describe('Largest non-streamed answer accepted from an upstream; a larger one fails the attempt'),
+  max_probe_bytes: z.int().min(1024).max(256 * 1024 * 1024).default(4 * 1024 * 1024).describe('Largest model list accepted from a health check or test connection'),
+});
+export type LimitsSettings = z.infer<typeof limitsSchema>;
+
 export const settingsSchema = z.strictObject({
   max_body_bytes: z.int().min(1024).max(1024 * 1024 * 1024).default(10 * 1024 * 1024).describe('Largest request body accepted (takes effect on restart)'),
   queue_timeout_ms: z.int().min(0).max(600_000).default(30_000).describe('Longest a request waits for a free slot when every target is at max_concurrency'),
@@ -132,6 +157,9 @@ export const settingsSchema = z.strictObject({
   admin_lockout_minutes: z.int().min(1).max(10_080).default(15).describe('How long a locked admin account stays locked'),
   admin_session_hours: z.int().min(1).max(720).default(12).describe('How long an admin login lasts'),
   ledger_retention_days: z.int().min(1).max(36_500).optional().describe('Delete ledger rows older than this (default: keep)'),
+  http: httpSchema.default(() => httpSchema.parse({})).describe('Client connection limits and timeouts'),
+  limits: limitsSchema.default(() => limitsSchema.parse({})).describe('Size limits on request bodies and upstream answers'),
+  metrics_public: z.boolean().default(false).describe('Serve /metrics on the data plane without a token (it shows per-team usage); otherwise it needs an admin API token as bearer'),
   listen: listenSchema.default({ ...DEFAULT_LISTEN }).describe('Where the gateway listens (takes effect on restart; command-line flags and environment variables take precedence)'),
 });
 export type Settings = z.infer<typeof settingsSchema>;
