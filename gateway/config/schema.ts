@@ -28,6 +28,7 @@ export const endpointSchema = z.strictObject({
     .url({ protocol: /^https?$/, error: (iss) => (iss.input === undefined ? 'is required' : 'must be an http:// or https:// URL') })
     .describe('Base URL of the OpenAI-compatible API, usually ending in /v1'),
   api_key: secret.nullable().optional().describe('Bearer token the server expects; stored encrypted, never shown again'),
+  keep_api_key: z.boolean().optional().describe('When base_url moves to another host and api_key is not given again: true sends the stored key to the new host (otherwise the change is refused)'),
   max_concurrency: z.int().min(1).max(100_000).optional().describe('Most requests in flight at once to this server'),
   timeout_ms: z.int().min(100).max(3_600_000).optional().describe('Longest a whole request may take, streams included (default 600000: long generations on slow GPUs take minutes)'),
   first_byte_timeout_ms: z.int().min(50).max(3_600_000).optional().describe('Longest to wait for the first byte (and, in a stream, for the next chunk) before failing over. Default: 30000 for streamed requests; non-streamed requests, whose first byte is the finished answer, default to timeout_ms'),

@@ -8,7 +8,7 @@ import type { Ledger } from './ledger.js';
 import type { Metrics } from './metrics.js';
 import { orderTargets, resolveModel, type RouteFacts } from './router.js';
 import type { EndpointRuntime, Runtime } from './runtime.js';
-import type { Snapshot, TargetConfig } from './snapshot.js';
+import type { KeyRecord, Snapshot, TargetConfig } from './snapshot.js';
 import { SSEParser, formatSSE, type SSEEvent } from './sse.js';
 import {
   authenticate,
@@ -198,19 +198,16 @@ export class Proxy {
 
   /** Handle one request. Writes the response on `res` (raw Node response) itself. */
   /** A request refused before it reached the pipeline (e.g. malformed JSON): ledger and metrics only. */
-  recordRejected(kind: Kind, id: string, headers: Headers, err: GatewayError): void {
+  recordRejected(kind: Kind, id: string, headers: Headers, err: GatewayError, key?: KeyRecord): void {
     const ctx = newContext(kind, id, this.d.snapshot());
-    try {
-      ctx.key = authenticate(ctx.snapshot, this.d.hasher, headers);
-    } catch {
-      /* unattributed */
-    }
+    ctx.key = key;
     ctx.status = err.status;
     ctx.errorClass = err.code;
     this.finish(ctx);
   }
 
-  async handle(kind: Kind, id: string, body: unknown, headers: Headers, res: ServerResponse): Promise<void> {
+  /** `key`: already authenticated from the headers (the data plane does it before reading the body). */
+  async handle(kind: Kind, id: string, body: unknown, headers: Headers, res: ServerResponse, preKey?: KeyRecord): Promise<void> {
     const ctx = newContext(kind, id, this.d.snapshot());
     res.setHeader('x-airlock-request-id', ctx.id);
     const onClose = () => {
@@ -219,7 +216,7 @@ export class Proxy {
     res.on('close', onClose);
     let admitted = false;
     try {
-      ctx.key = authenticate(ctx.snapshot, this.d.hasher, headers);
+      ctx.key = preKey ?? authenticate(ctx.snapshot, this.d.hasher, headers);
       ctx.body = validateBody(kind, body);
       const b = ctx.body;
       ctx.requestedModel = b.model as string;
@@ -398,6 +395,9 @@ export class Proxy {
     const runtime = this.d.runtime;
     const tr = runtime.target(t);
     const cfg = ep.config;
+    // Built before the upstream is contacted: a body that cannot be serialised is the client's
+    // problem (GatewayError, 400) and never charges the target's breaker.
+    const payload = upstreamPayload(ctx, t);
     const release = await ep.acquire(ctx.snapshot.settings.queue_timeout_ms, () => ctx.abort.signal);
     // Checked again after a wait for a slot: the breaker may have opened, or a half-open probe left.
     if (!tr.breaker.canPass()) {
@@ -424,8 +424,6 @@ export class Proxy {
     const started = performance.now();
     let outcome = 'ok';
     try {
-      const upstreamBody: Record<string, unknown> = { ...ctx.body, model: t.upstreamModel };
-      if (ctx.stream) upstreamBody.stream_options = { ...(ctx.body.stream_options as object | undefined), include_usage: true };
       const headers: Record<string, string> = { 'content-type': 'application/json', accept: ctx.stream ? 'text/event-stream' : 'application/json', 'x-request-id': ctx.id };
       if (cfg.apiKey) headers.authorization = `Bearer ${cfg.apiKey}`;
       if (ctx.traceparent) headers.traceparent = ctx.traceparent;
@@ -435,7 +433,7 @@ export class Proxy {
           method: 'POST',
           path: upstreamPath(cfg.type, cfg.basePath, ctx.kind),
           headers,
-          body: JSON.stringify(upstreamBody),
+          body: payload,
           signal: ctl,
           headersTimeout: ctx.stream ? cfg.firstByteTimeoutMs : cfg.firstByteTimeoutNonStreamMs,
           bodyTimeout: ctx.stream ? cfg.firstByteTimeoutMs : cfg.firstByteTimeoutNonStreamMs,
@@ -523,7 +521,14 @@ export class Proxy {
     } catch {
       throw new AttemptFailure('invalid_response', 'upstream answered with invalid JSON');
     }
-    if (!json || typeof json !== 'object') throw new AttemptFailure('invalid_response', 'upstream answered with JSON that is not an object');
+    if (!json || typeof json !== 'object' || Array.isArray(json)) throw new AttemptFailure('invalid_response', 'upstream answered with JSON that is not an object');
+    // A 200 that carries an error instead of an answer is a failed attempt, not a success.
+    const list = ctx.kind === 'embeddings' ? (json as { data?: unknown }).data : (json as { choices?: unknown }).choices;
+    if (!Array.isArray(list)) {
+      const err = (json as { error?: unknown }).error;
+      if (err !== undefined && err !== null) throw new AttemptFailure('upstream_error', `upstream answered 200 with an error: ${upstreamErrorMessage(JSON.stringify(json)) || 'no message'}`);
+      throw new AttemptFailure('invalid_response', `upstream answered 200 without ${ctx.kind === 'embeddings' ? '"data"' : '"choices"'}`);
+    }
     for (const g of this.d.guards.output) g.checkBody?.(ctx, json);
     const usage = readUsage((json as { usage?: unknown }).usage);
     if (usage) {
@@ -692,6 +697,16 @@ export class Proxy {
     res.write(`data: ${JSON.stringify(ev)}\n\n`);
     // No terminating chunk: HTTP clients see a truncated body, not a clean end.
     res.destroy();
+  }
+}
+
+function upstreamPayload(ctx: RequestContext, t: TargetConfig): string {
+  const upstreamBody: Record<string, unknown> = { ...ctx.body, model: t.upstreamModel };
+  if (ctx.stream) upstreamBody.stream_options = { ...(ctx.body.stream_options as object | undefined), include_usage: true };
+  try {
+    return JSON.stringify(upstreamBody);
+  } catch (e) {
+    throw new GatewayError(400, 'invalid_request_error', 'invalid_body', `The request body cannot be forwarded: ${(e as Error).message}`);
   }
 }
 

@@ -87,15 +87,8 @@ export function parseCookies(header: string | undefined): Record<string, string>
   return out;
 }
 
-/** Which role a route needs: reads are for every role, writes for admins, accounts for owners. */
-export function requiredRole(method: string, path: string): Role {
-  const p = path.split('?')[0]!;
-  const read = method === 'GET' || method === 'HEAD';
-  // Anchored to the API prefix: a key or endpoint named "users" is not the users route.
-  if (/^\/admin\/api\/v1\/users(\/|$)/.test(p)) return read ? 'admin' : 'owner';
-  if (/^\/admin\/api\/v1\/tokens(\/|$)/.test(p)) return 'admin';
-  return read ? 'auditor' : 'admin';
-}
+/** Who may call an admin route: anyone ('public'), or the least role. Declared on each route. */
+export type Access = 'public' | Role;
 
 interface UserRow {
   name: string;
@@ -148,20 +141,33 @@ export class AdminAuth {
     return this.db.prepare(`SELECT * FROM admin_users ORDER BY created_at, name`).all() as UserRow[];
   }
 
+  /** The principal of an "Authorization: Bearer <admin token>" header, or undefined (never throws). */
+  bearer(auth: string | undefined): Principal | undefined {
+    if (!auth) return undefined;
+    try {
+      const p = this.identifyBearer(auth);
+      return p;
+    } catch {
+      return undefined;
+    }
+  }
+
+  private identifyBearer(auth: string): Principal {
+    const m = /^Bearer\s+(\S+)\s*$/i.exec(auth);
+    if (!m) throw new AuthError(401, 'invalid_token', 'The Authorization header must be "Bearer <token>".');
+    const token = m[1]!;
+    const envToken = this.gw.opts.adminToken;
+    if (envToken && safeEqual(token, envToken)) return { kind: 'env-token', name: 'AIRLOCK_ADMIN_TOKEN', role: 'owner' };
+    const row = this.db.prepare(`SELECT name, role FROM admin_tokens WHERE hash = ?`).get(this.gw.secrets.hashKey('admin-token:' + token)) as { name: string; role: Role } | undefined;
+    if (!row) throw new AuthError(401, 'invalid_token', 'The admin token is not valid (unknown or revoked).');
+    this.touch(`t:${row.name}`, () => this.db.prepare(`UPDATE admin_tokens SET last_used_at = ? WHERE name = ?`).run(Date.now(), row.name));
+    return { kind: 'token', name: row.name, role: row.role };
+  }
+
   /** Who is calling? undefined when nobody (public routes decide for themselves). */
   identify(req: FastifyRequest): Principal | undefined {
     const auth = req.headers.authorization;
-    if (typeof auth === 'string' && auth) {
-      const m = /^Bearer\s+(\S+)\s*$/i.exec(auth);
-      if (!m) throw new AuthError(401, 'invalid_token', 'The Authorization header must be "Bearer <token>".');
-      const token = m[1]!;
-      const envToken = this.gw.opts.adminToken;
-      if (envToken && safeEqual(token, envToken)) return { kind: 'env-token', name: 'AIRLOCK_ADMIN_TOKEN', role: 'owner' };
-      const row = this.db.prepare(`SELECT name, role FROM admin_tokens WHERE hash = ?`).get(this.gw.secrets.hashKey('admin-token:' + token)) as { name: string; role: Role } | undefined;
-      if (!row) throw new AuthError(401, 'invalid_token', 'The admin token is not valid (unknown or revoked).');
-      this.touch(`t:${row.name}`, () => this.db.prepare(`UPDATE admin_tokens SET last_used_at = ? WHERE name = ?`).run(Date.now(), row.name));
-      return { kind: 'token', name: row.name, role: row.role };
-    }
+    if (typeof auth === 'string' && auth) return this.identifyBearer(auth);
     const sid = parseCookies(req.headers.cookie)[SESSION_COOKIE];
     if (!sid) return undefined;
     const h = sha256(sid);
@@ -181,8 +187,8 @@ export class AdminAuth {
     write();
   }
 
-  /** Authorise a request to the admin API (throws AuthError). */
-  authorize(req: FastifyRequest, p: Principal | undefined): void {
+  /** Authorise a request to an admin route that needs at least `need` (throws AuthError). */
+  authorize(req: FastifyRequest, p: Principal | undefined, need: Role): void {
     if (!p) {
       throw new AuthError(
         401,
@@ -198,7 +204,6 @@ export class AdminAuth {
       if (typeof sent !== 'string' || !p.csrf || !safeEqual(sent, p.csrf))
         throw new AuthError(403, 'csrf_failed', 'Missing or wrong x-csrf-token header for a change made with a login session.');
     }
-    const need = requiredRole(method, req.url);
     if (roleRank(p.role) < roleRank(need))
       throw new AuthError(403, 'forbidden', `The ${p.role} role may not ${method === 'GET' ? 'read' : 'change'} this (needs ${need}).`);
   }
@@ -214,30 +219,75 @@ export class AdminAuth {
     return { user: this.user(body.username)!, session: this.newSession(body.username) };
   }
 
-  async login(body: z.infer<typeof loginSchema>): Promise<{ user: UserRow; session: { cookie: string; csrf: string } }> {
+  /** Failed logins per client address in the current window (bounded; see throttleAddress). */
+  private addressFailures = new Map<string, { count: number; resetAt: number }>();
+
+  /** Count a login attempt from an address before anything is checked; refuse when too many
+   * recent attempts from there failed (4 × admin_max_failed_logins per lockout window). */
+  private throttleAddress(from: string, now: number): { ok(): void } {
     const s = this.gw.snapshot.settings;
-    const u = this.user(body.username);
+    const limit = 4 * s.admin_max_failed_logins;
+    let e = this.addressFailures.get(from);
+    if (!e || e.resetAt <= now) {
+      if (this.addressFailures.size >= 10_000) {
+        for (const [k, v] of this.addressFailures) if (v.resetAt <= now) this.addressFailures.delete(k);
+        if (this.addressFailures.size >= 10_000) this.addressFailures.delete(this.addressFailures.keys().next().value!);
+      }
+      e = { count: 0, resetAt: now + s.admin_lockout_minutes * 60_000 };
+      this.addressFailures.set(from, e);
+    }
+    if (e.count >= limit) {
+      const secs = Math.ceil((e.resetAt - now) / 1000);
+      throw new AuthError(429, 'too_many_attempts', `Too many failed logins from ${from}; try again in ${Math.ceil(secs / 60)} minute(s).`, { 'retry-after': String(secs) });
+    }
+    e.count++; // counted now; taken back only if the login succeeds
+    const entry = e;
+    return {
+      ok: () => {
+        entry.count = Math.max(0, entry.count - 1);
+      },
+    };
+  }
+
+  async login(body: z.infer<typeof loginSchema>, from = 'unknown'): Promise<{ user: UserRow; session: { cookie: string; csrf: string } }> {
+    const s = this.gw.snapshot.settings;
     const now = Date.now();
+    const address = this.throttleAddress(from, now);
+    const u = this.user(body.username);
     if (!u) {
       await hashPassword(body.password); // same cost as a real check: no user enumeration by timing
       await delay(250);
       throw new AuthError(401, 'invalid_credentials', 'Wrong user name or password.');
     }
-    if (u.locked_until && u.locked_until > now) {
-      const secs = Math.ceil((u.locked_until - now) / 1000);
-      throw new AuthError(423, 'account_locked', `Account "${u.name}" is locked after ${s.admin_max_failed_logins} failed logins; try again in ${Math.ceil(secs / 60)} minute(s) or ask an owner to unlock it.`, { 'retry-after': String(secs) });
+    const lockedMessage = (until: number) => {
+      const secs = Math.ceil((until - Date.now()) / 1000);
+      return new AuthError(423, 'account_locked', `Account "${u.name}" is locked after ${s.admin_max_failed_logins} failed logins; try again in ${Math.ceil(secs / 60)} minute(s) or ask an owner to unlock it.`, { 'retry-after': String(Math.max(1, secs)) });
+    };
+    if (u.locked_until && u.locked_until > now) throw lockedMessage(u.locked_until);
+    // Count the attempt before the (slow, asynchronous) password check: parallel guesses each see
+    // the count of those before them, so at most admin_max_failed_logins of them are ever checked.
+    const attempt = this.db.prepare(`UPDATE admin_users SET failed_logins = failed_logins + 1 WHERE name = ? RETURNING failed_logins, locked_until`).get(u.name) as
+      | { failed_logins: number; locked_until: number | null }
+      | undefined;
+    if (!attempt) throw new AuthError(401, 'invalid_credentials', 'Wrong user name or password.');
+    if (attempt.locked_until && attempt.locked_until > now) throw lockedMessage(attempt.locked_until);
+    if (attempt.failed_logins > s.admin_max_failed_logins) {
+      const until = now + s.admin_lockout_minutes * 60_000;
+      this.db.prepare(`UPDATE admin_users SET failed_logins = 0, locked_until = ? WHERE name = ?`).run(until, u.name);
+      throw lockedMessage(until);
     }
     const ok = !u.disabled && (await verifyPassword(body.password, u.password_hash));
     if (!ok) {
-      const failed = u.failed_logins + 1;
-      const locked = failed >= s.admin_max_failed_logins ? now + s.admin_lockout_minutes * 60_000 : null;
-      this.db.prepare(`UPDATE admin_users SET failed_logins = ?, locked_until = ? WHERE name = ?`).run(locked ? 0 : failed, locked, u.name);
+      const failed = attempt.failed_logins;
+      const locked = failed >= s.admin_max_failed_logins ? Date.now() + s.admin_lockout_minutes * 60_000 : null;
+      if (locked) this.db.prepare(`UPDATE admin_users SET failed_logins = 0, locked_until = ? WHERE name = ?`).run(locked, u.name);
       // Growing delay: 250 ms, 500 ms, 1 s, ... up to 4 s.
       await delay(Math.min(250 * 2 ** (failed - 1), 4000));
       if (locked)
         throw new AuthError(423, 'account_locked', `Account "${u.name}" is now locked for ${s.admin_lockout_minutes} minute(s) after ${s.admin_max_failed_logins} failed logins.`, { 'retry-after': String(s.admin_lockout_minutes * 60) });
       throw new AuthError(401, 'invalid_credentials', u.disabled ? 'This account is disabled.' : 'Wrong user name or password.');
     }
+    address.ok();
     this.db.prepare(`UPDATE admin_users SET failed_logins = 0, locked_until = NULL WHERE name = ?`).run(u.name);
     return { user: u, session: this.newSession(u.name) };
   }
@@ -316,8 +366,13 @@ export class AdminAuth {
     return { token };
   }
 
-  deleteToken(name: string): void {
-    if (this.db.prepare(`DELETE FROM admin_tokens WHERE name = ?`).run(name).changes === 0) throw new AuthError(404, 'not_found', `No token named "${name}".`);
+  /** An owner may revoke any token; an admin only the tokens that admin created. */
+  deleteToken(name: string, by: Principal): void {
+    const t = this.db.prepare(`SELECT role, created_by FROM admin_tokens WHERE name = ?`).get(name) as { role: Role; created_by: string } | undefined;
+    if (!t) throw new AuthError(404, 'not_found', `No token named "${name}".`);
+    if (by.role !== 'owner' && t.created_by !== by.name)
+      throw new AuthError(403, 'forbidden', `Only an owner or its creator ("${t.created_by}") may revoke the token "${name}"; you are the ${by.role} "${by.name}".`);
+    this.db.prepare(`DELETE FROM admin_tokens WHERE name = ?`).run(name);
   }
 }
 

@@ -28,12 +28,27 @@ import {
   userCreateSchema,
   userUpdateSchema,
   userView,
+  type Access,
   type Principal,
 } from './admin-auth.js';
 import type { Gateway } from './gateway.js';
+import { ROUTER_OPTIONS, canonicalUrl } from './url.js';
+import { nestedDeeperThan } from '../engine/json-depth.js';
 
 export const API = '/admin/api/v1';
-const PUBLIC = new Set([`GET ${API}/auth/state`, `POST ${API}/auth/setup`, `POST ${API}/auth/login`, `POST ${API}/auth/logout`]);
+
+declare module 'fastify' {
+  interface FastifyContextConfig {
+    /** who may call the route: 'public', or the least role. A route without one is refused. */
+    access?: Access;
+  }
+}
+
+export interface RouteAccess {
+  method: string;
+  url: string;
+  access: Access | null;
+}
 const principalOf = (req: FastifyRequest) => (req as FastifyRequest & { principal?: Principal }).principal;
 
 interface ApiErrorBody {
@@ -73,6 +88,17 @@ function parseBody<T>(schema: z.ZodType<T>, body: unknown): T {
   return r.data;
 }
 
+const LOOPBACK_NAMES = new Set(['localhost', '127.0.0.1', '[::1]']);
+/** "localhost", "127.0.0.1:4001", "[::1]:4001", ... (lower-case Host header) */
+export function isLoopbackName(host: string): boolean {
+  const h = host.startsWith('[') ? host.slice(0, host.indexOf(']') + 1) : host.replace(/:\d*$/, '');
+  return LOOPBACK_NAMES.has(h) || h.endsWith('.localhost') || /^127\.\d+\.\d+\.\d+$/.test(h);
+}
+export function isLoopbackAddress(addr: string | undefined): boolean {
+  if (!addr) return false;
+  return addr === '::1' || addr.startsWith('127.') || addr.startsWith('::ffff:127.');
+}
+
 /** Which local hosts may address the admin plane (DNS-rebinding defence). */
 export function allowedHosts(bindHost: string, port: number, extra: string[] = []): Set<string> {
   const names = new Set(['localhost', '127.0.0.1', '[::1]', ...extra]);
@@ -86,8 +112,15 @@ export function allowedHosts(bindHost: string, port: number, extra: string[] = [
 }
 
 export function buildAdminPlane(gw: Gateway): FastifyInstance {
-  const app = Fastify({ logger: false, bodyLimit: 8 * 1024 * 1024 });
+  const app = Fastify({ logger: false, bodyLimit: 8 * 1024 * 1024, routerOptions: ROUTER_OPTIONS, rewriteUrl: (req) => canonicalUrl(req.url ?? '/') });
   let hosts: Set<string> | undefined;
+  // Every route and the access it declares (GET /routes shows it; a route without one is refused).
+  const routes: RouteAccess[] = [];
+  app.addHook('onRoute', (r) => {
+    const methods = Array.isArray(r.method) ? r.method : [r.method];
+    const access = (r.config as { access?: Access } | undefined)?.access ?? null;
+    for (const m of methods) routes.push({ method: m, url: r.url, access });
+  });
 
   app.addHook('onRequest', async (req, reply) => {
     reply.header('x-content-type-options', 'nosniff');
@@ -100,6 +133,9 @@ export function buildAdminPlane(gw: Gateway): FastifyInstance {
     }
     const host = (req.headers.host ?? '').toLowerCase();
     if (!hosts.has(host)) throw new AdminError(421, 'host_not_allowed', `Host "${host}" is not one this admin plane answers to; add it to AIRLOCK_ADMIN_HOSTNAMES if it is yours.`);
+    // A loopback name is only honest from this machine: a LAN client saying "localhost" is not local.
+    if (isLoopbackName(host) && !isLoopbackAddress(req.socket.remoteAddress))
+      throw new AdminError(421, 'host_not_allowed', `Host "${host}" names this machine's loopback, but the request came from ${req.socket.remoteAddress ?? 'another machine'}; use this server's address or a name in AIRLOCK_ADMIN_HOSTNAMES.`);
     const origin = req.headers.origin;
     if (origin && req.method !== 'GET' && req.method !== 'HEAD') {
       let ok = false;
@@ -110,11 +146,22 @@ export function buildAdminPlane(gw: Gateway): FastifyInstance {
       }
       if (!ok) throw new AdminError(403, 'origin_not_allowed', `Origin "${origin}" may not change this gateway.`);
     }
-    if (!req.url.startsWith(API)) return;
+    // Authorise on the route the router matched, never on the URL string (it has many spellings).
+    if (req.is404) return; // answered by the not-found handler, which reveals nothing
+    const access = req.routeOptions.config?.access;
+    if (access === undefined) throw new AdminError(403, 'route_without_access', `The route ${req.method} ${req.routeOptions.url ?? ''} declares no access rule, so it is refused.`);
+    if (access === 'public' && !req.routeOptions.url?.startsWith(API)) return; // the admin app's files
     const principal = gw.auth.identify(req);
     (req as FastifyRequest & { principal?: Principal }).principal = principal;
-    if (PUBLIC.has(`${req.method} ${req.url.split('?')[0]}`)) return;
-    gw.auth.authorize(req, principal);
+    if (access === 'public') return;
+    gw.auth.authorize(req, principal, access);
+  });
+
+  app.addHook('preValidation', (req, _reply, done) => {
+    const max = gw.snapshot.settings.limits.max_json_depth;
+    if (req.body !== undefined && nestedDeeperThan(req.body, max))
+      return done(new AdminError(400, 'too_deeply_nested', `The request body nests arrays and objects more than ${max} levels deep.`));
+    done();
   });
 
   app.setErrorHandler((err, _req, reply) => {
@@ -163,15 +210,15 @@ export function buildAdminPlane(gw: Gateway): FastifyInstance {
       return { list, index };
     };
     // One read of the stored state for the whole list, not one per item.
-    app.get(`${API}/${path}`, async () => {
+    app.get(`${API}/${path}`, { config: { access: 'auditor' } }, async () => {
       const s = gw.store.state();
       return { data: (exportConfig(s)[section] as unknown as Item[]).map((i) => view(s, i.name)) };
     });
-    app.get<{ Params: { name: string } }>(`${API}/${path}/:name`, async (req) => {
+    app.get<{ Params: { name: string } }>(`${API}/${path}/:name`, { config: { access: 'auditor' } }, async (req) => {
       find(req.params.name);
       return view(gw.store.state(), req.params.name);
     });
-    app.post(`${API}/${path}`, async (req, reply) => {
+    app.post(`${API}/${path}`, { config: { access: 'admin' } }, async (req, reply) => {
       const body = parseBody(schema, req.body);
       const list = items();
       if (list.some((i) => i.name === body.name)) throw new AdminError(409, 'already_exists', `A ${what} named "${body.name}" already exists.`);
@@ -180,7 +227,7 @@ export function buildAdminPlane(gw: Gateway): FastifyInstance {
       const created = r.createdKeys.find((k) => k.name === body.name);
       return { ...(view(gw.store.state(), body.name) as object), ...(created ? { key: created.key } : {}) };
     });
-    app.put<{ Params: { name: string } }>(`${API}/${path}/:name`, async (req) => {
+    app.put<{ Params: { name: string } }>(`${API}/${path}/:name`, { config: { access: 'admin' } }, async (req) => {
       const raw = (req.body ?? {}) as Record<string, unknown>;
       const body = parseBody(schema, { ...raw, name: raw.name ?? req.params.name });
       if (body.name !== req.params.name) throw validationError([{ path: ['name'], message: `does not match the URL ("${req.params.name}"); renaming is not supported` }]);
@@ -189,7 +236,7 @@ export function buildAdminPlane(gw: Gateway): FastifyInstance {
       change({ [section]: list }, { section, index });
       return view(gw.store.state(), body.name);
     });
-    app.delete<{ Params: { name: string } }>(`${API}/${path}/:name`, async (req, reply) => {
+    app.delete<{ Params: { name: string } }>(`${API}/${path}/:name`, { config: { access: 'admin' } }, async (req, reply) => {
       const { list, index } = find(req.params.name);
       list.splice(index, 1);
       try {
@@ -243,21 +290,21 @@ export function buildAdminPlane(gw: Gateway): FastifyInstance {
   crud('keys', 'keys', keySchema, keyView, 'key');
 
   // Test a connection: a saved endpoint, or an unsaved one from a form.
-  app.post<{ Params: { name: string } }>(`${API}/endpoints/:name/test`, async (req) => {
+  app.post<{ Params: { name: string } }>(`${API}/endpoints/:name/test`, { config: { access: 'admin' } }, async (req) => {
     const rt = gw.runtime.endpoint(req.params.name);
     if (!rt) throw new AdminError(404, 'not_found', `No endpoint named "${req.params.name}".`);
     const r = await gw.health.check(req.params.name);
     return r ?? (await probe(rt.config, rt.config.health.timeout_ms));
   });
-  app.post(`${API}/endpoints/test`, async (req) => {
+  app.post(`${API}/endpoints/test`, { config: { access: 'admin' } }, async (req) => {
     const body = parseBody(endpointSchema, req.body);
     const url = new URL(body.base_url);
     return probe({ type: body.type, origin: url.origin, basePath: url.pathname.replace(/\/+$/, ''), apiKey: body.api_key ?? undefined }, body.health_check?.timeout_ms ?? 5000);
   });
 
   // Routing rules: an ordered list, replaced whole.
-  app.get(`${API}/routing-rules`, async () => ({ data: gw.store.export().routing_rules }));
-  app.put(`${API}/routing-rules`, async (req) => {
+  app.get(`${API}/routing-rules`, { config: { access: 'auditor' } }, async () => ({ data: gw.store.export().routing_rules }));
+  app.put(`${API}/routing-rules`, { config: { access: 'admin' } }, async (req) => {
     const raw = req.body as { data?: unknown } | unknown[] | undefined;
     const list = Array.isArray(raw) ? raw : (raw as { data?: unknown })?.data;
     const rules = parseBody(z.array(ruleSchema), list);
@@ -275,8 +322,8 @@ export function buildAdminPlane(gw: Gateway): FastifyInstance {
       throw new AuthError(403, 'forbidden', `Only an owner may change the addresses Airlock listens on (settings.listen.*_host); the ${p?.role ?? 'anonymous'} role may not.`);
   };
 
-  app.get(`${API}/settings`, async () => gw.store.export().settings);
-  app.put(`${API}/settings`, async (req) => {
+  app.get(`${API}/settings`, { config: { access: 'auditor' } }, async () => gw.store.export().settings);
+  app.put(`${API}/settings`, { config: { access: 'admin' } }, async (req) => {
     const s = parseBody(settingsSchema, req.body);
     guardListen(req, s);
     change({ settings: s });
@@ -284,12 +331,12 @@ export function buildAdminPlane(gw: Gateway): FastifyInstance {
   });
 
   // The whole declarative configuration.
-  app.get<{ Querystring: { format?: string } }>(`${API}/config`, async (req, reply) => {
+  app.get<{ Querystring: { format?: string } }>(`${API}/config`, { config: { access: 'auditor' } }, async (req, reply) => {
     const doc = gw.store.export();
     if (req.query.format === 'yaml') return reply.type('application/yaml').send(YAML.stringify(doc));
     return doc;
   });
-  app.post<{ Querystring: { dry_run?: string } }>(`${API}/config/apply`, async (req) => {
+  app.post<{ Querystring: { dry_run?: string } }>(`${API}/config/apply`, { config: { access: 'admin' } }, async (req) => {
     const dryRun = req.query.dry_run === 'true' || req.query.dry_run === '1';
     const parsed = settingsSchema.safeParse((req.body as { settings?: unknown } | undefined)?.settings);
     if (parsed.success) guardListen(req, parsed.data);
@@ -300,7 +347,7 @@ export function buildAdminPlane(gw: Gateway): FastifyInstance {
   });
 
   // Health of endpoints and breaker state of every target.
-  app.get(`${API}/health`, async () => ({
+  app.get(`${API}/health`, { config: { access: 'auditor' } }, async () => ({
     endpoints: [...gw.snapshot.endpoints.keys()].map((name) => ({ name, ...endpointStatus(name) })),
     targets: [...gw.snapshot.models.values()].flatMap((m) => m.targets.map((t) => ({ ...gw.runtime.targetStatus(t), alias: m.name }))),
   }));
@@ -312,7 +359,7 @@ export function buildAdminPlane(gw: Gateway): FastifyInstance {
     if (!Number.isFinite(n)) throw validationError([{ path: [name], message: 'must be an ISO 8601 date-time or milliseconds since the epoch' }]);
     return n;
   };
-  app.get<{ Querystring: { limit?: string; before?: string } }>(`${API}/usage/requests`, async (req) => {
+  app.get<{ Querystring: { limit?: string; before?: string } }>(`${API}/usage/requests`, { config: { access: 'auditor' } }, async (req) => {
     gw.ledger.flush();
     const limit = req.query.limit === undefined ? 100 : Number(req.query.limit);
     if (!Number.isInteger(limit) || limit < 1 || limit > 10_000) throw validationError([{ path: ['limit'], message: 'must be an integer from 1 to 10000' }]);
@@ -320,7 +367,7 @@ export function buildAdminPlane(gw: Gateway): FastifyInstance {
     return { data: rows.map((r) => ({ ...r, stream: !!r.stream, estimated: !!r.estimated, time: new Date(r.ts).toISOString() })) };
   });
   const groups = ['team', 'key', 'model', 'user', 'app', 'endpoint', 'session'] as const;
-  app.get<{ Querystring: { group_by?: string; from?: string; to?: string } }>(`${API}/usage`, async (req) => {
+  app.get<{ Querystring: { group_by?: string; from?: string; to?: string } }>(`${API}/usage`, { config: { access: 'auditor' } }, async (req) => {
     gw.ledger.flush();
     const g = req.query.group_by ?? 'team';
     if (!(groups as readonly string[]).includes(g)) throw validationError([{ path: ['group_by'], message: `must be one of ${groups.join(', ')}` }]);
@@ -329,7 +376,7 @@ export function buildAdminPlane(gw: Gateway): FastifyInstance {
   });
 
   // Requests, errors, tokens, cost and latency percentiles per time bucket (every bucket present).
-  app.get<{ Querystring: { from?: string; to?: string; buckets?: string } }>(`${API}/usage/timeseries`, async (req) => {
+  app.get<{ Querystring: { from?: string; to?: string; buckets?: string } }>(`${API}/usage/timeseries`, { config: { access: 'auditor' } }, async (req) => {
     gw.ledger.flush();
     const b = req.query.buckets;
     const buckets = b === undefined || b === '' ? 60 : /^\d+$/.test(b) ? Number(b) : NaN;
@@ -342,7 +389,18 @@ export function buildAdminPlane(gw: Gateway): FastifyInstance {
     return usageTimeseries(gw.db, { from, to, buckets });
   });
 
-  app.get(`${API}/status`, async () => ({
+  // Every route of this plane and who may call it (the role matrix, from the routes themselves).
+  app.get(`${API}/routes`, { config: { access: 'auditor' } }, async () => ({
+    data: routes.filter((r) => r.method !== 'HEAD').map((r) => ({ method: r.method, path: r.url, access: r.access })),
+  }));
+
+  // The Prometheus metrics of the data plane, for auditors and admins without a scraper.
+  app.get(`${API}/metrics`, { config: { access: 'auditor' } }, async (_req, reply) => {
+    reply.header('content-type', gw.metrics.registry.contentType);
+    return gw.metrics.registry.metrics();
+  });
+
+  app.get(`${API}/status`, { config: { access: 'auditor' } }, async () => ({
     version: VERSION,
     started_at: new Date(gw.startedAt).toISOString(),
     config_version: gw.snapshot.version,
@@ -361,7 +419,7 @@ export function buildAdminPlane(gw: Gateway): FastifyInstance {
     reply.header('set-cookie', gw.auth.cookie(session.cookie, req.protocol === 'https', gw.snapshot.settings.admin_session_hours * 3600));
     return { user: { name: user.name, role: user.role }, csrf_token: session.csrf };
   };
-  app.get(`${API}/auth/state`, async (req) => {
+  app.get(`${API}/auth/state`, { config: { access: 'public' } }, async (req) => {
     const p = principalOf(req);
     return {
       setup_required: gw.auth.setupRequired(),
@@ -369,44 +427,44 @@ export function buildAdminPlane(gw: Gateway): FastifyInstance {
       csrf_token: p?.csrf ?? null,
     };
   });
-  app.post(`${API}/auth/setup`, async (req, reply) => {
+  app.post(`${API}/auth/setup`, { config: { access: 'public' } }, async (req, reply) => {
     const body = parseBody(setupSchema, req.body);
     const r = await gw.auth.setup(body);
     reply.code(201);
     return sessionReply(reply, req, r.user, r.session);
   });
-  app.post(`${API}/auth/login`, async (req, reply) => {
+  app.post(`${API}/auth/login`, { config: { access: 'public' } }, async (req, reply) => {
     const body = parseBody(loginSchema, req.body);
-    const r = await gw.auth.login(body);
+    const r = await gw.auth.login(body, req.socket.remoteAddress);
     return sessionReply(reply, req, r.user, r.session);
   });
-  app.post(`${API}/auth/logout`, async (req, reply) => {
+  app.post(`${API}/auth/logout`, { config: { access: 'public' } }, async (req, reply) => {
     gw.auth.logout(principalOf(req));
     reply.header('set-cookie', gw.auth.cookie('', req.protocol === 'https', 0));
     return reply.code(204).send();
   });
 
-  app.get(`${API}/users`, async () => ({ data: gw.auth.users().map(userView) }));
-  app.post(`${API}/users`, async (req, reply) => {
+  app.get(`${API}/users`, { config: { access: 'admin' } }, async () => ({ data: gw.auth.users().map(userView) }));
+  app.post(`${API}/users`, { config: { access: 'owner' } }, async (req, reply) => {
     const u = await gw.auth.createUser(parseBody(userCreateSchema, req.body));
     reply.code(201);
     return userView(u);
   });
-  app.put<{ Params: { name: string } }>(`${API}/users/:name`, async (req) => userView(await gw.auth.updateUser(req.params.name, parseBody(userUpdateSchema, req.body))));
-  app.delete<{ Params: { name: string } }>(`${API}/users/:name`, async (req, reply) => {
+  app.put<{ Params: { name: string } }>(`${API}/users/:name`, { config: { access: 'owner' } }, async (req) => userView(await gw.auth.updateUser(req.params.name, parseBody(userUpdateSchema, req.body))));
+  app.delete<{ Params: { name: string } }>(`${API}/users/:name`, { config: { access: 'owner' } }, async (req, reply) => {
     gw.auth.deleteUser(req.params.name);
     return reply.code(204).send();
   });
 
-  app.get(`${API}/tokens`, async () => ({ data: gw.auth.tokens() }));
-  app.post(`${API}/tokens`, async (req, reply) => {
+  app.get(`${API}/tokens`, { config: { access: 'admin' } }, async () => ({ data: gw.auth.tokens() }));
+  app.post(`${API}/tokens`, { config: { access: 'admin' } }, async (req, reply) => {
     const body = parseBody(tokenCreateSchema, req.body);
     const { token } = gw.auth.createToken(body, principalOf(req)!);
     reply.code(201);
     return { ...gw.auth.tokens().find((t) => t.name === body.name)!, token };
   });
-  app.delete<{ Params: { name: string } }>(`${API}/tokens/:name`, async (req, reply) => {
-    gw.auth.deleteToken(req.params.name);
+  app.delete<{ Params: { name: string } }>(`${API}/tokens/:name`, { config: { access: 'admin' } }, async (req, reply) => {
+    gw.auth.deleteToken(req.params.name, principalOf(req)!);
     return reply.code(204).send();
   });
 

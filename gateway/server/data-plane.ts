@@ -2,9 +2,12 @@
 import Fastify, { type FastifyError, type FastifyInstance } from 'fastify';
 import { GatewayError } from '../engine/errors.js';
 import { newRequestId } from '../engine/request-id.js';
+import { nestedDeeperThan } from '../engine/json-depth.js';
 import { authenticate } from '../engine/stages.js';
 import type { Kind } from '../engine/stages.js';
+import type { KeyRecord } from '../engine/snapshot.js';
 import type { Gateway } from './gateway.js';
+import { ROUTER_OPTIONS, canonicalUrl } from './url.js';
 
 const ROUTES: [string, Kind][] = [
   ['/v1/chat/completions', 'chat'],
@@ -12,8 +15,14 @@ const ROUTES: [string, Kind][] = [
   ['/v1/embeddings', 'embeddings'],
 ];
 
-const ROUTE_KIND = new Map(ROUTES);
-type RequestWithId = { airlockId?: string };
+declare module 'fastify' {
+  interface FastifyContextConfig {
+    /** the pipeline this data-plane route feeds; its key is checked before the body is read */
+    kind?: Kind;
+  }
+}
+
+type RequestWithId = { airlockId?: string; airlockKey?: KeyRecord };
 
 /** A valid incoming x-request-id is reused; otherwise a new one. */
 export function requestId(headers: Record<string, string | string[] | undefined>): string {
@@ -47,20 +56,46 @@ export function buildDataPlane(gw: Gateway): FastifyInstance {
     return503OnClosing: true,
     keepAliveTimeout: 72_000,
     requestTimeout: 0,
+    routerOptions: ROUTER_OPTIONS,
+    rewriteUrl: (req) => canonicalUrl(req.url ?? '/'),
   });
 
   // Every response carries a request id; the proxy routes set their own (the ledger's) on the raw response.
+  // The key is checked here, from the headers, before any of the body is read: a request without a
+  // valid key costs no body buffering or parsing.
   app.addHook('onRequest', (req, reply, done) => {
     const id = requestId(req.headers);
-    (req as RequestWithId).airlockId = id;
+    const r = req as RequestWithId;
+    r.airlockId = id;
     reply.header('x-airlock-request-id', id);
+    const kind = req.routeOptions.config?.kind;
+    if (kind === undefined || req.is404) return done();
+    try {
+      r.airlockKey = authenticate(gw.snapshot, gw.secrets, req.headers);
+    } catch (e) {
+      const g = e instanceof GatewayError ? e : openAIError(e as Error);
+      gw.proxy.recordRejected(kind, id, req.headers, g);
+      // the unread body is not worth keeping the connection for
+      if (req.headers['content-length'] !== '0' && (req.headers['content-length'] !== undefined || req.headers['transfer-encoding'] !== undefined)) reply.header('connection', 'close');
+      reply.code(g.status).headers(g.headers).send(g.body());
+      return;
+    }
+    done();
+  });
+  // Nesting deeper than settings.limits.max_json_depth is the client's mistake (400), refused
+  // before anything walks the body recursively.
+  app.addHook('preValidation', (req, _reply, done) => {
+    const max = gw.snapshot.settings.limits.max_json_depth;
+    if (req.body !== undefined && nestedDeeperThan(req.body, max))
+      return done(new GatewayError(400, 'invalid_request_error', 'too_deeply_nested', `The request body nests arrays and objects more than ${max} levels deep.`));
     done();
   });
   app.setErrorHandler((err, req, reply) => {
     const g = openAIError(err as Error, app.initialConfig.bodyLimit);
     // A request refused before the pipeline (bad JSON, too large) still gets its ledger row.
-    const kind = ROUTE_KIND.get(req.routeOptions.url ?? '');
-    if (kind) gw.proxy.recordRejected(kind, (req as RequestWithId).airlockId ?? requestId(req.headers), req.headers, g);
+    const kind = req.routeOptions.config?.kind;
+    const r = req as RequestWithId;
+    if (kind) gw.proxy.recordRejected(kind, r.airlockId ?? requestId(req.headers), req.headers, g, r.airlockKey);
     reply.code(g.status).headers(g.headers).send(g.body());
   });
   app.setNotFoundHandler((req, reply) => {
@@ -68,9 +103,10 @@ export function buildDataPlane(gw: Gateway): FastifyInstance {
   });
 
   for (const [path, kind] of ROUTES) {
-    app.post(path, (req, reply) => {
+    app.post(path, { config: { kind } }, (req, reply) => {
       reply.hijack();
-      return gw.proxy.handle(kind, (req as RequestWithId).airlockId ?? requestId(req.headers), req.body, req.headers, reply.raw);
+      const r = req as RequestWithId;
+      return gw.proxy.handle(kind, r.airlockId ?? requestId(req.headers), req.body, req.headers, reply.raw, r.airlockKey);
     });
   }
 
@@ -98,7 +134,16 @@ export function buildDataPlane(gw: Gateway): FastifyInstance {
       endpoints: { total: eps.length, up: eps.filter((e) => e.healthy).length },
     };
   });
-  app.get('/metrics', async (_req, reply) => {
+  // Metrics show usage per team and model: unless settings.metrics_public, a scraper sends an
+  // admin API token (any role; an auditor token is enough) or AIRLOCK_ADMIN_TOKEN as a bearer token.
+  app.get('/metrics', async (req, reply) => {
+    if (!gw.snapshot.settings.metrics_public) {
+      const who = gw.auth.bearer(req.headers.authorization);
+      if (!who) {
+        const g = new GatewayError(401, 'authentication_error', 'metrics_token_required', 'GET /metrics needs "Authorization: Bearer <admin API token>" (any role), unless settings.metrics_public is true.', null, { 'www-authenticate': 'Bearer' });
+        return reply.code(401).headers(g.headers).send(g.body());
+      }
+    }
     reply.header('content-type', gw.metrics.registry.contentType);
     return gw.metrics.registry.metrics();
   });

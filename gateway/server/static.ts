@@ -59,7 +59,8 @@ export function registerAdminApp(app: FastifyInstance, distDir: string = default
     } catch {
       return reply.code(400).type('text/plain; charset=utf-8').send('Malformed URL.');
     }
-    if (urlPath.startsWith(API_PREFIX) || urlPath === '/admin/api') return reply.callNotFound();
+    const lower = urlPath.toLowerCase(); // the router matches paths case-insensitively
+    if (lower.startsWith(API_PREFIX) || lower === '/admin/api') return reply.callNotFound();
     if (!isFile(path.join(root, 'index.html'))) return htmlHeaders(reply).code(503).type('text/html; charset=utf-8').send(NOT_BUILT);
 
     const rel = path.posix.normalize(urlPath).replace(/^\/+/, '');
@@ -76,6 +77,7 @@ export function registerAdminApp(app: FastifyInstance, distDir: string = default
     if (rel.startsWith('assets/') || /\.[A-Za-z0-9]{1,8}$/.test(rel)) return reply.callNotFound();
     return htmlHeaders(reply).sendFile('index.html', { cacheControl: false });
   };
-  app.get('/', handler);
-  app.get('/*', handler);
+  // The app's files are public (it shows a login screen); the API routes declare their own access.
+  app.get('/', { config: { access: 'public' } }, handler);
+  app.get('/*', { config: { access: 'public' } }, handler);
 }

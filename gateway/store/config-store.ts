@@ -207,15 +207,40 @@ export class ConfigStore {
         const prev = current.endpoints.find((p) => p.name === e.name);
         const apiKey = e.api_key as string | null | undefined;
         if (apiKey === undefined) {
-          if (prev?.api_key_enc) endpointSecrets.set(e.name, { enc: prev.api_key_enc, ref: prev.api_key_ref });
+          if (!prev?.api_key_enc) return;
+          // The stored key goes only to the host it was given for: moving the endpoint to another
+          // host needs the key again (or an explicit keep_api_key).
+          const from = originOf(prev.base_url);
+          const to = originOf(e.base_url);
+          if (from !== to && e.keep_api_key !== true) {
+            issues.push({
+              path: ['endpoints', i, 'api_key'],
+              message: `base_url moves this endpoint from ${from} to ${to}: give api_key again (null to send none), or set keep_api_key: true to send the stored key to the new host`,
+            });
+            return;
+          }
+          endpointSecrets.set(e.name, { enc: prev.api_key_enc, ref: prev.api_key_ref });
           return;
         }
         if (apiKey === null) return;
         const m = ENV_REF_RE.exec(apiKey);
         if (m) {
-          const value = env[m[1]!];
+          const varName = m[1]!;
+          const value = env[varName];
+          // An unchanged reference keeps the value resolved when it was stored: the process applying
+          // an unrelated change (e.g. the gateway, for the admin API) need not have the variable.
+          // A config file applied where the variable is set re-reads it (key rotation).
+          if (prev?.api_key_ref === apiKey && prev.api_key_enc && (opts.source === 'admin' || value === undefined || value === '')) {
+            endpointSecrets.set(e.name, { enc: prev.api_key_enc, ref: apiKey });
+            return;
+          }
+          const problem = envReferenceProblem(varName, opts.source);
+          if (problem) {
+            issues.push({ path: ['endpoints', i, 'api_key'], message: problem });
+            return;
+          }
           if (value === undefined || value === '') {
-            issues.push({ path: ['endpoints', i, 'api_key'], message: `environment variable ${m[1]} is not set` });
+            issues.push({ path: ['endpoints', i, 'api_key'], message: `environment variable ${varName} is not set` });
             return;
           }
           endpointSecrets.set(e.name, { plain: value, ref: apiKey });
@@ -226,7 +251,7 @@ export class ConfigStore {
     }
 
     const stripSecret = (e: EndpointSpec): Omit<EndpointSpec, 'api_key'> => {
-      const { api_key: _a, ...rest } = e;
+      const { api_key: _a, keep_api_key: _k, ...rest } = e;
       return clean(rest);
     };
     const full: FullConfig = {
@@ -373,6 +398,26 @@ export class ConfigStore {
   endpointSecret(e: StoredEndpoint): string | undefined {
     return e.api_key_enc ? this.secrets.decrypt(e.api_key_enc) : undefined;
   }
+}
+
+function originOf(url: string): string {
+  try {
+    return new URL(url).origin;
+  } catch {
+    return url;
+  }
+}
+
+/** Environment variables an upstream secret may be read from. A config file (applied by someone
+ * with a shell on this machine) may name any variable except Airlock's own; the admin API only
+ * AIRLOCK_SECRET_* ones, which whoever runs the gateway set for that purpose: otherwise an admin
+ * could make the gateway send any of its variables (AIRLOCK_ADMIN_TOKEN, say) to a host they chose. */
+export function envReferenceProblem(name: string, source: ApplyOptions['source']): string | undefined {
+  if (name.startsWith('AIRLOCK_') && !name.startsWith('AIRLOCK_SECRET_'))
+    return `\${env:${name}} names one of Airlock's own settings, not a secret for an upstream; put the key in a variable such as AIRLOCK_SECRET_${name.slice(8)}`;
+  if (source === 'admin' && !name.startsWith('AIRLOCK_SECRET_'))
+    return `the admin API reads only \${env:AIRLOCK_SECRET_*} variables; enter the key itself, or reference ${name} in a config file applied with "airlock config apply"`;
+  return undefined;
 }
 
 /** Something that changes when the secret changes, without revealing it. */

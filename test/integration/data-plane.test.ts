@@ -3,7 +3,7 @@
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import OpenAI from 'openai';
-import { TEST_KEY, eventually, startGateway, type RunningGateway } from '../helpers/gateway.js';
+import { ADMIN_TOKEN, TEST_KEY, eventually, startGateway, type RunningGateway } from '../helpers/gateway.js';
 import {
   TOOL_ARGUMENTS,
   completionTokensFor,
@@ -447,7 +447,8 @@ describe('data plane (shared gateway)', () => {
     assert.equal(r.status, 200);
 
     const scrape = async () => {
-      const m = await fetch(`${gw.dataUrl}/metrics`);
+      // metrics show usage per team: a scraper authenticates with an admin API token (AIRLOCK_ADMIN_TOKEN here)
+      const m = await fetch(`${gw.dataUrl}/metrics`, { headers: { authorization: `Bearer ${ADMIN_TOKEN}` } });
       assert.equal(m.status, 200);
       assert.match(m.headers.get('content-type') ?? '', /^text\/plain/);
       const text = await m.text();

@@ -1,0 +1,40 @@
+// One spelling per path, before routing: both planes route (and so authorise) the canonical
+// form of a request target, whatever spelling the client used. Percent-encoded characters are
+// decoded by the router itself; here dot segments (also when encoded as %2e), repeated slashes,
+// backslashes and encoded slashes (no name may contain a slash) are resolved. Case and a trailing slash are handled by the router options
+// (ROUTER_OPTIONS). Authorisation never looks at the URL string: it reads the role declared on
+// the route the router matched.
+
+/** find-my-way options shared by both planes. */
+export const ROUTER_OPTIONS = {
+  caseSensitive: false,
+  ignoreTrailingSlash: true,
+  ignoreDuplicateSlashes: true,
+} as const;
+
+const DOT_SEGMENT = /(?:^|\/)\.{1,2}(?:\/|$)/;
+
+/** The canonical form of an origin-form request target (path and query). Other forms
+ * (absolute-form, asterisk-form) are returned unchanged and match no route. */
+export function canonicalUrl(raw: string): string {
+  if (raw.charCodeAt(0) !== 47 /* / */) return raw;
+  const q = raw.indexOf('?');
+  const path = q < 0 ? raw : raw.slice(0, q);
+  // the common case costs one scan
+  if (!/%2e|\\|\/\/|\/\.|%5c|%2f/i.test(path)) return raw;
+  let p = path.replace(/%2e/gi, '.').replace(/\\|%5c|%2f/gi, '/');
+  p = p.replace(/\/{2,}/g, '/');
+  if (DOT_SEGMENT.test(p)) {
+    const out: string[] = [];
+    for (const seg of p.split('/').slice(1)) {
+      if (seg === '.') continue;
+      if (seg === '..') out.pop();
+      else out.push(seg);
+    }
+    // "/a/b/.." is "/a/" (RFC 3986 5.2.4); the router ignores the trailing slash
+    const last = p.split('/').pop();
+    p = '/' + out.join('/') + (last === '.' || last === '..' ? '/' : '');
+    p = p.replace(/\/{2,}/g, '/');
+  }
+  return q < 0 ? p : p + raw.slice(q);
+}
