@@ -390,6 +390,39 @@ describe('admin app (Chromium)', () => {
     assertNoProblems(problems);
   });
 
+  test('moving an endpoint with a stored key to another server asks for the key, or an explicit "send it there too"', { skip: SKIP }, async () => {
+    const other = await startUpstream();
+    try {
+      const cfg = basicConfig(upstream!.url);
+      (cfg.endpoints as Record<string, unknown>[])[0]!.api_key = 'sk-stored-upstream-key';
+      const gw = await gateway({ config: cfg });
+      assert.equal((await gw.admin('POST', '/users', { name: 'root', password: OWNER.password, role: 'owner' })).status, 201);
+      const { page, problems } = await newPage();
+      await open(page, gw.adminUrl + '/');
+      assert.equal(await login(page, 'root', OWNER.password), 200);
+      await nav(page, 'Endpoints');
+      await page.getByRole('button', { name: 'Edit endpoint gpu-1' }).click();
+      const form = page.getByRole('dialog', { name: 'Edit endpoint gpu-1' });
+      await form.waitFor();
+      assert.equal(await form.getByLabel('Send the stored API key to the new server too').count(), 0, 'no choice while the server stays the same');
+      await form.getByLabel('Base URL').fill(other.url);
+      const keep = form.getByLabel('Send the stored API key to the new server too');
+      await keep.waitFor();
+      await assertLabelled(page);
+      // saved without a choice: the API refuses, and says so next to the key field
+      await form.getByRole('button', { name: 'Save changes' }).click();
+      await form.locator('#ep-api-key-error').getByText(/give api_key again/).waitFor();
+      assert.equal((await gw.admin('GET', '/endpoints/gpu-1')).body.base_url, upstream!.url, 'not moved');
+      await keep.check();
+      await form.getByRole('button', { name: 'Save changes' }).click();
+      await form.waitFor({ state: 'hidden' });
+      assert.equal((await gw.admin('GET', '/endpoints/gpu-1')).body.base_url, other.url, 'moved on purpose');
+      assertNoProblems(problems, [/status of 400/]); // the refused save
+    } finally {
+      await other.close();
+    }
+  });
+
   test('an auditor sees everything and can change nothing', { skip: SKIP }, async () => {
     const gw = await gateway({ config: basicConfig(upstream!.url) });
     // Accounts made with AIRLOCK_ADMIN_TOKEN (owner level, for automation).

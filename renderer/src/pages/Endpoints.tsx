@@ -32,6 +32,7 @@ interface Draft {
   base_url: string;
   api_key: string;
   clear_key: boolean;
+  keep_key: boolean;
   max_concurrency: string;
   timeout_ms: string;
   first_byte_timeout_ms: string;
@@ -49,6 +50,7 @@ function draftOf(e?: Partial<EndpointView>): Draft {
     base_url: e?.base_url ?? '',
     api_key: e?.api_key ?? '', // only an ${env:NAME} reference is ever sent to the browser
     clear_key: false,
+    keep_key: false,
     max_concurrency: str(e?.max_concurrency),
     timeout_ms: str(e?.timeout_ms),
     first_byte_timeout_ms: str(e?.first_byte_timeout_ms),
@@ -57,10 +59,20 @@ function draftOf(e?: Partial<EndpointView>): Draft {
   };
 }
 
+/** Does the new base URL point at another server (scheme, host or port) than the saved one? */
+function movesHost(from: string, to: string): boolean {
+  try {
+    return new URL(from).origin !== new URL(to.trim()).origin;
+  } catch {
+    return false;
+  }
+}
+
 function specOf(d: Draft, orig?: EndpointView): Record<string, unknown> {
   const spec: Record<string, unknown> = { name: d.name.trim(), type: d.type, base_url: d.base_url.trim() };
   if (d.api_key) spec.api_key = d.api_key;
   else if (d.clear_key) spec.api_key = null;
+  else if (d.keep_key && orig?.api_key_set && movesHost(orig.base_url, d.base_url)) spec.keep_api_key = true;
   for (const k of ['max_concurrency', 'timeout_ms', 'first_byte_timeout_ms'] as const) {
     const v = num(d[k]);
     if (v !== undefined) spec[k] = v;
@@ -394,16 +406,25 @@ function EndpointForm({
         hint={
           orig?.api_key_set ? (
             <>
-              <Badge tone="info">set</Badge> A key is stored (encrypted). Type a new one to replace it. You may also write <code>{'${env:NAME}'}</code>.
+              <Badge tone="info">set</Badge> A key is stored (encrypted). Type a new one to replace it. You may also write <code>{'${env:AIRLOCK_SECRET_NAME}'}</code>.
             </>
           ) : (
             <>
-              {describe('api_key')}. You may also write <code>{'${env:NAME}'}</code> to read it from the gateway’s environment.
+              {describe('api_key')}. You may also write <code>{'${env:AIRLOCK_SECRET_NAME}'}</code> to read it from the gateway’s environment (only variables named AIRLOCK_SECRET_…).
             </>
           )
         }
       />
       {orig?.api_key_set ? <CheckboxField id="ep-clear-key" label="Remove the stored API key" checked={d.clear_key} onChange={set('clear_key')} disabled={!!d.api_key} /> : null}
+      {orig?.api_key_set && !d.api_key && !d.clear_key && movesHost(orig.base_url, d.base_url) ? (
+        <CheckboxField
+          id="ep-keep-key"
+          label={`Send the stored API key to the new server too`}
+          checked={d.keep_key}
+          onChange={set('keep_key')}
+          hint="The base URL now points at another server. The stored key goes there only if you say so; otherwise enter its key above."
+        />
+      ) : null}
       <details className="advanced" open={!!(errors.max_concurrency || errors.timeout_ms || errors.first_byte_timeout_ms || errors['health_check.interval_ms'])}>
         <summary>Limits, timeouts and health checks</summary>
         <div className="grid-3">
