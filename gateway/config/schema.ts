@@ -157,6 +157,11 @@ export const settingsSchema = z.strictObject({
   admin_max_failed_logins: z.int().min(1).max(100).default(5).describe('Failed logins in a row before an admin account is locked'),
   admin_lockout_minutes: z.int().min(1).max(10_080).default(15).describe('How long a locked admin account stays locked'),
   admin_session_hours: z.int().min(1).max(720).default(12).describe('How long an admin login lasts'),
+  ledger_max_pending_rows: z.int().min(100).max(10_000_000).default(100_000).describe('Most usage rows kept in memory while the database cannot be written; more are dropped (and counted)'),
+  ledger_when_unwritable: z
+    .enum(['serve', 'refuse'])
+    .default('serve')
+    .describe('When the database cannot be written: serve (keep rows in memory, up to ledger_max_pending_rows) or refuse new data-plane requests with 503 until it can'),
   ledger_retention_days: z.int().min(1).max(36_500).optional().describe('Delete ledger rows older than this (default: keep)'),
   http: httpSchema.default(() => httpSchema.parse({})).describe('Client connection limits and timeouts'),
   limits: limitsSchema.default(() => limitsSchema.parse({})).describe('Size limits on request bodies and upstream answers'),

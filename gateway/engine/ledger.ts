@@ -1,93 +1,220 @@
-// The usage ledger: one row per request, queued in memory on the request path and written in
-// batched transactions off it. A flush runs at most FLUSH_MS after a row is queued, so a
-// response finished 200 ms before a SIGKILL is on disk (WAL, committed) when the process dies.
+// The usage ledger: one row per request, queued in memory on the request path and handed in
+// batches to a writer thread (ledger-worker.ts) with its own SQLite connection, so neither the
+// inserts nor a database held busy by another process block the event loop. A batch is handed
+// over at most FLUSH_MS after a row is queued and committed at once, so a response finished
+// 200 ms before a SIGKILL is on disk (WAL, committed) when the process dies.
+//
+// When the database cannot be written, the writer keeps its rows and retries; the ledger is
+// then "unwritable" (GET /readyz and /admin/api/v1/status say so) and
+// settings.ledger_when_unwritable decides: "serve" keeps serving and keeps up to
+// settings.ledger_max_pending_rows rows in memory (rows beyond are dropped and counted),
+// "refuse" answers new data-plane requests 503 until the rows are written.
+import { Worker } from 'node:worker_threads';
 import type { DB } from '../store/db.js';
+import { LEDGER_COLUMNS, type FromWorker, type LedgerRow } from './ledger-protocol.js';
 
-export interface LedgerRow {
-  request_id: string;
-  ts: number;
-  kind: string;
-  key_name: string | null;
-  team: string | null;
-  app: string | null;
-  user: string | null;
-  session: string | null;
-  requested_model: string | null;
-  alias: string | null;
-  endpoint: string | null;
-  upstream_model: string | null;
-  stream: number;
-  prompt_tokens: number;
-  completion_tokens: number;
-  estimated: number;
-  cost: number;
-  ttfb_ms: number | null;
-  latency_ms: number;
-  status: number;
-  attempts: number;
-  error_class: string | null;
-}
-
-export const LEDGER_COLUMNS = [
-  'request_id', 'ts', 'kind', 'key_name', 'team', 'app', 'user', 'session', 'requested_model', 'alias', 'endpoint',
-  'upstream_model', 'stream', 'prompt_tokens', 'completion_tokens', 'estimated', 'cost', 'ttfb_ms', 'latency_ms',
-  'status', 'attempts', 'error_class',
-] as const satisfies readonly (keyof LedgerRow)[];
+export { LEDGER_COLUMNS, type LedgerRow };
 
 export const FLUSH_MS = 50;
 const MAX_BATCH = 1000;
 
+export interface LedgerPolicy {
+  maxPendingRows: number;
+  whenUnwritable: 'serve' | 'refuse';
+}
+
+export interface LedgerOptions {
+  /** how long one write waits for a database lock before it counts as failed (default 1000) */
+  busyTimeoutMs?: number;
+  /** pause before a failed batch is tried again (default 250) */
+  retryMs?: number;
+  log?: (line: string) => void;
+}
+
+export interface LedgerState {
+  writable: boolean;
+  mode: 'serve' | 'refuse';
+  /** rows recorded but not yet committed */
+  pending: number;
+  written: number;
+  /** rows that were not kept because max_pending_rows were already waiting */
+  dropped: number;
+  failed_writes: number;
+  last_error: string | null;
+  last_error_at: string | null;
+}
+
 export class Ledger {
   private queue: LedgerRow[] = [];
   private timer: NodeJS.Timeout | undefined;
-  private readonly insert;
-  private readonly writeBatch;
+  /** rows handed to the writer and not yet committed */
+  private inWorker = 0;
+  private worker!: Worker;
+  private idle: (() => void)[] = [];
+  private prunes = new Map<number, { resolve: (n: number) => void; reject: (e: Error) => void }>();
+  private pruneSeq = 0;
+  private closing: { resolve: (unwritten: number) => void } | undefined;
+  private readonly log: (line: string) => void;
   written = 0;
-  failedFlushes = 0;
+  dropped = 0;
+  failedWrites = 0;
+  writable = true;
+  lastError: string | undefined;
+  lastErrorAt: number | undefined;
 
-  constructor(private readonly db: DB) {
-    this.insert = db.prepare(
-      `INSERT OR REPLACE INTO ledger (${LEDGER_COLUMNS.join(', ')}) VALUES (${LEDGER_COLUMNS.map((c) => '@' + c).join(', ')})`,
-    );
-    this.writeBatch = db.transaction((rows: LedgerRow[]) => {
-      for (const r of rows) this.insert.run(r);
+  constructor(
+    private readonly file: string,
+    private readonly policy: () => LedgerPolicy,
+    private readonly opts: LedgerOptions = {},
+  ) {
+    this.log = opts.log ?? ((l) => process.stderr.write(`airlock: ${l}\n`));
+    this.start();
+  }
+
+  /** For a Ledger over an open database (its file). */
+  static forDatabase(db: DB, policy: () => LedgerPolicy, opts?: LedgerOptions): Ledger {
+    return new Ledger(db.name, policy, opts);
+  }
+
+  private start(): void {
+    this.worker = new Worker(new URL('./ledger-worker.js', import.meta.url), {
+      workerData: { file: this.file, busyTimeoutMs: this.opts.busyTimeoutMs ?? 1000, retryMs: this.opts.retryMs ?? 250 },
+    });
+    this.worker.unref();
+    this.worker.on('message', (m: FromWorker) => this.onMessage(m));
+    this.worker.on('error', (e) => {
+      // Rows inside the writer are lost with it: say how many, start a new one.
+      this.log(`ledger writer failed (${e.message}); ${this.inWorker} unwritten row(s) lost; restarting it`);
+      this.dropped += this.inWorker;
+      this.inWorker = 0;
+      this.markFailed(e.message);
+      if (!this.closing) this.start();
+      else this.closing.resolve(0);
     });
   }
 
+  private onMessage(m: FromWorker): void {
+    switch (m.type) {
+      case 'written':
+        this.inWorker -= m.rows;
+        this.written += m.rows;
+        if (!this.writable) this.log(`ledger writable again (${this.pending} row(s) still pending)`);
+        this.writable = true;
+        if (this.pending === 0) for (const w of this.idle.splice(0)) w();
+        break;
+      case 'failed':
+        this.markFailed(m.error);
+        break;
+      case 'pruned': {
+        const p = this.prunes.get(m.id);
+        this.prunes.delete(m.id);
+        if (m.error) p?.reject(new Error(m.error));
+        else p?.resolve(m.rows);
+        break;
+      }
+      case 'closed':
+        this.inWorker = m.unwritten;
+        this.closing?.resolve(m.unwritten);
+        break;
+    }
+  }
+
+  private markFailed(error: string): void {
+    if (this.writable) this.log(`ledger cannot be written (${error}); ${this.policy().whenUnwritable === 'refuse' ? 'refusing new requests' : 'serving, keeping rows in memory'} until it can`);
+    this.writable = false;
+    this.failedWrites++;
+    this.lastError = error;
+    this.lastErrorAt = Date.now();
+  }
+
   record(row: LedgerRow): void {
+    const max = this.policy().maxPendingRows;
+    if (this.queue.length + this.inWorker >= max) {
+      this.dropped++;
+      if (this.dropped === 1 || this.dropped % 1000 === 0) this.log(`ledger: ${max} rows already wait to be written; ${this.dropped} row(s) dropped so far`);
+      return;
+    }
     this.queue.push(row);
-    if (this.queue.length >= MAX_BATCH) this.flush();
-    else if (!this.timer) this.timer = setTimeout(() => this.flush(), FLUSH_MS);
+    if (this.queue.length >= MAX_BATCH) this.post();
+    else if (!this.timer) this.timer = setTimeout(() => this.post(), FLUSH_MS);
   }
 
+  /** rows recorded and not yet committed */
   get pending(): number {
-    return this.queue.length;
+    return this.queue.length + this.inWorker;
   }
 
-  flush(): void {
+  /** true while new requests must be refused (settings.ledger_when_unwritable: refuse) */
+  get refusing(): boolean {
+    return !this.writable && this.policy().whenUnwritable === 'refuse';
+  }
+
+  state(): LedgerState {
+    return {
+      writable: this.writable,
+      mode: this.policy().whenUnwritable,
+      pending: this.pending,
+      written: this.written,
+      dropped: this.dropped,
+      failed_writes: this.failedWrites,
+      last_error: this.lastError ?? null,
+      last_error_at: this.lastErrorAt ? new Date(this.lastErrorAt).toISOString() : null,
+    };
+  }
+
+  private post(): void {
     if (this.timer) {
       clearTimeout(this.timer);
       this.timer = undefined;
     }
-    if (!this.queue.length) return;
+    if (!this.queue.length || this.closing) return;
     const rows = this.queue;
     this.queue = [];
-    try {
-      this.writeBatch(rows);
-      this.written += rows.length;
-    } catch (e) {
-      // Keep the rows and try again shortly (e.g. SQLITE_BUSY from a CLI writer).
-      this.failedFlushes++;
-      this.queue = rows.concat(this.queue);
-      if (!this.timer) this.timer = setTimeout(() => this.flush(), FLUSH_MS * 4);
-      process.emitWarning(`ledger flush failed, will retry: ${(e as Error).message}`);
-    }
+    this.inWorker += rows.length;
+    this.worker.postMessage({ type: 'rows', rows });
   }
 
-  /** Delete rows older than the retention period. */
-  prune(retentionDays: number | undefined): number {
-    if (!retentionDays) return 0;
-    return this.db.prepare(`DELETE FROM ledger WHERE ts < ?`).run(Date.now() - retentionDays * 86_400_000).changes;
+  /** Hand queued rows to the writer now and wait until every row recorded so far is committed;
+   * false when that did not happen within timeoutMs (the database is busy or unwritable). */
+  flushed(timeoutMs = 2000): Promise<boolean> {
+    this.post();
+    if (this.pending === 0) return Promise.resolve(true);
+    return new Promise((resolve) => {
+      const done = () => {
+        clearTimeout(t);
+        resolve(true);
+      };
+      const t = setTimeout(() => {
+        const i = this.idle.indexOf(done);
+        if (i >= 0) this.idle.splice(i, 1);
+        resolve(false);
+      }, timeoutMs);
+      this.idle.push(done);
+    });
+  }
+
+  /** Delete rows older than the retention period (in the writer: never blocks requests). */
+  prune(retentionDays: number | undefined): Promise<number> {
+    if (!retentionDays || this.closing) return Promise.resolve(0);
+    const id = ++this.pruneSeq;
+    return new Promise((resolve, reject) => {
+      this.prunes.set(id, { resolve, reject });
+      this.worker.postMessage({ type: 'prune', before: Date.now() - retentionDays * 86_400_000, id });
+    });
+  }
+
+  /** Write what is queued (waiting up to timeoutMs for a busy database), then stop the writer.
+   * Resolves with the number of rows that could not be written. */
+  async close(timeoutMs = 10_000): Promise<number> {
+    if (this.closing) return 0;
+    await this.flushed(timeoutMs);
+    const unwritten = await new Promise<number>((resolve) => {
+      this.closing = { resolve };
+      this.worker.postMessage({ type: 'close' });
+    });
+    await this.worker.terminate().catch(() => undefined);
+    if (unwritten) this.log(`ledger: ${unwritten} row(s) could not be written before shutdown: ${this.lastError ?? 'unknown error'}`);
+    return unwritten;
   }
 }
 
@@ -133,10 +260,24 @@ export function usageAggregates(db: DB, q: UsageQuery) {
     .all(...args) as Record<string, unknown>[];
 }
 
-export function recentRequests(db: DB, limit: number, before?: number) {
+export function recentRequests(db: DB, limit: number, before?: number, filter: { request_id?: string; client_request_id?: string } = {}) {
+  const where: string[] = [];
+  const args: (string | number)[] = [];
+  if (before !== undefined) {
+    where.push('ts < ?');
+    args.push(before);
+  }
+  if (filter.request_id !== undefined) {
+    where.push('request_id = ?');
+    args.push(filter.request_id);
+  }
+  if (filter.client_request_id !== undefined) {
+    where.push('client_request_id = ?');
+    args.push(filter.client_request_id);
+  }
   return db
-    .prepare(`SELECT * FROM ledger ${before !== undefined ? 'WHERE ts < ?' : ''} ORDER BY ts DESC, rowid DESC LIMIT ?`)
-    .all(...(before !== undefined ? [before, limit] : [limit])) as LedgerRow[];
+    .prepare(`SELECT * FROM ledger ${where.length ? 'WHERE ' + where.join(' AND ') : ''} ORDER BY ts DESC, rowid DESC LIMIT ?`)
+    .all(...args, limit) as LedgerRow[];
 }
 
 export interface TimeseriesQuery {

@@ -2,6 +2,7 @@
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
 import type { Runtime } from './runtime.js';
 import type { Snapshot } from './snapshot.js';
+import type { LedgerState } from './ledger.js';
 
 export class Metrics {
   readonly registry = new Registry();
@@ -44,8 +45,34 @@ export class Metrics {
     registers: [this.registry],
   });
 
-  constructor(runtime: Runtime, getSnapshot: () => Snapshot) {
+  constructor(runtime: Runtime, getSnapshot: () => Snapshot, ledger?: () => LedgerState) {
     collectDefaultMetrics({ register: this.registry, prefix: 'airlock_process_' });
+    if (ledger) {
+      new Gauge({
+        name: 'airlock_ledger_writable',
+        help: '1 while usage rows are being written to the database, 0 while it cannot be written',
+        registers: [this.registry],
+        collect() {
+          this.set(ledger().writable ? 1 : 0);
+        },
+      });
+      new Gauge({
+        name: 'airlock_ledger_pending_rows',
+        help: 'Usage rows recorded in memory and not yet committed',
+        registers: [this.registry],
+        collect() {
+          this.set(ledger().pending);
+        },
+      });
+      new Gauge({
+        name: 'airlock_ledger_dropped_rows',
+        help: 'Usage rows dropped since start because ledger_max_pending_rows were already waiting',
+        registers: [this.registry],
+        collect() {
+          this.set(ledger().dropped);
+        },
+      });
+    }
     new Gauge({
       name: 'airlock_endpoint_inflight',
       help: 'Requests in flight to each endpoint',

@@ -56,14 +56,21 @@ class AttemptFailure extends Error {
 /** The target's breaker closed the door while this request waited for a slot. */
 class TargetSkipped extends Error {}
 
+/** The client's own x-request-id, when well-formed (kept in the ledger beside ours, and echoed). */
+export function clientRequestId(h: Headers): string | undefined {
+  const v = h['x-request-id'];
+  return typeof v === 'string' && /^[\w.:-]{1,128}$/.test(v) ? v : undefined;
+}
+
 function firstHeader(h: Headers, name: string): string | undefined {
   const v = h[name];
   return Array.isArray(v) ? v[0] : v;
 }
 
-export function newContext(kind: Kind, id: string, snapshot: Snapshot): RequestContext {
+export function newContext(kind: Kind, id: string, snapshot: Snapshot, clientRequestId?: string): RequestContext {
   return {
     id,
+    clientRequestId,
     kind,
     t0: performance.now(),
     ts: Date.now(),
@@ -199,7 +206,7 @@ export class Proxy {
   /** Handle one request. Writes the response on `res` (raw Node response) itself. */
   /** A request refused before it reached the pipeline (e.g. malformed JSON): ledger and metrics only. */
   recordRejected(kind: Kind, id: string, headers: Headers, err: GatewayError, key?: KeyRecord): void {
-    const ctx = newContext(kind, id, this.d.snapshot());
+    const ctx = newContext(kind, id, this.d.snapshot(), clientRequestId(headers));
     ctx.key = key;
     ctx.status = err.status;
     ctx.errorClass = err.code;
@@ -208,8 +215,9 @@ export class Proxy {
 
   /** `key`: already authenticated from the headers (the data plane does it before reading the body). */
   async handle(kind: Kind, id: string, body: unknown, headers: Headers, res: ServerResponse, preKey?: KeyRecord): Promise<void> {
-    const ctx = newContext(kind, id, this.d.snapshot());
+    const ctx = newContext(kind, id, this.d.snapshot(), clientRequestId(headers));
     res.setHeader('x-airlock-request-id', ctx.id);
+    if (ctx.clientRequestId) res.setHeader('x-request-id', ctx.clientRequestId);
     const onClose = () => {
       if (!res.writableFinished) ctx.abort.abort();
     };
@@ -289,6 +297,7 @@ export class Proxy {
     const team = ctx.key?.team ?? null;
     this.d.ledger.record({
       request_id: ctx.id,
+      client_request_id: ctx.clientRequestId ?? null,
       ts: ctx.ts,
       kind: ctx.kind,
       key_name: ctx.key?.name ?? null,
@@ -829,6 +838,8 @@ async function readText(body: Dispatcher.ResponseData['body'], limit: number): P
 }
 
 function drain(res: ServerResponse, signal: AbortSignal): Promise<void> {
+  // A client already gone fires neither 'drain' nor 'close' again: waiting would hold the slot forever.
+  if (res.destroyed || res.writableEnded || signal.aborted) return Promise.resolve();
   return new Promise((resolve) => {
     const done = () => {
       res.off('drain', done);

@@ -9,7 +9,10 @@ import type { KeyRecord, ModelConfig, Snapshot } from './snapshot.js';
 export type Kind = 'chat' | 'completions' | 'embeddings';
 
 export interface RequestContext {
+  /** the gateway's own request id (UUIDv7): the ledger's key */
   readonly id: string;
+  /** the client's x-request-id, when well-formed: kept beside ours and echoed */
+  clientRequestId: string | undefined;
   readonly kind: Kind;
   /** performance.now() at arrival */
   readonly t0: number;

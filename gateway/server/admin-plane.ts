@@ -359,16 +359,16 @@ export function buildAdminPlane(gw: Gateway): FastifyInstance {
     if (!Number.isFinite(n)) throw validationError([{ path: [name], message: 'must be an ISO 8601 date-time or milliseconds since the epoch' }]);
     return n;
   };
-  app.get<{ Querystring: { limit?: string; before?: string } }>(`${API}/usage/requests`, { config: { access: 'auditor' } }, async (req) => {
-    gw.ledger.flush();
+  app.get<{ Querystring: { limit?: string; before?: string; request_id?: string; client_request_id?: string } }>(`${API}/usage/requests`, { config: { access: 'auditor' } }, async (req) => {
+    await gw.ledger.flushed();
     const limit = req.query.limit === undefined ? 100 : Number(req.query.limit);
     if (!Number.isInteger(limit) || limit < 1 || limit > 10_000) throw validationError([{ path: ['limit'], message: 'must be an integer from 1 to 10000' }]);
-    const rows = recentRequests(gw.db, limit, time(req.query.before, 'before'));
+    const rows = recentRequests(gw.db, limit, time(req.query.before, 'before'), { request_id: req.query.request_id || undefined, client_request_id: req.query.client_request_id || undefined });
     return { data: rows.map((r) => ({ ...r, stream: !!r.stream, estimated: !!r.estimated, time: new Date(r.ts).toISOString() })) };
   });
   const groups = ['team', 'key', 'model', 'user', 'app', 'endpoint', 'session'] as const;
   app.get<{ Querystring: { group_by?: string; from?: string; to?: string } }>(`${API}/usage`, { config: { access: 'auditor' } }, async (req) => {
-    gw.ledger.flush();
+    await gw.ledger.flushed();
     const g = req.query.group_by ?? 'team';
     if (!(groups as readonly string[]).includes(g)) throw validationError([{ path: ['group_by'], message: `must be one of ${groups.join(', ')}` }]);
     const q: UsageQuery = { group_by: g as UsageQuery['group_by'], from: time(req.query.from, 'from'), to: time(req.query.to, 'to') };
@@ -377,7 +377,7 @@ export function buildAdminPlane(gw: Gateway): FastifyInstance {
 
   // Requests, errors, tokens, cost and latency percentiles per time bucket (every bucket present).
   app.get<{ Querystring: { from?: string; to?: string; buckets?: string } }>(`${API}/usage/timeseries`, { config: { access: 'auditor' } }, async (req) => {
-    gw.ledger.flush();
+    await gw.ledger.flushed();
     const b = req.query.buckets;
     const buckets = b === undefined || b === '' ? 60 : /^\d+$/.test(b) ? Number(b) : NaN;
     if (!Number.isInteger(buckets) || buckets < 1 || buckets > 500) throw validationError([{ path: ['buckets'], message: 'must be an integer from 1 to 500' }]);
@@ -411,7 +411,7 @@ export function buildAdminPlane(gw: Gateway): FastifyInstance {
     listen_config: { data_host: gw.opts.host, data_port: gw.opts.port, admin_host: gw.opts.adminHost, admin_port: gw.opts.adminPort },
     listen_source: gw.opts.listenSource ?? null,
     admin_hostnames: (process.env.AIRLOCK_ADMIN_HOSTNAMES ?? '').split(',').map((s) => s.trim()).filter(Boolean),
-    ledger: { written: gw.ledger.written, pending: gw.ledger.pending },
+    ledger: gw.ledger.state(),
   }));
 
   // ---- accounts ----

@@ -4,6 +4,7 @@ import { GatewayError } from '../engine/errors.js';
 import { newRequestId } from '../engine/request-id.js';
 import { nestedDeeperThan } from '../engine/json-depth.js';
 import { authenticate } from '../engine/stages.js';
+import { clientRequestId } from '../engine/proxy.js';
 import type { Kind } from '../engine/stages.js';
 import type { KeyRecord } from '../engine/snapshot.js';
 import type { Gateway } from './gateway.js';
@@ -24,10 +25,10 @@ declare module 'fastify' {
 
 type RequestWithId = { airlockId?: string; airlockKey?: KeyRecord };
 
-/** A valid incoming x-request-id is reused; otherwise a new one. */
-export function requestId(headers: Record<string, string | string[] | undefined>): string {
-  const incoming = headers['x-request-id'];
-  return typeof incoming === 'string' && /^[\w.:-]{1,128}$/.test(incoming) ? incoming : newRequestId();
+/** The gateway's own id for a request (the ledger's key). A client's x-request-id never
+ * becomes it: it is kept beside it (client_request_id) and echoed as x-request-id. */
+export function requestId(_headers?: Record<string, string | string[] | undefined>): string {
+  return newRequestId();
 }
 
 export function openAIError(err: FastifyError | Error, bodyLimit?: number): GatewayError {
@@ -68,8 +69,16 @@ export function buildDataPlane(gw: Gateway): FastifyInstance {
     const r = req as RequestWithId;
     r.airlockId = id;
     reply.header('x-airlock-request-id', id);
+    const clientId = clientRequestId(req.headers);
+    if (clientId) reply.header('x-request-id', clientId);
     const kind = req.routeOptions.config?.kind;
     if (kind === undefined || req.is404) return done();
+    if (gw.ledger.refusing) {
+      // settings.ledger_when_unwritable: refuse — no request is served that cannot be recorded
+      const g = new GatewayError(503, 'server_error', 'ledger_unavailable', 'The usage ledger cannot be written right now, and this gateway is set to refuse requests it cannot record; try again shortly.', null, { 'retry-after': '5' });
+      reply.header('connection', 'close').code(503).headers(g.headers).send(g.body());
+      return;
+    }
     try {
       r.airlockKey = authenticate(gw.snapshot, gw.secrets, req.headers);
     } catch (e) {
@@ -125,14 +134,19 @@ export function buildDataPlane(gw: Gateway): FastifyInstance {
   });
 
   app.get('/healthz', () => ({ status: 'ok' }));
+  // Ready: not draining and the ledger can be written. An unwritable ledger is 503 when the
+  // gateway refuses requests then (ledger_when_unwritable: refuse), else 200 "degraded".
   app.get('/readyz', (_req, reply) => {
     if (gw.draining) return reply.code(503).send({ status: 'draining' });
     const eps = [...gw.runtime.endpoints.values()];
-    return {
-      status: 'ready',
+    const ledger = gw.ledger.state();
+    const body = {
+      status: ledger.writable ? 'ready' : ledger.mode === 'refuse' ? 'ledger_unwritable' : 'degraded',
       config_version: gw.snapshot.version,
       endpoints: { total: eps.length, up: eps.filter((e) => e.healthy).length },
+      ledger: { writable: ledger.writable, pending: ledger.pending, dropped: ledger.dropped, last_error: ledger.last_error },
     };
+    return reply.code(gw.ledger.refusing ? 503 : 200).send(body);
   });
   // Metrics show usage per team and model: unless settings.metrics_public, a scraper sends an
   // admin API token (any role; an auditor token is enough) or AIRLOCK_ADMIN_TOKEN as a bearer token.

@@ -69,8 +69,12 @@ export class Gateway {
     this.snap = this.build();
     this.runtime.update(this.snap);
     this.health = new HealthChecker(this.runtime);
-    this.ledger = new Ledger(this.db);
-    this.metrics = new Metrics(this.runtime, () => this.snap);
+    this.ledger = Ledger.forDatabase(
+      this.db,
+      () => ({ maxPendingRows: this.snap.settings.ledger_max_pending_rows, whenUnwritable: this.snap.settings.ledger_when_unwritable }),
+      { log: this.log },
+    );
+    this.metrics = new Metrics(this.runtime, () => this.snap, () => this.ledger.state());
     this.proxy = new Proxy({
       snapshot: () => this.snap,
       runtime: this.runtime,
@@ -116,12 +120,12 @@ export class Gateway {
     this.pollTimer = setInterval(() => this.pollForChanges(), this.opts.pollMs ?? 1000);
     this.pollTimer.unref();
     const prune = () => {
-      try {
-        const n = this.ledger.prune(this.snap.settings.ledger_retention_days);
-        if (n) this.log(`ledger retention: deleted ${n} rows`);
-      } catch (e) {
-        this.log(`ledger retention failed: ${(e as Error).message}`);
-      }
+      this.ledger.prune(this.snap.settings.ledger_retention_days).then(
+        (n) => {
+          if (n) this.log(`ledger retention: deleted ${n} rows`);
+        },
+        (e: Error) => this.log(`ledger retention failed: ${e.message}`),
+      );
     };
     prune();
     this.pruneTimer = setInterval(prune, 3_600_000);
@@ -170,7 +174,7 @@ export class Gateway {
     await Promise.all(apps.map((a) => a.close()));
     clearInterval(idle);
     clearTimeout(deadline);
-    this.ledger.flush();
+    await this.ledger.close();
     await this.runtime.close();
     this.db.close();
   }

@@ -138,6 +138,16 @@ CREATE TABLE admin_tokens (
 ) STRICT;
 `,
   },
+  {
+    version: 3,
+    name: 'ledger-client-request-id',
+    // The ledger's key is the gateway's own request id; the client's x-request-id is kept beside
+    // it (before, a client id became the key and a repeated one replaced earlier rows).
+    sql: `
+ALTER TABLE ledger ADD COLUMN client_request_id TEXT;
+CREATE INDEX ledger_client_request_id ON ledger(client_request_id) WHERE client_request_id IS NOT NULL;
+`,
+  },
 ];
 
 export const LATEST_VERSION = MIGRATIONS[MIGRATIONS.length - 1]!.version;

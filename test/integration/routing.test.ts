@@ -97,7 +97,7 @@ async function chat(model: string, text = 'hello', opts: { headers?: Record<stri
     )
     .withResponse();
   return {
-    // the id the gateway reports (it adopts a well-formed incoming x-request-id)
+    // the gateway's own id (the client's x-request-id is kept beside it and echoed)
     id: response.headers.get('x-airlock-request-id') ?? id,
     content: data.choices[0]?.message.content,
     endpoint: response.headers.get('x-airlock-endpoint'),
@@ -120,7 +120,8 @@ async function ledgerRow(id: string): Promise<Record<string, any>> {
   return eventually(async () => {
     const r = await gw.admin('GET', '/usage/requests?limit=1000');
     assert.equal(r.status, 200);
-    return (r.body.data as Record<string, any>[]).find((x) => x.request_id === id);
+    // our own id (x-airlock-request-id), or the x-request-id the client sent (kept beside it)
+    return (r.body.data as Record<string, any>[]).find((x) => x.request_id === id || x.client_request_id === id);
   }, `ledger row ${id}`);
 }
 
@@ -637,9 +638,11 @@ describe('strategies', () => {
       await eventually(() => posts(a) + posts(b) === i + 1, `hanging request ${i} to reach an upstream`);
     }
     assert.deepEqual([posts(a), posts(b)], [2, 2]);
-    // free b: abort the two requests it holds; a stays busy with two
-    const onB = new Set(b.completions().map((r) => r.headers['x-request-id']));
-    for (const h of hanging) if (onB.has(h.id)) h.ac.abort();
+    // free b: abort the two requests it holds (known by their text); a stays busy with two
+    const onB = new Set(b.completions().map((r) => r.body.messages[0].content as string));
+    hanging.forEach((h, i) => {
+      if (onB.has(`hang ${i}`)) h.ac.abort();
+    });
     await eventually(async () => b.inflight === 0 && (await endpointHealth(`${p}-b`)).inflight === 0, 'b to be idle');
     assert.equal(a.inflight, 2);
 
