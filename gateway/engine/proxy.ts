@@ -690,6 +690,7 @@ export class Proxy {
     ctx.errorClass = 'stream_interrupted';
     const ev = { error: { message: `Stream interrupted: ${why}. The answer is incomplete.`, type: 'upstream_error', code: 'stream_interrupted', param: null } };
     res.write(`data: ${JSON.stringify(ev)}\n\n`);
+    res.socket?.uncork(); // node corks a response's writes until the next tick: without this the cut loses the event
     // No terminating chunk: HTTP clients see a truncated body, not a clean end.
     res.destroy();
   }
