@@ -1,8 +1,9 @@
 // Active health checks: each endpoint's model list is fetched at its interval. Consecutive
 // failures mark the endpoint down (the router then avoids it); one success marks it up.
 import { performance } from 'node:perf_hooks';
-import { request } from 'undici';
+import { request, type Dispatcher } from 'undici';
 import type { Runtime } from './runtime.js';
+import { DEFAULT_SETTINGS } from '../config/schema.js';
 import type { EndpointConfig, Snapshot } from './snapshot.js';
 
 export interface ProbeResult {
@@ -18,8 +19,30 @@ export function modelsUrl(c: Pick<EndpointConfig, 'type' | 'origin' | 'basePath'
   return `${c.origin}${c.basePath}/models`;
 }
 
-/** Ask a server which models it serves. Never throws. */
-export async function probe(c: Pick<EndpointConfig, 'type' | 'origin' | 'basePath' | 'apiKey'>, timeoutMs: number): Promise<ProbeResult> {
+/**
+ * The body as text, or undefined when it is larger than maxBytes: then nothing more is read (the
+ * body is destroyed, which cuts the connection) and what was read is let go.
+ */
+async function readCapped(body: Dispatcher.ResponseData['body'], maxBytes: number, declared: number): Promise<string | undefined> {
+  if (declared > maxBytes) {
+    body.on('error', () => {}).destroy();
+    return undefined;
+  }
+  const parts: Buffer[] = [];
+  let n = 0;
+  for await (const chunk of body as AsyncIterable<Buffer>) {
+    n += chunk.length;
+    if (n > maxBytes) return undefined; // leaving the loop destroys the body
+    parts.push(chunk);
+  }
+  return Buffer.concat(parts, n).toString('utf8');
+}
+
+/**
+ * Ask a server which models it serves. Never throws. The whole exchange, body included, must end
+ * within timeoutMs, and an answer larger than maxBytes (settings.limits.max_probe_bytes) fails.
+ */
+export async function probe(c: Pick<EndpointConfig, 'type' | 'origin' | 'basePath' | 'apiKey'>, timeoutMs: number, maxBytes: number): Promise<ProbeResult> {
   const t0 = performance.now();
   const url = modelsUrl(c);
   try {
@@ -28,12 +51,18 @@ export async function probe(c: Pick<EndpointConfig, 'type' | 'origin' | 'basePat
       headers: c.apiKey ? { authorization: `Bearer ${c.apiKey}` } : {},
       headersTimeout: timeoutMs,
       bodyTimeout: timeoutMs,
+      // covers the body too: a body still arriving when it fires is destroyed
       signal: AbortSignal.timeout(timeoutMs),
     });
-    const text = await res.body.text();
-    const latency_ms = Math.round((performance.now() - t0) * 100) / 100;
-    if (res.statusCode < 200 || res.statusCode >= 300)
+    if (res.statusCode < 200 || res.statusCode >= 300) {
+      await res.body.dump({ limit: 64 * 1024 }); // not read beyond that: destroyed
+      const latency_ms = Math.round((performance.now() - t0) * 100) / 100;
       return { ok: false, latency_ms, models: [], error: `GET ${url} returned ${res.statusCode}`, status: res.statusCode };
+    }
+    const text = await readCapped(res.body, maxBytes, Number(res.headers['content-length']));
+    const latency_ms = Math.round((performance.now() - t0) * 100) / 100;
+    if (text === undefined)
+      return { ok: false, latency_ms, models: [], error: `GET ${url}: the answer is larger than settings.limits.max_probe_bytes (${maxBytes} bytes)`, status: res.statusCode };
     let j: { data?: { id?: unknown }[]; models?: { name?: unknown; model?: unknown }[] };
     try {
       j = JSON.parse(text);
@@ -49,7 +78,7 @@ export async function probe(c: Pick<EndpointConfig, 'type' | 'origin' | 'basePat
     const code = err.code ?? err.cause?.code;
     const why =
       code === 'ECONNREFUSED' ? 'connection refused'
-      : err.name === 'TimeoutError' || code === 'UND_ERR_HEADERS_TIMEOUT' || code === 'UND_ERR_CONNECT_TIMEOUT' ? `no answer within ${timeoutMs} ms`
+      : err.name === 'TimeoutError' || code === 'UND_ERR_HEADERS_TIMEOUT' || code === 'UND_ERR_CONNECT_TIMEOUT' || code === 'UND_ERR_BODY_TIMEOUT' ? `no complete answer within ${timeoutMs} ms`
       : code === 'ENOTFOUND' ? 'host not found'
       : (err.message ?? String(e));
     return { ok: false, latency_ms: Math.round((performance.now() - t0) * 100) / 100, models: [], error: `GET ${url}: ${why}`, status: undefined };
@@ -59,12 +88,14 @@ export async function probe(c: Pick<EndpointConfig, 'type' | 'origin' | 'basePat
 export class HealthChecker {
   private timers = new Map<string, { timer: NodeJS.Timeout; key: string }>();
   private stopped = false;
+  private maxProbeBytes = DEFAULT_SETTINGS.limits.max_probe_bytes;
 
   constructor(private readonly runtime: Runtime) {}
 
   /** (Re)schedule checks for the endpoints of a new snapshot. */
   update(s: Snapshot): void {
     if (this.stopped) return;
+    this.maxProbeBytes = s.settings.limits.max_probe_bytes;
     for (const [name, cfg] of s.endpoints) {
       const key = `${cfg.baseUrl}|${cfg.apiKey ?? ''}|${JSON.stringify(cfg.health)}|${cfg.type}`;
       const cur = this.timers.get(name);
@@ -93,7 +124,7 @@ export class HealthChecker {
     const rt = this.runtime.endpoint(name);
     if (!rt) return undefined;
     const cfg = rt.config;
-    const r = await probe(cfg, cfg.health.timeout_ms);
+    const r = await probe(cfg, cfg.health.timeout_ms, this.maxProbeBytes);
     if (this.stopped || this.runtime.endpoint(name) !== rt) return r;
     rt.lastCheckAt = Date.now();
     if (r.ok) {

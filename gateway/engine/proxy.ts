@@ -9,7 +9,7 @@ import type { Metrics } from './metrics.js';
 import { orderTargets, resolveModel, type RouteFacts } from './router.js';
 import type { EndpointRuntime, Runtime } from './runtime.js';
 import type { KeyRecord, Snapshot, TargetConfig } from './snapshot.js';
-import { SSEParser, formatSSE, type SSEEvent } from './sse.js';
+import { SSEParser, SSETooLargeError, formatSSE, type SSEEvent } from './sse.js';
 import {
   authenticate,
   authorizeModel,
@@ -28,7 +28,6 @@ const UPSTREAM_PATH: Record<Kind, string> = {
   completions: '/completions',
   embeddings: '/embeddings',
 };
-const MAX_RESPONSE_BYTES = 256 * 1024 * 1024;
 
 export interface ProxyDeps {
   snapshot: () => Snapshot;
@@ -517,7 +516,7 @@ export class Proxy {
     const ct = String(up.headers['content-type'] ?? '');
     let buf: Buffer;
     try {
-      buf = await readBytes(up.body, MAX_RESPONSE_BYTES);
+      buf = await readBytes(up.body, ctx.snapshot.settings.limits.max_response_bytes, Number(up.headers['content-length']));
     } catch (e) {
       if (e instanceof AttemptFailure) throw e;
       throw classifyError(e, ctx.abort.signal.aborted, timedOut());
@@ -562,7 +561,7 @@ export class Proxy {
       await readText(up.body, 64 * 1024).catch(() => '');
       throw new AttemptFailure('invalid_response', `upstream answered a stream request with content-type "${ct || 'none'}", not text/event-stream`);
     }
-    const parser = new SSEParser();
+    const parser = new SSEParser({ maxEventBytes: ctx.snapshot.settings.limits.max_event_bytes });
     const it = chunkReader(up.body);
     const outputGuards = this.d.guards.output.filter((g) => g.checkEvent);
     let committed = false;
@@ -675,14 +674,24 @@ export class Proxy {
         if (out && !res.write(out)) await drain(res, ctx.abort.signal);
       }
       if (!res.writableEnded) res.end();
-      // drain anything after [DONE] so the connection can be reused
+      // drain anything after [DONE] so the connection can be reused (up to a limit: then it is cut)
       void (async () => {
         try {
-          for (;;) if ((await it.next()).done) break;
+          for (let left = ctx.snapshot.settings.limits.max_event_bytes; ; ) {
+            const r = await it.next();
+            if (r.done) break;
+            if ((left -= r.value.length) < 0) return void up.body.destroy();
+          }
         } catch {
           /* ignore */
         }
       })();
+    } catch (e) {
+      if (!(e instanceof SSETooLargeError)) throw e;
+      up.body.destroy(); // cut, not drained (chunkReader listens for the error this raises)
+      const why = `upstream sent a streamed event larger than settings.limits.max_event_bytes (${e.limit} bytes)`;
+      if (!committed) throw new AttemptFailure('too_large', why);
+      this.breakStream(ctx, res, why);
     } finally {
       if (!usageSeen) {
         ctx.estimated = true;
@@ -704,6 +713,7 @@ export class Proxy {
     ctx.errorClass = 'stream_interrupted';
     const ev = { error: { message: `Stream interrupted: ${why}. The answer is incomplete.`, type: 'upstream_error', code: 'stream_interrupted', param: null } };
     res.write(`data: ${JSON.stringify(ev)}\n\n`);
+    res.socket?.uncork(); // node corks a response's writes until the next tick: without this the cut loses the event
     // No terminating chunk: HTTP clients see a truncated body, not a clean end.
     res.destroy();
   }
@@ -804,17 +814,18 @@ function chunkReader(body: Dispatcher.ResponseData['body']): { next(): Promise<I
 }
 
 // Events rather than `for await`: the async iterator costs a promise per chunk on the hot path.
-function readBytes(body: Dispatcher.ResponseData['body'], limit: number): Promise<Buffer> {
+// Past `limit` (settings.limits.max_response_bytes) the body is destroyed, which cuts the connection.
+function readBytes(body: Dispatcher.ResponseData['body'], limit: number, declared: number): Promise<Buffer> {
   return new Promise((resolve, reject) => {
     const parts: Buffer[] = [];
     let n = 0;
+    const tooLarge = () => {
+      reject(new AttemptFailure('too_large', `upstream answer is larger than settings.limits.max_response_bytes (${limit} bytes)`));
+      body.destroy();
+    };
     body.on('data', (chunk: Buffer) => {
       n += chunk.length;
-      if (n > limit) {
-        reject(new AttemptFailure('invalid_response', `upstream response is larger than ${limit} bytes`));
-        body.destroy();
-        return;
-      }
+      if (n > limit) return tooLarge();
       parts.push(chunk);
     });
     let ended = false;
@@ -826,13 +837,15 @@ function readBytes(body: Dispatcher.ResponseData['body'], limit: number): Promis
     body.once('close', () => {
       if (!ended) reject(new Error('upstream response closed before its end')); // (an Error per request is not free)
     });
+    if (declared > limit) tooLarge(); // a content-length over the limit: nothing is read
   });
 }
 
 async function readText(body: Dispatcher.ResponseData['body'], limit: number): Promise<string> {
   let s = '';
   for await (const chunk of body as AsyncIterable<Buffer>) {
-    if (s.length < limit) s += chunk.toString('utf8');
+    s += chunk.toString('utf8');
+    if (s.length >= limit) break; // the rest is not read: leaving the loop destroys the body (the connection is cut)
   }
   return s.slice(0, limit);
 }

@@ -294,12 +294,12 @@ export function buildAdminPlane(gw: Gateway): FastifyInstance {
     const rt = gw.runtime.endpoint(req.params.name);
     if (!rt) throw new AdminError(404, 'not_found', `No endpoint named "${req.params.name}".`);
     const r = await gw.health.check(req.params.name);
-    return r ?? (await probe(rt.config, rt.config.health.timeout_ms));
+    return r ?? (await probe(rt.config, rt.config.health.timeout_ms, gw.snapshot.settings.limits.max_probe_bytes));
   });
   app.post(`${API}/endpoints/test`, { config: { access: 'admin' } }, async (req) => {
     const body = parseBody(endpointSchema, req.body);
     const url = new URL(body.base_url);
-    return probe({ type: body.type, origin: url.origin, basePath: url.pathname.replace(/\/+$/, ''), apiKey: body.api_key ?? undefined }, body.health_check?.timeout_ms ?? 5000);
+    return probe({ type: body.type, origin: url.origin, basePath: url.pathname.replace(/\/+$/, ''), apiKey: body.api_key ?? undefined }, body.health_check?.timeout_ms ?? 5000, gw.snapshot.settings.limits.max_probe_bytes);
   });
 
   // Routing rules: an ordered list, replaced whole.

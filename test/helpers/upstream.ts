@@ -1,7 +1,7 @@
 // A simulated OpenAI-compatible model server for tests and benchmarks: plain node:http, fast,
 // deterministic, and able to misbehave on demand (errors, 429, slow first byte, hangs, dropped
-// connections, garbage). Every request is recorded (bounded) so tests can see what the gateway
-// actually sent upstream.
+// connections, garbage, oversized and endless answers). Every request is recorded (bounded) so
+// tests can see what the gateway actually sent upstream.
 //
 // POST /v1/chat/completions, /v1/completions, /v1/embeddings (floats, or base64 float32 when the
 // request asks encoding_format "base64", as the openai client does by default); GET /v1/models;
@@ -34,7 +34,23 @@ export type Behavior =
   /** 200, content-type application/json, a body that is not JSON. */
   | { kind: 'invalid-json' }
   /** 200, content-type text/html. */
-  | { kind: 'wrong-content-type' };
+  | { kind: 'wrong-content-type' }
+  /** stream: headers, the role chunk and `afterChunks` content chunks (default 0), then one chat
+   * content event whose `data:` line is `bytes` bytes long without a line end (its content is "x"
+   * repeated), then the line end and the rest of the answer (the remaining content, finish, usage,
+   * [DONE]); non-stream: as huge-body. The bytes are generated in 64 KB pieces as fast as the
+   * client reads them (the server holds no copy), and stop when the client disconnects. */
+  | { kind: 'huge-event'; bytes: number; afterChunks?: number }
+  /** 200, content-type application/json, a body of `bytes` bytes: `{"padding":"xxx…",` followed by
+   * the fields of the normal answer (so it is valid JSON, and a valid answer when accepted), also
+   * for setModelsResponse. Generated in 64 KB pieces as the client reads them; chunked unless
+   * `declareLength` (then content-length is sent first). */
+  | { kind: 'huge-body'; bytes: number; declareLength?: boolean }
+  /** An answer that never finishes; it ends only when the client disconnects. stream: headers,
+   * the role chunk, then a chat content chunk every `chunkDelayMs` (default 10; 0: as fast as the
+   * client reads) forever; non-stream (and setModelsResponse): 200 JSON headers, then
+   * `{"padding":"xxx…` in 1 KB pieces at that pace, never closed. */
+  | { kind: 'endless-stream'; chunkDelayMs?: number };
 
 export interface RecordedRequest {
   method: string;
@@ -66,7 +82,8 @@ export interface TestUpstream {
   setBehavior(b: Behavior | ((req: RecordedRequest) => Behavior)): void;
   /** one-shot behaviours for the next POST requests, in order; then the default applies */
   queue(...bs: Behavior[]): void;
-  /** behaviour of GET /v1/models and GET /api/tags (null: the normal answer) */
+  /** behaviour of GET /v1/models and GET /api/tags (null: the normal answer); huge-body and
+   * endless-stream give an oversized or never-ending model list */
   setModelsResponse(b: Behavior | null): void;
   /** forget recorded requests and reset the counters (behaviours are kept) */
   reset(): void;
@@ -199,6 +216,10 @@ interface ReqState {
 
 const JSON_HEADERS = { 'content-type': 'application/json' } as const;
 const SSE_HEADERS = { 'content-type': 'text/event-stream', 'cache-control': 'no-cache' } as const;
+/** filler for the oversized answers, written again and again rather than allocated */
+const FILL = Buffer.alloc(64 * 1024, 'x');
+const HUGE_EVENT_PRE = 'data: {"object":"chat.completion.chunk","choices":[{"index":0,"delta":{"content":"';
+const HUGE_EVENT_POST = '"},"logprobs":null,"finish_reason":null}]}';
 
 function errorJson(status: number, message: string): string {
   const type = status === 429 ? 'rate_limit_error' : status >= 500 ? 'server_error' : 'invalid_request_error';
@@ -382,6 +403,55 @@ export function startUpstream(opts: UpstreamOptions = {}): Promise<TestUpstream>
     });
   }
 
+  /** Write `n` filler bytes in 64 KB pieces as fast as the client takes them, then `done` (not if the client left). */
+  function writeFiller(st: ReqState, n: number, done: () => void): void {
+    const step = () => {
+      while (n > 0) {
+        if (st.closed) return;
+        const k = Math.min(n, FILL.length);
+        n -= k;
+        if (!st.res.write(k === FILL.length ? FILL : FILL.subarray(0, k))) {
+          st.res.once('drain', step);
+          return;
+        }
+      }
+      if (!st.closed) done();
+    };
+    step();
+  }
+
+  /** Write `frame()` forever: one every `delay` ms, or (0) as fast as the client takes them; stops when the client leaves. */
+  function writeForever(st: ReqState, delay: number, frame: () => string | Buffer): void {
+    const step = (): void => {
+      if (delay > 0) {
+        later(st, delay, () => {
+          st.res.write(frame());
+          step();
+        });
+        return;
+      }
+      while (!st.closed) {
+        if (!st.res.write(frame())) {
+          st.res.once('drain', step);
+          return;
+        }
+      }
+    };
+    step();
+  }
+
+  /** huge-body: `{"padding":"xxx…",` + the fields of `base` (a JSON object), `bytes` bytes in all. */
+  function sendHugeBody(st: ReqState, base: string | undefined, bytes: number, declareLength: boolean): void {
+    const pre = '{"padding":"';
+    const post = base && base.length > 2 ? `",${base.slice(1)}` : '"}';
+    const fill = Math.max(0, bytes - pre.length - Buffer.byteLength(post));
+    const headers: Record<string, string> = { ...JSON_HEADERS };
+    if (declareLength) headers['content-length'] = String(pre.length + fill + Buffer.byteLength(post));
+    st.res.writeHead(200, headers);
+    st.res.write(pre);
+    writeFiller(st, fill, () => st.res.end(post));
+  }
+
   function deliver(st: ReqState, b: Behavior, plan: (ok: OkBehavior) => Plan, stream: boolean): void {
     if (st.closed) return;
     const { res } = st;
@@ -465,6 +535,35 @@ export function startUpstream(opts: UpstreamOptions = {}): Promise<TestUpstream>
         const body = '<!DOCTYPE html><html><body><h1>502 Bad Gateway</h1></body></html>';
         res.writeHead(200, { 'content-type': 'text/html; charset=utf-8', 'content-length': String(Buffer.byteLength(body)) });
         res.end(body);
+        return;
+      }
+      case 'huge-event':
+      case 'huge-body': {
+        const p = plan(DEFAULT_OK);
+        if (b.kind === 'huge-body' || !stream || p.kind !== 'stream') {
+          sendHugeBody(st, p.kind === 'json' ? p.body : undefined, b.bytes, b.kind === 'huge-body' && b.declareLength === true);
+          return;
+        }
+        const n = Math.min(Math.max(0, b.afterChunks ?? 0), p.content.length);
+        res.writeHead(200, SSE_HEADERS);
+        res.write(p.head.join('') + p.content.slice(0, n).join('') + HUGE_EVENT_PRE);
+        const fill = Math.max(0, b.bytes - HUGE_EVENT_PRE.length - HUGE_EVENT_POST.length);
+        writeFiller(st, fill, () => res.end(`${HUGE_EVENT_POST}\n\n${p.content.slice(n).join('')}${p.tail.join('')}`));
+        return;
+      }
+      case 'endless-stream': {
+        const delay = b.chunkDelayMs ?? 10;
+        if (!stream) {
+          res.writeHead(200, JSON_HEADERS);
+          res.write('{"padding":"');
+          writeForever(st, delay, () => FILL.subarray(0, 1024));
+          return;
+        }
+        const p = plan(DEFAULT_OK);
+        res.writeHead(200, SSE_HEADERS);
+        res.write(p.kind === 'stream' ? p.head.join('') : '');
+        let i = 0;
+        writeForever(st, delay, () => `data: {"object":"chat.completion.chunk","choices":[{"index":0,"delta":{"content":"tick${i++} "},"logprobs":null,"finish_reason":null}]}\n\n`);
         return;
       }
     }

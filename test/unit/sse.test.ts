@@ -1,7 +1,7 @@
 // SSEParser must give the same events however the network splits the bytes.
 import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { SSEParser, formatSSE, type SSEEvent } from '../../gateway/engine/sse.js';
+import { SSEParser, SSETooLargeError, formatSSE, type SSEEvent } from '../../gateway/engine/sse.js';
 
 const enc = new TextEncoder();
 
@@ -216,6 +216,154 @@ describe('formatSSE', () => {
     const bytes = enc.encode(seq.map(formatSSE).join(''));
     for (let i = 0; i <= bytes.length; i++) {
       assert.deepEqual(parseChunks([bytes.subarray(0, i), bytes.subarray(i)]), seq, `split at ${i}`);
+    }
+  });
+});
+
+describe('SSEParser limits (maxEventBytes)', () => {
+  const MAX = 1024;
+  /** Feed chunks until one throws; returns the index of the chunk that threw (-1: none) and the error. */
+  function feedUntilThrow(p: SSEParser, chunks: (Uint8Array | string)[]): { at: number; error: unknown; events: SSEEvent[] } {
+    const events: SSEEvent[] = [];
+    for (let i = 0; i < chunks.length; i++) {
+      try {
+        events.push(...p.feed(chunks[i]!));
+      } catch (e) {
+        return { at: i, error: e, events };
+      }
+    }
+    return { at: -1, error: undefined, events };
+  }
+  function assertTooLarge(e: unknown): void {
+    assert.ok(e instanceof SSETooLargeError, `expected SSETooLargeError, got ${String(e)}`);
+    assert.equal(e.limit, MAX);
+    assert.match(e.message, /max_event_bytes/);
+    assert.match(e.message, /1024 bytes/);
+  }
+
+  test('a line of exactly the limit passes, one byte more throws, however it is chunked', () => {
+    for (const size of [1, 3, 100, 1023, 1024, 4096]) {
+      const ok = `data: ${'x'.repeat(MAX - 6)}`; // the line, field name included, is MAX bytes
+      const bytes = enc.encode(`${ok}\n\n`);
+      const chunks: Uint8Array[] = [];
+      for (let i = 0; i < bytes.length; i += size) chunks.push(bytes.subarray(i, i + size));
+      const r = feedUntilThrow(new SSEParser({ maxEventBytes: MAX }), chunks);
+      assert.equal(r.error, undefined, `chunks of ${size}`);
+      assert.deepEqual(r.events, [ev('x'.repeat(MAX - 6))]);
+
+      const big = enc.encode(`data: ${'x'.repeat(MAX - 5)}\n\n`);
+      const bigChunks: Uint8Array[] = [];
+      for (let i = 0; i < big.length; i += size) bigChunks.push(big.subarray(i, i + size));
+      const t = feedUntilThrow(new SSEParser({ maxEventBytes: MAX }), bigChunks);
+      assertTooLarge(t.error);
+      // thrown by the chunk that carried the line past the limit (or completed it), not before
+      const before = t.at * size;
+      assert.ok(before <= MAX, `chunks of ${size}: threw at chunk ${t.at}, after ${before} bytes had been accepted`);
+      assert.ok(Math.min(big.length, before + size) > MAX, `chunks of ${size}: threw at chunk ${t.at}, before the limit was passed`);
+    }
+  });
+
+  test('a line without a newline that never ends throws once it passes the limit; the parser keeps at most the limit', () => {
+    const p = new SSEParser({ maxEventBytes: MAX });
+    assert.deepEqual(p.feed('data: '), []);
+    let fed = 6;
+    let thrown: unknown;
+    for (let i = 0; i < 10_000 && thrown === undefined; i++) {
+      try {
+        p.feed('y'.repeat(100));
+        fed += 100;
+      } catch (e) {
+        thrown = e;
+      }
+    }
+    assertTooLarge(thrown);
+    assert.ok(fed <= MAX && fed + 100 > MAX, `accepted ${fed} bytes`);
+  });
+
+  test("an event's data is limited across its lines, counting the newlines that join them", () => {
+    // 8 lines of 127 bytes of data: 8 * 127 + 7 joining newlines = 1023 bytes of data
+    const line = `data: ${'d'.repeat(127)}\n`;
+    const p = new SSEParser({ maxEventBytes: MAX });
+    const [got] = p.feed(line.repeat(8) + '\n');
+    assert.equal(got!.data.length, 1023);
+    // one more byte of data: 1024 passes; the next line (1 + 1 + 1024) throws
+    const q = new SSEParser({ maxEventBytes: MAX });
+    assert.deepEqual(q.feed(line.repeat(8) + 'data:\n'), []); // 1023 + 1 newline = 1024
+    assert.throws(() => q.feed('data: z\n'), (e: unknown) => (assertTooLarge(e), true));
+    // the count starts again with each event
+    const r = new SSEParser({ maxEventBytes: MAX });
+    for (let i = 0; i < 50; i++) assert.equal(r.feed(line.repeat(8) + '\n').length, 1);
+  });
+
+  test('multi-byte characters count as their UTF-8 bytes', () => {
+    const p = new SSEParser({ maxEventBytes: MAX });
+    // 341 three-byte characters + "data:" = 1028 bytes > 1024, though only 346 UTF-16 units
+    assert.throws(() => p.feed(`data:${'世'.repeat(341)}\n\n`), (e: unknown) => (assertTooLarge(e), true));
+    const q = new SSEParser({ maxEventBytes: MAX });
+    assert.deepEqual(q.feed(`data:${'世'.repeat(339)}\n\n`), [ev('世'.repeat(339))]); // 1022 bytes
+  });
+
+  test('comments and other fields are limited per line too, and do not add up', () => {
+    const p = new SSEParser({ maxEventBytes: MAX });
+    const comment = `:${'c'.repeat(MAX - 1)}\n`;
+    for (let i = 0; i < 20; i++) assert.deepEqual(p.feed(comment + `event: e\nid: ${i}\n`), []);
+    assert.deepEqual(p.feed('data: ok\n\n'), [ev('ok', 'e', '19')]);
+    assert.throws(() => p.feed(`:${'c'.repeat(MAX)}\n`), SSETooLargeError);
+    assert.throws(() => new SSEParser({ maxEventBytes: MAX }).feed(`event: ${'e'.repeat(MAX)}`), SSETooLargeError);
+  });
+
+  test('without a limit, a big event passes whole', () => {
+    const big = 'b'.repeat(3 * 1024 * 1024);
+    assert.deepEqual(parseChunks([`data: ${big}\n\n`]), [ev(big)]);
+  });
+});
+
+describe('SSEParser work is linear in the input, however it is chunked', () => {
+  // The parser counts every byte it searches, copies into its unfinished-line buffer or decodes
+  // (bytesExamined). A parser that re-scanned or re-joined its pending line on every chunk would
+  // examine about n²/(2·chunk) bytes: for a 16 MB line in 1-byte chunks, ~10^14. Here it must stay
+  // within a small constant times n for every chunk size.
+  const N = 16 * 1024 * 1024;
+  const body = Buffer.alloc(N, 0x61); // 'a'
+  body.write('data: ', 0);
+  body.write('\n\n', N - 2);
+
+  for (const size of [1, 7, 1024, 64 * 1024]) {
+    test(`a 16 MB event in chunks of ${size} bytes`, () => {
+      const p = new SSEParser({ maxEventBytes: 32 * 1024 * 1024 });
+      const out: SSEEvent[] = [];
+      let feeds = 0;
+      for (let i = 0; i < N; i += size) {
+        out.push(...p.feed(body.subarray(i, i + size)));
+        feeds++;
+      }
+      assert.equal(feeds, Math.ceil(N / size));
+      assert.equal(out.length, 1);
+      assert.equal(out[0]!.data.length, N - 8);
+      assert.ok(/^a+$/.test(out[0]!.data));
+      const work = p.bytesExamined;
+      assert.ok(work >= N - 2, `every byte is looked at at least once (${work})`);
+      assert.ok(work <= 6 * N, `examined ${work} bytes for ${N} bytes of input (${(work / N).toFixed(2)} per byte)`);
+    });
+  }
+
+  test('many small events with every kind of line end, in chunks of every size from 1 to 64 KB', () => {
+    const eols = ['\n', '\r\n', '\r'];
+    let text = '';
+    for (let i = 0; text.length < 2 * 1024 * 1024; i++) {
+      const e = eols[i % 3]!;
+      text += `: c${i}${e}id: ${i}${e}data: {"n":${i}}${e}data: second${e}${e}`;
+    }
+    const bytes = Buffer.from(text);
+    const expected = parseChunks([bytes]);
+    assert.ok(expected.length > 30_000);
+    for (const size of [1, 2, 5, 64, 1000, 4096, 65536]) {
+      const p = new SSEParser();
+      const out: SSEEvent[] = [];
+      for (let i = 0; i < bytes.length; i += size) out.push(...p.feed(bytes.subarray(i, i + size)));
+      assert.equal(out.length, expected.length, `chunks of ${size}`);
+      assert.deepEqual(out[out.length - 1], expected[expected.length - 1]);
+      assert.ok(p.bytesExamined <= 6 * bytes.length, `chunks of ${size}: examined ${p.bytesExamined} for ${bytes.length}`);
     }
   });
 });

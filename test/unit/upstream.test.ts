@@ -549,6 +549,137 @@ describe('test upstream misbehaviours', () => {
   });
 });
 
+describe('test upstream: oversized and endless answers', () => {
+  let up: TestUpstream;
+  before(async () => {
+    up = await startUpstream();
+  });
+  after(() => up.close());
+  beforeEach(() => {
+    up.setBehavior({ kind: 'ok' });
+    up.setModelsResponse(null);
+    up.reset();
+  });
+
+  /** Read a body up to `limit` bytes, then give up (the connection is cut); returns what arrived. */
+  async function readSome(res: Response, limit: number, ctl: AbortController): Promise<Buffer> {
+    const reader = res.body!.getReader();
+    const parts: Uint8Array[] = [];
+    let n = 0;
+    while (n < limit) {
+      const { done, value } = await reader.read();
+      if (done) break;
+      parts.push(value);
+      n += value.length;
+    }
+    ctl.abort();
+    await reader.cancel().catch(() => {});
+    return Buffer.concat(parts);
+  }
+
+  test('huge-event (stream): content chunks, then one data line of exactly N bytes, then the rest of the answer', async () => {
+    const N = 300_000;
+    up.setBehavior({ kind: 'huge-event', bytes: N, afterChunks: 1 });
+    const res = await post(up, '/v1/chat/completions', chatBody(true, { messages: [{ role: 'user', content: 'one two three' }] }));
+    assert.equal(res.status, 200);
+    assert.match(res.headers.get('content-type')!, /^text\/event-stream/);
+    const text = await res.text();
+    const lines = text.split('\n');
+    const big = lines.find((l) => l.length > 1000)!;
+    assert.equal(big.length, N, 'the event line is N bytes, line end excluded');
+    const data = sseData(text).filter((d) => d !== '[DONE]').map((d) => JSON.parse(d));
+    const content = data.map((d) => d.choices[0]?.delta?.content ?? '').join('');
+    const xs = content.match(/x+/)![0];
+    assert.equal(content, `echo: ${xs}one two three`);
+    assert.equal(data.at(-1).choices[0].finish_reason, 'stop');
+    assert.ok(text.endsWith('data: [DONE]\n\n'));
+  });
+
+  test('huge-event: the event never ends for a client that stops reading; generated lazily, stopped by the disconnect', async () => {
+    up.setBehavior({ kind: 'huge-event', bytes: 1024 * 1024 * 1024 });
+    const ctl = new AbortController();
+    const res = await post(up, '/v1/chat/completions', chatBody(true), ctl.signal);
+    const got = await readSome(res, 2 * 1024 * 1024, ctl);
+    const s = got.toString('utf8');
+    const at = s.indexOf('data: {"object":"chat.completion.chunk","choices":[{"index":0,"delta":{"content":"xxx');
+    assert.ok(at > 0, 'the role chunk, then the huge event');
+    assert.ok(!s.slice(at).includes('\n'), 'no line end in the first 2 MB of the event');
+    await waitFor('the upstream to notice the disconnect', () => up.inflight === 0);
+    assert.equal(up.aborted, 1);
+  });
+
+  test('huge-body: N bytes of valid JSON carrying the normal answer; chunked, or with content-length when declared', async () => {
+    for (const declareLength of [false, true]) {
+      up.setBehavior({ kind: 'huge-body', bytes: 200_000, declareLength });
+      const res = await post(up, '/v1/chat/completions', chatBody(false));
+      assert.equal(res.status, 200);
+      assert.match(res.headers.get('content-type')!, /application\/json/);
+      assert.equal(res.headers.get('content-length'), declareLength ? '200000' : null);
+      const body = await res.text();
+      assert.equal(Buffer.byteLength(body), 200_000);
+      const j = JSON.parse(body);
+      assert.equal(j.padding.length > 190_000, true);
+      assert.equal(j.choices[0].message.content, 'echo: hello big world');
+    }
+    // a stream request gets the same JSON answer (not SSE)
+    up.setBehavior({ kind: 'huge-body', bytes: 5_000 });
+    const s = await post(up, '/v1/chat/completions', chatBody(true));
+    assert.match(s.headers.get('content-type')!, /application\/json/);
+    assert.equal(Buffer.byteLength(await s.text()), 5_000);
+  });
+
+  test('huge-body on the model list: a valid list with padding; a client that gives up early stops it', async () => {
+    up.setModelsResponse({ kind: 'huge-body', bytes: 100_000 });
+    const r = await fetch(`${up.url}/models`);
+    const body = await r.text();
+    assert.equal(body.length, 100_000);
+    assert.deepEqual((JSON.parse(body) as { data: { id: string }[] }).data.map((d) => d.id), ['test-model']);
+
+    up.reset();
+    up.setModelsResponse({ kind: 'huge-body', bytes: 1024 * 1024 * 1024 });
+    const ctl = new AbortController();
+    const big = await fetch(`${up.url}/models`, { signal: ctl.signal });
+    const got = await readSome(big, 1024 * 1024, ctl);
+    assert.ok(got.toString('latin1').startsWith('{"padding":"xxxx'));
+    await waitFor('the upstream to notice', () => up.inflight === 0);
+    assert.equal(up.aborted, 1);
+  });
+
+  test('endless-stream (stream): content chunks forever, until the client disconnects', async () => {
+    up.setBehavior({ kind: 'endless-stream', chunkDelayMs: 1 });
+    const ctl = new AbortController();
+    const res = await post(up, '/v1/chat/completions', chatBody(true), ctl.signal);
+    const got = await readSome(res, 20_000, ctl);
+    const data = sseData(got.toString('utf8').slice(0, got.toString('utf8').lastIndexOf('\n\n') + 2)).map((d) => JSON.parse(d));
+    assert.deepEqual(data[0].choices[0].delta, { role: 'assistant', content: '' });
+    assert.ok(data.length > 20);
+    assert.deepEqual(
+      data.slice(1, 4).map((d) => d.choices[0].delta.content),
+      ['tick0 ', 'tick1 ', 'tick2 '],
+    );
+    await waitFor('the upstream to notice', () => up.inflight === 0);
+    assert.equal(up.aborted, 1);
+  });
+
+  test('endless-stream (non-stream and model list, as fast as read): a JSON body that never ends', async () => {
+    up.setBehavior({ kind: 'endless-stream', chunkDelayMs: 0 });
+    up.setModelsResponse({ kind: 'endless-stream', chunkDelayMs: 0 });
+    for (const [path, method] of [
+      ['/v1/chat/completions', 'POST'],
+      ['/v1/models', 'GET'],
+    ] as const) {
+      const ctl = new AbortController();
+      const res = method === 'POST' ? await post(up, path, chatBody(false), ctl.signal) : await fetch(up.origin + path, { signal: ctl.signal });
+      assert.equal(res.status, 200);
+      const got = await readSome(res, 4 * 1024 * 1024, ctl);
+      assert.ok(got.length >= 4 * 1024 * 1024, path);
+      assert.ok(got.toString('latin1').startsWith('{"padding":"xxxx'), path);
+      await waitFor('the upstream to notice', () => up.inflight === 0);
+    }
+    assert.equal(up.aborted, 2);
+  });
+});
+
 describe('test upstream bookkeeping', () => {
   test('requests stay bounded and keep the newest', async () => {
     const up = await startUpstream({ maxRecorded: 5 });
