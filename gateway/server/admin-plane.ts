@@ -31,6 +31,7 @@ import {
   type Principal,
 } from './admin-auth.js';
 import type { Gateway } from './gateway.js';
+import { planeServer } from './http-server.js';
 
 export const API = '/admin/api/v1';
 const PUBLIC = new Set([`GET ${API}/auth/state`, `POST ${API}/auth/setup`, `POST ${API}/auth/login`, `POST ${API}/auth/logout`]);
@@ -86,7 +87,7 @@ export function allowedHosts(bindHost: string, port: number, extra: string[] = [
 }
 
 export function buildAdminPlane(gw: Gateway): FastifyInstance {
-  const app = Fastify({ logger: false, bodyLimit: 8 * 1024 * 1024 });
+  const app = Fastify({ logger: false, bodyLimit: 8 * 1024 * 1024, serverFactory: planeServer(gw, 'admin') });
   let hosts: Set<string> | undefined;
 
   app.addHook('onRequest', async (req, reply) => {

@@ -5,6 +5,7 @@ import { newRequestId } from '../engine/request-id.js';
 import { authenticate } from '../engine/stages.js';
 import type { Kind } from '../engine/stages.js';
 import type { Gateway } from './gateway.js';
+import { planeServer } from './http-server.js';
 
 const ROUTES: [string, Kind][] = [
   ['/v1/chat/completions', 'chat'],
@@ -45,8 +46,7 @@ export function buildDataPlane(gw: Gateway): FastifyInstance {
     logger: false,
     bodyLimit: gw.snapshot.settings.max_body_bytes,
     return503OnClosing: true,
-    keepAliveTimeout: 72_000,
-    requestTimeout: 0,
+    serverFactory: planeServer(gw, 'data'),
   });
 
   // Every response carries a request id; the proxy routes set their own (the ledger's) on the raw response.
