@@ -354,6 +354,8 @@ export function buildAdminPlane(gw: Gateway): FastifyInstance {
     listen_config: { data_host: gw.opts.host, data_port: gw.opts.port, admin_host: gw.opts.adminHost, admin_port: gw.opts.adminPort },
     listen_source: gw.opts.listenSource ?? null,
     admin_hostnames: (process.env.AIRLOCK_ADMIN_HOSTNAMES ?? '').split(',').map((s) => s.trim()).filter(Boolean),
+    // settings.tls as loaded at start (null: plain HTTP): which planes serve HTTPS, the certificate's fingerprint and expiry
+    tls: gw.tls?.info ?? null,
     ledger: { written: gw.ledger.written, pending: gw.ledger.pending },
   }));
 
