@@ -192,9 +192,15 @@ async function serve(argv: string[]): Promise<number> {
   out(`version ${VERSION}, data dir ${dataDir}`);
   out(`data plane listening on ${urls.data} (OpenAI-compatible API at ${urls.data}/v1)`);
   out(`admin plane listening on ${urls.admin}`);
+  const tls = gw.tls?.info;
+  if (tls) {
+    const planes = [tls.data_plane && 'data plane', tls.admin_plane && 'admin plane'].filter(Boolean).join(' and ');
+    out(`TLS on the ${planes}: certificate ${tls.cert_file} (${tls.subject}), SHA-256 fingerprint ${tls.fingerprint_sha256}, expires ${tls.valid_to}`);
+    if (tls.expired) err(`warning: the TLS certificate ${tls.cert_file} expired on ${tls.valid_to}; clients will refuse it until it is renewed`);
+  }
   const setupToken = gw.auth.setupToken;
   // A wildcard bind address is no name to browse to (and the Host check refuses it): print loopback.
-  const setupBase = urls.admin.replace(/^http:\/\/(0\.0\.0\.0|\[::\])(?=:)/, 'http://127.0.0.1');
+  const setupBase = urls.admin.replace(/^(https?):\/\/(0\.0\.0\.0|\[::\])(?=:)/, '$1://127.0.0.1');
   if (setupToken) out(`first-run setup: open ${setupBase}/setup?token=${setupToken}`);
   out('ready');
   const ready = { type: 'ready', data: urls.data, admin: urls.admin, version: VERSION, setup_token: setupToken ?? null };

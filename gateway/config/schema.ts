@@ -148,6 +148,22 @@ export const limitsSchema = z.strictObject({
 });
 export type LimitsSettings = z.infer<typeof limitsSchema>;
 
+/** An absolute file path (POSIX "/…", Windows "C:\…" or "\\server\…"); checked without node:path (the admin app imports this file). */
+const absoluteFile = z
+  .string()
+  .min(1, 'is required')
+  .max(4096)
+  .refine((v) => /^(\/|[A-Za-z]:[\\/]|\\\\)/.test(v), 'must be an absolute path, e.g. /etc/airlock/tls/cert.pem');
+
+/** HTTPS on the planes: one certificate and key, read at start (takes effect on restart). */
+export const tlsSchema = z.strictObject({
+  cert_file: absoluteFile.describe('Absolute path of the PEM certificate the planes present (the server certificate first, then any intermediates); read at start (takes effect on restart)'),
+  key_file: absoluteFile.describe('Absolute path of the unencrypted PEM private key of that certificate; keep it readable by the Airlock user only (takes effect on restart)'),
+  data_plane: z.boolean().default(true).describe('Serve the data plane (apps) over HTTPS (takes effect on restart)'),
+  admin_plane: z.boolean().default(true).describe('Serve the admin plane (admin app and API) over HTTPS; the session cookie is then marked Secure (takes effect on restart)'),
+});
+export type TlsSettings = z.infer<typeof tlsSchema>;
+
 export const settingsSchema = z.strictObject({
   max_body_bytes: z.int().min(1024).max(1024 * 1024 * 1024).default(10 * 1024 * 1024).describe('Largest request body accepted (takes effect on restart)'),
   queue_timeout_ms: z.int().min(0).max(600_000).default(30_000).describe('Longest a request waits for a free slot when every target is at max_concurrency'),
@@ -167,6 +183,7 @@ export const settingsSchema = z.strictObject({
   limits: limitsSchema.default(() => limitsSchema.parse({})).describe('Size limits on request bodies and upstream answers'),
   metrics_public: z.boolean().default(false).describe('Serve /metrics on the data plane without a token (it shows per-team usage); otherwise it needs an admin API token as bearer'),
   listen: listenSchema.default({ ...DEFAULT_LISTEN }).describe('Where the gateway listens (takes effect on restart; command-line flags and environment variables take precedence)'),
+  tls: tlsSchema.optional().describe('HTTPS on the data and admin planes with a certificate and key from files; omitted: plain HTTP (takes effect on restart)'),
 });
 export type Settings = z.infer<typeof settingsSchema>;
 export const DEFAULT_SETTINGS: Settings = settingsSchema.parse({});

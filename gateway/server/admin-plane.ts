@@ -34,6 +34,7 @@ import {
 import type { Gateway } from './gateway.js';
 import { ROUTER_OPTIONS, canonicalUrl } from './url.js';
 import { nestedDeeperThan } from '../engine/json-depth.js';
+import { planeServer } from './http-server.js';
 
 export const API = '/admin/api/v1';
 
@@ -82,10 +83,28 @@ function validationError(issues: ConfigIssue[]): AdminError {
   return new AdminError(400, 'validation_failed', issues.map((i) => `${formatPath(i.path)}: ${i.message}`).join('; '), issues);
 }
 
+/** A body that is not a JSON object is refused, never read as {} (a PUT of nothing would
+ * otherwise reset an item, or every setting, to its defaults). */
+function objectBody(body: unknown): Record<string, unknown> {
+  if (body === null || typeof body !== 'object' || Array.isArray(body))
+    throw new AdminError(400, 'invalid_body', body === undefined ? 'This request needs a JSON object as its body (content-type: application/json).' : 'The request body must be a JSON object.');
+  return body as Record<string, unknown>;
+}
+
 function parseBody<T>(schema: z.ZodType<T>, body: unknown): T {
-  const r = schema.safeParse(body ?? {});
+  const r = schema.safeParse(objectBody(body));
   if (!r.success) throw validationError(fromZod(r.error));
   return r.data;
+}
+
+/** More than one Host header (HTTP/1.1 says 400; Node keeps the first, checks might read another). */
+export function repeatedHost(raw: string[]): boolean {
+  let n = 0;
+  for (let i = 0; i < raw.length; i += 2) {
+    const h = raw[i]!;
+    if (h.length === 4 && h.toLowerCase() === 'host' && ++n > 1) return true;
+  }
+  return false;
 }
 
 const LOOPBACK_NAMES = new Set(['localhost', '127.0.0.1', '[::1]']);
@@ -112,7 +131,7 @@ export function allowedHosts(bindHost: string, port: number, extra: string[] = [
 }
 
 export function buildAdminPlane(gw: Gateway): FastifyInstance {
-  const app = Fastify({ logger: false, bodyLimit: 8 * 1024 * 1024, routerOptions: ROUTER_OPTIONS, rewriteUrl: (req) => canonicalUrl(req.url ?? '/') });
+  const app = Fastify({ logger: false, bodyLimit: 8 * 1024 * 1024, serverFactory: planeServer(gw, 'admin'), routerOptions: ROUTER_OPTIONS, rewriteUrl: (req) => canonicalUrl(req.url ?? '/') });
   let hosts: Set<string> | undefined;
   // Every route and the access it declares (GET /routes shows it; a route without one is refused).
   const routes: RouteAccess[] = [];
@@ -131,6 +150,9 @@ export function buildAdminPlane(gw: Gateway): FastifyInstance {
       const port = addr && typeof addr === 'object' ? addr.port : gw.opts.adminPort;
       hosts = allowedHosts(gw.opts.adminHost, port, (process.env.AIRLOCK_ADMIN_HOSTNAMES ?? '').split(',').map((s) => s.trim()).filter(Boolean));
     }
+    if (repeatedHost(req.raw.rawHeaders)) throw new AdminError(400, 'invalid_host', 'The request has more than one Host header.');
+    // absolute-form targets (http://host/path) are for proxies; a browser never sends one here
+    if (!req.originalUrl.startsWith('/')) throw new AdminError(400, 'invalid_request_target', 'The request target must be a path (origin-form), e.g. /admin/api/v1/status.');
     const host = (req.headers.host ?? '').toLowerCase();
     if (!hosts.has(host)) throw new AdminError(421, 'host_not_allowed', `Host "${host}" is not one this admin plane answers to; add it to AIRLOCK_ADMIN_HOSTNAMES if it is yours.`);
     // A loopback name is only honest from this machine: a LAN client saying "localhost" is not local.
@@ -156,6 +178,9 @@ export function buildAdminPlane(gw: Gateway): FastifyInstance {
     if (access === 'public') return;
     gw.auth.authorize(req, principal, access);
   });
+
+  // JSON only: a text/plain body is not read as a string the routes would then mistake for {}
+  app.removeContentTypeParser('text/plain');
 
   app.addHook('preValidation', (req, _reply, done) => {
     const max = gw.snapshot.settings.limits.max_json_depth;
@@ -228,7 +253,7 @@ export function buildAdminPlane(gw: Gateway): FastifyInstance {
       return { ...(view(gw.store.state(), body.name) as object), ...(created ? { key: created.key } : {}) };
     });
     app.put<{ Params: { name: string } }>(`${API}/${path}/:name`, { config: { access: 'admin' } }, async (req) => {
-      const raw = (req.body ?? {}) as Record<string, unknown>;
+      const raw = objectBody(req.body);
       const body = parseBody(schema, { ...raw, name: raw.name ?? req.params.name });
       if (body.name !== req.params.name) throw validationError([{ path: ['name'], message: `does not match the URL ("${req.params.name}"); renaming is not supported` }]);
       const { list, index } = find(req.params.name);
@@ -312,14 +337,17 @@ export function buildAdminPlane(gw: Gateway): FastifyInstance {
     return { data: gw.store.export().routing_rules };
   });
 
-  /** Which addresses the planes listen on decides who can reach them: only owners change it. */
-  const guardListen = (req: FastifyRequest, next: { listen?: { data_host: string; admin_host: string } } | undefined) => {
-    if (!next?.listen) return;
-    const cur = gw.store.export().settings.listen;
-    const changed = next.listen.data_host !== cur.data_host || next.listen.admin_host !== cur.admin_host;
+  /** Which addresses the planes listen on, and whether they use TLS, decide who can reach them
+   * and how: only owners change those. */
+  const guardListen = (req: FastifyRequest, next: { listen?: { data_host: string; admin_host: string }; tls?: unknown } | undefined) => {
+    if (!next) return;
+    const cur = gw.store.export().settings;
+    const what: string[] = [];
+    if (next.listen && (next.listen.data_host !== cur.listen.data_host || next.listen.admin_host !== cur.listen.admin_host)) what.push('settings.listen.*_host');
+    if (JSON.stringify(next.tls ?? null) !== JSON.stringify(cur.tls ?? null)) what.push('settings.tls');
     const p = principalOf(req);
-    if (changed && p?.role !== 'owner')
-      throw new AuthError(403, 'forbidden', `Only an owner may change the addresses Airlock listens on (settings.listen.*_host); the ${p?.role ?? 'anonymous'} role may not.`);
+    if (what.length && p?.role !== 'owner')
+      throw new AuthError(403, 'forbidden', `Only an owner may change how Airlock can be reached (${what.join(', ')}); the ${p?.role ?? 'anonymous'} role may not.`);
   };
 
   app.get(`${API}/settings`, { config: { access: 'auditor' } }, async () => gw.store.export().settings);
@@ -411,6 +439,8 @@ export function buildAdminPlane(gw: Gateway): FastifyInstance {
     listen_config: { data_host: gw.opts.host, data_port: gw.opts.port, admin_host: gw.opts.adminHost, admin_port: gw.opts.adminPort },
     listen_source: gw.opts.listenSource ?? null,
     admin_hostnames: (process.env.AIRLOCK_ADMIN_HOSTNAMES ?? '').split(',').map((s) => s.trim()).filter(Boolean),
+    // settings.tls as loaded at start (null: plain HTTP): which planes serve HTTPS, the certificate's fingerprint and expiry
+    tls: gw.tls?.info ?? null,
     ledger: gw.ledger.state(),
   }));
 

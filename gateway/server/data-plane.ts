@@ -9,6 +9,8 @@ import type { Kind } from '../engine/stages.js';
 import type { KeyRecord } from '../engine/snapshot.js';
 import type { Gateway } from './gateway.js';
 import { ROUTER_OPTIONS, canonicalUrl } from './url.js';
+import { repeatedHost } from './admin-plane.js';
+import { planeServer } from './http-server.js';
 
 const ROUTES: [string, Kind][] = [
   ['/v1/chat/completions', 'chat'],
@@ -55,8 +57,7 @@ export function buildDataPlane(gw: Gateway): FastifyInstance {
     logger: false,
     bodyLimit: gw.snapshot.settings.max_body_bytes,
     return503OnClosing: true,
-    keepAliveTimeout: 72_000,
-    requestTimeout: 0,
+    serverFactory: planeServer(gw, 'data'),
     routerOptions: ROUTER_OPTIONS,
     rewriteUrl: (req) => canonicalUrl(req.url ?? '/'),
   });
@@ -71,6 +72,11 @@ export function buildDataPlane(gw: Gateway): FastifyInstance {
     reply.header('x-airlock-request-id', id);
     const clientId = clientRequestId(req.headers);
     if (clientId) reply.header('x-request-id', clientId);
+    if (repeatedHost(req.raw.rawHeaders)) {
+      const g = new GatewayError(400, 'invalid_request_error', 'invalid_host', 'The request has more than one Host header.');
+      reply.header('connection', 'close').code(400).send(g.body());
+      return;
+    }
     const kind = req.routeOptions.config?.kind;
     if (kind === undefined || req.is404) return done();
     if (gw.ledger.refusing) {
@@ -93,6 +99,7 @@ export function buildDataPlane(gw: Gateway): FastifyInstance {
   });
   // Nesting deeper than settings.limits.max_json_depth is the client's mistake (400), refused
   // before anything walks the body recursively.
+  app.removeContentTypeParser('text/plain'); // JSON only: text/plain is a 415, not a string body
   app.addHook('preValidation', (req, _reply, done) => {
     const max = gw.snapshot.settings.limits.max_json_depth;
     if (req.body !== undefined && nestedDeeperThan(req.body, max))

@@ -1,6 +1,7 @@
 // One gateway process: the store, the engine, and the two planes (data and admin).
 import type { FastifyInstance } from 'fastify';
 import type { AddressInfo } from 'node:net';
+import tls from 'node:tls';
 import { ensureDataDir, openDatabase, configVersion, StartupError, type DB } from '../store/db.js';
 import { ConfigStore } from '../store/config-store.js';
 import { Secrets } from '../store/secrets.js';
@@ -14,6 +15,7 @@ import { admitAll, noGuards } from '../engine/stages.js';
 import { buildDataPlane } from './data-plane.js';
 import { buildAdminPlane } from './admin-plane.js';
 import { AdminAuth } from './admin-auth.js';
+import { loadTls, type LoadedTls } from './http-server.js';
 
 export interface GatewayOptions {
   dataDir: string;
@@ -57,6 +59,8 @@ export class Gateway {
   draining = false;
   /** where the planes listen, once started */
   listening: { data: string; admin: string } | undefined;
+  /** the certificate and key of settings.tls, read by start() (undefined: plain HTTP on both planes) */
+  tls: LoadedTls | undefined;
   readonly startedAt = Date.now();
   readonly log: (line: string) => void;
 
@@ -104,6 +108,9 @@ export class Gateway {
   }
 
   async start(): Promise<{ data: string; admin: string }> {
+    // Before the planes are built: their servers are created with it (a bad file is a StartupError).
+    const t = this.snap.settings.tls;
+    this.tls = t && (t.data_plane || t.admin_plane) ? loadTls(t) : undefined;
     this.dataApp = buildDataPlane(this);
     this.adminApp = buildAdminPlane(this);
     const data = await listen(this.dataApp, this.opts.host, this.opts.port, 'data plane');
@@ -192,5 +199,5 @@ async function listen(app: FastifyInstance, host: string, port: number, what: st
   }
   const a = app.server.address() as AddressInfo;
   const h = a.family === 'IPv6' ? `[${a.address}]` : a.address;
-  return `http://${h}:${a.port}`;
+  return `${app.server instanceof tls.Server ? 'https' : 'http'}://${h}:${a.port}`;
 }

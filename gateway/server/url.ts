@@ -14,10 +14,19 @@ export const ROUTER_OPTIONS = {
 
 const DOT_SEGMENT = /(?:^|\/)\.{1,2}(?:\/|$)/;
 
-/** The canonical form of an origin-form request target (path and query). Other forms
- * (absolute-form, asterisk-form) are returned unchanged and match no route. */
+/** The canonical form of a request target (path and query). An absolute-form target
+ * (http://host/path, meant for proxies) routes as its path — the admin plane refuses it before
+ * routing; asterisk-form and anything else unparseable is returned unchanged and matches no route. */
 export function canonicalUrl(raw: string): string {
-  if (raw.charCodeAt(0) !== 47 /* / */) return raw;
+  if (raw.charCodeAt(0) !== 47 /* / */) {
+    if (!/^https?:\/\//i.test(raw)) return raw;
+    try {
+      const u = new URL(raw);
+      return canonicalUrl(u.pathname + u.search);
+    } catch {
+      return raw;
+    }
+  }
   const q = raw.indexOf('?');
   const path = q < 0 ? raw : raw.slice(0, q);
   // the common case costs one scan

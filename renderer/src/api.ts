@@ -267,8 +267,24 @@ export interface Status {
   listen_source?: Record<keyof ListenSettings, ListenOrigin> | null;
   /** AIRLOCK_ADMIN_HOSTNAMES */
   admin_hostnames?: string[];
+  /** settings.tls as loaded at start; null: plain HTTP on both planes (absent: a gateway version without TLS) */
+  tls?: TlsStatus | null;
   data_url?: string;
   admin_url?: string;
+}
+export interface TlsStatus {
+  cert_file: string;
+  key_file: string;
+  data_plane: boolean;
+  admin_plane: boolean;
+  /** AB:CD:… as `openssl x509 -fingerprint -sha256` prints it */
+  fingerprint_sha256: string;
+  subject: string;
+  issuer: string;
+  subject_alt_names: string | null;
+  valid_from: string;
+  valid_to: string;
+  expired: boolean;
 }
 export interface AdminUser {
   name: string;

@@ -5,6 +5,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { Agent, fetch as undiciFetch } from 'undici';
 import YAML from 'yaml';
 
 export const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../..');
@@ -87,6 +88,8 @@ export interface StartOptions {
   /** false: start without the default `--port 0 --admin-port 0` (the stored settings.listen or
    * the environment decide; make sure they name loopback and port 0) */
   listenFlags?: boolean;
+  /** PEM certificate(s) `admin()` trusts: for a gateway serving HTTPS with settings.tls */
+  ca?: string | Buffer;
 }
 
 export async function startGateway(opts: StartOptions = {}): Promise<RunningGateway> {
@@ -114,8 +117,8 @@ export async function startGateway(opts: StartOptions = {}): Promise<RunningGate
   const urls = await new Promise<{ data: string; admin: string }>((resolve, reject) => {
     const t = setTimeout(() => reject(new Error(`gateway did not become ready\nstdout:\n${out}\nstderr:\n${err}`)), 20_000);
     const check = () => {
-      const d = /data plane listening on (http:\/\/\S+)/.exec(out);
-      const a = /admin plane listening on (http:\/\/\S+)/.exec(out);
+      const d = /data plane listening on (https?:\/\/\S+)/.exec(out);
+      const a = /admin plane listening on (https?:\/\/\S+)/.exec(out);
       if (d && a && /airlock: ready/.test(out)) {
         clearTimeout(t);
         resolve({ data: d[1]!, admin: a[1]! });
@@ -128,6 +131,7 @@ export async function startGateway(opts: StartOptions = {}): Promise<RunningGate
     });
   });
   const token = opts.adminToken === null ? undefined : (opts.adminToken ?? ADMIN_TOKEN);
+  const dispatcher = opts.ca ? new Agent({ connect: { ca: opts.ca } }) : undefined;
   return {
     proc,
     dataDir,
@@ -141,11 +145,10 @@ export async function startGateway(opts: StartOptions = {}): Promise<RunningGate
       const h: Record<string, string> = { ...headers };
       if (token && !('authorization' in h)) h.authorization = `Bearer ${token}`;
       if (body !== undefined) h['content-type'] = 'application/json';
-      const res = await fetch(urls.admin + (p.startsWith('/admin') ? p : `/admin/api/v1${p}`), {
-        method,
-        headers: h,
-        body: body === undefined ? undefined : JSON.stringify(body),
-      });
+      const url = urls.admin + (p.startsWith('/admin') ? p : `/admin/api/v1${p}`);
+      const init = { method, headers: h, body: body === undefined ? undefined : JSON.stringify(body) };
+      // HTTPS with a test certificate: undici's own fetch, trusting it (global fetch takes no CA)
+      const res = dispatcher ? ((await undiciFetch(url, { ...init, dispatcher })) as unknown as Response) : await fetch(url, init);
       const text = await res.text();
       let parsed: unknown = text;
       try {
@@ -157,7 +160,9 @@ export async function startGateway(opts: StartOptions = {}): Promise<RunningGate
     },
     async stop(signal = 'SIGTERM') {
       if (proc.exitCode === null && proc.signalCode === null) proc.kill(signal);
-      return exited;
+      const r = await exited;
+      await dispatcher?.close();
+      return r;
     },
   };
 }

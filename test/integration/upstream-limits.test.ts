@@ -107,7 +107,7 @@ async function ledgerRow(id: string): Promise<Record<string, any>> {
   return eventually(async () => {
     const r = await gw.admin('GET', '/usage/requests?limit=1000');
     assert.equal(r.status, 200);
-    return (r.body.data as Record<string, any>[]).find((x) => x.request_id === id);
+    return (r.body.data as Record<string, any>[]).find((x) => x.request_id === id || x.client_request_id === id);
   }, `ledger row ${id}`);
 }
 

@@ -19,8 +19,8 @@ test('canonicalUrl resolves dot segments, repeated slashes, backslashes and enco
     ['/v1/chat/completions', '/v1/chat/completions'],
   ];
   for (const [input, want] of cases) assert.equal(canonicalUrl(input), want, input);
-  // other request-target forms match no route: left alone
-  assert.equal(canonicalUrl('http://example/admin/api/v1/config'), 'http://example/admin/api/v1/config');
+  // absolute-form routes as its path (the admin plane refuses it before routing); asterisk-form is left alone
+  assert.equal(canonicalUrl('http://example/admin//api/v1/x/../config?a=1'), '/admin/api/v1/config?a=1');
   assert.equal(canonicalUrl('*'), '*');
 });
 

@@ -2,11 +2,13 @@
 // setting appears here without UI work), plus where the gateway listens: the stored
 // settings.listen, edited with two LAN-exposure switches and port fields (not the generic form),
 // applied on restart, and overridden by flags/environment variables (the page says when).
+// TLS (settings.tls) is shown read-only: what the running gateway serves, and a stored change
+// waiting for a restart; admins set it in the config file or through the settings API.
 
 import { useEffect, useRef, useState, type FormEvent } from 'react';
 import type { z } from 'zod';
 import { DEFAULT_LISTEN, listenSchema, settingsSchema } from '../../../gateway/config/schema';
-import { api, apiFieldErrors, get, validate, type FieldErrors, type ListenOrigin, type ListenSettings, type Status } from '../api';
+import { api, apiFieldErrors, get, validate, type FieldErrors, type ListenOrigin, type ListenSettings, type Status, type TlsStatus } from '../api';
 import { useAuth } from '../auth';
 import { useResource } from '../hooks';
 import { CheckboxField, ConfirmDialog, FormError, LoadError, Loading, NumberField, PageHeader, Section, SelectField, TextField, fmtTime } from '../components/ui';
@@ -19,8 +21,8 @@ interface Def {
 }
 const defOf = (s: z.ZodType) => (s as unknown as { def: Def }).def;
 
-/** settings with dedicated controls on this page, left out of the generated form */
-const OWN_CONTROLS = new Set(['listen']);
+/** settings with dedicated controls (or a read-only display) on this page, left out of the generated form and saved as stored */
+const OWN_CONTROLS = new Set(['listen', 'tls']);
 
 interface FieldInfo {
   path: string[];
@@ -174,6 +176,10 @@ export function SettingsPage() {
             {st?.version ?? '—'} {st ? <span className="cell-note">running since {fmtTime(st.started_at)}, configuration version {st.config_version}</span> : null}
           </dd>
         </dl>
+      </Section>
+
+      <Section title="HTTPS (TLS)">
+        <TlsFacts status={st} stored={stored} />
       </Section>
 
       <LoadError error={settings.error} retry={settings.reload} />
@@ -376,7 +382,11 @@ function ListenControls({ status, stored, canWrite, onSaved }: { status: Status 
           </p>
           <ul>
             <li>Anyone on the LAN can reach the port, but every call still needs an Airlock key, and a key only reaches the models it is scoped to.</li>
-            <li>Airlock speaks plain HTTP: prompts, answers and keys cross the network readable. Put a TLS-terminating proxy in front, or let the firewall admit only trusted hosts.</li>
+            {status?.tls?.data_plane ? (
+              <li>The data plane is served over HTTPS (see HTTPS below): give apps the certificate, or the CA that issued it, to trust.</li>
+            ) : (
+              <li>The data plane speaks plain HTTP: prompts, answers and keys cross the network readable. Turn on HTTPS (settings.tls, below) or put a TLS-terminating proxy in front, and let the firewall admit only trusted hosts.</li>
+            )}
             <li>Takes effect when Airlock restarts.</li>
           </ul>
         </div>
@@ -399,7 +409,11 @@ function ListenControls({ status, stored, canWrite, onSaved }: { status: Status 
               <code>airlock.corp.local</code>) in the <code>AIRLOCK_ADMIN_HOSTNAMES</code> environment variable, comma-separated — now{' '}
               {names?.length ? <span className="mono">{names.join(', ')}</span> : 'none set'}.
             </li>
-            <li>Plain HTTP: passwords and session cookies cross the network readable unless a TLS-terminating proxy sits in front.</li>
+            {status?.tls?.admin_plane ? (
+              <li>The admin plane is served over HTTPS (see HTTPS below); session cookies are marked Secure.</li>
+            ) : (
+              <li>Plain HTTP: passwords and session cookies cross the network readable unless HTTPS is on (settings.tls, below) or a TLS-terminating proxy sits in front.</li>
+            )}
             <li>Takes effect when Airlock restarts.</li>
           </ul>
         </div>
@@ -460,6 +474,88 @@ function ListenControls({ status, stored, canWrite, onSaved }: { status: Status 
         }}
         onClose={() => setConfirmAdmin(false)}
       />
+    </div>
+  );
+}
+
+// ---- HTTPS (read-only) ----
+
+interface StoredTls {
+  cert_file: string;
+  key_file: string;
+  data_plane?: boolean;
+  admin_plane?: boolean;
+}
+const DAY_MS = 86_400_000;
+
+function TlsFacts({ status, stored }: { status: Status | undefined; stored: Record<string, unknown> | undefined }) {
+  if (!status) return null;
+  if (status.tls === undefined) return <p className="muted">This gateway version does not report TLS.</p>;
+  const running: TlsStatus | null = status.tls;
+  const want = stored?.tls as StoredTls | undefined;
+  // what the stored settings.tls would serve at the next start
+  const next = want && (want.data_plane !== false || want.admin_plane !== false) ? { cert_file: want.cert_file, key_file: want.key_file, data_plane: want.data_plane !== false, admin_plane: want.admin_plane !== false } : null;
+  const now = running ? { cert_file: running.cert_file, key_file: running.key_file, data_plane: running.data_plane, admin_plane: running.admin_plane } : null;
+  const waiting = stored !== undefined && JSON.stringify(next) !== JSON.stringify(now);
+  const planes = (t: { data_plane: boolean; admin_plane: boolean }) => [t.data_plane && 'data plane', t.admin_plane && 'admin plane'].filter(Boolean).join(' and ');
+  const daysLeft = running ? Math.floor((new Date(running.valid_to).getTime() - Date.now()) / DAY_MS) : 0;
+  return (
+    <div data-testid="tls-facts">
+      {running ? (
+        <>
+          <p>
+            <span className="badge ok">HTTPS</span> on the {planes(running)}
+            {!running.data_plane || !running.admin_plane ? <> (the {running.data_plane ? 'admin' : 'data'} plane speaks plain HTTP)</> : null}.
+          </p>
+          <dl className="facts">
+            <dt>Certificate</dt>
+            <dd>
+              <span className="mono">{running.cert_file}</span> <span className="cell-note">{running.subject}</span>
+            </dd>
+            <dt>Key</dt>
+            <dd className="mono">{running.key_file}</dd>
+            <dt>SHA-256 fingerprint</dt>
+            <dd className="mono" data-testid="tls-fingerprint" style={{ overflowWrap: 'anywhere' }}>
+              {running.fingerprint_sha256}
+            </dd>
+            <dt>Names</dt>
+            <dd className="mono">{running.subject_alt_names ?? '—'}</dd>
+            <dt>Issuer</dt>
+            <dd>{running.issuer === running.subject ? <>self-signed</> : running.issuer}</dd>
+            <dt>Expires</dt>
+            <dd>
+              {fmtTime(running.valid_to)}{' '}
+              {running.expired ? (
+                <span className="badge bad">expired: clients refuse it</span>
+              ) : daysLeft < 30 ? (
+                <span className="badge warn">in {daysLeft} day{daysLeft === 1 ? '' : 's'}</span>
+              ) : null}
+            </dd>
+          </dl>
+          <p className="hint">Compare the fingerprint with the one your browser or client shows before trusting the certificate.</p>
+        </>
+      ) : (
+        <p>
+          <span className="badge muted">off</span> Both planes speak plain HTTP.
+        </p>
+      )}
+      {waiting ? (
+        <p className="notice warn" data-testid="tls-restart">
+          <strong>Restart Airlock to apply.</strong>{' '}
+          {next ? (
+            <>
+              Stored: HTTPS on the {planes(next)} with <span className="mono">{next.cert_file}</span> and <span className="mono">{next.key_file}</span>.
+            </>
+          ) : (
+            <>Stored: no HTTPS.</>
+          )}
+        </p>
+      ) : null}
+      <p className="hint">
+        Set <code>settings.tls</code> (<code>cert_file</code>, <code>key_file</code>: absolute paths of PEM files; <code>data_plane</code>, <code>admin_plane</code>) in the config file
+        (<code>airlock config apply</code>) or through <code>PUT /admin/api/v1/settings</code>; it takes effect when Airlock restarts. A missing or mismatched file stops the start with a
+        message naming it.
+      </p>
     </div>
   );
 }
