@@ -332,7 +332,10 @@ export function buildAdminPlane(gw: Gateway): FastifyInstance {
   app.put(`${API}/routing-rules`, { config: { access: 'admin' } }, async (req) => {
     const raw = req.body as { data?: unknown } | unknown[] | undefined;
     const list = Array.isArray(raw) ? raw : (raw as { data?: unknown })?.data;
-    const rules = parseBody(z.array(ruleSchema), list);
+    if (!Array.isArray(list)) throw new AdminError(400, 'invalid_body', 'Send the routing rules as a JSON array, or as {"data": [...]}.');
+    const parsed = z.array(ruleSchema).safeParse(list);
+    if (!parsed.success) throw validationError(fromZod(parsed.error));
+    const rules = parsed.data;
     change({ routing_rules: rules }, { section: 'routing_rules' });
     return { data: gw.store.export().routing_rules };
   });

@@ -897,7 +897,8 @@ describe('request smuggling variants over raw sockets', () => {
         return `POST /v1/chat/completions HTTP/1.1\r\nHost: ${d.host}\r\nAuthorization: Bearer ${TEST_KEY}\r\nContent-Type: application/json\r\nContent-Length: ${len(b)}\r\n\r\n${b}`;
       },
       sentinel: (id) => `GET /healthz HTTP/1.1\r\nHost: ${d.host}\r\nX-Request-Id: ${id}\r\n\r\n`,
-      isSentinel: (r, id) => r.headers['x-airlock-request-id'] === id,
+      // the client's x-request-id is echoed back as x-request-id (x-airlock-request-id is the gateway's own)
+      isSentinel: (r, id) => r.headers['x-request-id'] === id,
     });
     planes.push({
       name: 'admin',
