@@ -12,6 +12,7 @@
 import { Worker } from 'node:worker_threads';
 import type { DB } from '../store/db.js';
 import { LEDGER_COLUMNS, type FromWorker, type LedgerRow } from './ledger-protocol.js';
+import type { RequestContext } from './stages.js';
 
 export { LEDGER_COLUMNS, type LedgerRow };
 
@@ -42,6 +43,35 @@ export interface LedgerState {
   failed_writes: number;
   last_error: string | null;
   last_error_at: string | null;
+}
+
+/** The ledger row of a finished, settled request. */
+export function ledgerRowOf(ctx: RequestContext, latencyMs: number): LedgerRow {
+  return {
+    request_id: ctx.id,
+    client_request_id: ctx.clientRequestId ?? null,
+    ts: ctx.ts,
+    kind: ctx.kind,
+    key_name: ctx.key?.name ?? null,
+    team: ctx.key?.team ?? null,
+    app: ctx.key?.app ?? null,
+    user: ctx.user ?? null,
+    session: ctx.session ?? null,
+    requested_model: ctx.requestedModel ?? null,
+    alias: ctx.model?.name ?? null,
+    endpoint: ctx.endpoint ?? null,
+    upstream_model: ctx.upstreamModel ?? null,
+    stream: ctx.stream ? 1 : 0,
+    prompt_tokens: ctx.promptTokens,
+    completion_tokens: ctx.completionTokens,
+    estimated: ctx.estimated ? 1 : 0,
+    cost: ctx.cost,
+    ttfb_ms: ctx.ttfbMs === undefined ? null : Math.round(ctx.ttfbMs * 1000) / 1000,
+    latency_ms: Math.round(latencyMs * 1000) / 1000,
+    status: ctx.status,
+    attempts: ctx.attempts,
+    error_class: ctx.errorClass ?? null,
+  };
 }
 
 export class Ledger {

@@ -3,6 +3,7 @@ import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom
 import type { Runtime } from './runtime.js';
 import type { Snapshot } from './snapshot.js';
 import type { LedgerState } from './ledger.js';
+import type { RequestContext } from './stages.js';
 
 export class Metrics {
   readonly registry = new Registry();
@@ -44,6 +45,20 @@ export class Metrics {
     labelNames: ['endpoint', 'outcome'] as const,
     registers: [this.registry],
   });
+
+  /** A finished, settled request. */
+  observeRequest(ctx: RequestContext, latencyMs: number): void {
+    const model = ctx.model?.name ?? '';
+    this.requests.inc({ kind: ctx.kind, model, endpoint: ctx.endpoint ?? '', status: String(ctx.status) });
+    this.latency.observe({ kind: ctx.kind, model }, latencyMs / 1000);
+    if (ctx.ttfbMs !== undefined) this.ttfb.observe({ model }, ctx.ttfbMs / 1000);
+    if (ctx.promptTokens || ctx.completionTokens) {
+      const team = ctx.key?.team ?? '';
+      this.tokens.inc({ model, team, direction: 'prompt' }, ctx.promptTokens);
+      this.tokens.inc({ model, team, direction: 'completion' }, ctx.completionTokens);
+      if (ctx.cost) this.cost.inc({ model, team }, ctx.cost);
+    }
+  }
 
   constructor(runtime: Runtime, getSnapshot: () => Snapshot, ledger?: () => LedgerState) {
     collectDefaultMetrics({ register: this.registry, prefix: 'airlock_process_' });

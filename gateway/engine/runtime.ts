@@ -2,7 +2,7 @@
 // concurrency slots, breakers, latency averages and health. Survives snapshot swaps.
 import { Pool } from 'undici';
 import { CircuitBreaker, type BreakerState } from './breaker.js';
-import { GatewayError } from './errors.js';
+import { gatewayError } from './errors.js';
 import type { TargetView } from './router.js';
 import type { EndpointConfig, Snapshot, TargetConfig } from './snapshot.js';
 
@@ -55,12 +55,12 @@ export class EndpointRuntime {
       };
       const onAbort = () => {
         drop();
-        w.reject(new GatewayError(499, 'invalid_request_error', 'client_closed', 'client closed the request'));
+        w.reject(gatewayError('client_closed', 'client closed the request'));
       };
       w.timer = setTimeout(() => {
         drop();
         w.reject(
-          new GatewayError(503, 'server_error', 'capacity_exhausted', `endpoint "${this.config.name}" is at max_concurrency ${this.config.maxConcurrency} and no slot freed within ${timeoutMs} ms`, null, { 'retry-after': '1' }),
+          gatewayError('capacity_exhausted', `endpoint "${this.config.name}" is at max_concurrency ${this.config.maxConcurrency} and no slot freed within ${timeoutMs} ms`, { headers: { 'retry-after': '1' } }),
         );
       }, timeoutMs);
       signal.addEventListener('abort', onAbort, { once: true });

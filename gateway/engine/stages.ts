@@ -2,8 +2,9 @@
 // authenticate → admit → guard input → route → call upstream → guard output → settle → record.
 // Stages that have no policy yet (admit, guards) are explicit pass-throughs that later
 // capabilities (budgets, rate limits, guardrails) fill in without touching the others.
-import { GatewayError } from './errors.js';
+import { GatewayError, gatewayError } from './errors.js';
 import type { SSEEvent } from './sse.js';
+import { estimatePromptTokens } from './tokens.js';
 import type { KeyRecord, ModelConfig, Snapshot } from './snapshot.js';
 
 export type Kind = 'chat' | 'completions' | 'embeddings';
@@ -23,7 +24,11 @@ export interface RequestContext {
   key: KeyRecord | undefined;
   user: string | undefined;
   session: string | undefined;
+  /** the client's W3C traceparent, as received */
   traceparent: string | undefined;
+  /** what goes upstream as traceparent: the client's, until tracing replaces it with its own span's
+   * (an airlock:attempt:start subscriber may also set it per attempt on the headers it gets) */
+  upstreamTraceparent: string | undefined;
   body: Record<string, unknown>;
   requestedModel: string | undefined;
   model: ModelConfig | undefined;
@@ -34,6 +39,10 @@ export interface RequestContext {
   endpoint: string | undefined;
   upstreamModel: string | undefined;
   ttfbMs: number | undefined;
+  /** the prompt's estimated tokens, once something needed it (routing rules, admission, settle): see promptEstimate() */
+  promptEstimate: number | undefined;
+  /** what admission reserved for this request (budgets, quotas), released after settle */
+  reservations: Reservation[];
   promptTokens: number;
   completionTokens: number;
   estimated: boolean;
@@ -66,19 +75,19 @@ export function authenticate(
 ): KeyRecord {
   const key = extractKey(headers);
   if (!key)
-    throw new GatewayError(401, 'authentication_error', 'missing_api_key', 'Missing API key: send "Authorization: Bearer <key>" or "x-api-key: <key>".');
+    throw gatewayError('missing_api_key', 'Missing API key: send "Authorization: Bearer <key>" or "x-api-key: <key>".');
   const rec = s.keysByHash.get(hasher.hashKey(key));
-  if (!rec) throw new GatewayError(401, 'authentication_error', 'invalid_api_key', 'Invalid API key: no such key on this gateway.');
-  if (rec.disabled) throw new GatewayError(401, 'authentication_error', 'key_disabled', `API key "${rec.name}" is disabled.`);
+  if (!rec) throw gatewayError('invalid_api_key', 'Invalid API key: no such key on this gateway.');
+  if (rec.disabled) throw gatewayError('key_disabled', `API key "${rec.name}" is disabled.`);
   if (rec.expiresAt !== undefined && rec.expiresAt <= now)
-    throw new GatewayError(401, 'authentication_error', 'key_expired', `API key "${rec.name}" expired at ${new Date(rec.expiresAt).toISOString()}.`);
+    throw gatewayError('key_expired', `API key "${rec.name}" expired at ${new Date(rec.expiresAt).toISOString()}.`);
   return rec;
 }
 
 /** May this key use the alias (or the name it asked for)? */
 export function authorizeModel(key: KeyRecord, requested: string, alias: string): void {
   if (!key.models || key.models.has(requested) || key.models.has(alias)) return;
-  throw new GatewayError(403, 'permission_error', 'model_not_allowed', `API key "${key.name}" may not use model "${requested}".`, 'model');
+  throw gatewayError('model_not_allowed', `API key "${key.name}" may not use model "${requested}".`, { param: 'model' });
 }
 
 // ---- admit ----
@@ -95,18 +104,43 @@ export const admitAll: Admission = {
   release() {},
 };
 
+/** Something admission holds for a request until it is settled (e.g. an estimated cost against a budget). */
+export interface Reservation {
+  kind: string;
+  /** what was reserved (tokens, cost units, a slot) */
+  amount: number;
+  /** who it counts against (team, key, user) */
+  subject: string;
+}
+
+/** The prompt's estimated tokens, computed once per request. */
+export function promptEstimate(ctx: RequestContext): number {
+  return (ctx.promptEstimate ??= estimatePromptTokens(ctx.body));
+}
+
 // ---- guards ----
 
+/** An input guard may change ctx.body (redact) or throw a GatewayError (block, e.g. guardrail_blocked).
+ * Any other exception is the guard's own failure: guard_failed (500), never an upstream's fault. */
 export interface InputGuard {
   name: string;
   check(ctx: RequestContext): void | Promise<void>;
 }
+
+/** A guard's decision on a whole (non-streamed) answer. */
+export type BodyVerdict = { action: 'pass' } | { action: 'replace'; body: unknown } | { action: 'block'; message: string };
+/** A guard's decision on one streamed event: pass it (with any it held before), hold it back,
+ * replace it (and the held ones) by other events, or block the answer. */
+export type EventVerdict = { action: 'pass' } | { action: 'hold' } | { action: 'replace'; events: SSEEvent[] } | { action: 'block'; message: string };
+
 export interface OutputGuard {
   name: string;
-  /** whole non-streamed response body */
-  checkBody?(ctx: RequestContext, body: unknown): void;
-  /** each streamed event; may throw to end the stream with an error */
-  checkEvent?(ctx: RequestContext, ev: SSEEvent): void;
+  /** the whole non-streamed answer (parsed JSON); nothing (undefined) is a pass */
+  checkBody?(ctx: RequestContext, body: unknown): BodyVerdict | void;
+  /** each streamed data event (never [DONE]); nothing is a pass */
+  checkEvent?(ctx: RequestContext, ev: SSEEvent): EventVerdict | void;
+  /** the stream ended: what to do with the events it still holds (pass releases them; hold counts as pass) */
+  endStream?(ctx: RequestContext): EventVerdict | void;
 }
 export interface Guards {
   input: readonly InputGuard[];
@@ -114,12 +148,107 @@ export interface Guards {
 }
 export const noGuards: Guards = { input: [], output: [] };
 
+/** A guard blocked the request or its answer (never counts against an upstream). */
+export function guardBlocked(guard: string, message: string): GatewayError {
+  return gatewayError('guardrail_blocked', `Blocked by guardrail "${guard}": ${message}`);
+}
+
+/** A guard threw something that is not its decision: its own failure. */
+export function guardFailed(guard: string, e: unknown): GatewayError {
+  if (e instanceof GatewayError) return e;
+  return gatewayError('guard_failed', `Guardrail "${guard}" failed: ${(e as Error)?.message ?? String(e)}`);
+}
+
 export async function guardInput(g: Guards, ctx: RequestContext): Promise<void> {
-  for (const x of g.input) await x.check(ctx);
+  for (const x of g.input) {
+    try {
+      await x.check(ctx);
+    } catch (e) {
+      throw guardFailed(x.name, e);
+    }
+  }
+}
+
+/** The output guards' decision on a whole answer: the body to send (the same object when unchanged). */
+export function guardBody(g: Guards, ctx: RequestContext, body: unknown): unknown {
+  let cur = body;
+  for (const x of g.output) {
+    if (!x.checkBody) continue;
+    let v: BodyVerdict | void;
+    try {
+      v = x.checkBody(ctx, cur);
+    } catch (e) {
+      throw guardFailed(x.name, e);
+    }
+    if (!v || v.action === 'pass') continue;
+    if (v.action === 'block') throw guardBlocked(x.name, v.message);
+    cur = v.body;
+  }
+  return cur;
+}
+
+/** The output guards over a stream, chained: each sees what the one before let through. Returns
+ * undefined when no guard looks at events (then no event is ever decoded). */
+export function guardEvents(g: Guards, ctx: RequestContext): { event(ev: SSEEvent): SSEEvent[]; end(): SSEEvent[] } | undefined {
+  const stages = g.output.filter((x) => x.checkEvent || x.endStream);
+  if (!stages.length) return undefined;
+  const held: SSEEvent[][] = stages.map(() => []);
+  const decide = (k: number, v: EventVerdict | void, ev: SSEEvent | undefined): SSEEvent[] => {
+    const name = stages[k]!.name;
+    if (!v || v.action === 'pass' || (v.action === 'hold' && !ev)) {
+      const out = held[k]!.splice(0);
+      if (ev) out.push(ev);
+      return out;
+    }
+    if (v.action === 'hold') {
+      held[k]!.push(ev!);
+      return [];
+    }
+    if (v.action === 'block') throw guardBlocked(name, v.message);
+    held[k] = [];
+    return v.events;
+  };
+  const through = (from: number, events: SSEEvent[]): SSEEvent[] => {
+    let cur = events;
+    for (let k = from; k < stages.length; k++) {
+      const x = stages[k]!;
+      const next: SSEEvent[] = [];
+      for (const ev of cur) {
+        let v: EventVerdict | void;
+        try {
+          v = x.checkEvent?.(ctx, ev);
+        } catch (e) {
+          throw guardFailed(x.name, e);
+        }
+        next.push(...decide(k, v, ev));
+      }
+      cur = next;
+    }
+    return cur;
+  };
+  return {
+    event: (ev) => through(0, [ev]),
+    end: () => {
+      const out: SSEEvent[] = [];
+      for (let k = 0; k < stages.length; k++) {
+        const x = stages[k]!;
+        let v: EventVerdict | void;
+        try {
+          v = x.endStream?.(ctx);
+        } catch (e) {
+          throw guardFailed(x.name, e);
+        }
+        const released = decide(k, v, undefined);
+        out.push(...through(k + 1, released));
+      }
+      return out;
+    },
+  };
 }
 
 // ---- settle ----
 
+/** Tokens and cost are final: the price of the model alias at the time of the request. */
 export function settle(ctx: RequestContext): void {
   const price = ctx.model?.price;
   ctx.cost = price ? (ctx.promptTokens * price.input_per_million + ctx.completionTokens * price.output_per_million) / 1e6 : 0;

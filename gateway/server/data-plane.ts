@@ -1,10 +1,10 @@
 // The data plane: the OpenAI-compatible API for apps, health and metrics.
 import Fastify, { type FastifyError, type FastifyInstance } from 'fastify';
-import { GatewayError } from '../engine/errors.js';
+import { GatewayError, gatewayError } from '../engine/errors.js';
 import { newRequestId } from '../engine/request-id.js';
 import { nestedDeeperThan } from '../engine/json-depth.js';
 import { authenticate } from '../engine/stages.js';
-import { clientRequestId } from '../engine/proxy.js';
+import { clientRequestId } from '../engine/pipeline.js';
 import type { Kind } from '../engine/stages.js';
 import type { KeyRecord } from '../engine/snapshot.js';
 import type { Gateway } from './gateway.js';
@@ -38,16 +38,16 @@ export function openAIError(err: FastifyError | Error, bodyLimit?: number): Gate
   const e = err as FastifyError;
   switch (e.code) {
     case 'FST_ERR_CTP_BODY_TOO_LARGE':
-      return new GatewayError(413, 'invalid_request_error', 'body_too_large', `The request body is larger than the limit of ${bodyLimit ?? e.message.match(/\d+/)?.[0] ?? 'the configured'} bytes.`);
+      return gatewayError('body_too_large', `The request body is larger than the limit of ${bodyLimit ?? e.message.match(/\d+/)?.[0] ?? 'the configured'} bytes.`);
     case 'FST_ERR_CTP_EMPTY_JSON_BODY':
-      return new GatewayError(400, 'invalid_request_error', 'empty_body', 'The request body is empty; send a JSON object.');
+      return gatewayError('empty_body', 'The request body is empty; send a JSON object.');
     case 'FST_ERR_CTP_INVALID_MEDIA_TYPE':
-      return new GatewayError(415, 'invalid_request_error', 'unsupported_media_type', `Unsupported content-type; send "application/json".`);
+      return gatewayError('unsupported_media_type', `Unsupported content-type; send "application/json".`);
     case 'FST_ERR_CTP_INVALID_CONTENT_LENGTH':
-      return new GatewayError(400, 'invalid_request_error', 'invalid_content_length', 'The content-length header does not match the body.');
+      return gatewayError('invalid_content_length', 'The content-length header does not match the body.');
   }
   if (e instanceof SyntaxError || e.code === 'FST_ERR_CTP_INVALID_JSON_BODY' || /JSON/.test(e.message) && e.statusCode === 400)
-    return new GatewayError(400, 'invalid_request_error', 'invalid_json', `The request body is not valid JSON: ${e.message}`);
+    return gatewayError('invalid_json', `The request body is not valid JSON: ${e.message}`);
   const status = e.statusCode && e.statusCode >= 400 && e.statusCode < 600 ? e.statusCode : 500;
   return new GatewayError(status, status < 500 ? 'invalid_request_error' : 'server_error', e.code ?? 'error', e.message);
 }
@@ -62,7 +62,7 @@ export function buildDataPlane(gw: Gateway): FastifyInstance {
     rewriteUrl: (req) => canonicalUrl(req.url ?? '/'),
   });
 
-  // Every response carries a request id; the proxy routes set their own (the ledger's) on the raw response.
+  // Every response carries a request id; the pipeline routes set it on the raw response themselves.
   // The key is checked here, from the headers, before any of the body is read: a request without a
   // valid key costs no body buffering or parsing.
   app.addHook('onRequest', (req, reply, done) => {
@@ -73,7 +73,7 @@ export function buildDataPlane(gw: Gateway): FastifyInstance {
     const clientId = clientRequestId(req.headers);
     if (clientId) reply.header('x-request-id', clientId);
     if (repeatedHost(req.raw.rawHeaders)) {
-      const g = new GatewayError(400, 'invalid_request_error', 'invalid_host', 'The request has more than one Host header.');
+      const g = gatewayError('invalid_host', 'The request has more than one Host header.');
       reply.header('connection', 'close').code(400).send(g.body());
       return;
     }
@@ -81,7 +81,7 @@ export function buildDataPlane(gw: Gateway): FastifyInstance {
     if (kind === undefined || req.is404) return done();
     if (gw.ledger.refusing) {
       // settings.ledger_when_unwritable: refuse — no request is served that cannot be recorded
-      const g = new GatewayError(503, 'server_error', 'ledger_unavailable', 'The usage ledger cannot be written right now, and this gateway is set to refuse requests it cannot record; try again shortly.', null, { 'retry-after': '5' });
+      const g = gatewayError('ledger_unavailable', 'The usage ledger cannot be written right now, and this gateway is set to refuse requests it cannot record; try again shortly.', { headers: { 'retry-after': '5' } });
       reply.header('connection', 'close').code(503).headers(g.headers).send(g.body());
       return;
     }
@@ -89,7 +89,7 @@ export function buildDataPlane(gw: Gateway): FastifyInstance {
       r.airlockKey = authenticate(gw.snapshot, gw.secrets, req.headers);
     } catch (e) {
       const g = e instanceof GatewayError ? e : openAIError(e as Error);
-      gw.proxy.recordRejected(kind, id, req.headers, g);
+      gw.pipeline.recordRejected(kind, id, req.headers, g);
       // the unread body is not worth keeping the connection for
       if (req.headers['content-length'] !== '0' && (req.headers['content-length'] !== undefined || req.headers['transfer-encoding'] !== undefined)) reply.header('connection', 'close');
       reply.code(g.status).headers(g.headers).send(g.body());
@@ -103,7 +103,7 @@ export function buildDataPlane(gw: Gateway): FastifyInstance {
   app.addHook('preValidation', (req, _reply, done) => {
     const max = gw.snapshot.settings.limits.max_json_depth;
     if (req.body !== undefined && nestedDeeperThan(req.body, max))
-      return done(new GatewayError(400, 'invalid_request_error', 'too_deeply_nested', `The request body nests arrays and objects more than ${max} levels deep.`));
+      return done(gatewayError('too_deeply_nested', `The request body nests arrays and objects more than ${max} levels deep.`));
     done();
   });
   app.setErrorHandler((err, req, reply) => {
@@ -111,18 +111,18 @@ export function buildDataPlane(gw: Gateway): FastifyInstance {
     // A request refused before the pipeline (bad JSON, too large) still gets its ledger row.
     const kind = req.routeOptions.config?.kind;
     const r = req as RequestWithId;
-    if (kind) gw.proxy.recordRejected(kind, r.airlockId ?? requestId(req.headers), req.headers, g, r.airlockKey);
+    if (kind) gw.pipeline.recordRejected(kind, r.airlockId ?? requestId(req.headers), req.headers, g, r.airlockKey);
     reply.code(g.status).headers(g.headers).send(g.body());
   });
   app.setNotFoundHandler((req, reply) => {
-    reply.code(404).send(new GatewayError(404, 'not_found_error', 'unknown_route', `No route ${req.method} ${req.url.split('?')[0]} on the data plane.`).body());
+    reply.code(404).send(gatewayError('unknown_route', `No route ${req.method} ${req.url.split('?')[0]} on the data plane.`).body());
   });
 
   for (const [path, kind] of ROUTES) {
     app.post(path, { config: { kind } }, (req, reply) => {
       reply.hijack();
       const r = req as RequestWithId;
-      return gw.proxy.handle(kind, r.airlockId ?? requestId(req.headers), req.body, req.headers, reply.raw, r.airlockKey);
+      return gw.pipeline.handle(kind, r.airlockId ?? requestId(req.headers), req.body, req.headers, reply.raw, r.airlockKey);
     });
   }
 
@@ -161,7 +161,7 @@ export function buildDataPlane(gw: Gateway): FastifyInstance {
     if (!gw.snapshot.settings.metrics_public) {
       const who = gw.auth.bearer(req.headers.authorization);
       if (!who) {
-        const g = new GatewayError(401, 'authentication_error', 'metrics_token_required', 'GET /metrics needs "Authorization: Bearer <admin API token>" (any role), unless settings.metrics_public is true.', null, { 'www-authenticate': 'Bearer' });
+        const g = gatewayError('metrics_token_required', 'GET /metrics needs "Authorization: Bearer <admin API token>" (any role), unless settings.metrics_public is true.', { headers: { 'www-authenticate': 'Bearer' } });
         return reply.code(401).headers(g.headers).send(g.body());
       }
     }

@@ -10,7 +10,9 @@ import { Runtime } from '../engine/runtime.js';
 import { HealthChecker } from '../engine/health.js';
 import { Ledger } from '../engine/ledger.js';
 import { Metrics } from '../engine/metrics.js';
-import { Proxy } from '../engine/proxy.js';
+import { Pipeline } from '../engine/pipeline.js';
+import { channels, on, type AttemptEnd, type RequestEnd } from '../engine/events.js';
+import { ledgerRowOf } from '../engine/ledger.js';
 import { admitAll, noGuards } from '../engine/stages.js';
 import { buildDataPlane } from './data-plane.js';
 import { buildAdminPlane } from './admin-plane.js';
@@ -48,7 +50,8 @@ export class Gateway {
   readonly health: HealthChecker;
   readonly ledger: Ledger;
   readonly metrics: Metrics;
-  readonly proxy: Proxy;
+  readonly pipeline: Pipeline;
+  private unsubscribe: (() => void)[] = [];
   readonly auth: AdminAuth;
   private snap: Snapshot;
   private dataApp: FastifyInstance | undefined;
@@ -79,15 +82,21 @@ export class Gateway {
       { log: this.log },
     );
     this.metrics = new Metrics(this.runtime, () => this.snap, () => this.ledger.state());
-    this.proxy = new Proxy({
+    this.pipeline = new Pipeline({
       snapshot: () => this.snap,
       runtime: this.runtime,
       hasher: this.secrets,
       admission: admitAll,
       guards: noGuards,
-      ledger: this.ledger,
-      metrics: this.metrics,
     });
+    // the recorders subscribe to the pipeline's lifecycle events
+    this.unsubscribe.push(
+      on<RequestEnd>(channels.requestEnd, this.pipeline, (m) => {
+        this.ledger.record(ledgerRowOf(m.ctx, m.latencyMs));
+        this.metrics.observeRequest(m.ctx, m.latencyMs);
+      }),
+      on<AttemptEnd>(channels.attemptEnd, this.pipeline, (m) => this.metrics.attempts.inc({ endpoint: m.target.endpoint, outcome: m.outcome })),
+    );
     this.auth = new AdminAuth(this);
   }
 
@@ -182,6 +191,7 @@ export class Gateway {
     clearInterval(idle);
     clearTimeout(deadline);
     await this.ledger.close();
+    for (const u of this.unsubscribe.splice(0)) u();
     await this.runtime.close();
     this.db.close();
   }

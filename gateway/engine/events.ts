@@ -1,0 +1,61 @@
+// Lifecycle events of data-plane requests, published through node:diagnostics_channel. The
+// ledger and the metrics subscribe here (and the coming tracing): the pipeline does not know
+// who listens. Every message names the pipeline that sent it, so a subscriber can tell two
+// gateways in one process apart.
+import diagnostics_channel from 'node:diagnostics_channel';
+import type { RequestContext } from './stages.js';
+import type { TargetConfig } from './snapshot.js';
+
+export interface RequestStart {
+  source: object;
+  ctx: RequestContext;
+}
+export interface AttemptStart {
+  source: object;
+  ctx: RequestContext;
+  target: TargetConfig;
+  /** 1-based */
+  attempt: number;
+  /** the headers about to be sent upstream: a subscriber may set tracing headers (traceparent) */
+  headers: Record<string, string>;
+}
+export interface AttemptEnd {
+  source: object;
+  ctx: RequestContext;
+  target: TargetConfig;
+  attempt: number;
+  /** ok, connect_error, timeout, http_5xx, http_429, invalid_response, too_large, stream_interrupted, client_closed, rejected, ... */
+  outcome: string;
+  /** why it failed (absent when ok) */
+  error: string | undefined;
+  /** ms from the attempt's start */
+  durationMs: number;
+}
+export interface FirstContent {
+  source: object;
+  ctx: RequestContext;
+}
+export interface RequestEnd {
+  source: object;
+  /** settled: tokens, cost, status and error class are final */
+  ctx: RequestContext;
+  /** ms from arrival */
+  latencyMs: number;
+}
+
+export const channels = {
+  requestStart: diagnostics_channel.channel('airlock:request:start'),
+  attemptStart: diagnostics_channel.channel('airlock:attempt:start'),
+  attemptEnd: diagnostics_channel.channel('airlock:attempt:end'),
+  firstContent: diagnostics_channel.channel('airlock:request:first-content'),
+  requestEnd: diagnostics_channel.channel('airlock:request:end'),
+};
+
+/** Subscribe to one channel for messages of one source; returns the unsubscribe function. */
+export function on<T extends { source: object }>(ch: diagnostics_channel.Channel, source: object, fn: (m: T) => void): () => void {
+  const h = (m: unknown) => {
+    if ((m as T).source === source) fn(m as T);
+  };
+  ch.subscribe(h);
+  return () => ch.unsubscribe(h);
+}

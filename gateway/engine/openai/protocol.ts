@@ -1,0 +1,309 @@
+// The OpenAI protocol parts of the pipeline: what a valid request is, what goes upstream, and
+// how an answer reaches the client — a whole JSON answer, or a stream passed through byte for
+// byte by the stream inspector (held until the first content, so a failure before it can still
+// fall back).
+import type { ServerResponse } from 'node:http';
+import { performance } from 'node:perf_hooks';
+import type { Dispatcher } from 'undici';
+import { AttemptFailure, classifyError, upstreamErrorMessage, type AttemptProtocol, type AttemptTiming } from '../attempt.js';
+import { GatewayError, badRequest, clientClosed, gatewayError } from '../errors.js';
+import { channels, type FirstContent } from '../events.js';
+import { chunkReader, drain, readBytes, readText } from '../io.js';
+import type { Runtime } from '../runtime.js';
+import type { TargetConfig } from '../snapshot.js';
+import { SSETooLargeError } from '../sse.js';
+import { guardBody, guardEvents, promptEstimate, type Guards, type Kind, type RequestContext } from '../stages.js';
+import { estimateTokensFromText } from '../tokens.js';
+import { StreamInspector, readUsage } from './stream-inspector.js';
+
+const UPSTREAM_PATH: Record<Kind, string> = {
+  chat: '/chat/completions',
+  completions: '/completions',
+  embeddings: '/embeddings',
+};
+
+export function validateBody(kind: Kind, body: unknown): Record<string, unknown> {
+  if (body === null || typeof body !== 'object' || Array.isArray(body)) throw badRequest('The request body must be a JSON object.');
+  const b = body as Record<string, unknown>;
+  if (typeof b.model !== 'string' || b.model === '') throw badRequest('"model" is required and must be a non-empty string.', 'model');
+  if (b.stream !== undefined && b.stream !== null && typeof b.stream !== 'boolean') throw badRequest('"stream" must be a boolean.', 'stream');
+  if (kind === 'chat') {
+    if (!Array.isArray(b.messages) || b.messages.length === 0) throw badRequest('"messages" is required and must be a non-empty array.', 'messages');
+    for (let i = 0; i < b.messages.length; i++) {
+      const m = b.messages[i] as Record<string, unknown> | null;
+      if (!m || typeof m !== 'object' || typeof m.role !== 'string')
+        throw badRequest(`"messages[${i}].role" is required and must be a string.`, `messages[${i}].role`);
+    }
+    if (b.tools !== undefined && b.tools !== null && !Array.isArray(b.tools)) throw badRequest('"tools" must be an array.', 'tools');
+  } else if (kind === 'completions') {
+    if (b.prompt === undefined || b.prompt === null) throw badRequest('"prompt" is required.', 'prompt');
+  } else if (b.input === undefined || b.input === null) throw badRequest('"input" is required.', 'input');
+  if (b.stream_options !== undefined && b.stream_options !== null && (typeof b.stream_options !== 'object' || Array.isArray(b.stream_options)))
+    throw badRequest('"stream_options" must be an object.', 'stream_options');
+  return b;
+}
+
+export function upstreamPath(type: 'openai' | 'ollama', basePath: string, kind: Kind): string {
+  const base = type === 'ollama' && !/\/v1$/.test(basePath) ? `${basePath}/v1` : basePath;
+  return base + UPSTREAM_PATH[kind];
+}
+
+/** The body sent upstream: the client's, with the target's model name; a stream asks for usage.
+ * Built before the upstream is contacted: a body that cannot be serialised is the client's
+ * problem (400) and never charges a breaker. */
+export function upstreamPayload(ctx: RequestContext, t: TargetConfig): string {
+  const upstreamBody: Record<string, unknown> = { ...ctx.body, model: t.upstreamModel };
+  if (ctx.stream) upstreamBody.stream_options = { ...(ctx.body.stream_options as object | undefined), include_usage: true };
+  try {
+    return JSON.stringify(upstreamBody);
+  } catch (e) {
+    throw gatewayError('invalid_body', `The request body cannot be forwarded: ${(e as Error).message}`);
+  }
+}
+
+export function upstreamHeaders(ctx: RequestContext, apiKey: string | undefined): Record<string, string> {
+  const h: Record<string, string> = { 'content-type': 'application/json', accept: ctx.stream ? 'text/event-stream' : 'application/json', 'x-request-id': ctx.id };
+  if (apiKey) h.authorization = `Bearer ${apiKey}`;
+  const tp = ctx.upstreamTraceparent ?? ctx.traceparent;
+  if (tp) h.traceparent = tp;
+  return h;
+}
+
+/** An upstream's own 4xx: passed to the client with its status and message (401/403 are the
+ * gateway's misconfigured api_key, not the client's fault: 502). */
+export function upstreamClientError(status: number, t: TargetConfig, text: string): GatewayError {
+  const msg = upstreamErrorMessage(text) || `status ${status}`;
+  const misconfigured = status === 401 || status === 403;
+  return gatewayError('upstream_rejected', `Endpoint "${t.endpoint}" rejected the request for model "${t.upstreamModel}": ${msg}`, {
+    status: misconfigured ? 502 : status,
+    type: misconfigured ? 'upstream_error' : status === 404 ? 'not_found_error' : 'invalid_request_error',
+    headers: { 'x-airlock-endpoint': t.endpoint },
+  });
+}
+
+function completionText(json: unknown): string {
+  const choices = (json as { choices?: { message?: { content?: unknown; tool_calls?: unknown }; text?: unknown }[] })?.choices;
+  if (!Array.isArray(choices)) return '';
+  let s = '';
+  for (const c of choices) {
+    if (typeof c.message?.content === 'string') s += c.message.content;
+    if (c.message?.tool_calls) s += JSON.stringify(c.message.tool_calls);
+    if (typeof c.text === 'string') s += c.text;
+  }
+  return s;
+}
+
+function headerBlock(ctx: RequestContext, t: TargetConfig, contentType: string): Record<string, string | number> {
+  return {
+    'content-type': contentType,
+    'x-airlock-request-id': ctx.id,
+    'x-airlock-endpoint': t.endpoint,
+    'x-airlock-attempts': ctx.attempts,
+    'x-airlock-model': ctx.model!.name,
+  };
+}
+
+export interface OpenAIDeps {
+  source: object;
+  runtime: Runtime;
+  guards: Guards;
+}
+
+/** How one attempt's answer reaches the client, for runAttempt(). */
+export function openAIProtocol(d: OpenAIDeps, ctx: RequestContext, t: TargetConfig, res: ServerResponse): AttemptProtocol<void> {
+  return {
+    consume: (up, timing) => (ctx.stream ? pipeStream(d, ctx, t, up, res, timing) : sendWhole(d, ctx, t, up, res, timing)),
+    rejected: (status, text) => upstreamClientError(status, t, text),
+    brokeAfterContent: () => ctx.errorClass === 'stream_interrupted',
+  };
+}
+
+async function sendWhole(d: OpenAIDeps, ctx: RequestContext, t: TargetConfig, up: Dispatcher.ResponseData, res: ServerResponse, timing: AttemptTiming): Promise<void> {
+  const ct = String(up.headers['content-type'] ?? '');
+  const limit = ctx.snapshot.settings.limits.max_response_bytes;
+  let buf: Buffer;
+  try {
+    buf = await readBytes(up.body, limit, Number(up.headers['content-length']), () => new AttemptFailure('too_large', `upstream answer is larger than settings.limits.max_response_bytes (${limit} bytes)`));
+  } catch (e) {
+    throw classifyError(e, ctx.abort.signal.aborted, timing.timedOut());
+  }
+  d.runtime.target(t).observeTtfb(performance.now() - timing.started);
+  if (!/json/i.test(ct)) throw new AttemptFailure('invalid_response', `upstream answered with content-type "${ct || 'none'}", not JSON`);
+  let json: unknown;
+  try {
+    json = JSON.parse(buf.toString('utf8'));
+  } catch {
+    throw new AttemptFailure('invalid_response', 'upstream answered with invalid JSON');
+  }
+  if (!json || typeof json !== 'object' || Array.isArray(json)) throw new AttemptFailure('invalid_response', 'upstream answered with JSON that is not an object');
+  // A 200 that carries an error instead of an answer is a failed attempt, not a success.
+  const list = ctx.kind === 'embeddings' ? (json as { data?: unknown }).data : (json as { choices?: unknown }).choices;
+  if (!Array.isArray(list)) {
+    const err = (json as { error?: unknown }).error;
+    if (err !== undefined && err !== null) throw new AttemptFailure('upstream_error', `upstream answered 200 with an error: ${upstreamErrorMessage(JSON.stringify(json)) || 'no message'}`);
+    throw new AttemptFailure('invalid_response', `upstream answered 200 without ${ctx.kind === 'embeddings' ? '"data"' : '"choices"'}`);
+  }
+  const usage = readUsage((json as { usage?: unknown }).usage);
+  if (usage) {
+    ctx.promptTokens = usage.prompt;
+    ctx.completionTokens = usage.completion;
+  } else {
+    ctx.estimated = true;
+    ctx.promptTokens = promptEstimate(ctx);
+    ctx.completionTokens = estimateTokensFromText(completionText(json));
+  }
+  // output guards: the same bytes when they pass, their body when they replace it
+  const guarded = guardBody(d.guards, ctx, json);
+  const out = guarded === json ? buf : Buffer.from(JSON.stringify(guarded));
+  ctx.ttfbMs = performance.now() - ctx.t0;
+  ctx.status = 200;
+  if (channels.firstContent.hasSubscribers) channels.firstContent.publish({ source: d.source, ctx } satisfies FirstContent);
+  const h = headerBlock(ctx, t, 'application/json');
+  h['content-length'] = out.length;
+  res.writeHead(200, h);
+  res.end(out);
+}
+
+async function pipeStream(d: OpenAIDeps, ctx: RequestContext, t: TargetConfig, up: Dispatcher.ResponseData, res: ServerResponse, timing: AttemptTiming): Promise<void> {
+  const ct = String(up.headers['content-type'] ?? '');
+  if (!/text\/event-stream/i.test(ct)) {
+    await readText(up.body, 64 * 1024).catch(() => '');
+    throw new AttemptFailure('invalid_response', `upstream answered a stream request with content-type "${ct || 'none'}", not text/event-stream`);
+  }
+  const limits = ctx.snapshot.settings.limits;
+  const insp = new StreamInspector({
+    kind: ctx.kind === 'completions' ? 'completions' : 'chat',
+    clientWantsUsage: ctx.clientWantsUsage,
+    maxEventBytes: limits.max_event_bytes,
+    transform: guardEvents(d.guards, ctx),
+  });
+  const it = chunkReader(up.body);
+  let committed = false;
+  let pending: Buffer[] = [];
+
+  const commit = (end: boolean) => {
+    committed = true;
+    ctx.ttfbMs = performance.now() - ctx.t0;
+    ctx.status = 200;
+    d.runtime.target(t).observeTtfb(performance.now() - timing.started);
+    if (channels.firstContent.hasSubscribers) channels.firstContent.publish({ source: d.source, ctx } satisfies FirstContent);
+    const h = headerBlock(ctx, t, 'text/event-stream; charset=utf-8');
+    h['cache-control'] = 'no-cache';
+    h['x-accel-buffering'] = 'no';
+    res.writeHead(200, h);
+    const body = pending.length === 1 ? pending[0]! : Buffer.concat(pending);
+    pending = [];
+    if (end) res.end(body); // the whole stream is already here: one write, not two
+    else if (body.length) res.write(body);
+  };
+  const write = async (bufs: Buffer[]) => {
+    let ok = true;
+    for (const b of bufs) ok = res.write(b);
+    if (!ok) await drain(res, ctx.abort.signal);
+  };
+
+  try {
+    // Phase 1: hold everything until the first content event, so a failure before it can fall back.
+    while (!committed) {
+      let r: IteratorResult<Buffer>;
+      try {
+        r = await it.next();
+      } catch (e) {
+        throw classifyError(e, ctx.abort.signal.aborted, timing.timedOut());
+      }
+      if (r.done) {
+        pending.push(...insp.end());
+        if (insp.errorEvent) throw new AttemptFailure('stream_error', `upstream sent an error before any content: ${insp.errorEvent.slice(0, 300)}`);
+        if (!insp.done && !insp.finished) throw new AttemptFailure('stream_error', 'upstream closed the stream before sending any content');
+        if (!insp.done) pending.push(Buffer.from('data: [DONE]\n\n'));
+        commit(true);
+        return;
+      }
+      pending.push(...insp.push(r.value));
+      if (insp.errorEvent && !insp.contentSeen) throw new AttemptFailure('stream_error', `upstream sent an error before any content: ${insp.errorEvent.slice(0, 300)}`);
+      if (insp.contentSeen) commit(insp.done);
+    }
+    // Phase 2: pass through as it arrives.
+    while (!insp.done) {
+      let r: IteratorResult<Buffer>;
+      try {
+        r = await it.next();
+      } catch (e) {
+        if (ctx.abort.signal.aborted) throw clientClosed();
+        breakStream(ctx, res, `${timing.timedOut() ? 'upstream stream timed out' : 'upstream connection broke'} after ${insp.events} events (${(e as Error).message})`);
+        return;
+      }
+      if (r.done) {
+        const tail = insp.end();
+        if (insp.finished && !insp.errorEvent) {
+          // complete without [DONE]: the client still gets the usual end
+          tail.push(Buffer.from('data: [DONE]\n\n'));
+          await write(tail);
+          res.end();
+          return;
+        }
+        if (tail.length) await write(tail);
+        breakStream(ctx, res, `upstream ended the stream after ${insp.events} events without finishing${insp.errorEvent ? `: ${insp.errorEvent}` : ''}`);
+        return;
+      }
+      const out = insp.push(r.value);
+      if (out.length) await write(out);
+    }
+    if (!res.writableEnded) res.end();
+    // read anything after [DONE] so the connection can be reused (up to a limit: then it is cut)
+    void (async () => {
+      try {
+        for (let left = limits.max_event_bytes; ; ) {
+          const r = await it.next();
+          if (r.done) break;
+          if ((left -= r.value.length) < 0) return void up.body.destroy();
+        }
+      } catch {
+        /* ignore */
+      }
+    })();
+  } catch (e) {
+    if (e instanceof SSETooLargeError) {
+      up.body.destroy(); // cut, not drained (chunkReader listens for the error this raises)
+      const why = `upstream sent a streamed event larger than settings.limits.max_event_bytes (${e.limit} bytes)`;
+      if (!committed) throw new AttemptFailure('too_large', why);
+      breakStream(ctx, res, why);
+      return;
+    }
+    if (committed && e instanceof GatewayError && e.code !== 'client_closed') {
+      // a guard's decision after content reached the client: said in-band, the stream ends cleanly
+      up.body.destroy();
+      ctx.errorClass = e.code;
+      res.end(`data: ${JSON.stringify(e.body())}\n\n`);
+      return;
+    }
+    if (e instanceof GatewayError) up.body.destroy();
+    throw e;
+  } finally {
+    if (insp.usage) {
+      ctx.promptTokens = insp.usage.prompt;
+      ctx.completionTokens = insp.usage.completion;
+    } else {
+      ctx.estimated = true;
+      ctx.promptTokens = promptEstimate(ctx);
+      // one event is about one token for streaming servers; the role chunk and finish chunk carry none
+      ctx.completionTokens = Math.max(0, insp.events - 2);
+    }
+    // (res.destroyed first: ctx.abort is only ever aborted by the response closing early, and
+    // reading ctx.abort.signal creates an AbortSignal, several µs on every stream)
+    if (committed && res.destroyed && ctx.abort.signal.aborted) {
+      ctx.status = 499;
+      ctx.errorClass = 'client_closed';
+    }
+  }
+}
+
+/** The stream broke after content reached the client: say so in-band, then cut the connection. */
+function breakStream(ctx: RequestContext, res: ServerResponse, why: string): void {
+  ctx.errorClass = 'stream_interrupted';
+  const ev = { error: { message: `Stream interrupted: ${why}. The answer is incomplete.`, type: 'upstream_error', code: 'stream_interrupted', param: null } };
+  res.write(`data: ${JSON.stringify(ev)}\n\n`);
+  res.socket?.uncork(); // node corks a response's writes until the next tick: without this the cut loses the event
+  // No terminating chunk: HTTP clients see a truncated body, not a clean end.
+  res.destroy();
+}
