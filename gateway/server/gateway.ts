@@ -12,6 +12,7 @@ import { Ledger } from '../engine/ledger.js';
 import { Metrics } from '../engine/metrics.js';
 import { Proxy } from '../engine/proxy.js';
 import { admitAll, noGuards } from '../engine/stages.js';
+import type { ListenOrigin, ListenSource } from '../wire.js';
 import { buildDataPlane } from './data-plane.js';
 import { buildAdminPlane } from './admin-plane.js';
 import { AdminAuth } from './admin-auth.js';
@@ -32,13 +33,7 @@ export interface GatewayOptions {
   log?: (line: string) => void;
 }
 
-export type ListenOrigin = 'flag' | 'env' | 'settings' | 'default';
-export interface ListenSource {
-  data_host: ListenOrigin;
-  data_port: ListenOrigin;
-  admin_host: ListenOrigin;
-  admin_port: ListenOrigin;
-}
+export type { ListenOrigin, ListenSource };
 
 export class Gateway {
   readonly db: DB;
