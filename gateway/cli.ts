@@ -112,7 +112,7 @@ async function serve(argv: string[]): Promise<number> {
   // environment are checked now (a bad port is a usage error before anything is opened); the
   // stored settings are read once the store is open and --config (which may set them) applied.
   const given = (flag: string | undefined, flagName: string, envName: string) =>
-    flag ? { value: flag, source: 'flag' as const, what: flagName } : env[envName] ? { value: env[envName]!, source: 'env' as const, what: envName } : undefined;
+    flag ? { value: flag, source: 'flag' as const, what: flagName } : env[envName] ? { value: env[envName], source: 'env' as const, what: envName } : undefined;
   const over = {
     data_host: given(values.host, '--host', 'AIRLOCK_HOST'),
     data_port: given(values.port, '--port', 'AIRLOCK_PORT'),

@@ -1,6 +1,8 @@
 // Per-target circuit breaker: closed → open after N consecutive failures; after a cooldown one
 // request may probe (half-open); its success closes the breaker, its failure re-opens it.
-export type BreakerState = 'closed' | 'open' | 'half-open';
+import type { BreakerState } from '../wire.js';
+
+export type { BreakerState };
 
 export interface BreakerOptions {
   failureThreshold: number;

@@ -5,14 +5,9 @@ import { request, type Dispatcher } from 'undici';
 import type { Runtime } from './runtime.js';
 import { DEFAULT_SETTINGS } from '../config/schema.js';
 import type { EndpointConfig, Snapshot } from './snapshot.js';
+import type { ProbeResult } from '../wire.js';
 
-export interface ProbeResult {
-  ok: boolean;
-  latency_ms: number;
-  models: string[];
-  error: string | undefined;
-  status: number | undefined;
-}
+export type { ProbeResult };
 
 export function modelsUrl(c: Pick<EndpointConfig, 'type' | 'origin' | 'basePath'>): string {
   if (c.type === 'ollama') return `${c.origin}/api/tags`;
@@ -36,6 +31,23 @@ async function readCapped(body: Dispatcher.ResponseData['body'], maxBytes: numbe
     parts.push(chunk);
   }
   return Buffer.concat(parts, n).toString('utf8');
+}
+
+type Json = Record<string, unknown>;
+const isObject = (v: unknown): v is Json => typeof v === 'object' && v !== null && !Array.isArray(v);
+
+/** The model names in a models answer: OpenAI's {"data": [{"id"}]}, Ollama's {"models": [{"name"}]}
+ * (older Ollama: "model"). Entries without a name are skipped; undefined when it is no such list. */
+export function modelNames(type: EndpointConfig['type'], j: unknown): string[] | undefined {
+  if (!isObject(j)) return undefined;
+  const list = type === 'ollama' ? (j.models ?? []) : (j.data ?? []);
+  if (!Array.isArray(list)) return undefined;
+  const out: string[] = [];
+  for (const m of list as unknown[]) {
+    const n = !isObject(m) ? undefined : type === 'ollama' ? (m.name ?? m.model) : m.id;
+    if (typeof n === 'string') out.push(n);
+  }
+  return out;
 }
 
 /**
@@ -63,15 +75,14 @@ export async function probe(c: Pick<EndpointConfig, 'type' | 'origin' | 'basePat
     const latency_ms = Math.round((performance.now() - t0) * 100) / 100;
     if (text === undefined)
       return { ok: false, latency_ms, models: [], error: `GET ${url}: the answer is larger than settings.limits.max_probe_bytes (${maxBytes} bytes)`, status: res.statusCode };
-    let j: { data?: { id?: unknown }[]; models?: { name?: unknown; model?: unknown }[] };
+    let j: unknown;
     try {
       j = JSON.parse(text);
     } catch {
       return { ok: false, latency_ms, models: [], error: `GET ${url} did not return JSON`, status: res.statusCode };
     }
-    const models = (c.type === 'ollama' ? (j.models ?? []).map((m) => m.name ?? m.model) : (j.data ?? []).map((m) => m.id)).filter(
-      (x): x is string => typeof x === 'string',
-    );
+    const models = modelNames(c.type, j);
+    if (!models) return { ok: false, latency_ms, models: [], error: `GET ${url} did not return a model list`, status: res.statusCode };
     return { ok: true, latency_ms, models, error: undefined, status: res.statusCode };
   } catch (e) {
     const err = e as { code?: string; cause?: { code?: string }; name?: string; message?: string };

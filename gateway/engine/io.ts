@@ -11,7 +11,7 @@ import type { Dispatcher } from 'undici';
 export function chunkReader(body: Dispatcher.ResponseData['body']): { next(): Promise<IteratorResult<Buffer, undefined>> } {
   const queue: Buffer[] = [];
   let ended = false;
-  let failure: unknown;
+  let failure: Error | undefined;
   let waiter: { resolve: (r: IteratorResult<Buffer, undefined>) => void; reject: (e: unknown) => void } | undefined;
   const settle = () => {
     if (!waiter) return;
@@ -37,7 +37,7 @@ export function chunkReader(body: Dispatcher.ResponseData['body']): { next(): Pr
     settle();
   });
   body.once('error', (e: unknown) => {
-    failure = e;
+    failure = e instanceof Error ? e : new Error(String(e));
     settle();
   });
   body.once('close', () => {

@@ -1,30 +1,11 @@
 // The ledger row and the messages between the ledger (main thread) and its writer thread.
-export interface LedgerRow {
-  /** the gateway's own id (UUIDv7), the primary key; never the client's */
-  request_id: string;
-  /** the client's x-request-id, when it sent a well-formed one */
-  client_request_id: string | null;
-  ts: number;
-  kind: string;
-  key_name: string | null;
-  team: string | null;
-  app: string | null;
-  user: string | null;
-  session: string | null;
-  requested_model: string | null;
-  alias: string | null;
-  endpoint: string | null;
-  upstream_model: string | null;
+import type { RequestRow } from '../wire.js';
+
+/** A row as stored (and handed to the writer): the admin API's RequestRow (gateway/wire.ts)
+ * without `time`, with SQLite's 0/1 for the booleans. A column is added there. */
+export interface LedgerRow extends Omit<RequestRow, 'time' | 'stream' | 'estimated'> {
   stream: number;
-  prompt_tokens: number;
-  completion_tokens: number;
   estimated: number;
-  cost: number;
-  ttfb_ms: number | null;
-  latency_ms: number;
-  status: number;
-  attempts: number;
-  error_class: string | null;
 }
 
 export const LEDGER_COLUMNS = [
@@ -32,6 +13,11 @@ export const LEDGER_COLUMNS = [
   'endpoint', 'upstream_model', 'stream', 'prompt_tokens', 'completion_tokens', 'estimated', 'cost', 'ttfb_ms', 'latency_ms',
   'status', 'attempts', 'error_class',
 ] as const satisfies readonly (keyof LedgerRow)[];
+
+// Every field of LedgerRow is a column the writer inserts: a field missing above fails here
+// ("Type '"x"' does not satisfy the constraint 'never'" names it).
+type NoneMissing<T extends never> = T;
+type _EveryColumnListed = NoneMissing<Exclude<keyof LedgerRow, (typeof LEDGER_COLUMNS)[number]>>;
 
 export type ToWorker =
   | { type: 'rows'; rows: LedgerRow[] }

@@ -13,8 +13,9 @@ import { Worker } from 'node:worker_threads';
 import type { DB } from '../store/db.js';
 import { LEDGER_COLUMNS, type FromWorker, type LedgerRow } from './ledger-protocol.js';
 import type { RequestContext } from './stages.js';
+import type { LedgerState, Timeseries, TimeseriesPoint, UsageGroupBy, UsageRow } from '../wire.js';
 
-export { LEDGER_COLUMNS, type LedgerRow };
+export { LEDGER_COLUMNS, type LedgerRow, type LedgerState, type Timeseries, type TimeseriesPoint };
 
 export const FLUSH_MS = 50;
 const MAX_BATCH = 1000;
@@ -30,19 +31,6 @@ export interface LedgerOptions {
   /** pause before a failed batch is tried again (default 250) */
   retryMs?: number;
   log?: (line: string) => void;
-}
-
-export interface LedgerState {
-  writable: boolean;
-  mode: 'serve' | 'refuse';
-  /** rows recorded but not yet committed */
-  pending: number;
-  written: number;
-  /** rows that were not kept because max_pending_rows were already waiting */
-  dropped: number;
-  failed_writes: number;
-  last_error: string | null;
-  last_error_at: string | null;
 }
 
 /** The ledger row of a finished, settled request. */
@@ -251,7 +239,7 @@ export class Ledger {
 // ---- Reading the ledger (admin API) ----
 
 export interface UsageQuery {
-  group_by: 'team' | 'key' | 'model' | 'user' | 'app' | 'endpoint' | 'session';
+  group_by: UsageGroupBy;
   from?: number;
   to?: number;
 }
@@ -266,7 +254,7 @@ const GROUP_COLUMN: Record<UsageQuery['group_by'], string> = {
   session: 'session',
 };
 
-export function usageAggregates(db: DB, q: UsageQuery) {
+export function usageAggregates(db: DB, q: UsageQuery): UsageRow[] {
   const col = GROUP_COLUMN[q.group_by];
   const where: string[] = [];
   const args: number[] = [];
@@ -287,10 +275,10 @@ export function usageAggregates(db: DB, q: UsageQuery) {
        FROM ledger ${where.length ? 'WHERE ' + where.join(' AND ') : ''}
        GROUP BY ${col} ORDER BY total_tokens DESC, requests DESC`,
     )
-    .all(...args) as Record<string, unknown>[];
+    .all(...args) as UsageRow[];
 }
 
-export function recentRequests(db: DB, limit: number, before?: number, filter: { request_id?: string; client_request_id?: string } = {}) {
+export function recentRequests(db: DB, limit: number, before?: number, filter: { request_id?: string; client_request_id?: string } = {}): LedgerRow[] {
   const where: string[] = [];
   const args: (string | number)[] = [];
   if (before !== undefined) {
@@ -316,29 +304,6 @@ export interface TimeseriesQuery {
   /** ms since the epoch, exclusive; rounded up so the range is a whole number of buckets */
   to: number;
   buckets: number;
-}
-
-export interface TimeseriesPoint {
-  /** bucket start, ms since the epoch */
-  t: number;
-  requests: number;
-  /** requests answered with status >= 400 */
-  errors: number;
-  prompt_tokens: number;
-  completion_tokens: number;
-  cost: number;
-  /** nearest-rank percentiles of latency_ms; null for an empty bucket */
-  p50_ms: number | null;
-  p99_ms: number | null;
-}
-
-export interface Timeseries {
-  from: number;
-  to: number;
-  bucket_ms: number;
-  data: TimeseriesPoint[];
-  /** the whole range: sums, and percentiles over every request in it */
-  totals: Omit<TimeseriesPoint, 't'>;
 }
 
 /** Nearest-rank percentile of an ascending list. */

@@ -1,10 +1,13 @@
 // Live state beside the immutable snapshot: one keep-alive connection pool per endpoint,
 // concurrency slots, breakers, latency averages and health. Survives snapshot swaps.
 import { Pool } from 'undici';
-import { CircuitBreaker, type BreakerState } from './breaker.js';
+import { CircuitBreaker } from './breaker.js';
 import { gatewayError } from './errors.js';
 import type { TargetView } from './router.js';
 import type { EndpointConfig, Snapshot, TargetConfig } from './snapshot.js';
+import type { TargetStatus } from '../wire.js';
+
+export type { TargetStatus };
 
 export class EndpointRuntime {
   pool: Pool;
@@ -119,18 +122,6 @@ export class TargetRuntime {
   observeTtfb(ms: number): void {
     this.ttfbEwma = this.ttfbEwma === undefined ? ms : this.ttfbEwma * 0.8 + ms * 0.2;
   }
-}
-
-export interface TargetStatus {
-  id: string;
-  endpoint: string;
-  model: string;
-  breaker: BreakerState;
-  consecutive_failures: number;
-  retry_at: string | null;
-  last_error: string | null;
-  ttfb_ewma_ms: number | null;
-  inflight: number;
 }
 
 export class Runtime implements TargetView {

@@ -190,7 +190,7 @@ export function guardBody(g: Guards, ctx: RequestContext, body: unknown): unknow
 /** The output guards over a stream, chained: each sees what the one before let through. Returns
  * undefined when no guard looks at events (then no event is ever decoded). */
 export function guardEvents(g: Guards, ctx: RequestContext): { event(ev: SSEEvent): SSEEvent[]; end(): SSEEvent[] } | undefined {
-  const stages = g.output.filter((x) => x.checkEvent || x.endStream);
+  const stages = g.output.filter((x) => x.checkEvent !== undefined || x.endStream !== undefined);
   if (!stages.length) return undefined;
   const held: SSEEvent[][] = stages.map(() => []);
   const decide = (k: number, v: EventVerdict | void, ev: SSEEvent | undefined): SSEEvent[] => {

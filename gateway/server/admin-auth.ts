@@ -15,6 +15,7 @@ import {
   tokenCreateSchema,
   type Role,
 } from '../config/admin-schema.js';
+import type { Access, AdminUser, ApiToken } from '../wire.js';
 
 export { ROLES, MIN_PASSWORD, setupSchema, loginSchema, userCreateSchema, userUpdateSchema, tokenCreateSchema, type Role };
 export const roleRank = (r: Role) => ROLES.indexOf(r);
@@ -88,7 +89,7 @@ export function parseCookies(header: string | undefined): Record<string, string>
 }
 
 /** Who may call an admin route: anyone ('public'), or the least role. Declared on each route. */
-export type Access = 'public' | Role;
+export type { Access };
 
 interface UserRow {
   name: string;
@@ -100,7 +101,7 @@ interface UserRow {
   created_at: number;
 }
 
-export function userView(u: UserRow) {
+export function userView(u: UserRow): AdminUser {
   return {
     name: u.name,
     role: u.role,
@@ -345,7 +346,7 @@ export class AdminAuth {
 
   // ---- API tokens ----
 
-  tokens() {
+  tokens(): ApiToken[] {
     return (this.db.prepare(`SELECT name, prefix, role, created_by, created_at, last_used_at FROM admin_tokens ORDER BY created_at, name`).all() as {
       name: string;
       prefix: string;

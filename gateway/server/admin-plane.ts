@@ -35,6 +35,27 @@ import type { Gateway } from './gateway.js';
 import { ROUTER_OPTIONS, canonicalUrl } from './url.js';
 import { nestedDeeperThan } from '../engine/json-depth.js';
 import { planeServer } from './http-server.js';
+import type {
+  AdminUser,
+  ApiToken,
+  AuthState,
+  CreatedApiToken,
+  EndpointStatus,
+  EndpointView,
+  HealthBody,
+  KeyView,
+  ListBody,
+  ModelView,
+  ProbeResult,
+  RequestRow,
+  RouteInfo,
+  SessionBody,
+  SessionUser,
+  StatusBody,
+  TeamView,
+  Timeseries,
+  UsageBody,
+} from '../wire.js';
 
 export const API = '/admin/api/v1';
 
@@ -137,7 +158,7 @@ export function buildAdminPlane(gw: Gateway): FastifyInstance {
   const routes: RouteAccess[] = [];
   app.addHook('onRoute', (r) => {
     const methods = Array.isArray(r.method) ? r.method : [r.method];
-    const access = (r.config as { access?: Access } | undefined)?.access ?? null;
+    const access = r.config?.access ?? null;
     for (const m of methods) routes.push({ method: m, url: r.url, access });
   });
 
@@ -220,11 +241,11 @@ export function buildAdminPlane(gw: Gateway): FastifyInstance {
 
   // ---- generic CRUD over a config section ----
   type Item = { name: string };
-  const crud = <T extends Item>(
+  const crud = <T extends Item, V extends object>(
     section: Exclude<Section, 'settings' | 'routing_rules'>,
     path: string,
     schema: z.ZodType<T>,
-    view: (s: StoredState, name: string) => unknown,
+    view: (s: StoredState, name: string) => V,
     what: string,
   ) => {
     const items = () => gw.store.export()[section] as unknown as Item[];
@@ -235,24 +256,24 @@ export function buildAdminPlane(gw: Gateway): FastifyInstance {
       return { list, index };
     };
     // One read of the stored state for the whole list, not one per item.
-    app.get(`${API}/${path}`, { config: { access: 'auditor' } }, async () => {
+    app.get(`${API}/${path}`, { config: { access: 'auditor' } }, async (): Promise<ListBody<V>> => {
       const s = gw.store.state();
       return { data: (exportConfig(s)[section] as unknown as Item[]).map((i) => view(s, i.name)) };
     });
-    app.get<{ Params: { name: string } }>(`${API}/${path}/:name`, { config: { access: 'auditor' } }, async (req) => {
+    app.get<{ Params: { name: string } }>(`${API}/${path}/:name`, { config: { access: 'auditor' } }, async (req): Promise<V> => {
       find(req.params.name);
       return view(gw.store.state(), req.params.name);
     });
-    app.post(`${API}/${path}`, { config: { access: 'admin' } }, async (req, reply) => {
+    app.post(`${API}/${path}`, { config: { access: 'admin' } }, async (req, reply): Promise<V & { key?: string }> => {
       const body = parseBody(schema, req.body);
       const list = items();
       if (list.some((i) => i.name === body.name)) throw new AdminError(409, 'already_exists', `A ${what} named "${body.name}" already exists.`);
       const r = change({ [section]: [...list, body] }, { section, index: list.length });
       reply.code(201);
       const created = r.createdKeys.find((k) => k.name === body.name);
-      return { ...(view(gw.store.state(), body.name) as object), ...(created ? { key: created.key } : {}) };
+      return { ...view(gw.store.state(), body.name), ...(created ? { key: created.key } : {}) };
     });
-    app.put<{ Params: { name: string } }>(`${API}/${path}/:name`, { config: { access: 'admin' } }, async (req) => {
+    app.put<{ Params: { name: string } }>(`${API}/${path}/:name`, { config: { access: 'admin' } }, async (req): Promise<V> => {
       const raw = objectBody(req.body);
       const body = parseBody(schema, { ...raw, name: raw.name ?? req.params.name });
       if (body.name !== req.params.name) throw validationError([{ path: ['name'], message: `does not match the URL ("${req.params.name}"); renaming is not supported` }]);
@@ -281,12 +302,12 @@ export function buildAdminPlane(gw: Gateway): FastifyInstance {
     });
   };
 
-  const endpointView = (s: StoredState, name: string) => {
+  const endpointView = (s: StoredState, name: string): EndpointView => {
     const st = s.endpoints.find((e) => e.name === name)!;
     const { api_key_enc, api_key_ref, ...rest } = st;
     return { ...rest, api_key_set: !!api_key_enc, ...(api_key_ref ? { api_key: api_key_ref } : {}), status: endpointStatus(name) };
   };
-  const endpointStatus = (name: string) => {
+  const endpointStatus = (name: string): EndpointStatus | null => {
     const rt = gw.runtime.endpoint(name);
     if (!rt) return null;
     return {
@@ -297,17 +318,17 @@ export function buildAdminPlane(gw: Gateway): FastifyInstance {
       discovered_models: rt.discoveredModels ?? null,
     };
   };
-  const modelView = (s: StoredState, name: string) => {
+  const modelView = (s: StoredState, name: string): ModelView => {
     const spec = s.models.find((m) => m.name === name)!;
     const m = gw.snapshot.models.get(name);
     return { ...spec, targets_status: m ? m.targets.map((t) => gw.runtime.targetStatus(t)) : [] };
   };
-  const keyView = (s: StoredState, name: string) => {
+  const keyView = (s: StoredState, name: string): KeyView => {
     const k = s.keys.find((x) => x.name === name)!;
     const { hash: _h, created_at, ...rest } = k;
     return { ...rest, created_at: new Date(created_at).toISOString() };
   };
-  const teamView = (s: StoredState, name: string) => s.teams.find((t) => t.name === name)!;
+  const teamView = (s: StoredState, name: string): TeamView => s.teams.find((t) => t.name === name)!;
 
   crud('endpoints', 'endpoints', endpointSchema, endpointView, 'endpoint');
   crud('models', 'models', modelSchema, modelView, 'model');
@@ -315,13 +336,13 @@ export function buildAdminPlane(gw: Gateway): FastifyInstance {
   crud('keys', 'keys', keySchema, keyView, 'key');
 
   // Test a connection: a saved endpoint, or an unsaved one from a form.
-  app.post<{ Params: { name: string } }>(`${API}/endpoints/:name/test`, { config: { access: 'admin' } }, async (req) => {
+  app.post<{ Params: { name: string } }>(`${API}/endpoints/:name/test`, { config: { access: 'admin' } }, async (req): Promise<ProbeResult> => {
     const rt = gw.runtime.endpoint(req.params.name);
     if (!rt) throw new AdminError(404, 'not_found', `No endpoint named "${req.params.name}".`);
     const r = await gw.health.check(req.params.name);
     return r ?? (await probe(rt.config, rt.config.health.timeout_ms, gw.snapshot.settings.limits.max_probe_bytes));
   });
-  app.post(`${API}/endpoints/test`, { config: { access: 'admin' } }, async (req) => {
+  app.post(`${API}/endpoints/test`, { config: { access: 'admin' } }, async (req): Promise<ProbeResult> => {
     const body = parseBody(endpointSchema, req.body);
     const url = new URL(body.base_url);
     return probe({ type: body.type, origin: url.origin, basePath: url.pathname.replace(/\/+$/, ''), apiKey: body.api_key ?? undefined }, body.health_check?.timeout_ms ?? 5000, gw.snapshot.settings.limits.max_probe_bytes);
@@ -378,7 +399,7 @@ export function buildAdminPlane(gw: Gateway): FastifyInstance {
   });
 
   // Health of endpoints and breaker state of every target.
-  app.get(`${API}/health`, { config: { access: 'auditor' } }, async () => ({
+  app.get(`${API}/health`, { config: { access: 'auditor' } }, async (): Promise<HealthBody> => ({
     endpoints: [...gw.snapshot.endpoints.keys()].map((name) => ({ name, ...endpointStatus(name) })),
     targets: [...gw.snapshot.models.values()].flatMap((m) => m.targets.map((t) => ({ ...gw.runtime.targetStatus(t), alias: m.name }))),
   }));
@@ -390,15 +411,15 @@ export function buildAdminPlane(gw: Gateway): FastifyInstance {
     if (!Number.isFinite(n)) throw validationError([{ path: [name], message: 'must be an ISO 8601 date-time or milliseconds since the epoch' }]);
     return n;
   };
-  app.get<{ Querystring: { limit?: string; before?: string; request_id?: string; client_request_id?: string } }>(`${API}/usage/requests`, { config: { access: 'auditor' } }, async (req) => {
+  app.get<{ Querystring: { limit?: string; before?: string; request_id?: string; client_request_id?: string } }>(`${API}/usage/requests`, { config: { access: 'auditor' } }, async (req): Promise<ListBody<RequestRow>> => {
     await gw.ledger.flushed();
     const limit = req.query.limit === undefined ? 100 : Number(req.query.limit);
     if (!Number.isInteger(limit) || limit < 1 || limit > 10_000) throw validationError([{ path: ['limit'], message: 'must be an integer from 1 to 10000' }]);
     const rows = recentRequests(gw.db, limit, time(req.query.before, 'before'), { request_id: req.query.request_id || undefined, client_request_id: req.query.client_request_id || undefined });
-    return { data: rows.map((r) => ({ ...r, stream: !!r.stream, estimated: !!r.estimated, time: new Date(r.ts).toISOString() })) };
+    return { data: rows.map((r): RequestRow => ({ ...r, stream: !!r.stream, estimated: !!r.estimated, time: new Date(r.ts).toISOString() })) };
   });
   const groups = ['team', 'key', 'model', 'user', 'app', 'endpoint', 'session'] as const;
-  app.get<{ Querystring: { group_by?: string; from?: string; to?: string } }>(`${API}/usage`, { config: { access: 'auditor' } }, async (req) => {
+  app.get<{ Querystring: { group_by?: string; from?: string; to?: string } }>(`${API}/usage`, { config: { access: 'auditor' } }, async (req): Promise<UsageBody> => {
     await gw.ledger.flushed();
     const g = req.query.group_by ?? 'team';
     if (!(groups as readonly string[]).includes(g)) throw validationError([{ path: ['group_by'], message: `must be one of ${groups.join(', ')}` }]);
@@ -407,7 +428,7 @@ export function buildAdminPlane(gw: Gateway): FastifyInstance {
   });
 
   // Requests, errors, tokens, cost and latency percentiles per time bucket (every bucket present).
-  app.get<{ Querystring: { from?: string; to?: string; buckets?: string } }>(`${API}/usage/timeseries`, { config: { access: 'auditor' } }, async (req) => {
+  app.get<{ Querystring: { from?: string; to?: string; buckets?: string } }>(`${API}/usage/timeseries`, { config: { access: 'auditor' } }, async (req): Promise<Timeseries> => {
     await gw.ledger.flushed();
     const b = req.query.buckets;
     const buckets = b === undefined || b === '' ? 60 : /^\d+$/.test(b) ? Number(b) : NaN;
@@ -421,7 +442,7 @@ export function buildAdminPlane(gw: Gateway): FastifyInstance {
   });
 
   // Every route of this plane and who may call it (the role matrix, from the routes themselves).
-  app.get(`${API}/routes`, { config: { access: 'auditor' } }, async () => ({
+  app.get(`${API}/routes`, { config: { access: 'auditor' } }, async (): Promise<ListBody<RouteInfo>> => ({
     data: routes.filter((r) => r.method !== 'HEAD').map((r) => ({ method: r.method, path: r.url, access: r.access })),
   }));
 
@@ -431,7 +452,7 @@ export function buildAdminPlane(gw: Gateway): FastifyInstance {
     return gw.metrics.registry.metrics();
   });
 
-  app.get(`${API}/status`, { config: { access: 'auditor' } }, async () => ({
+  app.get(`${API}/status`, { config: { access: 'auditor' } }, async (): Promise<StatusBody> => ({
     version: VERSION,
     started_at: new Date(gw.startedAt).toISOString(),
     config_version: gw.snapshot.version,
@@ -448,11 +469,11 @@ export function buildAdminPlane(gw: Gateway): FastifyInstance {
   }));
 
   // ---- accounts ----
-  const sessionReply = (reply: FastifyReply, req: FastifyRequest, user: { name: string; role: string }, session: { cookie: string; csrf: string }) => {
+  const sessionReply = (reply: FastifyReply, req: FastifyRequest, user: SessionUser, session: { cookie: string; csrf: string }): SessionBody => {
     reply.header('set-cookie', gw.auth.cookie(session.cookie, req.protocol === 'https', gw.snapshot.settings.admin_session_hours * 3600));
     return { user: { name: user.name, role: user.role }, csrf_token: session.csrf };
   };
-  app.get(`${API}/auth/state`, { config: { access: 'public' } }, async (req) => {
+  app.get(`${API}/auth/state`, { config: { access: 'public' } }, async (req): Promise<AuthState> => {
     const p = principalOf(req);
     return {
       setup_required: gw.auth.setupRequired(),
@@ -477,20 +498,20 @@ export function buildAdminPlane(gw: Gateway): FastifyInstance {
     return reply.code(204).send();
   });
 
-  app.get(`${API}/users`, { config: { access: 'admin' } }, async () => ({ data: gw.auth.users().map(userView) }));
-  app.post(`${API}/users`, { config: { access: 'owner' } }, async (req, reply) => {
+  app.get(`${API}/users`, { config: { access: 'admin' } }, async (): Promise<ListBody<AdminUser>> => ({ data: gw.auth.users().map(userView) }));
+  app.post(`${API}/users`, { config: { access: 'owner' } }, async (req, reply): Promise<AdminUser> => {
     const u = await gw.auth.createUser(parseBody(userCreateSchema, req.body));
     reply.code(201);
     return userView(u);
   });
-  app.put<{ Params: { name: string } }>(`${API}/users/:name`, { config: { access: 'owner' } }, async (req) => userView(await gw.auth.updateUser(req.params.name, parseBody(userUpdateSchema, req.body))));
+  app.put<{ Params: { name: string } }>(`${API}/users/:name`, { config: { access: 'owner' } }, async (req): Promise<AdminUser> => userView(await gw.auth.updateUser(req.params.name, parseBody(userUpdateSchema, req.body))));
   app.delete<{ Params: { name: string } }>(`${API}/users/:name`, { config: { access: 'owner' } }, async (req, reply) => {
     gw.auth.deleteUser(req.params.name);
     return reply.code(204).send();
   });
 
-  app.get(`${API}/tokens`, { config: { access: 'admin' } }, async () => ({ data: gw.auth.tokens() }));
-  app.post(`${API}/tokens`, { config: { access: 'admin' } }, async (req, reply) => {
+  app.get(`${API}/tokens`, { config: { access: 'admin' } }, async (): Promise<ListBody<ApiToken>> => ({ data: gw.auth.tokens() }));
+  app.post(`${API}/tokens`, { config: { access: 'admin' } }, async (req, reply): Promise<CreatedApiToken> => {
     const body = parseBody(tokenCreateSchema, req.body);
     const { token } = gw.auth.createToken(body, principalOf(req)!);
     reply.code(201);

@@ -14,6 +14,7 @@ import { Pipeline } from '../engine/pipeline.js';
 import { channels, on, type AttemptEnd, type RequestEnd } from '../engine/events.js';
 import { ledgerRowOf } from '../engine/ledger.js';
 import { admitAll, noGuards } from '../engine/stages.js';
+import type { ListenOrigin, ListenSource } from '../wire.js';
 import { buildDataPlane } from './data-plane.js';
 import { buildAdminPlane } from './admin-plane.js';
 import { AdminAuth } from './admin-auth.js';
@@ -34,13 +35,7 @@ export interface GatewayOptions {
   log?: (line: string) => void;
 }
 
-export type ListenOrigin = 'flag' | 'env' | 'settings' | 'default';
-export interface ListenSource {
-  data_host: ListenOrigin;
-  data_port: ListenOrigin;
-  admin_host: ListenOrigin;
-  admin_port: ListenOrigin;
-}
+export type { ListenOrigin, ListenSource };
 
 export class Gateway {
   readonly db: DB;

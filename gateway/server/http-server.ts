@@ -19,27 +19,11 @@ import type { FastifyServerFactory } from 'fastify';
 import type { HttpSettings, TlsSettings } from '../config/schema.js';
 import { StartupError } from '../store/db.js';
 import type { Gateway } from './gateway.js';
+import type { TlsInfo } from '../wire.js';
+
+export type { TlsInfo };
 
 export type Plane = 'data' | 'admin';
-
-/** What the running gateway reports about its certificate (startup lines, GET /status). */
-export interface TlsInfo {
-  cert_file: string;
-  key_file: string;
-  /** which planes serve HTTPS */
-  data_plane: boolean;
-  admin_plane: boolean;
-  /** SHA-256 of the DER certificate, as `openssl x509 -fingerprint -sha256` prints it (AB:CD:…) */
-  fingerprint_sha256: string;
-  subject: string;
-  issuer: string;
-  /** e.g. "DNS:airlock.corp.local, IP Address:10.0.0.5"; null when the certificate has none */
-  subject_alt_names: string | null;
-  valid_from: string;
-  /** expiry, ISO 8601 */
-  valid_to: string;
-  expired: boolean;
-}
 
 export interface LoadedTls {
   cert: Buffer;
@@ -165,6 +149,6 @@ export function planeServer(gw: Gateway, plane: Plane): FastifyServerFactory {
   return (handler) => {
     const t = gw.tls;
     const useTls = t && (plane === 'data' ? t.info.data_plane : t.info.admin_plane);
-    return createPlaneServer(handler as http.RequestListener, { http: gw.snapshot.settings.http, plane, tls: useTls ? t : undefined });
+    return createPlaneServer(handler, { http: gw.snapshot.settings.http, plane, tls: useTls ? t : undefined });
   };
 }

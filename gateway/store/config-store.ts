@@ -140,7 +140,7 @@ export function exportConfig(state: StoredState): Required<ConfigDoc> {
   return {
     endpoints: state.endpoints.map(({ api_key_enc: _e, api_key_ref, ...rest }) =>
       clean({ ...rest, api_key: api_key_ref }),
-    ) as EndpointSpec[],
+    ),
     models: state.models,
     teams: state.teams,
     keys: state.keys.map(({ hash: _h, prefix: _p, created_at: _c, ...rest }) => rest),
@@ -205,7 +205,7 @@ export class ConfigStore {
     if (doc.endpoints) {
       doc.endpoints.forEach((e, i) => {
         const prev = current.endpoints.find((p) => p.name === e.name);
-        const apiKey = e.api_key as string | null | undefined;
+        const apiKey = e.api_key;
         if (apiKey === undefined) {
           if (!prev?.api_key_enc) return;
           // The stored key goes only to the host it was given for: moving the endpoint to another

@@ -5,6 +5,7 @@
 import { execFile } from 'node:child_process';
 import fs from 'node:fs/promises';
 import path from 'node:path';
+import { promisify } from 'node:util';
 import { z } from 'zod';
 
 export interface RemovableDrive {
@@ -187,14 +188,11 @@ export interface DriveProbeDeps {
   realpath: (p: string) => Promise<string>;
 }
 
+const execFileP = promisify(execFile);
+
 export const realDriveProbeDeps: DriveProbeDeps = {
   platform: process.platform,
-  run: (file, args) =>
-    new Promise((resolve, reject) =>
-      execFile(file, args, { timeout: 5000, maxBuffer: 4 * 1024 * 1024, windowsHide: true }, (err, stdout) =>
-        err ? reject(err) : resolve(stdout),
-      ),
-    ),
+  run: async (file, args) => (await execFileP(file, args, { timeout: 5000, maxBuffer: 4 * 1024 * 1024, windowsHide: true })).stdout,
   readFile: (f) => fs.readFile(f, 'utf8'),
   readdir: (d) => fs.readdir(d),
   realpath: (p) => fs.realpath(p),

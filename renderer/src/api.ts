@@ -116,188 +116,34 @@ export function errorMessage(e: unknown): string {
   return e instanceof Error ? e.message : String(e);
 }
 
-// ---- API shapes ----
+// ---- API shapes: the gateway's own wire types (type-only: nothing of the gateway is bundled) ----
 
-export type Role = 'owner' | 'admin' | 'auditor';
-export interface User {
-  name: string;
-  role: Role;
-}
-export interface AuthState {
-  setup_required: boolean;
-  user: User | null;
-  csrf_token: string | null;
-}
-
-export interface EndpointStatus {
-  healthy: boolean;
-  inflight: number;
-  last_check_at: string | null;
-  last_check_error: string | null;
-  discovered_models: string[] | null;
-}
-export interface EndpointView {
-  name: string;
-  type: 'openai' | 'ollama';
-  base_url: string;
-  api_key?: string;
-  api_key_set: boolean;
-  max_concurrency?: number;
-  timeout_ms?: number;
-  first_byte_timeout_ms?: number;
-  health_check?: { enabled?: boolean; interval_ms?: number; timeout_ms?: number; unhealthy_after?: number };
-  status: EndpointStatus | null;
-}
-export interface TargetStatus {
-  id: string;
-  endpoint: string;
-  model: string;
-  breaker: 'closed' | 'open' | 'half-open' | string;
-  consecutive_failures: number;
-  retry_at: string | null;
-  last_error: string | null;
-  ttfb_ewma_ms: number | null;
-  inflight: number;
-}
-export interface ModelView {
-  name: string;
-  strategy: string;
-  targets: { endpoint: string; model: string; weight?: number }[];
-  price?: { input_per_million: number; output_per_million: number };
-  max_attempts?: number;
-  targets_status: TargetStatus[];
-}
-export interface TeamView {
-  name: string;
-  description?: string;
-}
-export interface KeyView {
-  name: string;
-  prefix?: string;
-  team?: string;
-  app?: string;
-  models?: string[];
-  disabled?: boolean;
-  expires_at?: string;
-  created_at?: string;
-}
-export interface Health {
-  endpoints: ({ name: string } & Partial<EndpointStatus>)[];
-  targets: (TargetStatus & { alias: string })[];
-}
-export interface ProbeResult {
-  ok: boolean;
-  latency_ms: number;
-  models: string[];
-  error?: string;
-  status?: number;
-}
-export interface RequestRow {
-  request_id: string;
-  ts: number;
-  time: string;
-  kind: string;
-  key_name: string | null;
-  team: string | null;
-  app: string | null;
-  user: string | null;
-  session: string | null;
-  requested_model: string | null;
-  alias: string | null;
-  endpoint: string | null;
-  upstream_model: string | null;
-  stream: boolean;
-  prompt_tokens: number;
-  completion_tokens: number;
-  estimated: boolean;
-  cost: number;
-  ttfb_ms: number | null;
-  latency_ms: number;
-  status: number;
-  attempts: number;
-  error_class: string | null;
-}
-export interface UsageRow {
-  group: string | null;
-  requests: number;
-  errors: number;
-  prompt_tokens: number;
-  completion_tokens: number;
-  total_tokens: number;
-  estimated_requests: number;
-  cost: number;
-  avg_latency_ms: number;
-}
-export interface TimeseriesPoint {
-  /** bucket start, ms */
-  t: number;
-  requests: number;
-  errors: number;
-  prompt_tokens: number;
-  completion_tokens: number;
-  cost: number;
-  p50_ms: number | null;
-  p99_ms: number | null;
-}
-export interface Timeseries {
-  from: number;
-  to: number;
-  bucket_ms: number;
-  data: TimeseriesPoint[];
-  totals?: Omit<TimeseriesPoint, 't'>;
-}
-export type ListenOrigin = 'flag' | 'env' | 'settings' | 'default';
-export interface ListenSettings {
-  data_host: string;
-  data_port: number;
-  admin_host: string;
-  admin_port: number;
-}
-export interface Status {
-  version: string;
-  started_at: string;
-  config_version: number;
-  data_dir: string;
-  ledger?: { written: number; pending: number };
-  // listen addresses: not every gateway version reports them
-  listen?: { data?: string; admin?: string; host?: string; admin_host?: string };
-  /** what the planes were asked to listen on at start */
-  listen_config?: ListenSettings;
-  /** where each of those values came from */
-  listen_source?: Record<keyof ListenSettings, ListenOrigin> | null;
-  /** AIRLOCK_ADMIN_HOSTNAMES */
-  admin_hostnames?: string[];
-  /** settings.tls as loaded at start; null: plain HTTP on both planes (absent: a gateway version without TLS) */
-  tls?: TlsStatus | null;
-  data_url?: string;
-  admin_url?: string;
-}
-export interface TlsStatus {
-  cert_file: string;
-  key_file: string;
-  data_plane: boolean;
-  admin_plane: boolean;
-  /** AB:CD:… as `openssl x509 -fingerprint -sha256` prints it */
-  fingerprint_sha256: string;
-  subject: string;
-  issuer: string;
-  subject_alt_names: string | null;
-  valid_from: string;
-  valid_to: string;
-  expired: boolean;
-}
-export interface AdminUser {
-  name: string;
-  role: Role;
-  created_at: string;
-  disabled: boolean;
-  locked_until: string | null;
-}
-export interface ApiToken {
-  name: string;
-  role: Role;
-  prefix: string;
-  created_at: string;
-  last_used_at: string | null;
-  created_by: string;
-}
+export type {
+  AdminUser,
+  ApiToken,
+  AuthState,
+  CreatedApiToken,
+  CreatedKeyView,
+  EndpointStatus,
+  EndpointView,
+  HealthBody,
+  KeyView,
+  LedgerState,
+  ListBody,
+  ListenConfig,
+  ListenOrigin,
+  ModelView,
+  ProbeResult,
+  RequestRow,
+  Role,
+  SessionBody,
+  SessionUser,
+  StatusBody,
+  TargetStatus,
+  TeamView,
+  Timeseries,
+  TimeseriesPoint,
+  TlsInfo,
+  UsageBody,
+  UsageRow,
+} from '../../gateway/wire';

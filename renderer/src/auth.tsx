@@ -1,10 +1,10 @@
 // Who is signed in, and what they may do. The session is an HttpOnly cookie; the CSRF token
 // from /auth/state (or login/setup) goes along with every change.
 import { createContext, useCallback, useContext, useEffect, useMemo, useState, type ReactNode } from 'react';
-import { api, onUnauthorized, setCsrfToken, type AuthState, type Role, type User } from './api';
+import { api, onUnauthorized, setCsrfToken, type AuthState, type Role, type SessionUser } from './api';
 
 interface AuthValue {
-  user: User;
+  user: SessionUser;
   /** owners and admins may change things; auditors only read */
   canWrite: boolean;
   isOwner: boolean;
@@ -28,7 +28,7 @@ export type Phase =
   | { kind: 'error'; error: unknown }
   | { kind: 'setup' }
   | { kind: 'login'; reason?: string }
-  | { kind: 'app'; user: User };
+  | { kind: 'app'; user: SessionUser };
 
 export function useAuthPhase() {
   const [phase, setPhase] = useState<Phase>({ kind: 'loading' });
@@ -54,7 +54,7 @@ export function useAuthPhase() {
     return () => onUnauthorized(undefined);
   }, [refresh]);
 
-  const signedIn = useCallback((user: User, csrf: string) => {
+  const signedIn = useCallback((user: SessionUser, csrf: string) => {
     setCsrfToken(csrf);
     setPhase({ kind: 'app', user });
   }, []);
@@ -71,7 +71,7 @@ export function useAuthPhase() {
   return { phase, refresh, signedIn, logout };
 }
 
-export function AuthProvider({ user, logout, children }: { user: User; logout: () => Promise<void>; children: ReactNode }) {
+export function AuthProvider({ user, logout, children }: { user: SessionUser; logout: () => Promise<void>; children: ReactNode }) {
   const value = useMemo<AuthValue>(
     () => ({ user, canWrite: user.role !== 'auditor', isOwner: user.role === 'owner', rank: ROLE_RANK[user.role] ?? 0, logout }),
     [user, logout],

@@ -50,6 +50,7 @@ export function useResource<T>(load: (signal: AbortSignal) => Promise<T>, deps: 
       if (timer) clearTimeout(timer);
     };
     // `load` is read through a ref: the caller's deps decide when to reload
+    // eslint-disable-next-line react-hooks/exhaustive-deps -- a generic hook: its caller's deps are spread in, which the rule cannot see through
   }, [...deps, tick, intervalMs]);
 
   const reload = useCallback(() => setTick((t) => t + 1), []);

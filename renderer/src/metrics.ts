@@ -48,11 +48,8 @@ export function toBuckets(ts: Timeseries): Bucket[] {
 }
 
 /** Totals of the period, from the same answer: the gateway's totals (percentiles over every
- * request of the period), else the buckets summed (percentiles cannot be combined: none). */
+ * request of the period, which the buckets' percentiles cannot be combined into). */
 export function summarize(ts: Timeseries): Summary {
   const t = ts.totals;
-  if (t) return { requests: t.requests, errors: t.errors, tokens: t.prompt_tokens + t.completion_tokens, cost: t.cost, p50: t.p50_ms, p99: t.p99_ms };
-  const b = toBuckets(ts);
-  const sum = (k: 'requests' | 'errors' | 'tokens' | 'cost') => b.reduce((s, x) => s + x[k], 0);
-  return { requests: sum('requests'), errors: sum('errors'), tokens: sum('tokens'), cost: sum('cost'), p50: null, p99: null };
+  return { requests: t.requests, errors: t.errors, tokens: t.prompt_tokens + t.completion_tokens, cost: t.cost, p50: t.p50_ms, p99: t.p99_ms };
 }

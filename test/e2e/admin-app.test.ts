@@ -86,8 +86,8 @@ async function open(page: Page, url: string) {
   if (res?.status() === 404 && /unknown_route/.test(await res.text()))
     assert.fail('The admin plane does not serve the admin app: call registerAdminApp(app) (gateway/server/static.ts) in buildAdminPlane.');
   assert.equal(res?.status(), 200, `GET ${url}`);
-  assert.equal(res!.headers()['content-security-policy'], ADMIN_APP_CSP);
-  return res!;
+  assert.equal(res.headers()['content-security-policy'], ADMIN_APP_CSP);
+  return res;
 }
 
 async function nav(page: Page, label: string, heading = label): Promise<void> {
@@ -100,9 +100,9 @@ async function nav(page: Page, label: string, heading = label): Promise<void> {
 /** Every form control on the page has a label (or an accessible name). */
 async function assertLabelled(page: Page): Promise<void> {
   // (a string: the root tsconfig has no DOM types)
-  const unlabelled = (await page.evaluate(`[...document.querySelectorAll('input, select, textarea')]
+  const unlabelled = await page.evaluate<string[]>(`[...document.querySelectorAll('input, select, textarea')]
     .filter((el) => el.type !== 'hidden' && !el.labels?.length && !el.getAttribute('aria-label') && !el.getAttribute('aria-labelledby'))
-    .map((el) => el.id || el.outerHTML.slice(0, 100))`)) as string[];
+    .map((el) => el.id || el.outerHTML.slice(0, 100))`);
   assert.deepEqual(unlabelled, [], `controls without a label on ${page.url()}`);
 }
 
@@ -273,7 +273,7 @@ describe('admin app (Chromium)', () => {
     assert.equal((await modelRow.getByRole('cell').first().textContent())?.trim(), '1');
     await shot(page, '07-usage');
     const [download] = await Promise.all([page.waitForEvent('download'), page.getByRole('button', { name: 'Export CSV' }).click()]);
-    const csv = fs.readFileSync((await download.path())!, 'utf8');
+    const csv = fs.readFileSync(await download.path(), 'utf8');
     assert.match(csv, /^model,requests,errors,prompt_tokens,completion_tokens,total_tokens/);
     assert.match(csv, new RegExp(`\\r\\nchat,1,0,${usage.prompt_tokens},${usage.completion_tokens},${usage.total_tokens},`));
 

@@ -197,7 +197,7 @@ function oddValue(rng: Rng): J {
     () => raw('-1e400'),
     () => raw('123456789012345678901234567890'),
     () => -0,
-    () => 9007199254740993,
+    () => 2 ** 53, // past Number.MAX_SAFE_INTEGER (the literal 9007199254740993 is this double)
     () => 1.7976931348623157e308,
   ])();
 }

@@ -106,8 +106,8 @@ export async function startGateway(opts: StartOptions = {}): Promise<RunningGate
   live.add(proc);
   let out = '';
   let err = '';
-  proc.stdout!.on('data', (d: Buffer) => (out += d.toString()));
-  proc.stderr!.on('data', (d: Buffer) => (err += d.toString()));
+  proc.stdout.on('data', (d: Buffer) => (out += d.toString()));
+  proc.stderr.on('data', (d: Buffer) => (err += d.toString()));
   const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) =>
     proc.on('exit', (code, signal) => {
       live.delete(proc);
@@ -124,7 +124,7 @@ export async function startGateway(opts: StartOptions = {}): Promise<RunningGate
         resolve({ data: d[1]!, admin: a[1]! });
       }
     };
-    proc.stdout!.on('data', check);
+    proc.stdout.on('data', check);
     void exited.then(({ code, signal }) => {
       clearTimeout(t);
       reject(new Error(`gateway exited (code ${code}, signal ${signal}) before it was ready\nstdout:\n${out}\nstderr:\n${err}`));
@@ -186,7 +186,7 @@ export async function eventually<T>(fn: () => T | Promise<T>, what: string, time
   for (;;) {
     try {
       const v = await fn();
-      if (v) return v as NonNullable<T>;
+      if (v) return v;
     } catch (e) {
       last = e;
     }

@@ -146,10 +146,10 @@ describe('first-run setup', () => {
     assert.ok(ok.body.csrf_token.length >= 16);
     const c = sessionCookie(ok);
     assert.ok(c.value.length >= 20, 'a session id with real entropy');
-    assert.ok(c.attrs.includes('httponly'), `HttpOnly: ${c.attrs}`);
-    assert.ok(c.attrs.includes('samesite=strict'), `SameSite=Strict: ${c.attrs}`);
-    assert.ok(c.attrs.includes('path=/'), `Path=/: ${c.attrs}`);
-    assert.ok(!c.attrs.includes('secure'), `no Secure on plain http: ${c.attrs}`);
+    assert.ok(c.attrs.includes('httponly'), `HttpOnly: ${c.attrs.join('; ')}`);
+    assert.ok(c.attrs.includes('samesite=strict'), `SameSite=Strict: ${c.attrs.join('; ')}`);
+    assert.ok(c.attrs.includes('path=/'), `Path=/: ${c.attrs.join('; ')}`);
+    assert.ok(!c.attrs.includes('secure'), `no Secure on plain http: ${c.attrs.join('; ')}`);
     const session: Session = { user: owner, cookie: c.pair, csrf: ok.body.csrf_token };
 
     const anon = await call(gw, 'GET', '/auth/state');
@@ -245,7 +245,7 @@ describe('logins, sessions, CSRF, lockout, users and API tokens', () => {
     assert.deepEqual(ok.body.user, { name: 'alice', role: 'admin' });
     assert.equal(typeof ok.body.csrf_token, 'string');
     const c = sessionCookie(ok);
-    assert.ok(c.attrs.includes('httponly') && c.attrs.includes('samesite=strict') && c.attrs.includes('path=/'), `${c.attrs}`);
+    assert.ok(c.attrs.includes('httponly') && c.attrs.includes('samesite=strict') && c.attrs.includes('path=/'), c.attrs.join('; '));
     const session: Session = { user: 'alice', cookie: c.pair, csrf: ok.body.csrf_token };
 
     const state = await call(gw, 'GET', '/auth/state', { session });
@@ -411,7 +411,7 @@ describe('logins, sessions, CSRF, lockout, users and API tokens', () => {
     assert.ok(entry, 'listed');
     assert.ok(!('token' in entry), 'the token value is not listed');
     assert.ok(!JSON.stringify(list.body).includes(token), 'the token is shown only once');
-    assert.ok(typeof entry.prefix === 'string' && token.startsWith(String(entry.prefix).replace(/…$/, '')), `prefix ${entry.prefix}`);
+    assert.ok(typeof entry.prefix === 'string' && token.startsWith(String(entry.prefix).replace(/…$/, '')), `prefix ${String(entry.prefix)}`);
 
     const db = openDb(gw);
     try {

@@ -122,7 +122,7 @@ async function send(pool: Pool, c: Case, origin: string): Promise<Outcome> {
   const own = mayCloseConnection(c) ? new Client(origin) : undefined;
   try {
     const res = await (own ?? pool).request({
-      method: c.method as 'POST',
+      method: c.method,
       path: c.path,
       headers: c.headers.flat(),
       body: c.body,
@@ -1069,7 +1069,7 @@ describe('slow and greedy clients', () => {
       const afterText = await after.text();
       assert.ok(
         inflight === 0 && after.status === 200,
-        `the stream's slot is freed after the client left: endpoint "hose" (max_concurrency 1) shows ${inflight} in flight 10 s later, and a new request got ${after.status} ${afterText.slice(0, 300)}`,
+        `the stream's slot is freed after the client left: endpoint "hose" (max_concurrency 1) shows ${String(inflight)} in flight 10 s later, and a new request got ${after.status} ${afterText.slice(0, 300)}`,
       );
       assert.equal(parseJson(afterText)?.choices?.[0]?.message?.content, 'hose says hi');
     } finally {

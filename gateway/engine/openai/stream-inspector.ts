@@ -281,8 +281,8 @@ export class StreamInspector {
     const parse = (): ParsedChunk | undefined => {
       if (parsed === undefined && !parseFailed) {
         try {
-          const j: unknown = JSON.parse(data!.toString('utf8'));
-          if (j && typeof j === 'object') parsed = j as ParsedChunk;
+          const j: unknown = JSON.parse(data.toString('utf8'));
+          if (j && typeof j === 'object') parsed = j;
           else parseFailed = true;
         } catch {
           parseFailed = true;

@@ -1,6 +1,6 @@
 // Admins: admin accounts and roles (owners manage them), and API tokens for automation.
 import { useRef, useState, type FormEvent } from 'react';
-import { api, apiFieldErrors, ApiError, enc, get, validate, type AdminUser, type ApiToken, type FieldErrors, type Role } from '../api';
+import { api, apiFieldErrors, ApiError, enc, get, validate, type AdminUser, type ApiToken, type CreatedApiToken, type FieldErrors, type Role } from '../api';
 import { ROLE_RANK, useAuth } from '../auth';
 import { useResource } from '../hooks';
 import {
@@ -353,8 +353,8 @@ function TokenForm({ maxRank, onCancel, onCreated }: { maxRank: number; onCancel
     if (!v.ok) return;
     setBusy(true);
     try {
-      const r = await api<{ name: string; token: string }>('POST', '/tokens', body);
-      onCreated(r.name ?? body.name, r.token);
+      const r = await api<CreatedApiToken>('POST', '/tokens', body);
+      onCreated(r.name, r.token);
     } catch (err) {
       const fe = apiFieldErrors(err);
       setErrors(fe);

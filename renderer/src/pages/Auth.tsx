@@ -1,6 +1,6 @@
 // First-run setup and login screens.
 import { useEffect, useRef, useState, type FormEvent } from 'react';
-import { api, apiFieldErrors, ApiError, validate, type FieldErrors, type User } from '../api';
+import { api, apiFieldErrors, ApiError, validate, type FieldErrors, type SessionBody, type SessionUser } from '../api';
 import { FormError, TextField, useFocusFirstError } from '../components/ui';
 import { MIN_PASSWORD, loginSchema, setupSchema } from '../../../gateway/config/admin-schema';
 import { navigate } from '../router';
@@ -24,7 +24,7 @@ function AuthFrame({ title, intro, children }: { title: string; intro: React.Rea
   );
 }
 
-export function SetupScreen({ onDone }: { onDone: (user: User, csrf: string) => void }) {
+export function SetupScreen({ onDone }: { onDone: (user: SessionUser, csrf: string) => void }) {
   const params = new URLSearchParams(location.search);
   const [token, setToken] = useState(params.get('token') ?? '');
   const [username, setUsername] = useState('');
@@ -36,9 +36,9 @@ export function SetupScreen({ onDone }: { onDone: (user: User, csrf: string) => 
   const form = useRef<HTMLFormElement>(null);
   useFocusFirstError(errors, form);
 
-  // In the desktop app the preload bridge hands over the token of the gateway it started.
+  // In the desktop app the preload bridge hands over the token of the gateway it started (a
+  // token already in the field, from the URL or typed, is kept).
   useEffect(() => {
-    if (token) return;
     const bridge = (window as unknown as { airlock?: { getSetupToken?: () => Promise<string | null> } }).airlock;
     bridge
       ?.getSetupToken?.()
@@ -57,7 +57,7 @@ export function SetupScreen({ onDone }: { onDone: (user: User, csrf: string) => 
     if (Object.keys(errs).length) return;
     setBusy(true);
     try {
-      const r = await api<{ user: User; csrf_token: string }>('POST', '/auth/setup', body);
+      const r = await api<SessionBody>('POST', '/auth/setup', body);
       navigate('/', { replace: true });
       onDone(r.user, r.csrf_token);
     } catch (err) {
@@ -94,7 +94,7 @@ export function SetupScreen({ onDone }: { onDone: (user: User, csrf: string) => 
   );
 }
 
-export function LoginScreen({ onDone, reason }: { onDone: (user: User, csrf: string) => void; reason?: string }) {
+export function LoginScreen({ onDone, reason }: { onDone: (user: SessionUser, csrf: string) => void; reason?: string }) {
   const [username, setUsername] = useState('');
   const [password, setPassword] = useState('');
   const [errors, setErrors] = useState<FieldErrors>({});
@@ -113,7 +113,7 @@ export function LoginScreen({ onDone, reason }: { onDone: (user: User, csrf: str
     if (!v.ok) return;
     setBusy(true);
     try {
-      const r = await api<{ user: User; csrf_token: string }>('POST', '/auth/login', body);
+      const r = await api<SessionBody>('POST', '/auth/login', body);
       setLocked('');
       onDone(r.user, r.csrf_token);
     } catch (err) {

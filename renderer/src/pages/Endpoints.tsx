@@ -1,7 +1,7 @@
 // Endpoints: the model servers Airlock sends requests to. Add, test, edit, remove, discover.
 import { useRef, useState, type FormEvent } from 'react';
 import { endpointSchema } from '../../../gateway/config/schema';
-import { api, apiFieldErrors, enc, get, validate, type EndpointView, type FieldErrors, type Health, type ProbeResult } from '../api';
+import { api, apiFieldErrors, enc, get, validate, type EndpointView, type FieldErrors, type HealthBody, type ProbeResult } from '../api';
 import { useAuth } from '../auth';
 import { useResource } from '../hooks';
 import {
@@ -90,7 +90,7 @@ function specOf(d: Draft, orig?: EndpointView): Record<string, unknown> {
 export function EndpointsPage() {
   const { canWrite } = useAuth();
   const list = useResource((s) => get<{ data: EndpointView[] }>('/endpoints', s), [], POLL_MS);
-  const health = useResource((s) => get<Health>('/health', s), [], POLL_MS);
+  const health = useResource((s) => get<HealthBody>('/health', s), [], POLL_MS);
   const [editing, setEditing] = useState<{ orig?: EndpointView; initial?: Partial<EndpointView>; probe?: ProbeResult } | null>(null);
   const [removing, setRemoving] = useState<string | null>(null);
   const [discovering, setDiscovering] = useState(false);

@@ -1,7 +1,7 @@
 // Teams and keys: who calls the gateway. A key is shown once when it is created.
 import { useRef, useState, type FormEvent } from 'react';
 import { keySchema, teamSchema } from '../../../gateway/config/schema';
-import { api, apiFieldErrors, enc, get, validate, type FieldErrors, type KeyView, type ModelView, type Status, type TeamView } from '../api';
+import { api, apiFieldErrors, enc, get, validate, type CreatedKeyView, type FieldErrors, type KeyView, type ModelView, type StatusBody, type TeamView } from '../api';
 import { useAuth } from '../auth';
 import { useResource } from '../hooks';
 import {
@@ -40,7 +40,7 @@ export function KeysPage() {
   const teams = useResource((s) => get<{ data: TeamView[] }>('/teams', s), []);
   const keys = useResource((s) => get<{ data: KeyView[] }>('/keys', s), []);
   const models = useResource((s) => get<{ data: ModelView[] }>('/models', s), []);
-  const status = useResource((s) => get<Status>('/status', s), []);
+  const status = useResource((s) => get<StatusBody>('/status', s), []);
   const [creatingKey, setCreatingKey] = useState(false);
   const [newKey, setNewKey] = useState<{ name: string; key: string } | null>(null);
   const [removeTeam, setRemoveTeam] = useState<string | null>(null);
@@ -336,7 +336,7 @@ function KeyForm({
     if (Object.keys(errs).length) return;
     setBusy(true);
     try {
-      const r = await api<KeyView & { key?: string }>('POST', '/keys', spec);
+      const r = await api<CreatedKeyView>('POST', '/keys', spec);
       if (!r.key) throw new Error('The gateway created the key but did not return it; revoke it and try again.');
       onCreated(r.name, r.key);
     } catch (err) {

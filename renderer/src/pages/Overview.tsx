@@ -2,7 +2,7 @@
 // Refreshes every few seconds.
 import { useMemo, useState } from 'react';
 import { Area, AreaChart, Bar, BarChart, CartesianGrid, Legend, Line, LineChart, ResponsiveContainer, Tooltip, XAxis, YAxis } from 'recharts';
-import { get, type Health, type RequestRow, type Status, type Timeseries } from '../api';
+import { get, type HealthBody, type RequestRow, type StatusBody, type Timeseries } from '../api';
 import { useResource } from '../hooks';
 import { Badge, EmptyState, LoadError, Loading, PageHeader, Section, SelectField, fmtInt, fmtMs, fmtTime } from '../components/ui';
 import { Link } from '../router';
@@ -23,8 +23,8 @@ export function breakerBadge(state: string) {
   return <Badge tone={tone}>{state}</Badge>;
 }
 
-export function dataUrlOf(s: Status | undefined): string | undefined {
-  return s?.listen?.data ?? s?.data_url;
+export function dataUrlOf(s: StatusBody | undefined): string | undefined {
+  return s?.listen?.data;
 }
 
 function timeLabel(t: number, step: number): string {
@@ -47,8 +47,8 @@ export function OverviewPage() {
   );
   // Has the gateway ever served a request? (decides the "No requests yet" guide)
   const latest = useResource((s) => get<{ data: RequestRow[] }>('/usage/requests?limit=1', s), [], POLL_MS);
-  const health = useResource((s) => get<Health>('/health', s), [], POLL_MS);
-  const status = useResource((s) => get<Status>('/status', s), []);
+  const health = useResource((s) => get<HealthBody>('/health', s), [], POLL_MS);
+  const status = useResource((s) => get<StatusBody>('/status', s), []);
 
   const ts = series.data;
   const view = useMemo(() => {

@@ -8,7 +8,7 @@
 import { useEffect, useRef, useState, type FormEvent } from 'react';
 import type { z } from 'zod';
 import { DEFAULT_LISTEN, listenSchema, settingsSchema } from '../../../gateway/config/schema';
-import { api, apiFieldErrors, get, validate, type FieldErrors, type ListenOrigin, type ListenSettings, type Status, type TlsStatus } from '../api';
+import { api, apiFieldErrors, get, validate, type FieldErrors, type ListenOrigin, type ListenConfig, type StatusBody, type TlsInfo } from '../api';
 import { useAuth } from '../auth';
 import { useResource } from '../hooks';
 import { CheckboxField, ConfirmDialog, FormError, LoadError, Loading, NumberField, PageHeader, Section, SelectField, TextField, fmtTime } from '../components/ui';
@@ -87,19 +87,26 @@ const humanize = (k: string) => k.replace(/_/g, ' ').replace(/^./, (c) => c.toUp
 function getPath(o: unknown, path: string[]): unknown {
   return path.reduce<unknown>((v, k) => (v && typeof v === 'object' ? (v as Record<string, unknown>)[k] : undefined), o);
 }
+/** A stored value as a text field shows it ("" when unset). */
+function fieldText(x: unknown): string {
+  if (x === undefined || x === null) return '';
+  if (typeof x === 'string') return x;
+  if (typeof x === 'number' || typeof x === 'boolean') return String(x);
+  return JSON.stringify(x);
+}
 function setPath(o: Record<string, unknown>, path: string[], v: unknown): void {
   let cur = o;
   for (const k of path.slice(0, -1)) cur = (cur[k] ??= {}) as Record<string, unknown>;
   cur[path[path.length - 1]!] = v;
 }
 
-const { groups: GROUPS } = fieldsOf(settingsSchema.shape as unknown as Record<string, z.ZodType>);
+const { groups: GROUPS } = fieldsOf(settingsSchema.shape);
 const ALL_FIELDS = [...GROUPS.values()].flat();
 
 export function SettingsPage() {
   const { canWrite } = useAuth();
   const settings = useResource((s) => get<Record<string, unknown>>('/settings', s), []);
-  const status = useResource((s) => get<Status>('/status', s), []);
+  const status = useResource((s) => get<StatusBody>('/status', s), []);
   const [values, setValues] = useState<Record<string, string | boolean> | null>(null);
   const [errors, setErrors] = useState<FieldErrors>({});
   const [error, setError] = useState<unknown>();
@@ -117,7 +124,7 @@ export function SettingsPage() {
     const v: Record<string, string | boolean> = {};
     for (const f of ALL_FIELDS) {
       const x = getPath(s, f.path);
-      v[f.path.join('.')] = f.kind === 'boolean' ? x === true : x === undefined || x === null ? '' : String(x);
+      v[f.path.join('.')] = f.kind === 'boolean' ? x === true : fieldText(x);
     }
     setValues(v);
   };
@@ -234,7 +241,7 @@ export function SettingsPage() {
 // ---- where the gateway listens ----
 
 type Plane = 'data' | 'admin';
-const OVERRIDES: Record<keyof ListenSettings, { flag: string; env: string }> = {
+const OVERRIDES: Record<keyof ListenConfig, { flag: string; env: string }> = {
   data_host: { flag: '--host', env: 'AIRLOCK_HOST' },
   data_port: { flag: '--port', env: 'AIRLOCK_PORT' },
   admin_host: { flag: '--admin-host', env: 'AIRLOCK_ADMIN_HOST' },
@@ -244,7 +251,7 @@ const LAN_HOST = '0.0.0.0';
 const LOOPBACK_HOST = '127.0.0.1';
 const isLoopback = (h: string) => /^(127\.\d{1,3}\.\d{1,3}\.\d{1,3}|localhost|::1)$/i.test(h);
 const exposedUrl = (u: string | undefined) => (u ? !/\/\/(127\.\d+\.\d+\.\d+|localhost|\[::1\])(:|\/|$)/.test(u) : undefined);
-const overrideName = (k: keyof ListenSettings, src: ListenOrigin) => (src === 'flag' ? `the ${OVERRIDES[k].flag} flag` : `the ${OVERRIDES[k].env} environment variable`);
+const overrideName = (k: keyof ListenConfig, src: ListenOrigin) => (src === 'flag' ? `the ${OVERRIDES[k].flag} flag` : `the ${OVERRIDES[k].env} environment variable`);
 
 /** A checkbox that looks and announces itself as an on/off switch. */
 function Switch({ id, label, checked, onChange, disabled, describedBy, danger }: { id: string; label: string; checked: boolean; onChange: (on: boolean) => void; disabled?: boolean; describedBy?: string; danger?: boolean }) {
@@ -256,8 +263,8 @@ function Switch({ id, label, checked, onChange, disabled, describedBy, danger }:
   );
 }
 
-function ListenControls({ status, stored, canWrite, onSaved }: { status: Status | undefined; stored: Record<string, unknown> | undefined; canWrite: boolean; onSaved: (s: Record<string, unknown>) => void }) {
-  const listen: ListenSettings = { ...DEFAULT_LISTEN, ...(stored?.listen as Partial<ListenSettings> | undefined) };
+function ListenControls({ status, stored, canWrite, onSaved }: { status: StatusBody | undefined; stored: Record<string, unknown> | undefined; canWrite: boolean; onSaved: (s: Record<string, unknown>) => void }) {
+  const listen: ListenConfig = { ...DEFAULT_LISTEN, ...(stored?.listen as Partial<ListenConfig> | undefined) };
   // the switch position while its change is being saved
   const [pending, setPending] = useState<Partial<Record<Plane, boolean>>>({});
   const [error, setError] = useState<unknown>();
@@ -269,7 +276,7 @@ function ListenControls({ status, stored, canWrite, onSaved }: { status: Status 
     if (stored && ports === null) setPorts({ data_port: String(listen.data_port), admin_port: String(listen.admin_port) });
   }, [stored, ports, listen.data_port, listen.admin_port]);
 
-  const save = async (patch: Partial<ListenSettings>) => {
+  const save = async (patch: Partial<ListenConfig>) => {
     if (!stored) return;
     const r = await api<Record<string, unknown>>('PUT', '/settings', { ...stored, listen: { ...listen, ...patch } });
     onSaved(r);
@@ -310,7 +317,7 @@ function ListenControls({ status, stored, canWrite, onSaved }: { status: Status 
   const plane = (p: Plane) => {
     const hostKey = `${p}_host` as const;
     const portKey = `${p}_port` as const;
-    const running = status?.listen?.[p] ?? (p === 'data' ? status?.data_url : (status?.admin_url ?? location.origin));
+    const running = status?.listen?.[p] ?? (p === 'admin' ? location.origin : undefined);
     const started = status?.listen_config;
     const src = status?.listen_source;
     const keys = [hostKey, portKey] as const;
@@ -488,10 +495,9 @@ interface StoredTls {
 }
 const DAY_MS = 86_400_000;
 
-function TlsFacts({ status, stored }: { status: Status | undefined; stored: Record<string, unknown> | undefined }) {
+function TlsFacts({ status, stored }: { status: StatusBody | undefined; stored: Record<string, unknown> | undefined }) {
   if (!status) return null;
-  if (status.tls === undefined) return <p className="muted">This gateway version does not report TLS.</p>;
-  const running: TlsStatus | null = status.tls;
+  const running: TlsInfo | null = status.tls;
   const want = stored?.tls as StoredTls | undefined;
   // what the stored settings.tls would serve at the next start
   const next = want && (want.data_plane !== false || want.admin_plane !== false) ? { cert_file: want.cert_file, key_file: want.key_file, data_plane: want.data_plane !== false, admin_plane: want.admin_plane !== false } : null;

@@ -1,7 +1,7 @@
 // Usage: requests, tokens and internal cost by team / user / app / model / key over a period.
 import { useMemo, useState } from 'react';
 import { Bar, BarChart, CartesianGrid, Legend, ResponsiveContainer, Tooltip, XAxis, YAxis } from 'recharts';
-import { get, type RequestRow, type UsageRow } from '../api';
+import { get, type RequestRow, type UsageBody } from '../api';
 import { useResource } from '../hooks';
 import { EmptyState, LoadError, Loading, PageHeader, Section, SelectField, TextField, fmtCost, fmtInt, fmtMs, fmtTime } from '../components/ui';
 
@@ -70,13 +70,13 @@ export function UsagePage() {
         q.set('from', new Date(fromMs!).toISOString());
         q.set('to', new Date(toMs!).toISOString());
       } else if (p.ms) q.set('from', new Date(Date.now() - p.ms).toISOString());
-      return get<{ data: UsageRow[] }>(`/usage?${q}`, s);
+      return get<UsageBody>(`/usage?${q}`, s);
     },
     [group, period, from, to],
     custom ? undefined : 5000,
   );
   const recent = useResource((s) => get<{ data: RequestRow[] }>('/usage/requests?limit=25', s), [], 5000);
-  const rows = usage.data?.data ?? [];
+  const rows = useMemo(() => usage.data?.data ?? [], [usage.data]);
   const groupLabel = GROUPS.find((g) => g.value === group)!.label;
   const name = (g: string | null) => g ?? '(none)';
 
@@ -86,10 +86,10 @@ export function UsagePage() {
         (t, r) => ({
           requests: t.requests + r.requests,
           errors: t.errors + r.errors,
-          prompt: t.prompt + (r.prompt_tokens ?? 0),
-          completion: t.completion + (r.completion_tokens ?? 0),
-          total: t.total + (r.total_tokens ?? 0),
-          cost: t.cost + (r.cost ?? 0),
+          prompt: t.prompt + r.prompt_tokens,
+          completion: t.completion + r.completion_tokens,
+          total: t.total + r.total_tokens,
+          cost: t.cost + r.cost,
         }),
         { requests: 0, errors: 0, prompt: 0, completion: 0, total: 0, cost: 0 },
       ),

@@ -1,0 +1,298 @@
+// The wire types of the admin API (/admin/api/v1): the JSON bodies the gateway answers with and
+// the admin app (renderer/src/api.ts) reads. One definition for both sides: the gateway's
+// producers are typed with these (gateway/server/admin-plane.ts and the engine modules it
+// calls), and the admin app imports them, so a change on one side breaks the build of the other.
+//
+// Types only: no runtime code here, and no imports but types from the shared schemas
+// (gateway/config/), which import nothing from Node. eslint.config.js enforces both.
+// Values are as JSON carries them: times are ISO 8601 strings unless named `ts`/`t`/`from`/`to`
+// (milliseconds since the epoch); a field the gateway leaves undefined is absent (optional here).
+import type { Role } from './config/admin-schema.js';
+import type { EndpointSpec, KeySpec, ModelSpec, TeamSpec } from './config/schema.js';
+
+export type { Role };
+
+/** Who may call an admin route: anyone ('public'), or the least role. */
+export type Access = 'public' | Role;
+
+/** `{ data: [...] }`: how the API answers with a list. */
+export interface ListBody<T> {
+  data: T[];
+}
+
+// ---- accounts ----
+
+export interface SessionUser {
+  name: string;
+  role: Role;
+}
+
+/** GET /auth/state */
+export interface AuthState {
+  setup_required: boolean;
+  user: SessionUser | null;
+  csrf_token: string | null;
+}
+
+/** POST /auth/setup, POST /auth/login */
+export interface SessionBody {
+  user: SessionUser;
+  csrf_token: string;
+}
+
+/** GET /users (ListBody), POST /users, PUT /users/:name */
+export interface AdminUser {
+  name: string;
+  role: Role;
+  disabled: boolean;
+  created_at: string;
+  /** set while the account is locked after failed logins */
+  locked_until: string | null;
+}
+
+/** GET /tokens (ListBody) */
+export interface ApiToken {
+  name: string;
+  /** the first characters of the token, to recognise it */
+  prefix: string;
+  role: Role;
+  created_by: string;
+  created_at: string;
+  last_used_at: string | null;
+}
+
+/** POST /tokens: the token itself is shown this once. */
+export interface CreatedApiToken extends ApiToken {
+  token: string;
+}
+
+// ---- endpoints, models, keys, health ----
+
+export type BreakerState = 'closed' | 'open' | 'half-open';
+
+export interface EndpointStatus {
+  healthy: boolean;
+  inflight: number;
+  last_check_at: string | null;
+  last_check_error: string | null;
+  /** the model list of the last successful health check */
+  discovered_models: string[] | null;
+}
+
+/** GET /endpoints (ListBody), /endpoints/:name; POST and PUT answer the same. The stored API key
+ * is never shown: `api_key_set` says there is one, `api_key` is its ${env:...} reference if it is one. */
+export interface EndpointView extends Omit<EndpointSpec, 'api_key'> {
+  api_key?: string;
+  api_key_set: boolean;
+  /** null: not running (e.g. just saved, before the reload) */
+  status: EndpointStatus | null;
+}
+
+export interface TargetStatus {
+  /** `endpoint/model` */
+  id: string;
+  endpoint: string;
+  model: string;
+  breaker: BreakerState;
+  consecutive_failures: number;
+  /** when an open breaker lets a trial request through */
+  retry_at: string | null;
+  last_error: string | null;
+  ttfb_ewma_ms: number | null;
+  inflight: number;
+}
+
+/** GET /models (ListBody), /models/:name */
+export interface ModelView extends ModelSpec {
+  targets_status: TargetStatus[];
+}
+
+export type TeamView = TeamSpec;
+
+/** GET /keys (ListBody), /keys/:name. The key is stored only as a hash. */
+export interface KeyView extends Omit<KeySpec, 'key'> {
+  prefix: string;
+  created_at: string;
+}
+
+/** POST /keys: the generated (or given) key is shown this once. */
+export interface CreatedKeyView extends KeyView {
+  key?: string;
+}
+
+/** GET /health */
+export interface HealthBody {
+  /** an endpoint that is configured but not running has only its name */
+  endpoints: ({ name: string } & Partial<EndpointStatus>)[];
+  targets: (TargetStatus & { alias: string })[];
+}
+
+/** POST /endpoints/test, /endpoints/:name/test: one GET of the server's model list. */
+export interface ProbeResult {
+  ok: boolean;
+  latency_ms: number;
+  models: string[];
+  error?: string | undefined;
+  /** the HTTP status, when the server answered */
+  status?: number | undefined;
+}
+
+// ---- usage (the ledger) ----
+
+/** GET /usage/requests (ListBody): one ledger row. */
+export interface RequestRow {
+  /** the gateway's own id (UUIDv7), unique */
+  request_id: string;
+  /** the client's x-request-id, when it sent a well-formed one (not unique) */
+  client_request_id: string | null;
+  /** ms since the epoch */
+  ts: number;
+  /** `ts` as ISO 8601 */
+  time: string;
+  kind: string;
+  key_name: string | null;
+  team: string | null;
+  app: string | null;
+  user: string | null;
+  session: string | null;
+  requested_model: string | null;
+  alias: string | null;
+  endpoint: string | null;
+  upstream_model: string | null;
+  stream: boolean;
+  prompt_tokens: number;
+  completion_tokens: number;
+  /** token counts estimated by the gateway (the upstream reported none) */
+  estimated: boolean;
+  cost: number;
+  ttfb_ms: number | null;
+  latency_ms: number;
+  status: number;
+  attempts: number;
+  error_class: string | null;
+}
+
+export type UsageGroupBy = 'team' | 'key' | 'model' | 'user' | 'app' | 'endpoint' | 'session';
+
+/** One group of GET /usage. */
+export interface UsageRow {
+  /** the team, key, model alias, … (null: requests without one) */
+  group: string | null;
+  requests: number;
+  /** requests answered with status >= 400 */
+  errors: number;
+  prompt_tokens: number;
+  completion_tokens: number;
+  total_tokens: number;
+  estimated_requests: number;
+  cost: number;
+  avg_latency_ms: number;
+}
+
+/** GET /usage */
+export interface UsageBody {
+  group_by: UsageGroupBy;
+  from: number | null;
+  to: number | null;
+  data: UsageRow[];
+}
+
+export interface TimeseriesPoint {
+  /** bucket start, ms since the epoch */
+  t: number;
+  requests: number;
+  /** requests answered with status >= 400 */
+  errors: number;
+  prompt_tokens: number;
+  completion_tokens: number;
+  cost: number;
+  /** nearest-rank percentiles of latency_ms; null for an empty bucket */
+  p50_ms: number | null;
+  p99_ms: number | null;
+}
+
+/** GET /usage/timeseries: every bucket of the range, empty ones included. */
+export interface Timeseries {
+  from: number;
+  to: number;
+  bucket_ms: number;
+  data: TimeseriesPoint[];
+  /** the whole range: sums, and percentiles over every request in it */
+  totals: Omit<TimeseriesPoint, 't'>;
+}
+
+// ---- the gateway ----
+
+/** The ledger's writer (GET /status `ledger`; GET /readyz fails while it is not writable). */
+export interface LedgerState {
+  writable: boolean;
+  /** settings.ledger_when_unwritable */
+  mode: 'serve' | 'refuse';
+  /** rows recorded but not yet committed */
+  pending: number;
+  written: number;
+  /** rows that were not kept because max_pending_rows were already waiting */
+  dropped: number;
+  failed_writes: number;
+  last_error: string | null;
+  last_error_at: string | null;
+}
+
+/** What the running gateway reports about its certificate. */
+export interface TlsInfo {
+  cert_file: string;
+  key_file: string;
+  /** which planes serve HTTPS */
+  data_plane: boolean;
+  admin_plane: boolean;
+  /** SHA-256 of the DER certificate, as `openssl x509 -fingerprint -sha256` prints it (AB:CD:…) */
+  fingerprint_sha256: string;
+  subject: string;
+  issuer: string;
+  /** e.g. "DNS:airlock.corp.local, IP Address:10.0.0.5"; null when the certificate has none */
+  subject_alt_names: string | null;
+  valid_from: string;
+  /** expiry, ISO 8601 */
+  valid_to: string;
+  expired: boolean;
+}
+
+/** Where a listen value came from: a command-line flag or environment variable overrides the
+ * stored settings.listen (which applies on restart). */
+export type ListenOrigin = 'flag' | 'env' | 'settings' | 'default';
+
+export interface ListenConfig {
+  data_host: string;
+  data_port: number;
+  admin_host: string;
+  admin_port: number;
+}
+
+export type ListenSource = Record<keyof ListenConfig, ListenOrigin>;
+
+/** GET /status */
+export interface StatusBody {
+  version: string;
+  started_at: string;
+  config_version: number;
+  data_dir: string;
+  /** the URLs the planes listen on (null before both listen) */
+  listen: { data: string; admin: string } | null;
+  /** what the planes were asked to listen on at start */
+  listen_config: ListenConfig;
+  /** where each of those values came from (null: not known, e.g. a gateway started from code) */
+  listen_source: ListenSource | null;
+  /** AIRLOCK_ADMIN_HOSTNAMES */
+  admin_hostnames: string[];
+  /** settings.tls as loaded at start; null: plain HTTP on both planes */
+  tls: TlsInfo | null;
+  ledger: LedgerState;
+}
+
+/** One route of GET /routes (ListBody): the role matrix, from the routes themselves. */
+export interface RouteInfo {
+  method: string;
+  path: string;
+  /** null: the route declares none, so it is refused */
+  access: Access | null;
+}
