@@ -15,8 +15,10 @@ export type Behavior =
    * `chunkDelayMs` is the pause before each streamed content chunk (non-stream: the whole answer
    * is delayed by chunkDelayMs × number of chunks, as a model generating at that speed would);
    * `usage` (default true) includes usage (non-stream: in the body; stream: only when the request
-   * asked with stream_options.include_usage); `finishReason` overrides the finish reason. */
-  | { kind: 'ok'; content?: string; chunkDelayMs?: number; usage?: boolean; finishReason?: string }
+   * asked with stream_options.include_usage); `finishReason` overrides the finish reason;
+   * `sse` writes a streamed answer in another server's format (see SSEShape; absent: the compact
+   * format, byte for byte as without it). */
+  | { kind: 'ok'; content?: string; chunkDelayMs?: number; usage?: boolean; finishReason?: string; sse?: SSEShape }
   /** An HTTP error; body defaults to an OpenAI-shaped error JSON. */
   | { kind: 'status'; status: number; retryAfter?: string; body?: string }
   /** Wait before sending anything (headers included), then behave as `then` (default ok). */
@@ -51,6 +53,29 @@ export type Behavior =
    * client reads) forever; non-stream (and setModelsResponse): 200 JSON headers, then
    * `{"padding":"xxx…` in 1 KB pieces at that pace, never closed. */
   | { kind: 'endless-stream'; chunkDelayMs?: number };
+
+/** How a streamed answer (chat or completions) is written, as real servers differ. Every option
+ * off is the default format: compact JSON, `data: ` with a space, LF line ends, usage in its own
+ * chunk with `"choices": []` (when the request asked for it), `data: [DONE]` at the end. The
+ * events carry the same fields in the same order whatever the options (but for where
+ * usageInLastChunk puts the usage). */
+export interface SSEShape {
+  /** JSON with a space after every colon and comma, and non-ASCII escaped as \uXXXX (Python's
+   * json.dumps defaults, as several Python servers emit) */
+  spaced?: boolean;
+  /** CRLF line ends instead of LF */
+  crlf?: boolean;
+  /** false: no final `data: [DONE]` (default true) */
+  done?: boolean;
+  /** comment lines: a `: connected` block before the first event, a `: ping` block before every
+   * other content event, and a `: last event` line inside the block of the last JSON event */
+  comments?: boolean;
+  /** the usage (when sent) as a field of the last finish chunk, beside its choices, instead of
+   * its own chunk with `"choices": []` */
+  usageInLastChunk?: boolean;
+  /** `data:{…}` without the space after the colon */
+  noSpaceAfterData?: boolean;
+}
 
 export interface RecordedRequest {
   method: string;
@@ -457,7 +482,8 @@ export function startUpstream(opts: UpstreamOptions = {}): Promise<TestUpstream>
     const { res } = st;
     switch (b.kind) {
       case 'ok': {
-        const p = plan(b);
+        const p0 = plan(b);
+        const p = b.sse && p0.kind === 'stream' ? shapeStream(p0, b.sse) : p0;
         const delay = b.chunkDelayMs ?? 0;
         if (p.kind === 'json') {
           if (delay > 0 && p.status === 200) {
@@ -691,6 +717,58 @@ export function startUpstream(opts: UpstreamOptions = {}): Promise<TestUpstream>
       resolve(up);
     });
   });
+}
+
+/** JSON as Python's json.dumps writes it by default: ", " and ": " separators, non-ASCII escaped. */
+export function pythonJson(v: unknown): string {
+  if (v === null || typeof v !== 'object') return (JSON.stringify(v) ?? 'null').replace(/[\u0080-\uffff]/g, (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`);
+  if (Array.isArray(v)) return `[${v.map(pythonJson).join(', ')}]`;
+  return `{${Object.entries(v as Record<string, unknown>)
+    .map(([k, x]) => `${pythonJson(k)}: ${pythonJson(x)}`)
+    .join(', ')}}`;
+}
+
+const DONE_FRAME = 'data: [DONE]\n\n';
+
+/** A stream plan (frames in the default format, `data: JSON\n\n`) rewritten in the format `s` asks for. */
+function shapeStream(p: Extract<Plan, { kind: 'stream' }>, s: SSEShape): Extract<Plan, { kind: 'stream' }> {
+  type Frame = { json: Record<string, any>; raw: string; changed: boolean } | 'done';
+  const parse = (f: string): Frame => (f === DONE_FRAME ? 'done' : { json: JSON.parse(f.slice(6, -2)) as Record<string, any>, raw: f.slice(6, -2), changed: false });
+  const head = p.head.map(parse);
+  const content = p.content.map(parse);
+  let tail = p.tail.map(parse);
+  if (s.usageInLastChunk) {
+    const u = tail.findIndex((f) => f !== 'done' && f.json.usage && Array.isArray(f.json.choices) && f.json.choices.length === 0);
+    if (u !== -1) {
+      const usage = (tail[u] as Exclude<Frame, 'done'>).json.usage;
+      tail = tail.filter((_, i) => i !== u);
+      for (let i = tail.length - 1; i >= 0; i--) {
+        const f = tail[i]!;
+        if (f !== 'done' && Array.isArray(f.json.choices) && f.json.choices.some((c: any) => c?.finish_reason)) {
+          f.json.usage = usage;
+          f.changed = true;
+          break;
+        }
+      }
+    }
+  }
+  if (s.done === false) tail = tail.filter((f) => f !== 'done');
+  const eol = s.crlf ? '\r\n' : '\n';
+  const lastJson = tail.reduce((at, f, i) => (f !== 'done' ? i : at), -1);
+  const write = (f: Frame, comment?: string): string => {
+    const data = f === 'done' ? '[DONE]' : s.spaced ? pythonJson(f.json) : f.changed ? JSON.stringify(f.json) : f.raw;
+    return `${comment !== undefined ? `: ${comment}${eol}` : ''}data:${s.noSpaceAfterData ? '' : ' '}${data}${eol}${eol}`;
+  };
+  const ping = (text: string) => (s.comments ? `: ${text}${eol}${eol}` : '');
+  const out = {
+    kind: 'stream' as const,
+    head: head.map((f) => write(f)),
+    content: content.map((f, i) => (i % 2 === 0 ? ping('ping') : '') + write(f)),
+    tail: tail.map((f, i) => write(f, s.comments && i === lastJson ? 'last event' : undefined)),
+  };
+  const first = out.head.length ? out.head : out.content.length ? out.content : out.tail;
+  if (first.length) first[0] = ping('connected') + first[0];
+  return out;
 }
 
 /** How many stream chunks a non-stream answer would have had (for chunkDelayMs). */

@@ -8,7 +8,9 @@ import {
   completionTokensFor,
   embeddingFor,
   promptTokensFor,
+  pythonJson,
   startUpstream,
+  type SSEShape,
   type TestUpstream,
 } from '../helpers/upstream.js';
 
@@ -304,6 +306,66 @@ describe('test upstream through the openai client', () => {
     assert.equal(text, 'echo: one two three');
     const slowWhole = await client.chat.completions.create({ model: 'alpha', messages: [{ role: 'user', content: 'one two' }] });
     assert.equal(slowWhole.choices[0]!.message.content, 'echo: one two');
+  });
+
+  test('ok sse: each format option as written on the wire; no option = the default bytes; the openai client reads them all', async () => {
+    const body = chatBody(true, { stream_options: { include_usage: true } });
+    const raw = async (sse?: SSEShape, path = '/v1/chat/completions', b: unknown = body) => {
+      up.setBehavior(sse ? { kind: 'ok', sse } : { kind: 'ok' });
+      const r = await post(up, path, b);
+      assert.equal(r.status, 200);
+      // ids and timestamps differ from one answer to the next
+      return (await r.text()).replace(/"id":( ?)"(?:chat)?cmpl-\d+"/g, (_, sp: string) => `"id":${sp}"X"`).replace(/"created":( ?)\d+/g, (_, sp: string) => `"created":${sp}0`);
+    };
+    const plain = await raw();
+    assert.equal(await raw({}), plain, 'sse: {} writes the default format byte for byte');
+    assert.equal(await raw({ done: true }), plain);
+    const events = sseData(plain).map((d) => (d === '[DONE]' ? d : JSON.parse(d)));
+
+    const spaced = await raw({ spaced: true });
+    assert.ok(spaced.includes('{"id": "X", "object": "chat.completion.chunk", "created": 0, "model": "m", "choices": [{"index": 0, "delta": {"role": "assistant", "content": ""}'), spaced);
+    assert.deepEqual(sseData(spaced).map((d) => (d === '[DONE]' ? d : JSON.parse(d))), events, 'the same events');
+    assert.equal(pythonJson({ a: [1, 'é', null, { b: true }], c: {} }), '{"a": [1, "\\u00e9", null, {"b": true}], "c": {}}');
+
+    const crlf = await raw({ crlf: true });
+    assert.equal(crlf, plain.replaceAll('\n', '\r\n'));
+    assert.equal(await raw({ done: false }), plain.replace('data: [DONE]\n\n', ''));
+    assert.equal(await raw({ noSpaceAfterData: true }), plain.replaceAll('data: ', 'data:'));
+
+    const comments = await raw({ comments: true });
+    assert.ok(comments.startsWith(': connected\n\ndata: '), comments);
+    assert.ok(comments.includes('\n\n: ping\n\ndata: '), comments);
+    assert.ok(comments.includes('\n\n: last event\ndata: {"id":"X","object":"chat.completion.chunk","created":0,"model":"m","choices":[],"usage":'), comments);
+    assert.equal(comments.replace(/^: [^\n]*\n(\n)?/gm, ''), plain, 'only comment lines added');
+
+    const inLast = await raw({ usageInLastChunk: true });
+    const lastEvents = sseData(inLast);
+    assert.equal(lastEvents.length, events.length - 1, 'no usage-only chunk');
+    const finish = JSON.parse(lastEvents.at(-2)!);
+    assert.equal(finish.choices[0].finish_reason, 'stop');
+    assert.deepEqual(finish.usage, (events.at(-2) as { usage: unknown }).usage, 'the usage moved into the finish chunk');
+    // without include_usage there is no usage to move
+    assert.equal(await raw({ usageInLastChunk: true }, '/v1/chat/completions', chatBody(true)), await raw(undefined, '/v1/chat/completions', chatBody(true)));
+
+    // completions: the same options apply
+    const cBody = { model: 'm', prompt: 'abc', stream: true, stream_options: { include_usage: true } };
+    const cPlain = await raw(undefined, '/v1/completions', cBody);
+    assert.equal(await raw({ crlf: true, noSpaceAfterData: true }, '/v1/completions', cBody), cPlain.replaceAll('data: ', 'data:').replaceAll('\n', '\r\n'));
+
+    // the openai client reads every format
+    const all: SSEShape = { spaced: true, crlf: true, done: false, comments: true, usageInLastChunk: true, noSpaceAfterData: true };
+    for (const sse of [{ spaced: true }, { crlf: true }, { done: false }, { comments: true }, { usageInLastChunk: true }, { noSpaceAfterData: true }, all]) {
+      up.setBehavior({ kind: 'ok', sse });
+      const s = await client.chat.completions.create({ model: 'alpha', stream: true, stream_options: { include_usage: true }, messages: [{ role: 'user', content: 'one two three' }] });
+      let text = '';
+      let usage: OpenAI.CompletionUsage | undefined | null;
+      for await (const c of s) {
+        text += c.choices[0]?.delta.content ?? '';
+        usage ??= c.usage;
+      }
+      assert.equal(text, 'echo: one two three', JSON.stringify(sse));
+      assert.equal(usage?.completion_tokens, completionTokensFor('echo: one two three'), JSON.stringify(sse));
+    }
   });
 
   test('inflight returns to 0 and nothing counts as aborted after normal requests', async () => {
