@@ -18,7 +18,7 @@ import type { ListenOrigin, ListenSource } from '../wire.js';
 import { buildDataPlane } from './data-plane.js';
 import { buildAdminPlane } from './admin-plane.js';
 import { AdminAuth } from './admin-auth.js';
-import { loadTls, type LoadedTls } from './http-server.js';
+import { closeUnusedConnections, loadTls, type LoadedTls } from './http-server.js';
 
 export interface GatewayOptions {
   dataDir: string;
@@ -179,7 +179,10 @@ export class Gateway {
     // A keep-alive connection that goes idle once its last response is done would otherwise hold
     // the close until the deadline: close idle connections as they appear.
     const idle = setInterval(() => {
-      for (const a of apps) a.server.closeIdleConnections();
+      for (const a of apps) {
+        a.server.closeIdleConnections();
+        closeUnusedConnections(a.server);
+      }
     }, 100);
     idle.unref();
     await Promise.all(apps.map((a) => a.close()));

@@ -12,6 +12,7 @@
 // - TLS: the handshake must finish within the headers timeout (Node's default is 120 s).
 import fs from 'node:fs';
 import http from 'node:http';
+import type net from 'node:net';
 import https from 'node:https';
 import tls from 'node:tls';
 import { X509Certificate, createPrivateKey, type KeyObject } from 'node:crypto';
@@ -141,7 +142,24 @@ export function createPlaneServer(handler: http.RequestListener, o: PlaneServerO
   server.maxConnections = o.plane === 'data' ? h.max_connections : h.admin_max_connections;
   // A timeout on the socket itself would cut long streams: only the request timeouts above apply.
   server.timeout = 0;
+  // Connections that have not sent a whole request yet: closeIdleConnections() leaves them alone, so a
+  // shutdown would wait for them until the grace deadline (closeUnusedConnections closes them).
+  const unused = new Set<net.Socket>();
+  server.on(o.tls ? 'secureConnection' : 'connection', (s: net.Socket) => {
+    unused.add(s);
+    s.once('close', () => unused.delete(s));
+  });
+  // (not the socket's 'data' events: Node's parser reads the socket directly, and they never fire)
+  server.on('request', (req: http.IncomingMessage) => unused.delete(req.socket));
+  UNUSED.set(server, unused);
   return server;
+}
+
+const UNUSED = new WeakMap<http.Server, Set<net.Socket>>();
+
+/** Close the connections that never sent anything (on shutdown, with closeIdleConnections). */
+export function closeUnusedConnections(server: http.Server): void {
+  for (const s of UNUSED.get(server) ?? []) s.destroy();
 }
 
 /** Fastify's serverFactory for a plane of this gateway (settings as of the start; TLS as loaded by start()). */

@@ -188,6 +188,27 @@ describe('graceful shutdown and durability', () => {
     await up.close();
   });
 
+  test('SIGTERM with connections that never sent a request (both planes): they do not hold the shutdown until the grace deadline', async () => {
+    const gw = await startGateway({ config: { ...basicConfig(up.url), settings: { shutdown_grace_ms: 600_000 } } });
+    const silent: net.Socket[] = [];
+    for (const url of [gw.dataUrl, gw.adminUrl]) {
+      const u = new URL(url);
+      for (let i = 0; i < 3; i++) {
+        const s = net.connect(Number(u.port), u.hostname);
+        s.on('error', () => undefined);
+        await new Promise((r) => s.once('connect', r));
+        silent.push(s);
+      }
+    }
+    // one that sent half a request line, too
+    silent[0]!.write('GET /heal');
+    const closed = silent.map((s) => new Promise((r) => s.once('close', r)));
+    const exit = await gw.stop('SIGTERM');
+    assert.deepEqual(exit, { code: 0, signal: null });
+    assert.doesNotMatch(gw.stderr(), /shutdown deadline .* reached/, 'closed before the (10-minute) grace deadline');
+    await Promise.all(closed);
+  });
+
   test('SIGTERM mid-stream: the stream completes, new connections are refused, exit 0, the ledger has the row', async () => {
     const words = Array.from({ length: 30 }, (_, i) => `word${i}`).join(' ');
     up.setBehavior({ kind: 'ok', content: words, chunkDelayMs: 50 });
