@@ -10,7 +10,8 @@ import { KeysPage } from './pages/Keys';
 import { UsagePage } from './pages/Usage';
 import { SettingsPage } from './pages/Settings';
 import { AdminsPage } from './pages/Admins';
-import { errorMessage } from './api';
+import { errorMessage, get, type StatusBody } from './api';
+import { useResource } from './hooks';
 import { Icon } from './components/icons';
 
 const PAGES = [
@@ -68,6 +69,22 @@ export function App() {
   }
 }
 
+/** Shown on every page while the usage ledger cannot be written (checked every 10 s). */
+function LedgerBanner() {
+  const status = useResource((s) => get<StatusBody>('/status', s), [], 10_000);
+  const l = status.data?.ledger;
+  if (!l || l.writable) return null;
+  return (
+    <div className="ledger-banner" role="alert">
+      <strong>Usage records cannot be written to the database.</strong>{' '}
+      {l.mode === 'refuse'
+        ? 'Requests are refused (503) until they can be, as set in Settings (ledger_when_unwritable: refuse).'
+        : `Requests are still served; ${l.pending} record(s) wait in memory${l.dropped ? `, ${l.dropped} were dropped` : ''}.`}{' '}
+      {l.last_error ? <span className="mono">Last error: {l.last_error}</span> : null}
+    </div>
+  );
+}
+
 function Shell({ path }: { path: string }) {
   const { user, canWrite, logout } = useAuth();
   const page = PAGES.find((p) => p.path === path) ?? (path === '/setup' || path === '/login' ? PAGES[0] : undefined);
@@ -103,6 +120,7 @@ function Shell({ path }: { path: string }) {
             Sign out
           </button>
         </header>
+        <LedgerBanner />
         {!canWrite ? (
           <div className="readonly-banner" role="note">
             Read-only access: as an auditor you can see everything here but not change it.

@@ -13,7 +13,8 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { chromium, type Browser, type BrowserContext, type Page } from 'playwright-core';
 import OpenAI from 'openai';
-import { ROOT, basicConfig, startGateway, type RunningGateway } from '../helpers/gateway.js';
+import Database from 'better-sqlite3';
+import { ROOT, TEST_KEY, basicConfig, startGateway, type RunningGateway } from '../helpers/gateway.js';
 import { startUpstream, type TestUpstream } from '../helpers/upstream.js';
 import { ADMIN_APP_CSP } from '../../gateway/server/static.js';
 
@@ -421,6 +422,32 @@ describe('admin app (Chromium)', () => {
     } finally {
       await other.close();
     }
+  });
+
+  test('while the usage ledger cannot be written, every page says so; the warning goes when it can again', { skip: SKIP }, async () => {
+    const gw = await gateway({ config: basicConfig(upstream!.url) });
+    assert.equal((await gw.admin('POST', '/users', { name: 'root', password: OWNER.password, role: 'owner' })).status, 201);
+    const { page, problems } = await newPage();
+    await open(page, gw.adminUrl + '/');
+    assert.equal(await login(page, 'root', OWNER.password), 200);
+    await page.getByRole('heading', { level: 1, name: 'Overview' }).waitFor();
+    const banner = page.getByRole('alert').filter({ hasText: 'Usage records cannot be written' });
+    assert.equal(await banner.count(), 0);
+    // another process holds the database's write lock (as a long backup or a stuck tool would)
+    const db = new Database(path.join(gw.dataDir, 'airlock.db'));
+    db.exec('BEGIN EXCLUSIVE');
+    try {
+      const ai = new OpenAI({ apiKey: TEST_KEY, baseURL: gw.baseURL, maxRetries: 0 });
+      await ai.chat.completions.create({ model: 'chat', messages: [{ role: 'user', content: 'recorded later' }] });
+      await banner.waitFor();
+      await banner.getByText(/Requests are still served; \d+ record\(s\) wait in memory/).waitFor();
+      await shot(page, '11-ledger-unwritable');
+    } finally {
+      db.exec('ROLLBACK');
+      db.close();
+    }
+    await banner.waitFor({ state: 'detached' });
+    assertNoProblems(problems);
   });
 
   test('an auditor sees everything and can change nothing', { skip: SKIP }, async () => {
