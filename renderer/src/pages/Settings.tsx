@@ -65,6 +65,8 @@ const GROUP_TITLES: Record<string, string> = {
   breaker: 'Circuit breaker',
   retention: 'Usage records',
   admin: 'Admin sign-in',
+  http: 'Client connections (take effect on restart)',
+  limits: 'Size limits',
 };
 const LABELS: Record<string, string> = {
   max_body_bytes: 'Largest request body (bytes)',
@@ -77,6 +79,19 @@ const LABELS: Record<string, string> = {
   admin_max_failed_logins: 'Failed logins before an account is locked',
   admin_lockout_minutes: 'Lockout duration (minutes)',
   admin_session_hours: 'Admin session length (hours)',
+  metrics_public: '/metrics without a token',
+  ledger_max_pending_rows: 'Records kept in memory while unwritable',
+  ledger_when_unwritable: 'When records cannot be written',
+  'http.headers_timeout_ms': 'Request headers timeout (ms)',
+  'http.request_timeout_ms': 'Whole request timeout (ms)',
+  'http.keep_alive_timeout_ms': 'Idle keep-alive timeout (ms)',
+  'http.max_connections': 'Most data-plane connections',
+  'http.admin_max_connections': 'Most admin-plane connections',
+  'http.max_requests_per_socket': 'Requests per connection (0: no limit)',
+  'limits.max_json_depth': 'Deepest JSON nesting in a request',
+  'limits.max_event_bytes': 'Largest streamed upstream event (bytes)',
+  'limits.max_response_bytes': 'Largest upstream answer (bytes)',
+  'limits.max_probe_bytes': 'Largest model list from a health check (bytes)',
 };
 const HINTS: Record<string, string> = {
   'breaker.failure_threshold': 'Consecutive failures of a target before Airlock stops sending to it for the cool-down.',
