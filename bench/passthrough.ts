@@ -11,7 +11,8 @@ import { Pool } from 'undici';
 export function buildPassthrough(upstreamBaseUrl: string): { app: FastifyInstance; pool: Pool } {
   const u = new URL(upstreamBaseUrl);
   const basePath = u.pathname.replace(/\/$/, '');
-  const pool = new Pool(u.origin, { connections: 256, pipelining: 1, keepAliveTimeout: 30_000 });
+  // enough connections for the slow-streams scenario's streams (like the gateway's endpoint in the bench)
+  const pool = new Pool(u.origin, { connections: 4096, pipelining: 1, keepAliveTimeout: 30_000 });
   const app = Fastify({ logger: false, keepAliveTimeout: 72_000, requestTimeout: 0, bodyLimit: 10 * 1024 * 1024 });
   app.post('/v1/chat/completions', async (req, reply) => {
     const up = await pool.request({

@@ -97,6 +97,9 @@ export class Ledger {
   private start(): void {
     this.worker = new Worker(new URL('./ledger-worker.js', import.meta.url), {
       workerData: { file: this.file, busyTimeoutMs: this.opts.busyTimeoutMs ?? 1000, retryMs: this.opts.retryMs ?? 250 },
+      // The writer's garbage is short-lived rows: a small young generation is enough, and V8
+      // would otherwise grow it to 16 MB per semi-space under a burst and keep it.
+      resourceLimits: { maxYoungGenerationSizeMb: 4 },
     });
     this.worker.unref();
     this.worker.on('message', (m: FromWorker) => this.onMessage(m));

@@ -1,5 +1,5 @@
 // The data plane: the OpenAI-compatible API for apps, health and metrics.
-import Fastify, { type FastifyError, type FastifyInstance } from 'fastify';
+import Fastify, { type FastifyError, type FastifyInstance, type FastifyReply, type FastifyRequest, type HookHandlerDoneFunction } from 'fastify';
 import { GatewayError, gatewayError } from '../engine/errors.js';
 import { newRequestId } from '../engine/request-id.js';
 import { nestedDeeperThan } from '../engine/json-depth.js';
@@ -66,6 +66,7 @@ export function buildDataPlane(gw: Gateway): FastifyInstance {
   // The key is checked here, from the headers, before any of the body is read: a request without a
   // valid key costs no body buffering or parsing.
   app.addHook('onRequest', (req, reply, done) => {
+    gw.requestsStarted++;
     const id = requestId(req.headers);
     const r = req as RequestWithId;
     r.airlockId = id;
@@ -77,8 +78,14 @@ export function buildDataPlane(gw: Gateway): FastifyInstance {
       reply.header('connection', 'close').code(400).send(g.body());
       return;
     }
-    const kind = req.routeOptions.config?.kind;
-    if (kind === undefined || req.is404) return done();
+    done();
+  });
+  // The pipeline routes' own onRequest hook (after the one above): the key, from the headers. A
+  // route-level hook knows its kind without asking for req.routeOptions, which builds a new
+  // object on every access.
+  const authenticateFirst = (kind: Kind) => (req: FastifyRequest, reply: FastifyReply, done: HookHandlerDoneFunction) => {
+    const r = req as RequestWithId;
+    const id = r.airlockId ?? requestId(req.headers);
     if (gw.ledger.refusing) {
       // settings.ledger_when_unwritable: refuse — no request is served that cannot be recorded
       const g = gatewayError('ledger_unavailable', 'The usage ledger cannot be written right now, and this gateway is set to refuse requests it cannot record; try again shortly.', { headers: { 'retry-after': '5' } });
@@ -96,15 +103,21 @@ export function buildDataPlane(gw: Gateway): FastifyInstance {
       return;
     }
     done();
-  });
+  };
   // Nesting deeper than settings.limits.max_json_depth is the client's mistake (400), refused
-  // before anything walks the body recursively.
+  // before anything walks the body recursively. Checked as part of parsing (Fastify's own JSON
+  // parser, then the depth walk) rather than in a preValidation hook: the same answer, without a
+  // hook stage on every request.
   app.removeContentTypeParser('text/plain'); // JSON only: text/plain is a 415, not a string body
-  app.addHook('preValidation', (req, _reply, done) => {
-    const max = gw.snapshot.settings.limits.max_json_depth;
-    if (req.body !== undefined && nestedDeeperThan(req.body, max))
-      return done(gatewayError('too_deeply_nested', `The request body nests arrays and objects more than ${max} levels deep.`));
-    done();
+  const parseJson = app.getDefaultJsonParser('error', 'error');
+  app.removeContentTypeParser('application/json');
+  app.addContentTypeParser('application/json', { parseAs: 'string' }, (req, body, done) => {
+    parseJson(req, body as string, (err, value) => {
+      if (err) return done(err, undefined);
+      const max = gw.snapshot.settings.limits.max_json_depth;
+      if (nestedDeeperThan(value, max)) return done(gatewayError('too_deeply_nested', `The request body nests arrays and objects more than ${max} levels deep.`), undefined);
+      done(null, value);
+    });
   });
   app.setErrorHandler((err, req, reply) => {
     const g = openAIError(err as Error, app.initialConfig.bodyLimit);
@@ -119,7 +132,7 @@ export function buildDataPlane(gw: Gateway): FastifyInstance {
   });
 
   for (const [path, kind] of ROUTES) {
-    app.post(path, { config: { kind } }, (req, reply) => {
+    app.post(path, { config: { kind }, onRequest: authenticateFirst(kind) }, (req, reply) => {
       reply.hijack();
       const r = req as RequestWithId;
       return gw.pipeline.handle(kind, r.airlockId ?? requestId(req.headers), req.body, req.headers, reply.raw, r.airlockKey);

@@ -19,6 +19,7 @@ import { buildDataPlane } from './data-plane.js';
 import { buildAdminPlane } from './admin-plane.js';
 import { AdminAuth } from './admin-auth.js';
 import { closeUnusedConnections, loadTls, type LoadedTls } from './http-server.js';
+import { IdleMemory } from './idle-memory.js';
 
 export interface GatewayOptions {
   dataDir: string;
@@ -55,6 +56,16 @@ export class Gateway {
   private pruneTimer: NodeJS.Timeout | undefined;
   private lastDataVersion = -1;
   draining = false;
+  /** data-plane requests received so far (the data plane counts them; idle-memory.ts watches) */
+  requestsStarted = 0;
+  private readonly idleMemory = new IdleMemory({
+    started: () => this.requestsStarted,
+    inflight: () => {
+      let n = 0;
+      for (const ep of this.runtime.endpoints.values()) n += ep.inflight;
+      return n;
+    },
+  });
   /** where the planes listen, once started */
   listening: { data: string; admin: string } | undefined;
   /** the certificate and key of settings.tls, read by start() (undefined: plain HTTP on both planes) */
@@ -117,7 +128,11 @@ export class Gateway {
     this.tls = t && (t.data_plane || t.admin_plane) ? loadTls(t) : undefined;
     this.dataApp = buildDataPlane(this);
     this.adminApp = buildAdminPlane(this);
-    const data = await listen(this.dataApp, this.opts.host, this.opts.port, 'data plane');
+    // The data plane's accept queue holds a burst of new connections up to max_connections (the
+    // kernel caps it at net.core.somaxconn): with Node's default of 511, a thousand clients
+    // connecting at once overflowed it, and the dropped ones waited 1-3 s for a SYN retry.
+    const backlog = Math.max(511, this.snap.settings.http.max_connections);
+    const data = await listen(this.dataApp, this.opts.host, this.opts.port, 'data plane', backlog);
     let admin: string;
     try {
       admin = await listen(this.adminApp, this.opts.adminHost, this.opts.adminPort, 'admin plane');
@@ -141,6 +156,7 @@ export class Gateway {
     prune();
     this.pruneTimer = setInterval(prune, 3_600_000);
     this.pruneTimer.unref();
+    this.idleMemory.start();
     return { data, admin };
   }
 
@@ -169,6 +185,7 @@ export class Gateway {
     this.draining = true;
     if (this.pollTimer) clearInterval(this.pollTimer);
     if (this.pruneTimer) clearInterval(this.pruneTimer);
+    this.idleMemory.stop();
     this.health.stop();
     const apps = [this.dataApp, this.adminApp].filter((a): a is FastifyInstance => !!a);
     const deadline = setTimeout(() => {
@@ -195,9 +212,9 @@ export class Gateway {
   }
 }
 
-async function listen(app: FastifyInstance, host: string, port: number, what: string): Promise<string> {
+async function listen(app: FastifyInstance, host: string, port: number, what: string, backlog?: number): Promise<string> {
   try {
-    await app.listen({ host, port });
+    await app.listen(backlog === undefined ? { host, port } : { host, port, backlog });
   } catch (e) {
     const code = (e as NodeJS.ErrnoException).code;
     if (code === 'EADDRINUSE') throw new StartupError(`${what} port ${port} on ${host} is already in use; stop the other program or choose another port`);

@@ -673,7 +673,8 @@ export function startUpstream(opts: UpstreamOptions = {}): Promise<TestUpstream>
 
   return new Promise((resolve, reject) => {
     server.once('error', reject);
-    server.listen(opts.port ?? 0, host, () => {
+    // a large accept queue: the bench opens a thousand streams at once through a gateway
+    server.listen({ port: opts.port ?? 0, host, backlog: 4096 }, () => {
       server.off('error', reject);
       const port = (server.address() as AddressInfo).port;
       const origin = `http://${host.includes(':') ? `[${host}]` : host}:${port}`;
