@@ -10,6 +10,7 @@ import {
   ipcMain,
   Menu,
   nativeImage,
+  powerMonitor,
   session,
   shell,
   Tray,
@@ -82,7 +83,10 @@ if (!app.requestSingleInstanceLock()) {
         log.write('gateway', line);
         supervisor.handleOutputLine(line);
       });
-      const err = lineSplitter((line) => log.write('gateway', line));
+      const err = lineSplitter((line) => {
+        log.write('gateway', line);
+        supervisor.handleErrorLine(line);
+      });
       child.stdout?.on('data', (c: Buffer) => out.push(c));
       child.stderr?.on('data', (c: Buffer) => err.push(c));
       child.on('exit', () => {
@@ -124,6 +128,12 @@ if (!app.requestSingleInstanceLock()) {
     });
     mainWindow = win;
     win.once('ready-to-show', () => win.show());
+    // Windows log-off / shutdown: ask the gateway to stop now (the stop message goes out at once,
+    // so the gateway drains even if Windows ends the shell before the drain is over).
+    win.on('session-end', () => {
+      logLine('Windows session ending: stopping the gateway');
+      app.quit();
+    });
     win.on('closed', () => {
       if (mainWindow === win) mainWindow = null;
     });
@@ -259,6 +269,8 @@ if (!app.requestSingleInstanceLock()) {
     quitting = true;
   });
 
+  // Quit (tray menu, session end, system shutdown): the gateway gets the stop message, in-flight
+  // requests and streams finish within its shutdown grace, only then is it killed (supervisor.ts).
   app.on('will-quit', (event) => {
     if (gatewayStopped) return;
     event.preventDefault();
@@ -286,6 +298,14 @@ if (!app.requestSingleInstanceLock()) {
       } else {
         callback({});
       }
+    });
+
+    // Linux/macOS shutdown or reboot: delay it while the gateway drains, then quit.
+    // (Electron passes an event with preventDefault() to delay the shutdown; its typings omit it.)
+    powerMonitor.on('shutdown', (...args: unknown[]) => {
+      logLine('system shutting down: stopping the gateway');
+      (args[0] as { preventDefault?: () => void } | undefined)?.preventDefault?.();
+      app.quit();
     });
 
     tray = new Tray(nativeImage.createFromBuffer(trayIconPng('starting'), { scaleFactor: 2 }));
