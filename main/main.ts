@@ -18,6 +18,7 @@ import {
   type WebContents,
   type WebPreferences,
 } from 'electron';
+import { AdminOriginProof, SHELL_CHALLENGE_HEADER, SHELL_PROOF_KEY_ENV } from './lib/admin-proof.js';
 import { ADMIN_CSP, withCsp } from './lib/csp.js';
 import { listRemovableDrives } from './lib/drives.js';
 import { trayIconPng } from './lib/icon.js';
@@ -69,6 +70,9 @@ if (!app.requestSingleInstanceLock()) {
   let quitting = false;
   let gatewayStopped = false;
 
+  // Proof that the admin origin is the gateway started here (lib/admin-proof.ts): a new key per fork.
+  const proof = new AdminOriginProof();
+
   const supervisor = new GatewaySupervisor({
     logPath: log.path,
     log: logLine,
@@ -77,7 +81,8 @@ if (!app.requestSingleInstanceLock()) {
       const child = utilityProcess.fork(GATEWAY_ENTRY, ['serve', '--data-dir', dataDir], {
         stdio: 'pipe',
         serviceName: 'Airlock gateway',
-        env: { ...process.env, AIRLOCK_DATA_DIR: dataDir },
+        // The proof key: set only here, never logged (the gateway removes it from its environment).
+        env: { ...process.env, AIRLOCK_DATA_DIR: dataDir, [SHELL_PROOF_KEY_ENV]: proof.rotate() },
       });
       const out = lineSplitter((line) => {
         log.write('gateway', line);
@@ -215,6 +220,7 @@ if (!app.requestSingleInstanceLock()) {
   };
 
   supervisor.on('status', (status: GatewayStatus) => {
+    if (status.state === 'running') proof.setAdminOrigin(status.admin);
     logLine(`gateway status: ${status.state}${status.error ? ` — ${status.error}` : ''}`);
     updateTray(status);
     const win = mainWindow;
@@ -246,7 +252,8 @@ if (!app.requestSingleInstanceLock()) {
       getGatewayStatus: () => supervisor.status,
     },
     () => ({
-      adminOrigin: supervisor.adminOrigin,
+      // IPC (and with it the setup token) only once a response of this origin proved it is our gateway.
+      adminOrigin: proof.trustedOrigin(supervisor.adminOrigin),
       windowWebContentsId: mainWindow && !mainWindow.isDestroyed() ? mainWindow.webContents.id : null,
     }),
     logLine,
@@ -291,7 +298,20 @@ if (!app.requestSingleInstanceLock()) {
     });
     ses.setPermissionCheckHandler((_wc, permission, requestingOrigin) => isPermissionAllowed(permission, requestingOrigin, supervisor.adminOrigin));
     ses.setDevicePermissionHandler(() => false);
+    ses.webRequest.onBeforeSendHeaders((details, callback) => {
+      const challenge = proof.challengeFor(details.id, details.url);
+      if (!challenge) return callback({});
+      callback({ requestHeaders: { ...details.requestHeaders, [SHELL_CHALLENGE_HEADER]: challenge } });
+    });
+    ses.webRequest.onErrorOccurred((details) => proof.forget(details.id));
     ses.webRequest.onHeadersReceived((details, callback) => {
+      // A response from the admin origin that does not prove it comes from our gateway is cancelled.
+      const verdict = proof.check(details.id, details.url, details.responseHeaders);
+      if (verdict.kind === 'refused') {
+        logLine(`refused a response from the admin origin (${verdict.reason}): ${details.method} ${details.url.slice(0, 300)}; another program may be listening on the gateway's admin port`);
+        callback({ cancel: true });
+        return;
+      }
       // The window only ever shows the admin app: every http(s) document gets its CSP.
       if (details.url.startsWith('http:') || details.url.startsWith('https:')) {
         callback({ responseHeaders: withCsp(details.responseHeaders, ADMIN_CSP) });
