@@ -133,6 +133,10 @@ if (!app.requestSingleInstanceLock()) {
     });
     mainWindow = win;
     win.once('ready-to-show', () => win.show());
+    // (installers/smoke-test.mjs looks for this line)
+    win.webContents.on('did-finish-load', () => {
+      if (isAdminOrigin(win.webContents.getURL(), supervisor.adminOrigin)) logLine('window: the admin app is loaded');
+    });
     // Windows log-off / shutdown: ask the gateway to stop now (the stop message goes out at once,
     // so the gateway drains even if Windows ends the shell before the drain is over).
     win.on('session-end', () => {
@@ -306,7 +310,9 @@ if (!app.requestSingleInstanceLock()) {
     ses.webRequest.onErrorOccurred((details) => proof.forget(details.id));
     ses.webRequest.onHeadersReceived((details, callback) => {
       // A response from the admin origin that does not prove it comes from our gateway is cancelled.
+      const wasProven = proof.proven;
       const verdict = proof.check(details.id, details.url, details.responseHeaders);
+      if (verdict.kind === 'proven' && !wasProven) logLine('the admin origin proved it is the gateway this shell started; IPC granted');
       if (verdict.kind === 'refused') {
         logLine(`refused a response from the admin origin (${verdict.reason}): ${details.method} ${details.url.slice(0, 300)}; another program may be listening on the gateway's admin port`);
         callback({ cancel: true });
