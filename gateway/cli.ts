@@ -98,7 +98,55 @@ function applyFile(store: ConfigStore, file: string, dryRun: boolean, out: (s: s
   return true;
 }
 
+/** Electron's utilityProcess parent port (process.parentPort in a utility process). */
+interface ParentPort {
+  postMessage(message: unknown): void;
+  on(event: 'message', listener: (event: { data: unknown }) => void): unknown;
+  off(event: 'message', listener: (event: { data: unknown }) => void): unknown;
+}
+const parentPort = (process as unknown as { parentPort?: ParentPort }).parentPort;
+
+/**
+ * The desktop shell asks the gateway to stop with `{type:'stop'}` over its parent port (Electron's
+ * utilityProcess) or its IPC channel (a Node fork): handled exactly like SIGTERM, because
+ * UtilityProcess.kill() is no graceful stop (SIGKILL shortly after SIGTERM, or TerminateProcess on
+ * Windows). Listening from the start: a stop asked for during start-up is kept until the handlers exist.
+ */
+function listenForStop() {
+  let handler: ((why: string) => void) | null = null;
+  let pending = false;
+  const onMessage = (m: unknown) => {
+    if (!m || typeof m !== 'object' || (m as { type?: unknown }).type !== 'stop') return;
+    if (handler) handler('stop message');
+    else pending = true;
+  };
+  const onPortMessage = (e: { data: unknown }) => onMessage(e?.data);
+  parentPort?.on('message', onPortMessage);
+  process.on('message', onMessage);
+  return {
+    /** Install the stop handler; runs it at once when a stop was asked for already. */
+    handle(fn: (why: string) => void) {
+      handler = fn;
+      if (pending) fn('stop message');
+    },
+    /** Stop listening (an IPC channel with a 'message' listener keeps the process alive). */
+    close() {
+      parentPort?.off('message', onPortMessage);
+      process.off('message', onMessage);
+    },
+  };
+}
+
 async function serve(argv: string[]): Promise<number> {
+  const control = listenForStop();
+  try {
+    return await serveUntilStopped(argv, control);
+  } finally {
+    control.close();
+  }
+}
+
+async function serveUntilStopped(argv: string[], control: ReturnType<typeof listenForStop>): Promise<number> {
   const { values } = parse(argv, {
     config: { type: 'string' },
     host: { type: 'string' },
@@ -170,6 +218,7 @@ async function serve(argv: string[]): Promise<number> {
   let stopping = false;
   const stop = (sig: string) => {
     if (stopping) {
+      if (sig === 'stop message') return; // the shell waits for the exit; only a signal escalates
       err(`${sig} again: exiting now`);
       process.exit(130);
     }
@@ -188,6 +237,8 @@ async function serve(argv: string[]): Promise<number> {
   };
   process.on('SIGTERM', () => stop('SIGTERM'));
   process.on('SIGINT', () => stop('SIGINT'));
+  control.handle(stop);
+  if (stopping) return exited; // asked to stop while starting: never announce ready
 
   out(`version ${VERSION}, data dir ${dataDir}`);
   out(`data plane listening on ${urls.data} (OpenAI-compatible API at ${urls.data}/v1)`);
@@ -203,8 +254,16 @@ async function serve(argv: string[]): Promise<number> {
   const setupBase = urls.admin.replace(/^(https?):\/\/(0\.0\.0\.0|\[::\])(?=:)/, '$1://127.0.0.1');
   if (setupToken) out(`first-run setup: open ${setupBase}/setup?token=${setupToken}`);
   out('ready');
-  const ready = { type: 'ready', data: urls.data, admin: urls.admin, version: VERSION, setup_token: setupToken ?? null };
-  (process as unknown as { parentPort?: { postMessage(m: unknown): void } }).parentPort?.postMessage(ready);
+  // shutdown_grace_ms: how long a stop may take, so the shell waits that long (plus a margin) before it kills.
+  const ready = {
+    type: 'ready',
+    data: urls.data,
+    admin: urls.admin,
+    version: VERSION,
+    setup_token: setupToken ?? null,
+    shutdown_grace_ms: gw.snapshot.settings.shutdown_grace_ms,
+  };
+  parentPort?.postMessage(ready);
   process.send?.(ready);
   return exited;
 }

@@ -10,6 +10,7 @@ import {
   ipcMain,
   Menu,
   nativeImage,
+  powerMonitor,
   session,
   shell,
   Tray,
@@ -17,6 +18,7 @@ import {
   type WebContents,
   type WebPreferences,
 } from 'electron';
+import { AdminOriginProof, SHELL_CHALLENGE_HEADER, SHELL_PROOF_KEY_ENV } from './lib/admin-proof.js';
 import { ADMIN_CSP, withCsp } from './lib/csp.js';
 import { listRemovableDrives } from './lib/drives.js';
 import { trayIconPng } from './lib/icon.js';
@@ -68,6 +70,9 @@ if (!app.requestSingleInstanceLock()) {
   let quitting = false;
   let gatewayStopped = false;
 
+  // Proof that the admin origin is the gateway started here (lib/admin-proof.ts): a new key per fork.
+  const proof = new AdminOriginProof();
+
   const supervisor = new GatewaySupervisor({
     logPath: log.path,
     log: logLine,
@@ -76,13 +81,17 @@ if (!app.requestSingleInstanceLock()) {
       const child = utilityProcess.fork(GATEWAY_ENTRY, ['serve', '--data-dir', dataDir], {
         stdio: 'pipe',
         serviceName: 'Airlock gateway',
-        env: { ...process.env, AIRLOCK_DATA_DIR: dataDir },
+        // The proof key: set only here, never logged (the gateway removes it from its environment).
+        env: { ...process.env, AIRLOCK_DATA_DIR: dataDir, [SHELL_PROOF_KEY_ENV]: proof.rotate() },
       });
       const out = lineSplitter((line) => {
         log.write('gateway', line);
         supervisor.handleOutputLine(line);
       });
-      const err = lineSplitter((line) => log.write('gateway', line));
+      const err = lineSplitter((line) => {
+        log.write('gateway', line);
+        supervisor.handleErrorLine(line);
+      });
       child.stdout?.on('data', (c: Buffer) => out.push(c));
       child.stderr?.on('data', (c: Buffer) => err.push(c));
       child.on('exit', () => {
@@ -124,6 +133,16 @@ if (!app.requestSingleInstanceLock()) {
     });
     mainWindow = win;
     win.once('ready-to-show', () => win.show());
+    // (installers/smoke-test.mjs looks for this line)
+    win.webContents.on('did-finish-load', () => {
+      if (isAdminOrigin(win.webContents.getURL(), supervisor.adminOrigin)) logLine('window: the admin app is loaded');
+    });
+    // Windows log-off / shutdown: ask the gateway to stop now (the stop message goes out at once,
+    // so the gateway drains even if Windows ends the shell before the drain is over).
+    win.on('session-end', () => {
+      logLine('Windows session ending: stopping the gateway');
+      app.quit();
+    });
     win.on('closed', () => {
       if (mainWindow === win) mainWindow = null;
     });
@@ -205,6 +224,7 @@ if (!app.requestSingleInstanceLock()) {
   };
 
   supervisor.on('status', (status: GatewayStatus) => {
+    if (status.state === 'running') proof.setAdminOrigin(status.admin);
     logLine(`gateway status: ${status.state}${status.error ? ` — ${status.error}` : ''}`);
     updateTray(status);
     const win = mainWindow;
@@ -236,7 +256,8 @@ if (!app.requestSingleInstanceLock()) {
       getGatewayStatus: () => supervisor.status,
     },
     () => ({
-      adminOrigin: supervisor.adminOrigin,
+      // IPC (and with it the setup token) only once a response of this origin proved it is our gateway.
+      adminOrigin: proof.trustedOrigin(supervisor.adminOrigin),
       windowWebContentsId: mainWindow && !mainWindow.isDestroyed() ? mainWindow.webContents.id : null,
     }),
     logLine,
@@ -259,6 +280,8 @@ if (!app.requestSingleInstanceLock()) {
     quitting = true;
   });
 
+  // Quit (tray menu, session end, system shutdown): the gateway gets the stop message, in-flight
+  // requests and streams finish within its shutdown grace, only then is it killed (supervisor.ts).
   app.on('will-quit', (event) => {
     if (gatewayStopped) return;
     event.preventDefault();
@@ -279,13 +302,36 @@ if (!app.requestSingleInstanceLock()) {
     });
     ses.setPermissionCheckHandler((_wc, permission, requestingOrigin) => isPermissionAllowed(permission, requestingOrigin, supervisor.adminOrigin));
     ses.setDevicePermissionHandler(() => false);
+    ses.webRequest.onBeforeSendHeaders((details, callback) => {
+      const challenge = proof.challengeFor(details.id, details.url);
+      if (!challenge) return callback({});
+      callback({ requestHeaders: { ...details.requestHeaders, [SHELL_CHALLENGE_HEADER]: challenge } });
+    });
+    ses.webRequest.onErrorOccurred((details) => proof.forget(details.id));
     ses.webRequest.onHeadersReceived((details, callback) => {
+      // A response from the admin origin that does not prove it comes from our gateway is cancelled.
+      const wasProven = proof.proven;
+      const verdict = proof.check(details.id, details.url, details.responseHeaders);
+      if (verdict.kind === 'proven' && !wasProven) logLine('the admin origin proved it is the gateway this shell started; IPC granted');
+      if (verdict.kind === 'refused') {
+        logLine(`refused a response from the admin origin (${verdict.reason}): ${details.method} ${details.url.slice(0, 300)}; another program may be listening on the gateway's admin port`);
+        callback({ cancel: true });
+        return;
+      }
       // The window only ever shows the admin app: every http(s) document gets its CSP.
       if (details.url.startsWith('http:') || details.url.startsWith('https:')) {
         callback({ responseHeaders: withCsp(details.responseHeaders, ADMIN_CSP) });
       } else {
         callback({});
       }
+    });
+
+    // Linux/macOS shutdown or reboot: delay it while the gateway drains, then quit.
+    // (Electron passes an event with preventDefault() to delay the shutdown; its typings omit it.)
+    powerMonitor.on('shutdown', (...args: unknown[]) => {
+      logLine('system shutting down: stopping the gateway');
+      (args[0] as { preventDefault?: () => void } | undefined)?.preventDefault?.();
+      app.quit();
     });
 
     tray = new Tray(nativeImage.createFromBuffer(trayIconPng('starting'), { scaleFactor: 2 }));

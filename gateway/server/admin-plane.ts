@@ -35,6 +35,7 @@ import type { Gateway } from './gateway.js';
 import { ROUTER_OPTIONS, canonicalUrl } from './url.js';
 import { nestedDeeperThan } from '../engine/json-depth.js';
 import { planeServer } from './http-server.js';
+import { addShellProof, takeShellProofKey } from './shell-proof.js';
 import type {
   AdminUser,
   ApiToken,
@@ -154,6 +155,7 @@ export function allowedHosts(bindHost: string, port: number, extra: string[] = [
 export function buildAdminPlane(gw: Gateway): FastifyInstance {
   const app = Fastify({ logger: false, bodyLimit: 8 * 1024 * 1024, serverFactory: planeServer(gw, 'admin'), routerOptions: ROUTER_OPTIONS, rewriteUrl: (req) => canonicalUrl(req.url ?? '/') });
   let hosts: Set<string> | undefined;
+  const shellProofKey = takeShellProofKey(); // set only by the desktop shell (shell-proof.ts)
   // Every route and the access it declares (GET /routes shows it; a route without one is refused).
   const routes: RouteAccess[] = [];
   app.addHook('onRoute', (r) => {
@@ -163,6 +165,7 @@ export function buildAdminPlane(gw: Gateway): FastifyInstance {
   });
 
   app.addHook('onRequest', async (req, reply) => {
+    addShellProof(shellProofKey, req, reply); // first: refusals below are proven too
     reply.header('x-content-type-options', 'nosniff');
     reply.header('cache-control', 'no-store');
     // Host check: refuse names we do not answer to (DNS rebinding).

@@ -8,7 +8,7 @@ export function escapeHtml(s: string): string {
   return s.replace(/[&<>"']/g, (c) => ({ '&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;', "'": '&#39;' })[c]!);
 }
 
-export function shellPage(opts: { title: string; message: string; logPath?: string; tone: 'info' | 'error' }): string {
+export function shellPage(opts: { title: string; message: string; detail?: string | null; logPath?: string; tone: 'info' | 'error' }): string {
   const color = opts.tone === 'error' ? '#b42318' : '#1d4ed8';
   return `<!doctype html>
 <html lang="en"><head><meta charset="utf-8">
@@ -23,6 +23,7 @@ code{display:block;padding:.5rem .75rem;background:#f3f4f6;border-radius:4px;wor
 <body><main role="${opts.tone === 'error' ? 'alert' : 'status'}">
 <h1>${escapeHtml(opts.title)}</h1>
 <p>${escapeHtml(opts.message)}</p>
+${opts.detail ? `<p>The gateway said:</p><code>${escapeHtml(opts.detail)}</code>` : ''}
 ${opts.logPath ? `<p>Log file:</p><code>${escapeHtml(opts.logPath)}</code>` : ''}
 </main></body></html>`;
 }
@@ -31,7 +32,13 @@ ${opts.logPath ? `<p>Log file:</p><code>${escapeHtml(opts.logPath)}</code>` : ''
 export function statusPage(status: GatewayStatus): string {
   switch (status.state) {
     case 'failed':
-      return shellPage({ title: 'The gateway could not start', message: status.error ?? 'The gateway stopped.', logPath: status.logPath, tone: 'error' });
+      return shellPage({
+        title: 'The gateway could not start',
+        message: status.error ?? 'The gateway stopped.',
+        detail: status.lastErrorLine,
+        logPath: status.logPath,
+        tone: 'error',
+      });
     case 'restarting':
       return shellPage({ title: 'Restarting the gateway', message: status.error ?? 'The gateway stopped; restarting it.', logPath: status.logPath, tone: 'error' });
     case 'stopping':

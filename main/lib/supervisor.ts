@@ -1,5 +1,7 @@
 // Supervises the gateway child process for the desktop shell: start it, wait for its ready
-// message, restart it after a crash with exponential backoff, stop it on quit. Plain Node:
+// message, restart it after a crash with exponential backoff (but not after a start-up error,
+// exit code 2), stop it gracefully on quit: a `{type:'stop'}` message, handled by the gateway like
+// SIGTERM, then up to its shutdown grace plus a margin before kill(). Plain Node:
 // the fork function and the clock are injected, so the state machine is unit-tested without
 // Electron (main/main.ts passes utilityProcess.fork and the real timers).
 import { EventEmitter } from 'node:events';
@@ -9,8 +11,17 @@ import { z } from 'zod';
 export interface GatewayChild {
   on(event: 'message', listener: (message: unknown) => void): unknown;
   on(event: 'exit', listener: (code: number) => void): unknown;
+  /** Electron: parentPort; a Node fork: process.send. Carries the stop message. */
+  postMessage(message: unknown): void;
+  /** Not graceful: Electron's kill() is SIGTERM then SIGKILL ~2 s later (TerminateProcess on Windows). */
   kill(): boolean;
 }
+
+/** What the supervisor sends to ask the gateway to stop (gateway/cli.ts handles it like SIGTERM). */
+export const STOP_MESSAGE = { type: 'stop' } as const;
+
+/** Exit code of the gateway for bad usage, bad config or a start-up problem (gateway/cli.ts). */
+export const STARTUP_ERROR_EXIT_CODE = 2;
 
 export type ForkGateway = () => GatewayChild;
 
@@ -50,6 +61,8 @@ export interface GatewayStatus {
   error: string | null;
   /** Exit code of the last unexpected exit. */
   lastExitCode: number | null;
+  /** The last error line the gateway printed (stderr) before it failed to start, if any. */
+  lastErrorLine: string | null;
   /** Restarts after crashes since the shell started. */
   restarts: number;
   /** Delay before the pending restart (state `restarting`). */
@@ -72,8 +85,12 @@ export interface SupervisorOptions {
   stableAfterMs?: number;
   /** Give up (state `failed`) after this many exits in a row before the ready message. Default 5. */
   maxFailedStarts?: number;
-  /** How long stop() waits for the child to exit after kill(). Default 10 s. */
-  stopTimeoutMs?: number;
+  /** Shutdown grace assumed until the ready message names it (the gateway's default). Default 30 s. */
+  defaultShutdownGraceMs?: number;
+  /** Waited on top of the grace (the ledger flush, closing the database). Default 10 s. */
+  stopMarginMs?: number;
+  /** How long stop() waits for the child to exit after kill(). Default 5 s. */
+  killWaitMs?: number;
   /** Diagnostic lines (written to the log by the shell). */
   log?: (line: string) => void;
 }
@@ -86,6 +103,8 @@ export const ReadyMessage = z.object({
   version: z.string().max(100).optional(),
   /** One-time first-run setup token while no owner account exists (null once one does). */
   setup_token: z.string().min(1).max(500).nullable().optional(),
+  /** settings.shutdown_grace_ms: how long a graceful stop may take. */
+  shutdown_grace_ms: z.number().int().min(0).max(3_600_000).optional(),
 });
 export type ReadyMessage = z.infer<typeof ReadyMessage>;
 
@@ -133,7 +152,11 @@ export class GatewaySupervisor extends EventEmitter {
   private readonly maxBackoffMs: number;
   private readonly stableAfterMs: number;
   private readonly maxFailedStarts: number;
-  private readonly stopTimeoutMs: number;
+  private readonly defaultGraceMs: number;
+  private readonly stopMarginMs: number;
+  private readonly killWaitMs: number;
+  private graceMs: number;
+  private lastErrorLine: string | null = null;
   private readonly log: (line: string) => void;
 
   private child: GatewayChild | null = null;
@@ -155,7 +178,10 @@ export class GatewaySupervisor extends EventEmitter {
     this.maxBackoffMs = opts.maxBackoffMs ?? 60_000;
     this.stableAfterMs = opts.stableAfterMs ?? 60_000;
     this.maxFailedStarts = opts.maxFailedStarts ?? 5;
-    this.stopTimeoutMs = opts.stopTimeoutMs ?? 10_000;
+    this.defaultGraceMs = opts.defaultShutdownGraceMs ?? 30_000;
+    this.stopMarginMs = opts.stopMarginMs ?? 10_000;
+    this.killWaitMs = opts.killWaitMs ?? 5_000;
+    this.graceMs = this.defaultGraceMs;
     this.log = opts.log ?? (() => {});
     this.backoffMs = this.initialBackoffMs;
     this.current = {
@@ -165,6 +191,7 @@ export class GatewaySupervisor extends EventEmitter {
       version: null,
       error: null,
       lastExitCode: null,
+      lastErrorLine: null,
       restarts: 0,
       restartInMs: null,
       logPath: opts.logPath,
@@ -203,7 +230,16 @@ export class GatewaySupervisor extends EventEmitter {
     this.spawn();
   }
 
-  /** Stop the gateway without restarting it; resolves once the child has exited (or given up waiting). */
+  /** How long stop() waits for a graceful exit before it kills: the gateway's grace plus the margin. */
+  get stopWaitMs(): number {
+    return this.graceMs + this.stopMarginMs;
+  }
+
+  /**
+   * Stop the gateway without restarting it; resolves once the child has exited (or given up
+   * waiting). Asks with the stop message (in-flight requests and streams finish, the ledger is
+   * flushed); kills only when the child has not exited within `stopWaitMs`.
+   */
   stop(): Promise<void> {
     const s = this.current.state;
     this.clearTimer();
@@ -214,17 +250,47 @@ export class GatewaySupervisor extends EventEmitter {
     }
     const done = new Promise<void>((resolve) => this.stopWaiters.push(resolve));
     if (s !== 'stopping') {
+      const child = this.child;
       this.set({ state: 'stopping', restartInMs: null });
-      this.log('stopping the gateway');
-      this.child.kill();
+      const wait = this.stopWaitMs;
+      try {
+        child.postMessage(STOP_MESSAGE);
+      } catch (e) {
+        this.log(`could not ask the gateway to stop (${(e as Error).message}); killing it`);
+        this.forceKill(child);
+        return done;
+      }
+      this.log(`asked the gateway to stop; waiting up to ${formatDelay(wait)} for in-flight requests to finish`);
       this.timer = this.clock.setTimeout(() => {
         this.timer = null;
-        this.log(`the gateway did not exit within ${this.stopTimeoutMs} ms of being asked to stop; leaving it`);
-        this.child = null;
-        this.finishStop();
-      }, this.stopTimeoutMs);
+        if (this.child !== child) return;
+        this.log(`the gateway did not exit within ${formatDelay(wait)} of being asked to stop; killing it`);
+        this.forceKill(child);
+      }, wait);
     }
     return done;
+  }
+
+  private forceKill(child: GatewayChild): void {
+    try {
+      child.kill();
+    } catch (e) {
+      this.log(`could not kill the gateway: ${(e as Error).message}`);
+    }
+    this.timer = this.clock.setTimeout(() => {
+      this.timer = null;
+      if (this.child !== child) return;
+      this.log(`the gateway did not exit within ${formatDelay(this.killWaitMs)} of being killed; leaving it`);
+      this.child = null;
+      this.finishStop();
+    }, this.killWaitMs);
+  }
+
+  /** Feed one line of the child's stderr: the last `airlock: …` line names a start-up error. */
+  handleErrorLine(line: string): void {
+    const l = line.trim();
+    if (!l.startsWith('airlock: ')) return;
+    this.lastErrorLine = l.length > 1000 ? `${l.slice(0, 1000)}…` : l;
   }
 
   /** Feed one line of the child's stdout (fallback ready detection, setup token). */
@@ -241,7 +307,9 @@ export class GatewaySupervisor extends EventEmitter {
   private spawn(): void {
     this.seen = {};
     this.setupToken = null; // each gateway start has its own token
-    this.set({ state: 'starting', data: null, admin: null, version: null, restartInMs: null, error: null });
+    this.graceMs = this.defaultGraceMs;
+    this.lastErrorLine = null;
+    this.set({ state: 'starting', data: null, admin: null, version: null, restartInMs: null, error: null, lastErrorLine: null });
     let child: GatewayChild;
     try {
       child = this.fork();
@@ -268,6 +336,7 @@ export class GatewaySupervisor extends EventEmitter {
   private onReady(msg: ReadyMessage): void {
     this.clearTimer();
     if (msg.setup_token !== undefined) this.setupToken = msg.setup_token; // null: an owner exists
+    if (msg.shutdown_grace_ms !== undefined) this.graceMs = msg.shutdown_grace_ms;
     this.failedStarts = 0;
     const data = connectableUrl(msg.data);
     const admin = connectableUrl(msg.admin);
@@ -282,6 +351,7 @@ export class GatewaySupervisor extends EventEmitter {
   /** The ready message after the stdout fallback already made us running: take what only it carries. */
   private completeReady(msg: ReadyMessage): void {
     if (msg.setup_token) this.setupToken = msg.setup_token;
+    if (msg.shutdown_grace_ms !== undefined) this.graceMs = msg.shutdown_grace_ms;
     if (msg.version && this.current.version !== msg.version) this.set({ version: msg.version });
   }
 
@@ -310,6 +380,15 @@ export class GatewaySupervisor extends EventEmitter {
     const beforeReady = s === 'starting';
     if (beforeReady) this.failedStarts++;
     this.log(`the gateway exited unexpectedly with code ${code}${beforeReady ? ' before it was ready' : ''}`);
+    if (beforeReady && code === STARTUP_ERROR_EXIT_CODE) {
+      // A busy port, a bad config, a refused database: the same start fails the same way; say why at once.
+      const line = this.lastErrorLine;
+      this.set({ lastExitCode: code, lastErrorLine: line });
+      this.fail(
+        `The gateway could not start (exit code ${code}): ${line ? line.replace(/^airlock: /, '') : 'it printed no error message'}. Not retrying: fix the cause, then start it again from the tray menu. See the log: ${this.current.logPath}`,
+      );
+      return;
+    }
     if (beforeReady && this.failedStarts >= this.maxFailedStarts) {
       this.set({ lastExitCode: code });
       this.fail(

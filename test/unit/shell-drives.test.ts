@@ -3,9 +3,16 @@
 import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import {
+  DISKUTIL,
   formatBytes,
   listRemovableDrives,
+  LSBLK_ARGS,
+  macVolumeFromDiskutil,
   parseLsblk,
+  parsePlistDict,
+  readOnlyMounts,
+  windowsPowerShell,
+  WINDOWS_DRIVES_SCRIPT,
   parseMacVolumes,
   parseProcMounts,
   parseWindowsLogicalDisks,
@@ -109,6 +116,54 @@ const LSBLK_VM = `{"blockdevices": [
   {"name": "vda", "rm": false, "tran": null, "mountpoint": "/", "label": null, "size": "256G"}
 ]}`;
 
+// \`lsblk -J -p -o NAME,RM,RO,TRAN,TYPE,FSTYPE,MOUNTPOINT,LABEL,SIZE\` (util-linux 2.38, recorded on
+// this kind of VM): full device paths, RO and FSTYPE.
+const LSBLK_P_VM = `{
+   "blockdevices": [
+      {"name": "/dev/zram0", "rm": false, "ro": false, "tran": null, "type": "disk", "fstype": null, "mountpoint": null, "label": null, "size": "0B"},
+      {"name": "/dev/vda", "rm": false, "ro": false, "tran": null, "type": "disk", "fstype": null, "mountpoint": "/", "label": null, "size": "256G"}
+   ]
+}`;
+
+// The same columns on a workstation: a LUKS-encrypted USB stick (the mounted volume is
+// /dev/mapper/…, not /dev/NAME), a write-locked SD card (RO), a CD in a USB drive (iso9660), a
+// normal stick, and a stick whose filesystem is mounted read-only.
+const LSBLK_P_WORKSTATION = {
+  blockdevices: [
+    {
+      name: '/dev/sda', rm: true, ro: false, tran: 'usb', type: 'disk', fstype: null, mountpoint: null, label: null, size: '28.9G',
+      children: [
+        {
+          name: '/dev/sda1', rm: true, ro: false, tran: null, type: 'part', fstype: 'crypto_LUKS', mountpoint: null, label: null, size: '28.9G',
+          children: [
+            { name: '/dev/mapper/luks-3f2a9c1e', rm: false, ro: false, tran: null, type: 'crypt', fstype: 'ext4', mountpoint: '/media/alice/SECURE', label: 'SECURE', size: '28.9G' },
+          ],
+        },
+      ],
+    },
+    {
+      name: '/dev/mmcblk0', rm: true, ro: true, tran: null, type: 'disk', fstype: null, mountpoint: null, label: null, size: '29.7G',
+      children: [{ name: '/dev/mmcblk0p1', rm: true, ro: true, tran: null, type: 'part', fstype: 'exfat', mountpoint: '/media/alice/LOCKED', label: 'LOCKED', size: '29.7G' }],
+    },
+    { name: '/dev/sr0', rm: true, ro: false, tran: 'usb', type: 'rom', fstype: 'iso9660', mountpoint: '/media/alice/INSTALL_CD', label: 'INSTALL_CD', size: '650M' },
+    {
+      name: '/dev/sdb', rm: true, ro: false, tran: 'usb', type: 'disk', fstype: null, mountpoint: null, label: null, size: '14.9G',
+      children: [{ name: '/dev/sdb1', rm: true, ro: false, tran: null, type: 'part', fstype: 'vfat', mountpoint: '/media/alice/KINGSTON', label: 'KINGSTON', size: '14.9G' }],
+    },
+    {
+      name: '/dev/sdc', rm: true, ro: false, tran: 'usb', type: 'disk', fstype: null, mountpoint: null, label: null, size: '7.5G',
+      children: [{ name: '/dev/sdc1', rm: true, ro: false, tran: null, type: 'part', fstype: 'vfat', mountpoint: '/media/alice/MOUNTED_RO', label: 'MOUNTED_RO', size: '7.5G' }],
+    },
+  ],
+};
+const PROC_MOUNTS_P = `/dev/vda / ext4 rw,relatime 0 0
+/dev/mapper/luks-3f2a9c1e /media/alice/SECURE ext4 rw,nosuid,nodev,relatime 0 0
+/dev/mmcblk0p1 /media/alice/LOCKED exfat ro,nosuid,nodev,relatime 0 0
+/dev/sr0 /media/alice/INSTALL_CD iso9660 ro,nosuid,nodev,relatime 0 0
+/dev/sdb1 /media/alice/KINGSTON vfat rw,nosuid,nodev,relatime 0 0
+/dev/sdc1 /media/alice/MOUNTED_RO vfat ro,nosuid,nodev,relatime 0 0
+`;
+
 const PROC_MOUNTS = `sysfs /sys sysfs rw,nosuid,nodev,noexec,relatime 0 0
 proc /proc proc rw,nosuid,nodev,noexec,relatime 0 0
 /dev/nvme0n1p2 / ext4 rw,relatime 0 0
@@ -156,6 +211,16 @@ describe('shell drives: lsblk', () => {
     );
   });
 
+  test('-p output: LUKS volumes get their /dev/mapper path; read-only devices and filesystems are left out', () => {
+    assert.deepEqual(parseLsblk(LSBLK_P_WORKSTATION), [
+      { mountpoint: '/media/alice/SECURE', label: 'SECURE', device: '/dev/mapper/luks-3f2a9c1e', size: '28.9G', transport: 'usb' },
+      { mountpoint: '/media/alice/KINGSTON', label: 'KINGSTON', device: '/dev/sdb1', size: '14.9G', transport: 'usb' },
+      { mountpoint: '/media/alice/MOUNTED_RO', label: 'MOUNTED_RO', device: '/dev/sdc1', size: '7.5G', transport: 'usb' },
+    ]);
+    assert.deepEqual(parseLsblk(LSBLK_P_VM), []);
+    assert.deepEqual([...readOnlyMounts(PROC_MOUNTS_P)], ['/media/alice/LOCKED', '/media/alice/INSTALL_CD', '/media/alice/MOUNTED_RO']);
+  });
+
   test('output that is not lsblk JSON is an error, not an empty list', () => {
     assert.throws(() => parseLsblk('not json'));
     assert.throws(() => parseLsblk({ devices: [] }));
@@ -196,12 +261,31 @@ describe('shell drives: /proc/mounts fallback', () => {
 
 describe('shell drives: Windows and macOS', () => {
   test('Windows removable logical disks from PowerShell JSON (one object or an array)', () => {
-    const one = '{"DeviceID":"E:","DriveType":2,"VolumeName":"KINGSTON","Size":15502147584}';
-    assert.deepEqual(parseWindowsLogicalDisks(one), [{ mountpoint: 'E:\\', label: 'KINGSTON', device: 'E:', size: '14.4G', transport: null }]);
-    const many = '[{"DeviceID":"E:","DriveType":2,"VolumeName":"","Size":null},{"DeviceID":"C:","DriveType":3,"VolumeName":"OS","Size":1}]';
-    assert.deepEqual(parseWindowsLogicalDisks(many), [{ mountpoint: 'E:\\', label: null, device: 'E:', size: null, transport: null }]);
+    const one = '{"DeviceID":"E:","DriveType":2,"VolumeName":"KINGSTON","Size":15502147584,"FileSystem":"FAT32","Access":0,"OnUsb":true}';
+    assert.deepEqual(parseWindowsLogicalDisks(one), [{ mountpoint: 'E:\\', label: 'KINGSTON', device: 'E:', size: '14.4G', transport: 'usb' }]);
+    // An empty card reader (no size, no filesystem), a fixed internal disk, a USB hard disk that
+    // reports as fixed, a write-protected stick (Access 1), an SD card in a built-in reader.
+    const many = JSON.stringify([
+      { DeviceID: 'D:', DriveType: 2, VolumeName: null, Size: null, FileSystem: null, Access: null, OnUsb: false },
+      { DeviceID: 'C:', DriveType: 3, VolumeName: 'OS', Size: 511_000_000_000, FileSystem: 'NTFS', Access: 0, OnUsb: false },
+      { DeviceID: 'F:', DriveType: 3, VolumeName: 'Backup Drive', Size: 1_000_202_273_280, FileSystem: 'NTFS', Access: 0, OnUsb: true },
+      { DeviceID: 'G:', DriveType: 2, VolumeName: 'LOCKED', Size: 8_000_000_000, FileSystem: 'FAT32', Access: 1, OnUsb: true },
+      { DeviceID: 'H:', DriveType: 2, VolumeName: 'SDCARD', Size: 31_902_400_512, FileSystem: 'exFAT', Access: 0, OnUsb: false },
+    ]);
+    assert.deepEqual(parseWindowsLogicalDisks(many), [
+      { mountpoint: 'F:\\', label: 'Backup Drive', device: 'F:', size: '931.5G', transport: 'usb' },
+      { mountpoint: 'H:\\', label: 'SDCARD', device: 'H:', size: '29.7G', transport: null },
+    ]);
     assert.deepEqual(parseWindowsLogicalDisks(''), []);
     assert.throws(() => parseWindowsLogicalDisks('[{"Nope":1}]'));
+  });
+
+  test('PowerShell by its full path under the system root, never a bare name', () => {
+    assert.equal(windowsPowerShell('C:\\Windows'), 'C:\\Windows\\System32\\WindowsPowerShell\\v1.0\\powershell.exe');
+    assert.equal(windowsPowerShell('D:\\WINNT\\'), 'D:\\WINNT\\System32\\WindowsPowerShell\\v1.0\\powershell.exe');
+    for (const bad of [undefined, '', 'Windows', '\\\\server\\share', 'C:\\x"y']) {
+      assert.equal(windowsPowerShell(bad), 'C:\\Windows\\System32\\WindowsPowerShell\\v1.0\\powershell.exe', String(bad));
+    }
   });
 
   test('macOS volumes except the system volume', () => {
@@ -213,6 +297,48 @@ describe('shell drives: Windows and macOS', () => {
       ]),
       [{ mountpoint: '/Volumes/USBSTICK', label: 'USBSTICK', device: null, size: null, transport: null }],
     );
+  });
+
+  test('diskutil info -plist: external, physical, writable volumes only', () => {
+    const plist = (fields: string) => `<?xml version="1.0" encoding="UTF-8"?>
+<!DOCTYPE plist PUBLIC "-//Apple//DTD PLIST 1.0//EN" "http://www.apple.com/DTDs/PropertyList-1.0.dtd">
+<plist version="1.0">
+<dict>
+	<key>APFSContainerReference</key>
+	<string>disk5</string>
+	<key>Stores</key>
+	<array>
+		<dict><key>Internal</key><true/></dict>
+	</array>
+${fields}
+</dict>
+</plist>`;
+    const usb = parsePlistDict(
+      plist(`	<key>BusProtocol</key><string>USB</string>
+	<key>DeviceNode</key><string>/dev/disk4s1</string>
+	<key>Internal</key><false/>
+	<key>RemovableMedia</key><true/>
+	<key>TotalSize</key><integer>15502147584</integer>
+	<key>VirtualOrPhysical</key><string>Physical</string>
+	<key>VolumeName</key><string>AUDIT &amp; BACKUP</string>
+	<key>WritableVolume</key><true/>`),
+    );
+    assert.equal(usb.Internal, false, 'the nested Internal in the array is skipped');
+    assert.equal(usb.VolumeName, 'AUDIT & BACKUP');
+    assert.deepEqual(macVolumeFromDiskutil('/Volumes/AUDIT & BACKUP', usb), {
+      mountpoint: '/Volumes/AUDIT & BACKUP',
+      label: 'AUDIT & BACKUP',
+      device: '/dev/disk4s1',
+      size: '14.4G',
+      transport: 'usb',
+    });
+    const base = { BusProtocol: 'USB', DeviceNode: '/dev/disk4s1', Internal: false, VirtualOrPhysical: 'Physical', WritableVolume: true };
+    assert.equal(macVolumeFromDiskutil('/Volumes/X', { ...base, Internal: true }), null, 'an internal second disk');
+    assert.equal(macVolumeFromDiskutil('/Volumes/X', { ...base, WritableVolume: false }), null, 'read-only (a locked card, an NTFS disk)');
+    assert.equal(macVolumeFromDiskutil('/Volumes/X', { ...base, BusProtocol: 'Disk Image', VirtualOrPhysical: 'Virtual' }), null, 'a mounted .dmg');
+    assert.equal(macVolumeFromDiskutil('/Volumes/X', { ...base, VirtualOrPhysical: 'Virtual' }), null, 'a virtual volume');
+    assert.equal(macVolumeFromDiskutil('/Volumes/X', { ...base, Internal: undefined as unknown as boolean }), null, 'unknown: not offered');
+    assert.throws(() => parsePlistDict('Could not find disk: /Volumes/share'));
   });
 
   test('formatBytes', () => {
@@ -250,8 +376,26 @@ describe('shell drives: probing', () => {
   test('Linux runs lsblk with the documented columns', async () => {
     const { deps: d, ran } = deps({ run: async () => LSBLK_WORKSTATION });
     const drives = await listRemovableDrives(d);
-    assert.deepEqual(ran, [['lsblk', '-J', '-o', 'NAME,RM,TRAN,MOUNTPOINT,LABEL,SIZE']]);
+    assert.deepEqual(ran, [['lsblk', '-J', '-p', '-o', 'NAME,RM,RO,TRAN,TYPE,FSTYPE,MOUNTPOINT,LABEL,SIZE']]);
+    assert.deepEqual(ran[0]!.slice(1), LSBLK_ARGS);
     assert.equal(drives.length, 2);
+  });
+
+  test('Linux leaves out filesystems /proc/mounts says are mounted read-only', async () => {
+    const { deps: d } = deps({
+      run: async () => JSON.stringify(LSBLK_P_WORKSTATION),
+      readFile: async (f) => {
+        if (f === '/proc/mounts') return PROC_MOUNTS_P;
+        throw new Error(`ENOENT ${f}`);
+      },
+    });
+    assert.deepEqual(
+      (await listRemovableDrives(d)).map((x) => [x.mountpoint, x.device]),
+      [
+        ['/media/alice/SECURE', '/dev/mapper/luks-3f2a9c1e'],
+        ['/media/alice/KINGSTON', '/dev/sdb1'],
+      ],
+    );
   });
 
   test('Linux falls back to /proc/mounts and /sys/block when lsblk fails', async () => {
@@ -281,23 +425,44 @@ describe('shell drives: probing', () => {
     assert.ok(logs.some((l) => /could not list removable drives/.test(l)));
   });
 
-  test('Windows asks PowerShell for removable logical disks', async () => {
-    const { deps: d, ran } = deps({ platform: 'win32', run: async () => '{"DeviceID":"F:","DriveType":2,"VolumeName":"AUDIT","Size":1024}' });
-    assert.deepEqual(await listRemovableDrives(d), [{ mountpoint: 'F:\\', label: 'AUDIT', device: 'F:', size: '1.0K', transport: null }]);
-    assert.equal(ran[0]![0], 'powershell.exe');
-    assert.ok(ran[0]!.some((a) => a.includes('DriveType=2')));
+  test('Windows asks PowerShell, by its full path, for removable and USB logical disks', async () => {
+    const { deps: d, ran } = deps({
+      platform: 'win32',
+      systemRoot: 'C:\\WINDOWS',
+      run: async () => '{"DeviceID":"F:","DriveType":2,"VolumeName":"AUDIT","Size":1024,"FileSystem":"FAT32","Access":0,"OnUsb":true}',
+    });
+    assert.deepEqual(await listRemovableDrives(d), [{ mountpoint: 'F:\\', label: 'AUDIT', device: 'F:', size: '1.0K', transport: 'usb' }]);
+    assert.equal(ran[0]![0], 'C:\\WINDOWS\\System32\\WindowsPowerShell\\v1.0\\powershell.exe');
+    assert.equal(ran[0]![ran[0]!.length - 1], WINDOWS_DRIVES_SCRIPT);
+    assert.match(WINDOWS_DRIVES_SCRIPT, /InterfaceType -eq 'USB'/);
+    assert.match(WINDOWS_DRIVES_SCRIPT, /DriveType -eq 2/);
   });
 
-  test('macOS lists /Volumes without the system volume', async () => {
-    const { deps: d } = deps({
+  test('macOS asks diskutil about each /Volumes entry but the system volume; failures are left out', async () => {
+    const info: Record<string, string> = {
+      '/Volumes/AUDIT': `<?xml version="1.0" encoding="UTF-8"?><plist version="1.0"><dict><key>BusProtocol</key><string>USB</string><key>DeviceNode</key><string>/dev/disk4s1</string><key>Internal</key><false/><key>VirtualOrPhysical</key><string>Physical</string><key>VolumeName</key><string>AUDIT</string><key>WritableVolume</key><true/></dict></plist>`,
+      '/Volumes/Installer': `<?xml version="1.0" encoding="UTF-8"?><plist version="1.0"><dict><key>BusProtocol</key><string>Disk Image</string><key>DeviceNode</key><string>/dev/disk6s1</string><key>Internal</key><false/><key>VirtualOrPhysical</key><string>Virtual</string><key>WritableVolume</key><false/></dict></plist>`,
+    };
+    const logs: string[] = [];
+    const { deps: d, ran } = deps({
       platform: 'darwin',
-      readdir: async () => ['Macintosh HD', 'AUDIT'],
+      readdir: async () => ['Macintosh HD', 'AUDIT', 'Installer', 'share', '.timemachine'],
       realpath: async (p) => (p === '/Volumes/Macintosh HD' ? '/' : p),
+      run: async (_file, args) => {
+        const v = info[args[2]!];
+        if (!v) throw new Error(`Could not find disk: ${args[2]}`);
+        return v;
+      },
     });
     assert.deepEqual(
-      (await listRemovableDrives(d)).map((x) => x.mountpoint),
-      ['/Volumes/AUDIT'],
+      (await listRemovableDrives(d, (l) => logs.push(l))).map((x) => [x.mountpoint, x.device]),
+      [['/Volumes/AUDIT', '/dev/disk4s1']],
     );
+    assert.deepEqual(
+      ran.map((r) => r.join(' ')),
+      [`${DISKUTIL} info -plist /Volumes/AUDIT`, `${DISKUTIL} info -plist /Volumes/Installer`, `${DISKUTIL} info -plist /Volumes/share`],
+    );
+    assert.ok(logs.some((l) => /diskutil info \/Volumes\/share failed/.test(l)), logs.join('\n'));
   });
 
   test('other platforms: empty list', async () => {

@@ -23,6 +23,7 @@ const STATUS: GatewayStatus = {
   version: '0.1.0',
   error: null,
   lastExitCode: null,
+  lastErrorLine: null,
   restarts: 0,
   restartInMs: null,
   logPath: '/d/logs/airlock.log',

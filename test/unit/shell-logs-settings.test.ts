@@ -159,6 +159,7 @@ describe('shell CSP and pages', () => {
     version: null,
     error: null,
     lastExitCode: null,
+    lastErrorLine: null,
     restarts: 0,
     restartInMs: null,
     logPath: '/home/a/.config/airlock/logs/airlock.log',

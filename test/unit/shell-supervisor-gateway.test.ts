@@ -1,7 +1,8 @@
 // The supervisor against the real gateway (bin/airlock.js serve), forked with Node's
 // child_process.fork the way Electron's utilityProcess.fork runs it in the shell: the ready
 // message and the printed lines must be what the supervisor understands; a killed gateway is
-// restarted; stop() stops it for good. Real processes, real ports (port 0), real clock; waits are
+// restarted; stop() stops it for good, gracefully: over the IPC channel (Electron: the parent
+// port) with the stop message, an in-flight stream finishing and its ledger row written. Real processes, real ports (port 0), real clock; waits are
 // event-driven, with generous limits only so that a hang fails instead of blocking.
 import { fork, type ChildProcess } from 'node:child_process';
 import { EventEmitter } from 'node:events';
@@ -13,6 +14,8 @@ import { after, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { GatewaySupervisor, type GatewayChild, type GatewayStatus, type GatewayState } from '../../main/lib/supervisor.js';
 import { lineSplitter } from '../../main/lib/logs.js';
+import { basicConfig, startGateway, TEST_KEY, writeConfig } from '../helpers/gateway.js';
+import { startUpstream } from '../helpers/upstream.js';
 
 const BIN = fileURLToPath(new URL('../../../bin/airlock.js', import.meta.url));
 const dataDir = fs.mkdtempSync(path.join(os.tmpdir(), 'airlock-shell-gw-'));
@@ -27,8 +30,13 @@ after(async () => {
   fs.rmSync(dataDir, { recursive: true, force: true });
 });
 
-/** Node's ChildProcess as the supervisor's GatewayChild (exit code 128+n for a signal, like a shell). */
-function adapt(cp: ChildProcess, onLine: (l: string) => void): GatewayChild {
+/**
+ * Node's ChildProcess as the supervisor's GatewayChild (exit code 128+n for a signal, like a
+ * shell). postMessage is the IPC channel, as Electron's parent port. kill() is SIGKILL: Electron's
+ * UtilityProcess.kill() is no graceful stop (SIGKILL ~2 s after SIGTERM on Linux/macOS,
+ * TerminateProcess on Windows), so a test passing through kill() could not see a drain.
+ */
+function adapt(cp: ChildProcess, onLine: (l: string) => void, kills: { count: number } = { count: 0 }): GatewayChild {
   const ee = new EventEmitter();
   const out = lineSplitter(onLine);
   cp.stdout?.on('data', (c: Buffer) => out.push(c));
@@ -40,7 +48,14 @@ function adapt(cp: ChildProcess, onLine: (l: string) => void): GatewayChild {
   });
   return {
     on: (event: string, l: (...a: unknown[]) => void) => ee.on(event, l),
-    kill: () => cp.kill('SIGTERM'),
+    postMessage: (m: unknown) => {
+      if (!cp.connected) throw new Error('the IPC channel is closed');
+      cp.send(m as object);
+    },
+    kill: () => {
+      kills.count++;
+      return cp.kill('SIGKILL');
+    },
   } as GatewayChild;
 }
 
@@ -131,14 +146,135 @@ describe('shell supervisor with the real gateway', () => {
     assert.equal(health2.status, 200);
     await health2.body?.cancel();
 
-    // stop(): SIGTERM, graceful exit, no restart.
+    // stop(): the stop message, graceful exit, no restart.
     const second = current!;
     await sup.stop();
     assert.equal(sup.status.state, 'stopped');
-    assert.equal(second.exitCode, 0, 'the gateway exits cleanly on SIGTERM');
+    assert.equal(second.exitCode, 0, 'the gateway exits cleanly on the stop message');
+    assert.equal(second.signalCode, null, 'it exited by itself, it was not killed');
+    assert.ok(lines.includes('airlock: stopped'), lines.join('\n'));
     // (A status event may repeat a state: the version arriving after the printed "ready".)
     const transitions = states.filter((s, i) => s !== states[i - 1]);
     assert.deepEqual(transitions, ['starting', 'running', 'restarting', 'starting', 'running', 'stopping', 'stopped']);
     assert.equal(children.length, 2);
+  });
+});
+
+describe('graceful stop over the IPC channel with the real gateway', () => {
+  test('stop message mid-stream: the stream completes, exit 0 without a kill, the ledger has the row after a restart', { timeout: 120_000 }, async () => {
+    const up = await startUpstream();
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'airlock-shell-stop-'));
+    let restarted: Awaited<ReturnType<typeof startGateway>> | undefined;
+    let cp: ChildProcess | null = null;
+    const kills = { count: 0 };
+    const lines: string[] = [];
+    try {
+      const words = Array.from({ length: 30 }, (_, i) => `word${i}`).join(' ');
+      up.setBehavior({ kind: 'ok', content: words, chunkDelayMs: 50 });
+      const config = writeConfig(dir, { ...basicConfig(up.url), settings: { shutdown_grace_ms: 20_000 } });
+      const dataDir = path.join(dir, 'data');
+      const sup = new GatewaySupervisor({
+        logPath: path.join(dataDir, 'logs', 'airlock.log'),
+        readyTimeoutMs: 60_000,
+        stopMarginMs: 5_000,
+        fork: () => {
+          if (closed) throw new Error('the test is over');
+          cp = fork(BIN, ['serve', '--data-dir', dataDir, '--port', '0', '--admin-port', '0', '--config', config], {
+            stdio: ['ignore', 'pipe', 'pipe', 'ipc'],
+            env: { ...process.env, AIRLOCK_DATA_DIR: dataDir },
+          });
+          children.push(cp);
+          return adapt(cp, (l) => {
+            lines.push(l);
+            sup.handleOutputLine(l);
+          }, kills);
+        },
+      });
+      sup.start();
+      const running = await waitForState(sup, 'running');
+      await waitForVersion(sup);
+      assert.equal(sup.stopWaitMs, 25_000, 'the grace comes from the ready message (20 s) plus the margin');
+
+      const res = await fetch(`${running.data}/v1/chat/completions`, {
+        method: 'POST',
+        headers: { authorization: `Bearer ${TEST_KEY}`, 'content-type': 'application/json' },
+        body: JSON.stringify({ model: 'chat', stream: true, messages: [{ role: 'user', content: 'tell me a long story' }] }),
+      });
+      assert.equal(res.status, 200);
+      const requestId = res.headers.get('x-airlock-request-id');
+      assert.ok(requestId);
+      const reader = res.body!.getReader();
+      const dec = new TextDecoder();
+      let text = '';
+      while (!text.includes('"content":"word0')) {
+        const { value, done } = await reader.read();
+        assert.ok(!done, `the stream ended before its first word: ${text}`);
+        text += dec.decode(value, { stream: true });
+      }
+
+      const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) =>
+        cp!.once('exit', (code, signal) => resolve({ code, signal })),
+      );
+      const stopped = sup.stop();
+      for (;;) {
+        const { value, done } = await reader.read();
+        if (done) break;
+        text += dec.decode(value, { stream: true });
+      }
+      await stopped;
+      assert.equal(sup.status.state, 'stopped');
+      const content = text
+        .split('\n')
+        .filter((l) => l.startsWith('data: {'))
+        .map((l) => (JSON.parse(l.slice(6)) as { choices?: { delta?: { content?: string } }[] }).choices?.[0]?.delta?.content ?? '')
+        .join('');
+      assert.equal(content, words, 'the client got all of the content');
+      assert.ok(text.includes('data: [DONE]'), 'and the final [DONE]');
+      assert.deepEqual(await exited, { code: 0, signal: null }, 'the gateway exited by itself, with 0');
+      assert.equal(kills.count, 0, 'kill() was never needed');
+      assert.ok(lines.some((l) => l.startsWith('airlock: stop message: stopping')), lines.join('\n'));
+      assert.ok(lines.includes('airlock: stopped'), lines.join('\n'));
+
+      up.setBehavior({ kind: 'ok' });
+      restarted = await startGateway({ dataDir });
+      const rows = await restarted.admin('GET', '/usage/requests?limit=100');
+      assert.equal(rows.status, 200);
+      const row = (rows.body as { data: { request_id: string; status: number; stream: boolean; completion_tokens: number }[] }).data.find(
+        (r) => r.request_id === requestId,
+      );
+      assert.ok(row, `request ${requestId} is in the ledger after the restart`);
+      assert.equal(row.status, 200);
+      assert.equal(row.stream, true);
+      assert.equal(row.completion_tokens, 30);
+    } finally {
+      const c = cp as ChildProcess | null;
+      if (c && c.exitCode === null && c.signalCode === null) c.kill('SIGKILL');
+      await restarted?.stop();
+      await up.close();
+      fs.rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  test('a stop message during start-up: the gateway never announces ready and exits 0', { timeout: 60_000 }, async () => {
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'airlock-shell-stop-early-'));
+    try {
+      const cp = fork(BIN, ['serve', '--data-dir', dir, '--port', '0', '--admin-port', '0'], {
+        stdio: ['ignore', 'pipe', 'pipe', 'ipc'],
+        env: { ...process.env, AIRLOCK_DATA_DIR: dir },
+      });
+      children.push(cp);
+      let out = '';
+      cp.stdout?.on('data', (d: Buffer) => (out += d.toString()));
+      const messages: unknown[] = [];
+      cp.on('message', (m) => messages.push(m));
+      cp.send({ type: 'stop' }); // at once: long before the planes listen
+      const [code, signal] = await new Promise<[number | null, string | null]>((resolve) => cp.once('exit', (c, s) => resolve([c, s])));
+      assert.deepEqual({ code, signal }, { code: 0, signal: null }, out);
+      assert.ok(!messages.some((m) => (m as { type?: string }).type === 'ready'), 'no ready message');
+      assert.doesNotMatch(out, /airlock: ready/);
+      assert.match(out, /stop message: stopping/);
+    } finally {
+      fs.rmSync(dir, { recursive: true, force: true });
+    }
   });
 });

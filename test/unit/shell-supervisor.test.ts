@@ -3,10 +3,20 @@
 import { EventEmitter } from 'node:events';
 import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { connectableUrl, GatewaySupervisor, parseGatewayLine, type Clock, type GatewayChild, type GatewayStatus } from '../../main/lib/supervisor.js';
+import { connectableUrl, GatewaySupervisor, parseGatewayLine, STOP_MESSAGE, type Clock, type GatewayChild, type GatewayStatus } from '../../main/lib/supervisor.js';
+import { statusPage } from '../../main/lib/pages.js';
 
+/**
+ * A child as Electron's UtilityProcess behaves: postMessage() reaches the gateway (which drains
+ * and exits 0 when the test says so); kill() is not graceful (SIGTERM then SIGKILL ~2 s later on
+ * Linux/macOS, TerminateProcess on Windows), so the tests count it as a failure to stop cleanly.
+ */
 class FakeChild extends EventEmitter implements GatewayChild {
   killed = 0;
+  messages: unknown[] = [];
+  postMessage(message: unknown): void {
+    this.messages.push(message);
+  }
   kill(): boolean {
     this.killed++;
     return true;
@@ -73,7 +83,8 @@ function setup(opts: { readyTimeoutMs?: number; maxBackoffMs?: number; stableAft
     maxBackoffMs: opts.maxBackoffMs ?? 8_000,
     stableAfterMs: opts.stableAfterMs ?? 60_000,
     maxFailedStarts: opts.maxFailedStarts ?? 5,
-    stopTimeoutMs: 10_000,
+    stopMarginMs: 10_000,
+    killWaitMs: 5_000,
   });
   sup.on('status', (s: GatewayStatus) => states.push(s.state));
   const last = () => children[children.length - 1]!;
@@ -187,13 +198,18 @@ describe('shell supervisor', () => {
     assert.equal(sup.status.restartInMs, 2_000);
   });
 
-  test('stop() stops the child and does not restart it', async () => {
+  test('stop() asks the child with the stop message, waits its grace, does not kill or restart it', async () => {
     const { sup, clock, children, states, last } = setup();
     sup.start();
-    last().ready();
+    last().ready({ shutdown_grace_ms: 30_000 });
     const stopped = sup.stop();
     assert.equal(sup.status.state, 'stopping');
-    assert.equal(last().killed, 1);
+    assert.deepEqual(last().messages, [STOP_MESSAGE]);
+    assert.equal(last().killed, 0, 'kill() is not a graceful stop');
+    // Streams may take the whole grace: no kill before grace + margin.
+    clock.advance(39_999);
+    assert.equal(last().killed, 0);
+    assert.equal(sup.status.state, 'stopping');
     last().exit(0);
     await stopped;
     assert.equal(sup.status.state, 'stopped');
@@ -215,12 +231,20 @@ describe('shell supervisor', () => {
     assert.equal(children.length, 1);
   });
 
-  test('stop() gives up waiting when the child never exits', async () => {
-    const { sup, clock, last } = setup();
+  test('stop() kills only after the grace from the ready message plus the margin, then gives up waiting', async () => {
+    const { sup, clock, last, logs } = setup();
     sup.start();
-    last().ready();
+    last().ready({ shutdown_grace_ms: 120_000 });
+    assert.equal(sup.stopWaitMs, 130_000);
     const stopped = sup.stop();
-    clock.advance(10_000);
+    assert.deepEqual(last().messages, [STOP_MESSAGE]);
+    clock.advance(129_999);
+    assert.equal(last().killed, 0, 'not killed within the grace + margin');
+    clock.advance(1);
+    assert.equal(last().killed, 1, 'killed once the grace + margin is over');
+    assert.ok(logs.some((l) => /did not exit within 130 s of being asked to stop; killing it/.test(l)), logs.join('\n'));
+    assert.equal(sup.status.state, 'stopping');
+    clock.advance(5_000);
     await stopped;
     assert.equal(sup.status.state, 'stopped');
     // If it exits after all, nothing restarts.
@@ -231,16 +255,16 @@ describe('shell supervisor', () => {
   test('exits before ready are retried with backoff, then given up with the log path named', () => {
     const { sup, clock, children, last } = setup({ maxFailedStarts: 3 });
     sup.start();
-    last().exit(2);
+    last().exit(1);
     assert.equal(sup.status.state, 'restarting');
     clock.advance(1_000);
-    last().exit(2);
+    last().exit(1);
     assert.equal(sup.status.state, 'restarting');
     clock.advance(2_000);
-    last().exit(2);
+    last().exit(1);
     const s = sup.status;
     assert.equal(s.state, 'failed');
-    assert.match(s.error ?? '', /exited with code 2 before it was ready, 3 times in a row/);
+    assert.match(s.error ?? '', /exited with code 1 before it was ready, 3 times in a row/);
     assert.ok(s.error?.includes(LOG));
     clock.advance(10 * 60_000);
     assert.equal(children.length, 3);
@@ -249,12 +273,12 @@ describe('shell supervisor', () => {
   test('a successful start clears the count of failed starts', () => {
     const { sup, clock, last } = setup({ maxFailedStarts: 2 });
     sup.start();
-    last().exit(2);
+    last().exit(1);
     clock.advance(1_000);
     last().ready();
     last().exit(1); // a crash while running does not count as a failed start
     clock.advance(2_000);
-    last().exit(2); // first failed start since the success
+    last().exit(1); // first failed start since the success
     assert.equal(sup.status.state, 'restarting');
   });
 
@@ -328,6 +352,108 @@ describe('shell supervisor', () => {
     assert.equal(sup.status.data, 'http://127.0.0.1:4100');
     assert.equal(sup.status.version, '0.1.0');
     assert.equal(sup.getSetupToken(), 'from-the-message');
+  });
+
+  test('stop() without the grace in the ready message waits the default grace + margin', async () => {
+    const { sup, clock, last } = setup();
+    sup.start();
+    last().ready(); // an older gateway: no shutdown_grace_ms
+    assert.equal(sup.stopWaitMs, 40_000);
+    const stopped = sup.stop();
+    clock.advance(39_999);
+    assert.equal(last().killed, 0);
+    last().exit(0);
+    await stopped;
+    assert.equal(sup.status.state, 'stopped');
+  });
+
+  test('stop() while starting sends the stop message too (the gateway keeps it until it can stop)', async () => {
+    const { sup, last } = setup();
+    sup.start();
+    const stopped = sup.stop();
+    assert.deepEqual(last().messages, [STOP_MESSAGE]);
+    assert.equal(last().killed, 0);
+    last().exit(0);
+    await stopped;
+    assert.equal(sup.status.state, 'stopped');
+  });
+
+  test('a child whose postMessage throws (channel gone) is killed at once', async () => {
+    const { sup, clock, last } = setup();
+    sup.start();
+    last().ready();
+    last().postMessage = () => {
+      throw new Error('channel closed');
+    };
+    const stopped = sup.stop();
+    assert.equal(last().killed, 1);
+    last().exit(137);
+    await stopped;
+    clock.advance(60_000);
+    assert.equal(sup.status.state, 'stopped');
+  });
+
+  test('a repeated stop() sends one stop message and resolves together', async () => {
+    const { sup, last } = setup();
+    sup.start();
+    last().ready();
+    const a = sup.stop();
+    const b = sup.stop();
+    assert.deepEqual(last().messages, [STOP_MESSAGE]);
+    last().exit(0);
+    await Promise.all([a, b]);
+    assert.equal(sup.status.state, 'stopped');
+  });
+
+  test('exit code 2 before ready (start-up error) fails at once with the gateway\'s last error line; no retry', () => {
+    const { sup, clock, children, last, states } = setup({ maxFailedStarts: 5 });
+    sup.start();
+    sup.handleErrorLine('airlock: ledger retention: deleted 3 rows');
+    sup.handleErrorLine('not one of ours');
+    sup.handleErrorLine('airlock: admin plane port 4001 on 127.0.0.1 is already in use; stop the other program or choose another port');
+    sup.handleErrorLine('Run "airlock --help" for usage.');
+    last().exit(2);
+    const s = sup.status;
+    assert.equal(s.state, 'failed');
+    assert.equal(s.lastExitCode, 2);
+    assert.equal(s.lastErrorLine, 'airlock: admin plane port 4001 on 127.0.0.1 is already in use; stop the other program or choose another port');
+    assert.match(s.error ?? '', /could not start \(exit code 2\): admin plane port 4001 on 127\.0\.0\.1 is already in use/);
+    assert.match(s.error ?? '', /Not retrying/);
+    assert.ok(s.error?.includes(LOG));
+    clock.advance(10 * 60_000);
+    assert.equal(children.length, 1, 'never retried');
+    assert.deepEqual(states.filter((x, i) => x !== states[i - 1]), ['starting', 'failed']);
+    // The status page shows the line, escaped.
+    const html = statusPage(s);
+    assert.ok(html.includes('The gateway said:'), html);
+    assert.ok(html.includes('admin plane port 4001 on 127.0.0.1 is already in use'), html);
+    // start() tries again, with a clean slate.
+    sup.start();
+    assert.equal(sup.status.state, 'starting');
+    assert.equal(sup.status.lastErrorLine, null);
+    assert.equal(children.length, 2);
+  });
+
+  test('exit code 2 without an error line still fails at once; the page escapes what the gateway printed', () => {
+    const { sup, last } = setup();
+    sup.start();
+    last().exit(2);
+    assert.equal(sup.status.state, 'failed');
+    assert.match(sup.status.error ?? '', /it printed no error message/);
+    sup.start();
+    sup.handleErrorLine('airlock: config file <script>alert(1)</script>.yaml: bad');
+    last().exit(2);
+    const html = statusPage(sup.status);
+    assert.ok(!html.includes('<script>'), html);
+    assert.ok(html.includes('&lt;script&gt;'), html);
+  });
+
+  test('exit code 2 after ready is a crash like any other (restarted)', () => {
+    const { sup, last } = setup();
+    sup.start();
+    last().ready();
+    last().exit(2);
+    assert.equal(sup.status.state, 'restarting');
   });
 
   test('start() while starting or running does not fork again', () => {
