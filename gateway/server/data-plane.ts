@@ -112,7 +112,7 @@ export function buildDataPlane(gw: Gateway): FastifyInstance {
   const parseJson = app.getDefaultJsonParser('error', 'error');
   app.removeContentTypeParser('application/json');
   app.addContentTypeParser('application/json', { parseAs: 'string' }, (req, body, done) => {
-    parseJson(req, body as string, (err, value) => {
+    void parseJson(req, body as string, (err, value) => {
       if (err) return done(err, undefined);
       const max = gw.snapshot.settings.limits.max_json_depth;
       if (nestedDeeperThan(value, max)) return done(gatewayError('too_deeply_nested', `The request body nests arrays and objects more than ${max} levels deep.`), undefined);
