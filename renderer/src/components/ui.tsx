@@ -410,6 +410,47 @@ export function Loading({ what }: { what: string }) {
   );
 }
 
+/**
+ * The scroll box around a table. While the table is wider than the box (narrow screens, zoom) the
+ * box is a named, focusable region, so keyboard users can scroll it with the arrow keys, and it
+ * shows a shadow at the edge that has more columns.
+ */
+export function TableWrap({ label, card, children }: { label: string; card?: boolean; children: ReactNode }) {
+  const ref = useRef<HTMLDivElement>(null);
+  const [overflow, setOverflow] = useState({ scrolls: false, left: false, right: false });
+  useEffect(() => {
+    const el = ref.current;
+    if (!el) return;
+    const check = () => {
+      const scrolls = el.scrollWidth > el.clientWidth + 1;
+      const left = scrolls && el.scrollLeft > 1;
+      const right = scrolls && el.scrollLeft + el.clientWidth < el.scrollWidth - 1;
+      setOverflow((p) => (p.scrolls === scrolls && p.left === left && p.right === right ? p : { scrolls, left, right }));
+    };
+    check();
+    const ro = new ResizeObserver(check);
+    ro.observe(el);
+    for (const child of Array.from(el.children)) ro.observe(child);
+    el.addEventListener('scroll', check, { passive: true });
+    return () => {
+      ro.disconnect();
+      el.removeEventListener('scroll', check);
+    };
+  }, []);
+  const cls = ['table-wrap', card ? 'card' : '', overflow.left ? 'more-left' : '', overflow.right ? 'more-right' : ''].filter(Boolean).join(' ');
+  return (
+    <div
+      ref={ref}
+      className={cls}
+      role={overflow.scrolls ? 'region' : undefined}
+      aria-label={overflow.scrolls ? `${label} (scrolls sideways)` : undefined}
+      tabIndex={overflow.scrolls ? 0 : undefined}
+    >
+      {children}
+    </div>
+  );
+}
+
 export function Section({ title, children, actions, id }: { title: string; children: ReactNode; actions?: ReactNode; id?: string }) {
   const hid = useId();
   return (

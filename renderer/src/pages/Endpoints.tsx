@@ -20,6 +20,7 @@ import {
   TextField,
   fmtInt,
   fmtTime,
+  TableWrap,
   useFocusFirstError,
 } from '../components/ui';
 import { breakerBadge, healthBadge, POLL_MS } from './Overview';
@@ -140,7 +141,7 @@ export function EndpointsPage() {
         </EmptyState>
       ) : null}
       {eps.length ? (
-        <div className="card table-wrap">
+        <TableWrap label="Endpoints" card>
           <table>
             <thead>
               <tr>
@@ -211,7 +212,7 @@ export function EndpointsPage() {
               })}
             </tbody>
           </table>
-        </div>
+        </TableWrap>
       ) : null}
 
       <Dialog open={editing !== null} onClose={() => setEditing(null)} title={editing?.orig ? `Edit endpoint ${editing.orig.name}` : 'Add endpoint'} wide>

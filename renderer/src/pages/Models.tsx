@@ -18,6 +18,7 @@ import {
   SelectField,
   TextAreaField,
   TextField,
+  TableWrap,
   useFocusFirstError,
 } from '../components/ui';
 import { Link } from '../router';
@@ -134,7 +135,7 @@ export function ModelsPage() {
         </EmptyState>
       ) : null}
       {list.length ? (
-        <div className="card table-wrap">
+        <TableWrap label="Models" card>
           <table>
             <thead>
               <tr>
@@ -184,7 +185,7 @@ export function ModelsPage() {
               ))}
             </tbody>
           </table>
-        </div>
+        </TableWrap>
       ) : null}
 
       <RoutingRules models={list.map((m) => m.name)} />

@@ -4,7 +4,7 @@ import { useMemo, useState } from 'react';
 import { Area, AreaChart, Bar, BarChart, CartesianGrid, Legend, Line, LineChart, ResponsiveContainer, Tooltip, XAxis, YAxis } from 'recharts';
 import { get, type HealthBody, type RequestRow, type StatusBody, type Timeseries } from '../api';
 import { useResource } from '../hooks';
-import { Badge, EmptyState, LoadError, Loading, PageHeader, Section, SelectField, fmtInt, fmtMs, fmtTime } from '../components/ui';
+import { Badge, EmptyState, LoadError, Loading, PageHeader, Section, SelectField, fmtInt, fmtMs, TableWrap, fmtTime } from '../components/ui';
 import { Link } from '../router';
 import { WINDOWS, summarize, toBuckets, windowQuery, type WindowId } from '../metrics';
 import { useAuth } from '../auth';
@@ -159,7 +159,7 @@ export function OverviewPage() {
               <YAxis allowDecimals={false} width={48} tick={{ fontSize: 11 }} />
               <Tooltip />
               <Legend />
-              <Bar dataKey="tokens" name="Tokens" fill="#0f8a6a" isAnimationActive={false} />
+              <Bar dataKey="tokens" name="Tokens" fill="#0b7d60" isAnimationActive={false} />
             </BarChart>
           </ChartCard>
           <ChartCard title="Latency" id="chart-latency" caption={`p50 ${fmtMs(s?.p50)}, p99 ${fmtMs(s?.p99)}, whole request, ${w.label.toLowerCase()}.`}>
@@ -179,7 +179,7 @@ export function OverviewPage() {
         {health.loading ? <Loading what="health" /> : null}
         {health.data && endpoints.length === 0 ? <p className="muted">No endpoints yet.</p> : null}
         {endpoints.length ? (
-          <div className="table-wrap">
+          <TableWrap label="Endpoint health">
             <table>
               <thead>
                 <tr>
@@ -218,7 +218,7 @@ export function OverviewPage() {
                 })}
               </tbody>
             </table>
-          </div>
+          </TableWrap>
         ) : null}
       </Section>
     </>
@@ -227,11 +227,11 @@ export function OverviewPage() {
 
 function Stat({ label, value, id, sub, tone }: { label: string; value: string; id: string; sub?: string; tone?: 'bad' }) {
   return (
-    <div className={`stat ${tone ?? ''}`}>
+    <div className={`stat ${tone ?? ''}`} role="group" aria-labelledby={`stat-${id}-label`}>
       <span className="stat-label" id={`stat-${id}-label`}>
         {label}
       </span>
-      <span className="stat-value" data-testid={`stat-${id}`} aria-labelledby={`stat-${id}-label`}>
+      <span className="stat-value" data-testid={`stat-${id}`}>
         {value}
       </span>
       {sub ? <span className="stat-sub">{sub}</span> : null}

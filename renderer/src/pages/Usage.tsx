@@ -3,7 +3,7 @@ import { useMemo, useState } from 'react';
 import { Bar, BarChart, CartesianGrid, Legend, ResponsiveContainer, Tooltip, XAxis, YAxis } from 'recharts';
 import { get, type RequestRow, type UsageBody } from '../api';
 import { useResource } from '../hooks';
-import { EmptyState, LoadError, Loading, PageHeader, Section, SelectField, TextField, fmtCost, fmtInt, fmtMs, fmtTime } from '../components/ui';
+import { EmptyState, LoadError, Loading, PageHeader, Section, SelectField, TableWrap, TextField, fmtCost, fmtInt, fmtMs, fmtTime } from '../components/ui';
 
 const GROUPS = [
   { value: 'team', label: 'Team' },
@@ -149,7 +149,7 @@ export function UsagePage() {
                   <Tooltip />
                   <Legend />
                   <Bar dataKey="prompt" name="Prompt tokens" stackId="t" fill="#2358d4" maxBarSize={28} isAnimationActive={false} />
-                  <Bar dataKey="completion" name="Completion tokens" stackId="t" fill="#0f8a6a" maxBarSize={28} isAnimationActive={false} />
+                  <Bar dataKey="completion" name="Completion tokens" stackId="t" fill="#0b7d60" maxBarSize={28} isAnimationActive={false} />
                 </BarChart>
               </ResponsiveContainer>
             </div>
@@ -158,7 +158,7 @@ export function UsagePage() {
               {rows.length > 15 ? '; the 15 largest are shown' : ''}.
             </figcaption>
           </figure>
-          <div className="card table-wrap">
+          <TableWrap label="Usage table" card>
             <table data-testid="usage-table">
               <caption className="sr-only">Usage by {groupLabel.toLowerCase()}</caption>
               <thead>
@@ -203,13 +203,13 @@ export function UsagePage() {
                 </tr>
               </tfoot>
             </table>
-          </div>
+          </TableWrap>
         </>
       ) : null}
       <Section title="Latest requests">
         {recent.data && recent.data.data.length === 0 ? <p className="muted">None yet.</p> : null}
         {recent.data?.data.length ? (
-          <div className="table-wrap">
+          <TableWrap label="Latest requests">
             <table className="compact">
               <thead>
                 <tr>
@@ -241,7 +241,7 @@ export function UsagePage() {
                 ))}
               </tbody>
             </table>
-          </div>
+          </TableWrap>
         ) : null}
       </Section>
     </>
