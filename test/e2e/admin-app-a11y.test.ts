@@ -14,7 +14,7 @@ import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import path from 'node:path';
 import { createRequire } from 'node:module';
-import { chromium, type Browser, type Locator, type Page } from 'playwright-core';
+import { chromium, type Browser, type BrowserContext, type Locator, type Page } from 'playwright-core';
 import OpenAI from 'openai';
 import { ROOT, TEST_KEY, basicConfig, startGateway, type RunningGateway } from '../helpers/gateway.js';
 import { startUpstream, type TestUpstream } from '../helpers/upstream.js';
@@ -35,7 +35,48 @@ const STRICT_INCOMPLETE = ['aria-prohibited-attr'];
 
 let browser: Browser | undefined;
 let upstream: TestUpstream | undefined;
-let gw: RunningGateway | undefined;
+const gateways: RunningGateway[] = [];
+
+async function launch(): Promise<Browser> {
+  if (!HAVE_CHROMIUM) assert.fail(`Chromium is required here (CI=true) but ${CHROMIUM} does not exist: install Debian's chromium package.`);
+  if (!fs.existsSync(APP_INDEX)) assert.fail(`The admin app is not built (${APP_INDEX} is missing): run "npm run build:renderer" first.`);
+  browser ??= await chromium.launch({
+    executablePath: CHROMIUM,
+    args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-background-networking', '--disable-component-update', '--disable-sync', '--no-first-run'],
+  });
+  return browser;
+}
+
+async function gateway(opts: Parameters<typeof startGateway>[0]): Promise<RunningGateway> {
+  const gw = await startGateway(opts);
+  gateways.push(gw);
+  return gw;
+}
+
+/** A gateway with basicConfig's endpoint, model, team and key, an owner account, and a page signed in as it (the CSP stays on). */
+async function signedIn(): Promise<{ gw: RunningGateway; page: Page; ctx: BrowserContext }> {
+  const gw = await gateway({ config: basicConfig(upstream!.url) });
+  assert.equal((await gw.admin('POST', '/users', { name: OWNER.name, password: OWNER.password, role: 'owner' })).status, 201);
+  const ctx = await (await launch()).newContext({ viewport: { width: 1280, height: 900 }, locale: 'en-US', timezoneId: 'UTC' });
+  ctx.setDefaultTimeout(UI_WAIT);
+  const page = await ctx.newPage();
+  await page.goto(gw.adminUrl + '/');
+  await page.getByLabel('User name').fill(OWNER.name);
+  await page.getByLabel('Password', { exact: true }).fill(OWNER.password);
+  await page.getByRole('button', { name: 'Sign in' }).click();
+  await page.getByRole('heading', { level: 1, name: 'Overview' }).waitFor();
+  return { gw, page, ctx };
+}
+
+/** What has the keyboard focus: tag, name (aria-label or text) and the dialog it is in. */
+async function focused(page: Page): Promise<{ tag: string; name: string; dialog: string | null }> {
+  return page.evaluate<{ tag: string; name: string; dialog: string | null }>(`(() => {
+    const el = document.activeElement;
+    const d = el?.closest('dialog');
+    const title = d ? document.getElementById(d.getAttribute('aria-labelledby'))?.textContent ?? '' : null;
+    return { tag: el?.tagName.toLowerCase() ?? '', name: (el?.getAttribute('aria-label') ?? el?.textContent ?? '').trim(), dialog: title };
+  })()`);
+}
 
 interface AxeViolation {
   id: string;
@@ -122,24 +163,19 @@ describe('admin app accessibility (axe-core in Chromium)', () => {
 
   after(async () => {
     await browser?.close();
-    await gw?.stop();
+    await Promise.all(gateways.map((g) => g.stop()));
     await upstream?.close();
   });
 
   test('every page and every dialog: 0 axe violations (WCAG 2.1 A/AA) at 1280 px and 800 px, no sideways page scroll', { skip: SKIP }, async () => {
-    if (!HAVE_CHROMIUM) assert.fail(`Chromium is required here (CI=true) but ${CHROMIUM} does not exist: install Debian's chromium package.`);
-    if (!fs.existsSync(APP_INDEX)) assert.fail(`The admin app is not built (${APP_INDEX} is missing): run "npm run build:renderer" first.`);
-    browser = await chromium.launch({
-      executablePath: CHROMIUM,
-      args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-background-networking', '--disable-component-update', '--disable-sync', '--no-first-run'],
-    });
-    gw = await startGateway({ adminToken: null, config: basicConfig(upstream!.url) });
+    const b = await launch();
+    const gw = await gateway({ adminToken: null, config: basicConfig(upstream!.url) });
     // some traffic, so the charts, the usage table and the latest requests have rows
     const ai = new OpenAI({ apiKey: TEST_KEY, baseURL: gw.baseURL, maxRetries: 0 });
     for (let i = 0; i < 3; i++) await ai.chat.completions.create({ model: 'chat', messages: [{ role: 'user', content: `audit ${i}` }] });
 
     // the CSP stays on: this context does not use bypassCSP
-    const ctx = await browser.newContext({ viewport: { width: 1280, height: 900 }, locale: 'en-US', timezoneId: 'UTC' });
+    const ctx = await b.newContext({ viewport: { width: 1280, height: 900 }, locale: 'en-US', timezoneId: 'UTC' });
     ctx.setDefaultTimeout(UI_WAIT);
     const page = await ctx.newPage();
     const failures: string[] = [];
@@ -274,5 +310,51 @@ describe('admin app accessibility (axe-core in Chromium)', () => {
 
     await ctx.close();
     assert.deepEqual(failures, [], `accessibility problems:\n${failures.join('\n')}`);
+  });
+
+  test('the show-once key dialog does not close on Escape without a confirmation', { skip: SKIP }, async () => {
+    const { page, ctx } = await signedIn();
+    await nav(page, 'Teams & keys');
+    await page.getByRole('button', { name: 'Create key' }).first().click();
+    const kform = page.getByRole('dialog', { name: 'Create key' });
+    await kform.getByLabel('Name', { exact: true }).fill('escape-key');
+    await kform.getByLabel('Team').selectOption('research');
+    await kform.getByRole('button', { name: 'Create key' }).click();
+    const secret = page.getByRole('dialog', { name: 'Key for escape-key' });
+    await secret.waitFor();
+    const key = await secret.getByLabel('Key', { exact: true }).inputValue();
+
+    // Escape asks first; focus starts on the safe choice
+    await page.keyboard.press('Escape');
+    const ask = page.getByRole('dialog', { name: 'Close without the key?' });
+    await ask.waitFor();
+    assert.ok(await secret.isVisible(), 'the key is still shown behind the question');
+    assert.deepEqual(await focused(page), { tag: 'button', name: 'Back to the key', dialog: 'Close without the key?' });
+    // Escape again (twice: Chromium closes a dialog on a repeated Escape unless the app stops it)
+    await page.keyboard.press('Escape');
+    await ask.waitFor({ state: 'hidden' });
+    await page.keyboard.press('Escape');
+    await ask.waitFor();
+    await page.keyboard.press('Escape');
+    await ask.waitFor({ state: 'hidden' });
+    assert.ok(await secret.isVisible(), 'Escape on the question goes back to the key');
+    assert.equal(await secret.getByLabel('Key', { exact: true }).inputValue(), key);
+    assert.equal((await focused(page)).dialog, 'Key for escape-key', 'focus is back in the key dialog');
+    // the × button asks too
+    await secret.getByRole('button', { name: 'Close dialog' }).click();
+    await ask.waitFor();
+    await ask.getByRole('button', { name: 'Back to the key' }).click();
+    await ask.waitFor({ state: 'hidden' });
+    assert.ok(await secret.isVisible());
+    // confirming closes it (keyboard only)
+    await page.keyboard.press('Escape');
+    await ask.waitFor();
+    await page.keyboard.press('Tab');
+    assert.deepEqual(await focused(page), { tag: 'button', name: 'Close it', dialog: 'Close without the key?' });
+    await page.keyboard.press('Enter');
+    await secret.waitFor({ state: 'hidden' });
+    assert.equal(await ask.count(), 0);
+    await page.getByRole('rowheader', { name: /escape-key/ }).waitFor();
+    await ctx.close();
   });
 });

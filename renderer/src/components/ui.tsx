@@ -200,6 +200,7 @@ export function Dialog({
   children,
   wide,
   description,
+  onEscape,
 }: {
   open: boolean;
   onClose: () => void;
@@ -207,6 +208,8 @@ export function Dialog({
   children: ReactNode;
   wide?: boolean;
   description?: ReactNode;
+  /** called instead of closing when the user presses Escape (or the browser asks to close) */
+  onEscape?: () => void;
 }) {
   const ref = useRef<HTMLDialogElement>(null);
   const titleId = useId();
@@ -230,13 +233,28 @@ export function Dialog({
       className={wide ? 'dialog wide' : 'dialog'}
       aria-labelledby={titleId}
       aria-describedby={description ? descId : undefined}
-      onClose={() => open && onClose()}
+      onClose={(e) => {
+        // (a nested dialog's close event reaches here through React's tree: not ours)
+        if (e.target === e.currentTarget && open) onClose();
+      }}
+      onKeyDown={(e) => {
+        // preventing the keydown keeps Chromium's close watcher from closing the dialog anyway
+        // on a second Escape; a nested dialog's Escape is its own
+        if (!onEscape || e.key !== 'Escape' || (e.target as Element).closest('dialog') !== ref.current) return;
+        e.preventDefault();
+        onEscape();
+      }}
+      onCancel={(e) => {
+        if (!onEscape || e.target !== e.currentTarget) return;
+        e.preventDefault();
+        onEscape();
+      }}
     >
       {open ? (
         <>
           <div className="dialog-head">
             <h2 id={titleId}>{title}</h2>
-            <button type="button" className="icon-button" aria-label="Close dialog" onClick={onClose}>
+            <button type="button" className="icon-button" aria-label="Close dialog" onClick={onEscape ?? onClose}>
               ×
             </button>
           </div>
@@ -260,11 +278,13 @@ export function ConfirmDialog({
   onConfirm,
   onClose,
   danger = true,
+  cancelLabel = 'Cancel',
 }: {
   open: boolean;
   title: string;
   body: ReactNode;
   confirmLabel: string;
+  cancelLabel?: string;
   onConfirm: () => Promise<void>;
   onClose: () => void;
   danger?: boolean;
@@ -280,7 +300,7 @@ export function ConfirmDialog({
       <FormError error={error} />
       <div className="actions">
         <button type="button" onClick={onClose}>
-          Cancel
+          {cancelLabel}
         </button>
         <button
           type="button"
@@ -309,8 +329,12 @@ export function ConfirmDialog({
 /** Shows a secret once (a new key or API token), with a copy button. */
 export function SecretDialog({ secret, title, what, onClose, usage }: { secret: string | null; title: string; what: string; onClose: () => void; usage?: ReactNode }) {
   const [copied, setCopied] = useState('');
+  const [confirmClose, setConfirmClose] = useState(false);
   const inputRef = useRef<HTMLInputElement>(null);
-  useEffect(() => setCopied(''), [secret]);
+  useEffect(() => {
+    setCopied('');
+    setConfirmClose(false);
+  }, [secret]);
   const copy = async () => {
     if (!secret) return;
     try {
@@ -324,7 +348,8 @@ export function SecretDialog({ secret, title, what, onClose, usage }: { secret: 
     }
   };
   return (
-    <Dialog open={secret !== null} onClose={onClose} title={title}>
+    // Escape or the × button ask first: the secret cannot be shown again
+    <Dialog open={secret !== null} onClose={onClose} onEscape={() => setConfirmClose(true)} title={title}>
       <p className="notice warn">
         Copy this {what} now. It is shown <strong>only once</strong>: Airlock stores only a hash of it.
       </p>
@@ -346,6 +371,23 @@ export function SecretDialog({ secret, title, what, onClose, usage }: { secret: 
           I have copied it
         </button>
       </div>
+      <ConfirmDialog
+        open={confirmClose}
+        title={`Close without the ${what}?`}
+        body={
+          <p>
+            The {what} is shown only once. If you have not copied it, go back and copy it: after closing, the only way to get a working {what} is to create a new
+            one.
+          </p>
+        }
+        cancelLabel={`Back to the ${what}`}
+        confirmLabel="Close it"
+        onConfirm={() => {
+          onClose();
+          return Promise.resolve();
+        }}
+        onClose={() => setConfirmClose(false)}
+      />
     </Dialog>
   );
 }
