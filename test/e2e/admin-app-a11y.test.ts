@@ -142,6 +142,7 @@ async function nav(page: Page, label: string, heading = label): Promise<void> {
   await page.getByRole('navigation', { name: 'Main' }).getByRole('link', { name: label, exact: true }).click();
   await page.getByRole('heading', { level: 1, name: heading, exact: true }).waitFor();
   await page.getByRole('status').filter({ hasText: /^Loading/ }).first().waitFor({ state: 'detached' });
+  assert.equal(await page.title(), `${heading} · Airlock admin`, 'the page title names the page');
 }
 
 /** Open a dialog with `opener`, audit it, close it with its Cancel / close button. */
@@ -186,6 +187,7 @@ describe('admin app accessibility (axe-core in Chromium)', () => {
     const res = await page.goto(m[1]!);
     assert.equal(res?.headers()['content-security-policy'], ADMIN_APP_CSP, 'audited under the real CSP');
     await page.getByRole('heading', { name: 'Set up Airlock' }).waitFor();
+    assert.equal(await page.title(), 'Set up Airlock · Airlock admin', 'the setup screen has a title of its own');
     await audit(page, 'setup', failures);
     await page.getByLabel('Owner user name').fill(OWNER.name);
     await page.getByLabel('Password', { exact: true }).fill('too short');
@@ -201,11 +203,13 @@ describe('admin app accessibility (axe-core in Chromium)', () => {
     // Sign in.
     await page.getByRole('button', { name: 'Sign out' }).click();
     await page.getByRole('heading', { name: 'Sign in' }).waitFor();
+    assert.equal(await page.title(), 'Sign in · Airlock admin', 'the sign-in screen does not keep the previous page title');
     await audit(page, 'sign in', failures);
     await page.getByLabel('User name').fill(OWNER.name);
     await page.getByLabel('Password', { exact: true }).fill(OWNER.password);
     await page.getByRole('button', { name: 'Sign in' }).click();
     await page.getByRole('heading', { level: 1, name: 'Overview' }).waitFor();
+    assert.equal(await page.title(), 'Overview · Airlock admin');
 
     // Overview, with its charts drawn.
     await page.getByTestId('chart-requests').locator('svg path.recharts-area-curve').first().waitFor();

@@ -402,10 +402,17 @@ export function EmptyState({ title, children, action }: { title: string; childre
   );
 }
 
-export function PageHeader({ title, intro, actions }: { title: string; intro?: ReactNode; actions?: ReactNode }) {
-  const ref = useRef<HTMLHeadingElement>(null);
+/** The browser tab's title (and what a screen reader reads first on a new page): "<title> · Airlock admin". */
+export function usePageTitle(title: string): void {
   useEffect(() => {
     document.title = `${title} · Airlock admin`;
+  }, [title]);
+}
+
+export function PageHeader({ title, intro, actions }: { title: string; intro?: ReactNode; actions?: ReactNode }) {
+  const ref = useRef<HTMLHeadingElement>(null);
+  usePageTitle(title);
+  useEffect(() => {
     // move focus to the new page's heading so screen reader and keyboard users start there
     if (document.activeElement?.closest('nav')) ref.current?.focus();
   }, [title]);

@@ -1,12 +1,13 @@
 // First-run setup and login screens.
 import { useEffect, useRef, useState, type FormEvent } from 'react';
 import { api, apiFieldErrors, ApiError, validate, type FieldErrors, type SessionBody, type SessionUser } from '../api';
-import { FormError, TextField, useFocusFirstError } from '../components/ui';
+import { FormError, TextField, useFocusFirstError, usePageTitle } from '../components/ui';
 import { MIN_PASSWORD, loginSchema, setupSchema } from '../../../gateway/config/admin-schema';
 import { navigate } from '../router';
 import { Icon } from '../components/icons';
 
 function AuthFrame({ title, intro, children }: { title: string; intro: React.ReactNode; children: React.ReactNode }) {
+  usePageTitle(title);
   return (
     <div className="auth-page">
       <main className="auth-card" id="main">
