@@ -14,9 +14,10 @@ import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import path from 'node:path';
 import { createRequire } from 'node:module';
+import { isDeepStrictEqual } from 'node:util';
 import { chromium, type Browser, type BrowserContext, type Locator, type Page } from 'playwright-core';
 import OpenAI from 'openai';
-import { ROOT, TEST_KEY, basicConfig, startGateway, type RunningGateway } from '../helpers/gateway.js';
+import { ROOT, TEST_KEY, basicConfig, eventually, startGateway, type RunningGateway } from '../helpers/gateway.js';
 import { startUpstream, type TestUpstream } from '../helpers/upstream.js';
 import { ADMIN_APP_CSP } from '../../gateway/server/static.js';
 
@@ -74,7 +75,7 @@ async function focused(page: Page): Promise<{ tag: string; name: string; dialog:
     const el = document.activeElement;
     const d = el?.closest('dialog');
     const title = d ? document.getElementById(d.getAttribute('aria-labelledby'))?.textContent ?? '' : null;
-    return { tag: el?.tagName.toLowerCase() ?? '', name: (el?.getAttribute('aria-label') ?? el?.textContent ?? '').trim(), dialog: title };
+    return { tag: el?.tagName.toLowerCase() ?? '', name: (el?.getAttribute('aria-label') ?? el?.textContent ?? '').trim().slice(0, 80), dialog: title };
   })()`);
 }
 
@@ -316,6 +317,156 @@ describe('admin app accessibility (axe-core in Chromium)', () => {
     assert.deepEqual(failures, [], `accessibility problems:\n${failures.join('\n')}`);
   });
 
+  test('keyboard only: setup → sign in → endpoint → model → rules → key (copy) → settings → usage; focus never falls to <body>', { skip: SKIP }, async () => {
+    const gw = await gateway({ adminToken: null, config: { endpoints: basicConfig(upstream!.url).endpoints, teams: [{ name: 'research' }] } });
+    const ctx = await (await launch()).newContext({ viewport: { width: 1280, height: 900 }, locale: 'en-US', timezoneId: 'UTC' });
+    ctx.setDefaultTimeout(UI_WAIT);
+    const page = await ctx.newPage();
+    const kb = page.keyboard;
+    /** type into a field: focus it as Tab would, then type */
+    const typeInto = async (l: Locator, text: string) => {
+      await l.focus();
+      await kb.press('ControlOrMeta+a');
+      await kb.type(text);
+    };
+    /** where focus lands after an action (polled for a moment: the app moves it after the next render) */
+    const expectFocus = async (want: Partial<{ tag: string; name: string; dialog: string | null }>, what: string) => {
+      const pick = (got: Awaited<ReturnType<typeof focused>>) => Object.fromEntries(Object.keys(want).map((k) => [k, got[k as keyof typeof got]]));
+      let got = await focused(page);
+      for (let i = 0; i < 20 && !isDeepStrictEqual(pick(got), want); i++) {
+        await new Promise((r) => setTimeout(r, 50));
+        got = await focused(page);
+      }
+      assert.deepEqual(pick(got), want, `focus after ${what}: ${JSON.stringify(got)}`);
+    };
+
+    // Setup: submitted with Enter; the new page's heading has the focus.
+    const m = /first-run setup: open (\S+)/.exec(gw.stdout());
+    assert.ok(m);
+    await page.goto(m[1]!);
+    await typeInto(page.getByLabel('Owner user name'), OWNER.name);
+    await typeInto(page.getByLabel('Password', { exact: true }), OWNER.password);
+    await typeInto(page.getByLabel('Repeat the password'), OWNER.password);
+    await kb.press('Enter');
+    await page.getByRole('heading', { level: 1, name: 'Overview' }).waitFor();
+    await expectFocus({ tag: 'h1', name: 'Overview' }, 'finishing setup');
+
+    // Sign out and in again with the keyboard.
+    await page.getByRole('button', { name: 'Sign out' }).focus();
+    await kb.press('Enter');
+    await page.getByRole('heading', { name: 'Sign in' }).waitFor();
+    await typeInto(page.getByLabel('User name'), OWNER.name);
+    await typeInto(page.getByLabel('Password', { exact: true }), OWNER.password);
+    await kb.press('Enter');
+    await page.getByRole('heading', { level: 1, name: 'Overview' }).waitFor();
+    await expectFocus({ tag: 'h1', name: 'Overview' }, 'signing in');
+
+    // Endpoints: Test connection keeps the focus while it runs and after.
+    const navTo = async (label: string) => {
+      await page.getByRole('navigation', { name: 'Main' }).getByRole('link', { name: label, exact: true }).focus();
+      await kb.press('Enter');
+      await page.getByRole('heading', { level: 1, name: label, exact: true }).waitFor();
+      await expectFocus({ tag: 'h1', name: label }, `opening ${label} from the navigation`);
+    };
+    await navTo('Endpoints');
+    await page.getByRole('button', { name: 'Edit endpoint gpu-1' }).focus();
+    await kb.press('Enter');
+    const epForm = page.getByRole('dialog', { name: 'Edit endpoint gpu-1' });
+    await epForm.waitFor();
+    await epForm.getByRole('button', { name: 'Test connection' }).focus();
+    await kb.press('Enter');
+    await expectFocus({ tag: 'button', dialog: 'Edit endpoint gpu-1' }, 'pressing Test connection');
+    await epForm.getByText('Connected').waitFor();
+    await expectFocus({ tag: 'button', name: 'Test connection', dialog: 'Edit endpoint gpu-1' }, 'Test connection finished');
+    await kb.press('Escape');
+    await epForm.waitFor({ state: 'hidden' });
+    await expectFocus({ tag: 'button', name: 'Edit endpoint gpu-1' }, 'closing the dialog');
+
+    // Models: targets moved and removed with the keyboard; focus follows, moves are announced.
+    await navTo('Models');
+    await page.getByRole('button', { name: 'Create model' }).first().focus();
+    await kb.press('Enter');
+    const mform = page.getByRole('dialog', { name: 'Create model' });
+    await typeInto(mform.getByLabel('Name', { exact: true }), 'chat');
+    await typeInto(mform.getByLabel('Target 1 upstream model'), 'test-model');
+    await mform.getByRole('button', { name: 'Add target' }).focus();
+    await kb.press('Enter');
+    await typeInto(mform.getByLabel('Target 2 upstream model'), 'test-model-large');
+    await mform.getByRole('button', { name: 'Move target 2 up' }).focus();
+    await kb.press('Enter');
+    assert.equal(await mform.getByLabel('Target 1 upstream model').inputValue(), 'test-model-large');
+    await expectFocus({ tag: 'button', name: 'Move target 1 down' }, 'moving target 2 to the top (its "up" button is disabled there)');
+    await mform.getByText('Target 2 moved to position 1.').waitFor();
+    await kb.press('Enter');
+    await expectFocus({ tag: 'button', name: 'Move target 2 up' }, 'moving target 1 to the bottom');
+    await mform.getByRole('button', { name: 'Remove target 1' }).focus();
+    await kb.press('Enter');
+    await expectFocus({ tag: 'button', name: 'Add target' }, 'removing target 1 (the last one left cannot be removed)');
+    await mform.getByText('Target 1 removed.').waitFor();
+    await mform.getByRole('button', { name: 'Create model' }).focus();
+    await kb.press('Enter');
+    await mform.waitFor({ state: 'hidden' });
+    await page.getByRole('rowheader', { name: 'chat' }).waitFor();
+
+    // Routing rules: two rules, moved and removed.
+    const addRule = page.getByRole('button', { name: 'Add rule' });
+    await addRule.focus();
+    await kb.press('Enter');
+    await kb.press('Enter');
+    await typeInto(page.locator('#rule-1-name'), 'second');
+    await page.getByRole('button', { name: 'Move rule 2 up' }).focus();
+    await kb.press('Enter');
+    assert.equal(await page.locator('#rule-0-name').inputValue(), 'second');
+    await expectFocus({ tag: 'button', name: 'Move rule 1 down' }, 'moving rule 2 to the top');
+    await page.getByText('Rule 2 moved to position 1.').waitFor();
+    await page.getByRole('button', { name: 'Remove rule 2' }).focus();
+    await kb.press('Enter');
+    await expectFocus({ tag: 'button', name: 'Remove rule 1' }, 'removing the last rule (the previous one is next)');
+    await kb.press('Enter');
+    await expectFocus({ tag: 'button', name: 'Add rule' }, 'removing the only rule');
+    await page.getByText('Rule 1 removed.').waitFor();
+
+    // Teams & keys: a key, copied with the keyboard; focus comes back to the opener.
+    await navTo('Teams & keys');
+    const createKey = page.getByRole('button', { name: 'Create key' }).first();
+    await createKey.focus();
+    await kb.press('Enter');
+    const kform = page.getByRole('dialog', { name: 'Create key' });
+    await typeInto(kform.getByLabel('Name', { exact: true }), 'kb-app');
+    await kform.getByLabel('Team').selectOption('research');
+    await kform.getByRole('button', { name: 'Create key' }).focus();
+    await kb.press('Enter');
+    const secret = page.getByRole('dialog', { name: 'Key for kb-app' });
+    await secret.waitFor();
+    await secret.getByRole('button', { name: 'Copy' }).focus();
+    await kb.press('Enter');
+    await secret.getByText(/Copied|Selected/).waitFor();
+    await expectFocus({ tag: 'button', name: 'Copy', dialog: 'Key for kb-app' }, 'copying the key');
+    await kb.press('Tab');
+    await expectFocus({ tag: 'button', name: 'I have copied it' }, 'tabbing to the close button');
+    await kb.press('Enter');
+    await secret.waitFor({ state: 'hidden' });
+    const after = await focused(page);
+    assert.notEqual(after.tag, 'body', 'focus does not fall to <body> after the key dialog');
+
+    // Settings: the LAN switch keeps the focus while its change is saved.
+    await navTo('Settings');
+    const lan = page.getByRole('switch', { name: 'Expose the data plane to the LAN' });
+    await lan.focus();
+    await kb.press('Space');
+    await expectFocus({ tag: 'input', dialog: null }, 'toggling the LAN switch');
+    await page.getByTestId('listen-restart-data').waitFor();
+    assert.equal(await lan.isChecked(), true);
+    assert.equal(await page.evaluate('document.activeElement?.id'), 'listen-data-lan', 'the switch keeps the focus after saving');
+    await kb.press('Space');
+    await page.getByTestId('listen-restart-data').waitFor({ state: 'detached' });
+    assert.equal(await page.evaluate('document.activeElement?.id'), 'listen-data-lan');
+
+    // Usage.
+    await navTo('Usage');
+    await ctx.close();
+  });
+
   test('the show-once key dialog does not close on Escape without a confirmation', { skip: SKIP }, async () => {
     const { page, ctx } = await signedIn();
     await nav(page, 'Teams & keys');
@@ -337,6 +488,7 @@ describe('admin app accessibility (axe-core in Chromium)', () => {
     // Escape again (twice: Chromium closes a dialog on a repeated Escape unless the app stops it)
     await page.keyboard.press('Escape');
     await ask.waitFor({ state: 'hidden' });
+    await eventually(async () => (await focused(page)).dialog === 'Key for escape-key', 'focus back in the key dialog', 2000);
     await page.keyboard.press('Escape');
     await ask.waitFor();
     await page.keyboard.press('Escape');

@@ -462,7 +462,12 @@ describe('admin app (Chromium)', () => {
     assert.equal(await login(page, 'audrey', 'auditor password 1'), 200);
     await page.getByText('Read-only access').waitFor();
 
-    // Keyboard: the first Tab reaches "Skip to content", which moves focus to the page.
+    // Signing in leaves the focus on the new page's heading (not on <body>).
+    await page.getByRole('heading', { level: 1, name: 'Overview' }).waitFor();
+    assert.equal(await page.evaluate('document.activeElement?.tagName + " " + document.activeElement?.textContent'), 'H1 Overview');
+    // Keyboard: on a fresh load the first Tab reaches "Skip to content", which moves focus to the page.
+    await page.reload();
+    await page.getByRole('heading', { level: 1, name: 'Overview' }).waitFor();
     await page.keyboard.press('Tab');
     assert.equal(await page.evaluate('document.activeElement?.textContent'), 'Skip to content');
     await page.keyboard.press('Enter');

@@ -2,6 +2,7 @@
 import {
   useEffect,
   useId,
+  useLayoutEffect,
   useRef,
   useState,
   type InputHTMLAttributes,
@@ -214,7 +215,9 @@ export function Dialog({
   const ref = useRef<HTMLDialogElement>(null);
   const titleId = useId();
   const descId = useId();
-  useEffect(() => {
+  // a layout effect: the native dialog opens and closes in the same frame as its content (else a
+  // key pressed in between goes to an empty dialog that is still open)
+  useLayoutEffect(() => {
     const d = ref.current;
     if (!d) return;
     if (open && !d.open) {
@@ -235,7 +238,15 @@ export function Dialog({
       aria-describedby={description ? descId : undefined}
       onClose={(e) => {
         // (a nested dialog's close event reaches here through React's tree: not ours)
-        if (e.target === e.currentTarget && open) onClose();
+        if (e.target !== e.currentTarget || !open) return;
+        if (onEscape) {
+          // closed by the browser although the app did not ask (e.g. a repeated Escape, which
+          // Chromium does not let the page cancel): show it again and ask instead
+          ref.current?.showModal();
+          onEscape();
+          return;
+        }
+        onClose();
       }}
       onKeyDown={(e) => {
         // preventing the keydown keeps Chromium's close watcher from closing the dialog anyway
@@ -402,6 +413,32 @@ export function EmptyState({ title, children, action }: { title: string; childre
   );
 }
 
+/**
+ * After the update that the current event causes has rendered, focus the first element (inside
+ * root) that matches one of the selectors and is not disabled: for actions that move, remove or
+ * disable the control that had the focus, so that focus never falls to <body>.
+ */
+export function focusAfterRender(root: HTMLElement | null | undefined, ...selectors: string[]): void {
+  requestAnimationFrame(() => {
+    for (const sel of selectors) {
+      const el = root?.querySelector<HTMLElement>(sel);
+      if (el && !el.matches(':disabled')) {
+        el.focus();
+        return;
+      }
+    }
+  });
+}
+
+let focusNextPageHeading = false;
+/**
+ * The next page that renders its header takes the keyboard focus on its heading: after signing in or
+ * finishing setup (the form that had the focus goes away).
+ */
+export function focusNextPage(): void {
+  focusNextPageHeading = true;
+}
+
 /** The browser tab's title (and what a screen reader reads first on a new page): "<title> · Airlock admin". */
 export function usePageTitle(title: string): void {
   useEffect(() => {
@@ -414,7 +451,8 @@ export function PageHeader({ title, intro, actions }: { title: string; intro?: R
   usePageTitle(title);
   useEffect(() => {
     // move focus to the new page's heading so screen reader and keyboard users start there
-    if (document.activeElement?.closest('nav')) ref.current?.focus();
+    if (focusNextPageHeading || document.activeElement?.closest('nav')) ref.current?.focus();
+    focusNextPageHeading = false;
   }, [title]);
   return (
     <div className="page-header">

@@ -1,7 +1,7 @@
 // First-run setup and login screens.
 import { useEffect, useRef, useState, type FormEvent } from 'react';
 import { api, apiFieldErrors, ApiError, validate, type FieldErrors, type SessionBody, type SessionUser } from '../api';
-import { FormError, TextField, useFocusFirstError, usePageTitle } from '../components/ui';
+import { FormError, TextField, focusNextPage, useFocusFirstError, usePageTitle } from '../components/ui';
 import { MIN_PASSWORD, loginSchema, setupSchema } from '../../../gateway/config/admin-schema';
 import { navigate } from '../router';
 import { Icon } from '../components/icons';
@@ -60,6 +60,7 @@ export function SetupScreen({ onDone }: { onDone: (user: SessionUser, csrf: stri
     try {
       const r = await api<SessionBody>('POST', '/auth/setup', body);
       navigate('/', { replace: true });
+      focusNextPage();
       onDone(r.user, r.csrf_token);
     } catch (err) {
       setErrors(apiFieldErrors(err));
@@ -116,6 +117,7 @@ export function LoginScreen({ onDone, reason }: { onDone: (user: SessionUser, cs
     try {
       const r = await api<SessionBody>('POST', '/auth/login', body);
       setLocked('');
+      focusNextPage();
       onDone(r.user, r.csrf_token);
     } catch (err) {
       if (err instanceof ApiError && err.status === 423) {

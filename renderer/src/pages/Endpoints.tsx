@@ -329,6 +329,7 @@ function EndpointForm({
   };
 
   const test = async () => {
+    if (testing) return;
     setTestNote('');
     setProbe(undefined);
     const { spec, errs } = check();
@@ -440,7 +441,8 @@ function EndpointForm({
       </details>
 
       <div className="test-row">
-        <button type="button" onClick={() => void test()} disabled={testing}>
+        {/* aria-disabled, not disabled, while testing: a disabled button would drop the keyboard focus */}
+        <button type="button" onClick={() => void test()} aria-disabled={testing || undefined}>
           {testing ? 'Testing…' : 'Test connection'}
         </button>
         <span className="hint">Asks the server for its model list, without saving.</span>
