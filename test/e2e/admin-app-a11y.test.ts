@@ -318,7 +318,8 @@ describe('admin app accessibility (axe-core in Chromium)', () => {
   });
 
   test('keyboard only: setup → sign in → endpoint → model → rules → key (copy) → settings → usage; focus never falls to <body>', { skip: SKIP }, async () => {
-    const gw = await gateway({ adminToken: null, config: { endpoints: basicConfig(upstream!.url).endpoints, teams: [{ name: 'research' }] } });
+    const base = basicConfig(upstream!.url);
+    const gw = await gateway({ adminToken: null, config: { endpoints: base.endpoints, teams: base.teams, keys: base.keys } });
     const ctx = await (await launch()).newContext({ viewport: { width: 1280, height: 900 }, locale: 'en-US', timezoneId: 'UTC' });
     ctx.setDefaultTimeout(UI_WAIT);
     const page = await ctx.newPage();
@@ -381,6 +382,12 @@ describe('admin app accessibility (axe-core in Chromium)', () => {
     await kb.press('Escape');
     await epForm.waitFor({ state: 'hidden' });
     await expectFocus({ tag: 'button', name: 'Edit endpoint gpu-1' }, 'closing the dialog');
+    // the models it serves: a disclosure reachable by keyboard, not a hover tooltip
+    const servedToggle = page.locator('details.served-models > summary').first();
+    await servedToggle.focus();
+    await expectFocus({ tag: 'summary', name: '2 models' }, 'moving to the served models');
+    await kb.press('Enter');
+    await page.getByRole('list', { name: 'Models served by gpu-1' }).getByText('test-model-large', { exact: true }).waitFor();
 
     // Models: targets moved and removed with the keyboard; focus follows, moves are announced.
     await navTo('Models');
@@ -462,8 +469,14 @@ describe('admin app accessibility (axe-core in Chromium)', () => {
     await page.getByTestId('listen-restart-data').waitFor({ state: 'detached' });
     assert.equal(await page.evaluate('document.activeElement?.id'), 'listen-data-lan');
 
-    // Usage.
+    // Usage: a request whose server reported no usage is marked estimated, in text too.
+    upstream!.queue({ kind: 'ok', usage: false });
+    const ai = new OpenAI({ apiKey: TEST_KEY, baseURL: gw.baseURL, maxRetries: 0 });
+    await ai.chat.completions.create({ model: 'chat', messages: [{ role: 'user', content: 'no usage reported' }] });
     await navTo('Usage');
+    const teamRow = page.getByTestId('usage-table').getByRole('row').filter({ has: page.getByRole('rowheader', { name: 'research', exact: true }) });
+    await teamRow.getByText('(estimated)').waitFor({ state: 'attached' });
+    await page.getByTestId('usage-estimated-note').getByText('estimated counts').waitFor();
     await ctx.close();
   });
 

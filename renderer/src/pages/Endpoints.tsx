@@ -190,9 +190,19 @@ export function EndpointsPage() {
                     <td>{fmtInt(e.status?.inflight)}</td>
                     <td>
                       {e.status?.discovered_models?.length ? (
-                        <span title={e.status.discovered_models.join(', ')}>
-                          {e.status.discovered_models.length} model{e.status.discovered_models.length === 1 ? '' : 's'}
-                        </span>
+                        // a disclosure, not a hover tooltip: the names are reachable by keyboard and screen reader
+                        <details className="served-models">
+                          <summary>
+                            {e.status.discovered_models.length} model{e.status.discovered_models.length === 1 ? '' : 's'}
+                          </summary>
+                          <ul aria-label={`Models served by ${e.name}`}>
+                            {e.status.discovered_models.map((m) => (
+                              <li key={m} className="mono">
+                                {m}
+                              </li>
+                            ))}
+                          </ul>
+                        </details>
                       ) : (
                         <span className="muted">—</span>
                       )}

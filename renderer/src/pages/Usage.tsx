@@ -183,7 +183,14 @@ export function UsagePage() {
                     <td className="num">{fmtInt(r.completion_tokens)}</td>
                     <td className="num">
                       {fmtInt(r.total_tokens)}
-                      {r.estimated_requests ? <span className="cell-note" title="Some counts are estimated: the server did not report usage"> ≈</span> : null}
+                      {r.estimated_requests ? (
+                        // explained in text below the table too: a hover tooltip alone is out of reach of keyboard and touch
+                        <span className="cell-note" title="Some counts are estimated: the server did not report usage">
+                          {' '}
+                          <span aria-hidden="true">≈</span>
+                          <span className="sr-only">(estimated)</span>
+                        </span>
+                      ) : null}
                     </td>
                     <td className="num">{fmtCost(r.cost)}</td>
                     <td className="num">{fmtMs(r.avg_latency_ms)}</td>
@@ -204,6 +211,11 @@ export function UsagePage() {
               </tfoot>
             </table>
           </TableWrap>
+          {rows.some((r) => r.estimated_requests) ? (
+            <p className="hint" data-testid="usage-estimated-note">
+              <span aria-hidden="true">≈</span> marks rows with estimated counts: the model server did not report token usage for some of their requests.
+            </p>
+          ) : null}
         </>
       ) : null}
       <Section title="Latest requests">
