@@ -215,6 +215,38 @@ describe('admin app accessibility (axe-core in Chromium)', () => {
     // Overview, with its charts drawn.
     await page.getByTestId('chart-requests').locator('svg path.recharts-area-curve').first().waitFor();
     await audit(page, 'Overview', failures);
+    // each chart: one tab stop, named, with a text alternative; its numbers behind "Show data"
+    await page.getByRole('heading', { level: 1, name: 'Overview' }).focus();
+    const stops: { chart: string | null; name: string; inChart: boolean }[] = [];
+    for (let i = 0; i < 60; i++) {
+      await page.keyboard.press('Tab');
+      const st = await page.evaluate<{ chart: string | null; name: string; inChart: boolean; body: boolean }>(`(() => {
+        const el = document.activeElement;
+        const fig = el?.closest('figure.chart');
+        const name = el?.tagName.toLowerCase() === 'svg' ? (el.querySelector(':scope > title')?.textContent ?? el.getAttribute('aria-label') ?? '') : (el?.textContent ?? '');
+        return { chart: fig?.getAttribute('data-testid') ?? null, name: name.trim() || (el?.tagName + '.' + el?.getAttribute('class')), inChart: !!el?.closest('.chart-box'), body: el === document.body };
+      })()`);
+      if (st.body) break;
+      stops.push(st);
+    }
+    for (const chart of ['chart-requests', 'chart-tokens', 'chart-latency']) {
+      const inBox = stops.filter((s) => s.chart === chart && s.inChart);
+      assert.equal(inBox.length, 1, `${chart} is one tab stop (got ${inBox.length}: ${JSON.stringify(inBox)})`);
+      assert.match(inBox[0]!.name, / chart$/, `${chart} has a name`);
+      assert.ok(stops.some((s) => s.chart === chart && /^Show data/.test(s.name)), `${chart} has a "Show data" control in the tab order`);
+      const desc = await page.getByTestId(chart).locator('svg.recharts-surface[role="application"] > desc').textContent();
+      assert.ok(desc && desc.length > 10, `${chart} has a text alternative`);
+    }
+    // arrow keys still explore the points (recharts' keyboard layer): the tooltip follows
+    await page.getByTestId('chart-tokens').locator('svg[role="application"]').focus();
+    await page.keyboard.press('ArrowRight');
+    await page.getByTestId('chart-tokens').locator('.recharts-tooltip-wrapper').getByText(/Tokens/).waitFor();
+    // "Show data" opens a table with a row per interval
+    await page.getByTestId('chart-requests').locator('summary').click();
+    const dataTable = page.getByTestId('chart-requests-table');
+    await dataTable.getByRole('columnheader', { name: 'Requests' }).waitFor();
+    assert.ok((await dataTable.locator('tbody tr').count()) > 1, 'a row per interval');
+    await audit(page, 'Overview with a chart\'s data shown', failures);
 
     // Endpoints and its dialogs.
     await nav(page, 'Endpoints');
@@ -281,6 +313,12 @@ describe('admin app accessibility (axe-core in Chromium)', () => {
     await nav(page, 'Usage');
     await page.getByTestId('usage-chart').locator('svg .recharts-bar-rectangle path').first().waitFor();
     await audit(page, 'Usage', failures);
+    assert.equal(
+      await page.evaluate<number>(`[...document.querySelectorAll('[data-testid="usage-chart"] .chart-box *')].filter((el) => el.tabIndex >= 0).length`),
+      1,
+      'the usage chart is one tab stop',
+    );
+    assert.match((await page.getByTestId('usage-chart').locator('svg[role="application"] > title').textContent()) ?? '', /^Tokens by team chart$/);
 
     // Settings and its confirmation.
     await nav(page, 'Settings');

@@ -498,7 +498,7 @@ export function Loading({ what }: { what: string }) {
 }
 
 /**
- * The scroll box around a table. While the table is wider than the box (narrow screens, zoom) the
+ * The scroll box around a table. While the table is larger than the box (narrow screens, zoom) the
  * box is a named, focusable region, so keyboard users can scroll it with the arrow keys, and it
  * shows a shadow at the edge that has more columns.
  */
@@ -509,7 +509,7 @@ export function TableWrap({ label, card, children }: { label: string; card?: boo
     const el = ref.current;
     if (!el) return;
     const check = () => {
-      const scrolls = el.scrollWidth > el.clientWidth + 1;
+      const scrolls = el.scrollWidth > el.clientWidth + 1 || el.scrollHeight > el.clientHeight + 1;
       const left = scrolls && el.scrollLeft > 1;
       const right = scrolls && el.scrollLeft + el.clientWidth < el.scrollWidth - 1;
       setOverflow((p) => (p.scrolls === scrolls && p.left === left && p.right === right ? p : { scrolls, left, right }));
@@ -530,7 +530,7 @@ export function TableWrap({ label, card, children }: { label: string; card?: boo
       ref={ref}
       className={cls}
       role={overflow.scrolls ? 'region' : undefined}
-      aria-label={overflow.scrolls ? `${label} (scrolls sideways)` : undefined}
+      aria-label={overflow.scrolls ? `${label} (scrollable)` : undefined}
       tabIndex={overflow.scrolls ? 0 : undefined}
     >
       {children}

@@ -1,6 +1,7 @@
 // Usage: requests, tokens and internal cost by team / user / app / model / key over a period.
 import { useMemo, useState } from 'react';
-import { Bar, BarChart, CartesianGrid, Legend, ResponsiveContainer, Tooltip, XAxis, YAxis } from 'recharts';
+import { Bar, BarChart, CartesianGrid, Legend, Tooltip, XAxis, YAxis } from 'recharts';
+import { ChartCard } from '../components/chart';
 import { get, type RequestRow, type UsageBody } from '../api';
 import { useResource } from '../hooks';
 import { EmptyState, LoadError, Loading, PageHeader, Section, SelectField, TableWrap, TextField, fmtCost, fmtInt, fmtMs, fmtTime } from '../components/ui';
@@ -138,26 +139,28 @@ export function UsagePage() {
       ) : null}
       {rows.length ? (
         <>
-          <figure className="card chart" data-testid="usage-chart" aria-labelledby="usage-chart-title">
-            <h2 id="usage-chart-title">Tokens by {groupLabel.toLowerCase()}</h2>
-            <div className="chart-box">
-              <ResponsiveContainer width="100%" height={Math.max(140, chartData.length * 40 + 70)}>
-                <BarChart data={chartData} layout="vertical" margin={{ top: 8, right: 16, bottom: 0, left: 8 }}>
-                  <CartesianGrid stroke="#e5e8ee" horizontal={false} />
-                  <XAxis type="number" allowDecimals={false} tick={{ fontSize: 11 }} />
-                  <YAxis type="category" dataKey="name" width={140} tick={{ fontSize: 12 }} />
-                  <Tooltip />
-                  <Legend />
-                  <Bar dataKey="prompt" name="Prompt tokens" stackId="t" fill="#2358d4" maxBarSize={28} isAnimationActive={false} />
-                  <Bar dataKey="completion" name="Completion tokens" stackId="t" fill="#0b7d60" maxBarSize={28} isAnimationActive={false} />
-                </BarChart>
-              </ResponsiveContainer>
-            </div>
-            <figcaption className="hint">
-              {fmtInt(totals.total)} tokens in {fmtInt(totals.requests)} request{totals.requests === 1 ? '' : 's'}
-              {rows.length > 15 ? '; the 15 largest are shown' : ''}.
-            </figcaption>
-          </figure>
+          <ChartCard
+            title={`Tokens by ${groupLabel.toLowerCase()}`}
+            id="usage-chart"
+            height={Math.max(140, chartData.length * 40 + 70)}
+            rows={chartData}
+            rowHeader={{ label: groupLabel, value: (r) => r.name }}
+            columns={[
+              { label: 'Prompt tokens', value: (r) => fmtInt(r.prompt), num: true },
+              { label: 'Completion tokens', value: (r) => fmtInt(r.completion), num: true },
+            ]}
+            caption={`${fmtInt(totals.total)} tokens in ${fmtInt(totals.requests)} request${totals.requests === 1 ? '' : 's'}${rows.length > 15 ? '; the 15 largest are shown' : ''}.`}
+          >
+            <BarChart data={chartData} layout="vertical" margin={{ top: 8, right: 16, bottom: 0, left: 8 }}>
+              <CartesianGrid stroke="#e5e8ee" horizontal={false} />
+              <XAxis type="number" allowDecimals={false} tick={{ fontSize: 11 }} />
+              <YAxis type="category" dataKey="name" width={140} tick={{ fontSize: 12 }} />
+              <Tooltip />
+              <Legend />
+              <Bar dataKey="prompt" name="Prompt tokens" stackId="t" fill="#2358d4" maxBarSize={28} isAnimationActive={false} />
+              <Bar dataKey="completion" name="Completion tokens" stackId="t" fill="#0b7d60" maxBarSize={28} isAnimationActive={false} />
+            </BarChart>
+          </ChartCard>
           <TableWrap label="Usage table" card>
             <table data-testid="usage-table">
               <caption className="sr-only">Usage by {groupLabel.toLowerCase()}</caption>
