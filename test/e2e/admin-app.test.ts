@@ -14,7 +14,7 @@ import path from 'node:path';
 import { chromium, type Browser, type BrowserContext, type Page } from 'playwright-core';
 import OpenAI from 'openai';
 import Database from 'better-sqlite3';
-import { ROOT, TEST_KEY, basicConfig, startGateway, type RunningGateway } from '../helpers/gateway.js';
+import { ROOT, TEST_KEY, basicConfig, eventually, startGateway, type RunningGateway } from '../helpers/gateway.js';
 import { startUpstream, type TestUpstream } from '../helpers/upstream.js';
 import { ADMIN_APP_CSP } from '../../gateway/server/static.js';
 
@@ -535,6 +535,8 @@ describe('admin app (Chromium)', () => {
     for (let i = 1; i < tries; i++) {
       assert.equal(await login(page, 'mallory', `wrong password ${i}`), 401);
       await page.getByRole('alert').getByText('Wrong user name or password.').waitFor();
+      // focus does not fall to <body> (the Sign in button was disabled while it ran): the cleared password field has it
+      await eventually(async () => (await page.evaluate('document.activeElement?.id')) === 'login-password', 'focus on the password field after a failed sign-in', 3000);
       assert.equal(await page.getByTestId('account-locked').count(), 0);
     }
     assert.equal(await login(page, 'mallory', `wrong password ${tries}`), 423);

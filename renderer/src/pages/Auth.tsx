@@ -1,7 +1,7 @@
 // First-run setup and login screens.
 import { useEffect, useRef, useState, type FormEvent } from 'react';
 import { api, apiFieldErrors, ApiError, validate, type FieldErrors, type SessionBody, type SessionUser } from '../api';
-import { FormError, TextField, focusNextPage, useFocusFirstError, usePageTitle } from '../components/ui';
+import { FormError, TextField, focusAfterRender, focusNextPage, useFocusFirstError, usePageTitle } from '../components/ui';
 import { MIN_PASSWORD, loginSchema, setupSchema } from '../../../gateway/config/admin-schema';
 import { navigate } from '../router';
 import { Icon } from '../components/icons';
@@ -128,6 +128,9 @@ export function LoginScreen({ onDone, reason }: { onDone: (user: SessionUser, cs
         setError(err);
       }
       setPassword('');
+      // the Sign in button is disabled while the request runs: without this the focus would
+      // fall to <body>; the cleared password field is where to go on
+      focusAfterRender(form.current, '#login-password');
     } finally {
       setBusy(false);
     }
