@@ -485,6 +485,16 @@ describe('admin app accessibility (axe-core in Chromium)', () => {
     await kb.press('Enter');
     await expectFocus({ tag: 'button', name: 'Add rule' }, 'removing the only rule');
     await page.getByText('Rule 1 removed.').waitFor();
+    // saving keeps the focus on Save rules (it is unavailable until the next change, not disabled)
+    await kb.press('Enter');
+    await typeInto(page.locator('#rule-0-name'), 'auto-to-chat');
+    await typeInto(page.locator('#rule-0-model'), 'auto');
+    await page.locator('#rule-0-route-to').selectOption('chat');
+    await page.getByRole('button', { name: 'Save rules' }).focus();
+    await kb.press('Enter');
+    await page.getByText('Routing rules saved.').waitFor();
+    await expectFocus({ tag: 'button', name: 'Save rules' }, 'saving the routing rules');
+    assert.equal(await page.getByRole('button', { name: 'Save rules' }).getAttribute('aria-disabled'), 'true', 'nothing to save now');
 
     // Teams & keys: a key, copied with the keyboard; focus comes back to the opener.
     await navTo('Teams & keys');

@@ -452,6 +452,7 @@ function RoutingRules({ models }: { models: string[] }) {
 
   const save = async (e: FormEvent) => {
     e.preventDefault();
+    if (busy || !dirty) return;
     setError(undefined);
     setSaved('');
     const spec = list.map(ruleSpec);
@@ -561,7 +562,8 @@ function RoutingRules({ models }: { models: string[] }) {
             <button type="button" onClick={() => rules.data && (setDrafts(rules.data.data.map(ruleDraft)), setErrors({}))} disabled={!dirty}>
               Discard changes
             </button>
-            <button type="submit" className="primary" disabled={busy || !dirty}>
+            {/* aria-disabled, not disabled: after a save the button keeps the focus */}
+            <button type="submit" className="primary" aria-disabled={busy || !dirty || undefined}>
               {busy ? 'Saving…' : 'Save rules'}
             </button>
           </div>
