@@ -342,6 +342,14 @@ export function SecretDialog({ secret, title, what, onClose, usage }: { secret: 
   const [copied, setCopied] = useState('');
   const [confirmClose, setConfirmClose] = useState(false);
   const inputRef = useRef<HTMLInputElement>(null);
+  const backRef = useRef<HTMLButtonElement>(null);
+  const wasConfirming = useRef(false);
+  useEffect(() => {
+    // asking: focus the safe choice; back: focus the key again
+    if (confirmClose) backRef.current?.focus();
+    else if (wasConfirming.current) inputRef.current?.focus();
+    wasConfirming.current = confirmClose;
+  }, [confirmClose]);
   useEffect(() => {
     setCopied('');
     setConfirmClose(false);
@@ -360,7 +368,7 @@ export function SecretDialog({ secret, title, what, onClose, usage }: { secret: 
   };
   return (
     // Escape or the × button ask first: the secret cannot be shown again
-    <Dialog open={secret !== null} onClose={onClose} onEscape={() => setConfirmClose(true)} title={title}>
+    <Dialog open={secret !== null} onClose={onClose} onEscape={() => setConfirmClose((c) => !c)} title={title}>
       <p className="notice warn">
         Copy this {what} now. It is shown <strong>only once</strong>: Airlock stores only a hash of it.
       </p>
@@ -382,23 +390,24 @@ export function SecretDialog({ secret, title, what, onClose, usage }: { secret: 
           I have copied it
         </button>
       </div>
-      <ConfirmDialog
-        open={confirmClose}
-        title={`Close without the ${what}?`}
-        body={
-          <p>
-            The {what} is shown only once. If you have not copied it, go back and copy it: after closing, the only way to get a working {what} is to create a new
-            one.
+      {confirmClose ? (
+        // asked inline, not in a second modal dialog: Chromium groups a dialog opened by a key press
+        // with the one below it, and one Escape would then close both
+        <div className="notice warn secret-confirm" role="group" aria-labelledby="secret-confirm-title">
+          <p id="secret-confirm-title">
+            <strong>Close without the {what}?</strong>
           </p>
-        }
-        cancelLabel={`Back to the ${what}`}
-        confirmLabel="Close it"
-        onConfirm={() => {
-          onClose();
-          return Promise.resolve();
-        }}
-        onClose={() => setConfirmClose(false)}
-      />
+          <p>The {what} is shown only once. If you have not copied it, go back and copy it: after closing, the only way to get a working {what} is to create a new one.</p>
+          <div className="actions">
+            <button type="button" ref={backRef} onClick={() => setConfirmClose(false)}>
+              Back to the {what}
+            </button>
+            <button type="button" className="danger" onClick={onClose}>
+              Close it
+            </button>
+          </div>
+        </div>
+      ) : null}
     </Dialog>
   );
 }
