@@ -13,6 +13,7 @@ import { AdminsPage } from './pages/Admins';
 import { errorMessage, get, type StatusBody } from './api';
 import { useResource } from './hooks';
 import { Icon } from './components/icons';
+import { usePageTitle } from './components/ui';
 
 const PAGES = [
   { path: '/', label: 'Overview', icon: 'overview', Page: OverviewPage },
@@ -27,6 +28,11 @@ const PAGES = [
 export function App() {
   const { phase, refresh, signedIn, logout } = useAuthPhase();
   const path = usePath();
+  useEffect(() => {
+    // (the setup and sign-in screens and every page set their own title)
+    if (phase.kind === 'loading') document.title = 'Connecting · Airlock admin';
+    if (phase.kind === 'error') document.title = 'Not connected · Airlock admin';
+  }, [phase.kind]);
 
   useEffect(() => {
     // /setup and /login are only entry points: once signed in, show the overview
@@ -130,15 +136,22 @@ function Shell({ path }: { path: string }) {
           {page ? (
             <page.Page />
           ) : (
-            <div className="card">
-              <h1>Page not found</h1>
-              <p>
-                There is no page at <code>{path}</code>. <Link to="/">Go to the overview</Link>.
-              </p>
-            </div>
+            <NotFound path={path} />
           )}
         </main>
       </div>
+    </div>
+  );
+}
+
+function NotFound({ path }: { path: string }) {
+  usePageTitle('Page not found');
+  return (
+    <div className="card">
+      <h1>Page not found</h1>
+      <p>
+        There is no page at <code>{path}</code>. <Link to="/">Go to the overview</Link>.
+      </p>
     </div>
   );
 }

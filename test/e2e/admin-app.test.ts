@@ -14,7 +14,7 @@ import path from 'node:path';
 import { chromium, type Browser, type BrowserContext, type Page } from 'playwright-core';
 import OpenAI from 'openai';
 import Database from 'better-sqlite3';
-import { ROOT, TEST_KEY, basicConfig, startGateway, type RunningGateway } from '../helpers/gateway.js';
+import { ROOT, TEST_KEY, basicConfig, eventually, startGateway, type RunningGateway } from '../helpers/gateway.js';
 import { startUpstream, type TestUpstream } from '../helpers/upstream.js';
 import { ADMIN_APP_CSP } from '../../gateway/server/static.js';
 
@@ -462,7 +462,12 @@ describe('admin app (Chromium)', () => {
     assert.equal(await login(page, 'audrey', 'auditor password 1'), 200);
     await page.getByText('Read-only access').waitFor();
 
-    // Keyboard: the first Tab reaches "Skip to content", which moves focus to the page.
+    // Signing in leaves the focus on the new page's heading (not on <body>).
+    await page.getByRole('heading', { level: 1, name: 'Overview' }).waitFor();
+    assert.equal(await page.evaluate('document.activeElement?.tagName + " " + document.activeElement?.textContent'), 'H1 Overview');
+    // Keyboard: on a fresh load the first Tab reaches "Skip to content", which moves focus to the page.
+    await page.reload();
+    await page.getByRole('heading', { level: 1, name: 'Overview' }).waitFor();
     await page.keyboard.press('Tab');
     assert.equal(await page.evaluate('document.activeElement?.textContent'), 'Skip to content');
     await page.keyboard.press('Enter');
@@ -530,6 +535,8 @@ describe('admin app (Chromium)', () => {
     for (let i = 1; i < tries; i++) {
       assert.equal(await login(page, 'mallory', `wrong password ${i}`), 401);
       await page.getByRole('alert').getByText('Wrong user name or password.').waitFor();
+      // focus does not fall to <body> (the Sign in button was disabled while it ran): the cleared password field has it
+      await eventually(async () => (await page.evaluate('document.activeElement?.id')) === 'login-password', 'focus on the password field after a failed sign-in', 3000);
       assert.equal(await page.getByTestId('account-locked').count(), 0);
     }
     assert.equal(await login(page, 'mallory', `wrong password ${tries}`), 423);

@@ -2,6 +2,7 @@
 import {
   useEffect,
   useId,
+  useLayoutEffect,
   useRef,
   useState,
   type InputHTMLAttributes,
@@ -200,6 +201,7 @@ export function Dialog({
   children,
   wide,
   description,
+  onEscape,
 }: {
   open: boolean;
   onClose: () => void;
@@ -207,11 +209,15 @@ export function Dialog({
   children: ReactNode;
   wide?: boolean;
   description?: ReactNode;
+  /** called instead of closing when the user presses Escape (or the browser asks to close) */
+  onEscape?: () => void;
 }) {
   const ref = useRef<HTMLDialogElement>(null);
   const titleId = useId();
   const descId = useId();
-  useEffect(() => {
+  // a layout effect: the native dialog opens and closes in the same frame as its content (else a
+  // key pressed in between goes to an empty dialog that is still open)
+  useLayoutEffect(() => {
     const d = ref.current;
     if (!d) return;
     if (open && !d.open) {
@@ -230,13 +236,36 @@ export function Dialog({
       className={wide ? 'dialog wide' : 'dialog'}
       aria-labelledby={titleId}
       aria-describedby={description ? descId : undefined}
-      onClose={() => open && onClose()}
+      onClose={(e) => {
+        // (a nested dialog's close event reaches here through React's tree: not ours)
+        if (e.target !== e.currentTarget || !open) return;
+        if (onEscape) {
+          // closed by the browser although the app did not ask (e.g. a repeated Escape, which
+          // Chromium does not let the page cancel): show it again and ask instead
+          ref.current?.showModal();
+          onEscape();
+          return;
+        }
+        onClose();
+      }}
+      onKeyDown={(e) => {
+        // preventing the keydown keeps Chromium's close watcher from closing the dialog anyway
+        // on a second Escape; a nested dialog's Escape is its own
+        if (!onEscape || e.key !== 'Escape' || (e.target as Element).closest('dialog') !== ref.current) return;
+        e.preventDefault();
+        onEscape();
+      }}
+      onCancel={(e) => {
+        if (!onEscape || e.target !== e.currentTarget) return;
+        e.preventDefault();
+        onEscape();
+      }}
     >
       {open ? (
         <>
           <div className="dialog-head">
             <h2 id={titleId}>{title}</h2>
-            <button type="button" className="icon-button" aria-label="Close dialog" onClick={onClose}>
+            <button type="button" className="icon-button" aria-label="Close dialog" onClick={onEscape ?? onClose}>
               ×
             </button>
           </div>
@@ -260,11 +289,13 @@ export function ConfirmDialog({
   onConfirm,
   onClose,
   danger = true,
+  cancelLabel = 'Cancel',
 }: {
   open: boolean;
   title: string;
   body: ReactNode;
   confirmLabel: string;
+  cancelLabel?: string;
   onConfirm: () => Promise<void>;
   onClose: () => void;
   danger?: boolean;
@@ -280,7 +311,7 @@ export function ConfirmDialog({
       <FormError error={error} />
       <div className="actions">
         <button type="button" onClick={onClose}>
-          Cancel
+          {cancelLabel}
         </button>
         <button
           type="button"
@@ -309,8 +340,20 @@ export function ConfirmDialog({
 /** Shows a secret once (a new key or API token), with a copy button. */
 export function SecretDialog({ secret, title, what, onClose, usage }: { secret: string | null; title: string; what: string; onClose: () => void; usage?: ReactNode }) {
   const [copied, setCopied] = useState('');
+  const [confirmClose, setConfirmClose] = useState(false);
   const inputRef = useRef<HTMLInputElement>(null);
-  useEffect(() => setCopied(''), [secret]);
+  const backRef = useRef<HTMLButtonElement>(null);
+  const wasConfirming = useRef(false);
+  useEffect(() => {
+    // asking: focus the safe choice; back: focus the key again
+    if (confirmClose) backRef.current?.focus();
+    else if (wasConfirming.current) inputRef.current?.focus();
+    wasConfirming.current = confirmClose;
+  }, [confirmClose]);
+  useEffect(() => {
+    setCopied('');
+    setConfirmClose(false);
+  }, [secret]);
   const copy = async () => {
     if (!secret) return;
     try {
@@ -324,7 +367,8 @@ export function SecretDialog({ secret, title, what, onClose, usage }: { secret: 
     }
   };
   return (
-    <Dialog open={secret !== null} onClose={onClose} title={title}>
+    // Escape or the × button ask first: the secret cannot be shown again
+    <Dialog open={secret !== null} onClose={onClose} onEscape={() => setConfirmClose((c) => !c)} title={title}>
       <p className="notice warn">
         Copy this {what} now. It is shown <strong>only once</strong>: Airlock stores only a hash of it.
       </p>
@@ -346,6 +390,24 @@ export function SecretDialog({ secret, title, what, onClose, usage }: { secret: 
           I have copied it
         </button>
       </div>
+      {confirmClose ? (
+        // asked inline, not in a second modal dialog: Chromium groups a dialog opened by a key press
+        // with the one below it, and one Escape would then close both
+        <div className="notice warn secret-confirm" role="group" aria-labelledby="secret-confirm-title">
+          <p id="secret-confirm-title">
+            <strong>Close without the {what}?</strong>
+          </p>
+          <p>The {what} is shown only once. If you have not copied it, go back and copy it: after closing, the only way to get a working {what} is to create a new one.</p>
+          <div className="actions">
+            <button type="button" ref={backRef} onClick={() => setConfirmClose(false)}>
+              Back to the {what}
+            </button>
+            <button type="button" className="danger" onClick={onClose}>
+              Close it
+            </button>
+          </div>
+        </div>
+      ) : null}
     </Dialog>
   );
 }
@@ -360,12 +422,46 @@ export function EmptyState({ title, children, action }: { title: string; childre
   );
 }
 
-export function PageHeader({ title, intro, actions }: { title: string; intro?: ReactNode; actions?: ReactNode }) {
-  const ref = useRef<HTMLHeadingElement>(null);
+/**
+ * After the update that the current event causes has rendered, focus the first element (inside
+ * root) that matches one of the selectors and is not disabled: for actions that move, remove or
+ * disable the control that had the focus, so that focus never falls to <body>.
+ */
+export function focusAfterRender(root: HTMLElement | null | undefined, ...selectors: string[]): void {
+  requestAnimationFrame(() => {
+    for (const sel of selectors) {
+      const el = root?.querySelector<HTMLElement>(sel);
+      if (el && !el.matches(':disabled')) {
+        el.focus();
+        return;
+      }
+    }
+  });
+}
+
+let focusNextPageHeading = false;
+/**
+ * The next page that renders its header takes the keyboard focus on its heading: after signing in or
+ * finishing setup (the form that had the focus goes away).
+ */
+export function focusNextPage(): void {
+  focusNextPageHeading = true;
+}
+
+/** The browser tab's title (and what a screen reader reads first on a new page): "<title> · Airlock admin". */
+export function usePageTitle(title: string): void {
   useEffect(() => {
     document.title = `${title} · Airlock admin`;
+  }, [title]);
+}
+
+export function PageHeader({ title, intro, actions }: { title: string; intro?: ReactNode; actions?: ReactNode }) {
+  const ref = useRef<HTMLHeadingElement>(null);
+  usePageTitle(title);
+  useEffect(() => {
     // move focus to the new page's heading so screen reader and keyboard users start there
-    if (document.activeElement?.closest('nav')) ref.current?.focus();
+    if (focusNextPageHeading || document.activeElement?.closest('nav')) ref.current?.focus();
+    focusNextPageHeading = false;
   }, [title]);
   return (
     <div className="page-header">
@@ -407,6 +503,47 @@ export function Loading({ what }: { what: string }) {
     <p className="loading" role="status">
       Loading {what}…
     </p>
+  );
+}
+
+/**
+ * The scroll box around a table. While the table is larger than the box (narrow screens, zoom) the
+ * box is a named, focusable region, so keyboard users can scroll it with the arrow keys, and it
+ * shows a shadow at the edge that has more columns.
+ */
+export function TableWrap({ label, card, children }: { label: string; card?: boolean; children: ReactNode }) {
+  const ref = useRef<HTMLDivElement>(null);
+  const [overflow, setOverflow] = useState({ scrolls: false, left: false, right: false });
+  useEffect(() => {
+    const el = ref.current;
+    if (!el) return;
+    const check = () => {
+      const scrolls = el.scrollWidth > el.clientWidth + 1 || el.scrollHeight > el.clientHeight + 1;
+      const left = scrolls && el.scrollLeft > 1;
+      const right = scrolls && el.scrollLeft + el.clientWidth < el.scrollWidth - 1;
+      setOverflow((p) => (p.scrolls === scrolls && p.left === left && p.right === right ? p : { scrolls, left, right }));
+    };
+    check();
+    const ro = new ResizeObserver(check);
+    ro.observe(el);
+    for (const child of Array.from(el.children)) ro.observe(child);
+    el.addEventListener('scroll', check, { passive: true });
+    return () => {
+      ro.disconnect();
+      el.removeEventListener('scroll', check);
+    };
+  }, []);
+  const cls = ['table-wrap', card ? 'card' : '', overflow.left ? 'more-left' : '', overflow.right ? 'more-right' : ''].filter(Boolean).join(' ');
+  return (
+    <div
+      ref={ref}
+      className={cls}
+      role={overflow.scrolls ? 'region' : undefined}
+      aria-label={overflow.scrolls ? `${label} (scrollable)` : undefined}
+      tabIndex={overflow.scrolls ? 0 : undefined}
+    >
+      {children}
+    </div>
   );
 }
 

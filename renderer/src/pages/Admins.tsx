@@ -17,6 +17,7 @@ import {
   SelectField,
   TextField,
   fmtTime,
+  TableWrap,
   useFocusFirstError,
 } from '../components/ui';
 import { MIN_PASSWORD, ROLES, tokenCreateSchema, userCreateSchema, userUpdateSchema } from '../../../gateway/config/admin-schema';
@@ -84,7 +85,7 @@ export function AdminsPage() {
         <FormError error={rowError} />
         {users.loading ? <Loading what="admin accounts" /> : null}
         {users.data ? (
-          <div className="table-wrap">
+          <TableWrap label="Admin accounts">
             <table>
               <thead>
                 <tr>
@@ -131,7 +132,7 @@ export function AdminsPage() {
                 ))}
               </tbody>
             </table>
-          </div>
+          </TableWrap>
         ) : null}
         {users.data && !isOwner && canWrite ? <p className="hint">Only owners can add, change or delete admin accounts.</p> : null}
       </Section>
@@ -153,7 +154,7 @@ export function AdminsPage() {
         {forbidden(tokens.error) ? <p className="notice info">Only owners and admins can see API tokens.</p> : <LoadError error={tokens.error} retry={tokens.reload} />}
         {tokens.data && tokens.data.data.length === 0 ? <p className="muted">No API tokens.</p> : null}
         {tokens.data?.data.length ? (
-          <div className="table-wrap">
+          <TableWrap label="API tokens">
             <table>
               <thead>
                 <tr>
@@ -194,7 +195,7 @@ export function AdminsPage() {
                 ))}
               </tbody>
             </table>
-          </div>
+          </TableWrap>
         ) : null}
       </Section>
 

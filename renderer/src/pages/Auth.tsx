@@ -1,12 +1,13 @@
 // First-run setup and login screens.
 import { useEffect, useRef, useState, type FormEvent } from 'react';
 import { api, apiFieldErrors, ApiError, validate, type FieldErrors, type SessionBody, type SessionUser } from '../api';
-import { FormError, TextField, useFocusFirstError } from '../components/ui';
+import { FormError, TextField, focusAfterRender, focusNextPage, useFocusFirstError, usePageTitle } from '../components/ui';
 import { MIN_PASSWORD, loginSchema, setupSchema } from '../../../gateway/config/admin-schema';
 import { navigate } from '../router';
 import { Icon } from '../components/icons';
 
 function AuthFrame({ title, intro, children }: { title: string; intro: React.ReactNode; children: React.ReactNode }) {
+  usePageTitle(title);
   return (
     <div className="auth-page">
       <main className="auth-card" id="main">
@@ -59,6 +60,7 @@ export function SetupScreen({ onDone }: { onDone: (user: SessionUser, csrf: stri
     try {
       const r = await api<SessionBody>('POST', '/auth/setup', body);
       navigate('/', { replace: true });
+      focusNextPage();
       onDone(r.user, r.csrf_token);
     } catch (err) {
       setErrors(apiFieldErrors(err));
@@ -115,6 +117,7 @@ export function LoginScreen({ onDone, reason }: { onDone: (user: SessionUser, cs
     try {
       const r = await api<SessionBody>('POST', '/auth/login', body);
       setLocked('');
+      focusNextPage();
       onDone(r.user, r.csrf_token);
     } catch (err) {
       if (err instanceof ApiError && err.status === 423) {
@@ -125,6 +128,9 @@ export function LoginScreen({ onDone, reason }: { onDone: (user: SessionUser, cs
         setError(err);
       }
       setPassword('');
+      // the Sign in button is disabled while the request runs: without this the focus would
+      // fall to <body>; the cleared password field is where to go on
+      focusAfterRender(form.current, '#login-password');
     } finally {
       setBusy(false);
     }

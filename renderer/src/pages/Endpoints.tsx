@@ -20,6 +20,7 @@ import {
   TextField,
   fmtInt,
   fmtTime,
+  TableWrap,
   useFocusFirstError,
 } from '../components/ui';
 import { breakerBadge, healthBadge, POLL_MS } from './Overview';
@@ -140,7 +141,7 @@ export function EndpointsPage() {
         </EmptyState>
       ) : null}
       {eps.length ? (
-        <div className="card table-wrap">
+        <TableWrap label="Endpoints" card>
           <table>
             <thead>
               <tr>
@@ -189,9 +190,19 @@ export function EndpointsPage() {
                     <td>{fmtInt(e.status?.inflight)}</td>
                     <td>
                       {e.status?.discovered_models?.length ? (
-                        <span title={e.status.discovered_models.join(', ')}>
-                          {e.status.discovered_models.length} model{e.status.discovered_models.length === 1 ? '' : 's'}
-                        </span>
+                        // a disclosure, not a hover tooltip: the names are reachable by keyboard and screen reader
+                        <details className="served-models">
+                          <summary>
+                            {e.status.discovered_models.length} model{e.status.discovered_models.length === 1 ? '' : 's'}
+                          </summary>
+                          <ul aria-label={`Models served by ${e.name}`}>
+                            {e.status.discovered_models.map((m) => (
+                              <li key={m} className="mono">
+                                {m}
+                              </li>
+                            ))}
+                          </ul>
+                        </details>
                       ) : (
                         <span className="muted">—</span>
                       )}
@@ -211,7 +222,7 @@ export function EndpointsPage() {
               })}
             </tbody>
           </table>
-        </div>
+        </TableWrap>
       ) : null}
 
       <Dialog open={editing !== null} onClose={() => setEditing(null)} title={editing?.orig ? `Edit endpoint ${editing.orig.name}` : 'Add endpoint'} wide>
@@ -328,6 +339,7 @@ function EndpointForm({
   };
 
   const test = async () => {
+    if (testing) return;
     setTestNote('');
     setProbe(undefined);
     const { spec, errs } = check();
@@ -439,7 +451,8 @@ function EndpointForm({
       </details>
 
       <div className="test-row">
-        <button type="button" onClick={() => void test()} disabled={testing}>
+        {/* aria-disabled, not disabled, while testing: a disabled button would drop the keyboard focus */}
+        <button type="button" onClick={() => void test()} aria-disabled={testing || undefined}>
           {testing ? 'Testing…' : 'Test connection'}
         </button>
         <span className="hint">Asks the server for its model list, without saving.</span>

@@ -19,6 +19,7 @@ import {
   SelectField,
   TextField,
   fmtTime,
+  TableWrap,
   useFocusFirstError,
 } from '../components/ui';
 import { dataUrlOf } from './Overview';
@@ -79,7 +80,7 @@ export function KeysPage() {
           <p className="muted">No teams yet. Teams group keys so usage can be charged back; create one per department or project (optional).</p>
         ) : null}
         {teamList.length ? (
-          <div className="table-wrap">
+          <TableWrap label="Teams">
             <table>
               <thead>
                 <tr>
@@ -110,7 +111,7 @@ export function KeysPage() {
                 ))}
               </tbody>
             </table>
-          </div>
+          </TableWrap>
         ) : null}
         {canWrite ? <TeamForm existing={teamList.map((t) => t.name)} onSaved={teams.reload} /> : null}
       </Section>
@@ -143,7 +144,7 @@ export function KeysPage() {
           </EmptyState>
         ) : null}
         {keyList.length ? (
-          <div className="table-wrap">
+          <TableWrap label="Keys">
             <table>
               <thead>
                 <tr>
@@ -188,7 +189,7 @@ export function KeysPage() {
                 ))}
               </tbody>
             </table>
-          </div>
+          </TableWrap>
         ) : null}
       </Section>
 

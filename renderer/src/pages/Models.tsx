@@ -18,6 +18,8 @@ import {
   SelectField,
   TextAreaField,
   TextField,
+  TableWrap,
+  focusAfterRender,
   useFocusFirstError,
 } from '../components/ui';
 import { Link } from '../router';
@@ -134,7 +136,7 @@ export function ModelsPage() {
         </EmptyState>
       ) : null}
       {list.length ? (
-        <div className="card table-wrap">
+        <TableWrap label="Models" card>
           <table>
             <thead>
               <tr>
@@ -184,7 +186,7 @@ export function ModelsPage() {
               ))}
             </tbody>
           </table>
-        </div>
+        </TableWrap>
       ) : null}
 
       <RoutingRules models={list.map((m) => m.name)} />
@@ -237,8 +239,15 @@ function ModelForm({ orig, endpoints, existing, onCancel, onSaved }: { orig?: Mo
       return { ...p, targets: ts };
     });
     setMoved(`Target ${i + 1} moved to position ${i + by + 1}.`);
-    // keep keyboard focus on the moved row's button
-    requestAnimationFrame(() => form.current?.querySelector<HTMLElement>(`[data-move="${i + by}-${by < 0 ? 'up' : 'down'}"]`)?.focus());
+    // keep keyboard focus on the moved row: the same button, or the other one at the top or bottom
+    const j = i + by;
+    focusAfterRender(form.current, `[data-move="${j}-${by < 0 ? 'up' : 'down'}"]`, `[data-move="${j}-${by < 0 ? 'down' : 'up'}"]`, `[data-move="${j}-remove"]`);
+  };
+  const removeTarget = (i: number) => {
+    setD((p) => ({ ...p, targets: p.targets.filter((_, j) => j !== i) }));
+    setMoved(`Target ${i + 1} removed.`);
+    // focus the next target's remove button, else the previous one's, else "Add target"
+    focusAfterRender(form.current, `[data-move="${i}-remove"]`, `[data-move="${i - 1}-remove"]`, '[data-move="add-target"]');
   };
 
   const submit = async (e: FormEvent) => {
@@ -308,7 +317,7 @@ function ModelForm({ orig, endpoints, existing, onCancel, onSaved }: { orig?: Mo
                   <button type="button" className="icon-button" data-move={`${i}-down`} aria-label={`Move target ${i + 1} down`} disabled={i === d.targets.length - 1} onClick={() => move(i, 1)}>
                     ↓
                   </button>
-                  <button type="button" className="icon-button danger-quiet" aria-label={`Remove target ${i + 1}`} disabled={d.targets.length === 1} onClick={() => setD((p) => ({ ...p, targets: p.targets.filter((_, j) => j !== i) }))}>
+                  <button type="button" className="icon-button danger-quiet" data-move={`${i}-remove`} aria-label={`Remove target ${i + 1}`} disabled={d.targets.length === 1} onClick={() => removeTarget(i)}>
                     ×
                   </button>
                 </div>
@@ -319,7 +328,7 @@ function ModelForm({ orig, endpoints, existing, onCancel, onSaved }: { orig?: Mo
         <p className="sr-only" aria-live="polite">
           {moved}
         </p>
-        <button type="button" onClick={() => setD((p) => ({ ...p, targets: [...p.targets, { key: nextKey++, endpoint: endpoints[0]?.name ?? '', model: '', weight: '' }] }))}>
+        <button type="button" data-move="add-target" onClick={() => setD((p) => ({ ...p, targets: [...p.targets, { key: nextKey++, endpoint: endpoints[0]?.name ?? '', model: '', weight: '' }] }))}>
           Add target
         </button>
       </fieldset>
@@ -421,17 +430,29 @@ function RoutingRules({ models }: { models: string[] }) {
     setSaved('');
     setDrafts((p) => (p ?? []).map((r, j) => (j === i ? { ...r, ...patch } : r)));
   };
-  const move = (i: number, by: -1 | 1) =>
+  const [ruleMoved, setRuleMoved] = useState('');
+  const move = (i: number, by: -1 | 1) => {
+    const j = i + by;
+    if (j < 0 || j >= list.length) return;
     setDrafts((p) => {
       const ts = [...(p ?? [])];
-      const j = i + by;
-      if (j < 0 || j >= ts.length) return p;
       [ts[i], ts[j]] = [ts[j]!, ts[i]!];
       return ts;
     });
+    setRuleMoved(`Rule ${i + 1} moved to position ${j + 1}.`);
+    // keep keyboard focus on the moved rule: the same button, or the other one at the top or bottom
+    focusAfterRender(box.current, `[data-rule="${j}-${by < 0 ? 'up' : 'down'}"]`, `[data-rule="${j}-${by < 0 ? 'down' : 'up'}"]`, `[data-rule="${j}-remove"]`);
+  };
+  const removeRule = (i: number) => {
+    setDrafts((p) => (p ?? []).filter((_, j) => j !== i));
+    setRuleMoved(`Rule ${i + 1} removed.`);
+    // focus the next rule's remove button, else the previous one's, else "Add rule"
+    focusAfterRender(box.current, `[data-rule="${i}-remove"]`, `[data-rule="${i - 1}-remove"]`, '[data-rule="add"]');
+  };
 
   const save = async (e: FormEvent) => {
     e.preventDefault();
+    if (busy || !dirty) return;
     setError(undefined);
     setSaved('');
     const spec = list.map(ruleSpec);
@@ -511,13 +532,13 @@ function RoutingRules({ models }: { models: string[] }) {
                 </div>
                 {!ro ? (
                   <div className="row-buttons" role="group" aria-label={`Rule ${i + 1} order`}>
-                    <button type="button" onClick={() => move(i, -1)} disabled={i === 0} aria-label={`Move rule ${i + 1} up`}>
+                    <button type="button" data-rule={`${i}-up`} onClick={() => move(i, -1)} disabled={i === 0} aria-label={`Move rule ${i + 1} up`}>
                       ↑ Up
                     </button>
-                    <button type="button" onClick={() => move(i, 1)} disabled={i === list.length - 1} aria-label={`Move rule ${i + 1} down`}>
+                    <button type="button" data-rule={`${i}-down`} onClick={() => move(i, 1)} disabled={i === list.length - 1} aria-label={`Move rule ${i + 1} down`}>
                       ↓ Down
                     </button>
-                    <button type="button" className="danger-quiet" onClick={() => setDrafts((p) => (p ?? []).filter((_, j) => j !== i))} aria-label={`Remove rule ${i + 1}`}>
+                    <button type="button" className="danger-quiet" data-rule={`${i}-remove`} onClick={() => removeRule(i)} aria-label={`Remove rule ${i + 1}`}>
                       Remove
                     </button>
                   </div>
@@ -530,15 +551,19 @@ function RoutingRules({ models }: { models: string[] }) {
         <p className="ok-text" role="status" aria-live="polite">
           {saved}
         </p>
+        <p className="sr-only" aria-live="polite">
+          {ruleMoved}
+        </p>
         {canWrite ? (
           <div className="actions left">
-            <button type="button" onClick={() => setDrafts((p) => [...(p ?? []), ruleDraft()])} disabled={models.length === 0} title={models.length ? undefined : 'Create a model first'}>
+            <button type="button" data-rule="add" onClick={() => setDrafts((p) => [...(p ?? []), ruleDraft()])} disabled={models.length === 0} title={models.length ? undefined : 'Create a model first'}>
               Add rule
             </button>
             <button type="button" onClick={() => rules.data && (setDrafts(rules.data.data.map(ruleDraft)), setErrors({}))} disabled={!dirty}>
               Discard changes
             </button>
-            <button type="submit" className="primary" disabled={busy || !dirty}>
+            {/* aria-disabled, not disabled: after a save the button keeps the focus */}
+            <button type="submit" className="primary" aria-disabled={busy || !dirty || undefined}>
               {busy ? 'Saving…' : 'Save rules'}
             </button>
           </div>

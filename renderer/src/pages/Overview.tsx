@@ -1,15 +1,19 @@
 // Overview: traffic, errors, tokens and latency over time, and the health of every endpoint.
 // Refreshes every few seconds.
 import { useMemo, useState } from 'react';
-import { Area, AreaChart, Bar, BarChart, CartesianGrid, Legend, Line, LineChart, ResponsiveContainer, Tooltip, XAxis, YAxis } from 'recharts';
+import { Area, AreaChart, Bar, BarChart, CartesianGrid, Legend, Line, LineChart, Tooltip, XAxis, YAxis } from 'recharts';
+import { ChartCard, type DataColumn } from '../components/chart';
 import { get, type HealthBody, type RequestRow, type StatusBody, type Timeseries } from '../api';
 import { useResource } from '../hooks';
-import { Badge, EmptyState, LoadError, Loading, PageHeader, Section, SelectField, fmtInt, fmtMs, fmtTime } from '../components/ui';
+import { Badge, EmptyState, LoadError, Loading, PageHeader, Section, SelectField, fmtInt, fmtMs, TableWrap, fmtTime } from '../components/ui';
 import { Link } from '../router';
 import { WINDOWS, summarize, toBuckets, windowQuery, type WindowId } from '../metrics';
 import { useAuth } from '../auth';
 
 export const POLL_MS = 5000;
+
+/** the "Show data" tables: one row per interval */
+const TIME_COLUMN: DataColumn<{ label: string }> = { label: 'Interval starting', value: (b) => b.label };
 
 export function healthBadge(e: { healthy?: boolean; last_check_at?: string | null; last_check_error?: string | null } | undefined) {
   if (!e || e.healthy === undefined) return <Badge tone="muted">unknown</Badge>;
@@ -141,7 +145,16 @@ export function OverviewPage() {
       ) : null}
       {view && everRequested ? (
         <div className="chart-grid">
-          <ChartCard title="Requests and errors" id="chart-requests" caption={`${fmtInt(s?.requests)} request${s?.requests === 1 ? '' : 's'}, ${fmtInt(s?.errors)} error${s?.errors === 1 ? '' : 's'}, ${w.label.toLowerCase()}.`}>
+          <ChartCard
+            title="Requests and errors"
+            id="chart-requests"
+            rows={view.buckets}
+            rowHeader={TIME_COLUMN}
+            columns={[
+              { label: 'Requests', value: (b) => fmtInt(b.requests), num: true },
+              { label: 'Errors', value: (b) => fmtInt(b.errors), num: true },
+            ]}
+            caption={`${fmtInt(s?.requests)} request${s?.requests === 1 ? '' : 's'}, ${fmtInt(s?.errors)} error${s?.errors === 1 ? '' : 's'}, ${w.label.toLowerCase()}.`}>
             <AreaChart data={view.buckets} margin={{ top: 8, right: 12, bottom: 0, left: 0 }}>
               <CartesianGrid stroke="#e5e8ee" vertical={false} />
               <XAxis dataKey="label" tick={{ fontSize: 11 }} minTickGap={24} />
@@ -152,17 +165,32 @@ export function OverviewPage() {
               <Area type="monotone" dataKey="errors" name="Errors" stroke="#c8322b" fill="#c8322b" fillOpacity={0.2} isAnimationActive={false} />
             </AreaChart>
           </ChartCard>
-          <ChartCard title="Tokens" id="chart-tokens" caption={`${fmtInt(s?.tokens)} tokens (prompt + completion), ${w.label.toLowerCase()}.`}>
+          <ChartCard
+            title="Tokens"
+            id="chart-tokens"
+            rows={view.buckets}
+            rowHeader={TIME_COLUMN}
+            columns={[{ label: 'Tokens', value: (b) => fmtInt(b.tokens), num: true }]}
+            caption={`${fmtInt(s?.tokens)} tokens (prompt + completion), ${w.label.toLowerCase()}.`}>
             <BarChart data={view.buckets} margin={{ top: 8, right: 12, bottom: 0, left: 0 }}>
               <CartesianGrid stroke="#e5e8ee" vertical={false} />
               <XAxis dataKey="label" tick={{ fontSize: 11 }} minTickGap={24} />
               <YAxis allowDecimals={false} width={48} tick={{ fontSize: 11 }} />
               <Tooltip />
               <Legend />
-              <Bar dataKey="tokens" name="Tokens" fill="#0f8a6a" isAnimationActive={false} />
+              <Bar dataKey="tokens" name="Tokens" fill="#0b7d60" isAnimationActive={false} />
             </BarChart>
           </ChartCard>
-          <ChartCard title="Latency" id="chart-latency" caption={`p50 ${fmtMs(s?.p50)}, p99 ${fmtMs(s?.p99)}, whole request, ${w.label.toLowerCase()}.`}>
+          <ChartCard
+            title="Latency"
+            id="chart-latency"
+            rows={view.buckets}
+            rowHeader={TIME_COLUMN}
+            columns={[
+              { label: 'p50', value: (b) => fmtMs(b.p50), num: true },
+              { label: 'p99', value: (b) => fmtMs(b.p99), num: true },
+            ]}
+            caption={`p50 ${fmtMs(s?.p50)}, p99 ${fmtMs(s?.p99)}, whole request, ${w.label.toLowerCase()}.`}>
             <LineChart data={view.buckets} margin={{ top: 8, right: 12, bottom: 0, left: 0 }}>
               <CartesianGrid stroke="#e5e8ee" vertical={false} />
               <XAxis dataKey="label" tick={{ fontSize: 11 }} minTickGap={24} />
@@ -179,7 +207,7 @@ export function OverviewPage() {
         {health.loading ? <Loading what="health" /> : null}
         {health.data && endpoints.length === 0 ? <p className="muted">No endpoints yet.</p> : null}
         {endpoints.length ? (
-          <div className="table-wrap">
+          <TableWrap label="Endpoint health">
             <table>
               <thead>
                 <tr>
@@ -218,7 +246,7 @@ export function OverviewPage() {
                 })}
               </tbody>
             </table>
-          </div>
+          </TableWrap>
         ) : null}
       </Section>
     </>
@@ -227,28 +255,14 @@ export function OverviewPage() {
 
 function Stat({ label, value, id, sub, tone }: { label: string; value: string; id: string; sub?: string; tone?: 'bad' }) {
   return (
-    <div className={`stat ${tone ?? ''}`}>
+    <div className={`stat ${tone ?? ''}`} role="group" aria-labelledby={`stat-${id}-label`}>
       <span className="stat-label" id={`stat-${id}-label`}>
         {label}
       </span>
-      <span className="stat-value" data-testid={`stat-${id}`} aria-labelledby={`stat-${id}-label`}>
+      <span className="stat-value" data-testid={`stat-${id}`}>
         {value}
       </span>
       {sub ? <span className="stat-sub">{sub}</span> : null}
     </div>
-  );
-}
-
-function ChartCard({ title, caption, id, children }: { title: string; caption: string; id: string; children: React.ReactElement }) {
-  return (
-    <figure className="card chart" data-testid={id} aria-labelledby={`${id}-title`}>
-      <h2 id={`${id}-title`}>{title}</h2>
-      <div className="chart-box">
-        <ResponsiveContainer width="100%" height={220}>
-          {children}
-        </ResponsiveContainer>
-      </div>
-      <figcaption className="hint">{caption}</figcaption>
-    </figure>
   );
 }

@@ -269,10 +269,42 @@ const exposedUrl = (u: string | undefined) => (u ? !/\/\/(127\.\d+\.\d+\.\d+|loc
 const overrideName = (k: keyof ListenConfig, src: ListenOrigin) => (src === 'flag' ? `the ${OVERRIDES[k].flag} flag` : `the ${OVERRIDES[k].env} environment variable`);
 
 /** A checkbox that looks and announces itself as an on/off switch. */
-function Switch({ id, label, checked, onChange, disabled, describedBy, danger }: { id: string; label: string; checked: boolean; onChange: (on: boolean) => void; disabled?: boolean; describedBy?: string; danger?: boolean }) {
+function Switch({
+  id,
+  label,
+  checked,
+  onChange,
+  disabled,
+  busy,
+  describedBy,
+  danger,
+}: {
+  id: string;
+  label: string;
+  checked: boolean;
+  onChange: (on: boolean) => void;
+  disabled?: boolean;
+  /** while a change is being saved: the switch keeps the focus (aria-disabled, not disabled) and ignores presses */
+  busy?: boolean;
+  describedBy?: string;
+  danger?: boolean;
+}) {
   return (
     <div className="switch-row">
-      <input type="checkbox" role="switch" id={id} className={danger ? 'switch danger' : 'switch'} checked={checked} disabled={disabled} onChange={(e) => onChange(e.target.checked)} aria-describedby={describedBy} />
+      <input
+        type="checkbox"
+        role="switch"
+        id={id}
+        className={danger ? 'switch danger' : 'switch'}
+        checked={checked}
+        disabled={disabled}
+        aria-disabled={busy || undefined}
+        aria-busy={busy || undefined}
+        onChange={(e) => {
+          if (!busy) onChange(e.target.checked);
+        }}
+        aria-describedby={describedBy}
+      />
       <label htmlFor={id}>{label}</label>
     </div>
   );
@@ -396,7 +428,7 @@ function ListenControls({ status, stored, canWrite, onSaved }: { status: StatusB
       <div className="plane">
         <h3>Data plane (apps calling models)</h3>
         {now('data')}
-        <Switch id="listen-data-lan" label="Expose the data plane to the LAN" checked={d.on} disabled={!canWrite || !stored || pending.data !== undefined} onChange={(on) => void setExposed('data', on)} describedBy="listen-data-lan-hint" />
+        <Switch id="listen-data-lan" label="Expose the data plane to the LAN" checked={d.on} disabled={!canWrite || !stored} busy={pending.data !== undefined} onChange={(on) => void setExposed('data', on)} describedBy="listen-data-lan-hint" />
         <div id="listen-data-lan-hint" className="hint switch-hint">
           <p>
             On: Airlock listens on <code>0.0.0.0</code> (every network interface), so apps on other machines can call{' '}
@@ -444,7 +476,8 @@ function ListenControls({ status, stored, canWrite, onSaved }: { status: StatusB
           label="Expose the admin plane to the LAN"
           danger
           checked={a.on}
-          disabled={!canWrite || !stored || pending.admin !== undefined}
+          disabled={!canWrite || !stored}
+          busy={pending.admin !== undefined}
           onChange={(on) => (on ? setConfirmAdmin(true) : void setExposed('admin', false))}
           describedBy="listen-admin-lan-hint"
         />

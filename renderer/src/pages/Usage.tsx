@@ -1,9 +1,10 @@
 // Usage: requests, tokens and internal cost by team / user / app / model / key over a period.
 import { useMemo, useState } from 'react';
-import { Bar, BarChart, CartesianGrid, Legend, ResponsiveContainer, Tooltip, XAxis, YAxis } from 'recharts';
+import { Bar, BarChart, CartesianGrid, Legend, Tooltip, XAxis, YAxis } from 'recharts';
+import { ChartCard } from '../components/chart';
 import { get, type RequestRow, type UsageBody } from '../api';
 import { useResource } from '../hooks';
-import { EmptyState, LoadError, Loading, PageHeader, Section, SelectField, TextField, fmtCost, fmtInt, fmtMs, fmtTime } from '../components/ui';
+import { EmptyState, LoadError, Loading, PageHeader, Section, SelectField, TableWrap, TextField, fmtCost, fmtInt, fmtMs, fmtTime } from '../components/ui';
 
 const GROUPS = [
   { value: 'team', label: 'Team' },
@@ -138,27 +139,29 @@ export function UsagePage() {
       ) : null}
       {rows.length ? (
         <>
-          <figure className="card chart" data-testid="usage-chart" aria-labelledby="usage-chart-title">
-            <h2 id="usage-chart-title">Tokens by {groupLabel.toLowerCase()}</h2>
-            <div className="chart-box">
-              <ResponsiveContainer width="100%" height={Math.max(140, chartData.length * 40 + 70)}>
-                <BarChart data={chartData} layout="vertical" margin={{ top: 8, right: 16, bottom: 0, left: 8 }}>
-                  <CartesianGrid stroke="#e5e8ee" horizontal={false} />
-                  <XAxis type="number" allowDecimals={false} tick={{ fontSize: 11 }} />
-                  <YAxis type="category" dataKey="name" width={140} tick={{ fontSize: 12 }} />
-                  <Tooltip />
-                  <Legend />
-                  <Bar dataKey="prompt" name="Prompt tokens" stackId="t" fill="#2358d4" maxBarSize={28} isAnimationActive={false} />
-                  <Bar dataKey="completion" name="Completion tokens" stackId="t" fill="#0f8a6a" maxBarSize={28} isAnimationActive={false} />
-                </BarChart>
-              </ResponsiveContainer>
-            </div>
-            <figcaption className="hint">
-              {fmtInt(totals.total)} tokens in {fmtInt(totals.requests)} request{totals.requests === 1 ? '' : 's'}
-              {rows.length > 15 ? '; the 15 largest are shown' : ''}.
-            </figcaption>
-          </figure>
-          <div className="card table-wrap">
+          <ChartCard
+            title={`Tokens by ${groupLabel.toLowerCase()}`}
+            id="usage-chart"
+            height={Math.max(140, chartData.length * 40 + 70)}
+            rows={chartData}
+            rowHeader={{ label: groupLabel, value: (r) => r.name }}
+            columns={[
+              { label: 'Prompt tokens', value: (r) => fmtInt(r.prompt), num: true },
+              { label: 'Completion tokens', value: (r) => fmtInt(r.completion), num: true },
+            ]}
+            caption={`${fmtInt(totals.total)} tokens in ${fmtInt(totals.requests)} request${totals.requests === 1 ? '' : 's'}${rows.length > 15 ? '; the 15 largest are shown' : ''}.`}
+          >
+            <BarChart data={chartData} layout="vertical" margin={{ top: 8, right: 16, bottom: 0, left: 8 }}>
+              <CartesianGrid stroke="#e5e8ee" horizontal={false} />
+              <XAxis type="number" allowDecimals={false} tick={{ fontSize: 11 }} />
+              <YAxis type="category" dataKey="name" width={140} tick={{ fontSize: 12 }} />
+              <Tooltip />
+              <Legend />
+              <Bar dataKey="prompt" name="Prompt tokens" stackId="t" fill="#2358d4" maxBarSize={28} isAnimationActive={false} />
+              <Bar dataKey="completion" name="Completion tokens" stackId="t" fill="#0b7d60" maxBarSize={28} isAnimationActive={false} />
+            </BarChart>
+          </ChartCard>
+          <TableWrap label="Usage table" card>
             <table data-testid="usage-table">
               <caption className="sr-only">Usage by {groupLabel.toLowerCase()}</caption>
               <thead>
@@ -183,7 +186,14 @@ export function UsagePage() {
                     <td className="num">{fmtInt(r.completion_tokens)}</td>
                     <td className="num">
                       {fmtInt(r.total_tokens)}
-                      {r.estimated_requests ? <span className="cell-note" title="Some counts are estimated: the server did not report usage"> ≈</span> : null}
+                      {r.estimated_requests ? (
+                        // explained in text below the table too: a hover tooltip alone is out of reach of keyboard and touch
+                        <span className="cell-note" title="Some counts are estimated: the server did not report usage">
+                          {' '}
+                          <span aria-hidden="true">≈</span>
+                          <span className="sr-only">(estimated)</span>
+                        </span>
+                      ) : null}
                     </td>
                     <td className="num">{fmtCost(r.cost)}</td>
                     <td className="num">{fmtMs(r.avg_latency_ms)}</td>
@@ -203,13 +213,18 @@ export function UsagePage() {
                 </tr>
               </tfoot>
             </table>
-          </div>
+          </TableWrap>
+          {rows.some((r) => r.estimated_requests) ? (
+            <p className="hint" data-testid="usage-estimated-note">
+              <span aria-hidden="true">≈</span> marks rows with estimated counts: the model server did not report token usage for some of their requests.
+            </p>
+          ) : null}
         </>
       ) : null}
       <Section title="Latest requests">
         {recent.data && recent.data.data.length === 0 ? <p className="muted">None yet.</p> : null}
         {recent.data?.data.length ? (
-          <div className="table-wrap">
+          <TableWrap label="Latest requests">
             <table className="compact">
               <thead>
                 <tr>
@@ -241,7 +256,7 @@ export function UsagePage() {
                 ))}
               </tbody>
             </table>
-          </div>
+          </TableWrap>
         ) : null}
       </Section>
     </>
