@@ -27,11 +27,6 @@ declare module 'fastify' {
 
 type RequestWithId = { airlockId?: string; airlockKey?: KeyRecord };
 
-/** The gateway's own id for a request (the ledger's key). A client's x-request-id never
- * becomes it: it is kept beside it (client_request_id) and echoed as x-request-id. */
-export function requestId(_headers?: Record<string, string | string[] | undefined>): string {
-  return newRequestId();
-}
 
 export function openAIError(err: FastifyError | Error, bodyLimit?: number): GatewayError {
   if (err instanceof GatewayError) return err;
@@ -67,7 +62,9 @@ export function buildDataPlane(gw: Gateway): FastifyInstance {
   // valid key costs no body buffering or parsing.
   app.addHook('onRequest', (req, reply, done) => {
     gw.requestsStarted++;
-    const id = requestId(req.headers);
+    // the gateway's own id (the ledger's key); a client's x-request-id never becomes it: it is
+    // kept beside it (client_request_id) and echoed as x-request-id
+    const id = newRequestId();
     const r = req as RequestWithId;
     r.airlockId = id;
     reply.header('x-airlock-request-id', id);
@@ -85,7 +82,7 @@ export function buildDataPlane(gw: Gateway): FastifyInstance {
   // object on every access.
   const authenticateFirst = (kind: Kind) => (req: FastifyRequest, reply: FastifyReply, done: HookHandlerDoneFunction) => {
     const r = req as RequestWithId;
-    const id = r.airlockId ?? requestId(req.headers);
+    const id = r.airlockId ?? newRequestId();
     if (gw.ledger.refusing) {
       // settings.ledger_when_unwritable: refuse — no request is served that cannot be recorded
       const g = gatewayError('ledger_unavailable', 'The usage ledger cannot be written right now, and this gateway is set to refuse requests it cannot record; try again shortly.', { headers: { 'retry-after': '5' } });
@@ -124,7 +121,7 @@ export function buildDataPlane(gw: Gateway): FastifyInstance {
     // A request refused before the pipeline (bad JSON, too large) still gets its ledger row.
     const kind = req.routeOptions.config?.kind;
     const r = req as RequestWithId;
-    if (kind) gw.pipeline.recordRejected(kind, r.airlockId ?? requestId(req.headers), req.headers, g, r.airlockKey);
+    if (kind) gw.pipeline.recordRejected(kind, r.airlockId ?? newRequestId(), req.headers, g, r.airlockKey);
     reply.code(g.status).headers(g.headers).send(g.body());
   });
   app.setNotFoundHandler((req, reply) => {
@@ -135,7 +132,7 @@ export function buildDataPlane(gw: Gateway): FastifyInstance {
     app.post(path, { config: { kind }, onRequest: authenticateFirst(kind) }, (req, reply) => {
       reply.hijack();
       const r = req as RequestWithId;
-      return gw.pipeline.handle(kind, r.airlockId ?? requestId(req.headers), req.body, req.headers, reply.raw, r.airlockKey);
+      return gw.pipeline.handle(kind, r.airlockId ?? newRequestId(), req.body, req.headers, reply.raw, r.airlockKey);
     });
   }
 

@@ -15,8 +15,7 @@
 // multi-byte UTF-8 character is below 0x80, so a match in the view is a match in the bytes.
 // String searches cost a fraction of Buffer.indexOf calls, whose native-call overhead was about
 // half of the inspector's time (bench/RESULTS.md); the bytes forwarded are still the chunk's own.
-import type { SSEEvent } from '../sse.js';
-import { SSETooLargeError } from '../sse.js';
+import { SSETooLargeError, formatSSE, type SSEEvent } from '../sse.js';
 
 const LF = 10;
 const CR = 13;
@@ -129,12 +128,9 @@ function isContent(kind: 'chat' | 'completions', j: ParsedChunk): boolean {
   );
 }
 
-export function formatEvent(ev: SSEEvent): string {
-  let s = '';
-  if (ev.event !== undefined) s += `event: ${ev.event}\n`;
-  if (ev.id !== undefined) s += `id: ${ev.id}\n`;
-  for (const line of ev.data.split('\n')) s += `data: ${line}\n`;
-  return s + '\n';
+/** Events a guard sent instead of the upstream's, as the bytes to write. */
+function encodeEvents(events: SSEEvent[]): Buffer {
+  return Buffer.from(events.map(formatSSE).join(''));
 }
 
 export class StreamInspector {
@@ -244,7 +240,7 @@ export class StreamInspector {
     const t = this.o.transform;
     if (!t || this.done) return [];
     const rest = t.end();
-    return rest.length ? [Buffer.from(rest.map(formatEvent).join(''))] : [];
+    return rest.length ? [encodeEvents(rest)] : [];
   }
 
   /** One complete event (its bytes through the blank line, and their latin1 view): the bytes to
@@ -292,7 +288,7 @@ export class StreamInspector {
       const t = this.o.transform;
       if (t) {
         const rest = t.end();
-        if (rest.length) return Buffer.concat([Buffer.from(rest.map(formatEvent).join('')), ev]);
+        if (rest.length) return Buffer.concat([encodeEvents(rest), ev]);
       }
       return ev;
     }
@@ -351,7 +347,7 @@ export class StreamInspector {
     const before: SSEEvent = { event: name, data: bytes().toString('utf8'), id: undefined };
     const after = t.event(before);
     if (after.length === 1 && after[0] === before) return ev;
-    return after.length ? Buffer.from(after.map(formatEvent).join('')) : undefined;
+    return after.length ? encodeEvents(after) : undefined;
   }
 }
 
