@@ -19,8 +19,12 @@ export const LEDGER_COLUMNS = [
 type NoneMissing<T extends never> = T;
 type _EveryColumnListed = NoneMissing<Exclude<keyof LedgerRow, (typeof LEDGER_COLUMNS)[number]>>;
 
+/** one column's value as handed to the writer */
+export type LedgerValue = LedgerRow[keyof LedgerRow];
+
 export type ToWorker =
-  | { type: 'rows'; rows: LedgerRow[] }
+  /** rows, flattened: LEDGER_COLUMNS.length values per row, in that order */
+  | { type: 'rows'; values: LedgerValue[] }
   | { type: 'prune'; before: number; id: number }
   | { type: 'close' };
 

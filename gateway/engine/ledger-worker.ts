@@ -4,19 +4,21 @@
 // thread learns of every commit and every failure (gateway/engine/ledger.ts).
 import { parentPort, workerData } from 'node:worker_threads';
 import Database from 'better-sqlite3';
-import { LEDGER_COLUMNS, type LedgerRow, type ToWorker, type FromWorker } from './ledger-protocol.js';
+import { LEDGER_COLUMNS, type LedgerValue, type ToWorker, type FromWorker } from './ledger-protocol.js';
 
 const { file, busyTimeoutMs, retryMs } = workerData as { file: string; busyTimeoutMs: number; retryMs: number };
 const db = new Database(file, { fileMustExist: true });
 db.pragma(`busy_timeout = ${Math.max(0, Math.floor(busyTimeoutMs))}`);
 db.pragma('synchronous = NORMAL');
 // Plain INSERT: a row is never replaced (the key is the gateway's own, unique request id).
-const insert = db.prepare(`INSERT INTO ledger (${LEDGER_COLUMNS.join(', ')}) VALUES (${LEDGER_COLUMNS.map((c) => '@' + c).join(', ')})`);
-const writeBatch = db.transaction((rows: LedgerRow[]) => {
-  for (const r of rows) insert.run(r);
+const insert = db.prepare(`INSERT INTO ledger (${LEDGER_COLUMNS.join(', ')}) VALUES (${LEDGER_COLUMNS.map(() => '?').join(', ')})`);
+const C = LEDGER_COLUMNS.length;
+const writeBatch = db.transaction((values: LedgerValue[]) => {
+  for (let k = 0; k < values.length; k += C) insert.run(values.slice(k, k + C));
 });
 
-let pending: LedgerRow[] = [];
+/** rows not yet committed, flattened as the ledger sends them */
+let pending: LedgerValue[] = [];
 let retry: NodeJS.Timeout | undefined;
 const port = parentPort!;
 const send = (m: FromWorker) => port.postMessage(m);
@@ -27,13 +29,13 @@ function write(): void {
     retry = undefined;
   }
   if (!pending.length) return;
-  const rows = pending;
+  const values = pending;
   try {
-    writeBatch(rows);
+    writeBatch(values);
     pending = [];
-    send({ type: 'written', rows: rows.length });
+    send({ type: 'written', rows: values.length / C });
   } catch (e) {
-    send({ type: 'failed', error: (e as Error).message, pending: rows.length });
+    send({ type: 'failed', error: (e as Error).message, pending: values.length / C });
     retry = setTimeout(write, retryMs);
   }
 }
@@ -41,7 +43,7 @@ function write(): void {
 port.on('message', (m: ToWorker) => {
   switch (m.type) {
     case 'rows':
-      pending = pending.length ? pending.concat(m.rows) : m.rows;
+      pending = pending.length ? pending.concat(m.values) : m.values;
       write();
       break;
     case 'prune':
@@ -56,7 +58,7 @@ port.on('message', (m: ToWorker) => {
       write();
       if (retry) clearTimeout(retry);
       db.close();
-      send({ type: 'closed', unwritten: pending.length });
+      send({ type: 'closed', unwritten: pending.length / C });
       port.close();
       break;
   }

@@ -11,7 +11,7 @@
 // "refuse" answers new data-plane requests 503 until the rows are written.
 import { Worker } from 'node:worker_threads';
 import type { DB } from '../store/db.js';
-import { LEDGER_COLUMNS, type FromWorker, type LedgerRow } from './ledger-protocol.js';
+import { LEDGER_COLUMNS, type FromWorker, type LedgerRow, type LedgerValue, type ToWorker } from './ledger-protocol.js';
 import type { RequestContext } from './stages.js';
 import type { LedgerState, Timeseries, TimeseriesPoint, UsageGroupBy, UsageRow } from '../wire.js';
 
@@ -63,7 +63,10 @@ export function ledgerRowOf(ctx: RequestContext, latencyMs: number): LedgerRow {
 }
 
 export class Ledger {
-  private queue: LedgerRow[] = [];
+  /** rows waiting for the next batch, flattened: LEDGER_COLUMNS.length values per row (a batch of
+   * plain values is cloned to the writer in about half the time of row objects) */
+  private queue: LedgerValue[] = [];
+  private queued = 0;
   private timer: NodeJS.Timeout | undefined;
   /** rows handed to the writer and not yet committed */
   private inWorker = 0;
@@ -150,19 +153,20 @@ export class Ledger {
 
   record(row: LedgerRow): void {
     const max = this.policy().maxPendingRows;
-    if (this.queue.length + this.inWorker >= max) {
+    if (this.queued + this.inWorker >= max) {
       this.dropped++;
       if (this.dropped === 1 || this.dropped % 1000 === 0) this.log(`ledger: ${max} rows already wait to be written; ${this.dropped} row(s) dropped so far`);
       return;
     }
-    this.queue.push(row);
-    if (this.queue.length >= MAX_BATCH) this.post();
+    const q = this.queue;
+    for (const c of LEDGER_COLUMNS) q.push(row[c]);
+    if (++this.queued >= MAX_BATCH) this.post();
     else if (!this.timer) this.timer = setTimeout(() => this.post(), FLUSH_MS);
   }
 
   /** rows recorded and not yet committed */
   get pending(): number {
-    return this.queue.length + this.inWorker;
+    return this.queued + this.inWorker;
   }
 
   /** true while new requests must be refused (settings.ledger_when_unwritable: refuse) */
@@ -188,11 +192,12 @@ export class Ledger {
       clearTimeout(this.timer);
       this.timer = undefined;
     }
-    if (!this.queue.length || this.closing) return;
-    const rows = this.queue;
+    if (!this.queued || this.closing) return;
+    const values = this.queue;
     this.queue = [];
-    this.inWorker += rows.length;
-    this.worker.postMessage({ type: 'rows', rows });
+    this.inWorker += this.queued;
+    this.queued = 0;
+    this.worker.postMessage({ type: 'rows', values } satisfies ToWorker);
   }
 
   /** Hand queued rows to the writer now and wait until every row recorded so far is committed;

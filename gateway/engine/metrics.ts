@@ -1,5 +1,6 @@
 // Prometheus metrics (prom-client), served on the data plane's GET /metrics.
-import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+import { Gauge, Registry, collectDefaultMetrics } from 'prom-client';
+import { LiteCounter, LiteHistogram } from './prom-lite.js';
 import type { Runtime } from './runtime.js';
 import type { Snapshot } from './snapshot.js';
 import type { LedgerState } from './ledger.js';
@@ -7,44 +8,28 @@ import type { RequestContext } from './stages.js';
 
 export class Metrics {
   readonly registry = new Registry();
-  readonly requests = new Counter({
-    name: 'airlock_requests_total',
-    help: 'Requests handled on the data plane, by kind, model alias, serving endpoint and status',
-    labelNames: ['kind', 'model', 'endpoint', 'status'] as const,
-    registers: [this.registry],
-  });
-  readonly tokens = new Counter({
-    name: 'airlock_tokens_total',
-    help: 'Tokens attributed, by model alias, team and direction (prompt|completion)',
-    labelNames: ['model', 'team', 'direction'] as const,
-    registers: [this.registry],
-  });
-  readonly cost = new Counter({
-    name: 'airlock_cost_total',
-    help: 'Internal chargeback cost, by model alias and team',
-    labelNames: ['model', 'team'] as const,
-    registers: [this.registry],
-  });
-  readonly latency = new Histogram({
-    name: 'airlock_request_duration_seconds',
-    help: 'Whole request duration seen by the client',
-    labelNames: ['kind', 'model'] as const,
-    buckets: [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120],
-    registers: [this.registry],
-  });
-  readonly ttfb = new Histogram({
-    name: 'airlock_time_to_first_byte_seconds',
-    help: 'Time until the first byte went to the client',
-    labelNames: ['model'] as const,
-    buckets: [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30],
-    registers: [this.registry],
-  });
-  readonly attempts = new Counter({
-    name: 'airlock_upstream_attempts_total',
-    help: 'Upstream attempts by endpoint and outcome (ok|connect_error|timeout|http_5xx|http_429|invalid_response|...)',
-    labelNames: ['endpoint', 'outcome'] as const,
-    registers: [this.registry],
-  });
+  // the per-request series: prom-lite (one Map lookup per update), read by the registry when scraped
+  readonly requests = new LiteCounter(
+    'airlock_requests_total',
+    'Requests handled on the data plane, by kind, model alias, serving endpoint and status',
+    ['kind', 'model', 'endpoint', 'status'] as const,
+  ).registerIn(this.registry);
+  readonly tokens = new LiteCounter('airlock_tokens_total', 'Tokens attributed, by model alias, team and direction (prompt|completion)', ['model', 'team', 'direction'] as const).registerIn(this.registry);
+  readonly cost = new LiteCounter('airlock_cost_total', 'Internal chargeback cost, by model alias and team', ['model', 'team'] as const).registerIn(this.registry);
+  readonly latency = new LiteHistogram(
+    'airlock_request_duration_seconds',
+    'Whole request duration seen by the client',
+    ['kind', 'model'] as const,
+    [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120],
+  ).registerIn(this.registry);
+  readonly ttfb = new LiteHistogram('airlock_time_to_first_byte_seconds', 'Time until the first byte went to the client', ['model'] as const, [
+    0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30,
+  ]).registerIn(this.registry);
+  readonly attempts = new LiteCounter(
+    'airlock_upstream_attempts_total',
+    'Upstream attempts by endpoint and outcome (ok|connect_error|timeout|http_5xx|http_429|invalid_response|...)',
+    ['endpoint', 'outcome'] as const,
+  ).registerIn(this.registry);
 
   /** A finished, settled request. */
   observeRequest(ctx: RequestContext, latencyMs: number): void {

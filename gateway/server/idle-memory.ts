@@ -84,7 +84,9 @@ export class IdleMemory {
     const heap = v8.getHeapStatistics().total_heap_size;
     // V8's own reducer may have shrunk the heap since: follow it down
     if (heap < this.baseline) this.baseline = heap;
-    const grown = heap >= this.baseline + (this.o.growthBytes ?? 16 * 1024 * 1024);
+    // the first quiet spell after start collects once in any case: start-up (compiling the
+    // schemas, the routes, the admin app's files) leaves garbage V8 would keep for a long time
+    const grown = this.collections === 0 || heap >= this.baseline + (this.o.growthBytes ?? 16 * 1024 * 1024);
     // once more after a minute of quiet, when the spell began with a collection: by then the
     // idle keep-alive connections of the burst (to clients and upstreams) have mostly closed
     const sweep = this.collectedThisSpell && this.quietTicks === Math.round(60_000 / (this.o.intervalMs ?? 5000));

@@ -175,6 +175,28 @@ test('an error event is recognised in any spacing; escaped keys inside strings a
   assert.equal(probeKey(Buffer.from('{"usage" :\n null}'), Buffer.from('"usage"')), 'null');
 });
 
+test('keys are read only in the data of the event that holds them: not in comments, other fields, longer keys or later events', () => {
+  const insp = new StreamInspector({ kind: 'chat', clientWantsUsage: false, maxEventBytes: 1 << 20 });
+  // one chunk: a comment and an id field that read like a finish and usage, a role chunk whose
+  // logprobs carry a "content" array, a key that ends in "usage", then a real finish and usage
+  const roleWithLogprobs = { choices: [{ index: 0, delta: { role: 'assistant', content: '' }, logprobs: { content: [{ token: 'x' }] }, finish_reason: null }], x_usage: { n: 1 } };
+  const c = Buffer.from(
+    `: {"finish_reason":"stop","usage":{"prompt_tokens":5}}\n` +
+      `id: {"usage":{"prompt_tokens":6}}\n` +
+      `data: ${JSON.stringify(roleWithLogprobs)}\n\n`,
+  );
+  insp.push(c);
+  assert.equal(insp.contentSeen, false, 'an empty content string and a logprobs "content" array are not content');
+  assert.equal(insp.finished, false, 'a comment is not a finish');
+  assert.equal(insp.usage, undefined, 'neither a comment, an id field nor "x_usage" is usage');
+  insp.push(Buffer.from(`data: ${JSON.stringify(chunk('', {}, ''))}\n\ndata: ${JSON.stringify(chunk('a'))}\n\n`));
+  assert.equal(insp.finished, false, 'an empty finish_reason is no finish');
+  assert.equal(insp.contentSeen, true);
+  insp.push(Buffer.from(`data: ${JSON.stringify(chunk(null, {}, 'length'))}\n\ndata: ${spaced(usageChunk)}\n\n`));
+  assert.equal(insp.finished, true);
+  assert.deepEqual(insp.usage, { prompt: 11, completion: 7 });
+});
+
 test('multi-line data is one event; a comment-only block passes through; an unterminated last event is dropped', () => {
   const insp = new StreamInspector({ kind: 'completions', clientWantsUsage: false, maxEventBytes: 1 << 20 });
   const out = Buffer.concat(insp.push(Buffer.from(': hi\n\ndata: {"choices":\ndata: [{"text":"ab","index":0}]}\n\ndata: {"choices":[{"text":"cd"'))).toString();

@@ -23,10 +23,13 @@ const COLON = 58;
 const SPACE = 32;
 const QUOTE = 34;
 const BACKSLASH = 92;
-const USAGE_KEY = '"usage"';
-const FINISH_KEY = '"finish_reason"';
 const ERROR_KEY = '"error"';
-const TOOL_CALLS_KEY = '"tool_calls"';
+// keys searched for, without their opening quote (see probe)
+const USAGE = 'usage"';
+const FINISH = 'finish_reason"';
+const TOOL_CALLS = '_calls"'; // "tool_calls": checked for the "tool" before it
+const CONTENT = 'content"';
+const TEXT = 'text"';
 
 /** Events after guards: the events to send instead (an unchanged event is sent as its original bytes). */
 export interface EventTransform {
@@ -51,30 +54,42 @@ export interface Usage {
   completion: number;
 }
 
-type KeyProbe = 'none' | 'null' | 'string' | 'object' | 'other' | 'unsure';
+/** a key's value: 'string' is a non-empty string, 'empty' the empty one */
+type KeyProbe = 'none' | 'null' | 'string' | 'empty' | 'object' | 'other' | 'unsure';
 
 /** What follows `"key"` as a JSON key in `buf`: the kind of its value, whatever the spacing. */
 export function probeKey(buf: Buffer, key: Buffer): KeyProbe {
-  return probe(buf.toString('latin1'), key.toString('latin1'));
+  const k = key.toString('latin1');
+  const s = buf.toString('latin1');
+  const pat = k.slice(1); // without the opening quote (see probe)
+  return probe(s, pat, 0, s.length, s.indexOf(pat));
 }
 
-/** probeKey on a latin1 view of the bytes. */
-function probe(s: string, key: string): KeyProbe {
+/**
+ * What follows the key `"` + pat (pat ends with the key's closing quote) within s[from, to): the
+ * kind of its value. `first` is the first place pat occurs at or after `from` (-1: nowhere).
+ *
+ * The search is for the key without its opening quote, so that the pattern starts with a letter
+ * or `_`: V8 looks for a pattern's first character and then compares, and `"` is every few bytes
+ * in JSON (searching `"usage"` cost 15× `usage"`, bench/RESULTS.md).
+ */
+function probe(s: string, pat: string, from: number, to: number, first: number): KeyProbe {
   let result: KeyProbe = 'none';
-  const n = s.length;
-  for (let at = s.indexOf(key); at !== -1; at = s.indexOf(key, at + key.length)) {
+  for (let at = first; at !== -1 && at < to; at = s.indexOf(pat, at + pat.length)) {
+    const q = at - 1;
+    if (q < from || s.charCodeAt(q) !== QUOTE) continue; // part of a longer key or string
     // inside a string the quotes are escaped: a key's opening quote is not preceded by a backslash
-    if (at > 0 && s.charCodeAt(at - 1) === BACKSLASH) {
+    if (q > from && s.charCodeAt(q - 1) === BACKSLASH) {
       result = 'unsure';
       continue;
     }
-    let i = at + key.length;
-    while (i < n && isSpace(s.charCodeAt(i))) i++;
-    if (s.charCodeAt(i) !== COLON) continue; // a string value that happens to read "usage"
+    let i = at + pat.length;
+    while (i < to && isSpace(s.charCodeAt(i))) i++;
+    if (i >= to || s.charCodeAt(i) !== COLON) continue; // a string value that happens to read "usage"
     i++;
-    while (i < n && isSpace(s.charCodeAt(i))) i++;
-    const c = s.charCodeAt(i);
-    const kind: KeyProbe = c === 0x7b /* { */ ? 'object' : c === QUOTE ? 'string' : c === 0x6e /* n */ ? 'null' : 'other';
+    while (i < to && isSpace(s.charCodeAt(i))) i++;
+    const c = i < to ? s.charCodeAt(i) : -1;
+    const kind: KeyProbe = c === 0x7b /* { */ ? 'object' : c === QUOTE ? (i + 1 < to && s.charCodeAt(i + 1) !== QUOTE ? 'string' : 'empty') : c === 0x6e /* n */ ? 'null' : 'other';
     if (kind === 'object' || kind === 'string') return kind;
     if (result === 'none') result = kind;
   }
@@ -85,15 +100,14 @@ function isSpace(c: number): boolean {
   return c === SPACE || c === 9 || c === LF || c === CR;
 }
 
-/** The JSON starts with an "error" key: {"error": ...} in any spacing. */
-function startsWithErrorKey(s: string): boolean {
-  let i = 0;
-  const n = s.length;
-  while (i < n && isSpace(s.charCodeAt(i))) i++;
+/** The JSON in s[from, to) starts with an "error" key: {"error": ...} in any spacing. */
+function startsWithErrorKey(s: string, from: number, to: number): boolean {
+  let i = from;
+  while (i < to && isSpace(s.charCodeAt(i))) i++;
   if (s.charCodeAt(i) !== 0x7b) return false;
   i++;
-  while (i < n && isSpace(s.charCodeAt(i))) i++;
-  return s.startsWith(ERROR_KEY, i);
+  while (i < to && isSpace(s.charCodeAt(i))) i++;
+  return i + ERROR_KEY.length <= to && s.startsWith(ERROR_KEY, i);
 }
 
 export function readUsage(u: unknown): Usage | undefined {
@@ -133,6 +147,42 @@ function encodeEvents(events: SSEEvent[]): Buffer {
   return Buffer.from(events.map(formatSSE).join(''));
 }
 
+/** Where a pattern next occurs in one string: searched forward once, however many events ask
+ * (events are inspected in order, so the positions asked for only grow). */
+class Hits {
+  private pos = -2; // not searched yet
+  constructor(
+    private readonly s: string,
+    private readonly pat: string,
+  ) {}
+  /** the first occurrence at or after `from` (-1: none) */
+  from(from: number): number {
+    if (this.pos !== -1 && this.pos < from) this.pos = this.s.indexOf(this.pat, from);
+    return this.pos;
+  }
+}
+
+/** The searches over one string (a chunk's latin1 view, or an event that spanned chunks). */
+class Scan {
+  readonly lf: Hits;
+  readonly cr: Hits;
+  readonly usage: Hits;
+  readonly finish: Hits;
+  readonly tools: Hits;
+  readonly content: Hits;
+  constructor(s: string, contentKey: string) {
+    this.lf = new Hits(s, '\n');
+    this.cr = new Hits(s, '\r');
+    this.usage = new Hits(s, USAGE);
+    this.finish = new Hits(s, FINISH);
+    this.tools = new Hits(s, TOOL_CALLS);
+    this.content = new Hits(s, contentKey);
+  }
+}
+
+/** event(): the event goes to the client as its own bytes */
+const SAME = Symbol('same');
+
 export class StreamInspector {
   /** an event with content (or a finish reason, usage, tool call) was seen */
   contentSeen = false;
@@ -150,6 +200,7 @@ export class StreamInspector {
   errorEvent: string | undefined;
 
   private readonly max: number;
+  private readonly contentKey: string;
   /** bytes of the unfinished event, from earlier chunks */
   private parts: Buffer[] = [];
   private partsLen = 0;
@@ -162,6 +213,7 @@ export class StreamInspector {
 
   constructor(private readonly o: InspectorOptions) {
     this.max = o.maxEventBytes;
+    this.contentKey = o.kind === 'completions' ? TEXT : CONTENT;
   }
 
   /** Bytes from the upstream; returns what to send to the client now (complete events only). */
@@ -170,6 +222,7 @@ export class StreamInspector {
     const n = chunk.length;
     if (n === 0) return out;
     const str = chunk.toString('latin1');
+    let scan: Scan | undefined;
     let i = 0;
     /** start of the current event in this chunk (its earlier bytes are in parts) */
     let evStart = 0;
@@ -208,18 +261,27 @@ export class StreamInspector {
       // an event ends at `next`
       const size = this.partsLen + (next - evStart);
       if (size > this.max) throw new SSETooLargeError(this.max);
-      const spans = this.partsLen > 0;
-      const ev = spans ? Buffer.concat([...this.parts, chunk.subarray(evStart, next)], size) : chunk.subarray(evStart, next);
-      this.parts = [];
-      this.partsLen = 0;
-      const result = this.event(ev, spans ? ev.toString('latin1') : str.slice(evStart, next));
-      if (this.crPending) this.crEnded = result === ev ? 'sent' : 'not-sent';
-      if (result === ev && !spans) {
-        // unchanged and inside this chunk: extends the run of bytes sent as they are
-      } else {
+      if (this.partsLen > 0) {
+        // it began in an earlier chunk: its bytes are joined, and always written as one piece
+        const ev = Buffer.concat([...this.parts, chunk.subarray(evStart, next)], size);
+        this.parts = [];
+        this.partsLen = 0;
+        const evStr = ev.toString('latin1');
+        const r = this.event(evStr, ev, 0, size, new Scan(evStr, this.contentKey));
+        if (this.crPending) this.crEnded = r === SAME ? 'sent' : 'not-sent';
         if (runStart < evStart) out.push(chunk.subarray(runStart, evStart));
+        const result = r === SAME ? ev : r;
         if (result) out.push(result);
         runStart = next;
+      } else {
+        const r = this.event(str, chunk, evStart, next, (scan ??= new Scan(str, this.contentKey)));
+        if (this.crPending) this.crEnded = r === SAME ? 'sent' : 'not-sent';
+        if (r !== SAME) {
+          if (runStart < evStart) out.push(chunk.subarray(runStart, evStart));
+          if (r) out.push(r);
+          runStart = next;
+        }
+        // unchanged: extends the run of bytes sent as they are
       }
       evStart = next;
     }
@@ -243,22 +305,21 @@ export class StreamInspector {
     return rest.length ? [encodeEvents(rest)] : [];
   }
 
-  /** One complete event (its bytes through the blank line, and their latin1 view): the bytes to
-   * send (the same buffer when unchanged), or undefined to send nothing. */
-  private event(ev: Buffer, s: string): Buffer | undefined {
+  /** One complete event, s[a, b) (its latin1 view, through the blank line; src holds its bytes at
+   * the same offsets): SAME to send its bytes as they are, other bytes, or undefined to send
+   * nothing. Nothing is sliced or copied unless a decision needs it. */
+  private event(s: string, src: Buffer, a: number, b: number, scan: Scan): Buffer | undefined | typeof SAME {
     // fields: only data (and the event name) matter; the data lines' values are [start, end) ranges
     let d0 = -1;
     let d1 = -1;
     let more: number[] | undefined;
     let name: string | undefined;
-    let i = 0;
-    const n = s.length;
-    let lf = s.indexOf('\n');
-    let cr = s.indexOf('\r');
-    while (i < n) {
-      if (lf !== -1 && lf < i) lf = s.indexOf('\n', i);
-      if (cr !== -1 && cr < i) cr = s.indexOf('\r', i);
-      const e = lf === -1 ? (cr === -1 ? n : cr) : cr === -1 || lf < cr ? lf : cr;
+    let i = a;
+    while (i < b) {
+      const lf = scan.lf.from(i);
+      const cr = scan.cr.from(i);
+      let e = lf === -1 ? (cr === -1 ? b : cr) : cr === -1 || lf < cr ? lf : cr;
+      if (e > b) e = b;
       if (e > i && s.charCodeAt(i) !== COLON) {
         let c = s.indexOf(':', i);
         if (c === -1 || c > e) c = e;
@@ -270,27 +331,37 @@ export class StreamInspector {
             d0 = v;
             d1 = e;
           } else (more ??= []).push(v, e);
-        } else if (fieldLen === 5 && s.startsWith('event', i)) name = ev.toString('utf8', v, e);
+        } else if (fieldLen === 5 && s.startsWith('event', i)) name = src.toString('utf8', v, e);
       }
-      i = e < n && s.charCodeAt(e) === CR && s.charCodeAt(e + 1) === LF ? e + 2 : e + 1;
+      i = e < b && s.charCodeAt(e) === CR && s.charCodeAt(e + 1) === LF ? e + 2 : e + 1;
     }
-    if (d0 === -1) return ev; // a comment or an empty block: not an event, passed as it is
-    // the data: its latin1 view for the probes; its bytes only when something must decode them
-    let dataStr = s.slice(d0, d1);
-    if (more) for (let k = 0; k < more.length; k += 2) dataStr += '\n' + s.slice(more[k], more[k + 1]);
+    if (d0 === -1) return SAME; // a comment or an empty block: not an event, passed as it is
+    // the data's bytes, only when something must decode them
     const ranges = more;
     let dataBuf: Buffer | undefined;
-    const bytes = (): Buffer => (dataBuf ??= ranges ? joinLines(ev, d0, d1, ranges) : ev.subarray(d0, d1));
+    const bytes = (): Buffer => (dataBuf ??= ranges ? joinLines(src, d0, d1, ranges) : src.subarray(d0, d1));
+    // where the data is read: in place (one data line, the usual case), or its lines joined
+    let ds = s;
+    let p0 = d0;
+    let p1 = d1;
+    let dscan = scan;
+    if (more) {
+      ds = s.slice(d0, d1);
+      for (let k = 0; k < more.length; k += 2) ds += '\n' + s.slice(more[k], more[k + 1]);
+      p0 = 0;
+      p1 = ds.length;
+      dscan = new Scan(ds, this.contentKey);
+    }
 
-    if (dataStr === '[DONE]') {
+    if (p1 - p0 === 6 && ds.startsWith('[DONE]', p0)) {
       this.done = true;
       this.contentSeen = true;
       const t = this.o.transform;
       if (t) {
         const rest = t.end();
-        if (rest.length) return Buffer.concat([encodeEvents(rest), ev]);
+        if (rest.length) return Buffer.concat([encodeEvents(rest), src.subarray(a, b)]);
       }
-      return ev;
+      return SAME;
     }
 
     let parsed: ParsedChunk | undefined;
@@ -308,19 +379,24 @@ export class StreamInspector {
       return parsed;
     };
 
-    if (name === 'error' || startsWithErrorKey(dataStr)) {
+    if (name === 'error' || startsWithErrorKey(ds, p0, p1)) {
       if (this.errorEvent === undefined) {
-        const b = bytes();
-        this.errorEvent = b.toString('utf8', 0, Math.min(b.length, 2000)).slice(0, 500);
+        const d = bytes();
+        this.errorEvent = d.toString('utf8', 0, Math.min(d.length, 2000)).slice(0, 500);
       }
     } else if (!this.contentSeen) {
-      const j = parse();
-      // not JSON, or not ours to judge: the client gets it, and it counts as content
-      if (!j || isContent(this.o.kind, j)) this.contentSeen = true;
+      // a non-empty "content" (chat) or "text" (completions) string is content without parsing;
+      // anything else is judged on the parsed event
+      if (probe(ds, this.contentKey, p0, p1, dscan.content.from(p0)) === 'string') this.contentSeen = true;
+      else {
+        const j = parse();
+        // not JSON, or not ours to judge: the client gets it, and it counts as content
+        if (!j || isContent(this.o.kind, j)) this.contentSeen = true;
+      }
     }
 
     let drop = false;
-    const u = probe(dataStr, USAGE_KEY);
+    const u = probe(ds, USAGE, p0, p1, dscan.usage.from(p0));
     if (u === 'object' || u === 'unsure') {
       const j = parse();
       const usage = j ? readUsage(j.usage) : undefined;
@@ -331,22 +407,28 @@ export class StreamInspector {
       }
     }
     if (!this.finished) {
-      const f = probe(dataStr, FINISH_KEY);
+      const f = probe(ds, FINISH, p0, p1, dscan.finish.from(p0));
       if (f === 'string') this.finished = true;
       else if (f === 'unsure') {
         const c = parse()?.choices;
         if (Array.isArray(c) && c.some((x) => typeof x?.finish_reason === 'string' && x.finish_reason)) this.finished = true;
       }
     }
-    if (!this.toolCalls && dataStr.indexOf(TOOL_CALLS_KEY) !== -1 && probe(dataStr, TOOL_CALLS_KEY) !== 'null') this.toolCalls = true;
+    if (!this.toolCalls) {
+      const at = dscan.tools.from(p0);
+      if (at !== -1 && at < p1) {
+        const k = probe(ds, 'tool_calls"', p0, p1, ds.indexOf('tool_calls"', Math.max(p0, at - 4)));
+        if (k === 'other' || k === 'object' || k === 'string' || k === 'unsure') this.toolCalls = true;
+      }
+    }
     if (drop) return undefined;
     this.events++;
 
     const t = this.o.transform;
-    if (!t) return ev;
+    if (!t) return SAME;
     const before: SSEEvent = { event: name, data: bytes().toString('utf8'), id: undefined };
     const after = t.event(before);
-    if (after.length === 1 && after[0] === before) return ev;
+    if (after.length === 1 && after[0] === before) return SAME;
     return after.length ? encodeEvents(after) : undefined;
   }
 }
