@@ -1,8 +1,8 @@
 // The `airlock` command line.
 import fs from 'node:fs';
-import os from 'node:os';
 import path from 'node:path';
-import { parseArgs, type ParseArgsConfig } from 'node:util';
+import { UsageError, dataDirOf, defaultDataDir, parse } from './cli-args.js';
+import { adminCommand, keyStateCommand, listCommand } from './cli-admin.js';
 import YAML from 'yaml';
 import { DEFAULT_LISTEN, formatIssue } from './config/schema.js';
 import { ConfigStore, formatChange } from './store/config-store.js';
@@ -14,7 +14,8 @@ import { DataDirLock } from './store/data-dir-lock.js';
 import { VERSION } from './version.js';
 import type { GatewayOptions, ListenSource } from './server/gateway.js';
 
-class UsageError extends Error {}
+
+export { defaultDataDir };
 
 const HELP = `airlock ${VERSION} — on-prem AI gateway
 
@@ -25,6 +26,10 @@ Usage:
   airlock config apply FILE [--data-dir DIR] [--dry-run]
   airlock keys create --name NAME [--team T] [--models a,b] [--app A] [--expires ISO] [--data-dir DIR]
   airlock keys list [--data-dir DIR]
+  airlock keys disable|enable|revoke NAME [--data-dir DIR]
+  airlock endpoints|models|teams list [--json] [--data-dir DIR]
+  airlock admin list [--data-dir DIR]
+  airlock admin reset-password NAME [--data-dir DIR]   (prints a one-time password)
   airlock backup --to FILE [--passphrase-file F] [--plain] [--data-dir DIR]
   airlock restore FILE [--passphrase-file F] [--data-dir DIR]   (stop the gateway first)
   airlock --version | --help
@@ -34,23 +39,6 @@ AIRLOCK_ADMIN_PORT, AIRLOCK_ADMIN_TOKEN, AIRLOCK_ADMIN_HOSTNAMES, AIRLOCK_BACKUP
 Listen addresses: a flag wins over its environment variable, which wins over the stored
 settings.listen (admin app: Settings), then 127.0.0.1:4000 (data) and 127.0.0.1:4001 (admin).
 `;
-
-export function defaultDataDir(env: NodeJS.ProcessEnv = process.env, platform = process.platform): string {
-  if (env.AIRLOCK_DATA_DIR) return path.resolve(env.AIRLOCK_DATA_DIR);
-  const home = os.homedir();
-  if (platform === 'win32') return path.join(env.APPDATA ?? path.join(home, 'AppData', 'Roaming'), 'airlock');
-  if (platform === 'darwin') return path.join(home, 'Library', 'Application Support', 'airlock');
-  return path.join(env.XDG_DATA_HOME ?? path.join(home, '.local', 'share'), 'airlock');
-}
-
-type Options = NonNullable<ParseArgsConfig['options']>;
-function parse<O extends Options>(args: string[], options: O) {
-  try {
-    return parseArgs({ args, options: { 'data-dir': { type: 'string' as const }, ...options }, allowPositionals: true, strict: true });
-  } catch (e) {
-    throw new UsageError((e as Error).message);
-  }
-}
 
 function port(v: string | undefined, fallback: number, what: string): number {
   if (v === undefined || v === '') return fallback;
@@ -157,7 +145,7 @@ async function serveUntilStopped(argv: string[], control: ReturnType<typeof list
     'admin-port': { type: 'string' },
   });
   const env = process.env;
-  const dataDir = path.resolve(values['data-dir'] ?? defaultDataDir());
+  const dataDir = dataDirOf(values);
   // Listen addresses: flag > environment > stored settings.listen > default. Flags and
   // environment are checked now (a bad port is a usage error before anything is opened); the
   // stored settings are read once the store is open and --config (which may set them) applied.
@@ -313,7 +301,7 @@ async function config(argv: string[]): Promise<number> {
   const [sub, ...rest] = argv;
   if (sub === 'export') {
     const { values } = parse(rest, { format: { type: 'string' } });
-    const { store, close } = openStore(path.resolve(values['data-dir'] ?? defaultDataDir()), true);
+    const { store, close } = openStore(dataDirOf(values), true);
     try {
       const doc = store.export();
       const fmt = values.format ?? 'yaml';
@@ -328,7 +316,7 @@ async function config(argv: string[]): Promise<number> {
     const { values, positionals } = parse(rest, { 'dry-run': { type: 'boolean' } });
     const file = positionals[0];
     if (!file || positionals.length > 1) throw new UsageError('config apply takes one FILE');
-    const { store, close } = openStore(path.resolve(values['data-dir'] ?? defaultDataDir()));
+    const { store, close } = openStore(dataDirOf(values));
     try {
       return applyFile(store, file, !!values['dry-run'], (s) => process.stdout.write(s + '\n'), (s) => process.stderr.write(s + '\n')) ? 0 : 2;
     } finally {
@@ -349,7 +337,7 @@ async function keys(argv: string[]): Promise<number> {
       expires: { type: 'string' },
     });
     if (!values.name) throw new UsageError('keys create needs --name NAME');
-    const { store, close } = openStore(path.resolve(values['data-dir'] ?? defaultDataDir()));
+    const { store, close } = openStore(dataDirOf(values));
     try {
       const current = store.export().keys;
       if (current.some((k) => k.name === values.name)) {
@@ -379,7 +367,7 @@ async function keys(argv: string[]): Promise<number> {
   }
   if (sub === 'list') {
     const { values } = parse(rest, {});
-    const { store, close } = openStore(path.resolve(values['data-dir'] ?? defaultDataDir()), true);
+    const { store, close } = openStore(dataDirOf(values), true);
     try {
       for (const k of store.state().keys)
         process.stdout.write(`${k.name}\t${k.prefix}\tteam=${k.team ?? '-'}\tmodels=${k.models?.join(',') ?? '*'}${k.disabled ? '\tdisabled' : ''}\n`);
@@ -388,7 +376,8 @@ async function keys(argv: string[]): Promise<number> {
       close();
     }
   }
-  throw new UsageError(`unknown command "keys ${sub ?? ''}"; try "keys create --name NAME" or "keys list"`);
+  if (sub === 'disable' || sub === 'enable' || sub === 'revoke') return keyStateCommand(sub, rest);
+  throw new UsageError(`unknown command "keys ${sub ?? ''}"; try "keys create --name NAME", "keys list" or "keys disable|enable|revoke NAME"`);
 }
 
 /**
@@ -445,7 +434,7 @@ async function backup(argv: string[]): Promise<number> {
   const { values, positionals } = parse(argv, { to: { type: 'string' }, plain: { type: 'boolean' }, 'passphrase-file': { type: 'string' } });
   if (!values.to) throw new UsageError('backup needs --to FILE');
   if (positionals.length) throw new UsageError(`backup takes no positional arguments (got "${positionals[0]}"); use --to FILE`);
-  const dataDir = path.resolve(values['data-dir'] ?? defaultDataDir());
+  const dataDir = dataDirOf(values);
   const to = checkBackupTarget(values.to);
   const { db } = openInstall(dataDir, { existing: true });
   try {
@@ -466,7 +455,7 @@ async function restore(argv: string[]): Promise<number> {
   const { values, positionals } = parse(argv, { 'passphrase-file': { type: 'string' } });
   const file = positionals[0];
   if (!file || positionals.length > 1) throw new UsageError('restore takes one FILE');
-  const dataDir = path.resolve(values['data-dir'] ?? defaultDataDir());
+  const dataDir = dataDirOf(values);
   const r = await restoreBackup({
     file,
     dataDir,
@@ -481,6 +470,27 @@ async function restore(argv: string[]): Promise<number> {
   return 0;
 }
 
+const COMMANDS = ['serve', 'config', 'keys', 'endpoints', 'models', 'teams', 'admin', 'backup', 'restore', 'help'];
+
+/** `; did you mean "keys"?` for a near miss (edit distance ≤ 2), else nothing. */
+function didYouMean(word: string): string {
+  const dist = (a: string, b: string) => {
+    const row = Array.from({ length: b.length + 1 }, (_, j) => j);
+    for (let i = 1; i <= a.length; i++) {
+      let prev = row[0]!;
+      row[0] = i;
+      for (let j = 1; j <= b.length; j++) {
+        const cur = row[j]!;
+        row[j] = Math.min(row[j]! + 1, row[j - 1]! + 1, prev + (a[i - 1] === b[j - 1] ? 0 : 1));
+        prev = cur;
+      }
+    }
+    return row[b.length]!;
+  };
+  const best = COMMANDS.map((c) => [c, dist(word.toLowerCase(), c)] as const).sort((x, y) => x[1] - y[1])[0]!;
+  return best[1] <= 2 ? `; did you mean "${best[0]}"?` : '';
+}
+
 export async function main(argv: string[]): Promise<number> {
   const [cmd, ...rest] = argv;
   try {
@@ -491,6 +501,12 @@ export async function main(argv: string[]): Promise<number> {
         return await config(rest);
       case 'keys':
         return await keys(rest);
+      case 'endpoints':
+      case 'models':
+      case 'teams':
+        return listCommand(cmd, rest);
+      case 'admin':
+        return await adminCommand(rest);
       case 'backup':
         return await backup(rest);
       case 'restore':
@@ -506,7 +522,7 @@ export async function main(argv: string[]): Promise<number> {
         process.stdout.write(HELP);
         return cmd === undefined ? 2 : 0;
       default:
-        throw new UsageError(`unknown command "${cmd}"`);
+        throw new UsageError(`unknown command "${cmd}"${didYouMean(cmd)}`);
     }
   } catch (e) {
     if (e instanceof UsageError) {
