@@ -20,10 +20,10 @@ import { DataDirLock } from './data-dir-lock.js';
 import { installKeyId, loadSecretsFor } from './install.js';
 import { Secrets, SECRET_FILE } from './secrets.js';
 import { VERSION } from '../version.js';
+import { MIN_BACKUP_PASSPHRASE as MIN_PASSPHRASE } from '../config/admin-schema.js';
 
 export const BUNDLE_MAGIC = 'airlock-backup v1\n';
 const SQLITE_MAGIC = 'SQLite format 3\0';
-export const MIN_PASSPHRASE = 10;
 const KEY_BYTES = 32;
 const TAG_BYTES = 16;
 const CHUNK = 1 << 20;

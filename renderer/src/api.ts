@@ -28,6 +28,11 @@ export function setCsrfToken(t: string | null): void {
   csrfToken = t;
 }
 
+/** The headers a state-changing request the app makes itself (not through api()) needs. */
+export function csrfHeaders(): Record<string, string> {
+  return csrfToken ? { 'x-csrf-token': csrfToken } : {};
+}
+
 let unauthorizedHandler: (() => void) | undefined;
 /** Called when an API call answers 401 (the session expired or was revoked). */
 export function onUnauthorized(fn: (() => void) | undefined): void {

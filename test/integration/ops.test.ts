@@ -11,7 +11,7 @@ import os from 'node:os';
 import path from 'node:path';
 import Database from 'better-sqlite3';
 import OpenAI from 'openai';
-import { BIN, TEST_KEY, basicConfig, eventually, runCli, startGateway, tmpDir, writeConfig, type CliResult } from '../helpers/gateway.js';
+import { ADMIN_TOKEN, BIN, TEST_KEY, basicConfig, eventually, runCli, startGateway, tmpDir, writeConfig, type CliResult } from '../helpers/gateway.js';
 import { startUpstream } from '../helpers/upstream.js';
 
 const PASS = 'correct horse battery staple';
@@ -391,5 +391,37 @@ describe('restore', () => {
     const missing = path.join(work, 'no-such-install');
     assert.match(refusal(await runCli(['restore', path.join(work, 'junk.db'), '--data-dir', missing])), /not an Airlock backup/);
     assert.ok(!fs.existsSync(missing));
+  });
+});
+
+describe('backup from the admin API (owner)', () => {
+  test('POST /backup answers the encrypted bundle as a download; it restores with the CLI; no scratch file is left', async () => {
+    const gw = await startGateway({ config: basicConfig('http://127.0.0.1:9/v1') });
+    cleanup.push(gw.dataDir);
+    try {
+      const short = await gw.admin('POST', '/backup', { passphrase: 'short' });
+      assert.equal(short.status, 400);
+      assert.equal(short.body.error.param, 'passphrase');
+      assert.match(short.body.error.message, /at least 10 characters/);
+      const res = await fetch(`${gw.adminUrl}/admin/api/v1/backup`, {
+        method: 'POST',
+        headers: { authorization: `Bearer ${ADMIN_TOKEN}`, 'content-type': 'application/json' },
+        body: JSON.stringify({ passphrase: PASS }),
+      });
+      assert.equal(res.status, 200);
+      assert.match(res.headers.get('content-disposition') ?? '', /^attachment; filename="airlock-[\d-]+\.backup"$/);
+      const bytes = Buffer.from(await res.arrayBuffer());
+      assert.equal(Number(res.headers.get('content-length')), bytes.length);
+      assert.equal(bytes.subarray(0, 18).toString(), 'airlock-backup v1\n');
+      await eventually(() => fs.readdirSync(gw.dataDir).every((f) => !f.startsWith('.download-')), 'the scratch file to go');
+      const file = path.join(dir('airlock-bk-'), 'from-the-api.backup');
+      fs.writeFileSync(file, bytes);
+      const target = path.join(dir(), 'restored');
+      const r = await runCli(['restore', file, '--data-dir', target], withPass);
+      assert.equal(r.code, 0, out(r));
+      assert.match((await runCli(['keys', 'list', '--data-dir', target])).stdout, /notebook-app/);
+    } finally {
+      await gw.stop();
+    }
   });
 });
