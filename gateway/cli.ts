@@ -303,10 +303,23 @@ async function config(argv: string[]): Promise<number> {
     const { values } = parse(rest, { format: { type: 'string' } });
     const { store, close } = openStore(dataDirOf(values), true);
     try {
-      const doc = store.export();
       const fmt = values.format ?? 'yaml';
       if (fmt !== 'yaml' && fmt !== 'json') throw new UsageError(`--format must be yaml or json, not "${fmt}"`);
-      process.stdout.write(fmt === 'json' ? JSON.stringify(doc, null, 2) + '\n' : YAML.stringify(doc));
+      const doc = store.export();
+      // Every literal secret left out, said where a person applying this file elsewhere will look.
+      const left = store
+        .state()
+        .endpoints.filter((e) => e.api_key_enc && !e.api_key_ref)
+        .map((e) => `endpoints/${e.name}: api_key (a literal secret, stored encrypted): write it back, e.g. as api_key: \${env:NAME}, before applying this file on another install`);
+      if (doc.keys.length)
+        left.push(`keys: the secrets of ${doc.keys.length} key${doc.keys.length === 1 ? '' : 's'} (stored only as hashes): on another install, applying this file makes new keys, shown once`);
+      if (fmt === 'json') {
+        process.stdout.write(JSON.stringify(doc, null, 2) + '\n');
+        for (const l of left) process.stderr.write(`airlock: not exported: ${l}\n`);
+      } else {
+        const note = left.length ? ['# Not exported (secrets never leave the install):', ...left.map((l) => `#   ${l}`), ''].join('\n') + '\n' : '';
+        process.stdout.write(note + YAML.stringify(doc));
+      }
       return 0;
     } finally {
       close();

@@ -54,6 +54,17 @@ describe('command line parity', () => {
     assert.match(bad.stderr, /unknown command "teams show"; try "teams list"/);
   });
 
+  test('config export notes, as YAML comments, every literal secret it left out (JSON: on stderr)', async () => {
+    const y = await cli('config', 'export');
+    assert.equal(y.code, 0, out(y));
+    assert.match(y.stdout, /^# Not exported .*\n# {3}endpoints\/gpu-1: api_key \(a literal secret/m);
+    assert.match(y.stdout, /^# {3}keys: the secrets of \d+ key/m);
+    assert.doesNotMatch(y.stdout, /upstream-literal-secret/);
+    const j = await cli('config', 'export', '--format', 'json');
+    assert.doesNotThrow(() => JSON.parse(j.stdout));
+    assert.match(j.stderr, /not exported: endpoints\/gpu-1: api_key/);
+  });
+
   test('keys disable / enable / revoke: the running gateway follows; an unknown name lists the keys', async () => {
     const client = new OpenAI({ apiKey: TEST_KEY, baseURL: gw.baseURL, maxRetries: 0 });
     const ask = () => client.chat.completions.create({ model: 'chat', messages: [{ role: 'user', content: 'hi' }] }).then(
