@@ -4,7 +4,7 @@ import path from 'node:path';
 import { UsageError, dataDirOf, defaultDataDir, parse } from './cli-args.js';
 import { adminCommand, keyStateCommand, listCommand } from './cli-admin.js';
 import YAML from 'yaml';
-import { DEFAULT_LISTEN, formatIssue } from './config/schema.js';
+import { DEFAULT_LISTEN, formatIssue, nearest } from './config/schema.js';
 import { ConfigStore, formatChange } from './store/config-store.js';
 import { ensureDataDir, StartupError } from './store/db.js';
 import { SECRET_FILE } from './store/secrets.js';
@@ -485,23 +485,10 @@ async function restore(argv: string[]): Promise<number> {
 
 const COMMANDS = ['serve', 'config', 'keys', 'endpoints', 'models', 'teams', 'admin', 'backup', 'restore', 'help'];
 
-/** `; did you mean "keys"?` for a near miss (edit distance ≤ 2), else nothing. */
+/** `; did you mean "keys"?` for a near miss, else nothing. */
 function didYouMean(word: string): string {
-  const dist = (a: string, b: string) => {
-    const row = Array.from({ length: b.length + 1 }, (_, j) => j);
-    for (let i = 1; i <= a.length; i++) {
-      let prev = row[0]!;
-      row[0] = i;
-      for (let j = 1; j <= b.length; j++) {
-        const cur = row[j]!;
-        row[j] = Math.min(row[j]! + 1, row[j - 1]! + 1, prev + (a[i - 1] === b[j - 1] ? 0 : 1));
-        prev = cur;
-      }
-    }
-    return row[b.length]!;
-  };
-  const best = COMMANDS.map((c) => [c, dist(word.toLowerCase(), c)] as const).sort((x, y) => x[1] - y[1])[0]!;
-  return best[1] <= 2 ? `; did you mean "${best[0]}"?` : '';
+  const hit = nearest(word, COMMANDS);
+  return hit ? `; did you mean "${hit}"?` : '';
 }
 
 export async function main(argv: string[]): Promise<number> {

@@ -117,7 +117,7 @@ function objectBody(body: unknown): Record<string, unknown> {
 
 function parseBody<T>(schema: z.ZodType<T>, body: unknown): T {
   const r = schema.safeParse(objectBody(body));
-  if (!r.success) throw validationError(fromZod(r.error));
+  if (!r.success) throw validationError(fromZod(r.error, schema));
   return r.data;
 }
 

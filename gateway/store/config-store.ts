@@ -191,7 +191,7 @@ export class ConfigStore {
    */
   apply(raw: unknown, opts: ApplyOptions = {}): ApplyResult {
     const parsed = configSchema.safeParse(raw ?? {});
-    if (!parsed.success) return { ok: false, issues: fromZod(parsed.error), changes: [], createdKeys: [] };
+    if (!parsed.success) return { ok: false, issues: fromZod(parsed.error, configSchema), changes: [], createdKeys: [] };
     return this.applyParsed(parsed.data, opts);
   }
 

@@ -94,7 +94,7 @@ export function validate<T>(schema: z.ZodType<T>, value: unknown): { ok: true; d
   const r = schema.safeParse(value);
   if (r.success) return { ok: true, data: r.data };
   const errors: FieldErrors = {};
-  for (const i of fromZod(r.error)) {
+  for (const i of fromZod(r.error, schema)) {
     const k = formatPath(i.path);
     errors[k] ??= i.message;
   }

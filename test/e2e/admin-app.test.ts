@@ -312,7 +312,7 @@ describe('admin app (Chromium)', () => {
     const queue = page.getByLabel('Queue timeout (ms)');
     await queue.fill('-5');
     await page.getByRole('button', { name: 'Save settings' }).click();
-    await page.locator('#setting-queue_timeout_ms-error').getByText('>=0').waitFor();
+    await page.locator('#setting-queue_timeout_ms-error').getByText('must be 0 or more').waitFor();
     assert.equal(await queue.getAttribute('aria-invalid'), 'true');
     await queue.fill('20000');
     await page.getByRole('button', { name: 'Save settings' }).click();

@@ -3,33 +3,18 @@
 // and online backup / restore.
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { createHash, randomBytes } from 'node:crypto';
+import { randomBytes } from 'node:crypto';
 import fs from 'node:fs';
 import net from 'node:net';
 import path from 'node:path';
 import Database from 'better-sqlite3';
 import OpenAI from 'openai';
 import { ADMIN_TOKEN, TEST_KEY, basicConfig, eventually, runCli, startGateway, tmpDir, writeConfig, type CliResult } from '../helpers/gateway.js';
+import { hashTree } from '../helpers/files.js';
 import { startUpstream, type TestUpstream } from '../helpers/upstream.js';
 
 const out = (r: CliResult) => `exit ${r.code} ${r.signal ?? ''}\nstdout:\n${r.stdout}\nstderr:\n${r.stderr}`;
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
-
-/** sha256 of every file under dir, by relative path (but the data dir's lock file: an empty file a
- * refused start may create, and that is never written to; see ops.test.ts). */
-function hashTree(dir: string): Record<string, string> {
-  const outp: Record<string, string> = {};
-  const walk = (d: string) => {
-    for (const e of fs.readdirSync(d, { withFileTypes: true })) {
-      const p = path.join(d, e.name);
-      if (e.name === 'airlock.lock' && fs.statSync(p).size === 0) continue;
-      if (e.isDirectory()) walk(p);
-      else outp[path.relative(dir, p)] = createHash('sha256').update(fs.readFileSync(p)).digest('hex');
-    }
-  };
-  walk(dir);
-  return outp;
-}
 
 /** `airlock serve` that must fail: exit ≠ 0, one line on stderr that contains every `needles`, nothing under `root` changed. */
 async function expectRefusedStart(root: string, args: string[], needles: (string | RegExp)[]): Promise<string> {

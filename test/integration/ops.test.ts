@@ -4,7 +4,6 @@
 import { after, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFileSync, spawn } from 'node:child_process';
-import { createHash } from 'node:crypto';
 import fs from 'node:fs';
 import net from 'node:net';
 import os from 'node:os';
@@ -12,6 +11,7 @@ import path from 'node:path';
 import Database from 'better-sqlite3';
 import OpenAI from 'openai';
 import { ADMIN_TOKEN, BIN, TEST_KEY, basicConfig, eventually, runCli, startGateway, tmpDir, writeConfig, type CliResult } from '../helpers/gateway.js';
+import { hashTree } from '../helpers/files.js';
 import { startUpstream } from '../helpers/upstream.js';
 
 const PASS = 'correct horse battery staple';
@@ -35,21 +35,6 @@ function refusal(r: CliResult): string {
   assert.equal(lines.length, 1, `one line on stderr\n${out(r)}`);
   assert.doesNotMatch(r.stderr, /\n\s+at |\.restore-|\.backup-|\.partial-/, `no stack trace or temporary path\n${out(r)}`);
   return lines[0]!;
-}
-
-/** sha256 of every file under d, by relative path (but the empty lock file a refused restore may create). */
-function hashTree(d: string): Record<string, string> {
-  const res: Record<string, string> = {};
-  const walk = (x: string) => {
-    for (const e of fs.readdirSync(x, { withFileTypes: true })) {
-      const p = path.join(x, e.name);
-      if (e.name === 'airlock.lock' && fs.statSync(p).size === 0) continue;
-      if (e.isDirectory()) walk(p);
-      else res[path.relative(d, p)] = createHash('sha256').update(fs.readFileSync(p)).digest('hex');
-    }
-  };
-  walk(d);
-  return res;
 }
 
 async function install(config: unknown = basicConfig('http://127.0.0.1:9/v1')): Promise<string> {

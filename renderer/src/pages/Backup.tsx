@@ -5,6 +5,7 @@ import { useId, useState, type FormEvent } from 'react';
 import { backupRequestSchema } from '../../../gateway/config/admin-schema';
 import { API, ApiError, csrfHeaders, validate, type FieldErrors } from '../api';
 import { FormError, Section, TextField } from '../components/ui';
+import { saveBlob } from '../download';
 
 type Phase = { kind: 'idle' } | { kind: 'preparing' } | { kind: 'downloading'; done: number; total: number } | { kind: 'done'; name: string; bytes: number };
 
@@ -56,14 +57,7 @@ export function BackupSection() {
         done += r.value.length;
         setPhase({ kind: 'downloading', done, total });
       }
-      const url = URL.createObjectURL(new Blob(parts as BlobPart[], { type: 'application/octet-stream' }));
-      const a = document.createElement('a');
-      a.href = url;
-      a.download = name;
-      document.body.appendChild(a);
-      a.click();
-      a.remove();
-      setTimeout(() => URL.revokeObjectURL(url), 60_000);
+      saveBlob(name, new Blob(parts as BlobPart[], { type: 'application/octet-stream' }));
       setPass('');
       setRepeat('');
       setPhase({ kind: 'done', name, bytes: done });
