@@ -3,8 +3,10 @@
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
 import OpenAI from 'openai';
-import { TEST_KEY, basicConfig, eventually, runCli, startGateway, type CliResult, type RunningGateway } from '../helpers/gateway.js';
+import { TEST_KEY, basicConfig, eventually, runCli, startGateway, writeConfig, type CliResult, type RunningGateway } from '../helpers/gateway.js';
 import { startUpstream, type TestUpstream } from '../helpers/upstream.js';
 
 const out = (r: CliResult) => `exit ${r.code} ${r.signal ?? ''}\nstdout:\n${r.stdout}\nstderr:\n${r.stderr}`;
@@ -108,6 +110,26 @@ describe('command line parity', () => {
     assert.notEqual((await login('the old password 123')).status, 200, 'the old password is gone');
     assert.equal((await fetch(`${gw.adminUrl}/admin/api/v1/teams`, { headers: { cookie } })).status, 401, 'the old session is signed out');
     assert.match((await cli('admin', 'list')).stdout, /^founder\towner$/m);
+  });
+
+  test('a file whose section replaces a whole list and so breaks a reference says so', async () => {
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'airlock-cfg-'));
+    try {
+      // only an endpoints section, without gpu-1 that the stored model "chat" uses
+      const file = writeConfig(dir, { endpoints: [{ name: 'gpu-2', base_url: 'http://127.0.0.1:9/v1' }] });
+      const r = await cli('config', 'apply', file);
+      assert.equal(r.code, 2, out(r));
+      assert.match(
+        r.stderr,
+        /models\[0\]\.targets\[0\]\.endpoint: unknown endpoint "gpu-1": the "endpoints" section given here replaces the whole stored list and does not list "gpu-1"/,
+      );
+      // a plain typo in the file itself gets no such note
+      const typo = writeConfig(dir, { endpoints: [{ name: 'gpu-1', base_url: up.url }], models: [{ name: 'chat', targets: [{ endpoint: 'gpu-9', model: 'm' }] }] }, 'typo.yaml');
+      const t = await cli('config', 'apply', typo);
+      assert.match(t.stderr, /unknown endpoint "gpu-9"$/m);
+    } finally {
+      fs.rmSync(dir, { recursive: true, force: true });
+    }
   });
 
   test('a mistyped command gets a suggestion', async () => {
