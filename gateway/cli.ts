@@ -1,17 +1,21 @@
 // The `airlock` command line.
 import fs from 'node:fs';
-import os from 'node:os';
 import path from 'node:path';
-import { parseArgs, type ParseArgsConfig } from 'node:util';
+import { UsageError, dataDirOf, defaultDataDir, parse } from './cli-args.js';
+import { adminCommand, keyStateCommand, listCommand } from './cli-admin.js';
 import YAML from 'yaml';
-import { DEFAULT_LISTEN, formatIssue } from './config/schema.js';
+import { DEFAULT_LISTEN, formatIssue, nearest } from './config/schema.js';
 import { ConfigStore, formatChange } from './store/config-store.js';
-import { ensureDataDir, openDatabase, StartupError, DB_FILE } from './store/db.js';
-import { Secrets } from './store/secrets.js';
+import { ensureDataDir, StartupError } from './store/db.js';
+import { SECRET_FILE } from './store/secrets.js';
+import { openInstall } from './store/install.js';
+import { checkBackupTarget, checkPassphrase, restoreBackup, writeBackup } from './store/backup.js';
+import { DataDirLock } from './store/data-dir-lock.js';
 import { VERSION } from './version.js';
 import type { GatewayOptions, ListenSource } from './server/gateway.js';
 
-class UsageError extends Error {}
+
+export { defaultDataDir };
 
 const HELP = `airlock ${VERSION} — on-prem AI gateway
 
@@ -22,32 +26,19 @@ Usage:
   airlock config apply FILE [--data-dir DIR] [--dry-run]
   airlock keys create --name NAME [--team T] [--models a,b] [--app A] [--expires ISO] [--data-dir DIR]
   airlock keys list [--data-dir DIR]
-  airlock backup --to FILE [--data-dir DIR]
-  airlock restore FILE [--data-dir DIR]
+  airlock keys disable|enable|revoke NAME [--data-dir DIR]
+  airlock endpoints|models|teams list [--json] [--data-dir DIR]
+  airlock admin list [--data-dir DIR]
+  airlock admin reset-password NAME [--data-dir DIR]   (prints a one-time password)
+  airlock backup --to FILE [--passphrase-file F] [--plain] [--data-dir DIR]
+  airlock restore FILE [--passphrase-file F] [--data-dir DIR]   (stop the gateway first)
   airlock --version | --help
 
 Environment: AIRLOCK_DATA_DIR, AIRLOCK_HOST, AIRLOCK_PORT, AIRLOCK_ADMIN_HOST,
-AIRLOCK_ADMIN_PORT, AIRLOCK_ADMIN_TOKEN, AIRLOCK_ADMIN_HOSTNAMES.
+AIRLOCK_ADMIN_PORT, AIRLOCK_ADMIN_TOKEN, AIRLOCK_ADMIN_HOSTNAMES, AIRLOCK_BACKUP_PASSPHRASE.
 Listen addresses: a flag wins over its environment variable, which wins over the stored
 settings.listen (admin app: Settings), then 127.0.0.1:4000 (data) and 127.0.0.1:4001 (admin).
 `;
-
-export function defaultDataDir(env: NodeJS.ProcessEnv = process.env, platform = process.platform): string {
-  if (env.AIRLOCK_DATA_DIR) return path.resolve(env.AIRLOCK_DATA_DIR);
-  const home = os.homedir();
-  if (platform === 'win32') return path.join(env.APPDATA ?? path.join(home, 'AppData', 'Roaming'), 'airlock');
-  if (platform === 'darwin') return path.join(home, 'Library', 'Application Support', 'airlock');
-  return path.join(env.XDG_DATA_HOME ?? path.join(home, '.local', 'share'), 'airlock');
-}
-
-type Options = NonNullable<ParseArgsConfig['options']>;
-function parse<O extends Options>(args: string[], options: O) {
-  try {
-    return parseArgs({ args, options: { 'data-dir': { type: 'string' as const }, ...options }, allowPositionals: true, strict: true });
-  } catch (e) {
-    throw new UsageError((e as Error).message);
-  }
-}
 
 function port(v: string | undefined, fallback: number, what: string): number {
   if (v === undefined || v === '') return fallback;
@@ -75,11 +66,10 @@ export function readConfigFile(file: string): unknown {
   return doc.toJS() ?? {};
 }
 
-function openStore(dataDir: string): { store: ConfigStore; close: () => void } {
-  ensureDataDir(dataDir);
-  const db = openDatabase(dataDir);
-  const store = new ConfigStore(db, Secrets.load(dataDir));
-  return { store, close: () => db.close() };
+/** `existing`: a read-only command, refused on a data dir that holds no install (it never creates one). */
+function openStore(dataDir: string, existing = false): { store: ConfigStore; close: () => void } {
+  const { db, secrets } = openInstall(dataDir, { existing });
+  return { store: new ConfigStore(db, secrets), close: () => db.close() };
 }
 
 function applyFile(store: ConfigStore, file: string, dryRun: boolean, out: (s: string) => void, err: (s: string) => void = out): boolean {
@@ -155,7 +145,7 @@ async function serveUntilStopped(argv: string[], control: ReturnType<typeof list
     'admin-port': { type: 'string' },
   });
   const env = process.env;
-  const dataDir = path.resolve(values['data-dir'] ?? defaultDataDir());
+  const dataDir = dataDirOf(values);
   // Listen addresses: flag > environment > stored settings.listen > default. Flags and
   // environment are checked now (a bad port is a usage error before anything is opened); the
   // stored settings are read once the store is open and --config (which may set them) applied.
@@ -178,16 +168,49 @@ async function serveUntilStopped(argv: string[], control: ReturnType<typeof list
     adminToken: env.AIRLOCK_ADMIN_TOKEN || undefined,
   };
   const err = (s: string) => process.stderr.write(`airlock: ${s}\n`);
-  // Loaded here: the server stack (fastify, undici, prom-client) would double the start-up time of every other command.
-  const { Gateway } = await import('./server/gateway.js');
-  const gw = new Gateway(opts);
-  if (values.config) {
-    if (!applyFile(gw.store, values.config, false, err)) {
-      gw.db.close();
-      return 2;
+  // One gateway per data dir. A start that fails leaves no new data dir behind.
+  const existed = fs.existsSync(dataDir);
+  ensureDataDir(dataDir);
+  let lock: DataDirLock | undefined;
+  let gw: InstanceType<typeof import('./server/gateway.js').Gateway> | undefined;
+  const abandon = () => {
+    gw?.db.close();
+    lock?.release();
+    if (!existed) fs.rmSync(dataDir, { recursive: true, force: true });
+  };
+  let urls: { data: string; admin: string };
+  try {
+    lock = DataDirLock.acquire(dataDir, 'serve', 'stop it first, or choose another --data-dir');
+    // Loaded here: the server stack (fastify, undici, prom-client) would double the start-up time of every other command.
+    const { Gateway } = await import('./server/gateway.js');
+    gw = new Gateway(opts);
+    if (values.config) {
+      if (!applyFile(gw.store, values.config, false, err)) {
+        abandon();
+        return 2;
+      }
+      gw.reload();
     }
-    gw.reload();
+    urls = await startListening(gw, opts, over, dataPort, adminPort);
+    lock.update(urls);
+  } catch (e) {
+    abandon();
+    throw e;
   }
+  const held = lock;
+  const running = gw;
+  return announceAndRun(running, urls, dataDir, control, () => held.release());
+}
+
+type Overrides = Record<keyof ListenSource, { value: string | undefined; source: 'flag' | 'env'; what: string } | undefined>;
+
+async function startListening(
+  gw: InstanceType<typeof import('./server/gateway.js').Gateway>,
+  opts: GatewayOptions,
+  over: Overrides,
+  dataPort: number | undefined,
+  adminPort: number | undefined,
+): Promise<{ data: string; admin: string }> {
   // The stored listen settings (the schema fills in defaults; "settings" means the stored
   // settings document holds the value, "default" that it predates the listen settings).
   const stored = gw.snapshot.settings.listen;
@@ -204,13 +227,17 @@ async function serveUntilStopped(argv: string[], control: ReturnType<typeof list
   opts.adminHost = over.admin_host?.value ?? stored.admin_host;
   opts.adminPort = adminPort ?? stored.admin_port;
   opts.listenSource = { data_host: from('data_host'), data_port: from('data_port'), admin_host: from('admin_host'), admin_port: from('admin_port') };
-  let urls: { data: string; admin: string };
-  try {
-    urls = await gw.start();
-  } catch (e) {
-    gw.db.close();
-    throw e;
-  }
+  return gw.start();
+}
+
+async function announceAndRun(
+  gw: InstanceType<typeof import('./server/gateway.js').Gateway>,
+  urls: { data: string; admin: string },
+  dataDir: string,
+  control: ReturnType<typeof listenForStop>,
+  release: () => void,
+): Promise<number> {
+  const err = (s: string) => process.stderr.write(`airlock: ${s}\n`);
   const out = (s: string) => process.stdout.write(`airlock: ${s}\n`);
   // Signal handlers before "ready" is announced: whoever waits for it may stop us at once.
   let resolveExit!: (code: number) => void;
@@ -226,10 +253,12 @@ async function serveUntilStopped(argv: string[], control: ReturnType<typeof list
     out(`${sig}: stopping (in-flight requests may finish for up to ${gw.snapshot.settings.shutdown_grace_ms} ms)`);
     gw.stop().then(
       () => {
+        release();
         out('stopped');
         resolveExit(0);
       },
       (e: Error) => {
+        release();
         err(`shutdown failed: ${e.message}`);
         resolveExit(1);
       },
@@ -272,12 +301,25 @@ async function config(argv: string[]): Promise<number> {
   const [sub, ...rest] = argv;
   if (sub === 'export') {
     const { values } = parse(rest, { format: { type: 'string' } });
-    const { store, close } = openStore(path.resolve(values['data-dir'] ?? defaultDataDir()));
+    const { store, close } = openStore(dataDirOf(values), true);
     try {
-      const doc = store.export();
       const fmt = values.format ?? 'yaml';
       if (fmt !== 'yaml' && fmt !== 'json') throw new UsageError(`--format must be yaml or json, not "${fmt}"`);
-      process.stdout.write(fmt === 'json' ? JSON.stringify(doc, null, 2) + '\n' : YAML.stringify(doc));
+      const doc = store.export();
+      // Every literal secret left out, said where a person applying this file elsewhere will look.
+      const left = store
+        .state()
+        .endpoints.filter((e) => e.api_key_enc && !e.api_key_ref)
+        .map((e) => `endpoints/${e.name}: api_key (a literal secret, stored encrypted): write it back, e.g. as api_key: \${env:NAME}, before applying this file on another install`);
+      if (doc.keys.length)
+        left.push(`keys: the secrets of ${doc.keys.length} key${doc.keys.length === 1 ? '' : 's'} (stored only as hashes): on another install, applying this file makes new keys, shown once`);
+      if (fmt === 'json') {
+        process.stdout.write(JSON.stringify(doc, null, 2) + '\n');
+        for (const l of left) process.stderr.write(`airlock: not exported: ${l}\n`);
+      } else {
+        const note = left.length ? ['# Not exported (secrets never leave the install):', ...left.map((l) => `#   ${l}`), ''].join('\n') + '\n' : '';
+        process.stdout.write(note + YAML.stringify(doc));
+      }
       return 0;
     } finally {
       close();
@@ -287,7 +329,7 @@ async function config(argv: string[]): Promise<number> {
     const { values, positionals } = parse(rest, { 'dry-run': { type: 'boolean' } });
     const file = positionals[0];
     if (!file || positionals.length > 1) throw new UsageError('config apply takes one FILE');
-    const { store, close } = openStore(path.resolve(values['data-dir'] ?? defaultDataDir()));
+    const { store, close } = openStore(dataDirOf(values));
     try {
       return applyFile(store, file, !!values['dry-run'], (s) => process.stdout.write(s + '\n'), (s) => process.stderr.write(s + '\n')) ? 0 : 2;
     } finally {
@@ -308,7 +350,7 @@ async function keys(argv: string[]): Promise<number> {
       expires: { type: 'string' },
     });
     if (!values.name) throw new UsageError('keys create needs --name NAME');
-    const { store, close } = openStore(path.resolve(values['data-dir'] ?? defaultDataDir()));
+    const { store, close } = openStore(dataDirOf(values));
     try {
       const current = store.export().keys;
       if (current.some((k) => k.name === values.name)) {
@@ -338,7 +380,7 @@ async function keys(argv: string[]): Promise<number> {
   }
   if (sub === 'list') {
     const { values } = parse(rest, {});
-    const { store, close } = openStore(path.resolve(values['data-dir'] ?? defaultDataDir()));
+    const { store, close } = openStore(dataDirOf(values), true);
     try {
       for (const k of store.state().keys)
         process.stdout.write(`${k.name}\t${k.prefix}\tteam=${k.team ?? '-'}\tmodels=${k.models?.join(',') ?? '*'}${k.disabled ? '\tdisabled' : ''}\n`);
@@ -347,44 +389,106 @@ async function keys(argv: string[]): Promise<number> {
       close();
     }
   }
-  throw new UsageError(`unknown command "keys ${sub ?? ''}"; try "keys create --name NAME" or "keys list"`);
+  if (sub === 'disable' || sub === 'enable' || sub === 'revoke') return keyStateCommand(sub, rest);
+  throw new UsageError(`unknown command "keys ${sub ?? ''}"; try "keys create --name NAME", "keys list" or "keys disable|enable|revoke NAME"`);
+}
+
+/**
+ * The backup passphrase: --passphrase-file FILE (its first line), AIRLOCK_BACKUP_PASSPHRASE, or
+ * asked for on the terminal (twice when `confirm`).
+ */
+async function passphrase(file: string | undefined, confirm: boolean): Promise<string> {
+  if (file) {
+    try {
+      return fs.readFileSync(file, 'utf8').split(/\r?\n/)[0]!;
+    } catch (e) {
+      throw new StartupError(`passphrase file ${file} cannot be read: ${(e as NodeJS.ErrnoException).code === 'ENOENT' ? 'no such file' : (e as Error).message}`);
+    }
+  }
+  if (process.env.AIRLOCK_BACKUP_PASSPHRASE) return process.env.AIRLOCK_BACKUP_PASSPHRASE;
+  if (!process.stdin.isTTY) throw new UsageError('the backup passphrase is needed: pass --passphrase-file FILE, set AIRLOCK_BACKUP_PASSPHRASE, or run this in a terminal to be asked');
+  const first = await askHidden('Backup passphrase: ');
+  if (confirm) {
+    const bad = checkPassphrase(first);
+    if (bad) throw new StartupError(bad);
+    if ((await askHidden('Repeat it: ')) !== first) throw new StartupError('the two passphrases differ; nothing was written');
+  }
+  return first;
+}
+
+/** Read a line from the terminal without echoing it. */
+function askHidden(prompt: string): Promise<string> {
+  return new Promise((resolve, reject) => {
+    const stdin = process.stdin;
+    process.stderr.write(prompt);
+    stdin.setRawMode(true);
+    stdin.resume();
+    let line = '';
+    const done = (fn: () => void) => {
+      stdin.setRawMode(false);
+      stdin.pause();
+      stdin.off('data', onData);
+      process.stderr.write('\n');
+      fn();
+    };
+    const onData = (d: Buffer) => {
+      for (const ch of d.toString('utf8')) {
+        if (ch === '\r' || ch === '\n') return done(() => resolve(line));
+        if (ch === '\u0003') return done(() => reject(new StartupError('interrupted; nothing was changed')));
+        if (ch === '\u007f' || ch === '\b') line = [...line].slice(0, -1).join('');
+        else line += ch;
+      }
+    };
+    stdin.on('data', onData);
+  });
 }
 
 async function backup(argv: string[]): Promise<number> {
-  const { values } = parse(argv, { to: { type: 'string' } });
+  const { values, positionals } = parse(argv, { to: { type: 'string' }, plain: { type: 'boolean' }, 'passphrase-file': { type: 'string' } });
   if (!values.to) throw new UsageError('backup needs --to FILE');
-  const dataDir = path.resolve(values['data-dir'] ?? defaultDataDir());
-  const to = path.resolve(values.to);
-  if (fs.existsSync(to)) throw new UsageError(`${to} already exists; choose a new file`);
-  const db = openDatabase(dataDir);
+  if (positionals.length) throw new UsageError(`backup takes no positional arguments (got "${positionals[0]}"); use --to FILE`);
+  const dataDir = dataDirOf(values);
+  const to = checkBackupTarget(values.to);
+  const { db } = openInstall(dataDir, { existing: true });
   try {
-    await db.backup(to);
+    const pass = values.plain ? undefined : await passphrase(values['passphrase-file'], true);
+    const r = await writeBackup({ db, dataDir, to, passphrase: pass, plain: !!values.plain });
+    if (values.plain)
+      process.stdout.write(
+        `plain database backup written to ${to} (${r.bytes} bytes, mode 0600); it does not hold the install secret: keep a copy of ${path.join(dataDir, SECRET_FILE)} too\n`,
+      );
+    else process.stdout.write(`encrypted backup written to ${to} (${r.bytes} bytes, mode 0600): the database and its install.key, under your passphrase (keep the passphrase apart from the file)\n`);
+    return 0;
   } finally {
     db.close();
   }
-  process.stdout.write(`backup written to ${to} (the install secret ${path.join(dataDir, 'install.key')} is not in it: keep a copy of that file too)\n`);
-  return 0;
 }
 
 async function restore(argv: string[]): Promise<number> {
-  const { values, positionals } = parse(argv, {});
+  const { values, positionals } = parse(argv, { 'passphrase-file': { type: 'string' } });
   const file = positionals[0];
-  if (!file) throw new UsageError('restore takes one FILE');
-  const dataDir = path.resolve(values['data-dir'] ?? defaultDataDir());
-  ensureDataDir(dataDir);
-  // Check the backup the same way a start would, in a scratch dir, before touching anything.
-  const scratch = fs.mkdtempSync(path.join(dataDir, '.restore-'));
-  try {
-    fs.copyFileSync(file, path.join(scratch, DB_FILE));
-    openDatabase(scratch).close();
-    const target = path.join(dataDir, DB_FILE);
-    for (const suffix of ['-wal', '-shm']) fs.rmSync(target + suffix, { force: true });
-    fs.renameSync(path.join(scratch, DB_FILE), target);
-  } finally {
-    fs.rmSync(scratch, { recursive: true, force: true });
-  }
-  process.stdout.write(`restored ${file} into ${dataDir} (stop the gateway before restoring; start it again now)\n`);
+  if (!file || positionals.length > 1) throw new UsageError('restore takes one FILE');
+  const dataDir = dataDirOf(values);
+  const r = await restoreBackup({
+    file,
+    dataDir,
+    passphrase: () => passphrase(values['passphrase-file'], false),
+    warn: (l) => process.stderr.write(`airlock: warning: ${l}\n`),
+  });
+  process.stdout.write(
+    `restored ${path.resolve(file)} into ${dataDir}${r.kind === 'bundle' ? ' (database and install.key)' : ''}; start the gateway now` +
+      (r.previous ? `. What it replaced is kept in ${r.previous} (a complete data dir); delete it once the restored gateway works` : '') +
+      '\n',
+  );
   return 0;
+}
+
+const COMMANDS = ['serve', 'config', 'keys', 'endpoints', 'models', 'teams', 'admin', 'backup', 'restore', 'help'];
+
+/** `; did you mean "keys"?` for a near miss, else nothing. */
+function didYouMean(word: string): string {
+  const hit = nearest(word, COMMANDS);
+  return hit ? `; did you mean "${hit}"?` : '';
 }
 
 export async function main(argv: string[]): Promise<number> {
@@ -397,6 +501,12 @@ export async function main(argv: string[]): Promise<number> {
         return await config(rest);
       case 'keys':
         return await keys(rest);
+      case 'endpoints':
+      case 'models':
+      case 'teams':
+        return listCommand(cmd, rest);
+      case 'admin':
+        return await adminCommand(rest);
       case 'backup':
         return await backup(rest);
       case 'restore':
@@ -412,7 +522,7 @@ export async function main(argv: string[]): Promise<number> {
         process.stdout.write(HELP);
         return cmd === undefined ? 2 : 0;
       default:
-        throw new UsageError(`unknown command "${cmd}"`);
+        throw new UsageError(`unknown command "${cmd}"${didYouMean(cmd)}`);
     }
   } catch (e) {
     if (e instanceof UsageError) {
@@ -423,7 +533,8 @@ export async function main(argv: string[]): Promise<number> {
       process.stderr.write(`airlock: ${e.message}\n`);
       return 2;
     }
-    process.stderr.write(`airlock: ${(e as Error).stack ?? String(e)}\n`);
+    // Anything else is a bug or an unexpected system error: one line, the stack only when asked for.
+    process.stderr.write(`airlock: ${process.env.AIRLOCK_DEBUG ? ((e as Error).stack ?? String(e)) : ((e as Error).message ?? String(e))}\n`);
     return 1;
   }
 }

@@ -13,3 +13,9 @@ export const loginSchema = z.strictObject({ username: z.string().min(1, 'is requ
 export const userCreateSchema = z.strictObject({ name, password: passwordSchema, role: z.enum(ROLES) });
 export const userUpdateSchema = z.strictObject({ role: z.enum(ROLES).optional(), password: passwordSchema.optional(), disabled: z.boolean().optional() });
 export const tokenCreateSchema = z.strictObject({ name, role: z.enum(ROLES) });
+
+/** POST /backup (owner): the passphrase of the encrypted backup bundle (as `airlock backup`). */
+export const MIN_BACKUP_PASSPHRASE = 10;
+export const backupRequestSchema = z.strictObject({
+  passphrase: z.string().min(MIN_BACKUP_PASSPHRASE, `must be at least ${MIN_BACKUP_PASSPHRASE} characters`).max(1024, 'must be at most 1024 characters'),
+});

@@ -231,19 +231,95 @@ export function formatIssue(i: ConfigIssue): string {
 }
 
 /** zod issues → our issues, with messages that name the problem. */
-export function fromZod(err: z.ZodError): ConfigIssue[] {
+/**
+ * zod's issues as messages people can act on: "must be 0 or more" (not "Too small: expected
+ * number to be >=0"), "must be a number, not a string", and for an unknown key the nearest known
+ * one ("did you mean \"endpoints\"?") when `root` (the schema that was parsed) is given.
+ * Messages a schema spells out itself are kept as they are.
+ */
+export function fromZod(err: z.ZodError, root?: z.ZodType): ConfigIssue[] {
   return err.issues.map((i) => {
     const path = i.path.filter((p): p is string | number => typeof p !== 'symbol');
-    let message = i.message;
-    if (i.code === 'unrecognized_keys') {
-      message = `unknown key${i.keys.length > 1 ? 's' : ''} ${i.keys.map((k) => `"${k}"`).join(', ')}`;
-    } else if (i.code === 'invalid_key' && i.issues[0]) {
-      message = i.issues[0].message;
-    } else if (i.code === 'invalid_type' && /received undefined/.test(i.message)) {
-      message = 'is required';
-    }
-    return { path, message };
+    return { path, message: humanIssue(i, root ? knownKeys(root, path) : []) };
   });
+}
+
+const plural = (n: number | bigint, one: string) => `${n} ${one}${Number(n) === 1 ? '' : 's'}`;
+const article = (t: string) => (/^[aeiou]/.test(t) ? `an ${t}` : `a ${t}`);
+
+function humanIssue(i: z.core.$ZodIssue, known: string[]): string {
+  const m = i.message;
+  switch (i.code) {
+    case 'unrecognized_keys': {
+      const hint = i.keys.length === 1 ? nearest(i.keys[0]!, known) : undefined;
+      return `unknown key${i.keys.length > 1 ? 's' : ''} ${i.keys.map((k) => `"${k}"`).join(', ')}${hint ? `; did you mean "${hint}"?` : ''}`;
+    }
+    case 'invalid_key':
+      return i.issues[0]?.message ?? m;
+    case 'invalid_type': {
+      if (/received undefined/.test(m)) return 'is required';
+      const t = /^Invalid input: expected (\w+), received (\w+)$/.exec(m);
+      return t ? `must be ${article(t[1] === 'int' ? 'integer' : t[1]!)}, not ${article(t[2]!)}` : m;
+    }
+    case 'too_small':
+      if (!/^Too small:/.test(m)) return m;
+      if (i.origin === 'string') return Number(i.minimum) === 1 ? 'must not be empty' : `must be at least ${plural(i.minimum, 'character')}`;
+      if (i.origin === 'array' || i.origin === 'set') return `must have at least ${plural(i.minimum, 'item')}`;
+      return i.inclusive === false ? `must be more than ${i.minimum}` : `must be ${i.minimum} or more`;
+    case 'too_big':
+      if (!/^Too big:/.test(m)) return m;
+      if (i.origin === 'string') return `must be at most ${plural(i.maximum, 'character')}`;
+      if (i.origin === 'array' || i.origin === 'set') return `must have at most ${plural(i.maximum, 'item')}`;
+      return i.inclusive === false ? `must be less than ${i.maximum}` : `must be ${i.maximum} or less`;
+    case 'invalid_value':
+      return /^Invalid (option|input)/.test(m) ? `must be ${i.values.length === 1 ? JSON.stringify(i.values[0]) : `one of ${i.values.map((v) => JSON.stringify(v)).join(', ')}`}` : m;
+    default:
+      return m;
+  }
+}
+
+/** The keys the object schema at `path` under `root` knows (empty when it cannot tell). */
+function knownKeys(root: z.ZodType, path: (string | number)[]): string[] {
+  let s: z.ZodType | undefined = root;
+  const unwrap = (x: z.ZodType | undefined): z.ZodType | undefined => {
+    for (let n = 0; x && n < 8; n++) {
+      if (x instanceof z.ZodOptional || x instanceof z.ZodNullable || x instanceof z.ZodDefault) x = x.unwrap() as z.ZodType;
+      else return x;
+    }
+    return x;
+  };
+  for (const p of path) {
+    s = unwrap(s);
+    if (typeof p === 'number' && s instanceof z.ZodArray) s = s.element as z.ZodType;
+    else if (typeof p === 'string' && s instanceof z.ZodObject) s = s.shape[p] as z.ZodType | undefined;
+    else return [];
+  }
+  s = unwrap(s);
+  return s instanceof z.ZodObject ? Object.keys(s.shape) : [];
+}
+
+/** The known word nearest to `word` (edit distance at most 2, or one a prefix of the other), if any. */
+export function nearest(word: string, known: string[]): string | undefined {
+  const dist = (a: string, b: string) => {
+    const row = Array.from({ length: b.length + 1 }, (_, j) => j);
+    for (let x = 1; x <= a.length; x++) {
+      let prev = row[0]!;
+      row[0] = x;
+      for (let y = 1; y <= b.length; y++) {
+        const cur = row[y]!;
+        row[y] = Math.min(row[y]! + 1, row[y - 1]! + 1, prev + (a[x - 1] === b[y - 1] ? 0 : 1));
+        prev = cur;
+      }
+    }
+    return row[b.length]!;
+  };
+  const w = word.toLowerCase().replace(/-/g, '_');
+  let best: { k: string; d: number } | undefined;
+  for (const k of known) {
+    const d = w.length >= 3 && (k.startsWith(w) || w.startsWith(k)) ? 1 : dist(w, k);
+    if (d <= 2 && (!best || d < best.d)) best = { k, d };
+  }
+  return best?.k;
 }
 
 /** Cross-references and uniqueness over a complete configuration. */

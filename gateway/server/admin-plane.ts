@@ -58,6 +58,8 @@ import type {
   UsageBody,
 } from '../wire.js';
 
+import { registerBackupRoutes } from './admin-backup.js';
+
 export const API = '/admin/api/v1';
 
 declare module 'fastify' {
@@ -115,7 +117,7 @@ function objectBody(body: unknown): Record<string, unknown> {
 
 function parseBody<T>(schema: z.ZodType<T>, body: unknown): T {
   const r = schema.safeParse(objectBody(body));
-  if (!r.success) throw validationError(fromZod(r.error));
+  if (!r.success) throw validationError(fromZod(r.error, schema));
   return r.data;
 }
 
@@ -524,6 +526,8 @@ export function buildAdminPlane(gw: Gateway): FastifyInstance {
     gw.auth.deleteToken(req.params.name, principalOf(req)!);
     return reply.code(204).send();
   });
+
+  registerBackupRoutes(app, gw, API, parseBody, (status, code, message) => new AdminError(status, code, message));
 
   // The admin app itself (renderer/dist), after every API route: unknown API paths stay JSON 404s.
   registerAdminApp(app);

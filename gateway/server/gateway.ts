@@ -4,7 +4,8 @@ import type { AddressInfo } from 'node:net';
 import tls from 'node:tls';
 import { ensureDataDir, openDatabase, configVersion, StartupError, type DB } from '../store/db.js';
 import { ConfigStore } from '../store/config-store.js';
-import { Secrets } from '../store/secrets.js';
+import type { Secrets } from '../store/secrets.js';
+import { loadSecretsFor } from '../store/install.js';
 import { buildSnapshot, type Snapshot } from '../engine/snapshot.js';
 import { Runtime } from '../engine/runtime.js';
 import { HealthChecker } from '../engine/health.js';
@@ -77,7 +78,7 @@ export class Gateway {
     this.log = opts.log ?? ((l) => process.stderr.write(`airlock: ${l}\n`));
     ensureDataDir(opts.dataDir);
     this.db = openDatabase(opts.dataDir);
-    this.secrets = Secrets.load(opts.dataDir);
+    this.secrets = loadSecretsFor(this.db, opts.dataDir);
     this.store = new ConfigStore(this.db, this.secrets);
     this.snap = this.build();
     this.runtime.update(this.snap);

@@ -136,6 +136,22 @@ export function readState(db: DB): StoredState {
 }
 
 /** The declarative document for this state: secrets appear only as ${env:...} references. */
+/**
+ * A reference broken because the document's section replaced a whole stored list says so:
+ * `unknown endpoint "gpu-1"` alone reads as a typo when gpu-1 exists and the file just did not list it.
+ */
+function explainReplacedList(issue: ConfigIssue, doc: ConfigDoc, current: StoredState): ConfigIssue {
+  const m = /^unknown (endpoint|team|model) "(.*)"$/.exec(issue.message);
+  if (!m) return issue;
+  const section = `${m[1]}s` as 'endpoints' | 'teams' | 'models';
+  const name = m[2]!;
+  if (!doc[section] || !current[section].some((x) => x.name === name)) return issue;
+  return {
+    ...issue,
+    message: `${issue.message}: the "${section}" section given here replaces the whole stored list and does not list "${name}" (add it, or leave the section out to keep the stored one)`,
+  };
+}
+
 export function exportConfig(state: StoredState): Required<ConfigDoc> {
   return {
     endpoints: state.endpoints.map(({ api_key_enc: _e, api_key_ref, ...rest }) =>
@@ -191,7 +207,7 @@ export class ConfigStore {
    */
   apply(raw: unknown, opts: ApplyOptions = {}): ApplyResult {
     const parsed = configSchema.safeParse(raw ?? {});
-    if (!parsed.success) return { ok: false, issues: fromZod(parsed.error), changes: [], createdKeys: [] };
+    if (!parsed.success) return { ok: false, issues: fromZod(parsed.error, configSchema), changes: [], createdKeys: [] };
     return this.applyParsed(parsed.data, opts);
   }
 
@@ -262,7 +278,9 @@ export class ConfigStore {
       routing_rules: doc.routing_rules ?? current.routing_rules,
       settings: doc.settings ?? current.settings,
     };
-    issues.push(...checkReferences(full));
+    // (a file says which sections it replaces; the admin API's item routes name their item themselves)
+    const refs = checkReferences(full);
+    issues.push(...(opts.source === 'file' ? refs.map((i) => explainReplacedList(i, doc, current)) : refs));
 
     // Keys: literal keys are hashed; a key's hash must not belong to another key.
     const keyHashes = new Map<string, string>();

@@ -10,13 +10,18 @@ export const SECRET_FILE = 'install.key';
 export class Secrets {
   private readonly hmacKey: Buffer;
   private readonly encKey: Buffer;
+  /** Names this secret without revealing it (stored in the database's meta as install_key_id, so a
+   * database and an install.key that do not belong together are noticed before anything breaks). */
+  readonly id: string;
 
   constructor(master: Buffer) {
+    this.id = createHmac('sha256', master).update('airlock install key id').digest('hex').slice(0, 16);
     this.hmacKey = Buffer.from(hkdfSync('sha256', master, Buffer.alloc(0), 'airlock key hashing', 32));
     this.encKey = Buffer.from(hkdfSync('sha256', master, Buffer.alloc(0), 'airlock secret encryption', 32));
   }
 
-  static load(dataDir: string): Secrets {
+  /** `create: false`: a missing install.key is an error (read-only commands never create an install). */
+  static load(dataDir: string, opts: { create?: boolean } = {}): Secrets {
     const file = path.join(dataDir, SECRET_FILE);
     let raw: string | undefined;
     try {
@@ -24,6 +29,8 @@ export class Secrets {
     } catch (e) {
       if ((e as NodeJS.ErrnoException).code !== 'ENOENT') throw new StartupError(`install secret ${file} cannot be read: ${(e as Error).message}`);
     }
+    if (raw === undefined && opts.create === false)
+      throw new StartupError(`install secret ${file} is missing; copy back the install.key this data dir was created with, or restore an encrypted backup (it carries it)`);
     if (raw === undefined) {
       const master = randomBytes(32);
       // Written to a temporary file, synced, then linked into place: a crash never leaves a
@@ -39,7 +46,7 @@ export class Secrets {
         }
         fs.linkSync(tmp, file);
       } catch (e) {
-        if ((e as NodeJS.ErrnoException).code === 'EEXIST') return Secrets.load(dataDir);
+        if ((e as NodeJS.ErrnoException).code === 'EEXIST') return Secrets.load(dataDir, opts);
         throw new StartupError(`install secret ${file} cannot be written: ${(e as Error).message}`);
       } finally {
         fs.rmSync(tmp, { force: true });

@@ -28,6 +28,11 @@ export function setCsrfToken(t: string | null): void {
   csrfToken = t;
 }
 
+/** The headers a state-changing request the app makes itself (not through api()) needs. */
+export function csrfHeaders(): Record<string, string> {
+  return csrfToken ? { 'x-csrf-token': csrfToken } : {};
+}
+
 let unauthorizedHandler: (() => void) | undefined;
 /** Called when an API call answers 401 (the session expired or was revoked). */
 export function onUnauthorized(fn: (() => void) | undefined): void {
@@ -89,7 +94,7 @@ export function validate<T>(schema: z.ZodType<T>, value: unknown): { ok: true; d
   const r = schema.safeParse(value);
   if (r.success) return { ok: true, data: r.data };
   const errors: FieldErrors = {};
-  for (const i of fromZod(r.error)) {
+  for (const i of fromZod(r.error, schema)) {
     const k = formatPath(i.path);
     errors[k] ??= i.message;
   }

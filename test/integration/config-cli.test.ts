@@ -143,6 +143,8 @@ describe('config apply: dry run, idempotency and diffs', () => {
     const dataDir = tmpDir();
     const cfgDir = tmpDir('airlock-cfg-');
     try {
+      // `config export` never creates an install (ops.test.ts): an empty file makes one
+      assert.equal((await apply(dataDir, writeConfig(cfgDir, {}, 'empty.yaml'))).code, 0);
       const empty = await exportDoc(dataDir);
       const emptyDb = dbHash(dataDir);
       const file = writeConfig(cfgDir, startingConfig(), 'a.yaml');

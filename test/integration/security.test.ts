@@ -110,6 +110,7 @@ const EXPECTED: Record<string, Access> = {
   'GET /admin/api/v1/tokens': 'admin',
   'POST /admin/api/v1/tokens': 'admin',
   'DELETE /admin/api/v1/tokens/:name': 'admin',
+  'POST /admin/api/v1/backup': 'owner',
 };
 
 /** A concrete, harmless request for a route: unknown names (404 when allowed) and bodies that

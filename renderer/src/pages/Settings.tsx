@@ -10,6 +10,7 @@ import type { z } from 'zod';
 import { DEFAULT_LISTEN, listenSchema, settingsSchema } from '../../../gateway/config/schema';
 import { api, apiFieldErrors, get, validate, type FieldErrors, type ListenOrigin, type ListenConfig, type StatusBody, type TlsInfo } from '../api';
 import { useAuth } from '../auth';
+import { BackupSection } from './Backup';
 import { useResource } from '../hooks';
 import { CheckboxField, ConfirmDialog, FormError, LoadError, Loading, NumberField, PageHeader, Section, SelectField, TextField, fmtTime } from '../components/ui';
 
@@ -119,7 +120,7 @@ const { groups: GROUPS } = fieldsOf(settingsSchema.shape);
 const ALL_FIELDS = [...GROUPS.values()].flat();
 
 export function SettingsPage() {
-  const { canWrite } = useAuth();
+  const { canWrite, isOwner } = useAuth();
   const settings = useResource((s) => get<Record<string, unknown>>('/settings', s), []);
   const status = useResource((s) => get<StatusBody>('/status', s), []);
   const [values, setValues] = useState<Record<string, string | boolean> | null>(null);
@@ -203,6 +204,8 @@ export function SettingsPage() {
       <Section title="HTTPS (TLS)">
         <TlsFacts status={st} stored={stored} />
       </Section>
+
+      {isOwner ? <BackupSection /> : null}
 
       <LoadError error={settings.error} retry={settings.reload} />
       {settings.loading ? <Loading what="settings" /> : null}

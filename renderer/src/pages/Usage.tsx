@@ -5,6 +5,7 @@ import { ChartCard } from '../components/chart';
 import { get, type RequestRow, type UsageBody } from '../api';
 import { useResource } from '../hooks';
 import { EmptyState, LoadError, Loading, PageHeader, Section, SelectField, TableWrap, TextField, fmtCost, fmtInt, fmtMs, fmtTime } from '../components/ui';
+import { saveBlob } from '../download';
 
 const GROUPS = [
   { value: 'team', label: 'Team' },
@@ -42,14 +43,7 @@ export function csvOf(rows: (string | number | null)[][]): string {
 }
 
 function download(name: string, text: string): void {
-  const url = URL.createObjectURL(new Blob([text], { type: 'text/csv;charset=utf-8' }));
-  const a = document.createElement('a');
-  a.href = url;
-  a.download = name;
-  document.body.appendChild(a);
-  a.click();
-  a.remove();
-  setTimeout(() => URL.revokeObjectURL(url), 10_000);
+  saveBlob(name, new Blob([text], { type: 'text/csv;charset=utf-8' }));
 }
 
 export function UsagePage() {

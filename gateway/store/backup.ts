@@ -1,0 +1,426 @@
+// Backups that carry what a restore needs, and restores that cannot lose data.
+//
+// A backup is an encrypted bundle: the database (an online SQLite backup, consistent while the
+// gateway serves) and the install secret it was written with, under a passphrase the admin
+// chooses (scrypt → AES-256-GCM; the header is authenticated too). Layout:
+//   "airlock-backup v1\n" | uint32 BE header length | header JSON | ciphertext | 16-byte GCM tag
+// where the plaintext is the 32-byte install secret followed by the database file. The header
+// carries a passphrase check value, so a wrong passphrase and a damaged file get different errors.
+//
+// A restore takes the data dir's lock (refused while a gateway or another restore holds it),
+// decrypts into a scratch dir inside the data dir, checks the result like a start would, and
+// only then swaps it in; what it replaces is kept in DATA_DIR/before-restore-TIMESTAMP/, itself
+// a complete data dir. A plain SQLite file (`airlock backup --plain`, or a copy of airlock.db) is
+// restored only onto the install.key it was written with.
+import { createCipheriv, createDecipheriv, createHmac, randomBytes, scrypt, timingSafeEqual, type CipherGCM, type ScryptOptions } from 'node:crypto';
+import fs from 'node:fs';
+import path from 'node:path';
+import { DB_FILE, ensureDataDir, openDatabase, StartupError, type DB } from './db.js';
+import { DataDirLock } from './data-dir-lock.js';
+import { installKeyId, loadSecretsFor } from './install.js';
+import { Secrets, SECRET_FILE } from './secrets.js';
+import { VERSION } from '../version.js';
+import { MIN_BACKUP_PASSPHRASE as MIN_PASSPHRASE } from '../config/admin-schema.js';
+
+export const BUNDLE_MAGIC = 'airlock-backup v1\n';
+const SQLITE_MAGIC = 'SQLite format 3\0';
+const KEY_BYTES = 32;
+const TAG_BYTES = 16;
+const CHUNK = 1 << 20;
+const MAX_HEADER = 16 * 1024;
+/** scrypt cost: 2^15 × 8 × 128 B = 32 MiB and about 0.1 s per try. */
+const KDF = { N: 1 << 15, r: 8, p: 1 };
+
+interface BundleHeader {
+  format: 1;
+  created_at: string;
+  airlock_version: string;
+  kdf: { name: 'scrypt'; N: number; r: number; p: number; salt: string };
+  cipher: 'aes-256-gcm';
+  iv: string;
+  /** HMAC of a fixed text under a second key from the passphrase: tells a wrong passphrase from a damaged file */
+  check: string;
+  db_bytes: number;
+}
+
+export type BackupInfo = { kind: 'sqlite'; size: number } | { kind: 'bundle'; size: number; header: BundleHeader; headerEnd: number };
+
+export interface Progress {
+  (done: number, total: number): void;
+}
+
+function fsProblem(e: unknown): string {
+  const err = e as NodeJS.ErrnoException;
+  switch (err.code) {
+    case 'ENOENT':
+      return 'no such file or directory';
+    case 'EACCES':
+    case 'EPERM':
+      return 'permission denied';
+    case 'EISDIR':
+      return 'it is a directory';
+    case 'ENOTDIR':
+      return 'a parent path is a file, not a directory';
+    case 'ENOSPC':
+      return 'no space left on device';
+    case 'EROFS':
+      return 'read-only file system';
+    case 'EEXIST':
+      return 'it already exists';
+    default:
+      return err.message;
+  }
+}
+
+export function checkPassphrase(p: string): string | undefined {
+  if (p.length < MIN_PASSPHRASE) return `the backup passphrase must be at least ${MIN_PASSPHRASE} characters`;
+  return undefined;
+}
+
+function deriveKeys(passphrase: string, salt: Buffer, k: { N: number; r: number; p: number }): Promise<{ enc: Buffer; check: Buffer }> {
+  const opts: ScryptOptions = { N: k.N, r: k.r, p: k.p, maxmem: 256 * k.N * k.r + 1024 * 1024 };
+  return new Promise((resolve, reject) =>
+    scrypt(passphrase.normalize('NFC'), salt, 64, opts, (err, key) => {
+      if (err) reject(err);
+      else {
+        const check = createHmac('sha256', key.subarray(32)).update('airlock backup passphrase check').digest();
+        resolve({ enc: key.subarray(0, 32), check });
+      }
+    }),
+  );
+}
+
+function readInstallSecret(dataDir: string): Buffer {
+  const file = path.join(dataDir, SECRET_FILE);
+  const hex = fs.readFileSync(file, 'utf8').trim();
+  if (!/^[0-9a-f]{64}$/.test(hex)) throw new StartupError(`install secret ${file} is damaged (expected 64 hex characters)`);
+  return Buffer.from(hex, 'hex');
+}
+
+async function fsyncDir(dir: string): Promise<void> {
+  try {
+    const h = await fs.promises.open(dir, 'r');
+    try {
+      await h.sync();
+    } finally {
+      await h.close();
+    }
+  } catch {
+    /* not every platform syncs directories */
+  }
+}
+
+/** Refuse a backup destination that cannot work (before a passphrase is asked for); returns it absolute. */
+export function checkBackupTarget(file: string): string {
+  const to = path.resolve(file);
+  const dir = path.dirname(to);
+  let st: fs.Stats;
+  try {
+    st = fs.statSync(dir);
+  } catch (e) {
+    throw new StartupError(`cannot write the backup to ${to}: the folder ${dir} cannot be used (${fsProblem(e)})`);
+  }
+  if (!st.isDirectory()) throw new StartupError(`cannot write the backup to ${to}: ${dir} is not a folder`);
+  if (fs.existsSync(to)) throw new StartupError(`${to} already exists; choose a new file name (a backup never overwrites a file)`);
+  return to;
+}
+
+/**
+ * Write an encrypted backup bundle of the open install `db` (in `dataDir`) to `to`, a new file
+ * (mode 0600; never overwritten; written under a temporary name and linked into place when done).
+ * `plain`: the database alone, unencrypted (a SQLite file; its install.key is needed to restore it).
+ */
+export async function writeBackup(o: { db: DB; dataDir: string; to: string; passphrase?: string; plain?: boolean; progress?: Progress }): Promise<{ bytes: number }> {
+  const to = checkBackupTarget(o.to);
+  const dir = path.dirname(to);
+  if (!o.plain) {
+    const bad = checkPassphrase(o.passphrase ?? '');
+    if (bad) throw new StartupError(bad);
+  }
+  // The consistent copy is taken inside the data dir (it is as sensitive as the database).
+  const snapshot = path.join(o.dataDir, `.backup-${process.pid}-${randomBytes(4).toString('hex')}.db`);
+  const partial = path.join(dir, `.${path.basename(to)}.partial-${process.pid}`);
+  try {
+    fs.writeFileSync(snapshot, '', { mode: 0o600 });
+    await o.db.backup(snapshot, {
+      progress: ({ totalPages, remainingPages }) => {
+        o.progress?.(Math.max(0, totalPages - remainingPages), totalPages * 2);
+        return 256;
+      },
+    });
+    const dbBytes = fs.statSync(snapshot).size;
+    let out: fs.promises.FileHandle;
+    try {
+      out = await fs.promises.open(partial, 'wx', 0o600);
+    } catch (e) {
+      throw new StartupError(`cannot write the backup to ${to}: ${fsProblem(e)}`);
+    }
+    let written = 0;
+    try {
+      const src = await fs.promises.open(snapshot, 'r');
+      try {
+        const write = async (b: Buffer) => {
+          if (b.length) await out.write(b);
+          written += b.length;
+        };
+        let cipher: CipherGCM | undefined;
+        if (!o.plain) {
+          const salt = randomBytes(16);
+          const iv = randomBytes(12);
+          const keys = await deriveKeys(o.passphrase!, salt, KDF);
+          const header: BundleHeader = {
+            format: 1,
+            created_at: new Date().toISOString(),
+            airlock_version: VERSION,
+            kdf: { name: 'scrypt', ...KDF, salt: salt.toString('base64') },
+            cipher: 'aes-256-gcm',
+            iv: iv.toString('base64'),
+            check: keys.check.toString('base64'),
+            db_bytes: dbBytes,
+          };
+          const json = Buffer.from(JSON.stringify(header));
+          const len = Buffer.alloc(4);
+          len.writeUInt32BE(json.length);
+          const prefix = Buffer.concat([Buffer.from(BUNDLE_MAGIC), len, json]);
+          cipher = createCipheriv('aes-256-gcm', keys.enc, iv);
+          cipher.setAAD(prefix);
+          await write(prefix);
+          await write(cipher.update(readInstallSecret(o.dataDir)));
+        }
+        const buf = Buffer.alloc(CHUNK);
+        let pos = 0;
+        for (;;) {
+          const { bytesRead } = await src.read(buf, 0, CHUNK, pos);
+          if (bytesRead === 0) break;
+          pos += bytesRead;
+          const chunk = buf.subarray(0, bytesRead);
+          await write(cipher ? cipher.update(chunk) : Buffer.from(chunk));
+          o.progress?.(dbBytes + pos, dbBytes * 2);
+        }
+        if (cipher) {
+          await write(cipher.final());
+          await write(cipher.getAuthTag());
+        }
+      } finally {
+        await src.close();
+      }
+      await out.sync();
+    } catch (e) {
+      if (e instanceof StartupError) throw e;
+      throw new StartupError(`cannot write the backup to ${to}: ${fsProblem(e)}`);
+    } finally {
+      await out.close();
+    }
+    try {
+      fs.linkSync(partial, to);
+    } catch (e) {
+      throw new StartupError(`cannot write the backup to ${to}: ${fsProblem(e)}`);
+    }
+    await fsyncDir(dir);
+    return { bytes: written };
+  } finally {
+    fs.rmSync(partial, { force: true });
+    for (const s of ['', '-journal', '-wal', '-shm']) fs.rmSync(snapshot + s, { force: true });
+  }
+}
+
+/** What kind of backup `file` is, checked without a passphrase (one line naming the problem otherwise). */
+export function identifyBackup(file: string): BackupInfo {
+  let fd: number;
+  try {
+    fd = fs.openSync(file, 'r');
+  } catch (e) {
+    throw new StartupError(`backup ${file} cannot be read: ${fsProblem(e)}`);
+  }
+  try {
+    const st = fs.fstatSync(fd);
+    if (!st.isFile()) throw new StartupError(`backup ${file} is not a regular file`);
+    const head = Buffer.alloc(Math.min(st.size, BUNDLE_MAGIC.length + 4 + MAX_HEADER));
+    fs.readSync(fd, head, 0, head.length, 0);
+    if (head.subarray(0, SQLITE_MAGIC.length).toString('latin1') === SQLITE_MAGIC) return { kind: 'sqlite', size: st.size };
+    const notOurs = `backup ${file} is not an Airlock backup (neither an encrypted backup made by "airlock backup" nor an Airlock database)`;
+    if (head.subarray(0, BUNDLE_MAGIC.length).toString('latin1') !== BUNDLE_MAGIC) {
+      if (st.size > 0 && BUNDLE_MAGIC.startsWith(head.toString('latin1'))) throw new StartupError(`backup ${file} is truncated (${st.size} bytes)`);
+      throw new StartupError(st.size === 0 ? `backup ${file} is empty` : notOurs);
+    }
+    const truncated = `backup ${file} is truncated or damaged (its header cannot be read); nothing was restored`;
+    if (head.length < BUNDLE_MAGIC.length + 4) throw new StartupError(truncated);
+    const len = head.readUInt32BE(BUNDLE_MAGIC.length);
+    const headerEnd = BUNDLE_MAGIC.length + 4 + len;
+    if (len > MAX_HEADER || headerEnd > head.length) throw new StartupError(truncated);
+    let h: BundleHeader;
+    try {
+      h = JSON.parse(head.subarray(BUNDLE_MAGIC.length + 4, headerEnd).toString('utf8')) as BundleHeader;
+    } catch {
+      throw new StartupError(truncated);
+    }
+    const ok =
+      h &&
+      h.format === 1 &&
+      h.cipher === 'aes-256-gcm' &&
+      h.kdf?.name === 'scrypt' &&
+      Number.isInteger(h.kdf.N) &&
+      h.kdf.N >= 1024 &&
+      h.kdf.N <= 1 << 20 &&
+      (h.kdf.N & (h.kdf.N - 1)) === 0 &&
+      Number.isInteger(h.kdf.r) &&
+      h.kdf.r >= 1 &&
+      h.kdf.r <= 32 &&
+      Number.isInteger(h.kdf.p) &&
+      h.kdf.p >= 1 &&
+      h.kdf.p <= 4 &&
+      typeof h.kdf.salt === 'string' &&
+      typeof h.iv === 'string' &&
+      typeof h.check === 'string' &&
+      Number.isSafeInteger(h.db_bytes) &&
+      h.db_bytes >= 0;
+    if (!ok) throw new StartupError(`backup ${file} has a header this Airlock does not understand (made by a newer version, or damaged); nothing was restored`);
+    const expected = headerEnd + KEY_BYTES + h.db_bytes + TAG_BYTES;
+    if (st.size < expected) throw new StartupError(`backup ${file} is truncated (${st.size} bytes; a complete one has ${expected}); nothing was restored`);
+    if (st.size > expected) throw new StartupError(`backup ${file} has ${st.size - expected} bytes more than it should (damaged, or something was appended); nothing was restored`);
+    return { kind: 'bundle', size: st.size, header: h, headerEnd };
+  } finally {
+    fs.closeSync(fd);
+  }
+}
+
+/** Decrypt a bundle's database to `dbOut` (0600); returns its install secret. Nothing is trusted before the tag checks out. */
+async function decryptBundle(file: string, info: Extract<BackupInfo, { kind: 'bundle' }>, passphrase: string, dbOut: string, progress?: Progress): Promise<Buffer> {
+  const h = info.header;
+  const keys = await deriveKeys(passphrase, Buffer.from(h.kdf.salt, 'base64'), h.kdf);
+  const check = Buffer.from(h.check, 'base64');
+  if (check.length !== keys.check.length || !timingSafeEqual(check, keys.check)) throw new StartupError(`wrong passphrase for backup ${file}; nothing was restored`);
+  const src = await fs.promises.open(file, 'r');
+  const out = await fs.promises.open(dbOut, 'wx', 0o600);
+  try {
+    const prefix = Buffer.alloc(info.headerEnd);
+    await src.read(prefix, 0, prefix.length, 0);
+    const d = createDecipheriv('aes-256-gcm', keys.enc, Buffer.from(h.iv, 'base64'));
+    d.setAAD(prefix);
+    const tag = Buffer.alloc(TAG_BYTES);
+    await src.read(tag, 0, TAG_BYTES, info.size - TAG_BYTES);
+    d.setAuthTag(tag);
+    const end = info.size - TAG_BYTES;
+    const secret: Buffer[] = [];
+    let secretBytes = 0;
+    const buf = Buffer.alloc(CHUNK);
+    let pos = info.headerEnd;
+    const take = async (plain: Buffer) => {
+      if (secretBytes < KEY_BYTES) {
+        const n = Math.min(KEY_BYTES - secretBytes, plain.length);
+        secret.push(Buffer.from(plain.subarray(0, n)));
+        secretBytes += n;
+        plain = plain.subarray(n);
+      }
+      if (plain.length) await out.write(plain);
+    };
+    while (pos < end) {
+      const { bytesRead } = await src.read(buf, 0, Math.min(CHUNK, end - pos), pos);
+      if (bytesRead === 0) break;
+      pos += bytesRead;
+      await take(d.update(buf.subarray(0, bytesRead)));
+      progress?.(pos - info.headerEnd, end - info.headerEnd);
+    }
+    try {
+      await take(d.final());
+    } catch {
+      throw new StartupError(`backup ${file} is damaged or was changed after it was written (its authentication check failed); nothing was restored`);
+    }
+    await out.sync();
+    return Buffer.concat(secret);
+  } finally {
+    await src.close();
+    await out.close();
+  }
+}
+
+export interface RestoreOptions {
+  file: string;
+  dataDir: string;
+  /** asked only for an encrypted bundle, after the lock is taken */
+  passphrase: () => Promise<string>;
+  progress?: Progress;
+  warn?: (line: string) => void;
+}
+
+export interface RestoreResult {
+  kind: BackupInfo['kind'];
+  /** where the replaced database and install.key were put (undefined: there were none) */
+  previous: string | undefined;
+}
+
+/** Replace `dataDir`'s database (and install.key, from a bundle) by the backup `file`. */
+export async function restoreBackup(o: RestoreOptions): Promise<RestoreResult> {
+  const file = path.resolve(o.file);
+  const dataDir = path.resolve(o.dataDir);
+  const info = identifyBackup(file);
+  const existed = fs.existsSync(dataDir);
+  ensureDataDir(dataDir);
+  let done = false;
+  let lock: DataDirLock | undefined;
+  let scratch: string | undefined;
+  try {
+    lock = DataDirLock.acquire(dataDir, 'restore', 'stop it before restoring (e.g. "systemctl stop airlock", or quit the desktop app); nothing was restored');
+    scratch = fs.mkdtempSync(path.join(dataDir, '.restore-'));
+    const scratchDb = path.join(scratch, DB_FILE);
+    // Messages about the scratch copy name the backup file instead of a temporary path.
+    const named = (e: unknown): never => {
+      if (e instanceof StartupError) throw new StartupError(e.message.split(scratchDb).join(file).split(scratch!).join(file));
+      throw e;
+    };
+    let secret: Buffer | undefined;
+    if (info.kind === 'bundle') {
+      secret = await decryptBundle(file, info, await o.passphrase(), scratchDb, o.progress);
+      if (secret.length !== KEY_BYTES) throw new StartupError(`backup ${file} is damaged (no install secret in it); nothing was restored`);
+      fs.writeFileSync(path.join(scratch, SECRET_FILE), secret.toString('hex') + '\n', { mode: 0o600 });
+    } else {
+      fs.copyFileSync(file, scratchDb);
+      fs.chmodSync(scratchDb, 0o600);
+    }
+    // Check it the way a start would (and bring its schema up to date).
+    let db: DB | undefined;
+    try {
+      db = openDatabase(scratch);
+      if (secret) loadSecretsFor(db, scratch, { create: false });
+      else {
+        const bound = installKeyId(db);
+        const keyFile = path.join(dataDir, SECRET_FILE);
+        const fix = `copy the install.key of the install it came from into ${dataDir} (mode 0600) and restore again, or restore an encrypted backup made by "airlock backup" (it carries its install.key); nothing was restored`;
+        if (!fs.existsSync(keyFile)) throw new StartupError(`backup ${file} is a plain database without its install secret, and ${dataDir} has no install.key; ${fix}`);
+        const here = Secrets.load(dataDir, { create: false });
+        if (bound && bound !== here.id)
+          throw new StartupError(`backup ${file} was written with another install.key (install key ${bound}; ${keyFile} is ${here.id}); ${fix}`);
+        if (!bound) o.warn?.(`backup ${file} predates install key checks: if keys are refused after the restore, copy the install.key of the install it came from into ${dataDir}`);
+      }
+      db.pragma('wal_checkpoint(TRUNCATE)');
+    } catch (e) {
+      named(e);
+    } finally {
+      db?.close();
+    }
+    // Keep what is replaced: DATA_DIR/before-restore-TIMESTAMP is a complete data dir.
+    const target = path.join(dataDir, DB_FILE);
+    let previous: string | undefined;
+    if (fs.existsSync(target) && fs.statSync(target).size > 0) {
+      previous = path.join(dataDir, `before-restore-${new Date().toISOString().replace(/[:.]/g, '-')}`);
+      fs.mkdirSync(previous, { mode: 0o700 });
+      for (const s of ['', '-wal', '-shm']) if (fs.existsSync(target + s)) fs.renameSync(target + s, path.join(previous, DB_FILE + s));
+      const key = path.join(dataDir, SECRET_FILE);
+      if (fs.existsSync(key)) {
+        if (secret) fs.renameSync(key, path.join(previous, SECRET_FILE));
+        else fs.copyFileSync(key, path.join(previous, SECRET_FILE));
+      }
+    } else {
+      for (const s of ['-wal', '-shm']) fs.rmSync(target + s, { force: true });
+    }
+    fs.renameSync(scratchDb, target);
+    if (secret) fs.renameSync(path.join(scratch, SECRET_FILE), path.join(dataDir, SECRET_FILE));
+    await fsyncDir(dataDir);
+    done = true;
+    return { kind: info.kind, previous };
+  } finally {
+    if (scratch) fs.rmSync(scratch, { recursive: true, force: true });
+    lock?.release();
+    if (!done && !existed) fs.rmSync(dataDir, { recursive: true, force: true });
+  }
+}

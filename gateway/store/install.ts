@@ -1,0 +1,58 @@
+// An install is a data dir holding airlock.db and the install.key it was written with. The
+// database records which install.key that is (meta install_key_id, a fingerprint, never the key),
+// so a database and a key that do not belong together are refused with the fix, before virtual
+// keys are silently rejected and upstream secrets cannot be decrypted.
+import fs from 'node:fs';
+import path from 'node:path';
+import { DB_FILE, ensureDataDir, openDatabase, StartupError, type DB } from './db.js';
+import { Secrets, SECRET_FILE } from './secrets.js';
+
+const DATA_DIR_HINT = 'pass --data-dir DIR (or set AIRLOCK_DATA_DIR) with the data dir your gateway uses';
+
+/** The install key id a database was written with (undefined: a new database, or one older than the check). */
+export function installKeyId(db: DB): string | undefined {
+  return db.prepare(`SELECT value FROM meta WHERE key = 'install_key_id'`).pluck().get() as string | undefined;
+}
+
+/**
+ * The install secret of `dataDir`, checked against the database: a missing install.key is only
+ * created for a database that never had one; one that does not match is refused.
+ */
+export function loadSecretsFor(db: DB, dataDir: string, opts: { create?: boolean } = {}): Secrets {
+  const file = path.join(dataDir, SECRET_FILE);
+  const dbFile = path.join(dataDir, DB_FILE);
+  const bound = installKeyId(db);
+  const fix = `put back the install.key that belongs to this database, or restore an encrypted backup made by "airlock backup" (it carries its install.key)`;
+  if (bound && !fs.existsSync(file)) throw new StartupError(`install secret ${file} is missing (the database ${dbFile} was written with install key ${bound}); ${fix}`);
+  const secrets = Secrets.load(dataDir, opts);
+  if (!bound) db.prepare(`INSERT OR IGNORE INTO meta (key, value) VALUES ('install_key_id', ?)`).run(secrets.id);
+  else if (bound !== secrets.id)
+    throw new StartupError(`install secret ${file} (install key ${secrets.id}) does not belong to the database ${dbFile} (written with install key ${bound}); ${fix}`);
+  return secrets;
+}
+
+/** Refuse a data dir that holds no install (read-only commands never create one). */
+export function requireInstall(dataDir: string): void {
+  let st: fs.Stats;
+  try {
+    st = fs.statSync(dataDir);
+  } catch {
+    throw new StartupError(`no Airlock install at ${dataDir} (the directory does not exist); ${DATA_DIR_HINT}`);
+  }
+  if (!st.isDirectory()) throw new StartupError(`no Airlock install at ${dataDir} (it is not a directory); ${DATA_DIR_HINT}`);
+  const db = path.join(dataDir, DB_FILE);
+  if (!fs.existsSync(db) || fs.statSync(db).size === 0) throw new StartupError(`no Airlock install at ${dataDir} (it holds no ${DB_FILE}); ${DATA_DIR_HINT}`);
+}
+
+/** Open an install's database and secret; `existing`: refuse to create one. */
+export function openInstall(dataDir: string, opts: { existing: boolean }): { db: DB; secrets: Secrets } {
+  if (opts.existing) requireInstall(dataDir);
+  else ensureDataDir(dataDir);
+  const db = openDatabase(dataDir);
+  try {
+    return { db, secrets: loadSecretsFor(db, dataDir, { create: !opts.existing }) };
+  } catch (e) {
+    db.close();
+    throw e;
+  }
+}
