@@ -122,6 +122,8 @@ export type {
   AdminUser,
   ApiToken,
   AuthState,
+  BudgetStatus,
+  BudgetsBody,
   CreatedApiToken,
   CreatedKeyView,
   EndpointStatus,
