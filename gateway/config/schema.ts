@@ -3,6 +3,8 @@
 import { z } from 'zod';
 import { keyGovernance, modelGovernance, settingsGovernance, teamGovernance } from './governance-schema.js';
 
+export { BUDGET_PERIODS, PRIORITIES, budgetSchema, rateLimitsSchema, downgradeSchema } from './governance-schema.js';
+
 export const NAME_RE = /^[A-Za-z0-9][A-Za-z0-9._:-]{0,63}$/;
 export const name = z
   .string()

@@ -556,8 +556,7 @@ describe('admin app (Chromium)', () => {
   });
   test('Budgets: a team budget set in the form is enforced; the exceeded budget is visible at a glance, spend by team and model, CSV export', { skip: SKIP }, async () => {
     const cfg = basicConfig(upstream!.url);
-    cfg.models[0]!.price = { input_per_million: 0, output_per_million: 0, per_request: 1 } as (typeof cfg.models)[0]['price'];
-    const gw = await gateway({ config: cfg });
+    const gw = await gateway({ config: { ...cfg, models: [{ ...cfg.models[0]!, price: { input_per_million: 0, output_per_million: 0, per_request: 1 } }] } });
     assert.equal((await gw.admin('POST', '/users', { name: OWNER.name, password: OWNER.password, role: 'owner' })).status, 201);
     const { page, problems } = await newPage();
     await open(page, gw.adminUrl + '/');
@@ -597,7 +596,7 @@ describe('admin app (Chromium)', () => {
     const byModel = page.getByRole('region', { name: 'Spend this month by model' });
     await byModel.getByRole('row', { name: /chat/ }).getByRole('cell', { name: '2.00' }).waitFor();
     const [download] = await Promise.all([page.waitForEvent('download'), page.getByRole('button', { name: 'Export CSV of spend this month by team' }).click()]);
-    const csv = fs.readFileSync((await download.path())!, 'utf8');
+    const csv = fs.readFileSync(await download.path(), 'utf8');
     assert.match(csv, /^team,requests,errors,prompt_tokens,completion_tokens,cost_USD\r\nresearch,3,1,/);
     await shot(page, '11-budgets');
     assertNoProblems(problems);

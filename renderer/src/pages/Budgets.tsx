@@ -1,8 +1,7 @@
 // Budgets: who is over budget, spend by team and by model this month, and each team's budget,
 // rate limits and share of capacity (edited with the shared zod schema, as the API checks it).
 import { useRef, useState, type FormEvent } from 'react';
-import { teamSchema } from '../../../gateway/config/schema';
-import { BUDGET_PERIODS } from '../../../gateway/config/governance-schema';
+import { BUDGET_PERIODS, teamSchema } from '../../../gateway/config/schema';
 import { api, apiFieldErrors, enc, get, validate, type BudgetStatus, type BudgetsBody, type FieldErrors, type TeamView, type UsageBody } from '../api';
 import { useAuth } from '../auth';
 import { useResource } from '../hooks';
