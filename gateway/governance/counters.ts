@@ -48,25 +48,38 @@ const MINUTE = 60_000;
 interface Bucket {
   level: number;
   at: number;
+  limit: number;
+}
+interface Cell {
+  spent: number;
+  reserved: number;
 }
 
+// Keys are the subjects as given, cells keyed by period start in a nested map: building a string
+// key from a millisecond number on every request cost more than the rest of admission.
 export class MemoryCounters implements Counters {
-  private readonly cells = new Map<string, { spent: number; reserved: number }>();
+  private readonly cells = new Map<string, Map<number, Cell>>();
   private readonly buckets = new Map<string, Bucket>();
   private takes = 0;
 
-  private cell(c: BudgetCell): { spent: number; reserved: number } {
-    const k = `${c.subject}@${c.start}`;
-    let v = this.cells.get(k);
+  private cell(c: BudgetCell): Cell {
+    let byStart = this.cells.get(c.subject);
+    if (!byStart) {
+      byStart = new Map();
+      this.cells.set(c.subject, byStart);
+    }
+    let v = byStart.get(c.start);
     if (!v) {
       v = { spent: 0, reserved: 0 };
-      this.cells.set(k, v);
+      byStart.set(c.start, v);
+      // periods that ended and hold no reservation are of no use any more
+      if (byStart.size > 2) for (const [start, old] of byStart) if (start < c.start && old.reserved === 0) byStart.delete(start);
     }
     return v;
   }
 
   budget(c: BudgetCell): { spent: number; reserved: number } {
-    const v = this.cells.get(`${c.subject}@${c.start}`);
+    const v = this.cells.get(c.subject)?.get(c.start);
     return v ? { spent: v.spent, reserved: v.reserved } : { spent: 0, reserved: 0 };
   }
 
@@ -89,28 +102,22 @@ export class MemoryCounters implements Counters {
   }
 
   seed(c: BudgetCell, spent: number): void {
-    const k = `${c.subject}@${c.start}`;
-    if (!this.cells.has(k)) this.cells.set(k, { spent, reserved: 0 });
+    if (!this.known(c)) this.cell(c).spent = spent;
   }
 
   known(c: BudgetCell): boolean {
-    return this.cells.has(`${c.subject}@${c.start}`);
-  }
-
-  /** Forget cells of periods that ended (no reservation open on them). */
-  prune(isCurrent: (cell: BudgetCell) => boolean): void {
-    for (const [k, v] of this.cells) {
-      const at = k.lastIndexOf('@');
-      if (v.reserved === 0 && !isCurrent({ subject: k.slice(0, at), start: Number(k.slice(at + 1)) })) this.cells.delete(k);
-    }
+    return this.cells.get(c.subject)?.has(c.start) ?? false;
   }
 
   private level(c: RateClaim, now: number): Bucket {
-    const k = `${c.subject}/${c.limit}`;
-    let b = this.buckets.get(k);
+    let b = this.buckets.get(c.subject);
     if (!b) {
-      b = { level: c.limit, at: now };
-      this.buckets.set(k, b);
+      b = { level: c.limit, at: now, limit: c.limit };
+      this.buckets.set(c.subject, b);
+    } else if (b.limit !== c.limit) {
+      // the limit changed (a config edit): keep what was used, within the new limit
+      b.level = Math.min(c.limit, b.level + c.limit - b.limit);
+      b.limit = c.limit;
     }
     if (now > b.at) {
       b.level = Math.min(c.limit, b.level + ((now - b.at) * c.limit) / MINUTE);
@@ -134,10 +141,7 @@ export class MemoryCounters implements Counters {
     this.level(c, now).level -= n;
     // Full buckets hold nothing worth keeping: drop them now and then (end users come and go).
     if (++this.takes % 10_000 === 0) {
-      for (const [k, b] of this.buckets) {
-        const limit = Number(k.slice(k.lastIndexOf('/') + 1));
-        if (b.level + ((now - b.at) * limit) / MINUTE >= limit) this.buckets.delete(k);
-      }
+      for (const [k, b] of this.buckets) if (b.level + ((now - b.at) * b.limit) / MINUTE >= b.limit) this.buckets.delete(k);
     }
   }
 }

@@ -47,9 +47,19 @@ export function formatReset(ms: number): string {
 
 const money = (x: number) => String(Math.round(x * 1e6) / 1e6);
 
+/** The counter subjects of a key, team or model alias, built once per configuration object. */
+interface Names {
+  label: string;
+  budget: string;
+  rpm: string;
+  tpm: string;
+}
+
 export class Governance implements Admission {
   private readonly held = new WeakMap<RequestContext, Held>();
-  private readonly seeded = new Set<string>();
+  private readonly names = new WeakMap<object, Names>();
+  /** subject → the period start whose spend was brought in from the ledger */
+  private readonly seeded = new Map<string, number>();
   private readonly bounds = new Map<string, PeriodBounds>();
   /** when this process started counting: periods that start later have no earlier spend */
   private readonly startedAt: number;
@@ -72,19 +82,32 @@ export class Governance implements Admission {
     for (const k of s.keysByHash.values()) if (k.budget) this.seed('key', k.name, this.period(k.budget, s, now).start);
   }
 
+  private nameOf(kind: 'key' | 'team' | 'model', name: string, o: object): Names {
+    let n = this.names.get(o);
+    if (!n) {
+      const subject = `${kind}:${name}`;
+      n = { label: `${kind} "${name}"`, budget: subject, rpm: `${subject}#r`, tpm: `${subject}#t` };
+      this.names.set(o, n);
+    }
+    return n;
+  }
+
+  /** true the first time a subject is seen in a period (then its spend may need the ledger) */
+  private firstInPeriod(subject: string, start: number): boolean {
+    if (this.seeded.get(subject) === start) return false;
+    this.seeded.set(subject, start);
+    return true;
+  }
+
   private seed(dim: 'team' | 'key', name: string, start: number): void {
     const cell = { subject: `${dim}:${name}`, start };
-    const g = `${cell.subject}@${start}`;
-    if (this.seeded.has(g)) return;
-    this.seeded.add(g);
+    if (!this.firstInPeriod(cell.subject, start)) return;
     if (start >= this.startedAt || this.counters.known(cell)) return;
     this.counters.seed(cell, this.spend.spendSince(dim, name, start));
   }
 
   private seedUsers(team: string, start: number): void {
-    const g = `users:${team}@${start}`;
-    if (this.seeded.has(g)) return;
-    this.seeded.add(g);
+    if (!this.firstInPeriod(`users:${team}`, start)) return;
     if (start >= this.startedAt) return;
     for (const [user, spent] of this.spend.userSpendSince(team, start)) this.counters.seed({ subject: `user:${team}/${user}`, start }, spent);
   }
@@ -107,10 +130,16 @@ export class Governance implements Admission {
       const bounds = this.period(spec, s, now);
       out.push({ scope, label, spec, bounds, claim: { subject, start: bounds.start, limit: spec.amount } });
     };
-    add('key', `key "${key.name}"`, `key:${key.name}`, key.budget);
+    if (key.budget) {
+      const n = this.nameOf('key', key.name, key);
+      add('key', n.label, n.budget, key.budget);
+    }
     const team = key.team !== undefined ? s.teams.get(key.team) : undefined;
     if (team) {
-      add('team', `team "${team.name}"`, `team:${team.name}`, team.budget);
+      if (team.budget) {
+        const n = this.nameOf('team', team.name, team);
+        add('team', n.label, n.budget, team.budget);
+      }
       if (user !== undefined && team.user_budget) add('user', `end user "${user}" of team "${team.name}"`, `user:${team.name}/${user}`, team.user_budget);
     }
     return out;
@@ -118,18 +147,22 @@ export class Governance implements Admission {
 
   private rateClaims(ctx: RequestContext, team: TeamConfig | undefined): { label: string; kind: 'rpm' | 'tpm'; claim: RateClaim }[] {
     const out: { label: string; kind: 'rpm' | 'tpm'; claim: RateClaim }[] = [];
-    const add = (label: string, subject: string, l: RateLimits | undefined) => {
+    const add = (n: Names, l: RateLimits | undefined) => {
       if (!l) return;
-      if (l.rpm) out.push({ label, kind: 'rpm', claim: { subject: `${subject}#r`, limit: l.rpm } });
-      if (l.tpm) out.push({ label, kind: 'tpm', claim: { subject: `${subject}#t`, limit: l.tpm } });
+      if (l.rpm) out.push({ label: n.label, kind: 'rpm', claim: { subject: n.rpm, limit: l.rpm } });
+      if (l.tpm) out.push({ label: n.label, kind: 'tpm', claim: { subject: n.tpm, limit: l.tpm } });
     };
     const key = ctx.key!;
-    add(`key "${key.name}"`, `key:${key.name}`, key.limits);
+    if (key.limits) add(this.nameOf('key', key.name, key), key.limits);
     if (team) {
-      add(`team "${team.name}"`, `team:${team.name}`, team.limits);
-      if (ctx.user !== undefined) add(`end user "${ctx.user}" of team "${team.name}"`, `user:${team.name}/${ctx.user}`, team.user_limits);
+      if (team.limits) add(this.nameOf('team', team.name, team), team.limits);
+      if (ctx.user !== undefined && team.user_limits) {
+        const subject = `user:${team.name}/${ctx.user}`;
+        add({ label: `end user "${ctx.user}" of team "${team.name}"`, budget: subject, rpm: `${subject}#r`, tpm: `${subject}#t` }, team.user_limits);
+      }
     }
-    add(`model "${ctx.model!.name}"`, `model:${ctx.model!.name}`, ctx.model!.limits);
+    const m = ctx.model!;
+    if (m.limits) add(this.nameOf('model', m.name, m), m.limits);
     return out;
   }
 
@@ -170,7 +203,9 @@ export class Governance implements Admission {
       }
     }
     if (blocked) {
-      const h = { ...this.rateHeaders(rates, now), 'retry-after': String(Math.max(1, Math.ceil(waitMs / 1000))), 'retry-after-ms': String(waitMs) };
+      const h = this.rateHeaders(rates, now, {});
+      h['retry-after'] = String(Math.max(1, Math.ceil(waitMs / 1000)));
+      h['retry-after-ms'] = String(waitMs);
       ctx.responseHeaders = { ...ctx.responseHeaders, ...h };
       throw gatewayError(
         'rate_limit_exceeded',
@@ -210,7 +245,10 @@ export class Governance implements Admission {
         ctx.reservations.push({ kind: 'tpm', amount: tokensNeed, subject: r.claim.subject });
       }
     }
-    if (rates.length) ctx.responseHeaders = { ...ctx.responseHeaders, ...this.rateHeaders(rates, now) };
+    if (rates.length) {
+      const h = (ctx.responseHeaders ??= {});
+      this.rateHeaders(rates, now, h);
+    }
     this.held.set(ctx, { cells: budgets.map((b) => b.claim), reserved, tpm, tpmTaken: tokensNeed });
   }
 
@@ -246,20 +284,28 @@ export class Governance implements Admission {
   }
 
   /** The x-ratelimit-* headers: the tightest request limit and the tightest token limit. */
-  private rateHeaders(rates: { kind: 'rpm' | 'tpm'; claim: RateClaim }[], now: number): Record<string, string> {
-    const h: Record<string, string> = {};
-    for (const kind of ['rpm', 'tpm'] as const) {
-      let best: { limit: number; remaining: number; resetMs: number } | undefined;
-      for (const r of rates) {
-        if (r.kind !== kind) continue;
-        const st = this.counters.rate(r.claim, now);
-        if (!best || st.remaining < best.remaining) best = { limit: r.claim.limit, ...st };
-      }
-      if (!best) continue;
-      const n = kind === 'rpm' ? 'requests' : 'tokens';
-      h[`x-ratelimit-limit-${n}`] = String(best.limit);
-      h[`x-ratelimit-remaining-${n}`] = String(best.remaining);
-      h[`x-ratelimit-reset-${n}`] = formatReset(best.resetMs);
+  private rateHeaders(rates: { kind: 'rpm' | 'tpm'; claim: RateClaim }[], now: number, h: Record<string, string>): Record<string, string> {
+    let rq: RateClaim | undefined;
+    let rqLeft = Infinity;
+    let rqReset = 0;
+    let tk: RateClaim | undefined;
+    let tkLeft = Infinity;
+    let tkReset = 0;
+    for (const r of rates) {
+      const st = this.counters.rate(r.claim, now);
+      if (r.kind === 'rpm') {
+        if (st.remaining < rqLeft) [rq, rqLeft, rqReset] = [r.claim, st.remaining, st.resetMs];
+      } else if (st.remaining < tkLeft) [tk, tkLeft, tkReset] = [r.claim, st.remaining, st.resetMs];
+    }
+    if (rq) {
+      h['x-ratelimit-limit-requests'] = String(rq.limit);
+      h['x-ratelimit-remaining-requests'] = String(rqLeft);
+      h['x-ratelimit-reset-requests'] = formatReset(rqReset);
+    }
+    if (tk) {
+      h['x-ratelimit-limit-tokens'] = String(tk.limit);
+      h['x-ratelimit-remaining-tokens'] = String(tkLeft);
+      h['x-ratelimit-reset-tokens'] = formatReset(tkReset);
     }
     return h;
   }
