@@ -3,6 +3,7 @@
 // users and model aliases), cost-aware downgrade, and each request's share of a saturated
 // endpoint (weighted fair queuing, fair-queue.ts). The counters sit behind counters.ts's interface;
 // spend of the current periods comes back from the ledger at start (spend.ts).
+import diagnostics_channel from 'node:diagnostics_channel';
 import type { BudgetSpec, RateLimits } from '../config/governance-schema.js';
 import { gatewayError } from '../engine/errors.js';
 import type { KeyRecord, Snapshot, TeamConfig } from '../engine/snapshot.js';
@@ -29,7 +30,23 @@ interface Applied {
   bounds: PeriodBounds;
 }
 
+/** Published on `airlock:budget:threshold` when a settled request takes a budget past its
+ * warn_at_percent (the soft threshold) or past 100 %. */
+export interface BudgetThreshold {
+  source: object;
+  scope: BudgetScope;
+  /** e.g. 'team "research"' */
+  label: string;
+  spent: number;
+  amount: number;
+  period: BudgetSpec['period'];
+  /** warn_at_percent, or 100 */
+  percent: number;
+}
+export const budgetThresholdChannel = diagnostics_channel.channel('airlock:budget:threshold');
+
 interface Held {
+  budgets: Applied[];
   cells: BudgetCell[];
   reserved: number;
   tpm: RateClaim[];
@@ -249,16 +266,31 @@ export class Governance implements Admission {
       const h = (ctx.responseHeaders ??= {});
       this.rateHeaders(rates, now, h);
     }
-    this.held.set(ctx, { cells: budgets.map((b) => b.claim), reserved, tpm, tpmTaken: tokensNeed });
+    this.held.set(ctx, { budgets, cells: budgets.map((b) => b.claim), reserved, tpm, tpmTaken: tokensNeed });
   }
 
   release(ctx: RequestContext): void {
     const h = this.held.get(ctx);
     if (!h) return;
     this.held.delete(ctx);
-    if (h.cells.length) this.counters.settle(h.cells, h.reserved, ctx.cost);
+    if (h.cells.length) {
+      const before = budgetThresholdChannel.hasSubscribers && ctx.cost > 0 ? h.budgets.map((b) => this.counters.budget(b.claim).spent) : undefined;
+      this.counters.settle(h.cells, h.reserved, ctx.cost);
+      if (before) this.crossed(h.budgets, before);
+    }
     const extra = ctx.promptTokens + ctx.completionTokens - h.tpmTaken;
     if (extra !== 0) for (const c of h.tpm) this.counters.take(c, extra, this.now());
+  }
+
+  private crossed(budgets: Applied[], before: number[]): void {
+    budgets.forEach((b, i) => {
+      const spent = this.counters.budget(b.claim).spent;
+      for (const percent of [b.spec.warn_at_percent, 100]) {
+        const line = (b.spec.amount * percent) / 100;
+        if (before[i]! < line && spent >= line)
+          budgetThresholdChannel.publish({ source: this, scope: b.scope, label: b.label, spent, amount: b.spec.amount, period: b.spec.period, percent } satisfies BudgetThreshold);
+      }
+    });
   }
 
   private ensureSeeded(b: Applied): void {

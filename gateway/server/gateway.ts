@@ -14,7 +14,7 @@ import { Pipeline } from '../engine/pipeline.js';
 import { channels, on, type AttemptEnd, type RequestEnd } from '../engine/events.js';
 import { ledgerRowOf } from '../engine/ledger.js';
 import { noGuards } from '../engine/stages.js';
-import { Governance } from '../governance/governance.js';
+import { Governance, budgetThresholdChannel, type BudgetThreshold } from '../governance/governance.js';
 import { MemoryCounters } from '../governance/counters.js';
 import { ledgerSpend } from '../governance/spend.js';
 import { registerGovernanceMetrics } from '../governance/metrics.js';
@@ -111,6 +111,9 @@ export class Gateway {
         this.metrics.observeRequest(m.ctx, m.latencyMs);
       }),
       on<AttemptEnd>(channels.attemptEnd, this.pipeline, (m) => this.metrics.attempts.inc({ endpoint: m.target.endpoint, outcome: m.outcome })),
+      on<BudgetThreshold>(budgetThresholdChannel, this.governance, (m) =>
+        this.log(`budget ${m.percent >= 100 ? 'exhausted' : 'warning'}: ${m.label} has spent ${Math.round(m.spent * 1e6) / 1e6} of ${m.amount} ${this.snap.settings.cost_unit} this ${m.period === 'total' ? 'budget' : m.period} (${m.percent} %)`),
+      ),
     );
     this.auth = new AdminAuth(this);
   }

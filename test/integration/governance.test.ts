@@ -207,6 +207,10 @@ describe('budgets', () => {
     });
     assert.equal((await chat(gw, KEY('bud'), 'a')).status, 200);
     assert.equal((await chat(gw, KEY('bud'), 'b')).status, 200);
+    // the soft threshold (80 %) and the limit itself are announced (an event, logged)
+    await eventually(() => /budget warning: team "small" has spent 2 of 2 USD this day \(80 %\)/.test(gw.stderr()), 'the warning in the log');
+    assert.match(gw.stderr(), /budget exhausted: team "small" has spent 2 of 2 USD this day \(100 %\)/);
+    assert.doesNotMatch(gw.stderr(), /budget warning: key "small-app"/, 'the key budget (100) is far from its threshold');
     const r = await chat(gw, KEY('bud'), 'c');
     assert.equal(r.status, 429);
     assert.equal(r.body.error.code, 'budget_exceeded');
