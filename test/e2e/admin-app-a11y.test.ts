@@ -348,6 +348,7 @@ describe('admin app accessibility (axe-core in Chromium)', () => {
     });
     await page.getByRole('meter', { name: /team research/ }).waitFor();
     await audit(page, 'Budgets', failures);
+    await auditDialog(page, page.getByRole('button', { name: 'Edit budget and limits of key notebook-app' }), 'Budget and limits of key notebook-app', failures);
 
     // Settings and its confirmation.
     await nav(page, 'Settings');

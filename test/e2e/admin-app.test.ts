@@ -582,6 +582,20 @@ describe('admin app (Chromium)', () => {
     assert.deepEqual(team.limits, { rpm: 100 });
     assert.equal(team.weight, 3);
     await page.getByRole('row', { name: /research/ }).getByText('2 USD / day').waitFor();
+    // a key: budget, tokens per minute and batch priority (the key keeps its team and models)
+    await page.getByRole('button', { name: 'Edit budget and limits of key notebook-app' }).click();
+    const kd = page.getByRole('dialog', { name: 'Budget and limits of key notebook-app' });
+    await kd.getByLabel('Amount (USD)').fill('50');
+    await kd.getByLabel('Tokens per minute').fill('0');
+    await kd.getByRole('button', { name: 'Save' }).click();
+    await kd.getByText('must be at least 1').waitFor();
+    await kd.getByLabel('Tokens per minute').fill('100000');
+    await kd.getByLabel('Priority').selectOption('batch');
+    await kd.getByRole('button', { name: 'Save' }).click();
+    await kd.waitFor({ state: 'hidden' });
+    const key = (await gw.admin('GET', '/keys/notebook-app')).body;
+    assert.deepEqual([key.team, key.budget, key.limits, key.priority], ['research', { amount: 50, period: 'month', warn_at_percent: 80 }, { tpm: 100000 }, 'batch']);
+    await page.getByRole('row', { name: /notebook-app/ }).getByText('batch').waitFor();
 
     // spend it: the third request is refused, and the page says who is over budget
     const ai = new OpenAI({ apiKey: TEST_KEY, baseURL: gw.baseURL, maxRetries: 0 });

@@ -1,9 +1,10 @@
 // Budgets: who is over budget, spend by team and by model this month, and each team's budget,
 // rate limits and share of capacity (edited with the shared zod schema, as the API checks it).
 import { useRef, useState, type FormEvent } from 'react';
-import { BUDGET_PERIODS, teamSchema } from '../../../gateway/config/schema';
-import { api, apiFieldErrors, enc, get, validate, type BudgetStatus, type BudgetsBody, type FieldErrors, type TeamView, type UsageBody } from '../api';
+import { BUDGET_PERIODS, PRIORITIES, keySchema, teamSchema } from '../../../gateway/config/schema';
+import { api, apiFieldErrors, enc, get, validate, type BudgetStatus, type BudgetsBody, type FieldErrors, type KeyView, type TeamView, type UsageBody } from '../api';
 import { useAuth } from '../auth';
+import { keySpec } from './Keys';
 import { useResource } from '../hooks';
 import { Badge, Dialog, FormError, LoadError, Loading, NumberField, PageHeader, Section, SelectField, TableWrap, fmtCost, fmtInt, fmtTime, useFocusFirstError } from '../components/ui';
 
@@ -92,7 +93,8 @@ export function BudgetsPage() {
   const from = monthStart();
   const byTeam = useResource((s) => get<UsageBody>(`/usage/summary?group_by=team&from=${from}`, s), [from], 15_000);
   const byModel = useResource((s) => get<UsageBody>(`/usage/summary?group_by=model&from=${from}`, s), [from], 15_000);
-  const [editing, setEditing] = useState<TeamView | null>(null);
+  const keys = useResource((s) => get<{ data: KeyView[] }>('/keys', s), []);
+  const [editing, setEditing] = useState<Editing | null>(null);
   const list = budgets.data?.data ?? [];
   const unit = budgets.data?.cost_unit ?? 'USD';
   const over = list.filter((b) => b.status === 'exceeded');
@@ -184,7 +186,7 @@ export function BudgetsPage() {
                     <td>{t.weight ?? 1}</td>
                     {canWrite ? (
                       <td className="row-actions">
-                        <button type="button" onClick={() => setEditing(t)} aria-label={`Edit budget and limits of team ${t.name}`}>
+                        <button type="button" onClick={() => setEditing({ kind: 'team', item: t })} aria-label={`Edit budget and limits of team ${t.name}`}>
                           Edit
                         </button>
                       </td>
@@ -196,15 +198,58 @@ export function BudgetsPage() {
           </TableWrap>
         ) : null}
       </Section>
-      <Dialog open={editing !== null} onClose={() => setEditing(null)} title={`Budget and limits of team ${editing?.name ?? ''}`} wide>
+      <Section title="Keys: budgets, limits and priority">
+        <LoadError error={keys.error} retry={keys.reload} />
+        {keys.data && !keys.data.data.length ? <p className="muted">No keys yet: create them on the Teams & keys page.</p> : null}
+        {keys.data?.data.length ? (
+          <TableWrap label="Key budgets and limits">
+            <table>
+              <thead>
+                <tr>
+                  <th scope="col">Key</th>
+                  <th scope="col">Team</th>
+                  <th scope="col">Budget</th>
+                  <th scope="col">Rate limits</th>
+                  <th scope="col">Priority</th>
+                  {canWrite ? (
+                    <th scope="col">
+                      <span className="sr-only">Actions</span>
+                    </th>
+                  ) : null}
+                </tr>
+              </thead>
+              <tbody>
+                {keys.data.data.map((k) => (
+                  <tr key={k.name}>
+                    <th scope="row">{k.name}</th>
+                    <td>{k.team ?? <span className="muted">—</span>}</td>
+                    <td>{k.budget ? `${k.budget.amount} ${unit} / ${k.budget.period}` : <span className="muted">none</span>}</td>
+                    <td>{limitsText(k.limits)}</td>
+                    <td>{k.priority ?? 'interactive'}</td>
+                    {canWrite ? (
+                      <td className="row-actions">
+                        <button type="button" onClick={() => setEditing({ kind: 'key', item: k })} aria-label={`Edit budget and limits of key ${k.name}`}>
+                          Edit
+                        </button>
+                      </td>
+                    ) : null}
+                  </tr>
+                ))}
+              </tbody>
+            </table>
+          </TableWrap>
+        ) : null}
+      </Section>
+      <Dialog open={editing !== null} onClose={() => setEditing(null)} title={`Budget and limits of ${editing?.kind ?? ''} ${editing?.item.name ?? ''}`} wide>
         {editing ? (
-          <TeamGovernanceForm
-            team={editing}
+          <GovernanceForm
+            editing={editing}
             unit={unit}
             onCancel={() => setEditing(null)}
             onSaved={() => {
               setEditing(null);
               teams.reload();
+              keys.reload();
               budgets.reload();
             }}
           />
@@ -223,7 +268,11 @@ const str = (n: number | undefined) => (n === undefined ? '' : String(n));
 /** "" → undefined; anything else → a number (NaN stays, for the schema to name it) */
 const num = (s: string) => (s.trim() === '' ? undefined : Number(s));
 
-function TeamGovernanceForm({ team, unit, onCancel, onSaved }: { team: TeamView; unit: string; onCancel: () => void; onSaved: () => void }) {
+type Editing = { kind: 'team'; item: TeamView } | { kind: 'key'; item: KeyView };
+
+function GovernanceForm({ editing, unit, onCancel, onSaved }: { editing: Editing; unit: string; onCancel: () => void; onSaved: () => void }) {
+  const team: Partial<TeamView> & Pick<TeamView, 'budget' | 'limits'> = editing.item;
+  const isTeam = editing.kind === 'team';
   const [amount, setAmount] = useState(str(team.budget?.amount));
   const [period, setPeriod] = useState<string>(team.budget?.period ?? 'month');
   const [warn, setWarn] = useState(str(team.budget?.warn_at_percent));
@@ -232,6 +281,7 @@ function TeamGovernanceForm({ team, unit, onCancel, onSaved }: { team: TeamView;
   const [weight, setWeight] = useState(str(team.weight));
   const [userAmount, setUserAmount] = useState(str(team.user_budget?.amount));
   const [userPeriod, setUserPeriod] = useState<string>(team.user_budget?.period ?? 'day');
+  const [priority, setPriority] = useState<string>(editing.kind === 'key' ? (editing.item.priority ?? 'interactive') : 'interactive');
   const [errors, setErrors] = useState<FieldErrors>({});
   const [error, setError] = useState<unknown>();
   const [busy, setBusy] = useState(false);
@@ -242,18 +292,19 @@ function TeamGovernanceForm({ team, unit, onCancel, onSaved }: { team: TeamView;
   const submit = async (e: FormEvent) => {
     e.preventDefault();
     setError(undefined);
-    const spec: Record<string, unknown> = { ...team };
-    for (const f of ['budget', 'limits', 'weight', 'user_budget'] as const) delete spec[f];
+    const spec: Record<string, unknown> = editing.kind === 'key' ? keySpec(editing.item) : { ...editing.item };
+    for (const f of ['budget', 'limits', 'weight', 'user_budget', 'priority'] as const) delete spec[f];
     if (num(amount) !== undefined) spec.budget = { amount: num(amount), period, ...(num(warn) !== undefined ? { warn_at_percent: num(warn) } : {}) };
     if (num(rpm) !== undefined || num(tpm) !== undefined) spec.limits = { ...(num(rpm) !== undefined ? { rpm: num(rpm) } : {}), ...(num(tpm) !== undefined ? { tpm: num(tpm) } : {}) };
-    if (num(weight) !== undefined) spec.weight = num(weight);
-    if (num(userAmount) !== undefined) spec.user_budget = { amount: num(userAmount), period: userPeriod };
-    const v = validate(teamSchema, spec);
+    if (isTeam && num(weight) !== undefined) spec.weight = num(weight);
+    if (isTeam && num(userAmount) !== undefined) spec.user_budget = { amount: num(userAmount), period: userPeriod };
+    if (!isTeam && priority !== 'interactive') spec.priority = priority;
+    const v = isTeam ? validate(teamSchema, spec) : validate(keySchema, spec);
     setErrors(v.ok ? {} : v.errors);
     if (!v.ok) return;
     setBusy(true);
     try {
-      await api('PUT', `/teams/${enc(team.name)}`, spec);
+      await api('PUT', `/${isTeam ? 'teams' : 'keys'}/${enc(editing.item.name)}`, spec);
       onSaved();
     } catch (err) {
       const fe = apiFieldErrors(err);
@@ -265,9 +316,9 @@ function TeamGovernanceForm({ team, unit, onCancel, onSaved }: { team: TeamView;
   };
 
   return (
-    <form ref={form} onSubmit={submit} noValidate aria-label={`Budget and limits of team ${team.name}`}>
+    <form ref={form} onSubmit={submit} noValidate aria-label={`Budget and limits of ${editing.kind} ${editing.item.name}`}>
       <fieldset>
-        <legend>Team budget</legend>
+        <legend>{isTeam ? 'Team budget' : 'Key budget'}</legend>
         <div className="grid-3">
           <NumberField id="gov-budget-amount" label={`Amount (${unit})`} value={amount} onChange={setAmount} error={errors['budget.amount'] ?? errors.budget} hint="Empty: no budget." min={0} step="any" />
           <SelectField id="gov-budget-period" label="Period" value={period} onChange={setPeriod} options={periods} error={errors['budget.period']} />
@@ -275,20 +326,26 @@ function TeamGovernanceForm({ team, unit, onCancel, onSaved }: { team: TeamView;
         </div>
       </fieldset>
       <fieldset>
-        <legend>Rate limits of the whole team</legend>
+        <legend>{isTeam ? 'Rate limits of the whole team' : 'Rate limits of the key'}</legend>
         <div className="grid-3">
           <NumberField id="gov-rpm" label="Requests per minute" value={rpm} onChange={setRpm} error={errors['limits.rpm']} hint="Empty: no limit." min={1} />
           <NumberField id="gov-tpm" label="Tokens per minute" value={tpm} onChange={setTpm} error={errors['limits.tpm']} hint="Empty: no limit." min={1} />
-          <NumberField id="gov-weight" label="Weight" value={weight} onChange={setWeight} error={errors.weight} hint={teamSchema.shape.weight.description} min={0} step="any" />
+          {isTeam ? (
+            <NumberField id="gov-weight" label="Weight" value={weight} onChange={setWeight} error={errors.weight} hint={teamSchema.shape.weight.description} min={0} step="any" />
+          ) : (
+            <SelectField id="gov-priority" label="Priority" value={priority} onChange={setPriority} options={[...PRIORITIES]} error={errors.priority} hint={keySchema.shape.priority.description} />
+          )}
         </div>
       </fieldset>
-      <fieldset>
-        <legend>Budget of each end user</legend>
-        <div className="grid-3">
-          <NumberField id="gov-user-amount" label={`Amount per user (${unit})`} value={userAmount} onChange={setUserAmount} error={errors['user_budget.amount'] ?? errors.user_budget} hint="Empty: none." min={0} step="any" />
-          <SelectField id="gov-user-period" label="Period per user" value={userPeriod} onChange={setUserPeriod} options={periods} error={errors['user_budget.period']} />
-        </div>
-      </fieldset>
+      {isTeam ? (
+        <fieldset>
+          <legend>Budget of each end user</legend>
+          <div className="grid-3">
+            <NumberField id="gov-user-amount" label={`Amount per user (${unit})`} value={userAmount} onChange={setUserAmount} error={errors['user_budget.amount'] ?? errors.user_budget} hint="Empty: none." min={0} step="any" />
+            <SelectField id="gov-user-period" label="Period per user" value={userPeriod} onChange={setUserPeriod} options={periods} error={errors['user_budget.period']} />
+          </div>
+        </fieldset>
+      ) : null}
       <FormError error={error} />
       <div className="actions">
         <button type="button" onClick={onCancel}>
