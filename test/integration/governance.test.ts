@@ -247,6 +247,9 @@ describe('budgets', () => {
     const key = (b.body.data as any[]).find((x) => x.scope === 'key' && x.name === 'small-app');
     assert.equal(key.status, 'ok');
     assert.equal(key.spent, 2);
+    // Prometheus: the team's budget use, and the refusals by reason
+    assert.equal(await metric(gw, 'airlock_budget_use_ratio', 'team="small"'), 1);
+    assert.ok(((await metric(gw, 'airlock_requests_rejected_total', 'reason="budget_exceeded"')) ?? 0) >= 2);
   });
 
   test('user_budget applies to each end user of the team separately', async () => {
