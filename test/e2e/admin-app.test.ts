@@ -613,6 +613,10 @@ describe('admin app (Chromium)', () => {
     const csv = fs.readFileSync(await download.path(), 'utf8');
     assert.match(csv, /^team,requests,errors,prompt_tokens,completion_tokens,cost_USD\r\nresearch,3,1,/);
     await shot(page, '11-budgets');
+    // the overview's top spenders say it too
+    await nav(page, 'Overview');
+    const top = page.getByRole('region', { name: 'Top spenders this month' });
+    await top.getByRole('row', { name: /research/ }).getByText('exceeded, 100% used').waitFor();
     assertNoProblems(problems);
   });
 });

@@ -5,15 +5,11 @@ import { BUDGET_PERIODS, PRIORITIES, keySchema, teamSchema } from '../../../gate
 import { api, apiFieldErrors, enc, get, validate, type BudgetStatus, type BudgetsBody, type FieldErrors, type KeyView, type TeamView, type UsageBody } from '../api';
 import { useAuth } from '../auth';
 import { keySpec } from './Keys';
+import { monthStart } from '../metrics';
 import { useResource } from '../hooks';
 import { Badge, Dialog, FormError, LoadError, Loading, NumberField, PageHeader, Section, SelectField, TableWrap, fmtCost, fmtInt, fmtTime, useFocusFirstError } from '../components/ui';
 
 const STATUS_TONE = { ok: 'ok', warning: 'warn', exceeded: 'bad' } as const;
-
-function monthStart(): number {
-  const d = new Date();
-  return new Date(d.getFullYear(), d.getMonth(), 1).getTime();
-}
 
 function budgetLabel(b: BudgetStatus): string {
   return b.scope === 'user' ? `user ${b.name} (team ${b.team ?? '—'})` : `${b.scope} ${b.name}`;
