@@ -12,7 +12,9 @@
 //                         turn, alternating which goes first; per configuration the round with the
 //                         most requests/s (the least disturbed one) is reported
 //   BENCH_CONNECTIONS     comma-separated concurrencies (default 1,32,256)
-//   BENCH_SERVERS         comma-separated subset of passthrough,gateway (default both)
+//   BENCH_SERVERS         comma-separated subset of passthrough,gateway,governed (default passthrough,gateway);
+//                         governed: the gateway with budgets and rate limits on the key and its team
+//                         (never reached), to measure governance's cost against "gateway" in one run
 //   BENCH_MODES           comma-separated subset of non-stream,stream (default both)
 //   BENCH_PROFILE_DIR     run the servers with --cpu-prof, writing NAME-TIME.cpuprofile there
 //                         (summarise with: node dist/bench/profile-summary.js FILE)
@@ -77,14 +79,15 @@ const CONNECTIONS = list('BENCH_CONNECTIONS', ['1', '32', '256']).map((s) => {
   if (!Number.isInteger(n) || n < 1) throw new Error(`BENCH_CONNECTIONS: "${s}" is not a positive integer`);
   return n;
 });
-type ServerName = 'passthrough' | 'gateway';
+type ServerName = 'passthrough' | 'gateway' | 'governed';
 type Mode = 'non-stream' | 'stream';
-const SERVERS = list('BENCH_SERVERS', ['passthrough', 'gateway'], ['passthrough', 'gateway']) as ServerName[];
+const SERVERS = list('BENCH_SERVERS', ['passthrough', 'gateway'], ['passthrough', 'gateway', 'governed']) as ServerName[];
 const MODES = list('BENCH_MODES', ['non-stream', 'stream'], ['non-stream', 'stream']) as Mode[];
 const PROFILE_DIR = process.env.BENCH_PROFILE_DIR ? path.resolve(process.env.BENCH_PROFILE_DIR) : undefined;
 
 // Targets (issue 7)
 const TARGET_RPS_RATIO = 0.75; // at 32 connections
+const TARGET_GOVERNED_RPS_RATIO = 0.9; // issue 8: governance on vs off, at 32 connections
 const TARGET_ADDED_P50_MS = 0.2; // at 1 connection
 const TARGET_ADDED_P99_MS = 1; // at 1 connection
 const TARGET_IDLE_RSS_MB = 100;
@@ -151,7 +154,14 @@ async function startPassthrough(upstreamUrl: string): Promise<Server> {
   return startServer('passthrough', SERVER_CORE, [...profileArgs('passthrough'), path.join(HERE, 'passthrough.js'), upstreamUrl], /passthrough listening on (http:\/\/\S+)/);
 }
 
-async function startGateway(upstreamUrl: string): Promise<Server> {
+/** Budgets and limits far above what a bench run spends: checked on every request, never refusing. */
+const GOVERNANCE = { budget: { amount: 1e12, period: 'month' }, limits: { rpm: 1e9, tpm: 1e12 } };
+
+async function startServerNamed(name: ServerName, upstreamUrl: string): Promise<Server> {
+  return name === 'passthrough' ? startPassthrough(upstreamUrl) : startGateway(upstreamUrl, name === 'governed');
+}
+
+async function startGateway(upstreamUrl: string, governed = false): Promise<Server> {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'airlock-bench-'));
   tmpRoots.push(dir);
   const dataDir = path.join(dir, 'data');
@@ -164,8 +174,8 @@ async function startGateway(upstreamUrl: string): Promise<Server> {
       // (unset, the endpoint's connection pool has 256 connections and the rest would queue)
       endpoints: [{ name: 'upstream', base_url: upstreamUrl, max_concurrency: Math.max(1024, SLOW_STREAMS + 64) }],
       models: [{ name: BENCH_MODEL, targets: [{ endpoint: 'upstream', model: 'test-model' }], price: { input_per_million: 1, output_per_million: 2 } }],
-      teams: [{ name: 'bench' }],
-      keys: [{ name: 'bench', key: BENCH_KEY, team: 'bench' }],
+      teams: [{ name: 'bench', ...(governed ? GOVERNANCE : {}) }],
+      keys: [{ name: 'bench', key: BENCH_KEY, team: 'bench', ...(governed ? GOVERNANCE : {}) }],
       // the slow-streams scenario's connections, with room to spare (default 1024)
       settings: { http: { max_connections: Math.max(1024, SLOW_STREAMS + 64) } },
     }),
@@ -175,7 +185,7 @@ async function startGateway(upstreamUrl: string): Promise<Server> {
   for (const k of Object.keys(env)) if (k.startsWith('AIRLOCK_')) delete env[k];
   env.AIRLOCK_ADMIN_TOKEN = 'bench-admin-token-0123456789';
   return startServer(
-    'gateway',
+    governed ? 'governed' : 'gateway',
     SERVER_CORE,
     [...nodeArgs, process.env.BENCH_GATEWAY_BIN || path.join(ROOT, 'bin', 'airlock.js'), 'serve', '--data-dir', dataDir, '--config', configFile, '--port', '0', '--admin-port', '0'],
     /data plane listening on (http:\/\/\S+)/,
@@ -387,6 +397,16 @@ function report(runs: RunRecord[], servers: ServerRecord[], slow: SlowRecord[], 
   const ratioRows: string[][] = [];
   const verdicts: Verdict[] = [];
   for (const mode of MODES) {
+    const on = find('governed', mode, 32);
+    const off = find('gateway', mode, 32);
+    if (!on || !off) continue;
+    verdicts.push({
+      target: `${mode}, 32 connections: governance on (budgets + limits on key and team) ≥ ${TARGET_GOVERNED_RPS_RATIO * 100} % of the gateway's req/s without`,
+      measured: `${fmt((on.rps / off.rps) * 100, 1)} % (${fmt(on.rps, 0)} vs ${fmt(off.rps, 0)} req/s; CPU µs/req ${fmt(on.cpuUsPerReq, 1)} vs ${fmt(off.cpuUsPerReq, 1)}; server CPU ${fmt(on.cpuPct, 0)} / ${fmt(off.cpuPct, 0)} %)`,
+      met: on.rps / off.rps >= TARGET_GOVERNED_RPS_RATIO,
+    });
+  }
+  for (const mode of MODES) {
     for (const c of CONNECTIONS) {
       const g = find('gateway', mode, c);
       const p = find('passthrough', mode, c);
@@ -572,7 +592,7 @@ async function main(): Promise<number> {
   try {
     for (let round = 0; round < ROUNDS; round++) {
       for (const name of round % 2 === 0 ? SERVERS : [...SERVERS].reverse()) {
-        const s = name === 'gateway' ? await startGateway(upstream.url) : await startPassthrough(upstream.url);
+        const s = await startServerNamed(name, upstream.url);
         try {
           servers.push(await measureServer(round, name, s, upstream, runs));
         } finally {
@@ -582,7 +602,7 @@ async function main(): Promise<number> {
     }
     if (SLOW_STREAMS > 0) {
       for (const name of SERVERS) {
-        const s = name === 'gateway' ? await startGateway(upstream.url) : await startPassthrough(upstream.url);
+        const s = await startServerNamed(name, upstream.url);
         try {
           slow.push(await measureSlow(name, s, upstream));
         } finally {

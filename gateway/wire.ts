@@ -170,9 +170,13 @@ export interface RequestRow {
   status: number;
   attempts: number;
   error_class: string | null;
+  /** the caller's x-airlock-tags */
+  tags: Record<string, string> | null;
+  /** the alias the client asked for, when cost-aware routing served `alias` instead */
+  downgraded_from: string | null;
 }
 
-export type UsageGroupBy = 'team' | 'key' | 'model' | 'user' | 'app' | 'endpoint' | 'session';
+export type UsageGroupBy = 'team' | 'key' | 'model' | 'user' | 'app' | 'endpoint' | 'session' | 'tag';
 
 /** One group of GET /usage. */
 export interface UsageRow {
@@ -189,12 +193,47 @@ export interface UsageRow {
   avg_latency_ms: number;
 }
 
-/** GET /usage */
+/** GET /usage, GET /usage/summary */
 export interface UsageBody {
   group_by: UsageGroupBy;
   from: number | null;
   to: number | null;
+  /** settings.cost_unit: the unit of `cost` */
+  cost_unit: string;
+  /** the filters applied (team, key, model, user, app, endpoint, session, tag) */
+  filters: Record<string, string>;
   data: UsageRow[];
+}
+
+export type BudgetStatusName = 'ok' | 'warning' | 'exceeded';
+
+/** One budget of GET /budgets. */
+export interface BudgetStatus {
+  scope: 'team' | 'key' | 'user';
+  /** the team, key or end user */
+  name: string;
+  /** the team of a user budget (and of a key, when it has one) */
+  team: string | null;
+  period: 'day' | 'week' | 'month' | 'total';
+  amount: number;
+  /** settled cost in the current period */
+  spent: number;
+  /** estimated cost of requests in flight */
+  reserved: number;
+  /** (spent + reserved) / amount, in percent */
+  used_percent: number;
+  warn_at_percent: number;
+  status: BudgetStatusName;
+  period_start: string;
+  /** null: the period "total" never ends */
+  period_end: string | null;
+}
+
+/** GET /budgets */
+export interface BudgetsBody {
+  cost_unit: string;
+  timezone: string;
+  data: BudgetStatus[];
 }
 
 export interface TimeseriesPoint {

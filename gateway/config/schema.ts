@@ -1,6 +1,9 @@
 // The single source of truth for Airlock's configuration: the config file, the admin API
 // and the admin app's forms all validate with these schemas.
 import { z } from 'zod';
+import { keyGovernance, modelGovernance, settingsGovernance, teamGovernance } from './governance-schema.js';
+
+export { BUDGET_PERIODS, PRIORITIES, budgetSchema, rateLimitsSchema, downgradeSchema } from './governance-schema.js';
 
 export const NAME_RE = /^[A-Za-z0-9][A-Za-z0-9._:-]{0,63}$/;
 export const name = z
@@ -49,6 +52,7 @@ export type Strategy = (typeof STRATEGIES)[number];
 export const priceSchema = z.strictObject({
   input_per_million: z.number().min(0).max(1e9),
   output_per_million: z.number().min(0).max(1e9),
+  per_request: z.number().min(0).max(1e9).optional().describe('A fixed price per request, added to the token price'),
 });
 
 export const modelSchema = z.strictObject({
@@ -57,12 +61,14 @@ export const modelSchema = z.strictObject({
   targets: z.array(targetSchema).min(1, 'needs at least one target').max(64),
   price: priceSchema.optional().describe('Internal chargeback per million tokens'),
   max_attempts: z.int().min(1).max(20).optional().describe('Most upstream attempts per request (default: number of targets + 1)'),
+  ...modelGovernance,
 });
 export type ModelSpec = z.infer<typeof modelSchema>;
 
 export const teamSchema = z.strictObject({
   name,
   description: z.string().max(500).optional(),
+  ...teamGovernance,
 });
 export type TeamSpec = z.infer<typeof teamSchema>;
 
@@ -78,6 +84,7 @@ export const keySchema = z.strictObject({
   models: z.array(name).max(1000).optional().describe('Models this key may use; omitted: every model'),
   disabled: z.boolean().optional(),
   expires_at: z.iso.datetime({ offset: true, error: 'must be an ISO 8601 date-time, e.g. 2027-01-31T00:00:00Z' }).optional(),
+  ...keyGovernance,
 });
 export type KeySpec = z.infer<typeof keySchema>;
 
@@ -184,6 +191,7 @@ export const settingsSchema = z.strictObject({
   metrics_public: z.boolean().default(false).describe('Serve /metrics on the data plane without a token (it shows per-team usage); otherwise it needs an admin API token as bearer'),
   listen: listenSchema.default({ ...DEFAULT_LISTEN }).describe('Where the gateway listens (takes effect on restart; command-line flags and environment variables take precedence)'),
   tls: tlsSchema.optional().describe('HTTPS on the data and admin planes with a certificate and key from files; omitted: plain HTTP (takes effect on restart)'),
+  ...settingsGovernance,
 });
 export type Settings = z.infer<typeof settingsSchema>;
 export const DEFAULT_SETTINGS: Settings = settingsSchema.parse({});
@@ -357,6 +365,12 @@ export function checkReferences(c: FullConfig): ConfigIssue[] {
       if (hashes.has(k.key)) issues.push({ path: ['keys', i, 'key'], message: 'the same key is given twice' });
       hashes.add(k.key);
     }
+  });
+  c.models.forEach((m, i) => {
+    const to = m.downgrade?.to;
+    if (to === undefined) return;
+    if (to === m.name) issues.push({ path: ['models', i, 'downgrade', 'to'], message: 'must name another model alias, not this one' });
+    else if (!models.has(to)) issues.push({ path: ['models', i, 'downgrade', 'to'], message: `unknown model "${to}"` });
   });
   c.routing_rules.forEach((r, i) => {
     if (!models.has(r.route_to)) issues.push({ path: ['routing_rules', i, 'route_to'], message: `unknown model "${r.route_to}"` });

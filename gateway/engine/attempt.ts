@@ -111,7 +111,7 @@ export async function runAttempt<T>(a: AttemptInput<T>): Promise<T> {
   const { runtime, ep, target: t, ctx, call } = a;
   const tr = runtime.target(t);
   const cfg = ep.config;
-  const release = await ep.acquire(a.queueTimeoutMs, () => ctx.abort.signal);
+  const release = await ep.acquire(a.queueTimeoutMs, () => ctx.abort.signal, ctx.share);
   // Checked again after a wait for a slot: the breaker may have opened, or a half-open probe left.
   if (!tr.breaker.canPass()) {
     release();

@@ -44,7 +44,6 @@ export const ERRORS = {
   upstream_timeout: { status: 504, type: 'timeout_error' },
   stream_interrupted: { status: 502, type: 'upstream_error' },
   no_available_target: { status: 503, type: 'server_error' },
-  capacity_exhausted: { status: 503, type: 'server_error' },
   // the gateway
   ledger_unavailable: { status: 503, type: 'server_error' },
   client_closed: { status: 499, type: 'invalid_request_error' },

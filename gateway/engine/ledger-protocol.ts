@@ -3,15 +3,17 @@ import type { RequestRow } from '../wire.js';
 
 /** A row as stored (and handed to the writer): the admin API's RequestRow (gateway/wire.ts)
  * without `time`, with SQLite's 0/1 for the booleans. A column is added there. */
-export interface LedgerRow extends Omit<RequestRow, 'time' | 'stream' | 'estimated'> {
+export interface LedgerRow extends Omit<RequestRow, 'time' | 'stream' | 'estimated' | 'tags'> {
   stream: number;
   estimated: number;
+  /** the tags as a JSON object, or null */
+  tags: string | null;
 }
 
 export const LEDGER_COLUMNS = [
   'request_id', 'client_request_id', 'ts', 'kind', 'key_name', 'team', 'app', 'user', 'session', 'requested_model', 'alias',
   'endpoint', 'upstream_model', 'stream', 'prompt_tokens', 'completion_tokens', 'estimated', 'cost', 'ttfb_ms', 'latency_ms',
-  'status', 'attempts', 'error_class',
+  'status', 'attempts', 'error_class', 'tags', 'downgraded_from',
 ] as const satisfies readonly (keyof LedgerRow)[];
 
 // Every field of LedgerRow is a column the writer inserts: a field missing above fails here

@@ -59,6 +59,8 @@ export function ledgerRowOf(ctx: RequestContext, latencyMs: number): LedgerRow {
     status: ctx.status,
     attempts: ctx.attempts,
     error_class: ctx.errorClass ?? null,
+    tags: ctx.tags ? JSON.stringify(ctx.tags) : null,
+    downgraded_from: ctx.downgradedFrom ?? null,
   };
 }
 
@@ -246,13 +248,21 @@ export class Ledger {
 
 // ---- Reading the ledger (admin API) ----
 
+/** Ledger columns usage can be filtered on (each an exact match). */
+export const USAGE_FILTERS = ['team', 'key', 'model', 'user', 'app', 'endpoint', 'session'] as const;
+export type UsageFilter = (typeof USAGE_FILTERS)[number];
+
 export interface UsageQuery {
   group_by: UsageGroupBy;
   from?: number;
   to?: number;
+  /** exact matches on attribution columns */
+  where?: Partial<Record<UsageFilter, string>>;
+  /** only rows carrying this tag with this value */
+  tag?: { key: string; value: string };
 }
 
-const GROUP_COLUMN: Record<UsageQuery['group_by'], string> = {
+const GROUP_COLUMN: Record<Exclude<UsageQuery['group_by'], 'tag'>, string> = {
   team: 'team',
   key: 'key_name',
   model: 'alias',
@@ -262,10 +272,13 @@ const GROUP_COLUMN: Record<UsageQuery['group_by'], string> = {
   session: 'session',
 };
 
+/** Requests, errors, tokens, cost and latency per group. Grouped by tag, a request counts once in
+ * the group of each of its tags ("key=value"); requests without tags form the null group. */
 export function usageAggregates(db: DB, q: UsageQuery): UsageRow[] {
-  const col = GROUP_COLUMN[q.group_by];
+  const byTag = q.group_by === 'tag';
+  const col = q.group_by === 'tag' ? `CASE WHEN t.key IS NULL THEN NULL ELSE t.key || '=' || t.value END` : GROUP_COLUMN[q.group_by];
   const where: string[] = [];
-  const args: number[] = [];
+  const args: (number | string)[] = [];
   if (q.from !== undefined) {
     where.push('ts >= ?');
     args.push(q.from);
@@ -274,14 +287,25 @@ export function usageAggregates(db: DB, q: UsageQuery): UsageRow[] {
     where.push('ts < ?');
     args.push(q.to);
   }
+  for (const f of USAGE_FILTERS) {
+    const v = q.where?.[f];
+    if (v === undefined) continue;
+    where.push(`${GROUP_COLUMN[f]} = ?`);
+    args.push(v);
+  }
+  if (q.tag) {
+    where.push(`json_extract(tags, '$."' || ? || '"') = ?`);
+    args.push(q.tag.key.replace(/"/g, ''), q.tag.value);
+  }
+  const from = byTag ? `ledger LEFT JOIN json_each(ledger.tags) AS t` : 'ledger';
   return db
     .prepare(
       `SELECT ${col} AS "group", COUNT(*) AS requests, SUM(status >= 400) AS errors,
               SUM(prompt_tokens) AS prompt_tokens, SUM(completion_tokens) AS completion_tokens,
               SUM(prompt_tokens + completion_tokens) AS total_tokens, SUM(estimated) AS estimated_requests,
               ROUND(SUM(cost), 6) AS cost, ROUND(AVG(latency_ms), 2) AS avg_latency_ms
-       FROM ledger ${where.length ? 'WHERE ' + where.join(' AND ') : ''}
-       GROUP BY ${col} ORDER BY total_tokens DESC, requests DESC`,
+       FROM ${from} ${where.length ? 'WHERE ' + where.join(' AND ') : ''}
+       GROUP BY "group" ORDER BY total_tokens DESC, requests DESC`,
     )
     .all(...args) as UsageRow[];
 }

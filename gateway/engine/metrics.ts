@@ -31,8 +31,17 @@ export class Metrics {
     ['endpoint', 'outcome'] as const,
   ).registerIn(this.registry);
 
+  readonly rejected = new Counter({
+    name: 'airlock_requests_rejected_total',
+    help: 'Requests refused by governance, by reason (budget_exceeded|rate_limit_exceeded|capacity_timeout)',
+    labelNames: ['reason'] as const,
+    registers: [this.registry],
+  });
+
   /** A finished, settled request. */
   observeRequest(ctx: RequestContext, latencyMs: number): void {
+    const ec = ctx.errorClass;
+    if (ec === 'budget_exceeded' || ec === 'rate_limit_exceeded' || ec === 'capacity_timeout') this.rejected.inc({ reason: ec });
     const model = ctx.model?.name ?? '';
     this.requests.inc({ kind: ctx.kind, model, endpoint: ctx.endpoint ?? '', status: String(ctx.status) });
     this.latency.observe({ kind: ctx.kind, model }, latencyMs / 1000);

@@ -13,6 +13,7 @@ import { openAIProtocol, upstreamHeaders, upstreamPath, upstreamPayload, validat
 import { orderTargets, resolveModel, type RouteFacts } from './router.js';
 import type { Runtime } from './runtime.js';
 import type { KeyRecord, Snapshot } from './snapshot.js';
+import { parsePriority, parseTags } from '../governance/attribution.js';
 import { authenticate, authorizeModel, guardInput, promptEstimate, settle, type Admission, type Guards, type KeyHasher, type Kind, type RequestContext } from './stages.js';
 
 export interface PipelineDeps {
@@ -62,6 +63,11 @@ export function newContext(kind: Kind, id: string, snapshot: Snapshot, clientId?
     ttfbMs: undefined,
     promptEstimate: undefined,
     reservations: [],
+    tags: undefined,
+    priorityHint: undefined,
+    share: undefined,
+    responseHeaders: undefined,
+    downgradedFrom: undefined,
     promptTokens: 0,
     completionTokens: 0,
     estimated: false,
@@ -107,6 +113,8 @@ export class Pipeline {
       ctx.user = u ? u.slice(0, 256) : undefined;
       ctx.session = firstHeader(headers, 'x-airlock-session')?.slice(0, 256);
       ctx.traceparent = firstHeader(headers, 'traceparent');
+      ctx.tags = parseTags(headers);
+      ctx.priorityHint = parsePriority(headers);
 
       // route (alias resolution) before admission, so limits know the model
       const key = ctx.key;
@@ -125,7 +133,11 @@ export class Pipeline {
       authorizeModel(key, ctx.requestedModel, ctx.model.name);
 
       // admit → guard input → call
-      await this.d.admission.admit(ctx);
+      try {
+        await this.d.admission.admit(ctx);
+      } finally {
+        if (ctx.responseHeaders) for (const h in ctx.responseHeaders) res.setHeader(h, ctx.responseHeaders[h]!);
+      }
       admitted = true;
       await guardInput(this.d.guards, ctx);
       await this.callUpstream(ctx, res);

@@ -1,6 +1,9 @@
 // Live state beside the immutable snapshot: one keep-alive connection pool per endpoint,
 // concurrency slots, breakers, latency averages and health. Survives snapshot swaps.
+import { performance } from 'node:perf_hooks';
 import { Pool } from 'undici';
+import { FairQueue, type QueueEntry } from './fair-queue.js';
+import type { QueueShare } from './stages.js';
 import { CircuitBreaker } from './breaker.js';
 import { gatewayError } from './errors.js';
 import type { TargetView } from './router.js';
@@ -9,10 +12,21 @@ import type { TargetStatus } from '../wire.js';
 
 export type { TargetStatus };
 
+interface Waiter extends QueueEntry {
+  resolve: () => void;
+  reject: (e: Error) => void;
+  timer: NodeJS.Timeout | undefined;
+}
+
 export class EndpointRuntime {
   pool: Pool;
   inflight = 0;
-  private waiters: { resolve: () => void; reject: (e: Error) => void; timer: NodeJS.Timeout | undefined }[] = [];
+  private readonly waiters = new FairQueue<Waiter>();
+  /** most requests that may wait for a slot (settings.queue_max_length) */
+  maxQueue = Infinity;
+  /** requests that waited for a slot, and their total wait */
+  waited = 0;
+  waitMs = 0;
   /** health-check verdict; true until a check says otherwise */
   healthy = true;
   healthFailures = 0;
@@ -31,15 +45,23 @@ export class EndpointRuntime {
 
   /** Take a concurrency slot, waiting up to timeoutMs. The returned function frees it once.
    * The signal may be given as a function, called only when the request has to wait: creating an
-   * AbortSignal costs several µs, too much for every request on the fast path. */
-  async acquire(timeoutMs: number, abortSignal: AbortSignal | (() => AbortSignal)): Promise<() => void> {
-    if (this.free) {
+   * AbortSignal costs several µs, too much for every request on the fast path. Waiters are served
+   * by weighted fair queuing across their shares' groups (fair-queue.ts). */
+  async acquire(timeoutMs: number, abortSignal: AbortSignal | (() => AbortSignal), share?: QueueShare): Promise<() => void> {
+    if (this.free && this.waiters.length === 0) {
       this.inflight++;
       return this.releaser();
     }
+    if (this.waiters.length >= this.maxQueue)
+      throw gatewayError('capacity_timeout', `endpoint "${this.config.name}" is at max_concurrency ${this.config.maxConcurrency} and ${this.waiters.length} requests already wait for it (settings.queue_max_length)`, {
+        headers: { 'retry-after': '1' },
+      });
     const signal = typeof abortSignal === 'function' ? abortSignal() : abortSignal;
+    const queuedAt = performance.now();
     await new Promise<void>((resolve, reject) => {
-      const w = {
+      const w: Waiter = {
+        share,
+        seq: this.waiters.nextSeq(),
         resolve: () => {
           signal.removeEventListener('abort', onAbort);
           if (w.timer) clearTimeout(w.timer);
@@ -50,27 +72,32 @@ export class EndpointRuntime {
           if (w.timer) clearTimeout(w.timer);
           reject(e);
         },
-        timer: undefined as NodeJS.Timeout | undefined,
-      };
-      const drop = () => {
-        const i = this.waiters.indexOf(w);
-        if (i >= 0) this.waiters.splice(i, 1);
+        timer: undefined,
       };
       const onAbort = () => {
-        drop();
+        this.waiters.remove(w);
         w.reject(gatewayError('client_closed', 'client closed the request'));
       };
       w.timer = setTimeout(() => {
-        drop();
+        this.waiters.remove(w);
         w.reject(
-          gatewayError('capacity_exhausted', `endpoint "${this.config.name}" is at max_concurrency ${this.config.maxConcurrency} and no slot freed within ${timeoutMs} ms`, { headers: { 'retry-after': '1' } }),
+          gatewayError('capacity_timeout', `endpoint "${this.config.name}" is at max_concurrency ${this.config.maxConcurrency} and no slot freed within ${timeoutMs} ms (settings.queue_timeout_ms)`, { headers: { 'retry-after': '1' } }),
         );
       }, timeoutMs);
       signal.addEventListener('abort', onAbort, { once: true });
       this.waiters.push(w);
+      // a slot may be free while others wait (they are being handed theirs): keep the order fair
+      this.wake();
     });
+    this.waited++;
+    this.waitMs += performance.now() - queuedAt;
     // The slot was handed over by the releaser (inflight already counts it).
     return this.releaser();
+  }
+
+  /** requests waiting for a slot now */
+  get queued(): number {
+    return this.waiters.length;
   }
 
   private releaser(): () => void {
@@ -83,7 +110,7 @@ export class EndpointRuntime {
     };
   }
 
-  /** Hand free slots to waiters, oldest first. */
+  /** Hand free slots to waiters, in fair-queue order. */
   private wake(): void {
     while (this.waiters.length && this.free) {
       this.inflight++;
@@ -133,7 +160,11 @@ export class Runtime implements TargetView {
     this.breakerOpts = { failureThreshold: s.settings.breaker.failure_threshold, cooldownMs: s.settings.breaker.cooldown_ms };
     for (const [name, cfg] of s.endpoints) {
       const rt = this.endpoints.get(name);
-      if (!rt) this.endpoints.set(name, new EndpointRuntime(cfg));
+      if (!rt) {
+        const fresh = new EndpointRuntime(cfg);
+        fresh.maxQueue = s.settings.queue_max_length;
+        this.endpoints.set(name, fresh);
+      }
       else {
         if (rt.config.poolKey !== cfg.poolKey) {
           const old = rt.pool;
@@ -141,6 +172,7 @@ export class Runtime implements TargetView {
           void old.close().catch(() => undefined);
         }
         rt.config = cfg;
+        rt.maxQueue = s.settings.queue_max_length;
         rt.recheck();
       }
     }

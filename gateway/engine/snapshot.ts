@@ -3,7 +3,8 @@
 import type { StoredState } from '../store/config-store.js';
 import type { Secrets } from '../store/secrets.js';
 import { StartupError } from '../store/db.js';
-import type { HealthCheck, ModelSpec, RuleSpec, Settings, Strategy } from '../config/schema.js';
+import type { HealthCheck, ModelSpec, RuleSpec, Settings, Strategy, TeamSpec } from '../config/schema.js';
+import type { BudgetSpec, DowngradeSpec, Priority, RateLimits } from '../config/governance-schema.js';
 
 export const DEFAULT_TIMEOUT_MS = 600_000;
 export const DEFAULT_FIRST_BYTE_TIMEOUT_MS = 30_000;
@@ -42,7 +43,12 @@ export interface ModelConfig {
   readonly targets: readonly TargetConfig[];
   readonly price: ModelSpec['price'];
   readonly maxAttempts: number;
+  readonly limits?: RateLimits | undefined;
+  readonly downgrade?: DowngradeSpec | undefined;
 }
+
+/** A team's governance: budgets, limits and its share of capacity. */
+export type TeamConfig = Readonly<Pick<TeamSpec, 'name' | 'budget' | 'limits' | 'user_budget' | 'user_limits'>> & { readonly weight: number };
 
 export interface KeyRecord {
   readonly name: string;
@@ -51,6 +57,9 @@ export interface KeyRecord {
   readonly models: ReadonlySet<string> | undefined;
   readonly disabled: boolean;
   readonly expiresAt: number | undefined;
+  readonly budget: BudgetSpec | undefined;
+  readonly limits: RateLimits | undefined;
+  readonly priority: Priority;
 }
 
 export interface Snapshot {
@@ -58,6 +67,7 @@ export interface Snapshot {
   readonly endpoints: ReadonlyMap<string, EndpointConfig>;
   readonly models: ReadonlyMap<string, ModelConfig>;
   readonly keysByHash: ReadonlyMap<string, KeyRecord>;
+  readonly teams: ReadonlyMap<string, TeamConfig>;
   readonly rules: readonly RuleSpec[];
   /** names clients may send that only rules resolve (e.g. "auto") */
   readonly virtualModels: ReadonlySet<string>;
@@ -111,6 +121,8 @@ export function buildSnapshot(state: StoredState, secrets: Secrets, version: num
         targets: Object.freeze(targets),
         price: m.price,
         maxAttempts: m.max_attempts ?? Math.min(targets.length + 1, 20),
+        limits: m.limits,
+        downgrade: m.downgrade,
       }),
     );
   }
@@ -125,14 +137,21 @@ export function buildSnapshot(state: StoredState, secrets: Secrets, version: num
         models: k.models ? new Set(k.models) : undefined,
         disabled: !!k.disabled,
         expiresAt: k.expires_at ? Date.parse(k.expires_at) : undefined,
+        budget: k.budget,
+        limits: k.limits,
+        priority: k.priority ?? 'interactive',
       }),
     );
   }
+  const teams = new Map<string, TeamConfig>();
+  for (const t of state.teams)
+    teams.set(t.name, Object.freeze({ name: t.name, budget: t.budget, limits: t.limits, user_budget: t.user_budget, user_limits: t.user_limits, weight: t.weight ?? 1 }));
   return Object.freeze({
     version,
     endpoints,
     models,
     keysByHash,
+    teams,
     rules: Object.freeze([...state.routing_rules]),
     virtualModels: new Set(state.routing_rules.map((r) => r.when.model).filter((m): m is string => !!m && !models.has(m))),
     settings: state.settings,

@@ -43,6 +43,16 @@ export interface RequestContext {
   promptEstimate: number | undefined;
   /** what admission reserved for this request (budgets, quotas), released after settle */
   reservations: Reservation[];
+  /** the caller's x-airlock-tags (attribution) */
+  tags: Record<string, string> | undefined;
+  /** x-airlock-priority: a caller may lower its key's priority, never raise it */
+  priorityHint: 'interactive' | 'batch' | undefined;
+  /** where the request waits for an endpoint slot under contention (set by admission; absent: first come, first served) */
+  share: QueueShare | undefined;
+  /** headers admission wants on the response, whatever it is (rate-limit state, downgrade) */
+  responseHeaders: Record<string, string> | undefined;
+  /** the alias the client asked for, when cost-aware routing served another */
+  downgradedFrom: string | undefined;
   promptTokens: number;
   completionTokens: number;
   estimated: boolean;
@@ -103,6 +113,14 @@ export const admitAll: Admission = {
   admit() {},
   release() {},
 };
+
+/** A request's place in an endpoint's queue: weighted fair queuing across groups (teams), and
+ * interactive before batch within a group. */
+export interface QueueShare {
+  group: string;
+  weight: number;
+  batch: boolean;
+}
 
 /** Something admission holds for a request until it is settled (e.g. an estimated cost against a budget). */
 export interface Reservation {
@@ -248,8 +266,11 @@ export function guardEvents(g: Guards, ctx: RequestContext): { event(ev: SSEEven
 
 // ---- settle ----
 
-/** Tokens and cost are final: the price of the model alias at the time of the request. */
+/** Tokens and cost are final: the price of the model alias at the time of the request (a
+ * per_request price is charged for an answered request). */
 export function settle(ctx: RequestContext): void {
   const price = ctx.model?.price;
-  ctx.cost = price ? (ctx.promptTokens * price.input_per_million + ctx.completionTokens * price.output_per_million) / 1e6 : 0;
+  ctx.cost = price
+    ? (ctx.promptTokens * price.input_per_million + ctx.completionTokens * price.output_per_million) / 1e6 + (price.per_request && ctx.status >= 200 && ctx.status < 300 ? price.per_request : 0)
+    : 0;
 }

@@ -16,7 +16,8 @@ import {
   type Section,
 } from '../config/schema.js';
 import { exportConfig, formatChange, type ApplyResult, type StoredState } from '../store/config-store.js';
-import { recentRequests, usageAggregates, usageTimeseries, type UsageQuery } from '../engine/ledger.js';
+import { USAGE_FILTERS, recentRequests, usageAggregates, usageTimeseries, type UsageFilter, type UsageQuery } from '../engine/ledger.js';
+import { budgetReport } from '../governance/reports.js';
 import { probe } from '../engine/health.js';
 import { VERSION } from '../version.js';
 import { registerAdminApp } from './static.js';
@@ -40,6 +41,7 @@ import type {
   AdminUser,
   ApiToken,
   AuthState,
+  BudgetsBody,
   CreatedApiToken,
   EndpointStatus,
   EndpointView,
@@ -421,15 +423,34 @@ export function buildAdminPlane(gw: Gateway): FastifyInstance {
     const limit = req.query.limit === undefined ? 100 : Number(req.query.limit);
     if (!Number.isInteger(limit) || limit < 1 || limit > 10_000) throw validationError([{ path: ['limit'], message: 'must be an integer from 1 to 10000' }]);
     const rows = recentRequests(gw.db, limit, time(req.query.before, 'before'), { request_id: req.query.request_id || undefined, client_request_id: req.query.client_request_id || undefined });
-    return { data: rows.map((r): RequestRow => ({ ...r, stream: !!r.stream, estimated: !!r.estimated, time: new Date(r.ts).toISOString() })) };
+    return {
+      data: rows.map((r): RequestRow => ({ ...r, stream: !!r.stream, estimated: !!r.estimated, tags: r.tags ? (JSON.parse(r.tags) as Record<string, string>) : null, time: new Date(r.ts).toISOString() })),
+    };
   });
-  const groups = ['team', 'key', 'model', 'user', 'app', 'endpoint', 'session'] as const;
-  app.get<{ Querystring: { group_by?: string; from?: string; to?: string } }>(`${API}/usage`, { config: { access: 'auditor' } }, async (req): Promise<UsageBody> => {
+  // Usage per group (team, key, app, user, model, endpoint, session or tag), filtered by any of them.
+  const groups = ['team', 'key', 'model', 'user', 'app', 'endpoint', 'session', 'tag'] as const;
+  type UsageParams = { group_by?: string; from?: string; to?: string; tag?: string } & Partial<Record<UsageFilter, string>>;
+  const usage = async (query: UsageParams): Promise<UsageBody> => {
     await gw.ledger.flushed();
-    const g = req.query.group_by ?? 'team';
+    const g = query.group_by ?? 'team';
     if (!(groups as readonly string[]).includes(g)) throw validationError([{ path: ['group_by'], message: `must be one of ${groups.join(', ')}` }]);
-    const q: UsageQuery = { group_by: g as UsageQuery['group_by'], from: time(req.query.from, 'from'), to: time(req.query.to, 'to') };
-    return { group_by: q.group_by, from: q.from ?? null, to: q.to ?? null, data: usageAggregates(gw.db, q) };
+    const where: Partial<Record<UsageFilter, string>> = {};
+    for (const f of USAGE_FILTERS) if (typeof query[f] === 'string' && query[f] !== '') where[f] = query[f];
+    let tag: UsageQuery['tag'];
+    if (query.tag !== undefined && query.tag !== '') {
+      const eq = query.tag.indexOf('=');
+      if (eq <= 0) throw validationError([{ path: ['tag'], message: 'must be key=value, e.g. tag=project=alpha' }]);
+      tag = { key: query.tag.slice(0, eq), value: query.tag.slice(eq + 1) };
+    }
+    const q: UsageQuery = { group_by: g as UsageQuery['group_by'], from: time(query.from, 'from'), to: time(query.to, 'to'), where, tag };
+    return { group_by: q.group_by, from: q.from ?? null, to: q.to ?? null, cost_unit: gw.snapshot.settings.cost_unit, filters: { ...where, ...(query.tag ? { tag: query.tag } : {}) }, data: usageAggregates(gw.db, q) };
+  };
+  app.get<{ Querystring: UsageParams }>(`${API}/usage`, { config: { access: 'auditor' } }, async (req) => usage(req.query));
+  app.get<{ Querystring: UsageParams }>(`${API}/usage/summary`, { config: { access: 'auditor' } }, async (req) => usage(req.query));
+  // Every budget: spent, reserved, limit, period and status.
+  app.get(`${API}/budgets`, { config: { access: 'auditor' } }, async (): Promise<BudgetsBody> => {
+    await gw.ledger.flushed();
+    return budgetReport(gw.governance, gw.snapshot, gw.db);
   });
 
   // Requests, errors, tokens, cost and latency percentiles per time bucket (every bucket present).

@@ -14,7 +14,11 @@ import { Metrics } from '../engine/metrics.js';
 import { Pipeline } from '../engine/pipeline.js';
 import { channels, on, type AttemptEnd, type RequestEnd } from '../engine/events.js';
 import { ledgerRowOf } from '../engine/ledger.js';
-import { admitAll, noGuards } from '../engine/stages.js';
+import { noGuards } from '../engine/stages.js';
+import { Governance, budgetThresholdChannel, type BudgetThreshold } from '../governance/governance.js';
+import { MemoryCounters } from '../governance/counters.js';
+import { ledgerSpend } from '../governance/spend.js';
+import { registerGovernanceMetrics } from '../governance/metrics.js';
 import type { ListenOrigin, ListenSource } from '../wire.js';
 import { buildDataPlane } from './data-plane.js';
 import { buildAdminPlane } from './admin-plane.js';
@@ -48,6 +52,8 @@ export class Gateway {
   readonly ledger: Ledger;
   readonly metrics: Metrics;
   readonly pipeline: Pipeline;
+  /** budgets, rate limits and fair shares: the pipeline's admission */
+  readonly governance: Governance;
   private unsubscribe: (() => void)[] = [];
   readonly auth: AdminAuth;
   private snap: Snapshot;
@@ -89,11 +95,14 @@ export class Gateway {
       { log: this.log },
     );
     this.metrics = new Metrics(this.runtime, () => this.snap, () => this.ledger.state());
+    this.governance = new Governance(new MemoryCounters(), ledgerSpend(this.db));
+    this.governance.update(this.snap);
+    registerGovernanceMetrics(this.metrics.registry, this.governance, this.runtime, () => this.snap);
     this.pipeline = new Pipeline({
       snapshot: () => this.snap,
       runtime: this.runtime,
       hasher: this.secrets,
-      admission: admitAll,
+      admission: this.governance,
       guards: noGuards,
     });
     // the recorders subscribe to the pipeline's lifecycle events
@@ -103,6 +112,9 @@ export class Gateway {
         this.metrics.observeRequest(m.ctx, m.latencyMs);
       }),
       on<AttemptEnd>(channels.attemptEnd, this.pipeline, (m) => this.metrics.attempts.inc({ endpoint: m.target.endpoint, outcome: m.outcome })),
+      on<BudgetThreshold>(budgetThresholdChannel, this.governance, (m) =>
+        this.log(`budget ${m.percent >= 100 ? 'exhausted' : 'warning'}: ${m.label} has spent ${Math.round(m.spent * 1e6) / 1e6} of ${m.amount} ${this.snap.settings.cost_unit} this ${m.period === 'total' ? 'budget' : m.period} (${m.percent} %)`),
+      ),
     );
     this.auth = new AdminAuth(this);
   }
@@ -119,6 +131,7 @@ export class Gateway {
   reload(): void {
     const next = this.build();
     this.runtime.update(next);
+    this.governance.update(next);
     this.snap = next;
     this.health?.update(next);
   }

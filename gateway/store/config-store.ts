@@ -23,6 +23,7 @@ import {
   type Settings,
   type TeamSpec,
 } from '../config/schema.js';
+import { GOVERNANCE_FIELDS } from '../config/governance-schema.js';
 
 export interface StoredEndpoint extends Omit<EndpointSpec, 'api_key'> {
   api_key_enc?: string;
@@ -70,6 +71,16 @@ const j = (v: unknown) => (v === undefined || v === null ? null : JSON.stringify
 const pj = <T>(s: unknown): T | undefined => (typeof s === 'string' ? (JSON.parse(s) as T) : undefined);
 const opt = <T>(v: T | null): T | undefined => (v === null ? undefined : v);
 
+/** The governance fields of a team, key or model, as stored in its `governance` JSON column. */
+function governanceOf(section: keyof typeof GOVERNANCE_FIELDS, spec: object): string | null {
+  const o: Record<string, unknown> = {};
+  for (const f of GOVERNANCE_FIELDS[section]) {
+    const v = (spec as Record<string, unknown>)[f];
+    if (v !== undefined) o[f] = v;
+  }
+  return Object.keys(o).length ? JSON.stringify(o) : null;
+}
+
 /** Drop undefined members so stored and desired specs compare equal. */
 function clean<T extends object>(o: T): T {
   const out: Record<string, unknown> = {};
@@ -108,10 +119,11 @@ export function readState(db: DB): StoredState {
           .map((t) => clean({ endpoint: t.endpoint, model: t.upstream_model, weight: opt(t.weight) })),
         price: pj<ModelSpec['price']>(r.price),
         max_attempts: opt(r.max_attempts as number | null),
+        ...pj<object>(r.governance),
       }),
   );
   const teams = (db.prepare(`SELECT * FROM teams ORDER BY rowid`).all() as Record<string, unknown>[]).map(
-    (r): TeamSpec => clean({ name: r.name as string, description: opt(r.description as string | null) }),
+    (r): TeamSpec => clean({ name: r.name as string, description: opt(r.description as string | null), ...pj<object>(r.governance) }),
   );
   const keys = (db.prepare(`SELECT * FROM keys ORDER BY rowid`).all() as Record<string, unknown>[]).map(
     (r): StoredKey =>
@@ -122,6 +134,7 @@ export function readState(db: DB): StoredState {
         models: pj<string[]>(r.models),
         disabled: r.disabled ? true : undefined,
         expires_at: opt(r.expires_at as string | null),
+        ...pj<object>(r.governance),
         hash: r.hash as string,
         prefix: r.prefix as string,
         created_at: r.created_at as number,
@@ -365,17 +378,18 @@ export class ConfigStore {
         const t = touched('teams');
         for (const tm of doc.teams) {
           if (!t.has(tm.name)) continue;
-          const upd = db.prepare(`UPDATE teams SET description=?, updated_at=? WHERE name=?`).run(tm.description ?? null, now, tm.name);
-          if (upd.changes === 0) db.prepare(`INSERT INTO teams (name, description, created_at, updated_at) VALUES (?,?,?,?)`).run(tm.name, tm.description ?? null, now, now);
+          const g = governanceOf('teams', tm);
+          const upd = db.prepare(`UPDATE teams SET description=?, governance=?, updated_at=? WHERE name=?`).run(tm.description ?? null, g, now, tm.name);
+          if (upd.changes === 0) db.prepare(`INSERT INTO teams (name, description, governance, created_at, updated_at) VALUES (?,?,?,?,?)`).run(tm.name, tm.description ?? null, g, now, now);
         }
       }
       if (doc.models) {
         const t = touched('models');
         for (const m of doc.models) {
           if (!t.has(m.name)) continue;
-          const row = [m.strategy, j(m.price), m.max_attempts ?? null];
-          const upd = db.prepare(`UPDATE models SET strategy=?, price=?, max_attempts=?, updated_at=? WHERE name=?`).run(...row, now, m.name);
-          if (upd.changes === 0) db.prepare(`INSERT INTO models (strategy, price, max_attempts, created_at, updated_at, name) VALUES (?,?,?,?,?,?)`).run(...row, now, now, m.name);
+          const row = [m.strategy, j(m.price), m.max_attempts ?? null, governanceOf('models', m)];
+          const upd = db.prepare(`UPDATE models SET strategy=?, price=?, max_attempts=?, governance=?, updated_at=? WHERE name=?`).run(...row, now, m.name);
+          if (upd.changes === 0) db.prepare(`INSERT INTO models (strategy, price, max_attempts, governance, created_at, updated_at, name) VALUES (?,?,?,?,?,?,?)`).run(...row, now, now, m.name);
           db.prepare(`DELETE FROM model_targets WHERE model = ?`).run(m.name);
           const ins = db.prepare(`INSERT INTO model_targets (model, position, endpoint, upstream_model, weight) VALUES (?,?,?,?,?)`);
           m.targets.forEach((tg, i) => ins.run(m.name, i, tg.endpoint, tg.model, tg.weight ?? null));
@@ -394,9 +408,9 @@ export class ConfigStore {
             hash = this.secrets.hashKey(fresh);
             prefix = keyPrefix(fresh);
           }
-          const row = [hash, prefix!, opts.source === 'file' ? 1 : 0, k.team ?? null, k.app ?? null, j(k.models), k.disabled ? 1 : 0, k.expires_at ?? null];
-          const upd = db.prepare(`UPDATE keys SET hash=?, prefix=?, from_config=?, team=?, app=?, models=?, disabled=?, expires_at=?, updated_at=? WHERE name=?`).run(...row, now, k.name);
-          if (upd.changes === 0) db.prepare(`INSERT INTO keys (hash, prefix, from_config, team, app, models, disabled, expires_at, created_at, updated_at, name) VALUES (?,?,?,?,?,?,?,?,?,?,?)`).run(...row, now, now, k.name);
+          const row = [hash, prefix!, opts.source === 'file' ? 1 : 0, k.team ?? null, k.app ?? null, j(k.models), k.disabled ? 1 : 0, k.expires_at ?? null, governanceOf('keys', k)];
+          const upd = db.prepare(`UPDATE keys SET hash=?, prefix=?, from_config=?, team=?, app=?, models=?, disabled=?, expires_at=?, governance=?, updated_at=? WHERE name=?`).run(...row, now, k.name);
+          if (upd.changes === 0) db.prepare(`INSERT INTO keys (hash, prefix, from_config, team, app, models, disabled, expires_at, governance, created_at, updated_at, name) VALUES (?,?,?,?,?,?,?,?,?,?,?,?)`).run(...row, now, now, k.name);
         }
       }
       for (const n of removed('teams')) db.prepare(`DELETE FROM teams WHERE name = ?`).run(n);

@@ -148,6 +148,20 @@ ALTER TABLE ledger ADD COLUMN client_request_id TEXT;
 CREATE INDEX ledger_client_request_id ON ledger(client_request_id) WHERE client_request_id IS NOT NULL;
 `,
   },
+  {
+    version: 4,
+    name: 'governance',
+    // Budgets, limits, weights and priorities of teams, keys and models (one JSON column each:
+    // the zod schemas validate them); the ledger's tags (JSON object) and downgrade attribution.
+    sql: `
+ALTER TABLE teams ADD COLUMN governance TEXT;
+ALTER TABLE keys ADD COLUMN governance TEXT;
+ALTER TABLE models ADD COLUMN governance TEXT;
+ALTER TABLE ledger ADD COLUMN tags TEXT;
+ALTER TABLE ledger ADD COLUMN downgraded_from TEXT;
+CREATE INDEX ledger_key_ts ON ledger(key_name, ts);
+`,
+  },
 ];
 
 export const LATEST_VERSION = MIGRATIONS[MIGRATIONS.length - 1]!.version;

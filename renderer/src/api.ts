@@ -127,6 +127,8 @@ export type {
   AdminUser,
   ApiToken,
   AuthState,
+  BudgetStatus,
+  BudgetsBody,
   CreatedApiToken,
   CreatedKeyView,
   EndpointStatus,

@@ -53,3 +53,9 @@ export function summarize(ts: Timeseries): Summary {
   const t = ts.totals;
   return { requests: t.requests, errors: t.errors, tokens: t.prompt_tokens + t.completion_tokens, cost: t.cost, p50: t.p50_ms, p99: t.p99_ms };
 }
+
+/** The start of this month in the browser's time zone (ms since the epoch). */
+export function monthStart(): number {
+  const d = new Date();
+  return new Date(d.getFullYear(), d.getMonth(), 1).getTime();
+}

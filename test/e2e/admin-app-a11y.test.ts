@@ -335,6 +335,21 @@ describe('admin app accessibility (axe-core in Chromium)', () => {
     );
     assert.match((await page.getByTestId('usage-chart').locator('svg[role="application"] > title').textContent()) ?? '', /^Tokens by team chart$/);
 
+    // Budgets and the team budget dialog (with a field error), then with a budget and its bar.
+    await nav(page, 'Budgets');
+    await audit(page, 'Budgets (no budgets)', failures);
+    await auditDialog(page, page.getByRole('button', { name: 'Edit budget and limits of team research' }), 'Budget and limits of team research', failures, async (d) => {
+      await d.getByLabel('Amount (USD)').fill('-5');
+      await d.getByRole('button', { name: 'Save' }).click();
+      await d.getByText('must be 0 or more').waitFor();
+      await audit(page, 'dialog "Budget and limits of team research" with a field error', failures);
+      await d.getByLabel('Amount (USD)').fill('100');
+      await d.getByRole('button', { name: 'Save' }).click();
+    });
+    await page.getByRole('meter', { name: /team research/ }).waitFor();
+    await audit(page, 'Budgets', failures);
+    await auditDialog(page, page.getByRole('button', { name: 'Edit budget and limits of key notebook-app' }), 'Budget and limits of key notebook-app', failures);
+
     // Settings and its confirmation.
     await nav(page, 'Settings');
     await audit(page, 'Settings', failures);

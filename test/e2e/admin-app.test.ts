@@ -596,6 +596,69 @@ describe('admin app (Chromium)', () => {
     assert.equal(await login(page, 'adam', 'admin password 12'), 200);
     await nav(page, 'Settings');
     assert.equal(await page.getByRole('form', { name: 'Download a backup' }).count(), 0);
+  test('Budgets: a team budget set in the form is enforced; the exceeded budget is visible at a glance, spend by team and model, CSV export', { skip: SKIP }, async () => {
+    const cfg = basicConfig(upstream!.url);
+    const gw = await gateway({ config: { ...cfg, models: [{ ...cfg.models[0]!, price: { input_per_million: 0, output_per_million: 0, per_request: 1 } }] } });
+    assert.equal((await gw.admin('POST', '/users', { name: OWNER.name, password: OWNER.password, role: 'owner' })).status, 201);
+    const { page, problems } = await newPage();
+    await open(page, gw.adminUrl + '/');
+    assert.equal(await login(page, OWNER.name, OWNER.password), 200);
+    await nav(page, 'Budgets');
+    await page.getByText('No budgets yet').waitFor();
+
+    // the form validates with the shared schema: a negative amount is named on its field
+    await page.getByRole('button', { name: 'Edit budget and limits of team research' }).click();
+    const dialog = page.getByRole('dialog', { name: 'Budget and limits of team research' });
+    await dialog.getByLabel('Amount (USD)').fill('-1');
+    await dialog.getByRole('button', { name: 'Save' }).click();
+    await dialog.getByText('must be 0 or more').waitFor();
+    assert.equal(await page.evaluate('document.activeElement?.id'), 'gov-budget-amount', 'focus on the field in error');
+    await dialog.getByLabel('Amount (USD)').fill('2');
+    await dialog.getByLabel('Period', { exact: true }).selectOption('day');
+    await dialog.getByLabel('Requests per minute').fill('100');
+    await dialog.getByLabel('Weight').fill('3');
+    await dialog.getByRole('button', { name: 'Save' }).click();
+    await dialog.waitFor({ state: 'hidden' });
+    const team = (await gw.admin('GET', '/teams/research')).body;
+    assert.deepEqual(team.budget, { amount: 2, period: 'day', warn_at_percent: 80 });
+    assert.deepEqual(team.limits, { rpm: 100 });
+    assert.equal(team.weight, 3);
+    await page.getByRole('row', { name: /research/ }).getByText('2 USD / day').waitFor();
+    // a key: budget, tokens per minute and batch priority (the key keeps its team and models)
+    await page.getByRole('button', { name: 'Edit budget and limits of key notebook-app' }).click();
+    const kd = page.getByRole('dialog', { name: 'Budget and limits of key notebook-app' });
+    await kd.getByLabel('Amount (USD)').fill('50');
+    await kd.getByLabel('Tokens per minute').fill('0');
+    await kd.getByRole('button', { name: 'Save' }).click();
+    await kd.getByText('must be at least 1').waitFor();
+    await kd.getByLabel('Tokens per minute').fill('100000');
+    await kd.getByLabel('Priority').selectOption('batch');
+    await kd.getByRole('button', { name: 'Save' }).click();
+    await kd.waitFor({ state: 'hidden' });
+    const key = (await gw.admin('GET', '/keys/notebook-app')).body;
+    assert.deepEqual([key.team, key.budget, key.limits, key.priority], ['research', { amount: 50, period: 'month', warn_at_percent: 80 }, { tpm: 100000 }, 'batch']);
+    await page.getByRole('row', { name: /notebook-app/ }).getByText('batch').waitFor();
+
+    // spend it: the third request is refused, and the page says who is over budget
+    const ai = new OpenAI({ apiKey: TEST_KEY, baseURL: gw.baseURL, maxRetries: 0 });
+    for (let i = 0; i < 2; i++) await ai.chat.completions.create({ model: 'chat', messages: [{ role: 'user', content: `spend ${i}` }] });
+    await assert.rejects(ai.chat.completions.create({ model: 'chat', messages: [{ role: 'user', content: 'over' }] }), /budget/i);
+    await page.reload();
+    await page.getByRole('heading', { level: 1, name: 'Budgets' }).waitFor();
+    await page.getByTestId('over-budget').getByText('team research').waitFor();
+    const row = page.getByRole('row', { name: /team research/ });
+    await row.getByText('exceeded').waitFor();
+    await row.getByRole('meter', { name: /team research: 100% used/ }).waitFor();
+    const byModel = page.getByRole('region', { name: 'Spend this month by model' });
+    await byModel.getByRole('row', { name: /chat/ }).getByRole('cell', { name: '2.00' }).waitFor();
+    const [download] = await Promise.all([page.waitForEvent('download'), page.getByRole('button', { name: 'Export CSV of spend this month by team' }).click()]);
+    const csv = fs.readFileSync(await download.path(), 'utf8');
+    assert.match(csv, /^team,requests,errors,prompt_tokens,completion_tokens,cost_USD\r\nresearch,3,1,/);
+    await shot(page, '11-budgets');
+    // the overview's top spenders say it too
+    await nav(page, 'Overview');
+    const top = page.getByRole('region', { name: 'Top spenders this month' });
+    await top.getByRole('row', { name: /research/ }).getByText('exceeded, 100% used').waitFor();
     assertNoProblems(problems);
   });
 });

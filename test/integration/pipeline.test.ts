@@ -4,7 +4,7 @@
 //
 // - a stream that breaks after content ends with the in-band error event, then a cut connection
 //   (required: the event is the stream's last, not "an event or a truncated body");
-// - slot exhaustion (endpoint max_concurrency) is a 503 capacity_exhausted with retry-after;
+// - slot exhaustion (endpoint max_concurrency) is a 503 capacity_timeout with retry-after;
 // - an upstream 400/404/422 is passed through with its status and message, never retried
 //   elsewhere; an upstream 401/403 is a 502 naming the endpoint; an upstream 408 is retried;
 // - a model's max_attempts caps the attempts the upstreams see;
@@ -220,7 +220,7 @@ describe('a stream that breaks after content', () => {
 // ---------------------------------------------------------------------------------------------
 
 describe('upstream answers and capacity', () => {
-  test('slot exhaustion: endpoint at max_concurrency 1 and no slot within queue_timeout_ms → 503 capacity_exhausted with retry-after', async (t) => {
+  test('slot exhaustion: endpoint at max_concurrency 1 and no slot within queue_timeout_ms → 503 capacity_timeout with retry-after', async (t) => {
     const p = prefix();
     const a = await upstream(t);
     a.setBehavior({ kind: 'hang' });
@@ -237,7 +237,7 @@ describe('upstream answers and capacity', () => {
     const id = `pl-${randomUUID()}`;
     const err = await apiError(chat('no slot for me', { id }));
     assert.equal(err.status, 503);
-    assert.equal(err.code, 'capacity_exhausted');
+    assert.equal(err.code, 'capacity_timeout');
     assert.equal(err.type, 'server_error');
     assert.match(err.message, new RegExp(`${p}-a`), 'names the endpoint');
     assert.match(err.message, /max_concurrency/);
@@ -246,7 +246,7 @@ describe('upstream answers and capacity', () => {
     assert.equal(posts(a), 1, 'the refused request never reached the upstream');
     const row = await ledgerRow(id);
     assert.equal(row.status, 503);
-    assert.equal(row.error_class, 'capacity_exhausted');
+    assert.equal(row.error_class, 'capacity_timeout');
 
     ac.abort();
     await holding;

@@ -100,6 +100,8 @@ const EXPECTED: Record<string, Access> = {
   'GET /admin/api/v1/usage/requests': 'auditor',
   'GET /admin/api/v1/usage': 'auditor',
   'GET /admin/api/v1/usage/timeseries': 'auditor',
+  'GET /admin/api/v1/usage/summary': 'auditor',
+  'GET /admin/api/v1/budgets': 'auditor',
   'GET /admin/api/v1/routes': 'auditor',
   'GET /admin/api/v1/metrics': 'auditor',
   'GET /admin/api/v1/status': 'auditor',

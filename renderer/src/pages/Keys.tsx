@@ -25,7 +25,7 @@ import {
 import { dataUrlOf } from './Overview';
 
 /** The stored key as a spec the API accepts back (no hash, prefix or dates). */
-function keySpec(k: KeyView): Record<string, unknown> {
+export function keySpec(k: KeyView): Record<string, unknown> {
   const allowed = Object.keys(keySchema.shape);
   return Object.fromEntries(Object.entries(k).filter(([f, v]) => allowed.includes(f) && f !== 'key' && v !== undefined && v !== null));
 }

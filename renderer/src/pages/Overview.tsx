@@ -3,11 +3,11 @@
 import { useMemo, useState } from 'react';
 import { Area, AreaChart, Bar, BarChart, CartesianGrid, Legend, Line, LineChart, Tooltip, XAxis, YAxis } from 'recharts';
 import { ChartCard, type DataColumn } from '../components/chart';
-import { get, type HealthBody, type RequestRow, type StatusBody, type Timeseries } from '../api';
+import { get, type BudgetsBody, type HealthBody, type RequestRow, type StatusBody, type Timeseries, type UsageBody } from '../api';
 import { useResource } from '../hooks';
-import { Badge, EmptyState, LoadError, Loading, PageHeader, Section, SelectField, fmtInt, fmtMs, TableWrap, fmtTime } from '../components/ui';
+import { Badge, EmptyState, LoadError, Loading, PageHeader, Section, SelectField, fmtCost, fmtInt, fmtMs, TableWrap, fmtTime } from '../components/ui';
 import { Link } from '../router';
-import { WINDOWS, summarize, toBuckets, windowQuery, type WindowId } from '../metrics';
+import { WINDOWS, monthStart, summarize, toBuckets, windowQuery, type WindowId } from '../metrics';
 import { useAuth } from '../auth';
 
 export const POLL_MS = 5000;
@@ -249,7 +249,50 @@ export function OverviewPage() {
           </TableWrap>
         ) : null}
       </Section>
+      <TopSpenders />
     </>
+  );
+}
+
+/** The teams that spent most this month, with the state of their budget. */
+function TopSpenders() {
+  const from = monthStart();
+  const usage = useResource((s) => get<UsageBody>(`/usage/summary?group_by=team&from=${from}`, s), [from], POLL_MS * 3);
+  const budgets = useResource((s) => get<BudgetsBody>('/budgets', s), [], POLL_MS * 3);
+  const top = [...(usage.data?.data ?? [])].filter((r) => r.cost > 0).sort((a, b) => b.cost - a.cost).slice(0, 5);
+  const unit = usage.data?.cost_unit ?? 'USD';
+  return (
+    <Section title="Top spenders this month" actions={<Link to="/budgets">All budgets</Link>}>
+      <LoadError error={usage.error} retry={usage.reload} />
+      {usage.data && top.length === 0 ? <p className="muted">Nothing spent this month yet (models without a price cost nothing).</p> : null}
+      {top.length ? (
+        <TableWrap label="Top spenders this month">
+          <table>
+            <thead>
+              <tr>
+                <th scope="col">Team</th>
+                <th scope="col">Cost ({unit})</th>
+                <th scope="col">Requests</th>
+                <th scope="col">Team budget</th>
+              </tr>
+            </thead>
+            <tbody>
+              {top.map((r) => {
+                const b = budgets.data?.data.find((x) => x.scope === 'team' && x.name === r.group);
+                return (
+                  <tr key={r.group ?? '(none)'}>
+                    <th scope="row">{r.group ?? <span className="muted">(no team)</span>}</th>
+                    <td>{fmtCost(r.cost)}</td>
+                    <td>{fmtInt(r.requests)}</td>
+                    <td>{b ? <Badge tone={b.status === 'exceeded' ? 'bad' : b.status === 'warning' ? 'warn' : 'ok'}>{`${b.status}, ${b.used_percent}% used`}</Badge> : <span className="muted">none</span>}</td>
+                  </tr>
+                );
+              })}
+            </tbody>
+          </table>
+        </TableWrap>
+      ) : null}
+    </Section>
   );
 }
 

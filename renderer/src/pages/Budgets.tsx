@@ -1,0 +1,356 @@
+// Budgets: who is over budget, spend by team and by model this month, and each team's budget,
+// rate limits and share of capacity (edited with the shared zod schema, as the API checks it).
+import { useRef, useState, type FormEvent } from 'react';
+import { BUDGET_PERIODS, PRIORITIES, keySchema, teamSchema } from '../../../gateway/config/schema';
+import { api, apiFieldErrors, enc, get, validate, type BudgetStatus, type BudgetsBody, type FieldErrors, type KeyView, type TeamView, type UsageBody } from '../api';
+import { useAuth } from '../auth';
+import { keySpec } from './Keys';
+import { monthStart } from '../metrics';
+import { useResource } from '../hooks';
+import { Badge, Dialog, FormError, LoadError, Loading, NumberField, PageHeader, Section, SelectField, TableWrap, fmtCost, fmtInt, fmtTime, useFocusFirstError } from '../components/ui';
+
+const STATUS_TONE = { ok: 'ok', warning: 'warn', exceeded: 'bad' } as const;
+
+function budgetLabel(b: BudgetStatus): string {
+  return b.scope === 'user' ? `user ${b.name} (team ${b.team ?? '—'})` : `${b.scope} ${b.name}`;
+}
+
+/** The rows as CSV (RFC 4180 quoting), offered as a download. */
+function downloadCsv(file: string, header: string[], rows: (string | number | null)[][]): void {
+  const q = (v: string | number | null) => (v === null ? '' : /[",\n]/.test(String(v)) ? `"${String(v).replace(/"/g, '""')}"` : String(v));
+  const text = [header, ...rows].map((r) => r.map(q).join(',')).join('\r\n') + '\r\n';
+  const url = URL.createObjectURL(new Blob([text], { type: 'text/csv' }));
+  const a = document.createElement('a');
+  a.href = url;
+  a.download = file;
+  document.body.append(a);
+  a.click();
+  a.remove();
+  setTimeout(() => URL.revokeObjectURL(url), 10_000);
+}
+
+function SpendTable({ title, usage, unit }: { title: string; usage: UsageBody | undefined; unit: string }) {
+  const rows = usage?.data ?? [];
+  return (
+    <Section
+      title={title}
+      actions={
+        rows.length ? (
+          <button
+            type="button"
+            onClick={() =>
+              downloadCsv(
+                `spend-by-${usage!.group_by}.csv`,
+                [usage!.group_by, 'requests', 'errors', 'prompt_tokens', 'completion_tokens', `cost_${unit}`],
+                rows.map((r) => [r.group, r.requests, r.errors, r.prompt_tokens, r.completion_tokens, r.cost]),
+              )
+            }
+          >
+            Export CSV<span className="sr-only"> of {title.toLowerCase()}</span>
+          </button>
+        ) : null
+      }
+    >
+      {usage && rows.length === 0 ? <p className="muted">No requests this month yet.</p> : null}
+      {rows.length ? (
+        <TableWrap label={title}>
+          <table>
+            <thead>
+              <tr>
+                <th scope="col">{usage!.group_by === 'model' ? 'Model' : 'Team'}</th>
+                <th scope="col">Requests</th>
+                <th scope="col">Tokens</th>
+                <th scope="col">Cost ({unit})</th>
+              </tr>
+            </thead>
+            <tbody>
+              {[...rows]
+                .sort((a, b) => b.cost - a.cost)
+                .map((r) => (
+                  <tr key={r.group ?? '(none)'}>
+                    <th scope="row">{r.group ?? <span className="muted">(none)</span>}</th>
+                    <td>{fmtInt(r.requests)}</td>
+                    <td>{fmtInt(r.total_tokens)}</td>
+                    <td>{fmtCost(r.cost)}</td>
+                  </tr>
+                ))}
+            </tbody>
+          </table>
+        </TableWrap>
+      ) : null}
+    </Section>
+  );
+}
+
+export function BudgetsPage() {
+  const { canWrite } = useAuth();
+  const budgets = useResource((s) => get<BudgetsBody>('/budgets', s), [], 15_000);
+  const teams = useResource((s) => get<{ data: TeamView[] }>('/teams', s), []);
+  const from = monthStart();
+  const byTeam = useResource((s) => get<UsageBody>(`/usage/summary?group_by=team&from=${from}`, s), [from], 15_000);
+  const byModel = useResource((s) => get<UsageBody>(`/usage/summary?group_by=model&from=${from}`, s), [from], 15_000);
+  const keys = useResource((s) => get<{ data: KeyView[] }>('/keys', s), []);
+  const [editing, setEditing] = useState<Editing | null>(null);
+  const list = budgets.data?.data ?? [];
+  const unit = budgets.data?.cost_unit ?? 'USD';
+  const over = list.filter((b) => b.status === 'exceeded');
+
+  return (
+    <>
+      <PageHeader
+        title="Budgets"
+        intro="Who is over budget, where the spend goes, and each team's budget, rate limits and share of a busy model server. A request past a budget is refused (429 budget_exceeded) until the period resets."
+      />
+      {over.length ? (
+        <p className="notice error" data-testid="over-budget">
+          <strong>Over budget:</strong> {over.map(budgetLabel).join(', ')}.
+        </p>
+      ) : null}
+      <Section title="Every budget">
+        <LoadError error={budgets.error} retry={budgets.reload} />
+        {budgets.loading ? <Loading what="budgets" /> : null}
+        {budgets.data && list.length === 0 ? <p className="muted">No budgets yet. Give a team a budget below (or a key, in the configuration).</p> : null}
+        {list.length ? (
+          <TableWrap label="Budgets">
+            <table>
+              <thead>
+                <tr>
+                  <th scope="col">Budget</th>
+                  <th scope="col">Period</th>
+                  <th scope="col">Spent of budget ({unit})</th>
+                  <th scope="col">Status</th>
+                  <th scope="col">Resets</th>
+                </tr>
+              </thead>
+              <tbody>
+                {list.map((b) => (
+                  <tr key={`${b.scope}/${b.team ?? ''}/${b.name}`}>
+                    <th scope="row">{budgetLabel(b)}</th>
+                    <td>{b.period}</td>
+                    <td>
+                      <div className="budget-cell">
+                        <meter min={0} max={100} low={b.warn_at_percent} high={Math.min(99.9, b.warn_at_percent + 0.01)} optimum={0} value={Math.min(100, b.used_percent)} aria-label={`${budgetLabel(b)}: ${b.used_percent}% used`} />
+                        <span>
+                          {fmtCost(b.spent)} of {fmtCost(b.amount)}
+                          {b.reserved ? <span className="cell-note"> +{fmtCost(b.reserved)} in flight</span> : null}
+                        </span>
+                      </div>
+                    </td>
+                    <td>
+                      <Badge tone={STATUS_TONE[b.status]}>{b.status}</Badge>
+                    </td>
+                    <td>{b.period_end ? fmtTime(b.period_end) : <span className="muted">never</span>}</td>
+                  </tr>
+                ))}
+              </tbody>
+            </table>
+          </TableWrap>
+        ) : null}
+      </Section>
+      <SpendTable title="Spend this month by team" usage={byTeam.data} unit={unit} />
+      <SpendTable title="Spend this month by model" usage={byModel.data} unit={unit} />
+      <Section title="Teams: budgets and limits">
+        <LoadError error={teams.error} retry={teams.reload} />
+        {teams.data && !teams.data.data.length ? <p className="muted">No teams yet: create them on the Teams & keys page.</p> : null}
+        {teams.data?.data.length ? (
+          <TableWrap label="Team budgets and limits">
+            <table>
+              <thead>
+                <tr>
+                  <th scope="col">Team</th>
+                  <th scope="col">Budget</th>
+                  <th scope="col">Rate limits</th>
+                  <th scope="col">Per end user</th>
+                  <th scope="col">Weight</th>
+                  {canWrite ? (
+                    <th scope="col">
+                      <span className="sr-only">Actions</span>
+                    </th>
+                  ) : null}
+                </tr>
+              </thead>
+              <tbody>
+                {teams.data.data.map((t) => (
+                  <tr key={t.name}>
+                    <th scope="row">{t.name}</th>
+                    <td>{t.budget ? `${t.budget.amount} ${unit} / ${t.budget.period}` : <span className="muted">none</span>}</td>
+                    <td>{limitsText(t.limits)}</td>
+                    <td>
+                      {t.user_budget ? `${t.user_budget.amount} ${unit} / ${t.user_budget.period}` : <span className="muted">no budget</span>}
+                      {t.user_limits ? <div className="cell-note">{limitsText(t.user_limits)}</div> : null}
+                    </td>
+                    <td>{t.weight ?? 1}</td>
+                    {canWrite ? (
+                      <td className="row-actions">
+                        <button type="button" onClick={() => setEditing({ kind: 'team', item: t })} aria-label={`Edit budget and limits of team ${t.name}`}>
+                          Edit
+                        </button>
+                      </td>
+                    ) : null}
+                  </tr>
+                ))}
+              </tbody>
+            </table>
+          </TableWrap>
+        ) : null}
+      </Section>
+      <Section title="Keys: budgets, limits and priority">
+        <LoadError error={keys.error} retry={keys.reload} />
+        {keys.data && !keys.data.data.length ? <p className="muted">No keys yet: create them on the Teams & keys page.</p> : null}
+        {keys.data?.data.length ? (
+          <TableWrap label="Key budgets and limits">
+            <table>
+              <thead>
+                <tr>
+                  <th scope="col">Key</th>
+                  <th scope="col">Team</th>
+                  <th scope="col">Budget</th>
+                  <th scope="col">Rate limits</th>
+                  <th scope="col">Priority</th>
+                  {canWrite ? (
+                    <th scope="col">
+                      <span className="sr-only">Actions</span>
+                    </th>
+                  ) : null}
+                </tr>
+              </thead>
+              <tbody>
+                {keys.data.data.map((k) => (
+                  <tr key={k.name}>
+                    <th scope="row">{k.name}</th>
+                    <td>{k.team ?? <span className="muted">—</span>}</td>
+                    <td>{k.budget ? `${k.budget.amount} ${unit} / ${k.budget.period}` : <span className="muted">none</span>}</td>
+                    <td>{limitsText(k.limits)}</td>
+                    <td>{k.priority ?? 'interactive'}</td>
+                    {canWrite ? (
+                      <td className="row-actions">
+                        <button type="button" onClick={() => setEditing({ kind: 'key', item: k })} aria-label={`Edit budget and limits of key ${k.name}`}>
+                          Edit
+                        </button>
+                      </td>
+                    ) : null}
+                  </tr>
+                ))}
+              </tbody>
+            </table>
+          </TableWrap>
+        ) : null}
+      </Section>
+      <Dialog open={editing !== null} onClose={() => setEditing(null)} title={`Budget and limits of ${editing?.kind ?? ''} ${editing?.item.name ?? ''}`} wide>
+        {editing ? (
+          <GovernanceForm
+            editing={editing}
+            unit={unit}
+            onCancel={() => setEditing(null)}
+            onSaved={() => {
+              setEditing(null);
+              teams.reload();
+              keys.reload();
+              budgets.reload();
+            }}
+          />
+        ) : null}
+      </Dialog>
+    </>
+  );
+}
+
+function limitsText(l: TeamView['limits']): string {
+  if (!l || (!l.rpm && !l.tpm)) return 'none';
+  return [l.rpm ? `${fmtInt(l.rpm)} requests/min` : '', l.tpm ? `${fmtInt(l.tpm)} tokens/min` : ''].filter(Boolean).join(', ');
+}
+
+const str = (n: number | undefined) => (n === undefined ? '' : String(n));
+/** "" → undefined; anything else → a number (NaN stays, for the schema to name it) */
+const num = (s: string) => (s.trim() === '' ? undefined : Number(s));
+
+type Editing = { kind: 'team'; item: TeamView } | { kind: 'key'; item: KeyView };
+
+function GovernanceForm({ editing, unit, onCancel, onSaved }: { editing: Editing; unit: string; onCancel: () => void; onSaved: () => void }) {
+  const team: Partial<TeamView> & Pick<TeamView, 'budget' | 'limits'> = editing.item;
+  const isTeam = editing.kind === 'team';
+  const [amount, setAmount] = useState(str(team.budget?.amount));
+  const [period, setPeriod] = useState<string>(team.budget?.period ?? 'month');
+  const [warn, setWarn] = useState(str(team.budget?.warn_at_percent));
+  const [rpm, setRpm] = useState(str(team.limits?.rpm));
+  const [tpm, setTpm] = useState(str(team.limits?.tpm));
+  const [weight, setWeight] = useState(str(team.weight));
+  const [userAmount, setUserAmount] = useState(str(team.user_budget?.amount));
+  const [userPeriod, setUserPeriod] = useState<string>(team.user_budget?.period ?? 'day');
+  const [priority, setPriority] = useState<string>(editing.kind === 'key' ? (editing.item.priority ?? 'interactive') : 'interactive');
+  const [errors, setErrors] = useState<FieldErrors>({});
+  const [error, setError] = useState<unknown>();
+  const [busy, setBusy] = useState(false);
+  const form = useRef<HTMLFormElement>(null);
+  useFocusFirstError(errors, form);
+  const periods = BUDGET_PERIODS.map((p) => ({ value: p, label: p }));
+
+  const submit = async (e: FormEvent) => {
+    e.preventDefault();
+    setError(undefined);
+    const spec: Record<string, unknown> = editing.kind === 'key' ? keySpec(editing.item) : { ...editing.item };
+    for (const f of ['budget', 'limits', 'weight', 'user_budget', 'priority'] as const) delete spec[f];
+    if (num(amount) !== undefined) spec.budget = { amount: num(amount), period, ...(num(warn) !== undefined ? { warn_at_percent: num(warn) } : {}) };
+    if (num(rpm) !== undefined || num(tpm) !== undefined) spec.limits = { ...(num(rpm) !== undefined ? { rpm: num(rpm) } : {}), ...(num(tpm) !== undefined ? { tpm: num(tpm) } : {}) };
+    if (isTeam && num(weight) !== undefined) spec.weight = num(weight);
+    if (isTeam && num(userAmount) !== undefined) spec.user_budget = { amount: num(userAmount), period: userPeriod };
+    if (!isTeam && priority !== 'interactive') spec.priority = priority;
+    const v = isTeam ? validate(teamSchema, spec) : validate(keySchema, spec);
+    setErrors(v.ok ? {} : v.errors);
+    if (!v.ok) return;
+    setBusy(true);
+    try {
+      await api('PUT', `/${isTeam ? 'teams' : 'keys'}/${enc(editing.item.name)}`, spec);
+      onSaved();
+    } catch (err) {
+      const fe = apiFieldErrors(err);
+      setErrors(fe);
+      if (!Object.keys(fe).length) setError(err);
+    } finally {
+      setBusy(false);
+    }
+  };
+
+  return (
+    <form ref={form} onSubmit={submit} noValidate aria-label={`Budget and limits of ${editing.kind} ${editing.item.name}`}>
+      <fieldset>
+        <legend>{isTeam ? 'Team budget' : 'Key budget'}</legend>
+        <div className="grid-3">
+          <NumberField id="gov-budget-amount" label={`Amount (${unit})`} value={amount} onChange={setAmount} error={errors['budget.amount'] ?? errors.budget} hint="Empty: no budget." min={0} step="any" />
+          <SelectField id="gov-budget-period" label="Period" value={period} onChange={setPeriod} options={periods} error={errors['budget.period']} />
+          <NumberField id="gov-budget-warn" label="Warn at (%)" value={warn} onChange={setWarn} error={errors['budget.warn_at_percent']} hint="Default 80." min={1} max={100} />
+        </div>
+      </fieldset>
+      <fieldset>
+        <legend>{isTeam ? 'Rate limits of the whole team' : 'Rate limits of the key'}</legend>
+        <div className="grid-3">
+          <NumberField id="gov-rpm" label="Requests per minute" value={rpm} onChange={setRpm} error={errors['limits.rpm']} hint="Empty: no limit." min={1} />
+          <NumberField id="gov-tpm" label="Tokens per minute" value={tpm} onChange={setTpm} error={errors['limits.tpm']} hint="Empty: no limit." min={1} />
+          {isTeam ? (
+            <NumberField id="gov-weight" label="Weight" value={weight} onChange={setWeight} error={errors.weight} hint={teamSchema.shape.weight.description} min={0} step="any" />
+          ) : (
+            <SelectField id="gov-priority" label="Priority" value={priority} onChange={setPriority} options={[...PRIORITIES]} error={errors.priority} hint={keySchema.shape.priority.description} />
+          )}
+        </div>
+      </fieldset>
+      {isTeam ? (
+        <fieldset>
+          <legend>Budget of each end user</legend>
+          <div className="grid-3">
+            <NumberField id="gov-user-amount" label={`Amount per user (${unit})`} value={userAmount} onChange={setUserAmount} error={errors['user_budget.amount'] ?? errors.user_budget} hint="Empty: none." min={0} step="any" />
+            <SelectField id="gov-user-period" label="Period per user" value={userPeriod} onChange={setUserPeriod} options={periods} error={errors['user_budget.period']} />
+          </div>
+        </fieldset>
+      ) : null}
+      <FormError error={error} />
+      <div className="actions">
+        <button type="button" onClick={onCancel}>
+          Cancel
+        </button>
+        <button type="submit" className="primary" disabled={busy}>
+          {busy ? 'Saving…' : 'Save'}
+        </button>
+      </div>
+    </form>
+  );
+}
