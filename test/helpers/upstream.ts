@@ -213,6 +213,11 @@ export function echoOf(body: any): string {
   return 'echo: ';
 }
 
+/** The answer to a tool's result (the last message, role "tool"): `tool <tool_call_id> said: <content>`. */
+export function toolAnswerOf(m: { tool_call_id?: unknown; content?: unknown }): string {
+  return `tool ${String(m.tool_call_id)} said: ${textOf(m.content)}`;
+}
+
 /** Split a content into stream pieces: one word each, whitespace kept, joined = content. */
 export function streamPieces(content: string): string[] {
   if (content === '') return [];
@@ -290,9 +295,12 @@ export function startUpstream(opts: UpstreamOptions = {}): Promise<TestUpstream>
     const n = Number.isInteger(body?.n) && body.n > 0 ? Math.min(body.n as number, 128) : 1;
     const tools: any[] = Array.isArray(body?.tools) ? body.tools : [];
     const last = echoOf(body);
-    const toolCall = tools.length > 0 && last.includes('use tool');
+    const msgs: any[] = Array.isArray(body?.messages) ? body.messages : [];
+    const toolResult = msgs.length > 0 && msgs[msgs.length - 1]?.role === 'tool' ? msgs[msgs.length - 1] : undefined;
+    // a tool's result (the last message) is answered, not followed by another call
+    const toolCall = tools.length > 0 && !toolResult && last.includes('use tool');
     const toolName: string = tools[0]?.function?.name ?? tools[0]?.name ?? 'tool';
-    const content = b.content ?? last;
+    const content = b.content ?? (toolResult ? toolAnswerOf(toolResult) : last);
     const finish = b.finishReason ?? (toolCall ? 'tool_calls' : 'stop');
     const promptTokens = promptTokensFor('chat', body);
     const perChoice = toolCall ? completionTokensFor(TOOL_ARGUMENTS) : completionTokensFor(content);
