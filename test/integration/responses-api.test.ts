@@ -102,7 +102,8 @@ describe('POST /v1/responses (OpenAI Responses API)', () => {
     assert.equal((msg.content[0] as OpenAI.Responses.ResponseOutputText).text, 'echo: hello responses');
     assert.equal(r.usage?.input_tokens, promptTokensFor('chat', sent.body));
     assert.equal(r.usage?.output_tokens, completionTokensFor('echo: hello responses'));
-    assert.equal(r.usage?.total_tokens, r.usage!.input_tokens + r.usage!.output_tokens);
+    assert.ok(r.usage);
+    assert.equal(r.usage.total_tokens, r.usage.input_tokens + r.usage.output_tokens);
     const row = await ledgerRow(gw, response.headers.get('x-airlock-request-id')!);
     assert.equal(row.kind, 'responses', 'the ledger tells Responses requests apart');
     assert.equal(row.user, 'bob');

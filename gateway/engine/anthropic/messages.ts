@@ -125,7 +125,7 @@ function translateTools(v: unknown): Json[] | undefined {
     const p = `tools[${i}]`;
     if (!isObject(t)) throw badRequest(`"${p}" must be an object.`, p);
     if (t.type !== undefined && t.type !== null && t.type !== 'custom')
-      throw badRequest(`"${p}.type": the server tool "${String(t.type)}" is not available on this gateway (nothing leaves the network); define a client tool with "name" and "input_schema".`, `${p}.type`);
+      throw badRequest(`"${p}.type": the server tool ${JSON.stringify(t.type)} is not available on this gateway (nothing leaves the network); define a client tool with "name" and "input_schema".`, `${p}.type`);
     const name = requiredString(t, 'name', `${p}.name`);
     if (!isObject(t.input_schema)) throw badRequest(`"${p}.input_schema" is required and must be a JSON schema object.`, `${p}.input_schema`);
     const fn: Json = { name, parameters: t.input_schema };

@@ -131,7 +131,7 @@ function translateItems(input: unknown, out: Json[]): void {
       case 'reasoning':
         return; // a reasoning model's earlier reasoning: not sent back to a chat upstream
       default:
-        throw badRequest(`"${path}.type" "${String(type)}" is not supported here (message, function_call, function_call_output).`, `${path}.type`);
+        throw badRequest(`"${path}.type" ${JSON.stringify(type) ?? '(missing)'} is not supported here (message, function_call, function_call_output).`, `${path}.type`);
     }
   });
 }
