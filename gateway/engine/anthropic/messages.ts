@@ -290,7 +290,8 @@ class MessagesAnswer implements AnswerTranslator {
         this.emit('content_block_start', { index: this.block, content_block: { type: 'text', text: '' } });
       }
       this.chars += s.length;
-      this.emit('content_block_delta', { index: this.block, delta: { type: 'text_delta', text: s } });
+      // the hot event, written directly: the same JSON as emit() would give, at a fraction of the cost
+      this.out.push({ event: 'content_block_delta', data: `{"type":"content_block_delta","index":${this.block},"delta":{"type":"text_delta","text":${JSON.stringify(s)}}}`, id: undefined });
     },
     toolStart: (index: number, id: string | undefined, name: string) => {
       this.closeBlock();

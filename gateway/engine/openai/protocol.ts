@@ -229,7 +229,9 @@ async function pipeStream(
   };
   const write = async (bufs: Buffer[]) => {
     let ok = true;
-    for (const b of bufs) ok = res.write(b);
+    // a translation turns one upstream chunk into many small events: one write, not one per event
+    if (tr && bufs.length > 1) ok = res.write(Buffer.concat(bufs));
+    else for (const b of bufs) ok = res.write(b);
     if (!ok) await drain(res, ctx.abort.signal);
   };
 

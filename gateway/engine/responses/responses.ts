@@ -399,7 +399,12 @@ class ResponsesAnswer implements AnswerTranslator {
       const part = (it.content as Json[])[0]!;
       part.text = (part.text as string) + s;
       this.chars += s.length;
-      this.emit('response.output_text.delta', { item_id: it.id, output_index: this.output.length - 1, content_index: 0, delta: s, logprobs: [] });
+      // the hot event, written directly: the same JSON as emit() would give, at a fraction of the cost
+      this.out.push({
+        event: 'response.output_text.delta',
+        data: `{"type":"response.output_text.delta","item_id":"${it.id}","output_index":${this.output.length - 1},"content_index":0,"delta":${JSON.stringify(s)},"logprobs":[],"sequence_number":${this.seq++}}`,
+        id: undefined,
+      });
     },
     toolStart: (index: number, id: string | undefined, name: string) => {
       this.toolIndex = index;
