@@ -77,7 +77,9 @@ export function buildDataPlane(gw: Gateway): FastifyInstance {
     if (clientId) reply.header('x-request-id', clientId);
     if (repeatedHost(req.raw.rawHeaders)) {
       const g = gatewayError('invalid_host', 'The request has more than one Host header.');
-      reply.header('connection', 'close').code(400).send(g.body());
+      const c = req.routeOptions.config; // (only on this rare path: routeOptions builds an object per access)
+      const protocol = c?.protocol ?? c?.kind;
+      reply.header('connection', 'close').code(400).send(protocol ? gw.pipeline.errorBody(protocol, g) : g.body());
       return;
     }
     done();
