@@ -228,7 +228,7 @@ describe('POST /v1/messages (Anthropic Messages API)', () => {
     assert.deepEqual(use.input, { q: 'x' });
   });
 
-  test('stop reasons: length → max_tokens (streamed and not); stop_sequences sent upstream as stop', async () => {
+  test('stop reasons: length → max_tokens, a matched stop string → stop_sequence (streamed and not); stop_sequences sent upstream as stop', async () => {
     up.setBehavior({ kind: 'ok', finishReason: 'length' });
     try {
       const m = await claude.messages.create({ model: 'chat', max_tokens: 3, stop_sequences: ['END', '###'], messages: [{ role: 'user', content: 'a long story' }] });
@@ -236,6 +236,18 @@ describe('POST /v1/messages (Anthropic Messages API)', () => {
       assert.deepEqual(lastCompletion(up).body.stop, ['END', '###']);
       const s = await claude.messages.stream({ model: 'chat', max_tokens: 3, messages: [{ role: 'user', content: 'a long story' }] }).finalMessage();
       assert.equal(s.stop_reason, 'max_tokens');
+      // vLLM names the stop string that ended the answer (choices[].stop_reason): stop_sequence
+      up.setBehavior({ kind: 'ok', stopReason: '###' });
+      const q = await claude.messages.create({ model: 'chat', max_tokens: 16, stop_sequences: ['END', '###'], messages: [{ role: 'user', content: 'until ###' }] });
+      assert.equal(q.stop_reason, 'stop_sequence');
+      assert.equal(q.stop_sequence, '###');
+      const qs = await claude.messages.stream({ model: 'chat', max_tokens: 16, stop_sequences: ['END', '###'], messages: [{ role: 'user', content: 'until ###' }] }).finalMessage();
+      assert.equal(qs.stop_reason, 'stop_sequence');
+      assert.equal(qs.stop_sequence, '###');
+      // without stop_sequences, or a stop the client did not send (an EOS token id): end_turn
+      const t = await claude.messages.create({ model: 'chat', max_tokens: 16, messages: [{ role: 'user', content: 'until ###' }] });
+      assert.equal(t.stop_reason, 'end_turn');
+      assert.equal(t.stop_sequence, null);
     } finally {
       up.setBehavior({ kind: 'ok' });
     }

@@ -337,7 +337,12 @@ class ResponsesAnswer implements AnswerTranslator {
       const answer: Json = { role: 'assistant', content: outputText(this.output) || null };
       const calls = this.output.filter((o) => o.type === 'function_call');
       if (calls.length) answer.tool_calls = calls.map((c) => ({ id: c.call_id, type: 'function', function: { name: c.name, arguments: c.arguments } }));
-      this.store.save(this.id, this.ctx.key!.name, { response: resp, conversation: [...this.req.conversation, answer] });
+      try {
+        this.store.save(this.id, this.ctx.key!.name, { response: resp, conversation: [...this.req.conversation, answer] });
+      } catch (e) {
+        // the gateway's own failure, never the upstream's: a 500, or in-band after content
+        throw gatewayError('internal_error', `The response could not be stored (store: true): ${(e as Error).message}`);
+      }
     }
     return resp;
   }
