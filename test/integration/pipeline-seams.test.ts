@@ -21,6 +21,7 @@ import { messagesAdapter } from '../../gateway/engine/anthropic/messages.js';
 import { responsesAdapter } from '../../gateway/engine/responses/responses.js';
 import { newRequestId } from '../../gateway/engine/request-id.js';
 import { channels } from '../../gateway/engine/events.js';
+import { gatewayError, type GatewayError } from '../../gateway/engine/errors.js';
 import type { Admission, Guards, InputGuard, OutputGuard, RequestContext } from '../../gateway/engine/stages.js';
 import type { SSEEvent } from '../../gateway/engine/sse.js';
 import { TEST_KEY, basicConfig, tmpDir } from '../helpers/gateway.js';
@@ -36,8 +37,12 @@ interface Harness {
 
 const guards: { input: InputGuard[]; output: OutputGuard[] } = { input: [], output: [] };
 const released: { cost: number; prompt: number; completion: number; status: number }[] = [];
+/** set by a test: admission refuses with it (as a budget would) */
+let refuseWith: GatewayError | undefined;
 const admission: Admission = {
-  admit() {},
+  admit() {
+    if (refuseWith) throw refuseWith;
+  },
   release(ctx: RequestContext) {
     released.push({ cost: ctx.cost, prompt: ctx.promptTokens, completion: ctx.completionTokens, status: ctx.status });
   },
@@ -276,6 +281,23 @@ describe('pipeline seams (in-process pipeline, real HTTP, real SQLite)', () => {
       guards.input = [];
       guards.output = [];
       up.setBehavior({ kind: 'ok' });
+    }
+  });
+
+  test('admission refusing (a budget) answers each protocol in its own shape: 429 with retry-after', async () => {
+    refuseWith = gatewayError('budget_exceeded', 'Team "research" has used its monthly budget.', { headers: { 'retry-after': '3600' } });
+    try {
+      const claude = new Anthropic({ apiKey: TEST_KEY, baseURL: h.url.replace(/\/v1$/, ''), maxRetries: 0 });
+      const e1 = await claude.messages.create({ model: 'chat', max_tokens: 8, messages: [{ role: 'user', content: 'x' }] }).catch((x: unknown) => x);
+      assert.ok(e1 instanceof Anthropic.RateLimitError, String(e1));
+      assert.deepEqual(e1.error, { type: 'error', error: { type: 'rate_limit_error', message: 'Team "research" has used its monthly budget.' } });
+      assert.equal(e1.headers?.get('retry-after'), '3600');
+      const e2 = await ai.responses.create({ model: 'chat', input: 'x' }).catch((x: unknown) => x);
+      assert.ok(e2 instanceof OpenAI.RateLimitError, String(e2));
+      assert.equal(e2.code, 'budget_exceeded');
+      assert.equal(e2.headers?.get('retry-after'), '3600');
+    } finally {
+      refuseWith = undefined;
     }
   });
 
