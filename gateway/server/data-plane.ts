@@ -33,6 +33,12 @@ declare module 'fastify' {
 type RequestWithId = { airlockId?: string; airlockKey?: KeyRecord };
 
 
+/** The request announces a body (that will not be read when it is refused first). */
+function hasBody(req: FastifyRequest): boolean {
+  const len = req.headers['content-length'];
+  return len !== '0' && (len !== undefined || req.headers['transfer-encoding'] !== undefined);
+}
+
 export function openAIError(err: FastifyError | Error, bodyLimit?: number): GatewayError {
   if (err instanceof GatewayError) return err;
   const e = err as FastifyError;
@@ -101,9 +107,21 @@ export function buildDataPlane(gw: Gateway): FastifyInstance {
     } catch (e) {
       const g = e instanceof GatewayError ? e : openAIError(e as Error);
       gw.pipeline.recordRejected(kind, id, req.headers, g);
-      // the unread body is not worth keeping the connection for
-      if (req.headers['content-length'] !== '0' && (req.headers['content-length'] !== undefined || req.headers['transfer-encoding'] !== undefined)) reply.header('connection', 'close');
+      if (hasBody(req)) reply.header('connection', 'close'); // the unread body is not worth keeping the connection for
       reply.code(g.status).headers(g.headers).send(gw.pipeline.errorBody(kind, g));
+      return;
+    }
+    done();
+  };
+  // The routes outside the pipeline (count_tokens, stored responses) check the key from the
+  // headers too, before any body is read; no ledger row (nothing is routed).
+  const keyFirst = (protocol: Kind) => (req: FastifyRequest, reply: FastifyReply, done: HookHandlerDoneFunction) => {
+    try {
+      (req as RequestWithId).airlockKey = authenticate(gw.snapshot, gw.secrets, req.headers);
+    } catch (e) {
+      const g = e instanceof GatewayError ? e : openAIError(e as Error);
+      if (hasBody(req)) reply.header('connection', 'close');
+      reply.code(g.status).headers(g.headers).send(gw.pipeline.errorBody(protocol, g));
       return;
     }
     done();
@@ -146,24 +164,22 @@ export function buildDataPlane(gw: Gateway): FastifyInstance {
   }
 
   // Anthropic's token counting: our estimate (no upstream is asked), marked as one.
-  app.post('/v1/messages/count_tokens', { config: { protocol: 'messages' } }, (req, reply) => {
-    const key = authenticate(gw.snapshot, gw.secrets, req.headers);
+  app.post('/v1/messages/count_tokens', { config: { protocol: 'messages' }, onRequest: keyFirst('messages') }, (req, reply) => {
     reply.header('x-airlock-estimated', 'true');
-    return countTokens(gw.snapshot, key, req.body);
+    return countTokens(gw.snapshot, (req as RequestWithId).airlockKey!, req.body);
   });
   // Stored responses (POST /v1/responses with store): only the key that made one sees it.
   const storedResponse = (req: FastifyRequest) => {
-    const key = authenticate(gw.snapshot, gw.secrets, req.headers);
     const id = (req.params as { id: string }).id;
-    return { key, id, notFound: () => gatewayError('response_not_found', `No stored response "${id}" for this API key.`, { param: 'response_id' }) };
+    return { key: (req as RequestWithId).airlockKey!, id, notFound: () => gatewayError('response_not_found', `No stored response "${id}" for this API key.`, { param: 'response_id' }) };
   };
-  app.get('/v1/responses/:id', (req) => {
+  app.get('/v1/responses/:id', { onRequest: keyFirst('responses') }, (req) => {
     const { key, id, notFound } = storedResponse(req);
     const r = gw.responses.get(id, key.name);
     if (!r) throw notFound();
     return r.response;
   });
-  app.delete('/v1/responses/:id', (req) => {
+  app.delete('/v1/responses/:id', { onRequest: keyFirst('responses') }, (req) => {
     const { key, id, notFound } = storedResponse(req);
     if (!gw.responses.delete(id, key.name)) throw notFound();
     return { id, object: 'response', deleted: true };

@@ -417,5 +417,9 @@ describe('POST /v1/messages (Anthropic Messages API)', () => {
     const e = await apiError(claude.messages.countTokens({ model: 'nope', messages: [{ role: 'user', content: 'x' }] }));
     assert.ok(e instanceof Anthropic.NotFoundError);
     assert.equal((e.error as any).error.type, 'not_found_error');
+    const bad = new Anthropic({ apiKey: 'sk-airlock-nope', baseURL: gw.dataUrl, maxRetries: 0 });
+    const e401 = await apiError(bad.messages.countTokens({ model: 'chat', messages: [{ role: 'user', content: 'x' }] }));
+    assert.ok(e401 instanceof Anthropic.AuthenticationError);
+    assert.equal((e401.error as any).error.type, 'authentication_error');
   });
 });

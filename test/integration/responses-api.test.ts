@@ -213,6 +213,10 @@ describe('POST /v1/responses (OpenAI Responses API)', () => {
     assert.equal(eprev.status, 404);
     assert.equal(eprev.param, 'previous_response_id');
     assert.equal((await apiError(other.responses.delete(first.id))).status, 404);
+    const nokey = new OpenAI({ apiKey: 'sk-airlock-nope', baseURL: gw.baseURL, maxRetries: 0 });
+    const e401 = await apiError(nokey.responses.retrieve(first.id));
+    assert.equal(e401.status, 401);
+    assert.equal(e401.type, 'authentication_error');
 
     // continued: the stored conversation (without the earlier instructions) + the new items
     const second = await ai.responses.create({
