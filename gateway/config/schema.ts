@@ -186,6 +186,12 @@ export const settingsSchema = z.strictObject({
     .default('serve')
     .describe('When the database cannot be written: serve (keep rows in memory, up to ledger_max_pending_rows) or refuse new data-plane requests with 503 until it can'),
   ledger_retention_days: z.int().min(1).max(36_500).optional().describe('Delete ledger rows older than this (default: keep)'),
+  responses_retention_days: z
+    .int()
+    .min(1)
+    .max(3650)
+    .optional()
+    .describe('How long responses stored by POST /v1/responses (store, previous_response_id) are kept (default 30)'),
   http: httpSchema.default(() => httpSchema.parse({})).describe('Client connection limits and timeouts'),
   limits: limitsSchema.default(() => limitsSchema.parse({})).describe('Size limits on request bodies and upstream answers'),
   metrics_public: z.boolean().default(false).describe('Serve /metrics on the data plane without a token (it shows per-team usage); otherwise it needs an admin API token as bearer'),

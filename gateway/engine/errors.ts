@@ -31,6 +31,7 @@ export const ERRORS = {
   metrics_token_required: { status: 401, type: 'authentication_error' },
   model_not_allowed: { status: 403, type: 'permission_error' },
   model_not_found: { status: 404, type: 'not_found_error' },
+  response_not_found: { status: 404, type: 'not_found_error' },
   // policy (guardrails, governance)
   guardrail_blocked: { status: 400, type: 'invalid_request_error' },
   guard_failed: { status: 500, type: 'server_error' },

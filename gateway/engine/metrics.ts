@@ -31,12 +31,11 @@ export class Metrics {
     ['endpoint', 'outcome'] as const,
   ).registerIn(this.registry);
 
-  readonly rejected = new Counter({
-    name: 'airlock_requests_rejected_total',
-    help: 'Requests refused by governance, by reason (budget_exceeded|rate_limit_exceeded|capacity_timeout)',
-    labelNames: ['reason'] as const,
-    registers: [this.registry],
-  });
+  readonly rejected = new LiteCounter(
+    'airlock_requests_rejected_total',
+    'Requests refused by governance, by reason (budget_exceeded|rate_limit_exceeded|capacity_timeout)',
+    ['reason'] as const,
+  ).registerIn(this.registry);
 
   /** A finished, settled request. */
   observeRequest(ctx: RequestContext, latencyMs: number): void {

@@ -14,6 +14,7 @@ import { orderTargets, resolveModel, type RouteFacts } from './router.js';
 import type { Runtime } from './runtime.js';
 import type { KeyRecord, Snapshot } from './snapshot.js';
 import { parsePriority, parseTags } from '../governance/attribution.js';
+import type { ProtocolAdapter } from './translate.js';
 import { authenticate, authorizeModel, guardInput, promptEstimate, settle, type Admission, type Guards, type KeyHasher, type Kind, type RequestContext } from './stages.js';
 
 export interface PipelineDeps {
@@ -22,6 +23,8 @@ export interface PipelineDeps {
   hasher: KeyHasher;
   admission: Admission;
   guards: Guards;
+  /** client protocols served by translation onto chat (Anthropic Messages, Responses): translate.ts */
+  adapters?: Partial<Record<Kind, ProtocolAdapter>>;
 }
 
 type Headers = Record<string, string | string[] | undefined>;
@@ -80,6 +83,11 @@ export function newContext(kind: Kind, id: string, snapshot: Snapshot, clientId?
 export class Pipeline {
   constructor(private readonly d: PipelineDeps) {}
 
+  /** An error answer's body in the shape the client's protocol uses. */
+  errorBody(kind: Kind, err: GatewayError): unknown {
+    return this.d.adapters?.[kind]?.errorBody(err) ?? err.body();
+  }
+
   /** A request refused before it reached the pipeline (e.g. malformed JSON): recorded only. */
   recordRejected(kind: Kind, id: string, headers: Headers, err: GatewayError, key?: KeyRecord): void {
     const ctx = newContext(kind, id, this.d.snapshot(), clientRequestId(headers));
@@ -104,7 +112,9 @@ export class Pipeline {
     try {
       // authenticate
       ctx.key = preKey ?? authenticate(ctx.snapshot, this.d.hasher, headers);
-      ctx.body = validateBody(kind, body);
+      const adapter = this.d.adapters?.[kind];
+      // a translated protocol becomes a chat body here: every stage after this sees a chat request
+      ctx.body = adapter ? adapter.toChat(body, ctx) : validateBody(kind, body);
       const b = ctx.body;
       ctx.requestedModel = b.model as string;
       ctx.stream = kind !== 'embeddings' && b.stream === true;
@@ -166,7 +176,7 @@ export class Pipeline {
       res.destroy();
       return;
     }
-    const payload = JSON.stringify(err.body());
+    const payload = JSON.stringify(this.errorBody(ctx.kind, err));
     const h: Record<string, string | number> = { 'content-type': 'application/json; charset=utf-8', 'content-length': Buffer.byteLength(payload), ...err.headers };
     if (ctx.attempts > 0) h['x-airlock-attempts'] = ctx.attempts;
     res.writeHead(err.status, h);
@@ -186,6 +196,7 @@ export class Pipeline {
     const runtime = this.d.runtime;
     const settings = ctx.snapshot.settings;
     const failures: string[] = [];
+    const adapter = this.d.adapters?.[ctx.kind];
     const onClientGone = (fn: () => void) => {
       // watched on the response, not on ctx.abort.signal: an AbortSignal and its first listener
       // cost several µs per request
@@ -228,7 +239,7 @@ export class Pipeline {
             call,
             queueTimeoutMs: settings.queue_timeout_ms,
             onClientGone,
-            protocol: openAIProtocol({ source: this, runtime, guards: this.d.guards }, ctx, t, res),
+            protocol: openAIProtocol({ source: this, runtime, guards: this.d.guards }, ctx, t, res, adapter?.answer(ctx)),
           });
           return;
         } catch (e) {

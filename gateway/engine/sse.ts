@@ -198,7 +198,7 @@ export class SSEParser {
 }
 
 export function formatSSE(ev: SSEEvent): string {
-  if (ev.event === undefined && ev.id === undefined && ev.data.indexOf('\n') === -1) return `data: ${ev.data}\n\n`; // the usual case
+  if (ev.id === undefined && ev.data.indexOf('\n') === -1) return ev.event === undefined ? `data: ${ev.data}\n\n` : `event: ${ev.event}\ndata: ${ev.data}\n\n`; // the usual cases
   let s = '';
   if (ev.event !== undefined) s += `event: ${ev.event}\n`;
   if (ev.id !== undefined) s += `id: ${ev.id}\n`;

@@ -7,7 +7,8 @@ import type { SSEEvent } from './sse.js';
 import { estimatePromptTokens } from './tokens.js';
 import type { KeyRecord, ModelConfig, Snapshot } from './snapshot.js';
 
-export type Kind = 'chat' | 'completions' | 'embeddings';
+/** what the client called: the three OpenAI APIs, and the two translated onto chat (translate.ts) */
+export type Kind = 'chat' | 'completions' | 'embeddings' | 'messages' | 'responses';
 
 export interface RequestContext {
   /** the gateway's own request id (UUIDv7): the ledger's key */

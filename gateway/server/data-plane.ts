@@ -5,6 +5,7 @@ import { newRequestId } from '../engine/request-id.js';
 import { nestedDeeperThan } from '../engine/json-depth.js';
 import { authenticate } from '../engine/stages.js';
 import { clientRequestId } from '../engine/pipeline.js';
+import { countTokens } from '../engine/anthropic/messages.js';
 import type { Kind } from '../engine/stages.js';
 import type { KeyRecord } from '../engine/snapshot.js';
 import type { Gateway } from './gateway.js';
@@ -16,17 +17,27 @@ const ROUTES: [string, Kind][] = [
   ['/v1/chat/completions', 'chat'],
   ['/v1/completions', 'completions'],
   ['/v1/embeddings', 'embeddings'],
+  ['/v1/messages', 'messages'],
+  ['/v1/responses', 'responses'],
 ];
 
 declare module 'fastify' {
   interface FastifyContextConfig {
     /** the pipeline this data-plane route feeds; its key is checked before the body is read */
     kind?: Kind;
+    /** the protocol whose error shape a route answers in (default: its kind's, else OpenAI's) */
+    protocol?: Kind;
   }
 }
 
 type RequestWithId = { airlockId?: string; airlockKey?: KeyRecord };
 
+
+/** The request announces a body (that will not be read when it is refused first). */
+function hasBody(req: FastifyRequest): boolean {
+  const len = req.headers['content-length'];
+  return len !== '0' && (len !== undefined || req.headers['transfer-encoding'] !== undefined);
+}
 
 export function openAIError(err: FastifyError | Error, bodyLimit?: number): GatewayError {
   if (err instanceof GatewayError) return err;
@@ -72,7 +83,9 @@ export function buildDataPlane(gw: Gateway): FastifyInstance {
     if (clientId) reply.header('x-request-id', clientId);
     if (repeatedHost(req.raw.rawHeaders)) {
       const g = gatewayError('invalid_host', 'The request has more than one Host header.');
-      reply.header('connection', 'close').code(400).send(g.body());
+      const c = req.routeOptions.config; // (only on this rare path: routeOptions builds an object per access)
+      const protocol = c?.protocol ?? c?.kind;
+      reply.header('connection', 'close').code(400).send(protocol ? gw.pipeline.errorBody(protocol, g) : g.body());
       return;
     }
     done();
@@ -94,9 +107,21 @@ export function buildDataPlane(gw: Gateway): FastifyInstance {
     } catch (e) {
       const g = e instanceof GatewayError ? e : openAIError(e as Error);
       gw.pipeline.recordRejected(kind, id, req.headers, g);
-      // the unread body is not worth keeping the connection for
-      if (req.headers['content-length'] !== '0' && (req.headers['content-length'] !== undefined || req.headers['transfer-encoding'] !== undefined)) reply.header('connection', 'close');
-      reply.code(g.status).headers(g.headers).send(g.body());
+      if (hasBody(req)) reply.header('connection', 'close'); // the unread body is not worth keeping the connection for
+      reply.code(g.status).headers(g.headers).send(gw.pipeline.errorBody(kind, g));
+      return;
+    }
+    done();
+  };
+  // The routes outside the pipeline (count_tokens, stored responses) check the key from the
+  // headers too, before any body is read; no ledger row (nothing is routed).
+  const keyFirst = (protocol: Kind) => (req: FastifyRequest, reply: FastifyReply, done: HookHandlerDoneFunction) => {
+    try {
+      (req as RequestWithId).airlockKey = authenticate(gw.snapshot, gw.secrets, req.headers);
+    } catch (e) {
+      const g = e instanceof GatewayError ? e : openAIError(e as Error);
+      if (hasBody(req)) reply.header('connection', 'close');
+      reply.code(g.status).headers(g.headers).send(gw.pipeline.errorBody(protocol, g));
       return;
     }
     done();
@@ -119,10 +144,12 @@ export function buildDataPlane(gw: Gateway): FastifyInstance {
   app.setErrorHandler((err, req, reply) => {
     const g = openAIError(err as Error, app.initialConfig.bodyLimit);
     // A request refused before the pipeline (bad JSON, too large) still gets its ledger row.
-    const kind = req.routeOptions.config?.kind;
+    const config = req.routeOptions.config;
+    const kind = config?.kind;
     const r = req as RequestWithId;
     if (kind) gw.pipeline.recordRejected(kind, r.airlockId ?? newRequestId(), req.headers, g, r.airlockKey);
-    reply.code(g.status).headers(g.headers).send(g.body());
+    const protocol = config?.protocol ?? kind;
+    reply.code(g.status).headers(g.headers).send(protocol ? gw.pipeline.errorBody(protocol, g) : g.body());
   });
   app.setNotFoundHandler((req, reply) => {
     reply.code(404).send(gatewayError('unknown_route', `No route ${req.method} ${req.url.split('?')[0]} on the data plane.`).body());
@@ -135,6 +162,28 @@ export function buildDataPlane(gw: Gateway): FastifyInstance {
       return gw.pipeline.handle(kind, r.airlockId ?? newRequestId(), req.body, req.headers, reply.raw, r.airlockKey);
     });
   }
+
+  // Anthropic's token counting: our estimate (no upstream is asked), marked as one.
+  app.post('/v1/messages/count_tokens', { config: { protocol: 'messages' }, onRequest: keyFirst('messages') }, (req, reply) => {
+    reply.header('x-airlock-estimated', 'true');
+    return countTokens(gw.snapshot, (req as RequestWithId).airlockKey!, req.body);
+  });
+  // Stored responses (POST /v1/responses with store): only the key that made one sees it.
+  const storedResponse = (req: FastifyRequest) => {
+    const id = (req.params as { id: string }).id;
+    return { key: (req as RequestWithId).airlockKey!, id, notFound: () => gatewayError('response_not_found', `No stored response "${id}" for this API key.`, { param: 'response_id' }) };
+  };
+  app.get('/v1/responses/:id', { onRequest: keyFirst('responses') }, (req) => {
+    const { key, id, notFound } = storedResponse(req);
+    const r = gw.responses.get(id, key.name);
+    if (!r) throw notFound();
+    return r.response;
+  });
+  app.delete('/v1/responses/:id', { onRequest: keyFirst('responses') }, (req) => {
+    const { key, id, notFound } = storedResponse(req);
+    if (!gw.responses.delete(id, key.name)) throw notFound();
+    return { id, object: 'response', deleted: true };
+  });
 
   app.get('/v1/models', (req, reply) => {
     const s = gw.snapshot;

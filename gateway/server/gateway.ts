@@ -12,6 +12,9 @@ import { HealthChecker } from '../engine/health.js';
 import { Ledger } from '../engine/ledger.js';
 import { Metrics } from '../engine/metrics.js';
 import { Pipeline } from '../engine/pipeline.js';
+import { messagesAdapter } from '../engine/anthropic/messages.js';
+import { responsesAdapter } from '../engine/responses/responses.js';
+import { ResponseStore } from '../engine/responses/store.js';
 import { channels, on, type AttemptEnd, type RequestEnd } from '../engine/events.js';
 import { ledgerRowOf } from '../engine/ledger.js';
 import { noGuards } from '../engine/stages.js';
@@ -54,6 +57,8 @@ export class Gateway {
   readonly pipeline: Pipeline;
   /** budgets, rate limits and fair shares: the pipeline's admission */
   readonly governance: Governance;
+  /** responses kept by POST /v1/responses (store), for GET/DELETE and previous_response_id */
+  readonly responses: ResponseStore;
   private unsubscribe: (() => void)[] = [];
   readonly auth: AdminAuth;
   private snap: Snapshot;
@@ -98,12 +103,14 @@ export class Gateway {
     this.governance = new Governance(new MemoryCounters(), ledgerSpend(this.db));
     this.governance.update(this.snap);
     registerGovernanceMetrics(this.metrics.registry, this.governance, this.runtime, () => this.snap);
+    this.responses = new ResponseStore(this.db, () => this.snap.settings.responses_retention_days);
     this.pipeline = new Pipeline({
       snapshot: () => this.snap,
       runtime: this.runtime,
       hasher: this.secrets,
       admission: this.governance,
       guards: noGuards,
+      adapters: { messages: messagesAdapter, responses: responsesAdapter(this.responses) },
     });
     // the recorders subscribe to the pipeline's lifecycle events
     this.unsubscribe.push(
@@ -166,6 +173,12 @@ export class Gateway {
         },
         (e: Error) => this.log(`ledger retention failed: ${e.message}`),
       );
+      try {
+        const n = this.responses.prune();
+        if (n) this.log(`responses retention: deleted ${n} stored responses`);
+      } catch (e) {
+        this.log(`responses retention failed: ${(e as Error).message}`);
+      }
     };
     prune();
     this.pruneTimer = setInterval(prune, 3_600_000);

@@ -162,6 +162,24 @@ ALTER TABLE ledger ADD COLUMN downgraded_from TEXT;
 CREATE INDEX ledger_key_ts ON ledger(key_name, ts);
 `,
   },
+  {
+    version: 9,
+    name: 'stored-responses',
+    // POST /v1/responses with store (OpenAI's default): the Response object and the conversation
+    // it continues, for GET/DELETE /v1/responses/{id} and previous_response_id; owned by the key
+    // that made it, deleted after settings.responses_retention_days.
+    sql: `
+CREATE TABLE stored_responses (
+  id TEXT PRIMARY KEY,
+  key_name TEXT NOT NULL,
+  created_at INTEGER NOT NULL,
+  expires_at INTEGER NOT NULL,
+  response TEXT NOT NULL,
+  conversation TEXT NOT NULL
+) STRICT;
+CREATE INDEX stored_responses_expires ON stored_responses(expires_at);
+`,
+  },
 ];
 
 export const LATEST_VERSION = MIGRATIONS[MIGRATIONS.length - 1]!.version;

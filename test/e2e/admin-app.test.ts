@@ -596,6 +596,9 @@ describe('admin app (Chromium)', () => {
     assert.equal(await login(page, 'adam', 'admin password 12'), 200);
     await nav(page, 'Settings');
     assert.equal(await page.getByRole('form', { name: 'Download a backup' }).count(), 0);
+    assertNoProblems(problems);
+  });
+
   test('Budgets: a team budget set in the form is enforced; the exceeded budget is visible at a glance, spend by team and model, CSV export', { skip: SKIP }, async () => {
     const cfg = basicConfig(upstream!.url);
     const gw = await gateway({ config: { ...cfg, models: [{ ...cfg.models[0]!, price: { input_per_million: 0, output_per_million: 0, per_request: 1 } }] } });

@@ -17,8 +17,9 @@ export type Behavior =
    * `usage` (default true) includes usage (non-stream: in the body; stream: only when the request
    * asked with stream_options.include_usage); `finishReason` overrides the finish reason;
    * `sse` writes a streamed answer in another server's format (see SSEShape; absent: the compact
-   * format, byte for byte as without it). */
-  | { kind: 'ok'; content?: string; chunkDelayMs?: number; usage?: boolean; finishReason?: string; sse?: SSEShape }
+   * format, byte for byte as without it); `stopReason` adds vLLM's `stop_reason` (the stop string
+   * that ended the answer) to a chat choice. */
+  | { kind: 'ok'; content?: string; chunkDelayMs?: number; usage?: boolean; finishReason?: string; stopReason?: string; sse?: SSEShape }
   /** An HTTP error; body defaults to an OpenAI-shaped error JSON. */
   | { kind: 'status'; status: number; retryAfter?: string; body?: string }
   /** Wait before sending anything (headers included), then behave as `then` (default ok). */
@@ -213,6 +214,11 @@ export function echoOf(body: any): string {
   return 'echo: ';
 }
 
+/** The answer to a tool's result (the last message, role "tool"): `tool <tool_call_id> said: <content>`. */
+export function toolAnswerOf(m: { tool_call_id?: unknown; content?: unknown }): string {
+  return `tool ${String(m.tool_call_id)} said: ${textOf(m.content)}`;
+}
+
 /** Split a content into stream pieces: one word each, whitespace kept, joined = content. */
 export function streamPieces(content: string): string[] {
   if (content === '') return [];
@@ -290,9 +296,12 @@ export function startUpstream(opts: UpstreamOptions = {}): Promise<TestUpstream>
     const n = Number.isInteger(body?.n) && body.n > 0 ? Math.min(body.n as number, 128) : 1;
     const tools: any[] = Array.isArray(body?.tools) ? body.tools : [];
     const last = echoOf(body);
-    const toolCall = tools.length > 0 && last.includes('use tool');
+    const msgs: any[] = Array.isArray(body?.messages) ? body.messages : [];
+    const toolResult = msgs.length > 0 && msgs[msgs.length - 1]?.role === 'tool' ? msgs[msgs.length - 1] : undefined;
+    // a tool's result (the last message) is answered, not followed by another call
+    const toolCall = tools.length > 0 && !toolResult && last.includes('use tool');
     const toolName: string = tools[0]?.function?.name ?? tools[0]?.name ?? 'tool';
-    const content = b.content ?? last;
+    const content = b.content ?? (toolResult ? toolAnswerOf(toolResult) : last);
     const finish = b.finishReason ?? (toolCall ? 'tool_calls' : 'stop');
     const promptTokens = promptTokensFor('chat', body);
     const perChoice = toolCall ? completionTokensFor(TOOL_ARGUMENTS) : completionTokensFor(content);
@@ -305,7 +314,7 @@ export function startUpstream(opts: UpstreamOptions = {}): Promise<TestUpstream>
         const message = toolCall
           ? { role: 'assistant', content: null, tool_calls: [{ id: `call_${seq}_${i}`, type: 'function', function: { name: toolName, arguments: TOOL_ARGUMENTS } }] }
           : { role: 'assistant', content };
-        choices.push({ index: i, message, logprobs: null, finish_reason: finish });
+        choices.push({ index: i, message, logprobs: null, finish_reason: finish, ...(b.stopReason !== undefined ? { stop_reason: b.stopReason } : {}) });
       }
       const out: Record<string, unknown> = { id, object: 'chat.completion', created, model, choices };
       if (withUsage) out.usage = usage;
@@ -330,7 +339,8 @@ export function startUpstream(opts: UpstreamOptions = {}): Promise<TestUpstream>
         for (const p of pieces) frames.push(`${pre}{"index":${i},"delta":{"content":${JSON.stringify(p)}},"logprobs":null,"finish_reason":null}]}\n\n`);
       }
     }
-    for (let i = 0; i < n; i++) tail.push(`${pre}{"index":${i},"delta":{},"logprobs":null,"finish_reason":${JSON.stringify(finish)}}]}\n\n`);
+    const stopReason = b.stopReason !== undefined ? `,"stop_reason":${JSON.stringify(b.stopReason)}` : '';
+    for (let i = 0; i < n; i++) tail.push(`${pre}{"index":${i},"delta":{},"logprobs":null,"finish_reason":${JSON.stringify(finish)}${stopReason}}]}\n\n`);
     if (withUsage && body?.stream_options?.include_usage === true) tail.push(`${pre}],"usage":${JSON.stringify(usage)}}\n\n`);
     tail.push('data: [DONE]\n\n');
     return { kind: 'stream', head, content: frames, tail };

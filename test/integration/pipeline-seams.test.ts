@@ -10,14 +10,18 @@ import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import diagnostics_channel from 'node:diagnostics_channel';
 import OpenAI from 'openai';
+import Anthropic from '@anthropic-ai/sdk';
 import { ensureDataDir, openDatabase, type DB } from '../../gateway/store/db.js';
 import { Secrets } from '../../gateway/store/secrets.js';
 import { ConfigStore } from '../../gateway/store/config-store.js';
 import { buildSnapshot, type Snapshot } from '../../gateway/engine/snapshot.js';
 import { Runtime } from '../../gateway/engine/runtime.js';
 import { Pipeline } from '../../gateway/engine/pipeline.js';
+import { messagesAdapter } from '../../gateway/engine/anthropic/messages.js';
+import { responsesAdapter } from '../../gateway/engine/responses/responses.js';
 import { newRequestId } from '../../gateway/engine/request-id.js';
 import { channels } from '../../gateway/engine/events.js';
+import { gatewayError, type GatewayError } from '../../gateway/engine/errors.js';
 import type { Admission, Guards, InputGuard, OutputGuard, RequestContext } from '../../gateway/engine/stages.js';
 import type { SSEEvent } from '../../gateway/engine/sse.js';
 import { TEST_KEY, basicConfig, tmpDir } from '../helpers/gateway.js';
@@ -33,8 +37,12 @@ interface Harness {
 
 const guards: { input: InputGuard[]; output: OutputGuard[] } = { input: [], output: [] };
 const released: { cost: number; prompt: number; completion: number; status: number }[] = [];
+/** set by a test: admission refuses with it (as a budget would) */
+let refuseWith: GatewayError | undefined;
 const admission: Admission = {
-  admit() {},
+  admit() {
+    if (refuseWith) throw refuseWith;
+  },
   release(ctx: RequestContext) {
     released.push({ cost: ctx.cost, prompt: ctx.promptTokens, completion: ctx.completionTokens, status: ctx.status });
   },
@@ -52,12 +60,13 @@ async function harness(upstreamUrl: string): Promise<Harness & { db: DB }> {
   const runtime = new Runtime();
   runtime.update(snapshot);
   const g: Guards = guards;
-  const pipeline = new Pipeline({ snapshot: () => snapshot, runtime, hasher: secrets, admission, guards: g });
+  const pipeline = new Pipeline({ snapshot: () => snapshot, runtime, hasher: secrets, admission, guards: g, adapters: { messages: messagesAdapter, responses: responsesAdapter(undefined) } });
   const server = http.createServer((req, res) => {
     let body = '';
     req.setEncoding('utf8');
     req.on('data', (d: string) => (body += d));
-    req.on('end', () => void pipeline.handle('chat', newRequestId(), JSON.parse(body), req.headers, res));
+    const kind = req.url === '/v1/messages' ? 'messages' : req.url === '/v1/responses' ? 'responses' : 'chat';
+    req.on('end', () => void pipeline.handle(kind, newRequestId(), JSON.parse(body), req.headers, res));
   });
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
   const url = `http://127.0.0.1:${(server.address() as AddressInfo).port}/v1`;
@@ -212,6 +221,83 @@ describe('pipeline seams (in-process pipeline, real HTTP, real SQLite)', () => {
     } finally {
       guards.output = [];
       up.setBehavior({ kind: 'ok' });
+    }
+  });
+
+  test('guards written for chat apply unchanged to /v1/messages and /v1/responses: they see the chat request and the chat events, before translation', async () => {
+    const seen: unknown[] = [];
+    guards.input = [{ name: 'look', check: (ctx) => void seen.push(structuredClone(ctx.body.messages)) }];
+    guards.output = [
+      {
+        name: 'no-bread',
+        checkEvent(_ctx, ev) {
+          const j = JSON.parse(ev.data) as { choices: { delta?: { content?: string } }[] };
+          const d = j.choices[0]?.delta;
+          if (!d?.content?.includes('bread')) return undefined;
+          d.content = d.content.replace('bread', '[redacted]');
+          return { action: 'replace', events: [{ ...ev, data: JSON.stringify(j) }] };
+        },
+        checkBody(_ctx, body) {
+          const j = structuredClone(body) as { choices: { message: { content: string } }[] };
+          j.choices[0]!.message.content = j.choices[0]!.message.content.replace('bread', '[redacted]');
+          return { action: 'replace', body: j };
+        },
+      },
+    ];
+    try {
+      up.setBehavior({ kind: 'ok', content: 'I like banana bread a lot' });
+      const claude = new Anthropic({ apiKey: TEST_KEY, baseURL: h.url.replace(/\/v1$/, ''), maxRetries: 0 });
+      const m = await claude.messages.create({ model: 'chat', max_tokens: 16, system: 'be nice', messages: [{ role: 'user', content: 'x' }] });
+      assert.equal((m.content[0] as Anthropic.TextBlock).text, 'I like banana [redacted] a lot');
+      assert.deepEqual(seen.at(-1), [
+        { role: 'system', content: 'be nice' },
+        { role: 'user', content: 'x' },
+      ]);
+      const s = await claude.messages.stream({ model: 'chat', max_tokens: 16, messages: [{ role: 'user', content: 'x' }] }).finalMessage();
+      assert.equal((s.content[0] as Anthropic.TextBlock).text, 'I like banana [redacted] a lot');
+      const r = await ai.responses.create({ model: 'chat', instructions: 'be kind', input: 'y' });
+      assert.equal(r.output_text, 'I like banana [redacted] a lot');
+      assert.deepEqual(seen.at(-1), [
+        { role: 'system', content: 'be kind' },
+        { role: 'user', content: 'y' },
+      ]);
+      const rs = await ai.responses.stream({ model: 'chat', input: 'y' }).finalResponse();
+      assert.equal(rs.output_text, 'I like banana [redacted] a lot');
+
+      // a block after content: said in the protocol's own error event, and the stream ends cleanly
+      guards.output = [{ name: 'stop-on-bread', checkEvent: (_ctx, ev) => (/bread/.test(ev.data) ? { action: 'block', message: 'no bread talk' } : undefined) }];
+      up.setBehavior({ kind: 'ok', content: 'I like banana bread a lot', chunkDelayMs: 20 });
+      const res = await fetch(`${h.url}/messages`, {
+        method: 'POST',
+        headers: { 'x-api-key': TEST_KEY, 'content-type': 'application/json' },
+        body: JSON.stringify({ model: 'chat', max_tokens: 16, stream: true, messages: [{ role: 'user', content: 'x' }] }),
+      });
+      const body = await res.text();
+      const deltas = [...body.matchAll(/"text_delta","text":("[^"]*")/g)].map((x) => JSON.parse(x[1]!) as string).join('');
+      assert.equal(deltas, 'I like banana ', 'what came before the blocked event, and nothing after');
+      assert.match(body, /event: error\ndata: \{"type":"error","error":\{"type":"invalid_request_error","message":"Blocked by guardrail \\"stop-on-bread\\": no bread talk"\}\}\n\n$/);
+      assert.doesNotMatch(body, /message_stop/);
+    } finally {
+      guards.input = [];
+      guards.output = [];
+      up.setBehavior({ kind: 'ok' });
+    }
+  });
+
+  test('admission refusing (a budget) answers each protocol in its own shape: 429 with retry-after', async () => {
+    refuseWith = gatewayError('budget_exceeded', 'Team "research" has used its monthly budget.', { headers: { 'retry-after': '3600' } });
+    try {
+      const claude = new Anthropic({ apiKey: TEST_KEY, baseURL: h.url.replace(/\/v1$/, ''), maxRetries: 0 });
+      const e1 = await claude.messages.create({ model: 'chat', max_tokens: 8, messages: [{ role: 'user', content: 'x' }] }).catch((x: unknown) => x);
+      assert.ok(e1 instanceof Anthropic.RateLimitError, String(e1));
+      assert.deepEqual(e1.error, { type: 'error', error: { type: 'rate_limit_error', message: 'Team "research" has used its monthly budget.' } });
+      assert.equal(e1.headers?.get('retry-after'), '3600');
+      const e2 = await ai.responses.create({ model: 'chat', input: 'x' }).catch((x: unknown) => x);
+      assert.ok(e2 instanceof OpenAI.RateLimitError, String(e2));
+      assert.equal(e2.code, 'budget_exceeded');
+      assert.equal(e2.headers?.get('retry-after'), '3600');
+    } finally {
+      refuseWith = undefined;
     }
   });
 

@@ -290,8 +290,14 @@ function dataConfig(upstreamUrl: string) {
   };
 }
 
-type DataRoute = 'chat' | 'completions' | 'embeddings';
-const DATA_PATH: Record<DataRoute, string> = { chat: '/v1/chat/completions', completions: '/v1/completions', embeddings: '/v1/embeddings' };
+type DataRoute = 'chat' | 'completions' | 'embeddings' | 'messages' | 'responses';
+const DATA_PATH: Record<DataRoute, string> = {
+  chat: '/v1/chat/completions',
+  completions: '/v1/completions',
+  embeddings: '/v1/embeddings',
+  messages: '/v1/messages',
+  responses: '/v1/responses',
+};
 
 function dataBase(rng: Rng, route: DataRoute): Record<string, unknown> {
   if (route === 'chat') {
@@ -328,6 +334,50 @@ function dataBase(rng: Rng, route: DataRoute): Record<string, unknown> {
     if (rng.chance(0.2)) b.echo = false;
     return b;
   }
+  if (route === 'messages') {
+    const b: Record<string, unknown> = {
+      model: rng.pick(['chat', 'chat', 'auto', 'embed']),
+      max_tokens: rng.pick([16, 64]),
+      messages: rng.pick([
+        [{ role: 'user', content: 'hello' }],
+        [{ role: 'user', content: [{ type: 'text', text: 'describe this' }, { type: 'image', source: { type: 'base64', media_type: 'image/png', data: 'iVBORw0KGgo=' } }] }],
+        [
+          { role: 'user', content: 'use tool lookup' },
+          { role: 'assistant', content: [{ type: 'tool_use', id: 'toolu_1', name: 'lookup', input: { q: 'x' } }] },
+          { role: 'user', content: [{ type: 'tool_result', tool_use_id: 'toolu_1', content: 'result' }] },
+        ],
+      ]),
+    };
+    if (rng.chance(0.4)) b.system = rng.pick<unknown>(['be terse', [{ type: 'text', text: 'be terse' }]]);
+    if (rng.chance(0.3)) b.stream = true;
+    if (rng.chance(0.2)) b.tools = [{ name: 'lookup', input_schema: { type: 'object', properties: { q: { type: 'string' } } } }];
+    if (rng.chance(0.1)) b.tool_choice = rng.pick<unknown>([{ type: 'auto' }, { type: 'any' }, { type: 'tool', name: 'lookup' }]);
+    if (rng.chance(0.1)) b.stop_sequences = ['END'];
+    if (rng.chance(0.1)) b.metadata = { user_id: 'alice' };
+    return b;
+  }
+  if (route === 'responses') {
+    const b: Record<string, unknown> = {
+      model: rng.pick(['chat', 'chat', 'auto', 'embed']),
+      input: rng.pick<unknown>([
+        'hello',
+        [{ role: 'user', content: [{ type: 'input_text', text: 'hi' }] }],
+        [
+          { role: 'user', content: 'use tool lookup' },
+          { type: 'function_call', call_id: 'call_1', name: 'lookup', arguments: '{"q":"x"}' },
+          { type: 'function_call_output', call_id: 'call_1', output: 'result' },
+        ],
+      ]),
+      store: rng.chance(0.5),
+    };
+    if (rng.chance(0.3)) b.instructions = 'be terse';
+    if (rng.chance(0.3)) b.stream = true;
+    if (rng.chance(0.2)) b.tools = [{ type: 'function', name: 'lookup', parameters: { type: 'object', properties: { q: { type: 'string' } } } }];
+    if (rng.chance(0.1)) b.text = { format: { type: 'json_schema', name: 'a', schema: { type: 'object' } } };
+    if (rng.chance(0.1)) b.max_output_tokens = 16;
+    if (rng.chance(0.05)) b.previous_response_id = 'resp_unknown';
+    return b;
+  }
   const b: Record<string, unknown> = { model: rng.pick(['embed', 'embed', 'chat']), input: rng.pick<unknown>(['embed me', ['first', 'second'], [1, 2, 3], [[1, 2], [3, 4]]]) };
   if (rng.chance(0.3)) b.encoding_format = rng.pick(['float', 'base64']);
   if (rng.chance(0.1)) b.dimensions = 8;
@@ -341,6 +391,8 @@ const DATA_MUTATE: Record<DataRoute, MutateOptions> = {
   chat: { hugeMax: 2_000_000, oversizeChance: 0.01, oversizeBytes: 11 * 1024 * 1024, deepMax: 6000 },
   completions: { hugeMax: 2_000_000, oversizeChance: 0.01, oversizeBytes: 11 * 1024 * 1024, deepMax: 2500 },
   embeddings: { hugeMax: 2_000_000, oversizeChance: 0.01, oversizeBytes: 11 * 1024 * 1024, deepMax: 2500 },
+  messages: { hugeMax: 2_000_000, oversizeChance: 0.01, oversizeBytes: 11 * 1024 * 1024, deepMax: 6000 },
+  responses: { hugeMax: 2_000_000, oversizeChance: 0.01, oversizeBytes: 11 * 1024 * 1024, deepMax: 6000 },
 };
 
 function dataAuth(rng: Rng, valid: boolean, notes: string[]): [string, string][] {
@@ -380,7 +432,7 @@ function dataAuth(rng: Rng, valid: boolean, notes: string[]): [string, string][]
 
 function makeDataCase(i: number): Case {
   const rng = new Rng(caseSeed(SEED, 'data', i));
-  const route = rng.pick<DataRoute>(['chat', 'chat', 'completions', 'embeddings']);
+  const route = rng.pick<DataRoute>(['chat', 'chat', 'completions', 'embeddings', 'messages', 'responses']);
   const base = dataBase(rng, route);
   let g: GeneratedBody;
   const kind = rng.float();
@@ -412,7 +464,8 @@ function judgeData(c: Case, o: Outcome): string[] {
     why.push(`request without a valid key answered ${o.status} ${errorCode(o)}, not 401 (the body was looked at before the credentials)`);
   if (o.status >= 400 && !isNodeRefusal(o)) {
     const p = errorShapeProblem(o);
-    if (p) why.push(`${o.status}: ${p} (not OpenAI-shaped)`);
+    if (p) why.push(`${o.status}: ${p} (not OpenAI- or Anthropic-shaped)`);
+    else if (c.path.startsWith('/v1/messages') && parseJson(o.text)?.type !== 'error') why.push(`${o.status}: a /v1/messages error not in Anthropic's shape`);
   }
   return why;
 }

@@ -14,12 +14,19 @@ import type { TargetConfig } from '../snapshot.js';
 import { SSETooLargeError } from '../sse.js';
 import { guardBody, guardEvents, promptEstimate, type Guards, type Kind, type RequestContext } from '../stages.js';
 import { estimateTokensFromText } from '../tokens.js';
-import { StreamInspector, readUsage } from './stream-inspector.js';
+import type { AnswerTranslator } from '../translate.js';
+import { StreamInspector, readUsage, type EventTransform } from './stream-inspector.js';
+
+const DONE = Buffer.from('data: [DONE]\n\n');
+const NOTHING = Buffer.alloc(0);
 
 const UPSTREAM_PATH: Record<Kind, string> = {
   chat: '/chat/completions',
   completions: '/completions',
   embeddings: '/embeddings',
+  // translated onto the upstream's Chat Completions (translate.ts)
+  messages: '/chat/completions',
+  responses: '/chat/completions',
 };
 
 export function validateBody(kind: Kind, body: unknown): Record<string, unknown> {
@@ -109,16 +116,17 @@ export interface OpenAIDeps {
   guards: Guards;
 }
 
-/** How one attempt's answer reaches the client, for runAttempt(). */
-export function openAIProtocol(d: OpenAIDeps, ctx: RequestContext, t: TargetConfig, res: ServerResponse): AttemptProtocol<void> {
+/** How one attempt's answer reaches the client, for runAttempt(). `tr`: the client speaks another
+ * protocol (Anthropic Messages, Responses): the chat answer, after the output guards, is translated. */
+export function openAIProtocol(d: OpenAIDeps, ctx: RequestContext, t: TargetConfig, res: ServerResponse, tr?: AnswerTranslator): AttemptProtocol<void> {
   return {
-    consume: (up, timing) => (ctx.stream ? pipeStream(d, ctx, t, up, res, timing) : sendWhole(d, ctx, t, up, res, timing)),
+    consume: (up, timing) => (ctx.stream ? pipeStream(d, ctx, t, up, res, timing, tr) : sendWhole(d, ctx, t, up, res, timing, tr)),
     rejected: (status, text) => upstreamClientError(status, t, text),
     brokeAfterContent: () => ctx.errorClass === 'stream_interrupted',
   };
 }
 
-async function sendWhole(d: OpenAIDeps, ctx: RequestContext, t: TargetConfig, up: Dispatcher.ResponseData, res: ServerResponse, timing: AttemptTiming): Promise<void> {
+async function sendWhole(d: OpenAIDeps, ctx: RequestContext, t: TargetConfig, up: Dispatcher.ResponseData, res: ServerResponse, timing: AttemptTiming, tr: AnswerTranslator | undefined): Promise<void> {
   const ct = String(up.headers['content-type'] ?? '');
   const limit = ctx.snapshot.settings.limits.max_response_bytes;
   let buf: Buffer;
@@ -154,7 +162,7 @@ async function sendWhole(d: OpenAIDeps, ctx: RequestContext, t: TargetConfig, up
   }
   // output guards: the same bytes when they pass, their body when they replace it
   const guarded = guardBody(d.guards, ctx, json);
-  const out = guarded === json ? buf : Buffer.from(JSON.stringify(guarded));
+  const out = tr ? Buffer.from(JSON.stringify(tr.body(guarded as Record<string, unknown>))) : guarded === json ? buf : Buffer.from(JSON.stringify(guarded));
   ctx.ttfbMs = performance.now() - ctx.t0;
   ctx.status = 200;
   if (channels.firstContent.hasSubscribers) channels.firstContent.publish({ source: d.source, ctx } satisfies FirstContent);
@@ -164,7 +172,26 @@ async function sendWhole(d: OpenAIDeps, ctx: RequestContext, t: TargetConfig, up
   res.end(out);
 }
 
-async function pipeStream(d: OpenAIDeps, ctx: RequestContext, t: TargetConfig, up: Dispatcher.ResponseData, res: ServerResponse, timing: AttemptTiming): Promise<void> {
+/** The output guards, then the translation: a translated stream's guards see the chat events. */
+function streamTransform(guards: EventTransform | undefined, tr: AnswerTranslator | undefined): EventTransform | undefined {
+  if (!tr) return guards;
+  if (!guards) return tr.stream;
+  const g = guards;
+  return {
+    event: (ev) => g.event(ev).flatMap((x) => tr.stream.event(x)),
+    end: () => [...g.end().flatMap((x) => tr.stream.event(x)), ...tr.stream.end()],
+  };
+}
+
+async function pipeStream(
+  d: OpenAIDeps,
+  ctx: RequestContext,
+  t: TargetConfig,
+  up: Dispatcher.ResponseData,
+  res: ServerResponse,
+  timing: AttemptTiming,
+  tr: AnswerTranslator | undefined,
+): Promise<void> {
   const ct = String(up.headers['content-type'] ?? '');
   if (!/text\/event-stream/i.test(ct)) {
     await readText(up.body, 64 * 1024).catch(() => '');
@@ -173,10 +200,14 @@ async function pipeStream(d: OpenAIDeps, ctx: RequestContext, t: TargetConfig, u
   const limits = ctx.snapshot.settings.limits;
   const insp = new StreamInspector({
     kind: ctx.kind === 'completions' ? 'completions' : 'chat',
-    clientWantsUsage: ctx.clientWantsUsage,
+    // a translation reads the usage chunk itself (and says the usage its own way)
+    clientWantsUsage: ctx.clientWantsUsage || tr !== undefined,
     maxEventBytes: limits.max_event_bytes,
-    transform: guardEvents(d.guards, ctx),
+    transform: streamTransform(guardEvents(d.guards, ctx), tr),
+    dropDone: tr !== undefined,
   });
+  // chat's end marker; a translated protocol's end is its own last event
+  const done = tr ? NOTHING : DONE;
   const it = chunkReader(up.body);
   let committed = false;
   let pending: Buffer[] = [];
@@ -198,7 +229,9 @@ async function pipeStream(d: OpenAIDeps, ctx: RequestContext, t: TargetConfig, u
   };
   const write = async (bufs: Buffer[]) => {
     let ok = true;
-    for (const b of bufs) ok = res.write(b);
+    // a translation turns one upstream chunk into many small events: one write, not one per event
+    if (tr && bufs.length > 1) ok = res.write(Buffer.concat(bufs));
+    else for (const b of bufs) ok = res.write(b);
     if (!ok) await drain(res, ctx.abort.signal);
   };
 
@@ -215,7 +248,7 @@ async function pipeStream(d: OpenAIDeps, ctx: RequestContext, t: TargetConfig, u
         pending.push(...insp.end());
         if (insp.errorEvent) throw new AttemptFailure('stream_error', `upstream sent an error before any content: ${insp.errorEvent.slice(0, 300)}`);
         if (!insp.done && !insp.finished) throw new AttemptFailure('stream_error', 'upstream closed the stream before sending any content');
-        if (!insp.done) pending.push(Buffer.from('data: [DONE]\n\n'));
+        if (!insp.done && done.length) pending.push(done);
         commit(true);
         return;
       }
@@ -230,20 +263,20 @@ async function pipeStream(d: OpenAIDeps, ctx: RequestContext, t: TargetConfig, u
         r = await it.next();
       } catch (e) {
         if (ctx.abort.signal.aborted) throw clientClosed();
-        breakStream(ctx, res, `${timing.timedOut() ? 'upstream stream timed out' : 'upstream connection broke'} after ${insp.events} events (${(e as Error).message})`);
+        breakStream(ctx, res, tr, `${timing.timedOut() ? 'upstream stream timed out' : 'upstream connection broke'} after ${insp.events} events (${(e as Error).message})`);
         return;
       }
       if (r.done) {
         const tail = insp.end();
         if (insp.finished && !insp.errorEvent) {
           // complete without [DONE]: the client still gets the usual end
-          tail.push(Buffer.from('data: [DONE]\n\n'));
+          if (done.length) tail.push(done);
           await write(tail);
           res.end();
           return;
         }
         if (tail.length) await write(tail);
-        breakStream(ctx, res, `upstream ended the stream after ${insp.events} events without finishing${insp.errorEvent ? `: ${insp.errorEvent}` : ''}`);
+        breakStream(ctx, res, tr, `upstream ended the stream after ${insp.events} events without finishing${insp.errorEvent ? `: ${insp.errorEvent}` : ''}`);
         return;
       }
       const out = insp.push(r.value);
@@ -267,14 +300,14 @@ async function pipeStream(d: OpenAIDeps, ctx: RequestContext, t: TargetConfig, u
       up.body.destroy(); // cut, not drained (chunkReader listens for the error this raises)
       const why = `upstream sent a streamed event larger than settings.limits.max_event_bytes (${e.limit} bytes)`;
       if (!committed) throw new AttemptFailure('too_large', why);
-      breakStream(ctx, res, why);
+      breakStream(ctx, res, tr, why);
       return;
     }
     if (committed && e instanceof GatewayError && e.code !== 'client_closed') {
       // a guard's decision after content reached the client: said in-band, the stream ends cleanly
       up.body.destroy();
       ctx.errorClass = e.code;
-      res.end(`data: ${JSON.stringify(e.body())}\n\n`);
+      res.end(tr ? tr.failure(e) : `data: ${JSON.stringify(e.body())}\n\n`);
       return;
     }
     if (e instanceof GatewayError) up.body.destroy();
@@ -299,10 +332,10 @@ async function pipeStream(d: OpenAIDeps, ctx: RequestContext, t: TargetConfig, u
 }
 
 /** The stream broke after content reached the client: say so in-band, then cut the connection. */
-function breakStream(ctx: RequestContext, res: ServerResponse, why: string): void {
+function breakStream(ctx: RequestContext, res: ServerResponse, tr: AnswerTranslator | undefined, why: string): void {
   ctx.errorClass = 'stream_interrupted';
-  const ev = { error: { message: `Stream interrupted: ${why}. The answer is incomplete.`, type: 'upstream_error', code: 'stream_interrupted', param: null } };
-  res.write(`data: ${JSON.stringify(ev)}\n\n`);
+  const err = gatewayError('stream_interrupted', `Stream interrupted: ${why}. The answer is incomplete.`);
+  res.write(tr ? tr.failure(err) : `data: ${JSON.stringify(err.body())}\n\n`);
   res.socket?.uncork(); // node corks a response's writes until the next tick: without this the cut loses the event
   // No terminating chunk: HTTP clients see a truncated body, not a clean end.
   res.destroy();

@@ -47,6 +47,8 @@ export interface InspectorOptions {
   maxEventBytes: number;
   /** output guards over events; without it no event is ever decoded to a string */
   transform?: EventTransform;
+  /** [DONE] is recognised but not sent (a translated protocol ends with its own events) */
+  dropDone?: boolean;
 }
 
 export interface Usage {
@@ -357,11 +359,9 @@ export class StreamInspector {
       this.done = true;
       this.contentSeen = true;
       const t = this.o.transform;
-      if (t) {
-        const rest = t.end();
-        if (rest.length) return Buffer.concat([encodeEvents(rest), src.subarray(a, b)]);
-      }
-      return SAME;
+      const rest = t ? t.end() : [];
+      if (this.o.dropDone) return rest.length ? encodeEvents(rest) : undefined;
+      return rest.length ? Buffer.concat([encodeEvents(rest), src.subarray(a, b)]) : SAME;
     }
 
     let parsed: ParsedChunk | undefined;

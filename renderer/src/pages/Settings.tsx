@@ -77,6 +77,7 @@ const LABELS: Record<string, string> = {
   'breaker.failure_threshold': 'Failures before the breaker opens',
   'breaker.cooldown_ms': 'Cool-down before a retry (ms)',
   ledger_retention_days: 'Keep usage records for (days)',
+  responses_retention_days: 'Keep stored Responses API answers for (days)',
   admin_max_failed_logins: 'Failed logins before an account is locked',
   admin_lockout_minutes: 'Lockout duration (minutes)',
   admin_session_hours: 'Admin session length (hours)',
