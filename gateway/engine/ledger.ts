@@ -59,6 +59,8 @@ export function ledgerRowOf(ctx: RequestContext, latencyMs: number): LedgerRow {
     status: ctx.status,
     attempts: ctx.attempts,
     error_class: ctx.errorClass ?? null,
+    args_bytes: null,
+    result_bytes: null,
   };
 }
 

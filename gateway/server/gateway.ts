@@ -20,6 +20,10 @@ import { buildAdminPlane } from './admin-plane.js';
 import { AdminAuth } from './admin-auth.js';
 import { closeUnusedConnections, loadTls, type LoadedTls } from './http-server.js';
 import { IdleMemory } from './idle-memory.js';
+import { McpHub, toolLedgerRow } from '../engine/mcp/hub.js';
+import { buildMcpConfig } from '../engine/mcp/config.js';
+import type { ToolEnd } from '../engine/events.js';
+import { DEFAULT_MCP_SESSION_IDLE_MS } from './mcp-endpoint.js';
 
 export interface GatewayOptions {
   dataDir: string;
@@ -47,6 +51,9 @@ export class Gateway {
   readonly ledger: Ledger;
   readonly metrics: Metrics;
   readonly pipeline: Pipeline;
+  /** the MCP gateway: registered MCP servers, agents' sessions on /mcp */
+  readonly mcp: McpHub;
+  private mcpSweepTimer: NodeJS.Timeout | undefined;
   private unsubscribe: (() => void)[] = [];
   readonly auth: AdminAuth;
   private snap: Snapshot;
@@ -81,6 +88,8 @@ export class Gateway {
     this.store = new ConfigStore(this.db, this.secrets);
     this.snap = this.build();
     this.runtime.update(this.snap);
+    this.mcp = new McpHub({ log: this.log });
+    this.mcp.update(this.buildMcp());
     this.health = new HealthChecker(this.runtime);
     this.ledger = Ledger.forDatabase(
       this.db,
@@ -102,6 +111,7 @@ export class Gateway {
         this.metrics.observeRequest(m.ctx, m.latencyMs);
       }),
       on<AttemptEnd>(channels.attemptEnd, this.pipeline, (m) => this.metrics.attempts.inc({ endpoint: m.target.endpoint, outcome: m.outcome })),
+      on<ToolEnd>(channels.toolEnd, this.mcp, (m) => this.ledger.record(toolLedgerRow(m.call, m.latencyMs))),
     );
     this.auth = new AdminAuth(this);
   }
@@ -114,12 +124,17 @@ export class Gateway {
     return buildSnapshot(this.store.state(), this.secrets, configVersion(this.db));
   }
 
+  private buildMcp() {
+    return buildMcpConfig(this.store.state(), (m) => this.store.mcpSecrets(m));
+  }
+
   /** Rebuild the snapshot from the store and swap it in. */
   reload(): void {
     const next = this.build();
     this.runtime.update(next);
     this.snap = next;
     this.health?.update(next);
+    this.mcp.update(this.buildMcp());
   }
 
   async start(): Promise<{ data: string; admin: string }> {
@@ -157,6 +172,9 @@ export class Gateway {
     this.pruneTimer = setInterval(prune, 3_600_000);
     this.pruneTimer.unref();
     this.idleMemory.start();
+    this.mcp.start();
+    this.mcpSweepTimer = setInterval(() => this.mcp.sweep(this.snap.settings.mcp_session_idle_ms ?? DEFAULT_MCP_SESSION_IDLE_MS), 1000);
+    this.mcpSweepTimer.unref();
     return { data, admin };
   }
 
@@ -185,6 +203,7 @@ export class Gateway {
     this.draining = true;
     if (this.pollTimer) clearInterval(this.pollTimer);
     if (this.pruneTimer) clearInterval(this.pruneTimer);
+    if (this.mcpSweepTimer) clearInterval(this.mcpSweepTimer);
     this.idleMemory.stop();
     this.health.stop();
     const apps = [this.dataApp, this.adminApp].filter((a): a is FastifyInstance => !!a);
@@ -202,7 +221,8 @@ export class Gateway {
       }
     }, 100);
     idle.unref();
-    await Promise.all(apps.map((a) => a.close()));
+    // agents' sessions hold open streams (GET /mcp): end them with the planes, then the servers
+    await Promise.all([...apps.map((a) => a.close()), this.mcp.close()]);
     clearInterval(idle);
     clearTimeout(deadline);
     await this.ledger.close();

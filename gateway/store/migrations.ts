@@ -148,6 +148,34 @@ ALTER TABLE ledger ADD COLUMN client_request_id TEXT;
 CREATE INDEX ledger_client_request_id ON ledger(client_request_id) WHERE client_request_id IS NOT NULL;
 `,
   },
+  {
+    version: 8,
+    name: 'mcp-gateway',
+    // MCP servers (env/headers values encrypted in secrets_enc), agents (keys stored as hashes),
+    // and the sizes of a tool call's arguments and result on its ledger row.
+    sql: `
+CREATE TABLE mcp_servers (
+  name TEXT PRIMARY KEY,
+  spec TEXT NOT NULL,
+  secrets_enc TEXT,
+  position INTEGER NOT NULL DEFAULT 0,
+  created_at INTEGER NOT NULL,
+  updated_at INTEGER NOT NULL
+) STRICT;
+
+CREATE TABLE agents (
+  name TEXT PRIMARY KEY,
+  hash TEXT NOT NULL UNIQUE,
+  prefix TEXT NOT NULL,
+  spec TEXT NOT NULL,
+  created_at INTEGER NOT NULL,
+  updated_at INTEGER NOT NULL
+) STRICT;
+
+ALTER TABLE ledger ADD COLUMN args_bytes INTEGER;
+ALTER TABLE ledger ADD COLUMN result_bytes INTEGER;
+`,
+  },
 ];
 
 export const LATEST_VERSION = MIGRATIONS[MIGRATIONS.length - 1]!.version;
