@@ -496,7 +496,7 @@ export class ConfigStore {
           const kept = prevPlain[field][k];
           if (v === null) {
             if (kept === undefined) issues.push({ path, message: 'null keeps the stored value, but none is stored: give the value' });
-            else if (field === 'headers' && moved) issues.push({ path, message: `url moves this server from ${originOf(prev!.url!)} to ${originOf(m.url!)}: give the header's value again` });
+            else if (field === 'headers' && moved) issues.push({ path, message: `url moves this server from ${originOf(prev?.url ?? '')} to ${originOf(m.url ?? '')}: give the header's value again` });
             else sec[field][k] = kept;
             continue;
           }

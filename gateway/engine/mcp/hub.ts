@@ -501,8 +501,8 @@ export class McpHub {
         throw e;
       }
       if (e instanceof McpError) {
-        if (e.code === ErrorCode.RequestTimeout) return fail(504, 'timeout', `The tool call to MCP server "${up.name}" timed out after ${timeout} ms.`);
-        if (e.code === ErrorCode.ConnectionClosed) return fail(502, 'upstream_closed', `MCP server "${up.name}" closed the connection during the call${up.config.transport === 'stdio' ? ' (its process exited; it is being restarted)' : ''}.`);
+        if (e.code === Number(ErrorCode.RequestTimeout)) return fail(504, 'timeout', `The tool call to MCP server "${up.name}" timed out after ${timeout} ms.`);
+        if (e.code === Number(ErrorCode.ConnectionClosed)) return fail(502, 'upstream_closed', `MCP server "${up.name}" closed the connection during the call${up.config.transport === 'stdio' ? ' (its process exited; it is being restarted)' : ''}.`);
         // a protocol error of the upstream's (unknown arguments, ...): relayed as it is
         call.status = 502;
         call.errorClass = 'upstream_error';
