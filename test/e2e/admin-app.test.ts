@@ -439,10 +439,11 @@ describe('admin app (Chromium)', () => {
     try {
       assert.deepEqual((await client.listTools()).tools.map((t) => t.name), ['every__echo']);
       // the matrix: allow get-sum for bot with one click
-      const cell = page.getByRole('button', { name: 'bot may call every__get-sum' });
-      assert.equal(await cell.getAttribute('aria-pressed'), 'false');
+      const cell = page.getByRole('checkbox', { name: 'bot may call every__get-sum' });
+      assert.equal(await cell.isChecked(), false);
+      assert.equal(await page.getByRole('checkbox', { name: 'bot may call every__echo' }).isChecked(), true);
       await cell.click();
-      await page.getByRole('button', { name: 'bot may call every__get-sum', pressed: true }).waitFor();
+      await page.getByRole('checkbox', { name: 'bot may call every__get-sum', checked: true }).waitFor();
       await assertLabelled(page);
       assert.deepEqual((await client.listTools()).tools.map((t) => t.name).sort(), ['every__echo', 'every__get-sum']);
       assert.deepEqual((await gw.admin('GET', '/agents/bot')).body.tools, ['every__echo', 'every__get-sum']);

@@ -254,9 +254,7 @@ export function McpPage() {
                       return (
                         <td key={a.name}>
                           {canWrite ? (
-                            <button type="button" className={allowed ? 'cell-on' : 'cell-off'} aria-pressed={allowed} aria-label={`${a.name} may call ${t}`} onClick={() => void toggle(a, t, allowed)}>
-                              {allowed ? 'allowed' : '—'}
-                            </button>
+                            <input type="checkbox" className="matrix-cell" checked={allowed} aria-label={`${a.name} may call ${t}`} onChange={() => void toggle(a, t, allowed)} />
                           ) : allowed ? (
                             'allowed'
                           ) : (
@@ -384,7 +382,7 @@ function ServerDetails({ name }: { name: string }) {
         </>
       ) : null}
       <h3 id="stderr-title">Log (stderr)</h3>
-      <pre className="log" tabIndex={0} aria-labelledby="stderr-title">
+      <pre className="log" tabIndex={0} role="region" aria-labelledby="stderr-title">
         {x.stderr.join('\n') || '(empty)'}
       </pre>
     </div>
