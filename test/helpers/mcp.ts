@@ -31,6 +31,8 @@ export interface HttpUpstream {
   sessionsCreated: string[];
   /** the headers of every request it received */
   headersSeen: http.IncomingHttpHeaders[];
+  /** session ids ended by a DELETE */
+  sessionsDeleted: string[];
   /** drop every session, as a restarted server would (its next request gets 404) */
   forgetSessions(): void;
   close(): Promise<void>;
@@ -41,6 +43,7 @@ export async function startHttpUpstream(): Promise<HttpUpstream> {
   const transports = new Map<string, StreamableHTTPServerTransport>();
   const sessionsCreated: string[] = [];
   const headersSeen: http.IncomingHttpHeaders[] = [];
+  const sessionsDeleted: string[] = [];
   const build = () => {
     const s = new McpServer({ name: 'http-fixture', version: '1.0.0' });
     s.registerTool('add', { description: 'Adds two numbers', inputSchema: { a: z.number(), b: z.number() } }, ({ a, b }) => ({ content: [{ type: 'text', text: String(a + b) }] }));
@@ -61,6 +64,7 @@ export async function startHttpUpstream(): Promise<HttpUpstream> {
             res.writeHead(404, { 'content-type': 'application/json' }).end(JSON.stringify({ jsonrpc: '2.0', error: { code: -32001, message: 'Session not found' }, id: null }));
             return;
           }
+          if (req.method === 'DELETE') sessionsDeleted.push(sid);
           await t.handleRequest(req, res, body);
           return;
         }
@@ -85,6 +89,7 @@ export async function startHttpUpstream(): Promise<HttpUpstream> {
   return {
     url: `http://127.0.0.1:${port}/mcp`,
     sessionsCreated,
+    sessionsDeleted,
     headersSeen,
     forgetSessions: () => transports.clear(),
     close: async () => {

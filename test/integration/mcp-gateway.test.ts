@@ -408,3 +408,101 @@ describe('MCP gateway: configuration changes and shutdown', () => {
   });
 });
 
+
+describe('MCP gateway: admin API', () => {
+  let gw: RunningGateway;
+  let httpUp: HttpUpstream;
+  let adminToken: string;
+  before(async () => {
+    httpUp = await startHttpUpstream();
+    gw = await startGateway({ config: { settings: { mcp_session_idle_ms: 1000 } } });
+    const t = await gw.admin('POST', '/tokens', { name: 'mcp-admin', role: 'admin' });
+    assert.equal(t.status, 201, JSON.stringify(t.body));
+    adminToken = t.body.token as string;
+  });
+  after(async () => {
+    await gw?.stop();
+    await httpUp?.close();
+  });
+  const asAdmin = (method: string, p: string, body?: unknown) => gw.admin(method, p, body, { authorization: `Bearer ${adminToken}` });
+  const stdio = { name: 'every', transport: 'stdio', command: process.execPath, args: [EVERYTHING, 'stdio'] };
+
+  test('a stdio server runs a program on this machine: only an owner may register, change, test or remove one; an admin may manage URL servers', async () => {
+    for (const [method, p, body] of [['POST', '/mcp-servers', stdio], ['POST', '/mcp-servers/test', stdio]] as const) {
+      const r = await asAdmin(method, p, body);
+      assert.equal(r.status, 403, JSON.stringify(r.body));
+      assert.match(r.body.error.message, /Only an owner may register, change or remove a stdio MCP server/);
+    }
+    const calc = await asAdmin('POST', '/mcp-servers', { name: 'calc', transport: 'http', url: httpUp.url, headers: { Authorization: 'Bearer up-1' } });
+    assert.equal(calc.status, 201, JSON.stringify(calc.body));
+    assert.deepEqual(calc.body.headers, { Authorization: null }, 'the secret is not returned');
+    const owner = await gw.admin('POST', '/mcp-servers', stdio);
+    assert.equal(owner.status, 201, JSON.stringify(owner.body));
+    assert.equal((await asAdmin('PUT', '/mcp-servers/every', { ...stdio, args: [EVERYTHING] })).status, 403);
+    assert.equal((await asAdmin('DELETE', '/mcp-servers/every')).status, 403);
+    const st = await eventually(async () => {
+      const r = await gw.admin('GET', '/mcp-servers/every/status');
+      return r.body.state === 'ready' ? r.body : undefined;
+    }, 'every ready');
+    assert.ok(st.catalog.tools.some((t: { name: string; upstream_name: string }) => t.name === 'every__echo' && t.upstream_name === 'echo'));
+    const list = await gw.admin('GET', '/mcp-servers');
+    assert.deepEqual(list.body.data.map((m: { name: string }) => m.name), ['calc', 'every']);
+  });
+
+  test('Test: initialize and list tools without saving; a failing command says why', async () => {
+    const ok = await gw.admin('POST', '/mcp-servers/test', { ...stdio, name: 'probe' });
+    assert.equal(ok.body.ok, true, JSON.stringify(ok.body));
+    assert.ok(ok.body.tools.some((t: { name: string }) => t.name === 'echo'));
+    const bad = await gw.admin('POST', '/mcp-servers/test', { name: 'probe', transport: 'stdio', command: process.execPath, args: ['-e', 'console.error("boom: no config"); process.exit(3)'] });
+    assert.equal(bad.body.ok, false);
+    assert.ok(bad.body.error);
+    assert.ok(bad.body.stderr.some((l: string) => /boom: no config/.test(l)), JSON.stringify(bad.body));
+    const http = await asAdmin('POST', '/mcp-servers/test', { name: 'calc2', transport: 'http', url: httpUp.url });
+    assert.deepEqual(http.body.tools.map((t: { name: string }) => t.name).sort(), ['add', 'whoami']);
+    assert.equal((await gw.admin('GET', '/mcp-servers/probe')).status, 404, 'nothing saved');
+  });
+
+  test('bad input names the field; ${env:…} from the admin API only AIRLOCK_SECRET_*; a stored header is not sent to a new host', async () => {
+    const dup = await gw.admin('POST', '/mcp-servers', { name: 'a__b', transport: 'http', url: httpUp.url });
+    assert.equal(dup.status, 400);
+    assert.equal(dup.body.error.issues[0].path, 'name');
+    const env = await gw.admin('POST', '/mcp-servers', { name: 'e', transport: 'http', url: httpUp.url, headers: { Authorization: '${env:HOME}' } });
+    assert.equal(env.status, 400, JSON.stringify(env.body));
+    assert.match(JSON.stringify(env.body), /AIRLOCK_SECRET_/);
+    const keep = await asAdmin('PUT', '/mcp-servers/calc', { name: 'calc', transport: 'http', url: httpUp.url, headers: { Authorization: null }, call_timeout_ms: 5000 });
+    assert.equal(keep.status, 200, JSON.stringify(keep.body));
+    const moved = await asAdmin('PUT', '/mcp-servers/calc', { name: 'calc', transport: 'http', url: 'http://127.0.0.2:9/mcp', headers: { Authorization: null } });
+    assert.equal(moved.status, 400, JSON.stringify(moved.body));
+    assert.match(JSON.stringify(moved.body), /give the header's value again/);
+  });
+
+  test('agents: the key is shown once; idle sessions are swept and their upstream sessions ended', async () => {
+    const created = await asAdmin('POST', '/agents', { name: 'bot', tools: ['calc__*'] });
+    assert.equal(created.status, 201, JSON.stringify(created.body));
+    const key = created.body.key as string;
+    assert.match(key, /^sk-airlock-/);
+    assert.deepEqual(created.body.allowed_tools.sort(), ['calc__add', 'calc__whoami']);
+    const again = await gw.admin('GET', '/agents/bot');
+    assert.equal(again.body.key, undefined);
+    assert.equal(JSON.stringify(again.body).includes(key), false);
+    const { client, transport } = await agentClient(gw.dataUrl, key);
+    try {
+      assert.equal(text(await client.callTool({ name: 'calc__add', arguments: { a: 20, b: 22 } })), '42');
+      const upstreamSession = httpUp.sessionsCreated.at(-1)!;
+      const sid = transport.sessionId!;
+      // idle past settings.mcp_session_idle_ms: the session is gone and the upstream told
+      await eventually(() => httpUp.sessionsDeleted.includes(upstreamSession), 'the upstream session ended', 15_000);
+      const r = await fetch(gw.dataUrl + '/mcp', {
+        method: 'POST',
+        headers: { 'content-type': 'application/json', accept: 'application/json, text/event-stream', authorization: `Bearer ${key}`, 'mcp-session-id': sid, 'mcp-protocol-version': '2025-11-25' },
+        body: JSON.stringify({ jsonrpc: '2.0', id: 9, method: 'tools/list' }),
+      });
+      assert.equal(r.status, 404);
+    } finally {
+      await client.close().catch(() => undefined);
+    }
+    // deleting the agent: its key stops working
+    assert.equal((await asAdmin('DELETE', '/agents/bot')).status, 204);
+    await assert.rejects(agentClient(gw.dataUrl, key));
+  });
+});

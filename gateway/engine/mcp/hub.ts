@@ -34,7 +34,7 @@ import type { LedgerRow } from '../ledger-protocol.js';
 import type { AgentRecord, McpConfig } from './config.js';
 import { noToolGuards, type ToolGuards } from './guards.js';
 import { exposedName, permitted } from './names.js';
-import { Upstream } from './upstream.js';
+import { Upstream, endSession } from './upstream.js';
 
 type Extra = RequestHandlerExtra<ServerRequest, ServerNotification>;
 
@@ -124,7 +124,6 @@ export class McpHub {
   readonly sessions = new Map<string, McpSession>();
   private readonly limiter = new RateLimiter();
   private started = false;
-  private closing = false;
   guards: ToolGuards;
 
   constructor(private readonly opts: HubOptions) {
@@ -150,7 +149,7 @@ export class McpHub {
         for (const s of this.sessions.values()) {
           const cl = s.clients.get(name);
           s.clients.delete(name);
-          cl?.then((x) => x.close()).catch(() => undefined);
+          cl?.then((x) => endSession(x)).catch(() => undefined);
         }
         void up.stop();
       }
@@ -181,7 +180,6 @@ export class McpHub {
   }
 
   async close(): Promise<void> {
-    this.closing = true;
     await Promise.all([...this.sessions.values()].map((s) => s.close()));
     await Promise.all([...this.upstreams.values()].map((u) => u.stop()));
   }
@@ -302,7 +300,7 @@ export class McpHub {
         this.sessions.delete(id);
         const clients = [...session.clients.values()];
         session.clients.clear();
-        await Promise.all(clients.map((c) => c.then((x) => x.close()).catch(() => undefined)));
+        await Promise.all(clients.map((c) => c.then((x) => endSession(x)).catch(() => undefined)));
         await server.close().catch(() => undefined);
         onClose();
       },

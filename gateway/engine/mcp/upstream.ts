@@ -87,6 +87,13 @@ export function transportFor(c: Pick<McpServerConfig, 'transport' | 'command' | 
   });
 }
 
+/** End an upstream session: a Streamable HTTP server is told (DELETE), then the connection closes. */
+export async function endSession(client: Client): Promise<void> {
+  const t = client.transport;
+  if (t instanceof StreamableHTTPClientTransport && t.sessionId) await t.terminateSession().catch(() => undefined);
+  await client.close().catch(() => undefined);
+}
+
 export function newClient(): Client {
   return new Client({ name: 'airlock', version: VERSION }, { capabilities: {} });
 }
@@ -294,7 +301,7 @@ export class Upstream {
     if (starting) await starting.catch(() => undefined);
     const clients = [...this.sessionClients, ...(this.client ? [this.client] : [])];
     this.client = undefined;
-    await Promise.all(clients.map((c) => c.close().catch(() => undefined)));
+    await Promise.all(clients.map((c) => endSession(c)));
     this.pid = undefined;
   }
 }
