@@ -9,18 +9,19 @@ import { Client } from '@modelcontextprotocol/sdk/client/index.js';
 import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
 import { McpServer } from '@modelcontextprotocol/sdk/server/mcp.js';
 import { StreamableHTTPServerTransport } from '@modelcontextprotocol/sdk/server/streamableHttp.js';
-import { isInitializeRequest } from '@modelcontextprotocol/sdk/types.js';
+import { isInitializeRequest, type ClientCapabilities } from '@modelcontextprotocol/sdk/types.js';
 import { ROOT } from './gateway.js';
 
 export const EVERYTHING = path.join(ROOT, 'node_modules', '@modelcontextprotocol', 'server-everything', 'dist', 'index.js');
 export const FILESYSTEM = path.join(ROOT, 'node_modules', '@modelcontextprotocol', 'server-filesystem', 'dist', 'index.js');
 
 /** An agent's SDK client on a gateway's /mcp. */
-export async function agentClient(dataUrl: string, key: string | undefined, headers: Record<string, string> = {}, pathName = '/mcp'): Promise<{ client: Client; transport: StreamableHTTPClientTransport }> {
-  const transport = new StreamableHTTPClientTransport(new URL(dataUrl + pathName), {
+export async function agentClient(dataUrl: string, key: string | undefined, headers: Record<string, string> = {}, capabilities: ClientCapabilities = {}, setup?: (c: Client) => void): Promise<{ client: Client; transport: StreamableHTTPClientTransport }> {
+  const transport = new StreamableHTTPClientTransport(new URL(dataUrl + '/mcp'), {
     requestInit: { headers: { ...(key ? { authorization: `Bearer ${key}` } : {}), ...headers } },
   });
-  const client = new Client({ name: 'test-agent', version: '1.0.0' }, { capabilities: {} });
+  const client = new Client({ name: 'test-agent', version: '1.0.0' }, { capabilities });
+  setup?.(client);
   await client.connect(transport);
   return { client, transport };
 }

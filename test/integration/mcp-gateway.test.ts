@@ -84,7 +84,7 @@ describe('MCP gateway', () => {
             name: 'support-bot',
             team: 'support',
             key: KEY_A,
-            tools: ['every__echo', 'every__get-*', 'every__trigger-long-running-operation', 'files__read_*', 'files__list_directory', 'calc__*', 'slow__trigger-long-running-operation'],
+            tools: ['every__echo', 'every__get-*', 'every__trigger-long-running-operation', 'every__trigger-sampling-request', 'files__read_*', 'files__list_directory', 'calc__*', 'slow__trigger-long-running-operation'],
             deny: ['every__get-env', 'every__get-tiny-image'],
             resources: ['every'],
           },
@@ -262,6 +262,27 @@ describe('MCP gateway', () => {
     await assert.rejects(cancelled);
     const rows = await eventually(() => { const x = ledgerRows(gw, 'wf-progress'); return x.length === 2 ? x : undefined; }, 'two rows');
     assert.deepEqual(rows.map((x) => x.status).sort(), [200, 499]);
+  });
+
+  test("an upstream's sampling request during a call is relayed to the calling agent; an agent without sampling gets an error", async () => {
+    const { CreateMessageRequestSchema } = await import('@modelcontextprotocol/sdk/types.js');
+    const asked: string[] = [];
+    const { client } = await agentClient(gw.dataUrl, KEY_A, {}, { sampling: {} }, (c) =>
+      c.setRequestHandler(CreateMessageRequestSchema, (req) => {
+        const m = req.params.messages[0]?.content;
+        asked.push(m && 'text' in m ? String(m.text) : '');
+        return { role: 'assistant', content: { type: 'text', text: 'sampled by the agent' }, model: 'agent-model' };
+      }),
+    );
+    clients.push(client);
+    const r = await client.callTool({ name: 'every__trigger-sampling-request', arguments: { prompt: 'hi there', maxTokens: 10 } });
+    assert.equal(r.isError, undefined, text(r));
+    assert.match(text(r), /sampled by the agent/);
+    assert.equal(asked.length, 1);
+    assert.match(asked[0]!, /hi there/);
+    const { client: plain } = await connect(KEY_A);
+    const refused = await plain.callTool({ name: 'every__trigger-sampling-request', arguments: { prompt: 'x', maxTokens: 5 } }).catch((e: Error) => e);
+    assert.match(refused instanceof Error ? refused.message : text(refused), /does not support sampling/);
   });
 
   test('an upstream that hangs: the per-call timeout gives an error result (504 in the ledger)', async () => {

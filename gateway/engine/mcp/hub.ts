@@ -34,7 +34,7 @@ import type { LedgerRow } from '../ledger-protocol.js';
 import type { AgentRecord, McpConfig } from './config.js';
 import { noToolGuards, type ToolGuards } from './guards.js';
 import { exposedName, permitted } from './names.js';
-import { Upstream, endSession } from './upstream.js';
+import { Upstream, endSession, type Relay } from './upstream.js';
 
 type Extra = RequestHandlerExtra<ServerRequest, ServerNotification>;
 
@@ -157,7 +157,7 @@ export class McpHub {
     for (const c of next.servers.values()) {
       let up = this.upstreams.get(c.name);
       if (!up) {
-        up = new Upstream(c, { catalogChanged: () => this.notifyChanges(), log: this.opts.log });
+        up = new Upstream(c, { catalogChanged: () => this.notifyChanges(), log: this.opts.log, sharedRelay: (name) => this.sharedRelay(name) });
         this.upstreams.set(c.name, up);
         if (this.started && c.startAtBoot && !c.disabled) up.start().catch(() => undefined);
       } else if (up.config !== c) {
@@ -281,7 +281,7 @@ export class McpHub {
     const server = new Server(
       { name: 'airlock', version: VERSION },
       {
-        capabilities: { tools: { listChanged: true }, prompts: { listChanged: true }, resources: { listChanged: true } },
+        capabilities: { tools: { listChanged: true }, prompts: { listChanged: true }, resources: { listChanged: true }, logging: {} },
         instructions: 'Airlock MCP gateway: the tools, prompts and resources this agent may use, from every registered MCP server, named "server__name".',
       },
     );
@@ -370,14 +370,66 @@ export class McpHub {
     clearTimeout(timer);
   }
 
+  /** Sampling and elicitation requests, and log messages, from an upstream to one agent session. */
+  private relayTo(session: McpSession, server: string): Relay {
+    const agentCan = (what: 'sampling' | 'elicitation') => {
+      if (!session.server.getClientCapabilities()?.[what]) throw new McpError(ErrorCode.InvalidRequest, `The agent's client does not support ${what}.`);
+    };
+    return {
+      createMessage: (params, signal) => {
+        agentCan('sampling');
+        return session.server.createMessage(params, { signal });
+      },
+      elicit: (params, signal) => {
+        agentCan('elicitation');
+        return session.server.elicitInput(params as Parameters<Server['elicitInput']>[0], { signal });
+      },
+      log: (params) => {
+        session.server.sendLoggingMessage({ ...params, logger: params.logger ? `${server}: ${params.logger}` : server }).catch(() => undefined);
+      },
+    };
+  }
+
+  /** A shared connection serves every session: a request from it goes to the one session with a
+   * call in flight on it; with none or several, it cannot be attributed and is refused. */
+  private sharedRelay(server: string): Relay {
+    const only = (): McpSession => {
+      const s = this.inflight.get(server);
+      if (!s || s.size !== 1) throw new McpError(ErrorCode.InvalidRequest, `Airlock cannot tell which agent session this request of "${server}" belongs to (${s?.size ?? 0} calls in flight); mark the server "stateful" (stdio) to relay sampling and elicitation.`);
+      return [...s.keys()][0]!;
+    };
+    return {
+      createMessage: (params, signal) => this.relayTo(only(), server).createMessage(params, signal),
+      elicit: (params, signal) => this.relayTo(only(), server).elicit(params, signal),
+      log: (params) => {
+        for (const s of this.inflight.get(server)?.keys() ?? []) this.relayTo(s, server).log(params);
+      },
+    };
+  }
+
+  /** sessions with a call in flight on a shared connection, per server (with a count) */
+  private readonly inflight = new Map<string, Map<McpSession, number>>();
+  private track(server: string, session: McpSession, d: 1 | -1): void {
+    let m = this.inflight.get(server);
+    if (!m) this.inflight.set(server, (m = new Map()));
+    const n = (m.get(session) ?? 0) + d;
+    if (n > 0) m.set(session, n);
+    else m.delete(session);
+  }
+
   /** The connection a session's call goes over: the shared one, or the session's own. */
   private clientFor(session: McpSession, up: Upstream): Promise<Client> {
     if (!up.perSession) return up.ensure();
     let c = session.clients.get(up.name);
     if (!c) {
-      c = up.connect(() => {
-        if (session.clients.get(up.name) === c) session.clients.delete(up.name);
-      });
+      const agentCaps = session.server.getClientCapabilities() ?? {};
+      c = up.connect(
+        () => {
+          if (session.clients.get(up.name) === c) session.clients.delete(up.name);
+        },
+        this.relayTo(session, up.name),
+        { ...(agentCaps.sampling ? { sampling: {} } : {}), ...(agentCaps.elicitation ? { elicitation: {} } : {}) },
+      );
       session.clients.set(up.name, c);
       c.catch(() => {
         if (session.clients.get(up.name) === c) session.clients.delete(up.name);
@@ -480,6 +532,7 @@ export class McpHub {
       await relayed;
       return r;
     };
+    if (!up.perSession) this.track(up.name, session, 1);
     try {
       try {
         result = await once();
@@ -507,6 +560,8 @@ export class McpHub {
         throw new McpError(e.code, e.message.replace(/^MCP error -?\d+: /, ''), e.data);
       }
       return fail(502, 'upstream_unavailable', `MCP server "${up.name}" could not be reached: ${(e as Error).message}`);
+    } finally {
+      if (!up.perSession) this.track(up.name, session, -1);
     }
     // guard the result
     for (const g of this.guards.guards) {

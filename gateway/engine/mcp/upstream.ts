@@ -12,12 +12,21 @@ import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/
 import { SSEClientTransport } from '@modelcontextprotocol/sdk/client/sse.js';
 import type { Transport } from '@modelcontextprotocol/sdk/shared/transport.js';
 import {
+  CreateMessageRequestSchema,
+  ElicitRequestSchema,
+  LoggingMessageNotificationSchema,
   PromptListChangedNotificationSchema,
   ResourceListChangedNotificationSchema,
   ToolListChangedNotificationSchema,
   type Prompt,
   type Resource,
   type ResourceTemplate,
+  type ClientCapabilities,
+  type CreateMessageRequest,
+  type CreateMessageResult,
+  type ElicitRequest,
+  type ElicitResult,
+  type LoggingMessageNotification,
   type Tool,
 } from '@modelcontextprotocol/sdk/types.js';
 import { VERSION } from '../../version.js';
@@ -67,11 +76,25 @@ export class LineLog {
   }
 }
 
+/** Where an upstream's requests to its client (sampling, elicitation) and its log messages go:
+ * to the agent session the connection serves (hub.ts). */
+export interface Relay {
+  createMessage(params: CreateMessageRequest['params'], signal: AbortSignal): Promise<CreateMessageResult>;
+  elicit(params: ElicitRequest['params'], signal: AbortSignal): Promise<ElicitResult>;
+  log(params: LoggingMessageNotification['params']): void;
+}
+
 export interface UpstreamEvents {
   /** the catalog changed (a refresh after start or a list_changed notification) */
   catalogChanged(server: string): void;
   log(line: string): void;
+  /** the relay of the shared connection (it serves several sessions) */
+  sharedRelay(server: string): Relay;
 }
+
+/** The client capabilities the gateway declares to an upstream: sampling and elicitation when the
+ * agent side can answer them (relayed), so tools that need them are offered. */
+const RELAYED: ClientCapabilities = { sampling: {}, elicitation: {} };
 
 export function transportFor(c: Pick<McpServerConfig, 'transport' | 'command' | 'args' | 'cwd' | 'env' | 'url' | 'headers'>, stderr?: LineLog): Transport {
   if (c.transport === 'stdio') {
@@ -94,8 +117,14 @@ export async function endSession(client: Client): Promise<void> {
   await client.close().catch(() => undefined);
 }
 
-export function newClient(): Client {
-  return new Client({ name: 'airlock', version: VERSION }, { capabilities: {} });
+export function newClient(capabilities: ClientCapabilities = {}, relay?: Relay): Client {
+  const c = new Client({ name: 'airlock', version: VERSION }, { capabilities });
+  if (relay) {
+    if (capabilities.sampling) c.setRequestHandler(CreateMessageRequestSchema, (req, extra) => relay.createMessage(req.params, extra.signal));
+    if (capabilities.elicitation) c.setRequestHandler(ElicitRequestSchema, (req, extra) => relay.elicit(req.params, extra.signal));
+    c.setNotificationHandler(LoggingMessageNotificationSchema, (n) => relay.log(n.params));
+  }
+  return c;
 }
 
 /** Initialize and list everything: the admin app's Test button, and each catalog refresh. */
@@ -186,7 +215,7 @@ export class Upstream {
   }
 
   private async open(): Promise<Client> {
-    const client = newClient();
+    const client = newClient(RELAYED, this.events.sharedRelay(this.name));
     const transport = transportFor(this.config, this.stderr);
     let up = false;
     client.onclose = () => {
@@ -274,9 +303,9 @@ export class Upstream {
   }
 
   /** A connection of its own for one agent session (HTTP and SSE servers, stateful stdio ones). */
-  async connect(onClose: () => void): Promise<Client> {
+  async connect(onClose: () => void, relay: Relay, capabilities: ClientCapabilities): Promise<Client> {
     if (this.stopped || this.config.disabled) throw new Error(`MCP server "${this.name}" is not running`);
-    const client = newClient();
+    const client = newClient(capabilities, relay);
     client.onclose = () => {
       this.sessionClients.delete(client);
       onClose();
