@@ -52,7 +52,7 @@ describe('permission patterns', () => {
 const full = (doc: unknown): { parse: string[]; refs: string[] } => {
   const r = configSchema.safeParse(doc);
   if (!r.success) return { parse: fromZod(r.error).map(formatIssue), refs: [] };
-  const c: FullConfig = { endpoints: [], models: [], teams: [], keys: [], routing_rules: [], settings: DEFAULT_SETTINGS, mcp_servers: [], agents: [], ...r.data } as FullConfig;
+  const c: FullConfig = { endpoints: [], models: [], teams: [], keys: [], routing_rules: [], settings: DEFAULT_SETTINGS, mcp_servers: [], agents: [], ...r.data };
   return { parse: [], refs: checkReferences(c).map(formatIssue) };
 };
 

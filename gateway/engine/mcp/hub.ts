@@ -382,7 +382,7 @@ export class McpHub {
       },
       elicit: (params, signal) => {
         agentCan('elicitation');
-        return session.server.elicitInput(params as Parameters<Server['elicitInput']>[0], { signal });
+        return session.server.elicitInput(params, { signal });
       },
       log: (params) => {
         session.server.sendLoggingMessage({ ...params, logger: params.logger ? `${server}: ${params.logger}` : server }).catch(() => undefined);
@@ -411,7 +411,7 @@ export class McpHub {
   private readonly inflight = new Map<string, Map<McpSession, number>>();
   private track(server: string, session: McpSession, d: 1 | -1): void {
     let m = this.inflight.get(server);
-    if (!m) this.inflight.set(server, (m = new Map()));
+    if (!m) this.inflight.set(server, (m = new Map<McpSession, number>()));
     const n = (m.get(session) ?? 0) + d;
     if (n > 0) m.set(session, n);
     else m.delete(session);
