@@ -242,6 +242,15 @@ export const agentSchema = z.strictObject({
 });
 export type AgentSpec = z.infer<typeof agentSchema>;
 
+/** A named bundle of tools at /mcp/v/NAME: an agent there sees what both it and the bundle allow. */
+export const mcpVirtualServerSchema = z.strictObject({
+  name: name.describe('Agents connect to /mcp/v/NAME'),
+  description: z.string().max(500).optional(),
+  tools: z.array(toolPattern).max(1000).describe('The tools (and prompts) this virtual server offers, as "server__tool" patterns; an agent sees only those it may also use'),
+  resources: z.array(z.string().regex(/^[A-Za-z0-9_*-]{1,64}$/, 'must be a server name pattern, e.g. "files" or "*"')).max(1000).optional().describe('Servers whose resources it offers (default: none)'),
+});
+export type McpVirtualServerSpec = z.infer<typeof mcpVirtualServerSchema>;
+
 export const configSchema = z.strictObject({
   endpoints: z.array(endpointSchema).optional(),
   models: z.array(modelSchema).optional(),
@@ -251,6 +260,7 @@ export const configSchema = z.strictObject({
   settings: settingsSchema.optional(),
   mcp_servers: z.array(mcpServerSchema).optional(),
   agents: z.array(agentSchema).optional(),
+  mcp_virtual_servers: z.array(mcpVirtualServerSchema).optional(),
 });
 export type ConfigDoc = z.infer<typeof configSchema>;
 export type ConfigInput = z.input<typeof configSchema>;
@@ -265,8 +275,9 @@ export interface FullConfig {
   settings: Settings;
   mcp_servers: McpServerSpec[];
   agents: AgentSpec[];
+  mcp_virtual_servers: McpVirtualServerSpec[];
 }
-export const SECTIONS = ['endpoints', 'models', 'teams', 'keys', 'routing_rules', 'settings', 'mcp_servers', 'agents'] as const;
+export const SECTIONS = ['endpoints', 'models', 'teams', 'keys', 'routing_rules', 'settings', 'mcp_servers', 'agents', 'mcp_virtual_servers'] as const;
 export type Section = (typeof SECTIONS)[number];
 
 export type Path = ReadonlyArray<string | number>;
@@ -370,6 +381,11 @@ function checkMcpReferences(c: FullConfig, teams: ReadonlySet<string>): ConfigIs
       for (const f of ['command', 'args', 'cwd', 'env', 'stateful', 'start'] as const)
         if (m[f] !== undefined) issues.push({ path: ['mcp_servers', i, f], message: `is for transport "stdio", not "${m.transport}"` });
     }
+  });
+  const vnames = new Set<string>();
+  c.mcp_virtual_servers.forEach((v, i) => {
+    if (vnames.has(v.name)) issues.push({ path: ['mcp_virtual_servers', i, 'name'], message: `duplicate name "${v.name}"` });
+    vnames.add(v.name);
   });
   const names = new Set<string>();
   const keys = new Set(c.keys.map((k) => k.key).filter((k): k is string => k !== undefined));

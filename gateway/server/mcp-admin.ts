@@ -2,7 +2,7 @@
 // the Test button (initialize + list tools without saving), agents with their patterns expanded.
 import type { FastifyInstance, FastifyRequest } from 'fastify';
 import type { z } from 'zod';
-import { agentSchema, mcpServerSchema, type McpServerSpec } from '../config/schema.js';
+import { agentSchema, mcpServerSchema, mcpVirtualServerSchema, type McpServerSpec } from '../config/schema.js';
 import { AuthError } from './admin-auth.js';
 import type { StoredState } from '../store/config-store.js';
 import { newClient, readCatalog, transportFor, LineLog, CONNECT_TIMEOUT_MS, type Upstream } from '../engine/mcp/upstream.js';
@@ -116,7 +116,7 @@ export function stdioNeedsOwner(method: string, role: string | undefined, before
 
 
 type Crud = <T extends { name: string }, V extends object>(
-  section: 'mcp_servers' | 'agents',
+  section: 'mcp_servers' | 'agents' | 'mcp_virtual_servers',
   path: string,
   schema: z.ZodType<T>,
   view: (s: StoredState, name: string) => V,
@@ -133,6 +133,7 @@ export function registerMcpAdmin(app: FastifyInstance, gw: Gateway, deps: { api:
   };
   crud('mcp_servers', 'mcp-servers', mcpServerSchema, (s, name) => mcpServerView(gw, s, name), 'MCP server', ownerForStdio);
   crud('agents', 'agents', agentSchema, (s, name) => agentView(gw, s, name), 'agent');
+  crud('mcp_virtual_servers', 'mcp-virtual-servers', mcpVirtualServerSchema, (s, name) => s.mcp_virtual_servers.find((v) => v.name === name)!, 'virtual MCP server');
 
   app.post(`${api}/mcp-servers/test`, { config: { access: 'admin' } }, async (req): Promise<McpTestResult> => {
     const spec = deps.parse(mcpServerSchema, req.body);

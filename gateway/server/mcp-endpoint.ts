@@ -4,7 +4,9 @@
 //   headers before anything else: absent → 401 with `WWW-Authenticate: Bearer realm="airlock-mcp"`,
 //   unknown → 401 with `error="invalid_token"` (RFC 6750 §3). Agents use static keys, not OAuth,
 //   so no resource_metadata is advertised. The key is never passed to upstream servers.
-// - Mcp-Session-Id is bound to the key that created the session: another key presenting it, an
+// - /mcp/v/NAME: the same, within a virtual server (settings mcp_virtual_servers): the agent sees
+//   what both it and the virtual server allow; an unknown NAME is 404.
+// - Mcp-Session-Id is bound to the key (and the path) that created the session: another key presenting it, an
 //   unknown or ended session → 404 (the client starts a new session). DELETE ends a session;
 //   idle sessions are swept (settings.mcp_session_idle_ms) and their upstream sessions closed.
 // - MCP-Protocol-Version is checked by the transport (400 for an unsupported one).
@@ -34,6 +36,7 @@ export function registerMcpEndpoint(app: FastifyInstance, gw: Gateway): void {
   const loopbackOnly = () => gw.opts.host === '127.0.0.1' || gw.opts.host === '::1' || gw.opts.host === 'localhost';
 
   const handle = async (req: FastifyRequest, reply: FastifyReply) => {
+    const virtual = (req.params as { name?: string }).name;
     reply.hijack();
     const res = reply.raw;
     const id = (req as { airlockId?: string }).airlockId;
@@ -63,12 +66,14 @@ export function registerMcpEndpoint(app: FastifyInstance, gw: Gateway): void {
     if (agent.disabled) return jsonRpcError(res, 403, -32001, `Agent "${agent.name}" is disabled.`);
     if (gw.ledger.refusing) return jsonRpcError(res, 503, -32000, 'The usage ledger cannot be written right now, and this gateway is set to refuse requests it cannot record; try again shortly.', { 'retry-after': '5' });
 
+    if (virtual !== undefined && !gw.mcp.config.virtualServers.has(virtual)) return jsonRpcError(res, 404, -32001, `No virtual MCP server named "${virtual}".`);
+
     const sid = req.headers['mcp-session-id'];
     if (typeof sid === 'string') {
       const session = gw.mcp.sessions.get(sid);
       const transport = transports.get(sid);
       // another key presenting a session id learns nothing: the same answer as an unknown session
-      if (!session || !transport || session.keyHash !== hash || session.closed) return jsonRpcError(res, 404, -32001, 'Session not found: start a new session with initialize.');
+      if (!session || !transport || session.keyHash !== hash || session.virtual !== virtual || session.closed) return jsonRpcError(res, 404, -32001, 'Session not found: start a new session with initialize.');
       session.lastSeen = Date.now();
       await transport.handleRequest(req.raw, res, req.body);
       return;
@@ -77,10 +82,16 @@ export function registerMcpEndpoint(app: FastifyInstance, gw: Gateway): void {
       return jsonRpcError(res, 400, -32000, 'Bad Request: no Mcp-Session-Id header; the first request of a session is initialize (POST).');
     const sessionId = randomUUID();
     const transport = new StreamableHTTPServerTransport({ sessionIdGenerator: () => sessionId });
-    const session = gw.mcp.newSession(sessionId, agent, hash, () => {
-      transports.delete(sessionId);
-      void transport.close().catch(() => undefined);
-    });
+    const session = gw.mcp.newSession(
+      sessionId,
+      agent,
+      hash,
+      () => {
+        transports.delete(sessionId);
+        void transport.close().catch(() => undefined);
+      },
+      virtual,
+    );
     session.server.onclose = () => void session.close();
     transports.set(sessionId, transport);
     await session.server.connect(transport);
@@ -88,7 +99,8 @@ export function registerMcpEndpoint(app: FastifyInstance, gw: Gateway): void {
     if (transport.sessionId === undefined) await session.close(); // initialize refused
   };
 
-  for (const path of ['/mcp']) {
+  // /mcp: everything the agent may use; /mcp/v/NAME: within a virtual server's bundle
+  for (const path of ['/mcp', '/mcp/v/:name']) {
     app.post(path, handle);
     app.get(path, handle);
     app.delete(path, handle);

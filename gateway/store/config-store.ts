@@ -23,7 +23,7 @@ import {
   type Settings,
   type TeamSpec,
 } from '../config/schema.js';
-import type { AgentSpec, McpServerSpec } from '../config/schema.js';
+import type { AgentSpec, McpServerSpec, McpVirtualServerSpec } from '../config/schema.js';
 
 export interface StoredEndpoint extends Omit<EndpointSpec, 'api_key'> {
   api_key_enc?: string;
@@ -58,6 +58,7 @@ export interface StoredState {
   settings: Settings;
   mcp_servers: StoredMcpServer[];
   agents: StoredAgent[];
+  mcp_virtual_servers: McpVirtualServerSpec[];
 }
 
 export interface Change {
@@ -156,7 +157,8 @@ export function readState(db: DB): StoredState {
   const agents = (db.prepare(`SELECT * FROM agents ORDER BY rowid`).all() as Record<string, unknown>[]).map(
     (r): StoredAgent => clean({ ...(JSON.parse(r.spec as string) as Omit<AgentSpec, 'key'>), hash: r.hash as string, prefix: r.prefix as string, created_at: r.created_at as number }),
   );
-  return { endpoints, models, teams, keys, routing_rules, settings, mcp_servers, agents };
+  const mcp_virtual_servers = (db.prepare(`SELECT spec FROM mcp_virtual_servers ORDER BY position, rowid`).pluck().all() as string[]).map((x) => JSON.parse(x) as McpVirtualServerSpec);
+  return { endpoints, models, teams, keys, routing_rules, settings, mcp_servers, agents, mcp_virtual_servers };
 }
 
 /** The declarative document for this state: secrets appear only as ${env:...} references. */
@@ -172,6 +174,7 @@ export function exportConfig(state: StoredState): Required<ConfigDoc> {
     settings: state.settings,
     mcp_servers: state.mcp_servers.map(({ secrets_enc: _s, ...rest }) => rest),
     agents: state.agents.map(({ hash: _h, prefix: _p, created_at: _c, ...rest }) => rest),
+    mcp_virtual_servers: state.mcp_virtual_servers,
   };
 }
 
@@ -289,6 +292,7 @@ export class ConfigStore {
       settings: doc.settings ?? current.settings,
       mcp_servers: doc.mcp_servers ?? exportConfig(current).mcp_servers,
       agents: doc.agents ?? current.agents.map(({ hash: _h, prefix: _p, created_at: _c, ...a }) => a),
+      mcp_virtual_servers: doc.mcp_virtual_servers ?? current.mcp_virtual_servers,
     };
     issues.push(...checkReferences(full));
     const mcpSecrets = doc.mcp_servers ? this.resolveMcpSecrets(doc.mcp_servers, current, env, opts.source, issues) : new Map<string, McpSecrets>();
@@ -372,6 +376,9 @@ export class ConfigStore {
       current.agents.map(({ prefix: _p, created_at: _c, ...a }) => a),
       (x) => x,
     );
+    diff('mcp_virtual_servers', doc.mcp_virtual_servers, current.mcp_virtual_servers, (x) => x);
+    if (doc.mcp_virtual_servers && !changes.some((c) => c.section === 'mcp_virtual_servers') && stable(doc.mcp_virtual_servers.map((v) => v.name)) !== stable(current.mcp_virtual_servers.map((v) => v.name)))
+      changes.push({ op: '~', section: 'mcp_virtual_servers', name: '(order)' });
     // Order for readers: by section, as in the file.
     changes.sort((a, b) => SECTIONS.indexOf(a.section) - SECTIONS.indexOf(b.section));
 
@@ -473,6 +480,11 @@ export class ConfigStore {
           const upd = db.prepare(`UPDATE agents SET hash=?, prefix=?, spec=?, updated_at=? WHERE name=?`).run(hash, prefix!, JSON.stringify(spec), now, a.name);
           if (upd.changes === 0) db.prepare(`INSERT INTO agents (name, hash, prefix, spec, created_at, updated_at) VALUES (?,?,?,?,?,?)`).run(a.name, hash, prefix!, JSON.stringify(spec), now, now);
         }
+      }
+      if (doc.mcp_virtual_servers) {
+        db.prepare(`DELETE FROM mcp_virtual_servers`).run();
+        const ins = db.prepare(`INSERT INTO mcp_virtual_servers (name, spec, position) VALUES (?,?,?)`);
+        doc.mcp_virtual_servers.forEach((v, i) => ins.run(v.name, JSON.stringify(v), i));
       }
       if (doc.settings) db.prepare(`INSERT INTO settings (id, spec) VALUES (1, ?) ON CONFLICT(id) DO UPDATE SET spec = excluded.spec`).run(JSON.stringify(doc.settings));
       bumpConfigVersion(db);

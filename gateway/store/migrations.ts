@@ -152,7 +152,7 @@ CREATE INDEX ledger_client_request_id ON ledger(client_request_id) WHERE client_
     version: 8,
     name: 'mcp-gateway',
     // MCP servers (env/headers values encrypted in secrets_enc), agents (keys stored as hashes),
-    // and the sizes of a tool call's arguments and result on its ledger row.
+    // virtual MCP servers (/mcp/v/NAME), and the sizes of a tool call's arguments and result on its ledger row.
     sql: `
 CREATE TABLE mcp_servers (
   name TEXT PRIMARY KEY,
@@ -170,6 +170,12 @@ CREATE TABLE agents (
   spec TEXT NOT NULL,
   created_at INTEGER NOT NULL,
   updated_at INTEGER NOT NULL
+) STRICT;
+
+CREATE TABLE mcp_virtual_servers (
+  name TEXT PRIMARY KEY,
+  spec TEXT NOT NULL,
+  position INTEGER NOT NULL DEFAULT 0
 ) STRICT;
 
 ALTER TABLE ledger ADD COLUMN args_bytes INTEGER;

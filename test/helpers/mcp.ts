@@ -16,8 +16,8 @@ export const EVERYTHING = path.join(ROOT, 'node_modules', '@modelcontextprotocol
 export const FILESYSTEM = path.join(ROOT, 'node_modules', '@modelcontextprotocol', 'server-filesystem', 'dist', 'index.js');
 
 /** An agent's SDK client on a gateway's /mcp. */
-export async function agentClient(dataUrl: string, key: string | undefined, headers: Record<string, string> = {}, capabilities: ClientCapabilities = {}, setup?: (c: Client) => void): Promise<{ client: Client; transport: StreamableHTTPClientTransport }> {
-  const transport = new StreamableHTTPClientTransport(new URL(dataUrl + '/mcp'), {
+export async function agentClient(dataUrl: string, key: string | undefined, headers: Record<string, string> = {}, capabilities: ClientCapabilities = {}, setup?: (c: Client) => void, mcpPath = '/mcp'): Promise<{ client: Client; transport: StreamableHTTPClientTransport }> {
+  const transport = new StreamableHTTPClientTransport(new URL(dataUrl + mcpPath), {
     requestInit: { headers: { ...(key ? { authorization: `Bearer ${key}` } : {}), ...headers } },
   });
   const client = new Client({ name: 'test-agent', version: '1.0.0' }, { capabilities });

@@ -91,6 +91,7 @@ describe('MCP gateway', () => {
           { name: 'file-bot', key: KEY_B, tools: ['files__*'], deny: ['files__write_*', 'files__edit_*', 'files__move_*', 'files__create_*'] },
           { name: 'env-bot', key: KEY_ENV, tools: ['every__get-env'] },
         ],
+        mcp_virtual_servers: [{ name: 'readonly', tools: ['*__read_*', 'every__echo'] }],
       },
     });
   });
@@ -203,6 +204,25 @@ describe('MCP gateway', () => {
     assert.equal((await list(KEY_A)).status, 404);
     const unknown = await fetch(gw.dataUrl + '/mcp', { method: 'GET', headers: { accept: 'text/event-stream', authorization: `Bearer ${KEY_A}`, 'mcp-session-id': 'no-such-session' } });
     assert.equal(unknown.status, 404);
+  });
+
+  test('a virtual server (/mcp/v/NAME) offers what both it and the agent allow; its sessions stay on its path', async () => {
+    const { client, transport } = await agentClient(gw.dataUrl, KEY_A, {}, {}, undefined, '/mcp/v/readonly');
+    clients.push(client);
+    const names = (await client.listTools()).tools.map((t) => t.name).sort();
+    assert.ok(names.includes('every__echo') && names.includes('files__read_text_file'), names.join());
+    for (const n of names) assert.ok(n === 'every__echo' || /^files__read_/.test(n), n);
+    const sum = await client.callTool({ name: 'every__get-sum', arguments: { a: 1, b: 2 } });
+    assert.equal(sum.isError, true, 'allowed for the agent, not offered by the virtual server');
+    assert.match(text(sum), /not permitted/);
+    const b = await agentClient(gw.dataUrl, KEY_B, {}, {}, undefined, '/mcp/v/readonly');
+    clients.push(b.client);
+    assert.ok((await b.client.listTools()).tools.every((t) => /^files__read_/.test(t.name)));
+    const h = { 'content-type': 'application/json', accept: 'application/json, text/event-stream', authorization: `Bearer ${KEY_A}`, 'mcp-protocol-version': '2025-11-25' };
+    const other = await fetch(gw.dataUrl + '/mcp', { method: 'POST', headers: { ...h, 'mcp-session-id': transport.sessionId! }, body: JSON.stringify({ jsonrpc: '2.0', id: 3, method: 'tools/list' }) });
+    assert.equal(other.status, 404, 'a virtual server session is not usable on /mcp');
+    const init = JSON.stringify({ jsonrpc: '2.0', id: 1, method: 'initialize', params: { protocolVersion: '2025-11-25', capabilities: {}, clientInfo: { name: 'x', version: '1' } } });
+    assert.equal((await fetch(gw.dataUrl + '/mcp/v/nope', { method: 'POST', headers: h, body: init })).status, 404);
   });
 
   test('a foreign Origin and a non-loopback Host are refused (DNS rebinding)', async () => {

@@ -42,6 +42,14 @@ describe('permission patterns', () => {
     assert.equal(permitted(perms(['a.b__c']), 'aXb__c'), false);
     assert.equal(permitted(perms(['a-b__c']), 'a-b__c'), true);
   });
+  test('within a virtual server: both must allow, either may deny', () => {
+    const p = { ...perms(['files__*', 'every__echo'], ['files__write_*']), within: perms(['*__read_*', 'every__*']) };
+    assert.equal(permitted(p, 'files__read_file'), true);
+    assert.equal(permitted(p, 'every__echo'), true);
+    assert.equal(permitted(p, 'files__list_directory'), false, 'the agent allows it, the virtual server does not');
+    assert.equal(permitted(p, 'every__get-sum'), false, 'the virtual server offers it, the agent may not');
+    assert.equal(permitted({ ...perms(['*']), within: perms(['*'], ['x__y']) }, 'x__y'), false);
+  });
   test('resource templates match on their literal parts', () => {
     assert.equal(templateMatches('demo://resource/dynamic/text/{id}', 'demo://resource/dynamic/text/7'), true);
     assert.equal(templateMatches('demo://resource/dynamic/text/{id}', 'demo://other/7'), false);
@@ -52,7 +60,7 @@ describe('permission patterns', () => {
 const full = (doc: unknown): { parse: string[]; refs: string[] } => {
   const r = configSchema.safeParse(doc);
   if (!r.success) return { parse: fromZod(r.error).map(formatIssue), refs: [] };
-  const c: FullConfig = { endpoints: [], models: [], teams: [], keys: [], routing_rules: [], settings: DEFAULT_SETTINGS, mcp_servers: [], agents: [], ...r.data };
+  const c: FullConfig = { endpoints: [], models: [], teams: [], keys: [], routing_rules: [], settings: DEFAULT_SETTINGS, mcp_servers: [], agents: [], mcp_virtual_servers: [], ...r.data };
   return { parse: [], refs: checkReferences(c).map(formatIssue) };
 };
 

@@ -62,6 +62,7 @@ function full(doc: unknown): FullConfig {
     settings: d.settings ?? DEFAULT_SETTINGS,
     mcp_servers: d.mcp_servers ?? [],
     agents: d.agents ?? [],
+    mcp_virtual_servers: d.mcp_virtual_servers ?? [],
   };
 }
 

@@ -27,16 +27,25 @@ export interface AgentRecord extends Permissions {
   readonly name: string;
   readonly team: string | undefined;
   readonly resources: readonly RegExp[];
+  /** connected through a virtual server: the servers whose resources it offers */
+  readonly withinResources?: readonly RegExp[];
   readonly callsPerMinute: number | undefined;
   readonly disabled: boolean;
+}
+
+/** A virtual server (/mcp/v/NAME): the tools and resources it offers. */
+export interface VirtualServerRecord extends Permissions {
+  readonly name: string;
+  readonly resources: readonly RegExp[];
 }
 
 export interface McpConfig {
   readonly servers: ReadonlyMap<string, McpServerConfig>;
   readonly agentsByHash: ReadonlyMap<string, AgentRecord>;
+  readonly virtualServers: ReadonlyMap<string, VirtualServerRecord>;
 }
 
-export function buildMcpConfig(state: Pick<StoredState, 'mcp_servers' | 'agents'>, secretsOf: (m: StoredMcpServer) => McpSecrets): McpConfig {
+export function buildMcpConfig(state: Pick<StoredState, 'mcp_servers' | 'agents'> & Partial<Pick<StoredState, 'mcp_virtual_servers'>>, secretsOf: (m: StoredMcpServer) => McpSecrets): McpConfig {
   const servers = new Map<string, McpServerConfig>();
   for (const m of state.mcp_servers) {
     const sec = secretsOf(m);
@@ -78,5 +87,8 @@ export function buildMcpConfig(state: Pick<StoredState, 'mcp_servers' | 'agents'
       }),
     );
   }
-  return Object.freeze({ servers, agentsByHash });
+  const virtualServers = new Map<string, VirtualServerRecord>();
+  for (const v of state.mcp_virtual_servers ?? [])
+    virtualServers.set(v.name, Object.freeze({ name: v.name, allow: Object.freeze(v.tools.map(compilePattern)), deny: Object.freeze([]), resources: Object.freeze((v.resources ?? []).map(compilePattern)) }));
+  return Object.freeze({ servers, agentsByHash, virtualServers });
 }

@@ -70,6 +70,8 @@ export interface McpSession {
   readonly id: string;
   readonly agentName: string;
   readonly keyHash: string;
+  /** the virtual server (/mcp/v/NAME) it was opened on; undefined: /mcp */
+  readonly virtual: string | undefined;
   readonly server: Server;
   lastSeen: number;
   /** per-session upstream connections (HTTP, SSE, stateful stdio) */
@@ -119,7 +121,7 @@ const firstHeader = (h: Record<string, string | string[] | undefined> | undefine
 };
 
 export class McpHub {
-  private cfg: McpConfig = { servers: new Map(), agentsByHash: new Map() };
+  private cfg: McpConfig = { servers: new Map(), agentsByHash: new Map(), virtualServers: new Map() };
   readonly upstreams = new Map<string, Upstream>();
   readonly sessions = new Map<string, McpSession>();
   private readonly limiter = new RateLimiter();
@@ -162,13 +164,14 @@ export class McpHub {
         if (this.started && c.startAtBoot && !c.disabled) up.start().catch(() => undefined);
       } else if (up.config !== c) {
         // same connection, other settings (timeouts, limits): swap them in
-        (up as { config: typeof c }).config = c;
+        up.config = c;
       }
     }
-    // sessions of agents that are gone, disabled or got another key end
+    // sessions of agents that are gone, disabled or got another key end, as do those of a
+    // virtual server that is gone
     for (const s of [...this.sessions.values()]) {
       const a = next.agentsByHash.get(s.keyHash);
-      if (!a || a.disabled || a.name !== s.agentName) void s.close();
+      if (!a || a.disabled || a.name !== s.agentName || (s.virtual !== undefined && !next.virtualServers.has(s.virtual))) void s.close();
     }
     if (prev !== next) this.notifyChanges();
   }
@@ -199,9 +202,19 @@ export class McpHub {
 
   // ---- what an agent may see ----
 
+  /** The session's agent as it may act there: its permissions, within the virtual server's. */
   private agentOf(s: McpSession): AgentRecord | undefined {
     const a = this.cfg.agentsByHash.get(s.keyHash);
-    return a && !a.disabled && a.name === s.agentName ? a : undefined;
+    if (!a || a.disabled || a.name !== s.agentName) return undefined;
+    return this.scoped(a, s.virtual);
+  }
+
+  /** An agent within a virtual server (undefined when the virtual server no longer exists). */
+  scoped(a: AgentRecord, virtual: string | undefined): AgentRecord | undefined {
+    if (virtual === undefined) return a;
+    const v = this.cfg.virtualServers.get(virtual);
+    if (!v) return undefined;
+    return { ...a, within: v, withinResources: v.resources };
   }
 
   private liveUpstreams(): Upstream[] {
@@ -229,7 +242,8 @@ export class McpHub {
   }
 
   private resourceServers(agent: AgentRecord): Upstream[] {
-    return this.liveUpstreams().filter((u) => agent.resources.some((r) => r.test(u.name)));
+    const within = agent.withinResources;
+    return this.liveUpstreams().filter((u) => agent.resources.some((r) => r.test(u.name)) && (!within || within.some((r) => r.test(u.name))));
   }
 
   visibleResources(agent: AgentRecord): { resources: Resource[]; templates: ResourceTemplate[] } {
@@ -277,7 +291,7 @@ export class McpHub {
   // ---- sessions ----
 
   /** A new virtual MCP server for one agent session (the endpoint connects its transport). */
-  newSession(id: string, agent: AgentRecord, keyHash: string, onClose: () => void): McpSession {
+  newSession(id: string, agent: AgentRecord, keyHash: string, onClose: () => void, virtual?: string): McpSession {
     const server = new Server(
       { name: 'airlock', version: VERSION },
       {
@@ -289,10 +303,11 @@ export class McpHub {
       id,
       agentName: agent.name,
       keyHash,
+      virtual,
       server,
       lastSeen: Date.now(),
       clients: new Map(),
-      shown: this.signature(agent),
+      shown: this.signature(this.scoped(agent, virtual)),
       closed: false,
       close: async () => {
         if (session.closed) return;

@@ -25,11 +25,14 @@ export function compilePattern(p: string): RegExp {
 export interface Permissions {
   readonly allow: readonly RegExp[];
   readonly deny: readonly RegExp[];
+  /** a virtual server (/mcp/v/NAME) the agent is connected through: it must allow the tool too */
+  readonly within?: Permissions;
 }
 
-/** Default deny; a matching deny pattern wins over any allow. */
+/** Default deny; a matching deny pattern wins over any allow; within a virtual server, both decide. */
 export function permitted(p: Permissions, exposed: string): boolean {
   for (const d of p.deny) if (d.test(exposed)) return false;
+  if (p.within && !permitted(p.within, exposed)) return false;
   for (const a of p.allow) if (a.test(exposed)) return true;
   return false;
 }

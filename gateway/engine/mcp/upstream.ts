@@ -172,7 +172,8 @@ export class Upstream {
   private readonly sessionClients = new Set<Client>();
 
   constructor(
-    readonly config: McpServerConfig,
+    /** replaced in place when only call settings change (timeouts, limits) */
+    public config: McpServerConfig,
     private readonly events: UpstreamEvents,
   ) {
     if (config.disabled) this.state = 'disabled';
@@ -204,6 +205,8 @@ export class Upstream {
       (e: Error) => {
         this.starting = undefined;
         this.lastError = e.message;
+        // calls waiting for this start fail now, not at their timeout
+        for (const w of this.waiters.splice(0)) w.reject(e);
         this.stderr.push(`[airlock] start failed: ${e.message}`);
         if (!this.stopped) this.scheduleRestart();
         throw e;
