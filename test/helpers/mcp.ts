@@ -36,6 +36,8 @@ export interface HttpUpstream {
   sessionsDeleted: string[];
   /** drop every session, as a restarted server would (its next request gets 404) */
   forgetSessions(): void;
+  /** add a tool to every session's server (they send notifications/tools/list_changed) */
+  addTool(name: string): void;
   close(): Promise<void>;
 }
 
@@ -45,8 +47,13 @@ export async function startHttpUpstream(): Promise<HttpUpstream> {
   const sessionsCreated: string[] = [];
   const headersSeen: http.IncomingHttpHeaders[] = [];
   const sessionsDeleted: string[] = [];
+  const built: McpServer[] = [];
+  const extra: string[] = [];
+  const addTo = (s: McpServer, name: string) => s.registerTool(name, { description: `Added later: ${name}`, inputSchema: {} }, () => ({ content: [{ type: 'text' as const, text: name }] }));
   const build = () => {
     const s = new McpServer({ name: 'http-fixture', version: '1.0.0' });
+    built.push(s);
+    for (const n of extra) addTo(s, n);
     s.registerTool('add', { description: 'Adds two numbers', inputSchema: { a: z.number(), b: z.number() } }, ({ a, b }) => ({ content: [{ type: 'text', text: String(a + b) }] }));
     s.registerTool('whoami', { description: 'The upstream session id', inputSchema: {} }, (_args, extra) => ({ content: [{ type: 'text' as const, text: extra.sessionId ?? 'none' }] }));
     return s;
@@ -93,6 +100,10 @@ export async function startHttpUpstream(): Promise<HttpUpstream> {
     sessionsDeleted,
     headersSeen,
     forgetSessions: () => transports.clear(),
+    addTool: (name) => {
+      extra.push(name);
+      for (const s of built) addTo(s, name);
+    },
     close: async () => {
       for (const t of transports.values()) await t.close().catch(() => undefined);
       server.closeAllConnections();

@@ -382,6 +382,23 @@ describe('MCP gateway', () => {
     }
   });
 
+  test("an upstream's tools/list_changed refreshes its catalog: an agent allowed the new tool is told and can call it, one not allowed is not shown it", async () => {
+    const { ToolListChangedNotificationSchema } = await import('@modelcontextprotocol/sdk/types.js');
+    let toldA = 0;
+    let toldB = 0;
+    const a = await agentClient(gw.dataUrl, KEY_A, {}, {}, (c) => c.setNotificationHandler(ToolListChangedNotificationSchema, () => void toldA++));
+    const b = await agentClient(gw.dataUrl, KEY_B, {}, {}, (c) => c.setNotificationHandler(ToolListChangedNotificationSchema, () => void toldB++));
+    clients.push(a.client, b.client);
+    assert.ok(!(await a.client.listTools()).tools.some((t) => t.name === 'calc__late_tool'));
+    await b.client.listTools();
+    httpUp.addTool('late_tool');
+    await eventually(() => toldA > 0, 'tools/list_changed for the agent allowed calc__*');
+    assert.ok((await a.client.listTools()).tools.some((t) => t.name === 'calc__late_tool'));
+    assert.equal(text(await a.client.callTool({ name: 'calc__late_tool', arguments: {} })), 'late_tool');
+    assert.equal(toldB, 0, 'file-bot may not use calc__*: its list did not change');
+    assert.ok(!(await b.client.listTools()).tools.some((t) => t.name.startsWith('calc__')));
+  });
+
   test('resources: listed and read from the servers the agent may read; others refused', async () => {
     const { client } = await connect(KEY_A);
     const { resources } = await client.listResources();
