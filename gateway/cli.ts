@@ -84,7 +84,7 @@ function applyFile(store: ConfigStore, file: string, dryRun: boolean, out: (s: s
     out(`config ${file}: ${dryRun ? 'would apply' : 'applied'} ${r.changes.length} change${r.changes.length === 1 ? '' : 's'}:`);
     for (const c of r.changes) out(`  ${formatChange(c)}`);
   }
-  for (const k of r.createdKeys) out(`  new key for "${k.name}" (shown once): ${k.key}`);
+  for (const k of r.createdKeys) out(`  new key for ${k.section === 'agents' ? 'agent' : 'key'} "${k.name}" (shown once): ${k.key}`);
   return true;
 }
 
@@ -370,7 +370,7 @@ async function keys(argv: string[]): Promise<number> {
         }
         return 2;
       }
-      const created = r.createdKeys.find((k) => k.name === values.name)!;
+      const created = r.createdKeys.find((k) => k.name === values.name && k.section === undefined)!;
       process.stdout.write(created.key + '\n');
       process.stderr.write(`airlock: key "${values.name}" created; it is shown only this once\n`);
       return 0;

@@ -8,7 +8,7 @@
 // Values are as JSON carries them: times are ISO 8601 strings unless named `ts`/`t`/`from`/`to`
 // (milliseconds since the epoch); a field the gateway leaves undefined is absent (optional here).
 import type { Role } from './config/admin-schema.js';
-import type { EndpointSpec, KeySpec, ModelSpec, TeamSpec } from './config/schema.js';
+import type { AgentSpec, EndpointSpec, KeySpec, McpServerSpec, ModelSpec, TeamSpec } from './config/schema.js';
 
 export type { Role };
 
@@ -120,6 +120,73 @@ export interface CreatedKeyView extends KeyView {
   key?: string;
 }
 
+/** An MCP server's live state (null fields: not running). */
+export interface McpServerStatus {
+  /** stopped, starting, ready, backoff (waiting to restart after a crash), disabled */
+  state: 'stopped' | 'starting' | 'ready' | 'backoff' | 'disabled';
+  pid: number | null;
+  restarts: number;
+  last_error: string | null;
+  ready_at: string | null;
+  /** tools in its catalog */
+  tools: number;
+  resources: number;
+  prompts: number;
+  /** when its catalog was last read */
+  catalog_at: string | null;
+}
+
+/** GET /mcp-servers: env/headers values are `${env:…}` references or null (a stored literal). */
+export interface McpServerView extends McpServerSpec {
+  status: McpServerStatus | null;
+}
+
+export interface McpCatalogTool {
+  /** as agents see it: server__tool */
+  name: string;
+  /** as the server names it */
+  upstream_name: string;
+  title?: string;
+  description?: string;
+  annotations?: Record<string, unknown>;
+  input_schema?: Record<string, unknown>;
+}
+
+/** GET /mcp-servers/:name/status: the state, its catalog and the last lines of its stderr. */
+export interface McpServerDetail extends McpServerStatus {
+  name: string;
+  catalog: {
+    tools: McpCatalogTool[];
+    resources: { uri: string; name: string; description?: string }[];
+    resource_templates: { uri_template: string; name: string }[];
+    prompts: { name: string; upstream_name: string; description?: string }[];
+  };
+  stderr: string[];
+}
+
+/** POST /mcp-servers/test: initialize and list tools, without saving. */
+export interface McpTestResult {
+  ok: boolean;
+  error?: string;
+  server?: { name: string; version: string };
+  protocol_version?: string;
+  tools: { name: string; description?: string }[];
+  /** the last lines it wrote to stderr (stdio) */
+  stderr: string[];
+}
+
+export interface AgentView extends Omit<AgentSpec, 'key'> {
+  prefix: string;
+  created_at: string;
+  /** the tools it may call now, patterns expanded over the current catalogs */
+  allowed_tools: string[];
+}
+
+/** POST /agents: the generated (or given) key is shown this once. */
+export interface CreatedAgentView extends AgentView {
+  key?: string;
+}
+
 /** GET /health */
 export interface HealthBody {
   /** an endpoint that is configured but not running has only its name */
@@ -174,6 +241,9 @@ export interface RequestRow {
   tags: Record<string, string> | null;
   /** the alias the client asked for, when cost-aware routing served `alias` instead */
   downgraded_from: string | null;
+  /** MCP tool calls (kind "mcp_tool"): bytes of the arguments and of the result (null otherwise) */
+  args_bytes: number | null;
+  result_bytes: number | null;
 }
 
 export type UsageGroupBy = 'team' | 'key' | 'model' | 'user' | 'app' | 'endpoint' | 'session' | 'tag';

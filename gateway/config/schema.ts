@@ -198,9 +198,72 @@ export const settingsSchema = z.strictObject({
   listen: listenSchema.default({ ...DEFAULT_LISTEN }).describe('Where the gateway listens (takes effect on restart; command-line flags and environment variables take precedence)'),
   tls: tlsSchema.optional().describe('HTTPS on the data and admin planes with a certificate and key from files; omitted: plain HTTP (takes effect on restart)'),
   ...settingsGovernance,
+  mcp_session_idle_ms: z.int().min(1000).max(7 * 86_400_000).optional().describe('An agent\'s MCP session unused this long is ended and its upstream sessions closed (default 1800000: 30 minutes)'),
 });
 export type Settings = z.infer<typeof settingsSchema>;
 export const DEFAULT_SETTINGS: Settings = settingsSchema.parse({});
+
+// ---- MCP servers and agents (the MCP gateway, gateway/mcp/) ----
+
+/** An MCP server's name prefixes its tools (`server__tool`): within what model APIs accept for a
+ * tool name, without "__" (the separator) and not ending in "_" (so the split is unambiguous). */
+export const MCP_SERVER_NAME_RE = /^[A-Za-z0-9](?:[A-Za-z0-9-]|_(?!_)){0,31}$/;
+export const mcpServerName = z
+  .string()
+  .regex(MCP_SERVER_NAME_RE, 'must be 1-32 letters, digits, "-" or "_", starting with a letter or digit, without "__" (it separates server and tool in tool names)')
+  .refine((v) => !v.endsWith('_'), 'must not end with "_" (it would run into the "__" separator)');
+/** A tool permission pattern: a tool's exposed name (`server__tool`) where "*" matches anything. */
+export const toolPattern = z.string().regex(/^[A-Za-z0-9_*.-]{1,160}$/, 'must be a tool name such as "files__read_file", where "*" matches any characters (e.g. "files__read_*", "tickets__*")');
+const envVarName = z.string().regex(/^[A-Za-z_][A-Za-z0-9_]{0,127}$/, 'must be an environment variable name (letters, digits, "_")');
+const headerName = z.string().regex(/^[A-Za-z0-9!#$%&'*+.^_`|~-]{1,128}$/, 'must be an HTTP header name');
+/** A secret in env/headers: a literal, `${env:NAME}`, or null = keep the value stored for it. */
+const mapSecret = secret.nullable();
+
+export const MCP_TRANSPORTS = ['stdio', 'http', 'sse'] as const;
+export const mcpServerSchema = z.strictObject({
+  name: mcpServerName.describe('Prefix of this server\'s tools: "NAME__tool"'),
+  transport: z.enum(MCP_TRANSPORTS).describe('stdio: a local process Airlock starts and supervises; http: Streamable HTTP; sse: legacy HTTP+SSE'),
+  command: z.string().min(1, 'must not be empty').max(4096).optional().describe('stdio: the program to run (an absolute path, or a name found on PATH)'),
+  args: z.array(z.string().max(4096)).max(256).optional().describe('stdio: its arguments'),
+  cwd: z.string().min(1).max(4096).optional().describe('stdio: working directory'),
+  env: z.record(envVarName, mapSecret).optional().describe('stdio: the only environment variables the process gets besides PATH, HOME and the like; values are stored encrypted'),
+  url: z
+    .url({ protocol: /^https?$/, error: (iss) => (iss.input === undefined ? 'is required' : 'must be an http:// or https:// URL') })
+    .optional()
+    .describe('http / sse: the server\'s MCP endpoint URL'),
+  headers: z.record(headerName, mapSecret).optional().describe('http / sse: headers sent with every request (e.g. Authorization); values are stored encrypted'),
+  stateful: z.boolean().optional().describe('stdio: one process per agent session instead of one shared process'),
+  start: z.enum(['boot', 'first_use']).optional().describe('stdio: start the process when the gateway starts (boot, default) or on first use'),
+  call_timeout_ms: z.int().min(100).max(3_600_000).optional().describe('Longest one tool call may take (default 60000)'),
+  tool_calls_per_minute: z.int().min(1).max(1_000_000).optional().describe('Most calls per minute to each tool of this server, all agents together'),
+  disabled: z.boolean().optional().describe('Keep the server registered but stopped; its tools are offered to nobody'),
+});
+export type McpServerSpec = z.infer<typeof mcpServerSchema>;
+
+export const agentSchema = z.strictObject({
+  name: name.describe('The agent (an application that calls tools through /mcp)'),
+  team: name.optional(),
+  key: z
+    .string()
+    .regex(KEY_RE, 'must look like sk-airlock- followed by at least 22 letters, digits, "_" or "-"')
+    .optional()
+    .describe('Literal key for automation; stored only as a hash. Omitted: one is generated and shown once'),
+  tools: z.array(toolPattern).max(1000).optional().describe('Tools (and prompts) the agent may use, as "server__tool" patterns; default: none'),
+  deny: z.array(toolPattern).max(1000).optional().describe('Tools the agent may not use even when "tools" allows them (deny wins)'),
+  resources: z.array(z.string().regex(/^[A-Za-z0-9_*-]{1,64}$/, 'must be a server name pattern, e.g. "files" or "*"')).max(1000).optional().describe('Servers whose resources the agent may list and read; default: none'),
+  calls_per_minute: z.int().min(1).max(1_000_000).optional().describe('Most tool calls per minute for this agent'),
+  disabled: z.boolean().optional(),
+});
+export type AgentSpec = z.infer<typeof agentSchema>;
+
+/** A named bundle of tools at /mcp/v/NAME: an agent there sees what both it and the bundle allow. */
+export const mcpVirtualServerSchema = z.strictObject({
+  name: name.describe('Agents connect to /mcp/v/NAME'),
+  description: z.string().max(500).optional(),
+  tools: z.array(toolPattern).max(1000).describe('The tools (and prompts) this virtual server offers, as "server__tool" patterns; an agent sees only those it may also use'),
+  resources: z.array(z.string().regex(/^[A-Za-z0-9_*-]{1,64}$/, 'must be a server name pattern, e.g. "files" or "*"')).max(1000).optional().describe('Servers whose resources it offers (default: none)'),
+});
+export type McpVirtualServerSpec = z.infer<typeof mcpVirtualServerSchema>;
 
 export const configSchema = z.strictObject({
   endpoints: z.array(endpointSchema).optional(),
@@ -209,6 +272,9 @@ export const configSchema = z.strictObject({
   keys: z.array(keySchema).optional(),
   routing_rules: z.array(ruleSchema).optional(),
   settings: settingsSchema.optional(),
+  mcp_servers: z.array(mcpServerSchema).optional(),
+  agents: z.array(agentSchema).optional(),
+  mcp_virtual_servers: z.array(mcpVirtualServerSchema).optional(),
 });
 export type ConfigDoc = z.infer<typeof configSchema>;
 export type ConfigInput = z.input<typeof configSchema>;
@@ -221,8 +287,11 @@ export interface FullConfig {
   keys: KeySpec[];
   routing_rules: RuleSpec[];
   settings: Settings;
+  mcp_servers: McpServerSpec[];
+  agents: AgentSpec[];
+  mcp_virtual_servers: McpVirtualServerSpec[];
 }
-export const SECTIONS = ['endpoints', 'models', 'teams', 'keys', 'routing_rules', 'settings'] as const;
+export const SECTIONS = ['endpoints', 'models', 'teams', 'keys', 'routing_rules', 'settings', 'mcp_servers', 'agents', 'mcp_virtual_servers'] as const;
 export type Section = (typeof SECTIONS)[number];
 
 export type Path = ReadonlyArray<string | number>;
@@ -386,6 +455,44 @@ export function checkReferences(c: FullConfig): ConfigIssue[] {
     const { min_prompt_tokens: lo, max_prompt_tokens: hi } = r.when;
     if (lo !== undefined && hi !== undefined && lo > hi)
       issues.push({ path: ['routing_rules', i, 'when', 'max_prompt_tokens'], message: 'must not be less than min_prompt_tokens' });
+  });
+  issues.push(...checkMcpReferences(c, teams));
+  return issues;
+}
+
+function checkMcpReferences(c: FullConfig, teams: ReadonlySet<string>): ConfigIssue[] {
+  const issues: ConfigIssue[] = [];
+  const seen = new Set<string>();
+  c.mcp_servers.forEach((m, i) => {
+    // names differing only in case would expose tools differing only in case: refused
+    const lower = m.name.toLowerCase();
+    if (seen.has(lower)) issues.push({ path: ['mcp_servers', i, 'name'], message: `duplicate name "${m.name}"` });
+    seen.add(lower);
+    if (m.transport === 'stdio') {
+      if (m.command === undefined) issues.push({ path: ['mcp_servers', i, 'command'], message: 'is required for transport "stdio"' });
+      for (const f of ['url', 'headers'] as const)
+        if (m[f] !== undefined) issues.push({ path: ['mcp_servers', i, f], message: `is for transport "http" or "sse", not "stdio"` });
+    } else {
+      if (m.url === undefined) issues.push({ path: ['mcp_servers', i, 'url'], message: `is required for transport "${m.transport}"` });
+      for (const f of ['command', 'args', 'cwd', 'env', 'stateful', 'start'] as const)
+        if (m[f] !== undefined) issues.push({ path: ['mcp_servers', i, f], message: `is for transport "stdio", not "${m.transport}"` });
+    }
+  });
+  const vnames = new Set<string>();
+  c.mcp_virtual_servers.forEach((v, i) => {
+    if (vnames.has(v.name)) issues.push({ path: ['mcp_virtual_servers', i, 'name'], message: `duplicate name "${v.name}"` });
+    vnames.add(v.name);
+  });
+  const names = new Set<string>();
+  const keys = new Set(c.keys.map((k) => k.key).filter((k): k is string => k !== undefined));
+  c.agents.forEach((a, i) => {
+    if (names.has(a.name)) issues.push({ path: ['agents', i, 'name'], message: `duplicate name "${a.name}"` });
+    names.add(a.name);
+    if (a.team !== undefined && !teams.has(a.team)) issues.push({ path: ['agents', i, 'team'], message: `unknown team "${a.team}"` });
+    if (a.key !== undefined) {
+      if (keys.has(a.key)) issues.push({ path: ['agents', i, 'key'], message: 'the same key is given twice (to an app key or another agent)' });
+      keys.add(a.key);
+    }
   });
   return issues;
 }

@@ -5,6 +5,7 @@
 import diagnostics_channel from 'node:diagnostics_channel';
 import type { RequestContext } from './stages.js';
 import type { TargetConfig } from './snapshot.js';
+import type { ToolCallContext } from './mcp/hub.js';
 
 export interface RequestStart {
   source: object;
@@ -43,12 +44,27 @@ export interface RequestEnd {
   latencyMs: number;
 }
 
+/** MCP tool calls (gateway/engine/mcp/hub.ts): `call` is the tool call's context (agent, session,
+ * server, tool; status and sizes are final on tool:end). Tracing and audit subscribe here. */
+export interface ToolStart {
+  source: object;
+  call: ToolCallContext;
+}
+export interface ToolEnd {
+  source: object;
+  call: ToolCallContext;
+  /** ms from arrival */
+  latencyMs: number;
+}
+
 export const channels = {
   requestStart: diagnostics_channel.channel('airlock:request:start'),
   attemptStart: diagnostics_channel.channel('airlock:attempt:start'),
   attemptEnd: diagnostics_channel.channel('airlock:attempt:end'),
   firstContent: diagnostics_channel.channel('airlock:request:first-content'),
   requestEnd: diagnostics_channel.channel('airlock:request:end'),
+  toolStart: diagnostics_channel.channel('airlock:tool:start'),
+  toolEnd: diagnostics_channel.channel('airlock:tool:end'),
 };
 
 /** Subscribe to one channel for messages of one source; returns the unsubscribe function. */

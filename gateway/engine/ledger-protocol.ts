@@ -13,7 +13,7 @@ export interface LedgerRow extends Omit<RequestRow, 'time' | 'stream' | 'estimat
 export const LEDGER_COLUMNS = [
   'request_id', 'client_request_id', 'ts', 'kind', 'key_name', 'team', 'app', 'user', 'session', 'requested_model', 'alias',
   'endpoint', 'upstream_model', 'stream', 'prompt_tokens', 'completion_tokens', 'estimated', 'cost', 'ttfb_ms', 'latency_ms',
-  'status', 'attempts', 'error_class', 'tags', 'downgraded_from',
+  'status', 'attempts', 'error_class', 'tags', 'downgraded_from', 'args_bytes', 'result_bytes',
 ] as const satisfies readonly (keyof LedgerRow)[];
 
 // Every field of LedgerRow is a column the writer inserts: a field missing above fails here

@@ -61,6 +61,8 @@ export function ledgerRowOf(ctx: RequestContext, latencyMs: number): LedgerRow {
     error_class: ctx.errorClass ?? null,
     tags: ctx.tags ? JSON.stringify(ctx.tags) : null,
     downgraded_from: ctx.downgradedFrom ?? null,
+    args_bytes: null,
+    result_bytes: null,
   };
 }
 

@@ -37,6 +37,7 @@ import { ROUTER_OPTIONS, canonicalUrl } from './url.js';
 import { nestedDeeperThan } from '../engine/json-depth.js';
 import { planeServer } from './http-server.js';
 import { addShellProof, takeShellProofKey } from './shell-proof.js';
+import { registerMcpAdmin } from './mcp-admin.js';
 import type {
   AdminUser,
   ApiToken,
@@ -254,6 +255,8 @@ export function buildAdminPlane(gw: Gateway): FastifyInstance {
     schema: z.ZodType<T>,
     view: (s: StoredState, name: string) => V,
     what: string,
+    /** a further check of a change (before: the stored item; after: the new one, absent on delete) */
+    guard?: (req: FastifyRequest, before: T | undefined, after: T | undefined) => void,
   ) => {
     const items = () => gw.store.export()[section] as unknown as Item[];
     const find = (name: string) => {
@@ -275,6 +278,7 @@ export function buildAdminPlane(gw: Gateway): FastifyInstance {
       const body = parseBody(schema, req.body);
       const list = items();
       if (list.some((i) => i.name === body.name)) throw new AdminError(409, 'already_exists', `A ${what} named "${body.name}" already exists.`);
+      guard?.(req, undefined, body);
       const r = change({ [section]: [...list, body] }, { section, index: list.length });
       reply.code(201);
       const created = r.createdKeys.find((k) => k.name === body.name);
@@ -285,12 +289,14 @@ export function buildAdminPlane(gw: Gateway): FastifyInstance {
       const body = parseBody(schema, { ...raw, name: raw.name ?? req.params.name });
       if (body.name !== req.params.name) throw validationError([{ path: ['name'], message: `does not match the URL ("${req.params.name}"); renaming is not supported` }]);
       const { list, index } = find(req.params.name);
+      guard?.(req, list[index] as T, body);
       list[index] = body;
       change({ [section]: list }, { section, index });
       return view(gw.store.state(), body.name);
     });
     app.delete<{ Params: { name: string } }>(`${API}/${path}/:name`, { config: { access: 'admin' } }, async (req, reply) => {
       const { list, index } = find(req.params.name);
+      guard?.(req, list[index] as T, undefined);
       list.splice(index, 1);
       try {
         change({ [section]: list });
@@ -341,6 +347,7 @@ export function buildAdminPlane(gw: Gateway): FastifyInstance {
   crud('models', 'models', modelSchema, modelView, 'model');
   crud('teams', 'teams', teamSchema, teamView, 'team');
   crud('keys', 'keys', keySchema, keyView, 'key');
+  registerMcpAdmin(app, gw, { api: API, crud, roleOf: (req) => principalOf(req)?.role, parse: parseBody });
 
   // Test a connection: a saved endpoint, or an unsaved one from a form.
   app.post<{ Params: { name: string } }>(`${API}/endpoints/:name/test`, { config: { access: 'admin' } }, async (req): Promise<ProbeResult> => {

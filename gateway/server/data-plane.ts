@@ -12,6 +12,7 @@ import type { Gateway } from './gateway.js';
 import { ROUTER_OPTIONS, canonicalUrl } from './url.js';
 import { repeatedHost } from './admin-plane.js';
 import { planeServer } from './http-server.js';
+import { registerMcpEndpoint } from './mcp-endpoint.js';
 
 const ROUTES: [string, Kind][] = [
   ['/v1/chat/completions', 'chat'],
@@ -198,6 +199,8 @@ export function buildDataPlane(gw: Gateway): FastifyInstance {
     const names = [...s.models.keys(), ...s.virtualModels].filter((n) => !key.models || key.models.has(n));
     return { object: 'list', data: names.map((id) => ({ id, object: 'model', created, owned_by: 'airlock' })) };
   });
+
+  registerMcpEndpoint(app, gw);
 
   app.get('/healthz', () => ({ status: 'ok' }));
   // Ready: not draining and the ledger can be written. An unwritable ledger is 503 when the

@@ -28,6 +28,10 @@ import { buildAdminPlane } from './admin-plane.js';
 import { AdminAuth } from './admin-auth.js';
 import { closeUnusedConnections, loadTls, type LoadedTls } from './http-server.js';
 import { IdleMemory } from './idle-memory.js';
+import { McpHub, toolLedgerRow } from '../engine/mcp/hub.js';
+import { buildMcpConfig } from '../engine/mcp/config.js';
+import type { ToolEnd } from '../engine/events.js';
+import { DEFAULT_MCP_SESSION_IDLE_MS } from './mcp-endpoint.js';
 
 export interface GatewayOptions {
   dataDir: string;
@@ -59,6 +63,9 @@ export class Gateway {
   readonly governance: Governance;
   /** responses kept by POST /v1/responses (store), for GET/DELETE and previous_response_id */
   readonly responses: ResponseStore;
+  /** the MCP gateway: registered MCP servers, agents' sessions on /mcp */
+  readonly mcp: McpHub;
+  private mcpSweepTimer: NodeJS.Timeout | undefined;
   private unsubscribe: (() => void)[] = [];
   readonly auth: AdminAuth;
   private snap: Snapshot;
@@ -93,6 +100,8 @@ export class Gateway {
     this.store = new ConfigStore(this.db, this.secrets);
     this.snap = this.build();
     this.runtime.update(this.snap);
+    this.mcp = new McpHub({ log: this.log });
+    this.mcp.update(this.buildMcp());
     this.health = new HealthChecker(this.runtime);
     this.ledger = Ledger.forDatabase(
       this.db,
@@ -122,6 +131,7 @@ export class Gateway {
       on<BudgetThreshold>(budgetThresholdChannel, this.governance, (m) =>
         this.log(`budget ${m.percent >= 100 ? 'exhausted' : 'warning'}: ${m.label} has spent ${Math.round(m.spent * 1e6) / 1e6} of ${m.amount} ${this.snap.settings.cost_unit} this ${m.period === 'total' ? 'budget' : m.period} (${m.percent} %)`),
       ),
+      on<ToolEnd>(channels.toolEnd, this.mcp, (m) => this.ledger.record(toolLedgerRow(m.call, m.latencyMs))),
     );
     this.auth = new AdminAuth(this);
   }
@@ -134,6 +144,10 @@ export class Gateway {
     return buildSnapshot(this.store.state(), this.secrets, configVersion(this.db));
   }
 
+  private buildMcp() {
+    return buildMcpConfig(this.store.state(), (m) => this.store.mcpSecrets(m));
+  }
+
   /** Rebuild the snapshot from the store and swap it in. */
   reload(): void {
     const next = this.build();
@@ -141,6 +155,7 @@ export class Gateway {
     this.governance.update(next);
     this.snap = next;
     this.health?.update(next);
+    this.mcp.update(this.buildMcp());
   }
 
   async start(): Promise<{ data: string; admin: string }> {
@@ -184,6 +199,9 @@ export class Gateway {
     this.pruneTimer = setInterval(prune, 3_600_000);
     this.pruneTimer.unref();
     this.idleMemory.start();
+    this.mcp.start();
+    this.mcpSweepTimer = setInterval(() => this.mcp.sweep(this.snap.settings.mcp_session_idle_ms ?? DEFAULT_MCP_SESSION_IDLE_MS), 1000);
+    this.mcpSweepTimer.unref();
     return { data, admin };
   }
 
@@ -212,6 +230,7 @@ export class Gateway {
     this.draining = true;
     if (this.pollTimer) clearInterval(this.pollTimer);
     if (this.pruneTimer) clearInterval(this.pruneTimer);
+    if (this.mcpSweepTimer) clearInterval(this.mcpSweepTimer);
     this.idleMemory.stop();
     this.health.stop();
     const apps = [this.dataApp, this.adminApp].filter((a): a is FastifyInstance => !!a);
@@ -229,7 +248,8 @@ export class Gateway {
       }
     }, 100);
     idle.unref();
-    await Promise.all(apps.map((a) => a.close()));
+    // agents' sessions hold open streams (GET /mcp): end them with the planes, then the servers
+    await Promise.all([...apps.map((a) => a.close()), this.mcp.close()]);
     clearInterval(idle);
     clearTimeout(deadline);
     await this.ledger.close();

@@ -163,6 +163,40 @@ CREATE INDEX ledger_key_ts ON ledger(key_name, ts);
 `,
   },
   {
+    version: 8,
+    name: 'mcp-gateway',
+    // MCP servers (env/headers values encrypted in secrets_enc), agents (keys stored as hashes),
+    // virtual MCP servers (/mcp/v/NAME), and the sizes of a tool call's arguments and result on its ledger row.
+    sql: `
+CREATE TABLE mcp_servers (
+  name TEXT PRIMARY KEY,
+  spec TEXT NOT NULL,
+  secrets_enc TEXT,
+  position INTEGER NOT NULL DEFAULT 0,
+  created_at INTEGER NOT NULL,
+  updated_at INTEGER NOT NULL
+) STRICT;
+
+CREATE TABLE agents (
+  name TEXT PRIMARY KEY,
+  hash TEXT NOT NULL UNIQUE,
+  prefix TEXT NOT NULL,
+  spec TEXT NOT NULL,
+  created_at INTEGER NOT NULL,
+  updated_at INTEGER NOT NULL
+) STRICT;
+
+CREATE TABLE mcp_virtual_servers (
+  name TEXT PRIMARY KEY,
+  spec TEXT NOT NULL,
+  position INTEGER NOT NULL DEFAULT 0
+) STRICT;
+
+ALTER TABLE ledger ADD COLUMN args_bytes INTEGER;
+ALTER TABLE ledger ADD COLUMN result_bytes INTEGER;
+`,
+  },
+  {
     version: 9,
     name: 'stored-responses',
     // POST /v1/responses with store (OpenAI's default): the Response object and the conversation

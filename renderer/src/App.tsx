@@ -7,6 +7,7 @@ import { OverviewPage } from './pages/Overview';
 import { EndpointsPage } from './pages/Endpoints';
 import { ModelsPage } from './pages/Models';
 import { KeysPage } from './pages/Keys';
+import { McpPage } from './pages/Mcp';
 import { UsagePage } from './pages/Usage';
 import { BudgetsPage } from './pages/Budgets';
 import { SettingsPage } from './pages/Settings';
@@ -21,6 +22,7 @@ const PAGES = [
   { path: '/endpoints', label: 'Endpoints', icon: 'endpoints', Page: EndpointsPage },
   { path: '/models', label: 'Models', icon: 'models', Page: ModelsPage },
   { path: '/keys', label: 'Teams & keys', icon: 'keys', Page: KeysPage },
+  { path: '/mcp', label: 'MCP & agents', icon: 'mcp', Page: McpPage },
   { path: '/usage', label: 'Usage', icon: 'usage', Page: UsagePage },
   { path: '/budgets', label: 'Budgets', icon: 'usage', Page: BudgetsPage },
   { path: '/settings', label: 'Settings', icon: 'settings', Page: SettingsPage },

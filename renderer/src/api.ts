@@ -125,7 +125,12 @@ export function errorMessage(e: unknown): string {
 
 export type {
   AdminUser,
+  AgentView,
   ApiToken,
+  CreatedAgentView,
+  McpServerDetail,
+  McpServerView,
+  McpTestResult,
   AuthState,
   BudgetStatus,
   BudgetsBody,

@@ -21,6 +21,7 @@ import OpenAI from 'openai';
 import { ROOT, TEST_KEY, basicConfig, eventually, startGateway, type RunningGateway } from '../helpers/gateway.js';
 import { startUpstream, type TestUpstream } from '../helpers/upstream.js';
 import { ADMIN_APP_CSP } from '../../gateway/server/static.js';
+import { EVERYTHING } from '../helpers/mcp.js';
 
 const CHROMIUM = process.env.AIRLOCK_CHROMIUM ?? '/usr/bin/chromium';
 const HAVE_CHROMIUM = fs.existsSync(CHROMIUM);
@@ -177,7 +178,14 @@ describe('admin app accessibility (axe-core in Chromium)', () => {
 
   test('every page and every dialog: 0 axe violations (WCAG 2.1 A/AA) at 1280 px, 800 px and 640×360 (200 % zoom), no sideways page scroll', { skip: SKIP }, async () => {
     const b = await launch();
-    const gw = await gateway({ adminToken: null, config: basicConfig(upstream!.url) });
+    const gw = await gateway({
+      adminToken: null,
+      config: {
+        ...basicConfig(upstream!.url),
+        mcp_servers: [{ name: 'every', transport: 'stdio', command: process.execPath, args: [EVERYTHING, 'stdio'] }],
+        agents: [{ name: 'support-bot', tools: ['every__echo', 'every__get-*'], deny: ['every__get-env'] }],
+      },
+    });
     // some traffic, so the charts, the usage table and the latest requests have rows
     const ai = new OpenAI({ apiKey: TEST_KEY, baseURL: gw.baseURL, maxRetries: 0 });
     for (let i = 0; i < 3; i++) await ai.chat.completions.create({ model: 'chat', messages: [{ role: 'user', content: `audit ${i}` }] });
@@ -323,6 +331,25 @@ describe('admin app accessibility (axe-core in Chromium)', () => {
     await secret.waitFor({ state: 'hidden' });
     await auditDialog(page, page.getByRole('button', { name: 'Revoke key notebook-app' }), 'Revoke key notebook-app?', failures);
     await auditDialog(page, page.getByRole('button', { name: 'Delete team research' }), 'Delete team research?', failures);
+
+    // MCP servers & agents: the server's details, its form (and Test), the agent form, the matrix.
+    await nav(page, 'MCP & agents', 'MCP servers & agents');
+    await page.getByRole('row').filter({ has: page.getByRole('rowheader', { name: 'every' }) }).getByText('ready').waitFor();
+    await page.getByRole('checkbox', { name: 'support-bot may call every__echo' }).waitFor();
+    await audit(page, 'MCP servers & agents', failures);
+    await auditDialog(page, page.getByRole('button', { name: 'Details of MCP server every' }), 'MCP server every', failures, async (d) => {
+      await d.getByText('every__echo', { exact: true }).waitFor();
+      await audit(page, 'dialog "MCP server every" with its catalog', failures);
+      await d.getByRole('button', { name: 'Close dialog' }).click();
+    });
+    await auditDialog(page, page.getByRole('button', { name: 'Edit MCP server every' }), 'Edit MCP server every', failures, async (d) => {
+      await d.getByRole('button', { name: 'Test' }).click();
+      await d.getByRole('status').filter({ hasText: /Connected/ }).waitFor();
+      await audit(page, 'dialog "Edit MCP server every" after Test', failures);
+      await d.getByRole('button', { name: 'Close dialog' }).click();
+    });
+    await auditDialog(page, page.getByRole('button', { name: 'Create agent' }).first(), 'Create agent', failures);
+    await auditDialog(page, page.getByRole('button', { name: 'Delete agent support-bot' }), 'Delete agent support-bot?', failures);
 
     // Usage.
     await nav(page, 'Usage');

@@ -18,6 +18,7 @@ import Database from 'better-sqlite3';
 import { ROOT, TEST_KEY, basicConfig, eventually, runCli, startGateway, type RunningGateway } from '../helpers/gateway.js';
 import { startUpstream, type TestUpstream } from '../helpers/upstream.js';
 import { ADMIN_APP_CSP } from '../../gateway/server/static.js';
+import { EVERYTHING, agentClient } from '../helpers/mcp.js';
 
 const CHROMIUM = process.env.AIRLOCK_CHROMIUM ?? '/usr/bin/chromium';
 const HAVE_CHROMIUM = fs.existsSync(CHROMIUM);
@@ -390,6 +391,68 @@ describe('admin app (Chromium)', () => {
     assert.equal((await bearer('GET', '/status')).status, 401);
 
     assertNoProblems(problems);
+  });
+
+  test('MCP: an owner adds a stdio server (Test lists its tools), creates an agent (key shown once), and toggles a tool in the permission matrix; the agent sees exactly that', { skip: SKIP }, async () => {
+    const gw = await gateway({});
+    assert.equal((await gw.admin('POST', '/users', { name: 'root', password: OWNER.password, role: 'owner' })).status, 201);
+    const { page, problems } = await newPage();
+    await open(page, gw.adminUrl + '/');
+    assert.equal(await login(page, 'root', OWNER.password), 200);
+    await nav(page, 'MCP & agents', 'MCP servers & agents');
+    await page.getByRole('button', { name: 'Add MCP server' }).click();
+    const form = page.getByRole('dialog', { name: 'Add MCP server' });
+    await form.waitFor();
+    await form.getByLabel('Name', { exact: true }).fill('every');
+    await form.getByLabel('Command', { exact: true }).fill(process.execPath);
+    await form.getByLabel('Arguments (one per line)').fill(`${EVERYTHING}\nstdio`);
+    await assertLabelled(page);
+    await form.getByRole('button', { name: 'Test' }).click();
+    await form.getByRole('status').filter({ hasText: /Connected to .*: \d+ tools \(.*echo/ }).waitFor();
+    await form.getByRole('button', { name: 'Save server' }).click();
+    await form.waitFor({ state: 'hidden' });
+    const row = page.getByRole('row').filter({ has: page.getByRole('rowheader', { name: 'every' }) });
+    await row.getByText('ready').waitFor();
+    // the details: its catalog and its own stderr
+    await page.getByRole('button', { name: 'Details of MCP server every' }).click();
+    const details = page.getByRole('dialog', { name: 'MCP server every' });
+    await details.getByText('every__echo', { exact: true }).waitFor();
+    await details.getByText(/Starting default \(STDIO\) server/).waitFor();
+    await details.getByRole('button', { name: /Close/ }).first().click();
+    await details.waitFor({ state: 'hidden' });
+
+    await page.getByRole('button', { name: 'Create agent' }).first().click();
+    const af = page.getByRole('dialog', { name: 'Create agent' });
+    await af.getByLabel('Name', { exact: true }).fill('bot');
+    await af.getByLabel('Allowed tools (one pattern per line)').fill('every__echo\nbad pattern!');
+    await af.getByRole('button', { name: 'Create agent' }).click();
+    await af.getByText(/must be a tool name/).waitFor();
+    await af.getByLabel('Allowed tools (one pattern per line)').fill('every__echo');
+    await af.getByRole('button', { name: 'Create agent' }).click();
+    const secret = page.getByRole('dialog', { name: 'Key for agent bot' });
+    await secret.waitFor();
+    const key = await secret.getByLabel('Key', { exact: true }).inputValue();
+    assert.match(key, /^sk-airlock-/);
+    await secret.getByRole('button', { name: 'I have copied it' }).click();
+    await secret.waitFor({ state: 'hidden' });
+
+    const { client } = await agentClient(gw.dataUrl, key);
+    try {
+      assert.deepEqual((await client.listTools()).tools.map((t) => t.name), ['every__echo']);
+      // the matrix: allow get-sum for bot with one click
+      const cell = page.getByRole('checkbox', { name: 'bot may call every__get-sum' });
+      assert.equal(await cell.isChecked(), false);
+      assert.equal(await page.getByRole('checkbox', { name: 'bot may call every__echo' }).isChecked(), true);
+      await cell.click();
+      await page.getByRole('checkbox', { name: 'bot may call every__get-sum', checked: true }).waitFor();
+      await assertLabelled(page);
+      assert.deepEqual((await client.listTools()).tools.map((t) => t.name).sort(), ['every__echo', 'every__get-sum']);
+      assert.deepEqual((await gw.admin('GET', '/agents/bot')).body.tools, ['every__echo', 'every__get-sum']);
+      await shot(page, 'mcp');
+    } finally {
+      await client.close();
+    }
+    assertNoProblems(problems, [/status of 400/]); // the refused pattern
   });
 
   test('moving an endpoint with a stored key to another server asks for the key, or an explicit "send it there too"', { skip: SKIP }, async () => {

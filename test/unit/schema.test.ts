@@ -60,6 +60,9 @@ function full(doc: unknown): FullConfig {
     keys: d.keys ?? [],
     routing_rules: d.routing_rules ?? [],
     settings: d.settings ?? DEFAULT_SETTINGS,
+    mcp_servers: d.mcp_servers ?? [],
+    agents: d.agents ?? [],
+    mcp_virtual_servers: d.mcp_virtual_servers ?? [],
   };
 }
 

@@ -1,0 +1,646 @@
+// The MCP gateway's core: the registered servers (Upstream), the agents' sessions on /mcp, and
+// one virtual MCP server per session that shows the agent exactly the tools, prompts and
+// resources it may use. A tool call goes through the same stages as a model call: the agent is
+// authenticated (by the endpoint, from its key), admitted (per-agent and per-tool rate limits),
+// guarded (arguments, then result: guards.ts), forwarded with a per-call timeout, progress and
+// cancellation, and recorded (airlock:tool:start / airlock:tool:end; the ledger subscribes).
+import { Server } from '@modelcontextprotocol/sdk/server/index.js';
+import type { Client } from '@modelcontextprotocol/sdk/client/index.js';
+import type { RequestHandlerExtra } from '@modelcontextprotocol/sdk/shared/protocol.js';
+import {
+  CallToolRequestSchema,
+  CallToolResultSchema,
+  ErrorCode,
+  GetPromptRequestSchema,
+  ListPromptsRequestSchema,
+  ListResourceTemplatesRequestSchema,
+  ListResourcesRequestSchema,
+  ListToolsRequestSchema,
+  McpError,
+  ReadResourceRequestSchema,
+  type CallToolResult,
+  type Prompt,
+  type Resource,
+  type ResourceTemplate,
+  type ServerNotification,
+  type ServerRequest,
+  type Tool,
+} from '@modelcontextprotocol/sdk/types.js';
+import { StreamableHTTPError } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
+import { VERSION } from '../../version.js';
+import { channels } from '../events.js';
+import { newRequestId } from '../request-id.js';
+import type { LedgerRow } from '../ledger-protocol.js';
+import type { AgentRecord, McpConfig } from './config.js';
+import { noToolGuards, type ToolGuards } from './guards.js';
+import { exposedName, permitted } from './names.js';
+import { Upstream, endSession, type Relay } from './upstream.js';
+
+type Extra = RequestHandlerExtra<ServerRequest, ServerNotification>;
+
+/** One tool call, as the recorders (ledger, tracing, audit) see it. */
+export interface ToolCallContext {
+  /** the gateway's own id (UUIDv7): the ledger row's key */
+  readonly id: string;
+  /** wall clock at arrival */
+  readonly ts: number;
+  /** performance.now() at arrival */
+  readonly t0: number;
+  readonly agent: AgentRecord;
+  /** the MCP session (Mcp-Session-Id) */
+  readonly mcpSession: string;
+  /** x-airlock-session: the workflow this call belongs to, shared with the agent's model calls */
+  readonly session: string | undefined;
+  readonly user: string | undefined;
+  /** the name the agent called (server__tool) */
+  readonly exposed: string;
+  server: string | undefined;
+  tool: string | undefined;
+  argsBytes: number;
+  resultBytes: number | null;
+  /** 200 answered (also a tool's own error result), 403 not permitted, 429 rate limited, 400 blocked
+   * by a guard, 499 cancelled by the agent, 502 upstream failed or closed, 504 timed out */
+  status: number;
+  errorClass: string | undefined;
+  /** the answer carried isError */
+  isError: boolean;
+}
+
+export interface McpSession {
+  readonly id: string;
+  readonly agentName: string;
+  readonly keyHash: string;
+  /** the virtual server (/mcp/v/NAME) it was opened on; undefined: /mcp */
+  readonly virtual: string | undefined;
+  readonly server: Server;
+  lastSeen: number;
+  /** per-session upstream connections (HTTP, SSE, stateful stdio) */
+  readonly clients: Map<string, Promise<Client>>;
+  /** what the agent was last shown, to send list_changed when it changes */
+  shown: { tools: string; prompts: string; resources: string };
+  closed: boolean;
+  close(): Promise<void>;
+}
+
+export interface HubOptions {
+  log: (line: string) => void;
+  guards?: ToolGuards;
+}
+
+/** A token bucket per name: `perMinute` calls, refilled continuously. */
+class RateLimiter {
+  private buckets = new Map<string, { tokens: number; at: number }>();
+  /** 0 when admitted, else ms until a call would be */
+  take(key: string, perMinute: number, now = Date.now()): number {
+    let b = this.buckets.get(key);
+    if (!b) {
+      b = { tokens: perMinute, at: now };
+      this.buckets.set(key, b);
+    }
+    b.tokens = Math.min(perMinute, b.tokens + ((now - b.at) * perMinute) / 60_000);
+    b.at = now;
+    if (b.tokens >= 1) {
+      b.tokens -= 1;
+      return 0;
+    }
+    return Math.ceil(((1 - b.tokens) * 60_000) / perMinute);
+  }
+  /** forget buckets that are full again */
+  sweep(now = Date.now()): void {
+    if (this.buckets.size < 10_000) return;
+    for (const [k, b] of this.buckets) if (now - b.at > 60_000) this.buckets.delete(k);
+  }
+}
+
+const CATALOG_WAIT_MS = 10_000;
+const textResult = (text: string): CallToolResult => ({ content: [{ type: 'text', text }], isError: true });
+const firstHeader = (h: Record<string, string | string[] | undefined> | undefined, name: string): string | undefined => {
+  const v = h?.[name];
+  const s = Array.isArray(v) ? v[0] : v;
+  return s ? s.slice(0, 256) : undefined;
+};
+
+export class McpHub {
+  private cfg: McpConfig = { servers: new Map(), agentsByHash: new Map(), virtualServers: new Map() };
+  readonly upstreams = new Map<string, Upstream>();
+  readonly sessions = new Map<string, McpSession>();
+  private readonly limiter = new RateLimiter();
+  private started = false;
+  guards: ToolGuards;
+
+  constructor(private readonly opts: HubOptions) {
+    this.guards = opts.guards ?? noToolGuards;
+  }
+
+  get config(): McpConfig {
+    return this.cfg;
+  }
+
+  agentByHash(hash: string): AgentRecord | undefined {
+    return this.cfg.agentsByHash.get(hash);
+  }
+
+  /** Apply a new configuration: servers removed or changed are stopped (changed ones start again). */
+  update(next: McpConfig): void {
+    const prev = this.cfg;
+    this.cfg = next;
+    for (const [name, up] of this.upstreams) {
+      const c = next.servers.get(name);
+      if (!c || c.identity !== up.config.identity || c.disabled !== up.config.disabled) {
+        this.upstreams.delete(name);
+        for (const s of this.sessions.values()) {
+          const cl = s.clients.get(name);
+          s.clients.delete(name);
+          cl?.then((x) => endSession(x)).catch(() => undefined);
+        }
+        void up.stop();
+      }
+    }
+    for (const c of next.servers.values()) {
+      let up = this.upstreams.get(c.name);
+      if (!up) {
+        up = new Upstream(c, { catalogChanged: () => this.notifyChanges(), log: this.opts.log, sharedRelay: (name) => this.sharedRelay(name) });
+        this.upstreams.set(c.name, up);
+        if (this.started && c.startAtBoot && !c.disabled) up.start().catch(() => undefined);
+      } else if (up.config !== c) {
+        // same connection, other settings (timeouts, limits): swap them in
+        up.config = c;
+      }
+    }
+    // sessions of agents that are gone, disabled or got another key end, as do those of a
+    // virtual server that is gone
+    for (const s of [...this.sessions.values()]) {
+      const a = next.agentsByHash.get(s.keyHash);
+      if (!a || a.disabled || a.name !== s.agentName || (s.virtual !== undefined && !next.virtualServers.has(s.virtual))) void s.close();
+    }
+    if (prev !== next) this.notifyChanges();
+  }
+
+  /** Start the servers marked to start at boot. */
+  start(): void {
+    this.started = true;
+    for (const up of this.upstreams.values()) if (up.config.startAtBoot && !up.config.disabled) up.start().catch(() => undefined);
+  }
+
+  async close(): Promise<void> {
+    await Promise.all([...this.sessions.values()].map((s) => s.close()));
+    await Promise.all([...this.upstreams.values()].map((u) => u.stop()));
+  }
+
+  /** Close sessions idle for longer than idleMs; returns how many. */
+  sweep(idleMs: number, now = Date.now()): number {
+    let n = 0;
+    for (const s of [...this.sessions.values()]) {
+      if (now - s.lastSeen > idleMs) {
+        n++;
+        void s.close();
+      }
+    }
+    this.limiter.sweep(now);
+    return n;
+  }
+
+  // ---- what an agent may see ----
+
+  /** The session's agent as it may act there: its permissions, within the virtual server's. */
+  private agentOf(s: McpSession): AgentRecord | undefined {
+    const a = this.cfg.agentsByHash.get(s.keyHash);
+    if (!a || a.disabled || a.name !== s.agentName) return undefined;
+    return this.scoped(a, s.virtual);
+  }
+
+  /** An agent within a virtual server (undefined when the virtual server no longer exists). */
+  scoped(a: AgentRecord, virtual: string | undefined): AgentRecord | undefined {
+    if (virtual === undefined) return a;
+    const v = this.cfg.virtualServers.get(virtual);
+    if (!v) return undefined;
+    return { ...a, within: v, withinResources: v.resources };
+  }
+
+  private liveUpstreams(): Upstream[] {
+    return [...this.upstreams.values()].filter((u) => !u.config.disabled);
+  }
+
+  visibleTools(agent: AgentRecord): Tool[] {
+    const out: Tool[] = [];
+    for (const up of this.liveUpstreams())
+      for (const t of up.catalog.tools) {
+        const name = exposedName(up.name, t.name);
+        if (permitted(agent, name)) out.push({ ...t, name });
+      }
+    return out;
+  }
+
+  visiblePrompts(agent: AgentRecord): Prompt[] {
+    const out: Prompt[] = [];
+    for (const up of this.liveUpstreams())
+      for (const p of up.catalog.prompts) {
+        const name = exposedName(up.name, p.name);
+        if (permitted(agent, name)) out.push({ ...p, name });
+      }
+    return out;
+  }
+
+  private resourceServers(agent: AgentRecord): Upstream[] {
+    const within = agent.withinResources;
+    return this.liveUpstreams().filter((u) => agent.resources.some((r) => r.test(u.name)) && (!within || within.some((r) => r.test(u.name))));
+  }
+
+  visibleResources(agent: AgentRecord): { resources: Resource[]; templates: ResourceTemplate[] } {
+    const resources: Resource[] = [];
+    const templates: ResourceTemplate[] = [];
+    for (const up of this.resourceServers(agent)) {
+      resources.push(...up.catalog.resources);
+      templates.push(...up.catalog.resourceTemplates);
+    }
+    return { resources, templates };
+  }
+
+  /** The upstream tool behind an exposed name (undefined: no such tool). */
+  resolveTool(exposed: string): { up: Upstream; tool: string } | undefined {
+    const i = exposed.indexOf('__');
+    if (i < 0) return undefined;
+    const up = this.upstreams.get(exposed.slice(0, i));
+    if (!up || up.config.disabled) return undefined;
+    const t = up.catalog.tools.find((x) => exposedName(up.name, x.name) === exposed);
+    return t ? { up, tool: t.name } : undefined;
+  }
+
+  private signature(agent: AgentRecord | undefined): McpSession['shown'] {
+    if (!agent) return { tools: '', prompts: '', resources: '' };
+    const r = this.visibleResources(agent);
+    return {
+      tools: JSON.stringify(this.visibleTools(agent)),
+      prompts: JSON.stringify(this.visiblePrompts(agent)),
+      resources: JSON.stringify([r.resources, r.templates]),
+    };
+  }
+
+  /** Tell each session whose visible set changed (catalogs or permissions): list_changed. */
+  private notifyChanges(): void {
+    for (const s of this.sessions.values()) {
+      const next = this.signature(this.agentOf(s));
+      const prev = s.shown;
+      s.shown = next;
+      if (next.tools !== prev.tools) s.server.sendToolListChanged().catch(() => undefined);
+      if (next.prompts !== prev.prompts) s.server.sendPromptListChanged().catch(() => undefined);
+      if (next.resources !== prev.resources) s.server.sendResourceListChanged().catch(() => undefined);
+    }
+  }
+
+  // ---- sessions ----
+
+  /** A new virtual MCP server for one agent session (the endpoint connects its transport). */
+  newSession(id: string, agent: AgentRecord, keyHash: string, onClose: () => void, virtual?: string): McpSession {
+    const server = new Server(
+      { name: 'airlock', version: VERSION },
+      {
+        capabilities: { tools: { listChanged: true }, prompts: { listChanged: true }, resources: { listChanged: true }, logging: {} },
+        instructions: 'Airlock MCP gateway: the tools, prompts and resources this agent may use, from every registered MCP server, named "server__name".',
+      },
+    );
+    const session: McpSession = {
+      id,
+      agentName: agent.name,
+      keyHash,
+      virtual,
+      server,
+      lastSeen: Date.now(),
+      clients: new Map(),
+      shown: this.signature(this.scoped(agent, virtual)),
+      closed: false,
+      close: async () => {
+        if (session.closed) return;
+        session.closed = true;
+        this.sessions.delete(id);
+        const clients = [...session.clients.values()];
+        session.clients.clear();
+        await Promise.all(clients.map((c) => c.then((x) => endSession(x)).catch(() => undefined)));
+        await server.close().catch(() => undefined);
+        onClose();
+      },
+    };
+    const need = (): AgentRecord => {
+      session.lastSeen = Date.now();
+      const a = this.agentOf(session);
+      if (!a) throw new McpError(ErrorCode.InvalidRequest, 'This agent is no longer allowed to use this gateway.');
+      return a;
+    };
+    server.setRequestHandler(ListToolsRequestSchema, async () => {
+      const a = need();
+      await this.catalogsRead();
+      const tools = this.visibleTools(a);
+      session.shown = { ...session.shown, tools: JSON.stringify(tools) };
+      return { tools };
+    });
+    server.setRequestHandler(CallToolRequestSchema, (req, extra) => this.callTool(session, need(), req.params, extra));
+    server.setRequestHandler(ListPromptsRequestSchema, async () => {
+      const a = need();
+      await this.catalogsRead();
+      return { prompts: this.visiblePrompts(a) };
+    });
+    server.setRequestHandler(GetPromptRequestSchema, async (req, extra) => {
+      const a = need();
+      const name = req.params.name;
+      const i = name.indexOf('__');
+      const up = i > 0 ? this.upstreams.get(name.slice(0, i)) : undefined;
+      const p = up?.catalog.prompts.find((x) => exposedName(up.name, x.name) === name);
+      if (!up || !p || up.config.disabled || !permitted(a, name)) throw new McpError(ErrorCode.InvalidParams, `Prompt "${name}" is not available to this agent (not permitted, or no such prompt).`);
+      const client = await this.clientFor(session, up);
+      return client.getPrompt({ ...req.params, name: p.name }, { signal: extra.signal, timeout: up.config.callTimeoutMs });
+    });
+    server.setRequestHandler(ListResourcesRequestSchema, async () => {
+      const a = need();
+      await this.catalogsRead();
+      return { resources: this.visibleResources(a).resources };
+    });
+    server.setRequestHandler(ListResourceTemplatesRequestSchema, () => ({ resourceTemplates: this.visibleResources(need()).templates }));
+    server.setRequestHandler(ReadResourceRequestSchema, async (req, extra) => {
+      const a = need();
+      const uri = req.params.uri;
+      const servers = this.resourceServers(a);
+      const up =
+        servers.find((u) => u.catalog.resources.some((r) => r.uri === uri)) ??
+        servers.find((u) => u.catalog.resourceTemplates.some((t) => templateMatches(t.uriTemplate, uri)));
+      if (!up) throw new McpError(ErrorCode.InvalidParams, `Resource "${uri}" is not available to this agent (not permitted, or no such resource).`);
+      const client = await this.clientFor(session, up);
+      return client.readResource(req.params, { signal: extra.signal, timeout: up.config.callTimeoutMs });
+    });
+    this.sessions.set(id, session);
+    return session;
+  }
+
+  /** Servers whose catalog was never read (starting at boot, or started on first use here): wait
+   * for them, up to CATALOG_WAIT_MS, so an agent's first list is complete. */
+  private async catalogsRead(only?: Upstream): Promise<void> {
+    const pending = (only ? [only] : this.liveUpstreams()).filter((u) => u.catalog.at === 0);
+    if (!pending.length) return;
+    let timer: NodeJS.Timeout | undefined;
+    await Promise.race([
+      Promise.allSettled(pending.map((u) => u.ensure())),
+      new Promise((r) => {
+        timer = setTimeout(r, CATALOG_WAIT_MS);
+      }),
+    ]);
+    clearTimeout(timer);
+  }
+
+  /** Sampling and elicitation requests, and log messages, from an upstream to one agent session. */
+  private relayTo(session: McpSession, server: string): Relay {
+    const agentCan = (what: 'sampling' | 'elicitation') => {
+      if (!session.server.getClientCapabilities()?.[what]) throw new McpError(ErrorCode.InvalidRequest, `The agent's client does not support ${what}.`);
+    };
+    return {
+      createMessage: (params, signal) => {
+        agentCan('sampling');
+        return session.server.createMessage(params, { signal });
+      },
+      elicit: (params, signal) => {
+        agentCan('elicitation');
+        return session.server.elicitInput(params, { signal });
+      },
+      log: (params) => {
+        session.server.sendLoggingMessage({ ...params, logger: params.logger ? `${server}: ${params.logger}` : server }).catch(() => undefined);
+      },
+    };
+  }
+
+  /** A shared connection serves every session: a request from it goes to the one session with a
+   * call in flight on it; with none or several, it cannot be attributed and is refused. */
+  private sharedRelay(server: string): Relay {
+    const only = (): McpSession => {
+      const s = this.inflight.get(server);
+      if (!s || s.size !== 1) throw new McpError(ErrorCode.InvalidRequest, `Airlock cannot tell which agent session this request of "${server}" belongs to (${s?.size ?? 0} calls in flight); mark the server "stateful" (stdio) to relay sampling and elicitation.`);
+      return [...s.keys()][0]!;
+    };
+    return {
+      createMessage: (params, signal) => this.relayTo(only(), server).createMessage(params, signal),
+      elicit: (params, signal) => this.relayTo(only(), server).elicit(params, signal),
+      log: (params) => {
+        for (const s of this.inflight.get(server)?.keys() ?? []) this.relayTo(s, server).log(params);
+      },
+    };
+  }
+
+  /** sessions with a call in flight on a shared connection, per server (with a count) */
+  private readonly inflight = new Map<string, Map<McpSession, number>>();
+  private track(server: string, session: McpSession, d: 1 | -1): void {
+    let m = this.inflight.get(server);
+    if (!m) this.inflight.set(server, (m = new Map<McpSession, number>()));
+    const n = (m.get(session) ?? 0) + d;
+    if (n > 0) m.set(session, n);
+    else m.delete(session);
+  }
+
+  /** The connection a session's call goes over: the shared one, or the session's own. */
+  private clientFor(session: McpSession, up: Upstream): Promise<Client> {
+    if (!up.perSession) return up.ensure();
+    let c = session.clients.get(up.name);
+    if (!c) {
+      const agentCaps = session.server.getClientCapabilities() ?? {};
+      c = up.connect(
+        () => {
+          if (session.clients.get(up.name) === c) session.clients.delete(up.name);
+        },
+        this.relayTo(session, up.name),
+        { ...(agentCaps.sampling ? { sampling: {} } : {}), ...(agentCaps.elicitation ? { elicitation: {} } : {}) },
+      );
+      session.clients.set(up.name, c);
+      c.catch(() => {
+        if (session.clients.get(up.name) === c) session.clients.delete(up.name);
+      });
+    }
+    return c;
+  }
+
+  // ---- tool calls ----
+
+  private async callTool(session: McpSession, agent: AgentRecord, params: { name: string; arguments?: Record<string, unknown>; _meta?: Record<string, unknown> }, extra: Extra): Promise<CallToolResult> {
+    const headers = extra.requestInfo?.headers;
+    const call: ToolCallContext = {
+      id: newRequestId(),
+      ts: Date.now(),
+      t0: performance.now(),
+      agent,
+      mcpSession: session.id,
+      session: firstHeader(headers, 'x-airlock-session'),
+      user: firstHeader(headers, 'x-airlock-user'),
+      exposed: params.name,
+      server: undefined,
+      tool: undefined,
+      argsBytes: Buffer.byteLength(JSON.stringify(params.arguments ?? {})),
+      resultBytes: null,
+      status: 200,
+      errorClass: undefined,
+      isError: false,
+    };
+    if (channels.toolStart.hasSubscribers) channels.toolStart.publish({ source: this, call });
+    let result: CallToolResult | undefined;
+    try {
+      result = await this.runCall(session, agent, call, params, extra);
+      return result;
+    } finally {
+      if (result) {
+        call.isError = result.isError === true;
+        call.resultBytes = Buffer.byteLength(JSON.stringify(result));
+        if (call.isError && call.status === 200) call.errorClass = 'tool_error';
+      }
+      channels.toolEnd.publish({ source: this, call, latencyMs: performance.now() - call.t0 });
+    }
+  }
+
+  private async runCall(session: McpSession, agent: AgentRecord, call: ToolCallContext, params: { name: string; arguments?: Record<string, unknown>; _meta?: Record<string, unknown> }, extra: Extra): Promise<CallToolResult> {
+    const fail = (status: number, errorClass: string, text: string): CallToolResult => {
+      call.status = status;
+      call.errorClass = errorClass;
+      return textResult(text);
+    };
+    // authorize: a denied tool and an unknown one get the same answer (no existence oracle)
+    const prefix = params.name.indexOf('__') > 0 ? this.upstreams.get(params.name.slice(0, params.name.indexOf('__'))) : undefined;
+    if (prefix && !prefix.config.disabled) await this.catalogsRead(prefix);
+    const target = this.resolveTool(params.name);
+    if (!target || !permitted(agent, params.name))
+      return fail(403, 'tool_not_permitted', `Tool "${params.name}" is not permitted for agent "${agent.name}" (or there is no such tool).`);
+    const { up, tool } = target;
+    call.server = up.name;
+    call.tool = tool;
+    // admit: per-agent, then per-tool rate limits
+    if (agent.callsPerMinute !== undefined) {
+      const wait = this.limiter.take(`agent:${agent.name}`, agent.callsPerMinute);
+      if (wait) return fail(429, 'rate_limit_exceeded', `Rate limit exceeded: agent "${agent.name}" may make ${agent.callsPerMinute} tool calls per minute; retry in ${Math.ceil(wait / 1000)} s.`);
+    }
+    if (up.config.toolCallsPerMinute !== undefined) {
+      const wait = this.limiter.take(`tool:${params.name}`, up.config.toolCallsPerMinute);
+      if (wait) return fail(429, 'rate_limit_exceeded', `Rate limit exceeded: tool "${params.name}" takes ${up.config.toolCallsPerMinute} calls per minute; retry in ${Math.ceil(wait / 1000)} s.`);
+    }
+    // guard the arguments
+    let args = params.arguments ?? {};
+    for (const g of this.guards.guards) {
+      if (!g.checkArguments) continue;
+      try {
+        const v = await g.checkArguments(call, args);
+        if (v.action === 'block') return fail(400, 'guardrail_blocked', `Blocked by guardrail "${g.name}": ${v.reason}`);
+        if (v.action === 'replace') args = v.arguments;
+      } catch (e) {
+        return fail(500, 'guard_failed', `Guardrail "${g.name}" failed: ${(e as Error).message}`);
+      }
+    }
+    // call, with the per-call timeout, the agent's cancellation and its progress token
+    const progressToken = params._meta?.progressToken as string | number | undefined;
+    const timeout = up.config.callTimeoutMs;
+    let result: CallToolResult;
+    // progress relayed in order, and all of it before the result (which ends the agent's stream)
+    let relayed: Promise<unknown> = Promise.resolve();
+    const once = async (): Promise<CallToolResult> => {
+      const client = await withTimeout(this.clientFor(session, up), timeout, extra.signal);
+      const r = await client.request({ method: 'tools/call', params: { name: tool, arguments: args } }, CallToolResultSchema, {
+        signal: extra.signal,
+        timeout,
+        ...(progressToken !== undefined
+          ? {
+              onprogress: (p) => {
+                relayed = relayed.then(() => extra.sendNotification({ method: 'notifications/progress', params: { ...p, progressToken } })).catch(() => undefined);
+              },
+            }
+          : {}),
+      });
+      await relayed;
+      return r;
+    };
+    if (!up.perSession) this.track(up.name, session, 1);
+    try {
+      try {
+        result = await once();
+      } catch (e) {
+        // an HTTP upstream that lost our session (404): one new session, transparently
+        if (up.perSession && e instanceof StreamableHTTPError && e.code === 404 && !extra.signal.aborted) {
+          const c = session.clients.get(up.name);
+          session.clients.delete(up.name);
+          await c?.then((x) => x.close()).catch(() => undefined);
+          result = await once();
+        } else throw e;
+      }
+    } catch (e) {
+      if (extra.signal.aborted) {
+        call.status = 499;
+        call.errorClass = 'client_cancelled';
+        throw e;
+      }
+      if (e instanceof McpError) {
+        if (e.code === Number(ErrorCode.RequestTimeout)) return fail(504, 'timeout', `The tool call to MCP server "${up.name}" timed out after ${timeout} ms.`);
+        if (e.code === Number(ErrorCode.ConnectionClosed)) return fail(502, 'upstream_closed', `MCP server "${up.name}" closed the connection during the call${up.config.transport === 'stdio' ? ' (its process exited; it is being restarted)' : ''}.`);
+        // a protocol error of the upstream's (unknown arguments, ...): relayed as it is
+        call.status = 502;
+        call.errorClass = 'upstream_error';
+        throw new McpError(e.code, e.message.replace(/^MCP error -?\d+: /, ''), e.data);
+      }
+      return fail(502, 'upstream_unavailable', `MCP server "${up.name}" could not be reached: ${(e as Error).message}`);
+    } finally {
+      if (!up.perSession) this.track(up.name, session, -1);
+    }
+    // guard the result
+    for (const g of this.guards.guards) {
+      if (!g.checkResult) continue;
+      try {
+        const v = await g.checkResult(call, result);
+        if (v.action === 'block') return fail(400, 'guardrail_blocked', `The result was blocked by guardrail "${g.name}": ${v.reason}`);
+        if (v.action === 'replace') result = v.result;
+      } catch (e) {
+        return fail(500, 'guard_failed', `Guardrail "${g.name}" failed: ${(e as Error).message}`);
+      }
+    }
+    return result;
+  }
+}
+
+/** Wait for a connection no longer than the call may take. */
+function withTimeout<T>(p: Promise<T>, ms: number, signal: AbortSignal): Promise<T> {
+  return new Promise<T>((resolve, reject) => {
+    const t = setTimeout(() => reject(new McpError(ErrorCode.RequestTimeout, 'timed out waiting for the MCP server to start')), ms);
+    const abort = () => reject(new Error('cancelled'));
+    signal.addEventListener('abort', abort, { once: true });
+    p.then(resolve, reject).finally(() => {
+      clearTimeout(t);
+      signal.removeEventListener('abort', abort);
+    });
+  });
+}
+
+/** Does a URI match an RFC 6570 template's literal parts? (a {var} matches anything) */
+export function templateMatches(template: string, uri: string): boolean {
+  const re = '^' + template.split(/\{[^}]*\}/).map((s) => s.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')).join('.+') + '$';
+  return new RegExp(re).test(uri);
+}
+
+/** The ledger row of a finished tool call. */
+export function toolLedgerRow(call: ToolCallContext, latencyMs: number): LedgerRow {
+  return {
+    request_id: call.id,
+    client_request_id: null,
+    ts: call.ts,
+    kind: 'mcp_tool',
+    key_name: call.agent.name,
+    team: call.agent.team ?? null,
+    app: call.agent.name,
+    user: call.user ?? null,
+    session: call.session ?? null,
+    requested_model: call.exposed,
+    alias: null,
+    endpoint: call.server ?? null,
+    upstream_model: call.tool ?? null,
+    stream: 0,
+    prompt_tokens: 0,
+    completion_tokens: 0,
+    estimated: 0,
+    cost: 0,
+    ttfb_ms: null,
+    latency_ms: Math.round(latencyMs * 1000) / 1000,
+    status: call.status,
+    attempts: call.server ? 1 : 0,
+    error_class: call.errorClass ?? null,
+    tags: null,
+    downgraded_from: null,
+    args_bytes: call.argsBytes,
+    result_bytes: call.resultBytes,
+  };
+}

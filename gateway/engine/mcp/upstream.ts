@@ -1,0 +1,339 @@
+// One registered MCP server, as the gateway's client of it (the SDK's Client). A stdio server is
+// a supervised child process: started at boot (or on first use), pinged, restarted with
+// exponential backoff after it exits or stops answering, its stderr kept in a ring buffer, and
+// stopped on shutdown (stdin closed, then SIGTERM, then SIGKILL — the SDK transport's close).
+// It gets only the environment we give it (PATH, HOME and the like, plus its configured env).
+// An HTTP (Streamable HTTP) or legacy SSE server gets one shared connection for its catalog and
+// one upstream session per agent session (Upstream.connect), as does a stdio server marked
+// `stateful` (one process per agent session).
+import { Client } from '@modelcontextprotocol/sdk/client/index.js';
+import { StdioClientTransport } from '@modelcontextprotocol/sdk/client/stdio.js';
+import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
+import { SSEClientTransport } from '@modelcontextprotocol/sdk/client/sse.js';
+import type { Transport } from '@modelcontextprotocol/sdk/shared/transport.js';
+import {
+  CreateMessageRequestSchema,
+  ElicitRequestSchema,
+  LoggingMessageNotificationSchema,
+  PromptListChangedNotificationSchema,
+  ResourceListChangedNotificationSchema,
+  ToolListChangedNotificationSchema,
+  type Prompt,
+  type Resource,
+  type ResourceTemplate,
+  type ClientCapabilities,
+  type CreateMessageRequest,
+  type CreateMessageResult,
+  type ElicitRequest,
+  type ElicitResult,
+  type LoggingMessageNotification,
+  type Tool,
+} from '@modelcontextprotocol/sdk/types.js';
+import { VERSION } from '../../version.js';
+import type { McpServerConfig } from './config.js';
+
+export type UpstreamState = 'stopped' | 'starting' | 'ready' | 'backoff' | 'disabled';
+
+export interface Catalog {
+  readonly tools: readonly Tool[];
+  readonly resources: readonly Resource[];
+  readonly resourceTemplates: readonly ResourceTemplate[];
+  readonly prompts: readonly Prompt[];
+  /** ms since the epoch of the last refresh (0: never) */
+  readonly at: number;
+}
+export const EMPTY_CATALOG: Catalog = Object.freeze({ tools: [], resources: [], resourceTemplates: [], prompts: [], at: 0 });
+
+export const CONNECT_TIMEOUT_MS = 30_000;
+export const PING_INTERVAL_MS = 15_000;
+const PING_TIMEOUT_MS = 10_000;
+const BACKOFF_FIRST_MS = 250;
+const BACKOFF_MAX_MS = 30_000;
+/** a connection that stayed up this long resets the backoff */
+const STABLE_MS = 30_000;
+const LIST_CHANGED_DEBOUNCE_MS = 100;
+
+/** The last lines a server wrote to stderr (or about its process), for the admin app. */
+export class LineLog {
+  private lines: string[] = [];
+  private partial = '';
+  constructor(private readonly max = 500) {}
+  write(chunk: string): void {
+    const parts = (this.partial + chunk).split(/\r?\n/);
+    this.partial = parts.pop() ?? '';
+    if (this.partial.length > 4096) {
+      parts.push(this.partial);
+      this.partial = '';
+    }
+    for (const p of parts) this.push(p);
+  }
+  push(line: string): void {
+    this.lines.push(line.length > 4096 ? line.slice(0, 4096) + '…' : line);
+    if (this.lines.length > this.max) this.lines.splice(0, this.lines.length - this.max);
+  }
+  tail(n = this.max): string[] {
+    return this.lines.slice(-n).concat(this.partial ? [this.partial] : []);
+  }
+}
+
+/** Where an upstream's requests to its client (sampling, elicitation) and its log messages go:
+ * to the agent session the connection serves (hub.ts). */
+export interface Relay {
+  createMessage(params: CreateMessageRequest['params'], signal: AbortSignal): Promise<CreateMessageResult>;
+  elicit(params: ElicitRequest['params'], signal: AbortSignal): Promise<ElicitResult>;
+  log(params: LoggingMessageNotification['params']): void;
+}
+
+export interface UpstreamEvents {
+  /** the catalog changed (a refresh after start or a list_changed notification) */
+  catalogChanged(server: string): void;
+  log(line: string): void;
+  /** the relay of the shared connection (it serves several sessions) */
+  sharedRelay(server: string): Relay;
+}
+
+/** The client capabilities the gateway declares to an upstream: sampling and elicitation when the
+ * agent side can answer them (relayed), so tools that need them are offered. */
+const RELAYED: ClientCapabilities = { sampling: {}, elicitation: {} };
+
+export function transportFor(c: Pick<McpServerConfig, 'transport' | 'command' | 'args' | 'cwd' | 'env' | 'url' | 'headers'>, stderr?: LineLog): Transport {
+  if (c.transport === 'stdio') {
+    const t = new StdioClientTransport({ command: c.command!, args: [...c.args], env: { ...c.env }, stderr: 'pipe', ...(c.cwd ? { cwd: c.cwd } : {}) });
+    t.stderr?.on('data', (b: Buffer) => stderr?.write(b.toString('utf8')));
+    return t;
+  }
+  const headers = { ...c.headers };
+  if (c.transport === 'http') return new StreamableHTTPClientTransport(new URL(c.url!), { requestInit: { headers } });
+  return new SSEClientTransport(new URL(c.url!), {
+    requestInit: { headers },
+    eventSourceInit: { fetch: (url, init) => fetch(url, { ...init, headers: { ...(init?.headers as Record<string, string> | undefined), ...headers } }) },
+  });
+}
+
+/** End an upstream session: a Streamable HTTP server is told (DELETE), then the connection closes. */
+export async function endSession(client: Client): Promise<void> {
+  const t = client.transport;
+  if (t instanceof StreamableHTTPClientTransport && t.sessionId) await t.terminateSession().catch(() => undefined);
+  await client.close().catch(() => undefined);
+}
+
+export function newClient(capabilities: ClientCapabilities = {}, relay?: Relay): Client {
+  const c = new Client({ name: 'airlock', version: VERSION }, { capabilities });
+  if (relay) {
+    if (capabilities.sampling) c.setRequestHandler(CreateMessageRequestSchema, (req, extra) => relay.createMessage(req.params, extra.signal));
+    if (capabilities.elicitation) c.setRequestHandler(ElicitRequestSchema, (req, extra) => relay.elicit(req.params, extra.signal));
+    c.setNotificationHandler(LoggingMessageNotificationSchema, (n) => relay.log(n.params));
+  }
+  return c;
+}
+
+/** Initialize and list everything: the admin app's Test button, and each catalog refresh. */
+export async function readCatalog(client: Client): Promise<Catalog> {
+  const caps = client.getServerCapabilities() ?? {};
+  const all = async <T>(fetchPage: (cursor: string | undefined) => Promise<{ items: T[]; next: string | undefined }>): Promise<T[]> => {
+    const out: T[] = [];
+    let cursor: string | undefined;
+    for (let i = 0; i < 100; i++) {
+      const page = await fetchPage(cursor);
+      out.push(...page.items);
+      cursor = page.next;
+      if (!cursor) break;
+    }
+    return out;
+  };
+  const opts = { timeout: CONNECT_TIMEOUT_MS };
+  const [tools, resources, resourceTemplates, prompts] = await Promise.all([
+    caps.tools ? all(async (cursor) => { const r = await client.listTools(cursor ? { cursor } : {}, opts); return { items: r.tools, next: r.nextCursor }; }) : [],
+    caps.resources ? all(async (cursor) => { const r = await client.listResources(cursor ? { cursor } : {}, opts); return { items: r.resources, next: r.nextCursor }; }) : [],
+    caps.resources ? all(async (cursor) => { const r = await client.listResourceTemplates(cursor ? { cursor } : {}, opts); return { items: r.resourceTemplates, next: r.nextCursor }; }) : [],
+    caps.prompts ? all(async (cursor) => { const r = await client.listPrompts(cursor ? { cursor } : {}, opts); return { items: r.prompts, next: r.nextCursor }; }) : [],
+  ]);
+  return Object.freeze({ tools, resources, resourceTemplates, prompts, at: Date.now() });
+}
+
+export class Upstream {
+  state: UpstreamState = 'stopped';
+  /** restarts after a crash or a failed ping (not counting the first start) */
+  restarts = 0;
+  lastError: string | undefined;
+  pid: number | undefined;
+  readyAt: number | undefined;
+  readonly stderr = new LineLog();
+  catalog: Catalog = EMPTY_CATALOG;
+  private client: Client | undefined;
+  private starting: Promise<Client> | undefined;
+  private waiters: { resolve: (c: Client) => void; reject: (e: Error) => void }[] = [];
+  private failuresInRow = 0;
+  private backoffTimer: NodeJS.Timeout | undefined;
+  private pingTimer: NodeJS.Timeout | undefined;
+  private refreshTimer: NodeJS.Timeout | undefined;
+  private stopped = false;
+  /** connections made for agent sessions (closed with the upstream) */
+  private readonly sessionClients = new Set<Client>();
+
+  constructor(
+    /** replaced in place when only call settings change (timeouts, limits) */
+    public config: McpServerConfig,
+    private readonly events: UpstreamEvents,
+  ) {
+    if (config.disabled) this.state = 'disabled';
+  }
+
+  get name(): string {
+    return this.config.name;
+  }
+
+  /** the shared connection, started (or waited for) if need be */
+  ensure(): Promise<Client> {
+    if (this.stopped || this.config.disabled) return Promise.reject(new Error(`MCP server "${this.name}" is ${this.config.disabled ? 'disabled' : 'stopped'}`));
+    if (this.client && this.state === 'ready') return Promise.resolve(this.client);
+    if (this.state === 'backoff') return new Promise((resolve, reject) => this.waiters.push({ resolve, reject }));
+    return this.start();
+  }
+
+  start(): Promise<Client> {
+    if (this.stopped || this.config.disabled) return Promise.reject(new Error(`MCP server "${this.name}" is not running`));
+    if (this.starting) return this.starting;
+    if (this.client && this.state === 'ready') return Promise.resolve(this.client);
+    this.state = 'starting';
+    const p = this.open().then(
+      (c) => {
+        this.starting = undefined;
+        for (const w of this.waiters.splice(0)) w.resolve(c);
+        return c;
+      },
+      (e: Error) => {
+        this.starting = undefined;
+        this.lastError = e.message;
+        // calls waiting for this start fail now, not at their timeout
+        for (const w of this.waiters.splice(0)) w.reject(e);
+        this.stderr.push(`[airlock] start failed: ${e.message}`);
+        if (!this.stopped) this.scheduleRestart();
+        throw e;
+      },
+    );
+    this.starting = p;
+    p.catch(() => undefined);
+    return p;
+  }
+
+  private async open(): Promise<Client> {
+    const client = newClient(RELAYED, this.events.sharedRelay(this.name));
+    const transport = transportFor(this.config, this.stderr);
+    let up = false;
+    client.onclose = () => {
+      if (!up) return;
+      up = false;
+      this.onClosed(client);
+    };
+    await client.connect(transport, { timeout: CONNECT_TIMEOUT_MS });
+    if (this.stopped) {
+      await client.close().catch(() => undefined);
+      throw new Error(`MCP server "${this.name}" was stopped while starting`);
+    }
+    up = true;
+    this.client = client;
+    this.pid = transport instanceof StdioClientTransport ? (transport.pid ?? undefined) : undefined;
+    this.readyAt = Date.now();
+    this.lastError = undefined;
+    if (this.pid !== undefined) this.stderr.push(`[airlock] started, pid ${this.pid}`);
+    const refresh = () => this.scheduleRefresh();
+    client.setNotificationHandler(ToolListChangedNotificationSchema, refresh);
+    client.setNotificationHandler(ResourceListChangedNotificationSchema, refresh);
+    client.setNotificationHandler(PromptListChangedNotificationSchema, refresh);
+    try {
+      this.catalog = await readCatalog(client);
+    } catch (e) {
+      this.lastError = `listing its tools failed: ${(e as Error).message}`;
+    }
+    this.state = 'ready';
+    this.events.catalogChanged(this.name);
+    this.pingTimer = setInterval(() => {
+      client.ping({ timeout: PING_TIMEOUT_MS }).catch((e: Error) => {
+        if (this.client !== client) return;
+        this.lastError = `ping failed: ${e.message}`;
+        this.stderr.push(`[airlock] ping failed (${e.message}); restarting`);
+        void client.close().catch(() => undefined);
+      });
+    }, PING_INTERVAL_MS);
+    this.pingTimer.unref();
+    return client;
+  }
+
+  private onClosed(client: Client): void {
+    if (this.client !== client) return;
+    this.client = undefined;
+    this.pid = undefined;
+    if (this.pingTimer) clearInterval(this.pingTimer);
+    if (this.stopped) return;
+    this.lastError ??= 'the connection closed';
+    this.stderr.push(`[airlock] connection closed${this.config.transport === 'stdio' ? ' (the process exited)' : ''}`);
+    if (this.readyAt !== undefined && Date.now() - this.readyAt > STABLE_MS) this.failuresInRow = 0;
+    this.scheduleRestart();
+  }
+
+  private scheduleRestart(): void {
+    if (this.stopped || this.backoffTimer) return;
+    const delay = Math.min(BACKOFF_MAX_MS, BACKOFF_FIRST_MS * 2 ** this.failuresInRow);
+    this.failuresInRow++;
+    this.state = 'backoff';
+    this.backoffTimer = setTimeout(() => {
+      this.backoffTimer = undefined;
+      this.restarts++;
+      this.state = 'stopped';
+      this.start().catch(() => undefined);
+    }, delay);
+    this.backoffTimer.unref();
+  }
+
+  private scheduleRefresh(): void {
+    if (this.refreshTimer) return;
+    this.refreshTimer = setTimeout(() => {
+      this.refreshTimer = undefined;
+      const c = this.client;
+      if (!c) return;
+      readCatalog(c).then(
+        (cat) => {
+          this.catalog = cat;
+          this.events.catalogChanged(this.name);
+        },
+        (e: Error) => {
+          this.lastError = `refreshing its catalog failed: ${e.message}`;
+        },
+      );
+    }, LIST_CHANGED_DEBOUNCE_MS);
+    this.refreshTimer.unref();
+  }
+
+  /** A connection of its own for one agent session (HTTP and SSE servers, stateful stdio ones). */
+  async connect(onClose: () => void, relay: Relay, capabilities: ClientCapabilities): Promise<Client> {
+    if (this.stopped || this.config.disabled) throw new Error(`MCP server "${this.name}" is not running`);
+    const client = newClient(capabilities, relay);
+    client.onclose = () => {
+      this.sessionClients.delete(client);
+      onClose();
+    };
+    await client.connect(transportFor(this.config, this.stderr), { timeout: CONNECT_TIMEOUT_MS });
+    this.sessionClients.add(client);
+    return client;
+  }
+
+  /** does an agent session get its own upstream connection? */
+  get perSession(): boolean {
+    return this.config.transport !== 'stdio' || this.config.stateful;
+  }
+
+  async stop(): Promise<void> {
+    this.stopped = true;
+    this.state = this.config.disabled ? 'disabled' : 'stopped';
+    for (const t of [this.backoffTimer, this.refreshTimer]) if (t) clearTimeout(t);
+    if (this.pingTimer) clearInterval(this.pingTimer);
+    for (const w of this.waiters.splice(0)) w.reject(new Error(`MCP server "${this.name}" was stopped`));
+    const starting = this.starting;
+    if (starting) await starting.catch(() => undefined);
+    const clients = [...this.sessionClients, ...(this.client ? [this.client] : [])];
+    this.client = undefined;
+    await Promise.all(clients.map((c) => endSession(c)));
+    this.pid = undefined;
+  }
+}

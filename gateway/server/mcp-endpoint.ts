@@ -1,0 +1,108 @@
+// /mcp on the data plane: one Streamable HTTP MCP endpoint for every agent (the SDK's
+// StreamableHTTPServerTransport, one per session, in front of the hub's virtual server).
+// - Authenticated by the agent's key (Authorization: Bearer, or x-api-key), checked from the
+//   headers before anything else: absent → 401 with `WWW-Authenticate: Bearer realm="airlock-mcp"`,
+//   unknown → 401 with `error="invalid_token"` (RFC 6750 §3). Agents use static keys, not OAuth,
+//   so no resource_metadata is advertised. The key is never passed to upstream servers.
+// - /mcp/v/NAME: the same, within a virtual server (settings mcp_virtual_servers): the agent sees
+//   what both it and the virtual server allow; an unknown NAME is 404.
+// - Mcp-Session-Id is bound to the key (and the path) that created the session: another key presenting it, an
+//   unknown or ended session → 404 (the client starts a new session). DELETE ends a session;
+//   idle sessions are swept (settings.mcp_session_idle_ms) and their upstream sessions closed.
+// - MCP-Protocol-Version is checked by the transport (400 for an unsupported one).
+// - DNS rebinding: an Origin must be the origin the request is addressed to, and while the data
+//   plane listens on loopback only, the Host must be a loopback name.
+import { randomUUID } from 'node:crypto';
+import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
+import type { ServerResponse } from 'node:http';
+import { StreamableHTTPServerTransport } from '@modelcontextprotocol/sdk/server/streamableHttp.js';
+import { isInitializeRequest } from '@modelcontextprotocol/sdk/types.js';
+import { extractKey } from '../engine/stages.js';
+import type { Gateway } from './gateway.js';
+import { isLoopbackName } from './admin-plane.js';
+
+export const MCP_REALM = 'airlock-mcp';
+export const DEFAULT_MCP_SESSION_IDLE_MS = 30 * 60_000;
+
+function jsonRpcError(res: ServerResponse, status: number, code: number, message: string, headers: Record<string, string> = {}): void {
+  res.writeHead(status, { 'content-type': 'application/json', ...headers });
+  res.end(JSON.stringify({ jsonrpc: '2.0', error: { code, message }, id: null }));
+}
+
+const quoted = (s: string) => s.replace(/["\\]/g, '');
+
+export function registerMcpEndpoint(app: FastifyInstance, gw: Gateway): void {
+  const transports = new Map<string, StreamableHTTPServerTransport>();
+  const loopbackOnly = () => gw.opts.host === '127.0.0.1' || gw.opts.host === '::1' || gw.opts.host === 'localhost';
+
+  const handle = async (req: FastifyRequest, reply: FastifyReply) => {
+    const virtual = (req.params as { name?: string }).name;
+    reply.hijack();
+    const res = reply.raw;
+    const id = (req as { airlockId?: string }).airlockId;
+    if (id) res.setHeader('x-airlock-request-id', id);
+    const host = (req.headers.host ?? '').toLowerCase();
+    if (loopbackOnly() && !isLoopbackName(host))
+      return jsonRpcError(res, 421, -32000, `Host "${host}" is not a name of this machine's loopback, where this gateway listens.`);
+    const origin = req.headers.origin;
+    if (origin !== undefined) {
+      let same = false;
+      try {
+        same = new URL(origin).host.toLowerCase() === host;
+      } catch {
+        same = false;
+      }
+      if (!same) return jsonRpcError(res, 403, -32000, `Origin "${origin}" may not use this MCP endpoint.`);
+    }
+    const key = extractKey(req.headers);
+    if (!key)
+      return jsonRpcError(res, 401, -32001, 'Missing agent key: send "Authorization: Bearer <agent key>".', { 'www-authenticate': `Bearer realm="${MCP_REALM}"` });
+    const hash = gw.secrets.hashKey(key);
+    const agent = gw.mcp.agentByHash(hash);
+    if (!agent)
+      return jsonRpcError(res, 401, -32001, 'Invalid agent key: no agent on this gateway has it.', {
+        'www-authenticate': `Bearer realm="${MCP_REALM}", error="invalid_token", error_description="${quoted('no agent has this key')}"`,
+      });
+    if (agent.disabled) return jsonRpcError(res, 403, -32001, `Agent "${agent.name}" is disabled.`);
+    if (gw.ledger.refusing) return jsonRpcError(res, 503, -32000, 'The usage ledger cannot be written right now, and this gateway is set to refuse requests it cannot record; try again shortly.', { 'retry-after': '5' });
+
+    if (virtual !== undefined && !gw.mcp.config.virtualServers.has(virtual)) return jsonRpcError(res, 404, -32001, `No virtual MCP server named "${virtual}".`);
+
+    const sid = req.headers['mcp-session-id'];
+    if (typeof sid === 'string') {
+      const session = gw.mcp.sessions.get(sid);
+      const transport = transports.get(sid);
+      // another key presenting a session id learns nothing: the same answer as an unknown session
+      if (!session || !transport || session.keyHash !== hash || session.virtual !== virtual || session.closed) return jsonRpcError(res, 404, -32001, 'Session not found: start a new session with initialize.');
+      session.lastSeen = Date.now();
+      await transport.handleRequest(req.raw, res, req.body);
+      return;
+    }
+    if (req.method !== 'POST' || !isInitializeRequest(req.body))
+      return jsonRpcError(res, 400, -32000, 'Bad Request: no Mcp-Session-Id header; the first request of a session is initialize (POST).');
+    const sessionId = randomUUID();
+    const transport = new StreamableHTTPServerTransport({ sessionIdGenerator: () => sessionId });
+    const session = gw.mcp.newSession(
+      sessionId,
+      agent,
+      hash,
+      () => {
+        transports.delete(sessionId);
+        void transport.close().catch(() => undefined);
+      },
+      virtual,
+    );
+    session.server.onclose = () => void session.close();
+    transports.set(sessionId, transport);
+    await session.server.connect(transport);
+    await transport.handleRequest(req.raw, res, req.body);
+    if (transport.sessionId === undefined) await session.close(); // initialize refused
+  };
+
+  // /mcp: everything the agent may use; /mcp/v/NAME: within a virtual server's bundle
+  for (const path of ['/mcp', '/mcp/v/:name']) {
+    app.post(path, handle);
+    app.get(path, handle);
+    app.delete(path, handle);
+  }
+}
