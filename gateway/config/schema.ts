@@ -1,6 +1,7 @@
 // The single source of truth for Airlock's configuration: the config file, the admin API
 // and the admin app's forms all validate with these schemas.
 import { z } from 'zod';
+import { guardrailSchema, type GuardrailSpec } from './guardrails-schema.js';
 
 export const NAME_RE = /^[A-Za-z0-9][A-Za-z0-9._:-]{0,63}$/;
 export const name = z
@@ -194,6 +195,7 @@ export const configSchema = z.strictObject({
   teams: z.array(teamSchema).optional(),
   keys: z.array(keySchema).optional(),
   routing_rules: z.array(ruleSchema).optional(),
+  guardrails: z.array(guardrailSchema).max(1000).optional(),
   settings: settingsSchema.optional(),
 });
 export type ConfigDoc = z.infer<typeof configSchema>;
@@ -206,9 +208,10 @@ export interface FullConfig {
   teams: TeamSpec[];
   keys: KeySpec[];
   routing_rules: RuleSpec[];
+  guardrails: GuardrailSpec[];
   settings: Settings;
 }
-export const SECTIONS = ['endpoints', 'models', 'teams', 'keys', 'routing_rules', 'settings'] as const;
+export const SECTIONS = ['endpoints', 'models', 'teams', 'keys', 'routing_rules', 'guardrails', 'settings'] as const;
 export type Section = (typeof SECTIONS)[number];
 
 export type Path = ReadonlyArray<string | number>;
@@ -261,6 +264,7 @@ export function checkReferences(c: FullConfig): ConfigIssue[] {
   unique('teams', c.teams);
   unique('keys', c.keys);
   unique('routing_rules', c.routing_rules);
+  unique('guardrails', c.guardrails);
   const endpoints = new Set(c.endpoints.map((e) => e.name));
   const models = new Set(c.models.map((m) => m.name));
   const teams = new Set(c.teams.map((t) => t.name));

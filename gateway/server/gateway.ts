@@ -13,7 +13,9 @@ import { Metrics } from '../engine/metrics.js';
 import { Pipeline } from '../engine/pipeline.js';
 import { channels, on, type AttemptEnd, type RequestEnd } from '../engine/events.js';
 import { ledgerRowOf } from '../engine/ledger.js';
-import { admitAll, noGuards } from '../engine/stages.js';
+import { admitAll } from '../engine/stages.js';
+import { GuardrailEngine } from '../guardrails/engine.js';
+import { GuardrailRecorder } from '../guardrails/events.js';
 import type { ListenOrigin, ListenSource } from '../wire.js';
 import { buildDataPlane } from './data-plane.js';
 import { buildAdminPlane } from './admin-plane.js';
@@ -47,6 +49,9 @@ export class Gateway {
   readonly ledger: Ledger;
   readonly metrics: Metrics;
   readonly pipeline: Pipeline;
+  /** guardrail policies: the pipeline's guards, and evaluate() for other callers (MCP) */
+  readonly guardrails: GuardrailEngine;
+  readonly guardrailEvents: GuardrailRecorder;
   private unsubscribe: (() => void)[] = [];
   readonly auth: AdminAuth;
   private snap: Snapshot;
@@ -88,17 +93,20 @@ export class Gateway {
       { log: this.log },
     );
     this.metrics = new Metrics(this.runtime, () => this.snap, () => this.ledger.state());
+    this.guardrailEvents = new GuardrailRecorder(this.db.name, this.metrics.registry, this.log);
+    this.guardrails = new GuardrailEngine(this.guardrailEvents.record);
     this.pipeline = new Pipeline({
       snapshot: () => this.snap,
       runtime: this.runtime,
       hasher: this.secrets,
       admission: admitAll,
-      guards: noGuards,
+      guards: this.guardrails.guards(),
     });
     // the recorders subscribe to the pipeline's lifecycle events
     this.unsubscribe.push(
       on<RequestEnd>(channels.requestEnd, this.pipeline, (m) => {
         this.ledger.record(ledgerRowOf(m.ctx, m.latencyMs));
+        this.guardrails.finish(m.ctx);
         this.metrics.observeRequest(m.ctx, m.latencyMs);
       }),
       on<AttemptEnd>(channels.attemptEnd, this.pipeline, (m) => this.metrics.attempts.inc({ endpoint: m.target.endpoint, outcome: m.outcome })),
@@ -206,6 +214,7 @@ export class Gateway {
     clearInterval(idle);
     clearTimeout(deadline);
     await this.ledger.close();
+    this.guardrailEvents.close();
     for (const u of this.unsubscribe.splice(0)) u();
     await this.runtime.close();
     this.db.close();

@@ -23,6 +23,7 @@ import {
   type Settings,
   type TeamSpec,
 } from '../config/schema.js';
+import type { GuardrailSpec } from '../config/guardrails-schema.js';
 
 export interface StoredEndpoint extends Omit<EndpointSpec, 'api_key'> {
   api_key_enc?: string;
@@ -39,6 +40,7 @@ export interface StoredState {
   teams: TeamSpec[];
   keys: StoredKey[];
   routing_rules: RuleSpec[];
+  guardrails: GuardrailSpec[];
   settings: Settings;
 }
 
@@ -130,9 +132,10 @@ export function readState(db: DB): StoredState {
   const routing_rules = (db.prepare(`SELECT spec FROM routing_rules ORDER BY position`).pluck().all() as string[]).map(
     (s) => JSON.parse(s) as RuleSpec,
   );
+  const guardrails = (db.prepare(`SELECT spec FROM guardrails ORDER BY position`).pluck().all() as string[]).map((s) => JSON.parse(s) as GuardrailSpec);
   const settingsRaw = db.prepare(`SELECT spec FROM settings WHERE id = 1`).pluck().get() as string | undefined;
   const settings = settingsRaw ? settingsSchema.parse(JSON.parse(settingsRaw)) : DEFAULT_SETTINGS;
-  return { endpoints, models, teams, keys, routing_rules, settings };
+  return { endpoints, models, teams, keys, routing_rules, guardrails, settings };
 }
 
 /** The declarative document for this state: secrets appear only as ${env:...} references. */
@@ -145,6 +148,7 @@ export function exportConfig(state: StoredState): Required<ConfigDoc> {
     teams: state.teams,
     keys: state.keys.map(({ hash: _h, prefix: _p, created_at: _c, ...rest }) => rest),
     routing_rules: state.routing_rules,
+    guardrails: state.guardrails,
     settings: state.settings,
   };
 }
@@ -260,6 +264,7 @@ export class ConfigStore {
       teams: doc.teams ?? current.teams,
       keys: doc.keys ?? current.keys.map(({ hash: _h, prefix: _p, created_at: _c, ...k }) => k),
       routing_rules: doc.routing_rules ?? current.routing_rules,
+      guardrails: doc.guardrails ?? current.guardrails,
       settings: doc.settings ?? current.settings,
     };
     issues.push(...checkReferences(full));
@@ -310,6 +315,10 @@ export class ConfigStore {
       diff('routing_rules', doc.routing_rules, current.routing_rules, (x) => x);
       if (!changes.some((c) => c.section === 'routing_rules'))
         changes.push({ op: '~', section: 'routing_rules', name: '(order)' });
+    }
+    if (doc.guardrails && stable(doc.guardrails) !== stable(current.guardrails)) {
+      diff('guardrails', doc.guardrails, current.guardrails, (x) => x);
+      if (!changes.some((c) => c.section === 'guardrails')) changes.push({ op: '~', section: 'guardrails', name: '(order)' });
     }
     if (doc.settings && stable(doc.settings) !== stable(current.settings)) {
       changes.push({ op: '~', section: 'settings', name: 'settings', fields: changedFields(current.settings, doc.settings) });
@@ -386,6 +395,11 @@ export class ConfigStore {
       if (doc.routing_rules) {
         const ins = db.prepare(`INSERT INTO routing_rules (position, name, spec) VALUES (?,?,?)`);
         doc.routing_rules.forEach((r, i) => ins.run(i, r.name, JSON.stringify(r)));
+      }
+      if (doc.guardrails) {
+        db.prepare(`DELETE FROM guardrails`).run();
+        const ins = db.prepare(`INSERT INTO guardrails (position, name, spec) VALUES (?,?,?)`);
+        doc.guardrails.forEach((g, i) => ins.run(i, g.name, JSON.stringify(g)));
       }
       if (doc.settings) db.prepare(`INSERT INTO settings (id, spec) VALUES (1, ?) ON CONFLICT(id) DO UPDATE SET spec = excluded.spec`).run(JSON.stringify(doc.settings));
       bumpConfigVersion(db);

@@ -1,0 +1,160 @@
+// Guardrail decisions, recorded: counted in metrics at once, and written to the
+// guardrail_events table in batches. The writes use their own connection with no busy wait
+// (busy_timeout 0), opened at the first event: a database another process holds busy never
+// blocks the event loop; the batch stays in memory (bounded) and is tried again.
+import Database from 'better-sqlite3';
+import { Counter, type Registry } from 'prom-client';
+import type { DB } from '../store/db.js';
+import type { GuardrailEventRow, GuardrailHitSeries } from '../wire.js';
+import type { GuardEvent } from './engine.js';
+
+const FLUSH_MS = 100;
+const MAX_PENDING = 100_000;
+
+export class GuardrailRecorder {
+  private queue: GuardEvent[] = [];
+  private timer: NodeJS.Timeout | undefined;
+  private conn: Database.Database | undefined;
+  private insert: Database.Statement | undefined;
+  dropped = 0;
+  private readonly hits: Counter<'policy' | 'direction' | 'action' | 'mode' | 'outcome'>;
+
+  constructor(
+    private readonly file: string,
+    registry: Registry,
+    private readonly log: (line: string) => void,
+  ) {
+    this.hits = new Counter({
+      name: 'airlock_guardrail_hits_total',
+      help: 'Guardrail decisions that found something, by policy, direction, action, mode and outcome (blocked|redacted|flagged|shadow)',
+      labelNames: ['policy', 'direction', 'action', 'mode', 'outcome'] as const,
+      registers: [registry],
+    });
+  }
+
+  record = (events: GuardEvent[]): void => {
+    for (const e of events) {
+      this.hits.inc({ policy: e.policy, direction: e.direction, action: e.action, mode: e.mode, outcome: outcomeOf(e) });
+      if (this.queue.length >= MAX_PENDING) {
+        if (this.dropped++ % 1000 === 0) this.log(`guardrail events: ${MAX_PENDING} wait to be written; ${this.dropped} dropped so far`);
+        continue;
+      }
+      this.queue.push(e);
+    }
+    if (!this.timer && this.queue.length) {
+      this.timer = setTimeout(() => this.flush(), FLUSH_MS);
+      this.timer.unref();
+    }
+  };
+
+  /** Write what is queued (false: the database was busy; the events stay queued). */
+  flush(): boolean {
+    if (this.timer) clearTimeout(this.timer);
+    this.timer = undefined;
+    if (!this.queue.length) return true;
+    try {
+      if (!this.conn) {
+        this.conn = new Database(this.file, { fileMustExist: true });
+        this.conn.pragma('busy_timeout = 0');
+        this.insert = this.conn.prepare(
+          `INSERT INTO guardrail_events (ts, request_id, tool_call_id, policy, direction, action, mode, blocked, complete, count, detectors, key_name, team, model) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?)`,
+        );
+      }
+      const rows = this.queue;
+      const ins = this.insert!;
+      this.conn.transaction(() => {
+        for (const e of rows)
+          ins.run(e.ts, e.requestId ?? null, e.toolCallId ?? null, e.policy, e.direction, e.action, e.mode, e.blocked ? 1 : 0, e.complete ? 1 : 0, e.count, JSON.stringify(e.detectors), e.key ?? null, e.team ?? null, e.model ?? null);
+      })();
+      this.queue = [];
+      return true;
+    } catch (e) {
+      this.log(`guardrail events not written yet (${(e as Error).message}); retrying`);
+      this.timer = setTimeout(() => this.flush(), 1000);
+      this.timer.unref();
+      return false;
+    }
+  }
+
+  close(): void {
+    this.flush();
+    if (this.timer) clearTimeout(this.timer);
+    this.conn?.close();
+    this.conn = undefined;
+  }
+}
+
+export function outcomeOf(e: { mode: string; action: string; blocked: boolean }): 'blocked' | 'redacted' | 'flagged' | 'shadow' {
+  if (e.mode === 'shadow') return 'shadow';
+  if (e.action === 'block') return 'blocked';
+  return e.action === 'redact' ? 'redacted' : 'flagged';
+}
+
+interface EventDbRow {
+  id: number;
+  ts: number;
+  request_id: string | null;
+  tool_call_id: string | null;
+  policy: string;
+  direction: string;
+  action: string;
+  mode: string;
+  blocked: number;
+  complete: number;
+  count: number;
+  detectors: string;
+  key_name: string | null;
+  team: string | null;
+  model: string | null;
+}
+
+/** The most recent events, newest first. */
+export function recentGuardrailEvents(db: DB, q: { limit: number; before?: number; policy?: string; request_id?: string }): GuardrailEventRow[] {
+  const where: string[] = [];
+  const args: (string | number)[] = [];
+  if (q.before !== undefined) where.push('id < ?'), args.push(q.before);
+  if (q.policy) where.push('policy = ?'), args.push(q.policy);
+  if (q.request_id) where.push('request_id = ?'), args.push(q.request_id);
+  const rows = db.prepare(`SELECT * FROM guardrail_events ${where.length ? 'WHERE ' + where.join(' AND ') : ''} ORDER BY id DESC LIMIT ?`).all(...args, q.limit) as EventDbRow[];
+  return rows.map((r) => ({
+    id: r.id,
+    ts: new Date(r.ts).toISOString(),
+    request_id: r.request_id,
+    tool_call_id: r.tool_call_id,
+    policy: r.policy,
+    direction: r.direction,
+    action: r.action,
+    mode: r.mode,
+    outcome: outcomeOf({ mode: r.mode, action: r.action, blocked: !!r.blocked }),
+    blocked: !!r.blocked,
+    complete: !!r.complete,
+    count: r.count,
+    detectors: JSON.parse(r.detectors) as Record<string, number>,
+    key: r.key_name,
+    team: r.team,
+    model: r.model,
+  }));
+}
+
+/** Hits per policy and outcome over time: `buckets` equal buckets in [from, to). */
+export function guardrailHitSeries(db: DB, from: number, to: number, buckets: number): GuardrailHitSeries {
+  const width = Math.max(1, Math.ceil((to - from) / buckets));
+  const rows = db
+    .prepare(
+      `SELECT policy, mode, action, CAST((ts - ?) / ? AS INTEGER) AS b, COUNT(*) AS n FROM guardrail_events WHERE ts >= ? AND ts < ? GROUP BY policy, mode, action, b ORDER BY policy, b`,
+    )
+    .all(from, width, from, to) as { policy: string; mode: string; action: string; b: number; n: number }[];
+  const policies = new Map<string, { policy: string; total: number; shadow: number; enforced: number; points: { ts: string; shadow: number; enforced: number }[] }>();
+  for (const r of rows) {
+    let p = policies.get(r.policy);
+    if (!p) {
+      p = { policy: r.policy, total: 0, shadow: 0, enforced: 0, points: Array.from({ length: buckets }, (_, i) => ({ ts: new Date(from + i * width).toISOString(), shadow: 0, enforced: 0 })) };
+      policies.set(r.policy, p);
+    }
+    const pt = p.points[Math.min(buckets - 1, r.b)]!;
+    if (r.mode === 'shadow') (pt.shadow += r.n), (p.shadow += r.n);
+    else (pt.enforced += r.n), (p.enforced += r.n);
+    p.total += r.n;
+  }
+  return { from: new Date(from).toISOString(), to: new Date(to).toISOString(), bucket_ms: width, policies: [...policies.values()] };
+}
