@@ -17,8 +17,9 @@ export type Behavior =
    * `usage` (default true) includes usage (non-stream: in the body; stream: only when the request
    * asked with stream_options.include_usage); `finishReason` overrides the finish reason;
    * `sse` writes a streamed answer in another server's format (see SSEShape; absent: the compact
-   * format, byte for byte as without it). */
-  | { kind: 'ok'; content?: string; chunkDelayMs?: number; usage?: boolean; finishReason?: string; sse?: SSEShape }
+   * format, byte for byte as without it); `pieces`: the streamed content chunks (joined, the
+   * content; default one word each). */
+  | { kind: 'ok'; content?: string; chunkDelayMs?: number; usage?: boolean; finishReason?: string; sse?: SSEShape; pieces?: string[] }
   /** An HTTP error; body defaults to an OpenAI-shaped error JSON. */
   | { kind: 'status'; status: number; retryAfter?: string; body?: string }
   /** Wait before sending anything (headers included), then behave as `then` (default ok). */
@@ -292,7 +293,7 @@ export function startUpstream(opts: UpstreamOptions = {}): Promise<TestUpstream>
     const last = echoOf(body);
     const toolCall = tools.length > 0 && last.includes('use tool');
     const toolName: string = tools[0]?.function?.name ?? tools[0]?.name ?? 'tool';
-    const content = b.content ?? last;
+    const content = b.pieces ? b.pieces.join('') : (b.content ?? last);
     const finish = b.finishReason ?? (toolCall ? 'tool_calls' : 'stop');
     const promptTokens = promptTokensFor('chat', body);
     const perChoice = toolCall ? completionTokensFor(TOOL_ARGUMENTS) : completionTokensFor(content);
@@ -316,7 +317,7 @@ export function startUpstream(opts: UpstreamOptions = {}): Promise<TestUpstream>
     const head: string[] = [];
     const frames: string[] = [];
     const tail: string[] = [];
-    const pieces = toolCall ? TOOL_ARGUMENT_PIECES : streamPieces(content);
+    const pieces = toolCall ? TOOL_ARGUMENT_PIECES : (b.pieces ?? streamPieces(content));
     for (let i = 0; i < n; i++) {
       head.push(`${pre}{"index":${i},"delta":{"role":"assistant","content":${toolCall ? 'null' : '""'}},"logprobs":null,"finish_reason":null}]}\n\n`);
     }
@@ -344,7 +345,7 @@ export function startUpstream(opts: UpstreamOptions = {}): Promise<TestUpstream>
     const prompts = inputs(body?.prompt);
     const finish = b.finishReason ?? 'stop';
     const texts: string[] = [];
-    for (const p of prompts) for (let i = 0; i < n; i++) texts.push(b.content ?? `echo: ${p}`);
+    for (const p of prompts) for (let i = 0; i < n; i++) texts.push(b.pieces ? b.pieces.join('') : (b.content ?? `echo: ${p}`));
     const promptTokens = promptTokensFor('completions', body);
     let completionTokens = 0;
     for (const t of texts) completionTokens += completionTokensFor(t);
@@ -361,7 +362,7 @@ export function startUpstream(opts: UpstreamOptions = {}): Promise<TestUpstream>
     const frames: string[] = [];
     const tail: string[] = [];
     texts.forEach((t, i) => {
-      for (const p of streamPieces(t)) frames.push(`${pre}{"index":${i},"text":${JSON.stringify(p)},"logprobs":null,"finish_reason":null}]}\n\n`);
+      for (const p of b.pieces ?? streamPieces(t)) frames.push(`${pre}{"index":${i},"text":${JSON.stringify(p)},"logprobs":null,"finish_reason":null}]}\n\n`);
     });
     for (let i = 0; i < texts.length; i++) tail.push(`${pre}{"index":${i},"text":"","logprobs":null,"finish_reason":${JSON.stringify(finish)}}]}\n\n`);
     if (withUsage && body?.stream_options?.include_usage === true) tail.push(`${pre}],"usage":${JSON.stringify(usage)}}\n\n`);
