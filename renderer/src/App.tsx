@@ -8,6 +8,7 @@ import { EndpointsPage } from './pages/Endpoints';
 import { ModelsPage } from './pages/Models';
 import { KeysPage } from './pages/Keys';
 import { UsagePage } from './pages/Usage';
+import { GuardrailsPage } from './pages/Guardrails';
 import { SettingsPage } from './pages/Settings';
 import { AdminsPage } from './pages/Admins';
 import { errorMessage, get, type StatusBody } from './api';
@@ -20,6 +21,7 @@ const PAGES = [
   { path: '/endpoints', label: 'Endpoints', icon: 'endpoints', Page: EndpointsPage },
   { path: '/models', label: 'Models', icon: 'models', Page: ModelsPage },
   { path: '/keys', label: 'Teams & keys', icon: 'keys', Page: KeysPage },
+  { path: '/guardrails', label: 'Guardrails', icon: 'guardrails', Page: GuardrailsPage },
   { path: '/usage', label: 'Usage', icon: 'usage', Page: UsagePage },
   { path: '/settings', label: 'Settings', icon: 'settings', Page: SettingsPage },
   { path: '/admins', label: 'Admins', icon: 'admins', Page: AdminsPage },
