@@ -98,6 +98,8 @@ describe('admin app: guardrails (Chromium)', () => {
     await page.getByLabel('Text to check', { exact: true }).fill('card 4111 1111 1111 1111 please');
     await page.getByRole('button', { name: 'Check' }).click();
     await page.getByTestId('try-result').getByText('card [CARD_1] please').waitFor();
+    fs.mkdirSync(path.join(ROOT, 'test-artifacts', 'screenshots'), { recursive: true });
+    await page.screenshot({ path: path.join(ROOT, 'test-artifacts', 'screenshots', 'guardrails.png'), fullPage: true });
 
     // Switch to shadow mode.
     await page.getByRole('button', { name: 'Edit policy no-pii' }).click();

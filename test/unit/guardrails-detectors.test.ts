@@ -91,7 +91,7 @@ cases(
     ['ping 2001:db8::1 failed', '2001:db8::1'],
     ['link fe80::1ff:fe23:4567:890a up', 'fe80::1ff:fe23:4567:890a'],
   ],
-  ['999.1.1.1 is not an address', 'version 1.2.3', 'release 1.2.3.4.5', 'at 12:30:45 sharp', 'use std::vector here', 'a::b'],
+  ['999.1.1.1 is not an address', 'version 1.2.3', 'Patch 7.3.1.4 is out', 'firmware v10.2.0.1', 'Release 4.0.0.12 notes', 'release 1.2.3.4.5', 'at 12:30:45 sharp', 'use std::vector here', 'a::b'],
 );
 
 const GH = 'ghp_' + 'aB3dE5fG7hJ9kL1mN3pQ5rS7tU9vW1xY3zA5';

@@ -95,7 +95,8 @@ export const card = (t: string): Finding[] => matchAll(CARD, t, 'pii', 'CARD', c
 export const iban = (t: string): Finding[] => matchAll(IBAN, t, 'pii', 'IBAN', (m) => ibanValid(m[0]));
 export const ssn = (t: string): Finding[] => matchAll(SSN, t, 'pii', 'SSN');
 export const ip = (t: string): Finding[] => {
-  const out = matchAll(IPV4, t, 'pii', 'IP');
+  // four dotted numbers after "version", "patch", "release", "build" or "v" are a version
+  const out = matchAll(IPV4, t, 'pii', 'IP', (m) => !/(?:\b(?:version|patch|release|build|firmware)\s*|\bv)$/i.test(t.slice(Math.max(0, m.index - 12), m.index)));
   if (t.indexOf(':') !== -1)
     out.push(
       ...matchAll(IPV6, t, 'pii', 'IP', (m) => {

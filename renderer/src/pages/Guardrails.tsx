@@ -276,7 +276,7 @@ function HitsChart({ series }: { series: GuardrailHitSeries }) {
           { label: 'Enforced', value: (r) => fmtInt(r.enforced), num: true },
           { label: 'Shadow', value: (r) => fmtInt(r.shadow), num: true },
         ]}
-        caption={`${fmtInt(total)} hits by ${series.policies.length} polic${series.policies.length === 1 ? 'y' : 'ies'} in the last 24 hours.`}
+        caption={`${fmtInt(total)} hit${total === 1 ? "" : "s"} by ${series.policies.length} polic${series.policies.length === 1 ? 'y' : 'ies'} in the last 24 hours.`}
       >
         <BarChart data={rows} margin={{ top: 8, right: 16, bottom: 0, left: 0 }}>
           <CartesianGrid stroke="#e5e8ee" vertical={false} />
