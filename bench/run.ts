@@ -12,7 +12,9 @@
 //                         turn, alternating which goes first; per configuration the round with the
 //                         most requests/s (the least disturbed one) is reported
 //   BENCH_CONNECTIONS     comma-separated concurrencies (default 1,32,256)
-//   BENCH_SERVERS         comma-separated subset of passthrough,gateway (default both)
+//   BENCH_SERVERS         comma-separated subset of passthrough,gateway,guardrails (default all three;
+//                         guardrails: the gateway with the default policy set, pii + secrets redacted on
+//                         input and output, compared with the gateway without policies)
 //   BENCH_MODES           comma-separated subset of non-stream,stream (default both)
 //   BENCH_PROFILE_DIR     run the servers with --cpu-prof, writing NAME-TIME.cpuprofile there
 //                         (summarise with: node dist/bench/profile-summary.js FILE)
@@ -77,9 +79,9 @@ const CONNECTIONS = list('BENCH_CONNECTIONS', ['1', '32', '256']).map((s) => {
   if (!Number.isInteger(n) || n < 1) throw new Error(`BENCH_CONNECTIONS: "${s}" is not a positive integer`);
   return n;
 });
-type ServerName = 'passthrough' | 'gateway';
+type ServerName = 'passthrough' | 'gateway' | 'guardrails';
 type Mode = 'non-stream' | 'stream';
-const SERVERS = list('BENCH_SERVERS', ['passthrough', 'gateway'], ['passthrough', 'gateway']) as ServerName[];
+const SERVERS = list('BENCH_SERVERS', ['passthrough', 'gateway', 'guardrails'], ['passthrough', 'gateway', 'guardrails']) as ServerName[];
 const MODES = list('BENCH_MODES', ['non-stream', 'stream'], ['non-stream', 'stream']) as Mode[];
 const PROFILE_DIR = process.env.BENCH_PROFILE_DIR ? path.resolve(process.env.BENCH_PROFILE_DIR) : undefined;
 
@@ -90,6 +92,8 @@ const TARGET_ADDED_P99_MS = 1; // at 1 connection
 const TARGET_IDLE_RSS_MB = 100;
 const TARGET_SLOW_PEAK_RSS_MB = 250; // during the slow streams
 const TARGET_SLOW_BACK_TO_IDLE = 0.1; // RSS after the slow streams within ± 10 % of idle
+const TARGET_GUARD_RPS_RATIO = 0.85; // guardrails on vs off, at 32 connections
+const TARGET_GUARD_ADDED_P50_MS = 0.5; // guardrails on vs off, at 1 connection
 /** A 32-connection ratio is only meaningful when both servers are CPU-bound on their core. */
 const SATURATED_CPU_PCT = 90;
 
@@ -151,7 +155,7 @@ async function startPassthrough(upstreamUrl: string): Promise<Server> {
   return startServer('passthrough', SERVER_CORE, [...profileArgs('passthrough'), path.join(HERE, 'passthrough.js'), upstreamUrl], /passthrough listening on (http:\/\/\S+)/);
 }
 
-async function startGateway(upstreamUrl: string): Promise<Server> {
+async function startGateway(upstreamUrl: string, guardrails = false): Promise<Server> {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'airlock-bench-'));
   tmpRoots.push(dir);
   const dataDir = path.join(dir, 'data');
@@ -168,14 +172,16 @@ async function startGateway(upstreamUrl: string): Promise<Server> {
       keys: [{ name: 'bench', key: BENCH_KEY, team: 'bench' }],
       // the slow-streams scenario's connections, with room to spare (default 1024)
       settings: { http: { max_connections: Math.max(1024, SLOW_STREAMS + 64) } },
+      ...(guardrails ? { guardrails: [{ name: 'default', direction: ['input', 'output'], detectors: ['pii', 'secrets'], action: 'redact' }] } : {}),
     }),
   );
-  const nodeArgs = [...profileArgs('gateway'), ...(process.env.BENCH_GATEWAY_NODE_ARGS ?? '').split(/\s+/).filter(Boolean)];
+  const name: ServerName = guardrails ? 'guardrails' : 'gateway';
+  const nodeArgs = [...profileArgs(name), ...(process.env.BENCH_GATEWAY_NODE_ARGS ?? '').split(/\s+/).filter(Boolean)];
   const env: NodeJS.ProcessEnv = { ...process.env };
   for (const k of Object.keys(env)) if (k.startsWith('AIRLOCK_')) delete env[k];
   env.AIRLOCK_ADMIN_TOKEN = 'bench-admin-token-0123456789';
   return startServer(
-    'gateway',
+    name,
     SERVER_CORE,
     [...nodeArgs, process.env.BENCH_GATEWAY_BIN || path.join(ROOT, 'bin', 'airlock.js'), 'serve', '--data-dir', dataDir, '--config', configFile, '--port', '0', '--admin-port', '0'],
     /data plane listening on (http:\/\/\S+)/,
@@ -418,6 +424,27 @@ function report(runs: RunRecord[], servers: ServerRecord[], slow: SlowRecord[], 
       }
     }
   }
+  // guardrails on (pii + secrets, input and output) vs off, same load
+  const guardRows: string[][] = [];
+  for (const mode of MODES)
+    for (const c of CONNECTIONS) {
+      const on = find('guardrails', mode, c);
+      const off = find('gateway', mode, c);
+      if (!on || !off) continue;
+      guardRows.push([mode, String(c), `${fmt((on.rps / off.rps) * 100, 1)} %`, fmt(on.p50 - off.p50, 3), fmt(on.p99 - off.p99, 3), fmt(on.cpuUsPerReq / off.cpuUsPerReq, 2)]);
+      if (c === 32)
+        verdicts.push({
+          target: `${mode}, 32 connections: with guardrails (pii + secrets, input and output) req/s ≥ ${TARGET_GUARD_RPS_RATIO * 100} % of without`,
+          measured: `${fmt((on.rps / off.rps) * 100, 1)} % (${fmt(on.rps, 0)} vs ${fmt(off.rps, 0)} req/s)`,
+          met: on.rps / off.rps >= TARGET_GUARD_RPS_RATIO,
+        });
+      if (c === 1)
+        verdicts.push({
+          target: `${mode}, 1 connection: guardrails add ≤ ${TARGET_GUARD_ADDED_P50_MS} ms p50 (the bench's short prompt, not yet 4 kB)`,
+          measured: `${fmt(on.p50 - off.p50, 3)} ms (${fmt(on.p50, 3)} vs ${fmt(off.p50, 3)} ms)`,
+          met: on.p50 - off.p50 <= TARGET_GUARD_ADDED_P50_MS,
+        });
+    }
   const gw = servers.filter((s) => s.name === 'gateway');
   const pt = servers.filter((s) => s.name === 'passthrough');
   const slowGw = slow.find((r) => r.name === 'gateway');
@@ -498,6 +525,9 @@ function report(runs: RunRecord[], servers: ServerRecord[], slow: SlowRecord[], 
     '',
     ratios,
     '',
+    ...(guardRows.length
+      ? ['### Guardrails on vs off', '', table(['mode', 'connections', 'req/s with / without', 'added p50 ms', 'added p99 ms', 'CPU/req ratio'], guardRows), '']
+      : []),
     '### Figures (best round per configuration)',
     '',
     figures,
@@ -572,7 +602,7 @@ async function main(): Promise<number> {
   try {
     for (let round = 0; round < ROUNDS; round++) {
       for (const name of round % 2 === 0 ? SERVERS : [...SERVERS].reverse()) {
-        const s = name === 'gateway' ? await startGateway(upstream.url) : await startPassthrough(upstream.url);
+        const s = name === 'passthrough' ? await startPassthrough(upstream.url) : await startGateway(upstream.url, name === 'guardrails');
         try {
           servers.push(await measureServer(round, name, s, upstream, runs));
         } finally {
@@ -581,7 +611,7 @@ async function main(): Promise<number> {
       }
     }
     if (SLOW_STREAMS > 0) {
-      for (const name of SERVERS) {
+      for (const name of SERVERS.filter((n) => n !== 'guardrails')) {
         const s = name === 'gateway' ? await startGateway(upstream.url) : await startPassthrough(upstream.url);
         try {
           slow.push(await measureSlow(name, s, upstream));
@@ -598,7 +628,7 @@ async function main(): Promise<number> {
   const { text, verdicts } = report(runs, servers, slow, started);
   log('');
   log(text);
-  const full = SERVERS.length === 2 && MODES.length === 2 && [1, 32].every((c) => CONNECTIONS.includes(c));
+  const full = SERVERS.includes('passthrough') && SERVERS.includes('gateway') && MODES.length === 2 && [1, 32].every((c) => CONNECTIONS.includes(c));
   if (full && process.env.BENCH_NO_WRITE !== '1') {
     writeResults(text);
     log(`\nwrote ${path.relative(process.cwd(), RESULTS) || RESULTS}`);

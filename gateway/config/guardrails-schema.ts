@@ -1,7 +1,7 @@
 // Guardrail policies: the `guardrails` section of the config file, the admin API's body and the
 // admin app's form, one zod schema.
 import { z } from 'zod';
-import { unsafeRegexReason } from '../guardrails/detectors/custom.js';
+import { unsafeRegexReason } from './regex-safety.js';
 
 export const GUARD_DIRECTIONS = ['input', 'output', 'tool_args', 'tool_result'] as const;
 export type GuardDirection = (typeof GUARD_DIRECTIONS)[number];

@@ -3,6 +3,8 @@
 import { z } from 'zod';
 import { guardrailSchema, type GuardrailSpec } from './guardrails-schema.js';
 
+export * from './guardrails-schema.js';
+
 export const NAME_RE = /^[A-Za-z0-9][A-Za-z0-9._:-]{0,63}$/;
 export const name = z
   .string()

@@ -248,14 +248,16 @@ class StreamGuard {
         const c = { ...raw };
         const idx = typeof c.index === 'number' ? c.index : k;
         const cs = this.choice(idx);
-        const holder = this.kind === 'chat' ? (c.delta && typeof c.delta === 'object' ? (c.delta = { ...(c.delta as object) }) : undefined) : c;
+        let holder: Record<string, unknown> | undefined = c;
+        if (this.kind === 'chat') holder = c.delta && typeof c.delta === 'object' ? (c.delta = { ...(c.delta as Record<string, unknown>) }) : undefined;
         const textKey = this.kind === 'chat' ? 'content' : 'text';
         let text = '';
-        if (holder && typeof (holder as Record<string, unknown>)[textKey] === 'string' && (holder as Record<string, string>)[textKey]) {
-          text = cs.text.push((holder as Record<string, string>)[textKey]!);
+        const incoming = holder?.[textKey];
+        if (typeof incoming === 'string' && incoming) {
+          text = cs.text.push(incoming);
           changed = true;
         }
-        const tcs = this.kind === 'chat' ? (holder as Record<string, unknown> | undefined)?.tool_calls : undefined;
+        const tcs = this.kind === 'chat' ? holder?.tool_calls : undefined;
         let tools: unknown[] | undefined;
         if (Array.isArray(tcs) && tcs.length) {
           changed = true;
@@ -269,7 +271,7 @@ class StreamGuard {
             if (fn?.name !== undefined) acc.name = fn.name;
             if (typeof fn?.arguments === 'string') acc.args += fn.arguments;
           }
-          delete (holder as Record<string, unknown>).tool_calls;
+          delete holder!.tool_calls;
         }
         if (c.finish_reason) {
           text += cs.text.end();
@@ -278,10 +280,9 @@ class StreamGuard {
           changed = true;
         }
         if (holder) {
-          const h = holder as Record<string, unknown>;
-          if (text) h[textKey] = text;
-          else if (typeof h[textKey] === 'string') delete h[textKey];
-          if (tools) h.tool_calls = tools;
+          if (text) holder[textKey] = text;
+          else if (typeof holder[textKey] === 'string') delete holder[textKey];
+          if (tools) holder.tool_calls = tools;
         }
         // a choice with nothing left to say this time is left out
         const rest = this.kind === 'chat' ? Object.keys((c.delta as object) ?? {}).length > 0 : typeof c.text === 'string' && c.text !== '';

@@ -112,9 +112,13 @@ interface EventDbRow {
 export function recentGuardrailEvents(db: DB, q: { limit: number; before?: number; policy?: string; request_id?: string }): GuardrailEventRow[] {
   const where: string[] = [];
   const args: (string | number)[] = [];
-  if (q.before !== undefined) where.push('id < ?'), args.push(q.before);
-  if (q.policy) where.push('policy = ?'), args.push(q.policy);
-  if (q.request_id) where.push('request_id = ?'), args.push(q.request_id);
+  const add = (clause: string, v: string | number) => {
+    where.push(clause);
+    args.push(v);
+  };
+  if (q.before !== undefined) add('id < ?', q.before);
+  if (q.policy) add('policy = ?', q.policy);
+  if (q.request_id) add('request_id = ?', q.request_id);
   const rows = db.prepare(`SELECT * FROM guardrail_events ${where.length ? 'WHERE ' + where.join(' AND ') : ''} ORDER BY id DESC LIMIT ?`).all(...args, q.limit) as EventDbRow[];
   return rows.map((r) => ({
     id: r.id,
@@ -152,8 +156,13 @@ export function guardrailHitSeries(db: DB, from: number, to: number, buckets: nu
       policies.set(r.policy, p);
     }
     const pt = p.points[Math.min(buckets - 1, r.b)]!;
-    if (r.mode === 'shadow') (pt.shadow += r.n), (p.shadow += r.n);
-    else (pt.enforced += r.n), (p.enforced += r.n);
+    if (r.mode === 'shadow') {
+      pt.shadow += r.n;
+      p.shadow += r.n;
+    } else {
+      pt.enforced += r.n;
+      p.enforced += r.n;
+    }
     p.total += r.n;
   }
   return { from: new Date(from).toISOString(), to: new Date(to).toISOString(), bucket_ms: width, policies: [...policies.values()] };

@@ -1,7 +1,7 @@
 // The policy engine: compiled guardrail policies, which of them apply where, what they find in a
 // text, and the protocol-neutral entry point evaluate(direction, text|json, scope) that the
 // OpenAI guards (guards.ts) and the MCP gateway (tool_args / tool_result) call.
-import { BUILTIN_DETECTORS, type BuiltinName, type DetectorSpec, type GuardAction, type GuardDirection, type GuardMode, type GuardrailSpec } from '../config/guardrails-schema.js';
+import { BUILTIN_DETECTORS, type BuiltinName, type GuardAction, type GuardDirection, type GuardMode, type GuardrailSpec } from '../config/guardrails-schema.js';
 import { keywordDetector, maxSizeDetector, regexDetector } from './detectors/custom.js';
 import { injection, injectionScore } from './detectors/injection.js';
 import { PII } from './detectors/pii.js';
@@ -47,7 +47,7 @@ function builtin(name: BuiltinName): Detector[] {
 export function compilePolicy(spec: GuardrailSpec): CompiledPolicy {
   const detectors: Detector[] = [];
   let injectionThreshold: number | undefined;
-  for (const d of spec.detectors as DetectorSpec[]) {
+  for (const d of spec.detectors) {
     if (typeof d === 'string') {
       if (d === 'injection') injectionThreshold = Math.min(injectionThreshold ?? 1, 0.5);
       else detectors.push(...builtin(d));

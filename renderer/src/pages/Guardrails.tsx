@@ -3,7 +3,7 @@
 // text: the gateway records kinds and counts only.
 import { useMemo, useRef, useState, type FormEvent } from 'react';
 import { Bar, BarChart, CartesianGrid, Legend, Tooltip, XAxis, YAxis } from 'recharts';
-import { BUILTIN_NAMES, GUARD_ACTIONS, GUARD_DIRECTIONS, GUARD_MODES, guardrailSchema, type GuardrailSpec } from '../../../gateway/config/guardrails-schema';
+import { BUILTIN_NAMES, GUARD_ACTIONS, GUARD_DIRECTIONS, GUARD_MODES, guardrailSchema, type GuardrailSpec } from '../../../gateway/config/schema';
 import { api, apiFieldErrors, enc, get, validate, type FieldErrors, type GuardrailEventRow, type GuardrailHitSeries, type GuardrailTestResult, type ModelView, type TeamView } from '../api';
 import { useAuth } from '../auth';
 import { ChartCard } from '../components/chart';
@@ -146,7 +146,7 @@ export function GuardrailsPage() {
                         {p.scope
                           ? Object.entries(p.scope)
                               .filter(([, v]) => v?.length)
-                              .map(([k, v]) => `${k}: ${(v as string[]).join(', ')}`)
+                              .map(([k, v]) => `${k}: ${v.join(', ')}`)
                               .join('; ') || 'everything'
                           : 'everything'}
                       </td>
