@@ -86,6 +86,15 @@ describe('input', () => {
     assert.match(sent, /\[API_KEY_1\]/);
   });
 
+  test('embeddings inputs and completions prompt lists are redacted too', async () => {
+    up.reset();
+    await client.embeddings.create({ model: 'chat', input: [`row for ${EMAIL}`, 'plain row'] });
+    await client.completions.create({ model: 'chat', prompt: ['nothing here', `card ${CARD}`] });
+    const [emb, cmp] = up.completions().map((r) => JSON.stringify(r.body));
+    assert.ok(!emb!.includes(EMAIL) && emb!.includes('row for [EMAIL_1]') && emb!.includes('plain row'), emb);
+    assert.ok(!cmp!.includes('4111') && cmp!.includes('card [CARD_1]'), cmp);
+  });
+
   test('restore: the model sees placeholders, the user gets their own data back (whole and streamed)', async () => {
     up.reset();
     const r = await client.chat.completions.create({ model: 'restore', messages: [{ role: 'user', content: `reply to ${EMAIL}` }] });
@@ -177,6 +186,24 @@ describe('output', () => {
         up.setBehavior({ kind: 'ok' });
       }
     });
+
+  test('stream with two choices (n: 2), char by char: each choice is scanned on its own', async () => {
+    up.setBehavior({ kind: 'ok', pieces: [...TEXT] });
+    try {
+      const s = await client.chat.completions.create({ model: 'chat', messages: [{ role: 'user', content: 'hi' }], stream: true, n: 2 });
+      const got = ['', ''];
+      const finished = [false, false];
+      for await (const c of s)
+        for (const ch of c.choices) {
+          got[ch.index] += ch.delta.content ?? '';
+          if (ch.finish_reason) finished[ch.index] = true;
+        }
+      assert.deepEqual(got, [EXPECTED, EXPECTED]);
+      assert.deepEqual(finished, [true, true]);
+    } finally {
+      up.setBehavior({ kind: 'ok' });
+    }
+  });
 
   test('stream (completions, char by char): redacted too', async () => {
     up.setBehavior({ kind: 'ok', pieces: [...TEXT] });
