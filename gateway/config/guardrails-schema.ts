@@ -55,10 +55,16 @@ export const injectionDetectorSchema = z.strictObject({
   threshold: z.number().min(0.05).max(1).default(0.5).describe('Score (0-1) at which prompt-injection signals count as a finding'),
 });
 
+export const responseSchemaDetectorSchema = z
+  .strictObject({
+    type: z.literal('response_schema'),
+  })
+  .describe('Output: a non-streamed answer to a request with response_format json_schema must satisfy that schema (else one retry, then guardrail_blocked)');
+
 export const detectorSchema = z.union([
-  z.enum(BUILTIN_NAMES, { error: `must be one of ${BUILTIN_NAMES.join(', ')}, or an object with type regex, keywords, max_size or injection` }),
-  z.discriminatedUnion('type', [regexDetectorSchema, keywordsDetectorSchema, maxSizeDetectorSchema, injectionDetectorSchema], {
-    error: 'type must be regex, keywords, max_size or injection',
+  z.enum(BUILTIN_NAMES, { error: `must be one of ${BUILTIN_NAMES.join(', ')}, or an object with type regex, keywords, max_size, injection or response_schema` }),
+  z.discriminatedUnion('type', [regexDetectorSchema, keywordsDetectorSchema, maxSizeDetectorSchema, injectionDetectorSchema, responseSchemaDetectorSchema], {
+    error: 'type must be regex, keywords, max_size, injection or response_schema',
   }),
 ]);
 export type DetectorSpec = z.infer<typeof detectorSchema>;

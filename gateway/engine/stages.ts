@@ -158,6 +158,16 @@ export function guardBlocked(guard: string, message: string): GatewayError {
   return gatewayError('guardrail_blocked', `Blocked by guardrail "${guard}": ${message}`);
 }
 
+/** An output guard asks for the answer once more (it does not satisfy, e.g., the JSON schema the
+ * request asked for): the pipeline makes one more attempt when it may; otherwise, or when the
+ * guard refuses the next answer too, this is the request's error (guardrail_blocked). Never
+ * charges a breaker. */
+export class GuardRetry extends GatewayError {}
+export function guardRetry(guard: string, message: string): GuardRetry {
+  const e = guardBlocked(guard, message);
+  return new GuardRetry(e.status, e.type, e.code, e.message);
+}
+
 /** A guard threw something that is not its decision: its own failure. */
 export function guardFailed(guard: string, e: unknown): GatewayError {
   if (e instanceof GatewayError) return e;

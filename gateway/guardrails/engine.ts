@@ -7,8 +7,9 @@ import type { GuardDirection } from '../config/guardrails-schema.js';
 import { GatewayError } from '../engine/errors.js';
 import type { Snapshot } from '../engine/snapshot.js';
 import type { SSEEvent } from '../engine/sse.js';
-import { guardBlocked, type BodyVerdict, type EventVerdict, type Guards, type InputGuard, type OutputGuard, type RequestContext } from '../engine/stages.js';
-import { Placeholders, compilePolicies, evaluatePolicies, evaluateTexts, type CompiledPolicy, type EvaluateResult, type GuardScopeFacts, type Hit } from './policy.js';
+import { guardBlocked, guardRetry, type BodyVerdict, type EventVerdict, type Guards, type InputGuard, type OutputGuard, type RequestContext } from '../engine/stages.js';
+import { responseSchemaProblem } from './response-schema.js';
+import { Placeholders, addHit, compilePolicies, evaluatePolicies, evaluateTexts, type CompiledPolicy, type EvaluateResult, type GuardScopeFacts, type Hit } from './policy.js';
 import { GuardBlock, TextScanner } from './stream.js';
 
 /** Where a decision was taken: a data-plane request, or a tool call (MCP). */
@@ -36,6 +37,8 @@ interface ReqState {
   restore: boolean;
   stream?: StreamGuard;
   outputDone: boolean;
+  /** an answer was refused for its JSON schema once already (one retry) */
+  schemaRetried?: boolean;
 }
 
 const compiled = new WeakMap<Snapshot, CompiledPolicy[]>();
@@ -80,7 +83,7 @@ export class GuardrailEngine {
       name: 'guardrails',
       appliesTo: (ctx) => {
         const st = this.stateOf(ctx);
-        return !!st && (st.output.length > 0 || st.restore);
+        return !!st && (st.restore || st.output.some((p) => p.detectsText || (!ctx.stream && p.responseSchema)));
       },
       checkBody: (ctx, body) => this.checkBody(ctx, body),
       checkEvent: (ctx, ev) => this.streamOf(ctx).event(ev),
@@ -130,6 +133,22 @@ export class GuardrailEngine {
     const st = this.stateOf(ctx);
     if (!st) return;
     st.outputDone = true;
+    const schemaPolicies = st.output.filter((p) => p.responseSchema);
+    if (schemaPolicies.length) {
+      const problem = responseSchemaProblem(ctx.body, body);
+      if (problem) {
+        const enforcing = schemaPolicies.find((p) => p.changes);
+        const final = !enforcing || !!st.schemaRetried;
+        for (const p of schemaPolicies) addHit(st.hits, p, 'output', [{ detector: 'response_schema', type: 'SCHEMA_MISMATCH', start: 0, end: 0 }], final && p === enforcing);
+        if (enforcing) {
+          if (!st.schemaRetried) {
+            st.schemaRetried = true;
+            throw guardRetry(enforcing.name, problem);
+          }
+          throw guardBlocked(enforcing.name, problem);
+        }
+      }
+    }
     const slots = outputSlots(body);
     if (!slots.length) return;
     const r = evaluateTexts(st.output, 'output', slots.map((s) => s.get()), st.ph, st.hits);

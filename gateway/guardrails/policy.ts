@@ -30,6 +30,10 @@ export interface CompiledPolicy {
   readonly mode: GuardMode;
   /** enforce mode and an action that changes what passes (block or redact) */
   readonly changes: boolean;
+  /** checks non-streamed answers against the request's response_format JSON schema */
+  readonly responseSchema: boolean;
+  /** has detectors that look at text (a policy with only response_schema has none) */
+  readonly detectsText: boolean;
   readonly restore: boolean;
   /** what the policy's detectors find (injection findings only when their score reaches the threshold) */
   detect(text: string): Finding[];
@@ -47,6 +51,7 @@ function builtin(name: BuiltinName): Detector[] {
 export function compilePolicy(spec: GuardrailSpec): CompiledPolicy {
   const detectors: Detector[] = [];
   let injectionThreshold: number | undefined;
+  let responseSchema = false;
   for (const d of spec.detectors) {
     if (typeof d === 'string') {
       if (d === 'injection') injectionThreshold = Math.min(injectionThreshold ?? 1, 0.5);
@@ -54,6 +59,7 @@ export function compilePolicy(spec: GuardrailSpec): CompiledPolicy {
     } else if (d.type === 'injection') injectionThreshold = Math.min(injectionThreshold ?? 1, d.threshold);
     else if (d.type === 'regex') detectors.push(regexDetector(d.pattern, d.flags, d.label));
     else if (d.type === 'keywords') detectors.push(keywordDetector(d.words));
+    else if (d.type === 'response_schema') responseSchema = true;
     else detectors.push(maxSizeDetector(d.chars));
   }
   const unique = [...new Set(detectors)];
@@ -66,6 +72,8 @@ export function compilePolicy(spec: GuardrailSpec): CompiledPolicy {
     action: spec.action,
     mode: spec.mode,
     changes: spec.mode === 'enforce' && spec.action !== 'flag',
+    responseSchema,
+    detectsText: unique.length > 0 || injectionThreshold !== undefined,
     restore: !!spec.restore,
     detect(text) {
       if (!text) return [];

@@ -40,14 +40,17 @@ export class TextScanner {
   private readonly recorded = new Set<string>();
   private readonly holds: boolean;
 
+  private readonly policies: readonly CompiledPolicy[];
+
   constructor(
-    private readonly policies: readonly CompiledPolicy[],
+    policies: readonly CompiledPolicy[],
     private readonly direction: GuardDirection,
     private readonly ph: Placeholders,
     private readonly hits: Map<string, Hit>,
     private readonly restore: boolean,
   ) {
-    this.holds = restore || policies.some((p) => p.changes);
+    this.policies = policies.filter((p) => p.detectsText);
+    this.holds = restore || this.policies.some((p) => p.changes);
   }
 
   /** More text; returns what may be sent now (possibly ""). Throws GuardBlock. */

@@ -28,6 +28,7 @@ const POLICIES = [
   { name: 'no-secrets-out', direction: ['output'], detectors: ['secrets', 'card'], action: 'redact', scope: { models: ['chat'] } },
   { name: 'no-forbidden-out', direction: ['output'], detectors: [{ type: 'keywords', words: ['forbidden topic'] }], action: 'block', scope: { models: ['chat'] } },
   { name: 'watch-emails', direction: ['output'], detectors: ['email'], action: 'block', mode: 'shadow', scope: { models: ['chat', 'shadow'] } },
+  { name: 'json-out', direction: ['output'], detectors: [{ type: 'response_schema' }], action: 'block', scope: { models: ['json'] } },
 ];
 
 before(async () => {
@@ -41,6 +42,7 @@ before(async () => {
         { name: 'restore', targets: [{ endpoint: 'gpu-1', model: 'test-model' }] },
         { name: 'shadow', targets: [{ endpoint: 'gpu-1', model: 'test-model' }] },
         { name: 'plain', targets: [{ endpoint: 'gpu-1', model: 'test-model' }] },
+        { name: 'json', targets: [{ endpoint: 'gpu-1', model: 'test-model' }] },
       ],
       guardrails: POLICIES,
     },
@@ -296,6 +298,43 @@ describe('output', () => {
     } finally {
       up.setBehavior({ kind: 'ok' });
     }
+  });
+});
+
+describe('response_format JSON schema', () => {
+  const response_format = {
+    type: 'json_schema' as const,
+    json_schema: { name: 'person', schema: { type: 'object', properties: { name: { type: 'string' }, age: { type: 'integer', minimum: 0 } }, required: ['name', 'age'], additionalProperties: false } },
+  };
+  test('an answer that does not satisfy it is asked for once more', async () => {
+    up.reset();
+    up.queue({ kind: 'ok', content: '{"name": "Ada"}' }, { kind: 'ok', content: '{"name": "Ada", "age": 36}' });
+    const { data, response } = await client.chat.completions.create({ model: 'json', messages: [{ role: 'user', content: 'who?' }], response_format }).withResponse();
+    assert.equal(data.choices[0]!.message.content, '{"name": "Ada", "age": 36}');
+    assert.equal(up.completions().length, 2);
+    assert.equal(response.headers.get('x-airlock-attempts'), '2');
+    const ev = await eventually(async () => (await events(response.headers.get('x-airlock-request-id')!)).find((e) => e.policy === 'json-out'), 'the schema event');
+    assert.equal(ev.blocked, false);
+    assert.deepEqual(ev.detectors, { 'response_schema:SCHEMA_MISMATCH': 1 });
+  });
+  test('twice wrong (not JSON, then a wrong type): 400 guardrail_blocked naming the policy and the place', async () => {
+    up.reset();
+    up.queue({ kind: 'ok', content: 'Ada, 36' }, { kind: 'ok', content: '{"name": "Ada", "age": "old"}' });
+    await assert.rejects(client.chat.completions.create({ model: 'json', messages: [{ role: 'user', content: 'who?' }], response_format }), (e: unknown) => {
+      assert.equal((e as { status?: number }).status, 400);
+      assert.equal((e as { code?: string }).code, 'guardrail_blocked');
+      assert.match((e as Error).message, /json-out.*at age/);
+      assert.ok(!(e as Error).message.includes('old'));
+      return true;
+    });
+    assert.equal(up.completions().length, 2);
+  });
+  test('without a response_format nothing is checked; streams keep the plain path', async () => {
+    up.reset();
+    up.queue({ kind: 'ok', content: 'free text' });
+    const r = await client.chat.completions.create({ model: 'json', messages: [{ role: 'user', content: 'who?' }] });
+    assert.equal(r.choices[0]!.message.content, 'free text');
+    assert.equal(up.completions().length, 1);
   });
 });
 

@@ -54,6 +54,7 @@ function describeDetector(d: Detector): string {
   if (d.type === 'regex') return `regex ${d.label ?? 'CUSTOM'}`;
   if (d.type === 'keywords') return `keywords (${d.words.length})`;
   if (d.type === 'max_size') return `max ${fmtInt(d.chars)} chars`;
+  if (d.type === 'response_schema') return 'response schema';
   return `injection ≥ ${d.threshold ?? 0.5}`;
 }
 
@@ -427,6 +428,7 @@ function PolicyForm({
   );
   const ms = det.find((d) => typeof d === 'object' && d.type === 'max_size') as { chars: number } | undefined;
   const [maxSize, setMaxSize] = useState(ms ? String(ms.chars) : '');
+  const [responseSchema, setResponseSchema] = useState(det.some((d) => typeof d === 'object' && d.type === 'response_schema'));
   const [action, setAction] = useState<string>(initial?.action ?? 'redact');
   const [mode, setMode] = useState<string>(initial?.mode ?? 'shadow');
   const [scopeModels, setScopeModels] = useState<string[]>(initial?.scope?.models ?? []);
@@ -454,6 +456,7 @@ function PolicyForm({
     const regexStart = detectors.length;
     detectors.push(...parseRegexLines(regexes));
     if (maxSize.trim()) detectors.push({ type: 'max_size', chars: Number(maxSize) });
+    if (responseSchema) detectors.push({ type: 'response_schema' });
     const spec: Record<string, unknown> = { name: name.trim(), direction: directions, detectors, action, mode };
     if (description.trim()) spec.description = description.trim();
     const scope: Record<string, string[]> = {};
@@ -540,6 +543,13 @@ function PolicyForm({
         error={errors.regex}
         rows={3}
         hint="“LABEL: pattern” names the placeholder ([LABEL_1]). Patterns that could backtrack catastrophically, such as (a+)+, are refused."
+      />
+      <CheckboxField
+        id="gr-response-schema"
+        label="Answers must satisfy the JSON schema the request asks for (response_format)"
+        checked={responseSchema}
+        onChange={setResponseSchema}
+        hint="Output, non-streamed: a mismatch is asked for once more, then refused."
       />
       <fieldset>
         <legend>Scope (none ticked: everything)</legend>
