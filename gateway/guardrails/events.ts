@@ -90,23 +90,14 @@ export function outcomeOf(e: { mode: string; action: string; blocked: boolean })
   return e.action === 'redact' ? 'redacted' : 'flagged';
 }
 
-interface EventDbRow {
-  id: number;
+/** A row as stored: the wire row's fields, with numbers for time and flags, JSON for the counts. */
+type EventDbRow = Omit<GuardrailEventRow, 'ts' | 'outcome' | 'blocked' | 'complete' | 'detectors' | 'key'> & {
   ts: number;
-  request_id: string | null;
-  tool_call_id: string | null;
-  policy: string;
-  direction: string;
-  action: string;
-  mode: string;
   blocked: number;
   complete: number;
-  count: number;
   detectors: string;
   key_name: string | null;
-  team: string | null;
-  model: string | null;
-}
+};
 
 /** The most recent events, newest first. */
 export function recentGuardrailEvents(db: DB, q: { limit: number; before?: number; policy?: string; request_id?: string }): GuardrailEventRow[] {

@@ -459,18 +459,23 @@ export function buildAdminPlane(gw: Gateway): FastifyInstance {
     return { group_by: q.group_by, from: q.from ?? null, to: q.to ?? null, data: usageAggregates(gw.db, q) };
   });
 
+  /** A time window in buckets from ?from&to&buckets (defaults: the last spanMs, in dfltBuckets). */
+  const timeWindow = (q: { from?: string; to?: string; buckets?: string }, spanMs: number, dfltBuckets: number) => {
+    const b = q.buckets;
+    const buckets = b === undefined || b === '' ? dfltBuckets : /^\d+$/.test(b) ? Number(b) : NaN;
+    if (!Number.isInteger(buckets) || buckets < 1 || buckets > 500) throw validationError([{ path: ['buckets'], message: 'must be an integer from 1 to 500' }]);
+    const givenTo = time(q.to, 'to');
+    const to = givenTo ?? Date.now();
+    const from = time(q.from, 'from') ?? to - spanMs;
+    if (to <= from)
+      throw validationError(givenTo !== undefined ? [{ path: ['to'], message: 'must be later than from' }] : [{ path: ['from'], message: 'must be earlier than to (default: now)' }]);
+    return { from, to, buckets };
+  };
+
   // Requests, errors, tokens, cost and latency percentiles per time bucket (every bucket present).
   app.get<{ Querystring: { from?: string; to?: string; buckets?: string } }>(`${API}/usage/timeseries`, { config: { access: 'auditor' } }, async (req): Promise<Timeseries> => {
     await gw.ledger.flushed();
-    const b = req.query.buckets;
-    const buckets = b === undefined || b === '' ? 60 : /^\d+$/.test(b) ? Number(b) : NaN;
-    if (!Number.isInteger(buckets) || buckets < 1 || buckets > 500) throw validationError([{ path: ['buckets'], message: 'must be an integer from 1 to 500' }]);
-    const givenTo = time(req.query.to, 'to');
-    const to = givenTo ?? Date.now();
-    const from = time(req.query.from, 'from') ?? to - 3_600_000;
-    if (to <= from)
-      throw validationError(givenTo !== undefined ? [{ path: ['to'], message: 'must be later than from' }] : [{ path: ['from'], message: 'must be earlier than to (default: now)' }]);
-    return usageTimeseries(gw.db, { from, to, buckets });
+    return usageTimeseries(gw.db, timeWindow(req.query, 3_600_000, 60));
   });
 
   // Guardrail decisions: the most recent, and hits per policy over time.
@@ -484,14 +489,8 @@ export function buildAdminPlane(gw: Gateway): FastifyInstance {
   });
   app.get<{ Querystring: { from?: string; to?: string; buckets?: string } }>(`${API}/guardrail-events/summary`, { config: { access: 'auditor' } }, async (req): Promise<GuardrailHitSeries> => {
     gw.guardrailEvents.flush();
-    const b = req.query.buckets;
-    const buckets = b === undefined || b === '' ? 24 : /^\d+$/.test(b) ? Number(b) : NaN;
-    if (!Number.isInteger(buckets) || buckets < 1 || buckets > 500) throw validationError([{ path: ['buckets'], message: 'must be an integer from 1 to 500' }]);
-    const givenTo = time(req.query.to, 'to');
-    const to = givenTo ?? Date.now();
-    const from = time(req.query.from, 'from') ?? to - 86_400_000;
-    if (to <= from) throw validationError(givenTo !== undefined ? [{ path: ['to'], message: 'must be later than from' }] : [{ path: ['from'], message: 'must be earlier than to (default: now)' }]);
-    return guardrailHitSeries(gw.db, from, to, buckets);
+    const w = timeWindow(req.query, 86_400_000, 24);
+    return guardrailHitSeries(gw.db, w.from, w.to, w.buckets);
   });
 
   // Every route of this plane and who may call it (the role matrix, from the routes themselves).
