@@ -326,7 +326,17 @@ export interface GuardrailHitSeries {
   from: string;
   to: string;
   bucket_ms: number;
-  policies: { policy: string; total: number; shadow: number; enforced: number; points: { ts: string; shadow: number; enforced: number }[] }[];
+  policies: {
+    policy: string;
+    total: number;
+    shadow: number;
+    enforced: number;
+    /** input/output policies: requests in the policy's scope in the window (the ledger's); null for tool-only policies */
+    requests: number | null;
+    /** requests the policy found something in */
+    hit_requests: number;
+    points: { ts: string; shadow: number; enforced: number }[];
+  }[];
 }
 
 /** POST /admin/api/v1/guardrails/test */

@@ -228,7 +228,6 @@ interface ToolAcc {
 interface ChoiceState {
   text: TextScanner;
   tools: Map<number, ToolAcc>;
-  done: boolean;
 }
 
 type Chunk = { choices?: Record<string, unknown>[]; [k: string]: unknown };
@@ -247,7 +246,7 @@ class StreamGuard {
 
   private choice(i: number): ChoiceState {
     let c = this.choices.get(i);
-    if (!c) this.choices.set(i, (c = { text: new TextScanner(this.st.output, 'output', this.st.ph, this.st.hits, this.st.restore), tools: new Map(), done: false }));
+    if (!c) this.choices.set(i, (c = { text: new TextScanner(this.st.output, 'output', this.st.ph, this.st.hits, this.st.restore), tools: new Map() }));
     return c;
   }
 
@@ -295,7 +294,6 @@ class StreamGuard {
         if (c.finish_reason) {
           text += cs.text.end();
           tools = this.flushTools(cs);
-          cs.done = true;
           changed = true;
         }
         if (holder) {
@@ -322,8 +320,7 @@ class StreamGuard {
     const events: SSEEvent[] = [];
     try {
       for (const [idx, cs] of this.choices) {
-        if (cs.done) continue;
-        cs.done = true;
+        // (also a choice that finished: text an upstream sent after its finish reason is not lost)
         const text = cs.text.end();
         const tools = this.flushTools(cs);
         if (!text && !tools) continue;

@@ -489,8 +489,9 @@ export function buildAdminPlane(gw: Gateway): FastifyInstance {
   });
   app.get<{ Querystring: { from?: string; to?: string; buckets?: string } }>(`${API}/guardrail-events/summary`, { config: { access: 'auditor' } }, async (req): Promise<GuardrailHitSeries> => {
     gw.guardrailEvents.flush();
+    await gw.ledger.flushed();
     const w = timeWindow(req.query, 86_400_000, 24);
-    return guardrailHitSeries(gw.db, w.from, w.to, w.buckets);
+    return guardrailHitSeries(gw.db, w.from, w.to, w.buckets, gw.store.state().guardrails);
   });
 
   // Every route of this plane and who may call it (the role matrix, from the routes themselves).

@@ -92,6 +92,7 @@ describe('admin app: guardrails (Chromium)', () => {
     await ev.getByText('redacted').waitFor();
     await ev.getByText('pii:EMAIL ×1, regex:PROJECT ×1').waitFor();
     assert.ok(!(await page.getByTestId('guardrail-events').textContent())!.includes('jane'), 'the page never shows the matched text');
+    await row.getByText('1 of 1 requests (100.0 %)').waitFor();
     await page.getByTestId('guardrail-hits').getByRole('row').filter({ has: page.getByRole('rowheader', { name: 'no-pii' }) }).getByRole('cell').first().getByText('1').waitFor();
 
     // Try it.

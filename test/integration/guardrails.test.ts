@@ -283,6 +283,10 @@ describe('output', () => {
       const sum = await gw.admin('GET', '/guardrail-events/summary?buckets=4');
       const p = sum.body.policies.find((x: { policy: string }) => x.policy === 'watch-emails');
       assert.ok(p.shadow >= 1 && p.enforced === 0, JSON.stringify(p));
+      // the hit rate: requests in the policy's scope (models chat and shadow) that it found something in
+      assert.ok(p.hit_requests >= 1 && p.requests >= p.hit_requests, JSON.stringify(p));
+      const unhit = sum.body.policies.find((x: { policy: string }) => x.policy === 'json-out');
+      assert.ok(unhit && unhit.total === 0 && unhit.hit_requests === 0, 'every configured policy is listed, with or without hits');
     } finally {
       up.setBehavior({ kind: 'ok' });
     }

@@ -58,6 +58,13 @@ function describeDetector(d: Detector): string {
   return `injection ≥ ${d.threshold ?? 0.5}`;
 }
 
+/** "3 of 120 requests (2.5 %)", or the hit count where no request count applies (tool-only policies). */
+function hitRate(p: GuardrailHitSeries['policies'][number]): string {
+  if (p.requests === null) return `${fmtInt(p.total)} hit${p.total === 1 ? '' : 's'}`;
+  const pct = p.requests ? ` (${((p.hit_requests / p.requests) * 100).toFixed(1)} %)` : '';
+  return `${fmtInt(p.hit_requests)} of ${fmtInt(p.requests)} requests${pct}`;
+}
+
 function outcomeBadge(o: string) {
   const tone = o === 'blocked' ? 'bad' : o === 'redacted' ? 'warn' : o === 'shadow' ? 'muted' : 'info';
   return <Badge tone={tone}>{o}</Badge>;
@@ -120,7 +127,7 @@ export function GuardrailsPage() {
                   <th scope="col">Detectors</th>
                   <th scope="col">Action</th>
                   <th scope="col">Scope</th>
-                  <th scope="col">Hits (24 h)</th>
+                  <th scope="col">Hit rate (24 h)</th>
                   {canWrite ? (
                     <th scope="col">
                       <span className="sr-only">Actions</span>
@@ -151,7 +158,7 @@ export function GuardrailsPage() {
                               .join('; ') || 'everything'
                           : 'everything'}
                       </td>
-                      <td>{h ? `${fmtInt(h.total)} (${fmtInt(h.shadow)} shadow)` : '0'}</td>
+                      <td>{h ? hitRate(h) : '—'}</td>
                       {canWrite ? (
                         <td className="row-actions">
                           <button type="button" onClick={() => setEditing(p)} aria-label={`Edit policy ${p.name}`}>
@@ -264,8 +271,8 @@ function HitsChart({ series }: { series: GuardrailHitSeries }) {
       return { ts, label: new Date(ts).toLocaleTimeString([], { hour: '2-digit', minute: '2-digit' }), shadow, enforced };
     });
   }, [series]);
-  if (!series.policies.length) return <p className="muted">No hits in the last 24 hours.</p>;
   const total = series.policies.reduce((s, p) => s + p.total, 0);
+  if (!total) return <p className="muted">No hits in the last 24 hours.</p>;
   return (
     <>
       <ChartCard
@@ -277,7 +284,7 @@ function HitsChart({ series }: { series: GuardrailHitSeries }) {
           { label: 'Enforced', value: (r) => fmtInt(r.enforced), num: true },
           { label: 'Shadow', value: (r) => fmtInt(r.shadow), num: true },
         ]}
-        caption={`${fmtInt(total)} hit${total === 1 ? "" : "s"} by ${series.policies.length} polic${series.policies.length === 1 ? 'y' : 'ies'} in the last 24 hours.`}
+        caption={`${fmtInt(total)} hit${total === 1 ? '' : 's'} by ${series.policies.filter((p) => p.total).length} polic${series.policies.filter((p) => p.total).length === 1 ? 'y' : 'ies'} in the last 24 hours.`}
       >
         <BarChart data={rows} margin={{ top: 8, right: 16, bottom: 0, left: 0 }}>
           <CartesianGrid stroke="#e5e8ee" vertical={false} />
@@ -301,6 +308,7 @@ function HitsChart({ series }: { series: GuardrailHitSeries }) {
               <th scope="col" className="num">
                 Shadow
               </th>
+              <th scope="col">Hit rate</th>
             </tr>
           </thead>
           <tbody>
@@ -309,6 +317,7 @@ function HitsChart({ series }: { series: GuardrailHitSeries }) {
                 <th scope="row">{p.policy}</th>
                 <td className="num">{fmtInt(p.enforced)}</td>
                 <td className="num">{fmtInt(p.shadow)}</td>
+                <td>{hitRate(p)}</td>
               </tr>
             ))}
           </tbody>
