@@ -12,9 +12,11 @@
 //                         turn, alternating which goes first; per configuration the round with the
 //                         most requests/s (the least disturbed one) is reported
 //   BENCH_CONNECTIONS     comma-separated concurrencies (default 1,32,256)
-//   BENCH_SERVERS         comma-separated subset of passthrough,gateway,governed (default passthrough,gateway);
-//                         governed: the gateway with budgets and rate limits on the key and its team
-//                         (never reached), to measure governance's cost against "gateway" in one run
+//   BENCH_SERVERS         comma-separated subset of passthrough,gateway,governed,guardrails (default
+//                         passthrough,gateway); governed: the gateway with budgets and rate limits on the
+//                         key and its team (never reached), to measure governance's cost against "gateway"
+//                         in one run; guardrails: the gateway with the default policy set, pii + secrets
+//                         redacted on input and output, compared with the gateway without policies
 //   BENCH_MODES           comma-separated subset of non-stream,stream (default both)
 //   BENCH_PROFILE_DIR     run the servers with --cpu-prof, writing NAME-TIME.cpuprofile there
 //                         (summarise with: node dist/bench/profile-summary.js FILE)
@@ -79,9 +81,9 @@ const CONNECTIONS = list('BENCH_CONNECTIONS', ['1', '32', '256']).map((s) => {
   if (!Number.isInteger(n) || n < 1) throw new Error(`BENCH_CONNECTIONS: "${s}" is not a positive integer`);
   return n;
 });
-type ServerName = 'passthrough' | 'gateway' | 'governed';
+type ServerName = 'passthrough' | 'gateway' | 'governed' | 'guardrails';
 type Mode = 'non-stream' | 'stream';
-const SERVERS = list('BENCH_SERVERS', ['passthrough', 'gateway'], ['passthrough', 'gateway', 'governed']) as ServerName[];
+const SERVERS = list('BENCH_SERVERS', ['passthrough', 'gateway'], ['passthrough', 'gateway', 'governed', 'guardrails']) as ServerName[];
 const MODES = list('BENCH_MODES', ['non-stream', 'stream'], ['non-stream', 'stream']) as Mode[];
 const PROFILE_DIR = process.env.BENCH_PROFILE_DIR ? path.resolve(process.env.BENCH_PROFILE_DIR) : undefined;
 
@@ -93,6 +95,8 @@ const TARGET_ADDED_P99_MS = 1; // at 1 connection
 const TARGET_IDLE_RSS_MB = 100;
 const TARGET_SLOW_PEAK_RSS_MB = 250; // during the slow streams
 const TARGET_SLOW_BACK_TO_IDLE = 0.1; // RSS after the slow streams within ± 10 % of idle
+const TARGET_GUARD_RPS_RATIO = 0.85; // guardrails on vs off, at 32 connections
+const TARGET_GUARD_ADDED_P50_MS = 0.5; // guardrails on vs off, at 1 connection
 /** A 32-connection ratio is only meaningful when both servers are CPU-bound on their core. */
 const SATURATED_CPU_PCT = 90;
 
@@ -158,10 +162,10 @@ async function startPassthrough(upstreamUrl: string): Promise<Server> {
 const GOVERNANCE = { budget: { amount: 1e12, period: 'month' }, limits: { rpm: 1e9, tpm: 1e12 } };
 
 async function startServerNamed(name: ServerName, upstreamUrl: string): Promise<Server> {
-  return name === 'passthrough' ? startPassthrough(upstreamUrl) : startGateway(upstreamUrl, name === 'governed');
+  return name === 'passthrough' ? startPassthrough(upstreamUrl) : startGateway(upstreamUrl, name === 'governed', name === 'guardrails');
 }
 
-async function startGateway(upstreamUrl: string, governed = false): Promise<Server> {
+async function startGateway(upstreamUrl: string, governed = false, guardrails = false): Promise<Server> {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'airlock-bench-'));
   tmpRoots.push(dir);
   const dataDir = path.join(dir, 'data');
@@ -178,14 +182,16 @@ async function startGateway(upstreamUrl: string, governed = false): Promise<Serv
       keys: [{ name: 'bench', key: BENCH_KEY, team: 'bench', ...(governed ? GOVERNANCE : {}) }],
       // the slow-streams scenario's connections, with room to spare (default 1024)
       settings: { http: { max_connections: Math.max(1024, SLOW_STREAMS + 64) } },
+      ...(guardrails ? { guardrails: [{ name: 'default', direction: ['input', 'output'], detectors: ['pii', 'secrets'], action: 'redact' }] } : {}),
     }),
   );
-  const nodeArgs = [...profileArgs('gateway'), ...(process.env.BENCH_GATEWAY_NODE_ARGS ?? '').split(/\s+/).filter(Boolean)];
+  const name: ServerName = guardrails ? 'guardrails' : governed ? 'governed' : 'gateway';
+  const nodeArgs = [...profileArgs(name), ...(process.env.BENCH_GATEWAY_NODE_ARGS ?? '').split(/\s+/).filter(Boolean)];
   const env: NodeJS.ProcessEnv = { ...process.env };
   for (const k of Object.keys(env)) if (k.startsWith('AIRLOCK_')) delete env[k];
   env.AIRLOCK_ADMIN_TOKEN = 'bench-admin-token-0123456789';
   return startServer(
-    governed ? 'governed' : 'gateway',
+    name,
     SERVER_CORE,
     [...nodeArgs, process.env.BENCH_GATEWAY_BIN || path.join(ROOT, 'bin', 'airlock.js'), 'serve', '--data-dir', dataDir, '--config', configFile, '--port', '0', '--admin-port', '0'],
     /data plane listening on (http:\/\/\S+)/,
@@ -438,6 +444,27 @@ function report(runs: RunRecord[], servers: ServerRecord[], slow: SlowRecord[], 
       }
     }
   }
+  // guardrails on (pii + secrets, input and output) vs off, same load
+  const guardRows: string[][] = [];
+  for (const mode of MODES)
+    for (const c of CONNECTIONS) {
+      const on = find('guardrails', mode, c);
+      const off = find('gateway', mode, c);
+      if (!on || !off) continue;
+      guardRows.push([mode, String(c), `${fmt((on.rps / off.rps) * 100, 1)} %`, fmt(on.p50 - off.p50, 3), fmt(on.p99 - off.p99, 3), fmt(on.cpuUsPerReq / off.cpuUsPerReq, 2)]);
+      if (c === 32)
+        verdicts.push({
+          target: `${mode}, 32 connections: with guardrails (pii + secrets, input and output) req/s ≥ ${TARGET_GUARD_RPS_RATIO * 100} % of without`,
+          measured: `${fmt((on.rps / off.rps) * 100, 1)} % (${fmt(on.rps, 0)} vs ${fmt(off.rps, 0)} req/s)`,
+          met: on.rps / off.rps >= TARGET_GUARD_RPS_RATIO,
+        });
+      if (c === 1)
+        verdicts.push({
+          target: `${mode}, 1 connection: guardrails add ≤ ${TARGET_GUARD_ADDED_P50_MS} ms p50 (the bench's short prompt, not yet 4 kB)`,
+          measured: `${fmt(on.p50 - off.p50, 3)} ms (${fmt(on.p50, 3)} vs ${fmt(off.p50, 3)} ms)`,
+          met: on.p50 - off.p50 <= TARGET_GUARD_ADDED_P50_MS,
+        });
+    }
   const gw = servers.filter((s) => s.name === 'gateway');
   const pt = servers.filter((s) => s.name === 'passthrough');
   const slowGw = slow.find((r) => r.name === 'gateway');
@@ -518,6 +545,9 @@ function report(runs: RunRecord[], servers: ServerRecord[], slow: SlowRecord[], 
     '',
     ratios,
     '',
+    ...(guardRows.length
+      ? ['### Guardrails on vs off', '', table(['mode', 'connections', 'req/s with / without', 'added p50 ms', 'added p99 ms', 'CPU/req ratio'], guardRows), '']
+      : []),
     '### Figures (best round per configuration)',
     '',
     figures,
@@ -601,7 +631,7 @@ async function main(): Promise<number> {
       }
     }
     if (SLOW_STREAMS > 0) {
-      for (const name of SERVERS) {
+      for (const name of SERVERS.filter((n) => n === 'passthrough' || n === 'gateway')) {
         const s = await startServerNamed(name, upstream.url);
         try {
           slow.push(await measureSlow(name, s, upstream));
@@ -618,7 +648,7 @@ async function main(): Promise<number> {
   const { text, verdicts } = report(runs, servers, slow, started);
   log('');
   log(text);
-  const full = SERVERS.length === 2 && MODES.length === 2 && [1, 32].every((c) => CONNECTIONS.includes(c));
+  const full = SERVERS.includes('passthrough') && SERVERS.includes('gateway') && MODES.length === 2 && [1, 32].every((c) => CONNECTIONS.includes(c));
   if (full && process.env.BENCH_NO_WRITE !== '1') {
     writeResults(text);
     log(`\nwrote ${path.relative(process.cwd(), RESULTS) || RESULTS}`);

@@ -405,3 +405,53 @@ export interface RouteInfo {
   /** null: the route declares none, so it is refused */
   access: Access | null;
 }
+
+// ---- guardrails ----
+
+/** One recorded guardrail decision (GET /admin/api/v1/guardrail-events): kinds and counts, never the matched text. */
+export interface GuardrailEventRow {
+  id: number;
+  ts: string;
+  request_id: string | null;
+  tool_call_id: string | null;
+  policy: string;
+  direction: string;
+  action: string;
+  mode: string;
+  outcome: 'blocked' | 'redacted' | 'flagged' | 'shadow';
+  blocked: boolean;
+  /** output: false when the answer ended before all of it was scanned (nothing unscanned was sent) */
+  complete: boolean;
+  count: number;
+  /** "detector:TYPE" → how many */
+  detectors: Record<string, number>;
+  key: string | null;
+  team: string | null;
+  model: string | null;
+}
+
+/** GET /admin/api/v1/guardrail-events/summary: hits per policy over time, shadow and enforced. */
+export interface GuardrailHitSeries {
+  from: string;
+  to: string;
+  bucket_ms: number;
+  policies: {
+    policy: string;
+    total: number;
+    shadow: number;
+    enforced: number;
+    /** input/output policies: requests in the policy's scope in the window (the ledger's); null for tool-only policies */
+    requests: number | null;
+    /** requests the policy found something in */
+    hit_requests: number;
+    points: { ts: string; shadow: number; enforced: number }[];
+  }[];
+}
+
+/** POST /admin/api/v1/guardrails/test */
+export interface GuardrailTestResult {
+  /** what would be sent on (the text after enforcing redactions), or null when blocked */
+  output: string | null;
+  blocked: { policy: string; message: string } | null;
+  policies: { policy: string; mode: string; action: string; applies: boolean; findings: { detector: string; type: string; start: number; end: number }[] }[];
+}

@@ -4,6 +4,9 @@ import { z } from 'zod';
 import { keyGovernance, modelGovernance, settingsGovernance, teamGovernance } from './governance-schema.js';
 
 export { BUDGET_PERIODS, PRIORITIES, budgetSchema, rateLimitsSchema, downgradeSchema } from './governance-schema.js';
+import { guardrailSchema, type GuardrailSpec } from './guardrails-schema.js';
+
+export * from './guardrails-schema.js';
 
 export const NAME_RE = /^[A-Za-z0-9][A-Za-z0-9._:-]{0,63}$/;
 export const name = z
@@ -271,6 +274,7 @@ export const configSchema = z.strictObject({
   teams: z.array(teamSchema).optional(),
   keys: z.array(keySchema).optional(),
   routing_rules: z.array(ruleSchema).optional(),
+  guardrails: z.array(guardrailSchema).max(1000).optional(),
   settings: settingsSchema.optional(),
   mcp_servers: z.array(mcpServerSchema).optional(),
   agents: z.array(agentSchema).optional(),
@@ -286,12 +290,13 @@ export interface FullConfig {
   teams: TeamSpec[];
   keys: KeySpec[];
   routing_rules: RuleSpec[];
+  guardrails: GuardrailSpec[];
   settings: Settings;
   mcp_servers: McpServerSpec[];
   agents: AgentSpec[];
   mcp_virtual_servers: McpVirtualServerSpec[];
 }
-export const SECTIONS = ['endpoints', 'models', 'teams', 'keys', 'routing_rules', 'settings', 'mcp_servers', 'agents', 'mcp_virtual_servers'] as const;
+export const SECTIONS = ['endpoints', 'models', 'teams', 'keys', 'routing_rules', 'guardrails', 'settings', 'mcp_servers', 'agents', 'mcp_virtual_servers'] as const;
 export type Section = (typeof SECTIONS)[number];
 
 export type Path = ReadonlyArray<string | number>;
@@ -420,6 +425,7 @@ export function checkReferences(c: FullConfig): ConfigIssue[] {
   unique('teams', c.teams);
   unique('keys', c.keys);
   unique('routing_rules', c.routing_rules);
+  unique('guardrails', c.guardrails);
   const endpoints = new Set(c.endpoints.map((e) => e.name));
   const models = new Set(c.models.map((m) => m.name));
   const teams = new Set(c.teams.map((t) => t.name));

@@ -15,7 +15,7 @@ import type { Runtime } from './runtime.js';
 import type { KeyRecord, Snapshot } from './snapshot.js';
 import { parsePriority, parseTags } from '../governance/attribution.js';
 import type { ProtocolAdapter } from './translate.js';
-import { authenticate, authorizeModel, guardInput, promptEstimate, settle, type Admission, type Guards, type KeyHasher, type Kind, type RequestContext } from './stages.js';
+import { GuardRetry, authenticate, authorizeModel, guardInput, promptEstimate, settle, type Admission, type Guards, type KeyHasher, type Kind, type RequestContext } from './stages.js';
 
 export interface PipelineDeps {
   snapshot: () => Snapshot;
@@ -208,6 +208,7 @@ export class Pipeline {
     };
     let last: AttemptFailure | undefined;
     let cycle = 0;
+    let guardRetried = false;
     while (ctx.attempts < model.maxAttempts) {
       const order = orderTargets(model, runtime);
       if (order.length === 0) break;
@@ -245,6 +246,12 @@ export class Pipeline {
         } catch (e) {
           if (e instanceof TargetSkipped) {
             ctx.attempts--;
+            continue;
+          }
+          // an output guard wants the answer once more (one retry per request, never a breaker's business)
+          if (e instanceof GuardRetry && !guardRetried && ctx.attempts < model.maxAttempts) {
+            guardRetried = true;
+            failures.push(`${t.id}: ${e.message}`);
             continue;
           }
           if (e instanceof GatewayError) throw e; // not an upstream failure (capacity, a guard, the client)

@@ -5,6 +5,7 @@ import type { Secrets } from '../store/secrets.js';
 import { StartupError } from '../store/db.js';
 import type { HealthCheck, ModelSpec, RuleSpec, Settings, Strategy, TeamSpec } from '../config/schema.js';
 import type { BudgetSpec, DowngradeSpec, Priority, RateLimits } from '../config/governance-schema.js';
+import type { GuardrailSpec } from '../config/guardrails-schema.js';
 
 export const DEFAULT_TIMEOUT_MS = 600_000;
 export const DEFAULT_FIRST_BYTE_TIMEOUT_MS = 30_000;
@@ -72,6 +73,8 @@ export interface Snapshot {
   /** names clients may send that only rules resolve (e.g. "auto") */
   readonly virtualModels: ReadonlySet<string>;
   readonly settings: Settings;
+  /** guardrail policies, in order (compiled lazily by gateway/guardrails/engine.ts) */
+  readonly guardrails: readonly GuardrailSpec[];
 }
 
 const DEFAULT_HEALTH: HealthCheck = { enabled: true, interval_ms: 10_000, timeout_ms: 5_000, unhealthy_after: 2 };
@@ -155,5 +158,6 @@ export function buildSnapshot(state: StoredState, secrets: Secrets, version: num
     rules: Object.freeze([...state.routing_rules]),
     virtualModels: new Set(state.routing_rules.map((r) => r.when.model).filter((m): m is string => !!m && !models.has(m))),
     settings: state.settings,
+    guardrails: Object.freeze([...(state.guardrails ?? [])]),
   });
 }

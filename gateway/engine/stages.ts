@@ -143,6 +143,8 @@ export function promptEstimate(ctx: RequestContext): number {
  * Any other exception is the guard's own failure: guard_failed (500), never an upstream's fault. */
 export interface InputGuard {
   name: string;
+  /** does the guard look at this request at all? (omitted: yes) */
+  appliesTo?(ctx: RequestContext): boolean;
   check(ctx: RequestContext): void | Promise<void>;
 }
 
@@ -154,6 +156,9 @@ export type EventVerdict = { action: 'pass' } | { action: 'hold' } | { action: '
 
 export interface OutputGuard {
   name: string;
+  /** does the guard look at this request's answer at all? (omitted: yes; no: a stream keeps the
+   * plain byte path, never decoded) */
+  appliesTo?(ctx: RequestContext): boolean;
   /** the whole non-streamed answer (parsed JSON); nothing (undefined) is a pass */
   checkBody?(ctx: RequestContext, body: unknown): BodyVerdict | void;
   /** each streamed data event (never [DONE]); nothing is a pass */
@@ -172,6 +177,16 @@ export function guardBlocked(guard: string, message: string): GatewayError {
   return gatewayError('guardrail_blocked', `Blocked by guardrail "${guard}": ${message}`);
 }
 
+/** An output guard asks for the answer once more (it does not satisfy, e.g., the JSON schema the
+ * request asked for): the pipeline makes one more attempt when it may; otherwise, or when the
+ * guard refuses the next answer too, this is the request's error (guardrail_blocked). Never
+ * charges a breaker. */
+export class GuardRetry extends GatewayError {}
+export function guardRetry(guard: string, message: string): GuardRetry {
+  const e = guardBlocked(guard, message);
+  return new GuardRetry(e.status, e.type, e.code, e.message);
+}
+
 /** A guard threw something that is not its decision: its own failure. */
 export function guardFailed(guard: string, e: unknown): GatewayError {
   if (e instanceof GatewayError) return e;
@@ -180,6 +195,7 @@ export function guardFailed(guard: string, e: unknown): GatewayError {
 
 export async function guardInput(g: Guards, ctx: RequestContext): Promise<void> {
   for (const x of g.input) {
+    if (x.appliesTo && !x.appliesTo(ctx)) continue;
     try {
       await x.check(ctx);
     } catch (e) {
@@ -192,7 +208,7 @@ export async function guardInput(g: Guards, ctx: RequestContext): Promise<void> 
 export function guardBody(g: Guards, ctx: RequestContext, body: unknown): unknown {
   let cur = body;
   for (const x of g.output) {
-    if (!x.checkBody) continue;
+    if (!x.checkBody || (x.appliesTo && !x.appliesTo(ctx))) continue;
     let v: BodyVerdict | void;
     try {
       v = x.checkBody(ctx, cur);
@@ -209,7 +225,7 @@ export function guardBody(g: Guards, ctx: RequestContext, body: unknown): unknow
 /** The output guards over a stream, chained: each sees what the one before let through. Returns
  * undefined when no guard looks at events (then no event is ever decoded). */
 export function guardEvents(g: Guards, ctx: RequestContext): { event(ev: SSEEvent): SSEEvent[]; end(): SSEEvent[] } | undefined {
-  const stages = g.output.filter((x) => x.checkEvent !== undefined || x.endStream !== undefined);
+  const stages = g.output.filter((x) => (x.checkEvent !== undefined || x.endStream !== undefined) && (!x.appliesTo || x.appliesTo(ctx)));
   if (!stages.length) return undefined;
   const held: SSEEvent[][] = stages.map(() => []);
   const decide = (k: number, v: EventVerdict | void, ev: SSEEvent | undefined): SSEEvent[] => {

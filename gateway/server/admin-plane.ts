@@ -15,6 +15,10 @@ import {
   type ConfigIssue,
   type Section,
 } from '../config/schema.js';
+import { guardrailSchema, guardrailTestSchema, type GuardrailSpec } from '../config/guardrails-schema.js';
+import { compilePolicy, evaluateTexts, Placeholders } from '../guardrails/policy.js';
+import { policiesOf } from '../guardrails/engine.js';
+import { guardrailHitSeries, recentGuardrailEvents } from '../guardrails/events.js';
 import { exportConfig, formatChange, type ApplyResult, type StoredState } from '../store/config-store.js';
 import { USAGE_FILTERS, recentRequests, usageAggregates, usageTimeseries, type UsageFilter, type UsageQuery } from '../engine/ledger.js';
 import { budgetReport } from '../governance/reports.js';
@@ -46,6 +50,9 @@ import type {
   CreatedApiToken,
   EndpointStatus,
   EndpointView,
+  GuardrailEventRow,
+  GuardrailHitSeries,
+  GuardrailTestResult,
   HealthBody,
   KeyView,
   ListBody,
@@ -348,6 +355,28 @@ export function buildAdminPlane(gw: Gateway): FastifyInstance {
   crud('teams', 'teams', teamSchema, teamView, 'team');
   crud('keys', 'keys', keySchema, keyView, 'key');
   registerMcpAdmin(app, gw, { api: API, crud, roleOf: (req) => principalOf(req)?.role, parse: parseBody });
+  crud('guardrails', 'guardrails', guardrailSchema, (st, name): GuardrailSpec => st.guardrails.find((g) => g.name === name)!, 'guardrail policy');
+
+  // Try policies on a text: what each one finds and what would be sent on (nothing is recorded).
+  app.post(`${API}/guardrails/test`, { config: { access: 'auditor' } }, async (req): Promise<GuardrailTestResult> => {
+    const body = parseBody(guardrailTestSchema, req.body);
+    const sc = body.scope ?? {};
+    const scope = { model: sc.model, team: sc.team, key: sc.key, agent: sc.agent, mcp_server: sc.mcp_server, tool: sc.tool };
+    const policies = body.policy ? [compilePolicy(body.policy)] : policiesOf(gw.snapshot);
+    const applying = policies.filter((p) => p.appliesTo(body.direction, scope));
+    const r = evaluateTexts(applying, body.direction, [body.text], new Placeholders(), new Map());
+    return {
+      output: r.blocked ? null : r.texts[0]!,
+      blocked: r.blocked ?? null,
+      policies: policies.map((p) => ({
+        policy: p.name,
+        mode: p.mode,
+        action: p.action,
+        applies: applying.includes(p),
+        findings: (r.findings.find((f) => f.policy === p.name)?.findings ?? []).map((f) => ({ detector: f.detector, type: f.type, start: f.start, end: f.end })),
+      })),
+    };
+  });
 
   // Test a connection: a saved endpoint, or an unsaved one from a form.
   app.post<{ Params: { name: string } }>(`${API}/endpoints/:name/test`, { config: { access: 'admin' } }, async (req): Promise<ProbeResult> => {
@@ -460,18 +489,39 @@ export function buildAdminPlane(gw: Gateway): FastifyInstance {
     return budgetReport(gw.governance, gw.snapshot, gw.db);
   });
 
+  /** A time window in buckets from ?from&to&buckets (defaults: the last spanMs, in dfltBuckets). */
+  const timeWindow = (q: { from?: string; to?: string; buckets?: string }, spanMs: number, dfltBuckets: number) => {
+    const b = q.buckets;
+    const buckets = b === undefined || b === '' ? dfltBuckets : /^\d+$/.test(b) ? Number(b) : NaN;
+    if (!Number.isInteger(buckets) || buckets < 1 || buckets > 500) throw validationError([{ path: ['buckets'], message: 'must be an integer from 1 to 500' }]);
+    const givenTo = time(q.to, 'to');
+    const to = givenTo ?? Date.now();
+    const from = time(q.from, 'from') ?? to - spanMs;
+    if (to <= from)
+      throw validationError(givenTo !== undefined ? [{ path: ['to'], message: 'must be later than from' }] : [{ path: ['from'], message: 'must be earlier than to (default: now)' }]);
+    return { from, to, buckets };
+  };
+
   // Requests, errors, tokens, cost and latency percentiles per time bucket (every bucket present).
   app.get<{ Querystring: { from?: string; to?: string; buckets?: string } }>(`${API}/usage/timeseries`, { config: { access: 'auditor' } }, async (req): Promise<Timeseries> => {
     await gw.ledger.flushed();
-    const b = req.query.buckets;
-    const buckets = b === undefined || b === '' ? 60 : /^\d+$/.test(b) ? Number(b) : NaN;
-    if (!Number.isInteger(buckets) || buckets < 1 || buckets > 500) throw validationError([{ path: ['buckets'], message: 'must be an integer from 1 to 500' }]);
-    const givenTo = time(req.query.to, 'to');
-    const to = givenTo ?? Date.now();
-    const from = time(req.query.from, 'from') ?? to - 3_600_000;
-    if (to <= from)
-      throw validationError(givenTo !== undefined ? [{ path: ['to'], message: 'must be later than from' }] : [{ path: ['from'], message: 'must be earlier than to (default: now)' }]);
-    return usageTimeseries(gw.db, { from, to, buckets });
+    return usageTimeseries(gw.db, timeWindow(req.query, 3_600_000, 60));
+  });
+
+  // Guardrail decisions: the most recent, and hits per policy over time.
+  app.get<{ Querystring: { limit?: string; before?: string; policy?: string; request_id?: string } }>(`${API}/guardrail-events`, { config: { access: 'auditor' } }, async (req): Promise<ListBody<GuardrailEventRow>> => {
+    gw.guardrailEvents.flush();
+    const limit = req.query.limit === undefined ? 100 : Number(req.query.limit);
+    if (!Number.isInteger(limit) || limit < 1 || limit > 10_000) throw validationError([{ path: ['limit'], message: 'must be an integer from 1 to 10000' }]);
+    const before = req.query.before === undefined || req.query.before === '' ? undefined : Number(req.query.before);
+    if (before !== undefined && !Number.isInteger(before)) throw validationError([{ path: ['before'], message: 'must be an event id (an integer)' }]);
+    return { data: recentGuardrailEvents(gw.db, { limit, before, policy: req.query.policy || undefined, request_id: req.query.request_id || undefined }) };
+  });
+  app.get<{ Querystring: { from?: string; to?: string; buckets?: string } }>(`${API}/guardrail-events/summary`, { config: { access: 'auditor' } }, async (req): Promise<GuardrailHitSeries> => {
+    gw.guardrailEvents.flush();
+    await gw.ledger.flushed();
+    const w = timeWindow(req.query, 86_400_000, 24);
+    return guardrailHitSeries(gw.db, w.from, w.to, w.buckets, gw.store.state().guardrails);
   });
 
   // Every route of this plane and who may call it (the role matrix, from the routes themselves).

@@ -17,11 +17,12 @@ import { responsesAdapter } from '../engine/responses/responses.js';
 import { ResponseStore } from '../engine/responses/store.js';
 import { channels, on, type AttemptEnd, type RequestEnd } from '../engine/events.js';
 import { ledgerRowOf } from '../engine/ledger.js';
-import { noGuards } from '../engine/stages.js';
 import { Governance, budgetThresholdChannel, type BudgetThreshold } from '../governance/governance.js';
 import { MemoryCounters } from '../governance/counters.js';
 import { ledgerSpend } from '../governance/spend.js';
 import { registerGovernanceMetrics } from '../governance/metrics.js';
+import { GuardrailEngine } from '../guardrails/engine.js';
+import { GuardrailRecorder } from '../guardrails/events.js';
 import type { ListenOrigin, ListenSource } from '../wire.js';
 import { buildDataPlane } from './data-plane.js';
 import { buildAdminPlane } from './admin-plane.js';
@@ -66,6 +67,9 @@ export class Gateway {
   /** the MCP gateway: registered MCP servers, agents' sessions on /mcp */
   readonly mcp: McpHub;
   private mcpSweepTimer: NodeJS.Timeout | undefined;
+  /** guardrail policies: the pipeline's guards, and evaluate() for other callers (MCP) */
+  readonly guardrails: GuardrailEngine;
+  readonly guardrailEvents: GuardrailRecorder;
   private unsubscribe: (() => void)[] = [];
   readonly auth: AdminAuth;
   private snap: Snapshot;
@@ -113,18 +117,21 @@ export class Gateway {
     this.governance.update(this.snap);
     registerGovernanceMetrics(this.metrics.registry, this.governance, this.runtime, () => this.snap);
     this.responses = new ResponseStore(this.db, () => this.snap.settings.responses_retention_days);
+    this.guardrailEvents = new GuardrailRecorder(this.db.name, this.metrics.registry, this.log);
+    this.guardrails = new GuardrailEngine(this.guardrailEvents.record);
     this.pipeline = new Pipeline({
       snapshot: () => this.snap,
       runtime: this.runtime,
       hasher: this.secrets,
       admission: this.governance,
-      guards: noGuards,
+      guards: this.guardrails.guards(),
       adapters: { messages: messagesAdapter, responses: responsesAdapter(this.responses) },
     });
     // the recorders subscribe to the pipeline's lifecycle events
     this.unsubscribe.push(
       on<RequestEnd>(channels.requestEnd, this.pipeline, (m) => {
         this.ledger.record(ledgerRowOf(m.ctx, m.latencyMs));
+        this.guardrails.finish(m.ctx);
         this.metrics.observeRequest(m.ctx, m.latencyMs);
       }),
       on<AttemptEnd>(channels.attemptEnd, this.pipeline, (m) => this.metrics.attempts.inc({ endpoint: m.target.endpoint, outcome: m.outcome })),
@@ -253,6 +260,7 @@ export class Gateway {
     clearInterval(idle);
     clearTimeout(deadline);
     await this.ledger.close();
+    this.guardrailEvents.close();
     for (const u of this.unsubscribe.splice(0)) u();
     await this.runtime.close();
     this.db.close();

@@ -25,6 +25,7 @@ import {
 } from '../config/schema.js';
 import { GOVERNANCE_FIELDS } from '../config/governance-schema.js';
 import type { AgentSpec, McpServerSpec, McpVirtualServerSpec } from '../config/schema.js';
+import type { GuardrailSpec } from '../config/guardrails-schema.js';
 
 export interface StoredEndpoint extends Omit<EndpointSpec, 'api_key'> {
   api_key_enc?: string;
@@ -56,6 +57,7 @@ export interface StoredState {
   teams: TeamSpec[];
   keys: StoredKey[];
   routing_rules: RuleSpec[];
+  guardrails: GuardrailSpec[];
   settings: Settings;
   mcp_servers: StoredMcpServer[];
   agents: StoredAgent[];
@@ -162,6 +164,7 @@ export function readState(db: DB): StoredState {
   const routing_rules = (db.prepare(`SELECT spec FROM routing_rules ORDER BY position`).pluck().all() as string[]).map(
     (s) => JSON.parse(s) as RuleSpec,
   );
+  const guardrails = (db.prepare(`SELECT spec FROM guardrails ORDER BY position`).pluck().all() as string[]).map((s) => JSON.parse(s) as GuardrailSpec);
   const settingsRaw = db.prepare(`SELECT spec FROM settings WHERE id = 1`).pluck().get() as string | undefined;
   const settings = settingsRaw ? settingsSchema.parse(JSON.parse(settingsRaw)) : DEFAULT_SETTINGS;
   const mcp_servers = (db.prepare(`SELECT spec, secrets_enc FROM mcp_servers ORDER BY position, rowid`).all() as { spec: string; secrets_enc: string | null }[]).map(
@@ -171,7 +174,7 @@ export function readState(db: DB): StoredState {
     (r): StoredAgent => clean({ ...(JSON.parse(r.spec as string) as Omit<AgentSpec, 'key'>), hash: r.hash as string, prefix: r.prefix as string, created_at: r.created_at as number }),
   );
   const mcp_virtual_servers = (db.prepare(`SELECT spec FROM mcp_virtual_servers ORDER BY position, rowid`).pluck().all() as string[]).map((x) => JSON.parse(x) as McpVirtualServerSpec);
-  return { endpoints, models, teams, keys, routing_rules, settings, mcp_servers, agents, mcp_virtual_servers };
+  return { endpoints, models, teams, keys, routing_rules, guardrails, settings, mcp_servers, agents, mcp_virtual_servers };
 }
 
 /** The declarative document for this state: secrets appear only as ${env:...} references. */
@@ -200,6 +203,7 @@ export function exportConfig(state: StoredState): Required<ConfigDoc> {
     teams: state.teams,
     keys: state.keys.map(({ hash: _h, prefix: _p, created_at: _c, ...rest }) => rest),
     routing_rules: state.routing_rules,
+    guardrails: state.guardrails,
     settings: state.settings,
     mcp_servers: state.mcp_servers.map(({ secrets_enc: _s, ...rest }) => rest),
     agents: state.agents.map(({ hash: _h, prefix: _p, created_at: _c, ...rest }) => rest),
@@ -318,6 +322,7 @@ export class ConfigStore {
       teams: doc.teams ?? current.teams,
       keys: doc.keys ?? current.keys.map(({ hash: _h, prefix: _p, created_at: _c, ...k }) => k),
       routing_rules: doc.routing_rules ?? current.routing_rules,
+      guardrails: doc.guardrails ?? current.guardrails,
       settings: doc.settings ?? current.settings,
       mcp_servers: doc.mcp_servers ?? exportConfig(current).mcp_servers,
       agents: doc.agents ?? current.agents.map(({ hash: _h, prefix: _p, created_at: _c, ...a }) => a),
@@ -388,6 +393,10 @@ export class ConfigStore {
       diff('routing_rules', doc.routing_rules, current.routing_rules, (x) => x);
       if (!changes.some((c) => c.section === 'routing_rules'))
         changes.push({ op: '~', section: 'routing_rules', name: '(order)' });
+    }
+    if (doc.guardrails && stable(doc.guardrails) !== stable(current.guardrails)) {
+      diff('guardrails', doc.guardrails, current.guardrails, (x) => x);
+      if (!changes.some((c) => c.section === 'guardrails')) changes.push({ op: '~', section: 'guardrails', name: '(order)' });
     }
     if (doc.settings && stable(doc.settings) !== stable(current.settings)) {
       changes.push({ op: '~', section: 'settings', name: 'settings', fields: changedFields(current.settings, doc.settings) });
@@ -517,6 +526,11 @@ export class ConfigStore {
         db.prepare(`DELETE FROM mcp_virtual_servers`).run();
         const ins = db.prepare(`INSERT INTO mcp_virtual_servers (name, spec, position) VALUES (?,?,?)`);
         doc.mcp_virtual_servers.forEach((v, i) => ins.run(v.name, JSON.stringify(v), i));
+      }
+      if (doc.guardrails) {
+        db.prepare(`DELETE FROM guardrails`).run();
+        const ins = db.prepare(`INSERT INTO guardrails (position, name, spec) VALUES (?,?,?)`);
+        doc.guardrails.forEach((g, i) => ins.run(i, g.name, JSON.stringify(g)));
       }
       if (doc.settings) db.prepare(`INSERT INTO settings (id, spec) VALUES (1, ?) ON CONFLICT(id) DO UPDATE SET spec = excluded.spec`).run(JSON.stringify(doc.settings));
       bumpConfigVersion(db);

@@ -163,6 +163,41 @@ CREATE INDEX ledger_key_ts ON ledger(key_name, ts);
 `,
   },
   {
+    version: 5,
+    name: 'guardrails',
+    // Guardrail policies (an ordered list, like routing rules) and their decisions: one row per
+    // policy that found something in one direction of one request or tool call, with the kinds
+    // and counts found, never the matched text.
+    sql: `
+CREATE TABLE guardrails (
+  position INTEGER PRIMARY KEY,
+  name TEXT NOT NULL UNIQUE,
+  spec TEXT NOT NULL
+) STRICT;
+
+CREATE TABLE guardrail_events (
+  id INTEGER PRIMARY KEY,
+  ts INTEGER NOT NULL,
+  request_id TEXT,
+  tool_call_id TEXT,
+  policy TEXT NOT NULL,
+  direction TEXT NOT NULL,
+  action TEXT NOT NULL,
+  mode TEXT NOT NULL,
+  blocked INTEGER NOT NULL,
+  complete INTEGER NOT NULL,
+  count INTEGER NOT NULL,
+  detectors TEXT NOT NULL,
+  key_name TEXT,
+  team TEXT,
+  model TEXT
+) STRICT;
+CREATE INDEX guardrail_events_ts ON guardrail_events(ts);
+CREATE INDEX guardrail_events_policy_ts ON guardrail_events(policy, ts);
+CREATE INDEX guardrail_events_request ON guardrail_events(request_id) WHERE request_id IS NOT NULL;
+`,
+  },
+  {
     version: 8,
     name: 'mcp-gateway',
     // MCP servers (env/headers values encrypted in secrets_enc), agents (keys stored as hashes),

@@ -10,6 +10,7 @@ import { KeysPage } from './pages/Keys';
 import { McpPage } from './pages/Mcp';
 import { UsagePage } from './pages/Usage';
 import { BudgetsPage } from './pages/Budgets';
+import { GuardrailsPage } from './pages/Guardrails';
 import { SettingsPage } from './pages/Settings';
 import { AdminsPage } from './pages/Admins';
 import { errorMessage, get, type StatusBody } from './api';
@@ -23,6 +24,7 @@ const PAGES = [
   { path: '/models', label: 'Models', icon: 'models', Page: ModelsPage },
   { path: '/keys', label: 'Teams & keys', icon: 'keys', Page: KeysPage },
   { path: '/mcp', label: 'MCP & agents', icon: 'mcp', Page: McpPage },
+  { path: '/guardrails', label: 'Guardrails', icon: 'guardrails', Page: GuardrailsPage },
   { path: '/usage', label: 'Usage', icon: 'usage', Page: UsagePage },
   { path: '/budgets', label: 'Budgets', icon: 'usage', Page: BudgetsPage },
   { path: '/settings', label: 'Settings', icon: 'settings', Page: SettingsPage },

@@ -178,17 +178,19 @@ describe('admin app accessibility (axe-core in Chromium)', () => {
 
   test('every page and every dialog: 0 axe violations (WCAG 2.1 A/AA) at 1280 px, 800 px and 640×360 (200 % zoom), no sideways page scroll', { skip: SKIP }, async () => {
     const b = await launch();
+    const guardrails = [{ name: 'no-pii', direction: ['input', 'output'], detectors: ['pii', 'secrets'], action: 'redact', mode: 'shadow' }];
     const gw = await gateway({
       adminToken: null,
       config: {
         ...basicConfig(upstream!.url),
+        guardrails,
         mcp_servers: [{ name: 'every', transport: 'stdio', command: process.execPath, args: [EVERYTHING, 'stdio'] }],
         agents: [{ name: 'support-bot', tools: ['every__echo', 'every__get-*'], deny: ['every__get-env'] }],
       },
     });
     // some traffic, so the charts, the usage table and the latest requests have rows
     const ai = new OpenAI({ apiKey: TEST_KEY, baseURL: gw.baseURL, maxRetries: 0 });
-    for (let i = 0; i < 3; i++) await ai.chat.completions.create({ model: 'chat', messages: [{ role: 'user', content: `audit ${i}` }] });
+    for (let i = 0; i < 3; i++) await ai.chat.completions.create({ model: 'chat', messages: [{ role: 'user', content: `audit ${i} for jane${i}@example.com` }] });
 
     // the CSP stays on: this context does not use bypassCSP
     const ctx = await b.newContext({ viewport: { width: 1280, height: 900 }, locale: 'en-US', timezoneId: 'UTC' });
@@ -376,6 +378,22 @@ describe('admin app accessibility (axe-core in Chromium)', () => {
     await page.getByRole('meter', { name: /team research/ }).waitFor();
     await audit(page, 'Budgets', failures);
     await auditDialog(page, page.getByRole('button', { name: 'Edit budget and limits of key notebook-app' }), 'Budget and limits of key notebook-app', failures);
+    // Guardrails: policies, try it, hits over time, recent decisions, and its dialogs.
+    await nav(page, 'Guardrails');
+    await page.getByTestId('guardrail-hits-chart').locator('svg .recharts-bar-rectangle path').first().waitFor();
+    await page.getByTestId('guardrail-events').waitFor();
+    await page.getByLabel('Text to check', { exact: true }).fill('mail jane@example.com');
+    await page.getByRole('button', { name: 'Check' }).click();
+    await page.getByTestId('try-result').getByText('no-pii').waitFor();
+    await audit(page, 'Guardrails', failures);
+    await auditDialog(page, page.getByRole('button', { name: 'Add policy' }).first(), 'Add guardrail policy', failures, async (d) => {
+      await d.getByRole('button', { name: 'Add policy' }).click();
+      await d.locator('[aria-invalid="true"]').first().waitFor();
+      await audit(page, 'dialog "Add guardrail policy" with field errors', failures);
+      await d.getByRole('button', { name: 'Cancel' }).click();
+    });
+    await auditDialog(page, page.getByRole('button', { name: 'Edit policy no-pii' }), 'Edit policy no-pii', failures);
+    await auditDialog(page, page.getByRole('button', { name: 'Delete policy no-pii' }), 'Delete policy no-pii?', failures);
 
     // Settings and its confirmation.
     await nav(page, 'Settings');

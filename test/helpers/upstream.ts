@@ -18,8 +18,9 @@ export type Behavior =
    * asked with stream_options.include_usage); `finishReason` overrides the finish reason;
    * `sse` writes a streamed answer in another server's format (see SSEShape; absent: the compact
    * format, byte for byte as without it); `stopReason` adds vLLM's `stop_reason` (the stop string
-   * that ended the answer) to a chat choice. */
-  | { kind: 'ok'; content?: string; chunkDelayMs?: number; usage?: boolean; finishReason?: string; stopReason?: string; sse?: SSEShape }
+   * that ended the answer) to a chat choice; `pieces`: the streamed content chunks (joined, the
+   * content; default one word each). */
+  | { kind: 'ok'; content?: string; chunkDelayMs?: number; usage?: boolean; finishReason?: string; stopReason?: string; sse?: SSEShape; pieces?: string[] }
   /** An HTTP error; body defaults to an OpenAI-shaped error JSON. */
   | { kind: 'status'; status: number; retryAfter?: string; body?: string }
   /** Wait before sending anything (headers included), then behave as `then` (default ok). */
@@ -301,7 +302,7 @@ export function startUpstream(opts: UpstreamOptions = {}): Promise<TestUpstream>
     // a tool's result (the last message) is answered, not followed by another call
     const toolCall = tools.length > 0 && !toolResult && last.includes('use tool');
     const toolName: string = tools[0]?.function?.name ?? tools[0]?.name ?? 'tool';
-    const content = b.content ?? (toolResult ? toolAnswerOf(toolResult) : last);
+    const content = b.pieces ? b.pieces.join('') : (b.content ?? (toolResult ? toolAnswerOf(toolResult) : last));
     const finish = b.finishReason ?? (toolCall ? 'tool_calls' : 'stop');
     const promptTokens = promptTokensFor('chat', body);
     const perChoice = toolCall ? completionTokensFor(TOOL_ARGUMENTS) : completionTokensFor(content);
@@ -325,7 +326,7 @@ export function startUpstream(opts: UpstreamOptions = {}): Promise<TestUpstream>
     const head: string[] = [];
     const frames: string[] = [];
     const tail: string[] = [];
-    const pieces = toolCall ? TOOL_ARGUMENT_PIECES : streamPieces(content);
+    const pieces = toolCall ? TOOL_ARGUMENT_PIECES : (b.pieces ?? streamPieces(content));
     for (let i = 0; i < n; i++) {
       head.push(`${pre}{"index":${i},"delta":{"role":"assistant","content":${toolCall ? 'null' : '""'}},"logprobs":null,"finish_reason":null}]}\n\n`);
     }
@@ -354,7 +355,7 @@ export function startUpstream(opts: UpstreamOptions = {}): Promise<TestUpstream>
     const prompts = inputs(body?.prompt);
     const finish = b.finishReason ?? 'stop';
     const texts: string[] = [];
-    for (const p of prompts) for (let i = 0; i < n; i++) texts.push(b.content ?? `echo: ${p}`);
+    for (const p of prompts) for (let i = 0; i < n; i++) texts.push(b.pieces ? b.pieces.join('') : (b.content ?? `echo: ${p}`));
     const promptTokens = promptTokensFor('completions', body);
     let completionTokens = 0;
     for (const t of texts) completionTokens += completionTokensFor(t);
@@ -371,7 +372,7 @@ export function startUpstream(opts: UpstreamOptions = {}): Promise<TestUpstream>
     const frames: string[] = [];
     const tail: string[] = [];
     texts.forEach((t, i) => {
-      for (const p of streamPieces(t)) frames.push(`${pre}{"index":${i},"text":${JSON.stringify(p)},"logprobs":null,"finish_reason":null}]}\n\n`);
+      for (const p of b.pieces ?? streamPieces(t)) frames.push(`${pre}{"index":${i},"text":${JSON.stringify(p)},"logprobs":null,"finish_reason":null}]}\n\n`);
     });
     for (let i = 0; i < texts.length; i++) tail.push(`${pre}{"index":${i},"text":"","logprobs":null,"finish_reason":${JSON.stringify(finish)}}]}\n\n`);
     if (withUsage && body?.stream_options?.include_usage === true) tail.push(`${pre}],"usage":${JSON.stringify(usage)}}\n\n`);

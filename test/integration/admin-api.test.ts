@@ -341,7 +341,7 @@ describe('admin API', () => {
   test('GET /config (JSON and YAML) and POST /config/apply with dry_run', async () => {
     const json = await gw.admin('GET', '/config');
     assert.equal(json.status, 200);
-    assert.deepEqual(Object.keys(json.body).sort(), ['agents', 'endpoints', 'keys', 'mcp_servers', 'mcp_virtual_servers', 'models', 'routing_rules', 'settings', 'teams']);
+    assert.deepEqual(Object.keys(json.body).sort(), ['agents', 'endpoints', 'guardrails', 'keys', 'mcp_servers', 'mcp_virtual_servers', 'models', 'routing_rules', 'settings', 'teams']);
     assert.equal(json.body.models[0].name, 'chat');
     const yaml = await gw.admin('GET', '/config?format=yaml');
     assert.equal(yaml.status, 200);

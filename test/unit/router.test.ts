@@ -276,6 +276,7 @@ describe('resolveModel', () => {
       rules,
       virtualModels: new Set(rules.map((r) => r.when.model).filter((m): m is string => !!m && !['chat', 'big', 'small'].includes(m))),
       settings: DEFAULT_SETTINGS,
+      guardrails: [],
     };
   }
 

@@ -59,6 +59,7 @@ function full(doc: unknown): FullConfig {
     teams: d.teams ?? [],
     keys: d.keys ?? [],
     routing_rules: d.routing_rules ?? [],
+    guardrails: d.guardrails ?? [],
     settings: d.settings ?? DEFAULT_SETTINGS,
     mcp_servers: d.mcp_servers ?? [],
     agents: d.agents ?? [],

@@ -8,7 +8,7 @@ import { DEFAULT_SETTINGS } from '../../gateway/config/schema.js';
 import type { StoredState } from '../../gateway/store/config-store.js';
 
 const secrets = new Secrets(randomBytes(32));
-const state = (endpoints: StoredState['endpoints']): StoredState => ({ endpoints, models: [], teams: [], keys: [], routing_rules: [], settings: DEFAULT_SETTINGS, mcp_servers: [], agents: [], mcp_virtual_servers: [] });
+const state = (endpoints: StoredState['endpoints']): StoredState => ({ endpoints, models: [], teams: [], keys: [], routing_rules: [], guardrails: [], settings: DEFAULT_SETTINGS, mcp_servers: [], agents: [], mcp_virtual_servers: [] });
 
 describe('endpoint timeouts in the snapshot', () => {
   test('unset: streams fail over after 30 s without a byte; non-streamed answers (which arrive whole) get the whole-request timeout', () => {

@@ -1,0 +1,111 @@
+// Personal data: e-mail addresses, phone numbers (E.164 and common national formats), payment
+// cards (Luhn), IBANs (mod-97), US SSNs, IPv4 and IPv6 addresses. Each candidate a regex finds is
+// checked the way the format defines (check digits, ranges) so near misses are not reported.
+import { isIPv6 } from 'node:net';
+import { matchAll, type Finding } from './types.js';
+
+const EMAIL = /(?<![\w.%+-])[A-Za-z0-9][A-Za-z0-9._%+-]{0,63}@(?:[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?\.)+[A-Za-z]{2,24}(?![\w-]|\.[A-Za-z0-9])/g;
+// +CC then digits with optional single separators
+const E164 = /(?<![\w+])\+[1-9](?:[ .-]?\(?\d\)?){6,14}(?![\d])/g;
+// national formats with separators: (555) 123-4567, 555-123-4567, 555.123.4567, 030 1234 5678, 06-12345678, 0171 1234567
+const NATIONAL = /(?<![\w.+-])(?:\(\d{2,5}\)[ ]?\d{3,4}[ .-]\d{3,4}|\d{3}[.-]\d{3}[.-]\d{4}|0\d{1,4}[ /-]\d{3,4}[ -]?\d{2,5}|0\d{1,4}[ /-]\d{6,8})(?![\w-]|\.\d)/g;
+const CARD = /(?<![\w-])(?:\d[ -]?){12,18}\d(?![\w-])/g;
+const IBAN = /(?<![A-Za-z0-9])[A-Z]{2}\d{2}(?:[ ]?[A-Z0-9]){11,30}(?![A-Za-z0-9])/g;
+const SSN = /(?<![\w-])(?!000|666|9\d\d)\d{3}([- ])(?!00)\d{2}\1(?!0000)\d{4}(?![\w-])/g;
+const IPV4 = /(?<![\w.])(?:(?:25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)\.){3}(?:25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)(?![\w]|\.\d)/g;
+const IPV6 = /(?<![\w:.])(?:[0-9A-Fa-f]{0,4}:){2,7}(?:[0-9A-Fa-f]{1,4}|(?:\d{1,3}\.){3}\d{1,3})?(?![\w:])/g;
+
+/** The Luhn check digit algorithm (ISO/IEC 7812). */
+export function luhn(digits: string): boolean {
+  let sum = 0;
+  let dbl = false;
+  for (let i = digits.length - 1; i >= 0; i--) {
+    let d = digits.charCodeAt(i) - 48;
+    if (dbl) {
+      d *= 2;
+      if (d > 9) d -= 9;
+    }
+    sum += d;
+    dbl = !dbl;
+  }
+  return sum % 10 === 0;
+}
+
+/** The IBAN check (ISO 13616): move the first four characters to the end, letters to numbers, mod 97 = 1. */
+export function ibanValid(iban: string): boolean {
+  const s = iban.replace(/ /g, '').toUpperCase();
+  if (s.length < 15 || s.length > 34 || !/^[A-Z]{2}\d{2}[A-Z0-9]+$/.test(s)) return false;
+  const len = IBAN_LENGTHS[s.slice(0, 2)];
+  if (len !== undefined && len !== s.length) return false;
+  const r = s.slice(4) + s.slice(0, 4);
+  let rem = 0;
+  for (const ch of r) {
+    const c = ch.charCodeAt(0);
+    const v = c >= 65 ? String(c - 55) : ch;
+    for (const d of v) rem = (rem * 10 + (d.charCodeAt(0) - 48)) % 97;
+  }
+  return rem === 1;
+}
+
+const IBAN_LENGTHS: Record<string, number> = {
+  AT: 20, BE: 16, BG: 22, CH: 21, CY: 28, CZ: 24, DE: 22, DK: 18, EE: 20, ES: 24, FI: 18, FR: 27, GB: 22, GR: 27, HR: 21, HU: 28,
+  IE: 22, IS: 26, IT: 27, LI: 21, LT: 20, LU: 20, LV: 21, MC: 27, MT: 31, NL: 18, NO: 15, PL: 28, PT: 25, RO: 24, SE: 24, SI: 19, SK: 24, SM: 27,
+};
+
+function cardValid(m: RegExpExecArray): boolean {
+  const raw = m[0];
+  const digits = raw.replace(/[ -]/g, '');
+  if (digits.length < 13 || digits.length > 19) return false;
+  // one kind of separator, in groups (4-4-4-4, 4-6-5): not a random run of digits and dashes
+  if (/ /.test(raw) && /-/.test(raw)) return false;
+  if (/[ -]{2}/.test(raw)) return false;
+  const first = digits.charCodeAt(0) - 48;
+  if (first < 2 || first > 6) return false; // issuer identification: 2 (Mastercard), 3 (Amex/Diners/JCB), 4 (Visa), 5, 6
+  if (/^(\d)\1+$/.test(digits)) return false;
+  return luhn(digits);
+}
+
+function phoneDigits(s: string): number {
+  let n = 0;
+  for (let i = 0; i < s.length; i++) {
+    const c = s.charCodeAt(i);
+    if (c >= 48 && c <= 57) n++;
+  }
+  return n;
+}
+
+export const email = (t: string): Finding[] => (t.indexOf('@') === -1 ? [] : matchAll(EMAIL, t, 'pii', 'EMAIL'));
+
+export const phone = (t: string): Finding[] => {
+  const out = matchAll(E164, t, 'pii', 'PHONE', (m) => {
+    const n = phoneDigits(m[0]);
+    return n >= 8 && n <= 15;
+  });
+  out.push(
+    ...matchAll(NATIONAL, t, 'pii', 'PHONE', (m) => {
+      const n = phoneDigits(m[0]);
+      // not a date (2024-01-15 has 8 digits in 4-2-2)
+      return n >= 7 && n <= 12 && !/^\d{4}-\d{2}-\d{2}$/.test(m[0]);
+    }),
+  );
+  return out;
+};
+
+export const card = (t: string): Finding[] => matchAll(CARD, t, 'pii', 'CARD', cardValid);
+export const iban = (t: string): Finding[] => matchAll(IBAN, t, 'pii', 'IBAN', (m) => ibanValid(m[0]));
+export const ssn = (t: string): Finding[] => matchAll(SSN, t, 'pii', 'SSN');
+export const ip = (t: string): Finding[] => {
+  // four dotted numbers after "version", "patch", "release", "build" or "v" are a version
+  const out = matchAll(IPV4, t, 'pii', 'IP', (m) => !/(?:\b(?:version|patch|release|build|firmware)\s*|\bv)$/i.test(t.slice(Math.max(0, m.index - 12), m.index)));
+  if (t.indexOf(':') !== -1)
+    out.push(
+      ...matchAll(IPV6, t, 'pii', 'IP', (m) => {
+        const s = m[0];
+        // at least three groups with digits: not "a::b"-like C++ scopes or a clock time
+        return isIPv6(s) && (s.match(/[0-9A-Fa-f]+/g)?.length ?? 0) >= 3 && /\d/.test(s);
+      }),
+    );
+  return out;
+};
+
+export const PII = { email, phone, card, iban, ssn, ip } as const;

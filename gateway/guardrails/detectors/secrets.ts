@@ -1,0 +1,51 @@
+// Secrets: cloud access keys, PEM private keys, platform tokens (GitHub, Slack, Stripe), JWTs,
+// sk-style API keys (Airlock's own included), and high-entropy values in key-like contexts
+// (`api_key = ...`, `"password": "..."`).
+import { entropy, matchAll, type Finding } from './types.js';
+
+const AWS_KEY_ID = /(?<![A-Za-z0-9])(?:AKIA|ASIA|ABIA|ACCA)[A-Z2-7]{16}(?![A-Za-z0-9])/g;
+const GCP_KEY = /(?<![\w-])AIza[0-9A-Za-z_-]{35}(?![\w-])/g;
+const AZURE_KEY = /AccountKey=[A-Za-z0-9+/]{86}==/g;
+// a PEM private key: the header through the footer, or (footer not there yet) to the end of the text
+const PEM = /-----BEGIN (?:[A-Z0-9]+ ){0,3}PRIVATE KEY(?: BLOCK)?-----(?:[\s\S]*?-----END (?:[A-Z0-9]+ ){0,3}PRIVATE KEY(?: BLOCK)?-----|[A-Za-z0-9+/=\s:,-]*$)/g;
+const GITHUB = /(?<![A-Za-z0-9_])(?:(?:ghp|gho|ghu|ghs|ghr)_[A-Za-z0-9]{36}|github_pat_[A-Za-z0-9_]{82})(?![A-Za-z0-9_])/g;
+const SLACK = /(?<![A-Za-z0-9-])xox[abposr]-(?:\d+-)+[A-Za-z0-9]{10,48}(?![A-Za-z0-9-])|https:\/\/hooks\.slack\.com\/services\/T[A-Z0-9]{6,12}\/B[A-Z0-9]{6,12}\/[A-Za-z0-9]{20,32}/g;
+const STRIPE = /(?<![A-Za-z0-9_])(?:sk|rk)_live_[A-Za-z0-9]{20,99}(?![A-Za-z0-9_])/g;
+const JWT = /(?<![\w-])eyJ[A-Za-z0-9_-]{8,}\.eyJ[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]{16,}(?![\w-])/g;
+const SK = /(?<![\w-])sk-(?:airlock-|proj-|ant-(?:api\d\d-)?|svcacct-)?[A-Za-z0-9_-]{20,200}(?![\w-])/g;
+// key-like names, then = or :, then the value (quoted or not); the value is what is reported
+const KEYLIKE =
+  /(?:api[_-]?key|apikey|secret(?:[_-]?key)?|access[_-]?key|auth[_-]?token|access[_-]?token|refresh[_-]?token|client[_-]?secret|password|passwd|pwd|private[_-]?key|token|bearer)["']?\s*(?:[:=]|=>)\s*["']?(?:Bearer\s+)?([A-Za-z0-9+/_.~=-]{16,256})/dgi;
+
+function jwtValid(m: RegExpExecArray): boolean {
+  try {
+    const header = JSON.parse(Buffer.from(m[0].slice(0, m[0].indexOf('.')), 'base64url').toString('utf8')) as unknown;
+    return !!header && typeof header === 'object' && 'alg' in header;
+  } catch {
+    return false;
+  }
+}
+
+/** Random-looking: letters and digits mixed, and enough bits per character. */
+export function looksRandom(s: string, minEntropy = 3.5): boolean {
+  if (!/\d/.test(s) || !/[A-Za-z]/.test(s)) return false;
+  return entropy(s) >= minEntropy;
+}
+
+export const cloudKeys = (t: string): Finding[] => [
+  ...matchAll(AWS_KEY_ID, t, 'secrets', 'AWS_KEY'),
+  ...(t.indexOf('AIza') === -1 ? [] : matchAll(GCP_KEY, t, 'secrets', 'GCP_KEY')),
+  ...(t.indexOf('AccountKey=') === -1 ? [] : matchAll(AZURE_KEY, t, 'secrets', 'AZURE_KEY')),
+];
+export const privateKeys = (t: string): Finding[] => (t.indexOf('-----BEGIN') === -1 ? [] : matchAll(PEM, t, 'secrets', 'PRIVATE_KEY'));
+export const platformTokens = (t: string): Finding[] => [
+  ...matchAll(GITHUB, t, 'secrets', 'GITHUB_TOKEN'),
+  ...(t.indexOf('xox') === -1 && t.indexOf('hooks.slack.com') === -1 ? [] : matchAll(SLACK, t, 'secrets', 'SLACK_TOKEN')),
+  ...(t.indexOf('_live_') === -1 ? [] : matchAll(STRIPE, t, 'secrets', 'STRIPE_KEY')),
+];
+export const jwt = (t: string): Finding[] => (t.indexOf('eyJ') === -1 ? [] : matchAll(JWT, t, 'secrets', 'JWT', jwtValid));
+export const skKeys = (t: string): Finding[] =>
+  t.indexOf('sk-') === -1 ? [] : matchAll(SK, t, 'secrets', 'API_KEY', (m) => m[0].startsWith('sk-airlock-') || looksRandom(m[0].slice(3), 3.2));
+export const keyLike = (t: string): Finding[] => matchAll(KEYLIKE, t, 'secrets', 'SECRET', (m) => looksRandom(m[1]!), 1);
+
+export const SECRETS = { cloud_keys: cloudKeys, private_keys: privateKeys, platform_tokens: platformTokens, jwt, sk_keys: skKeys, keylike_entropy: keyLike } as const;

@@ -1,0 +1,48 @@
+// What a detector reports: where in the text it found something, and of what kind. Never the
+// matched text itself beyond this call: callers record types and counts only.
+export interface Finding {
+  /** the detector family: pii | secrets | injection | regex | keywords | max_size */
+  detector: string;
+  /** the kind of thing found, upper case, used in placeholders ([EMAIL_1]) and events */
+  type: string;
+  /** [start, end) in UTF-16 code units of the scanned text */
+  start: number;
+  end: number;
+  /** the replacement when redacting, when not a placeholder (hidden characters are removed: "") */
+  replacement?: string;
+  /** the injection detector's score contribution (0..1) */
+  score?: number;
+}
+
+export type Detector = (text: string) => Finding[];
+
+/** Every match of a global regex as findings, optionally validated. */
+export function matchAll(re: RegExp, text: string, detector: string, type: string, valid?: (m: RegExpExecArray) => boolean, group = 0): Finding[] {
+  const out: Finding[] = [];
+  re.lastIndex = 0;
+  for (let m = re.exec(text); m; m = re.exec(text)) {
+    if (m[0].length === 0) {
+      re.lastIndex++;
+      continue;
+    }
+    if (valid && !valid(m)) continue;
+    if (group === 0) out.push({ detector, type, start: m.index, end: m.index + m[0].length });
+    else {
+      const idx = (m as RegExpExecArray & { indices?: [number, number][] }).indices?.[group];
+      if (idx) out.push({ detector, type, start: idx[0], end: idx[1] });
+    }
+  }
+  return out;
+}
+
+/** Shannon entropy of a string, in bits per character. */
+export function entropy(s: string): number {
+  const counts = new Map<string, number>();
+  for (const c of s) counts.set(c, (counts.get(c) ?? 0) + 1);
+  let h = 0;
+  for (const n of counts.values()) {
+    const p = n / s.length;
+    h -= p * Math.log2(p);
+  }
+  return h;
+}

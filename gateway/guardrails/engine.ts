@@ -1,0 +1,354 @@
+// The guardrail engine: the compiled policies of the current configuration, the pipeline's input
+// and output guards for the OpenAI protocol (chat, completions, embeddings; whole answers and
+// streams), and the protocol-neutral evaluate() for other callers (the MCP gateway's tool_args
+// and tool_result). Every decision becomes a Hit, handed to the recorder (events.ts) without the
+// matched text.
+import type { GuardDirection } from '../config/guardrails-schema.js';
+import { GatewayError } from '../engine/errors.js';
+import type { Snapshot } from '../engine/snapshot.js';
+import type { SSEEvent } from '../engine/sse.js';
+import { guardBlocked, guardRetry, type BodyVerdict, type EventVerdict, type Guards, type InputGuard, type OutputGuard, type RequestContext } from '../engine/stages.js';
+import { responseSchemaProblem } from './response-schema.js';
+import { Placeholders, addHit, compilePolicies, evaluatePolicies, evaluateTexts, type CompiledPolicy, type EvaluateResult, type GuardScopeFacts, type Hit } from './policy.js';
+import { GuardBlock, TextScanner } from './stream.js';
+
+/** Where a decision was taken: a data-plane request, or a tool call (MCP). */
+export interface GuardRef {
+  requestId?: string;
+  toolCallId?: string;
+  key?: string;
+  team?: string;
+  model?: string;
+}
+
+export interface GuardEvent extends Hit, GuardRef {
+  ts: number;
+  /** for output: false when the answer ended before all of it was scanned (nothing unscanned was sent) */
+  complete: boolean;
+}
+
+export type GuardSink = (events: GuardEvent[]) => void;
+
+interface ReqState {
+  ph: Placeholders;
+  hits: Map<string, Hit>;
+  input: CompiledPolicy[];
+  output: CompiledPolicy[];
+  restore: boolean;
+  stream?: StreamGuard;
+  outputDone: boolean;
+  /** an answer was refused for its JSON schema once already (one retry) */
+  schemaRetried?: boolean;
+}
+
+const compiled = new WeakMap<Snapshot, CompiledPolicy[]>();
+
+export function policiesOf(s: Snapshot): CompiledPolicy[] {
+  let p = compiled.get(s);
+  if (!p) compiled.set(s, (p = compilePolicies(s.guardrails)));
+  return p;
+}
+
+export function scopeOf(ctx: RequestContext): GuardScopeFacts {
+  return { model: ctx.model?.name, requestedModel: ctx.requestedModel, team: ctx.key?.team, key: ctx.key?.name };
+}
+
+export class GuardrailEngine {
+  private readonly state = new WeakMap<RequestContext, ReqState>();
+
+  constructor(private readonly sink: GuardSink) {}
+
+  private stateOf(ctx: RequestContext): ReqState | undefined {
+    let st = this.state.get(ctx);
+    if (st) return st;
+    const all = policiesOf(ctx.snapshot);
+    if (!all.length) return undefined;
+    const scope = scopeOf(ctx);
+    const input = all.filter((p) => p.appliesTo('input', scope));
+    const output = all.filter((p) => p.appliesTo('output', scope));
+    if (!input.length && !output.length) return undefined;
+    st = { ph: new Placeholders(), hits: new Map(), input, output, restore: false, outputDone: false };
+    this.state.set(ctx, st);
+    return st;
+  }
+
+  /** The pipeline's guards. */
+  guards(): Guards {
+    const input: InputGuard = {
+      name: 'guardrails',
+      appliesTo: (ctx) => !!this.stateOf(ctx)?.input.length,
+      check: (ctx) => this.checkInput(ctx),
+    };
+    const output: OutputGuard = {
+      name: 'guardrails',
+      appliesTo: (ctx) => {
+        const st = this.stateOf(ctx);
+        return !!st && (st.restore || st.output.some((p) => p.detectsText || (!ctx.stream && p.responseSchema)));
+      },
+      checkBody: (ctx, body) => this.checkBody(ctx, body),
+      checkEvent: (ctx, ev) => this.streamOf(ctx).event(ev),
+      endStream: (ctx) => this.streamOf(ctx).end(),
+    };
+    return { input: [input], output: [output] };
+  }
+
+  /** The request is over: its decisions go to the recorder. */
+  finish(ctx: RequestContext): void {
+    const st = this.state.get(ctx);
+    if (!st || !st.hits.size) return;
+    const ref: GuardRef = { requestId: ctx.id, key: ctx.key?.name, team: ctx.key?.team, model: ctx.model?.name };
+    const ts = Date.now();
+    this.sink([...st.hits.values()].map((h) => ({ ...h, ...ref, ts, complete: h.direction !== 'output' || st.outputDone })));
+  }
+
+  /** The protocol-neutral check (the MCP gateway calls it with tool_args / tool_result): a text or
+   * any JSON value, whose strings are checked. Records what it decides. */
+  evaluate<T>(snapshot: Snapshot, direction: GuardDirection, input: T, scope: GuardScopeFacts, ref: GuardRef = {}): EvaluateResult<T> {
+    const r = evaluatePolicies(policiesOf(snapshot), direction, input, scope);
+    if (r.hits.length) {
+      const ts = Date.now();
+      this.sink(r.hits.map((h) => ({ ...h, ...ref, ts, complete: true })));
+    }
+    return r;
+  }
+
+  private checkInput(ctx: RequestContext): void {
+    const st = this.stateOf(ctx);
+    if (!st) return;
+    const body = ctx.body;
+    const slots = inputSlots(ctx.kind, body);
+    if (!slots.length) return;
+    const r = evaluateTexts(st.input, 'input', slots.map((s) => s.get()), st.ph, st.hits);
+    if (r.blocked) throw guardBlocked(r.blocked.policy, r.blocked.message);
+    if (r.changed) {
+      // a copy: the client's parsed body is not changed in place
+      ctx.body = structuredClone(body);
+      const again = inputSlots(ctx.kind, ctx.body);
+      again.forEach((s, i) => s.set(r.texts[i]!));
+      st.restore = st.input.some((p) => p.restore && p.changes && p.action === 'redact');
+    }
+  }
+
+  private checkBody(ctx: RequestContext, body: unknown): BodyVerdict | void {
+    const st = this.stateOf(ctx);
+    if (!st) return;
+    st.outputDone = true;
+    const schemaPolicies = st.output.filter((p) => p.responseSchema);
+    if (schemaPolicies.length) {
+      const problem = responseSchemaProblem(ctx.body, body);
+      if (problem) {
+        const enforcing = schemaPolicies.find((p) => p.changes);
+        const final = !enforcing || !!st.schemaRetried;
+        for (const p of schemaPolicies) addHit(st.hits, p, 'output', [{ detector: 'response_schema', type: 'SCHEMA_MISMATCH', start: 0, end: 0 }], final && p === enforcing);
+        if (enforcing) {
+          if (!st.schemaRetried) {
+            st.schemaRetried = true;
+            throw guardRetry(enforcing.name, problem);
+          }
+          throw guardBlocked(enforcing.name, problem);
+        }
+      }
+    }
+    const slots = outputSlots(body);
+    if (!slots.length) return;
+    const r = evaluateTexts(st.output, 'output', slots.map((s) => s.get()), st.ph, st.hits);
+    if (r.blocked) throw guardBlocked(r.blocked.policy, r.blocked.message);
+    let texts = r.texts;
+    if (st.restore) texts = texts.map((t, i) => (slots[i]!.restorable ? st.ph.restore(t) : t));
+    if (!r.changed && texts.every((t, i) => t === r.texts[i])) return;
+    const copy = structuredClone(body);
+    outputSlots(copy).forEach((s, i) => s.set(texts[i]!));
+    return { action: 'replace', body: copy };
+  }
+
+  private streamOf(ctx: RequestContext): StreamGuard {
+    const st = this.stateOf(ctx)!;
+    return (st.stream ??= new StreamGuard(ctx.kind === 'completions' ? 'completions' : 'chat', st));
+  }
+}
+
+interface Slot {
+  get(): string;
+  set(v: string): void;
+  /** placeholders may be put back (not inside JSON arguments) */
+  restorable?: boolean;
+}
+
+function field(o: Record<string, unknown>, k: string, restorable = true): Slot {
+  return { get: () => o[k] as string, set: (v) => (o[k] = v), restorable };
+}
+
+/** The texts of a request a model reads. */
+function inputSlots(kind: RequestContext['kind'], b: Record<string, unknown>): Slot[] {
+  const out: Slot[] = [];
+  const strings = (o: Record<string, unknown>, k: string) => {
+    const v = o[k];
+    if (typeof v === 'string') out.push(field(o, k));
+    else if (Array.isArray(v)) v.forEach((x, i) => typeof x === 'string' && out.push(field(v as unknown as Record<string, unknown>, String(i))));
+  };
+  if (kind === 'chat') {
+    for (const m of b.messages as Record<string, unknown>[]) {
+      if (typeof m.content === 'string') out.push(field(m, 'content'));
+      else if (Array.isArray(m.content))
+        for (const part of m.content as Record<string, unknown>[]) if (part && typeof part === 'object' && typeof part.text === 'string') out.push(field(part, 'text'));
+      if (Array.isArray(m.tool_calls))
+        for (const tc of m.tool_calls as { function?: Record<string, unknown> }[]) if (tc?.function && typeof tc.function.arguments === 'string') out.push(field(tc.function, 'arguments', false));
+    }
+  } else if (kind === 'completions') strings(b, 'prompt');
+  else strings(b, 'input');
+  return out;
+}
+
+/** The texts of a whole answer. */
+function outputSlots(body: unknown): Slot[] {
+  const out: Slot[] = [];
+  const choices = (body as { choices?: unknown })?.choices;
+  if (!Array.isArray(choices)) return out;
+  for (const c of choices as Record<string, unknown>[]) {
+    if (!c || typeof c !== 'object') continue;
+    if (typeof c.text === 'string') out.push(field(c, 'text'));
+    const m = c.message as Record<string, unknown> | undefined;
+    if (m && typeof m === 'object') {
+      if (typeof m.content === 'string') out.push(field(m, 'content'));
+      if (typeof m.refusal === 'string') out.push(field(m, 'refusal'));
+      if (Array.isArray(m.tool_calls))
+        for (const tc of m.tool_calls as { function?: Record<string, unknown> }[]) if (tc?.function && typeof tc.function.arguments === 'string') out.push(field(tc.function, 'arguments', false));
+    }
+  }
+  return out;
+}
+
+interface ToolAcc {
+  id?: unknown;
+  type?: unknown;
+  name?: unknown;
+  args: string;
+}
+
+interface ChoiceState {
+  text: TextScanner;
+  tools: Map<number, ToolAcc>;
+}
+
+type Chunk = { choices?: Record<string, unknown>[]; [k: string]: unknown };
+
+/** The output guard over one stream: per choice, a TextScanner over the content, and the tool
+ * calls' arguments held whole until the choice finishes (then checked, redacted, sent as one delta). */
+class StreamGuard {
+  private readonly choices = new Map<number, ChoiceState>();
+  /** the last chunk's id/model/created, for events the guard makes at the end */
+  private meta: Record<string, unknown> = {};
+
+  constructor(
+    private readonly kind: 'chat' | 'completions',
+    private readonly st: ReqState,
+  ) {}
+
+  private choice(i: number): ChoiceState {
+    let c = this.choices.get(i);
+    if (!c) this.choices.set(i, (c = { text: new TextScanner(this.st.output, 'output', this.st.ph, this.st.hits, this.st.restore), tools: new Map() }));
+    return c;
+  }
+
+  event(ev: SSEEvent): EventVerdict {
+    let j: Chunk;
+    try {
+      j = JSON.parse(ev.data) as Chunk;
+    } catch {
+      return { action: 'pass' };
+    }
+    if (!j || typeof j !== 'object' || !Array.isArray(j.choices) || j.choices.length === 0 || 'error' in j) return { action: 'pass' };
+    this.meta = { id: j.id, object: j.object, created: j.created, model: j.model };
+    let changed = false;
+    const kept: Record<string, unknown>[] = [];
+    try {
+      for (const [k, raw] of j.choices.entries()) {
+        const c = { ...raw };
+        const idx = typeof c.index === 'number' ? c.index : k;
+        const cs = this.choice(idx);
+        let holder: Record<string, unknown> | undefined = c;
+        if (this.kind === 'chat') holder = c.delta && typeof c.delta === 'object' ? (c.delta = { ...(c.delta as Record<string, unknown>) }) : undefined;
+        const textKey = this.kind === 'chat' ? 'content' : 'text';
+        let text = '';
+        const incoming = holder?.[textKey];
+        if (typeof incoming === 'string' && incoming) {
+          text = cs.text.push(incoming);
+          changed = true;
+        }
+        const tcs = this.kind === 'chat' ? holder?.tool_calls : undefined;
+        let tools: unknown[] | undefined;
+        if (Array.isArray(tcs) && tcs.length) {
+          changed = true;
+          for (const [n, t] of (tcs as Record<string, unknown>[]).entries()) {
+            const ti = typeof t?.index === 'number' ? t.index : n;
+            let acc = cs.tools.get(ti);
+            if (!acc) cs.tools.set(ti, (acc = { args: '' }));
+            if (t?.id !== undefined) acc.id = t.id;
+            if (t?.type !== undefined) acc.type = t.type;
+            const fn = t?.function as Record<string, unknown> | undefined;
+            if (fn?.name !== undefined) acc.name = fn.name;
+            if (typeof fn?.arguments === 'string') acc.args += fn.arguments;
+          }
+          delete holder!.tool_calls;
+        }
+        if (c.finish_reason) {
+          text += cs.text.end();
+          tools = this.flushTools(cs);
+          changed = true;
+        }
+        if (holder) {
+          if (text) holder[textKey] = text;
+          else if (typeof holder[textKey] === 'string') delete holder[textKey];
+          if (tools) holder.tool_calls = tools;
+        }
+        // a choice with nothing left to say this time is left out
+        const rest = this.kind === 'chat' ? Object.keys((c.delta as object) ?? {}).length > 0 : typeof c.text === 'string' && c.text !== '';
+        if (rest || c.finish_reason || c.logprobs) kept.push(this.kind === 'completions' && !c.text ? { ...c, text: '' } : c);
+      }
+    } catch (e) {
+      throw this.blocked(e);
+    }
+    if (!changed) return { action: 'pass' };
+    const others = Object.keys(j).some((k) => k === 'usage' && j.usage);
+    if (!kept.length && !others) return { action: 'replace', events: [] };
+    return { action: 'replace', events: [{ event: ev.event, id: ev.id, data: JSON.stringify({ ...j, choices: kept }) }] };
+  }
+
+  /** The stream ended (with or without [DONE]): what the scanners still hold, as events. */
+  end(): EventVerdict {
+    this.st.outputDone = true;
+    const events: SSEEvent[] = [];
+    try {
+      for (const [idx, cs] of this.choices) {
+        // (also a choice that finished: text an upstream sent after its finish reason is not lost)
+        const text = cs.text.end();
+        const tools = this.flushTools(cs);
+        if (!text && !tools) continue;
+        const choice =
+          this.kind === 'chat'
+            ? { index: idx, delta: { ...(text ? { content: text } : {}), ...(tools ? { tool_calls: tools } : {}) }, finish_reason: null }
+            : { index: idx, text, finish_reason: null };
+        events.push({ event: undefined, id: undefined, data: JSON.stringify({ ...this.meta, choices: [choice] }) });
+      }
+    } catch (e) {
+      throw this.blocked(e);
+    }
+    return events.length ? { action: 'replace', events } : { action: 'pass' };
+  }
+
+  private flushTools(cs: ChoiceState): unknown[] | undefined {
+    if (!cs.tools.size) return undefined;
+    const list = [...cs.tools.entries()].sort((a, b) => a[0] - b[0]);
+    const r = evaluateTexts(this.st.output, 'output', list.map(([, t]) => t.args), this.st.ph, this.st.hits);
+    if (r.blocked) throw new GuardBlock(r.blocked.policy, r.blocked.message);
+    cs.tools.clear();
+    return list.map(([index, t], i) => ({ index, ...(t.id !== undefined ? { id: t.id } : {}), ...(t.type !== undefined ? { type: t.type } : {}), function: { ...(t.name !== undefined ? { name: t.name } : {}), arguments: r.texts[i] } }));
+  }
+
+  private blocked(e: unknown): unknown {
+    this.st.outputDone = true;
+    if (e instanceof GuardBlock) return guardBlocked(e.policy, e.message);
+    if (e instanceof GatewayError) return e;
+    return e;
+  }
+}

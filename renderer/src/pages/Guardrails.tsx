@@ -1,0 +1,591 @@
+// Guardrails: the policies (what is checked, where, and what happens), a "try it" panel, hits
+// per policy over time (shadow and enforced), and the most recent decisions. Never the matched
+// text: the gateway records kinds and counts only.
+import { useMemo, useRef, useState, type FormEvent } from 'react';
+import { Bar, BarChart, CartesianGrid, Legend, Tooltip, XAxis, YAxis } from 'recharts';
+import { BUILTIN_NAMES, GUARD_ACTIONS, GUARD_DIRECTIONS, GUARD_MODES, guardrailSchema, type GuardrailSpec } from '../../../gateway/config/schema';
+import { api, apiFieldErrors, enc, get, validate, type FieldErrors, type GuardrailEventRow, type GuardrailHitSeries, type GuardrailTestResult, type ModelView, type TeamView } from '../api';
+import { useAuth } from '../auth';
+import { ChartCard } from '../components/chart';
+import { useResource } from '../hooks';
+import {
+  Badge,
+  CheckboxField,
+  ConfirmDialog,
+  Dialog,
+  EmptyState,
+  FormError,
+  LoadError,
+  Loading,
+  NumberField,
+  PageHeader,
+  Section,
+  SelectField,
+  TableWrap,
+  TextAreaField,
+  TextField,
+  fmtInt,
+  fmtTime,
+  useFocusFirstError,
+} from '../components/ui';
+
+type Detector = GuardrailSpec['detectors'][number];
+
+const BUILTIN_HINTS: Record<string, string> = {
+  pii: 'all personal data below',
+  email: 'e-mail addresses',
+  phone: 'E.164 and national formats',
+  card: 'payment cards (Luhn check)',
+  iban: 'IBANs (mod-97 check)',
+  ssn: 'US social security numbers',
+  ip: 'IPv4 and IPv6 addresses',
+  secrets: 'all secrets below',
+  cloud_keys: 'AWS, Google, Azure keys',
+  private_keys: 'PEM private keys',
+  platform_tokens: 'GitHub, Slack, Stripe tokens',
+  jwt: 'JSON Web Tokens',
+  sk_keys: 'sk- API keys (Airlock’s too)',
+  keylike_entropy: 'random values after api_key=, password: …',
+  injection: 'prompt injection (score ≥ 0.5)',
+};
+
+function describeDetector(d: Detector): string {
+  if (typeof d === 'string') return d;
+  if (d.type === 'regex') return `regex ${d.label ?? 'CUSTOM'}`;
+  if (d.type === 'keywords') return `keywords (${d.words.length})`;
+  if (d.type === 'max_size') return `max ${fmtInt(d.chars)} chars`;
+  if (d.type === 'response_schema') return 'response schema';
+  return `injection ≥ ${d.threshold ?? 0.5}`;
+}
+
+/** "3 of 120 requests (2.5 %)", or the hit count where no request count applies (tool-only policies). */
+function hitRate(p: GuardrailHitSeries['policies'][number]): string {
+  if (p.requests === null) return `${fmtInt(p.total)} hit${p.total === 1 ? '' : 's'}`;
+  const pct = p.requests ? ` (${((p.hit_requests / p.requests) * 100).toFixed(1)} %)` : '';
+  return `${fmtInt(p.hit_requests)} of ${fmtInt(p.requests)} requests${pct}`;
+}
+
+function outcomeBadge(o: string) {
+  const tone = o === 'blocked' ? 'bad' : o === 'redacted' ? 'warn' : o === 'shadow' ? 'muted' : 'info';
+  return <Badge tone={tone}>{o}</Badge>;
+}
+
+export function GuardrailsPage() {
+  const { canWrite } = useAuth();
+  const policies = useResource((s) => get<{ data: GuardrailSpec[] }>('/guardrails', s), []);
+  const models = useResource((s) => get<{ data: ModelView[] }>('/models', s), []);
+  const teams = useResource((s) => get<{ data: TeamView[] }>('/teams', s), []);
+  const summary = useResource((s) => get<GuardrailHitSeries>('/guardrail-events/summary?buckets=24', s), [], 30_000);
+  const events = useResource((s) => get<{ data: GuardrailEventRow[] }>('/guardrail-events?limit=50', s), [], 30_000);
+  const [editing, setEditing] = useState<GuardrailSpec | 'new' | null>(null);
+  const [removing, setRemoving] = useState<string | null>(null);
+  const list = policies.data?.data ?? [];
+  const hitsOf = (name: string) => summary.data?.policies.find((p) => p.policy === name);
+  const reloadAll = () => {
+    policies.reload();
+    summary.reload();
+    events.reload();
+  };
+
+  return (
+    <>
+      <PageHeader
+        title="Guardrails"
+        intro="Policies check what goes into a model and what comes out (and, for agents, tool arguments and results) with detectors that run inside Airlock. Start a policy in shadow mode to see its hit rate before you enforce it."
+        actions={
+          canWrite ? (
+            <button type="button" className="primary" onClick={() => setEditing('new')}>
+              Add policy
+            </button>
+          ) : null
+        }
+      />
+      <Section title="Policies">
+        <LoadError error={policies.error} retry={policies.reload} />
+        {policies.loading ? <Loading what="policies" /> : null}
+        {policies.data && list.length === 0 ? (
+          <EmptyState
+            title="No guardrail policies yet"
+            action={
+              canWrite ? (
+                <button type="button" className="primary" onClick={() => setEditing('new')}>
+                  Add policy
+                </button>
+              ) : undefined
+            }
+          >
+            <p>For example: redact personal data and secrets in prompts and answers (detectors “pii” and “secrets”, action “redact”), in shadow mode first.</p>
+          </EmptyState>
+        ) : null}
+        {list.length ? (
+          <TableWrap label="Guardrail policies">
+            <table data-testid="guardrail-policies">
+              <thead>
+                <tr>
+                  <th scope="col">Policy</th>
+                  <th scope="col">Checks</th>
+                  <th scope="col">Detectors</th>
+                  <th scope="col">Action</th>
+                  <th scope="col">Scope</th>
+                  <th scope="col">Hit rate (24 h)</th>
+                  {canWrite ? (
+                    <th scope="col">
+                      <span className="sr-only">Actions</span>
+                    </th>
+                  ) : null}
+                </tr>
+              </thead>
+              <tbody>
+                {list.map((p) => {
+                  const h = hitsOf(p.name);
+                  return (
+                    <tr key={p.name}>
+                      <th scope="row">
+                        {p.name}
+                        {p.description ? <div className="cell-note">{p.description}</div> : null}
+                      </th>
+                      <td>{p.direction.join(', ')}</td>
+                      <td>{p.detectors.map(describeDetector).join(', ')}</td>
+                      <td>
+                        {p.action}{' '}
+                        {p.disabled ? <Badge tone="muted">disabled</Badge> : p.mode === 'shadow' ? <Badge tone="info">shadow</Badge> : <Badge tone="ok">enforced</Badge>}
+                      </td>
+                      <td>
+                        {p.scope
+                          ? Object.entries(p.scope)
+                              .filter(([, v]) => v?.length)
+                              .map(([k, v]) => `${k}: ${v.join(', ')}`)
+                              .join('; ') || 'everything'
+                          : 'everything'}
+                      </td>
+                      <td>{h ? hitRate(h) : '—'}</td>
+                      {canWrite ? (
+                        <td className="row-actions">
+                          <button type="button" onClick={() => setEditing(p)} aria-label={`Edit policy ${p.name}`}>
+                            Edit
+                          </button>
+                          <button type="button" className="danger-quiet" onClick={() => setRemoving(p.name)} aria-label={`Delete policy ${p.name}`}>
+                            Delete
+                          </button>
+                        </td>
+                      ) : null}
+                    </tr>
+                  );
+                })}
+              </tbody>
+            </table>
+          </TableWrap>
+        ) : null}
+      </Section>
+
+      <TryIt models={(models.data?.data ?? []).map((m) => m.name)} />
+
+      <Section title="Hits over time">
+        <LoadError error={summary.error} retry={summary.reload} />
+        {summary.data ? <HitsChart series={summary.data} /> : null}
+      </Section>
+
+      <Section title="Recent decisions">
+        <LoadError error={events.error} retry={events.reload} />
+        {events.data && events.data.data.length === 0 ? <p className="muted">No guardrail has found anything yet.</p> : null}
+        {events.data?.data.length ? (
+          <TableWrap label="Recent guardrail decisions">
+            <table data-testid="guardrail-events">
+              <thead>
+                <tr>
+                  <th scope="col">Time</th>
+                  <th scope="col">Policy</th>
+                  <th scope="col">Checked</th>
+                  <th scope="col">Outcome</th>
+                  <th scope="col">Found</th>
+                  <th scope="col">Who</th>
+                  <th scope="col">Request</th>
+                </tr>
+              </thead>
+              <tbody>
+                {events.data.data.map((e) => (
+                  <tr key={e.id}>
+                    <td>{fmtTime(e.ts)}</td>
+                    <th scope="row">{e.policy}</th>
+                    <td>
+                      {e.direction}
+                      {e.complete ? null : <div className="cell-note">answer ended before the end was scanned</div>}
+                    </td>
+                    <td>{outcomeBadge(e.outcome)}</td>
+                    <td>
+                      {Object.entries(e.detectors)
+                        .map(([k, n]) => `${k} ×${n}`)
+                        .join(', ')}
+                    </td>
+                    <td>{[e.key, e.team, e.model].filter(Boolean).join(' · ') || '—'}</td>
+                    <td className="mono">{e.request_id ?? e.tool_call_id ?? '—'}</td>
+                  </tr>
+                ))}
+              </tbody>
+            </table>
+          </TableWrap>
+        ) : null}
+      </Section>
+
+      <Dialog open={editing !== null} onClose={() => setEditing(null)} title={editing === 'new' ? 'Add guardrail policy' : `Edit policy ${editing?.name ?? ''}`} wide>
+        {editing !== null ? (
+          <PolicyForm
+            initial={editing === 'new' ? undefined : editing}
+            existing={list.map((p) => p.name)}
+            models={(models.data?.data ?? []).map((m) => m.name)}
+            teams={(teams.data?.data ?? []).map((t) => t.name)}
+            onCancel={() => setEditing(null)}
+            onSaved={() => {
+              setEditing(null);
+              reloadAll();
+            }}
+          />
+        ) : null}
+      </Dialog>
+      <ConfirmDialog
+        open={removing !== null}
+        title={`Delete policy ${removing ?? ''}?`}
+        body={<p>Requests are no longer checked by this policy. Its past decisions stay in the list of decisions.</p>}
+        confirmLabel="Delete policy"
+        onClose={() => setRemoving(null)}
+        onConfirm={async () => {
+          await api('DELETE', `/guardrails/${enc(removing!)}`);
+          reloadAll();
+        }}
+      />
+    </>
+  );
+}
+
+function HitsChart({ series }: { series: GuardrailHitSeries }) {
+  const rows = useMemo(() => {
+    const n = series.policies[0]?.points.length ?? 0;
+    return Array.from({ length: n }, (_, i) => {
+      const ts = series.policies[0]!.points[i]!.ts;
+      let shadow = 0;
+      let enforced = 0;
+      for (const p of series.policies) {
+        shadow += p.points[i]!.shadow;
+        enforced += p.points[i]!.enforced;
+      }
+      return { ts, label: new Date(ts).toLocaleTimeString([], { hour: '2-digit', minute: '2-digit' }), shadow, enforced };
+    });
+  }, [series]);
+  const total = series.policies.reduce((s, p) => s + p.total, 0);
+  if (!total) return <p className="muted">No hits in the last 24 hours.</p>;
+  return (
+    <>
+      <ChartCard
+        title="Hits per hour, last 24 hours"
+        id="guardrail-hits-chart"
+        rows={rows}
+        rowHeader={{ label: 'Hour', value: (r) => fmtTime(r.ts) }}
+        columns={[
+          { label: 'Enforced', value: (r) => fmtInt(r.enforced), num: true },
+          { label: 'Shadow', value: (r) => fmtInt(r.shadow), num: true },
+        ]}
+        caption={`${fmtInt(total)} hit${total === 1 ? '' : 's'} by ${series.policies.filter((p) => p.total).length} polic${series.policies.filter((p) => p.total).length === 1 ? 'y' : 'ies'} in the last 24 hours.`}
+      >
+        <BarChart data={rows} margin={{ top: 8, right: 16, bottom: 0, left: 0 }}>
+          <CartesianGrid stroke="#e5e8ee" vertical={false} />
+          <XAxis dataKey="label" tick={{ fontSize: 11 }} />
+          <YAxis allowDecimals={false} tick={{ fontSize: 11 }} width={40} />
+          <Tooltip />
+          <Legend />
+          <Bar dataKey="enforced" name="Enforced" stackId="h" fill="#b42318" isAnimationActive={false} />
+          <Bar dataKey="shadow" name="Shadow" stackId="h" fill="#6b7280" isAnimationActive={false} />
+        </BarChart>
+      </ChartCard>
+      <TableWrap label="Hits per policy">
+        <table data-testid="guardrail-hits">
+          <caption className="sr-only">Hits per policy in the last 24 hours</caption>
+          <thead>
+            <tr>
+              <th scope="col">Policy</th>
+              <th scope="col" className="num">
+                Enforced
+              </th>
+              <th scope="col" className="num">
+                Shadow
+              </th>
+              <th scope="col">Hit rate</th>
+            </tr>
+          </thead>
+          <tbody>
+            {series.policies.map((p) => (
+              <tr key={p.policy}>
+                <th scope="row">{p.policy}</th>
+                <td className="num">{fmtInt(p.enforced)}</td>
+                <td className="num">{fmtInt(p.shadow)}</td>
+                <td>{hitRate(p)}</td>
+              </tr>
+            ))}
+          </tbody>
+        </table>
+      </TableWrap>
+    </>
+  );
+}
+
+function TryIt({ models }: { models: string[] }) {
+  const [text, setText] = useState('');
+  const [direction, setDirection] = useState<string>('input');
+  const [model, setModel] = useState('');
+  const [result, setResult] = useState<GuardrailTestResult | null>(null);
+  const [error, setError] = useState<unknown>();
+  const [busy, setBusy] = useState(false);
+  const submit = async (e: FormEvent) => {
+    e.preventDefault();
+    setError(undefined);
+    setBusy(true);
+    try {
+      setResult(await api<GuardrailTestResult>('POST', '/guardrails/test', { text, direction, ...(model ? { scope: { model } } : {}) }));
+    } catch (err) {
+      setError(err);
+    } finally {
+      setBusy(false);
+    }
+  };
+  const hits = result?.policies.filter((p) => p.findings.length) ?? [];
+  return (
+    <Section title="Try it">
+      <form onSubmit={submit} noValidate aria-label="Try the policies on a text">
+        <TextAreaField id="try-text" label="Text to check" value={text} onChange={setText} rows={4} hint="Checked by the saved policies; nothing is sent to a model or recorded." />
+        <div className="grid-2">
+          <SelectField id="try-direction" label="As" value={direction} onChange={setDirection} options={GUARD_DIRECTIONS.map((d) => ({ value: d, label: d }))} />
+          <SelectField id="try-model" label="Model" value={model} onChange={setModel} options={[{ value: '', label: 'Any model' }, ...models.map((m) => ({ value: m, label: m }))]} />
+        </div>
+        <FormError error={error} />
+        <div className="actions">
+          <button type="submit" className="primary" disabled={busy}>
+            {busy ? 'Checking…' : 'Check'}
+          </button>
+        </div>
+      </form>
+      <div role="status" aria-live="polite" data-testid="try-result">
+        {result ? (
+          <>
+            {result.blocked ? (
+              <p>
+                <Badge tone="bad">blocked</Badge> by <strong>{result.blocked.policy}</strong>: {result.blocked.message}
+              </p>
+            ) : (
+              <>
+                <p>{hits.length ? 'Would be sent on as:' : 'No policy finds anything; sent on unchanged:'}</p>
+                <pre className="mono try-output">{result.output}</pre>
+              </>
+            )}
+            {hits.length ? (
+              <ul>
+                {hits.map((p) => (
+                  <li key={p.policy}>
+                    <strong>{p.policy}</strong> ({p.mode === 'shadow' ? `shadow, would ${p.action}` : p.action}): {p.findings.map((f) => f.type).join(', ')}
+                  </li>
+                ))}
+              </ul>
+            ) : null}
+          </>
+        ) : null}
+      </div>
+    </Section>
+  );
+}
+
+/** Regex lines: "LABEL: pattern" or just a pattern (label CUSTOM). */
+function parseRegexLines(s: string): Detector[] {
+  return s
+    .split('\n')
+    .map((l) => l.trim())
+    .filter(Boolean)
+    .map((l) => {
+      const m = /^([A-Z][A-Z0-9_]{0,31}):\s(.*)$/.exec(l);
+      return m ? { type: 'regex' as const, label: m[1]!, pattern: m[2]! } : { type: 'regex' as const, pattern: l, label: 'CUSTOM' };
+    });
+}
+
+function PolicyForm({
+  initial,
+  existing,
+  models,
+  teams,
+  onCancel,
+  onSaved,
+}: {
+  initial: GuardrailSpec | undefined;
+  existing: string[];
+  models: string[];
+  teams: string[];
+  onCancel: () => void;
+  onSaved: () => void;
+}) {
+  const det = initial?.detectors ?? [];
+  const [name, setName] = useState(initial?.name ?? '');
+  const [description, setDescription] = useState(initial?.description ?? '');
+  const [directions, setDirections] = useState<string[]>(initial?.direction ?? ['input', 'output']);
+  const [builtins, setBuiltins] = useState<string[]>(det.filter((d): d is Extract<Detector, string> => typeof d === 'string'));
+  const inj = det.find((d) => typeof d === 'object' && d.type === 'injection') as { threshold?: number } | undefined;
+  const [injection, setInjection] = useState(inj ? String(inj.threshold ?? 0.5) : '');
+  const [keywords, setKeywords] = useState(det.flatMap((d) => (typeof d === 'object' && d.type === 'keywords' ? d.words : [])).join('\n'));
+  const [regexes, setRegexes] = useState(
+    det
+      .filter((d) => typeof d === 'object' && d.type === 'regex')
+      .map((d) => {
+        const r = d as { pattern: string; label?: string };
+        return r.label && r.label !== 'CUSTOM' ? `${r.label}: ${r.pattern}` : r.pattern;
+      })
+      .join('\n'),
+  );
+  const ms = det.find((d) => typeof d === 'object' && d.type === 'max_size') as { chars: number } | undefined;
+  const [maxSize, setMaxSize] = useState(ms ? String(ms.chars) : '');
+  const [responseSchema, setResponseSchema] = useState(det.some((d) => typeof d === 'object' && d.type === 'response_schema'));
+  const [action, setAction] = useState<string>(initial?.action ?? 'redact');
+  const [mode, setMode] = useState<string>(initial?.mode ?? 'shadow');
+  const [scopeModels, setScopeModels] = useState<string[]>(initial?.scope?.models ?? []);
+  const [scopeTeams, setScopeTeams] = useState<string[]>(initial?.scope?.teams ?? []);
+  const [restore, setRestore] = useState(!!initial?.restore);
+  const [disabled, setDisabled] = useState(!!initial?.disabled);
+  const [errors, setErrors] = useState<FieldErrors>({});
+  const [error, setError] = useState<unknown>();
+  const [busy, setBusy] = useState(false);
+  const form = useRef<HTMLFormElement>(null);
+  useFocusFirstError(errors, form);
+
+  const toggle = (list: string[], set: (v: string[]) => void, v: string, on: boolean) => set(on ? [...list, v] : list.filter((x) => x !== v));
+
+  const submit = async (e: FormEvent) => {
+    e.preventDefault();
+    setError(undefined);
+    const detectors: unknown[] = [...builtins];
+    if (injection.trim()) detectors.push({ type: 'injection', threshold: Number(injection) });
+    const words = keywords
+      .split('\n')
+      .map((w) => w.trim())
+      .filter(Boolean);
+    if (words.length) detectors.push({ type: 'keywords', words });
+    const regexStart = detectors.length;
+    detectors.push(...parseRegexLines(regexes));
+    if (maxSize.trim()) detectors.push({ type: 'max_size', chars: Number(maxSize) });
+    if (responseSchema) detectors.push({ type: 'response_schema' });
+    const spec: Record<string, unknown> = { name: name.trim(), direction: directions, detectors, action, mode };
+    if (description.trim()) spec.description = description.trim();
+    const scope: Record<string, string[]> = {};
+    if (scopeModels.length) scope.models = scopeModels;
+    if (scopeTeams.length) scope.teams = scopeTeams;
+    if (initial?.scope) for (const k of ['keys', 'agents', 'mcp_servers', 'tools'] as const) if (initial.scope[k]?.length) scope[k] = initial.scope[k];
+    if (Object.keys(scope).length) spec.scope = scope;
+    if (restore) spec.restore = true;
+    if (disabled) spec.disabled = true;
+    // detectors[i].* errors belong to the field that made detector i
+    const fieldOf = (errs: FieldErrors): FieldErrors => {
+      const out: FieldErrors = {};
+      for (const [k, v] of Object.entries(errs)) {
+        const m = /^detectors(?:\[(\d+)\])?/.exec(k);
+        if (!m) out[k] = v;
+        else {
+          const i = m[1] === undefined ? -1 : Number(m[1]);
+          const d = detectors[i] as { type?: string } | string | undefined;
+          const f = i < 0 ? 'detectors' : typeof d === 'string' ? 'detectors' : d?.type === 'regex' ? 'regex' : d?.type === 'keywords' ? 'keywords' : d?.type === 'max_size' ? 'max_size' : d?.type === 'injection' ? 'injection' : 'detectors';
+          out[f] ??= f === 'regex' ? `line ${i - regexStart + 1}: ${v}` : v;
+        }
+      }
+      return out;
+    };
+    const v = validate(guardrailSchema, spec);
+    const errs = v.ok ? {} : fieldOf(v.errors);
+    if (!initial && existing.includes(name.trim())) errs.name = `a policy named "${name.trim()}" exists already`;
+    setErrors(errs);
+    if (Object.keys(errs).length) return;
+    setBusy(true);
+    try {
+      if (initial) await api('PUT', `/guardrails/${enc(initial.name)}`, spec);
+      else await api('POST', '/guardrails', spec);
+      onSaved();
+    } catch (err) {
+      const fe = fieldOf(apiFieldErrors(err));
+      setErrors(fe);
+      if (!Object.keys(fe).length) setError(err);
+    } finally {
+      setBusy(false);
+    }
+  };
+
+  return (
+    <form ref={form} onSubmit={submit} noValidate aria-label={initial ? `Edit policy ${initial.name}` : 'New guardrail policy'}>
+      <div className="grid-2">
+        <TextField id="gr-name" label="Name" value={name} onChange={setName} error={errors.name} hint={guardrailSchema.shape.name.description} autoFocus={!initial} readOnly={!!initial} placeholder="no-pii" />
+        <TextField id="gr-description" label="Description (optional)" value={description} onChange={setDescription} error={errors.description} />
+        <SelectField id="gr-action" label="Action" value={action} onChange={setAction} options={[...GUARD_ACTIONS]} error={errors.action} hint={guardrailSchema.shape.action.description} />
+        <SelectField id="gr-mode" label="Mode" value={mode} onChange={setMode} options={[...GUARD_MODES]} error={errors.mode} hint={guardrailSchema.shape.mode.description} />
+      </div>
+      <fieldset>
+        <legend>Check</legend>
+        <div className="checks">
+          {GUARD_DIRECTIONS.map((d) => (
+            <CheckboxField key={d} id={`gr-dir-${d}`} label={d} checked={directions.includes(d)} onChange={(on) => toggle(directions, setDirections, d, on)} />
+          ))}
+        </div>
+        {errors.direction ? <p className="field-error">{errors.direction}</p> : null}
+      </fieldset>
+      <fieldset>
+        <legend>Built-in detectors</legend>
+        <div className="checks">
+          {BUILTIN_NAMES.filter((n) => n !== 'injection').map((n) => (
+            <CheckboxField key={n} id={`gr-det-${n}`} label={`${n} (${BUILTIN_HINTS[n] ?? ''})`} checked={builtins.includes(n)} onChange={(on) => toggle(builtins, setBuiltins, n, on)} />
+          ))}
+        </div>
+        {errors.detectors ? (
+          <p className="field-error" id="gr-detectors-error">
+            {errors.detectors}
+          </p>
+        ) : null}
+      </fieldset>
+      <div className="grid-2">
+        <NumberField id="gr-injection" label="Prompt-injection threshold (optional)" value={injection} onChange={setInjection} error={errors.injection} hint="0.05-1; empty: no injection check. 0.5 catches clear override phrasings." step="0.05" />
+        <NumberField id="gr-max-size" label="Maximum size in characters (optional)" value={maxSize} onChange={setMaxSize} error={errors.max_size} />
+      </div>
+      <TextAreaField id="gr-keywords" label="Keywords, one per line (optional)" value={keywords} onChange={setKeywords} error={errors.keywords} rows={3} hint="Whole words, ignoring case and accents." />
+      <TextAreaField
+        id="gr-regex"
+        label="Regular expressions, one per line (optional)"
+        value={regexes}
+        onChange={setRegexes}
+        error={errors.regex}
+        rows={3}
+        hint="“LABEL: pattern” names the placeholder ([LABEL_1]). Patterns that could backtrack catastrophically, such as (a+)+, are refused."
+      />
+      <CheckboxField
+        id="gr-response-schema"
+        label="Answers must satisfy the JSON schema the request asks for (response_format)"
+        checked={responseSchema}
+        onChange={setResponseSchema}
+        hint="Output, non-streamed: a mismatch is asked for once more, then refused."
+      />
+      <fieldset>
+        <legend>Scope (none ticked: everything)</legend>
+        {models.length ? <p className="hint">Models</p> : null}
+        <div className="checks">
+          {models.map((m) => (
+            <CheckboxField key={m} id={`gr-model-${m}`} label={m} checked={scopeModels.includes(m)} onChange={(on) => toggle(scopeModels, setScopeModels, m, on)} />
+          ))}
+        </div>
+        {teams.length ? <p className="hint">Teams</p> : null}
+        <div className="checks">
+          {teams.map((t) => (
+            <CheckboxField key={t} id={`gr-team-${t}`} label={t} checked={scopeTeams.includes(t)} onChange={(on) => toggle(scopeTeams, setScopeTeams, t, on)} />
+          ))}
+        </div>
+      </fieldset>
+      <CheckboxField id="gr-restore" label="Restore redacted inputs in the answer" checked={restore} onChange={setRestore} hint={guardrailSchema.shape.restore.description} />
+      <CheckboxField id="gr-disabled" label="Disabled" checked={disabled} onChange={setDisabled} />
+      <FormError error={error} />
+      <div className="actions">
+        <button type="button" onClick={onCancel}>
+          Cancel
+        </button>
+        <button type="submit" className="primary" disabled={busy}>
+          {busy ? 'Saving…' : initial ? 'Save policy' : 'Add policy'}
+        </button>
+      </div>
+    </form>
+  );
+}

@@ -1,0 +1,119 @@
+// End to end: the Guardrails page in Debian's Chromium against the real gateway process. An
+// admin adds a policy (the shared schema refuses a pathological regex next to its field),
+// a request through the openai client is redacted by it, the decision appears in the list and
+// in the hit counts, "try it" shows what would be sent on, and a switch to shadow mode is saved.
+import { after, before, describe, test } from 'node:test';
+import assert from 'node:assert/strict';
+import fs from 'node:fs';
+import path from 'node:path';
+import { chromium, type Browser } from 'playwright-core';
+import OpenAI from 'openai';
+import { ROOT, TEST_KEY, basicConfig, startGateway, type RunningGateway } from '../helpers/gateway.js';
+import { startUpstream, type TestUpstream } from '../helpers/upstream.js';
+
+const CHROMIUM = process.env.AIRLOCK_CHROMIUM ?? '/usr/bin/chromium';
+const HAVE_CHROMIUM = fs.existsSync(CHROMIUM);
+const SKIP = !HAVE_CHROMIUM && process.env.CI !== 'true' ? `Chromium not found at ${CHROMIUM}` : false;
+const APP_INDEX = path.join(ROOT, 'renderer', 'dist', 'index.html');
+const UI_WAIT = 20_000;
+
+let browser: Browser | undefined;
+let upstream: TestUpstream | undefined;
+let gw: RunningGateway | undefined;
+
+describe('admin app: guardrails (Chromium)', () => {
+  before(async () => {
+    if (SKIP) return;
+    upstream = await startUpstream();
+  });
+  after(async () => {
+    await browser?.close();
+    await gw?.stop();
+    await upstream?.close();
+  });
+
+  test('add a policy → a request is redacted → the decision shows; try it; switch to shadow', { skip: SKIP }, async () => {
+    assert.ok(fs.existsSync(APP_INDEX), `the admin app is not built (${APP_INDEX}): run "npm run build:renderer"`);
+    gw = await startGateway({ adminToken: null, config: basicConfig(upstream!.url) });
+    browser = await chromium.launch({ executablePath: CHROMIUM, args: ['--headless', '--no-sandbox', '--disable-gpu', '--no-first-run'] });
+    const ctx = await browser.newContext({ viewport: { width: 1360, height: 900 }, locale: 'en-US', timezoneId: 'UTC' });
+    ctx.setDefaultTimeout(UI_WAIT);
+    const page = await ctx.newPage();
+    const problems: string[] = [];
+    page.on('console', (m) => {
+      if (m.type() === 'error') problems.push(m.text());
+    });
+    page.on('pageerror', (e) => problems.push(e.message));
+
+    const m = /first-run setup: open (\S+)/.exec(gw.stdout());
+    assert.ok(m, gw.stdout());
+    await page.goto(m[1]!);
+    await page.getByLabel('Owner user name').fill('owner');
+    await page.getByLabel('Password', { exact: true }).fill('correct horse battery staple');
+    await page.getByLabel('Repeat the password').fill('correct horse battery staple');
+    await page.getByRole('button', { name: 'Create owner account' }).click();
+    await page.getByRole('heading', { level: 1, name: 'Overview' }).waitFor();
+
+    await page.getByRole('navigation', { name: 'Main' }).getByRole('link', { name: 'Guardrails', exact: true }).click();
+    await page.getByRole('heading', { level: 1, name: 'Guardrails' }).waitFor();
+    await page.getByText('No guardrail policies yet').waitFor();
+
+    // Add a policy; a pathological regex is refused next to its field, before anything is sent.
+    await page.getByRole('button', { name: 'Add policy' }).first().click();
+    const d = page.getByRole('dialog', { name: 'Add guardrail policy' });
+    await d.getByLabel('Name').fill('no-pii');
+    await d.getByLabel(/^pii \(/).check();
+    await d.getByLabel(/^secrets \(/).check();
+    await d.getByLabel('Action').selectOption('redact');
+    await d.getByLabel('Mode').selectOption('enforce');
+    await d.getByLabel('Regular expressions, one per line (optional)').fill('PROJECT: (a+)+$');
+    await d.getByRole('button', { name: 'Add policy' }).click();
+    await d.locator('#gr-regex-error').getByText(/exponential/).waitFor();
+    assert.equal(await d.getByLabel('Regular expressions, one per line (optional)').getAttribute('aria-invalid'), 'true');
+    assert.equal(await page.evaluate<string>('document.activeElement.id'), 'gr-regex', 'the invalid field has the focus');
+    await d.getByLabel('Regular expressions, one per line (optional)').fill('PROJECT: \\bPRJ-\\d{4}\\b');
+    await d.getByRole('button', { name: 'Add policy' }).click();
+    await d.waitFor({ state: 'hidden' });
+    const row = page.getByTestId('guardrail-policies').getByRole('row').filter({ has: page.getByRole('rowheader', { name: 'no-pii' }) });
+    await row.getByText('enforced').waitFor();
+    await row.getByText('pii, secrets, regex PROJECT').waitFor();
+
+    // A request: the upstream never sees the address or the project code.
+    const ai = new OpenAI({ apiKey: TEST_KEY, baseURL: gw.baseURL, maxRetries: 0 });
+    const r = await ai.chat.completions.create({ model: 'chat', messages: [{ role: 'user', content: 'mail jane.doe@example.com about PRJ-1234' }] });
+    assert.equal(r.choices[0]!.message.content, 'echo: mail [EMAIL_1] about [PROJECT_1]');
+    assert.ok(!JSON.stringify(upstream!.completions().at(-1)!.body).includes('jane.doe'));
+
+    // The decision shows (after a reload of the page's data: navigate away and back).
+    await page.getByRole('navigation', { name: 'Main' }).getByRole('link', { name: 'Usage', exact: true }).click();
+    await page.getByRole('heading', { level: 1, name: 'Usage' }).waitFor();
+    await page.getByRole('navigation', { name: 'Main' }).getByRole('link', { name: 'Guardrails', exact: true }).click();
+    const ev = page.getByTestId('guardrail-events').getByRole('row').filter({ has: page.getByRole('rowheader', { name: 'no-pii' }) });
+    await ev.getByText('redacted').waitFor();
+    await ev.getByText('pii:EMAIL ×1, regex:PROJECT ×1').waitFor();
+    assert.ok(!(await page.getByTestId('guardrail-events').textContent())!.includes('jane'), 'the page never shows the matched text');
+    await row.getByText('1 of 1 requests (100.0 %)').waitFor();
+    await page.getByTestId('guardrail-hits').getByRole('row').filter({ has: page.getByRole('rowheader', { name: 'no-pii' }) }).getByRole('cell').first().getByText('1').waitFor();
+
+    // Try it.
+    await page.getByLabel('Text to check', { exact: true }).fill('card 4111 1111 1111 1111 please');
+    await page.getByRole('button', { name: 'Check' }).click();
+    await page.getByTestId('try-result').getByText('card [CARD_1] please').waitFor();
+    fs.mkdirSync(path.join(ROOT, 'test-artifacts', 'screenshots'), { recursive: true });
+    await page.screenshot({ path: path.join(ROOT, 'test-artifacts', 'screenshots', 'guardrails.png'), fullPage: true });
+
+    // Switch to shadow mode.
+    await page.getByRole('button', { name: 'Edit policy no-pii' }).click();
+    const e = page.getByRole('dialog', { name: 'Edit policy no-pii' });
+    assert.equal(await e.getByLabel('Regular expressions, one per line (optional)').inputValue(), 'PROJECT: \\bPRJ-\\d{4}\\b', 'the form shows the stored policy');
+    await e.getByLabel('Mode').selectOption('shadow');
+    await e.getByRole('button', { name: 'Save policy' }).click();
+    await e.waitFor({ state: 'hidden' });
+    await row.getByText('shadow', { exact: true }).waitFor();
+    const r2 = await ai.chat.completions.create({ model: 'chat', messages: [{ role: 'user', content: 'mail jane.doe@example.com' }] });
+    assert.equal(r2.choices[0]!.message.content, 'echo: mail jane.doe@example.com', 'shadow mode changes nothing');
+
+    assert.deepEqual(problems, []);
+    await ctx.close();
+  });
+});

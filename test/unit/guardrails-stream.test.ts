@@ -1,0 +1,151 @@
+// The hold-back scanner over streamed text: whatever the chunking (char by char, random), a
+// secret or card number split across chunks never reaches the output; text without findings
+// comes out exactly as it went in; a block policy stops the stream before the match is sent.
+import assert from 'node:assert/strict';
+import { describe, test } from 'node:test';
+import { guardrailSchema } from '../../gateway/config/guardrails-schema.js';
+import { Placeholders, compilePolicy, evaluatePolicies, type Hit } from '../../gateway/guardrails/policy.js';
+import { GuardBlock, MAX_HOLD, TextScanner } from '../../gateway/guardrails/stream.js';
+
+const policy = (o: Record<string, unknown>) => compilePolicy(guardrailSchema.parse({ name: 'p', direction: ['output'], ...o }));
+const redactAll = policy({ name: 'no-leaks', detectors: ['pii', 'secrets'], action: 'redact' });
+const blockSecrets = policy({ name: 'no-secrets', detectors: ['secrets'], action: 'block' });
+const shadow = policy({ name: 'watch', detectors: ['pii', 'secrets'], action: 'block', mode: 'shadow' });
+
+/** a deterministic random number generator (mulberry32) */
+function rng(seed: number) {
+  return () => {
+    seed = (seed + 0x6d2b79f5) | 0;
+    let t = Math.imul(seed ^ (seed >>> 15), 1 | seed);
+    t = (t + Math.imul(t ^ (t >>> 7), 61 | t)) ^ t;
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}
+
+function chunkings(text: string): [string, string[]][] {
+  const out: [string, string[]][] = [['char by char', [...text]], ['whole', [text]]];
+  for (let s = 1; s <= 20; s++) {
+    const r = rng(s);
+    const parts: string[] = [];
+    for (let i = 0; i < text.length; ) {
+      const n = 1 + Math.floor(r() * (s % 3 === 0 ? 40 : 7));
+      parts.push(text.slice(i, i + n));
+      i += n;
+    }
+    out.push([`random chunking #${s}`, parts]);
+  }
+  return out;
+}
+
+function run(policies: ReturnType<typeof policy>[], parts: string[], hits = new Map<string, Hit>()): string {
+  const sc = new TextScanner(policies, 'output', new Placeholders(), hits, false);
+  let out = '';
+  for (const p of parts) out += sc.push(p);
+  return out + sc.end();
+}
+
+const SECRETS = {
+  card: '4111 1111 1111 1111',
+  github: 'ghp_aB3dE5fG7hJ9kL1mN3pQ5rS7tU9vW1xY3zA5',
+  airlock: 'sk-airlock-AbCdEfGhIjKlMnOpQrStUv12',
+  email: 'jane.doe@example.com',
+  iban: 'DE89 3704 0044 0532 0130 00',
+};
+const filler = 'The quarterly report is attached; revenue grew in every region and the team did well. ';
+const TEXT = `${filler}Card ${SECRETS.card}, token ${SECRETS.github}.\r\n${filler}Key ${SECRETS.airlock} for ${SECRETS.email}, IBAN ${SECRETS.iban}. ${filler}`;
+
+describe('redaction across chunk boundaries', () => {
+  for (const [how, parts] of chunkings(TEXT))
+    test(how, () => {
+      const out = run([redactAll], parts);
+      for (const [k, v] of Object.entries(SECRETS)) assert.ok(!out.includes(v), `${k} leaked: ${out}`);
+      for (const ph of ['[CARD_1]', '[GITHUB_TOKEN_1]', '[API_KEY_1]', '[EMAIL_1]', '[IBAN_1]']) assert.ok(out.includes(ph), `${ph} missing: ${out}`);
+      // everything else is as it was
+      let expected = TEXT;
+      expected = expected.replace(SECRETS.card, '[CARD_1]').replace(SECRETS.github, '[GITHUB_TOKEN_1]').replace(SECRETS.airlock, '[API_KEY_1]').replace(SECRETS.email, '[EMAIL_1]').replace(SECRETS.iban, '[IBAN_1]');
+      assert.equal(out, expected);
+    });
+});
+
+test('text without findings comes out unchanged, whatever the chunking', () => {
+  const t = filler.repeat(20) + 'Ünïcödé 👩‍💻 text 😀 stays whole.';
+  for (const [, parts] of chunkings(t)) assert.equal(run([redactAll], parts), t);
+});
+
+test('a private key streamed line by line is held whole and redacted', () => {
+  const pem = '-----BEGIN PRIVATE KEY-----\n' + 'MIIEvQIBADANBgkqhkiG9w0BAQEFAASCBKcwggSjAgEAAoIBAQC7VJTUt9Us8cKj\n'.repeat(30) + '-----END PRIVATE KEY-----';
+  const t = `here it is:\n${pem}\nkeep it safe`;
+  for (const [, parts] of chunkings(t).slice(0, 6)) {
+    const out = run([redactAll], parts);
+    assert.equal(out, 'here it is:\n[PRIVATE_KEY_1]\nkeep it safe');
+  }
+});
+
+test('a block policy throws before any of the match is released', () => {
+  const t = `${filler.repeat(3)}use ${SECRETS.github} now`;
+  for (const [how, parts] of chunkings(t)) {
+    const sc = new TextScanner([blockSecrets], 'output', new Placeholders(), new Map(), false);
+    let out = '';
+    assert.throws(
+      () => {
+        for (const p of parts) out += sc.push(p);
+        out += sc.end();
+      },
+      (e: unknown) => e instanceof GuardBlock && e.policy === 'no-secrets',
+      how,
+    );
+    assert.ok(!out.includes('ghp_'), `${how}: part of the token was sent: ${out}`);
+  }
+});
+
+test('shadow mode: the text goes on as it came, at once, and the findings are counted once', () => {
+  for (const [how, parts] of chunkings(TEXT)) {
+    const hits = new Map<string, Hit>();
+    const sc = new TextScanner([shadow], 'output', new Placeholders(), hits, false);
+    let out = '';
+    for (const p of parts) {
+      const r = sc.push(p);
+      assert.equal(r, p, `${how}: shadow mode held or changed a chunk`);
+      out += r;
+    }
+    out += sc.end();
+    assert.equal(out, TEXT);
+    const h = hits.get('watch\u0000output')!;
+    assert.equal(h.blocked, false);
+    assert.deepEqual(
+      Object.keys(h.detectors).sort(),
+      ['pii:CARD', 'pii:EMAIL', 'pii:IBAN', 'secrets:API_KEY', 'secrets:GITHUB_TOKEN'],
+      `${how}: ${JSON.stringify(h.detectors)}`,
+    );
+    for (const [k, n] of Object.entries(h.detectors)) assert.equal(n, 1, `${how}: ${k} counted ${n} times`);
+  }
+});
+
+test('an endless token is held at most MAX_HOLD characters', () => {
+  const sc = new TextScanner([redactAll], 'output', new Placeholders(), new Map(), false);
+  let out = '';
+  for (let i = 0; i < 200; i++) out += sc.push('A'.repeat(1024));
+  assert.ok(out.length > 200 * 1024 - MAX_HOLD - 1024, `released ${out.length}`);
+});
+
+describe('evaluate(direction, text|json, scope): the protocol-neutral entry point', () => {
+  const p = compilePolicy(guardrailSchema.parse({ name: 'tools', direction: ['tool_args'], detectors: ['pii'], action: 'redact', scope: { tools: ['send_mail'] } }));
+  test('redacts every string inside a JSON value, keeps its shape', () => {
+    const r = evaluatePolicies([p], 'tool_args', { to: 'jane.doe@example.com', cc: ['bob@example.org'], n: 3, ok: true }, { tool: 'send_mail' });
+    assert.equal(r.action, 'redact');
+    assert.deepEqual(r.value, { to: '[EMAIL_1]', cc: ['[EMAIL_2]'], n: 3, ok: true });
+    assert.deepEqual(r.hits[0]!.detectors, { 'pii:EMAIL': 2 });
+  });
+  test('out of scope or another direction: nothing', () => {
+    assert.equal(evaluatePolicies([p], 'tool_args', 'jane.doe@example.com', { tool: 'search' }).action, 'pass');
+    assert.equal(evaluatePolicies([p], 'tool_result', 'jane.doe@example.com', { tool: 'send_mail' }).action, 'pass');
+  });
+  test('block names the policy and the kinds, never the text', () => {
+    const b = compilePolicy(guardrailSchema.parse({ name: 'no-cards', direction: ['tool_result'], detectors: ['card'], action: 'block' }));
+    const r = evaluatePolicies([b], 'tool_result', 'card 4111 1111 1111 1111', {});
+    assert.equal(r.action, 'block');
+    assert.equal(r.blocked!.policy, 'no-cards');
+    assert.ok(!r.blocked!.message.includes('4111'));
+    assert.match(r.blocked!.message, /CARD/);
+  });
+});
