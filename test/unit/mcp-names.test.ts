@@ -60,7 +60,7 @@ describe('permission patterns', () => {
 const full = (doc: unknown): { parse: string[]; refs: string[] } => {
   const r = configSchema.safeParse(doc);
   if (!r.success) return { parse: fromZod(r.error).map(formatIssue), refs: [] };
-  const c: FullConfig = { endpoints: [], models: [], teams: [], keys: [], routing_rules: [], settings: DEFAULT_SETTINGS, mcp_servers: [], agents: [], mcp_virtual_servers: [], ...r.data };
+  const c: FullConfig = { endpoints: [], models: [], teams: [], keys: [], routing_rules: [], settings: DEFAULT_SETTINGS, mcp_servers: [], agents: [], mcp_virtual_servers: [], ...r.data, guardrails: r.data.guardrails ?? [] };
   return { parse: [], refs: checkReferences(c).map(formatIssue) };
 };
 
