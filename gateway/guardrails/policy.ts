@@ -189,8 +189,9 @@ export function addHit(hits: Map<string, Hit>, p: CompiledPolicy, direction: Gua
 export function blockMessage(direction: GuardDirection, findings: readonly Finding[]): string {
   const what = direction === 'input' ? 'the request' : direction === 'output' ? 'the answer' : direction === 'tool_args' ? 'the tool arguments' : 'the tool result';
   const types = [...new Set(findings.map((f) => (f.detector === f.type.toLowerCase() ? f.type : `${f.detector} (${f.type})`)))];
-  if (types.some((t) => t.startsWith('max_size'))) return `${what} is larger than the policy allows`;
-  return `${what} contains ${types.slice(0, 5).join(', ')}${types.length > 5 ? ', …' : ''}`;
+  const plural = direction === 'tool_args';
+  if (types.some((t) => t.startsWith('max_size'))) return `${what} ${plural ? 'are' : 'is'} larger than the policy allows`;
+  return `${what} ${plural ? 'contain' : 'contains'} ${types.slice(0, 5).join(', ')}${types.length > 5 ? ', …' : ''}`;
 }
 
 export interface TextsResult {

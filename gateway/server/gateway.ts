@@ -23,6 +23,7 @@ import { ledgerSpend } from '../governance/spend.js';
 import { registerGovernanceMetrics } from '../governance/metrics.js';
 import { GuardrailEngine } from '../guardrails/engine.js';
 import { GuardrailRecorder } from '../guardrails/events.js';
+import { guardrailToolGuard } from '../guardrails/tool-guard.js';
 import type { ListenOrigin, ListenSource } from '../wire.js';
 import { buildDataPlane } from './data-plane.js';
 import { buildAdminPlane } from './admin-plane.js';
@@ -119,6 +120,8 @@ export class Gateway {
     this.responses = new ResponseStore(this.db, () => this.snap.settings.responses_retention_days);
     this.guardrailEvents = new GuardrailRecorder(this.db.name, this.metrics.registry, this.log);
     this.guardrails = new GuardrailEngine(this.guardrailEvents.record);
+    // tool_args / tool_result policies on every MCP tool call
+    this.mcp.guards = { guards: [guardrailToolGuard(this.guardrails, () => this.snap)] };
     this.pipeline = new Pipeline({
       snapshot: () => this.snap,
       runtime: this.runtime,
