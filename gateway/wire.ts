@@ -296,3 +296,48 @@ export interface RouteInfo {
   /** null: the route declares none, so it is refused */
   access: Access | null;
 }
+
+// ---- audit trail (gateway/audit/, /admin/api/v1/audit/*) ----
+
+/** One record of the audit log (GET /audit/events): the exported form. */
+export interface AuditRecordView {
+  seq: number;
+  ts: string;
+  kind: string;
+  actor: string;
+  source: string;
+  data: Record<string, unknown>;
+  prev_hash: string;
+  hash: string;
+}
+
+/** GET /audit/key: the public half of the signing key (an auditor pins its fingerprint). */
+export interface AuditKeyView {
+  algorithm: 'Ed25519';
+  fingerprint: string;
+  public_key_pem: string;
+  last_checkpoint: { seq: number; hash: string; ts: string } | null;
+}
+
+/** GET /audit/verify: the live log checked from the last archive segment to its head. */
+export interface AuditVerifyBody {
+  ok: boolean;
+  problems: string[];
+  records: number;
+  first_seq: number | null;
+  last_seq: number | null;
+  checkpoints: number;
+  archived_through: number;
+  key_fingerprint: string;
+}
+
+/** POST /audit/export: the bundle written (and verified after writing). */
+export interface AuditExportResult {
+  dir: string;
+  count: number;
+  first_seq: number | null;
+  last_seq: number | null;
+  files: { name: string; sha256: string; bytes: number }[];
+  key_fingerprint: string;
+  manifest_sha256: string;
+}

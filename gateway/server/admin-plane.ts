@@ -36,6 +36,7 @@ import { ROUTER_OPTIONS, canonicalUrl } from './url.js';
 import { nestedDeeperThan } from '../engine/json-depth.js';
 import { planeServer } from './http-server.js';
 import { addShellProof, takeShellProofKey } from './shell-proof.js';
+import { auditAdminPlane } from './admin-audit.js';
 import type {
   AdminUser,
   ApiToken,
@@ -524,6 +525,9 @@ export function buildAdminPlane(gw: Gateway): FastifyInstance {
     gw.auth.deleteToken(req.params.name, principalOf(req)!);
     return reply.code(204).send();
   });
+
+  // The audit trail: hooks that record every change, login and refusal; the /audit routes.
+  auditAdminPlane(app, gw, { API, principalOf, error: (status, code, message, issues) => new AdminError(status, code, message, issues) });
 
   // The admin app itself (renderer/dist), after every API route: unknown API paths stay JSON 404s.
   registerAdminApp(app);

@@ -20,6 +20,9 @@ import { buildAdminPlane } from './admin-plane.js';
 import { AdminAuth } from './admin-auth.js';
 import { closeUnusedConnections, loadTls, type LoadedTls } from './http-server.js';
 import { IdleMemory } from './idle-memory.js';
+import { openAudit, recordRequests } from '../audit/index.js';
+import type { AuditLog } from '../audit/log.js';
+import { archiveOld } from '../audit/retention.js';
 
 export interface GatewayOptions {
   dataDir: string;
@@ -47,6 +50,8 @@ export class Gateway {
   readonly ledger: Ledger;
   readonly metrics: Metrics;
   readonly pipeline: Pipeline;
+  /** the audit trail (gateway/audit/) */
+  readonly audit: AuditLog;
   private unsubscribe: (() => void)[] = [];
   readonly auth: AdminAuth;
   private snap: Snapshot;
@@ -79,6 +84,7 @@ export class Gateway {
     this.db = openDatabase(opts.dataDir);
     this.secrets = Secrets.load(opts.dataDir);
     this.store = new ConfigStore(this.db, this.secrets);
+    this.audit = openAudit(this.db, opts.dataDir, this.secrets, { checkpointEvery: () => this.snap.settings.audit.checkpoint_every, log: this.log });
     this.snap = this.build();
     this.runtime.update(this.snap);
     this.health = new HealthChecker(this.runtime);
@@ -102,12 +108,18 @@ export class Gateway {
         this.metrics.observeRequest(m.ctx, m.latencyMs);
       }),
       on<AttemptEnd>(channels.attemptEnd, this.pipeline, (m) => this.metrics.attempts.inc({ endpoint: m.target.endpoint, outcome: m.outcome })),
+      recordRequests(this.audit, this.pipeline, () => this.snap.settings.audit.data_plane),
     );
     this.auth = new AdminAuth(this);
   }
 
   get snapshot(): Snapshot {
     return this.snap;
+  }
+
+  /** settings.audit.fail_closed: admin_and_data, and the audit log cannot be written now */
+  get auditRefusing(): boolean {
+    return this.snap.settings.audit.fail_closed === 'admin_and_data' && !this.audit.writable;
   }
 
   private build(): Snapshot {
@@ -146,6 +158,14 @@ export class Gateway {
     this.pollTimer = setInterval(() => this.pollForChanges(), this.opts.pollMs ?? 1000);
     this.pollTimer.unref();
     const prune = () => {
+      const days = this.snap.settings.audit.retention_days;
+      if (days)
+        archiveOld(this.audit, this.opts.dataDir, Date.now() - days * 86_400_000).then(
+          (r) => {
+            if (r) this.log(`audit retention: records ${r.first_seq}-${r.through_seq} moved into ${r.dir}`);
+          },
+          (e: Error) => this.log(`audit retention failed: ${e.message}`),
+        );
       this.ledger.prune(this.snap.settings.ledger_retention_days).then(
         (n) => {
           if (n) this.log(`ledger retention: deleted ${n} rows`);
@@ -207,6 +227,11 @@ export class Gateway {
     clearTimeout(deadline);
     await this.ledger.close();
     for (const u of this.unsubscribe.splice(0)) u();
+    try {
+      this.audit.checkpoint();
+    } catch (e) {
+      this.log(`audit: the last records could not be written or signed: ${(e as Error).message}`);
+    }
     await this.runtime.close();
     this.db.close();
   }
