@@ -105,13 +105,9 @@ const cliActor = () => {
 function applyFile(store: ConfigStore, file: string, dryRun: boolean, out: (s: string) => void, err: (s: string) => void = out, audit?: AuditLog): boolean {
   const doc = readConfigFile(file);
   const r = store.apply(doc, { dryRun, source: 'file' });
-  if (!dryRun && audit)
-    audit.append({
-      kind: 'config.apply',
-      actor: cliActor(),
-      source: 'cli',
-      data: { action: 'config apply', file: path.resolve(file), ok: r.ok, changes: r.changes.map(formatChange), issues: r.issues.map(formatIssue), applied: redact(doc) },
-    });
+  // Recorded when it changed something (a refused or idempotent apply leaves the database as it was).
+  if (!dryRun && audit && r.ok && r.changes.length)
+    audit.append({ kind: 'config.apply', actor: cliActor(), source: 'cli', data: { action: 'config apply', file: path.resolve(file), changes: r.changes.map(formatChange), applied: redact(doc) } });
   if (!r.ok) {
     err(`config ${file} refused (${r.issues.length} problem${r.issues.length === 1 ? '' : 's'}; nothing was applied):`);
     for (const i of r.issues) err(`  ${formatIssue(i)}`);

@@ -162,6 +162,23 @@ export class AuditLog {
     }
   }
 
+  private lastRecheck = 0;
+  /** Whether records can be written now: after a failure, looked at again at most once a second
+   * (writing what is queued, or a probe), so a refusal based on it ends once the database recovers. */
+  canWrite(): boolean {
+    if (this.writable) return true;
+    const now = Date.now();
+    if (now - this.lastRecheck < 1000) return false;
+    this.lastRecheck = now;
+    if (this.pending.length) return this.flush();
+    try {
+      this.probe();
+    } catch {
+      /* still failing */
+    }
+    return this.writable;
+  }
+
   /** Would a record be accepted now? (Inserts one and rolls it back; throws the database's refusal.) */
   probe(): void {
     const rollback = new Error('probe');

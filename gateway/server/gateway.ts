@@ -119,7 +119,7 @@ export class Gateway {
 
   /** settings.audit.fail_closed: admin_and_data, and the audit log cannot be written now */
   get auditRefusing(): boolean {
-    return this.snap.settings.audit.fail_closed === 'admin_and_data' && !this.audit.writable;
+    return this.snap.settings.audit.fail_closed === 'admin_and_data' && !this.audit.canWrite();
   }
 
   private build(): Snapshot {

@@ -110,6 +110,10 @@ const EXPECTED: Record<string, Access> = {
   'GET /admin/api/v1/tokens': 'admin',
   'POST /admin/api/v1/tokens': 'admin',
   'DELETE /admin/api/v1/tokens/:name': 'admin',
+  'GET /admin/api/v1/audit/events': 'auditor',
+  'GET /admin/api/v1/audit/key': 'auditor',
+  'GET /admin/api/v1/audit/verify': 'auditor',
+  'POST /admin/api/v1/audit/export': 'auditor',
 };
 
 /** A concrete, harmless request for a route: unknown names (404 when allowed) and bodies that
