@@ -3,7 +3,7 @@
 // redacted), so no handler records anything itself; and the /audit routes (records, key, live
 // verification, export to a folder such as a USB stick).
 import type { FastifyInstance, FastifyRequest } from 'fastify';
-import { auditExportSchema } from '../config/audit-schema.js';
+import { auditExportSchema } from '../config/admin-schema.js';
 import { formatPath, fromZod, type ConfigIssue } from '../config/schema.js';
 import { core } from '../audit/log.js';
 import { redact } from '../audit/index.js';

@@ -10,6 +10,7 @@ import { KeysPage } from './pages/Keys';
 import { UsagePage } from './pages/Usage';
 import { SettingsPage } from './pages/Settings';
 import { AdminsPage } from './pages/Admins';
+import { AuditPage } from './pages/Audit';
 import { errorMessage, get, type StatusBody } from './api';
 import { useResource } from './hooks';
 import { Icon } from './components/icons';
@@ -22,6 +23,7 @@ const PAGES = [
   { path: '/keys', label: 'Teams & keys', icon: 'keys', Page: KeysPage },
   { path: '/usage', label: 'Usage', icon: 'usage', Page: UsagePage },
   { path: '/settings', label: 'Settings', icon: 'settings', Page: SettingsPage },
+  { path: '/audit', label: 'Audit', icon: 'audit', Page: AuditPage },
   { path: '/admins', label: 'Admins', icon: 'admins', Page: AdminsPage },
 ] as const;
 

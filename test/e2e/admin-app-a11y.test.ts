@@ -335,6 +335,17 @@ describe('admin app accessibility (axe-core in Chromium)', () => {
     );
     assert.match((await page.getByTestId('usage-chart').locator('svg[role="application"] > title').textContent()) ?? '', /^Tokens by team chart$/);
 
+    // Audit: the records with a detail open, the integrity check, and an export's validation error.
+    await nav(page, 'Audit');
+    await page.getByTestId('audit-table').waitFor();
+    await page.getByTestId('audit-table').locator('summary').first().click();
+    await page.getByRole('button', { name: 'Verify the log now' }).click();
+    await page.getByText('Intact').waitFor();
+    await page.getByLabel('Folder on the gateway’s machine').fill('not/absolute');
+    await page.getByRole('button', { name: 'Export to USB' }).click();
+    await page.locator('#audit-to-error').waitFor();
+    await audit(page, 'Audit', failures);
+
     // Settings and its confirmation.
     await nav(page, 'Settings');
     await audit(page, 'Settings', failures);
