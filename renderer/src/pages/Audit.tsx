@@ -139,7 +139,7 @@ export function AuditPage() {
                           Record <span className="sr-only">{r.seq}</span>
                         </summary>
                         <pre className="audit-detail">{JSON.stringify(r.data, null, 2)}</pre>
-                        <p className="hint mono">hash {r.hash}</p>
+                        <p className="hint mono break-anywhere">hash {r.hash}</p>
                       </details>
                     </td>
                   </tr>
@@ -187,7 +187,7 @@ function KeyAndVerify({ keyView, keyError }: { keyView: AuditKeyView | undefined
       {keyView ? (
         <dl className="facts">
           <dt>Key fingerprint (Ed25519)</dt>
-          <dd className="mono" data-testid="audit-fingerprint">
+          <dd className="mono break-anywhere" data-testid="audit-fingerprint">
             {keyView.fingerprint}
           </dd>
           <dt>Last signed checkpoint</dt>
@@ -339,13 +339,11 @@ function ExportSection({ from, until, fingerprint }: { from: string; until: stri
           {done ? (
             <div className="notice ok">
               <p>
-                Exported and verified {done.count} record{done.count === 1 ? '' : 's'} to <code>{done.dir}</code>.
+                Exported and verified {done.count} record{done.count === 1 ? '' : 's'} to <code className="break-anywhere">{done.dir}</code>.
               </p>
               <p>
                 On the auditor’s machine:{' '}
-                <code>
-                  node verify.mjs --key {fingerprint ?? done.key_fingerprint}
-                </code>{' '}
+                <code className="break-anywhere">node verify.mjs --key {fingerprint ?? done.key_fingerprint}</code>{' '}
                 in that folder.
               </p>
             </div>
