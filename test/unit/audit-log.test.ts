@@ -5,7 +5,6 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import path from 'node:path';
-import Database from 'better-sqlite3';
 import { openDatabase } from '../../gateway/store/db.js';
 import { Secrets } from '../../gateway/store/secrets.js';
 import { openAudit, redact } from '../../gateway/audit/index.js';
