@@ -341,3 +341,15 @@ export interface AuditExportResult {
   key_fingerprint: string;
   manifest_sha256: string;
 }
+
+/** GET /data-flow: where data goes, generated from the live configuration. */
+export interface DataFlowBody {
+  generated_at: string;
+  data_dir: string;
+  /** what is kept on this machine */
+  stored: { what: string; where: string; retention: string; readable_by: string }[];
+  /** every place requests or data are sent */
+  destinations: { kind: string; name: string; url: string; host: string; leaves_machine: boolean; sends: string }[];
+  /** who can reach the gateway */
+  listening: { plane: string; address: string; reachable_from: string }[];
+}

@@ -37,6 +37,7 @@ import { nestedDeeperThan } from '../engine/json-depth.js';
 import { planeServer } from './http-server.js';
 import { addShellProof, takeShellProofKey } from './shell-proof.js';
 import { auditAdminPlane } from './admin-audit.js';
+import { registerDataFlow } from './data-flow.js';
 import type {
   AdminUser,
   ApiToken,
@@ -528,6 +529,7 @@ export function buildAdminPlane(gw: Gateway): FastifyInstance {
 
   // The audit trail: hooks that record every change, login and refusal; the /audit routes.
   auditAdminPlane(app, gw, { API, principalOf, error: (status, code, message, issues) => new AdminError(status, code, message, issues) });
+  registerDataFlow(app, gw, API, isLoopbackName);
 
   // The admin app itself (renderer/dist), after every API route: unknown API paths stay JSON 404s.
   registerAdminApp(app);

@@ -345,6 +345,9 @@ describe('admin app accessibility (axe-core in Chromium)', () => {
     await page.getByRole('button', { name: 'Export to USB' }).click();
     await page.locator('#audit-to-error').waitFor();
     await audit(page, 'Audit', failures);
+    await nav(page, 'Data flow');
+    await page.getByTestId('data-flow-stored').waitFor();
+    await audit(page, 'Data flow', failures);
 
     // Settings and its confirmation.
     await nav(page, 'Settings');

@@ -580,6 +580,13 @@ describe('admin app (Chromium)', () => {
     // the export is itself a record, by the auditor
     const exp = (await gw.admin('GET', '/audit/events?kind=audit.export')).body.data as { actor: string }[];
     assert.equal(exp[0]?.actor, 'user:audrey');
+
+    // "Where does our data go?": the upstream is listed as a destination on this machine
+    await nav(page, 'Data flow');
+    const dest = page.getByTestId('data-flow-destinations').getByRole('row').filter({ has: page.getByRole('rowheader', { name: 'gpu-1' }) });
+    await dest.getByText('no (this machine)').waitFor();
+    await page.getByTestId('data-flow-stored').getByRole('rowheader', { name: 'Prompts and responses' }).waitFor();
+    await shot(page, '13-data-flow');
     assertNoProblems(problems);
   });
 

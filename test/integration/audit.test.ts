@@ -328,6 +328,23 @@ describe('audit trail: records, signed export, offline verification', () => {
     assert.match(none.stdout, /manifest\.json: missing from the bundle/);
   });
 
+  test('data flow: what is stored and every destination, from the live configuration', async () => {
+    const r = await gw.admin('GET', '/data-flow', undefined, { authorization: `Bearer ${auditor}` });
+    assert.equal(r.status, 200, show(r));
+    const byName = Object.fromEntries((r.body.destinations as any[]).map((d) => [d.name, d]));
+    assert.equal(byName['gpu-1'].kind, 'endpoints');
+    assert.equal(byName['gpu-1'].leaves_machine, false, 'the test upstream is on 127.0.0.1');
+    assert.equal(byName.vendor.leaves_machine, true);
+    assert.equal(byName.vendor.host, '10.9.9.9:8000');
+    assert.match(byName.vendor.sends, /prompts and responses/);
+    assert.ok(!JSON.stringify(r.body).includes(UPSTREAM_SECRET));
+    const stored = r.body.stored as { what: string; where: string; retention: string }[];
+    assert.match(stored.find((x) => /^Prompts and responses/.test(x.what))!.where, /not stored/);
+    assert.match(stored.find((x) => /^Usage ledger/.test(x.what))!.where, new RegExp(`${gw.dataDir.replace(/[/\\^$.*+?()[\]{}|-]/g, '\\$&')}.*airlock\\.db`));
+    assert.match(stored.find((x) => /^Audit trail/.test(x.what))!.retention, /kept in the database/);
+    assert.deepEqual((r.body.listening as { reachable_from: string }[]).map((l) => l.reachable_from), ['this machine only', 'this machine only']);
+  });
+
   test('the database refuses to change or delete audit records (append-only triggers)', () => {
     const db = new Database(path.join(gw.dataDir, 'airlock.db'));
     try {
