@@ -454,7 +454,9 @@ async function backup(argv: string[]): Promise<number> {
   } finally {
     db.close();
   }
-  process.stdout.write(`backup written to ${to} (the install secret ${path.join(dataDir, 'install.key')} is not in it: keep a copy of that file too)\n`);
+  process.stdout.write(
+    `backup written to ${to} (the install secret ${path.join(dataDir, 'install.key')} and the audit signing key ${path.join(dataDir, 'audit-signing.key')} are not in it: keep a copy of those files too)\n`,
+  );
   return 0;
 }
 

@@ -65,6 +65,9 @@ interface Row {
   hash: string;
 }
 
+/** how long a queued write or a probe waits for another writer's lock (ms) */
+const QUICK_BUSY_MS = 100;
+
 export const toRecord = (r: Row): AuditRecord => ({ ...r, data: JSON.parse(r.data) as Record<string, unknown> });
 
 /** The payload a checkpoint signs. */
@@ -146,7 +149,7 @@ export class AuditLog {
     }
     if (!batch.length) return true;
     try {
-      this.write(batch);
+      this.quick(() => this.write(batch));
       this.dropped = 0;
       return true;
     } catch {
@@ -183,10 +186,14 @@ export class AuditLog {
   probe(): void {
     const rollback = new Error('probe');
     try {
-      this.db.transaction(() => {
-        this.insertChain([{ kind: 'audit.probe', actor: 'airlock', source: 'gateway', data: {} }]);
-        throw rollback;
-      }).immediate();
+      this.quick(() =>
+        this.db
+          .transaction(() => {
+            this.insertChain([{ kind: 'audit.probe', actor: 'airlock', source: 'gateway', data: {} }]);
+            throw rollback;
+          })
+          .immediate(),
+      );
     } catch (e) {
       if (e === rollback) {
         this.writable = true;
@@ -194,6 +201,18 @@ export class AuditLog {
       }
       this.fail(e as Error);
       throw e;
+    }
+  }
+
+  /** Run fn with a short busy timeout: queued summaries and probes run on the gateway's main
+   * thread, which must not wait the connection's 5 s for another writer (they retry instead). */
+  private quick<T>(fn: () => T): T {
+    const prev = this.db.pragma('busy_timeout', { simple: true }) as number;
+    this.db.pragma(`busy_timeout = ${QUICK_BUSY_MS}`);
+    try {
+      return fn();
+    } finally {
+      this.db.pragma(`busy_timeout = ${prev}`);
     }
   }
 
