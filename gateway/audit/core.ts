@@ -5,6 +5,7 @@
 import type * as Crypto from 'node:crypto';
 import type * as Fs from 'node:fs';
 import type * as Path from 'node:path';
+import type { AuditRecordView } from '../wire.js';
 
 export interface AuditCoreDeps {
   crypto: typeof Crypto;
@@ -12,20 +13,10 @@ export interface AuditCoreDeps {
   path: typeof Path;
 }
 
-/** One audit record as stored and exported (events.jsonl holds one canonical line of each). */
-export interface AuditRecord {
-  seq: number;
-  /** ISO 8601, UTC, milliseconds */
-  ts: string;
-  kind: string;
-  actor: string;
-  source: string;
-  data: Record<string, unknown>;
-  /** the previous record's hash (64 zeros before the first) */
-  prev_hash: string;
-  /** SHA-256 (hex) of the canonical encoding of every other field */
-  hash: string;
-}
+/** One audit record as stored and exported (events.jsonl holds one canonical line of each):
+ * seq, ts (ISO 8601, UTC, ms), kind, actor, source, data, prev_hash (64 zeros before the first)
+ * and hash (SHA-256 hex of the canonical encoding of every other field). */
+export type AuditRecord = AuditRecordView;
 
 export interface BundleManifest {
   format: string;

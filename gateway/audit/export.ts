@@ -9,6 +9,7 @@ import { verifierSource, type AuditRecord, type BundleManifest, type BundleVerdi
 import { core, type AuditLog } from './log.js';
 import { syncDir } from './key.js';
 import { VERSION } from '../version.js';
+import type { AuditExportResult } from '../wire.js';
 
 export const EXPORT_FORMATS = ['jsonl', 'csv', 'cef'] as const;
 export type ExportFormat = (typeof EXPORT_FORMATS)[number];
@@ -33,15 +34,7 @@ export interface ExportOptions {
   progress?: (done: number, total: number) => void;
 }
 
-export interface ExportResult {
-  dir: string;
-  count: number;
-  first_seq: number | null;
-  last_seq: number | null;
-  files: BundleManifest['files'];
-  key_fingerprint: string;
-  manifest_sha256: string;
-}
+export type ExportResult = AuditExportResult;
 
 export class ExportError extends Error {}
 

@@ -11,6 +11,7 @@ import path from 'node:path';
 import type { DB } from '../store/db.js';
 import { auditCore, type AuditRecord } from './core.js';
 import type { AuditKey } from './key.js';
+import type { AuditVerifyBody } from '../wire.js';
 
 export const core = auditCore({ crypto, fs, path });
 export type { AuditRecord };
@@ -44,15 +45,8 @@ export interface Checkpoint {
   signature: string;
 }
 
-export interface LiveVerdict {
-  ok: boolean;
-  problems: string[];
-  records: number;
-  first_seq: number | null;
-  last_seq: number | null;
-  checkpoints: number;
-  archived_through: number;
-}
+/** The live log checked (GET /audit/verify adds the key's fingerprint). */
+export type LiveVerdict = Omit<AuditVerifyBody, 'key_fingerprint'>;
 
 interface Row {
   seq: number;
