@@ -79,6 +79,12 @@ export function auditCore(deps: AuditCoreDeps) {
     return sha256(canonical({ seq: r.seq, ts: r.ts, kind: r.kind, actor: r.actor, source: r.source, data: r.data, prev_hash: r.prev_hash }));
   }
 
+  /** The same hash when the data's canonical encoding is at hand (the writer: encoded once, for the hash and the row). */
+  function recordHashOf(r: { seq: number; ts: string; kind: string; actor: string; source: string; prev_hash: string }, dataCanonical: string): string {
+    const q = JSON.stringify;
+    return sha256(`{"actor":${q(r.actor)},"data":${dataCanonical},"kind":${q(r.kind)},"prev_hash":${q(r.prev_hash)},"seq":${canonical(r.seq)},"source":${q(r.source)},"ts":${q(r.ts)}}`);
+  }
+
   /** "SHA256:" and the hex SHA-256 of the public key's DER (SubjectPublicKeyInfo), in groups of four. */
   function fingerprint(publicKeyPem: string): string {
     const der = crypto.createPublicKey(publicKeyPem).export({ type: 'spki', format: 'der' });
@@ -272,7 +278,7 @@ export function auditCore(deps: AuditCoreDeps) {
     return verdict(fp, m);
   }
 
-  return { BUNDLE_FORMAT, GENESIS, MANIFEST, SIGNATURE, PUBLIC_KEY, EVENTS, canonical, sha256, recordHash, fingerprint, sameFingerprint, fileSha256, lines, verifyBundle };
+  return { BUNDLE_FORMAT, GENESIS, MANIFEST, SIGNATURE, PUBLIC_KEY, EVENTS, canonical, sha256, recordHash, recordHashOf, fingerprint, sameFingerprint, fileSha256, lines, verifyBundle };
 }
 
 /** The standalone verifier written into every bundle: this module's auditCore and a command line. */

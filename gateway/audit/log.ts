@@ -235,10 +235,10 @@ export class AuditLog {
     const start = seq;
     const out: AuditRecord[] = [];
     for (const e of entries) {
-      const data = JSON.parse(JSON.stringify(e.data ?? {})) as Record<string, unknown>;
-      const r: Omit<AuditRecord, 'hash'> = { seq: seq + 1, ts: new Date(e.at ?? Date.now()).toISOString(), kind: e.kind, actor: e.actor, source: e.source, data, prev_hash: hash };
-      const rec: AuditRecord = { ...r, hash: core.recordHash(r) };
-      ins.run(rec.seq, rec.ts, rec.kind, rec.actor, rec.source, core.canonical(rec.data), rec.prev_hash, rec.hash);
+      const data = core.canonical(e.data ?? {});
+      const r = { seq: seq + 1, ts: new Date(e.at ?? Date.now()).toISOString(), kind: e.kind, actor: e.actor, source: e.source, prev_hash: hash };
+      const rec: AuditRecord = { ...r, data: e.data, hash: core.recordHashOf(r, data) };
+      ins.run(rec.seq, rec.ts, rec.kind, rec.actor, rec.source, data, rec.prev_hash, rec.hash);
       seq = rec.seq;
       hash = rec.hash;
       out.push(rec);

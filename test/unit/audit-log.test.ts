@@ -118,6 +118,13 @@ test('the signing key: 0600, the private key encrypted; a damaged or foreign key
 test('canonical encoding, redaction, CSV and CEF escaping', () => {
   assert.equal(core.canonical({ b: 1, a: [true, null, 'x', { d: undefined, c: -0 }], e: 'é' }), '{"a":[true,null,"x",{"c":0}],"b":1,"e":"é"}');
   assert.throws(() => core.canonical({ a: Infinity }), /finite/);
+  // the writer's shortcut and the verifier's full encoding agree, also after a round trip through JSON
+  for (const data of [{}, { z: -0, a: [undefined, 1e21, 'é\u2028"\\'], n: { y: null, x: false } }, { when: new Date(0), gone: undefined }]) {
+    const r = { seq: 7, ts: '2026-01-01T00:00:00.000Z', kind: 'k"', actor: 'user:ü', source: '::1', prev_hash: '0'.repeat(64) };
+    const enc = core.canonical(data);
+    const h = core.recordHashOf(r, enc);
+    assert.equal(h, core.recordHash({ ...r, data: JSON.parse(enc) as Record<string, unknown> }), enc);
+  }
   assert.deepEqual(redact({ name: 'gpu', api_key: 'sk-123', password: 'p', key: 'sk-airlock-x', keys: [{ name: 'k', key: 'sk-y' }], env: { api_key: '${env:AIRLOCK_SECRET_X}' }, token: '' }), {
     name: 'gpu',
     api_key: '[redacted]',
