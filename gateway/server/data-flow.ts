@@ -83,7 +83,7 @@ export function registerDataFlow(app: FastifyInstance, gw: Gateway, API: string,
           readable_by: 'the operating-system account that runs Airlock',
         },
       ],
-      destinations: destinations(gw.store.export() as unknown as Record<string, unknown>, isLoopbackName),
+      destinations: destinations(gw.store.export(), isLoopbackName),
       listening: [
         { plane: 'data plane (apps)', address: gw.listening?.data ?? `${gw.opts.host}:${gw.opts.port}`, reachable_from: loop(gw.opts.host) },
         { plane: 'admin plane (admin app and API)', address: gw.listening?.admin ?? `${gw.opts.adminHost}:${gw.opts.adminPort}`, reachable_from: loop(gw.opts.adminHost) },
