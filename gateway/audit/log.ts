@@ -6,12 +6,14 @@
 // Admin actions are appended at once (append(): the caller learns when it failed); data-plane
 // summaries are queued and written in batches off the request's path (enqueue()).
 import crypto from 'node:crypto';
+import { Worker } from 'node:worker_threads';
 import fs from 'node:fs';
 import path from 'node:path';
 import type { DB } from '../store/db.js';
 import { auditCore, type AuditRecord } from './core.js';
 import type { AuditKey } from './key.js';
 import type { AuditVerifyBody } from '../wire.js';
+import type { FromAuditWriter, ToAuditWriter } from './writer-worker.js';
 
 export const core = auditCore({ crypto, fs, path });
 export type { AuditRecord };
@@ -101,8 +103,73 @@ export class AuditLog {
     return this.db.prepare(`SELECT through_seq, last_hash FROM audit_archives ORDER BY through_seq DESC LIMIT 1`).get() as { through_seq: number; last_hash: string } | undefined;
   }
 
-  /** Write one record now (after anything queued); throws when it cannot be written. */
+  /** Queued records go to a writer thread (startWriter()) instead of this thread's connection. */
+  private writer: Worker | undefined;
+  private inWriter = 0;
+  private writerRestarts = 0;
+  private writerClosed: ((unwritten: number) => void) | undefined;
+
+  /** Write queued records (data-plane summaries) in a worker thread with its own connection. */
+  startWriter(dataDir: string): void {
+    const w = new Worker(new URL('./writer-worker.js', import.meta.url), { workerData: { dataDir, retryMs: 1000 } });
+    w.on('message', (m: FromAuditWriter) => {
+      if (m.type === 'written') {
+        this.inWriter -= m.count;
+        if (!this.writable) this.opts.log?.('audit log can be written again');
+        this.writable = true;
+        this.lastError = undefined;
+      } else if (m.type === 'failed') this.fail(new Error(m.error));
+      else this.writerClosed?.(m.unwritten);
+    });
+    w.on('error', (e) => {
+      const again = this.writer === w && ++this.writerRestarts <= 3;
+      this.opts.log?.(`audit writer failed (${e.message}); ${this.inWriter} queued record(s) lost; ${again ? 'restarting it' : 'writing queued records in the main thread from now on'}`);
+      this.dropped += this.inWriter;
+      this.inWriter = 0;
+      if (this.writer !== w) return;
+      this.writer = undefined;
+      if (again) this.startWriter(dataDir);
+    });
+    w.unref();
+    this.writer = w;
+  }
+
+  /** Write what is queued, then stop the writer thread. */
+  async stopWriter(): Promise<void> {
+    const w = this.writer;
+    if (!w) return;
+    this.writer = undefined;
+    w.ref(); // the stop waits for it
+    this.post(w);
+    const unwritten = await new Promise<number>((resolve) => {
+      this.writerClosed = resolve;
+      w.postMessage({ type: 'close' } satisfies ToAuditWriter);
+      w.once('exit', () => resolve(this.inWriter));
+    });
+    if (unwritten) this.opts.log?.(`audit: ${unwritten} queued record(s) could not be written before the stop`);
+    await w.terminate();
+  }
+
+  private post(w: Worker): void {
+    const batch = this.pending.splice(0);
+    if (this.dropped) {
+      batch.push({ kind: 'audit.dropped', actor: 'airlock', source: 'gateway', data: { count: this.dropped, reason: 'the queue was full or the writer failed while the audit log could not be written' } });
+      this.dropped = 0;
+    }
+    if (!batch.length) return;
+    this.inWriter += batch.length;
+    w.postMessage({ type: 'entries', entries: batch, checkpointEvery: this.opts.checkpointEvery?.() ?? 1000 } satisfies ToAuditWriter);
+  }
+
+  /** Write records now in this thread's connection (the writer thread's entry point). */
+  writeNow(entries: AuditEntry[]): AuditRecord[] {
+    return this.write(entries);
+  }
+
+  /** Write one record now (after anything queued in this thread); throws when it cannot be written. */
   append(e: AuditEntry): AuditRecord {
+    // queued records stay in their own order: with a writer thread they go there, else first here
+    if (this.writer) this.post(this.writer);
     const all = [...this.pending.splice(0), e];
     try {
       const out = this.write(all);
@@ -117,7 +184,7 @@ export class AuditLog {
   /** Queue a record; written within a moment, in one transaction with its neighbours. */
   enqueue(e: AuditEntry): void {
     const max = this.opts.maxPending ?? 100_000;
-    if (this.pending.length >= max) {
+    if (this.pending.length + this.inWriter >= max) {
       this.dropped++;
       return;
     }
@@ -136,6 +203,10 @@ export class AuditLog {
     if (this.timer) {
       clearTimeout(this.timer);
       this.timer = undefined;
+    }
+    if (this.writer) {
+      this.post(this.writer);
+      return this.writable;
     }
     const batch = this.pending.splice(0);
     if (this.dropped) {
@@ -163,7 +234,7 @@ export class AuditLog {
   /** Whether records can be written now: after a failure, looked at again at most once a second
    * (writing what is queued, or a probe), so a refusal based on it ends once the database recovers. */
   canWrite(): boolean {
-    if (this.writable) return true;
+    if (this.writable || this.writer) return this.writable; // the writer thread probes and reports
     const now = Date.now();
     if (now - this.lastRecheck < 1000) return false;
     this.lastRecheck = now;

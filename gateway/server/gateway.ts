@@ -110,6 +110,7 @@ export class Gateway {
       on<AttemptEnd>(channels.attemptEnd, this.pipeline, (m) => this.metrics.attempts.inc({ endpoint: m.target.endpoint, outcome: m.outcome })),
       recordRequests(this.audit, this.pipeline, () => this.snap.settings.audit.data_plane),
     );
+    this.audit.startWriter(opts.dataDir);
     this.auth = new AdminAuth(this);
   }
 
@@ -228,6 +229,7 @@ export class Gateway {
     await this.ledger.close();
     for (const u of this.unsubscribe.splice(0)) u();
     try {
+      await this.audit.stopWriter();
       this.audit.checkpoint();
     } catch (e) {
       this.log(`audit: the last records could not be written or signed: ${(e as Error).message}`);

@@ -142,3 +142,24 @@ test('canonical encoding, redaction, CSV and CEF escaping', () => {
   assert.match(line, /suser=user:a\\=b\\\\c /);
   assert.equal(line.split('\n').length, 2, 'one line per event');
 });
+
+test('queued records are written by the writer thread into the same chain as immediate ones', async () => {
+  const { dir, db, log } = open(tmpDir('airlock-audit-unit-'), 100);
+  try {
+    log.startWriter(dir);
+    for (let i = 0; i < 1000; i++) {
+      log.enqueue(entry(i));
+      if (i % 250 === 0) log.append(entry(10_000 + i)); // the main thread's own records in between
+      if (i % 100 === 0) log.flush();
+    }
+    await log.stopWriter();
+    const v = log.verifyLive();
+    assert.equal(v.ok, true, v.problems.join('; '));
+    assert.equal(v.records, 1004);
+    assert.equal(db.prepare(`SELECT COUNT(*) FROM audit_checkpoints`).pluck().get(), 10, 'a checkpoint every 100 records, whoever wrote them');
+    const queued = (db.prepare(`SELECT data FROM audit_log ORDER BY seq`).pluck().all() as string[]).map((d) => (JSON.parse(d) as { i: number }).i).filter((i) => i < 10_000);
+    assert.deepEqual(queued, [...Array(1000).keys()], 'queued records keep their order');
+  } finally {
+    db.close();
+  }
+});
