@@ -234,10 +234,15 @@ export class AuditLog {
   /** Whether records can be written now: after a failure, looked at again at most once a second
    * (writing what is queued, or a probe), so a refusal based on it ends once the database recovers. */
   canWrite(): boolean {
-    if (this.writable || this.writer) return this.writable; // the writer thread probes and reports
+    if (this.writable) return true;
     const now = Date.now();
     if (now - this.lastRecheck < 1000) return false;
     this.lastRecheck = now;
+    if (this.writer) {
+      // the writer thread looks (writing what it holds, or a probe) and reports
+      this.writer.postMessage({ type: 'probe' } satisfies ToAuditWriter);
+      return false;
+    }
     if (this.pending.length) return this.flush();
     try {
       this.probe();

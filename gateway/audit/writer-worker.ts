@@ -12,7 +12,7 @@ import { DB_FILE } from '../store/db.js';
 import { AuditKey } from './key.js';
 import { AuditLog, type AuditEntry } from './log.js';
 
-export type ToAuditWriter = { type: 'entries'; entries: AuditEntry[]; checkpointEvery: number } | { type: 'close' };
+export type ToAuditWriter = { type: 'entries'; entries: AuditEntry[]; checkpointEvery: number } | { type: 'probe' } | { type: 'close' };
 export type FromAuditWriter = { type: 'written'; count: number } | { type: 'failed'; error: string; pending: number } | { type: 'closed'; unwritten: number };
 
 if (parentPort) {
@@ -51,6 +51,10 @@ if (parentPort) {
       every = m.checkpointEvery;
       pending = pending.concat(m.entries);
       if (!failing) write();
+    } else if (m.type === 'probe') {
+      // the main thread believes the log unwritable: look now (and report either way)
+      failing = true;
+      write();
     } else {
       write();
       if (retry) clearTimeout(retry);

@@ -440,7 +440,7 @@ describe('audit trail: fail-closed mode', () => {
         } catch (e) {
           return (e as { status?: number; code?: string }).status === 503 && (e as { code?: string }).code === 'audit_unavailable';
         }
-      }, 'data-plane refusal');
+      }, 'data-plane refusal', 30_000);
     } finally {
       repairAudit();
     }
@@ -450,7 +450,7 @@ describe('audit trail: fail-closed mode', () => {
       } catch {
         return false;
       }
-    }, 'serving again once the log can be written');
+    }, 'serving again once the log can be written', 30_000);
     const v = await gw.admin('GET', '/audit/verify');
     assert.equal(v.body.ok, true, show(v));
   });
