@@ -1,5 +1,6 @@
 // The `airlock` command line.
 import fs from 'node:fs';
+import os from 'node:os';
 import path from 'node:path';
 import { UsageError, dataDirOf, defaultDataDir, parse } from './cli-args.js';
 import { adminCommand, keyStateCommand, listCommand } from './cli-admin.js';
@@ -13,6 +14,12 @@ import { checkBackupTarget, checkPassphrase, restoreBackup, writeBackup } from '
 import { DataDirLock } from './store/data-dir-lock.js';
 import { VERSION } from './version.js';
 import type { GatewayOptions, ListenSource } from './server/gateway.js';
+import { openAudit, redact } from './audit/index.js';
+import { auditCore } from './audit/core.js';
+import { AuditKey } from './audit/key.js';
+import { EXPORT_FORMATS, ExportError, exportBundle, type ExportFormat } from './audit/export.js';
+import crypto from 'node:crypto';
+import type { AuditLog } from './audit/log.js';
 
 
 export { defaultDataDir };
@@ -32,6 +39,9 @@ Usage:
   airlock admin reset-password NAME [--data-dir DIR]   (prints a one-time password)
   airlock backup --to FILE [--passphrase-file F] [--plain] [--data-dir DIR]
   airlock restore FILE [--passphrase-file F] [--data-dir DIR]   (stop the gateway first)
+  airlock audit export --to DIR [--from ISO] [--until ISO] [--format jsonl,csv,cef] [--data-dir DIR]
+  airlock audit verify DIR [--key FINGERPRINT]
+  airlock audit key [--data-dir DIR]
   airlock --version | --help
 
 Environment: AIRLOCK_DATA_DIR, AIRLOCK_HOST, AIRLOCK_PORT, AIRLOCK_ADMIN_HOST,
@@ -67,13 +77,28 @@ export function readConfigFile(file: string): unknown {
 }
 
 /** `existing`: a read-only command, refused on a data dir that holds no install (it never creates one). */
-function openStore(dataDir: string, existing = false): { store: ConfigStore; close: () => void } {
+function openStore(dataDir: string, existing = false): { store: ConfigStore; audit: AuditLog; close: () => void } {
   const { db, secrets } = openInstall(dataDir, { existing });
-  return { store: new ConfigStore(db, secrets), close: () => db.close() };
+  const store = new ConfigStore(db, secrets);
+  const audit = openAudit(db, dataDir, secrets);
+  return { store, audit, close: () => db.close() };
 }
 
-function applyFile(store: ConfigStore, file: string, dryRun: boolean, out: (s: string) => void, err: (s: string) => void = out): boolean {
-  const r = store.apply(readConfigFile(file), { dryRun, source: 'file' });
+/** Who runs this command, for the audit record. */
+const cliActor = () => {
+  try {
+    return `cli:${os.userInfo().username}`;
+  } catch {
+    return 'cli';
+  }
+};
+
+function applyFile(store: ConfigStore, file: string, dryRun: boolean, out: (s: string) => void, err: (s: string) => void = out, audit?: AuditLog): boolean {
+  const doc = readConfigFile(file);
+  const r = store.apply(doc, { dryRun, source: 'file' });
+  // Recorded when it changed something (a refused or idempotent apply leaves the database as it was).
+  if (!dryRun && audit && r.ok && r.changes.length)
+    audit.append({ kind: 'config.apply', actor: cliActor(), source: 'cli', data: { action: 'config apply', file: path.resolve(file), changes: r.changes.map(formatChange), applied: redact(doc) } });
   if (!r.ok) {
     err(`config ${file} refused (${r.issues.length} problem${r.issues.length === 1 ? '' : 's'}; nothing was applied):`);
     for (const i of r.issues) err(`  ${formatIssue(i)}`);
@@ -185,7 +210,7 @@ async function serveUntilStopped(argv: string[], control: ReturnType<typeof list
     const { Gateway } = await import('./server/gateway.js');
     gw = new Gateway(opts);
     if (values.config) {
-      if (!applyFile(gw.store, values.config, false, err)) {
+      if (!applyFile(gw.store, values.config, false, err, err, gw.audit)) {
         abandon();
         return 2;
       }
@@ -329,9 +354,9 @@ async function config(argv: string[]): Promise<number> {
     const { values, positionals } = parse(rest, { 'dry-run': { type: 'boolean' } });
     const file = positionals[0];
     if (!file || positionals.length > 1) throw new UsageError('config apply takes one FILE');
-    const { store, close } = openStore(dataDirOf(values));
+    const { store, audit, close } = openStore(dataDirOf(values));
     try {
-      return applyFile(store, file, !!values['dry-run'], (s) => process.stdout.write(s + '\n'), (s) => process.stderr.write(s + '\n')) ? 0 : 2;
+      return applyFile(store, file, !!values['dry-run'], (s) => process.stdout.write(s + '\n'), (s) => process.stderr.write(s + '\n'), audit) ? 0 : 2;
     } finally {
       close();
     }
@@ -350,7 +375,7 @@ async function keys(argv: string[]): Promise<number> {
       expires: { type: 'string' },
     });
     if (!values.name) throw new UsageError('keys create needs --name NAME');
-    const { store, close } = openStore(dataDirOf(values));
+    const { store, audit, close } = openStore(dataDirOf(values));
     try {
       const current = store.export().keys;
       if (current.some((k) => k.name === values.name)) {
@@ -371,6 +396,7 @@ async function keys(argv: string[]): Promise<number> {
         return 2;
       }
       const created = r.createdKeys.find((k) => k.name === values.name && k.section === undefined)!;
+      audit.append({ kind: 'key.create', actor: cliActor(), source: 'cli', data: { action: 'keys create', key: redact(spec), changes: r.changes.map(formatChange) } });
       process.stdout.write(created.key + '\n');
       process.stderr.write(`airlock: key "${values.name}" created; it is shown only this once\n`);
       return 0;
@@ -443,6 +469,78 @@ function askHidden(prompt: string): Promise<string> {
   });
 }
 
+const isoTime = (v: string | undefined, flag: string): number | undefined => {
+  if (v === undefined) return undefined;
+  const n = Date.parse(v);
+  if (!/^\d{4}-\d{2}-\d{2}/.test(v) || !Number.isFinite(n)) throw new UsageError(`${flag} must be an ISO 8601 date or date-time (e.g. 2026-01-31 or 2026-01-31T12:00:00Z), not "${v}"`);
+  return n;
+};
+
+/** Parse "--format jsonl,csv,cef" (any order, spaces, case). */
+export function exportFormats(v: string | undefined): ExportFormat[] {
+  if (v === undefined) return ['jsonl'];
+  const out = v.split(',').map((s) => s.trim().toLowerCase()).filter(Boolean);
+  const bad = out.filter((f) => !(EXPORT_FORMATS as readonly string[]).includes(f));
+  if (bad.length || !out.length) throw new UsageError(`--format takes a comma-separated list of ${EXPORT_FORMATS.join(', ')}, not "${v}"`);
+  return out as ExportFormat[];
+}
+
+async function audit(argv: string[]): Promise<number> {
+  const [sub, ...rest] = argv;
+  if (sub === 'export') {
+    const { values, positionals } = parse(rest, { to: { type: 'string' }, from: { type: 'string' }, until: { type: 'string' }, format: { type: 'string' } });
+    if (!values.to) throw new UsageError('audit export needs --to DIR (e.g. the mount point of a USB stick)');
+    if (positionals.length) throw new UsageError(`audit export takes no arguments besides its options (got "${positionals[0]}")`);
+    const from = isoTime(values.from, '--from');
+    const until = isoTime(values.until, '--until');
+    if (from !== undefined && until !== undefined && until < from) throw new UsageError('--until must not be earlier than --from');
+    const formats = exportFormats(values.format);
+    const { audit: log, close } = openStore(dataDirOf(values), true);
+    try {
+      const r = await exportBundle(log, { to: values.to, from, until, formats, actor: cliActor(), source: 'cli' });
+      process.stdout.write(`${r.dir}\n`);
+      process.stderr.write(`airlock: exported ${r.count} audit records${r.count ? ` (seq ${r.first_seq} to ${r.last_seq})` : ''} to ${r.dir}, signed by ${r.key_fingerprint}; verified after writing\n`);
+      return 0;
+    } catch (e) {
+      if (e instanceof ExportError) {
+        process.stderr.write(`airlock: audit export: ${e.message}\n`);
+        return 2;
+      }
+      throw e;
+    } finally {
+      close();
+    }
+  }
+  if (sub === 'verify') {
+    const { values, positionals } = parse(rest, { key: { type: 'string' } });
+    const dir = positionals[0];
+    if (!dir || positionals.length > 1) throw new UsageError('audit verify takes one DIR (an exported bundle)');
+    const v = auditCore({ crypto, fs, path }).verifyBundle(path.resolve(dir), { key: values.key });
+    if (v.ok) {
+      process.stdout.write(`OK: ${v.count} records (seq ${v.first_seq ?? '-'} to ${v.last_seq ?? '-'}), signed by key ${v.key_fingerprint}\n`);
+      if (!values.key) process.stderr.write('airlock: compare that fingerprint with "airlock audit key" on the gateway, or pass --key FINGERPRINT\n');
+      return 0;
+    }
+    process.stdout.write(`FAILED: ${v.problems.length} problem${v.problems.length === 1 ? '' : 's'} in ${path.resolve(dir)}\n`);
+    for (const p of v.problems) process.stdout.write(`  ${p}\n`);
+    return 1;
+  }
+  if (sub === 'key') {
+    const { values } = parse(rest, {});
+    const dataDir = dataDirOf(values);
+    // read-only: an install must exist (it is never created here)
+    const { db, secrets } = openInstall(dataDir, { existing: true });
+    try {
+      const k = AuditKey.load(dataDir, secrets);
+      process.stdout.write(`${k.fingerprint}\n${k.publicKeyPem}`);
+    } finally {
+      db.close();
+    }
+    return 0;
+  }
+  throw new UsageError(`unknown command "audit ${sub ?? ''}"; try "audit export --to DIR", "audit verify DIR" or "audit key"`);
+}
+
 async function backup(argv: string[]): Promise<number> {
   const { values, positionals } = parse(argv, { to: { type: 'string' }, plain: { type: 'boolean' }, 'passphrase-file': { type: 'string' } });
   if (!values.to) throw new UsageError('backup needs --to FILE');
@@ -483,7 +581,7 @@ async function restore(argv: string[]): Promise<number> {
   return 0;
 }
 
-const COMMANDS = ['serve', 'config', 'keys', 'endpoints', 'models', 'teams', 'admin', 'backup', 'restore', 'help'];
+const COMMANDS = ['serve', 'config', 'keys', 'endpoints', 'models', 'teams', 'admin', 'audit', 'backup', 'restore', 'help'];
 
 /** `; did you mean "keys"?` for a near miss, else nothing. */
 function didYouMean(word: string): string {
@@ -507,6 +605,8 @@ export async function main(argv: string[]): Promise<number> {
         return listCommand(cmd, rest);
       case 'admin':
         return await adminCommand(rest);
+      case 'audit':
+        return await audit(rest);
       case 'backup':
         return await backup(rest);
       case 'restore':

@@ -455,3 +455,60 @@ export interface GuardrailTestResult {
   blocked: { policy: string; message: string } | null;
   policies: { policy: string; mode: string; action: string; applies: boolean; findings: { detector: string; type: string; start: number; end: number }[] }[];
 }
+
+// ---- audit trail (gateway/audit/, /admin/api/v1/audit/*) ----
+
+/** One record of the audit log (GET /audit/events): the exported form. */
+export interface AuditRecordView {
+  seq: number;
+  ts: string;
+  kind: string;
+  actor: string;
+  source: string;
+  data: Record<string, unknown>;
+  prev_hash: string;
+  hash: string;
+}
+
+/** GET /audit/key: the public half of the signing key (an auditor pins its fingerprint). */
+export interface AuditKeyView {
+  algorithm: 'Ed25519';
+  fingerprint: string;
+  public_key_pem: string;
+  last_checkpoint: { seq: number; hash: string; ts: string } | null;
+}
+
+/** GET /audit/verify: the live log checked from the last archive segment to its head. */
+export interface AuditVerifyBody {
+  ok: boolean;
+  problems: string[];
+  records: number;
+  first_seq: number | null;
+  last_seq: number | null;
+  checkpoints: number;
+  archived_through: number;
+  key_fingerprint: string;
+}
+
+/** POST /audit/export: the bundle written (and verified after writing). */
+export interface AuditExportResult {
+  dir: string;
+  count: number;
+  first_seq: number | null;
+  last_seq: number | null;
+  files: { name: string; sha256: string; bytes: number }[];
+  key_fingerprint: string;
+  manifest_sha256: string;
+}
+
+/** GET /data-flow: where data goes, generated from the live configuration. */
+export interface DataFlowBody {
+  generated_at: string;
+  data_dir: string;
+  /** what is kept on this machine */
+  stored: { what: string; where: string; retention: string; readable_by: string }[];
+  /** every place requests or data are sent */
+  destinations: { kind: string; name: string; url: string; host: string; leaves_machine: boolean; sends: string }[];
+  /** who can reach the gateway */
+  listening: { plane: string; address: string; reachable_from: string }[];
+}

@@ -158,6 +158,23 @@ export const limitsSchema = z.strictObject({
 });
 export type LimitsSettings = z.infer<typeof limitsSchema>;
 
+/** The audit trail (gateway/audit/): what is recorded, and what happens when it cannot be. */
+export const auditSettingsSchema = z.strictObject({
+  fail_closed: z
+    .enum(['off', 'admin', 'admin_and_data'])
+    .default('off')
+    .describe('When an audit record cannot be written: off (carry on, log it), admin (refuse admin changes with 503), admin_and_data (refuse data-plane requests too)'),
+  data_plane: z.boolean().default(true).describe('Record a summary of every data-plane request (who, which model, the outcome, guardrails, tool calls)'),
+  checkpoint_every: z.int().min(1).max(1_000_000).default(1000).describe('Sign a checkpoint of the hash chain every this many records (and at every export)'),
+  retention_days: z
+    .int()
+    .min(1)
+    .max(36_500)
+    .optional()
+    .describe('Move records older than this out of the database into signed archive segments (DATA_DIR/audit-archive), keeping the chain verifiable (default: keep them in the database)'),
+});
+export type AuditSettings = z.infer<typeof auditSettingsSchema>;
+
 /** An absolute file path (POSIX "/…", Windows "C:\…" or "\\server\…"); checked without node:path (the admin app imports this file). */
 const absoluteFile = z
   .string()
@@ -199,6 +216,7 @@ export const settingsSchema = z.strictObject({
   limits: limitsSchema.default(() => limitsSchema.parse({})).describe('Size limits on request bodies and upstream answers'),
   metrics_public: z.boolean().default(false).describe('Serve /metrics on the data plane without a token (it shows per-team usage); otherwise it needs an admin API token as bearer'),
   listen: listenSchema.default({ ...DEFAULT_LISTEN }).describe('Where the gateway listens (takes effect on restart; command-line flags and environment variables take precedence)'),
+  audit: auditSettingsSchema.default(() => auditSettingsSchema.parse({})).describe('Audit trail: fail-closed mode, data-plane summaries, checkpoints, retention'),
   tls: tlsSchema.optional().describe('HTTPS on the data and admin planes with a certificate and key from files; omitted: plain HTTP (takes effect on restart)'),
   ...settingsGovernance,
   mcp_session_idle_ms: z.int().min(1000).max(7 * 86_400_000).optional().describe('An agent\'s MCP session unused this long is ended and its upstream sessions closed (default 1800000: 30 minutes)'),

@@ -47,6 +47,7 @@ export const ERRORS = {
   no_available_target: { status: 503, type: 'server_error' },
   // the gateway
   ledger_unavailable: { status: 503, type: 'server_error' },
+  audit_unavailable: { status: 503, type: 'server_error' },
   client_closed: { status: 499, type: 'invalid_request_error' },
   internal_error: { status: 500, type: 'server_error' },
 } as const satisfies Record<string, { status: number; type: ErrorType }>;

@@ -42,6 +42,8 @@ import { nestedDeeperThan } from '../engine/json-depth.js';
 import { planeServer } from './http-server.js';
 import { addShellProof, takeShellProofKey } from './shell-proof.js';
 import { registerMcpAdmin } from './mcp-admin.js';
+import { auditAdminPlane } from './admin-audit.js';
+import { registerDataFlow } from './data-flow.js';
 import type {
   AdminUser,
   ApiToken,
@@ -606,6 +608,9 @@ export function buildAdminPlane(gw: Gateway): FastifyInstance {
   });
 
   registerBackupRoutes(app, gw, API, parseBody, (status, code, message) => new AdminError(status, code, message));
+  // The audit trail: hooks that record every change, login and refusal; the /audit routes.
+  auditAdminPlane(app, gw, { API, principalOf, error: (status, code, message, issues) => new AdminError(status, code, message, issues) });
+  registerDataFlow(app, gw, API, isLoopbackName);
 
   // The admin app itself (renderer/dist), after every API route: unknown API paths stay JSON 404s.
   registerAdminApp(app);

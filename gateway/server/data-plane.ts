@@ -103,6 +103,12 @@ export function buildDataPlane(gw: Gateway): FastifyInstance {
       reply.header('connection', 'close').code(503).headers(g.headers).send(g.body());
       return;
     }
+    if (gw.auditRefusing) {
+      // settings.audit.fail_closed: admin_and_data — no request is served that cannot be audited
+      const g = gatewayError('audit_unavailable', 'The audit log cannot be written right now, and this gateway is set to refuse requests it cannot audit; try again shortly.', { headers: { 'retry-after': '5' } });
+      reply.header('connection', 'close').code(503).headers(g.headers).send(g.body());
+      return;
+    }
     try {
       r.airlockKey = authenticate(gw.snapshot, gw.secrets, req.headers);
     } catch (e) {

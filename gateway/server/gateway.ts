@@ -34,6 +34,9 @@ import { McpHub, toolLedgerRow } from '../engine/mcp/hub.js';
 import { buildMcpConfig } from '../engine/mcp/config.js';
 import type { ToolEnd } from '../engine/events.js';
 import { DEFAULT_MCP_SESSION_IDLE_MS } from './mcp-endpoint.js';
+import { openAudit, recordRequests } from '../audit/index.js';
+import type { AuditLog } from '../audit/log.js';
+import { archiveOld } from '../audit/retention.js';
 
 export interface GatewayOptions {
   dataDir: string;
@@ -71,6 +74,8 @@ export class Gateway {
   /** guardrail policies: the pipeline's guards, and evaluate() for other callers (MCP) */
   readonly guardrails: GuardrailEngine;
   readonly guardrailEvents: GuardrailRecorder;
+  /** the audit trail (gateway/audit/) */
+  readonly audit: AuditLog;
   private unsubscribe: (() => void)[] = [];
   readonly auth: AdminAuth;
   private snap: Snapshot;
@@ -103,6 +108,7 @@ export class Gateway {
     this.db = openDatabase(opts.dataDir);
     this.secrets = loadSecretsFor(this.db, opts.dataDir);
     this.store = new ConfigStore(this.db, this.secrets);
+    this.audit = openAudit(this.db, opts.dataDir, this.secrets, { checkpointEvery: () => this.snap.settings.audit.checkpoint_every, log: this.log });
     this.snap = this.build();
     this.runtime.update(this.snap);
     this.mcp = new McpHub({ log: this.log });
@@ -142,12 +148,19 @@ export class Gateway {
         this.log(`budget ${m.percent >= 100 ? 'exhausted' : 'warning'}: ${m.label} has spent ${Math.round(m.spent * 1e6) / 1e6} of ${m.amount} ${this.snap.settings.cost_unit} this ${m.period === 'total' ? 'budget' : m.period} (${m.percent} %)`),
       ),
       on<ToolEnd>(channels.toolEnd, this.mcp, (m) => this.ledger.record(toolLedgerRow(m.call, m.latencyMs))),
+      recordRequests(this.audit, this.pipeline, () => this.snap.settings.audit.data_plane),
     );
+    this.audit.startWriter(opts.dataDir);
     this.auth = new AdminAuth(this);
   }
 
   get snapshot(): Snapshot {
     return this.snap;
+  }
+
+  /** settings.audit.fail_closed: admin_and_data, and the audit log cannot be written now */
+  get auditRefusing(): boolean {
+    return this.snap.settings.audit.fail_closed === 'admin_and_data' && !this.audit.canWrite();
   }
 
   private build(): Snapshot {
@@ -192,6 +205,14 @@ export class Gateway {
     this.pollTimer = setInterval(() => this.pollForChanges(), this.opts.pollMs ?? 1000);
     this.pollTimer.unref();
     const prune = () => {
+      const days = this.snap.settings.audit.retention_days;
+      if (days)
+        archiveOld(this.audit, this.opts.dataDir, Date.now() - days * 86_400_000).then(
+          (r) => {
+            if (r) this.log(`audit retention: records ${r.first_seq}-${r.through_seq} moved into ${r.dir}`);
+          },
+          (e: Error) => this.log(`audit retention failed: ${e.message}`),
+        );
       this.ledger.prune(this.snap.settings.ledger_retention_days).then(
         (n) => {
           if (n) this.log(`ledger retention: deleted ${n} rows`);
@@ -265,6 +286,12 @@ export class Gateway {
     await this.ledger.close();
     this.guardrailEvents.close();
     for (const u of this.unsubscribe.splice(0)) u();
+    try {
+      await this.audit.stopWriter();
+      this.audit.checkpoint();
+    } catch (e) {
+      this.log(`audit: the last records could not be written or signed: ${(e as Error).message}`);
+    }
     await this.runtime.close();
     this.db.close();
   }

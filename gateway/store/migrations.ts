@@ -198,6 +198,63 @@ CREATE INDEX guardrail_events_request ON guardrail_events(request_id) WHERE requ
 `,
   },
   {
+    version: 7,
+    name: 'audit-trail',
+    // The audit trail (gateway/audit/): a hash chain the database itself keeps append-only. A
+    // record must carry the next sequence number and the previous record's hash; no record or
+    // checkpoint can be changed; only records already moved into a signed archive segment
+    // (audit_archives) can be deleted, and archives are never removed.
+    sql: `
+CREATE TABLE audit_archives (
+  through_seq INTEGER PRIMARY KEY,
+  first_seq INTEGER NOT NULL,
+  last_hash TEXT NOT NULL,
+  dir TEXT NOT NULL,
+  created_at TEXT NOT NULL
+) STRICT;
+CREATE TABLE audit_log (
+  seq INTEGER PRIMARY KEY,
+  ts TEXT NOT NULL,
+  kind TEXT NOT NULL,
+  actor TEXT NOT NULL,
+  source TEXT NOT NULL,
+  data TEXT NOT NULL,
+  prev_hash TEXT NOT NULL,
+  hash TEXT NOT NULL
+) STRICT;
+CREATE INDEX audit_log_ts ON audit_log(ts);
+CREATE INDEX audit_log_kind ON audit_log(kind, seq);
+CREATE TABLE audit_checkpoints (
+  seq INTEGER PRIMARY KEY,
+  hash TEXT NOT NULL,
+  ts TEXT NOT NULL,
+  key_fingerprint TEXT NOT NULL,
+  signature TEXT NOT NULL
+) STRICT;
+CREATE TRIGGER audit_log_append_only_insert BEFORE INSERT ON audit_log
+WHEN NEW.seq IS NOT COALESCE((SELECT MAX(seq) FROM audit_log), (SELECT MAX(through_seq) FROM audit_archives), 0) + 1
+  OR NEW.prev_hash IS NOT COALESCE((SELECT hash FROM audit_log ORDER BY seq DESC LIMIT 1), (SELECT last_hash FROM audit_archives ORDER BY through_seq DESC LIMIT 1), '0000000000000000000000000000000000000000000000000000000000000000')
+BEGIN SELECT RAISE(ABORT, 'audit log is append-only: a record must follow the last one (next seq, previous hash)'); END;
+CREATE TRIGGER audit_log_no_update BEFORE UPDATE ON audit_log
+BEGIN SELECT RAISE(ABORT, 'audit log is append-only: records cannot be changed'); END;
+CREATE TRIGGER audit_log_no_delete BEFORE DELETE ON audit_log
+WHEN OLD.seq > COALESCE((SELECT MAX(through_seq) FROM audit_archives), 0)
+BEGIN SELECT RAISE(ABORT, 'audit log is append-only: records cannot be deleted (only those moved into an archive segment)'); END;
+CREATE TRIGGER audit_checkpoints_no_update BEFORE UPDATE ON audit_checkpoints
+BEGIN SELECT RAISE(ABORT, 'audit checkpoints cannot be changed'); END;
+CREATE TRIGGER audit_checkpoints_no_delete BEFORE DELETE ON audit_checkpoints
+BEGIN SELECT RAISE(ABORT, 'audit checkpoints cannot be deleted'); END;
+CREATE TRIGGER audit_archives_no_update BEFORE UPDATE ON audit_archives
+BEGIN SELECT RAISE(ABORT, 'audit archive segments cannot be changed'); END;
+CREATE TRIGGER audit_archives_no_delete BEFORE DELETE ON audit_archives
+BEGIN SELECT RAISE(ABORT, 'audit archive segments cannot be deleted'); END;
+CREATE TRIGGER audit_archives_in_order BEFORE INSERT ON audit_archives
+WHEN NEW.through_seq <= COALESCE((SELECT MAX(through_seq) FROM audit_archives), 0)
+  OR NEW.last_hash IS NOT (SELECT hash FROM audit_log WHERE seq = NEW.through_seq)
+BEGIN SELECT RAISE(ABORT, 'an audit archive segment must end at an existing record after the last segment'); END;
+`,
+  },
+  {
     version: 8,
     name: 'mcp-gateway',
     // MCP servers (env/headers values encrypted in secrets_enc), agents (keys stored as hashes),

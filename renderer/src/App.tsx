@@ -13,6 +13,8 @@ import { BudgetsPage } from './pages/Budgets';
 import { GuardrailsPage } from './pages/Guardrails';
 import { SettingsPage } from './pages/Settings';
 import { AdminsPage } from './pages/Admins';
+import { AuditPage } from './pages/Audit';
+import { DataFlowPage } from './pages/DataFlow';
 import { errorMessage, get, type StatusBody } from './api';
 import { useResource } from './hooks';
 import { Icon } from './components/icons';
@@ -28,6 +30,8 @@ const PAGES = [
   { path: '/usage', label: 'Usage', icon: 'usage', Page: UsagePage },
   { path: '/budgets', label: 'Budgets', icon: 'usage', Page: BudgetsPage },
   { path: '/settings', label: 'Settings', icon: 'settings', Page: SettingsPage },
+  { path: '/audit', label: 'Audit', icon: 'audit', Page: AuditPage },
+  { path: '/data-flow', label: 'Data flow', icon: 'dataflow', Page: DataFlowPage },
   { path: '/admins', label: 'Admins', icon: 'admins', Page: AdminsPage },
 ] as const;
 

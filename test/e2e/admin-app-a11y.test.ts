@@ -394,6 +394,19 @@ describe('admin app accessibility (axe-core in Chromium)', () => {
     });
     await auditDialog(page, page.getByRole('button', { name: 'Edit policy no-pii' }), 'Edit policy no-pii', failures);
     await auditDialog(page, page.getByRole('button', { name: 'Delete policy no-pii' }), 'Delete policy no-pii?', failures);
+    // Audit: the records with a detail open, the integrity check, and an export's validation error.
+    await nav(page, 'Audit');
+    await page.getByTestId('audit-table').waitFor();
+    await page.getByTestId('audit-table').locator('summary').first().click();
+    await page.getByRole('button', { name: 'Verify the log now' }).click();
+    await page.getByText('Intact').waitFor();
+    await page.getByLabel('Folder on the gateway’s machine').fill('not/absolute');
+    await page.getByRole('button', { name: 'Export to USB' }).click();
+    await page.locator('#audit-to-error').waitFor();
+    await audit(page, 'Audit', failures);
+    await nav(page, 'Data flow');
+    await page.getByTestId('data-flow-stored').waitFor();
+    await audit(page, 'Data flow', failures);
 
     // Settings and its confirmation.
     await nav(page, 'Settings');

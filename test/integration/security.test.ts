@@ -138,6 +138,11 @@ const EXPECTED: Record<string, Access> = {
   'POST /admin/api/v1/tokens': 'admin',
   'DELETE /admin/api/v1/tokens/:name': 'admin',
   'POST /admin/api/v1/backup': 'owner',
+  'GET /admin/api/v1/audit/events': 'auditor',
+  'GET /admin/api/v1/audit/key': 'auditor',
+  'GET /admin/api/v1/audit/verify': 'auditor',
+  'POST /admin/api/v1/audit/export': 'auditor',
+  'GET /admin/api/v1/data-flow': 'auditor',
 };
 
 /** A concrete, harmless request for a route: unknown names (404 when allowed) and bodies that

@@ -424,8 +424,13 @@ function RoutingRules({ models }: { models: string[] }) {
     if (rules.data && drafts === null) setDrafts(rules.data.data.map(ruleDraft));
   }, [rules.data, drafts]);
 
+  // What the server holds: its answer to our last save until the reload that follows it lands (so
+  // "Save rules" is unavailable at once after a save, not only once the reload is back).
+  const [savedRules, setSavedRules] = useState<Rule[] | undefined>();
+  useEffect(() => setSavedRules(undefined), [rules.data]);
+  const stored = savedRules ?? rules.data?.data;
   const list = drafts ?? [];
-  const dirty = rules.data ? JSON.stringify(list.map(ruleSpec)) !== JSON.stringify(rules.data.data.map((r) => ruleSpec(ruleDraft(r)))) : false;
+  const dirty = stored ? JSON.stringify(list.map(ruleSpec)) !== JSON.stringify(stored.map((r) => ruleSpec(ruleDraft(r)))) : false;
   const setRule = (i: number, patch: Partial<RuleDraft>) => {
     setSaved('');
     setDrafts((p) => (p ?? []).map((r, j) => (j === i ? { ...r, ...patch } : r)));
@@ -463,6 +468,7 @@ function RoutingRules({ models }: { models: string[] }) {
     try {
       const r = await api<{ data: Rule[] }>('PUT', '/routing-rules', { data: spec });
       setDrafts(r.data.map(ruleDraft));
+      setSavedRules(r.data);
       rules.reload();
       setSaved('Routing rules saved.');
     } catch (err) {

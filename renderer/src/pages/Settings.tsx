@@ -68,6 +68,7 @@ const GROUP_TITLES: Record<string, string> = {
   admin: 'Admin sign-in',
   http: 'Client connections (take effect on restart)',
   limits: 'Size limits',
+  audit: 'Audit trail',
 };
 const LABELS: Record<string, string> = {
   max_body_bytes: 'Largest request body (bytes)',
@@ -94,6 +95,10 @@ const LABELS: Record<string, string> = {
   'limits.max_event_bytes': 'Largest streamed upstream event (bytes)',
   'limits.max_response_bytes': 'Largest upstream answer (bytes)',
   'limits.max_probe_bytes': 'Largest model list from a health check (bytes)',
+  'audit.fail_closed': 'When an audit record cannot be written',
+  'audit.data_plane': 'Record every data-plane request',
+  'audit.checkpoint_every': 'Signed checkpoint every (records)',
+  'audit.retention_days': 'Keep audit records in the database for (days)',
 };
 const HINTS: Record<string, string> = {
   'breaker.failure_threshold': 'Consecutive failures of a target before Airlock stops sending to it for the cool-down.',

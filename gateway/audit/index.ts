@@ -1,0 +1,87 @@
+// The audit trail's entry points: open the log (with its key), redact secrets from what is
+// recorded, and the data-plane recorder (a subscriber of airlock:request:end, so the pipeline
+// does not know it is audited).
+import type { DB } from '../store/db.js';
+import type { Secrets } from '../store/secrets.js';
+import { channels, on, type RequestEnd } from '../engine/events.js';
+import type { RequestContext } from '../engine/stages.js';
+import { AuditKey } from './key.js';
+import { AuditLog, type AuditLogOptions } from './log.js';
+
+export function openAudit(db: DB, dataDir: string, secrets: Secrets, opts: AuditLogOptions = {}): AuditLog {
+  return new AuditLog(db, AuditKey.load(dataDir, secrets), opts);
+}
+
+const SECRET_FIELD = /(pass(word)?|secret|token|api_?key|^key$|^hash$|authorization|cookie|csrf|private)/i;
+export const REDACTED = '[redacted]';
+
+/** A copy with every secret-looking value replaced (an `${env:NAME}` reference is kept: it names, not holds). */
+export function redact(v: unknown, depth = 0): unknown {
+  if (depth > 32) return REDACTED;
+  if (Array.isArray(v)) return v.map((x) => redact(x, depth + 1));
+  if (v && typeof v === 'object') {
+    const out: Record<string, unknown> = {};
+    for (const [k, x] of Object.entries(v as Record<string, unknown>)) {
+      if (SECRET_FIELD.test(k) && x !== null && x !== undefined && typeof x !== 'object' && typeof x !== 'boolean' && !(typeof x === 'string' && /^\$\{env:[A-Za-z_][A-Za-z0-9_]*\}$/.test(x)))
+        out[k] = x === '' ? '' : REDACTED;
+      else out[k] = redact(x, depth + 1);
+    }
+    return out;
+  }
+  return v;
+}
+
+/**
+ * Optional fields a capability may put on the request context for the audit summary: guardrail
+ * outcomes (guardrails), MCP tool calls (toolCalls) and anything else under `audit`. Each is
+ * recorded as given when present.
+ */
+export interface AuditableContext {
+  guardrails?: unknown;
+  toolCalls?: unknown;
+  audit?: Record<string, unknown>;
+}
+
+export function requestSummary(ctx: RequestContext, latencyMs: number): Record<string, unknown> {
+  const ext = ctx as RequestContext & AuditableContext;
+  return {
+    request_id: ctx.id,
+    client_request_id: ctx.clientRequestId,
+    endpoint_kind: ctx.kind,
+    key: ctx.key?.name,
+    team: ctx.key?.team ?? undefined,
+    app: ctx.key?.app ?? undefined,
+    user: ctx.user,
+    session: ctx.session,
+    model: ctx.requestedModel,
+    alias: ctx.model?.name,
+    rule: ctx.rule,
+    endpoint: ctx.endpoint,
+    upstream_model: ctx.upstreamModel,
+    stream: ctx.stream,
+    status: ctx.status,
+    decision: ctx.status < 400 ? 'served' : ctx.status < 500 && ctx.status !== 499 ? 'refused' : 'failed',
+    error_class: ctx.errorClass,
+    attempts: ctx.attempts,
+    prompt_tokens: ctx.promptTokens,
+    completion_tokens: ctx.completionTokens,
+    cost: ctx.cost,
+    latency_ms: Math.round(latencyMs * 10) / 10,
+    guardrails: ext.guardrails,
+    tool_calls: ext.toolCalls,
+    ...(ext.audit ?? {}),
+  };
+}
+
+/** Queue a summary of every finished data-plane request of `source` (settings.audit.data_plane). */
+export function recordRequests(log: AuditLog, source: object, enabled: () => boolean): () => void {
+  return on<RequestEnd>(channels.requestEnd, source, (m) => {
+    if (!enabled()) return;
+    log.enqueue({
+      kind: 'request',
+      actor: m.ctx.key ? `key:${m.ctx.key.name}` : 'anonymous',
+      source: 'data-plane',
+      data: requestSummary(m.ctx, m.latencyMs),
+    });
+  });
+}

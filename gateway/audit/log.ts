@@ -1,0 +1,452 @@
+// The audit log: an append-only hash chain in SQLite (migration audit-trail), with checkpoints
+// signed by the audit key. Each record's hash covers its sequence number, time, kind, actor,
+// source, data and the previous record's hash; the database refuses a record that does not
+// follow the last one, and any change or deletion (migrations.ts).
+//
+// Admin actions are appended at once (append(): the caller learns when it failed); data-plane
+// summaries are queued and written in batches off the request's path (enqueue()).
+import crypto from 'node:crypto';
+import { Worker } from 'node:worker_threads';
+import fs from 'node:fs';
+import path from 'node:path';
+import type { DB } from '../store/db.js';
+import { auditCore, type AuditRecord } from './core.js';
+import type { AuditKey } from './key.js';
+import type { AuditVerifyBody } from '../wire.js';
+import type { FromAuditWriter, ToAuditWriter } from './writer-worker.js';
+
+export const core = auditCore({ crypto, fs, path });
+export type { AuditRecord };
+
+export interface AuditEntry {
+  kind: string;
+  actor: string;
+  /** where it came from: an address, "cli", "data-plane" */
+  source: string;
+  data: Record<string, unknown>;
+  /** when it happened (ms since the epoch); default: now */
+  at?: number;
+}
+
+export interface AuditFilter {
+  /** a kind, or a prefix ending in "." (e.g. "admin.") */
+  kind?: string;
+  actor?: string;
+  /** ms since the epoch */
+  from?: number;
+  until?: number;
+  before_seq?: number;
+  limit: number;
+}
+
+export interface Checkpoint {
+  seq: number;
+  hash: string;
+  ts: string;
+  key_fingerprint: string;
+  signature: string;
+}
+
+/** The live log checked (GET /audit/verify adds the key's fingerprint). */
+export type LiveVerdict = Omit<AuditVerifyBody, 'key_fingerprint'>;
+
+interface Row {
+  seq: number;
+  ts: string;
+  kind: string;
+  actor: string;
+  source: string;
+  data: string;
+  prev_hash: string;
+  hash: string;
+}
+
+/** how long a queued write or a probe waits for another writer's lock (ms) */
+const QUICK_BUSY_MS = 100;
+
+export const toRecord = (r: Row): AuditRecord => ({ ...r, data: JSON.parse(r.data) as Record<string, unknown> });
+
+/** The payload a checkpoint signs. */
+export const checkpointPayload = (c: Omit<Checkpoint, 'signature'>) => core.canonical({ seq: c.seq, hash: c.hash, ts: c.ts, key_fingerprint: c.key_fingerprint });
+
+export interface AuditLogOptions {
+  /** a signed checkpoint every this many records */
+  checkpointEvery?: () => number;
+  log?: (line: string) => void;
+  /** queued data-plane summaries kept while the database cannot be written */
+  maxPending?: number;
+}
+
+export class AuditLog {
+  private pending: AuditEntry[] = [];
+  private timer: NodeJS.Timeout | undefined;
+  private dropped = 0;
+  /** false after a write failed, until one succeeds */
+  writable = true;
+  lastError: string | undefined;
+
+  constructor(
+    readonly db: DB,
+    readonly key: AuditKey,
+    private readonly opts: AuditLogOptions = {},
+  ) {}
+
+  /** The last record's sequence number and hash (an archived one when the log is empty). */
+  head(): { seq: number; hash: string } {
+    const r = this.db.prepare(`SELECT seq, hash FROM audit_log ORDER BY seq DESC LIMIT 1`).get() as { seq: number; hash: string } | undefined;
+    if (r) return r;
+    const a = this.archivedThrough();
+    return a ? { seq: a.through_seq, hash: a.last_hash } : { seq: 0, hash: core.GENESIS };
+  }
+
+  archivedThrough(): { through_seq: number; last_hash: string } | undefined {
+    return this.db.prepare(`SELECT through_seq, last_hash FROM audit_archives ORDER BY through_seq DESC LIMIT 1`).get() as { through_seq: number; last_hash: string } | undefined;
+  }
+
+  /** Queued records go to a writer thread (startWriter()) instead of this thread's connection. */
+  private writer: Worker | undefined;
+  private inWriter = 0;
+  private writerRestarts = 0;
+  private writerClosed: ((unwritten: number) => void) | undefined;
+
+  /** Write queued records (data-plane summaries) in a worker thread with its own connection. */
+  startWriter(dataDir: string): void {
+    const w = new Worker(new URL('./writer-worker.js', import.meta.url), { workerData: { dataDir, retryMs: 1000 } });
+    w.on('message', (m: FromAuditWriter) => {
+      if (m.type === 'written') {
+        this.inWriter -= m.count;
+        if (!this.writable) this.opts.log?.('audit log can be written again');
+        this.writable = true;
+        this.lastError = undefined;
+      } else if (m.type === 'failed') this.fail(new Error(m.error));
+      else this.writerClosed?.(m.unwritten);
+    });
+    w.on('error', (e) => {
+      const again = this.writer === w && ++this.writerRestarts <= 3;
+      this.opts.log?.(`audit writer failed (${e.message}); ${this.inWriter} queued record(s) lost; ${again ? 'restarting it' : 'writing queued records in the main thread from now on'}`);
+      this.dropped += this.inWriter;
+      this.inWriter = 0;
+      if (this.writer !== w) return;
+      this.writer = undefined;
+      if (again) this.startWriter(dataDir);
+    });
+    w.unref();
+    this.writer = w;
+  }
+
+  /** Write what is queued, then stop the writer thread. */
+  async stopWriter(): Promise<void> {
+    const w = this.writer;
+    if (!w) return;
+    this.writer = undefined;
+    w.ref(); // the stop waits for it
+    this.post(w);
+    const unwritten = await new Promise<number>((resolve) => {
+      this.writerClosed = resolve;
+      w.postMessage({ type: 'close' } satisfies ToAuditWriter);
+      w.once('exit', () => resolve(this.inWriter));
+    });
+    if (unwritten) this.opts.log?.(`audit: ${unwritten} queued record(s) could not be written before the stop`);
+    await w.terminate();
+  }
+
+  private post(w: Worker): void {
+    const batch = this.pending.splice(0);
+    if (this.dropped) {
+      batch.push({ kind: 'audit.dropped', actor: 'airlock', source: 'gateway', data: { count: this.dropped, reason: 'the queue was full or the writer failed while the audit log could not be written' } });
+      this.dropped = 0;
+    }
+    if (!batch.length) return;
+    this.inWriter += batch.length;
+    w.postMessage({ type: 'entries', entries: batch, checkpointEvery: this.opts.checkpointEvery?.() ?? 1000 } satisfies ToAuditWriter);
+  }
+
+  /** Write records now in this thread's connection (the writer thread's entry point). */
+  writeNow(entries: AuditEntry[]): AuditRecord[] {
+    return this.write(entries);
+  }
+
+  /** Write one record now (after anything queued in this thread); throws when it cannot be written. */
+  append(e: AuditEntry): AuditRecord {
+    // queued records stay in their own order: with a writer thread they go there, else first here
+    if (this.writer) this.post(this.writer);
+    const all = [...this.pending.splice(0), e];
+    try {
+      const out = this.write(all);
+      return out[out.length - 1]!;
+    } catch (err) {
+      // the queued ones stay queued; the caller's own record is the caller's to handle
+      this.pending.unshift(...all.slice(0, -1));
+      throw err;
+    }
+  }
+
+  /** Queue a record; written within a moment, in one transaction with its neighbours. */
+  enqueue(e: AuditEntry): void {
+    const max = this.opts.maxPending ?? 100_000;
+    if (this.pending.length + this.inWriter >= max) {
+      this.dropped++;
+      return;
+    }
+    this.pending.push({ ...e, at: e.at ?? Date.now() });
+    if (!this.timer) {
+      this.timer = setTimeout(() => {
+        this.timer = undefined;
+        this.flush();
+      }, this.writable ? 50 : 1000);
+      this.timer.unref();
+    }
+  }
+
+  /** Write what is queued; false when the database refused (the records stay queued). */
+  flush(): boolean {
+    if (this.timer) {
+      clearTimeout(this.timer);
+      this.timer = undefined;
+    }
+    if (this.writer) {
+      this.post(this.writer);
+      return this.writable;
+    }
+    const batch = this.pending.splice(0);
+    if (this.dropped) {
+      batch.push({ kind: 'audit.dropped', actor: 'airlock', source: 'gateway', data: { count: this.dropped, reason: 'the queue was full while the audit log could not be written' } });
+    }
+    if (!batch.length) return true;
+    try {
+      this.quick(() => this.write(batch));
+      this.dropped = 0;
+      return true;
+    } catch {
+      this.pending.unshift(...batch.filter((b) => b.kind !== 'audit.dropped'));
+      if (!this.timer) {
+        this.timer = setTimeout(() => {
+          this.timer = undefined;
+          this.flush();
+        }, 1000);
+        this.timer.unref();
+      }
+      return false;
+    }
+  }
+
+  private lastRecheck = 0;
+  /** Whether records can be written now: after a failure, looked at again at most once a second
+   * (writing what is queued, or a probe), so a refusal based on it ends once the database recovers. */
+  canWrite(): boolean {
+    if (this.writable) return true;
+    const now = Date.now();
+    if (now - this.lastRecheck < 1000) return false;
+    this.lastRecheck = now;
+    if (this.writer) {
+      // the writer thread looks (writing what it holds, or a probe) and reports
+      this.writer.postMessage({ type: 'probe' } satisfies ToAuditWriter);
+      return false;
+    }
+    if (this.pending.length) return this.flush();
+    try {
+      this.probe();
+    } catch {
+      /* still failing */
+    }
+    return this.writable;
+  }
+
+  /** Would a record be accepted now? (Inserts one and rolls it back; throws the database's refusal.) */
+  probe(): void {
+    const rollback = new Error('probe');
+    try {
+      this.quick(() =>
+        this.db
+          .transaction(() => {
+            this.insertChain([{ kind: 'audit.probe', actor: 'airlock', source: 'gateway', data: {} }]);
+            throw rollback;
+          })
+          .immediate(),
+      );
+    } catch (e) {
+      if (e === rollback) {
+        this.writable = true;
+        return;
+      }
+      this.fail(e as Error);
+      throw e;
+    }
+  }
+
+  /** Run fn with a short busy timeout: queued summaries and probes run on the gateway's main
+   * thread, which must not wait the connection's 5 s for another writer (they retry instead). */
+  private quick<T>(fn: () => T): T {
+    const prev = this.db.pragma('busy_timeout', { simple: true }) as number;
+    this.db.pragma(`busy_timeout = ${QUICK_BUSY_MS}`);
+    try {
+      return fn();
+    } finally {
+      this.db.pragma(`busy_timeout = ${prev}`);
+    }
+  }
+
+  private fail(e: Error): void {
+    if (this.writable) this.opts.log?.(`audit log cannot be written: ${e.message}`);
+    this.writable = false;
+    this.lastError = e.message;
+  }
+
+  private write(entries: AuditEntry[]): AuditRecord[] {
+    try {
+      const out = this.db.transaction(() => this.insertChain(entries)).immediate();
+      if (!this.writable) this.opts.log?.('audit log can be written again');
+      this.writable = true;
+      this.lastError = undefined;
+      return out;
+    } catch (e) {
+      this.fail(e as Error);
+      throw e;
+    }
+  }
+
+  private insertChain(entries: AuditEntry[]): AuditRecord[] {
+    const ins = this.db.prepare(`INSERT INTO audit_log (seq, ts, kind, actor, source, data, prev_hash, hash) VALUES (?, ?, ?, ?, ?, ?, ?, ?)`);
+    let { seq, hash } = this.head();
+    const start = seq;
+    const out: AuditRecord[] = [];
+    for (const e of entries) {
+      const data = core.canonical(e.data ?? {});
+      const r = { seq: seq + 1, ts: new Date(e.at ?? Date.now()).toISOString(), kind: e.kind, actor: e.actor, source: e.source, prev_hash: hash };
+      const rec: AuditRecord = { ...r, data: e.data, hash: core.recordHashOf(r, data) };
+      ins.run(rec.seq, rec.ts, rec.kind, rec.actor, rec.source, data, rec.prev_hash, rec.hash);
+      seq = rec.seq;
+      hash = rec.hash;
+      out.push(rec);
+    }
+    const every = Math.max(1, this.opts.checkpointEvery?.() ?? 1000);
+    if (Math.floor(start / every) !== Math.floor(seq / every)) this.insertCheckpoint(seq, hash);
+    return out;
+  }
+
+  private insertCheckpoint(seq: number, hash: string): Checkpoint {
+    const c = { seq, hash, ts: new Date().toISOString(), key_fingerprint: this.key.fingerprint };
+    const cp: Checkpoint = { ...c, signature: this.key.sign(checkpointPayload(c)) };
+    this.db.prepare(`INSERT INTO audit_checkpoints (seq, hash, ts, key_fingerprint, signature) VALUES (?, ?, ?, ?, ?)`).run(cp.seq, cp.hash, cp.ts, cp.key_fingerprint, cp.signature);
+    return cp;
+  }
+
+  /** Sign the head now (after writing what is queued), unless it is signed already. */
+  checkpoint(): Checkpoint | undefined {
+    this.flush();
+    return this.db
+      .transaction(() => {
+        const h = this.head();
+        if (h.seq === 0) return undefined;
+        const last = this.db.prepare(`SELECT * FROM audit_checkpoints ORDER BY seq DESC LIMIT 1`).get() as Checkpoint | undefined;
+        if (last && last.seq >= h.seq) return last;
+        return this.insertCheckpoint(h.seq, h.hash);
+      })
+      .immediate();
+  }
+
+  lastCheckpoint(): Checkpoint | undefined {
+    return this.db.prepare(`SELECT * FROM audit_checkpoints ORDER BY seq DESC LIMIT 1`).get() as Checkpoint | undefined;
+  }
+
+  /** Newest first. */
+  list(f: AuditFilter): AuditRecord[] {
+    const where: string[] = [];
+    const args: (string | number)[] = [];
+    if (f.kind) {
+      if (f.kind.endsWith('.')) {
+        where.push(`kind >= ? AND kind < ?`);
+        args.push(f.kind, f.kind.slice(0, -1) + '/');
+      } else {
+        where.push(`kind = ?`);
+        args.push(f.kind);
+      }
+    }
+    if (f.actor) {
+      where.push(`actor = ?`);
+      args.push(f.actor);
+    }
+    if (f.from !== undefined) {
+      where.push(`ts >= ?`);
+      args.push(new Date(f.from).toISOString());
+    }
+    if (f.until !== undefined) {
+      where.push(`ts <= ?`);
+      args.push(new Date(f.until).toISOString());
+    }
+    if (f.before_seq !== undefined) {
+      where.push(`seq < ?`);
+      args.push(f.before_seq);
+    }
+    const sql = `SELECT * FROM audit_log ${where.length ? 'WHERE ' + where.join(' AND ') : ''} ORDER BY seq DESC LIMIT ?`;
+    return (this.db.prepare(sql).all(...args, f.limit) as Row[]).map(toRecord);
+  }
+
+  /** Records with seq in [first, last], in order, a chunk at a time (bounded memory). */
+  *range(first: number, last: number, chunk = 2000): Generator<AuditRecord[]> {
+    const stmt = this.db.prepare(`SELECT * FROM audit_log WHERE seq >= ? AND seq <= ? ORDER BY seq LIMIT ?`);
+    let next = first;
+    while (next <= last) {
+      const rows = stmt.all(next, last, chunk) as Row[];
+      if (!rows.length) return;
+      yield rows.map(toRecord);
+      next = rows[rows.length - 1]!.seq + 1;
+    }
+  }
+
+  /** The sequence numbers of the records written in [from, until] (ms), or undefined when none. */
+  seqRange(from: number | undefined, until: number | undefined): { first: number; last: number } | undefined {
+    const first = this.db.prepare(`SELECT MIN(seq) FROM audit_log WHERE ts >= ?`).pluck().get(from === undefined ? '' : new Date(from).toISOString()) as number | null;
+    const last = this.db.prepare(`SELECT MAX(seq) FROM audit_log WHERE ts <= ?`).pluck().get(until === undefined ? '9' : new Date(until).toISOString()) as number | null;
+    if (first === null || last === null || last < first) return undefined;
+    return { first, last };
+  }
+
+  /** The hash the record `seq` links to. */
+  prevHashOf(seq: number): string {
+    const r = this.db.prepare(`SELECT prev_hash FROM audit_log WHERE seq = ?`).pluck().get(seq) as string | undefined;
+    if (r === undefined) throw new Error(`no audit record ${seq}`);
+    return r;
+  }
+
+  /** Check the live log: every record's hash and link, consecutive sequence numbers from the
+   * last archive segment on, and every checkpoint's signature and hash. */
+  verifyLive(): LiveVerdict {
+    this.flush();
+    const problems: string[] = [];
+    const archived = this.archivedThrough();
+    let prev = archived?.last_hash ?? core.GENESIS;
+    let expect = (archived?.through_seq ?? 0) + 1;
+    let records = 0;
+    let first: number | null = null;
+    let last: number | null = null;
+    const head = this.head();
+    for (const chunk of this.range(expect, head.seq)) {
+      for (const r of chunk) {
+        if (problems.length) break;
+        first ??= r.seq;
+        if (r.seq !== expect) problems.push(`seq ${r.seq}: expected seq ${expect} (records are missing)`);
+        else if (core.recordHash(r) !== r.hash) problems.push(`seq ${r.seq}: its hash does not match its contents (the record was edited)`);
+        else if (r.prev_hash !== prev) problems.push(`seq ${r.seq}: it does not link to the record before it`);
+        prev = r.hash;
+        expect = r.seq + 1;
+        last = r.seq;
+        records++;
+      }
+    }
+    if (!problems.length && head.seq >= expect) problems.push(`seq ${expect}: missing (the log ends at ${expect - 1}, its head is ${head.seq})`);
+    const cps = this.db.prepare(`SELECT * FROM audit_checkpoints ORDER BY seq`).all() as Checkpoint[];
+    const hashAt = this.db.prepare(`SELECT hash FROM audit_log WHERE seq = ?`).pluck();
+    for (const c of cps) {
+      const { signature, ...payload } = c;
+      if (c.key_fingerprint === this.key.fingerprint && !this.key.verify(checkpointPayload(payload), signature)) problems.push(`checkpoint at seq ${c.seq}: its signature does not verify`);
+      const h = hashAt.get(c.seq) as string | undefined;
+      if (h !== undefined && h !== c.hash) problems.push(`checkpoint at seq ${c.seq}: the record's hash is not the one that was signed (the record was replaced)`);
+    }
+    return { ok: problems.length === 0, problems, records, first_seq: first, last_seq: last, checkpoints: cps.length, archived_through: archived?.through_seq ?? 0 };
+  }
+
+  close(): void {
+    this.flush();
+  }
+}
