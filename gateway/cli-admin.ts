@@ -7,14 +7,15 @@ import { ConfigStore } from './store/config-store.js';
 import { openInstall } from './store/install.js';
 import { StartupError } from './store/db.js';
 import { hashPassword } from './server/admin-auth.js';
-import { UsageError, dataDirOf, parse } from './cli-args.js';
+import { UsageError, cliActor, dataDirOf, parse } from './cli-args.js';
+import { openAudit, redact } from './audit/index.js';
 
 const print = (s: string) => process.stdout.write(s + '\n');
 
-function withStore<T>(dataDir: string, existing: boolean, fn: (store: ConfigStore, db: ReturnType<typeof openInstall>['db']) => T): T {
+function withStore<T>(dataDir: string, existing: boolean, fn: (store: ConfigStore, db: ReturnType<typeof openInstall>['db'], audit: () => ReturnType<typeof openAudit>) => T): T {
   const { db, secrets } = openInstall(dataDir, { existing });
   try {
-    return fn(new ConfigStore(db, secrets), db);
+    return fn(new ConfigStore(db, secrets), db, () => openAudit(db, dataDir, secrets));
   } finally {
     db.close();
   }
@@ -55,7 +56,7 @@ export function keyStateCommand(op: 'disable' | 'enable' | 'revoke', argv: strin
   const { values, positionals } = parse(argv, {});
   const name = positionals[0];
   if (!name || positionals.length > 1) throw new UsageError(`keys ${op} takes one key NAME`);
-  return withStore(dataDirOf(values), true, (store) => {
+  return withStore(dataDirOf(values), true, (store, _db, audit) => {
     const keys = store.export().keys;
     const i = keys.findIndex((k) => k.name === name);
     if (i < 0) {
@@ -73,6 +74,7 @@ export function keyStateCommand(op: 'disable' | 'enable' | 'revoke', argv: strin
     }
     const r = store.apply({ keys }, { source: 'cli' });
     if (!r.ok) throw new StartupError(r.issues.map((x) => formatIssue(x)).join('; '));
+    audit().append({ kind: `key.${op}`, actor: cliActor(), source: 'cli', data: { action: `keys ${op}`, key: redact(key) } });
     print(op === 'revoke' ? `key "${name}" revoked: it is refused from now on (a running gateway picks this up within a second)` : `key "${name}" ${op}d`);
     return 0;
   });
@@ -94,7 +96,8 @@ export async function adminCommand(argv: string[]): Promise<number> {
     const { values, positionals } = parse(rest, {});
     const name = positionals[0];
     if (!name || positionals.length > 1) throw new UsageError('admin reset-password takes one admin user NAME');
-    const { db } = openInstall(dataDirOf(values), { existing: true });
+    const dataDir = dataDirOf(values);
+    const { db, secrets } = openInstall(dataDir, { existing: true });
     try {
       const user = db.prepare(`SELECT name, role FROM admin_users WHERE name = ?`).get(name) as { name: string; role: string } | undefined;
       if (!user) {
@@ -107,6 +110,7 @@ export async function adminCommand(argv: string[]): Promise<number> {
         db.prepare(`UPDATE admin_users SET password_hash = ?, disabled = 0, failed_logins = 0, locked_until = NULL, updated_at = ? WHERE name = ?`).run(hash, Date.now(), name);
         db.prepare(`DELETE FROM admin_sessions WHERE user = ?`).run(name);
       })();
+      openAudit(db, dataDir, secrets).append({ kind: 'admin.password_reset', actor: cliActor(), source: 'cli', data: { action: 'admin reset-password', user: name, role: user.role } });
       process.stdout.write(password + '\n');
       process.stderr.write(
         `airlock: the password of "${name}" (${user.role}) is reset to the one above, shown only this once; its sessions are signed out, the account is enabled and unlocked. Log in with it and choose a new one under Admins.\n`,

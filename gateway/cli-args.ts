@@ -27,3 +27,12 @@ export function parse<O extends Options>(args: string[], options: O) {
 export function dataDirOf(values: { 'data-dir'?: string | undefined }): string {
   return path.resolve(values['data-dir'] ?? defaultDataDir());
 }
+
+/** Who runs a command, for the audit record. */
+export function cliActor(): string {
+  try {
+    return `cli:${os.userInfo().username}`;
+  } catch {
+    return 'cli';
+  }
+}

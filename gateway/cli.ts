@@ -1,8 +1,7 @@
 // The `airlock` command line.
 import fs from 'node:fs';
-import os from 'node:os';
 import path from 'node:path';
-import { UsageError, dataDirOf, defaultDataDir, parse } from './cli-args.js';
+import { UsageError, cliActor, dataDirOf, defaultDataDir, parse } from './cli-args.js';
 import { adminCommand, keyStateCommand, listCommand } from './cli-admin.js';
 import YAML from 'yaml';
 import { DEFAULT_LISTEN, formatIssue, nearest } from './config/schema.js';
@@ -83,15 +82,6 @@ function openStore(dataDir: string, existing = false): { store: ConfigStore; aud
   const audit = openAudit(db, dataDir, secrets);
   return { store, audit, close: () => db.close() };
 }
-
-/** Who runs this command, for the audit record. */
-const cliActor = () => {
-  try {
-    return `cli:${os.userInfo().username}`;
-  } catch {
-    return 'cli';
-  }
-};
 
 function applyFile(store: ConfigStore, file: string, dryRun: boolean, out: (s: string) => void, err: (s: string) => void = out, audit?: AuditLog): boolean {
   const doc = readConfigFile(file);

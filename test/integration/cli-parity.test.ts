@@ -86,6 +86,12 @@ describe('command line parity', () => {
     await eventually(async () => (await ask()) === 401, 'the revoked key to be refused');
     assert.equal((await cli('keys', 'list')).stdout, '');
     assert.equal((await gw.admin('GET', '/keys')).body.data.length, 0, 'the admin API agrees');
+    // each change is in the audit trail, by the CLI, with the key's name and never its secret
+    const cliEvents = (await gw.admin('GET', '/audit/events?limit=1000')).body.data as { kind: string; source: string; data: Record<string, unknown> }[];
+    const keyEvents = cliEvents.filter((e) => e.source === 'cli' && e.kind.startsWith('key.'));
+    assert.deepEqual(keyEvents.map((e) => e.kind).reverse(), ['key.disable', 'key.enable', 'key.revoke']);
+    assert.ok(keyEvents.every((e) => JSON.stringify(e.data).includes('notebook-app')));
+    assert.ok(!JSON.stringify(keyEvents).includes(TEST_KEY), 'no key secret in the audit trail');
   });
 
   test('admin reset-password: a locked-out single owner gets back in; old sessions are signed out', async () => {
@@ -110,6 +116,11 @@ describe('command line parity', () => {
     assert.notEqual((await login('the old password 123')).status, 200, 'the old password is gone');
     assert.equal((await fetch(`${gw.adminUrl}/admin/api/v1/teams`, { headers: { cookie } })).status, 401, 'the old session is signed out');
     assert.match((await cli('admin', 'list')).stdout, /^founder\towner$/m);
+    const events = (await gw.admin('GET', '/audit/events?kind=admin.password_reset')).body.data as { source: string; data: { user?: string } }[];
+    assert.equal(events.length, 1);
+    assert.equal(events[0]!.source, 'cli');
+    assert.equal(events[0]!.data.user, 'founder');
+    assert.ok(!JSON.stringify(events).includes(temporary), 'never the password');
   });
 
   test('a file whose section replaces a whole list and so breaks a reference says so', async () => {
