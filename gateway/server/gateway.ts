@@ -20,6 +20,7 @@ import { buildAdminPlane } from './admin-plane.js';
 import { AdminAuth } from './admin-auth.js';
 import { closeUnusedConnections, loadTls, type LoadedTls } from './http-server.js';
 import { IdleMemory } from './idle-memory.js';
+import { Telemetry } from '../telemetry/telemetry.js';
 
 export interface GatewayOptions {
   dataDir: string;
@@ -47,6 +48,7 @@ export class Gateway {
   readonly ledger: Ledger;
   readonly metrics: Metrics;
   readonly pipeline: Pipeline;
+  readonly telemetry: Telemetry;
   private unsubscribe: (() => void)[] = [];
   readonly auth: AdminAuth;
   private snap: Snapshot;
@@ -103,6 +105,8 @@ export class Gateway {
       }),
       on<AttemptEnd>(channels.attemptEnd, this.pipeline, (m) => this.metrics.attempts.inc({ endpoint: m.target.endpoint, outcome: m.outcome })),
     );
+    // tracing subscribes to the same events (tool calls and guardrail decisions by channel name)
+    this.telemetry = new Telemetry(this.db, this.pipeline, this.snap.settings.telemetry, this.log);
     this.auth = new AdminAuth(this);
   }
 
@@ -120,6 +124,7 @@ export class Gateway {
     this.runtime.update(next);
     this.snap = next;
     this.health?.update(next);
+    this.telemetry?.update(next.settings.telemetry);
   }
 
   async start(): Promise<{ data: string; admin: string }> {
@@ -206,6 +211,7 @@ export class Gateway {
     clearInterval(idle);
     clearTimeout(deadline);
     await this.ledger.close();
+    await this.telemetry.close();
     for (const u of this.unsubscribe.splice(0)) u();
     await this.runtime.close();
     this.db.close();
