@@ -21,6 +21,7 @@ import { AdminAuth } from './admin-auth.js';
 import { closeUnusedConnections, loadTls, type LoadedTls } from './http-server.js';
 import { IdleMemory } from './idle-memory.js';
 import { Telemetry } from '../telemetry/telemetry.js';
+import { registerTelemetryMetrics } from '../telemetry/metrics.js';
 
 export interface GatewayOptions {
   dataDir: string;
@@ -107,6 +108,7 @@ export class Gateway {
     );
     // tracing subscribes to the same events (tool calls and guardrail decisions by channel name)
     this.telemetry = new Telemetry(this.db, this.pipeline, this.snap.settings.telemetry, this.log);
+    this.unsubscribe.push(registerTelemetryMetrics(this.metrics.registry, this.pipeline, this.runtime, this.telemetry));
     this.auth = new AdminAuth(this);
   }
 

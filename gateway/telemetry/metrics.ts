@@ -1,0 +1,73 @@
+// Prometheus series that come with tracing: the wait for a slot and the queue's depth per
+// endpoint, tool calls by MCP server and tool (from the MCP gateway's airlock:tool:end, by
+// channel name), and the span store's and OTLP export's own counts. Labels stay bounded: no
+// session, user or request ids.
+import diagnostics_channel from 'node:diagnostics_channel';
+import { Gauge, type Registry } from 'prom-client';
+import { channels, on, type AttemptStart } from '../engine/events.js';
+import { LiteCounter, LiteHistogram } from '../engine/prom-lite.js';
+import type { Runtime } from '../engine/runtime.js';
+import type { Telemetry } from './telemetry.js';
+import { TOOL_END, type ToolCallLike } from './tracer.js';
+
+export function registerTelemetryMetrics(registry: Registry, pipeline: object, runtime: Runtime, telemetry: Telemetry): () => void {
+  const queueWait = new LiteHistogram('airlock_queue_wait_seconds', 'Time an upstream attempt waited for a free slot at its endpoint (max_concurrency)', ['endpoint'] as const, [
+    0.001, 0.005, 0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30,
+  ]).registerIn(registry);
+  const tools = new LiteCounter('airlock_tool_calls_total', 'MCP tool calls by server, tool and status', ['server', 'tool', 'status'] as const).registerIn(registry);
+  new Gauge({
+    name: 'airlock_endpoint_queue_depth',
+    help: 'Requests waiting for a free slot at each endpoint',
+    labelNames: ['endpoint'] as const,
+    registers: [registry],
+    collect() {
+      this.reset();
+      for (const [name, ep] of runtime.endpoints) this.set({ endpoint: name }, ep.waiting);
+    },
+  });
+  new Gauge({
+    name: 'airlock_trace_spans_written',
+    help: 'Spans written to the local span store since start',
+    registers: [registry],
+    collect() {
+      this.set(telemetry.store.written);
+    },
+  });
+  new Gauge({
+    name: 'airlock_trace_spans_dropped',
+    help: 'Spans dropped since start, by sink (store: the local store was full or unwritable; otlp: the collector queue was full or an export failed)',
+    labelNames: ['sink'] as const,
+    registers: [registry],
+    collect() {
+      this.set({ sink: 'store' }, telemetry.store.dropped);
+      this.set({ sink: 'otlp' }, telemetry.otlp.dropped);
+    },
+  });
+  new Gauge({
+    name: 'airlock_otlp_spans_exported',
+    help: 'Spans the OTLP collector accepted since start',
+    registers: [registry],
+    collect() {
+      this.set(telemetry.otlp.exported);
+    },
+  });
+  new Gauge({
+    name: 'airlock_otlp_export_failures',
+    help: 'Exports to the OTLP collector that failed (error status, timeout, no connection) since start',
+    registers: [registry],
+    collect() {
+      this.set(telemetry.otlp.failedExports);
+    },
+  });
+  const offQueue = on<AttemptStart>(channels.attemptStart, pipeline, (m) => queueWait.observe({ endpoint: m.target.endpoint }, m.queueMs / 1000));
+  const toolEnd = diagnostics_channel.channel(TOOL_END);
+  const onTool = (m: unknown) => {
+    const call = (m as { call?: ToolCallLike } | undefined)?.call;
+    if (call) tools.inc({ server: call.server ?? '', tool: call.tool ?? '', status: String(call.status ?? 0) });
+  };
+  toolEnd.subscribe(onTool);
+  return () => {
+    offQueue();
+    toolEnd.unsubscribe(onTool);
+  };
+}
