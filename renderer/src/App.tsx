@@ -8,6 +8,7 @@ import { EndpointsPage } from './pages/Endpoints';
 import { ModelsPage } from './pages/Models';
 import { KeysPage } from './pages/Keys';
 import { UsagePage } from './pages/Usage';
+import { TracesPage } from './pages/Traces';
 import { SettingsPage } from './pages/Settings';
 import { AdminsPage } from './pages/Admins';
 import { errorMessage, get, type StatusBody } from './api';
@@ -21,6 +22,7 @@ const PAGES = [
   { path: '/models', label: 'Models', icon: 'models', Page: ModelsPage },
   { path: '/keys', label: 'Teams & keys', icon: 'keys', Page: KeysPage },
   { path: '/usage', label: 'Usage', icon: 'usage', Page: UsagePage },
+  { path: '/traces', label: 'Traces', icon: 'traces', Page: TracesPage },
   { path: '/settings', label: 'Settings', icon: 'settings', Page: SettingsPage },
   { path: '/admins', label: 'Admins', icon: 'admins', Page: AdminsPage },
 ] as const;

@@ -137,6 +137,8 @@ export type {
   RequestRow,
   Role,
   SessionBody,
+  SessionSummary,
+  SessionsBody,
   SessionUser,
   StatusBody,
   TargetStatus,
@@ -144,6 +146,9 @@ export type {
   Timeseries,
   TimeseriesPoint,
   TlsInfo,
+  Trace,
+  TraceSpan,
+  TracesBody,
   UsageBody,
   UsageRow,
 } from '../../gateway/wire';
