@@ -4,6 +4,7 @@
 // hangs, fails or is gone costs the requests nothing: the queue fills and further spans are
 // dropped (and counted) until it answers again.
 import { SpanKind, SpanStatusCode, TraceFlags, type HrTime } from '@opentelemetry/api';
+import { ExportResultCode } from '@opentelemetry/core';
 import { OTLPTraceExporter } from '@opentelemetry/exporter-trace-otlp-proto';
 import { resourceFromAttributes, type Resource } from '@opentelemetry/resources';
 import type { ReadableSpan } from '@opentelemetry/sdk-trace';
@@ -146,7 +147,7 @@ export class OtlpExport {
     const spans = batch.map((s) => toReadableSpan(s, this.resource));
     exporter.export(spans, (r) => {
       this.busy = false;
-      if (r.code === 0) {
+      if (r.code === ExportResultCode.SUCCESS) {
         this.exported += spans.length;
         if (this.lastError) this.log(`telemetry: the collector at ${this.endpoint} takes spans again`);
         this.lastError = undefined;

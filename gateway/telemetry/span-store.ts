@@ -121,7 +121,7 @@ export class SpanStore {
     const id = ++this.seq;
     return new Promise((resolve) => {
       this.waiting.set(id, resolve);
-      this.worker.postMessage({ ...m, id } as ToWriter);
+      this.worker.postMessage({ ...m, id });
     });
   }
 
@@ -260,13 +260,17 @@ interface SessionRow {
 export function listSessions(db: DB, q: SessionQuery): SessionsBody {
   const where: string[] = [`session IS NOT NULL`, `kind IN ('model', 'tool')`];
   const args: (string | number)[] = [];
-  if (q.team !== undefined) (where.push('team = ?'), args.push(q.team));
-  if (q.key !== undefined) (where.push('key_name = ?'), args.push(q.key));
-  if (q.model !== undefined) (where.push('model = ?'), args.push(q.model));
+  const add = (clause: string, v: string | number) => {
+    where.push(clause);
+    args.push(v);
+  };
+  if (q.team !== undefined) add('team = ?', q.team);
+  if (q.key !== undefined) add('key_name = ?', q.key);
+  if (q.model !== undefined) add('model = ?', q.model);
   if (q.status === 'error') where.push(`status = 'error'`);
   if (q.status === 'ok') where.push(`status <> 'error'`);
-  if (q.from !== undefined) (where.push('end >= ?'), args.push(q.from));
-  if (q.to !== undefined) (where.push('start < ?'), args.push(q.to));
+  if (q.from !== undefined) add('end >= ?', q.from);
+  if (q.to !== undefined) add('start < ?', q.to);
   const having = q.before !== undefined ? 'HAVING MAX(end) < ?' : '';
   if (q.before !== undefined) args.push(q.before);
   const rows = db

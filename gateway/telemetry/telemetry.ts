@@ -33,7 +33,10 @@ export class Telemetry {
   }
 
   update(settings: TelemetrySettings): void {
+    const before = this.settings;
     this.settings = settings;
+    // a shorter retention or a smaller cap applies at once, not at the next hourly-ish prune
+    if (this.store && (settings.retention_hours < before.retention_hours || settings.max_spans < before.max_spans)) void this.store.prune().catch(() => {});
     this.otlp.update(settings);
     this.tracer.update(settings);
   }

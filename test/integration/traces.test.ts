@@ -6,8 +6,10 @@
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { randomUUID } from 'node:crypto';
+import path from 'node:path';
+import Database from 'better-sqlite3';
 import OpenAI from 'openai';
-import { TEST_KEY, startGateway, type RunningGateway } from '../helpers/gateway.js';
+import { TEST_KEY, eventually, startGateway, type RunningGateway } from '../helpers/gateway.js';
 import { startUpstream, type TestUpstream } from '../helpers/upstream.js';
 import type { SessionsBody, Trace, TraceSpan, TracesBody } from '../../gateway/wire.js';
 
@@ -220,6 +222,33 @@ describe('a workflow in one view', () => {
       assert.deepEqual((await gw.admin<TracesBody>('GET', `/traces?session=${session}`)).body.data, []);
     } finally {
       await gw.admin('PUT', '/settings', cur);
+    }
+  });
+});
+
+describe('retention', () => {
+  test('lowering max_spans deletes the oldest spans at once and keeps the newest', async () => {
+    const old = `oldest-${randomUUID()}`;
+    await client(old).chat.completions.create({ model: 'chat', messages: [{ role: 'user', content: 'first' }] });
+    const bulk = client(`bulk-${randomUUID()}`);
+    for (let i = 0; i < 30; i++) await Promise.all(Array.from({ length: 20 }, () => bulk.chat.completions.create({ model: 'chat', messages: [{ role: 'user', content: 'x' }] })));
+    const newest = `newest-${randomUUID()}`;
+    await client(newest).chat.completions.create({ model: 'chat', messages: [{ role: 'user', content: 'last' }] });
+    assert.equal((await gw.admin<TracesBody>('GET', `/traces?session=${old}`)).body.data.length, 1);
+
+    const db = new Database(path.join(gw.dataDir, 'airlock.db'), { readonly: true, fileMustExist: true });
+    try {
+      const count = () => db.prepare('SELECT COUNT(*) FROM trace_spans').pluck().get() as number;
+      assert.ok(count() > 1200, `${count()} spans stored before`);
+      const cur = (await gw.admin('GET', '/settings')).body;
+      assert.equal((await gw.admin('PUT', '/settings', { ...cur, telemetry: { ...cur.telemetry, max_spans: 1000 } })).status, 200);
+      await eventually(() => count() <= 1000, 'the store pruned to max_spans');
+      assert.ok(count() >= 900, 'only the excess went');
+      assert.deepEqual((await gw.admin<TracesBody>('GET', `/traces?session=${old}`)).body.data, [], 'the oldest trace is gone');
+      assert.equal((await gw.admin<TracesBody>('GET', `/traces?session=${newest}`)).body.data.length, 1, 'the newest is kept');
+      await gw.admin('PUT', '/settings', cur);
+    } finally {
+      db.close();
     }
   });
 });
