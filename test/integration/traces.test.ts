@@ -226,6 +226,37 @@ describe('a workflow in one view', () => {
   });
 });
 
+/** Prometheus text format → sample name{labels} → value (labels as written, sorted by name). */
+function parseProm(text: string): Map<string, number> {
+  const out = new Map<string, number>();
+  for (const line of text.split('\n')) {
+    if (!line || line.startsWith('#')) continue;
+    const m = /^([a-zA-Z_:][a-zA-Z0-9_:]*)(?:\{(.*)\})? (\S+)$/.exec(line);
+    assert.ok(m, `a sample line: ${line}`);
+    const labels = [...(m[2] ?? '').matchAll(/([a-zA-Z_][a-zA-Z0-9_]*)="((?:[^"\\]|\\.)*)"/g)].map((l) => `${l[1]}=${l[2]}`).sort();
+    out.set(`${m[1]}{${labels.join(',')}}`, Number(m[3]));
+  }
+  return out;
+}
+
+describe('/metrics', () => {
+  test('requests by team and the wait for a slot move as requests are made', async () => {
+    const read = async () => parseProm((await gw.admin('GET', '/metrics')).body as string);
+    const key = 'airlock_requests_total{endpoint=gpu-1,kind=chat,model=chat,status=200,team=research}';
+    const waits = 'airlock_queue_wait_seconds_count{endpoint=gpu-1}';
+    const before = await read();
+    const session = `m-${randomUUID()}`;
+    await client(session).chat.completions.create({ model: 'chat', messages: [{ role: 'user', content: 'count me' }] });
+    await gw.admin('GET', `/traces?session=${session}`); // (written before it answers)
+    const after = await read();
+    assert.equal((after.get(key) ?? 0) - (before.get(key) ?? 0), 1);
+    assert.equal((after.get(waits) ?? 0) - (before.get(waits) ?? 0), 1);
+    assert.ok(after.has('airlock_endpoint_queue_depth{endpoint=gpu-1}'));
+    assert.ok((after.get('airlock_trace_spans_written{}') ?? 0) > 0);
+    for (const k of after.keys()) assert.doesNotMatch(k, /session=|request_id=|user=/, 'no per-request labels');
+  });
+});
+
 describe('retention', () => {
   test('lowering max_spans deletes the oldest spans at once and keeps the newest', async () => {
     const old = `oldest-${randomUUID()}`;
