@@ -3,7 +3,7 @@
 // channel name), and the span store's and OTLP export's own counts. Labels stay bounded: no
 // session, user or request ids.
 import diagnostics_channel from 'node:diagnostics_channel';
-import { Gauge, type Registry } from 'prom-client';
+import { Counter, Gauge, type Registry } from 'prom-client';
 import { channels, on, type AttemptStart } from '../engine/events.js';
 import { LiteCounter, LiteHistogram } from '../engine/prom-lite.js';
 import type { Runtime } from '../engine/runtime.js';
@@ -25,40 +25,25 @@ export function registerTelemetryMetrics(registry: Registry, pipeline: object, r
       for (const [name, ep] of runtime.endpoints) this.set({ endpoint: name }, ep.waiting);
     },
   });
-  new Gauge({
-    name: 'airlock_trace_spans_written',
-    help: 'Spans written to the local span store since start',
-    registers: [registry],
-    collect() {
-      this.set(telemetry.store.written);
-    },
-  });
-  new Gauge({
-    name: 'airlock_trace_spans_dropped',
-    help: 'Spans dropped since start, by sink (store: the local store was full or unwritable; otlp: the collector queue was full or an export failed)',
-    labelNames: ['sink'] as const,
-    registers: [registry],
-    collect() {
-      this.set({ sink: 'store' }, telemetry.store.dropped);
-      this.set({ sink: 'otlp' }, telemetry.otlp.dropped);
-    },
-  });
-  new Gauge({
-    name: 'airlock_otlp_spans_exported',
-    help: 'Spans the OTLP collector accepted since start',
-    registers: [registry],
-    collect() {
-      this.set(telemetry.otlp.exported);
-    },
-  });
-  new Gauge({
-    name: 'airlock_otlp_export_failures',
-    help: 'Exports to the OTLP collector that failed (error status, timeout, no connection) since start',
-    registers: [registry],
-    collect() {
-      this.set(telemetry.otlp.failedExports);
-    },
-  });
+  // totals kept by the store and the export, exposed as counters (increased by what grew since the last scrape)
+  const total = (name: string, help: string, read: () => number) => {
+    let last = 0;
+    new Counter({
+      name,
+      help,
+      registers: [registry],
+      collect() {
+        const v = read();
+        if (v > last) this.inc(v - last);
+        last = v;
+      },
+    });
+  };
+  total('airlock_trace_spans_written_total', 'Spans written to the local span store', () => telemetry.store.written);
+  total('airlock_trace_spans_store_dropped_total', 'Spans the local store dropped (full or unwritable)', () => telemetry.store.dropped);
+  total('airlock_otlp_spans_exported_total', 'Spans the OTLP collector accepted', () => telemetry.otlp.exported);
+  total('airlock_otlp_spans_dropped_total', 'Spans not exported: the collector queue was full or their export failed', () => telemetry.otlp.dropped);
+  total('airlock_otlp_export_failures_total', 'Exports to the OTLP collector that failed (error status, timeout, no connection)', () => telemetry.otlp.failedExports);
   const offQueue = on<AttemptStart>(channels.attemptStart, pipeline, (m) => queueWait.observe({ endpoint: m.target.endpoint }, m.queueMs / 1000));
   const toolEnd = diagnostics_channel.channel(TOOL_END);
   const onTool = (m: unknown) => {

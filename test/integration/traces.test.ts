@@ -252,7 +252,7 @@ describe('/metrics', () => {
     assert.equal((after.get(key) ?? 0) - (before.get(key) ?? 0), 1);
     assert.equal((after.get(waits) ?? 0) - (before.get(waits) ?? 0), 1);
     assert.ok(after.has('airlock_endpoint_queue_depth{endpoint=gpu-1}'));
-    assert.ok((after.get('airlock_trace_spans_written{}') ?? 0) > 0);
+    assert.ok((after.get('airlock_trace_spans_written_total{}') ?? 0) > 0);
     for (const k of after.keys()) assert.doesNotMatch(k, /session=|request_id=|user=/, 'no per-request labels');
   });
 });
