@@ -425,7 +425,12 @@ function RoutingRules({ models }: { models: string[] }) {
   }, [rules.data, drafts]);
 
   const list = drafts ?? [];
-  const dirty = rules.data ? JSON.stringify(list.map(ruleSpec)) !== JSON.stringify(rules.data.data.map((r) => ruleSpec(ruleDraft(r)))) : false;
+  // the rules as last saved: the PUT's answer until the reload that follows it arrives (else the
+  // form would look changed, and Save available, in between)
+  const [savedRules, setSavedRules] = useState<Rule[] | null>(null);
+  useEffect(() => setSavedRules(null), [rules.data]);
+  const base = savedRules ?? rules.data?.data;
+  const dirty = base ? JSON.stringify(list.map(ruleSpec)) !== JSON.stringify(base.map((r) => ruleSpec(ruleDraft(r)))) : false;
   const setRule = (i: number, patch: Partial<RuleDraft>) => {
     setSaved('');
     setDrafts((p) => (p ?? []).map((r, j) => (j === i ? { ...r, ...patch } : r)));
@@ -463,6 +468,7 @@ function RoutingRules({ models }: { models: string[] }) {
     try {
       const r = await api<{ data: Rule[] }>('PUT', '/routing-rules', { data: spec });
       setDrafts(r.data.map(ruleDraft));
+      setSavedRules(r.data);
       rules.reload();
       setSaved('Routing rules saved.');
     } catch (err) {
