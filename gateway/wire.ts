@@ -512,3 +512,59 @@ export interface DataFlowBody {
   /** who can reach the gateway */
   listening: { plane: string; address: string; reachable_from: string }[];
 }
+
+// ---- traces (gateway/telemetry/) ----
+
+/** One span of GET /traces: times are ISO 8601 with milliseconds; `start_ms`/`end_ms` the same as epoch ms. */
+export interface TraceSpan {
+  trace_id: string;
+  span_id: string;
+  parent_span_id: string | null;
+  /** model (a data-plane request), attempt (one upstream try), queue (a wait for a slot), guardrail, tool (an MCP tool call) */
+  kind: 'model' | 'attempt' | 'queue' | 'guardrail' | 'tool';
+  name: string;
+  start: string;
+  end: string;
+  start_ms: number;
+  end_ms: number;
+  duration_ms: number;
+  status: { code: 'ok' | 'error' | 'unset'; message: string | null };
+  session: string | null;
+  attributes: Record<string, string | number | boolean>;
+}
+
+export interface Trace {
+  trace_id: string;
+  spans: TraceSpan[];
+}
+
+/** GET /traces?session=ID */
+export interface TracesBody {
+  data: Trace[];
+}
+
+/** One workflow of GET /sessions */
+export interface SessionSummary {
+  session: string;
+  start: string;
+  end: string;
+  /** model calls and tool calls */
+  steps: number;
+  model_calls: number;
+  tool_calls: number;
+  /** steps that failed */
+  errors: number;
+  traces: number;
+  teams: string[];
+  keys: string[];
+  models: string[];
+  input_tokens: number;
+  output_tokens: number;
+  cost: number;
+}
+
+/** GET /sessions: newest activity first; `next_before` pages on (pass it as `before`) */
+export interface SessionsBody {
+  data: SessionSummary[];
+  next_before: string | null;
+}

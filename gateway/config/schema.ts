@@ -191,6 +191,32 @@ export const tlsSchema = z.strictObject({
 });
 export type TlsSettings = z.infer<typeof tlsSchema>;
 
+/** A header for the OTLP collector: its value is a reference to one of the gateway's environment
+ * variables named AIRLOCK_SECRET_*, read when spans are sent (the secret never enters the database). */
+const otlpHeaderValue = z
+  .string()
+  .regex(/^\$\{env:AIRLOCK_SECRET_[A-Za-z0-9_]+\}$/, 'must be a reference ${env:AIRLOCK_SECRET_NAME} to an environment variable of the gateway (header values are secrets and are not stored)');
+
+/** Traces of data-plane requests and tool calls (gateway/telemetry/): a local span store, and OTLP export. */
+export const telemetrySchema = z.strictObject({
+  traces: z.boolean().default(true).describe('Record a trace of every data-plane request and tool call in the local span store (the Traces page)'),
+  sample_ratio: z.number().min(0).max(1).default(1).describe('Share of successful requests whose trace is kept (0 to 1); the traces of failed requests are always kept'),
+  retention_hours: z.int().min(1).max(8760).default(168).describe('Delete stored spans older than this'),
+  max_spans: z.int().min(1000).max(100_000_000).default(1_000_000).describe('Most spans kept in the local store; the oldest go first'),
+  otlp_endpoint: z
+    .url({ protocol: /^https?$/, error: 'must be an http:// or https:// URL, e.g. http://10.0.0.9:4318/v1/traces' })
+    .max(2048)
+    .optional()
+    .describe('OTLP/HTTP (protobuf) traces URL of a collector, e.g. http://10.0.0.9:4318/v1/traces; omitted: spans are not exported'),
+  otlp_headers: z
+    .record(z.string().regex(/^[A-Za-z0-9-]{1,64}$/, 'must be a header name (letters, digits, "-")'), otlpHeaderValue)
+    .optional()
+    .describe('Headers sent to the collector, each value a reference ${env:AIRLOCK_SECRET_NAME}'),
+  otlp_timeout_ms: z.int().min(100).max(60_000).default(5000).describe('Longest one export to the collector may take'),
+  otlp_max_queue: z.int().min(100).max(1_000_000).default(20_000).describe('Most spans waiting for the collector; more are dropped (and counted)'),
+});
+export type TelemetrySettings = z.infer<typeof telemetrySchema>;
+
 export const settingsSchema = z.strictObject({
   max_body_bytes: z.int().min(1024).max(1024 * 1024 * 1024).default(10 * 1024 * 1024).describe('Largest request body accepted (takes effect on restart)'),
   queue_timeout_ms: z.int().min(0).max(600_000).default(30_000).describe('Longest a request waits for a free slot when every target is at max_concurrency'),
@@ -214,6 +240,7 @@ export const settingsSchema = z.strictObject({
     .describe('How long responses stored by POST /v1/responses (store, previous_response_id) are kept (default 30)'),
   http: httpSchema.default(() => httpSchema.parse({})).describe('Client connection limits and timeouts'),
   limits: limitsSchema.default(() => limitsSchema.parse({})).describe('Size limits on request bodies and upstream answers'),
+  telemetry: telemetrySchema.default(() => telemetrySchema.parse({})).describe('Workflow traces: local span store and OTLP export'),
   metrics_public: z.boolean().default(false).describe('Serve /metrics on the data plane without a token (it shows per-team usage); otherwise it needs an admin API token as bearer'),
   listen: listenSchema.default({ ...DEFAULT_LISTEN }).describe('Where the gateway listens (takes effect on restart; command-line flags and environment variables take precedence)'),
   audit: auditSettingsSchema.default(() => auditSettingsSchema.parse({})).describe('Audit trail: fail-closed mode, data-plane summaries, checkpoints, retention'),

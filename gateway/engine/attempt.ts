@@ -111,6 +111,7 @@ export async function runAttempt<T>(a: AttemptInput<T>): Promise<T> {
   const { runtime, ep, target: t, ctx, call } = a;
   const tr = runtime.target(t);
   const cfg = ep.config;
+  const queued = performance.now();
   const release = await ep.acquire(a.queueTimeoutMs, () => ctx.abort.signal, ctx.share);
   // Checked again after a wait for a slot: the breaker may have opened, or a half-open probe left.
   if (!tr.breaker.canPass()) {
@@ -130,7 +131,7 @@ export async function runAttempt<T>(a: AttemptInput<T>): Promise<T> {
   tr.inflight++;
   const started = performance.now();
   const attemptNo = ctx.attempts;
-  if (channels.attemptStart.hasSubscribers) channels.attemptStart.publish({ source: a.source, ctx, target: t, attempt: attemptNo, headers: call.headers } satisfies AttemptStart);
+  if (channels.attemptStart.hasSubscribers) channels.attemptStart.publish({ source: a.source, ctx, target: t, attempt: attemptNo, headers: call.headers, queueMs: started - queued } satisfies AttemptStart);
   let outcome = 'ok';
   let error: string | undefined;
   try {

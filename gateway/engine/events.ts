@@ -19,6 +19,8 @@ export interface AttemptStart {
   attempt: number;
   /** the headers about to be sent upstream: a subscriber may set tracing headers (traceparent) */
   headers: Record<string, string>;
+  /** ms this attempt waited for a free slot at the endpoint (max_concurrency) before it started */
+  queueMs: number;
 }
 export interface AttemptEnd {
   source: object;

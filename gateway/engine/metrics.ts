@@ -11,8 +11,8 @@ export class Metrics {
   // the per-request series: prom-lite (one Map lookup per update), read by the registry when scraped
   readonly requests = new LiteCounter(
     'airlock_requests_total',
-    'Requests handled on the data plane, by kind, model alias, serving endpoint and status',
-    ['kind', 'model', 'endpoint', 'status'] as const,
+    'Requests handled on the data plane, by kind, model alias, serving endpoint, team and status',
+    ['kind', 'model', 'endpoint', 'team', 'status'] as const,
   ).registerIn(this.registry);
   readonly tokens = new LiteCounter('airlock_tokens_total', 'Tokens attributed, by model alias, team and direction (prompt|completion)', ['model', 'team', 'direction'] as const).registerIn(this.registry);
   readonly cost = new LiteCounter('airlock_cost_total', 'Internal chargeback cost, by model alias and team', ['model', 'team'] as const).registerIn(this.registry);
@@ -42,11 +42,11 @@ export class Metrics {
     const ec = ctx.errorClass;
     if (ec === 'budget_exceeded' || ec === 'rate_limit_exceeded' || ec === 'capacity_timeout') this.rejected.inc({ reason: ec });
     const model = ctx.model?.name ?? '';
-    this.requests.inc({ kind: ctx.kind, model, endpoint: ctx.endpoint ?? '', status: String(ctx.status) });
+    const team = ctx.key?.team ?? '';
+    this.requests.inc({ kind: ctx.kind, model, endpoint: ctx.endpoint ?? '', team, status: String(ctx.status) });
     this.latency.observe({ kind: ctx.kind, model }, latencyMs / 1000);
     if (ctx.ttfbMs !== undefined) this.ttfb.observe({ model }, ctx.ttfbMs / 1000);
     if (ctx.promptTokens || ctx.completionTokens) {
-      const team = ctx.key?.team ?? '';
       this.tokens.inc({ model, team, direction: 'prompt' }, ctx.promptTokens);
       this.tokens.inc({ model, team, direction: 'completion' }, ctx.completionTokens);
       if (ctx.cost) this.cost.inc({ model, team }, ctx.cost);

@@ -39,6 +39,11 @@ export class EndpointRuntime {
     this.pool = makePool(config);
   }
 
+  /** requests waiting for a slot (max_concurrency) */
+  get waiting(): number {
+    return this.waiters.length;
+  }
+
   get free(): boolean {
     return this.config.maxConcurrency === 0 || this.inflight < this.config.maxConcurrency;
   }

@@ -2,6 +2,7 @@
 // guardrail_events table in batches. The writes use their own connection with no busy wait
 // (busy_timeout 0), opened at the first event: a database another process holds busy never
 // blocks the event loop; the batch stays in memory (bounded) and is tried again.
+import diagnostics_channel from 'node:diagnostics_channel';
 import Database from 'better-sqlite3';
 import { Counter, type Registry } from 'prom-client';
 import type { DB } from '../store/db.js';
@@ -11,6 +12,9 @@ import type { GuardEvent } from './engine.js';
 
 const FLUSH_MS = 100;
 const MAX_PENDING = 100_000;
+
+/** airlock:guardrail:events — every recorded decision ({ source, events: GuardEvent[] }) */
+export const guardrailEventsChannel = diagnostics_channel.channel('airlock:guardrail:events');
 
 export class GuardrailRecorder {
   private queue: GuardEvent[] = [];
@@ -34,6 +38,8 @@ export class GuardrailRecorder {
   }
 
   record = (events: GuardEvent[]): void => {
+    // tracing (gateway/telemetry/) makes a span of each decision, on the request's or tool call's trace
+    if (guardrailEventsChannel.hasSubscribers) guardrailEventsChannel.publish({ source: this, events });
     for (const e of events) {
       this.hits.inc({ policy: e.policy, direction: e.direction, action: e.action, mode: e.mode, outcome: outcomeOf(e) });
       if (this.queue.length >= MAX_PENDING) {

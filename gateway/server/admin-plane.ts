@@ -23,6 +23,7 @@ import { exportConfig, formatChange, type ApplyResult, type StoredState } from '
 import { USAGE_FILTERS, recentRequests, usageAggregates, usageTimeseries, type UsageFilter, type UsageQuery } from '../engine/ledger.js';
 import { budgetReport } from '../governance/reports.js';
 import { probe } from '../engine/health.js';
+import { listSessions, recentTraces, traceById, tracesOfSession, type SessionQuery } from '../telemetry/span-store.js';
 import { VERSION } from '../version.js';
 import { registerAdminApp } from './static.js';
 import {
@@ -64,9 +65,12 @@ import type {
   RouteInfo,
   SessionBody,
   SessionUser,
+  SessionsBody,
   StatusBody,
   TeamView,
   Timeseries,
+  Trace,
+  TracesBody,
   UsageBody,
 } from '../wire.js';
 
@@ -525,6 +529,52 @@ export function buildAdminPlane(gw: Gateway): FastifyInstance {
     const w = timeWindow(req.query, 86_400_000, 24);
     return guardrailHitSeries(gw.db, w.from, w.to, w.buckets, gw.store.state().guardrails);
   });
+
+  // Workflow traces (gateway/telemetry/): what is queued is written first, so a request that has
+  // ended is in the answer.
+  const text = (v: string | undefined, name: string): string | undefined => {
+    if (v === undefined || v === '') return undefined;
+    if (v.length > 256) throw validationError([{ path: [name], message: 'must be at most 256 characters' }]);
+    return v;
+  };
+  const limitOf = (v: string | undefined, dflt: number, max: number): number => {
+    const n = v === undefined || v === '' ? dflt : /^\d+$/.test(v) ? Number(v) : NaN;
+    if (!Number.isInteger(n) || n < 1 || n > max) throw validationError([{ path: ['limit'], message: `must be an integer from 1 to ${max}` }]);
+    return n;
+  };
+  app.get<{ Querystring: { session?: string; limit?: string } }>(`${API}/traces`, { config: { access: 'auditor' } }, async (req): Promise<TracesBody> => {
+    await gw.telemetry.store.flush();
+    const session = text(req.query.session, 'session');
+    return { data: session !== undefined ? tracesOfSession(gw.db, session) : recentTraces(gw.db, limitOf(req.query.limit, 50, 1000)) };
+  });
+  app.get<{ Params: { id: string } }>(`${API}/traces/:id`, { config: { access: 'auditor' } }, async (req): Promise<Trace> => {
+    const id = req.params.id.toLowerCase();
+    if (!/^[0-9a-f]{32}$/.test(id)) throw validationError([{ path: ['trace_id'], message: 'must be 32 hexadecimal digits (a W3C trace id)' }]);
+    await gw.telemetry.store.flush();
+    const t = traceById(gw.db, id);
+    if (!t) throw new AdminError(404, 'not_found', `No trace ${id} is stored (it may be older than settings.telemetry.retention_hours).`);
+    return t;
+  });
+  app.get<{ Querystring: { team?: string; key?: string; model?: string; status?: string; from?: string; to?: string; before?: string; limit?: string } }>(
+    `${API}/sessions`,
+    { config: { access: 'auditor' } },
+    async (req): Promise<SessionsBody> => {
+      const q = req.query;
+      if (q.status !== undefined && q.status !== '' && q.status !== 'ok' && q.status !== 'error') throw validationError([{ path: ['status'], message: 'must be ok or error' }]);
+      const query: SessionQuery = {
+        team: text(q.team, 'team'),
+        key: text(q.key, 'key'),
+        model: text(q.model, 'model'),
+        status: q.status === 'ok' || q.status === 'error' ? q.status : undefined,
+        from: time(q.from, 'from'),
+        to: time(q.to, 'to'),
+        before: time(q.before, 'before'),
+        limit: limitOf(q.limit, 50, 500),
+      };
+      await gw.telemetry.store.flush();
+      return listSessions(gw.db, query);
+    },
+  );
 
   // Every route of this plane and who may call it (the role matrix, from the routes themselves).
   app.get(`${API}/routes`, { config: { access: 'auditor' } }, async (): Promise<ListBody<RouteInfo>> => ({

@@ -37,6 +37,8 @@ import { DEFAULT_MCP_SESSION_IDLE_MS } from './mcp-endpoint.js';
 import { openAudit, recordRequests } from '../audit/index.js';
 import type { AuditLog } from '../audit/log.js';
 import { archiveOld } from '../audit/retention.js';
+import { Telemetry } from '../telemetry/telemetry.js';
+import { registerTelemetryMetrics } from '../telemetry/metrics.js';
 
 export interface GatewayOptions {
   dataDir: string;
@@ -76,6 +78,7 @@ export class Gateway {
   readonly guardrailEvents: GuardrailRecorder;
   /** the audit trail (gateway/audit/) */
   readonly audit: AuditLog;
+  readonly telemetry: Telemetry;
   private unsubscribe: (() => void)[] = [];
   readonly auth: AdminAuth;
   private snap: Snapshot;
@@ -151,6 +154,9 @@ export class Gateway {
       recordRequests(this.audit, this.pipeline, () => this.snap.settings.audit.data_plane),
     );
     this.audit.startWriter(opts.dataDir);
+    // tracing subscribes to the same events (tool calls and guardrail decisions by channel name)
+    this.telemetry = new Telemetry(this.db, this.pipeline, this.snap.settings.telemetry, this.log, this.mcp);
+    this.unsubscribe.push(registerTelemetryMetrics(this.metrics.registry, this.pipeline, this.runtime, this.telemetry));
     this.auth = new AdminAuth(this);
   }
 
@@ -179,6 +185,7 @@ export class Gateway {
     this.snap = next;
     this.health?.update(next);
     this.mcp.update(this.buildMcp());
+    this.telemetry?.update(next.settings.telemetry);
   }
 
   async start(): Promise<{ data: string; admin: string }> {
@@ -285,6 +292,7 @@ export class Gateway {
     clearTimeout(deadline);
     await this.ledger.close();
     this.guardrailEvents.close();
+    await this.telemetry.close();
     for (const u of this.unsubscribe.splice(0)) u();
     try {
       await this.audit.stopWriter();

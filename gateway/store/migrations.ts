@@ -306,6 +306,36 @@ CREATE TABLE stored_responses (
 CREATE INDEX stored_responses_expires ON stored_responses(expires_at);
 `,
   },
+  {
+    version: 10,
+    name: 'trace-spans',
+    // The local span store (gateway/telemetry/): one row per span, written in batches by a worker
+    // thread, pruned by settings.telemetry.retention_hours and max_spans (oldest rowid first).
+    // kind: model (a data-plane request), attempt, queue, guardrail, tool. The root rows of a
+    // request or tool call carry who/what (team, key, model, status) so sessions can be listed.
+    sql: `
+CREATE TABLE trace_spans (
+  trace_id TEXT NOT NULL,
+  span_id TEXT NOT NULL,
+  parent_span_id TEXT,
+  session TEXT,
+  kind TEXT NOT NULL,
+  name TEXT NOT NULL,
+  start REAL NOT NULL,
+  end REAL NOT NULL,
+  status TEXT NOT NULL,
+  status_message TEXT,
+  team TEXT,
+  key_name TEXT,
+  model TEXT,
+  http_status INTEGER,
+  attributes TEXT NOT NULL
+) STRICT;
+CREATE INDEX trace_spans_trace ON trace_spans(trace_id);
+CREATE INDEX trace_spans_session ON trace_spans(session, start) WHERE session IS NOT NULL;
+CREATE INDEX trace_spans_start ON trace_spans(start);
+`,
+  },
 ];
 
 export const LATEST_VERSION = MIGRATIONS[MIGRATIONS.length - 1]!.version;

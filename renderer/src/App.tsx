@@ -11,6 +11,7 @@ import { McpPage } from './pages/Mcp';
 import { UsagePage } from './pages/Usage';
 import { BudgetsPage } from './pages/Budgets';
 import { GuardrailsPage } from './pages/Guardrails';
+import { TracesPage } from './pages/Traces';
 import { SettingsPage } from './pages/Settings';
 import { AdminsPage } from './pages/Admins';
 import { AuditPage } from './pages/Audit';
@@ -29,6 +30,7 @@ const PAGES = [
   { path: '/guardrails', label: 'Guardrails', icon: 'guardrails', Page: GuardrailsPage },
   { path: '/usage', label: 'Usage', icon: 'usage', Page: UsagePage },
   { path: '/budgets', label: 'Budgets', icon: 'usage', Page: BudgetsPage },
+  { path: '/traces', label: 'Traces', icon: 'traces', Page: TracesPage },
   { path: '/settings', label: 'Settings', icon: 'settings', Page: SettingsPage },
   { path: '/audit', label: 'Audit', icon: 'audit', Page: AuditPage },
   { path: '/data-flow', label: 'Data flow', icon: 'dataflow', Page: DataFlowPage },

@@ -152,6 +152,8 @@ export type {
   RequestRow,
   Role,
   SessionBody,
+  SessionSummary,
+  SessionsBody,
   SessionUser,
   StatusBody,
   TargetStatus,
@@ -159,6 +161,9 @@ export type {
   Timeseries,
   TimeseriesPoint,
   TlsInfo,
+  Trace,
+  TraceSpan,
+  TracesBody,
   UsageBody,
   UsageRow,
 } from '../../gateway/wire';

@@ -191,6 +191,10 @@ describe('admin app accessibility (axe-core in Chromium)', () => {
     // some traffic, so the charts, the usage table and the latest requests have rows
     const ai = new OpenAI({ apiKey: TEST_KEY, baseURL: gw.baseURL, maxRetries: 0 });
     for (let i = 0; i < 3; i++) await ai.chat.completions.create({ model: 'chat', messages: [{ role: 'user', content: `audit ${i} for jane${i}@example.com` }] });
+    // a workflow (one session) for the Traces page, with a failed step
+    const agent = new OpenAI({ apiKey: TEST_KEY, baseURL: gw.baseURL, maxRetries: 0, defaultHeaders: { 'x-airlock-session': 'audit-workflow' } });
+    for (let i = 0; i < 3; i++) await agent.chat.completions.create({ model: 'chat', messages: [{ role: 'user', content: `step ${i}` }] });
+    await agent.chat.completions.create({ model: 'no-such-model', messages: [{ role: 'user', content: 'x' }] }).catch(() => undefined);
 
     // the CSP stays on: this context does not use bypassCSP
     const ctx = await b.newContext({ viewport: { width: 1280, height: 900 }, locale: 'en-US', timezoneId: 'UTC' });
@@ -407,6 +411,11 @@ describe('admin app accessibility (axe-core in Chromium)', () => {
     await nav(page, 'Data flow');
     await page.getByTestId('data-flow-stored').waitFor();
     await audit(page, 'Data flow', failures);
+    // Traces: the workflow list and one workflow's waterfall.
+    await nav(page, 'Traces');
+    await page.getByRole('button', { name: 'Open workflow audit-workflow' }).click();
+    await page.getByTestId('waterfall').locator('tr[data-kind="model"]').first().waitFor();
+    await audit(page, 'Traces', failures);
 
     // Settings and its confirmation.
     await nav(page, 'Settings');

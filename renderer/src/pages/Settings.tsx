@@ -22,8 +22,9 @@ interface Def {
 }
 const defOf = (s: z.ZodType) => (s as unknown as { def: Def }).def;
 
-/** settings with dedicated controls (or a read-only display) on this page, left out of the generated form and saved as stored */
-const OWN_CONTROLS = new Set(['listen', 'tls']);
+/** settings with dedicated controls (or a read-only display) on this page, left out of the generated form and saved as stored
+ * (telemetry: set in the config file or through the settings API for now; its collector headers are a map) */
+const OWN_CONTROLS = new Set(['listen', 'tls', 'telemetry']);
 
 interface FieldInfo {
   path: string[];

@@ -1,0 +1,307 @@
+// The local span store: traces work on an isolated network with no collector. Spans are queued
+// in memory (bounded), handed to a writer thread (span-writer.ts) in batches, and pruned by
+// settings.telemetry.retention_hours and max_spans. Reads (the admin API) first flush what is
+// queued, so a trace is visible as soon as its request has ended.
+import { Worker } from 'node:worker_threads';
+import type { DB } from '../store/db.js';
+import type { SessionSummary, SessionsBody, Trace, TraceSpan } from '../wire.js';
+import type { SpanData } from './span.js';
+import type { FromWriter, ToWriter } from './span-writer.js';
+
+const FLUSH_MS = 200;
+const MAX_BATCH = 2000;
+const MAX_QUEUED = 100_000;
+const PRUNE_MS = 60_000;
+
+export interface SpanStorePolicy {
+  retentionHours: number;
+  maxSpans: number;
+}
+
+export class SpanStore {
+  private queue: SpanData[] = [];
+  private timer: NodeJS.Timeout | undefined;
+  private pruneTimer: NodeJS.Timeout | undefined;
+  private worker!: Worker;
+  private seq = 0;
+  private waiting = new Map<number, (v: { ok: boolean; spans?: number }) => void>();
+  private closing: ((unwritten: number) => void) | undefined;
+  /** spans in the writer, not yet committed */
+  private inWorker = 0;
+  written = 0;
+  dropped = 0;
+  lastError: string | undefined;
+
+  constructor(
+    private readonly file: string,
+    private readonly policy: () => SpanStorePolicy,
+    private readonly log: (line: string) => void,
+  ) {
+    this.start();
+    this.pruneTimer = setInterval(() => void this.prune().catch(() => {}), PRUNE_MS);
+    this.pruneTimer.unref();
+  }
+
+  static forDatabase(db: DB, policy: () => SpanStorePolicy, log: (line: string) => void): SpanStore {
+    return new SpanStore(db.name, policy, log);
+  }
+
+  private start(): void {
+    this.worker = new Worker(new URL('./span-writer.js', import.meta.url), {
+      workerData: { file: this.file, busyTimeoutMs: 1000 },
+      resourceLimits: { maxYoungGenerationSizeMb: 4 },
+    });
+    this.worker.unref();
+    this.worker.on('message', (m: FromWriter) => this.onMessage(m));
+    this.worker.on('error', (e) => {
+      this.log(`span writer failed (${e.message}); ${this.inWorker} unwritten span(s) lost; restarting it`);
+      this.dropped += this.inWorker;
+      this.inWorker = 0;
+      for (const w of this.waiting.values()) w({ ok: false });
+      this.waiting.clear();
+      if (this.closing) this.closing(0);
+      else this.start();
+    });
+  }
+
+  private onMessage(m: FromWriter): void {
+    switch (m.type) {
+      case 'written':
+        this.inWorker -= m.spans;
+        this.written += m.spans;
+        this.lastError = undefined;
+        break;
+      case 'failed':
+        if (!this.lastError) this.log(`trace spans cannot be written yet (${m.error}); retrying`);
+        this.lastError = m.error;
+        this.inWorker -= m.dropped;
+        this.dropped += m.dropped;
+        break;
+      case 'flushed':
+      case 'pruned': {
+        const w = this.waiting.get(m.id);
+        this.waiting.delete(m.id);
+        w?.({ ok: m.type === 'flushed' ? m.ok : !m.error, spans: m.type === 'pruned' ? m.spans : undefined });
+        break;
+      }
+      case 'closed':
+        this.closing?.(m.unwritten);
+        break;
+    }
+  }
+
+  /** A sink for the tracer: queue the spans of one request or tool call (never blocks). */
+  readonly record = (spans: SpanData[]): void => {
+    if (this.queue.length + this.inWorker + spans.length > MAX_QUEUED) {
+      this.dropped += spans.length;
+      if (this.dropped === spans.length || this.dropped % 1000 < spans.length) this.log(`trace spans: ${MAX_QUEUED} already wait to be written; ${this.dropped} dropped so far`);
+      return;
+    }
+    for (let i = 0; i < spans.length; i++) this.queue.push(spans[i]!);
+    if (this.queue.length >= MAX_BATCH) this.post();
+    else if (!this.timer) {
+      this.timer = setTimeout(() => this.post(), FLUSH_MS);
+      this.timer.unref();
+    }
+  };
+
+  private post(): void {
+    if (this.timer) {
+      clearTimeout(this.timer);
+      this.timer = undefined;
+    }
+    if (!this.queue.length) return;
+    const spans = this.queue;
+    this.queue = [];
+    this.inWorker += spans.length;
+    this.worker.postMessage({ type: 'spans', spans } satisfies ToWriter);
+  }
+
+  private ask(m: { type: 'flush' } | { type: 'prune'; olderThan: number; maxSpans: number }): Promise<{ ok: boolean; spans?: number }> {
+    const id = ++this.seq;
+    return new Promise((resolve) => {
+      this.waiting.set(id, resolve);
+      this.worker.postMessage({ ...m, id });
+    });
+  }
+
+  /** Everything recorded so far is committed (false: the database could not be written). */
+  async flush(): Promise<boolean> {
+    this.post();
+    return (await this.ask({ type: 'flush' })).ok;
+  }
+
+  /** Apply retention and the size cap now; resolves with the number of spans deleted. */
+  async prune(): Promise<number> {
+    const p = this.policy();
+    const r = await this.ask({ type: 'prune', olderThan: Date.now() - p.retentionHours * 3_600_000, maxSpans: p.maxSpans });
+    return r.spans ?? 0;
+  }
+
+  get pending(): number {
+    return this.queue.length + this.inWorker;
+  }
+
+  async close(): Promise<void> {
+    if (this.pruneTimer) clearInterval(this.pruneTimer);
+    this.post();
+    await new Promise<number>((resolve) => {
+      this.closing = resolve;
+      this.worker.postMessage({ type: 'close' } satisfies ToWriter);
+    });
+  }
+}
+
+// ---- reads (admin API) ----
+
+interface SpanRow {
+  trace_id: string;
+  span_id: string;
+  parent_span_id: string | null;
+  session: string | null;
+  kind: TraceSpan['kind'];
+  name: string;
+  start: number;
+  end: number;
+  status: TraceSpan['status']['code'];
+  status_message: string | null;
+  attributes: string;
+}
+
+const MAX_SPANS_READ = 20_000;
+
+function toSpan(r: SpanRow): TraceSpan {
+  return {
+    trace_id: r.trace_id,
+    span_id: r.span_id,
+    parent_span_id: r.parent_span_id,
+    kind: r.kind,
+    name: r.name,
+    start: new Date(r.start).toISOString(),
+    end: new Date(r.end).toISOString(),
+    start_ms: r.start,
+    end_ms: r.end,
+    duration_ms: Math.round((r.end - r.start) * 1000) / 1000,
+    status: { code: r.status, message: r.status_message },
+    session: r.session,
+    attributes: JSON.parse(r.attributes) as TraceSpan['attributes'],
+  };
+}
+
+/** Spans grouped by trace, traces in order of their first span, spans in order of start. */
+function groupTraces(rows: SpanRow[]): Trace[] {
+  const traces = new Map<string, Trace>();
+  for (const r of rows) {
+    let t = traces.get(r.trace_id);
+    if (!t) traces.set(r.trace_id, (t = { trace_id: r.trace_id, spans: [] }));
+    t.spans.push(toSpan(r));
+  }
+  return [...traces.values()];
+}
+
+const COLS = `trace_id, span_id, parent_span_id, session, kind, name, start, end, status, status_message, attributes`;
+
+/** Every trace of one workflow (x-airlock-session). */
+export function tracesOfSession(db: DB, session: string): Trace[] {
+  // the traces a session's spans belong to, with all their spans (a guardrail span written late has the session too)
+  const rows = db
+    .prepare(`SELECT ${COLS} FROM trace_spans WHERE trace_id IN (SELECT DISTINCT trace_id FROM trace_spans WHERE session = ?) ORDER BY start, rowid LIMIT ?`)
+    .all(session, MAX_SPANS_READ) as SpanRow[];
+  return groupTraces(rows);
+}
+
+/** The most recent traces (by their latest span). */
+export function recentTraces(db: DB, limit: number): Trace[] {
+  const ids = db.prepare(`SELECT trace_id FROM trace_spans GROUP BY trace_id ORDER BY MAX(end) DESC LIMIT ?`).pluck().all(limit) as string[];
+  if (!ids.length) return [];
+  const rows = db
+    .prepare(`SELECT ${COLS} FROM trace_spans WHERE trace_id IN (${ids.map(() => '?').join(',')}) ORDER BY start, rowid LIMIT ?`)
+    .all(...ids, MAX_SPANS_READ) as SpanRow[];
+  return groupTraces(rows);
+}
+
+export function traceById(db: DB, traceId: string): Trace | undefined {
+  const rows = db.prepare(`SELECT ${COLS} FROM trace_spans WHERE trace_id = ? ORDER BY start, rowid LIMIT ?`).all(traceId, MAX_SPANS_READ) as SpanRow[];
+  return groupTraces(rows)[0];
+}
+
+export interface SessionQuery {
+  team?: string;
+  key?: string;
+  model?: string;
+  status?: 'ok' | 'error';
+  /** epoch ms: sessions active at or after */
+  from?: number;
+  /** epoch ms: sessions active before */
+  to?: number;
+  /** paging: sessions whose last activity is before this (epoch ms) */
+  before?: number;
+  limit: number;
+}
+
+interface SessionRow {
+  session: string;
+  s: number;
+  e: number;
+  steps: number;
+  mc: number;
+  tc: number;
+  errors: number;
+  traces: number;
+  teams: string;
+  keys: string;
+  models: string;
+  tin: number | null;
+  tout: number | null;
+  cost: number | null;
+}
+
+/** Workflows (sessions), newest activity first. A filter keeps the sessions with at least one step that matches it. */
+export function listSessions(db: DB, q: SessionQuery): SessionsBody {
+  const where: string[] = [`session IS NOT NULL`, `kind IN ('model', 'tool')`];
+  const args: (string | number)[] = [];
+  const add = (clause: string, v: string | number) => {
+    where.push(clause);
+    args.push(v);
+  };
+  if (q.team !== undefined) add('team = ?', q.team);
+  if (q.key !== undefined) add('key_name = ?', q.key);
+  if (q.model !== undefined) add('model = ?', q.model);
+  if (q.status === 'error') where.push(`status = 'error'`);
+  if (q.status === 'ok') where.push(`status <> 'error'`);
+  if (q.from !== undefined) add('end >= ?', q.from);
+  if (q.to !== undefined) add('start < ?', q.to);
+  const having = q.before !== undefined ? 'HAVING MAX(end) < ?' : '';
+  if (q.before !== undefined) args.push(q.before);
+  const rows = db
+    .prepare(
+      `SELECT session, MIN(start) AS s, MAX(end) AS e, COUNT(*) AS steps, SUM(kind = 'model') AS mc, SUM(kind = 'tool') AS tc,
+         SUM(status = 'error') AS errors, COUNT(DISTINCT trace_id) AS traces,
+         json_group_array(DISTINCT team) AS teams, json_group_array(DISTINCT key_name) AS keys, json_group_array(DISTINCT model) AS models,
+         SUM(json_extract(attributes, '$."gen_ai.usage.input_tokens"')) AS tin, SUM(json_extract(attributes, '$."gen_ai.usage.output_tokens"')) AS tout,
+         SUM(json_extract(attributes, '$."airlock.cost"')) AS cost
+       FROM trace_spans WHERE session IN (SELECT DISTINCT session FROM trace_spans WHERE ${where.join(' AND ')})
+         AND kind IN ('model', 'tool')
+       GROUP BY session ${having} ORDER BY e DESC LIMIT ?`,
+    )
+    .all(...args, q.limit + 1) as SessionRow[];
+  const more = rows.length > q.limit;
+  const list = (s: string) => (JSON.parse(s) as (string | null)[]).filter((x): x is string => x !== null).sort();
+  const data: SessionSummary[] = rows.slice(0, q.limit).map((r) => ({
+    session: r.session,
+    start: new Date(r.s).toISOString(),
+    end: new Date(r.e).toISOString(),
+    steps: r.steps,
+    model_calls: r.mc,
+    tool_calls: r.tc,
+    errors: r.errors,
+    traces: r.traces,
+    teams: list(r.teams),
+    keys: list(r.keys),
+    models: list(r.models),
+    input_tokens: r.tin ?? 0,
+    output_tokens: r.tout ?? 0,
+    cost: r.cost ?? 0,
+  }));
+  return { data, next_before: more && data.length ? String(rows[q.limit - 1]!.e) : null };
+}

@@ -1,0 +1,57 @@
+// Tracing for one gateway: the tracer (spans from the pipeline's lifecycle events), the local span
+// store and the OTLP export, switched and re-pointed by settings.telemetry.
+import type { TelemetrySettings } from '../config/schema.js';
+import type { DB } from '../store/db.js';
+import { VERSION } from '../version.js';
+import { OtlpExport, type OtlpState } from './otlp.js';
+import type { SpanData } from './span.js';
+import { SpanStore } from './span-store.js';
+import { Tracer } from './tracer.js';
+
+export interface TelemetryState {
+  traces: boolean;
+  recorded_spans: number;
+  store: { written: number; pending: number; dropped: number; last_error: string | null };
+  otlp: OtlpState;
+}
+
+export class Telemetry {
+  readonly store: SpanStore;
+  readonly otlp: OtlpExport;
+  readonly tracer: Tracer;
+  private settings: TelemetrySettings;
+
+  constructor(db: DB, pipeline: object, settings: TelemetrySettings, log: (line: string) => void, toolSource?: object) {
+    this.settings = settings;
+    this.store = SpanStore.forDatabase(db, () => ({ retentionHours: this.settings.retention_hours, maxSpans: this.settings.max_spans }), log);
+    this.otlp = new OtlpExport(VERSION, log);
+    const local = (spans: SpanData[]) => {
+      if (this.settings.traces) this.store.record(spans);
+    };
+    this.tracer = new Tracer(pipeline, [local, this.otlp.record], toolSource);
+    this.update(settings);
+  }
+
+  update(settings: TelemetrySettings): void {
+    const before = this.settings;
+    this.settings = settings;
+    // a shorter retention or a smaller cap applies at once, not at the next hourly-ish prune
+    if (this.store && (settings.retention_hours < before.retention_hours || settings.max_spans < before.max_spans)) void this.store.prune().catch(() => {});
+    this.otlp.update(settings);
+    this.tracer.update(settings);
+  }
+
+  state(): TelemetryState {
+    return {
+      traces: this.settings.traces,
+      recorded_spans: this.tracer.recorded,
+      store: { written: this.store.written, pending: this.store.pending, dropped: this.store.dropped, last_error: this.store.lastError ?? null },
+      otlp: this.otlp.state(),
+    };
+  }
+
+  async close(): Promise<void> {
+    this.tracer.close();
+    await Promise.all([this.store.close(), this.otlp.close()]);
+  }
+}

@@ -1,0 +1,423 @@
+// Tracing: spans built from the pipeline's lifecycle events (engine/events.ts), never from calls
+// inside the pipeline. One span per data-plane request (OpenTelemetry GenAI conventions: named
+// "{gen_ai.operation.name} {gen_ai.request.model}"), a child per upstream attempt (with why it
+// failed over), per wait for a slot, per guardrail decision and, from the MCP gateway, one per
+// tool call ("tools/call {tool}"). The client's W3C traceparent is honoured (its trace id, its
+// span as parent) and each attempt sends its own span's traceparent upstream. x-airlock-session
+// groups the traces of one workflow.
+//
+// Cost: spans are plain objects built only from facts the events carry; a request's spans go to
+// the sinks (local store, OTLP) together when it ends, and the sinks only queue them. While
+// tracing is off the tracer is not subscribed at all.
+import diagnostics_channel from 'node:diagnostics_channel';
+import { performance } from 'node:perf_hooks';
+import { channels, on, type AttemptEnd, type AttemptStart, type FirstContent, type RequestEnd, type RequestStart } from '../engine/events.js';
+import type { Kind, RequestContext } from '../engine/stages.js';
+import type { TelemetrySettings } from '../config/schema.js';
+import { formatTraceparent, newSpanId, newTraceId, parseTraceparent, type SpanData } from './span.js';
+
+export type SpanSink = (spans: SpanData[]) => void;
+
+/** Channels of capabilities built beside this one, subscribed by name (absent publishers are fine). */
+export const TOOL_START = 'airlock:tool:start';
+export const TOOL_END = 'airlock:tool:end';
+export const GUARDRAIL_EVENTS = 'airlock:guardrail:events';
+
+// gen_ai.operation.name per kind: Messages and Responses are chat operations (translated to the upstream's chat)
+const OPERATION = { chat: 'chat', completions: 'text_completion', embeddings: 'embeddings', messages: 'chat', responses: 'chat' } as const satisfies Record<Kind, string>;
+
+interface ReqTrace {
+  ctx: RequestContext;
+  traceId: string;
+  spanId: string;
+  parentSpanId: string | undefined;
+  /** finished child spans (and open attempts, finished in place) */
+  children: SpanData[];
+  /** the attempt in flight (time to first chunk lands on it) */
+  current: SpanData | undefined;
+  currentStart: number;
+  resolved: boolean;
+}
+
+/** What the MCP gateway publishes on airlock:tool:start / :end (its ToolCallContext, read defensively). */
+export interface ToolCallLike {
+  id: string;
+  ts: number;
+  t0: number;
+  agent?: { name?: string; team?: string };
+  mcpSession?: string;
+  session?: string;
+  user?: string;
+  exposed?: string;
+  server?: string;
+  tool?: string;
+  argsBytes?: number;
+  resultBytes?: number | null;
+  status?: number;
+  errorClass?: string;
+  isError?: boolean;
+}
+
+/** What the guardrails publish on airlock:guardrail:events (their GuardEvent, read defensively). */
+export interface GuardEventLike {
+  ts: number;
+  requestId?: string;
+  toolCallId?: string;
+  policy: string;
+  direction?: string;
+  action?: string;
+  mode?: string;
+  blocked?: boolean;
+  complete?: boolean;
+  count?: number;
+  detectors?: Record<string, number>;
+}
+
+interface Ended {
+  traceId: string;
+  spanId: string;
+  session: string | undefined;
+}
+const RECENT_MAX = 2048;
+
+export class Tracer {
+  private readonly inflight = new Map<string, ReqTrace>();
+  private readonly tools = new Map<string, Ended & { start: number }>();
+  /** recently ended requests and tool calls: guardrail events that arrive late still find their trace */
+  private readonly recent = new Map<string, Ended>();
+  private subs: (() => void)[] = [];
+  private settings: TelemetrySettings | undefined;
+  /** spans handed to the sinks since start */
+  recorded = 0;
+
+  constructor(
+    private readonly source: object,
+    private readonly sinks: SpanSink[],
+    /** the publisher of tool events, when known; undefined: any */
+    private readonly toolSource?: object,
+  ) {}
+
+  get enabled(): boolean {
+    return this.subs.length > 0;
+  }
+
+  /** Subscribe while tracing is on (the local store or an OTLP endpoint), unsubscribe when off. */
+  update(settings: TelemetrySettings): void {
+    this.settings = settings;
+    const want = settings.traces || !!settings.otlp_endpoint;
+    if (want && !this.subs.length) this.subscribe();
+    else if (!want && this.subs.length) this.close();
+  }
+
+  close(): void {
+    for (const u of this.subs) u();
+    this.subs = [];
+    this.inflight.clear();
+    this.tools.clear();
+  }
+
+  private subscribe(): void {
+    const src = this.source;
+    this.subs.push(
+      on<RequestStart>(channels.requestStart, src, (m) => this.requestStart(m.ctx)),
+      on<AttemptStart>(channels.attemptStart, src, (m) => this.attemptStart(m)),
+      on<FirstContent>(channels.firstContent, src, (m) => this.firstContent(m.ctx)),
+      on<AttemptEnd>(channels.attemptEnd, src, (m) => this.attemptEnd(m)),
+      on<RequestEnd>(channels.requestEnd, src, (m) => this.requestEnd(m.ctx)),
+      this.byName(TOOL_START, (m) => this.toolStart((m as { call: ToolCallLike }).call)),
+      this.byName(TOOL_END, (m) => this.toolEnd((m as { call: ToolCallLike; latencyMs: number }).call, (m as { latencyMs: number }).latencyMs)),
+      this.byName(GUARDRAIL_EVENTS, (m) => this.guardEvents((m as { events: GuardEventLike[] }).events), true),
+    );
+  }
+
+  private byName(name: string, fn: (m: object) => void, anySource = false): () => void {
+    const ch = diagnostics_channel.channel(name);
+    const h = (m: unknown) => {
+      if (!m || typeof m !== 'object') return;
+      const s = (m as { source?: unknown }).source;
+      if (!anySource && this.toolSource && s !== this.toolSource) return;
+      try {
+        fn(m);
+      } catch {
+        // a message of an unexpected shape is not traced; it never disturbs the publisher
+      }
+    };
+    ch.subscribe(h);
+    return () => ch.unsubscribe(h);
+  }
+
+  /** wall-clock ms of a performance.now() reading within this request */
+  private static wall(ctx: RequestContext, perf: number): number {
+    return ctx.ts + (perf - ctx.t0);
+  }
+
+  private requestStart(ctx: RequestContext): void {
+    this.inflight.set(ctx.id, { ctx, traceId: '', spanId: newSpanId(), parentSpanId: undefined, children: [], current: undefined, currentStart: 0, resolved: false });
+  }
+
+  /** The trace id is known once the headers were read (after request:start): the client's, or new. */
+  private resolve(r: ReqTrace): void {
+    if (r.resolved) return;
+    r.resolved = true;
+    const tp = parseTraceparent(r.ctx.traceparent);
+    if (tp) {
+      r.traceId = tp.traceId;
+      r.parentSpanId = tp.parentId;
+    } else r.traceId = newTraceId();
+  }
+
+  private child(r: ReqTrace, kind: SpanData['kind'], name: string, start: number, end: number, attributes: SpanData['attributes']): SpanData {
+    return {
+      traceId: r.traceId,
+      spanId: newSpanId(),
+      parentSpanId: r.spanId,
+      session: r.ctx.session,
+      kind,
+      name,
+      start,
+      end,
+      status: 'unset',
+      statusMessage: undefined,
+      team: undefined,
+      key: undefined,
+      model: undefined,
+      httpStatus: undefined,
+      attributes,
+    };
+  }
+
+  private attemptStart(m: AttemptStart): void {
+    const r = this.inflight.get(m.ctx.id);
+    if (!r) return;
+    this.resolve(r);
+    const now = performance.now();
+    const start = Tracer.wall(r.ctx, now);
+    if (m.queueMs >= 1) {
+      r.children.push(this.child(r, 'queue', `queue ${m.target.endpoint}`, start - m.queueMs, start, { 'airlock.endpoint': m.target.endpoint, 'airlock.queue_ms': round(m.queueMs) }));
+    }
+    const ep = r.ctx.snapshot.endpoints.get(m.target.endpoint);
+    const span = this.child(r, 'attempt', `${OPERATION[r.ctx.kind]} ${m.target.upstreamModel}`, start, start, {
+      'gen_ai.operation.name': OPERATION[r.ctx.kind],
+      'gen_ai.request.model': m.target.upstreamModel,
+      'gen_ai.provider.name': ep?.type ?? 'openai',
+      'airlock.endpoint': m.target.endpoint,
+      'airlock.target': m.target.id,
+      'airlock.attempt': m.attempt,
+      'airlock.queue_ms': round(m.queueMs),
+    });
+    if (ep) span.attributes['server.address'] = ep.origin;
+    r.children.push(span);
+    r.current = span;
+    r.currentStart = now;
+    // the upstream's parent is this attempt's span
+    m.headers.traceparent = formatTraceparent(r.traceId, span.spanId);
+  }
+
+  private firstContent(ctx: RequestContext): void {
+    const r = this.inflight.get(ctx.id);
+    if (r?.current) r.current.attributes['airlock.time_to_first_chunk_ms'] = round(performance.now() - r.currentStart);
+  }
+
+  private attemptEnd(m: AttemptEnd): void {
+    const r = this.inflight.get(m.ctx.id);
+    const span = r?.current;
+    if (!r || !span) return;
+    r.current = undefined;
+    span.end = span.start + m.durationMs;
+    span.attributes['airlock.attempt.outcome'] = m.outcome;
+    if (m.outcome === 'ok') span.status = 'ok';
+    else {
+      span.status = 'error';
+      span.statusMessage = m.error;
+      span.attributes['error.type'] = m.outcome;
+      if (m.error) span.attributes['airlock.failover_reason'] = m.error;
+    }
+  }
+
+  private requestEnd(ctx: RequestContext): void {
+    let r = this.inflight.get(ctx.id);
+    if (r) this.inflight.delete(ctx.id);
+    else {
+      // refused before the pipeline (recordRejected) or begun before tracing was switched on
+      r = { ctx, traceId: '', spanId: newSpanId(), parentSpanId: undefined, children: [], current: undefined, currentStart: 0, resolved: false };
+    }
+    this.resolve(r);
+    const failed = ctx.status >= 400 || ctx.status === 0 || !!ctx.errorClass;
+    const s = this.settings;
+    if (!failed && s && s.sample_ratio < 1 && Math.random() >= s.sample_ratio) return;
+    const end = Tracer.wall(ctx, performance.now());
+    const op = OPERATION[ctx.kind];
+    const attrs: SpanData['attributes'] = {
+      'gen_ai.operation.name': op,
+      'airlock.request_id': ctx.id,
+      'http.response.status_code': ctx.status,
+      'airlock.attempts': ctx.attempts,
+    };
+    if (ctx.requestedModel !== undefined) attrs['gen_ai.request.model'] = ctx.requestedModel;
+    if (ctx.model) attrs['airlock.model'] = ctx.model.name;
+    if (ctx.rule) attrs['airlock.routing_rule'] = ctx.rule;
+    if (ctx.endpoint) {
+      attrs['airlock.endpoint'] = ctx.endpoint;
+      attrs['gen_ai.provider.name'] = ctx.snapshot.endpoints.get(ctx.endpoint)?.type ?? 'openai';
+    }
+    if (ctx.upstreamModel) attrs['gen_ai.response.model'] = ctx.upstreamModel;
+    const b = ctx.body;
+    if (typeof b.max_tokens === 'number') attrs['gen_ai.request.max_tokens'] = b.max_tokens;
+    else if (typeof b.max_completion_tokens === 'number') attrs['gen_ai.request.max_tokens'] = b.max_completion_tokens;
+    if (typeof b.temperature === 'number') attrs['gen_ai.request.temperature'] = b.temperature;
+    if (typeof b.top_p === 'number') attrs['gen_ai.request.top_p'] = b.top_p;
+    if (ctx.kind !== 'embeddings') attrs['airlock.stream'] = ctx.stream;
+    if (ctx.promptTokens || ctx.completionTokens) {
+      attrs['gen_ai.usage.input_tokens'] = ctx.promptTokens;
+      attrs['gen_ai.usage.output_tokens'] = ctx.completionTokens;
+      if (ctx.estimated) attrs['airlock.usage.estimated'] = true;
+    }
+    if (ctx.cost) attrs['airlock.cost'] = ctx.cost;
+    if (ctx.ttfbMs !== undefined) attrs['airlock.time_to_first_token_ms'] = round(ctx.ttfbMs);
+    if (ctx.user) attrs['enduser.id'] = ctx.user;
+    if (ctx.key) {
+      attrs['airlock.key'] = ctx.key.name;
+      if (ctx.key.team) attrs['airlock.team'] = ctx.key.team;
+    }
+    if (ctx.session) attrs['airlock.session'] = ctx.session;
+    if (ctx.errorClass) attrs['error.type'] = ctx.errorClass;
+    const root: SpanData = {
+      traceId: r.traceId,
+      spanId: r.spanId,
+      parentSpanId: r.parentSpanId,
+      session: ctx.session,
+      kind: 'model',
+      name: ctx.requestedModel !== undefined ? `${op} ${ctx.requestedModel}` : op,
+      start: ctx.ts,
+      end,
+      status: failed ? 'error' : 'ok',
+      statusMessage: ctx.errorClass,
+      team: ctx.key?.team,
+      key: ctx.key?.name,
+      model: ctx.model?.name ?? ctx.requestedModel,
+      httpStatus: ctx.status,
+      attributes: attrs,
+    };
+    // an attempt still open (the client left mid-attempt and no attempt:end came) ends with the request
+    if (r.current) {
+      r.current.end = end;
+      r.current.attributes['airlock.attempt.outcome'] = 'unfinished';
+    }
+    const spans = r.children;
+    spans.unshift(root);
+    this.remember(ctx.id, { traceId: r.traceId, spanId: r.spanId, session: ctx.session });
+    this.emit(spans);
+  }
+
+  private remember(id: string, e: Ended): void {
+    this.recent.set(id, e);
+    if (this.recent.size > RECENT_MAX) this.recent.delete(this.recent.keys().next().value!);
+  }
+
+  private emit(spans: SpanData[]): void {
+    this.recorded += spans.length;
+    for (const sink of this.sinks) sink(spans);
+  }
+
+  // ---- MCP tool calls ----
+
+  private toolStart(call: ToolCallLike): void {
+    if (!call || typeof call.id !== 'string') return;
+    if (this.tools.size >= RECENT_MAX) this.tools.delete(this.tools.keys().next().value!);
+    this.tools.set(call.id, { traceId: newTraceId(), spanId: newSpanId(), session: call.session, start: call.ts });
+  }
+
+  private toolEnd(call: ToolCallLike, latencyMs: number): void {
+    if (!call || typeof call.id !== 'string') return;
+    const t = this.tools.get(call.id) ?? { traceId: newTraceId(), spanId: newSpanId(), session: call.session, start: call.ts };
+    this.tools.delete(call.id);
+    const status = typeof call.status === 'number' ? call.status : 0;
+    const failed = status >= 400 || !!call.errorClass || call.isError === true;
+    const tool = call.tool ?? call.exposed ?? 'unknown';
+    const attrs: SpanData['attributes'] = {
+      'mcp.method.name': 'tools/call',
+      'gen_ai.operation.name': 'execute_tool',
+      'gen_ai.tool.name': tool,
+      'airlock.tool_call_id': call.id,
+      'http.response.status_code': status,
+    };
+    if (call.server) attrs['airlock.mcp.server'] = call.server;
+    if (call.exposed) attrs['airlock.mcp.exposed_name'] = call.exposed;
+    if (call.mcpSession) attrs['mcp.session.id'] = call.mcpSession;
+    if (call.agent?.name) attrs['gen_ai.agent.name'] = call.agent.name;
+    if (call.agent?.team) attrs['airlock.team'] = call.agent.team;
+    if (call.session) attrs['airlock.session'] = call.session;
+    if (call.user) attrs['enduser.id'] = call.user;
+    if (typeof call.argsBytes === 'number') attrs['airlock.tool.args_bytes'] = call.argsBytes;
+    if (typeof call.resultBytes === 'number') attrs['airlock.tool.result_bytes'] = call.resultBytes;
+    if (call.isError) attrs['airlock.tool.is_error'] = true;
+    if (call.errorClass) attrs['error.type'] = call.errorClass;
+    else if (call.isError) attrs['error.type'] = 'tool_error';
+    this.remember(call.id, t);
+    this.emit([
+      {
+        traceId: t.traceId,
+        spanId: t.spanId,
+        parentSpanId: undefined,
+        session: call.session,
+        kind: 'tool',
+        name: `tools/call ${tool}`,
+        start: t.start,
+        end: t.start + (typeof latencyMs === 'number' ? latencyMs : 0),
+        status: failed ? 'error' : 'ok',
+        statusMessage: call.errorClass ?? (call.isError ? 'tool_error' : undefined),
+        team: call.agent?.team,
+        key: call.agent?.name,
+        model: undefined,
+        httpStatus: status,
+        attributes: attrs,
+      },
+    ]);
+  }
+
+  // ---- guardrail decisions ----
+
+  private guardEvents(events: GuardEventLike[]): void {
+    if (!Array.isArray(events)) return;
+    for (const e of events) {
+      const id = e.requestId ?? e.toolCallId;
+      if (!id) continue;
+      const live = e.requestId ? this.inflight.get(e.requestId) : undefined;
+      if (live) this.resolve(live);
+      const tool = e.toolCallId ? this.tools.get(e.toolCallId) : undefined;
+      const at: Ended | undefined = live ? { traceId: live.traceId, spanId: live.spanId, session: live.ctx.session } : (tool ?? this.recent.get(id));
+      if (!at) continue;
+      const attrs: SpanData['attributes'] = { 'airlock.guardrail.policy': String(e.policy) };
+      if (e.direction) attrs['airlock.guardrail.direction'] = e.direction;
+      if (e.action) attrs['airlock.guardrail.action'] = e.action;
+      if (e.mode) attrs['airlock.guardrail.mode'] = e.mode;
+      if (typeof e.count === 'number') attrs['airlock.guardrail.count'] = e.count;
+      if (e.blocked) attrs['airlock.guardrail.blocked'] = true;
+      if (e.complete === false) attrs['airlock.guardrail.complete'] = false;
+      if (e.detectors) attrs['airlock.guardrail.detectors'] = JSON.stringify(e.detectors);
+      const span: SpanData = {
+        traceId: at.traceId,
+        spanId: newSpanId(),
+        parentSpanId: at.spanId,
+        session: at.session,
+        kind: 'guardrail',
+        name: `guardrail ${e.policy}`,
+        start: e.ts,
+        end: e.ts,
+        status: e.blocked ? 'error' : 'unset',
+        statusMessage: e.blocked ? 'guardrail_blocked' : undefined,
+        team: undefined,
+        key: undefined,
+        model: undefined,
+        httpStatus: undefined,
+        attributes: attrs,
+      };
+      if (live) live.children.push(span);
+      else this.emit([span]);
+    }
+  }
+}
+
+function round(ms: number): number {
+  return Math.round(ms * 1000) / 1000;
+}
