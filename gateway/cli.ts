@@ -76,19 +76,21 @@ export function readConfigFile(file: string): unknown {
 }
 
 /** `existing`: a read-only command, refused on a data dir that holds no install (it never creates one). */
-function openStore(dataDir: string, existing = false): { store: ConfigStore; audit: AuditLog; close: () => void } {
+/** The audit log is opened when a command first records (or reads) it: listing keys or
+ * exporting the config needs no signing key. */
+function openStore(dataDir: string, existing = false): { store: ConfigStore; audit: () => AuditLog; close: () => void } {
   const { db, secrets } = openInstall(dataDir, { existing });
   const store = new ConfigStore(db, secrets);
-  const audit = openAudit(db, dataDir, secrets);
-  return { store, audit, close: () => db.close() };
+  let log: AuditLog | undefined;
+  return { store, audit: () => (log ??= openAudit(db, dataDir, secrets)), close: () => db.close() };
 }
 
-function applyFile(store: ConfigStore, file: string, dryRun: boolean, out: (s: string) => void, err: (s: string) => void = out, audit?: AuditLog): boolean {
+function applyFile(store: ConfigStore, file: string, dryRun: boolean, out: (s: string) => void, err: (s: string) => void = out, audit?: () => AuditLog): boolean {
   const doc = readConfigFile(file);
   const r = store.apply(doc, { dryRun, source: 'file' });
   // Recorded when it changed something (a refused or idempotent apply leaves the database as it was).
   if (!dryRun && audit && r.ok && r.changes.length)
-    audit.append({ kind: 'config.apply', actor: cliActor(), source: 'cli', data: { action: 'config apply', file: path.resolve(file), changes: r.changes.map(formatChange), applied: redact(doc) } });
+    audit().append({ kind: 'config.apply', actor: cliActor(), source: 'cli', data: { action: 'config apply', file: path.resolve(file), changes: r.changes.map(formatChange), applied: redact(doc) } });
   if (!r.ok) {
     err(`config ${file} refused (${r.issues.length} problem${r.issues.length === 1 ? '' : 's'}; nothing was applied):`);
     for (const i of r.issues) err(`  ${formatIssue(i)}`);
@@ -188,7 +190,9 @@ async function serveUntilStopped(argv: string[], control: ReturnType<typeof list
   ensureDataDir(dataDir);
   let lock: DataDirLock | undefined;
   let gw: InstanceType<typeof import('./server/gateway.js').Gateway> | undefined;
-  const abandon = () => {
+  const abandon = async () => {
+    // the writer threads (ledger, audit, spans) and MCP servers stop before the data dir goes
+    if (gw) await gw.stop(0).catch(() => undefined);
     gw?.db.close();
     lock?.release();
     if (!existed) fs.rmSync(dataDir, { recursive: true, force: true });
@@ -200,8 +204,8 @@ async function serveUntilStopped(argv: string[], control: ReturnType<typeof list
     const { Gateway } = await import('./server/gateway.js');
     gw = new Gateway(opts);
     if (values.config) {
-      if (!applyFile(gw.store, values.config, false, err, err, gw.audit)) {
-        abandon();
+      if (!applyFile(gw.store, values.config, false, err, err, () => gw!.audit)) {
+        await abandon();
         return 2;
       }
       gw.reload();
@@ -209,7 +213,7 @@ async function serveUntilStopped(argv: string[], control: ReturnType<typeof list
     urls = await startListening(gw, opts, over, dataPort, adminPort);
     lock.update(urls);
   } catch (e) {
-    abandon();
+    await abandon();
     throw e;
   }
   const held = lock;
@@ -386,7 +390,7 @@ async function keys(argv: string[]): Promise<number> {
         return 2;
       }
       const created = r.createdKeys.find((k) => k.name === values.name && k.section === undefined)!;
-      audit.append({ kind: 'key.create', actor: cliActor(), source: 'cli', data: { action: 'keys create', key: redact(spec), changes: r.changes.map(formatChange) } });
+      audit().append({ kind: 'key.create', actor: cliActor(), source: 'cli', data: { action: 'keys create', key: redact(spec), changes: r.changes.map(formatChange) } });
       process.stdout.write(created.key + '\n');
       process.stderr.write(`airlock: key "${values.name}" created; it is shown only this once\n`);
       return 0;
@@ -485,7 +489,8 @@ async function audit(argv: string[]): Promise<number> {
     const until = isoTime(values.until, '--until');
     if (from !== undefined && until !== undefined && until < from) throw new UsageError('--until must not be earlier than --from');
     const formats = exportFormats(values.format);
-    const { audit: log, close } = openStore(dataDirOf(values), true);
+    const { audit: openLog, close } = openStore(dataDirOf(values), true);
+    const log = openLog();
     try {
       const r = await exportBundle(log, { to: values.to, from, until, formats, actor: cliActor(), source: 'cli' });
       process.stdout.write(`${r.dir}\n`);

@@ -19,6 +19,7 @@ import { DB_FILE, ensureDataDir, openDatabase, StartupError, type DB } from './d
 import { DataDirLock } from './data-dir-lock.js';
 import { installKeyId, loadSecretsFor } from './install.js';
 import { Secrets, SECRET_FILE } from './secrets.js';
+import { AUDIT_KEY_FILE } from '../audit/key.js';
 import { VERSION } from '../version.js';
 import { MIN_BACKUP_PASSPHRASE as MIN_PASSPHRASE } from '../config/admin-schema.js';
 
@@ -410,6 +411,10 @@ export async function restoreBackup(o: RestoreOptions): Promise<RestoreResult> {
         if (secret) fs.renameSync(key, path.join(previous, SECRET_FILE));
         else fs.copyFileSync(key, path.join(previous, SECRET_FILE));
       }
+      // the audit signing key is encrypted with the install.key it was made under: it goes with
+      // the replaced install (a restored bundle's install makes its own at the next start)
+      const auditKey = path.join(dataDir, AUDIT_KEY_FILE);
+      if (secret && fs.existsSync(auditKey)) fs.renameSync(auditKey, path.join(previous, AUDIT_KEY_FILE));
     } else {
       for (const s of ['-wal', '-shm']) fs.rmSync(target + s, { force: true });
     }
