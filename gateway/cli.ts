@@ -191,8 +191,10 @@ async function serveUntilStopped(argv: string[], control: ReturnType<typeof list
   let lock: DataDirLock | undefined;
   let gw: InstanceType<typeof import('./server/gateway.js').Gateway> | undefined;
   const abandon = async () => {
-    // the writer threads (ledger, audit, spans) and MCP servers stop before the data dir goes
-    if (gw) await gw.stop(0).catch(() => undefined);
+    // a new data dir is removed: its writer threads (ledger, audit, spans) and MCP servers stop
+    // first. An existing one is left byte for byte as it was (stopping would write a checkpoint);
+    // the process exits right after.
+    if (gw && !existed) await gw.stop(0).catch(() => undefined);
     gw?.db.close();
     lock?.release();
     if (!existed) fs.rmSync(dataDir, { recursive: true, force: true });
