@@ -116,6 +116,17 @@ export function cpuMs(pid: number): number {
   return ((utime + stime) * 1000) / ticksPerSecond();
 }
 
+/** user + system CPU time of the process's main thread (its thread id is the pid) so far, in ms:
+ * the rest of cpuMs() is spent in its other threads (worker threads, V8's and libuv's helpers). */
+export function mainThreadCpuMs(pid: number): number {
+  const stat = fs.readFileSync(`/proc/${pid}/task/${pid}/stat`, 'utf8');
+  const rest = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+  const utime = Number(rest[11]);
+  const stime = Number(rest[12]);
+  if (!Number.isFinite(utime) || !Number.isFinite(stime)) throw new Error(`cannot parse /proc/${pid}/task/${pid}/stat: ${stat}`);
+  return ((utime + stime) * 1000) / ticksPerSecond();
+}
+
 /** CPU time all processes have used so far (busy time of every CPU, from /proc/stat), in ms. */
 export function systemBusyMs(): number {
   const line = fs.readFileSync('/proc/stat', 'utf8').split('\n', 1)[0]!; // "cpu  user nice system idle iowait irq softirq steal ..."

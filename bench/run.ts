@@ -23,6 +23,8 @@
 //   BENCH_NO_WRITE=1      do not write bench/RESULTS.md (it is written only for a full run anyway)
 //   BENCH_GATEWAY_BIN     another airlock.js to run as the gateway (A/B experiments)
 //   BENCH_GATEWAY_NODE_ARGS  extra node options for the gateway, space-separated (A/B experiments)
+//   BENCH_GATEWAY_SETTINGS   a JSON object merged into the gateway's settings (A/B experiments, e.g.
+//                         '{"audit":{"data_plane":false},"telemetry":{"traces":false}}')
 //   BENCH_SLOW_STREAMS    streams of the slow-streams scenario (default 1000; 0 skips it): that many
 //                         streaming requests at once over as many connections, each answered with
 //                         40 content chunks 50-100 ms apart (~3-4 s), run on a fresh server after
@@ -42,7 +44,7 @@ import YAML from 'yaml';
 import { BENCH_CONTENT, BENCH_KEY, BENCH_MODEL, SLOW_CHUNK_DELAY_MS, SLOW_CONTENT, SLOW_PROMPT, requestBody } from './common.js';
 import { runLoad, type LoadResult } from './load.js';
 import { runSlowStreams, type SlowResult } from './slow.js';
-import { CAN_PIN, cpuMs, cpusAllowed, machine, rssMB, startServer, systemBusyMs, type Server } from './proc.js';
+import { CAN_PIN, cpuMs, cpusAllowed, mainThreadCpuMs, machine, rssMB, startServer, systemBusyMs, type Server } from './proc.js';
 
 const HERE = path.dirname(fileURLToPath(import.meta.url)); // dist/bench
 const ROOT = path.resolve(HERE, '../..');
@@ -114,6 +116,8 @@ interface RunRecord extends LoadResult {
   cpuMsTotal: number;
   /** server CPU time per request, µs */
   cpuUsPerReq: number;
+  /** the part of cpuUsPerReq spent outside the main thread (writer threads, GC helpers, libuv) */
+  otherThreadsUsPerReq: number;
   /** server CPU use during the run, % of one core */
   cpuPct: number;
   /** CPU used during the run by processes other than the server, the upstream and this one, % of one core */
@@ -161,6 +165,14 @@ async function startPassthrough(upstreamUrl: string): Promise<Server> {
 /** Budgets and limits far above what a bench run spends: checked on every request, never refusing. */
 const GOVERNANCE = { budget: { amount: 1e12, period: 'month' }, limits: { rpm: 1e9, tpm: 1e12 } };
 
+const EXTRA_SETTINGS = ((): Record<string, unknown> => {
+  const raw = process.env.BENCH_GATEWAY_SETTINGS;
+  if (!raw) return {};
+  const v: unknown = JSON.parse(raw);
+  if (!v || typeof v !== 'object' || Array.isArray(v)) throw new Error('BENCH_GATEWAY_SETTINGS: not a JSON object');
+  return v as Record<string, unknown>;
+})();
+
 async function startServerNamed(name: ServerName, upstreamUrl: string): Promise<Server> {
   return name === 'passthrough' ? startPassthrough(upstreamUrl) : startGateway(upstreamUrl, name === 'governed', name === 'guardrails');
 }
@@ -181,7 +193,7 @@ async function startGateway(upstreamUrl: string, governed = false, guardrails = 
       teams: [{ name: 'bench', ...(governed ? GOVERNANCE : {}) }],
       keys: [{ name: 'bench', key: BENCH_KEY, team: 'bench', ...(governed ? GOVERNANCE : {}) }],
       // the slow-streams scenario's connections, with room to spare (default 1024)
-      settings: { http: { max_connections: Math.max(1024, SLOW_STREAMS + 64) } },
+      settings: { http: { max_connections: Math.max(1024, SLOW_STREAMS + 64) }, ...EXTRA_SETTINGS },
       ...(guardrails ? { guardrails: [{ name: 'default', direction: ['input', 'output'], detectors: ['pii', 'secrets'], action: 'redact' }] } : {}),
     }),
   );
@@ -282,11 +294,13 @@ async function measureServer(round: number, name: ServerName, s: Server, upstrea
       assertClean(s, `${mode} c=${connections} warm-up`, warm, false);
       await quiesce(s);
       const c0 = cpuMs(s.pid);
+      const m0 = mainThreadCpuMs(s.pid);
       const ours0 = c0 + cpuMs(upstream.pid) + selfCpuMs();
       const busy0 = systemBusyMs();
       const r = await runLoad({ ...spec, seconds: SECONDS });
       const busy1 = systemBusyMs();
       const c1 = cpuMs(s.pid);
+      const m1 = mainThreadCpuMs(s.pid);
       const ours1 = c1 + cpuMs(upstream.pid) + selfCpuMs();
       assertClean(s, `${mode} c=${connections}`, r);
       const rec: RunRecord = {
@@ -297,13 +311,14 @@ async function measureServer(round: number, name: ServerName, s: Server, upstrea
         connections,
         cpuMsTotal: c1 - c0,
         cpuUsPerReq: ((c1 - c0) * 1000) / r.requests,
+        otherThreadsUsPerReq: ((c1 - c0 - (m1 - m0)) * 1000) / r.requests,
         cpuPct: ((c1 - c0) / (r.seconds * 1000)) * 100,
         otherPct: Math.max(0, ((busy1 - busy0 - (ours1 - ours0)) / (r.seconds * 1000)) * 100),
       };
       runs.push(rec);
       await quiesce(s);
       log(
-        `  ${name.padEnd(11)} ${mode.padEnd(10)} c=${String(connections).padEnd(3)} ${fmt(rec.rps, 0).padStart(6)} req/s  p50 ${fmt(rec.p50, 3)} ms  p99 ${fmt(rec.p99, 3)} ms  CPU ${fmt(rec.cpuUsPerReq, 0)} µs/req (${fmt(rec.cpuPct, 0)}%), other load ${fmt(rec.otherPct, 0)}%`,
+        `  ${name.padEnd(11)} ${mode.padEnd(10)} c=${String(connections).padEnd(3)} ${fmt(rec.rps, 0).padStart(6)} req/s  p50 ${fmt(rec.p50, 3)} ms  p99 ${fmt(rec.p99, 3)} ms  CPU ${fmt(rec.cpuUsPerReq, 0)} µs/req (${fmt(rec.otherThreadsUsPerReq, 0)} outside the main thread; ${fmt(rec.cpuPct, 0)}%), other load ${fmt(rec.otherPct, 0)}%`,
       );
     }
   }
@@ -648,7 +663,7 @@ async function main(): Promise<number> {
   const { text, verdicts } = report(runs, servers, slow, started);
   log('');
   log(text);
-  const full = SERVERS.includes('passthrough') && SERVERS.includes('gateway') && MODES.length === 2 && [1, 32].every((c) => CONNECTIONS.includes(c));
+  const full = SERVERS.includes('passthrough') && SERVERS.includes('gateway') && MODES.length === 2 && [1, 32].every((c) => CONNECTIONS.includes(c)) && !process.env.BENCH_GATEWAY_SETTINGS && !process.env.BENCH_GATEWAY_BIN;
   if (full && process.env.BENCH_NO_WRITE !== '1') {
     writeResults(text);
     log(`\nwrote ${path.relative(process.cwd(), RESULTS) || RESULTS}`);
