@@ -54,22 +54,48 @@ export function auditCore(deps: AuditCoreDeps) {
   const PUBLIC_KEY = 'public-key.pem';
   const EVENTS = 'events.jsonl';
 
-  /** JSON with object keys sorted and no whitespace; undefined members are left out. */
+  /** JSON with object keys sorted and no whitespace; undefined members are left out (in arrays:
+   * null). Written as loops: it encodes every data-plane summary, on the writer thread's budget. */
   function canonical(v: unknown): string {
-    if (v === null || typeof v === 'boolean' || typeof v === 'string') return JSON.stringify(v);
-    if (typeof v === 'number') {
-      if (!Number.isFinite(v)) throw new Error('canonical encoding: numbers must be finite');
-      return JSON.stringify(v);
+    switch (typeof v) {
+      case 'string':
+        return JSON.stringify(v);
+      case 'boolean':
+        return v ? 'true' : 'false';
+      case 'number':
+        if (!Number.isFinite(v)) throw new Error('canonical encoding: numbers must be finite');
+        return JSON.stringify(v);
+      case 'object': {
+        if (v === null) return 'null';
+        if (Array.isArray(v)) {
+          let out = '[';
+          for (let i = 0; i < v.length; i++) {
+            const x: unknown = v[i];
+            out += (i ? ',' : '') + (x === undefined ? 'null' : canonical(x));
+          }
+          return out + ']';
+        }
+        const o = v as Record<string, unknown>;
+        const keys = Object.keys(o);
+        // sorting costs more than the rest together; producers that build their objects in key
+        // order (the data-plane summary) skip it
+        for (let i = 1; i < keys.length; i++)
+          if (keys[i - 1]! > keys[i]!) {
+            keys.sort();
+            break;
+          }
+        let out = '{';
+        for (let i = 0; i < keys.length; i++) {
+          const k = keys[i]!;
+          const x = o[k];
+          if (x === undefined) continue;
+          out += (out.length > 1 ? ',' : '') + JSON.stringify(k) + ':' + canonical(x);
+        }
+        return out + '}';
+      }
+      default:
+        throw new Error(`canonical encoding: cannot encode a ${typeof v}`);
     }
-    if (Array.isArray(v)) return '[' + v.map((x) => (x === undefined ? 'null' : canonical(x))).join(',') + ']';
-    if (typeof v === 'object') {
-      const o = v as Record<string, unknown>;
-      const keys = Object.keys(o)
-        .filter((k) => o[k] !== undefined)
-        .sort();
-      return '{' + keys.map((k) => JSON.stringify(k) + ':' + canonical(o[k])).join(',') + '}';
-    }
-    throw new Error(`canonical encoding: cannot encode a ${typeof v}`);
   }
 
   const sha256 = (data: string | Buffer) => crypto.createHash('sha256').update(data).digest('hex');

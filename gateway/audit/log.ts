@@ -6,14 +6,14 @@
 // Admin actions are appended at once (append(): the caller learns when it failed); data-plane
 // summaries are queued and written in batches off the request's path (enqueue()).
 import crypto from 'node:crypto';
-import { Worker } from 'node:worker_threads';
 import fs from 'node:fs';
 import path from 'node:path';
 import type { DB } from '../store/db.js';
 import { auditCore, type AuditRecord } from './core.js';
 import type { AuditKey } from './key.js';
 import type { AuditVerifyBody } from '../wire.js';
-import type { FromAuditWriter, ToAuditWriter } from './writer-worker.js';
+import type { FromAuditWriter, ToAuditWriter } from './writer.js';
+import { RecorderThread } from '../store/recorder.js';
 
 export const core = auditCore({ crypto, fs, path });
 export type { AuditRecord };
@@ -103,54 +103,54 @@ export class AuditLog {
     return this.db.prepare(`SELECT through_seq, last_hash FROM audit_archives ORDER BY through_seq DESC LIMIT 1`).get() as { through_seq: number; last_hash: string } | undefined;
   }
 
-  /** Queued records go to a writer thread (startWriter()) instead of this thread's connection. */
-  private writer: Worker | undefined;
+  /** Queued records go to the recorders' writer thread (startWriter()) instead of this thread's connection. */
+  private writer: RecorderThread | undefined;
   private inWriter = 0;
-  private writerRestarts = 0;
   private writerClosed: ((unwritten: number) => void) | undefined;
 
-  /** Write queued records (data-plane summaries) in a worker thread with its own connection. */
-  startWriter(dataDir: string): void {
-    const w = new Worker(new URL('./writer-worker.js', import.meta.url), { workerData: { dataDir, retryMs: 1000 } });
-    w.on('message', (m: FromAuditWriter) => {
-      if (m.type === 'written') {
-        this.inWriter -= m.count;
-        if (!this.writable) this.opts.log?.('audit log can be written again');
-        this.writable = true;
-        this.lastError = undefined;
-      } else if (m.type === 'failed') this.fail(new Error(m.error));
-      else this.writerClosed?.(m.unwritten);
+  /** Write queued records (data-plane summaries) in the recorders' writer thread (`thread`, or
+   * one of its own), which has its own connection. */
+  startWriter(dataDir: string, thread?: RecorderThread): void {
+    const t = thread ?? new RecorderThread(this.db.name, { dataDir, log: this.opts.log });
+    t.attach('audit', { dataDir, retryMs: 1000 }, {
+      onMessage: (raw) => {
+        const m = raw as FromAuditWriter;
+        if (m.type === 'written') {
+          this.inWriter -= m.count;
+          if (!this.writable) this.opts.log?.('audit log can be written again');
+          this.writable = true;
+          this.lastError = undefined;
+        } else if (m.type === 'failed') this.fail(new Error(m.error));
+        else this.writerClosed?.(m.unwritten);
+      },
+      onLost: (e) => {
+        this.opts.log?.(`audit writer failed (${e.message}); ${this.inWriter} queued record(s) lost`);
+        this.dropped += this.inWriter;
+        this.inWriter = 0;
+        this.writerClosed?.(0);
+      },
     });
-    w.on('error', (e) => {
-      const again = this.writer === w && ++this.writerRestarts <= 3;
-      this.opts.log?.(`audit writer failed (${e.message}); ${this.inWriter} queued record(s) lost; ${again ? 'restarting it' : 'writing queued records in the main thread from now on'}`);
-      this.dropped += this.inWriter;
-      this.inWriter = 0;
-      if (this.writer !== w) return;
-      this.writer = undefined;
-      if (again) this.startWriter(dataDir);
-    });
-    w.unref();
-    this.writer = w;
+    this.writer = t;
   }
 
-  /** Write what is queued, then stop the writer thread. */
+  /** Write what is queued, then detach from the writer thread. */
   async stopWriter(): Promise<void> {
-    const w = this.writer;
-    if (!w) return;
+    const t = this.writer;
+    if (!t) return;
     this.writer = undefined;
-    w.ref(); // the stop waits for it
-    this.post(w);
+    t.ref(); // the stop waits for it
+    this.post(t);
     const unwritten = await new Promise<number>((resolve) => {
       this.writerClosed = resolve;
-      w.postMessage({ type: 'close' } satisfies ToAuditWriter);
-      w.once('exit', () => resolve(this.inWriter));
+      t.post('audit', { type: 'close' } satisfies ToAuditWriter);
     });
+    this.writerClosed = undefined;
+    t.unref();
     if (unwritten) this.opts.log?.(`audit: ${unwritten} queued record(s) could not be written before the stop`);
-    await w.terminate();
+    await t.detach('audit');
   }
 
-  private post(w: Worker): void {
+  private post(t: RecorderThread): void {
     const batch = this.pending.splice(0);
     if (this.dropped) {
       batch.push({ kind: 'audit.dropped', actor: 'airlock', source: 'gateway', data: { count: this.dropped, reason: 'the queue was full or the writer failed while the audit log could not be written' } });
@@ -158,7 +158,7 @@ export class AuditLog {
     }
     if (!batch.length) return;
     this.inWriter += batch.length;
-    w.postMessage({ type: 'entries', entries: batch, checkpointEvery: this.opts.checkpointEvery?.() ?? 1000 } satisfies ToAuditWriter);
+    t.post('audit', { type: 'entries', entries: batch, checkpointEvery: this.opts.checkpointEvery?.() ?? 1000 } satisfies ToAuditWriter);
   }
 
   /** Write records now in this thread's connection (the writer thread's entry point). */
@@ -240,7 +240,7 @@ export class AuditLog {
     this.lastRecheck = now;
     if (this.writer) {
       // the writer thread looks (writing what it holds, or a probe) and reports
-      this.writer.postMessage({ type: 'probe' } satisfies ToAuditWriter);
+      this.writer.post('audit', { type: 'probe' } satisfies ToAuditWriter);
       return false;
     }
     if (this.pending.length) return this.flush();

@@ -1,6 +1,7 @@
 // The usage ledger: one row per request, queued in memory on the request path and handed in
-// batches to a writer thread (ledger-worker.ts) with its own SQLite connection, so neither the
-// inserts nor a database held busy by another process block the event loop. A batch is handed
+// batches to the recorders' writer thread (gateway/store/recorder.ts; its ledger part is
+// ledger-writer.ts) with its own SQLite connection, so neither the inserts nor a database held
+// busy by another process block the event loop. A batch is handed
 // over at most FLUSH_MS after a row is queued and committed at once, so a response finished
 // 200 ms before a SIGKILL is on disk (WAL, committed) when the process dies.
 //
@@ -9,8 +10,8 @@
 // settings.ledger_when_unwritable decides: "serve" keeps serving and keeps up to
 // settings.ledger_max_pending_rows rows in memory (rows beyond are dropped and counted),
 // "refuse" answers new data-plane requests 503 until the rows are written.
-import { Worker } from 'node:worker_threads';
 import type { DB } from '../store/db.js';
+import { RecorderThread } from '../store/recorder.js';
 import { LEDGER_COLUMNS, type FromWorker, type LedgerRow, type LedgerValue, type ToWorker } from './ledger-protocol.js';
 import type { RequestContext } from './stages.js';
 import type { LedgerState, Timeseries, TimeseriesPoint, UsageGroupBy, UsageRow } from '../wire.js';
@@ -26,8 +27,8 @@ export interface LedgerPolicy {
 }
 
 export interface LedgerOptions {
-  /** how long one write waits for a database lock before it counts as failed (default 1000) */
-  busyTimeoutMs?: number;
+  /** the writer thread to share (the gateway's); without one the ledger starts its own */
+  thread?: RecorderThread;
   /** pause before a failed batch is tried again (default 250) */
   retryMs?: number;
   log?: (line: string) => void;
@@ -74,7 +75,7 @@ export class Ledger {
   private timer: NodeJS.Timeout | undefined;
   /** rows handed to the writer and not yet committed */
   private inWorker = 0;
-  private worker!: Worker;
+  private readonly thread: RecorderThread;
   private idle: (() => void)[] = [];
   private prunes = new Map<number, { resolve: (n: number) => void; reject: (e: Error) => void }>();
   private pruneSeq = 0;
@@ -93,7 +94,8 @@ export class Ledger {
     private readonly opts: LedgerOptions = {},
   ) {
     this.log = opts.log ?? ((l) => process.stderr.write(`airlock: ${l}\n`));
-    this.start();
+    this.thread = opts.thread ?? new RecorderThread(file, { log: this.log });
+    this.thread.attach('ledger', { retryMs: opts.retryMs ?? 250 }, { onMessage: (m) => this.onMessage(m as FromWorker), onLost: (e) => this.onLost(e) });
   }
 
   /** For a Ledger over an open database (its file). */
@@ -101,24 +103,15 @@ export class Ledger {
     return new Ledger(db.name, policy, opts);
   }
 
-  private start(): void {
-    this.worker = new Worker(new URL('./ledger-worker.js', import.meta.url), {
-      workerData: { file: this.file, busyTimeoutMs: this.opts.busyTimeoutMs ?? 1000, retryMs: this.opts.retryMs ?? 250 },
-      // The writer's garbage is short-lived rows: a small young generation is enough, and V8
-      // would otherwise grow it to 16 MB per semi-space under a burst and keep it.
-      resourceLimits: { maxYoungGenerationSizeMb: 4 },
-    });
-    this.worker.unref();
-    this.worker.on('message', (m: FromWorker) => this.onMessage(m));
-    this.worker.on('error', (e) => {
-      // Rows inside the writer are lost with it: say how many, start a new one.
-      this.log(`ledger writer failed (${e.message}); ${this.inWorker} unwritten row(s) lost; restarting it`);
-      this.dropped += this.inWorker;
-      this.inWorker = 0;
-      this.markFailed(e.message);
-      if (!this.closing) this.start();
-      else this.closing.resolve(0);
-    });
+  /** The writer thread died: rows inside it are lost with it (say how many); it is restarted. */
+  private onLost(e: Error): void {
+    this.log(`ledger writer failed (${e.message}); ${this.inWorker} unwritten row(s) lost`);
+    this.dropped += this.inWorker;
+    this.inWorker = 0;
+    this.markFailed(e.message);
+    for (const p of this.prunes.values()) p.reject(e);
+    this.prunes.clear();
+    if (this.closing) this.closing.resolve(0);
   }
 
   private onMessage(m: FromWorker): void {
@@ -201,7 +194,7 @@ export class Ledger {
     this.queue = [];
     this.inWorker += this.queued;
     this.queued = 0;
-    this.worker.postMessage({ type: 'rows', values } satisfies ToWorker);
+    this.thread.post('ledger', { type: 'rows', values } satisfies ToWorker);
   }
 
   /** Hand queued rows to the writer now and wait until every row recorded so far is committed;
@@ -227,10 +220,11 @@ export class Ledger {
   prune(retentionDays: number | undefined): Promise<number> {
     if (!retentionDays || this.closing) return Promise.resolve(0);
     const id = ++this.pruneSeq;
-    return new Promise((resolve, reject) => {
+    this.thread.ref(); // the answer comes from the writer thread
+    return new Promise<number>((resolve, reject) => {
       this.prunes.set(id, { resolve, reject });
-      this.worker.postMessage({ type: 'prune', before: Date.now() - retentionDays * 86_400_000, id });
-    });
+      this.thread.post('ledger', { type: 'prune', before: Date.now() - retentionDays * 86_400_000, id } satisfies ToWorker);
+    }).finally(() => this.thread.unref());
   }
 
   /** Write what is queued (waiting up to timeoutMs for a busy database), then stop the writer.
@@ -238,11 +232,13 @@ export class Ledger {
   async close(timeoutMs = 10_000): Promise<number> {
     if (this.closing) return 0;
     await this.flushed(timeoutMs);
+    this.thread.ref(); // the stop waits for the writer's answer
     const unwritten = await new Promise<number>((resolve) => {
       this.closing = { resolve };
-      this.worker.postMessage({ type: 'close' });
+      this.thread.post('ledger', { type: 'close' } satisfies ToWorker);
     });
-    await this.worker.terminate().catch(() => undefined);
+    this.thread.unref();
+    await this.thread.detach('ledger');
     if (unwritten) this.log(`ledger: ${unwritten} row(s) could not be written before shutdown: ${this.lastError ?? 'unknown error'}`);
     return unwritten;
   }

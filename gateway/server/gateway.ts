@@ -10,6 +10,7 @@ import { buildSnapshot, type Snapshot } from '../engine/snapshot.js';
 import { Runtime } from '../engine/runtime.js';
 import { HealthChecker } from '../engine/health.js';
 import { Ledger } from '../engine/ledger.js';
+import { RecorderThread } from '../store/recorder.js';
 import { Metrics } from '../engine/metrics.js';
 import { Pipeline } from '../engine/pipeline.js';
 import { messagesAdapter } from '../engine/anthropic/messages.js';
@@ -64,6 +65,8 @@ export class Gateway {
   readonly runtime = new Runtime();
   readonly health: HealthChecker;
   readonly ledger: Ledger;
+  /** the writer thread the data plane's recorders share (ledger, audit summaries, trace spans) */
+  readonly recorder: RecorderThread;
   readonly metrics: Metrics;
   readonly pipeline: Pipeline;
   /** budgets, rate limits and fair shares: the pipeline's admission */
@@ -117,10 +120,12 @@ export class Gateway {
     this.mcp = new McpHub({ log: this.log });
     this.mcp.update(this.buildMcp());
     this.health = new HealthChecker(this.runtime);
+    // one writer thread for what the data plane records: ledger rows, audit summaries, trace spans
+    this.recorder = new RecorderThread(this.db.name, { dataDir: opts.dataDir, log: this.log });
     this.ledger = Ledger.forDatabase(
       this.db,
       () => ({ maxPendingRows: this.snap.settings.ledger_max_pending_rows, whenUnwritable: this.snap.settings.ledger_when_unwritable }),
-      { log: this.log },
+      { log: this.log, thread: this.recorder },
     );
     this.metrics = new Metrics(this.runtime, () => this.snap, () => this.ledger.state());
     this.governance = new Governance(new MemoryCounters(), ledgerSpend(this.db));
@@ -153,9 +158,9 @@ export class Gateway {
       on<ToolEnd>(channels.toolEnd, this.mcp, (m) => this.ledger.record(toolLedgerRow(m.call, m.latencyMs))),
       recordRequests(this.audit, this.pipeline, () => this.snap.settings.audit.data_plane),
     );
-    this.audit.startWriter(opts.dataDir);
+    this.audit.startWriter(opts.dataDir, this.recorder);
     // tracing subscribes to the same events (tool calls and guardrail decisions by channel name)
-    this.telemetry = new Telemetry(this.db, this.pipeline, this.snap.settings.telemetry, this.log, this.mcp);
+    this.telemetry = new Telemetry(this.db, this.pipeline, this.snap.settings.telemetry, this.log, this.mcp, this.recorder);
     this.unsubscribe.push(registerTelemetryMetrics(this.metrics.registry, this.pipeline, this.runtime, this.telemetry));
     this.auth = new AdminAuth(this);
   }

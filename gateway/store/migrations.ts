@@ -336,6 +336,17 @@ CREATE INDEX trace_spans_session ON trace_spans(session, start) WHERE session IS
 CREATE INDEX trace_spans_start ON trace_spans(start);
 `,
   },
+  {
+    version: 15,
+    name: 'trace-span-groups',
+    // A request's spans in one row: the root span's row carries its children (attempts, queue
+    // waits, guardrail decisions) as a JSON array, and n counts the spans in the row (max_spans
+    // counts spans, not rows). One insert per request instead of one per span.
+    sql: `
+ALTER TABLE trace_spans ADD COLUMN children TEXT;
+ALTER TABLE trace_spans ADD COLUMN n INTEGER NOT NULL DEFAULT 1;
+`,
+  },
 ];
 
 export const LATEST_VERSION = MIGRATIONS[MIGRATIONS.length - 1]!.version;

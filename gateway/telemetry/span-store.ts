@@ -1,12 +1,13 @@
 // The local span store: traces work on an isolated network with no collector. Spans are queued
-// in memory (bounded), handed to a writer thread (span-writer.ts) in batches, and pruned by
+// in memory (bounded), handed to the recorders' writer thread (gateway/store/recorder.ts; its
+// span part is span-writer.ts) in batches, a request's spans stored as one row, and pruned by
 // settings.telemetry.retention_hours and max_spans. Reads (the admin API) first flush what is
 // queued, so a trace is visible as soon as its request has ended.
-import { Worker } from 'node:worker_threads';
 import type { DB } from '../store/db.js';
+import { RecorderThread } from '../store/recorder.js';
 import type { SessionSummary, SessionsBody, Trace, TraceSpan } from '../wire.js';
 import type { SpanData } from './span.js';
-import type { FromWriter, ToWriter } from './span-writer.js';
+import type { FromWriter, StoredChild, ToWriter } from './span-writer.js';
 
 const FLUSH_MS = 200;
 const MAX_BATCH = 2000;
@@ -19,10 +20,12 @@ export interface SpanStorePolicy {
 }
 
 export class SpanStore {
-  private queue: SpanData[] = [];
+  /** groups of spans (a request's, its root first), and how many spans they hold */
+  private queue: SpanData[][] = [];
+  private queued = 0;
   private timer: NodeJS.Timeout | undefined;
   private pruneTimer: NodeJS.Timeout | undefined;
-  private worker!: Worker;
+  private readonly thread: RecorderThread;
   private seq = 0;
   private waiting = new Map<number, (v: { ok: boolean; spans?: number }) => void>();
   private closing: ((unwritten: number) => void) | undefined;
@@ -36,32 +39,26 @@ export class SpanStore {
     private readonly file: string,
     private readonly policy: () => SpanStorePolicy,
     private readonly log: (line: string) => void,
+    thread?: RecorderThread,
   ) {
-    this.start();
+    this.thread = thread ?? new RecorderThread(file, { log });
+    this.thread.attach('spans', {}, { onMessage: (m) => this.onMessage(m as FromWriter), onLost: (e) => this.onLost(e) });
     this.pruneTimer = setInterval(() => void this.prune().catch(() => {}), PRUNE_MS);
     this.pruneTimer.unref();
   }
 
-  static forDatabase(db: DB, policy: () => SpanStorePolicy, log: (line: string) => void): SpanStore {
-    return new SpanStore(db.name, policy, log);
+  static forDatabase(db: DB, policy: () => SpanStorePolicy, log: (line: string) => void, thread?: RecorderThread): SpanStore {
+    return new SpanStore(db.name, policy, log, thread);
   }
 
-  private start(): void {
-    this.worker = new Worker(new URL('./span-writer.js', import.meta.url), {
-      workerData: { file: this.file, busyTimeoutMs: 1000 },
-      resourceLimits: { maxYoungGenerationSizeMb: 4 },
-    });
-    this.worker.unref();
-    this.worker.on('message', (m: FromWriter) => this.onMessage(m));
-    this.worker.on('error', (e) => {
-      this.log(`span writer failed (${e.message}); ${this.inWorker} unwritten span(s) lost; restarting it`);
-      this.dropped += this.inWorker;
-      this.inWorker = 0;
-      for (const w of this.waiting.values()) w({ ok: false });
-      this.waiting.clear();
-      if (this.closing) this.closing(0);
-      else this.start();
-    });
+  /** The writer thread died: the spans inside it are lost (it is restarted). */
+  private onLost(e: Error): void {
+    this.log(`span writer failed (${e.message}); ${this.inWorker} unwritten span(s) lost`);
+    this.dropped += this.inWorker;
+    this.inWorker = 0;
+    for (const w of this.waiting.values()) w({ ok: false });
+    this.waiting.clear();
+    this.closing?.(0);
   }
 
   private onMessage(m: FromWriter): void {
@@ -92,13 +89,15 @@ export class SpanStore {
 
   /** A sink for the tracer: queue the spans of one request or tool call (never blocks). */
   readonly record = (spans: SpanData[]): void => {
-    if (this.queue.length + this.inWorker + spans.length > MAX_QUEUED) {
+    if (!spans.length) return;
+    if (this.queued + this.inWorker + spans.length > MAX_QUEUED) {
       this.dropped += spans.length;
       if (this.dropped === spans.length || this.dropped % 1000 < spans.length) this.log(`trace spans: ${MAX_QUEUED} already wait to be written; ${this.dropped} dropped so far`);
       return;
     }
-    for (let i = 0; i < spans.length; i++) this.queue.push(spans[i]!);
-    if (this.queue.length >= MAX_BATCH) this.post();
+    this.queue.push(spans);
+    this.queued += spans.length;
+    if (this.queued >= MAX_BATCH) this.post();
     else if (!this.timer) {
       this.timer = setTimeout(() => this.post(), FLUSH_MS);
       this.timer.unref();
@@ -111,18 +110,21 @@ export class SpanStore {
       this.timer = undefined;
     }
     if (!this.queue.length) return;
-    const spans = this.queue;
+    const groups = this.queue;
     this.queue = [];
-    this.inWorker += spans.length;
-    this.worker.postMessage({ type: 'spans', spans } satisfies ToWriter);
+    this.inWorker += this.queued;
+    this.queued = 0;
+    this.thread.post('spans', { type: 'spans', groups } satisfies ToWriter);
   }
 
   private ask(m: { type: 'flush' } | { type: 'prune'; olderThan: number; maxSpans: number }): Promise<{ ok: boolean; spans?: number }> {
     const id = ++this.seq;
-    return new Promise((resolve) => {
+    // the answer comes from the writer thread: keep the process alive until it does
+    this.thread.ref();
+    return new Promise<{ ok: boolean; spans?: number }>((resolve) => {
       this.waiting.set(id, resolve);
-      this.worker.postMessage({ ...m, id });
-    });
+      this.thread.post('spans', { ...m, id } satisfies ToWriter);
+    }).finally(() => this.thread.unref());
   }
 
   /** Everything recorded so far is committed (false: the database could not be written). */
@@ -139,16 +141,19 @@ export class SpanStore {
   }
 
   get pending(): number {
-    return this.queue.length + this.inWorker;
+    return this.queued + this.inWorker;
   }
 
   async close(): Promise<void> {
     if (this.pruneTimer) clearInterval(this.pruneTimer);
     this.post();
+    this.thread.ref(); // the stop waits for the writer's answer
     await new Promise<number>((resolve) => {
       this.closing = resolve;
-      this.worker.postMessage({ type: 'close' } satisfies ToWriter);
+      this.thread.post('spans', { type: 'close' } satisfies ToWriter);
     });
+    this.thread.unref();
+    await this.thread.detach('spans');
   }
 }
 
@@ -166,6 +171,8 @@ interface SpanRow {
   status: TraceSpan['status']['code'];
   status_message: string | null;
   attributes: string;
+  /** the root's children (span-writer.ts), or null */
+  children: string | null;
 }
 
 const MAX_SPANS_READ = 20_000;
@@ -188,18 +195,40 @@ function toSpan(r: SpanRow): TraceSpan {
   };
 }
 
-/** Spans grouped by trace, traces in order of their first span, spans in order of start. */
+function childSpan(root: SpanRow, c: StoredChild): TraceSpan {
+  return {
+    trace_id: root.trace_id,
+    span_id: c.span_id,
+    parent_span_id: c.parent_span_id,
+    kind: c.kind,
+    name: c.name,
+    start: new Date(c.start).toISOString(),
+    end: new Date(c.end).toISOString(),
+    start_ms: c.start,
+    end_ms: c.end,
+    duration_ms: Math.round((c.end - c.start) * 1000) / 1000,
+    status: { code: c.status, message: c.status_message },
+    session: root.session,
+    attributes: c.attributes,
+  };
+}
+
+/** Spans grouped by trace, traces in order of their first span, spans in order of start (rows
+ * come in order of start; a row's children are spread into its trace). */
 function groupTraces(rows: SpanRow[]): Trace[] {
   const traces = new Map<string, Trace>();
   for (const r of rows) {
     let t = traces.get(r.trace_id);
     if (!t) traces.set(r.trace_id, (t = { trace_id: r.trace_id, spans: [] }));
     t.spans.push(toSpan(r));
+    if (r.children) for (const c of JSON.parse(r.children) as StoredChild[]) t.spans.push(childSpan(r, c));
   }
+  // stable: spans that start together keep their stored order (a root before its children)
+  for (const t of traces.values()) t.spans.sort((a, b) => a.start_ms - b.start_ms);
   return [...traces.values()];
 }
 
-const COLS = `trace_id, span_id, parent_span_id, session, kind, name, start, end, status, status_message, attributes`;
+const COLS = `trace_id, span_id, parent_span_id, session, kind, name, start, end, status, status_message, attributes, children`;
 
 /** Every trace of one workflow (x-airlock-session). */
 export function tracesOfSession(db: DB, session: string): Trace[] {

@@ -1,12 +1,14 @@
-// The span store's writer: a worker thread with its own SQLite connection, so batch inserts, a
-// database held busy by another process and retention deletes never block the event loop that
-// serves requests (like the ledger's writer). Spans it could not write are kept (bounded) and tried again.
-import { parentPort, workerData } from 'node:worker_threads';
-import Database from 'better-sqlite3';
+// The span store's writer, in the recorders' writer thread (gateway/store/recorder-worker.ts):
+// batch inserts, a database held busy by another process and retention deletes never block the
+// event loop that serves requests. A request's spans arrive as one group (its root first) and are
+// stored as one row: the root's columns, its children as a JSON array (migration 15). Spans it
+// could not write are kept (bounded) and tried again.
+import type { PartContext, PartWriter } from '../store/recorder-protocol.js';
 import type { SpanData } from './span.js';
 
 export type ToWriter =
-  | { type: 'spans'; spans: SpanData[] }
+  /** groups of spans: each one request's or tool call's (its root first), or a lone late span */
+  | { type: 'spans'; groups: SpanData[][] }
   | { type: 'flush'; id: number }
   | { type: 'prune'; id: number; olderThan: number; maxSpans: number }
   | { type: 'close' };
@@ -17,43 +19,78 @@ export type FromWriter =
   | { type: 'pruned'; id: number; spans: number; error?: string }
   | { type: 'closed'; unwritten: number };
 
+/** A child span as stored in its root's row (trace id and session are the root's). */
+export interface StoredChild {
+  span_id: string;
+  parent_span_id: string | null;
+  kind: SpanData['kind'];
+  name: string;
+  start: number;
+  end: number;
+  status: SpanData['status'];
+  status_message: string | null;
+  attributes: SpanData['attributes'];
+}
+
 const MAX_KEPT = 200_000;
 
-if (parentPort) {
-  const { file, busyTimeoutMs } = workerData as { file: string; busyTimeoutMs: number };
-  const port = parentPort;
-  const send = (m: FromWriter) => port.postMessage(m);
-  const db = new Database(file, { fileMustExist: true });
-  db.pragma(`busy_timeout = ${Math.max(0, Math.floor(busyTimeoutMs))}`);
-  db.pragma('synchronous = NORMAL');
-  const insert = db.prepare(
-    `INSERT INTO trace_spans (trace_id, span_id, parent_span_id, session, kind, name, start, end, status, status_message, team, key_name, model, http_status, attributes) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)`,
-  );
-  const writeBatch = db.transaction((spans: SpanData[]) => {
-    for (const s of spans)
-      insert.run(
-        s.traceId,
-        s.spanId,
-        s.parentSpanId ?? null,
-        s.session ?? null,
-        s.kind,
-        s.name,
-        s.start,
-        s.end,
-        s.status,
-        s.statusMessage ?? null,
-        s.team ?? null,
-        s.key ?? null,
-        s.model ?? null,
-        s.httpStatus ?? null,
-        JSON.stringify(s.attributes),
-      );
-  });
-  const byAge = db.prepare(`DELETE FROM trace_spans WHERE start < ?`);
-  const maxRow = db.prepare(`SELECT MAX(rowid) FROM trace_spans`).pluck();
-  const byCount = db.prepare(`DELETE FROM trace_spans WHERE rowid <= ?`);
+export function spanWriter({ db, send: post }: PartContext): PartWriter {
+  const send = (m: FromWriter) => post(m);
+  // statements are prepared at the first write or prune, inside its error handling (recorder-worker.ts)
+  const prepare = () => {
+    const insert = db.prepare(
+      `INSERT INTO trace_spans (trace_id, span_id, parent_span_id, session, kind, name, start, end, status, status_message, team, key_name, model, http_status, attributes, children, n) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)`,
+    );
+    const child = (s: SpanData): StoredChild => ({
+      span_id: s.spanId,
+      parent_span_id: s.parentSpanId ?? null,
+      kind: s.kind,
+      name: s.name,
+      start: s.start,
+      end: s.end,
+      status: s.status,
+      status_message: s.statusMessage ?? null,
+      attributes: s.attributes,
+    });
+    const writeBatch = db.transaction((groups: SpanData[][]) => {
+      for (const g of groups) {
+        const s = g[0];
+        if (!s) continue;
+        insert.run(
+          s.traceId,
+          s.spanId,
+          s.parentSpanId ?? null,
+          s.session ?? null,
+          s.kind,
+          s.name,
+          s.start,
+          s.end,
+          s.status,
+          s.statusMessage ?? null,
+          s.team ?? null,
+          s.key ?? null,
+          s.model ?? null,
+          s.httpStatus ?? null,
+          JSON.stringify(s.attributes),
+          g.length > 1 ? JSON.stringify(g.slice(1).map(child)) : null,
+          g.length,
+        );
+      }
+    });
+    const byAge = db.prepare(`DELETE FROM trace_spans WHERE start < ?`);
+    // the newest rows that hold at most maxSpans spans stay; everything older goes
+    const cutoff = db
+      .prepare(`SELECT MAX(rowid) FROM (SELECT rowid, SUM(n) OVER (ORDER BY rowid DESC) AS upto FROM trace_spans) WHERE upto > ?`)
+      .pluck();
+    const byRowid = db.prepare(`DELETE FROM trace_spans WHERE rowid <= ?`);
+    const countOf = db.prepare(`SELECT COALESCE(SUM(n), 0) FROM trace_spans WHERE rowid <= ?`).pluck();
+    const spansOlder = db.prepare(`SELECT COALESCE(SUM(n), 0) FROM trace_spans WHERE start < ?`).pluck();
+    return { writeBatch, byAge, cutoff, byRowid, countOf, spansOlder };
+  };
+  let st: ReturnType<typeof prepare> | undefined;
 
-  let pending: SpanData[] = [];
+  let pending: SpanData[][] = [];
+  let pendingSpans = 0;
   let retry: NodeJS.Timeout | undefined;
   const write = (): boolean => {
     if (retry) {
@@ -62,15 +99,17 @@ if (parentPort) {
     }
     if (!pending.length) return true;
     try {
-      writeBatch(pending);
-      send({ type: 'written', spans: pending.length });
+      (st ??= prepare()).writeBatch(pending);
+      send({ type: 'written', spans: pendingSpans });
       pending = [];
+      pendingSpans = 0;
       return true;
     } catch (e) {
       let dropped = 0;
-      if (pending.length > MAX_KEPT) {
-        dropped = pending.length - MAX_KEPT;
-        pending = pending.slice(dropped);
+      while (pendingSpans > MAX_KEPT && pending.length) {
+        const g = pending.shift()!;
+        dropped += g.length;
+        pendingSpans -= g.length;
       }
       send({ type: 'failed', error: (e as Error).message, dropped });
       retry = setTimeout(write, 1000);
@@ -78,11 +117,13 @@ if (parentPort) {
     }
   };
 
-  port.on('message', (m: ToWriter) => {
+  return (raw) => {
+    const m = raw as ToWriter;
     switch (m.type) {
       case 'spans':
-        if (pending.length) pending.push(...m.spans);
-        else pending = m.spans;
+        for (const g of m.groups) pendingSpans += g.length;
+        if (pending.length) for (const g of m.groups) pending.push(g);
+        else pending = m.groups;
         write();
         break;
       case 'flush':
@@ -90,9 +131,19 @@ if (parentPort) {
         break;
       case 'prune':
         try {
-          let n = byAge.run(m.olderThan).changes;
-          const top = maxRow.get() as number | null;
-          if (top !== null && top > m.maxSpans) n += byCount.run(top - m.maxSpans).changes;
+          const { byAge, cutoff, byRowid, countOf, spansOlder } = (st ??= prepare());
+          const n = db
+            .transaction(() => {
+              let deleted = spansOlder.get(m.olderThan) as number;
+              byAge.run(m.olderThan);
+              const cut = cutoff.get(m.maxSpans) as number | null;
+              if (cut !== null) {
+                deleted += countOf.get(cut) as number;
+                byRowid.run(cut);
+              }
+              return deleted;
+            })
+            .immediate();
           send({ type: 'pruned', id: m.id, spans: n });
         } catch (e) {
           send({ type: 'pruned', id: m.id, spans: 0, error: (e as Error).message });
@@ -100,10 +151,9 @@ if (parentPort) {
         break;
       case 'close':
         write();
-        send({ type: 'closed', unwritten: pending.length });
-        db.close();
-        port.close();
+        if (retry) clearTimeout(retry);
+        send({ type: 'closed', unwritten: pendingSpans });
         break;
     }
-  });
+  };
 }

@@ -2,6 +2,7 @@
 // store and the OTLP export, switched and re-pointed by settings.telemetry.
 import type { TelemetrySettings } from '../config/schema.js';
 import type { DB } from '../store/db.js';
+import type { RecorderThread } from '../store/recorder.js';
 import { VERSION } from '../version.js';
 import { OtlpExport, type OtlpState } from './otlp.js';
 import type { SpanData } from './span.js';
@@ -21,9 +22,9 @@ export class Telemetry {
   readonly tracer: Tracer;
   private settings: TelemetrySettings;
 
-  constructor(db: DB, pipeline: object, settings: TelemetrySettings, log: (line: string) => void, toolSource?: object) {
+  constructor(db: DB, pipeline: object, settings: TelemetrySettings, log: (line: string) => void, toolSource?: object, thread?: RecorderThread) {
     this.settings = settings;
-    this.store = SpanStore.forDatabase(db, () => ({ retentionHours: this.settings.retention_hours, maxSpans: this.settings.max_spans }), log);
+    this.store = SpanStore.forDatabase(db, () => ({ retentionHours: this.settings.retention_hours, maxSpans: this.settings.max_spans }), log, thread);
     this.otlp = new OtlpExport(VERSION, log);
     const local = (spans: SpanData[]) => {
       if (this.settings.traces) this.store.record(spans);

@@ -115,6 +115,36 @@ test('the signing key: 0600, the private key encrypted; a damaged or foreign key
   assert.throws(() => AuditKey.load(dir, secrets), /damaged or unreadable/);
 });
 
+test('the canonical encoding is JSON with sorted keys and no whitespace, for every shape of data', () => {
+  // the oracle: JSON.stringify with each object's keys put in order (independent of core.canonical)
+  const oracle = (v: unknown) =>
+    JSON.stringify(v, (_k, x: unknown) => (x && typeof x === 'object' && !Array.isArray(x) ? Object.fromEntries(Object.keys(x).sort().map((k) => [k, (x as Record<string, unknown>)[k]])) : x));
+  let seed = 7;
+  const rnd = (n: number) => ((seed = (seed * 1103515245 + 12345) % 2 ** 31) % n);
+  const KEYS = ['a', 'b', 'B', '_', 'é', 'zz', 'a.b', 'key "q"', '\u2028', '10', '2', ''];
+  const value = (depth: number): unknown => {
+    switch (rnd(depth > 2 ? 5 : 7)) {
+      case 0: return rnd(2) === 0;
+      case 1: return null;
+      case 2: return [-0, 1e21, 0.1, -5, 2 ** 53][rnd(5)];
+      case 3: return ['', 'x', 'é\u2028"\\', '\n\t', '𝄞'][rnd(5)];
+      case 4: return undefined;
+      case 5: return Array.from({ length: rnd(4) }, () => value(depth + 1));
+      default: {
+        const o: Record<string, unknown> = {};
+        for (let i = rnd(6); i > 0; i--) o[KEYS[rnd(KEYS.length)]!] = value(depth + 1);
+        return o;
+      }
+    }
+  };
+  for (let i = 0; i < 2000; i++) {
+    const v = { root: value(0), [KEYS[rnd(KEYS.length)]!]: value(0) };
+    assert.equal(core.canonical(v), oracle(v));
+  }
+  // objects whose keys come in order and out of order encode alike
+  assert.equal(core.canonical({ a: 1, b: { c: 2, d: 3 } }), core.canonical({ b: { d: 3, c: 2 }, a: 1 }));
+});
+
 test('canonical encoding, redaction, CSV and CEF escaping', () => {
   assert.equal(core.canonical({ b: 1, a: [true, null, 'x', { d: undefined, c: -0 }], e: 'é' }), '{"a":[true,null,"x",{"c":0}],"b":1,"e":"é"}');
   assert.throws(() => core.canonical({ a: Infinity }), /finite/);

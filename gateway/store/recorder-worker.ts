@@ -1,0 +1,51 @@
+// The recorders' writer thread (see recorder.ts): one SQLite connection, one writer per attached
+// part. Each writer keeps what it could not write and retries on its own timer, so a part whose
+// writes fail does not hold up the others (beyond one busy timeout, when the whole database is
+// held busy by another process). Creating a writer never touches the database (its statements
+// are prepared at its first write, inside its own error handling): a part that cannot write yet
+// must not take the thread, and the other parts, down with it. The thread ends when the last part
+// detaches.
+import { parentPort, workerData } from 'node:worker_threads';
+import Database from 'better-sqlite3';
+import { ledgerWriter } from '../engine/ledger-writer.js';
+import { auditWriter } from '../audit/writer.js';
+import { spanWriter } from '../telemetry/span-writer.js';
+import type { FromRecorder, PartContext, PartName, PartWriter, ToRecorder } from './recorder-protocol.js';
+
+const WRITERS: Record<PartName, (ctx: PartContext, init: unknown) => PartWriter> = {
+  ledger: ledgerWriter,
+  audit: auditWriter,
+  spans: spanWriter,
+};
+
+if (parentPort) {
+  const { file, dataDir, busyTimeoutMs } = workerData as { file: string; dataDir: string | undefined; busyTimeoutMs: number };
+  const port = parentPort;
+  const db = new Database(file, { fileMustExist: true });
+  db.pragma(`busy_timeout = ${Math.max(0, Math.floor(busyTimeoutMs))}`);
+  db.pragma('synchronous = NORMAL');
+  const writers = new Map<PartName, PartWriter>();
+  let attached = 0;
+
+  port.on('message', (m: ToRecorder) => {
+    switch (m.type) {
+      case 'init':
+        if (!writers.has(m.part)) attached++;
+        writers.set(
+          m.part,
+          WRITERS[m.part]({ db, dataDir, send: (msg: unknown) => port.postMessage({ part: m.part, msg } satisfies FromRecorder) }, m.init),
+        );
+        break;
+      case 'msg':
+        writers.get(m.part)?.(m.msg);
+        break;
+      case 'detach':
+        if (writers.delete(m.part)) attached--;
+        if (attached === 0) {
+          db.close();
+          port.close();
+        }
+        break;
+    }
+  });
+}
