@@ -5,7 +5,9 @@
 // dropped (and counted) until it answers again.
 import { SpanKind, SpanStatusCode, TraceFlags, type HrTime } from '@opentelemetry/api';
 import { ExportResultCode } from '@opentelemetry/core';
-import { OTLPTraceExporter } from '@opentelemetry/exporter-trace-otlp-proto';
+// the exporter (protobuf encoding, its HTTP client: ~15 MB of resident memory) is loaded only
+// when an endpoint is set
+import type { OTLPTraceExporter } from '@opentelemetry/exporter-trace-otlp-proto';
 import { resourceFromAttributes, type Resource } from '@opentelemetry/resources';
 import type { ReadableSpan } from '@opentelemetry/sdk-trace';
 import type { TelemetrySettings } from '../config/schema.js';
@@ -97,7 +99,7 @@ export class OtlpExport {
   }
 
   get enabled(): boolean {
-    return this.exporter !== undefined;
+    return this.key !== '';
   }
 
   /** Start, stop or re-point the export after a settings change. */
@@ -114,16 +116,20 @@ export class OtlpExport {
       this.queue = [];
       return;
     }
-    this.exporter = new OTLPTraceExporter({
-      url: t.otlp_endpoint,
-      headers: resolveHeaders(t.otlp_headers, this.env, this.log),
-      timeoutMillis: t.otlp_timeout_ms,
-    });
+    const options = { url: t.otlp_endpoint, headers: resolveHeaders(t.otlp_headers, this.env, this.log), timeoutMillis: t.otlp_timeout_ms };
+    void import('@opentelemetry/exporter-trace-otlp-proto').then(
+      (m) => {
+        if (this.key !== key) return; // re-pointed or switched off meanwhile
+        this.exporter = new m.OTLPTraceExporter(options);
+        if (this.queue.length && !this.timer && !this.busy) this.send();
+      },
+      (e: Error) => this.log(`telemetry: the OTLP exporter cannot be loaded (${e.message}); spans are not exported`),
+    );
   }
 
   /** A sink for the tracer: queue the spans (dropped when otlp_max_queue already wait). */
   readonly record = (spans: SpanData[]): void => {
-    if (!this.exporter) return;
+    if (!this.key) return;
     for (let i = 0; i < spans.length; i++) {
       if (this.queue.length >= this.max) {
         this.dropped += spans.length - i;
@@ -140,7 +146,7 @@ export class OtlpExport {
   private send(): void {
     this.timer = undefined;
     const exporter = this.exporter;
-    if (!exporter || this.busy || !this.queue.length) return;
+    if (!exporter || this.busy || !this.queue.length) return; // (a loading exporter sends when it is there)
     const batch = this.queue.length <= BATCH ? this.queue : this.queue.slice(0, BATCH);
     this.queue = this.queue.length <= BATCH ? [] : this.queue.slice(BATCH);
     this.busy = true;
@@ -181,6 +187,7 @@ export class OtlpExport {
     this.timer = undefined;
     const e = this.exporter;
     this.exporter = undefined;
+    this.key = ''; // an exporter still loading is not started
     if (e) await e.shutdown().catch(() => {});
   }
 }
