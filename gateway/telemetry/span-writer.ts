@@ -78,16 +78,17 @@ export function spanWriter({ db, send: post }: PartContext): PartWriter {
       }
     });
     const byAge = db.prepare(`DELETE FROM trace_spans WHERE start < ?`);
-    // the newest rows that hold at most maxSpans spans stay; everything older goes
-    const cutoff = db
-      .prepare(`SELECT MAX(rowid) FROM (SELECT rowid, SUM(n) OVER (ORDER BY rowid DESC) AS upto FROM trace_spans) WHERE upto > ?`)
-      .pluck();
-    const byRowid = db.prepare(`DELETE FROM trace_spans WHERE rowid <= ?`);
-    const countOf = db.prepare(`SELECT COALESCE(SUM(n), 0) FROM trace_spans WHERE rowid <= ?`).pluck();
     const spansOlder = db.prepare(`SELECT COALESCE(SUM(n), 0) FROM trace_spans WHERE start < ?`).pluck();
-    return { writeBatch, byAge, cutoff, byRowid, countOf, spansOlder };
+    const allSpans = db.prepare(`SELECT COALESCE(SUM(n), 0) FROM trace_spans`).pluck();
+    const oldest = db.prepare(`SELECT rowid, n FROM trace_spans ORDER BY rowid`).raw();
+    const byRowid = db.prepare(`DELETE FROM trace_spans WHERE rowid <= ?`);
+    return { writeBatch, byAge, spansOlder, allSpans, oldest, byRowid };
   };
   let st: ReturnType<typeof prepare> | undefined;
+
+  /** spans in the table (counted once, at the first prune, then kept up to date): the size cap
+   * is checked without a scan, and only the excess rows are read to find where to cut */
+  let stored: number | undefined;
 
   let pending: SpanData[][] = [];
   let pendingSpans = 0;
@@ -100,6 +101,7 @@ export function spanWriter({ db, send: post }: PartContext): PartWriter {
     if (!pending.length) return true;
     try {
       (st ??= prepare()).writeBatch(pending);
+      if (stored !== undefined) stored += pendingSpans;
       send({ type: 'written', spans: pendingSpans });
       pending = [];
       pendingSpans = 0;
@@ -131,20 +133,34 @@ export function spanWriter({ db, send: post }: PartContext): PartWriter {
         break;
       case 'prune':
         try {
-          const { byAge, cutoff, byRowid, countOf, spansOlder } = (st ??= prepare());
+          const { byAge, spansOlder, allSpans, oldest, byRowid } = (st ??= prepare());
           const n = db
             .transaction(() => {
+              let total = stored ?? (allSpans.get() as number);
               let deleted = spansOlder.get(m.olderThan) as number;
               byAge.run(m.olderThan);
-              const cut = cutoff.get(m.maxSpans) as number | null;
-              if (cut !== null) {
-                deleted += countOf.get(cut) as number;
-                byRowid.run(cut);
+              total -= deleted;
+              // over the cap: the oldest rows go until the newest hold at most maxSpans spans
+              const excess = total - m.maxSpans;
+              if (excess > 0) {
+                let cut: number | undefined;
+                let acc = 0;
+                for (const [rowid, k] of oldest.iterate() as IterableIterator<[number, number]>) {
+                  acc += k;
+                  cut = rowid;
+                  if (acc >= excess) break;
+                }
+                if (cut !== undefined) {
+                  byRowid.run(cut);
+                  deleted += acc;
+                  total -= acc;
+                }
               }
-              return deleted;
+              return { deleted, total };
             })
             .immediate();
-          send({ type: 'pruned', id: m.id, spans: n });
+          stored = n.total;
+          send({ type: 'pruned', id: m.id, spans: n.deleted });
         } catch (e) {
           send({ type: 'pruned', id: m.id, spans: 0, error: (e as Error).message });
         }

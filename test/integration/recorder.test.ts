@@ -154,6 +154,12 @@ test('max_spans counts spans, not rows: pruning keeps the newest rows that hold 
     assert.equal(await limited.prune(), 90, 'the 30 oldest rows (90 spans) went');
     assert.equal(count(db, `SELECT SUM(n) FROM trace_spans`), 30);
     assert.deepEqual(db.prepare(`SELECT session FROM trace_spans ORDER BY rowid`).pluck().all(), Array.from({ length: 10 }, (_, i) => `p-${30 + i}`));
+    // the store keeps its count of stored spans up to date between prunes
+    for (let i = 0; i < 5; i++) limited.record(spans(`q-${i}`));
+    assert.equal(await limited.flush(), true);
+    assert.equal(await limited.prune(), 15, 'the 5 oldest rows went (45 spans, at most 31 kept)');
+    assert.deepEqual(db.prepare(`SELECT session FROM trace_spans ORDER BY rowid`).pluck().all(), [...Array.from({ length: 5 }, (_, i) => `p-${35 + i}`), ...Array.from({ length: 5 }, (_, i) => `q-${i}`)]);
+    assert.equal(await limited.prune(), 0, 'nothing more while under the cap');
   } finally {
     await limited.close();
     await ledger.close();
