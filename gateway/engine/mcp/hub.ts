@@ -26,7 +26,6 @@ import {
   type ServerRequest,
   type Tool,
 } from '@modelcontextprotocol/sdk/types.js';
-import { StreamableHTTPError } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
 import { VERSION } from '../../version.js';
 import { channels } from '../events.js';
 import { newRequestId } from '../request-id.js';
@@ -34,7 +33,7 @@ import type { LedgerRow } from '../ledger-protocol.js';
 import type { AgentRecord, McpConfig } from './config.js';
 import { noToolGuards, type ToolGuards } from './guards.js';
 import { exposedName, permitted } from './names.js';
-import { Upstream, endSession, type Relay } from './upstream.js';
+import { Upstream, endSession, sessionLost, type Relay } from './upstream.js';
 
 type Extra = RequestHandlerExtra<ServerRequest, ServerNotification>;
 
@@ -553,7 +552,7 @@ export class McpHub {
         result = await once();
       } catch (e) {
         // an HTTP upstream that lost our session (404): one new session, transparently
-        if (up.perSession && e instanceof StreamableHTTPError && e.code === 404 && !extra.signal.aborted) {
+        if (up.perSession && sessionLost(e) && !extra.signal.aborted) {
           const c = session.clients.get(up.name);
           session.clients.delete(up.name);
           await c?.then((x) => x.close()).catch(() => undefined);
