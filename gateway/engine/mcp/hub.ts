@@ -29,6 +29,7 @@ import {
 import { VERSION } from '../../version.js';
 import { channels } from '../events.js';
 import { newRequestId } from '../request-id.js';
+import { parseTraceparent } from '../../telemetry/span.js';
 import type { LedgerRow } from '../ledger-protocol.js';
 import type { AgentRecord, McpConfig } from './config.js';
 import { noToolGuards, type ToolGuards } from './guards.js';
@@ -63,6 +64,13 @@ export interface ToolCallContext {
   errorClass: string | undefined;
   /** the answer carried isError */
   isError: boolean;
+  /** the agent's W3C trace context: params._meta.traceparent (else the HTTP traceparent header),
+   * when well-formed, and its tracestate */
+  readonly traceparent: string | undefined;
+  readonly tracestate: string | undefined;
+  /** what goes upstream in params._meta.traceparent: the agent's, until tracing replaces it with
+   * its own span's (an airlock:tool:start subscriber) */
+  upstreamTraceparent: string | undefined;
 }
 
 export interface McpSession {
@@ -456,6 +464,7 @@ export class McpHub {
 
   private async callTool(session: McpSession, agent: AgentRecord, params: { name: string; arguments?: Record<string, unknown>; _meta?: Record<string, unknown> }, extra: Extra): Promise<CallToolResult> {
     const headers = extra.requestInfo?.headers;
+    const trace = traceContext(params._meta, headers);
     const call: ToolCallContext = {
       id: newRequestId(),
       ts: Date.now(),
@@ -472,6 +481,9 @@ export class McpHub {
       status: 200,
       errorClass: undefined,
       isError: false,
+      traceparent: trace.traceparent,
+      tracestate: trace.tracestate,
+      upstreamTraceparent: trace.traceparent,
     };
     if (channels.toolStart.hasSubscribers) channels.toolStart.publish({ source: this, call });
     let result: CallToolResult | undefined;
@@ -532,7 +544,10 @@ export class McpHub {
     let relayed: Promise<unknown> = Promise.resolve();
     const once = async (): Promise<CallToolResult> => {
       const client = await withTimeout(this.clientFor(session, up), timeout, extra.signal);
-      const r = await client.request({ method: 'tools/call', params: { name: tool, arguments: args } }, CallToolResultSchema, {
+      // the trace context goes on in _meta (the SDK adds its own progressToken beside it); the
+      // agent's other _meta is not relayed
+      const meta = call.upstreamTraceparent ? { _meta: { traceparent: call.upstreamTraceparent, ...(call.tracestate ? { tracestate: call.tracestate } : {}) } } : {};
+      const r = await client.request({ method: 'tools/call', params: { name: tool, arguments: args, ...meta } }, CallToolResultSchema, {
         signal: extra.signal,
         timeout,
         ...(progressToken !== undefined
@@ -590,6 +605,18 @@ export class McpHub {
     }
     return result;
   }
+}
+
+/** The agent's W3C trace context for one request: params._meta (the MCP convention) first, then
+ * the HTTP headers of the request that carried it. A malformed traceparent is dropped (and its
+ * tracestate with it); a tracestate is kept within the W3C limit (512 characters). */
+export function traceContext(meta: Record<string, unknown> | undefined, headers: Record<string, string | string[] | undefined> | undefined): { traceparent: string | undefined; tracestate: string | undefined } {
+  const fromMeta = typeof meta?.traceparent === 'string' ? meta.traceparent : undefined;
+  const traceparent = fromMeta ?? firstHeader(headers, 'traceparent');
+  if (!traceparent || !parseTraceparent(traceparent)) return { traceparent: undefined, tracestate: undefined };
+  const ts = fromMeta !== undefined ? meta?.tracestate : firstHeader(headers, 'tracestate');
+  const tracestate = typeof ts === 'string' && ts.length <= 512 && /^[\x20-\x7e]+$/.test(ts) ? ts : undefined;
+  return { traceparent: traceparent.trim(), tracestate };
 }
 
 /** Wait for a connection no longer than the call may take. */
