@@ -530,7 +530,8 @@ export interface TraceSpan {
   duration_ms: number;
   status: { code: 'ok' | 'error' | 'unset'; message: string | null };
   session: string | null;
-  attributes: Record<string, string | number | boolean>;
+  /** string arrays: the conventions' array attributes (gen_ai.response.finish_reasons) */
+  attributes: Record<string, string | number | boolean | string[]>;
 }
 
 export interface Trace {

@@ -262,6 +262,16 @@ export const mcpServerName = z
   .refine((v) => !v.endsWith('_'), 'must not end with "_" (it would run into the "__" separator)');
 /** A tool permission pattern: a tool's exposed name (`server__tool`) where "*" matches anything. */
 export const toolPattern = z.string().regex(/^[A-Za-z0-9_*.-]{1,160}$/, 'must be a tool name such as "files__read_file", where "*" matches any characters (e.g. "files__read_*", "tickets__*")');
+/** A tool permission pattern as an anchored regular expression; "*" matches anything (the
+ * gateway's permission checks and the admin app's previews). */
+export function compilePattern(p: string): RegExp {
+  return new RegExp('^' + p.split('*').map((s) => s.replace(/[.+?^${}()|[\]\\-]/g, '\\$&')).join('.*') + '$');
+}
+/** The names (server__tool) that any of the patterns match, in their order. */
+export function expandPatterns(patterns: readonly string[], names: readonly string[]): string[] {
+  const res = patterns.map(compilePattern);
+  return names.filter((n) => res.some((r) => r.test(n)));
+}
 const envVarName = z.string().regex(/^[A-Za-z_][A-Za-z0-9_]{0,127}$/, 'must be an environment variable name (letters, digits, "_")');
 const headerName = z.string().regex(/^[A-Za-z0-9!#$%&'*+.^_`|~-]{1,128}$/, 'must be an HTTP header name');
 /** A secret in env/headers: a literal, `${env:NAME}`, or null = keep the value stored for it. */

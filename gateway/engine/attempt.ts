@@ -7,7 +7,7 @@ import { EventEmitter } from 'node:events';
 import { performance } from 'node:perf_hooks';
 import { errors as undiciErrors, type Dispatcher } from 'undici';
 import { GatewayError } from './errors.js';
-import { channels, type AttemptEnd, type AttemptStart } from './events.js';
+import { channels, type AttemptEnd, type AttemptStart, type QueueGiveUp } from './events.js';
 import { readText } from './io.js';
 import type { EndpointRuntime, Runtime } from './runtime.js';
 import type { TargetConfig } from './snapshot.js';
@@ -112,7 +112,16 @@ export async function runAttempt<T>(a: AttemptInput<T>): Promise<T> {
   const tr = runtime.target(t);
   const cfg = ep.config;
   const queued = performance.now();
-  const release = await ep.acquire(a.queueTimeoutMs, () => ctx.abort.signal, ctx.share);
+  let release: () => void;
+  try {
+    release = await ep.acquire(a.queueTimeoutMs, () => ctx.abort.signal, ctx.share);
+  } catch (e) {
+    if (channels.queueGiveUp.hasSubscribers) {
+      const reason = e instanceof GatewayError ? e.code : 'error';
+      channels.queueGiveUp.publish({ source: a.source, ctx, target: t, queueMs: performance.now() - queued, reason, error: (e as Error).message } satisfies QueueGiveUp);
+    }
+    throw e;
+  }
   // Checked again after a wait for a slot: the breaker may have opened, or a half-open probe left.
   if (!tr.breaker.canPass()) {
     release();

@@ -34,6 +34,18 @@ export interface AttemptEnd {
   /** ms from the attempt's start */
   durationMs: number;
 }
+/** A wait for a free slot of an endpoint (max_concurrency) that ended without one: the queue
+ * timed out or was full (capacity_timeout), or the client left while waiting. */
+export interface QueueGiveUp {
+  source: object;
+  ctx: RequestContext;
+  target: TargetConfig;
+  /** ms waited */
+  queueMs: number;
+  /** the error code: capacity_timeout, client_closed, ... */
+  reason: string;
+  error: string;
+}
 export interface FirstContent {
   source: object;
   ctx: RequestContext;
@@ -63,6 +75,7 @@ export const channels = {
   requestStart: diagnostics_channel.channel('airlock:request:start'),
   attemptStart: diagnostics_channel.channel('airlock:attempt:start'),
   attemptEnd: diagnostics_channel.channel('airlock:attempt:end'),
+  queueGiveUp: diagnostics_channel.channel('airlock:attempt:queue-give-up'),
   firstContent: diagnostics_channel.channel('airlock:request:first-content'),
   requestEnd: diagnostics_channel.channel('airlock:request:end'),
   toolStart: diagnostics_channel.channel('airlock:tool:start'),

@@ -54,6 +54,7 @@ export function newContext(kind: Kind, id: string, snapshot: Snapshot, clientId?
     session: undefined,
     traceparent: undefined,
     upstreamTraceparent: undefined,
+    finishReasons: undefined,
     body: {},
     requestedModel: undefined,
     model: undefined,

@@ -40,6 +40,8 @@ export interface RequestContext {
   endpoint: string | undefined;
   upstreamModel: string | undefined;
   ttfbMs: number | undefined;
+  /** why the answer's choices ended (finish_reason of each, in order), when the upstream said */
+  finishReasons: string[] | undefined;
   /** the prompt's estimated tokens, once something needed it (routing rules, admission, settle): see promptEstimate() */
   promptEstimate: number | undefined;
   /** what admission reserved for this request (budgets, quotas), released after settle */

@@ -3,7 +3,9 @@
 import { randomFillSync } from 'node:crypto';
 
 export type SpanKind = 'model' | 'attempt' | 'queue' | 'guardrail' | 'tool';
-export type AttrValue = string | number | boolean;
+/** OpenTelemetry attribute values: a string array for the conventions' array attributes
+ * (gen_ai.response.finish_reasons) */
+export type AttrValue = string | number | boolean | string[];
 
 export interface SpanData {
   traceId: string;

@@ -11,7 +11,7 @@
 // tracing is off the tracer is not subscribed at all.
 import diagnostics_channel from 'node:diagnostics_channel';
 import { performance } from 'node:perf_hooks';
-import { channels, on, type AttemptEnd, type AttemptStart, type FirstContent, type RequestEnd, type RequestStart } from '../engine/events.js';
+import { channels, on, type AttemptEnd, type AttemptStart, type FirstContent, type QueueGiveUp, type RequestEnd, type RequestStart } from '../engine/events.js';
 import type { Kind, RequestContext } from '../engine/stages.js';
 import type { TelemetrySettings } from '../config/schema.js';
 import { formatTraceparent, newSpanId, newTraceId, parseTraceparent, type SpanData } from './span.js';
@@ -56,6 +56,10 @@ export interface ToolCallLike {
   status?: number;
   errorClass?: string;
   isError?: boolean;
+  /** the agent's trace context (params._meta.traceparent), validated by the hub */
+  traceparent?: string;
+  /** set here: what the hub sends upstream in params._meta.traceparent */
+  upstreamTraceparent?: string;
 }
 
 /** What the guardrails publish on airlock:guardrail:events (their GuardEvent, read defensively). */
@@ -82,7 +86,7 @@ const RECENT_MAX = 2048;
 
 export class Tracer {
   private readonly inflight = new Map<string, ReqTrace>();
-  private readonly tools = new Map<string, Ended & { start: number }>();
+  private readonly tools = new Map<string, Ended & { start: number; parentSpanId: string | undefined }>();
   /** recently ended requests and tool calls: guardrail events that arrive late still find their trace */
   private readonly recent = new Map<string, Ended>();
   private subs: (() => void)[] = [];
@@ -123,6 +127,7 @@ export class Tracer {
       on<AttemptStart>(channels.attemptStart, src, (m) => this.attemptStart(m)),
       on<FirstContent>(channels.firstContent, src, (m) => this.firstContent(m.ctx)),
       on<AttemptEnd>(channels.attemptEnd, src, (m) => this.attemptEnd(m)),
+      on<QueueGiveUp>(channels.queueGiveUp, src, (m) => this.queueGiveUp(m)),
       on<RequestEnd>(channels.requestEnd, src, (m) => this.requestEnd(m.ctx)),
       this.byName(TOOL_START, (m) => this.toolStart((m as { call: ToolCallLike }).call)),
       this.byName(TOOL_END, (m) => this.toolEnd((m as { call: ToolCallLike; latencyMs: number }).call, (m as { latencyMs: number }).latencyMs)),
@@ -213,6 +218,22 @@ export class Tracer {
     m.headers.traceparent = formatTraceparent(r.traceId, span.spanId);
   }
 
+  /** A wait for a slot that ended without one (capacity_timeout): its queue span, in error. */
+  private queueGiveUp(m: QueueGiveUp): void {
+    const r = this.inflight.get(m.ctx.id);
+    if (!r) return;
+    this.resolve(r);
+    const end = Tracer.wall(r.ctx, performance.now());
+    const span = this.child(r, 'queue', `queue ${m.target.endpoint}`, end - m.queueMs, end, {
+      'airlock.endpoint': m.target.endpoint,
+      'airlock.queue_ms': round(m.queueMs),
+      'error.type': m.reason,
+    });
+    span.status = 'error';
+    span.statusMessage = m.error;
+    r.children.push(span);
+  }
+
   private firstContent(ctx: RequestContext): void {
     const r = this.inflight.get(ctx.id);
     if (r?.current) r.current.attributes['airlock.time_to_first_chunk_ms'] = round(performance.now() - r.currentStart);
@@ -225,7 +246,10 @@ export class Tracer {
     r.current = undefined;
     span.end = span.start + m.durationMs;
     span.attributes['airlock.attempt.outcome'] = m.outcome;
-    if (m.outcome === 'ok') span.status = 'ok';
+    if (m.outcome === 'ok') {
+      span.status = 'ok';
+      if (m.ctx.finishReasons) span.attributes['gen_ai.response.finish_reasons'] = m.ctx.finishReasons;
+    }
     else {
       span.status = 'error';
       span.statusMessage = m.error;
@@ -261,6 +285,7 @@ export class Tracer {
       attrs['gen_ai.provider.name'] = ctx.snapshot.endpoints.get(ctx.endpoint)?.type ?? 'openai';
     }
     if (ctx.upstreamModel) attrs['gen_ai.response.model'] = ctx.upstreamModel;
+    if (ctx.finishReasons) attrs['gen_ai.response.finish_reasons'] = ctx.finishReasons;
     const b = ctx.body;
     if (typeof b.max_tokens === 'number') attrs['gen_ai.request.max_tokens'] = b.max_tokens;
     else if (typeof b.max_completion_tokens === 'number') attrs['gen_ai.request.max_tokens'] = b.max_completion_tokens;
@@ -324,12 +349,17 @@ export class Tracer {
   private toolStart(call: ToolCallLike): void {
     if (!call || typeof call.id !== 'string') return;
     if (this.tools.size >= RECENT_MAX) this.tools.delete(this.tools.keys().next().value!);
-    this.tools.set(call.id, { traceId: newTraceId(), spanId: newSpanId(), session: call.session, start: call.ts });
+    // the agent's trace context (params._meta.traceparent): its trace, its span as our parent
+    const tp = parseTraceparent(call.traceparent);
+    const t = { traceId: tp?.traceId ?? newTraceId(), spanId: newSpanId(), parentSpanId: tp?.parentId, session: call.session, start: call.ts };
+    this.tools.set(call.id, t);
+    // the upstream MCP server's parent is this tool call's span
+    call.upstreamTraceparent = formatTraceparent(t.traceId, t.spanId);
   }
 
   private toolEnd(call: ToolCallLike, latencyMs: number): void {
     if (!call || typeof call.id !== 'string') return;
-    const t = this.tools.get(call.id) ?? { traceId: newTraceId(), spanId: newSpanId(), session: call.session, start: call.ts };
+    const t = this.tools.get(call.id) ?? { traceId: newTraceId(), spanId: newSpanId(), parentSpanId: undefined, session: call.session, start: call.ts };
     this.tools.delete(call.id);
     const status = typeof call.status === 'number' ? call.status : 0;
     const failed = status >= 400 || !!call.errorClass || call.isError === true;
@@ -358,7 +388,7 @@ export class Tracer {
       {
         traceId: t.traceId,
         spanId: t.spanId,
-        parentSpanId: undefined,
+        parentSpanId: t.parentSpanId,
         session: call.session,
         kind: 'tool',
         name: `tools/call ${tool}`,

@@ -355,6 +355,7 @@ describe('admin app accessibility (axe-core in Chromium)', () => {
       await d.getByRole('button', { name: 'Close dialog' }).click();
     });
     await auditDialog(page, page.getByRole('button', { name: 'Create agent' }).first(), 'Create agent', failures);
+    await auditDialog(page, page.getByRole('button', { name: 'Add virtual server' }), 'Add virtual server', failures);
     await auditDialog(page, page.getByRole('button', { name: 'Delete agent support-bot' }), 'Delete agent support-bot?', failures);
 
     // Usage.

@@ -9,6 +9,7 @@ import { Client } from '@modelcontextprotocol/sdk/client/index.js';
 import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
 import { McpServer } from '@modelcontextprotocol/sdk/server/mcp.js';
 import { StreamableHTTPServerTransport } from '@modelcontextprotocol/sdk/server/streamableHttp.js';
+import { SSEServerTransport } from '@modelcontextprotocol/sdk/server/sse.js';
 import { isInitializeRequest, type ClientCapabilities } from '@modelcontextprotocol/sdk/types.js';
 import { ROOT } from './gateway.js';
 
@@ -34,80 +35,159 @@ export interface HttpUpstream {
   headersSeen: http.IncomingHttpHeaders[];
   /** session ids ended by a DELETE */
   sessionsDeleted: string[];
-  /** drop every session, as a restarted server would (its next request gets 404) */
-  forgetSessions(): void;
+  /** the params._meta of every tool call it answered, in order */
+  metaSeen: (Record<string, unknown> | undefined)[];
+  /** drop every session and its streams, as a restarted server would (its next request gets 404) */
+  forgetSessions(): Promise<void>;
   /** add a tool to every session's server (they send notifications/tools/list_changed) */
   addTool(name: string): void;
   close(): Promise<void>;
 }
 
-/** A Streamable HTTP MCP server built with the SDK: tools add, whoami (its session id). */
+/** The fixture's MCP servers (one per upstream session): tools add, whoami (its session id), and
+ * the tools added later; each tool call's params._meta is kept. */
+function fixture() {
+  const built: McpServer[] = [];
+  const extra: string[] = [];
+  const metaSeen: (Record<string, unknown> | undefined)[] = [];
+  const addTo = (s: McpServer, name: string) =>
+    s.registerTool(name, { description: `Added later: ${name}`, inputSchema: {} }, (_args, x) => {
+      metaSeen.push(x._meta);
+      return { content: [{ type: 'text' as const, text: name }] };
+    });
+  const build = () => {
+    const s = new McpServer({ name: 'http-fixture', version: '1.0.0' });
+    built.push(s);
+    for (const n of extra) addTo(s, n);
+    s.registerTool('add', { description: 'Adds two numbers', inputSchema: { a: z.number(), b: z.number() } }, ({ a, b }, x) => {
+      metaSeen.push(x._meta);
+      return { content: [{ type: 'text', text: String(a + b) }] };
+    });
+    s.registerTool('whoami', { description: 'The upstream session id', inputSchema: {} }, (_args, x) => {
+      metaSeen.push(x._meta);
+      return { content: [{ type: 'text' as const, text: x.sessionId ?? 'none' }] };
+    });
+    return s;
+  };
+  const addTool = (name: string) => {
+    extra.push(name);
+    for (const s of built) if (s.isConnected()) addTo(s, name);
+  };
+  return { build, addTool, metaSeen };
+}
+
+/** Read a request's body (JSON) and record its headers. */
+function withBody(headersSeen: http.IncomingHttpHeaders[], handle: (req: http.IncomingMessage, res: http.ServerResponse, body: unknown) => Promise<void>): http.RequestListener {
+  return (req, res) => {
+    headersSeen.push(req.headers);
+    let data = '';
+    req.on('data', (c: Buffer) => (data += c.toString()));
+    req.on('end', () => void handle(req, res, data ? JSON.parse(data) : undefined));
+  };
+}
+
+async function listen(server: http.Server): Promise<number> {
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+  return (server.address() as AddressInfo).port;
+}
+
+async function shut(server: http.Server, transports: Map<string, { close(): Promise<void> }>): Promise<void> {
+  for (const t of transports.values()) await t.close().catch(() => undefined);
+  server.closeAllConnections();
+  await new Promise<void>((r) => server.close(() => r()));
+}
+
+/** A Streamable HTTP MCP server built with the SDK (fixture()). */
 export async function startHttpUpstream(): Promise<HttpUpstream> {
   const transports = new Map<string, StreamableHTTPServerTransport>();
   const sessionsCreated: string[] = [];
   const headersSeen: http.IncomingHttpHeaders[] = [];
   const sessionsDeleted: string[] = [];
-  const built: McpServer[] = [];
-  const extra: string[] = [];
-  const addTo = (s: McpServer, name: string) => s.registerTool(name, { description: `Added later: ${name}`, inputSchema: {} }, () => ({ content: [{ type: 'text' as const, text: name }] }));
-  const build = () => {
-    const s = new McpServer({ name: 'http-fixture', version: '1.0.0' });
-    built.push(s);
-    for (const n of extra) addTo(s, n);
-    s.registerTool('add', { description: 'Adds two numbers', inputSchema: { a: z.number(), b: z.number() } }, ({ a, b }) => ({ content: [{ type: 'text', text: String(a + b) }] }));
-    s.registerTool('whoami', { description: 'The upstream session id', inputSchema: {} }, (_args, extra) => ({ content: [{ type: 'text' as const, text: extra.sessionId ?? 'none' }] }));
-    return s;
-  };
-  const server = http.createServer((req, res) => {
-    headersSeen.push(req.headers);
-    let data = '';
-    req.on('data', (c: Buffer) => (data += c.toString()));
-    req.on('end', () => {
-      void (async () => {
-        const body: unknown = data ? JSON.parse(data) : undefined;
-        const sid = req.headers['mcp-session-id'];
-        if (typeof sid === 'string') {
-          const t = transports.get(sid);
-          if (!t) {
-            res.writeHead(404, { 'content-type': 'application/json' }).end(JSON.stringify({ jsonrpc: '2.0', error: { code: -32001, message: 'Session not found' }, id: null }));
-            return;
-          }
-          if (req.method === 'DELETE') sessionsDeleted.push(sid);
-          await t.handleRequest(req, res, body);
+  const fx = fixture();
+  const server = http.createServer(
+    withBody(headersSeen, async (req, res, body) => {
+      const sid = req.headers['mcp-session-id'];
+      if (typeof sid === 'string') {
+        const t = transports.get(sid);
+        if (!t) {
+          res.writeHead(404, { 'content-type': 'application/json' }).end(JSON.stringify({ jsonrpc: '2.0', error: { code: -32001, message: 'Session not found' }, id: null }));
           return;
         }
-        if (req.method !== 'POST' || !isInitializeRequest(body)) {
-          res.writeHead(400).end();
-          return;
-        }
-        const t = new StreamableHTTPServerTransport({
-          sessionIdGenerator: () => randomUUID(),
-          onsessioninitialized: (id) => {
-            transports.set(id, t);
-            sessionsCreated.push(id);
-          },
-        });
-        await build().connect(t);
+        if (req.method === 'DELETE') sessionsDeleted.push(sid);
         await t.handleRequest(req, res, body);
-      })();
-    });
-  });
-  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
-  const port = (server.address() as AddressInfo).port;
+        return;
+      }
+      if (req.method !== 'POST' || !isInitializeRequest(body)) {
+        res.writeHead(400).end();
+        return;
+      }
+      const t = new StreamableHTTPServerTransport({
+        sessionIdGenerator: () => randomUUID(),
+        onsessioninitialized: (id) => {
+          transports.set(id, t);
+          sessionsCreated.push(id);
+        },
+      });
+      await fx.build().connect(t);
+      await t.handleRequest(req, res, body);
+    }),
+  );
+  const port = await listen(server);
   return {
     url: `http://127.0.0.1:${port}/mcp`,
     sessionsCreated,
     sessionsDeleted,
     headersSeen,
-    forgetSessions: () => transports.clear(),
-    addTool: (name) => {
-      extra.push(name);
-      for (const s of built) addTo(s, name);
+    metaSeen: fx.metaSeen,
+    forgetSessions: async () => {
+      const all = [...transports.values()];
+      transports.clear();
+      for (const t of all) await t.close().catch(() => undefined);
     },
-    close: async () => {
-      for (const t of transports.values()) await t.close().catch(() => undefined);
-      server.closeAllConnections();
-      await new Promise<void>((r) => server.close(() => r()));
+    addTool: fx.addTool,
+    close: () => shut(server, transports),
+  };
+}
+
+/** A legacy HTTP+SSE MCP server (protocol 2024-11-05) built with the SDK: GET /sse opens a session
+ * (its stream), POST /messages?sessionId= carries the client's messages. */
+export async function startSseUpstream(): Promise<HttpUpstream> {
+  const transports = new Map<string, SSEServerTransport>();
+  const sessionsCreated: string[] = [];
+  const headersSeen: http.IncomingHttpHeaders[] = [];
+  const fx = fixture();
+  const server = http.createServer(
+    withBody(headersSeen, async (req, res, body) => {
+      const url = new URL(req.url ?? '/', 'http://x');
+      if (req.method === 'GET' && url.pathname === '/sse') {
+        const t = new SSEServerTransport('/messages', res);
+        transports.set(t.sessionId, t);
+        sessionsCreated.push(t.sessionId);
+        t.onclose = () => transports.delete(t.sessionId);
+        await fx.build().connect(t);
+        return;
+      }
+      const t = transports.get(url.searchParams.get('sessionId') ?? '');
+      if (req.method !== 'POST' || url.pathname !== '/messages' || !t) {
+        res.writeHead(404).end();
+        return;
+      }
+      await t.handlePostMessage(req, res, body);
+    }),
+  );
+  const port = await listen(server);
+  return {
+    url: `http://127.0.0.1:${port}/sse`,
+    sessionsCreated,
+    sessionsDeleted: [],
+    headersSeen,
+    metaSeen: fx.metaSeen,
+    forgetSessions: async () => {
+      const all = [...transports.values()];
+      transports.clear();
+      for (const t of all) await t.close().catch(() => undefined);
     },
+    addTool: fx.addTool,
+    close: () => shut(server, transports),
   };
 }

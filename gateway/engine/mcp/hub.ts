@@ -26,15 +26,15 @@ import {
   type ServerRequest,
   type Tool,
 } from '@modelcontextprotocol/sdk/types.js';
-import { StreamableHTTPError } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
 import { VERSION } from '../../version.js';
 import { channels } from '../events.js';
 import { newRequestId } from '../request-id.js';
+import { parseTraceparent } from '../../telemetry/span.js';
 import type { LedgerRow } from '../ledger-protocol.js';
 import type { AgentRecord, McpConfig } from './config.js';
 import { noToolGuards, type ToolGuards } from './guards.js';
 import { exposedName, permitted } from './names.js';
-import { Upstream, endSession, type Relay } from './upstream.js';
+import { Upstream, endSession, sessionLost, type Relay } from './upstream.js';
 
 type Extra = RequestHandlerExtra<ServerRequest, ServerNotification>;
 
@@ -64,6 +64,13 @@ export interface ToolCallContext {
   errorClass: string | undefined;
   /** the answer carried isError */
   isError: boolean;
+  /** the agent's W3C trace context: params._meta.traceparent (else the HTTP traceparent header),
+   * when well-formed, and its tracestate */
+  readonly traceparent: string | undefined;
+  readonly tracestate: string | undefined;
+  /** what goes upstream in params._meta.traceparent: the agent's, until tracing replaces it with
+   * its own span's (an airlock:tool:start subscriber) */
+  upstreamTraceparent: string | undefined;
 }
 
 export interface McpSession {
@@ -457,6 +464,7 @@ export class McpHub {
 
   private async callTool(session: McpSession, agent: AgentRecord, params: { name: string; arguments?: Record<string, unknown>; _meta?: Record<string, unknown> }, extra: Extra): Promise<CallToolResult> {
     const headers = extra.requestInfo?.headers;
+    const trace = traceContext(params._meta, headers);
     const call: ToolCallContext = {
       id: newRequestId(),
       ts: Date.now(),
@@ -473,6 +481,9 @@ export class McpHub {
       status: 200,
       errorClass: undefined,
       isError: false,
+      traceparent: trace.traceparent,
+      tracestate: trace.tracestate,
+      upstreamTraceparent: trace.traceparent,
     };
     if (channels.toolStart.hasSubscribers) channels.toolStart.publish({ source: this, call });
     let result: CallToolResult | undefined;
@@ -533,7 +544,10 @@ export class McpHub {
     let relayed: Promise<unknown> = Promise.resolve();
     const once = async (): Promise<CallToolResult> => {
       const client = await withTimeout(this.clientFor(session, up), timeout, extra.signal);
-      const r = await client.request({ method: 'tools/call', params: { name: tool, arguments: args } }, CallToolResultSchema, {
+      // the trace context goes on in _meta (the SDK adds its own progressToken beside it); the
+      // agent's other _meta is not relayed
+      const meta = call.upstreamTraceparent ? { _meta: { traceparent: call.upstreamTraceparent, ...(call.tracestate ? { tracestate: call.tracestate } : {}) } } : {};
+      const r = await client.request({ method: 'tools/call', params: { name: tool, arguments: args, ...meta } }, CallToolResultSchema, {
         signal: extra.signal,
         timeout,
         ...(progressToken !== undefined
@@ -553,7 +567,7 @@ export class McpHub {
         result = await once();
       } catch (e) {
         // an HTTP upstream that lost our session (404): one new session, transparently
-        if (up.perSession && e instanceof StreamableHTTPError && e.code === 404 && !extra.signal.aborted) {
+        if (up.perSession && sessionLost(e) && !extra.signal.aborted) {
           const c = session.clients.get(up.name);
           session.clients.delete(up.name);
           await c?.then((x) => x.close()).catch(() => undefined);
@@ -591,6 +605,18 @@ export class McpHub {
     }
     return result;
   }
+}
+
+/** The agent's W3C trace context for one request: params._meta (the MCP convention) first, then
+ * the HTTP headers of the request that carried it. A malformed traceparent is dropped (and its
+ * tracestate with it); a tracestate is kept within the W3C limit (512 characters). */
+export function traceContext(meta: Record<string, unknown> | undefined, headers: Record<string, string | string[] | undefined> | undefined): { traceparent: string | undefined; tracestate: string | undefined } {
+  const fromMeta = typeof meta?.traceparent === 'string' ? meta.traceparent : undefined;
+  const traceparent = fromMeta ?? firstHeader(headers, 'traceparent');
+  if (!traceparent || !parseTraceparent(traceparent)) return { traceparent: undefined, tracestate: undefined };
+  const ts = fromMeta !== undefined ? meta?.tracestate : firstHeader(headers, 'tracestate');
+  const tracestate = typeof ts === 'string' && ts.length <= 512 && /^[\x20-\x7e]+$/.test(ts) ? ts : undefined;
+  return { traceparent: traceparent.trim(), tracestate };
 }
 
 /** Wait for a connection no longer than the call may take. */

@@ -17,10 +17,7 @@ export function exposedName(server: string, tool: string): string {
   return `${server}${SEPARATOR}${safe}_${hash}`;
 }
 
-/** A permission pattern ("files__read_*") as an anchored regular expression; "*" matches anything. */
-export function compilePattern(p: string): RegExp {
-  return new RegExp('^' + p.split('*').map((s) => s.replace(/[.+?^${}()|[\]\\-]/g, '\\$&')).join('.*') + '$');
-}
+export { compilePattern } from '../../config/schema.js';
 
 export interface Permissions {
   readonly allow: readonly RegExp[];

@@ -8,8 +8,8 @@
 // `stateful` (one process per agent session).
 import { Client } from '@modelcontextprotocol/sdk/client/index.js';
 import { StdioClientTransport } from '@modelcontextprotocol/sdk/client/stdio.js';
-import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
-import { SSEClientTransport } from '@modelcontextprotocol/sdk/client/sse.js';
+import { StreamableHTTPClientTransport, StreamableHTTPError } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
+import { SSEClientTransport, SseError } from '@modelcontextprotocol/sdk/client/sse.js';
 import type { Transport } from '@modelcontextprotocol/sdk/shared/transport.js';
 import {
   CreateMessageRequestSchema,
@@ -108,6 +108,19 @@ export function transportFor(c: Pick<McpServerConfig, 'transport' | 'command' | 
     requestInit: { headers },
     eventSourceInit: { fetch: (url, init) => fetch(url, { ...init, headers: { ...(init?.headers as Record<string, string> | undefined), ...headers } }) },
   });
+}
+
+/** A Streamable HTTP server answered 404 for our session id: it no longer knows it. */
+export function sessionLost(e: unknown): boolean {
+  return e instanceof StreamableHTTPError && e.code === 404;
+}
+
+/** The connection no longer hears the server's notifications: a Streamable HTTP transport gave
+ * up on the standalone stream (the session is gone, or the stream cannot be opened again), or a
+ * legacy SSE stream dropped (its session lived and died with that stream; the EventSource's own
+ * reconnection would land on a new, uninitialised server session). */
+function streamLost(e: Error): boolean {
+  return sessionLost(e) || e instanceof SseError || /^Maximum reconnection attempts/.test(e.message);
 }
 
 /** End an upstream session: a Streamable HTTP server is told (DELETE), then the connection closes. */
@@ -226,6 +239,13 @@ export class Upstream {
       up = false;
       this.onClosed(client);
     };
+    // The shared connection is how the gateway hears an upstream's list_changed: a Streamable HTTP
+    // server's standalone GET stream. When the server lost our session (restarted: 404), or the
+    // stream could not be opened again after it dropped, nothing would arrive any more until the
+    // next ping: a new session is opened at once instead (the catalog is read again with it).
+    client.onerror = (e: Error) => {
+      if (up && this.client === client && streamLost(e)) this.reopen(client, `its notification stream was lost (${e.message})`);
+    };
     await client.connect(transport, { timeout: CONNECT_TIMEOUT_MS });
     if (this.stopped) {
       await client.close().catch(() => undefined);
@@ -299,10 +319,19 @@ export class Upstream {
         },
         (e: Error) => {
           this.lastError = `refreshing its catalog failed: ${e.message}`;
+          if (sessionLost(e)) this.reopen(c, 'it lost our session (404)');
         },
       );
     }, LIST_CHANGED_DEBOUNCE_MS);
     this.refreshTimer.unref();
+  }
+
+  /** Close the shared connection and open a new one (with the usual backoff). */
+  private reopen(client: Client, why: string): void {
+    if (this.client !== client || this.stopped) return;
+    this.lastError = `reconnecting: ${why}`;
+    this.stderr.push(`[airlock] ${why}; reconnecting`);
+    void client.close().catch(() => undefined);
   }
 
   /** A connection of its own for one agent session (HTTP and SSE servers, stateful stdio ones). */

@@ -15,7 +15,7 @@ import { SSETooLargeError } from '../sse.js';
 import { guardBody, guardEvents, promptEstimate, type Guards, type Kind, type RequestContext } from '../stages.js';
 import { estimateTokensFromText } from '../tokens.js';
 import type { AnswerTranslator } from '../translate.js';
-import { StreamInspector, readUsage, type EventTransform } from './stream-inspector.js';
+import { MAX_FINISH_REASONS, StreamInspector, readUsage, type EventTransform } from './stream-inspector.js';
 
 const DONE = Buffer.from('data: [DONE]\n\n');
 const NOTHING = Buffer.alloc(0);
@@ -151,6 +151,7 @@ async function sendWhole(d: OpenAIDeps, ctx: RequestContext, t: TargetConfig, up
     if (err !== undefined && err !== null) throw new AttemptFailure('upstream_error', `upstream answered 200 with an error: ${upstreamErrorMessage(JSON.stringify(json)) || 'no message'}`);
     throw new AttemptFailure('invalid_response', `upstream answered 200 without ${ctx.kind === 'embeddings' ? '"data"' : '"choices"'}`);
   }
+  if (ctx.kind !== 'embeddings') ctx.finishReasons = finishReasonsOf(list);
   const usage = readUsage((json as { usage?: unknown }).usage);
   if (usage) {
     ctx.promptTokens = usage.prompt;
@@ -313,6 +314,7 @@ async function pipeStream(
     if (e instanceof GatewayError) up.body.destroy();
     throw e;
   } finally {
+    if (insp.finishReasons.length) ctx.finishReasons = insp.finishReasons;
     if (insp.usage) {
       ctx.promptTokens = insp.usage.prompt;
       ctx.completionTokens = insp.usage.completion;
@@ -339,4 +341,14 @@ function breakStream(ctx: RequestContext, res: ServerResponse, tr: AnswerTransla
   res.socket?.uncork(); // node corks a response's writes until the next tick: without this the cut loses the event
   // No terminating chunk: HTTP clients see a truncated body, not a clean end.
   res.destroy();
+}
+
+/** The finish_reason of each choice of a whole answer (those that have one). */
+function finishReasonsOf(choices: unknown[]): string[] | undefined {
+  const out: string[] = [];
+  for (const c of choices.slice(0, MAX_FINISH_REASONS)) {
+    const f = (c as { finish_reason?: unknown } | null)?.finish_reason;
+    if (typeof f === 'string' && f) out.push(f.slice(0, 64));
+  }
+  return out.length ? out : undefined;
 }

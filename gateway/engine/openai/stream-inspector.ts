@@ -30,6 +30,8 @@ const FINISH = 'finish_reason"';
 const TOOL_CALLS = '_calls"'; // "tool_calls": checked for the "tool" before it
 const CONTENT = 'content"';
 const TEXT = 'text"';
+/** finish reasons kept per answer (one per choice; n is bounded far lower by the upstreams) */
+export const MAX_FINISH_REASONS = 128;
 
 /** Events after guards: the events to send instead (an unchanged event is sent as its original bytes). */
 export interface EventTransform {
@@ -190,6 +192,8 @@ export class StreamInspector {
   contentSeen = false;
   /** a finish reason was seen */
   finished = false;
+  /** the finish reasons, in the order the choices finished (gen_ai.response.finish_reasons) */
+  readonly finishReasons: string[] = [];
   /** [DONE] was seen */
   done = false;
   /** data events forwarded (not counting [DONE] or a removed usage chunk) */
@@ -406,13 +410,17 @@ export class StreamInspector {
         if (!this.o.clientWantsUsage && Array.isArray(j!.choices) && j!.choices.length === 0) drop = true;
       }
     }
-    if (!this.finished) {
-      const f = probe(ds, FINISH, p0, p1, dscan.finish.from(p0));
-      if (f === 'string') this.finished = true;
-      else if (f === 'unsure') {
-        const c = parse()?.choices;
-        if (Array.isArray(c) && c.some((x) => typeof x?.finish_reason === 'string' && x.finish_reason)) this.finished = true;
-      }
+    // a finish reason (one event per choice): parsed, to keep the reasons
+    const f = probe(ds, FINISH, p0, p1, dscan.finish.from(p0));
+    if (f === 'string' || f === 'unsure') {
+      const c = parse()?.choices;
+      if (Array.isArray(c)) {
+        for (const x of c) {
+          if (typeof x?.finish_reason !== 'string' || !x.finish_reason) continue;
+          this.finished = true;
+          if (this.finishReasons.length < MAX_FINISH_REASONS) this.finishReasons.push(x.finish_reason.slice(0, 64));
+        }
+      } else if (f === 'string') this.finished = true;
     }
     if (!this.toolCalls) {
       const at = dscan.tools.from(p0);

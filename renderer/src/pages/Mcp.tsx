@@ -1,6 +1,7 @@
 // MCP servers and agents: register the network's MCP servers (a local command or a URL), test
 // them, watch their state, restarts, stderr and catalog; give agents keys and tool permissions
-// (a matrix of agents × tools, the patterns shown expanded, each cell a toggle).
+// (a matrix of agents × tools, the patterns shown expanded, each cell a toggle); virtual servers
+// (McpVirtual.tsx): named bundles of tools at /mcp/v/NAME.
 import { useRef, useState, type FormEvent } from 'react';
 import { agentSchema, mcpServerSchema } from '../../../gateway/config/schema';
 import {
@@ -40,6 +41,7 @@ import {
   useFocusFirstError,
 } from '../components/ui';
 import { dataUrlOf } from './Overview';
+import { VirtualServersSection } from './McpVirtual';
 
 const lines = (s: string) => s.split('\n').map((l) => l.trim()).filter(Boolean);
 
@@ -270,6 +272,8 @@ export function McpPage() {
           </TableWrap>
         </Section>
       ) : null}
+
+      <VirtualServersSection tools={tools} dataUrl={dataUrlOf(status.data)} canWrite={canWrite} />
 
       <Dialog open={editServer !== null} onClose={() => setEditServer(null)} title={editServer === 'new' ? 'Add MCP server' : `Edit MCP server ${editServer?.name ?? ''}`} wide>
         {editServer !== null ? (

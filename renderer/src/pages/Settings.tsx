@@ -4,6 +4,8 @@
 // applied on restart, and overridden by flags/environment variables (the page says when).
 // TLS (settings.tls) is shown read-only: what the running gateway serves, and a stored change
 // waiting for a restart; admins set it in the config file or through the settings API.
+// Traces and telemetry (settings.telemetry) are in the generated form too; the collector's
+// headers (a map) are edited as lines "Name: ${env:AIRLOCK_SECRET_NAME}".
 
 import { useEffect, useRef, useState, type FormEvent } from 'react';
 import type { z } from 'zod';
@@ -12,7 +14,7 @@ import { api, apiFieldErrors, get, validate, type FieldErrors, type ListenOrigin
 import { useAuth } from '../auth';
 import { BackupSection } from './Backup';
 import { useResource } from '../hooks';
-import { CheckboxField, ConfirmDialog, FormError, LoadError, Loading, NumberField, PageHeader, Section, SelectField, TextField, fmtTime } from '../components/ui';
+import { CheckboxField, ConfirmDialog, FormError, LoadError, Loading, NumberField, PageHeader, Section, SelectField, TextAreaField, TextField, fmtTime } from '../components/ui';
 
 interface Def {
   type: string;
@@ -22,13 +24,13 @@ interface Def {
 }
 const defOf = (s: z.ZodType) => (s as unknown as { def: Def }).def;
 
-/** settings with dedicated controls (or a read-only display) on this page, left out of the generated form and saved as stored
- * (telemetry: set in the config file or through the settings API for now; its collector headers are a map) */
-const OWN_CONTROLS = new Set(['listen', 'tls', 'telemetry']);
+/** settings with dedicated controls (or a read-only display) on this page, left out of the generated form and saved as stored */
+const OWN_CONTROLS = new Set(['listen', 'tls']);
 
 interface FieldInfo {
   path: string[];
-  kind: 'number' | 'boolean' | 'string' | 'enum';
+  /** record: a map of strings (header name → value), edited as "Name: value" lines */
+  kind: 'number' | 'boolean' | 'string' | 'enum' | 'record';
   optional: boolean;
   description?: string;
   options?: string[];
@@ -54,7 +56,7 @@ function fieldsOf(shape: Record<string, z.ZodType>, prefix: string[] = []): { gr
       const inner = (s as unknown as { shape: Record<string, z.ZodType> }).shape;
       for (const [, fs] of fieldsOf(inner, path).groups) for (const f of fs) add(k, f);
     } else {
-      const kind = d.type === 'number' ? 'number' : d.type === 'boolean' ? 'boolean' : d.type === 'enum' ? 'enum' : 'string';
+      const kind = d.type === 'number' ? 'number' : d.type === 'boolean' ? 'boolean' : d.type === 'enum' ? 'enum' : d.type === 'record' ? 'record' : 'string';
       const g = prefix.length ? prefix[0]! : k.startsWith('admin_') ? 'admin' : /retention|ledger/.test(k) ? 'retention' : 'general';
       add(g, { path, kind, optional, description: description ?? (s.description || undefined), options: d.entries ? Object.values(d.entries) : undefined });
     }
@@ -70,6 +72,7 @@ const GROUP_TITLES: Record<string, string> = {
   http: 'Client connections (take effect on restart)',
   limits: 'Size limits',
   audit: 'Audit trail',
+  telemetry: 'Traces and telemetry',
 };
 const LABELS: Record<string, string> = {
   max_body_bytes: 'Largest request body (bytes)',
@@ -100,8 +103,18 @@ const LABELS: Record<string, string> = {
   'audit.data_plane': 'Record every data-plane request',
   'audit.checkpoint_every': 'Signed checkpoint every (records)',
   'audit.retention_days': 'Keep audit records in the database for (days)',
+  'telemetry.traces': 'Record traces in the local span store',
+  'telemetry.sample_ratio': 'Share of successful requests traced (0 to 1)',
+  'telemetry.retention_hours': 'Keep traces for (hours)',
+  'telemetry.max_spans': 'Most spans kept',
+  'telemetry.otlp_endpoint': 'OTLP collector URL',
+  'telemetry.otlp_headers': 'Collector headers',
+  'telemetry.otlp_timeout_ms': 'Export timeout (ms)',
+  'telemetry.otlp_max_queue': 'Most spans waiting for the collector',
 };
 const HINTS: Record<string, string> = {
+  'telemetry.otlp_headers':
+    'One header a line, "Name: ${env:AIRLOCK_SECRET_NAME}": the value names an environment variable of the gateway (AIRLOCK_SECRET_*), read when spans are sent; the secret itself is never stored.',
   'breaker.failure_threshold': 'Consecutive failures of a target before Airlock stops sending to it for the cool-down.',
   'breaker.cooldown_ms': 'How long an open breaker waits before letting one trial request through.',
 };
@@ -116,6 +129,42 @@ function fieldText(x: unknown): string {
   if (typeof x === 'string') return x;
   if (typeof x === 'number' || typeof x === 'boolean') return String(x);
   return JSON.stringify(x);
+}
+/** A map as "Name: value" lines. */
+function recordText(x: unknown): string {
+  if (!x || typeof x !== 'object') return '';
+  return Object.entries(x as Record<string, unknown>)
+    .map(([k, v]) => `${k}: ${String(v)}`)
+    .join('\n');
+}
+/** "Name: value" lines as a map; a line without a colon is an error naming it. */
+function parseRecordLines(text: string): { ok: true; value: Record<string, string> | undefined } | { ok: false; error: string } {
+  const out: Record<string, string> = {};
+  const lines = text.split(/\r?\n/);
+  for (let i = 0; i < lines.length; i++) {
+    const line = lines[i]!.trim();
+    if (!line) continue;
+    const at = line.indexOf(':');
+    if (at <= 0) return { ok: false, error: `Line ${i + 1} ("${line.slice(0, 40)}"): write it as Name: value.` };
+    const name = line.slice(0, at).trim();
+    if (name in out) return { ok: false, error: `Line ${i + 1}: the header "${name}" is given twice.` };
+    out[name] = line.slice(at + 1).trim();
+  }
+  return { ok: true, value: Object.keys(out).length ? out : undefined };
+}
+/** Errors inside a map field (telemetry.otlp_headers.X-Token) shown on the field, naming the entry. */
+function foldRecordErrors(errors: FieldErrors): FieldErrors {
+  const out: FieldErrors = { ...errors };
+  for (const f of ALL_FIELDS) {
+    if (f.kind !== 'record') continue;
+    const key = f.path.join('.');
+    for (const [k, m] of Object.entries(errors)) {
+      if (!k.startsWith(`${key}.`)) continue;
+      delete out[k];
+      out[key] ??= `"${k.slice(key.length + 1)}": ${m}`;
+    }
+  }
+  return out;
 }
 function setPath(o: Record<string, unknown>, path: string[], v: unknown): void {
   let cur = o;
@@ -147,7 +196,7 @@ export function SettingsPage() {
     const v: Record<string, string | boolean> = {};
     for (const f of ALL_FIELDS) {
       const x = getPath(s, f.path);
-      v[f.path.join('.')] = f.kind === 'boolean' ? x === true : fieldText(x);
+      v[f.path.join('.')] = f.kind === 'boolean' ? x === true : f.kind === 'record' ? recordText(x) : fieldText(x);
     }
     setValues(v);
   };
@@ -162,15 +211,21 @@ export function SettingsPage() {
     if (!values) return;
     const body: Record<string, unknown> = {};
     for (const k of OWN_CONTROLS) if (stored?.[k] !== undefined) body[k] = stored[k];
+    const lineErrors: FieldErrors = {};
     for (const f of ALL_FIELDS) {
       const raw = values[f.path.join('.')];
       if (f.kind === 'boolean') setPath(body, f.path, raw === true);
       else if (raw === '' || raw === undefined) continue;
-      else setPath(body, f.path, f.kind === 'number' ? Number(raw) : raw);
+      else if (f.kind === 'record') {
+        const r = parseRecordLines(String(raw));
+        if (!r.ok) lineErrors[f.path.join('.')] = r.error;
+        else if (r.value) setPath(body, f.path, r.value);
+      } else setPath(body, f.path, f.kind === 'number' ? Number(raw) : raw);
     }
     const v = validate(settingsSchema, body);
-    setErrors(v.ok ? {} : v.errors);
-    if (!v.ok) {
+    const found = { ...(v.ok ? {} : foldRecordErrors(v.errors)), ...lineErrors };
+    setErrors(found);
+    if (!v.ok || Object.keys(lineErrors).length) {
       requestAnimationFrame(() => form.current?.querySelector<HTMLElement>('[aria-invalid="true"]')?.focus());
       return;
     }
@@ -182,7 +237,7 @@ export function SettingsPage() {
       settings.reload();
       setSaved('Settings saved.');
     } catch (err) {
-      const fe = apiFieldErrors(err, /^settings\./);
+      const fe = foldRecordErrors(apiFieldErrors(err, /^settings\./));
       setErrors(fe);
       if (!Object.keys(fe).length) setError(err);
     } finally {
@@ -227,7 +282,7 @@ export function SettingsPage() {
                     const key = f.path.join('.');
                     const id = `setting-${key.replace(/\./g, '-')}`;
                     const label = LABELS[key] ?? humanize(f.path[f.path.length - 1]!);
-                    const desc = f.description ?? HINTS[key];
+                    const desc = HINTS[key] ?? f.description;
                     const hint = [desc && !/[.!?)]$/.test(desc) ? `${desc}.` : desc, f.optional ? 'Optional: empty means the default.' : ''].filter(Boolean).join(' ');
                     const v = values[key];
                     const set = (nv: string | boolean) => {
@@ -236,6 +291,7 @@ export function SettingsPage() {
                     };
                     if (f.kind === 'boolean') return <CheckboxField key={key} id={id} label={label} checked={v === true} onChange={set} hint={hint} error={errors[key]} />;
                     if (f.kind === 'enum') return <SelectField key={key} id={id} label={label} value={String(v ?? '')} onChange={set} options={f.options ?? []} hint={hint} error={errors[key]} />;
+                    if (f.kind === 'record') return <TextAreaField key={key} id={id} label={label} value={String(v ?? '')} onChange={set} hint={hint} error={errors[key]} rows={3} spellCheck={false} />;
                     if (f.kind === 'number') return <NumberField key={key} id={id} label={label} value={String(v ?? '')} onChange={set} hint={hint} error={errors[key]} />;
                     return <TextField key={key} id={id} label={label} value={String(v ?? '')} onChange={set} hint={hint} error={errors[key]} />;
                   })}

@@ -176,6 +176,8 @@ function details(s: TraceSpan): string[] {
     if (tin !== undefined || tout !== undefined) out.push(`${fmtInt(tin ?? 0)} in / ${fmtInt(tout ?? 0)} out tokens${a['airlock.usage.estimated'] ? ' (estimated)' : ''}`);
     const cost = num(a, 'airlock.cost');
     if (cost) out.push(`cost ${fmtCost(cost)}`);
+    const fin = a['gen_ai.response.finish_reasons'];
+    if (Array.isArray(fin) && fin.length) out.push(`finished: ${fin.join(', ')}`);
   } else if (s.kind === 'attempt') {
     out.push(`${String(a['airlock.endpoint'])} · ${String(a['gen_ai.request.model'])}`);
     const q = num(a, 'airlock.queue_ms');
