@@ -113,6 +113,18 @@ export type TeamView = TeamSpec;
 export interface KeyView extends Omit<KeySpec, 'key'> {
   prefix: string;
   created_at: string;
+  /** the latest request made with the key (from the usage ledger), null: never */
+  last_used_at?: string | null;
+  /** a rotated key's old secret works until then (null: it does not) */
+  previous_valid_until?: string | null;
+}
+
+/** POST /keys/:name/rotate: the new secret, shown this once. */
+export interface RotatedKeyView {
+  name: string;
+  key: string;
+  prefix: string;
+  previous_valid_until: string | null;
 }
 
 /** POST /keys: the generated (or given) key is shown this once. */

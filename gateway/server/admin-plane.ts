@@ -75,6 +75,8 @@ import type {
 } from '../wire.js';
 
 import { registerBackupRoutes } from './admin-backup.js';
+import { registerKeyRoutes } from './admin-keys.js';
+import { keyActivity } from '../store/key-rotation.js';
 
 export const API = '/admin/api/v1';
 
@@ -352,7 +354,7 @@ export function buildAdminPlane(gw: Gateway): FastifyInstance {
   const keyView = (s: StoredState, name: string): KeyView => {
     const k = s.keys.find((x) => x.name === name)!;
     const { hash: _h, created_at, ...rest } = k;
-    return { ...rest, created_at: new Date(created_at).toISOString() };
+    return { ...rest, created_at: new Date(created_at).toISOString(), ...keyActivity(gw.db, [name]).get(name) };
   };
   const teamView = (s: StoredState, name: string): TeamView => s.teams.find((t) => t.name === name)!;
 
@@ -658,6 +660,7 @@ export function buildAdminPlane(gw: Gateway): FastifyInstance {
   });
 
   registerBackupRoutes(app, gw, API, parseBody, (status, code, message) => new AdminError(status, code, message));
+  registerKeyRoutes(app, gw, API, parseBody, (status, code, message) => new AdminError(status, code, message));
   // The audit trail: hooks that record every change, login and refusal; the /audit routes.
   auditAdminPlane(app, gw, { API, principalOf, error: (status, code, message, issues) => new AdminError(status, code, message, issues) });
   registerDataFlow(app, gw, API, isLoopbackName);

@@ -90,6 +90,7 @@ const EXPECTED: Record<string, Access> = {
   'POST /admin/api/v1/keys': 'admin',
   'PUT /admin/api/v1/keys/:name': 'admin',
   'DELETE /admin/api/v1/keys/:name': 'admin',
+  'POST /admin/api/v1/keys/:name/rotate': 'admin',
   'GET /admin/api/v1/mcp-servers': 'auditor',
   'GET /admin/api/v1/mcp-servers/:name': 'auditor',
   'POST /admin/api/v1/mcp-servers': 'admin',
