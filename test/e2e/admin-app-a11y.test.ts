@@ -337,6 +337,22 @@ describe('admin app accessibility (axe-core in Chromium)', () => {
     await secret.waitFor({ state: 'hidden' });
     await auditDialog(page, page.getByRole('button', { name: 'Revoke key notebook-app' }), 'Revoke key notebook-app?', failures);
     await auditDialog(page, page.getByRole('button', { name: 'Delete team research' }), 'Delete team research?', failures);
+    await auditDialog(page, page.getByRole('button', { name: 'Edit team research' }), 'Edit team research', failures, async (d) => {
+      await d.getByLabel('Weight').fill('-1');
+      await d.getByRole('button', { name: 'Save' }).click();
+      await d.getByText('must be more than 0').waitFor();
+      await audit(page, 'dialog "Edit team research" with a field error', failures);
+      await d.getByRole('button', { name: 'Cancel' }).click();
+    });
+    await auditDialog(page, page.getByRole('button', { name: 'Edit key notebook-app' }), 'Edit key notebook-app', failures);
+    await auditDialog(page, page.getByRole('button', { name: 'Rotate key audit-key' }), 'Rotate key audit-key', failures, async (d) => {
+      await d.getByRole('button', { name: 'Rotate key' }).click();
+    });
+    const rotated = page.getByRole('dialog', { name: 'New key for audit-key' });
+    await rotated.waitFor();
+    await audit(page, 'dialog "New key for audit-key"', failures);
+    await rotated.getByRole('button', { name: 'I have copied it' }).click();
+    await rotated.waitFor({ state: 'hidden' });
 
     // MCP servers & agents: the server's details, its form (and Test), the agent form, the matrix.
     await nav(page, 'MCP & agents', 'MCP servers & agents');
