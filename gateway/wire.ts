@@ -258,6 +258,14 @@ export interface RequestRow {
   result_bytes: number | null;
 }
 
+/** GET /usage/requests: a page of the latest requests (newest first). */
+export interface RequestsPage extends ListBody<RequestRow> {
+  /** pass as ?cursor= for the next (older) page; null: this is the last page */
+  next_cursor: string | null;
+  /** settings.cost_unit: the unit of `cost` */
+  cost_unit: string;
+}
+
 export type UsageGroupBy = 'team' | 'key' | 'model' | 'user' | 'app' | 'endpoint' | 'session' | 'tag';
 
 /** One group of GET /usage. */

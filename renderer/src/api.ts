@@ -150,6 +150,7 @@ export type {
   ModelView,
   ProbeResult,
   RequestRow,
+  RequestsPage,
   Role,
   SessionBody,
   SessionSummary,
