@@ -881,4 +881,49 @@ describe('admin app (Chromium)', () => {
     await ai.chat.completions.create({ model: 'small', messages: [{ role: 'user', content: 'old, in its grace period' }] });
     assertNoProblems(problems);
   });
+
+  test('Usage: tag group-by and filter, the latest requests with a user column, filters, and "load more" paging', { skip: SKIP }, async () => {
+    const gw = await gateway({ config: basicConfig(upstream!.url) });
+    assert.equal((await gw.admin('POST', '/users', { name: OWNER.name, password: OWNER.password, role: 'owner' })).status, 201);
+    const ai = new OpenAI({ apiKey: TEST_KEY, baseURL: gw.baseURL, maxRetries: 0 });
+    for (let i = 0; i < 30; i++)
+      await ai.chat.completions.create(
+        { model: 'chat', messages: [{ role: 'user', content: `q${i}` }], user: i < 4 ? 'alice' : 'bob' },
+        { headers: { 'x-airlock-tags': i % 3 === 0 ? 'project=alpha,env=prod' : 'project=beta' } },
+      );
+    await eventually(async () => (await gw.admin('GET', '/usage/requests?limit=100')).body.data.length === 30, 'the ledger rows');
+    const { page, problems } = await newPage();
+    await open(page, gw.adminUrl + '/');
+    assert.equal(await login(page, OWNER.name, OWNER.password), 200);
+    await nav(page, 'Usage');
+
+    // grouped by tag: a request counts in the group of each of its tags; filtered to one tag
+    await page.getByLabel('Group by').selectOption('tag');
+    const table = page.getByTestId('usage-table');
+    const requestsOf = async (group: string) => (await table.getByRole('row').filter({ has: page.getByRole('rowheader', { name: group, exact: true }) }).getByRole('cell').first().textContent())?.trim();
+    await table.getByRole('rowheader', { name: 'project=alpha', exact: true }).waitFor();
+    assert.deepEqual([await requestsOf('project=alpha'), await requestsOf('project=beta'), await requestsOf('env=prod')], ['10', '20', '10']);
+    await page.getByLabel('Only tag (key=value)').fill('project');
+    await page.getByText('must be key=value, e.g. project=alpha').waitFor();
+    await page.getByLabel('Only tag (key=value)').fill('project=alpha');
+    await eventually(async () => (await table.getByRole('rowheader', { name: 'project=beta', exact: true }).count()) === 0, 'the tag filter hides other requests');
+    assert.equal(await requestsOf('env=prod'), '10');
+    await table.getByRole('columnheader', { name: 'Cost (USD)' }).waitFor();
+
+    // the latest requests: 25, then "load more" shows the last 5, and the button goes
+    const latest = page.getByTestId('latest-requests');
+    await latest.getByRole('columnheader', { name: 'User' }).waitFor();
+    await eventually(async () => (await latest.locator('tbody tr').count()) === 25, 'the first page of 25');
+    await page.getByRole('button', { name: 'Load more requests' }).click();
+    await eventually(async () => (await latest.locator('tbody tr').count()) === 30, 'the second page is added');
+    assert.equal(await page.getByRole('button', { name: 'Load more requests' }).count(), 0, 'no more pages');
+    await page.getByText('30 requests shown (paused: newer requests are not added).').waitFor();
+    // filtered by user
+    await page.getByRole('group', { name: 'Filter the latest requests' }).getByLabel('User').fill('alice');
+    await eventually(async () => (await latest.locator('tbody tr').count()) === 4, 'only alice’s requests');
+    assert.deepEqual([...new Set(await latest.locator('tbody tr td:nth-child(4)').allTextContents())], ['alice']);
+    await page.getByRole('group', { name: 'Filter the latest requests' }).getByLabel('Outcome').selectOption('error');
+    await page.getByText('No requests match these filters.').waitFor();
+    assertNoProblems(problems);
+  });
 });
