@@ -319,6 +319,26 @@ export interface BudgetStatus {
   period_end: string | null;
 }
 
+/** GET /budgets/burndown?scope=team|key&name=: spend over the current budget period. */
+export interface BudgetBurndown {
+  scope: 'team' | 'key';
+  name: string;
+  period: 'day' | 'week' | 'month' | 'total';
+  amount: number;
+  cost_unit: string;
+  /** the chart's span: the period (a "total" budget: from the first request to now) */
+  from: string;
+  to: string;
+  /** spent so far in the period (settled requests) */
+  spent: number;
+  /** at the pace so far, the spend at the period's end (null: "total") */
+  projected: number | null;
+  /** at the pace so far, when the budget is used up (now if it is; null: not in this period) */
+  runs_out_at: string | null;
+  /** per bucket, at its end: the cumulative spend (null: the bucket is in the future) and the even pace */
+  points: { time: string; spent: number | null; pace: number }[];
+}
+
 /** GET /budgets */
 export interface BudgetsBody {
   cost_unit: string;

@@ -1,10 +1,11 @@
-// POST /admin/api/v1/keys/:name/rotate (admin): a new secret for a key, shown once in the answer;
+// Admin routes of issues 8 and 15 that are not plain config CRUD. POST /admin/api/v1/keys/:name/rotate (admin): a new secret for a key, shown once in the answer;
 // the old secret stays valid for grace_seconds (default 0: it stops at once). The key keeps its
 // name, team, budgets and usage. See store/key-rotation.ts.
 import type { FastifyInstance } from 'fastify';
 import { z } from 'zod';
 import { MAX_GRACE_SECONDS, NoSuchKeyError, rotateKey } from '../store/key-rotation.js';
-import type { RotatedKeyView } from '../wire.js';
+import type { BudgetBurndown, RotatedKeyView } from '../wire.js';
+import { NoBudgetError, burndown } from '../governance/burndown.js';
 import type { Gateway } from './gateway.js';
 
 export const rotateRequestSchema = z.strictObject({
@@ -34,5 +35,22 @@ export function registerKeyRoutes(
     }
     gw.reload();
     return { name: r.name, key: r.key, prefix: r.prefix, previous_valid_until: r.previous_valid_until === null ? null : new Date(r.previous_valid_until).toISOString() };
+  });
+}
+
+/** GET /admin/api/v1/budgets/burndown?scope=team|key&name=X[&buckets=N] (auditor). */
+export function registerBurndownRoute(app: FastifyInstance, gw: Gateway, api: string, invalid: (field: string, message: string) => Error, fail: (status: number, code: string, message: string) => Error): void {
+  app.get<{ Querystring: { scope?: string; name?: string; buckets?: string } }>(`${api}/budgets/burndown`, { config: { access: 'auditor' } }, async (req): Promise<BudgetBurndown> => {
+    const { scope, name, buckets = '30' } = req.query;
+    if (scope !== 'team' && scope !== 'key') throw invalid('scope', 'must be team or key');
+    if (!name) throw invalid('name', `the ${scope}'s name is required`);
+    if (!/^\d+$/.test(buckets) || Number(buckets) < 2 || Number(buckets) > 200) throw invalid('buckets', 'must be an integer from 2 to 200');
+    await gw.ledger.flushed();
+    try {
+      return burndown(gw.db, gw.snapshot, scope, name, Number(buckets));
+    } catch (e) {
+      if (e instanceof NoBudgetError) throw fail(404, 'not_found', `The ${scope} "${name}" has no budget${scope === 'team' ? (gw.snapshot.teams.has(name) ? '' : ' (there is no such team)') : ''}.`);
+      throw e;
+    }
   });
 }

@@ -76,7 +76,7 @@ import type {
 } from '../wire.js';
 
 import { registerBackupRoutes } from './admin-backup.js';
-import { registerKeyRoutes } from './admin-keys.js';
+import { registerBurndownRoute, registerKeyRoutes } from './admin-keys.js';
 import { keyActivity } from '../store/key-rotation.js';
 import { CursorError, requestPage } from '../engine/request-pages.js';
 
@@ -661,7 +661,8 @@ export function buildAdminPlane(gw: Gateway): FastifyInstance {
     return reply.code(204).send();
   });
 
-  app.get(`${API}/users`, { config: { access: 'admin' } }, async (): Promise<ListBody<AdminUser>> => ({ data: gw.auth.users().map(userView) }));
+  // Auditors read the accounts too (who may do what is part of what they check).
+  app.get(`${API}/users`, { config: { access: 'auditor' } }, async (): Promise<ListBody<AdminUser>> => ({ data: gw.auth.users().map(userView) }));
   app.post(`${API}/users`, { config: { access: 'owner' } }, async (req, reply): Promise<AdminUser> => {
     const u = await gw.auth.createUser(parseBody(userCreateSchema, req.body));
     reply.code(201);
@@ -687,6 +688,7 @@ export function buildAdminPlane(gw: Gateway): FastifyInstance {
 
   registerBackupRoutes(app, gw, API, parseBody, (status, code, message) => new AdminError(status, code, message));
   registerKeyRoutes(app, gw, API, parseBody, (status, code, message) => new AdminError(status, code, message));
+  registerBurndownRoute(app, gw, API, (field, message) => validationError([{ path: [field], message }]), (status, code, message) => new AdminError(status, code, message));
   // The audit trail: hooks that record every change, login and refusal; the /audit routes.
   auditAdminPlane(app, gw, { API, principalOf, error: (status, code, message, issues) => new AdminError(status, code, message, issues) });
   registerDataFlow(app, gw, API, isLoopbackName);

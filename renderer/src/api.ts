@@ -134,6 +134,7 @@ export type {
   AuthState,
   BudgetStatus,
   BudgetsBody,
+  BudgetBurndown,
   CreatedApiToken,
   CreatedKeyView,
   EndpointStatus,

@@ -396,6 +396,7 @@ describe('admin app accessibility (axe-core in Chromium)', () => {
       await d.getByRole('button', { name: 'Save' }).click();
     });
     await page.getByRole('meter', { name: /team research/ }).waitFor();
+    await page.getByTestId('burndown-chart').waitFor();
     await audit(page, 'Budgets', failures);
     await auditDialog(page, page.getByRole('button', { name: 'Edit budget and limits of key notebook-app' }), 'Budget and limits of key notebook-app', failures);
     // Guardrails: policies, try it, hits over time, recent decisions, and its dialogs.

@@ -563,8 +563,12 @@ describe('admin app (Chromium)', () => {
     assert.equal(await page.getByRole('button', { name: 'Save settings' }).count(), 0);
 
     await nav(page, 'Admins');
-    await page.getByText('Only owners and admins can see the admin accounts.').waitFor();
-    assert.equal(await page.getByRole('button', { name: /Add admin|Create token/ }).count(), 0);
+    // the accounts, read-only (no API tokens: those are for admins)
+    await page.getByRole('rowheader', { name: /audrey/ }).waitFor();
+    await page.getByRole('rowheader', { name: /root/ }).waitFor();
+    await page.getByText('Only owners can add, change or delete admin accounts.').waitFor();
+    await page.getByText('Only owners and admins can see API tokens.').waitFor();
+    assert.equal(await page.getByRole('button', { name: /Add admin|Create token|Edit|Delete|Unlock/ }).count(), 0);
 
     // Forcing it: a write with the session cookie and a valid CSRF token is refused by the API.
     const forced = await page.evaluate(async () => {
@@ -788,6 +792,13 @@ describe('admin app (Chromium)', () => {
     const [download] = await Promise.all([page.waitForEvent('download'), page.getByRole('button', { name: 'Export CSV of spend this month by team' }).click()]);
     const csv = fs.readFileSync(await download.path(), 'utf8');
     assert.match(csv, /^team,requests,errors,prompt_tokens,completion_tokens,cost_USD\r\nresearch,3,1,/);
+    // the burn-down of the chosen budget: spend over the day against the budget
+    const burn = page.getByTestId('burndown-chart');
+    await burn.locator('figcaption').getByText(/^team research: 2\.00 of 2\.00 USD spent this day; at this pace .*; the budget is used up\.$/).waitFor();
+    await burn.getByText('Show data').click();
+    await burn.getByRole('columnheader', { name: 'Spent (USD)' }).waitFor();
+    await page.getByLabel('Budget', { exact: true }).selectOption('key:notebook-app');
+    await burn.locator('figcaption').getByText(/^key notebook-app: 2\.00 of 50\.00 USD spent this month/).waitFor();
     await shot(page, '11-budgets');
     // the overview's top spenders say it too
     await nav(page, 'Overview');

@@ -7,6 +7,7 @@ import { useAuth } from '../auth';
 import { SchemaForm } from '../components/form-dialog';
 import { keySpec, teamSpec } from './Keys';
 import { GovernanceFields, applyGov, useGovDraft } from './governance-fields';
+import { BurndownSection } from './burndown';
 import { monthStart } from '../metrics';
 import { useResource } from '../hooks';
 import { Badge, Dialog, LoadError, Loading, PageHeader, Section, TableWrap, fmtCost, fmtInt, fmtTime } from '../components/ui';
@@ -149,6 +150,7 @@ export function BudgetsPage() {
           </TableWrap>
         ) : null}
       </Section>
+      <BurndownSection budgets={list} />
       <SpendTable title="Spend this month by team" usage={byTeam.data} unit={unit} />
       <SpendTable title="Spend this month by model" usage={byModel.data} unit={unit} />
       <Section title="Teams: budgets and limits">
