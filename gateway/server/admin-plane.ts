@@ -77,6 +77,7 @@ import type {
 
 import { registerBackupRoutes } from './admin-backup.js';
 import { registerBurndownRoute, registerKeyRoutes } from './admin-keys.js';
+import { registerPlaygroundRoutes } from './admin-playground.js';
 import { keyActivity } from '../store/key-rotation.js';
 import { CursorError, requestPage } from '../engine/request-pages.js';
 
@@ -688,6 +689,7 @@ export function buildAdminPlane(gw: Gateway): FastifyInstance {
 
   registerBackupRoutes(app, gw, API, parseBody, (status, code, message) => new AdminError(status, code, message));
   registerKeyRoutes(app, gw, API, parseBody, (status, code, message) => new AdminError(status, code, message));
+  registerPlaygroundRoutes(app, gw, API, parseBody, (status, code, message) => new AdminError(status, code, message));
   registerBurndownRoute(app, gw, API, (field, message) => validationError([{ path: [field], message }]), (status, code, message) => new AdminError(status, code, message));
   // The audit trail: hooks that record every change, login and refusal; the /audit routes.
   auditAdminPlane(app, gw, { API, principalOf, error: (status, code, message, issues) => new AdminError(status, code, message, issues) });

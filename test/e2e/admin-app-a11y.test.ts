@@ -354,6 +354,15 @@ describe('admin app accessibility (axe-core in Chromium)', () => {
     await rotated.getByRole('button', { name: 'I have copied it' }).click();
     await rotated.waitFor({ state: 'hidden' });
 
+    // Playground: empty, then with a streamed answer and its facts.
+    await nav(page, 'Playground');
+    await audit(page, 'Playground', failures);
+    await page.getByLabel('Key', { exact: true }).fill(TEST_KEY);
+    await page.getByLabel('Message', { exact: true }).fill('hello');
+    await page.getByRole('button', { name: 'Send' }).click();
+    await page.getByTestId('playground-conversation').getByText('gpu-1 (test-model)').waitFor();
+    await audit(page, 'Playground with an answer', failures);
+
     // MCP servers & agents: the server's details, its form (and Test), the agent form, the matrix.
     await nav(page, 'MCP & agents', 'MCP servers & agents');
     await page.getByRole('row').filter({ has: page.getByRole('rowheader', { name: 'every' }) }).getByText('ready').waitFor();

@@ -937,4 +937,60 @@ describe('admin app (Chromium)', () => {
     await page.getByText('No requests match these filters.').waitFor();
     assertNoProblems(problems);
   });
+
+  test('Playground: a streamed answer with a pasted key, what the gateway did (endpoint, attempts, tokens, cost, latency), a refused key named, Stop ends the upstream request; auditors cannot send', { skip: SKIP }, async () => {
+    const gw = await gateway({ config: basicConfig(upstream!.url) });
+    assert.equal((await gw.admin('POST', '/users', { name: OWNER.name, password: OWNER.password, role: 'owner' })).status, 201);
+    assert.equal((await gw.admin('POST', '/users', { name: 'audrey', password: 'auditor password 1', role: 'auditor' })).status, 201);
+    const { page, problems } = await newPage();
+    await open(page, gw.adminUrl + '/');
+    assert.equal(await login(page, OWNER.name, OWNER.password), 200);
+    await nav(page, 'Playground');
+    const convo = page.getByTestId('playground-conversation');
+
+    // a streamed answer in pieces, and its facts from the usage ledger
+    upstream!.queue({ kind: 'ok', pieces: ['Hel', 'lo from ', 'the model'] });
+    await page.getByLabel('Key', { exact: true }).fill(TEST_KEY);
+    await page.getByLabel('Model', { exact: true }).selectOption('chat');
+    await page.getByLabel('System prompt (optional)').fill('Be brief.');
+    await page.getByLabel('Message', { exact: true }).fill('hello?');
+    await page.getByRole('button', { name: 'Send' }).click();
+    const answer = convo.locator('li.assistant').first();
+    await answer.locator('.chat-text').getByText('Hello from the model', { exact: true }).waitFor();
+    const facts = answer.getByRole('definition');
+    await answer.getByText('gpu-1 (test-model)').waitFor();
+    const text = (await facts.allTextContents()).join(' | ');
+    assert.match(text, /^gpu-1 \(test-model\) \| 1 \| \d+ in, \d+ out \| [\d.]+ USD \| [\d,.]+ m?s/, text);
+    const sent = upstream!.completions().at(-1)!.body as { messages: { role: string; content: string }[]; stream: boolean };
+    assert.equal(sent.stream, true);
+    assert.deepEqual(sent.messages.map((m) => m.role), ['system', 'user']);
+    const tags = (await gw.admin('GET', '/usage/summary?group_by=tag')).body.data.map((r: { group: string }) => r.group);
+    assert.ok(tags.includes('source=playground'), JSON.stringify(tags));
+
+    // a key the gateway does not know: the gateway's own message
+    await page.getByLabel('Key', { exact: true }).fill('sk-airlock-not-a-real-key-000000000000000');
+    await page.getByLabel('Message', { exact: true }).fill('again');
+    await page.getByRole('button', { name: 'Send' }).click();
+    await page.getByRole('alert').getByText(/Invalid API key/).waitFor();
+    problems.splice(0, problems.length, ...problems.filter((p) => !/status of 400/.test(p))); // the refusal (400) is logged by the browser
+
+    // Stop: the answer that never ends is cut, and so is the request upstream
+    const abortedBefore = upstream!.aborted;
+    upstream!.queue({ kind: 'endless-stream', chunkDelayMs: 20 });
+    await page.getByLabel('Key', { exact: true }).fill(TEST_KEY);
+    await page.getByLabel('Message', { exact: true }).fill('go on forever');
+    await page.getByRole('button', { name: 'Send' }).click();
+    await page.getByRole('button', { name: 'Stop' }).click();
+    await convo.getByText('Stopped.').waitFor();
+    await eventually(() => upstream!.aborted > abortedBefore, 'the upstream request is aborted');
+    assertNoProblems(problems);
+
+    // an auditor sees the page but cannot send
+    const second = await newPage();
+    await open(second.page, gw.adminUrl + '/');
+    assert.equal(await login(second.page, 'audrey', 'auditor password 1'), 200);
+    await nav(second.page, 'Playground');
+    await second.page.getByText('Only admins and owners can send requests from the playground.').waitFor();
+    assert.equal(await second.page.getByRole('button', { name: 'Send' }).count(), 0);
+  });
 });

@@ -92,6 +92,7 @@ const EXPECTED: Record<string, Access> = {
   'DELETE /admin/api/v1/keys/:name': 'admin',
   'POST /admin/api/v1/keys/:name/rotate': 'admin',
   'GET /admin/api/v1/budgets/burndown': 'auditor',
+  'POST /admin/api/v1/playground/chat': 'admin',
   'GET /admin/api/v1/mcp-servers': 'auditor',
   'GET /admin/api/v1/mcp-servers/:name': 'auditor',
   'POST /admin/api/v1/mcp-servers': 'admin',
