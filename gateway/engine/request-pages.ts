@@ -66,5 +66,5 @@ export function requestPage(db: DB, q: RequestPageQuery): { rows: LedgerRow[]; n
   const more = found.length > q.limit;
   const page = more ? found.slice(0, q.limit) : found;
   const last = page[page.length - 1];
-  return { rows: page.map(({ _rowid, ...r }) => r as LedgerRow), next_cursor: more && last ? encodeCursor(last.ts, last._rowid) : null };
+  return { rows: page.map(({ _rowid, ...r }) => r), next_cursor: more && last ? encodeCursor(last.ts, last._rowid) : null };
 }

@@ -75,7 +75,7 @@ export function registerPlaygroundRoutes(app: FastifyInstance, gw: Gateway, api:
     reply.header('content-type', String(res.headers['content-type'] ?? 'application/octet-stream'));
     reply.header('cache-control', 'no-store');
     if (typeof id === 'string') reply.header('x-airlock-request-id', id);
-    for (const h of ['retry-after', 'x-airlock-downgraded-from']) if (typeof res.headers[h] === 'string') reply.header(h, res.headers[h] as string);
+    for (const h of ['retry-after', 'x-airlock-downgraded-from']) if (typeof res.headers[h] === 'string') reply.header(h, res.headers[h]);
     return reply.send(res.body);
   });
 }

@@ -4,11 +4,13 @@
 // keyed by the schema's paths ("budget.amount"), so each lands on its field.
 import type { ReactNode } from 'react';
 import type { z } from 'zod';
-import { budgetSchema, rateLimitsSchema, type BudgetSpec, type RateLimits } from '../../../gateway/config/governance-schema';
+import { budgetSchema, rateLimitsSchema } from '../../../gateway/config/schema';
 import type { FieldErrors } from '../api';
 import { NumberField, SelectField } from './ui';
 
 type AnySchema = z.ZodType;
+type BudgetSpec = z.infer<typeof budgetSchema>;
+type RateLimits = z.infer<typeof rateLimitsSchema>;
 const inner = (s: AnySchema): AnySchema | undefined => (s as unknown as { _zod: { def: { innerType?: AnySchema } } })._zod.def.innerType;
 
 /** The schema's description, looked up through optional/default wrappers. */

@@ -17,9 +17,11 @@ export interface GovDraft {
 
 type Kind = 'team' | 'key';
 
-export function useGovDraft(kind: Kind, item: Partial<TeamView> | Partial<KeyView> | undefined) {
-  const t = (kind === 'team' ? item : undefined) as Partial<TeamView> | undefined;
-  const k = (kind === 'key' ? item : undefined) as Partial<KeyView> | undefined;
+type Governed = Partial<Pick<TeamView, 'budget' | 'limits' | 'weight' | 'user_budget' | 'user_limits'>> & Partial<Pick<KeyView, 'priority'>>;
+
+export function useGovDraft(kind: Kind, item: Governed | undefined) {
+  const t: Governed | undefined = kind === 'team' ? item : undefined;
+  const k: Governed | undefined = kind === 'key' ? item : undefined;
   return useState<GovDraft>(() => ({
     budget: budgetDraft(item?.budget),
     limits: limitsDraft(item?.limits),
