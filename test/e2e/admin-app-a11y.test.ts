@@ -297,6 +297,12 @@ describe('admin app accessibility (axe-core in Chromium)', () => {
       await d.getByRole('button', { name: 'Close dialog' }).click();
     });
     await auditDialog(page, page.getByRole('button', { name: 'Remove endpoint gpu-1' }), 'Remove endpoint gpu-1?', failures);
+    // a served model without an alias: "Create alias" and its dialog
+    await page.locator('details.served-models > summary').first().click();
+    await auditDialog(page, page.getByRole('button', { name: 'Create a model alias for test-model-large on gpu-1' }), 'Create model alias', failures, async (d) => {
+      await d.getByRole('button', { name: 'Cancel' }).click();
+    });
+    await page.locator('details.served-models > summary').first().click();
 
     // Models, routing rules and the model dialogs.
     await nav(page, 'Models');

@@ -993,4 +993,38 @@ describe('admin app (Chromium)', () => {
     await second.page.getByText('Only admins and owners can send requests from the playground.').waitFor();
     assert.equal(await second.page.getByRole('button', { name: 'Send' }).count(), 0);
   });
+
+  test('Endpoints: a model the server lists becomes a model alias in one step, and apps can use it at once', { skip: SKIP }, async () => {
+    const up = await startUpstream({ models: ['test-model', 'meta-llama/Llama-3.1-8B'] });
+    after(() => up.close());
+    const gw = await gateway({ config: basicConfig(up.url) });
+    assert.equal((await gw.admin('POST', '/users', { name: OWNER.name, password: OWNER.password, role: 'owner' })).status, 201);
+    const { page, problems } = await newPage();
+    await open(page, gw.adminUrl + '/');
+    assert.equal(await login(page, OWNER.name, OWNER.password), 200);
+    await nav(page, 'Endpoints');
+    // the health check lists the server's models; test-model is served as "chat" already
+    await page.getByText(/^\d+ models?$/).first().click();
+    const served = page.getByRole('list', { name: 'Models served by gpu-1' });
+    await served.getByText('as chat').waitFor();
+    const m = 'meta-llama/Llama-3.1-8B';
+    await page.getByRole('button', { name: `Create a model alias for ${m} on gpu-1` }).click();
+    const d = page.getByRole('dialog', { name: 'Create model alias' });
+    assert.equal(await d.getByLabel('Alias name').inputValue(), 'Llama-3.1-8B', 'a valid name is proposed');
+    // the proposed name is valid; a name in use is refused on the field
+    await d.getByLabel('Alias name').fill('chat');
+    await d.getByRole('button', { name: 'Create alias' }).click();
+    await d.getByText('a model named "chat" exists already').waitFor();
+    await d.getByLabel('Alias name').fill('discovered');
+    await d.getByRole('button', { name: 'Create alias' }).click();
+    await d.waitFor({ state: 'hidden' });
+    await page.getByText('Model alias discovered created: apps can use it now.').waitFor();
+    await served.getByText('as discovered').waitFor();
+    const model = (await gw.admin('GET', '/models/discovered')).body;
+    assert.deepEqual(model.targets.map((t: { endpoint: string; model: string }) => [t.endpoint, t.model]), [['gpu-1', m]]);
+    const ai = new OpenAI({ apiKey: TEST_KEY, baseURL: gw.baseURL, maxRetries: 0 });
+    await ai.chat.completions.create({ model: 'discovered', messages: [{ role: 'user', content: 'hi' }] });
+    assert.equal((up.completions().at(-1)!.body as { model: string }).model, m);
+    assertNoProblems(problems);
+  });
 });
