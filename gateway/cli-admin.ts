@@ -9,6 +9,7 @@ import { StartupError } from './store/db.js';
 import { hashPassword } from './server/admin-auth.js';
 import { UsageError, cliActor, dataDirOf, parse } from './cli-args.js';
 import { openAudit, redact } from './audit/index.js';
+import { MAX_GRACE_SECONDS, rotateKey } from './store/key-rotation.js';
 
 const print = (s: string) => process.stdout.write(s + '\n');
 
@@ -78,6 +79,35 @@ export function keyStateCommand(op: 'disable' | 'enable' | 'revoke', argv: strin
     print(op === 'revoke' ? `key "${name}" revoked: it is refused from now on (a running gateway picks this up within a second)` : `key "${name}" ${op}d`);
     return 0;
   });
+}
+
+/** "90", "90s", "30m", "24h" or "7d" as seconds. */
+export function parseGrace(v: string): number {
+  const m = /^(\d+)\s*([smhd]?)$/i.exec(v.trim());
+  const n = m ? Number(m[1]) * ({ '': 1, s: 1, m: 60, h: 3600, d: 86_400 } as Record<string, number>)[m[2]!.toLowerCase()]! : NaN;
+  if (!Number.isSafeInteger(n) || n > MAX_GRACE_SECONDS) throw new UsageError(`--grace must be seconds or a time like 30m, 24h or 7d, at most 30d (got "${v}")`);
+  return n;
+}
+
+/** `airlock keys rotate NAME [--grace 24h]`: the new secret on stdout, shown only this once. */
+export function keyRotateCommand(argv: string[]): number {
+  const { values, positionals } = parse(argv, { grace: { type: 'string' } });
+  const name = positionals[0];
+  if (!name || positionals.length > 1) throw new UsageError('keys rotate takes one key NAME');
+  const grace = values.grace === undefined ? 0 : parseGrace(values.grace);
+  const dataDir = dataDirOf(values);
+  const { db, secrets } = openInstall(dataDir, { existing: true });
+  try {
+    const r = rotateKey(db, secrets, name, grace);
+    openAudit(db, dataDir, secrets).append({ kind: 'key.rotate', actor: cliActor(), source: 'cli', data: { action: 'keys rotate', key: name, grace_seconds: grace } });
+    print(r.key);
+    process.stderr.write(
+      `airlock: key "${name}" has a new secret (above, shown only this once); ${r.previous_valid_until === null ? 'the old one is refused from now on' : `the old one keeps working until ${new Date(r.previous_valid_until).toISOString()}`} (a running gateway picks this up within a second)\n`,
+    );
+    return 0;
+  } finally {
+    db.close();
+  }
 }
 
 /** `airlock admin list` and `airlock admin reset-password NAME`. */

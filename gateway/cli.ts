@@ -2,7 +2,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { UsageError, cliActor, dataDirOf, defaultDataDir, parse } from './cli-args.js';
-import { adminCommand, keyStateCommand, listCommand } from './cli-admin.js';
+import { adminCommand, keyRotateCommand, keyStateCommand, listCommand } from './cli-admin.js';
 import YAML from 'yaml';
 import { DEFAULT_LISTEN, formatIssue, nearest } from './config/schema.js';
 import { ConfigStore, formatChange } from './store/config-store.js';
@@ -33,6 +33,7 @@ Usage:
   airlock keys create --name NAME [--team T] [--models a,b] [--app A] [--expires ISO] [--data-dir DIR]
   airlock keys list [--data-dir DIR]
   airlock keys disable|enable|revoke NAME [--data-dir DIR]
+  airlock keys rotate NAME [--grace 24h] [--data-dir DIR]
   airlock endpoints|models|teams list [--json] [--data-dir DIR]
   airlock admin list [--data-dir DIR]
   airlock admin reset-password NAME [--data-dir DIR]   (prints a one-time password)
@@ -412,7 +413,8 @@ async function keys(argv: string[]): Promise<number> {
     }
   }
   if (sub === 'disable' || sub === 'enable' || sub === 'revoke') return keyStateCommand(sub, rest);
-  throw new UsageError(`unknown command "keys ${sub ?? ''}"; try "keys create --name NAME", "keys list" or "keys disable|enable|revoke NAME"`);
+  if (sub === 'rotate') return keyRotateCommand(rest);
+  throw new UsageError(`unknown command "keys ${sub ?? ''}"; try "keys create --name NAME", "keys list", "keys rotate NAME [--grace 24h]" or "keys disable|enable|revoke NAME"`);
 }
 
 /**

@@ -113,6 +113,18 @@ export type TeamView = TeamSpec;
 export interface KeyView extends Omit<KeySpec, 'key'> {
   prefix: string;
   created_at: string;
+  /** the latest request made with the key (from the usage ledger), null: never */
+  last_used_at?: string | null;
+  /** a rotated key's old secret works until then (null: it does not) */
+  previous_valid_until?: string | null;
+}
+
+/** POST /keys/:name/rotate: the new secret, shown this once. */
+export interface RotatedKeyView {
+  name: string;
+  key: string;
+  prefix: string;
+  previous_valid_until: string | null;
 }
 
 /** POST /keys: the generated (or given) key is shown this once. */
@@ -246,6 +258,14 @@ export interface RequestRow {
   result_bytes: number | null;
 }
 
+/** GET /usage/requests: a page of the latest requests (newest first). */
+export interface RequestsPage extends ListBody<RequestRow> {
+  /** pass as ?cursor= for the next (older) page; null: this is the last page */
+  next_cursor: string | null;
+  /** settings.cost_unit: the unit of `cost` */
+  cost_unit: string;
+}
+
 export type UsageGroupBy = 'team' | 'key' | 'model' | 'user' | 'app' | 'endpoint' | 'session' | 'tag';
 
 /** One group of GET /usage. */
@@ -297,6 +317,26 @@ export interface BudgetStatus {
   period_start: string;
   /** null: the period "total" never ends */
   period_end: string | null;
+}
+
+/** GET /budgets/burndown?scope=team|key&name=: spend over the current budget period. */
+export interface BudgetBurndown {
+  scope: 'team' | 'key';
+  name: string;
+  period: 'day' | 'week' | 'month' | 'total';
+  amount: number;
+  cost_unit: string;
+  /** the chart's span: the period (a "total" budget: from the first request to now) */
+  from: string;
+  to: string;
+  /** spent so far in the period (settled requests) */
+  spent: number;
+  /** at the pace so far, the spend at the period's end (null: "total") */
+  projected: number | null;
+  /** at the pace so far, when the budget is used up (now if it is; null: not in this period) */
+  runs_out_at: string | null;
+  /** per bucket, at its end: the cumulative spend (null: the bucket is in the future) and the even pace */
+  points: { time: string; spent: number | null; pace: number }[];
 }
 
 /** GET /budgets */

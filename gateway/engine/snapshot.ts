@@ -68,6 +68,8 @@ export interface Snapshot {
   readonly endpoints: ReadonlyMap<string, EndpointConfig>;
   readonly models: ReadonlyMap<string, ModelConfig>;
   readonly keysByHash: ReadonlyMap<string, KeyRecord>;
+  /** the old secrets of rotated keys (by hash): valid for the key until `until` (ms) */
+  readonly previousKeys: ReadonlyMap<string, { readonly key: KeyRecord; readonly until: number }>;
   readonly teams: ReadonlyMap<string, TeamConfig>;
   readonly rules: readonly RuleSpec[];
   /** names clients may send that only rules resolve (e.g. "auto") */
@@ -79,7 +81,7 @@ export interface Snapshot {
 
 const DEFAULT_HEALTH: HealthCheck = { enabled: true, interval_ms: 10_000, timeout_ms: 5_000, unhealthy_after: 2 };
 
-export function buildSnapshot(state: StoredState, secrets: Secrets, version: number): Snapshot {
+export function buildSnapshot(state: StoredState, secrets: Secrets, version: number, previous: readonly { name: string; hash: string; until: number }[] = []): Snapshot {
   const endpoints = new Map<string, EndpointConfig>();
   for (const e of state.endpoints) {
     const url = new URL(e.base_url);
@@ -146,6 +148,12 @@ export function buildSnapshot(state: StoredState, secrets: Secrets, version: num
       }),
     );
   }
+  const previousKeys = new Map<string, { key: KeyRecord; until: number }>();
+  for (const p of previous) {
+    const hash = state.keys.find((k) => k.name === p.name)?.hash;
+    const key = hash === undefined ? undefined : keysByHash.get(hash);
+    if (key && !keysByHash.has(p.hash)) previousKeys.set(p.hash, Object.freeze({ key, until: p.until }));
+  }
   const teams = new Map<string, TeamConfig>();
   for (const t of state.teams)
     teams.set(t.name, Object.freeze({ name: t.name, budget: t.budget, limits: t.limits, user_budget: t.user_budget, user_limits: t.user_limits, weight: t.weight ?? 1 }));
@@ -154,6 +162,7 @@ export function buildSnapshot(state: StoredState, secrets: Secrets, version: num
     endpoints,
     models,
     keysByHash,
+    previousKeys,
     teams,
     rules: Object.freeze([...state.routing_rules]),
     virtualModels: new Set(state.routing_rules.map((r) => r.when.model).filter((m): m is string => !!m && !models.has(m))),

@@ -89,8 +89,16 @@ export function authenticate(
   const key = extractKey(headers);
   if (!key)
     throw gatewayError('missing_api_key', 'Missing API key: send "Authorization: Bearer <key>" or "x-api-key: <key>".');
-  const rec = s.keysByHash.get(hasher.hashKey(key));
-  if (!rec) throw gatewayError('invalid_api_key', 'Invalid API key: no such key on this gateway.');
+  const hash = hasher.hashKey(key);
+  let rec = s.keysByHash.get(hash);
+  if (!rec) {
+    // the old secret of a rotated key works until its grace period ends
+    const prev = s.previousKeys.get(hash);
+    if (!prev) throw gatewayError('invalid_api_key', 'Invalid API key: no such key on this gateway.');
+    if (prev.until <= now)
+      throw gatewayError('invalid_api_key', `Invalid API key: key "${prev.key.name}" was rotated and this old secret stopped working at ${new Date(prev.until).toISOString()}; use the new one.`);
+    rec = prev.key;
+  }
   if (rec.disabled) throw gatewayError('key_disabled', `API key "${rec.name}" is disabled.`);
   if (rec.expiresAt !== undefined && rec.expiresAt <= now)
     throw gatewayError('key_expired', `API key "${rec.name}" expired at ${new Date(rec.expiresAt).toISOString()}.`);

@@ -20,7 +20,7 @@ import { compilePolicy, evaluateTexts, Placeholders } from '../guardrails/policy
 import { policiesOf } from '../guardrails/engine.js';
 import { guardrailHitSeries, recentGuardrailEvents } from '../guardrails/events.js';
 import { exportConfig, formatChange, type ApplyResult, type StoredState } from '../store/config-store.js';
-import { USAGE_FILTERS, recentRequests, usageAggregates, usageTimeseries, type UsageFilter, type UsageQuery } from '../engine/ledger.js';
+import { USAGE_FILTERS, usageAggregates, usageTimeseries, type UsageFilter, type UsageQuery } from '../engine/ledger.js';
 import { budgetReport } from '../governance/reports.js';
 import { probe } from '../engine/health.js';
 import { listSessions, recentTraces, traceById, tracesOfSession, type SessionQuery } from '../telemetry/span-store.js';
@@ -62,6 +62,7 @@ import type {
   ModelView,
   ProbeResult,
   RequestRow,
+  RequestsPage,
   RouteInfo,
   SessionBody,
   SessionUser,
@@ -75,6 +76,10 @@ import type {
 } from '../wire.js';
 
 import { registerBackupRoutes } from './admin-backup.js';
+import { registerBurndownRoute, registerKeyRoutes } from './admin-keys.js';
+import { registerPlaygroundRoutes } from './admin-playground.js';
+import { keyActivity } from '../store/key-rotation.js';
+import { CursorError, requestPage } from '../engine/request-pages.js';
 
 export const API = '/admin/api/v1';
 
@@ -352,7 +357,7 @@ export function buildAdminPlane(gw: Gateway): FastifyInstance {
   const keyView = (s: StoredState, name: string): KeyView => {
     const k = s.keys.find((x) => x.name === name)!;
     const { hash: _h, created_at, ...rest } = k;
-    return { ...rest, created_at: new Date(created_at).toISOString() };
+    return { ...rest, created_at: new Date(created_at).toISOString(), ...keyActivity(gw.db, [name]).get(name) };
   };
   const teamView = (s: StoredState, name: string): TeamView => s.teams.find((t) => t.name === name)!;
 
@@ -460,13 +465,37 @@ export function buildAdminPlane(gw: Gateway): FastifyInstance {
     if (!Number.isFinite(n)) throw validationError([{ path: [name], message: 'must be an ISO 8601 date-time or milliseconds since the epoch' }]);
     return n;
   };
-  app.get<{ Querystring: { limit?: string; before?: string; request_id?: string; client_request_id?: string } }>(`${API}/usage/requests`, { config: { access: 'auditor' } }, async (req): Promise<ListBody<RequestRow>> => {
+  // The latest requests, page by page (next_cursor), filtered by team, key, model, user or outcome.
+  type RequestsQuery = { limit?: string; before?: string; cursor?: string; request_id?: string; client_request_id?: string; team?: string; key?: string; model?: string; user?: string; outcome?: string };
+  app.get<{ Querystring: RequestsQuery }>(`${API}/usage/requests`, { config: { access: 'auditor' } }, async (req): Promise<RequestsPage> => {
     await gw.ledger.flushed();
-    const limit = req.query.limit === undefined ? 100 : Number(req.query.limit);
+    const q = req.query;
+    const limit = q.limit === undefined ? 100 : Number(q.limit);
     if (!Number.isInteger(limit) || limit < 1 || limit > 10_000) throw validationError([{ path: ['limit'], message: 'must be an integer from 1 to 10000' }]);
-    const rows = recentRequests(gw.db, limit, time(req.query.before, 'before'), { request_id: req.query.request_id || undefined, client_request_id: req.query.client_request_id || undefined });
+    if (q.outcome !== undefined && q.outcome !== '' && q.outcome !== 'ok' && q.outcome !== 'error') throw validationError([{ path: ['outcome'], message: 'must be ok or error' }]);
+    const opt = (v: string | undefined) => (v === undefined || v === '' ? undefined : v);
+    let page;
+    try {
+      page = requestPage(gw.db, {
+        limit,
+        cursor: opt(q.cursor),
+        before: time(q.before, 'before'),
+        request_id: opt(q.request_id),
+        client_request_id: opt(q.client_request_id),
+        team: opt(q.team),
+        key: opt(q.key),
+        model: opt(q.model),
+        user: opt(q.user),
+        outcome: opt(q.outcome) as 'ok' | 'error' | undefined,
+      });
+    } catch (e) {
+      if (e instanceof CursorError) throw validationError([{ path: ['cursor'], message: e.message }]);
+      throw e;
+    }
     return {
-      data: rows.map((r): RequestRow => ({ ...r, stream: !!r.stream, estimated: !!r.estimated, tags: r.tags ? (JSON.parse(r.tags) as Record<string, string>) : null, time: new Date(r.ts).toISOString() })),
+      data: page.rows.map((r): RequestRow => ({ ...r, stream: !!r.stream, estimated: !!r.estimated, tags: r.tags ? (JSON.parse(r.tags) as Record<string, string>) : null, time: new Date(r.ts).toISOString() })),
+      next_cursor: page.next_cursor,
+      cost_unit: gw.snapshot.settings.cost_unit,
     };
   });
   // Usage per group (team, key, app, user, model, endpoint, session or tag), filtered by any of them.
@@ -633,7 +662,8 @@ export function buildAdminPlane(gw: Gateway): FastifyInstance {
     return reply.code(204).send();
   });
 
-  app.get(`${API}/users`, { config: { access: 'admin' } }, async (): Promise<ListBody<AdminUser>> => ({ data: gw.auth.users().map(userView) }));
+  // Auditors read the accounts too (who may do what is part of what they check).
+  app.get(`${API}/users`, { config: { access: 'auditor' } }, async (): Promise<ListBody<AdminUser>> => ({ data: gw.auth.users().map(userView) }));
   app.post(`${API}/users`, { config: { access: 'owner' } }, async (req, reply): Promise<AdminUser> => {
     const u = await gw.auth.createUser(parseBody(userCreateSchema, req.body));
     reply.code(201);
@@ -658,6 +688,9 @@ export function buildAdminPlane(gw: Gateway): FastifyInstance {
   });
 
   registerBackupRoutes(app, gw, API, parseBody, (status, code, message) => new AdminError(status, code, message));
+  registerKeyRoutes(app, gw, API, parseBody, (status, code, message) => new AdminError(status, code, message));
+  registerPlaygroundRoutes(app, gw, API, parseBody, (status, code, message) => new AdminError(status, code, message));
+  registerBurndownRoute(app, gw, API, (field, message) => validationError([{ path: [field], message }]), (status, code, message) => new AdminError(status, code, message));
   // The audit trail: hooks that record every change, login and refusal; the /audit routes.
   auditAdminPlane(app, gw, { API, principalOf, error: (status, code, message, issues) => new AdminError(status, code, message, issues) });
   registerDataFlow(app, gw, API, isLoopbackName);

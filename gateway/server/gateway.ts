@@ -7,6 +7,7 @@ import { ConfigStore } from '../store/config-store.js';
 import type { Secrets } from '../store/secrets.js';
 import { loadSecretsFor } from '../store/install.js';
 import { buildSnapshot, type Snapshot } from '../engine/snapshot.js';
+import { previousSecrets } from '../store/key-rotation.js';
 import { Runtime } from '../engine/runtime.js';
 import { HealthChecker } from '../engine/health.js';
 import { Ledger } from '../engine/ledger.js';
@@ -175,7 +176,7 @@ export class Gateway {
   }
 
   private build(): Snapshot {
-    return buildSnapshot(this.store.state(), this.secrets, configVersion(this.db));
+    return buildSnapshot(this.store.state(), this.secrets, configVersion(this.db), previousSecrets(this.db));
   }
 
   private buildMcp() {

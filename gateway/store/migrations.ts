@@ -337,6 +337,16 @@ CREATE INDEX trace_spans_start ON trace_spans(start);
 `,
   },
   {
+    version: 13,
+    name: 'key-rotation',
+    // A rotated key's old secret (its hash) and until when it still works (store/key-rotation.ts).
+    sql: `
+ALTER TABLE keys ADD COLUMN previous_hash TEXT;
+ALTER TABLE keys ADD COLUMN previous_valid_until INTEGER;
+CREATE UNIQUE INDEX keys_previous_hash ON keys(previous_hash) WHERE previous_hash IS NOT NULL;
+`,
+  },
+  {
     version: 15,
     name: 'trace-span-groups',
     // A request's spans in one row: the root span's row carries its children (attempts, queue

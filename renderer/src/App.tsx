@@ -7,6 +7,7 @@ import { OverviewPage } from './pages/Overview';
 import { EndpointsPage } from './pages/Endpoints';
 import { ModelsPage } from './pages/Models';
 import { KeysPage } from './pages/Keys';
+import { PlaygroundPage } from './pages/Playground';
 import { McpPage } from './pages/Mcp';
 import { UsagePage } from './pages/Usage';
 import { BudgetsPage } from './pages/Budgets';
@@ -26,6 +27,7 @@ const PAGES = [
   { path: '/endpoints', label: 'Endpoints', icon: 'endpoints', Page: EndpointsPage },
   { path: '/models', label: 'Models', icon: 'models', Page: ModelsPage },
   { path: '/keys', label: 'Teams & keys', icon: 'keys', Page: KeysPage },
+  { path: '/playground', label: 'Playground', icon: 'playground', Page: PlaygroundPage },
   { path: '/mcp', label: 'MCP & agents', icon: 'mcp', Page: McpPage },
   { path: '/guardrails', label: 'Guardrails', icon: 'guardrails', Page: GuardrailsPage },
   { path: '/usage', label: 'Usage', icon: 'usage', Page: UsagePage },

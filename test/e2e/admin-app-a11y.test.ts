@@ -297,6 +297,12 @@ describe('admin app accessibility (axe-core in Chromium)', () => {
       await d.getByRole('button', { name: 'Close dialog' }).click();
     });
     await auditDialog(page, page.getByRole('button', { name: 'Remove endpoint gpu-1' }), 'Remove endpoint gpu-1?', failures);
+    // a served model without an alias: "Create alias" and its dialog
+    await page.locator('details.served-models > summary').first().click();
+    await auditDialog(page, page.getByRole('button', { name: 'Create a model alias for test-model-large on gpu-1' }), 'Create model alias', failures, async (d) => {
+      await d.getByRole('button', { name: 'Cancel' }).click();
+    });
+    await page.locator('details.served-models > summary').first().click();
 
     // Models, routing rules and the model dialogs.
     await nav(page, 'Models');
@@ -337,6 +343,31 @@ describe('admin app accessibility (axe-core in Chromium)', () => {
     await secret.waitFor({ state: 'hidden' });
     await auditDialog(page, page.getByRole('button', { name: 'Revoke key notebook-app' }), 'Revoke key notebook-app?', failures);
     await auditDialog(page, page.getByRole('button', { name: 'Delete team research' }), 'Delete team research?', failures);
+    await auditDialog(page, page.getByRole('button', { name: 'Edit team research' }), 'Edit team research', failures, async (d) => {
+      await d.getByLabel('Weight').fill('-1');
+      await d.getByRole('button', { name: 'Save' }).click();
+      await d.getByText('must be more than 0').waitFor();
+      await audit(page, 'dialog "Edit team research" with a field error', failures);
+      await d.getByRole('button', { name: 'Cancel' }).click();
+    });
+    await auditDialog(page, page.getByRole('button', { name: 'Edit key notebook-app' }), 'Edit key notebook-app', failures);
+    await auditDialog(page, page.getByRole('button', { name: 'Rotate key audit-key' }), 'Rotate key audit-key', failures, async (d) => {
+      await d.getByRole('button', { name: 'Rotate key' }).click();
+    });
+    const rotated = page.getByRole('dialog', { name: 'New key for audit-key' });
+    await rotated.waitFor();
+    await audit(page, 'dialog "New key for audit-key"', failures);
+    await rotated.getByRole('button', { name: 'I have copied it' }).click();
+    await rotated.waitFor({ state: 'hidden' });
+
+    // Playground: empty, then with a streamed answer and its facts.
+    await nav(page, 'Playground');
+    await audit(page, 'Playground', failures);
+    await page.getByLabel('Key', { exact: true }).fill(TEST_KEY);
+    await page.getByLabel('Message', { exact: true }).fill('hello');
+    await page.getByRole('button', { name: 'Send' }).click();
+    await page.getByTestId('playground-conversation').getByText('gpu-1 (test-model)').waitFor();
+    await audit(page, 'Playground with an answer', failures);
 
     // MCP servers & agents: the server's details, its form (and Test), the agent form, the matrix.
     await nav(page, 'MCP & agents', 'MCP servers & agents');
@@ -381,6 +412,7 @@ describe('admin app accessibility (axe-core in Chromium)', () => {
       await d.getByRole('button', { name: 'Save' }).click();
     });
     await page.getByRole('meter', { name: /team research/ }).waitFor();
+    await page.getByTestId('burndown-chart').waitFor();
     await audit(page, 'Budgets', failures);
     await auditDialog(page, page.getByRole('button', { name: 'Edit budget and limits of key notebook-app' }), 'Budget and limits of key notebook-app', failures);
     // Guardrails: policies, try it, hits over time, recent decisions, and its dialogs.

@@ -563,8 +563,12 @@ describe('admin app (Chromium)', () => {
     assert.equal(await page.getByRole('button', { name: 'Save settings' }).count(), 0);
 
     await nav(page, 'Admins');
-    await page.getByText('Only owners and admins can see the admin accounts.').waitFor();
-    assert.equal(await page.getByRole('button', { name: /Add admin|Create token/ }).count(), 0);
+    // the accounts, read-only (no API tokens: those are for admins)
+    await page.getByRole('rowheader', { name: /audrey/ }).waitFor();
+    await page.getByRole('rowheader', { name: /root/ }).waitFor();
+    await page.getByText('Only owners can add, change or delete admin accounts.').waitFor();
+    await page.getByText('Only owners and admins can see API tokens.').waitFor();
+    assert.equal(await page.getByRole('button', { name: /Add admin|Create token|Edit|Delete|Unlock/ }).count(), 0);
 
     // Forcing it: a write with the session cookie and a valid CSRF token is refused by the API.
     const forced = await page.evaluate(async () => {
@@ -788,11 +792,239 @@ describe('admin app (Chromium)', () => {
     const [download] = await Promise.all([page.waitForEvent('download'), page.getByRole('button', { name: 'Export CSV of spend this month by team' }).click()]);
     const csv = fs.readFileSync(await download.path(), 'utf8');
     assert.match(csv, /^team,requests,errors,prompt_tokens,completion_tokens,cost_USD\r\nresearch,3,1,/);
+    // the burn-down of the chosen budget: spend over the day against the budget
+    const burn = page.getByTestId('burndown-chart');
+    await burn.locator('figcaption').getByText(/^team research: 2\.00 of 2\.00 USD spent this day; at this pace .*; the budget is used up\.$/).waitFor();
+    await burn.getByText('Show data').click();
+    await burn.getByRole('columnheader', { name: 'Spent (USD)' }).waitFor();
+    await page.getByLabel('Budget', { exact: true }).selectOption('key:notebook-app');
+    await burn.locator('figcaption').getByText(/^key notebook-app: 2\.00 of 50\.00 USD spent this month/).waitFor();
     await shot(page, '11-budgets');
     // the overview's top spenders say it too
     await nav(page, 'Overview');
     const top = page.getByRole('region', { name: 'Top spenders this month' });
     await top.getByRole('row', { name: /research/ }).getByText('exceeded, 100% used').waitFor();
+    assertNoProblems(problems);
+  });
+
+  test('Teams & keys: every team and key field is editable (team, models, app, expiry, disabled, budget, limits, priority); a key is rotated with a grace period and both secrets work', { skip: SKIP }, async () => {
+    const cfg = basicConfig(upstream!.url);
+    const gw = await gateway({ config: { ...cfg, teams: [{ name: 'research' }, { name: 'ops' }], models: [...cfg.models, { name: 'small', targets: [{ endpoint: 'gpu-1', model: 'test-model' }] }] } });
+    assert.equal((await gw.admin('POST', '/users', { name: OWNER.name, password: OWNER.password, role: 'owner' })).status, 201);
+    const { page, problems } = await newPage();
+    await open(page, gw.adminUrl + '/');
+    assert.equal(await login(page, OWNER.name, OWNER.password), 200);
+    await nav(page, 'Teams & keys');
+
+    // a team: description, budget, limits, weight and per-user budget and limits
+    await page.getByRole('button', { name: 'Edit team ops' }).click();
+    const td = page.getByRole('dialog', { name: 'Edit team ops' });
+    await td.getByLabel('Description (optional)').fill('Operations');
+    await td.getByLabel('Amount (USD)').fill('25');
+    await td.getByLabel('Period', { exact: true }).selectOption('week');
+    await td.getByLabel('Weight').fill('0');
+    await td.getByRole('button', { name: 'Save' }).click();
+    await td.getByText('must be more than 0').waitFor();
+    await td.getByLabel('Weight').fill('2');
+    await td.getByLabel('Amount per user (USD)').fill('1');
+    await td.getByLabel('Requests/min per user').fill('10');
+    await td.getByRole('button', { name: 'Save' }).click();
+    await td.waitFor({ state: 'hidden' });
+    const ops = (await gw.admin('GET', '/teams/ops')).body;
+    assert.deepEqual(ops, { name: 'ops', description: 'Operations', budget: { amount: 25, period: 'week', warn_at_percent: 80 }, weight: 2, user_budget: { amount: 1, period: 'day', warn_at_percent: 80 }, user_limits: { rpm: 10 } });
+    await page.getByRole('row', { name: /ops/ }).getByText('25 USD / week').waitFor();
+
+    // a key: moved to another team, one model, an app name, an expiry, a budget, limits, batch, disabled
+    await page.getByRole('button', { name: 'Edit key notebook-app' }).click();
+    const kd = page.getByRole('dialog', { name: 'Edit key notebook-app' });
+    assert.equal(await kd.getByLabel('Name', { exact: true }).inputValue(), 'notebook-app');
+    await kd.getByLabel('Team').selectOption('ops');
+    await kd.getByLabel('small').check();
+    await kd.getByLabel('App (optional)').fill('notebooks');
+    await kd.getByLabel('Expires (optional)').fill('2031-01-31T12:00');
+    await kd.getByLabel('Amount (USD)').fill('5');
+    await kd.getByLabel('Requests per minute').fill('60');
+    await kd.getByLabel('Priority').selectOption('batch');
+    await kd.getByRole('button', { name: 'Save' }).click();
+    await kd.waitFor({ state: 'hidden' });
+    const key = (await gw.admin('GET', '/keys/notebook-app')).body;
+    assert.deepEqual(
+      [key.team, key.models, key.app, key.expires_at, key.budget, key.limits, key.priority, key.disabled],
+      ['ops', ['small'], 'notebooks', '2031-01-31T12:00:00.000Z', { amount: 5, period: 'month', warn_at_percent: 80 }, { rpm: 60 }, 'batch', undefined],
+    );
+    const row = page.getByRole('row', { name: /notebook-app/ });
+    await row.getByRole('cell', { name: 'small', exact: true }).waitFor();
+    // the edit keeps the secret: the app still gets through (with the model it may now use)
+    const ai = new OpenAI({ apiKey: TEST_KEY, baseURL: gw.baseURL, maxRetries: 0 });
+    await ai.chat.completions.create({ model: 'small', messages: [{ role: 'user', content: 'hi' }] });
+    await assert.rejects(ai.chat.completions.create({ model: 'chat', messages: [{ role: 'user', content: 'hi' }] }), /may not use model "chat"/);
+    // its last use shows (the ledger row is written by a worker thread: the page reloads until it does)
+    await eventually(async () => {
+      await page.reload();
+      const r = page.getByRole('row', { name: /notebook-app/ });
+      await r.getByText('notebooks').waitFor();
+      return (await r.getByText('never').count()) === 0;
+    }, 'the key shows when it was last used');
+
+    // disabled in the dialog: refused; enabled again from the row
+    await page.getByRole('button', { name: 'Edit key notebook-app' }).click();
+    await kd.getByLabel(/^Disabled/).check();
+    await kd.getByRole('button', { name: 'Save' }).click();
+    await kd.waitFor({ state: 'hidden' });
+    await page.getByRole('row', { name: /notebook-app/ }).getByText('disabled').waitFor();
+    await assert.rejects(ai.chat.completions.create({ model: 'small', messages: [{ role: 'user', content: 'hi' }] }), /disabled/);
+    await page.getByRole('button', { name: 'Enable key notebook-app' }).click();
+    await page.getByRole('row', { name: /notebook-app/ }).getByText('active').waitFor();
+
+    // rotation with a grace period: the new secret is shown once; old and new both work
+    await page.getByRole('button', { name: 'Rotate key notebook-app' }).click();
+    const rd = page.getByRole('dialog', { name: 'Rotate key notebook-app' });
+    await rd.getByLabel('The old secret keeps working for').selectOption('86400');
+    await rd.getByRole('button', { name: 'Rotate key' }).click();
+    const secret = page.getByRole('dialog', { name: 'New key for notebook-app' });
+    const fresh = await secret.getByLabel('Key', { exact: true }).inputValue();
+    assert.match(fresh, /^sk-airlock-/);
+    assert.notEqual(fresh, TEST_KEY);
+    await secret.getByRole('button', { name: 'I have copied it' }).click();
+    await secret.waitFor({ state: 'hidden' });
+    await page.getByRole('row', { name: /notebook-app/ }).getByText(/old secret valid until/).waitFor();
+    await new OpenAI({ apiKey: fresh, baseURL: gw.baseURL, maxRetries: 0 }).chat.completions.create({ model: 'small', messages: [{ role: 'user', content: 'new' }] });
+    await ai.chat.completions.create({ model: 'small', messages: [{ role: 'user', content: 'old, in its grace period' }] });
+    assertNoProblems(problems);
+  });
+
+  test('Usage: tag group-by and filter, the latest requests with a user column, filters, and "load more" paging', { skip: SKIP }, async () => {
+    const gw = await gateway({ config: basicConfig(upstream!.url) });
+    assert.equal((await gw.admin('POST', '/users', { name: OWNER.name, password: OWNER.password, role: 'owner' })).status, 201);
+    const ai = new OpenAI({ apiKey: TEST_KEY, baseURL: gw.baseURL, maxRetries: 0 });
+    for (let i = 0; i < 30; i++)
+      await ai.chat.completions.create(
+        { model: 'chat', messages: [{ role: 'user', content: `q${i}` }], user: i < 4 ? 'alice' : 'bob' },
+        { headers: { 'x-airlock-tags': i % 3 === 0 ? 'project=alpha,env=prod' : 'project=beta' } },
+      );
+    await eventually(async () => (await gw.admin('GET', '/usage/requests?limit=100')).body.data.length === 30, 'the ledger rows');
+    const { page, problems } = await newPage();
+    await open(page, gw.adminUrl + '/');
+    assert.equal(await login(page, OWNER.name, OWNER.password), 200);
+    await nav(page, 'Usage');
+
+    // grouped by tag: a request counts in the group of each of its tags; filtered to one tag
+    await page.getByLabel('Group by').selectOption('tag');
+    const table = page.getByTestId('usage-table');
+    const requestsOf = async (group: string) => (await table.getByRole('row').filter({ has: page.getByRole('rowheader', { name: group, exact: true }) }).getByRole('cell').first().textContent())?.trim();
+    await table.getByRole('rowheader', { name: 'project=alpha', exact: true }).waitFor();
+    assert.deepEqual([await requestsOf('project=alpha'), await requestsOf('project=beta'), await requestsOf('env=prod')], ['10', '20', '10']);
+    await page.getByLabel('Only tag (key=value)').fill('project');
+    await page.getByText('must be key=value, e.g. project=alpha').waitFor();
+    await page.getByLabel('Only tag (key=value)').fill('project=alpha');
+    await eventually(async () => (await table.getByRole('rowheader', { name: 'project=beta', exact: true }).count()) === 0, 'the tag filter hides other requests');
+    assert.equal(await requestsOf('env=prod'), '10');
+    await table.getByRole('columnheader', { name: 'Cost (USD)' }).waitFor();
+
+    // the latest requests: 25, then "load more" shows the last 5, and the button goes
+    const latest = page.getByTestId('latest-requests');
+    await latest.getByRole('columnheader', { name: 'User' }).waitFor();
+    await eventually(async () => (await latest.locator('tbody tr').count()) === 25, 'the first page of 25');
+    await page.getByRole('button', { name: 'Load more requests' }).click();
+    await eventually(async () => (await latest.locator('tbody tr').count()) === 30, 'the second page is added');
+    assert.equal(await page.getByRole('button', { name: 'Load more requests' }).count(), 0, 'no more pages');
+    await page.getByText('30 requests shown (paused: newer requests are not added).').waitFor();
+    // filtered by user
+    await page.getByRole('group', { name: 'Filter the latest requests' }).getByLabel('User').fill('alice');
+    await eventually(async () => (await latest.locator('tbody tr').count()) === 4, 'only alice’s requests');
+    assert.deepEqual([...new Set(await latest.locator('tbody tr td:nth-child(4)').allTextContents())], ['alice']);
+    await page.getByRole('group', { name: 'Filter the latest requests' }).getByLabel('Outcome').selectOption('error');
+    await page.getByText('No requests match these filters.').waitFor();
+    assertNoProblems(problems);
+  });
+
+  test('Playground: a streamed answer with a pasted key, what the gateway did (endpoint, attempts, tokens, cost, latency), a refused key named, Stop ends the upstream request; auditors cannot send', { skip: SKIP }, async () => {
+    const gw = await gateway({ config: basicConfig(upstream!.url) });
+    assert.equal((await gw.admin('POST', '/users', { name: OWNER.name, password: OWNER.password, role: 'owner' })).status, 201);
+    assert.equal((await gw.admin('POST', '/users', { name: 'audrey', password: 'auditor password 1', role: 'auditor' })).status, 201);
+    const { page, problems } = await newPage();
+    await open(page, gw.adminUrl + '/');
+    assert.equal(await login(page, OWNER.name, OWNER.password), 200);
+    await nav(page, 'Playground');
+    const convo = page.getByTestId('playground-conversation');
+
+    // a streamed answer in pieces, and its facts from the usage ledger
+    upstream!.queue({ kind: 'ok', pieces: ['Hel', 'lo from ', 'the model'] });
+    await page.getByLabel('Key', { exact: true }).fill(TEST_KEY);
+    await page.getByLabel('Model', { exact: true }).selectOption('chat');
+    await page.getByLabel('System prompt (optional)').fill('Be brief.');
+    await page.getByLabel('Message', { exact: true }).fill('hello?');
+    await page.getByRole('button', { name: 'Send' }).click();
+    const answer = convo.locator('li.assistant').first();
+    await answer.locator('.chat-text').getByText('Hello from the model', { exact: true }).waitFor();
+    const facts = answer.getByRole('definition');
+    await answer.getByText('gpu-1 (test-model)').waitFor();
+    const text = (await facts.allTextContents()).join(' | ');
+    assert.match(text, /^gpu-1 \(test-model\) \| 1 \| \d+ in, \d+ out \| [\d.]+ USD \| [\d,.]+ m?s/, text);
+    const sent = upstream!.completions().at(-1)!.body as { messages: { role: string; content: string }[]; stream: boolean };
+    assert.equal(sent.stream, true);
+    assert.deepEqual(sent.messages.map((m) => m.role), ['system', 'user']);
+    const tags = (await gw.admin('GET', '/usage/summary?group_by=tag')).body.data.map((r: { group: string }) => r.group);
+    assert.ok(tags.includes('source=playground'), JSON.stringify(tags));
+
+    // a key the gateway does not know: the gateway's own message
+    await page.getByLabel('Key', { exact: true }).fill('sk-airlock-not-a-real-key-000000000000000');
+    await page.getByLabel('Message', { exact: true }).fill('again');
+    await page.getByRole('button', { name: 'Send' }).click();
+    await page.getByRole('alert').getByText(/Invalid API key/).waitFor();
+    problems.splice(0, problems.length, ...problems.filter((p) => !/status of 400/.test(p))); // the refusal (400) is logged by the browser
+
+    // Stop: the answer that never ends is cut, and so is the request upstream
+    const abortedBefore = upstream!.aborted;
+    upstream!.queue({ kind: 'endless-stream', chunkDelayMs: 20 });
+    await page.getByLabel('Key', { exact: true }).fill(TEST_KEY);
+    await page.getByLabel('Message', { exact: true }).fill('go on forever');
+    await page.getByRole('button', { name: 'Send' }).click();
+    await page.getByRole('button', { name: 'Stop' }).click();
+    await convo.getByText('Stopped.').waitFor();
+    await eventually(() => upstream!.aborted > abortedBefore, 'the upstream request is aborted');
+    assertNoProblems(problems);
+
+    // an auditor sees the page but cannot send
+    const second = await newPage();
+    await open(second.page, gw.adminUrl + '/');
+    assert.equal(await login(second.page, 'audrey', 'auditor password 1'), 200);
+    await nav(second.page, 'Playground');
+    await second.page.getByText('Only admins and owners can send requests from the playground.').waitFor();
+    assert.equal(await second.page.getByRole('button', { name: 'Send' }).count(), 0);
+  });
+
+  test('Endpoints: a model the server lists becomes a model alias in one step, and apps can use it at once', { skip: SKIP }, async () => {
+    const up = await startUpstream({ models: ['test-model', 'meta-llama/Llama-3.1-8B'] });
+    after(() => up.close());
+    const gw = await gateway({ config: basicConfig(up.url) });
+    assert.equal((await gw.admin('POST', '/users', { name: OWNER.name, password: OWNER.password, role: 'owner' })).status, 201);
+    const { page, problems } = await newPage();
+    await open(page, gw.adminUrl + '/');
+    assert.equal(await login(page, OWNER.name, OWNER.password), 200);
+    await nav(page, 'Endpoints');
+    // the health check lists the server's models; test-model is served as "chat" already
+    await page.getByText(/^\d+ models?$/).first().click();
+    const served = page.getByRole('list', { name: 'Models served by gpu-1' });
+    await served.getByText('as chat').waitFor();
+    const m = 'meta-llama/Llama-3.1-8B';
+    await page.getByRole('button', { name: `Create a model alias for ${m} on gpu-1` }).click();
+    const d = page.getByRole('dialog', { name: 'Create model alias' });
+    assert.equal(await d.getByLabel('Alias name').inputValue(), 'Llama-3.1-8B', 'a valid name is proposed');
+    // the proposed name is valid; a name in use is refused on the field
+    await d.getByLabel('Alias name').fill('chat');
+    await d.getByRole('button', { name: 'Create alias' }).click();
+    await d.getByText('a model named "chat" exists already').waitFor();
+    await d.getByLabel('Alias name').fill('discovered');
+    await d.getByRole('button', { name: 'Create alias' }).click();
+    await d.waitFor({ state: 'hidden' });
+    await page.getByText('Model alias discovered created: apps can use it now.').waitFor();
+    await served.getByText('as discovered').waitFor();
+    const model = (await gw.admin('GET', '/models/discovered')).body;
+    assert.deepEqual(model.targets.map((t: { endpoint: string; model: string }) => [t.endpoint, t.model]), [['gpu-1', m]]);
+    const ai = new OpenAI({ apiKey: TEST_KEY, baseURL: gw.baseURL, maxRetries: 0 });
+    await ai.chat.completions.create({ model: 'discovered', messages: [{ role: 'user', content: 'hi' }] });
+    assert.equal((up.completions().at(-1)!.body as { model: string }).model, m);
     assertNoProblems(problems);
   });
 });

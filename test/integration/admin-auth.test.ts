@@ -563,7 +563,7 @@ describe('route × role matrix', () => {
       body: (n) => ({ admin_session_hours: 100 + n }),
       applied: async (n) => (await gw.admin('GET', '/settings')).body.admin_session_hours === 100 + n,
     },
-    { method: 'GET', route: '/users', need: 'admin', ok: 200 },
+    { method: 'GET', route: '/users', need: 'auditor', ok: 200 },
     {
       method: 'POST',
       route: '/users',

@@ -272,6 +272,7 @@ describe('resolveModel', () => {
       endpoints: new Map(),
       models: new Map([chat, big, small].map((m) => [m.name, m])),
       keysByHash: new Map(),
+      previousKeys: new Map(),
       teams: new Map(),
       rules,
       virtualModels: new Set(rules.map((r) => r.when.model).filter((m): m is string => !!m && !['chat', 'big', 'small'].includes(m))),

@@ -1,25 +1,11 @@
 // Admins: admin accounts and roles (owners manage them), and API tokens for automation.
-import { useRef, useState, type FormEvent } from 'react';
-import { api, apiFieldErrors, ApiError, enc, get, validate, type AdminUser, type ApiToken, type CreatedApiToken, type FieldErrors, type Role } from '../api';
+import { useState } from 'react';
+import { api, ApiError, enc, get, type AdminUser, type ApiToken, type CreatedApiToken, type FieldErrors, type Role } from '../api';
+import { DataTable } from '../components/data-table';
+import { FormDialog, SchemaForm } from '../components/form-dialog';
 import { ROLE_RANK, useAuth } from '../auth';
 import { useResource } from '../hooks';
-import {
-  Badge,
-  CheckboxField,
-  ConfirmDialog,
-  Dialog,
-  FormError,
-  LoadError,
-  Loading,
-  PageHeader,
-  SecretDialog,
-  Section,
-  SelectField,
-  TextField,
-  fmtTime,
-  TableWrap,
-  useFocusFirstError,
-} from '../components/ui';
+import { Badge, CheckboxField, ConfirmDialog, FormError, LoadError, Loading, PageHeader, SecretDialog, Section, SelectField, TextField, fmtTime } from '../components/ui';
 import { MIN_PASSWORD, ROLES, tokenCreateSchema, userCreateSchema, userUpdateSchema } from '../../../gateway/config/admin-schema';
 
 const ROLE_HELP: Record<Role, string> = {
@@ -84,57 +70,47 @@ export function AdminsPage() {
         )}
         <FormError error={rowError} />
         {users.loading ? <Loading what="admin accounts" /> : null}
-        {users.data ? (
-          <TableWrap label="Admin accounts">
-            <table>
-              <thead>
-                <tr>
-                  <th scope="col">User</th>
-                  <th scope="col">Role</th>
-                  <th scope="col">State</th>
-                  <th scope="col">Created</th>
-                  {isOwner ? (
-                    <th scope="col">
-                      <span className="sr-only">Actions</span>
-                    </th>
-                  ) : null}
-                </tr>
-              </thead>
-              <tbody>
-                {users.data.data.map((u) => (
-                  <tr key={u.name}>
-                    <th scope="row">
-                      {u.name} {u.name === user.name ? <span className="cell-note">(you)</span> : null}
-                    </th>
-                    <td>
-                      <span className={`role role-${u.role}`}>{u.role}</span>
-                    </td>
-                    <td>
-                      {u.disabled ? <Badge tone="warn">disabled</Badge> : u.locked_until ? <Badge tone="bad">locked until {fmtTime(u.locked_until)}</Badge> : <Badge tone="ok">active</Badge>}
-                    </td>
-                    <td>{fmtTime(u.created_at)}</td>
-                    {isOwner ? (
-                      <td className="row-actions">
-                        {u.locked_until ? (
-                          <button type="button" onClick={() => void unlock(u)} aria-label={`Unlock ${u.name}`}>
-                            Unlock
-                          </button>
-                        ) : null}
-                        <button type="button" onClick={() => setEditing(u)} aria-label={`Edit ${u.name}`}>
-                          Edit
-                        </button>
-                        <button type="button" className="danger-quiet" onClick={() => setRemoving(u.name)} aria-label={`Delete ${u.name}`}>
-                          Delete
-                        </button>
-                      </td>
+        <DataTable
+          label="Admin accounts"
+          rows={users.data?.data}
+          rowKey={(u) => u.name}
+          columns={[
+            {
+              header: 'User',
+              cell: (u) => (
+                <>
+                  {u.name} {u.name === user.name ? <span className="cell-note">(you)</span> : null}
+                </>
+              ),
+            },
+            { header: 'Role', cell: (u) => <span className={`role role-${u.role}`}>{u.role}</span> },
+            {
+              header: 'State',
+              cell: (u) => (u.disabled ? <Badge tone="warn">disabled</Badge> : u.locked_until ? <Badge tone="bad">locked until {fmtTime(u.locked_until)}</Badge> : <Badge tone="ok">active</Badge>),
+            },
+            { header: 'Created', cell: (u) => fmtTime(u.created_at) },
+          ]}
+          actions={
+            isOwner
+              ? (u) => (
+                  <>
+                    {u.locked_until ? (
+                      <button type="button" onClick={() => void unlock(u)} aria-label={`Unlock ${u.name}`}>
+                        Unlock
+                      </button>
                     ) : null}
-                  </tr>
-                ))}
-              </tbody>
-            </table>
-          </TableWrap>
-        ) : null}
-        {users.data && !isOwner && canWrite ? <p className="hint">Only owners can add, change or delete admin accounts.</p> : null}
+                    <button type="button" onClick={() => setEditing(u)} aria-label={`Edit ${u.name}`}>
+                      Edit
+                    </button>
+                    <button type="button" className="danger-quiet" onClick={() => setRemoving(u.name)} aria-label={`Delete ${u.name}`}>
+                      Delete
+                    </button>
+                  </>
+                )
+              : undefined
+          }
+        />
+        {users.data && !isOwner ? <p className="hint">Only owners can add, change or delete admin accounts.</p> : null}
       </Section>
 
       <Section
@@ -152,55 +128,47 @@ export function AdminsPage() {
           once and stored only as a hash.
         </p>
         {forbidden(tokens.error) ? <p className="notice info">Only owners and admins can see API tokens.</p> : <LoadError error={tokens.error} retry={tokens.reload} />}
-        {tokens.data && tokens.data.data.length === 0 ? <p className="muted">No API tokens.</p> : null}
-        {tokens.data?.data.length ? (
-          <TableWrap label="API tokens">
-            <table>
-              <thead>
-                <tr>
-                  <th scope="col">Token</th>
-                  <th scope="col">Role</th>
-                  <th scope="col">Created</th>
-                  <th scope="col">Last used</th>
-                  {canWrite ? (
-                    <th scope="col">
-                      <span className="sr-only">Actions</span>
-                    </th>
-                  ) : null}
-                </tr>
-              </thead>
-              <tbody>
-                {tokens.data.data.map((t) => (
-                  <tr key={t.name}>
-                    <th scope="row">
-                      {t.name}
-                      <div className="cell-note mono">{t.prefix}</div>
-                    </th>
-                    <td>
-                      <span className={`role role-${t.role}`}>{t.role}</span>
-                    </td>
-                    <td>
-                      {fmtTime(t.created_at)}
-                      <div className="cell-note">by {t.created_by}</div>
-                    </td>
-                    <td>{t.last_used_at ? fmtTime(t.last_used_at) : <span className="muted">never</span>}</td>
-                    {canWrite ? (
-                      <td className="row-actions">
-                        <button type="button" className="danger-quiet" onClick={() => setRevoking(t.name)} aria-label={`Revoke token ${t.name}`}>
-                          Revoke
-                        </button>
-                      </td>
-                    ) : null}
-                  </tr>
-                ))}
-              </tbody>
-            </table>
-          </TableWrap>
-        ) : null}
+        <DataTable
+          label="API tokens"
+          rows={tokens.data?.data}
+          rowKey={(t) => t.name}
+          empty={<p className="muted">No API tokens.</p>}
+          columns={[
+            {
+              header: 'Token',
+              cell: (t) => (
+                <>
+                  {t.name}
+                  <div className="cell-note mono">{t.prefix}</div>
+                </>
+              ),
+            },
+            { header: 'Role', cell: (t) => <span className={`role role-${t.role}`}>{t.role}</span> },
+            {
+              header: 'Created',
+              cell: (t) => (
+                <>
+                  {fmtTime(t.created_at)}
+                  <div className="cell-note">by {t.created_by}</div>
+                </>
+              ),
+            },
+            { header: 'Last used', cell: (t) => (t.last_used_at ? fmtTime(t.last_used_at) : <span className="muted">never</span>) },
+          ]}
+          actions={
+            canWrite
+              ? (t) => (
+                  <button type="button" className="danger-quiet" onClick={() => setRevoking(t.name)} aria-label={`Revoke token ${t.name}`}>
+                    Revoke
+                  </button>
+                )
+              : undefined
+          }
+        />
       </Section>
 
-      <Dialog open={creating} onClose={() => setCreating(false)} title="Add admin">
-        {creating ? (
+      <FormDialog open={creating} onClose={() => setCreating(false)} title="Add admin">
+        {() => (
           <UserForm
             onCancel={() => setCreating(false)}
             onSaved={() => {
@@ -208,22 +176,22 @@ export function AdminsPage() {
               users.reload();
             }}
           />
-        ) : null}
-      </Dialog>
-      <Dialog open={editing !== null} onClose={() => setEditing(null)} title={`Edit ${editing?.name ?? ''}`}>
-        {editing ? (
+        )}
+      </FormDialog>
+      <FormDialog open={editing !== null} onClose={() => setEditing(null)} title={`Edit ${editing?.name ?? ''}`}>
+        {() => (
           <UserForm
-            orig={editing}
+            orig={editing!}
             onCancel={() => setEditing(null)}
             onSaved={() => {
               setEditing(null);
               users.reload();
             }}
           />
-        ) : null}
-      </Dialog>
-      <Dialog open={creatingToken} onClose={() => setCreatingToken(false)} title="Create API token">
-        {creatingToken ? (
+        )}
+      </FormDialog>
+      <FormDialog open={creatingToken} onClose={() => setCreatingToken(false)} title="Create API token">
+        {() => (
           <TokenForm
             maxRank={rank}
             onCancel={() => setCreatingToken(false)}
@@ -233,8 +201,8 @@ export function AdminsPage() {
               tokens.reload();
             }}
           />
-        ) : null}
-      </Dialog>
+        )}
+      </FormDialog>
       <SecretDialog secret={newToken?.token ?? null} title={`API token ${newToken?.name ?? ''}`} what="API token" onClose={() => setNewToken(null)} />
       <ConfirmDialog
         open={removing !== null}
@@ -268,115 +236,72 @@ function UserForm({ orig, onCancel, onSaved }: { orig?: AdminUser; onCancel: () 
   const [password, setPassword] = useState('');
   const [confirm, setConfirm] = useState('');
   const [disabled, setDisabled] = useState(orig?.disabled ?? false);
-  const [errors, setErrors] = useState<FieldErrors>({});
-  const [error, setError] = useState<unknown>();
-  const [busy, setBusy] = useState(false);
-  const form = useRef<HTMLFormElement>(null);
-  useFocusFirstError(errors, form);
-
-  const submit = async (e: FormEvent) => {
-    e.preventDefault();
-    setError(undefined);
-    let body: Record<string, unknown>;
-    let errs: FieldErrors;
-    if (orig) {
-      body = {};
-      if (role !== orig.role) body.role = role;
-      if (password) body.password = password;
-      if (disabled !== orig.disabled) body.disabled = disabled;
-      const v = validate(userUpdateSchema, body);
-      errs = v.ok ? {} : { ...v.errors };
-    } else {
-      body = { name: name.trim(), password, role };
-      const v = validate(userCreateSchema, body);
-      errs = v.ok ? {} : { ...v.errors };
-    }
-    if (password && !errs.password && confirm !== password) errs.confirm = 'does not match the password';
-    setErrors(errs);
-    if (Object.keys(errs).length) return;
-    setBusy(true);
-    try {
-      if (orig) await api('PUT', `/users/${enc(orig.name)}`, body);
-      else await api('POST', '/users', body);
-      onSaved();
-    } catch (err) {
-      const fe = apiFieldErrors(err);
-      setErrors(fe);
-      if (!Object.keys(fe).length) setError(err);
-    } finally {
-      setBusy(false);
-    }
+  const build = () => {
+    if (!orig) return { name: name.trim(), password, role };
+    const body: Record<string, unknown> = {};
+    if (role !== orig.role) body.role = role;
+    if (password) body.password = password;
+    if (disabled !== orig.disabled) body.disabled = disabled;
+    return body;
   };
-
   return (
-    <form ref={form} onSubmit={submit} noValidate aria-label={orig ? `Edit ${orig.name}` : 'New admin'}>
-      <TextField id="user-name" label="User name" value={name} onChange={setName} error={errors.name} disabled={!!orig} autoFocus={!orig} autoComplete="off" />
-      <SelectField id="user-role" label="Role" value={role} onChange={(v) => setRole(v as Role)} options={roleOptions(2)} error={errors.role} />
-      <TextField
-        id="user-password"
-        type="password"
-        label={orig ? 'New password (optional)' : 'Password'}
-        value={password}
-        onChange={setPassword}
-        error={errors.password}
-        autoComplete="new-password"
-        hint={`At least ${MIN_PASSWORD} characters.${orig ? ' Setting it signs the user out everywhere.' : ''}`}
-      />
-      <TextField id="user-confirm" type="password" label="Repeat the password" value={confirm} onChange={setConfirm} error={errors.confirm} autoComplete="new-password" />
-      {orig ? <CheckboxField id="user-disabled" label="Disabled (cannot sign in)" checked={disabled} onChange={setDisabled} /> : null}
-      <FormError error={error} />
-      <div className="actions">
-        <button type="button" onClick={onCancel}>
-          Cancel
-        </button>
-        <button type="submit" className="primary" disabled={busy}>
-          {busy ? 'Saving…' : orig ? 'Save changes' : 'Add admin'}
-        </button>
-      </div>
-    </form>
+    <SchemaForm<unknown>
+      schema={orig ? userUpdateSchema : userCreateSchema}
+      label={orig ? `Edit ${orig.name}` : 'New admin'}
+      submitLabel={orig ? 'Save changes' : 'Add admin'}
+      onCancel={onCancel}
+      build={build}
+      check={(): FieldErrors => (password && confirm !== password ? { confirm: 'does not match the password' } : {})}
+      send={async (body) => {
+        if (orig) await api('PUT', `/users/${enc(orig.name)}`, body);
+        else await api('POST', '/users', body);
+        onSaved();
+      }}
+    >
+      {(errors) => (
+        <>
+          <TextField id="user-name" label="User name" value={name} onChange={setName} error={errors.name} disabled={!!orig} autoFocus={!orig} autoComplete="off" />
+          <SelectField id="user-role" label="Role" value={role} onChange={(v) => setRole(v as Role)} options={roleOptions(2)} error={errors.role} />
+          <TextField
+            id="user-password"
+            type="password"
+            label={orig ? 'New password (optional)' : 'Password'}
+            value={password}
+            onChange={setPassword}
+            error={errors.password}
+            autoComplete="new-password"
+            hint={`At least ${MIN_PASSWORD} characters.${orig ? ' Setting it signs the user out everywhere.' : ''}`}
+          />
+          <TextField id="user-confirm" type="password" label="Repeat the password" value={confirm} onChange={setConfirm} error={errors.confirm} autoComplete="new-password" />
+          {orig ? <CheckboxField id="user-disabled" label="Disabled (cannot sign in)" checked={disabled} onChange={setDisabled} /> : null}
+        </>
+      )}
+    </SchemaForm>
   );
 }
 
 function TokenForm({ maxRank, onCancel, onCreated }: { maxRank: number; onCancel: () => void; onCreated: (name: string, token: string) => void }) {
   const [name, setName] = useState('');
   const [role, setRole] = useState<Role>('auditor');
-  const [errors, setErrors] = useState<FieldErrors>({});
-  const [error, setError] = useState<unknown>();
-  const [busy, setBusy] = useState(false);
-  const form = useRef<HTMLFormElement>(null);
-  useFocusFirstError(errors, form);
-  const submit = async (e: FormEvent) => {
-    e.preventDefault();
-    setError(undefined);
-    const body = { name: name.trim(), role };
-    const v = validate(tokenCreateSchema, body);
-    setErrors(v.ok ? {} : v.errors);
-    if (!v.ok) return;
-    setBusy(true);
-    try {
-      const r = await api<CreatedApiToken>('POST', '/tokens', body);
-      onCreated(r.name, r.token);
-    } catch (err) {
-      const fe = apiFieldErrors(err);
-      setErrors(fe);
-      if (!Object.keys(fe).length) setError(err);
-    } finally {
-      setBusy(false);
-    }
-  };
   return (
-    <form ref={form} onSubmit={submit} noValidate aria-label="New API token">
-      <TextField id="token-name" label="Name" value={name} onChange={setName} error={errors.name} hint="What uses it, e.g. backup-script." autoFocus />
-      <SelectField id="token-role" label="Role" value={role} onChange={(v) => setRole(v as Role)} options={roleOptions(maxRank)} error={errors.role} hint="A token cannot have more rights than you." />
-      <FormError error={error} />
-      <div className="actions">
-        <button type="button" onClick={onCancel}>
-          Cancel
-        </button>
-        <button type="submit" className="primary" disabled={busy}>
-          {busy ? 'Creating…' : 'Create token'}
-        </button>
-      </div>
-    </form>
+    <SchemaForm
+      schema={tokenCreateSchema}
+      label="New API token"
+      submitLabel="Create token"
+      busyLabel="Creating…"
+      onCancel={onCancel}
+      build={() => ({ name: name.trim(), role })}
+      send={async (body) => {
+        const r = await api<CreatedApiToken>('POST', '/tokens', body);
+        onCreated(r.name, r.token);
+      }}
+    >
+      {(errors) => (
+        <>
+          <TextField id="token-name" label="Name" value={name} onChange={setName} error={errors.name} hint="What uses it, e.g. backup-script." autoFocus />
+          <SelectField id="token-role" label="Role" value={role} onChange={(v) => setRole(v as Role)} options={roleOptions(maxRank)} error={errors.role} hint="A token cannot have more rights than you." />
+        </>
+      )}
+    </SchemaForm>
   );
 }

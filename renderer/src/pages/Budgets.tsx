@@ -1,13 +1,16 @@
 // Budgets: who is over budget, spend by team and by model this month, and each team's budget,
 // rate limits and share of capacity (edited with the shared zod schema, as the API checks it).
-import { useRef, useState, type FormEvent } from 'react';
-import { BUDGET_PERIODS, PRIORITIES, keySchema, teamSchema } from '../../../gateway/config/schema';
-import { api, apiFieldErrors, enc, get, validate, type BudgetStatus, type BudgetsBody, type FieldErrors, type KeyView, type TeamView, type UsageBody } from '../api';
+import { useState } from 'react';
+import { keySchema, teamSchema } from '../../../gateway/config/schema';
+import { api, enc, get, type BudgetStatus, type BudgetsBody, type KeyView, type TeamView, type UsageBody } from '../api';
 import { useAuth } from '../auth';
-import { keySpec } from './Keys';
+import { SchemaForm } from '../components/form-dialog';
+import { keySpec, teamSpec } from './Keys';
+import { GovernanceFields, applyGov, useGovDraft } from './governance-fields';
+import { BurndownSection } from './burndown';
 import { monthStart } from '../metrics';
 import { useResource } from '../hooks';
-import { Badge, Dialog, FormError, LoadError, Loading, NumberField, PageHeader, Section, SelectField, TableWrap, fmtCost, fmtInt, fmtTime, useFocusFirstError } from '../components/ui';
+import { Badge, Dialog, LoadError, Loading, PageHeader, Section, TableWrap, fmtCost, fmtInt, fmtTime } from '../components/ui';
 
 const STATUS_TONE = { ok: 'ok', warning: 'warn', exceeded: 'bad' } as const;
 
@@ -147,6 +150,7 @@ export function BudgetsPage() {
           </TableWrap>
         ) : null}
       </Section>
+      <BurndownSection budgets={list} />
       <SpendTable title="Spend this month by team" usage={byTeam.data} unit={unit} />
       <SpendTable title="Spend this month by model" usage={byModel.data} unit={unit} />
       <Section title="Teams: budgets and limits">
@@ -260,97 +264,24 @@ function limitsText(l: TeamView['limits']): string {
   return [l.rpm ? `${fmtInt(l.rpm)} requests/min` : '', l.tpm ? `${fmtInt(l.tpm)} tokens/min` : ''].filter(Boolean).join(', ');
 }
 
-const str = (n: number | undefined) => (n === undefined ? '' : String(n));
-/** "" → undefined; anything else → a number (NaN stays, for the schema to name it) */
-const num = (s: string) => (s.trim() === '' ? undefined : Number(s));
-
 type Editing = { kind: 'team'; item: TeamView } | { kind: 'key'; item: KeyView };
 
 function GovernanceForm({ editing, unit, onCancel, onSaved }: { editing: Editing; unit: string; onCancel: () => void; onSaved: () => void }) {
-  const team: Partial<TeamView> & Pick<TeamView, 'budget' | 'limits'> = editing.item;
+  const [gov, setGov] = useGovDraft(editing.kind, editing.item);
   const isTeam = editing.kind === 'team';
-  const [amount, setAmount] = useState(str(team.budget?.amount));
-  const [period, setPeriod] = useState<string>(team.budget?.period ?? 'month');
-  const [warn, setWarn] = useState(str(team.budget?.warn_at_percent));
-  const [rpm, setRpm] = useState(str(team.limits?.rpm));
-  const [tpm, setTpm] = useState(str(team.limits?.tpm));
-  const [weight, setWeight] = useState(str(team.weight));
-  const [userAmount, setUserAmount] = useState(str(team.user_budget?.amount));
-  const [userPeriod, setUserPeriod] = useState<string>(team.user_budget?.period ?? 'day');
-  const [priority, setPriority] = useState<string>(editing.kind === 'key' ? (editing.item.priority ?? 'interactive') : 'interactive');
-  const [errors, setErrors] = useState<FieldErrors>({});
-  const [error, setError] = useState<unknown>();
-  const [busy, setBusy] = useState(false);
-  const form = useRef<HTMLFormElement>(null);
-  useFocusFirstError(errors, form);
-  const periods = BUDGET_PERIODS.map((p) => ({ value: p, label: p }));
-
-  const submit = async (e: FormEvent) => {
-    e.preventDefault();
-    setError(undefined);
-    const spec: Record<string, unknown> = editing.kind === 'key' ? keySpec(editing.item) : { ...editing.item };
-    for (const f of ['budget', 'limits', 'weight', 'user_budget', 'priority'] as const) delete spec[f];
-    if (num(amount) !== undefined) spec.budget = { amount: num(amount), period, ...(num(warn) !== undefined ? { warn_at_percent: num(warn) } : {}) };
-    if (num(rpm) !== undefined || num(tpm) !== undefined) spec.limits = { ...(num(rpm) !== undefined ? { rpm: num(rpm) } : {}), ...(num(tpm) !== undefined ? { tpm: num(tpm) } : {}) };
-    if (isTeam && num(weight) !== undefined) spec.weight = num(weight);
-    if (isTeam && num(userAmount) !== undefined) spec.user_budget = { amount: num(userAmount), period: userPeriod };
-    if (!isTeam && priority !== 'interactive') spec.priority = priority;
-    const v = isTeam ? validate(teamSchema, spec) : validate(keySchema, spec);
-    setErrors(v.ok ? {} : v.errors);
-    if (!v.ok) return;
-    setBusy(true);
-    try {
-      await api('PUT', `/${isTeam ? 'teams' : 'keys'}/${enc(editing.item.name)}`, spec);
-      onSaved();
-    } catch (err) {
-      const fe = apiFieldErrors(err);
-      setErrors(fe);
-      if (!Object.keys(fe).length) setError(err);
-    } finally {
-      setBusy(false);
-    }
-  };
-
   return (
-    <form ref={form} onSubmit={submit} noValidate aria-label={`Budget and limits of ${editing.kind} ${editing.item.name}`}>
-      <fieldset>
-        <legend>{isTeam ? 'Team budget' : 'Key budget'}</legend>
-        <div className="grid-3">
-          <NumberField id="gov-budget-amount" label={`Amount (${unit})`} value={amount} onChange={setAmount} error={errors['budget.amount'] ?? errors.budget} hint="Empty: no budget." min={0} step="any" />
-          <SelectField id="gov-budget-period" label="Period" value={period} onChange={setPeriod} options={periods} error={errors['budget.period']} />
-          <NumberField id="gov-budget-warn" label="Warn at (%)" value={warn} onChange={setWarn} error={errors['budget.warn_at_percent']} hint="Default 80." min={1} max={100} />
-        </div>
-      </fieldset>
-      <fieldset>
-        <legend>{isTeam ? 'Rate limits of the whole team' : 'Rate limits of the key'}</legend>
-        <div className="grid-3">
-          <NumberField id="gov-rpm" label="Requests per minute" value={rpm} onChange={setRpm} error={errors['limits.rpm']} hint="Empty: no limit." min={1} />
-          <NumberField id="gov-tpm" label="Tokens per minute" value={tpm} onChange={setTpm} error={errors['limits.tpm']} hint="Empty: no limit." min={1} />
-          {isTeam ? (
-            <NumberField id="gov-weight" label="Weight" value={weight} onChange={setWeight} error={errors.weight} hint={teamSchema.shape.weight.description} min={0} step="any" />
-          ) : (
-            <SelectField id="gov-priority" label="Priority" value={priority} onChange={setPriority} options={[...PRIORITIES]} error={errors.priority} hint={keySchema.shape.priority.description} />
-          )}
-        </div>
-      </fieldset>
-      {isTeam ? (
-        <fieldset>
-          <legend>Budget of each end user</legend>
-          <div className="grid-3">
-            <NumberField id="gov-user-amount" label={`Amount per user (${unit})`} value={userAmount} onChange={setUserAmount} error={errors['user_budget.amount'] ?? errors.user_budget} hint="Empty: none." min={0} step="any" />
-            <SelectField id="gov-user-period" label="Period per user" value={userPeriod} onChange={setUserPeriod} options={periods} error={errors['user_budget.period']} />
-          </div>
-        </fieldset>
-      ) : null}
-      <FormError error={error} />
-      <div className="actions">
-        <button type="button" onClick={onCancel}>
-          Cancel
-        </button>
-        <button type="submit" className="primary" disabled={busy}>
-          {busy ? 'Saving…' : 'Save'}
-        </button>
-      </div>
-    </form>
+    <SchemaForm<unknown>
+      schema={isTeam ? teamSchema : keySchema}
+      label={`Budget and limits of ${editing.kind} ${editing.item.name}`}
+      submitLabel="Save"
+      onCancel={onCancel}
+      build={() => applyGov(editing.kind === 'key' ? keySpec(editing.item) : teamSpec(editing.item), editing.kind, gov)}
+      send={async (spec) => {
+        await api('PUT', `/${isTeam ? 'teams' : 'keys'}/${enc(editing.item.name)}`, spec);
+        onSaved();
+      }}
+    >
+      {(errors) => <GovernanceFields kind={editing.kind} draft={gov} onChange={setGov} errors={errors} unit={unit} />}
+    </SchemaForm>
   );
 }

@@ -1,7 +1,9 @@
 // Endpoints: the model servers Airlock sends requests to. Add, test, edit, remove, discover.
 import { useRef, useState, type FormEvent } from 'react';
 import { endpointSchema } from '../../../gateway/config/schema';
-import { api, apiFieldErrors, enc, get, validate, type EndpointView, type FieldErrors, type HealthBody, type ProbeResult } from '../api';
+import { api, apiFieldErrors, enc, get, validate, type EndpointView, type FieldErrors, type HealthBody, type ModelView, type ProbeResult } from '../api';
+import { FormDialog } from '../components/form-dialog';
+import { AliasForm } from './alias-from-model';
 import { useAuth } from '../auth';
 import { useResource } from '../hooks';
 import {
@@ -95,6 +97,11 @@ export function EndpointsPage() {
   const [editing, setEditing] = useState<{ orig?: EndpointView; initial?: Partial<EndpointView>; probe?: ProbeResult } | null>(null);
   const [removing, setRemoving] = useState<string | null>(null);
   const [discovering, setDiscovering] = useState(false);
+  const models = useResource((s) => get<{ data: ModelView[] }>('/models', s), []);
+  const [aliasFor, setAliasFor] = useState<{ endpoint: string; model: string } | null>(null);
+  const [aliasDone, setAliasDone] = useState('');
+  const aliasNames = new Set((models.data?.data ?? []).map((m) => m.name));
+  const served = (endpoint: string, model: string) => (models.data?.data ?? []).filter((m) => m.targets.some((t) => t.endpoint === endpoint && t.model === model)).map((m) => m.name);
   const eps = list.data?.data ?? [];
 
   return (
@@ -196,11 +203,24 @@ export function EndpointsPage() {
                             {e.status.discovered_models.length} model{e.status.discovered_models.length === 1 ? '' : 's'}
                           </summary>
                           <ul aria-label={`Models served by ${e.name}`}>
-                            {e.status.discovered_models.map((m) => (
-                              <li key={m} className="mono">
-                                {m}
-                              </li>
-                            ))}
+                            {e.status.discovered_models.map((m) => {
+                              const aliases = served(e.name, m);
+                              return (
+                                <li key={m}>
+                                  <span className="mono">{m}</span>
+                                  {aliases.length ? (
+                                    <span className="cell-note"> as {aliases.join(', ')}</span>
+                                  ) : canWrite ? (
+                                    <>
+                                      {' '}
+                                      <button type="button" className="link-button" onClick={() => setAliasFor({ endpoint: e.name, model: m })} aria-label={`Create a model alias for ${m} on ${e.name}`}>
+                                        Create alias
+                                      </button>
+                                    </>
+                                  ) : null}
+                                </li>
+                              );
+                            })}
                           </ul>
                         </details>
                       ) : (
@@ -225,6 +245,24 @@ export function EndpointsPage() {
         </TableWrap>
       ) : null}
 
+      <p className="ok-text" role="status" aria-live="polite">
+        {aliasDone}
+      </p>
+      <FormDialog open={aliasFor !== null} onClose={() => setAliasFor(null)} title="Create model alias">
+        {() => (
+          <AliasForm
+            endpoint={aliasFor!.endpoint}
+            model={aliasFor!.model}
+            taken={aliasNames}
+            onCancel={() => setAliasFor(null)}
+            onCreated={(n) => {
+              setAliasFor(null);
+              setAliasDone(`Model alias ${n} created: apps can use it now.`);
+              models.reload();
+            }}
+          />
+        )}
+      </FormDialog>
       <Dialog open={editing !== null} onClose={() => setEditing(null)} title={editing?.orig ? `Edit endpoint ${editing.orig.name}` : 'Add endpoint'} wide>
         {editing ? (
           <EndpointForm

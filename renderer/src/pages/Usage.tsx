@@ -1,8 +1,9 @@
 // Usage: requests, tokens and internal cost by team / user / app / model / key over a period.
-import { useMemo, useState } from 'react';
+import { useEffect, useMemo, useState } from 'react';
 import { Bar, BarChart, CartesianGrid, Legend, Tooltip, XAxis, YAxis } from 'recharts';
 import { ChartCard } from '../components/chart';
-import { get, type RequestRow, type UsageBody } from '../api';
+import { get, type RequestRow, type RequestsPage, type UsageBody } from '../api';
+import { DataTable } from '../components/data-table';
 import { useResource } from '../hooks';
 import { EmptyState, LoadError, Loading, PageHeader, Section, SelectField, TableWrap, TextField, fmtCost, fmtInt, fmtMs, fmtTime } from '../components/ui';
 import { saveBlob } from '../download';
@@ -15,6 +16,7 @@ const GROUPS = [
   { value: 'key', label: 'Key' },
   { value: 'endpoint', label: 'Endpoint' },
   { value: 'session', label: 'Workflow session' },
+  { value: 'tag', label: 'Tag (x-airlock-tags)' },
 ];
 const PERIODS = [
   { value: '1h', label: 'Last hour', ms: 3_600_000 },
@@ -48,6 +50,8 @@ function download(name: string, text: string): void {
 
 export function UsagePage() {
   const [group, setGroup] = useState('team');
+  const [tag, setTag] = useState('');
+  const badTag = tag.trim() !== '' && tag.indexOf('=') <= 0;
   const [period, setPeriod] = useState('24h');
   const [from, setFrom] = useState(() => localInput(Date.now() - 7 * 86_400_000));
   const [to, setTo] = useState(() => localInput(Date.now()));
@@ -59,20 +63,21 @@ export function UsagePage() {
 
   const usage = useResource(
     (s) => {
-      if (badRange) return Promise.resolve(undefined);
+      if (badRange || badTag) return Promise.resolve(undefined);
       const q = new URLSearchParams({ group_by: group });
+      if (tag.trim()) q.set('tag', tag.trim());
       if (custom) {
         q.set('from', new Date(fromMs!).toISOString());
         q.set('to', new Date(toMs!).toISOString());
       } else if (p.ms) q.set('from', new Date(Date.now() - p.ms).toISOString());
       return get<UsageBody>(`/usage?${q}`, s);
     },
-    [group, period, from, to],
+    [group, period, from, to, tag],
     custom ? undefined : 5000,
   );
-  const recent = useResource((s) => get<{ data: RequestRow[] }>('/usage/requests?limit=25', s), [], 5000);
+  const unit = usage.data?.cost_unit ?? 'USD';
   const rows = useMemo(() => usage.data?.data ?? [], [usage.data]);
-  const groupLabel = GROUPS.find((g) => g.value === group)!.label;
+  const groupLabel = GROUPS.find((g) => g.value === group)!.label.replace(/ \(.*\)$/, '');
   const name = (g: string | null) => g ?? '(none)';
 
   const totals = useMemo(
@@ -114,6 +119,7 @@ export function UsagePage() {
       <div className="card filters" role="group" aria-label="Usage filters">
         <SelectField id="usage-group" label="Group by" value={group} onChange={setGroup} options={GROUPS} />
         <SelectField id="usage-period" label="Period" value={period} onChange={setPeriod} options={PERIODS.map(({ value, label }) => ({ value, label }))} />
+        <TextField id="usage-tag" label="Only tag (key=value)" value={tag} onChange={setTag} placeholder="project=alpha" error={badTag ? 'must be key=value, e.g. project=alpha' : undefined} />
         {custom ? (
           <>
             <TextField id="usage-from" type="datetime-local" label="From" value={from} onChange={setFrom} error={badRange ? 'must be before “To”' : undefined} />
@@ -166,7 +172,7 @@ export function UsagePage() {
                   <th scope="col" className="num">Prompt tokens</th>
                   <th scope="col" className="num">Completion tokens</th>
                   <th scope="col" className="num">Total tokens</th>
-                  <th scope="col" className="num">Cost</th>
+                  <th scope="col" className="num">Cost ({unit})</th>
                   <th scope="col" className="num">Avg latency</th>
                 </tr>
               </thead>
@@ -215,44 +221,92 @@ export function UsagePage() {
           ) : null}
         </>
       ) : null}
-      <Section title="Latest requests">
-        {recent.data && recent.data.data.length === 0 ? <p className="muted">None yet.</p> : null}
-        {recent.data?.data.length ? (
-          <TableWrap label="Latest requests">
-            <table className="compact">
-              <thead>
-                <tr>
-                  <th scope="col">Time</th>
-                  <th scope="col">Key</th>
-                  <th scope="col">Team</th>
-                  <th scope="col">Model</th>
-                  <th scope="col">Endpoint</th>
-                  <th scope="col">Status</th>
-                  <th scope="col" className="num">Tokens</th>
-                  <th scope="col" className="num">Latency</th>
-                </tr>
-              </thead>
-              <tbody>
-                {recent.data.data.map((r) => (
-                  <tr key={r.request_id}>
-                    <td>{fmtTime(r.ts)}</td>
-                    <td>{r.key_name ?? '—'}</td>
-                    <td>{r.team ?? '—'}</td>
-                    <td>{r.alias ?? r.requested_model ?? '—'}</td>
-                    <td>{r.endpoint ?? '—'}</td>
-                    <td>
-                      <span className={r.status >= 400 ? 'bad-text' : ''}>{r.status}</span>
-                      {r.error_class ? <span className="cell-note"> {r.error_class}</span> : null}
-                    </td>
-                    <td className="num">{fmtInt(r.prompt_tokens + r.completion_tokens)}</td>
-                    <td className="num">{fmtMs(r.latency_ms)}</td>
-                  </tr>
-                ))}
-              </tbody>
-            </table>
-          </TableWrap>
-        ) : null}
-      </Section>
+      <LatestRequests />
     </>
+  );
+}
+
+const OUTCOMES = [
+  { value: '', label: 'All' },
+  { value: 'ok', label: 'Succeeded' },
+  { value: 'error', label: 'Failed' },
+];
+
+/** The latest requests, filtered, newest first, with "load more" (cursor paging). */
+function LatestRequests() {
+  const [filters, setFilters] = useState({ team: '', key: '', model: '', user: '', outcome: '' });
+  const query = useMemo(() => {
+    const q = new URLSearchParams({ limit: '25' });
+    for (const [k, v] of Object.entries(filters)) if (v.trim()) q.set(k, v.trim());
+    return q.toString();
+  }, [filters]);
+  // the first page stays live until "load more": from then on the list holds still (no row moves
+  // between pages while new requests arrive) until "Back to the newest" or a filter change
+  const first = useResource((s) => get<RequestsPage>(`/usage/requests?${query}`, s), [query], 5000);
+  const [older, setOlder] = useState<{ rows: RequestRow[]; cursor: string | null; busy: boolean; error?: unknown }>({ rows: [], cursor: null, busy: false });
+  useEffect(() => setOlder({ rows: [], cursor: null, busy: false }), [query]);
+  const frozen = older.rows.length > 0;
+  const cursor = frozen ? older.cursor : (first.data?.next_cursor ?? null);
+  const shown = frozen ? older.rows : first.data?.data;
+  const unit = first.data?.cost_unit ?? 'USD';
+  const more = async () => {
+    if (!cursor || !shown) return;
+    const base = shown;
+    setOlder((o) => ({ ...o, busy: true, error: undefined }));
+    try {
+      const p = await get<RequestsPage>(`/usage/requests?${query}&cursor=${encodeURIComponent(cursor)}`);
+      setOlder({ rows: [...base, ...p.data], cursor: p.next_cursor, busy: false });
+    } catch (e) {
+      setOlder((o) => ({ ...o, busy: false, error: e }));
+    }
+  };
+  const set = (f: keyof typeof filters) => (v: string) => setFilters((p) => ({ ...p, [f]: v }));
+  return (
+    <Section title="Latest requests">
+      <div className="filters" role="group" aria-label="Filter the latest requests">
+        <TextField id="req-team" label="Team" value={filters.team} onChange={set('team')} />
+        <TextField id="req-key" label="Key" value={filters.key} onChange={set('key')} />
+        <TextField id="req-model" label="Model" value={filters.model} onChange={set('model')} />
+        <TextField id="req-user" label="User" value={filters.user} onChange={set('user')} />
+        <SelectField id="req-outcome" label="Outcome" value={filters.outcome} onChange={set('outcome')} options={OUTCOMES} />
+      </div>
+      <LoadError error={first.error ?? older.error} retry={first.reload} />
+      <DataTable
+        label="Latest requests"
+        testId="latest-requests"
+        rows={shown}
+        rowKey={(r) => r.request_id}
+        empty={<p className="muted">{query.includes('&') ? 'No requests match these filters.' : 'None yet.'}</p>}
+        more={{ hasMore: !!cursor, busy: older.busy, onMore: () => void more(), label: 'Load more requests' }}
+        columns={[
+          { header: 'Time', cell: (r) => fmtTime(r.ts), rowHeader: true },
+          { header: 'Key', cell: (r) => r.key_name ?? '—' },
+          { header: 'Team', cell: (r) => r.team ?? '—' },
+          { header: 'User', cell: (r) => r.user ?? '—' },
+          { header: 'Model', cell: (r) => r.alias ?? r.requested_model ?? '—' },
+          { header: 'Endpoint', cell: (r) => r.endpoint ?? '—' },
+          {
+            header: 'Status',
+            cell: (r) => (
+              <>
+                <span className={r.status >= 400 ? 'bad-text' : ''}>{r.status}</span>
+                {r.error_class ? <span className="cell-note"> {r.error_class}</span> : null}
+              </>
+            ),
+          },
+          { header: 'Tokens', cell: (r) => fmtInt(r.prompt_tokens + r.completion_tokens), className: 'num' },
+          { header: `Cost (${unit})`, cell: (r) => fmtCost(r.cost), className: 'num' },
+          { header: 'Latency', cell: (r) => fmtMs(r.latency_ms), className: 'num' },
+        ]}
+      />
+      <p className="hint" role="status" aria-live="polite">
+        {shown ? `${shown.length} request${shown.length === 1 ? '' : 's'} shown${frozen ? ' (paused: newer requests are not added)' : ''}.` : ''}
+      </p>
+      {frozen ? (
+        <button type="button" onClick={() => setOlder({ rows: [], cursor: null, busy: false })}>
+          Back to the newest
+        </button>
+      ) : null}
+    </Section>
   );
 }

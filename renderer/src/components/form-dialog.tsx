@@ -1,0 +1,94 @@
+// The shared form wiring: validate with the zod schema the API uses (the single source of truth),
+// show each problem on its field (the client's and the API's alike), focus the first field in
+// error, announce a form-level error, and keep the submit button busy while sending. FormDialog
+// is a dialog whose content is mounted only while it is open, so a form starts fresh each time.
+import { useRef, useState, type FormEvent, type ReactNode } from 'react';
+import type { z } from 'zod';
+import { apiFieldErrors, validate, type FieldErrors } from '../api';
+import { Dialog, FormError, useFocusFirstError } from './ui';
+
+export interface SchemaFormProps<T> {
+  /** the schema the API checks the body with */
+  schema: z.ZodType<T>;
+  /** the body from the fields' current values */
+  build: () => unknown;
+  /** checks only the app can make (a name that exists already), keyed like the schema's paths */
+  check?: (spec: unknown) => FieldErrors;
+  /** sends the body (the schema-checked spec as built: defaults stay for the API to fill in) */
+  send: (spec: Record<string, unknown>) => Promise<void>;
+  /** the fields, given the current field errors (keys like "budget.amount") */
+  children: (errors: FieldErrors) => ReactNode;
+  /** the form's accessible name */
+  label: string;
+  submitLabel: string;
+  busyLabel?: string;
+  onCancel?: () => void;
+  className?: string;
+  /** shown after the actions (a "saved" status line) */
+  footer?: ReactNode;
+}
+
+export function SchemaForm<T>({ schema, build, check, send, children, label, submitLabel, busyLabel, onCancel, className, footer }: SchemaFormProps<T>) {
+  const [errors, setErrors] = useState<FieldErrors>({});
+  const [error, setError] = useState<unknown>();
+  const [busy, setBusy] = useState(false);
+  const form = useRef<HTMLFormElement>(null);
+  useFocusFirstError(errors, form);
+  const submit = async (e: FormEvent) => {
+    e.preventDefault();
+    setError(undefined);
+    const spec = build() as Record<string, unknown>;
+    const v = validate(schema, spec);
+    const errs = { ...(v.ok ? {} : v.errors), ...(check?.(spec) ?? {}) };
+    setErrors(errs);
+    if (Object.keys(errs).length) return;
+    setBusy(true);
+    try {
+      await send(spec);
+    } catch (err) {
+      const fe = apiFieldErrors(err);
+      setErrors(fe);
+      if (!Object.keys(fe).length) setError(err);
+    } finally {
+      setBusy(false);
+    }
+  };
+  const actions = (
+    <>
+      {onCancel ? (
+        <button type="button" onClick={onCancel}>
+          Cancel
+        </button>
+      ) : null}
+      <button type="submit" className="primary" disabled={busy}>
+        {busy ? (busyLabel ?? 'Saving…') : submitLabel}
+      </button>
+    </>
+  );
+  return (
+    <form ref={form} onSubmit={submit} noValidate aria-label={label} className={className}>
+      {children(errors)}
+      {onCancel ? (
+        <>
+          <FormError error={error} />
+          <div className="actions">{actions}</div>
+        </>
+      ) : (
+        <>
+          {actions}
+          <FormError error={error} />
+        </>
+      )}
+      {footer}
+    </form>
+  );
+}
+
+/** A dialog around a form; `children` is mounted only while open (fresh state every time). */
+export function FormDialog({ open, onClose, title, wide, description, children }: { open: boolean; onClose: () => void; title: string; wide?: boolean; description?: ReactNode; children: () => ReactNode }) {
+  return (
+    <Dialog open={open} onClose={onClose} title={title} wide={wide} description={description}>
+      {open ? children() : null}
+    </Dialog>
+  );
+}
