@@ -308,26 +308,6 @@ export function usageAggregates(db: DB, q: UsageQuery): UsageRow[] {
     .all(...args) as UsageRow[];
 }
 
-export function recentRequests(db: DB, limit: number, before?: number, filter: { request_id?: string; client_request_id?: string } = {}): LedgerRow[] {
-  const where: string[] = [];
-  const args: (string | number)[] = [];
-  if (before !== undefined) {
-    where.push('ts < ?');
-    args.push(before);
-  }
-  if (filter.request_id !== undefined) {
-    where.push('request_id = ?');
-    args.push(filter.request_id);
-  }
-  if (filter.client_request_id !== undefined) {
-    where.push('client_request_id = ?');
-    args.push(filter.client_request_id);
-  }
-  return db
-    .prepare(`SELECT * FROM ledger ${where.length ? 'WHERE ' + where.join(' AND ') : ''} ORDER BY ts DESC, rowid DESC LIMIT ?`)
-    .all(...args, limit) as LedgerRow[];
-}
-
 export interface TimeseriesQuery {
   /** ms since the epoch, inclusive */
   from: number;
