@@ -3,10 +3,12 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { UsageError, parse } from './cli-args.js';
+import { spawnSync } from 'node:child_process';
+import { UsageError, dataDirOf, parse } from './cli-args.js';
 import { VERSION } from './version.js';
 import { fingerprint, readPublicKey, verifyBundle } from './ops/release-key.js';
-import { install, installedLayout, serviceStatus, startService, stopService, uninstall, upgrade, waitReady } from './ops/install.js';
+import { doctor } from './ops/doctor.js';
+import { install, installedLayout, layoutFor, readEnvFile, readState, serviceStatus, startService, stopService, uninstall, upgrade, waitReady } from './ops/install.js';
 
 const out = (l: string) => process.stdout.write(`airlock: ${l}\n`);
 
@@ -16,7 +18,7 @@ export const OPS_HELP = `  airlock verify-bundle BUNDLE.tar.gz --trust KEYFILE [
   airlock upgrade BUNDLE.tar.gz [--prefix DIR] [--ready-timeout S]   (rolls back by itself on failure)
   airlock uninstall [--prefix DIR] [--purge]
   airlock service start|stop|status --prefix DIR   (a --no-systemd install)
-  airlock doctor [--prefix DIR | --data-dir DIR] [--json]
+  airlock doctor [--prefix DIR | --data-dir DIR] [--json] [--min-free-mb N]   (exit 1: a problem found)
 `;
 
 function readyTimeout(v: string | undefined): number {
@@ -123,7 +125,38 @@ async function serviceCommand(argv: string[]): Promise<number> {
   }
 }
 
-export const OPS_COMMANDS = ['verify-bundle', 'install', 'upgrade', 'uninstall', 'service'];
+async function doctorCommand(argv: string[]): Promise<number> {
+  const { values, positionals } = parse(argv, { prefix: { type: 'string' }, json: { type: 'boolean' }, 'min-free-mb': { type: 'string' } });
+  if (positionals.length) throw new UsageError(`doctor takes no arguments (got "${positionals[0]}")`);
+  const minFree = values['min-free-mb'] === undefined ? undefined : Number(values['min-free-mb']);
+  if (minFree !== undefined && !(minFree >= 0)) throw new UsageError(`--min-free-mb must be a number, not "${values['min-free-mb']}"`);
+  let dataDir: string;
+  let env: Record<string, string | undefined> = process.env;
+  let serviceUid: number | undefined;
+  // an install: --prefix DIR, or the system install when there is one and no --data-dir
+  const sys = layoutFor(undefined, true);
+  const state = values.prefix ? readState(layoutFor(values.prefix, false)) : values['data-dir'] || process.env.AIRLOCK_DATA_DIR ? undefined : readState(sys);
+  if (values.prefix && !state) throw new UsageError(`no Airlock install found in ${path.resolve(values.prefix)}`);
+  if (state) {
+    const l = layoutFor(values.prefix, state.systemd);
+    dataDir = l.dataDir;
+    env = { ...readEnvFile(l.envFile) };
+    if (state.systemd) {
+      const id = spawnSync('id', ['-u', 'airlock'], { encoding: 'utf8' });
+      serviceUid = id.status === 0 ? Number(id.stdout.trim()) : undefined;
+    }
+  } else dataDir = dataDirOf(values);
+  const findings = await doctor({ dataDir, env, serviceUid, minFreeMb: minFree });
+  const bad = findings.filter((x) => !x.ok);
+  if (values.json) process.stdout.write(JSON.stringify({ data_dir: dataDir, ok: bad.length === 0, findings }, null, 2) + '\n');
+  else {
+    for (const x of findings) process.stdout.write(`${x.ok ? 'ok  ' : 'FAIL'} ${x.check}: ${x.message}\n${x.fix ? `     fix: ${x.fix}\n` : ''}`);
+    process.stdout.write(bad.length ? `${bad.length} problem${bad.length === 1 ? '' : 's'} found\n` : 'no problems found\n');
+  }
+  return bad.length ? 1 : 0;
+}
+
+export const OPS_COMMANDS = ['verify-bundle', 'install', 'upgrade', 'uninstall', 'service', 'doctor'];
 
 /** Runs an appliance command; undefined when `cmd` is none of them. */
 export async function opsCommand(cmd: string, argv: string[]): Promise<number | undefined> {
@@ -138,6 +171,8 @@ export async function opsCommand(cmd: string, argv: string[]): Promise<number | 
       return uninstallCommand(argv);
     case 'service':
       return serviceCommand(argv);
+    case 'doctor':
+      return doctorCommand(argv);
     default:
       return undefined;
   }

@@ -198,7 +198,7 @@ export async function buildServerBundle(o: BuildOptions): Promise<BuildResult> {
     for (const f of [bundle, sig]) fs.rmSync(f, { force: true });
     // reproducible member order and ownership; every file root-owned once unpacked by root
     const tmp = `${bundle}.partial`;
-    execFileSync('tar', ['--sort=name', '--owner=0', '--group=0', '--numeric-owner', '-C', stage, '-czf', tmp, name], { env: { ...process.env, GZIP: `-${o.gzipLevel ?? 6}` }, stdio: ['ignore', 'ignore', 'pipe'] });
+    execFileSync('tar', ['--sort=name', '--owner=0', '--group=0', '--numeric-owner', `--use-compress-program=gzip -${o.gzipLevel ?? 6} -n`, '-C', stage, '-cf', tmp, name], { stdio: ['ignore', 'ignore', 'pipe'] });
     fs.renameSync(tmp, bundle);
     fs.writeFileSync(sig, signFile(bundle, key));
     const publicKey = path.join(outDir, 'airlock-release.pub.pem');
