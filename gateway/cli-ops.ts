@@ -135,7 +135,12 @@ async function doctorCommand(argv: string[]): Promise<number> {
   let serviceUid: number | undefined;
   // an install: --prefix DIR, or the system install when there is one and no --data-dir
   const sys = layoutFor(undefined, true);
-  const state = values.prefix ? readState(layoutFor(values.prefix, false)) : values['data-dir'] || process.env.AIRLOCK_DATA_DIR ? undefined : readState(sys);
+  const envDir = process.env.AIRLOCK_DATA_DIR;
+  const state = values.prefix
+    ? readState(layoutFor(values.prefix, false))
+    : !values['data-dir'] && (!envDir || path.resolve(envDir) === sys.dataDir)
+      ? readState(sys)
+      : undefined;
   if (values.prefix && !state) throw new UsageError(`no Airlock install found in ${path.resolve(values.prefix)}`);
   if (state) {
     const l = layoutFor(values.prefix, state.systemd);

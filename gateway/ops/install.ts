@@ -297,6 +297,28 @@ function chownToService(l: Layout, file: string): void {
   if (l.systemd) run('chown', ['-R', 'airlock:airlock', file]);
 }
 
+/**
+ * The installed command (whichever version "current" points to), on the install's data dir. On a
+ * systemd install, root running a data command (keys, config, backup, …) runs it as the service
+ * user: files root created in the data dir would lock the service out.
+ */
+export function commandWrapper(l: Layout): string {
+  const bin = path.join(l.root, 'current', 'bin', 'airlock');
+  const asService = l.systemd
+    ? `case "\${1:-}" in
+  install|upgrade|uninstall|doctor|verify-bundle|service|help|--help|-h|--version|-v|'') ;;
+  *) if [ "$(id -u)" = 0 ]; then exec runuser -u airlock -- env AIRLOCK_DATA_DIR="$AIRLOCK_DATA_DIR" ${bin} "$@"; fi ;;
+esac
+`
+    : '';
+  return `#!/bin/sh
+# the installed Airlock (whichever version "current" points to), on its data dir
+AIRLOCK_DATA_DIR=\${AIRLOCK_DATA_DIR:-${l.dataDir}}
+export AIRLOCK_DATA_DIR
+${asService}exec ${bin} "$@"
+`;
+}
+
 // ---- install ----
 
 export interface InstallOptions {
@@ -340,11 +362,7 @@ export async function install(o: InstallOptions): Promise<void> {
   const envLines = Object.entries(o.env).map(([k, v]) => `${k}=${v}\n`);
   if (envLines.length || !fs.existsSync(l.envFile)) writeAtomic(l.envFile, `# Airlock service environment (KEY=value), read at each start\n${envLines.join('')}`, 0o600);
   if (o.config) fs.copyFileSync(o.config, l.configFile);
-  writeAtomic(
-    l.commandLink,
-    `#!/bin/sh\n# the installed Airlock (whichever version "current" points to), on its data dir\nAIRLOCK_DATA_DIR=\${AIRLOCK_DATA_DIR:-${l.dataDir}} exec ${path.join(l.root, 'current', 'bin', 'airlock')} "$@"\n`,
-    0o755,
-  );
+  writeAtomic(l.commandLink, commandWrapper(l), 0o755);
   if (l.systemd) {
     ensureUser();
     chownToService(l, l.dataDir);

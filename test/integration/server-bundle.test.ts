@@ -147,10 +147,12 @@ describe('server bundle', () => {
       p.kill('SIGTERM');
     }
     assert.equal(await exited, 0, stderr);
-    // the ledger's writer thread (loaded from the bundle) wrote both requests
+    // the writer threads (loaded from the bundle) wrote both requests: ledger, audit summaries, traces
     const db = new Database(path.join(dataDir, 'airlock.db'), { readonly: true });
     try {
       assert.equal(db.prepare('SELECT count(*) FROM ledger').pluck().get(), 2);
+      assert.equal(db.prepare(`SELECT count(*) FROM audit_log WHERE kind = 'request'`).pluck().get(), 2);
+      assert.ok((db.prepare('SELECT count(*) FROM trace_spans').pluck().get() as number) >= 2);
     } finally {
       db.close();
     }

@@ -6,7 +6,7 @@ import { spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
 import { ROOT, tmpDir } from '../helpers/gateway.js';
-import { layoutFor, unitText } from '../../gateway/ops/install.js';
+import { commandWrapper, layoutFor, unitText } from '../../gateway/ops/install.js';
 
 const TEMPLATE = fs.readFileSync(path.join(ROOT, 'installers', 'airlock.service'), 'utf8');
 const cleanup: string[] = [];
@@ -54,5 +54,15 @@ describe('systemd unit', () => {
     const r = spawnSync('systemd-analyze', ['verify', file], { encoding: 'utf8' });
     assert.equal(r.status, 0, r.stdout + r.stderr);
     assert.equal(r.stderr.trim(), '', 'no warnings');
+  });
+
+  test('the installed command wrapper is valid sh; on a systemd install root runs data commands as the service user', () => {
+    for (const systemd of [true, false]) {
+      const text = commandWrapper(layoutFor(systemd ? undefined : '/srv/airlock', systemd));
+      const r = spawnSync('sh', ['-n'], { input: text, encoding: 'utf8' });
+      assert.equal(r.status, 0, r.stderr);
+      assert.equal(/runuser -u airlock/.test(text), systemd);
+      assert.match(text, systemd ? /AIRLOCK_DATA_DIR=\$\{AIRLOCK_DATA_DIR:-\/var\/lib\/airlock\}/ : /AIRLOCK_DATA_DIR:-\/srv\/airlock\/data\}/);
+    }
   });
 });
