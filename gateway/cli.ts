@@ -19,6 +19,7 @@ import { AuditKey } from './audit/key.js';
 import { EXPORT_FORMATS, ExportError, exportBundle, type ExportFormat } from './audit/export.js';
 import crypto from 'node:crypto';
 import type { AuditLog } from './audit/log.js';
+import { OPS_COMMANDS, OPS_HELP, opsCommand } from './cli-ops.js';
 
 
 export { defaultDataDir };
@@ -42,7 +43,7 @@ Usage:
   airlock audit export --to DIR [--from ISO] [--until ISO] [--format jsonl,csv,cef] [--data-dir DIR]
   airlock audit verify DIR [--key FINGERPRINT]
   airlock audit key [--data-dir DIR]
-  airlock --version | --help
+${OPS_HELP}  airlock --version | --help
 
 Environment: AIRLOCK_DATA_DIR, AIRLOCK_HOST, AIRLOCK_PORT, AIRLOCK_ADMIN_HOST,
 AIRLOCK_ADMIN_PORT, AIRLOCK_ADMIN_TOKEN, AIRLOCK_ADMIN_HOSTNAMES, AIRLOCK_BACKUP_PASSPHRASE.
@@ -580,7 +581,7 @@ async function restore(argv: string[]): Promise<number> {
   return 0;
 }
 
-const COMMANDS = ['serve', 'config', 'keys', 'endpoints', 'models', 'teams', 'admin', 'audit', 'backup', 'restore', 'help'];
+const COMMANDS = ['serve', 'config', 'keys', 'endpoints', 'models', 'teams', 'admin', 'audit', 'backup', 'restore', 'help', ...OPS_COMMANDS];
 
 /** `; did you mean "keys"?` for a near miss, else nothing. */
 function didYouMean(word: string): string {
@@ -620,8 +621,11 @@ export async function main(argv: string[]): Promise<number> {
       case 'help':
         process.stdout.write(HELP);
         return cmd === undefined ? 2 : 0;
-      default:
-        throw new UsageError(`unknown command "${cmd}"${didYouMean(cmd)}`);
+      default: {
+        const code = await opsCommand(cmd, rest);
+        if (code === undefined) throw new UsageError(`unknown command "${cmd}"${didYouMean(cmd)}`);
+        return code;
+      }
     }
   } catch (e) {
     if (e instanceof UsageError) {
