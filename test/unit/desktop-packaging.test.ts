@@ -61,7 +61,7 @@ describe('desktop packaging (electron-builder configuration)', () => {
         else if (!isBuiltin(spec)) packages.add(spec);
       }
     };
-    const workers = ['engine/ledger-worker.js', 'audit/writer-worker.js', 'telemetry/span-writer.js'];
+    const workers = ['store/recorder-worker.js'];
     for (const w of workers) walk(path.join(ROOT, 'dist', 'gateway', w));
     for (const f of seen) {
       const rel = path.relative(ROOT, f).split(path.sep).join('/');
