@@ -501,6 +501,28 @@ export interface AuditExportResult {
   manifest_sha256: string;
 }
 
+/** GET /prompt-log (without prompt and response) and GET /prompt-log/:id: one logged request (gateway/audit/prompt-log.ts). */
+export interface PromptLogEntryView {
+  request_id: string;
+  ts: string;
+  expires_at: string;
+  /** metadata | redacted | full */
+  mode: string;
+  team: string | null;
+  key: string | null;
+  user: string | null;
+  model: string | null;
+  endpoint: string | null;
+  status: number;
+  meta: Record<string, unknown>;
+  sha256: string;
+  /** GET /prompt-log/:id only (null in metadata mode) */
+  prompt?: unknown;
+  response?: unknown;
+  /** GET /prompt-log/:id only: the row still matches the sha256 its audit summary recorded */
+  intact?: boolean;
+}
+
 /** GET /data-flow: where data goes, generated from the live configuration. */
 export interface DataFlowBody {
   generated_at: string;

@@ -11,6 +11,7 @@ import { ExportError, exportBundle } from '../audit/export.js';
 import type { AuditExportResult, AuditKeyView, AuditRecordView, AuditVerifyBody, ListBody } from '../wire.js';
 import { userView, type Principal } from './admin-auth.js';
 import type { Gateway } from './gateway.js';
+import { registerPromptLogRoutes } from './admin-prompt-log.js';
 
 declare module 'fastify' {
   interface FastifyContextConfig {
@@ -169,6 +170,8 @@ export function auditAdminPlane(app: FastifyInstance, gw: Gateway, { API, princi
       gw.log(`audit: could not record ${kind} ${key} by ${actor}: ${(e as Error).message}`);
     }
   });
+
+  registerPromptLogRoutes(app, gw, { API, principalOf, error }, (req) => actorOf(principalOf(req)));
 
   // ---- the audit API ----
   const bad = (path: string, message: string) => error(400, 'validation_failed', `${path}: ${message}`, [{ path: [path], message }]);

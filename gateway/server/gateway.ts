@@ -36,6 +36,7 @@ import type { ToolEnd } from '../engine/events.js';
 import { DEFAULT_MCP_SESSION_IDLE_MS } from './mcp-endpoint.js';
 import { openAudit, recordRequests } from '../audit/index.js';
 import type { AuditLog } from '../audit/log.js';
+import { PromptLog } from '../audit/prompt-log.js';
 import { archiveOld } from '../audit/retention.js';
 import { Telemetry } from '../telemetry/telemetry.js';
 import { registerTelemetryMetrics } from '../telemetry/metrics.js';
@@ -78,6 +79,8 @@ export class Gateway {
   readonly guardrailEvents: GuardrailRecorder;
   /** the audit trail (gateway/audit/) */
   readonly audit: AuditLog;
+  /** prompt and response logging, per team (gateway/audit/prompt-log.ts) */
+  readonly promptLog: PromptLog;
   readonly telemetry: Telemetry;
   private unsubscribe: (() => void)[] = [];
   readonly auth: AdminAuth;
@@ -131,12 +134,15 @@ export class Gateway {
     this.guardrails = new GuardrailEngine(this.guardrailEvents.record);
     // tool_args / tool_result policies on every MCP tool call
     this.mcp.guards = { guards: [guardrailToolGuard(this.guardrails, () => this.snap)] };
+    this.promptLog = new PromptLog(this.db, this.secrets, () => this.snap, { log: this.log });
+    // the prompt log sees the prompt as sent (first input guard) and the answer as delivered (last output guard)
+    const guards = this.guardrails.guards();
     this.pipeline = new Pipeline({
       snapshot: () => this.snap,
       runtime: this.runtime,
       hasher: this.secrets,
       admission: this.governance,
-      guards: this.guardrails.guards(),
+      guards: { input: [this.promptLog.inputGuard, ...guards.input], output: [...guards.output, this.promptLog.outputGuard] },
       adapters: { messages: messagesAdapter, responses: responsesAdapter(this.responses) },
     });
     // the recorders subscribe to the pipeline's lifecycle events
@@ -151,6 +157,8 @@ export class Gateway {
         this.log(`budget ${m.percent >= 100 ? 'exhausted' : 'warning'}: ${m.label} has spent ${Math.round(m.spent * 1e6) / 1e6} of ${m.amount} ${this.snap.settings.cost_unit} this ${m.period === 'total' ? 'budget' : m.period} (${m.percent} %)`),
       ),
       on<ToolEnd>(channels.toolEnd, this.mcp, (m) => this.ledger.record(toolLedgerRow(m.call, m.latencyMs))),
+      // before the audit recorder: the request's summary names its prompt log row
+      this.promptLog.subscribe(this.pipeline),
       recordRequests(this.audit, this.pipeline, () => this.snap.settings.audit.data_plane),
     );
     this.audit.startWriter(opts.dataDir);
@@ -227,6 +235,15 @@ export class Gateway {
         (e: Error) => this.log(`ledger retention failed: ${e.message}`),
       );
       try {
+        const n = this.promptLog.purge();
+        if (n) {
+          this.log(`prompt log retention: deleted ${n} logged prompts`);
+          this.audit.append({ kind: 'prompt_log.purge', actor: 'airlock', source: 'retention', data: { action: 'delete expired logged prompts', count: n } });
+        }
+      } catch (e) {
+        this.log(`prompt log retention failed: ${(e as Error).message}`);
+      }
+      try {
         const n = this.responses.prune();
         if (n) this.log(`responses retention: deleted ${n} stored responses`);
       } catch (e) {
@@ -294,6 +311,7 @@ export class Gateway {
     this.guardrailEvents.close();
     await this.telemetry.close();
     for (const u of this.unsubscribe.splice(0)) u();
+    this.promptLog.close();
     try {
       await this.audit.stopWriter();
       this.audit.checkpoint();
