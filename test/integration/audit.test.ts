@@ -11,7 +11,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import Database from 'better-sqlite3';
 import OpenAI from 'openai';
-import { ADMIN_TOKEN, TEST_KEY, basicConfig, eventually, runCli, startGateway, tmpDir, type RunningGateway } from '../helpers/gateway.js';
+import { ADMIN_TOKEN, TEST_KEY, basicConfig, eventually, runCli, startGateway, tmpDir, writeConfig, type RunningGateway } from '../helpers/gateway.js';
 import { startUpstream, type TestUpstream } from '../helpers/upstream.js';
 
 const show = (r: { status: number; body: unknown }) => `${r.status} ${JSON.stringify(r.body)?.slice(0, 600)}`;
@@ -453,5 +453,60 @@ describe('audit trail: fail-closed mode', () => {
     }, 'serving again once the log can be written', 30_000);
     const v = await gw.admin('GET', '/audit/verify');
     assert.equal(v.body.ok, true, show(v));
+  });
+});
+
+describe('audit trail: backups carry the signing key', () => {
+  test('a restored install keeps signing with the same key: its log verifies live and in an export pinned to the old fingerprint; the replaced key is kept', async () => {
+    const up = await startUpstream();
+    const gw = await startGateway({ config: basicConfig(up.url) });
+    let restored: RunningGateway | undefined;
+    try {
+      assert.equal((await gw.admin('POST', '/teams', { name: 'before-backup' })).status, 201);
+      const fingerprint = (await gw.admin('GET', '/audit/key')).body.fingerprint as string;
+      const usb = tmpDir('airlock-usb-');
+      const first = await gw.admin('POST', '/audit/export', { to: usb });
+      assert.equal(first.status, 200, show(first));
+      const file = path.join(tmpDir('airlock-bk-'), 'airlock.backup');
+      const env = { AIRLOCK_BACKUP_PASSPHRASE: PASSWORD };
+      const b = await runCli(['backup', '--to', file, '--data-dir', gw.dataDir], { env });
+      assert.equal(b.code, 0, b.stderr);
+      assert.ok(!fs.readFileSync(file).includes('private_key_enc'), 'the key file is inside the encrypted part');
+      await gw.stop();
+
+      // a new server with its own install and its own audit signing key
+      const target = tmpDir('airlock-target-');
+      const init = await runCli(['config', 'apply', writeConfig(tmpDir('airlock-cfg-'), { teams: [{ name: 'only-on-the-new-server' }] }), '--data-dir', target]);
+      assert.equal(init.code, 0, init.stderr);
+      const targetKey = fs.readFileSync(path.join(target, 'audit-signing.key'), 'utf8');
+      const targetFp = (await runCli(['audit', 'key', '--data-dir', target])).stdout.split('\n')[0];
+      assert.notEqual(targetFp, fingerprint);
+
+      const r = await runCli(['restore', file, '--data-dir', target], { env });
+      assert.equal(r.code, 0, r.stderr);
+      const previous = /kept in (\S+?) \(a complete data dir\)/.exec(r.stdout)?.[1];
+      assert.ok(previous, r.stdout);
+      assert.equal(fs.readFileSync(path.join(previous, 'audit-signing.key'), 'utf8'), targetKey, 'the replaced install’s key is kept with its install.key');
+      assert.equal(fs.statSync(path.join(target, 'audit-signing.key')).mode & 0o777, 0o600);
+      assert.equal((await runCli(['audit', 'key', '--data-dir', target])).stdout.split('\n')[0], fingerprint);
+
+      restored = await startGateway({ dataDir: target });
+      assert.equal((await restored.admin('GET', '/audit/key')).body.fingerprint, fingerprint);
+      assert.equal((await restored.admin('POST', '/teams', { name: 'after-restore' })).status, 201);
+      const live = await restored.admin('GET', '/audit/verify');
+      assert.equal(live.body.ok, true, show(live));
+      const second = await restored.admin('POST', '/audit/export', { to: usb });
+      assert.equal(second.status, 200, show(second));
+      for (const dir of [first.body.dir, second.body.dir]) {
+        const v = await verifyBoth(dir, fingerprint);
+        assert.equal(v.cli.code, 0, v.cli.out);
+        assert.equal(v.mjs.code, 0, v.mjs.out);
+      }
+      assert.ok(second.body.count > first.body.count, 'the restored log goes on from the backed-up one');
+    } finally {
+      await restored?.stop();
+      await gw.stop();
+      await up.close();
+    }
   });
 });
