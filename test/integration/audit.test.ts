@@ -145,6 +145,32 @@ describe('audit trail: records, signed export, offline verification', () => {
     assert.ok(!everything.includes(auditor) && !everything.includes(ADMIN_TOKEN), 'no token is recorded');
   });
 
+  test('a lockout is an audit record of its own, naming the account, the count and until when', async () => {
+    const s = (await gw.admin('GET', '/settings')).body;
+    assert.equal((await gw.admin('PUT', '/settings', { ...s, admin_max_failed_logins: 2 })).status, 200);
+    try {
+      assert.equal((await gw.admin('POST', '/users', { name: 'bob', password: PASSWORD, role: 'admin' })).status, 201);
+      const first = await gw.admin('POST', '/auth/login', { username: 'bob', password: 'guess number one' }, { authorization: '' });
+      assert.equal(first.status, 401, show(first));
+      assert.deepEqual((await gw.admin('GET', '/audit/events?kind=auth.lockout')).body.data, [], 'one failure is not a lockout');
+      const second = await gw.admin('POST', '/auth/login', { username: 'bob', password: 'guess number two' }, { authorization: '' });
+      assert.equal(second.status, 423, show(second));
+      const right = await gw.admin('POST', '/auth/login', { username: 'bob', password: PASSWORD }, { authorization: '' });
+      assert.equal(right.status, 423, 'locked even with the right password');
+      const locks = (await gw.admin('GET', '/audit/events?kind=auth.lockout', undefined, { authorization: `Bearer ${auditor}` })).body.data as any[];
+      assert.equal(locks.length, 1, JSON.stringify(locks));
+      assert.equal(locks[0].actor, 'user:bob');
+      assert.equal(locks[0].source, '127.0.0.1');
+      assert.equal(locks[0].data.failed_logins, 2);
+      assert.ok(Date.parse(locks[0].data.locked_until) > Date.now());
+      const logins = (await gw.admin('GET', '/audit/events?kind=auth.login&actor=user:bob')).body.data as any[];
+      assert.deepEqual(logins.map((l) => l.data.status), [423, 423, 401], 'each refused login is recorded too');
+      assert.ok(!JSON.stringify(locks).includes('guess number'), 'no password is recorded');
+    } finally {
+      assert.equal((await gw.admin('PUT', '/settings', s)).status, 200);
+    }
+  });
+
   test('every data-plane request leaves a summary linked to its ledger row', async () => {
     const ai = new OpenAI({ apiKey: TEST_KEY, baseURL: gw.baseURL, maxRetries: 0, timeout: 30_000 });
     const { data, response } = await ai.chat.completions.create({ model: 'chat', messages: [{ role: 'user', content: 'hello' }] }).withResponse();
