@@ -523,6 +523,32 @@ export interface PromptLogEntryView {
   intact?: boolean;
 }
 
+/** POST /audit/verify-bundle: an exported bundle checked on the gateway's machine. */
+export interface AuditBundleVerdict {
+  dir: string;
+  ok: boolean;
+  /** every problem found, most important first; the first bad record is named precisely */
+  problems: string[];
+  /** the key that signed it */
+  key_fingerprint: string | null;
+  /** the fingerprint it was pinned to (the request's key, else this gateway's) */
+  expected_key: string;
+  count: number;
+  first_seq: number | null;
+  last_seq: number | null;
+}
+
+/** GET /audit/export/progress: the exports running now. */
+export interface AuditExportProgress {
+  id: string;
+  actor: string;
+  to: string;
+  started_at: string;
+  /** records written so far, of total */
+  done: number;
+  total: number;
+}
+
 /** GET /data-flow: where data goes, generated from the live configuration. */
 export interface DataFlowBody {
   generated_at: string;

@@ -299,6 +299,51 @@ describe('audit trail: records, signed export, offline verification', () => {
     assert.match(v.mjs.out, /Compare that fingerprint/);
   });
 
+  test('the admin app verifies a bundle on the gateway’s machine: pinned to this gateway’s key unless told otherwise; the check is recorded', async () => {
+    const as = { authorization: `Bearer ${auditor}` };
+    const good = await gw.admin('POST', '/audit/verify-bundle', { dir: bundle }, as);
+    assert.equal(good.status, 200, show(good));
+    assert.equal(good.body.ok, true, show(good));
+    assert.equal(good.body.key_fingerprint, fingerprint);
+    assert.equal(good.body.expected_key, fingerprint);
+    assert.equal(good.body.count, eventLines(bundle).length);
+    const lines = eventLines(bundle);
+    const cut = copyBundle(bundle);
+    writeLines(cut, lines.filter((_l, i) => i !== 2));
+    const bad = await gw.admin('POST', '/audit/verify-bundle', { dir: cut }, as);
+    assert.equal(bad.status, 200, show(bad));
+    assert.equal(bad.body.ok, false);
+    assert.match(bad.body.problems.join('\n'), /events\.jsonl line 3 \(seq 4\): expected seq 3: record 3 is missing/);
+    // re-signed with another key: refused by default (not this gateway's key); accepted only when pinned to that key
+    const forged = copyBundle(bundle);
+    resign(forged, lines.slice(0, -1));
+    const f = await gw.admin('POST', '/audit/verify-bundle', { dir: forged }, as);
+    assert.equal(f.body.ok, false, show(f));
+    assert.match(f.body.problems.join('\n'), /signed with another key/);
+    const forgedKey = f.body.key_fingerprint as string;
+    const pinned = await gw.admin('POST', '/audit/verify-bundle', { dir: forged, key: forgedKey.toUpperCase().replace('SHA256:', '') }, as);
+    assert.equal(pinned.body.ok, true, show(pinned));
+    for (const [body, param] of [
+      [{ dir: 'relative/bundle' }, 'dir'],
+      [{ dir: path.join(usb, 'no-such-bundle') }, 'dir'],
+      [{ dir: path.join(usb, 'README.txt') }, 'dir'],
+      [{ dir: bundle, key: 'not-a-fingerprint' }, 'key'],
+      [{ dir: bundle, extra: 1 }, '(root)'],
+      [{}, 'dir'],
+    ] as const) {
+      const r = await gw.admin('POST', '/audit/verify-bundle', body, as);
+      assert.equal(r.status, 400, `${JSON.stringify(body)}: ${show(r)}`);
+      assert.equal(r.body.error.param, param, `${JSON.stringify(body)}: ${show(r)}`);
+    }
+    const recs = (await gw.admin('GET', '/audit/events?kind=audit.verify', undefined, as)).body.data as any[];
+    assert.deepEqual(recs.slice(0, 4).map((r) => [r.actor, r.data.dir, r.data.ok]), [
+      ['token:t-auditor', forged, true],
+      ['token:t-auditor', forged, false],
+      ['token:t-auditor', cut, false],
+      ['token:t-auditor', bundle, true],
+    ]);
+  });
+
   test('an export of a time range verifies on its own (it links to the record before it)', async () => {
     const all = ((await gw.admin('GET', '/audit/events?limit=1000')).body.data as any[]).reverse();
     const from = all[3].ts;
@@ -390,6 +435,41 @@ describe('audit trail: records, signed export, offline verification', () => {
     } finally {
       db.close();
     }
+  });
+
+  test('a long export reports its progress while it runs, and nothing once done', async () => {
+    // 60 000 more records, appended to the live chain by another process as the CLI would
+    const { AuditLog } = await import('../../gateway/audit/log.js');
+    const { AuditKey } = await import('../../gateway/audit/key.js');
+    const { Secrets } = await import('../../gateway/store/secrets.js');
+    const db = new Database(path.join(gw.dataDir, 'airlock.db'));
+    try {
+      db.pragma('busy_timeout = 5000');
+      const log = new AuditLog(db, AuditKey.load(gw.dataDir, Secrets.load(gw.dataDir)));
+      for (let i = 0; i < 6; i++) log.writeNow(Array.from({ length: 10_000 }, (_x, j) => ({ kind: 'test.filler', actor: 'test', source: 'test', data: { n: i * 10_000 + j } })));
+    } finally {
+      db.close();
+    }
+    const as = { authorization: `Bearer ${auditor}` };
+    const seen: any[] = [];
+    let finished = false;
+    const exp = gw.admin('POST', '/audit/export', { to: usb }, as).finally(() => (finished = true));
+    while (!finished) {
+      const p = await gw.admin('GET', '/audit/export/progress', undefined, as);
+      assert.equal(p.status, 200, show(p));
+      seen.push(...p.body.data);
+    }
+    const r = await exp;
+    assert.equal(r.status, 200, show(r));
+    const during = seen.filter((x) => x.done > 0);
+    assert.ok(during.length > 0, `progress was seen while ${r.body.count} records were exported`);
+    for (const x of during) {
+      assert.equal(x.actor, 'token:t-auditor');
+      assert.equal(x.to, usb);
+      assert.ok(x.done <= x.total && x.total >= 60_000, JSON.stringify(x));
+    }
+    assert.deepEqual((await gw.admin('GET', '/audit/export/progress', undefined, as)).body.data, []);
+    assert.ok(r.body.count > 60_000);
   });
 });
 

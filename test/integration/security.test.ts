@@ -145,6 +145,8 @@ const EXPECTED: Record<string, Access> = {
   'GET /admin/api/v1/audit/key': 'auditor',
   'GET /admin/api/v1/audit/verify': 'auditor',
   'POST /admin/api/v1/audit/export': 'auditor',
+  'GET /admin/api/v1/audit/export/progress': 'auditor',
+  'POST /admin/api/v1/audit/verify-bundle': 'auditor',
   'GET /admin/api/v1/data-flow': 'auditor',
   'GET /admin/api/v1/prompt-log': 'auditor',
   'GET /admin/api/v1/prompt-log/:id': 'auditor',
