@@ -140,7 +140,7 @@ export class PromptLog {
       if (!c || c.cut) return;
       let chunk: { choices?: { index?: number; delta?: { content?: unknown; tool_calls?: unknown[] }; text?: unknown; finish_reason?: string | null }[] };
       try {
-        chunk = JSON.parse(ev.data);
+        chunk = JSON.parse(ev.data) as typeof chunk;
       } catch {
         return;
       }
@@ -196,7 +196,11 @@ export class PromptLog {
       meta.redacted = found;
     }
     // a prompt over the limit is kept as the start of its JSON text (still valid JSON: a string)
-    const clip = (s: string) => (s.length > MAX_TEXT_CHARS ? ((meta.prompt_truncated = true), core.canonical({ truncated_json: s.slice(0, MAX_TEXT_CHARS) })) : s);
+    const clip = (s: string) => {
+      if (s.length <= MAX_TEXT_CHARS) return s;
+      meta.prompt_truncated = true;
+      return core.canonical({ truncated_json: s.slice(0, MAX_TEXT_CHARS) });
+    };
     const p = logged ? clip(core.canonical(logged.prompt)) : null;
     const a = logged ? core.canonical(logged.response) : null;
     const cleanMeta = JSON.parse(JSON.stringify(meta)) as Record<string, unknown>;
@@ -285,9 +289,14 @@ export class PromptLog {
     eq('team', f.team);
     eq('key_name', f.key);
     eq('request_id', f.request_id);
-    if (f.from !== undefined) (where.push('ts >= ?'), args.push(f.from));
-    if (f.until !== undefined) (where.push('ts <= ?'), args.push(f.until));
-    if (f.before !== undefined) (where.push('ts < ?'), args.push(f.before));
+    const cmp = (sql: string, v: number | undefined) => {
+      if (v === undefined) return;
+      where.push(sql);
+      args.push(v);
+    };
+    cmp('ts >= ?', f.from);
+    cmp('ts <= ?', f.until);
+    cmp('ts < ?', f.before);
     const rows = this.db
       .prepare(`SELECT request_id, ts, expires_at, mode, team, key_name, user, model, endpoint, status, meta, sha256 FROM prompt_log ${where.length ? 'WHERE ' + where.join(' AND ') : ''} ORDER BY ts DESC, request_id DESC LIMIT ?`)
       .all(...args, f.limit) as (Omit<PromptLogRow, 'meta' | 'prompt' | 'response'> & { meta: string })[];

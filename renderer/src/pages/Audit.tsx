@@ -30,9 +30,12 @@ interface RemovableDrive {
 /** The desktop shell's bridge (main/preload.cts), when the app runs in it. */
 interface ShellBridge {
   listRemovableDrives?: () => Promise<RemovableDrive[]>;
-  pickExportFolder?: (o?: { defaultPath?: string; title?: string }) => Promise<string | null>;
+  pickExportFolder?: (o?: { defaultPath?: string; title?: string; purpose?: 'export' | 'read' }) => Promise<string | null>;
 }
 const shell = (): ShellBridge | undefined => (window as unknown as { airlock?: ShellBridge }).airlock;
+
+/** An error from the shell's IPC, without Electron's "Error invoking remote method …:" prefix. */
+const shellError = (e: unknown): Error => new Error(String((e as Error)?.message ?? e).replace(/^Error invoking remote method '[^']*': (\w*Error: )?/, ''));
 
 /** "2027-01-31T09:30" (a datetime-local input, local time) → ISO, or undefined when empty. */
 const isoOf = (local: string): string | undefined => (local ? new Date(local).toISOString() : undefined);
@@ -274,9 +277,16 @@ function ExportSection({ from, until, fingerprint }: { from: string; until: stri
       setError(e);
     }
   };
+  // The shell re-checks the chosen folder (links followed; still on the drive it was opened on)
+  // and answers the resolved path, or refuses with the reason.
   const pick = async () => {
-    const p = await bridge?.pickExportFolder?.({ title: 'Export the audit log to…', ...(to ? { defaultPath: to } : {}) });
-    if (p) setTo(p);
+    setError(undefined);
+    try {
+      const p = await bridge?.pickExportFolder?.({ title: 'Export the audit log to…', ...(to ? { defaultPath: to } : {}) });
+      if (p) setTo(p);
+    } catch (e) {
+      setError(shellError(e));
+    }
   };
 
   const submit = async (e: FormEvent) => {
@@ -407,8 +417,13 @@ function VerifyBundleSection({ fingerprint }: { fingerprint: string | undefined 
   useFocusFirstError(errors, form);
 
   const pick = async () => {
-    const p = await bridge?.pickExportFolder?.({ title: 'The bundle folder to verify', ...(dir ? { defaultPath: dir } : {}) });
-    if (p) setDir(p);
+    setError(undefined);
+    try {
+      const p = await bridge?.pickExportFolder?.({ title: 'The bundle folder to verify', purpose: 'read', ...(dir ? { defaultPath: dir } : {}) });
+      if (p) setDir(p);
+    } catch (e) {
+      setError(shellError(e));
+    }
   };
   const submit = async (e: FormEvent) => {
     e.preventDefault();
