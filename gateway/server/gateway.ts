@@ -34,7 +34,7 @@ import { McpHub, toolLedgerRow } from '../engine/mcp/hub.js';
 import { buildMcpConfig } from '../engine/mcp/config.js';
 import type { ToolEnd } from '../engine/events.js';
 import { DEFAULT_MCP_SESSION_IDLE_MS } from './mcp-endpoint.js';
-import { openAudit, recordRequests } from '../audit/index.js';
+import { GuardOutcomes, openAudit, recordRequests, recordToolCalls } from '../audit/index.js';
 import type { AuditLog } from '../audit/log.js';
 import { PromptLog } from '../audit/prompt-log.js';
 import { archiveOld } from '../audit/retention.js';
@@ -131,7 +131,9 @@ export class Gateway {
     registerGovernanceMetrics(this.metrics.registry, this.governance, this.runtime, () => this.snap);
     this.responses = new ResponseStore(this.db, () => this.snap.settings.responses_retention_days);
     this.guardrailEvents = new GuardrailRecorder(this.db.name, this.metrics.registry, this.log);
-    this.guardrails = new GuardrailEngine(this.guardrailEvents.record);
+    // the audit summary of a request carries its guardrail outcomes (types and counts)
+    const guardOutcomes = new GuardOutcomes();
+    this.guardrails = new GuardrailEngine(guardOutcomes.wrap(this.guardrailEvents.record));
     // tool_args / tool_result policies on every MCP tool call
     this.mcp.guards = { guards: [guardrailToolGuard(this.guardrails, () => this.snap)] };
     this.promptLog = new PromptLog(this.db, this.secrets, () => this.snap, { log: this.log });
@@ -159,7 +161,8 @@ export class Gateway {
       on<ToolEnd>(channels.toolEnd, this.mcp, (m) => this.ledger.record(toolLedgerRow(m.call, m.latencyMs))),
       // before the audit recorder: the request's summary names its prompt log row
       this.promptLog.subscribe(this.pipeline),
-      recordRequests(this.audit, this.pipeline, () => this.snap.settings.audit.data_plane),
+      recordRequests(this.audit, this.pipeline, () => this.snap.settings.audit.data_plane, guardOutcomes),
+      recordToolCalls(this.audit, this.mcp, () => this.snap.settings.audit.data_plane),
     );
     this.audit.startWriter(opts.dataDir);
     // tracing subscribes to the same events (tool calls and guardrail decisions by channel name)

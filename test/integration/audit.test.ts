@@ -13,6 +13,7 @@ import Database from 'better-sqlite3';
 import OpenAI from 'openai';
 import { ADMIN_TOKEN, TEST_KEY, basicConfig, eventually, runCli, startGateway, tmpDir, writeConfig, type RunningGateway } from '../helpers/gateway.js';
 import { startUpstream, type TestUpstream } from '../helpers/upstream.js';
+import { agentClient, startHttpUpstream, type HttpUpstream } from '../helpers/mcp.js';
 
 const show = (r: { status: number; body: unknown }) => `${r.status} ${JSON.stringify(r.body)?.slice(0, 600)}`;
 const UPSTREAM_SECRET = 'sk-upstream-very-secret-4242';
@@ -614,5 +615,72 @@ describe('audit trail: backups carry the signing key', () => {
       await gw.stop();
       await up.close();
     }
+  });
+});
+
+describe('audit trail: guardrail outcomes and MCP tool calls', () => {
+  const AGENT_KEY = 'sk-airlock-audit-agent-0000000000000000001';
+  let gw: RunningGateway;
+  let up: TestUpstream;
+  let httpUp: HttpUpstream;
+  before(async () => {
+    up = await startUpstream();
+    httpUp = await startHttpUpstream();
+    gw = await startGateway({
+      config: basicConfig(up.url, {
+        guardrails: [{ name: 'no-pii', direction: ['input'], detectors: ['pii'], action: 'redact' }],
+        mcp_servers: [{ name: 'calc', transport: 'http', url: httpUp.url }],
+        agents: [{ name: 'calc-bot', team: 'research', key: AGENT_KEY, tools: ['calc__add'] }],
+      }),
+    });
+  });
+  after(async () => {
+    await gw?.stop();
+    await httpUp?.close();
+    await up?.close();
+  });
+
+  test('a request’s summary names the guardrail outcomes (types and counts, never the text)', async () => {
+    const ai = new OpenAI({ apiKey: TEST_KEY, baseURL: gw.baseURL, maxRetries: 0 });
+    const { response } = await ai.chat.completions.create({ model: 'chat', messages: [{ role: 'user', content: 'mail jane.doe@example.com please' }] }).withResponse();
+    const id = response.headers.get('x-airlock-request-id')!;
+    const plain = await ai.chat.completions.create({ model: 'chat', messages: [{ role: 'user', content: 'nothing personal' }] }).withResponse();
+    const rec = await eventually(async () => ((await gw.admin('GET', '/audit/events?kind=request')).body.data as any[]).find((x) => x.data.request_id === id), 'the summary');
+    assert.deepEqual(rec.data.guardrails, [{ policy: 'no-pii', direction: 'input', action: 'redact', mode: 'enforce', blocked: false, count: 1, detectors: { 'pii:EMAIL': 1 } }]);
+    assert.ok(!JSON.stringify(rec).includes('jane.doe'), 'no matched text');
+    const other = await eventually(
+      async () => ((await gw.admin('GET', '/audit/events?kind=request')).body.data as any[]).find((x) => x.data.request_id === plain.response.headers.get('x-airlock-request-id')),
+      'the other summary',
+    );
+    assert.equal(other.data.guardrails, undefined, 'a request without hits has none');
+  });
+
+  test('every MCP tool call is a record: the agent, the tool, the outcome (a refused one too)', async () => {
+    const { client } = await agentClient(gw.dataUrl, AGENT_KEY, { 'x-airlock-session': 'wf-audit' });
+    try {
+      await client.callTool({ name: 'calc__add', arguments: { a: 1, b: 2 } });
+      await client.callTool({ name: 'calc__not-allowed', arguments: {} }).catch(() => undefined);
+    } finally {
+      await client.close();
+    }
+    const recs = await eventually(async () => {
+      const r = (await gw.admin('GET', '/audit/events?kind=tool')).body.data as any[];
+      return r.length >= 2 ? r : undefined;
+    }, 'two tool records');
+    const ok = recs.find((r) => r.data.tool === 'calc__add');
+    assert.equal(ok.actor, 'agent:calc-bot');
+    assert.equal(ok.source, 'mcp');
+    assert.equal(ok.data.team, 'research');
+    assert.equal(ok.data.session, 'wf-audit');
+    assert.equal(ok.data.server, 'calc');
+    assert.equal(ok.data.status, 200);
+    assert.equal(ok.data.decision, 'served');
+    const denied = recs.find((r) => r.data.tool === 'calc__not-allowed');
+    assert.equal(denied.data.decision, 'refused');
+    assert.equal(denied.data.status, 403);
+    const ledger = await gw.admin('GET', `/usage/requests?request_id=${ok.data.tool_call_id}`);
+    assert.equal(ledger.body.data.length, 1, 'the record names the ledger row');
+    const v = await gw.admin('GET', '/audit/verify');
+    assert.equal(v.body.ok, true, show(v));
   });
 });
