@@ -541,6 +541,54 @@ export interface AuditExportResult {
   manifest_sha256: string;
 }
 
+/** GET /prompt-log (without prompt and response) and GET /prompt-log/:id: one logged request (gateway/audit/prompt-log.ts). */
+export interface PromptLogEntryView {
+  request_id: string;
+  ts: string;
+  expires_at: string;
+  /** metadata | redacted | full */
+  mode: string;
+  team: string | null;
+  key: string | null;
+  user: string | null;
+  model: string | null;
+  endpoint: string | null;
+  status: number;
+  meta: Record<string, unknown>;
+  sha256: string;
+  /** GET /prompt-log/:id only (null in metadata mode) */
+  prompt?: unknown;
+  response?: unknown;
+  /** GET /prompt-log/:id only: the row still matches the sha256 its audit summary recorded */
+  intact?: boolean;
+}
+
+/** POST /audit/verify-bundle: an exported bundle checked on the gateway's machine. */
+export interface AuditBundleVerdict {
+  dir: string;
+  ok: boolean;
+  /** every problem found, most important first; the first bad record is named precisely */
+  problems: string[];
+  /** the key that signed it */
+  key_fingerprint: string | null;
+  /** the fingerprint it was pinned to (the request's key, else this gateway's) */
+  expected_key: string;
+  count: number;
+  first_seq: number | null;
+  last_seq: number | null;
+}
+
+/** GET /audit/export/progress: the exports running now. */
+export interface AuditExportProgress {
+  id: string;
+  actor: string;
+  to: string;
+  started_at: string;
+  /** records written so far, of total */
+  done: number;
+  total: number;
+}
+
 /** GET /data-flow: where data goes, generated from the live configuration. */
 export interface DataFlowBody {
   generated_at: string;

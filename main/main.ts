@@ -4,6 +4,7 @@
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import {
+  BaseWindow,
   app,
   BrowserWindow,
   dialog,
@@ -21,6 +22,8 @@ import {
 import { AdminOriginProof, SHELL_CHALLENGE_HEADER, SHELL_PROOF_KEY_ENV } from './lib/admin-proof.js';
 import { ADMIN_CSP, withCsp } from './lib/csp.js';
 import { listRemovableDrives } from './lib/drives.js';
+import { checkChosenFolder } from './lib/export-folder.js';
+import { SessionEndHandler, afterWindowClosed, needsSessionSentinel } from './lib/session-end.js';
 import { trayIconPng } from './lib/icon.js';
 import { CHANNELS, IpcRouter, type PickExportFolderOptions } from './lib/ipc.js';
 import { lineSplitter, RotatingLog } from './lib/logs.js';
@@ -67,6 +70,8 @@ if (!app.requestSingleInstanceLock()) {
 
   let mainWindow: BrowserWindow | null = null;
   let tray: Tray | null = null;
+  /** Windows only: the hidden window that receives the session's end */
+  let sentinel: BaseWindow | null = null;
   let quitting = false;
   let gatewayStopped = false;
 
@@ -137,14 +142,12 @@ if (!app.requestSingleInstanceLock()) {
     win.webContents.on('did-finish-load', () => {
       if (isAdminOrigin(win.webContents.getURL(), supervisor.adminOrigin)) logLine('window: the admin app is loaded');
     });
-    // Windows log-off / shutdown: ask the gateway to stop now (the stop message goes out at once,
-    // so the gateway drains even if Windows ends the shell before the drain is over).
-    win.on('session-end', () => {
-      logLine('Windows session ending: stopping the gateway');
-      app.quit();
-    });
+    // (Windows log-off / shutdown reach the hidden sentinel window, open or not: see sessionEnd below.)
     win.on('closed', () => {
       if (mainWindow === win) mainWindow = null;
+      const next = afterWindowClosed({ keepServing: settings.keepServingWhenWindowClosed, quitting });
+      if (next === 'quit') app.quit();
+      else if (next === 'keep-serving') logLine('window closed; the gateway keeps serving (quit from the tray icon)');
     });
     const status = supervisor.status;
     if (status.state === 'running') showAdmin(win, status);
@@ -238,6 +241,8 @@ if (!app.requestSingleInstanceLock()) {
 
   // --- IPC ----------------------------------------------------------------------------
 
+  /** the mount points the last listRemovableDrives returned: a dialog opened on one must stay on it */
+  let listedDrives = new Set<string>();
   const router = new IpcRouter(
     {
       pickExportFolder: async (options?: PickExportFolderOptions) => {
@@ -248,9 +253,17 @@ if (!app.requestSingleInstanceLock()) {
           ...(options?.defaultPath ? { defaultPath: options.defaultPath } : {}),
         };
         const r = win ? await dialog.showOpenDialog(win, dialogOptions) : await dialog.showOpenDialog(dialogOptions);
-        return r.canceled ? null : (r.filePaths[0] ?? null);
+        const chosen = r.canceled ? undefined : r.filePaths[0];
+        if (chosen === undefined) return null;
+        // resolved (links followed), a writable folder, and on the drive the dialog was opened on
+        const within = options?.defaultPath !== undefined && listedDrives.has(options.defaultPath) ? options.defaultPath : undefined;
+        return checkChosenFolder(chosen, { within, writable: options?.purpose !== 'read' });
       },
-      listRemovableDrives: () => listRemovableDrives(undefined, logLine),
+      listRemovableDrives: async () => {
+        const drives = await listRemovableDrives(undefined, logLine);
+        listedDrives = new Set(drives.map((d) => d.mountpoint));
+        return drives;
+      },
       getSetupToken: () => supervisor.getSetupToken(),
       getAppVersion: () => app.getVersion(),
       getGatewayStatus: () => supervisor.status,
@@ -271,10 +284,9 @@ if (!app.requestSingleInstanceLock()) {
   app.on('second-instance', () => openWindow());
   app.on('activate', () => openWindow()); // macOS dock click
 
-  app.on('window-all-closed', () => {
-    if (!settings.keepServingWhenWindowClosed) app.quit();
-    else logLine('window closed; the gateway keeps serving (quit from the tray icon)');
-  });
+  // Closing the admin window decides (see win.on('closed')); other windows (the admin app's own
+  // pop-ups, the hidden sentinel) do not keep or end the app.
+  app.on('window-all-closed', () => {});
 
   app.on('before-quit', () => {
     quitting = true;
@@ -287,6 +299,8 @@ if (!app.requestSingleInstanceLock()) {
     event.preventDefault();
     void supervisor.stop().finally(() => {
       gatewayStopped = true;
+      sentinel?.destroy();
+      sentinel = null;
       logLine('Airlock shell quitting');
       log.close();
       app.quit();
@@ -333,6 +347,21 @@ if (!app.requestSingleInstanceLock()) {
       (args[0] as { preventDefault?: () => void } | undefined)?.preventDefault?.();
       app.quit();
     });
+
+    // Windows tells only windows that the session ends: a hidden one hears it while no admin window is open.
+    if (needsSessionSentinel(process.platform)) {
+      const sessionEnd = new SessionEndHandler({
+        stopGateway: () => supervisor.stop(),
+        quit: () => {
+          gatewayStopped = true;
+          app.quit();
+        },
+        log: logLine,
+      });
+      sentinel = new BaseWindow({ show: false, width: 1, height: 1, skipTaskbar: true, focusable: false, title: 'Airlock (session watcher)' });
+      sentinel.on('query-session-end', (e) => sessionEnd.onQuerySessionEnd(e));
+      sentinel.on('session-end', (e) => sessionEnd.onSessionEnd(e));
+    }
 
     tray = new Tray(nativeImage.createFromBuffer(trayIconPng('starting'), { scaleFactor: 2 }));
     tray.on('click', openWindow);

@@ -3,7 +3,8 @@
 // does not know it is audited).
 import type { DB } from '../store/db.js';
 import type { Secrets } from '../store/secrets.js';
-import { channels, on, type RequestEnd } from '../engine/events.js';
+import { channels, on, type RequestEnd, type ToolEnd } from '../engine/events.js';
+import type { GuardEvent } from '../guardrails/engine.js';
 import type { RequestContext } from '../engine/stages.js';
 import { AuditKey } from './key.js';
 import { AuditLog, type AuditLogOptions } from './log.js';
@@ -74,10 +75,68 @@ export function requestSummary(ctx: RequestContext, latencyMs: number): Record<s
   };
 }
 
-/** Queue a summary of every finished data-plane request of `source` (settings.audit.data_plane). */
-export function recordRequests(log: AuditLog, source: object, enabled: () => boolean): () => void {
-  return on<RequestEnd>(channels.requestEnd, source, (m) => {
+/**
+ * The guardrail outcomes of the request that is finishing, for its summary. The guardrail engine
+ * reports a request's hits to its sink from its own airlock:request:end subscriber, which runs
+ * before the audit recorder's in the same synchronous dispatch: the sink is wrapped to keep the
+ * last request's events, and the recorder takes them when the request id matches.
+ */
+export class GuardOutcomes {
+  private last: { requestId: string; events: GuardEvent[] } | undefined;
+  /** wrap the guardrail engine's sink */
+  wrap(sink: (events: GuardEvent[]) => void): (events: GuardEvent[]) => void {
+    return (events) => {
+      const id = events[0]?.requestId;
+      if (id !== undefined && events[0]?.toolCallId === undefined) this.last = { requestId: id, events };
+      sink(events);
+    };
+  }
+  /** the outcomes of request `id` (types and counts, never text), once */
+  take(id: string): unknown[] | undefined {
+    const l = this.last;
+    if (!l || l.requestId !== id) return undefined;
+    this.last = undefined;
+    return l.events.map((e) => ({ policy: e.policy, direction: e.direction, action: e.action, mode: e.mode, blocked: e.blocked, count: e.count, detectors: e.detectors }));
+  }
+}
+
+/** Queue a record of every finished MCP tool call of `source` (the hub): who, which server and tool, the outcome. */
+export function recordToolCalls(log: AuditLog, source: object, enabled: () => boolean): () => void {
+  return on<ToolEnd>(channels.toolEnd, source, (m) => {
     if (!enabled()) return;
+    const c = m.call;
+    log.enqueue({
+      kind: 'tool',
+      actor: `agent:${c.agent.name}`,
+      source: 'mcp',
+      data: {
+        tool_call_id: c.id,
+        agent: c.agent.name,
+        team: c.agent.team,
+        session: c.session,
+        user: c.user,
+        tool: c.exposed,
+        server: c.server,
+        upstream_tool: c.tool,
+        status: c.status,
+        decision: c.status < 400 ? 'served' : c.status === 403 || c.status === 429 || c.status === 400 ? 'refused' : 'failed',
+        error_class: c.errorClass,
+        is_error: c.isError || undefined,
+        args_bytes: c.argsBytes,
+        result_bytes: c.resultBytes,
+        latency_ms: Math.round(m.latencyMs * 10) / 10,
+      },
+    });
+  });
+}
+
+/** Queue a summary of every finished data-plane request of `source` (settings.audit.data_plane). */
+export function recordRequests(log: AuditLog, source: object, enabled: () => boolean, guards?: GuardOutcomes): () => void {
+  return on<RequestEnd>(channels.requestEnd, source, (m) => {
+    const outcomes = guards?.take(m.ctx.id);
+    if (!enabled()) return;
+    const ext = m.ctx as RequestContext & AuditableContext;
+    if (outcomes && ext.guardrails === undefined) ext.guardrails = outcomes;
     log.enqueue({
       kind: 'request',
       actor: m.ctx.key ? `key:${m.ctx.key.name}` : 'anonymous',

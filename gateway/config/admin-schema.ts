@@ -29,16 +29,30 @@ export const isoDateTime = z
   .string()
   .refine((v) => /^\d{4}-\d{2}-\d{2}/.test(v) && Number.isFinite(Date.parse(v)), 'must be an ISO 8601 date or date-time, e.g. 2026-01-31T12:00:00Z');
 
+const folderOnGateway = (message: string) =>
+  z
+    .string()
+    .min(1, 'is required')
+    .max(4096)
+    .refine((v) => /^(\/|[A-Za-z]:[\\/]|\\\\)/.test(v), message);
+
 export const auditExportSchema = z
   .strictObject({
-    to: z
-      .string()
-      .min(1, 'is required')
-      .max(4096)
-      .refine((v) => /^(\/|[A-Za-z]:[\\/]|\\\\)/.test(v), "must be the absolute path of a folder on the gateway's machine, e.g. /media/usb-stick"),
+    to: folderOnGateway("must be the absolute path of a folder on the gateway's machine, e.g. /media/usb-stick"),
     from: isoDateTime.optional(),
     until: isoDateTime.optional(),
     formats: z.array(z.enum(AUDIT_EXPORT_FORMATS)).max(3).optional(),
   })
   .refine((b) => b.from === undefined || b.until === undefined || Date.parse(b.until) >= Date.parse(b.from), { path: ['until'], message: 'must not be earlier than from' });
 export type AuditExportBody = z.infer<typeof auditExportSchema>;
+
+/** POST /audit/verify-bundle: check an exported bundle (a folder on the gateway's machine, e.g. on a USB stick). */
+export const auditVerifyBundleSchema = z.strictObject({
+  dir: folderOnGateway("must be the absolute path of the bundle's folder on the gateway's machine, e.g. /media/usb-stick/airlock-audit-20270131T093000Z"),
+  key: z
+    .string()
+    .max(200)
+    .refine((v) => /^(SHA256:)?([0-9a-fA-F]{4}:?){15}[0-9a-fA-F]{4}$/.test(v.trim()), 'must be a key fingerprint, e.g. SHA256:1a2b:3c4d:… (64 hex digits)')
+    .optional(),
+});
+export type AuditVerifyBundleBody = z.infer<typeof auditVerifyBundleSchema>;

@@ -68,10 +68,22 @@ export const modelSchema = z.strictObject({
 });
 export type ModelSpec = z.infer<typeof modelSchema>;
 
+/** Prompt and response logging for a team's requests (gateway/audit/prompt-log.ts); off unless set. */
+export const PROMPT_LOG_MODES = ['off', 'metadata', 'redacted', 'full'] as const;
+export const promptLoggingSchema = z.strictObject({
+  mode: z
+    .enum(PROMPT_LOG_MODES)
+    .default('off')
+    .describe('off (nothing kept), metadata (sizes, model, status; no text), redacted (text with personal data and secrets replaced by the guardrail detectors, encrypted at rest), full (text as sent and answered, encrypted at rest)'),
+  retention_days: z.int().min(1).max(3650).default(30).describe('Delete logged prompts and responses older than this many days'),
+});
+export type PromptLoggingSpec = z.infer<typeof promptLoggingSchema>;
+
 export const teamSchema = z.strictObject({
   name,
   description: z.string().max(500).optional(),
   ...teamGovernance,
+  prompt_logging: promptLoggingSchema.optional().describe("Keep the prompts and responses of the team's requests (default: off)"),
 });
 export type TeamSpec = z.infer<typeof teamSchema>;
 

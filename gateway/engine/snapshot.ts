@@ -49,7 +49,7 @@ export interface ModelConfig {
 }
 
 /** A team's governance: budgets, limits and its share of capacity. */
-export type TeamConfig = Readonly<Pick<TeamSpec, 'name' | 'budget' | 'limits' | 'user_budget' | 'user_limits'>> & { readonly weight: number };
+export type TeamConfig = Readonly<Pick<TeamSpec, 'name' | 'budget' | 'limits' | 'user_budget' | 'user_limits' | 'prompt_logging'>> & { readonly weight: number };
 
 export interface KeyRecord {
   readonly name: string;
@@ -156,7 +156,7 @@ export function buildSnapshot(state: StoredState, secrets: Secrets, version: num
   }
   const teams = new Map<string, TeamConfig>();
   for (const t of state.teams)
-    teams.set(t.name, Object.freeze({ name: t.name, budget: t.budget, limits: t.limits, user_budget: t.user_budget, user_limits: t.user_limits, weight: t.weight ?? 1 }));
+    teams.set(t.name, Object.freeze({ name: t.name, budget: t.budget, limits: t.limits, user_budget: t.user_budget, user_limits: t.user_limits, prompt_logging: t.prompt_logging, weight: t.weight ?? 1 }));
   return Object.freeze({
     version,
     endpoints,

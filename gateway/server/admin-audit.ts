@@ -2,15 +2,20 @@
 // request (who, from where, what, the outcome, and the state before → after with secrets
 // redacted), so no handler records anything itself; and the /audit routes (records, key, live
 // verification, export to a folder such as a USB stick).
+import fs from 'node:fs';
+import path from 'node:path';
 import type { FastifyInstance, FastifyRequest } from 'fastify';
-import { auditExportSchema } from '../config/admin-schema.js';
+import { randomUUID } from 'node:crypto';
+import { auditExportSchema, auditVerifyBundleSchema } from '../config/admin-schema.js';
 import { formatPath, fromZod, type ConfigIssue } from '../config/schema.js';
 import { core } from '../audit/log.js';
 import { redact } from '../audit/index.js';
 import { ExportError, exportBundle } from '../audit/export.js';
-import type { AuditExportResult, AuditKeyView, AuditRecordView, AuditVerifyBody, ListBody } from '../wire.js';
+import { verifyBundleInWorker } from '../audit/verify-worker.js';
+import type { AuditBundleVerdict, AuditExportProgress, AuditExportResult, AuditKeyView, AuditRecordView, AuditVerifyBody, ListBody } from '../wire.js';
 import { userView, type Principal } from './admin-auth.js';
 import type { Gateway } from './gateway.js';
+import { registerPromptLogRoutes } from './admin-prompt-log.js';
 
 declare module 'fastify' {
   interface FastifyContextConfig {
@@ -47,6 +52,7 @@ const DESCRIPTIONS: Record<string, string> = {
   'POST /tokens': 'create admin API token',
   'DELETE /tokens/:name': 'revoke admin API token',
   'POST /audit/export': 'export audit log',
+  'POST /audit/verify-bundle': 'verify audit bundle',
 };
 
 const CHANGE = new Set(['POST', 'PUT', 'PATCH', 'DELETE']);
@@ -170,6 +176,8 @@ export function auditAdminPlane(app: FastifyInstance, gw: Gateway, { API, princi
     }
   });
 
+  registerPromptLogRoutes(app, gw, { API, principalOf, error }, (req) => actorOf(principalOf(req)));
+
   // ---- the audit API ----
   const bad = (path: string, message: string) => error(400, 'validation_failed', `${path}: ${message}`, [{ path: [path], message }]);
   const time = (v: string | undefined, name: string): number | undefined => {
@@ -204,27 +212,70 @@ export function auditAdminPlane(app: FastifyInstance, gw: Gateway, { API, princi
 
   app.get(`${API}/audit/verify`, { config: { access: 'auditor' } }, async (): Promise<AuditVerifyBody> => ({ ...gw.audit.verifyLive(), key_fingerprint: gw.audit.key.fingerprint }));
 
-  app.post(`${API}/audit/export`, { config: { access: 'auditor' } }, async (req): Promise<AuditExportResult> => {
-    if (req.body === null || typeof req.body !== 'object' || Array.isArray(req.body))
-      throw error(400, 'invalid_body', 'This request needs a JSON object as its body (content-type: application/json).');
-    const r = auditExportSchema.safeParse(req.body);
+  const parse = <T>(schema: { safeParse(v: unknown): { success: true; data: T } | { success: false; error: import('zod').ZodError } }, body: unknown): T => {
+    if (body === null || typeof body !== 'object' || Array.isArray(body)) throw error(400, 'invalid_body', 'This request needs a JSON object as its body (content-type: application/json).');
+    const r = schema.safeParse(body);
     if (!r.success) {
       const issues = fromZod(r.error);
       throw error(400, 'validation_failed', issues.map((i) => `${formatPath(i.path)}: ${i.message}`).join('; '), issues);
     }
-    const b = r.data;
+    return r.data;
+  };
+
+  /** exports running now (GET /audit/export/progress) */
+  const running = new Map<string, AuditExportProgress>();
+  app.get(`${API}/audit/export/progress`, { config: { access: 'auditor' } }, async (): Promise<ListBody<AuditExportProgress>> => ({ data: [...running.values()] }));
+
+  app.post(`${API}/audit/export`, { config: { access: 'auditor' } }, async (req): Promise<AuditExportResult> => {
+    const b = parse(auditExportSchema, req.body);
+    const id = randomUUID();
+    const job: AuditExportProgress = { id, actor: actorOf(principalOf(req)), to: b.to, started_at: new Date().toISOString(), done: 0, total: 0 };
+    running.set(id, job);
     try {
       return await exportBundle(gw.audit, {
         to: b.to,
         from: b.from === undefined ? undefined : Date.parse(b.from),
         until: b.until === undefined ? undefined : Date.parse(b.until),
         formats: b.formats,
-        actor: actorOf(principalOf(req)),
+        actor: job.actor,
         source: req.socket.remoteAddress ?? 'unknown',
+        progress: (done, total) => {
+          job.done = done;
+          job.total = total;
+        },
       });
     } catch (e) {
       if (e instanceof ExportError) throw error(400, 'export_failed', `to: ${e.message}`, [{ path: ['to'], message: e.message }]);
       throw e;
+    } finally {
+      running.delete(id);
     }
+  });
+
+  // An exported bundle checked here (e.g. one brought back on a USB stick), pinned to the given
+  // fingerprint or else this gateway's: the same checks as `airlock audit verify` and verify.mjs.
+  app.post(`${API}/audit/verify-bundle`, { config: { access: 'auditor' } }, async (req): Promise<AuditBundleVerdict> => {
+    const b = parse(auditVerifyBundleSchema, req.body);
+    const dir = path.resolve(b.dir);
+    let st: fs.Stats;
+    try {
+      st = fs.statSync(dir);
+    } catch {
+      throw error(400, 'validation_failed', `dir: ${dir} does not exist (plug in the drive, or check the path)`, [{ path: ['dir'], message: `${dir} does not exist` }]);
+    }
+    if (!st.isDirectory()) throw error(400, 'validation_failed', `dir: ${dir} is not a folder`, [{ path: ['dir'], message: `${dir} is not a folder` }]);
+    const expected = b.key?.trim() || gw.audit.key.fingerprint;
+    const v = await verifyBundleInWorker(dir, expected);
+    try {
+      gw.audit.append({
+        kind: 'audit.verify',
+        actor: actorOf(principalOf(req)),
+        source: req.socket.remoteAddress ?? 'unknown',
+        data: { action: 'verify audit bundle', dir, ok: v.ok, count: v.count, first_seq: v.first_seq, last_seq: v.last_seq, key_fingerprint: v.key_fingerprint, expected_key: expected, problems: v.problems.slice(0, 5) },
+      });
+    } catch (e) {
+      gw.log(`audit: could not record the verification of ${dir}: ${(e as Error).message}`);
+    }
+    return { dir, ...v, expected_key: expected };
   });
 }

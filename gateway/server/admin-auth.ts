@@ -275,13 +275,17 @@ export class AdminAuth {
     if (attempt.failed_logins > s.admin_max_failed_logins) {
       const until = now + s.admin_lockout_minutes * 60_000;
       this.db.prepare(`UPDATE admin_users SET failed_logins = 0, locked_until = ? WHERE name = ?`).run(until, u.name);
+      this.recordLockout(u.name, from, until, attempt.failed_logins);
       throw lockedMessage(until);
     }
     const ok = !u.disabled && (await verifyPassword(body.password, u.password_hash));
     if (!ok) {
       const failed = attempt.failed_logins;
       const locked = failed >= s.admin_max_failed_logins ? Date.now() + s.admin_lockout_minutes * 60_000 : null;
-      if (locked) this.db.prepare(`UPDATE admin_users SET failed_logins = 0, locked_until = ? WHERE name = ?`).run(locked, u.name);
+      if (locked) {
+        this.db.prepare(`UPDATE admin_users SET failed_logins = 0, locked_until = ? WHERE name = ?`).run(locked, u.name);
+        this.recordLockout(u.name, from, locked, failed);
+      }
       // Growing delay: 250 ms, 500 ms, 1 s, ... up to 4 s.
       await delay(Math.min(250 * 2 ** (failed - 1), 4000));
       if (locked)
@@ -291,6 +295,21 @@ export class AdminAuth {
     address.ok();
     this.db.prepare(`UPDATE admin_users SET failed_logins = 0, locked_until = NULL WHERE name = ?`).run(u.name);
     return { user: u, session: this.newSession(u.name) };
+  }
+
+  /** A lockout is an audit record of its own (auth.lockout), besides the refused login's. */
+  private recordLockout(user: string, from: string, until: number, failed: number): void {
+    const s = this.gw.snapshot.settings;
+    try {
+      this.gw.audit.append({
+        kind: 'auth.lockout',
+        actor: `user:${user}`,
+        source: from,
+        data: { action: 'account locked after failed logins', user, failed_logins: failed, max_failed_logins: s.admin_max_failed_logins, locked_until: new Date(until).toISOString(), minutes: s.admin_lockout_minutes },
+      });
+    } catch (e) {
+      this.gw.log(`audit: could not record the lockout of ${user}: ${(e as Error).message}`);
+    }
   }
 
   private newSession(user: string): { cookie: string; csrf: string } {

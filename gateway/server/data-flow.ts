@@ -35,6 +35,19 @@ function destinations(doc: Record<string, unknown>, isLoopbackName: (host: strin
   return out;
 }
 
+/** Prompts and responses: where teams[].prompt_logging keeps them, or that nothing is kept. */
+function promptsStored(gw: Gateway, db: string): DataFlowBody['stored'][number] {
+  const on = [...gw.snapshot.teams.values()].filter((t) => t.prompt_logging && t.prompt_logging.mode !== 'off');
+  if (!on.length) return { what: 'Prompts and responses', where: 'not stored: they pass through memory only (prompt logging is off for every team)', retention: '—', readable_by: '—' };
+  const modes: Record<string, string> = { metadata: 'metadata only, no text', redacted: 'redacted text: personal data and secrets replaced, encrypted', full: 'full text, encrypted' };
+  return {
+    what: `Prompts and responses of the teams with prompt logging on: ${on.map((t) => `${t.name} (${modes[t.prompt_logging!.mode]})`).join(', ')}`,
+    where: `${db} (table prompt_log; text sealed with the install secret)`,
+    retention: on.map((t) => `${t.name}: ${t.prompt_logging!.retention_days} days`).join(', '),
+    readable_by: 'auditor, admin, owner (GET /admin/api/v1/prompt-log/:id); every read is an audit record',
+  };
+}
+
 /** `isLoopbackName`: the admin plane's test of a Host value ("localhost:8000", "[::1]:8000", "127.0.0.1"). */
 export function registerDataFlow(app: FastifyInstance, gw: Gateway, API: string, isLoopbackName: (host: string) => boolean): void {
   app.get(`${API}/data-flow`, { config: { access: 'auditor' } }, async (): Promise<DataFlowBody> => {
@@ -46,12 +59,7 @@ export function registerDataFlow(app: FastifyInstance, gw: Gateway, API: string,
       generated_at: new Date().toISOString(),
       data_dir: gw.opts.dataDir,
       stored: [
-        {
-          what: 'Prompts and responses',
-          where: 'not stored: they pass through memory only',
-          retention: '—',
-          readable_by: '—',
-        },
+        promptsStored(gw, db),
         {
           what: 'Usage ledger: per request the key, team, app, user, model, endpoint, tokens, cost, status and timings (no prompt or response text)',
           where: `${db} (table ledger)`,

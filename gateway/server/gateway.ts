@@ -36,8 +36,9 @@ import { McpHub, toolLedgerRow } from '../engine/mcp/hub.js';
 import { buildMcpConfig } from '../engine/mcp/config.js';
 import type { ToolEnd } from '../engine/events.js';
 import { DEFAULT_MCP_SESSION_IDLE_MS } from './mcp-endpoint.js';
-import { openAudit, recordRequests } from '../audit/index.js';
+import { GuardOutcomes, openAudit, recordRequests, recordToolCalls } from '../audit/index.js';
 import type { AuditLog } from '../audit/log.js';
+import { PromptLog } from '../audit/prompt-log.js';
 import { archiveOld } from '../audit/retention.js';
 import { Telemetry } from '../telemetry/telemetry.js';
 import { registerTelemetryMetrics } from '../telemetry/metrics.js';
@@ -82,6 +83,8 @@ export class Gateway {
   readonly guardrailEvents: GuardrailRecorder;
   /** the audit trail (gateway/audit/) */
   readonly audit: AuditLog;
+  /** prompt and response logging, per team (gateway/audit/prompt-log.ts) */
+  readonly promptLog: PromptLog;
   readonly telemetry: Telemetry;
   private unsubscribe: (() => void)[] = [];
   readonly auth: AdminAuth;
@@ -134,15 +137,20 @@ export class Gateway {
     registerGovernanceMetrics(this.metrics.registry, this.governance, this.runtime, () => this.snap);
     this.responses = new ResponseStore(this.db, () => this.snap.settings.responses_retention_days);
     this.guardrailEvents = new GuardrailRecorder(this.db.name, this.metrics.registry, this.log);
-    this.guardrails = new GuardrailEngine(this.guardrailEvents.record);
+    // the audit summary of a request carries its guardrail outcomes (types and counts)
+    const guardOutcomes = new GuardOutcomes();
+    this.guardrails = new GuardrailEngine(guardOutcomes.wrap(this.guardrailEvents.record));
     // tool_args / tool_result policies on every MCP tool call
     this.mcp.guards = { guards: [guardrailToolGuard(this.guardrails, () => this.snap)] };
+    this.promptLog = new PromptLog(this.db, this.secrets, () => this.snap, { log: this.log });
+    // the prompt log sees the prompt as sent (first input guard) and the answer as delivered (last output guard)
+    const guards = this.guardrails.guards();
     this.pipeline = new Pipeline({
       snapshot: () => this.snap,
       runtime: this.runtime,
       hasher: this.secrets,
       admission: this.governance,
-      guards: this.guardrails.guards(),
+      guards: { input: [this.promptLog.inputGuard, ...guards.input], output: [...guards.output, this.promptLog.outputGuard] },
       adapters: { messages: messagesAdapter, responses: responsesAdapter(this.responses) },
     });
     // the recorders subscribe to the pipeline's lifecycle events
@@ -157,7 +165,10 @@ export class Gateway {
         this.log(`budget ${m.percent >= 100 ? 'exhausted' : 'warning'}: ${m.label} has spent ${Math.round(m.spent * 1e6) / 1e6} of ${m.amount} ${this.snap.settings.cost_unit} this ${m.period === 'total' ? 'budget' : m.period} (${m.percent} %)`),
       ),
       on<ToolEnd>(channels.toolEnd, this.mcp, (m) => this.ledger.record(toolLedgerRow(m.call, m.latencyMs))),
-      recordRequests(this.audit, this.pipeline, () => this.snap.settings.audit.data_plane),
+      // before the audit recorder: the request's summary names its prompt log row
+      this.promptLog.subscribe(this.pipeline),
+      recordRequests(this.audit, this.pipeline, () => this.snap.settings.audit.data_plane, guardOutcomes),
+      recordToolCalls(this.audit, this.mcp, () => this.snap.settings.audit.data_plane),
     );
     this.audit.startWriter(opts.dataDir, this.recorder);
     // tracing subscribes to the same events (tool calls and guardrail decisions by channel name)
@@ -233,6 +244,15 @@ export class Gateway {
         (e: Error) => this.log(`ledger retention failed: ${e.message}`),
       );
       try {
+        const n = this.promptLog.purge();
+        if (n) {
+          this.log(`prompt log retention: deleted ${n} logged prompts`);
+          this.audit.append({ kind: 'prompt_log.purge', actor: 'airlock', source: 'retention', data: { action: 'delete expired logged prompts', count: n } });
+        }
+      } catch (e) {
+        this.log(`prompt log retention failed: ${(e as Error).message}`);
+      }
+      try {
         const n = this.responses.prune();
         if (n) this.log(`responses retention: deleted ${n} stored responses`);
       } catch (e) {
@@ -300,6 +320,7 @@ export class Gateway {
     this.guardrailEvents.close();
     await this.telemetry.close();
     for (const u of this.unsubscribe.splice(0)) u();
+    this.promptLog.close();
     try {
       await this.audit.stopWriter();
       this.audit.checkpoint();

@@ -4,8 +4,11 @@
 // gateway serves) and the install secret it was written with, under a passphrase the admin
 // chooses (scrypt → AES-256-GCM; the header is authenticated too). Layout:
 //   "airlock-backup v1\n" | uint32 BE header length | header JSON | ciphertext | 16-byte GCM tag
-// where the plaintext is the 32-byte install secret followed by the database file. The header
-// carries a passphrase check value, so a wrong passphrase and a damaged file get different errors.
+// where the plaintext is the 32-byte install secret, the audit signing key file
+// (audit-signing.key, header.audit_key_bytes long; absent in bundles made before it was carried)
+// and the database file. The header carries a passphrase check value, so a wrong passphrase and a
+// damaged file get different errors. A restored install keeps signing its audit log with the key
+// its records were signed with (bundles exported before and after verify with one fingerprint).
 //
 // A restore takes the data dir's lock (refused while a gateway or another restore holds it),
 // decrypts into a scratch dir inside the data dir, checks the result like a start would, and
@@ -19,7 +22,7 @@ import { DB_FILE, ensureDataDir, openDatabase, StartupError, type DB } from './d
 import { DataDirLock } from './data-dir-lock.js';
 import { installKeyId, loadSecretsFor } from './install.js';
 import { Secrets, SECRET_FILE } from './secrets.js';
-import { AUDIT_KEY_FILE } from '../audit/key.js';
+import { AUDIT_KEY_FILE, AuditKey } from '../audit/key.js';
 import { VERSION } from '../version.js';
 import { MIN_BACKUP_PASSPHRASE as MIN_PASSPHRASE } from '../config/admin-schema.js';
 
@@ -29,6 +32,8 @@ const KEY_BYTES = 32;
 const TAG_BYTES = 16;
 const CHUNK = 1 << 20;
 const MAX_HEADER = 16 * 1024;
+/** the largest audit signing key file a bundle may carry */
+const MAX_AUDIT_KEY = 64 * 1024;
 /** scrypt cost: 2^15 × 8 × 128 B = 32 MiB and about 0.1 s per try. */
 const KDF = { N: 1 << 15, r: 8, p: 1 };
 
@@ -42,6 +47,8 @@ interface BundleHeader {
   /** HMAC of a fixed text under a second key from the passphrase: tells a wrong passphrase from a damaged file */
   check: string;
   db_bytes: number;
+  /** the audit signing key file's length (absent: a bundle without it) */
+  audit_key_bytes?: number;
 }
 
 export type BackupInfo = { kind: 'sqlite'; size: number } | { kind: 'bundle'; size: number; header: BundleHeader; headerEnd: number };
@@ -169,6 +176,9 @@ export async function writeBackup(o: { db: DB; dataDir: string; to: string; pass
           const salt = randomBytes(16);
           const iv = randomBytes(12);
           const keys = await deriveKeys(o.passphrase!, salt, KDF);
+          const auditKeyFile = path.join(o.dataDir, AUDIT_KEY_FILE);
+          const auditKey = fs.existsSync(auditKeyFile) ? fs.readFileSync(auditKeyFile) : Buffer.alloc(0);
+          if (auditKey.length > MAX_AUDIT_KEY) throw new StartupError(`audit signing key ${auditKeyFile} is ${auditKey.length} bytes, more than a key file can be (damaged?); no backup was written`);
           const header: BundleHeader = {
             format: 1,
             created_at: new Date().toISOString(),
@@ -178,6 +188,7 @@ export async function writeBackup(o: { db: DB; dataDir: string; to: string; pass
             iv: iv.toString('base64'),
             check: keys.check.toString('base64'),
             db_bytes: dbBytes,
+            audit_key_bytes: auditKey.length,
           };
           const json = Buffer.from(JSON.stringify(header));
           const len = Buffer.alloc(4);
@@ -187,6 +198,7 @@ export async function writeBackup(o: { db: DB; dataDir: string; to: string; pass
           cipher.setAAD(prefix);
           await write(prefix);
           await write(cipher.update(readInstallSecret(o.dataDir)));
+          if (auditKey.length) await write(cipher.update(auditKey));
         }
         const buf = Buffer.alloc(CHUNK);
         let pos = 0;
@@ -274,9 +286,10 @@ export function identifyBackup(file: string): BackupInfo {
       typeof h.iv === 'string' &&
       typeof h.check === 'string' &&
       Number.isSafeInteger(h.db_bytes) &&
-      h.db_bytes >= 0;
+      h.db_bytes >= 0 &&
+      (h.audit_key_bytes === undefined || (Number.isInteger(h.audit_key_bytes) && h.audit_key_bytes >= 0 && h.audit_key_bytes <= MAX_AUDIT_KEY));
     if (!ok) throw new StartupError(`backup ${file} has a header this Airlock does not understand (made by a newer version, or damaged); nothing was restored`);
-    const expected = headerEnd + KEY_BYTES + h.db_bytes + TAG_BYTES;
+    const expected = headerEnd + KEY_BYTES + (h.audit_key_bytes ?? 0) + h.db_bytes + TAG_BYTES;
     if (st.size < expected) throw new StartupError(`backup ${file} is truncated (${st.size} bytes; a complete one has ${expected}); nothing was restored`);
     if (st.size > expected) throw new StartupError(`backup ${file} has ${st.size - expected} bytes more than it should (damaged, or something was appended); nothing was restored`);
     return { kind: 'bundle', size: st.size, header: h, headerEnd };
@@ -285,8 +298,9 @@ export function identifyBackup(file: string): BackupInfo {
   }
 }
 
-/** Decrypt a bundle's database to `dbOut` (0600); returns its install secret. Nothing is trusted before the tag checks out. */
-async function decryptBundle(file: string, info: Extract<BackupInfo, { kind: 'bundle' }>, passphrase: string, dbOut: string, progress?: Progress): Promise<Buffer> {
+/** Decrypt a bundle's database to `dbOut` (0600); returns its install secret and audit signing key
+ * file (empty when the bundle has none). Nothing is trusted before the tag checks out. */
+async function decryptBundle(file: string, info: Extract<BackupInfo, { kind: 'bundle' }>, passphrase: string, dbOut: string, progress?: Progress): Promise<{ secret: Buffer; auditKey: Buffer }> {
   const h = info.header;
   const keys = await deriveKeys(passphrase, Buffer.from(h.kdf.salt, 'base64'), h.kdf);
   const check = Buffer.from(h.check, 'base64');
@@ -304,6 +318,9 @@ async function decryptBundle(file: string, info: Extract<BackupInfo, { kind: 'bu
     const end = info.size - TAG_BYTES;
     const secret: Buffer[] = [];
     let secretBytes = 0;
+    const auditKeyBytes = h.audit_key_bytes ?? 0;
+    const auditKey: Buffer[] = [];
+    let auditBytes = 0;
     const buf = Buffer.alloc(CHUNK);
     let pos = info.headerEnd;
     const take = async (plain: Buffer) => {
@@ -311,6 +328,12 @@ async function decryptBundle(file: string, info: Extract<BackupInfo, { kind: 'bu
         const n = Math.min(KEY_BYTES - secretBytes, plain.length);
         secret.push(Buffer.from(plain.subarray(0, n)));
         secretBytes += n;
+        plain = plain.subarray(n);
+      }
+      if (auditBytes < auditKeyBytes && plain.length) {
+        const n = Math.min(auditKeyBytes - auditBytes, plain.length);
+        auditKey.push(Buffer.from(plain.subarray(0, n)));
+        auditBytes += n;
         plain = plain.subarray(n);
       }
       if (plain.length) await out.write(plain);
@@ -328,7 +351,7 @@ async function decryptBundle(file: string, info: Extract<BackupInfo, { kind: 'bu
       throw new StartupError(`backup ${file} is damaged or was changed after it was written (its authentication check failed); nothing was restored`);
     }
     await out.sync();
-    return Buffer.concat(secret);
+    return { secret: Buffer.concat(secret), auditKey: Buffer.concat(auditKey) };
   } finally {
     await src.close();
     await out.close();
@@ -370,10 +393,13 @@ export async function restoreBackup(o: RestoreOptions): Promise<RestoreResult> {
       throw e;
     };
     let secret: Buffer | undefined;
+    let auditKey: Buffer | undefined;
     if (info.kind === 'bundle') {
-      secret = await decryptBundle(file, info, await o.passphrase(), scratchDb, o.progress);
+      ({ secret, auditKey } = await decryptBundle(file, info, await o.passphrase(), scratchDb, o.progress));
       if (secret.length !== KEY_BYTES) throw new StartupError(`backup ${file} is damaged (no install secret in it); nothing was restored`);
       fs.writeFileSync(path.join(scratch, SECRET_FILE), secret.toString('hex') + '\n', { mode: 0o600 });
+      if (auditKey.length) fs.writeFileSync(path.join(scratch, AUDIT_KEY_FILE), auditKey, { mode: 0o600 });
+      else auditKey = undefined;
     } else {
       fs.copyFileSync(file, scratchDb);
       fs.chmodSync(scratchDb, 0o600);
@@ -382,8 +408,11 @@ export async function restoreBackup(o: RestoreOptions): Promise<RestoreResult> {
     let db: DB | undefined;
     try {
       db = openDatabase(scratch);
-      if (secret) loadSecretsFor(db, scratch, { create: false });
-      else {
+      if (secret) {
+        const secrets = loadSecretsFor(db, scratch, { create: false });
+        // the carried audit signing key must open with the carried install secret
+        if (auditKey) AuditKey.load(scratch, secrets);
+      } else {
         const bound = installKeyId(db);
         const keyFile = path.join(dataDir, SECRET_FILE);
         const fix = `copy the install.key of the install it came from into ${dataDir} (mode 0600) and restore again, or restore an encrypted backup made by "airlock backup" (it carries its install.key); nothing was restored`;
@@ -411,15 +440,23 @@ export async function restoreBackup(o: RestoreOptions): Promise<RestoreResult> {
         if (secret) fs.renameSync(key, path.join(previous, SECRET_FILE));
         else fs.copyFileSync(key, path.join(previous, SECRET_FILE));
       }
-      // the audit signing key is encrypted with the install.key it was made under: it goes with
-      // the replaced install (a restored bundle's install makes its own at the next start)
-      const auditKey = path.join(dataDir, AUDIT_KEY_FILE);
-      if (secret && fs.existsSync(auditKey)) fs.renameSync(auditKey, path.join(previous, AUDIT_KEY_FILE));
     } else {
       for (const s of ['-wal', '-shm']) fs.rmSync(target + s, { force: true });
     }
+    // The audit signing key is encrypted with the install.key it was made under: it goes with the
+    // replaced install (kept, never deleted); the bundle's own takes its place (a bundle made
+    // before backups carried it: the restored install makes a new one at its next start).
+    const oldAuditKey = path.join(dataDir, AUDIT_KEY_FILE);
+    if (secret && fs.existsSync(oldAuditKey)) {
+      if (!previous) {
+        previous = path.join(dataDir, `before-restore-${new Date().toISOString().replace(/[:.]/g, '-')}`);
+        fs.mkdirSync(previous, { mode: 0o700 });
+      }
+      fs.renameSync(oldAuditKey, path.join(previous, AUDIT_KEY_FILE));
+    }
     fs.renameSync(scratchDb, target);
     if (secret) fs.renameSync(path.join(scratch, SECRET_FILE), path.join(dataDir, SECRET_FILE));
+    if (auditKey) fs.renameSync(path.join(scratch, AUDIT_KEY_FILE), oldAuditKey);
     await fsyncDir(dataDir);
     done = true;
     return { kind: info.kind, previous };

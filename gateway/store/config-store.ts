@@ -92,10 +92,13 @@ const j = (v: unknown) => (v === undefined || v === null ? null : JSON.stringify
 const pj = <T>(s: unknown): T | undefined => (typeof s === 'string' ? (JSON.parse(s) as T) : undefined);
 const opt = <T>(v: T | null): T | undefined => (v === null ? undefined : v);
 
-/** The governance fields of a team, key or model, as stored in its `governance` JSON column. */
+/** Fields kept in a row's `governance` JSON column besides the governance ones (a team's prompt logging). */
+const EXTRA_JSON_FIELDS: Record<keyof typeof GOVERNANCE_FIELDS, readonly string[]> = { teams: ['prompt_logging'], keys: [], models: [] };
+
+/** The governance fields of a team, key or model (and EXTRA_JSON_FIELDS), as stored in its `governance` JSON column. */
 function governanceOf(section: keyof typeof GOVERNANCE_FIELDS, spec: object): string | null {
   const o: Record<string, unknown> = {};
-  for (const f of GOVERNANCE_FIELDS[section]) {
+  for (const f of [...GOVERNANCE_FIELDS[section], ...EXTRA_JSON_FIELDS[section]]) {
     const v = (spec as Record<string, unknown>)[f];
     if (v !== undefined) o[f] = v;
   }

@@ -337,6 +337,37 @@ CREATE INDEX trace_spans_start ON trace_spans(start);
 `,
   },
   {
+    version: 12,
+    name: 'prompt-log',
+    // Prompt and response logging (gateway/audit/prompt-log.ts), per team (teams[].prompt_logging):
+    // one row per logged request, keyed by the request id (the ledger's and the audit summary's).
+    // prompt/response: NULL in metadata mode, else the text sealed with the install secret
+    // (AES-256-GCM). sha256: over the canonical JSON of what was logged, before sealing (the
+    // audit summary of the request records it, so a changed row is detectable). Rows expire at
+    // expires_at (the team's retention_days) and are deleted by the retention sweep.
+    sql: `
+CREATE TABLE prompt_log (
+  request_id TEXT PRIMARY KEY,
+  ts INTEGER NOT NULL,
+  expires_at INTEGER NOT NULL,
+  mode TEXT NOT NULL,
+  team TEXT,
+  key_name TEXT,
+  user TEXT,
+  model TEXT,
+  endpoint TEXT,
+  status INTEGER NOT NULL,
+  meta TEXT NOT NULL,
+  prompt TEXT,
+  response TEXT,
+  sha256 TEXT NOT NULL
+) STRICT;
+CREATE INDEX prompt_log_ts ON prompt_log(ts);
+CREATE INDEX prompt_log_expires ON prompt_log(expires_at);
+CREATE INDEX prompt_log_team ON prompt_log(team, ts);
+`,
+  },
+  {
     version: 13,
     name: 'key-rotation',
     // A rotated key's old secret (its hash) and until when it still works (store/key-rotation.ts).

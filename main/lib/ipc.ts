@@ -39,6 +39,8 @@ export const PickExportFolderOptions = z
     defaultPath: AbsolutePath.optional(),
     /** Dialog title. */
     title: z.string().min(1).max(200).optional(),
+    /** export (default): the folder must be writable; read: a bundle to verify, read-only media are fine */
+    purpose: z.enum(['export', 'read']).optional(),
   })
   .strict();
 export type PickExportFolderOptions = z.infer<typeof PickExportFolderOptions>;

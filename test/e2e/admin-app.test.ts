@@ -648,6 +648,22 @@ describe('admin app (Chromium)', () => {
     const exp = (await gw.admin('GET', '/audit/events?kind=audit.export')).body.data as { actor: string }[];
     assert.equal(exp[0]?.actor, 'user:audrey');
 
+    // Verify a bundle from the app: the one just written verifies; a record cut out fails, named
+    await page.getByLabel('Path of the bundle to verify').fill(path.join(usb, bundle));
+    await page.getByRole('button', { name: 'Verify bundle' }).click();
+    const vstatus = page.getByTestId('audit-verify-status');
+    await vstatus.getByText(/Verified \d+ records/).waitFor();
+    assert.match((await vstatus.textContent()) ?? '', new RegExp(fingerprint));
+    const events = path.join(usb, bundle, 'events.jsonl');
+    fs.writeFileSync(events, fs.readFileSync(events, 'utf8').split('\n').filter((_l, i) => i !== 1).join('\n'));
+    await page.getByRole('button', { name: 'Verify bundle' }).click();
+    await vstatus.getByText('Failed').waitFor();
+    await vstatus.getByText(/events\.jsonl/).first().waitFor();
+    await page.getByLabel('Expected key fingerprint').fill('not a key');
+    await page.getByRole('button', { name: 'Verify bundle' }).click();
+    await page.locator('#audit-verify-key-error').getByText('must be a key fingerprint').waitFor();
+    assert.equal(await page.evaluate('document.activeElement?.id'), 'audit-verify-key', 'the focus goes to the field at fault');
+
     // "Where does our data go?": the upstream is listed as a destination on this machine
     await nav(page, 'Data flow');
     const dest = page.getByTestId('data-flow-destinations').getByRole('row').filter({ has: page.getByRole('rowheader', { name: 'gpu-1' }) });

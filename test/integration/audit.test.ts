@@ -11,8 +11,9 @@ import fs from 'node:fs';
 import path from 'node:path';
 import Database from 'better-sqlite3';
 import OpenAI from 'openai';
-import { ADMIN_TOKEN, TEST_KEY, basicConfig, eventually, runCli, startGateway, tmpDir, type RunningGateway } from '../helpers/gateway.js';
+import { ADMIN_TOKEN, TEST_KEY, basicConfig, eventually, runCli, startGateway, tmpDir, writeConfig, type RunningGateway } from '../helpers/gateway.js';
 import { startUpstream, type TestUpstream } from '../helpers/upstream.js';
+import { agentClient, startHttpUpstream, type HttpUpstream } from '../helpers/mcp.js';
 
 const show = (r: { status: number; body: unknown }) => `${r.status} ${JSON.stringify(r.body)?.slice(0, 600)}`;
 const UPSTREAM_SECRET = 'sk-upstream-very-secret-4242';
@@ -145,6 +146,32 @@ describe('audit trail: records, signed export, offline verification', () => {
     assert.ok(!everything.includes(auditor) && !everything.includes(ADMIN_TOKEN), 'no token is recorded');
   });
 
+  test('a lockout is an audit record of its own, naming the account, the count and until when', async () => {
+    const s = (await gw.admin('GET', '/settings')).body;
+    assert.equal((await gw.admin('PUT', '/settings', { ...s, admin_max_failed_logins: 2 })).status, 200);
+    try {
+      assert.equal((await gw.admin('POST', '/users', { name: 'bob', password: PASSWORD, role: 'admin' })).status, 201);
+      const first = await gw.admin('POST', '/auth/login', { username: 'bob', password: 'guess number one' }, { authorization: '' });
+      assert.equal(first.status, 401, show(first));
+      assert.deepEqual((await gw.admin('GET', '/audit/events?kind=auth.lockout')).body.data, [], 'one failure is not a lockout');
+      const second = await gw.admin('POST', '/auth/login', { username: 'bob', password: 'guess number two' }, { authorization: '' });
+      assert.equal(second.status, 423, show(second));
+      const right = await gw.admin('POST', '/auth/login', { username: 'bob', password: PASSWORD }, { authorization: '' });
+      assert.equal(right.status, 423, 'locked even with the right password');
+      const locks = (await gw.admin('GET', '/audit/events?kind=auth.lockout', undefined, { authorization: `Bearer ${auditor}` })).body.data as any[];
+      assert.equal(locks.length, 1, JSON.stringify(locks));
+      assert.equal(locks[0].actor, 'user:bob');
+      assert.equal(locks[0].source, '127.0.0.1');
+      assert.equal(locks[0].data.failed_logins, 2);
+      assert.ok(Date.parse(locks[0].data.locked_until) > Date.now());
+      const logins = (await gw.admin('GET', '/audit/events?kind=auth.login&actor=user:bob')).body.data as any[];
+      assert.deepEqual(logins.map((l) => l.data.status), [423, 423, 401], 'each refused login is recorded too');
+      assert.ok(!JSON.stringify(locks).includes('guess number'), 'no password is recorded');
+    } finally {
+      assert.equal((await gw.admin('PUT', '/settings', s)).status, 200);
+    }
+  });
+
   test('every data-plane request leaves a summary linked to its ledger row', async () => {
     const ai = new OpenAI({ apiKey: TEST_KEY, baseURL: gw.baseURL, maxRetries: 0, timeout: 30_000 });
     const { data, response } = await ai.chat.completions.create({ model: 'chat', messages: [{ role: 'user', content: 'hello' }] }).withResponse();
@@ -273,6 +300,51 @@ describe('audit trail: records, signed export, offline verification', () => {
     assert.match(v.mjs.out, /Compare that fingerprint/);
   });
 
+  test('the admin app verifies a bundle on the gateway’s machine: pinned to this gateway’s key unless told otherwise; the check is recorded', async () => {
+    const as = { authorization: `Bearer ${auditor}` };
+    const good = await gw.admin('POST', '/audit/verify-bundle', { dir: bundle }, as);
+    assert.equal(good.status, 200, show(good));
+    assert.equal(good.body.ok, true, show(good));
+    assert.equal(good.body.key_fingerprint, fingerprint);
+    assert.equal(good.body.expected_key, fingerprint);
+    assert.equal(good.body.count, eventLines(bundle).length);
+    const lines = eventLines(bundle);
+    const cut = copyBundle(bundle);
+    writeLines(cut, lines.filter((_l, i) => i !== 2));
+    const bad = await gw.admin('POST', '/audit/verify-bundle', { dir: cut }, as);
+    assert.equal(bad.status, 200, show(bad));
+    assert.equal(bad.body.ok, false);
+    assert.match(bad.body.problems.join('\n'), /events\.jsonl line 3 \(seq 4\): expected seq 3: record 3 is missing/);
+    // re-signed with another key: refused by default (not this gateway's key); accepted only when pinned to that key
+    const forged = copyBundle(bundle);
+    resign(forged, lines.slice(0, -1));
+    const f = await gw.admin('POST', '/audit/verify-bundle', { dir: forged }, as);
+    assert.equal(f.body.ok, false, show(f));
+    assert.match(f.body.problems.join('\n'), /signed with another key/);
+    const forgedKey = f.body.key_fingerprint as string;
+    const pinned = await gw.admin('POST', '/audit/verify-bundle', { dir: forged, key: forgedKey.toUpperCase().replace('SHA256:', '') }, as);
+    assert.equal(pinned.body.ok, true, show(pinned));
+    for (const [body, param] of [
+      [{ dir: 'relative/bundle' }, 'dir'],
+      [{ dir: path.join(usb, 'no-such-bundle') }, 'dir'],
+      [{ dir: path.join(usb, 'README.txt') }, 'dir'],
+      [{ dir: bundle, key: 'not-a-fingerprint' }, 'key'],
+      [{ dir: bundle, extra: 1 }, '(root)'],
+      [{}, 'dir'],
+    ] as const) {
+      const r = await gw.admin('POST', '/audit/verify-bundle', body, as);
+      assert.equal(r.status, 400, `${JSON.stringify(body)}: ${show(r)}`);
+      assert.equal(r.body.error.param, param, `${JSON.stringify(body)}: ${show(r)}`);
+    }
+    const recs = (await gw.admin('GET', '/audit/events?kind=audit.verify', undefined, as)).body.data as any[];
+    assert.deepEqual(recs.slice(0, 4).map((r) => [r.actor, r.data.dir, r.data.ok]), [
+      ['token:t-auditor', forged, true],
+      ['token:t-auditor', forged, false],
+      ['token:t-auditor', cut, false],
+      ['token:t-auditor', bundle, true],
+    ]);
+  });
+
   test('an export of a time range verifies on its own (it links to the record before it)', async () => {
     const all = ((await gw.admin('GET', '/audit/events?limit=1000')).body.data as any[]).reverse();
     const from = all[3].ts;
@@ -365,6 +437,41 @@ describe('audit trail: records, signed export, offline verification', () => {
       db.close();
     }
   });
+
+  test('a long export reports its progress while it runs, and nothing once done', async () => {
+    // 60 000 more records, appended to the live chain by another process as the CLI would
+    const { AuditLog } = await import('../../gateway/audit/log.js');
+    const { AuditKey } = await import('../../gateway/audit/key.js');
+    const { Secrets } = await import('../../gateway/store/secrets.js');
+    const db = new Database(path.join(gw.dataDir, 'airlock.db'));
+    try {
+      db.pragma('busy_timeout = 5000');
+      const log = new AuditLog(db, AuditKey.load(gw.dataDir, Secrets.load(gw.dataDir)));
+      for (let i = 0; i < 6; i++) log.writeNow(Array.from({ length: 10_000 }, (_x, j) => ({ kind: 'test.filler', actor: 'test', source: 'test', data: { n: i * 10_000 + j } })));
+    } finally {
+      db.close();
+    }
+    const as = { authorization: `Bearer ${auditor}` };
+    const seen: any[] = [];
+    let finished = false;
+    const exp = gw.admin('POST', '/audit/export', { to: usb }, as).finally(() => (finished = true));
+    while (!finished) {
+      const p = await gw.admin('GET', '/audit/export/progress', undefined, as);
+      assert.equal(p.status, 200, show(p));
+      seen.push(...p.body.data);
+    }
+    const r = await exp;
+    assert.equal(r.status, 200, show(r));
+    const during = seen.filter((x) => x.done > 0);
+    assert.ok(during.length > 0, `progress was seen while ${r.body.count} records were exported`);
+    for (const x of during) {
+      assert.equal(x.actor, 'token:t-auditor');
+      assert.equal(x.to, usb);
+      assert.ok(x.done <= x.total && x.total >= 60_000, JSON.stringify(x));
+    }
+    assert.deepEqual((await gw.admin('GET', '/audit/export/progress', undefined, as)).body.data, []);
+    assert.ok(r.body.count > 60_000);
+  });
 });
 
 describe('audit trail: fail-closed mode', () => {
@@ -451,6 +558,128 @@ describe('audit trail: fail-closed mode', () => {
         return false;
       }
     }, 'serving again once the log can be written', 30_000);
+    const v = await gw.admin('GET', '/audit/verify');
+    assert.equal(v.body.ok, true, show(v));
+  });
+});
+
+describe('audit trail: backups carry the signing key', () => {
+  test('a restored install keeps signing with the same key: its log verifies live and in an export pinned to the old fingerprint; the replaced key is kept', async () => {
+    const up = await startUpstream();
+    const gw = await startGateway({ config: basicConfig(up.url) });
+    let restored: RunningGateway | undefined;
+    try {
+      assert.equal((await gw.admin('POST', '/teams', { name: 'before-backup' })).status, 201);
+      const fingerprint = (await gw.admin('GET', '/audit/key')).body.fingerprint as string;
+      const usb = tmpDir('airlock-usb-');
+      const first = await gw.admin('POST', '/audit/export', { to: usb });
+      assert.equal(first.status, 200, show(first));
+      const file = path.join(tmpDir('airlock-bk-'), 'airlock.backup');
+      const env = { AIRLOCK_BACKUP_PASSPHRASE: PASSWORD };
+      const b = await runCli(['backup', '--to', file, '--data-dir', gw.dataDir], { env });
+      assert.equal(b.code, 0, b.stderr);
+      assert.ok(!fs.readFileSync(file).includes('private_key_enc'), 'the key file is inside the encrypted part');
+      await gw.stop();
+
+      // a new server with its own install and its own audit signing key
+      const target = tmpDir('airlock-target-');
+      const init = await runCli(['config', 'apply', writeConfig(tmpDir('airlock-cfg-'), { teams: [{ name: 'only-on-the-new-server' }] }), '--data-dir', target]);
+      assert.equal(init.code, 0, init.stderr);
+      const targetKey = fs.readFileSync(path.join(target, 'audit-signing.key'), 'utf8');
+      const targetFp = (await runCli(['audit', 'key', '--data-dir', target])).stdout.split('\n')[0];
+      assert.notEqual(targetFp, fingerprint);
+
+      const r = await runCli(['restore', file, '--data-dir', target], { env });
+      assert.equal(r.code, 0, r.stderr);
+      const previous = /kept in (\S+?) \(a complete data dir\)/.exec(r.stdout)?.[1];
+      assert.ok(previous, r.stdout);
+      assert.equal(fs.readFileSync(path.join(previous, 'audit-signing.key'), 'utf8'), targetKey, 'the replaced install’s key is kept with its install.key');
+      assert.equal(fs.statSync(path.join(target, 'audit-signing.key')).mode & 0o777, 0o600);
+      assert.equal((await runCli(['audit', 'key', '--data-dir', target])).stdout.split('\n')[0], fingerprint);
+
+      restored = await startGateway({ dataDir: target });
+      assert.equal((await restored.admin('GET', '/audit/key')).body.fingerprint, fingerprint);
+      assert.equal((await restored.admin('POST', '/teams', { name: 'after-restore' })).status, 201);
+      const live = await restored.admin('GET', '/audit/verify');
+      assert.equal(live.body.ok, true, show(live));
+      const second = await restored.admin('POST', '/audit/export', { to: usb });
+      assert.equal(second.status, 200, show(second));
+      for (const dir of [first.body.dir, second.body.dir]) {
+        const v = await verifyBoth(dir, fingerprint);
+        assert.equal(v.cli.code, 0, v.cli.out);
+        assert.equal(v.mjs.code, 0, v.mjs.out);
+      }
+      assert.ok(second.body.count > first.body.count, 'the restored log goes on from the backed-up one');
+    } finally {
+      await restored?.stop();
+      await gw.stop();
+      await up.close();
+    }
+  });
+});
+
+describe('audit trail: guardrail outcomes and MCP tool calls', () => {
+  const AGENT_KEY = 'sk-airlock-audit-agent-0000000000000000001';
+  let gw: RunningGateway;
+  let up: TestUpstream;
+  let httpUp: HttpUpstream;
+  before(async () => {
+    up = await startUpstream();
+    httpUp = await startHttpUpstream();
+    gw = await startGateway({
+      config: basicConfig(up.url, {
+        guardrails: [{ name: 'no-pii', direction: ['input'], detectors: ['pii'], action: 'redact' }],
+        mcp_servers: [{ name: 'calc', transport: 'http', url: httpUp.url }],
+        agents: [{ name: 'calc-bot', team: 'research', key: AGENT_KEY, tools: ['calc__add'] }],
+      }),
+    });
+  });
+  after(async () => {
+    await gw?.stop();
+    await httpUp?.close();
+    await up?.close();
+  });
+
+  test('a request’s summary names the guardrail outcomes (types and counts, never the text)', async () => {
+    const ai = new OpenAI({ apiKey: TEST_KEY, baseURL: gw.baseURL, maxRetries: 0 });
+    const { response } = await ai.chat.completions.create({ model: 'chat', messages: [{ role: 'user', content: 'mail jane.doe@example.com please' }] }).withResponse();
+    const id = response.headers.get('x-airlock-request-id')!;
+    const plain = await ai.chat.completions.create({ model: 'chat', messages: [{ role: 'user', content: 'nothing personal' }] }).withResponse();
+    const rec = await eventually(async () => ((await gw.admin('GET', '/audit/events?kind=request')).body.data as any[]).find((x) => x.data.request_id === id), 'the summary');
+    assert.deepEqual(rec.data.guardrails, [{ policy: 'no-pii', direction: 'input', action: 'redact', mode: 'enforce', blocked: false, count: 1, detectors: { 'pii:EMAIL': 1 } }]);
+    assert.ok(!JSON.stringify(rec).includes('jane.doe'), 'no matched text');
+    const other = await eventually(
+      async () => ((await gw.admin('GET', '/audit/events?kind=request')).body.data as any[]).find((x) => x.data.request_id === plain.response.headers.get('x-airlock-request-id')),
+      'the other summary',
+    );
+    assert.equal(other.data.guardrails, undefined, 'a request without hits has none');
+  });
+
+  test('every MCP tool call is a record: the agent, the tool, the outcome (a refused one too)', async () => {
+    const { client } = await agentClient(gw.dataUrl, AGENT_KEY, { 'x-airlock-session': 'wf-audit' });
+    try {
+      await client.callTool({ name: 'calc__add', arguments: { a: 1, b: 2 } });
+      await client.callTool({ name: 'calc__not-allowed', arguments: {} }).catch(() => undefined);
+    } finally {
+      await client.close();
+    }
+    const recs = await eventually(async () => {
+      const r = (await gw.admin('GET', '/audit/events?kind=tool')).body.data as any[];
+      return r.length >= 2 ? r : undefined;
+    }, 'two tool records');
+    const ok = recs.find((r) => r.data.tool === 'calc__add');
+    assert.equal(ok.actor, 'agent:calc-bot');
+    assert.equal(ok.source, 'mcp');
+    assert.equal(ok.data.team, 'research');
+    assert.equal(ok.data.session, 'wf-audit');
+    assert.equal(ok.data.server, 'calc');
+    assert.equal(ok.data.status, 200);
+    assert.equal(ok.data.decision, 'served');
+    const denied = recs.find((r) => r.data.tool === 'calc__not-allowed');
+    assert.equal(denied.data.decision, 'refused');
+    assert.equal(denied.data.status, 403);
+    const ledger = await gw.admin('GET', `/usage/requests?request_id=${ok.data.tool_call_id}`);
+    assert.equal(ledger.body.data.length, 1, 'the record names the ledger row');
     const v = await gw.admin('GET', '/audit/verify');
     assert.equal(v.body.ok, true, show(v));
   });

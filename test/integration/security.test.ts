@@ -148,7 +148,11 @@ const EXPECTED: Record<string, Access> = {
   'GET /admin/api/v1/audit/key': 'auditor',
   'GET /admin/api/v1/audit/verify': 'auditor',
   'POST /admin/api/v1/audit/export': 'auditor',
+  'GET /admin/api/v1/audit/export/progress': 'auditor',
+  'POST /admin/api/v1/audit/verify-bundle': 'auditor',
   'GET /admin/api/v1/data-flow': 'auditor',
+  'GET /admin/api/v1/prompt-log': 'auditor',
+  'GET /admin/api/v1/prompt-log/:id': 'auditor',
 };
 
 /** A concrete, harmless request for a route: unknown names (404 when allowed) and bodies that

@@ -2,10 +2,10 @@
 // key's fingerprint (what an auditor pins), a check of the live hash chain, and "Export to USB":
 // a signed bundle written to a folder on the gateway's machine (the desktop app lists removable
 // drives), verifiable offline with the bundle's own verify.mjs.
-import { useRef, useState, type FormEvent } from 'react';
-import { auditExportSchema, type AuditExportFormat } from '../../../gateway/config/admin-schema';
+import { useEffect, useRef, useState, type FormEvent } from 'react';
+import { auditExportSchema, auditVerifyBundleSchema, type AuditExportFormat } from '../../../gateway/config/admin-schema';
 import { api, apiFieldErrors, get, validate, type FieldErrors } from '../api';
-import type { AuditExportResult, AuditKeyView, AuditRecordView, AuditVerifyBody, ListBody } from '../../../gateway/wire';
+import type { AuditBundleVerdict, AuditExportProgress, AuditExportResult, AuditKeyView, AuditRecordView, AuditVerifyBody, ListBody } from '../../../gateway/wire';
 import { useResource } from '../hooks';
 import { Badge, CheckboxField, EmptyState, FormError, LoadError, Loading, PageHeader, Section, SelectField, TableWrap, TextField, fmtTime, useFocusFirstError } from '../components/ui';
 
@@ -17,7 +17,8 @@ const KINDS = [
   { value: 'auth.', label: 'Sign-ins and sign-outs' },
   { value: 'config.', label: 'Configuration applied from the command line' },
   { value: 'request', label: 'Data-plane requests' },
-  { value: 'audit.', label: 'Exports and archives' },
+  { value: 'audit.', label: 'Exports, checks and archives' },
+  { value: 'prompt_log.', label: 'Logged prompts read or deleted' },
 ];
 const PAGE = 50;
 
@@ -29,9 +30,12 @@ interface RemovableDrive {
 /** The desktop shell's bridge (main/preload.cts), when the app runs in it. */
 interface ShellBridge {
   listRemovableDrives?: () => Promise<RemovableDrive[]>;
-  pickExportFolder?: (o?: { defaultPath?: string; title?: string }) => Promise<string | null>;
+  pickExportFolder?: (o?: { defaultPath?: string; title?: string; purpose?: 'export' | 'read' }) => Promise<string | null>;
 }
 const shell = (): ShellBridge | undefined => (window as unknown as { airlock?: ShellBridge }).airlock;
+
+/** An error from the shell's IPC, without Electron's "Error invoking remote method …:" prefix. */
+const shellError = (e: unknown): Error => new Error(String((e as Error)?.message ?? e).replace(/^Error invoking remote method '[^']*': (\w*Error: )?/, ''));
 
 /** "2027-01-31T09:30" (a datetime-local input, local time) → ISO, or undefined when empty. */
 const isoOf = (local: string): string | undefined => (local ? new Date(local).toISOString() : undefined);
@@ -91,6 +95,7 @@ export function AuditPage() {
       />
       <KeyAndVerify keyView={key.data} keyError={key.error} />
       <ExportSection from={from} until={until} fingerprint={key.data?.fingerprint} />
+      <VerifyBundleSection fingerprint={key.data?.fingerprint} />
       <Section title="Records">
         <div className="filters" role="group" aria-label="Audit filters">
           <SelectField id="audit-kind" label="Show" value={kind} onChange={setKind} options={KINDS} />
@@ -236,8 +241,34 @@ function ExportSection({ from, until, fingerprint }: { from: string; until: stri
   const [error, setError] = useState<unknown>();
   const [busy, setBusy] = useState(false);
   const [done, setDone] = useState<AuditExportResult>();
+  const [progress, setProgress] = useState<AuditExportProgress>();
   const form = useRef<HTMLFormElement>(null);
   useFocusFirstError(errors, form);
+
+  // While an export runs, ask the gateway how far it got (twice a second).
+  useEffect(() => {
+    if (!busy) {
+      setProgress(undefined);
+      return;
+    }
+    let stop = false;
+    const target = to.trim();
+    const poll = async () => {
+      while (!stop) {
+        try {
+          const p = await get<ListBody<AuditExportProgress>>('/audit/export/progress');
+          if (!stop) setProgress(p.data.find((x) => x.to === target));
+        } catch {
+          /* the export's own answer reports errors */
+        }
+        await new Promise((r) => setTimeout(r, 500));
+      }
+    };
+    void poll();
+    return () => {
+      stop = true;
+    };
+  }, [busy, to]);
 
   const findDrives = async () => {
     try {
@@ -246,9 +277,16 @@ function ExportSection({ from, until, fingerprint }: { from: string; until: stri
       setError(e);
     }
   };
+  // The shell re-checks the chosen folder (links followed; still on the drive it was opened on)
+  // and answers the resolved path, or refuses with the reason.
   const pick = async () => {
-    const p = await bridge?.pickExportFolder?.({ title: 'Export the audit log to…', ...(to ? { defaultPath: to } : {}) });
-    if (p) setTo(p);
+    setError(undefined);
+    try {
+      const p = await bridge?.pickExportFolder?.({ title: 'Export the audit log to…', ...(to ? { defaultPath: to } : {}) });
+      if (p) setTo(p);
+    } catch (e) {
+      setError(shellError(e));
+    }
   };
 
   const submit = async (e: FormEvent) => {
@@ -335,7 +373,19 @@ function ExportSection({ from, until, fingerprint }: { from: string; until: stri
           {busy ? 'Exporting…' : 'Export to USB'}
         </button>
         <div role="status" aria-live="polite" data-testid="audit-export-status">
-          {busy ? <p className="loading">Exporting and verifying… a long log takes a while.</p> : null}
+          {busy ? (
+            progress && progress.total > 0 ? (
+              <div>
+                <label htmlFor="audit-export-progress">
+                  Exported {progress.done.toLocaleString()} of {progress.total.toLocaleString()} records
+                  {progress.done >= progress.total ? '; verifying the bundle…' : '…'}
+                </label>
+                <progress id="audit-export-progress" max={progress.total} value={progress.done} />
+              </div>
+            ) : (
+              <p className="loading">Exporting and verifying… a long log takes a while.</p>
+            )
+          ) : null}
           {done ? (
             <div className="notice ok">
               <p>
@@ -347,6 +397,112 @@ function ExportSection({ from, until, fingerprint }: { from: string; until: stri
                 in that folder.
               </p>
             </div>
+          ) : null}
+        </div>
+      </form>
+    </Section>
+  );
+}
+
+/** Check an exported bundle (e.g. one brought back on a USB stick) with the same checks as verify.mjs. */
+function VerifyBundleSection({ fingerprint }: { fingerprint: string | undefined }) {
+  const bridge = shell();
+  const [dir, setDir] = useState('');
+  const [key, setKey] = useState('');
+  const [errors, setErrors] = useState<FieldErrors>({});
+  const [error, setError] = useState<unknown>();
+  const [busy, setBusy] = useState(false);
+  const [result, setResult] = useState<AuditBundleVerdict>();
+  const form = useRef<HTMLFormElement>(null);
+  useFocusFirstError(errors, form);
+
+  const pick = async () => {
+    setError(undefined);
+    try {
+      const p = await bridge?.pickExportFolder?.({ title: 'The bundle folder to verify', purpose: 'read', ...(dir ? { defaultPath: dir } : {}) });
+      if (p) setDir(p);
+    } catch (e) {
+      setError(shellError(e));
+    }
+  };
+  const submit = async (e: FormEvent) => {
+    e.preventDefault();
+    if (busy) return;
+    setResult(undefined);
+    setError(undefined);
+    const v = validate(auditVerifyBundleSchema, { dir: dir.trim(), ...(key.trim() ? { key: key.trim() } : {}) });
+    if (!v.ok) {
+      setErrors(v.errors);
+      return;
+    }
+    setErrors({});
+    setBusy(true);
+    try {
+      setResult(await api<AuditBundleVerdict>('POST', '/audit/verify-bundle', v.data));
+    } catch (err) {
+      const fe = apiFieldErrors(err);
+      if (Object.keys(fe).length) setErrors(fe);
+      setError(err);
+    } finally {
+      setBusy(false);
+    }
+  };
+
+  return (
+    <Section title="Verify a bundle">
+      <form ref={form} onSubmit={(e) => void submit(e)} noValidate aria-label="Verify an exported bundle">
+        <p className="hint">
+          Checks an exported bundle on the gateway’s machine: its signature, every file’s SHA-256, every record’s hash and link, and the count — what <code>verify.mjs</code> does on the
+          auditor’s machine.
+        </p>
+        {bridge?.pickExportFolder ? (
+          <div className="row-buttons">
+            <button type="button" onClick={() => void pick()}>
+              Choose bundle folder…
+            </button>
+          </div>
+        ) : null}
+        <TextField
+          id="audit-verify-dir"
+          label="Path of the bundle to verify"
+          value={dir}
+          onChange={setDir}
+          error={errors.dir}
+          hint="The folder an export wrote (it holds manifest.json), e.g. /media/usb/airlock-audit-20270131T093000Z."
+          placeholder="/media/usb/airlock-audit-…"
+        />
+        <TextField
+          id="audit-verify-key"
+          label="Expected key fingerprint"
+          value={key}
+          onChange={setKey}
+          error={errors.key}
+          hint={fingerprint ? 'Empty: this gateway’s key. A bundle signed with any other key fails.' : undefined}
+          placeholder={fingerprint ?? 'SHA256:…'}
+        />
+        <FormError error={error} />
+        <button type="submit" aria-disabled={busy || undefined}>
+          {busy ? 'Verifying…' : 'Verify bundle'}
+        </button>
+        <div role="status" aria-live="polite" data-testid="audit-verify-status">
+          {result ? (
+            result.ok ? (
+              <p>
+                <Badge tone="ok">Verified</Badge> {result.count} record{result.count === 1 ? '' : 's'}
+                {result.first_seq !== null ? ` (seq ${result.first_seq} to ${result.last_seq})` : ''}, signed by <code className="break-anywhere">{result.key_fingerprint}</code>.
+              </p>
+            ) : (
+              <div>
+                <p>
+                  <Badge tone="bad">Failed</Badge> <code className="break-anywhere">{result.dir}</code> does not verify:
+                </p>
+                <ul>
+                  {result.problems.map((p) => (
+                    <li key={p}>{p}</li>
+                  ))}
+                </ul>
+              </div>
+            )
           ) : null}
         </div>
       </form>
