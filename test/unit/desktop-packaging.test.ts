@@ -61,8 +61,19 @@ describe('desktop packaging (electron-builder configuration)', () => {
         else if (!isBuiltin(spec)) packages.add(spec);
       }
     };
-    const workers = ['store/recorder-worker.js'];
-    for (const w of workers) walk(path.join(ROOT, 'dist', 'gateway', w));
+    // every worker thread the gateway starts: `new Worker(new URL('./file.js' | import.meta.url, ...))`
+    const workers: string[] = [];
+    const scan = (dir: string) => {
+      for (const e of fs.readdirSync(dir, { withFileTypes: true })) {
+        const f = path.join(dir, e.name);
+        if (e.isDirectory()) scan(f);
+        else if (e.name.endsWith('.js'))
+          for (const m of fs.readFileSync(f, 'utf8').matchAll(/new Worker\(new URL\((?:'([^']+)', )?import\.meta\.url\)/g)) workers.push(m[1] ? path.resolve(dir, m[1]) : f);
+      }
+    };
+    scan(path.join(ROOT, 'dist', 'gateway'));
+    assert.ok(workers.some((w) => w.endsWith(path.join('store', 'recorder-worker.js'))), 'the recorders\' writer thread is found');
+    for (const w of workers) walk(w);
     for (const f of seen) {
       const rel = path.relative(ROOT, f).split(path.sep).join('/');
       assert.ok(covered(rel), `${rel} (loaded by a worker thread) is in asarUnpack`);
