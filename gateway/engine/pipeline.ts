@@ -226,7 +226,7 @@ export class Pipeline {
           method: 'POST' as const,
           path: upstreamPath(cfg.type, cfg.basePath, ctx.kind),
           headers: upstreamHeaders(ctx, cfg.apiKey),
-          body: upstreamPayload(ctx, t),
+          body: upstreamPayload(ctx, t, cfg.acceptsTopK),
           firstByteTimeoutMs: ctx.stream ? cfg.firstByteTimeoutMs : cfg.firstByteTimeoutNonStreamMs,
         };
         ctx.attempts++;

@@ -58,8 +58,11 @@ export function upstreamPath(type: 'openai' | 'ollama', basePath: string, kind: 
 /** The body sent upstream: the client's, with the target's model name; a stream asks for usage.
  * Built before the upstream is contacted: a body that cannot be serialised is the client's
  * problem (400) and never charges a breaker. */
-export function upstreamPayload(ctx: RequestContext, t: TargetConfig): string {
+export function upstreamPayload(ctx: RequestContext, t: TargetConfig, acceptsTopK = true): string {
   const upstreamBody: Record<string, unknown> = { ...ctx.body, model: t.upstreamModel };
+  // Anthropic's top_k, not a Chat Completions field: only to a server that reads it (per endpoint,
+  // so a fallback from one kind of server to another sends each what it accepts)
+  if (!acceptsTopK && ctx.kind === 'messages') delete upstreamBody.top_k;
   if (ctx.stream) upstreamBody.stream_options = { ...(ctx.body.stream_options as object | undefined), include_usage: true };
   try {
     return JSON.stringify(upstreamBody);
