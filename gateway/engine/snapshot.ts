@@ -12,7 +12,7 @@ export const DEFAULT_FIRST_BYTE_TIMEOUT_MS = 30_000;
 
 export interface EndpointConfig {
   readonly name: string;
-  readonly type: 'openai' | 'ollama';
+  readonly type: 'openai' | 'ollama' | 'anthropic';
   readonly baseUrl: string;
   /** origin (scheme://host:port) for the connection pool */
   readonly origin: string;

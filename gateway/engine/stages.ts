@@ -31,6 +31,9 @@ export interface RequestContext {
    * (an airlock:attempt:start subscriber may also set it per attempt on the headers it gets) */
   upstreamTraceparent: string | undefined;
   body: Record<string, unknown>;
+  /** a translated protocol's own body (Anthropic Messages), for an endpoint that speaks it
+   * natively; the input guards redact it as they redact `body` */
+  native?: Record<string, unknown>;
   requestedModel: string | undefined;
   model: ModelConfig | undefined;
   rule: string | undefined;

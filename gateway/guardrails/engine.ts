@@ -126,6 +126,7 @@ export class GuardrailEngine {
       const again = inputSlots(ctx.kind, ctx.body);
       again.forEach((s, i) => s.set(r.texts[i]!));
       st.restore = st.input.some((p) => p.restore && p.changes && p.action === 'redact');
+      if (ctx.native) ctx.native = redactNative(st, ctx.native);
     }
   }
 
@@ -167,6 +168,44 @@ export class GuardrailEngine {
   }
 }
 
+/** The client's own Messages body (sent as it is to a server that speaks Messages), redacted as its
+ * chat translation was: the same policies over its texts, the same placeholders for the same
+ * values (the decisions were recorded once, on the translation). */
+function redactNative(st: ReqState, native: Record<string, unknown>): Record<string, unknown> {
+  const copy = structuredClone(native);
+  const slots: Slot[] = [];
+  const walk = (o: unknown, depth: number): void => {
+    if (depth > 64 || !o || typeof o !== 'object') return;
+    for (const k of Object.keys(o)) {
+      const v = (o as Record<string, unknown>)[k];
+      if (typeof v === 'string') slots.push(field(o as Record<string, unknown>, k));
+      else walk(v, depth + 1);
+    }
+  };
+  // what a model reads: the system prompt and the messages (not the model name, tools' schemas or metadata)
+  const texts = (list: unknown) => {
+    for (const b of Array.isArray(list) ? (list as Record<string, unknown>[]) : []) if (b && typeof b === 'object' && typeof b.text === 'string') slots.push(field(b, 'text'));
+  };
+  if (typeof copy.system === 'string') slots.push(field(copy, 'system'));
+  else texts(copy.system);
+  for (const m of Array.isArray(copy.messages) ? (copy.messages as unknown[]) : []) {
+    if (!m || typeof m !== 'object') continue;
+    const msg = m as Record<string, unknown>;
+    if (typeof msg.content === 'string') slots.push(field(msg, 'content'));
+    else
+      for (const b of Array.isArray(msg.content) ? (msg.content as Record<string, unknown>[]) : []) {
+        if (!b || typeof b !== 'object') continue;
+        if (typeof b.text === 'string') slots.push(field(b, 'text'));
+        if (typeof b.content === 'string') slots.push(field(b, 'content'));
+        else texts(b.content);
+        if (b.input && typeof b.input === 'object') walk(b.input, 0);
+      }
+  }
+  const r = evaluateTexts(st.input, 'input', slots.map((s) => s.get()), st.ph, new Map());
+  slots.forEach((s, i) => s.set(r.texts[i]!));
+  return copy;
+}
+
 interface Slot {
   get(): string;
   set(v: string): void;
@@ -186,7 +225,8 @@ function inputSlots(kind: RequestContext['kind'], b: Record<string, unknown>): S
     if (typeof v === 'string') out.push(field(o, k));
     else if (Array.isArray(v)) v.forEach((x, i) => typeof x === 'string' && out.push(field(v as unknown as Record<string, unknown>, String(i))));
   };
-  if (kind === 'chat') {
+  // (Messages and Responses requests are chat bodies here: translated before the guards)
+  if (kind === 'chat' || kind === 'messages' || kind === 'responses') {
     for (const m of b.messages as Record<string, unknown>[]) {
       if (typeof m.content === 'string') out.push(field(m, 'content'));
       else if (Array.isArray(m.content))
