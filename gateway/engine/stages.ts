@@ -168,6 +168,9 @@ export interface OutputGuard {
   checkEvent?(ctx: RequestContext, ev: SSEEvent): EventVerdict | void;
   /** the stream ended: what to do with the events it still holds (pass releases them; hold counts as pass) */
   endStream?(ctx: RequestContext): EventVerdict | void;
+  /** the guard judges the answer only whole (a JSON schema): nothing of the stream reaches the
+   * client before it ends, so the guard may still ask for a retry or refuse it with a plain error */
+  holdsStream?(ctx: RequestContext): boolean;
 }
 export interface Guards {
   input: readonly InputGuard[];
@@ -227,7 +230,7 @@ export function guardBody(g: Guards, ctx: RequestContext, body: unknown): unknow
 
 /** The output guards over a stream, chained: each sees what the one before let through. Returns
  * undefined when no guard looks at events (then no event is ever decoded). */
-export function guardEvents(g: Guards, ctx: RequestContext): { event(ev: SSEEvent): SSEEvent[]; end(): SSEEvent[] } | undefined {
+export function guardEvents(g: Guards, ctx: RequestContext): { event(ev: SSEEvent): SSEEvent[]; end(): SSEEvent[]; hold: boolean } | undefined {
   const stages = g.output.filter((x) => (x.checkEvent !== undefined || x.endStream !== undefined) && (!x.appliesTo || x.appliesTo(ctx)));
   if (!stages.length) return undefined;
   const held: SSEEvent[][] = stages.map(() => []);
@@ -265,6 +268,7 @@ export function guardEvents(g: Guards, ctx: RequestContext): { event(ev: SSEEven
     return cur;
   };
   return {
+    hold: stages.some((x) => x.holdsStream?.(ctx) === true),
     event: (ev) => through(0, [ev]),
     end: () => {
       const out: SSEEvent[] = [];

@@ -36,6 +36,7 @@ interface ReqState {
   output: CompiledPolicy[];
   restore: boolean;
   stream?: StreamGuard;
+  streamAttempt?: number;
   outputDone: boolean;
   /** an answer was refused for its JSON schema once already (one retry) */
   schemaRetried?: boolean;
@@ -83,11 +84,16 @@ export class GuardrailEngine {
       name: 'guardrails',
       appliesTo: (ctx) => {
         const st = this.stateOf(ctx);
-        return !!st && (st.restore || st.output.some((p) => p.detectsText || (!ctx.stream && p.responseSchema)));
+        return !!st && (st.restore || st.output.some((p) => p.detectsText || p.responseSchema));
       },
       checkBody: (ctx, body) => this.checkBody(ctx, body),
       checkEvent: (ctx, ev) => this.streamOf(ctx).event(ev),
       endStream: (ctx) => this.streamOf(ctx).end(),
+      // an enforced response_schema policy over a JSON-schema request: judged whole, so held whole
+      holdsStream: (ctx) => {
+        const rf = ctx.body.response_format as { type?: unknown } | undefined;
+        return rf?.type === 'json_schema' && !!this.stateOf(ctx)?.output.some((p) => p.responseSchema && p.changes);
+      },
     };
     return { input: [input], output: [output] };
   }
@@ -134,22 +140,7 @@ export class GuardrailEngine {
     const st = this.stateOf(ctx);
     if (!st) return;
     st.outputDone = true;
-    const schemaPolicies = st.output.filter((p) => p.responseSchema);
-    if (schemaPolicies.length) {
-      const problem = responseSchemaProblem(ctx.body, body);
-      if (problem) {
-        const enforcing = schemaPolicies.find((p) => p.changes);
-        const final = !enforcing || !!st.schemaRetried;
-        for (const p of schemaPolicies) addHit(st.hits, p, 'output', [{ detector: 'response_schema', type: 'SCHEMA_MISMATCH', start: 0, end: 0 }], final && p === enforcing);
-        if (enforcing) {
-          if (!st.schemaRetried) {
-            st.schemaRetried = true;
-            throw guardRetry(enforcing.name, problem);
-          }
-          throw guardBlocked(enforcing.name, problem);
-        }
-      }
-    }
+    checkSchema(st, responseSchemaProblem(ctx.body, body), false);
     const slots = outputSlots(body);
     if (!slots.length) return;
     const r = evaluateTexts(st.output, 'output', slots.map((s) => s.get()), st.ph, st.hits);
@@ -164,7 +155,12 @@ export class GuardrailEngine {
 
   private streamOf(ctx: RequestContext): StreamGuard {
     const st = this.stateOf(ctx)!;
-    return (st.stream ??= new StreamGuard(ctx.kind === 'completions' ? 'completions' : 'chat', st));
+    // one per attempt: a retried or fallen-back answer starts with nothing held of the one before
+    if (!st.stream || st.streamAttempt !== ctx.attempts) {
+      st.stream = new StreamGuard(ctx.kind === 'completions' ? 'completions' : 'chat', st, ctx);
+      st.streamAttempt = ctx.attempts;
+    }
+    return st.stream;
   }
 }
 
@@ -204,6 +200,23 @@ function redactNative(st: ReqState, native: Record<string, unknown>): Record<str
   const r = evaluateTexts(st.input, 'input', slots.map((s) => s.get()), st.ph, new Map());
   slots.forEach((s, i) => s.set(r.texts[i]!));
   return copy;
+}
+
+/** A response_schema decision (problem: why the answer does not satisfy the requested schema).
+ * Enforced: once a retry (the pipeline asks again while nothing reached the client), then a block
+ * — at once when the answer already streamed to the client (`sent`): it ends with an in-band error. */
+function checkSchema(st: ReqState, problem: string | undefined, sent: boolean): void {
+  if (!problem) return;
+  const schemaPolicies = st.output.filter((p) => p.responseSchema);
+  const enforcing = schemaPolicies.find((p) => p.changes);
+  const retry = !!enforcing && !st.schemaRetried && !sent;
+  for (const p of schemaPolicies) addHit(st.hits, p, 'output', [{ detector: 'response_schema', type: 'SCHEMA_MISMATCH', start: 0, end: 0 }], !retry && p === enforcing);
+  if (!enforcing) return;
+  if (retry) {
+    st.schemaRetried = true;
+    throw guardRetry(enforcing.name, problem);
+  }
+  throw guardBlocked(enforcing.name, problem);
 }
 
 interface Slot {
@@ -268,6 +281,11 @@ interface ToolAcc {
 interface ChoiceState {
   text: TextScanner;
   tools: Map<number, ToolAcc>;
+  /** the content as the upstream sent it, kept only when a response_schema policy applies */
+  raw: string;
+  finished: boolean;
+  /** it called tools: no content to check (as for a whole answer) */
+  called: boolean;
 }
 
 type Chunk = { choices?: Record<string, unknown>[]; [k: string]: unknown };
@@ -279,15 +297,48 @@ class StreamGuard {
   /** the last chunk's id/model/created, for events the guard makes at the end */
   private meta: Record<string, unknown> = {};
 
+  /** a response_schema policy applies and the request asked for a JSON schema: the content is kept */
+  private readonly schema: boolean;
+  private kept = 0;
+  private tooLarge = false;
+
   constructor(
     private readonly kind: 'chat' | 'completions',
     private readonly st: ReqState,
-  ) {}
+    private readonly ctx: RequestContext,
+  ) {
+    const rf = ctx.body.response_format as { type?: unknown } | undefined;
+    this.schema = kind === 'chat' && rf?.type === 'json_schema' && st.output.some((p) => p.responseSchema);
+  }
 
   private choice(i: number): ChoiceState {
     let c = this.choices.get(i);
-    if (!c) this.choices.set(i, (c = { text: new TextScanner(this.st.output, 'output', this.st.ph, this.st.hits, this.st.restore), tools: new Map() }));
+    if (!c) this.choices.set(i, (c = { text: new TextScanner(this.st.output, 'output', this.st.ph, this.st.hits, this.st.restore), tools: new Map(), raw: '', finished: false, called: false }));
     return c;
+  }
+
+  /** Keep content for the schema check, up to settings.limits.max_response_bytes (what a whole answer may be). */
+  private keep(cs: ChoiceState, s: string): void {
+    if (!this.schema || this.tooLarge) return;
+    this.kept += s.length;
+    if (this.kept > this.ctx.snapshot.settings.limits.max_response_bytes) {
+      this.tooLarge = true;
+      for (const c of this.choices.values()) c.raw = '';
+      return;
+    }
+    cs.raw += s;
+  }
+
+  /** The streamed answer's content against the requested schema, once it finished. */
+  private checkSchema(): void {
+    if (!this.schema) return;
+    const finished = [...this.choices.entries()].filter(([, c]) => c.finished && !c.called);
+    if (!finished.length) return; // a break: the stream ends with its own error
+    const problem = this.tooLarge
+      ? `the streamed answer is larger than settings.limits.max_response_bytes (${this.ctx.snapshot.settings.limits.max_response_bytes}): it cannot be checked against the requested JSON schema`
+      : responseSchemaProblem(this.ctx.body, { choices: finished.sort((a, b) => a[0] - b[0]).map(([, c]) => ({ message: { content: c.raw } })) });
+    // status 200: the answer's first content is already on its way to the client
+    checkSchema(this.st, problem, this.ctx.status === 200);
   }
 
   event(ev: SSEEvent): EventVerdict {
@@ -312,6 +363,7 @@ class StreamGuard {
         let text = '';
         const incoming = holder?.[textKey];
         if (typeof incoming === 'string' && incoming) {
+          this.keep(cs, incoming);
           text = cs.text.push(incoming);
           changed = true;
         }
@@ -319,6 +371,7 @@ class StreamGuard {
         let tools: unknown[] | undefined;
         if (Array.isArray(tcs) && tcs.length) {
           changed = true;
+          cs.called = true;
           for (const [n, t] of (tcs as Record<string, unknown>[]).entries()) {
             const ti = typeof t?.index === 'number' ? t.index : n;
             let acc = cs.tools.get(ti);
@@ -332,6 +385,7 @@ class StreamGuard {
           delete holder!.tool_calls;
         }
         if (c.finish_reason) {
+          cs.finished = true;
           text += cs.text.end();
           tools = this.flushTools(cs);
           changed = true;
@@ -358,6 +412,7 @@ class StreamGuard {
   end(): EventVerdict {
     this.st.outputDone = true;
     const events: SSEEvent[] = [];
+    this.checkSchema();
     try {
       for (const [idx, cs] of this.choices) {
         // (also a choice that finished: text an upstream sent after its finish reason is not lost)

@@ -222,12 +222,17 @@ async function pipeStream(
     throw new AttemptFailure('invalid_response', `upstream answered a stream request with content-type "${ct || 'none'}", not text/event-stream`);
   }
   const limits = ctx.snapshot.settings.limits;
+  const guards = guardEvents(d.guards, ctx);
+  // a guard that judges only the whole answer: the stream is held to its end (then sent at once),
+  // up to what a whole answer may be
+  const hold = guards?.hold === true;
+  let held = 0;
   const insp = new StreamInspector({
     kind: ctx.kind === 'completions' ? 'completions' : 'chat',
     // a translation reads the usage chunk itself (and says the usage its own way)
     clientWantsUsage: ctx.clientWantsUsage || tr !== undefined,
     maxEventBytes: limits.max_event_bytes,
-    transform: streamTransform(guardEvents(d.guards, ctx), tr),
+    transform: streamTransform(guards, tr),
     dropDone: tr !== undefined,
   });
   // chat's end marker; a translated protocol's end is its own last event
@@ -279,6 +284,13 @@ async function pipeStream(
       }
       pending.push(...insp.push(r.value));
       if (insp.errorEvent && !insp.contentSeen) throw new AttemptFailure('stream_error', `upstream sent an error before any content: ${insp.errorEvent.slice(0, 300)}`);
+      if (hold && !insp.done) {
+        if ((held += r.value.length) > limits.max_response_bytes) {
+          up.body.destroy();
+          throw new AttemptFailure('too_large', `upstream answer is larger than settings.limits.max_response_bytes (${limits.max_response_bytes} bytes), held whole for a guardrail's JSON schema check`);
+        }
+        continue;
+      }
       if (insp.contentSeen) commit(insp.done);
     }
     // Phase 2: pass through as it arrives.
