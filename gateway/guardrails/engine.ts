@@ -11,6 +11,7 @@ import { guardBlocked, guardRetry, type BodyVerdict, type EventVerdict, type Gua
 import { responseSchemaProblem } from './response-schema.js';
 import { Placeholders, addHit, compilePolicies, evaluatePolicies, evaluateTexts, type CompiledPolicy, type EvaluateResult, type GuardScopeFacts, type Hit } from './policy.js';
 import { GuardBlock, TextScanner } from './stream.js';
+import type { GuardModelClient } from './guard-model.js';
 
 /** Where a decision was taken: a data-plane request, or a tool call (MCP). */
 export interface GuardRef {
@@ -57,7 +58,11 @@ export function scopeOf(ctx: RequestContext): GuardScopeFacts {
 export class GuardrailEngine {
   private readonly state = new WeakMap<RequestContext, ReqState>();
 
-  constructor(private readonly sink: GuardSink) {}
+  constructor(
+    private readonly sink: GuardSink,
+    /** asks a guard_model detector's classifier (absent: such detectors fail, as their on_failure says) */
+    private readonly guardModel?: GuardModelClient,
+  ) {}
 
   private stateOf(ctx: RequestContext): ReqState | undefined {
     let st = this.state.get(ctx);
@@ -118,7 +123,7 @@ export class GuardrailEngine {
     return r;
   }
 
-  private checkInput(ctx: RequestContext): void {
+  private checkInput(ctx: RequestContext): void | Promise<void> {
     const st = this.stateOf(ctx);
     if (!st) return;
     const body = ctx.body;
@@ -126,6 +131,37 @@ export class GuardrailEngine {
     if (!slots.length) return;
     const r = evaluateTexts(st.input, 'input', slots.map((s) => s.get()), st.ph, st.hits);
     if (r.blocked) throw guardBlocked(r.blocked.policy, r.blocked.message);
+    // the classifier models, last: asked about what the model would read (after any redaction)
+    this.redactInput(ctx, st, r);
+    const asking = st.input.filter((p) => p.guardModels.length);
+    if (asking.length) return this.askGuardModels(ctx, st, asking, r.texts.join('\n'));
+  }
+
+  private async askGuardModels(ctx: RequestContext, st: ReqState, policies: CompiledPolicy[], text: string): Promise<void> {
+    const ask = this.guardModel;
+    const decisions = await Promise.all(
+      policies.flatMap((p) =>
+        p.guardModels.map(async (spec) => ({ p, spec, v: ask ? await ask(ctx.snapshot, spec, text) : ({ verdict: 'failed', reason: 'no guard model client' } as const) })),
+      ),
+    );
+    let block: { policy: string; message: string } | undefined;
+    for (const { p, spec, v } of decisions) {
+      if (v.verdict === 'safe') continue;
+      const failed = v.verdict === 'failed';
+      const refuses = !failed || spec.on_failure === 'closed';
+      const blocks = refuses && p.changes && p.action === 'block';
+      addHit(st.hits, p, 'input', [{ detector: 'guard_model', type: failed ? 'UNAVAILABLE' : (v.category ?? 'UNSAFE'), start: 0, end: 0 }], blocks);
+      if (blocks && !block)
+        block = {
+          policy: p.name,
+          message: failed ? `${v.reason}, and the policy fails closed` : `the guard model "${spec.model}" judged the request unsafe${v.category ? ` (${v.category})` : ''}`,
+        };
+    }
+    if (block) throw guardBlocked(block.policy, block.message);
+  }
+
+  private redactInput(ctx: RequestContext, st: ReqState, r: ReturnType<typeof evaluateTexts>): void {
+    const body = ctx.body;
     if (r.changed) {
       // a copy: the client's parsed body is not changed in place
       ctx.body = structuredClone(body);

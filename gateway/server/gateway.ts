@@ -1,4 +1,5 @@
 // One gateway process: the store, the engine, and the two planes (data and admin).
+import { guardModelClient } from '../guardrails/guard-model.js';
 import type { FastifyInstance } from 'fastify';
 import type { AddressInfo } from 'node:net';
 import tls from 'node:tls';
@@ -128,7 +129,7 @@ export class Gateway {
     registerGovernanceMetrics(this.metrics.registry, this.governance, this.runtime, () => this.snap);
     this.responses = new ResponseStore(this.db, () => this.snap.settings.responses_retention_days);
     this.guardrailEvents = new GuardrailRecorder(this.db.name, this.metrics.registry, this.log);
-    this.guardrails = new GuardrailEngine(this.guardrailEvents.record);
+    this.guardrails = new GuardrailEngine(this.guardrailEvents.record, guardModelClient(this.runtime));
     // tool_args / tool_result policies on every MCP tool call
     this.mcp.guards = { guards: [guardrailToolGuard(this.guardrails, () => this.snap)] };
     this.pipeline = new Pipeline({
