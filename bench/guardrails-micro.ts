@@ -11,7 +11,6 @@ import { fileURLToPath } from 'node:url';
 import { performance } from 'node:perf_hooks';
 import { Placeholders, compilePolicies, evaluateTexts, type Hit } from '../gateway/guardrails/policy.js';
 import { TextScanner } from '../gateway/guardrails/stream.js';
-import type { GuardrailSpec } from '../gateway/config/guardrails-schema.js';
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
 const corpus = fs
@@ -19,7 +18,7 @@ const corpus = fs
   .split('\n')
   .filter((l) => l.trim());
 
-const policies = compilePolicies([{ name: 'default', direction: ['input', 'output'], detectors: ['pii', 'secrets'], action: 'redact', mode: 'enforce' } as GuardrailSpec]);
+const policies = compilePolicies([{ name: 'default', direction: ['input', 'output'], detectors: ['pii', 'secrets'], action: 'redact', mode: 'enforce' }]);
 
 function text(bytes: number, offset: number): string {
   let s = '';
