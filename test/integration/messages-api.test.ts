@@ -9,6 +9,7 @@ import { TOOL_ARGUMENTS, completionTokensFor, promptTokensFor, startUpstream, to
 
 const UPSTREAM_MODEL = 'llama-3.1-8b';
 const LIMITED_KEY = 'sk-airlock-test-key-limited-00000000000002';
+const BROKE_KEY = 'sk-airlock-test-key-broke-0000000000000003';
 const PRICE = { input_per_million: 1000, output_per_million: 3000 };
 
 function config(url: string) {
@@ -30,6 +31,7 @@ function config(url: string) {
     keys: [
       { name: 'notebook-app', key: TEST_KEY, team: 'research' },
       { name: 'ops-bot', key: LIMITED_KEY, team: 'ops', models: ['fb'] },
+      { name: 'broke-app', key: BROKE_KEY, team: 'research', budget: { amount: 0, period: 'total' } },
     ],
     settings: { breaker: { failure_threshold: 1000, cooldown_ms: 300 }, retry_after_cap_ms: 0 },
   };
@@ -394,6 +396,15 @@ describe('POST /v1/messages (Anthropic Messages API)', () => {
     assert.ok(e404 instanceof Anthropic.NotFoundError);
     assert.equal((e404.error as any).error.type, 'not_found_error');
     assert.match((e404.error as any).error.message, /no-such-model/);
+
+    // a spent budget: 429 in Anthropic's shape, nothing sent upstream
+    const before = up.completions().length;
+    const broke = new Anthropic({ apiKey: BROKE_KEY, baseURL: gw.dataUrl, maxRetries: 0 });
+    const budget = await apiError(broke.messages.create({ model: 'chat', max_tokens: 8, messages: [{ role: 'user', content: 'hi' }] }));
+    assert.ok(budget instanceof Anthropic.RateLimitError);
+    assert.equal((budget.error as any).error.type, 'rate_limit_error');
+    assert.match((budget.error as any).error.message, /budget/i);
+    assert.equal(up.completions().length, before);
 
     const cases: [unknown, RegExp][] = [
       [{ model: 'chat', messages: [{ role: 'user', content: 'hi' }] }, /"max_tokens" is required/],

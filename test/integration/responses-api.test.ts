@@ -10,6 +10,7 @@ import { TOOL_ARGUMENTS, completionTokensFor, promptTokensFor, startUpstream, to
 
 const UPSTREAM_MODEL = 'qwen2.5-7b';
 const OTHER_KEY = 'sk-airlock-test-key-other-000000000000000005';
+const BROKE_KEY = 'sk-airlock-test-key-broke-000000000000000006';
 const PRICE = { input_per_million: 500, output_per_million: 1500 };
 
 function config(url: string) {
@@ -23,6 +24,7 @@ function config(url: string) {
     keys: [
       { name: 'notebook-app', key: TEST_KEY, team: 'research' },
       { name: 'other-app', key: OTHER_KEY, team: 'research' },
+      { name: 'broke-app', key: BROKE_KEY, team: 'research', budget: { amount: 0, period: 'total' } },
     ],
     // (a small body limit: a chain of stored responses is held to it too)
     settings: { breaker: { failure_threshold: 1000, cooldown_ms: 300 }, retry_after_cap_ms: 0, max_body_bytes: 64 * 1024 },
@@ -430,7 +432,7 @@ describe('POST /v1/responses (OpenAI Responses API)', () => {
     assert.equal(up.completions().length, before, 'nothing refused reached the upstream');
   });
 
-  test('errors in OpenAI shape: 401, 404 model, 429 from the upstream', async () => {
+  test('errors in OpenAI shape: 401, 404 model, 429 budget, 429 from the upstream', async () => {
     const bad = new OpenAI({ apiKey: 'sk-airlock-nope', baseURL: gw.baseURL, maxRetries: 0 });
     const e401 = await apiError(bad.responses.create({ model: 'chat', input: 'hi' }));
     assert.equal(e401.status, 401);
@@ -438,6 +440,14 @@ describe('POST /v1/responses (OpenAI Responses API)', () => {
     const e404 = await apiError(ai.responses.create({ model: 'nope', input: 'hi' }));
     assert.equal(e404.status, 404);
     assert.equal(e404.code, 'model_not_found');
+    // a spent budget: 429 in OpenAI's shape, nothing sent upstream
+    const before = up.completions().length;
+    const broke = new OpenAI({ apiKey: BROKE_KEY, baseURL: gw.baseURL, maxRetries: 0 });
+    const budget = await apiError(broke.responses.create({ model: 'chat', input: 'hi' }));
+    assert.equal(budget.status, 429);
+    assert.equal(budget.type, 'rate_limit_error');
+    assert.equal(budget.code, 'budget_exceeded');
+    assert.equal(up.completions().length, before);
     up.setBehavior({ kind: 'status', status: 429, retryAfter: '30' });
     try {
       const e429 = await apiError(ai.responses.create({ model: 'chat', input: 'hi' }));
