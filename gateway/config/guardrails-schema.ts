@@ -61,10 +61,21 @@ export const responseSchemaDetectorSchema = z
   })
   .describe('Output: a non-streamed answer to a request with response_format json_schema must satisfy that schema (else one retry, then guardrail_blocked)');
 
+export const guardModelDetectorSchema = z
+  .strictObject({
+    type: z.literal('guard_model'),
+    model: z.string().min(1).max(200).describe('The model alias of a local classifier (e.g. Llama Guard), asked through Airlock\'s own routing'),
+    timeout_ms: z.int().min(50).max(60_000).default(2000).describe('Longest to wait for its verdict'),
+    on_failure: z.enum(['open', 'closed']).describe('When it cannot answer in time: open lets the input through (recorded), closed refuses it'),
+    unsafe_when: z.string().trim().min(1).max(64).default('unsafe').describe('The first word of an answer that means unsafe (case-insensitive); Llama Guard answers "unsafe" and a category'),
+    instructions: z.string().max(20_000).optional().describe('A system prompt sent before the text (for classifiers that need one)'),
+  })
+  .describe('Input: a local classifier model decides; a finding is the whole text');
+
 export const detectorSchema = z.union([
-  z.enum(BUILTIN_NAMES, { error: `must be one of ${BUILTIN_NAMES.join(', ')}, or an object with type regex, keywords, max_size, injection or response_schema` }),
-  z.discriminatedUnion('type', [regexDetectorSchema, keywordsDetectorSchema, maxSizeDetectorSchema, injectionDetectorSchema, responseSchemaDetectorSchema], {
-    error: 'type must be regex, keywords, max_size, injection or response_schema',
+  z.enum(BUILTIN_NAMES, { error: `must be one of ${BUILTIN_NAMES.join(', ')}, or an object with type regex, keywords, max_size, injection, response_schema or guard_model` }),
+  z.discriminatedUnion('type', [regexDetectorSchema, keywordsDetectorSchema, maxSizeDetectorSchema, injectionDetectorSchema, responseSchemaDetectorSchema, guardModelDetectorSchema], {
+    error: 'type must be regex, keywords, max_size, injection, response_schema or guard_model',
   }),
 ]);
 export type DetectorSpec = z.infer<typeof detectorSchema>;
@@ -93,6 +104,13 @@ export const guardrailSchema = z.strictObject({
   scope: guardScopeSchema.optional().describe('Where the policy applies (omitted: everywhere)'),
   restore: z.boolean().optional().describe('Input redaction: put the originals back into the answer, so the user sees their data while the model never did'),
   disabled: z.boolean().optional(),
+}).superRefine((g, ctx) => {
+  // a classifier's verdict is about the whole input: nothing to redact, and asked before routing
+  g.detectors.forEach((d, i) => {
+    if (typeof d !== 'object' || d.type !== 'guard_model') return;
+    if (g.direction.some((x) => x !== 'input')) ctx.addIssue({ code: 'custom', path: ['direction'], message: 'a guard_model detector checks inputs only: direction must be [input]' });
+    if (g.action === 'redact') ctx.addIssue({ code: 'custom', path: ['detectors', i], message: 'a guard_model detector finds no span to redact: use action block or flag' });
+  });
 });
 export type GuardrailSpec = z.infer<typeof guardrailSchema>;
 

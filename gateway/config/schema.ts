@@ -29,7 +29,10 @@ export type HealthCheck = z.infer<typeof healthCheckSchema>;
 
 export const endpointSchema = z.strictObject({
   name: name.describe('How models refer to this server'),
-  type: z.enum(['openai', 'ollama']).default('openai').describe('openai: any OpenAI-compatible server (vLLM, llama.cpp, LM Studio, TGI, LocalAI, Ollama /v1); ollama: Ollama native discovery'),
+  type: z
+    .enum(['openai', 'ollama', 'anthropic'])
+    .default('openai')
+    .describe('openai: any OpenAI-compatible server (vLLM, llama.cpp, LM Studio, TGI, LocalAI, Ollama /v1); ollama: Ollama native discovery; anthropic: a server that speaks the Anthropic Messages API (serves /v1/messages requests only, untranslated)'),
   base_url: z
     .url({ protocol: /^https?$/, error: (iss) => (iss.input === undefined ? 'is required' : 'must be an http:// or https:// URL') })
     .describe('Base URL of the OpenAI-compatible API, usually ending in /v1'),

@@ -6,6 +6,7 @@ import type { Runtime } from './runtime.js';
 import { DEFAULT_SETTINGS } from '../config/schema.js';
 import type { EndpointConfig, Snapshot } from './snapshot.js';
 import type { ProbeResult } from '../wire.js';
+import { ANTHROPIC_VERSION } from './anthropic/native.js';
 
 export type { ProbeResult };
 
@@ -60,7 +61,11 @@ export async function probe(c: Pick<EndpointConfig, 'type' | 'origin' | 'basePat
   try {
     const res = await request(url, {
       method: 'GET',
-      headers: c.apiKey ? { authorization: `Bearer ${c.apiKey}` } : {},
+      headers: {
+        ...(c.apiKey ? { authorization: `Bearer ${c.apiKey}` } : {}),
+        // an Anthropic-compatible server: its GET /v1/models reads these
+        ...(c.type === 'anthropic' ? { 'anthropic-version': ANTHROPIC_VERSION, ...(c.apiKey ? { 'x-api-key': c.apiKey } : {}) } : {}),
+      },
       headersTimeout: timeoutMs,
       bodyTimeout: timeoutMs,
       // covers the body too: a body still arriving when it fires is destroyed

@@ -6,7 +6,7 @@
 import type { ServerResponse } from 'node:http';
 import { performance } from 'node:perf_hooks';
 import { AttemptFailure, TargetSkipped, classifyError, runAttempt } from './attempt.js';
-import { GatewayError, clientClosed, gatewayError } from './errors.js';
+import { GatewayError, badRequest, clientClosed, gatewayError } from './errors.js';
 import { channels, type RequestEnd, type RequestStart } from './events.js';
 import { sleep } from './io.js';
 import { openAIProtocol, upstreamHeaders, upstreamPath, upstreamPayload, validateBody } from './openai/protocol.js';
@@ -211,8 +211,15 @@ export class Pipeline {
     let cycle = 0;
     let guardRetried = false;
     while (ctx.attempts < model.maxAttempts) {
-      const order = orderTargets(model, runtime);
+      let order = orderTargets(model, runtime);
       if (order.length === 0) break;
+      // an endpoint that speaks only the Anthropic Messages API serves only /v1/messages
+      if (ctx.kind !== 'messages') {
+        const all = order;
+        order = order.filter((t) => runtime.endpoint(t.endpoint)?.config.type !== 'anthropic');
+        if (order.length === 0)
+          throw badRequest(`The model "${model.name}" is served by Anthropic Messages endpoints only (${all.map((t) => t.endpoint).join(', ')}): call POST /v1/messages.`, 'model');
+      }
       // Prefer targets with a free slot now; the rest wait for one.
       const free = order.filter((t) => runtime.endpoint(t.endpoint)?.free);
       const ordered = free.length === order.length ? order : [...free, ...order.filter((t) => !free.includes(t))];
@@ -222,12 +229,13 @@ export class Pipeline {
         const ep = runtime.endpoint(t.endpoint);
         if (!ep) continue;
         const cfg = ep.config;
+        const native = cfg.type === 'anthropic';
         // the body is built before anything is contacted (a failure here is the client's)
         const call = {
           method: 'POST' as const,
           path: upstreamPath(cfg.type, cfg.basePath, ctx.kind),
-          headers: upstreamHeaders(ctx, cfg.apiKey),
-          body: upstreamPayload(ctx, t),
+          headers: upstreamHeaders(ctx, cfg.apiKey, native),
+          body: upstreamPayload(ctx, t, cfg.acceptsTopK, native),
           firstByteTimeoutMs: ctx.stream ? cfg.firstByteTimeoutMs : cfg.firstByteTimeoutNonStreamMs,
         };
         ctx.attempts++;
@@ -241,7 +249,7 @@ export class Pipeline {
             call,
             queueTimeoutMs: settings.queue_timeout_ms,
             onClientGone,
-            protocol: openAIProtocol({ source: this, runtime, guards: this.d.guards }, ctx, t, res, adapter?.answer(ctx)),
+            protocol: openAIProtocol({ source: this, runtime, guards: this.d.guards }, ctx, t, res, adapter?.answer(ctx), native),
           });
           return;
         } catch (e) {

@@ -12,7 +12,7 @@ export const DEFAULT_FIRST_BYTE_TIMEOUT_MS = 30_000;
 
 export interface EndpointConfig {
   readonly name: string;
-  readonly type: 'openai' | 'ollama';
+  readonly type: 'openai' | 'ollama' | 'anthropic';
   readonly baseUrl: string;
   /** origin (scheme://host:port) for the connection pool */
   readonly origin: string;
@@ -26,6 +26,9 @@ export interface EndpointConfig {
   /** non-streamed requests, whose first byte is the finished answer: first_byte_timeout_ms if set, else timeout_ms */
   readonly firstByteTimeoutNonStreamMs: number;
   readonly health: HealthCheck;
+  /** the server reads a chat body's top_k (vLLM, llama.cpp, LocalAI do; Ollama's OpenAI API has
+   * none): Anthropic Messages' top_k is forwarded only to such a server */
+  readonly acceptsTopK: boolean;
   /** identity of the connection settings; a change recreates the pool */
   readonly poolKey: string;
 }
@@ -108,6 +111,7 @@ export function buildSnapshot(state: StoredState, secrets: Secrets, version: num
         timeoutMs: e.timeout_ms ?? DEFAULT_TIMEOUT_MS,
         firstByteTimeoutMs: e.first_byte_timeout_ms ?? DEFAULT_FIRST_BYTE_TIMEOUT_MS,
         firstByteTimeoutNonStreamMs: e.first_byte_timeout_ms ?? e.timeout_ms ?? DEFAULT_TIMEOUT_MS,
+        acceptsTopK: e.type !== 'ollama',
         health: e.health_check ?? DEFAULT_HEALTH,
         poolKey: `${url.origin}|${maxConcurrency}`,
       }),

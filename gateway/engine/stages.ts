@@ -31,6 +31,9 @@ export interface RequestContext {
    * (an airlock:attempt:start subscriber may also set it per attempt on the headers it gets) */
   upstreamTraceparent: string | undefined;
   body: Record<string, unknown>;
+  /** a translated protocol's own body (Anthropic Messages), for an endpoint that speaks it
+   * natively; the input guards redact it as they redact `body` */
+  native?: Record<string, unknown>;
   requestedModel: string | undefined;
   model: ModelConfig | undefined;
   rule: string | undefined;
@@ -175,6 +178,9 @@ export interface OutputGuard {
   checkEvent?(ctx: RequestContext, ev: SSEEvent): EventVerdict | void;
   /** the stream ended: what to do with the events it still holds (pass releases them; hold counts as pass) */
   endStream?(ctx: RequestContext): EventVerdict | void;
+  /** the guard judges the answer only whole (a JSON schema): nothing of the stream reaches the
+   * client before it ends, so the guard may still ask for a retry or refuse it with a plain error */
+  holdsStream?(ctx: RequestContext): boolean;
 }
 export interface Guards {
   input: readonly InputGuard[];
@@ -234,7 +240,7 @@ export function guardBody(g: Guards, ctx: RequestContext, body: unknown): unknow
 
 /** The output guards over a stream, chained: each sees what the one before let through. Returns
  * undefined when no guard looks at events (then no event is ever decoded). */
-export function guardEvents(g: Guards, ctx: RequestContext): { event(ev: SSEEvent): SSEEvent[]; end(): SSEEvent[] } | undefined {
+export function guardEvents(g: Guards, ctx: RequestContext): { event(ev: SSEEvent): SSEEvent[]; end(): SSEEvent[]; hold: boolean } | undefined {
   const stages = g.output.filter((x) => (x.checkEvent !== undefined || x.endStream !== undefined) && (!x.appliesTo || x.appliesTo(ctx)));
   if (!stages.length) return undefined;
   const held: SSEEvent[][] = stages.map(() => []);
@@ -272,6 +278,7 @@ export function guardEvents(g: Guards, ctx: RequestContext): { event(ev: SSEEven
     return cur;
   };
   return {
+    hold: stages.some((x) => x.holdsStream?.(ctx) === true),
     event: (ev) => through(0, [ev]),
     end: () => {
       const out: SSEEvent[] = [];

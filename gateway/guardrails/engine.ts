@@ -11,6 +11,7 @@ import { guardBlocked, guardRetry, type BodyVerdict, type EventVerdict, type Gua
 import { responseSchemaProblem } from './response-schema.js';
 import { Placeholders, addHit, compilePolicies, evaluatePolicies, evaluateTexts, type CompiledPolicy, type EvaluateResult, type GuardScopeFacts, type Hit } from './policy.js';
 import { GuardBlock, TextScanner } from './stream.js';
+import type { GuardModelClient } from './guard-model.js';
 
 /** Where a decision was taken: a data-plane request, or a tool call (MCP). */
 export interface GuardRef {
@@ -36,6 +37,7 @@ interface ReqState {
   output: CompiledPolicy[];
   restore: boolean;
   stream?: StreamGuard;
+  streamAttempt?: number;
   outputDone: boolean;
   /** an answer was refused for its JSON schema once already (one retry) */
   schemaRetried?: boolean;
@@ -56,7 +58,11 @@ export function scopeOf(ctx: RequestContext): GuardScopeFacts {
 export class GuardrailEngine {
   private readonly state = new WeakMap<RequestContext, ReqState>();
 
-  constructor(private readonly sink: GuardSink) {}
+  constructor(
+    private readonly sink: GuardSink,
+    /** asks a guard_model detector's classifier (absent: such detectors fail, as their on_failure says) */
+    private readonly guardModel?: GuardModelClient,
+  ) {}
 
   private stateOf(ctx: RequestContext): ReqState | undefined {
     let st = this.state.get(ctx);
@@ -83,11 +89,16 @@ export class GuardrailEngine {
       name: 'guardrails',
       appliesTo: (ctx) => {
         const st = this.stateOf(ctx);
-        return !!st && (st.restore || st.output.some((p) => p.detectsText || (!ctx.stream && p.responseSchema)));
+        return !!st && (st.restore || st.output.some((p) => p.detectsText || p.responseSchema));
       },
       checkBody: (ctx, body) => this.checkBody(ctx, body),
       checkEvent: (ctx, ev) => this.streamOf(ctx).event(ev),
       endStream: (ctx) => this.streamOf(ctx).end(),
+      // an enforced response_schema policy over a JSON-schema request: judged whole, so held whole
+      holdsStream: (ctx) => {
+        const rf = ctx.body.response_format as { type?: unknown } | undefined;
+        return rf?.type === 'json_schema' && !!this.stateOf(ctx)?.output.some((p) => p.responseSchema && p.changes);
+      },
     };
     return { input: [input], output: [output] };
   }
@@ -112,7 +123,7 @@ export class GuardrailEngine {
     return r;
   }
 
-  private checkInput(ctx: RequestContext): void {
+  private checkInput(ctx: RequestContext): void | Promise<void> {
     const st = this.stateOf(ctx);
     if (!st) return;
     const body = ctx.body;
@@ -120,12 +131,44 @@ export class GuardrailEngine {
     if (!slots.length) return;
     const r = evaluateTexts(st.input, 'input', slots.map((s) => s.get()), st.ph, st.hits);
     if (r.blocked) throw guardBlocked(r.blocked.policy, r.blocked.message);
+    // the classifier models, last: asked about what the model would read (after any redaction)
+    this.redactInput(ctx, st, r);
+    const asking = st.input.filter((p) => p.guardModels.length);
+    if (asking.length) return this.askGuardModels(ctx, st, asking, r.texts.join('\n'));
+  }
+
+  private async askGuardModels(ctx: RequestContext, st: ReqState, policies: CompiledPolicy[], text: string): Promise<void> {
+    const ask = this.guardModel;
+    const decisions = await Promise.all(
+      policies.flatMap((p) =>
+        p.guardModels.map(async (spec) => ({ p, spec, v: ask ? await ask(ctx.snapshot, spec, text) : ({ verdict: 'failed', reason: 'no guard model client' } as const) })),
+      ),
+    );
+    let block: { policy: string; message: string } | undefined;
+    for (const { p, spec, v } of decisions) {
+      if (v.verdict === 'safe') continue;
+      const failed = v.verdict === 'failed';
+      const refuses = !failed || spec.on_failure === 'closed';
+      const blocks = refuses && p.changes && p.action === 'block';
+      addHit(st.hits, p, 'input', [{ detector: 'guard_model', type: failed ? 'UNAVAILABLE' : (v.category ?? 'UNSAFE'), start: 0, end: 0 }], blocks);
+      if (blocks && !block)
+        block = {
+          policy: p.name,
+          message: failed ? `${v.reason}, and the policy fails closed` : `the guard model "${spec.model}" judged the request unsafe${v.category ? ` (${v.category})` : ''}`,
+        };
+    }
+    if (block) throw guardBlocked(block.policy, block.message);
+  }
+
+  private redactInput(ctx: RequestContext, st: ReqState, r: ReturnType<typeof evaluateTexts>): void {
+    const body = ctx.body;
     if (r.changed) {
       // a copy: the client's parsed body is not changed in place
       ctx.body = structuredClone(body);
       const again = inputSlots(ctx.kind, ctx.body);
       again.forEach((s, i) => s.set(r.texts[i]!));
       st.restore = st.input.some((p) => p.restore && p.changes && p.action === 'redact');
+      if (ctx.native) ctx.native = redactNative(st, ctx.native);
     }
   }
 
@@ -133,22 +176,7 @@ export class GuardrailEngine {
     const st = this.stateOf(ctx);
     if (!st) return;
     st.outputDone = true;
-    const schemaPolicies = st.output.filter((p) => p.responseSchema);
-    if (schemaPolicies.length) {
-      const problem = responseSchemaProblem(ctx.body, body);
-      if (problem) {
-        const enforcing = schemaPolicies.find((p) => p.changes);
-        const final = !enforcing || !!st.schemaRetried;
-        for (const p of schemaPolicies) addHit(st.hits, p, 'output', [{ detector: 'response_schema', type: 'SCHEMA_MISMATCH', start: 0, end: 0 }], final && p === enforcing);
-        if (enforcing) {
-          if (!st.schemaRetried) {
-            st.schemaRetried = true;
-            throw guardRetry(enforcing.name, problem);
-          }
-          throw guardBlocked(enforcing.name, problem);
-        }
-      }
-    }
+    checkSchema(st, responseSchemaProblem(ctx.body, body), false);
     const slots = outputSlots(body);
     if (!slots.length) return;
     const r = evaluateTexts(st.output, 'output', slots.map((s) => s.get()), st.ph, st.hits);
@@ -163,8 +191,68 @@ export class GuardrailEngine {
 
   private streamOf(ctx: RequestContext): StreamGuard {
     const st = this.stateOf(ctx)!;
-    return (st.stream ??= new StreamGuard(ctx.kind === 'completions' ? 'completions' : 'chat', st));
+    // one per attempt: a retried or fallen-back answer starts with nothing held of the one before
+    if (!st.stream || st.streamAttempt !== ctx.attempts) {
+      st.stream = new StreamGuard(ctx.kind === 'completions' ? 'completions' : 'chat', st, ctx);
+      st.streamAttempt = ctx.attempts;
+    }
+    return st.stream;
   }
+}
+
+/** The client's own Messages body (sent as it is to a server that speaks Messages), redacted as its
+ * chat translation was: the same policies over its texts, the same placeholders for the same
+ * values (the decisions were recorded once, on the translation). */
+function redactNative(st: ReqState, native: Record<string, unknown>): Record<string, unknown> {
+  const copy = structuredClone(native);
+  const slots: Slot[] = [];
+  const walk = (o: unknown, depth: number): void => {
+    if (depth > 64 || !o || typeof o !== 'object') return;
+    for (const k of Object.keys(o)) {
+      const v = (o as Record<string, unknown>)[k];
+      if (typeof v === 'string') slots.push(field(o as Record<string, unknown>, k));
+      else walk(v, depth + 1);
+    }
+  };
+  // what a model reads: the system prompt and the messages (not the model name, tools' schemas or metadata)
+  const texts = (list: unknown) => {
+    for (const b of Array.isArray(list) ? (list as Record<string, unknown>[]) : []) if (b && typeof b === 'object' && typeof b.text === 'string') slots.push(field(b, 'text'));
+  };
+  if (typeof copy.system === 'string') slots.push(field(copy, 'system'));
+  else texts(copy.system);
+  for (const m of Array.isArray(copy.messages) ? (copy.messages as unknown[]) : []) {
+    if (!m || typeof m !== 'object') continue;
+    const msg = m as Record<string, unknown>;
+    if (typeof msg.content === 'string') slots.push(field(msg, 'content'));
+    else
+      for (const b of Array.isArray(msg.content) ? (msg.content as Record<string, unknown>[]) : []) {
+        if (!b || typeof b !== 'object') continue;
+        if (typeof b.text === 'string') slots.push(field(b, 'text'));
+        if (typeof b.content === 'string') slots.push(field(b, 'content'));
+        else texts(b.content);
+        if (b.input && typeof b.input === 'object') walk(b.input, 0);
+      }
+  }
+  const r = evaluateTexts(st.input, 'input', slots.map((s) => s.get()), st.ph, new Map());
+  slots.forEach((s, i) => s.set(r.texts[i]!));
+  return copy;
+}
+
+/** A response_schema decision (problem: why the answer does not satisfy the requested schema).
+ * Enforced: once a retry (the pipeline asks again while nothing reached the client), then a block
+ * — at once when the answer already streamed to the client (`sent`): it ends with an in-band error. */
+function checkSchema(st: ReqState, problem: string | undefined, sent: boolean): void {
+  if (!problem) return;
+  const schemaPolicies = st.output.filter((p) => p.responseSchema);
+  const enforcing = schemaPolicies.find((p) => p.changes);
+  const retry = !!enforcing && !st.schemaRetried && !sent;
+  for (const p of schemaPolicies) addHit(st.hits, p, 'output', [{ detector: 'response_schema', type: 'SCHEMA_MISMATCH', start: 0, end: 0 }], !retry && p === enforcing);
+  if (!enforcing) return;
+  if (retry) {
+    st.schemaRetried = true;
+    throw guardRetry(enforcing.name, problem);
+  }
+  throw guardBlocked(enforcing.name, problem);
 }
 
 interface Slot {
@@ -186,7 +274,8 @@ function inputSlots(kind: RequestContext['kind'], b: Record<string, unknown>): S
     if (typeof v === 'string') out.push(field(o, k));
     else if (Array.isArray(v)) v.forEach((x, i) => typeof x === 'string' && out.push(field(v as unknown as Record<string, unknown>, String(i))));
   };
-  if (kind === 'chat') {
+  // (Messages and Responses requests are chat bodies here: translated before the guards)
+  if (kind === 'chat' || kind === 'messages' || kind === 'responses') {
     for (const m of b.messages as Record<string, unknown>[]) {
       if (typeof m.content === 'string') out.push(field(m, 'content'));
       else if (Array.isArray(m.content))
@@ -228,6 +317,11 @@ interface ToolAcc {
 interface ChoiceState {
   text: TextScanner;
   tools: Map<number, ToolAcc>;
+  /** the content as the upstream sent it, kept only when a response_schema policy applies */
+  raw: string;
+  finished: boolean;
+  /** it called tools: no content to check (as for a whole answer) */
+  called: boolean;
 }
 
 type Chunk = { choices?: Record<string, unknown>[]; [k: string]: unknown };
@@ -239,15 +333,48 @@ class StreamGuard {
   /** the last chunk's id/model/created, for events the guard makes at the end */
   private meta: Record<string, unknown> = {};
 
+  /** a response_schema policy applies and the request asked for a JSON schema: the content is kept */
+  private readonly schema: boolean;
+  private kept = 0;
+  private tooLarge = false;
+
   constructor(
     private readonly kind: 'chat' | 'completions',
     private readonly st: ReqState,
-  ) {}
+    private readonly ctx: RequestContext,
+  ) {
+    const rf = ctx.body.response_format as { type?: unknown } | undefined;
+    this.schema = kind === 'chat' && rf?.type === 'json_schema' && st.output.some((p) => p.responseSchema);
+  }
 
   private choice(i: number): ChoiceState {
     let c = this.choices.get(i);
-    if (!c) this.choices.set(i, (c = { text: new TextScanner(this.st.output, 'output', this.st.ph, this.st.hits, this.st.restore), tools: new Map() }));
+    if (!c) this.choices.set(i, (c = { text: new TextScanner(this.st.output, 'output', this.st.ph, this.st.hits, this.st.restore), tools: new Map(), raw: '', finished: false, called: false }));
     return c;
+  }
+
+  /** Keep content for the schema check, up to settings.limits.max_response_bytes (what a whole answer may be). */
+  private keep(cs: ChoiceState, s: string): void {
+    if (!this.schema || this.tooLarge) return;
+    this.kept += s.length;
+    if (this.kept > this.ctx.snapshot.settings.limits.max_response_bytes) {
+      this.tooLarge = true;
+      for (const c of this.choices.values()) c.raw = '';
+      return;
+    }
+    cs.raw += s;
+  }
+
+  /** The streamed answer's content against the requested schema, once it finished. */
+  private checkSchema(): void {
+    if (!this.schema) return;
+    const finished = [...this.choices.entries()].filter(([, c]) => c.finished && !c.called);
+    if (!finished.length) return; // a break: the stream ends with its own error
+    const problem = this.tooLarge
+      ? `the streamed answer is larger than settings.limits.max_response_bytes (${this.ctx.snapshot.settings.limits.max_response_bytes}): it cannot be checked against the requested JSON schema`
+      : responseSchemaProblem(this.ctx.body, { choices: finished.sort((a, b) => a[0] - b[0]).map(([, c]) => ({ message: { content: c.raw } })) });
+    // status 200: the answer's first content is already on its way to the client
+    checkSchema(this.st, problem, this.ctx.status === 200);
   }
 
   event(ev: SSEEvent): EventVerdict {
@@ -272,6 +399,7 @@ class StreamGuard {
         let text = '';
         const incoming = holder?.[textKey];
         if (typeof incoming === 'string' && incoming) {
+          this.keep(cs, incoming);
           text = cs.text.push(incoming);
           changed = true;
         }
@@ -279,6 +407,7 @@ class StreamGuard {
         let tools: unknown[] | undefined;
         if (Array.isArray(tcs) && tcs.length) {
           changed = true;
+          cs.called = true;
           for (const [n, t] of (tcs as Record<string, unknown>[]).entries()) {
             const ti = typeof t?.index === 'number' ? t.index : n;
             let acc = cs.tools.get(ti);
@@ -292,6 +421,7 @@ class StreamGuard {
           delete holder!.tool_calls;
         }
         if (c.finish_reason) {
+          cs.finished = true;
           text += cs.text.end();
           tools = this.flushTools(cs);
           changed = true;
@@ -318,6 +448,7 @@ class StreamGuard {
   end(): EventVerdict {
     this.st.outputDone = true;
     const events: SSEEvent[] = [];
+    this.checkSchema();
     try {
       for (const [idx, cs] of this.choices) {
         // (also a choice that finished: text an upstream sent after its finish reason is not lost)

@@ -1,6 +1,7 @@
 // The policy engine: compiled guardrail policies, which of them apply where, what they find in a
 // text, and the protocol-neutral entry point evaluate(direction, text|json, scope) that the
 // OpenAI guards (guards.ts) and the MCP gateway (tool_args / tool_result) call.
+import type { GuardModelSpec } from './guard-model.js';
 import { BUILTIN_DETECTORS, type BuiltinName, type GuardAction, type GuardDirection, type GuardMode, type GuardrailSpec } from '../config/guardrails-schema.js';
 import { keywordDetector, maxSizeDetector, regexDetector } from './detectors/custom.js';
 import { injection, injectionScore } from './detectors/injection.js';
@@ -32,6 +33,8 @@ export interface CompiledPolicy {
   readonly changes: boolean;
   /** checks non-streamed answers against the request's response_format JSON schema */
   readonly responseSchema: boolean;
+  /** local classifier models asked about the whole input (guard-model.ts) */
+  readonly guardModels: readonly GuardModelSpec[];
   /** has detectors that look at text (a policy with only response_schema has none) */
   readonly detectsText: boolean;
   readonly restore: boolean;
@@ -52,6 +55,7 @@ export function compilePolicy(spec: GuardrailSpec): CompiledPolicy {
   const detectors: Detector[] = [];
   let injectionThreshold: number | undefined;
   let responseSchema = false;
+  const guardModels: GuardModelSpec[] = [];
   for (const d of spec.detectors) {
     if (typeof d === 'string') {
       if (d === 'injection') injectionThreshold = Math.min(injectionThreshold ?? 1, 0.5);
@@ -60,6 +64,7 @@ export function compilePolicy(spec: GuardrailSpec): CompiledPolicy {
     else if (d.type === 'regex') detectors.push(regexDetector(d.pattern, d.flags, d.label));
     else if (d.type === 'keywords') detectors.push(keywordDetector(d.words));
     else if (d.type === 'response_schema') responseSchema = true;
+    else if (d.type === 'guard_model') guardModels.push(d);
     else detectors.push(maxSizeDetector(d.chars));
   }
   const unique = [...new Set(detectors)];
@@ -73,6 +78,7 @@ export function compilePolicy(spec: GuardrailSpec): CompiledPolicy {
     mode: spec.mode,
     changes: spec.mode === 'enforce' && spec.action !== 'flag',
     responseSchema,
+    guardModels,
     detectsText: unique.length > 0 || injectionThreshold !== undefined,
     restore: !!spec.restore,
     detect(text) {

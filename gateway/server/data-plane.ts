@@ -6,6 +6,7 @@ import { nestedDeeperThan } from '../engine/json-depth.js';
 import { authenticate } from '../engine/stages.js';
 import { clientRequestId } from '../engine/pipeline.js';
 import { countTokens } from '../engine/anthropic/messages.js';
+import { inputItemsOf, pageOf, type InputItemsQuery } from '../engine/responses/input-items.js';
 import type { Kind } from '../engine/stages.js';
 import type { KeyRecord } from '../engine/snapshot.js';
 import type { Gateway } from './gateway.js';
@@ -185,6 +186,12 @@ export function buildDataPlane(gw: Gateway): FastifyInstance {
     const r = gw.responses.get(id, key.name);
     if (!r) throw notFound();
     return r.response;
+  });
+  app.get('/v1/responses/:id/input_items', { onRequest: keyFirst('responses') }, (req) => {
+    const { key, id, notFound } = storedResponse(req);
+    const r = gw.responses.get(id, key.name);
+    if (!r) throw notFound();
+    return pageOf(inputItemsOf(id, r.conversation), req.query as InputItemsQuery);
   });
   app.delete('/v1/responses/:id', { onRequest: keyFirst('responses') }, (req) => {
     const { key, id, notFound } = storedResponse(req);

@@ -1,4 +1,5 @@
 // One gateway process: the store, the engine, and the two planes (data and admin).
+import { guardModelClient } from '../guardrails/guard-model.js';
 import type { FastifyInstance } from 'fastify';
 import type { AddressInfo } from 'node:net';
 import tls from 'node:tls';
@@ -139,7 +140,7 @@ export class Gateway {
     this.guardrailEvents = new GuardrailRecorder(this.db.name, this.metrics.registry, this.log);
     // the audit summary of a request carries its guardrail outcomes (types and counts)
     const guardOutcomes = new GuardOutcomes();
-    this.guardrails = new GuardrailEngine(guardOutcomes.wrap(this.guardrailEvents.record));
+    this.guardrails = new GuardrailEngine(guardOutcomes.wrap(this.guardrailEvents.record), guardModelClient(this.runtime));
     // tool_args / tool_result policies on every MCP tool call
     this.mcp.guards = { guards: [guardrailToolGuard(this.guardrails, () => this.snap)] };
     this.promptLog = new PromptLog(this.db, this.secrets, () => this.snap, { log: this.log });

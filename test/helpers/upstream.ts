@@ -5,7 +5,9 @@
 //
 // POST /v1/chat/completions, /v1/completions, /v1/embeddings (floats, or base64 float32 when the
 // request asks encoding_format "base64", as the openai client does by default); GET /v1/models;
-// GET /api/tags (Ollama's native discovery); anything else 404. setBehavior/queue apply to the
+// GET /api/tags (Ollama's native discovery); POST /v1/messages (the Anthropic Messages API, as a
+// server that speaks it natively: ok, status, drop-before-content and drop-mid-stream behaviours);
+// anything else 404. setBehavior/queue apply to the
 // POST endpoints, setModelsResponse to the two discovery endpoints.
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
@@ -205,6 +207,14 @@ export function embeddingFor(text: string): number[] {
   return out;
 }
 
+/** The input_tokens the native Messages route reports: 5 + ceil(chars/4) of the system prompt and
+ * of every message's text. */
+export function messagesInputTokens(body: any): number {
+  let n = 5 + tokensOfText(textOf(body?.system ?? ''));
+  for (const m of Array.isArray(body?.messages) ? body.messages : []) n += tokensOfText(textOf(m?.content));
+  return n;
+}
+
 /** The default chat answer: `echo: ` + the text of the last user message. */
 export function echoOf(body: any): string {
   const msgs: unknown[] = Array.isArray(body?.messages) ? body.messages : [];
@@ -344,6 +354,41 @@ export function startUpstream(opts: UpstreamOptions = {}): Promise<TestUpstream>
     for (let i = 0; i < n; i++) tail.push(`${pre}{"index":${i},"delta":{},"logprobs":null,"finish_reason":${JSON.stringify(finish)}${stopReason}}]}\n\n`);
     if (withUsage && body?.stream_options?.include_usage === true) tail.push(`${pre}],"usage":${JSON.stringify(usage)}}\n\n`);
     tail.push('data: [DONE]\n\n');
+    return { kind: 'stream', head, content: frames, tail };
+  }
+
+  /** POST /v1/messages: the Anthropic Messages answer — `echo: <last user text>`, a tool_use when
+   * tools are given and the last user text says "use tool", the tool's result answered; streamed
+   * in Anthropic's event sequence (head: message_start + ping + the text block's start; content:
+   * one frame per delta; tail: block stop, message_delta with stop_reason and usage, message_stop). */
+  function messagesPlan(body: any, b: OkBehavior): Plan {
+    const id = `msg_up_${++seq}`;
+    const model = typeof body?.model === 'string' ? body.model : 'unknown';
+    const tools: any[] = Array.isArray(body?.tools) ? body.tools : [];
+    const msgs: any[] = Array.isArray(body?.messages) ? body.messages : [];
+    const lastMsg = msgs.at(-1);
+    const result = Array.isArray(lastMsg?.content) ? lastMsg.content.find((x: any) => x?.type === 'tool_result') : undefined;
+    const last = `echo: ${textOf(lastMsg?.content)}`;
+    const toolCall = tools.length > 0 && !result && last.includes('use tool');
+    const content = b.pieces ? b.pieces.join('') : (b.content ?? (result ? toolAnswerOf({ tool_call_id: result.tool_use_id, content: result.content }) : last));
+    const stop = b.finishReason ?? (toolCall ? 'tool_use' : 'end_turn');
+    const usage = { input_tokens: messagesInputTokens(body), output_tokens: completionTokensFor(toolCall ? TOOL_ARGUMENTS : content) };
+    const toolId = `toolu_up_${seq}`;
+    if (body?.stream !== true) {
+      const blocks = toolCall ? [{ type: 'tool_use', id: toolId, name: tools[0]?.name ?? 'tool', input: JSON.parse(TOOL_ARGUMENTS) }] : [{ type: 'text', text: content }];
+      return { kind: 'json', status: 200, body: JSON.stringify({ id, type: 'message', role: 'assistant', model, content: blocks, stop_reason: stop, stop_sequence: null, usage }) };
+    }
+    const ev = (name: string, data: object) => `event: ${name}\ndata: ${JSON.stringify({ type: name, ...data })}\n\n`;
+    const head = [ev('message_start', { message: { id, type: 'message', role: 'assistant', model, content: [], stop_reason: null, stop_sequence: null, usage: { input_tokens: usage.input_tokens, output_tokens: 1 } } }), ev('ping', {})];
+    const frames: string[] = [];
+    if (toolCall) {
+      frames.push(ev('content_block_start', { index: 0, content_block: { type: 'tool_use', id: toolId, name: tools[0]?.name ?? 'tool', input: {} } }));
+      for (const p of TOOL_ARGUMENT_PIECES) frames.push(ev('content_block_delta', { index: 0, delta: { type: 'input_json_delta', partial_json: p } }));
+    } else {
+      head.push(ev('content_block_start', { index: 0, content_block: { type: 'text', text: '' } }));
+      for (const p of b.pieces ?? streamPieces(content)) frames.push(ev('content_block_delta', { index: 0, delta: { type: 'text_delta', text: p } }));
+    }
+    const tail = [ev('content_block_stop', { index: 0 }), ev('message_delta', { delta: { stop_reason: stop, stop_sequence: null }, usage: { output_tokens: usage.output_tokens } }), ev('message_stop', {})];
     return { kind: 'stream', head, content: frames, tail };
   }
 
@@ -608,13 +653,14 @@ export function startUpstream(opts: UpstreamOptions = {}): Promise<TestUpstream>
 
   // --- request handling ------------------------------------------------------------------------
 
-  function route(method: string, path: string): 'chat' | 'completions' | 'embeddings' | 'models' | 'tags' | undefined {
+  function route(method: string, path: string): 'chat' | 'completions' | 'embeddings' | 'messages' | 'models' | 'tags' | undefined {
     const q = path.indexOf('?');
     const p = q === -1 ? path : path.slice(0, q);
     if (method === 'POST') {
       if (p === '/v1/chat/completions') return 'chat';
       if (p === '/v1/completions') return 'completions';
       if (p === '/v1/embeddings') return 'embeddings';
+      if (p === '/v1/messages') return 'messages';
     } else if (method === 'GET') {
       if (p === '/v1/models') return 'models';
       if (p === '/api/tags') return 'tags';
@@ -654,7 +700,11 @@ export function startUpstream(opts: UpstreamOptions = {}): Promise<TestUpstream>
     }
     const b = queued.length > 0 ? queued.shift()! : typeof behavior === 'function' ? behavior(rec) : behavior;
     const stream = r !== 'embeddings' && body.stream === true;
-    const plan = (ok: OkBehavior): Plan => (r === 'chat' ? chatPlan(body, ok) : r === 'completions' ? completionsPlan(body, ok) : embeddingsPlan(body, ok));
+    const plan = (ok: OkBehavior): Plan =>
+      r === 'chat' ? chatPlan(body, ok)
+      : r === 'completions' ? completionsPlan(body, ok)
+      : r === 'messages' ? messagesPlan(body, ok)
+      : embeddingsPlan(body, ok);
     deliver(st, b, plan, stream);
   }
 

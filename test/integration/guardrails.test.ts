@@ -333,6 +333,47 @@ describe('response_format JSON schema', () => {
     });
     assert.equal(up.completions().length, 2);
   });
+  test('streamed: the answer is held whole and checked when it ends; a wrong one is asked for once more, then a 400', async () => {
+    up.reset();
+    up.queue({ kind: 'ok', content: '{"name": "Ada", "age": -1}', chunkDelayMs: 5 }, { kind: 'ok', content: '{"name": "Ada", "age": 36}', chunkDelayMs: 5 });
+    const { data: stream, response } = await client.chat.completions.create({ model: 'json', messages: [{ role: 'user', content: 'who?' }], response_format, stream: true }).withResponse();
+    let got = '';
+    for await (const c of stream) got += c.choices[0]?.delta.content ?? '';
+    assert.equal(got, '{"name": "Ada", "age": 36}', 'only the second answer reached the client');
+    assert.equal(up.completions().length, 2);
+    assert.equal(response.headers.get('x-airlock-attempts'), '2');
+    const ev = await eventually(async () => (await events(response.headers.get('x-airlock-request-id')!)).find((e) => e.policy === 'json-out'), 'the schema event');
+    assert.equal(ev.blocked, false);
+
+    up.reset();
+    up.queue({ kind: 'ok', content: 'Ada, 36' }, { kind: 'ok', content: '{"name": "Ada"}' });
+    await assert.rejects(
+      (async () => {
+        const s = await client.chat.completions.create({ model: 'json', messages: [{ role: 'user', content: 'who?' }], response_format, stream: true });
+        for await (const c of s) void c;
+      })(),
+      (e: unknown) => {
+        assert.equal((e as { status?: number }).status, 400, 'a plain error: nothing of the stream was sent');
+        assert.equal((e as { code?: string }).code, 'guardrail_blocked');
+        assert.match((e as Error).message, /json-out/);
+        return true;
+      },
+    );
+    assert.equal(up.completions().length, 2);
+
+    // a valid answer passes in every SSE format
+    for (const sse of [{ crlf: true }, { done: false }, { spaced: true, comments: true }] as SSEShape[]) {
+      up.reset();
+      up.setBehavior({ kind: 'ok', content: '{"name":"Bo","age":7}', sse });
+      const s = await client.chat.completions.create({ model: 'json', messages: [{ role: 'user', content: 'who?' }], response_format, stream: true });
+      let text = '';
+      for await (const c of s) text += c.choices[0]?.delta.content ?? '';
+      assert.equal(text, '{"name":"Bo","age":7}', JSON.stringify(sse));
+      assert.equal(up.completions().length, 1);
+    }
+    up.setBehavior({ kind: 'ok' });
+  });
+
   test('without a response_format nothing is checked; streams keep the plain path', async () => {
     up.reset();
     up.queue({ kind: 'ok', content: 'free text' });

@@ -9,20 +9,29 @@ import { TOOL_ARGUMENTS, completionTokensFor, promptTokensFor, startUpstream, to
 
 const UPSTREAM_MODEL = 'llama-3.1-8b';
 const LIMITED_KEY = 'sk-airlock-test-key-limited-00000000000002';
+const BROKE_KEY = 'sk-airlock-test-key-broke-0000000000000003';
 const PRICE = { input_per_million: 1000, output_per_million: 3000 };
 
 function config(url: string) {
   return {
-    endpoints: [{ name: 'gpu-1', base_url: url, health_check: { enabled: true, interval_ms: 60_000 } }],
+    endpoints: [
+      { name: 'gpu-1', base_url: url, health_check: { enabled: true, interval_ms: 60_000 } },
+      // the same server, as Ollama: its OpenAI API has no top_k
+      { name: 'olla', type: 'ollama', base_url: url, health_check: { enabled: true, interval_ms: 60_000 } },
+    ],
     models: [
       { name: 'chat', targets: [{ endpoint: 'gpu-1', model: UPSTREAM_MODEL }], price: PRICE },
       // two targets: the first one's failure before any content falls back to the second
       { name: 'fb', strategy: 'fallback', targets: [{ endpoint: 'gpu-1', model: 'first' }, { endpoint: 'gpu-1', model: 'second' }], price: PRICE },
+      { name: 'local', targets: [{ endpoint: 'olla', model: UPSTREAM_MODEL }] },
+      // a fallback from a server that reads top_k to one that does not
+      { name: 'mixed', strategy: 'fallback', targets: [{ endpoint: 'gpu-1', model: 'first' }, { endpoint: 'olla', model: 'second' }] },
     ],
     teams: [{ name: 'research' }, { name: 'ops' }],
     keys: [
       { name: 'notebook-app', key: TEST_KEY, team: 'research' },
       { name: 'ops-bot', key: LIMITED_KEY, team: 'ops', models: ['fb'] },
+      { name: 'broke-app', key: BROKE_KEY, team: 'research', budget: { amount: 0, period: 'total' } },
     ],
     settings: { breaker: { failure_threshold: 1000, cooldown_ms: 300 }, retry_after_cap_ms: 0 },
   };
@@ -321,6 +330,39 @@ describe('POST /v1/messages (Anthropic Messages API)', () => {
     }
   });
 
+  test('top_k goes only to servers that read it: an openai endpoint gets it, an ollama one (also after a fallback) does not', async () => {
+    up.setBehavior({ kind: 'ok' });
+    const sampling = { temperature: 0.3, top_k: 7 } as object;
+    await claude.messages.create({ model: 'chat', max_tokens: 8, messages: [{ role: 'user', content: 'k' }], ...sampling });
+    assert.equal(lastCompletion(up).body.top_k, 7);
+    await claude.messages.create({ model: 'local', max_tokens: 8, messages: [{ role: 'user', content: 'k' }], ...sampling });
+    let sent = lastCompletion(up);
+    assert.equal(sent.body.model, UPSTREAM_MODEL);
+    assert.equal('top_k' in sent.body, false, 'no top_k for Ollama');
+    assert.equal(sent.body.temperature, 0.3, 'the rest of the sampling is sent');
+
+    up.queue({ kind: 'drop-before-content' });
+    const before = up.completions().length;
+    const { data: stream, response } = await claude.messages.create({ model: 'mixed', max_tokens: 8, messages: [{ role: 'user', content: 'k' }], stream: true, ...sampling }).withResponse();
+    for await (const ev of stream) void ev;
+    assert.equal(response.headers.get('x-airlock-attempts'), '2');
+    const [first, second] = up.completions().slice(before);
+    assert.equal(first!.body.model, 'first');
+    assert.equal(first!.body.top_k, 7, 'the openai target was sent top_k');
+    sent = second!;
+    assert.equal(sent.body.model, 'second');
+    assert.equal('top_k' in sent.body, false, 'the ollama target after the fallback was not');
+
+    // chat requests are the client's own body: passed as they are
+    const r = await fetch(`${gw.baseURL}/chat/completions`, {
+      method: 'POST',
+      headers: { authorization: `Bearer ${TEST_KEY}`, 'content-type': 'application/json' },
+      body: JSON.stringify({ model: 'local', messages: [{ role: 'user', content: 'k' }], top_k: 3 }),
+    });
+    assert.equal(r.status, 200);
+    assert.equal(lastCompletion(up).body.top_k, 3);
+  });
+
   test('fallback before the first content: the client sees one clean answer from the second target', async () => {
     up.setBehavior({ kind: 'ok' });
     up.queue({ kind: 'drop-before-content' });
@@ -354,6 +396,15 @@ describe('POST /v1/messages (Anthropic Messages API)', () => {
     assert.ok(e404 instanceof Anthropic.NotFoundError);
     assert.equal((e404.error as any).error.type, 'not_found_error');
     assert.match((e404.error as any).error.message, /no-such-model/);
+
+    // a spent budget: 429 in Anthropic's shape, nothing sent upstream
+    const before = up.completions().length;
+    const broke = new Anthropic({ apiKey: BROKE_KEY, baseURL: gw.dataUrl, maxRetries: 0 });
+    const budget = await apiError(broke.messages.create({ model: 'chat', max_tokens: 8, messages: [{ role: 'user', content: 'hi' }] }));
+    assert.ok(budget instanceof Anthropic.RateLimitError);
+    assert.equal((budget.error as any).error.type, 'rate_limit_error');
+    assert.match((budget.error as any).error.message, /budget/i);
+    assert.equal(up.completions().length, before);
 
     const cases: [unknown, RegExp][] = [
       [{ model: 'chat', messages: [{ role: 'user', content: 'hi' }] }, /"max_tokens" is required/],

@@ -10,6 +10,7 @@ import { TOOL_ARGUMENTS, completionTokensFor, promptTokensFor, startUpstream, to
 
 const UPSTREAM_MODEL = 'qwen2.5-7b';
 const OTHER_KEY = 'sk-airlock-test-key-other-000000000000000005';
+const BROKE_KEY = 'sk-airlock-test-key-broke-000000000000000006';
 const PRICE = { input_per_million: 500, output_per_million: 1500 };
 
 function config(url: string) {
@@ -23,8 +24,10 @@ function config(url: string) {
     keys: [
       { name: 'notebook-app', key: TEST_KEY, team: 'research' },
       { name: 'other-app', key: OTHER_KEY, team: 'research' },
+      { name: 'broke-app', key: BROKE_KEY, team: 'research', budget: { amount: 0, period: 'total' } },
     ],
-    settings: { breaker: { failure_threshold: 1000, cooldown_ms: 300 }, retry_after_cap_ms: 0 },
+    // (a small body limit: a chain of stored responses is held to it too)
+    settings: { breaker: { failure_threshold: 1000, cooldown_ms: 300 }, retry_after_cap_ms: 0, max_body_bytes: 64 * 1024 },
   };
 }
 
@@ -263,6 +266,132 @@ describe('POST /v1/responses (OpenAI Responses API)', () => {
     up.setBehavior({ kind: 'ok' });
   });
 
+  test('include, reasoning, truncation, safety_identifier: checked, reasoning effort sent upstream, echoed; conversation and prompt refused by name', async () => {
+    up.setBehavior({ kind: 'ok' });
+    const r = await ai.responses.create({
+      model: 'chat',
+      input: 'think first',
+      store: false,
+      include: ['reasoning.encrypted_content', 'message.output_text.logprobs'],
+      reasoning: { effort: 'low', summary: 'auto' },
+      truncation: 'auto',
+      safety_identifier: 'user-7',
+    });
+    const sent = lastCompletion(up).body;
+    assert.equal(sent.reasoning_effort, 'low');
+    assert.equal(sent.user, 'user-7', 'safety_identifier is the end user');
+    for (const f of ['include', 'reasoning', 'truncation', 'safety_identifier']) assert.equal(f in sent, false, `${f} is not a chat field`);
+    assert.deepEqual(r.reasoning, { effort: 'low', summary: 'auto' });
+    assert.equal(r.truncation, 'auto');
+    assert.equal(r.output_text, 'echo: think first');
+    const plain = await ai.responses.create({ model: 'chat', input: 'plain', store: false });
+    assert.equal('reasoning_effort' in lastCompletion(up).body, false);
+    assert.equal(plain.truncation, 'disabled');
+    assert.equal(plain.reasoning, null);
+
+    const before = up.completions().length;
+    const cases: [Record<string, unknown>, string][] = [
+      [{ include: ['web_search_call.everything'] }, 'include[0]'],
+      [{ include: 'reasoning.encrypted_content' }, 'include'],
+      [{ reasoning: { effort: 'extreme' } }, 'reasoning.effort'],
+      [{ reasoning: 'high' }, 'reasoning'],
+      [{ truncation: 'sometimes' }, 'truncation'],
+      [{ conversation: 'conv_123' }, 'conversation'],
+      [{ conversation: { id: 'conv_123' } }, 'conversation'],
+      [{ prompt: { id: 'pmpt_1' } }, 'prompt'],
+      [{ safety_identifier: 7 }, 'safety_identifier'],
+    ];
+    for (const [extra, param] of cases) {
+      const e = await apiError(ai.responses.create({ model: 'chat', input: 'x', ...extra } as unknown as OpenAI.Responses.ResponseCreateParamsNonStreaming));
+      assert.equal(e.status, 400, JSON.stringify(extra));
+      assert.equal(e.param, param, JSON.stringify(extra));
+      assert.ok(e.message.includes(`"${param}`), e.message);
+    }
+    assert.match((await apiError(ai.responses.create({ model: 'chat', input: 'x', conversation: 'conv_1' }))).message, /previous_response_id/);
+    assert.equal(up.completions().length, before, 'nothing refused reached the upstream');
+  });
+
+  test('GET /v1/responses/{id}/input_items: the whole conversation as items, paged by the SDK, owned by its key', async () => {
+    up.setBehavior({ kind: 'ok' });
+    const first = await ai.responses.create({ model: 'chat', instructions: 'not an item', input: 'please use tool lookup', tools });
+    const call = first.output[0] as OpenAI.Responses.ResponseFunctionToolCall;
+    const second = await ai.responses.create({
+      model: 'chat',
+      previous_response_id: first.id,
+      tools,
+      input: [
+        { type: 'function_call_output', call_id: call.call_id, output: 'forty-two' },
+        { role: 'developer', content: 'be brief' },
+        { role: 'user', content: [{ type: 'input_text', text: 'and ' }, { type: 'input_text', text: 'now?' }] },
+      ],
+    });
+    // every item, oldest first, fetched two at a time by the SDK's own paging
+    const items: OpenAI.Responses.ResponseItem[] = [];
+    for await (const it of ai.responses.inputItems.list(second.id, { order: 'asc', limit: 2 })) items.push(it);
+    assert.deepEqual(
+      items.map((i) => i.type),
+      ['message', 'function_call', 'function_call_output', 'message', 'message'],
+    );
+    const [u, fc, fco, dev, last] = items as any[];
+    assert.equal(u.role, 'user');
+    assert.deepEqual(u.content, [{ type: 'input_text', text: 'please use tool lookup' }]);
+    assert.equal(fc.call_id, call.call_id);
+    assert.equal(fc.name, 'lookup');
+    assert.equal(fc.arguments, TOOL_ARGUMENTS);
+    assert.equal(fco.call_id, call.call_id);
+    assert.equal(fco.output, 'forty-two');
+    assert.equal(dev.role, 'system');
+    assert.deepEqual(last.content, [{ type: 'input_text', text: 'and now?' }]);
+    assert.equal(new Set(items.map((i) => i.id)).size, items.length, 'ids are unique');
+
+    // the default order is newest first, 20 to a page; the ids are stable
+    const page = await ai.responses.inputItems.list(second.id);
+    assert.deepEqual(page.data.map((i) => i.id), items.map((i) => i.id).reverse());
+    assert.equal(page.has_more, false);
+    const firstItems = await ai.responses.inputItems.list(first.id);
+    assert.deepEqual(firstItems.data.map((i) => i.type), ['message'], 'the first response answered one message (instructions are not items)');
+
+    // after = an item id; raw paging fields
+    const raw = await fetch(`${gw.baseURL}/responses/${second.id}/input_items?order=asc&limit=2&after=${items[1]!.id}`, { headers: { authorization: `Bearer ${TEST_KEY}` } });
+    const body = (await raw.json()) as any;
+    assert.deepEqual(body.data.map((i: any) => i.id), [items[2]!.id, items[3]!.id]);
+    assert.equal(body.first_id, items[2]!.id);
+    assert.equal(body.last_id, items[3]!.id);
+    assert.equal(body.has_more, true);
+
+    for (const [q, param] of [
+      ['limit=0', 'limit'],
+      ['limit=101', 'limit'],
+      ['limit=ten', 'limit'],
+      ['order=sideways', 'order'],
+      ['after=msg_nope', 'after'],
+    ] as const) {
+      const r = await fetch(`${gw.baseURL}/responses/${second.id}/input_items?${q}`, { headers: { authorization: `Bearer ${TEST_KEY}` } });
+      assert.equal(r.status, 400, q);
+      assert.equal(((await r.json()) as any).error.param, param, q);
+    }
+    assert.equal((await apiError(other.responses.inputItems.list(second.id))).status, 404, 'another key sees nothing');
+    const nokey = await fetch(`${gw.baseURL}/responses/${second.id}/input_items`);
+    assert.equal(nokey.status, 401);
+    await ai.responses.delete(second.id);
+    assert.equal((await apiError(ai.responses.inputItems.list(second.id))).status, 404);
+  });
+
+  test('a chain of stored responses is held to settings.max_body_bytes: 413 naming previous_response_id, nothing sent upstream', async () => {
+    up.setBehavior({ kind: 'ok' });
+    const big = 'x'.repeat(24 * 1024);
+    const a = await ai.responses.create({ model: 'chat', input: big });
+    const b = await ai.responses.create({ model: 'chat', previous_response_id: a.id, input: 'short' });
+    assert.equal(b.output_text, 'echo: short');
+    const before = up.completions().length;
+    // a's input + its echo + b's input and echo + this one: past 64 kB
+    const e = await apiError(ai.responses.create({ model: 'chat', previous_response_id: b.id, input: big }));
+    assert.equal(e.status, 413);
+    assert.equal(e.param, 'previous_response_id');
+    assert.match(e.message, /settings\.max_body_bytes/);
+    assert.equal(up.completions().length, before);
+  });
+
   test('length → status incomplete with the reason', async () => {
     up.setBehavior({ kind: 'ok', finishReason: 'length' });
     try {
@@ -303,7 +432,7 @@ describe('POST /v1/responses (OpenAI Responses API)', () => {
     assert.equal(up.completions().length, before, 'nothing refused reached the upstream');
   });
 
-  test('errors in OpenAI shape: 401, 404 model, 429 from the upstream', async () => {
+  test('errors in OpenAI shape: 401, 404 model, 429 budget, 429 from the upstream', async () => {
     const bad = new OpenAI({ apiKey: 'sk-airlock-nope', baseURL: gw.baseURL, maxRetries: 0 });
     const e401 = await apiError(bad.responses.create({ model: 'chat', input: 'hi' }));
     assert.equal(e401.status, 401);
@@ -311,6 +440,14 @@ describe('POST /v1/responses (OpenAI Responses API)', () => {
     const e404 = await apiError(ai.responses.create({ model: 'nope', input: 'hi' }));
     assert.equal(e404.status, 404);
     assert.equal(e404.code, 'model_not_found');
+    // a spent budget: 429 in OpenAI's shape, nothing sent upstream
+    const before = up.completions().length;
+    const broke = new OpenAI({ apiKey: BROKE_KEY, baseURL: gw.baseURL, maxRetries: 0 });
+    const budget = await apiError(broke.responses.create({ model: 'chat', input: 'hi' }));
+    assert.equal(budget.status, 429);
+    assert.equal(budget.type, 'rate_limit_error');
+    assert.equal(budget.code, 'budget_exceeded');
+    assert.equal(up.completions().length, before);
     up.setBehavior({ kind: 'status', status: 429, retryAfter: '30' });
     try {
       const e429 = await apiError(ai.responses.create({ model: 'chat', input: 'hi' }));

@@ -342,7 +342,11 @@ class MessagesAnswer implements AnswerTranslator {
 }
 
 export const messagesAdapter: ProtocolAdapter = {
-  toChat: (body) => messagesToChat(body),
+  toChat: (body, ctx) => {
+    const chat = messagesToChat(body);
+    ctx.native = body as Json; // (an object: messagesToChat checked it) for endpoints that speak Messages
+    return chat;
+  },
   errorBody: anthropicErrorBody,
   answer: (ctx) => new MessagesAnswer(ctx),
 };

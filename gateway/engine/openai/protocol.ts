@@ -10,7 +10,8 @@ import { GatewayError, badRequest, clientClosed, gatewayError } from '../errors.
 import { channels, type FirstContent } from '../events.js';
 import { chunkReader, drain, readBytes, readText } from '../io.js';
 import type { Runtime } from '../runtime.js';
-import type { TargetConfig } from '../snapshot.js';
+import type { EndpointConfig, TargetConfig } from '../snapshot.js';
+import { ANTHROPIC_VERSION, MessagesStreamAsChat, decodedReader, messageAsChat, nativePayload } from '../anthropic/native.js';
 import { SSETooLargeError } from '../sse.js';
 import { guardBody, guardEvents, promptEstimate, type Guards, type Kind, type RequestContext } from '../stages.js';
 import { estimateTokensFromText } from '../tokens.js';
@@ -50,7 +51,8 @@ export function validateBody(kind: Kind, body: unknown): Record<string, unknown>
   return b;
 }
 
-export function upstreamPath(type: 'openai' | 'ollama', basePath: string, kind: Kind): string {
+export function upstreamPath(type: EndpointConfig['type'], basePath: string, kind: Kind): string {
+  if (type === 'anthropic') return `${basePath}/messages`; // (only Messages requests are routed to one)
   const base = type === 'ollama' && !/\/v1$/.test(basePath) ? `${basePath}/v1` : basePath;
   return base + UPSTREAM_PATH[kind];
 }
@@ -58,8 +60,13 @@ export function upstreamPath(type: 'openai' | 'ollama', basePath: string, kind: 
 /** The body sent upstream: the client's, with the target's model name; a stream asks for usage.
  * Built before the upstream is contacted: a body that cannot be serialised is the client's
  * problem (400) and never charges a breaker. */
-export function upstreamPayload(ctx: RequestContext, t: TargetConfig): string {
+export function upstreamPayload(ctx: RequestContext, t: TargetConfig, acceptsTopK = true, native = false): string {
+  // a server that speaks the client's protocol gets the client's body (after the input guards)
+  if (native && ctx.native) return JSON.stringify(nativePayload(ctx.native, t.upstreamModel));
   const upstreamBody: Record<string, unknown> = { ...ctx.body, model: t.upstreamModel };
+  // Anthropic's top_k, not a Chat Completions field: only to a server that reads it (per endpoint,
+  // so a fallback from one kind of server to another sends each what it accepts)
+  if (!acceptsTopK && ctx.kind === 'messages') delete upstreamBody.top_k;
   if (ctx.stream) upstreamBody.stream_options = { ...(ctx.body.stream_options as object | undefined), include_usage: true };
   try {
     return JSON.stringify(upstreamBody);
@@ -68,9 +75,14 @@ export function upstreamPayload(ctx: RequestContext, t: TargetConfig): string {
   }
 }
 
-export function upstreamHeaders(ctx: RequestContext, apiKey: string | undefined): Record<string, string> {
+export function upstreamHeaders(ctx: RequestContext, apiKey: string | undefined, anthropic = false): Record<string, string> {
   const h: Record<string, string> = { 'content-type': 'application/json', accept: ctx.stream ? 'text/event-stream' : 'application/json', 'x-request-id': ctx.id };
   if (apiKey) h.authorization = `Bearer ${apiKey}`;
+  if (anthropic) {
+    // Anthropic-compatible servers read one or the other
+    h['anthropic-version'] = ANTHROPIC_VERSION;
+    if (apiKey) h['x-api-key'] = apiKey;
+  }
   const tp = ctx.upstreamTraceparent ?? ctx.traceparent;
   if (tp) h.traceparent = tp;
   return h;
@@ -118,15 +130,24 @@ export interface OpenAIDeps {
 
 /** How one attempt's answer reaches the client, for runAttempt(). `tr`: the client speaks another
  * protocol (Anthropic Messages, Responses): the chat answer, after the output guards, is translated. */
-export function openAIProtocol(d: OpenAIDeps, ctx: RequestContext, t: TargetConfig, res: ServerResponse, tr?: AnswerTranslator): AttemptProtocol<void> {
+export function openAIProtocol(d: OpenAIDeps, ctx: RequestContext, t: TargetConfig, res: ServerResponse, tr?: AnswerTranslator, native = false): AttemptProtocol<void> {
   return {
-    consume: (up, timing) => (ctx.stream ? pipeStream(d, ctx, t, up, res, timing, tr) : sendWhole(d, ctx, t, up, res, timing, tr)),
+    consume: (up, timing) => (ctx.stream ? pipeStream(d, ctx, t, up, res, timing, tr, native) : sendWhole(d, ctx, t, up, res, timing, tr, native)),
     rejected: (status, text) => upstreamClientError(status, t, text),
     brokeAfterContent: () => ctx.errorClass === 'stream_interrupted',
   };
 }
 
-async function sendWhole(d: OpenAIDeps, ctx: RequestContext, t: TargetConfig, up: Dispatcher.ResponseData, res: ServerResponse, timing: AttemptTiming, tr: AnswerTranslator | undefined): Promise<void> {
+async function sendWhole(
+  d: OpenAIDeps,
+  ctx: RequestContext,
+  t: TargetConfig,
+  up: Dispatcher.ResponseData,
+  res: ServerResponse,
+  timing: AttemptTiming,
+  tr: AnswerTranslator | undefined,
+  native: boolean,
+): Promise<void> {
   const ct = String(up.headers['content-type'] ?? '');
   const limit = ctx.snapshot.settings.limits.max_response_bytes;
   let buf: Buffer;
@@ -144,6 +165,8 @@ async function sendWhole(d: OpenAIDeps, ctx: RequestContext, t: TargetConfig, up
     throw new AttemptFailure('invalid_response', 'upstream answered with invalid JSON');
   }
   if (!json || typeof json !== 'object' || Array.isArray(json)) throw new AttemptFailure('invalid_response', 'upstream answered with JSON that is not an object');
+  // a native Messages answer, read as the chat answer it amounts to (the translator writes it back)
+  if (native) json = messageAsChat(json) ?? {};
   // A 200 that carries an error instead of an answer is a failed attempt, not a success.
   const list = ctx.kind === 'embeddings' ? (json as { data?: unknown }).data : (json as { choices?: unknown }).choices;
   if (!Array.isArray(list)) {
@@ -192,6 +215,7 @@ async function pipeStream(
   res: ServerResponse,
   timing: AttemptTiming,
   tr: AnswerTranslator | undefined,
+  native: boolean,
 ): Promise<void> {
   const ct = String(up.headers['content-type'] ?? '');
   if (!/text\/event-stream/i.test(ct)) {
@@ -199,17 +223,23 @@ async function pipeStream(
     throw new AttemptFailure('invalid_response', `upstream answered a stream request with content-type "${ct || 'none'}", not text/event-stream`);
   }
   const limits = ctx.snapshot.settings.limits;
+  const guards = guardEvents(d.guards, ctx);
+  // a guard that judges only the whole answer: the stream is held to its end (then sent at once),
+  // up to what a whole answer may be
+  const hold = guards?.hold === true;
+  let held = 0;
   const insp = new StreamInspector({
     kind: ctx.kind === 'completions' ? 'completions' : 'chat',
     // a translation reads the usage chunk itself (and says the usage its own way)
     clientWantsUsage: ctx.clientWantsUsage || tr !== undefined,
     maxEventBytes: limits.max_event_bytes,
-    transform: streamTransform(guardEvents(d.guards, ctx), tr),
+    transform: streamTransform(guards, tr),
     dropDone: tr !== undefined,
   });
   // chat's end marker; a translated protocol's end is its own last event
   const done = tr ? NOTHING : DONE;
-  const it = chunkReader(up.body);
+  // a native Messages stream, read as the chat stream it amounts to
+  const it = native ? decodedReader(chunkReader(up.body), new MessagesStreamAsChat(limits.max_event_bytes), () => up.body.destroy()) : chunkReader(up.body);
   let committed = false;
   let pending: Buffer[] = [];
 
@@ -255,6 +285,13 @@ async function pipeStream(
       }
       pending.push(...insp.push(r.value));
       if (insp.errorEvent && !insp.contentSeen) throw new AttemptFailure('stream_error', `upstream sent an error before any content: ${insp.errorEvent.slice(0, 300)}`);
+      if (hold && !insp.done) {
+        if ((held += r.value.length) > limits.max_response_bytes) {
+          up.body.destroy();
+          throw new AttemptFailure('too_large', `upstream answer is larger than settings.limits.max_response_bytes (${limits.max_response_bytes} bytes), held whole for a guardrail's JSON schema check`);
+        }
+        continue;
+      }
       if (insp.contentSeen) commit(insp.done);
     }
     // Phase 2: pass through as it arrives.

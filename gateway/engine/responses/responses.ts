@@ -41,6 +41,8 @@ interface ResponsesRequest {
   parallelToolCalls: boolean;
   metadata: Json;
   user: string | null;
+  reasoning: Json | null;
+  truncation: 'auto' | 'disabled';
   /** the conversation as chat messages, without the instructions (what a stored response continues) */
   conversation: Json[];
 }
@@ -186,11 +188,58 @@ function translateFormat(text: unknown, out: Json): Json {
   return { format: f };
 }
 
+/** What `include` may ask for (OpenAI's list). Nothing here adds to our answers: the built-in tools'
+ * results never exist on this gateway, there is no encrypted reasoning, and images and logprobs
+ * are answered as they are; an unknown value is the client's mistake (400 naming it). */
+const INCLUDABLE = new Set([
+  'file_search_call.results',
+  'web_search_call.results',
+  'web_search_call.action.sources',
+  'message.input_image.image_url',
+  'computer_call_output.output.image_url',
+  'code_interpreter_call.outputs',
+  'reasoning.encrypted_content',
+  'message.output_text.logprobs',
+]);
+
+export function checkInclude(v: unknown, path = 'include'): void {
+  if (v === undefined || v === null) return;
+  if (!Array.isArray(v)) throw badRequest(`"${path}" must be an array of strings.`, path);
+  v.forEach((x: unknown, i) => {
+    if (typeof x !== 'string' || !INCLUDABLE.has(x))
+      throw badRequest(`"${path}[${i}]": ${JSON.stringify(x)} is not something a response can include (${[...INCLUDABLE].join(', ')}).`, `${path}[${i}]`);
+  });
+}
+
+const EFFORTS = new Set(['none', 'minimal', 'low', 'medium', 'high', 'xhigh', 'max']);
+
+/** `reasoning`: its effort goes upstream as Chat Completions' `reasoning_effort` (vLLM, llama.cpp
+ * and Ollama read it for reasoning models); echoed in the Response. */
+function translateReasoning(v: unknown, out: Json): Json | null {
+  if (v === undefined || v === null) return null;
+  if (!isObject(v)) throw badRequest('"reasoning" must be an object.', 'reasoning');
+  const effort = v.effort ?? null;
+  if (effort !== null && (typeof effort !== 'string' || !EFFORTS.has(effort)))
+    throw badRequest(`"reasoning.effort" must be one of ${[...EFFORTS].join(', ')}.`, 'reasoning.effort');
+  const summary = v.summary ?? v.generate_summary ?? null;
+  if (summary !== null && summary !== 'auto' && summary !== 'concise' && summary !== 'detailed')
+    throw badRequest('"reasoning.summary" must be "auto", "concise" or "detailed".', 'reasoning.summary');
+  if (effort !== null) out.reasoning_effort = effort;
+  return { effort, summary };
+}
+
 function toChat(store: ResponseStore | undefined, requests: WeakMap<RequestContext, ResponsesRequest>, body: unknown, ctx: RequestContext): Json {
   const b = bodyObject(body);
   const model = requiredString(b, 'model');
   const stream = optionalBoolean(b, 'stream') ?? false;
   if (b.background === true) throw badRequest('"background": background responses are not supported by this gateway; wait for the answer or stream it.', 'background');
+  if (b.conversation !== undefined && b.conversation !== null)
+    throw badRequest('"conversation": the Conversations API is not available on this gateway; continue a conversation with "previous_response_id" (stored responses).', 'conversation');
+  if (b.prompt !== undefined && b.prompt !== null)
+    throw badRequest('"prompt": stored prompt templates are not available on this gateway; send "instructions" and "input".', 'prompt');
+  checkInclude(b.include);
+  const truncation = b.truncation ?? 'disabled';
+  if (truncation !== 'auto' && truncation !== 'disabled') throw badRequest('"truncation" must be "auto" or "disabled".', 'truncation');
   const keep = optionalBoolean(b, 'store') ?? true;
   const instructions = b.instructions ?? null;
   if (instructions !== null && typeof instructions !== 'string') throw badRequest('"instructions" must be a string.', 'instructions');
@@ -205,6 +254,14 @@ function toChat(store: ResponseStore | undefined, requests: WeakMap<RequestConte
   }
   if (b.input === undefined || b.input === null) throw badRequest('"input" is required: a string or an array of items.', 'input');
   translateItems(b.input, conversation);
+  if (prev !== null) {
+    // a chain of stored responses grows with every turn: what it sends upstream (and stores again)
+    // is held to what one request may carry
+    const limit = ctx.snapshot.settings.max_body_bytes;
+    const size = Buffer.byteLength(JSON.stringify(conversation));
+    if (size > limit)
+      throw gatewayError('body_too_large', `The conversation continued from "${prev}" with this input is ${size} bytes, more than settings.max_body_bytes (${limit}); start a new conversation or send a shorter input.`, { param: 'previous_response_id' });
+  }
   const messages: Json[] = instructions ? [{ role: 'system', content: instructions }, ...conversation] : [...conversation];
   const out: Json = { model, messages };
   if (stream) {
@@ -227,9 +284,13 @@ function toChat(store: ResponseStore | undefined, requests: WeakMap<RequestConte
   const parallel = optionalBoolean(b, 'parallel_tool_calls');
   if (parallel !== undefined) out.parallel_tool_calls = parallel;
   const text = translateFormat(b.text, out);
+  const reasoning = translateReasoning(b.reasoning, out);
   const user = b.user ?? null;
   if (user !== null && typeof user !== 'string') throw badRequest('"user" must be a string.', 'user');
-  if (user) out.user = user;
+  const safety = b.safety_identifier ?? null;
+  if (safety !== null && typeof safety !== 'string') throw badRequest('"safety_identifier" must be a string.', 'safety_identifier');
+  // the end user, for attribution: "user", or its newer name "safety_identifier"
+  if (user || safety) out.user = user || safety;
   if (b.metadata !== undefined && b.metadata !== null && !isObject(b.metadata)) throw badRequest('"metadata" must be an object.', 'metadata');
   requests.set(ctx, {
     instructions,
@@ -244,6 +305,8 @@ function toChat(store: ResponseStore | undefined, requests: WeakMap<RequestConte
     parallelToolCalls: parallel ?? true,
     metadata: isObject(b.metadata) ? b.metadata : {},
     user,
+    reasoning,
+    truncation,
     conversation,
   });
   return out;
@@ -314,7 +377,8 @@ class ResponsesAnswer implements AnswerTranslator {
       tool_choice: r.toolChoice,
       tools: r.tools,
       top_p: r.topP,
-      truncation: 'disabled',
+      truncation: r.truncation,
+      reasoning: r.reasoning,
       metadata: r.metadata,
       user: r.user,
       usage: u

@@ -31,7 +31,7 @@ const describe = (k: keyof typeof endpointSchema.shape): string | undefined => e
 
 interface Draft {
   name: string;
-  type: 'openai' | 'ollama';
+  type: 'openai' | 'ollama' | 'anthropic';
   base_url: string;
   api_key: string;
   clear_key: boolean;
@@ -438,9 +438,14 @@ function EndpointForm({
           options={[
             { value: 'openai', label: 'OpenAI-compatible' },
             { value: 'ollama', label: 'Ollama (native model list)' },
+            { value: 'anthropic', label: 'Anthropic Messages API' },
           ]}
           error={errors.type}
-          hint={d.type === 'openai' ? 'vLLM, llama.cpp server, LM Studio, TGI, LocalAI, and Ollama at /v1.' : 'Lists models with Ollama’s own /api/tags.'}
+          hint={
+            d.type === 'openai' ? 'vLLM, llama.cpp server, LM Studio, TGI, LocalAI, and Ollama at /v1.'
+            : d.type === 'ollama' ? 'Lists models with Ollama’s own /api/tags.'
+            : 'A server that speaks /v1/messages: it serves Anthropic Messages requests only, passed through untranslated.'
+          }
         />
       </div>
       <TextField id="ep-base-url" label="Base URL" value={d.base_url} onChange={set('base_url')} error={errors.base_url} hint={`${describe('base_url')}, e.g. http://10.0.0.5:8000/v1`} placeholder="http://host:8000/v1" spellCheck={false} inputMode="url" className="mono-input" />

@@ -55,6 +55,7 @@ function describeDetector(d: Detector): string {
   if (d.type === 'keywords') return `keywords (${d.words.length})`;
   if (d.type === 'max_size') return `max ${fmtInt(d.chars)} chars`;
   if (d.type === 'response_schema') return 'response schema';
+  if (d.type === 'guard_model') return `guard model ${d.model} (fails ${d.on_failure})`;
   return `injection ≥ ${d.threshold ?? 0.5}`;
 }
 
@@ -466,6 +467,8 @@ function PolicyForm({
     detectors.push(...parseRegexLines(regexes));
     if (maxSize.trim()) detectors.push({ type: 'max_size', chars: Number(maxSize) });
     if (responseSchema) detectors.push({ type: 'response_schema' });
+    // guard-model detectors (set in the config file or the API) are kept as they are
+    for (const d of initial?.detectors ?? []) if (typeof d === 'object' && d.type === 'guard_model') detectors.push(d);
     const spec: Record<string, unknown> = { name: name.trim(), direction: directions, detectors, action, mode };
     if (description.trim()) spec.description = description.trim();
     const scope: Record<string, string[]> = {};
