@@ -16,7 +16,9 @@
 //                         passthrough,gateway); governed: the gateway with budgets and rate limits on the
 //                         key and its team (never reached), to measure governance's cost against "gateway"
 //                         in one run; guardrails: the gateway with the default policy set, pii + secrets
-//                         redacted on input and output, compared with the gateway without policies
+//                         redacted on input and output, compared with the gateway without policies;
+//                         untraced: the gateway with settings.telemetry.traces off (no spans stored),
+//                         compared with the gateway, whose traces are on by default
 //   BENCH_MODES           comma-separated subset of non-stream,stream (default both)
 //   BENCH_PROFILE_DIR     run the servers with --cpu-prof, writing NAME-TIME.cpuprofile there
 //                         (summarise with: node dist/bench/profile-summary.js FILE)
@@ -83,9 +85,9 @@ const CONNECTIONS = list('BENCH_CONNECTIONS', ['1', '32', '256']).map((s) => {
   if (!Number.isInteger(n) || n < 1) throw new Error(`BENCH_CONNECTIONS: "${s}" is not a positive integer`);
   return n;
 });
-type ServerName = 'passthrough' | 'gateway' | 'governed' | 'guardrails';
+type ServerName = 'passthrough' | 'gateway' | 'governed' | 'guardrails' | 'untraced';
 type Mode = 'non-stream' | 'stream';
-const SERVERS = list('BENCH_SERVERS', ['passthrough', 'gateway'], ['passthrough', 'gateway', 'governed', 'guardrails']) as ServerName[];
+const SERVERS = list('BENCH_SERVERS', ['passthrough', 'gateway'], ['passthrough', 'gateway', 'governed', 'guardrails', 'untraced']) as ServerName[];
 const MODES = list('BENCH_MODES', ['non-stream', 'stream'], ['non-stream', 'stream']) as Mode[];
 const PROFILE_DIR = process.env.BENCH_PROFILE_DIR ? path.resolve(process.env.BENCH_PROFILE_DIR) : undefined;
 
@@ -99,6 +101,7 @@ const TARGET_SLOW_PEAK_RSS_MB = 250; // during the slow streams
 const TARGET_SLOW_BACK_TO_IDLE = 0.1; // RSS after the slow streams within ± 10 % of idle
 const TARGET_GUARD_RPS_RATIO = 0.85; // guardrails on vs off, at 32 connections
 const TARGET_GUARD_ADDED_P50_MS = 0.5; // guardrails on vs off, at 1 connection
+const TARGET_TRACE_RPS_RATIO = 0.9; // tracing (local span store) on vs off, at 32 connections
 /** A 32-connection ratio is only meaningful when both servers are CPU-bound on their core. */
 const SATURATED_CPU_PCT = 90;
 
@@ -174,10 +177,10 @@ const EXTRA_SETTINGS = ((): Record<string, unknown> => {
 })();
 
 async function startServerNamed(name: ServerName, upstreamUrl: string): Promise<Server> {
-  return name === 'passthrough' ? startPassthrough(upstreamUrl) : startGateway(upstreamUrl, name === 'governed', name === 'guardrails');
+  return name === 'passthrough' ? startPassthrough(upstreamUrl) : startGateway(upstreamUrl, name === 'governed', name === 'guardrails', name === 'untraced');
 }
 
-async function startGateway(upstreamUrl: string, governed = false, guardrails = false): Promise<Server> {
+async function startGateway(upstreamUrl: string, governed = false, guardrails = false, untraced = false): Promise<Server> {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'airlock-bench-'));
   tmpRoots.push(dir);
   const dataDir = path.join(dir, 'data');
@@ -193,11 +196,11 @@ async function startGateway(upstreamUrl: string, governed = false, guardrails = 
       teams: [{ name: 'bench', ...(governed ? GOVERNANCE : {}) }],
       keys: [{ name: 'bench', key: BENCH_KEY, team: 'bench', ...(governed ? GOVERNANCE : {}) }],
       // the slow-streams scenario's connections, with room to spare (default 1024)
-      settings: { http: { max_connections: Math.max(1024, SLOW_STREAMS + 64) }, ...EXTRA_SETTINGS },
+      settings: { http: { max_connections: Math.max(1024, SLOW_STREAMS + 64) }, ...EXTRA_SETTINGS, ...(untraced ? { telemetry: { traces: false } } : {}) },
       ...(guardrails ? { guardrails: [{ name: 'default', direction: ['input', 'output'], detectors: ['pii', 'secrets'], action: 'redact' }] } : {}),
     }),
   );
-  const name: ServerName = guardrails ? 'guardrails' : governed ? 'governed' : 'gateway';
+  const name: ServerName = untraced ? 'untraced' : guardrails ? 'guardrails' : governed ? 'governed' : 'gateway';
   const nodeArgs = [...profileArgs(name), ...(process.env.BENCH_GATEWAY_NODE_ARGS ?? '').split(/\s+/).filter(Boolean)];
   const env: NodeJS.ProcessEnv = { ...process.env };
   for (const k of Object.keys(env)) if (k.startsWith('AIRLOCK_')) delete env[k];
@@ -480,6 +483,21 @@ function report(runs: RunRecord[], servers: ServerRecord[], slow: SlowRecord[], 
           met: on.p50 - off.p50 <= TARGET_GUARD_ADDED_P50_MS,
         });
     }
+  // tracing (the local span store) on, as shipped, vs off, same load
+  const traceRows: string[][] = [];
+  for (const mode of MODES)
+    for (const c of CONNECTIONS) {
+      const on = find('gateway', mode, c);
+      const off = find('untraced', mode, c);
+      if (!on || !off) continue;
+      traceRows.push([mode, String(c), `${fmt((on.rps / off.rps) * 100, 1)} %`, fmt(on.p50 - off.p50, 3), fmt(on.p99 - off.p99, 3), fmt(on.cpuUsPerReq / off.cpuUsPerReq, 2)]);
+      if (c === 32)
+        verdicts.push({
+          target: `${mode}, 32 connections: with tracing (local span store) req/s ≥ ${TARGET_TRACE_RPS_RATIO * 100} % of without`,
+          measured: `${fmt((on.rps / off.rps) * 100, 1)} % (${fmt(on.rps, 0)} vs ${fmt(off.rps, 0)} req/s; CPU µs/req ${fmt(on.cpuUsPerReq, 1)} vs ${fmt(off.cpuUsPerReq, 1)})`,
+          met: on.rps / off.rps >= TARGET_TRACE_RPS_RATIO,
+        });
+    }
   const gw = servers.filter((s) => s.name === 'gateway');
   const pt = servers.filter((s) => s.name === 'passthrough');
   const slowGw = slow.find((r) => r.name === 'gateway');
@@ -562,6 +580,9 @@ function report(runs: RunRecord[], servers: ServerRecord[], slow: SlowRecord[], 
     '',
     ...(guardRows.length
       ? ['### Guardrails on vs off', '', table(['mode', 'connections', 'req/s with / without', 'added p50 ms', 'added p99 ms', 'CPU/req ratio'], guardRows), '']
+      : []),
+    ...(traceRows.length
+      ? ['### Tracing on vs off', '', table(['mode', 'connections', 'req/s with / without', 'added p50 ms', 'added p99 ms', 'CPU/req ratio'], traceRows), '']
       : []),
     '### Figures (best round per configuration)',
     '',
