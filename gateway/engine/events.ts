@@ -80,6 +80,9 @@ export const channels = {
   requestEnd: diagnostics_channel.channel('airlock:request:end'),
   toolStart: diagnostics_channel.channel('airlock:tool:start'),
   toolEnd: diagnostics_channel.channel('airlock:tool:end'),
+  /** an agent's other MCP calls through /mcp (prompts/get, resources/read): traced, not ledger rows */
+  mcpCallStart: diagnostics_channel.channel('airlock:mcp:call:start'),
+  mcpCallEnd: diagnostics_channel.channel('airlock:mcp:call:end'),
 };
 
 /** Subscribe to one channel for messages of one source; returns the unsubscribe function. */

@@ -304,7 +304,7 @@ export function listSessions(db: DB, q: SessionQuery): SessionsBody {
   if (q.before !== undefined) args.push(q.before);
   const rows = db
     .prepare(
-      `SELECT session, MIN(start) AS s, MAX(end) AS e, COUNT(*) AS steps, SUM(kind = 'model') AS mc, SUM(kind = 'tool') AS tc,
+      `SELECT session, MIN(start) AS s, MAX(end) AS e, COUNT(*) AS steps, SUM(kind = 'model') AS mc, SUM(kind = 'tool' AND name LIKE 'tools/call %') AS tc,
          SUM(status = 'error') AS errors, COUNT(DISTINCT trace_id) AS traces,
          json_group_array(DISTINCT team) AS teams, json_group_array(DISTINCT key_name) AS keys, json_group_array(DISTINCT model) AS models,
          SUM(json_extract(attributes, '$."gen_ai.usage.input_tokens"')) AS tin, SUM(json_extract(attributes, '$."gen_ai.usage.output_tokens"')) AS tout,

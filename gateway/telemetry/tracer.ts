@@ -21,6 +21,8 @@ export type SpanSink = (spans: SpanData[]) => void;
 /** Channels of capabilities built beside this one, subscribed by name (absent publishers are fine). */
 export const TOOL_START = 'airlock:tool:start';
 export const TOOL_END = 'airlock:tool:end';
+export const MCP_CALL_START = 'airlock:mcp:call:start';
+export const MCP_CALL_END = 'airlock:mcp:call:end';
 export const GUARDRAIL_EVENTS = 'airlock:guardrail:events';
 
 // gen_ai.operation.name per kind: Messages and Responses are chat operations (translated to the upstream's chat)
@@ -42,6 +44,10 @@ interface ReqTrace {
 /** What the MCP gateway publishes on airlock:tool:start / :end (its ToolCallContext, read defensively). */
 export interface ToolCallLike {
   id: string;
+  /** the MCP method: tools/call when absent; prompts/get and resources/read come on MCP_CALL_* */
+  method?: string;
+  /** what a prompts/get or resources/read asked for: the prompt's name, the resource's URI */
+  target?: string;
   ts: number;
   t0: number;
   agent?: { name?: string; team?: string };
@@ -131,6 +137,8 @@ export class Tracer {
       on<RequestEnd>(channels.requestEnd, src, (m) => this.requestEnd(m.ctx)),
       this.byName(TOOL_START, (m) => this.toolStart((m as { call: ToolCallLike }).call)),
       this.byName(TOOL_END, (m) => this.toolEnd((m as { call: ToolCallLike; latencyMs: number }).call, (m as { latencyMs: number }).latencyMs)),
+      this.byName(MCP_CALL_START, (m) => this.toolStart((m as { call: ToolCallLike }).call)),
+      this.byName(MCP_CALL_END, (m) => this.toolEnd((m as { call: ToolCallLike; latencyMs: number }).call, (m as { latencyMs: number }).latencyMs)),
       this.byName(GUARDRAIL_EVENTS, (m) => this.guardEvents((m as { events: GuardEventLike[] }).events), true),
     );
   }
@@ -363,14 +371,13 @@ export class Tracer {
     this.tools.delete(call.id);
     const status = typeof call.status === 'number' ? call.status : 0;
     const failed = status >= 400 || !!call.errorClass || call.isError === true;
+    const method = call.method ?? 'tools/call';
     const tool = call.tool ?? call.exposed ?? 'unknown';
-    const attrs: SpanData['attributes'] = {
-      'mcp.method.name': 'tools/call',
-      'gen_ai.operation.name': 'execute_tool',
-      'gen_ai.tool.name': tool,
-      'airlock.tool_call_id': call.id,
-      'http.response.status_code': status,
-    };
+    const target = method === 'tools/call' ? tool : (call.target ?? 'unknown');
+    const attrs: SpanData['attributes'] =
+      method === 'tools/call'
+        ? { 'mcp.method.name': method, 'gen_ai.operation.name': 'execute_tool', 'gen_ai.tool.name': tool, 'airlock.tool_call_id': call.id, 'http.response.status_code': status }
+        : { 'mcp.method.name': method, [method === 'prompts/get' ? 'gen_ai.prompt.name' : 'mcp.resource.uri']: target, 'airlock.mcp_call_id': call.id, 'http.response.status_code': status };
     if (call.server) attrs['airlock.mcp.server'] = call.server;
     if (call.exposed) attrs['airlock.mcp.exposed_name'] = call.exposed;
     if (call.mcpSession) attrs['mcp.session.id'] = call.mcpSession;
@@ -391,7 +398,7 @@ export class Tracer {
         parentSpanId: t.parentSpanId,
         session: call.session,
         kind: 'tool',
-        name: `tools/call ${tool}`,
+        name: `${method} ${target}`,
         start: t.start,
         end: t.start + (typeof latencyMs === 'number' ? latencyMs : 0),
         status: failed ? 'error' : 'ok',

@@ -45,7 +45,8 @@ export interface HttpUpstream {
 }
 
 /** The fixture's MCP servers (one per upstream session): tools add, whoami (its session id), and
- * the tools added later; each tool call's params._meta is kept. */
+ * the tools added later, a prompt greet and a resource note://hello; the params._meta of each
+ * tool call, prompts/get and resources/read is kept. */
 function fixture() {
   const built: McpServer[] = [];
   const extra: string[] = [];
@@ -66,6 +67,14 @@ function fixture() {
     s.registerTool('whoami', { description: 'The upstream session id', inputSchema: {} }, (_args, x) => {
       metaSeen.push(x._meta);
       return { content: [{ type: 'text' as const, text: x.sessionId ?? 'none' }] };
+    });
+    s.registerPrompt('greet', { description: 'A greeting', argsSchema: { who: z.string() } }, ({ who }, x) => {
+      metaSeen.push(x._meta);
+      return { messages: [{ role: 'user' as const, content: { type: 'text' as const, text: `Say hello to ${who}` } }] };
+    });
+    s.registerResource('note', 'note://hello', { description: 'A note', mimeType: 'text/plain' }, (uri, x) => {
+      metaSeen.push(x._meta);
+      return { contents: [{ uri: uri.href, text: 'hello' }] };
     });
     return s;
   };

@@ -39,7 +39,7 @@ describe('MCP gateway: trace context in params._meta', () => {
     gw = await startGateway({
       config: {
         mcp_servers: [{ name: 'calc', transport: 'http', url: up.url }],
-        agents: [{ name: 'traced-bot', key: KEY, tools: ['calc__*'] }],
+        agents: [{ name: 'traced-bot', key: KEY, tools: ['calc__*'], resources: ['calc'] }],
       },
     });
   });
@@ -110,6 +110,41 @@ describe('MCP gateway: trace context in params._meta', () => {
       assert.equal(lastMeta().tracestate, undefined, 'a tracestate without a valid traceparent is dropped');
     });
   }
+
+  test('prompts/get and resources/read are traced like tool calls: under the agent\'s span, our span upstream, not counted as tool calls', async () => {
+    const session = `mcp-tp-other-${randomUUID()}`;
+    const c = await agent(session);
+    const p = await c.getPrompt({ name: 'calc__greet', arguments: { who: 'Ada' }, _meta: { traceparent: `00-${TRACE}-${PARENT}-01`, tracestate: 'vendor=p' } });
+    assert.match(JSON.stringify(p.messages), /Say hello to Ada/);
+    const promptMeta = lastMeta();
+    const r = await c.readResource({ uri: 'note://hello', _meta: { traceparent: `00-${TRACE}-${PARENT}-01` } });
+    assert.equal((r.contents[0] as { text?: string }).text, 'hello');
+    const resourceMeta = lastMeta();
+    await assert.rejects(c.getPrompt({ name: 'calc__nope', arguments: {} }), /not available to this agent/);
+    const spans = await eventually(async () => {
+      const all = (await gw.admin<TracesBody>('GET', `/traces?session=${session}`)).body.data.flatMap((t) => t.spans).filter((x) => x.session === session);
+      return all.length >= 3 ? all : undefined;
+    }, 'three spans of the session');
+    const prompt = spans.find((x) => x.name === 'prompts/get calc__greet')!;
+    const resource = spans.find((x) => x.name === 'resources/read note://hello')!;
+    const denied = spans.find((x) => x.name === 'prompts/get calc__nope')!;
+    assert.ok(prompt && resource && denied, JSON.stringify(spans.map((x) => x.name)));
+    assert.equal(prompt.trace_id, TRACE);
+    assert.equal(prompt.parent_span_id, PARENT);
+    assert.equal(prompt.attributes['mcp.method.name'], 'prompts/get');
+    assert.equal(prompt.attributes['gen_ai.prompt.name'], 'calc__greet');
+    assert.equal(prompt.attributes['mcp.session.id'] !== undefined, true);
+    assert.equal(promptMeta.traceparent, `00-${TRACE}-${prompt.span_id}-01`, 'the upstream got our span as parent');
+    assert.equal(promptMeta.tracestate, 'vendor=p');
+    assert.equal(resource.attributes['mcp.resource.uri'], 'note://hello');
+    assert.equal(resourceMeta.traceparent, `00-${TRACE}-${resource.span_id}-01`);
+    assert.equal(denied.status.code, 'error');
+    assert.equal(denied.attributes['error.type'], 'not_permitted');
+    // the workflow's summary: three steps, none of them a tool call
+    const s = await eventually(async () => (await gw.admin<{ data: { session: string; steps: number; tool_calls: number }[] }>('GET', '/sessions?limit=100')).body.data.find((x) => x.session === session), 'the session in the list');
+    assert.equal(s.steps, 3);
+    assert.equal(s.tool_calls, 0);
+  });
 
   test("tracing off: the agent's trace context reaches the upstream unchanged; nothing is stored", async () => {
     const cur = (await gw.admin('GET', '/settings')).body;

@@ -352,9 +352,11 @@ export class McpHub {
       const i = name.indexOf('__');
       const up = i > 0 ? this.upstreams.get(name.slice(0, i)) : undefined;
       const p = up?.catalog.prompts.find((x) => exposedName(up.name, x.name) === name);
-      if (!up || !p || up.config.disabled || !permitted(a, name)) throw new McpError(ErrorCode.InvalidParams, `Prompt "${name}" is not available to this agent (not permitted, or no such prompt).`);
-      const client = await this.clientFor(session, up);
-      return client.getPrompt({ ...req.params, name: p.name }, { signal: extra.signal, timeout: up.config.callTimeoutMs });
+      return this.traced(session, a, 'prompts/get', name, up?.name, req.params._meta, extra, async (meta) => {
+        if (!up || !p || up.config.disabled || !permitted(a, name)) throw new McpError(ErrorCode.InvalidParams, `Prompt "${name}" is not available to this agent (not permitted, or no such prompt).`);
+        const client = await this.clientFor(session, up);
+        return client.getPrompt({ name: p.name, ...(req.params.arguments ? { arguments: req.params.arguments } : {}), ...meta }, { signal: extra.signal, timeout: up.config.callTimeoutMs });
+      });
     });
     server.setRequestHandler(ListResourcesRequestSchema, async () => {
       const a = need();
@@ -369,9 +371,11 @@ export class McpHub {
       const up =
         servers.find((u) => u.catalog.resources.some((r) => r.uri === uri)) ??
         servers.find((u) => u.catalog.resourceTemplates.some((t) => templateMatches(t.uriTemplate, uri)));
-      if (!up) throw new McpError(ErrorCode.InvalidParams, `Resource "${uri}" is not available to this agent (not permitted, or no such resource).`);
-      const client = await this.clientFor(session, up);
-      return client.readResource(req.params, { signal: extra.signal, timeout: up.config.callTimeoutMs });
+      return this.traced(session, a, 'resources/read', uri, up?.name, req.params._meta, extra, async (meta) => {
+        if (!up) throw new McpError(ErrorCode.InvalidParams, `Resource "${uri}" is not available to this agent (not permitted, or no such resource).`);
+        const client = await this.clientFor(session, up);
+        return client.readResource({ uri, ...meta }, { signal: extra.signal, timeout: up.config.callTimeoutMs });
+      });
     });
     this.sessions.set(id, session);
     return session;
@@ -458,6 +462,51 @@ export class McpHub {
       });
     }
     return c;
+  }
+
+  // ---- prompts/get and resources/read: traced like tool calls (their own channels: no ledger row) ----
+
+  private async traced<T>(
+    session: McpSession,
+    agent: AgentRecord,
+    method: 'prompts/get' | 'resources/read',
+    target: string,
+    server: string | undefined,
+    meta: Record<string, unknown> | undefined,
+    extra: Extra,
+    run: (meta: { _meta?: Record<string, string> }) => Promise<T>,
+  ): Promise<T> {
+    const headers = extra.requestInfo?.headers;
+    const trace = traceContext(meta, headers);
+    const call = {
+      id: newRequestId(),
+      method,
+      target,
+      ts: Date.now(),
+      t0: performance.now(),
+      agent,
+      mcpSession: session.id,
+      session: firstHeader(headers, 'x-airlock-session'),
+      user: firstHeader(headers, 'x-airlock-user'),
+      server,
+      status: 200,
+      errorClass: undefined as string | undefined,
+      traceparent: trace.traceparent,
+      tracestate: trace.tracestate,
+      upstreamTraceparent: trace.traceparent,
+    };
+    if (channels.mcpCallStart.hasSubscribers) channels.mcpCallStart.publish({ source: this, call });
+    try {
+      // the trace context goes on in _meta, as for tool calls; the agent's other _meta is not relayed
+      return await run(call.upstreamTraceparent ? { _meta: { traceparent: call.upstreamTraceparent, ...(call.tracestate ? { tracestate: call.tracestate } : {}) } } : {});
+    } catch (e) {
+      const code = e instanceof McpError ? e.code : undefined;
+      call.status = code === ErrorCode.InvalidParams ? 403 : code === ErrorCode.RequestTimeout ? 504 : 502;
+      call.errorClass = code === ErrorCode.InvalidParams ? 'not_permitted' : code === ErrorCode.RequestTimeout ? 'timeout' : 'upstream_error';
+      throw e;
+    } finally {
+      if (channels.mcpCallEnd.hasSubscribers) channels.mcpCallEnd.publish({ source: this, call, latencyMs: performance.now() - call.t0 });
+    }
   }
 
   // ---- tool calls ----
