@@ -29,6 +29,8 @@ export class SpanStore {
   private seq = 0;
   private waiting = new Map<number, (v: { ok: boolean; spans?: number }) => void>();
   private closing: ((unwritten: number) => void) | undefined;
+  /** close() was called: nothing more goes to the writer (its part is detached) */
+  private closed = false;
   /** spans in the writer, not yet committed */
   private inWorker = 0;
   written = 0;
@@ -89,7 +91,7 @@ export class SpanStore {
 
   /** A sink for the tracer: queue the spans of one request or tool call (never blocks). */
   readonly record = (spans: SpanData[]): void => {
-    if (!spans.length) return;
+    if (!spans.length || this.closed) return;
     if (this.queued + this.inWorker + spans.length > MAX_QUEUED) {
       this.dropped += spans.length;
       if (this.dropped === spans.length || this.dropped % 1000 < spans.length) this.log(`trace spans: ${MAX_QUEUED} already wait to be written; ${this.dropped} dropped so far`);
@@ -109,6 +111,7 @@ export class SpanStore {
       clearTimeout(this.timer);
       this.timer = undefined;
     }
+    if (this.closed) return;
     if (!this.queue.length) return;
     const groups = this.queue;
     this.queue = [];
@@ -118,6 +121,7 @@ export class SpanStore {
   }
 
   private ask(m: { type: 'flush' } | { type: 'prune'; olderThan: number; maxSpans: number }): Promise<{ ok: boolean; spans?: number }> {
+    if (this.closed) return Promise.resolve({ ok: false });
     const id = ++this.seq;
     // the answer comes from the writer thread: keep the process alive until it does
     this.thread.ref();
@@ -145,8 +149,11 @@ export class SpanStore {
   }
 
   async close(): Promise<void> {
+    if (this.closed) return;
     if (this.pruneTimer) clearInterval(this.pruneTimer);
+    if (this.timer) clearTimeout(this.timer);
     this.post();
+    this.closed = true;
     this.thread.ref(); // the stop waits for the writer's answer
     await new Promise<number>((resolve) => {
       this.closing = resolve;
