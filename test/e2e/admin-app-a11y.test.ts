@@ -637,6 +637,8 @@ describe('admin app accessibility (axe-core in Chromium)', () => {
     // Settings: the LAN switch keeps the focus while its change is saved.
     await navTo('Settings');
     const lan = page.getByRole('switch', { name: 'Expose the data plane to the LAN' });
+    // the switch is disabled until the stored settings have loaded: focus() on it before then is a no-op
+    await page.waitForFunction(`(() => { const el = document.getElementById('listen-data-lan'); return !!el && !el.disabled && el.getAttribute('aria-disabled') !== 'true'; })()`);
     await lan.focus();
     await kb.press('Space');
     await expectFocus({ tag: 'input', dialog: null }, 'toggling the LAN switch');
