@@ -7,9 +7,9 @@
 import { Secrets } from '../store/secrets.js';
 import type { PartContext, PartWriter } from '../store/recorder-protocol.js';
 import { AuditKey } from './key.js';
-import { AuditLog, type AuditEntry } from './log.js';
+import { AuditLog, ENCODED_FIELDS, type EncodedValue } from './log.js';
 
-export type ToAuditWriter = { type: 'entries'; entries: AuditEntry[]; checkpointEvery: number } | { type: 'probe' } | { type: 'close' };
+export type ToAuditWriter = { type: 'entries'; values: EncodedValue[]; checkpointEvery: number } | { type: 'probe' } | { type: 'close' };
 export type FromAuditWriter = { type: 'written'; count: number } | { type: 'failed'; error: string; pending: number } | { type: 'closed'; unwritten: number };
 
 export interface AuditWriterInit {
@@ -24,7 +24,8 @@ export function auditWriter({ db, send: post }: PartContext, init: unknown): Par
   let log: AuditLog | undefined;
   const open = () => new AuditLog(db, AuditKey.load(dataDir, Secrets.load(dataDir)), { checkpointEvery: () => every });
   const send = (m: FromAuditWriter) => post(m);
-  let pending: AuditEntry[] = [];
+  /** entries not yet written, encoded as the log sends them (ENCODED_FIELDS values each) */
+  let pending: EncodedValue[] = [];
   let failing = false;
   let retry: NodeJS.Timeout | undefined;
 
@@ -34,15 +35,15 @@ export function auditWriter({ db, send: post }: PartContext, init: unknown): Par
     const batch = pending;
     try {
       log ??= open();
-      if (batch.length) log.writeNow(batch);
+      if (batch.length) log.writeEncoded(batch);
       else if (failing) log.probe();
       else return;
       pending = pending.slice(batch.length);
       failing = false;
-      send({ type: 'written', count: batch.length });
+      send({ type: 'written', count: batch.length / ENCODED_FIELDS });
     } catch (e) {
       failing = true;
-      send({ type: 'failed', error: (e as Error).message, pending: pending.length });
+      send({ type: 'failed', error: (e as Error).message, pending: pending.length / ENCODED_FIELDS });
       retry = setTimeout(write, retryMs);
     }
   };
@@ -51,7 +52,7 @@ export function auditWriter({ db, send: post }: PartContext, init: unknown): Par
     const m = raw as ToAuditWriter;
     if (m.type === 'entries') {
       every = m.checkpointEvery;
-      pending = pending.concat(m.entries);
+      pending = pending.length ? pending.concat(m.values) : m.values;
       if (!failing) write();
     } else if (m.type === 'probe') {
       // the main thread believes the log unwritable: look now (and report either way)
@@ -60,7 +61,7 @@ export function auditWriter({ db, send: post }: PartContext, init: unknown): Par
     } else {
       write();
       if (retry) clearTimeout(retry);
-      send({ type: 'closed', unwritten: pending.length });
+      send({ type: 'closed', unwritten: pending.length / ENCODED_FIELDS });
     }
   };
 }

@@ -232,13 +232,9 @@ export class Ledger {
   async close(timeoutMs = 10_000): Promise<number> {
     if (this.closing) return 0;
     await this.flushed(timeoutMs);
-    this.thread.ref(); // the stop waits for the writer's answer
-    const unwritten = await new Promise<number>((resolve) => {
+    const unwritten = await this.thread.stopPart('ledger', { type: 'close' } satisfies ToWorker, (resolve) => {
       this.closing = { resolve };
-      this.thread.post('ledger', { type: 'close' } satisfies ToWorker);
     });
-    this.thread.unref();
-    await this.thread.detach('ledger');
     if (unwritten) this.log(`ledger: ${unwritten} row(s) could not be written before shutdown: ${this.lastError ?? 'unknown error'}`);
     return unwritten;
   }

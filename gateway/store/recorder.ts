@@ -91,6 +91,23 @@ export class RecorderThread {
     await w.terminate().catch(() => undefined);
   }
 
+  /** Stop a part: send its writer `closeMsg` and wait, keeping the process alive, until the
+   * part's client calls the function `onClosed` is given (when its writer answers that it closed,
+   * or the thread is lost); then detach the part. Resolves with what the client passed (the
+   * count of what could not be written). */
+  async stopPart(part: PartName, closeMsg: unknown, onClosed: (done: (unwritten: number) => void) => void): Promise<number> {
+    this.ref();
+    try {
+      return await new Promise<number>((resolve) => {
+        onClosed(resolve);
+        this.post(part, closeMsg);
+      });
+    } finally {
+      this.unref();
+      await this.detach(part);
+    }
+  }
+
   /** Keep the process alive while a part waits for its writer (a stop waits for the last rows);
    * each ref() is paired with an unref(). */
   ref(): void {

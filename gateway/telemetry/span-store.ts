@@ -7,7 +7,7 @@ import type { DB } from '../store/db.js';
 import { RecorderThread } from '../store/recorder.js';
 import type { SessionSummary, SessionsBody, Trace, TraceSpan } from '../wire.js';
 import type { SpanData } from './span.js';
-import type { FromWriter, StoredChild, ToWriter } from './span-writer.js';
+import type { FromWriter, SpanValue, StoredChild, ToWriter } from './span-writer.js';
 
 const FLUSH_MS = 200;
 const MAX_BATCH = 2000;
@@ -19,9 +19,52 @@ export interface SpanStorePolicy {
   maxSpans: number;
 }
 
+/** One request's (or tool call's) spans as its stored row, appended to `out` as flat values in
+ * the writer's SPAN_COLUMNS order: the root's columns, its children as a JSON array, and the span count. */
+export function pushRow(out: SpanValue[], spans: SpanData[]): void {
+  const s = spans[0]!;
+  let children: string | null = null;
+  if (spans.length > 1) {
+    const list: StoredChild[] = [];
+    for (let i = 1; i < spans.length; i++) {
+      const c = spans[i]!;
+      list.push({
+        span_id: c.spanId,
+        parent_span_id: c.parentSpanId ?? null,
+        kind: c.kind,
+        name: c.name,
+        start: c.start,
+        end: c.end,
+        status: c.status,
+        status_message: c.statusMessage ?? null,
+        attributes: c.attributes,
+      });
+    }
+    children = JSON.stringify(list);
+  }
+  out.push(
+    s.traceId,
+    s.spanId,
+    s.parentSpanId ?? null,
+    s.session ?? null,
+    s.kind,
+    s.name,
+    s.start,
+    s.end,
+    s.status,
+    s.statusMessage ?? null,
+    s.team ?? null,
+    s.key ?? null,
+    s.model ?? null,
+    s.httpStatus ?? null,
+    JSON.stringify(s.attributes),
+    children,
+    spans.length,
+  );
+}
 export class SpanStore {
-  /** groups of spans (a request's, its root first), and how many spans they hold */
-  private queue: SpanData[][] = [];
+  /** rows to write, flattened (SPAN_COLUMNS values per row), and how many spans they hold */
+  private queue: SpanValue[] = [];
   private queued = 0;
   private timer: NodeJS.Timeout | undefined;
   private pruneTimer: NodeJS.Timeout | undefined;
@@ -97,7 +140,7 @@ export class SpanStore {
       if (this.dropped === spans.length || this.dropped % 1000 < spans.length) this.log(`trace spans: ${MAX_QUEUED} already wait to be written; ${this.dropped} dropped so far`);
       return;
     }
-    this.queue.push(spans);
+    pushRow(this.queue, spans);
     this.queued += spans.length;
     if (this.queued >= MAX_BATCH) this.post();
     else if (!this.timer) {
@@ -113,11 +156,11 @@ export class SpanStore {
     }
     if (this.closed) return;
     if (!this.queue.length) return;
-    const groups = this.queue;
+    const values = this.queue;
     this.queue = [];
     this.inWorker += this.queued;
     this.queued = 0;
-    this.thread.post('spans', { type: 'spans', groups } satisfies ToWriter);
+    this.thread.post('spans', { type: 'spans', values } satisfies ToWriter);
   }
 
   private ask(m: { type: 'flush' } | { type: 'prune'; olderThan: number; maxSpans: number }): Promise<{ ok: boolean; spans?: number }> {
@@ -154,13 +197,9 @@ export class SpanStore {
     if (this.timer) clearTimeout(this.timer);
     this.post();
     this.closed = true;
-    this.thread.ref(); // the stop waits for the writer's answer
-    await new Promise<number>((resolve) => {
+    await this.thread.stopPart('spans', { type: 'close' } satisfies ToWriter, (resolve) => {
       this.closing = resolve;
-      this.thread.post('spans', { type: 'close' } satisfies ToWriter);
     });
-    this.thread.unref();
-    await this.thread.detach('spans');
   }
 }
 

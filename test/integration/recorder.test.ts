@@ -90,6 +90,33 @@ test('one thread writes the ledger, the audit summaries and the spans; it ends w
   assert.equal(await ledger.prune(1), 0);
 });
 
+test('audit summaries are encoded before they go to the thread: a record that has no encoding is left out and said, its neighbours are written', async () => {
+  const dir = tmpDir('airlock-recorder-');
+  const db = openDatabase(dir);
+  const lines: string[] = [];
+  const thread = new RecorderThread(db.name, { dataDir: dir, log: quiet });
+  const audit = openAudit(db, dir, Secrets.load(dir), { checkpointEvery: () => 50, log: (l) => lines.push(l) });
+  audit.startWriter(dir, thread);
+  try {
+    const at = Date.UTC(2026, 11, 2, 12, 0, 0, 123);
+    audit.enqueue({ kind: 'request', actor: 'key:a', source: 'data-plane', at, data: { request_id: 'r1', z: 'é\u2028"', a: [1, null, { d: 2, c: -0 }] } });
+    audit.enqueue({ kind: 'request', actor: 'key:b', source: 'data-plane', data: { request_id: 'r2', latency_ms: NaN } });
+    audit.enqueue({ kind: 'request', actor: 'key:c', source: 'data-plane', data: { request_id: 'r3' } });
+    audit.flush();
+    await eventually(() => count(db, `SELECT COUNT(*) FROM audit_log WHERE kind = 'request'`) === 2, 'the two encodable summaries are written');
+    const rows = db.prepare(`SELECT actor, ts, data FROM audit_log WHERE kind = 'request' ORDER BY seq`).all() as { actor: string; ts: string; data: string }[];
+    assert.deepEqual(rows.map((r) => r.actor), ['key:a', 'key:c']);
+    assert.equal(rows[0]!.ts, '2026-12-02T12:00:00.123Z', 'the time the entry was queued with');
+    assert.equal(rows[0]!.data, '{"a":[1,null,{"c":0,"d":2}],"request_id":"r1","z":"é\u2028\\""}');
+    assert.ok(lines.some((l) => /a request record cannot be encoded \(canonical encoding: numbers must be finite\); it is not written/.test(l)), lines.join('\n'));
+    const v = audit.verifyLive();
+    assert.equal(v.ok, true, v.problems.join('; '));
+  } finally {
+    await audit.stopWriter();
+    db.close();
+  }
+});
+
 test('a part whose writes fail keeps its rows and retries; the other parts are written meanwhile', async () => {
   const { db, ledger, audit, store } = setup();
   try {

@@ -143,6 +143,18 @@ test('the canonical encoding is JSON with sorted keys and no whitespace, for eve
   }
   // objects whose keys come in order and out of order encode alike
   assert.equal(core.canonical({ a: 1, b: { c: 2, d: 3 } }), core.canonical({ b: { d: 3, c: 2 }, a: 1 }));
+  // values in key order (the native shortcut's case) with what JSON.stringify would treat
+  // differently: each still encodes as the general walk does
+  assert.equal(core.canonical({ a: new Date(0), b: 1 }), '{"a":{},"b":1}', 'a Date has no members of its own');
+  assert.throws(() => core.canonical({ a: { toJSON: () => 'x' } }), /cannot encode a function/, 'a toJSON member is not called');
+  assert.throws(() => core.canonical({ a: [1, { b: NaN }] }), /finite/);
+  assert.throws(() => core.canonical({ a: [() => 1] }), /cannot encode a function/);
+  assert.throws(() => core.canonical({ a: 1n }), /cannot encode a bigint/);
+  const bare = Object.assign(Object.create(null) as Record<string, unknown>, { a: 1, b: [2] });
+  assert.equal(core.canonical({ x: bare }), '{"x":{"a":1,"b":[2]}}');
+  assert.equal(core.canonical({ a: { d: 1, c: 2 }, b: [{ z: 1, y: 2 }] }), '{"a":{"c":2,"d":1},"b":[{"y":2,"z":1}]}', 'an unordered object deep inside is sorted');
+  assert.equal(core.canonical({ 10: 'a', 9: 'b' }), '{"10":"a","9":"b"}', 'integer-like keys sorted as strings');
+  assert.equal(core.canonical({ a: [undefined, -0], b: undefined, c: '\u2028' }), '{"a":[null,0],"c":"\u2028"}');
 });
 
 test('canonical encoding, redaction, CSV and CEF escaping', () => {
