@@ -75,7 +75,7 @@ export const guardModelDetectorSchema = z
 export const detectorSchema = z.union([
   z.enum(BUILTIN_NAMES, { error: `must be one of ${BUILTIN_NAMES.join(', ')}, or an object with type regex, keywords, max_size, injection, response_schema or guard_model` }),
   z.discriminatedUnion('type', [regexDetectorSchema, keywordsDetectorSchema, maxSizeDetectorSchema, injectionDetectorSchema, responseSchemaDetectorSchema, guardModelDetectorSchema], {
-    error: 'type must be regex, keywords, max_size, injection, response_schema or guard_model',
+    error: 'must be regex, keywords, max_size, injection, response_schema or guard_model',
   }),
 ]);
 export type DetectorSpec = z.infer<typeof detectorSchema>;
