@@ -418,8 +418,8 @@ function unfoldUnions(issues: readonly z.core.$ZodIssue[]): z.core.$ZodIssue[] {
     }
     const depth = (b: readonly z.core.$ZodIssue[]) => (b.length ? Math.min(...b.map((x) => x.path.length)) : 0);
     const inside = i.errors.filter((b) => depth(b) > 0);
-    if (inside.length === 1) out.push(...unfoldUnions(inside[0]!.map((x) => ({ ...x, path: [...i.path, ...x.path] }) as z.core.$ZodIssue)));
-    else if (!inside.length && i.message === 'Invalid input' && i.errors[0]![0]) out.push({ ...i.errors[0]![0], path: i.path } as z.core.$ZodIssue);
+    if (inside.length === 1) out.push(...unfoldUnions(inside[0]!.map((x) => ({ ...x, path: [...i.path, ...x.path] }))));
+    else if (!inside.length && i.message === 'Invalid input' && i.errors[0]![0]) out.push({ ...i.errors[0]![0], path: i.path });
     else out.push(i);
   }
   return out;
