@@ -24,3 +24,20 @@ export function requestBody(stream: boolean, prompt = 'Say something short.'): s
     ...(stream ? { stream: true } : {}),
   });
 }
+
+const PROSE = [
+  'Please summarise the quarterly planning notes for the operations team.',
+  'The warehouse in the north region finished the inventory count on schedule.',
+  'Customer feedback on the new invoicing portal was mostly positive this month.',
+  'We expect the supplier contract renewal to be signed before the end of the quarter.',
+  'The training sessions for the support staff are booked for the second week.',
+  'Budget figures for travel and equipment stay within last year\'s limits.',
+];
+
+/** An ordinary business prompt of about `bytes` bytes (no personal data, no secrets: what the
+ * detectors scan on every request, not what they find). */
+export function businessPrompt(bytes: number): string {
+  let s = '';
+  for (let i = 0; s.length < bytes; i++) s += (s ? ' ' : '') + PROSE[i % PROSE.length]!;
+  return s.slice(0, bytes);
+}

@@ -66,16 +66,16 @@ export const guardModelDetectorSchema = z
     type: z.literal('guard_model'),
     model: z.string().min(1).max(200).describe('The model alias of a local classifier (e.g. Llama Guard), asked through Airlock\'s own routing'),
     timeout_ms: z.int().min(50).max(60_000).default(2000).describe('Longest to wait for its verdict'),
-    on_failure: z.enum(['open', 'closed']).describe('When it cannot answer in time: open lets the input through (recorded), closed refuses it'),
+    on_failure: z.enum(['open', 'closed']).describe('When it cannot answer in time: open lets the text through (recorded), closed refuses it'),
     unsafe_when: z.string().trim().min(1).max(64).default('unsafe').describe('The first word of an answer that means unsafe (case-insensitive); Llama Guard answers "unsafe" and a category'),
     instructions: z.string().max(20_000).optional().describe('A system prompt sent before the text (for classifiers that need one)'),
   })
-  .describe('Input: a local classifier model decides; a finding is the whole text');
+  .describe('A local classifier model decides about the whole text: an input before routing, an answer before any of it is sent (a stream is held whole), tool arguments before the MCP server sees them, a tool result before the agent does');
 
 export const detectorSchema = z.union([
   z.enum(BUILTIN_NAMES, { error: `must be one of ${BUILTIN_NAMES.join(', ')}, or an object with type regex, keywords, max_size, injection, response_schema or guard_model` }),
   z.discriminatedUnion('type', [regexDetectorSchema, keywordsDetectorSchema, maxSizeDetectorSchema, injectionDetectorSchema, responseSchemaDetectorSchema, guardModelDetectorSchema], {
-    error: 'type must be regex, keywords, max_size, injection, response_schema or guard_model',
+    error: 'must be regex, keywords, max_size, injection, response_schema or guard_model',
   }),
 ]);
 export type DetectorSpec = z.infer<typeof detectorSchema>;
@@ -105,10 +105,9 @@ export const guardrailSchema = z.strictObject({
   restore: z.boolean().optional().describe('Input redaction: put the originals back into the answer, so the user sees their data while the model never did'),
   disabled: z.boolean().optional(),
 }).superRefine((g, ctx) => {
-  // a classifier's verdict is about the whole input: nothing to redact, and asked before routing
+  // a classifier's verdict is about the whole text: nothing to redact
   g.detectors.forEach((d, i) => {
     if (typeof d !== 'object' || d.type !== 'guard_model') return;
-    if (g.direction.some((x) => x !== 'input')) ctx.addIssue({ code: 'custom', path: ['direction'], message: 'a guard_model detector checks inputs only: direction must be [input]' });
     if (g.action === 'redact') ctx.addIssue({ code: 'custom', path: ['detectors', i], message: 'a guard_model detector finds no span to redact: use action block or flag' });
   });
 });

@@ -396,10 +396,33 @@ export function formatIssue(i: ConfigIssue): string {
  * Messages a schema spells out itself are kept as they are.
  */
 export function fromZod(err: z.ZodError, root?: z.ZodType): ConfigIssue[] {
-  return err.issues.map((i) => {
+  return unfoldUnions(err.issues).map((i) => {
     const path = i.path.filter((p): p is string | number => typeof p !== 'symbol');
     return { path, message: humanIssue(i, root ? knownKeys(root, path) : []) };
   });
+}
+
+/**
+ * A union that failed says only "Invalid input" at the value's path (`detectors[1]`). When one
+ * alternative took the value's shape (its issues are inside the value: a bad `pattern` of a regex
+ * detector, an unknown `type`), its issues are what went wrong, at their full paths
+ * (`detectors[1].pattern`). When no alternative got that far, the first one's message names what
+ * is accepted.
+ */
+function unfoldUnions(issues: readonly z.core.$ZodIssue[]): z.core.$ZodIssue[] {
+  const out: z.core.$ZodIssue[] = [];
+  for (const i of issues) {
+    if (i.code !== 'invalid_union' || !i.errors.length) {
+      out.push(i);
+      continue;
+    }
+    const depth = (b: readonly z.core.$ZodIssue[]) => (b.length ? Math.min(...b.map((x) => x.path.length)) : 0);
+    const inside = i.errors.filter((b) => depth(b) > 0);
+    if (inside.length === 1) out.push(...unfoldUnions(inside[0]!.map((x) => ({ ...x, path: [...i.path, ...x.path] }))));
+    else if (!inside.length && i.message === 'Invalid input' && i.errors[0]![0]) out.push({ ...i.errors[0]![0], path: i.path });
+    else out.push(i);
+  }
+  return out;
 }
 
 const plural = (n: number | bigint, one: string) => `${n} ${one}${Number(n) === 1 ? '' : 's'}`;

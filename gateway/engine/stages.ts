@@ -181,6 +181,10 @@ export interface OutputGuard {
   /** the guard judges the answer only whole (a JSON schema): nothing of the stream reaches the
    * client before it ends, so the guard may still ask for a retry or refuse it with a plain error */
   holdsStream?(ctx: RequestContext): boolean;
+  /** an asynchronous judgement of the whole answer (a classifier model), before any of it reaches
+   * the client: a non-streamed body after checkBody; a held stream (holdsStream) once complete,
+   * with body undefined. Throws (guardBlocked) to refuse. */
+  judge?(ctx: RequestContext, body: unknown): Promise<void> | void;
 }
 export interface Guards {
   input: readonly InputGuard[];
@@ -236,6 +240,22 @@ export function guardBody(g: Guards, ctx: RequestContext, body: unknown): unknow
     cur = v.body;
   }
   return cur;
+}
+
+/** The output guards' asynchronous judgements of a whole answer (see OutputGuard.judge); undefined
+ * when none applies, so an unjudged answer takes no extra turn. */
+export function guardJudge(g: Guards, ctx: RequestContext, body: unknown): Promise<void> | undefined {
+  const js = g.output.filter((x) => x.judge && (!x.appliesTo || x.appliesTo(ctx)));
+  if (!js.length) return undefined;
+  return (async () => {
+    for (const x of js) {
+      try {
+        await x.judge!(ctx, body);
+      } catch (e) {
+        throw guardFailed(x.name, e);
+      }
+    }
+  })();
 }
 
 /** The output guards over a stream, chained: each sees what the one before let through. Returns

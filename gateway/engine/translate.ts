@@ -90,6 +90,50 @@ export interface ChatAnswer {
   finishReason: string | undefined;
   /** vLLM's choices[].stop_reason: the stop string that ended the answer, when one did */
   matchedStop: string | undefined;
+  /** the model's reasoning ("" when none): `reasoning_content` (vLLM, llama.cpp, DeepSeek) or `reasoning` */
+  reasoning: string;
+  /** Anthropic thinking blocks as a native endpoint sent them (thinking with its signature,
+   * redacted_thinking with its data), carried as `thinking_blocks` beside `reasoning_content` */
+  thinkingBlocks: ThinkingBlock[];
+}
+
+export type ThinkingBlock = { type: 'thinking'; thinking: string; signature: string } | { type: 'redacted_thinking'; data: string };
+
+/** The reasoning text of a chat message or delta: `reasoning_content`, or `reasoning` (a string). */
+export function reasoningOf(m: Json): string {
+  if (typeof m.reasoning_content === 'string') return m.reasoning_content;
+  return typeof m.reasoning === 'string' ? m.reasoning : '';
+}
+
+/** Well-formed thinking blocks of a `thinking_blocks` array (anything else is left out). */
+export function thinkingBlocksOf(v: unknown): ThinkingBlock[] {
+  const out: ThinkingBlock[] = [];
+  if (!Array.isArray(v)) return out;
+  for (const b of v) {
+    if (!isObject(b)) continue;
+    if (b.type === 'thinking') out.push({ type: 'thinking', thinking: typeof b.thinking === 'string' ? b.thinking : '', signature: typeof b.signature === 'string' ? b.signature : '' });
+    else if (b.type === 'redacted_thinking' && typeof b.data === 'string') out.push({ type: 'redacted_thinking', data: b.data });
+  }
+  return out;
+}
+
+/** The parts of a chat usage object beyond prompt and completion tokens (0 when not said). */
+export interface UsageDetails {
+  /** prompt tokens read from a cache (OpenAI's prompt_tokens_details.cached_tokens; Anthropic's cache_read_input_tokens) */
+  cacheRead: number;
+  /** prompt tokens written to a cache (Anthropic's cache_creation_input_tokens) */
+  cacheCreation: number;
+  /** completion tokens spent reasoning (completion_tokens_details.reasoning_tokens) */
+  reasoning: number;
+}
+
+const count = (v: unknown): number => (typeof v === 'number' && Number.isFinite(v) && v > 0 ? v : 0);
+
+export function usageDetailsOf(u: unknown): UsageDetails {
+  if (!isObject(u)) return { cacheRead: 0, cacheCreation: 0, reasoning: 0 };
+  const p = isObject(u.prompt_tokens_details) ? u.prompt_tokens_details : {};
+  const c = isObject(u.completion_tokens_details) ? u.completion_tokens_details : {};
+  return { cacheRead: count(p.cached_tokens ?? u.cache_read_input_tokens), cacheCreation: count(u.cache_creation_input_tokens), reasoning: count(c.reasoning_tokens) };
 }
 
 export function readChatAnswer(chat: Json, fallbackId: (n: number) => string): ChatAnswer {
@@ -110,6 +154,8 @@ export function readChatAnswer(chat: Json, fallbackId: (n: number) => string): C
     toolCalls,
     finishReason: typeof c?.finish_reason === 'string' ? c.finish_reason : undefined,
     matchedStop: typeof c?.stop_reason === 'string' ? c.stop_reason : undefined,
+    reasoning: reasoningOf(m),
+    thinkingBlocks: thinkingBlocksOf(m.thinking_blocks),
   };
 }
 
@@ -131,7 +177,13 @@ export interface ChatDeltaSink {
   toolStart(index: number, id: string | undefined, name: string): void;
   toolArgs(index: number, s: string): void;
   finish(reason: string, matchedStop: string | undefined): void;
-  usage(u: Usage): void;
+  usage(u: Usage, details: UsageDetails): void;
+  /** reasoning text (reasoning_content / reasoning), before the answer's text */
+  reasoning(s: string): void;
+  /** a thinking block's signature (it ends that block) */
+  signature(sig: string): void;
+  /** a redacted thinking block, whole */
+  redactedThinking(data: string): void;
 }
 
 /** Feed one chat data event (already through the output guards) to a sink. Not JSON, an error
@@ -149,6 +201,13 @@ export function readChatEvent(ev: SSEEvent, sink: ChatDeltaSink, started: Set<nu
   const c = choices.find((x) => isObject(x) && (x.index ?? 0) === 0) as Json | undefined;
   if (c) {
     const d = isObject(c.delta) ? c.delta : {};
+    const r = reasoningOf(d);
+    if (r) sink.reasoning(r);
+    if (d.thinking_blocks !== undefined)
+      for (const b of thinkingBlocksOf(d.thinking_blocks)) {
+        if (b.type === 'redacted_thinking') sink.redactedThinking(b.data);
+        else if (b.signature) sink.signature(b.signature);
+      }
     if (typeof d.content === 'string' && d.content) sink.text(d.content);
     if (Array.isArray(d.tool_calls)) {
       for (const tc of d.tool_calls) {
@@ -164,7 +223,7 @@ export function readChatEvent(ev: SSEEvent, sink: ChatDeltaSink, started: Set<nu
     }
     if (typeof c.finish_reason === 'string' && c.finish_reason) sink.finish(c.finish_reason, typeof c.stop_reason === 'string' ? c.stop_reason : undefined);
   }
-  if (u) sink.usage(u);
+  if (u) sink.usage(u, usageDetailsOf(j.usage));
 }
 
 /** An SSE event with a name and a JSON body, as the translated protocols send them. */

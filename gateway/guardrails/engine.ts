@@ -9,7 +9,7 @@ import type { Snapshot } from '../engine/snapshot.js';
 import type { SSEEvent } from '../engine/sse.js';
 import { guardBlocked, guardRetry, type BodyVerdict, type EventVerdict, type Guards, type InputGuard, type OutputGuard, type RequestContext } from '../engine/stages.js';
 import { responseSchemaProblem } from './response-schema.js';
-import { Placeholders, addHit, compilePolicies, evaluatePolicies, evaluateTexts, type CompiledPolicy, type EvaluateResult, type GuardScopeFacts, type Hit } from './policy.js';
+import { Placeholders, addHit, compilePolicies, evaluatePolicies, evaluateTexts, jsonStrings, type CompiledPolicy, type EvaluateResult, type GuardScopeFacts, type Hit } from './policy.js';
 import { GuardBlock, TextScanner } from './stream.js';
 import type { GuardModelClient } from './guard-model.js';
 
@@ -89,15 +89,20 @@ export class GuardrailEngine {
       name: 'guardrails',
       appliesTo: (ctx) => {
         const st = this.stateOf(ctx);
-        return !!st && (st.restore || st.output.some((p) => p.detectsText || p.responseSchema));
+        return !!st && (st.restore || st.output.some((p) => p.detectsText || p.responseSchema || p.guardModels.length));
       },
       checkBody: (ctx, body) => this.checkBody(ctx, body),
+      judge: (ctx, body) => this.judgeOutput(ctx, body),
       checkEvent: (ctx, ev) => this.streamOf(ctx).event(ev),
       endStream: (ctx) => this.streamOf(ctx).end(),
-      // an enforced response_schema policy over a JSON-schema request: judged whole, so held whole
+      // an enforced response_schema policy over a JSON-schema request, or a guard_model policy:
+      // judged whole, so held whole
       holdsStream: (ctx) => {
+        const st = this.stateOf(ctx);
+        if (!st) return false;
+        if (st.output.some((p) => p.guardModels.length)) return true;
         const rf = ctx.body.response_format as { type?: unknown } | undefined;
-        return rf?.type === 'json_schema' && !!this.stateOf(ctx)?.output.some((p) => p.responseSchema && p.changes);
+        return rf?.type === 'json_schema' && st.output.some((p) => p.responseSchema && p.changes);
       },
     };
     return { input: [input], output: [output] };
@@ -134,30 +139,63 @@ export class GuardrailEngine {
     // the classifier models, last: asked about what the model would read (after any redaction)
     this.redactInput(ctx, st, r);
     const asking = st.input.filter((p) => p.guardModels.length);
-    if (asking.length) return this.askGuardModels(ctx, st, asking, r.texts.join('\n'));
+    if (asking.length) return this.judgeOrBlock(ctx.snapshot, asking, 'input', r.texts.join('\n'), st.hits);
   }
 
-  private async askGuardModels(ctx: RequestContext, st: ReqState, policies: CompiledPolicy[], text: string): Promise<void> {
+  private async judgeOrBlock(snapshot: Snapshot, policies: readonly CompiledPolicy[], direction: GuardDirection, text: string, hits: Map<string, Hit>): Promise<void> {
+    const block = await this.askGuardModels(snapshot, policies, direction, text, hits);
+    if (block) throw guardBlocked(block.policy, block.message);
+  }
+
+  /** The guard_model detectors of `policies` asked about `text`, all at once; each verdict that is
+   * not "safe" is a hit; the first enforcing block (unsafe, or unanswered and failing closed). */
+  private async askGuardModels(snapshot: Snapshot, policies: readonly CompiledPolicy[], direction: GuardDirection, text: string, hits: Map<string, Hit>): Promise<{ policy: string; message: string } | undefined> {
     const ask = this.guardModel;
     const decisions = await Promise.all(
-      policies.flatMap((p) =>
-        p.guardModels.map(async (spec) => ({ p, spec, v: ask ? await ask(ctx.snapshot, spec, text) : ({ verdict: 'failed', reason: 'no guard model client' } as const) })),
-      ),
+      policies.flatMap((p) => p.guardModels.map(async (spec) => ({ p, spec, v: ask ? await ask(snapshot, spec, text) : ({ verdict: 'failed', reason: 'no guard model client' } as const) }))),
     );
+    const what = direction === 'input' ? 'the request' : direction === 'output' ? 'the answer' : direction === 'tool_args' ? 'the tool arguments' : 'the tool result';
     let block: { policy: string; message: string } | undefined;
     for (const { p, spec, v } of decisions) {
       if (v.verdict === 'safe') continue;
       const failed = v.verdict === 'failed';
       const refuses = !failed || spec.on_failure === 'closed';
       const blocks = refuses && p.changes && p.action === 'block';
-      addHit(st.hits, p, 'input', [{ detector: 'guard_model', type: failed ? 'UNAVAILABLE' : (v.category ?? 'UNSAFE'), start: 0, end: 0 }], blocks);
+      addHit(hits, p, direction, [{ detector: 'guard_model', type: failed ? 'UNAVAILABLE' : (v.category ?? 'UNSAFE'), start: 0, end: 0 }], blocks);
       if (blocks && !block)
         block = {
           policy: p.name,
-          message: failed ? `${v.reason}, and the policy fails closed` : `the guard model "${spec.model}" judged the request unsafe${v.category ? ` (${v.category})` : ''}`,
+          message: failed ? `${v.reason}, and the policy fails closed` : `the guard model "${spec.model}" judged ${what} unsafe${v.category ? ` (${v.category})` : ''}`,
         };
     }
-    if (block) throw guardBlocked(block.policy, block.message);
+    return block;
+  }
+
+  /** An answer's guard_model policies: the whole body's texts (after the other checks), or a held
+   * stream's content once it is complete (body undefined) — before anything reaches the client. */
+  private judgeOutput(ctx: RequestContext, body: unknown): Promise<void> | void {
+    const st = this.stateOf(ctx);
+    const asking = st?.output.filter((p) => p.guardModels.length);
+    if (!st || !asking?.length) return;
+    const texts = body === undefined ? (st.stream?.texts() ?? []) : outputSlots(body).map((x) => x.get());
+    if (!texts.some((t) => t.trim())) return; // nothing said (a tool call's arguments are checked as text by the other detectors)
+    return this.judgeOrBlock(ctx.snapshot, asking, 'output', texts.join('\n'), st.hits);
+  }
+
+  /** A tool call's guard_model policies (direction tool_args or tool_result) over the strings of
+   * `value`; records its decisions. Undefined at once when no such policy applies. */
+  judgeValue(snapshot: Snapshot, direction: GuardDirection, value: unknown, scope: GuardScopeFacts, ref: GuardRef = {}): Promise<{ policy: string; message: string } | undefined> | undefined {
+    const asking = policiesOf(snapshot).filter((p) => p.guardModels.length && p.appliesTo(direction, scope));
+    if (!asking.length) return undefined;
+    const text = typeof value === 'string' ? value : jsonStrings(value).texts.join('\n');
+    const hits = new Map<string, Hit>();
+    return this.askGuardModels(snapshot, asking, direction, text, hits).then((block) => {
+      if (hits.size) {
+        const ts = Date.now();
+        this.sink([...hits.values()].map((h) => ({ ...h, ...ref, ts, complete: true })));
+      }
+      return block;
+    });
   }
 
   private redactInput(ctx: RequestContext, st: ReqState, r: ReturnType<typeof evaluateTexts>): void {
@@ -335,6 +373,8 @@ class StreamGuard {
 
   /** a response_schema policy applies and the request asked for a JSON schema: the content is kept */
   private readonly schema: boolean;
+  /** the content is kept: for the schema, or for a guard_model policy's judgement of the held stream */
+  private readonly keeps: boolean;
   private kept = 0;
   private tooLarge = false;
 
@@ -345,6 +385,15 @@ class StreamGuard {
   ) {
     const rf = ctx.body.response_format as { type?: unknown } | undefined;
     this.schema = kind === 'chat' && rf?.type === 'json_schema' && st.output.some((p) => p.responseSchema);
+    this.keeps = this.schema || st.output.some((p) => p.guardModels.length);
+  }
+
+  /** The content of the choices that finished without calling tools (kept whole; see keep()). */
+  texts(): string[] {
+    return [...this.choices.entries()]
+      .filter(([, c]) => c.finished && !c.called)
+      .sort((a, b) => a[0] - b[0])
+      .map(([, c]) => c.raw);
   }
 
   private choice(i: number): ChoiceState {
@@ -355,7 +404,7 @@ class StreamGuard {
 
   /** Keep content for the schema check, up to settings.limits.max_response_bytes (what a whole answer may be). */
   private keep(cs: ChoiceState, s: string): void {
-    if (!this.schema || this.tooLarge) return;
+    if (!this.keeps || this.tooLarge) return;
     this.kept += s.length;
     if (this.kept > this.ctx.snapshot.settings.limits.max_response_bytes) {
       this.tooLarge = true;
@@ -368,11 +417,11 @@ class StreamGuard {
   /** The streamed answer's content against the requested schema, once it finished. */
   private checkSchema(): void {
     if (!this.schema) return;
-    const finished = [...this.choices.entries()].filter(([, c]) => c.finished && !c.called);
+    const finished = this.texts();
     if (!finished.length) return; // a break: the stream ends with its own error
     const problem = this.tooLarge
       ? `the streamed answer is larger than settings.limits.max_response_bytes (${this.ctx.snapshot.settings.limits.max_response_bytes}): it cannot be checked against the requested JSON schema`
-      : responseSchemaProblem(this.ctx.body, { choices: finished.sort((a, b) => a[0] - b[0]).map(([, c]) => ({ message: { content: c.raw } })) });
+      : responseSchemaProblem(this.ctx.body, { choices: finished.map((content) => ({ message: { content } })) });
     // status 200: the answer's first content is already on its way to the client
     checkSchema(this.st, problem, this.ctx.status === 200);
   }

@@ -21,19 +21,24 @@ const reason = (b: { policy: string; message: string } | undefined) => (b ? `pol
 
 export function guardrailToolGuard(engine: GuardrailEngine, snapshot: () => Snapshot): ToolGuard {
   const ref = (call: ToolCallContext) => ({ toolCallId: call.id, key: call.agent.name, team: call.agent.team });
+  /** after the detectors, the guard_model policies over what would be sent on (asked only when one applies) */
+  const judged = <V>(s: Snapshot, direction: 'tool_args' | 'tool_result', call: ToolCallContext, value: unknown, verdict: V): V | Promise<V | { action: 'block'; reason: string }> => {
+    const j = engine.judgeValue(s, direction, value, scopeOf(call), ref(call));
+    return j ? j.then((b) => (b ? { action: 'block' as const, reason: reason(b) } : verdict)) : verdict;
+  };
   return {
     name: 'guardrails',
-    checkArguments(call: ToolCallContext, args: Record<string, unknown>): ToolArgsVerdict {
-      const r = engine.evaluate(snapshot(), 'tool_args', args, scopeOf(call), ref(call));
+    checkArguments(call: ToolCallContext, args: Record<string, unknown>): ToolArgsVerdict | Promise<ToolArgsVerdict> {
+      const s = snapshot();
+      const r = engine.evaluate(s, 'tool_args', args, scopeOf(call), ref(call));
       if (r.action === 'block') return { action: 'block', reason: reason(r.blocked) };
-      if (r.action === 'redact') return { action: 'replace', arguments: r.value };
-      return { action: 'pass' };
+      return judged<ToolArgsVerdict>(s, 'tool_args', call, r.value, r.action === 'redact' ? { action: 'replace', arguments: r.value } : { action: 'pass' });
     },
-    checkResult(call: ToolCallContext, result: CallToolResult): ToolResultVerdict {
-      const r = engine.evaluate(snapshot(), 'tool_result', result, scopeOf(call), ref(call));
+    checkResult(call: ToolCallContext, result: CallToolResult): ToolResultVerdict | Promise<ToolResultVerdict> {
+      const s = snapshot();
+      const r = engine.evaluate(s, 'tool_result', result, scopeOf(call), ref(call));
       if (r.action === 'block') return { action: 'block', reason: reason(r.blocked) };
-      if (r.action === 'redact') return { action: 'replace', result: r.value };
-      return { action: 'pass' };
+      return judged<ToolResultVerdict>(s, 'tool_result', call, r.value, r.action === 'redact' ? { action: 'replace', result: r.value } : { action: 'pass' });
     },
   };
 }

@@ -72,6 +72,12 @@ describe('admin app: guardrails (Chromium)', () => {
     assert.equal(await d.getByLabel('Regular expressions, one per line (optional)').getAttribute('aria-invalid'), 'true');
     assert.equal(await page.evaluate<string>('document.activeElement.id'), 'gr-regex', 'the invalid field has the focus');
     await d.getByLabel('Regular expressions, one per line (optional)').fill('PROJECT: \\bPRJ-\\d{4}\\b');
+    // a bad part inside a detector is named: which keyword, and what is wrong with it
+    await d.getByLabel('Keywords, one per line (optional)').fill(`Falcon\n${'x'.repeat(201)}`);
+    await d.getByRole('button', { name: 'Add policy' }).click();
+    await d.locator('#gr-keywords-error').getByText('keyword 2: must be at most 200 characters').waitFor();
+    assert.equal(await page.evaluate<string>('document.activeElement.id'), 'gr-keywords', 'the invalid field has the focus');
+    await d.getByLabel('Keywords, one per line (optional)').fill('');
     await d.getByRole('button', { name: 'Add policy' }).click();
     await d.waitFor({ state: 'hidden' });
     const row = page.getByTestId('guardrail-policies').getByRole('row').filter({ has: page.getByRole('rowheader', { name: 'no-pii' }) });

@@ -21,8 +21,28 @@ export type Behavior =
    * `sse` writes a streamed answer in another server's format (see SSEShape; absent: the compact
    * format, byte for byte as without it); `stopReason` adds vLLM's `stop_reason` (the stop string
    * that ended the answer) to a chat choice; `pieces`: the streamed content chunks (joined, the
-   * content; default one word each). */
-  | { kind: 'ok'; content?: string; chunkDelayMs?: number; usage?: boolean; finishReason?: string; stopReason?: string; sse?: SSEShape; pieces?: string[] }
+   * content; default one word each). `reasoning`: the model reasons first — chat: the message's
+   * `reasoning_content` (or the field `reasoningField` names: `reasoning`, as newer vLLM says it),
+   * streamed one word a delta before the content, its tokens in completion_tokens and
+   * completion_tokens_details.reasoning_tokens; messages: a thinking block (signature
+   * `sig-<reasoning length>`, streamed as thinking_delta pieces then one signature_delta) followed
+   * by a redacted_thinking block (data `redacted-data`). `cache`: prompt tokens served from a
+   * cache — chat: usage.prompt_tokens_details.cached_tokens = read (prompt_tokens still counts them);
+   * messages: cache_read_input_tokens / cache_creation_input_tokens, with input_tokens leaving
+   * them out, as Anthropic counts. */
+  | {
+      kind: 'ok';
+      content?: string;
+      chunkDelayMs?: number;
+      usage?: boolean;
+      finishReason?: string;
+      stopReason?: string;
+      sse?: SSEShape;
+      pieces?: string[];
+      reasoning?: string;
+      reasoningField?: 'reasoning_content' | 'reasoning';
+      cache?: { read: number; creation?: number };
+    }
   /** An HTTP error; body defaults to an OpenAI-shaped error JSON. */
   | { kind: 'status'; status: number; retryAfter?: string; body?: string }
   /** Wait before sending anything (headers included), then behave as `then` (default ok). */
@@ -315,8 +335,13 @@ export function startUpstream(opts: UpstreamOptions = {}): Promise<TestUpstream>
     const content = b.pieces ? b.pieces.join('') : (b.content ?? (toolResult ? toolAnswerOf(toolResult) : last));
     const finish = b.finishReason ?? (toolCall ? 'tool_calls' : 'stop');
     const promptTokens = promptTokensFor('chat', body);
-    const perChoice = toolCall ? completionTokensFor(TOOL_ARGUMENTS) : completionTokensFor(content);
-    const usage = { prompt_tokens: promptTokens, completion_tokens: perChoice * n, total_tokens: promptTokens + perChoice * n };
+    const reasoning = toolCall ? undefined : b.reasoning;
+    const rField = b.reasoningField ?? 'reasoning_content';
+    const reasoningTokens = reasoning ? completionTokensFor(reasoning) : 0;
+    const perChoice = (toolCall ? completionTokensFor(TOOL_ARGUMENTS) : completionTokensFor(content)) + reasoningTokens;
+    const usage: Record<string, unknown> = { prompt_tokens: promptTokens, completion_tokens: perChoice * n, total_tokens: promptTokens + perChoice * n };
+    if (b.cache) usage.prompt_tokens_details = { cached_tokens: b.cache.read };
+    if (reasoning) usage.completion_tokens_details = { reasoning_tokens: reasoningTokens * n };
     const withUsage = b.usage !== false;
 
     if (body?.stream !== true) {
@@ -324,7 +349,7 @@ export function startUpstream(opts: UpstreamOptions = {}): Promise<TestUpstream>
       for (let i = 0; i < n; i++) {
         const message = toolCall
           ? { role: 'assistant', content: null, tool_calls: [{ id: `call_${seq}_${i}`, type: 'function', function: { name: toolName, arguments: TOOL_ARGUMENTS } }] }
-          : { role: 'assistant', content };
+          : { role: 'assistant', content, ...(reasoning ? { [rField]: reasoning } : {}) };
         choices.push({ index: i, message, logprobs: null, finish_reason: finish, ...(b.stopReason !== undefined ? { stop_reason: b.stopReason } : {}) });
       }
       const out: Record<string, unknown> = { id, object: 'chat.completion', created, model, choices };
@@ -347,6 +372,7 @@ export function startUpstream(opts: UpstreamOptions = {}): Promise<TestUpstream>
         for (const p of pieces)
           frames.push(`${pre}{"index":${i},"delta":{"tool_calls":[{"index":0,"function":{"arguments":${JSON.stringify(p)}}}]},"logprobs":null,"finish_reason":null}]}\n\n`);
       } else {
+        if (reasoning) for (const p of streamPieces(reasoning)) frames.push(`${pre}{"index":${i},"delta":{"${rField}":${JSON.stringify(p)}},"logprobs":null,"finish_reason":null}]}\n\n`);
         for (const p of pieces) frames.push(`${pre}{"index":${i},"delta":{"content":${JSON.stringify(p)}},"logprobs":null,"finish_reason":null}]}\n\n`);
       }
     }
@@ -372,23 +398,42 @@ export function startUpstream(opts: UpstreamOptions = {}): Promise<TestUpstream>
     const toolCall = tools.length > 0 && !result && last.includes('use tool');
     const content = b.pieces ? b.pieces.join('') : (b.content ?? (result ? toolAnswerOf({ tool_call_id: result.tool_use_id, content: result.content }) : last));
     const stop = b.finishReason ?? (toolCall ? 'tool_use' : 'end_turn');
-    const usage = { input_tokens: messagesInputTokens(body), output_tokens: completionTokensFor(toolCall ? TOOL_ARGUMENTS : content) };
+    const reasoning = toolCall ? undefined : b.reasoning;
+    const cacheRead = b.cache?.read ?? 0;
+    const cacheCreation = b.cache?.creation ?? 0;
+    const cacheUsage = b.cache ? { cache_creation_input_tokens: cacheCreation, cache_read_input_tokens: cacheRead } : {};
+    const usage = {
+      input_tokens: messagesInputTokens(body) - cacheRead - cacheCreation,
+      output_tokens: completionTokensFor(toolCall ? TOOL_ARGUMENTS : content) + (reasoning ? completionTokensFor(reasoning) : 0),
+      ...cacheUsage,
+    };
     const toolId = `toolu_up_${seq}`;
+    const signature = `sig-${reasoning?.length ?? 0}`;
+    const thinkingBlocks = reasoning ? [{ type: 'thinking', thinking: reasoning, signature }, { type: 'redacted_thinking', data: 'redacted-data' }] : [];
     if (body?.stream !== true) {
-      const blocks = toolCall ? [{ type: 'tool_use', id: toolId, name: tools[0]?.name ?? 'tool', input: JSON.parse(TOOL_ARGUMENTS) }] : [{ type: 'text', text: content }];
+      const blocks = toolCall ? [{ type: 'tool_use', id: toolId, name: tools[0]?.name ?? 'tool', input: JSON.parse(TOOL_ARGUMENTS) }] : [...thinkingBlocks, { type: 'text', text: content }];
       return { kind: 'json', status: 200, body: JSON.stringify({ id, type: 'message', role: 'assistant', model, content: blocks, stop_reason: stop, stop_sequence: null, usage }) };
     }
     const ev = (name: string, data: object) => `event: ${name}\ndata: ${JSON.stringify({ type: name, ...data })}\n\n`;
-    const head = [ev('message_start', { message: { id, type: 'message', role: 'assistant', model, content: [], stop_reason: null, stop_sequence: null, usage: { input_tokens: usage.input_tokens, output_tokens: 1 } } }), ev('ping', {})];
+    const head = [ev('message_start', { message: { id, type: 'message', role: 'assistant', model, content: [], stop_reason: null, stop_sequence: null, usage: { input_tokens: usage.input_tokens, output_tokens: 1, ...cacheUsage } } }), ev('ping', {})];
     const frames: string[] = [];
-    if (toolCall) {
+    let lastBlock = 0;
+    if (reasoning) {
+      frames.push(ev('content_block_start', { index: 0, content_block: { type: 'thinking', thinking: '', signature: '' } }));
+      for (const p of streamPieces(reasoning)) frames.push(ev('content_block_delta', { index: 0, delta: { type: 'thinking_delta', thinking: p } }));
+      frames.push(ev('content_block_delta', { index: 0, delta: { type: 'signature_delta', signature } }), ev('content_block_stop', { index: 0 }));
+      frames.push(ev('content_block_start', { index: 1, content_block: { type: 'redacted_thinking', data: 'redacted-data' } }), ev('content_block_stop', { index: 1 }));
+      frames.push(ev('content_block_start', { index: 2, content_block: { type: 'text', text: '' } }));
+      lastBlock = 2;
+      for (const p of b.pieces ?? streamPieces(content)) frames.push(ev('content_block_delta', { index: 2, delta: { type: 'text_delta', text: p } }));
+    } else if (toolCall) {
       frames.push(ev('content_block_start', { index: 0, content_block: { type: 'tool_use', id: toolId, name: tools[0]?.name ?? 'tool', input: {} } }));
       for (const p of TOOL_ARGUMENT_PIECES) frames.push(ev('content_block_delta', { index: 0, delta: { type: 'input_json_delta', partial_json: p } }));
     } else {
       head.push(ev('content_block_start', { index: 0, content_block: { type: 'text', text: '' } }));
       for (const p of b.pieces ?? streamPieces(content)) frames.push(ev('content_block_delta', { index: 0, delta: { type: 'text_delta', text: p } }));
     }
-    const tail = [ev('content_block_stop', { index: 0 }), ev('message_delta', { delta: { stop_reason: stop, stop_sequence: null }, usage: { output_tokens: usage.output_tokens } }), ev('message_stop', {})];
+    const tail = [ev('content_block_stop', { index: lastBlock }), ev('message_delta', { delta: { stop_reason: stop, stop_sequence: null }, usage: { output_tokens: usage.output_tokens } }), ev('message_stop', {})];
     return { kind: 'stream', head, content: frames, tail };
   }
 

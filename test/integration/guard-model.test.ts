@@ -157,13 +157,11 @@ describe('guard_model detector', () => {
     assert.equal(ev.mode, 'shadow');
   });
 
-  test('the policy is checked: inputs only, no redaction, an explicit on_failure', async () => {
+  test('the policy is checked: no redaction, an explicit on_failure, a timeout in range (each named by its field)', async () => {
     const cases: [Record<string, unknown>, RegExp][] = [
-      [{ name: 'g', direction: ['output'], detectors: [guard()], action: 'block' }, /direction.*inputs only/],
-      [{ name: 'g', direction: ['input'], detectors: [guard()], action: 'redact' }, /detectors\[0\].*no span to redact/],
-      // (the detector union's error names the detector, not yet the field inside it)
-      [{ name: 'g', direction: ['input'], detectors: [{ type: 'guard_model', model: 'guard' }], action: 'block' }, /"param":"detectors\[0\]/],
-      [{ name: 'g', direction: ['input'], detectors: [guard({ timeout_ms: 10 })], action: 'block' }, /"param":"detectors\[0\]/],
+      [{ name: 'g', direction: ['output'], detectors: [guard()], action: 'redact' }, /detectors\[0\].*no span to redact/],
+      [{ name: 'g', direction: ['input'], detectors: [{ type: 'guard_model', model: 'guard' }], action: 'block' }, /"param":"detectors\[0\]\.on_failure"/],
+      [{ name: 'g', direction: ['input'], detectors: [guard({ timeout_ms: 10 })], action: 'block' }, /"param":"detectors\[0\]\.timeout_ms"/],
     ];
     for (const [p, re] of cases) {
       const r = await gw.admin('POST', '/guardrails', p);

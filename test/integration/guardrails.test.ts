@@ -413,6 +413,15 @@ describe('admin API', () => {
     }
     const cfg = await gw.admin('POST', '/config/apply', { guardrails: [{ name: 'evil', direction: ['input'], detectors: [{ type: 'regex', pattern: '(x+x+)+y' }], action: 'block' }] });
     assert.equal(cfg.status, 400);
+    assert.match(JSON.stringify(cfg.body), /guardrails\[0\]\.detectors\[0\]\.pattern/, 'the config names the field inside the detector');
+    // any bad field inside an object detector is named by its path, not only detectors[N]
+    const nested = await gw.admin('POST', '/guardrails', { name: 'n', direction: ['input'], detectors: ['pii', { type: 'keywords', words: ['ok', ''] }], action: 'block' });
+    assert.equal(nested.status, 400);
+    assert.equal(nested.body.error.param, 'detectors[1].words[1]');
+    assert.match(nested.body.error.message, /must not be empty/);
+    const typo = await gw.admin('POST', '/guardrails', { name: 'n', direction: ['input'], detectors: [{ type: 'guard_model', model: 'guard', on_failure: 'ajar' }], action: 'block' });
+    assert.equal(typo.status, 400);
+    assert.equal(typo.body.error.param, 'detectors[0].on_failure');
     // and requests still flow
     await client.chat.completions.create({ model: 'plain', messages: [{ role: 'user', content: 'a'.repeat(50_000) + '!' }] });
   });

@@ -29,6 +29,24 @@ describe('validation messages', () => {
     assert.match(problems({ name: 'research', budgit: 3 }, teamSchema as never).join(), /unknown key "budgit"/);
   });
 
+  test('a bad field inside an object detector is named by its full path, not only detectors[N]', () => {
+    const g = (d: unknown) => ({ guardrails: [{ name: 'p', direction: ['input'], action: 'block', detectors: ['pii', d] }] });
+    assert.deepEqual(problems(g({ type: 'regex', pattern: 5 })), ['guardrails[0].detectors[1].pattern: must be a string, not a number']);
+    assert.deepEqual(problems(g({ type: 'regex' })), ['guardrails[0].detectors[1].pattern: is required']);
+    assert.deepEqual(problems(g({ type: 'regex', pattern: 'a', label: 'lower' })), ['guardrails[0].detectors[1].label: must be upper case letters, digits and _ (e.g. PROJECT_CODE), at most 32 characters']);
+    assert.deepEqual(problems(g({ type: 'keywords', words: ['Falcon', ''] })), ['guardrails[0].detectors[1].words[1]: must not be empty']);
+    assert.deepEqual(problems(g({ type: 'max_size', chars: 'x' })), ['guardrails[0].detectors[1].chars: must be a number, not a string']);
+    assert.deepEqual(problems(g({ type: 'guard_model', model: 'guard' })), ['guardrails[0].detectors[1].on_failure: must be one of "open", "closed"']);
+    assert.deepEqual(problems(g({ type: 'Regex', pattern: 'a' })), ['guardrails[0].detectors[1].type: must be regex, keywords, max_size, injection, response_schema or guard_model']);
+    assert.deepEqual(problems(g({ type: 'regex', pattern: 'a', bogus: 1 })), ['guardrails[0].detectors[1]: unknown key "bogus"']);
+    // not an object: what is accepted, at the detector's place
+    for (const d of ['pi', 5, null]) {
+      const p = problems(g(d));
+      assert.equal(p.length, 1);
+      assert.match(p[0]!, /^guardrails\[0\]\.detectors\[1\]: must be one of pii, secrets, .* or an object with type regex/);
+    }
+  });
+
   test('nearest', () => {
     assert.equal(nearest('modles', ['endpoints', 'models', 'teams']), 'models');
     assert.equal(nearest('xyz', ['endpoints', 'models']), undefined);

@@ -20,8 +20,11 @@ import {
   readChatAnswer,
   readChatEvent,
   requiredString,
+  usageDetailsOf,
   type AnswerTranslator,
+  type ChatDeltaSink,
   type Json,
+  type UsageDetails,
   type ProtocolAdapter,
 } from '../translate.js';
 
@@ -224,20 +227,36 @@ class MessagesAnswer implements AnswerTranslator {
   // streaming state
   private started = false;
   private block = -1;
-  private blockType: 'text' | 'tool' | undefined;
+  private blockType: 'text' | 'tool' | 'thinking' | undefined;
   private toolIndex = -1;
   private readonly toolStarted = new Set<number>();
   private finish: { reason: string; sequence: string | null } | undefined;
   private usage: Usage | undefined;
+  private details: UsageDetails | undefined;
   private chars = 0;
   private out: SSEEvent[] = [];
 
   constructor(private readonly ctx: RequestContext) {}
 
+  /** Anthropic's usage: input_tokens leaves out the prompt tokens read from or written to a cache. */
+  private usageBody(prompt: number, completion: number, d: UsageDetails | undefined): Json {
+    if (!d || (!d.cacheRead && !d.cacheCreation)) return { input_tokens: prompt, output_tokens: completion };
+    return {
+      input_tokens: Math.max(0, prompt - d.cacheRead - d.cacheCreation),
+      output_tokens: completion,
+      cache_creation_input_tokens: d.cacheCreation,
+      cache_read_input_tokens: d.cacheRead,
+    };
+  }
+
   body(chat: Json): unknown {
     const ctx = this.ctx;
     const a = readChatAnswer(chat, (n) => `toolu_${compactId(ctx.id)}_${n}`);
     const content: Json[] = [];
+    // thinking first, as Anthropic sends it: a native endpoint's blocks as they were (signatures
+    // included), or a chat server's reasoning_content as one thinking block (no signature)
+    if (a.thinkingBlocks.length) content.push(...a.thinkingBlocks);
+    else if (a.reasoning) content.push({ type: 'thinking', thinking: a.reasoning, signature: '' });
     if (a.text) content.push({ type: 'text', text: a.text });
     for (const tc of a.toolCalls) content.push({ type: 'tool_use', id: tc.id, name: tc.name, input: parseArguments(tc.arguments) });
     const stop = stopReason(a.finishReason ?? (a.toolCalls.length ? 'tool_calls' : 'stop'), a.matchedStop, ctx.body.stop);
@@ -249,7 +268,7 @@ class MessagesAnswer implements AnswerTranslator {
       content,
       stop_reason: stop.reason,
       stop_sequence: stop.sequence,
-      usage: { input_tokens: ctx.promptTokens, output_tokens: ctx.completionTokens },
+      usage: this.usageBody(ctx.promptTokens, ctx.completionTokens, usageDetailsOf(chat.usage)),
     };
   }
 
@@ -281,26 +300,38 @@ class MessagesAnswer implements AnswerTranslator {
     this.blockType = undefined;
   }
 
-  private readonly sink = {
+  private openBlock(type: 'text' | 'thinking' | 'tool', block: Json): void {
+    this.closeBlock();
+    this.block++;
+    this.blockType = type;
+    this.emit('content_block_start', { index: this.block, content_block: block });
+  }
+
+  private readonly sink: ChatDeltaSink = {
+    reasoning: (s: string) => {
+      if (this.blockType !== 'thinking') this.openBlock('thinking', { type: 'thinking', thinking: '', signature: '' });
+      this.chars += s.length;
+      this.emit('content_block_delta', { index: this.block, delta: { type: 'thinking_delta', thinking: s } });
+    },
+    signature: (sig: string) => {
+      if (this.blockType !== 'thinking') this.openBlock('thinking', { type: 'thinking', thinking: '', signature: '' });
+      this.emit('content_block_delta', { index: this.block, delta: { type: 'signature_delta', signature: sig } });
+      this.closeBlock(); // a signature ends its thinking block
+    },
+    redactedThinking: (data: string) => {
+      this.openBlock('thinking', { type: 'redacted_thinking', data });
+      this.closeBlock();
+    },
     text: (s: string) => {
-      if (this.blockType !== 'text') {
-        this.closeBlock();
-        this.block++;
-        this.blockType = 'text';
-        this.emit('content_block_start', { index: this.block, content_block: { type: 'text', text: '' } });
-      }
+      if (this.blockType !== 'text') this.openBlock('text', { type: 'text', text: '' });
       this.chars += s.length;
       // the hot event, written directly: the same JSON as emit() would give, at a fraction of the cost
       this.out.push({ event: 'content_block_delta', data: `{"type":"content_block_delta","index":${this.block},"delta":{"type":"text_delta","text":${JSON.stringify(s)}}}`, id: undefined });
     },
     toolStart: (index: number, id: string | undefined, name: string) => {
-      this.closeBlock();
-      this.block++;
-      this.blockType = 'tool';
       this.toolIndex = index;
       this.chars += name.length;
-      const toolId = id ?? `toolu_${compactId(this.ctx.id)}_${index}`;
-      this.emit('content_block_start', { index: this.block, content_block: { type: 'tool_use', id: toolId, name, input: {} } });
+      this.openBlock('tool', { type: 'tool_use', id: id ?? `toolu_${compactId(this.ctx.id)}_${index}`, name, input: {} });
     },
     toolArgs: (index: number, s: string) => {
       if (this.blockType !== 'tool' || this.toolIndex !== index) return; // interleaved calls: not sent by chat servers
@@ -311,8 +342,9 @@ class MessagesAnswer implements AnswerTranslator {
       this.closeBlock();
       this.finish = stopReason(reason, matched, this.ctx.body.stop);
     },
-    usage: (u: Usage) => {
+    usage: (u: Usage, d: UsageDetails) => {
       this.usage = u;
+      this.details = d;
     },
   };
 
@@ -329,7 +361,7 @@ class MessagesAnswer implements AnswerTranslator {
       const usage = this.usage ?? { prompt: promptEstimate(this.ctx), completion: Math.ceil(this.chars / 4) };
       this.emit('message_delta', {
         delta: { stop_reason: this.finish.reason, stop_sequence: this.finish.sequence },
-        usage: { input_tokens: usage.prompt, output_tokens: usage.completion },
+        usage: this.usageBody(usage.prompt, usage.completion, this.details),
       });
       this.emit('message_stop', {});
       return this.out.splice(0);

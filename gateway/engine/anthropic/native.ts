@@ -6,7 +6,7 @@
 // content, break handling, ledger and traces apply as to every other answer, and the Messages
 // translator writes what the client receives. No second answer path skips a stage.
 import { SSEParser, type SSEEvent } from '../sse.js';
-import { isObject, type Json } from '../translate.js';
+import { isObject, thinkingBlocksOf, type Json } from '../translate.js';
 
 export const ANTHROPIC_VERSION = '2023-06-01';
 
@@ -25,12 +25,26 @@ function finishOf(stop: unknown): string {
   }
 }
 
+const tokens = (v: unknown): number => (typeof v === 'number' && Number.isFinite(v) && v > 0 ? v : 0);
+
+/** Anthropic's usage as chat usage. Anthropic's input_tokens leaves out the prompt tokens read
+ * from or written to its cache; prompt_tokens counts them all (what the ledger charges), with
+ * the cached part in prompt_tokens_details.cached_tokens and Anthropic's two fields kept beside. */
+export function chatUsage(input: number, output: number, cacheRead: number, cacheCreation: number): Json {
+  const prompt = input + cacheRead + cacheCreation;
+  const u: Json = { prompt_tokens: prompt, completion_tokens: output, total_tokens: prompt + output };
+  if (cacheRead || cacheCreation) {
+    u.prompt_tokens_details = { cached_tokens: cacheRead };
+    u.cache_read_input_tokens = cacheRead;
+    u.cache_creation_input_tokens = cacheCreation;
+  }
+  return u;
+}
+
 function usageOf(u: unknown): Json | undefined {
   if (!isObject(u)) return undefined;
-  const p = typeof u.input_tokens === 'number' ? u.input_tokens : undefined;
-  const c = typeof u.output_tokens === 'number' ? u.output_tokens : undefined;
-  if (p === undefined && c === undefined) return undefined;
-  return { prompt_tokens: p ?? 0, completion_tokens: c ?? 0, total_tokens: (p ?? 0) + (c ?? 0) };
+  if (typeof u.input_tokens !== 'number' && typeof u.output_tokens !== 'number') return undefined;
+  return chatUsage(tokens(u.input_tokens), tokens(u.output_tokens), tokens(u.cache_read_input_tokens), tokens(u.cache_creation_input_tokens));
 }
 
 /** A whole Message as the chat completion it amounts to; undefined when it is no Message. */
@@ -39,7 +53,10 @@ export function messageAsChat(m: unknown): Json | undefined {
   if (m.type === 'error' || isObject(m.error)) return { error: isObject(m.error) ? m.error : { message: 'error' } };
   if (!Array.isArray(m.content)) return undefined;
   let text = '';
+  let reasoning = '';
   const calls: Json[] = [];
+  const thinking = thinkingBlocksOf(m.content);
+  for (const b of thinking) if (b.type === 'thinking') reasoning += b.thinking;
   for (const b of m.content) {
     if (!isObject(b)) continue;
     if (b.type === 'text' && typeof b.text === 'string') text += b.text;
@@ -48,6 +65,11 @@ export function messageAsChat(m: unknown): Json | undefined {
   }
   const message: Json = { role: 'assistant', content: text || (calls.length ? null : '') };
   if (calls.length) message.tool_calls = calls;
+  // thinking as chat servers say it (reasoning_content), the blocks themselves as LiteLLM does
+  if (thinking.length) {
+    message.reasoning_content = reasoning;
+    message.thinking_blocks = thinking;
+  }
   const choice: Json = { index: 0, message, finish_reason: finishOf(m.stop_reason) };
   if (typeof m.stop_sequence === 'string') choice.stop_reason = m.stop_sequence;
   const out: Json = { id: m.id, object: 'chat.completion', model: m.model, choices: [choice] };
@@ -64,6 +86,8 @@ export class MessagesStreamAsChat {
   private id: unknown;
   private model: unknown;
   private inputTokens = 0;
+  private cacheRead = 0;
+  private cacheCreation = 0;
   /** the chat tool_calls index of each content block that is a tool_use */
   private readonly tools = new Map<number, number>();
 
@@ -97,7 +121,9 @@ export class MessagesStreamAsChat {
         this.id = m.id;
         this.model = m.model;
         const u = isObject(m.usage) ? m.usage : {};
-        if (typeof u.input_tokens === 'number') this.inputTokens = u.input_tokens;
+        this.inputTokens = tokens(u.input_tokens);
+        this.cacheRead = tokens(u.cache_read_input_tokens);
+        this.cacheCreation = tokens(u.cache_creation_input_tokens);
         return this.chunk({ role: 'assistant', content: '' });
       }
       case 'content_block_start': {
@@ -109,6 +135,8 @@ export class MessagesStreamAsChat {
           return this.chunk({ tool_calls: [{ index: n, id: b.id, type: 'function', function: { name: b.name, arguments: '' } }] });
         }
         if (b.type === 'text' && typeof b.text === 'string' && b.text) return this.chunk({ content: b.text });
+        if (b.type === 'thinking' && typeof b.thinking === 'string' && b.thinking) return this.chunk({ reasoning_content: b.thinking });
+        if (b.type === 'redacted_thinking' && typeof b.data === 'string') return this.chunk({ thinking_blocks: [{ type: 'redacted_thinking', data: b.data }] });
         return '';
       }
       case 'content_block_delta': {
@@ -118,7 +146,10 @@ export class MessagesStreamAsChat {
         const n = this.tools.get(index);
         if (d.type === 'input_json_delta' && n !== undefined && typeof d.partial_json === 'string' && d.partial_json)
           return this.chunk({ tool_calls: [{ index: n, function: { arguments: d.partial_json } }] });
-        return ''; // thinking and signature deltas: not carried (yet)
+        if (d.type === 'thinking_delta' && typeof d.thinking === 'string' && d.thinking) return this.chunk({ reasoning_content: d.thinking });
+        if (d.type === 'signature_delta' && typeof d.signature === 'string')
+          return this.chunk({ thinking_blocks: [{ type: 'thinking', thinking: '', signature: d.signature }] });
+        return '';
       }
       case 'message_delta': {
         const d = isObject(j.delta) ? j.delta : {};
@@ -127,8 +158,10 @@ export class MessagesStreamAsChat {
           s += this.chunk({}, finishOf(d.stop_reason), typeof d.stop_sequence === 'string' ? { stop_reason: d.stop_sequence } : {});
         const u = isObject(j.usage) ? j.usage : undefined;
         if (u && typeof u.output_tokens === 'number') {
-          const p = typeof u.input_tokens === 'number' ? u.input_tokens : this.inputTokens;
-          s += enc({ id: this.id, object: 'chat.completion.chunk', model: this.model, choices: [], usage: { prompt_tokens: p, completion_tokens: u.output_tokens, total_tokens: p + u.output_tokens } });
+          // message_delta's usage is cumulative; fields it leaves out keep message_start's values
+          const pick = (v: unknown, was: number) => (typeof v === 'number' ? tokens(v) : was);
+          const usage = chatUsage(pick(u.input_tokens, this.inputTokens), tokens(u.output_tokens), pick(u.cache_read_input_tokens, this.cacheRead), pick(u.cache_creation_input_tokens, this.cacheCreation));
+          s += enc({ id: this.id, object: 'chat.completion.chunk', model: this.model, choices: [], usage });
         }
         return s;
       }

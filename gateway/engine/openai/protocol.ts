@@ -13,7 +13,7 @@ import type { Runtime } from '../runtime.js';
 import type { EndpointConfig, TargetConfig } from '../snapshot.js';
 import { ANTHROPIC_VERSION, MessagesStreamAsChat, decodedReader, messageAsChat, nativePayload } from '../anthropic/native.js';
 import { SSETooLargeError } from '../sse.js';
-import { guardBody, guardEvents, promptEstimate, type Guards, type Kind, type RequestContext } from '../stages.js';
+import { guardBody, guardEvents, guardJudge, promptEstimate, type Guards, type Kind, type RequestContext } from '../stages.js';
 import { estimateTokensFromText } from '../tokens.js';
 import type { AnswerTranslator } from '../translate.js';
 import { MAX_FINISH_REASONS, StreamInspector, readUsage, type EventTransform } from './stream-inspector.js';
@@ -186,6 +186,8 @@ async function sendWhole(
   }
   // output guards: the same bytes when they pass, their body when they replace it
   const guarded = guardBody(d.guards, ctx, json);
+  const judged = guardJudge(d.guards, ctx, guarded);
+  if (judged) await judged;
   const out = tr ? Buffer.from(JSON.stringify(tr.body(guarded as Record<string, unknown>))) : guarded === json ? buf : Buffer.from(JSON.stringify(guarded));
   ctx.ttfbMs = performance.now() - ctx.t0;
   ctx.status = 200;
@@ -242,6 +244,11 @@ async function pipeStream(
   const it = native ? decodedReader(chunkReader(up.body), new MessagesStreamAsChat(limits.max_event_bytes), () => up.body.destroy()) : chunkReader(up.body);
   let committed = false;
   let pending: Buffer[] = [];
+  // a held stream, complete: the guards' judgement (a classifier model) before any of it is sent
+  const judgeHeld = async () => {
+    const j = guardJudge(d.guards, ctx, undefined);
+    if (j) await j;
+  };
 
   const commit = (end: boolean) => {
     committed = true;
@@ -280,6 +287,7 @@ async function pipeStream(
         if (insp.errorEvent) throw new AttemptFailure('stream_error', `upstream sent an error before any content: ${insp.errorEvent.slice(0, 300)}`);
         if (!insp.done && !insp.finished) throw new AttemptFailure('stream_error', 'upstream closed the stream before sending any content');
         if (!insp.done && done.length) pending.push(done);
+        if (hold) await judgeHeld();
         commit(true);
         return;
       }
@@ -292,7 +300,10 @@ async function pipeStream(
         }
         continue;
       }
-      if (insp.contentSeen) commit(insp.done);
+      if (insp.contentSeen) {
+        if (hold) await judgeHeld();
+        commit(insp.done);
+      }
     }
     // Phase 2: pass through as it arrives.
     while (!insp.done) {

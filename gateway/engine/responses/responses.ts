@@ -21,9 +21,12 @@ import {
   readChatAnswer,
   readChatEvent,
   requiredString,
+  usageDetailsOf,
   type AnswerTranslator,
+  type ChatDeltaSink,
   type Json,
   type ProtocolAdapter,
+  type UsageDetails,
 } from '../translate.js';
 import type { ResponseStore } from './store.js';
 
@@ -314,7 +317,7 @@ function toChat(store: ResponseStore | undefined, requests: WeakMap<RequestConte
 
 // ---- answer ----
 
-type OutputItem = Json & { id: string; type: 'message' | 'function_call' };
+type OutputItem = Json & { id: string; type: 'message' | 'function_call' | 'reasoning' };
 
 function outputText(output: OutputItem[]): string {
   let s = '';
@@ -342,6 +345,7 @@ class ResponsesAnswer implements AnswerTranslator {
   private readonly toolStarted = new Set<number>();
   private finishReason: string | undefined;
   private usage: Usage | undefined;
+  private details: UsageDetails | undefined;
   private chars = 0;
   private out: SSEEvent[] = [];
 
@@ -354,9 +358,10 @@ class ResponsesAnswer implements AnswerTranslator {
     this.id = `resp_${this.hex}`;
   }
 
-  private response(status: string, extra: { error?: Json | null; incomplete?: Json | null; usage?: Usage } = {}): Json {
+  private response(status: string, extra: { error?: Json | null; incomplete?: Json | null; usage?: Usage; details?: UsageDetails } = {}): Json {
     const r = this.req;
     const u = extra.usage;
+    const d = extra.details;
     return {
       id: this.id,
       object: 'response',
@@ -384,9 +389,9 @@ class ResponsesAnswer implements AnswerTranslator {
       usage: u
         ? {
             input_tokens: u.prompt,
-            input_tokens_details: { cached_tokens: 0 },
+            input_tokens_details: { cached_tokens: d?.cacheRead ?? 0 },
             output_tokens: u.completion,
-            output_tokens_details: { reasoning_tokens: 0 },
+            output_tokens_details: { reasoning_tokens: d?.reasoning ?? 0 },
             total_tokens: u.prompt + u.completion,
           }
         : null,
@@ -394,9 +399,9 @@ class ResponsesAnswer implements AnswerTranslator {
   }
 
   /** A finished response: kept when the request asked to store it. */
-  private finished(finish: string | undefined, usage: Usage): Json {
+  private finished(finish: string | undefined, usage: Usage, details: UsageDetails | undefined): Json {
     const s = statusOf(finish);
-    const resp = this.response(s.status, { incomplete: s.incomplete, usage });
+    const resp = this.response(s.status, { incomplete: s.incomplete, usage, details });
     if (this.req.store && this.store) {
       const answer: Json = { role: 'assistant', content: outputText(this.output) || null };
       const calls = this.output.filter((o) => o.type === 'function_call');
@@ -413,12 +418,15 @@ class ResponsesAnswer implements AnswerTranslator {
 
   body(chat: Json): unknown {
     const a = readChatAnswer(chat, (n) => `call_${this.hex}_${n}`);
+    // the model's reasoning (reasoning_content, or a native endpoint's thinking): a reasoning item first
+    if (a.reasoning)
+      this.output.push({ id: `rs_${this.hex}`, type: 'reasoning', status: 'completed', summary: [], content: [{ type: 'reasoning_text', text: a.reasoning }] });
     if (a.text)
       this.output.push({ id: `msg_${this.hex}`, type: 'message', status: 'completed', role: 'assistant', content: [{ type: 'output_text', text: a.text, annotations: [], logprobs: [] }] });
     a.toolCalls.forEach((tc, n) =>
       this.output.push({ id: `fc_${this.hex}_${n}`, type: 'function_call', status: 'completed', call_id: tc.id, name: tc.name, arguments: tc.arguments }),
     );
-    return this.finished(a.finishReason, { prompt: this.ctx.promptTokens, completion: this.ctx.completionTokens });
+    return this.finished(a.finishReason, { prompt: this.ctx.promptTokens, completion: this.ctx.completionTokens }, usageDetailsOf(chat.usage));
   }
 
   private emit(type: string, data: Json): void {
@@ -442,6 +450,10 @@ class ResponsesAnswer implements AnswerTranslator {
       const part = (it.content as Json[])[0]!;
       this.emit('response.output_text.done', { item_id: it.id, output_index, content_index: 0, text: part.text, logprobs: [] });
       this.emit('response.content_part.done', { item_id: it.id, output_index, content_index: 0, part });
+    } else if (it.type === 'reasoning') {
+      const part = (it.content as Json[])[0]!;
+      this.emit('response.reasoning_text.done', { item_id: it.id, output_index, content_index: 0, text: part.text });
+      this.emit('response.content_part.done', { item_id: it.id, output_index, content_index: 0, part });
     } else {
       this.emit('response.function_call_arguments.done', { item_id: it.id, output_index, name: it.name, arguments: it.arguments });
     }
@@ -453,11 +465,27 @@ class ResponsesAnswer implements AnswerTranslator {
     this.current = it;
     this.output.push(it);
     const output_index = this.output.length - 1;
-    this.emit('response.output_item.added', { output_index, item: { ...it, ...(it.type === 'message' ? { content: [] } : {}) } });
+    this.emit('response.output_item.added', { output_index, item: { ...it, ...(it.type === 'function_call' ? {} : { content: [] }) } });
     return output_index;
   }
 
-  private readonly sink = {
+  private readonly sink: ChatDeltaSink = {
+    reasoning: (s: string) => {
+      let it = this.current;
+      if (it?.type !== 'reasoning') {
+        it = { id: `rs_${this.hex}_${this.output.length}`, type: 'reasoning', status: 'in_progress', summary: [], content: [{ type: 'reasoning_text', text: '' }] };
+        const output_index = this.open(it);
+        this.emit('response.content_part.added', { item_id: it.id, output_index, content_index: 0, part: { type: 'reasoning_text', text: '' } });
+      }
+      const part = (it.content as Json[])[0]!;
+      part.text = (part.text as string) + s;
+      this.chars += s.length;
+      this.emit('response.reasoning_text.delta', { item_id: it.id, output_index: this.output.length - 1, content_index: 0, delta: s });
+    },
+    // Anthropic's signatures and redacted thinking have no place in a Response (they are opaque to
+    // any other server than the one that made them)
+    signature: () => undefined,
+    redactedThinking: () => undefined,
     text: (s: string) => {
       let it = this.current;
       if (it?.type !== 'message') {
@@ -491,8 +519,9 @@ class ResponsesAnswer implements AnswerTranslator {
       this.closeItem();
       this.finishReason = reason;
     },
-    usage: (u: Usage) => {
+    usage: (u: Usage, d: UsageDetails) => {
       this.usage = u;
+      this.details = d;
     },
   };
 
@@ -507,7 +536,7 @@ class ResponsesAnswer implements AnswerTranslator {
       this.begin();
       this.closeItem();
       const usage = this.usage ?? { prompt: promptEstimate(this.ctx), completion: Math.ceil(this.chars / 4) };
-      const resp = this.finished(this.finishReason, usage);
+      const resp = this.finished(this.finishReason, usage, this.details);
       this.emit(resp.status === 'completed' ? 'response.completed' : 'response.incomplete', { response: resp });
       return this.out.splice(0);
     },

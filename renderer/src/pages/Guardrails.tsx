@@ -482,13 +482,18 @@ function PolicyForm({
     const fieldOf = (errs: FieldErrors): FieldErrors => {
       const out: FieldErrors = {};
       for (const [k, v] of Object.entries(errs)) {
-        const m = /^detectors(?:\[(\d+)\])?/.exec(k);
+        const m = /^detectors(?:\[(\d+)\](.*))?/.exec(k);
         if (!m) out[k] = v;
         else {
           const i = m[1] === undefined ? -1 : Number(m[1]);
+          // the part of the detector that is wrong: ".label", ".words[2]", "" (the detector itself)
+          const rest = m[2] ?? '';
           const d = detectors[i] as { type?: string } | string | undefined;
           const f = i < 0 ? 'detectors' : typeof d === 'string' ? 'detectors' : d?.type === 'regex' ? 'regex' : d?.type === 'keywords' ? 'keywords' : d?.type === 'max_size' ? 'max_size' : d?.type === 'injection' ? 'injection' : 'detectors';
-          out[f] ??= f === 'regex' ? `line ${i - regexStart + 1}: ${v}` : v;
+          const word = /^\.words\[(\d+)\]$/.exec(rest);
+          if (f === 'regex') out[f] ??= `line ${i - regexStart + 1}${rest && rest !== '.pattern' ? ` (${rest.slice(1)})` : ''}: ${v}`;
+          else if (f === 'keywords' && word) out[f] ??= `keyword ${Number(word[1]) + 1}: ${v}`;
+          else out[f] ??= f === 'detectors' && rest ? `detectors[${i}]${rest}: ${v}` : v;
         }
       }
       return out;
