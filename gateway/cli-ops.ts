@@ -15,7 +15,8 @@ const out = (l: string) => process.stdout.write(`airlock: ${l}\n`);
 export const OPS_HELP = `  airlock verify-bundle BUNDLE.tar.gz --trust KEYFILE [--sig FILE]
   airlock install [BUNDLE.tar.gz] [--trust KEYFILE] [--prefix DIR --no-systemd] [--config FILE]
                   [--host H] [--port N] [--admin-host H] [--admin-port N] [--ready-timeout S]
-  airlock upgrade BUNDLE.tar.gz [--prefix DIR] [--ready-timeout S]   (rolls back by itself on failure)
+  airlock upgrade BUNDLE.tar.gz [--prefix DIR] [--ready-timeout S] [--keep-backups N]
+                  (rolls back by itself on failure; keeps the last N database backups, default 3)
   airlock uninstall [--prefix DIR] [--purge]
   airlock service start|stop|status --prefix DIR   (a --no-systemd install)
   airlock doctor [--prefix DIR | --data-dir DIR] [--json] [--min-free-mb N]   (exit 1: a problem found)
@@ -86,10 +87,12 @@ async function installCommand(argv: string[]): Promise<number> {
 }
 
 async function upgradeCommand(argv: string[]): Promise<number> {
-  const { values, positionals } = parse(argv, { sig: { type: 'string' }, prefix: { type: 'string' }, 'ready-timeout': { type: 'string' } });
+  const { values, positionals } = parse(argv, { sig: { type: 'string' }, prefix: { type: 'string' }, 'ready-timeout': { type: 'string' }, 'keep-backups': { type: 'string' } });
   const bundle = positionals[0];
   if (!bundle || positionals.length > 1) throw new UsageError('upgrade takes one BUNDLE.tar.gz');
-  const ok = await upgrade({ bundle, sig: values.sig, prefix: values.prefix, readyTimeoutMs: readyTimeout(values['ready-timeout']), out });
+  const kb = values['keep-backups'];
+  if (kb !== undefined && !/^[1-9][0-9]*$/.test(kb.trim())) throw new UsageError(`--keep-backups must be a whole number of 1 or more (the backup this upgrade makes counts), not "${kb}"`);
+  const ok = await upgrade({ bundle, sig: values.sig, prefix: values.prefix, readyTimeoutMs: readyTimeout(values['ready-timeout']), keepBackups: kb === undefined ? undefined : Number(kb), out });
   return ok ? 0 : 1;
 }
 

@@ -16,6 +16,7 @@ import path from 'node:path';
 import { DB_FILE, StartupError } from '../store/db.js';
 import { readHolder } from '../store/data-dir-lock.js';
 import { fingerprint, publicPem, readPublicKey, verifyBundle } from './release-key.js';
+import { withOpsLock } from './ops-lock.js';
 
 export interface Layout {
   systemd: boolean;
@@ -346,13 +347,24 @@ function trustedKey(l: Layout, trust: string | undefined): crypto.KeyObject {
   return key;
 }
 
-export async function install(o: InstallOptions): Promise<void> {
-  const l = layoutFor(o.prefix, o.systemd);
+/** What install checks before it writes anything; returns the trusted key. */
+function installChecks(o: InstallOptions, l: Layout): crypto.KeyObject {
   const state = readState(l);
   if (state) throw new StartupError(`Airlock ${state.version} is installed in ${l.root} already: use "airlock upgrade BUNDLE"`);
   if (l.systemd && process.getuid?.() !== 0) throw new StartupError('installing as a systemd service needs root (sudo); or install into a folder with --prefix DIR --no-systemd');
   if (o.config && !fs.existsSync(o.config)) throw new StartupError(`config file ${o.config} does not exist`);
-  const key = trustedKey(l, o.trust);
+  return trustedKey(l, o.trust);
+}
+
+export async function install(o: InstallOptions): Promise<void> {
+  const l = layoutFor(o.prefix, o.systemd);
+  // into a new root, everything is checked before the first write (the lock file is one)
+  if (!fs.existsSync(l.root)) verifyBundle(o.bundle, o.sig ?? `${o.bundle}.sig`, installChecks(o, l));
+  await withOpsLock(l.root, 'install', () => installLocked(o, l));
+}
+
+async function installLocked(o: InstallOptions, l: Layout): Promise<void> {
+  const key = installChecks(o, l);
   const version = verifyAndUnpack(l, o.bundle, o.sig ?? `${o.bundle}.sig`, key, o.out);
   fs.mkdirSync(l.etcDir, { recursive: true, mode: 0o755 });
   writeAtomic(l.trustFile, publicPem(key));
@@ -395,8 +407,13 @@ export interface UpgradeOptions {
   sig?: string | undefined;
   prefix?: string | undefined;
   readyTimeoutMs: number;
+  /** upgrade backups kept after a successful upgrade, the new one included (default DEFAULT_KEEP_BACKUPS) */
+  keepBackups?: number | undefined;
   out: Out;
 }
+
+export const DEFAULT_KEEP_BACKUPS = 3;
+const BACKUPS_DIR = 'upgrade-backups';
 
 function installedLayout(prefix: string | undefined): { l: Layout; state: InstallState } {
   const probe = layoutFor(prefix, !prefix);
@@ -409,7 +426,7 @@ function installedLayout(prefix: string | undefined): { l: Layout; state: Instal
 async function backupDatabase(l: Layout, tag: string): Promise<string | undefined> {
   const file = path.join(l.dataDir, DB_FILE);
   if (!fs.existsSync(file)) return undefined;
-  const dir = path.join(l.dataDir, 'upgrade-backups');
+  const dir = path.join(l.dataDir, BACKUPS_DIR);
   fs.mkdirSync(dir, { recursive: true, mode: 0o700 });
   const to = path.join(dir, `${tag}-${new Date().toISOString().replace(/[:.]/g, '-')}.db`);
   const db = new Database(file, { readonly: true, fileMustExist: true });
@@ -436,7 +453,36 @@ function restoreDatabase(l: Layout, backup: string): string {
   return aside;
 }
 
+/**
+ * Keep the `keep` newest upgrade backups (by modification time), delete the older ones; returns
+ * what was deleted. Only the backups' own files (*.db in DATA/upgrade-backups) are looked at.
+ */
+export function pruneBackups(l: Layout, keep: number): string[] {
+  const dir = path.join(l.dataDir, BACKUPS_DIR);
+  let files: { f: string; t: number }[];
+  try {
+    files = fs
+      .readdirSync(dir)
+      .filter((f) => f.endsWith('.db'))
+      .map((f) => ({ f: path.join(dir, f), t: fs.statSync(path.join(dir, f)).mtimeMs }));
+  } catch {
+    return [];
+  }
+  files.sort((a, b) => b.t - a.t || b.f.localeCompare(a.f));
+  const gone = files.slice(keep).map((x) => x.f);
+  for (const f of gone) fs.rmSync(f, { force: true });
+  return gone;
+}
+
 export async function upgrade(o: UpgradeOptions): Promise<boolean> {
+  const keep = o.keepBackups ?? DEFAULT_KEEP_BACKUPS;
+  if (!Number.isInteger(keep) || keep < 1) throw new StartupError(`keep at least 1 upgrade backup (the one this upgrade makes), not ${keep}`);
+  const { l } = installedLayout(o.prefix);
+  return withOpsLock(l.root, 'upgrade', () => upgradeLocked(o, keep));
+}
+
+async function upgradeLocked(o: UpgradeOptions, keepBackups: number): Promise<boolean> {
+  // read again under the lock: an upgrade that ran just before may have changed it
   const { l, state } = installedLayout(o.prefix);
   if (!fs.existsSync(l.trustFile)) throw new StartupError(`no pinned release key in ${l.trustFile}; reinstall with --trust KEYFILE`);
   const key = readPublicKey(l.trustFile);
@@ -449,7 +495,7 @@ export async function upgrade(o: UpgradeOptions): Promise<boolean> {
   pointCurrent(l, to);
   if (l.systemd) writeAtomic(l.unitFile, unitText(l, fs.existsSync(l.configFile)));
   o.out(`starting Airlock ${to}`);
-  let why: string;
+  let why: string | undefined;
   try {
     const pid = startService(l);
     const url = await waitReady(l, pid, o.readyTimeoutMs);
@@ -458,9 +504,18 @@ export async function upgrade(o: UpgradeOptions): Promise<boolean> {
     // keep the version just replaced (for a manual switch back); older ones go
     if (keep && keep !== to && keep !== from) fs.rmSync(path.join(l.root, keep), { recursive: true, force: true });
     o.out(`upgraded ${from} → ${to}: serving at ${url} (PID ${pid})`);
-    return true;
   } catch (e) {
     why = `${(e as Error).message}\n${logTail(l)}`;
+  }
+  if (why === undefined) {
+    // only after a successful upgrade; a failure here is reported, the upgrade stands
+    try {
+      const pruned = pruneBackups(l, keepBackups);
+      if (pruned.length) o.out(`removed ${pruned.length} older upgrade backup${pruned.length === 1 ? '' : 's'} (keeping the last ${keepBackups}: --keep-backups): ${pruned.map((f) => path.basename(f)).join(', ')}`);
+    } catch (e) {
+      o.out(`warning: old upgrade backups could not be removed: ${(e as Error).message}`);
+    }
+    return true;
   }
   o.out(`upgrade to ${to} FAILED: ${why}`);
   o.out(`rolling back to ${from}`);
@@ -478,6 +533,10 @@ export async function upgrade(o: UpgradeOptions): Promise<boolean> {
 // ---- uninstall ----
 
 export async function uninstall(o: { prefix?: string | undefined; purge: boolean; out: Out }): Promise<void> {
+  await withOpsLock(installedLayout(o.prefix).l.root, 'uninstall', () => uninstallLocked(o));
+}
+
+async function uninstallLocked(o: { prefix?: string | undefined; purge: boolean; out: Out }): Promise<void> {
   const { l, state } = installedLayout(o.prefix);
   await stopService(l);
   if (l.systemd) {
