@@ -13,8 +13,9 @@ import { install, installedLayout, layoutFor, readEnvFile, readState, serviceSta
 const out = (l: string) => process.stdout.write(`airlock: ${l}\n`);
 
 export const OPS_HELP = `  airlock verify-bundle BUNDLE.tar.gz --trust KEYFILE [--sig FILE]
-  airlock install [BUNDLE.tar.gz] [--trust KEYFILE] [--prefix DIR --no-systemd] [--config FILE]
+  airlock install [BUNDLE.tar.gz] [--trust KEYFILE] [--prefix DIR [--no-systemd]] [--config FILE]
                   [--host H] [--port N] [--admin-host H] [--admin-port N] [--ready-timeout S]
+                  [--no-start] [--unit-dir DIR]   (systemd not running yet: install, start at boot)
   airlock upgrade BUNDLE.tar.gz [--prefix DIR] [--ready-timeout S] [--keep-backups N]
                   (rolls back by itself on failure; keeps the last N database backups, default 3)
   airlock uninstall [--prefix DIR] [--purge]
@@ -59,12 +60,14 @@ async function installCommand(argv: string[]): Promise<number> {
     'admin-host': { type: 'string' },
     'admin-port': { type: 'string' },
     'ready-timeout': { type: 'string' },
+    'no-start': { type: 'boolean' },
+    'unit-dir': { type: 'string' },
   });
   if (positionals.length > 1) throw new UsageError('install takes at most one BUNDLE.tar.gz');
   const bundle = positionals[0] ?? ownBundle();
   if (!bundle) throw new UsageError(`name the bundle: airlock install airlock-${VERSION}-linux-x64.tar.gz (its signature is checked on the file as delivered)`);
-  if (values.prefix && !values['no-systemd']) throw new UsageError('--prefix installs without systemd: add --no-systemd');
   if (values['no-systemd'] && !values.prefix) throw new UsageError('--no-systemd needs --prefix DIR (the folder to install into)');
+  if (values['no-systemd'] && values['unit-dir']) throw new UsageError('--unit-dir is for a systemd install; --no-systemd writes no unit');
   const env: Record<string, string> = {};
   for (const [flag, name] of [['host', 'AIRLOCK_HOST'], ['port', 'AIRLOCK_PORT'], ['admin-host', 'AIRLOCK_ADMIN_HOST'], ['admin-port', 'AIRLOCK_ADMIN_PORT']] as const) {
     const v = values[flag];
@@ -81,6 +84,8 @@ async function installCommand(argv: string[]): Promise<number> {
     config: values.config,
     env,
     readyTimeoutMs: readyTimeout(values['ready-timeout']),
+    noStart: values['no-start'],
+    unitDir: values['unit-dir'],
     out,
   });
   return 0;

@@ -33,7 +33,15 @@ export interface Layout {
   commandLink: string;
 }
 
-export function layoutFor(prefix: string | undefined, systemd: boolean): Layout {
+/** Where systemd reads administrator units from; `--unit-dir` changes it (e.g. an image being built). */
+export const SYSTEM_UNIT_DIR = '/etc/systemd/system';
+
+/** systemd is the running init (sd_booted(): /run/systemd/system exists). */
+export function systemdRunning(): boolean {
+  return fs.existsSync('/run/systemd/system');
+}
+
+export function layoutFor(prefix: string | undefined, systemd: boolean, unitDir?: string): Layout {
   if (prefix) {
     const p = path.resolve(prefix);
     return {
@@ -47,7 +55,8 @@ export function layoutFor(prefix: string | undefined, systemd: boolean): Layout 
       configFile: path.join(p, 'etc', 'airlock.yaml'),
       pidFile: path.join(p, 'run', 'airlock.pid'),
       logFile: path.join(p, 'log', 'airlock.log'),
-      unitFile: path.join(p, 'airlock.service'),
+      // a systemd install under DIR still needs its unit where systemd reads units
+      unitFile: path.join(unitDir ? path.resolve(unitDir) : systemd ? SYSTEM_UNIT_DIR : p, 'airlock.service'),
       commandLink: path.join(p, 'airlock'),
     };
   }
@@ -62,7 +71,7 @@ export function layoutFor(prefix: string | undefined, systemd: boolean): Layout 
     configFile: '/etc/airlock/airlock.yaml',
     pidFile: '/run/airlock/airlock.pid',
     logFile: '/var/log/airlock/airlock.log',
-    unitFile: '/etc/systemd/system/airlock.service',
+    unitFile: path.join(unitDir ? path.resolve(unitDir) : SYSTEM_UNIT_DIR, 'airlock.service'),
     commandLink: '/usr/local/bin/airlock',
   };
 }
@@ -74,6 +83,8 @@ export interface InstallState {
   data_dir: string;
   installed_at: string;
   last_backup?: string;
+  /** the unit file, when --unit-dir put it elsewhere than the layout's default */
+  unit_file?: string;
 }
 
 export function readState(l: Layout): InstallState | undefined {
@@ -219,6 +230,7 @@ export function startService(l: Layout): number {
 /** Stop the service and wait until its process is gone (SIGTERM; SIGKILL after `graceMs`). */
 export async function stopService(l: Layout, graceMs = 60_000): Promise<boolean> {
   if (l.systemd) {
+    if (!systemdRunning()) return false; // no systemd running: no service of it either
     const had = servicePid(l) !== undefined;
     run('systemctl', ['stop', 'airlock']);
     return had;
@@ -331,6 +343,10 @@ export interface InstallOptions {
   config?: string | undefined;
   env: Record<string, string>;
   readyTimeoutMs: number;
+  /** systemd: install and write the unit, but run no systemctl (systemd not running yet: an image, a container build) */
+  noStart?: boolean | undefined;
+  /** systemd: where the unit goes (default /etc/systemd/system) */
+  unitDir?: string | undefined;
   out: Out;
 }
 
@@ -352,12 +368,14 @@ function installChecks(o: InstallOptions, l: Layout): crypto.KeyObject {
   const state = readState(l);
   if (state) throw new StartupError(`Airlock ${state.version} is installed in ${l.root} already: use "airlock upgrade BUNDLE"`);
   if (l.systemd && process.getuid?.() !== 0) throw new StartupError('installing as a systemd service needs root (sudo); or install into a folder with --prefix DIR --no-systemd');
+  if (l.systemd && !o.noStart && !systemdRunning())
+    throw new StartupError('systemd is not running here (no /run/systemd/system): add --no-start to install now and start the service once systemd runs, or install with --prefix DIR --no-systemd');
   if (o.config && !fs.existsSync(o.config)) throw new StartupError(`config file ${o.config} does not exist`);
   return trustedKey(l, o.trust);
 }
 
 export async function install(o: InstallOptions): Promise<void> {
-  const l = layoutFor(o.prefix, o.systemd);
+  const l = layoutFor(o.prefix, o.systemd, o.unitDir);
   // into a new root, everything is checked before the first write (the lock file is one)
   if (!fs.existsSync(l.root)) verifyBundle(o.bundle, o.sig ?? `${o.bundle}.sig`, installChecks(o, l));
   await withOpsLock(l.root, 'install', () => installLocked(o, l));
@@ -382,11 +400,20 @@ async function installLocked(o: InstallOptions, l: Layout): Promise<void> {
       fs.chmodSync(l.configFile, 0o640);
       run('chown', ['root:airlock', l.configFile]);
     }
+    fs.mkdirSync(path.dirname(l.unitFile), { recursive: true, mode: 0o755 });
     writeAtomic(l.unitFile, unitText(l, fs.existsSync(l.configFile)));
-    run('systemctl', ['daemon-reload']);
-    run('systemctl', ['enable', 'airlock']);
+    if (!o.noStart) {
+      run('systemctl', ['daemon-reload']);
+      run('systemctl', ['enable', 'airlock']);
+    }
   } else if (fs.existsSync(l.configFile)) fs.chmodSync(l.configFile, 0o600);
-  writeState(l, { version, previous: null, systemd: l.systemd, data_dir: l.dataDir, installed_at: new Date().toISOString() });
+  const unitFile = l.systemd && o.unitDir ? { unit_file: l.unitFile } : {};
+  writeState(l, { version, previous: null, systemd: l.systemd, data_dir: l.dataDir, installed_at: new Date().toISOString(), ...unitFile });
+  if (o.noStart) {
+    o.out(`Airlock ${version} installed in ${path.join(l.root, version)}, not started (--no-start); data in ${l.dataDir}`);
+    o.out(l.systemd ? `unit ${l.unitFile}: once systemd runs, "systemctl daemon-reload && systemctl enable --now airlock"` : `start it with: ${l.commandLink} service start --prefix ${l.root}`);
+    return;
+  }
   const pid = startService(l);
   let url: string;
   try {
@@ -419,7 +446,7 @@ function installedLayout(prefix: string | undefined): { l: Layout; state: Instal
   const probe = layoutFor(prefix, !prefix);
   const state = readState(probe);
   if (!state) throw new StartupError(`no Airlock install found in ${probe.root}${prefix ? '' : ' (for a folder install, pass --prefix DIR)'}`);
-  return { l: layoutFor(prefix, state.systemd), state };
+  return { l: layoutFor(prefix, state.systemd, state.unit_file && path.dirname(state.unit_file)), state };
 }
 
 /** A consistent copy of the (stopped) gateway's database, with SQLite's online-backup API. */
@@ -540,9 +567,9 @@ async function uninstallLocked(o: { prefix?: string | undefined; purge: boolean;
   const { l, state } = installedLayout(o.prefix);
   await stopService(l);
   if (l.systemd) {
-    spawnSync('systemctl', ['disable', 'airlock']);
+    if (systemdRunning()) spawnSync('systemctl', ['disable', 'airlock']);
     fs.rmSync(l.unitFile, { force: true });
-    spawnSync('systemctl', ['daemon-reload']);
+    if (systemdRunning()) spawnSync('systemctl', ['daemon-reload']);
   }
   for (const v of new Set([state.version, state.previous])) if (v) fs.rmSync(path.join(l.root, v), { recursive: true, force: true });
   for (const f of [path.join(l.root, 'current'), l.stateFile, l.commandLink, l.pidFile]) fs.rmSync(f, { force: true });

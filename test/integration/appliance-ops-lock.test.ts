@@ -4,42 +4,18 @@
 // serves, so the other commands run while it certainly holds the lock.
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn, spawnSync } from 'node:child_process';
+import { spawn } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
-import { basicConfig, eventually, tmpDir, writeConfig } from '../helpers/gateway.js';
+import { basicConfig, eventually, writeConfig } from '../helpers/gateway.js';
 import { testBundle } from '../helpers/bundle.js';
+import { PLAIN_ENV, run, scratch, unpackDelivery, type Run } from '../helpers/appliance.js';
 import { startUpstream, type TestUpstream } from '../helpers/upstream.js';
 
-const cleanup: string[] = [];
-const pidFiles: string[] = [];
-after(() => {
-  for (const f of pidFiles) {
-    try {
-      process.kill(Number(fs.readFileSync(f, 'utf8')), 'SIGKILL');
-    } catch {
-      /* not running */
-    }
-  }
-  for (const d of cleanup) fs.rmSync(d, { recursive: true, force: true });
-});
-function dir(prefix = 'airlock-opslock-test-'): string {
-  const d = tmpDir(prefix);
-  cleanup.push(d);
-  return d;
-}
+const { dir, killAtEnd } = scratch('airlock-opslock-test-');
 
-const ENV = { PATH: process.env.PATH ?? '/usr/bin:/bin', HOME: process.env.HOME ?? '/root' };
-interface Run {
-  code: number | null;
-  out: string;
-}
-function run(cmd: string, args: string[]): Run {
-  const r = spawnSync(cmd, args, { encoding: 'utf8', env: ENV, timeout: 180_000 });
-  return { code: r.status, out: `${r.stdout}${r.stderr}` };
-}
 function runAsync(cmd: string, args: string[]): { pid: number; done: Promise<Run> } {
-  const p = spawn(cmd, args, { env: ENV, stdio: ['ignore', 'pipe', 'pipe'] });
+  const p = spawn(cmd, args, { env: PLAIN_ENV, stdio: ['ignore', 'pipe', 'pipe'] });
   let out = '';
   p.stdout.on('data', (d: Buffer) => (out += d.toString()));
   p.stderr.on('data', (d: Buffer) => (out += d.toString()));
@@ -62,10 +38,7 @@ describe('concurrent install/upgrade/uninstall are locked; old upgrade backups a
   before(async () => {
     up = await startUpstream();
     main = await testBundle('main');
-    const delivery = dir('airlock-delivery-');
-    for (const f of [main.bundle, main.sig]) fs.copyFileSync(f, path.join(delivery, path.basename(f)));
-    assert.equal(spawnSync('tar', ['-xzf', main.bundle, '-C', delivery]).status, 0);
-    installSh = path.join(delivery, `airlock-${main.version}`, 'install.sh');
+    installSh = unpackDelivery(main, dir('airlock-delivery-'));
     cfg = writeConfig(dir(), basicConfig(up.url));
   });
   after(async () => {
@@ -83,7 +56,7 @@ describe('concurrent install/upgrade/uninstall are locked; old upgrade backups a
 
   test('a second upgrade, an install and an uninstall while an upgrade runs each fail in one line naming its PID; the upgrade completes and keeps the last N backups', async () => {
     const prefix = path.join(dir(), 'airlock');
-    pidFiles.push(path.join(prefix, 'run', 'airlock.pid'));
+    killAtEnd(path.join(prefix, 'run', 'airlock.pid'));
     const inst = run(installSh, ['--trust', main.key.pub, '--prefix', prefix, '--no-systemd', '--port', '0', '--admin-port', '0', '--config', cfg]);
     assert.equal(inst.code, 0, inst.out);
     const [gated, good] = await Promise.all([

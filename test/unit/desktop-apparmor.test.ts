@@ -81,7 +81,7 @@ describe('package:desktop --check validates the builder configuration without bu
     try {
       const cases: [string, string, RegExp][] = [
         ['snap', base.replace('    - AppImage\n', '    - AppImage\n    - snap\n'), /linux\.target "snap" is not one this release builds and documents \(deb, AppImage\)/],
-        ['no-deb', base.replace(/target:\n    - deb\n    - AppImage\n/, 'target:\n    - AppImage\n'), /linux\.target must keep "deb", the supported Linux package/],
+        ['no-deb', base.replace(/target:\n {4}- deb\n {4}- AppImage\n/, 'target:\n    - AppImage\n'), /linux\.target must keep "deb", the supported Linux package/],
         ['renamed', base.replace("  artifactName: ${productName}-${version}-${arch}.${ext}\n\ndeb:", '  artifactName: airlock-desktop-${version}.${ext}\n\ndeb:'), /attaches to \/opt\/airlock-desktop\/Airlock-\*\.AppImage, which does not match the AppImage's name airlock-desktop-0\.0\.0\.AppImage/],
         ['entitlements', base.replace('entitlementsInherit: installers/entitlements.mac.plist', 'entitlementsInherit: installers/missing.plist'), /mac\.entitlementsInherit installers\/missing\.plist does not exist/],
         ['yaml', 'linux: [unclosed', /cannot be read/],
