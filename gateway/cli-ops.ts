@@ -13,9 +13,11 @@ import { install, installedLayout, layoutFor, readEnvFile, readState, serviceSta
 const out = (l: string) => process.stdout.write(`airlock: ${l}\n`);
 
 export const OPS_HELP = `  airlock verify-bundle BUNDLE.tar.gz --trust KEYFILE [--sig FILE]
-  airlock install [BUNDLE.tar.gz] [--trust KEYFILE] [--prefix DIR --no-systemd] [--config FILE]
+  airlock install [BUNDLE.tar.gz] [--trust KEYFILE] [--prefix DIR [--no-systemd]] [--config FILE]
                   [--host H] [--port N] [--admin-host H] [--admin-port N] [--ready-timeout S]
-  airlock upgrade BUNDLE.tar.gz [--prefix DIR] [--ready-timeout S]   (rolls back by itself on failure)
+                  [--no-start] [--unit-dir DIR]   (systemd not running yet: install, start at boot)
+  airlock upgrade BUNDLE.tar.gz [--prefix DIR] [--ready-timeout S] [--keep-backups N]
+                  (rolls back by itself on failure; keeps the last N database backups, default 3)
   airlock uninstall [--prefix DIR] [--purge]
   airlock service start|stop|status --prefix DIR   (a --no-systemd install)
   airlock doctor [--prefix DIR | --data-dir DIR] [--json] [--min-free-mb N]   (exit 1: a problem found)
@@ -58,12 +60,14 @@ async function installCommand(argv: string[]): Promise<number> {
     'admin-host': { type: 'string' },
     'admin-port': { type: 'string' },
     'ready-timeout': { type: 'string' },
+    'no-start': { type: 'boolean' },
+    'unit-dir': { type: 'string' },
   });
   if (positionals.length > 1) throw new UsageError('install takes at most one BUNDLE.tar.gz');
   const bundle = positionals[0] ?? ownBundle();
   if (!bundle) throw new UsageError(`name the bundle: airlock install airlock-${VERSION}-linux-x64.tar.gz (its signature is checked on the file as delivered)`);
-  if (values.prefix && !values['no-systemd']) throw new UsageError('--prefix installs without systemd: add --no-systemd');
   if (values['no-systemd'] && !values.prefix) throw new UsageError('--no-systemd needs --prefix DIR (the folder to install into)');
+  if (values['no-systemd'] && values['unit-dir']) throw new UsageError('--unit-dir is for a systemd install; --no-systemd writes no unit');
   const env: Record<string, string> = {};
   for (const [flag, name] of [['host', 'AIRLOCK_HOST'], ['port', 'AIRLOCK_PORT'], ['admin-host', 'AIRLOCK_ADMIN_HOST'], ['admin-port', 'AIRLOCK_ADMIN_PORT']] as const) {
     const v = values[flag];
@@ -80,16 +84,20 @@ async function installCommand(argv: string[]): Promise<number> {
     config: values.config,
     env,
     readyTimeoutMs: readyTimeout(values['ready-timeout']),
+    noStart: values['no-start'],
+    unitDir: values['unit-dir'],
     out,
   });
   return 0;
 }
 
 async function upgradeCommand(argv: string[]): Promise<number> {
-  const { values, positionals } = parse(argv, { sig: { type: 'string' }, prefix: { type: 'string' }, 'ready-timeout': { type: 'string' } });
+  const { values, positionals } = parse(argv, { sig: { type: 'string' }, prefix: { type: 'string' }, 'ready-timeout': { type: 'string' }, 'keep-backups': { type: 'string' } });
   const bundle = positionals[0];
   if (!bundle || positionals.length > 1) throw new UsageError('upgrade takes one BUNDLE.tar.gz');
-  const ok = await upgrade({ bundle, sig: values.sig, prefix: values.prefix, readyTimeoutMs: readyTimeout(values['ready-timeout']), out });
+  const kb = values['keep-backups'];
+  if (kb !== undefined && !/^[1-9][0-9]*$/.test(kb.trim())) throw new UsageError(`--keep-backups must be a whole number of 1 or more (the backup this upgrade makes counts), not "${kb}"`);
+  const ok = await upgrade({ bundle, sig: values.sig, prefix: values.prefix, readyTimeoutMs: readyTimeout(values['ready-timeout']), keepBackups: kb === undefined ? undefined : Number(kb), out });
   return ok ? 0 : 1;
 }
 

@@ -16,6 +16,7 @@ import path from 'node:path';
 import { DB_FILE, StartupError } from '../store/db.js';
 import { readHolder } from '../store/data-dir-lock.js';
 import { fingerprint, publicPem, readPublicKey, verifyBundle } from './release-key.js';
+import { withOpsLock } from './ops-lock.js';
 
 export interface Layout {
   systemd: boolean;
@@ -32,7 +33,15 @@ export interface Layout {
   commandLink: string;
 }
 
-export function layoutFor(prefix: string | undefined, systemd: boolean): Layout {
+/** Where systemd reads administrator units from; `--unit-dir` changes it (e.g. an image being built). */
+export const SYSTEM_UNIT_DIR = '/etc/systemd/system';
+
+/** systemd is the running init (sd_booted(): /run/systemd/system exists). */
+export function systemdRunning(): boolean {
+  return fs.existsSync('/run/systemd/system');
+}
+
+export function layoutFor(prefix: string | undefined, systemd: boolean, unitDir?: string): Layout {
   if (prefix) {
     const p = path.resolve(prefix);
     return {
@@ -46,7 +55,8 @@ export function layoutFor(prefix: string | undefined, systemd: boolean): Layout 
       configFile: path.join(p, 'etc', 'airlock.yaml'),
       pidFile: path.join(p, 'run', 'airlock.pid'),
       logFile: path.join(p, 'log', 'airlock.log'),
-      unitFile: path.join(p, 'airlock.service'),
+      // a systemd install under DIR still needs its unit where systemd reads units
+      unitFile: path.join(unitDir ? path.resolve(unitDir) : systemd ? SYSTEM_UNIT_DIR : p, 'airlock.service'),
       commandLink: path.join(p, 'airlock'),
     };
   }
@@ -61,7 +71,7 @@ export function layoutFor(prefix: string | undefined, systemd: boolean): Layout 
     configFile: '/etc/airlock/airlock.yaml',
     pidFile: '/run/airlock/airlock.pid',
     logFile: '/var/log/airlock/airlock.log',
-    unitFile: '/etc/systemd/system/airlock.service',
+    unitFile: path.join(unitDir ? path.resolve(unitDir) : SYSTEM_UNIT_DIR, 'airlock.service'),
     commandLink: '/usr/local/bin/airlock',
   };
 }
@@ -73,6 +83,8 @@ export interface InstallState {
   data_dir: string;
   installed_at: string;
   last_backup?: string;
+  /** the unit file, when --unit-dir put it elsewhere than the layout's default */
+  unit_file?: string;
 }
 
 export function readState(l: Layout): InstallState | undefined {
@@ -218,6 +230,7 @@ export function startService(l: Layout): number {
 /** Stop the service and wait until its process is gone (SIGTERM; SIGKILL after `graceMs`). */
 export async function stopService(l: Layout, graceMs = 60_000): Promise<boolean> {
   if (l.systemd) {
+    if (!systemdRunning()) return false; // no systemd running: no service of it either
     const had = servicePid(l) !== undefined;
     run('systemctl', ['stop', 'airlock']);
     return had;
@@ -330,6 +343,10 @@ export interface InstallOptions {
   config?: string | undefined;
   env: Record<string, string>;
   readyTimeoutMs: number;
+  /** systemd: install and write the unit, but run no systemctl (systemd not running yet: an image, a container build) */
+  noStart?: boolean | undefined;
+  /** systemd: where the unit goes (default /etc/systemd/system) */
+  unitDir?: string | undefined;
   out: Out;
 }
 
@@ -346,13 +363,26 @@ function trustedKey(l: Layout, trust: string | undefined): crypto.KeyObject {
   return key;
 }
 
-export async function install(o: InstallOptions): Promise<void> {
-  const l = layoutFor(o.prefix, o.systemd);
+/** What install checks before it writes anything; returns the trusted key. */
+function installChecks(o: InstallOptions, l: Layout): crypto.KeyObject {
   const state = readState(l);
   if (state) throw new StartupError(`Airlock ${state.version} is installed in ${l.root} already: use "airlock upgrade BUNDLE"`);
   if (l.systemd && process.getuid?.() !== 0) throw new StartupError('installing as a systemd service needs root (sudo); or install into a folder with --prefix DIR --no-systemd');
+  if (l.systemd && !o.noStart && !systemdRunning())
+    throw new StartupError('systemd is not running here (no /run/systemd/system): add --no-start to install now and start the service once systemd runs, or install with --prefix DIR --no-systemd');
   if (o.config && !fs.existsSync(o.config)) throw new StartupError(`config file ${o.config} does not exist`);
-  const key = trustedKey(l, o.trust);
+  return trustedKey(l, o.trust);
+}
+
+export async function install(o: InstallOptions): Promise<void> {
+  const l = layoutFor(o.prefix, o.systemd, o.unitDir);
+  // into a new root, everything is checked before the first write (the lock file is one)
+  if (!fs.existsSync(l.root)) verifyBundle(o.bundle, o.sig ?? `${o.bundle}.sig`, installChecks(o, l));
+  await withOpsLock(l.root, 'install', () => installLocked(o, l));
+}
+
+async function installLocked(o: InstallOptions, l: Layout): Promise<void> {
+  const key = installChecks(o, l);
   const version = verifyAndUnpack(l, o.bundle, o.sig ?? `${o.bundle}.sig`, key, o.out);
   fs.mkdirSync(l.etcDir, { recursive: true, mode: 0o755 });
   writeAtomic(l.trustFile, publicPem(key));
@@ -370,11 +400,20 @@ export async function install(o: InstallOptions): Promise<void> {
       fs.chmodSync(l.configFile, 0o640);
       run('chown', ['root:airlock', l.configFile]);
     }
+    fs.mkdirSync(path.dirname(l.unitFile), { recursive: true, mode: 0o755 });
     writeAtomic(l.unitFile, unitText(l, fs.existsSync(l.configFile)));
-    run('systemctl', ['daemon-reload']);
-    run('systemctl', ['enable', 'airlock']);
+    if (!o.noStart) {
+      run('systemctl', ['daemon-reload']);
+      run('systemctl', ['enable', 'airlock']);
+    }
   } else if (fs.existsSync(l.configFile)) fs.chmodSync(l.configFile, 0o600);
-  writeState(l, { version, previous: null, systemd: l.systemd, data_dir: l.dataDir, installed_at: new Date().toISOString() });
+  const unitFile = l.systemd && o.unitDir ? { unit_file: l.unitFile } : {};
+  writeState(l, { version, previous: null, systemd: l.systemd, data_dir: l.dataDir, installed_at: new Date().toISOString(), ...unitFile });
+  if (o.noStart) {
+    o.out(`Airlock ${version} installed in ${path.join(l.root, version)}, not started (--no-start); data in ${l.dataDir}`);
+    o.out(l.systemd ? `unit ${l.unitFile}: once systemd runs, "systemctl daemon-reload && systemctl enable --now airlock"` : `start it with: ${l.commandLink} service start --prefix ${l.root}`);
+    return;
+  }
   const pid = startService(l);
   let url: string;
   try {
@@ -395,21 +434,26 @@ export interface UpgradeOptions {
   sig?: string | undefined;
   prefix?: string | undefined;
   readyTimeoutMs: number;
+  /** upgrade backups kept after a successful upgrade, the new one included (default DEFAULT_KEEP_BACKUPS) */
+  keepBackups?: number | undefined;
   out: Out;
 }
+
+export const DEFAULT_KEEP_BACKUPS = 3;
+const BACKUPS_DIR = 'upgrade-backups';
 
 function installedLayout(prefix: string | undefined): { l: Layout; state: InstallState } {
   const probe = layoutFor(prefix, !prefix);
   const state = readState(probe);
   if (!state) throw new StartupError(`no Airlock install found in ${probe.root}${prefix ? '' : ' (for a folder install, pass --prefix DIR)'}`);
-  return { l: layoutFor(prefix, state.systemd), state };
+  return { l: layoutFor(prefix, state.systemd, state.unit_file && path.dirname(state.unit_file)), state };
 }
 
 /** A consistent copy of the (stopped) gateway's database, with SQLite's online-backup API. */
 async function backupDatabase(l: Layout, tag: string): Promise<string | undefined> {
   const file = path.join(l.dataDir, DB_FILE);
   if (!fs.existsSync(file)) return undefined;
-  const dir = path.join(l.dataDir, 'upgrade-backups');
+  const dir = path.join(l.dataDir, BACKUPS_DIR);
   fs.mkdirSync(dir, { recursive: true, mode: 0o700 });
   const to = path.join(dir, `${tag}-${new Date().toISOString().replace(/[:.]/g, '-')}.db`);
   const db = new Database(file, { readonly: true, fileMustExist: true });
@@ -436,7 +480,36 @@ function restoreDatabase(l: Layout, backup: string): string {
   return aside;
 }
 
+/**
+ * Keep the `keep` newest upgrade backups (by modification time), delete the older ones; returns
+ * what was deleted. Only the backups' own files (*.db in DATA/upgrade-backups) are looked at.
+ */
+export function pruneBackups(l: Layout, keep: number): string[] {
+  const dir = path.join(l.dataDir, BACKUPS_DIR);
+  let files: { f: string; t: number }[];
+  try {
+    files = fs
+      .readdirSync(dir)
+      .filter((f) => f.endsWith('.db'))
+      .map((f) => ({ f: path.join(dir, f), t: fs.statSync(path.join(dir, f)).mtimeMs }));
+  } catch {
+    return [];
+  }
+  files.sort((a, b) => b.t - a.t || b.f.localeCompare(a.f));
+  const gone = files.slice(keep).map((x) => x.f);
+  for (const f of gone) fs.rmSync(f, { force: true });
+  return gone;
+}
+
 export async function upgrade(o: UpgradeOptions): Promise<boolean> {
+  const keep = o.keepBackups ?? DEFAULT_KEEP_BACKUPS;
+  if (!Number.isInteger(keep) || keep < 1) throw new StartupError(`keep at least 1 upgrade backup (the one this upgrade makes), not ${keep}`);
+  const { l } = installedLayout(o.prefix);
+  return withOpsLock(l.root, 'upgrade', () => upgradeLocked(o, keep));
+}
+
+async function upgradeLocked(o: UpgradeOptions, keepBackups: number): Promise<boolean> {
+  // read again under the lock: an upgrade that ran just before may have changed it
   const { l, state } = installedLayout(o.prefix);
   if (!fs.existsSync(l.trustFile)) throw new StartupError(`no pinned release key in ${l.trustFile}; reinstall with --trust KEYFILE`);
   const key = readPublicKey(l.trustFile);
@@ -449,7 +522,7 @@ export async function upgrade(o: UpgradeOptions): Promise<boolean> {
   pointCurrent(l, to);
   if (l.systemd) writeAtomic(l.unitFile, unitText(l, fs.existsSync(l.configFile)));
   o.out(`starting Airlock ${to}`);
-  let why: string;
+  let why: string | undefined;
   try {
     const pid = startService(l);
     const url = await waitReady(l, pid, o.readyTimeoutMs);
@@ -458,9 +531,18 @@ export async function upgrade(o: UpgradeOptions): Promise<boolean> {
     // keep the version just replaced (for a manual switch back); older ones go
     if (keep && keep !== to && keep !== from) fs.rmSync(path.join(l.root, keep), { recursive: true, force: true });
     o.out(`upgraded ${from} → ${to}: serving at ${url} (PID ${pid})`);
-    return true;
   } catch (e) {
     why = `${(e as Error).message}\n${logTail(l)}`;
+  }
+  if (why === undefined) {
+    // only after a successful upgrade; a failure here is reported, the upgrade stands
+    try {
+      const pruned = pruneBackups(l, keepBackups);
+      if (pruned.length) o.out(`removed ${pruned.length} older upgrade backup${pruned.length === 1 ? '' : 's'} (keeping the last ${keepBackups}: --keep-backups): ${pruned.map((f) => path.basename(f)).join(', ')}`);
+    } catch (e) {
+      o.out(`warning: old upgrade backups could not be removed: ${(e as Error).message}`);
+    }
+    return true;
   }
   o.out(`upgrade to ${to} FAILED: ${why}`);
   o.out(`rolling back to ${from}`);
@@ -478,12 +560,16 @@ export async function upgrade(o: UpgradeOptions): Promise<boolean> {
 // ---- uninstall ----
 
 export async function uninstall(o: { prefix?: string | undefined; purge: boolean; out: Out }): Promise<void> {
+  await withOpsLock(installedLayout(o.prefix).l.root, 'uninstall', () => uninstallLocked(o));
+}
+
+async function uninstallLocked(o: { prefix?: string | undefined; purge: boolean; out: Out }): Promise<void> {
   const { l, state } = installedLayout(o.prefix);
   await stopService(l);
   if (l.systemd) {
-    spawnSync('systemctl', ['disable', 'airlock']);
+    if (systemdRunning()) spawnSync('systemctl', ['disable', 'airlock']);
     fs.rmSync(l.unitFile, { force: true });
-    spawnSync('systemctl', ['daemon-reload']);
+    if (systemdRunning()) spawnSync('systemctl', ['daemon-reload']);
   }
   for (const v of new Set([state.version, state.previous])) if (v) fs.rmSync(path.join(l.root, v), { recursive: true, force: true });
   for (const f of [path.join(l.root, 'current'), l.stateFile, l.commandLink, l.pidFile]) fs.rmSync(f, { force: true });

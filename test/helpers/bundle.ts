@@ -29,7 +29,7 @@ function hashInputs(): string {
   };
   walk(path.join(ROOT, 'dist', 'gateway'));
   walk(path.join(ROOT, 'renderer', 'dist'));
-  for (const f of ['package.json', 'package-lock.json', 'bin/airlock.js', 'installers/airlock.service', 'installers/README.md', 'README.md']) h.update(f).update(fs.readFileSync(path.join(ROOT, f)));
+  for (const f of ['package.json', 'package-lock.json', 'bin/airlock.js', 'installers/airlock.service', 'installers/README.md', 'installers/runtimes.json', 'README.md']) h.update(f).update(fs.readFileSync(path.join(ROOT, f)));
   return h.digest('hex').slice(0, 16);
 }
 

@@ -3,42 +3,17 @@
 // the official openai client, the real SQLite file.
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawnSync } from 'node:child_process';
 import crypto from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
 import Database from 'better-sqlite3';
 import OpenAI from 'openai';
-import { TEST_KEY, basicConfig, eventually, tmpDir, writeConfig } from '../helpers/gateway.js';
+import { TEST_KEY, basicConfig, eventually, writeConfig } from '../helpers/gateway.js';
 import { flippedCopy, keys, testBundle } from '../helpers/bundle.js';
+import { run, scratch, unpackDelivery } from '../helpers/appliance.js';
 import { startUpstream, type TestUpstream } from '../helpers/upstream.js';
 
-const cleanup: string[] = [];
-const pidFiles: string[] = [];
-after(() => {
-  for (const f of pidFiles) {
-    try {
-      process.kill(Number(fs.readFileSync(f, 'utf8')), 'SIGKILL');
-    } catch {
-      /* not running */
-    }
-  }
-  for (const d of cleanup) fs.rmSync(d, { recursive: true, force: true });
-});
-function dir(prefix = 'airlock-install-test-'): string {
-  const d = tmpDir(prefix);
-  cleanup.push(d);
-  return d;
-}
-
-interface Run {
-  code: number | null;
-  out: string;
-}
-function run(cmd: string, args: string[]): Run {
-  const r = spawnSync(cmd, args, { encoding: 'utf8', env: { PATH: process.env.PATH ?? '/usr/bin:/bin', HOME: process.env.HOME ?? '/root' }, timeout: 180_000 });
-  return { code: r.status, out: `${r.stdout}${r.stderr}` };
-}
+const { dir, killAtEnd } = scratch('airlock-install-test-');
 
 /** The PID and data-plane URL of the serving gateway of an install (from its data dir's airlock.pid). */
 function serving(prefix: string): { pid: number; data: string; exe: string } {
@@ -68,9 +43,7 @@ describe('install, upgrade, rollback, uninstall (--prefix, no systemd)', () => {
     a = await testBundle('main');
     // the delivery folder as carried to the server: bundle + signature, unpacked next to them
     delivery = dir('airlock-delivery-');
-    for (const f of [a.bundle, a.sig]) fs.copyFileSync(f, path.join(delivery, path.basename(f)));
-    assert.equal(spawnSync('tar', ['-xzf', a.bundle, '-C', delivery]).status, 0);
-    installSh = path.join(delivery, `airlock-${a.version}`, 'install.sh');
+    installSh = unpackDelivery(a, delivery);
     cfg = writeConfig(dir(), basicConfig(up.url));
   });
   after(async () => {
@@ -102,7 +75,7 @@ describe('install, upgrade, rollback, uninstall (--prefix, no systemd)', () => {
 
   test('install, a failing upgrade that rolls back by itself, a good upgrade, uninstall keeping the data, reinstall with the pinned key, purge', async () => {
     const prefix = path.join(dir(), 'airlock');
-    pidFiles.push(path.join(prefix, 'run', 'airlock.pid'));
+    killAtEnd(path.join(prefix, 'run', 'airlock.pid'));
     // ---- install (install.sh finds the bundle it was unpacked from) ----
     const inst = run(installSh, ['--trust', a.key.pub, '--prefix', prefix, '--no-systemd', '--port', '0', '--admin-port', '0', '--config', cfg]);
     assert.equal(inst.code, 0, inst.out);

@@ -34,8 +34,8 @@ const builtins = new Set(builtinModules);
 const isBuiltin = (s: string) => s.startsWith('node:') || builtins.has(s);
 
 describe('desktop packaging (electron-builder configuration)', () => {
-  test('targets: deb (Linux), NSIS x64 (Windows), dmg x64 + arm64 (macOS), notarized', () => {
-    assert.deepEqual(config.linux.target, ['deb']);
+  test('targets: deb and AppImage (Linux), NSIS x64 (Windows), dmg x64 + arm64 (macOS), notarized', () => {
+    assert.deepEqual(config.linux.target, ['deb', 'AppImage']);
     assert.deepEqual(config.win.target, [{ target: 'nsis', arch: ['x64'] }]);
     assert.deepEqual(config.mac.target, [{ target: 'dmg', arch: ['x64', 'arm64'] }]);
     assert.equal(config.mac.notarize, true);

@@ -31,8 +31,8 @@ describe('electron-builder configuration', () => {
     assert.equal(config.asar, true);
   });
 
-  test('Linux: the deb only (an AppImage aborts under Ubuntu 24.04+ AppArmor and cannot install a profile)', () => {
-    assert.deepEqual(config.linux?.target, ['deb']);
+  test('Linux: the deb (supported, installs its own AppArmor profile) and an AppImage whose profile ships separately (installers/apparmor)', () => {
+    assert.deepEqual(config.linux?.target, ['deb', 'AppImage']);
   });
 
   test('macOS: hardened runtime with JIT as the only entitlement, for the app and its helpers', () => {
