@@ -497,8 +497,7 @@ export class McpHub {
     };
     if (channels.mcpCallStart.hasSubscribers) channels.mcpCallStart.publish({ source: this, call });
     try {
-      // the trace context goes on in _meta, as for tool calls; the agent's other _meta is not relayed
-      return await run(call.upstreamTraceparent ? { _meta: { traceparent: call.upstreamTraceparent, ...(call.tracestate ? { tracestate: call.tracestate } : {}) } } : {});
+      return await run(upstreamMeta(call));
     } catch (e) {
       const code = e instanceof McpError ? e.code : undefined;
       call.status = code === ErrorCode.InvalidParams ? 403 : code === ErrorCode.RequestTimeout ? 504 : 502;
@@ -593,10 +592,8 @@ export class McpHub {
     let relayed: Promise<unknown> = Promise.resolve();
     const once = async (): Promise<CallToolResult> => {
       const client = await withTimeout(this.clientFor(session, up), timeout, extra.signal);
-      // the trace context goes on in _meta (the SDK adds its own progressToken beside it); the
-      // agent's other _meta is not relayed
-      const meta = call.upstreamTraceparent ? { _meta: { traceparent: call.upstreamTraceparent, ...(call.tracestate ? { tracestate: call.tracestate } : {}) } } : {};
-      const r = await client.request({ method: 'tools/call', params: { name: tool, arguments: args, ...meta } }, CallToolResultSchema, {
+      // the SDK adds its own progressToken beside the trace context in _meta
+      const r = await client.request({ method: 'tools/call', params: { name: tool, arguments: args, ...upstreamMeta(call) } }, CallToolResultSchema, {
         signal: extra.signal,
         timeout,
         ...(progressToken !== undefined
@@ -666,6 +663,13 @@ export function traceContext(meta: Record<string, unknown> | undefined, headers:
   const ts = fromMeta !== undefined ? meta?.tracestate : firstHeader(headers, 'tracestate');
   const tracestate = typeof ts === 'string' && ts.length <= 512 && /^[\x20-\x7e]+$/.test(ts) ? ts : undefined;
   return { traceparent: traceparent.trim(), tracestate };
+}
+
+/** What goes upstream in params._meta: the trace context (the agent's, or our span's); the
+ * agent's other _meta is not relayed. */
+function upstreamMeta(call: { upstreamTraceparent: string | undefined; tracestate: string | undefined }): { _meta?: Record<string, string> } {
+  if (!call.upstreamTraceparent) return {};
+  return { _meta: { traceparent: call.upstreamTraceparent, ...(call.tracestate ? { tracestate: call.tracestate } : {}) } };
 }
 
 /** Wait for a connection no longer than the call may take. */
