@@ -10,6 +10,8 @@ import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/
 import { McpServer } from '@modelcontextprotocol/sdk/server/mcp.js';
 import { StreamableHTTPServerTransport } from '@modelcontextprotocol/sdk/server/streamableHttp.js';
 import { SSEServerTransport } from '@modelcontextprotocol/sdk/server/sse.js';
+import type { Transport } from '@modelcontextprotocol/sdk/shared/transport.js';
+import { InMemoryEventStore } from '@modelcontextprotocol/sdk/examples/shared/inMemoryEventStore.js';
 import { isInitializeRequest, type ClientCapabilities } from '@modelcontextprotocol/sdk/types.js';
 import { ROOT } from './gateway.js';
 
@@ -106,8 +108,9 @@ async function shut(server: http.Server, transports: Map<string, { close(): Prom
   await new Promise<void>((r) => server.close(() => r()));
 }
 
-/** A Streamable HTTP MCP server built with the SDK (fixture()). */
-export async function startHttpUpstream(): Promise<HttpUpstream> {
+/** A Streamable HTTP MCP server built with the SDK: fixture(), or the server `custom.build` makes
+ * per session; `custom.resumable` keeps its events (a client may resume a closed stream). */
+export async function startHttpUpstream(custom?: { build: () => { connect(t: Transport): Promise<void> }; resumable?: boolean }): Promise<HttpUpstream> {
   const transports = new Map<string, StreamableHTTPServerTransport>();
   const sessionsCreated: string[] = [];
   const headersSeen: http.IncomingHttpHeaders[] = [];
@@ -131,13 +134,14 @@ export async function startHttpUpstream(): Promise<HttpUpstream> {
         return;
       }
       const t = new StreamableHTTPServerTransport({
+        ...(custom?.resumable ? { eventStore: new InMemoryEventStore(), retryInterval: 50 } : {}),
         sessionIdGenerator: () => randomUUID(),
         onsessioninitialized: (id) => {
           transports.set(id, t);
           sessionsCreated.push(id);
         },
       });
-      await fx.build().connect(t);
+      await (custom ?? fx).build().connect(t);
       await t.handleRequest(req, res, body);
     }),
   );

@@ -16,6 +16,7 @@ import {
   ElicitRequestSchema,
   LoggingMessageNotificationSchema,
   PromptListChangedNotificationSchema,
+  ResourceUpdatedNotificationSchema,
   ResourceListChangedNotificationSchema,
   ToolListChangedNotificationSchema,
   type Prompt,
@@ -27,6 +28,7 @@ import {
   type ElicitRequest,
   type ElicitResult,
   type LoggingMessageNotification,
+  type ResourceUpdatedNotification,
   type Tool,
 } from '@modelcontextprotocol/sdk/types.js';
 import { VERSION } from '../../version.js';
@@ -82,6 +84,8 @@ export interface Relay {
   createMessage(params: CreateMessageRequest['params'], signal: AbortSignal): Promise<CreateMessageResult>;
   elicit(params: ElicitRequest['params'], signal: AbortSignal): Promise<ElicitResult>;
   log(params: LoggingMessageNotification['params']): void;
+  /** notifications/resources/updated for a resource subscribed to over this connection */
+  resourceUpdated(params: ResourceUpdatedNotification['params']): void;
 }
 
 export interface UpstreamEvents {
@@ -136,6 +140,7 @@ export function newClient(capabilities: ClientCapabilities = {}, relay?: Relay):
     if (capabilities.sampling) c.setRequestHandler(CreateMessageRequestSchema, (req, extra) => relay.createMessage(req.params, extra.signal));
     if (capabilities.elicitation) c.setRequestHandler(ElicitRequestSchema, (req, extra) => relay.elicit(req.params, extra.signal));
     c.setNotificationHandler(LoggingMessageNotificationSchema, (n) => relay.log(n.params));
+    c.setNotificationHandler(ResourceUpdatedNotificationSchema, (n) => relay.resourceUpdated(n.params));
   }
   return c;
 }
