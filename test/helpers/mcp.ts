@@ -39,6 +39,8 @@ export interface HttpUpstream {
   sessionsDeleted: string[];
   /** the params._meta of every tool call it answered, in order */
   metaSeen: (Record<string, unknown> | undefined)[];
+  /** tool calls it answered on a session that was never initialised */
+  uninitialisedCalls: { n: number };
   /** drop every session and its streams, as a restarted server would (its next request gets 404) */
   forgetSessions(): Promise<void>;
   /** add a tool to every session's server (they send notifications/tools/list_changed) */
@@ -53,6 +55,7 @@ function fixture() {
   const built: McpServer[] = [];
   const extra: string[] = [];
   const metaSeen: (Record<string, unknown> | undefined)[] = [];
+  const uninitialisedCalls = { n: 0 };
   const addTo = (s: McpServer, name: string) =>
     s.registerTool(name, { description: `Added later: ${name}`, inputSchema: {} }, (_args, x) => {
       metaSeen.push(x._meta);
@@ -68,6 +71,7 @@ function fixture() {
     });
     s.registerTool('whoami', { description: 'The upstream session id', inputSchema: {} }, (_args, x) => {
       metaSeen.push(x._meta);
+      if (!s.server.getClientVersion()) uninitialisedCalls.n++;
       return { content: [{ type: 'text' as const, text: x.sessionId ?? 'none' }] };
     });
     s.registerPrompt('greet', { description: 'A greeting', argsSchema: { who: z.string() } }, ({ who }, x) => {
@@ -84,7 +88,7 @@ function fixture() {
     extra.push(name);
     for (const s of built) if (s.isConnected()) addTo(s, name);
   };
-  return { build, addTool, metaSeen };
+  return { build, addTool, metaSeen, uninitialisedCalls };
 }
 
 /** Read a request's body (JSON) and record its headers. */
@@ -152,6 +156,7 @@ export async function startHttpUpstream(custom?: { build: () => { connect(t: Tra
     sessionsDeleted,
     headersSeen,
     metaSeen: fx.metaSeen,
+    uninitialisedCalls: fx.uninitialisedCalls,
     forgetSessions: async () => {
       const all = [...transports.values()];
       transports.clear();
@@ -195,6 +200,7 @@ export async function startSseUpstream(): Promise<HttpUpstream> {
     sessionsDeleted: [],
     headersSeen,
     metaSeen: fx.metaSeen,
+    uninitialisedCalls: fx.uninitialisedCalls,
     forgetSessions: async () => {
       const all = [...transports.values()];
       transports.clear();

@@ -37,7 +37,7 @@ import type { LedgerRow } from '../ledger-protocol.js';
 import type { AgentRecord, McpConfig } from './config.js';
 import { noToolGuards, type ToolGuards } from './guards.js';
 import { exposedName, permitted } from './names.js';
-import { Upstream, endSession, sessionLost, type Relay } from './upstream.js';
+import { Upstream, droppedForLostSession, endSession, sessionLost, type Relay } from './upstream.js';
 
 type Extra = RequestHandlerExtra<ServerRequest, ServerNotification>;
 
@@ -688,8 +688,9 @@ export class McpHub {
     let result: CallToolResult;
     // progress relayed in order, and all of it before the result (which ends the agent's stream)
     let relayed: Promise<unknown> = Promise.resolve();
+    let used: Client | undefined;
     const once = async (): Promise<CallToolResult> => {
-      const client = await withTimeout(this.clientFor(session, up), timeout, extra.signal);
+      const client = (used = await withTimeout(this.clientFor(session, up), timeout, extra.signal));
       // the SDK adds its own progressToken beside the trace context in _meta
       const r = await client.request({ method: 'tools/call', params: { name: tool, arguments: args, ...upstreamMeta(call) } }, CallToolResultSchema, {
         signal: extra.signal,
@@ -710,8 +711,8 @@ export class McpHub {
       try {
         result = await once();
       } catch (e) {
-        // an HTTP upstream that lost our session (404): one new session, transparently
-        if (up.perSession && sessionLost(e) && !extra.signal.aborted) {
+        // an HTTP or SSE upstream that lost our session (404, or the stream ended): one new session, transparently
+        if (up.perSession && (sessionLost(e) || droppedForLostSession(used)) && !extra.signal.aborted) {
           const c = session.clients.get(up.name);
           session.clients.delete(up.name);
           await c?.then((x) => x.close()).catch(() => undefined);

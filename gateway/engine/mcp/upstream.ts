@@ -114,9 +114,10 @@ export function transportFor(c: Pick<McpServerConfig, 'transport' | 'command' | 
   });
 }
 
-/** A Streamable HTTP server answered 404 for our session id: it no longer knows it. */
+/** The server no longer knows our session: a Streamable HTTP server answered 404 for our session
+ * id, or a legacy SSE server 404 for the endpoint of our stream's session. */
 export function sessionLost(e: unknown): boolean {
-  return e instanceof StreamableHTTPError && e.code === 404;
+  return (e instanceof StreamableHTTPError && e.code === 404) || (e instanceof Error && /^Error POSTing to endpoint \(HTTP 404\)/.test(e.message));
 }
 
 /** The connection no longer hears the server's notifications: a Streamable HTTP transport gave
@@ -125,6 +126,13 @@ export function sessionLost(e: unknown): boolean {
  * reconnection would land on a new, uninitialised server session). */
 function streamLost(e: Error): boolean {
   return sessionLost(e) || e instanceof SseError || /^Maximum reconnection attempts/.test(e.message);
+}
+
+const dropped = new WeakSet<Client>();
+/** Was this agent session's connection closed because the server had lost its session? (A request
+ * cut short by that close never ran there: it may be sent again on a new connection.) */
+export function droppedForLostSession(client: Client | undefined): boolean {
+  return client !== undefined && dropped.has(client);
 }
 
 /** End an upstream session: a Streamable HTTP server is told (DELETE), then the connection closes. */
@@ -346,6 +354,14 @@ export class Upstream {
     client.onclose = () => {
       this.sessionClients.delete(client);
       onClose();
+    };
+    // as for the shared connection: a connection whose stream was lost is closed (never left half
+    // alive, e.g. a legacy SSE stream reconnected onto a new, uninitialised server session); the
+    // session's next request opens a new one
+    client.onerror = (e: Error) => {
+      if (!this.sessionClients.has(client) || !streamLost(e)) return;
+      dropped.add(client);
+      void client.close().catch(() => undefined);
     };
     await client.connect(transportFor(this.config, this.stderr), { timeout: CONNECT_TIMEOUT_MS });
     this.sessionClients.add(client);
