@@ -37,6 +37,7 @@ import type { LedgerRow } from '../ledger-protocol.js';
 import type { AgentRecord, McpConfig } from './config.js';
 import { noToolGuards, type ToolGuards } from './guards.js';
 import { exposedName, permitted } from './names.js';
+import { CallGate } from './call-gate.js';
 import { Upstream, droppedForLostSession, endSession, sessionLost, type Relay } from './upstream.js';
 
 type Extra = RequestHandlerExtra<ServerRequest, ServerNotification>;
@@ -511,13 +512,15 @@ export class McpHub {
     };
   }
 
-  /** A shared connection serves every session: a request from it goes to the one session with a
-   * call in flight on it; with none or several, it cannot be attributed and is refused. */
+  /** A shared connection serves every session: a request from it goes to the session with a call in
+   * flight on it. A call whose agent can answer such a request runs alone (CallGate), so with
+   * several in flight none of them can, and the first one's refusal says so. */
   private sharedRelay(server: string): Relay {
     const only = (): McpSession => {
       const s = this.inflight.get(server);
-      if (!s || s.size !== 1) throw new McpError(ErrorCode.InvalidRequest, `Airlock cannot tell which agent session this request of "${server}" belongs to (${s?.size ?? 0} calls in flight); mark the server "stateful" (stdio) to relay sampling and elicitation.`);
-      return [...s.keys()][0]!;
+      const first = s?.keys().next().value;
+      if (!first) throw new McpError(ErrorCode.InvalidRequest, `Airlock has no agent call in flight on MCP server "${server}" to relay this request to.`);
+      return first;
     };
     return {
       createMessage: (params, signal) => this.relayTo(only(), server).createMessage(params, signal),
@@ -533,6 +536,13 @@ export class McpHub {
 
   /** sessions with a call in flight on a shared connection, per server (with a count) */
   private readonly inflight = new Map<string, Map<McpSession, number>>();
+  /** the turns of calls on a shared connection, per server */
+  private readonly gates = new Map<string, CallGate>();
+  private gate(server: string): CallGate {
+    let g = this.gates.get(server);
+    if (!g) this.gates.set(server, (g = new CallGate()));
+    return g;
+  }
   private track(server: string, session: McpSession, d: 1 | -1): void {
     let m = this.inflight.get(server);
     if (!m) this.inflight.set(server, (m = new Map<McpSession, number>()));
@@ -706,8 +716,13 @@ export class McpHub {
       await relayed;
       return r;
     };
-    if (!up.perSession) this.track(up.name, session, 1);
+    let release: (() => void) | undefined;
     try {
+      if (!up.perSession) {
+        const caps = session.server.getClientCapabilities();
+        release = await this.gate(up.name).enter(!!(caps?.sampling || caps?.elicitation), extra.signal, timeout, up.name);
+        this.track(up.name, session, 1);
+      }
       try {
         result = await once();
       } catch (e) {
@@ -735,7 +750,10 @@ export class McpHub {
       }
       return fail(502, 'upstream_unavailable', `MCP server "${up.name}" could not be reached: ${(e as Error).message}`);
     } finally {
-      if (!up.perSession) this.track(up.name, session, -1);
+      if (release) {
+        this.track(up.name, session, -1);
+        release();
+      }
     }
     // guard the result
     for (const g of this.guards.guards) {
