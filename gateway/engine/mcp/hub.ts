@@ -38,7 +38,7 @@ import type { AgentRecord, McpConfig } from './config.js';
 import { noToolGuards, type ToolGuards } from './guards.js';
 import { exposedName, permitted } from './names.js';
 import { CallGate } from './call-gate.js';
-import { Upstream, droppedForLostSession, endSession, sessionLost, type Relay } from './upstream.js';
+import { Upstream, droppedForLostSession, endSession, sessionLost, tooLarge, type Relay } from './upstream.js';
 
 type Extra = RequestHandlerExtra<ServerRequest, ServerNotification>;
 
@@ -360,8 +360,7 @@ export class McpHub {
       const target = this.resolvePrompt(name);
       return this.traced(session, a, 'prompts/get', name, target?.up.name, req.params._meta, extra, async (meta) => {
         const { up, prompt } = this.permittedPrompt(a, name);
-        const client = await this.clientFor(session, up);
-        return client.getPrompt({ name: prompt, ...(req.params.arguments ? { arguments: req.params.arguments } : {}), ...meta }, { signal: extra.signal, timeout: up.config.callTimeoutMs });
+        return this.viaClient(session, up, (client) => client.getPrompt({ name: prompt, ...(req.params.arguments ? { arguments: req.params.arguments } : {}), ...meta }, { signal: extra.signal, timeout: up.config.callTimeoutMs }));
       });
     });
     server.setRequestHandler(ListResourcesRequestSchema, async () => {
@@ -376,8 +375,7 @@ export class McpHub {
       const up = this.resourceServer(a, uri);
       return this.traced(session, a, 'resources/read', uri, up?.name, req.params._meta, extra, async (meta) => {
         if (!up) throw notAvailable(uri);
-        const client = await this.clientFor(session, up);
-        return client.readResource({ uri, ...meta }, { signal: extra.signal, timeout: up.config.callTimeoutMs });
+        return this.viaClient(session, up, (client) => client.readResource({ uri, ...meta }, { signal: extra.signal, timeout: up.config.callTimeoutMs }));
       });
     });
     // resources/subscribe: over the session's own connection, or once over a shared one for every
@@ -432,6 +430,17 @@ export class McpHub {
     });
     this.sessions.set(id, session);
     return session;
+  }
+
+  /** A request over the session's connection to up; an answer too large is an error that says so. */
+  private async viaClient<T>(session: McpSession, up: Upstream, run: (c: Client) => Promise<T>): Promise<T> {
+    const client = await this.clientFor(session, up);
+    try {
+      return await run(client);
+    } catch (e) {
+      const big = tooLarge(client);
+      throw big ? new McpError(ErrorCode.InternalError, `${big.message}.`) : e;
+    }
   }
 
   /** The upstream prompt behind an exposed name (undefined: no such prompt). */
@@ -735,6 +744,8 @@ export class McpHub {
         } else throw e;
       }
     } catch (e) {
+      const big = tooLarge(used);
+      if (big) return fail(502, 'response_too_large', `${big.message}.`);
       if (extra.signal.aborted) {
         call.status = 499;
         call.errorClass = 'client_cancelled';

@@ -33,6 +33,7 @@ import {
 } from '@modelcontextprotocol/sdk/types.js';
 import { VERSION } from '../../version.js';
 import type { McpServerConfig } from './config.js';
+import { boundedFetch, meterStdout, ResponseTooLarge } from './bounded.js';
 
 export type UpstreamState = 'stopped' | 'starting' | 'ready' | 'backoff' | 'disabled';
 
@@ -100,17 +101,21 @@ export interface UpstreamEvents {
  * agent side can answer them (relayed), so tools that need them are offered. */
 const RELAYED: ClientCapabilities = { sampling: {}, elicitation: {} };
 
-export function transportFor(c: Pick<McpServerConfig, 'transport' | 'command' | 'args' | 'cwd' | 'env' | 'url' | 'headers'>, stderr?: LineLog): Transport {
+/** The transport to a server; with `bound`, its HTTP responses are metered (bounded.ts: stdio lines are
+ * metered by meter() once the process runs). */
+export function transportFor(c: Pick<McpServerConfig, 'transport' | 'command' | 'args' | 'cwd' | 'env' | 'url' | 'headers'>, stderr?: LineLog, bound?: { limit: number; onOver: () => ResponseTooLarge }): Transport {
+  const f = bound ? boundedFetch(bound.limit, bound.onOver) : undefined;
   if (c.transport === 'stdio') {
     const t = new StdioClientTransport({ command: c.command!, args: [...c.args], env: { ...c.env }, stderr: 'pipe', ...(c.cwd ? { cwd: c.cwd } : {}) });
     t.stderr?.on('data', (b: Buffer) => stderr?.write(b.toString('utf8')));
     return t;
   }
   const headers = { ...c.headers };
-  if (c.transport === 'http') return new StreamableHTTPClientTransport(new URL(c.url!), { requestInit: { headers } });
+  if (c.transport === 'http') return new StreamableHTTPClientTransport(new URL(c.url!), { requestInit: { headers }, ...(f ? { fetch: f } : {}) });
   return new SSEClientTransport(new URL(c.url!), {
     requestInit: { headers },
-    eventSourceInit: { fetch: (url, init) => fetch(url, { ...init, headers: { ...(init?.headers as Record<string, string> | undefined), ...headers } }) },
+    ...(f ? { fetch: f } : {}),
+    eventSourceInit: { fetch: (url, init) => (f ?? fetch)(url, { ...init, headers: { ...(init?.headers as Record<string, string> | undefined), ...headers } }) },
   });
 }
 
@@ -126,6 +131,12 @@ export function sessionLost(e: unknown): boolean {
  * reconnection would land on a new, uninitialised server session). */
 function streamLost(e: Error): boolean {
   return sessionLost(e) || e instanceof SseError || /^Maximum reconnection attempts/.test(e.message);
+}
+
+const oversized = new WeakMap<Client, ResponseTooLarge>();
+/** The message that made this connection close, when it was too large. */
+export function tooLarge(client: Client | undefined): ResponseTooLarge | undefined {
+  return client && oversized.get(client);
 }
 
 const dropped = new WeakSet<Client>();
@@ -245,7 +256,7 @@ export class Upstream {
 
   private async open(): Promise<Client> {
     const client = newClient(RELAYED, this.events.sharedRelay(this.name));
-    const transport = transportFor(this.config, this.stderr);
+    const transport = this.boundedTransport(client);
     let up = false;
     client.onclose = () => {
       if (!up) return;
@@ -260,6 +271,7 @@ export class Upstream {
       if (up && this.client === client && streamLost(e)) this.reopen(client, `its notification stream was lost (${e.message})`);
     };
     await client.connect(transport, { timeout: CONNECT_TIMEOUT_MS });
+    this.meter(client, transport);
     if (this.stopped) {
       await client.close().catch(() => undefined);
       throw new Error(`MCP server "${this.name}" was stopped while starting`);
@@ -363,9 +375,29 @@ export class Upstream {
       dropped.add(client);
       void client.close().catch(() => undefined);
     };
-    await client.connect(transportFor(this.config, this.stderr), { timeout: CONNECT_TIMEOUT_MS });
+    const transport = this.boundedTransport(client);
+    await client.connect(transport, { timeout: CONNECT_TIMEOUT_MS });
+    this.meter(client, transport);
     this.sessionClients.add(client);
     return client;
+  }
+
+  /** A message over max_response_bytes closes the connection it came on (and says why). */
+  private oversize(client: Client): ResponseTooLarge {
+    const e = new ResponseTooLarge(this.name, this.config.maxResponseBytes);
+    if (!oversized.has(client)) {
+      oversized.set(client, e);
+      this.lastError = e.message;
+      this.stderr.push(`[airlock] ${e.message}`);
+      void client.close().catch(() => undefined);
+    }
+    return e;
+  }
+  private boundedTransport(client: Client): Transport {
+    return transportFor(this.config, this.stderr, { limit: this.config.maxResponseBytes, onOver: () => this.oversize(client) });
+  }
+  private meter(client: Client, transport: Transport): void {
+    if (transport instanceof StdioClientTransport) meterStdout(transport, this.config.maxResponseBytes, () => this.oversize(client));
   }
 
   /** does an agent session get its own upstream connection? */
