@@ -28,7 +28,7 @@ describe('MCP conformance suite against /mcp', () => {
 
   before(async () => {
     fx = conformanceFixture();
-    up = await startHttpUpstream({ build: fx.build, resumable: true });
+    up = await startHttpUpstream({ build: () => fx.build(), resumable: true });
     gw = await startGateway({
       config: {
         mcp_servers: [{ name: 'fixture', transport: 'http', url: up.url }],

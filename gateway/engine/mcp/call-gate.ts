@@ -21,7 +21,6 @@ export class CallGate {
    * function returned ends the turn. */
   enter(exclusive: boolean, signal: AbortSignal, waitMs: number, server: string): Promise<() => void> {
     return new Promise((resolve, reject) => {
-      let timer: NodeJS.Timeout | undefined;
       const leave = (w: Waiter, e: Error) => {
         const i = this.queue.indexOf(w);
         if (i < 0) return;
@@ -49,7 +48,7 @@ export class CallGate {
       const onAbort = () => leave(w, new Error('cancelled'));
       if (signal.aborted) return reject(new Error('cancelled'));
       signal.addEventListener('abort', onAbort, { once: true });
-      timer = setTimeout(() => leave(w, new McpError(ErrorCode.RequestTimeout, `waited ${waitMs} ms for calls to MCP server "${server}" that may ask their agent for sampling or elicitation`)), waitMs);
+      const timer = setTimeout(() => leave(w, new McpError(ErrorCode.RequestTimeout, `waited ${waitMs} ms for calls to MCP server "${server}" that may ask their agent for sampling or elicitation`)), waitMs);
       this.queue.push(w);
       this.pump();
     });
