@@ -309,6 +309,7 @@ export const mcpServerSchema = z.strictObject({
   start: z.enum(['boot', 'first_use']).optional().describe('stdio: start the process when the gateway starts (boot, default) or on first use'),
   call_timeout_ms: z.int().min(100).max(3_600_000).optional().describe('Longest one tool call may take (default 60000)'),
   tool_calls_per_minute: z.int().min(1).max(1_000_000).optional().describe('Most calls per minute to each tool of this server, all agents together'),
+  max_response_bytes: z.int().min(1024).max(1024 * 1024 * 1024).optional().describe('Most bytes one message from this server may hold (default 16 MiB); a larger one is cut off, the call gets an error and the connection is reopened'),
   disabled: z.boolean().optional().describe('Keep the server registered but stopped; its tools are offered to nobody'),
 });
 export type McpServerSpec = z.infer<typeof mcpServerSchema>;

@@ -10,6 +10,8 @@ import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/
 import { McpServer } from '@modelcontextprotocol/sdk/server/mcp.js';
 import { StreamableHTTPServerTransport } from '@modelcontextprotocol/sdk/server/streamableHttp.js';
 import { SSEServerTransport } from '@modelcontextprotocol/sdk/server/sse.js';
+import type { Transport } from '@modelcontextprotocol/sdk/shared/transport.js';
+import { InMemoryEventStore } from '@modelcontextprotocol/sdk/examples/shared/inMemoryEventStore.js';
 import { isInitializeRequest, type ClientCapabilities } from '@modelcontextprotocol/sdk/types.js';
 import { ROOT } from './gateway.js';
 
@@ -37,6 +39,8 @@ export interface HttpUpstream {
   sessionsDeleted: string[];
   /** the params._meta of every tool call it answered, in order */
   metaSeen: (Record<string, unknown> | undefined)[];
+  /** tool calls it answered on a session that was never initialised */
+  uninitialisedCalls: { n: number };
   /** drop every session and its streams, as a restarted server would (its next request gets 404) */
   forgetSessions(): Promise<void>;
   /** add a tool to every session's server (they send notifications/tools/list_changed) */
@@ -51,6 +55,7 @@ function fixture() {
   const built: McpServer[] = [];
   const extra: string[] = [];
   const metaSeen: (Record<string, unknown> | undefined)[] = [];
+  const uninitialisedCalls = { n: 0 };
   const addTo = (s: McpServer, name: string) =>
     s.registerTool(name, { description: `Added later: ${name}`, inputSchema: {} }, (_args, x) => {
       metaSeen.push(x._meta);
@@ -66,6 +71,7 @@ function fixture() {
     });
     s.registerTool('whoami', { description: 'The upstream session id', inputSchema: {} }, (_args, x) => {
       metaSeen.push(x._meta);
+      if (!s.server.getClientVersion()) uninitialisedCalls.n++;
       return { content: [{ type: 'text' as const, text: x.sessionId ?? 'none' }] };
     });
     s.registerPrompt('greet', { description: 'A greeting', argsSchema: { who: z.string() } }, ({ who }, x) => {
@@ -82,7 +88,7 @@ function fixture() {
     extra.push(name);
     for (const s of built) if (s.isConnected()) addTo(s, name);
   };
-  return { build, addTool, metaSeen };
+  return { build, addTool, metaSeen, uninitialisedCalls };
 }
 
 /** Read a request's body (JSON) and record its headers. */
@@ -106,8 +112,9 @@ async function shut(server: http.Server, transports: Map<string, { close(): Prom
   await new Promise<void>((r) => server.close(() => r()));
 }
 
-/** A Streamable HTTP MCP server built with the SDK (fixture()). */
-export async function startHttpUpstream(): Promise<HttpUpstream> {
+/** A Streamable HTTP MCP server built with the SDK: fixture(), or the server `custom.build` makes
+ * per session; `custom.resumable` keeps its events (a client may resume a closed stream). */
+export async function startHttpUpstream(custom?: { build: () => { connect(t: Transport): Promise<void> }; resumable?: boolean }): Promise<HttpUpstream> {
   const transports = new Map<string, StreamableHTTPServerTransport>();
   const sessionsCreated: string[] = [];
   const headersSeen: http.IncomingHttpHeaders[] = [];
@@ -131,13 +138,14 @@ export async function startHttpUpstream(): Promise<HttpUpstream> {
         return;
       }
       const t = new StreamableHTTPServerTransport({
+        ...(custom?.resumable ? { eventStore: new InMemoryEventStore(), retryInterval: 50 } : {}),
         sessionIdGenerator: () => randomUUID(),
         onsessioninitialized: (id) => {
           transports.set(id, t);
           sessionsCreated.push(id);
         },
       });
-      await fx.build().connect(t);
+      await (custom ?? fx).build().connect(t);
       await t.handleRequest(req, res, body);
     }),
   );
@@ -148,6 +156,7 @@ export async function startHttpUpstream(): Promise<HttpUpstream> {
     sessionsDeleted,
     headersSeen,
     metaSeen: fx.metaSeen,
+    uninitialisedCalls: fx.uninitialisedCalls,
     forgetSessions: async () => {
       const all = [...transports.values()];
       transports.clear();
@@ -191,6 +200,7 @@ export async function startSseUpstream(): Promise<HttpUpstream> {
     sessionsDeleted: [],
     headersSeen,
     metaSeen: fx.metaSeen,
+    uninitialisedCalls: fx.uninitialisedCalls,
     forgetSessions: async () => {
       const all = [...transports.values()];
       transports.clear();

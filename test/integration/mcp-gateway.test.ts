@@ -305,6 +305,40 @@ describe('MCP gateway', () => {
     assert.match(refused instanceof Error ? refused.message : text(refused), /does not support sampling/);
   });
 
+  test('sampling over a shared stdio server with two agent sessions calling at once: each sampling request reaches the session whose call asked for it', async () => {
+    const { CreateMessageRequestSchema } = await import('@modelcontextprotocol/sdk/types.js');
+    const asked = { a: [] as string[], b: [] as string[] };
+    const sessionOf = async (who: 'a' | 'b', onAsk?: () => Promise<void>) => {
+      const { client } = await agentClient(gw.dataUrl, KEY_A, {}, { sampling: {} }, (c) =>
+        c.setRequestHandler(CreateMessageRequestSchema, async (req) => {
+          const m = req.params.messages[0]?.content;
+          asked[who].push(m && 'text' in m ? String(m.text) : '');
+          await onAsk?.();
+          return { role: 'assistant', content: { type: 'text', text: `answered by session ${who}` }, model: 'agent-model' };
+        }),
+      );
+      clients.push(client);
+      return client;
+    };
+    let callB: Promise<unknown> | undefined;
+    const b = await sessionOf('b');
+    // while session a is asked to sample, session b calls the same tool of the same process
+    const a = await sessionOf('a', async () => {
+      callB ??= b.callTool({ name: 'every__trigger-sampling-request', arguments: { prompt: 'from b', maxTokens: 5 } });
+      await new Promise((r) => setTimeout(r, 300)); // room for b's call to reach the gateway meanwhile
+    });
+    const ra = await a.callTool({ name: 'every__trigger-sampling-request', arguments: { prompt: 'from a', maxTokens: 5 } });
+    const rb = (await callB) as Awaited<typeof ra>;
+    assert.equal(ra.isError, undefined, text(ra));
+    assert.equal(rb.isError, undefined, text(rb));
+    assert.match(text(ra), /answered by session a/);
+    assert.match(text(rb), /answered by session b/);
+    assert.equal(asked.a.length, 1);
+    assert.match(asked.a[0]!, /from a/);
+    assert.equal(asked.b.length, 1);
+    assert.match(asked.b[0]!, /from b/);
+  });
+
   test('an upstream that hangs: the per-call timeout gives an error result (504 in the ledger)', async () => {
     const { client } = await connect(KEY_A, { 'x-airlock-session': 'wf-slow' });
     await eventually(async () => (await client.listTools()).tools.some((t) => t.name === 'slow__trigger-long-running-operation'), 'slow up');

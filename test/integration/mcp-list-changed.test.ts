@@ -82,5 +82,17 @@ describe('MCP gateway: an upstream list_changed reaches the agents', () => {
       const status = (await gw.admin('GET', `/mcp-servers/${server}/status`)).body as { state: string };
       assert.equal(status.state, 'ready');
     });
+
+    test(`${server}: an agent session's own upstream session, lost when the upstream restarts, is opened again (initialised) for its next call`, async () => {
+      const a = await agent(KEY_A);
+      const before = text(await a.client.callTool({ name: `${server}__whoami`, arguments: {} }));
+      assert.equal(text(await a.client.callTool({ name: `${server}__whoami`, arguments: {} })), before, 'the same upstream session while it lives');
+      await up().forgetSessions();
+      const after = text(await a.client.callTool({ name: `${server}__whoami`, arguments: {} }));
+      assert.notEqual(after, before, 'a new upstream session');
+      assert.ok(up().sessionsCreated.includes(after), after);
+      assert.equal(text(await a.client.callTool({ name: `${server}__whoami`, arguments: {} })), after, 'and it is kept');
+      assert.equal(up().uninitialisedCalls.n, 0, 'no call was answered on a session that was never initialised');
+    });
   }
 });

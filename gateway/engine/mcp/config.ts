@@ -2,6 +2,7 @@
 // agents by key hash with their patterns compiled. Built whole on every configuration change.
 import type { StoredState, McpSecrets, StoredMcpServer } from '../../store/config-store.js';
 import { compilePattern, type Permissions } from './names.js';
+import { DEFAULT_MAX_RESPONSE_BYTES } from './bounded.js';
 
 export const DEFAULT_CALL_TIMEOUT_MS = 60_000;
 
@@ -18,6 +19,8 @@ export interface McpServerConfig {
   readonly startAtBoot: boolean;
   readonly callTimeoutMs: number;
   readonly toolCallsPerMinute: number | undefined;
+  /** the most one message from the server may hold (bounded.ts) */
+  readonly maxResponseBytes: number;
   readonly disabled: boolean;
   /** identity of what the connection depends on: a change restarts the server */
   readonly identity: string;
@@ -60,6 +63,7 @@ export function buildMcpConfig(state: Pick<StoredState, 'mcp_servers' | 'agents'
       headers: Object.freeze({ ...sec.headers }),
       stateful: !!m.stateful,
       startAtBoot: m.start !== 'first_use',
+      maxResponseBytes: m.max_response_bytes ?? DEFAULT_MAX_RESPONSE_BYTES,
     };
     servers.set(
       m.name,

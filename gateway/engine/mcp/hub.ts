@@ -10,6 +10,7 @@ import type { RequestHandlerExtra } from '@modelcontextprotocol/sdk/shared/proto
 import {
   CallToolRequestSchema,
   CallToolResultSchema,
+  CompleteRequestSchema,
   ErrorCode,
   GetPromptRequestSchema,
   ListPromptsRequestSchema,
@@ -18,6 +19,8 @@ import {
   ListToolsRequestSchema,
   McpError,
   ReadResourceRequestSchema,
+  SubscribeRequestSchema,
+  UnsubscribeRequestSchema,
   type CallToolResult,
   type Prompt,
   type Resource,
@@ -34,7 +37,8 @@ import type { LedgerRow } from '../ledger-protocol.js';
 import type { AgentRecord, McpConfig } from './config.js';
 import { noToolGuards, type ToolGuards } from './guards.js';
 import { exposedName, permitted } from './names.js';
-import { Upstream, endSession, sessionLost, type Relay } from './upstream.js';
+import { CallGate } from './call-gate.js';
+import { Upstream, droppedForLostSession, endSession, sessionLost, tooLarge, type Relay } from './upstream.js';
 
 type Extra = RequestHandlerExtra<ServerRequest, ServerNotification>;
 
@@ -83,6 +87,8 @@ export interface McpSession {
   lastSeen: number;
   /** per-session upstream connections (HTTP, SSE, stateful stdio) */
   readonly clients: Map<string, Promise<Client>>;
+  /** resources it subscribed to: "server\nuri" */
+  readonly subscriptions: Set<string>;
   /** what the agent was last shown, to send list_changed when it changes */
   shown: { tools: string; prompts: string; resources: string };
   closed: boolean;
@@ -302,7 +308,7 @@ export class McpHub {
     const server = new Server(
       { name: 'airlock', version: VERSION },
       {
-        capabilities: { tools: { listChanged: true }, prompts: { listChanged: true }, resources: { listChanged: true }, logging: {} },
+        capabilities: { tools: { listChanged: true }, prompts: { listChanged: true }, resources: { listChanged: true, subscribe: true }, logging: {}, completions: {} },
         instructions: 'Airlock MCP gateway: the tools, prompts and resources this agent may use, from every registered MCP server, named "server__name".',
       },
     );
@@ -314,12 +320,14 @@ export class McpHub {
       server,
       lastSeen: Date.now(),
       clients: new Map(),
+      subscriptions: new Set(),
       shown: this.signature(this.scoped(agent, virtual)),
       closed: false,
       close: async () => {
         if (session.closed) return;
         session.closed = true;
         this.sessions.delete(id);
+        for (const k of session.subscriptions) this.unsubscribeShared(session, k);
         const clients = [...session.clients.values()];
         session.clients.clear();
         await Promise.all(clients.map((c) => c.then((x) => endSession(x)).catch(() => undefined)));
@@ -349,13 +357,10 @@ export class McpHub {
     server.setRequestHandler(GetPromptRequestSchema, async (req, extra) => {
       const a = need();
       const name = req.params.name;
-      const i = name.indexOf('__');
-      const up = i > 0 ? this.upstreams.get(name.slice(0, i)) : undefined;
-      const p = up?.catalog.prompts.find((x) => exposedName(up.name, x.name) === name);
-      return this.traced(session, a, 'prompts/get', name, up?.name, req.params._meta, extra, async (meta) => {
-        if (!up || !p || up.config.disabled || !permitted(a, name)) throw new McpError(ErrorCode.InvalidParams, `Prompt "${name}" is not available to this agent (not permitted, or no such prompt).`);
-        const client = await this.clientFor(session, up);
-        return client.getPrompt({ name: p.name, ...(req.params.arguments ? { arguments: req.params.arguments } : {}), ...meta }, { signal: extra.signal, timeout: up.config.callTimeoutMs });
+      const target = this.resolvePrompt(name);
+      return this.traced(session, a, 'prompts/get', name, target?.up.name, req.params._meta, extra, async (meta) => {
+        const { up, prompt } = this.permittedPrompt(a, name);
+        return this.viaClient(session, up, (client) => client.getPrompt({ name: prompt, ...(req.params.arguments ? { arguments: req.params.arguments } : {}), ...meta }, { signal: extra.signal, timeout: up.config.callTimeoutMs }));
       });
     });
     server.setRequestHandler(ListResourcesRequestSchema, async () => {
@@ -367,18 +372,114 @@ export class McpHub {
     server.setRequestHandler(ReadResourceRequestSchema, async (req, extra) => {
       const a = need();
       const uri = req.params.uri;
-      const servers = this.resourceServers(a);
-      const up =
-        servers.find((u) => u.catalog.resources.some((r) => r.uri === uri)) ??
-        servers.find((u) => u.catalog.resourceTemplates.some((t) => templateMatches(t.uriTemplate, uri)));
+      const up = this.resourceServer(a, uri);
       return this.traced(session, a, 'resources/read', uri, up?.name, req.params._meta, extra, async (meta) => {
-        if (!up) throw new McpError(ErrorCode.InvalidParams, `Resource "${uri}" is not available to this agent (not permitted, or no such resource).`);
-        const client = await this.clientFor(session, up);
-        return client.readResource({ uri, ...meta }, { signal: extra.signal, timeout: up.config.callTimeoutMs });
+        if (!up) throw notAvailable(uri);
+        return this.viaClient(session, up, (client) => client.readResource({ uri, ...meta }, { signal: extra.signal, timeout: up.config.callTimeoutMs }));
       });
+    });
+    // resources/subscribe: over the session's own connection, or once over a shared one for every
+    // session subscribed (notifications/resources/updated then goes to each of them)
+    server.setRequestHandler(SubscribeRequestSchema, async (req, extra) => {
+      const uri = req.params.uri;
+      const up = this.resourceServer(need(), uri);
+      if (!up) throw notAvailable(uri);
+      const key = `${up.name}\n${uri}`;
+      if (session.subscriptions.has(key)) return {};
+      const client = await this.clientFor(session, up);
+      if (!client.getServerCapabilities()?.resources?.subscribe) throw new McpError(ErrorCode.MethodNotFound, `MCP server "${up.name}" does not offer resource subscriptions.`);
+      const opts = { signal: extra.signal, timeout: up.config.callTimeoutMs };
+      if (up.perSession) await client.subscribeResource({ uri }, opts);
+      else {
+        const subs = this.subscribers(up.name, uri);
+        if (!subs.size) await client.subscribeResource({ uri }, opts);
+        subs.add(session);
+      }
+      session.subscriptions.add(key);
+      return {};
+    });
+    server.setRequestHandler(UnsubscribeRequestSchema, async (req, extra) => {
+      const uri = req.params.uri;
+      const up = this.resourceServer(need(), uri);
+      const key = up && `${up.name}\n${uri}`;
+      if (!up || !key || !session.subscriptions.has(key)) return {};
+      session.subscriptions.delete(key);
+      if (!up.perSession) this.unsubscribeShared(session, key);
+      else await (await this.clientFor(session, up)).unsubscribeResource({ uri }, { signal: extra.signal, timeout: up.config.callTimeoutMs });
+      return {};
+    });
+    // completion/complete: a prompt's arguments (by its exposed name) or a resource template's, asked
+    // of the server that has it; a server without completions offers none
+    server.setRequestHandler(CompleteRequestSchema, async (req, extra) => {
+      const a = need();
+      const ref = req.params.ref;
+      let up: Upstream;
+      let upstreamRef = ref;
+      if (ref.type === 'ref/prompt') {
+        const p = this.permittedPrompt(a, ref.name);
+        up = p.up;
+        upstreamRef = { ...ref, name: p.prompt };
+      } else {
+        const found = this.resourceServers(a).find((u) => u.catalog.resourceTemplates.some((t) => t.uriTemplate === ref.uri)) ?? this.resourceServer(a, ref.uri);
+        if (!found) throw notAvailable(ref.uri);
+        up = found;
+      }
+      const client = await this.clientFor(session, up);
+      if (!client.getServerCapabilities()?.completions) return { completion: { values: [] } };
+      return client.complete({ ...req.params, ref: upstreamRef }, { signal: extra.signal, timeout: up.config.callTimeoutMs });
     });
     this.sessions.set(id, session);
     return session;
+  }
+
+  /** A request over the session's connection to up; an answer too large is an error that says so. */
+  private async viaClient<T>(session: McpSession, up: Upstream, run: (c: Client) => Promise<T>): Promise<T> {
+    const client = await this.clientFor(session, up);
+    try {
+      return await run(client);
+    } catch (e) {
+      const big = tooLarge(client);
+      throw big ? new McpError(ErrorCode.InternalError, `${big.message}.`) : e;
+    }
+  }
+
+  /** The upstream prompt behind an exposed name (undefined: no such prompt). */
+  private resolvePrompt(exposed: string): { up: Upstream; prompt: string } | undefined {
+    const i = exposed.indexOf('__');
+    const up = i > 0 ? this.upstreams.get(exposed.slice(0, i)) : undefined;
+    const p = up?.catalog.prompts.find((x) => exposedName(up.name, x.name) === exposed);
+    return up && p && !up.config.disabled ? { up, prompt: p.name } : undefined;
+  }
+
+  /** The prompt, if the agent may use it; else the error it gets (the same whether denied or unknown). */
+  private permittedPrompt(agent: AgentRecord, exposed: string): { up: Upstream; prompt: string } {
+    const p = this.resolvePrompt(exposed);
+    if (!p || !permitted(agent, exposed)) throw new McpError(ErrorCode.InvalidParams, `Prompt "${exposed}" is not available to this agent (not permitted, or no such prompt).`);
+    return p;
+  }
+
+  /** The server a resource URI belongs to, among those the agent may read (its resources, then its templates). */
+  private resourceServer(agent: AgentRecord, uri: string): Upstream | undefined {
+    const servers = this.resourceServers(agent);
+    return servers.find((u) => u.catalog.resources.some((r) => r.uri === uri)) ?? servers.find((u) => u.catalog.resourceTemplates.some((t) => templateMatches(t.uriTemplate, uri)));
+  }
+
+  /** sessions subscribed to a resource over a shared connection, per server and URI */
+  private readonly subs = new Map<string, Set<McpSession>>();
+  private subscribers(server: string, uri: string): Set<McpSession> {
+    const k = `${server}\n${uri}`;
+    let s = this.subs.get(k);
+    if (!s) this.subs.set(k, (s = new Set()));
+    return s;
+  }
+  /** A session leaves a shared subscription; the last one out unsubscribes upstream. */
+  private unsubscribeShared(session: McpSession, key: string): void {
+    const s = this.subs.get(key);
+    if (!s?.delete(session) || s.size) return;
+    this.subs.delete(key);
+    const [server, uri] = key.split('\n') as [string, string];
+    const up = this.upstreams.get(server);
+    if (up && !up.perSession) up.ensure().then((c) => c.unsubscribeResource({ uri }), () => undefined).catch(() => undefined);
   }
 
   /** Servers whose catalog was never read (starting at boot, or started on first use here): wait
@@ -411,18 +512,24 @@ export class McpHub {
         return session.server.elicitInput(params, { signal });
       },
       log: (params) => {
-        session.server.sendLoggingMessage({ ...params, logger: params.logger ? `${server}: ${params.logger}` : server }).catch(() => undefined);
+        // with the session id, the SDK applies the level the agent set (logging/setLevel)
+        session.server.sendLoggingMessage({ ...params, logger: params.logger ? `${server}: ${params.logger}` : server }, session.id).catch(() => undefined);
+      },
+      resourceUpdated: (params) => {
+        if (session.subscriptions.has(`${server}\n${params.uri}`)) session.server.sendResourceUpdated(params).catch(() => undefined);
       },
     };
   }
 
-  /** A shared connection serves every session: a request from it goes to the one session with a
-   * call in flight on it; with none or several, it cannot be attributed and is refused. */
+  /** A shared connection serves every session: a request from it goes to the session with a call in
+   * flight on it. A call whose agent can answer such a request runs alone (CallGate), so with
+   * several in flight none of them can, and the first one's refusal says so. */
   private sharedRelay(server: string): Relay {
     const only = (): McpSession => {
       const s = this.inflight.get(server);
-      if (!s || s.size !== 1) throw new McpError(ErrorCode.InvalidRequest, `Airlock cannot tell which agent session this request of "${server}" belongs to (${s?.size ?? 0} calls in flight); mark the server "stateful" (stdio) to relay sampling and elicitation.`);
-      return [...s.keys()][0]!;
+      const first = s?.keys().next().value;
+      if (!first) throw new McpError(ErrorCode.InvalidRequest, `Airlock has no agent call in flight on MCP server "${server}" to relay this request to.`);
+      return first;
     };
     return {
       createMessage: (params, signal) => this.relayTo(only(), server).createMessage(params, signal),
@@ -430,11 +537,21 @@ export class McpHub {
       log: (params) => {
         for (const s of this.inflight.get(server)?.keys() ?? []) this.relayTo(s, server).log(params);
       },
+      resourceUpdated: (params) => {
+        for (const s of this.subs.get(`${server}\n${params.uri}`) ?? []) this.relayTo(s, server).resourceUpdated(params);
+      },
     };
   }
 
   /** sessions with a call in flight on a shared connection, per server (with a count) */
   private readonly inflight = new Map<string, Map<McpSession, number>>();
+  /** the turns of calls on a shared connection, per server */
+  private readonly gates = new Map<string, CallGate>();
+  private gate(server: string): CallGate {
+    let g = this.gates.get(server);
+    if (!g) this.gates.set(server, (g = new CallGate()));
+    return g;
+  }
   private track(server: string, session: McpSession, d: 1 | -1): void {
     let m = this.inflight.get(server);
     if (!m) this.inflight.set(server, (m = new Map<McpSession, number>()));
@@ -497,8 +614,7 @@ export class McpHub {
     };
     if (channels.mcpCallStart.hasSubscribers) channels.mcpCallStart.publish({ source: this, call });
     try {
-      // the trace context goes on in _meta, as for tool calls; the agent's other _meta is not relayed
-      return await run(call.upstreamTraceparent ? { _meta: { traceparent: call.upstreamTraceparent, ...(call.tracestate ? { tracestate: call.tracestate } : {}) } } : {});
+      return await run(upstreamMeta(call));
     } catch (e) {
       const code = e instanceof McpError ? e.code : undefined;
       call.status = code === ErrorCode.InvalidParams ? 403 : code === ErrorCode.RequestTimeout ? 504 : 502;
@@ -591,12 +707,11 @@ export class McpHub {
     let result: CallToolResult;
     // progress relayed in order, and all of it before the result (which ends the agent's stream)
     let relayed: Promise<unknown> = Promise.resolve();
+    let used: Client | undefined;
     const once = async (): Promise<CallToolResult> => {
-      const client = await withTimeout(this.clientFor(session, up), timeout, extra.signal);
-      // the trace context goes on in _meta (the SDK adds its own progressToken beside it); the
-      // agent's other _meta is not relayed
-      const meta = call.upstreamTraceparent ? { _meta: { traceparent: call.upstreamTraceparent, ...(call.tracestate ? { tracestate: call.tracestate } : {}) } } : {};
-      const r = await client.request({ method: 'tools/call', params: { name: tool, arguments: args, ...meta } }, CallToolResultSchema, {
+      const client = (used = await withTimeout(this.clientFor(session, up), timeout, extra.signal));
+      // the SDK adds its own progressToken beside the trace context in _meta
+      const r = await client.request({ method: 'tools/call', params: { name: tool, arguments: args, ...upstreamMeta(call) } }, CallToolResultSchema, {
         signal: extra.signal,
         timeout,
         ...(progressToken !== undefined
@@ -610,13 +725,18 @@ export class McpHub {
       await relayed;
       return r;
     };
-    if (!up.perSession) this.track(up.name, session, 1);
+    let release: (() => void) | undefined;
     try {
+      if (!up.perSession) {
+        const caps = session.server.getClientCapabilities();
+        release = await this.gate(up.name).enter(!!(caps?.sampling || caps?.elicitation), extra.signal, timeout, up.name);
+        this.track(up.name, session, 1);
+      }
       try {
         result = await once();
       } catch (e) {
-        // an HTTP upstream that lost our session (404): one new session, transparently
-        if (up.perSession && sessionLost(e) && !extra.signal.aborted) {
+        // an HTTP or SSE upstream that lost our session (404, or the stream ended): one new session, transparently
+        if (up.perSession && (sessionLost(e) || droppedForLostSession(used)) && !extra.signal.aborted) {
           const c = session.clients.get(up.name);
           session.clients.delete(up.name);
           await c?.then((x) => x.close()).catch(() => undefined);
@@ -624,6 +744,8 @@ export class McpHub {
         } else throw e;
       }
     } catch (e) {
+      const big = tooLarge(used);
+      if (big) return fail(502, 'response_too_large', `${big.message}.`);
       if (extra.signal.aborted) {
         call.status = 499;
         call.errorClass = 'client_cancelled';
@@ -639,7 +761,10 @@ export class McpHub {
       }
       return fail(502, 'upstream_unavailable', `MCP server "${up.name}" could not be reached: ${(e as Error).message}`);
     } finally {
-      if (!up.perSession) this.track(up.name, session, -1);
+      if (release) {
+        this.track(up.name, session, -1);
+        release();
+      }
     }
     // guard the result
     for (const g of this.guards.guards) {
@@ -667,6 +792,15 @@ export function traceContext(meta: Record<string, unknown> | undefined, headers:
   const tracestate = typeof ts === 'string' && ts.length <= 512 && /^[\x20-\x7e]+$/.test(ts) ? ts : undefined;
   return { traceparent: traceparent.trim(), tracestate };
 }
+
+/** What goes upstream in params._meta: the trace context (the agent's, or our span's); the
+ * agent's other _meta is not relayed. */
+function upstreamMeta(call: { upstreamTraceparent: string | undefined; tracestate: string | undefined }): { _meta?: Record<string, string> } {
+  if (!call.upstreamTraceparent) return {};
+  return { _meta: { traceparent: call.upstreamTraceparent, ...(call.tracestate ? { tracestate: call.tracestate } : {}) } };
+}
+
+const notAvailable = (uri: string) => new McpError(ErrorCode.InvalidParams, `Resource "${uri}" is not available to this agent (not permitted, or no such resource).`);
 
 /** Wait for a connection no longer than the call may take. */
 function withTimeout<T>(p: Promise<T>, ms: number, signal: AbortSignal): Promise<T> {

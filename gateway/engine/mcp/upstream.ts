@@ -16,6 +16,7 @@ import {
   ElicitRequestSchema,
   LoggingMessageNotificationSchema,
   PromptListChangedNotificationSchema,
+  ResourceUpdatedNotificationSchema,
   ResourceListChangedNotificationSchema,
   ToolListChangedNotificationSchema,
   type Prompt,
@@ -27,10 +28,12 @@ import {
   type ElicitRequest,
   type ElicitResult,
   type LoggingMessageNotification,
+  type ResourceUpdatedNotification,
   type Tool,
 } from '@modelcontextprotocol/sdk/types.js';
 import { VERSION } from '../../version.js';
 import type { McpServerConfig } from './config.js';
+import { boundedFetch, meterStdout, ResponseTooLarge } from './bounded.js';
 
 export type UpstreamState = 'stopped' | 'starting' | 'ready' | 'backoff' | 'disabled';
 
@@ -82,6 +85,8 @@ export interface Relay {
   createMessage(params: CreateMessageRequest['params'], signal: AbortSignal): Promise<CreateMessageResult>;
   elicit(params: ElicitRequest['params'], signal: AbortSignal): Promise<ElicitResult>;
   log(params: LoggingMessageNotification['params']): void;
+  /** notifications/resources/updated for a resource subscribed to over this connection */
+  resourceUpdated(params: ResourceUpdatedNotification['params']): void;
 }
 
 export interface UpstreamEvents {
@@ -96,23 +101,28 @@ export interface UpstreamEvents {
  * agent side can answer them (relayed), so tools that need them are offered. */
 const RELAYED: ClientCapabilities = { sampling: {}, elicitation: {} };
 
-export function transportFor(c: Pick<McpServerConfig, 'transport' | 'command' | 'args' | 'cwd' | 'env' | 'url' | 'headers'>, stderr?: LineLog): Transport {
+/** The transport to a server; with `bound`, its HTTP responses are metered (bounded.ts: stdio lines are
+ * metered by meter() once the process runs). */
+export function transportFor(c: Pick<McpServerConfig, 'transport' | 'command' | 'args' | 'cwd' | 'env' | 'url' | 'headers'>, stderr?: LineLog, bound?: { limit: number; onOver: () => ResponseTooLarge }): Transport {
+  const f = bound ? boundedFetch(bound.limit, bound.onOver) : undefined;
   if (c.transport === 'stdio') {
     const t = new StdioClientTransport({ command: c.command!, args: [...c.args], env: { ...c.env }, stderr: 'pipe', ...(c.cwd ? { cwd: c.cwd } : {}) });
     t.stderr?.on('data', (b: Buffer) => stderr?.write(b.toString('utf8')));
     return t;
   }
   const headers = { ...c.headers };
-  if (c.transport === 'http') return new StreamableHTTPClientTransport(new URL(c.url!), { requestInit: { headers } });
+  if (c.transport === 'http') return new StreamableHTTPClientTransport(new URL(c.url!), { requestInit: { headers }, ...(f ? { fetch: f } : {}) });
   return new SSEClientTransport(new URL(c.url!), {
     requestInit: { headers },
-    eventSourceInit: { fetch: (url, init) => fetch(url, { ...init, headers: { ...(init?.headers as Record<string, string> | undefined), ...headers } }) },
+    ...(f ? { fetch: f } : {}),
+    eventSourceInit: { fetch: (url, init) => (f ?? fetch)(url, { ...init, headers: { ...(init?.headers as Record<string, string> | undefined), ...headers } }) },
   });
 }
 
-/** A Streamable HTTP server answered 404 for our session id: it no longer knows it. */
+/** The server no longer knows our session: a Streamable HTTP server answered 404 for our session
+ * id, or a legacy SSE server 404 for the endpoint of our stream's session. */
 export function sessionLost(e: unknown): boolean {
-  return e instanceof StreamableHTTPError && e.code === 404;
+  return (e instanceof StreamableHTTPError && e.code === 404) || (e instanceof Error && /^Error POSTing to endpoint \(HTTP 404\)/.test(e.message));
 }
 
 /** The connection no longer hears the server's notifications: a Streamable HTTP transport gave
@@ -121,6 +131,19 @@ export function sessionLost(e: unknown): boolean {
  * reconnection would land on a new, uninitialised server session). */
 function streamLost(e: Error): boolean {
   return sessionLost(e) || e instanceof SseError || /^Maximum reconnection attempts/.test(e.message);
+}
+
+const oversized = new WeakMap<Client, ResponseTooLarge>();
+/** The message that made this connection close, when it was too large. */
+export function tooLarge(client: Client | undefined): ResponseTooLarge | undefined {
+  return client && oversized.get(client);
+}
+
+const dropped = new WeakSet<Client>();
+/** Was this agent session's connection closed because the server had lost its session? (A request
+ * cut short by that close never ran there: it may be sent again on a new connection.) */
+export function droppedForLostSession(client: Client | undefined): boolean {
+  return client !== undefined && dropped.has(client);
 }
 
 /** End an upstream session: a Streamable HTTP server is told (DELETE), then the connection closes. */
@@ -136,6 +159,7 @@ export function newClient(capabilities: ClientCapabilities = {}, relay?: Relay):
     if (capabilities.sampling) c.setRequestHandler(CreateMessageRequestSchema, (req, extra) => relay.createMessage(req.params, extra.signal));
     if (capabilities.elicitation) c.setRequestHandler(ElicitRequestSchema, (req, extra) => relay.elicit(req.params, extra.signal));
     c.setNotificationHandler(LoggingMessageNotificationSchema, (n) => relay.log(n.params));
+    c.setNotificationHandler(ResourceUpdatedNotificationSchema, (n) => relay.resourceUpdated(n.params));
   }
   return c;
 }
@@ -232,7 +256,7 @@ export class Upstream {
 
   private async open(): Promise<Client> {
     const client = newClient(RELAYED, this.events.sharedRelay(this.name));
-    const transport = transportFor(this.config, this.stderr);
+    const transport = this.boundedTransport(client);
     let up = false;
     client.onclose = () => {
       if (!up) return;
@@ -247,6 +271,7 @@ export class Upstream {
       if (up && this.client === client && streamLost(e)) this.reopen(client, `its notification stream was lost (${e.message})`);
     };
     await client.connect(transport, { timeout: CONNECT_TIMEOUT_MS });
+    this.meter(client, transport);
     if (this.stopped) {
       await client.close().catch(() => undefined);
       throw new Error(`MCP server "${this.name}" was stopped while starting`);
@@ -342,9 +367,37 @@ export class Upstream {
       this.sessionClients.delete(client);
       onClose();
     };
-    await client.connect(transportFor(this.config, this.stderr), { timeout: CONNECT_TIMEOUT_MS });
+    // as for the shared connection: a connection whose stream was lost is closed (never left half
+    // alive, e.g. a legacy SSE stream reconnected onto a new, uninitialised server session); the
+    // session's next request opens a new one
+    client.onerror = (e: Error) => {
+      if (!this.sessionClients.has(client) || !streamLost(e)) return;
+      dropped.add(client);
+      void client.close().catch(() => undefined);
+    };
+    const transport = this.boundedTransport(client);
+    await client.connect(transport, { timeout: CONNECT_TIMEOUT_MS });
+    this.meter(client, transport);
     this.sessionClients.add(client);
     return client;
+  }
+
+  /** A message over max_response_bytes closes the connection it came on (and says why). */
+  private oversize(client: Client): ResponseTooLarge {
+    const e = new ResponseTooLarge(this.name, this.config.maxResponseBytes);
+    if (!oversized.has(client)) {
+      oversized.set(client, e);
+      this.lastError = e.message;
+      this.stderr.push(`[airlock] ${e.message}`);
+      void client.close().catch(() => undefined);
+    }
+    return e;
+  }
+  private boundedTransport(client: Client): Transport {
+    return transportFor(this.config, this.stderr, { limit: this.config.maxResponseBytes, onOver: () => this.oversize(client) });
+  }
+  private meter(client: Client, transport: Transport): void {
+    if (transport instanceof StdioClientTransport) meterStdout(transport, this.config.maxResponseBytes, () => this.oversize(client));
   }
 
   /** does an agent session get its own upstream connection? */

@@ -422,7 +422,7 @@ function ServerForm({ existing, names, stdioAllowed, onCancel, onSaved }: { exis
       if (h) s.headers = h;
     }
     if (timeout.trim()) s.call_timeout_ms = Number(timeout);
-    for (const k of ['stateful', 'start', 'tool_calls_per_minute', 'disabled'] as const) if (existing?.[k] !== undefined) s[k] = existing[k];
+    for (const k of ['stateful', 'start', 'tool_calls_per_minute', 'max_response_bytes', 'disabled'] as const) if (existing?.[k] !== undefined) s[k] = existing[k];
     return s;
   };
   const check = (s: Record<string, unknown>) => {
