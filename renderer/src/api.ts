@@ -150,6 +150,7 @@ export type {
   ListenOrigin,
   ModelView,
   ProbeResult,
+  PromptLogEntryView,
   RequestRow,
   RequestsPage,
   Role,
