@@ -176,6 +176,7 @@ export class Gateway {
       recordToolCalls(this.audit, this.mcp, () => this.snap.settings.audit.data_plane),
     );
     this.audit.startWriter(opts.dataDir, this.recorder);
+    this.promptLog.startWriter(this.recorder);
     // tracing subscribes to the same events (tool calls and guardrail decisions by channel name)
     this.telemetry = new Telemetry(this.db, this.pipeline, this.snap.settings.telemetry, this.log, this.mcp, this.recorder);
     this.unsubscribe.push(registerTelemetryMetrics(this.metrics.registry, this.pipeline, this.runtime, this.telemetry));
@@ -325,7 +326,7 @@ export class Gateway {
     this.guardrailEvents.close();
     await this.telemetry.close();
     for (const u of this.unsubscribe.splice(0)) u();
-    this.promptLog.close();
+    await this.promptLog.stopWriter();
     try {
       await this.audit.stopWriter();
       this.audit.checkpoint();

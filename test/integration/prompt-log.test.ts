@@ -208,6 +208,45 @@ describe('prompt and response logging', () => {
     assert.ok(before >= 1);
   });
 
+  test('a prompt log that cannot be written: by default served and kept until it can be; under fail_closed admin_and_data the logged team is refused (503), other teams are served', async () => {
+    const db = new Database(path.join(dataDir, 'airlock.db'));
+    const setFailClosed = async (mode: string) => {
+      const s = (await gw.admin('GET', '/settings')).body;
+      const r = await gw.admin('PUT', '/settings', { ...s, audit: { ...s.audit, fail_closed: mode } });
+      assert.equal(r.status, 200, show(r));
+    };
+    const refused = async (key: string) => {
+      try {
+        await ask(key, 'may I?');
+        return false;
+      } catch (e) {
+        return (e as { status?: number }).status === 503 && (e as { code?: string }).code === 'audit_unavailable';
+      }
+    };
+    db.exec(`CREATE TRIGGER test_prompt_log_broken BEFORE INSERT ON prompt_log BEGIN SELECT RAISE(ABORT, 'simulated: disk full'); END;`);
+    let waiting: { id: string; text: string };
+    try {
+      // fail_closed off (the default): served, the row waits in the writer
+      waiting = await ask(TEST_KEY, 'kept until it can be written');
+      assert.equal(waiting.text, 'echo: kept until it can be written');
+      await setFailClosed('admin_and_data');
+      // the failed write turns refusal on for the team whose requests are logged ...
+      await eventually(() => refused(TEST_KEY), 'the logged team refused', 30_000);
+      // ... and only for it: a team without prompt logging is still served and audited
+      const other = await ask(OPS_KEY, 'not logged, still served');
+      assert.equal(other.text, 'echo: not logged, still served');
+      await summaryOf(other.id);
+    } finally {
+      db.exec(`DROP TRIGGER test_prompt_log_broken`);
+      db.close();
+    }
+    await eventually(async () => !(await refused(TEST_KEY)), 'served again once the prompt log can be written', 30_000);
+    // nothing was lost: the row that waited is written, and its hash is the one its summary named
+    const row = await rowOf(waiting.id);
+    assert.equal(row.sha256, (await summaryOf(waiting.id)).data.prompt_log.sha256);
+    await setFailClosed('off');
+  });
+
   test('bad list queries name the field', async () => {
     for (const [q, param] of [
       ['limit=0', 'limit'],

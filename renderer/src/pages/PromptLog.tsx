@@ -163,15 +163,15 @@ function Entry({ id }: { id: string }) {
           </p>
           {r.mode === 'metadata' ? <p>Metadata only: no text was kept for this request.</p> : null}
           <h3>Prompt</h3>
-          <pre className="mono" data-testid="prompt-log-prompt" tabIndex={0} aria-label="Prompt">
+          <pre className="mono" data-testid="prompt-log-prompt" role="region" tabIndex={0} aria-label="Prompt">
             {r.prompt === null || r.prompt === undefined ? '—' : JSON.stringify(r.prompt, null, 2)}
           </pre>
           <h3>Response</h3>
-          <pre className="mono" data-testid="prompt-log-response" tabIndex={0} aria-label="Response">
+          <pre className="mono" data-testid="prompt-log-response" role="region" tabIndex={0} aria-label="Response">
             {r.response === null || r.response === undefined ? '—' : JSON.stringify(r.response, null, 2)}
           </pre>
           <h3>Metadata</h3>
-          <pre className="mono" tabIndex={0} aria-label="Metadata">
+          <pre className="mono" role="region" tabIndex={0} aria-label="Metadata">
             {JSON.stringify(r.meta, null, 2)}
           </pre>
         </>
