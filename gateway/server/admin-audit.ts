@@ -16,6 +16,7 @@ import type { AuditBundleVerdict, AuditExportProgress, AuditExportResult, AuditK
 import { userView, type Principal } from './admin-auth.js';
 import type { Gateway } from './gateway.js';
 import { registerPromptLogRoutes } from './admin-prompt-log.js';
+import { registerBundleUploadRoute } from './admin-audit-upload.js';
 
 declare module 'fastify' {
   interface FastifyContextConfig {
@@ -53,6 +54,7 @@ const DESCRIPTIONS: Record<string, string> = {
   'DELETE /tokens/:name': 'revoke admin API token',
   'POST /audit/export': 'export audit log',
   'POST /audit/verify-bundle': 'verify audit bundle',
+  'POST /audit/verify-upload': 'verify uploaded audit bundle',
 };
 
 const CHANGE = new Set(['POST', 'PUT', 'PATCH', 'DELETE']);
@@ -177,6 +179,7 @@ export function auditAdminPlane(app: FastifyInstance, gw: Gateway, { API, princi
   });
 
   registerPromptLogRoutes(app, gw, { API, principalOf, error }, (req) => actorOf(principalOf(req)));
+  registerBundleUploadRoute(app, gw, { API, principalOf, error }, (req) => actorOf(principalOf(req)));
 
   // ---- the audit API ----
   const bad = (path: string, message: string) => error(400, 'validation_failed', `${path}: ${message}`, [{ path: [path], message }]);

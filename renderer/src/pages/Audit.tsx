@@ -7,6 +7,7 @@ import { auditExportSchema, auditVerifyBundleSchema, type AuditExportFormat } fr
 import { api, apiFieldErrors, get, validate, type FieldErrors } from '../api';
 import type { AuditBundleVerdict, AuditExportProgress, AuditExportResult, AuditKeyView, AuditRecordView, AuditVerifyBody, ListBody } from '../../../gateway/wire';
 import { useResource } from '../hooks';
+import { BundleVerdictView, UploadBundleForm } from './audit-upload';
 import { Badge, CheckboxField, EmptyState, FormError, LoadError, Loading, PageHeader, Section, SelectField, TableWrap, TextField, fmtTime, useFocusFirstError } from '../components/ui';
 
 const KINDS = [
@@ -485,27 +486,11 @@ function VerifyBundleSection({ fingerprint }: { fingerprint: string | undefined 
           {busy ? 'Verifying…' : 'Verify bundle'}
         </button>
         <div role="status" aria-live="polite" data-testid="audit-verify-status">
-          {result ? (
-            result.ok ? (
-              <p>
-                <Badge tone="ok">Verified</Badge> {result.count} record{result.count === 1 ? '' : 's'}
-                {result.first_seq !== null ? ` (seq ${result.first_seq} to ${result.last_seq})` : ''}, signed by <code className="break-anywhere">{result.key_fingerprint}</code>.
-              </p>
-            ) : (
-              <div>
-                <p>
-                  <Badge tone="bad">Failed</Badge> <code className="break-anywhere">{result.dir}</code> does not verify:
-                </p>
-                <ul>
-                  {result.problems.map((p) => (
-                    <li key={p}>{p}</li>
-                  ))}
-                </ul>
-              </div>
-            )
-          ) : null}
+          <BundleVerdictView result={result} what={result?.dir ?? ''} />
         </div>
       </form>
+      <h3>Or upload it from this computer</h3>
+      <UploadBundleForm expectedKey={key} />
     </Section>
   );
 }

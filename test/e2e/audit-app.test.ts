@@ -1,13 +1,16 @@
-// The Prompt log page in Chromium against the real gateway: an owner switches a team's prompt
-// logging (the form is the shared zod schema's: a bad retention is named on its field), the next
-// request is logged, opening it shows the prompt and response and is itself an audit record; an
-// auditor reads but cannot change; switching off removes the setting.
+// The audit trail's pages in Chromium against the real gateway. Prompt log: an owner switches a
+// team's prompt logging (the form is the shared zod schema's: a bad retention is named on its
+// field), the next request is logged, opening it shows the prompt and response and is itself an
+// audit record; an auditor reads but cannot change; switching off removes the setting. Audit: an
+// auditor uploads a bundle folder from the browser's machine and the gateway verifies it (an
+// intact one passes, a tampered copy fails naming the file).
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
+import path from 'node:path';
 import OpenAI from 'openai';
 import { chromium, type Browser, type Page } from 'playwright-core';
-import { TEST_KEY, basicConfig, eventually, startGateway, type RunningGateway } from '../helpers/gateway.js';
+import { TEST_KEY, basicConfig, eventually, startGateway, tmpDir, type RunningGateway } from '../helpers/gateway.js';
 import { startUpstream, type TestUpstream } from '../helpers/upstream.js';
 
 const CHROMIUM = process.env.AIRLOCK_CHROMIUM ?? '/usr/bin/chromium';
@@ -38,7 +41,7 @@ after(async () => {
   await up?.close();
 });
 
-async function signIn(user: { name: string; password: string }): Promise<{ page: Page; problems: string[]; close: () => Promise<void> }> {
+async function signIn(user: { name: string; password: string }, pageName = 'Prompt log'): Promise<{ page: Page; problems: string[]; close: () => Promise<void> }> {
   const ctx = await browser!.newContext({ viewport: { width: 1280, height: 900 }, locale: 'en-US', timezoneId: 'UTC' });
   ctx.setDefaultTimeout(20_000);
   const page = await ctx.newPage();
@@ -49,8 +52,8 @@ async function signIn(user: { name: string; password: string }): Promise<{ page:
   await page.getByLabel('Password', { exact: true }).fill(user.password);
   await page.getByRole('button', { name: 'Sign in' }).click();
   await page.getByRole('heading', { level: 1, name: 'Overview' }).waitFor();
-  await page.getByRole('navigation', { name: 'Main' }).getByRole('link', { name: 'Prompt log', exact: true }).click();
-  await page.getByRole('heading', { level: 1, name: 'Prompt log' }).waitFor();
+  await page.getByRole('navigation', { name: 'Main' }).getByRole('link', { name: pageName, exact: true }).click();
+  await page.getByRole('heading', { level: 1, name: pageName }).waitFor();
   return { page, problems, close: () => ctx.close() };
 }
 
@@ -121,6 +124,35 @@ test('an auditor reads the log but has no button to change it', { skip: SKIP }, 
   await entry.getByTestId('prompt-log-prompt').getByText(/hello from the browser test/).waitFor();
   await entry.getByRole('button', { name: 'Close dialog' }).click();
   await eventually(async () => ((await gw!.admin('GET', '/audit/events?kind=prompt_log.read')).body.data as { actor: string }[]).some((e) => e.actor.includes(AUDITOR.name)), 'the auditor’s read record');
+  assert.deepEqual(problems, []);
+  await close();
+});
+
+test('an auditor uploads a bundle folder from the browser: intact verifies, a tampered copy fails naming the file', { skip: SKIP }, async () => {
+  const r = await gw!.admin('POST', '/audit/export', { to: tmpDir('airlock-usb-') });
+  assert.equal(r.status, 200, JSON.stringify(r.body));
+  const bundle: string = r.body.dir;
+  const tampered = path.join(tmpDir('airlock-usb-'), path.basename(bundle));
+  fs.cpSync(bundle, tampered, { recursive: true });
+  const events = path.join(tampered, 'events.jsonl');
+  fs.writeFileSync(events, fs.readFileSync(events, 'utf8').replace('"research"', '"researcH"'));
+
+  const { page, problems, close } = await signIn(AUDITOR, 'Audit');
+  const input = page.getByLabel('Bundle folder on this computer');
+  const status = page.getByTestId('audit-upload-status');
+  // nothing chosen: the field says so
+  await page.getByRole('button', { name: 'Upload and verify' }).click();
+  await page.locator('#audit-upload-files-error').waitFor();
+  await input.setInputFiles(bundle);
+  await page.getByText(/\d+ file\(s\) from airlock-audit-/).waitFor();
+  await page.getByRole('button', { name: 'Upload and verify' }).click();
+  await status.getByText('Verified').waitFor();
+  assert.match((await status.textContent()) ?? '', new RegExp(`signed by ${(await gw!.admin('GET', '/audit/key')).body.fingerprint}`));
+  await input.setInputFiles(tampered);
+  await page.getByRole('button', { name: 'Upload and verify' }).click();
+  await status.getByText('Failed').waitFor();
+  assert.match((await status.textContent()) ?? '', /events\.jsonl/);
+  assert.deepEqual(fs.existsSync(path.join(gw!.dataDir, 'tmp')) ? fs.readdirSync(path.join(gw!.dataDir, 'tmp')) : [], [], 'no copy left on the gateway');
   assert.deepEqual(problems, []);
   await close();
 });
