@@ -427,6 +427,22 @@ function viewOf(r: Omit<PromptLogRow, 'meta' | 'prompt' | 'response'> & { meta: 
 
 /** The sha256 a row must carry (what the audit summary recorded): recompute from the unsealed row. */
 export function promptLogHash(v: { request_id: string; mode: string; meta: Record<string, unknown>; prompt?: unknown; response?: unknown }): string {
-  const enc = (x: unknown) => (x === null || x === undefined ? null : core.canonical(x));
-  return core.sha256(core.canonical({ request_id: v.request_id, mode: v.mode, meta: v.meta, prompt: enc(v.prompt), response: enc(v.response) }));
+  return core.promptRowHash(v);
+}
+
+/** For an audit export with the logged prompts: the rows of these requests, text unsealed (what
+ * verify.mjs hashes against the request records). */
+export function promptRowsFor(db: DB, secrets: Secrets): (requestIds: string[]) => Iterable<Record<string, unknown>> {
+  return function* (ids) {
+    for (let i = 0; i < ids.length; i += 500) {
+      const part = ids.slice(i, i + 500);
+      const rows = db.prepare(`SELECT * FROM prompt_log WHERE request_id IN (${part.map(() => '?').join(',')})`).all(...part) as (Omit<PromptLogRow, 'meta'> & { meta: string })[];
+      const order = new Map(part.map((id, n) => [id, n]));
+      rows.sort((a, b) => order.get(a.request_id)! - order.get(b.request_id)!);
+      for (const r of rows) {
+        const open = (s: string | null) => (s === null ? null : (JSON.parse(secrets.decrypt(s)) as unknown));
+        yield { request_id: r.request_id, ts: new Date(r.ts).toISOString(), mode: r.mode, team: r.team, key: r.key_name, user: r.user, model: r.model, endpoint: r.endpoint, status: r.status, meta: JSON.parse(r.meta) as unknown, prompt: open(r.prompt), response: open(r.response), sha256: r.sha256 };
+      }
+    }
+  };
 }

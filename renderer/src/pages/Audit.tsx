@@ -280,6 +280,7 @@ function ExportSection({ from, until, fingerprint }: { from: string; until: stri
   };
   // The shell re-checks the chosen folder (links followed; still on the drive it was opened on)
   // and answers the resolved path, or refuses with the reason.
+  const [prompts, setPrompts] = useState(false);
   const pick = async () => {
     setError(undefined);
     try {
@@ -296,7 +297,7 @@ function ExportSection({ from, until, fingerprint }: { from: string; until: stri
     setDone(undefined);
     setError(undefined);
     const formats: AuditExportFormat[] = [...(csv ? (['csv'] as const) : []), ...(cef ? (['cef'] as const) : [])];
-    const body = { to: to.trim(), formats, ...(useRange && from ? { from: isoOf(from) } : {}), ...(useRange && until ? { until: isoOf(until) } : {}) };
+    const body = { to: to.trim(), formats, ...(prompts ? { prompts: true } : {}), ...(useRange && from ? { from: isoOf(from) } : {}), ...(useRange && until ? { until: isoOf(until) } : {}) };
     const v = validate(auditExportSchema, body);
     if (!v.ok) {
       setErrors(v.errors);
@@ -360,6 +361,14 @@ function ExportSection({ from, until, fingerprint }: { from: string; until: stri
           <legend>Also write</legend>
           <CheckboxField id="audit-csv" label="CSV (spreadsheets)" checked={csv} onChange={setCsv} />
           <CheckboxField id="audit-cef" label="CEF (SIEM)" checked={cef} onChange={setCef} error={errors.formats} />
+          <CheckboxField
+            id="audit-prompts"
+            label="The logged prompts and responses (prompts.jsonl)"
+            checked={prompts}
+            onChange={setPrompts}
+            error={errors.prompts}
+            hint="Plain text on the drive: only where the teams' prompt logging kept text. The verifier checks each row against its request record."
+          />
         </fieldset>
         <CheckboxField
           id="audit-range"
