@@ -13,6 +13,7 @@ import { checkBackupTarget, checkPassphrase, restoreBackup, writeBackup } from '
 import { DataDirLock } from './store/data-dir-lock.js';
 import { VERSION } from './version.js';
 import type { GatewayOptions, ListenSource } from './server/gateway.js';
+import { promptRowsFor } from './audit/prompt-log.js';
 import { openAudit, redact } from './audit/index.js';
 import { auditCore } from './audit/core.js';
 import { AuditKey } from './audit/key.js';
@@ -40,7 +41,7 @@ Usage:
   airlock admin reset-password NAME [--data-dir DIR]   (prints a one-time password)
   airlock backup --to FILE [--passphrase-file F] [--plain] [--data-dir DIR]
   airlock restore FILE [--passphrase-file F] [--data-dir DIR]   (stop the gateway first)
-  airlock audit export --to DIR [--from ISO] [--until ISO] [--format jsonl,csv,cef] [--data-dir DIR]
+  airlock audit export --to DIR [--from ISO] [--until ISO] [--format jsonl,csv,cef] [--prompts] [--data-dir DIR]
   airlock audit verify DIR [--key FINGERPRINT]
   airlock audit key [--data-dir DIR]
 ${OPS_HELP}  airlock --version | --help
@@ -80,11 +81,11 @@ export function readConfigFile(file: string): unknown {
 /** `existing`: a read-only command, refused on a data dir that holds no install (it never creates one). */
 /** The audit log is opened when a command first records (or reads) it: listing keys or
  * exporting the config needs no signing key. */
-function openStore(dataDir: string, existing = false): { store: ConfigStore; audit: () => AuditLog; close: () => void } {
+function openStore(dataDir: string, existing = false): { store: ConfigStore; audit: () => AuditLog; promptRows: () => ReturnType<typeof promptRowsFor>; close: () => void } {
   const { db, secrets } = openInstall(dataDir, { existing });
   const store = new ConfigStore(db, secrets);
   let log: AuditLog | undefined;
-  return { store, audit: () => (log ??= openAudit(db, dataDir, secrets)), close: () => db.close() };
+  return { store, audit: () => (log ??= openAudit(db, dataDir, secrets)), promptRows: () => promptRowsFor(db, secrets), close: () => db.close() };
 }
 
 function applyFile(store: ConfigStore, file: string, dryRun: boolean, out: (s: string) => void, err: (s: string) => void = out, audit?: () => AuditLog): boolean {
@@ -487,17 +488,17 @@ export function exportFormats(v: string | undefined): ExportFormat[] {
 async function audit(argv: string[]): Promise<number> {
   const [sub, ...rest] = argv;
   if (sub === 'export') {
-    const { values, positionals } = parse(rest, { to: { type: 'string' }, from: { type: 'string' }, until: { type: 'string' }, format: { type: 'string' } });
+    const { values, positionals } = parse(rest, { to: { type: 'string' }, from: { type: 'string' }, until: { type: 'string' }, format: { type: 'string' }, prompts: { type: 'boolean' } });
     if (!values.to) throw new UsageError('audit export needs --to DIR (e.g. the mount point of a USB stick)');
     if (positionals.length) throw new UsageError(`audit export takes no arguments besides its options (got "${positionals[0]}")`);
     const from = isoTime(values.from, '--from');
     const until = isoTime(values.until, '--until');
     if (from !== undefined && until !== undefined && until < from) throw new UsageError('--until must not be earlier than --from');
     const formats = exportFormats(values.format);
-    const { audit: openLog, close } = openStore(dataDirOf(values), true);
+    const { audit: openLog, promptRows, close } = openStore(dataDirOf(values), true);
     const log = openLog();
     try {
-      const r = await exportBundle(log, { to: values.to, from, until, formats, actor: cliActor(), source: 'cli' });
+      const r = await exportBundle(log, { to: values.to, from, until, formats, ...(values.prompts ? { prompts: promptRows() } : {}), actor: cliActor(), source: 'cli' });
       process.stdout.write(`${r.dir}\n`);
       process.stderr.write(`airlock: exported ${r.count} audit records${r.count ? ` (seq ${r.first_seq} to ${r.last_seq})` : ''} to ${r.dir}, signed by ${r.key_fingerprint}; verified after writing\n`);
       return 0;

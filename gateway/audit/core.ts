@@ -33,6 +33,8 @@ export interface BundleManifest {
   algorithm: string;
   key_fingerprint: string;
   exported_by: string;
+  /** rows in prompts.jsonl (present only when the export included the logged prompts) */
+  prompt_rows?: number;
 }
 
 export interface BundleVerdict {
@@ -53,6 +55,7 @@ export function auditCore(deps: AuditCoreDeps) {
   const SIGNATURE = 'manifest.sig';
   const PUBLIC_KEY = 'public-key.pem';
   const EVENTS = 'events.jsonl';
+  const PROMPTS = 'prompts.jsonl';
 
   /** Whether JSON.stringify(v) already is v's canonical encoding: plain objects whose keys come
    * in sorted order, arrays, strings, booleans, null, finite numbers, nothing with a toJSON. */
@@ -206,6 +209,18 @@ export function auditCore(deps: AuditCoreDeps) {
    * record of events.jsonl (its hash, its link to the one before, consecutive sequence numbers,
    * the count, the first and last hash). Never throws for a damaged bundle: it reports.
    */
+  /** The hash of the logged prompt a request summary names (undefined: none). */
+  function promptLogHashOf(r: { kind?: unknown; data?: unknown }): string | undefined {
+    const pl = r.kind === 'request' && r.data && typeof r.data === 'object' ? (r.data as { prompt_log?: { sha256?: unknown } }).prompt_log : undefined;
+    return typeof pl?.sha256 === 'string' ? pl.sha256 : undefined;
+  }
+
+  /** A logged prompt row's hash, as its request summary records it (audit/prompt-log.ts). */
+  function promptRowHash(v: { request_id?: unknown; mode?: unknown; meta?: unknown; prompt?: unknown; response?: unknown }): string {
+    const enc = (x: unknown) => (x === null || x === undefined ? null : canonical(x));
+    return sha256(canonical({ request_id: v.request_id, mode: v.mode, meta: v.meta, prompt: enc(v.prompt), response: enc(v.response) }));
+  }
+
   function verifyBundle(dir: string, opts: { key?: string } = {}): BundleVerdict {
     const problems: string[] = [];
     const verdict = (fp: string | null, m?: BundleManifest): BundleVerdict => ({
@@ -281,6 +296,9 @@ export function auditCore(deps: AuditCoreDeps) {
     }
 
     // The records themselves: the first bad one is named precisely.
+    const withPrompts = files.some((f) => f.name === PROMPTS);
+    /** request id → the logged prompt's hash its summary names (only with prompts.jsonl) */
+    const promptHashes = new Map<string, string>();
     let count = 0;
     let prev = m.prev_hash;
     let expectSeq = m.first_seq;
@@ -327,6 +345,10 @@ export function auditCore(deps: AuditCoreDeps) {
         }
         prev = r.hash;
         lastHash = r.hash;
+        if (withPrompts) {
+          const ph = promptLogHashOf(r);
+          if (ph !== undefined) promptHashes.set(String(r.data.request_id), ph);
+        }
         if (count === 0 && m.first_hash !== r.hash) bad = `${at}: the first record is not the one the manifest names`;
         count++;
         if (typeof expectSeq === 'number') expectSeq++;
@@ -341,10 +363,35 @@ export function auditCore(deps: AuditCoreDeps) {
       if (count !== m.count) problems.push(`${EVENTS}: holds ${count} records, the manifest says ${m.count} (records were removed or the file was truncated)`);
       if (lastHash !== m.last_hash) problems.push(`${EVENTS}: the last record (hash ${String(lastHash)}) is not the one the manifest names (${String(m.last_hash)})`);
     }
+    // The logged prompts (when exported): each row must be the one its request's summary hashed.
+    if (withPrompts) {
+      let n = 0;
+      let badRow: string | undefined;
+      try {
+        for (const line of lines(path.join(dir, PROMPTS))) {
+          n++;
+          if (badRow) continue;
+          let row: { request_id?: unknown; sha256?: unknown };
+          try {
+            row = JSON.parse(line) as typeof row;
+          } catch {
+            badRow = `${PROMPTS} line ${n}: not valid JSON (the row was cut or edited)`;
+            continue;
+          }
+          const want = promptHashes.get(String(row.request_id));
+          if (want === undefined) badRow = `${PROMPTS} line ${n} (request ${String(row.request_id)}): no request record in ${EVENTS} names this logged prompt`;
+          else if (promptRowHash(row) !== want) badRow = `${PROMPTS} line ${n} (request ${String(row.request_id)}): it does not match the hash its request record names (the logged prompt or response was edited)`;
+        }
+      } catch (e) {
+        problems.push(`${PROMPTS}: cannot be read (${(e as Error).message})`);
+      }
+      if (badRow) problems.push(badRow);
+      else if (typeof m.prompt_rows === 'number' && n !== m.prompt_rows) problems.push(`${PROMPTS}: holds ${n} rows, the manifest says ${m.prompt_rows}`);
+    }
     return verdict(fp, m);
   }
 
-  return { BUNDLE_FORMAT, GENESIS, MANIFEST, SIGNATURE, PUBLIC_KEY, EVENTS, canonical, sha256, recordHash, recordHashOf, fingerprint, sameFingerprint, fileSha256, lines, verifyBundle };
+  return { BUNDLE_FORMAT, GENESIS, MANIFEST, SIGNATURE, PUBLIC_KEY, EVENTS, PROMPTS, promptLogHashOf, promptRowHash, canonical, sha256, recordHash, recordHashOf, fingerprint, sameFingerprint, fileSha256, lines, verifyBundle };
 }
 
 /** The standalone verifier written into every bundle: this module's auditCore and a command line. */

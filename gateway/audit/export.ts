@@ -31,10 +31,17 @@ export interface ExportOptions {
   unrecorded?: boolean;
   /** limit to these sequence numbers (archive segments) */
   seq?: { first: number; last: number };
+  /** include the logged prompts and responses the exported request summaries name (prompts.jsonl):
+   * given request ids, their rows with the text unsealed (rows that expired are simply absent) */
+  prompts?: (requestIds: string[]) => Iterable<Record<string, unknown>>;
   progress?: (done: number, total: number) => void;
 }
 
 export type ExportResult = AuditExportResult;
+
+/** The written bundle does not verify (e.g. a logged prompt row was changed in the database after
+ * its request record hashed it): nothing is reported as exported. */
+export class ExportIntegrityError extends Error {}
 
 export class ExportError extends Error {}
 
@@ -181,23 +188,33 @@ export async function exportBundle(log: AuditLog, o: ExportOptions): Promise<Exp
       sinks.push({ name: 'events.csv', sink: s, line: csvLine });
     }
     if (formats.has('cef')) sinks.push({ name: 'events.cef', sink: new Sink(path.join(dir, 'events.cef')), line: cefLine });
+    const prompts = o.prompts ? new Sink(path.join(dir, core.PROMPTS)) : undefined;
+    let promptRows = 0;
     let count = 0;
     let firstHash: string | null = null;
     let lastHash: string | null = null;
     const total = range ? range.last - range.first + 1 : 0;
     if (range) {
       for (const chunk of log.range(range.first, range.last)) {
+        const logged: string[] = [];
         for (const r of chunk) {
           firstHash ??= r.hash;
           lastHash = r.hash;
           for (const s of sinks) s.sink.write(s.line(r));
           count++;
+          if (prompts && core.promptLogHashOf(r) !== undefined) logged.push(r.data.request_id as string);
         }
+        if (prompts && logged.length)
+          for (const row of o.prompts!(logged)) {
+            prompts.write(core.canonical(row) + '\n');
+            promptRows++;
+          }
         o.progress?.(count, total);
         await new Promise((res) => setImmediate(res));
       }
     }
     for (const s of sinks) s.sink.close();
+    prompts?.close();
     fs.writeFileSync(path.join(dir, core.PUBLIC_KEY), log.key.publicKeyPem, { mode: 0o644 });
     fs.writeFileSync(path.join(dir, 'verify.mjs'), verifierSource(), { mode: 0o755 });
     const manifest: BundleManifest = {
@@ -214,9 +231,10 @@ export async function exportBundle(log: AuditLog, o: ExportOptions): Promise<Exp
       algorithm: 'Ed25519',
       key_fingerprint: log.key.fingerprint,
       exported_by: o.actor,
+      ...(prompts ? { prompt_rows: promptRows } : {}),
     };
     fs.writeFileSync(path.join(dir, 'README.txt'), README(manifest));
-    for (const name of [...sinks.map((s) => s.name), core.PUBLIC_KEY, 'verify.mjs', 'README.txt']) files.push({ name, ...core.fileSha256(path.join(dir, name)) });
+    for (const name of [...sinks.map((s) => s.name), ...(prompts ? [core.PROMPTS] : []), core.PUBLIC_KEY, 'verify.mjs', 'README.txt']) files.push({ name, ...core.fileSha256(path.join(dir, name)) });
     const manifestText = JSON.stringify(manifest, null, 2) + '\n';
     writeSynced(path.join(dir, core.MANIFEST), manifestText);
     writeSynced(path.join(dir, core.SIGNATURE), log.key.sign(manifestText) + '\n');
@@ -225,7 +243,7 @@ export async function exportBundle(log: AuditLog, o: ExportOptions): Promise<Exp
     syncDir(path.dirname(dir));
     // Read back from the target before reporting success.
     const check: BundleVerdict = core.verifyBundle(dir, { key: log.key.fingerprint });
-    if (!check.ok || check.count !== count) throw new Error(`the bundle written to ${dir} does not verify when read back: ${check.problems.join('; ')}`);
+    if (!check.ok || check.count !== count) throw new ExportIntegrityError(`the bundle written to ${dir} does not verify when read back (it was removed): ${check.problems.join('; ')}`);
     const result: ExportResult = {
       dir,
       count,
@@ -240,7 +258,7 @@ export async function exportBundle(log: AuditLog, o: ExportOptions): Promise<Exp
         kind: 'audit.export',
         actor: o.actor,
         source: o.source,
-        data: { action: 'audit export', dir, count, first_seq: result.first_seq, last_seq: result.last_seq, formats: [...formats], manifest_sha256: result.manifest_sha256 },
+        data: { action: 'audit export', dir, count, first_seq: result.first_seq, last_seq: result.last_seq, formats: [...formats], manifest_sha256: result.manifest_sha256, ...(prompts ? { prompt_rows: promptRows } : {}) },
       });
     return result;
   } catch (e) {

@@ -22,6 +22,9 @@ import { Placeholders, redact as redactText, resolveOverlaps } from '../guardrai
 import type { Finding } from '../guardrails/detectors/types.js';
 import { core } from './log.js';
 import type { PromptLogEntryView } from '../wire.js';
+import type { RecorderThread } from '../store/recorder.js';
+import { gatewayError } from '../engine/errors.js';
+import type { FromPromptLogWriter, ToPromptLogWriter } from './prompt-log-writer.js';
 import type { AuditableContext } from './index.js';
 
 export type PromptLogMode = PromptLoggingSpec['mode'];
@@ -105,6 +108,14 @@ export class PromptLog {
   private pending: PromptLogRow[] = [];
   private timer: NodeJS.Timeout | undefined;
   private dropped = 0;
+  /** the recorders' writer thread, once startWriter() attached this part */
+  private writer: RecorderThread | undefined;
+  private inWriter = 0;
+  private writerClosed: ((unwritten: number) => void) | undefined;
+  /** false after a write failed, until one succeeds */
+  writable = true;
+  lastError: string | undefined;
+  private lastRecheck = 0;
 
   constructor(
     private readonly db: DB,
@@ -118,8 +129,14 @@ export class PromptLog {
     name: 'prompt-log',
     appliesTo: (ctx) => loggingOf(this.snapshot(), ctx) !== undefined,
     check: (ctx) => {
-      const spec = loggingOf(this.snapshot(), ctx);
+      const snap = this.snapshot();
+      const spec = loggingOf(snap, ctx);
       if (!spec) return;
+      // settings.audit.fail_closed: admin_and_data — a request whose prompt log row cannot be written is not served
+      if (snap.settings.audit.fail_closed === 'admin_and_data' && !this.canWrite())
+        throw gatewayError('audit_unavailable', "The prompt log cannot be written right now, and this gateway is set to refuse requests it cannot record (the team's prompt logging is on); try again shortly.", {
+          headers: { 'retry-after': '5' },
+        });
       // copied now: later guards may redact ctx.body in place
       this.captured.set(ctx, { spec, prompt: structuredClone(promptOf(ctx.body)), content: [], toolCalls: [], finish: [], messages: undefined, chars: 0, cut: false });
     },
@@ -228,7 +245,7 @@ export class PromptLog {
   }
 
   private enqueue(row: PromptLogRow): void {
-    if (this.pending.length >= (this.opts.maxPending ?? 10_000)) {
+    if (this.pending.length + this.inWriter >= (this.opts.maxPending ?? 10_000)) {
       this.dropped++;
       return;
     }
@@ -239,13 +256,85 @@ export class PromptLog {
     }
   }
 
-  /** Write what is queued; false when the database refused (the rows stay queued, retried in a second). */
+  /** Write rows in the recorders' writer thread (its own connection and transactions) instead of this thread. */
+  startWriter(thread: RecorderThread): void {
+    thread.attach('prompt-log', { retryMs: 1000 }, {
+      onMessage: (raw) => {
+        const m = raw as FromPromptLogWriter;
+        if (m.type === 'written') {
+          this.inWriter -= m.count;
+          if (!this.writable) this.opts.log?.('prompt log can be written again');
+          this.writable = true;
+          this.lastError = undefined;
+        } else if (m.type === 'failed') this.fail(m.error);
+        else this.writerClosed?.(m.unwritten);
+      },
+      onLost: (e) => {
+        this.opts.log?.(`prompt log writer failed (${e.message}); ${this.inWriter} row(s) lost`);
+        this.inWriter = 0;
+        this.writerClosed?.(0);
+      },
+    });
+    this.writer = thread;
+  }
+
+  private fail(error: string): void {
+    if (this.writable) this.opts.log?.(`prompt log cannot be written: ${error}`);
+    this.writable = false;
+    this.lastError = error;
+  }
+
+  /** Whether rows can be written now: after a failure, looked at again at most once a second (the
+   * writer retries what it holds, or probes), so a refusal based on it ends once the database recovers. */
+  canWrite(): boolean {
+    if (this.writable) return true;
+    const now = Date.now();
+    if (now - this.lastRecheck >= 1000) {
+      this.lastRecheck = now;
+      if (this.writer) this.writer.post('prompt-log', { type: 'probe' } satisfies ToPromptLogWriter);
+      else this.flush();
+    }
+    return this.writable;
+  }
+
+  /** Write what is queued, then detach from the writer thread. */
+  async stopWriter(): Promise<void> {
+    const t = this.writer;
+    if (!t) return this.close();
+    if (this.timer) clearTimeout(this.timer);
+    this.timer = undefined;
+    this.writer = undefined;
+    t.ref(); // the stop waits for it
+    this.post(t);
+    const unwritten = await new Promise<number>((resolve) => {
+      this.writerClosed = resolve;
+      t.post('prompt-log', { type: 'close' } satisfies ToPromptLogWriter);
+    });
+    this.writerClosed = undefined;
+    t.unref();
+    if (unwritten) this.opts.log?.(`prompt log: ${unwritten} row(s) could not be written before the stop`);
+    await t.detach('prompt-log');
+  }
+
+  private post(t: RecorderThread): void {
+    const rows = this.pending.splice(0);
+    if (!rows.length) return;
+    this.inWriter += rows.length;
+    t.post('prompt-log', { type: 'rows', rows } satisfies ToPromptLogWriter);
+  }
+
+  /** Write what is queued (handed to the writer thread when there is one); false when the database
+   * refused (the rows stay queued, retried in a second). */
   flush(): boolean {
     if (this.timer) clearTimeout(this.timer);
     this.timer = undefined;
     if (this.dropped) {
       this.opts.log?.(`prompt log: ${this.dropped} row(s) dropped while the database could not be written`);
       this.dropped = 0;
+    }
+    if (this.writer) {
+      this.post(this.writer);
+      return this.writable;
     }
     if (!this.pending.length) return true;
     const batch = this.pending.splice(0);
@@ -258,8 +347,10 @@ export class PromptLog {
       this.db.transaction(() => {
         for (const r of batch) ins.run(r.request_id, r.ts, r.expires_at, r.mode, r.team, r.key_name, r.user, r.model, r.endpoint, r.status, JSON.stringify(r.meta), r.prompt, r.response, r.sha256);
       })();
+      this.writable = true;
       return true;
     } catch (e) {
+      this.fail((e as Error).message);
       this.opts.log?.(`prompt log: could not write ${batch.length} row(s) (${(e as Error).message}); retrying`);
       this.pending.unshift(...batch);
       this.timer = setTimeout(() => this.flush(), 1000);
@@ -336,6 +427,22 @@ function viewOf(r: Omit<PromptLogRow, 'meta' | 'prompt' | 'response'> & { meta: 
 
 /** The sha256 a row must carry (what the audit summary recorded): recompute from the unsealed row. */
 export function promptLogHash(v: { request_id: string; mode: string; meta: Record<string, unknown>; prompt?: unknown; response?: unknown }): string {
-  const enc = (x: unknown) => (x === null || x === undefined ? null : core.canonical(x));
-  return core.sha256(core.canonical({ request_id: v.request_id, mode: v.mode, meta: v.meta, prompt: enc(v.prompt), response: enc(v.response) }));
+  return core.promptRowHash(v);
+}
+
+/** For an audit export with the logged prompts: the rows of these requests, text unsealed (what
+ * verify.mjs hashes against the request records). */
+export function promptRowsFor(db: DB, secrets: Secrets): (requestIds: string[]) => Iterable<Record<string, unknown>> {
+  return function* (ids) {
+    for (let i = 0; i < ids.length; i += 500) {
+      const part = ids.slice(i, i + 500);
+      const rows = db.prepare(`SELECT * FROM prompt_log WHERE request_id IN (${part.map(() => '?').join(',')})`).all(...part) as (Omit<PromptLogRow, 'meta'> & { meta: string })[];
+      const order = new Map(part.map((id, n) => [id, n]));
+      rows.sort((a, b) => order.get(a.request_id)! - order.get(b.request_id)!);
+      for (const r of rows) {
+        const open = (s: string | null) => (s === null ? null : (JSON.parse(secrets.decrypt(s)) as unknown));
+        yield { request_id: r.request_id, ts: new Date(r.ts).toISOString(), mode: r.mode, team: r.team, key: r.key_name, user: r.user, model: r.model, endpoint: r.endpoint, status: r.status, meta: JSON.parse(r.meta) as unknown, prompt: open(r.prompt), response: open(r.response), sha256: r.sha256 };
+      }
+    }
+  };
 }

@@ -42,6 +42,7 @@ export const auditExportSchema = z
     from: isoDateTime.optional(),
     until: isoDateTime.optional(),
     formats: z.array(z.enum(AUDIT_EXPORT_FORMATS)).max(3).optional(),
+    prompts: z.boolean().optional().describe('Include the logged prompts and responses the exported request records name (prompts.jsonl, plain text; verify.mjs checks each against its record)'),
   })
   .refine((b) => b.from === undefined || b.until === undefined || Date.parse(b.until) >= Date.parse(b.from), { path: ['until'], message: 'must not be earlier than from' });
 export type AuditExportBody = z.infer<typeof auditExportSchema>;

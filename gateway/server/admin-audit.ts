@@ -10,12 +10,14 @@ import { auditExportSchema, auditVerifyBundleSchema } from '../config/admin-sche
 import { formatPath, fromZod, type ConfigIssue } from '../config/schema.js';
 import { core } from '../audit/log.js';
 import { redact } from '../audit/index.js';
-import { ExportError, exportBundle } from '../audit/export.js';
+import { ExportError, ExportIntegrityError, exportBundle } from '../audit/export.js';
 import { verifyBundleInWorker } from '../audit/verify-worker.js';
 import type { AuditBundleVerdict, AuditExportProgress, AuditExportResult, AuditKeyView, AuditRecordView, AuditVerifyBody, ListBody } from '../wire.js';
 import { userView, type Principal } from './admin-auth.js';
 import type { Gateway } from './gateway.js';
 import { registerPromptLogRoutes } from './admin-prompt-log.js';
+import { registerBundleUploadRoute } from './admin-audit-upload.js';
+import { promptRowsFor } from '../audit/prompt-log.js';
 
 declare module 'fastify' {
   interface FastifyContextConfig {
@@ -53,6 +55,7 @@ const DESCRIPTIONS: Record<string, string> = {
   'DELETE /tokens/:name': 'revoke admin API token',
   'POST /audit/export': 'export audit log',
   'POST /audit/verify-bundle': 'verify audit bundle',
+  'POST /audit/verify-upload': 'verify uploaded audit bundle',
 };
 
 const CHANGE = new Set(['POST', 'PUT', 'PATCH', 'DELETE']);
@@ -177,6 +180,7 @@ export function auditAdminPlane(app: FastifyInstance, gw: Gateway, { API, princi
   });
 
   registerPromptLogRoutes(app, gw, { API, principalOf, error }, (req) => actorOf(principalOf(req)));
+  registerBundleUploadRoute(app, gw, { API, principalOf, error }, (req) => actorOf(principalOf(req)));
 
   // ---- the audit API ----
   const bad = (path: string, message: string) => error(400, 'validation_failed', `${path}: ${message}`, [{ path: [path], message }]);
@@ -237,6 +241,7 @@ export function auditAdminPlane(app: FastifyInstance, gw: Gateway, { API, princi
         from: b.from === undefined ? undefined : Date.parse(b.from),
         until: b.until === undefined ? undefined : Date.parse(b.until),
         formats: b.formats,
+        ...(b.prompts ? { prompts: promptRowsFor(gw.db, gw.secrets) } : {}),
         actor: job.actor,
         source: req.socket.remoteAddress ?? 'unknown',
         progress: (done, total) => {
@@ -246,6 +251,7 @@ export function auditAdminPlane(app: FastifyInstance, gw: Gateway, { API, princi
       });
     } catch (e) {
       if (e instanceof ExportError) throw error(400, 'export_failed', `to: ${e.message}`, [{ path: ['to'], message: e.message }]);
+      if (e instanceof ExportIntegrityError) throw error(409, 'export_integrity', e.message);
       throw e;
     } finally {
       running.delete(id);

@@ -40,6 +40,7 @@ import { DEFAULT_MCP_SESSION_IDLE_MS } from './mcp-endpoint.js';
 import { GuardOutcomes, openAudit, recordRequests, recordToolCalls } from '../audit/index.js';
 import type { AuditLog } from '../audit/log.js';
 import { PromptLog } from '../audit/prompt-log.js';
+import { ModelToolCalls } from '../audit/model-tool-calls.js';
 import { archiveOld } from '../audit/retention.js';
 import { Telemetry } from '../telemetry/telemetry.js';
 import { registerTelemetryMetrics } from '../telemetry/metrics.js';
@@ -146,12 +147,14 @@ export class Gateway {
     this.promptLog = new PromptLog(this.db, this.secrets, () => this.snap, { log: this.log });
     // the prompt log sees the prompt as sent (first input guard) and the answer as delivered (last output guard)
     const guards = this.guardrails.guards();
+    // the tool calls a model asks for go into its request's audit summary
+    const modelToolCalls = new ModelToolCalls(() => this.snap);
     this.pipeline = new Pipeline({
       snapshot: () => this.snap,
       runtime: this.runtime,
       hasher: this.secrets,
       admission: this.governance,
-      guards: { input: [this.promptLog.inputGuard, ...guards.input], output: [...guards.output, this.promptLog.outputGuard] },
+      guards: { input: [this.promptLog.inputGuard, ...guards.input], output: [...guards.output, modelToolCalls.outputGuard, this.promptLog.outputGuard] },
       adapters: { messages: messagesAdapter, responses: responsesAdapter(this.responses) },
     });
     // the recorders subscribe to the pipeline's lifecycle events
@@ -168,10 +171,12 @@ export class Gateway {
       on<ToolEnd>(channels.toolEnd, this.mcp, (m) => this.ledger.record(toolLedgerRow(m.call, m.latencyMs))),
       // before the audit recorder: the request's summary names its prompt log row
       this.promptLog.subscribe(this.pipeline),
+      modelToolCalls.subscribe(this.pipeline),
       recordRequests(this.audit, this.pipeline, () => this.snap.settings.audit.data_plane, guardOutcomes),
       recordToolCalls(this.audit, this.mcp, () => this.snap.settings.audit.data_plane),
     );
     this.audit.startWriter(opts.dataDir, this.recorder);
+    this.promptLog.startWriter(this.recorder);
     // tracing subscribes to the same events (tool calls and guardrail decisions by channel name)
     this.telemetry = new Telemetry(this.db, this.pipeline, this.snap.settings.telemetry, this.log, this.mcp, this.recorder);
     this.unsubscribe.push(registerTelemetryMetrics(this.metrics.registry, this.pipeline, this.runtime, this.telemetry));
@@ -321,7 +326,7 @@ export class Gateway {
     this.guardrailEvents.close();
     await this.telemetry.close();
     for (const u of this.unsubscribe.splice(0)) u();
-    this.promptLog.close();
+    await this.promptLog.stopWriter();
     try {
       await this.audit.stopWriter();
       this.audit.checkpoint();

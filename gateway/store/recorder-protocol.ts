@@ -1,7 +1,7 @@
 // Messages between the recorders (main thread) and their writer thread (recorder-worker.ts).
 
 /** the recorders that share the writer thread */
-export type PartName = 'ledger' | 'audit' | 'spans';
+export type PartName = 'ledger' | 'audit' | 'spans' | 'prompt-log';
 
 export type ToRecorder =
   /** create the part's writer (again, after a restart) */

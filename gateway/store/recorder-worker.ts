@@ -10,12 +10,14 @@ import Database from 'better-sqlite3';
 import { ledgerWriter } from '../engine/ledger-writer.js';
 import { auditWriter } from '../audit/writer.js';
 import { spanWriter } from '../telemetry/span-writer.js';
+import { promptLogWriter } from '../audit/prompt-log-writer.js';
 import type { FromRecorder, PartContext, PartName, PartWriter, ToRecorder } from './recorder-protocol.js';
 
 const WRITERS: Record<PartName, (ctx: PartContext, init: unknown) => PartWriter> = {
   ledger: ledgerWriter,
   audit: auditWriter,
   spans: spanWriter,
+  'prompt-log': promptLogWriter,
 };
 
 if (parentPort) {

@@ -17,6 +17,7 @@ import { SettingsPage } from './pages/Settings';
 import { AdminsPage } from './pages/Admins';
 import { AuditPage } from './pages/Audit';
 import { DataFlowPage } from './pages/DataFlow';
+import { PromptLogPage } from './pages/PromptLog';
 import { errorMessage, get, type StatusBody } from './api';
 import { useResource } from './hooks';
 import { Icon } from './components/icons';
@@ -35,6 +36,7 @@ const PAGES = [
   { path: '/traces', label: 'Traces', icon: 'traces', Page: TracesPage },
   { path: '/settings', label: 'Settings', icon: 'settings', Page: SettingsPage },
   { path: '/audit', label: 'Audit', icon: 'audit', Page: AuditPage },
+  { path: '/prompt-log', label: 'Prompt log', icon: 'audit', Page: PromptLogPage },
   { path: '/data-flow', label: 'Data flow', icon: 'dataflow', Page: DataFlowPage },
   { path: '/admins', label: 'Admins', icon: 'admins', Page: AdminsPage },
 ] as const;

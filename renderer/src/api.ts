@@ -41,14 +41,16 @@ export function onUnauthorized(fn: (() => void) | undefined): void {
 
 export async function api<T>(method: string, path: string, body?: unknown, signal?: AbortSignal): Promise<T> {
   const headers: Record<string, string> = { accept: 'application/json' };
-  if (body !== undefined) headers['content-type'] = 'application/json';
+  // a Blob (an upload) is sent as it is, with its own type; anything else as JSON
+  const blob = body instanceof Blob ? body : undefined;
+  if (body !== undefined) headers['content-type'] = blob ? blob.type : 'application/json';
   if (method !== 'GET' && method !== 'HEAD' && csrfToken) headers['x-csrf-token'] = csrfToken;
   let res: Response;
   try {
     res = await fetch(API + path, {
       method,
       headers,
-      body: body === undefined ? undefined : JSON.stringify(body),
+      body: blob ?? (body === undefined ? undefined : JSON.stringify(body)),
       credentials: 'same-origin',
       cache: 'no-store',
       signal,
@@ -150,6 +152,7 @@ export type {
   ListenOrigin,
   ModelView,
   ProbeResult,
+  PromptLogEntryView,
   RequestRow,
   RequestsPage,
   Role,

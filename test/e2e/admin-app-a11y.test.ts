@@ -183,6 +183,8 @@ describe('admin app accessibility (axe-core in Chromium)', () => {
       adminToken: null,
       config: {
         ...basicConfig(upstream!.url),
+        // the Prompt log page has rows to list and open
+        teams: [{ name: 'research', prompt_logging: { mode: 'redacted', retention_days: 7 } }],
         guardrails,
         mcp_servers: [{ name: 'every', transport: 'stdio', command: process.execPath, args: [EVERYTHING, 'stdio'] }],
         agents: [{ name: 'support-bot', tools: ['every__echo', 'every__get-*'], deny: ['every__get-env'] }],
@@ -444,6 +446,22 @@ describe('admin app accessibility (axe-core in Chromium)', () => {
     await nav(page, 'Data flow');
     await page.getByTestId('data-flow-stored').waitFor();
     await audit(page, 'Data flow', failures);
+    // Prompt log: the per-team switch (with a field error) and one logged request opened.
+    await nav(page, 'Prompt log');
+    await page.getByTestId('prompt-log-rows').waitFor();
+    await audit(page, 'Prompt log', failures);
+    await auditDialog(page, page.getByRole('button', { name: 'Change prompt logging of team research' }), 'Prompt logging of team research', failures, async (d) => {
+      await d.getByLabel('Keep for (days)').fill('0');
+      await d.getByRole('button', { name: 'Save' }).click();
+      await d.locator('[aria-invalid="true"]').first().waitFor();
+      await audit(page, 'dialog "Prompt logging of team research" with a field error', failures);
+      await d.getByRole('button', { name: 'Cancel' }).click();
+    });
+    await auditDialog(page, page.getByRole('button', { name: /^Open the logged prompt of request / }).first(), /^Logged request /, failures, async (d) => {
+      await d.getByTestId('prompt-log-prompt').waitFor();
+      await audit(page, 'dialog "Logged request" opened', failures);
+      await d.getByRole('button', { name: 'Close dialog' }).click();
+    });
     // Traces: the workflow list and one workflow's waterfall.
     await nav(page, 'Traces');
     await page.getByRole('button', { name: 'Open workflow audit-workflow' }).click();

@@ -6,12 +6,23 @@
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
+import { spawn } from 'node:child_process';
 import path from 'node:path';
 import Database from 'better-sqlite3';
 import OpenAI from 'openai';
-import { TEST_KEY, basicConfig, eventually, startGateway, type RunningGateway } from '../helpers/gateway.js';
+import { TEST_KEY, basicConfig, eventually, runCli, startGateway, tmpDir, type RunningGateway } from '../helpers/gateway.js';
 import { startUpstream, type TestUpstream } from '../helpers/upstream.js';
 
+/** Run node with args (the bundle's own verify.mjs). */
+function runNode(args: string[]): Promise<{ code: number | null; out: string }> {
+  return new Promise((resolve) => {
+    const p = spawn(process.execPath, args, { stdio: ['ignore', 'pipe', 'pipe'] });
+    let out = '';
+    p.stdout.on('data', (d: Buffer) => (out += d.toString()));
+    p.stderr.on('data', (d: Buffer) => (out += d.toString()));
+    p.on('close', (code) => resolve({ code, out }));
+  });
+}
 const show = (r: { status: number; body: unknown }) => `${r.status} ${JSON.stringify(r.body)?.slice(0, 800)}`;
 const OPS_KEY = 'sk-airlock-ops-team-key-0000000000000001';
 const META_KEY = 'sk-airlock-meta-team-key-000000000000001';
@@ -206,6 +217,84 @@ describe('prompt and response logging', () => {
     assert.equal((await summaryOf(a.id)).data.prompt_log, undefined);
     assert.equal(((await gw.admin('GET', '/prompt-log?team=ops')).body.data as any[]).length, before);
     assert.ok(before >= 1);
+  });
+
+  test('a prompt log that cannot be written: by default served and kept until it can be; under fail_closed admin_and_data the logged team is refused (503), other teams are served', async () => {
+    const db = new Database(path.join(dataDir, 'airlock.db'));
+    const setFailClosed = async (mode: string) => {
+      const s = (await gw.admin('GET', '/settings')).body;
+      const r = await gw.admin('PUT', '/settings', { ...s, audit: { ...s.audit, fail_closed: mode } });
+      assert.equal(r.status, 200, show(r));
+    };
+    const refused = async (key: string) => {
+      try {
+        await ask(key, 'may I?');
+        return false;
+      } catch (e) {
+        return (e as { status?: number }).status === 503 && (e as { code?: string }).code === 'audit_unavailable';
+      }
+    };
+    db.exec(`CREATE TRIGGER test_prompt_log_broken BEFORE INSERT ON prompt_log BEGIN SELECT RAISE(ABORT, 'simulated: disk full'); END;`);
+    let waiting: { id: string; text: string };
+    try {
+      // fail_closed off (the default): served, the row waits in the writer
+      waiting = await ask(TEST_KEY, 'kept until it can be written');
+      assert.equal(waiting.text, 'echo: kept until it can be written');
+      await setFailClosed('admin_and_data');
+      // the failed write turns refusal on for the team whose requests are logged ...
+      await eventually(() => refused(TEST_KEY), 'the logged team refused', 30_000);
+      // ... and only for it: a team without prompt logging is still served and audited
+      const other = await ask(OPS_KEY, 'not logged, still served');
+      assert.equal(other.text, 'echo: not logged, still served');
+      await summaryOf(other.id);
+    } finally {
+      db.exec(`DROP TRIGGER test_prompt_log_broken`);
+      db.close();
+    }
+    await eventually(async () => !(await refused(TEST_KEY)), 'served again once the prompt log can be written', 30_000);
+    // nothing was lost: the row that waited is written, and its hash is the one its summary named
+    const row = await rowOf(waiting.id);
+    assert.equal(row.sha256, (await summaryOf(waiting.id)).data.prompt_log.sha256);
+    await setFailClosed('off');
+  });
+
+  test('an export with prompts: prompts.jsonl holds the logged rows, both verifiers check each against its request record; a row changed in the database is refused', async () => {
+    // (the period starts after the row an earlier test changed on purpose)
+    const from = new Date(Date.now() - 1).toISOString();
+    const a = await ask(TEST_KEY, 'exported with its prompt');
+    const s = await summaryOf(a.id);
+    await rowOf(a.id);
+    const r = await gw.admin('POST', '/audit/export', { to: tmpDir('airlock-usb-'), from, prompts: true });
+    assert.equal(r.status, 200, show(r));
+    const file = path.join(r.body.dir, 'prompts.jsonl');
+    const rows = fs.readFileSync(file, 'utf8').trim().split('\n').map((l) => JSON.parse(l));
+    const mine = rows.find((x) => x.request_id === a.id);
+    assert.ok(mine, 'the logged request is in prompts.jsonl');
+    assert.equal(mine.sha256, s.data.prompt_log.sha256);
+    assert.match(JSON.stringify(mine.prompt), /exported with its prompt/);
+    assert.ok(r.body.files.some((f: { name: string }) => f.name === 'prompts.jsonl'), 'hashed in the signed manifest');
+    const cli = await runCli(['audit', 'verify', r.body.dir]);
+    assert.equal(cli.code, 0, cli.stdout + cli.stderr);
+    const mjs = await runNode([path.join(r.body.dir, 'verify.mjs')]);
+    assert.equal(mjs.code, 0, mjs.out);
+    // without the option, no text leaves
+    const plain = await gw.admin('POST', '/audit/export', { to: tmpDir('airlock-usb-') });
+    assert.ok(!fs.existsSync(path.join(plain.body.dir, 'prompts.jsonl')));
+    assert.ok(!fs.readFileSync(path.join(plain.body.dir, 'events.jsonl'), 'utf8').includes('exported with its prompt'));
+    // a row edited in the database no longer matches the hash its request record carries
+    const db = new Database(path.join(dataDir, 'airlock.db'));
+    try {
+      db.prepare(`UPDATE prompt_log SET meta = json_set(meta, '$.prompt_chars', 1) WHERE request_id = ?`).run(a.id);
+    } finally {
+      db.close();
+    }
+    const usb = tmpDir('airlock-usb-');
+    const bad = await gw.admin('POST', '/audit/export', { to: usb, from, prompts: true });
+    assert.equal(bad.status, 409, show(bad));
+    assert.match(bad.body.error.message, new RegExp(`prompts\\.jsonl line \\d+ \\(request ${a.id}\\): it does not match the hash its request record names`));
+    assert.deepEqual(fs.readdirSync(usb), [], 'nothing left on the drive');
+    const one = await gw.admin('GET', `/prompt-log/${a.id}`);
+    assert.equal(one.body.intact, false, 'the row itself says so too');
   });
 
   test('bad list queries name the field', async () => {

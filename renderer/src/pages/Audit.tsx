@@ -7,6 +7,7 @@ import { auditExportSchema, auditVerifyBundleSchema, type AuditExportFormat } fr
 import { api, apiFieldErrors, get, validate, type FieldErrors } from '../api';
 import type { AuditBundleVerdict, AuditExportProgress, AuditExportResult, AuditKeyView, AuditRecordView, AuditVerifyBody, ListBody } from '../../../gateway/wire';
 import { useResource } from '../hooks';
+import { BundleVerdictView, UploadBundleForm } from './audit-upload';
 import { Badge, CheckboxField, EmptyState, FormError, LoadError, Loading, PageHeader, Section, SelectField, TableWrap, TextField, fmtTime, useFocusFirstError } from '../components/ui';
 
 const KINDS = [
@@ -279,6 +280,7 @@ function ExportSection({ from, until, fingerprint }: { from: string; until: stri
   };
   // The shell re-checks the chosen folder (links followed; still on the drive it was opened on)
   // and answers the resolved path, or refuses with the reason.
+  const [prompts, setPrompts] = useState(false);
   const pick = async () => {
     setError(undefined);
     try {
@@ -295,7 +297,7 @@ function ExportSection({ from, until, fingerprint }: { from: string; until: stri
     setDone(undefined);
     setError(undefined);
     const formats: AuditExportFormat[] = [...(csv ? (['csv'] as const) : []), ...(cef ? (['cef'] as const) : [])];
-    const body = { to: to.trim(), formats, ...(useRange && from ? { from: isoOf(from) } : {}), ...(useRange && until ? { until: isoOf(until) } : {}) };
+    const body = { to: to.trim(), formats, ...(prompts ? { prompts: true } : {}), ...(useRange && from ? { from: isoOf(from) } : {}), ...(useRange && until ? { until: isoOf(until) } : {}) };
     const v = validate(auditExportSchema, body);
     if (!v.ok) {
       setErrors(v.errors);
@@ -359,6 +361,14 @@ function ExportSection({ from, until, fingerprint }: { from: string; until: stri
           <legend>Also write</legend>
           <CheckboxField id="audit-csv" label="CSV (spreadsheets)" checked={csv} onChange={setCsv} />
           <CheckboxField id="audit-cef" label="CEF (SIEM)" checked={cef} onChange={setCef} error={errors.formats} />
+          <CheckboxField
+            id="audit-prompts"
+            label="The logged prompts and responses (prompts.jsonl)"
+            checked={prompts}
+            onChange={setPrompts}
+            error={errors.prompts}
+            hint="Plain text on the drive: only where the teams' prompt logging kept text. The verifier checks each row against its request record."
+          />
         </fieldset>
         <CheckboxField
           id="audit-range"
@@ -485,27 +495,11 @@ function VerifyBundleSection({ fingerprint }: { fingerprint: string | undefined 
           {busy ? 'Verifying…' : 'Verify bundle'}
         </button>
         <div role="status" aria-live="polite" data-testid="audit-verify-status">
-          {result ? (
-            result.ok ? (
-              <p>
-                <Badge tone="ok">Verified</Badge> {result.count} record{result.count === 1 ? '' : 's'}
-                {result.first_seq !== null ? ` (seq ${result.first_seq} to ${result.last_seq})` : ''}, signed by <code className="break-anywhere">{result.key_fingerprint}</code>.
-              </p>
-            ) : (
-              <div>
-                <p>
-                  <Badge tone="bad">Failed</Badge> <code className="break-anywhere">{result.dir}</code> does not verify:
-                </p>
-                <ul>
-                  {result.problems.map((p) => (
-                    <li key={p}>{p}</li>
-                  ))}
-                </ul>
-              </div>
-            )
-          ) : null}
+          <BundleVerdictView result={result} what={result?.dir ?? ''} />
         </div>
       </form>
+      <h3>Or upload it from this computer</h3>
+      <UploadBundleForm expectedKey={key} />
     </Section>
   );
 }
