@@ -657,3 +657,29 @@ export interface SessionsBody {
   data: SessionSummary[];
   next_before: string | null;
 }
+
+/** A restore staged from the admin app, applied at the gateway's next start (GET /restore). */
+export interface StagedRestore {
+  /** encrypted: a bundle made by "airlock backup" (carries its install.key); plain: a bare database */
+  kind: 'encrypted' | 'plain';
+  staged_at: string;
+  /** the admin account (or token) that staged it */
+  staged_by: string;
+  /** when the backup was made (encrypted bundles say; a plain database does not) */
+  backup_created_at: string | null;
+  backup_version: string | null;
+  bytes: number;
+  secret: boolean;
+  audit_key: boolean;
+}
+
+export interface AppliedRestore extends StagedRestore {
+  applied_at: string;
+  /** the folder holding what the restore replaced (null: nothing was replaced) */
+  previous: string | null;
+}
+
+export interface RestoreStatus {
+  staged: StagedRestore | null;
+  last_applied: AppliedRestore | null;
+}

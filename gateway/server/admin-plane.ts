@@ -231,7 +231,8 @@ export function buildAdminPlane(gw: Gateway): FastifyInstance {
 
   app.addHook('preValidation', (req, _reply, done) => {
     const max = gw.snapshot.settings.limits.max_json_depth;
-    if (req.body !== undefined && nestedDeeperThan(req.body, max))
+    // (a stream is an upload read by its route, e.g. POST /restore: not JSON)
+    if (req.body !== undefined && typeof (req.body as { pipe?: unknown } | null)?.pipe !== 'function' && nestedDeeperThan(req.body, max))
       return done(new AdminError(400, 'too_deeply_nested', `The request body nests arrays and objects more than ${max} levels deep.`));
     done();
   });
@@ -687,7 +688,7 @@ export function buildAdminPlane(gw: Gateway): FastifyInstance {
     return reply.code(204).send();
   });
 
-  registerBackupRoutes(app, gw, API, parseBody, (status, code, message) => new AdminError(status, code, message));
+  registerBackupRoutes(app, gw, API, parseBody, (status, code, message) => new AdminError(status, code, message), principalOf);
   registerKeyRoutes(app, gw, API, parseBody, (status, code, message) => new AdminError(status, code, message));
   registerPlaygroundRoutes(app, gw, API, parseBody, (status, code, message) => new AdminError(status, code, message));
   registerBurndownRoute(app, gw, API, (field, message) => validationError([{ path: [field], message }]), (status, code, message) => new AdminError(status, code, message));
