@@ -13,6 +13,7 @@ import { DEFAULT_LISTEN, listenSchema, settingsSchema } from '../../../gateway/c
 import { api, apiFieldErrors, get, validate, type FieldErrors, type ListenOrigin, type ListenConfig, type StatusBody, type TlsInfo } from '../api';
 import { useAuth } from '../auth';
 import { BackupSection } from './Backup';
+import { RestoreSection } from './Restore';
 import { useResource } from '../hooks';
 import { CheckboxField, ConfirmDialog, FormError, LoadError, Loading, NumberField, PageHeader, Section, SelectField, TextAreaField, TextField, fmtTime } from '../components/ui';
 
@@ -268,6 +269,7 @@ export function SettingsPage() {
       </Section>
 
       {isOwner ? <BackupSection /> : null}
+      {isOwner ? <RestoreSection /> : null}
 
       <LoadError error={settings.error} retry={settings.reload} />
       {settings.loading ? <Loading what="settings" /> : null}
