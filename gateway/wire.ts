@@ -77,6 +77,8 @@ export interface EndpointStatus {
   last_check_error: string | null;
   /** the model list of the last successful health check */
   discovered_models: string[] | null;
+  /** expose_models: the listed models apps call by these names now (a configured model's name is not among them) */
+  exposed_models: string[];
 }
 
 /** GET /endpoints (ListBody), /endpoints/:name; POST and PUT answer the same. The stored API key

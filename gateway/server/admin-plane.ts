@@ -348,6 +348,7 @@ export function buildAdminPlane(gw: Gateway): FastifyInstance {
       last_check_at: rt.lastCheckAt ? new Date(rt.lastCheckAt).toISOString() : null,
       last_check_error: rt.lastCheckError ?? null,
       discovered_models: rt.discoveredModels ?? null,
+      exposed_models: [...gw.snapshot.exposedModels].filter((m) => gw.snapshot.models.get(m)?.targets.some((t) => t.endpoint === name)),
     };
   };
   const modelView = (s: StoredState, name: string): ModelView => {

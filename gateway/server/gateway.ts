@@ -124,7 +124,15 @@ export class Gateway {
     this.runtime.update(this.snap);
     this.mcp = new McpHub({ log: this.log });
     this.mcp.update(this.buildMcp());
-    this.health = new HealthChecker(this.runtime);
+    // an endpoint with expose_models listing other models: its names are the snapshot's models
+    this.health = new HealthChecker(this.runtime, (name) => {
+      try {
+        this.reload();
+        this.log(`models exposed by endpoint "${name}" changed`);
+      } catch (e) {
+        this.log(`models exposed by endpoint "${name}" changed, but the configuration could not be rebuilt: ${(e as Error).message}`);
+      }
+    });
     // one writer thread for what the data plane records: ledger rows, audit summaries, trace spans
     this.recorder = new RecorderThread(this.db.name, { dataDir: opts.dataDir, log: this.log });
     this.ledger = Ledger.forDatabase(
@@ -188,7 +196,7 @@ export class Gateway {
   }
 
   private build(): Snapshot {
-    return buildSnapshot(this.store.state(), this.secrets, configVersion(this.db), previousSecrets(this.db));
+    return buildSnapshot(this.store.state(), this.secrets, configVersion(this.db), previousSecrets(this.db), (name) => this.runtime.endpoint(name)?.discoveredModels);
   }
 
   private buildMcp() {

@@ -489,6 +489,39 @@ describe('admin app (Chromium)', () => {
     }
   });
 
+  test('an endpoint set to expose its models: apps call them by their upstream names, and the Endpoints page says which are callable so', { skip: SKIP }, async () => {
+    const up = await startUpstream({ models: ['test-model', 'extra-model'] });
+    try {
+      const gw = await gateway({ config: basicConfig(up.url) });
+      assert.equal((await gw.admin('POST', '/users', { name: 'root', password: OWNER.password, role: 'owner' })).status, 201);
+      const { page, problems } = await newPage();
+      await open(page, gw.adminUrl + '/');
+      assert.equal(await login(page, 'root', OWNER.password), 200);
+      await nav(page, 'Endpoints');
+      await page.getByRole('button', { name: 'Edit endpoint gpu-1' }).click();
+      const form = page.getByRole('dialog', { name: 'Edit endpoint gpu-1' });
+      const expose = form.getByLabel("Apps may call this server's models by their own names");
+      assert.equal(await expose.isChecked(), false);
+      await expose.check();
+      await assertLabelled(page);
+      await form.getByRole('button', { name: 'Save changes' }).click();
+      await form.waitFor({ state: 'hidden' });
+      assert.equal((await gw.admin('GET', '/endpoints/gpu-1')).body.expose_models, true);
+      const client = new OpenAI({ apiKey: TEST_KEY, baseURL: gw.baseURL, maxRetries: 0 });
+      await eventually(async () => (await client.models.list()).data.some((m) => m.id === 'extra-model') || undefined, 'extra-model is listed');
+      const r = await client.chat.completions.create({ model: 'extra-model', messages: [{ role: 'user', content: 'by name' }] });
+      assert.equal(r.choices[0]?.message.content, 'echo: by name');
+      await page.getByText('models callable by their own names').waitFor();
+      await page.locator('details.served-models summary').first().click();
+      const served = page.getByRole('list', { name: 'Models served by gpu-1' });
+      await served.getByRole('listitem').filter({ hasText: 'extra-model' }).getByText('callable by this name').waitFor();
+      await served.getByRole('listitem').filter({ hasText: 'test-model' }).getByText('as chat').waitFor();
+      assertNoProblems(problems);
+    } finally {
+      await up.close();
+    }
+  });
+
   test('while the usage ledger cannot be written, every page says so; the warning goes when it can again', { skip: SKIP }, async () => {
     const gw = await gateway({ config: basicConfig(upstream!.url) });
     assert.equal((await gw.admin('POST', '/users', { name: 'root', password: OWNER.password, role: 'owner' })).status, 201);
