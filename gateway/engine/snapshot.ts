@@ -1,5 +1,6 @@
 // The immutable in-memory view of the configuration the request path reads. Rebuilt whole
 // after every change and swapped in one assignment, so a request never sees half a change.
+import type { TemporaryKeys } from './temporary-keys.js';
 import type { StoredState } from '../store/config-store.js';
 import type { Secrets } from '../store/secrets.js';
 import { StartupError } from '../store/db.js';
@@ -84,6 +85,8 @@ export interface Snapshot {
   readonly settings: Settings;
   /** guardrail policies, in order (compiled lazily by gateway/guardrails/engine.ts) */
   readonly guardrails: readonly GuardrailSpec[];
+  /** the playground's in-memory temporary keys (the same registry in every snapshot of a gateway) */
+  readonly temporaryKeys?: TemporaryKeys;
 }
 
 const DEFAULT_HEALTH: HealthCheck = { enabled: true, interval_ms: 10_000, timeout_ms: 5_000, unhealthy_after: 2 };

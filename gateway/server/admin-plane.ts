@@ -691,7 +691,7 @@ export function buildAdminPlane(gw: Gateway): FastifyInstance {
 
   registerBackupRoutes(app, gw, API, parseBody, (status, code, message) => new AdminError(status, code, message), principalOf);
   registerKeyRoutes(app, gw, API, parseBody, (status, code, message) => new AdminError(status, code, message));
-  registerPlaygroundRoutes(app, gw, API, parseBody, (status, code, message) => new AdminError(status, code, message));
+  registerPlaygroundRoutes(app, gw, API, parseBody, (status, code, message) => new AdminError(status, code, message), principalOf);
   registerBurndownRoute(app, gw, API, (field, message) => validationError([{ path: [field], message }]), (status, code, message) => new AdminError(status, code, message));
   // The audit trail: hooks that record every change, login and refusal; the /audit routes.
   auditAdminPlane(app, gw, { API, principalOf, error: (status, code, message, issues) => new AdminError(status, code, message, issues) });

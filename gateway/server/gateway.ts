@@ -11,6 +11,7 @@ import { buildSnapshot, type Snapshot } from '../engine/snapshot.js';
 import { previousSecrets } from '../store/key-rotation.js';
 import { Runtime } from '../engine/runtime.js';
 import { HealthChecker } from '../engine/health.js';
+import { TemporaryKeys } from '../engine/temporary-keys.js';
 import { Ledger } from '../engine/ledger.js';
 import { RecorderThread } from '../store/recorder.js';
 import { Metrics } from '../engine/metrics.js';
@@ -66,6 +67,8 @@ export class Gateway {
   readonly secrets: Secrets;
   readonly store: ConfigStore;
   readonly runtime = new Runtime();
+  /** the playground's temporary keys (in memory only) */
+  readonly temporaryKeys = new TemporaryKeys();
   readonly health: HealthChecker;
   readonly ledger: Ledger;
   /** the writer thread the data plane's recorders share (ledger, audit summaries, trace spans) */
@@ -196,7 +199,8 @@ export class Gateway {
   }
 
   private build(): Snapshot {
-    return buildSnapshot(this.store.state(), this.secrets, configVersion(this.db), previousSecrets(this.db), (name) => this.runtime.endpoint(name)?.discoveredModels);
+    const s = buildSnapshot(this.store.state(), this.secrets, configVersion(this.db), previousSecrets(this.db), (name) => this.runtime.endpoint(name)?.discoveredModels);
+    return Object.freeze({ ...s, temporaryKeys: this.temporaryKeys });
   }
 
   private buildMcp() {

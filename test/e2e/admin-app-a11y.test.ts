@@ -363,7 +363,7 @@ describe('admin app accessibility (axe-core in Chromium)', () => {
     // Playground: empty, then with a streamed answer and its facts.
     await nav(page, 'Playground');
     await audit(page, 'Playground', failures);
-    await page.getByLabel('Key', { exact: true }).fill(TEST_KEY);
+    await page.getByLabel('Key (optional)', { exact: true }).fill(TEST_KEY);
     await page.getByLabel('Message', { exact: true }).fill('hello');
     await page.getByRole('button', { name: 'Send' }).click();
     await page.getByTestId('playground-conversation').getByText('gpu-1 (test-model)').waitFor();

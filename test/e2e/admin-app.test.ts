@@ -1047,7 +1047,7 @@ describe('admin app (Chromium)', () => {
     assertNoProblems(problems);
   });
 
-  test('Playground: a streamed answer with a pasted key, what the gateway did (endpoint, attempts, tokens, cost, latency), a refused key named, Stop ends the upstream request; auditors cannot send', { skip: SKIP }, async () => {
+  test('Playground: a streamed answer with a pasted key or a temporary key in the admin\'s name, what the gateway did (endpoint, attempts, tokens, cost, latency), a refused key named, Stop ends the upstream request; auditors cannot send', { skip: SKIP }, async () => {
     const gw = await gateway({ config: basicConfig(upstream!.url) });
     assert.equal((await gw.admin('POST', '/users', { name: OWNER.name, password: OWNER.password, role: 'owner' })).status, 201);
     assert.equal((await gw.admin('POST', '/users', { name: 'audrey', password: 'auditor password 1', role: 'auditor' })).status, 201);
@@ -1059,7 +1059,7 @@ describe('admin app (Chromium)', () => {
 
     // a streamed answer in pieces, and its facts from the usage ledger
     upstream!.queue({ kind: 'ok', pieces: ['Hel', 'lo from ', 'the model'] });
-    await page.getByLabel('Key', { exact: true }).fill(TEST_KEY);
+    await page.getByLabel('Key (optional)', { exact: true }).fill(TEST_KEY);
     await page.getByLabel('Model', { exact: true }).selectOption('chat');
     await page.getByLabel('System prompt (optional)').fill('Be brief.');
     await page.getByLabel('Message', { exact: true }).fill('hello?');
@@ -1077,7 +1077,7 @@ describe('admin app (Chromium)', () => {
     assert.ok(tags.includes('source=playground'), JSON.stringify(tags));
 
     // a key the gateway does not know: the gateway's own message
-    await page.getByLabel('Key', { exact: true }).fill('sk-airlock-not-a-real-key-000000000000000');
+    await page.getByLabel('Key (optional)', { exact: true }).fill('sk-airlock-not-a-real-key-000000000000000');
     await page.getByLabel('Message', { exact: true }).fill('again');
     await page.getByRole('button', { name: 'Send' }).click();
     await page.getByRole('alert').getByText(/Invalid API key/).waitFor();
@@ -1086,12 +1086,23 @@ describe('admin app (Chromium)', () => {
     // Stop: the answer that never ends is cut, and so is the request upstream
     const abortedBefore = upstream!.aborted;
     upstream!.queue({ kind: 'endless-stream', chunkDelayMs: 20 });
-    await page.getByLabel('Key', { exact: true }).fill(TEST_KEY);
+    await page.getByLabel('Key (optional)', { exact: true }).fill(TEST_KEY);
     await page.getByLabel('Message', { exact: true }).fill('go on forever');
     await page.getByRole('button', { name: 'Send' }).click();
     await page.getByRole('button', { name: 'Stop' }).click();
     await convo.getByText('Stopped.').waitFor();
     await eventually(() => upstream!.aborted > abortedBefore, 'the upstream request is aborted');
+
+    // no key: a temporary key in the admin's name, for this request only; the facts still show
+    await page.getByLabel('Key (optional)', { exact: true }).fill('');
+    await page.getByLabel('Message', { exact: true }).fill('with a temporary key');
+    await page.getByRole('button', { name: 'Send' }).click();
+    const last = convo.locator('li.assistant').last();
+    await last.locator('.chat-text').getByText('echo: with a temporary key').waitFor();
+    await last.getByText('gpu-1 (test-model)').waitFor();
+    const rows = (await gw.admin('GET', '/usage/requests?limit=5')).body.data as { key_name: string | null; app: string | null }[];
+    assert.equal(rows[0]?.key_name, `playground:${OWNER.name}`);
+    assert.ok(!JSON.stringify((await gw.admin('GET', '/keys')).body).includes('playground:'), 'no key stored or listed');
     assertNoProblems(problems);
 
     // an auditor sees the page but cannot send
