@@ -95,6 +95,8 @@ export interface RouteAccess {
   url: string;
   access: Access | null;
 }
+/** a request body read as a stream by its route (an upload), not JSON */
+const isUploadStream = (b: unknown): boolean => typeof b === 'object' && b !== null && typeof (b as Record<string, unknown>).pipe === 'function';
 const principalOf = (req: FastifyRequest) => (req as FastifyRequest & { principal?: Principal }).principal;
 
 interface ApiErrorBody {
@@ -232,7 +234,7 @@ export function buildAdminPlane(gw: Gateway): FastifyInstance {
   app.addHook('preValidation', (req, _reply, done) => {
     const max = gw.snapshot.settings.limits.max_json_depth;
     // (a stream is an upload read by its route, e.g. POST /restore: not JSON)
-    if (req.body !== undefined && typeof (req.body as { pipe?: unknown } | null)?.pipe !== 'function' && nestedDeeperThan(req.body, max))
+    if (req.body !== undefined && !isUploadStream(req.body) && nestedDeeperThan(req.body, max))
       return done(new AdminError(400, 'too_deeply_nested', `The request body nests arrays and objects more than ${max} levels deep.`));
     done();
   });

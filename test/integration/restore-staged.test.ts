@@ -24,7 +24,7 @@ async function upload(gw: RunningGateway, body: Uint8Array | string, headers: Re
     body,
   });
   const text = await res.text();
-  return { status: res.status, body: JSON.parse(text) as any, text };
+  return { status: res.status, body: JSON.parse(text), text };
 }
 
 async function download(gw: RunningGateway, passphrase: string): Promise<Buffer> {

@@ -434,7 +434,7 @@ function EndpointForm({
   };
 
   return (
-    <form ref={form} onSubmit={submit} noValidate aria-label={orig ? `Edit endpoint ${orig.name}` : 'New endpoint'}>
+    <form ref={form} onSubmit={submit} noValidate aria-label={orig ? `Edit endpoint ${orig.name}` : 'New endpoint'} data-guard-unsaved="">
       <div className="grid-2">
         <TextField id="ep-name" label="Name" value={d.name} onChange={set('name')} error={errors.name} hint={`${describe('name')}. Letters, digits, ".", "_", ":" or "-".`} disabled={!!orig} autoFocus={!orig} />
         <SelectField
@@ -522,7 +522,7 @@ function EndpointForm({
 
       <FormError error={error} />
       <div className="actions">
-        <button type="button" onClick={onCancel}>
+        <button type="button" onClick={onCancel} data-dismiss="">
           Cancel
         </button>
         <button type="submit" className="primary" disabled={busy}>

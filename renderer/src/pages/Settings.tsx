@@ -14,6 +14,7 @@ import { api, apiFieldErrors, get, validate, type FieldErrors, type ListenOrigin
 import { useAuth } from '../auth';
 import { BackupSection } from './Backup';
 import { RestoreSection } from './Restore';
+import { markSaved } from '../unsaved';
 import { useResource } from '../hooks';
 import { CheckboxField, ConfirmDialog, FormError, LoadError, Loading, NumberField, PageHeader, Section, SelectField, TextAreaField, TextField, fmtTime } from '../components/ui';
 
@@ -237,6 +238,7 @@ export function SettingsPage() {
       setStored(r);
       settings.reload();
       setSaved('Settings saved.');
+      markSaved(form.current);
     } catch (err) {
       const fe = foldRecordErrors(apiFieldErrors(err, /^settings\./));
       setErrors(fe);
@@ -274,7 +276,7 @@ export function SettingsPage() {
       <LoadError error={settings.error} retry={settings.reload} />
       {settings.loading ? <Loading what="settings" /> : null}
       {values ? (
-        <form ref={form} onSubmit={submit} noValidate aria-label="Gateway settings">
+        <form ref={form} onSubmit={submit} noValidate aria-label="Gateway settings" data-guard-unsaved="">
           {[...GROUPS].map(([g, fs]) => (
             <Section key={g} title={GROUP_TITLES[g] ?? humanize(g)}>
               <fieldset disabled={!canWrite} className="bare">
@@ -307,7 +309,7 @@ export function SettingsPage() {
           </p>
           {canWrite ? (
             <div className="actions left">
-              <button type="button" onClick={() => settings.data && (load(settings.data), setErrors({}))}>
+              <button type="button" onClick={() => settings.data && (load(settings.data), setErrors({}), markSaved(form.current))}>
                 Discard changes
               </button>
               <button type="submit" className="primary" disabled={busy}>
