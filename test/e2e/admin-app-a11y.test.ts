@@ -348,7 +348,12 @@ describe('admin app accessibility (axe-core in Chromium)', () => {
       await d.getByRole('button', { name: 'Save' }).click();
       await d.getByText('must be more than 0').waitFor();
       await audit(page, 'dialog "Edit team research" with a field error', failures);
+      // an edit not saved: Cancel asks first
       await d.getByRole('button', { name: 'Cancel' }).click();
+      const question = page.getByRole('dialog', { name: 'Discard your changes?' });
+      await question.waitFor();
+      await audit(page, 'dialog "Discard your changes?"', failures);
+      await question.getByRole('button', { name: 'Discard changes' }).click();
     });
     await auditDialog(page, page.getByRole('button', { name: 'Edit key notebook-app' }), 'Edit key notebook-app', failures);
     await auditDialog(page, page.getByRole('button', { name: 'Rotate key audit-key' }), 'Rotate key audit-key', failures, async (d) => {

@@ -500,7 +500,7 @@ describe('admin app (Chromium)', () => {
       await nav(page, 'Endpoints');
       await page.getByRole('button', { name: 'Edit endpoint gpu-1' }).click();
       const form = page.getByRole('dialog', { name: 'Edit endpoint gpu-1' });
-      const expose = form.getByLabel("Apps may call this server's models by their own names");
+      const expose = form.getByLabel('Apps may call the models this server lists directly, without an alias');
       assert.equal(await expose.isChecked(), false);
       await expose.check();
       await assertLabelled(page);

@@ -489,7 +489,7 @@ function EndpointForm({
       ) : null}
       <CheckboxField
         id="ep-expose-models"
-        label="Apps may call this server's models by their own names"
+        label="Apps may call the models this server lists directly, without an alias"
         checked={d.expose_models}
         onChange={set('expose_models')}
         error={errors.expose_models}
