@@ -1,7 +1,7 @@
 // Unsaved changes: a form that edits the configuration carries data-guard-unsaved. Such a form is
 // "dirty" once a person has changed a field and its fields differ from what they were when they
-// first touched it (or last submitted it), or the form shows field errors after an edit (a save
-// that was refused). Closing a dialog that holds a dirty form (×, Escape, Cancel) asks first
+// first touched it (or last submitted it), or it shows field errors after an edit or after a
+// submitted edit (a save that was refused). Closing a dialog that holds a dirty form (×, Escape, Cancel) asks first
 // (components/ui.tsx Dialog), and so does leaving the page: another page of the app (router.tsx)
 // or the browser tab (beforeunload). Search, probe, export and sign-in forms are not guarded.
 export const GUARD_ATTR = 'data-guard-unsaved';
@@ -9,6 +9,8 @@ const GUARD = `form[${GUARD_ATTR}]`;
 
 const baseline = new WeakMap<HTMLFormElement, string>();
 const edited = new WeakSet<HTMLFormElement>();
+/** submitted with changes: dirty again if the form then shows field errors (a refused save) */
+const submitted = new WeakSet<HTMLFormElement>();
 
 function values(form: HTMLFormElement): string {
   const out: string[] = [];
@@ -46,7 +48,12 @@ if (typeof document !== 'undefined') {
     'submit',
     (e) => {
       const f = guarded(e.target);
-      if (f) baseline.set(f, values(f));
+      if (!f) return;
+      // a form may clear itself after a save (an inline "new team" form): what it shows next is
+      // clean until the next change
+      if (edited.has(f)) submitted.add(f);
+      edited.delete(f);
+      baseline.set(f, values(f));
     },
     true,
   );
@@ -58,9 +65,9 @@ if (typeof document !== 'undefined') {
 }
 
 export function isDirty(form: HTMLFormElement): boolean {
-  if (!edited.has(form)) return false;
-  if (form.querySelector('[aria-invalid="true"]')) return true;
-  return values(form) !== baseline.get(form);
+  const errors = !!form.querySelector('[aria-invalid="true"]');
+  if (!edited.has(form)) return errors && submitted.has(form);
+  return errors || values(form) !== baseline.get(form);
 }
 
 /** Does `root` hold a guarded form with unsaved changes? */
@@ -75,6 +82,7 @@ export function markSaved(form: HTMLFormElement | null): void {
   if (!form) return;
   requestAnimationFrame(() => {
     edited.delete(form);
+    submitted.delete(form);
     baseline.set(form, values(form));
   });
 }
