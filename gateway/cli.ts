@@ -9,7 +9,7 @@ import { ConfigStore, formatChange } from './store/config-store.js';
 import { ensureDataDir, StartupError } from './store/db.js';
 import { SECRET_FILE } from './store/secrets.js';
 import { openInstall } from './store/install.js';
-import { checkBackupTarget, checkPassphrase, restoreBackup, writeBackup } from './store/backup.js';
+import { checkBackupTarget, checkPassphrase, applyStagedRestore, restoreBackup, writeBackup } from './store/backup.js';
 import { DataDirLock } from './store/data-dir-lock.js';
 import { VERSION } from './version.js';
 import type { GatewayOptions, ListenSource } from './server/gateway.js';
@@ -205,6 +205,11 @@ async function serveUntilStopped(argv: string[], control: ReturnType<typeof list
   let urls: { data: string; admin: string };
   try {
     lock = DataDirLock.acquire(dataDir, 'serve', 'stop it first, or choose another --data-dir');
+    const restored = await applyStagedRestore(dataDir);
+    if (restored)
+      process.stdout.write(
+        `airlock: applied the restore staged by ${restored.staged_by} at ${restored.staged_at}${restored.backup_created_at ? ` (backup made ${restored.backup_created_at})` : ''}${restored.previous ? `; the replaced data is kept in ${restored.previous}` : ''}\n`,
+      );
     // Loaded here: the server stack (fastify, undici, prom-client) would double the start-up time of every other command.
     const { Gateway } = await import('./server/gateway.js');
     gw = new Gateway(opts);

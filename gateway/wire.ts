@@ -77,6 +77,8 @@ export interface EndpointStatus {
   last_check_error: string | null;
   /** the model list of the last successful health check */
   discovered_models: string[] | null;
+  /** expose_models: the listed models apps call by these names now (a configured model's name is not among them) */
+  exposed_models: string[];
 }
 
 /** GET /endpoints (ListBody), /endpoints/:name; POST and PUT answer the same. The stored API key
@@ -656,4 +658,30 @@ export interface SessionSummary {
 export interface SessionsBody {
   data: SessionSummary[];
   next_before: string | null;
+}
+
+/** A restore staged from the admin app, applied at the gateway's next start (GET /restore). */
+export interface StagedRestore {
+  /** encrypted: a bundle made by "airlock backup" (carries its install.key); plain: a bare database */
+  kind: 'encrypted' | 'plain';
+  staged_at: string;
+  /** the admin account (or token) that staged it */
+  staged_by: string;
+  /** when the backup was made (encrypted bundles say; a plain database does not) */
+  backup_created_at: string | null;
+  backup_version: string | null;
+  bytes: number;
+  secret: boolean;
+  audit_key: boolean;
+}
+
+export interface AppliedRestore extends StagedRestore {
+  applied_at: string;
+  /** the folder holding what the restore replaced (null: nothing was replaced) */
+  previous: string | null;
+}
+
+export interface RestoreStatus {
+  staged: StagedRestore | null;
+  last_applied: AppliedRestore | null;
 }

@@ -42,6 +42,10 @@ export const endpointSchema = z.strictObject({
   timeout_ms: z.int().min(100).max(3_600_000).optional().describe('Longest a whole request may take, streams included (default 600000: long generations on slow GPUs take minutes)'),
   first_byte_timeout_ms: z.int().min(50).max(3_600_000).optional().describe('Longest to wait for the first byte (and, in a stream, for the next chunk) before failing over. Default: 30000 for streamed requests; non-streamed requests, whose first byte is the finished answer, default to timeout_ms'),
   health_check: healthCheckSchema.optional(),
+  expose_models: z
+    .boolean()
+    .optional()
+    .describe('Apps may call every model this server lists (found by its health check) by its upstream name, without an alias; a configured model of the same name wins'),
 });
 export type EndpointSpec = z.infer<typeof endpointSchema>;
 

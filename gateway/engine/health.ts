@@ -101,12 +101,22 @@ export async function probe(c: Pick<EndpointConfig, 'type' | 'origin' | 'basePat
   }
 }
 
+function sameModels(a: readonly string[] | undefined, b: readonly string[]): boolean {
+  if (!a || a.length !== b.length) return false;
+  const set = new Set(a);
+  return b.every((m) => set.has(m));
+}
+
 export class HealthChecker {
   private timers = new Map<string, { timer: NodeJS.Timeout; key: string }>();
   private stopped = false;
   private maxProbeBytes = DEFAULT_SETTINGS.limits.max_probe_bytes;
 
-  constructor(private readonly runtime: Runtime) {}
+  /** onExposedChange(endpoint): an endpoint with expose_models now lists other models */
+  constructor(
+    private readonly runtime: Runtime,
+    private readonly onExposedChange?: (endpoint: string) => void,
+  ) {}
 
   /** (Re)schedule checks for the endpoints of a new snapshot. */
   update(s: Snapshot): void {
@@ -147,7 +157,9 @@ export class HealthChecker {
       rt.healthy = true;
       rt.healthFailures = 0;
       rt.lastCheckError = undefined;
+      const before = rt.discoveredModels;
       rt.discoveredModels = r.models;
+      if (cfg.exposeModels && !sameModels(before, r.models)) this.onExposedChange?.(name);
     } else {
       rt.healthFailures++;
       rt.lastCheckError = r.error;

@@ -1,5 +1,6 @@
 // The immutable in-memory view of the configuration the request path reads. Rebuilt whole
 // after every change and swapped in one assignment, so a request never sees half a change.
+import type { TemporaryKeys } from './temporary-keys.js';
 import type { StoredState } from '../store/config-store.js';
 import type { Secrets } from '../store/secrets.js';
 import { StartupError } from '../store/db.js';
@@ -31,6 +32,8 @@ export interface EndpointConfig {
   readonly acceptsTopK: boolean;
   /** identity of the connection settings; a change recreates the pool */
   readonly poolKey: string;
+  /** expose_models: the models the server lists are callable by their own names */
+  readonly exposeModels: boolean;
 }
 
 export interface TargetConfig {
@@ -75,16 +78,34 @@ export interface Snapshot {
   readonly previousKeys: ReadonlyMap<string, { readonly key: KeyRecord; readonly until: number }>;
   readonly teams: ReadonlyMap<string, TeamConfig>;
   readonly rules: readonly RuleSpec[];
+  /** models callable by an endpoint's upstream names (expose_models), not configured ones */
+  readonly exposedModels: ReadonlySet<string>;
   /** names clients may send that only rules resolve (e.g. "auto") */
   readonly virtualModels: ReadonlySet<string>;
   readonly settings: Settings;
   /** guardrail policies, in order (compiled lazily by gateway/guardrails/engine.ts) */
   readonly guardrails: readonly GuardrailSpec[];
+  /** the playground's in-memory temporary keys (the same registry in every snapshot of a gateway) */
+  readonly temporaryKeys?: TemporaryKeys;
 }
 
 const DEFAULT_HEALTH: HealthCheck = { enabled: true, interval_ms: 10_000, timeout_ms: 5_000, unhealthy_after: 2 };
 
-export function buildSnapshot(state: StoredState, secrets: Secrets, version: number, previous: readonly { name: string; hash: string; until: number }[] = []): Snapshot {
+/** The longest upstream model name exposed as it is (longer ones need an alias). */
+const MAX_EXPOSED_NAME = 256;
+
+/**
+ * `discovered(endpoint)`: the models an endpoint's last successful health check listed (for
+ * endpoints with expose_models). Each such name that no configured model has becomes a model of
+ * its own, with a target on every exposing endpoint that lists it (fallback, in endpoint order).
+ */
+export function buildSnapshot(
+  state: StoredState,
+  secrets: Secrets,
+  version: number,
+  previous: readonly { name: string; hash: string; until: number }[] = [],
+  discovered: (endpoint: string) => readonly string[] | undefined = () => undefined,
+): Snapshot {
   const endpoints = new Map<string, EndpointConfig>();
   for (const e of state.endpoints) {
     const url = new URL(e.base_url);
@@ -114,6 +135,7 @@ export function buildSnapshot(state: StoredState, secrets: Secrets, version: num
         acceptsTopK: e.type !== 'ollama',
         health: e.health_check ?? DEFAULT_HEALTH,
         poolKey: `${url.origin}|${maxConcurrency}`,
+        exposeModels: e.expose_models === true,
       }),
     );
   }
@@ -134,6 +156,21 @@ export function buildSnapshot(state: StoredState, secrets: Secrets, version: num
         downgrade: m.downgrade,
       }),
     );
+  }
+  const exposedModels = new Set<string>();
+  const exposedTargets = new Map<string, TargetConfig[]>();
+  for (const e of endpoints.values()) {
+    if (!e.exposeModels) continue;
+    for (const upstreamModel of new Set(discovered(e.name) ?? [])) {
+      if (!upstreamModel || upstreamModel.length > MAX_EXPOSED_NAME || models.has(upstreamModel)) continue;
+      const list = exposedTargets.get(upstreamModel) ?? [];
+      list.push(Object.freeze({ id: `${e.name}/${upstreamModel}`, endpoint: e.name, upstreamModel, weight: 1 }));
+      exposedTargets.set(upstreamModel, list);
+    }
+  }
+  for (const [name, targets] of exposedTargets) {
+    exposedModels.add(name);
+    models.set(name, Object.freeze({ name, strategy: 'fallback' as const, targets: Object.freeze(targets), price: undefined, maxAttempts: Math.min(targets.length + 1, 20) }));
   }
   const keysByHash = new Map<string, KeyRecord>();
   for (const k of state.keys) {
@@ -168,6 +205,7 @@ export function buildSnapshot(state: StoredState, secrets: Secrets, version: num
     keysByHash,
     previousKeys,
     teams,
+    exposedModels,
     rules: Object.freeze([...state.routing_rules]),
     virtualModels: new Set(state.routing_rules.map((r) => r.when.model).filter((m): m is string => !!m && !models.has(m))),
     settings: state.settings,

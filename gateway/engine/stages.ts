@@ -97,10 +97,15 @@ export function authenticate(
   if (!rec) {
     // the old secret of a rotated key works until its grace period ends
     const prev = s.previousKeys.get(hash);
-    if (!prev) throw gatewayError('invalid_api_key', 'Invalid API key: no such key on this gateway.');
-    if (prev.until <= now)
-      throw gatewayError('invalid_api_key', `Invalid API key: key "${prev.key.name}" was rotated and this old secret stopped working at ${new Date(prev.until).toISOString()}; use the new one.`);
-    rec = prev.key;
+    if (prev) {
+      if (prev.until <= now)
+        throw gatewayError('invalid_api_key', `Invalid API key: key "${prev.key.name}" was rotated and this old secret stopped working at ${new Date(prev.until).toISOString()}; use the new one.`);
+      rec = prev.key;
+    } else {
+      // a playground request's temporary key (engine/temporary-keys.ts)
+      rec = s.temporaryKeys?.lookup(hash, now);
+      if (!rec) throw gatewayError('invalid_api_key', 'Invalid API key: no such key on this gateway.');
+    }
   }
   if (rec.disabled) throw gatewayError('key_disabled', `API key "${rec.name}" is disabled.`);
   if (rec.expiresAt !== undefined && rec.expiresAt <= now)

@@ -95,6 +95,8 @@ export interface RouteAccess {
   url: string;
   access: Access | null;
 }
+/** a request body read as a stream by its route (an upload), not JSON */
+const isUploadStream = (b: unknown): boolean => typeof b === 'object' && b !== null && typeof (b as Record<string, unknown>).pipe === 'function';
 const principalOf = (req: FastifyRequest) => (req as FastifyRequest & { principal?: Principal }).principal;
 
 interface ApiErrorBody {
@@ -231,7 +233,8 @@ export function buildAdminPlane(gw: Gateway): FastifyInstance {
 
   app.addHook('preValidation', (req, _reply, done) => {
     const max = gw.snapshot.settings.limits.max_json_depth;
-    if (req.body !== undefined && nestedDeeperThan(req.body, max))
+    // (a stream is an upload read by its route, e.g. POST /restore: not JSON)
+    if (req.body !== undefined && !isUploadStream(req.body) && nestedDeeperThan(req.body, max))
       return done(new AdminError(400, 'too_deeply_nested', `The request body nests arrays and objects more than ${max} levels deep.`));
     done();
   });
@@ -347,6 +350,7 @@ export function buildAdminPlane(gw: Gateway): FastifyInstance {
       last_check_at: rt.lastCheckAt ? new Date(rt.lastCheckAt).toISOString() : null,
       last_check_error: rt.lastCheckError ?? null,
       discovered_models: rt.discoveredModels ?? null,
+      exposed_models: [...gw.snapshot.exposedModels].filter((m) => gw.snapshot.models.get(m)?.targets.some((t) => t.endpoint === name)),
     };
   };
   const modelView = (s: StoredState, name: string): ModelView => {
@@ -687,9 +691,9 @@ export function buildAdminPlane(gw: Gateway): FastifyInstance {
     return reply.code(204).send();
   });
 
-  registerBackupRoutes(app, gw, API, parseBody, (status, code, message) => new AdminError(status, code, message));
+  registerBackupRoutes(app, gw, API, parseBody, (status, code, message) => new AdminError(status, code, message), principalOf);
   registerKeyRoutes(app, gw, API, parseBody, (status, code, message) => new AdminError(status, code, message));
-  registerPlaygroundRoutes(app, gw, API, parseBody, (status, code, message) => new AdminError(status, code, message));
+  registerPlaygroundRoutes(app, gw, API, parseBody, (status, code, message) => new AdminError(status, code, message), principalOf);
   registerBurndownRoute(app, gw, API, (field, message) => validationError([{ path: [field], message }]), (status, code, message) => new AdminError(status, code, message));
   // The audit trail: hooks that record every change, login and refusal; the /audit routes.
   auditAdminPlane(app, gw, { API, principalOf, error: (status, code, message, issues) => new AdminError(status, code, message, issues) });

@@ -1,18 +1,25 @@
 // POST /admin/api/v1/playground/chat (admin): the admin app's playground sends a chat request
 // through this gateway's own data plane, as an app would, and streams the answer back. The key is
-// one the admin pastes (the app keeps it in memory only; it is never stored or audited); the
+// one the admin pastes (the app keeps it in memory only; it is never stored or audited), or, when
+// none is given, a temporary key minted for this one request (engine/temporary-keys.ts: in memory,
+// scoped to the chosen model, named "playground:ADMIN", revoked as soon as the data plane has
+// answered or failed, and never sent to the browser); the
 // request runs the whole pipeline (auth, budgets, limits, guardrails, routing, fallback) and lands
 // in the usage ledger tagged source=playground, where the app reads its attempts, endpoint,
 // tokens, cost and latency by the id in x-airlock-request-id. The browser cannot call the data
 // plane itself: the admin app's CSP allows connections to its own origin only.
-import type { FastifyInstance } from 'fastify';
+import type { FastifyInstance, FastifyRequest } from 'fastify';
 import { Agent, request } from 'undici';
 import { z } from 'zod';
 import { KEY_RE } from '../config/schema.js';
 import type { Gateway } from './gateway.js';
+import type { Principal } from './admin-auth.js';
+
+/** A temporary key lives until the data plane has answered (or at most this long). */
+const TEMPORARY_KEY_TTL_MS = 60_000;
 
 export const playgroundRequestSchema = z.strictObject({
-  key: z.string().regex(KEY_RE, 'must be a key of this gateway (sk-airlock-…)').describe('The key the request is made with'),
+  key: z.string().regex(KEY_RE, 'must be a key of this gateway (sk-airlock-…)').optional().describe('The key the request is made with (omitted: a temporary key in the admin\'s name)'),
   model: z.string().min(1, 'choose a model').max(128),
   messages: z
     .array(z.strictObject({ role: z.enum(['system', 'user', 'assistant']), content: z.string().max(100_000) }))
@@ -33,7 +40,14 @@ function loopbackOf(listening: string): string {
 // to this same process over loopback, so the name is not checked (there is no third party between).
 let loopbackTls: Agent | undefined;
 
-export function registerPlaygroundRoutes(app: FastifyInstance, gw: Gateway, api: string, parseBody: <T>(schema: z.ZodType<T>, body: unknown) => T, fail: (status: number, code: string, message: string) => Error): void {
+export function registerPlaygroundRoutes(
+  app: FastifyInstance,
+  gw: Gateway,
+  api: string,
+  parseBody: <T>(schema: z.ZodType<T>, body: unknown) => T,
+  fail: (status: number, code: string, message: string) => Error,
+  principalOf: (req: FastifyRequest) => Principal | undefined,
+): void {
   app.post(`${api}/playground/chat`, { config: { access: 'admin', audit: 'playground chat request' } }, async (req, reply) => {
     const body = parseBody(playgroundRequestSchema, req.body);
     const listening = gw.listening?.data;
@@ -44,18 +58,22 @@ export function registerPlaygroundRoutes(app: FastifyInstance, gw: Gateway, api:
     reply.raw.on('close', () => {
       if (!reply.raw.writableFinished) ac.abort();
     });
+    const temporary = body.key ? undefined : gw.temporaryKeys.mint(gw.secrets, principalOf(req)?.name ?? 'admin', [body.model], TEMPORARY_KEY_TTL_MS);
     let res;
     try {
       res = await request(`${base}/v1/chat/completions`, {
         method: 'POST',
         signal: ac.signal,
         dispatcher: base.startsWith('https:') ? (loopbackTls ??= new Agent({ connect: { rejectUnauthorized: false } })) : undefined,
-        headers: { authorization: `Bearer ${body.key}`, 'content-type': 'application/json', 'x-airlock-tags': 'source=playground' },
+        headers: { authorization: `Bearer ${body.key ?? temporary!.secret}`, 'content-type': 'application/json', 'x-airlock-tags': 'source=playground' },
         body: JSON.stringify({ model: body.model, messages: body.messages, stream: true, stream_options: { include_usage: true }, ...(body.max_tokens ? { max_tokens: body.max_tokens } : {}) }),
       });
     } catch (e) {
+      temporary?.revoke();
       throw fail(502, 'playground_failed', `The playground could not reach this gateway's data plane at ${base}: ${(e as Error).message}`);
     }
+    // the data plane authenticated the request before it answered: the temporary key is done
+    temporary?.revoke();
     if (res.statusCode >= 400) {
       // the data plane's refusal, in the admin plane's error shape; a refused key is a 400 here
       // (a 401 or 403 of the admin plane means the admin's own session or role)

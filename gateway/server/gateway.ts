@@ -11,6 +11,7 @@ import { buildSnapshot, type Snapshot } from '../engine/snapshot.js';
 import { previousSecrets } from '../store/key-rotation.js';
 import { Runtime } from '../engine/runtime.js';
 import { HealthChecker } from '../engine/health.js';
+import { TemporaryKeys } from '../engine/temporary-keys.js';
 import { Ledger } from '../engine/ledger.js';
 import { RecorderThread } from '../store/recorder.js';
 import { Metrics } from '../engine/metrics.js';
@@ -67,6 +68,8 @@ export class Gateway {
   readonly secrets: Secrets;
   readonly store: ConfigStore;
   readonly runtime = new Runtime();
+  /** the playground's temporary keys (in memory only) */
+  readonly temporaryKeys = new TemporaryKeys();
   readonly health: HealthChecker;
   readonly ledger: Ledger;
   /** the writer thread the data plane's recorders share (ledger, audit summaries, trace spans) */
@@ -125,7 +128,15 @@ export class Gateway {
     this.runtime.update(this.snap);
     this.mcp = new McpHub({ log: this.log });
     this.mcp.update(this.buildMcp());
-    this.health = new HealthChecker(this.runtime);
+    // an endpoint with expose_models listing other models: its names are the snapshot's models
+    this.health = new HealthChecker(this.runtime, (name) => {
+      try {
+        this.reload();
+        this.log(`models exposed by endpoint "${name}" changed`);
+      } catch (e) {
+        this.log(`models exposed by endpoint "${name}" changed, but the configuration could not be rebuilt: ${(e as Error).message}`);
+      }
+    });
     // one writer thread for what the data plane records: ledger rows, audit summaries, trace spans
     this.recorder = new RecorderThread(this.db.name, { dataDir: opts.dataDir, log: this.log });
     this.ledger = Ledger.forDatabase(
@@ -193,7 +204,8 @@ export class Gateway {
   }
 
   private build(): Snapshot {
-    return buildSnapshot(this.store.state(), this.secrets, configVersion(this.db), previousSecrets(this.db));
+    const s = buildSnapshot(this.store.state(), this.secrets, configVersion(this.db), previousSecrets(this.db), (name) => this.runtime.endpoint(name)?.discoveredModels);
+    return Object.freeze({ ...s, temporaryKeys: this.temporaryKeys });
   }
 
   private buildMcp() {

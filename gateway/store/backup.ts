@@ -24,6 +24,7 @@ import { installKeyId, loadSecretsFor } from './install.js';
 import { Secrets, SECRET_FILE } from './secrets.js';
 import { AUDIT_KEY_FILE, AuditKey } from '../audit/key.js';
 import { VERSION } from '../version.js';
+import type { AppliedRestore, StagedRestore } from '../wire.js';
 import { MIN_BACKUP_PASSPHRASE as MIN_PASSPHRASE } from '../config/admin-schema.js';
 
 export const BUNDLE_MAGIC = 'airlock-backup v1\n';
@@ -373,6 +374,97 @@ export interface RestoreResult {
   previous: string | undefined;
 }
 
+/** What a checked backup left in a scratch dir: DB_FILE, and from a bundle install.key and the audit key file. */
+interface Prepared {
+  secret: boolean;
+  auditKey: boolean;
+}
+
+/**
+ * Decrypt (or copy) the backup `file` into the empty dir `scratch` and check it the way a start
+ * would (and bring its schema up to date). A plain database is checked against `dataDir`'s
+ * install.key. Messages name the backup file, never the scratch path.
+ */
+async function prepareRestore(o: { file: string; info: BackupInfo; scratch: string; dataDir: string; passphrase: () => Promise<string>; progress?: Progress; warn?: (line: string) => void }): Promise<Prepared> {
+  const { file, info, scratch, dataDir } = o;
+  const scratchDb = path.join(scratch, DB_FILE);
+  const named = (e: unknown): never => {
+    if (e instanceof StartupError) throw new StartupError(e.message.split(scratchDb).join(file).split(scratch).join(file));
+    throw e;
+  };
+  let secret: Buffer | undefined;
+  let auditKey: Buffer | undefined;
+  if (info.kind === 'bundle') {
+    ({ secret, auditKey } = await decryptBundle(file, info, await o.passphrase(), scratchDb, o.progress));
+    if (secret.length !== KEY_BYTES) throw new StartupError(`backup ${file} is damaged (no install secret in it); nothing was restored`);
+    fs.writeFileSync(path.join(scratch, SECRET_FILE), secret.toString('hex') + '\n', { mode: 0o600 });
+    if (auditKey.length) fs.writeFileSync(path.join(scratch, AUDIT_KEY_FILE), auditKey, { mode: 0o600 });
+    else auditKey = undefined;
+  } else {
+    fs.copyFileSync(file, scratchDb);
+    fs.chmodSync(scratchDb, 0o600);
+  }
+  let db: DB | undefined;
+  try {
+    db = openDatabase(scratch);
+    if (secret) {
+      const secrets = loadSecretsFor(db, scratch, { create: false });
+      // the carried audit signing key must open with the carried install secret
+      if (auditKey) AuditKey.load(scratch, secrets);
+    } else {
+      const bound = installKeyId(db);
+      const keyFile = path.join(dataDir, SECRET_FILE);
+      const fix = `copy the install.key of the install it came from into ${dataDir} (mode 0600) and restore again, or restore an encrypted backup made by "airlock backup" (it carries its install.key); nothing was restored`;
+      if (!fs.existsSync(keyFile)) throw new StartupError(`backup ${file} is a plain database without its install secret, and ${dataDir} has no install.key; ${fix}`);
+      const here = Secrets.load(dataDir, { create: false });
+      if (bound && bound !== here.id) throw new StartupError(`backup ${file} was written with another install.key (install key ${bound}; ${keyFile} is ${here.id}); ${fix}`);
+      if (!bound) o.warn?.(`backup ${file} predates install key checks: if keys are refused after the restore, copy the install.key of the install it came from into ${dataDir}`);
+    }
+    db.pragma('wal_checkpoint(TRUNCATE)');
+  } catch (e) {
+    named(e);
+  } finally {
+    db?.close();
+  }
+  return { secret: !!secret, auditKey: !!auditKey };
+}
+
+/** Move a prepared restore from `from` into `dataDir`; what it replaces goes to
+ * DATA_DIR/before-restore-TIMESTAMP/ (returned; undefined when nothing was replaced). */
+async function swapIn(dataDir: string, from: string, p: Prepared): Promise<string | undefined> {
+  const target = path.join(dataDir, DB_FILE);
+  let previous: string | undefined;
+  const keep = () => {
+    if (!previous) {
+      previous = path.join(dataDir, `before-restore-${new Date().toISOString().replace(/[:.]/g, '-')}`);
+      fs.mkdirSync(previous, { mode: 0o700 });
+    }
+    return previous;
+  };
+  // Keep what is replaced: DATA_DIR/before-restore-TIMESTAMP is a complete data dir.
+  if (fs.existsSync(target) && fs.statSync(target).size > 0) {
+    const dir = keep();
+    for (const s of ['', '-wal', '-shm']) if (fs.existsSync(target + s)) fs.renameSync(target + s, path.join(dir, DB_FILE + s));
+    const key = path.join(dataDir, SECRET_FILE);
+    if (fs.existsSync(key)) {
+      if (p.secret) fs.renameSync(key, path.join(dir, SECRET_FILE));
+      else fs.copyFileSync(key, path.join(dir, SECRET_FILE));
+    }
+  } else {
+    for (const s of ['-wal', '-shm']) fs.rmSync(target + s, { force: true });
+  }
+  // The audit signing key is encrypted with the install.key it was made under: it goes with the
+  // replaced install (kept, never deleted); the bundle's own takes its place (a bundle made
+  // before backups carried it: the restored install makes a new one at its next start).
+  const oldAuditKey = path.join(dataDir, AUDIT_KEY_FILE);
+  if (p.secret && fs.existsSync(oldAuditKey)) fs.renameSync(oldAuditKey, path.join(keep(), AUDIT_KEY_FILE));
+  fs.renameSync(path.join(from, DB_FILE), target);
+  if (p.secret) fs.renameSync(path.join(from, SECRET_FILE), path.join(dataDir, SECRET_FILE));
+  if (p.auditKey) fs.renameSync(path.join(from, AUDIT_KEY_FILE), oldAuditKey);
+  await fsyncDir(dataDir);
+  return previous;
+}
+
 /** Replace `dataDir`'s database (and install.key, from a bundle) by the backup `file`. */
 export async function restoreBackup(o: RestoreOptions): Promise<RestoreResult> {
   const file = path.resolve(o.file);
@@ -386,78 +478,8 @@ export async function restoreBackup(o: RestoreOptions): Promise<RestoreResult> {
   try {
     lock = DataDirLock.acquire(dataDir, 'restore', 'stop it before restoring (e.g. "systemctl stop airlock", or quit the desktop app); nothing was restored');
     scratch = fs.mkdtempSync(path.join(dataDir, '.restore-'));
-    const scratchDb = path.join(scratch, DB_FILE);
-    // Messages about the scratch copy name the backup file instead of a temporary path.
-    const named = (e: unknown): never => {
-      if (e instanceof StartupError) throw new StartupError(e.message.split(scratchDb).join(file).split(scratch!).join(file));
-      throw e;
-    };
-    let secret: Buffer | undefined;
-    let auditKey: Buffer | undefined;
-    if (info.kind === 'bundle') {
-      ({ secret, auditKey } = await decryptBundle(file, info, await o.passphrase(), scratchDb, o.progress));
-      if (secret.length !== KEY_BYTES) throw new StartupError(`backup ${file} is damaged (no install secret in it); nothing was restored`);
-      fs.writeFileSync(path.join(scratch, SECRET_FILE), secret.toString('hex') + '\n', { mode: 0o600 });
-      if (auditKey.length) fs.writeFileSync(path.join(scratch, AUDIT_KEY_FILE), auditKey, { mode: 0o600 });
-      else auditKey = undefined;
-    } else {
-      fs.copyFileSync(file, scratchDb);
-      fs.chmodSync(scratchDb, 0o600);
-    }
-    // Check it the way a start would (and bring its schema up to date).
-    let db: DB | undefined;
-    try {
-      db = openDatabase(scratch);
-      if (secret) {
-        const secrets = loadSecretsFor(db, scratch, { create: false });
-        // the carried audit signing key must open with the carried install secret
-        if (auditKey) AuditKey.load(scratch, secrets);
-      } else {
-        const bound = installKeyId(db);
-        const keyFile = path.join(dataDir, SECRET_FILE);
-        const fix = `copy the install.key of the install it came from into ${dataDir} (mode 0600) and restore again, or restore an encrypted backup made by "airlock backup" (it carries its install.key); nothing was restored`;
-        if (!fs.existsSync(keyFile)) throw new StartupError(`backup ${file} is a plain database without its install secret, and ${dataDir} has no install.key; ${fix}`);
-        const here = Secrets.load(dataDir, { create: false });
-        if (bound && bound !== here.id)
-          throw new StartupError(`backup ${file} was written with another install.key (install key ${bound}; ${keyFile} is ${here.id}); ${fix}`);
-        if (!bound) o.warn?.(`backup ${file} predates install key checks: if keys are refused after the restore, copy the install.key of the install it came from into ${dataDir}`);
-      }
-      db.pragma('wal_checkpoint(TRUNCATE)');
-    } catch (e) {
-      named(e);
-    } finally {
-      db?.close();
-    }
-    // Keep what is replaced: DATA_DIR/before-restore-TIMESTAMP is a complete data dir.
-    const target = path.join(dataDir, DB_FILE);
-    let previous: string | undefined;
-    if (fs.existsSync(target) && fs.statSync(target).size > 0) {
-      previous = path.join(dataDir, `before-restore-${new Date().toISOString().replace(/[:.]/g, '-')}`);
-      fs.mkdirSync(previous, { mode: 0o700 });
-      for (const s of ['', '-wal', '-shm']) if (fs.existsSync(target + s)) fs.renameSync(target + s, path.join(previous, DB_FILE + s));
-      const key = path.join(dataDir, SECRET_FILE);
-      if (fs.existsSync(key)) {
-        if (secret) fs.renameSync(key, path.join(previous, SECRET_FILE));
-        else fs.copyFileSync(key, path.join(previous, SECRET_FILE));
-      }
-    } else {
-      for (const s of ['-wal', '-shm']) fs.rmSync(target + s, { force: true });
-    }
-    // The audit signing key is encrypted with the install.key it was made under: it goes with the
-    // replaced install (kept, never deleted); the bundle's own takes its place (a bundle made
-    // before backups carried it: the restored install makes a new one at its next start).
-    const oldAuditKey = path.join(dataDir, AUDIT_KEY_FILE);
-    if (secret && fs.existsSync(oldAuditKey)) {
-      if (!previous) {
-        previous = path.join(dataDir, `before-restore-${new Date().toISOString().replace(/[:.]/g, '-')}`);
-        fs.mkdirSync(previous, { mode: 0o700 });
-      }
-      fs.renameSync(oldAuditKey, path.join(previous, AUDIT_KEY_FILE));
-    }
-    fs.renameSync(scratchDb, target);
-    if (secret) fs.renameSync(path.join(scratch, SECRET_FILE), path.join(dataDir, SECRET_FILE));
-    if (auditKey) fs.renameSync(path.join(scratch, AUDIT_KEY_FILE), oldAuditKey);
-    await fsyncDir(dataDir);
+    const prepared = await prepareRestore({ file, info, scratch, dataDir, passphrase: o.passphrase, progress: o.progress, warn: o.warn });
+    const previous = await swapIn(dataDir, scratch, prepared);
     done = true;
     return { kind: info.kind, previous };
   } finally {
@@ -465,4 +487,108 @@ export async function restoreBackup(o: RestoreOptions): Promise<RestoreResult> {
     lock?.release();
     if (!done && !existed) fs.rmSync(dataDir, { recursive: true, force: true });
   }
+}
+
+// ---- A restore staged by the running gateway (the admin app), applied at the next start ----
+//
+// The gateway holding a data dir cannot replace its own database in place (it keeps writing to
+// the file it has open). The admin app uploads the backup; the gateway checks it fully (passphrase,
+// authentication tag, the database opened and migrated as a start would) into
+// DATA_DIR/restore-staged/ with a staged.json written last, and the directory is renamed into
+// place only when complete. `airlock serve`, holding the lock and before opening the database,
+// swaps it in (the replaced data goes to before-restore-TIMESTAMP/ as with `airlock restore`)
+// and notes the result in DATA_DIR/last-restore.json.
+
+export const STAGED_DIR = 'restore-staged';
+const STAGED_MARKER = 'staged.json';
+const LAST_RESTORE = 'last-restore.json';
+
+function readJson<T>(file: string): T | undefined {
+  try {
+    return JSON.parse(fs.readFileSync(file, 'utf8')) as T;
+  } catch {
+    return undefined;
+  }
+}
+
+export function stagedRestore(dataDir: string): StagedRestore | undefined {
+  return readJson<StagedRestore>(path.join(dataDir, STAGED_DIR, STAGED_MARKER));
+}
+
+export function lastRestore(dataDir: string): AppliedRestore | undefined {
+  return readJson<AppliedRestore>(path.join(dataDir, LAST_RESTORE));
+}
+
+/** Drop a staged restore (true: there was one). */
+export function cancelStagedRestore(dataDir: string): boolean {
+  const dir = path.join(dataDir, STAGED_DIR);
+  const had = fs.existsSync(path.join(dir, STAGED_MARKER));
+  fs.rmSync(dir, { recursive: true, force: true });
+  return had;
+}
+
+/**
+ * Check the backup `file` and stage it in `dataDir` (whose lock the caller, the running gateway,
+ * holds) for the next start; a restore staged before is replaced only once this one checks out.
+ * Messages call the file `label` (an upload has no name worth showing).
+ */
+export async function stageRestore(o: { file: string; label: string; dataDir: string; passphrase: string | undefined; by: string; progress?: Progress; warn?: (line: string) => void }): Promise<StagedRestore> {
+  const dataDir = path.resolve(o.dataDir);
+  const relabel = (e: unknown): never => {
+    if (e instanceof StartupError) throw new StartupError(e.message.split(o.file).join(o.label));
+    throw e;
+  };
+  let info: BackupInfo;
+  try {
+    info = identifyBackup(o.file);
+  } catch (e) {
+    return relabel(e);
+  }
+  const scratch = fs.mkdtempSync(path.join(dataDir, '.stage-'));
+  try {
+    const passphrase = async () => {
+      if (o.passphrase === undefined) throw new StartupError(`backup ${o.file} is encrypted: its passphrase is needed; nothing was restored`);
+      return o.passphrase;
+    };
+    const prepared = await prepareRestore({ file: o.file, info, scratch, dataDir, passphrase, progress: o.progress, warn: o.warn }).catch(relabel);
+    const staged: StagedRestore = {
+      kind: info.kind === 'bundle' ? 'encrypted' : 'plain',
+      staged_at: new Date().toISOString(),
+      staged_by: o.by,
+      backup_created_at: info.kind === 'bundle' ? info.header.created_at : null,
+      backup_version: info.kind === 'bundle' ? info.header.airlock_version : null,
+      bytes: info.size,
+      secret: prepared.secret,
+      audit_key: prepared.auditKey,
+    };
+    fs.writeFileSync(path.join(scratch, STAGED_MARKER), JSON.stringify(staged, null, 2) + '\n', { mode: 0o600 });
+    const dir = path.join(dataDir, STAGED_DIR);
+    fs.rmSync(dir, { recursive: true, force: true });
+    fs.renameSync(scratch, dir);
+    await fsyncDir(dataDir);
+    return staged;
+  } finally {
+    fs.rmSync(scratch, { recursive: true, force: true });
+  }
+}
+
+/**
+ * At start, with the data dir's lock held and before the database is opened: apply a staged
+ * restore, if there is one (and clear what an interrupted staging left behind).
+ */
+export async function applyStagedRestore(dataDir: string): Promise<AppliedRestore | undefined> {
+  for (const e of fs.readdirSync(dataDir)) if (e.startsWith('.stage-')) fs.rmSync(path.join(dataDir, e), { recursive: true, force: true });
+  const dir = path.join(dataDir, STAGED_DIR);
+  const staged = stagedRestore(dataDir);
+  // no marker: nothing complete was staged; a marker without its database: already swapped in
+  if (!staged || !fs.existsSync(path.join(dir, DB_FILE))) {
+    fs.rmSync(dir, { recursive: true, force: true });
+    return undefined;
+  }
+  const previous = await swapIn(dataDir, dir, { secret: staged.secret, auditKey: staged.audit_key });
+  const applied: AppliedRestore = { ...staged, applied_at: new Date().toISOString(), previous: previous ?? null };
+  fs.writeFileSync(path.join(dataDir, LAST_RESTORE), JSON.stringify(applied, null, 2) + '\n', { mode: 0o600 });
+  fs.rmSync(dir, { recursive: true, force: true });
+  await fsyncDir(dataDir);
+  return applied;
 }

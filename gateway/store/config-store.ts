@@ -123,6 +123,7 @@ export function readState(db: DB): StoredState {
         timeout_ms: opt(r.timeout_ms as number | null),
         first_byte_timeout_ms: opt(r.first_byte_timeout_ms as number | null),
         health_check: pj<EndpointSpec['health_check']>(r.health_check),
+        expose_models: r.expose_models === null || r.expose_models === undefined ? undefined : r.expose_models === 1,
         api_key_enc: opt(r.api_key_enc as string | null),
         api_key_ref: opt(r.api_key_ref as string | null),
       }),
@@ -443,12 +444,12 @@ export class ConfigStore {
           if (!t.has(e.name)) continue;
           const s = endpointSecrets.get(e.name);
           const enc = s?.plain !== undefined ? this.secrets.encrypt(s.plain) : (s?.enc ?? null);
-          const row = [e.type, e.base_url, enc, s?.ref ?? null, e.max_concurrency ?? null, e.timeout_ms ?? null, e.first_byte_timeout_ms ?? null, j(e.health_check)];
+          const row = [e.type, e.base_url, enc, s?.ref ?? null, e.max_concurrency ?? null, e.timeout_ms ?? null, e.first_byte_timeout_ms ?? null, j(e.health_check), e.expose_models === undefined ? null : e.expose_models ? 1 : 0];
           const upd = db
-            .prepare(`UPDATE endpoints SET type=?, base_url=?, api_key_enc=?, api_key_ref=?, max_concurrency=?, timeout_ms=?, first_byte_timeout_ms=?, health_check=?, updated_at=? WHERE name=?`)
+            .prepare(`UPDATE endpoints SET type=?, base_url=?, api_key_enc=?, api_key_ref=?, max_concurrency=?, timeout_ms=?, first_byte_timeout_ms=?, health_check=?, expose_models=?, updated_at=? WHERE name=?`)
             .run(...row, now, e.name);
           if (upd.changes === 0)
-            db.prepare(`INSERT INTO endpoints (type, base_url, api_key_enc, api_key_ref, max_concurrency, timeout_ms, first_byte_timeout_ms, health_check, created_at, updated_at, name) VALUES (?,?,?,?,?,?,?,?,?,?,?)`).run(...row, now, now, e.name);
+            db.prepare(`INSERT INTO endpoints (type, base_url, api_key_enc, api_key_ref, max_concurrency, timeout_ms, first_byte_timeout_ms, health_check, expose_models, created_at, updated_at, name) VALUES (?,?,?,?,?,?,?,?,?,?,?,?)`).run(...row, now, now, e.name);
         }
       }
       if (doc.teams) {

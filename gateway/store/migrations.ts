@@ -388,6 +388,15 @@ ALTER TABLE trace_spans ADD COLUMN children TEXT;
 ALTER TABLE trace_spans ADD COLUMN n INTEGER NOT NULL DEFAULT 1;
 `,
   },
+  {
+    version: 17,
+    name: 'endpoint-expose-models',
+    // endpoints[].expose_models: 1 (true), 0 (false) or NULL (not set) — the models the server
+    // lists are callable by their upstream names (engine/snapshot.ts).
+    sql: `
+ALTER TABLE endpoints ADD COLUMN expose_models INTEGER;
+`,
+  },
 ];
 
 export const LATEST_VERSION = MIGRATIONS[MIGRATIONS.length - 1]!.version;

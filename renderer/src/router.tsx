@@ -1,4 +1,5 @@
 // A small history-API router: the admin plane answers every non-API path with index.html.
+import { hasUnsavedChanges, LEAVE_QUESTION } from './unsaved';
 import { useSyncExternalStore, type AnchorHTMLAttributes, type MouseEvent } from 'react';
 
 const listeners = new Set<() => void>();
@@ -12,7 +13,9 @@ function subscribe(l: () => void): () => void {
   return () => listeners.delete(l);
 }
 
-export function navigate(to: string, opts: { replace?: boolean } = {}): void {
+export function navigate(to: string, opts: { replace?: boolean; force?: boolean } = {}): void {
+  // a form with unsaved changes on this page: ask before leaving it (unsaved.ts)
+  if (!opts.force && to !== location.pathname + location.search && hasUnsavedChanges(document) && !window.confirm(LEAVE_QUESTION)) return;
   if (opts.replace) history.replaceState(null, '', to);
   else history.pushState(null, '', to);
   emit();

@@ -350,7 +350,12 @@ describe('admin app accessibility (axe-core in Chromium)', () => {
       await d.getByRole('button', { name: 'Save' }).click();
       await d.getByText('must be more than 0').waitFor();
       await audit(page, 'dialog "Edit team research" with a field error', failures);
+      // an edit not saved: Cancel asks first
       await d.getByRole('button', { name: 'Cancel' }).click();
+      const question = page.getByRole('dialog', { name: 'Discard your changes?' });
+      await question.waitFor();
+      await audit(page, 'dialog "Discard your changes?"', failures);
+      await question.getByRole('button', { name: 'Discard changes' }).click();
     });
     await auditDialog(page, page.getByRole('button', { name: 'Edit key notebook-app' }), 'Edit key notebook-app', failures);
     await auditDialog(page, page.getByRole('button', { name: 'Rotate key audit-key' }), 'Rotate key audit-key', failures, async (d) => {
@@ -365,7 +370,7 @@ describe('admin app accessibility (axe-core in Chromium)', () => {
     // Playground: empty, then with a streamed answer and its facts.
     await nav(page, 'Playground');
     await audit(page, 'Playground', failures);
-    await page.getByLabel('Key', { exact: true }).fill(TEST_KEY);
+    await page.getByLabel('Key (optional)', { exact: true }).fill(TEST_KEY);
     await page.getByLabel('Message', { exact: true }).fill('hello');
     await page.getByRole('button', { name: 'Send' }).click();
     await page.getByTestId('playground-conversation').getByText('gpu-1 (test-model)').waitFor();

@@ -16,7 +16,7 @@ import path from 'node:path';
 import { chromium, type Browser, type BrowserContext, type Page } from 'playwright-core';
 import OpenAI from 'openai';
 import Database from 'better-sqlite3';
-import { ROOT, TEST_KEY, basicConfig, eventually, runCli, startGateway, type RunningGateway } from '../helpers/gateway.js';
+import { ADMIN_TOKEN, ROOT, TEST_KEY, basicConfig, eventually, runCli, startGateway, type RunningGateway } from '../helpers/gateway.js';
 import { startUpstream, type TestUpstream } from '../helpers/upstream.js';
 import { ADMIN_APP_CSP } from '../../gateway/server/static.js';
 import { EVERYTHING, agentClient } from '../helpers/mcp.js';
@@ -489,6 +489,106 @@ describe('admin app (Chromium)', () => {
     }
   });
 
+  test('an endpoint set to expose its models: apps call them by their upstream names, and the Endpoints page says which are callable so', { skip: SKIP }, async () => {
+    const up = await startUpstream({ models: ['test-model', 'extra-model'] });
+    try {
+      const gw = await gateway({ config: basicConfig(up.url) });
+      assert.equal((await gw.admin('POST', '/users', { name: 'root', password: OWNER.password, role: 'owner' })).status, 201);
+      const { page, problems } = await newPage();
+      await open(page, gw.adminUrl + '/');
+      assert.equal(await login(page, 'root', OWNER.password), 200);
+      await nav(page, 'Endpoints');
+      await page.getByRole('button', { name: 'Edit endpoint gpu-1' }).click();
+      const form = page.getByRole('dialog', { name: 'Edit endpoint gpu-1' });
+      const expose = form.getByLabel('Apps may call the models this server lists directly, without an alias');
+      assert.equal(await expose.isChecked(), false);
+      await expose.check();
+      await assertLabelled(page);
+      await form.getByRole('button', { name: 'Save changes' }).click();
+      await form.waitFor({ state: 'hidden' });
+      assert.equal((await gw.admin('GET', '/endpoints/gpu-1')).body.expose_models, true);
+      const client = new OpenAI({ apiKey: TEST_KEY, baseURL: gw.baseURL, maxRetries: 0 });
+      await eventually(async () => (await client.models.list()).data.some((m) => m.id === 'extra-model') || undefined, 'extra-model is listed');
+      const r = await client.chat.completions.create({ model: 'extra-model', messages: [{ role: 'user', content: 'by name' }] });
+      assert.equal(r.choices[0]?.message.content, 'echo: by name');
+      await page.getByText('models callable by their own names').waitFor();
+      await page.locator('details.served-models summary').first().click();
+      const served = page.getByRole('list', { name: 'Models served by gpu-1' });
+      await served.getByRole('listitem').filter({ hasText: 'extra-model' }).getByText('callable by this name').waitFor();
+      await served.getByRole('listitem').filter({ hasText: 'test-model' }).getByText('as chat').waitFor();
+      assertNoProblems(problems);
+    } finally {
+      await up.close();
+    }
+  });
+
+  test('unsaved changes: closing an edit dialog (Cancel, ×, Escape) or leaving the Settings page with edits asks first; without edits, or after saving, it does not', { skip: SKIP }, async () => {
+    const gw = await gateway({ config: basicConfig(upstream!.url) });
+    assert.equal((await gw.admin('POST', '/users', { name: 'root', password: OWNER.password, role: 'owner' })).status, 201);
+    const { page, problems } = await newPage();
+    const asked: string[] = [];
+    await open(page, gw.adminUrl + '/');
+    assert.equal(await login(page, 'root', OWNER.password), 200);
+    await nav(page, 'Endpoints');
+    const before = JSON.stringify((await gw.admin('GET', '/endpoints/gpu-1')).body.timeout_ms ?? null);
+    // no edits: Cancel closes at once
+    await page.getByRole('button', { name: 'Edit endpoint gpu-1' }).click();
+    const form = page.getByRole('dialog', { name: 'Edit endpoint gpu-1' });
+    await form.getByRole('button', { name: 'Cancel' }).click();
+    await form.waitFor({ state: 'hidden' });
+    // an edit: Cancel asks; "Keep editing" keeps the dialog and the typed value
+    await page.getByRole('button', { name: 'Edit endpoint gpu-1' }).click();
+    await form.getByText('Limits, timeouts and health checks').click();
+    await form.getByLabel('Timeout (ms)', { exact: true }).fill('4321');
+    await form.getByRole('button', { name: 'Cancel' }).click();
+    const question = page.getByRole('dialog', { name: 'Discard your changes?' });
+    await question.getByRole('button', { name: 'Keep editing' }).click();
+    await question.waitFor({ state: 'hidden' });
+    assert.equal(await form.getByLabel('Timeout (ms)', { exact: true }).inputValue(), '4321');
+    // × asks too; Escape asks too; "Discard changes" closes and nothing is saved
+    await form.getByRole('button', { name: 'Close dialog' }).click();
+    await question.getByRole('button', { name: 'Keep editing' }).click();
+    await form.getByLabel('Timeout (ms)', { exact: true }).focus();
+    await page.keyboard.press('Escape');
+    await question.waitFor();
+    await question.getByRole('button', { name: 'Discard changes' }).click();
+    await form.waitFor({ state: 'hidden' });
+    assert.equal(JSON.stringify((await gw.admin('GET', '/endpoints/gpu-1')).body.timeout_ms ?? null), before, 'nothing was saved');
+
+    // the Settings page: leaving with an edit asks (the browser's own question); staying keeps it
+    await nav(page, 'Settings');
+    const field = page.getByLabel('Request headers timeout (ms)');
+    const original = await field.inputValue();
+    await field.fill('31000');
+    page.once('dialog', (d) => {
+      asked.push(d.message());
+      void d.dismiss();
+    });
+    await page.getByRole('navigation', { name: 'Main' }).getByRole('link', { name: 'Overview', exact: true }).click();
+    await eventually(() => asked.length === 1, 'the question was asked');
+    assert.match(asked[0]!, /unsaved changes/);
+    await page.getByRole('heading', { level: 1, name: 'Settings' }).waitFor();
+    assert.equal(await field.inputValue(), '31000');
+    // saved: leaving asks nothing
+    await page.getByRole('button', { name: 'Save settings' }).click();
+    await page.getByText('Settings saved.').waitFor();
+    page.on('dialog', (d) => {
+      asked.push(d.message());
+      void d.dismiss();
+    });
+    await nav(page, 'Overview');
+    assert.equal(asked.length, 1, 'no question after saving');
+    assert.notEqual(original, '31000');
+    // an edit, then "leave anyway"
+    await nav(page, 'Settings');
+    await page.getByLabel('Request headers timeout (ms)').fill('32000');
+    page.removeAllListeners('dialog');
+    page.once('dialog', (d) => void d.accept());
+    await nav(page, 'Overview');
+    assert.equal((await gw.admin('GET', '/settings')).body.http.headers_timeout_ms, 31000, 'the unsaved edit was not saved');
+    assertNoProblems(problems);
+  });
+
   test('while the usage ledger cannot be written, every page says so; the warning goes when it can again', { skip: SKIP }, async () => {
     const gw = await gateway({ config: basicConfig(upstream!.url) });
     assert.equal((await gw.admin('POST', '/users', { name: 'root', password: OWNER.password, role: 'owner' })).status, 201);
@@ -750,6 +850,66 @@ describe('admin app (Chromium)', () => {
     assertNoProblems(problems);
   });
 
+  test('the owner restores a backup from Settings: uploaded with progress, checked (a wrong passphrase is named on its field), staged, and applied by a restart', { skip: SKIP }, async () => {
+    const gw0 = await gateway({ config: basicConfig(upstream!.url) });
+    assert.equal((await gw0.admin('POST', '/users', { name: 'root', password: OWNER.password, role: 'owner' })).status, 201);
+    const pass = 'a passphrase for the restore';
+    const res = await fetch(`${gw0.adminUrl}/admin/api/v1/backup`, { method: 'POST', headers: { authorization: `Bearer ${ADMIN_TOKEN}`, 'content-type': 'application/json' }, body: JSON.stringify({ passphrase: pass }) });
+    assert.equal(res.status, 200);
+    const work = fs.mkdtempSync(path.join(os.tmpdir(), 'airlock-e2e-restore-'));
+    const file = path.join(work, 'airlock.backup');
+    fs.writeFileSync(file, Buffer.from(await res.arrayBuffer()));
+    const junk = path.join(work, 'junk.backup');
+    fs.writeFileSync(junk, 'not a backup');
+    const later = await gw0.admin('POST', '/keys', { name: 'made-after-the-backup' });
+    assert.equal(later.status, 201);
+    try {
+      const { page, problems } = await newPage();
+      await open(page, gw0.adminUrl + '/');
+      assert.equal(await login(page, 'root', OWNER.password), 200);
+      await nav(page, 'Settings');
+      const form = page.getByRole('form', { name: 'Restore a backup' });
+      // nothing chosen: the file field says so and has focus
+      await form.getByRole('button', { name: 'Upload and stage restore' }).click();
+      await form.getByText('choose the backup file to restore').waitFor();
+      assert.equal(await page.evaluate('document.activeElement?.id'), 'restore-file');
+      await form.getByLabel('Backup file').setInputFiles(junk);
+      await form.getByLabel('Passphrase of the backup').fill(pass);
+      await form.getByRole('button', { name: 'Upload and stage restore' }).click();
+      await form.getByText(/not an Airlock backup/).waitFor();
+      await form.getByLabel('Backup file').setInputFiles(file);
+      await form.getByLabel('Passphrase of the backup').fill('the wrong passphrase');
+      await form.getByRole('button', { name: 'Upload and stage restore' }).click();
+      await form.getByText(/wrong passphrase/).waitFor();
+      assert.equal(await page.evaluate('document.activeElement?.id'), 'restore-passphrase');
+      assert.equal(await page.getByTestId('restore-staged').count(), 0);
+      await form.getByLabel('Passphrase of the backup').fill(pass);
+      await form.getByRole('button', { name: 'Upload and stage restore' }).click();
+      const notice = page.getByTestId('restore-staged');
+      await notice.getByText(/will be applied when Airlock restarts/).waitFor();
+      await notice.getByText(/uploaded by root/).waitFor();
+      await shot(page, '21-settings-restore-staged');
+      // still serving its own data until the restart
+      assert.equal((await gw0.admin('GET', '/keys/made-after-the-backup')).status, 200);
+      assertNoProblems(problems, [/status of 400/, /status of 422/]);
+      await page.close();
+
+      await gw0.stop();
+      const gw1 = await gateway({ dataDir: gw0.dataDir });
+      assert.match(gw1.stdout(), /applied the restore staged by root/);
+      assert.equal((await gw1.admin('GET', '/keys/made-after-the-backup')).status, 404, 'the restart applied the backup');
+      const again = await newPage();
+      await open(again.page, gw1.adminUrl + '/');
+      assert.equal(await login(again.page, 'root', OWNER.password), 200);
+      await nav(again.page, 'Settings');
+      await again.page.getByTestId('restore-last').getByText(/Last restore applied .* \(uploaded by root\)\. The data it replaced is kept in/).waitFor();
+      assert.equal(await again.page.getByTestId('restore-staged').count(), 0);
+      assertNoProblems(again.problems);
+    } finally {
+      fs.rmSync(work, { recursive: true, force: true });
+    }
+  });
+
   test('Budgets: a team budget set in the form is enforced; the exceeded budget is visible at a glance, spend by team and model, CSV export', { skip: SKIP }, async () => {
     const cfg = basicConfig(upstream!.url);
     const gw = await gateway({ config: { ...cfg, models: [{ ...cfg.models[0]!, price: { input_per_million: 0, output_per_million: 0, per_request: 1 } }] } });
@@ -954,7 +1114,7 @@ describe('admin app (Chromium)', () => {
     assertNoProblems(problems);
   });
 
-  test('Playground: a streamed answer with a pasted key, what the gateway did (endpoint, attempts, tokens, cost, latency), a refused key named, Stop ends the upstream request; auditors cannot send', { skip: SKIP }, async () => {
+  test('Playground: a streamed answer with a pasted key or a temporary key in the admin\'s name, what the gateway did (endpoint, attempts, tokens, cost, latency), a refused key named, Stop ends the upstream request; auditors cannot send', { skip: SKIP }, async () => {
     const gw = await gateway({ config: basicConfig(upstream!.url) });
     assert.equal((await gw.admin('POST', '/users', { name: OWNER.name, password: OWNER.password, role: 'owner' })).status, 201);
     assert.equal((await gw.admin('POST', '/users', { name: 'audrey', password: 'auditor password 1', role: 'auditor' })).status, 201);
@@ -966,7 +1126,7 @@ describe('admin app (Chromium)', () => {
 
     // a streamed answer in pieces, and its facts from the usage ledger
     upstream!.queue({ kind: 'ok', pieces: ['Hel', 'lo from ', 'the model'] });
-    await page.getByLabel('Key', { exact: true }).fill(TEST_KEY);
+    await page.getByLabel('Key (optional)', { exact: true }).fill(TEST_KEY);
     await page.getByLabel('Model', { exact: true }).selectOption('chat');
     await page.getByLabel('System prompt (optional)').fill('Be brief.');
     await page.getByLabel('Message', { exact: true }).fill('hello?');
@@ -984,7 +1144,7 @@ describe('admin app (Chromium)', () => {
     assert.ok(tags.includes('source=playground'), JSON.stringify(tags));
 
     // a key the gateway does not know: the gateway's own message
-    await page.getByLabel('Key', { exact: true }).fill('sk-airlock-not-a-real-key-000000000000000');
+    await page.getByLabel('Key (optional)', { exact: true }).fill('sk-airlock-not-a-real-key-000000000000000');
     await page.getByLabel('Message', { exact: true }).fill('again');
     await page.getByRole('button', { name: 'Send' }).click();
     await page.getByRole('alert').getByText(/Invalid API key/).waitFor();
@@ -993,12 +1153,23 @@ describe('admin app (Chromium)', () => {
     // Stop: the answer that never ends is cut, and so is the request upstream
     const abortedBefore = upstream!.aborted;
     upstream!.queue({ kind: 'endless-stream', chunkDelayMs: 20 });
-    await page.getByLabel('Key', { exact: true }).fill(TEST_KEY);
+    await page.getByLabel('Key (optional)', { exact: true }).fill(TEST_KEY);
     await page.getByLabel('Message', { exact: true }).fill('go on forever');
     await page.getByRole('button', { name: 'Send' }).click();
     await page.getByRole('button', { name: 'Stop' }).click();
     await convo.getByText('Stopped.').waitFor();
     await eventually(() => upstream!.aborted > abortedBefore, 'the upstream request is aborted');
+
+    // no key: a temporary key in the admin's name, for this request only; the facts still show
+    await page.getByLabel('Key (optional)', { exact: true }).fill('');
+    await page.getByLabel('Message', { exact: true }).fill('with a temporary key');
+    await page.getByRole('button', { name: 'Send' }).click();
+    const last = convo.locator('li.assistant').last();
+    await last.locator('.chat-text').getByText('echo: with a temporary key').waitFor();
+    await last.getByText('gpu-1 (test-model)').waitFor();
+    const rows = (await gw.admin('GET', '/usage/requests?limit=5')).body.data as { key_name: string | null; app: string | null }[];
+    assert.equal(rows[0]?.key_name, `playground:${OWNER.name}`);
+    assert.ok(!JSON.stringify((await gw.admin('GET', '/keys')).body).includes('playground:'), 'no key stored or listed');
     assertNoProblems(problems);
 
     // an auditor sees the page but cannot send

@@ -134,6 +134,8 @@ export interface TestUpstream {
   /** behaviour of GET /v1/models and GET /api/tags (null: the normal answer); huge-body and
    * endless-stream give an oversized or never-ending model list */
   setModelsResponse(b: Behavior | null): void;
+  /** the models GET /v1/models and GET /api/tags list from now on */
+  setModels(models: string[]): void;
   /** forget recorded requests and reset the counters (behaviours are kept) */
   reset(): void;
   /** closes the server and destroys open sockets */
@@ -296,10 +298,11 @@ export function startUpstream(opts: UpstreamOptions = {}): Promise<TestUpstream>
   const models = opts.models ?? ['test-model'];
   const host = opts.host ?? '127.0.0.1';
   const maxRecorded = opts.maxRecorded ?? 10_000;
-  const modelsBody = JSON.stringify({ object: 'list', data: models.map((id) => ({ id, object: 'model', created: 0, owned_by: 'test' })) });
-  const tagsBody = JSON.stringify({
-    models: models.map((m) => ({ name: m, model: m, size: 0, modified_at: '2024-01-01T00:00:00Z', digest: '0'.repeat(64) })),
+  const listBodies = (list: string[]) => ({
+    models: JSON.stringify({ object: 'list', data: list.map((id) => ({ id, object: 'model', created: 0, owned_by: 'test' })) }),
+    tags: JSON.stringify({ models: list.map((m) => ({ name: m, model: m, size: 0, modified_at: '2024-01-01T00:00:00Z', digest: '0'.repeat(64) })) }),
   });
+  let { models: modelsBody, tags: tagsBody } = listBodies(models);
 
   let behavior: Behavior | ((r: RecordedRequest) => Behavior) = DEFAULT_OK;
   const queued: Behavior[] = [];
@@ -804,6 +807,9 @@ export function startUpstream(opts: UpstreamOptions = {}): Promise<TestUpstream>
         },
         setModelsResponse(b) {
           modelsBehavior = b;
+        },
+        setModels(list) {
+          ({ models: modelsBody, tags: tagsBody } = listBodies(list));
         },
         reset() {
           requests.length = 0;

@@ -273,6 +273,7 @@ describe('resolveModel', () => {
       models: new Map([chat, big, small].map((m) => [m.name, m])),
       keysByHash: new Map(),
       previousKeys: new Map(),
+      exposedModels: new Set(),
       teams: new Map(),
       rules,
       virtualModels: new Set(rules.map((r) => r.when.model).filter((m): m is string => !!m && !['chat', 'big', 'small'].includes(m))),

@@ -56,7 +56,7 @@ export function SchemaForm<T>({ schema, build, check, send, children, label, sub
   const actions = (
     <>
       {onCancel ? (
-        <button type="button" onClick={onCancel}>
+        <button type="button" onClick={onCancel} data-dismiss="">
           Cancel
         </button>
       ) : null}
@@ -66,7 +66,7 @@ export function SchemaForm<T>({ schema, build, check, send, children, label, sub
     </>
   );
   return (
-    <form ref={form} onSubmit={submit} noValidate aria-label={label} className={className}>
+    <form ref={form} onSubmit={submit} noValidate aria-label={label} className={className} data-guard-unsaved="">
       {children(errors)}
       {onCancel ? (
         <>

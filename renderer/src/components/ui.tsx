@@ -11,6 +11,7 @@ import {
   type TextareaHTMLAttributes,
 } from 'react';
 import { errorMessage } from '../api';
+import { hasUnsavedChanges } from '../unsaved';
 
 function describedBy(id: string, hint?: ReactNode, error?: string): string | undefined {
   const ids = [hint ? `${id}-hint` : '', error ? `${id}-error` : ''].filter(Boolean);
@@ -215,6 +216,10 @@ export function Dialog({
   const ref = useRef<HTMLDialogElement>(null);
   const titleId = useId();
   const descId = useId();
+  // a form with unsaved changes inside (unsaved.ts): closing it asks first
+  const [asking, setAsking] = useState(false);
+  const dirty = () => !onEscape && hasUnsavedChanges(ref.current?.querySelector('.dialog-content'));
+  const close = () => (dirty() ? setAsking(true) : onClose());
   // a layout effect: the native dialog opens and closes in the same frame as its content (else a
   // key pressed in between goes to an empty dialog that is still open)
   useLayoutEffect(() => {
@@ -239,6 +244,12 @@ export function Dialog({
       onClose={(e) => {
         // (a nested dialog's close event reaches here through React's tree: not ours)
         if (e.target !== e.currentTarget || !open) return;
+        if (dirty()) {
+          // closed by the browser (Escape) with unsaved changes: show it again and ask
+          ref.current?.showModal();
+          setAsking(true);
+          return;
+        }
         if (onEscape) {
           // closed by the browser although the app did not ask (e.g. a repeated Escape, which
           // Chromium does not let the page cancel): show it again and ask instead
@@ -251,21 +262,41 @@ export function Dialog({
       onKeyDown={(e) => {
         // preventing the keydown keeps Chromium's close watcher from closing the dialog anyway
         // on a second Escape; a nested dialog's Escape is its own
-        if (!onEscape || e.key !== 'Escape' || (e.target as Element).closest('dialog') !== ref.current) return;
+        if (e.key !== 'Escape' || (e.target as Element).closest('dialog') !== ref.current) return;
+        if (dirty()) {
+          e.preventDefault();
+          setAsking(true);
+          return;
+        }
+        if (!onEscape) return;
         e.preventDefault();
         onEscape();
       }}
       onCancel={(e) => {
-        if (!onEscape || e.target !== e.currentTarget) return;
+        if (e.target !== e.currentTarget) return;
+        if (dirty()) {
+          e.preventDefault();
+          setAsking(true);
+          return;
+        }
+        if (!onEscape) return;
         e.preventDefault();
         onEscape();
+      }}
+      onClickCapture={(e) => {
+        // a form's Cancel button (data-dismiss) with unsaved changes: ask instead
+        const t = e.target as Element;
+        if (!t.closest?.('[data-dismiss]') || t.closest('dialog') !== ref.current || !dirty()) return;
+        e.preventDefault();
+        e.stopPropagation();
+        setAsking(true);
       }}
     >
       {open ? (
         <>
           <div className="dialog-head">
             <h2 id={titleId}>{title}</h2>
-            <button type="button" className="icon-button" aria-label="Close dialog" onClick={onEscape ?? onClose}>
+            <button type="button" className="icon-button" aria-label="Close dialog" onClick={onEscape ?? close}>
               ×
             </button>
           </div>
@@ -274,7 +305,16 @@ export function Dialog({
               {description}
             </p>
           ) : null}
-          {children}
+          <div className="dialog-content">{children}</div>
+          <ConfirmDialog
+            open={asking}
+            title="Discard your changes?"
+            body="The changes in this form are not saved yet."
+            confirmLabel="Discard changes"
+            cancelLabel="Keep editing"
+            onConfirm={async () => onClose()}
+            onClose={() => setAsking(false)}
+          />
         </>
       ) : null}
     </dialog>

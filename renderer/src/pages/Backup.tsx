@@ -1,6 +1,6 @@
 // Settings → Backup (owner only): download the encrypted backup bundle `airlock backup` writes
 // (database + install.key under a passphrase), with progress. Restoring replaces the database
-// under a stopped gateway, so it stays a command on the server (`airlock restore FILE`).
+// under a stopped gateway: the Restore section (Restore.tsx) stages it for the next start.
 import { useId, useState, type FormEvent } from 'react';
 import { backupRequestSchema } from '../../../gateway/config/admin-schema';
 import { API, ApiError, csrfHeaders, validate, type FieldErrors } from '../api';
@@ -101,7 +101,7 @@ export function BackupSection() {
         ) : null}
       </div>
       <p className="hint">
-        To restore it, stop the gateway and run <code>airlock restore FILE</code> on the server; it asks for the passphrase and keeps the database it replaces.
+        To restore it, use <strong>Restore</strong> below (applied at the next start), or stop the gateway and run <code>airlock restore FILE</code> on the server; both keep the data they replace.
       </p>
     </Section>
   );

@@ -41,6 +41,7 @@ interface Draft {
   first_byte_timeout_ms: string;
   hc_enabled: boolean;
   hc_interval_ms: string;
+  expose_models: boolean;
 }
 
 const str = (n: number | undefined) => (n === undefined ? '' : String(n));
@@ -59,6 +60,7 @@ function draftOf(e?: Partial<EndpointView>): Draft {
     first_byte_timeout_ms: str(e?.first_byte_timeout_ms),
     hc_enabled: e?.health_check?.enabled ?? true,
     hc_interval_ms: str(e?.health_check?.interval_ms),
+    expose_models: e?.expose_models ?? false,
   };
 }
 
@@ -87,6 +89,8 @@ function specOf(d: Draft, orig?: EndpointView): Record<string, unknown> {
     else delete hc.interval_ms;
     spec.health_check = hc;
   }
+  // sent when on, or when it was stored (so turning it off is saved as false)
+  if (d.expose_models || orig?.expose_models !== undefined) spec.expose_models = d.expose_models;
   return spec;
 }
 
@@ -179,6 +183,7 @@ export function EndpointsPage() {
                         {e.type}
                         {e.api_key_set ? ' · API key set' : ''}
                         {e.max_concurrency ? ` · max ${e.max_concurrency} in flight` : ''}
+                        {e.expose_models ? ' · models callable by their own names' : ''}
                       </div>
                     </td>
                     <td>
@@ -210,6 +215,8 @@ export function EndpointsPage() {
                                   <span className="mono">{m}</span>
                                   {aliases.length ? (
                                     <span className="cell-note"> as {aliases.join(', ')}</span>
+                                  ) : e.status?.exposed_models.includes(m) ? (
+                                    <span className="cell-note"> callable by this name</span>
                                   ) : canWrite ? (
                                     <>
                                       {' '}
@@ -427,7 +434,7 @@ function EndpointForm({
   };
 
   return (
-    <form ref={form} onSubmit={submit} noValidate aria-label={orig ? `Edit endpoint ${orig.name}` : 'New endpoint'}>
+    <form ref={form} onSubmit={submit} noValidate aria-label={orig ? `Edit endpoint ${orig.name}` : 'New endpoint'} data-guard-unsaved="">
       <div className="grid-2">
         <TextField id="ep-name" label="Name" value={d.name} onChange={set('name')} error={errors.name} hint={`${describe('name')}. Letters, digits, ".", "_", ":" or "-".`} disabled={!!orig} autoFocus={!orig} />
         <SelectField
@@ -480,6 +487,14 @@ function EndpointForm({
           hint="The base URL now points at another server. The stored key goes there only if you say so; otherwise enter its key above."
         />
       ) : null}
+      <CheckboxField
+        id="ep-expose-models"
+        label="Apps may call the models this server lists directly, without an alias"
+        checked={d.expose_models}
+        onChange={set('expose_models')}
+        error={errors.expose_models}
+        hint="Every model the server lists (found by its health check) becomes callable under its upstream name, without creating an alias for each; a model alias of the same name wins. No price is set for them: create an alias to charge one."
+      />
       <details className="advanced" open={!!(errors.max_concurrency || errors.timeout_ms || errors.first_byte_timeout_ms || errors['health_check.interval_ms'])}>
         <summary>Limits, timeouts and health checks</summary>
         <div className="grid-3">
@@ -507,7 +522,7 @@ function EndpointForm({
 
       <FormError error={error} />
       <div className="actions">
-        <button type="button" onClick={onCancel}>
+        <button type="button" onClick={onCancel} data-dismiss="">
           Cancel
         </button>
         <button type="submit" className="primary" disabled={busy}>

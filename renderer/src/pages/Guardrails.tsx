@@ -518,7 +518,7 @@ function PolicyForm({
   };
 
   return (
-    <form ref={form} onSubmit={submit} noValidate aria-label={initial ? `Edit policy ${initial.name}` : 'New guardrail policy'}>
+    <form ref={form} onSubmit={submit} noValidate aria-label={initial ? `Edit policy ${initial.name}` : 'New guardrail policy'} data-guard-unsaved="">
       <div className="grid-2">
         <TextField id="gr-name" label="Name" value={name} onChange={setName} error={errors.name} hint={guardrailSchema.shape.name.description} autoFocus={!initial} readOnly={!!initial} placeholder="no-pii" />
         <TextField id="gr-description" label="Description (optional)" value={description} onChange={setDescription} error={errors.description} />
@@ -587,7 +587,7 @@ function PolicyForm({
       <CheckboxField id="gr-disabled" label="Disabled" checked={disabled} onChange={setDisabled} />
       <FormError error={error} />
       <div className="actions">
-        <button type="button" onClick={onCancel}>
+        <button type="button" onClick={onCancel} data-dismiss="">
           Cancel
         </button>
         <button type="submit" className="primary" disabled={busy}>

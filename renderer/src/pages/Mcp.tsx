@@ -472,7 +472,7 @@ function ServerForm({ existing, names, stdioAllowed, onCancel, onSaved }: { exis
     { value: 'sse', label: 'A URL (legacy HTTP+SSE)' },
   ];
   return (
-    <form ref={form} onSubmit={submit} noValidate aria-label="MCP server">
+    <form ref={form} onSubmit={submit} noValidate aria-label="MCP server" data-guard-unsaved="">
       <div className="grid-2">
         <TextField id="mcp-name" label="Name" value={name} onChange={setName} error={errors.name} hint={mcpServerSchema.shape.name.description} readOnly={!!existing} autoFocus={!existing} placeholder="files" />
         <SelectField id="mcp-transport" label="Runs as" value={transport} onChange={setTransport} options={transports} error={errors.transport} hint={stdioAllowed ? undefined : 'Only an owner may add a command on this machine.'} />
@@ -497,7 +497,7 @@ function ServerForm({ existing, names, stdioAllowed, onCancel, onSaved }: { exis
       ) : null}
       <FormError error={error} />
       <div className="actions">
-        <button type="button" onClick={onCancel}>
+        <button type="button" onClick={onCancel} data-dismiss="">
           Cancel
         </button>
         <button type="button" onClick={() => void runTest()} disabled={busy}>
@@ -556,7 +556,7 @@ function AgentForm({ existing, names, teams, onCancel, onSaved }: { existing?: A
     }
   };
   return (
-    <form ref={form} onSubmit={submit} noValidate aria-label="Agent">
+    <form ref={form} onSubmit={submit} noValidate aria-label="Agent" data-guard-unsaved="">
       <div className="grid-2">
         <TextField id="agent-name" label="Name" value={name} onChange={setName} error={errors.name} hint={agentSchema.shape.name.description} readOnly={!!existing} autoFocus={!existing} placeholder="support-bot" />
         <SelectField id="agent-team" label="Team" value={team} onChange={setTeam} options={[{ value: '', label: 'No team' }, ...teams.map((t) => ({ value: t, label: t }))]} error={errors.team} />
@@ -569,7 +569,7 @@ function AgentForm({ existing, names, teams, onCancel, onSaved }: { existing?: A
       </div>
       <FormError error={error} />
       <div className="actions">
-        <button type="button" onClick={onCancel}>
+        <button type="button" onClick={onCancel} data-dismiss="">
           Cancel
         </button>
         <button type="submit" className="primary" disabled={busy}>

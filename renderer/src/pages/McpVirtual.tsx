@@ -163,7 +163,7 @@ function VirtualServerForm({ existing, names, tools, onCancel, onSaved }: { exis
   };
   const shape = mcpVirtualServerSchema.shape;
   return (
-    <form ref={form} onSubmit={submit} noValidate aria-label="Virtual server">
+    <form ref={form} onSubmit={submit} noValidate aria-label="Virtual server" data-guard-unsaved="">
       <div className="grid-2">
         <TextField id="vs-name" label="Name" value={name} onChange={setName} error={errors.name} hint={shape.name.description} readOnly={!!existing} autoFocus={!existing} placeholder="readonly" />
         <TextField id="vs-description" label="Description (optional)" value={description} onChange={setDescription} error={errors.description} />
@@ -175,7 +175,7 @@ function VirtualServerForm({ existing, names, tools, onCancel, onSaved }: { exis
       <TextAreaField id="vs-resources" label="Resources of servers (one per line)" value={resources} onChange={setResources} error={errors.resources} hint={shape.resources.description} rows={2} spellCheck={false} />
       <FormError error={error} />
       <div className="actions">
-        <button type="button" onClick={onCancel}>
+        <button type="button" onClick={onCancel} data-dismiss="">
           Cancel
         </button>
         <button type="submit" className="primary" disabled={busy}>

@@ -275,7 +275,7 @@ function ModelForm({ orig, endpoints, existing, onCancel, onSaved }: { orig?: Mo
 
   const epOptions = [{ value: '', label: 'Choose an endpoint…' }, ...endpoints.map((e) => ({ value: e.name, label: e.name }))];
   return (
-    <form ref={form} onSubmit={submit} noValidate aria-label={orig ? `Edit model ${orig.name}` : 'New model'}>
+    <form ref={form} onSubmit={submit} noValidate aria-label={orig ? `Edit model ${orig.name}` : 'New model'} data-guard-unsaved="">
       <div className="grid-2">
         <TextField id="model-name" label="Name" value={d.name} onChange={set('name')} error={errors.name} hint={`${modelSchema.shape.name.description}, e.g. chat.`} disabled={!!orig} autoFocus={!orig} />
         <SelectField id="model-strategy" label="Strategy" value={d.strategy} onChange={set('strategy')} options={[...STRATEGIES]} error={errors.strategy} hint={STRATEGY_HELP[d.strategy]} />
@@ -342,7 +342,7 @@ function ModelForm({ orig, endpoints, existing, onCancel, onSaved }: { orig?: Mo
       </fieldset>
       <FormError error={error} />
       <div className="actions">
-        <button type="button" onClick={onCancel}>
+        <button type="button" onClick={onCancel} data-dismiss="">
           Cancel
         </button>
         <button type="submit" className="primary" disabled={busy}>

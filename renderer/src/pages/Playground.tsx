@@ -1,5 +1,6 @@
 // Playground: chat with a model through this gateway, as an app would, with a key the admin
-// pastes (kept in this page's memory only). The answer streams in; under each answer, what the
+// pastes (kept in this page's memory only) or, with none, a temporary key the gateway makes for
+// each request in the admin's name (server/admin-playground.ts). The answer streams in; under each answer, what the
 // gateway did: the endpoint and upstream model, attempts, tokens, cost and latency (from the
 // usage ledger row of the request).
 import { useRef, useState, type FormEvent } from 'react';
@@ -109,7 +110,8 @@ function Playground() {
       const res = await fetch(`${API}/playground/chat`, {
         method: 'POST',
         headers: { 'content-type': 'application/json', accept: 'text/event-stream, application/json', ...csrfHeaders() },
-        body: JSON.stringify({ key: key.trim(), model: chosen, messages }),
+        // no key: the gateway uses a temporary key in this admin's name for this one request
+        body: JSON.stringify({ ...(key.trim() ? { key: key.trim() } : {}), model: chosen, messages }),
         credentials: 'same-origin',
         cache: 'no-store',
         signal: ac.signal,
@@ -148,12 +150,12 @@ function Playground() {
             <TextField
               id="pg-key"
               type="password"
-              label="Key"
+              label="Key (optional)"
               value={key}
               onChange={setKey}
               autoComplete="off"
-              placeholder="sk-airlock-…"
-              hint="A key of this gateway. Kept in this page only (never stored); to get one, create or rotate a key on Teams & keys."
+              placeholder="empty: a temporary key in your name"
+              hint="Empty: each request uses a temporary key made for it in your name, for the chosen model only; it is never shown or stored, ends with the request, and the request shows in usage as playground:YOUR NAME. Or paste a key of this gateway to test as its app would (kept in this page only)."
             />
             <SelectField id="pg-model" label="Model" value={chosen} onChange={setModel} options={names.length ? names : [{ value: '', label: 'No models yet' }]} />
           </div>

@@ -13,6 +13,8 @@ import { DEFAULT_LISTEN, listenSchema, settingsSchema } from '../../../gateway/c
 import { api, apiFieldErrors, get, validate, type FieldErrors, type ListenOrigin, type ListenConfig, type StatusBody, type TlsInfo } from '../api';
 import { useAuth } from '../auth';
 import { BackupSection } from './Backup';
+import { RestoreSection } from './Restore';
+import { markSaved } from '../unsaved';
 import { useResource } from '../hooks';
 import { CheckboxField, ConfirmDialog, FormError, LoadError, Loading, NumberField, PageHeader, Section, SelectField, TextAreaField, TextField, fmtTime } from '../components/ui';
 
@@ -236,6 +238,7 @@ export function SettingsPage() {
       setStored(r);
       settings.reload();
       setSaved('Settings saved.');
+      markSaved(form.current);
     } catch (err) {
       const fe = foldRecordErrors(apiFieldErrors(err, /^settings\./));
       setErrors(fe);
@@ -268,11 +271,12 @@ export function SettingsPage() {
       </Section>
 
       {isOwner ? <BackupSection /> : null}
+      {isOwner ? <RestoreSection /> : null}
 
       <LoadError error={settings.error} retry={settings.reload} />
       {settings.loading ? <Loading what="settings" /> : null}
       {values ? (
-        <form ref={form} onSubmit={submit} noValidate aria-label="Gateway settings">
+        <form ref={form} onSubmit={submit} noValidate aria-label="Gateway settings" data-guard-unsaved="">
           {[...GROUPS].map(([g, fs]) => (
             <Section key={g} title={GROUP_TITLES[g] ?? humanize(g)}>
               <fieldset disabled={!canWrite} className="bare">
@@ -305,7 +309,7 @@ export function SettingsPage() {
           </p>
           {canWrite ? (
             <div className="actions left">
-              <button type="button" onClick={() => settings.data && (load(settings.data), setErrors({}))}>
+              <button type="button" onClick={() => settings.data && (load(settings.data), setErrors({}), markSaved(form.current))}>
                 Discard changes
               </button>
               <button type="submit" className="primary" disabled={busy}>
