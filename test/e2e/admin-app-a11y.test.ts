@@ -460,7 +460,9 @@ describe('admin app accessibility (axe-core in Chromium)', () => {
       await d.getByRole('button', { name: 'Save' }).click();
       await d.locator('[aria-invalid="true"]').first().waitFor();
       await audit(page, 'dialog "Prompt logging of team research" with a field error', failures);
+      // an edit not saved: Cancel asks first (unsaved.ts)
       await d.getByRole('button', { name: 'Cancel' }).click();
+      await page.getByRole('dialog', { name: 'Discard your changes?' }).getByRole('button', { name: 'Discard changes' }).click();
     });
     await auditDialog(page, page.getByRole('button', { name: /^Open the logged prompt of request / }).first(), /^Logged request /, failures, async (d) => {
       await d.getByTestId('prompt-log-prompt').waitFor();
