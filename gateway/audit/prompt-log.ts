@@ -304,16 +304,12 @@ export class PromptLog {
     if (this.timer) clearTimeout(this.timer);
     this.timer = undefined;
     this.writer = undefined;
-    t.ref(); // the stop waits for it
     this.post(t);
-    const unwritten = await new Promise<number>((resolve) => {
+    const unwritten = await t.stopPart('prompt-log', { type: 'close' } satisfies ToPromptLogWriter, (resolve) => {
       this.writerClosed = resolve;
-      t.post('prompt-log', { type: 'close' } satisfies ToPromptLogWriter);
     });
     this.writerClosed = undefined;
-    t.unref();
     if (unwritten) this.opts.log?.(`prompt log: ${unwritten} row(s) could not be written before the stop`);
-    await t.detach('prompt-log');
   }
 
   private post(t: RecorderThread): void {

@@ -7,7 +7,7 @@ import type { DB } from '../store/db.js';
 import { RecorderThread } from '../store/recorder.js';
 import type { SessionSummary, SessionsBody, Trace, TraceSpan } from '../wire.js';
 import type { SpanData } from './span.js';
-import type { FromWriter, SpanValue, StoredChild, ToWriter } from './span-writer.js';
+import { SPAN_COLUMNS, type FromWriter, type StoredRow, type SpanValue, type StoredChild, type ToWriter } from './span-writer.js';
 
 const FLUSH_MS = 200;
 const MAX_BATCH = 2000;
@@ -42,25 +42,26 @@ export function pushRow(out: SpanValue[], spans: SpanData[]): void {
     }
     children = JSON.stringify(list);
   }
-  out.push(
-    s.traceId,
-    s.spanId,
-    s.parentSpanId ?? null,
-    s.session ?? null,
-    s.kind,
-    s.name,
-    s.start,
-    s.end,
-    s.status,
-    s.statusMessage ?? null,
-    s.team ?? null,
-    s.key ?? null,
-    s.model ?? null,
-    s.httpStatus ?? null,
-    JSON.stringify(s.attributes),
+  const row: StoredRow = {
+    trace_id: s.traceId,
+    span_id: s.spanId,
+    parent_span_id: s.parentSpanId ?? null,
+    session: s.session ?? null,
+    kind: s.kind,
+    name: s.name,
+    start: s.start,
+    end: s.end,
+    status: s.status,
+    status_message: s.statusMessage ?? null,
+    team: s.team ?? null,
+    key_name: s.key ?? null,
+    model: s.model ?? null,
+    http_status: s.httpStatus ?? null,
+    attributes: JSON.stringify(s.attributes),
     children,
-    spans.length,
-  );
+    n: spans.length,
+  };
+  for (const c of SPAN_COLUMNS) out.push(row[c]);
 }
 export class SpanStore {
   /** rows to write, flattened (SPAN_COLUMNS values per row), and how many spans they hold */

@@ -8,11 +8,14 @@
 import type { PartContext, PartWriter } from '../store/recorder-protocol.js';
 import type { SpanData } from './span.js';
 
-/** The columns of a stored row, in the order the values come (spanRow()). */
+/** The columns of a stored row, in the order the values come (pushRow() in span-store.ts). */
 export const SPAN_COLUMNS = ['trace_id', 'span_id', 'parent_span_id', 'session', 'kind', 'name', 'start', 'end', 'status', 'status_message', 'team', 'key_name', 'model', 'http_status', 'attributes', 'children', 'n'] as const;
 const C = SPAN_COLUMNS.length;
 const N_AT = SPAN_COLUMNS.indexOf('n');
 export type SpanValue = string | number | null;
+/** One stored row by column: pushRow() (span-store.ts) fills one and sends its values in SPAN_COLUMNS
+ * order, so a column added here and not filled there fails to compile. */
+export type StoredRow = { [K in (typeof SPAN_COLUMNS)[number]]: SpanValue };
 
 export type ToWriter =
   /** rows, flattened: SPAN_COLUMNS values per row (each one request's or tool call's spans, or a lone late span) */
