@@ -21,6 +21,7 @@ import { EXPORT_FORMATS, ExportError, exportBundle, type ExportFormat } from './
 import crypto from 'node:crypto';
 import type { AuditLog } from './audit/log.js';
 import { OPS_COMMANDS, OPS_HELP, opsCommand } from './cli-ops.js';
+import { startupDone } from './server/idle-memory.js';
 
 
 export { defaultDataDir };
@@ -312,6 +313,7 @@ async function announceAndRun(
   const setupBase = urls.admin.replace(/^(https?):\/\/(0\.0\.0\.0|\[::\])(?=:)/, '$1://127.0.0.1');
   if (setupToken) out(`first-run setup: open ${setupBase}/setup?token=${setupToken}`);
   out('ready');
+  startupDone();
   // shutdown_grace_ms: how long a stop may take, so the shell waits that long (plus a margin) before it kills.
   const ready = {
     type: 'ready',

@@ -30,6 +30,7 @@ export type DowngradeSpec = z.infer<typeof downgradeSchema>;
 
 /** Checked without node: Intl knows the IANA names. */
 export function isTimeZone(v: string): boolean {
+  if (v === 'UTC') return true; // the default: no need to load the zone data (several MB of memory)
   try {
     new Intl.DateTimeFormat('en-US', { timeZone: v });
     return true;

@@ -32,6 +32,11 @@ interface Wall {
 const DOW: Record<string, number> = { Mon: 0, Tue: 1, Wed: 2, Thu: 3, Fri: 4, Sat: 5, Sun: 6 };
 
 function wall(t: number, tz: string): Wall {
+  // UTC, the default, needs no zone data (loading it costs several MB of memory)
+  if (tz === 'UTC') {
+    const u = new Date(t);
+    return { y: u.getUTCFullYear(), m: u.getUTCMonth() + 1, d: u.getUTCDate(), h: u.getUTCHours(), mi: u.getUTCMinutes(), s: u.getUTCSeconds(), dow: (u.getUTCDay() + 6) % 7 };
+  }
   const p: Record<string, string> = {};
   for (const x of formatter(tz).formatToParts(t)) p[x.type] = x.value;
   return { y: Number(p.year), m: Number(p.month), d: Number(p.day), h: Number(p.hour) % 24, mi: Number(p.minute), s: Number(p.second), dow: DOW[p.weekday!] ?? 0 };

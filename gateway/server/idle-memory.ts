@@ -11,6 +11,15 @@
 import v8 from 'node:v8';
 import vm from 'node:vm';
 
+/** V8's default growth factor of the young generation (see bin/airlock.js, which holds it at 1 while
+ * the process starts). */
+const SEMI_SPACE_GROWTH_FACTOR = 2;
+
+/** The gateway is up: let the young generation grow again under load. */
+export function startupDone(): void {
+  v8.setFlagsFromString(`--semi-space-growth-factor=${SEMI_SPACE_GROWTH_FACTOR}`);
+}
+
 type GcFn = () => void;
 let gcFn: GcFn | null | undefined;
 

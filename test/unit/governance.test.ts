@@ -21,6 +21,13 @@ describe('budget periods', () => {
     assert.deepEqual(periodBounds('total', now, 'UTC'), { start: 0, end: null });
   });
 
+  test('UTC (computed without zone data) gives the same bounds as the zone database\'s Etc/UTC', () => {
+    // 2000 instants spread over 1970-2100, plus the ends of days, months and leap years
+    const instants = [Date.parse('2028-02-29T23:59:59.999Z'), Date.parse('2026-12-31T23:59:59.999Z'), Date.parse('2027-01-01T00:00:00Z'), 0];
+    for (let i = 0; i < 2000; i++) instants.push(Math.floor(((i * 7919) % 2000) / 2000 * 4102444800000) + i);
+    for (const t of instants)
+      for (const p of ['day', 'week', 'month'] as const) assert.deepEqual(periodBounds(p, t, 'UTC'), periodBounds(p, t, 'Etc/UTC'), `${p} at ${new Date(t).toISOString()}`);
+  });
   test('a Sunday belongs to the week that started the Monday before', () => {
     const b = periodBounds('week', Date.parse('2026-12-06T23:59:59Z'), 'UTC');
     assert.equal(iso(b.start), '2026-11-30T00:00:00.000Z');
