@@ -28,6 +28,8 @@
 //   BENCH_NO_WRITE=1      do not write bench/RESULTS.md (it is written only for a full run anyway)
 //   BENCH_GATEWAY_BIN     another airlock.js to run as the gateway (A/B experiments)
 //   BENCH_GATEWAY_NODE_ARGS  extra node options for the gateway, space-separated (A/B experiments)
+//   BENCH_GATEWAY_ENV     extra environment for the gateway, space-separated NAME=value (A/B
+//                         experiments; the gateway otherwise gets no AIRLOCK_* variable of this shell)
 //   BENCH_GATEWAY_SETTINGS   a JSON object merged into the gateway's settings (A/B experiments, e.g.
 //                         '{"audit":{"data_plane":false},"telemetry":{"traces":false}}')
 //   BENCH_SLOW_STREAMS    streams of the slow-streams scenario (default 1000; 0 skips it): that many
@@ -212,6 +214,11 @@ async function startGateway(upstreamUrl: string, governed = false, guardrails = 
   const env: NodeJS.ProcessEnv = { ...process.env };
   for (const k of Object.keys(env)) if (k.startsWith('AIRLOCK_')) delete env[k];
   env.AIRLOCK_ADMIN_TOKEN = 'bench-admin-token-0123456789';
+  for (const kv of (process.env.BENCH_GATEWAY_ENV ?? '').split(/\s+/).filter(Boolean)) {
+    const at = kv.indexOf('=');
+    if (at < 1) throw new Error(`BENCH_GATEWAY_ENV: "${kv}" is not NAME=value`);
+    env[kv.slice(0, at)] = kv.slice(at + 1);
+  }
   return startServer(
     name,
     SERVER_CORE,
@@ -691,7 +698,7 @@ async function main(): Promise<number> {
   const { text, verdicts } = report(runs, servers, slow, started);
   log('');
   log(text);
-  const full = SERVERS.includes('passthrough') && SERVERS.includes('gateway') && MODES.length === 2 && [1, 32].every((c) => CONNECTIONS.includes(c)) && !process.env.BENCH_GATEWAY_SETTINGS && !process.env.BENCH_GATEWAY_BIN;
+  const full = SERVERS.includes('passthrough') && SERVERS.includes('gateway') && MODES.length === 2 && [1, 32].every((c) => CONNECTIONS.includes(c)) && !process.env.BENCH_GATEWAY_SETTINGS && !process.env.BENCH_GATEWAY_BIN && !process.env.BENCH_GATEWAY_ENV && !process.env.BENCH_GATEWAY_NODE_ARGS;
   if (full && process.env.BENCH_NO_WRITE !== '1') {
     writeResults(text);
     log(`\nwrote ${path.relative(process.cwd(), RESULTS) || RESULTS}`);
