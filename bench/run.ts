@@ -18,7 +18,10 @@
 //                         in one run; guardrails: the gateway with the default policy set, pii + secrets
 //                         redacted on input and output, compared with the gateway without policies;
 //                         untraced: the gateway with settings.telemetry.traces off (no spans stored),
-//                         compared with the gateway, whose traces are on by default
+//                         compared with the gateway, whose traces are on by default;
+//                         variant: the gateway with BENCH_VARIANT_ENV / BENCH_VARIANT_NODE_ARGS /
+//                         BENCH_VARIANT_SETTINGS (same forms as the BENCH_GATEWAY_* knobs) on top, for
+//                         an A/B experiment measured in the same interleaved rounds as "gateway"
 //   BENCH_MODES           comma-separated subset of non-stream,stream (default both)
 //   BENCH_PROMPT_BYTES    the measured requests' user message is that many bytes of ordinary
 //                         business prose (default: a 20-byte prompt); the guardrails comparison's
@@ -90,9 +93,9 @@ const CONNECTIONS = list('BENCH_CONNECTIONS', ['1', '32', '256']).map((s) => {
   if (!Number.isInteger(n) || n < 1) throw new Error(`BENCH_CONNECTIONS: "${s}" is not a positive integer`);
   return n;
 });
-type ServerName = 'passthrough' | 'gateway' | 'governed' | 'guardrails' | 'untraced';
+type ServerName = 'passthrough' | 'gateway' | 'governed' | 'guardrails' | 'untraced' | 'variant';
 type Mode = 'non-stream' | 'stream';
-const SERVERS = list('BENCH_SERVERS', ['passthrough', 'gateway'], ['passthrough', 'gateway', 'governed', 'guardrails', 'untraced']) as ServerName[];
+const SERVERS = list('BENCH_SERVERS', ['passthrough', 'gateway'], ['passthrough', 'gateway', 'governed', 'guardrails', 'untraced', 'variant']) as ServerName[];
 const MODES = list('BENCH_MODES', ['non-stream', 'stream'], ['non-stream', 'stream']) as Mode[];
 const PROFILE_DIR = process.env.BENCH_PROFILE_DIR ? path.resolve(process.env.BENCH_PROFILE_DIR) : undefined;
 
@@ -186,10 +189,33 @@ const EXTRA_SETTINGS = ((): Record<string, unknown> => {
 })();
 
 async function startServerNamed(name: ServerName, upstreamUrl: string): Promise<Server> {
-  return name === 'passthrough' ? startPassthrough(upstreamUrl) : startGateway(upstreamUrl, name === 'governed', name === 'guardrails', name === 'untraced');
+  return name === 'passthrough' ? startPassthrough(upstreamUrl) : startGateway(upstreamUrl, name);
 }
 
-async function startGateway(upstreamUrl: string, governed = false, guardrails = false, untraced = false): Promise<Server> {
+/** "NAME=value NAME2=value2" → pairs (BENCH_GATEWAY_ENV, BENCH_VARIANT_ENV) */
+function envPairs(knob: string): [string, string][] {
+  return (process.env[knob] ?? '')
+    .split(/\s+/)
+    .filter(Boolean)
+    .map((kv) => {
+      const at = kv.indexOf('=');
+      if (at < 1) throw new Error(`${knob}: "${kv}" is not NAME=value`);
+      return [kv.slice(0, at), kv.slice(at + 1)];
+    });
+}
+const VARIANT_SETTINGS = ((): Record<string, unknown> => {
+  const raw = process.env.BENCH_VARIANT_SETTINGS;
+  if (!raw) return {};
+  const v: unknown = JSON.parse(raw);
+  if (!v || typeof v !== 'object' || Array.isArray(v)) throw new Error('BENCH_VARIANT_SETTINGS: not a JSON object');
+  return v as Record<string, unknown>;
+})();
+
+async function startGateway(upstreamUrl: string, name: Exclude<ServerName, 'passthrough'>): Promise<Server> {
+  const governed = name === 'governed';
+  const guardrails = name === 'guardrails';
+  const untraced = name === 'untraced';
+  const variant = name === 'variant';
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'airlock-bench-'));
   tmpRoots.push(dir);
   const dataDir = path.join(dir, 'data');
@@ -205,20 +231,19 @@ async function startGateway(upstreamUrl: string, governed = false, guardrails = 
       teams: [{ name: 'bench', ...(governed ? GOVERNANCE : {}) }],
       keys: [{ name: 'bench', key: BENCH_KEY, team: 'bench', ...(governed ? GOVERNANCE : {}) }],
       // the slow-streams scenario's connections, with room to spare (default 1024)
-      settings: { http: { max_connections: Math.max(1024, SLOW_STREAMS + 64) }, ...EXTRA_SETTINGS, ...(untraced ? { telemetry: { traces: false } } : {}) },
+      settings: { http: { max_connections: Math.max(1024, SLOW_STREAMS + 64) }, ...EXTRA_SETTINGS, ...(untraced ? { telemetry: { traces: false } } : {}), ...(variant ? VARIANT_SETTINGS : {}) },
       ...(guardrails ? { guardrails: [{ name: 'default', direction: ['input', 'output'], detectors: ['pii', 'secrets'], action: 'redact' }] } : {}),
     }),
   );
-  const name: ServerName = untraced ? 'untraced' : guardrails ? 'guardrails' : governed ? 'governed' : 'gateway';
-  const nodeArgs = [...profileArgs(name), ...(process.env.BENCH_GATEWAY_NODE_ARGS ?? '').split(/\s+/).filter(Boolean)];
+  const nodeArgs = [
+    ...profileArgs(name),
+    ...(process.env.BENCH_GATEWAY_NODE_ARGS ?? '').split(/\s+/).filter(Boolean),
+    ...(variant ? (process.env.BENCH_VARIANT_NODE_ARGS ?? '').split(/\s+/).filter(Boolean) : []),
+  ];
   const env: NodeJS.ProcessEnv = { ...process.env };
   for (const k of Object.keys(env)) if (k.startsWith('AIRLOCK_')) delete env[k];
   env.AIRLOCK_ADMIN_TOKEN = 'bench-admin-token-0123456789';
-  for (const kv of (process.env.BENCH_GATEWAY_ENV ?? '').split(/\s+/).filter(Boolean)) {
-    const at = kv.indexOf('=');
-    if (at < 1) throw new Error(`BENCH_GATEWAY_ENV: "${kv}" is not NAME=value`);
-    env[kv.slice(0, at)] = kv.slice(at + 1);
-  }
+  for (const [k, v] of [...envPairs('BENCH_GATEWAY_ENV'), ...(variant ? envPairs('BENCH_VARIANT_ENV') : [])]) env[k] = v;
   return startServer(
     name,
     SERVER_CORE,
@@ -512,6 +537,15 @@ function report(runs: RunRecord[], servers: ServerRecord[], slow: SlowRecord[], 
           met: on.rps / off.rps >= TARGET_TRACE_RPS_RATIO,
         });
     }
+  // an experiment (BENCH_VARIANT_*) vs the gateway as shipped, same load, interleaved rounds
+  const variantRows: string[][] = [];
+  for (const mode of MODES)
+    for (const c of CONNECTIONS) {
+      const v = find('variant', mode, c);
+      const g = find('gateway', mode, c);
+      if (!v || !g) continue;
+      variantRows.push([mode, String(c), `${fmt((v.rps / g.rps) * 100, 1)} %`, fmt(v.p50 - g.p50, 3), fmt(v.p99 - g.p99, 3), fmt(v.cpuUsPerReq / g.cpuUsPerReq, 2)]);
+    }
   const gw = servers.filter((s) => s.name === 'gateway');
   const pt = servers.filter((s) => s.name === 'passthrough');
   const slowGw = slow.find((r) => r.name === 'gateway');
@@ -594,6 +628,9 @@ function report(runs: RunRecord[], servers: ServerRecord[], slow: SlowRecord[], 
     '',
     ...(guardRows.length
       ? ['### Guardrails on vs off', '', table(['mode', 'connections', 'req/s with / without', 'added p50 ms', 'added p99 ms', 'CPU/req ratio'], guardRows), '']
+      : []),
+    ...(variantRows.length
+      ? ['### Variant vs gateway', '', table(['mode', 'connections', 'req/s variant / gateway', 'p50 ms, variant - gateway', 'p99 ms, variant - gateway', 'CPU/req ratio'], variantRows), '']
       : []),
     ...(traceRows.length
       ? ['### Tracing on vs off', '', table(['mode', 'connections', 'req/s with / without', 'added p50 ms', 'added p99 ms', 'CPU/req ratio'], traceRows), '']
