@@ -1,7 +1,12 @@
-// `npm ci` on Node 20 warns EBADENGINE for one runtime package: cookie@2 (fastify →
-// light-my-request) declares Node ≥ 22. It is harmless because it is never loaded: fastify
-// requires light-my-request only for inject(), a testing helper the gateway does not call.
-// This test serves real requests on both planes and checks neither package was loaded.
+// `npm ci` on Node 20 warns EBADENGINE for two packages that declare Node ≥ 22 (README, "Quick
+// start"):
+// - cookie@2 (fastify → light-my-request), a runtime dependency. Harmless because it is never
+//   loaded: fastify requires light-my-request only for inject(), a testing helper the gateway does
+//   not call. The first test serves real requests on both planes and checks neither was loaded.
+// - content-type@3 (@modelcontextprotocol/conformance → @octokit/request), a dev dependency of the
+//   MCP conformance suite, which runs on the pinned Node 22 (docs/MCP-CONFORMANCE.md).
+// The second test reads the lock file: a new package that excludes our Node fails it, so the
+// README's note cannot silently go stale.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
@@ -11,6 +16,9 @@ import path from 'node:path';
 import { Gateway } from '../../gateway/server/gateway.js';
 
 const require = createRequire(import.meta.url);
+// semver is a pinned dev dependency; it ships no types, and this is all we use of it
+const semver = require('semver') as { satisfies(version: string, range: string): boolean; minVersion(range: string): { version: string } | null };
+const ROOT = path.resolve(path.dirname(new URL(import.meta.url).pathname), '../../..');
 
 test('the gateway serves both planes without loading light-my-request or cookie (the packages behind the EBADENGINE warning)', async () => {
   const dataDir = fs.mkdtempSync(path.join(os.tmpdir(), 'airlock-engines-'));
@@ -31,4 +39,28 @@ test('the gateway serves both planes without loading light-my-request or cookie 
     gw.db.close();
     fs.rmSync(dataDir, { recursive: true, force: true });
   }
+});
+
+test('the lock file holds exactly the known packages whose engines exclude the Node we support', () => {
+  const pkg = JSON.parse(fs.readFileSync(path.join(ROOT, 'package.json'), 'utf8')) as { engines: { node: string } };
+  // the lowest Node the built gateway runs on (package.json engines; building needs 20.19, README)
+  const lowest = semver.minVersion(pkg.engines.node)?.version;
+  assert.ok(lowest, `package.json engines.node "${pkg.engines.node}" has no lowest version`);
+  const lock = JSON.parse(fs.readFileSync(path.join(ROOT, 'package-lock.json'), 'utf8')) as {
+    packages: Record<string, { version?: string; dev?: boolean; engines?: { node?: string } | string[] }>;
+  };
+  // the Node 20 we ship in the bundle (installers/runtimes.json): what npm ci on Node 20 warns about
+  const shipped = (JSON.parse(fs.readFileSync(path.join(ROOT, 'installers', 'runtimes.json'), 'utf8')) as Record<string, { version?: string }>).node20?.version;
+  assert.ok(shipped, 'installers/runtimes.json pins no node20');
+  const warned: string[] = [];
+  const runtime: string[] = []; // runtime packages that exclude the lowest Node we promise
+  for (const [where, p] of Object.entries(lock.packages)) {
+    const range = p.engines && !Array.isArray(p.engines) ? p.engines.node : undefined;
+    if (!where || !range) continue;
+    const name = `${where.replace(/^.*node_modules\//, '')}@${p.version}`;
+    if (!semver.satisfies(shipped, range)) warned.push(name);
+    if (!p.dev && !semver.satisfies(lowest, range)) runtime.push(name);
+  }
+  assert.deepEqual(warned.sort(), ['content-type@3.1.1', 'cookie@2.0.2']);
+  assert.deepEqual(runtime, ['cookie@2.0.2']);
 });
