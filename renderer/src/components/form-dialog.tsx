@@ -102,15 +102,9 @@ export function SchemaForm<T>({
           Cancel
         </button>
       ) : null}
-      {keepFocus || nothingToSave ? (
-        <button type="submit" className="primary" aria-disabled={busy || nothingToSave || undefined}>
-          {busy ? (busyLabel ?? 'Saving…') : submitLabel}
-        </button>
-      ) : (
-        <button type="submit" className="primary" disabled={busy}>
-          {busy ? (busyLabel ?? 'Saving…') : submitLabel}
-        </button>
-      )}
+      <button type="submit" className="primary" disabled={busy && !keepFocus} aria-disabled={(busy && keepFocus) || nothingToSave || undefined}>
+        {busy ? (busyLabel ?? 'Saving…') : submitLabel}
+      </button>
     </>
   );
   return (
