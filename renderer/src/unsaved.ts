@@ -5,6 +5,9 @@
 // (components/ui.tsx Dialog), and so does leaving the page: another page of the app (router.tsx)
 // or the browser tab (beforeunload). Search, probe, export and sign-in forms are not guarded.
 export const GUARD_ATTR = 'data-guard-unsaved';
+/** set by a form whose page knows whether it holds unsaved changes ("true"/"false"): an inline list
+ * editor whose rows are added, moved and removed by buttons, not only typed into */
+export const DIRTY_ATTR = 'data-unsaved';
 const GUARD = `form[${GUARD_ATTR}]`;
 
 const baseline = new WeakMap<HTMLFormElement, string>();
@@ -65,6 +68,8 @@ if (typeof document !== 'undefined') {
 }
 
 export function isDirty(form: HTMLFormElement): boolean {
+  const known = form.getAttribute(DIRTY_ATTR);
+  if (known !== null) return known === 'true';
   const errors = !!form.querySelector('[aria-invalid="true"]');
   if (!edited.has(form)) return errors && submitted.has(form);
   return errors || values(form) !== baseline.get(form);

@@ -328,6 +328,8 @@ describe('admin app accessibility (axe-core in Chromium)', () => {
     });
     await auditDialog(page, page.getByRole('button', { name: 'Edit model chat' }), 'Edit model chat', failures);
     await auditDialog(page, page.getByRole('button', { name: 'Remove model chat' }), 'Remove model chat?', failures);
+    // the rule added above is an unsaved change (leaving would ask): discard it
+    await page.getByRole('button', { name: 'Discard changes' }).click();
 
     // Teams & keys and their dialogs, including the show-once key.
     await nav(page, 'Teams & keys');

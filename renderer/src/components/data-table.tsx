@@ -1,5 +1,6 @@
-// The shared data table: a caption-less <table> in its scroll box, one row header column, an
-// optional actions column (labelled for screen readers), an empty state, and "load more" paging.
+// The shared data table: a <table> (with an optional caption for screen readers) in its scroll box,
+// one row header column, an optional actions column (labelled for screen readers), an empty state,
+// and "load more" paging.
 import type { ReactNode } from 'react';
 import { TableWrap } from './ui';
 
@@ -22,6 +23,7 @@ export function DataTable<T>({
   testId,
   card,
   more,
+  caption,
 }: {
   /** what the table lists ("Keys"): the name of its scroll region */
   label: string;
@@ -36,6 +38,8 @@ export function DataTable<T>({
   card?: boolean;
   /** paging: a "load more" button under the table while there is more */
   more?: { hasMore: boolean; busy: boolean; onMore: () => void; label?: string };
+  /** what the table shows, for screen readers (a caption the eye gets from the heading above) */
+  caption?: string;
 }) {
   if (!rows) return null;
   if (rows.length === 0) return <>{empty ?? null}</>;
@@ -44,6 +48,7 @@ export function DataTable<T>({
     <>
       <TableWrap label={label} card={card}>
         <table data-testid={testId}>
+          {caption ? <caption className="sr-only">{caption}</caption> : null}
           <thead>
             <tr>
               {columns.map((c, i) => (

@@ -5,6 +5,7 @@
 import { useRef, useState, type FormEvent, type ReactNode } from 'react';
 import type { z } from 'zod';
 import { apiFieldErrors, validate, type FieldErrors } from '../api';
+import { DIRTY_ATTR } from '../unsaved';
 import { Dialog, FormError, useFocusFirstError } from './ui';
 
 export interface SchemaFormProps<T> {
@@ -26,9 +27,48 @@ export interface SchemaFormProps<T> {
   className?: string;
   /** shown after the actions (a "saved" status line) */
   footer?: ReactNode;
+  /** rewrites the field errors (the client's and the API's) before they are shown: keys the page's
+   * fields use where they differ from the schema's paths (a list field made of several entries, an
+   * API path with a prefix) */
+  mapErrors?: (errors: FieldErrors, spec: Record<string, unknown>) => FieldErrors;
+  /** further buttons in the actions row, before Cancel and the submit button (an inline editor's
+   * "Add rule", "Discard changes") */
+  extraActions?: ReactNode;
+  /** the class of the actions row (default "actions"); with it the row is drawn without onCancel too */
+  actionsClassName?: string;
+  /** nothing to save (an inline editor without changes): submitting does nothing, the button says so
+   * with aria-disabled (it keeps the keyboard focus, as it does while busy, see keepFocus) */
+  nothingToSave?: boolean;
+  /** the submit button is aria-disabled rather than disabled while sending, so it keeps the focus
+   * (an inline form that stays on the page after a save) */
+  keepFocus?: boolean;
+  /** no actions at all (a read-only viewer of an inline form) */
+  readOnly?: boolean;
+  /** what the page knows about unsaved changes (an inline list editor whose rows are added, moved and
+   * removed by buttons): set, it decides for unsaved.ts instead of the edited fields */
+  dirty?: boolean;
 }
 
-export function SchemaForm<T>({ schema, build, check, send, children, label, submitLabel, busyLabel, onCancel, className, footer }: SchemaFormProps<T>) {
+export function SchemaForm<T>({
+  schema,
+  build,
+  check,
+  send,
+  children,
+  label,
+  submitLabel,
+  busyLabel,
+  onCancel,
+  className,
+  footer,
+  mapErrors,
+  extraActions,
+  actionsClassName,
+  nothingToSave,
+  keepFocus,
+  readOnly,
+  dirty,
+}: SchemaFormProps<T>) {
   const [errors, setErrors] = useState<FieldErrors>({});
   const [error, setError] = useState<unknown>();
   const [busy, setBusy] = useState(false);
@@ -36,17 +76,19 @@ export function SchemaForm<T>({ schema, build, check, send, children, label, sub
   useFocusFirstError(errors, form);
   const submit = async (e: FormEvent) => {
     e.preventDefault();
+    if (busy || nothingToSave || readOnly) return;
     setError(undefined);
     const spec = build() as Record<string, unknown>;
     const v = validate(schema, spec);
-    const errs = { ...(v.ok ? {} : v.errors), ...(check?.(spec) ?? {}) };
+    const shown = (errs: FieldErrors) => (mapErrors ? mapErrors(errs, spec) : errs);
+    const errs = { ...shown(v.ok ? {} : v.errors), ...(check?.(spec) ?? {}) };
     setErrors(errs);
     if (Object.keys(errs).length) return;
     setBusy(true);
     try {
       await send(spec);
     } catch (err) {
-      const fe = apiFieldErrors(err);
+      const fe = shown(apiFieldErrors(err));
       setErrors(fe);
       if (!Object.keys(fe).length) setError(err);
     } finally {
@@ -60,21 +102,35 @@ export function SchemaForm<T>({ schema, build, check, send, children, label, sub
           Cancel
         </button>
       ) : null}
-      <button type="submit" className="primary" disabled={busy}>
+      <button type="submit" className="primary" disabled={busy && !keepFocus} aria-disabled={(busy && keepFocus) || nothingToSave || undefined}>
         {busy ? (busyLabel ?? 'Saving…') : submitLabel}
       </button>
     </>
   );
   return (
-    <form ref={form} onSubmit={submit} noValidate aria-label={label} className={className} data-guard-unsaved="">
+    <form
+      ref={form}
+      onSubmit={submit}
+      noValidate
+      aria-label={label}
+      className={className}
+      data-guard-unsaved=""
+      {...(dirty !== undefined ? { [DIRTY_ATTR]: String(dirty) } : {})}
+    >
       {children(errors)}
-      {onCancel ? (
+      {readOnly ? (
+        <FormError error={error} />
+      ) : onCancel || actionsClassName ? (
         <>
           <FormError error={error} />
-          <div className="actions">{actions}</div>
+          <div className={actionsClassName ?? 'actions'}>
+            {extraActions}
+            {actions}
+          </div>
         </>
       ) : (
         <>
+          {extraActions}
           {actions}
           <FormError error={error} />
         </>

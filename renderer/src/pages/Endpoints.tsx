@@ -1,8 +1,10 @@
 // Endpoints: the model servers Airlock sends requests to. Add, test, edit, remove, discover.
-import { useRef, useState, type FormEvent } from 'react';
+import { useMemo, useRef, useState, type FormEvent } from 'react';
 import { endpointSchema } from '../../../gateway/config/schema';
 import { api, apiFieldErrors, enc, get, validate, type EndpointView, type FieldErrors, type HealthBody, type ModelView, type ProbeResult } from '../api';
-import { FormDialog } from '../components/form-dialog';
+import { DataTable } from '../components/data-table';
+import { FormDialog, SchemaForm } from '../components/form-dialog';
+import { EditRemoveButtons, nameTaken, saveResource } from '../components/resource';
 import { AliasForm } from './alias-from-model';
 import { useAuth } from '../auth';
 import { useResource } from '../hooks';
@@ -10,7 +12,6 @@ import {
   Badge,
   CheckboxField,
   ConfirmDialog,
-  Dialog,
   EmptyState,
   FormError,
   LoadError,
@@ -22,7 +23,6 @@ import {
   TextField,
   fmtInt,
   fmtTime,
-  TableWrap,
   useFocusFirstError,
 } from '../components/ui';
 import { breakerBadge, healthBadge, POLL_MS } from './Overview';
@@ -128,129 +128,122 @@ export function EndpointsPage() {
       />
       <LoadError error={list.error} retry={list.reload} />
       {list.loading ? <Loading what="endpoints" /> : null}
-      {list.data && eps.length === 0 ? (
-        <EmptyState
-          title="No model servers yet"
-          action={
-            canWrite ? (
+      <DataTable
+        label="Endpoints"
+        card
+        rows={list.data ? eps : undefined}
+        rowKey={(e) => e.name}
+        empty={
+          <EmptyState
+            title="No model servers yet"
+            action={
+              canWrite ? (
+                <>
+                  <button type="button" className="primary" onClick={() => setEditing({})}>
+                    Add endpoint
+                  </button>
+                  <button type="button" onClick={() => setDiscovering(true)}>
+                    Discover servers
+                  </button>
+                </>
+              ) : undefined
+            }
+          >
+            <p>
+              Add the address of a server that speaks the OpenAI API (vLLM, llama.cpp server, Ollama, LM Studio, TGI, LocalAI) — usually something like{' '}
+              <code>http://10.0.0.5:8000/v1</code>. “Test connection” shows which models it serves. Not sure where they run? “Discover” probes this machine
+              and the hosts you list on the usual ports.
+            </p>
+          </EmptyState>
+        }
+        columns={[
+          { header: 'Name', cell: (e) => e.name },
+          {
+            header: 'Address',
+            cell: (e) => (
               <>
-                <button type="button" className="primary" onClick={() => setEditing({})}>
-                  Add endpoint
-                </button>
-                <button type="button" onClick={() => setDiscovering(true)}>
-                  Discover servers
-                </button>
+                <span className="mono">{e.base_url}</span>
+                <div className="cell-note">
+                  {e.type}
+                  {e.api_key_set ? ' · API key set' : ''}
+                  {e.max_concurrency ? ` · max ${e.max_concurrency} in flight` : ''}
+                  {e.expose_models ? ' · models callable by their own names' : ''}
+                </div>
               </>
-            ) : undefined
-          }
-        >
-          <p>
-            Add the address of a server that speaks the OpenAI API (vLLM, llama.cpp server, Ollama, LM Studio, TGI, LocalAI) — usually something like{' '}
-            <code>http://10.0.0.5:8000/v1</code>. “Test connection” shows which models it serves. Not sure where they run? “Discover” probes this machine
-            and the hosts you list on the usual ports.
-          </p>
-        </EmptyState>
-      ) : null}
-      {eps.length ? (
-        <TableWrap label="Endpoints" card>
-          <table>
-            <thead>
-              <tr>
-                <th scope="col">Name</th>
-                <th scope="col">Address</th>
-                <th scope="col">Health</th>
-                <th scope="col">Breakers</th>
-                <th scope="col">In flight</th>
-                <th scope="col">Serves</th>
-                {canWrite ? (
-                  <th scope="col">
-                    <span className="sr-only">Actions</span>
-                  </th>
-                ) : null}
-              </tr>
-            </thead>
-            <tbody>
-              {eps.map((e) => {
-                const ts = (health.data?.targets ?? []).filter((t) => t.endpoint === e.name);
-                const states = new Map<string, number>();
-                for (const t of ts) states.set(t.breaker, (states.get(t.breaker) ?? 0) + 1);
-                return (
-                  <tr key={e.name}>
-                    <th scope="row">{e.name}</th>
-                    <td>
-                      <span className="mono">{e.base_url}</span>
-                      <div className="cell-note">
-                        {e.type}
-                        {e.api_key_set ? ' · API key set' : ''}
-                        {e.max_concurrency ? ` · max ${e.max_concurrency} in flight` : ''}
-                        {e.expose_models ? ' · models callable by their own names' : ''}
-                      </div>
-                    </td>
-                    <td>
-                      {healthBadge(e.status ?? undefined)}
-                      {e.status?.last_check_error ? <div className="cell-note">{e.status.last_check_error}</div> : null}
-                      {e.status?.last_check_at ? <div className="cell-note">checked {fmtTime(e.status.last_check_at)}</div> : null}
-                    </td>
-                    <td>
-                      {ts.length === 0 ? <span className="muted">—</span> : null}
-                      {[...states].map(([st, n]) => (
-                        <span key={st} className="badge-row">
-                          {breakerBadge(st)} {ts.length > 1 ? `×${n}` : ''}
-                        </span>
-                      ))}
-                    </td>
-                    <td>{fmtInt(e.status?.inflight)}</td>
-                    <td>
-                      {e.status?.discovered_models?.length ? (
-                        // a disclosure, not a hover tooltip: the names are reachable by keyboard and screen reader
-                        <details className="served-models">
-                          <summary>
-                            {e.status.discovered_models.length} model{e.status.discovered_models.length === 1 ? '' : 's'}
-                          </summary>
-                          <ul aria-label={`Models served by ${e.name}`}>
-                            {e.status.discovered_models.map((m) => {
-                              const aliases = served(e.name, m);
-                              return (
-                                <li key={m}>
-                                  <span className="mono">{m}</span>
-                                  {aliases.length ? (
-                                    <span className="cell-note"> as {aliases.join(', ')}</span>
-                                  ) : e.status?.exposed_models.includes(m) ? (
-                                    <span className="cell-note"> callable by this name</span>
-                                  ) : canWrite ? (
-                                    <>
-                                      {' '}
-                                      <button type="button" className="link-button" onClick={() => setAliasFor({ endpoint: e.name, model: m })} aria-label={`Create a model alias for ${m} on ${e.name}`}>
-                                        Create alias
-                                      </button>
-                                    </>
-                                  ) : null}
-                                </li>
-                              );
-                            })}
-                          </ul>
-                        </details>
-                      ) : (
-                        <span className="muted">—</span>
-                      )}
-                    </td>
-                    {canWrite ? (
-                      <td className="row-actions">
-                        <button type="button" onClick={() => setEditing({ orig: e })} aria-label={`Edit endpoint ${e.name}`}>
-                          Edit
-                        </button>
-                        <button type="button" className="danger-quiet" onClick={() => setRemoving(e.name)} aria-label={`Remove endpoint ${e.name}`}>
-                          Remove
-                        </button>
-                      </td>
-                    ) : null}
-                  </tr>
-                );
-              })}
-            </tbody>
-          </table>
-        </TableWrap>
-      ) : null}
+            ),
+          },
+          {
+            header: 'Health',
+            cell: (e) => (
+              <>
+                {healthBadge(e.status ?? undefined)}
+                {e.status?.last_check_error ? <div className="cell-note">{e.status.last_check_error}</div> : null}
+                {e.status?.last_check_at ? <div className="cell-note">checked {fmtTime(e.status.last_check_at)}</div> : null}
+              </>
+            ),
+          },
+          {
+            header: 'Breakers',
+            cell: (e) => {
+              const ts = (health.data?.targets ?? []).filter((t) => t.endpoint === e.name);
+              const states = new Map<string, number>();
+              for (const t of ts) states.set(t.breaker, (states.get(t.breaker) ?? 0) + 1);
+              return (
+                <>
+                  {ts.length === 0 ? <span className="muted">—</span> : null}
+                  {[...states].map(([st, n]) => (
+                    <span key={st} className="badge-row">
+                      {breakerBadge(st)} {ts.length > 1 ? `×${n}` : ''}
+                    </span>
+                  ))}
+                </>
+              );
+            },
+          },
+          { header: 'In flight', cell: (e) => fmtInt(e.status?.inflight) },
+          {
+            header: 'Serves',
+            cell: (e) =>
+              e.status?.discovered_models?.length ? (
+                // a disclosure, not a hover tooltip: the names are reachable by keyboard and screen reader
+                <details className="served-models">
+                  <summary>
+                    {e.status.discovered_models.length} model{e.status.discovered_models.length === 1 ? '' : 's'}
+                  </summary>
+                  <ul aria-label={`Models served by ${e.name}`}>
+                    {e.status.discovered_models.map((m) => {
+                      const aliases = served(e.name, m);
+                      return (
+                        <li key={m}>
+                          <span className="mono">{m}</span>
+                          {aliases.length ? (
+                            <span className="cell-note"> as {aliases.join(', ')}</span>
+                          ) : e.status?.exposed_models.includes(m) ? (
+                            <span className="cell-note"> callable by this name</span>
+                          ) : canWrite ? (
+                            <>
+                              {' '}
+                              <button type="button" className="link-button" onClick={() => setAliasFor({ endpoint: e.name, model: m })} aria-label={`Create a model alias for ${m} on ${e.name}`}>
+                                Create alias
+                              </button>
+                            </>
+                          ) : null}
+                        </li>
+                      );
+                    })}
+                  </ul>
+                </details>
+              ) : (
+                <span className="muted">—</span>
+              ),
+          },
+        ]}
+        actions={
+          canWrite
+            ? (e) => <EditRemoveButtons what="endpoint" name={e.name} onEdit={() => setEditing({ orig: e })} onRemove={() => setRemoving(e.name)} />
+            : undefined
+        }
+      />
 
       <p className="ok-text" role="status" aria-live="polite">
         {aliasDone}
@@ -270,12 +263,12 @@ export function EndpointsPage() {
           />
         )}
       </FormDialog>
-      <Dialog open={editing !== null} onClose={() => setEditing(null)} title={editing?.orig ? `Edit endpoint ${editing.orig.name}` : 'Add endpoint'} wide>
-        {editing ? (
+      <FormDialog open={editing !== null} onClose={() => setEditing(null)} title={editing?.orig ? `Edit endpoint ${editing.orig.name}` : 'Add endpoint'} wide>
+        {() => (
           <EndpointForm
-            orig={editing.orig}
-            initial={editing.initial}
-            initialProbe={editing.probe}
+            orig={editing!.orig}
+            initial={editing!.initial}
+            initialProbe={editing!.probe}
             existing={eps.map((e) => e.name)}
             onCancel={() => setEditing(null)}
             onSaved={() => {
@@ -284,17 +277,17 @@ export function EndpointsPage() {
               health.reload();
             }}
           />
-        ) : null}
-      </Dialog>
+        )}
+      </FormDialog>
 
-      <Dialog
+      <FormDialog
         open={discovering}
         onClose={() => setDiscovering(false)}
         title="Discover model servers"
         wide
         description="Airlock asks each address for its model list. The probes run on the gateway server, so “localhost” means the machine Airlock runs on."
       >
-        {discovering ? (
+        {() => (
           <Discover
             existing={eps}
             onAdd={(initial, probe) => {
@@ -302,8 +295,8 @@ export function EndpointsPage() {
               setEditing({ initial, probe });
             }}
           />
-        ) : null}
-      </Dialog>
+        )}
+      </FormDialog>
 
       <ConfirmDialog
         open={removing !== null}
@@ -365,32 +358,26 @@ function EndpointForm({
   onSaved: () => void;
 }) {
   const [d, setD] = useState<Draft>(() => draftOf(orig ?? initial));
-  const [errors, setErrors] = useState<FieldErrors>({});
-  const [error, setError] = useState<unknown>();
-  const [busy, setBusy] = useState(false);
+  // the field errors "Test connection" found (a save shows its own: SchemaForm)
+  const [testErrors, setTestErrors] = useState<FieldErrors>({});
   const [testing, setTesting] = useState(false);
   const [probe, setProbe] = useState<ProbeResult | undefined>(initialProbe);
   const [testNote, setTestNote] = useState('');
-  const form = useRef<HTMLFormElement>(null);
-  useFocusFirstError(errors, form);
+  const testRow = useRef<HTMLDivElement>(null);
+  const form = useMemo(() => ({ get current() { return testRow.current?.closest('form') ?? null; } }), []);
+  useFocusFirstError(testErrors, form);
   const set = <K extends keyof Draft>(k: K) => (v: Draft[K]) => setD((p) => ({ ...p, [k]: v }));
-
-  const check = () => {
-    const spec = specOf(d, orig);
-    const v = validate(endpointSchema, spec);
-    const errs = v.ok ? {} : { ...v.errors };
-    if (!orig && existing.includes(d.name.trim())) errs.name = `an endpoint named "${d.name.trim()}" exists already`;
-    return { spec, errs };
-  };
 
   const test = async () => {
     if (testing) return;
     setTestNote('');
     setProbe(undefined);
-    const { spec, errs } = check();
+    const spec = specOf(d, orig);
+    const v = validate(endpointSchema, spec);
+    // the name does not matter for a probe
     const relevant: FieldErrors = {};
-    for (const k of Object.keys(errs)) if (k !== 'name') relevant[k] = errs[k]!;
-    setErrors(relevant);
+    if (!v.ok) for (const k of Object.keys(v.errors)) if (k !== 'name') relevant[k] = v.errors[k]!;
+    setTestErrors(relevant);
     if (Object.keys(relevant).length) return;
     setTesting(true);
     try {
@@ -406,130 +393,121 @@ function EndpointForm({
       }
       setProbe(r);
     } catch (e) {
-      setErrors(apiFieldErrors(e));
+      setTestErrors(apiFieldErrors(e));
       setProbe({ ok: false, latency_ms: 0, models: [], error: (e as Error).message });
     } finally {
       setTesting(false);
     }
   };
 
-  const submit = async (e: FormEvent) => {
-    e.preventDefault();
-    setError(undefined);
-    const { spec, errs } = check();
-    setErrors(errs);
-    if (Object.keys(errs).length) return;
-    setBusy(true);
-    try {
-      if (orig) await api('PUT', `/endpoints/${enc(orig.name)}`, spec);
-      else await api('POST', '/endpoints', spec);
-      onSaved();
-    } catch (err) {
-      const fe = apiFieldErrors(err);
-      setErrors(fe);
-      if (!Object.keys(fe).length) setError(err);
-    } finally {
-      setBusy(false);
-    }
-  };
-
   return (
-    <form ref={form} onSubmit={submit} noValidate aria-label={orig ? `Edit endpoint ${orig.name}` : 'New endpoint'} data-guard-unsaved="">
-      <div className="grid-2">
-        <TextField id="ep-name" label="Name" value={d.name} onChange={set('name')} error={errors.name} hint={`${describe('name')}. Letters, digits, ".", "_", ":" or "-".`} disabled={!!orig} autoFocus={!orig} />
-        <SelectField
-          id="ep-type"
-          label="Type"
-          value={d.type}
-          onChange={(v) => set('type')(v as Draft['type'])}
-          options={[
-            { value: 'openai', label: 'OpenAI-compatible' },
-            { value: 'ollama', label: 'Ollama (native model list)' },
-            { value: 'anthropic', label: 'Anthropic Messages API' },
-          ]}
-          error={errors.type}
-          hint={
-            d.type === 'openai' ? 'vLLM, llama.cpp server, LM Studio, TGI, LocalAI, and Ollama at /v1.'
-            : d.type === 'ollama' ? 'Lists models with Ollama’s own /api/tags.'
-            : 'A server that speaks /v1/messages: it serves Anthropic Messages requests only, passed through untranslated.'
-          }
-        />
-      </div>
-      <TextField id="ep-base-url" label="Base URL" value={d.base_url} onChange={set('base_url')} error={errors.base_url} hint={`${describe('base_url')}, e.g. http://10.0.0.5:8000/v1`} placeholder="http://host:8000/v1" spellCheck={false} inputMode="url" className="mono-input" />
-      <TextField
-        id="ep-api-key"
-        type="password"
-        label="API key (optional)"
-        value={d.api_key}
-        onChange={set('api_key')}
-        error={errors.api_key}
-        autoComplete="new-password"
-        placeholder={orig?.api_key_set ? 'set — leave empty to keep it' : ''}
-        hint={
-          orig?.api_key_set ? (
-            <>
-              <Badge tone="info">set</Badge> A key is stored (encrypted). Type a new one to replace it. You may also write <code>{'${env:AIRLOCK_SECRET_NAME}'}</code>.
-            </>
-          ) : (
-            <>
-              {describe('api_key')}. You may also write <code>{'${env:AIRLOCK_SECRET_NAME}'}</code> to read it from the gateway’s environment (only variables named AIRLOCK_SECRET_…).
-            </>
-          )
-        }
-      />
-      {orig?.api_key_set ? <CheckboxField id="ep-clear-key" label="Remove the stored API key" checked={d.clear_key} onChange={set('clear_key')} disabled={!!d.api_key} /> : null}
-      {orig?.api_key_set && !d.api_key && !d.clear_key && movesHost(orig.base_url, d.base_url) ? (
-        <CheckboxField
-          id="ep-keep-key"
-          label={`Send the stored API key to the new server too`}
-          checked={d.keep_key}
-          onChange={set('keep_key')}
-          hint="The base URL now points at another server. The stored key goes there only if you say so; otherwise enter its key above."
-        />
-      ) : null}
-      <CheckboxField
-        id="ep-expose-models"
-        label="Apps may call the models this server lists directly, without an alias"
-        checked={d.expose_models}
-        onChange={set('expose_models')}
-        error={errors.expose_models}
-        hint="Every model the server lists (found by its health check) becomes callable under its upstream name, without creating an alias for each; a model alias of the same name wins. No price is set for them: create an alias to charge one."
-      />
-      <details className="advanced" open={!!(errors.max_concurrency || errors.timeout_ms || errors.first_byte_timeout_ms || errors['health_check.interval_ms'])}>
-        <summary>Limits, timeouts and health checks</summary>
-        <div className="grid-3">
-          <NumberField id="ep-max-concurrency" label="Max concurrency" value={d.max_concurrency} onChange={set('max_concurrency')} error={errors.max_concurrency} hint={describe('max_concurrency')} min={1} />
-          <NumberField id="ep-timeout" label="Timeout (ms)" value={d.timeout_ms} onChange={set('timeout_ms')} error={errors.timeout_ms} hint={describe('timeout_ms')} min={100} />
-          <NumberField id="ep-first-byte-timeout" label="First-byte timeout (ms)" value={d.first_byte_timeout_ms} onChange={set('first_byte_timeout_ms')} error={errors.first_byte_timeout_ms} hint={describe('first_byte_timeout_ms')} min={50} />
-        </div>
-        <div className="grid-2">
-          <CheckboxField id="ep-hc-enabled" label="Check health periodically" checked={d.hc_enabled} onChange={set('hc_enabled')} hint="Asks for the model list; a server that fails twice in a row is marked down." />
-          <NumberField id="ep-hc-interval" label="Health check interval (ms)" value={d.hc_interval_ms} onChange={set('hc_interval_ms')} error={errors['health_check.interval_ms']} hint="Default 10000." min={100} disabled={!d.hc_enabled} />
-        </div>
-      </details>
+    <SchemaForm
+      schema={endpointSchema}
+      build={() => {
+        setTestErrors({});
+        return specOf(d, orig);
+      }}
+      check={nameTaken(existing, 'endpoint', !orig)}
+      send={async (spec) => {
+        await saveResource('/endpoints', orig?.name, spec);
+        onSaved();
+      }}
+      label={orig ? `Edit endpoint ${orig.name}` : 'New endpoint'}
+      submitLabel={orig ? 'Save changes' : 'Add endpoint'}
+      onCancel={onCancel}
+    >
+      {(saveErrors) => {
+        const errors = { ...testErrors, ...saveErrors };
+        return (
+          <>
+            <div className="grid-2">
+              <TextField id="ep-name" label="Name" value={d.name} onChange={set('name')} error={errors.name} hint={`${describe('name')}. Letters, digits, ".", "_", ":" or "-".`} disabled={!!orig} autoFocus={!orig} />
+              <SelectField
+                id="ep-type"
+                label="Type"
+                value={d.type}
+                onChange={(v) => set('type')(v as Draft['type'])}
+                options={[
+                  { value: 'openai', label: 'OpenAI-compatible' },
+                  { value: 'ollama', label: 'Ollama (native model list)' },
+                  { value: 'anthropic', label: 'Anthropic Messages API' },
+                ]}
+                error={errors.type}
+                hint={
+                  d.type === 'openai' ? 'vLLM, llama.cpp server, LM Studio, TGI, LocalAI, and Ollama at /v1.'
+                  : d.type === 'ollama' ? 'Lists models with Ollama’s own /api/tags.'
+                  : 'A server that speaks /v1/messages: it serves Anthropic Messages requests only, passed through untranslated.'
+                }
+              />
+            </div>
+            <TextField id="ep-base-url" label="Base URL" value={d.base_url} onChange={set('base_url')} error={errors.base_url} hint={`${describe('base_url')}, e.g. http://10.0.0.5:8000/v1`} placeholder="http://host:8000/v1" spellCheck={false} inputMode="url" className="mono-input" />
+            <TextField
+              id="ep-api-key"
+              type="password"
+              label="API key (optional)"
+              value={d.api_key}
+              onChange={set('api_key')}
+              error={errors.api_key}
+              autoComplete="new-password"
+              placeholder={orig?.api_key_set ? 'set — leave empty to keep it' : ''}
+              hint={
+                orig?.api_key_set ? (
+                  <>
+                    <Badge tone="info">set</Badge> A key is stored (encrypted). Type a new one to replace it. You may also write <code>{'${env:AIRLOCK_SECRET_NAME}'}</code>.
+                  </>
+                ) : (
+                  <>
+                    {describe('api_key')}. You may also write <code>{'${env:AIRLOCK_SECRET_NAME}'}</code> to read it from the gateway’s environment (only variables named AIRLOCK_SECRET_…).
+                  </>
+                )
+              }
+            />
+            {orig?.api_key_set ? <CheckboxField id="ep-clear-key" label="Remove the stored API key" checked={d.clear_key} onChange={set('clear_key')} disabled={!!d.api_key} /> : null}
+            {orig?.api_key_set && !d.api_key && !d.clear_key && movesHost(orig.base_url, d.base_url) ? (
+              <CheckboxField
+                id="ep-keep-key"
+                label={`Send the stored API key to the new server too`}
+                checked={d.keep_key}
+                onChange={set('keep_key')}
+                hint="The base URL now points at another server. The stored key goes there only if you say so; otherwise enter its key above."
+              />
+            ) : null}
+            <CheckboxField
+              id="ep-expose-models"
+              label="Apps may call the models this server lists directly, without an alias"
+              checked={d.expose_models}
+              onChange={set('expose_models')}
+              error={errors.expose_models}
+              hint="Every model the server lists (found by its health check) becomes callable under its upstream name, without creating an alias for each; a model alias of the same name wins. No price is set for them: create an alias to charge one."
+            />
+            <details className="advanced" open={!!(errors.max_concurrency || errors.timeout_ms || errors.first_byte_timeout_ms || errors['health_check.interval_ms'])}>
+              <summary>Limits, timeouts and health checks</summary>
+              <div className="grid-3">
+                <NumberField id="ep-max-concurrency" label="Max concurrency" value={d.max_concurrency} onChange={set('max_concurrency')} error={errors.max_concurrency} hint={describe('max_concurrency')} min={1} />
+                <NumberField id="ep-timeout" label="Timeout (ms)" value={d.timeout_ms} onChange={set('timeout_ms')} error={errors.timeout_ms} hint={describe('timeout_ms')} min={100} />
+                <NumberField id="ep-first-byte-timeout" label="First-byte timeout (ms)" value={d.first_byte_timeout_ms} onChange={set('first_byte_timeout_ms')} error={errors.first_byte_timeout_ms} hint={describe('first_byte_timeout_ms')} min={50} />
+              </div>
+              <div className="grid-2">
+                <CheckboxField id="ep-hc-enabled" label="Check health periodically" checked={d.hc_enabled} onChange={set('hc_enabled')} hint="Asks for the model list; a server that fails twice in a row is marked down." />
+                <NumberField id="ep-hc-interval" label="Health check interval (ms)" value={d.hc_interval_ms} onChange={set('hc_interval_ms')} error={errors['health_check.interval_ms']} hint="Default 10000." min={100} disabled={!d.hc_enabled} />
+              </div>
+            </details>
 
-      <div className="test-row">
-        {/* aria-disabled, not disabled, while testing: a disabled button would drop the keyboard focus */}
-        <button type="button" onClick={() => void test()} aria-disabled={testing || undefined}>
-          {testing ? 'Testing…' : 'Test connection'}
-        </button>
-        <span className="hint">Asks the server for its model list, without saving.</span>
-      </div>
-      <div className="test-result" aria-live="polite" data-testid="test-result">
-        {testNote ? <p className="hint">{testNote}</p> : null}
-        {probe ? <ProbeView r={probe} /> : null}
-      </div>
-
-      <FormError error={error} />
-      <div className="actions">
-        <button type="button" onClick={onCancel} data-dismiss="">
-          Cancel
-        </button>
-        <button type="submit" className="primary" disabled={busy}>
-          {busy ? 'Saving…' : orig ? 'Save changes' : 'Add endpoint'}
-        </button>
-      </div>
-    </form>
+            <div className="test-row" ref={testRow}>
+              {/* aria-disabled, not disabled, while testing: a disabled button would drop the keyboard focus */}
+              <button type="button" onClick={() => void test()} aria-disabled={testing || undefined}>
+                {testing ? 'Testing…' : 'Test connection'}
+              </button>
+              <span className="hint">Asks the server for its model list, without saving.</span>
+            </div>
+            <div className="test-result" aria-live="polite" data-testid="test-result">
+              {testNote ? <p className="hint">{testNote}</p> : null}
+              {probe ? <ProbeView r={probe} /> : null}
+            </div>
+          </>
+        );
+      }}
+    </SchemaForm>
   );
 }
 

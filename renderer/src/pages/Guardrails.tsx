@@ -1,18 +1,20 @@
 // Guardrails: the policies (what is checked, where, and what happens), a "try it" panel, hits
 // per policy over time (shadow and enforced), and the most recent decisions. Never the matched
 // text: the gateway records kinds and counts only.
-import { useMemo, useRef, useState, type FormEvent } from 'react';
+import { useMemo, useState, type FormEvent } from 'react';
 import { Bar, BarChart, CartesianGrid, Legend, Tooltip, XAxis, YAxis } from 'recharts';
 import { BUILTIN_NAMES, GUARD_ACTIONS, GUARD_DIRECTIONS, GUARD_MODES, guardrailSchema, type GuardrailSpec } from '../../../gateway/config/schema';
-import { api, apiFieldErrors, enc, get, validate, type FieldErrors, type GuardrailEventRow, type GuardrailHitSeries, type GuardrailTestResult, type ModelView, type TeamView } from '../api';
+import { api, enc, get, type FieldErrors, type GuardrailEventRow, type GuardrailHitSeries, type GuardrailTestResult, type ModelView, type TeamView } from '../api';
 import { useAuth } from '../auth';
 import { ChartCard } from '../components/chart';
+import { DataTable } from '../components/data-table';
+import { FormDialog, SchemaForm } from '../components/form-dialog';
+import { EditRemoveButtons, nameTaken, saveResource } from '../components/resource';
 import { useResource } from '../hooks';
 import {
   Badge,
   CheckboxField,
   ConfirmDialog,
-  Dialog,
   EmptyState,
   FormError,
   LoadError,
@@ -21,12 +23,10 @@ import {
   PageHeader,
   Section,
   SelectField,
-  TableWrap,
   TextAreaField,
   TextField,
   fmtInt,
   fmtTime,
-  useFocusFirstError,
 } from '../components/ui';
 
 type Detector = GuardrailSpec['detectors'][number];
@@ -66,6 +66,9 @@ function hitRate(p: GuardrailHitSeries['policies'][number]): string {
   return `${fmtInt(p.hit_requests)} of ${fmtInt(p.requests)} requests${pct}`;
 }
 
+/** decisions per page of "Recent decisions" */
+const EVENTS_PAGE = 50;
+
 function outcomeBadge(o: string) {
   const tone = o === 'blocked' ? 'bad' : o === 'redacted' ? 'warn' : o === 'shadow' ? 'muted' : 'info';
   return <Badge tone={tone}>{o}</Badge>;
@@ -77,7 +80,25 @@ export function GuardrailsPage() {
   const models = useResource((s) => get<{ data: ModelView[] }>('/models', s), []);
   const teams = useResource((s) => get<{ data: TeamView[] }>('/teams', s), []);
   const summary = useResource((s) => get<GuardrailHitSeries>('/guardrail-events/summary?buckets=24', s), [], 30_000);
-  const events = useResource((s) => get<{ data: GuardrailEventRow[] }>('/guardrail-events?limit=50', s), [], 30_000);
+  const events = useResource((s) => get<{ data: GuardrailEventRow[] }>(`/guardrail-events?limit=${EVENTS_PAGE}`, s), [], 30_000);
+  // the first page stays live until "load older": from then on the list holds still (no row moves
+  // between pages while new decisions arrive)
+  const [older, setOlder] = useState<{ rows: GuardrailEventRow[]; hasMore: boolean; busy: boolean; error?: unknown }>({ rows: [], hasMore: false, busy: false });
+  const frozen = older.rows.length > 0;
+  const shownEvents = frozen ? older.rows : events.data?.data;
+  const moreEvents = frozen ? older.hasMore : events.data?.data.length === EVENTS_PAGE;
+  const loadOlder = async () => {
+    const base = shownEvents;
+    const last = base?.at(-1);
+    if (!base || !last) return;
+    setOlder((o) => ({ ...o, busy: true, error: undefined }));
+    try {
+      const p = await get<{ data: GuardrailEventRow[] }>(`/guardrail-events?limit=${EVENTS_PAGE}&before=${last.id}`);
+      setOlder({ rows: [...base, ...p.data], hasMore: p.data.length === EVENTS_PAGE, busy: false });
+    } catch (e) {
+      setOlder((o) => ({ ...o, busy: false, error: e }));
+    }
+  };
   const [editing, setEditing] = useState<GuardrailSpec | 'new' | null>(null);
   const [removing, setRemoving] = useState<string | null>(null);
   const list = policies.data?.data ?? [];
@@ -104,79 +125,69 @@ export function GuardrailsPage() {
       <Section title="Policies">
         <LoadError error={policies.error} retry={policies.reload} />
         {policies.loading ? <Loading what="policies" /> : null}
-        {policies.data && list.length === 0 ? (
-          <EmptyState
-            title="No guardrail policies yet"
-            action={
-              canWrite ? (
-                <button type="button" className="primary" onClick={() => setEditing('new')}>
-                  Add policy
-                </button>
-              ) : undefined
-            }
-          >
-            <p>For example: redact personal data and secrets in prompts and answers (detectors “pii” and “secrets”, action “redact”), in shadow mode first.</p>
-          </EmptyState>
-        ) : null}
-        {list.length ? (
-          <TableWrap label="Guardrail policies">
-            <table data-testid="guardrail-policies">
-              <thead>
-                <tr>
-                  <th scope="col">Policy</th>
-                  <th scope="col">Checks</th>
-                  <th scope="col">Detectors</th>
-                  <th scope="col">Action</th>
-                  <th scope="col">Scope</th>
-                  <th scope="col">Hit rate (24 h)</th>
-                  {canWrite ? (
-                    <th scope="col">
-                      <span className="sr-only">Actions</span>
-                    </th>
-                  ) : null}
-                </tr>
-              </thead>
-              <tbody>
-                {list.map((p) => {
-                  const h = hitsOf(p.name);
-                  return (
-                    <tr key={p.name}>
-                      <th scope="row">
-                        {p.name}
-                        {p.description ? <div className="cell-note">{p.description}</div> : null}
-                      </th>
-                      <td>{p.direction.join(', ')}</td>
-                      <td>{p.detectors.map(describeDetector).join(', ')}</td>
-                      <td>
-                        {p.action}{' '}
-                        {p.disabled ? <Badge tone="muted">disabled</Badge> : p.mode === 'shadow' ? <Badge tone="info">shadow</Badge> : <Badge tone="ok">enforced</Badge>}
-                      </td>
-                      <td>
-                        {p.scope
-                          ? Object.entries(p.scope)
-                              .filter(([, v]) => v?.length)
-                              .map(([k, v]) => `${k}: ${v.join(', ')}`)
-                              .join('; ') || 'everything'
-                          : 'everything'}
-                      </td>
-                      <td>{h ? hitRate(h) : '—'}</td>
-                      {canWrite ? (
-                        <td className="row-actions">
-                          <button type="button" onClick={() => setEditing(p)} aria-label={`Edit policy ${p.name}`}>
-                            Edit
-                          </button>
-                          <button type="button" className="danger-quiet" onClick={() => setRemoving(p.name)} aria-label={`Delete policy ${p.name}`}>
-                            Delete
-                          </button>
-                        </td>
-                      ) : null}
-                    </tr>
-                  );
-                })}
-              </tbody>
-            </table>
-          </TableWrap>
-        ) : null}
+        <DataTable
+          label="Guardrail policies"
+          testId="guardrail-policies"
+          rows={policies.data ? list : undefined}
+          rowKey={(p) => p.name}
+          empty={
+            <EmptyState
+              title="No guardrail policies yet"
+              action={
+                canWrite ? (
+                  <button type="button" className="primary" onClick={() => setEditing('new')}>
+                    Add policy
+                  </button>
+                ) : undefined
+              }
+            >
+              <p>For example: redact personal data and secrets in prompts and answers (detectors “pii” and “secrets”, action “redact”), in shadow mode first.</p>
+            </EmptyState>
+          }
+          columns={[
+            {
+              header: 'Policy',
+              cell: (p) => (
+                <>
+                  {p.name}
+                  {p.description ? <div className="cell-note">{p.description}</div> : null}
+                </>
+              ),
+            },
+            { header: 'Checks', cell: (p) => p.direction.join(', ') },
+            { header: 'Detectors', cell: (p) => p.detectors.map(describeDetector).join(', ') },
+            {
+              header: 'Action',
+              cell: (p) => (
+                <>
+                  {p.action} {p.disabled ? <Badge tone="muted">disabled</Badge> : p.mode === 'shadow' ? <Badge tone="info">shadow</Badge> : <Badge tone="ok">enforced</Badge>}
+                </>
+              ),
+            },
+            {
+              header: 'Scope',
+              cell: (p) =>
+                p.scope
+                  ? Object.entries(p.scope)
+                      .filter(([, v]) => v?.length)
+                      .map(([k, v]) => `${k}: ${v.join(', ')}`)
+                      .join('; ') || 'everything'
+                  : 'everything',
+            },
+            {
+              header: 'Hit rate (24 h)',
+              cell: (p) => {
+                const h = hitsOf(p.name);
+                return h ? hitRate(h) : '—';
+              },
+            },
+          ]}
+          actions={
+            canWrite
+              ? (p) => <EditRemoveButtons what="policy" name={p.name} removeVerb="Delete" onEdit={() => setEditing(p)} onRemove={() => setRemoving(p.name)} />
+              : undefined
+          }
+        />
       </Section>
 
       <TryIt models={(models.data?.data ?? []).map((m) => m.name)} />
@@ -187,51 +198,44 @@ export function GuardrailsPage() {
       </Section>
 
       <Section title="Recent decisions">
-        <LoadError error={events.error} retry={events.reload} />
-        {events.data && events.data.data.length === 0 ? <p className="muted">No guardrail has found anything yet.</p> : null}
-        {events.data?.data.length ? (
-          <TableWrap label="Recent guardrail decisions">
-            <table data-testid="guardrail-events">
-              <thead>
-                <tr>
-                  <th scope="col">Time</th>
-                  <th scope="col">Policy</th>
-                  <th scope="col">Checked</th>
-                  <th scope="col">Outcome</th>
-                  <th scope="col">Found</th>
-                  <th scope="col">Who</th>
-                  <th scope="col">Request</th>
-                </tr>
-              </thead>
-              <tbody>
-                {events.data.data.map((e) => (
-                  <tr key={e.id}>
-                    <td>{fmtTime(e.ts)}</td>
-                    <th scope="row">{e.policy}</th>
-                    <td>
-                      {e.direction}
-                      {e.complete ? null : <div className="cell-note">answer ended before the end was scanned</div>}
-                    </td>
-                    <td>{outcomeBadge(e.outcome)}</td>
-                    <td>
-                      {Object.entries(e.detectors)
-                        .map(([k, n]) => `${k} ×${n}`)
-                        .join(', ')}
-                    </td>
-                    <td>{[e.key, e.team, e.model].filter(Boolean).join(' · ') || '—'}</td>
-                    <td className="mono">{e.request_id ?? e.tool_call_id ?? '—'}</td>
-                  </tr>
-                ))}
-              </tbody>
-            </table>
-          </TableWrap>
-        ) : null}
+        <LoadError error={events.error ?? older.error} retry={events.reload} />
+        <DataTable
+          label="Recent guardrail decisions"
+          testId="guardrail-events"
+          rows={shownEvents}
+          rowKey={(e) => String(e.id)}
+          empty={<p className="muted">No guardrail has found anything yet.</p>}
+          more={{ hasMore: moreEvents, busy: older.busy, onMore: () => void loadOlder(), label: 'Load older decisions' }}
+          columns={[
+            { header: 'Time', cell: (e) => fmtTime(e.ts) },
+            { header: 'Policy', cell: (e) => e.policy, rowHeader: true },
+            {
+              header: 'Checked',
+              cell: (e) => (
+                <>
+                  {e.direction}
+                  {e.complete ? null : <div className="cell-note">answer ended before the end was scanned</div>}
+                </>
+              ),
+            },
+            { header: 'Outcome', cell: (e) => outcomeBadge(e.outcome) },
+            {
+              header: 'Found',
+              cell: (e) =>
+                Object.entries(e.detectors)
+                  .map(([k, n]) => `${k} ×${n}`)
+                  .join(', '),
+            },
+            { header: 'Who', cell: (e) => [e.key, e.team, e.model].filter(Boolean).join(' · ') || '—' },
+            { header: 'Request', cell: (e) => e.request_id ?? e.tool_call_id ?? '—', className: 'mono' },
+          ]}
+        />
       </Section>
 
-      <Dialog open={editing !== null} onClose={() => setEditing(null)} title={editing === 'new' ? 'Add guardrail policy' : `Edit policy ${editing?.name ?? ''}`} wide>
-        {editing !== null ? (
+      <FormDialog open={editing !== null} onClose={() => setEditing(null)} title={editing === 'new' ? 'Add guardrail policy' : `Edit policy ${editing?.name ?? ''}`} wide>
+        {() => (
           <PolicyForm
-            initial={editing === 'new' ? undefined : editing}
+            initial={editing === 'new' || editing === null ? undefined : editing}
             existing={list.map((p) => p.name)}
             models={(models.data?.data ?? []).map((m) => m.name)}
             teams={(teams.data?.data ?? []).map((t) => t.name)}
@@ -241,8 +245,8 @@ export function GuardrailsPage() {
               reloadAll();
             }}
           />
-        ) : null}
-      </Dialog>
+        )}
+      </FormDialog>
       <ConfirmDialog
         open={removing !== null}
         title={`Delete policy ${removing ?? ''}?`}
@@ -297,33 +301,19 @@ function HitsChart({ series }: { series: GuardrailHitSeries }) {
           <Bar dataKey="shadow" name="Shadow" stackId="h" fill="#6b7280" isAnimationActive={false} />
         </BarChart>
       </ChartCard>
-      <TableWrap label="Hits per policy">
-        <table data-testid="guardrail-hits">
-          <caption className="sr-only">Hits per policy in the last 24 hours</caption>
-          <thead>
-            <tr>
-              <th scope="col">Policy</th>
-              <th scope="col" className="num">
-                Enforced
-              </th>
-              <th scope="col" className="num">
-                Shadow
-              </th>
-              <th scope="col">Hit rate</th>
-            </tr>
-          </thead>
-          <tbody>
-            {series.policies.map((p) => (
-              <tr key={p.policy}>
-                <th scope="row">{p.policy}</th>
-                <td className="num">{fmtInt(p.enforced)}</td>
-                <td className="num">{fmtInt(p.shadow)}</td>
-                <td>{hitRate(p)}</td>
-              </tr>
-            ))}
-          </tbody>
-        </table>
-      </TableWrap>
+      <DataTable
+        label="Hits per policy"
+        testId="guardrail-hits"
+        caption="Hits per policy in the last 24 hours"
+        rows={series.policies}
+        rowKey={(p) => p.policy}
+        columns={[
+          { header: 'Policy', cell: (p) => p.policy },
+          { header: 'Enforced', cell: (p) => fmtInt(p.enforced), className: 'num' },
+          { header: 'Shadow', cell: (p) => fmtInt(p.shadow), className: 'num' },
+          { header: 'Hit rate', cell: (p) => hitRate(p) },
+        ]}
+      />
     </>
   );
 }
@@ -404,6 +394,30 @@ function parseRegexLines(s: string): Detector[] {
     });
 }
 
+/** A policy's detectors come from several fields: detectors[i].* errors (the schema's and the API's)
+ * belong to the field that made detector i, with the line or keyword named. */
+function detectorFieldErrors(errs: FieldErrors, spec: Record<string, unknown>): FieldErrors {
+  const detectors = (spec.detectors ?? []) as Detector[];
+  const regexStart = detectors.findIndex((d) => typeof d === 'object' && d.type === 'regex');
+  const out: FieldErrors = {};
+  for (const [k, v] of Object.entries(errs)) {
+    const m = /^detectors(?:\[(\d+)\](.*))?/.exec(k);
+    if (!m) out[k] = v;
+    else {
+      const i = m[1] === undefined ? -1 : Number(m[1]);
+      // the part of the detector that is wrong: ".label", ".words[2]", "" (the detector itself)
+      const rest = m[2] ?? '';
+      const d = detectors[i];
+      const f = i < 0 ? 'detectors' : typeof d === 'string' ? 'detectors' : d?.type === 'regex' ? 'regex' : d?.type === 'keywords' ? 'keywords' : d?.type === 'max_size' ? 'max_size' : d?.type === 'injection' ? 'injection' : 'detectors';
+      const word = /^\.words\[(\d+)\]$/.exec(rest);
+      if (f === 'regex') out[f] ??= `line ${i - regexStart + 1}${rest && rest !== '.pattern' ? ` (${rest.slice(1)})` : ''}: ${v}`;
+      else if (f === 'keywords' && word) out[f] ??= `keyword ${Number(word[1]) + 1}: ${v}`;
+      else out[f] ??= f === 'detectors' && rest ? `detectors[${i}]${rest}: ${v}` : v;
+    }
+  }
+  return out;
+}
+
 function PolicyForm({
   initial,
   existing,
@@ -445,17 +459,10 @@ function PolicyForm({
   const [scopeTeams, setScopeTeams] = useState<string[]>(initial?.scope?.teams ?? []);
   const [restore, setRestore] = useState(!!initial?.restore);
   const [disabled, setDisabled] = useState(!!initial?.disabled);
-  const [errors, setErrors] = useState<FieldErrors>({});
-  const [error, setError] = useState<unknown>();
-  const [busy, setBusy] = useState(false);
-  const form = useRef<HTMLFormElement>(null);
-  useFocusFirstError(errors, form);
 
   const toggle = (list: string[], set: (v: string[]) => void, v: string, on: boolean) => set(on ? [...list, v] : list.filter((x) => x !== v));
 
-  const submit = async (e: FormEvent) => {
-    e.preventDefault();
-    setError(undefined);
+  const build = () => {
     const detectors: unknown[] = [...builtins];
     if (injection.trim()) detectors.push({ type: 'injection', threshold: Number(injection) });
     const words = keywords
@@ -463,7 +470,6 @@ function PolicyForm({
       .map((w) => w.trim())
       .filter(Boolean);
     if (words.length) detectors.push({ type: 'keywords', words });
-    const regexStart = detectors.length;
     detectors.push(...parseRegexLines(regexes));
     if (maxSize.trim()) detectors.push({ type: 'max_size', chars: Number(maxSize) });
     if (responseSchema) detectors.push({ type: 'response_schema' });
@@ -478,122 +484,93 @@ function PolicyForm({
     if (Object.keys(scope).length) spec.scope = scope;
     if (restore) spec.restore = true;
     if (disabled) spec.disabled = true;
-    // detectors[i].* errors belong to the field that made detector i
-    const fieldOf = (errs: FieldErrors): FieldErrors => {
-      const out: FieldErrors = {};
-      for (const [k, v] of Object.entries(errs)) {
-        const m = /^detectors(?:\[(\d+)\](.*))?/.exec(k);
-        if (!m) out[k] = v;
-        else {
-          const i = m[1] === undefined ? -1 : Number(m[1]);
-          // the part of the detector that is wrong: ".label", ".words[2]", "" (the detector itself)
-          const rest = m[2] ?? '';
-          const d = detectors[i] as { type?: string } | string | undefined;
-          const f = i < 0 ? 'detectors' : typeof d === 'string' ? 'detectors' : d?.type === 'regex' ? 'regex' : d?.type === 'keywords' ? 'keywords' : d?.type === 'max_size' ? 'max_size' : d?.type === 'injection' ? 'injection' : 'detectors';
-          const word = /^\.words\[(\d+)\]$/.exec(rest);
-          if (f === 'regex') out[f] ??= `line ${i - regexStart + 1}${rest && rest !== '.pattern' ? ` (${rest.slice(1)})` : ''}: ${v}`;
-          else if (f === 'keywords' && word) out[f] ??= `keyword ${Number(word[1]) + 1}: ${v}`;
-          else out[f] ??= f === 'detectors' && rest ? `detectors[${i}]${rest}: ${v}` : v;
-        }
-      }
-      return out;
-    };
-    const v = validate(guardrailSchema, spec);
-    const errs = v.ok ? {} : fieldOf(v.errors);
-    if (!initial && existing.includes(name.trim())) errs.name = `a policy named "${name.trim()}" exists already`;
-    setErrors(errs);
-    if (Object.keys(errs).length) return;
-    setBusy(true);
-    try {
-      if (initial) await api('PUT', `/guardrails/${enc(initial.name)}`, spec);
-      else await api('POST', '/guardrails', spec);
-      onSaved();
-    } catch (err) {
-      const fe = fieldOf(apiFieldErrors(err));
-      setErrors(fe);
-      if (!Object.keys(fe).length) setError(err);
-    } finally {
-      setBusy(false);
-    }
+    return spec;
   };
 
   return (
-    <form ref={form} onSubmit={submit} noValidate aria-label={initial ? `Edit policy ${initial.name}` : 'New guardrail policy'} data-guard-unsaved="">
-      <div className="grid-2">
-        <TextField id="gr-name" label="Name" value={name} onChange={setName} error={errors.name} hint={guardrailSchema.shape.name.description} autoFocus={!initial} readOnly={!!initial} placeholder="no-pii" />
-        <TextField id="gr-description" label="Description (optional)" value={description} onChange={setDescription} error={errors.description} />
-        <SelectField id="gr-action" label="Action" value={action} onChange={setAction} options={[...GUARD_ACTIONS]} error={errors.action} hint={guardrailSchema.shape.action.description} />
-        <SelectField id="gr-mode" label="Mode" value={mode} onChange={setMode} options={[...GUARD_MODES]} error={errors.mode} hint={guardrailSchema.shape.mode.description} />
-      </div>
-      <fieldset>
-        <legend>Check</legend>
-        <div className="checks">
-          {GUARD_DIRECTIONS.map((d) => (
-            <CheckboxField key={d} id={`gr-dir-${d}`} label={d} checked={directions.includes(d)} onChange={(on) => toggle(directions, setDirections, d, on)} />
-          ))}
-        </div>
-        {errors.direction ? <p className="field-error">{errors.direction}</p> : null}
-      </fieldset>
-      <fieldset>
-        <legend>Built-in detectors</legend>
-        <div className="checks">
-          {BUILTIN_NAMES.filter((n) => n !== 'injection').map((n) => (
-            <CheckboxField key={n} id={`gr-det-${n}`} label={`${n} (${BUILTIN_HINTS[n] ?? ''})`} checked={builtins.includes(n)} onChange={(on) => toggle(builtins, setBuiltins, n, on)} />
-          ))}
-        </div>
-        {errors.detectors ? (
-          <p className="field-error" id="gr-detectors-error">
-            {errors.detectors}
-          </p>
-        ) : null}
-      </fieldset>
-      <div className="grid-2">
-        <NumberField id="gr-injection" label="Prompt-injection threshold (optional)" value={injection} onChange={setInjection} error={errors.injection} hint="0.05-1; empty: no injection check. 0.5 catches clear override phrasings." step="0.05" />
-        <NumberField id="gr-max-size" label="Maximum size in characters (optional)" value={maxSize} onChange={setMaxSize} error={errors.max_size} />
-      </div>
-      <TextAreaField id="gr-keywords" label="Keywords, one per line (optional)" value={keywords} onChange={setKeywords} error={errors.keywords} rows={3} hint="Whole words, ignoring case and accents." />
-      <TextAreaField
-        id="gr-regex"
-        label="Regular expressions, one per line (optional)"
-        value={regexes}
-        onChange={setRegexes}
-        error={errors.regex}
-        rows={3}
-        hint="“LABEL: pattern” names the placeholder ([LABEL_1]). Patterns that could backtrack catastrophically, such as (a+)+, are refused."
-      />
-      <CheckboxField
-        id="gr-response-schema"
-        label="Answers must satisfy the JSON schema the request asks for (response_format)"
-        checked={responseSchema}
-        onChange={setResponseSchema}
-        hint="Output, non-streamed: a mismatch is asked for once more, then refused."
-      />
-      <fieldset>
-        <legend>Scope (none ticked: everything)</legend>
-        {models.length ? <p className="hint">Models</p> : null}
-        <div className="checks">
-          {models.map((m) => (
-            <CheckboxField key={m} id={`gr-model-${m}`} label={m} checked={scopeModels.includes(m)} onChange={(on) => toggle(scopeModels, setScopeModels, m, on)} />
-          ))}
-        </div>
-        {teams.length ? <p className="hint">Teams</p> : null}
-        <div className="checks">
-          {teams.map((t) => (
-            <CheckboxField key={t} id={`gr-team-${t}`} label={t} checked={scopeTeams.includes(t)} onChange={(on) => toggle(scopeTeams, setScopeTeams, t, on)} />
-          ))}
-        </div>
-      </fieldset>
-      <CheckboxField id="gr-restore" label="Restore redacted inputs in the answer" checked={restore} onChange={setRestore} hint={guardrailSchema.shape.restore.description} />
-      <CheckboxField id="gr-disabled" label="Disabled" checked={disabled} onChange={setDisabled} />
-      <FormError error={error} />
-      <div className="actions">
-        <button type="button" onClick={onCancel} data-dismiss="">
-          Cancel
-        </button>
-        <button type="submit" className="primary" disabled={busy}>
-          {busy ? 'Saving…' : initial ? 'Save policy' : 'Add policy'}
-        </button>
-      </div>
-    </form>
+    <SchemaForm
+      schema={guardrailSchema}
+      build={build}
+      check={nameTaken(existing, 'policy', !initial)}
+      mapErrors={detectorFieldErrors}
+      send={async (spec) => {
+        await saveResource('/guardrails', initial?.name, spec);
+        onSaved();
+      }}
+      label={initial ? `Edit policy ${initial.name}` : 'New guardrail policy'}
+      submitLabel={initial ? 'Save policy' : 'Add policy'}
+      onCancel={onCancel}
+    >
+      {(errors) => (
+        <>
+          <div className="grid-2">
+            <TextField id="gr-name" label="Name" value={name} onChange={setName} error={errors.name} hint={guardrailSchema.shape.name.description} autoFocus={!initial} readOnly={!!initial} placeholder="no-pii" />
+            <TextField id="gr-description" label="Description (optional)" value={description} onChange={setDescription} error={errors.description} />
+            <SelectField id="gr-action" label="Action" value={action} onChange={setAction} options={[...GUARD_ACTIONS]} error={errors.action} hint={guardrailSchema.shape.action.description} />
+            <SelectField id="gr-mode" label="Mode" value={mode} onChange={setMode} options={[...GUARD_MODES]} error={errors.mode} hint={guardrailSchema.shape.mode.description} />
+          </div>
+          <fieldset>
+            <legend>Check</legend>
+            <div className="checks">
+              {GUARD_DIRECTIONS.map((d) => (
+                <CheckboxField key={d} id={`gr-dir-${d}`} label={d} checked={directions.includes(d)} onChange={(on) => toggle(directions, setDirections, d, on)} />
+              ))}
+            </div>
+            {errors.direction ? <p className="field-error">{errors.direction}</p> : null}
+          </fieldset>
+          <fieldset>
+            <legend>Built-in detectors</legend>
+            <div className="checks">
+              {BUILTIN_NAMES.filter((n) => n !== 'injection').map((n) => (
+                <CheckboxField key={n} id={`gr-det-${n}`} label={`${n} (${BUILTIN_HINTS[n] ?? ''})`} checked={builtins.includes(n)} onChange={(on) => toggle(builtins, setBuiltins, n, on)} />
+              ))}
+            </div>
+            {errors.detectors ? (
+              <p className="field-error" id="gr-detectors-error">
+                {errors.detectors}
+              </p>
+            ) : null}
+          </fieldset>
+          <div className="grid-2">
+            <NumberField id="gr-injection" label="Prompt-injection threshold (optional)" value={injection} onChange={setInjection} error={errors.injection} hint="0.05-1; empty: no injection check. 0.5 catches clear override phrasings." step="0.05" />
+            <NumberField id="gr-max-size" label="Maximum size in characters (optional)" value={maxSize} onChange={setMaxSize} error={errors.max_size} />
+          </div>
+          <TextAreaField id="gr-keywords" label="Keywords, one per line (optional)" value={keywords} onChange={setKeywords} error={errors.keywords} rows={3} hint="Whole words, ignoring case and accents." />
+          <TextAreaField
+            id="gr-regex"
+            label="Regular expressions, one per line (optional)"
+            value={regexes}
+            onChange={setRegexes}
+            error={errors.regex}
+            rows={3}
+            hint="“LABEL: pattern” names the placeholder ([LABEL_1]). Patterns that could backtrack catastrophically, such as (a+)+, are refused."
+          />
+          <CheckboxField
+            id="gr-response-schema"
+            label="Answers must satisfy the JSON schema the request asks for (response_format)"
+            checked={responseSchema}
+            onChange={setResponseSchema}
+            hint="Output, non-streamed: a mismatch is asked for once more, then refused."
+          />
+          <fieldset>
+            <legend>Scope (none ticked: everything)</legend>
+            {models.length ? <p className="hint">Models</p> : null}
+            <div className="checks">
+              {models.map((m) => (
+                <CheckboxField key={m} id={`gr-model-${m}`} label={m} checked={scopeModels.includes(m)} onChange={(on) => toggle(scopeModels, setScopeModels, m, on)} />
+              ))}
+            </div>
+            {teams.length ? <p className="hint">Teams</p> : null}
+            <div className="checks">
+              {teams.map((t) => (
+                <CheckboxField key={t} id={`gr-team-${t}`} label={t} checked={scopeTeams.includes(t)} onChange={(on) => toggle(scopeTeams, setScopeTeams, t, on)} />
+              ))}
+            </div>
+          </fieldset>
+          <CheckboxField id="gr-restore" label="Restore redacted inputs in the answer" checked={restore} onChange={setRestore} hint={guardrailSchema.shape.restore.description} />
+          <CheckboxField id="gr-disabled" label="Disabled" checked={disabled} onChange={setDisabled} />
+        </>
+      )}
+    </SchemaForm>
   );
 }

@@ -1,15 +1,16 @@
 // Models: the names apps send as "model", their targets and strategy, price; routing rules.
-import { useEffect, useRef, useState, type FormEvent } from 'react';
+import { useEffect, useRef, useState } from 'react';
 import { z } from 'zod';
 import { STRATEGIES, modelSchema, ruleSchema } from '../../../gateway/config/schema';
-import { api, apiFieldErrors, enc, get, validate, type EndpointView, type FieldErrors, type ModelView, type TeamView } from '../api';
+import { api, enc, get, type EndpointView, type ModelView, type TeamView } from '../api';
+import { DataTable } from '../components/data-table';
+import { FormDialog, SchemaForm } from '../components/form-dialog';
+import { EditRemoveButtons, nameTaken, saveResource } from '../components/resource';
 import { useAuth } from '../auth';
 import { useResource } from '../hooks';
 import {
   ConfirmDialog,
-  Dialog,
   EmptyState,
-  FormError,
   LoadError,
   Loading,
   NumberField,
@@ -18,9 +19,7 @@ import {
   SelectField,
   TextAreaField,
   TextField,
-  TableWrap,
   focusAfterRender,
-  useFocusFirstError,
 } from '../components/ui';
 import { Link } from '../router';
 import { breakerBadge } from './Overview';
@@ -118,83 +117,64 @@ export function ModelsPage() {
           <p>A model alias sends requests to model servers. Register at least one server on the Endpoints page, then come back here.</p>
         </EmptyState>
       ) : null}
-      {models.data && list.length === 0 && eps.length > 0 ? (
-        <EmptyState
-          title="No models yet"
-          action={
-            canWrite ? (
-              <button type="button" className="primary" onClick={() => setEditing({})}>
-                Create model
-              </button>
-            ) : undefined
-          }
-        >
-          <p>
-            Create an alias such as <code>chat</code> that apps will use. Give it one target per server that can serve it (for example{' '}
-            <code>gpu-1 → meta-llama/Llama-3.1-8B-Instruct</code>); with the “fallback” strategy the second target takes over when the first fails.
-          </p>
-        </EmptyState>
-      ) : null}
-      {list.length ? (
-        <TableWrap label="Models" card>
-          <table>
-            <thead>
-              <tr>
-                <th scope="col">Name</th>
-                <th scope="col">Strategy</th>
-                <th scope="col">Targets</th>
-                <th scope="col">Price per 1M tokens (in / out)</th>
-                {canWrite ? (
-                  <th scope="col">
-                    <span className="sr-only">Actions</span>
-                  </th>
-                ) : null}
-              </tr>
-            </thead>
-            <tbody>
-              {list.map((m) => (
-                <tr key={m.name}>
-                  <th scope="row" className="mono">
-                    {m.name}
-                  </th>
-                  <td>{m.strategy}</td>
-                  <td>
-                    <ol className="targets">
-                      {m.targets.map((t, i) => {
-                        const st = m.targets_status[i];
-                        return (
-                          <li key={i}>
-                            {t.endpoint} → <span className="mono">{t.model}</span>
-                            {t.weight !== undefined ? <span className="cell-note"> weight {t.weight}</span> : null} {st ? breakerBadge(st.breaker) : null}
-                          </li>
-                        );
-                      })}
-                    </ol>
-                  </td>
-                  <td>{m.price ? `${m.price.input_per_million} / ${m.price.output_per_million}` : <span className="muted">—</span>}</td>
-                  {canWrite ? (
-                    <td className="row-actions">
-                      <button type="button" onClick={() => setEditing({ orig: m })} aria-label={`Edit model ${m.name}`}>
-                        Edit
-                      </button>
-                      <button type="button" className="danger-quiet" onClick={() => setRemoving(m.name)} aria-label={`Remove model ${m.name}`}>
-                        Remove
-                      </button>
-                    </td>
-                  ) : null}
-                </tr>
-              ))}
-            </tbody>
-          </table>
-        </TableWrap>
-      ) : null}
+      <DataTable
+        label="Models"
+        card
+        rows={models.data ? list : undefined}
+        rowKey={(m) => m.name}
+        empty={
+          eps.length > 0 ? (
+            <EmptyState
+              title="No models yet"
+              action={
+                canWrite ? (
+                  <button type="button" className="primary" onClick={() => setEditing({})}>
+                    Create model
+                  </button>
+                ) : undefined
+              }
+            >
+              <p>
+                Create an alias such as <code>chat</code> that apps will use. Give it one target per server that can serve it (for example{' '}
+                <code>gpu-1 → meta-llama/Llama-3.1-8B-Instruct</code>); with the “fallback” strategy the second target takes over when the first fails.
+              </p>
+            </EmptyState>
+          ) : null
+        }
+        columns={[
+          { header: 'Name', cell: (m) => m.name, className: 'mono' },
+          { header: 'Strategy', cell: (m) => m.strategy },
+          {
+            header: 'Targets',
+            cell: (m) => (
+              <ol className="targets">
+                {m.targets.map((t, i) => {
+                  const st = m.targets_status[i];
+                  return (
+                    <li key={i}>
+                      {t.endpoint} → <span className="mono">{t.model}</span>
+                      {t.weight !== undefined ? <span className="cell-note"> weight {t.weight}</span> : null} {st ? breakerBadge(st.breaker) : null}
+                    </li>
+                  );
+                })}
+              </ol>
+            ),
+          },
+          { header: 'Price per 1M tokens (in / out)', cell: (m) => (m.price ? `${m.price.input_per_million} / ${m.price.output_per_million}` : <span className="muted">—</span>) },
+        ]}
+        actions={
+          canWrite
+            ? (m) => <EditRemoveButtons what="model" name={m.name} onEdit={() => setEditing({ orig: m })} onRemove={() => setRemoving(m.name)} />
+            : undefined
+        }
+      />
 
       <RoutingRules models={list.map((m) => m.name)} />
 
-      <Dialog open={editing !== null} onClose={() => setEditing(null)} title={editing?.orig ? `Edit model ${editing.orig.name}` : 'Create model'} wide>
-        {editing ? (
+      <FormDialog open={editing !== null} onClose={() => setEditing(null)} title={editing?.orig ? `Edit model ${editing.orig.name}` : 'Create model'} wide>
+        {() => (
           <ModelForm
-            orig={editing.orig}
+            orig={editing!.orig}
             endpoints={eps}
             existing={list.map((m) => m.name)}
             onCancel={() => setEditing(null)}
@@ -203,8 +183,8 @@ export function ModelsPage() {
               models.reload();
             }}
           />
-        ) : null}
-      </Dialog>
+        )}
+      </FormDialog>
       <ConfirmDialog
         open={removing !== null}
         title={`Remove model ${removing ?? ''}?`}
@@ -222,12 +202,10 @@ export function ModelsPage() {
 
 function ModelForm({ orig, endpoints, existing, onCancel, onSaved }: { orig?: ModelView; endpoints: EndpointView[]; existing: string[]; onCancel: () => void; onSaved: () => void }) {
   const [d, setD] = useState<ModelDraft>(() => draftOf(orig, endpoints[0]?.name));
-  const [errors, setErrors] = useState<FieldErrors>({});
-  const [error, setError] = useState<unknown>();
-  const [busy, setBusy] = useState(false);
+  // targets added, moved or removed by buttons are changes too (unsaved.ts counts typed ones only)
+  const [initialSpec] = useState(() => JSON.stringify(specOf(d)));
   const [moved, setMoved] = useState('');
-  const form = useRef<HTMLFormElement>(null);
-  useFocusFirstError(errors, form);
+  const editor = useRef<HTMLFieldSetElement>(null);
   const set = <K extends keyof ModelDraft>(k: K) => (v: ModelDraft[K]) => setD((p) => ({ ...p, [k]: v }));
   const setTarget = (i: number, patch: Partial<TargetDraft>) => setD((p) => ({ ...p, targets: p.targets.map((t, j) => (j === i ? { ...t, ...patch } : t)) }));
   const move = (i: number, by: -1 | 1) => {
@@ -241,115 +219,99 @@ function ModelForm({ orig, endpoints, existing, onCancel, onSaved }: { orig?: Mo
     setMoved(`Target ${i + 1} moved to position ${i + by + 1}.`);
     // keep keyboard focus on the moved row: the same button, or the other one at the top or bottom
     const j = i + by;
-    focusAfterRender(form.current, `[data-move="${j}-${by < 0 ? 'up' : 'down'}"]`, `[data-move="${j}-${by < 0 ? 'down' : 'up'}"]`, `[data-move="${j}-remove"]`);
+    focusAfterRender(editor.current, `[data-move="${j}-${by < 0 ? 'up' : 'down'}"]`, `[data-move="${j}-${by < 0 ? 'down' : 'up'}"]`, `[data-move="${j}-remove"]`);
   };
   const removeTarget = (i: number) => {
     setD((p) => ({ ...p, targets: p.targets.filter((_, j) => j !== i) }));
     setMoved(`Target ${i + 1} removed.`);
     // focus the next target's remove button, else the previous one's, else "Add target"
-    focusAfterRender(form.current, `[data-move="${i}-remove"]`, `[data-move="${i - 1}-remove"]`, '[data-move="add-target"]');
-  };
-
-  const submit = async (e: FormEvent) => {
-    e.preventDefault();
-    setError(undefined);
-    const spec = specOf(d);
-    const v = validate(modelSchema, spec);
-    const errs = v.ok ? {} : { ...v.errors };
-    if (!orig && existing.includes(d.name.trim())) errs.name = `a model named "${d.name.trim()}" exists already`;
-    setErrors(errs);
-    if (Object.keys(errs).length) return;
-    setBusy(true);
-    try {
-      if (orig) await api('PUT', `/models/${enc(orig.name)}`, spec);
-      else await api('POST', '/models', spec);
-      onSaved();
-    } catch (err) {
-      const fe = apiFieldErrors(err);
-      setErrors(fe);
-      if (!Object.keys(fe).length) setError(err);
-    } finally {
-      setBusy(false);
-    }
+    focusAfterRender(editor.current, `[data-move="${i}-remove"]`, `[data-move="${i - 1}-remove"]`, '[data-move="add-target"]');
   };
 
   const epOptions = [{ value: '', label: 'Choose an endpoint…' }, ...endpoints.map((e) => ({ value: e.name, label: e.name }))];
   return (
-    <form ref={form} onSubmit={submit} noValidate aria-label={orig ? `Edit model ${orig.name}` : 'New model'} data-guard-unsaved="">
-      <div className="grid-2">
-        <TextField id="model-name" label="Name" value={d.name} onChange={set('name')} error={errors.name} hint={`${modelSchema.shape.name.description}, e.g. chat.`} disabled={!!orig} autoFocus={!orig} />
-        <SelectField id="model-strategy" label="Strategy" value={d.strategy} onChange={set('strategy')} options={[...STRATEGIES]} error={errors.strategy} hint={STRATEGY_HELP[d.strategy]} />
-      </div>
-      <fieldset className="targets-editor">
-        <legend>Targets {d.strategy === 'fallback' ? '(tried in this order)' : ''}</legend>
-        {errors.targets ? <p className="field-error">{errors.targets}</p> : null}
-        <ol>
-          {d.targets.map((t, i) => {
-            const ep = endpoints.find((e) => e.name === t.endpoint);
-            const served = ep?.status?.discovered_models ?? [];
-            const listId = `served-${t.key}`;
-            return (
-              <li key={t.key} className="target-row">
-                <span className="target-pos" aria-hidden="true">
-                  {i + 1}
-                </span>
-                <SelectField id={`target-${i}-endpoint`} label={`Target ${i + 1} endpoint`} value={t.endpoint} onChange={(v) => setTarget(i, { endpoint: v })} options={epOptions} error={errors[`targets[${i}].endpoint`]} />
-                <TextField
-                  id={`target-${i}-model`}
-                  label={`Target ${i + 1} upstream model`}
-                  value={t.model}
-                  onChange={(v) => setTarget(i, { model: v })}
-                  error={errors[`targets[${i}].model`]}
-                  list={listId}
-                  hint={served.length ? `${served.length} served: ${served.slice(0, 3).join(', ')}${served.length > 3 ? ', …' : ''}` : 'The name the server knows'}
-                  spellCheck={false}
-                />
-                <datalist id={listId}>
-                  {served.map((m) => (
-                    <option key={m} value={m} />
-                  ))}
-                </datalist>
-                <NumberField id={`target-${i}-weight`} label="Weight" value={t.weight} onChange={(v) => setTarget(i, { weight: v })} error={errors[`targets[${i}].weight`]} min={0} step="any" className="narrow" hint={d.strategy === 'weighted' ? 'default 1' : 'weighted only'} />
-                <div className="row-buttons" role="group" aria-label={`Target ${i + 1} order`}>
-                  <button type="button" className="icon-button" data-move={`${i}-up`} aria-label={`Move target ${i + 1} up`} disabled={i === 0} onClick={() => move(i, -1)}>
-                    ↑
-                  </button>
-                  <button type="button" className="icon-button" data-move={`${i}-down`} aria-label={`Move target ${i + 1} down`} disabled={i === d.targets.length - 1} onClick={() => move(i, 1)}>
-                    ↓
-                  </button>
-                  <button type="button" className="icon-button danger-quiet" data-move={`${i}-remove`} aria-label={`Remove target ${i + 1}`} disabled={d.targets.length === 1} onClick={() => removeTarget(i)}>
-                    ×
-                  </button>
-                </div>
-              </li>
-            );
-          })}
-        </ol>
-        <p className="sr-only" aria-live="polite">
-          {moved}
-        </p>
-        <button type="button" data-move="add-target" onClick={() => setD((p) => ({ ...p, targets: [...p.targets, { key: nextKey++, endpoint: endpoints[0]?.name ?? '', model: '', weight: '' }] }))}>
-          Add target
-        </button>
-      </fieldset>
-      <fieldset>
-        <legend>Internal price (chargeback, optional)</legend>
-        <div className="grid-3">
-          <NumberField id="model-price-in" label="Input, per million tokens" value={d.price_in} onChange={set('price_in')} error={errors['price.input_per_million'] ?? errors.price} min={0} step="any" />
-          <NumberField id="model-price-out" label="Output, per million tokens" value={d.price_out} onChange={set('price_out')} error={errors['price.output_per_million']} min={0} step="any" />
-          <NumberField id="model-max-attempts" label="Max attempts" value={d.max_attempts} onChange={set('max_attempts')} error={errors.max_attempts} hint={modelSchema.shape.max_attempts.description} min={1} />
-        </div>
-      </fieldset>
-      <FormError error={error} />
-      <div className="actions">
-        <button type="button" onClick={onCancel} data-dismiss="">
-          Cancel
-        </button>
-        <button type="submit" className="primary" disabled={busy}>
-          {busy ? 'Saving…' : orig ? 'Save changes' : 'Create model'}
-        </button>
-      </div>
-    </form>
+    <SchemaForm
+      schema={modelSchema}
+      build={() => specOf(d)}
+      check={nameTaken(existing, 'model', !orig)}
+      send={async (spec) => {
+        await saveResource('/models', orig?.name, spec);
+        onSaved();
+      }}
+      label={orig ? `Edit model ${orig.name}` : 'New model'}
+      submitLabel={orig ? 'Save changes' : 'Create model'}
+      onCancel={onCancel}
+      dirty={JSON.stringify(specOf(d)) !== initialSpec}
+    >
+      {(errors) => (
+        <>
+          <div className="grid-2">
+            <TextField id="model-name" label="Name" value={d.name} onChange={set('name')} error={errors.name} hint={`${modelSchema.shape.name.description}, e.g. chat.`} disabled={!!orig} autoFocus={!orig} />
+            <SelectField id="model-strategy" label="Strategy" value={d.strategy} onChange={set('strategy')} options={[...STRATEGIES]} error={errors.strategy} hint={STRATEGY_HELP[d.strategy]} />
+          </div>
+          <fieldset className="targets-editor" ref={editor}>
+            <legend>Targets {d.strategy === 'fallback' ? '(tried in this order)' : ''}</legend>
+            {errors.targets ? <p className="field-error">{errors.targets}</p> : null}
+            <ol>
+              {d.targets.map((t, i) => {
+                const ep = endpoints.find((e) => e.name === t.endpoint);
+                const served = ep?.status?.discovered_models ?? [];
+                const listId = `served-${t.key}`;
+                return (
+                  <li key={t.key} className="target-row">
+                    <span className="target-pos" aria-hidden="true">
+                      {i + 1}
+                    </span>
+                    <SelectField id={`target-${i}-endpoint`} label={`Target ${i + 1} endpoint`} value={t.endpoint} onChange={(v) => setTarget(i, { endpoint: v })} options={epOptions} error={errors[`targets[${i}].endpoint`]} />
+                    <TextField
+                      id={`target-${i}-model`}
+                      label={`Target ${i + 1} upstream model`}
+                      value={t.model}
+                      onChange={(v) => setTarget(i, { model: v })}
+                      error={errors[`targets[${i}].model`]}
+                      list={listId}
+                      hint={served.length ? `${served.length} served: ${served.slice(0, 3).join(', ')}${served.length > 3 ? ', …' : ''}` : 'The name the server knows'}
+                      spellCheck={false}
+                    />
+                    <datalist id={listId}>
+                      {served.map((m) => (
+                        <option key={m} value={m} />
+                      ))}
+                    </datalist>
+                    <NumberField id={`target-${i}-weight`} label="Weight" value={t.weight} onChange={(v) => setTarget(i, { weight: v })} error={errors[`targets[${i}].weight`]} min={0} step="any" className="narrow" hint={d.strategy === 'weighted' ? 'default 1' : 'weighted only'} />
+                    <div className="row-buttons" role="group" aria-label={`Target ${i + 1} order`}>
+                      <button type="button" className="icon-button" data-move={`${i}-up`} aria-label={`Move target ${i + 1} up`} disabled={i === 0} onClick={() => move(i, -1)}>
+                        ↑
+                      </button>
+                      <button type="button" className="icon-button" data-move={`${i}-down`} aria-label={`Move target ${i + 1} down`} disabled={i === d.targets.length - 1} onClick={() => move(i, 1)}>
+                        ↓
+                      </button>
+                      <button type="button" className="icon-button danger-quiet" data-move={`${i}-remove`} aria-label={`Remove target ${i + 1}`} disabled={d.targets.length === 1} onClick={() => removeTarget(i)}>
+                        ×
+                      </button>
+                    </div>
+                  </li>
+                );
+              })}
+            </ol>
+            <p className="sr-only" aria-live="polite">
+              {moved}
+            </p>
+            <button type="button" data-move="add-target" onClick={() => setD((p) => ({ ...p, targets: [...p.targets, { key: nextKey++, endpoint: endpoints[0]?.name ?? '', model: '', weight: '' }] }))}>
+              Add target
+            </button>
+          </fieldset>
+          <fieldset>
+            <legend>Internal price (chargeback, optional)</legend>
+            <div className="grid-3">
+              <NumberField id="model-price-in" label="Input, per million tokens" value={d.price_in} onChange={set('price_in')} error={errors['price.input_per_million'] ?? errors.price} min={0} step="any" />
+              <NumberField id="model-price-out" label="Output, per million tokens" value={d.price_out} onChange={set('price_out')} error={errors['price.output_per_million']} min={0} step="any" />
+              <NumberField id="model-max-attempts" label="Max attempts" value={d.max_attempts} onChange={set('max_attempts')} error={errors.max_attempts} hint={modelSchema.shape.max_attempts.description} min={1} />
+            </div>
+          </fieldset>
+        </>
+      )}
+    </SchemaForm>
   );
 }
 
@@ -413,12 +375,10 @@ function RoutingRules({ models }: { models: string[] }) {
   const rules = useResource((s) => get<{ data: Rule[] }>('/routing-rules', s), []);
   const teams = useResource((s) => get<{ data: TeamView[] }>('/teams', s), []);
   const [drafts, setDrafts] = useState<RuleDraft[] | null>(null);
-  const [errors, setErrors] = useState<FieldErrors>({});
-  const [error, setError] = useState<unknown>();
   const [saved, setSaved] = useState('');
-  const [busy, setBusy] = useState(false);
-  const box = useRef<HTMLFormElement>(null);
-  useFocusFirstError(errors, box);
+  // a new form (no field errors, nothing edited) after "Discard changes"
+  const [generation, setGeneration] = useState(0);
+  const box = useRef<HTMLDivElement>(null);
 
   useEffect(() => {
     if (rules.data && drafts === null) setDrafts(rules.data.data.map(ruleDraft));
@@ -454,30 +414,11 @@ function RoutingRules({ models }: { models: string[] }) {
     // focus the next rule's remove button, else the previous one's, else "Add rule"
     focusAfterRender(box.current, `[data-rule="${i}-remove"]`, `[data-rule="${i - 1}-remove"]`, '[data-rule="add"]');
   };
-
-  const save = async (e: FormEvent) => {
-    e.preventDefault();
-    if (busy || !dirty) return;
-    setError(undefined);
+  const discard = () => {
+    if (!rules.data) return;
+    setDrafts(rules.data.data.map(ruleDraft));
     setSaved('');
-    const spec = list.map(ruleSpec);
-    const v = validate(rulesSchema, spec);
-    setErrors(v.ok ? {} : v.errors);
-    if (!v.ok) return;
-    setBusy(true);
-    try {
-      const r = await api<{ data: Rule[] }>('PUT', '/routing-rules', { data: spec });
-      setDrafts(r.data.map(ruleDraft));
-      setSavedRules(r.data);
-      rules.reload();
-      setSaved('Routing rules saved.');
-    } catch (err) {
-      const fe = apiFieldErrors(err, /^routing_rules/);
-      setErrors(fe);
-      if (!Object.keys(fe).length) setError(err);
-    } finally {
-      setBusy(false);
-    }
+    setGeneration((g) => g + 1);
   };
 
   const ro = !canWrite;
@@ -490,91 +431,117 @@ function RoutingRules({ models }: { models: string[] }) {
       </p>
       <LoadError error={rules.error} retry={rules.reload} />
       {drafts && list.length === 0 ? <p className="muted">No routing rules: every request goes to the model it names.</p> : null}
-      <form ref={box} onSubmit={save} noValidate aria-label="Routing rules">
-        <ol className="rules">
-          {list.map((r, i) => (
-            <li key={r.key} className="rule card inset">
-              <fieldset disabled={ro}>
-                <legend>
-                  Rule {i + 1}
-                  {r.name ? `: ${r.name}` : ''}
-                </legend>
-                <div className="grid-3">
-                  <TextField id={`rule-${i}-name`} label="Name" value={r.name} onChange={(v) => setRule(i, { name: v })} error={errors[`[${i}].name`]} />
-                  <TextField id={`rule-${i}-model`} label="When the model asked for is" value={r.model} onChange={(v) => setRule(i, { model: v })} error={errors[`[${i}].when.model`]} hint="Any model when empty" />
-                  <SelectField id={`rule-${i}-route-to`} label="Route to model" value={r.route_to} onChange={(v) => setRule(i, { route_to: v })} options={routeOptions} error={errors[`[${i}].route_to`]} />
-                  <TextField
-                    id={`rule-${i}-teams`}
-                    label="and the team is one of"
-                    value={r.teams}
-                    onChange={(v) => setRule(i, { teams: v })}
-                    error={errors[`[${i}].when.teams`] ?? Object.entries(errors).find(([k]) => k.startsWith(`[${i}].when.teams[`))?.[1]}
-                    hint={teams.data?.data.length ? `Comma-separated: ${teams.data.data.map((t) => t.name).join(', ')}` : 'Comma-separated team names'}
-                  />
-                  <TextField id={`rule-${i}-apps`} label="and the app is one of" value={r.apps} onChange={(v) => setRule(i, { apps: v })} error={errors[`[${i}].when.apps`]} hint="Comma-separated" />
-                  <SelectField
-                    id={`rule-${i}-tools`}
-                    label="and the request uses tools"
-                    value={r.has_tools}
-                    onChange={(v) => setRule(i, { has_tools: v as RuleDraft['has_tools'] })}
-                    options={[
-                      { value: '', label: 'either way' },
-                      { value: 'yes', label: 'yes' },
-                      { value: 'no', label: 'no' },
-                    ]}
-                  />
-                  <NumberField id={`rule-${i}-min`} label="and prompt tokens ≥" value={r.min_prompt_tokens} onChange={(v) => setRule(i, { min_prompt_tokens: v })} error={errors[`[${i}].when.min_prompt_tokens`]} min={0} />
-                  <NumberField id={`rule-${i}-max`} label="and prompt tokens ≤" value={r.max_prompt_tokens} onChange={(v) => setRule(i, { max_prompt_tokens: v })} error={errors[`[${i}].when.max_prompt_tokens`]} min={0} />
-                  <TextAreaField
-                    id={`rule-${i}-header`}
-                    label="and headers match"
-                    value={r.header}
-                    onChange={(v) => setRule(i, { header: v })}
-                    error={errors[`[${i}].when.header`] ?? Object.entries(errors).find(([k]) => k.startsWith(`[${i}].when.header`))?.[1]}
-                    rows={2}
-                    placeholder="x-priority: high"
-                    hint="One “name: value” per line; lower-case names"
-                  />
-                </div>
-                {!ro ? (
-                  <div className="row-buttons" role="group" aria-label={`Rule ${i + 1} order`}>
-                    <button type="button" data-rule={`${i}-up`} onClick={() => move(i, -1)} disabled={i === 0} aria-label={`Move rule ${i + 1} up`}>
-                      ↑ Up
-                    </button>
-                    <button type="button" data-rule={`${i}-down`} onClick={() => move(i, 1)} disabled={i === list.length - 1} aria-label={`Move rule ${i + 1} down`}>
-                      ↓ Down
-                    </button>
-                    <button type="button" className="danger-quiet" data-rule={`${i}-remove`} onClick={() => removeRule(i)} aria-label={`Remove rule ${i + 1}`}>
-                      Remove
-                    </button>
-                  </div>
-                ) : null}
-              </fieldset>
-            </li>
-          ))}
-        </ol>
-        <FormError error={error} />
-        <p className="ok-text" role="status" aria-live="polite">
-          {saved}
-        </p>
-        <p className="sr-only" aria-live="polite">
-          {ruleMoved}
-        </p>
-        {canWrite ? (
-          <div className="actions left">
-            <button type="button" data-rule="add" onClick={() => setDrafts((p) => [...(p ?? []), ruleDraft()])} disabled={models.length === 0} title={models.length ? undefined : 'Create a model first'}>
-              Add rule
-            </button>
-            <button type="button" onClick={() => rules.data && (setDrafts(rules.data.data.map(ruleDraft)), setErrors({}))} disabled={!dirty}>
-              Discard changes
-            </button>
-            {/* aria-disabled, not disabled: after a save the button keeps the focus */}
-            <button type="submit" className="primary" aria-disabled={busy || !dirty || undefined}>
-              {busy ? 'Saving…' : 'Save rules'}
-            </button>
-          </div>
-        ) : null}
-      </form>
+      <div ref={box}>
+        <SchemaForm
+          key={generation}
+          schema={rulesSchema}
+          build={() => {
+            setSaved('');
+            return list.map(ruleSpec);
+          }}
+          send={async (spec) => {
+            const r = await api<{ data: Rule[] }>('PUT', '/routing-rules', { data: spec });
+            setDrafts(r.data.map(ruleDraft));
+            setSavedRules(r.data);
+            rules.reload();
+            setSaved('Routing rules saved.');
+          }}
+          // the API names the rules by their place in the configuration ("routing_rules[0].name")
+          mapErrors={(errs) => Object.fromEntries(Object.entries(errs).map(([k, v]) => [k.replace(/^routing_rules/, ''), v]))}
+          label="Routing rules"
+          submitLabel="Save rules"
+          keepFocus
+          nothingToSave={!dirty}
+          dirty={canWrite && dirty}
+          readOnly={ro}
+          actionsClassName="actions left"
+          extraActions={
+            <>
+              <button type="button" data-rule="add" onClick={() => setDrafts((p) => [...(p ?? []), ruleDraft()])} disabled={models.length === 0} title={models.length ? undefined : 'Create a model first'}>
+                Add rule
+              </button>
+              <button type="button" onClick={discard} disabled={!dirty}>
+                Discard changes
+              </button>
+            </>
+          }
+          footer={
+            <p className="ok-text" role="status" aria-live="polite">
+              {saved}
+            </p>
+          }
+        >
+          {(errors) => (
+            <>
+              <ol className="rules">
+                {list.map((r, i) => (
+                  <li key={r.key} className="rule card inset">
+                    <fieldset disabled={ro}>
+                      <legend>
+                        Rule {i + 1}
+                        {r.name ? `: ${r.name}` : ''}
+                      </legend>
+                      <div className="grid-3">
+                        <TextField id={`rule-${i}-name`} label="Name" value={r.name} onChange={(v) => setRule(i, { name: v })} error={errors[`[${i}].name`]} />
+                        <TextField id={`rule-${i}-model`} label="When the model asked for is" value={r.model} onChange={(v) => setRule(i, { model: v })} error={errors[`[${i}].when.model`]} hint="Any model when empty" />
+                        <SelectField id={`rule-${i}-route-to`} label="Route to model" value={r.route_to} onChange={(v) => setRule(i, { route_to: v })} options={routeOptions} error={errors[`[${i}].route_to`]} />
+                        <TextField
+                          id={`rule-${i}-teams`}
+                          label="and the team is one of"
+                          value={r.teams}
+                          onChange={(v) => setRule(i, { teams: v })}
+                          error={errors[`[${i}].when.teams`] ?? Object.entries(errors).find(([k]) => k.startsWith(`[${i}].when.teams[`))?.[1]}
+                          hint={teams.data?.data.length ? `Comma-separated: ${teams.data.data.map((t) => t.name).join(', ')}` : 'Comma-separated team names'}
+                        />
+                        <TextField id={`rule-${i}-apps`} label="and the app is one of" value={r.apps} onChange={(v) => setRule(i, { apps: v })} error={errors[`[${i}].when.apps`]} hint="Comma-separated" />
+                        <SelectField
+                          id={`rule-${i}-tools`}
+                          label="and the request uses tools"
+                          value={r.has_tools}
+                          onChange={(v) => setRule(i, { has_tools: v as RuleDraft['has_tools'] })}
+                          options={[
+                            { value: '', label: 'either way' },
+                            { value: 'yes', label: 'yes' },
+                            { value: 'no', label: 'no' },
+                          ]}
+                        />
+                        <NumberField id={`rule-${i}-min`} label="and prompt tokens ≥" value={r.min_prompt_tokens} onChange={(v) => setRule(i, { min_prompt_tokens: v })} error={errors[`[${i}].when.min_prompt_tokens`]} min={0} />
+                        <NumberField id={`rule-${i}-max`} label="and prompt tokens ≤" value={r.max_prompt_tokens} onChange={(v) => setRule(i, { max_prompt_tokens: v })} error={errors[`[${i}].when.max_prompt_tokens`]} min={0} />
+                        <TextAreaField
+                          id={`rule-${i}-header`}
+                          label="and headers match"
+                          value={r.header}
+                          onChange={(v) => setRule(i, { header: v })}
+                          error={errors[`[${i}].when.header`] ?? Object.entries(errors).find(([k]) => k.startsWith(`[${i}].when.header`))?.[1]}
+                          rows={2}
+                          placeholder="x-priority: high"
+                          hint="One “name: value” per line; lower-case names"
+                        />
+                      </div>
+                      {!ro ? (
+                        <div className="row-buttons" role="group" aria-label={`Rule ${i + 1} order`}>
+                          <button type="button" data-rule={`${i}-up`} onClick={() => move(i, -1)} disabled={i === 0} aria-label={`Move rule ${i + 1} up`}>
+                            ↑ Up
+                          </button>
+                          <button type="button" data-rule={`${i}-down`} onClick={() => move(i, 1)} disabled={i === list.length - 1} aria-label={`Move rule ${i + 1} down`}>
+                            ↓ Down
+                          </button>
+                          <button type="button" className="danger-quiet" data-rule={`${i}-remove`} onClick={() => removeRule(i)} aria-label={`Remove rule ${i + 1}`}>
+                            Remove
+                          </button>
+                        </div>
+                      ) : null}
+                    </fieldset>
+                  </li>
+                ))}
+              </ol>
+              <p className="sr-only" aria-live="polite">
+                {ruleMoved}
+              </p>
+            </>
+          )}
+        </SchemaForm>
+      </div>
     </Section>
   );
 }
