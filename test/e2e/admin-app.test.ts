@@ -589,6 +589,56 @@ describe('admin app (Chromium)', () => {
     assertNoProblems(problems);
   });
 
+  test("unsaved changes: the browser's Back and Forward ask too; staying keeps the page, the edit and the address; leaving goes where Back points", { skip: SKIP }, async () => {
+    const gw = await gateway({ config: basicConfig(upstream!.url) });
+    assert.equal((await gw.admin('POST', '/users', { name: 'root', password: OWNER.password, role: 'owner' })).status, 201);
+    const { page, problems } = await newPage();
+    const asked: string[] = [];
+    const answer = (accept: boolean) =>
+      page.once('dialog', (d) => {
+        asked.push(d.message());
+        void (accept ? d.accept() : d.dismiss());
+      });
+    await open(page, gw.adminUrl + '/');
+    assert.equal(await login(page, 'root', OWNER.password), 200);
+    await page.getByRole('heading', { level: 1, name: 'Overview' }).waitFor();
+    await nav(page, 'Endpoints');
+    await nav(page, 'Settings');
+    const field = page.getByLabel('Request headers timeout (ms)');
+    await field.fill('33000');
+    // Back with an edit: asked; "stay" keeps the page, the typed value and the address
+    answer(false);
+    await page.goBack();
+    await eventually(() => asked.length === 1 || undefined, 'Back asked');
+    assert.match(asked[0]!, /unsaved changes/);
+    await eventually(() => new URL(page.url()).pathname === '/settings' || undefined, 'the address is /settings again');
+    await page.getByRole('heading', { level: 1, name: 'Settings' }).waitFor();
+    assert.equal(await field.inputValue(), '33000');
+    // Back again, "leave": the page Back points to (Endpoints, not one entry too far), nothing saved
+    answer(true);
+    await page.goBack();
+    await page.getByRole('heading', { level: 1, name: 'Endpoints', exact: true }).waitFor();
+    assert.equal(asked.length, 2);
+    assert.equal(new URL(page.url()).pathname, '/endpoints');
+    assert.notEqual((await gw.admin('GET', '/settings')).body.http.headers_timeout_ms, 33000, 'the unsaved edit was not saved');
+    // Forward to a clean Settings page asks nothing; Forward from an edit on Endpoints asks too
+    await page.goForward();
+    await page.getByRole('heading', { level: 1, name: 'Settings' }).waitFor();
+    assert.equal(asked.length, 2, 'no question without an edit');
+    await page.goBack();
+    await page.getByRole('heading', { level: 1, name: 'Endpoints', exact: true }).waitFor();
+    await page.getByRole('button', { name: 'Edit endpoint gpu-1' }).click();
+    const form = page.getByRole('dialog', { name: 'Edit endpoint gpu-1' });
+    await form.getByText('Limits, timeouts and health checks').click();
+    await form.getByLabel('Timeout (ms)', { exact: true }).fill('4321');
+    answer(false);
+    await page.goForward();
+    await eventually(() => asked.length === 3 || undefined, 'Forward asked');
+    await eventually(() => new URL(page.url()).pathname === '/endpoints' || undefined, 'the address is /endpoints again');
+    assert.equal(await form.getByLabel('Timeout (ms)', { exact: true }).inputValue(), '4321', 'the dialog and its edit stay');
+    assertNoProblems(problems);
+  });
+
   test('while the usage ledger cannot be written, every page says so; the warning goes when it can again', { skip: SKIP }, async () => {
     const gw = await gateway({ config: basicConfig(upstream!.url) });
     assert.equal((await gw.admin('POST', '/users', { name: 'root', password: OWNER.password, role: 'owner' })).status, 201);
