@@ -205,7 +205,7 @@ async function serveUntilStopped(argv: string[], control: ReturnType<typeof list
   let urls: { data: string; admin: string };
   try {
     lock = DataDirLock.acquire(dataDir, 'serve', 'stop it first, or choose another --data-dir');
-    const restored = await applyStagedRestore(dataDir);
+    const restored = await applyStagedRestore(dataDir, (line) => process.stdout.write(`airlock: ${line}\n`));
     if (restored)
       process.stdout.write(
         `airlock: applied the restore staged by ${restored.staged_by} at ${restored.staged_at}${restored.backup_created_at ? ` (backup made ${restored.backup_created_at})` : ''}${restored.previous ? `; the replaced data is kept in ${restored.previous}` : ''}\n`,
