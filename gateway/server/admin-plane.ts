@@ -45,6 +45,7 @@ import { addShellProof, takeShellProofKey } from './shell-proof.js';
 import { registerMcpAdmin } from './mcp-admin.js';
 import { actorOf, auditAdminPlane } from './admin-audit.js';
 import type { RouteDeps } from './route-deps.js';
+import { registerRestartRoute } from './admin-restart.js';
 import { registerDataFlow } from './data-flow.js';
 import type {
   AdminUser,
@@ -703,6 +704,7 @@ export function buildAdminPlane(gw: Gateway): FastifyInstance {
   registerKeyRoutes(app, gw, deps);
   registerPlaygroundRoutes(app, gw, deps);
   registerBurndownRoute(app, gw, deps);
+  registerRestartRoute(app, gw, deps);
   // The audit trail: hooks that record every change, login and refusal; the /audit routes.
   auditAdminPlane(app, gw, deps);
   registerDataFlow(app, gw, API, isLoopbackName);

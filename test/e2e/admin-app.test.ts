@@ -639,6 +639,46 @@ describe('admin app (Chromium)', () => {
     assertNoProblems(problems);
   });
 
+  test('Restart now (owner, Settings): asks first, the gateway exits for its supervisor, the page waits for the new process and reloads; without a supervisor it says to restart by hand', { skip: SKIP }, async () => {
+    // this test plays the supervisor: when the gateway exits with 75 it starts it again on the same admin port
+    const gw = await gateway({ config: basicConfig(upstream!.url), env: { AIRLOCK_SUPERVISOR: 'e2e-supervisor' } });
+    assert.equal((await gw.admin('POST', '/users', { name: 'root', password: OWNER.password, role: 'owner' })).status, 201);
+    const { page, problems } = await newPage();
+    await open(page, gw.adminUrl + '/');
+    assert.equal(await login(page, 'root', OWNER.password), 200);
+    await nav(page, 'Settings');
+    const section = page.locator('section').filter({ has: page.getByRole('heading', { name: 'Restart Airlock' }) });
+    await page.evaluate('window.__beforeRestart = true');
+    // asked first; Cancel restarts nothing
+    await section.getByRole('button', { name: 'Restart now' }).click();
+    const dialog = page.getByRole('dialog', { name: 'Restart Airlock?' });
+    await dialog.getByText('e2e-supervisor').waitFor();
+    await dialog.getByRole('button', { name: 'Cancel' }).click();
+    await dialog.waitFor({ state: 'hidden' });
+    assert.equal((await fetch(`${gw.dataUrl}/healthz`)).status, 200);
+    await section.getByRole('button', { name: 'Restart now' }).click();
+    await dialog.getByRole('button', { name: 'Restart now' }).click();
+    await section.getByRole('status').getByText('Restarting… waiting for Airlock to come back').waitFor();
+    assert.deepEqual(await gw.exited, { code: 75, signal: null });
+    const port = new URL(gw.adminUrl).port;
+    const again = await gateway({ dataDir: gw.dataDir, listenFlags: false, env: { AIRLOCK_SUPERVISOR: 'e2e-supervisor', AIRLOCK_PORT: '0', AIRLOCK_ADMIN_PORT: port, AIRLOCK_HOST: '127.0.0.1', AIRLOCK_ADMIN_HOST: '127.0.0.1' } });
+    assert.equal(again.adminUrl, gw.adminUrl);
+    await eventually(async () => (await page.evaluate('window.__beforeRestart')) === undefined || undefined, 'the page reloaded', UI_WAIT);
+    await page.getByRole('heading', { level: 1, name: 'Settings' }).waitFor();
+    await page.getByRole('heading', { name: 'Restart Airlock' }).waitFor();
+    assert.ok(/restart asked for by user:root/.test(gw.stdout()), gw.stdout());
+
+    // no supervisor: no button, the way to do it by hand
+    const plain = await gateway({ config: basicConfig(upstream!.url) });
+    assert.equal((await plain.admin('POST', '/users', { name: 'root', password: OWNER.password, role: 'owner' })).status, 201);
+    await open(page, plain.adminUrl + '/');
+    assert.equal(await login(page, 'root', OWNER.password), 200);
+    await nav(page, 'Settings');
+    await page.getByTestId('restart-by-hand').getByText(/restart it by hand/).waitFor();
+    assert.equal(await page.getByRole('button', { name: 'Restart now' }).count(), 0);
+    assertNoProblems(problems, [/Failed to load resource|ERR_CONNECTION_REFUSED|ERR_EMPTY_RESPONSE|503/]);
+  });
+
   test('while the usage ledger cannot be written, every page says so; the warning goes when it can again', { skip: SKIP }, async () => {
     const gw = await gateway({ config: basicConfig(upstream!.url) });
     assert.equal((await gw.admin('POST', '/users', { name: 'root', password: OWNER.password, role: 'owner' })).status, 201);
