@@ -6,6 +6,7 @@ import { useRef, useState, type FormEvent, type ReactNode } from 'react';
 import type { z } from 'zod';
 import { apiFieldErrors, validate, type FieldErrors } from '../api';
 import { Dialog, FormError, useFocusFirstError } from './ui';
+import { GUARD_ATTR } from '../unsaved';
 
 export interface SchemaFormProps<T> {
   /** the schema the API checks the body with */
@@ -26,32 +27,44 @@ export interface SchemaFormProps<T> {
   className?: string;
   /** shown after the actions (a "saved" status line) */
   footer?: ReactNode;
+  /** ask before a dirty form is left (unsaved.ts); false for sign-in and setup forms. Default true */
+  guard?: boolean;
+  /** the submit button's class. Default "primary" */
+  submitClassName?: string;
+  /** how field errors are shown (client's and API's alike), e.g. "tools[2]" on the "tools" field */
+  mapErrors?: (errors: FieldErrors) => FieldErrors;
+  /** more buttons between Cancel and submit; `checked(fn)` checks the form as a submit does, then
+   * runs `fn` with the spec instead of `send` (a "Test" button) */
+  extraActions?: (checked: (fn: (spec: Record<string, unknown>) => Promise<void>) => void, busy: boolean) => ReactNode;
 }
 
-export function SchemaForm<T>({ schema, build, check, send, children, label, submitLabel, busyLabel, onCancel, className, footer }: SchemaFormProps<T>) {
+export function SchemaForm<T>({ schema, build, check, send, children, label, submitLabel, busyLabel, onCancel, className, footer, guard = true, submitClassName = 'primary', mapErrors = (e) => e, extraActions }: SchemaFormProps<T>) {
   const [errors, setErrors] = useState<FieldErrors>({});
   const [error, setError] = useState<unknown>();
   const [busy, setBusy] = useState(false);
   const form = useRef<HTMLFormElement>(null);
   useFocusFirstError(errors, form);
-  const submit = async (e: FormEvent) => {
-    e.preventDefault();
+  const run = async (fn: (spec: Record<string, unknown>) => Promise<void>) => {
     setError(undefined);
     const spec = build() as Record<string, unknown>;
     const v = validate(schema, spec);
-    const errs = { ...(v.ok ? {} : v.errors), ...(check?.(spec) ?? {}) };
+    const errs = mapErrors({ ...(v.ok ? {} : v.errors), ...(check?.(spec) ?? {}) });
     setErrors(errs);
     if (Object.keys(errs).length) return;
     setBusy(true);
     try {
-      await send(spec);
+      await fn(spec);
     } catch (err) {
-      const fe = apiFieldErrors(err);
+      const fe = mapErrors(apiFieldErrors(err));
       setErrors(fe);
       if (!Object.keys(fe).length) setError(err);
     } finally {
       setBusy(false);
     }
+  };
+  const submit = (e: FormEvent) => {
+    e.preventDefault();
+    void run(send);
   };
   const actions = (
     <>
@@ -60,13 +73,14 @@ export function SchemaForm<T>({ schema, build, check, send, children, label, sub
           Cancel
         </button>
       ) : null}
-      <button type="submit" className="primary" disabled={busy}>
+      {extraActions?.((fn) => void run(fn), busy)}
+      <button type="submit" className={submitClassName} disabled={busy}>
         {busy ? (busyLabel ?? 'Saving…') : submitLabel}
       </button>
     </>
   );
   return (
-    <form ref={form} onSubmit={submit} noValidate aria-label={label} className={className} data-guard-unsaved="">
+    <form ref={form} onSubmit={submit} noValidate aria-label={label} className={className} {...(guard ? { [GUARD_ATTR]: '' } : {})}>
       {children(errors)}
       {onCancel ? (
         <>
