@@ -404,7 +404,16 @@ describe('admin app (Chromium)', () => {
     await page.getByRole('button', { name: 'Add MCP server' }).click();
     const form = page.getByRole('dialog', { name: 'Add MCP server' });
     await form.waitFor();
+    // the schema's errors on their fields, before anything is sent: a bad name, a stdio server without its command
+    await form.getByLabel('Name', { exact: true }).fill('bad name!');
+    await form.getByRole('button', { name: 'Save server' }).click();
+    await form.locator('#mcp-name-error').waitFor();
+    assert.equal(await form.getByLabel('Name', { exact: true }).getAttribute('aria-invalid'), 'true');
+    await form.locator('#mcp-command-error').getByText('is required for transport "stdio"').waitFor();
+    // Test checks the same before it connects
     await form.getByLabel('Name', { exact: true }).fill('every');
+    await form.getByRole('button', { name: 'Test' }).click();
+    await form.locator('#mcp-command-error').getByText('is required for transport "stdio"').waitFor();
     await form.getByLabel('Command', { exact: true }).fill(process.execPath);
     await form.getByLabel('Arguments (one per line)').fill(`${EVERYTHING}\nstdio`);
     await assertLabelled(page);
@@ -427,7 +436,7 @@ describe('admin app (Chromium)', () => {
     await af.getByLabel('Name', { exact: true }).fill('bot');
     await af.getByLabel('Allowed tools (one pattern per line)').fill('every__echo\nbad pattern!');
     await af.getByRole('button', { name: 'Create agent' }).click();
-    await af.getByText(/must be a tool name/).waitFor();
+    await af.locator('#agent-tools-error').getByText(/must be a tool name/).waitFor();
     await af.getByLabel('Allowed tools (one pattern per line)').fill('every__echo');
     await af.getByRole('button', { name: 'Create agent' }).click();
     const secret = page.getByRole('dialog', { name: 'Key for agent bot' });
