@@ -40,8 +40,9 @@ export function registerRestartRoute(app: FastifyInstance, gw: Gateway, { API, e
     if (!info.supported || !restart) throw error(409, 'no_supervisor', NO_SUPERVISOR);
     if (gw.draining) throw error(409, 'stopping', 'The gateway is already stopping.');
     const by = actorOf(req);
-    // after the answer has gone out: the stop closes the listeners and waits for open requests
-    reply.raw.once('finish', () => setImmediate(() => restart(`restart asked for by ${by}`)));
+    // once the answer has gone out (or its connection is gone): the stop closes the listeners and
+    // waits for open requests
+    reply.raw.once('close', () => setImmediate(() => restart(`restart asked for by ${by}`)));
     reply.code(202);
     return { restarting: true, supervisor: info.supervisor, exit_code: RESTART_EXIT_CODE };
   });
