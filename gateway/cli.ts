@@ -9,6 +9,7 @@ import { ConfigStore, formatChange } from './store/config-store.js';
 import { ensureDataDir, StartupError } from './store/db.js';
 import { SECRET_FILE } from './store/secrets.js';
 import { openInstall } from './store/install.js';
+import { RESTART_EXIT_CODE, detectSupervisor } from './server/admin-restart.js';
 import { checkBackupTarget, checkPassphrase, applyStagedRestore, restoreBackup, writeBackup } from './store/backup.js';
 import { DataDirLock } from './store/data-dir-lock.js';
 import { VERSION } from './version.js';
@@ -206,7 +207,7 @@ async function serveUntilStopped(argv: string[], control: ReturnType<typeof list
   let urls: { data: string; admin: string };
   try {
     lock = DataDirLock.acquire(dataDir, 'serve', 'stop it first, or choose another --data-dir');
-    const restored = await applyStagedRestore(dataDir);
+    const restored = await applyStagedRestore(dataDir, (line) => process.stdout.write(`airlock: ${line}\n`));
     if (restored)
       process.stdout.write(
         `airlock: applied the restore staged by ${restored.staged_by} at ${restored.staged_at}${restored.backup_created_at ? ` (backup made ${restored.backup_created_at})` : ''}${restored.previous ? `; the replaced data is kept in ${restored.previous}` : ''}\n`,
@@ -273,6 +274,7 @@ async function announceAndRun(
   let resolveExit!: (code: number) => void;
   const exited = new Promise<number>((resolve) => (resolveExit = resolve));
   let stopping = false;
+  let exitCode = 0;
   const stop = (sig: string) => {
     if (stopping) {
       if (sig === 'stop message') return; // the shell waits for the exit; only a signal escalates
@@ -284,8 +286,8 @@ async function announceAndRun(
     gw.stop().then(
       () => {
         release();
-        out('stopped');
-        resolveExit(0);
+        out(exitCode === RESTART_EXIT_CODE ? `stopped; exiting with code ${RESTART_EXIT_CODE} for ${gw.supervisor} to start it again` : 'stopped');
+        resolveExit(exitCode);
       },
       (e: Error) => {
         release();
@@ -298,6 +300,14 @@ async function announceAndRun(
   process.on('SIGINT', () => stop('SIGINT'));
   control.handle(stop);
   if (stopping) return exited; // asked to stop while starting: never announce ready
+  // "Restart now" (server/admin-restart.ts): the same graceful stop, then the exit code the
+  // supervisor (systemd, the desktop shell) restarts on; without one the route refuses.
+  gw.supervisor = detectSupervisor(process.env, !!parentPort || typeof process.send === 'function');
+  gw.requestRestart = (why) => {
+    if (stopping) return;
+    exitCode = RESTART_EXIT_CODE;
+    stop(why);
+  };
 
   out(`version ${VERSION}, data dir ${dataDir}`);
   out(`data plane listening on ${urls.data} (OpenAI-compatible API at ${urls.data}/v1)`);

@@ -440,6 +440,16 @@ export interface StatusBody {
   ledger: LedgerState;
 }
 
+/** GET /admin/api/v1/restart: can "Restart now" be offered (server/admin-restart.ts)? */
+export interface RestartInfo {
+  /** true: POST /restart stops the gateway and its supervisor starts it again */
+  supported: boolean;
+  /** who restarts it: "systemd", "desktop", or the name in AIRLOCK_SUPERVISOR; null: nobody */
+  supervisor: string | null;
+  /** why it is not supported, in words for the admin (null when it is) */
+  message: string | null;
+}
+
 /** One route of GET /routes (ListBody): the role matrix, from the routes themselves. */
 export interface RouteInfo {
   method: string;

@@ -318,6 +318,20 @@ export const mcpServerSchema = z.strictObject({
 });
 export type McpServerSpec = z.infer<typeof mcpServerSchema>;
 
+/** The fields a server's transport needs and the ones it cannot use (checked with the whole
+ * configuration; the admin app's MCP server form checks the same). */
+export function mcpTransportIssues(m: Partial<McpServerSpec> & Pick<McpServerSpec, 'transport'>): { field: keyof McpServerSpec; message: string }[] {
+  const out: { field: keyof McpServerSpec; message: string }[] = [];
+  if (m.transport === 'stdio') {
+    if (m.command === undefined) out.push({ field: 'command', message: 'is required for transport "stdio"' });
+    for (const f of ['url', 'headers'] as const) if (m[f] !== undefined) out.push({ field: f, message: `is for transport "http" or "sse", not "stdio"` });
+  } else {
+    if (m.url === undefined) out.push({ field: 'url', message: `is required for transport "${m.transport}"` });
+    for (const f of ['command', 'args', 'cwd', 'env', 'stateful', 'start'] as const) if (m[f] !== undefined) out.push({ field: f, message: `is for transport "stdio", not "${m.transport}"` });
+  }
+  return out;
+}
+
 export const agentSchema = z.strictObject({
   name: name.describe('The agent (an application that calls tools through /mcp)'),
   team: name.optional(),
@@ -572,15 +586,7 @@ function checkMcpReferences(c: FullConfig, teams: ReadonlySet<string>): ConfigIs
     const lower = m.name.toLowerCase();
     if (seen.has(lower)) issues.push({ path: ['mcp_servers', i, 'name'], message: `duplicate name "${m.name}"` });
     seen.add(lower);
-    if (m.transport === 'stdio') {
-      if (m.command === undefined) issues.push({ path: ['mcp_servers', i, 'command'], message: 'is required for transport "stdio"' });
-      for (const f of ['url', 'headers'] as const)
-        if (m[f] !== undefined) issues.push({ path: ['mcp_servers', i, f], message: `is for transport "http" or "sse", not "stdio"` });
-    } else {
-      if (m.url === undefined) issues.push({ path: ['mcp_servers', i, 'url'], message: `is required for transport "${m.transport}"` });
-      for (const f of ['command', 'args', 'cwd', 'env', 'stateful', 'start'] as const)
-        if (m[f] !== undefined) issues.push({ path: ['mcp_servers', i, f], message: `is for transport "stdio", not "${m.transport}"` });
-    }
+    for (const x of mcpTransportIssues(m)) issues.push({ path: ['mcp_servers', i, x.field], message: x.message });
   });
   const vnames = new Set<string>();
   c.mcp_virtual_servers.forEach((v, i) => {

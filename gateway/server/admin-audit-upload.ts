@@ -12,10 +12,10 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { randomUUID } from 'node:crypto';
 import type { Readable } from 'node:stream';
-import type { FastifyInstance, FastifyRequest } from 'fastify';
+import type { FastifyInstance } from 'fastify';
 import { verifyBundleInWorker } from '../audit/verify-worker.js';
 import type { AuditBundleVerdict } from '../wire.js';
-import type { AdminPlaneParts } from './admin-audit.js';
+import type { RouteDeps } from './route-deps.js';
 import type { Gateway } from './gateway.js';
 
 export const BUNDLE_CONTENT_TYPE = 'application/x-airlock-bundle';
@@ -101,7 +101,7 @@ function parseHeader(line: string, seen: string[]): { name: string; size: number
   return { name: h.name, size: h.size };
 }
 
-export function registerBundleUploadRoute(app: FastifyInstance, gw: Gateway, { API, error }: AdminPlaneParts, actorOf: (req: FastifyRequest) => string): void {
+export function registerBundleUploadRoute(app: FastifyInstance, gw: Gateway, { API, error, actorOf }: RouteDeps): void {
   // the body stays a stream: it is written to disk as it arrives, never held whole (handed over
   // inside a function, which the admin plane's JSON checks do not walk)
   app.addContentTypeParser(BUNDLE_CONTENT_TYPE, (_req, payload, done) => done(null, () => payload));

@@ -7,7 +7,7 @@ import path from 'node:path';
 import type { FastifyInstance, FastifyRequest } from 'fastify';
 import { randomUUID } from 'node:crypto';
 import { auditExportSchema, auditVerifyBundleSchema } from '../config/admin-schema.js';
-import { formatPath, fromZod, type ConfigIssue } from '../config/schema.js';
+import { formatPath, fromZod } from '../config/schema.js';
 import { core } from '../audit/log.js';
 import { redact } from '../audit/index.js';
 import { ExportError, ExportIntegrityError, exportBundle } from '../audit/export.js';
@@ -15,6 +15,7 @@ import { verifyBundleInWorker } from '../audit/verify-worker.js';
 import type { AuditBundleVerdict, AuditExportProgress, AuditExportResult, AuditKeyView, AuditRecordView, AuditVerifyBody, ListBody } from '../wire.js';
 import { userView, type Principal } from './admin-auth.js';
 import type { Gateway } from './gateway.js';
+import type { RouteDeps } from './route-deps.js';
 import { registerPromptLogRoutes } from './admin-prompt-log.js';
 import { registerBundleUploadRoute } from './admin-audit-upload.js';
 import { promptRowsFor } from '../audit/prompt-log.js';
@@ -103,14 +104,8 @@ function changes(beforeEnc: Map<string, string>, beforeVal: Map<string, unknown>
   return out;
 }
 
-export interface AdminPlaneParts {
-  API: string;
-  principalOf: (req: FastifyRequest) => Principal | undefined;
-  /** the admin plane's error (status, code, message, the fields at fault) */
-  error: (status: number, code: string, message: string, issues?: ConfigIssue[]) => Error;
-}
-
-export function auditAdminPlane(app: FastifyInstance, gw: Gateway, { API, principalOf, error }: AdminPlaneParts): void {
+export function auditAdminPlane(app: FastifyInstance, gw: Gateway, deps: RouteDeps): void {
+  const { API, principalOf, error } = deps;
   const routeKey = (req: FastifyRequest) => `${req.method} ${(req.routeOptions.url ?? '').slice(API.length)}`;
   const recorded = (req: FastifyRequest) => !req.is404 && (req.routeOptions.url ?? '').startsWith(API) && CHANGE.has(req.method);
 
@@ -179,8 +174,8 @@ export function auditAdminPlane(app: FastifyInstance, gw: Gateway, { API, princi
     }
   });
 
-  registerPromptLogRoutes(app, gw, { API, principalOf, error }, (req) => actorOf(principalOf(req)));
-  registerBundleUploadRoute(app, gw, { API, principalOf, error }, (req) => actorOf(principalOf(req)));
+  registerPromptLogRoutes(app, gw, deps);
+  registerBundleUploadRoute(app, gw, deps);
 
   // ---- the audit API ----
   const bad = (path: string, message: string) => error(400, 'validation_failed', `${path}: ${message}`, [{ path: [path], message }]);

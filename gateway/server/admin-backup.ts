@@ -11,28 +11,20 @@
 // what is staged and what the last applied restore was; DELETE drops the staged one.
 import { pipeline } from 'node:stream/promises';
 import type { Readable } from 'node:stream';
-import type { FastifyInstance, FastifyRequest } from 'fastify';
+import type { FastifyInstance } from 'fastify';
 import { randomBytes } from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
-import type { z } from 'zod';
 import { backupRequestSchema } from '../config/admin-schema.js';
 import { cancelStagedRestore, lastRestore, stageRestore, stagedRestore, writeBackup } from '../store/backup.js';
 import { StartupError } from '../store/db.js';
 import type { Gateway } from './gateway.js';
-import type { Principal } from './admin-auth.js';
+import type { RouteDeps } from './route-deps.js';
 import type { RestoreStatus } from '../wire.js';
 
 export const PASSPHRASE_HEADER = 'x-airlock-backup-passphrase';
 
-export function registerBackupRoutes(
-  app: FastifyInstance,
-  gw: Gateway,
-  api: string,
-  parseBody: <T>(schema: z.ZodType<T>, body: unknown) => T,
-  fail: (status: number, code: string, message: string) => Error,
-  principalOf: (req: FastifyRequest) => Principal | undefined,
-): void {
+export function registerBackupRoutes(app: FastifyInstance, gw: Gateway, { API: api, parseBody, error: fail, principalOf }: RouteDeps): void {
   app.post(`${api}/backup`, { config: { access: 'owner' } }, async (req, reply) => {
     const { passphrase } = parseBody(backupRequestSchema, req.body);
     const file = path.join(gw.opts.dataDir, `.download-${randomBytes(6).toString('hex')}.backup`);

@@ -7,6 +7,7 @@ import { MAX_GRACE_SECONDS, NoSuchKeyError, rotateKey } from '../store/key-rotat
 import type { BudgetBurndown, RotatedKeyView } from '../wire.js';
 import { NoBudgetError, burndown } from '../governance/burndown.js';
 import type { Gateway } from './gateway.js';
+import type { RouteDeps } from './route-deps.js';
 
 export const rotateRequestSchema = z.strictObject({
   grace_seconds: z
@@ -17,13 +18,7 @@ export const rotateRequestSchema = z.strictObject({
     .describe('How long the old secret keeps working (seconds; default 0: it stops at once)'),
 });
 
-export function registerKeyRoutes(
-  app: FastifyInstance,
-  gw: Gateway,
-  api: string,
-  parseBody: <T>(schema: z.ZodType<T>, body: unknown) => T,
-  fail: (status: number, code: string, message: string) => Error,
-): void {
+export function registerKeyRoutes(app: FastifyInstance, gw: Gateway, { API: api, parseBody, error: fail }: RouteDeps): void {
   app.post<{ Params: { name: string } }>(`${api}/keys/:name/rotate`, { config: { access: 'admin', audit: 'rotate app key' } }, async (req): Promise<RotatedKeyView> => {
     const { grace_seconds = 0 } = parseBody(rotateRequestSchema, req.body ?? {});
     let r;
@@ -39,7 +34,8 @@ export function registerKeyRoutes(
 }
 
 /** GET /admin/api/v1/budgets/burndown?scope=team|key&name=X[&buckets=N] (auditor). */
-export function registerBurndownRoute(app: FastifyInstance, gw: Gateway, api: string, invalid: (field: string, message: string) => Error, fail: (status: number, code: string, message: string) => Error): void {
+export function registerBurndownRoute(app: FastifyInstance, gw: Gateway, { API: api, error: fail }: RouteDeps): void {
+  const invalid = (field: string, message: string) => fail(400, 'validation_failed', `${field}: ${message}`, [{ path: [field], message }]);
   app.get<{ Querystring: { scope?: string; name?: string; buckets?: string } }>(`${api}/budgets/burndown`, { config: { access: 'auditor' } }, async (req): Promise<BudgetBurndown> => {
     const { scope, name, buckets = '30' } = req.query;
     if (scope !== 'team' && scope !== 'key') throw invalid('scope', 'must be team or key');

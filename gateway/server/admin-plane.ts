@@ -43,7 +43,9 @@ import { nestedDeeperThan } from '../engine/json-depth.js';
 import { planeServer } from './http-server.js';
 import { addShellProof, takeShellProofKey } from './shell-proof.js';
 import { registerMcpAdmin } from './mcp-admin.js';
-import { auditAdminPlane } from './admin-audit.js';
+import { actorOf, auditAdminPlane } from './admin-audit.js';
+import type { RouteDeps } from './route-deps.js';
+import { registerRestartRoute } from './admin-restart.js';
 import { registerDataFlow } from './data-flow.js';
 import type {
   AdminUser,
@@ -691,12 +693,20 @@ export function buildAdminPlane(gw: Gateway): FastifyInstance {
     return reply.code(204).send();
   });
 
-  registerBackupRoutes(app, gw, API, parseBody, (status, code, message) => new AdminError(status, code, message), principalOf);
-  registerKeyRoutes(app, gw, API, parseBody, (status, code, message) => new AdminError(status, code, message));
-  registerPlaygroundRoutes(app, gw, API, parseBody, (status, code, message) => new AdminError(status, code, message), principalOf);
-  registerBurndownRoute(app, gw, API, (field, message) => validationError([{ path: [field], message }]), (status, code, message) => new AdminError(status, code, message));
+  const deps: RouteDeps = {
+    API,
+    parseBody,
+    error: (status, code, message, issues) => new AdminError(status, code, message, issues),
+    principalOf,
+    actorOf: (req) => actorOf(principalOf(req)),
+  };
+  registerBackupRoutes(app, gw, deps);
+  registerKeyRoutes(app, gw, deps);
+  registerPlaygroundRoutes(app, gw, deps);
+  registerBurndownRoute(app, gw, deps);
+  registerRestartRoute(app, gw, deps);
   // The audit trail: hooks that record every change, login and refusal; the /audit routes.
-  auditAdminPlane(app, gw, { API, principalOf, error: (status, code, message, issues) => new AdminError(status, code, message, issues) });
+  auditAdminPlane(app, gw, deps);
   registerDataFlow(app, gw, API, isLoopbackName);
 
   // The admin app itself (renderer/dist), after every API route: unknown API paths stay JSON 404s.

@@ -8,12 +8,12 @@
 // in the usage ledger tagged source=playground, where the app reads its attempts, endpoint,
 // tokens, cost and latency by the id in x-airlock-request-id. The browser cannot call the data
 // plane itself: the admin app's CSP allows connections to its own origin only.
-import type { FastifyInstance, FastifyRequest } from 'fastify';
+import type { FastifyInstance } from 'fastify';
 import { Agent, request } from 'undici';
 import { z } from 'zod';
 import { KEY_RE } from '../config/schema.js';
 import type { Gateway } from './gateway.js';
-import type { Principal } from './admin-auth.js';
+import type { RouteDeps } from './route-deps.js';
 
 /** A temporary key lives until the data plane has answered (or at most this long). */
 const TEMPORARY_KEY_TTL_MS = 60_000;
@@ -40,14 +40,7 @@ function loopbackOf(listening: string): string {
 // to this same process over loopback, so the name is not checked (there is no third party between).
 let loopbackTls: Agent | undefined;
 
-export function registerPlaygroundRoutes(
-  app: FastifyInstance,
-  gw: Gateway,
-  api: string,
-  parseBody: <T>(schema: z.ZodType<T>, body: unknown) => T,
-  fail: (status: number, code: string, message: string) => Error,
-  principalOf: (req: FastifyRequest) => Principal | undefined,
-): void {
+export function registerPlaygroundRoutes(app: FastifyInstance, gw: Gateway, { API: api, parseBody, error: fail, principalOf }: RouteDeps): void {
   app.post(`${api}/playground/chat`, { config: { access: 'admin', audit: 'playground chat request' } }, async (req, reply) => {
     const body = parseBody(playgroundRequestSchema, req.body);
     const listening = gw.listening?.data;

@@ -2,15 +2,15 @@
 // sizes; never text) and one request's prompt and response. Both need the auditor role or
 // higher; every read of a row's text is itself an audit record (prompt_log.read), and when
 // settings.audit.fail_closed is on and that record cannot be written, the text is not shown.
-import type { FastifyInstance, FastifyRequest } from 'fastify';
+import type { FastifyInstance } from 'fastify';
 import { promptLogHash } from '../audit/prompt-log.js';
 import type { ListBody, PromptLogEntryView } from '../wire.js';
-import type { AdminPlaneParts } from './admin-audit.js';
+import type { RouteDeps } from './route-deps.js';
 import type { Gateway } from './gateway.js';
 
 type Query = { team?: string; key?: string; request_id?: string; from?: string; until?: string; before?: string; limit?: string };
 
-export function registerPromptLogRoutes(app: FastifyInstance, gw: Gateway, { API, principalOf, error }: AdminPlaneParts, actorOf: (req: FastifyRequest) => string): void {
+export function registerPromptLogRoutes(app: FastifyInstance, gw: Gateway, { API, principalOf, error, actorOf }: RouteDeps): void {
   const bad = (field: string, message: string) => error(400, 'validation_failed', `${field}: ${message}`, [{ path: [field], message }]);
   const time = (v: string | undefined, field: string): number | undefined => {
     if (v === undefined || v === '') return undefined;

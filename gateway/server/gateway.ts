@@ -63,6 +63,8 @@ export interface GatewayOptions {
 
 export type { ListenOrigin, ListenSource };
 
+import type { Supervisor } from './admin-restart.js';
+
 export class Gateway {
   readonly db: DB;
   readonly secrets: Secrets;
@@ -115,6 +117,11 @@ export class Gateway {
   /** the certificate and key of settings.tls, read by start() (undefined: plain HTTP on both planes) */
   tls: LoadedTls | undefined;
   readonly startedAt = Date.now();
+  /** Who starts this process again when it exits with RESTART_EXIT_CODE (server/admin-restart.ts);
+   * null: nobody (a plain `airlock serve`). Set by the CLI before it announces ready. */
+  supervisor: Supervisor | null = null;
+  /** Stops the gateway gracefully and exits with RESTART_EXIT_CODE (the CLI's stop path). */
+  requestRestart: ((why: string) => void) | null = null;
   readonly log: (line: string) => void;
 
   constructor(readonly opts: GatewayOptions) {

@@ -429,40 +429,172 @@ async function prepareRestore(o: { file: string; info: BackupInfo; scratch: stri
   return { secret: !!secret, auditKey: !!auditKey };
 }
 
-/** Move a prepared restore from `from` into `dataDir`; what it replaces goes to
- * DATA_DIR/before-restore-TIMESTAMP/ (returned; undefined when nothing was replaced). */
-async function swapIn(dataDir: string, from: string, p: Prepared): Promise<string | undefined> {
+// ---- Applying a restore: a journal makes the moves one step ----
+//
+// Swapping a restore in is several renames (the replaced database, its -wal/-shm, install.key and
+// the audit signing key out to before-restore-TIMESTAMP/; the restored ones in). A crash between
+// two of them would leave a data dir that is neither the old install nor the new one (e.g. the
+// restored database beside no install.key). So the whole plan is written first, as
+// DATA_DIR/restore-journal.json (written to a temporary name, synced, renamed, the dir synced),
+// then the moves run, then the journal goes. Whoever takes the data dir's lock next (`serve`,
+// `restore`) finds a journal left behind and finishes it: each move is done or not (a rename is
+// atomic) and is recognisably so (a move out is done when its target in the new
+// before-restore dir exists; a move in when its source in the scratch dir is gone and its target
+// is there), so the
+// remaining moves run (rolled forward). Only when a move cannot run (its source is gone: someone
+// deleted the scratch dir) are the done moves undone in reverse (rolled back) and the data dir
+// is the old install again.
+
+export const RESTORE_JOURNAL = 'restore-journal.json';
+
+interface JournalStep {
+  op: 'move' | 'copy';
+  /** relative to the data dir */
+  from: string;
+  to: string;
+  /** out: the replaced install's file to the kept dir; in: the restored file into place */
+  dir: 'out' | 'in';
+}
+
+interface RestoreJournal {
+  /** the scratch dir the restored files come from, relative to the data dir (removed once done) */
+  source: string;
+  /** the dir the replaced files go to (relative), or null */
+  previous: string | null;
+  steps: JournalStep[];
+  /** a staged restore: what last-restore.json records once it is applied */
+  applied?: AppliedRestore;
+}
+
+/** A test-only crash point: the process dies (SIGKILL) after this many moves of an apply. */
+const CRASH_AFTER_STEP = process.env.AIRLOCK_TEST_RESTORE_CRASH_AFTER_STEP;
+
+function writeFileSynced(file: string, text: string): void {
+  const tmp = `${file}.tmp`;
+  const fd = fs.openSync(tmp, 'w', 0o600);
+  try {
+    fs.writeSync(fd, text);
+    fs.fsyncSync(fd);
+  } finally {
+    fs.closeSync(fd);
+  }
+  fs.renameSync(tmp, file);
+}
+
+/** Plan the moves that put the prepared restore in `from` into `dataDir`. */
+function planSwap(dataDir: string, from: string, p: Prepared): RestoreJournal {
   const target = path.join(dataDir, DB_FILE);
-  let previous: string | undefined;
-  const keep = () => {
-    if (!previous) {
-      previous = path.join(dataDir, `before-restore-${new Date().toISOString().replace(/[:.]/g, '-')}`);
-      fs.mkdirSync(previous, { mode: 0o700 });
-    }
-    return previous;
-  };
+  const steps: JournalStep[] = [];
+  let previous: string | null = null;
+  const keep = () => (previous ??= `before-restore-${new Date().toISOString().replace(/[:.]/g, '-')}`);
+  const out = (name: string, op: 'move' | 'copy' = 'move') => steps.push({ op, from: name, to: path.join(keep(), name), dir: 'out' });
   // Keep what is replaced: DATA_DIR/before-restore-TIMESTAMP is a complete data dir.
   if (fs.existsSync(target) && fs.statSync(target).size > 0) {
-    const dir = keep();
-    for (const s of ['', '-wal', '-shm']) if (fs.existsSync(target + s)) fs.renameSync(target + s, path.join(dir, DB_FILE + s));
-    const key = path.join(dataDir, SECRET_FILE);
-    if (fs.existsSync(key)) {
-      if (p.secret) fs.renameSync(key, path.join(dir, SECRET_FILE));
-      else fs.copyFileSync(key, path.join(dir, SECRET_FILE));
-    }
+    for (const s of ['', '-wal', '-shm']) if (fs.existsSync(target + s)) out(DB_FILE + s);
+    if (fs.existsSync(path.join(dataDir, SECRET_FILE))) out(SECRET_FILE, p.secret ? 'move' : 'copy');
   } else {
-    for (const s of ['-wal', '-shm']) fs.rmSync(target + s, { force: true });
+    for (const s of ['', '-wal', '-shm']) fs.rmSync(target + s, { force: true });
   }
   // The audit signing key is encrypted with the install.key it was made under: it goes with the
   // replaced install (kept, never deleted); the bundle's own takes its place (a bundle made
   // before backups carried it: the restored install makes a new one at its next start).
-  const oldAuditKey = path.join(dataDir, AUDIT_KEY_FILE);
-  if (p.secret && fs.existsSync(oldAuditKey)) fs.renameSync(oldAuditKey, path.join(keep(), AUDIT_KEY_FILE));
-  fs.renameSync(path.join(from, DB_FILE), target);
-  if (p.secret) fs.renameSync(path.join(from, SECRET_FILE), path.join(dataDir, SECRET_FILE));
-  if (p.auditKey) fs.renameSync(path.join(from, AUDIT_KEY_FILE), oldAuditKey);
+  if (p.secret && fs.existsSync(path.join(dataDir, AUDIT_KEY_FILE))) out(AUDIT_KEY_FILE);
+  const source = path.relative(dataDir, from);
+  const inward = (name: string) => steps.push({ op: 'move', from: path.join(source, name), to: name, dir: 'in' });
+  inward(DB_FILE);
+  if (p.secret) inward(SECRET_FILE);
+  if (p.auditKey) inward(AUDIT_KEY_FILE);
+  return { source, previous, steps };
+}
+
+/** A move out is done when its target (in the new kept dir) exists; a move in when its source is
+ * gone and its target is there (nothing is at an in-move's target before it: what was there has
+ * been moved out, or was never there). */
+const stepDone = (dataDir: string, s: JournalStep): boolean =>
+  s.dir === 'out' ? fs.existsSync(path.join(dataDir, s.to)) : !fs.existsSync(path.join(dataDir, s.from)) && fs.existsSync(path.join(dataDir, s.to));
+
+function runStep(dataDir: string, s: JournalStep): void {
+  const from = path.join(dataDir, s.from);
+  const to = path.join(dataDir, s.to);
+  if (s.op === 'move') fs.renameSync(from, to);
+  else {
+    // a copy lands under a temporary name first, so its target exists only when it is whole
+    fs.copyFileSync(from, `${to}.tmp`);
+    fs.renameSync(`${to}.tmp`, to);
+  }
+}
+
+/** Run the journal's remaining moves; each done move is skipped. */
+async function runJournal(dataDir: string, j: RestoreJournal, crashPoint?: number): Promise<void> {
+  if (j.previous && !fs.existsSync(path.join(dataDir, j.previous))) fs.mkdirSync(path.join(dataDir, j.previous), { mode: 0o700 });
+  let moved = 0;
+  for (const s of j.steps) {
+    if (stepDone(dataDir, s)) continue;
+    runStep(dataDir, s);
+    moved++;
+    if (crashPoint !== undefined && moved >= crashPoint) {
+      await fsyncDir(dataDir);
+      process.kill(process.pid, 'SIGKILL');
+    }
+  }
   await fsyncDir(dataDir);
-  return previous;
+  if (j.previous) await fsyncDir(path.join(dataDir, j.previous));
+  if (j.applied) writeFileSynced(path.join(dataDir, LAST_RESTORE), JSON.stringify(j.applied, null, 2) + '\n');
+  fs.rmSync(path.join(dataDir, RESTORE_JOURNAL), { force: true });
+  await fsyncDir(dataDir);
+  fs.rmSync(path.join(dataDir, j.source), { recursive: true, force: true });
+}
+
+/** Undo the journal's done moves, last first (the data dir is the replaced install again). */
+async function rollBack(dataDir: string, j: RestoreJournal): Promise<void> {
+  for (const s of [...j.steps].reverse()) {
+    if (!stepDone(dataDir, s)) continue;
+    const to = path.join(dataDir, s.to);
+    if (s.op === 'copy') fs.rmSync(to, { force: true });
+    else {
+      fs.mkdirSync(path.dirname(path.join(dataDir, s.from)), { recursive: true, mode: 0o700 });
+      fs.renameSync(to, path.join(dataDir, s.from));
+    }
+  }
+  await fsyncDir(dataDir);
+  fs.rmSync(path.join(dataDir, RESTORE_JOURNAL), { force: true });
+  await fsyncDir(dataDir);
+  fs.rmSync(path.join(dataDir, j.source), { recursive: true, force: true });
+  if (j.previous) fs.rmSync(path.join(dataDir, j.previous), { recursive: true, force: true });
+}
+
+/**
+ * With the data dir's lock held: finish a restore whose moves were interrupted (a crash, a power
+ * cut), or, when that cannot be done, undo it. Returns what happened, for the log; undefined
+ * when there was no journal.
+ */
+export async function recoverRestore(dataDir: string): Promise<{ outcome: 'rolled-forward' | 'rolled-back'; previous: string | null; applied?: AppliedRestore; why?: string } | undefined> {
+  const file = path.join(dataDir, RESTORE_JOURNAL);
+  fs.rmSync(`${file}.tmp`, { force: true }); // a journal never completed: nothing was moved
+  if (!fs.existsSync(file)) return undefined;
+  const j = readJson<RestoreJournal>(file);
+  const safe = (rel: unknown) => typeof rel === 'string' && rel !== '' && !path.isAbsolute(rel) && !rel.split(/[\\/]/).includes('..');
+  if (!j || !safe(j.source) || !(j.previous === null || safe(j.previous)) || !Array.isArray(j.steps) || !j.steps.every((s) => safe(s.from) && safe(s.to) && (s.op === 'move' || s.op === 'copy') && (s.dir === 'in' || s.dir === 'out')))
+    throw new StartupError(`${file} (an interrupted restore's plan) cannot be read; move the data dir's files back by hand from the before-restore-* folder it names, or remove it to start with the data dir as it is`);
+  const missing = j.steps.find((s) => !stepDone(dataDir, s) && !fs.existsSync(path.join(dataDir, s.from)));
+  if (!missing) {
+    await runJournal(dataDir, j);
+    return { outcome: 'rolled-forward', previous: j.previous ? path.join(dataDir, j.previous) : null, ...(j.applied ? { applied: j.applied } : {}) };
+  }
+  await rollBack(dataDir, j);
+  return { outcome: 'rolled-back', previous: null, why: `${missing.from} is gone` };
+}
+
+/** Move a prepared restore from `from` into `dataDir` through the journal; what it replaces goes
+ * to DATA_DIR/before-restore-TIMESTAMP/ (returned; undefined when nothing was replaced). */
+async function swapIn(dataDir: string, from: string, p: Prepared, applied?: (previous: string | null) => AppliedRestore): Promise<string | undefined> {
+  const j = planSwap(dataDir, from, p);
+  const previous = j.previous ? path.join(dataDir, j.previous) : null;
+  if (applied) j.applied = applied(previous);
+  writeFileSynced(path.join(dataDir, RESTORE_JOURNAL), JSON.stringify(j, null, 2) + '\n');
+  await fsyncDir(dataDir);
+  await runJournal(dataDir, j, CRASH_AFTER_STEP === undefined ? undefined : Number(CRASH_AFTER_STEP));
+  return previous ?? undefined;
 }
 
 /** Replace `dataDir`'s database (and install.key, from a bundle) by the backup `file`. */
@@ -477,6 +609,9 @@ export async function restoreBackup(o: RestoreOptions): Promise<RestoreResult> {
   let scratch: string | undefined;
   try {
     lock = DataDirLock.acquire(dataDir, 'restore', 'stop it before restoring (e.g. "systemctl stop airlock", or quit the desktop app); nothing was restored');
+    // an earlier restore cut short (a crash between its moves) is finished first
+    const recovered = await recoverRestore(dataDir);
+    if (recovered) o.warn?.(`an earlier restore into ${dataDir} had been interrupted: it was ${recovered.outcome === 'rolled-forward' ? 'completed' : `undone (${recovered.why})`}`);
     scratch = fs.mkdtempSync(path.join(dataDir, '.restore-'));
     const prepared = await prepareRestore({ file, info, scratch, dataDir, passphrase: o.passphrase, progress: o.progress, warn: o.warn });
     const previous = await swapIn(dataDir, scratch, prepared);
@@ -576,8 +711,12 @@ export async function stageRestore(o: { file: string; label: string; dataDir: st
  * At start, with the data dir's lock held and before the database is opened: apply a staged
  * restore, if there is one (and clear what an interrupted staging left behind).
  */
-export async function applyStagedRestore(dataDir: string): Promise<AppliedRestore | undefined> {
-  for (const e of fs.readdirSync(dataDir)) if (e.startsWith('.stage-')) fs.rmSync(path.join(dataDir, e), { recursive: true, force: true });
+export async function applyStagedRestore(dataDir: string, log: (line: string) => void = () => {}): Promise<AppliedRestore | undefined> {
+  const recovered = await recoverRestore(dataDir);
+  if (recovered?.outcome === 'rolled-back') log(`a restore into ${dataDir} had been interrupted and could not be completed (${recovered.why}): it was undone; the data dir holds the install it replaced`);
+  else if (recovered && !recovered.applied) log(`a restore into ${dataDir} had been interrupted: it was completed${recovered.previous ? `; the replaced data is kept in ${recovered.previous}` : ''}`);
+  for (const e of fs.readdirSync(dataDir)) if (e.startsWith('.stage-') || e.startsWith('.restore-')) fs.rmSync(path.join(dataDir, e), { recursive: true, force: true });
+  if (recovered?.outcome === 'rolled-forward' && recovered.applied) return recovered.applied;
   const dir = path.join(dataDir, STAGED_DIR);
   const staged = stagedRestore(dataDir);
   // no marker: nothing complete was staged; a marker without its database: already swapped in
@@ -585,10 +724,8 @@ export async function applyStagedRestore(dataDir: string): Promise<AppliedRestor
     fs.rmSync(dir, { recursive: true, force: true });
     return undefined;
   }
-  const previous = await swapIn(dataDir, dir, { secret: staged.secret, auditKey: staged.audit_key });
-  const applied: AppliedRestore = { ...staged, applied_at: new Date().toISOString(), previous: previous ?? null };
-  fs.writeFileSync(path.join(dataDir, LAST_RESTORE), JSON.stringify(applied, null, 2) + '\n', { mode: 0o600 });
-  fs.rmSync(dir, { recursive: true, force: true });
-  await fsyncDir(dataDir);
+  const appliedAt = new Date().toISOString();
+  let applied: AppliedRestore | undefined;
+  await swapIn(dataDir, dir, { secret: staged.secret, auditKey: staged.audit_key }, (previous) => (applied = { ...staged, applied_at: appliedAt, previous }));
   return applied;
 }

@@ -1,6 +1,6 @@
 // Supervises the gateway child process for the desktop shell: start it, wait for its ready
 // message, restart it after a crash with exponential backoff (but not after a start-up error,
-// exit code 2), stop it gracefully on quit: a `{type:'stop'}` message, handled by the gateway like
+// exit code 2; at once, without backoff, after "Restart now": exit code 75), stop it gracefully on quit: a `{type:'stop'}` message, handled by the gateway like
 // SIGTERM, then up to its shutdown grace plus a margin before kill(). Plain Node:
 // the fork function and the clock are injected, so the state machine is unit-tested without
 // Electron (main/main.ts passes utilityProcess.fork and the real timers).
@@ -22,6 +22,10 @@ export const STOP_MESSAGE = { type: 'stop' } as const;
 
 /** Exit code of the gateway for bad usage, bad config or a start-up problem (gateway/cli.ts). */
 export const STARTUP_ERROR_EXIT_CODE = 2;
+
+/** Exit code of the gateway after "Restart now" (gateway/server/admin-restart.ts): started again at
+ * once, not counted as a crash. */
+export const RESTART_EXIT_CODE = 75;
 
 export type ForkGateway = () => GatewayChild;
 
@@ -377,6 +381,13 @@ export class GatewaySupervisor extends EventEmitter {
     }
     this.clearTimer();
     this.clearStableTimer();
+    if (s === 'running' && code === RESTART_EXIT_CODE) {
+      // asked for by an owner in the admin app: the gateway stopped gracefully; start it again now
+      this.log(`the gateway stopped to be restarted (exit code ${code}); starting it again`);
+      this.set({ state: 'restarting', data: null, admin: null, restartInMs: 0, error: null });
+      this.spawn();
+      return;
+    }
     const beforeReady = s === 'starting';
     if (beforeReady) this.failedStarts++;
     this.log(`the gateway exited unexpectedly with code ${code}${beforeReady ? ' before it was ready' : ''}`);

@@ -171,4 +171,5 @@ export type {
   TracesBody,
   UsageBody,
   UsageRow,
+  RestartInfo,
 } from '../../gateway/wire';

@@ -6,7 +6,35 @@ const listeners = new Set<() => void>();
 function emit(): void {
   for (const l of listeners) l();
 }
-window.addEventListener('popstate', emit);
+
+// Each history entry the app makes carries its position (state.idx), so a Back/Forward that
+// leaves a form with unsaved changes can be undone: the browser has already moved (popstate comes
+// after), so "stay" goes the same number of entries the other way and swallows that popstate.
+type Entry = { idx: number };
+const idxOf = (state: unknown): number | undefined => (state && typeof state === 'object' && typeof (state as Partial<Entry>).idx === 'number' ? (state as Entry).idx : undefined);
+let current = idxOf(history.state) ?? 0;
+let shownUrl = location.pathname + location.search;
+if (idxOf(history.state) === undefined) history.replaceState({ ...(history.state as object | null), idx: current }, '');
+let undoing = false;
+
+window.addEventListener('popstate', (e) => {
+  const to = idxOf(e.state);
+  if (undoing) {
+    undoing = false;
+    return;
+  }
+  if (hasUnsavedChanges(document) && !window.confirm(LEAVE_QUESTION)) {
+    // stay: put the address bar (and the history position) back where the page is
+    if (to !== undefined && to !== current) {
+      undoing = true;
+      history.go(current - to);
+    } else history.pushState({ idx: ++current }, '', shownUrl);
+    return;
+  }
+  current = to ?? current;
+  shownUrl = location.pathname + location.search;
+  emit();
+});
 
 function subscribe(l: () => void): () => void {
   listeners.add(l);
@@ -16,8 +44,9 @@ function subscribe(l: () => void): () => void {
 export function navigate(to: string, opts: { replace?: boolean; force?: boolean } = {}): void {
   // a form with unsaved changes on this page: ask before leaving it (unsaved.ts)
   if (!opts.force && to !== location.pathname + location.search && hasUnsavedChanges(document) && !window.confirm(LEAVE_QUESTION)) return;
-  if (opts.replace) history.replaceState(null, '', to);
-  else history.pushState(null, '', to);
+  if (opts.replace) history.replaceState({ idx: current }, '', to);
+  else history.pushState({ idx: ++current }, '', to);
+  shownUrl = location.pathname + location.search;
   emit();
 }
 

@@ -2,8 +2,8 @@
 // "dirty" once a person has changed a field and its fields differ from what they were when they
 // first touched it (or last submitted it), or it shows field errors after an edit or after a
 // submitted edit (a save that was refused). Closing a dialog that holds a dirty form (×, Escape, Cancel) asks first
-// (components/ui.tsx Dialog), and so does leaving the page: another page of the app (router.tsx)
-// or the browser tab (beforeunload). Search, probe, export and sign-in forms are not guarded.
+// (components/ui.tsx Dialog), and so does leaving the page: another page of the app or the
+// browser's Back/Forward (router.tsx), or the browser tab (beforeunload). Search, probe, export and sign-in forms are not guarded.
 export const GUARD_ATTR = 'data-guard-unsaved';
 /** set by a form whose page knows whether it holds unsaved changes ("true"/"false"): an inline list
  * editor whose rows are added, moved and removed by buttons, not only typed into */

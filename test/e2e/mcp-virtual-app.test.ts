@@ -61,7 +61,7 @@ test('an admin bundles tools as a virtual server; an agent there sees what both 
   await d.getByLabel('Tools (one pattern per line)').fill('every__echo\nevery__get sum');
   await d.getByRole('button', { name: 'Add virtual server' }).click();
   assert.equal(await d.getByLabel('Name').getAttribute('aria-invalid'), 'true');
-  await d.getByText(/line 2: must be a tool name/).waitFor();
+  await d.locator('#vs-tools-error').getByText(/line 2: must be a tool name/).waitFor();
   assert.equal(await page.evaluate<string | null>('document.activeElement?.id ?? null'), 'vs-name', 'the first field in error takes the focus');
   // the preview follows the patterns over the catalog
   await d.getByLabel('Name').fill('readonly');

@@ -207,3 +207,112 @@ describe('restore from the admin app (staged, applied at the next start)', () =>
     }
   });
 });
+
+describe('applying a restore is crash-safe (the journal)', () => {
+  const CRASH = 'AIRLOCK_TEST_RESTORE_CRASH_AFTER_STEP';
+  const journal = (dataDir: string) => path.join(dataDir, 'restore-journal.json');
+  const serveArgs = (dataDir: string) => ['serve', '--data-dir', dataDir, '--port', '0', '--admin-port', '0'];
+
+  test('a start killed after any move of the apply leaves a journal; the next start completes it: the restored install works, the replaced one is kept whole', async () => {
+    const up = await startUpstream();
+    const source = await startGateway({ config: basicConfig(up.url) });
+    cleanup.push(source.dataDir);
+    let steps = Infinity;
+    try {
+      const made = await source.admin('POST', '/keys', { name: 'in-the-backup' });
+      assert.equal(made.status, 201);
+      const bundle = await download(source, PASS);
+      const sourceKey = fs.readFileSync(path.join(source.dataDir, 'install.key'), 'utf8');
+      for (let n = 1; n < steps; n++) {
+        let target = await startGateway({ config: { teams: [{ name: 'replaced-install' }] } });
+        cleanup.push(target.dataDir);
+        const targetKey = fs.readFileSync(path.join(target.dataDir, 'install.key'), 'utf8');
+        assert.equal((await upload(target, bundle, { 'x-airlock-backup-passphrase': b64(PASS) })).status, 200);
+        await target.stop();
+
+        const crashed = await runCli(serveArgs(target.dataDir), { env: { [CRASH]: String(n), AIRLOCK_ADMIN_TOKEN: ADMIN_TOKEN } });
+        assert.equal(crashed.signal, 'SIGKILL', `step ${n}: the start was killed mid-apply\n${crashed.stdout}${crashed.stderr}`);
+        const plan = JSON.parse(fs.readFileSync(journal(target.dataDir), 'utf8'));
+        steps = plan.steps.length;
+        assert.ok(steps >= 4, `the plan moves the database and install.key out and in: ${JSON.stringify(plan.steps)}`);
+
+        target = await startGateway({ dataDir: target.dataDir });
+        try {
+          assert.match(target.stdout(), /applied the restore staged by/, `step ${n}`);
+          assert.equal(fs.existsSync(journal(target.dataDir)), false, `step ${n}: the journal is gone`);
+          assert.equal(staged(target.dataDir), false);
+          assert.equal(fs.readFileSync(path.join(target.dataDir, 'install.key'), 'utf8'), sourceKey, `step ${n}: the bundle's install.key is in place`);
+          assert.equal(await modelsStatus(target, made.body.key), 200, `step ${n}: a key from the backup works`);
+          const last = (await target.admin('GET', '/restore')).body.last_applied;
+          assert.equal(last.kind, 'encrypted', `step ${n}`);
+          assert.equal(fs.readFileSync(path.join(last.previous, 'install.key'), 'utf8'), targetKey, `step ${n}: the replaced install.key is kept`);
+          const old = await runCli(['config', 'export', '--data-dir', last.previous]);
+          assert.equal(old.code, 0, old.stderr);
+          assert.match(old.stdout, /replaced-install/, `step ${n}: the replaced database is kept whole`);
+        } finally {
+          await target.stop();
+        }
+      }
+      assert.ok(Number.isFinite(steps));
+    } finally {
+      await source.stop();
+      await up.close();
+    }
+  });
+
+  test('an apply that cannot be completed (its staged files were deleted after the crash) is undone: the data dir is the replaced install again', async () => {
+    const source = await startGateway({ config: { teams: [{ name: 'from-the-backup' }] } });
+    let target = await startGateway({ config: { teams: [{ name: 'still-here' }] } });
+    cleanup.push(source.dataDir, target.dataDir);
+    try {
+      const bundle = await download(source, PASS);
+      const targetKey = fs.readFileSync(path.join(target.dataDir, 'install.key'), 'utf8');
+      const mine = await target.admin('POST', '/keys', { name: 'mine' });
+      assert.equal((await upload(target, bundle, { 'x-airlock-backup-passphrase': b64(PASS) })).status, 200);
+      await target.stop();
+      const crashed = await runCli(serveArgs(target.dataDir), { env: { [CRASH]: '2', AIRLOCK_ADMIN_TOKEN: ADMIN_TOKEN } });
+      assert.equal(crashed.signal, 'SIGKILL');
+      assert.equal(fs.existsSync(path.join(target.dataDir, 'airlock.db')), false, 'half-applied: the database has been moved out');
+      fs.rmSync(path.join(target.dataDir, 'restore-staged'), { recursive: true, force: true });
+
+      target = await startGateway({ dataDir: target.dataDir });
+      assert.match(target.stdout(), /could not be completed .* it was undone/);
+      assert.equal(fs.existsSync(journal(target.dataDir)), false);
+      assert.equal(fs.readFileSync(path.join(target.dataDir, 'install.key'), 'utf8'), targetKey);
+      assert.equal(await modelsStatus(target, mine.body.key), 200, 'the install is the one it was');
+      assert.match(JSON.stringify((await target.admin('GET', '/config')).body), /still-here/);
+      assert.deepEqual(fs.readdirSync(target.dataDir).filter((f) => f.startsWith('before-restore-')), [], 'no half-filled kept folder stays behind');
+    } finally {
+      await source.stop();
+      await target.stop();
+    }
+  });
+
+  test('"airlock restore" killed mid-apply: the next "airlock serve" completes it', async () => {
+    const source = await startGateway({ config: { teams: [{ name: 'from-the-cli-backup' }] } });
+    const target = await startGateway({ config: { teams: [{ name: 'before-cli-restore' }] } });
+    const dir = tmpDir('airlock-cli-restore-');
+    cleanup.push(source.dataDir, target.dataDir, dir);
+    try {
+      const file = path.join(dir, 'b.backup');
+      fs.writeFileSync(file, await download(source, PASS));
+      const pass = path.join(dir, 'pass');
+      fs.writeFileSync(pass, PASS + '\n');
+      await target.stop();
+      const r = await runCli(['restore', file, '--passphrase-file', pass, '--data-dir', target.dataDir], { env: { [CRASH]: '3' } });
+      assert.equal(r.signal, 'SIGKILL', r.stderr);
+      assert.ok(fs.existsSync(journal(target.dataDir)));
+      const again = await startGateway({ dataDir: target.dataDir });
+      try {
+        assert.match(again.stdout(), /had been interrupted: it was completed; the replaced data is kept in .*before-restore-/);
+        assert.match(JSON.stringify((await again.admin('GET', '/config')).body), /from-the-cli-backup/);
+        assert.equal(fs.readFileSync(path.join(target.dataDir, 'install.key'), 'utf8'), fs.readFileSync(path.join(source.dataDir, 'install.key'), 'utf8'));
+        assert.deepEqual(fs.readdirSync(target.dataDir).filter((f) => f.startsWith('.restore-')), [], 'the scratch dir is cleared');
+      } finally {
+        await again.stop();
+      }
+    } finally {
+      await source.stop();
+    }
+  });
+});

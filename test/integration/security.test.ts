@@ -147,6 +147,8 @@ const EXPECTED: Record<string, Access> = {
   'GET /admin/api/v1/restore': 'owner',
   'DELETE /admin/api/v1/restore': 'owner',
   'POST /admin/api/v1/restore': 'owner',
+  'GET /admin/api/v1/restart': 'auditor',
+  'POST /admin/api/v1/restart': 'owner',
   'GET /admin/api/v1/audit/events': 'auditor',
   'GET /admin/api/v1/audit/key': 'auditor',
   'GET /admin/api/v1/audit/verify': 'auditor',

@@ -19,7 +19,7 @@ const noAnalyze = analyze.status === 0 ? false : 'systemd-analyze is not install
 if (noAnalyze) process.stdout.write(`# skip systemd-analyze verify: ${noAnalyze}\n`);
 
 describe('systemd unit', () => {
-  test('the system install: the bundle runtime through the current symlink, hardening, data dir the only writable path, restart on failure', () => {
+  test('the system install: the bundle runtime through the current symlink, hardening, data dir the only writable path, restart on failure and on "Restart now" (exit 75)', () => {
     const unit = unitText(layoutFor(undefined, true), false, TEMPLATE);
     const directives = new Map<string, string[]>();
     for (const line of unit.split('\n')) {
@@ -36,8 +36,11 @@ describe('systemd unit', () => {
     assert.equal(one('ProtectHome'), 'yes');
     assert.equal(one('RestrictAddressFamilies'), 'AF_INET AF_INET6 AF_UNIX AF_NETLINK');
     assert.equal(one('Restart'), 'on-failure');
+    // "Restart now" (admin app): the gateway exits 75 and systemd starts it again; never on 2 (a start-up error)
+    assert.equal(one('RestartForceExitStatus'), '75');
+    assert.equal(one('RestartPreventExitStatus'), '2');
     assert.equal(one('CapabilityBoundingSet'), '');
-    assert.equal(one('Environment'), 'NODE_ENV=production | AIRLOCK_DATA_DIR=/var/lib/airlock');
+    assert.equal(one('Environment'), 'NODE_ENV=production | AIRLOCK_DATA_DIR=/var/lib/airlock | AIRLOCK_SUPERVISOR=systemd');
     assert.match(unitText(layoutFor(undefined, true), true, TEMPLATE), /^ExecStart=\/opt\/airlock\/current\/bin\/airlock serve --config \/etc\/airlock\/airlock\.yaml$/m);
   });
 

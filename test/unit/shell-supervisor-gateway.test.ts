@@ -278,3 +278,56 @@ describe('graceful stop over the IPC channel with the real gateway', () => {
     }
   });
 });
+
+describe('"Restart now" under the shell supervisor with the real gateway', () => {
+  test('POST /restart (owner): the gateway answers, exits 75, and the supervisor starts it again at once; no crash counted, the data kept', { timeout: 120_000 }, async () => {
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'airlock-shell-restart-'));
+    const token = 'shell-restart-owner-token-0123456789';
+    const forked: ChildProcess[] = [];
+    const sup = new GatewaySupervisor({
+      logPath: path.join(dir, 'logs', 'airlock.log'),
+      readyTimeoutMs: 60_000,
+      // a crash would wait this long: the restart must not
+      initialBackoffMs: 600_000,
+      fork: () => {
+        if (closed) throw new Error('the test is over');
+        const cp = fork(BIN, ['serve', '--data-dir', dir, '--port', '0', '--admin-port', '0'], {
+          stdio: ['ignore', 'pipe', 'pipe', 'ipc'],
+          env: { ...process.env, AIRLOCK_ADMIN_TOKEN: token, AIRLOCK_SUPERVISOR: '' },
+        });
+        children.push(cp);
+        forked.push(cp);
+        return adapt(cp, (l) => sup.handleOutputLine(l));
+      },
+    });
+    const states: GatewayState[] = [];
+    sup.on('status', (s: GatewayStatus) => states.push(s.state));
+    try {
+      sup.start();
+      const first = await waitForState(sup, 'running');
+      const auth = { authorization: `Bearer ${token}`, 'content-type': 'application/json' };
+      const team = await fetch(`${first.admin}/admin/api/v1/teams`, { method: 'POST', headers: auth, body: JSON.stringify({ name: 'survives-the-restart' }) });
+      assert.equal(team.status, 201, await team.text());
+      const info = await fetch(`${first.admin}/admin/api/v1/restart`, { headers: auth });
+      assert.deepEqual(await info.json(), { supported: true, supervisor: 'desktop', message: null });
+
+      const res = await fetch(`${first.admin}/admin/api/v1/restart`, { method: 'POST', headers: auth, body: '{}' });
+      assert.equal(res.status, 202);
+      assert.equal(((await res.json()) as { exit_code: number }).exit_code, 75);
+      await waitForState(sup, 'restarting');
+      const second = await waitForState(sup, 'running');
+      assert.equal(forked.length, 2);
+      assert.equal(forked[0]!.exitCode, 75, 'the first gateway exited by itself with the restart code');
+      assert.equal(forked[0]!.signalCode, null);
+      assert.equal(sup.status.restarts, 0, 'not counted as a crash');
+      assert.equal(sup.status.error, null);
+      const teams = await fetch(`${second.admin}/admin/api/v1/teams`, { headers: auth });
+      assert.match(await teams.text(), /survives-the-restart/);
+      const transitions = states.filter((s, i) => s !== states[i - 1]);
+      assert.deepEqual(transitions, ['starting', 'running', 'restarting', 'starting', 'running']);
+    } finally {
+      await sup.stop();
+      fs.rmSync(dir, { recursive: true, force: true });
+    }
+  });
+});

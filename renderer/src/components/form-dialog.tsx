@@ -5,7 +5,7 @@
 import { useRef, useState, type FormEvent, type ReactNode } from 'react';
 import type { z } from 'zod';
 import { apiFieldErrors, validate, type FieldErrors } from '../api';
-import { DIRTY_ATTR } from '../unsaved';
+import { DIRTY_ATTR, GUARD_ATTR } from '../unsaved';
 import { Dialog, FormError, useFocusFirstError } from './ui';
 
 export interface SchemaFormProps<T> {
@@ -31,9 +31,15 @@ export interface SchemaFormProps<T> {
    * fields use where they differ from the schema's paths (a list field made of several entries, an
    * API path with a prefix) */
   mapErrors?: (errors: FieldErrors, spec: Record<string, unknown>) => FieldErrors;
-  /** further buttons in the actions row, before Cancel and the submit button (an inline editor's
-   * "Add rule", "Discard changes") */
-  extraActions?: ReactNode;
+  /** further buttons in the actions row: a node goes before Cancel and the submit button (an inline
+   * editor's "Add rule", "Discard changes"); a function's buttons go between Cancel and submit, and
+   * `checked(fn)` checks the form as a submit does, then runs `fn` with the spec instead of `send`
+   * (the MCP server form's "Test") */
+  extraActions?: ReactNode | ((checked: (fn: (spec: Record<string, unknown>) => Promise<void>) => void, busy: boolean) => ReactNode);
+  /** ask before a dirty form is left (unsaved.ts); false for sign-in and setup forms. Default true */
+  guard?: boolean;
+  /** the submit button's class. Default "primary" */
+  submitClassName?: string;
   /** the class of the actions row (default "actions"); with it the row is drawn without onCancel too */
   actionsClassName?: string;
   /** nothing to save (an inline editor without changes): submitting does nothing, the button says so
@@ -68,15 +74,17 @@ export function SchemaForm<T>({
   keepFocus,
   readOnly,
   dirty,
+  guard = true,
+  submitClassName = 'primary',
 }: SchemaFormProps<T>) {
   const [errors, setErrors] = useState<FieldErrors>({});
   const [error, setError] = useState<unknown>();
   const [busy, setBusy] = useState(false);
   const form = useRef<HTMLFormElement>(null);
   useFocusFirstError(errors, form);
-  const submit = async (e: FormEvent) => {
-    e.preventDefault();
-    if (busy || nothingToSave || readOnly) return;
+  /** check the form as a submit does, then run `fn` (send, or an extra action's) with the spec */
+  const run = async (fn: (spec: Record<string, unknown>) => Promise<void>) => {
+    if (busy || readOnly) return;
     setError(undefined);
     const spec = build() as Record<string, unknown>;
     const v = validate(schema, spec);
@@ -86,7 +94,7 @@ export function SchemaForm<T>({
     if (Object.keys(errs).length) return;
     setBusy(true);
     try {
-      await send(spec);
+      await fn(spec);
     } catch (err) {
       const fe = shown(apiFieldErrors(err));
       setErrors(fe);
@@ -95,6 +103,13 @@ export function SchemaForm<T>({
       setBusy(false);
     }
   };
+  const submit = (e: FormEvent) => {
+    e.preventDefault();
+    if (nothingToSave) return;
+    void run(send);
+  };
+  const before = typeof extraActions === 'function' ? null : extraActions;
+  const between = typeof extraActions === 'function' ? extraActions((fn) => void run(fn), busy) : null;
   const actions = (
     <>
       {onCancel ? (
@@ -102,7 +117,8 @@ export function SchemaForm<T>({
           Cancel
         </button>
       ) : null}
-      <button type="submit" className="primary" disabled={busy && !keepFocus} aria-disabled={(busy && keepFocus) || nothingToSave || undefined}>
+      {between}
+      <button type="submit" className={submitClassName} disabled={busy && !keepFocus} aria-disabled={(busy && keepFocus) || nothingToSave || undefined}>
         {busy ? (busyLabel ?? 'Saving…') : submitLabel}
       </button>
     </>
@@ -114,7 +130,7 @@ export function SchemaForm<T>({
       noValidate
       aria-label={label}
       className={className}
-      data-guard-unsaved=""
+      {...(guard ? { [GUARD_ATTR]: '' } : {})}
       {...(dirty !== undefined ? { [DIRTY_ATTR]: String(dirty) } : {})}
     >
       {children(errors)}
@@ -124,13 +140,13 @@ export function SchemaForm<T>({
         <>
           <FormError error={error} />
           <div className={actionsClassName ?? 'actions'}>
-            {extraActions}
+            {before}
             {actions}
           </div>
         </>
       ) : (
         <>
-          {extraActions}
+          {before}
           {actions}
           <FormError error={error} />
         </>

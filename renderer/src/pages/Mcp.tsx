@@ -2,14 +2,12 @@
 // them, watch their state, restarts, stderr and catalog; give agents keys and tool permissions
 // (a matrix of agents × tools, the patterns shown expanded, each cell a toggle); virtual servers
 // (McpVirtual.tsx): named bundles of tools at /mcp/v/NAME.
-import { useRef, useState, type FormEvent } from 'react';
-import { agentSchema, mcpServerSchema } from '../../../gateway/config/schema';
+import { useState } from 'react';
+import { agentSchema, mcpServerSchema, mcpTransportIssues, type McpServerSpec } from '../../../gateway/config/schema';
 import {
   api,
-  apiFieldErrors,
   enc,
   get,
-  validate,
   type AgentView,
   type CreatedAgentView,
   type FieldErrors,
@@ -38,8 +36,9 @@ import {
   TextAreaField,
   TextField,
   fmtTime,
-  useFocusFirstError,
 } from '../components/ui';
+import { DataTable } from '../components/data-table';
+import { FormDialog, SchemaForm } from '../components/form-dialog';
 import { dataUrlOf } from './Overview';
 import { VirtualServersSection } from './McpVirtual';
 
@@ -120,53 +119,43 @@ export function McpPage() {
             <p>Add a server that runs on this machine (a command, e.g. an MCP file server) or one on the network (its Streamable HTTP URL).</p>
           </EmptyState>
         ) : null}
-        {serverList.length ? (
-          <TableWrap label="MCP servers">
-            <table>
-              <thead>
-                <tr>
-                  <th scope="col">Server</th>
-                  <th scope="col">Runs</th>
-                  <th scope="col">State</th>
-                  <th scope="col">Tools</th>
-                  <th scope="col">Restarts</th>
-                  <th scope="col">
-                    <span className="sr-only">Actions</span>
-                  </th>
-                </tr>
-              </thead>
-              <tbody>
-                {serverList.map((m) => (
-                  <tr key={m.name}>
-                    <th scope="row">{m.name}</th>
-                    <td className="mono">{m.transport === 'stdio' ? [m.command, ...(m.args ?? [])].join(' ') : `${m.transport} ${m.url ?? ''}`}</td>
-                    <td>
-                      {stateBadge(m)}
-                      {m.status?.last_error ? <div className="cell-note">{m.status.last_error}</div> : null}
-                    </td>
-                    <td>{m.status?.tools ?? '—'}</td>
-                    <td>{m.status?.restarts ?? 0}</td>
-                    <td className="row-actions">
-                      <button type="button" onClick={() => setDetails(m.name)} aria-label={`Details of MCP server ${m.name}`}>
-                        Details
-                      </button>
-                      {canWrite && (isOwner || m.transport !== 'stdio') ? (
-                        <>
-                          <button type="button" onClick={() => setEditServer(m)} aria-label={`Edit MCP server ${m.name}`}>
-                            Edit
-                          </button>
-                          <button type="button" className="danger-quiet" onClick={() => setRemoveServer(m.name)} aria-label={`Delete MCP server ${m.name}`}>
-                            Delete
-                          </button>
-                        </>
-                      ) : null}
-                    </td>
-                  </tr>
-                ))}
-              </tbody>
-            </table>
-          </TableWrap>
-        ) : null}
+        <DataTable
+          label="MCP servers"
+          rows={serverList.length ? serverList : undefined}
+          rowKey={(m) => m.name}
+          columns={[
+            { header: 'Server', cell: (m) => m.name },
+            { header: 'Runs', className: 'mono', cell: (m) => (m.transport === 'stdio' ? [m.command, ...(m.args ?? [])].join(' ') : `${m.transport} ${m.url ?? ''}`) },
+            {
+              header: 'State',
+              cell: (m) => (
+                <>
+                  {stateBadge(m)}
+                  {m.status?.last_error ? <div className="cell-note">{m.status.last_error}</div> : null}
+                </>
+              ),
+            },
+            { header: 'Tools', cell: (m) => m.status?.tools ?? '—' },
+            { header: 'Restarts', cell: (m) => m.status?.restarts ?? 0 },
+          ]}
+          actions={(m) => (
+            <>
+              <button type="button" onClick={() => setDetails(m.name)} aria-label={`Details of MCP server ${m.name}`}>
+                Details
+              </button>
+              {canWrite && (isOwner || m.transport !== 'stdio') ? (
+                <>
+                  <button type="button" onClick={() => setEditServer(m)} aria-label={`Edit MCP server ${m.name}`}>
+                    Edit
+                  </button>
+                  <button type="button" className="danger-quiet" onClick={() => setRemoveServer(m.name)} aria-label={`Delete MCP server ${m.name}`}>
+                    Delete
+                  </button>
+                </>
+              ) : null}
+            </>
+          )}
+        />
       </Section>
 
       <Section
@@ -181,52 +170,42 @@ export function McpPage() {
       >
         <LoadError error={agents.error} retry={agents.reload} />
         {agents.loading && !agents.data ? <Loading what="agents" /> : null}
-        {agents.data && agentList.length === 0 ? <p className="muted">No agents yet. An agent gets a key and the tools it may call (none until you allow some).</p> : null}
-        {agentList.length ? (
-          <TableWrap label="Agents">
-            <table>
-              <thead>
-                <tr>
-                  <th scope="col">Agent</th>
-                  <th scope="col">Team</th>
-                  <th scope="col">Allow</th>
-                  <th scope="col">Deny</th>
-                  <th scope="col">Created</th>
-                  {canWrite ? (
-                    <th scope="col">
-                      <span className="sr-only">Actions</span>
-                    </th>
-                  ) : null}
-                </tr>
-              </thead>
-              <tbody>
-                {agentList.map((a) => (
-                  <tr key={a.name}>
-                    <th scope="row">
-                      {a.name}
-                      <div className="cell-note mono">{a.prefix.endsWith('…') ? a.prefix : `${a.prefix}…`}</div>
-                      {a.disabled ? <Badge tone="warn">disabled</Badge> : null}
-                    </th>
-                    <td>{a.team ?? <span className="muted">—</span>}</td>
-                    <td className="mono">{a.tools?.join(', ') || <span className="muted">nothing</span>}</td>
-                    <td className="mono">{a.deny?.join(', ') || <span className="muted">—</span>}</td>
-                    <td>{fmtTime(a.created_at)}</td>
-                    {canWrite ? (
-                      <td className="row-actions">
-                        <button type="button" onClick={() => setEditAgent(a)} aria-label={`Edit agent ${a.name}`}>
-                          Edit
-                        </button>
-                        <button type="button" className="danger-quiet" onClick={() => setRemoveAgent(a.name)} aria-label={`Delete agent ${a.name}`}>
-                          Delete
-                        </button>
-                      </td>
-                    ) : null}
-                  </tr>
-                ))}
-              </tbody>
-            </table>
-          </TableWrap>
-        ) : null}
+        <DataTable
+          label="Agents"
+          rows={agents.data ? agentList : undefined}
+          rowKey={(a) => a.name}
+          empty={<p className="muted">No agents yet. An agent gets a key and the tools it may call (none until you allow some).</p>}
+          columns={[
+            {
+              header: 'Agent',
+              cell: (a) => (
+                <>
+                  {a.name}
+                  <div className="cell-note mono">{a.prefix.endsWith('…') ? a.prefix : `${a.prefix}…`}</div>
+                  {a.disabled ? <Badge tone="warn">disabled</Badge> : null}
+                </>
+              ),
+            },
+            { header: 'Team', cell: (a) => a.team ?? <span className="muted">—</span> },
+            { header: 'Allow', className: 'mono', cell: (a) => a.tools?.join(', ') || <span className="muted">nothing</span> },
+            { header: 'Deny', className: 'mono', cell: (a) => a.deny?.join(', ') || <span className="muted">—</span> },
+            { header: 'Created', cell: (a) => fmtTime(a.created_at) },
+          ]}
+          actions={
+            canWrite
+              ? (a) => (
+                  <>
+                    <button type="button" onClick={() => setEditAgent(a)} aria-label={`Edit agent ${a.name}`}>
+                      Edit
+                    </button>
+                    <button type="button" className="danger-quiet" onClick={() => setRemoveAgent(a.name)} aria-label={`Delete agent ${a.name}`}>
+                      Delete
+                    </button>
+                  </>
+                )
+              : undefined
+          }
+        />
       </Section>
 
       {agentList.length && tools.length ? (
@@ -275,10 +254,10 @@ export function McpPage() {
 
       <VirtualServersSection tools={tools} dataUrl={dataUrlOf(status.data)} canWrite={canWrite} />
 
-      <Dialog open={editServer !== null} onClose={() => setEditServer(null)} title={editServer === 'new' ? 'Add MCP server' : `Edit MCP server ${editServer?.name ?? ''}`} wide>
-        {editServer !== null ? (
+      <FormDialog open={editServer !== null} onClose={() => setEditServer(null)} title={editServer === 'new' ? 'Add MCP server' : `Edit MCP server ${editServer?.name ?? ''}`} wide>
+        {() => (
           <ServerForm
-            existing={editServer === 'new' ? undefined : editServer}
+            existing={editServer === 'new' || editServer === null ? undefined : editServer}
             names={serverList.map((m) => m.name)}
             stdioAllowed={isOwner}
             onCancel={() => setEditServer(null)}
@@ -287,15 +266,15 @@ export function McpPage() {
               servers.reload();
             }}
           />
-        ) : null}
-      </Dialog>
+        )}
+      </FormDialog>
       <Dialog open={details !== null} onClose={() => setDetails(null)} title={`MCP server ${details ?? ''}`} wide>
         {details !== null ? <ServerDetails name={details} /> : null}
       </Dialog>
-      <Dialog open={editAgent !== null} onClose={() => setEditAgent(null)} title={editAgent === 'new' ? 'Create agent' : `Edit agent ${editAgent?.name ?? ''}`} wide>
-        {editAgent !== null ? (
+      <FormDialog open={editAgent !== null} onClose={() => setEditAgent(null)} title={editAgent === 'new' ? 'Create agent' : `Edit agent ${editAgent?.name ?? ''}`} wide>
+        {() => (
           <AgentForm
-            existing={editAgent === 'new' ? undefined : editAgent}
+            existing={editAgent === 'new' || editAgent === null ? undefined : editAgent}
             names={agentList.map((a) => a.name)}
             teams={(teams.data?.data ?? []).map((t) => t.name)}
             onCancel={() => setEditAgent(null)}
@@ -305,8 +284,8 @@ export function McpPage() {
               agents.reload();
             }}
           />
-        ) : null}
-      </Dialog>
+        )}
+      </FormDialog>
       <SecretDialog
         secret={newKey?.key ?? null}
         title={`Key for agent ${newKey?.name ?? ''}`}
@@ -402,12 +381,7 @@ function ServerForm({ existing, names, stdioAllowed, onCancel, onSaved }: { exis
   const [url, setUrl] = useState(existing?.url ?? '');
   const [headers, setHeaders] = useState(unpairs(existing?.headers));
   const [timeout, setTimeoutMs] = useState(existing?.call_timeout_ms ? String(existing.call_timeout_ms) : '');
-  const [errors, setErrors] = useState<FieldErrors>({});
-  const [error, setError] = useState<unknown>();
-  const [busy, setBusy] = useState(false);
   const [test, setTest] = useState<McpTestResult | null>(null);
-  const form = useRef<HTMLFormElement>(null);
-  useFocusFirstError(errors, form);
 
   const spec = (): Record<string, unknown> => {
     const s: Record<string, unknown> = { name: name.trim(), transport };
@@ -425,90 +399,91 @@ function ServerForm({ existing, names, stdioAllowed, onCancel, onSaved }: { exis
     for (const k of ['stateful', 'start', 'tool_calls_per_minute', 'max_response_bytes', 'disabled'] as const) if (existing?.[k] !== undefined) s[k] = existing[k];
     return s;
   };
-  const check = (s: Record<string, unknown>) => {
-    const v = validate(mcpServerSchema, s);
-    const errs: FieldErrors = v.ok ? {} : { ...v.errors };
+  // what only the whole configuration checks (a transport's required fields), and a taken name
+  const check = (s: unknown): FieldErrors => {
+    const errs: FieldErrors = Object.fromEntries(mcpTransportIssues(s as McpServerSpec).map((x) => [x.field, x.message]));
     if (!existing && names.includes(name.trim())) errs.name = `a server named "${name.trim()}" exists already`;
-    if (transport === 'stdio' && !command.trim()) errs.command = 'is required for a command on this machine';
-    if (transport !== 'stdio' && !url.trim()) errs.url = 'is required';
-    setErrors(errs);
-    return Object.keys(errs).length === 0;
-  };
-  const runTest = async () => {
-    setError(undefined);
-    setTest(null);
-    const s = spec();
-    if (!check(s)) return;
-    setBusy(true);
-    try {
-      setTest(await api<McpTestResult>('POST', '/mcp-servers/test', s));
-    } catch (e) {
-      setError(e);
-    } finally {
-      setBusy(false);
-    }
-  };
-  const submit = async (e: FormEvent) => {
-    e.preventDefault();
-    setError(undefined);
-    const s = spec();
-    if (!check(s)) return;
-    setBusy(true);
-    try {
-      if (existing) await api('PUT', `/mcp-servers/${enc(existing.name)}`, s);
-      else await api('POST', '/mcp-servers', s);
-      onSaved();
-    } catch (err) {
-      const fe = apiFieldErrors(err);
-      setErrors(fe);
-      if (!Object.keys(fe).length) setError(err);
-    } finally {
-      setBusy(false);
-    }
+    return errs;
   };
   const transports = [
     ...(stdioAllowed || transport === 'stdio' ? [{ value: 'stdio', label: 'A command on this machine (stdio)' }] : []),
     { value: 'http', label: 'A URL (Streamable HTTP)' },
     { value: 'sse', label: 'A URL (legacy HTTP+SSE)' },
   ];
+  // env.X / headers.X errors are shown on their text area
+  const onMaps = (errs: FieldErrors): FieldErrors => {
+    const out = { ...errs };
+    for (const f of ['env', 'headers']) {
+      const m = Object.entries(out).find(([k]) => k.startsWith(f));
+      if (m && !out[f]) out[f] = m[1];
+    }
+    return out;
+  };
   return (
-    <form ref={form} onSubmit={submit} noValidate aria-label="MCP server" data-guard-unsaved="">
-      <div className="grid-2">
-        <TextField id="mcp-name" label="Name" value={name} onChange={setName} error={errors.name} hint={mcpServerSchema.shape.name.description} readOnly={!!existing} autoFocus={!existing} placeholder="files" />
-        <SelectField id="mcp-transport" label="Runs as" value={transport} onChange={setTransport} options={transports} error={errors.transport} hint={stdioAllowed ? undefined : 'Only an owner may add a command on this machine.'} />
-      </div>
-      {transport === 'stdio' ? (
-        <>
-          <TextField id="mcp-command" label="Command" value={command} onChange={setCommand} error={errors.command} hint={mcpServerSchema.shape.command.description} placeholder="/usr/bin/node" />
-          <TextAreaField id="mcp-args" label="Arguments (one per line)" value={args} onChange={setArgs} error={errors.args} rows={3} />
-          <TextAreaField id="mcp-env" label="Environment (NAME=value, one per line)" value={env} onChange={setEnv} error={Object.entries(errors).find(([k]) => k.startsWith('env'))?.[1]} hint="Stored encrypted. A name alone keeps its stored value." rows={3} />
-        </>
-      ) : (
-        <>
-          <TextField id="mcp-url" label="URL" value={url} onChange={setUrl} error={errors.url} hint={mcpServerSchema.shape.url.description} placeholder="http://10.0.0.9:3000/mcp" />
-          <TextAreaField id="mcp-headers" label="Headers (Name=value, one per line)" value={headers} onChange={setHeaders} error={Object.entries(errors).find(([k]) => k.startsWith('headers'))?.[1]} hint="Stored encrypted, e.g. Authorization=Bearer …. A name alone keeps its stored value." rows={2} />
-        </>
-      )}
-      <NumberField id="mcp-timeout" label="Call timeout (ms, optional)" value={timeout} onChange={setTimeoutMs} error={errors.call_timeout_ms} hint={mcpServerSchema.shape.call_timeout_ms.description} />
-      {test ? (
-        <div role="status" className={test.ok ? 'ok-text' : 'field-error'}>
-          {test.ok ? `Connected${test.server ? ` to ${test.server.name} ${test.server.version}` : ''}: ${test.tools.length} tools (${test.tools.map((t) => t.name).join(', ')}).` : `Test failed: ${test.error ?? 'unknown error'}`}
-        </div>
-      ) : null}
-      <FormError error={error} />
-      <div className="actions">
-        <button type="button" onClick={onCancel} data-dismiss="">
-          Cancel
-        </button>
-        <button type="button" onClick={() => void runTest()} disabled={busy}>
+    <SchemaForm
+      schema={mcpServerSchema}
+      build={spec}
+      check={check}
+      mapErrors={onMaps}
+      send={async (s) => {
+        if (existing) await api('PUT', `/mcp-servers/${enc(existing.name)}`, s);
+        else await api('POST', '/mcp-servers', s);
+        onSaved();
+      }}
+      label="MCP server"
+      submitLabel="Save server"
+      onCancel={onCancel}
+      extraActions={(checked, busy) => (
+        <button
+          type="button"
+          disabled={busy}
+          onClick={() => {
+            setTest(null);
+            checked(async (s) => setTest(await api<McpTestResult>('POST', '/mcp-servers/test', s)));
+          }}
+        >
           Test
         </button>
-        <button type="submit" className="primary" disabled={busy}>
-          {busy ? 'Saving…' : 'Save server'}
-        </button>
-      </div>
-    </form>
+      )}
+    >
+      {(errors) => (
+        <>
+          <div className="grid-2">
+            <TextField id="mcp-name" label="Name" value={name} onChange={setName} error={errors.name} hint={mcpServerSchema.shape.name.description} readOnly={!!existing} autoFocus={!existing} placeholder="files" />
+            <SelectField id="mcp-transport" label="Runs as" value={transport} onChange={setTransport} options={transports} error={errors.transport} hint={stdioAllowed ? undefined : 'Only an owner may add a command on this machine.'} />
+          </div>
+          {transport === 'stdio' ? (
+            <>
+              <TextField id="mcp-command" label="Command" value={command} onChange={setCommand} error={errors.command} hint={mcpServerSchema.shape.command.description} placeholder="/usr/bin/node" />
+              <TextAreaField id="mcp-args" label="Arguments (one per line)" value={args} onChange={setArgs} error={errors.args} rows={3} />
+              <TextAreaField id="mcp-env" label="Environment (NAME=value, one per line)" value={env} onChange={setEnv} error={errors.env} hint="Stored encrypted. A name alone keeps its stored value." rows={3} />
+            </>
+          ) : (
+            <>
+              <TextField id="mcp-url" label="URL" value={url} onChange={setUrl} error={errors.url} hint={mcpServerSchema.shape.url.description} placeholder="http://10.0.0.9:3000/mcp" />
+              <TextAreaField id="mcp-headers" label="Headers (Name=value, one per line)" value={headers} onChange={setHeaders} error={errors.headers} hint="Stored encrypted, e.g. Authorization=Bearer …. A name alone keeps its stored value." rows={2} />
+            </>
+          )}
+          <NumberField id="mcp-timeout" label="Call timeout (ms, optional)" value={timeout} onChange={setTimeoutMs} error={errors.call_timeout_ms} hint={mcpServerSchema.shape.call_timeout_ms.description} />
+          {test ? (
+            <div role="status" className={test.ok ? 'ok-text' : 'field-error'}>
+              {test.ok ? `Connected${test.server ? ` to ${test.server.name} ${test.server.version}` : ''}: ${test.tools.length} tools (${test.tools.map((t) => t.name).join(', ')}).` : `Test failed: ${test.error ?? 'unknown error'}`}
+            </div>
+          ) : null}
+        </>
+      )}
+    </SchemaForm>
   );
+}
+
+/** The first error of a list field's lines (tools[2]) is shown on the field. */
+function onListFields(errs: FieldErrors): FieldErrors {
+  const out = { ...errs };
+  for (const f of ['tools', 'deny', 'resources']) {
+    const m = Object.entries(out).find(([k]) => k.startsWith(f + '['));
+    if (m && !out[f]) out[f] = m[1];
+  }
+  return out;
 }
 
 function AgentForm({ existing, names, teams, onCancel, onSaved }: { existing?: AgentView; names: string[]; teams: string[]; onCancel: () => void; onSaved: (created?: CreatedAgentView) => void }) {
@@ -518,64 +493,44 @@ function AgentForm({ existing, names, teams, onCancel, onSaved }: { existing?: A
   const [deny, setDeny] = useState((existing?.deny ?? []).join('\n'));
   const [resources, setResources] = useState((existing?.resources ?? []).join('\n'));
   const [perMinute, setPerMinute] = useState(existing?.calls_per_minute ? String(existing.calls_per_minute) : '');
-  const [errors, setErrors] = useState<FieldErrors>({});
-  const [error, setError] = useState<unknown>();
-  const [busy, setBusy] = useState(false);
-  const form = useRef<HTMLFormElement>(null);
-  useFocusFirstError(errors, form);
-  const submit = async (e: FormEvent) => {
-    e.preventDefault();
-    setError(undefined);
+  const build = () => {
     const s: Record<string, unknown> = { name: name.trim(), tools: lines(tools), deny: lines(deny) };
     if (team) s.team = team;
     if (lines(resources).length) s.resources = lines(resources);
     if (perMinute.trim()) s.calls_per_minute = Number(perMinute);
     if (existing?.disabled !== undefined) s.disabled = existing.disabled;
-    const v = validate(agentSchema, s);
-    const errs: FieldErrors = v.ok ? {} : { ...v.errors };
-    if (!existing && names.includes(name.trim())) errs.name = `an agent named "${name.trim()}" exists already`;
-    const firstOf = (p: string) => Object.entries(errs).find(([k]) => k.startsWith(p + '['))?.[1];
-    for (const f of ['tools', 'deny', 'resources']) {
-      const m = firstOf(f);
-      if (m) errs[f] = m;
-    }
-    setErrors(errs);
-    if (Object.keys(errs).length) return;
-    setBusy(true);
-    try {
-      if (existing) {
-        await api('PUT', `/agents/${enc(existing.name)}`, s);
-        onSaved();
-      } else onSaved(await api<CreatedAgentView>('POST', '/agents', s));
-    } catch (err) {
-      const fe = apiFieldErrors(err);
-      setErrors(fe);
-      if (!Object.keys(fe).length) setError(err);
-    } finally {
-      setBusy(false);
-    }
+    return s;
   };
   return (
-    <form ref={form} onSubmit={submit} noValidate aria-label="Agent" data-guard-unsaved="">
-      <div className="grid-2">
-        <TextField id="agent-name" label="Name" value={name} onChange={setName} error={errors.name} hint={agentSchema.shape.name.description} readOnly={!!existing} autoFocus={!existing} placeholder="support-bot" />
-        <SelectField id="agent-team" label="Team" value={team} onChange={setTeam} options={[{ value: '', label: 'No team' }, ...teams.map((t) => ({ value: t, label: t }))]} error={errors.team} />
-      </div>
-      <TextAreaField id="agent-tools" label="Allowed tools (one pattern per line)" value={tools} onChange={setTools} error={errors.tools} hint={`${agentSchema.shape.tools.description ?? ''}, e.g. files__read_* or tickets__*`} rows={3} />
-      <TextAreaField id="agent-deny" label="Denied tools (one pattern per line)" value={deny} onChange={setDeny} error={errors.deny} hint={agentSchema.shape.deny.description} rows={2} />
-      <div className="grid-2">
-        <TextAreaField id="agent-resources" label="Resources of servers (one per line)" value={resources} onChange={setResources} error={errors.resources} hint={agentSchema.shape.resources.description} rows={2} />
-        <NumberField id="agent-rate" label="Tool calls per minute (optional)" value={perMinute} onChange={setPerMinute} error={errors.calls_per_minute} hint={agentSchema.shape.calls_per_minute.description} />
-      </div>
-      <FormError error={error} />
-      <div className="actions">
-        <button type="button" onClick={onCancel} data-dismiss="">
-          Cancel
-        </button>
-        <button type="submit" className="primary" disabled={busy}>
-          {busy ? 'Saving…' : existing ? 'Save agent' : 'Create agent'}
-        </button>
-      </div>
-    </form>
+    <SchemaForm
+      schema={agentSchema}
+      build={build}
+      check={(): FieldErrors => (!existing && names.includes(name.trim()) ? { name: `an agent named "${name.trim()}" exists already` } : {})}
+      mapErrors={onListFields}
+      send={async (s) => {
+        if (existing) {
+          await api('PUT', `/agents/${enc(existing.name)}`, s);
+          onSaved();
+        } else onSaved(await api<CreatedAgentView>('POST', '/agents', s));
+      }}
+      label="Agent"
+      submitLabel={existing ? 'Save agent' : 'Create agent'}
+      onCancel={onCancel}
+    >
+      {(errors) => (
+        <>
+          <div className="grid-2">
+            <TextField id="agent-name" label="Name" value={name} onChange={setName} error={errors.name} hint={agentSchema.shape.name.description} readOnly={!!existing} autoFocus={!existing} placeholder="support-bot" />
+            <SelectField id="agent-team" label="Team" value={team} onChange={setTeam} options={[{ value: '', label: 'No team' }, ...teams.map((t) => ({ value: t, label: t }))]} error={errors.team} />
+          </div>
+          <TextAreaField id="agent-tools" label="Allowed tools (one pattern per line)" value={tools} onChange={setTools} error={errors.tools} hint={`${agentSchema.shape.tools.description ?? ''}, e.g. files__read_* or tickets__*`} rows={3} />
+          <TextAreaField id="agent-deny" label="Denied tools (one pattern per line)" value={deny} onChange={setDeny} error={errors.deny} hint={agentSchema.shape.deny.description} rows={2} />
+          <div className="grid-2">
+            <TextAreaField id="agent-resources" label="Resources of servers (one per line)" value={resources} onChange={setResources} error={errors.resources} hint={agentSchema.shape.resources.description} rows={2} />
+            <NumberField id="agent-rate" label="Tool calls per minute (optional)" value={perMinute} onChange={setPerMinute} error={errors.calls_per_minute} hint={agentSchema.shape.calls_per_minute.description} />
+          </div>
+        </>
+      )}
+    </SchemaForm>
   );
 }

@@ -47,7 +47,7 @@ export function TracesPage() {
   const show = (id: string) => {
     setOpen(id);
     setPicked(true);
-    history.replaceState(null, '', `/traces?session=${enc(id)}`);
+    history.replaceState(history.state, '', `/traces?session=${enc(id)}`); // keeps the entry's index (router.tsx)
   };
 
   return (
