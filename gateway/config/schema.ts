@@ -266,6 +266,8 @@ export const settingsSchema = z.strictObject({
   tls: tlsSchema.optional().describe('HTTPS on the data and admin planes with a certificate and key from files; omitted: plain HTTP (takes effect on restart)'),
   ...settingsGovernance,
   mcp_session_idle_ms: z.int().min(1000).max(7 * 86_400_000).optional().describe('An agent\'s MCP session unused this long is ended and its upstream sessions closed (default 1800000: 30 minutes)'),
+  mcp_resume_events: z.int().min(0).max(100_000).optional().describe('Most events (messages sent to the agent) an MCP session keeps so a dropped stream can be resumed with Last-Event-ID (default 1000; 0: no resumption)'),
+  mcp_resume_bytes: z.int().min(0).max(256 * 1024 * 1024).optional().describe('Most bytes of events an MCP session keeps for resumption (default 4194304: 4 MiB); the oldest go first'),
 });
 export type Settings = z.infer<typeof settingsSchema>;
 export const DEFAULT_SETTINGS: Settings = settingsSchema.parse({});
