@@ -89,6 +89,8 @@ export interface McpSession {
   readonly clients: Map<string, Promise<Client>>;
   /** resources it subscribed to: "server\nuri" */
   readonly subscriptions: Set<string>;
+  /** reconnections pending for servers it holds subscriptions on (their connection closed) */
+  readonly reconnects: Map<string, { timer: NodeJS.Timeout | undefined; delay: number }>;
   /** what the agent was last shown, to send list_changed when it changes */
   shown: { tools: string; prompts: string; resources: string };
   closed: boolean;
@@ -126,6 +128,9 @@ class RateLimiter {
 }
 
 const CATALOG_WAIT_MS = 10_000;
+/** a session's own connection that closed while it holds subscriptions is reopened after this, doubling up to the max */
+const RESUBSCRIBE_FIRST_MS = 250;
+const RESUBSCRIBE_MAX_MS = 30_000;
 const textResult = (text: string): CallToolResult => ({ content: [{ type: 'text', text }], isError: true });
 const firstHeader = (h: Record<string, string | string[] | undefined> | undefined, name: string): string | undefined => {
   const v = h?.[name];
@@ -172,7 +177,12 @@ export class McpHub {
     for (const c of next.servers.values()) {
       let up = this.upstreams.get(c.name);
       if (!up) {
-        up = new Upstream(c, { catalogChanged: () => this.notifyChanges(), log: this.opts.log, sharedRelay: (name) => this.sharedRelay(name) });
+        up = new Upstream(c, {
+          catalogChanged: () => this.notifyChanges(),
+          log: this.opts.log,
+          sharedRelay: (name) => this.sharedRelay(name),
+          connected: (name, client) => this.resubscribeShared(name, client),
+        });
         this.upstreams.set(c.name, up);
         if (this.started && c.startAtBoot && !c.disabled) up.start().catch(() => undefined);
       } else if (up.config !== c) {
@@ -321,12 +331,15 @@ export class McpHub {
       lastSeen: Date.now(),
       clients: new Map(),
       subscriptions: new Set(),
+      reconnects: new Map(),
       shown: this.signature(this.scoped(agent, virtual)),
       closed: false,
       close: async () => {
         if (session.closed) return;
         session.closed = true;
         this.sessions.delete(id);
+        for (const r of session.reconnects.values()) clearTimeout(r.timer);
+        session.reconnects.clear();
         for (const k of session.subscriptions) this.unsubscribeShared(session, k);
         const clients = [...session.clients.values()];
         session.clients.clear();
@@ -372,6 +385,7 @@ export class McpHub {
     server.setRequestHandler(ReadResourceRequestSchema, async (req, extra) => {
       const a = need();
       const uri = req.params.uri;
+      await this.catalogsRead();
       const up = this.resourceServer(a, uri);
       return this.traced(session, a, 'resources/read', uri, up?.name, req.params._meta, extra, async (meta) => {
         if (!up) throw notAvailable(uri);
@@ -382,7 +396,9 @@ export class McpHub {
     // session subscribed (notifications/resources/updated then goes to each of them)
     server.setRequestHandler(SubscribeRequestSchema, async (req, extra) => {
       const uri = req.params.uri;
-      const up = this.resourceServer(need(), uri);
+      const a = need();
+      await this.catalogsRead();
+      const up = this.resourceServer(a, uri);
       if (!up) throw notAvailable(uri);
       const key = `${up.name}\n${uri}`;
       if (session.subscriptions.has(key)) return {};
@@ -560,25 +576,77 @@ export class McpHub {
     else m.delete(session);
   }
 
-  /** The connection a session's call goes over: the shared one, or the session's own. */
+  /** The connection a session's call goes over: the shared one, or the session's own. A new
+   * connection of its own (the first, or one after the last closed) is subscribed again to the
+   * session's live subscriptions on that server before it is used. */
   private clientFor(session: McpSession, up: Upstream): Promise<Client> {
     if (!up.perSession) return up.ensure();
     let c = session.clients.get(up.name);
     if (!c) {
       const agentCaps = session.server.getClientCapabilities() ?? {};
-      c = up.connect(
-        () => {
-          if (session.clients.get(up.name) === c) session.clients.delete(up.name);
-        },
-        this.relayTo(session, up.name),
-        { ...(agentCaps.sampling ? { sampling: {} } : {}), ...(agentCaps.elicitation ? { elicitation: {} } : {}) },
-      );
+      const made: Promise<Client> = up
+        .connect(
+          () => {
+            if (session.clients.get(up.name) === c) session.clients.delete(up.name);
+            this.keepSubscribed(session, up);
+          },
+          this.relayTo(session, up.name),
+          { ...(agentCaps.sampling ? { sampling: {} } : {}), ...(agentCaps.elicitation ? { elicitation: {} } : {}) },
+        )
+        .then(async (client) => {
+          await Promise.all(this.urisOf(session.subscriptions, up.name).map((uri) => this.resubscribe(up, client, uri)));
+          return client;
+        });
+      c = made;
       session.clients.set(up.name, c);
       c.catch(() => {
         if (session.clients.get(up.name) === c) session.clients.delete(up.name);
       });
     }
     return c;
+  }
+
+  /** the URIs among "server\nuri" keys that belong to one server */
+  private urisOf(keys: Iterable<string>, server: string): string[] {
+    const prefix = `${server}\n`;
+    return [...keys].filter((k) => k.startsWith(prefix)).map((k) => k.slice(prefix.length));
+  }
+
+  /** resources/subscribe sent again over a new connection (a failure is logged, not fatal: the
+   * connection serves the session's calls all the same) */
+  private async resubscribe(up: Upstream, client: Client, uri: string): Promise<void> {
+    if (!client.getServerCapabilities()?.resources?.subscribe) return;
+    await client.subscribeResource({ uri }, { timeout: up.config.callTimeoutMs }).catch((e: Error) => this.opts.log(`mcp: re-subscribing to ${uri} on MCP server "${up.name}" failed: ${e.message}`));
+  }
+
+  /** A session's own connection to a server closed while the session holds subscriptions there:
+   * open a new one (backing off while the server is away), so resource updates keep coming
+   * without waiting for the agent's next request. */
+  private keepSubscribed(session: McpSession, up: Upstream): void {
+    const live = () => !session.closed && this.upstreams.get(up.name) === up && !up.config.disabled && this.urisOf(session.subscriptions, up.name).length > 0;
+    const pending = session.reconnects.get(up.name);
+    if (!live() || pending?.timer) return;
+    const delay = pending ? Math.min(RESUBSCRIBE_MAX_MS, pending.delay * 2) : RESUBSCRIBE_FIRST_MS;
+    const timer = setTimeout(() => {
+      if (!live() || session.clients.has(up.name)) {
+        session.reconnects.delete(up.name);
+        return;
+      }
+      session.reconnects.set(up.name, { timer: undefined, delay });
+      this.clientFor(session, up).then(
+        () => session.reconnects.delete(up.name),
+        () => this.keepSubscribed(session, up),
+      );
+    }, delay);
+    timer.unref();
+    session.reconnects.set(up.name, { timer, delay });
+  }
+
+  /** The shared connection to a server (re)opened: subscribe it to what its sessions are subscribed to. */
+  private resubscribeShared(server: string, client: Client): void {
+    const up = this.upstreams.get(server);
+    if (!up || up.perSession) return;
+    for (const [key, subs] of this.subs) if (subs.size) for (const uri of this.urisOf([key], server)) void this.resubscribe(up, client, uri);
   }
 
   // ---- prompts/get and resources/read: traced like tool calls (their own channels: no ledger row) ----
