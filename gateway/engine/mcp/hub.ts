@@ -36,7 +36,7 @@ import { parseTraceparent } from '../../telemetry/span.js';
 import type { LedgerRow } from '../ledger-protocol.js';
 import type { AgentRecord, McpConfig } from './config.js';
 import { noToolGuards, type ToolGuards } from './guards.js';
-import { exposedName, permitted } from './names.js';
+import { exposedName, permitted, resourcePermitted } from './names.js';
 import { CallGate } from './call-gate.js';
 import { Upstream, droppedForLostSession, endSession, sessionLost, tooLarge, type Relay } from './upstream.js';
 
@@ -264,17 +264,14 @@ export class McpHub {
     return out;
   }
 
-  private resourceServers(agent: AgentRecord): Upstream[] {
-    const within = agent.withinResources;
-    return this.liveUpstreams().filter((u) => agent.resources.some((r) => r.test(u.name)) && (!within || within.some((r) => r.test(u.name))));
-  }
-
+  /** The resources and templates the agent may see: each by its `server__uri` (a template by its
+   * URI template), or all of a server's by its name (resourcePermitted). */
   visibleResources(agent: AgentRecord): { resources: Resource[]; templates: ResourceTemplate[] } {
     const resources: Resource[] = [];
     const templates: ResourceTemplate[] = [];
-    for (const up of this.resourceServers(agent)) {
-      resources.push(...up.catalog.resources);
-      templates.push(...up.catalog.resourceTemplates);
+    for (const up of this.liveUpstreams()) {
+      for (const r of up.catalog.resources) if (resourcePermitted(agent, up.name, r.uri)) resources.push(r);
+      for (const t of up.catalog.resourceTemplates) if (resourcePermitted(agent, up.name, t.uriTemplate)) templates.push(t);
     }
     return { resources, templates };
   }
@@ -416,9 +413,11 @@ export class McpHub {
     });
     server.setRequestHandler(UnsubscribeRequestSchema, async (req, extra) => {
       const uri = req.params.uri;
-      const up = this.resourceServer(need(), uri);
-      const key = up && `${up.name}\n${uri}`;
-      if (!up || !key || !session.subscriptions.has(key)) return {};
+      need();
+      // the subscription it holds, even if the agent may no longer use the resource
+      const key = [...session.subscriptions].find((k) => k.slice(k.indexOf('\n') + 1) === uri);
+      const up = key === undefined ? undefined : this.upstreams.get(key.slice(0, key.indexOf('\n')));
+      if (!up || key === undefined) return {};
       session.subscriptions.delete(key);
       if (!up.perSession) this.unsubscribeShared(session, key);
       else await (await this.clientFor(session, up)).unsubscribeResource({ uri }, { signal: extra.signal, timeout: up.config.callTimeoutMs });
@@ -436,7 +435,7 @@ export class McpHub {
         up = p.up;
         upstreamRef = { ...ref, name: p.prompt };
       } else {
-        const found = this.resourceServers(a).find((u) => u.catalog.resourceTemplates.some((t) => t.uriTemplate === ref.uri)) ?? this.resourceServer(a, ref.uri);
+        const found = this.liveUpstreams().find((u) => u.catalog.resourceTemplates.some((t) => t.uriTemplate === ref.uri && resourcePermitted(a, u.name, t.uriTemplate))) ?? this.resourceServer(a, ref.uri);
         if (!found) throw notAvailable(ref.uri);
         up = found;
       }
@@ -474,9 +473,10 @@ export class McpHub {
     return p;
   }
 
-  /** The server a resource URI belongs to, among those the agent may read (its resources, then its templates). */
+  /** The server a resource URI belongs to (its resources, then its templates), when the agent may
+   * use that URI there (undefined: not permitted, or no such resource: the same answer). */
   private resourceServer(agent: AgentRecord, uri: string): Upstream | undefined {
-    const servers = this.resourceServers(agent);
+    const servers = this.liveUpstreams().filter((u) => resourcePermitted(agent, u.name, uri));
     return servers.find((u) => u.catalog.resources.some((r) => r.uri === uri)) ?? servers.find((u) => u.catalog.resourceTemplates.some((t) => templateMatches(t.uriTemplate, uri)));
   }
 
@@ -532,7 +532,9 @@ export class McpHub {
         session.server.sendLoggingMessage({ ...params, logger: params.logger ? `${server}: ${params.logger}` : server }, session.id).catch(() => undefined);
       },
       resourceUpdated: (params) => {
-        if (session.subscriptions.has(`${server}\n${params.uri}`)) session.server.sendResourceUpdated(params).catch(() => undefined);
+        // only while the agent may still use the resource (permissions change under a live subscription)
+        const a = this.agentOf(session);
+        if (a && session.subscriptions.has(`${server}\n${params.uri}`) && resourcePermitted(a, server, params.uri)) session.server.sendResourceUpdated(params).catch(() => undefined);
       },
     };
   }

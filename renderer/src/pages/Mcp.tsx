@@ -517,6 +517,7 @@ function AgentForm({ existing, names, teams, onCancel, onSaved }: { existing?: A
   const [tools, setTools] = useState((existing?.tools ?? []).join('\n'));
   const [deny, setDeny] = useState((existing?.deny ?? []).join('\n'));
   const [resources, setResources] = useState((existing?.resources ?? []).join('\n'));
+  const [resourcesDeny, setResourcesDeny] = useState((existing?.resources_deny ?? []).join('\n'));
   const [perMinute, setPerMinute] = useState(existing?.calls_per_minute ? String(existing.calls_per_minute) : '');
   const [errors, setErrors] = useState<FieldErrors>({});
   const [error, setError] = useState<unknown>();
@@ -529,13 +530,14 @@ function AgentForm({ existing, names, teams, onCancel, onSaved }: { existing?: A
     const s: Record<string, unknown> = { name: name.trim(), tools: lines(tools), deny: lines(deny) };
     if (team) s.team = team;
     if (lines(resources).length) s.resources = lines(resources);
+    if (lines(resourcesDeny).length) s.resources_deny = lines(resourcesDeny);
     if (perMinute.trim()) s.calls_per_minute = Number(perMinute);
     if (existing?.disabled !== undefined) s.disabled = existing.disabled;
     const v = validate(agentSchema, s);
     const errs: FieldErrors = v.ok ? {} : { ...v.errors };
     if (!existing && names.includes(name.trim())) errs.name = `an agent named "${name.trim()}" exists already`;
     const firstOf = (p: string) => Object.entries(errs).find(([k]) => k.startsWith(p + '['))?.[1];
-    for (const f of ['tools', 'deny', 'resources']) {
+    for (const f of ['tools', 'deny', 'resources', 'resources_deny']) {
       const m = firstOf(f);
       if (m) errs[f] = m;
     }
@@ -564,9 +566,10 @@ function AgentForm({ existing, names, teams, onCancel, onSaved }: { existing?: A
       <TextAreaField id="agent-tools" label="Allowed tools (one pattern per line)" value={tools} onChange={setTools} error={errors.tools} hint={`${agentSchema.shape.tools.description ?? ''}, e.g. files__read_* or tickets__*`} rows={3} />
       <TextAreaField id="agent-deny" label="Denied tools (one pattern per line)" value={deny} onChange={setDeny} error={errors.deny} hint={agentSchema.shape.deny.description} rows={2} />
       <div className="grid-2">
-        <TextAreaField id="agent-resources" label="Resources of servers (one per line)" value={resources} onChange={setResources} error={errors.resources} hint={agentSchema.shape.resources.description} rows={2} />
-        <NumberField id="agent-rate" label="Tool calls per minute (optional)" value={perMinute} onChange={setPerMinute} error={errors.calls_per_minute} hint={agentSchema.shape.calls_per_minute.description} />
+        <TextAreaField id="agent-resources" label="Allowed resources (one pattern per line)" value={resources} onChange={setResources} error={errors.resources} hint={agentSchema.shape.resources.description} rows={2} spellCheck={false} />
+        <TextAreaField id="agent-resources-deny" label="Denied resources (one pattern per line)" value={resourcesDeny} onChange={setResourcesDeny} error={errors.resources_deny} hint={agentSchema.shape.resources_deny.description} rows={2} spellCheck={false} />
       </div>
+      <NumberField id="agent-rate" label="Tool calls per minute (optional)" value={perMinute} onChange={setPerMinute} error={errors.calls_per_minute} hint={agentSchema.shape.calls_per_minute.description} />
       <FormError error={error} />
       <div className="actions">
         <button type="button" onClick={onCancel} data-dismiss="">
