@@ -663,24 +663,13 @@ export class McpHub {
     extra: Extra,
     run: (meta: { _meta?: Record<string, string> }) => Promise<T>,
   ): Promise<T> {
-    const headers = extra.requestInfo?.headers;
-    const trace = traceContext(meta, headers);
     const call = {
-      id: newRequestId(),
+      ...callBasics(session, agent, meta, extra),
       method,
       target,
-      ts: Date.now(),
-      t0: performance.now(),
-      agent,
-      mcpSession: session.id,
-      session: firstHeader(headers, 'x-airlock-session'),
-      user: firstHeader(headers, 'x-airlock-user'),
       server,
       status: 200,
       errorClass: undefined as string | undefined,
-      traceparent: trace.traceparent,
-      tracestate: trace.tracestate,
-      upstreamTraceparent: trace.traceparent,
     };
     if (channels.mcpCallStart.hasSubscribers) channels.mcpCallStart.publish({ source: this, call });
     try {
@@ -698,16 +687,8 @@ export class McpHub {
   // ---- tool calls ----
 
   private async callTool(session: McpSession, agent: AgentRecord, params: { name: string; arguments?: Record<string, unknown>; _meta?: Record<string, unknown> }, extra: Extra): Promise<CallToolResult> {
-    const headers = extra.requestInfo?.headers;
-    const trace = traceContext(params._meta, headers);
     const call: ToolCallContext = {
-      id: newRequestId(),
-      ts: Date.now(),
-      t0: performance.now(),
-      agent,
-      mcpSession: session.id,
-      session: firstHeader(headers, 'x-airlock-session'),
-      user: firstHeader(headers, 'x-airlock-user'),
+      ...callBasics(session, agent, params._meta, extra),
       exposed: params.name,
       server: undefined,
       tool: undefined,
@@ -716,9 +697,6 @@ export class McpHub {
       status: 200,
       errorClass: undefined,
       isError: false,
-      traceparent: trace.traceparent,
-      tracestate: trace.tracestate,
-      upstreamTraceparent: trace.traceparent,
     };
     if (channels.toolStart.hasSubscribers) channels.toolStart.publish({ source: this, call });
     let result: CallToolResult | undefined;
@@ -849,6 +827,26 @@ export class McpHub {
     }
     return result;
   }
+}
+
+/** What every recorded call of an agent's starts with (tools/call, prompts/get, resources/read):
+ * our id, the times, who and in which sessions (MCP, and the x-airlock-session workflow), and its
+ * trace context (from params._meta, else the HTTP headers). */
+function callBasics(session: McpSession, agent: AgentRecord, meta: Record<string, unknown> | undefined, extra: Extra) {
+  const headers = extra.requestInfo?.headers;
+  const trace = traceContext(meta, headers);
+  return {
+    id: newRequestId(),
+    ts: Date.now(),
+    t0: performance.now(),
+    agent,
+    mcpSession: session.id,
+    session: firstHeader(headers, 'x-airlock-session'),
+    user: firstHeader(headers, 'x-airlock-user'),
+    traceparent: trace.traceparent,
+    tracestate: trace.tracestate,
+    upstreamTraceparent: trace.traceparent,
+  };
 }
 
 /** The agent's W3C trace context for one request: params._meta (the MCP convention) first, then
