@@ -14,16 +14,19 @@
 //   bounded by settings.mcp_resume_events / mcp_resume_bytes, freed with the session); SSE streams
 //   start with a priming event and a retry field, so an agent whose stream dropped resumes it with
 //   Last-Event-ID and gets what it missed; a resume the kept events cannot serve is a 400 saying why.
+// - tools/call on an established session takes a fast path (mcp-relay.ts) past the SDK transport;
+//   everything else goes through the transport.
 // - DNS rebinding: an Origin must be the origin the request is addressed to, and while the data
 //   plane listens on loopback only, the Host must be a loopback name.
 import { randomUUID } from 'node:crypto';
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import type { ServerResponse } from 'node:http';
 import { StreamableHTTPServerTransport } from '@modelcontextprotocol/sdk/server/streamableHttp.js';
-import { isInitializeRequest } from '@modelcontextprotocol/sdk/types.js';
+import { LATEST_PROTOCOL_VERSION, SUPPORTED_PROTOCOL_VERSIONS, isInitializeRequest } from '@modelcontextprotocol/sdk/types.js';
 import { extractKey } from '../engine/stages.js';
 import type { Gateway } from './gateway.js';
 import { isLoopbackName } from './admin-plane.js';
+import { ToolCallRelay, acceptableHeaders, relayableToolCall } from './mcp-relay.js';
 import { DEFAULT_RESUME_BYTES, DEFAULT_RESUME_EVENTS, RESUME_RETRY_MS, SessionEventStore } from '../engine/mcp/event-store.js';
 
 export const MCP_REALM = 'airlock-mcp';
@@ -40,6 +43,10 @@ export function registerMcpEndpoint(app: FastifyInstance, gw: Gateway): void {
   const transports = new Map<string, StreamableHTTPServerTransport>();
   /** each session's events, for resuming a dropped stream (none when resumption is off) */
   const stores = new Map<string, SessionEventStore>();
+  /** the protocol version each session negotiated */
+  const versions = new Map<string, string>();
+  /** tools/call's fast path (mcp-relay.ts) */
+  const relay = new ToolCallRelay(gw.mcp);
   const loopbackOnly = () => gw.opts.host === '127.0.0.1' || gw.opts.host === '::1' || gw.opts.host === 'localhost';
 
   const handle = async (req: FastifyRequest, reply: FastifyReply) => {
@@ -88,6 +95,12 @@ export function registerMcpEndpoint(app: FastifyInstance, gw: Gateway): void {
         const store = stores.get(sid);
         const why = store ? store.cannotResume(last) : 'This session keeps no events for resumption (settings.mcp_resume_events or mcp_resume_bytes is 0): send the request again.';
         if (why) return jsonRpcError(res, 400, -32000, why);
+        if (await relay.resume(sid, store, last, res)) return;
+      }
+      if (req.method === 'POST') {
+        relay.cancel(sid, req.body);
+        const call = relayableToolCall(req.body);
+        if (call && acceptableHeaders(req.headers)) return relay.call(session, stores.get(sid), versions.get(sid), req.headers, new URL(req.url, `http://${host}`), call.id, call.params, res);
       }
       await transport.handleRequest(req.raw, res, req.body);
       return;
@@ -101,6 +114,8 @@ export function registerMcpEndpoint(app: FastifyInstance, gw: Gateway): void {
     const store = maxEvents > 0 && maxBytes > 0 ? new SessionEventStore(maxEvents, maxBytes) : undefined;
     const transport = new StreamableHTTPServerTransport({ sessionIdGenerator: () => sessionId, ...(store ? { eventStore: store, retryInterval: RESUME_RETRY_MS } : {}) });
     if (store) stores.set(sessionId, store);
+    const asked = (req.body as { params: { protocolVersion: string } }).params.protocolVersion;
+    versions.set(sessionId, SUPPORTED_PROTOCOL_VERSIONS.includes(asked) ? asked : LATEST_PROTOCOL_VERSION);
     const session = gw.mcp.newSession(
       sessionId,
       agent,
@@ -109,6 +124,8 @@ export function registerMcpEndpoint(app: FastifyInstance, gw: Gateway): void {
         transports.delete(sessionId);
         stores.get(sessionId)?.clear();
         stores.delete(sessionId);
+        versions.delete(sessionId);
+        relay.forget(sessionId);
         void transport.close().catch(() => undefined);
       },
       virtual,

@@ -133,3 +133,46 @@ describe('MCP gateway: a dropped stream is resumed with Last-Event-ID', () => {
     assert.equal(other.status, 401);
   });
 });
+
+describe('MCP gateway: tools/call on the wire (the fast path past the SDK transport, and what it leaves to the SDK)', () => {
+  let gw: RunningGateway;
+  let up: HttpUpstream;
+  before(async () => {
+    up = await startHttpUpstream();
+    gw = await startGateway({ config: { mcp_servers: [{ name: 'calc', transport: 'http', url: up.url }], agents: [{ name: 'wire-bot', key: KEY, tools: ['calc__*'] }] } });
+  });
+  after(async () => {
+    await gw?.stop();
+    await up?.close();
+  });
+
+  test('an SSE stream with the session id, a priming event (id, retry) first, then the result with its id; odd params, a batch and a wrong Accept get the SDK answers', async () => {
+    const { client, transport } = await agentClient(gw.dataUrl, KEY);
+    try {
+      const sid = transport.sessionId!;
+      const post = (body: unknown, accept = 'application/json, text/event-stream') =>
+        fetch(gw.dataUrl + '/mcp', { method: 'POST', headers: { authorization: `Bearer ${KEY}`, accept, 'content-type': 'application/json', 'mcp-session-id': sid, 'mcp-protocol-version': '2025-11-25' }, body: JSON.stringify(body) });
+      const res = await post({ jsonrpc: '2.0', id: 'call-1', method: 'tools/call', params: { name: 'calc__add', arguments: { a: 2, b: 3 } } });
+      assert.equal(res.status, 200);
+      assert.equal(res.headers.get('content-type'), 'text/event-stream');
+      assert.equal(res.headers.get('mcp-session-id'), sid);
+      const events = (await res.text()).split('\n\n').filter(Boolean);
+      assert.match(events[0]!, /^id: \d+\nretry: 1000\ndata: $/, 'the priming event first');
+      const m = /^event: message\nid: (\d+)\ndata: (.*)$/.exec(events[1]!);
+      assert.ok(m, events[1]);
+      assert.deepEqual(JSON.parse(m[2]!), { result: { content: [{ type: 'text', text: '5' }] }, jsonrpc: '2.0', id: 'call-1' });
+      assert.equal(events.length, 2);
+      // params the fast path does not take: the SDK's validation answers
+      const odd = await post({ jsonrpc: '2.0', id: 2, method: 'tools/call', params: { name: 5 } });
+      assert.match(await odd.text(), /"id":2,"error":\{"code":-32603,.*expected string, received number/);
+      const batch = await post([{ jsonrpc: '2.0', id: 3, method: 'tools/call', params: { name: 'calc__add', arguments: { a: 1, b: 1 } } }]);
+      assert.match(await batch.text(), /"text":"2"/);
+      const wrongAccept = await post({ jsonrpc: '2.0', id: 4, method: 'tools/call', params: { name: 'calc__add', arguments: { a: 1, b: 1 } } }, 'application/json');
+      assert.equal(wrongAccept.status, 406);
+      // the session still serves the SDK client
+      assert.equal(text(await client.callTool({ name: 'calc__add', arguments: { a: 20, b: 22 } })), '42');
+    } finally {
+      await client.close();
+    }
+  });
+});

@@ -686,6 +686,15 @@ export class McpHub {
 
   // ---- tool calls ----
 
+  /** tools/call from the endpoint's fast path (server/mcp-relay.ts): the same checks and stages as
+   * the SDK Server's handler. */
+  relayToolCall(session: McpSession, params: { name: string; arguments?: Record<string, unknown>; _meta?: Record<string, unknown> }, extra: Pick<Extra, 'signal' | 'sessionId' | 'requestId' | 'requestInfo' | 'sendNotification'>): Promise<CallToolResult> {
+    session.lastSeen = Date.now();
+    const a = this.agentOf(session);
+    if (!a) return Promise.reject(new McpError(ErrorCode.InvalidRequest, 'This agent is no longer allowed to use this gateway.'));
+    return this.callTool(session, a, params, extra as Extra);
+  }
+
   private async callTool(session: McpSession, agent: AgentRecord, params: { name: string; arguments?: Record<string, unknown>; _meta?: Record<string, unknown> }, extra: Extra): Promise<CallToolResult> {
     const call: ToolCallContext = {
       ...callBasics(session, agent, params._meta, extra),
