@@ -39,6 +39,15 @@ function jsonRpcError(res: ServerResponse, status: number, code: number, message
 
 const quoted = (s: string) => s.replace(/["\\]/g, '');
 
+/** The request's URL (requestInfo.url, as the SDK transport gives it); a Host that is no URL host falls back to localhost. */
+function requestUrl(path: string, host: string): URL {
+  try {
+    return new URL(path, `http://${host}`);
+  } catch {
+    return new URL(path, 'http://localhost');
+  }
+}
+
 export function registerMcpEndpoint(app: FastifyInstance, gw: Gateway): void {
   const transports = new Map<string, StreamableHTTPServerTransport>();
   /** each session's events, for resuming a dropped stream (none when resumption is off) */
@@ -100,7 +109,7 @@ export function registerMcpEndpoint(app: FastifyInstance, gw: Gateway): void {
       if (req.method === 'POST') {
         relay.cancel(sid, req.body);
         const call = relayableToolCall(req.body);
-        if (call && acceptableHeaders(req.headers)) return relay.call(session, stores.get(sid), versions.get(sid), req.headers, new URL(req.url, `http://${host}`), call.id, call.params, res);
+        if (call && acceptableHeaders(req.headers)) return relay.call(session, stores.get(sid), versions.get(sid), req.headers, requestUrl(req.url, host), call.id, call.params, res);
       }
       await transport.handleRequest(req.raw, res, req.body);
       return;
