@@ -266,6 +266,8 @@ export const settingsSchema = z.strictObject({
   tls: tlsSchema.optional().describe('HTTPS on the data and admin planes with a certificate and key from files; omitted: plain HTTP (takes effect on restart)'),
   ...settingsGovernance,
   mcp_session_idle_ms: z.int().min(1000).max(7 * 86_400_000).optional().describe('An agent\'s MCP session unused this long is ended and its upstream sessions closed (default 1800000: 30 minutes)'),
+  mcp_resume_events: z.int().min(0).max(100_000).optional().describe('Most events (messages sent to the agent) an MCP session keeps so a dropped stream can be resumed with Last-Event-ID (default 1000; 0: no resumption)'),
+  mcp_resume_bytes: z.int().min(0).max(256 * 1024 * 1024).optional().describe('Most bytes of events an MCP session keeps for resumption (default 4194304: 4 MiB); the oldest go first'),
 });
 export type Settings = z.infer<typeof settingsSchema>;
 export const DEFAULT_SETTINGS: Settings = settingsSchema.parse({});
@@ -291,6 +293,11 @@ export function expandPatterns(patterns: readonly string[], names: readonly stri
   const res = patterns.map(compilePattern);
   return names.filter((n) => res.some((r) => r.test(n)));
 }
+/** A resource permission pattern: a server name pattern (every resource of those servers, as
+ * before per-resource patterns existed) or "server__uri", where "*" matches any characters. */
+export const resourcePattern = z
+  .string()
+  .regex(/^[\x21-\x7e]{1,2048}$/, 'must be a server name pattern (e.g. "files" or "*": all of its resources) or "server__uri" (e.g. "files__file:///srv/share/public/*"), where "*" matches any characters; printable ASCII without spaces, at most 2048 characters');
 const envVarName = z.string().regex(/^[A-Za-z_][A-Za-z0-9_]{0,127}$/, 'must be an environment variable name (letters, digits, "_")');
 const headerName = z.string().regex(/^[A-Za-z0-9!#$%&'*+.^_`|~-]{1,128}$/, 'must be an HTTP header name');
 /** A secret in env/headers: a literal, `${env:NAME}`, or null = keep the value stored for it. */
@@ -342,7 +349,12 @@ export const agentSchema = z.strictObject({
     .describe('Literal key for automation; stored only as a hash. Omitted: one is generated and shown once'),
   tools: z.array(toolPattern).max(1000).optional().describe('Tools (and prompts) the agent may use, as "server__tool" patterns; default: none'),
   deny: z.array(toolPattern).max(1000).optional().describe('Tools the agent may not use even when "tools" allows them (deny wins)'),
-  resources: z.array(z.string().regex(/^[A-Za-z0-9_*-]{1,64}$/, 'must be a server name pattern, e.g. "files" or "*"')).max(1000).optional().describe('Servers whose resources the agent may list and read; default: none'),
+  resources: z
+    .array(resourcePattern)
+    .max(1000)
+    .optional()
+    .describe('Resources the agent may list, read and subscribe to: a server name pattern (all of its resources, e.g. "files" or "*") or "server__uri" (e.g. "files__file:///srv/share/public/*"); default: none'),
+  resources_deny: z.array(resourcePattern).max(1000).optional().describe('Resources the agent may not use even when "resources" allows them (deny wins), in the same form'),
   calls_per_minute: z.int().min(1).max(1_000_000).optional().describe('Most tool calls per minute for this agent'),
   disabled: z.boolean().optional(),
 });
@@ -353,7 +365,7 @@ export const mcpVirtualServerSchema = z.strictObject({
   name: name.describe('Agents connect to /mcp/v/NAME'),
   description: z.string().max(500).optional(),
   tools: z.array(toolPattern).max(1000).describe('The tools (and prompts) this virtual server offers, as "server__tool" patterns; an agent sees only those it may also use'),
-  resources: z.array(z.string().regex(/^[A-Za-z0-9_*-]{1,64}$/, 'must be a server name pattern, e.g. "files" or "*"')).max(1000).optional().describe('Servers whose resources it offers (default: none)'),
+  resources: z.array(resourcePattern).max(1000).optional().describe('Resources it offers: server name patterns (all of their resources) or "server__uri" patterns (default: none)'),
 });
 export type McpVirtualServerSpec = z.infer<typeof mcpVirtualServerSchema>;
 

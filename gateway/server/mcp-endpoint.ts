@@ -10,16 +10,24 @@
 //   unknown or ended session → 404 (the client starts a new session). DELETE ends a session;
 //   idle sessions are swept (settings.mcp_session_idle_ms) and their upstream sessions closed.
 // - MCP-Protocol-Version is checked by the transport (400 for an unsupported one).
+// - Resumability (SEP-1699): each session keeps its last events (engine/mcp/event-store.ts,
+//   bounded by settings.mcp_resume_events / mcp_resume_bytes, freed with the session); SSE streams
+//   start with a priming event and a retry field, so an agent whose stream dropped resumes it with
+//   Last-Event-ID and gets what it missed; a resume the kept events cannot serve is a 400 saying why.
+// - tools/call on an established session takes a fast path (mcp-relay.ts) past the SDK transport;
+//   everything else goes through the transport.
 // - DNS rebinding: an Origin must be the origin the request is addressed to, and while the data
 //   plane listens on loopback only, the Host must be a loopback name.
 import { randomUUID } from 'node:crypto';
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import type { ServerResponse } from 'node:http';
 import { StreamableHTTPServerTransport } from '@modelcontextprotocol/sdk/server/streamableHttp.js';
-import { isInitializeRequest } from '@modelcontextprotocol/sdk/types.js';
+import { LATEST_PROTOCOL_VERSION, SUPPORTED_PROTOCOL_VERSIONS, isInitializeRequest } from '@modelcontextprotocol/sdk/types.js';
 import { extractKey } from '../engine/stages.js';
 import type { Gateway } from './gateway.js';
 import { isLoopbackName } from './admin-plane.js';
+import { ToolCallRelay, acceptableHeaders, relayableToolCall } from './mcp-relay.js';
+import { DEFAULT_RESUME_BYTES, DEFAULT_RESUME_EVENTS, RESUME_RETRY_MS, SessionEventStore } from '../engine/mcp/event-store.js';
 
 export const MCP_REALM = 'airlock-mcp';
 export const DEFAULT_MCP_SESSION_IDLE_MS = 30 * 60_000;
@@ -31,8 +39,23 @@ function jsonRpcError(res: ServerResponse, status: number, code: number, message
 
 const quoted = (s: string) => s.replace(/["\\]/g, '');
 
+/** The request's URL (requestInfo.url, as the SDK transport gives it); a Host that is no URL host falls back to localhost. */
+function requestUrl(path: string, host: string): URL {
+  try {
+    return new URL(path, `http://${host}`);
+  } catch {
+    return new URL(path, 'http://localhost');
+  }
+}
+
 export function registerMcpEndpoint(app: FastifyInstance, gw: Gateway): void {
   const transports = new Map<string, StreamableHTTPServerTransport>();
+  /** each session's events, for resuming a dropped stream (none when resumption is off) */
+  const stores = new Map<string, SessionEventStore>();
+  /** the protocol version each session negotiated */
+  const versions = new Map<string, string>();
+  /** tools/call's fast path (mcp-relay.ts) */
+  const relay = new ToolCallRelay(gw.mcp);
   const loopbackOnly = () => gw.opts.host === '127.0.0.1' || gw.opts.host === '::1' || gw.opts.host === 'localhost';
 
   const handle = async (req: FastifyRequest, reply: FastifyReply) => {
@@ -75,19 +98,43 @@ export function registerMcpEndpoint(app: FastifyInstance, gw: Gateway): void {
       // another key presenting a session id learns nothing: the same answer as an unknown session
       if (!session || !transport || session.keyHash !== hash || session.virtual !== virtual || session.closed) return jsonRpcError(res, 404, -32001, 'Session not found: start a new session with initialize.');
       session.lastSeen = Date.now();
+      // a resume the session's events cannot serve: say why (the SDK would answer "Invalid event ID format")
+      const last = req.headers['last-event-id'];
+      if (req.method === 'GET' && typeof last === 'string' && last) {
+        const store = stores.get(sid);
+        const why = store ? store.cannotResume(last) : 'This session keeps no events for resumption (settings.mcp_resume_events or mcp_resume_bytes is 0): send the request again.';
+        if (why) return jsonRpcError(res, 400, -32000, why);
+        if (await relay.resume(sid, store, last, res)) return;
+      }
+      if (req.method === 'POST') {
+        relay.cancel(sid, req.body);
+        const call = relayableToolCall(req.body);
+        if (call && acceptableHeaders(req.headers)) return relay.call(session, stores.get(sid), versions.get(sid), req.headers, requestUrl(req.url, host), call.id, call.params, res);
+      }
       await transport.handleRequest(req.raw, res, req.body);
       return;
     }
     if (req.method !== 'POST' || !isInitializeRequest(req.body))
       return jsonRpcError(res, 400, -32000, 'Bad Request: no Mcp-Session-Id header; the first request of a session is initialize (POST).');
     const sessionId = randomUUID();
-    const transport = new StreamableHTTPServerTransport({ sessionIdGenerator: () => sessionId });
+    const settings = gw.snapshot.settings;
+    const maxEvents = settings.mcp_resume_events ?? DEFAULT_RESUME_EVENTS;
+    const maxBytes = settings.mcp_resume_bytes ?? DEFAULT_RESUME_BYTES;
+    const store = maxEvents > 0 && maxBytes > 0 ? new SessionEventStore(maxEvents, maxBytes) : undefined;
+    const transport = new StreamableHTTPServerTransport({ sessionIdGenerator: () => sessionId, ...(store ? { eventStore: store, retryInterval: RESUME_RETRY_MS } : {}) });
+    if (store) stores.set(sessionId, store);
+    const asked = (req.body as { params: { protocolVersion: string } }).params.protocolVersion;
+    versions.set(sessionId, SUPPORTED_PROTOCOL_VERSIONS.includes(asked) ? asked : LATEST_PROTOCOL_VERSION);
     const session = gw.mcp.newSession(
       sessionId,
       agent,
       hash,
       () => {
         transports.delete(sessionId);
+        stores.get(sessionId)?.clear();
+        stores.delete(sessionId);
+        versions.delete(sessionId);
+        relay.forget(sessionId);
         void transport.close().catch(() => undefined);
       },
       virtual,

@@ -435,9 +435,13 @@ describe('admin app (Chromium)', () => {
     const af = page.getByRole('dialog', { name: 'Create agent' });
     await af.getByLabel('Name', { exact: true }).fill('bot');
     await af.getByLabel('Allowed tools (one pattern per line)').fill('every__echo\nbad pattern!');
+    await af.getByLabel('Allowed resources (one pattern per line)').fill('every');
+    await af.getByLabel('Denied resources (one pattern per line)').fill('every__demo://resource/static/document/architecture.md x');
     await af.getByRole('button', { name: 'Create agent' }).click();
     await af.locator('#agent-tools-error').getByText(/must be a tool name/).waitFor();
+    await af.locator('#agent-resources-deny-error').getByText(/must be a server name pattern .* or "server__uri"/).waitFor();
     await af.getByLabel('Allowed tools (one pattern per line)').fill('every__echo');
+    await af.getByLabel('Denied resources (one pattern per line)').fill('every__demo://resource/static/document/architecture.md');
     await af.getByRole('button', { name: 'Create agent' }).click();
     const secret = page.getByRole('dialog', { name: 'Key for agent bot' });
     await secret.waitFor();
@@ -449,6 +453,10 @@ describe('admin app (Chromium)', () => {
     const { client } = await agentClient(gw.dataUrl, key);
     try {
       assert.deepEqual((await client.listTools()).tools.map((t) => t.name), ['every__echo']);
+      // resources: all of every's but the denied ones
+      const listed = (await client.listResources()).resources.map((r) => r.uri);
+      assert.ok(listed.includes('demo://resource/static/document/features.md') && !listed.includes('demo://resource/static/document/architecture.md'), JSON.stringify(listed));
+      assert.deepEqual((await gw.admin('GET', '/agents/bot')).body.resources_deny, ['every__demo://resource/static/document/architecture.md']);
       // the matrix: allow get-sum for bot with one click
       const cell = page.getByRole('checkbox', { name: 'bot may call every__get-sum' });
       assert.equal(await cell.isChecked(), false);

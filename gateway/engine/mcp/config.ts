@@ -1,7 +1,7 @@
 // The MCP part of the configuration, as the hub reads it: servers with their secrets decrypted,
 // agents by key hash with their patterns compiled. Built whole on every configuration change.
 import type { StoredState, McpSecrets, StoredMcpServer } from '../../store/config-store.js';
-import { compilePattern, type Permissions } from './names.js';
+import { compilePattern, type Permissions, type ResourcePermissions } from './names.js';
 import { DEFAULT_MAX_RESPONSE_BYTES } from './bounded.js';
 
 export const DEFAULT_CALL_TIMEOUT_MS = 60_000;
@@ -26,12 +26,9 @@ export interface McpServerConfig {
   readonly identity: string;
 }
 
-export interface AgentRecord extends Permissions {
+export interface AgentRecord extends Permissions, ResourcePermissions {
   readonly name: string;
   readonly team: string | undefined;
-  readonly resources: readonly RegExp[];
-  /** connected through a virtual server: the servers whose resources it offers */
-  readonly withinResources?: readonly RegExp[];
   readonly callsPerMinute: number | undefined;
   readonly disabled: boolean;
 }
@@ -86,6 +83,7 @@ export function buildMcpConfig(state: Pick<StoredState, 'mcp_servers' | 'agents'
         allow: Object.freeze((a.tools ?? []).map(compilePattern)),
         deny: Object.freeze((a.deny ?? []).map(compilePattern)),
         resources: Object.freeze((a.resources ?? []).map(compilePattern)),
+        resourcesDeny: Object.freeze((a.resources_deny ?? []).map(compilePattern)),
         callsPerMinute: a.calls_per_minute,
         disabled: !!a.disabled,
       }),

@@ -36,7 +36,7 @@ import { parseTraceparent } from '../../telemetry/span.js';
 import type { LedgerRow } from '../ledger-protocol.js';
 import type { AgentRecord, McpConfig } from './config.js';
 import { noToolGuards, type ToolGuards } from './guards.js';
-import { exposedName, permitted } from './names.js';
+import { exposedName, permitted, resourcePermitted } from './names.js';
 import { CallGate } from './call-gate.js';
 import { Upstream, droppedForLostSession, endSession, sessionLost, tooLarge, type Relay } from './upstream.js';
 
@@ -89,6 +89,8 @@ export interface McpSession {
   readonly clients: Map<string, Promise<Client>>;
   /** resources it subscribed to: "server\nuri" */
   readonly subscriptions: Set<string>;
+  /** reconnections pending for servers it holds subscriptions on (their connection closed) */
+  readonly reconnects: Map<string, { timer: NodeJS.Timeout | undefined; delay: number }>;
   /** what the agent was last shown, to send list_changed when it changes */
   shown: { tools: string; prompts: string; resources: string };
   closed: boolean;
@@ -126,6 +128,9 @@ class RateLimiter {
 }
 
 const CATALOG_WAIT_MS = 10_000;
+/** a session's own connection that closed while it holds subscriptions is reopened after this, doubling up to the max */
+const RESUBSCRIBE_FIRST_MS = 250;
+const RESUBSCRIBE_MAX_MS = 30_000;
 const textResult = (text: string): CallToolResult => ({ content: [{ type: 'text', text }], isError: true });
 const firstHeader = (h: Record<string, string | string[] | undefined> | undefined, name: string): string | undefined => {
   const v = h?.[name];
@@ -172,7 +177,12 @@ export class McpHub {
     for (const c of next.servers.values()) {
       let up = this.upstreams.get(c.name);
       if (!up) {
-        up = new Upstream(c, { catalogChanged: () => this.notifyChanges(), log: this.opts.log, sharedRelay: (name) => this.sharedRelay(name) });
+        up = new Upstream(c, {
+          catalogChanged: () => this.notifyChanges(),
+          log: this.opts.log,
+          sharedRelay: (name) => this.sharedRelay(name),
+          connected: (name, client) => this.resubscribeShared(name, client),
+        });
         this.upstreams.set(c.name, up);
         if (this.started && c.startAtBoot && !c.disabled) up.start().catch(() => undefined);
       } else if (up.config !== c) {
@@ -254,17 +264,14 @@ export class McpHub {
     return out;
   }
 
-  private resourceServers(agent: AgentRecord): Upstream[] {
-    const within = agent.withinResources;
-    return this.liveUpstreams().filter((u) => agent.resources.some((r) => r.test(u.name)) && (!within || within.some((r) => r.test(u.name))));
-  }
-
+  /** The resources and templates the agent may see: each by its `server__uri` (a template by its
+   * URI template), or all of a server's by its name (resourcePermitted). */
   visibleResources(agent: AgentRecord): { resources: Resource[]; templates: ResourceTemplate[] } {
     const resources: Resource[] = [];
     const templates: ResourceTemplate[] = [];
-    for (const up of this.resourceServers(agent)) {
-      resources.push(...up.catalog.resources);
-      templates.push(...up.catalog.resourceTemplates);
+    for (const up of this.liveUpstreams()) {
+      for (const r of up.catalog.resources) if (resourcePermitted(agent, up.name, r.uri)) resources.push(r);
+      for (const t of up.catalog.resourceTemplates) if (resourcePermitted(agent, up.name, t.uriTemplate)) templates.push(t);
     }
     return { resources, templates };
   }
@@ -321,12 +328,15 @@ export class McpHub {
       lastSeen: Date.now(),
       clients: new Map(),
       subscriptions: new Set(),
+      reconnects: new Map(),
       shown: this.signature(this.scoped(agent, virtual)),
       closed: false,
       close: async () => {
         if (session.closed) return;
         session.closed = true;
         this.sessions.delete(id);
+        for (const r of session.reconnects.values()) clearTimeout(r.timer);
+        session.reconnects.clear();
         for (const k of session.subscriptions) this.unsubscribeShared(session, k);
         const clients = [...session.clients.values()];
         session.clients.clear();
@@ -372,6 +382,7 @@ export class McpHub {
     server.setRequestHandler(ReadResourceRequestSchema, async (req, extra) => {
       const a = need();
       const uri = req.params.uri;
+      await this.catalogsRead();
       const up = this.resourceServer(a, uri);
       return this.traced(session, a, 'resources/read', uri, up?.name, req.params._meta, extra, async (meta) => {
         if (!up) throw notAvailable(uri);
@@ -382,7 +393,9 @@ export class McpHub {
     // session subscribed (notifications/resources/updated then goes to each of them)
     server.setRequestHandler(SubscribeRequestSchema, async (req, extra) => {
       const uri = req.params.uri;
-      const up = this.resourceServer(need(), uri);
+      const a = need();
+      await this.catalogsRead();
+      const up = this.resourceServer(a, uri);
       if (!up) throw notAvailable(uri);
       const key = `${up.name}\n${uri}`;
       if (session.subscriptions.has(key)) return {};
@@ -400,9 +413,11 @@ export class McpHub {
     });
     server.setRequestHandler(UnsubscribeRequestSchema, async (req, extra) => {
       const uri = req.params.uri;
-      const up = this.resourceServer(need(), uri);
-      const key = up && `${up.name}\n${uri}`;
-      if (!up || !key || !session.subscriptions.has(key)) return {};
+      need();
+      // the subscription it holds, even if the agent may no longer use the resource
+      const key = [...session.subscriptions].find((k) => k.slice(k.indexOf('\n') + 1) === uri);
+      const up = key === undefined ? undefined : this.upstreams.get(key.slice(0, key.indexOf('\n')));
+      if (!up || key === undefined) return {};
       session.subscriptions.delete(key);
       if (!up.perSession) this.unsubscribeShared(session, key);
       else await (await this.clientFor(session, up)).unsubscribeResource({ uri }, { signal: extra.signal, timeout: up.config.callTimeoutMs });
@@ -420,7 +435,7 @@ export class McpHub {
         up = p.up;
         upstreamRef = { ...ref, name: p.prompt };
       } else {
-        const found = this.resourceServers(a).find((u) => u.catalog.resourceTemplates.some((t) => t.uriTemplate === ref.uri)) ?? this.resourceServer(a, ref.uri);
+        const found = this.liveUpstreams().find((u) => u.catalog.resourceTemplates.some((t) => t.uriTemplate === ref.uri && resourcePermitted(a, u.name, t.uriTemplate))) ?? this.resourceServer(a, ref.uri);
         if (!found) throw notAvailable(ref.uri);
         up = found;
       }
@@ -458,9 +473,10 @@ export class McpHub {
     return p;
   }
 
-  /** The server a resource URI belongs to, among those the agent may read (its resources, then its templates). */
+  /** The server a resource URI belongs to (its resources, then its templates), when the agent may
+   * use that URI there (undefined: not permitted, or no such resource: the same answer). */
   private resourceServer(agent: AgentRecord, uri: string): Upstream | undefined {
-    const servers = this.resourceServers(agent);
+    const servers = this.liveUpstreams().filter((u) => resourcePermitted(agent, u.name, uri));
     return servers.find((u) => u.catalog.resources.some((r) => r.uri === uri)) ?? servers.find((u) => u.catalog.resourceTemplates.some((t) => templateMatches(t.uriTemplate, uri)));
   }
 
@@ -516,7 +532,9 @@ export class McpHub {
         session.server.sendLoggingMessage({ ...params, logger: params.logger ? `${server}: ${params.logger}` : server }, session.id).catch(() => undefined);
       },
       resourceUpdated: (params) => {
-        if (session.subscriptions.has(`${server}\n${params.uri}`)) session.server.sendResourceUpdated(params).catch(() => undefined);
+        // only while the agent may still use the resource (permissions change under a live subscription)
+        const a = this.agentOf(session);
+        if (a && session.subscriptions.has(`${server}\n${params.uri}`) && resourcePermitted(a, server, params.uri)) session.server.sendResourceUpdated(params).catch(() => undefined);
       },
     };
   }
@@ -560,25 +578,77 @@ export class McpHub {
     else m.delete(session);
   }
 
-  /** The connection a session's call goes over: the shared one, or the session's own. */
+  /** The connection a session's call goes over: the shared one, or the session's own. A new
+   * connection of its own (the first, or one after the last closed) is subscribed again to the
+   * session's live subscriptions on that server before it is used. */
   private clientFor(session: McpSession, up: Upstream): Promise<Client> {
     if (!up.perSession) return up.ensure();
     let c = session.clients.get(up.name);
     if (!c) {
       const agentCaps = session.server.getClientCapabilities() ?? {};
-      c = up.connect(
-        () => {
-          if (session.clients.get(up.name) === c) session.clients.delete(up.name);
-        },
-        this.relayTo(session, up.name),
-        { ...(agentCaps.sampling ? { sampling: {} } : {}), ...(agentCaps.elicitation ? { elicitation: {} } : {}) },
-      );
+      const made: Promise<Client> = up
+        .connect(
+          () => {
+            if (session.clients.get(up.name) === c) session.clients.delete(up.name);
+            this.keepSubscribed(session, up);
+          },
+          this.relayTo(session, up.name),
+          { ...(agentCaps.sampling ? { sampling: {} } : {}), ...(agentCaps.elicitation ? { elicitation: {} } : {}) },
+        )
+        .then(async (client) => {
+          await Promise.all(this.urisOf(session.subscriptions, up.name).map((uri) => this.resubscribe(up, client, uri)));
+          return client;
+        });
+      c = made;
       session.clients.set(up.name, c);
       c.catch(() => {
         if (session.clients.get(up.name) === c) session.clients.delete(up.name);
       });
     }
     return c;
+  }
+
+  /** the URIs among "server\nuri" keys that belong to one server */
+  private urisOf(keys: Iterable<string>, server: string): string[] {
+    const prefix = `${server}\n`;
+    return [...keys].filter((k) => k.startsWith(prefix)).map((k) => k.slice(prefix.length));
+  }
+
+  /** resources/subscribe sent again over a new connection (a failure is logged, not fatal: the
+   * connection serves the session's calls all the same) */
+  private async resubscribe(up: Upstream, client: Client, uri: string): Promise<void> {
+    if (!client.getServerCapabilities()?.resources?.subscribe) return;
+    await client.subscribeResource({ uri }, { timeout: up.config.callTimeoutMs }).catch((e: Error) => this.opts.log(`mcp: re-subscribing to ${uri} on MCP server "${up.name}" failed: ${e.message}`));
+  }
+
+  /** A session's own connection to a server closed while the session holds subscriptions there:
+   * open a new one (backing off while the server is away), so resource updates keep coming
+   * without waiting for the agent's next request. */
+  private keepSubscribed(session: McpSession, up: Upstream): void {
+    const live = () => !session.closed && this.upstreams.get(up.name) === up && !up.config.disabled && this.urisOf(session.subscriptions, up.name).length > 0;
+    const pending = session.reconnects.get(up.name);
+    if (!live() || pending?.timer) return;
+    const delay = pending ? Math.min(RESUBSCRIBE_MAX_MS, pending.delay * 2) : RESUBSCRIBE_FIRST_MS;
+    const timer = setTimeout(() => {
+      if (!live() || session.clients.has(up.name)) {
+        session.reconnects.delete(up.name);
+        return;
+      }
+      session.reconnects.set(up.name, { timer: undefined, delay });
+      this.clientFor(session, up).then(
+        () => session.reconnects.delete(up.name),
+        () => this.keepSubscribed(session, up),
+      );
+    }, delay);
+    timer.unref();
+    session.reconnects.set(up.name, { timer, delay });
+  }
+
+  /** The shared connection to a server (re)opened: subscribe it to what its sessions are subscribed to. */
+  private resubscribeShared(server: string, client: Client): void {
+    const up = this.upstreams.get(server);
+    if (!up || up.perSession) return;
+    for (const [key, subs] of this.subs) if (subs.size) for (const uri of this.urisOf([key], server)) void this.resubscribe(up, client, uri);
   }
 
   // ---- prompts/get and resources/read: traced like tool calls (their own channels: no ledger row) ----
@@ -593,24 +663,13 @@ export class McpHub {
     extra: Extra,
     run: (meta: { _meta?: Record<string, string> }) => Promise<T>,
   ): Promise<T> {
-    const headers = extra.requestInfo?.headers;
-    const trace = traceContext(meta, headers);
     const call = {
-      id: newRequestId(),
+      ...callBasics(session, agent, meta, extra),
       method,
       target,
-      ts: Date.now(),
-      t0: performance.now(),
-      agent,
-      mcpSession: session.id,
-      session: firstHeader(headers, 'x-airlock-session'),
-      user: firstHeader(headers, 'x-airlock-user'),
       server,
       status: 200,
       errorClass: undefined as string | undefined,
-      traceparent: trace.traceparent,
-      tracestate: trace.tracestate,
-      upstreamTraceparent: trace.traceparent,
     };
     if (channels.mcpCallStart.hasSubscribers) channels.mcpCallStart.publish({ source: this, call });
     try {
@@ -627,17 +686,18 @@ export class McpHub {
 
   // ---- tool calls ----
 
+  /** tools/call from the endpoint's fast path (server/mcp-relay.ts): the same checks and stages as
+   * the SDK Server's handler. */
+  relayToolCall(session: McpSession, params: { name: string; arguments?: Record<string, unknown>; _meta?: Record<string, unknown> }, extra: Pick<Extra, 'signal' | 'sessionId' | 'requestId' | 'requestInfo' | 'sendNotification'>): Promise<CallToolResult> {
+    session.lastSeen = Date.now();
+    const a = this.agentOf(session);
+    if (!a) return Promise.reject(new McpError(ErrorCode.InvalidRequest, 'This agent is no longer allowed to use this gateway.'));
+    return this.callTool(session, a, params, extra as Extra);
+  }
+
   private async callTool(session: McpSession, agent: AgentRecord, params: { name: string; arguments?: Record<string, unknown>; _meta?: Record<string, unknown> }, extra: Extra): Promise<CallToolResult> {
-    const headers = extra.requestInfo?.headers;
-    const trace = traceContext(params._meta, headers);
     const call: ToolCallContext = {
-      id: newRequestId(),
-      ts: Date.now(),
-      t0: performance.now(),
-      agent,
-      mcpSession: session.id,
-      session: firstHeader(headers, 'x-airlock-session'),
-      user: firstHeader(headers, 'x-airlock-user'),
+      ...callBasics(session, agent, params._meta, extra),
       exposed: params.name,
       server: undefined,
       tool: undefined,
@@ -646,9 +706,6 @@ export class McpHub {
       status: 200,
       errorClass: undefined,
       isError: false,
-      traceparent: trace.traceparent,
-      tracestate: trace.tracestate,
-      upstreamTraceparent: trace.traceparent,
     };
     if (channels.toolStart.hasSubscribers) channels.toolStart.publish({ source: this, call });
     let result: CallToolResult | undefined;
@@ -779,6 +836,26 @@ export class McpHub {
     }
     return result;
   }
+}
+
+/** What every recorded call of an agent's starts with (tools/call, prompts/get, resources/read):
+ * our id, the times, who and in which sessions (MCP, and the x-airlock-session workflow), and its
+ * trace context (from params._meta, else the HTTP headers). */
+function callBasics(session: McpSession, agent: AgentRecord, meta: Record<string, unknown> | undefined, extra: Extra) {
+  const headers = extra.requestInfo?.headers;
+  const trace = traceContext(meta, headers);
+  return {
+    id: newRequestId(),
+    ts: Date.now(),
+    t0: performance.now(),
+    agent,
+    mcpSession: session.id,
+    session: firstHeader(headers, 'x-airlock-session'),
+    user: firstHeader(headers, 'x-airlock-user'),
+    traceparent: trace.traceparent,
+    tracestate: trace.tracestate,
+    upstreamTraceparent: trace.traceparent,
+  };
 }
 
 /** The agent's W3C trace context for one request: params._meta (the MCP convention) first, then

@@ -33,3 +33,22 @@ export function permitted(p: Permissions, exposed: string): boolean {
   for (const a of p.allow) if (a.test(exposed)) return true;
   return false;
 }
+
+/** What an agent may do with resources: patterns matched against a server's name (all of its
+ * resources) or against `server__uri`. */
+export interface ResourcePermissions {
+  readonly resources: readonly RegExp[];
+  readonly resourcesDeny?: readonly RegExp[];
+  /** connected through a virtual server: the resources it offers */
+  readonly withinResources?: readonly RegExp[];
+}
+
+/** Default deny; a deny pattern wins; within a virtual server, both decide. A resource template
+ * is checked the same way by its URI template (listing); reading checks the actual URI. */
+export function resourcePermitted(p: ResourcePermissions, server: string, uri: string): boolean {
+  const name = `${server}${SEPARATOR}${uri}`;
+  const matches = (r: RegExp) => r.test(server) || r.test(name);
+  if (p.resourcesDeny?.some(matches)) return false;
+  if (p.withinResources && !p.withinResources.some(matches)) return false;
+  return p.resources.some(matches);
+}

@@ -95,6 +95,8 @@ export interface UpstreamEvents {
   log(line: string): void;
   /** the relay of the shared connection (it serves several sessions) */
   sharedRelay(server: string): Relay;
+  /** the shared connection opened (the first time, or again after it closed) */
+  connected?(server: string, client: Client): void;
 }
 
 /** The client capabilities the gateway declares to an upstream: sampling and elicitation when the
@@ -293,6 +295,7 @@ export class Upstream {
     }
     this.state = 'ready';
     this.events.catalogChanged(this.name);
+    this.events.connected?.(this.name, client);
     this.pingTimer = setInterval(() => {
       client.ping({ timeout: PING_TIMEOUT_MS }).catch((e: Error) => {
         if (this.client !== client) return;

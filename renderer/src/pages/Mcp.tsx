@@ -479,7 +479,7 @@ function ServerForm({ existing, names, stdioAllowed, onCancel, onSaved }: { exis
 /** The first error of a list field's lines (tools[2]) is shown on the field. */
 function onListFields(errs: FieldErrors): FieldErrors {
   const out = { ...errs };
-  for (const f of ['tools', 'deny', 'resources']) {
+  for (const f of ['tools', 'deny', 'resources', 'resources_deny']) {
     const m = Object.entries(out).find(([k]) => k.startsWith(f + '['));
     if (m && !out[f]) out[f] = m[1];
   }
@@ -492,11 +492,13 @@ function AgentForm({ existing, names, teams, onCancel, onSaved }: { existing?: A
   const [tools, setTools] = useState((existing?.tools ?? []).join('\n'));
   const [deny, setDeny] = useState((existing?.deny ?? []).join('\n'));
   const [resources, setResources] = useState((existing?.resources ?? []).join('\n'));
+  const [resourcesDeny, setResourcesDeny] = useState((existing?.resources_deny ?? []).join('\n'));
   const [perMinute, setPerMinute] = useState(existing?.calls_per_minute ? String(existing.calls_per_minute) : '');
   const build = () => {
     const s: Record<string, unknown> = { name: name.trim(), tools: lines(tools), deny: lines(deny) };
     if (team) s.team = team;
     if (lines(resources).length) s.resources = lines(resources);
+    if (lines(resourcesDeny).length) s.resources_deny = lines(resourcesDeny);
     if (perMinute.trim()) s.calls_per_minute = Number(perMinute);
     if (existing?.disabled !== undefined) s.disabled = existing.disabled;
     return s;
@@ -526,9 +528,10 @@ function AgentForm({ existing, names, teams, onCancel, onSaved }: { existing?: A
           <TextAreaField id="agent-tools" label="Allowed tools (one pattern per line)" value={tools} onChange={setTools} error={errors.tools} hint={`${agentSchema.shape.tools.description ?? ''}, e.g. files__read_* or tickets__*`} rows={3} />
           <TextAreaField id="agent-deny" label="Denied tools (one pattern per line)" value={deny} onChange={setDeny} error={errors.deny} hint={agentSchema.shape.deny.description} rows={2} />
           <div className="grid-2">
-            <TextAreaField id="agent-resources" label="Resources of servers (one per line)" value={resources} onChange={setResources} error={errors.resources} hint={agentSchema.shape.resources.description} rows={2} />
-            <NumberField id="agent-rate" label="Tool calls per minute (optional)" value={perMinute} onChange={setPerMinute} error={errors.calls_per_minute} hint={agentSchema.shape.calls_per_minute.description} />
+            <TextAreaField id="agent-resources" label="Allowed resources (one pattern per line)" value={resources} onChange={setResources} error={errors.resources} hint={agentSchema.shape.resources.description} rows={2} spellCheck={false} />
+            <TextAreaField id="agent-resources-deny" label="Denied resources (one pattern per line)" value={resourcesDeny} onChange={setResourcesDeny} error={errors.resources_deny} hint={agentSchema.shape.resources_deny.description} rows={2} spellCheck={false} />
           </div>
+          <NumberField id="agent-rate" label="Tool calls per minute (optional)" value={perMinute} onChange={setPerMinute} error={errors.calls_per_minute} hint={agentSchema.shape.calls_per_minute.description} />
         </>
       )}
     </SchemaForm>

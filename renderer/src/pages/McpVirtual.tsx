@@ -159,7 +159,7 @@ function VirtualServerForm({ existing, names, tools, onCancel, onSaved }: { exis
           <div className="field" aria-live="polite" data-testid="vs-preview">
             <strong>Offers now: {matched.length === 1 ? '1 tool' : `${matched.length} tools`}</strong> <ToolList names={matched} empty="" />
           </div>
-          <TextAreaField id="vs-resources" label="Resources of servers (one per line)" value={resources} onChange={setResources} error={errors.resources} hint={shape.resources.description} rows={2} spellCheck={false} />
+          <TextAreaField id="vs-resources" label="Resources (one pattern per line)" value={resources} onChange={setResources} error={errors.resources} hint={shape.resources.description} rows={2} spellCheck={false} />
         </>
       )}
     </SchemaForm>

@@ -1,0 +1,226 @@
+// The fast path of /mcp for `tools/call` on an established session: the request goes from the
+// HTTP handler straight to the hub's call (McpHub.relayToolCall: authorization, rate limits,
+// guards, timeout, progress, cancellation, ledger, audit and spans all happen there, as on the SDK
+// path) and the answer is written to the response as SSE, skipping what the SDK's server
+// transport does per request (a Web Request/Response and ReadableStream per POST, through
+// @hono/node-server, and the SDK Server's dispatch and zod validation). Everything else — and any
+// tools/call this path does not take (a batch, odd params, a task-augmented call) — goes through
+// the SDK transport as before.
+//
+// Same wire behaviour as the SDK path: `text/event-stream` with `mcp-session-id`, a priming event
+// (an id, `retry`, empty data) when the session keeps events and negotiated 2025-11-25 or later,
+// every message stored in the session's event store and written with its id, a keep-alive comment
+// every 15 s, the error response shape of the SDK's Protocol, and no response for a call the agent
+// cancelled (notifications/cancelled reaches this path's calls: cancel()). A dropped response
+// stream is resumed with Last-Event-ID (resume()): what was missed is replayed from the store and
+// the rest follows on the new stream.
+import { randomUUID } from 'node:crypto';
+import type { ServerResponse } from 'node:http';
+import { ErrorCode, SUPPORTED_PROTOCOL_VERSIONS, type JSONRPCMessage, type ServerNotification } from '@modelcontextprotocol/sdk/types.js';
+import type { McpHub, McpSession } from '../engine/mcp/hub.js';
+import { RESUME_RETRY_MS, type SessionEventStore } from '../engine/mcp/event-store.js';
+
+const KEEP_ALIVE_MS = 15_000;
+/** stream ids of this path: told apart from the SDK transport's (UUIDs, "_GET_stream") on resume */
+const PREFIX = 'relay-';
+
+type Id = string | number;
+interface CallParams {
+  name: string;
+  arguments?: Record<string, unknown>;
+  _meta?: Record<string, unknown>;
+}
+
+const sseHead = (sessionId: string) => ({ 'content-type': 'text/event-stream', 'cache-control': 'no-cache, no-transform', connection: 'keep-alive', 'mcp-session-id': sessionId });
+const isObject = (v: unknown): v is Record<string, unknown> => typeof v === 'object' && v !== null && !Array.isArray(v);
+
+/** A tools/call this path takes: one JSON-RPC request with plain params (else: the SDK path). */
+export function relayableToolCall(body: unknown): { id: Id; params: CallParams } | undefined {
+  if (!isObject(body) || body.jsonrpc !== '2.0' || body.method !== 'tools/call') return undefined;
+  const id = body.id;
+  if (!((typeof id === 'string' && id.length > 0) || (typeof id === 'number' && Number.isSafeInteger(id)))) return undefined;
+  const p = body.params;
+  if (!isObject(p) || typeof p.name !== 'string' || 'task' in p) return undefined;
+  if (p.arguments !== undefined && !isObject(p.arguments)) return undefined;
+  if (p._meta !== undefined && !isObject(p._meta)) return undefined;
+  const pt = isObject(p._meta) ? p._meta.progressToken : undefined;
+  if (pt !== undefined && typeof pt !== 'string' && !(typeof pt === 'number' && Number.isSafeInteger(pt))) return undefined;
+  return { id, params: p as unknown as CallParams };
+}
+
+/** The headers the SDK transport checks on a POST (else: the SDK path answers them). */
+export function acceptableHeaders(h: Record<string, string | string[] | undefined>): boolean {
+  const accept = String(h.accept ?? '');
+  if (!accept.includes('application/json') || !accept.includes('text/event-stream')) return false;
+  if (!/^application\/json\s*(;|$)/i.test(String(h['content-type'] ?? ''))) return false;
+  const v = h['mcp-protocol-version'];
+  return v === undefined || (typeof v === 'string' && SUPPORTED_PROTOCOL_VERSIONS.includes(v));
+}
+
+async function replayTo(store: SessionEventStore, lastEventId: string, res: ServerResponse): Promise<void> {
+  await store.replayEventsAfter(lastEventId, {
+    send: async (eventId, message) => void res.write(`event: message\nid: ${eventId}\ndata: ${JSON.stringify(message)}\n\n`),
+  });
+}
+
+/** One response stream of this path. */
+class RelayStream {
+  readonly id = PREFIX + randomUUID();
+  private res: ServerResponse | undefined;
+  private keepAlive: NodeJS.Timeout | undefined;
+  /** the response was written (the stream ends after it) */
+  done = false;
+  private chain: Promise<void> = Promise.resolve();
+
+  constructor(
+    private readonly store: SessionEventStore | undefined,
+    private readonly sessionId: string,
+  ) {}
+
+  /** Take the HTTP response (the POST's, or a resuming GET's) and start the SSE stream on it. */
+  attach(res: ServerResponse): void {
+    this.detach();
+    this.res = res;
+    // the head and the priming event leave in one write
+    res.cork();
+    process.nextTick(() => res.uncork());
+    res.writeHead(200, sseHead(this.sessionId));
+    res.on('close', () => {
+      if (this.res === res) this.detach();
+    });
+    this.keepAlive = setInterval(() => this.res?.write(': keepalive\n\n'), KEEP_ALIVE_MS);
+    this.keepAlive.unref();
+  }
+
+  private detach(): void {
+    if (this.keepAlive) clearInterval(this.keepAlive);
+    this.keepAlive = undefined;
+    this.res = undefined;
+  }
+
+  /** The priming event: an id to resume from, and how long to wait before resuming. */
+  async prime(): Promise<void> {
+    if (!this.store) return;
+    const id = await this.store.storeEvent(this.id, {} as JSONRPCMessage);
+    this.res?.write(`id: ${id}\nretry: ${RESUME_RETRY_MS}\ndata: \n\n`);
+  }
+
+  /** Store and write a message, in order; `last` ends the stream after it. */
+  send(message: JSONRPCMessage, last = false): Promise<void> {
+    this.chain = this.chain.then(async () => {
+      const id = this.store ? await this.store.storeEvent(this.id, message) : undefined;
+      const event = `event: message\n${id ? `id: ${id}\n` : ''}data: ${JSON.stringify(message)}\n\n`;
+      // the response and the end of the stream leave in one write
+      if (last) this.finish(event);
+      else this.res?.write(event);
+    });
+    return this.chain;
+  }
+
+  /** A resuming GET takes over: what was stored after lastEventId is written to it, then what
+   * follows (in the send chain, so nothing is written twice or missed in between). */
+  resumeOn(res: ServerResponse, lastEventId: string): Promise<void> {
+    this.chain = this.chain.then(async () => {
+      this.attach(res);
+      await replayTo(this.store!, lastEventId, res);
+      if (this.done) this.finish();
+    });
+    return this.chain;
+  }
+
+  /** End the stream (after the response, or without one: a cancelled call). */
+  finish(last?: string): void {
+    this.done = true;
+    const res = this.res;
+    this.detach();
+    if (last === undefined) res?.end();
+    else res?.end(last);
+  }
+}
+
+/** The fast path's state for the sessions of one /mcp endpoint. */
+export class ToolCallRelay {
+  /** per session: calls in flight (by JSON-RPC id) and streams that may still be resumed */
+  private readonly bySession = new Map<string, { calls: Map<Id, AbortController>; streams: Map<string, RelayStream> }>();
+
+  constructor(private readonly hub: McpHub) {}
+
+  private state(sid: string) {
+    let s = this.bySession.get(sid);
+    if (!s) this.bySession.set(sid, (s = { calls: new Map(), streams: new Map() }));
+    return s;
+  }
+
+  forget(sid: string): void {
+    const s = this.bySession.get(sid);
+    if (!s) return;
+    this.bySession.delete(sid);
+    for (const c of s.calls.values()) c.abort(new Error('the session ended'));
+    for (const st of s.streams.values()) st.finish();
+  }
+
+  /** notifications/cancelled for a call of this path: abort it (true: it was one). */
+  cancel(sid: string, body: unknown): boolean {
+    if (!isObject(body) || body.method !== 'notifications/cancelled' || !isObject(body.params)) return false;
+    const c = this.bySession.get(sid)?.calls.get(body.params.requestId as Id);
+    if (!c) return false;
+    c.abort(typeof body.params.reason === 'string' ? body.params.reason : 'cancelled by the agent');
+    return true;
+  }
+
+  /** Is this Last-Event-ID one of this path's streams? Then resume it on res (true). */
+  async resume(sid: string, store: SessionEventStore | undefined, lastEventId: string, res: ServerResponse): Promise<boolean> {
+    if (!store) return false;
+    const streamId = await store.getStreamIdForEventId(lastEventId);
+    if (!streamId?.startsWith(PREFIX)) return false;
+    const live = this.bySession.get(sid)?.streams.get(streamId);
+    if (live && !live.done) {
+      await live.resumeOn(res, lastEventId);
+      return true;
+    }
+    // the call has finished: what was missed is all in the store
+    res.writeHead(200, sseHead(sid));
+    await replayTo(store, lastEventId, res);
+    res.end();
+    return true;
+  }
+
+  /** Run one tools/call and answer it on res. */
+  async call(session: McpSession, store: SessionEventStore | undefined, protocolVersion: string | undefined, headers: Record<string, string | string[] | undefined>, url: URL, id: Id, params: CallParams, res: ServerResponse): Promise<void> {
+    const st = this.state(session.id);
+    const stream = new RelayStream(store, session.id);
+    const abort = new AbortController();
+    st.calls.set(id, abort);
+    st.streams.set(stream.id, stream);
+    stream.attach(res);
+    try {
+      if (protocolVersion !== undefined && protocolVersion >= '2025-11-25') await stream.prime();
+      const extra = {
+        signal: abort.signal,
+        sessionId: session.id,
+        requestId: id,
+        requestInfo: { headers, url },
+        sendNotification: (n: ServerNotification) => stream.send({ jsonrpc: '2.0', ...n }),
+      };
+      let response: JSONRPCMessage | undefined;
+      try {
+        const result = await this.hub.relayToolCall(session, params, extra);
+        if (!abort.signal.aborted) response = { result, jsonrpc: '2.0', id };
+      } catch (e) {
+        const err = e as { code?: unknown; message?: string; data?: unknown };
+        if (!abort.signal.aborted)
+          response = {
+            jsonrpc: '2.0',
+            id,
+            error: { code: Number.isSafeInteger(err.code) ? (err.code as number) : ErrorCode.InternalError, message: err.message ?? 'Internal error', ...(err.data !== undefined ? { data: err.data } : {}) },
+          };
+      }
+      if (response) await stream.send(response, true);
+      else stream.finish();
+    } finally {
+      st.calls.delete(id);
+      // a finished stream stays resumable from the store alone: nothing more is written to it
+      st.streams.delete(stream.id);
+    }
+  }
+}
