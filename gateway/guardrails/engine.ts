@@ -177,7 +177,7 @@ export class GuardrailEngine {
     const st = this.stateOf(ctx);
     const asking = st?.output.filter((p) => p.guardModels.length);
     if (!st || !asking?.length) return;
-    const texts = body === undefined ? (st.stream?.texts() ?? []) : outputSlots(body).map((x) => x.get());
+    const texts = body === undefined ? (st.stream?.judgedTexts() ?? []) : outputSlots(body).map((x) => x.get());
     if (!texts.some((t) => t.trim())) return; // nothing said (a tool call's arguments are checked as text by the other detectors)
     return this.judgeOrBlock(ctx.snapshot, asking, 'output', texts.join('\n'), st.hits);
   }
@@ -224,6 +224,7 @@ export class GuardrailEngine {
     if (!r.changed && texts.every((t, i) => t === r.texts[i])) return;
     const copy = structuredClone(body);
     outputSlots(copy).forEach((s, i) => s.set(texts[i]!));
+    joinThinking(copy);
     return { action: 'replace', body: copy };
   }
 
@@ -326,7 +327,27 @@ function inputSlots(kind: RequestContext['kind'], b: Record<string, unknown>): S
   return out;
 }
 
-/** The texts of a whole answer. */
+/** A message's thinking blocks with text (a native Messages endpoint's, carried as `thinking_blocks`). */
+function thinkingWithText(m: Record<string, unknown>): Record<string, unknown>[] {
+  if (!Array.isArray(m.thinking_blocks)) return [];
+  return (m.thinking_blocks as unknown[]).filter((b): b is Record<string, unknown> => !!b && typeof b === 'object' && (b as Record<string, unknown>).type === 'thinking' && typeof (b as Record<string, unknown>).thinking === 'string');
+}
+
+/** After the thinking blocks were redacted: `reasoning_content` is their text again (it is their
+ * concatenation, and was not scanned a second time). */
+function joinThinking(body: unknown): void {
+  const choices = (body as { choices?: unknown })?.choices;
+  if (!Array.isArray(choices)) return;
+  for (const c of choices as Record<string, unknown>[]) {
+    const m = c?.message as Record<string, unknown> | undefined;
+    if (!m || typeof m !== 'object') continue;
+    const blocks = thinkingWithText(m);
+    if (blocks.length && typeof m.reasoning_content === 'string') m.reasoning_content = blocks.map((b) => b.thinking as string).join('');
+  }
+}
+
+/** The texts of a whole answer: content, refusal, tool-call arguments, and the model's reasoning
+ * (`reasoning_content` / `reasoning`, or the thinking blocks of a native Messages endpoint). */
 function outputSlots(body: unknown): Slot[] {
   const out: Slot[] = [];
   const choices = (body as { choices?: unknown })?.choices;
@@ -336,6 +357,12 @@ function outputSlots(body: unknown): Slot[] {
     if (typeof c.text === 'string') out.push(field(c, 'text'));
     const m = c.message as Record<string, unknown> | undefined;
     if (m && typeof m === 'object') {
+      const thinking = thinkingWithText(m);
+      if (thinking.length) for (const b of thinking) out.push(field(b, 'thinking'));
+      else {
+        if (typeof m.reasoning_content === 'string') out.push(field(m, 'reasoning_content'));
+        if (typeof m.reasoning === 'string') out.push(field(m, 'reasoning'));
+      }
       if (typeof m.content === 'string') out.push(field(m, 'content'));
       if (typeof m.refusal === 'string') out.push(field(m, 'refusal'));
       if (Array.isArray(m.tool_calls))
@@ -354,6 +381,12 @@ interface ToolAcc {
 
 interface ChoiceState {
   text: TextScanner;
+  /** the reasoning text (chat only): scanned on its own, released before the answer's text */
+  reasoning: TextScanner;
+  /** the key the upstream said its reasoning with (`reasoning_content`, or newer vLLM's `reasoning`) */
+  reasoningKey: 'reasoning_content' | 'reasoning';
+  /** the reasoning as the upstream sent it, kept only for a guard_model judgement */
+  rawReasoning: string;
   tools: Map<number, ToolAcc>;
   /** the content as the upstream sent it, kept only when a response_schema policy applies */
   raw: string;
@@ -375,6 +408,8 @@ class StreamGuard {
   private readonly schema: boolean;
   /** the content is kept: for the schema, or for a guard_model policy's judgement of the held stream */
   private readonly keeps: boolean;
+  /** a guard_model policy applies: the reasoning is kept too, for its judgement */
+  private readonly judges: boolean;
   private kept = 0;
   private tooLarge = false;
 
@@ -385,7 +420,16 @@ class StreamGuard {
   ) {
     const rf = ctx.body.response_format as { type?: unknown } | undefined;
     this.schema = kind === 'chat' && rf?.type === 'json_schema' && st.output.some((p) => p.responseSchema);
-    this.keeps = this.schema || st.output.some((p) => p.guardModels.length);
+    this.judges = st.output.some((p) => p.guardModels.length);
+    this.keeps = this.schema || this.judges;
+  }
+
+  /** What a guard_model policy judges of a held stream: each finished choice's reasoning and content. */
+  judgedTexts(): string[] {
+    return [...this.choices.entries()]
+      .filter(([, c]) => c.finished && !c.called)
+      .sort((a, b) => a[0] - b[0])
+      .flatMap(([, c]) => (c.rawReasoning ? [c.rawReasoning, c.raw] : [c.raw]));
   }
 
   /** The content of the choices that finished without calling tools (kept whole; see keep()). */
@@ -398,20 +442,25 @@ class StreamGuard {
 
   private choice(i: number): ChoiceState {
     let c = this.choices.get(i);
-    if (!c) this.choices.set(i, (c = { text: new TextScanner(this.st.output, 'output', this.st.ph, this.st.hits, this.st.restore), tools: new Map(), raw: '', finished: false, called: false }));
+    if (!c) {
+      const scanner = () => new TextScanner(this.st.output, 'output', this.st.ph, this.st.hits, this.st.restore);
+      this.choices.set(i, (c = { text: scanner(), reasoning: scanner(), reasoningKey: 'reasoning_content', rawReasoning: '', tools: new Map(), raw: '', finished: false, called: false }));
+    }
     return c;
   }
 
   /** Keep content for the schema check, up to settings.limits.max_response_bytes (what a whole answer may be). */
-  private keep(cs: ChoiceState, s: string): void {
+  private keep(cs: ChoiceState, s: string, reasoning = false): void {
     if (!this.keeps || this.tooLarge) return;
+    if (reasoning && !this.judges) return;
     this.kept += s.length;
     if (this.kept > this.ctx.snapshot.settings.limits.max_response_bytes) {
       this.tooLarge = true;
-      for (const c of this.choices.values()) c.raw = '';
+      for (const c of this.choices.values()) c.raw = c.rawReasoning = '';
       return;
     }
-    cs.raw += s;
+    if (reasoning) cs.rawReasoning += s;
+    else cs.raw += s;
   }
 
   /** The streamed answer's content against the requested schema, once it finished. */
@@ -445,9 +494,30 @@ class StreamGuard {
         let holder: Record<string, unknown> | undefined = c;
         if (this.kind === 'chat') holder = c.delta && typeof c.delta === 'object' ? (c.delta = { ...(c.delta as Record<string, unknown>) }) : undefined;
         const textKey = this.kind === 'chat' ? 'content' : 'text';
+        // the reasoning (chat only), released before the text: what it still holds goes out as
+        // soon as the answer's text, a tool call, a thinking block's signature or the finish comes
+        let thought = '';
+        const rKey = this.kind !== 'chat' || !holder ? undefined : typeof holder.reasoning_content === 'string' ? 'reasoning_content' : typeof holder.reasoning === 'string' ? 'reasoning' : undefined;
+        if (rKey) {
+          const r = holder![rKey] as string;
+          cs.reasoningKey = rKey;
+          if (r) {
+            this.keep(cs, r, true);
+            thought = cs.reasoning.push(r);
+          }
+          changed = true;
+        }
         let text = '';
         const incoming = holder?.[textKey];
-        if (typeof incoming === 'string' && incoming) {
+        const hasText = typeof incoming === 'string' && incoming !== '';
+        if (this.kind === 'chat' && (hasText || c.finish_reason || (holder && (holder.tool_calls !== undefined || holder.thinking_blocks !== undefined)))) {
+          const rest = cs.reasoning.end();
+          if (rest) {
+            thought += rest;
+            changed = true;
+          }
+        }
+        if (hasText) {
           this.keep(cs, incoming);
           text = cs.text.push(incoming);
           changed = true;
@@ -476,6 +546,8 @@ class StreamGuard {
           changed = true;
         }
         if (holder) {
+          if (rKey) delete holder[rKey];
+          if (thought) holder[cs.reasoningKey] = thought;
           if (text) holder[textKey] = text;
           else if (typeof holder[textKey] === 'string') delete holder[textKey];
           if (tools) holder.tool_calls = tools;
@@ -501,12 +573,13 @@ class StreamGuard {
     try {
       for (const [idx, cs] of this.choices) {
         // (also a choice that finished: text an upstream sent after its finish reason is not lost)
+        const thought = cs.reasoning.end();
         const text = cs.text.end();
         const tools = this.flushTools(cs);
-        if (!text && !tools) continue;
+        if (!thought && !text && !tools) continue;
         const choice =
           this.kind === 'chat'
-            ? { index: idx, delta: { ...(text ? { content: text } : {}), ...(tools ? { tool_calls: tools } : {}) }, finish_reason: null }
+            ? { index: idx, delta: { ...(thought ? { [cs.reasoningKey]: thought } : {}), ...(text ? { content: text } : {}), ...(tools ? { tool_calls: tools } : {}) }, finish_reason: null }
             : { index: idx, text, finish_reason: null };
         events.push({ event: undefined, id: undefined, data: JSON.stringify({ ...this.meta, choices: [choice] }) });
       }
