@@ -9,9 +9,9 @@ import type { Snapshot } from '../engine/snapshot.js';
 import type { SSEEvent } from '../engine/sse.js';
 import { guardBlocked, guardRetry, type BodyVerdict, type EventVerdict, type Guards, type InputGuard, type OutputGuard, type RequestContext } from '../engine/stages.js';
 import { responseSchemaProblem } from './response-schema.js';
-import { Placeholders, addHit, compilePolicies, evaluatePolicies, evaluateTexts, jsonStrings, type CompiledPolicy, type EvaluateResult, type GuardScopeFacts, type Hit } from './policy.js';
+import { Placeholders, addHit, compilePolicies, evaluatePolicies, evaluateTexts, jsonStrings, type CompiledPolicy, type EvaluateResult, type Finding, type GuardScopeFacts, type Hit } from './policy.js';
 import { GuardBlock, TextScanner } from './stream.js';
-import type { GuardModelClient } from './guard-model.js';
+import type { GuardModelClient, GuardModelSpec, GuardModelVerdict } from './guard-model.js';
 
 /** Where a decision was taken: a data-plane request, or a tool call (MCP). */
 export interface GuardRef {
@@ -147,28 +147,50 @@ export class GuardrailEngine {
     if (block) throw guardBlocked(block.policy, block.message);
   }
 
+  /** The guard_model detectors of `policies` asked about `text`, all at once (nothing recorded). */
+  private askAll(snapshot: Snapshot, policies: readonly CompiledPolicy[], text: string): Promise<GuardModelDecision[]> {
+    const ask = this.guardModel;
+    return Promise.all(
+      policies.flatMap((p) => p.guardModels.map(async (spec) => ({ p, spec, v: ask ? await ask(snapshot, spec, text) : ({ verdict: 'failed', reason: 'no guard model client' } as const) }))),
+    );
+  }
+
   /** The guard_model detectors of `policies` asked about `text`, all at once; each verdict that is
    * not "safe" is a hit; the first enforcing block (unsafe, or unanswered and failing closed). */
   private async askGuardModels(snapshot: Snapshot, policies: readonly CompiledPolicy[], direction: GuardDirection, text: string, hits: Map<string, Hit>): Promise<{ policy: string; message: string } | undefined> {
-    const ask = this.guardModel;
-    const decisions = await Promise.all(
-      policies.flatMap((p) => p.guardModels.map(async (spec) => ({ p, spec, v: ask ? await ask(snapshot, spec, text) : ({ verdict: 'failed', reason: 'no guard model client' } as const) }))),
-    );
-    const what = direction === 'input' ? 'the request' : direction === 'output' ? 'the answer' : direction === 'tool_args' ? 'the tool arguments' : 'the tool result';
     let block: { policy: string; message: string } | undefined;
-    for (const { p, spec, v } of decisions) {
-      if (v.verdict === 'safe') continue;
-      const failed = v.verdict === 'failed';
-      const refuses = !failed || spec.on_failure === 'closed';
-      const blocks = refuses && p.changes && p.action === 'block';
-      addHit(hits, p, direction, [{ detector: 'guard_model', type: failed ? 'UNAVAILABLE' : (v.category ?? 'UNSAFE'), start: 0, end: 0 }], blocks);
-      if (blocks && !block)
-        block = {
-          policy: p.name,
-          message: failed ? `${v.reason}, and the policy fails closed` : `the guard model "${spec.model}" judged ${what} unsafe${v.category ? ` (${v.category})` : ''}`,
-        };
+    for (const d of await this.askAll(snapshot, policies, text)) {
+      const o = outcomeOf(d, direction);
+      if (!o) continue;
+      addHit(hits, d.p, direction, [o.finding], o.blocks);
+      if (o.blocks && !block) block = { policy: d.p.name, message: o.message };
     }
     return block;
+  }
+
+  /** The "try it" endpoint's guard_model part: every guard_model detector of the policies that
+   * apply, asked about `text` through the gateway's routing with its timeout and on_failure, as a
+   * request would be — nothing recorded. Each verdict, its finding (when not safe), whether it
+   * blocks, and the first block. */
+  async tryGuardModels(snapshot: Snapshot, policies: readonly CompiledPolicy[], direction: GuardDirection, text: string): Promise<{ verdicts: GuardModelTry[]; blocked: { policy: string; message: string } | undefined }> {
+    const asking = policies.filter((p) => p.guardModels.length);
+    let blocked: { policy: string; message: string } | undefined;
+    const verdicts: GuardModelTry[] = [];
+    if (!asking.length) return { verdicts, blocked };
+    for (const d of await this.askAll(snapshot, asking, text)) {
+      const o = outcomeOf(d, direction);
+      if (o?.blocks && !blocked) blocked = { policy: d.p.name, message: o.message };
+      verdicts.push({
+        policy: d.p.name,
+        model: d.spec.model,
+        verdict: d.v.verdict,
+        ...(d.v.verdict === 'unsafe' && d.v.category ? { category: d.v.category } : {}),
+        ...(d.v.verdict === 'failed' ? { reason: d.v.reason, on_failure: d.spec.on_failure } : {}),
+        finding: o?.finding,
+        blocks: o?.blocks ?? false,
+      });
+    }
+    return { verdicts, blocked };
   }
 
   /** An answer's guard_model policies: the whole body's texts (after the other checks), or a held
@@ -275,6 +297,40 @@ function redactNative(st: ReqState, native: Record<string, unknown>): Record<str
   const r = evaluateTexts(st.input, 'input', slots.map((s) => s.get()), st.ph, new Map());
   slots.forEach((s, i) => s.set(r.texts[i]!));
   return copy;
+}
+
+interface GuardModelDecision {
+  p: CompiledPolicy;
+  spec: GuardModelSpec;
+  v: GuardModelVerdict;
+}
+
+/** One guard_model verdict in the "try it" endpoint. */
+export interface GuardModelTry {
+  policy: string;
+  model: string;
+  verdict: GuardModelVerdict['verdict'];
+  category?: string;
+  reason?: string;
+  on_failure?: 'open' | 'closed';
+  /** the finding it counts as (absent: safe) */
+  finding: Finding | undefined;
+  blocks: boolean;
+}
+
+/** What a guard_model verdict amounts to: nothing (safe), or a finding (its category, or
+ * UNAVAILABLE when it could not answer), whether it blocks (unsafe, or failing closed; an
+ * enforcing block policy) and the message that would say so. */
+function outcomeOf({ p, spec, v }: GuardModelDecision, direction: GuardDirection): { finding: Finding; blocks: boolean; message: string } | undefined {
+  if (v.verdict === 'safe') return undefined;
+  const what = direction === 'input' ? 'the request' : direction === 'output' ? 'the answer' : direction === 'tool_args' ? 'the tool arguments' : 'the tool result';
+  const failed = v.verdict === 'failed';
+  const refuses = !failed || spec.on_failure === 'closed';
+  return {
+    finding: { detector: 'guard_model', type: failed ? 'UNAVAILABLE' : (v.category ?? 'UNSAFE'), start: 0, end: 0 },
+    blocks: refuses && p.changes && p.action === 'block',
+    message: failed ? `${v.reason}, and the policy fails closed` : `the guard model "${spec.model}" judged ${what} unsafe${v.category ? ` (${v.category})` : ''}`,
+  };
 }
 
 /** A response_schema decision (problem: why the answer does not satisfy the requested schema).
