@@ -454,7 +454,13 @@ interface ChoiceState {
 type Chunk = { choices?: Record<string, unknown>[]; [k: string]: unknown };
 
 /** content the fast path's template may be learnt from: no quote, backslash or control character */
-const PLAIN = /^[^"\\\u0000-\u001f]+$/;
+function plain(s: string): boolean {
+  for (let i = 0; i < s.length; i++) {
+    const c = s.charCodeAt(i);
+    if (c < 0x20 || c === 0x22 || c === 0x5c) return false;
+  }
+  return true;
+}
 
 /** The output guard over one stream: per choice, a TextScanner over the content, and the tool
  * calls' arguments held whole until the choice finishes (then checked, redacted, sent as one delta). */
@@ -685,7 +691,7 @@ class StreamGuard {
     if (!d || typeof d !== 'object' || typeof c.index !== 'number') return;
     const keys = Object.keys(d);
     const content = d.content;
-    if (keys.length !== 1 || typeof content !== 'string' || !content || !PLAIN.test(content)) return;
+    if (keys.length !== 1 || typeof content !== 'string' || !content || !plain(content)) return;
     const lit = `"content":"${content}"`;
     const at = s.indexOf(lit);
     if (at === -1 || s.indexOf(lit, at + 1) !== -1) return;
