@@ -7,6 +7,7 @@ import type { GuardDirection } from '../config/guardrails-schema.js';
 import { GatewayError } from '../engine/errors.js';
 import type { Snapshot } from '../engine/snapshot.js';
 import type { SSEEvent } from '../engine/sse.js';
+import { ContentTemplate } from '../engine/openai/content-template.js';
 import { guardBlocked, guardRetry, type BodyVerdict, type EventVerdict, type Guards, type InputGuard, type OutputGuard, type RequestContext } from '../engine/stages.js';
 import { responseSchemaProblem } from './response-schema.js';
 import { Placeholders, addHit, compilePolicies, evaluatePolicies, evaluateTexts, jsonStrings, type CompiledPolicy, type EvaluateResult, type Finding, type GuardScopeFacts, type Hit } from './policy.js';
@@ -453,14 +454,6 @@ interface ChoiceState {
 
 type Chunk = { choices?: Record<string, unknown>[]; [k: string]: unknown };
 
-/** content the fast path's template may be learnt from: no quote, backslash or control character */
-function plain(s: string): boolean {
-  for (let i = 0; i < s.length; i++) {
-    const c = s.charCodeAt(i);
-    if (c < 0x20 || c === 0x22 || c === 0x5c) return false;
-  }
-  return true;
-}
 
 /** The output guard over one stream: per choice, a TextScanner over the content, and the tool
  * calls' arguments held whole until the choice finishes (then checked, redacted, sent as one delta). */
@@ -471,7 +464,7 @@ class StreamGuard {
   /** the last chunk, when it took the fast path (its meta is read from it only if needed) */
   private metaSource: string | undefined;
   /** the fast path's template: the text of a content-only chunk before and after its content */
-  private template: { head: string; tail: string; index: number } | undefined;
+  private readonly template = new ContentTemplate();
 
   /** a response_schema policy applies and the request asked for a JSON schema: the content is kept */
   private readonly schema: boolean;
@@ -558,7 +551,7 @@ class StreamGuard {
     if (!j || typeof j !== 'object' || !Array.isArray(j.choices) || j.choices.length === 0 || 'error' in j) return { action: 'pass' };
     this.meta = { id: j.id, object: j.object, created: j.created, model: j.model };
     this.metaSource = undefined;
-    this.learn(ev.data, j);
+    if (this.kind === 'chat') this.template.learn(ev.data, j);
     let changed = false;
     const kept: Record<string, unknown>[] = [];
     try {
@@ -640,33 +633,16 @@ class StreamGuard {
     return { action: 'replace', events: [{ event: ev.event, id: ev.id, data: JSON.stringify({ ...j, choices: kept }) }] };
   }
 
-  /**
-   * The fast path for the commonest event: a chunk that says only some content for one choice.
-   * Upstreams write every such chunk of a stream the same way but for the content (same id,
-   * model, created, field order and spacing), so once the full path has parsed one and seen that
-   * it holds nothing else (learn()), the text around its content string is a template: an event
-   * that starts and ends with exactly that text, with a string between them holding no quote, is
-   * the same chunk with other content — cut out, not parsed; the event sent on is the template
-   * with the released content. Anything else takes the full path (parse, decide, re-encode).
-   */
+  /** The fast path for the commonest event, a chunk that only says some content for one choice
+   * (ContentTemplate): its content is cut out, not parsed, and the event sent on is the same text
+   * with the released content. Anything else takes the full path (parse, decide, re-encode). */
   private contentOnly(ev: SSEEvent): EventVerdict | undefined {
     const tpl = this.template;
-    if (!tpl) return undefined;
-    const s = ev.data;
-    if (s.length < tpl.head.length + tpl.tail.length || !s.startsWith(tpl.head) || !s.endsWith(tpl.tail)) return undefined;
-    const raw = s.slice(tpl.head.length, s.length - tpl.tail.length);
-    if (raw.includes('"')) return undefined; // an escaped quote, or another structure: the full path
+    const content = tpl.match(ev.data);
+    if (content === undefined) return undefined;
     const cs = this.choice(tpl.index);
     if (cs.reasoning.holding) return undefined; // the full path releases the reasoning first
-    let content: string;
-    if (raw.includes('\\')) {
-      try {
-        content = JSON.parse(`"${raw}"`) as string;
-      } catch {
-        return undefined;
-      }
-    } else content = raw;
-    this.metaSource = s;
+    this.metaSource = ev.data;
     if (!content) return { action: 'pass' };
     this.keep(cs, content);
     let text: string;
@@ -677,26 +653,7 @@ class StreamGuard {
     }
     if (text === content) return { action: 'pass' };
     if (!text) return { action: 'replace', events: [] };
-    return { action: 'replace', events: [{ event: ev.event, id: ev.id, data: tpl.head + JSON.stringify(text).slice(1, -1) + tpl.tail }] };
-  }
-
-  /** After the full path parsed an event: when it is a chunk with only plain content for one
-   * choice (no escapes in it, the content appearing once in its text), its text around the content
-   * becomes the template of the fast path (contentOnly). */
-  private learn(s: string, j: Chunk): void {
-    if (this.template || this.kind !== 'chat' || j.choices?.length !== 1 || (j.usage !== undefined && j.usage !== null)) return;
-    const c = j.choices[0]!;
-    for (const k of Object.keys(c)) if (k !== 'index' && k !== 'delta' && !((k === 'finish_reason' || k === 'logprobs') && c[k] === null)) return;
-    const d = c.delta as Record<string, unknown> | undefined;
-    if (!d || typeof d !== 'object' || typeof c.index !== 'number') return;
-    const keys = Object.keys(d);
-    const content = d.content;
-    if (keys.length !== 1 || typeof content !== 'string' || !content || !plain(content)) return;
-    const lit = `"content":"${content}"`;
-    const at = s.indexOf(lit);
-    if (at === -1 || s.indexOf(lit, at + 1) !== -1) return;
-    const v = at + lit.length - 1 - content.length;
-    this.template = { head: s.slice(0, v), tail: s.slice(v + content.length), index: c.index };
+    return { action: 'replace', events: [{ event: ev.event, id: ev.id, data: tpl.with(text) }] };
   }
 
   /** The stream ended (with or without [DONE]): what the scanners still hold, as events. */
