@@ -67,3 +67,60 @@ for (const [name, fn] of rows) {
   const m = measure(fn);
   console.log(`${name}: p50 ${m.p50.toFixed(1)} µs, p90 ${m.p90.toFixed(1)} µs per request`);
 }
+
+// ---- the output guard over a whole chat stream, as the gateway runs it per request ----
+// The HTTP bench's streamed answer (its upstream's compact chunks: a role chunk, one chunk per
+// word, the finish chunk) through the pipeline's output guards (guardEvents: decode, scan, hold,
+// re-encode), per request. BENCH_AB_DIST=/path/to/another/dist runs the same against that build's
+// guardrail engine too, in alternating batches (an A/B in one process on the same machine load).
+const { GuardrailEngine } = await import('../gateway/guardrails/engine.js');
+const { guardEvents } = await import('../gateway/engine/stages.js');
+type Engine = InstanceType<typeof GuardrailEngine>;
+const SPEC = [{ name: 'default', direction: ['input', 'output'], detectors: ['pii', 'secrets'], action: 'redact', mode: 'enforce' }];
+const snapshot = { guardrails: SPEC, settings: { limits: { max_response_bytes: 8 << 20 } } };
+const pre = '{"id":"chatcmpl-1","object":"chat.completion.chunk","created":1764633600,"model":"test-model","choices":[';
+const streamOf = (content: string) => [
+  `${pre}{"index":0,"delta":{"role":"assistant","content":""},"logprobs":null,"finish_reason":null}]}`,
+  ...(content.match(/\s*\S+\s*/g) ?? []).map((w) => `${pre}{"index":0,"delta":{"content":${JSON.stringify(w)}},"logprobs":null,"finish_reason":null}]}`),
+  `${pre}{"index":0,"delta":{},"logprobs":null,"finish_reason":"stop"}]}`,
+];
+const BENCH_STREAM = streamOf('the quick brown fox jumps over the dog');
+const LONG_STREAM = streamOf(ANSWER);
+
+function streamGuard(engine: Engine, guards: ReturnType<Engine['guards']>, guardEventsFn: typeof guardEvents, events: string[]): () => void {
+  return () => {
+    const ctx = { kind: 'chat', attempts: 1, body: {}, snapshot, model: { name: 'chat' }, requestedModel: 'chat', key: undefined, status: 200 } as unknown as Parameters<typeof guardEvents>[1];
+    const t = guardEventsFn(guards, ctx);
+    if (!t) throw new Error('no output guard');
+    let n = 0;
+    for (const data of events) n += t.event({ event: undefined, id: undefined, data }).length;
+    n += t.end().length;
+    engine.finish(ctx);
+    if (!n) throw new Error('nothing sent');
+  };
+}
+const mine = new GuardrailEngine(() => undefined);
+const variants: [string, () => void, () => void][] = [['this build', streamGuard(mine, mine.guards(), guardEvents, BENCH_STREAM), streamGuard(mine, mine.guards(), guardEvents, LONG_STREAM)]];
+const other = process.env.BENCH_AB_DIST;
+if (other) {
+  const e = (await import(path.resolve(other, 'gateway/guardrails/engine.js'))) as { GuardrailEngine: typeof GuardrailEngine };
+  const st = (await import(path.resolve(other, 'gateway/engine/stages.js'))) as { guardEvents: typeof guardEvents };
+  const theirs = new e.GuardrailEngine(() => undefined);
+  variants.push([other, streamGuard(theirs, theirs.guards(), st.guardEvents, BENCH_STREAM), streamGuard(theirs, theirs.guards(), st.guardEvents, LONG_STREAM)]);
+}
+for (const [which, label] of [
+  [1, `output guard, the HTTP bench's stream (${BENCH_STREAM.length} events)`],
+  [2, `output guard, a 4 kB answer one word a chunk (${LONG_STREAM.length} events)`],
+] as const) {
+  // alternating rounds, so that both builds see the same machine load
+  const per = new Map<string, number[]>();
+  for (let round = 0; round < 6; round++)
+    for (const v of round % 2 ? [...variants].reverse() : variants) {
+      const m = measure(v[which], 40, which === 1 ? 50 : 5);
+      per.set(v[0], [...(per.get(v[0]) ?? []), m.p50]);
+    }
+  for (const [name, xs] of per) {
+    xs.sort((a, b) => a - b);
+    console.log(`${label} [${name}]: p50 ${xs[Math.floor(xs.length / 2)]!.toFixed(1)} µs per request (rounds ${xs.map((x) => x.toFixed(1)).join(', ')})`);
+  }
+}

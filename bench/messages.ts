@@ -10,7 +10,8 @@
 // upstream to core 1, when taskset and two cores are there.
 //
 // Environment: BENCH_SECONDS (default 8), BENCH_WARMUP_SECONDS (default 2), BENCH_ROUNDS
-// (default 3), BENCH_CONNECTIONS (default 32), BENCH_NO_WRITE=1 (do not write the results file).
+// (default 3), BENCH_CONNECTIONS (default 32), BENCH_NO_WRITE=1 (do not write the results file),
+// BENCH_GATEWAY_BIN (another airlock.js as the gateway: A/B experiments).
 import { spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
@@ -75,7 +76,7 @@ async function startGateway(upstreamUrl: string, dir: string): Promise<Server> {
   );
   const childEnv: NodeJS.ProcessEnv = { ...process.env };
   for (const k of Object.keys(childEnv)) if (k.startsWith('AIRLOCK_')) delete childEnv[k];
-  return startServer('gateway', 0, [path.join(ROOT, 'bin', 'airlock.js'), 'serve', '--data-dir', dataDir, '--config', configFile, '--port', '0', '--admin-port', '0'], /data plane listening on (http:\/\/\S+)/, {
+  return startServer('gateway', 0, [process.env.BENCH_GATEWAY_BIN || path.join(ROOT, 'bin', 'airlock.js'), 'serve', '--data-dir', dataDir, '--config', configFile, '--port', '0', '--admin-port', '0'], /data plane listening on (http:\/\/\S+)/, {
     readyRe: /airlock: ready/,
     env: childEnv,
   });

@@ -505,7 +505,27 @@ export interface GuardrailTestResult {
   /** what would be sent on (the text after enforcing redactions), or null when blocked */
   output: string | null;
   blocked: { policy: string; message: string } | null;
-  policies: { policy: string; mode: string; action: string; applies: boolean; findings: { detector: string; type: string; start: number; end: number }[] }[];
+  policies: {
+    policy: string;
+    mode: string;
+    action: string;
+    applies: boolean;
+    /** what the detectors found; a guard_model verdict that is not safe is one too (start = end = 0) */
+    findings: { detector: string; type: string; start: number; end: number }[];
+    /** the policy's guard_model detectors' verdicts (asked only when it applies and no other
+     * detector blocked first): safe, unsafe (with the classifier's category), or failed (why, and
+     * what the detector does then); blocks: this verdict would refuse the text */
+    guard_model: GuardModelVerdictView[];
+  }[];
+}
+
+export interface GuardModelVerdictView {
+  model: string;
+  verdict: 'safe' | 'unsafe' | 'failed';
+  category?: string;
+  reason?: string;
+  on_failure?: 'open' | 'closed';
+  blocks: boolean;
 }
 
 // ---- audit trail (gateway/audit/, /admin/api/v1/audit/*) ----

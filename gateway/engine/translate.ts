@@ -4,6 +4,7 @@
 // keys, budgets, guards, routing rules, the ledger and the events see a chat request; the
 // upstream's chat answer runs through the output guards as it would for /v1/chat/completions and
 // only then is translated, as a whole or event by event (never buffered to the end).
+import type { ContentTemplate } from './openai/content-template.js';
 import { badRequest, type GatewayError } from './errors.js';
 import type { EventTransform, Usage } from './openai/stream-inspector.js';
 import { readUsage } from './openai/stream-inspector.js';
@@ -187,14 +188,23 @@ export interface ChatDeltaSink {
 }
 
 /** Feed one chat data event (already through the output guards) to a sink. Not JSON, an error
- * event, or another choice than the first: ignored (a break is reported by the pipeline). */
-export function readChatEvent(ev: SSEEvent, sink: ChatDeltaSink, started: Set<number>): void {
+ * event, or another choice than the first: ignored (a break is reported by the pipeline). With a
+ * stream's ContentTemplate, a chunk that only says some content is read without parsing it. */
+export function readChatEvent(ev: SSEEvent, sink: ChatDeltaSink, started: Set<number>, tpl?: ContentTemplate): void {
+  if (tpl) {
+    const content = tpl.match(ev.data);
+    if (content !== undefined) {
+      if (tpl.index === 0 && content) sink.text(content);
+      return;
+    }
+  }
   let j: unknown;
   try {
     j = JSON.parse(ev.data);
   } catch {
     return;
   }
+  tpl?.learn(ev.data, j);
   if (!isObject(j) || j.error !== undefined) return;
   const u = j.usage !== null && j.usage !== undefined ? readUsage(j.usage) : undefined;
   const choices = Array.isArray(j.choices) ? j.choices : [];

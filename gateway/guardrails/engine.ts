@@ -7,11 +7,12 @@ import type { GuardDirection } from '../config/guardrails-schema.js';
 import { GatewayError } from '../engine/errors.js';
 import type { Snapshot } from '../engine/snapshot.js';
 import type { SSEEvent } from '../engine/sse.js';
+import { ContentTemplate } from '../engine/openai/content-template.js';
 import { guardBlocked, guardRetry, type BodyVerdict, type EventVerdict, type Guards, type InputGuard, type OutputGuard, type RequestContext } from '../engine/stages.js';
 import { responseSchemaProblem } from './response-schema.js';
-import { Placeholders, addHit, compilePolicies, evaluatePolicies, evaluateTexts, jsonStrings, type CompiledPolicy, type EvaluateResult, type GuardScopeFacts, type Hit } from './policy.js';
+import { Placeholders, addHit, compilePolicies, evaluatePolicies, evaluateTexts, jsonStrings, type CompiledPolicy, type EvaluateResult, type Finding, type GuardScopeFacts, type Hit } from './policy.js';
 import { GuardBlock, TextScanner } from './stream.js';
-import type { GuardModelClient } from './guard-model.js';
+import type { GuardModelClient, GuardModelSpec, GuardModelVerdict } from './guard-model.js';
 
 /** Where a decision was taken: a data-plane request, or a tool call (MCP). */
 export interface GuardRef {
@@ -147,28 +148,50 @@ export class GuardrailEngine {
     if (block) throw guardBlocked(block.policy, block.message);
   }
 
+  /** The guard_model detectors of `policies` asked about `text`, all at once (nothing recorded). */
+  private askAll(snapshot: Snapshot, policies: readonly CompiledPolicy[], text: string): Promise<GuardModelDecision[]> {
+    const ask = this.guardModel;
+    return Promise.all(
+      policies.flatMap((p) => p.guardModels.map(async (spec) => ({ p, spec, v: ask ? await ask(snapshot, spec, text) : ({ verdict: 'failed', reason: 'no guard model client' } as const) }))),
+    );
+  }
+
   /** The guard_model detectors of `policies` asked about `text`, all at once; each verdict that is
    * not "safe" is a hit; the first enforcing block (unsafe, or unanswered and failing closed). */
   private async askGuardModels(snapshot: Snapshot, policies: readonly CompiledPolicy[], direction: GuardDirection, text: string, hits: Map<string, Hit>): Promise<{ policy: string; message: string } | undefined> {
-    const ask = this.guardModel;
-    const decisions = await Promise.all(
-      policies.flatMap((p) => p.guardModels.map(async (spec) => ({ p, spec, v: ask ? await ask(snapshot, spec, text) : ({ verdict: 'failed', reason: 'no guard model client' } as const) }))),
-    );
-    const what = direction === 'input' ? 'the request' : direction === 'output' ? 'the answer' : direction === 'tool_args' ? 'the tool arguments' : 'the tool result';
     let block: { policy: string; message: string } | undefined;
-    for (const { p, spec, v } of decisions) {
-      if (v.verdict === 'safe') continue;
-      const failed = v.verdict === 'failed';
-      const refuses = !failed || spec.on_failure === 'closed';
-      const blocks = refuses && p.changes && p.action === 'block';
-      addHit(hits, p, direction, [{ detector: 'guard_model', type: failed ? 'UNAVAILABLE' : (v.category ?? 'UNSAFE'), start: 0, end: 0 }], blocks);
-      if (blocks && !block)
-        block = {
-          policy: p.name,
-          message: failed ? `${v.reason}, and the policy fails closed` : `the guard model "${spec.model}" judged ${what} unsafe${v.category ? ` (${v.category})` : ''}`,
-        };
+    for (const d of await this.askAll(snapshot, policies, text)) {
+      const o = outcomeOf(d, direction);
+      if (!o) continue;
+      addHit(hits, d.p, direction, [o.finding], o.blocks);
+      if (o.blocks && !block) block = { policy: d.p.name, message: o.message };
     }
     return block;
+  }
+
+  /** The "try it" endpoint's guard_model part: every guard_model detector of the policies that
+   * apply, asked about `text` through the gateway's routing with its timeout and on_failure, as a
+   * request would be — nothing recorded. Each verdict, its finding (when not safe), whether it
+   * blocks, and the first block. */
+  async tryGuardModels(snapshot: Snapshot, policies: readonly CompiledPolicy[], direction: GuardDirection, text: string): Promise<{ verdicts: GuardModelTry[]; blocked: { policy: string; message: string } | undefined }> {
+    const asking = policies.filter((p) => p.guardModels.length);
+    let blocked: { policy: string; message: string } | undefined;
+    const verdicts: GuardModelTry[] = [];
+    if (!asking.length) return { verdicts, blocked };
+    for (const d of await this.askAll(snapshot, asking, text)) {
+      const o = outcomeOf(d, direction);
+      if (o?.blocks && !blocked) blocked = { policy: d.p.name, message: o.message };
+      verdicts.push({
+        policy: d.p.name,
+        model: d.spec.model,
+        verdict: d.v.verdict,
+        ...(d.v.verdict === 'unsafe' && d.v.category ? { category: d.v.category } : {}),
+        ...(d.v.verdict === 'failed' ? { reason: d.v.reason, on_failure: d.spec.on_failure } : {}),
+        finding: o?.finding,
+        blocks: o?.blocks ?? false,
+      });
+    }
+    return { verdicts, blocked };
   }
 
   /** An answer's guard_model policies: the whole body's texts (after the other checks), or a held
@@ -177,7 +200,7 @@ export class GuardrailEngine {
     const st = this.stateOf(ctx);
     const asking = st?.output.filter((p) => p.guardModels.length);
     if (!st || !asking?.length) return;
-    const texts = body === undefined ? (st.stream?.texts() ?? []) : outputSlots(body).map((x) => x.get());
+    const texts = body === undefined ? (st.stream?.judgedTexts() ?? []) : outputSlots(body).map((x) => x.get());
     if (!texts.some((t) => t.trim())) return; // nothing said (a tool call's arguments are checked as text by the other detectors)
     return this.judgeOrBlock(ctx.snapshot, asking, 'output', texts.join('\n'), st.hits);
   }
@@ -224,6 +247,7 @@ export class GuardrailEngine {
     if (!r.changed && texts.every((t, i) => t === r.texts[i])) return;
     const copy = structuredClone(body);
     outputSlots(copy).forEach((s, i) => s.set(texts[i]!));
+    joinThinking(copy);
     return { action: 'replace', body: copy };
   }
 
@@ -276,6 +300,40 @@ function redactNative(st: ReqState, native: Record<string, unknown>): Record<str
   return copy;
 }
 
+interface GuardModelDecision {
+  p: CompiledPolicy;
+  spec: GuardModelSpec;
+  v: GuardModelVerdict;
+}
+
+/** One guard_model verdict in the "try it" endpoint. */
+export interface GuardModelTry {
+  policy: string;
+  model: string;
+  verdict: GuardModelVerdict['verdict'];
+  category?: string;
+  reason?: string;
+  on_failure?: 'open' | 'closed';
+  /** the finding it counts as (absent: safe) */
+  finding: Finding | undefined;
+  blocks: boolean;
+}
+
+/** What a guard_model verdict amounts to: nothing (safe), or a finding (its category, or
+ * UNAVAILABLE when it could not answer), whether it blocks (unsafe, or failing closed; an
+ * enforcing block policy) and the message that would say so. */
+function outcomeOf({ p, spec, v }: GuardModelDecision, direction: GuardDirection): { finding: Finding; blocks: boolean; message: string } | undefined {
+  if (v.verdict === 'safe') return undefined;
+  const what = direction === 'input' ? 'the request' : direction === 'output' ? 'the answer' : direction === 'tool_args' ? 'the tool arguments' : 'the tool result';
+  const failed = v.verdict === 'failed';
+  const refuses = !failed || spec.on_failure === 'closed';
+  return {
+    finding: { detector: 'guard_model', type: failed ? 'UNAVAILABLE' : (v.category ?? 'UNSAFE'), start: 0, end: 0 },
+    blocks: refuses && p.changes && p.action === 'block',
+    message: failed ? `${v.reason}, and the policy fails closed` : `the guard model "${spec.model}" judged ${what} unsafe${v.category ? ` (${v.category})` : ''}`,
+  };
+}
+
 /** A response_schema decision (problem: why the answer does not satisfy the requested schema).
  * Enforced: once a retry (the pipeline asks again while nothing reached the client), then a block
  * — at once when the answer already streamed to the client (`sent`): it ends with an in-band error. */
@@ -326,7 +384,27 @@ function inputSlots(kind: RequestContext['kind'], b: Record<string, unknown>): S
   return out;
 }
 
-/** The texts of a whole answer. */
+/** A message's thinking blocks with text (a native Messages endpoint's, carried as `thinking_blocks`). */
+function thinkingWithText(m: Record<string, unknown>): Record<string, unknown>[] {
+  if (!Array.isArray(m.thinking_blocks)) return [];
+  return (m.thinking_blocks as unknown[]).filter((b): b is Record<string, unknown> => !!b && typeof b === 'object' && (b as Record<string, unknown>).type === 'thinking' && typeof (b as Record<string, unknown>).thinking === 'string');
+}
+
+/** After the thinking blocks were redacted: `reasoning_content` is their text again (it is their
+ * concatenation, and was not scanned a second time). */
+function joinThinking(body: unknown): void {
+  const choices = (body as { choices?: unknown })?.choices;
+  if (!Array.isArray(choices)) return;
+  for (const c of choices as Record<string, unknown>[]) {
+    const m = c?.message as Record<string, unknown> | undefined;
+    if (!m || typeof m !== 'object') continue;
+    const blocks = thinkingWithText(m);
+    if (blocks.length && typeof m.reasoning_content === 'string') m.reasoning_content = blocks.map((b) => b.thinking as string).join('');
+  }
+}
+
+/** The texts of a whole answer: content, refusal, tool-call arguments, and the model's reasoning
+ * (`reasoning_content` / `reasoning`, or the thinking blocks of a native Messages endpoint). */
 function outputSlots(body: unknown): Slot[] {
   const out: Slot[] = [];
   const choices = (body as { choices?: unknown })?.choices;
@@ -336,6 +414,12 @@ function outputSlots(body: unknown): Slot[] {
     if (typeof c.text === 'string') out.push(field(c, 'text'));
     const m = c.message as Record<string, unknown> | undefined;
     if (m && typeof m === 'object') {
+      const thinking = thinkingWithText(m);
+      if (thinking.length) for (const b of thinking) out.push(field(b, 'thinking'));
+      else {
+        if (typeof m.reasoning_content === 'string') out.push(field(m, 'reasoning_content'));
+        if (typeof m.reasoning === 'string') out.push(field(m, 'reasoning'));
+      }
       if (typeof m.content === 'string') out.push(field(m, 'content'));
       if (typeof m.refusal === 'string') out.push(field(m, 'refusal'));
       if (Array.isArray(m.tool_calls))
@@ -354,6 +438,12 @@ interface ToolAcc {
 
 interface ChoiceState {
   text: TextScanner;
+  /** the reasoning text (chat only): scanned on its own, released before the answer's text */
+  reasoning: TextScanner;
+  /** the key the upstream said its reasoning with (`reasoning_content`, or newer vLLM's `reasoning`) */
+  reasoningKey: 'reasoning_content' | 'reasoning';
+  /** the reasoning as the upstream sent it, kept only for a guard_model judgement */
+  rawReasoning: string;
   tools: Map<number, ToolAcc>;
   /** the content as the upstream sent it, kept only when a response_schema policy applies */
   raw: string;
@@ -364,17 +454,24 @@ interface ChoiceState {
 
 type Chunk = { choices?: Record<string, unknown>[]; [k: string]: unknown };
 
+
 /** The output guard over one stream: per choice, a TextScanner over the content, and the tool
  * calls' arguments held whole until the choice finishes (then checked, redacted, sent as one delta). */
 class StreamGuard {
   private readonly choices = new Map<number, ChoiceState>();
   /** the last chunk's id/model/created, for events the guard makes at the end */
   private meta: Record<string, unknown> = {};
+  /** the last chunk, when it took the fast path (its meta is read from it only if needed) */
+  private metaSource: string | undefined;
+  /** the fast path's template: the text of a content-only chunk before and after its content */
+  private readonly template = new ContentTemplate();
 
   /** a response_schema policy applies and the request asked for a JSON schema: the content is kept */
   private readonly schema: boolean;
   /** the content is kept: for the schema, or for a guard_model policy's judgement of the held stream */
   private readonly keeps: boolean;
+  /** a guard_model policy applies: the reasoning is kept too, for its judgement */
+  private readonly judges: boolean;
   private kept = 0;
   private tooLarge = false;
 
@@ -385,7 +482,16 @@ class StreamGuard {
   ) {
     const rf = ctx.body.response_format as { type?: unknown } | undefined;
     this.schema = kind === 'chat' && rf?.type === 'json_schema' && st.output.some((p) => p.responseSchema);
-    this.keeps = this.schema || st.output.some((p) => p.guardModels.length);
+    this.judges = st.output.some((p) => p.guardModels.length);
+    this.keeps = this.schema || this.judges;
+  }
+
+  /** What a guard_model policy judges of a held stream: each finished choice's reasoning and content. */
+  judgedTexts(): string[] {
+    return [...this.choices.entries()]
+      .filter(([, c]) => c.finished && !c.called)
+      .sort((a, b) => a[0] - b[0])
+      .flatMap(([, c]) => (c.rawReasoning ? [c.rawReasoning, c.raw] : [c.raw]));
   }
 
   /** The content of the choices that finished without calling tools (kept whole; see keep()). */
@@ -398,20 +504,25 @@ class StreamGuard {
 
   private choice(i: number): ChoiceState {
     let c = this.choices.get(i);
-    if (!c) this.choices.set(i, (c = { text: new TextScanner(this.st.output, 'output', this.st.ph, this.st.hits, this.st.restore), tools: new Map(), raw: '', finished: false, called: false }));
+    if (!c) {
+      const scanner = () => new TextScanner(this.st.output, 'output', this.st.ph, this.st.hits, this.st.restore);
+      this.choices.set(i, (c = { text: scanner(), reasoning: scanner(), reasoningKey: 'reasoning_content', rawReasoning: '', tools: new Map(), raw: '', finished: false, called: false }));
+    }
     return c;
   }
 
   /** Keep content for the schema check, up to settings.limits.max_response_bytes (what a whole answer may be). */
-  private keep(cs: ChoiceState, s: string): void {
+  private keep(cs: ChoiceState, s: string, reasoning = false): void {
     if (!this.keeps || this.tooLarge) return;
+    if (reasoning && !this.judges) return;
     this.kept += s.length;
     if (this.kept > this.ctx.snapshot.settings.limits.max_response_bytes) {
       this.tooLarge = true;
-      for (const c of this.choices.values()) c.raw = '';
+      for (const c of this.choices.values()) c.raw = c.rawReasoning = '';
       return;
     }
-    cs.raw += s;
+    if (reasoning) cs.rawReasoning += s;
+    else cs.raw += s;
   }
 
   /** The streamed answer's content against the requested schema, once it finished. */
@@ -427,6 +538,10 @@ class StreamGuard {
   }
 
   event(ev: SSEEvent): EventVerdict {
+    if (this.kind === 'chat') {
+      const fast = this.contentOnly(ev);
+      if (fast) return fast;
+    }
     let j: Chunk;
     try {
       j = JSON.parse(ev.data) as Chunk;
@@ -435,6 +550,8 @@ class StreamGuard {
     }
     if (!j || typeof j !== 'object' || !Array.isArray(j.choices) || j.choices.length === 0 || 'error' in j) return { action: 'pass' };
     this.meta = { id: j.id, object: j.object, created: j.created, model: j.model };
+    this.metaSource = undefined;
+    if (this.kind === 'chat') this.template.learn(ev.data, j);
     let changed = false;
     const kept: Record<string, unknown>[] = [];
     try {
@@ -445,9 +562,30 @@ class StreamGuard {
         let holder: Record<string, unknown> | undefined = c;
         if (this.kind === 'chat') holder = c.delta && typeof c.delta === 'object' ? (c.delta = { ...(c.delta as Record<string, unknown>) }) : undefined;
         const textKey = this.kind === 'chat' ? 'content' : 'text';
+        // the reasoning (chat only), released before the text: what it still holds goes out as
+        // soon as the answer's text, a tool call, a thinking block's signature or the finish comes
+        let thought = '';
+        const rKey = this.kind !== 'chat' || !holder ? undefined : typeof holder.reasoning_content === 'string' ? 'reasoning_content' : typeof holder.reasoning === 'string' ? 'reasoning' : undefined;
+        if (rKey) {
+          const r = holder![rKey] as string;
+          cs.reasoningKey = rKey;
+          if (r) {
+            this.keep(cs, r, true);
+            thought = cs.reasoning.push(r);
+          }
+          changed = true;
+        }
         let text = '';
         const incoming = holder?.[textKey];
-        if (typeof incoming === 'string' && incoming) {
+        const hasText = typeof incoming === 'string' && incoming !== '';
+        if (this.kind === 'chat' && (hasText || c.finish_reason || (holder && (holder.tool_calls !== undefined || holder.thinking_blocks !== undefined)))) {
+          const rest = cs.reasoning.end();
+          if (rest) {
+            thought += rest;
+            changed = true;
+          }
+        }
+        if (hasText) {
           this.keep(cs, incoming);
           text = cs.text.push(incoming);
           changed = true;
@@ -476,6 +614,8 @@ class StreamGuard {
           changed = true;
         }
         if (holder) {
+          if (rKey) delete holder[rKey];
+          if (thought) holder[cs.reasoningKey] = thought;
           if (text) holder[textKey] = text;
           else if (typeof holder[textKey] === 'string') delete holder[textKey];
           if (tools) holder.tool_calls = tools;
@@ -493,20 +633,53 @@ class StreamGuard {
     return { action: 'replace', events: [{ event: ev.event, id: ev.id, data: JSON.stringify({ ...j, choices: kept }) }] };
   }
 
+  /** The fast path for the commonest event, a chunk that only says some content for one choice
+   * (ContentTemplate): its content is cut out, not parsed, and the event sent on is the same text
+   * with the released content. Anything else takes the full path (parse, decide, re-encode). */
+  private contentOnly(ev: SSEEvent): EventVerdict | undefined {
+    const tpl = this.template;
+    const content = tpl.match(ev.data);
+    if (content === undefined) return undefined;
+    const cs = this.choice(tpl.index);
+    if (cs.reasoning.holding) return undefined; // the full path releases the reasoning first
+    this.metaSource = ev.data;
+    if (!content) return { action: 'pass' };
+    this.keep(cs, content);
+    let text: string;
+    try {
+      text = cs.text.push(content);
+    } catch (err) {
+      throw this.blocked(err);
+    }
+    if (text === content) return { action: 'pass' };
+    if (!text) return { action: 'replace', events: [] };
+    return { action: 'replace', events: [{ event: ev.event, id: ev.id, data: tpl.with(text) }] };
+  }
+
   /** The stream ended (with or without [DONE]): what the scanners still hold, as events. */
   end(): EventVerdict {
     this.st.outputDone = true;
+    if (this.metaSource !== undefined) {
+      try {
+        const j = JSON.parse(this.metaSource) as Chunk;
+        this.meta = { id: j.id, object: j.object, created: j.created, model: j.model };
+      } catch {
+        // (it parsed when it came)
+      }
+      this.metaSource = undefined;
+    }
     const events: SSEEvent[] = [];
     this.checkSchema();
     try {
       for (const [idx, cs] of this.choices) {
         // (also a choice that finished: text an upstream sent after its finish reason is not lost)
+        const thought = cs.reasoning.end();
         const text = cs.text.end();
         const tools = this.flushTools(cs);
-        if (!text && !tools) continue;
+        if (!thought && !text && !tools) continue;
         const choice =
           this.kind === 'chat'
-            ? { index: idx, delta: { ...(text ? { content: text } : {}), ...(tools ? { tool_calls: tools } : {}) }, finish_reason: null }
+            ? { index: idx, delta: { ...(thought ? { [cs.reasoningKey]: thought } : {}), ...(text ? { content: text } : {}), ...(tools ? { tool_calls: tools } : {}) }, finish_reason: null }
             : { index: idx, text, finish_reason: null };
         events.push({ event: undefined, id: undefined, data: JSON.stringify({ ...this.meta, choices: [choice] }) });
       }

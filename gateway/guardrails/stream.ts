@@ -53,6 +53,11 @@ export class TextScanner {
     this.holds = restore || this.policies.some((p) => p.changes);
   }
 
+  /** text is held back (not released yet) */
+  get holding(): boolean {
+    return this.pending !== '';
+  }
+
   /** More text; returns what may be sent now (possibly ""). Throws GuardBlock. */
   push(text: string): string {
     this.pending += text;

@@ -382,16 +382,31 @@ export function buildAdminPlane(gw: Gateway): FastifyInstance {
     const policies = body.policy ? [compilePolicy(body.policy)] : policiesOf(gw.snapshot);
     const applying = policies.filter((p) => p.appliesTo(body.direction, scope));
     const r = evaluateTexts(applying, body.direction, [body.text], new Placeholders(), new Map());
+    // the classifier models last, on what the model would read (after any redaction), as a request's
+    // guards ask them: through the routing, with each detector's timeout and on_failure
+    const gm = r.blocked ? undefined : await gw.guardrails.tryGuardModels(gw.snapshot, applying, body.direction, r.texts[0]!);
+    const blocked = r.blocked ?? gm?.blocked;
     return {
-      output: r.blocked ? null : r.texts[0]!,
-      blocked: r.blocked ?? null,
-      policies: policies.map((p) => ({
-        policy: p.name,
-        mode: p.mode,
-        action: p.action,
-        applies: applying.includes(p),
-        findings: (r.findings.find((f) => f.policy === p.name)?.findings ?? []).map((f) => ({ detector: f.detector, type: f.type, start: f.start, end: f.end })),
-      })),
+      output: blocked ? null : r.texts[0]!,
+      blocked: blocked ?? null,
+      policies: policies.map((p) => {
+        const verdicts = gm?.verdicts.filter((v) => v.policy === p.name) ?? [];
+        const findings = [...(r.findings.find((f) => f.policy === p.name)?.findings ?? []), ...verdicts.flatMap((v) => (v.finding ? [v.finding] : []))];
+        return {
+          policy: p.name,
+          mode: p.mode,
+          action: p.action,
+          applies: applying.includes(p),
+          findings: findings.map((f) => ({ detector: f.detector, type: f.type, start: f.start, end: f.end })),
+          guard_model: verdicts.map((v) => ({
+            model: v.model,
+            verdict: v.verdict,
+            ...(v.category ? { category: v.category } : {}),
+            ...(v.reason ? { reason: v.reason, on_failure: v.on_failure } : {}),
+            blocks: v.blocks,
+          })),
+        };
+      }),
     };
   });
 

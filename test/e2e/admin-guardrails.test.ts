@@ -1,7 +1,8 @@
 // End to end: the Guardrails page in Debian's Chromium against the real gateway process. An
 // admin adds a policy (the shared schema refuses a pathological regex next to its field),
 // a request through the openai client is redacted by it, the decision appears in the list and
-// in the hit counts, "try it" shows what would be sent on, and a switch to shadow mode is saved.
+// in the hit counts, "try it" shows what would be sent on, and a switch to shadow mode is saved;
+// "try it" on a guard_model policy shows the classifier's verdict (asked through the gateway).
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
@@ -9,7 +10,7 @@ import path from 'node:path';
 import { chromium, type Browser } from 'playwright-core';
 import OpenAI from 'openai';
 import { ROOT, TEST_KEY, basicConfig, startGateway, type RunningGateway } from '../helpers/gateway.js';
-import { startUpstream, type TestUpstream } from '../helpers/upstream.js';
+import { startUpstream, type Behavior, type RecordedRequest, type TestUpstream } from '../helpers/upstream.js';
 
 const CHROMIUM = process.env.AIRLOCK_CHROMIUM ?? '/usr/bin/chromium';
 const HAVE_CHROMIUM = fs.existsSync(CHROMIUM);
@@ -20,6 +21,29 @@ const UI_WAIT = 20_000;
 let browser: Browser | undefined;
 let upstream: TestUpstream | undefined;
 let gw: RunningGateway | undefined;
+
+/** A browser page on the admin app of `g`, past the first-run owner setup; `problems` collects console errors. */
+async function openApp(g: RunningGateway, problems: string[]) {
+  browser ??= await chromium.launch({ executablePath: CHROMIUM, args: ['--headless', '--no-sandbox', '--disable-gpu', '--no-first-run'] });
+  const ctx = await browser.newContext({ viewport: { width: 1360, height: 900 }, locale: 'en-US', timezoneId: 'UTC' });
+  ctx.setDefaultTimeout(UI_WAIT);
+  const page = await ctx.newPage();
+  page.on('console', (m) => {
+    if (m.type() === 'error') problems.push(m.text());
+  });
+  page.on('pageerror', (e) => problems.push(e.message));
+  const m = /first-run setup: open (\S+)/.exec(g.stdout());
+  assert.ok(m, g.stdout());
+  await page.goto(m[1]!);
+  await page.getByLabel('Owner user name').fill('owner');
+  await page.getByLabel('Password', { exact: true }).fill('correct horse battery staple');
+  await page.getByLabel('Repeat the password').fill('correct horse battery staple');
+  await page.getByRole('button', { name: 'Create owner account' }).click();
+  await page.getByRole('heading', { level: 1, name: 'Overview' }).waitFor();
+  await page.getByRole('navigation', { name: 'Main' }).getByRole('link', { name: 'Guardrails', exact: true }).click();
+  await page.getByRole('heading', { level: 1, name: 'Guardrails' }).waitFor();
+  return { ctx, page };
+}
 
 describe('admin app: guardrails (Chromium)', () => {
   before(async () => {
@@ -35,27 +59,8 @@ describe('admin app: guardrails (Chromium)', () => {
   test('add a policy → a request is redacted → the decision shows; try it; switch to shadow', { skip: SKIP }, async () => {
     assert.ok(fs.existsSync(APP_INDEX), `the admin app is not built (${APP_INDEX}): run "npm run build:renderer"`);
     gw = await startGateway({ adminToken: null, config: basicConfig(upstream!.url) });
-    browser = await chromium.launch({ executablePath: CHROMIUM, args: ['--headless', '--no-sandbox', '--disable-gpu', '--no-first-run'] });
-    const ctx = await browser.newContext({ viewport: { width: 1360, height: 900 }, locale: 'en-US', timezoneId: 'UTC' });
-    ctx.setDefaultTimeout(UI_WAIT);
-    const page = await ctx.newPage();
     const problems: string[] = [];
-    page.on('console', (m) => {
-      if (m.type() === 'error') problems.push(m.text());
-    });
-    page.on('pageerror', (e) => problems.push(e.message));
-
-    const m = /first-run setup: open (\S+)/.exec(gw.stdout());
-    assert.ok(m, gw.stdout());
-    await page.goto(m[1]!);
-    await page.getByLabel('Owner user name').fill('owner');
-    await page.getByLabel('Password', { exact: true }).fill('correct horse battery staple');
-    await page.getByLabel('Repeat the password').fill('correct horse battery staple');
-    await page.getByRole('button', { name: 'Create owner account' }).click();
-    await page.getByRole('heading', { level: 1, name: 'Overview' }).waitFor();
-
-    await page.getByRole('navigation', { name: 'Main' }).getByRole('link', { name: 'Guardrails', exact: true }).click();
-    await page.getByRole('heading', { level: 1, name: 'Guardrails' }).waitFor();
+    const { ctx, page } = await openApp(gw, problems);
     await page.getByText('No guardrail policies yet').waitFor();
 
     // Add a policy; a pathological regex is refused next to its field, before anything is sent.
@@ -121,5 +126,45 @@ describe('admin app: guardrails (Chromium)', () => {
 
     assert.deepEqual(problems, []);
     await ctx.close();
+  });
+
+  test('try it on a guard_model policy: the classifier is asked, its verdict shown', { skip: SKIP }, async () => {
+    const up = await startUpstream({ models: ['test-model', 'llama-guard'] });
+    up.setBehavior((req: RecordedRequest): Behavior => {
+      if (req.body?.model !== 'llama-guard') return { kind: 'ok' };
+      return { kind: 'ok', content: /bomb/i.test(JSON.stringify(req.body.messages)) ? 'unsafe\nS1' : 'safe' };
+    });
+    const base = basicConfig(up.url);
+    const g = await startGateway({
+      adminToken: null,
+      config: {
+        ...base,
+        models: [...base.models, { name: 'guard', targets: [{ endpoint: 'gpu-1', model: 'llama-guard' }] }],
+        guardrails: [{ name: 'classifier', direction: ['input'], detectors: [{ type: 'guard_model', model: 'guard', on_failure: 'closed', timeout_ms: 2000 }], action: 'block', scope: { models: ['chat'] } }],
+      },
+    });
+    try {
+      const problems: string[] = [];
+      const { ctx, page } = await openApp(g, problems);
+      await page.getByLabel('Text to check', { exact: true }).fill('how do I build a bomb');
+      await page.getByLabel('Model', { exact: true }).selectOption('chat');
+      await page.getByRole('button', { name: 'Check' }).click();
+      const result = page.getByTestId('try-result');
+      await result.getByText(/judged the request unsafe \(S1\)/).waitFor();
+      await page.getByTestId('try-verdicts').getByText('unsafe').waitFor();
+      assert.match((await page.getByTestId('try-verdicts').textContent())!, /classifier: guard model guard unsafe \(S1\), blocks/);
+
+      await page.getByLabel('Text to check', { exact: true }).fill('how do I bake bread');
+      await page.getByRole('button', { name: 'Check' }).click();
+      await page.getByTestId('try-verdicts').getByText('safe', { exact: true }).waitFor();
+      await result.getByText('how do I bake bread').waitFor();
+      assert.equal(up.completions().filter((r) => r.body?.model === 'llama-guard').length, 2, 'the classifier was asked each time');
+      assert.equal(up.completions().filter((r) => r.body?.model === 'test-model').length, 0, 'no model was asked');
+      assert.deepEqual(problems, []);
+      await ctx.close();
+    } finally {
+      await g.stop();
+      await up.close();
+    }
   });
 });

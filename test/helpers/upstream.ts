@@ -40,6 +40,8 @@ export type Behavior =
       sse?: SSEShape;
       pieces?: string[];
       reasoning?: string;
+      /** the streamed reasoning chunks (joined, the reasoning; default one word each) */
+      reasoningPieces?: string[];
       reasoningField?: 'reasoning_content' | 'reasoning';
       cache?: { read: number; creation?: number };
     }
@@ -338,7 +340,7 @@ export function startUpstream(opts: UpstreamOptions = {}): Promise<TestUpstream>
     const content = b.pieces ? b.pieces.join('') : (b.content ?? (toolResult ? toolAnswerOf(toolResult) : last));
     const finish = b.finishReason ?? (toolCall ? 'tool_calls' : 'stop');
     const promptTokens = promptTokensFor('chat', body);
-    const reasoning = toolCall ? undefined : b.reasoning;
+    const reasoning = toolCall ? undefined : (b.reasoningPieces?.join('') ?? b.reasoning);
     const rField = b.reasoningField ?? 'reasoning_content';
     const reasoningTokens = reasoning ? completionTokensFor(reasoning) : 0;
     const perChoice = (toolCall ? completionTokensFor(TOOL_ARGUMENTS) : completionTokensFor(content)) + reasoningTokens;
@@ -375,7 +377,7 @@ export function startUpstream(opts: UpstreamOptions = {}): Promise<TestUpstream>
         for (const p of pieces)
           frames.push(`${pre}{"index":${i},"delta":{"tool_calls":[{"index":0,"function":{"arguments":${JSON.stringify(p)}}}]},"logprobs":null,"finish_reason":null}]}\n\n`);
       } else {
-        if (reasoning) for (const p of streamPieces(reasoning)) frames.push(`${pre}{"index":${i},"delta":{"${rField}":${JSON.stringify(p)}},"logprobs":null,"finish_reason":null}]}\n\n`);
+        if (reasoning) for (const p of b.reasoningPieces ?? streamPieces(reasoning)) frames.push(`${pre}{"index":${i},"delta":{"${rField}":${JSON.stringify(p)}},"logprobs":null,"finish_reason":null}]}\n\n`);
         for (const p of pieces) frames.push(`${pre}{"index":${i},"delta":{"content":${JSON.stringify(p)}},"logprobs":null,"finish_reason":null}]}\n\n`);
       }
     }
@@ -401,7 +403,7 @@ export function startUpstream(opts: UpstreamOptions = {}): Promise<TestUpstream>
     const toolCall = tools.length > 0 && !result && last.includes('use tool');
     const content = b.pieces ? b.pieces.join('') : (b.content ?? (result ? toolAnswerOf({ tool_call_id: result.tool_use_id, content: result.content }) : last));
     const stop = b.finishReason ?? (toolCall ? 'tool_use' : 'end_turn');
-    const reasoning = toolCall ? undefined : b.reasoning;
+    const reasoning = toolCall ? undefined : (b.reasoningPieces?.join('') ?? b.reasoning);
     const cacheRead = b.cache?.read ?? 0;
     const cacheCreation = b.cache?.creation ?? 0;
     const cacheUsage = b.cache ? { cache_creation_input_tokens: cacheCreation, cache_read_input_tokens: cacheRead } : {};
@@ -423,7 +425,7 @@ export function startUpstream(opts: UpstreamOptions = {}): Promise<TestUpstream>
     let lastBlock = 0;
     if (reasoning) {
       frames.push(ev('content_block_start', { index: 0, content_block: { type: 'thinking', thinking: '', signature: '' } }));
-      for (const p of streamPieces(reasoning)) frames.push(ev('content_block_delta', { index: 0, delta: { type: 'thinking_delta', thinking: p } }));
+      for (const p of b.reasoningPieces ?? streamPieces(reasoning)) frames.push(ev('content_block_delta', { index: 0, delta: { type: 'thinking_delta', thinking: p } }));
       frames.push(ev('content_block_delta', { index: 0, delta: { type: 'signature_delta', signature } }), ev('content_block_stop', { index: 0 }));
       frames.push(ev('content_block_start', { index: 1, content_block: { type: 'redacted_thinking', data: 'redacted-data' } }), ev('content_block_stop', { index: 1 }));
       frames.push(ev('content_block_start', { index: 2, content_block: { type: 'text', text: '' } }));

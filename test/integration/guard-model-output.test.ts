@@ -10,63 +10,40 @@ import assert from 'node:assert/strict';
 import OpenAI from 'openai';
 import type { Client } from '@modelcontextprotocol/sdk/client/index.js';
 import type { CallToolResult } from '@modelcontextprotocol/sdk/types.js';
-import { TEST_KEY, eventually, startGateway, type RunningGateway } from '../helpers/gateway.js';
+import { eventually, type RunningGateway } from '../helpers/gateway.js';
+import { guard, refused, startGuardModel, type GuardModelSetup } from '../helpers/guard-model.js';
 import { EVERYTHING, agentClient } from '../helpers/mcp.js';
-import { startUpstream, type Behavior, type RecordedRequest, type TestUpstream } from '../helpers/upstream.js';
+import type { TestUpstream } from '../helpers/upstream.js';
 
-const GUARD = 'llama-guard-3-1b';
 const KEY_A = 'sk-airlock-agent-guardmodel-a-00000000000001';
 const KEY_B = 'sk-airlock-agent-guardmodel-b-00000000000002';
-const guard = (over: Record<string, unknown> = {}) => ({ type: 'guard_model', model: 'guard', timeout_ms: 1500, on_failure: 'closed', ...over });
 const text = (r: unknown) => ((r as CallToolResult).content ?? []).map((c) => (c.type === 'text' ? c.text : '')).join('');
 
-function config(url: string) {
-  return {
-    endpoints: [{ name: 'gpu-1', base_url: url, health_check: { enabled: true, interval_ms: 60_000 } }],
-    models: [
-      { name: 'chat', targets: [{ endpoint: 'gpu-1', model: 'test-model' }] },
-      { name: 'lenient', targets: [{ endpoint: 'gpu-1', model: 'test-model' }] },
-      { name: 'watched', targets: [{ endpoint: 'gpu-1', model: 'test-model' }] },
-      { name: 'guard', targets: [{ endpoint: 'gpu-1', model: GUARD }] },
-    ],
-    teams: [{ name: 'research' }],
-    keys: [{ name: 'notebook-app', key: TEST_KEY, team: 'research' }],
-    mcp_servers: [{ name: 'every', transport: 'stdio', command: process.execPath, args: [EVERYTHING, 'stdio'] }],
-    agents: [
-      { name: 'args-bot', key: KEY_A, tools: ['every__echo'] },
-      { name: 'result-bot', key: KEY_B, tools: ['every__echo'] },
-    ],
-    guardrails: [
-      { name: 'answers-closed', direction: ['output'], detectors: [guard()], action: 'block', scope: { models: ['chat'] } },
-      { name: 'answers-open', direction: ['output'], detectors: [guard({ on_failure: 'open' })], action: 'block', scope: { models: ['lenient'] } },
-      { name: 'answers-shadow', direction: ['output'], detectors: [guard()], action: 'block', mode: 'shadow', scope: { models: ['watched'] } },
-      { name: 'tool-args', direction: ['tool_args'], detectors: [guard()], action: 'block', scope: { agents: ['args-bot'] } },
-      { name: 'tool-results', direction: ['tool_result'], detectors: [guard()], action: 'block', scope: { agents: ['result-bot'] } },
-    ],
-    // one failure opens a breaker: a guard call that charged it would shut the model out
-    settings: { breaker: { failure_threshold: 1, cooldown_ms: 600_000 }, retry_after_cap_ms: 0 },
-  };
-}
+const EXTRA = {
+  mcp_servers: [{ name: 'every', transport: 'stdio', command: process.execPath, args: [EVERYTHING, 'stdio'] }],
+  agents: [
+    { name: 'args-bot', key: KEY_A, tools: ['every__echo'] },
+    { name: 'result-bot', key: KEY_B, tools: ['every__echo'] },
+  ],
+  guardrails: [
+    { name: 'answers-closed', direction: ['output'], detectors: [guard()], action: 'block', scope: { models: ['chat'] } },
+    { name: 'answers-open', direction: ['output'], detectors: [guard({ on_failure: 'open' })], action: 'block', scope: { models: ['lenient'] } },
+    { name: 'answers-shadow', direction: ['output'], detectors: [guard()], action: 'block', mode: 'shadow', scope: { models: ['watched'] } },
+    { name: 'tool-args', direction: ['tool_args'], detectors: [guard()], action: 'block', scope: { agents: ['args-bot'] } },
+    { name: 'tool-results', direction: ['tool_result'], detectors: [guard()], action: 'block', scope: { agents: ['result-bot'] } },
+  ],
+};
 
 describe('guard_model on answers and tool calls', () => {
+  let setup: GuardModelSetup;
   let up: TestUpstream;
   let gw: RunningGateway;
   let ai: OpenAI;
-  let trouble: Behavior | undefined;
   const clients: Client[] = [];
 
-  const guardCalls = () => up.completions().filter((r) => r.body?.model === GUARD);
+  const guardCalls = () => setup.guardCalls();
   const asked = () => guardCalls().map((r) => r.body.messages.at(-1).content as string);
-  const events = async (id: string): Promise<any[]> => (await gw.admin<{ data: any[] }>('GET', `/guardrail-events?request_id=${id}`)).body.data;
-  const refused = async (p: PromiseLike<unknown>) => {
-    try {
-      await p;
-    } catch (e) {
-      if (e instanceof OpenAI.APIError) return e;
-      throw e;
-    }
-    assert.fail('expected a refusal');
-  };
+  const events = (id: string) => setup.events(id);
   const connect = async (key: string) => {
     const { client } = await agentClient(gw.dataUrl, key);
     clients.push(client);
@@ -75,19 +52,12 @@ describe('guard_model on answers and tool calls', () => {
   };
 
   before(async () => {
-    up = await startUpstream({ models: ['test-model', GUARD] });
-    up.setBehavior((req: RecordedRequest): Behavior => {
-      if (req.body?.model !== GUARD) return { kind: 'ok' };
-      if (trouble) return trouble;
-      return { kind: 'ok', content: /bomb/i.test(JSON.stringify(req.body.messages)) ? 'unsafe\nS1' : 'safe' };
-    });
-    gw = await startGateway({ config: config(up.url) });
-    ai = new OpenAI({ apiKey: TEST_KEY, baseURL: gw.baseURL, maxRetries: 0, timeout: 20_000 });
+    setup = await startGuardModel(EXTRA);
+    ({ up, gw, ai } = setup);
   });
   after(async () => {
     for (const c of clients) await c.close().catch(() => undefined);
-    await gw?.stop();
-    await up?.close();
+    await setup?.close();
   });
 
   test('a whole answer judged unsafe: 400 guardrail_blocked naming the policy; the classifier saw the answer; recorded', async () => {
@@ -135,8 +105,29 @@ describe('guard_model on answers and tool calls', () => {
     assert.match(rs.message, /answers-closed/);
   });
 
+  test('the reasoning is judged with the answer, whole and streamed: an unsafe thought refuses a safe answer', async () => {
+    setup.answer = { kind: 'ok', reasoning: 'They want a bomb, I will explain it.' };
+    try {
+      up.reset();
+      const e = await refused(ai.chat.completions.create({ model: 'chat', messages: [{ role: 'user', content: 'how do I bake bread' }] }));
+      assert.match(e.message, /answers-closed.*judged the answer unsafe \(S1\)/);
+      assert.deepEqual(asked(), ['They want a bomb, I will explain it.\necho: how do I bake bread'], 'asked about the reasoning and the answer');
+      up.reset();
+      const se = await refused(
+        (async () => {
+          const s = await ai.chat.completions.create({ model: 'chat', stream: true, messages: [{ role: 'user', content: 'how do I bake bread' }] });
+          for await (const chunk of s) assert.fail(`nothing may be sent: ${JSON.stringify(chunk)}`);
+        })(),
+      );
+      assert.match(se.message, /answers-closed/);
+      assert.deepEqual(asked(), ['They want a bomb, I will explain it.\necho: how do I bake bread']);
+    } finally {
+      setup.answer = undefined;
+    }
+  });
+
   test('the classifier hangs: fail-closed refuses the answer, fail-open sends it (recorded); its breaker is not charged', async () => {
-    trouble = { kind: 'hang' };
+    setup.trouble = { kind: 'hang' };
     try {
       const e = await refused(ai.chat.completions.create({ model: 'chat', messages: [{ role: 'user', content: 'hello' }] }));
       assert.match(e.message, /answers-closed.*did not answer within 1500 ms, and the policy fails closed/);
@@ -145,14 +136,14 @@ describe('guard_model on answers and tool calls', () => {
       for await (const c of s) out += c.choices[0]?.delta?.content ?? '';
       assert.equal(out, 'echo: hello there');
     } finally {
-      trouble = undefined;
+      setup.trouble = undefined;
     }
-    trouble = { kind: 'status', status: 500 };
+    setup.trouble = { kind: 'status', status: 500 };
     try {
       const e = await refused(ai.chat.completions.create({ model: 'chat', messages: [{ role: 'user', content: 'hello' }] }));
       assert.match(e.message, /could not be asked.*status 500.*fails closed/);
     } finally {
-      trouble = undefined;
+      setup.trouble = undefined;
     }
     // failure_threshold 1: a charged failure would have opened the guard target's breaker
     const { data, response } = await ai.chat.completions.create({ model: 'guard', messages: [{ role: 'user', content: 'is this safe' }] }).withResponse();

@@ -7,73 +7,31 @@ import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import OpenAI from 'openai';
 import Anthropic from '@anthropic-ai/sdk';
-import { TEST_KEY, eventually, startGateway, type RunningGateway } from '../helpers/gateway.js';
-import { startUpstream, type Behavior, type RecordedRequest, type TestUpstream } from '../helpers/upstream.js';
+import { TEST_KEY, eventually, type RunningGateway } from '../helpers/gateway.js';
+import { GUARD, guard, refused as blocked, startGuardModel, type GuardModelSetup } from '../helpers/guard-model.js';
+import type { TestUpstream } from '../helpers/upstream.js';
 
-const GUARD = 'llama-guard-3-1b';
-const guard = (over: Record<string, unknown> = {}) => ({ type: 'guard_model', model: 'guard', timeout_ms: 1500, on_failure: 'closed', ...over });
-
-function config(url: string) {
-  return {
-    endpoints: [{ name: 'gpu-1', base_url: url, health_check: { enabled: true, interval_ms: 60_000 } }],
-    models: [
-      { name: 'chat', targets: [{ endpoint: 'gpu-1', model: 'test-model' }] },
-      { name: 'lenient', targets: [{ endpoint: 'gpu-1', model: 'test-model' }] },
-      { name: 'watched', targets: [{ endpoint: 'gpu-1', model: 'test-model' }] },
-      { name: 'guard', targets: [{ endpoint: 'gpu-1', model: GUARD }] },
-    ],
-    teams: [{ name: 'research' }],
-    keys: [{ name: 'notebook-app', key: TEST_KEY, team: 'research' }],
-    guardrails: [
-      { name: 'guard-closed', direction: ['input'], detectors: [guard()], action: 'block', scope: { models: ['chat'] } },
-      { name: 'guard-open', direction: ['input'], detectors: [guard({ on_failure: 'open' })], action: 'block', scope: { models: ['lenient'] } },
-      { name: 'guard-shadow', direction: ['input'], detectors: [guard({ instructions: 'Classify the user message.' })], action: 'block', mode: 'shadow', scope: { models: ['watched'] } },
-    ],
-    // one failure opens a breaker: a guard call that charged it would shut the guard model out
-    settings: { breaker: { failure_threshold: 1, cooldown_ms: 600_000 }, retry_after_cap_ms: 0 },
-  };
-}
-
-/** The classifier's part: Llama Guard's answers; `trouble` for what the guard model does instead. */
-function classifier(trouble: () => Behavior | undefined) {
-  return (req: RecordedRequest): Behavior => {
-    if (req.body?.model !== GUARD) return { kind: 'ok' };
-    const t = trouble();
-    if (t) return t;
-    const text = JSON.stringify(req.body.messages);
-    return { kind: 'ok', content: /bomb/i.test(text) ? 'unsafe\nS1' : 'safe' };
-  };
-}
+const GUARDRAILS = [
+  { name: 'guard-closed', direction: ['input'], detectors: [guard()], action: 'block', scope: { models: ['chat'] } },
+  { name: 'guard-open', direction: ['input'], detectors: [guard({ on_failure: 'open' })], action: 'block', scope: { models: ['lenient'] } },
+  { name: 'guard-shadow', direction: ['input'], detectors: [guard({ instructions: 'Classify the user message.' })], action: 'block', mode: 'shadow', scope: { models: ['watched'] } },
+];
 
 describe('guard_model detector', () => {
+  let setup: GuardModelSetup;
   let up: TestUpstream;
   let gw: RunningGateway;
   let ai: OpenAI;
-  let trouble: Behavior | undefined;
 
-  const guardCalls = () => up.completions().filter((r) => r.body?.model === GUARD);
+  const guardCalls = () => setup.guardCalls();
   const mainCalls = () => up.completions().filter((r) => r.body?.model === 'test-model');
-  const events = async (id: string): Promise<any[]> => (await gw.admin<{ data: any[] }>('GET', `/guardrail-events?request_id=${id}`)).body.data;
-  const blocked = async (p: PromiseLike<unknown>) => {
-    try {
-      await p;
-    } catch (e) {
-      if (e instanceof OpenAI.APIError) return e;
-      throw e;
-    }
-    assert.fail('expected a refusal');
-  };
+  const events = (id: string) => setup.events(id);
 
   before(async () => {
-    up = await startUpstream({ models: ['test-model', GUARD] });
-    up.setBehavior(classifier(() => trouble));
-    gw = await startGateway({ config: config(up.url) });
-    ai = new OpenAI({ apiKey: TEST_KEY, baseURL: gw.baseURL, maxRetries: 0, timeout: 20_000 });
+    setup = await startGuardModel({ guardrails: GUARDRAILS });
+    ({ up, gw, ai } = setup);
   });
-  after(async () => {
-    await gw?.stop();
-    await up?.close();
-  });
+  after(() => setup?.close());
 
   test('unsafe: 400 guardrail_blocked naming the policy and the category; the model is never asked; the event is recorded', async () => {
     up.reset();
@@ -109,7 +67,7 @@ describe('guard_model detector', () => {
   });
 
   test('the classifier hangs: fail-closed refuses, fail-open lets through (recorded), each after its timeout', async () => {
-    trouble = { kind: 'hang' };
+    setup.trouble = { kind: 'hang' };
     try {
       up.reset();
       const e = await blocked(ai.chat.completions.create({ model: 'chat', messages: [{ role: 'user', content: 'hello' }] }));
@@ -123,18 +81,18 @@ describe('guard_model detector', () => {
       assert.equal(ev.blocked, false);
       assert.deepEqual(ev.detectors, { 'guard_model:UNAVAILABLE': 1 });
     } finally {
-      trouble = undefined;
+      setup.trouble = undefined;
     }
   });
 
   test('the classifier fails (500): refused as the policy says, and its breaker is not charged', async () => {
-    trouble = { kind: 'status', status: 500 };
+    setup.trouble = { kind: 'status', status: 500 };
     try {
       const e = await blocked(ai.chat.completions.create({ model: 'chat', messages: [{ role: 'user', content: 'hello' }] }));
       assert.match(e.message, /could not be asked.*status 500.*fails closed/);
       await blocked(ai.chat.completions.create({ model: 'chat', messages: [{ role: 'user', content: 'hello again' }] }));
     } finally {
-      trouble = undefined;
+      setup.trouble = undefined;
     }
     // with failure_threshold 1, one charged failure would have opened the guard target's breaker
     const { data, response } = await ai.chat.completions.create({ model: 'guard', messages: [{ role: 'user', content: 'is this safe' }] }).withResponse();
@@ -155,6 +113,67 @@ describe('guard_model detector', () => {
     const ev = await eventually(async () => (await events(response.headers.get('x-airlock-request-id')!)).find((x) => x.policy === 'guard-shadow'), 'the shadow event');
     assert.equal(ev.blocked, false);
     assert.equal(ev.mode, 'shadow');
+  });
+
+  test('try it (POST /guardrails/test): the classifier is asked through the routing, its verdict shown; nothing recorded', async () => {
+    const before = (await gw.admin<{ data: unknown[] }>('GET', '/guardrail-events?limit=1000')).body.data.length;
+    const tryIt = async (body: Record<string, unknown>) => {
+      const r = await gw.admin('POST', '/guardrails/test', body);
+      assert.equal(r.status, 200, JSON.stringify(r.body));
+      return r.body as { output: string | null; blocked: { policy: string; message: string } | null; policies: any[] };
+    };
+    const entry = (r: { policies: any[] }, name: string) => r.policies.find((p) => p.policy === name);
+
+    up.reset();
+    let r = await tryIt({ text: 'how do I build a bomb', direction: 'input', scope: { model: 'chat' } });
+    assert.equal(r.output, null);
+    assert.equal(r.blocked?.policy, 'guard-closed');
+    assert.match(r.blocked.message, /judged the request unsafe \(S1\)/);
+    assert.deepEqual(entry(r, 'guard-closed').guard_model, [{ model: 'guard', verdict: 'unsafe', category: 'S1', blocks: true }]);
+    assert.deepEqual(entry(r, 'guard-closed').findings, [{ detector: 'guard_model', type: 'S1', start: 0, end: 0 }]);
+    assert.deepEqual(entry(r, 'guard-open').guard_model, [], 'a policy out of scope is not asked');
+    assert.equal(guardCalls().length, 1, 'the classifier was asked once');
+    assert.deepEqual(guardCalls()[0]!.body.messages, [{ role: 'user', content: 'how do I build a bomb' }]);
+
+    r = await tryIt({ text: 'how do I bake bread', direction: 'input', scope: { model: 'chat' } });
+    assert.equal(r.output, 'how do I bake bread');
+    assert.equal(r.blocked, null);
+    assert.deepEqual(entry(r, 'guard-closed').guard_model, [{ model: 'guard', verdict: 'safe', blocks: false }]);
+
+    r = await tryIt({ text: 'a bomb recipe', direction: 'input', scope: { model: 'watched' } });
+    assert.equal(r.output, 'a bomb recipe', 'shadow changes nothing');
+    assert.deepEqual(entry(r, 'guard-shadow').guard_model, [{ model: 'guard', verdict: 'unsafe', category: 'S1', blocks: false }]);
+    assert.equal(guardCalls().at(-1)!.body.messages[0].content, 'Classify the user message.', 'with the policy\'s instructions');
+
+    // an unsaved policy: the other detectors first (a block by them asks no classifier), after redaction otherwise
+    up.reset();
+    const policy = { name: 'draft', direction: ['input'], detectors: ['email', guard()], action: 'block' };
+    r = await tryIt({ text: 'mail jane.doe@example.com about the bomb', direction: 'input', policy });
+    assert.equal(r.blocked?.policy, 'draft');
+    assert.deepEqual(entry(r, 'draft').guard_model, []);
+    assert.equal(guardCalls().length, 0);
+
+    // the classifier hangs: the detector's timeout, then its on_failure
+    setup.trouble = { kind: 'hang' };
+    try {
+      const [closed, open] = await Promise.all([
+        tryIt({ text: 'hello', direction: 'input', scope: { model: 'chat' } }),
+        tryIt({ text: 'hello', direction: 'input', scope: { model: 'lenient' } }),
+      ]);
+      assert.equal(closed.output, null);
+      assert.match(closed.blocked!.message, /did not answer within 1500 ms, and the policy fails closed/);
+      assert.deepEqual(entry(closed, 'guard-closed').guard_model, [
+        { model: 'guard', verdict: 'failed', reason: 'the guard model "guard" did not answer within 1500 ms', on_failure: 'closed', blocks: true },
+      ]);
+      assert.equal(open.output, 'hello');
+      assert.equal(entry(open, 'guard-open').guard_model[0].verdict, 'failed');
+      assert.equal(entry(open, 'guard-open').guard_model[0].blocks, false);
+    } finally {
+      setup.trouble = undefined;
+    }
+
+    const after = (await gw.admin<{ data: unknown[] }>('GET', '/guardrail-events?limit=1000')).body.data.length;
+    assert.equal(after, before, 'trying records no event');
   });
 
   test('the policy is checked: no redaction, an explicit on_failure, a timeout in range (each named by its field)', async () => {

@@ -189,6 +189,31 @@ describe('output', () => {
       }
     });
 
+  // compact chunks take the guard's fast path (the content cut out of the event's text, not parsed):
+  // text that looks like JSON keys, escapes and non-ASCII must come out exactly, secrets redacted
+  const TRICKY = `${filler}He said "use ${GH}" \\ in C:\\dir\\ {"delta":{"content":"x"},"finish_reason":"stop"} 😀 ünï\ttab\n card ${CARD} "index":7 ${filler}`;
+  const TRICKY_EXPECTED = TRICKY.replace(GH, '[GITHUB_TOKEN_1]').replace(CARD, '[CARD_1]');
+  for (const [how, pieces] of [
+    ['char by char', [...TRICKY]],
+    ['random chunks', split(TRICKY, 5)],
+  ] as const)
+    test(`stream (compact, ${how}): quotes, backslashes, key-like text and non-ASCII in the content come out exactly; secrets redacted`, async () => {
+      up.setBehavior({ kind: 'ok', pieces: [...pieces] });
+      try {
+        const s = await client.chat.completions.create({ model: 'chat', messages: [{ role: 'user', content: 'hi' }], stream: true });
+        let got = '';
+        let finish: string | null | undefined;
+        for await (const c of s) {
+          got += c.choices[0]?.delta.content ?? '';
+          finish ??= c.choices[0]?.finish_reason;
+        }
+        assert.equal(got, TRICKY_EXPECTED);
+        assert.equal(finish, 'stop');
+      } finally {
+        up.setBehavior({ kind: 'ok' });
+      }
+    });
+
   test('stream with two choices (n: 2), char by char: each choice is scanned on its own', async () => {
     up.setBehavior({ kind: 'ok', pieces: [...TEXT] });
     try {

@@ -7,20 +7,17 @@ import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import Anthropic from '@anthropic-ai/sdk';
 import OpenAI from 'openai';
-import { TEST_KEY, eventually, startGateway, type RunningGateway } from '../helpers/gateway.js';
-import { TOOL_ARGUMENTS, completionTokensFor, messagesInputTokens, startUpstream, toolAnswerOf, type RecordedRequest, type TestUpstream } from '../helpers/upstream.js';
+import { TEST_KEY, type RunningGateway } from '../helpers/gateway.js';
+import { PRICE, lastPost, ledgerRow, nativeEndpoints, startNative, type NativeSetup } from '../helpers/native-messages.js';
+import { TOOL_ARGUMENTS, completionTokensFor, messagesInputTokens, toolAnswerOf, type TestUpstream } from '../helpers/upstream.js';
 
 const BROKE_KEY = 'sk-airlock-test-key-broke-0000000000000007';
 const UPSTREAM_KEY = 'upstream-secret-for-the-messages-server';
-const PRICE = { input_per_million: 1000, output_per_million: 3000 };
 const EMAIL = 'jane.doe@example.com';
 
 function config(url: string) {
   return {
-    endpoints: [
-      { name: 'claude-box', type: 'anthropic', base_url: url, api_key: UPSTREAM_KEY, health_check: { enabled: true, interval_ms: 60_000 } },
-      { name: 'gpu-1', base_url: url, health_check: { enabled: true, interval_ms: 60_000 } },
-    ],
+    endpoints: nativeEndpoints(url, UPSTREAM_KEY),
     models: [
       { name: 'native', targets: [{ endpoint: 'claude-box', model: 'claude-local' }], price: PRICE },
       // a native server first; a Chat Completions one when it fails before any content
@@ -41,22 +38,6 @@ function config(url: string) {
   };
 }
 
-type LedgerRow = Record<string, any>;
-
-async function ledgerRow(gw: RunningGateway, requestId: string): Promise<LedgerRow> {
-  return eventually(async () => {
-    const r = await gw.admin<{ data: LedgerRow[] }>('GET', `/usage/requests?request_id=${requestId}`);
-    assert.equal(r.status, 200);
-    return r.body.data[0];
-  }, `ledger row of ${requestId}`);
-}
-
-function lastPost(up: TestUpstream): RecordedRequest {
-  const r = up.completions().at(-1);
-  assert.ok(r, 'the upstream received a request');
-  return r;
-}
-
 async function apiError(p: PromiseLike<unknown>): Promise<InstanceType<typeof Anthropic.APIError>> {
   try {
     await p;
@@ -70,19 +51,16 @@ async function apiError(p: PromiseLike<unknown>): Promise<InstanceType<typeof An
 const tools: Anthropic.Tool[] = [{ name: 'lookup', description: 'look something up', input_schema: { type: 'object', properties: { q: { type: 'string' } }, required: ['q'] } }];
 
 describe('type: anthropic endpoints get /v1/messages untranslated', () => {
+  let setup: NativeSetup;
   let up: TestUpstream;
   let gw: RunningGateway;
   let claude: Anthropic;
 
   before(async () => {
-    up = await startUpstream({ models: ['claude-local', 'llama'] });
-    gw = await startGateway({ config: config(up.url) });
-    claude = new Anthropic({ apiKey: TEST_KEY, baseURL: gw.dataUrl, maxRetries: 0, timeout: 20_000 });
+    setup = await startNative(['claude-local', 'llama'], config);
+    ({ up, gw, claude } = setup);
   });
-  after(async () => {
-    await gw?.stop();
-    await up?.close();
-  });
+  after(() => setup?.close());
 
   test('non-streamed: the client body as sent (target model), Anthropic headers, the upstream usage; the ledger row with cost', async () => {
     up.setBehavior({ kind: 'ok' });

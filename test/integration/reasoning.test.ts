@@ -11,10 +11,9 @@ import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import Anthropic from '@anthropic-ai/sdk';
 import OpenAI from 'openai';
-import { TEST_KEY, eventually, startGateway, type RunningGateway } from '../helpers/gateway.js';
-import { completionTokensFor, messagesInputTokens, promptTokensFor, startUpstream, type RecordedRequest, type SSEShape, type TestUpstream } from '../helpers/upstream.js';
-
-const PRICE = { input_per_million: 1000, output_per_million: 3000 };
+import { TEST_KEY, type RunningGateway } from '../helpers/gateway.js';
+import { PRICE, costOf, lastPost, ledgerRow, nativeEndpoints, startNative, type NativeSetup } from '../helpers/native-messages.js';
+import { completionTokensFor, messagesInputTokens, promptTokensFor, type SSEShape, type TestUpstream } from '../helpers/upstream.js';
 const THOUGHT = 'The user says hello. I should greet them back briefly.';
 const CACHE = { read: 7, creation: 3 };
 /** long enough that its tokens outnumber the cached ones */
@@ -22,10 +21,7 @@ const PROMPT = 'hello box, here is a long shared preamble that a server may well
 
 function config(url: string) {
   return {
-    endpoints: [
-      { name: 'claude-box', type: 'anthropic', base_url: url, health_check: { enabled: true, interval_ms: 60_000 } },
-      { name: 'gpu-1', base_url: url, health_check: { enabled: true, interval_ms: 60_000 } },
-    ],
+    endpoints: nativeEndpoints(url),
     models: [
       { name: 'native', targets: [{ endpoint: 'claude-box', model: 'claude-local' }], price: PRICE },
       { name: 'thinker', targets: [{ endpoint: 'gpu-1', model: 'qwq' }], price: PRICE },
@@ -35,37 +31,17 @@ function config(url: string) {
   };
 }
 
-async function ledgerRow(gw: RunningGateway, requestId: string): Promise<Record<string, any>> {
-  return eventually(async () => {
-    const r = await gw.admin<{ data: Record<string, any>[] }>('GET', `/usage/requests?request_id=${requestId}`);
-    assert.equal(r.status, 200);
-    assert.ok(r.body.data[0], 'the row is written');
-    return r.body.data[0];
-  }, `ledger row of ${requestId}`);
-}
-
-function lastPost(up: TestUpstream): RecordedRequest {
-  const r = up.completions().at(-1);
-  assert.ok(r, 'the upstream received a request');
-  return r;
-}
-
-const costOf = (prompt: number, completion: number) => (prompt * PRICE.input_per_million + completion * PRICE.output_per_million) / 1e6;
-
 describe('thinking and cache usage from a native Messages endpoint', () => {
+  let setup: NativeSetup;
   let up: TestUpstream;
   let gw: RunningGateway;
   let claude: Anthropic;
 
   before(async () => {
-    up = await startUpstream({ models: ['claude-local', 'qwq'] });
-    gw = await startGateway({ config: config(up.url) });
-    claude = new Anthropic({ apiKey: TEST_KEY, baseURL: gw.dataUrl, maxRetries: 0, timeout: 20_000 });
+    setup = await startNative(['claude-local', 'qwq'], config);
+    ({ up, gw, claude } = setup);
   });
-  after(async () => {
-    await gw?.stop();
-    await up?.close();
-  });
+  after(() => setup?.close());
 
   test('non-streamed: thinking (with its signature) and redacted_thinking blocks as sent, cache fields in usage, the ledger counts every prompt token', async () => {
     up.setBehavior({ kind: 'ok', reasoning: THOUGHT, cache: CACHE });
@@ -133,21 +109,16 @@ describe('thinking and cache usage from a native Messages endpoint', () => {
 });
 
 describe('reasoning_content from a Chat Completions server', () => {
+  let setup: NativeSetup;
   let up: TestUpstream;
-  let gw: RunningGateway;
   let openai: OpenAI;
   let claude: Anthropic;
 
   before(async () => {
-    up = await startUpstream({ models: ['claude-local', 'qwq'] });
-    gw = await startGateway({ config: config(up.url) });
-    openai = new OpenAI({ apiKey: TEST_KEY, baseURL: `${gw.dataUrl}/v1`, maxRetries: 0, timeout: 20_000 });
-    claude = new Anthropic({ apiKey: TEST_KEY, baseURL: gw.dataUrl, maxRetries: 0, timeout: 20_000 });
+    setup = await startNative(['claude-local', 'qwq'], config);
+    ({ up, openai, claude } = setup);
   });
-  after(async () => {
-    await gw?.stop();
-    await up?.close();
-  });
+  after(() => setup?.close());
 
   for (const field of ['reasoning_content', 'reasoning'] as const) {
     test(`/v1/responses, not streamed (${field}): a reasoning item before the message, reasoning and cached tokens in usage`, async () => {

@@ -1,6 +1,7 @@
 // The Anthropic Messages API (POST /v1/messages) onto an upstream's Chat Completions: the request
 // translated into a chat body, the chat answer (after the output guards) translated back into a
 // Message, or, streamed, into Anthropic's event sequence as the chat events arrive.
+import { ContentTemplate } from '../openai/content-template.js';
 import { badRequest, gatewayError, type GatewayError } from '../errors.js';
 import type { KeyRecord, Snapshot } from '../snapshot.js';
 import { estimatePromptTokens } from '../tokens.js';
@@ -230,6 +231,8 @@ class MessagesAnswer implements AnswerTranslator {
   private blockType: 'text' | 'tool' | 'thinking' | undefined;
   private toolIndex = -1;
   private readonly toolStarted = new Set<number>();
+  /** the stream's content-only chunks, read without parsing them (readChatEvent) */
+  private readonly template = new ContentTemplate();
   private finish: { reason: string; sequence: string | null } | undefined;
   private usage: Usage | undefined;
   private details: UsageDetails | undefined;
@@ -351,7 +354,7 @@ class MessagesAnswer implements AnswerTranslator {
   readonly stream = {
     event: (ev: SSEEvent): SSEEvent[] => {
       this.begin();
-      readChatEvent(ev, this.sink, this.toolStarted);
+      readChatEvent(ev, this.sink, this.toolStarted, this.template);
       return this.out.splice(0);
     },
     end: (): SSEEvent[] => {

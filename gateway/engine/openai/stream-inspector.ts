@@ -126,7 +126,7 @@ export function readUsage(u: unknown): Usage | undefined {
 interface ParsedChunk {
   usage?: unknown;
   error?: unknown;
-  choices?: { delta?: { content?: unknown; tool_calls?: unknown; refusal?: unknown; reasoning_content?: unknown }; text?: unknown; finish_reason?: unknown }[];
+  choices?: { delta?: { content?: unknown; tool_calls?: unknown; refusal?: unknown; reasoning_content?: unknown; reasoning?: unknown }; text?: unknown; finish_reason?: unknown }[];
 }
 
 /** One parsed event, before any content was seen: is it content the client must get? */
@@ -142,7 +142,8 @@ function isContent(kind: 'chat' | 'completions', j: ParsedChunk): boolean {
     ((typeof d.content === 'string' && d.content.length > 0) ||
       (Array.isArray(d.tool_calls) && d.tool_calls.length > 0) ||
       (typeof d.refusal === 'string' && d.refusal.length > 0) ||
-      (typeof d.reasoning_content === 'string' && d.reasoning_content.length > 0))
+      (typeof d.reasoning_content === 'string' && d.reasoning_content.length > 0) ||
+      (typeof d.reasoning === 'string' && d.reasoning.length > 0))
   );
 }
 

@@ -5,6 +5,7 @@
 // their sequence_number, as the chat events arrive. `store` (default true, as OpenAI's) keeps the
 // response for GET/DELETE /v1/responses/{id} and previous_response_id (store.ts). Built-in
 // OpenAI tools (web search, file search, code interpreter, …) are refused: nothing leaves the network.
+import { ContentTemplate } from '../openai/content-template.js';
 import { badRequest, gatewayError, type GatewayError } from '../errors.js';
 import type { Usage } from '../openai/stream-inspector.js';
 import type { SSEEvent } from '../sse.js';
@@ -343,6 +344,8 @@ class ResponsesAnswer implements AnswerTranslator {
   private current: OutputItem | undefined;
   private toolIndex = -1;
   private readonly toolStarted = new Set<number>();
+  /** the stream's content-only chunks, read without parsing them (readChatEvent) */
+  private readonly template = new ContentTemplate();
   private finishReason: string | undefined;
   private usage: Usage | undefined;
   private details: UsageDetails | undefined;
@@ -528,7 +531,7 @@ class ResponsesAnswer implements AnswerTranslator {
   readonly stream = {
     event: (ev: SSEEvent): SSEEvent[] => {
       this.begin();
-      readChatEvent(ev, this.sink, this.toolStarted);
+      readChatEvent(ev, this.sink, this.toolStarted, this.template);
       return this.out.splice(0);
     },
     end: (): SSEEvent[] => {

@@ -338,10 +338,11 @@ function TryIt({ models }: { models: string[] }) {
     }
   };
   const hits = result?.policies.filter((p) => p.findings.length) ?? [];
+  const verdicts = result?.policies.flatMap((p) => p.guard_model.map((v) => ({ policy: p.policy, ...v }))) ?? [];
   return (
     <Section title="Try it">
       <form onSubmit={submit} noValidate aria-label="Try the policies on a text">
-        <TextAreaField id="try-text" label="Text to check" value={text} onChange={setText} rows={4} hint="Checked by the saved policies; nothing is sent to a model or recorded." />
+        <TextAreaField id="try-text" label="Text to check" value={text} onChange={setText} rows={4} hint="Checked by the saved policies; a guard_model detector asks its classifier model, as a request would. Nothing is recorded." />
         <div className="grid-2">
           <SelectField id="try-direction" label="As" value={direction} onChange={setDirection} options={GUARD_DIRECTIONS.map((d) => ({ value: d, label: d }))} />
           <SelectField id="try-model" label="Model" value={model} onChange={setModel} options={[{ value: '', label: 'Any model' }, ...models.map((m) => ({ value: m, label: m }))]} />
@@ -374,6 +375,31 @@ function TryIt({ models }: { models: string[] }) {
                   </li>
                 ))}
               </ul>
+            ) : null}
+            {verdicts.length ? (
+              <>
+                <p>Classifier verdicts:</p>
+                <ul data-testid="try-verdicts">
+                  {verdicts.map((v, i) => (
+                    <li key={`${v.policy}-${v.model}-${i}`}>
+                      <strong>{v.policy}</strong>: guard model <span className="mono">{v.model}</span>{' '}
+                      {v.verdict === 'safe' ? (
+                        <Badge tone="ok">safe</Badge>
+                      ) : v.verdict === 'unsafe' ? (
+                        <>
+                          <Badge tone="bad">unsafe</Badge>
+                          {v.category ? ` (${v.category})` : ''}
+                        </>
+                      ) : (
+                        <>
+                          <Badge tone="warn">no answer</Badge> {v.reason} (fails {v.on_failure})
+                        </>
+                      )}
+                      {v.blocks ? ', blocks' : ''}
+                    </li>
+                  ))}
+                </ul>
+              </>
             ) : null}
           </>
         ) : null}
