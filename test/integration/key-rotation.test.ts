@@ -195,6 +195,16 @@ describe('key rotation and a secret written in the config file', () => {
       assert.equal(r.body.error.code, 'secret_from_file');
       assert.ok(r.body.error.message.includes(`the secret of key "notebook-app" is written in the config file (keys[0].key in ${file})`), r.body.error.message);
       assert.match(r.body.error.message, /Rotate it in the file/);
+      // by role: an auditor is refused for the role (403) before anything is said about the file; an admin gets the same 409
+      assert.equal((await gw.admin('POST', '/users', { name: 'root', password: 'correct horse battery staple', role: 'owner' })).status, 201);
+      for (const [role, status] of [['auditor', 403], ['admin', 409]] as const) {
+        const t = await gw.admin('POST', '/tokens', { name: `t-${role}`, role });
+        assert.equal(t.status, 201, JSON.stringify(t.body));
+        const res = await gw.admin('POST', '/keys/notebook-app/rotate', {}, { authorization: `Bearer ${t.body.token}` });
+        assert.equal(res.status, status, `${role}: ${JSON.stringify(res.body)}`);
+      }
+      const anon = await fetch(`${gw.adminUrl}/admin/api/v1/keys/notebook-app/rotate`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: '{}' });
+      assert.equal(anon.status, 401);
 
       const cli = await runCli(['keys', 'rotate', 'notebook-app', '--grace', '1h', '--data-dir', dataDir]);
       assert.equal(cli.code, 2, out(cli));
