@@ -5,6 +5,7 @@ import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import path from 'node:path';
+import Database from 'better-sqlite3';
 import OpenAI from 'openai';
 import { TEST_KEY, basicConfig, eventually, runCli, startGateway, tmpDir, writeConfig, type CliResult, type RunningGateway } from '../helpers/gateway.js';
 import { startUpstream, type TestUpstream } from '../helpers/upstream.js';
@@ -223,10 +224,20 @@ describe('key rotation and a secret written in the config file', () => {
     } finally {
       await gw.stop();
     }
+    // a data dir from before the column (the file's literal applied, nothing marked): the next
+    // start with the file marks it, though nothing else changes
+    const reverted = await runCli(['config', 'apply', file, '--data-dir', dataDir]);
+    assert.match(reverted.stdout, /~ keys\/notebook-app \(app\)/, out(reverted)); // the file's fields again; its secret unchanged
+    const db = new Database(path.join(dataDir, 'airlock.db'));
+    db.prepare(`UPDATE keys SET secret_from_file = NULL`).run();
+    db.close();
     gw = await startGateway({ dataDir, config: file });
     try {
+      assert.match(gw.stderr(), /no changes/);
       await ask(TEST_KEY, gw.baseURL);
-      assert.equal((await gw.admin('GET', '/keys/notebook-app')).body.previous_valid_until, null);
+      const k = (await gw.admin('GET', '/keys/notebook-app')).body;
+      assert.deepEqual([k.previous_valid_until, k.secret_from_file], [null, `keys[0].key in ${file}`]);
+      assert.equal((await gw.admin('POST', '/keys/notebook-app/rotate', {})).status, 409);
     } finally {
       await gw.stop();
     }
