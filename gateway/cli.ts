@@ -92,7 +92,7 @@ function openStore(dataDir: string, existing = false): { store: ConfigStore; aud
 
 function applyFile(store: ConfigStore, file: string, dryRun: boolean, out: (s: string) => void, err: (s: string) => void = out, audit?: () => AuditLog): boolean {
   const doc = readConfigFile(file);
-  const r = store.apply(doc, { dryRun, source: 'file' });
+  const r = store.apply(doc, { dryRun, source: 'file', file: path.resolve(file) });
   // Recorded when it changed something (a refused or idempotent apply leaves the database as it was).
   if (!dryRun && audit && r.ok && r.changes.length)
     audit().append({ kind: 'config.apply', actor: cliActor(), source: 'cli', data: { action: 'config apply', file: path.resolve(file), changes: r.changes.map(formatChange), applied: redact(doc) } });

@@ -119,6 +119,9 @@ export interface KeyView extends Omit<KeySpec, 'key'> {
   last_used_at?: string | null;
   /** a rotated key's old secret works until then (null: it does not) */
   previous_valid_until?: string | null;
+  /** the config file field that sets the key's secret (e.g. "keys[0].key in /etc/airlock/airlock.yaml"):
+   * rotated there, not here (POST /keys/:name/rotate answers 409). null: the admin app, API and CLI own it */
+  secret_from_file?: string | null;
 }
 
 /** POST /keys/:name/rotate: the new secret, shown this once. */

@@ -3,7 +3,7 @@
 // name, team, budgets and usage. See store/key-rotation.ts.
 import type { FastifyInstance } from 'fastify';
 import { z } from 'zod';
-import { MAX_GRACE_SECONDS, NoSuchKeyError, rotateKey } from '../store/key-rotation.js';
+import { MAX_GRACE_SECONDS, NoSuchKeyError, SecretFromFileError, rotateKey } from '../store/key-rotation.js';
 import type { BudgetBurndown, RotatedKeyView } from '../wire.js';
 import { NoBudgetError, burndown } from '../governance/burndown.js';
 import type { Gateway } from './gateway.js';
@@ -26,6 +26,7 @@ export function registerKeyRoutes(app: FastifyInstance, gw: Gateway, { API: api,
       r = rotateKey(gw.db, gw.secrets, req.params.name, grace_seconds);
     } catch (e) {
       if (e instanceof NoSuchKeyError) throw fail(404, 'not_found', `No key named "${req.params.name}".`);
+      if (e instanceof SecretFromFileError) throw fail(409, 'secret_from_file', `Not rotated: ${e.message}.`);
       throw e;
     }
     gw.reload();

@@ -80,7 +80,7 @@ import type {
 import { registerBackupRoutes } from './admin-backup.js';
 import { registerBurndownRoute, registerKeyRoutes } from './admin-keys.js';
 import { registerPlaygroundRoutes } from './admin-playground.js';
-import { keyActivity } from '../store/key-rotation.js';
+import { keyActivity, secretFromFile } from '../store/key-rotation.js';
 import { CursorError, requestPage } from '../engine/request-pages.js';
 
 export const API = '/admin/api/v1';
@@ -363,7 +363,7 @@ export function buildAdminPlane(gw: Gateway): FastifyInstance {
   const keyView = (s: StoredState, name: string): KeyView => {
     const k = s.keys.find((x) => x.name === name)!;
     const { hash: _h, created_at, ...rest } = k;
-    return { ...rest, created_at: new Date(created_at).toISOString(), ...keyActivity(gw.db, [name]).get(name) };
+    return { ...rest, created_at: new Date(created_at).toISOString(), ...keyActivity(gw.db, [name]).get(name), secret_from_file: secretFromFile(gw.db, name) ?? null };
   };
   const teamView = (s: StoredState, name: string): TeamView => s.teams.find((t) => t.name === name)!;
 

@@ -24,6 +24,7 @@ import {
   type TeamSpec,
 } from '../config/schema.js';
 import { GOVERNANCE_FIELDS } from '../config/governance-schema.js';
+import { retireSecret, retiredAt, secretFromFileMessage, secretsFromFile } from './key-rotation.js';
 import type { AgentSpec, McpServerSpec, McpVirtualServerSpec } from '../config/schema.js';
 import type { GuardrailSpec } from '../config/guardrails-schema.js';
 
@@ -235,6 +236,8 @@ export interface ApplyOptions {
   env?: NodeJS.ProcessEnv;
   /** Where the change came from; recorded with keys (from_config) */
   source?: 'file' | 'admin' | 'cli';
+  /** The config file applied (source 'file'): named with the keys whose secret it sets. */
+  file?: string;
 }
 
 export class ConfigStore {
@@ -340,6 +343,9 @@ export class ConfigStore {
     // Keys: literal keys are hashed; a key's hash must not belong to another key.
     const keyHashes = new Map<string, string>();
     const createdKeys: ApplyResult['createdKeys'] = [];
+    // Who owns a key's secret: a file that writes it literally (keys.secret_from_file), or else the
+    // admin app / API / CLI, whose rotations no apply may undo (key_retired_secrets).
+    const fromFile = { keys: secretsFromFile(this.db, 'keys'), agents: secretsFromFile(this.db, 'agents') };
     if (doc.keys) {
       const byHash = new Map(current.keys.map((k) => [k.hash, k.name]));
       doc.keys.forEach((k, i) => {
@@ -348,6 +354,17 @@ export class ConfigStore {
         const owner = byHash.get(h);
         if (owner !== undefined && owner !== k.name && doc.keys!.some((d) => d.name === owner))
           issues.push({ path: ['keys', i, 'key'], message: `this key is already used by key "${owner}"` });
+        const stored = current.keys.find((c) => c.name === k.name);
+        if (stored && stored.hash !== h) {
+          const retired = retiredAt(this.db, k.name, h);
+          const field = fromFile.keys.get(k.name);
+          if (retired !== undefined)
+            issues.push({
+              path: ['keys', i, 'key'],
+              message: `this is a secret key "${k.name}" no longer has: it was replaced on ${new Date(retired).toISOString()} (rotated, or a new secret set in the admin app, API or CLI); applying it would undo that and stop the key's current secret. Remove "key:" from this entry to keep the current secret, or write a new secret here`,
+            });
+          else if (opts.source !== 'file' && field !== undefined) issues.push({ path: ['keys', i, 'key'], message: secretFromFileMessage(k.name, field) });
+        }
         keyHashes.set(k.name, h);
       });
     }
@@ -362,9 +379,27 @@ export class ConfigStore {
         if (appKeys.has(h)) issues.push({ path: ['agents', i, 'key'], message: 'this key is already an app key' });
         else if (owner !== undefined && owner !== a.name && doc.agents!.some((d) => d.name === owner))
           issues.push({ path: ['agents', i, 'key'], message: `this key is already used by agent "${owner}"` });
+        const field = fromFile.agents.get(a.name);
+        const stored = current.agents.find((c) => c.name === a.name);
+        if (stored && stored.hash !== h && opts.source !== 'file' && field !== undefined) issues.push({ path: ['agents', i, 'key'], message: secretFromFileMessage(a.name, field, 'agent') });
         agentHashes.set(a.name, h);
       });
     }
+    // The file field that sets each key's (and agent's) secret after this apply: only a file sets
+    // one; a file entry without "key:" hands the secret over; a secret set otherwise is no file's.
+    const markerUpdates: ['keys' | 'agents', string, string | null][] = [];
+    const markers = (section: 'keys' | 'agents', list: { name: string; key?: string }[] | undefined, hashes: Map<string, string>, stored: { name: string; hash: string }[]) =>
+      list?.forEach((x, i) => {
+        let v: string | null | undefined;
+        if (opts.source === 'file') v = x.key !== undefined ? `${section}[${i}].key${opts.file ? ` in ${opts.file}` : ''}` : null;
+        else if (x.key !== undefined && hashes.get(x.name) !== stored.find((c) => c.name === x.name)?.hash) v = null;
+        if (v !== undefined && (fromFile[section].get(x.name) ?? null) !== v) markerUpdates.push([section, x.name, v]);
+      });
+    markers('keys', doc.keys, keyHashes, current.keys);
+    markers('agents', doc.agents, agentHashes, current.agents);
+    const writeMarkers = () => {
+      for (const [section, n, v] of markerUpdates) this.db.prepare(`UPDATE ${section} SET secret_from_file = ? WHERE name = ?`).run(v, n);
+    };
     if (issues.length) return { ok: false, issues, changes: [], createdKeys: [] };
 
     // Plan.
@@ -426,7 +461,12 @@ export class ConfigStore {
     // Order for readers: by section, as in the file.
     changes.sort((a, b) => SECTIONS.indexOf(a.section) - SECTIONS.indexOf(b.section));
 
-    if (opts.dryRun || changes.length === 0) return { ok: true, issues: [], changes, createdKeys };
+    if (opts.dryRun) return { ok: true, issues: [], changes, createdKeys };
+    // (which file sets a secret is bookkeeping, not configuration: no new config version)
+    if (changes.length === 0) {
+      if (markerUpdates.length) this.db.transaction(writeMarkers).immediate();
+      return { ok: true, issues: [], changes, createdKeys };
+    }
 
     // Write.
     const now = Date.now();
@@ -486,6 +526,7 @@ export class ConfigStore {
             hash = this.secrets.hashKey(fresh);
             prefix = keyPrefix(fresh);
           }
+          if (prev && prev.hash !== hash && opts.source !== 'file') retireSecret(db, k.name, prev.hash, now);
           const row = [hash, prefix!, opts.source === 'file' ? 1 : 0, k.team ?? null, k.app ?? null, j(k.models), k.disabled ? 1 : 0, k.expires_at ?? null, governanceOf('keys', k)];
           const upd = db.prepare(`UPDATE keys SET hash=?, prefix=?, from_config=?, team=?, app=?, models=?, disabled=?, expires_at=?, governance=?, updated_at=? WHERE name=?`).run(...row, now, k.name);
           if (upd.changes === 0) db.prepare(`INSERT INTO keys (hash, prefix, from_config, team, app, models, disabled, expires_at, governance, created_at, updated_at, name) VALUES (?,?,?,?,?,?,?,?,?,?,?,?)`).run(...row, now, now, k.name);
@@ -537,6 +578,7 @@ export class ConfigStore {
         doc.guardrails.forEach((g, i) => ins.run(i, g.name, JSON.stringify(g)));
       }
       if (doc.settings) db.prepare(`INSERT INTO settings (id, spec) VALUES (1, ?) ON CONFLICT(id) DO UPDATE SET spec = excluded.spec`).run(JSON.stringify(doc.settings));
+      writeMarkers();
       bumpConfigVersion(db);
     });
     tx.immediate();

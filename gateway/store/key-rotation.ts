@@ -17,6 +17,36 @@ export interface Rotation {
 }
 
 export class NoSuchKeyError extends StartupError {}
+/** The key's secret is a literal of the config file: the file owns it (a rotation would be undone by the next apply). */
+export class SecretFromFileError extends StartupError {}
+
+/** Why a key (or an agent's key) whose secret the config file sets is not rotated or re-set here: names the field and the fix. */
+export function secretFromFileMessage(name: string, field: string, what: 'key' | 'agent' = 'key'): string {
+  if (what === 'agent')
+    return `the key of agent "${name}" is written in the config file (${field}): applying the file again (config apply, or serve --config at the next start) would put it back. Change it in the file (or remove the "key:" line there to hand it over) and apply the file`;
+  return `the secret of key "${name}" is written in the config file (${field}): applying the file again (config apply, or serve --config at the next start) would put that secret back and undo a rotation here. Rotate it in the file: write a new secret there (or remove the "key:" line to hand the secret over to the admin app and CLI) and apply the file`;
+}
+
+/** Remember a secret the key no longer has (a rotation, or a secret set through the API/CLI), so no apply gives it back. */
+export function retireSecret(db: DB, name: string, hash: string, at: number): void {
+  db.prepare(`INSERT OR IGNORE INTO key_retired_secrets (key_name, hash, retired_at) VALUES (?, ?, ?)`).run(name, hash, at);
+}
+
+/** When the key's secret with this hash was replaced (ms), undefined: it never was. */
+export function retiredAt(db: DB, name: string, hash: string): number | undefined {
+  return db.prepare(`SELECT retired_at FROM key_retired_secrets WHERE key_name = ? AND hash = ?`).pluck().get(name, hash) as number | undefined;
+}
+
+/** The config file field that sets key `name`'s secret, undefined: none. */
+export function secretFromFile(db: DB, name: string): string | undefined {
+  return (db.prepare(`SELECT secret_from_file FROM keys WHERE name = ?`).pluck().get(name) as string | null | undefined) ?? undefined;
+}
+
+/** Per key (or agent) name: the config file field that sets its secret (those without one are absent). */
+export function secretsFromFile(db: DB, table: 'keys' | 'agents' = 'keys'): Map<string, string> {
+  const rows = db.prepare(`SELECT name, secret_from_file FROM ${table} WHERE secret_from_file IS NOT NULL`).all() as { name: string; secret_from_file: string }[];
+  return new Map(rows.map((r) => [r.name, r.secret_from_file]));
+}
 
 /** Give key `name` a new secret; the old one stays valid for graceSeconds (0: stops at once). */
 export function rotateKey(db: DB, secrets: Secrets, name: string, graceSeconds: number, now = Date.now()): Rotation {
@@ -26,11 +56,13 @@ export function rotateKey(db: DB, secrets: Secrets, name: string, graceSeconds: 
   const prefix = keyPrefix(key);
   const until = graceSeconds > 0 ? now + graceSeconds * 1000 : null;
   db.transaction(() => {
-    const row = db.prepare(`SELECT hash FROM keys WHERE name = ?`).get(name) as { hash: string } | undefined;
+    const row = db.prepare(`SELECT hash, secret_from_file FROM keys WHERE name = ?`).get(name) as { hash: string; secret_from_file: string | null } | undefined;
     if (!row) {
       const names = db.prepare(`SELECT name FROM keys ORDER BY rowid LIMIT 21`).pluck().all() as string[];
       throw new NoSuchKeyError(`no key named "${name}"${names.length ? ` (keys: ${names.slice(0, 20).join(', ')}${names.length > 20 ? ', …' : ''})` : ' (there are no keys)'}`);
     }
+    if (row.secret_from_file !== null) throw new SecretFromFileError(secretFromFileMessage(name, row.secret_from_file));
+    retireSecret(db, name, row.hash, now);
     db.prepare(`UPDATE keys SET hash = ?, prefix = ?, previous_hash = ?, previous_valid_until = ?, updated_at = ? WHERE name = ?`).run(
       secrets.hashKey(key),
       prefix,
@@ -40,7 +72,7 @@ export function rotateKey(db: DB, secrets: Secrets, name: string, graceSeconds: 
       name,
     );
     bumpConfigVersion(db);
-  })();
+  }).immediate();
   return { name, key, prefix, previous_valid_until: until };
 }
 

@@ -397,6 +397,26 @@ ALTER TABLE trace_spans ADD COLUMN n INTEGER NOT NULL DEFAULT 1;
 ALTER TABLE endpoints ADD COLUMN expose_models INTEGER;
 `,
   },
+  {
+    version: 22,
+    name: 'key-secret-owner',
+    // keys.secret_from_file (and agents'): the config file field that sets the key's secret (e.g.
+    // "keys[0].key in /etc/airlock/airlock.yaml"), NULL when no file sets it: such a key is not
+    // rotated by the API/CLI (the file would put its literal back). key_retired_secrets: the
+    // hashes a rotation (or a secret set through the API/CLI) replaced, which no apply may give
+    // the key back (store/key-rotation.ts, store/config-store.ts).
+    sql: `
+ALTER TABLE keys ADD COLUMN secret_from_file TEXT;
+ALTER TABLE agents ADD COLUMN secret_from_file TEXT;
+CREATE TABLE key_retired_secrets (
+  key_name TEXT NOT NULL REFERENCES keys(name) ON DELETE CASCADE,
+  hash TEXT NOT NULL,
+  retired_at INTEGER NOT NULL,
+  PRIMARY KEY (key_name, hash)
+) STRICT;
+INSERT INTO key_retired_secrets (key_name, hash, retired_at) SELECT name, previous_hash, updated_at FROM keys WHERE previous_hash IS NOT NULL;
+`,
+  },
 ];
 
 export const LATEST_VERSION = MIGRATIONS[MIGRATIONS.length - 1]!.version;

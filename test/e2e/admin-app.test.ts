@@ -1090,7 +1090,7 @@ describe('admin app (Chromium)', () => {
     assertNoProblems(problems);
   });
 
-  test('Teams & keys: every team and key field is editable (team, models, app, expiry, disabled, budget, limits, priority); a key is rotated with a grace period and both secrets work', { skip: SKIP }, async () => {
+  test('Teams & keys: every team and key field is editable (team, models, app, expiry, disabled, budget, limits, priority); a key is rotated with a grace period and both secrets work; a key whose secret the config file writes is not rotated here, saying why', { skip: SKIP }, async () => {
     const cfg = basicConfig(upstream!.url);
     const gw = await gateway({ config: { ...cfg, teams: [{ name: 'research' }, { name: 'ops' }], models: [...cfg.models, { name: 'small', targets: [{ endpoint: 'gpu-1', model: 'test-model' }] }] } });
     assert.equal((await gw.admin('POST', '/users', { name: OWNER.name, password: OWNER.password, role: 'owner' })).status, 201);
@@ -1159,20 +1159,35 @@ describe('admin app (Chromium)', () => {
     await page.getByRole('button', { name: 'Enable key notebook-app' }).click();
     await page.getByRole('row', { name: /notebook-app/ }).getByText('active').waitFor();
 
-    // rotation with a grace period: the new secret is shown once; old and new both work
-    await page.getByRole('button', { name: 'Rotate key notebook-app' }).click();
-    const rd = page.getByRole('dialog', { name: 'Rotate key notebook-app' });
+    // notebook-app's secret is the config file's literal: rotated in the file, not here (the next
+    // apply would undo it); the button says why and opens nothing
+    const fileKey = page.getByRole('button', { name: 'Rotate key notebook-app' });
+    assert.equal(await fileKey.getAttribute('aria-disabled'), 'true');
+    assert.match((await fileKey.getAttribute('title')) ?? '', /set in the config file \(keys\[0\]\.key in .*\.yaml\)/);
+    assert.match(await page.locator(`#${await fileKey.getAttribute('aria-describedby')}`).innerText(), /secret set in the config file \(keys\[0\]\.key in .*\): rotate it there/);
+    // (Playwright will not click an aria-disabled button: it stays focusable, and Enter opens nothing)
+    await fileKey.focus();
+    await page.keyboard.press('Enter');
+    assert.equal(await page.getByRole('dialog', { name: 'Rotate key notebook-app' }).count(), 0);
+
+    // rotation with a grace period (a key the admin app owns): the new secret is shown once; old and new both work
+    const made = await gw.admin('POST', '/keys', { name: 'app-owned', team: 'research', models: ['small'] });
+    assert.equal(made.status, 201, JSON.stringify(made.body));
+    const old = new OpenAI({ apiKey: made.body.key, baseURL: gw.baseURL, maxRetries: 0 });
+    await page.reload();
+    await page.getByRole('button', { name: 'Rotate key app-owned' }).click();
+    const rd = page.getByRole('dialog', { name: 'Rotate key app-owned' });
     await rd.getByLabel('The old secret keeps working for').selectOption('86400');
     await rd.getByRole('button', { name: 'Rotate key' }).click();
-    const secret = page.getByRole('dialog', { name: 'New key for notebook-app' });
+    const secret = page.getByRole('dialog', { name: 'New key for app-owned' });
     const fresh = await secret.getByLabel('Key', { exact: true }).inputValue();
     assert.match(fresh, /^sk-airlock-/);
-    assert.notEqual(fresh, TEST_KEY);
+    assert.notEqual(fresh, made.body.key);
     await secret.getByRole('button', { name: 'I have copied it' }).click();
     await secret.waitFor({ state: 'hidden' });
-    await page.getByRole('row', { name: /notebook-app/ }).getByText(/old secret valid until/).waitFor();
+    await page.getByRole('row', { name: /app-owned/ }).getByText(/old secret valid until/).waitFor();
     await new OpenAI({ apiKey: fresh, baseURL: gw.baseURL, maxRetries: 0 }).chat.completions.create({ model: 'small', messages: [{ role: 'user', content: 'new' }] });
-    await ai.chat.completions.create({ model: 'small', messages: [{ role: 'user', content: 'old, in its grace period' }] });
+    await old.chat.completions.create({ model: 'small', messages: [{ role: 'user', content: 'old, in its grace period' }] });
     assertNoProblems(problems);
   });
 

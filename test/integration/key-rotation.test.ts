@@ -4,8 +4,10 @@
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
+import path from 'node:path';
+import Database from 'better-sqlite3';
 import OpenAI from 'openai';
-import { basicConfig, eventually, runCli, startGateway, type CliResult, type RunningGateway } from '../helpers/gateway.js';
+import { TEST_KEY, basicConfig, eventually, runCli, startGateway, tmpDir, writeConfig, type CliResult, type RunningGateway } from '../helpers/gateway.js';
 import { startUpstream, type TestUpstream } from '../helpers/upstream.js';
 
 const out = (r: CliResult) => `exit ${r.code}\nstdout:\n${r.stdout}\nstderr:\n${r.stderr}`;
@@ -156,6 +158,153 @@ describe('key rotation', () => {
       assert.equal(bad.code, 2, out(bad));
       assert.match(bad.stderr.split('\n')[0]!, msg);
       assert.equal(bad.stdout, '');
+    }
+  });
+});
+
+// Who owns a secret the config file writes literally (keys[].key): the file. Such a key is not
+// rotated through the API or CLI (the next apply of the file would silently put the literal back,
+// stopping the new secret and reviving the old one); the refusal names the file field. A file
+// entry without "key:" hands the secret over; after a rotation, a file that would bring the
+// replaced secret back is refused, naming the key and the fix.
+describe('key rotation and a secret written in the config file', () => {
+  let up: TestUpstream;
+  let dir: string;
+  let dataDir: string;
+  let file: string;
+  let handedOver: string;
+  before(async () => {
+    up = await startUpstream();
+    dir = tmpDir('airlock-keyfile-');
+    dataDir = path.join(dir, 'data');
+    file = writeConfig(dir, basicConfig(up.url));
+    const cfg = basicConfig(up.url);
+    handedOver = writeConfig(dir, { ...cfg, keys: [{ name: 'notebook-app', team: 'research' }] }, 'handed-over.yaml');
+  });
+  after(async () => {
+    await up.close();
+    fs.rmSync(dir, { recursive: true, force: true });
+  });
+
+  test('the file owns it: rotation is refused by the API (409) and the CLI (exit 2) naming keys[0].key and the file; a secret set through the API is refused too; a restart with the same --config keeps the key working', async () => {
+    let gw = await startGateway({ dataDir, config: file });
+    try {
+      const k = (await gw.admin('GET', '/keys/notebook-app')).body;
+      assert.equal(k.secret_from_file, `keys[0].key in ${file}`);
+      const r = await gw.admin('POST', '/keys/notebook-app/rotate', { grace_seconds: 3600 });
+      assert.equal(r.status, 409, JSON.stringify(r.body));
+      assert.equal(r.body.error.code, 'secret_from_file');
+      assert.ok(r.body.error.message.includes(`the secret of key "notebook-app" is written in the config file (keys[0].key in ${file})`), r.body.error.message);
+      assert.match(r.body.error.message, /Rotate it in the file/);
+      // by role: an auditor is refused for the role (403) before anything is said about the file; an admin gets the same 409
+      assert.equal((await gw.admin('POST', '/users', { name: 'root', password: 'correct horse battery staple', role: 'owner' })).status, 201);
+      for (const [role, status] of [['auditor', 403], ['admin', 409]] as const) {
+        const t = await gw.admin('POST', '/tokens', { name: `t-${role}`, role });
+        assert.equal(t.status, 201, JSON.stringify(t.body));
+        const res = await gw.admin('POST', '/keys/notebook-app/rotate', {}, { authorization: `Bearer ${t.body.token}` });
+        assert.equal(res.status, status, `${role}: ${JSON.stringify(res.body)}`);
+      }
+      const anon = await fetch(`${gw.adminUrl}/admin/api/v1/keys/notebook-app/rotate`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: '{}' });
+      assert.equal(anon.status, 401);
+
+      const cli = await runCli(['keys', 'rotate', 'notebook-app', '--grace', '1h', '--data-dir', dataDir]);
+      assert.equal(cli.code, 2, out(cli));
+      assert.equal(cli.stdout, '');
+      assert.ok(cli.stderr.split('\n')[0]!.includes(`(keys[0].key in ${file})`), cli.stderr);
+
+      const put = await gw.admin('PUT', '/keys/notebook-app', { name: 'notebook-app', team: 'research', key: 'sk-airlock-set-through-the-api-000000000001' });
+      assert.equal(put.status, 400, JSON.stringify(put.body));
+      assert.deepEqual(put.body.error.issues.map((i: { path: unknown }) => i.path), ['key']);
+      assert.match(put.body.error.message, /keys\[0\]\.key in /);
+
+      // an edit of its other fields is fine and keeps the file's ownership
+      assert.equal((await gw.admin('PUT', '/keys/notebook-app', { name: 'notebook-app', team: 'research', app: 'notebooks' })).status, 200);
+      assert.equal((await gw.admin('GET', '/keys/notebook-app')).body.secret_from_file, `keys[0].key in ${file}`);
+      await ask(TEST_KEY, gw.baseURL);
+    } finally {
+      await gw.stop();
+    }
+    // a data dir from before the column (the file's literal applied, nothing marked): the next
+    // start with the file marks it, though nothing else changes
+    const reverted = await runCli(['config', 'apply', file, '--data-dir', dataDir]);
+    assert.match(reverted.stdout, /~ keys\/notebook-app \(app\)/, out(reverted)); // the file's fields again; its secret unchanged
+    const db = new Database(path.join(dataDir, 'airlock.db'));
+    db.prepare(`UPDATE keys SET secret_from_file = NULL`).run();
+    db.close();
+    gw = await startGateway({ dataDir, config: file });
+    try {
+      assert.match(gw.stderr(), /no changes/);
+      await ask(TEST_KEY, gw.baseURL);
+      const k = (await gw.admin('GET', '/keys/notebook-app')).body;
+      assert.deepEqual([k.previous_valid_until, k.secret_from_file], [null, `keys[0].key in ${file}`]);
+      assert.equal((await gw.admin('POST', '/keys/notebook-app/rotate', {})).status, 409);
+    } finally {
+      await gw.stop();
+    }
+  });
+
+  test('handed over (the file entry without "key:"): rotation works; restarting with the old file is refused naming the key and the fix, the file without "key:" keeps the rotated secret', async () => {
+    let gw = await startGateway({ dataDir, config: file });
+    let fresh: string;
+    try {
+      const apply = await runCli(['config', 'apply', handedOver, '--data-dir', dataDir]);
+      assert.equal(apply.code, 0, out(apply));
+      await eventually(async () => (await gw.admin('GET', '/keys/notebook-app')).body.secret_from_file === null, 'the key no longer names the file');
+      await ask(TEST_KEY, gw.baseURL); // the stored secret stays
+
+      const r = await gw.admin('POST', '/keys/notebook-app/rotate', { grace_seconds: 0 });
+      assert.equal(r.status, 200, JSON.stringify(r.body));
+      fresh = r.body.key;
+      await ask(fresh, gw.baseURL);
+      await refused(TEST_KEY, gw.baseURL);
+
+      // config apply of the old file while serving: refused, nothing changes
+      const back = await runCli(['config', 'apply', file, '--data-dir', dataDir]);
+      assert.equal(back.code, 2, out(back));
+      assert.match(back.stderr, /keys\[0\]\.key: this is a secret key "notebook-app" no longer has: it was replaced on \d{4}-.*Remove "key:" from this entry to keep the current secret, or write a new secret here/);
+      await ask(fresh, gw.baseURL);
+    } finally {
+      await gw.stop();
+    }
+
+    // a restart with the old file: refused up front, never silently undone
+    const dead = await runCli(['serve', '--data-dir', dataDir, '--port', '0', '--admin-port', '0', '--config', file]);
+    assert.equal(dead.code, 2, out(dead));
+    assert.match(dead.stderr, /keys\[0\]\.key: this is a secret key "notebook-app" no longer has/);
+
+    gw = await startGateway({ dataDir, config: handedOver });
+    try {
+      await ask(fresh, gw.baseURL);
+      await refused(TEST_KEY, gw.baseURL);
+      // a new literal in the file takes the secret over again (the file's explicit choice)
+      const next = 'sk-airlock-new-literal-in-file-00000000000001';
+      const cfg = basicConfig(up.url);
+      const taken = writeConfig(dir, { ...cfg, keys: [{ name: 'notebook-app', key: next, team: 'research' }] }, 'new-literal.yaml');
+      const apply = await runCli(['config', 'apply', taken, '--data-dir', dataDir]);
+      assert.equal(apply.code, 0, out(apply));
+      await eventually(async () => (await gw.admin('GET', '/keys/notebook-app')).body.secret_from_file === `keys[0].key in ${taken}`, 'the new file owns the secret');
+      await eventually(() => ask(next, gw.baseURL).then(() => true), 'the new literal works');
+      assert.equal((await gw.admin('POST', '/keys/notebook-app/rotate', {})).status, 409);
+    } finally {
+      await gw.stop();
+    }
+  });
+
+  test("an agent's key the file writes: a key set through PUT /agents is refused naming agents[0].key and the file; applying the file again leaves its key alone", async () => {
+    const cfg = writeConfig(dir, { ...basicConfig(up.url), agents: [{ name: 'bot', key: 'sk-airlock-agent-literal-0000000000000001' }] }, 'agents.yaml');
+    const gw = await startGateway({ dataDir: path.join(dir, 'agents-data'), config: cfg });
+    try {
+      const put = await gw.admin('PUT', '/agents/bot', { name: 'bot', key: 'sk-airlock-agent-set-by-api-00000000000001' });
+      assert.equal(put.status, 400, JSON.stringify(put.body));
+      assert.deepEqual(put.body.error.issues.map((i: { path: unknown }) => i.path), ['key']);
+      assert.ok(put.body.error.message.includes(`the key of agent "bot" is written in the config file (agents[0].key in ${cfg})`), put.body.error.message);
+      // other fields change; the key stays the file's
+      assert.equal((await gw.admin('PUT', '/agents/bot', { name: 'bot', calls_per_minute: 10 })).status, 200, 'an edit without a key');
+      const again = await runCli(['config', 'apply', cfg, '--data-dir', gw.dataDir]);
+      assert.equal(again.code, 0, out(again));
+      assert.doesNotMatch(again.stdout + again.stderr, /agents\/bot \(hash/);
+    } finally {
+      await gw.stop();
     }
   });
 });

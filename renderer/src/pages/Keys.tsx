@@ -158,6 +158,11 @@ export function KeysPage() {
                   {keyState(k)}
                   {k.expires_at ? <div className="cell-note">expires {fmtTime(k.expires_at)}</div> : null}
                   {k.previous_valid_until ? <div className="cell-note">old secret valid until {fmtTime(k.previous_valid_until)}</div> : null}
+                  {k.secret_from_file ? (
+                    <div className="cell-note" id={`key-secret-file-${k.name}`}>
+                      secret set in the config file ({k.secret_from_file}): rotate it there
+                    </div>
+                  ) : null}
                 </>
               ),
             },
@@ -171,7 +176,16 @@ export function KeysPage() {
                     <button type="button" onClick={() => setEditKey(k)} aria-label={`Edit key ${k.name}`}>
                       Edit
                     </button>
-                    <button type="button" onClick={() => setRotate(k)} aria-label={`Rotate key ${k.name}`}>
+                    {/* a secret the config file sets is rotated in the file: the next apply would undo a rotation here
+                        (aria-disabled, not disabled: it stays focusable, so its reason can be read) */}
+                    <button
+                      type="button"
+                      onClick={() => (k.secret_from_file ? undefined : setRotate(k))}
+                      aria-label={`Rotate key ${k.name}`}
+                      aria-disabled={k.secret_from_file ? true : undefined}
+                      aria-describedby={k.secret_from_file ? `key-secret-file-${k.name}` : undefined}
+                      title={k.secret_from_file ? `Its secret is set in the config file (${k.secret_from_file}): write a new one there and apply the file, or remove "key:" there to rotate it here` : undefined}
+                    >
                       Rotate
                     </button>
                     <button type="button" onClick={() => void toggle(k)} aria-label={`${k.disabled ? 'Enable' : 'Disable'} key ${k.name}`}>
