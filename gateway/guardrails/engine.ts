@@ -248,6 +248,7 @@ export class GuardrailEngine {
     const copy = structuredClone(body);
     outputSlots(copy).forEach((s, i) => s.set(texts[i]!));
     joinThinking(copy);
+    if (dropsLogprobs(st)) for (const c of (copy as { choices?: Record<string, unknown>[] }).choices ?? []) if (c && typeof c === 'object' && c.logprobs) c.logprobs = null;
     return { action: 'replace', body: copy };
   }
 
@@ -403,6 +404,13 @@ function joinThinking(body: unknown): void {
   }
 }
 
+/** Logprobs carry each token's text (and its bytes, and the alternatives): an answer whose text an
+ * enforced output policy may hold back or rewrite loses them, or the redacted text would reach the
+ * client through them. (Shadow policies change nothing, logprobs included.) */
+function dropsLogprobs(st: ReqState): boolean {
+  return st.output.some((p) => p.changes && p.detectsText);
+}
+
 /** The texts of a whole answer: content, refusal, tool-call arguments, and the model's reasoning
  * (`reasoning_content` / `reasoning`, or the thinking blocks of a native Messages endpoint). */
 function outputSlots(body: unknown): Slot[] {
@@ -474,6 +482,8 @@ class StreamGuard {
   private readonly judges: boolean;
   private kept = 0;
   private tooLarge = false;
+  /** an enforced output policy may hold back or rewrite text: logprobs go (see dropsLogprobs) */
+  private readonly dropLogprobs: boolean;
 
   constructor(
     private readonly kind: 'chat' | 'completions',
@@ -484,6 +494,7 @@ class StreamGuard {
     this.schema = kind === 'chat' && rf?.type === 'json_schema' && st.output.some((p) => p.responseSchema);
     this.judges = st.output.some((p) => p.guardModels.length);
     this.keeps = this.schema || this.judges;
+    this.dropLogprobs = dropsLogprobs(st);
   }
 
   /** What a guard_model policy judges of a held stream: each finished choice's reasoning and content. */
@@ -619,6 +630,10 @@ class StreamGuard {
           if (text) holder[textKey] = text;
           else if (typeof holder[textKey] === 'string') delete holder[textKey];
           if (tools) holder.tool_calls = tools;
+        }
+        if (this.dropLogprobs && c.logprobs) {
+          c.logprobs = null;
+          changed = true;
         }
         // a choice with nothing left to say this time is left out
         const rest = this.kind === 'chat' ? Object.keys((c.delta as object) ?? {}).length > 0 : typeof c.text === 'string' && c.text !== '';
