@@ -66,7 +66,7 @@ export function newContext(kind: Kind, id: string, snapshot: Snapshot, clientId?
     upstreamModel: undefined,
     ttfbMs: undefined,
     promptEstimate: undefined,
-    reservations: [],
+    admissionHold: undefined,
     tags: undefined,
     priorityHint: undefined,
     share: undefined,

@@ -47,8 +47,9 @@ export interface RequestContext {
   finishReasons: string[] | undefined;
   /** the prompt's estimated tokens, once something needed it (routing rules, admission, settle): see promptEstimate() */
   promptEstimate: number | undefined;
-  /** what admission reserved for this request (budgets, quotas), released after settle */
-  reservations: Reservation[];
+  /** admission's own record of what it reserved for this request (budgets, token-rate claims),
+   * handed back to it at release, after settle; undefined: nothing held */
+  admissionHold: unknown;
   /** the caller's x-airlock-tags (attribution) */
   tags: Record<string, string> | undefined;
   /** x-airlock-priority: a caller may lower its key's priority, never raise it */
@@ -142,14 +143,6 @@ export interface QueueShare {
 }
 
 /** Something admission holds for a request until it is settled (e.g. an estimated cost against a budget). */
-export interface Reservation {
-  kind: string;
-  /** what was reserved (tokens, cost units, a slot) */
-  amount: number;
-  /** who it counts against (team, key, user) */
-  subject: string;
-}
-
 /** The prompt's estimated tokens, computed once per request. */
 export function promptEstimate(ctx: RequestContext): number {
   return (ctx.promptEstimate ??= estimatePromptTokens(ctx.body));

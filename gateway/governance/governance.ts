@@ -6,7 +6,7 @@
 import diagnostics_channel from 'node:diagnostics_channel';
 import type { BudgetSpec, RateLimits } from '../config/governance-schema.js';
 import { gatewayError } from '../engine/errors.js';
-import type { KeyRecord, Snapshot, TeamConfig } from '../engine/snapshot.js';
+import type { KeyRecord, ModelConfig, Snapshot, TeamConfig } from '../engine/snapshot.js';
 import { promptEstimate, type Admission, type RequestContext } from '../engine/stages.js';
 import type { BudgetCell, BudgetClaim, Counters, RateClaim } from './counters.js';
 import { periodBounds, type PeriodBounds } from './periods.js';
@@ -20,15 +20,6 @@ export interface SpendSource {
 }
 
 export type BudgetScope = 'team' | 'key' | 'user';
-
-interface Applied {
-  scope: BudgetScope;
-  /** "team "research"" — how messages name it */
-  label: string;
-  claim: BudgetClaim;
-  spec: BudgetSpec;
-  bounds: PeriodBounds;
-}
 
 /** Published on `airlock:budget:threshold` when a settled request takes a budget past its
  * warn_at_percent (the soft threshold) or past 100 %. */
@@ -45,11 +36,13 @@ export interface BudgetThreshold {
 }
 export const budgetThresholdChannel = diagnostics_channel.channel('airlock:budget:threshold');
 
+/** What admit() reserved for one request (ctx.admissionHold), until release(). */
 interface Held {
-  budgets: Applied[];
-  cells: BudgetCell[];
+  budgets: readonly BudgetRule[];
+  /** each budget's claim in its period, in the order of `budgets` */
+  cells: BudgetClaim[];
   reserved: number;
-  tpm: RateClaim[];
+  tpm: RateClaim[] | undefined;
   tpmTaken: number;
 }
 
@@ -64,20 +57,46 @@ export function formatReset(ms: number): string {
 
 const money = (x: number) => String(Math.round(x * 1e6) / 1e6);
 
-/** The counter subjects of a key, team or model alias, built once per configuration object. */
-interface Names {
+interface RateRule {
   label: string;
-  budget: string;
-  rpm: string;
-  tpm: string;
+  kind: 'rpm' | 'tpm';
+  claim: RateClaim;
+}
+
+/** A budget that applies, with its claim in the current period (rebuilt when the period ends). */
+interface BudgetRule {
+  scope: BudgetScope;
+  label: string;
+  subject: string;
+  spec: BudgetSpec;
+  bounds: PeriodBounds | undefined;
+  claim: BudgetClaim | undefined;
+}
+
+/** What governs the requests of one key to one model alias in one snapshot, built once: the
+ * per-request work is then the counters' arithmetic (end users' rules are added per request). */
+interface Plan {
+  snapshot: Snapshot;
+  team: TeamConfig | undefined;
+  /** no budget and no limit applies (end users' rules aside) */
+  free: boolean;
+  budgets: BudgetRule[];
+  rates: RateRule[];
+  /** the team's user_budget, its period bounds kept here (each end user's claim is per request) */
+  userBudget: BudgetRule | undefined;
+}
+
+function rateRules(out: RateRule[], label: string, subject: string, l: RateLimits | undefined): void {
+  if (!l) return;
+  if (l.rpm) out.push({ label, kind: 'rpm', claim: { subject: `${subject}#r`, limit: l.rpm } });
+  if (l.tpm) out.push({ label, kind: 'tpm', claim: { subject: `${subject}#t`, limit: l.tpm } });
 }
 
 export class Governance implements Admission {
-  private readonly held = new WeakMap<RequestContext, Held>();
-  private readonly names = new WeakMap<object, Names>();
+  /** key → model alias → plan (a key record lives as long as its snapshot) */
+  private readonly plans = new WeakMap<KeyRecord, Map<ModelConfig, Plan>>();
   /** subject → the period start whose spend was brought in from the ledger */
   private readonly seeded = new Map<string, number>();
-  private readonly bounds = new Map<string, PeriodBounds>();
   /** when this process started counting: periods that start later have no earlier spend */
   private readonly startedAt: number;
 
@@ -92,21 +111,12 @@ export class Governance implements Admission {
   /** A new configuration: bring in the spend of every budget's current period not counted yet. */
   update(s: Snapshot): void {
     const now = this.now();
+    const tz = s.settings.budget_timezone;
     for (const t of s.teams.values()) {
-      if (t.budget) this.seed('team', t.name, this.period(t.budget, s, now).start);
-      if (t.user_budget) this.seedUsers(t.name, this.period(t.user_budget, s, now).start);
+      if (t.budget) this.seed('team', t.name, periodBounds(t.budget.period, now, tz).start);
+      if (t.user_budget) this.seedUsers(t.name, periodBounds(t.user_budget.period, now, tz).start);
     }
-    for (const k of s.keysByHash.values()) if (k.budget) this.seed('key', k.name, this.period(k.budget, s, now).start);
-  }
-
-  private nameOf(kind: 'key' | 'team' | 'model', name: string, o: object): Names {
-    let n = this.names.get(o);
-    if (!n) {
-      const subject = `${kind}:${name}`;
-      n = { label: `${kind} "${name}"`, budget: subject, rpm: `${subject}#r`, tpm: `${subject}#t` };
-      this.names.set(o, n);
-    }
-    return n;
+    for (const k of s.keysByHash.values()) if (k.budget) this.seed('key', k.name, periodBounds(k.budget.period, now, tz).start);
   }
 
   /** true the first time a subject is seen in a period (then its spend may need the ledger) */
@@ -129,88 +139,88 @@ export class Governance implements Admission {
     for (const [user, spent] of this.spend.userSpendSince(team, start)) this.counters.seed({ subject: `user:${team}/${user}`, start }, spent);
   }
 
-  private period(b: BudgetSpec, s: Snapshot, now: number): PeriodBounds {
-    const tz = s.settings.budget_timezone;
-    const k = `${b.period}|${tz}`;
-    const c = this.bounds.get(k);
-    if (c && now >= c.start && (c.end === null || now < c.end)) return c;
-    const fresh = periodBounds(b.period, now, tz);
-    this.bounds.set(k, fresh);
-    return fresh;
-  }
-
-  /** The budgets that apply to a request of this key (and end user), tightest first is not implied. */
-  applicable(s: Snapshot, key: KeyRecord, user: string | undefined, now: number): Applied[] {
-    const out: Applied[] = [];
-    const add = (scope: BudgetScope, label: string, subject: string, spec: BudgetSpec | undefined) => {
-      if (!spec) return;
-      const bounds = this.period(spec, s, now);
-      out.push({ scope, label, spec, bounds, claim: { subject, start: bounds.start, limit: spec.amount } });
-    };
-    if (key.budget) {
-      const n = this.nameOf('key', key.name, key);
-      add('key', n.label, n.budget, key.budget);
+  private plan(s: Snapshot, key: KeyRecord, model: ModelConfig): Plan {
+    let byModel = this.plans.get(key);
+    if (!byModel) {
+      byModel = new Map();
+      this.plans.set(key, byModel);
     }
+    const cached = byModel.get(model);
+    if (cached && cached.snapshot === s) return cached;
     const team = key.team !== undefined ? s.teams.get(key.team) : undefined;
-    if (team) {
-      if (team.budget) {
-        const n = this.nameOf('team', team.name, team);
-        add('team', n.label, n.budget, team.budget);
-      }
-      if (user !== undefined && team.user_budget) add('user', `end user "${user}" of team "${team.name}"`, `user:${team.name}/${user}`, team.user_budget);
-    }
-    return out;
+    const budgets: BudgetRule[] = [];
+    const rule = (scope: BudgetScope, label: string, subject: string, spec: BudgetSpec): BudgetRule => ({ scope, label, subject, spec, bounds: undefined, claim: undefined });
+    if (key.budget) budgets.push(rule('key', `key "${key.name}"`, `key:${key.name}`, key.budget));
+    if (team?.budget) budgets.push(rule('team', `team "${team.name}"`, `team:${team.name}`, team.budget));
+    const rates: RateRule[] = [];
+    rateRules(rates, `key "${key.name}"`, `key:${key.name}`, key.limits);
+    if (team) rateRules(rates, `team "${team.name}"`, `team:${team.name}`, team.limits);
+    rateRules(rates, `model "${model.name}"`, `model:${model.name}`, model.limits);
+    const userBudget = team?.user_budget ? rule('user', '', '', team.user_budget) : undefined;
+    const p: Plan = { snapshot: s, team, budgets, rates, free: !budgets.length && !rates.length, userBudget };
+    byModel.set(model, p);
+    return p;
   }
 
-  private rateClaims(ctx: RequestContext, team: TeamConfig | undefined): { label: string; kind: 'rpm' | 'tpm'; claim: RateClaim }[] {
-    const out: { label: string; kind: 'rpm' | 'tpm'; claim: RateClaim }[] = [];
-    const add = (n: Names, l: RateLimits | undefined) => {
-      if (!l) return;
-      if (l.rpm) out.push({ label: n.label, kind: 'rpm', claim: { subject: n.rpm, limit: l.rpm } });
-      if (l.tpm) out.push({ label: n.label, kind: 'tpm', claim: { subject: n.tpm, limit: l.tpm } });
-    };
-    const key = ctx.key!;
-    if (key.limits) add(this.nameOf('key', key.name, key), key.limits);
-    if (team) {
-      if (team.limits) add(this.nameOf('team', team.name, team), team.limits);
-      if (ctx.user !== undefined && team.user_limits) {
-        const subject = `user:${team.name}/${ctx.user}`;
-        add({ label: `end user "${ctx.user}" of team "${team.name}"`, budget: subject, rpm: `${subject}#r`, tpm: `${subject}#t` }, team.user_limits);
-      }
-    }
-    const m = ctx.model!;
-    if (m.limits) add(this.nameOf('model', m.name, m), m.limits);
-    return out;
+  /** The rule's claim in the period that contains `now` (the same object while the period lasts). */
+  private claim(r: BudgetRule, s: Snapshot, now: number): BudgetClaim {
+    const b = r.bounds;
+    if (b && r.claim && now >= b.start && (b.end === null || now < b.end)) return r.claim;
+    const fresh = periodBounds(r.spec.period, now, s.settings.budget_timezone);
+    r.bounds = fresh;
+    r.claim = { subject: r.subject, start: fresh.start, limit: r.spec.amount };
+    return r.claim;
   }
 
   admit(ctx: RequestContext): void {
     const s = ctx.snapshot;
     const key = ctx.key!;
-    const team = key.team !== undefined ? s.teams.get(key.team) : undefined;
+    let plan = this.plan(s, key, ctx.model!);
+    const team = plan.team;
     const batch = key.priority === 'batch' || ctx.priorityHint === 'batch';
     ctx.share = { group: team ? `team:${team.name}` : `key:${key.name}`, weight: team?.weight ?? 1, batch };
-    if (!key.budget && !key.limits && !team?.budget && !team?.user_budget && !team?.limits && !team?.user_limits && !ctx.model!.limits) return;
+    const user = ctx.user !== undefined && (team?.user_budget || team?.user_limits) ? ctx.user : undefined;
+    if (plan.free && user === undefined) return;
     const now = this.now();
-    const budgets = this.applicable(s, key, ctx.user, now);
-    for (const b of budgets) this.ensureSeeded(b);
+    let budgets = plan.budgets;
+    const claims: BudgetClaim[] = [];
+    for (const b of budgets) {
+      const c = this.claim(b, s, now);
+      claims.push(c);
+      this.seed(b.scope as 'key' | 'team', b.subject.slice(b.scope.length + 1), c.start);
+    }
+    const ub = user !== undefined ? plan.userBudget : undefined;
+    if (ub) {
+      const start = this.claim(ub, s, now).start;
+      const subject = `user:${team!.name}/${user}`;
+      budgets = [...budgets, { scope: 'user', label: `end user "${user}" of team "${team!.name}"`, subject, spec: ub.spec, bounds: ub.bounds, claim: undefined }];
+      claims.push({ subject, start, limit: ub.spec.amount });
+      this.seedUsers(team!.name, start);
+    }
 
     // cost-aware routing: the caller's tightest budget past the threshold → the cheaper alias
     const dg = ctx.model!.downgrade;
     if (dg && budgets.length) {
       const to = s.models.get(dg.to);
-      const used = Math.max(...budgets.map((b) => this.used(b)));
+      let used = 0;
+      for (let i = 0; i < budgets.length; i++) used = Math.max(used, this.used(claims[i]!, budgets[i]!.spec));
       if (to && used * 100 >= dg.at_percent) {
         ctx.downgradedFrom = ctx.model!.name;
         ctx.model = to;
         (ctx.responseHeaders ??= {})['x-airlock-downgraded-from'] = ctx.downgradedFrom;
+        plan = this.plan(s, key, to);
       }
     }
 
     // rate limits (of the alias that serves): every one must have room; nothing is taken unless all do
-    const rates = this.rateClaims(ctx, team);
+    let rates = plan.rates;
+    if (user !== undefined && team!.user_limits) {
+      rates = rates.slice();
+      rateRules(rates, `end user "${user}" of team "${team!.name}"`, `user:${team!.name}/${user}`, team!.user_limits);
+    }
     let tokensNeed = 0;
-    if (rates.some((r) => r.kind === 'tpm')) tokensNeed = promptEstimate(ctx);
-    let blocked: { label: string; kind: 'rpm' | 'tpm'; claim: RateClaim } | undefined;
+    for (const r of rates) if (r.kind === 'tpm') tokensNeed = promptEstimate(ctx);
+    let blocked: RateRule | undefined;
     let waitMs = 0;
     for (const r of rates) {
       const w = this.counters.rateWait(r.claim, r.kind === 'rpm' ? 1 : Math.max(1, Math.min(tokensNeed, r.claim.limit)), now);
@@ -235,73 +245,70 @@ export class Governance implements Admission {
     let reserved = 0;
     if (budgets.length) {
       reserved = this.estimate(ctx);
-      const i = this.counters.reserve(
-        budgets.map((b) => b.claim),
-        reserved,
-      );
+      const i = this.counters.reserve(claims, reserved);
       if (i >= 0) {
         const b = budgets[i]!;
-        const { spent } = this.counters.budget(b.claim);
+        const c = claims[i]!;
+        const { spent } = this.counters.budget(c);
         const unit = s.settings.cost_unit;
         const headers: Record<string, string> = { 'x-should-retry': 'false' };
         let resets = 'it does not reset (period "total"): an admin must raise it';
-        if (b.bounds.end !== null) {
-          headers['retry-after'] = String(Math.max(1, Math.ceil((b.bounds.end - now) / 1000)));
-          resets = `it resets at ${new Date(b.bounds.end).toISOString()}`;
+        const end = b.bounds!.end;
+        if (end !== null) {
+          headers['retry-after'] = String(Math.max(1, Math.ceil((end - now) / 1000)));
+          resets = `it resets at ${new Date(end).toISOString()}`;
         }
         throw gatewayError('budget_exceeded', `Budget exceeded for ${b.label}: spent ${money(spent)} of ${money(b.spec.amount)} ${unit} (period ${b.spec.period}); ${resets}.`, { headers });
       }
-      for (const b of budgets) ctx.reservations.push({ kind: 'budget', amount: reserved, subject: b.claim.subject });
     }
-    const tpm: RateClaim[] = [];
+    let tpm: RateClaim[] | undefined;
     for (const r of rates) {
       if (r.kind === 'rpm') this.counters.take(r.claim, 1, now);
       else {
         this.counters.take(r.claim, tokensNeed, now);
-        tpm.push(r.claim);
-        ctx.reservations.push({ kind: 'tpm', amount: tokensNeed, subject: r.claim.subject });
+        (tpm ??= []).push(r.claim);
       }
     }
-    if (rates.length) {
-      const h = (ctx.responseHeaders ??= {});
-      this.rateHeaders(rates, now, h);
-    }
-    this.held.set(ctx, { budgets, cells: budgets.map((b) => b.claim), reserved, tpm, tpmTaken: tokensNeed });
+    if (rates.length) this.rateHeaders(rates, now, (ctx.responseHeaders ??= {}));
+    ctx.admissionHold = { budgets, cells: claims, reserved, tpm, tpmTaken: tokensNeed } satisfies Held;
   }
 
   release(ctx: RequestContext): void {
-    const h = this.held.get(ctx);
+    const h = ctx.admissionHold as Held | undefined;
     if (!h) return;
-    this.held.delete(ctx);
+    ctx.admissionHold = undefined;
     if (h.cells.length) {
-      const before = budgetThresholdChannel.hasSubscribers && ctx.cost > 0 ? h.budgets.map((b) => this.counters.budget(b.claim).spent) : undefined;
+      let before: number[] | undefined;
+      if (budgetThresholdChannel.hasSubscribers && ctx.cost > 0) {
+        before = [];
+        for (const c of h.cells) before.push(this.counters.budget(c).spent);
+      }
       this.counters.settle(h.cells, h.reserved, ctx.cost);
-      if (before) this.crossed(h.budgets, before);
+      if (before) this.crossed(h, before);
     }
     const extra = ctx.promptTokens + ctx.completionTokens - h.tpmTaken;
-    if (extra !== 0) for (const c of h.tpm) this.counters.take(c, extra, this.now());
+    if (extra !== 0 && h.tpm) {
+      const now = this.now();
+      for (const c of h.tpm) this.counters.take(c, extra, now);
+    }
   }
 
-  private crossed(budgets: Applied[], before: number[]): void {
-    budgets.forEach((b, i) => {
-      const spent = this.counters.budget(b.claim).spent;
+  private crossed(h: Held, before: number[]): void {
+    for (let i = 0; i < h.budgets.length; i++) {
+      const b = h.budgets[i]!;
+      const spent = this.counters.budget(h.cells[i]!).spent;
       for (const percent of [b.spec.warn_at_percent, 100]) {
         const line = (b.spec.amount * percent) / 100;
         if (before[i]! < line && spent >= line)
           budgetThresholdChannel.publish({ source: this, scope: b.scope, label: b.label, spent, amount: b.spec.amount, period: b.spec.period, percent } satisfies BudgetThreshold);
       }
-    });
-  }
-
-  private ensureSeeded(b: Applied): void {
-    if (b.scope === 'user') this.seedUsers(b.claim.subject.slice(5, b.claim.subject.indexOf('/')), b.claim.start);
-    else this.seed(b.scope, b.claim.subject.slice(b.scope.length + 1), b.claim.start);
+    }
   }
 
   /** spent + reserved, as a share of the budget (1 = all of it) */
-  private used(b: Applied): number {
-    const { spent, reserved } = this.counters.budget(b.claim);
-    return b.spec.amount > 0 ? (spent + reserved) / b.spec.amount : 1;
+  private used(c: BudgetCell, spec: BudgetSpec): number {
+    const { spent, reserved } = this.counters.budget(c);
+    return spec.amount > 0 ? (spent + reserved) / spec.amount : 1;
   }
 
   /** The request's cost if it used every token it may: the prompt estimate and max_tokens (or
