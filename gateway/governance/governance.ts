@@ -7,7 +7,7 @@ import diagnostics_channel from 'node:diagnostics_channel';
 import type { BudgetSpec, RateLimits } from '../config/governance-schema.js';
 import { gatewayError } from '../engine/errors.js';
 import type { KeyRecord, ModelConfig, Snapshot, TeamConfig } from '../engine/snapshot.js';
-import { promptEstimate, type Admission, type RequestContext } from '../engine/stages.js';
+import { promptEstimate, type Admission, type QueueShare, type RequestContext } from '../engine/stages.js';
 import type { BudgetCell, BudgetClaim, Counters, RateClaim } from './counters.js';
 import { periodBounds, type PeriodBounds } from './periods.js';
 
@@ -84,6 +84,8 @@ interface Plan {
   rates: RateRule[];
   /** the team's user_budget, its period bounds kept here (each end user's claim is per request) */
   userBudget: BudgetRule | undefined;
+  /** where the key's requests wait for a saturated endpoint: interactive, batch */
+  shares: readonly [QueueShare, QueueShare];
 }
 
 function rateRules(out: RateRule[], label: string, subject: string, l: RateLimits | undefined): void {
@@ -157,7 +159,10 @@ export class Governance implements Admission {
     if (team) rateRules(rates, `team "${team.name}"`, `team:${team.name}`, team.limits);
     rateRules(rates, `model "${model.name}"`, `model:${model.name}`, model.limits);
     const userBudget = team?.user_budget ? rule('user', '', '', team.user_budget) : undefined;
-    const p: Plan = { snapshot: s, team, budgets, rates, free: !budgets.length && !rates.length, userBudget };
+    const group = team ? `team:${team.name}` : `key:${key.name}`;
+    const weight = team?.weight ?? 1;
+    const shares = [Object.freeze({ group, weight, batch: false }), Object.freeze({ group, weight, batch: true })] as const;
+    const p: Plan = { snapshot: s, team, budgets, rates, free: !budgets.length && !rates.length, userBudget, shares };
     byModel.set(model, p);
     return p;
   }
@@ -177,8 +182,7 @@ export class Governance implements Admission {
     const key = ctx.key!;
     let plan = this.plan(s, key, ctx.model!);
     const team = plan.team;
-    const batch = key.priority === 'batch' || ctx.priorityHint === 'batch';
-    ctx.share = { group: team ? `team:${team.name}` : `key:${key.name}`, weight: team?.weight ?? 1, batch };
+    ctx.share = plan.shares[key.priority === 'batch' || ctx.priorityHint === 'batch' ? 1 : 0];
     const user = ctx.user !== undefined && (team?.user_budget || team?.user_limits) ? ctx.user : undefined;
     if (plan.free && user === undefined) return;
     const now = this.now();
