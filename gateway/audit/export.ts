@@ -7,7 +7,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { verifierSource, type AuditRecord, type BundleManifest, type BundleVerdict } from './core.js';
 import { core, type AuditLog } from './log.js';
-import { syncDir } from './key.js';
+import { fsyncFile, syncDir, writeSynced } from '../store/durable.js';
 import { VERSION } from '../version.js';
 import type { AuditExportResult } from '../wire.js';
 
@@ -236,8 +236,8 @@ export async function exportBundle(log: AuditLog, o: ExportOptions): Promise<Exp
     fs.writeFileSync(path.join(dir, 'README.txt'), README(manifest));
     for (const name of [...sinks.map((s) => s.name), ...(prompts ? [core.PROMPTS] : []), core.PUBLIC_KEY, 'verify.mjs', 'README.txt']) files.push({ name, ...core.fileSha256(path.join(dir, name)) });
     const manifestText = JSON.stringify(manifest, null, 2) + '\n';
-    writeSynced(path.join(dir, core.MANIFEST), manifestText);
-    writeSynced(path.join(dir, core.SIGNATURE), log.key.sign(manifestText) + '\n');
+    writeSynced(path.join(dir, core.MANIFEST), manifestText, { flag: 'wx', mode: 0o644 });
+    writeSynced(path.join(dir, core.SIGNATURE), log.key.sign(manifestText) + '\n', { flag: 'wx', mode: 0o644 });
     for (const name of [core.PUBLIC_KEY, 'verify.mjs', 'README.txt']) fsyncFile(path.join(dir, name));
     syncDir(dir);
     syncDir(path.dirname(dir));
@@ -267,20 +267,3 @@ export async function exportBundle(log: AuditLog, o: ExportOptions): Promise<Exp
   }
 }
 
-function writeSynced(file: string, text: string): void {
-  const fd = fs.openSync(file, 'wx', 0o644);
-  try {
-    fs.writeSync(fd, text);
-    fs.fsyncSync(fd);
-  } finally {
-    fs.closeSync(fd);
-  }
-}
-function fsyncFile(file: string): void {
-  const fd = fs.openSync(file, 'r');
-  try {
-    fs.fsyncSync(fd);
-  } finally {
-    fs.closeSync(fd);
-  }
-}

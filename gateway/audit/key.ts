@@ -5,6 +5,7 @@ import crypto from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
 import { StartupError } from '../store/db.js';
+import { createSynced, syncDir } from '../store/durable.js';
 import type { Secrets } from '../store/secrets.js';
 import { core } from './log.js';
 
@@ -82,34 +83,11 @@ function create(file: string, secrets: Secrets, dataDir: string): void {
     created_at: new Date().toISOString(),
   };
   // As install.key: a temporary file, synced, linked into place (two processes agree on one key).
-  const tmp = `${file}.${process.pid}.tmp`;
+  let created: boolean;
   try {
-    const fd = fs.openSync(tmp, 'w', 0o600);
-    try {
-      fs.writeSync(fd, JSON.stringify(body, null, 2) + '\n');
-      fs.fsyncSync(fd);
-    } finally {
-      fs.closeSync(fd);
-    }
-    fs.linkSync(tmp, file);
+    created = createSynced(file, JSON.stringify(body, null, 2) + '\n');
   } catch (e) {
-    if ((e as NodeJS.ErrnoException).code === 'EEXIST') return;
     throw new StartupError(`audit signing key ${file} cannot be written: ${(e as Error).message}`);
-  } finally {
-    fs.rmSync(tmp, { force: true });
   }
-  syncDir(dataDir);
-}
-
-export function syncDir(dir: string): void {
-  try {
-    const fd = fs.openSync(dir, 'r');
-    try {
-      fs.fsyncSync(fd);
-    } finally {
-      fs.closeSync(fd);
-    }
-  } catch {
-    /* directories cannot be synced on every platform */
-  }
+  if (created) syncDir(dataDir);
 }

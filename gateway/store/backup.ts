@@ -20,6 +20,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { DB_FILE, ensureDataDir, openDatabase, StartupError, type DB } from './db.js';
 import { DataDirLock } from './data-dir-lock.js';
+import { replaceSynced, syncDirAsync } from './durable.js';
 import { installKeyId, loadSecretsFor } from './install.js';
 import { Secrets, SECRET_FILE } from './secrets.js';
 import { AUDIT_KEY_FILE, AuditKey } from '../audit/key.js';
@@ -106,18 +107,6 @@ function readInstallSecret(dataDir: string): Buffer {
   return Buffer.from(hex, 'hex');
 }
 
-async function fsyncDir(dir: string): Promise<void> {
-  try {
-    const h = await fs.promises.open(dir, 'r');
-    try {
-      await h.sync();
-    } finally {
-      await h.close();
-    }
-  } catch {
-    /* not every platform syncs directories */
-  }
-}
 
 /** Refuse a backup destination that cannot work (before a passphrase is asked for); returns it absolute. */
 export function checkBackupTarget(file: string): string {
@@ -230,7 +219,7 @@ export async function writeBackup(o: { db: DB; dataDir: string; to: string; pass
     } catch (e) {
       throw new StartupError(`cannot write the backup to ${to}: ${fsProblem(e)}`);
     }
-    await fsyncDir(dir);
+    await syncDirAsync(dir);
     return { bytes: written };
   } finally {
     fs.rmSync(partial, { force: true });
@@ -469,17 +458,6 @@ interface RestoreJournal {
 /** A test-only crash point: the process dies (SIGKILL) after this many moves of an apply. */
 const CRASH_AFTER_STEP = process.env.AIRLOCK_TEST_RESTORE_CRASH_AFTER_STEP;
 
-function writeFileSynced(file: string, text: string): void {
-  const tmp = `${file}.tmp`;
-  const fd = fs.openSync(tmp, 'w', 0o600);
-  try {
-    fs.writeSync(fd, text);
-    fs.fsyncSync(fd);
-  } finally {
-    fs.closeSync(fd);
-  }
-  fs.renameSync(tmp, file);
-}
 
 /** Plan the moves that put the prepared restore in `from` into `dataDir`. */
 function planSwap(dataDir: string, from: string, p: Prepared): RestoreJournal {
@@ -533,15 +511,15 @@ async function runJournal(dataDir: string, j: RestoreJournal, crashPoint?: numbe
     runStep(dataDir, s);
     moved++;
     if (crashPoint !== undefined && moved >= crashPoint) {
-      await fsyncDir(dataDir);
+      await syncDirAsync(dataDir);
       process.kill(process.pid, 'SIGKILL');
     }
   }
-  await fsyncDir(dataDir);
-  if (j.previous) await fsyncDir(path.join(dataDir, j.previous));
-  if (j.applied) writeFileSynced(path.join(dataDir, LAST_RESTORE), JSON.stringify(j.applied, null, 2) + '\n');
+  await syncDirAsync(dataDir);
+  if (j.previous) await syncDirAsync(path.join(dataDir, j.previous));
+  if (j.applied) replaceSynced(path.join(dataDir, LAST_RESTORE), JSON.stringify(j.applied, null, 2) + '\n');
   fs.rmSync(path.join(dataDir, RESTORE_JOURNAL), { force: true });
-  await fsyncDir(dataDir);
+  await syncDirAsync(dataDir);
   fs.rmSync(path.join(dataDir, j.source), { recursive: true, force: true });
 }
 
@@ -556,9 +534,9 @@ async function rollBack(dataDir: string, j: RestoreJournal): Promise<void> {
       fs.renameSync(to, path.join(dataDir, s.from));
     }
   }
-  await fsyncDir(dataDir);
+  await syncDirAsync(dataDir);
   fs.rmSync(path.join(dataDir, RESTORE_JOURNAL), { force: true });
-  await fsyncDir(dataDir);
+  await syncDirAsync(dataDir);
   fs.rmSync(path.join(dataDir, j.source), { recursive: true, force: true });
   if (j.previous) fs.rmSync(path.join(dataDir, j.previous), { recursive: true, force: true });
 }
@@ -591,8 +569,8 @@ async function swapIn(dataDir: string, from: string, p: Prepared, applied?: (pre
   const j = planSwap(dataDir, from, p);
   const previous = j.previous ? path.join(dataDir, j.previous) : null;
   if (applied) j.applied = applied(previous);
-  writeFileSynced(path.join(dataDir, RESTORE_JOURNAL), JSON.stringify(j, null, 2) + '\n');
-  await fsyncDir(dataDir);
+  replaceSynced(path.join(dataDir, RESTORE_JOURNAL), JSON.stringify(j, null, 2) + '\n');
+  await syncDirAsync(dataDir);
   await runJournal(dataDir, j, CRASH_AFTER_STEP === undefined ? undefined : Number(CRASH_AFTER_STEP));
   return previous ?? undefined;
 }
@@ -700,7 +678,7 @@ export async function stageRestore(o: { file: string; label: string; dataDir: st
     const dir = path.join(dataDir, STAGED_DIR);
     fs.rmSync(dir, { recursive: true, force: true });
     fs.renameSync(scratch, dir);
-    await fsyncDir(dataDir);
+    await syncDirAsync(dataDir);
     return staged;
   } finally {
     fs.rmSync(scratch, { recursive: true, force: true });

@@ -4,6 +4,7 @@ import { createCipheriv, createDecipheriv, createHmac, hkdfSync, randomBytes } f
 import fs from 'node:fs';
 import path from 'node:path';
 import { StartupError } from './db.js';
+import { createSynced, syncDir } from './durable.js';
 
 export const SECRET_FILE = 'install.key';
 
@@ -35,29 +36,14 @@ export class Secrets {
       const master = randomBytes(32);
       // Written to a temporary file, synced, then linked into place: a crash never leaves a
       // half-written secret, and two processes starting at once agree on one.
-      const tmp = `${file}.${process.pid}.tmp`;
+      let created: boolean;
       try {
-        const fd = fs.openSync(tmp, 'w', 0o600);
-        try {
-          fs.writeSync(fd, master.toString('hex') + '\n');
-          fs.fsyncSync(fd);
-        } finally {
-          fs.closeSync(fd);
-        }
-        fs.linkSync(tmp, file);
+        created = createSynced(file, master.toString('hex') + '\n');
       } catch (e) {
-        if ((e as NodeJS.ErrnoException).code === 'EEXIST') return Secrets.load(dataDir, opts);
         throw new StartupError(`install secret ${file} cannot be written: ${(e as Error).message}`);
-      } finally {
-        fs.rmSync(tmp, { force: true });
       }
-      try {
-        const dfd = fs.openSync(dataDir, 'r');
-        fs.fsyncSync(dfd);
-        fs.closeSync(dfd);
-      } catch {
-        /* directories cannot be synced on every platform */
-      }
+      if (!created) return Secrets.load(dataDir, opts);
+      syncDir(dataDir);
       return new Secrets(master);
     }
     const hex = raw.trim();
