@@ -1227,6 +1227,10 @@ describe('admin app (Chromium)', () => {
     await eventually(async () => (await latest.locator('tbody tr').count()) === 30, 'the second page is added');
     assert.equal(await page.getByRole('button', { name: 'Load more requests' }).count(), 0, 'no more pages');
     await page.getByText('30 requests shown (paused: newer requests are not added).').waitFor();
+    await page.getByRole('button', { name: 'Back to the newest' }).click();
+    await eventually(async () => (await latest.locator('tbody tr').count()) === 25, 'back to the live first page');
+    await page.getByText('25 requests shown.').waitFor();
+    await page.getByRole('button', { name: 'Back to the newest' }).waitFor({ state: 'detached' });
     // filtered by user
     await page.getByRole('group', { name: 'Filter the latest requests' }).getByLabel('User').fill('alice');
     await eventually(async () => (await latest.locator('tbody tr').count()) === 4, 'only alice’s requests');

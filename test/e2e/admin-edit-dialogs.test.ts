@@ -148,6 +148,16 @@ test('Guardrails: a detector value the schema refuses is named on the field that
   assert.equal(await page.getByRole('button', { name: 'Load older decisions' }).count(), 0, 'nothing more to load');
   const ids = await page.getByTestId('guardrail-events').locator('tbody tr td.mono').allTextContents();
   assert.equal(new Set(ids).size, 53, 'each decision once');
+  // the list holds still while paged; a new decision shows only after "Back to the newest"
+  await page.getByText('53 decisions shown (paused: newer decisions are not added).').waitFor();
+  const newest = (await ai.chat.completions.create({ model: 'chat', messages: [{ role: 'user', content: 'mail newest@example.com' }] }).withResponse()).response.headers.get('x-airlock-request-id');
+  assert.ok(newest);
+  assert.notEqual(await decisions.first().locator('td.mono').textContent(), newest, 'not added while paused');
+  await page.getByRole('button', { name: 'Back to the newest' }).click();
+  await eventually(async () => (await decisions.count()) === 50 && (await decisions.first().locator('td.mono').textContent()) === newest, 'the first page again, the newest decision on top');
+  assert.equal(await page.getByText(/decisions shown \(paused/).count(), 0, 'no longer paused');
+  await page.getByRole('button', { name: 'Load older decisions' }).waitFor();
+  await page.getByRole('button', { name: 'Back to the newest' }).waitFor({ state: 'detached' });
   await page.getByRole('button', { name: 'Edit policy no-pii' }).click();
   const d = page.getByRole('dialog', { name: 'Edit policy no-pii' });
   assert.equal(await d.getByLabel(/^pii \(/).isChecked(), true, 'the form shows the stored policy');

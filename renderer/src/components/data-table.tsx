@@ -36,8 +36,9 @@ export function DataTable<T>({
   empty?: ReactNode;
   testId?: string;
   card?: boolean;
-  /** paging: a "load more" button under the table while there is more */
-  more?: { hasMore: boolean; busy: boolean; onMore: () => void; label?: string };
+  /** paging: a "load more" button under the table while there is more; `onNewest` (given while a
+   * live list is held still after loading more) adds "Back to the newest", which lets it go live again */
+  more?: { hasMore: boolean; busy: boolean; onMore: () => void; label?: string; onNewest?: () => void };
   /** what the table shows, for screen readers (a caption the eye gets from the heading above) */
   caption?: string;
 }) {
@@ -83,11 +84,18 @@ export function DataTable<T>({
           </tbody>
         </table>
       </TableWrap>
-      {more?.hasMore ? (
+      {more?.hasMore || more?.onNewest ? (
         <div className="table-more">
-          <button type="button" onClick={more.onMore} disabled={more.busy}>
-            {more.busy ? 'Loading…' : (more.label ?? 'Load more')}
-          </button>
+          {more.hasMore ? (
+            <button type="button" onClick={more.onMore} disabled={more.busy}>
+              {more.busy ? 'Loading…' : (more.label ?? 'Load more')}
+            </button>
+          ) : null}
+          {more.onNewest ? (
+            <button type="button" onClick={more.onNewest}>
+              Back to the newest
+            </button>
+          ) : null}
         </div>
       ) : null}
     </>

@@ -82,7 +82,7 @@ export function GuardrailsPage() {
   const summary = useResource((s) => get<GuardrailHitSeries>('/guardrail-events/summary?buckets=24', s), [], 30_000);
   const events = useResource((s) => get<{ data: GuardrailEventRow[] }>(`/guardrail-events?limit=${EVENTS_PAGE}`, s), [], 30_000);
   // the first page stays live until "load older": from then on the list holds still (no row moves
-  // between pages while new decisions arrive)
+  // between pages while new decisions arrive) until "Back to the newest"
   const [older, setOlder] = useState<{ rows: GuardrailEventRow[]; hasMore: boolean; busy: boolean; error?: unknown }>({ rows: [], hasMore: false, busy: false });
   const frozen = older.rows.length > 0;
   const shownEvents = frozen ? older.rows : events.data?.data;
@@ -205,7 +205,7 @@ export function GuardrailsPage() {
           rows={shownEvents}
           rowKey={(e) => String(e.id)}
           empty={<p className="muted">No guardrail has found anything yet.</p>}
-          more={{ hasMore: moreEvents, busy: older.busy, onMore: () => void loadOlder(), label: 'Load older decisions' }}
+          more={{ hasMore: moreEvents, busy: older.busy, onMore: () => void loadOlder(), label: 'Load older decisions', onNewest: frozen ? () => (setOlder({ rows: [], hasMore: false, busy: false }), events.reload()) : undefined }}
           columns={[
             { header: 'Time', cell: (e) => fmtTime(e.ts) },
             { header: 'Policy', cell: (e) => e.policy, rowHeader: true },
@@ -230,6 +230,11 @@ export function GuardrailsPage() {
             { header: 'Request', cell: (e) => e.request_id ?? e.tool_call_id ?? '—', className: 'mono' },
           ]}
         />
+        {frozen ? (
+          <p className="hint" role="status" aria-live="polite">
+            {`${older.rows.length} decisions shown (paused: newer decisions are not added).`}
+          </p>
+        ) : null}
       </Section>
 
       <FormDialog open={editing !== null} onClose={() => setEditing(null)} title={editing === 'new' ? 'Add guardrail policy' : `Edit policy ${editing?.name ?? ''}`} wide>

@@ -277,7 +277,7 @@ function LatestRequests() {
         rows={shown}
         rowKey={(r) => r.request_id}
         empty={<p className="muted">{query.includes('&') ? 'No requests match these filters.' : 'None yet.'}</p>}
-        more={{ hasMore: !!cursor, busy: older.busy, onMore: () => void more(), label: 'Load more requests' }}
+        more={{ hasMore: !!cursor, busy: older.busy, onMore: () => void more(), label: 'Load more requests', onNewest: frozen ? () => (setOlder({ rows: [], cursor: null, busy: false }), first.reload()) : undefined }}
         columns={[
           { header: 'Time', cell: (r) => fmtTime(r.ts), rowHeader: true },
           { header: 'Key', cell: (r) => r.key_name ?? '—' },
@@ -302,11 +302,6 @@ function LatestRequests() {
       <p className="hint" role="status" aria-live="polite">
         {shown ? `${shown.length} request${shown.length === 1 ? '' : 's'} shown${frozen ? ' (paused: newer requests are not added)' : ''}.` : ''}
       </p>
-      {frozen ? (
-        <button type="button" onClick={() => setOlder({ rows: [], cursor: null, busy: false })}>
-          Back to the newest
-        </button>
-      ) : null}
     </Section>
   );
 }
