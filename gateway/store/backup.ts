@@ -21,7 +21,7 @@ import path from 'node:path';
 import { DB_FILE, ensureDataDir, openDatabase, StartupError, type DB } from './db.js';
 import { DataDirLock } from './data-dir-lock.js';
 import { replaceSynced, syncDirAsync } from './durable.js';
-import { installKeyId, loadSecretsFor } from './install.js';
+import { installKeyId, loadSecretsFor, RESTORE_JOURNAL } from './install.js';
 import { Secrets, SECRET_FILE } from './secrets.js';
 import { AUDIT_KEY_FILE, AuditKey } from '../audit/key.js';
 import { VERSION } from '../version.js';
@@ -434,7 +434,6 @@ async function prepareRestore(o: { file: string; info: BackupInfo; scratch: stri
 // deleted the scratch dir) are the done moves undone in reverse (rolled back) and the data dir
 // is the old install again.
 
-export const RESTORE_JOURNAL = 'restore-journal.json';
 
 interface JournalStep {
   op: 'move' | 'copy';

@@ -44,8 +44,23 @@ export function requireInstall(dataDir: string): void {
   if (!fs.existsSync(db) || fs.statSync(db).size === 0) throw new StartupError(`no Airlock install at ${dataDir} (it holds no ${DB_FILE}); ${DATA_DIR_HINT}`);
 }
 
-/** Open an install's database and secret; `existing`: refuse to create one. */
+/** The plan of a restore being applied (store/backup.ts): while it is there, the data dir's
+ * files may be between two installs (the database of one, the install.key of the other). */
+export const RESTORE_JOURNAL = 'restore-journal.json';
+
+/** Refuse a data dir in the middle of a restore: only "airlock serve" (or "airlock restore")
+ * completes or undoes it, under the data dir's lock. */
+export function refuseMidRestore(dataDir: string): void {
+  if (fs.existsSync(path.join(dataDir, RESTORE_JOURNAL)))
+    throw new StartupError(
+      `a restore into ${dataDir} is being applied or was interrupted (${RESTORE_JOURNAL} is there), so its files may be between two installs; wait for a running "airlock restore", or start "airlock serve" (it completes or undoes the restore), then run this command again`,
+    );
+}
+
+/** Open an install's database and secret (the commands other than serve and restore);
+ * `existing`: refuse to create one. A data dir in the middle of a restore is refused. */
 export function openInstall(dataDir: string, opts: { existing: boolean }): { db: DB; secrets: Secrets } {
+  refuseMidRestore(dataDir);
   if (opts.existing) requireInstall(dataDir);
   else ensureDataDir(dataDir);
   const db = openDatabase(dataDir);

@@ -273,6 +273,14 @@ describe('applying a restore is crash-safe (the journal)', () => {
       const crashed = await runCli(serveArgs(target.dataDir), { env: { [CRASH]: '2', AIRLOCK_ADMIN_TOKEN: ADMIN_TOKEN } });
       assert.equal(crashed.signal, 'SIGKILL');
       assert.equal(fs.existsSync(path.join(target.dataDir, 'airlock.db')), false, 'half-applied: the database has been moved out');
+      // other commands refuse a data dir between two installs, naming why and what to do
+      const before = fs.readdirSync(target.dataDir).sort();
+      for (const args of [['config', 'export'], ['keys', 'list'], ['keys', 'create', '--name', 'mid-restore']]) {
+        const r = await runCli([...args, '--data-dir', target.dataDir]);
+        assert.notEqual(r.code, 0, `${args.join(' ')} is refused`);
+        assert.match(r.stderr, /a restore into .* is being applied or was interrupted \(restore-journal\.json is there\).*start "airlock serve"/, args.join(' '));
+      }
+      assert.deepEqual(fs.readdirSync(target.dataDir).sort(), before, 'nothing was created or changed');
       fs.rmSync(path.join(target.dataDir, 'restore-staged'), { recursive: true, force: true });
 
       target = await startGateway({ dataDir: target.dataDir });
