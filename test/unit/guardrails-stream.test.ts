@@ -81,6 +81,28 @@ test('a private key streamed line by line is held whole and redacted', () => {
   }
 });
 
+describe('the prefilter (detector anchors) never skips a match whose anchor came in an earlier chunk', () => {
+  // the chunk with the detector's anchor ("@", "=") comes first; the chunks after it hold none of
+  // the detector's anchors (so a prefilter over each chunk alone would skip them)
+  const splits: [string, string[], string, string][] = [
+    ['an e-mail address', ['mail jane.doe@', 'exam', 'ple.', 'com', ' today.'], 'mail [EMAIL_1] today.', 'pii:EMAIL'],
+    ['a key-like assignment', ['the api_key=', 'Zx8Q', 'p2Lm', '9Rt4', 'Vb7N', 'c1Kd', ' is set.'], 'the api_key=[SECRET_1] is set.', 'secrets:SECRET'],
+  ];
+  const anchorsOf = (type: string) => (type === 'pii:EMAIL' ? '@' : ':=');
+  for (const [what, parts, redacted, type] of splits)
+    for (const lead of [0, 40, 150, 300]) {
+      const head = filler.repeat(4).slice(0, lead);
+      test(`${what}, after ${lead} characters`, () => {
+        for (const p of parts.slice(1)) assert.ok(![...anchorsOf(type)].some((c) => p.includes(c)), `chunk ${JSON.stringify(p)} holds an anchor`);
+        const chunks = [...(head ? [head] : []), ...parts, filler];
+        assert.equal(run([redactAll], chunks), head + redacted + filler);
+        const hits = new Map<string, Hit>();
+        assert.equal(run([shadow], chunks, hits), chunks.join(''));
+        assert.deepEqual(hits.get('watch\u0000output')?.detectors, { [type]: 1 });
+      });
+    }
+});
+
 test('a block policy throws before any of the match is released', () => {
   const t = `${filler.repeat(3)}use ${SECRETS.github} now`;
   for (const [how, parts] of chunkings(t)) {

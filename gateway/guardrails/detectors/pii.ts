@@ -2,7 +2,7 @@
 // cards (Luhn), IBANs (mod-97), US SSNs, IPv4 and IPv6 addresses. Each candidate a regex finds is
 // checked the way the format defines (check digits, ranges) so near misses are not reported.
 import { isIPv6 } from 'node:net';
-import { matchAll, type Finding } from './types.js';
+import { DIGITS, anchored, matchAll, type Finding } from './types.js';
 
 const EMAIL = /(?<![\w.%+-])[A-Za-z0-9][A-Za-z0-9._%+-]{0,63}@(?:[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?\.)+[A-Za-z]{2,24}(?![\w-]|\.[A-Za-z0-9])/g;
 // +CC then digits with optional single separators
@@ -74,9 +74,9 @@ function phoneDigits(s: string): number {
   return n;
 }
 
-export const email = (t: string): Finding[] => (t.indexOf('@') === -1 ? [] : matchAll(EMAIL, t, 'pii', 'EMAIL'));
+export const email = anchored((t: string): Finding[] => (t.indexOf('@') === -1 ? [] : matchAll(EMAIL, t, 'pii', 'EMAIL')), '@');
 
-export const phone = (t: string): Finding[] => {
+export const phone = anchored((t: string): Finding[] => {
   const out = matchAll(E164, t, 'pii', 'PHONE', (m) => {
     const n = phoneDigits(m[0]);
     return n >= 8 && n <= 15;
@@ -89,12 +89,12 @@ export const phone = (t: string): Finding[] => {
     }),
   );
   return out;
-};
+}, DIGITS);
 
-export const card = (t: string): Finding[] => matchAll(CARD, t, 'pii', 'CARD', cardValid);
-export const iban = (t: string): Finding[] => matchAll(IBAN, t, 'pii', 'IBAN', (m) => ibanValid(m[0]));
-export const ssn = (t: string): Finding[] => matchAll(SSN, t, 'pii', 'SSN');
-export const ip = (t: string): Finding[] => {
+export const card = anchored((t: string): Finding[] => matchAll(CARD, t, 'pii', 'CARD', cardValid), DIGITS);
+export const iban = anchored((t: string): Finding[] => matchAll(IBAN, t, 'pii', 'IBAN', (m) => ibanValid(m[0])), DIGITS);
+export const ssn = anchored((t: string): Finding[] => matchAll(SSN, t, 'pii', 'SSN'), DIGITS);
+export const ip = anchored((t: string): Finding[] => {
   // four dotted numbers after "version", "patch", "release", "build" or "v" are a version
   const out = matchAll(IPV4, t, 'pii', 'IP', (m) => !/(?:\b(?:version|patch|release|build|firmware)\s*|\bv)$/i.test(t.slice(Math.max(0, m.index - 12), m.index)));
   if (t.indexOf(':') !== -1)
@@ -106,6 +106,6 @@ export const ip = (t: string): Finding[] => {
       }),
     );
   return out;
-};
+}, DIGITS); // an IPv6 address counts only with a digit in it
 
 export const PII = { email, phone, card, iban, ssn, ip } as const;
