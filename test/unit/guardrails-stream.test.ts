@@ -6,34 +6,16 @@ import { describe, test } from 'node:test';
 import { guardrailSchema } from '../../gateway/config/guardrails-schema.js';
 import { Placeholders, compilePolicy, evaluatePolicies, type Hit } from '../../gateway/guardrails/policy.js';
 import { GuardBlock, MAX_HOLD, TextScanner } from '../../gateway/guardrails/stream.js';
+import { randomChunks } from '../helpers/random.js';
 
 const policy = (o: Record<string, unknown>) => compilePolicy(guardrailSchema.parse({ name: 'p', direction: ['output'], ...o }));
 const redactAll = policy({ name: 'no-leaks', detectors: ['pii', 'secrets'], action: 'redact' });
 const blockSecrets = policy({ name: 'no-secrets', detectors: ['secrets'], action: 'block' });
 const shadow = policy({ name: 'watch', detectors: ['pii', 'secrets'], action: 'block', mode: 'shadow' });
 
-/** a deterministic random number generator (mulberry32) */
-function rng(seed: number) {
-  return () => {
-    seed = (seed + 0x6d2b79f5) | 0;
-    let t = Math.imul(seed ^ (seed >>> 15), 1 | seed);
-    t = (t + Math.imul(t ^ (t >>> 7), 61 | t)) ^ t;
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
-
 function chunkings(text: string): [string, string[]][] {
   const out: [string, string[]][] = [['char by char', [...text]], ['whole', [text]]];
-  for (let s = 1; s <= 20; s++) {
-    const r = rng(s);
-    const parts: string[] = [];
-    for (let i = 0; i < text.length; ) {
-      const n = 1 + Math.floor(r() * (s % 3 === 0 ? 40 : 7));
-      parts.push(text.slice(i, i + n));
-      i += n;
-    }
-    out.push([`random chunking #${s}`, parts]);
-  }
+  for (let s = 1; s <= 20; s++) out.push([`random chunking #${s}`, randomChunks(text, s, s % 3 === 0 ? 40 : 7)]);
   return out;
 }
 
