@@ -101,3 +101,38 @@ for (const [which, label] of [
   );
   for (const [name, xs] of per) console.log(`${label} [${name}]: ${roundsSummary(xs)}`);
 }
+
+// ---- the same stream as bytes through the stream inspector, as pipeStream runs it ----
+// The bench upstream's bytes (the role chunk, then the rest with the usage chunk and [DONE] in a
+// second read) through the StreamInspector alone (the gateway without guardrails) and with the
+// output guard as its transform (decode each event, guard, re-encode): the output side's whole
+// cost per stream, without HTTP. BENCH_AB_DIST adds that build's inspector and guard.
+const { StreamInspector } = await import('../gateway/engine/openai/stream-inspector.js');
+const USAGE = { prompt_tokens: 1030, completion_tokens: 8, total_tokens: 1038 };
+const sse = chatStreamEvents(BENCH_CONTENT, USAGE).map((d) => `data: ${d}\n\n`);
+const HEAD = Buffer.from(sse[0]!);
+const REST = Buffer.from(`${sse.slice(1).join('')}data: [DONE]\n\n`);
+function inspected(Inspector: typeof StreamInspector, guarded: { engine: Engine; guardEventsFn: typeof guardEvents } | undefined): () => void {
+  const guards = guarded?.engine.guards();
+  return () => {
+    const ctx = { kind: 'chat', attempts: 1, body: {}, snapshot, model: { name: 'chat' }, requestedModel: 'chat', key: undefined, status: 200 } as unknown as Parameters<typeof guardEvents>[1];
+    const transform = guarded ? guarded.guardEventsFn(guards!, ctx) : undefined;
+    const insp = new Inspector({ kind: 'chat', clientWantsUsage: false, maxEventBytes: 1 << 20, transform });
+    let n = 0;
+    for (const b of [...insp.push(HEAD), ...insp.push(REST), ...insp.end()]) n += b.length;
+    guarded?.engine.finish(ctx);
+    if (!n) throw new Error('nothing sent');
+  };
+}
+const byteVariants: [string, () => void][] = [
+  ['this build, no guardrails', inspected(StreamInspector, undefined)],
+  ['this build, output guard', inspected(StreamInspector, { engine: mine, guardEventsFn: guardEvents })],
+];
+if (other) {
+  const si = (await import(path.resolve(other, 'gateway/engine/openai/stream-inspector.js'))) as { StreamInspector: typeof StreamInspector };
+  const e = (await import(path.resolve(other, 'gateway/guardrails/engine.js'))) as { GuardrailEngine: typeof GuardrailEngine };
+  const st = (await import(path.resolve(other, 'gateway/engine/stages.js'))) as { guardEvents: typeof guardEvents };
+  byteVariants.push([`${other}, no guardrails`, inspected(si.StreamInspector, undefined)], [`${other}, output guard`, inspected(si.StreamInspector, { engine: new e.GuardrailEngine(() => undefined), guardEventsFn: st.guardEvents })]);
+}
+for (const [name, xs] of alternatingRounds(byteVariants, 8, (fn) => measure(fn, 40, 50).p50))
+  console.log(`stream inspector, the HTTP bench's stream as bytes (${sse.length + 1} events) [${name}]: ${roundsSummary(xs)}`);
