@@ -1,4 +1,6 @@
-// Constants shared by the bench's processes.
+// Constants shared by the bench's processes, and the micro-benchmarks' helpers (measure, the
+// bench upstream's streamed chat answer as event data, A/B rounds in alternating order).
+import { performance } from 'node:perf_hooks';
 
 /** What the bench upstream answers: 8 words, so the bench measures overhead, not payload. */
 export const BENCH_CONTENT = 'the quick brown fox jumps over the dog';
@@ -40,4 +42,46 @@ export function businessPrompt(bytes: number): string {
   let s = '';
   for (let i = 0; s.length < bytes; i++) s += (s ? ' ' : '') + PROSE[i % PROSE.length]!;
   return s.slice(0, bytes);
+}
+
+/** Per-call µs of `fn`: `warmup` calls, then `batches` batches of `per` calls; the median and p90
+ * over the batches (on a shared machine, the median of many short batches is the least disturbed
+ * figure). */
+export function measure(fn: () => void, batches = 200, per = 20, warmup = 200): { p50: number; p90: number } {
+  for (let i = 0; i < warmup; i++) fn();
+  const t: number[] = [];
+  for (let b = 0; b < batches; b++) {
+    const t0 = performance.now();
+    for (let i = 0; i < per; i++) fn();
+    t.push(((performance.now() - t0) * 1000) / per);
+  }
+  t.sort((a, b) => a - b);
+  return { p50: t[Math.floor(t.length / 2)]!, p90: t[Math.floor(t.length * 0.9)]! };
+}
+
+/** A streamed chat answer as the bench upstream writes it (compact chunks: the role chunk, one
+ * chunk per word, the finish chunk, and the usage chunk when given), each event's data. */
+export function chatStreamEvents(content: string, usage?: { prompt_tokens: number; completion_tokens: number; total_tokens: number }): string[] {
+  const pre = '{"id":"chatcmpl-1","object":"chat.completion.chunk","created":1764633600,"model":"test-model","choices":[';
+  return [
+    `${pre}{"index":0,"delta":{"role":"assistant","content":""},"logprobs":null,"finish_reason":null}]}`,
+    ...(content.match(/\s*\S+\s*/g) ?? []).map((w) => `${pre}{"index":0,"delta":{"content":${JSON.stringify(w)}},"logprobs":null,"finish_reason":null}]}`),
+    `${pre}{"index":0,"delta":{},"logprobs":null,"finish_reason":"stop"}]}`,
+    ...(usage ? [`${pre}],"usage":${JSON.stringify(usage)}}`] : []),
+  ];
+}
+
+/** An A/B in one process: `rounds` rounds, each running every variant once, the order reversed
+ * every other round (so that all see the same machine load); each variant's figures, one a round. */
+export function alternatingRounds<T>(variants: readonly (readonly [string, T])[], rounds: number, run: (v: T) => number): Map<string, number[]> {
+  const got = new Map<string, number[]>();
+  for (let round = 0; round < rounds; round++)
+    for (const [name, v] of round % 2 ? [...variants].reverse() : variants) got.set(name, [...(got.get(name) ?? []), run(v)]);
+  return got;
+}
+
+/** The median of some figures, and the figures in order, as a report line's tail. */
+export function roundsSummary(xs: readonly number[]): string {
+  const s = [...xs].sort((a, b) => a - b);
+  return `p50 ${s[Math.floor(s.length / 2)]!.toFixed(1)} µs per request (rounds ${s.map((x) => x.toFixed(1)).join(', ')})`;
 }

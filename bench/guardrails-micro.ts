@@ -8,9 +8,9 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { performance } from 'node:perf_hooks';
 import { Placeholders, compilePolicies, evaluateTexts, type Hit } from '../gateway/guardrails/policy.js';
 import { TextScanner } from '../gateway/guardrails/stream.js';
+import { BENCH_CONTENT, alternatingRounds, chatStreamEvents, measure, roundsSummary } from './common.js';
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
 const corpus = fs
@@ -43,19 +43,6 @@ function output(answer: string): void {
   if (out < answer.length - 64) throw new Error('lost text');
 }
 
-/** Median and p90 of per-call µs over `batches` batches of `per` calls. */
-function measure(fn: () => void, batches = 200, per = 20): { p50: number; p90: number } {
-  for (let i = 0; i < 200; i++) fn(); // warm-up
-  const t: number[] = [];
-  for (let b = 0; b < batches; b++) {
-    const t0 = performance.now();
-    for (let i = 0; i < per; i++) fn();
-    t.push(((performance.now() - t0) * 1000) / per);
-  }
-  t.sort((a, b) => a - b);
-  return { p50: t[Math.floor(t.length / 2)]!, p90: t[Math.floor(t.length * 0.9)]! };
-}
-
 const load = os.loadavg().map((x) => x.toFixed(2)).join(' / ');
 console.log(`node ${process.version}, ${os.cpus().length} cores (${os.cpus()[0]?.model ?? '?'}), load average ${load} (1/5/15 min)`);
 const rows: [string, () => void][] = [
@@ -78,14 +65,8 @@ const { guardEvents } = await import('../gateway/engine/stages.js');
 type Engine = InstanceType<typeof GuardrailEngine>;
 const SPEC = [{ name: 'default', direction: ['input', 'output'], detectors: ['pii', 'secrets'], action: 'redact', mode: 'enforce' }];
 const snapshot = { guardrails: SPEC, settings: { limits: { max_response_bytes: 8 << 20 } } };
-const pre = '{"id":"chatcmpl-1","object":"chat.completion.chunk","created":1764633600,"model":"test-model","choices":[';
-const streamOf = (content: string) => [
-  `${pre}{"index":0,"delta":{"role":"assistant","content":""},"logprobs":null,"finish_reason":null}]}`,
-  ...(content.match(/\s*\S+\s*/g) ?? []).map((w) => `${pre}{"index":0,"delta":{"content":${JSON.stringify(w)}},"logprobs":null,"finish_reason":null}]}`),
-  `${pre}{"index":0,"delta":{},"logprobs":null,"finish_reason":"stop"}]}`,
-];
-const BENCH_STREAM = streamOf('the quick brown fox jumps over the dog');
-const LONG_STREAM = streamOf(ANSWER);
+const BENCH_STREAM = chatStreamEvents(BENCH_CONTENT);
+const LONG_STREAM = chatStreamEvents(ANSWER);
 
 function streamGuard(engine: Engine, guards: ReturnType<Engine['guards']>, guardEventsFn: typeof guardEvents, events: string[]): () => void {
   return () => {
@@ -113,14 +94,45 @@ for (const [which, label] of [
   [2, `output guard, a 4 kB answer one word a chunk (${LONG_STREAM.length} events)`],
 ] as const) {
   // alternating rounds, so that both builds see the same machine load
-  const per = new Map<string, number[]>();
-  for (let round = 0; round < 6; round++)
-    for (const v of round % 2 ? [...variants].reverse() : variants) {
-      const m = measure(v[which], 40, which === 1 ? 50 : 5);
-      per.set(v[0], [...(per.get(v[0]) ?? []), m.p50]);
-    }
-  for (const [name, xs] of per) {
-    xs.sort((a, b) => a - b);
-    console.log(`${label} [${name}]: p50 ${xs[Math.floor(xs.length / 2)]!.toFixed(1)} µs per request (rounds ${xs.map((x) => x.toFixed(1)).join(', ')})`);
-  }
+  const per = alternatingRounds(
+    variants.map(([name, short, long]) => [name, which === 1 ? short : long] as const),
+    6,
+    (fn) => measure(fn, 40, which === 1 ? 50 : 5).p50,
+  );
+  for (const [name, xs] of per) console.log(`${label} [${name}]: ${roundsSummary(xs)}`);
 }
+
+// ---- the same stream as bytes through the stream inspector, as pipeStream runs it ----
+// The bench upstream's bytes (the role chunk, then the rest with the usage chunk and [DONE] in a
+// second read) through the StreamInspector alone (the gateway without guardrails) and with the
+// output guard as its transform (decode each event, guard, re-encode): the output side's whole
+// cost per stream, without HTTP. BENCH_AB_DIST adds that build's inspector and guard.
+const { StreamInspector } = await import('../gateway/engine/openai/stream-inspector.js');
+const USAGE = { prompt_tokens: 1030, completion_tokens: 8, total_tokens: 1038 };
+const sse = chatStreamEvents(BENCH_CONTENT, USAGE).map((d) => `data: ${d}\n\n`);
+const HEAD = Buffer.from(sse[0]!);
+const REST = Buffer.from(`${sse.slice(1).join('')}data: [DONE]\n\n`);
+function inspected(Inspector: typeof StreamInspector, guarded: { engine: Engine; guardEventsFn: typeof guardEvents } | undefined): () => void {
+  const guards = guarded?.engine.guards();
+  return () => {
+    const ctx = { kind: 'chat', attempts: 1, body: {}, snapshot, model: { name: 'chat' }, requestedModel: 'chat', key: undefined, status: 200 } as unknown as Parameters<typeof guardEvents>[1];
+    const transform = guarded ? guarded.guardEventsFn(guards!, ctx) : undefined;
+    const insp = new Inspector({ kind: 'chat', clientWantsUsage: false, maxEventBytes: 1 << 20, transform });
+    let n = 0;
+    for (const b of [...insp.push(HEAD), ...insp.push(REST), ...insp.end()]) n += b.length;
+    guarded?.engine.finish(ctx);
+    if (!n) throw new Error('nothing sent');
+  };
+}
+const byteVariants: [string, () => void][] = [
+  ['this build, no guardrails', inspected(StreamInspector, undefined)],
+  ['this build, output guard', inspected(StreamInspector, { engine: mine, guardEventsFn: guardEvents })],
+];
+if (other) {
+  const si = (await import(path.resolve(other, 'gateway/engine/openai/stream-inspector.js'))) as { StreamInspector: typeof StreamInspector };
+  const e = (await import(path.resolve(other, 'gateway/guardrails/engine.js'))) as { GuardrailEngine: typeof GuardrailEngine };
+  const st = (await import(path.resolve(other, 'gateway/engine/stages.js'))) as { guardEvents: typeof guardEvents };
+  byteVariants.push([`${other}, no guardrails`, inspected(si.StreamInspector, undefined)], [`${other}, output guard`, inspected(si.StreamInspector, { engine: new e.GuardrailEngine(() => undefined), guardEventsFn: st.guardEvents })]);
+}
+for (const [name, xs] of alternatingRounds(byteVariants, 8, (fn) => measure(fn, 40, 50).p50))
+  console.log(`stream inspector, the HTTP bench's stream as bytes (${sse.length + 1} events) [${name}]: ${roundsSummary(xs)}`);

@@ -21,7 +21,10 @@
 //                         compared with the gateway, whose traces are on by default;
 //                         variant: the gateway with BENCH_VARIANT_ENV / BENCH_VARIANT_NODE_ARGS /
 //                         BENCH_VARIANT_SETTINGS (same forms as the BENCH_GATEWAY_* knobs) on top, for
-//                         an A/B experiment measured in the same interleaved rounds as "gateway"
+//                         an A/B experiment measured in the same interleaved rounds as "gateway";
+//                         BENCH_VARIANT_BIN runs another build's airlock.js as the variant only, and
+//                         BENCH_VARIANT_GUARDRAILS=1 gives it the guardrails server's policy set (so
+//                         BENCH_SERVERS=gateway,guardrails,variant compares two builds' guardrails)
 //   BENCH_MODES           comma-separated subset of non-stream,stream (default both)
 //   BENCH_PROMPT_BYTES    the measured requests' user message is that many bytes of ordinary
 //                         business prose (default: a 20-byte prompt); the guardrails comparison's
@@ -216,6 +219,7 @@ async function startGateway(upstreamUrl: string, name: Exclude<ServerName, 'pass
   const guardrails = name === 'guardrails';
   const untraced = name === 'untraced';
   const variant = name === 'variant';
+  const guarded = guardrails || (variant && process.env.BENCH_VARIANT_GUARDRAILS === '1');
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'airlock-bench-'));
   tmpRoots.push(dir);
   const dataDir = path.join(dir, 'data');
@@ -232,7 +236,7 @@ async function startGateway(upstreamUrl: string, name: Exclude<ServerName, 'pass
       keys: [{ name: 'bench', key: BENCH_KEY, team: 'bench', ...(governed ? GOVERNANCE : {}) }],
       // the slow-streams scenario's connections, with room to spare (default 1024)
       settings: { http: { max_connections: Math.max(1024, SLOW_STREAMS + 64) }, ...EXTRA_SETTINGS, ...(untraced ? { telemetry: { traces: false } } : {}), ...(variant ? VARIANT_SETTINGS : {}) },
-      ...(guardrails ? { guardrails: [{ name: 'default', direction: ['input', 'output'], detectors: ['pii', 'secrets'], action: 'redact' }] } : {}),
+      ...(guarded ? { guardrails: [{ name: 'default', direction: ['input', 'output'], detectors: ['pii', 'secrets'], action: 'redact' }] } : {}),
     }),
   );
   const nodeArgs = [
@@ -247,7 +251,7 @@ async function startGateway(upstreamUrl: string, name: Exclude<ServerName, 'pass
   return startServer(
     name,
     SERVER_CORE,
-    [...nodeArgs, process.env.BENCH_GATEWAY_BIN || path.join(ROOT, 'bin', 'airlock.js'), 'serve', '--data-dir', dataDir, '--config', configFile, '--port', '0', '--admin-port', '0'],
+    [...nodeArgs, (variant && process.env.BENCH_VARIANT_BIN) || process.env.BENCH_GATEWAY_BIN || path.join(ROOT, 'bin', 'airlock.js'), 'serve', '--data-dir', dataDir, '--config', configFile, '--port', '0', '--admin-port', '0'],
     /data plane listening on (http:\/\/\S+)/,
     { readyRe: /airlock: ready/, env },
   );

@@ -6,19 +6,13 @@
 // build's translator, in alternating rounds (an A/B under the same machine load).
 import os from 'node:os';
 import path from 'node:path';
-import { performance } from 'node:perf_hooks';
 import { messagesAdapter } from '../gateway/engine/anthropic/messages.js';
 import { formatSSE } from '../gateway/engine/sse.js';
+import { BENCH_CONTENT, alternatingRounds, chatStreamEvents, measure, roundsSummary } from './common.js';
 
-const pre = '{"id":"chatcmpl-1","object":"chat.completion.chunk","created":1764633600,"model":"test-model","choices":[';
-const streamOf = (content: string) => [
-  `${pre}{"index":0,"delta":{"role":"assistant","content":""},"logprobs":null,"finish_reason":null}]}`,
-  ...(content.match(/\s*\S+\s*/g) ?? []).map((w) => `${pre}{"index":0,"delta":{"content":${JSON.stringify(w)}},"logprobs":null,"finish_reason":null}]}`),
-  `${pre}{"index":0,"delta":{},"logprobs":null,"finish_reason":"stop"}]}`,
-  `${pre}],"usage":{"prompt_tokens":20,"completion_tokens":9,"total_tokens":29}}`,
-];
-const SHORT = streamOf('the quick brown fox jumps over the dog');
-const LONG = streamOf('the quick brown fox jumps over the dog '.repeat(50));
+const USAGE = { prompt_tokens: 20, completion_tokens: 9, total_tokens: 29 };
+const SHORT = chatStreamEvents(BENCH_CONTENT, USAGE);
+const LONG = chatStreamEvents(`${BENCH_CONTENT} `.repeat(50), USAGE);
 
 type Adapter = typeof messagesAdapter;
 function run(adapter: Adapter, events: string[]): () => void {
@@ -32,18 +26,6 @@ function run(adapter: Adapter, events: string[]): () => void {
   };
 }
 
-function measure(fn: () => void, batches: number, per: number): number {
-  for (let i = 0; i < 100; i++) fn();
-  const t: number[] = [];
-  for (let b = 0; b < batches; b++) {
-    const t0 = performance.now();
-    for (let i = 0; i < per; i++) fn();
-    t.push(((performance.now() - t0) * 1000) / per);
-  }
-  t.sort((a, b) => a - b);
-  return t[Math.floor(t.length / 2)]!;
-}
-
 console.log(`node ${process.version}, ${os.cpus().length} cores, load average ${os.loadavg().map((x) => x.toFixed(2)).join(' / ')}`);
 const variants: [string, Adapter][] = [['this build', messagesAdapter]];
 if (process.env.BENCH_AB_DIST) {
@@ -54,11 +36,6 @@ for (const [label, events, per] of [
   [`chat → Messages, the HTTP bench's stream (${SHORT.length} events)`, SHORT, 100],
   [`chat → Messages, 400 words one a chunk (${LONG.length} events)`, LONG, 5],
 ] as const) {
-  const got = new Map<string, number[]>();
-  for (let round = 0; round < 6; round++)
-    for (const [name, adapter] of round % 2 ? [...variants].reverse() : variants) got.set(name, [...(got.get(name) ?? []), measure(run(adapter, [...events]), 40, per)]);
-  for (const [name, xs] of got) {
-    xs.sort((a, b) => a - b);
-    console.log(`${label} [${name}]: p50 ${xs[Math.floor(xs.length / 2)]!.toFixed(1)} µs per request (rounds ${xs.map((x) => x.toFixed(1)).join(', ')})`);
-  }
+  const got = alternatingRounds(variants, 6, (adapter) => measure(run(adapter, [...events]), 40, per, 100).p50);
+  for (const [name, xs] of got) console.log(`${label} [${name}]: ${roundsSummary(xs)}`);
 }

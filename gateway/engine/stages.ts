@@ -265,7 +265,9 @@ export function guardEvents(g: Guards, ctx: RequestContext): { event(ev: SSEEven
   const decide = (k: number, v: EventVerdict | void, ev: SSEEvent | undefined): SSEEvent[] => {
     const name = stages[k]!.name;
     if (!v || v.action === 'pass' || (v.action === 'hold' && !ev)) {
-      const out = held[k]!.splice(0);
+      const out = held[k]!;
+      if (!out.length) return ev ? [ev] : [];
+      held[k] = [];
       if (ev) out.push(ev);
       return out;
     }
@@ -281,17 +283,21 @@ export function guardEvents(g: Guards, ctx: RequestContext): { event(ev: SSEEven
     let cur = events;
     for (let k = from; k < stages.length; k++) {
       const x = stages[k]!;
-      const next: SSEEvent[] = [];
-      for (const ev of cur) {
+      const check = (ev: SSEEvent): SSEEvent[] => {
         let v: EventVerdict | void;
         try {
           v = x.checkEvent?.(ctx, ev);
         } catch (e) {
           throw guardFailed(x.name, e);
         }
-        next.push(...decide(k, v, ev));
+        return decide(k, v, ev);
+      };
+      if (cur.length === 1) cur = check(cur[0]!); // the usual case: one event in, no arrays joined
+      else {
+        const next: SSEEvent[] = [];
+        for (const ev of cur) next.push(...check(ev));
+        cur = next;
       }
-      cur = next;
     }
     return cur;
   };

@@ -462,6 +462,10 @@ interface ChoiceState {
 
 type Chunk = { choices?: Record<string, unknown>[]; [k: string]: unknown };
 
+// the verdicts of most events, not allocated per event (nothing changes them: frozen)
+const PASS: EventVerdict = Object.freeze({ action: 'pass' });
+const HELD: EventVerdict = Object.freeze({ action: 'replace', events: Object.freeze([]) as unknown as SSEEvent[] });
+
 
 /** The output guard over one stream: per choice, a TextScanner over the content, and the tool
  * calls' arguments held whole until the choice finishes (then checked, redacted, sent as one delta). */
@@ -557,9 +561,9 @@ class StreamGuard {
     try {
       j = JSON.parse(ev.data) as Chunk;
     } catch {
-      return { action: 'pass' };
+      return PASS;
     }
-    if (!j || typeof j !== 'object' || !Array.isArray(j.choices) || j.choices.length === 0 || 'error' in j) return { action: 'pass' };
+    if (!j || typeof j !== 'object' || !Array.isArray(j.choices) || j.choices.length === 0 || 'error' in j) return PASS;
     this.meta = { id: j.id, object: j.object, created: j.created, model: j.model };
     this.metaSource = undefined;
     if (this.kind === 'chat') this.template.learn(ev.data, j);
@@ -642,9 +646,9 @@ class StreamGuard {
     } catch (e) {
       throw this.blocked(e);
     }
-    if (!changed) return { action: 'pass' };
+    if (!changed) return PASS;
     const others = Object.keys(j).some((k) => k === 'usage' && j.usage);
-    if (!kept.length && !others) return { action: 'replace', events: [] };
+    if (!kept.length && !others) return HELD;
     return { action: 'replace', events: [{ event: ev.event, id: ev.id, data: JSON.stringify({ ...j, choices: kept }) }] };
   }
 
@@ -658,7 +662,7 @@ class StreamGuard {
     const cs = this.choice(tpl.index);
     if (cs.reasoning.holding) return undefined; // the full path releases the reasoning first
     this.metaSource = ev.data;
-    if (!content) return { action: 'pass' };
+    if (!content) return PASS;
     this.keep(cs, content);
     let text: string;
     try {
@@ -666,8 +670,8 @@ class StreamGuard {
     } catch (err) {
       throw this.blocked(err);
     }
-    if (text === content) return { action: 'pass' };
-    if (!text) return { action: 'replace', events: [] };
+    if (text === content) return PASS;
+    if (!text) return HELD;
     return { action: 'replace', events: [{ event: ev.event, id: ev.id, data: tpl.with(text) }] };
   }
 

@@ -7,7 +7,7 @@ import { keywordDetector, maxSizeDetector, regexDetector } from './detectors/cus
 import { injection, injectionScore } from './detectors/injection.js';
 import { PII } from './detectors/pii.js';
 import { SECRETS } from './detectors/secrets.js';
-import type { Detector, Finding } from './detectors/types.js';
+import { holdsAny, type Detector, type Finding } from './detectors/types.js';
 
 export type { Finding, GuardDirection };
 
@@ -68,6 +68,7 @@ export function compilePolicy(spec: GuardrailSpec): CompiledPolicy {
     else detectors.push(maxSizeDetector(d.chars));
   }
   const unique = [...new Set(detectors)];
+  const run = prefiltered(unique);
   const scope = spec.scope;
   const directions = new Set(spec.direction);
   return {
@@ -83,8 +84,7 @@ export function compilePolicy(spec: GuardrailSpec): CompiledPolicy {
     restore: !!spec.restore,
     detect(text) {
       if (!text) return [];
-      const out: Finding[] = [];
-      for (const d of unique) out.push(...d(text));
+      const out = run(text);
       if (injectionThreshold !== undefined) {
         const inj = injection(text);
         if (inj.length && injectionScore(inj) >= injectionThreshold) out.push(...inj);
@@ -105,6 +105,40 @@ export function compilePolicy(spec: GuardrailSpec): CompiledPolicy {
         inList(scope.tools, s.tool)
       );
     },
+  };
+}
+
+/** The detectors run over a text, in their order, each only when the text holds one of its anchors
+ * (Detector.anchors): detectors that share anchors (the digit-based PII ones) ask once per text. A
+ * stream is scanned as the hold-back window plus its context (stream.ts), so a match split across
+ * chunks is prefiltered on the joined text, never on one chunk. */
+export function prefiltered(detectors: readonly Detector[]): (text: string) => Finding[] {
+  const groups: string[] = [];
+  const group = detectors.map((d) => {
+    if (d.anchors === undefined) return -1;
+    let g = groups.indexOf(d.anchors);
+    if (g === -1) g = groups.push(d.anchors) - 1;
+    return g;
+  });
+  if (groups.length > 30) throw new Error('too many anchor sets'); // bits of one int
+  return (text) => {
+    const out: Finding[] = [];
+    let asked = 0;
+    let holds = 0;
+    for (let i = 0; i < detectors.length; i++) {
+      const g = group[i]!;
+      if (g !== -1) {
+        const bit = 1 << g;
+        if (!(asked & bit)) {
+          asked |= bit;
+          if (holdsAny(text, groups[g]!)) holds |= bit;
+        }
+        if (!(holds & bit)) continue;
+      }
+      const f = detectors[i]!(text);
+      for (let k = 0; k < f.length; k++) out.push(f[k]!);
+    }
+    return out;
   };
 }
 

@@ -2,58 +2,19 @@
 // PRNG, a JSON builder that can write what JSON.stringify cannot (duplicate keys, raw bytes,
 // nesting deeper than the stack, numbers out of range), body and header mutators, a raw-socket
 // HTTP/1.1 exchange with a small response parser, /proc readings, and an endless streaming
-// upstream that honours backpressure and counts what the gateway took from it.
+// upstream that honours backpressure and counts what the gateway took from it. (The PRNG lives in
+// random.ts, with the random chunking the streaming tests share.)
 import http from 'node:http';
 import net from 'node:net';
 import fs from 'node:fs';
 import type { AddressInfo } from 'node:net';
+import { Rng } from './random.js';
 
 // ---------------------------------------------------------------------------------------------
 // Seeded randomness: every case is generated from (seed, stream, index), so one case can be
 // regenerated alone from the numbers a failure prints.
 
-export class Rng {
-  private s: number;
-  constructor(seed: number) {
-    this.s = seed >>> 0;
-  }
-  /** mulberry32 */
-  u32(): number {
-    let t = (this.s = (this.s + 0x6d2b79f5) >>> 0);
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return (t ^ (t >>> 14)) >>> 0;
-  }
-  float(): number {
-    return this.u32() / 4294967296;
-  }
-  /** integer in [0, n) */
-  int(n: number): number {
-    return Math.floor(this.float() * n);
-  }
-  /** integer in [lo, hi] */
-  range(lo: number, hi: number): number {
-    return lo + this.int(hi - lo + 1);
-  }
-  /** integer in [lo, hi], uniform in log scale (small values as likely as large magnitudes) */
-  logInt(lo: number, hi: number): number {
-    const a = Math.log(lo);
-    const b = Math.log(hi);
-    return Math.min(hi, Math.max(lo, Math.round(Math.exp(a + this.float() * (b - a)))));
-  }
-  chance(p: number): boolean {
-    return this.float() < p;
-  }
-  pick<T>(a: readonly T[]): T {
-    if (a.length === 0) throw new Error('pick from an empty list');
-    return a[this.int(a.length)]!;
-  }
-  bytes(n: number): Buffer {
-    const b = Buffer.allocUnsafe(n);
-    for (let i = 0; i < n; i++) b[i] = this.int(256);
-    return b;
-  }
-}
+export { Rng };
 
 /** The seed of case `index` of a named stream of cases. */
 export function caseSeed(seed: number, stream: string, index: number): number {

@@ -10,6 +10,7 @@ import Anthropic from '@anthropic-ai/sdk';
 import OpenAI from 'openai';
 import { TEST_KEY, eventually, type RunningGateway } from '../helpers/gateway.js';
 import { nativeEndpoints, startNative, type NativeSetup } from '../helpers/native-messages.js';
+import { randomChunks } from '../helpers/random.js';
 import type { TestUpstream } from '../helpers/upstream.js';
 
 const GH = 'ghp_aB3dE5fG7hJ9kL1mN3pQ5rS7tU9vW1xY3zA5';
@@ -40,20 +41,9 @@ function config(url: string) {
   };
 }
 
-const rnd = (seed: number) => () => ((seed = (seed * 1103515245 + 12345) & 0x7fffffff) / 0x7fffffff);
-function split(t: string, seed: number): string[] {
-  const r = rnd(seed);
-  const out: string[] = [];
-  for (let i = 0; i < t.length; ) {
-    const n = 1 + Math.floor(r() * 9);
-    out.push(t.slice(i, i + n));
-    i += n;
-  }
-  return out;
-}
 const chunkings: [string, string[]][] = [
   ['char by char', [...THOUGHT]],
-  ['random chunks', split(THOUGHT, 7)],
+  ['random chunks', randomChunks(THOUGHT, 7)],
 ];
 
 type Reasoned = { reasoning_content?: string; reasoning?: string };
@@ -108,7 +98,7 @@ describe('output guardrails scan the reasoning', () => {
     assert.deepEqual((r.output[0] as OpenAI.Responses.ResponseReasoningItem).content, [{ type: 'reasoning_text', text: REDACTED }]);
     assert.equal(r.output_text, ANSWER);
 
-    up.setBehavior({ kind: 'ok', reasoningPieces: split(THOUGHT, 11) });
+    up.setBehavior({ kind: 'ok', reasoningPieces: randomChunks(THOUGHT, 11) });
     const stream = openai.responses.stream({ model: 'thinker', input: 'hello there' });
     let deltas = '';
     for await (const ev of stream) if (ev.type === 'response.reasoning_text.delta') deltas += ev.delta;

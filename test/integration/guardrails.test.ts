@@ -8,6 +8,7 @@ import assert from 'node:assert/strict';
 import OpenAI from 'openai';
 import { Agent, fetch as undiciFetch } from 'undici';
 import { TEST_KEY, basicConfig, eventually, startGateway, type RunningGateway } from '../helpers/gateway.js';
+import { randomChunks } from '../helpers/random.js';
 import { startUpstream, type SSEShape, type TestUpstream } from '../helpers/upstream.js';
 
 let gw: RunningGateway;
@@ -149,24 +150,13 @@ describe('output', () => {
   const filler = 'Thanks for asking. The quarterly numbers look good across every region this year. ';
   const TEXT = `${filler}Your token is ${GH} and the card is ${CARD}.\n${filler}Also ${AIRLOCK_KEY} works. ${filler}`;
   const EXPECTED = TEXT.replace(GH, '[GITHUB_TOKEN_1]').replace(CARD, '[CARD_1]').replace(AIRLOCK_KEY, '[API_KEY_1]');
-  const rnd = (seed: number) => () => ((seed = (seed * 1103515245 + 12345) & 0x7fffffff) / 0x7fffffff);
-  const split = (t: string, seed: number) => {
-    const r = rnd(seed);
-    const out: string[] = [];
-    for (let i = 0; i < t.length; ) {
-      const n = 1 + Math.floor(r() * 9);
-      out.push(t.slice(i, i + n));
-      i += n;
-    }
-    return out;
-  };
   const shapes: [string, SSEShape | undefined, string[]][] = [
     ['char by char', undefined, [...TEXT]],
-    ['random chunks', undefined, split(TEXT, 1)],
-    ['random chunks, spaced JSON', { spaced: true }, split(TEXT, 2)],
+    ['random chunks', undefined, randomChunks(TEXT, 1)],
+    ['random chunks, spaced JSON', { spaced: true }, randomChunks(TEXT, 2)],
     ['char by char, CRLF', { crlf: true }, [...TEXT]],
-    ['random chunks, comments, no [DONE]', { comments: true, done: false }, split(TEXT, 3)],
-    ['random chunks, data: without space, usage in the last chunk', { noSpaceAfterData: true, usageInLastChunk: true }, split(TEXT, 4)],
+    ['random chunks, comments, no [DONE]', { comments: true, done: false }, randomChunks(TEXT, 3)],
+    ['random chunks, data: without space, usage in the last chunk', { noSpaceAfterData: true, usageInLastChunk: true }, randomChunks(TEXT, 4)],
   ];
   for (const [how, sse, pieces] of shapes)
     test(`stream (${how}): split secrets are redacted before they are forwarded`, async () => {
@@ -195,7 +185,7 @@ describe('output', () => {
   const TRICKY_EXPECTED = TRICKY.replace(GH, '[GITHUB_TOKEN_1]').replace(CARD, '[CARD_1]');
   for (const [how, pieces] of [
     ['char by char', [...TRICKY]],
-    ['random chunks', split(TRICKY, 5)],
+    ['random chunks', randomChunks(TRICKY, 5)],
   ] as const)
     test(`stream (compact, ${how}): quotes, backslashes, key-like text and non-ASCII in the content come out exactly; secrets redacted`, async () => {
       up.setBehavior({ kind: 'ok', pieces: [...pieces] });

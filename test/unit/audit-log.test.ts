@@ -13,6 +13,7 @@ import { archiveOld } from '../../gateway/audit/retention.js';
 import { AuditKey } from '../../gateway/audit/key.js';
 import { csvCell, cefLine } from '../../gateway/audit/export.js';
 import { tmpDir } from '../helpers/gateway.js';
+import { Rng } from '../helpers/random.js';
 
 function open(dir = tmpDir('airlock-audit-unit-'), every = 5) {
   const db = openDatabase(dir);
@@ -116,11 +117,23 @@ test('the signing key: 0600, the private key encrypted; a damaged or foreign key
 });
 
 test('the canonical encoding is JSON with sorted keys and no whitespace, for every shape of data', () => {
-  // the oracle: JSON.stringify with each object's keys put in order (independent of core.canonical)
-  const oracle = (v: unknown) =>
-    JSON.stringify(v, (_k, x: unknown) => (x && typeof x === 'object' && !Array.isArray(x) ? Object.fromEntries(Object.keys(x).sort().map((k) => [k, (x as Record<string, unknown>)[k]])) : x));
-  let seed = 7;
-  const rnd = (n: number) => ((seed = (seed * 1103515245 + 12345) % 2 ** 31) % n);
+  // the oracle: each object's members in key order (UTF-16 code units), JSON.stringify for the
+  // rest (independent of core.canonical). Written out, not as a JSON.stringify replacer: an object
+  // rebuilt with sorted keys would put integer-like keys ("2", "10") first, whatever their order
+  const oracle = (v: unknown): string | undefined => {
+    if (Array.isArray(v)) return `[${v.map((x) => oracle(x) ?? 'null').join(',')}]`;
+    if (v && typeof v === 'object')
+      return `{${Object.keys(v)
+        .sort()
+        .flatMap((k) => {
+          const s = oracle((v as Record<string, unknown>)[k]);
+          return s === undefined ? [] : [`${JSON.stringify(k)}:${s}`];
+        })
+        .join(',')}}`;
+    return JSON.stringify(v);
+  };
+  const rng = new Rng(7);
+  const rnd = (n: number) => rng.int(n);
   const KEYS = ['a', 'b', 'B', '_', 'é', 'zz', 'a.b', 'key "q"', '\u2028', '10', '2', ''];
   const value = (depth: number): unknown => {
     switch (rnd(depth > 2 ? 5 : 7)) {

@@ -6,15 +6,18 @@ import { PII, ibanValid, luhn } from '../../gateway/guardrails/detectors/pii.js'
 import { SECRETS } from '../../gateway/guardrails/detectors/secrets.js';
 import { injection, injectionScore } from '../../gateway/guardrails/detectors/injection.js';
 import { keywordDetector, regexDetector, unsafeRegexReason } from '../../gateway/guardrails/detectors/custom.js';
-import type { Finding } from '../../gateway/guardrails/detectors/types.js';
+import type { Detector, Finding } from '../../gateway/guardrails/detectors/types.js';
 
 const found = (f: Finding[], text: string) => f.map((x) => text.slice(x.start, x.end));
 
-function cases(name: string, d: (t: string) => Finding[], pos: [string, string][], neg: string[]) {
+function cases(name: string, d: Detector, pos: [string, string][], neg: string[]) {
   describe(name, () => {
     for (const [text, match] of pos)
       test(`finds ${JSON.stringify(match)} in ${JSON.stringify(text.slice(0, 60))}`, () => {
         assert.deepEqual(found(d(text), text), [match]);
+        // the prefilter (Detector.anchors) would not skip it: the text holds one of the anchors
+        // (the match itself, or for a key-like value its "=" or ":")
+        if (d.anchors !== undefined) assert.ok([...d.anchors].some((c) => text.includes(c)), `${JSON.stringify(text)} holds none of the anchors ${JSON.stringify(d.anchors)}`);
       });
     for (const text of neg)
       test(`nothing in ${JSON.stringify(text.slice(0, 60))}`, () => {

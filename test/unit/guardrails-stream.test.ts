@@ -6,34 +6,16 @@ import { describe, test } from 'node:test';
 import { guardrailSchema } from '../../gateway/config/guardrails-schema.js';
 import { Placeholders, compilePolicy, evaluatePolicies, type Hit } from '../../gateway/guardrails/policy.js';
 import { GuardBlock, MAX_HOLD, TextScanner } from '../../gateway/guardrails/stream.js';
+import { randomChunks } from '../helpers/random.js';
 
 const policy = (o: Record<string, unknown>) => compilePolicy(guardrailSchema.parse({ name: 'p', direction: ['output'], ...o }));
 const redactAll = policy({ name: 'no-leaks', detectors: ['pii', 'secrets'], action: 'redact' });
 const blockSecrets = policy({ name: 'no-secrets', detectors: ['secrets'], action: 'block' });
 const shadow = policy({ name: 'watch', detectors: ['pii', 'secrets'], action: 'block', mode: 'shadow' });
 
-/** a deterministic random number generator (mulberry32) */
-function rng(seed: number) {
-  return () => {
-    seed = (seed + 0x6d2b79f5) | 0;
-    let t = Math.imul(seed ^ (seed >>> 15), 1 | seed);
-    t = (t + Math.imul(t ^ (t >>> 7), 61 | t)) ^ t;
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
-
 function chunkings(text: string): [string, string[]][] {
   const out: [string, string[]][] = [['char by char', [...text]], ['whole', [text]]];
-  for (let s = 1; s <= 20; s++) {
-    const r = rng(s);
-    const parts: string[] = [];
-    for (let i = 0; i < text.length; ) {
-      const n = 1 + Math.floor(r() * (s % 3 === 0 ? 40 : 7));
-      parts.push(text.slice(i, i + n));
-      i += n;
-    }
-    out.push([`random chunking #${s}`, parts]);
-  }
+  for (let s = 1; s <= 20; s++) out.push([`random chunking #${s}`, randomChunks(text, s, s % 3 === 0 ? 40 : 7)]);
   return out;
 }
 
@@ -79,6 +61,28 @@ test('a private key streamed line by line is held whole and redacted', () => {
     const out = run([redactAll], parts);
     assert.equal(out, 'here it is:\n[PRIVATE_KEY_1]\nkeep it safe');
   }
+});
+
+describe('the prefilter (detector anchors) never skips a match whose anchor came in an earlier chunk', () => {
+  // the chunk with the detector's anchor ("@", "=") comes first; the chunks after it hold none of
+  // the detector's anchors (so a prefilter over each chunk alone would skip them)
+  const splits: [string, string[], string, string][] = [
+    ['an e-mail address', ['mail jane.doe@', 'exam', 'ple.', 'com', ' today.'], 'mail [EMAIL_1] today.', 'pii:EMAIL'],
+    ['a key-like assignment', ['the api_key=', 'Zx8Q', 'p2Lm', '9Rt4', 'Vb7N', 'c1Kd', ' is set.'], 'the api_key=[SECRET_1] is set.', 'secrets:SECRET'],
+  ];
+  const anchorsOf = (type: string) => (type === 'pii:EMAIL' ? '@' : ':=');
+  for (const [what, parts, redacted, type] of splits)
+    for (const lead of [0, 40, 150, 300]) {
+      const head = filler.repeat(4).slice(0, lead);
+      test(`${what}, after ${lead} characters`, () => {
+        for (const p of parts.slice(1)) assert.ok(![...anchorsOf(type)].some((c) => p.includes(c)), `chunk ${JSON.stringify(p)} holds an anchor`);
+        const chunks = [...(head ? [head] : []), ...parts, filler];
+        assert.equal(run([redactAll], chunks), head + redacted + filler);
+        const hits = new Map<string, Hit>();
+        assert.equal(run([shadow], chunks, hits), chunks.join(''));
+        assert.deepEqual(hits.get('watch\u0000output')?.detectors, { [type]: 1 });
+      });
+    }
 });
 
 test('a block policy throws before any of the match is released', () => {

@@ -4,6 +4,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { Counter, Histogram, Registry } from 'prom-client';
 import { LiteCounter, LiteHistogram } from '../../gateway/engine/prom-lite.js';
+import { Rng } from '../helpers/random.js';
 
 const BUCKETS = [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10];
 
@@ -44,8 +45,8 @@ test('the exposition is the same as prom-client for the same counter and histogr
     { status: '502', model: 'back\\slash', kind: 'embeddings' },
     { kind: 'chat', model: 'new\nline', status: '200' },
   ];
-  let seed = 7;
-  const rnd = () => ((seed = (seed * 1103515245 + 12345) % 2 ** 31) / 2 ** 31);
+  const rng = new Rng(7);
+  const rnd = () => rng.float();
   for (let i = 0; i < 500; i++) {
     const l = series[i % series.length]!;
     const n = i % 7 === 0 ? 2.5 : 1;

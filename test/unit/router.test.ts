@@ -4,6 +4,7 @@ import assert from 'node:assert/strict';
 import { orderTargets, resolveModel, ruleMatches, weightedOrder, type RouteFacts, type TargetView } from '../../gateway/engine/router.js';
 import type { ModelConfig, Snapshot, TargetConfig } from '../../gateway/engine/snapshot.js';
 import { DEFAULT_SETTINGS, type RuleSpec, type Strategy } from '../../gateway/config/schema.js';
+import { Rng } from '../helpers/random.js';
 
 function target(endpoint: string, model = 'm', weight = 1): TargetConfig {
   return { id: `${endpoint}/${model}`, endpoint, upstreamModel: model, weight };
@@ -30,16 +31,10 @@ function view(s: ViewState = {}): TargetView {
 
 const ends = (ts: readonly TargetConfig[]) => ts.map((t) => t.endpoint);
 
-/** mulberry32: a small seeded PRNG, so weighted tests are reproducible. */
+/** A seeded PRNG (test/helpers/random.ts), so weighted tests are reproducible. */
 function seeded(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
+  const r = new Rng(seed);
+  return () => r.float();
 }
 
 describe('orderTargets: fallback', () => {

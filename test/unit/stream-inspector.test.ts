@@ -4,6 +4,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { StreamInspector, probeKey, type EventTransform, type InspectorOptions } from '../../gateway/engine/openai/stream-inspector.js';
 import { SSETooLargeError, type SSEEvent } from '../../gateway/engine/sse.js';
+import { Rng } from '../helpers/random.js';
 
 const chunk = (content: string | null, extra: Record<string, unknown> = {}, finish: string | null = null) => ({
   id: 'c1',
@@ -94,8 +95,7 @@ function run(bytes: Buffer, sizes: (i: number) => number, o: Partial<InspectorOp
   return { insp, out: Buffer.concat(out).toString('utf8'), firstContentAt, parts: out };
 }
 
-let seed = 42;
-const rand = () => ((seed = (seed * 1103515245 + 12345) & 0x7fffffff) / 0x7fffffff);
+const rng = new Rng(42);
 
 for (const f of FIXTURES) {
   test(`stream formats: ${f.name} — same bytes and facts whole, byte by byte and in random chunks`, () => {
@@ -103,7 +103,7 @@ for (const f of FIXTURES) {
     const chunkings: [string, (i: number) => number][] = [
       ['whole', () => bytes.length],
       ['1 byte', () => 1],
-      ['random', () => 1 + Math.floor(rand() * 40)],
+      ['random', () => rng.range(1, 40)],
       ['7 bytes', () => 7],
     ];
     let reference: string | undefined;
@@ -121,7 +121,7 @@ for (const f of FIXTURES) {
       assert.equal(insp.errorEvent, undefined);
     }
     // a client that asked for usage gets the upstream's bytes untouched
-    const asked = run(bytes, () => 1 + Math.floor(rand() * 40), { clientWantsUsage: true });
+    const asked = run(bytes, () => rng.range(1, 40), { clientWantsUsage: true });
     assert.equal(asked.out, f.bytes.endsWith('\n') || f.bytes.endsWith('\r') ? f.bytes : asked.out, 'untouched');
     assert.equal(clientView(asked.out).usageChunks, f.usage && !f.name.includes('last content') ? 1 : 0);
   });

@@ -347,6 +347,10 @@ export class StreamInspector {
     const ranges = more;
     let dataBuf: Buffer | undefined;
     const bytes = (): Buffer => (dataBuf ??= ranges ? joinLines(src, d0, d1, ranges) : src.subarray(d0, d1));
+    // ...and as text, decoded once for both the parse and the guards (one data line: straight
+    // from the source bytes, no Buffer view made)
+    let dataText: string | undefined;
+    const text = (): string => (dataText ??= ranges ? bytes().toString('utf8') : src.toString('utf8', d0, d1));
     // where the data is read: in place (one data line, the usual case), or its lines joined
     let ds = s;
     let p0 = d0;
@@ -374,7 +378,7 @@ export class StreamInspector {
     const parse = (): ParsedChunk | undefined => {
       if (parsed === undefined && !parseFailed) {
         try {
-          const j: unknown = JSON.parse(bytes().toString('utf8'));
+          const j: unknown = JSON.parse(text());
           if (j && typeof j === 'object') parsed = j;
           else parseFailed = true;
         } catch {
@@ -435,7 +439,7 @@ export class StreamInspector {
 
     const t = this.o.transform;
     if (!t) return SAME;
-    const before: SSEEvent = { event: name, data: bytes().toString('utf8'), id: undefined };
+    const before: SSEEvent = { event: name, data: text(), id: undefined };
     const after = t.event(before);
     if (after.length === 1 && after[0] === before) return SAME;
     return after.length ? encodeEvents(after) : undefined;

@@ -2,7 +2,7 @@
 // cards (Luhn), IBANs (mod-97), US SSNs, IPv4 and IPv6 addresses. Each candidate a regex finds is
 // checked the way the format defines (check digits, ranges) so near misses are not reported.
 import { isIPv6 } from 'node:net';
-import { matchAll, type Finding } from './types.js';
+import { DIGITS, anchored, matchAll, type Finding } from './types.js';
 
 const EMAIL = /(?<![\w.%+-])[A-Za-z0-9][A-Za-z0-9._%+-]{0,63}@(?:[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?\.)+[A-Za-z]{2,24}(?![\w-]|\.[A-Za-z0-9])/g;
 // +CC then digits with optional single separators
@@ -13,6 +13,7 @@ const CARD = /(?<![\w-])(?:\d[ -]?){12,18}\d(?![\w-])/g;
 const IBAN = /(?<![A-Za-z0-9])[A-Z]{2}\d{2}(?:[ ]?[A-Z0-9]){11,30}(?![A-Za-z0-9])/g;
 const SSN = /(?<![\w-])(?!000|666|9\d\d)\d{3}([- ])(?!00)\d{2}\1(?!0000)\d{4}(?![\w-])/g;
 const IPV4 = /(?<![\w.])(?:(?:25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)\.){3}(?:25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)(?![\w]|\.\d)/g;
+const IPV6_PAIR = /:[0-9A-Fa-f]{0,4}:/;
 const IPV6 = /(?<![\w:.])(?:[0-9A-Fa-f]{0,4}:){2,7}(?:[0-9A-Fa-f]{1,4}|(?:\d{1,3}\.){3}\d{1,3})?(?![\w:])/g;
 
 /** The Luhn check digit algorithm (ISO/IEC 7812). */
@@ -74,9 +75,9 @@ function phoneDigits(s: string): number {
   return n;
 }
 
-export const email = (t: string): Finding[] => (t.indexOf('@') === -1 ? [] : matchAll(EMAIL, t, 'pii', 'EMAIL'));
+export const email = anchored((t: string): Finding[] => (t.indexOf('@') === -1 ? [] : matchAll(EMAIL, t, 'pii', 'EMAIL')), '@');
 
-export const phone = (t: string): Finding[] => {
+export const phone = anchored((t: string): Finding[] => {
   const out = matchAll(E164, t, 'pii', 'PHONE', (m) => {
     const n = phoneDigits(m[0]);
     return n >= 8 && n <= 15;
@@ -89,15 +90,17 @@ export const phone = (t: string): Finding[] => {
     }),
   );
   return out;
-};
+}, DIGITS);
 
-export const card = (t: string): Finding[] => matchAll(CARD, t, 'pii', 'CARD', cardValid);
-export const iban = (t: string): Finding[] => matchAll(IBAN, t, 'pii', 'IBAN', (m) => ibanValid(m[0]));
-export const ssn = (t: string): Finding[] => matchAll(SSN, t, 'pii', 'SSN');
-export const ip = (t: string): Finding[] => {
+export const card = anchored((t: string): Finding[] => matchAll(CARD, t, 'pii', 'CARD', cardValid), DIGITS);
+export const iban = anchored((t: string): Finding[] => matchAll(IBAN, t, 'pii', 'IBAN', (m) => ibanValid(m[0])), DIGITS);
+export const ssn = anchored((t: string): Finding[] => matchAll(SSN, t, 'pii', 'SSN'), DIGITS);
+export const ip = anchored((t: string): Finding[] => {
   // four dotted numbers after "version", "patch", "release", "build" or "v" are a version
   const out = matchAll(IPV4, t, 'pii', 'IP', (m) => !/(?:\b(?:version|patch|release|build|firmware)\s*|\bv)$/i.test(t.slice(Math.max(0, m.index - 12), m.index)));
-  if (t.indexOf(':') !== -1)
+  // every IPv6 match holds two colons at most four hex digits apart: a cheap search first (the
+  // full pattern tries every position of a text with a colon, ~15 µs on 4 kB of prose)
+  if (t.indexOf(':') !== -1 && IPV6_PAIR.test(t))
     out.push(
       ...matchAll(IPV6, t, 'pii', 'IP', (m) => {
         const s = m[0];
@@ -106,6 +109,6 @@ export const ip = (t: string): Finding[] => {
       }),
     );
   return out;
-};
+}, DIGITS); // an IPv6 address counts only with a digit in it
 
 export const PII = { email, phone, card, iban, ssn, ip } as const;

@@ -1,7 +1,7 @@
 // Secrets: cloud access keys, PEM private keys, platform tokens (GitHub, Slack, Stripe), JWTs,
 // sk-style API keys (Airlock's own included), and high-entropy values in key-like contexts
 // (`api_key = ...`, `"password": "..."`).
-import { entropy, matchAll, type Finding } from './types.js';
+import { anchored, entropy, matchAll, type Finding } from './types.js';
 
 const AWS_KEY_ID = /(?<![A-Za-z0-9])(?:AKIA|ASIA|ABIA|ACCA)[A-Z2-7]{16}(?![A-Za-z0-9])/g;
 const GCP_KEY = /(?<![\w-])AIza[0-9A-Za-z_-]{35}(?![\w-])/g;
@@ -32,20 +32,31 @@ export function looksRandom(s: string, minEntropy = 3.5): boolean {
   return entropy(s) >= minEntropy;
 }
 
-export const cloudKeys = (t: string): Finding[] => [
-  ...matchAll(AWS_KEY_ID, t, 'secrets', 'AWS_KEY'),
-  ...(t.indexOf('AIza') === -1 ? [] : matchAll(GCP_KEY, t, 'secrets', 'GCP_KEY')),
-  ...(t.indexOf('AccountKey=') === -1 ? [] : matchAll(AZURE_KEY, t, 'secrets', 'AZURE_KEY')),
-];
-export const privateKeys = (t: string): Finding[] => (t.indexOf('-----BEGIN') === -1 ? [] : matchAll(PEM, t, 'secrets', 'PRIVATE_KEY'));
-export const platformTokens = (t: string): Finding[] => [
-  ...matchAll(GITHUB, t, 'secrets', 'GITHUB_TOKEN'),
-  ...(t.indexOf('xox') === -1 && t.indexOf('hooks.slack.com') === -1 ? [] : matchAll(SLACK, t, 'secrets', 'SLACK_TOKEN')),
-  ...(t.indexOf('_live_') === -1 ? [] : matchAll(STRIPE, t, 'secrets', 'STRIPE_KEY')),
-];
-export const jwt = (t: string): Finding[] => (t.indexOf('eyJ') === -1 ? [] : matchAll(JWT, t, 'secrets', 'JWT', jwtValid));
-export const skKeys = (t: string): Finding[] =>
-  t.indexOf('sk-') === -1 ? [] : matchAll(SK, t, 'secrets', 'API_KEY', (m) => m[0].startsWith('sk-airlock-') || looksRandom(m[0].slice(3), 3.2));
-export const keyLike = (t: string): Finding[] => matchAll(KEYLIKE, t, 'secrets', 'SECRET', (m) => looksRandom(m[1]!), 1);
+// (anchors, the prefilter: AKIA/ASIA/ABIA/ACCA, AIza and AccountKey= all hold an "A"; a PEM header,
+// an sk- key and a Slack token a "-"; GitHub and Stripe tokens a "_", a Slack webhook a "/"; a JWT
+// "eyJ"; a key-like assignment its ":" or "=")
+export const cloudKeys = anchored(
+  (t: string): Finding[] => [
+    ...matchAll(AWS_KEY_ID, t, 'secrets', 'AWS_KEY'),
+    ...(t.indexOf('AIza') === -1 ? [] : matchAll(GCP_KEY, t, 'secrets', 'GCP_KEY')),
+    ...(t.indexOf('AccountKey=') === -1 ? [] : matchAll(AZURE_KEY, t, 'secrets', 'AZURE_KEY')),
+  ],
+  'A',
+);
+export const privateKeys = anchored((t: string): Finding[] => (t.indexOf('-----BEGIN') === -1 ? [] : matchAll(PEM, t, 'secrets', 'PRIVATE_KEY')), '-');
+export const platformTokens = anchored(
+  (t: string): Finding[] => [
+    ...(t.indexOf('_') === -1 ? [] : matchAll(GITHUB, t, 'secrets', 'GITHUB_TOKEN')),
+    ...(t.indexOf('xox') === -1 && t.indexOf('hooks.slack.com') === -1 ? [] : matchAll(SLACK, t, 'secrets', 'SLACK_TOKEN')),
+    ...(t.indexOf('_live_') === -1 ? [] : matchAll(STRIPE, t, 'secrets', 'STRIPE_KEY')),
+  ],
+  '_-/',
+);
+export const jwt = anchored((t: string): Finding[] => (t.indexOf('eyJ') === -1 ? [] : matchAll(JWT, t, 'secrets', 'JWT', jwtValid)), 'J');
+export const skKeys = anchored(
+  (t: string): Finding[] => (t.indexOf('sk-') === -1 ? [] : matchAll(SK, t, 'secrets', 'API_KEY', (m) => m[0].startsWith('sk-airlock-') || looksRandom(m[0].slice(3), 3.2))),
+  '-',
+);
+export const keyLike = anchored((t: string): Finding[] => matchAll(KEYLIKE, t, 'secrets', 'SECRET', (m) => looksRandom(m[1]!), 1), ':=');
 
 export const SECRETS = { cloud_keys: cloudKeys, private_keys: privateKeys, platform_tokens: platformTokens, jwt, sk_keys: skKeys, keylike_entropy: keyLike } as const;

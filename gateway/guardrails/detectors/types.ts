@@ -14,7 +14,26 @@ export interface Finding {
   score?: number;
 }
 
-export type Detector = (text: string) => Finding[];
+export interface Detector {
+  (text: string): Finding[];
+  /** The prefilter: characters of which every match contains at least one. A text holding none of
+   * them cannot match, and the policy skips the detector (policy.ts); absent: always run. */
+  anchors?: string;
+}
+
+export const DIGITS = '0123456789';
+
+/** The detector, declaring its anchors (see Detector.anchors). */
+export function anchored(d: (text: string) => Finding[], anchors: string): Detector {
+  return Object.assign(d, { anchors });
+}
+
+/** Whether `text` holds one of `chars`: one indexOf per character (a memchr over the text, far
+ * cheaper than a regex or a loop over its characters). */
+export function holdsAny(text: string, chars: string): boolean {
+  for (let i = 0; i < chars.length; i++) if (text.indexOf(chars[i]!) !== -1) return true;
+  return false;
+}
 
 /** Every match of a global regex as findings, optionally validated. */
 export function matchAll(re: RegExp, text: string, detector: string, type: string, valid?: (m: RegExpExecArray) => boolean, group = 0): Finding[] {
