@@ -1,7 +1,7 @@
 // The span store's writer, in the recorders' writer thread (gateway/store/recorder-worker.ts):
 // batch inserts, a database held busy by another process and retention deletes never block the
 // event loop that serves requests. A request's spans are stored as one row: the root's columns,
-// its children as a JSON array (migration 15). The span store (main thread) sends each row
+// its children as a JSON array (migration 15; their compact form: CompactChild). The span store (main thread) sends each row
 // already encoded, as flat values (SPAN_COLUMNS per row): cloning strings and numbers to this
 // thread costs a fraction of cloning span objects, and the JSON is written once either way.
 // Rows it could not write are kept (bounded) and tried again.
@@ -13,9 +13,10 @@ export const SPAN_COLUMNS = ['trace_id', 'span_id', 'parent_span_id', 'session',
 const C = SPAN_COLUMNS.length;
 const N_AT = SPAN_COLUMNS.indexOf('n');
 export type SpanValue = string | number | null;
-/** One stored row by column: pushRow() (span-store.ts) fills one and sends its values in SPAN_COLUMNS
- * order, so a column added here and not filled there fails to compile. */
-export type StoredRow = { [K in (typeof SPAN_COLUMNS)[number]]: SpanValue };
+/** One stored row's values in SPAN_COLUMNS order: pushRow() (span-store.ts) builds one, so a
+ * column added here and not filled there fails to compile. */
+type ValuesOf<T extends readonly unknown[]> = { -readonly [I in keyof T]: SpanValue };
+export type StoredRow = ValuesOf<typeof SPAN_COLUMNS>;
 
 export type ToWriter =
   /** rows, flattened: SPAN_COLUMNS values per row (each one request's or tool call's spans, or a lone late span) */
@@ -30,7 +31,8 @@ export type FromWriter =
   | { type: 'pruned'; id: number; spans: number; error?: string }
   | { type: 'closed'; unwritten: number };
 
-/** A child span as stored in its root's row (trace id and session are the root's). */
+/** A child span as rows written before the compact form store it in their root's `children`
+ * (trace id and session are the root's). Still read (span-store.ts). */
 export interface StoredChild {
   span_id: string;
   parent_span_id: string | null;
@@ -42,6 +44,40 @@ export interface StoredChild {
   status_message: string | null;
   attributes: SpanData['attributes'];
 }
+
+/** A child span in the compact form (written since session 6): a tuple, its attributes a flat
+ * list of key, value pairs in which a key of CHILD_ATTR_KEYS is written as its index. The last
+ * two entries are left out when they are null (status message) or the root's span (parent). */
+export type CompactChild =
+  | [spanId: string, kind: SpanData['kind'], name: string, start: number, end: number, status: SpanData['status'], attributes: (string | number | boolean | string[])[]]
+  | [spanId: string, kind: SpanData['kind'], name: string, start: number, end: number, status: SpanData['status'], attributes: (string | number | boolean | string[])[], statusMessage: string | null]
+  | [spanId: string, kind: SpanData['kind'], name: string, start: number, end: number, status: SpanData['status'], attributes: (string | number | boolean | string[])[], statusMessage: string | null, parentSpanId: string | null];
+
+/** The attribute keys of child spans (tracer.ts) written as numbers in the compact form. This list
+ * is part of the stored format: entries may be appended, never reordered or removed. */
+export const CHILD_ATTR_KEYS = [
+  'gen_ai.operation.name',
+  'gen_ai.request.model',
+  'gen_ai.provider.name',
+  'airlock.endpoint',
+  'airlock.target',
+  'airlock.attempt',
+  'airlock.queue_ms',
+  'server.address',
+  'airlock.time_to_first_chunk_ms',
+  'airlock.attempt.outcome',
+  'gen_ai.response.finish_reasons',
+  'error.type',
+  'airlock.failover_reason',
+  'airlock.guardrail.policy',
+  'airlock.guardrail.direction',
+  'airlock.guardrail.action',
+  'airlock.guardrail.mode',
+  'airlock.guardrail.count',
+  'airlock.guardrail.blocked',
+  'airlock.guardrail.complete',
+  'airlock.guardrail.detectors',
+] as const;
 
 const MAX_KEPT = 200_000;
 
