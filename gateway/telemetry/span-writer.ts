@@ -89,12 +89,10 @@ export function spanWriter({ db, send: post }: PartContext): PartWriter {
     const writeBatch = db.transaction((values: SpanValue[]) => {
       for (let k = 0; k < values.length; k += C) insert.run(values.slice(k, k + C));
     });
-    const byAge = db.prepare(`DELETE FROM trace_spans WHERE start < ?`);
-    const spansOlder = db.prepare(`SELECT COALESCE(SUM(n), 0) FROM trace_spans WHERE start < ?`).pluck();
     const allSpans = db.prepare(`SELECT COALESCE(SUM(n), 0) FROM trace_spans`).pluck();
-    const oldest = db.prepare(`SELECT rowid, n FROM trace_spans ORDER BY rowid`).raw();
+    const oldest = db.prepare(`SELECT rowid, start, n FROM trace_spans ORDER BY rowid`).raw();
     const byRowid = db.prepare(`DELETE FROM trace_spans WHERE rowid <= ?`);
-    return { writeBatch, byAge, spansOlder, allSpans, oldest, byRowid };
+    return { writeBatch, allSpans, oldest, byRowid };
   };
   let st: ReturnType<typeof prepare> | undefined;
 
@@ -149,29 +147,24 @@ export function spanWriter({ db, send: post }: PartContext): PartWriter {
         break;
       case 'prune':
         try {
-          const { byAge, spansOlder, allSpans, oldest, byRowid } = (st ??= prepare());
+          const { allSpans, oldest, byRowid } = (st ??= prepare());
           const n = db
             .transaction(() => {
               let total = stored ?? (allSpans.get() as number);
-              let deleted = spansOlder.get(m.olderThan) as number;
-              byAge.run(m.olderThan);
-              total -= deleted;
-              // over the cap: the oldest rows go until the newest hold at most maxSpans spans
+              // rows go in write order, oldest first: those older than the retention, then, over
+              // the cap, more until the newest hold at most maxSpans spans. A row written after a
+              // younger one (a long request ends after a short one that began later) goes at the
+              // first prune after that younger one has aged out too.
               const excess = total - m.maxSpans;
-              if (excess > 0) {
-                let cut: number | undefined;
-                let acc = 0;
-                for (const [rowid, k] of oldest.iterate() as IterableIterator<[number, number]>) {
-                  acc += k;
-                  cut = rowid;
-                  if (acc >= excess) break;
-                }
-                if (cut !== undefined) {
-                  byRowid.run(cut);
-                  deleted += acc;
-                  total -= acc;
-                }
+              let cut: number | undefined;
+              let deleted = 0;
+              for (const [rowid, start, k] of oldest.iterate() as IterableIterator<[number, number, number]>) {
+                if (start >= m.olderThan && deleted >= excess) break;
+                deleted += k;
+                cut = rowid;
               }
+              if (cut !== undefined) byRowid.run(cut);
+              total -= deleted;
               return { deleted, total };
             })
             .immediate();

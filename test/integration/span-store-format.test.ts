@@ -1,7 +1,8 @@
 // The span store's stored form over a real SQLite file: a request's children are written in the
 // compact form (tuples, known attribute keys as numbers, the root's id and nulls left out) and
 // read back by the admin API's reads exactly as the tracer made them; rows written before the
-// compact form (children as objects) still read, side by side with new ones.
+// compact form (children as objects) still read, side by side with new ones. Retention and the
+// size cap prune in write order (no index on start).
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { openDatabase } from '../../gateway/store/db.js';
@@ -178,4 +179,47 @@ test('the compact form keeps its numbering of attribute keys: a key written as a
   assert.deepEqual(CHILD_ATTR_KEYS.slice(0, 4), ['gen_ai.operation.name', 'gen_ai.request.model', 'gen_ai.provider.name', 'airlock.endpoint']);
   assert.equal(CHILD_ATTR_KEYS.indexOf('airlock.guardrail.detectors'), 20);
   assert.equal(new Set(CHILD_ATTR_KEYS).size, CHILD_ATTR_KEYS.length);
+});
+
+test('retention deletes in write order: rows older than the retention go, a long request written after a younger row goes once that one has aged out; the cap still takes the oldest', async () => {
+  const dir = tmpDir('airlock-span-prune-');
+  const db = openDatabase(dir);
+  const thread = new RecorderThread(db.name, { dataDir: dir, log: quiet });
+  let policy = { retentionHours: 1, maxSpans: 100_000 };
+  const store = SpanStore.forDatabase(db, () => policy, quiet, thread);
+  const insert = db.prepare(
+    `INSERT INTO trace_spans (trace_id, span_id, session, kind, name, start, end, status, attributes, n) VALUES (?, ?, 's', 'model', ?, ?, ?, 'ok', '{}', 2)`,
+  );
+  const ids = (): string[] => db.prepare(`SELECT name FROM trace_spans ORDER BY rowid`).pluck().all() as string[];
+  const now = Date.now();
+  const h = 3_600_000;
+  const rows: [string, number][] = [
+    ['old-1', now - 3 * h],
+    ['old-2', now - 2 * h],
+    ['young-1', now - 10 * 60_000],
+    // began before the retention, ended (and was written) after young-1
+    ['old-long', now - 1.5 * h],
+    ['young-2', now - 60_000],
+  ];
+  try {
+    for (const [name, start] of rows) insert.run(newTraceId(), newSpanId(), name, start, start + 1);
+    assert.equal(await store.prune(), 4, 'two rows of two spans');
+    assert.deepEqual(ids(), ['young-1', 'old-long', 'young-2']);
+    // once young-1 is older than the retention, old-long goes with it
+    policy = { retentionHours: 0.1, maxSpans: 100_000 };
+    assert.equal(await store.prune(), 4);
+    assert.deepEqual(ids(), ['young-2']);
+    // the cap: the newest rows that hold at most maxSpans spans are kept
+    for (let i = 0; i < 3; i++) {
+      store.record(request(`s-${i}`));
+      assert.equal(await store.flush(), true);
+    }
+    assert.equal(db.prepare(`SELECT SUM(n) FROM trace_spans`).pluck().get(), 2 + 15);
+    policy = { retentionHours: 1, maxSpans: 10 };
+    assert.equal(await store.prune(), 7, 'young-2 (2 spans) and the first request (5)');
+    assert.deepEqual(db.prepare(`SELECT session FROM trace_spans ORDER BY rowid`).pluck().all(), ['s-1', 's-2']);
+  } finally {
+    await store.close();
+    db.close();
+  }
 });
