@@ -17,6 +17,7 @@ import { newSpanId, newTraceId } from '../gateway/telemetry/span.js';
 import { pushRow } from '../gateway/telemetry/span-store.js';
 import { spanWriter, type SpanValue } from '../gateway/telemetry/span-writer.js';
 
+process.stdout.on('error', () => process.exit(0)); // e.g. piped into head
 const ROWS = Number(process.env.BENCH_SPAN_ROWS ?? 50_000);
 const ROUNDS = Number(process.env.BENCH_SPAN_ROUNDS ?? 3);
 const BATCH = 1000;

@@ -7,7 +7,7 @@ import type { DB } from '../store/db.js';
 import { RecorderThread } from '../store/recorder.js';
 import type { SessionSummary, SessionsBody, Trace, TraceSpan } from '../wire.js';
 import type { SpanData } from './span.js';
-import { CHILD_ATTR_KEYS, type CompactChild, type FromWriter, type StoredRow, type SpanValue, type StoredChild, type ToWriter } from './span-writer.js';
+import { ATTR_KEYS, type CompactChild, type FromWriter, type StoredRow, type SpanValue, type StoredChild, type ToWriter } from './span-writer.js';
 
 const FLUSH_MS = 200;
 const MAX_BATCH = 2000;
@@ -19,13 +19,40 @@ export interface SpanStorePolicy {
   maxSpans: number;
 }
 
-const CHILD_ATTR_CODE = new Map<string, number>(CHILD_ATTR_KEYS.map((k, i) => [k, i]));
+const ATTR_CODE = new Map<string, number>(ATTR_KEYS.map((k, i) => [k, i]));
+
+/** A root's attributes as stored: an object whose keys of ATTR_KEYS are their index (the keys
+ * SQL reads are not in the list and keep their names). */
+function compactAttributes(attrs: SpanData['attributes']): string {
+  const o: Record<number | string, SpanData['attributes'][string]> = {};
+  // a key that reads as a number would be taken for one of the list's (the tracer sets none)
+  for (const k in attrs) o[ATTR_CODE.get(k) ?? (isIndex(k) ? `airlock.attribute_${k}` : k)] = attrs[k]!;
+  return JSON.stringify(o);
+}
+
+/** A root's stored attributes as the tracer made them; rows written before the compact form have
+ * no integer keys and are returned as they are. Integer keys come first in an object's order, so
+ * the first key tells. */
+function expandAttributes(o: TraceSpan['attributes']): TraceSpan['attributes'] {
+  let compact = false;
+  for (const k in o) {
+    compact = isIndex(k);
+    break;
+  }
+  if (!compact) return o;
+  const out: TraceSpan['attributes'] = {};
+  for (const k in o) out[isIndex(k) ? attrKey(Number(k)) : k] = o[k]!;
+  return out;
+}
+
+const isIndex = (k: string): boolean => k.charCodeAt(0) <= 57 && /^\d+$/.test(k);
+const attrKey = (i: number): string => ATTR_KEYS[i] ?? `airlock.attribute_${i}`;
 
 /** A child span in its root's row, in the compact form (CompactChild, span-writer.ts). */
 function compactChild(c: SpanData, rootSpanId: string): CompactChild {
   const attrs = c.attributes;
   const flat: (string | number | boolean | string[])[] = [];
-  for (const k in attrs) flat.push(CHILD_ATTR_CODE.get(k) ?? k, attrs[k]!);
+  for (const k in attrs) flat.push(ATTR_CODE.get(k) ?? k, attrs[k]!);
   const parent = c.parentSpanId ?? null;
   if (parent !== rootSpanId) return [c.spanId, c.kind, c.name, c.start, c.end, c.status, flat, c.statusMessage ?? null, parent];
   if (c.statusMessage !== undefined) return [c.spanId, c.kind, c.name, c.start, c.end, c.status, flat, c.statusMessage];
@@ -58,7 +85,7 @@ export function pushRow(out: SpanValue[], spans: SpanData[]): void {
     s.key ?? null,
     s.model ?? null,
     s.httpStatus ?? null,
-    JSON.stringify(s.attributes),
+    compactAttributes(s.attributes),
     children,
     spans.length,
   ];
@@ -239,7 +266,7 @@ function toSpan(r: SpanRow): TraceSpan {
     duration_ms: Math.round((r.end - r.start) * 1000) / 1000,
     status: { code: r.status, message: r.status_message },
     session: r.session,
-    attributes: JSON.parse(r.attributes) as TraceSpan['attributes'],
+    attributes: expandAttributes(JSON.parse(r.attributes) as TraceSpan['attributes']),
   };
 }
 
@@ -249,7 +276,7 @@ function childSpan(root: SpanRow, c: StoredChild | CompactChild): TraceSpan {
   const attributes: TraceSpan['attributes'] = {};
   for (let i = 0; i + 1 < flat.length; i += 2) {
     const k = flat[i]!;
-    attributes[typeof k === 'number' ? (CHILD_ATTR_KEYS[k] ?? `airlock.attribute_${k}`) : String(k)] = flat[i + 1]!;
+    attributes[typeof k === 'number' ? attrKey(k) : String(k)] = flat[i + 1]!;
   }
   return spanOf(root, c[0], c.length > 8 ? (c[8] ?? null) : root.span_id, c[1], c[2], c[3], c[4], c[5], c[7] ?? null, attributes);
 }

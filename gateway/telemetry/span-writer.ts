@@ -46,16 +46,18 @@ export interface StoredChild {
 }
 
 /** A child span in the compact form (written since session 6): a tuple, its attributes a flat
- * list of key, value pairs in which a key of CHILD_ATTR_KEYS is written as its index. The last
+ * list of key, value pairs in which a key of ATTR_KEYS is written as its index. The last
  * two entries are left out when they are null (status message) or the root's span (parent). */
 export type CompactChild =
   | [spanId: string, kind: SpanData['kind'], name: string, start: number, end: number, status: SpanData['status'], attributes: (string | number | boolean | string[])[]]
   | [spanId: string, kind: SpanData['kind'], name: string, start: number, end: number, status: SpanData['status'], attributes: (string | number | boolean | string[])[], statusMessage: string | null]
   | [spanId: string, kind: SpanData['kind'], name: string, start: number, end: number, status: SpanData['status'], attributes: (string | number | boolean | string[])[], statusMessage: string | null, parentSpanId: string | null];
 
-/** The attribute keys of child spans (tracer.ts) written as numbers in the compact form. This list
- * is part of the stored format: entries may be appended, never reordered or removed. */
-export const CHILD_ATTR_KEYS = [
+/** The attribute keys (tracer.ts) written as numbers in the stored form: in a compact child's
+ * attribute list, and as the keys ("0", "1", ...) of a root's attributes object (the keys that SQL
+ * reads, gen_ai.usage.* and airlock.cost, are not in the list and keep their names there). This
+ * list is part of the stored format: entries may be appended, never reordered or removed. */
+export const ATTR_KEYS = [
   'gen_ai.operation.name',
   'gen_ai.request.model',
   'gen_ai.provider.name',
@@ -77,6 +79,37 @@ export const CHILD_ATTR_KEYS = [
   'airlock.guardrail.blocked',
   'airlock.guardrail.complete',
   'airlock.guardrail.detectors',
+  // roots: a data-plane request
+  'airlock.request_id',
+  'http.response.status_code',
+  'airlock.attempts',
+  'airlock.model',
+  'airlock.routing_rule',
+  'gen_ai.response.model',
+  'gen_ai.request.max_tokens',
+  'gen_ai.request.temperature',
+  'gen_ai.request.top_p',
+  'airlock.stream',
+  'airlock.usage.estimated',
+  'airlock.time_to_first_token_ms',
+  'enduser.id',
+  'airlock.key',
+  'airlock.team',
+  'airlock.session',
+  // roots: an MCP call
+  'mcp.method.name',
+  'gen_ai.tool.name',
+  'airlock.tool_call_id',
+  'gen_ai.prompt.name',
+  'mcp.resource.uri',
+  'airlock.mcp_call_id',
+  'airlock.mcp.server',
+  'airlock.mcp.exposed_name',
+  'mcp.session.id',
+  'gen_ai.agent.name',
+  'airlock.tool.args_bytes',
+  'airlock.tool.result_bytes',
+  'airlock.tool.is_error',
 ] as const;
 
 const MAX_KEPT = 200_000;

@@ -9,7 +9,7 @@ import { openDatabase } from '../../gateway/store/db.js';
 import { RecorderThread } from '../../gateway/store/recorder.js';
 import { SpanStore, listSessions, traceById, tracesOfSession } from '../../gateway/telemetry/span-store.js';
 import { newSpanId, newTraceId, type SpanData } from '../../gateway/telemetry/span.js';
-import { CHILD_ATTR_KEYS } from '../../gateway/telemetry/span-writer.js';
+import { ATTR_KEYS } from '../../gateway/telemetry/span-writer.js';
 import type { TraceSpan } from '../../gateway/wire.js';
 import { tmpDir } from '../helpers/gateway.js';
 
@@ -133,6 +133,10 @@ test('a request stored in the compact form reads back as the tracer made it; a r
     assert.equal(children.split(spans[0]!.spanId).length - 1, 0, "the root's span id is not repeated");
     for (const k of ['airlock.endpoint', 'airlock.failover_reason', 'airlock.guardrail.policy']) assert.ok(!children.includes(k), k);
     assert.equal(db.prepare(`SELECT json_array_length(children) FROM trace_spans WHERE trace_id = ?`).pluck().get(spans[0]!.traceId), 4);
+    // the root's attributes: known keys as numbers, the ones SQL sums (tokens, cost) by name
+    const attrs = db.prepare(`SELECT attributes FROM trace_spans WHERE trace_id = ?`).pluck().get(spans[0]!.traceId) as string;
+    assert.ok(!attrs.includes('airlock.team') && !attrs.includes('error.type'), attrs);
+    assert.ok(attrs.includes('"gen_ai.usage.input_tokens":3') && attrs.includes('"airlock.cost":0.5'), attrs);
 
     const t = traceById(db, spans[0]!.traceId)!;
     const want = spans.map((s) => expected(s, spans[0]!)).sort((a, b) => a.start_ms - b.start_ms);
@@ -176,9 +180,9 @@ test('a request stored in the compact form reads back as the tracer made it; a r
 
 test('the compact form keeps its numbering of attribute keys: a key written as a number reads as its name', () => {
   // the list is part of the stored format; rows already written depend on these positions
-  assert.deepEqual(CHILD_ATTR_KEYS.slice(0, 4), ['gen_ai.operation.name', 'gen_ai.request.model', 'gen_ai.provider.name', 'airlock.endpoint']);
-  assert.equal(CHILD_ATTR_KEYS.indexOf('airlock.guardrail.detectors'), 20);
-  assert.equal(new Set(CHILD_ATTR_KEYS).size, CHILD_ATTR_KEYS.length);
+  assert.deepEqual(ATTR_KEYS.slice(0, 4), ['gen_ai.operation.name', 'gen_ai.request.model', 'gen_ai.provider.name', 'airlock.endpoint']);
+  assert.equal(ATTR_KEYS.indexOf('airlock.guardrail.detectors'), 20);
+  assert.equal(new Set(ATTR_KEYS).size, ATTR_KEYS.length);
 });
 
 test('retention deletes in write order: rows older than the retention go, a long request written after a younger row goes once that one has aged out; the cap still takes the oldest', async () => {
@@ -218,6 +222,59 @@ test('retention deletes in write order: rows older than the retention go, a long
     policy = { retentionHours: 1, maxSpans: 10 };
     assert.equal(await store.prune(), 7, 'young-2 (2 spans) and the first request (5)');
     assert.deepEqual(db.prepare(`SELECT session FROM trace_spans ORDER BY rowid`).pluck().all(), ['s-1', 's-2']);
+  } finally {
+    await store.close();
+    db.close();
+  }
+});
+
+test('a tool call and a late guardrail span, each a row of its own, read back as the tracer made them', async () => {
+  const dir = tmpDir('airlock-span-format-');
+  const db = openDatabase(dir);
+  const thread = new RecorderThread(db.name, { dataDir: dir, log: quiet });
+  const store = SpanStore.forDatabase(db, () => ({ retentionHours: 24, maxSpans: 100_000 }), quiet, thread);
+  try {
+    const t = Date.now();
+    const tool: SpanData = {
+      traceId: newTraceId(),
+      spanId: newSpanId(),
+      parentSpanId: undefined,
+      session: 'wf-2',
+      kind: 'tool',
+      name: 'tools/call fs__read',
+      start: t,
+      end: t + 3.25,
+      status: 'error',
+      statusMessage: 'tool_error',
+      team: 'ops',
+      key: 'agent-1',
+      model: undefined,
+      httpStatus: 200,
+      attributes: {
+        'mcp.method.name': 'tools/call',
+        'gen_ai.operation.name': 'execute_tool',
+        'gen_ai.tool.name': 'fs__read',
+        'airlock.tool_call_id': 'call-1',
+        'http.response.status_code': 200,
+        'airlock.mcp.server': 'fs',
+        'mcp.session.id': 'abc',
+        'gen_ai.agent.name': 'agent-1',
+        'airlock.team': 'ops',
+        'airlock.session': 'wf-2',
+        'airlock.tool.args_bytes': 12,
+        'airlock.tool.is_error': true,
+        'error.type': 'tool_error',
+        // not in the list: written by name
+        'some.future.key': 'x',
+      },
+    };
+    const guard: SpanData = { ...tool, spanId: newSpanId(), parentSpanId: tool.spanId, kind: 'guardrail', name: 'guardrail pii', start: t + 4, end: t + 4, status: 'unset', statusMessage: undefined, team: undefined, key: undefined, httpStatus: undefined, attributes: { 'airlock.guardrail.policy': 'pii', 'airlock.guardrail.detectors': '{"email":1}' } };
+    store.record([tool]);
+    store.record([guard]);
+    assert.equal(await store.flush(), true);
+    assert.deepEqual(traceById(db, tool.traceId)!.spans, [expected(tool, tool), expected(guard, guard)]);
+    const list = listSessions(db, { limit: 10 });
+    assert.deepEqual([list.data[0]!.session, list.data[0]!.tool_calls, list.data[0]!.errors, list.data[0]!.teams, list.data[0]!.keys], ['wf-2', 1, 1, ['ops'], ['agent-1']]);
   } finally {
     await store.close();
     db.close();
