@@ -21,13 +21,22 @@ export interface SpanStorePolicy {
 
 const ATTR_CODE = new Map<string, number>(ATTR_KEYS.map((k, i) => [k, i]));
 
-/** A root's attributes as stored: an object whose keys of ATTR_KEYS are their index (the keys
- * SQL reads are not in the list and keep their names). */
+const QUOTED_CODE = new Map<string, string>(ATTR_KEYS.map((k, i) => [k, `"${i}":`]));
+
+/** A root's attributes as stored: a JSON object whose keys of ATTR_KEYS are their index (the keys
+ * SQL reads are not in the list and keep their names). Written by hand, as JSON.stringify would
+ * write it (undefined left out, a non-finite number as null): as cheap as JSON.stringify of the
+ * object itself, and no renamed copy of it. */
 function compactAttributes(attrs: SpanData['attributes']): string {
-  const o: Record<number | string, SpanData['attributes'][string]> = {};
-  // a key that reads as a number would be taken for one of the list's (the tracer sets none)
-  for (const k in attrs) o[ATTR_CODE.get(k) ?? (isIndex(k) ? `airlock.attribute_${k}` : k)] = attrs[k]!;
-  return JSON.stringify(o);
+  let s = '';
+  for (const k in attrs) {
+    const v = attrs[k];
+    if (v === undefined) continue;
+    // a key that reads as a number would be taken for one of the list's (the tracer sets none)
+    s += (s ? ',' : '{') + (QUOTED_CODE.get(k) ?? JSON.stringify(isIndex(k) ? `airlock.attribute_${k}` : k) + ':');
+    s += typeof v === 'number' ? (Number.isFinite(v) ? String(v) : 'null') : typeof v === 'boolean' ? String(v) : JSON.stringify(v);
+  }
+  return s ? s + '}' : '{}';
 }
 
 /** A root's stored attributes as the tracer made them; rows written before the compact form have

@@ -264,8 +264,10 @@ test('a tool call and a late guardrail span, each a row of its own, read back as
         'airlock.tool.args_bytes': 12,
         'airlock.tool.is_error': true,
         'error.type': 'tool_error',
+        'airlock.mcp.exposed_name': 'fs "read" \\ \u2028 é',
         // not in the list: written by name
         'some.future.key': 'x',
+        'a "quoted" key': ['one', 'two'],
       },
     };
     const guard: SpanData = { ...tool, spanId: newSpanId(), parentSpanId: tool.spanId, kind: 'guardrail', name: 'guardrail pii', start: t + 4, end: t + 4, status: 'unset', statusMessage: undefined, team: undefined, key: undefined, httpStatus: undefined, attributes: { 'airlock.guardrail.policy': 'pii', 'airlock.guardrail.detectors': '{"email":1}' } };
