@@ -417,6 +417,16 @@ CREATE TABLE key_retired_secrets (
 INSERT INTO key_retired_secrets (key_name, hash, retired_at) SELECT name, previous_hash, updated_at FROM keys WHERE previous_hash IS NOT NULL;
 `,
   },
+  {
+    version: 23,
+    name: 'trace-spans-no-start-index',
+    // The span store prunes by age in write order (rowid), oldest first (telemetry/span-writer.ts),
+    // and no read looks spans up by start alone: the index on start only cost each stored request
+    // about a microsecond of the writer's CPU and its bytes on disk.
+    sql: `
+DROP INDEX IF EXISTS trace_spans_start;
+`,
+  },
 ];
 
 export const LATEST_VERSION = MIGRATIONS[MIGRATIONS.length - 1]!.version;

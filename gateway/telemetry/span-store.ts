@@ -7,7 +7,7 @@ import type { DB } from '../store/db.js';
 import { RecorderThread } from '../store/recorder.js';
 import type { SessionSummary, SessionsBody, Trace, TraceSpan } from '../wire.js';
 import type { SpanData } from './span.js';
-import { SPAN_COLUMNS, type FromWriter, type StoredRow, type SpanValue, type StoredChild, type ToWriter } from './span-writer.js';
+import { ATTR_KEYS, type CompactChild, type FromWriter, type StoredRow, type SpanValue, type StoredChild, type ToWriter } from './span-writer.js';
 
 const FLUSH_MS = 200;
 const MAX_BATCH = 2000;
@@ -19,49 +19,86 @@ export interface SpanStorePolicy {
   maxSpans: number;
 }
 
+const ATTR_CODE = new Map<string, number>(ATTR_KEYS.map((k, i) => [k, i]));
+
+const QUOTED_CODE = new Map<string, string>(ATTR_KEYS.map((k, i) => [k, `"${i}":`]));
+
+/** A root's attributes as stored: a JSON object whose keys of ATTR_KEYS are their index (the keys
+ * SQL reads are not in the list and keep their names). Written by hand, as JSON.stringify would
+ * write it (undefined left out, a non-finite number as null): as cheap as JSON.stringify of the
+ * object itself, and no renamed copy of it. */
+function compactAttributes(attrs: SpanData['attributes']): string {
+  let s = '';
+  for (const k in attrs) {
+    const v = attrs[k];
+    if (v === undefined) continue;
+    // a key that reads as a number would be taken for one of the list's (the tracer sets none)
+    s += (s ? ',' : '{') + (QUOTED_CODE.get(k) ?? JSON.stringify(isIndex(k) ? `airlock.attribute_${k}` : k) + ':');
+    s += typeof v === 'number' ? (Number.isFinite(v) ? String(v) : 'null') : typeof v === 'boolean' ? String(v) : JSON.stringify(v);
+  }
+  return s ? s + '}' : '{}';
+}
+
+/** A root's stored attributes as the tracer made them; rows written before the compact form have
+ * no integer keys and are returned as they are. Integer keys come first in an object's order, so
+ * the first key tells. */
+function expandAttributes(o: TraceSpan['attributes']): TraceSpan['attributes'] {
+  let compact = false;
+  for (const k in o) {
+    compact = isIndex(k);
+    break;
+  }
+  if (!compact) return o;
+  const out: TraceSpan['attributes'] = {};
+  for (const k in o) out[isIndex(k) ? attrKey(Number(k)) : k] = o[k]!;
+  return out;
+}
+
+const isIndex = (k: string): boolean => k.charCodeAt(0) <= 57 && /^\d+$/.test(k);
+const attrKey = (i: number): string => ATTR_KEYS[i] ?? `airlock.attribute_${i}`;
+
+/** A child span in its root's row, in the compact form (CompactChild, span-writer.ts). */
+function compactChild(c: SpanData, rootSpanId: string): CompactChild {
+  const attrs = c.attributes;
+  const flat: (string | number | boolean | string[])[] = [];
+  for (const k in attrs) flat.push(ATTR_CODE.get(k) ?? k, attrs[k]!);
+  const parent = c.parentSpanId ?? null;
+  if (parent !== rootSpanId) return [c.spanId, c.kind, c.name, c.start, c.end, c.status, flat, c.statusMessage ?? null, parent];
+  if (c.statusMessage !== undefined) return [c.spanId, c.kind, c.name, c.start, c.end, c.status, flat, c.statusMessage];
+  return [c.spanId, c.kind, c.name, c.start, c.end, c.status, flat];
+}
+
 /** One request's (or tool call's) spans as its stored row, appended to `out` as flat values in
- * the writer's SPAN_COLUMNS order: the root's columns, its children as a JSON array, and the span count. */
+ * the writer's SPAN_COLUMNS order: the root's columns, its children as a JSON array (compact
+ * form), and the span count. */
 export function pushRow(out: SpanValue[], spans: SpanData[]): void {
   const s = spans[0]!;
   let children: string | null = null;
   if (spans.length > 1) {
-    const list: StoredChild[] = [];
-    for (let i = 1; i < spans.length; i++) {
-      const c = spans[i]!;
-      list.push({
-        span_id: c.spanId,
-        parent_span_id: c.parentSpanId ?? null,
-        kind: c.kind,
-        name: c.name,
-        start: c.start,
-        end: c.end,
-        status: c.status,
-        status_message: c.statusMessage ?? null,
-        attributes: c.attributes,
-      });
-    }
+    const list: CompactChild[] = [];
+    for (let i = 1; i < spans.length; i++) list.push(compactChild(spans[i]!, s.spanId));
     children = JSON.stringify(list);
   }
-  const row: StoredRow = {
-    trace_id: s.traceId,
-    span_id: s.spanId,
-    parent_span_id: s.parentSpanId ?? null,
-    session: s.session ?? null,
-    kind: s.kind,
-    name: s.name,
-    start: s.start,
-    end: s.end,
-    status: s.status,
-    status_message: s.statusMessage ?? null,
-    team: s.team ?? null,
-    key_name: s.key ?? null,
-    model: s.model ?? null,
-    http_status: s.httpStatus ?? null,
-    attributes: JSON.stringify(s.attributes),
+  const row: StoredRow = [
+    s.traceId,
+    s.spanId,
+    s.parentSpanId ?? null,
+    s.session ?? null,
+    s.kind,
+    s.name,
+    s.start,
+    s.end,
+    s.status,
+    s.statusMessage ?? null,
+    s.team ?? null,
+    s.key ?? null,
+    s.model ?? null,
+    s.httpStatus ?? null,
+    compactAttributes(s.attributes),
     children,
-    n: spans.length,
-  };
-  for (const c of SPAN_COLUMNS) out.push(row[c]);
+    spans.length,
+  ];
+  for (let i = 0; i < row.length; i++) out.push(row[i]!);
 }
 export class SpanStore {
   /** rows to write, flattened (SPAN_COLUMNS values per row), and how many spans they hold */
@@ -238,25 +275,47 @@ function toSpan(r: SpanRow): TraceSpan {
     duration_ms: Math.round((r.end - r.start) * 1000) / 1000,
     status: { code: r.status, message: r.status_message },
     session: r.session,
-    attributes: JSON.parse(r.attributes) as TraceSpan['attributes'],
+    attributes: expandAttributes(JSON.parse(r.attributes) as TraceSpan['attributes']),
   };
 }
 
-function childSpan(root: SpanRow, c: StoredChild): TraceSpan {
+function childSpan(root: SpanRow, c: StoredChild | CompactChild): TraceSpan {
+  if (!Array.isArray(c)) return spanOf(root, c.span_id, c.parent_span_id, c.kind, c.name, c.start, c.end, c.status, c.status_message, c.attributes);
+  const flat = c[6];
+  const attributes: TraceSpan['attributes'] = {};
+  for (let i = 0; i + 1 < flat.length; i += 2) {
+    const k = flat[i]!;
+    attributes[typeof k === 'number' ? attrKey(k) : String(k)] = flat[i + 1]!;
+  }
+  return spanOf(root, c[0], c.length > 8 ? (c[8] ?? null) : root.span_id, c[1], c[2], c[3], c[4], c[5], c[7] ?? null, attributes);
+}
+
+function spanOf(
+  root: SpanRow,
+  spanId: string,
+  parent: string | null,
+  kind: TraceSpan['kind'],
+  name: string,
+  start: number,
+  end: number,
+  status: TraceSpan['status']['code'],
+  message: string | null,
+  attributes: TraceSpan['attributes'],
+): TraceSpan {
   return {
     trace_id: root.trace_id,
-    span_id: c.span_id,
-    parent_span_id: c.parent_span_id,
-    kind: c.kind,
-    name: c.name,
-    start: new Date(c.start).toISOString(),
-    end: new Date(c.end).toISOString(),
-    start_ms: c.start,
-    end_ms: c.end,
-    duration_ms: Math.round((c.end - c.start) * 1000) / 1000,
-    status: { code: c.status, message: c.status_message },
+    span_id: spanId,
+    parent_span_id: parent,
+    kind,
+    name,
+    start: new Date(start).toISOString(),
+    end: new Date(end).toISOString(),
+    start_ms: start,
+    end_ms: end,
+    duration_ms: Math.round((end - start) * 1000) / 1000,
+    status: { code: status, message },
     session: root.session,
-    attributes: c.attributes,
+    attributes,
   };
 }
 
@@ -268,7 +327,7 @@ function groupTraces(rows: SpanRow[]): Trace[] {
     let t = traces.get(r.trace_id);
     if (!t) traces.set(r.trace_id, (t = { trace_id: r.trace_id, spans: [] }));
     t.spans.push(toSpan(r));
-    if (r.children) for (const c of JSON.parse(r.children) as StoredChild[]) t.spans.push(childSpan(r, c));
+    if (r.children) for (const c of JSON.parse(r.children) as (StoredChild | CompactChild)[]) t.spans.push(childSpan(r, c));
   }
   // stable: spans that start together keep their stored order (a root before its children)
   for (const t of traces.values()) t.spans.sort((a, b) => a.start_ms - b.start_ms);

@@ -1,7 +1,7 @@
 // The span store's writer, in the recorders' writer thread (gateway/store/recorder-worker.ts):
 // batch inserts, a database held busy by another process and retention deletes never block the
 // event loop that serves requests. A request's spans are stored as one row: the root's columns,
-// its children as a JSON array (migration 15). The span store (main thread) sends each row
+// its children as a JSON array (migration 15; their compact form: CompactChild). The span store (main thread) sends each row
 // already encoded, as flat values (SPAN_COLUMNS per row): cloning strings and numbers to this
 // thread costs a fraction of cloning span objects, and the JSON is written once either way.
 // Rows it could not write are kept (bounded) and tried again.
@@ -13,9 +13,10 @@ export const SPAN_COLUMNS = ['trace_id', 'span_id', 'parent_span_id', 'session',
 const C = SPAN_COLUMNS.length;
 const N_AT = SPAN_COLUMNS.indexOf('n');
 export type SpanValue = string | number | null;
-/** One stored row by column: pushRow() (span-store.ts) fills one and sends its values in SPAN_COLUMNS
- * order, so a column added here and not filled there fails to compile. */
-export type StoredRow = { [K in (typeof SPAN_COLUMNS)[number]]: SpanValue };
+/** One stored row's values in SPAN_COLUMNS order: pushRow() (span-store.ts) builds one, so a
+ * column added here and not filled there fails to compile. */
+type ValuesOf<T extends readonly unknown[]> = { -readonly [I in keyof T]: SpanValue };
+export type StoredRow = ValuesOf<typeof SPAN_COLUMNS>;
 
 export type ToWriter =
   /** rows, flattened: SPAN_COLUMNS values per row (each one request's or tool call's spans, or a lone late span) */
@@ -30,7 +31,8 @@ export type FromWriter =
   | { type: 'pruned'; id: number; spans: number; error?: string }
   | { type: 'closed'; unwritten: number };
 
-/** A child span as stored in its root's row (trace id and session are the root's). */
+/** A child span as rows written before the compact form store it in their root's `children`
+ * (trace id and session are the root's). Still read (span-store.ts). */
 export interface StoredChild {
   span_id: string;
   parent_span_id: string | null;
@@ -43,6 +45,73 @@ export interface StoredChild {
   attributes: SpanData['attributes'];
 }
 
+/** A child span in the compact form (written since session 6): a tuple, its attributes a flat
+ * list of key, value pairs in which a key of ATTR_KEYS is written as its index. The last
+ * two entries are left out when they are null (status message) or the root's span (parent). */
+export type CompactChild =
+  | [spanId: string, kind: SpanData['kind'], name: string, start: number, end: number, status: SpanData['status'], attributes: (string | number | boolean | string[])[]]
+  | [spanId: string, kind: SpanData['kind'], name: string, start: number, end: number, status: SpanData['status'], attributes: (string | number | boolean | string[])[], statusMessage: string | null]
+  | [spanId: string, kind: SpanData['kind'], name: string, start: number, end: number, status: SpanData['status'], attributes: (string | number | boolean | string[])[], statusMessage: string | null, parentSpanId: string | null];
+
+/** The attribute keys (tracer.ts) written as numbers in the stored form: in a compact child's
+ * attribute list, and as the keys ("0", "1", ...) of a root's attributes object (the keys that SQL
+ * reads, gen_ai.usage.* and airlock.cost, are not in the list and keep their names there). This
+ * list is part of the stored format: entries may be appended, never reordered or removed. */
+export const ATTR_KEYS = [
+  'gen_ai.operation.name',
+  'gen_ai.request.model',
+  'gen_ai.provider.name',
+  'airlock.endpoint',
+  'airlock.target',
+  'airlock.attempt',
+  'airlock.queue_ms',
+  'server.address',
+  'airlock.time_to_first_chunk_ms',
+  'airlock.attempt.outcome',
+  'gen_ai.response.finish_reasons',
+  'error.type',
+  'airlock.failover_reason',
+  'airlock.guardrail.policy',
+  'airlock.guardrail.direction',
+  'airlock.guardrail.action',
+  'airlock.guardrail.mode',
+  'airlock.guardrail.count',
+  'airlock.guardrail.blocked',
+  'airlock.guardrail.complete',
+  'airlock.guardrail.detectors',
+  // roots: a data-plane request
+  'airlock.request_id',
+  'http.response.status_code',
+  'airlock.attempts',
+  'airlock.model',
+  'airlock.routing_rule',
+  'gen_ai.response.model',
+  'gen_ai.request.max_tokens',
+  'gen_ai.request.temperature',
+  'gen_ai.request.top_p',
+  'airlock.stream',
+  'airlock.usage.estimated',
+  'airlock.time_to_first_token_ms',
+  'enduser.id',
+  'airlock.key',
+  'airlock.team',
+  'airlock.session',
+  // roots: an MCP call
+  'mcp.method.name',
+  'gen_ai.tool.name',
+  'airlock.tool_call_id',
+  'gen_ai.prompt.name',
+  'mcp.resource.uri',
+  'airlock.mcp_call_id',
+  'airlock.mcp.server',
+  'airlock.mcp.exposed_name',
+  'mcp.session.id',
+  'gen_ai.agent.name',
+  'airlock.tool.args_bytes',
+  'airlock.tool.result_bytes',
+  'airlock.tool.is_error',
+] as const;
+
 const MAX_KEPT = 200_000;
 
 export function spanWriter({ db, send: post }: PartContext): PartWriter {
@@ -53,12 +122,10 @@ export function spanWriter({ db, send: post }: PartContext): PartWriter {
     const writeBatch = db.transaction((values: SpanValue[]) => {
       for (let k = 0; k < values.length; k += C) insert.run(values.slice(k, k + C));
     });
-    const byAge = db.prepare(`DELETE FROM trace_spans WHERE start < ?`);
-    const spansOlder = db.prepare(`SELECT COALESCE(SUM(n), 0) FROM trace_spans WHERE start < ?`).pluck();
     const allSpans = db.prepare(`SELECT COALESCE(SUM(n), 0) FROM trace_spans`).pluck();
-    const oldest = db.prepare(`SELECT rowid, n FROM trace_spans ORDER BY rowid`).raw();
+    const oldest = db.prepare(`SELECT rowid, start, n FROM trace_spans ORDER BY rowid`).raw();
     const byRowid = db.prepare(`DELETE FROM trace_spans WHERE rowid <= ?`);
-    return { writeBatch, byAge, spansOlder, allSpans, oldest, byRowid };
+    return { writeBatch, allSpans, oldest, byRowid };
   };
   let st: ReturnType<typeof prepare> | undefined;
 
@@ -113,29 +180,24 @@ export function spanWriter({ db, send: post }: PartContext): PartWriter {
         break;
       case 'prune':
         try {
-          const { byAge, spansOlder, allSpans, oldest, byRowid } = (st ??= prepare());
+          const { allSpans, oldest, byRowid } = (st ??= prepare());
           const n = db
             .transaction(() => {
               let total = stored ?? (allSpans.get() as number);
-              let deleted = spansOlder.get(m.olderThan) as number;
-              byAge.run(m.olderThan);
-              total -= deleted;
-              // over the cap: the oldest rows go until the newest hold at most maxSpans spans
+              // rows go in write order, oldest first: those older than the retention, then, over
+              // the cap, more until the newest hold at most maxSpans spans. A row written after a
+              // younger one (a long request ends after a short one that began later) goes at the
+              // first prune after that younger one has aged out too.
               const excess = total - m.maxSpans;
-              if (excess > 0) {
-                let cut: number | undefined;
-                let acc = 0;
-                for (const [rowid, k] of oldest.iterate() as IterableIterator<[number, number]>) {
-                  acc += k;
-                  cut = rowid;
-                  if (acc >= excess) break;
-                }
-                if (cut !== undefined) {
-                  byRowid.run(cut);
-                  deleted += acc;
-                  total -= acc;
-                }
+              let cut: number | undefined;
+              let deleted = 0;
+              for (const [rowid, start, k] of oldest.iterate() as IterableIterator<[number, number, number]>) {
+                if (start >= m.olderThan && deleted >= excess) break;
+                deleted += k;
+                cut = rowid;
               }
+              if (cut !== undefined) byRowid.run(cut);
+              total -= deleted;
               return { deleted, total };
             })
             .immediate();

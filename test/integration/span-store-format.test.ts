@@ -1,0 +1,284 @@
+// The span store's stored form over a real SQLite file: a request's children are written in the
+// compact form (tuples, known attribute keys as numbers, the root's id and nulls left out) and
+// read back by the admin API's reads exactly as the tracer made them; rows written before the
+// compact form (children as objects) still read, side by side with new ones. Retention and the
+// size cap prune in write order (no index on start).
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { openDatabase } from '../../gateway/store/db.js';
+import { RecorderThread } from '../../gateway/store/recorder.js';
+import { SpanStore, listSessions, traceById, tracesOfSession } from '../../gateway/telemetry/span-store.js';
+import { newSpanId, newTraceId, type SpanData } from '../../gateway/telemetry/span.js';
+import { ATTR_KEYS } from '../../gateway/telemetry/span-writer.js';
+import type { TraceSpan } from '../../gateway/wire.js';
+import { tmpDir } from '../helpers/gateway.js';
+
+const quiet = () => {};
+
+function request(session: string): SpanData[] {
+  const traceId = newTraceId();
+  const root = newSpanId();
+  const attempt1 = newSpanId();
+  const t = Date.now() + 0.123456;
+  const base = { traceId, session, team: undefined, key: undefined, model: undefined, httpStatus: undefined, statusMessage: undefined };
+  return [
+    {
+      ...base,
+      spanId: root,
+      parentSpanId: 'aaaaaaaaaaaaaaaa',
+      kind: 'model',
+      name: 'chat m',
+      start: t,
+      end: t + 25.5,
+      status: 'error',
+      statusMessage: 'upstream_error',
+      team: 'research',
+      key: 'nb',
+      model: 'm',
+      httpStatus: 502,
+      attributes: { 'gen_ai.usage.input_tokens': 3, 'gen_ai.usage.output_tokens': 4, 'airlock.cost': 0.5, 'airlock.team': 'research', 'error.type': 'upstream_error' },
+    },
+    {
+      ...base,
+      spanId: newSpanId(),
+      parentSpanId: root,
+      kind: 'queue',
+      name: 'queue gpu-1',
+      start: t + 0.001,
+      end: t + 2.000001,
+      status: 'unset',
+      attributes: { 'airlock.endpoint': 'gpu-1', 'airlock.queue_ms': 1.999 },
+    },
+    {
+      ...base,
+      spanId: attempt1,
+      parentSpanId: root,
+      kind: 'attempt',
+      name: 'chat up-1',
+      start: t + 2,
+      end: t + 12,
+      status: 'error',
+      statusMessage: 'gpu-1 answered 500 "quoted" \u2028 é',
+      attributes: {
+        'gen_ai.operation.name': 'chat',
+        'airlock.attempt': 1,
+        'airlock.attempt.outcome': 'http_5xx',
+        'error.type': 'http_5xx',
+        'airlock.failover_reason': 'HTTP 500',
+        'gen_ai.response.finish_reasons': ['stop', 'length'],
+        // keys the compact form has no number for are written as they are
+        'custom.flag': false,
+        '0': 'a key that looks like a number',
+      },
+    },
+    {
+      ...base,
+      spanId: newSpanId(),
+      parentSpanId: attempt1,
+      kind: 'guardrail',
+      name: 'guardrail pii',
+      start: t + 12,
+      end: t + 12,
+      status: 'error',
+      statusMessage: 'guardrail_blocked',
+      attributes: { 'airlock.guardrail.policy': 'pii', 'airlock.guardrail.blocked': true, 'airlock.guardrail.complete': false, 'airlock.guardrail.count': 0 },
+    },
+    {
+      ...base,
+      spanId: newSpanId(),
+      parentSpanId: undefined,
+      kind: 'attempt',
+      name: 'orphan',
+      start: t + 13,
+      end: t + 25,
+      status: 'ok',
+      attributes: {},
+    },
+  ];
+}
+
+/** What the admin API must show for a span the tracer made, given its row's root. */
+function expected(s: SpanData, root: SpanData): TraceSpan {
+  return {
+    trace_id: root.traceId,
+    span_id: s.spanId,
+    parent_span_id: s.parentSpanId ?? null,
+    kind: s.kind,
+    name: s.name,
+    start: new Date(s.start).toISOString(),
+    end: new Date(s.end).toISOString(),
+    start_ms: s.start,
+    end_ms: s.end,
+    duration_ms: Math.round((s.end - s.start) * 1000) / 1000,
+    status: { code: s.status, message: s.statusMessage ?? null },
+    session: root.session ?? null,
+    attributes: s.attributes,
+  };
+}
+
+test('a request stored in the compact form reads back as the tracer made it; a row written before it still reads', async () => {
+  const dir = tmpDir('airlock-span-format-');
+  const db = openDatabase(dir);
+  const thread = new RecorderThread(db.name, { dataDir: dir, log: quiet });
+  const store = SpanStore.forDatabase(db, () => ({ retentionHours: 24, maxSpans: 100_000 }), quiet, thread);
+  try {
+    const spans = request('wf-1');
+    store.record(spans);
+    assert.equal(await store.flush(), true);
+
+    // the stored children: tuples without the trace id, the root's span id or the known keys' names
+    const children = db.prepare(`SELECT children FROM trace_spans WHERE trace_id = ?`).pluck().get(spans[0]!.traceId) as string;
+    assert.ok(children.startsWith('[['), children);
+    assert.ok(!children.includes(spans[0]!.traceId), 'no trace id in the children');
+    assert.equal(children.split(spans[0]!.spanId).length - 1, 0, "the root's span id is not repeated");
+    for (const k of ['airlock.endpoint', 'airlock.failover_reason', 'airlock.guardrail.policy']) assert.ok(!children.includes(k), k);
+    assert.equal(db.prepare(`SELECT json_array_length(children) FROM trace_spans WHERE trace_id = ?`).pluck().get(spans[0]!.traceId), 4);
+    // the root's attributes: known keys as numbers, the ones SQL sums (tokens, cost) by name
+    const attrs = db.prepare(`SELECT attributes FROM trace_spans WHERE trace_id = ?`).pluck().get(spans[0]!.traceId) as string;
+    assert.ok(!attrs.includes('airlock.team') && !attrs.includes('error.type'), attrs);
+    assert.ok(attrs.includes('"gen_ai.usage.input_tokens":3') && attrs.includes('"airlock.cost":0.5'), attrs);
+
+    const t = traceById(db, spans[0]!.traceId)!;
+    const want = spans.map((s) => expected(s, spans[0]!)).sort((a, b) => a.start_ms - b.start_ms);
+    assert.deepEqual(t.spans, want);
+
+    // a row as written before the compact form: its children are objects
+    const old = request('wf-1');
+    const c = old.slice(1).map((s) => ({
+      span_id: s.spanId,
+      parent_span_id: s.parentSpanId ?? null,
+      kind: s.kind,
+      name: s.name,
+      start: s.start,
+      end: s.end,
+      status: s.status,
+      status_message: s.statusMessage ?? null,
+      attributes: s.attributes,
+    }));
+    const r = old[0]!;
+    db.prepare(
+      `INSERT INTO trace_spans (trace_id, span_id, parent_span_id, session, kind, name, start, end, status, status_message, team, key_name, model, http_status, attributes, children, n)
+       VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+    ).run(r.traceId, r.spanId, r.parentSpanId ?? null, r.session ?? null, r.kind, r.name, r.start, r.end, r.status, r.statusMessage ?? null, r.team ?? null, r.key ?? null, r.model ?? null, r.httpStatus ?? null, JSON.stringify(r.attributes), JSON.stringify(c), old.length);
+    assert.deepEqual(traceById(db, r.traceId)!.spans, old.map((s) => expected(s, r)).sort((a, b) => a.start_ms - b.start_ms));
+
+    // both kinds of row in one session: the workflow view and the session list see both
+    const both = tracesOfSession(db, 'wf-1');
+    assert.deepEqual(both.map((x) => x.trace_id).sort(), [spans[0]!.traceId, r.traceId].sort());
+    assert.deepEqual(both.map((x) => x.spans.length), [5, 5]);
+    const list = listSessions(db, { limit: 10 });
+    assert.equal(list.data.length, 1);
+    assert.equal(list.data[0]!.steps, 2);
+    assert.equal(list.data[0]!.errors, 2);
+    assert.equal(list.data[0]!.input_tokens, 6);
+    assert.equal(list.data[0]!.cost, 1);
+  } finally {
+    await store.close();
+    db.close();
+  }
+});
+
+test('the compact form keeps its numbering of attribute keys: a key written as a number reads as its name', () => {
+  // the list is part of the stored format; rows already written depend on these positions
+  assert.deepEqual(ATTR_KEYS.slice(0, 4), ['gen_ai.operation.name', 'gen_ai.request.model', 'gen_ai.provider.name', 'airlock.endpoint']);
+  assert.equal(ATTR_KEYS.indexOf('airlock.guardrail.detectors'), 20);
+  assert.equal(new Set(ATTR_KEYS).size, ATTR_KEYS.length);
+});
+
+test('retention deletes in write order: rows older than the retention go, a long request written after a younger row goes once that one has aged out; the cap still takes the oldest', async () => {
+  const dir = tmpDir('airlock-span-prune-');
+  const db = openDatabase(dir);
+  const thread = new RecorderThread(db.name, { dataDir: dir, log: quiet });
+  let policy = { retentionHours: 1, maxSpans: 100_000 };
+  const store = SpanStore.forDatabase(db, () => policy, quiet, thread);
+  const insert = db.prepare(
+    `INSERT INTO trace_spans (trace_id, span_id, session, kind, name, start, end, status, attributes, n) VALUES (?, ?, 's', 'model', ?, ?, ?, 'ok', '{}', 2)`,
+  );
+  const ids = (): string[] => db.prepare(`SELECT name FROM trace_spans ORDER BY rowid`).pluck().all() as string[];
+  const now = Date.now();
+  const h = 3_600_000;
+  const rows: [string, number][] = [
+    ['old-1', now - 3 * h],
+    ['old-2', now - 2 * h],
+    ['young-1', now - 10 * 60_000],
+    // began before the retention, ended (and was written) after young-1
+    ['old-long', now - 1.5 * h],
+    ['young-2', now - 60_000],
+  ];
+  try {
+    for (const [name, start] of rows) insert.run(newTraceId(), newSpanId(), name, start, start + 1);
+    assert.equal(await store.prune(), 4, 'two rows of two spans');
+    assert.deepEqual(ids(), ['young-1', 'old-long', 'young-2']);
+    // once young-1 is older than the retention, old-long goes with it
+    policy = { retentionHours: 0.1, maxSpans: 100_000 };
+    assert.equal(await store.prune(), 4);
+    assert.deepEqual(ids(), ['young-2']);
+    // the cap: the newest rows that hold at most maxSpans spans are kept
+    for (let i = 0; i < 3; i++) {
+      store.record(request(`s-${i}`));
+      assert.equal(await store.flush(), true);
+    }
+    assert.equal(db.prepare(`SELECT SUM(n) FROM trace_spans`).pluck().get(), 2 + 15);
+    policy = { retentionHours: 1, maxSpans: 10 };
+    assert.equal(await store.prune(), 7, 'young-2 (2 spans) and the first request (5)');
+    assert.deepEqual(db.prepare(`SELECT session FROM trace_spans ORDER BY rowid`).pluck().all(), ['s-1', 's-2']);
+  } finally {
+    await store.close();
+    db.close();
+  }
+});
+
+test('a tool call and a late guardrail span, each a row of its own, read back as the tracer made them', async () => {
+  const dir = tmpDir('airlock-span-format-');
+  const db = openDatabase(dir);
+  const thread = new RecorderThread(db.name, { dataDir: dir, log: quiet });
+  const store = SpanStore.forDatabase(db, () => ({ retentionHours: 24, maxSpans: 100_000 }), quiet, thread);
+  try {
+    const t = Date.now();
+    const tool: SpanData = {
+      traceId: newTraceId(),
+      spanId: newSpanId(),
+      parentSpanId: undefined,
+      session: 'wf-2',
+      kind: 'tool',
+      name: 'tools/call fs__read',
+      start: t,
+      end: t + 3.25,
+      status: 'error',
+      statusMessage: 'tool_error',
+      team: 'ops',
+      key: 'agent-1',
+      model: undefined,
+      httpStatus: 200,
+      attributes: {
+        'mcp.method.name': 'tools/call',
+        'gen_ai.operation.name': 'execute_tool',
+        'gen_ai.tool.name': 'fs__read',
+        'airlock.tool_call_id': 'call-1',
+        'http.response.status_code': 200,
+        'airlock.mcp.server': 'fs',
+        'mcp.session.id': 'abc',
+        'gen_ai.agent.name': 'agent-1',
+        'airlock.team': 'ops',
+        'airlock.session': 'wf-2',
+        'airlock.tool.args_bytes': 12,
+        'airlock.tool.is_error': true,
+        'error.type': 'tool_error',
+        'airlock.mcp.exposed_name': 'fs "read" \\ \u2028 é',
+        // not in the list: written by name
+        'some.future.key': 'x',
+        'a "quoted" key': ['one', 'two'],
+      },
+    };
+    const guard: SpanData = { ...tool, spanId: newSpanId(), parentSpanId: tool.spanId, kind: 'guardrail', name: 'guardrail pii', start: t + 4, end: t + 4, status: 'unset', statusMessage: undefined, team: undefined, key: undefined, httpStatus: undefined, attributes: { 'airlock.guardrail.policy': 'pii', 'airlock.guardrail.detectors': '{"email":1}' } };
+    store.record([tool]);
+    store.record([guard]);
+    assert.equal(await store.flush(), true);
+    assert.deepEqual(traceById(db, tool.traceId)!.spans, [expected(tool, tool), expected(guard, guard)]);
+    const list = listSessions(db, { limit: 10 });
+    assert.deepEqual([list.data[0]!.session, list.data[0]!.tool_calls, list.data[0]!.errors, list.data[0]!.teams, list.data[0]!.keys], ['wf-2', 1, 1, ['ops'], ['agent-1']]);
+  } finally {
+    await store.close();
+    db.close();
+  }
+});
