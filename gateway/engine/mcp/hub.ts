@@ -38,6 +38,7 @@ import type { AgentRecord, McpConfig } from './config.js';
 import { noToolGuards, type ToolGuards } from './guards.js';
 import { exposedName, permitted, resourcePermitted } from './names.js';
 import { CallGate } from './call-gate.js';
+import { callToolDirect } from './http-call.js';
 import { Upstream, droppedForLostSession, endSession, sessionLost, tooLarge, type Relay } from './upstream.js';
 
 type Extra = RequestHandlerExtra<ServerRequest, ServerNotification>;
@@ -767,6 +768,10 @@ export class McpHub {
     let used: Client | undefined;
     const once = async (): Promise<CallToolResult> => {
       const client = (used = await withTimeout(this.clientFor(session, up), timeout, extra.signal));
+      // an HTTP server's session: straight to it (http-call.ts), unless the call wants progress
+      // (the SDK Client's progress handlers relay it)
+      const direct = progressToken === undefined ? up.direct(client) : undefined;
+      if (direct) return callToolDirect(direct, { name: tool, arguments: args, ...upstreamMeta(call) }, extra.signal, timeout);
       // the SDK adds its own progressToken beside the trace context in _meta
       const r = await client.request({ method: 'tools/call', params: { name: tool, arguments: args, ...upstreamMeta(call) } }, CallToolResultSchema, {
         signal: extra.signal,
