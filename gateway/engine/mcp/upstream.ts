@@ -388,6 +388,7 @@ export class Upstream {
 
   /** tools/call's direct path to an HTTP server (http-call.ts): its connections */
   private dispatcher: ReturnType<typeof newDispatcher> | undefined;
+  private directUrl: [string, URL] | undefined;
 
   /** Where a tools/call over this agent session's connection may go directly (http-call.ts): a
    * Streamable HTTP server's session that is open; undefined: over the SDK Client. */
@@ -397,8 +398,10 @@ export class Upstream {
     const headers: Record<string, string> = { ...this.config.headers };
     if (t.sessionId) headers['mcp-session-id'] = t.sessionId;
     if (t.protocolVersion) headers['mcp-protocol-version'] = t.protocolVersion;
+    if (this.directUrl?.[0] !== this.config.url) this.directUrl = [this.config.url!, new URL(this.config.url!)];
+    const url = this.directUrl![1];
     return {
-      url: new URL(this.config.url!),
+      url,
       headers,
       dispatcher: (this.dispatcher ??= newDispatcher()),
       deliver: (m) => client.transport?.onmessage?.(m),
