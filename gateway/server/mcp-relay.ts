@@ -99,17 +99,19 @@ class RelayStream {
   }
 
   /** The priming event: an id to resume from, and how long to wait before resuming. */
-  async prime(): Promise<void> {
+  prime(): void {
     if (!this.store) return;
-    const id = await this.store.storeEvent(this.id, {} as JSONRPCMessage);
+    const id = this.store.storeJson(this.id, '{}');
     this.res?.write(`id: ${id}\nretry: ${RESUME_RETRY_MS}\ndata: \n\n`);
   }
 
   /** Store and write a message, in order; `last` ends the stream after it. */
   send(message: JSONRPCMessage, last = false): Promise<void> {
-    this.chain = this.chain.then(async () => {
-      const id = this.store ? await this.store.storeEvent(this.id, message) : undefined;
-      const event = `event: message\n${id ? `id: ${id}\n` : ''}data: ${JSON.stringify(message)}\n\n`;
+    this.chain = this.chain.then(() => {
+      // serialised once: the store keeps the same JSON that is written
+      const json = JSON.stringify(message);
+      const id = this.store?.storeJson(this.id, json);
+      const event = `event: message\n${id ? `id: ${id}\n` : ''}data: ${json}\n\n`;
       // the response and the end of the stream leave in one write
       if (last) this.finish(event);
       else this.res?.write(event);
@@ -194,7 +196,7 @@ export class ToolCallRelay {
     st.streams.set(stream.id, stream);
     stream.attach(res);
     try {
-      if (protocolVersion !== undefined && protocolVersion >= '2025-11-25') await stream.prime();
+      if (protocolVersion !== undefined && protocolVersion >= '2025-11-25') stream.prime();
       const extra = {
         signal: abort.signal,
         sessionId: session.id,
