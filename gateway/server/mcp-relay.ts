@@ -21,6 +21,8 @@ import type { McpHub, McpSession } from '../engine/mcp/hub.js';
 import { RESUME_RETRY_MS, type SessionEventStore } from '../engine/mcp/event-store.js';
 
 const KEEP_ALIVE_MS = 15_000;
+/** how long a call's response head and priming event wait for its first message (see RelayStream) */
+const HEAD_WAIT_MS = 10;
 /** stream ids of this path: told apart from the SDK transport's (UUIDs, "_GET_stream") on resume */
 const PREFIX = 'relay-';
 
@@ -63,11 +65,17 @@ async function replayTo(store: SessionEventStore, lastEventId: string, res: Serv
   });
 }
 
-/** One response stream of this path. */
+/** One response stream of this path. Its head and priming event wait (up to HEAD_WAIT_MS) for the
+ * first message: a call answered by then leaves as one write with a content-length (no chunked
+ * framing, one syscall instead of two); a longer one gets its head and priming event then, so an
+ * agent whose connection drops during it can resume from the priming event. */
 class RelayStream {
   readonly id = PREFIX + randomUUID();
   private res: ServerResponse | undefined;
   private keepAlive: NodeJS.Timeout | undefined;
+  private headTimer: NodeJS.Timeout | undefined;
+  /** what waits for the head (the priming event) */
+  private pending = '';
   /** the response was written (the stream ends after it) */
   done = false;
   private chain: Promise<void> = Promise.resolve();
@@ -77,42 +85,67 @@ class RelayStream {
     private readonly sessionId: string,
   ) {}
 
-  /** Take the HTTP response (the POST's, or a resuming GET's) and start the SSE stream on it. */
-  attach(res: ServerResponse): void {
+  /** Take the HTTP response (the POST's, or a resuming GET's: `now`, its head at once) for the SSE stream. */
+  attach(res: ServerResponse, now = false): void {
     this.detach();
     this.res = res;
-    // the head and the priming event leave in one write
-    res.cork();
-    process.nextTick(() => res.uncork());
-    res.writeHead(200, sseHead(this.sessionId));
     res.on('close', () => {
       if (this.res === res) this.detach();
     });
-    this.keepAlive = setInterval(() => this.res?.write(': keepalive\n\n'), KEEP_ALIVE_MS);
+    this.keepAlive = setInterval(() => this.write(': keepalive\n\n'), KEEP_ALIVE_MS);
     this.keepAlive.unref();
+    if (now) this.flushHead();
+    else {
+      this.headTimer = setTimeout(() => this.flushHead(), HEAD_WAIT_MS);
+      this.headTimer.unref();
+    }
+  }
+
+  /** Send the head, with what waited for it (one write). */
+  private flushHead(): void {
+    const res = this.res;
+    if (this.headTimer) clearTimeout(this.headTimer);
+    this.headTimer = undefined;
+    if (!res || res.headersSent) return;
+    res.writeHead(200, sseHead(this.sessionId));
+    const p = this.pending;
+    this.pending = '';
+    if (p) res.write(p);
+  }
+
+  private write(chunk: string): void {
+    if (!this.res) return;
+    if (!this.res.headersSent) this.flushHead();
+    this.res.write(chunk);
   }
 
   private detach(): void {
     if (this.keepAlive) clearInterval(this.keepAlive);
+    if (this.headTimer) clearTimeout(this.headTimer);
     this.keepAlive = undefined;
+    this.headTimer = undefined;
     this.res = undefined;
   }
 
   /** The priming event: an id to resume from, and how long to wait before resuming. */
-  async prime(): Promise<void> {
+  prime(): void {
     if (!this.store) return;
-    const id = await this.store.storeEvent(this.id, {} as JSONRPCMessage);
-    this.res?.write(`id: ${id}\nretry: ${RESUME_RETRY_MS}\ndata: \n\n`);
+    const id = this.store.storeJson(this.id, '{}');
+    const event = `id: ${id}\nretry: ${RESUME_RETRY_MS}\ndata: \n\n`;
+    if (this.res && !this.res.headersSent) this.pending += event;
+    else this.write(event);
   }
 
   /** Store and write a message, in order; `last` ends the stream after it. */
   send(message: JSONRPCMessage, last = false): Promise<void> {
-    this.chain = this.chain.then(async () => {
-      const id = this.store ? await this.store.storeEvent(this.id, message) : undefined;
-      const event = `event: message\n${id ? `id: ${id}\n` : ''}data: ${JSON.stringify(message)}\n\n`;
+    this.chain = this.chain.then(() => {
+      // serialised once: the store keeps the same JSON that is written
+      const json = JSON.stringify(message);
+      const id = this.store?.storeJson(this.id, json);
+      const event = `event: message\n${id ? `id: ${id}\n` : ''}data: ${json}\n\n`;
       // the response and the end of the stream leave in one write
       if (last) this.finish(event);
-      else this.res?.write(event);
+      else this.write(event);
     });
     return this.chain;
   }
@@ -121,7 +154,7 @@ class RelayStream {
    * follows (in the send chain, so nothing is written twice or missed in between). */
   resumeOn(res: ServerResponse, lastEventId: string): Promise<void> {
     this.chain = this.chain.then(async () => {
-      this.attach(res);
+      this.attach(res, true);
       await replayTo(this.store!, lastEventId, res);
       if (this.done) this.finish();
     });
@@ -132,9 +165,15 @@ class RelayStream {
   finish(last?: string): void {
     this.done = true;
     const res = this.res;
+    const body = this.pending + (last ?? '');
+    const headless = res !== undefined && !res.headersSent;
+    this.pending = '';
     this.detach();
-    if (last === undefined) res?.end();
-    else res?.end(last);
+    if (!res) return;
+    // nothing sent yet: the whole stream in one write, its length known
+    if (headless) res.writeHead(200, { ...sseHead(this.sessionId), 'content-length': Buffer.byteLength(body) });
+    if (body) res.end(body);
+    else res.end();
   }
 }
 
@@ -194,7 +233,7 @@ export class ToolCallRelay {
     st.streams.set(stream.id, stream);
     stream.attach(res);
     try {
-      if (protocolVersion !== undefined && protocolVersion >= '2025-11-25') await stream.prime();
+      if (protocolVersion !== undefined && protocolVersion >= '2025-11-25') stream.prime();
       const extra = {
         signal: abort.signal,
         sessionId: session.id,

@@ -17,11 +17,12 @@ import { agentClient, startHttpUpstream, type HttpUpstream } from '../helpers/mc
 const KEY = 'sk-airlock-agent-resume-0000000000000000001';
 const text = (r: unknown) => ((r as CallToolResult).content ?? []).map((c) => (c.type === 'text' ? c.text : '')).join('');
 
-/** A TCP relay to the gateway that can cut every connection through it, and records the requests' heads. */
-async function relay(target: string): Promise<{ url: string; cut(): void; heads: string[]; close(): Promise<void> }> {
+/** A TCP relay to the gateway that can cut every connection through it, and records the requests' heads (and what the gateway sent). */
+async function relay(target: string): Promise<{ url: string; cut(): void; heads: string[]; received: string[]; close(): Promise<void> }> {
   const { hostname, port } = new URL(target);
   const sockets = new Set<net.Socket>();
   const heads: string[] = [];
+  const received: string[] = [];
   const server = net.createServer((inbound) => {
     const outbound = net.connect(Number(port), hostname);
     sockets.add(inbound).add(outbound);
@@ -29,6 +30,7 @@ async function relay(target: string): Promise<{ url: string; cut(): void; heads:
       const s = b.toString('latin1');
       if (/^(GET|POST|DELETE) /.test(s)) heads.push(s.slice(0, s.indexOf('\r\n\r\n')));
     });
+    outbound.on('data', (b: Buffer) => void received.push(b.toString('latin1')));
     inbound.pipe(outbound).pipe(inbound);
     const drop = () => {
       inbound.destroy();
@@ -43,6 +45,7 @@ async function relay(target: string): Promise<{ url: string; cut(): void; heads:
   return {
     url: `http://127.0.0.1:${(server.address() as AddressInfo).port}`,
     heads,
+    received,
     cut: () => {
       for (const s of sockets) s.destroy();
       sockets.clear();
@@ -111,6 +114,26 @@ describe('MCP gateway: a dropped stream is resumed with Last-Event-ID', () => {
       assert.ok(resumed.length >= 1, `the agent resumed with Last-Event-ID: ${JSON.stringify(r.heads.slice(posts))}`);
       // the session goes on as before
       assert.ok((await client.listTools()).tools.some((t) => t.name === 'up__steps'));
+    } finally {
+      r.cut();
+      await r.close();
+    }
+  });
+
+  test('a call without progress that takes a while still gets its priming event early: cut while the tool waits, the agent resumes and gets the result', async () => {
+    const r = await relay(gw.dataUrl);
+    try {
+      const { client } = await agentClient(r.url, KEY);
+      clients.push(client);
+      const before = r.received.length;
+      const call = client.callTool({ name: 'up__steps', arguments: { n: 8 } }, undefined, { timeout: 30_000 });
+      // the tool holds the call open until released: the priming event can only come before the answer
+      await eventually(() => r.received.slice(before).some((x) => /\nretry: \d+/.test(x)) && release, 'the priming event while the tool waits');
+      const posts = r.heads.length;
+      r.cut();
+      release!();
+      assert.equal(text(await call), 'done 8');
+      assert.ok(r.heads.slice(posts).some((h) => /^GET /.test(h) && /\r\nlast-event-id: \S+/i.test(h)), 'resumed with Last-Event-ID');
     } finally {
       r.cut();
       await r.close();

@@ -37,7 +37,11 @@ export class SessionEventStore implements EventStore {
   }
 
   storeEvent(streamId: StreamId, message: JSONRPCMessage): Promise<EventId> {
-    const json = JSON.stringify(message);
+    return Promise.resolve(this.storeJson(streamId, JSON.stringify(message)));
+  }
+
+  /** storeEvent for a message already serialised (the relay writes the same JSON): its event id. */
+  storeJson(streamId: StreamId, json: string): EventId {
     const bytes = Buffer.byteLength(json) + streamId.length;
     const seq = ++this.seq;
     const kept = bytes <= this.maxBytes;
@@ -49,7 +53,7 @@ export class SessionEventStore implements EventStore {
       this.events.splice(0, this.head);
       this.head = 0;
     }
-    return Promise.resolve(String(seq));
+    return String(seq);
   }
 
   private indexOf(eventId: EventId): number {

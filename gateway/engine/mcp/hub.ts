@@ -38,6 +38,7 @@ import type { AgentRecord, McpConfig } from './config.js';
 import { noToolGuards, type ToolGuards } from './guards.js';
 import { exposedName, permitted, resourcePermitted } from './names.js';
 import { CallGate } from './call-gate.js';
+import { callToolDirect } from './http-call.js';
 import { Upstream, droppedForLostSession, endSession, sessionLost, tooLarge, type Relay } from './upstream.js';
 
 type Extra = RequestHandlerExtra<ServerRequest, ServerNotification>;
@@ -600,6 +601,7 @@ export class McpHub {
           return client;
         });
       c = made;
+      void made.then((x) => opened.set(made, x), () => undefined);
       session.clients.set(up.name, c);
       c.catch(() => {
         if (session.clients.get(up.name) === c) session.clients.delete(up.name);
@@ -766,7 +768,13 @@ export class McpHub {
     let relayed: Promise<unknown> = Promise.resolve();
     let used: Client | undefined;
     const once = async (): Promise<CallToolResult> => {
-      const client = (used = await withTimeout(this.clientFor(session, up), timeout, extra.signal));
+      const pending = this.clientFor(session, up);
+      // a connection already open is used as it is (no timer, no listener)
+      const client = (used = opened.get(pending) ?? (await withTimeout(pending, timeout, extra.signal)));
+      // an HTTP server's session: straight to it (http-call.ts), unless the call wants progress
+      // (the SDK Client's progress handlers relay it)
+      const direct = progressToken === undefined ? up.direct(client) : undefined;
+      if (direct) return callToolDirect(direct, { name: tool, arguments: args, ...upstreamMeta(call) }, extra.signal, timeout);
       // the SDK adds its own progressToken beside the trace context in _meta
       const r = await client.request({ method: 'tools/call', params: { name: tool, arguments: args, ...upstreamMeta(call) } }, CallToolResultSchema, {
         signal: extra.signal,
@@ -878,6 +886,9 @@ function upstreamMeta(call: { upstreamTraceparent: string | undefined; tracestat
 }
 
 const notAvailable = (uri: string) => new McpError(ErrorCode.InvalidParams, `Resource "${uri}" is not available to this agent (not permitted, or no such resource).`);
+
+/** the connections that opened, by the promise clientFor gave out for them */
+const opened = new WeakMap<Promise<Client>, Client>();
 
 /** Wait for a connection no longer than the call may take. */
 function withTimeout<T>(p: Promise<T>, ms: number, signal: AbortSignal): Promise<T> {

@@ -34,6 +34,7 @@ import {
 import { VERSION } from '../../version.js';
 import type { McpServerConfig } from './config.js';
 import { boundedFetch, meterStdout, ResponseTooLarge } from './bounded.js';
+import { newDispatcher, UpstreamSessionLost, type DirectSession } from './http-call.js';
 
 export type UpstreamState = 'stopped' | 'starting' | 'ready' | 'backoff' | 'disabled';
 
@@ -124,7 +125,7 @@ export function transportFor(c: Pick<McpServerConfig, 'transport' | 'command' | 
 /** The server no longer knows our session: a Streamable HTTP server answered 404 for our session
  * id, or a legacy SSE server 404 for the endpoint of our stream's session. */
 export function sessionLost(e: unknown): boolean {
-  return (e instanceof StreamableHTTPError && e.code === 404) || (e instanceof Error && /^Error POSTing to endpoint \(HTTP 404\)/.test(e.message));
+  return e instanceof UpstreamSessionLost || (e instanceof StreamableHTTPError && e.code === 404) || (e instanceof Error && /^Error POSTing to endpoint \(HTTP 404\)/.test(e.message));
 }
 
 /** The connection no longer hears the server's notifications: a Streamable HTTP transport gave
@@ -385,8 +386,33 @@ export class Upstream {
     return client;
   }
 
+  /** tools/call's direct path to an HTTP server (http-call.ts): its connections */
+  private dispatcher: ReturnType<typeof newDispatcher> | undefined;
+  private directUrl: [string, URL] | undefined;
+
+  /** Where a tools/call over this agent session's connection may go directly (http-call.ts): a
+   * Streamable HTTP server's session that is open; undefined: over the SDK Client. */
+  direct(client: Client): DirectSession | undefined {
+    const t = client.transport;
+    if (this.stopped || this.config.transport !== 'http' || !(t instanceof StreamableHTTPClientTransport) || !this.sessionClients.has(client)) return undefined;
+    const headers: Record<string, string> = { ...this.config.headers };
+    if (t.sessionId) headers['mcp-session-id'] = t.sessionId;
+    if (t.protocolVersion) headers['mcp-protocol-version'] = t.protocolVersion;
+    if (this.directUrl?.[0] !== this.config.url) this.directUrl = [this.config.url!, new URL(this.config.url!)];
+    const url = this.directUrl![1];
+    return {
+      url,
+      headers,
+      dispatcher: (this.dispatcher ??= newDispatcher()),
+      deliver: (m) => client.transport?.onmessage?.(m),
+      cancelled: (requestId, reason) => void client.notification({ method: 'notifications/cancelled', params: { requestId, reason } }).catch(() => undefined),
+      onOver: () => this.oversize(client),
+      maxMessageBytes: this.config.maxResponseBytes,
+    };
+  }
+
   /** A message over max_response_bytes closes the connection it came on (and says why). */
-  private oversize(client: Client): ResponseTooLarge {
+  oversize(client: Client): ResponseTooLarge {
     const e = new ResponseTooLarge(this.name, this.config.maxResponseBytes);
     if (!oversized.has(client)) {
       oversized.set(client, e);
@@ -420,5 +446,8 @@ export class Upstream {
     this.client = undefined;
     await Promise.all(clients.map((c) => endSession(c)));
     this.pid = undefined;
+    const d = this.dispatcher;
+    this.dispatcher = undefined;
+    await d?.close().catch(() => undefined);
   }
 }
