@@ -1,8 +1,10 @@
-// The MCP SDK (server, client, transports, ajv, its schemas: several MB of memory) is loaded only
-// when MCP is configured or first used: a gateway with no MCP servers and no agents serves models
-// without it, and an MCP server and an agent added through the admin API at runtime then work
-// without a restart (docs/ARCHITECTURE.md, Memory). Which modules the gateway process loaded is
-// read from a module log its loader hooks write (test/helpers/module-log.ts).
+// Packages a gateway loads only when it needs them (docs/ARCHITECTURE.md, Memory): the MCP SDK
+// (server, client, transports, ajv, its schemas: several MB) when MCP is configured or first used
+// — a gateway with no MCP servers and no agents serves models without it, and an MCP server and
+// an agent added through the admin API at runtime then work without a restart — and
+// OpenTelemetry's SDK parts when an OTLP endpoint is set (otlp-export.test.ts sets one at
+// runtime). Which modules the gateway process loaded is read from a module log its loader hooks
+// write (test/helpers/module-log.ts).
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
@@ -21,7 +23,8 @@ describe('the MCP SDK loads on first need', () => {
   let mcpUp: HttpUpstream;
   let gw: RunningGateway;
   let log: string;
-  const sdkModules = () => fs.readFileSync(log, 'utf8').split('\n').filter((u) => u.includes('/@modelcontextprotocol/sdk/'));
+  const modulesOf = (...dirs: string[]) => fs.readFileSync(log, 'utf8').split('\n').filter((u) => dirs.some((d) => u.includes(d)));
+  const sdkModules = () => modulesOf('/@modelcontextprotocol/sdk/');
   const loadedAny = () => fs.readFileSync(log, 'utf8').split('\n').filter(Boolean).length;
 
   before(async () => {
@@ -36,7 +39,7 @@ describe('the MCP SDK loads on first need', () => {
     await upstream?.close();
   });
 
-  test('no MCP servers and no agents: models are served and the SDK is not loaded; /mcp then loads it and refuses an unknown key', async () => {
+  test('no MCP servers, no agents, no OTLP endpoint: models are served without the MCP SDK or OTLP export parts; /mcp then loads it and refuses an unknown key', async () => {
     assert.ok(loadedAny() > 50, 'the module log records the gateway’s modules');
     const openai = new OpenAI({ baseURL: gw.baseURL, apiKey: TEST_KEY, maxRetries: 0 });
     const r = await openai.chat.completions.create({ model: 'chat', messages: [{ role: 'user', content: 'hi' }] });
@@ -45,6 +48,7 @@ describe('the MCP SDK loads on first need', () => {
     for await (const _ of s);
     for (const p of ['/mcp-servers', '/agents']) assert.equal((await gw.admin('GET', p)).status, 200, p);
     assert.deepEqual(sdkModules(), [], 'no MCP SDK module loaded');
+    assert.deepEqual(modulesOf('/@opentelemetry/core/', '/@opentelemetry/resources/', '/@opentelemetry/exporter-trace-otlp-proto/'), [], 'no OTLP export part loaded');
     // an MCP request before any agent exists: the endpoint loads, and answers as it always did
     const res = await fetch(`${gw.dataUrl}/mcp`, {
       method: 'POST',
