@@ -33,6 +33,8 @@
 //                         (summarise with: node dist/bench/profile-summary.js FILE)
 //   BENCH_NO_WRITE=1      do not write bench/RESULTS.md (it is written only for a full run anyway)
 //   BENCH_GATEWAY_BIN     another airlock.js to run as the gateway (A/B experiments)
+//   BENCH_VARIANT_BIN     another airlock.js to run as "variant" only (A/B of two builds in the
+//                         same interleaved rounds, e.g. a checkout of main built in /tmp)
 //   BENCH_GATEWAY_NODE_ARGS  extra node options for the gateway, space-separated (A/B experiments)
 //   BENCH_GATEWAY_ENV     extra environment for the gateway, space-separated NAME=value (A/B
 //                         experiments; the gateway otherwise gets no AIRLOCK_* variable of this shell)

@@ -13,7 +13,6 @@ import type { Gateway } from './gateway.js';
 import { ROUTER_OPTIONS, canonicalUrl } from './url.js';
 import { repeatedHost } from './admin-plane.js';
 import { planeServer } from './http-server.js';
-import { registerMcpEndpoint } from './mcp-endpoint.js';
 
 const ROUTES: [string, Kind][] = [
   ['/v1/chat/completions', 'chat'],
@@ -213,7 +212,20 @@ export function buildDataPlane(gw: Gateway): FastifyInstance {
     return { object: 'list', data: names.map((id) => ({ id, object: 'model', created, owned_by: 'airlock' })) };
   });
 
-  registerMcpEndpoint(app, gw);
+  // /mcp: everything the agent may use; /mcp/v/NAME: within a virtual server's bundle. The handler
+  // (mcp-endpoint.ts) and the hub load the MCP SDK on the first call, not at start-up.
+  let mcp: Promise<(req: FastifyRequest, reply: FastifyReply) => Promise<void>> | undefined;
+  const mcpHandle = async (req: FastifyRequest, reply: FastifyReply) => {
+    mcp ??= Promise.all([gw.mcpHub(), import('./mcp-endpoint.js')]).then(([, m]) => m.mcpHandler(gw));
+    mcp.catch(() => (mcp = undefined)); // a failed load is tried again by the next call
+    const handle = await mcp;
+    return handle(req, reply);
+  };
+  for (const path of ['/mcp', '/mcp/v/:name']) {
+    app.post(path, mcpHandle);
+    app.get(path, mcpHandle);
+    app.delete(path, mcpHandle);
+  }
 
   app.get('/healthz', () => ({ status: 'ok' }));
   // Ready: not draining and the ledger can be written. An unwritable ledger is 503 when the

@@ -34,10 +34,10 @@ import { buildAdminPlane } from './admin-plane.js';
 import { AdminAuth } from './admin-auth.js';
 import { closeUnusedConnections, loadTls, type LoadedTls } from './http-server.js';
 import { IdleMemory } from './idle-memory.js';
-import { McpHub, toolLedgerRow } from '../engine/mcp/hub.js';
-import { buildMcpConfig } from '../engine/mcp/config.js';
+// type-only: the hub and the MCP SDK behind it are loaded when MCP is first needed (mcpHub())
+import type { McpHub } from '../engine/mcp/hub.js';
+import { buildMcpConfig, type McpConfig } from '../engine/mcp/config.js';
 import type { ToolEnd } from '../engine/events.js';
-import { DEFAULT_MCP_SESSION_IDLE_MS } from './mcp-endpoint.js';
 import { GuardOutcomes, openAudit, recordRequests, recordToolCalls } from '../audit/index.js';
 import type { AuditLog } from '../audit/log.js';
 import { PromptLog } from '../audit/prompt-log.js';
@@ -82,8 +82,14 @@ export class Gateway {
   readonly governance: Governance;
   /** responses kept by POST /v1/responses (store), for GET/DELETE and previous_response_id */
   readonly responses: ResponseStore;
-  /** the MCP gateway: registered MCP servers, agents' sessions on /mcp */
-  readonly mcp: McpHub;
+  /** the MCP gateway (registered MCP servers, agents' sessions on /mcp): loaded with the MCP SDK
+   * only when the configuration has MCP servers or agents, or /mcp is first called (mcpHub()) */
+  private hub: McpHub | undefined;
+  private hubLoading: Promise<McpHub> | undefined;
+  /** the MCP part of the configuration, kept whether or not the hub is loaded */
+  private mcpConfig: McpConfig;
+  /** start() has run: a hub loaded from now on starts its servers at once */
+  private planesStarted = false;
   private mcpSweepTimer: NodeJS.Timeout | undefined;
   /** guardrail policies: the pipeline's guards, and evaluate() for other callers (MCP) */
   readonly guardrails: GuardrailEngine;
@@ -133,8 +139,7 @@ export class Gateway {
     this.audit = openAudit(this.db, opts.dataDir, this.secrets, { checkpointEvery: () => this.snap.settings.audit.checkpoint_every, log: this.log });
     this.snap = this.build();
     this.runtime.update(this.snap);
-    this.mcp = new McpHub({ log: this.log });
-    this.mcp.update(this.buildMcp());
+    this.mcpConfig = this.buildMcp();
     // an endpoint with expose_models listing other models: its names are the snapshot's models
     this.health = new HealthChecker(this.runtime, (name) => {
       try {
@@ -160,8 +165,6 @@ export class Gateway {
     // the audit summary of a request carries its guardrail outcomes (types and counts)
     const guardOutcomes = new GuardOutcomes();
     this.guardrails = new GuardrailEngine(guardOutcomes.wrap(this.guardrailEvents.record), guardModelClient(this.runtime));
-    // tool_args / tool_result policies on every MCP tool call
-    this.mcp.guards = { guards: [guardrailToolGuard(this.guardrails, () => this.snap)] };
     this.promptLog = new PromptLog(this.db, this.secrets, () => this.snap, { log: this.log });
     // the prompt log sees the prompt as sent (first input guard) and the answer as delivered (last output guard)
     const guards = this.guardrails.guards();
@@ -186,17 +189,16 @@ export class Gateway {
       on<BudgetThreshold>(budgetThresholdChannel, this.governance, (m) =>
         this.log(`budget ${m.percent >= 100 ? 'exhausted' : 'warning'}: ${m.label} has spent ${Math.round(m.spent * 1e6) / 1e6} of ${m.amount} ${this.snap.settings.cost_unit} this ${m.period === 'total' ? 'budget' : m.period} (${m.percent} %)`),
       ),
-      on<ToolEnd>(channels.toolEnd, this.mcp, (m) => this.ledger.record(toolLedgerRow(m.call, m.latencyMs))),
       // before the audit recorder: the request's summary names its prompt log row
       this.promptLog.subscribe(this.pipeline),
       modelToolCalls.subscribe(this.pipeline),
       recordRequests(this.audit, this.pipeline, () => this.snap.settings.audit.data_plane, guardOutcomes),
-      recordToolCalls(this.audit, this.mcp, () => this.snap.settings.audit.data_plane),
     );
     this.audit.startWriter(opts.dataDir, this.recorder);
     this.promptLog.startWriter(this.recorder);
     // tracing subscribes to the same events (tool calls and guardrail decisions by channel name)
-    this.telemetry = new Telemetry(this.db, this.pipeline, this.snap.settings.telemetry, this.log, this.mcp, this.recorder);
+    // (tool calls: from the hub, once it is loaded; mcpHub() names it as their source)
+    this.telemetry = new Telemetry(this.db, this.pipeline, this.snap.settings.telemetry, this.log, this.toolSource, this.recorder);
     this.unsubscribe.push(registerTelemetryMetrics(this.metrics.registry, this.pipeline, this.runtime, this.telemetry));
     this.auth = new AdminAuth(this);
   }
@@ -215,8 +217,82 @@ export class Gateway {
     return Object.freeze({ ...s, temporaryKeys: this.temporaryKeys });
   }
 
-  private buildMcp() {
+  private buildMcp(): McpConfig {
     return buildMcpConfig(this.store.state(), (m) => this.store.mcpSecrets(m));
+  }
+
+  /** The MCP hub. Only for code that runs once it is loaded (the /mcp endpoint's handler, which
+   * awaits mcpHub() first); elsewhere use mcpLoaded or mcpHub(). */
+  get mcp(): McpHub {
+    if (!this.hub) throw new Error('the MCP hub is not loaded yet (await Gateway.mcpHub() first)');
+    return this.hub;
+  }
+
+  /** The MCP hub if it is loaded: undefined means no MCP server or agent has been configured and
+   * /mcp has not been called since start, so there are no servers and no sessions. */
+  get mcpLoaded(): McpHub | undefined {
+    return this.hub;
+  }
+
+  /** Tool-call events' source for the tracer, named before the hub exists (the hub is its own
+   * source; see mcpHub()). */
+  private readonly toolSource = {};
+
+  /** Load the MCP SDK and the hub (once) and wire it in: guards, ledger, audit, tracing, and — when
+   * the planes are up — its servers and the idle-session sweep. Idle memory: the SDK (server,
+   * client, transports, ajv, its zod schemas) costs several MB that a gateway without MCP never
+   * needs (docs/ARCHITECTURE.md, Memory). */
+  mcpHub(): Promise<McpHub> {
+    this.hubLoading ??= (async () => {
+      const [{ McpHub, toolLedgerRow }, { DEFAULT_MCP_SESSION_IDLE_MS }] = await Promise.all([import('../engine/mcp/hub.js'), import('./mcp-endpoint.js')]);
+      const hub = new McpHub({ log: this.log });
+      // tool_args / tool_result policies on every MCP tool call
+      hub.guards = { guards: [guardrailToolGuard(this.guardrails, () => this.snap)] };
+      hub.update(this.mcpConfig);
+      this.unsubscribe.push(
+        on<ToolEnd>(channels.toolEnd, hub, (m) => this.ledger.record(toolLedgerRow(m.call, m.latencyMs))),
+        recordToolCalls(this.audit, hub, () => this.snap.settings.audit.data_plane),
+      );
+      this.telemetry.tracer.toolSource = hub;
+      this.hub = hub;
+      this.sweepIdleMs = DEFAULT_MCP_SESSION_IDLE_MS;
+      this.startMcp();
+      return hub;
+    })().catch((e: unknown) => {
+      this.hubLoading = undefined; // the next call tries again
+      throw e;
+    });
+    return this.hubLoading;
+  }
+
+  private sweepIdleMs = 0;
+
+  /** Once the planes are up and the hub is loaded (whichever comes last): start the hub's servers
+   * and sweep idle sessions. */
+  private startMcp(): void {
+    const hub = this.hub;
+    if (!hub || !this.planesStarted || this.draining || this.mcpSweepTimer) return;
+    hub.start();
+    this.mcpSweepTimer = setInterval(() => hub.sweep(this.snap.settings.mcp_session_idle_ms ?? this.sweepIdleMs), 1000);
+    this.mcpSweepTimer.unref();
+  }
+
+  /** Stop: end the hub's sessions and servers (waiting for a hub still loading). */
+  private async closeMcp(): Promise<void> {
+    const hub = this.hubLoading ? await this.hubLoading.catch(() => undefined) : undefined;
+    if (this.mcpSweepTimer) clearInterval(this.mcpSweepTimer);
+    await hub?.close();
+  }
+
+  /** The configuration names MCP servers or agents: the hub is needed. */
+  private static wantsMcp(c: McpConfig): boolean {
+    return c.servers.size > 0 || c.agentsByHash.size > 0;
+  }
+
+  /** Load the hub in the background when the configuration now needs it (reload()). */
+  private loadMcpIfWanted(): void {
+    if (this.hubLoading || !Gateway.wantsMcp(this.mcpConfig)) return;
+    this.mcpHub().catch((e: unknown) => this.log(`the MCP gateway could not be loaded: ${(e as Error).message}`));
   }
 
   /** Rebuild the snapshot from the store and swap it in. */
@@ -226,7 +302,9 @@ export class Gateway {
     this.governance.update(next);
     this.snap = next;
     this.health?.update(next);
-    this.mcp.update(this.buildMcp());
+    this.mcpConfig = this.buildMcp();
+    this.hub?.update(this.mcpConfig);
+    this.loadMcpIfWanted();
     this.telemetry?.update(next.settings.telemetry);
   }
 
@@ -288,9 +366,10 @@ export class Gateway {
     this.pruneTimer = setInterval(prune, 3_600_000);
     this.pruneTimer.unref();
     this.idleMemory.start();
-    this.mcp.start();
-    this.mcpSweepTimer = setInterval(() => this.mcp.sweep(this.snap.settings.mcp_session_idle_ms ?? DEFAULT_MCP_SESSION_IDLE_MS), 1000);
-    this.mcpSweepTimer.unref();
+    this.planesStarted = true;
+    // MCP configured: load the hub now, and its servers start with the gateway
+    if (Gateway.wantsMcp(this.mcpConfig)) await this.mcpHub();
+    this.startMcp();
     return { data, admin };
   }
 
@@ -338,7 +417,7 @@ export class Gateway {
     }, 100);
     idle.unref();
     // agents' sessions hold open streams (GET /mcp): end them with the planes, then the servers
-    await Promise.all([...apps.map((a) => a.close()), this.mcp.close()]);
+    await Promise.all([...apps.map((a) => a.close()), this.closeMcp()]);
     clearInterval(idle);
     clearTimeout(deadline);
     await this.ledger.close();

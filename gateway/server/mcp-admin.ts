@@ -5,7 +5,8 @@ import type { z } from 'zod';
 import { agentSchema, mcpServerSchema, mcpVirtualServerSchema, type McpServerSpec } from '../config/schema.js';
 import { AuthError } from './admin-auth.js';
 import type { StoredState } from '../store/config-store.js';
-import { newClient, readCatalog, transportFor, LineLog, CONNECT_TIMEOUT_MS, type Upstream } from '../engine/mcp/upstream.js';
+// type-only: upstream.ts imports the MCP SDK, loaded when a server is tested (testMcpServer) or the hub loads
+import type { Upstream } from '../engine/mcp/upstream.js';
 import { buildMcpConfig } from '../engine/mcp/config.js';
 import { exposedName } from '../engine/mcp/names.js';
 import type { AgentView, McpServerDetail, McpServerStatus, McpServerView, McpTestResult } from '../wire.js';
@@ -30,7 +31,7 @@ export function mcpServerStatus(up: Upstream | undefined): McpServerStatus | nul
 
 export function mcpServerView(gw: Gateway, s: StoredState, name: string): McpServerView {
   const { secrets_enc: _s, ...spec } = s.mcp_servers.find((m) => m.name === name)!;
-  return { ...spec, status: mcpServerStatus(gw.mcp.upstreams.get(name)) };
+  return { ...spec, status: mcpServerStatus(gw.mcpLoaded?.upstreams.get(name)) };
 }
 
 export function mcpServerDetail(up: Upstream): McpServerDetail {
@@ -59,7 +60,7 @@ export function agentView(gw: Gateway, s: StoredState, name: string): AgentView 
   const a = s.agents.find((x) => x.name === name)!;
   const { hash, created_at, ...rest } = a;
   const rec = buildMcpConfig({ mcp_servers: [], agents: [a] }, () => ({ env: {}, headers: {} })).agentsByHash.get(hash)!;
-  return { ...rest, created_at: new Date(created_at).toISOString(), allowed_tools: gw.mcp.visibleTools(rec).map((t) => t.name) };
+  return { ...rest, created_at: new Date(created_at).toISOString(), allowed_tools: (gw.mcpLoaded?.visibleTools(rec) ?? []).map((t) => t.name) };
 }
 
 /** Connect to an (unsaved) MCP server, list its tools and disconnect. Literal secrets only:
@@ -83,6 +84,7 @@ export async function testMcpServer(gw: Gateway, spec: McpServerSpec): Promise<M
   const problem = env.problem ?? headers.problem;
   if (problem) return { ok: false, error: problem, tools: [], stderr: [] };
   if (spec.transport === 'stdio' ? !spec.command : !spec.url) return { ok: false, error: spec.transport === 'stdio' ? 'command is required for transport "stdio"' : `url is required for transport "${spec.transport}"`, tools: [], stderr: [] };
+  const { newClient, readCatalog, transportFor, LineLog, CONNECT_TIMEOUT_MS } = await import('../engine/mcp/upstream.js');
   const log = new LineLog(100);
   const client = newClient();
   try {
@@ -141,7 +143,9 @@ export function registerMcpAdmin(app: FastifyInstance, gw: Gateway, deps: { api:
     return testMcpServer(gw, spec);
   });
   app.get<{ Params: { name: string } }>(`${api}/mcp-servers/:name/status`, { config: { access: 'auditor' } }, async (req): Promise<McpServerDetail> => {
-    const up = gw.mcp.upstreams.get(req.params.name);
+    // a server just registered: its hub may still be loading
+    const hub = gw.store.state().mcp_servers.some((m) => m.name === req.params.name) ? await gw.mcpHub() : gw.mcpLoaded;
+    const up = hub?.upstreams.get(req.params.name);
     if (!up) throw new AuthError(404, 'not_found', `No MCP server named "${req.params.name}".`);
     return mcpServerDetail(up);
   });

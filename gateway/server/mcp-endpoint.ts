@@ -19,7 +19,7 @@
 // - DNS rebinding: an Origin must be the origin the request is addressed to, and while the data
 //   plane listens on loopback only, the Host must be a loopback name.
 import { randomUUID } from 'node:crypto';
-import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
+import type { FastifyReply, FastifyRequest } from 'fastify';
 import type { ServerResponse } from 'node:http';
 import { StreamableHTTPServerTransport } from '@modelcontextprotocol/sdk/server/streamableHttp.js';
 import { LATEST_PROTOCOL_VERSION, SUPPORTED_PROTOCOL_VERSIONS, isInitializeRequest } from '@modelcontextprotocol/sdk/types.js';
@@ -48,7 +48,9 @@ function requestUrl(path: string, host: string): URL {
   }
 }
 
-export function registerMcpEndpoint(app: FastifyInstance, gw: Gateway): void {
+/** The handler of /mcp and /mcp/v/:name. Loaded by data-plane.ts on the first call, after the hub
+ * (gw.mcpHub()): this module and the hub import the MCP SDK, which a gateway without MCP never loads. */
+export function mcpHandler(gw: Gateway): (req: FastifyRequest, reply: FastifyReply) => Promise<void> {
   const transports = new Map<string, StreamableHTTPServerTransport>();
   /** each session's events, for resuming a dropped stream (none when resumption is off) */
   const stores = new Map<string, SessionEventStore>();
@@ -145,11 +147,5 @@ export function registerMcpEndpoint(app: FastifyInstance, gw: Gateway): void {
     await transport.handleRequest(req.raw, res, req.body);
     if (transport.sessionId === undefined) await session.close(); // initialize refused
   };
-
-  // /mcp: everything the agent may use; /mcp/v/NAME: within a virtual server's bundle
-  for (const path of ['/mcp', '/mcp/v/:name']) {
-    app.post(path, handle);
-    app.get(path, handle);
-    app.delete(path, handle);
-  }
+  return handle;
 }

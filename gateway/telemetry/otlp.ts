@@ -4,11 +4,13 @@
 // hangs, fails or is gone costs the requests nothing: the queue fills and further spans are
 // dropped (and counted) until it answers again.
 import { SpanKind, SpanStatusCode, TraceFlags, type HrTime } from '@opentelemetry/api';
-import { ExportResultCode } from '@opentelemetry/core';
+import type { ExportResultCode } from '@opentelemetry/core';
 // the exporter (protobuf encoding, its HTTP client: ~15 MB of resident memory) is loaded only
 // when an endpoint is set
 import type { OTLPTraceExporter } from '@opentelemetry/exporter-trace-otlp-proto';
-import { resourceFromAttributes, type Resource } from '@opentelemetry/resources';
+// core, resources and the exporter (with semantic-conventions behind them) are loaded when an
+// OTLP endpoint is set (update()): a gateway that exports nothing keeps their memory
+import type { Resource } from '@opentelemetry/resources';
 import type { ReadableSpan } from '@opentelemetry/sdk-trace';
 import type { TelemetrySettings } from '../config/schema.js';
 import type { SpanData } from './span.js';
@@ -84,19 +86,19 @@ export class OtlpExport {
   private max = 0;
   private timer: NodeJS.Timeout | undefined;
   private busy = false;
-  private readonly resource: Resource;
+  /** built with the exporter (update()) */
+  private resource: Resource | undefined;
+  private success: ExportResultCode | undefined;
   exported = 0;
   dropped = 0;
   failedExports = 0;
   lastError: string | undefined;
 
   constructor(
-    version: string,
+    private readonly version: string,
     private readonly log: (line: string) => void,
     private readonly env: NodeJS.ProcessEnv = process.env,
-  ) {
-    this.resource = resourceFromAttributes({ 'service.name': 'airlock', 'service.version': version });
-  }
+  ) {}
 
   get enabled(): boolean {
     return this.key !== '';
@@ -117,9 +119,11 @@ export class OtlpExport {
       return;
     }
     const options = { url: t.otlp_endpoint, headers: resolveHeaders(t.otlp_headers, this.env, this.log), timeoutMillis: t.otlp_timeout_ms };
-    void import('@opentelemetry/exporter-trace-otlp-proto').then(
-      (m) => {
+    void Promise.all([import('@opentelemetry/exporter-trace-otlp-proto'), import('@opentelemetry/resources'), import('@opentelemetry/core')]).then(
+      ([m, resources, core]) => {
         if (this.key !== key) return; // re-pointed or switched off meanwhile
+        this.resource ??= resources.resourceFromAttributes({ 'service.name': 'airlock', 'service.version': this.version });
+        this.success = core.ExportResultCode.SUCCESS;
         this.exporter = new m.OTLPTraceExporter(options);
         if (this.queue.length && !this.timer && !this.busy) this.send();
       },
@@ -150,10 +154,11 @@ export class OtlpExport {
     const batch = this.queue.length <= BATCH ? this.queue : this.queue.slice(0, BATCH);
     this.queue = this.queue.length <= BATCH ? [] : this.queue.slice(BATCH);
     this.busy = true;
-    const spans = batch.map((s) => toReadableSpan(s, this.resource));
+    const resource = this.resource!; // set before the exporter
+    const spans = batch.map((s) => toReadableSpan(s, resource));
     exporter.export(spans, (r) => {
       this.busy = false;
-      if (r.code === ExportResultCode.SUCCESS) {
+      if (r.code === this.success) {
         this.exported += spans.length;
         if (this.lastError) this.log(`telemetry: the collector at ${this.endpoint} takes spans again`);
         this.lastError = undefined;

@@ -103,8 +103,9 @@ export class Tracer {
   constructor(
     private readonly source: object,
     private readonly sinks: SpanSink[],
-    /** the publisher of tool events, when known; undefined: any */
-    private readonly toolSource?: object,
+    /** the publisher of tool events, when known; undefined: any (the gateway names its MCP hub
+     * here once the hub is loaded) */
+    public toolSource?: object,
   ) {}
 
   get enabled(): boolean {
