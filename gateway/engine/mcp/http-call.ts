@@ -20,6 +20,7 @@
 import { Agent, type Dispatcher } from 'undici';
 import { ErrorCode, McpError, type CallToolResult, type JSONRPCMessage } from '@modelcontextprotocol/sdk/types.js';
 import { ResponseTooLarge } from './bounded.js';
+import { sleep } from '../io.js';
 
 /** The upstream no longer knows our session (404): re-initialise and send again. */
 export class UpstreamSessionLost extends Error {
@@ -223,7 +224,7 @@ export async function callToolDirect(s: DirectSession, params: Record<string, un
           if (dropped) throw dropped;
           throw new McpError(ErrorCode.ConnectionClosed, 'Connection closed');
         }
-        await sleep(retry ?? RESUME_FIRST_MS * RESUME_GROWTH ** attempt, ac.signal).catch(() => undefined);
+        await sleep(retry ?? RESUME_FIRST_MS * RESUME_GROWTH ** attempt, ac.signal);
         halt();
         try {
           res = await s.dispatcher.request({ origin: s.url.origin, path: s.url.pathname + s.url.search, method: 'GET', headers: { ...s.headers, accept: 'text/event-stream', 'last-event-id': lastId }, signal: ac.signal });
@@ -321,19 +322,5 @@ function readStream(body: Dispatcher.ResponseData['body'], parser: SseParser, do
       finish();
     });
     body.on('error', (e) => finish(e));
-  });
-}
-
-function sleep(ms: number, signal: AbortSignal): Promise<void> {
-  return new Promise((resolve, reject) => {
-    const t = setTimeout(() => {
-      signal.removeEventListener('abort', onAbort);
-      resolve();
-    }, ms);
-    const onAbort = () => {
-      clearTimeout(t);
-      reject(new Error('aborted'));
-    };
-    signal.addEventListener('abort', onAbort, { once: true });
   });
 }
