@@ -665,7 +665,9 @@ describe('admin app accessibility (axe-core in Chromium)', () => {
     await navTo('Settings');
     const lan = page.getByRole('switch', { name: 'Expose the data plane to the LAN' });
     // the switch is disabled until the stored settings have loaded: focus() on it before then is a no-op
-    await page.waitForFunction(`(() => { const el = document.getElementById('listen-data-lan'); return !!el && !el.disabled && el.getAttribute('aria-disabled') !== 'true'; })()`);
+    // (a selector, not waitForFunction with a string: polling a string evaluates it in the page,
+    // which the app's CSP refuses when the first look finds the switch still disabled)
+    await page.locator('#listen-data-lan:not([disabled]):not([aria-disabled="true"])').waitFor();
     await lan.focus();
     await kb.press('Space');
     await expectFocus({ tag: 'input', dialog: null }, 'toggling the LAN switch');
