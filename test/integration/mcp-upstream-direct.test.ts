@@ -61,7 +61,7 @@ async function rawUpstream(): Promise<Raw> {
   const hanging = new Set<http.ServerResponse>();
   let n = 0;
   const raw: Omit<Raw, 'url' | 'close'> = { inits: 0, hangs: 0, cancelled: [], resumedFrom: [], forget: () => sessions.clear() };
-  const tools = ['json', 'split', 'log', 'drop', 'hang', 'big', 'whoami', 'notresult', 'rpcerror', 'garbage'].map((name) => ({ name, inputSchema: { type: 'object' } }));
+  const tools = ['json', 'split', 'log', 'drop', 'hang', 'big', 'whoami', 'notresult', 'rpcerror', 'garbage', 'headers'].map((name) => ({ name, inputSchema: { type: 'object' } }));
   const json = (res: http.ServerResponse, body: unknown, headers: Record<string, string> = {}) => res.writeHead(200, { 'content-type': 'application/json', ...headers }).end(JSON.stringify(body));
   const sse = (res: http.ServerResponse) => res.writeHead(200, { 'content-type': 'text/event-stream', 'cache-control': 'no-cache' });
   const ok = (id: unknown, t: string) => ({ jsonrpc: '2.0', id, result: { content: [{ type: 'text', text: t }] } });
@@ -105,6 +105,8 @@ async function rawUpstream(): Promise<Raw> {
           return json(res, [ok(m.id, 'as json')]);
         case 'whoami':
           return json(res, ok(m.id, sid));
+        case 'headers': // the request's headers as they came, names in their case, repeats kept
+          return json(res, ok(m.id, JSON.stringify(req.rawHeaders)));
         case 'split': {
           // CRLF line ends, a comment, a priming event, `event: message`, the JSON spread over
           // three data lines, and the bytes written a few at a time (CRLF split across writes)
@@ -185,7 +187,15 @@ describe('MCP: tools/call straight to an HTTP upstream session', () => {
       config: {
         mcp_servers: [
           { name: 'sdk', transport: 'http', url: sdkUp.url },
-          { name: 'raw', transport: 'http', url: raw.url, max_response_bytes: LIMIT, call_timeout_ms: TIMEOUT_MS },
+          {
+            name: 'raw',
+            transport: 'http',
+            url: raw.url,
+            max_response_bytes: LIMIT,
+            call_timeout_ms: TIMEOUT_MS,
+            // headers the call sets itself, in another case: the call's win, none goes twice
+            headers: { 'Content-Type': 'text/plain', ACCEPT: 'text/html', 'X-Tenant': 'blue' },
+          },
         ],
         agents: [{ name: 'direct-bot', key: KEY, tools: ['sdk__*', 'raw__*'] }],
       },
@@ -228,6 +238,18 @@ describe('MCP: tools/call straight to an HTTP upstream session', () => {
     assert.equal(text(r), 'stepped');
     assert.ok(seen.length >= 2, JSON.stringify(seen));
     assert.deepEqual(seen, [1, 2, 3].slice(0, seen.length));
+  });
+
+  test("configured headers reach the upstream; one that the call sets itself (in another case) gives way, and no header goes twice", async () => {
+    const agent = await connect();
+    const raw = JSON.parse(text(await agent.callTool({ name: 'raw__headers', arguments: {} }))) as string[];
+    const got = new Map<string, string[]>();
+    for (let i = 0; i < raw.length; i += 2) got.set(raw[i]!.toLowerCase(), [...(got.get(raw[i]!.toLowerCase()) ?? []), raw[i + 1]!]);
+    assert.deepEqual(got.get('content-type'), ['application/json']);
+    assert.equal(got.get('accept')?.length, 1);
+    assert.match(got.get('accept')![0]!, /text\/event-stream/);
+    assert.deepEqual(got.get('x-tenant'), ['blue']);
+    assert.equal(got.get('mcp-session-id')?.length, 1);
   });
 
   test('JSON and SSE answers in any framing the spec allows are read: a JSON array, CRLF, comments, multi-line data, split writes, UTF-8 across chunks', async () => {

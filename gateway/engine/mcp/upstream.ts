@@ -56,6 +56,8 @@ const BACKOFF_MAX_MS = 30_000;
 /** a connection that stayed up this long resets the backoff */
 const STABLE_MS = 30_000;
 const LIST_CHANGED_DEBOUNCE_MS = 100;
+/** what a direct tools/call (http-call.ts) sets itself: a configured header of one of these names is not sent */
+const DIRECT_OWN_HEADERS = new Set(['content-type', 'accept', 'content-length', 'transfer-encoding', 'connection', 'host', 'mcp-session-id', 'mcp-protocol-version', 'last-event-id']);
 
 /** The last lines a server wrote to stderr (or about its process), for the admin app. */
 export class LineLog {
@@ -395,7 +397,10 @@ export class Upstream {
   direct(client: Client): DirectSession | undefined {
     const t = client.transport;
     if (this.stopped || this.config.transport !== 'http' || !(t instanceof StreamableHTTPClientTransport) || !this.sessionClients.has(client)) return undefined;
-    const headers: Record<string, string> = { ...this.config.headers };
+    // header names are case-insensitive: a configured one that the call sets itself (Content-Type,
+    // Accept, Mcp-Session-Id, ... in any case) gives way to the call's, as the SDK's transport does
+    const headers: Record<string, string> = {};
+    for (const [k, v] of Object.entries(this.config.headers)) if (!DIRECT_OWN_HEADERS.has(k.toLowerCase())) headers[k.toLowerCase()] = v;
     if (t.sessionId) headers['mcp-session-id'] = t.sessionId;
     if (t.protocolVersion) headers['mcp-protocol-version'] = t.protocolVersion;
     if (this.directUrl?.[0] !== this.config.url) this.directUrl = [this.config.url!, new URL(this.config.url!)];
