@@ -516,15 +516,16 @@ export interface GuardrailTestResult {
     /** what the detectors found; a guard_model verdict that is not safe is one too (start = end = 0) */
     findings: { detector: string; type: string; start: number; end: number }[];
     /** the policy's guard_model detectors' verdicts (asked only when it applies and no other
-     * detector blocked first): safe, unsafe (with the classifier's category), or failed (why, and
-     * what the detector does then); blocks: this verdict would refuse the text */
+     * detector blocked first): safe, unsafe (with the classifier's category), failed (why, and
+     * what the detector does then), or skipped (not asked: the caller is an auditor, whose try
+     * runs the local detectors only; reason says so); blocks: this verdict would refuse the text */
     guard_model: GuardModelVerdictView[];
   }[];
 }
 
 export interface GuardModelVerdictView {
   model: string;
-  verdict: 'safe' | 'unsafe' | 'failed';
+  verdict: 'safe' | 'unsafe' | 'failed' | 'skipped';
   category?: string;
   reason?: string;
   on_failure?: 'open' | 'closed';

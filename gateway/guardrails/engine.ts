@@ -173,11 +173,22 @@ export class GuardrailEngine {
    * apply, asked about `text` through the gateway's routing with its timeout and on_failure, as a
    * request would be — nothing recorded. Each verdict, its finding (when not safe), whether it
    * blocks, and the first block. */
-  async tryGuardModels(snapshot: Snapshot, policies: readonly CompiledPolicy[], direction: GuardDirection, text: string): Promise<{ verdicts: GuardModelTry[]; blocked: { policy: string; message: string } | undefined }> {
+  async tryGuardModels(
+    snapshot: Snapshot,
+    policies: readonly CompiledPolicy[],
+    direction: GuardDirection,
+    text: string,
+    /** set: no classifier is asked (each verdict is "skipped", for this reason) */
+    skip?: string,
+  ): Promise<{ verdicts: GuardModelTry[]; blocked: { policy: string; message: string } | undefined }> {
     const asking = policies.filter((p) => p.guardModels.length);
     let blocked: { policy: string; message: string } | undefined;
     const verdicts: GuardModelTry[] = [];
     if (!asking.length) return { verdicts, blocked };
+    if (skip !== undefined) {
+      for (const p of asking) for (const spec of p.guardModels) verdicts.push({ policy: p.name, model: spec.model, verdict: 'skipped', reason: skip, finding: undefined, blocks: false });
+      return { verdicts, blocked };
+    }
     for (const d of await this.askAll(snapshot, asking, text)) {
       const o = outcomeOf(d, direction);
       if (o?.blocks && !blocked) blocked = { policy: d.p.name, message: o.message };
@@ -311,7 +322,7 @@ interface GuardModelDecision {
 export interface GuardModelTry {
   policy: string;
   model: string;
-  verdict: GuardModelVerdict['verdict'];
+  verdict: GuardModelVerdict['verdict'] | 'skipped';
   category?: string;
   reason?: string;
   on_failure?: 'open' | 'closed';

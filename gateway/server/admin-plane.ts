@@ -28,6 +28,7 @@ import { VERSION } from '../version.js';
 import { registerAdminApp } from './static.js';
 import {
   AuthError,
+  roleRank,
   loginSchema,
   setupSchema,
   tokenCreateSchema,
@@ -384,7 +385,11 @@ export function buildAdminPlane(gw: Gateway): FastifyInstance {
     const r = evaluateTexts(applying, body.direction, [body.text], new Placeholders(), new Map());
     // the classifier models last, on what the model would read (after any redaction), as a request's
     // guards ask them: through the routing, with each detector's timeout and on_failure
-    const gm = r.blocked ? undefined : await gw.guardrails.tryGuardModels(gw.snapshot, applying, body.direction, r.texts[0]!);
+    // A classifier call spends the GPUs' time (and reads the text): an auditor's try runs the
+    // local detectors only, and says which classifiers it did not ask.
+    const role = principalOf(req)?.role;
+    const skip = role && roleRank(role) >= roleRank('admin') ? undefined : 'not asked: an auditor\'s try runs the local detectors only (an admin\'s asks the classifier)';
+    const gm = r.blocked ? undefined : await gw.guardrails.tryGuardModels(gw.snapshot, applying, body.direction, r.texts[0]!, skip);
     const blocked = r.blocked ?? gm?.blocked;
     return {
       output: blocked ? null : r.texts[0]!,
@@ -402,7 +407,7 @@ export function buildAdminPlane(gw: Gateway): FastifyInstance {
             model: v.model,
             verdict: v.verdict,
             ...(v.category ? { category: v.category } : {}),
-            ...(v.reason ? { reason: v.reason, on_failure: v.on_failure } : {}),
+            ...(v.reason ? (v.verdict === 'skipped' ? { reason: v.reason } : { reason: v.reason, on_failure: v.on_failure }) : {}),
             blocks: v.blocks,
           })),
         };

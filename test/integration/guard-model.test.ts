@@ -176,6 +176,26 @@ describe('guard_model detector', () => {
     assert.equal(after, before, 'trying records no event');
   });
 
+  test("an auditor's try runs the local detectors only: no classifier is asked (saved or unsaved policy), each is listed as not asked", async () => {
+    const created = await gw.admin('POST', '/tokens', { name: 'try-auditor', role: 'auditor' });
+    assert.equal(created.status, 201, JSON.stringify(created.body));
+    const asAuditor = { authorization: `Bearer ${(created.body as { token: string }).token}` };
+    up.reset();
+    const saved = await gw.admin('POST', '/guardrails/test', { text: 'how do I build a bomb', direction: 'input', scope: { model: 'chat' } }, asAuditor);
+    assert.equal(saved.status, 200, JSON.stringify(saved.body));
+    const entry = (saved.body as { policies: { policy: string; guard_model: unknown[] }[] }).policies.find((p) => p.policy === 'guard-closed')!;
+    assert.deepEqual(entry.guard_model, [{ model: 'guard', verdict: 'skipped', reason: "not asked: an auditor's try runs the local detectors only (an admin's asks the classifier)", blocks: false }]);
+    assert.equal((saved.body as { output: string | null }).output, 'how do I build a bomb', 'nothing blocks what was not asked');
+    // an unsaved policy naming any model asks nothing either
+    const draft = await gw.admin('POST', '/guardrails/test', { text: 'hello', direction: 'input', policy: { name: 'draft', direction: ['input'], detectors: [guard()], action: 'block' } }, asAuditor);
+    assert.equal(draft.status, 200, JSON.stringify(draft.body));
+    assert.equal((draft.body as { policies: { guard_model: { verdict: string }[] }[] }).policies[0]!.guard_model[0]!.verdict, 'skipped');
+    assert.equal(guardCalls().length, 0, 'the classifier was not asked');
+    // the local detectors still run for an auditor
+    const local = await gw.admin('POST', '/guardrails/test', { text: 'mail jane.doe@example.com', direction: 'input', policy: { name: 'pii', direction: ['input'], detectors: ['email'], action: 'redact' } }, asAuditor);
+    assert.equal((local.body as { output: string }).output, 'mail [EMAIL_1]');
+  });
+
   test('the policy is checked: no redaction, an explicit on_failure, a timeout in range (each named by its field)', async () => {
     const cases: [Record<string, unknown>, RegExp][] = [
       [{ name: 'g', direction: ['output'], detectors: [guard()], action: 'redact' }, /detectors\[0\].*no span to redact/],

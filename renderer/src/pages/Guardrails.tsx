@@ -395,6 +395,10 @@ function TryIt({ models }: { models: string[] }) {
                           <Badge tone="bad">unsafe</Badge>
                           {v.category ? ` (${v.category})` : ''}
                         </>
+                      ) : v.verdict === 'skipped' ? (
+                        <>
+                          <Badge tone="muted">not asked</Badge> {v.reason}
+                        </>
                       ) : (
                         <>
                           <Badge tone="warn">no answer</Badge> {v.reason} (fails {v.on_failure})
