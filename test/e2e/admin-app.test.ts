@@ -10,6 +10,7 @@
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
+import net from 'node:net';
 import os from 'node:os';
 import { spawnSync } from 'node:child_process';
 import path from 'node:path';
@@ -70,6 +71,15 @@ async function shot(page: Page, name: string): Promise<void> {
   fs.mkdirSync(SHOTS, { recursive: true });
   await page.evaluate('window.scrollTo(0, 0)');
   await page.screenshot({ path: path.join(SHOTS, `${name}.png`), fullPage: true });
+}
+
+/** A port nothing listens on now (the OS's choice for port 0, released at once). */
+async function freePort(): Promise<number> {
+  const srv = net.createServer();
+  await new Promise<void>((r) => srv.listen(0, '127.0.0.1', r));
+  const port = (srv.address() as net.AddressInfo).port;
+  await new Promise<void>((r) => srv.close(() => r()));
+  return port;
 }
 
 async function gateway(opts: Parameters<typeof startGateway>[0]): Promise<RunningGateway> {
@@ -693,6 +703,37 @@ describe('admin app (Chromium)', () => {
     await nav(page, 'Settings');
     await page.getByTestId('restart-by-hand').getByText(/restart it by hand/).waitFor();
     assert.equal(await page.getByRole('button', { name: 'Restart now' }).count(), 0);
+    assertNoProblems(problems, [/Failed to load resource|ERR_CONNECTION_REFUSED|ERR_EMPTY_RESPONSE|503/]);
+  });
+
+  test('Restart now that moves the admin app to another port: the dialog and the page say where it will be, and link there instead of waiting at the old address', { skip: SKIP }, async () => {
+    const [p1, p2] = [await freePort(), await freePort()];
+    const listen = { data_host: '127.0.0.1', data_port: 0, admin_host: '127.0.0.1', admin_port: p1 };
+    const gw = await gateway({ config: { ...basicConfig(upstream!.url), settings: { listen } }, listenFlags: false, env: { AIRLOCK_SUPERVISOR: 'e2e-supervisor' } });
+    assert.equal(new URL(gw.adminUrl).port, String(p1));
+    assert.equal((await gw.admin('POST', '/users', { name: 'root', password: OWNER.password, role: 'owner' })).status, 201);
+    const stored = (await gw.admin('GET', '/settings')).body as Record<string, unknown>;
+    assert.equal((await gw.admin('PUT', '/settings', { ...stored, listen: { ...listen, admin_port: p2 } })).status, 200);
+    const { page, problems } = await newPage();
+    await open(page, gw.adminUrl + '/');
+    assert.equal(await login(page, 'root', OWNER.password), 200);
+    await nav(page, 'Settings');
+    const target = `http://127.0.0.1:${p2}/`;
+    const section = page.locator('section').filter({ has: page.getByRole('heading', { name: 'Restart Airlock' }) });
+    await section.getByRole('button', { name: 'Restart now' }).click();
+    const dialog = page.getByRole('dialog', { name: 'Restart Airlock?' });
+    await dialog.getByText(`The admin app moves to ${target}`).waitFor();
+    await dialog.getByRole('button', { name: 'Restart now' }).click();
+    const moved = page.getByTestId('restart-moved');
+    await moved.waitFor();
+    assert.equal(await moved.getByRole('link', { name: 'open it there' }).getAttribute('href'), target);
+    assert.deepEqual(await gw.exited, { code: 75, signal: null });
+    // the supervisor starts it again: it listens where the settings say
+    const again = await gateway({ dataDir: gw.dataDir, listenFlags: false, env: { AIRLOCK_SUPERVISOR: 'e2e-supervisor' } });
+    assert.equal(again.adminUrl, `http://127.0.0.1:${p2}`);
+    await moved.getByRole('link', { name: 'open it there' }).click();
+    await eventually(() => new URL(page.url()).port === String(p2) || undefined, 'the link opened the new address');
+    await page.getByRole('button', { name: /sign in/i }).or(page.getByRole('heading', { level: 1 })).first().waitFor();
     assertNoProblems(problems, [/Failed to load resource|ERR_CONNECTION_REFUSED|ERR_EMPTY_RESPONSE|503/]);
   });
 

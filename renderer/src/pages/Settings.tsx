@@ -14,7 +14,7 @@ import { api, apiFieldErrors, get, validate, type FieldErrors, type ListenOrigin
 import { useAuth } from '../auth';
 import { BackupSection } from './Backup';
 import { RestoreSection } from './Restore';
-import { RestartSection } from './restart';
+import { RestartSection, adminAfterRestart } from './restart';
 import { markSaved } from '../unsaved';
 import { useResource } from '../hooks';
 import { CheckboxField, ConfirmDialog, FormError, LoadError, Loading, NumberField, PageHeader, Section, SelectField, TextAreaField, TextField, fmtTime } from '../components/ui';
@@ -271,7 +271,7 @@ export function SettingsPage() {
         <TlsFacts status={st} stored={stored} />
       </Section>
 
-      {isOwner ? <RestartSection status={st} /> : null}
+      {isOwner ? <RestartSection status={st} move={adminAfterRestart(st, stored, location)} /> : null}
       {isOwner ? <BackupSection /> : null}
       {isOwner ? <RestoreSection /> : null}
 
