@@ -19,7 +19,8 @@ import { createCipheriv, createDecipheriv, createHmac, randomBytes, scrypt, timi
 import fs from 'node:fs';
 import path from 'node:path';
 import { DB_FILE, ensureDataDir, openDatabase, StartupError, type DB } from './db.js';
-import { DataDirLock } from './data-dir-lock.js';
+import { COMMAND_RUNNING, DataDirLock, holdAgainstCommands } from './data-dir-lock.js';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { replaceSynced, syncDirAsync } from './durable.js';
 import { installKeyId, loadSecretsFor, RESTORE_JOURNAL } from './install.js';
 import { Secrets, SECRET_FILE } from './secrets.js';
@@ -583,9 +584,12 @@ export async function restoreBackup(o: RestoreOptions): Promise<RestoreResult> {
   ensureDataDir(dataDir);
   let done = false;
   let lock: DataDirLock | undefined;
+  let commands: ReturnType<typeof holdAgainstCommands>;
   let scratch: string | undefined;
   try {
     lock = DataDirLock.acquire(dataDir, 'restore', 'stop it before restoring (e.g. "systemctl stop airlock", or quit the desktop app); nothing was restored');
+    commands = holdAgainstCommands(dataDir);
+    if (!commands) throw new StartupError(`data dir ${dataDir} is in use: ${COMMAND_RUNNING}; run the restore again when it has finished; nothing was restored`);
     // an earlier restore cut short (a crash between its moves) is finished first
     const recovered = await recoverRestore(dataDir);
     if (recovered) o.warn?.(`an earlier restore into ${dataDir} had been interrupted: it was ${recovered.outcome === 'rolled-forward' ? 'completed' : `undone (${recovered.why})`}`);
@@ -596,6 +600,7 @@ export async function restoreBackup(o: RestoreOptions): Promise<RestoreResult> {
     return { kind: info.kind, previous };
   } finally {
     if (scratch) fs.rmSync(scratch, { recursive: true, force: true });
+    commands?.close();
     lock?.release();
     if (!done && !existed) fs.rmSync(dataDir, { recursive: true, force: true });
   }
@@ -689,10 +694,38 @@ export async function stageRestore(o: { file: string; label: string; dataDir: st
  * restore, if there is one (and clear what an interrupted staging left behind).
  */
 export async function applyStagedRestore(dataDir: string, log: (line: string) => void = () => {}): Promise<AppliedRestore | undefined> {
+  // a restore to finish or to apply replaces files a command may have open: wait for commands
+  if (!fs.existsSync(path.join(dataDir, RESTORE_JOURNAL)) && !fs.existsSync(path.join(dataDir, STAGED_DIR))) {
+    clearScratch(dataDir);
+    return undefined;
+  }
+  let commands = holdAgainstCommands(dataDir);
+  for (let waited = 0; !commands && waited < COMMANDS_WAIT_MS; waited += 250) {
+    if (waited === 0) log(`waiting for another airlock command to finish before applying the restore into ${dataDir}`);
+    await sleep(250);
+    commands = holdAgainstCommands(dataDir);
+  }
+  if (!commands) throw new StartupError(`data dir ${dataDir} is in use: ${COMMAND_RUNNING}; the staged restore was not applied; start again when it has finished`);
+  try {
+    return await applyHeld(dataDir, log);
+  } finally {
+    commands.close();
+  }
+}
+
+/** What an interrupted staging (.stage-*) or restore (.restore-*) left behind. */
+function clearScratch(dataDir: string): void {
+  for (const e of fs.readdirSync(dataDir)) if (e.startsWith('.stage-') || e.startsWith('.restore-')) fs.rmSync(path.join(dataDir, e), { recursive: true, force: true });
+}
+
+/** How long a start with a restore to apply waits for a running command. */
+const COMMANDS_WAIT_MS = 30_000;
+
+async function applyHeld(dataDir: string, log: (line: string) => void): Promise<AppliedRestore | undefined> {
   const recovered = await recoverRestore(dataDir);
   if (recovered?.outcome === 'rolled-back') log(`a restore into ${dataDir} had been interrupted and could not be completed (${recovered.why}): it was undone; the data dir holds the install it replaced`);
   else if (recovered && !recovered.applied) log(`a restore into ${dataDir} had been interrupted: it was completed${recovered.previous ? `; the replaced data is kept in ${recovered.previous}` : ''}`);
-  for (const e of fs.readdirSync(dataDir)) if (e.startsWith('.stage-') || e.startsWith('.restore-')) fs.rmSync(path.join(dataDir, e), { recursive: true, force: true });
+  clearScratch(dataDir);
   if (recovered?.outcome === 'rolled-forward' && recovered.applied) return recovered.applied;
   const dir = path.join(dataDir, STAGED_DIR);
   const staged = stagedRestore(dataDir);

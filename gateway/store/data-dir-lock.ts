@@ -71,6 +71,57 @@ export function takeFileLock(file: string): Database.Database | undefined {
   }
 }
 
+/** Held SHARED by each command that opens an install's database (openInstall(): keys, config,
+ * backup, ...) and EXCLUSIVE by a restore while it replaces the database, so neither starts while
+ * the other runs. Separate from LOCK_FILE, which a running gateway holds: commands work beside a
+ * gateway, never beside a restore. */
+export const COMMANDS_LOCK_FILE = 'airlock.commands.lock';
+
+/**
+ * A shared operating-system lock on `file` (created empty, 0600, if missing): a read transaction
+ * held open. undefined when another process holds the file's exclusive lock (takeFileLock()).
+ */
+export function takeSharedFileLock(file: string): Database.Database | undefined {
+  let db: Database.Database;
+  try {
+    db = new Database(file, { timeout: 0 });
+  } catch (e) {
+    throw new StartupError(`lock file ${file} cannot be opened: ${(e as Error).message}`);
+  }
+  try {
+    fs.chmodSync(file, 0o600);
+  } catch {
+    /* best effort, like the database */
+  }
+  try {
+    db.exec('BEGIN');
+    // the first read takes SHARED, kept until the transaction ends
+    db.prepare('SELECT count(*) FROM sqlite_master').get();
+    return db;
+  } catch (e) {
+    db.close();
+    if ((e as { code?: string }).code === 'SQLITE_BUSY') return undefined;
+    throw new StartupError(`lock file ${file} cannot be locked: ${(e as Error).message}`);
+  }
+}
+
+/** A command's shared hold on the data dir (see COMMANDS_LOCK_FILE), or a StartupError saying a
+ * restore is running. Close the returned connection to drop it (the process's end drops it too). */
+export function holdForCommand(dataDir: string): Database.Database {
+  const db = takeSharedFileLock(path.join(dataDir, COMMANDS_LOCK_FILE));
+  if (!db) throw new StartupError(`a restore into ${dataDir} is running (${describeHolder(readHolder(dataDir))}); wait for it to finish, then run this command again`);
+  return db;
+}
+
+/** A restore's exclusive hold on the data dir against commands (see COMMANDS_LOCK_FILE): the
+ * connection holding it, or undefined while a command runs. */
+export function holdAgainstCommands(dataDir: string): Database.Database | undefined {
+  return takeFileLock(path.join(dataDir, COMMANDS_LOCK_FILE));
+}
+
+/** What a refused restore is told while a command holds the data dir. */
+export const COMMAND_RUNNING = 'another airlock command (e.g. "airlock keys", "airlock backup") is using it';
+
 export class DataDirBusyError extends StartupError {
   constructor(
     readonly dataDir: string,

@@ -6,6 +6,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { DB_FILE, ensureDataDir, openDatabase, StartupError, type DB } from './db.js';
 import { Secrets, SECRET_FILE } from './secrets.js';
+import { holdForCommand } from './data-dir-lock.js';
 
 const DATA_DIR_HINT = 'pass --data-dir DIR (or set AIRLOCK_DATA_DIR) with the data dir your gateway uses';
 
@@ -63,11 +64,25 @@ export function openInstall(dataDir: string, opts: { existing: boolean }): { db:
   refuseMidRestore(dataDir);
   if (opts.existing) requireInstall(dataDir);
   else ensureDataDir(dataDir);
-  const db = openDatabase(dataDir);
+  // no restore may start while this command has the database open (nor this one during a restore)
+  const hold = holdForCommand(dataDir);
+  let db: DB | undefined;
   try {
+    refuseMidRestore(dataDir);
+    db = openDatabase(dataDir);
+    // the hold lasts as long as the database is open
+    const close = db.close.bind(db);
+    db.close = () => {
+      try {
+        return close();
+      } finally {
+        hold.close();
+      }
+    };
     return { db, secrets: loadSecretsFor(db, dataDir, { create: !opts.existing }) };
   } catch (e) {
-    db.close();
+    if (db) db.close();
+    else hold.close();
     throw e;
   }
 }
