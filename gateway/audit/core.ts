@@ -91,9 +91,10 @@ export function auditCore(deps: AuditCoreDeps) {
   }
 
   /** JSON with object keys sorted and no whitespace; undefined members are left out (in arrays:
-   * null). It encodes every data-plane summary, on the writer thread's budget: producers that
-   * build their objects in key order (the summary) get the native JSON.stringify, which gives the
-   * same bytes for such values and costs a fraction of the general walk below. */
+   * null). It encodes every data-plane summary, on the main thread when the summary is queued
+   * (log.ts): producers that build their objects in key order (the summary) get the native
+   * JSON.stringify, which gives the same bytes for such values and costs a fraction of the
+   * general walk below. */
   function canonical(v: unknown): string {
     if (typeof v === 'object' && v !== null && alreadyCanonical(v)) return JSON.stringify(v);
     return encode(v);

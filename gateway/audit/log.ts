@@ -28,9 +28,10 @@ export interface AuditEntry {
   at?: number;
 }
 
-/** Queued entries as the writer thread gets them: flat, ENCODED_FIELDS values per entry (kind,
- * actor, source, at, the data's canonical encoding). Encoding here and cloning strings costs a
- * fraction of cloning each entry's data object to the thread and encoding it there. */
+/** Queued entries as they wait and as the writer thread gets them: flat, ENCODED_FIELDS values
+ * per entry (kind, actor, source, at, the data's canonical encoding), encoded by enqueue().
+ * Encoding here and cloning strings costs a fraction of cloning each entry's data object to the
+ * thread and encoding it there. */
 export type EncodedValue = string | number;
 export const ENCODED_FIELDS = 5;
 
