@@ -155,7 +155,7 @@ export function auditCore(deps: AuditCoreDeps) {
   /** The same hash when the data's canonical encoding is at hand (the writer: encoded once, for the hash and the row). */
   function recordHashOf(r: { seq: number; ts: string; kind: string; actor: string; source: string; prev_hash: string }, dataCanonical: string): string {
     const q = JSON.stringify;
-    return sha256(`{"actor":${q(r.actor)},"data":${dataCanonical},"kind":${q(r.kind)},"prev_hash":${q(r.prev_hash)},"seq":${canonical(r.seq)},"source":${q(r.source)},"ts":${q(r.ts)}}`);
+    return sha256(`{"actor":${q(r.actor)},"data":${dataCanonical},"kind":${q(r.kind)},"prev_hash":${q(r.prev_hash)},"seq":${Number.isSafeInteger(r.seq) ? String(r.seq) : canonical(r.seq)},"source":${q(r.source)},"ts":${q(r.ts)}}`);
   }
 
   /** "SHA256:" and the hex SHA-256 of the public key's DER (SubjectPublicKeyInfo), in groups of four. */

@@ -346,24 +346,29 @@ export class AuditLog {
   private insertChain(entries: AuditEntry[]): AuditRecord[] {
     const values: EncodedValue[] = [];
     for (const e of entries) values.push(...encodeEntry(e));
-    const recs = this.insertRows(values);
+    const recs = this.insertRows(values, true);
     return recs.map((r, i) => ({ seq: r.seq, ts: r.ts, kind: r.kind, actor: r.actor, source: r.source, prev_hash: r.prev_hash, data: entries[i]!.data ?? {}, hash: r.hash }));
   }
 
-  /** Append encoded entries to the chain (inside the caller's transaction); the records without their data. */
-  private insertRows(values: readonly EncodedValue[]): Omit<AuditRecord, 'data'>[] {
+  /** Append encoded entries to the chain (inside the caller's transaction); the records without
+   * their data when `collect` (the writer thread's batches need none: nothing is built per record
+   * but its time and hash). */
+  private insertRows(values: readonly EncodedValue[], collect = false): Omit<AuditRecord, 'data'>[] {
     const ins = this.db.prepare(`INSERT INTO audit_log (seq, ts, kind, actor, source, data, prev_hash, hash) VALUES (?, ?, ?, ?, ?, ?, ?, ?)`);
     let { seq, hash } = this.head();
     const start = seq;
     const out: Omit<AuditRecord, 'data'>[] = [];
     for (let k = 0; k < values.length; k += ENCODED_FIELDS) {
+      const kind = values[k] as string;
+      const actor = values[k + 1] as string;
+      const source = values[k + 2] as string;
+      const ts = new Date(values[k + 3] as number).toISOString();
       const data = values[k + 4] as string;
-      const r = { seq: seq + 1, ts: new Date(values[k + 3] as number).toISOString(), kind: values[k] as string, actor: values[k + 1] as string, source: values[k + 2] as string, prev_hash: hash };
-      const rec = { ...r, hash: core.recordHashOf(r, data) };
-      ins.run(rec.seq, rec.ts, rec.kind, rec.actor, rec.source, data, rec.prev_hash, rec.hash);
-      seq = rec.seq;
-      hash = rec.hash;
-      out.push(rec);
+      const prev_hash = hash;
+      seq++;
+      hash = core.recordHashOf({ seq, ts, kind, actor, source, prev_hash }, data);
+      ins.run(seq, ts, kind, actor, source, data, prev_hash, hash);
+      if (collect) out.push({ seq, ts, kind, actor, source, prev_hash, hash });
     }
     const every = Math.max(1, this.opts.checkpointEvery?.() ?? 1000);
     if (Math.floor(start / every) !== Math.floor(seq / every)) this.insertCheckpoint(seq, hash);
