@@ -28,9 +28,10 @@ export interface AuditEntry {
   at?: number;
 }
 
-/** Queued entries as the writer thread gets them: flat, ENCODED_FIELDS values per entry (kind,
- * actor, source, at, the data's canonical encoding). Encoding here and cloning strings costs a
- * fraction of cloning each entry's data object to the thread and encoding it there. */
+/** Queued entries as they wait and as the writer thread gets them: flat, ENCODED_FIELDS values
+ * per entry (kind, actor, source, at, the data's canonical encoding), encoded by enqueue().
+ * Encoding here and cloning strings costs a fraction of cloning each entry's data object to the
+ * thread and encoding it there. */
 export type EncodedValue = string | number;
 export const ENCODED_FIELDS = 5;
 
@@ -70,6 +71,11 @@ interface Row {
 /** how long a queued write or a probe waits for another writer's lock (ms) */
 const QUICK_BUSY_MS = 100;
 
+const encodeEntry = (e: AuditEntry): EncodedValue[] => [e.kind, e.actor, e.source, e.at ?? Date.now(), core.canonical(e.data ?? {})];
+
+/** The record that says how many queued records were dropped. */
+const droppedRecord = (count: number, reason: string) => encodeEntry({ kind: 'audit.dropped', actor: 'airlock', source: 'gateway', data: { count, reason } });
+
 export const toRecord = (r: Row): AuditRecord => ({ ...r, data: JSON.parse(r.data) as Record<string, unknown> });
 
 /** The payload a checkpoint signs. */
@@ -84,7 +90,10 @@ export interface AuditLogOptions {
 }
 
 export class AuditLog {
-  private pending: AuditEntry[] = [];
+  /** queued records, encoded when queued (ENCODED_FIELDS values each): a queued record keeps its
+   * canonical data string alive, not the summary object it was made from (fewer and smaller
+   * survivors for the scavenges before its batch is handed over) */
+  private pending: EncodedValue[] = [];
   private timer: NodeJS.Timeout | undefined;
   private dropped = 0;
   /** false after a write failed, until one succeeds */
@@ -153,24 +162,11 @@ export class AuditLog {
   }
 
   private post(t: RecorderThread): void {
-    const batch = this.pending.splice(0);
+    const values = this.pending;
+    this.pending = [];
     if (this.dropped) {
-      batch.push({ kind: 'audit.dropped', actor: 'airlock', source: 'gateway', data: { count: this.dropped, reason: 'the queue was full or the writer failed while the audit log could not be written' } });
+      values.push(...droppedRecord(this.dropped, 'the queue was full or the writer failed while the audit log could not be written'));
       this.dropped = 0;
-    }
-    if (!batch.length) return;
-    const values: EncodedValue[] = [];
-    for (const e of batch) {
-      let data: string;
-      try {
-        data = core.canonical(e.data ?? {});
-      } catch (err) {
-        // data that has no canonical encoding (a non-finite number, a function) would fail the
-        // whole batch on every retry: that record alone is left out, and said
-        this.opts.log?.(`audit: a ${e.kind} record cannot be encoded (${(err as Error).message}); it is not written`);
-        continue;
-      }
-      values.push(e.kind, e.actor, e.source, e.at ?? Date.now(), data);
     }
     const n = values.length / ENCODED_FIELDS;
     if (!n) return;
@@ -192,13 +188,20 @@ export class AuditLog {
   append(e: AuditEntry): AuditRecord {
     // queued records stay in their own order: with a writer thread they go there, else first here
     if (this.writer) this.post(this.writer);
-    const all = [...this.pending.splice(0), e];
+    const queued = this.pending;
+    this.pending = [];
     try {
-      const out = this.write(all);
-      return out[out.length - 1]!;
+      return this.guarded(() =>
+        this.db
+          .transaction(() => {
+            if (queued.length) this.insertRows(queued);
+            return this.insertChain([e])[0]!;
+          })
+          .immediate(),
+      );
     } catch (err) {
       // the queued ones stay queued; the caller's own record is the caller's to handle
-      this.pending.unshift(...all.slice(0, -1));
+      this.pending = queued.concat(this.pending);
       throw err;
     }
   }
@@ -206,11 +209,20 @@ export class AuditLog {
   /** Queue a record; written within a moment, in one transaction with its neighbours. */
   enqueue(e: AuditEntry): void {
     const max = this.opts.maxPending ?? 100_000;
-    if (this.pending.length + this.inWriter >= max) {
+    if (this.pending.length / ENCODED_FIELDS + this.inWriter >= max) {
       this.dropped++;
       return;
     }
-    this.pending.push({ ...e, at: e.at ?? Date.now() });
+    let data: string;
+    try {
+      data = core.canonical(e.data ?? {});
+    } catch (err) {
+      // data that has no canonical encoding (a non-finite number, a function) would fail the
+      // whole batch on every retry: that record alone is left out, and said
+      this.opts.log?.(`audit: a ${e.kind} record cannot be encoded (${(err as Error).message}); it is not written`);
+      return;
+    }
+    this.pending.push(e.kind, e.actor, e.source, e.at ?? Date.now(), data);
     if (!this.timer) {
       this.timer = setTimeout(() => {
         this.timer = undefined;
@@ -230,17 +242,16 @@ export class AuditLog {
       this.post(this.writer);
       return this.writable;
     }
-    const batch = this.pending.splice(0);
-    if (this.dropped) {
-      batch.push({ kind: 'audit.dropped', actor: 'airlock', source: 'gateway', data: { count: this.dropped, reason: 'the queue was full while the audit log could not be written' } });
-    }
+    const queued = this.pending;
+    this.pending = [];
+    const batch = this.dropped ? queued.concat(droppedRecord(this.dropped, 'the queue was full while the audit log could not be written')) : queued;
     if (!batch.length) return true;
     try {
-      this.quick(() => this.write(batch));
+      this.quick(() => this.writeEncoded(batch));
       this.dropped = 0;
       return true;
     } catch {
-      this.pending.unshift(...batch.filter((b) => b.kind !== 'audit.dropped'));
+      this.pending = queued.concat(this.pending);
       if (!this.timer) {
         this.timer = setTimeout(() => {
           this.timer = undefined;
@@ -334,25 +345,30 @@ export class AuditLog {
 
   private insertChain(entries: AuditEntry[]): AuditRecord[] {
     const values: EncodedValue[] = [];
-    for (const e of entries) values.push(e.kind, e.actor, e.source, e.at ?? Date.now(), core.canonical(e.data ?? {}));
-    const recs = this.insertRows(values);
+    for (const e of entries) values.push(...encodeEntry(e));
+    const recs = this.insertRows(values, true);
     return recs.map((r, i) => ({ seq: r.seq, ts: r.ts, kind: r.kind, actor: r.actor, source: r.source, prev_hash: r.prev_hash, data: entries[i]!.data ?? {}, hash: r.hash }));
   }
 
-  /** Append encoded entries to the chain (inside the caller's transaction); the records without their data. */
-  private insertRows(values: readonly EncodedValue[]): Omit<AuditRecord, 'data'>[] {
+  /** Append encoded entries to the chain (inside the caller's transaction); the records without
+   * their data when `collect` (the writer thread's batches need none: nothing is built per record
+   * but its time and hash). */
+  private insertRows(values: readonly EncodedValue[], collect = false): Omit<AuditRecord, 'data'>[] {
     const ins = this.db.prepare(`INSERT INTO audit_log (seq, ts, kind, actor, source, data, prev_hash, hash) VALUES (?, ?, ?, ?, ?, ?, ?, ?)`);
     let { seq, hash } = this.head();
     const start = seq;
     const out: Omit<AuditRecord, 'data'>[] = [];
     for (let k = 0; k < values.length; k += ENCODED_FIELDS) {
+      const kind = values[k] as string;
+      const actor = values[k + 1] as string;
+      const source = values[k + 2] as string;
+      const ts = new Date(values[k + 3] as number).toISOString();
       const data = values[k + 4] as string;
-      const r = { seq: seq + 1, ts: new Date(values[k + 3] as number).toISOString(), kind: values[k] as string, actor: values[k + 1] as string, source: values[k + 2] as string, prev_hash: hash };
-      const rec = { ...r, hash: core.recordHashOf(r, data) };
-      ins.run(rec.seq, rec.ts, rec.kind, rec.actor, rec.source, data, rec.prev_hash, rec.hash);
-      seq = rec.seq;
-      hash = rec.hash;
-      out.push(rec);
+      const prev_hash = hash;
+      seq++;
+      hash = core.recordHashOf({ seq, ts, kind, actor, source, prev_hash }, data);
+      ins.run(seq, ts, kind, actor, source, data, prev_hash, hash);
+      if (collect) out.push({ seq, ts, kind, actor, source, prev_hash, hash });
     }
     const every = Math.max(1, this.opts.checkpointEvery?.() ?? 1000);
     if (Math.floor(start / every) !== Math.floor(seq / every)) this.insertCheckpoint(seq, hash);

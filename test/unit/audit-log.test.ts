@@ -218,3 +218,33 @@ test('queued records are written by the writer thread into the same chain as imm
     db.close();
   }
 });
+
+test('a queued record whose data has no canonical encoding is refused when queued, named in the log, and costs its neighbours nothing', async () => {
+  for (const withWriter of [false, true]) {
+    const dir = tmpDir('airlock-audit-unit-');
+    const db = openDatabase(dir);
+    const lines: string[] = [];
+    const log = openAudit(db, dir, Secrets.load(dir), { checkpointEvery: () => 100, log: (l) => lines.push(l) });
+    try {
+      if (withWriter) log.startWriter(dir);
+      log.enqueue(entry(1));
+      log.enqueue({ kind: 'request', actor: 'key:k', source: 'data-plane', data: { cost: NaN } });
+      log.enqueue({ kind: 'request', actor: 'key:k', source: 'data-plane', data: { f: () => 1 } });
+      log.enqueue(entry(2));
+      assert.equal(lines.length, 2, `each refusal is logged when it is queued: ${lines.join(' | ')}`);
+      assert.match(lines[0]!, /a request record cannot be encoded \(canonical encoding: numbers must be finite\); it is not written/);
+      assert.match(lines[1]!, /cannot encode a function/);
+      if (withWriter) await log.stopWriter();
+      else assert.equal(log.flush(), true);
+      const v = log.verifyLive();
+      assert.equal(v.ok, true, v.problems.join('; '));
+      assert.deepEqual(
+        (db.prepare(`SELECT data FROM audit_log ORDER BY seq`).pluck().all() as string[]).map((d) => (JSON.parse(d) as { i: number }).i),
+        [1, 2],
+        `${withWriter ? 'writer thread' : 'main thread'}: both good records written, in order`,
+      );
+    } finally {
+      db.close();
+    }
+  }
+});
