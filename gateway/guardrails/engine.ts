@@ -446,13 +446,15 @@ interface ToolAcc {
 
 interface ChoiceState {
   text: TextScanner;
-  /** the reasoning text (chat only): scanned on its own, released before the answer's text */
-  reasoning: TextScanner;
+  /** the reasoning text (chat only): scanned on its own, released before the answer's text
+   * (made when the first reasoning comes: most answers have none) */
+  reasoning: TextScanner | undefined;
   /** the key the upstream said its reasoning with (`reasoning_content`, or newer vLLM's `reasoning`) */
   reasoningKey: 'reasoning_content' | 'reasoning';
   /** the reasoning as the upstream sent it, kept only for a guard_model judgement */
   rawReasoning: string;
-  tools: Map<number, ToolAcc>;
+  /** the tool calls being said (made when the first comes) */
+  tools: Map<number, ToolAcc> | undefined;
   /** the content as the upstream sent it, kept only when a response_schema policy applies */
   raw: string;
   finished: boolean;
@@ -520,10 +522,13 @@ class StreamGuard {
   private choice(i: number): ChoiceState {
     let c = this.choices.get(i);
     if (!c) {
-      const scanner = () => new TextScanner(this.st.output, 'output', this.st.ph, this.st.hits, this.st.restore);
-      this.choices.set(i, (c = { text: scanner(), reasoning: scanner(), reasoningKey: 'reasoning_content', rawReasoning: '', tools: new Map(), raw: '', finished: false, called: false }));
+      this.choices.set(i, (c = { text: this.scanner(), reasoning: undefined, reasoningKey: 'reasoning_content', rawReasoning: '', tools: undefined, raw: '', finished: false, called: false }));
     }
     return c;
+  }
+
+  private scanner(): TextScanner {
+    return new TextScanner(this.st.output, 'output', this.st.ph, this.st.hits, this.st.restore);
   }
 
   /** Keep content for the schema check, up to settings.limits.max_response_bytes (what a whole answer may be). */
@@ -557,12 +562,16 @@ class StreamGuard {
       const fast = this.contentOnly(ev);
       if (fast) return fast;
     }
+    // parsed once: by the stream inspector when a decision of its own needed it (the role chunk,
+    // the finish chunk), here otherwise; never changed (what is sent on is a copy)
     let j: Chunk;
-    try {
-      j = JSON.parse(ev.data) as Chunk;
-    } catch {
-      return PASS;
-    }
+    if (ev.parsed) j = ev.parsed as Chunk;
+    else
+      try {
+        j = JSON.parse(ev.data) as Chunk;
+      } catch {
+        return PASS;
+      }
     if (!j || typeof j !== 'object' || !Array.isArray(j.choices) || j.choices.length === 0 || 'error' in j) return PASS;
     this.meta = { id: j.id, object: j.object, created: j.created, model: j.model };
     this.metaSource = undefined;
@@ -586,7 +595,7 @@ class StreamGuard {
           cs.reasoningKey = rKey;
           if (r) {
             this.keep(cs, r, true);
-            thought = cs.reasoning.push(r);
+            thought = (cs.reasoning ??= this.scanner()).push(r);
           }
           changed = true;
         }
@@ -594,7 +603,7 @@ class StreamGuard {
         const incoming = holder?.[textKey];
         const hasText = typeof incoming === 'string' && incoming !== '';
         if (this.kind === 'chat' && (hasText || c.finish_reason || (holder && (holder.tool_calls !== undefined || holder.thinking_blocks !== undefined)))) {
-          const rest = cs.reasoning.end();
+          const rest = cs.reasoning?.end();
           if (rest) {
             thought += rest;
             changed = true;
@@ -612,8 +621,9 @@ class StreamGuard {
           cs.called = true;
           for (const [n, t] of (tcs as Record<string, unknown>[]).entries()) {
             const ti = typeof t?.index === 'number' ? t.index : n;
-            let acc = cs.tools.get(ti);
-            if (!acc) cs.tools.set(ti, (acc = { args: '' }));
+            const accs = (cs.tools ??= new Map<number, ToolAcc>());
+            let acc = accs.get(ti);
+            if (!acc) accs.set(ti, (acc = { args: '' }));
             if (t?.id !== undefined) acc.id = t.id;
             if (t?.type !== undefined) acc.type = t.type;
             const fn = t?.function as Record<string, unknown> | undefined;
@@ -660,7 +670,7 @@ class StreamGuard {
     const content = tpl.match(ev.data);
     if (content === undefined) return undefined;
     const cs = this.choice(tpl.index);
-    if (cs.reasoning.holding) return undefined; // the full path releases the reasoning first
+    if (cs.reasoning?.holding) return undefined; // the full path releases the reasoning first
     this.metaSource = ev.data;
     if (!content) return PASS;
     this.keep(cs, content);
@@ -692,7 +702,7 @@ class StreamGuard {
     try {
       for (const [idx, cs] of this.choices) {
         // (also a choice that finished: text an upstream sent after its finish reason is not lost)
-        const thought = cs.reasoning.end();
+        const thought = cs.reasoning?.end() ?? '';
         const text = cs.text.end();
         const tools = this.flushTools(cs);
         if (!thought && !text && !tools) continue;
@@ -709,7 +719,7 @@ class StreamGuard {
   }
 
   private flushTools(cs: ChoiceState): unknown[] | undefined {
-    if (!cs.tools.size) return undefined;
+    if (!cs.tools?.size) return undefined;
     const list = [...cs.tools.entries()].sort((a, b) => a[0] - b[0]);
     const r = evaluateTexts(this.st.output, 'output', list.map(([, t]) => t.args), this.st.ph, this.st.hits);
     if (r.blocked) throw new GuardBlock(r.blocked.policy, r.blocked.message);
