@@ -57,8 +57,6 @@ export function scopeOf(ctx: RequestContext): GuardScopeFacts {
 }
 
 export class GuardrailEngine {
-  private readonly state = new WeakMap<RequestContext, ReqState>();
-
   constructor(
     private readonly sink: GuardSink,
     /** asks a guard_model detector's classifier (absent: such detectors fail, as their on_failure says) */
@@ -66,7 +64,9 @@ export class GuardrailEngine {
   ) {}
 
   private stateOf(ctx: RequestContext): ReqState | undefined {
-    let st = this.state.get(ctx);
+    // kept on the request itself (ctx.guardState), not in a WeakMap keyed by it: one entry per
+    // request in a WeakMap is an ephemeron the garbage collector has to visit
+    let st = ctx.guardState as ReqState | undefined;
     if (st) return st;
     const all = policiesOf(ctx.snapshot);
     if (!all.length) return undefined;
@@ -75,7 +75,7 @@ export class GuardrailEngine {
     const output = all.filter((p) => p.appliesTo('output', scope));
     if (!input.length && !output.length) return undefined;
     st = { ph: new Placeholders(), hits: new Map(), input, output, restore: false, outputDone: false };
-    this.state.set(ctx, st);
+    ctx.guardState = st;
     return st;
   }
 
@@ -111,7 +111,7 @@ export class GuardrailEngine {
 
   /** The request is over: its decisions go to the recorder. */
   finish(ctx: RequestContext): void {
-    const st = this.state.get(ctx);
+    const st = ctx.guardState as ReqState | undefined;
     if (!st || !st.hits.size) return;
     const ref: GuardRef = { requestId: ctx.id, key: ctx.key?.name, team: ctx.key?.team, model: ctx.model?.name };
     const ts = Date.now();
@@ -473,8 +473,9 @@ const HELD: EventVerdict = Object.freeze({ action: 'replace', events: Object.fre
  * calls' arguments held whole until the choice finishes (then checked, redacted, sent as one delta). */
 class StreamGuard {
   private readonly choices = new Map<number, ChoiceState>();
-  /** the last chunk's id/model/created, for events the guard makes at the end */
-  private meta: Record<string, unknown> = {};
+  /** the last parsed chunk (its id/model/created are those of events the guard makes at the end;
+   * read from it only then) */
+  private metaChunk: Chunk | undefined;
   /** the last chunk, when it took the fast path (its meta is read from it only if needed) */
   private metaSource: string | undefined;
   /** the fast path's template: the text of a content-only chunk before and after its content */
@@ -573,9 +574,13 @@ class StreamGuard {
         return PASS;
       }
     if (!j || typeof j !== 'object' || !Array.isArray(j.choices) || j.choices.length === 0 || 'error' in j) return PASS;
-    this.meta = { id: j.id, object: j.object, created: j.created, model: j.model };
+    this.metaChunk = j;
     this.metaSource = undefined;
-    if (this.kind === 'chat') this.template.learn(ev.data, j);
+    if (this.kind === 'chat') {
+      this.template.learn(ev.data, j);
+      // nothing the guard reads or changes (the role chunk that starts most streams): as it is
+      if (j.choices.every((c) => this.saysNothing(c))) return PASS;
+    }
     let changed = false;
     const kept: Record<string, unknown>[] = [];
     try {
@@ -662,6 +667,23 @@ class StreamGuard {
     return { action: 'replace', events: [{ event: ev.event, id: ev.id, data: JSON.stringify({ ...j, choices: kept }) }] };
   }
 
+  /** A chat choice the full path would pass unchanged, known without copying it: no finish
+   * reason, no logprobs to drop, a delta with at most a role and an empty content. */
+  private saysNothing(c: unknown): boolean {
+    if (!c || typeof c !== 'object') return false;
+    const o = c as Record<string, unknown>;
+    if (o.finish_reason || (this.dropLogprobs && o.logprobs)) return false;
+    const d = o.delta;
+    if (d === undefined || d === null) return true;
+    if (typeof d !== 'object' || Array.isArray(d)) return false;
+    for (const k of Object.keys(d)) {
+      if (k === 'role') continue;
+      if (k === 'content' && ((d as Record<string, unknown>).content === '' || (d as Record<string, unknown>).content === null)) continue;
+      return false;
+    }
+    return true;
+  }
+
   /** The fast path for the commonest event, a chunk that only says some content for one choice
    * (ContentTemplate): its content is cut out, not parsed, and the event sent on is the same text
    * with the released content. Anything else takes the full path (parse, decide, re-encode). */
@@ -690,13 +712,14 @@ class StreamGuard {
     this.st.outputDone = true;
     if (this.metaSource !== undefined) {
       try {
-        const j = JSON.parse(this.metaSource) as Chunk;
-        this.meta = { id: j.id, object: j.object, created: j.created, model: j.model };
+        this.metaChunk = JSON.parse(this.metaSource) as Chunk;
       } catch {
         // (it parsed when it came)
       }
       this.metaSource = undefined;
     }
+    const m = this.metaChunk;
+    const meta = m ? { id: m.id, object: m.object, created: m.created, model: m.model } : {};
     const events: SSEEvent[] = [];
     this.checkSchema();
     try {
@@ -710,7 +733,7 @@ class StreamGuard {
           this.kind === 'chat'
             ? { index: idx, delta: { ...(thought ? { [cs.reasoningKey]: thought } : {}), ...(text ? { content: text } : {}), ...(tools ? { tool_calls: tools } : {}) }, finish_reason: null }
             : { index: idx, text, finish_reason: null };
-        events.push({ event: undefined, id: undefined, data: JSON.stringify({ ...this.meta, choices: [choice] }) });
+        events.push({ event: undefined, id: undefined, data: JSON.stringify({ ...meta, choices: [choice] }) });
       }
     } catch (e) {
       throw this.blocked(e);
