@@ -10,7 +10,7 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { Placeholders, compilePolicies, evaluateTexts, type Hit } from '../gateway/guardrails/policy.js';
 import { TextScanner } from '../gateway/guardrails/stream.js';
-import { BENCH_CONTENT, alternatingRounds, chatStreamEvents, measure, roundsSummary } from './common.js';
+import { BENCH_CONTENT, alternatingRounds, businessPrompt, chatStreamEvents, measure, requestBody, roundsSummary } from './common.js';
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
 const corpus = fs
@@ -136,3 +136,32 @@ if (other) {
 }
 for (const [name, xs] of alternatingRounds(byteVariants, 8, (fn) => measure(fn, 40, 50).p50))
   console.log(`stream inspector, the HTTP bench's stream as bytes (${sse.length + 1} events) [${name}]: ${roundsSummary(xs)}`);
+
+// ---- a whole non-streamed request's guards, as the HTTP bench's guardrails server runs them ----
+// The input check of the bench's 4 kB prompt (BENCH_PROMPT_BYTES=4096: ordinary prose, so the
+// detectors' prefilter skips them all) and the check of the bench upstream's short answer, per
+// request, beside parsing the same request body (which both servers of the HTTP A/B do): what
+// guardrails add to a non-streamed request. BENCH_AB_DIST adds that build's engine.
+const REQUEST = requestBody(false, businessPrompt(4096));
+const ANSWER_BODY = { id: 'chatcmpl-1', object: 'chat.completion', created: 1764633600, model: 'test-model', choices: [{ index: 0, message: { role: 'assistant', content: BENCH_CONTENT }, logprobs: null, finish_reason: 'stop' }], usage: { prompt_tokens: 1030, completion_tokens: 8, total_tokens: 1038 } };
+function wholeRequest(engine: Engine): () => void {
+  const g = engine.guards();
+  const input = g.input[0]!;
+  const output = g.output[0]!;
+  return () => {
+    const ctx = { kind: 'chat', attempts: 1, body: JSON.parse(REQUEST) as unknown, snapshot, model: { name: 'chat' }, requestedModel: 'chat', key: undefined, status: 200, guardState: undefined } as unknown as Parameters<typeof guardEvents>[1];
+    if (input.appliesTo?.(ctx) !== false && input.check(ctx)) throw new Error('asynchronous input check');
+    if (output.appliesTo?.(ctx) !== false && output.checkBody?.(ctx, ANSWER_BODY)) throw new Error('the answer changed');
+    engine.finish(ctx);
+  };
+}
+const requestVariants: [string, () => void][] = [
+  ['body parse only', () => void JSON.parse(REQUEST)],
+  ['this build', wholeRequest(mine)],
+];
+if (other) {
+  const e = (await import(path.resolve(other, 'gateway/guardrails/engine.js'))) as { GuardrailEngine: typeof GuardrailEngine };
+  requestVariants.push([other, wholeRequest(new e.GuardrailEngine(() => undefined))]);
+}
+for (const [name, xs] of alternatingRounds(requestVariants, 8, (fn) => measure(fn, 40, 50).p50))
+  console.log(`non-streamed request, 4 kB prose prompt: body parse + input and answer checks [${name}]: ${roundsSummary(xs)}`);

@@ -67,6 +67,7 @@ export function newContext(kind: Kind, id: string, snapshot: Snapshot, clientId?
     ttfbMs: undefined,
     promptEstimate: undefined,
     admissionHold: undefined,
+    guardState: undefined,
     tags: undefined,
     priorityHint: undefined,
     share: undefined,

@@ -11,6 +11,10 @@ export interface SSEEvent {
   event: string | undefined;
   data: string;
   id: string | undefined;
+  /** `data` as JSON, when the reader already parsed it (the stream inspector, for its own
+   * decisions), so that an output guard does not parse it again. Read-only: whoever receives it
+   * must not change it; an event made from other data never carries it. */
+  parsed?: object;
 }
 
 export interface SSEParserOptions {

@@ -50,6 +50,9 @@ export interface RequestContext {
   /** admission's own record of what it reserved for this request (budgets, token-rate claims),
    * handed back to it at release, after settle; undefined: nothing held */
   admissionHold: unknown;
+  /** the guards' own record of this request (guardrails: its policies, placeholders, decisions and
+   * stream scanners), made by them when first needed; undefined: none */
+  guardState: unknown;
   /** the caller's x-airlock-tags (attribution) */
   tags: Record<string, string> | undefined;
   /** x-airlock-priority: a caller may lower its key's priority, never raise it */

@@ -57,8 +57,6 @@ export function scopeOf(ctx: RequestContext): GuardScopeFacts {
 }
 
 export class GuardrailEngine {
-  private readonly state = new WeakMap<RequestContext, ReqState>();
-
   constructor(
     private readonly sink: GuardSink,
     /** asks a guard_model detector's classifier (absent: such detectors fail, as their on_failure says) */
@@ -66,7 +64,9 @@ export class GuardrailEngine {
   ) {}
 
   private stateOf(ctx: RequestContext): ReqState | undefined {
-    let st = this.state.get(ctx);
+    // kept on the request itself (ctx.guardState), not in a WeakMap keyed by it: one entry per
+    // request in a WeakMap is an ephemeron the garbage collector has to visit
+    let st = ctx.guardState as ReqState | undefined;
     if (st) return st;
     const all = policiesOf(ctx.snapshot);
     if (!all.length) return undefined;
@@ -75,7 +75,7 @@ export class GuardrailEngine {
     const output = all.filter((p) => p.appliesTo('output', scope));
     if (!input.length && !output.length) return undefined;
     st = { ph: new Placeholders(), hits: new Map(), input, output, restore: false, outputDone: false };
-    this.state.set(ctx, st);
+    ctx.guardState = st;
     return st;
   }
 
@@ -111,7 +111,7 @@ export class GuardrailEngine {
 
   /** The request is over: its decisions go to the recorder. */
   finish(ctx: RequestContext): void {
-    const st = this.state.get(ctx);
+    const st = ctx.guardState as ReqState | undefined;
     if (!st || !st.hits.size) return;
     const ref: GuardRef = { requestId: ctx.id, key: ctx.key?.name, team: ctx.key?.team, model: ctx.model?.name };
     const ts = Date.now();
@@ -457,13 +457,15 @@ interface ToolAcc {
 
 interface ChoiceState {
   text: TextScanner;
-  /** the reasoning text (chat only): scanned on its own, released before the answer's text */
-  reasoning: TextScanner;
+  /** the reasoning text (chat only): scanned on its own, released before the answer's text
+   * (made when the first reasoning comes: most answers have none) */
+  reasoning: TextScanner | undefined;
   /** the key the upstream said its reasoning with (`reasoning_content`, or newer vLLM's `reasoning`) */
   reasoningKey: 'reasoning_content' | 'reasoning';
   /** the reasoning as the upstream sent it, kept only for a guard_model judgement */
   rawReasoning: string;
-  tools: Map<number, ToolAcc>;
+  /** the tool calls being said (made when the first comes) */
+  tools: Map<number, ToolAcc> | undefined;
   /** the content as the upstream sent it, kept only when a response_schema policy applies */
   raw: string;
   finished: boolean;
@@ -482,8 +484,9 @@ const HELD: EventVerdict = Object.freeze({ action: 'replace', events: Object.fre
  * calls' arguments held whole until the choice finishes (then checked, redacted, sent as one delta). */
 class StreamGuard {
   private readonly choices = new Map<number, ChoiceState>();
-  /** the last chunk's id/model/created, for events the guard makes at the end */
-  private meta: Record<string, unknown> = {};
+  /** the last parsed chunk (its id/model/created are those of events the guard makes at the end;
+   * read from it only then) */
+  private metaChunk: Chunk | undefined;
   /** the last chunk, when it took the fast path (its meta is read from it only if needed) */
   private metaSource: string | undefined;
   /** the fast path's template: the text of a content-only chunk before and after its content */
@@ -531,10 +534,13 @@ class StreamGuard {
   private choice(i: number): ChoiceState {
     let c = this.choices.get(i);
     if (!c) {
-      const scanner = () => new TextScanner(this.st.output, 'output', this.st.ph, this.st.hits, this.st.restore);
-      this.choices.set(i, (c = { text: scanner(), reasoning: scanner(), reasoningKey: 'reasoning_content', rawReasoning: '', tools: new Map(), raw: '', finished: false, called: false }));
+      this.choices.set(i, (c = { text: this.scanner(), reasoning: undefined, reasoningKey: 'reasoning_content', rawReasoning: '', tools: undefined, raw: '', finished: false, called: false }));
     }
     return c;
+  }
+
+  private scanner(): TextScanner {
+    return new TextScanner(this.st.output, 'output', this.st.ph, this.st.hits, this.st.restore);
   }
 
   /** Keep content for the schema check, up to settings.limits.max_response_bytes (what a whole answer may be). */
@@ -568,16 +574,24 @@ class StreamGuard {
       const fast = this.contentOnly(ev);
       if (fast) return fast;
     }
+    // parsed once: by the stream inspector when a decision of its own needed it (the role chunk,
+    // the finish chunk), here otherwise; never changed (what is sent on is a copy)
     let j: Chunk;
-    try {
-      j = JSON.parse(ev.data) as Chunk;
-    } catch {
-      return PASS;
-    }
+    if (ev.parsed) j = ev.parsed as Chunk;
+    else
+      try {
+        j = JSON.parse(ev.data) as Chunk;
+      } catch {
+        return PASS;
+      }
     if (!j || typeof j !== 'object' || !Array.isArray(j.choices) || j.choices.length === 0 || 'error' in j) return PASS;
-    this.meta = { id: j.id, object: j.object, created: j.created, model: j.model };
+    this.metaChunk = j;
     this.metaSource = undefined;
-    if (this.kind === 'chat') this.template.learn(ev.data, j);
+    if (this.kind === 'chat') {
+      this.template.learn(ev.data, j);
+      // nothing the guard reads or changes (the role chunk that starts most streams): as it is
+      if (j.choices.every((c) => this.saysNothing(c))) return PASS;
+    }
     let changed = false;
     const kept: Record<string, unknown>[] = [];
     try {
@@ -597,7 +611,7 @@ class StreamGuard {
           cs.reasoningKey = rKey;
           if (r) {
             this.keep(cs, r, true);
-            thought = cs.reasoning.push(r);
+            thought = (cs.reasoning ??= this.scanner()).push(r);
           }
           changed = true;
         }
@@ -605,7 +619,7 @@ class StreamGuard {
         const incoming = holder?.[textKey];
         const hasText = typeof incoming === 'string' && incoming !== '';
         if (this.kind === 'chat' && (hasText || c.finish_reason || (holder && (holder.tool_calls !== undefined || holder.thinking_blocks !== undefined)))) {
-          const rest = cs.reasoning.end();
+          const rest = cs.reasoning?.end();
           if (rest) {
             thought += rest;
             changed = true;
@@ -623,8 +637,9 @@ class StreamGuard {
           cs.called = true;
           for (const [n, t] of (tcs as Record<string, unknown>[]).entries()) {
             const ti = typeof t?.index === 'number' ? t.index : n;
-            let acc = cs.tools.get(ti);
-            if (!acc) cs.tools.set(ti, (acc = { args: '' }));
+            const accs = (cs.tools ??= new Map<number, ToolAcc>());
+            let acc = accs.get(ti);
+            if (!acc) accs.set(ti, (acc = { args: '' }));
             if (t?.id !== undefined) acc.id = t.id;
             if (t?.type !== undefined) acc.type = t.type;
             const fn = t?.function as Record<string, unknown> | undefined;
@@ -663,6 +678,23 @@ class StreamGuard {
     return { action: 'replace', events: [{ event: ev.event, id: ev.id, data: JSON.stringify({ ...j, choices: kept }) }] };
   }
 
+  /** A chat choice the full path would pass unchanged, known without copying it: no finish
+   * reason, no logprobs to drop, a delta with at most a role and an empty content. */
+  private saysNothing(c: unknown): boolean {
+    if (!c || typeof c !== 'object') return false;
+    const o = c as Record<string, unknown>;
+    if (o.finish_reason || (this.dropLogprobs && o.logprobs)) return false;
+    const d = o.delta;
+    if (d === undefined || d === null) return true;
+    if (typeof d !== 'object' || Array.isArray(d)) return false;
+    for (const k of Object.keys(d)) {
+      if (k === 'role') continue;
+      if (k === 'content' && ((d as Record<string, unknown>).content === '' || (d as Record<string, unknown>).content === null)) continue;
+      return false;
+    }
+    return true;
+  }
+
   /** The fast path for the commonest event, a chunk that only says some content for one choice
    * (ContentTemplate): its content is cut out, not parsed, and the event sent on is the same text
    * with the released content. Anything else takes the full path (parse, decide, re-encode). */
@@ -671,7 +703,7 @@ class StreamGuard {
     const content = tpl.match(ev.data);
     if (content === undefined) return undefined;
     const cs = this.choice(tpl.index);
-    if (cs.reasoning.holding) return undefined; // the full path releases the reasoning first
+    if (cs.reasoning?.holding) return undefined; // the full path releases the reasoning first
     this.metaSource = ev.data;
     if (!content) return PASS;
     this.keep(cs, content);
@@ -691,19 +723,20 @@ class StreamGuard {
     this.st.outputDone = true;
     if (this.metaSource !== undefined) {
       try {
-        const j = JSON.parse(this.metaSource) as Chunk;
-        this.meta = { id: j.id, object: j.object, created: j.created, model: j.model };
+        this.metaChunk = JSON.parse(this.metaSource) as Chunk;
       } catch {
         // (it parsed when it came)
       }
       this.metaSource = undefined;
     }
+    const m = this.metaChunk;
+    const meta = m ? { id: m.id, object: m.object, created: m.created, model: m.model } : {};
     const events: SSEEvent[] = [];
     this.checkSchema();
     try {
       for (const [idx, cs] of this.choices) {
         // (also a choice that finished: text an upstream sent after its finish reason is not lost)
-        const thought = cs.reasoning.end();
+        const thought = cs.reasoning?.end() ?? '';
         const text = cs.text.end();
         const tools = this.flushTools(cs);
         if (!thought && !text && !tools) continue;
@@ -711,7 +744,7 @@ class StreamGuard {
           this.kind === 'chat'
             ? { index: idx, delta: { ...(thought ? { [cs.reasoningKey]: thought } : {}), ...(text ? { content: text } : {}), ...(tools ? { tool_calls: tools } : {}) }, finish_reason: null }
             : { index: idx, text, finish_reason: null };
-        events.push({ event: undefined, id: undefined, data: JSON.stringify({ ...this.meta, choices: [choice] }) });
+        events.push({ event: undefined, id: undefined, data: JSON.stringify({ ...meta, choices: [choice] }) });
       }
     } catch (e) {
       throw this.blocked(e);
@@ -720,7 +753,7 @@ class StreamGuard {
   }
 
   private flushTools(cs: ChoiceState): unknown[] | undefined {
-    if (!cs.tools.size) return undefined;
+    if (!cs.tools?.size) return undefined;
     const list = [...cs.tools.entries()].sort((a, b) => a[0] - b[0]);
     const r = evaluateTexts(this.st.output, 'output', list.map(([, t]) => t.args), this.st.ph, this.st.hits);
     if (r.blocked) throw new GuardBlock(r.blocked.policy, r.blocked.message);

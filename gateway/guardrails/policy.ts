@@ -162,27 +162,31 @@ export function resolveOverlaps(f: readonly Finding[]): Finding[] {
 /** Typed placeholders for one request: the same value gets the same placeholder, and the
  * originals can be put back into the answer (restore). */
 export class Placeholders {
-  private readonly counters = new Map<string, number>();
-  private readonly byValue = new Map<string, string>();
-  readonly originals = new Map<string, string>();
+  // made at the first placeholder (most requests have none)
+  private counters: Map<string, number> | undefined;
+  private byValue: Map<string, string> | undefined;
+  private originals: Map<string, string> | undefined;
 
   for(type: string, value: string): string {
     const k = `${type}\u0000${value}`;
-    let p = this.byValue.get(k);
+    const byValue = (this.byValue ??= new Map<string, string>());
+    let p = byValue.get(k);
     if (p === undefined) {
-      const n = (this.counters.get(type) ?? 0) + 1;
-      this.counters.set(type, n);
+      const counters = (this.counters ??= new Map<string, number>());
+      const n = (counters.get(type) ?? 0) + 1;
+      counters.set(type, n);
       p = `[${type}_${n}]`;
-      this.byValue.set(k, p);
-      this.originals.set(p, value);
+      byValue.set(k, p);
+      (this.originals ??= new Map<string, string>()).set(p, value);
     }
     return p;
   }
 
   /** The text with the placeholders this request made replaced by their originals. */
   restore(text: string): string {
-    if (this.originals.size === 0 || text.indexOf('[') === -1) return text;
-    return text.replace(/\[[A-Z][A-Z0-9_]*_\d+\]/g, (p) => this.originals.get(p) ?? p);
+    const originals = this.originals;
+    if (!originals || text.indexOf('[') === -1) return text;
+    return text.replace(/\[[A-Z][A-Z0-9_]*_\d+\]/g, (p) => originals.get(p) ?? p);
   }
 }
 

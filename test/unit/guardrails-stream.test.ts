@@ -6,6 +6,10 @@ import { describe, test } from 'node:test';
 import { guardrailSchema } from '../../gateway/config/guardrails-schema.js';
 import { Placeholders, compilePolicy, evaluatePolicies, type Hit } from '../../gateway/guardrails/policy.js';
 import { GuardBlock, MAX_HOLD, TextScanner } from '../../gateway/guardrails/stream.js';
+import { guardEvents } from '../../gateway/engine/stages.js';
+import { StreamInspector, type EventTransform } from '../../gateway/engine/openai/stream-inspector.js';
+import type { SSEEvent } from '../../gateway/engine/sse.js';
+import { GuardrailEngine } from '../../gateway/guardrails/engine.js';
 import { randomChunks } from '../helpers/random.js';
 
 const policy = (o: Record<string, unknown>) => compilePolicy(guardrailSchema.parse({ name: 'p', direction: ['output'], ...o }));
@@ -152,4 +156,52 @@ describe('evaluate(direction, text|json, scope): the protocol-neutral entry poin
     assert.ok(!r.blocked!.message.includes('4111'));
     assert.match(r.blocked!.message, /CARD/);
   });
+});
+
+describe('the output guard behind the stream inspector (the gateway\'s stream path)', () => {
+  const spec = guardrailSchema.parse({ name: 'no-leaks', direction: ['output'], detectors: ['pii', 'secrets'], action: 'redact' });
+  const snapshot = { guardrails: [spec], settings: { limits: { max_response_bytes: 1 << 20 } } };
+  const pre = '{"id":"c1","object":"chat.completion.chunk","created":1,"model":"m","choices":[';
+  const ev = (choice: string) => `data: ${pre}${choice}]}\n\n`;
+  // the role chunk and the finish chunk are parsed by the inspector for its own decisions, and
+  // that parse goes along to the guard; here the secret is split between the last content chunk
+  // and the finish chunk, which carries content too
+  const bytes =
+    ev('{"index":0,"delta":{"role":"assistant","content":""},"logprobs":null,"finish_reason":null}') +
+    ev('{"index":0,"delta":{"content":"Use the key sk-airlock-AbCdEfGh"},"logprobs":null,"finish_reason":null}') +
+    ev('{"index":0,"delta":{"content":"IjKlMnOpQrStUv12 and write to jane.doe@"},"logprobs":null,"finish_reason":null}') +
+    ev('{"index":0,"delta":{"content":"example.com today."},"logprobs":null,"finish_reason":"stop"}') +
+    `data: ${pre}],"usage":{"prompt_tokens":5,"completion_tokens":9,"total_tokens":14}}\n\n` +
+    'data: [DONE]\n\n';
+  for (const [how, parts] of [['whole', [bytes]], ...Array.from({ length: 12 }, (_, s) => [`random chunking #${s + 1}`, randomChunks(bytes, s + 1, s % 2 ? 60 : 9)] as const)] as const)
+    test(`secrets split across chunks are redacted; the events handed over are not changed (${how})`, () => {
+      const engine = new GuardrailEngine(() => undefined);
+      const ctx = { kind: 'chat', attempts: 1, body: {}, snapshot, model: { name: 'chat' }, requestedModel: 'chat', key: undefined, status: 200 } as unknown as Parameters<typeof guardEvents>[1];
+      const guard = guardEvents(engine.guards(), ctx)!;
+      const seen: { ev: SSEEvent; before: string | undefined }[] = [];
+      const transform: EventTransform = {
+        event(e) {
+          const rec = { ev: e, before: e.parsed ? JSON.stringify(e.parsed) : undefined };
+          seen.push(rec);
+          return guard.event(e);
+        },
+        end: () => guard.end(),
+      };
+      const insp = new StreamInspector({ kind: 'chat', clientWantsUsage: false, maxEventBytes: 1 << 20, transform });
+      const out: Buffer[] = [];
+      for (const p of parts) out.push(...insp.push(Buffer.from(p)));
+      out.push(...insp.end());
+      const text = Buffer.concat(out)
+        .toString()
+        .split('\n\n')
+        .filter((e) => e.startsWith('data: {'))
+        .map((e) => (JSON.parse(e.slice(6)) as { choices: { delta: { content?: string } }[] }).choices[0]?.delta.content ?? '')
+        .join('');
+      assert.equal(text, 'Use the key [API_KEY_1] and write to [EMAIL_1] today.');
+      assert.ok(insp.done && insp.finished);
+      // the inspector's parse went along for the role and the finish chunk, and no guard changed it
+      assert.ok(seen.filter((s) => s.ev.parsed).length >= 2, 'the role and finish chunks carry their parse');
+      for (const s of seen) if (s.ev.parsed) assert.deepEqual(s.ev.parsed, JSON.parse(s.ev.data), 'parsed is the event data, unchanged');
+      for (const s of seen) if (s.before !== undefined) assert.equal(JSON.stringify(s.ev.parsed), s.before);
+    });
 });

@@ -439,7 +439,8 @@ export class StreamInspector {
 
     const t = this.o.transform;
     if (!t) return SAME;
-    const before: SSEEvent = { event: name, data: text(), id: undefined };
+    // (the parse already made for a decision goes along: the guard reads it instead of parsing again)
+    const before: SSEEvent = parsed ? { event: name, data: text(), id: undefined, parsed } : { event: name, data: text(), id: undefined };
     const after = t.event(before);
     if (after.length === 1 && after[0] === before) return SAME;
     return after.length ? encodeEvents(after) : undefined;
