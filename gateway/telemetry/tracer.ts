@@ -151,8 +151,12 @@ const RECENT_MAX = 2048;
 export class Tracer {
   private readonly inflight = new Map<string, ReqTrace>();
   private readonly tools = new Map<string, Ended & { start: number; parentSpanId: string | undefined }>();
-  /** recently ended requests and tool calls: guardrail events that arrive late still find their trace */
-  private readonly recent = new Map<string, Ended>();
+  /** recently ended requests and tool calls: guardrail events that arrive late still find their
+   * trace. Two generations of RECENT_MAX each: when the young one is full it becomes the old one
+   * (the old one is dropped), so the last RECENT_MAX to 2 x RECENT_MAX are found, without a delete
+   * and an iterator per request. */
+  private recent = new Map<string, Ended>();
+  private older = new Map<string, Ended>();
   private subs: (() => void)[] = [];
   private settings: TelemetrySettings | undefined;
   /** the store gets spans (settings.telemetry.traces) */
@@ -352,8 +356,11 @@ export class Tracer {
   }
 
   private remember(id: string, e: Ended): void {
+    if (this.recent.size >= RECENT_MAX) {
+      this.older = this.recent;
+      this.recent = new Map();
+    }
     this.recent.set(id, e);
-    if (this.recent.size > RECENT_MAX) this.recent.delete(this.recent.keys().next().value!);
   }
 
   private emit(spans: SpanData[]): void {
@@ -432,7 +439,7 @@ export class Tracer {
       const live = e.requestId ? this.inflight.get(e.requestId) : undefined;
       if (live) this.resolve(live);
       const tool = e.toolCallId ? this.tools.get(e.toolCallId) : undefined;
-      const at: Ended | undefined = live ? { traceId: live.traceId, spanId: live.spanId, session: live.ctx.session } : (tool ?? this.recent.get(id));
+      const at: Ended | undefined = live ? { traceId: live.traceId, spanId: live.spanId, session: live.ctx.session } : (tool ?? this.recent.get(id) ?? this.older.get(id));
       if (!at) continue;
       const attrs: SpanData['attributes'] = { 'airlock.guardrail.policy': String(e.policy) };
       if (e.direction) attrs['airlock.guardrail.direction'] = e.direction;
