@@ -6,8 +6,8 @@
 import type { DB } from '../store/db.js';
 import { RecorderThread } from '../store/recorder.js';
 import type { SessionSummary, SessionsBody, Trace, TraceSpan } from '../wire.js';
-import type { SpanData } from './span.js';
-import { ATTR_KEYS, type CompactChild, type FromWriter, type StoredRow, type SpanValue, type StoredChild, type ToWriter } from './span-writer.js';
+import type { AttrValue, SpanData } from './span.js';
+import { ATTR_KEYS, type CompactChild, type FromWriter, type StoredChild, type StoredRow, type ToWriter } from './span-writer.js';
 
 const FLUSH_MS = 200;
 const MAX_BATCH = 2000;
@@ -23,20 +23,57 @@ const ATTR_CODE = new Map<string, number>(ATTR_KEYS.map((k, i) => [k, i]));
 
 const QUOTED_CODE = new Map<string, string>(ATTR_KEYS.map((k, i) => [k, `"${i}":`]));
 
-/** A root's attributes as stored: a JSON object whose keys of ATTR_KEYS are their index (the keys
- * SQL reads are not in the list and keep their names). Written by hand, as JSON.stringify would
- * write it (undefined left out, a non-finite number as null): as cheap as JSON.stringify of the
- * object itself, and no renamed copy of it. */
+// ---- the stored row as JSON text (the writer's batch format, span-writer.ts) ----
+
+/** a string as JSON */
+export const jstr = (v: string): string => JSON.stringify(v);
+/** a number as JSON.stringify writes it (a non-finite one as null) */
+export const jnum = (v: number): string => (Number.isFinite(v) ? String(v) : 'null');
+
+/** Puts one attribute (an undefined value is left out). */
+export type PutAttribute = (key: string, value: AttrValue | undefined) => void;
+
+const jval = (v: AttrValue): string => (typeof v === 'number' ? jnum(v) : typeof v === 'boolean' ? String(v) : JSON.stringify(v));
+const CODE_TEXT = new Map<string, string>(ATTR_KEYS.map((k, i) => [k, String(i)]));
+let acc = '';
+const putKey: PutAttribute = (k, v) => {
+  if (v === undefined) return;
+  // a key that reads as a number would be taken for one of the list's (the tracer sets none)
+  acc += (acc ? ',' : '{') + (QUOTED_CODE.get(k) ?? JSON.stringify(isIndex(k) ? `airlock.attribute_${k}` : k) + ':') + jval(v);
+};
+const putPair: PutAttribute = (k, v) => {
+  if (v === undefined) return;
+  acc += (acc ? ',' : '[') + (CODE_TEXT.get(k) ?? JSON.stringify(k)) + ',' + jval(v);
+};
+
+/** A root's attributes as stored, from the attributes `fill` puts: a JSON object whose keys of
+ * ATTR_KEYS are their index (the keys SQL reads are not in the list and keep their names),
+ * written as JSON.stringify would write the object (undefined left out, a non-finite number as
+ * null) without making the object. */
+export function attributesObjectJson(fill: (put: PutAttribute) => void): string {
+  const outer = acc;
+  acc = '';
+  fill(putKey);
+  const s = acc ? acc + '}' : '{}';
+  acc = outer;
+  return s;
+}
+
+/** A compact child's attributes (CompactChild): a flat JSON list of key, value pairs, the keys of
+ * ATTR_KEYS as their index. */
+export function attributesListJson(fill: (put: PutAttribute) => void): string {
+  const outer = acc;
+  acc = '';
+  fill(putPair);
+  const s = acc ? acc + ']' : '[]';
+  acc = outer;
+  return s;
+}
+
 function compactAttributes(attrs: SpanData['attributes']): string {
-  let s = '';
-  for (const k in attrs) {
-    const v = attrs[k];
-    if (v === undefined) continue;
-    // a key that reads as a number would be taken for one of the list's (the tracer sets none)
-    s += (s ? ',' : '{') + (QUOTED_CODE.get(k) ?? JSON.stringify(isIndex(k) ? `airlock.attribute_${k}` : k) + ':');
-    s += typeof v === 'number' ? (Number.isFinite(v) ? String(v) : 'null') : typeof v === 'boolean' ? String(v) : JSON.stringify(v);
-  }
-  return s ? s + '}' : '{}';
+  return attributesObjectJson((put) => {
+    for (const k in attrs) put(k, attrs[k]);
+  });
 }
 
 /** A root's stored attributes as the tracer made them; rows written before the compact form have
@@ -57,7 +94,11 @@ function expandAttributes(o: TraceSpan['attributes']): TraceSpan['attributes'] {
 const isIndex = (k: string): boolean => k.charCodeAt(0) <= 57 && /^\d+$/.test(k);
 const attrKey = (i: number): string => ATTR_KEYS[i] ?? `airlock.attribute_${i}`;
 
-/** A child span in its root's row, in the compact form (CompactChild, span-writer.ts). */
+/** A child span in its root's row, in the compact form (CompactChild, span-writer.ts), as JSON. */
+export function childJson(c: SpanData, rootSpanId: string): string {
+  return JSON.stringify(compactChild(c, rootSpanId));
+}
+
 function compactChild(c: SpanData, rootSpanId: string): CompactChild {
   const attrs = c.attributes;
   const flat: (string | number | boolean | string[])[] = [];
@@ -68,10 +109,11 @@ function compactChild(c: SpanData, rootSpanId: string): CompactChild {
   return [c.spanId, c.kind, c.name, c.start, c.end, c.status, flat];
 }
 
-/** One request's (or tool call's) spans as its stored row, appended to `out` as flat values in
- * the writer's SPAN_COLUMNS order: the root's columns, its children as a JSON array (compact
- * form), and the span count. */
-export function pushRow(out: SpanValue[], spans: SpanData[]): void {
+/** One request's (or tool call's, or a lone late span's) spans as its stored row: a JSON array of
+ * the SPAN_COLUMNS values (span-writer.ts), the root's attributes (an object in the compact form)
+ * and its children (an array of CompactChild, or null) as JSON text, and the span count. The
+ * tracer writes a request's row without span objects (requestRow() in tracer.ts), in the same form. */
+export function rowJson(spans: SpanData[]): string {
   const s = spans[0]!;
   let children: string | null = null;
   if (spans.length > 1) {
@@ -98,11 +140,13 @@ export function pushRow(out: SpanValue[], spans: SpanData[]): void {
     children,
     spans.length,
   ];
-  for (let i = 0; i < row.length; i++) out.push(row[i]!);
+  return JSON.stringify(row);
 }
+
 export class SpanStore {
-  /** rows to write, flattened (SPAN_COLUMNS values per row), and how many spans they hold */
-  private queue: SpanValue[] = [];
+  /** rows to write, each as JSON text (the writer gets them as one JSON array), and how many
+   * spans they hold */
+  private rows: string[] = [];
   private queued = 0;
   private timer: NodeJS.Timeout | undefined;
   private pruneTimer: NodeJS.Timeout | undefined;
@@ -172,20 +216,32 @@ export class SpanStore {
 
   /** A sink for the tracer: queue the spans of one request or tool call (never blocks). */
   readonly record = (spans: SpanData[]): void => {
-    if (!spans.length || this.closed) return;
-    if (this.queued + this.inWorker + spans.length > MAX_QUEUED) {
-      this.dropped += spans.length;
-      if (this.dropped === spans.length || this.dropped % 1000 < spans.length) this.log(`trace spans: ${MAX_QUEUED} already wait to be written; ${this.dropped} dropped so far`);
-      return;
-    }
-    pushRow(this.queue, spans);
-    this.queued += spans.length;
+    if (spans.length && this.room(spans.length)) this.add(rowJson(spans), spans.length);
+  };
+
+  /** The tracer's sink for a request's row it wrote itself (requestRow() in tracer.ts): the same
+   * as record() without span objects. `spans` is the row's n. */
+  readonly recordRow = (row: string, spans: number): void => {
+    if (this.room(spans)) this.add(row, spans);
+  };
+
+  private room(n: number): boolean {
+    if (this.closed) return false;
+    if (this.queued + this.inWorker + n <= MAX_QUEUED) return true;
+    this.dropped += n;
+    if (this.dropped === n || this.dropped % 1000 < n) this.log(`trace spans: ${MAX_QUEUED} already wait to be written; ${this.dropped} dropped so far`);
+    return false;
+  }
+
+  private add(row: string, n: number): void {
+    this.rows.push(row);
+    this.queued += n;
     if (this.queued >= MAX_BATCH) this.post();
     else if (!this.timer) {
       this.timer = setTimeout(() => this.post(), FLUSH_MS);
       this.timer.unref();
     }
-  };
+  }
 
   private post(): void {
     if (this.timer) {
@@ -193,12 +249,13 @@ export class SpanStore {
       this.timer = undefined;
     }
     if (this.closed) return;
-    if (!this.queue.length) return;
-    const values = this.queue;
-    this.queue = [];
-    this.inWorker += this.queued;
+    if (!this.queued) return;
+    const rows = `[${this.rows.join(',')}]`;
+    const spans = this.queued;
+    this.rows = [];
+    this.inWorker += spans;
     this.queued = 0;
-    this.thread.post('spans', { type: 'spans', values } satisfies ToWriter);
+    this.thread.post('spans', { type: 'spans', rows, spans } satisfies ToWriter);
   }
 
   private ask(m: { type: 'flush' } | { type: 'prune'; olderThan: number; maxSpans: number }): Promise<{ ok: boolean; spans?: number }> {

@@ -1,26 +1,29 @@
 // The span store's writer, in the recorders' writer thread (gateway/store/recorder-worker.ts):
 // batch inserts, a database held busy by another process and retention deletes never block the
 // event loop that serves requests. A request's spans are stored as one row: the root's columns,
-// its children as a JSON array (migration 15; their compact form: CompactChild). The span store (main thread) sends each row
-// already encoded, as flat values (SPAN_COLUMNS per row): cloning strings and numbers to this
-// thread costs a fraction of cloning span objects, and the JSON is written once either way.
-// Rows it could not write are kept (bounded) and tried again.
+// its children as a JSON array (migration 15; their compact form: CompactChild). The span store
+// (main thread) sends a batch as ONE string: a JSON array of rows, each row a JSON array of the
+// SPAN_COLUMNS values (the root's attributes and its children as JSON text, strings in the row).
+// The copy of one string between the threads is about a memcpy, and on the main thread a queued
+// row is one string (flat value arrays cost a clone per value and kept ~10 young objects per
+// row alive until the batch was posted). Batches it could not write are kept (bounded) and tried
+// again.
 import type { PartContext, PartWriter } from '../store/recorder-protocol.js';
 import type { SpanData } from './span.js';
 
-/** The columns of a stored row, in the order the values come (pushRow() in span-store.ts). */
+/** The columns of a stored row, in the order of a row's values (rowJson() in span-store.ts,
+ * requestRow() in tracer.ts; `attributes` and `children` are JSON text). */
 export const SPAN_COLUMNS = ['trace_id', 'span_id', 'parent_span_id', 'session', 'kind', 'name', 'start', 'end', 'status', 'status_message', 'team', 'key_name', 'model', 'http_status', 'attributes', 'children', 'n'] as const;
-const C = SPAN_COLUMNS.length;
-const N_AT = SPAN_COLUMNS.indexOf('n');
 export type SpanValue = string | number | null;
-/** One stored row's values in SPAN_COLUMNS order: pushRow() (span-store.ts) builds one, so a
+/** One stored row's values in SPAN_COLUMNS order: rowJson() (span-store.ts) builds one, so a
  * column added here and not filled there fails to compile. */
 type ValuesOf<T extends readonly unknown[]> = { -readonly [I in keyof T]: SpanValue };
 export type StoredRow = ValuesOf<typeof SPAN_COLUMNS>;
 
 export type ToWriter =
-  /** rows, flattened: SPAN_COLUMNS values per row (each one request's or tool call's spans, or a lone late span) */
-  | { type: 'spans'; values: SpanValue[] }
+  /** rows: a JSON array of rows (each one request's or tool call's spans, or a lone late span),
+   * each a JSON array of the SPAN_COLUMNS values; `spans` is the sum of their n */
+  | { type: 'spans'; rows: string; spans: number }
   | { type: 'flush'; id: number }
   | { type: 'prune'; id: number; olderThan: number; maxSpans: number }
   | { type: 'close' };
@@ -114,13 +117,20 @@ export const ATTR_KEYS = [
 
 const MAX_KEPT = 200_000;
 
+interface Batch {
+  rows: string;
+  spans: number;
+}
+
 export function spanWriter({ db, send: post }: PartContext): PartWriter {
   const send = (m: FromWriter) => post(m);
   // statements are prepared at the first write or prune, inside its error handling (recorder-worker.ts)
   const prepare = () => {
+    // JSON.parse of the batch in this thread costs less than SQLite's json_each() with ->> per
+    // column (which measured ~2x the whole insert), and no more than the old structured clone
     const insert = db.prepare(`INSERT INTO trace_spans (${SPAN_COLUMNS.join(', ')}) VALUES (${SPAN_COLUMNS.map(() => '?').join(',')})`);
-    const writeBatch = db.transaction((values: SpanValue[]) => {
-      for (let k = 0; k < values.length; k += C) insert.run(values.slice(k, k + C));
+    const writeBatch = db.transaction((batches: Batch[]) => {
+      for (const b of batches) for (const row of JSON.parse(b.rows) as SpanValue[][]) insert.run(row);
     });
     const allSpans = db.prepare(`SELECT COALESCE(SUM(n), 0) FROM trace_spans`).pluck();
     const oldest = db.prepare(`SELECT rowid, start, n FROM trace_spans ORDER BY rowid`).raw();
@@ -133,8 +143,8 @@ export function spanWriter({ db, send: post }: PartContext): PartWriter {
    * is checked without a scan, and only the excess rows are read to find where to cut */
   let stored: number | undefined;
 
-  /** rows not yet committed, flattened as the store sends them */
-  let pending: SpanValue[] = [];
+  /** batches not yet committed, as the store sent them */
+  let pending: Batch[] = [];
   let pendingSpans = 0;
   let retry: NodeJS.Timeout | undefined;
   const write = (): boolean => {
@@ -151,14 +161,14 @@ export function spanWriter({ db, send: post }: PartContext): PartWriter {
       pendingSpans = 0;
       return true;
     } catch (e) {
-      // beyond the bound, the oldest rows go
+      // beyond the bound, the oldest batches go
       let dropped = 0;
       let cut = 0;
       while (pendingSpans > MAX_KEPT && cut < pending.length) {
-        const n = pending[cut + N_AT] as number;
+        const n = pending[cut]!.spans;
         dropped += n;
         pendingSpans -= n;
-        cut += C;
+        cut++;
       }
       if (cut) pending = pending.slice(cut);
       send({ type: 'failed', error: (e as Error).message, dropped });
@@ -171,8 +181,8 @@ export function spanWriter({ db, send: post }: PartContext): PartWriter {
     const m = raw as ToWriter;
     switch (m.type) {
       case 'spans':
-        for (let k = N_AT; k < m.values.length; k += C) pendingSpans += m.values[k] as number;
-        pending = pending.length ? pending.concat(m.values) : m.values;
+        pendingSpans += m.spans;
+        pending.push({ rows: m.rows, spans: m.spans });
         write();
         break;
       case 'flush':

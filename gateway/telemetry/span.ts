@@ -54,8 +54,15 @@ export function newSpanId(): string {
  * 7 bytes be random when the "random" flag is set, and we never set it. Ids that come from a
  * client's traceparent are kept as they are. */
 export function newTraceId(now = Date.now()): string {
-  return now.toString(16).padStart(12, '0').slice(-12) + randomHex(10);
+  if (now !== lastMs) {
+    lastMs = now;
+    lastPrefix = now.toString(16).padStart(12, '0').slice(-12);
+  }
+  return lastPrefix + randomHex(10);
 }
+// the time part of the last trace id (requests that start in the same millisecond share it)
+let lastMs = -1;
+let lastPrefix = '';
 
 export interface TraceParent {
   traceId: string;

@@ -5,7 +5,6 @@ import type { DB } from '../store/db.js';
 import type { RecorderThread } from '../store/recorder.js';
 import { VERSION } from '../version.js';
 import { OtlpExport, type OtlpState } from './otlp.js';
-import type { SpanData } from './span.js';
 import { SpanStore } from './span-store.js';
 import { Tracer } from './tracer.js';
 
@@ -26,10 +25,8 @@ export class Telemetry {
     this.settings = settings;
     this.store = SpanStore.forDatabase(db, () => ({ retentionHours: this.settings.retention_hours, maxSpans: this.settings.max_spans }), log, thread);
     this.otlp = new OtlpExport(VERSION, log);
-    const local = (spans: SpanData[]) => {
-      if (this.settings.traces) this.store.record(spans);
-    };
-    this.tracer = new Tracer(pipeline, [local, this.otlp.record], toolSource);
+    // the tracer feeds the store while settings.traces is on, the export while an endpoint is set
+    this.tracer = new Tracer(pipeline, [this.otlp.record], toolSource, this.store);
     this.update(settings);
   }
 

@@ -6,17 +6,30 @@
 // span as parent) and each attempt sends its own span's traceparent upstream. x-airlock-session
 // groups the traces of one workflow.
 //
-// Cost: spans are plain objects built only from facts the events carry; a request's spans go to
-// the sinks (local store, OTLP) together when it ends, and the sinks only queue them. While
-// tracing is off the tracer is not subscribed at all.
+// Cost: a request's spans are kept as the facts the events carry (its context, an Attempt per
+// upstream try) and go to the sinks together when it ends: the local store gets the request's
+// stored row written straight from those facts as JSON text (requestRow), with no span or
+// attributes objects; span objects (SpanData) are made only for span sinks (the OTLP export,
+// while an endpoint is set). The sinks only queue. While tracing is off the tracer is not
+// subscribed at all.
 import diagnostics_channel from 'node:diagnostics_channel';
 import { performance } from 'node:perf_hooks';
 import { channels, on, type AttemptEnd, type AttemptStart, type FirstContent, type QueueGiveUp, type RequestEnd, type RequestStart } from '../engine/events.js';
 import type { Kind, RequestContext } from '../engine/stages.js';
 import type { TelemetrySettings } from '../config/schema.js';
 import { formatTraceparent, newSpanId, newTraceId, parseTraceparent, type SpanData } from './span.js';
+import { attributesListJson, attributesObjectJson, childJson, jnum, jstr, type PutAttribute } from './span-store.js';
+import type { StoredRow } from './span-writer.js';
 
 export type SpanSink = (spans: SpanData[]) => void;
+
+/** The local span store as the tracer feeds it (SpanStore). */
+export interface StoreSink {
+  /** a request's stored row, written by the tracer (requestRow), and its span count */
+  recordRow(row: string, spans: number): void;
+  /** other spans (tool calls, late guardrail decisions) */
+  record: SpanSink;
+}
 
 /** Channels of capabilities built beside this one, subscribed by name (absent publishers are fine). */
 export const TOOL_START = 'airlock:tool:start';
@@ -34,11 +47,56 @@ interface ReqTrace {
   spanId: string;
   parentSpanId: string | undefined;
   /** finished child spans (and open attempts, finished in place) */
-  children: SpanData[];
+  children: (SpanData | Attempt)[];
   /** the attempt in flight (time to first chunk lands on it) */
-  current: SpanData | undefined;
+  current: Attempt | undefined;
   currentStart: number;
   resolved: boolean;
+}
+
+/** An upstream attempt's span while its request is traced: its facts as fields, no attributes
+ * object. It becomes a SpanData only for span sinks (attemptSpan) and is written straight into
+ * its request's row for the store (attemptJson); attemptAttributes() is the one list of its
+ * attributes for both. */
+class Attempt {
+  end: number;
+  status: SpanData['status'] = 'unset';
+  statusMessage: string | undefined = undefined;
+  ttfc: number | undefined = undefined;
+  outcome: string | undefined = undefined;
+  finishReasons: string[] | undefined = undefined;
+  constructor(
+    readonly spanId: string,
+    readonly start: number,
+    readonly op: string,
+    readonly upstreamModel: string,
+    readonly provider: string,
+    readonly endpoint: string,
+    readonly target: string,
+    readonly attempt: number,
+    readonly queueMs: number,
+    readonly origin: string | undefined,
+  ) {
+    this.end = start;
+  }
+}
+
+function attemptAttributes(a: Attempt, put: PutAttribute): void {
+  put('gen_ai.operation.name', a.op);
+  put('gen_ai.request.model', a.upstreamModel);
+  put('gen_ai.provider.name', a.provider);
+  put('airlock.endpoint', a.endpoint);
+  put('airlock.target', a.target);
+  put('airlock.attempt', a.attempt);
+  put('airlock.queue_ms', a.queueMs);
+  put('server.address', a.origin);
+  put('airlock.time_to_first_chunk_ms', a.ttfc);
+  put('airlock.attempt.outcome', a.outcome);
+  if (a.status === 'ok') put('gen_ai.response.finish_reasons', a.finishReasons);
+  else if (a.status === 'error') {
+    put('error.type', a.outcome);
+    if (a.statusMessage) put('airlock.failover_reason', a.statusMessage);
+  }
 }
 
 /** What the MCP gateway publishes on airlock:tool:start / :end (its ToolCallContext, read defensively). */
@@ -93,19 +151,31 @@ const RECENT_MAX = 2048;
 export class Tracer {
   private readonly inflight = new Map<string, ReqTrace>();
   private readonly tools = new Map<string, Ended & { start: number; parentSpanId: string | undefined }>();
-  /** recently ended requests and tool calls: guardrail events that arrive late still find their trace */
-  private readonly recent = new Map<string, Ended>();
+  /** recently ended requests and tool calls: guardrail events that arrive late still find their
+   * trace. Two generations of RECENT_MAX each: when the young one is full it becomes the old one
+   * (the old one is dropped), so the last RECENT_MAX to 2 x RECENT_MAX are found, without a delete
+   * and an iterator per request. */
+  private recent = new Map<string, Ended>();
+  private older = new Map<string, Ended>();
   private subs: (() => void)[] = [];
   private settings: TelemetrySettings | undefined;
+  /** the store gets spans (settings.telemetry.traces) */
+  private toStore = false;
+  /** the span sinks that get spans now */
+  private spanSinks: SpanSink[] = [];
   /** spans handed to the sinks since start */
   recorded = 0;
 
   constructor(
     private readonly source: object,
+    /** span sinks: with a store, they are the OTLP export, fed while settings.telemetry.otlp_endpoint
+     * is set; without one (tests), always */
     private readonly sinks: SpanSink[],
     /** the publisher of tool events, when known; undefined: any (the gateway names its MCP hub
      * here once the hub is loaded) */
     public toolSource?: object,
+    /** the local span store, fed while settings.telemetry.traces is on */
+    private readonly store?: StoreSink,
   ) {}
 
   get enabled(): boolean {
@@ -115,6 +185,8 @@ export class Tracer {
   /** Subscribe while tracing is on (the local store or an OTLP endpoint), unsubscribe when off. */
   update(settings: TelemetrySettings): void {
     this.settings = settings;
+    this.toStore = !!this.store && settings.traces;
+    this.spanSinks = !this.store || settings.otlp_endpoint ? this.sinks : [];
     const want = settings.traces || !!settings.otlp_endpoint;
     if (want && !this.subs.length) this.subscribe();
     else if (!want && this.subs.length) this.close();
@@ -210,16 +282,7 @@ export class Tracer {
       r.children.push(this.child(r, 'queue', `queue ${m.target.endpoint}`, start - m.queueMs, start, { 'airlock.endpoint': m.target.endpoint, 'airlock.queue_ms': round(m.queueMs) }));
     }
     const ep = r.ctx.snapshot.endpoints.get(m.target.endpoint);
-    const span = this.child(r, 'attempt', `${OPERATION[r.ctx.kind]} ${m.target.upstreamModel}`, start, start, {
-      'gen_ai.operation.name': OPERATION[r.ctx.kind],
-      'gen_ai.request.model': m.target.upstreamModel,
-      'gen_ai.provider.name': ep?.type ?? 'openai',
-      'airlock.endpoint': m.target.endpoint,
-      'airlock.target': m.target.id,
-      'airlock.attempt': m.attempt,
-      'airlock.queue_ms': round(m.queueMs),
-    });
-    if (ep) span.attributes['server.address'] = ep.origin;
+    const span = new Attempt(newSpanId(), start, OPERATION[r.ctx.kind], m.target.upstreamModel, ep?.type ?? 'openai', m.target.endpoint, m.target.id, m.attempt, round(m.queueMs), ep?.origin);
     r.children.push(span);
     r.current = span;
     r.currentStart = now;
@@ -245,7 +308,7 @@ export class Tracer {
 
   private firstContent(ctx: RequestContext): void {
     const r = this.inflight.get(ctx.id);
-    if (r?.current) r.current.attributes['airlock.time_to_first_chunk_ms'] = round(performance.now() - r.currentStart);
+    if (r?.current) r.current.ttfc = round(performance.now() - r.currentStart);
   }
 
   private attemptEnd(m: AttemptEnd): void {
@@ -254,16 +317,13 @@ export class Tracer {
     if (!r || !span) return;
     r.current = undefined;
     span.end = span.start + m.durationMs;
-    span.attributes['airlock.attempt.outcome'] = m.outcome;
+    span.outcome = m.outcome;
     if (m.outcome === 'ok') {
       span.status = 'ok';
-      if (m.ctx.finishReasons) span.attributes['gen_ai.response.finish_reasons'] = m.ctx.finishReasons;
-    }
-    else {
+      span.finishReasons = m.ctx.finishReasons;
+    } else {
       span.status = 'error';
       span.statusMessage = m.error;
-      span.attributes['error.type'] = m.outcome;
-      if (m.error) span.attributes['airlock.failover_reason'] = m.error;
     }
   }
 
@@ -279,78 +339,34 @@ export class Tracer {
     const s = this.settings;
     if (!failed && s && s.sample_ratio < 1 && Math.random() >= s.sample_ratio) return;
     const end = Tracer.wall(ctx, performance.now());
-    const op = OPERATION[ctx.kind];
-    const attrs: SpanData['attributes'] = {
-      'gen_ai.operation.name': op,
-      'airlock.request_id': ctx.id,
-      'http.response.status_code': ctx.status,
-      'airlock.attempts': ctx.attempts,
-    };
-    if (ctx.requestedModel !== undefined) attrs['gen_ai.request.model'] = ctx.requestedModel;
-    if (ctx.model) attrs['airlock.model'] = ctx.model.name;
-    if (ctx.rule) attrs['airlock.routing_rule'] = ctx.rule;
-    if (ctx.endpoint) {
-      attrs['airlock.endpoint'] = ctx.endpoint;
-      attrs['gen_ai.provider.name'] = ctx.snapshot.endpoints.get(ctx.endpoint)?.type ?? 'openai';
-    }
-    if (ctx.upstreamModel) attrs['gen_ai.response.model'] = ctx.upstreamModel;
-    if (ctx.finishReasons) attrs['gen_ai.response.finish_reasons'] = ctx.finishReasons;
-    const b = ctx.body;
-    if (typeof b.max_tokens === 'number') attrs['gen_ai.request.max_tokens'] = b.max_tokens;
-    else if (typeof b.max_completion_tokens === 'number') attrs['gen_ai.request.max_tokens'] = b.max_completion_tokens;
-    if (typeof b.temperature === 'number') attrs['gen_ai.request.temperature'] = b.temperature;
-    if (typeof b.top_p === 'number') attrs['gen_ai.request.top_p'] = b.top_p;
-    if (ctx.kind !== 'embeddings') attrs['airlock.stream'] = ctx.stream;
-    if (ctx.promptTokens || ctx.completionTokens) {
-      attrs['gen_ai.usage.input_tokens'] = ctx.promptTokens;
-      attrs['gen_ai.usage.output_tokens'] = ctx.completionTokens;
-      if (ctx.estimated) attrs['airlock.usage.estimated'] = true;
-    }
-    if (ctx.cost) attrs['airlock.cost'] = ctx.cost;
-    if (ctx.ttfbMs !== undefined) attrs['airlock.time_to_first_token_ms'] = round(ctx.ttfbMs);
-    if (ctx.user) attrs['enduser.id'] = ctx.user;
-    if (ctx.key) {
-      attrs['airlock.key'] = ctx.key.name;
-      if (ctx.key.team) attrs['airlock.team'] = ctx.key.team;
-    }
-    if (ctx.session) attrs['airlock.session'] = ctx.session;
-    if (ctx.errorClass) attrs['error.type'] = ctx.errorClass;
-    const root: SpanData = {
-      traceId: r.traceId,
-      spanId: r.spanId,
-      parentSpanId: r.parentSpanId,
-      session: ctx.session,
-      kind: 'model',
-      name: ctx.requestedModel !== undefined ? `${op} ${ctx.requestedModel}` : op,
-      start: ctx.ts,
-      end,
-      status: failed ? 'error' : 'ok',
-      statusMessage: ctx.errorClass,
-      team: ctx.key?.team,
-      key: ctx.key?.name,
-      model: ctx.model?.name ?? ctx.requestedModel,
-      httpStatus: ctx.status,
-      attributes: attrs,
-    };
     // an attempt still open (the client left mid-attempt and no attempt:end came) ends with the request
     if (r.current) {
       r.current.end = end;
-      r.current.attributes['airlock.attempt.outcome'] = 'unfinished';
+      r.current.outcome = 'unfinished';
     }
-    const spans = r.children;
-    spans.unshift(root);
     this.remember(ctx.id, { traceId: r.traceId, spanId: r.spanId, session: ctx.session });
-    this.emit(spans);
+    const n = r.children.length + 1;
+    this.recorded += n;
+    if (this.toStore) this.store!.recordRow(requestRow(r, end, failed), n);
+    if (this.spanSinks.length) {
+      const spans: SpanData[] = [rootSpan(r, end, failed)];
+      for (const c of r.children) spans.push(c instanceof Attempt ? attemptSpan(r, c) : c);
+      for (const sink of this.spanSinks) sink(spans);
+    }
   }
 
   private remember(id: string, e: Ended): void {
+    if (this.recent.size >= RECENT_MAX) {
+      this.older = this.recent;
+      this.recent = new Map();
+    }
     this.recent.set(id, e);
-    if (this.recent.size > RECENT_MAX) this.recent.delete(this.recent.keys().next().value!);
   }
 
   private emit(spans: SpanData[]): void {
     this.recorded += spans.length;
-    for (const sink of this.sinks) sink(spans);
+    if (this.toStore) this.store!.record(spans);
+    for (const sink of this.spanSinks) sink(spans);
   }
 
   // ---- MCP tool calls ----
@@ -423,7 +439,7 @@ export class Tracer {
       const live = e.requestId ? this.inflight.get(e.requestId) : undefined;
       if (live) this.resolve(live);
       const tool = e.toolCallId ? this.tools.get(e.toolCallId) : undefined;
-      const at: Ended | undefined = live ? { traceId: live.traceId, spanId: live.spanId, session: live.ctx.session } : (tool ?? this.recent.get(id));
+      const at: Ended | undefined = live ? { traceId: live.traceId, spanId: live.spanId, session: live.ctx.session } : (tool ?? this.recent.get(id) ?? this.older.get(id));
       if (!at) continue;
       const attrs: SpanData['attributes'] = { 'airlock.guardrail.policy': String(e.policy) };
       if (e.direction) attrs['airlock.guardrail.direction'] = e.direction;
@@ -458,4 +474,140 @@ export class Tracer {
 
 function round(ms: number): number {
   return Math.round(ms * 1000) / 1000;
+}
+
+/** The request span's attributes (GenAI conventions), in order: the one list for the span object
+ * (rootSpan) and the stored row (requestRow). */
+function requestAttributes(ctx: RequestContext, put: PutAttribute): void {
+  put('gen_ai.operation.name', OPERATION[ctx.kind]);
+  put('airlock.request_id', ctx.id);
+  put('http.response.status_code', ctx.status);
+  put('airlock.attempts', ctx.attempts);
+  put('gen_ai.request.model', ctx.requestedModel);
+  if (ctx.model) put('airlock.model', ctx.model.name);
+  if (ctx.rule) put('airlock.routing_rule', ctx.rule);
+  if (ctx.endpoint) {
+    put('airlock.endpoint', ctx.endpoint);
+    put('gen_ai.provider.name', ctx.snapshot.endpoints.get(ctx.endpoint)?.type ?? 'openai');
+  }
+  if (ctx.upstreamModel) put('gen_ai.response.model', ctx.upstreamModel);
+  put('gen_ai.response.finish_reasons', ctx.finishReasons);
+  const b = ctx.body;
+  if (typeof b.max_tokens === 'number') put('gen_ai.request.max_tokens', b.max_tokens);
+  else if (typeof b.max_completion_tokens === 'number') put('gen_ai.request.max_tokens', b.max_completion_tokens);
+  if (typeof b.temperature === 'number') put('gen_ai.request.temperature', b.temperature);
+  if (typeof b.top_p === 'number') put('gen_ai.request.top_p', b.top_p);
+  if (ctx.kind !== 'embeddings') put('airlock.stream', ctx.stream);
+  if (ctx.promptTokens || ctx.completionTokens) {
+    put('gen_ai.usage.input_tokens', ctx.promptTokens);
+    put('gen_ai.usage.output_tokens', ctx.completionTokens);
+    if (ctx.estimated) put('airlock.usage.estimated', true);
+  }
+  if (ctx.cost) put('airlock.cost', ctx.cost);
+  if (ctx.ttfbMs !== undefined) put('airlock.time_to_first_token_ms', round(ctx.ttfbMs));
+  if (ctx.user) put('enduser.id', ctx.user);
+  if (ctx.key) {
+    put('airlock.key', ctx.key.name);
+    if (ctx.key.team) put('airlock.team', ctx.key.team);
+  }
+  if (ctx.session) put('airlock.session', ctx.session);
+  if (ctx.errorClass) put('error.type', ctx.errorClass);
+}
+
+const spanName = (ctx: RequestContext): string => (ctx.requestedModel !== undefined ? `${OPERATION[ctx.kind]} ${ctx.requestedModel}` : OPERATION[ctx.kind]);
+
+/** The request's span as an object (span sinks: the OTLP export). */
+function rootSpan(r: ReqTrace, end: number, failed: boolean): SpanData {
+  const ctx = r.ctx;
+  const attributes: SpanData['attributes'] = {};
+  requestAttributes(ctx, (k, v) => {
+    if (v !== undefined) attributes[k] = v;
+  });
+  return {
+    traceId: r.traceId,
+    spanId: r.spanId,
+    parentSpanId: r.parentSpanId,
+    session: ctx.session,
+    kind: 'model',
+    name: spanName(ctx),
+    start: ctx.ts,
+    end,
+    status: failed ? 'error' : 'ok',
+    statusMessage: ctx.errorClass,
+    team: ctx.key?.team,
+    key: ctx.key?.name,
+    model: ctx.model?.name ?? ctx.requestedModel,
+    httpStatus: ctx.status,
+    attributes,
+  };
+}
+
+function attemptSpan(r: ReqTrace, a: Attempt): SpanData {
+  const attributes: SpanData['attributes'] = {};
+  attemptAttributes(a, (k, v) => {
+    if (v !== undefined) attributes[k] = v;
+  });
+  return {
+    traceId: r.traceId,
+    spanId: a.spanId,
+    parentSpanId: r.spanId,
+    session: r.ctx.session,
+    kind: 'attempt',
+    name: `${a.op} ${a.upstreamModel}`,
+    start: a.start,
+    end: a.end,
+    status: a.status,
+    statusMessage: a.statusMessage,
+    team: undefined,
+    key: undefined,
+    model: undefined,
+    httpStatus: undefined,
+    attributes,
+  };
+}
+
+/** An attempt in its request's row: a CompactChild (span-writer.ts) written as JSON, as
+ * childJson(attemptSpan(...)) would write it. */
+function attemptJson(a: Attempt): string {
+  return (
+    `[${jstr(a.spanId)},"attempt",${jstr(`${a.op} ${a.upstreamModel}`)},${jnum(a.start)},${jnum(a.end)},"${a.status}",` +
+    attributesListJson((put) => attemptAttributes(a, put)) +
+    (a.statusMessage !== undefined ? `,${jstr(a.statusMessage)}]` : ']')
+  );
+}
+
+/** The request's stored row (the span store's format, SPAN_COLUMNS in span-writer.ts), written
+ * straight from the request's context and attempts: the same row as rowJson() of the spans that
+ * rootSpan() and attemptSpan() make, without making them. */
+function requestRow(r: ReqTrace, end: number, failed: boolean): string {
+  const ctx = r.ctx;
+  let children: string | null = null;
+  if (r.children.length) {
+    children = '[';
+    for (let i = 0; i < r.children.length; i++) {
+      const c = r.children[i]!;
+      children += (i ? ',' : '') + (c instanceof Attempt ? attemptJson(c) : childJson(c, r.spanId));
+    }
+    children += ']';
+  }
+  const row: StoredRow = [
+    r.traceId,
+    r.spanId,
+    r.parentSpanId ?? null,
+    ctx.session ?? null,
+    'model',
+    spanName(ctx),
+    ctx.ts,
+    end,
+    failed ? 'error' : 'ok',
+    ctx.errorClass ?? null,
+    ctx.key?.team ?? null,
+    ctx.key?.name ?? null,
+    ctx.model?.name ?? ctx.requestedModel ?? null,
+    ctx.status,
+    attributesObjectJson((put) => requestAttributes(ctx, put)),
+    children,
+    r.children.length + 1,
+  ];
+  return JSON.stringify(row);
 }

@@ -74,6 +74,17 @@ test('off by default: requests export nothing; on: their spans reach the collect
   const a = rx.spans.find((s) => s.spanId === attempt.span_id)!;
   assert.equal(a.parentSpanId, root.span_id);
   assert.equal(a.kind, 3, 'SPAN_KIND_CLIENT');
+  // the stored row (the tracer writes it without span objects) and the exported spans (span
+  // objects) say the same: names, parents, times, statuses, every attribute by name and value
+  // (this receiver does not decode array values)
+  for (const [s, x] of [[root, got], [attempt, a]] as const) {
+    assert.equal(x.name, s.name);
+    assert.equal(x.parentSpanId || null, s.parent_span_id, `${s.kind} parent`);
+    assert.ok(Math.abs(Number(x.startNs) / 1e6 - s.start_ms) < 0.001 && Math.abs(Number(x.endNs) / 1e6 - s.end_ms) < 0.001, `${s.kind} times`);
+    assert.equal(x.status.code, s.status.code === 'ok' ? 1 : s.status.code === 'error' ? 2 : 0, `${s.kind} status`);
+    assert.deepEqual(Object.keys(x.attributes).sort(), Object.keys(s.attributes).sort(), `${s.kind} attribute names`);
+    for (const [k, v] of Object.entries(s.attributes)) if (!Array.isArray(v)) assert.equal(x.attributes[k], v, `${s.kind} ${k}`);
+  }
   const req = rx.requests.find((r) => r.contentType === 'application/x-protobuf');
   assert.ok(req, 'protobuf');
   assert.equal(req.headers.authorization, 'Bearer collector-secret');

@@ -2,14 +2,21 @@
 // compact form (tuples, known attribute keys as numbers, the root's id and nulls left out) and
 // read back by the admin API's reads exactly as the tracer made them; rows written before the
 // compact form (children as objects) still read, side by side with new ones. Retention and the
-// size cap prune in write order (no index on start).
+// size cap prune in write order (no index on start). A request's row that the tracer writes
+// itself (without span objects) reads back as the span objects it hands an exporter.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
+import diagnostics_channel from 'node:diagnostics_channel';
+import { DEFAULT_SETTINGS } from '../../gateway/config/schema.js';
+import { channels } from '../../gateway/engine/events.js';
+import { newContext } from '../../gateway/engine/pipeline.js';
+import type { Snapshot } from '../../gateway/engine/snapshot.js';
 import { openDatabase } from '../../gateway/store/db.js';
 import { RecorderThread } from '../../gateway/store/recorder.js';
 import { SpanStore, listSessions, traceById, tracesOfSession } from '../../gateway/telemetry/span-store.js';
 import { newSpanId, newTraceId, type SpanData } from '../../gateway/telemetry/span.js';
 import { ATTR_KEYS } from '../../gateway/telemetry/span-writer.js';
+import { GUARDRAIL_EVENTS, Tracer } from '../../gateway/telemetry/tracer.js';
 import type { TraceSpan } from '../../gateway/wire.js';
 import { tmpDir } from '../helpers/gateway.js';
 
@@ -278,6 +285,76 @@ test('a tool call and a late guardrail span, each a row of its own, read back as
     const list = listSessions(db, { limit: 10 });
     assert.deepEqual([list.data[0]!.session, list.data[0]!.tool_calls, list.data[0]!.errors, list.data[0]!.teams, list.data[0]!.keys], ['wf-2', 1, 1, ['ops'], ['agent-1']]);
   } finally {
+    await store.close();
+    db.close();
+  }
+});
+
+test("a request's row that the tracer writes without span objects reads back as the spans it gives an exporter, odd strings and every kind of child included", async () => {
+  const dir = tmpDir('airlock-span-row-');
+  const db = openDatabase(dir);
+  const thread = new RecorderThread(db.name, { dataDir: dir, log: quiet });
+  const store = SpanStore.forDatabase(db, () => ({ retentionHours: 24, maxSpans: 100_000 }), quiet, thread);
+  const exported: SpanData[] = [];
+  const source = {};
+  // the store and a span sink together (as with an OTLP endpoint set): the row is written from
+  // the request's facts, the span objects are made from the same facts for the sink
+  const tracer = new Tracer(source, [(s) => exported.push(...s)], undefined, store);
+  tracer.update({ ...DEFAULT_SETTINGS.telemetry, traces: true, otlp_endpoint: 'http://127.0.0.1:9/v1/traces' });
+  const snapshot = {
+    endpoints: new Map([['gpu "1"', { name: 'gpu "1"', type: 'ollama', origin: 'http://10.0.0.5:11434' }]]),
+    models: new Map(),
+    settings: DEFAULT_SETTINGS,
+  } as unknown as Snapshot;
+  const odd = 'wf "1" \\ \u2028 é 😀 \n end';
+  const target = { id: 'gpu "1"/llama', endpoint: 'gpu "1"', upstreamModel: 'llama "3"' };
+  try {
+    const ctx = newContext('chat', `req-${newSpanId()}`, snapshot);
+    Object.assign(ctx, { session: odd, traceparent: `00-${'ab'.repeat(16)}-${'cd'.repeat(8)}-01` });
+    channels.requestStart.publish({ source, ctx });
+    // a wait for a slot, an attempt that fails over, a guardrail decision in flight, and an
+    // attempt the client left (no attempt:end)
+    channels.attemptStart.publish({ source, ctx, target, attempt: 1, headers: {}, queueMs: 3.25 });
+    channels.attemptEnd.publish({ source, ctx, target, attempt: 1, outcome: 'http_5xx', error: 'answered 500 "busy"\n\u2028', durationMs: 4.5 });
+    diagnostics_channel.channel(GUARDRAIL_EVENTS).publish({ source: {}, events: [{ ts: Date.now(), requestId: ctx.id, policy: 'pii "strict"', direction: 'input', action: 'redact', count: 2, detectors: { email: 2 } }] });
+    channels.attemptStart.publish({ source, ctx, target, attempt: 2, headers: {}, queueMs: 0 });
+    channels.firstContent.publish({ source, ctx });
+    Object.assign(ctx, {
+      key: { name: 'key "k"', team: 'team ü' },
+      user: 'user \u0001 "u"',
+      requestedModel: 'model "m" 😀',
+      model: { name: 'model "m" 😀' },
+      rule: 'rule\\1',
+      endpoint: 'gpu "1"',
+      upstreamModel: 'llama "3"',
+      body: { max_tokens: 7, temperature: 0.25, top_p: 1 },
+      stream: true,
+      status: 499,
+      errorClass: 'client_closed',
+      attempts: 2,
+      promptTokens: 3,
+      completionTokens: 0,
+      estimated: true,
+      cost: 1e-7,
+      ttfbMs: 12.3456789,
+    });
+    channels.requestEnd.publish({ source, ctx, latencyMs: 20 });
+    assert.equal(await store.flush(), true);
+
+    assert.deepEqual(exported.map((s) => s.kind), ['model', 'queue', 'attempt', 'guardrail', 'attempt']);
+    const root = exported[0]!;
+    assert.equal(root.traceId, 'ab'.repeat(16), "the client's trace");
+    assert.equal(root.session, odd);
+    assert.equal(exported[4]!.attributes['airlock.attempt.outcome'], 'unfinished');
+    assert.equal(exported[2]!.attributes['airlock.failover_reason'], 'answered 500 "busy"\n\u2028');
+    const t = traceById(db, root.traceId)!;
+    assert.deepEqual(t.spans, exported.map((s) => expected(s, root)).sort((a, b) => a.start_ms - b.start_ms));
+    // one row; the session list reads its team, key, model and sums from it
+    assert.equal(db.prepare(`SELECT COUNT(*) FROM trace_spans WHERE trace_id = ?`).pluck().get(root.traceId), 1);
+    const list = listSessions(db, { limit: 10 }).data.find((x) => x.session === odd)!;
+    assert.deepEqual([list.teams, list.keys, list.models, list.errors, list.input_tokens, list.cost], [['team ü'], ['key "k"'], ['model "m" 😀'], 1, 3, 1e-7]);
+  } finally {
+    tracer.close();
     await store.close();
     db.close();
   }
