@@ -180,8 +180,8 @@ export class AuditLog {
   }
 
   /** Write encoded entries (post()'s) now in this thread's connection: the writer thread's entry point. */
-  writeEncoded(values: readonly EncodedValue[]): void {
-    this.guarded(() => this.db.transaction(() => this.insertRows(values)).immediate());
+  writeEncoded(values: readonly EncodedValue[], pace?: () => void): void {
+    this.guarded(() => this.db.transaction(() => this.insertRows(values, false, pace)).immediate());
   }
 
   /** Write one record now (after anything queued in this thread); throws when it cannot be written. */
@@ -353,7 +353,7 @@ export class AuditLog {
   /** Append encoded entries to the chain (inside the caller's transaction); the records without
    * their data when `collect` (the writer thread's batches need none: nothing is built per record
    * but its time and hash). */
-  private insertRows(values: readonly EncodedValue[], collect = false): Omit<AuditRecord, 'data'>[] {
+  private insertRows(values: readonly EncodedValue[], collect = false, pace?: () => void): Omit<AuditRecord, 'data'>[] {
     const ins = this.db.prepare(`INSERT INTO audit_log (seq, ts, kind, actor, source, data, prev_hash, hash) VALUES (?, ?, ?, ?, ?, ?, ?, ?)`);
     let { seq, hash } = this.head();
     const start = seq;
@@ -369,6 +369,7 @@ export class AuditLog {
       hash = core.recordHashOf({ seq, ts, kind, actor, source, prev_hash }, data);
       ins.run(seq, ts, kind, actor, source, data, prev_hash, hash);
       if (collect) out.push({ seq, ts, kind, actor, source, prev_hash, hash });
+      pace?.();
     }
     const every = Math.max(1, this.opts.checkpointEvery?.() ?? 1000);
     if (Math.floor(start / every) !== Math.floor(seq / every)) this.insertCheckpoint(seq, hash);

@@ -17,7 +17,7 @@ export interface AuditWriterInit {
   retryMs: number;
 }
 
-export function auditWriter({ db, send: post }: PartContext, init: unknown): PartWriter {
+export function auditWriter({ db, send: post, pace }: PartContext, init: unknown): PartWriter {
   const { dataDir, retryMs } = init as AuditWriterInit;
   let every = 1000;
   // the signing key is loaded at the first write, inside its error handling (recorder-worker.ts)
@@ -35,7 +35,7 @@ export function auditWriter({ db, send: post }: PartContext, init: unknown): Par
     const batch = pending;
     try {
       log ??= open();
-      if (batch.length) log.writeEncoded(batch);
+      if (batch.length) log.writeEncoded(batch, pace);
       else if (failing) log.probe();
       else return;
       pending = pending.slice(batch.length);

@@ -10,7 +10,7 @@ export interface LedgerWriterInit {
   retryMs: number;
 }
 
-export function ledgerWriter({ db, send: post }: PartContext, init: unknown): PartWriter {
+export function ledgerWriter({ db, send: post, pace }: PartContext, init: unknown): PartWriter {
   const { retryMs } = init as LedgerWriterInit;
   const send = (m: FromWorker) => post(m);
   const C = LEDGER_COLUMNS.length;
@@ -20,7 +20,10 @@ export function ledgerWriter({ db, send: post }: PartContext, init: unknown): Pa
     // Plain INSERT: a row is never replaced (the key is the gateway's own, unique request id).
     const insert = db.prepare(`INSERT INTO ledger (${LEDGER_COLUMNS.join(', ')}) VALUES (${LEDGER_COLUMNS.map(() => '?').join(', ')})`);
     return db.transaction((values: LedgerValue[]) => {
-      for (let k = 0; k < values.length; k += C) insert.run(values.slice(k, k + C));
+      for (let k = 0; k < values.length; k += C) {
+        insert.run(values.slice(k, k + C));
+        pace?.();
+      }
     });
   };
 

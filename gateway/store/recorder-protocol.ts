@@ -21,6 +21,10 @@ export interface PartContext {
   db: import('better-sqlite3').Database;
   send: (m: unknown) => void;
   dataDir: string | undefined;
+  /** Call between rows: once this thread has run a slice without a break, it sleeps a moment so
+   * that the event loop serving requests gets the core when both share one (recorder-worker.ts).
+   * Absent outside the writer thread. */
+  pace?: () => void;
 }
 
 /** A part's writer in the thread: handles its messages. */

@@ -13,6 +13,23 @@ import { spanWriter } from '../telemetry/span-writer.js';
 import { promptLogWriter } from '../audit/prompt-log-writer.js';
 import type { FromRecorder, PartContext, PartName, PartWriter, ToRecorder } from './recorder-protocol.js';
 
+// Pacing. When this thread and the event loop that serves requests share one core (a small
+// appliance, or a gateway pinned to one CPU), a request that arrives while a batch is being written
+// waits until the kernel takes the core from this thread — up to a scheduler slice, a few ms. So a
+// writer that has run for a slice of its own (AIRLOCK_WRITER_SLICE_US, default 250 µs; 0: never)
+// sleeps for a moment between rows (pace() in PartContext), and the kernel runs the event loop if
+// it is waiting. With a core to itself nothing is waiting: the sleep costs a few tens of µs of wall
+// time per slice, no CPU.
+const SLICE_MS = Math.max(0, Number(process.env.AIRLOCK_WRITER_SLICE_US ?? 250) || 0) / 1000;
+const gate = new Int32Array(new SharedArrayBuffer(4));
+let sliceStart = 0;
+function pace(): void {
+  const now = performance.now();
+  if (now - sliceStart < SLICE_MS) return;
+  Atomics.wait(gate, 0, 0, 0.02);
+  sliceStart = performance.now();
+}
+
 const WRITERS: Record<PartName, (ctx: PartContext, init: unknown) => PartWriter> = {
   ledger: ledgerWriter,
   audit: auditWriter,
@@ -30,12 +47,14 @@ if (parentPort) {
   let attached = 0;
 
   port.on('message', (m: ToRecorder) => {
+    // the thread was waiting for this message: a new slice begins
+    sliceStart = performance.now();
     switch (m.type) {
       case 'init':
         if (!writers.has(m.part)) attached++;
         writers.set(
           m.part,
-          WRITERS[m.part]({ db, dataDir, send: (msg: unknown) => port.postMessage({ part: m.part, msg } satisfies FromRecorder) }, m.init),
+          WRITERS[m.part]({ db, dataDir, pace: SLICE_MS > 0 ? pace : undefined, send: (msg: unknown) => port.postMessage({ part: m.part, msg } satisfies FromRecorder) }, m.init),
         );
         break;
       case 'msg':

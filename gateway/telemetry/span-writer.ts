@@ -122,7 +122,7 @@ interface Batch {
   spans: number;
 }
 
-export function spanWriter({ db, send: post }: PartContext): PartWriter {
+export function spanWriter({ db, send: post, pace }: PartContext): PartWriter {
   const send = (m: FromWriter) => post(m);
   // statements are prepared at the first write or prune, inside its error handling (recorder-worker.ts)
   const prepare = () => {
@@ -130,7 +130,11 @@ export function spanWriter({ db, send: post }: PartContext): PartWriter {
     // column (which measured ~2x the whole insert), and no more than the old structured clone
     const insert = db.prepare(`INSERT INTO trace_spans (${SPAN_COLUMNS.join(', ')}) VALUES (${SPAN_COLUMNS.map(() => '?').join(',')})`);
     const writeBatch = db.transaction((batches: Batch[]) => {
-      for (const b of batches) for (const row of JSON.parse(b.rows) as SpanValue[][]) insert.run(row);
+      for (const b of batches)
+        for (const row of JSON.parse(b.rows) as SpanValue[][]) {
+          insert.run(row);
+          pace?.();
+        }
     });
     const allSpans = db.prepare(`SELECT COALESCE(SUM(n), 0) FROM trace_spans`).pluck();
     const oldest = db.prepare(`SELECT rowid, start, n FROM trace_spans ORDER BY rowid`).raw();
