@@ -50,6 +50,18 @@ export function describeHolder(h: LockHolder | undefined): string {
  * connection is closed or the process ends; the file is never deleted.
  */
 export function takeFileLock(file: string): Database.Database | undefined {
+  return lockFile(file, 'exclusive');
+}
+
+/**
+ * A shared operating-system lock on `file` (created empty, 0600, if missing): a read transaction
+ * held open. undefined when another process holds the file's exclusive lock (takeFileLock()).
+ */
+export function takeSharedFileLock(file: string): Database.Database | undefined {
+  return lockFile(file, 'shared');
+}
+
+function lockFile(file: string, mode: 'exclusive' | 'shared'): Database.Database | undefined {
   let db: Database.Database;
   try {
     db = new Database(file, { timeout: 0 });
@@ -62,7 +74,12 @@ export function takeFileLock(file: string): Database.Database | undefined {
     /* best effort, like the database */
   }
   try {
-    db.exec('BEGIN EXCLUSIVE');
+    if (mode === 'exclusive') db.exec('BEGIN EXCLUSIVE');
+    else {
+      db.exec('BEGIN');
+      // the first read takes SHARED, kept until the transaction ends
+      db.prepare('SELECT count(*) FROM sqlite_master').get();
+    }
     return db;
   } catch (e) {
     db.close();
@@ -76,34 +93,6 @@ export function takeFileLock(file: string): Database.Database | undefined {
  * the other runs. Separate from LOCK_FILE, which a running gateway holds: commands work beside a
  * gateway, never beside a restore. */
 export const COMMANDS_LOCK_FILE = 'airlock.commands.lock';
-
-/**
- * A shared operating-system lock on `file` (created empty, 0600, if missing): a read transaction
- * held open. undefined when another process holds the file's exclusive lock (takeFileLock()).
- */
-export function takeSharedFileLock(file: string): Database.Database | undefined {
-  let db: Database.Database;
-  try {
-    db = new Database(file, { timeout: 0 });
-  } catch (e) {
-    throw new StartupError(`lock file ${file} cannot be opened: ${(e as Error).message}`);
-  }
-  try {
-    fs.chmodSync(file, 0o600);
-  } catch {
-    /* best effort, like the database */
-  }
-  try {
-    db.exec('BEGIN');
-    // the first read takes SHARED, kept until the transaction ends
-    db.prepare('SELECT count(*) FROM sqlite_master').get();
-    return db;
-  } catch (e) {
-    db.close();
-    if ((e as { code?: string }).code === 'SQLITE_BUSY') return undefined;
-    throw new StartupError(`lock file ${file} cannot be locked: ${(e as Error).message}`);
-  }
-}
 
 /** A command's shared hold on the data dir (see COMMANDS_LOCK_FILE), or a StartupError saying a
  * restore is running. Close the returned connection to drop it (the process's end drops it too). */
