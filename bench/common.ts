@@ -36,11 +36,25 @@ const PROSE = [
   'Budget figures for travel and equipment stay within last year\'s limits.',
 ];
 
+/** Business prose with what sets the detectors' prefilters off (digits, dates, times, ids,
+ * versions, `-`, `:`, `=`, `@` in a handle, an address-like host) and still no personal data or
+ * secret: every detector's expression runs, none finds anything. */
+const MIXED = [
+  'Ticket OPS-4821 was closed on 2026-11-30 at 14:05 after the rollout of version 2.3.1 to 12 sites.',
+  'Order 55120 (3 pallets, 480 kg) left the north warehouse at 07:45; ETA is 2 days.',
+  'Set retries=3 and timeout=30 for the nightly batch job; it ran 4,812 records in 96 s.',
+  'The Q3 review moved from room B-204 to the main hall; 27 people confirmed by 16:00.',
+  'Ask @ops-oncall in the team channel before changing build.internal settings for release 41.',
+  'Invoice batch 2026/11 totals 18,430.50 EUR across 64 lines; the audit found 0 issues.',
+];
+
 /** An ordinary business prompt of about `bytes` bytes (no personal data, no secrets: what the
- * detectors scan on every request, not what they find). */
-export function businessPrompt(bytes: number): string {
+ * detectors scan on every request, not what they find). `mixed`: with numbers, dates, ids and
+ * punctuation that the detectors' prefilters react to (MIXED), so their expressions run too. */
+export function businessPrompt(bytes: number, mixed = false): string {
+  const lines = mixed ? MIXED : PROSE;
   let s = '';
-  for (let i = 0; s.length < bytes; i++) s += (s ? ' ' : '') + PROSE[i % PROSE.length]!;
+  for (let i = 0; s.length < bytes; i++) s += (s ? ' ' : '') + lines[i % lines.length]!;
   return s.slice(0, bytes);
 }
 

@@ -29,6 +29,8 @@
 //   BENCH_PROMPT_BYTES    the measured requests' user message is that many bytes of ordinary
 //                         business prose (default: a 20-byte prompt); the guardrails comparison's
 //                         target is for a 4 kB prompt: BENCH_PROMPT_BYTES=4096
+//   BENCH_PROMPT_KIND     prose (default) or mixed: the prose with numbers, dates, ids and
+//                         punctuation, so every detector's expression runs (none finds anything)
 //   BENCH_PROFILE_DIR     run the servers with --cpu-prof, writing NAME-TIME.cpuprofile there
 //                         (summarise with: node dist/bench/profile-summary.js FILE)
 //   BENCH_NO_WRITE=1      do not write bench/RESULTS.md (it is written only for a full run anyway)
@@ -116,7 +118,9 @@ const TARGET_GUARD_RPS_RATIO = 0.85; // guardrails on vs off, at 32 connections
 const PROMPT_BYTES = Number(process.env.BENCH_PROMPT_BYTES ?? 0);
 if (!Number.isInteger(PROMPT_BYTES) || PROMPT_BYTES < 0) throw new Error('BENCH_PROMPT_BYTES must be a whole number of bytes');
 /** the measured requests' user message (undefined: requestBody's short default) */
-const PROMPT = PROMPT_BYTES ? businessPrompt(PROMPT_BYTES) : undefined;
+const PROMPT_KIND = process.env.BENCH_PROMPT_KIND ?? 'prose';
+if (PROMPT_KIND !== 'prose' && PROMPT_KIND !== 'mixed') throw new Error('BENCH_PROMPT_KIND must be prose or mixed');
+const PROMPT = PROMPT_BYTES ? businessPrompt(PROMPT_BYTES, PROMPT_KIND === 'mixed') : undefined;
 const TARGET_GUARD_ADDED_P50_MS = 0.5; // guardrails on vs off, at 1 connection
 const TARGET_TRACE_RPS_RATIO = 0.9; // tracing (local span store) on vs off, at 32 connections
 /** A 32-connection ratio is only meaningful when both servers are CPU-bound on their core. */
@@ -619,7 +623,7 @@ function report(runs: RunRecord[], servers: ServerRecord[], slow: SlowRecord[], 
     `- Date: ${started.toISOString()}`,
     `- Machine: ${m.cpu}, ${m.cores} cores, ${m.memoryGB} GB memory, ${m.kernel}; Node ${m.node}`,
     `- Pinning: ${CAN_PIN ? `server under test on CPU ${SERVER_CORE} (taskset -c ${SERVER_CORE}); load generator (this process, CPUs ${load}) and upstream on CPU ${LOAD_CORE}` : 'none (taskset or a second CPU unavailable)'}`,
-    `- Per run: ${WARMUP} s warm-up, then ${SECONDS} s measured, HTTP/1.1 keep-alive, no pipelining; concurrency ${CONNECTIONS.join(', ')}; ${MODES.join(' and ')} chat completions; user message ${PROMPT_BYTES ? `${PROMPT_BYTES} bytes of ordinary business prose (BENCH_PROMPT_BYTES)` : 'a 20-byte prompt'}`,
+    `- Per run: ${WARMUP} s warm-up, then ${SECONDS} s measured, HTTP/1.1 keep-alive, no pipelining; concurrency ${CONNECTIONS.join(', ')}; ${MODES.join(' and ')} chat completions; user message ${PROMPT_BYTES ? `${PROMPT_BYTES} bytes of ordinary business prose${PROMPT_KIND === 'mixed' ? ' with numbers, dates, ids and punctuation that set the detectors off (BENCH_PROMPT_KIND=mixed)' : ''} (BENCH_PROMPT_BYTES)` : 'a 20-byte prompt'}`,
     `- Rounds: ${ROUNDS}; each starts, measures and stops every server in turn (alternating which goes first); the tables use, per configuration, the round with the most requests/s (all runs are listed at the end)`,
     `- Idle RSS: read ${IDLE_SETTLE_SECONDS} s after the server is ready, having answered one request of each mode (V8 shrinks the young generation that start-up grew ~8-10 s after activity stops; the RSS 1 s after start is listed too)`,
     `- Slow streams: ${SLOW_STREAMS ? `${SLOW_STREAMS} streaming requests opened at once over ${SLOW_STREAMS} connections (undici Pool), each answered with ${SLOW_CONTENT.split(' ').length} content chunks ${SLOW_CHUNK_DELAY_MS.min}-${SLOW_CHUNK_DELAY_MS.max} ms apart (drawn per stream), on a fresh server after the rounds; RSS sampled every 100 ms; then the client connections are closed and RSS read every second for ${SLOW_SETTLE_SECONDS} s` : 'not run'}`,
