@@ -51,21 +51,22 @@ const putPair: PutAttribute = (k, v) => {
  * written as JSON.stringify would write the object (undefined left out, a non-finite number as
  * null) without making the object. */
 export function attributesObjectJson(fill: (put: PutAttribute) => void): string {
-  const outer = acc;
-  acc = '';
-  fill(putKey);
-  const s = acc ? acc + '}' : '{}';
-  acc = outer;
-  return s;
+  return collect(fill, putKey, '{', '}');
 }
 
 /** A compact child's attributes (CompactChild): a flat JSON list of key, value pairs, the keys of
  * ATTR_KEYS as their index. */
 export function attributesListJson(fill: (put: PutAttribute) => void): string {
+  return collect(fill, putPair, '[', ']');
+}
+
+/** What `fill` puts through `put` (which opens with `open` and appends to acc), closed; acc is
+ * kept for the caller, so a fill may itself write attributes. */
+function collect(fill: (put: PutAttribute) => void, put: PutAttribute, open: string, close: string): string {
   const outer = acc;
   acc = '';
-  fill(putPair);
-  const s = acc ? acc + ']' : '[]';
+  fill(put);
+  const s = (acc || open) + close;
   acc = outer;
   return s;
 }

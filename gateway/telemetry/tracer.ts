@@ -516,13 +516,19 @@ function requestAttributes(ctx: RequestContext, put: PutAttribute): void {
 
 const spanName = (ctx: RequestContext): string => (ctx.requestedModel !== undefined ? `${OPERATION[ctx.kind]} ${ctx.requestedModel}` : OPERATION[ctx.kind]);
 
+/** The attributes `fill` puts, as a span object's (undefined values left out). */
+function attributesOf(fill: (put: PutAttribute) => void): SpanData['attributes'] {
+  const attributes: SpanData['attributes'] = {};
+  fill((k, v) => {
+    if (v !== undefined) attributes[k] = v;
+  });
+  return attributes;
+}
+
 /** The request's span as an object (span sinks: the OTLP export). */
 function rootSpan(r: ReqTrace, end: number, failed: boolean): SpanData {
   const ctx = r.ctx;
-  const attributes: SpanData['attributes'] = {};
-  requestAttributes(ctx, (k, v) => {
-    if (v !== undefined) attributes[k] = v;
-  });
+  const attributes = attributesOf((put) => requestAttributes(ctx, put));
   return {
     traceId: r.traceId,
     spanId: r.spanId,
@@ -543,10 +549,7 @@ function rootSpan(r: ReqTrace, end: number, failed: boolean): SpanData {
 }
 
 function attemptSpan(r: ReqTrace, a: Attempt): SpanData {
-  const attributes: SpanData['attributes'] = {};
-  attemptAttributes(a, (k, v) => {
-    if (v !== undefined) attributes[k] = v;
-  });
+  const attributes = attributesOf((put) => attemptAttributes(a, put));
   return {
     traceId: r.traceId,
     spanId: a.spanId,
