@@ -14,7 +14,7 @@ import { api, apiFieldErrors, get, validate, type FieldErrors, type ListenOrigin
 import { useAuth } from '../auth';
 import { BackupSection } from './Backup';
 import { RestoreSection } from './Restore';
-import { RestartSection, adminAfterRestart } from './restart';
+import { RestartSection, adminAfterRestart, isLoopback } from './restart';
 import { markSaved } from '../unsaved';
 import { useResource } from '../hooks';
 import { CheckboxField, ConfirmDialog, FormError, LoadError, Loading, NumberField, PageHeader, Section, SelectField, TextAreaField, TextField, fmtTime } from '../components/ui';
@@ -336,7 +336,6 @@ const OVERRIDES: Record<keyof ListenConfig, { flag: string; env: string }> = {
 };
 const LAN_HOST = '0.0.0.0';
 const LOOPBACK_HOST = '127.0.0.1';
-const isLoopback = (h: string) => /^(127\.\d{1,3}\.\d{1,3}\.\d{1,3}|localhost|::1)$/i.test(h);
 const exposedUrl = (u: string | undefined) => (u ? !/\/\/(127\.\d+\.\d+\.\d+|localhost|\[::1\])(:|\/|$)/.test(u) : undefined);
 const overrideName = (k: keyof ListenConfig, src: ListenOrigin) => (src === 'flag' ? `the ${OVERRIDES[k].flag} flag` : `the ${OVERRIDES[k].env} environment variable`);
 

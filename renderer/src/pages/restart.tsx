@@ -24,7 +24,10 @@ export interface AdminMove {
   note: string;
 }
 
-const isLoopbackHost = (h: string) => /^(127\.\d{1,3}\.\d{1,3}\.\d{1,3}|localhost|::1|\[::1\])$/i.test(h);
+/** A loopback host as stored in settings.listen (127.x.x.x, localhost, ::1). */
+export const isLoopback = (h: string) => /^(127\.\d{1,3}\.\d{1,3}\.\d{1,3}|localhost|::1)$/i.test(h);
+/** The same for a host as a URL writes it (an IPv6 address in brackets). */
+const isLoopbackHost = (h: string) => isLoopback(h.replace(/^\[(.*)\]$/, '$1'));
 const isAnyHost = (h: string) => h === '0.0.0.0' || h === '::' || h === '[::]';
 
 /** The admin plane's stored address against the one this process was started with (a value
