@@ -29,6 +29,8 @@ function text(bytes: number, offset: number): string {
 const PROMPT = text(4096, 0);
 const PROMPT_PII = `${PROMPT.slice(0, 2000)} mail jane.doe@example.com, card 4111 1111 1111 1111 ${PROMPT.slice(2000, 4096 - 60)}`;
 const ANSWER = text(4096, 97);
+// business text with ids, dates, times, amounts and key=value: every detector's expression runs
+const PROMPT_MIXED = businessPrompt(4096, true);
 
 function input(prompt: string): void {
   const r = evaluateTexts(policies, 'input', ['You are a helpful assistant.', prompt], new Placeholders(), new Map<string, Hit>());
@@ -48,6 +50,7 @@ console.log(`node ${process.version}, ${os.cpus().length} cores (${os.cpus()[0]?
 const rows: [string, () => void][] = [
   ['input, 4 kB prompt, nothing found', () => input(PROMPT)],
   ['input, 4 kB prompt, e-mail + card redacted', () => input(PROMPT_PII)],
+  ['input, 4 kB prompt with ids, dates and amounts, nothing found', () => input(PROMPT_MIXED)],
   ['output, 4 kB answer streamed in 4-char chunks', () => output(ANSWER)],
 ];
 for (const [name, fn] of rows) {

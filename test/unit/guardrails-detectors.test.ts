@@ -7,6 +7,7 @@ import { SECRETS } from '../../gateway/guardrails/detectors/secrets.js';
 import { injection, injectionScore } from '../../gateway/guardrails/detectors/injection.js';
 import { keywordDetector, regexDetector, unsafeRegexReason } from '../../gateway/guardrails/detectors/custom.js';
 import type { Detector, Finding } from '../../gateway/guardrails/detectors/types.js';
+import { Rng } from '../helpers/random.js';
 
 const found = (f: Finding[], text: string) => f.map((x) => text.slice(x.start, x.end));
 
@@ -44,6 +45,27 @@ cases(
   ],
   ['user@localhost is local', 'follow @airlock on the intranet', 'foo@bar', 'a@b.c', 'name at example dot com'],
 );
+
+// The e-mail detector looks at each "@" instead of running one global expression over the whole
+// text (for speed). It must find exactly what the one expression that defines an address finds,
+// whatever surrounds the "@": runs of local-part characters longer than 64, addresses back to
+// back, dots and dashes at the edges, several "@" in a row.
+test('email: the same findings as the defining expression, on generated texts', () => {
+  const DEFINITION = /(?<![\w.%+-])[A-Za-z0-9][A-Za-z0-9._%+-]{0,63}@(?:[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?\.)+[A-Za-z]{2,24}(?![\w-]|\.[A-Za-z0-9])/g;
+  const pieces = ['a', 'Zb', '9', '.', '_', '%', '+', '-', '@', '@', 'x.io', 'co.uk', ' ', ',', 'jane.doe', 'example.com', 'é', '\n', 'q'.repeat(30), 'r'.repeat(64), '..', '-x', '1'];
+  const rng = new Rng(7);
+  let found = 0;
+  for (let i = 0; i < 20000; i++) {
+    let text = '';
+    const n = rng.range(1, 14);
+    for (let j = 0; j < n; j++) text += pieces[rng.int(pieces.length)];
+    const want = [...text.matchAll(DEFINITION)].map((m) => [m.index, m.index + m[0].length]);
+    const got = PII.email(text).map((f) => [f.start, f.end]);
+    assert.deepEqual(got, want, `text ${JSON.stringify(text)}`);
+    found += want.length;
+  }
+  assert.ok(found > 300, `the generated texts hold addresses (${found})`);
+});
 
 cases(
   'phone',
