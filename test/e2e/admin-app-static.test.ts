@@ -8,6 +8,7 @@ import os from 'node:os';
 import path from 'node:path';
 import Fastify, { type FastifyInstance } from 'fastify';
 import { ADMIN_APP_CSP, registerAdminApp } from '../../gateway/server/static.js';
+import { tmpDir } from '../helpers/gateway.js';
 
 function plane(distDir: string): FastifyInstance {
   const app = Fastify({ logger: false });
@@ -23,7 +24,7 @@ describe('admin app static serving', () => {
   let missing: FastifyInstance;
 
   before(async () => {
-    dir = fs.mkdtempSync(path.join(os.tmpdir(), 'airlock-dist-'));
+    dir = tmpDir('airlock-dist-');
     fs.mkdirSync(path.join(dir, 'assets'));
     fs.writeFileSync(path.join(dir, 'index.html'), '<!doctype html><title>app</title><script type="module" src="/assets/app-1234.js"></script>');
     fs.writeFileSync(path.join(dir, 'assets', 'app-1234.js'), 'console.log(1)');

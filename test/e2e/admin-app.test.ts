@@ -11,13 +11,12 @@ import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import net from 'node:net';
-import os from 'node:os';
 import { spawnSync } from 'node:child_process';
 import path from 'node:path';
 import { chromium, type Browser, type BrowserContext, type Page } from 'playwright-core';
 import OpenAI from 'openai';
 import Database from 'better-sqlite3';
-import { ADMIN_TOKEN, ROOT, TEST_KEY, basicConfig, eventually, runCli, startGateway, type RunningGateway } from '../helpers/gateway.js';
+import { ADMIN_TOKEN, ROOT, TEST_KEY, basicConfig, eventually, runCli, startGateway, type RunningGateway, tmpDir } from '../helpers/gateway.js';
 import { startUpstream, type TestUpstream } from '../helpers/upstream.js';
 import { ADMIN_APP_CSP } from '../../gateway/server/static.js';
 import { EVERYTHING, agentClient } from '../helpers/mcp.js';
@@ -846,7 +845,7 @@ describe('admin app (Chromium)', () => {
     const ai = new OpenAI({ apiKey: TEST_KEY, baseURL: gw.baseURL, maxRetries: 0 });
     await ai.chat.completions.create({ model: 'chat', messages: [{ role: 'user', content: 'hello' }] });
     const fingerprint = (await gw.admin('GET', '/audit/key')).body.fingerprint as string;
-    const usb = fs.mkdtempSync(path.join(os.tmpdir(), 'airlock-e2e-usb-'));
+    const usb = tmpDir('airlock-e2e-usb-');
 
     const { page, problems } = await newPage();
     await open(page, gw.adminUrl + '/');
@@ -978,7 +977,7 @@ describe('admin app (Chromium)', () => {
     assert.match(download.suggestedFilename(), /^airlock-[\d-]+\.backup$/);
     await page.getByText(/^Backup saved as airlock-[\d-]+\.backup \(\d+ KB\)\.$/).waitFor();
     await shot(page, '20-settings-backup');
-    const work = fs.mkdtempSync(path.join(os.tmpdir(), 'airlock-e2e-backup-'));
+    const work = tmpDir('airlock-e2e-backup-');
     try {
       const file = path.join(work, download.suggestedFilename());
       await download.saveAs(file);
@@ -1004,7 +1003,7 @@ describe('admin app (Chromium)', () => {
     const pass = 'a passphrase for the restore';
     const res = await fetch(`${gw0.adminUrl}/admin/api/v1/backup`, { method: 'POST', headers: { authorization: `Bearer ${ADMIN_TOKEN}`, 'content-type': 'application/json' }, body: JSON.stringify({ passphrase: pass }) });
     assert.equal(res.status, 200);
-    const work = fs.mkdtempSync(path.join(os.tmpdir(), 'airlock-e2e-restore-'));
+    const work = tmpDir('airlock-e2e-restore-');
     const file = path.join(work, 'airlock.backup');
     fs.writeFileSync(file, Buffer.from(await res.arrayBuffer()));
     const junk = path.join(work, 'junk.backup');

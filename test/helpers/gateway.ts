@@ -13,12 +13,18 @@ export const BIN = path.join(ROOT, 'bin', 'airlock.js');
 export const ADMIN_TOKEN = 'test-admin-token-0123456789';
 
 const live = new Set<ChildProcess>();
+const made: string[] = [];
 process.on('exit', () => {
   for (const p of live) p.kill('SIGKILL');
+  // the test file's temporary folders go with it (AIRLOCK_KEEP_TEST_DIRS=1 keeps them to look into)
+  if (process.env.AIRLOCK_KEEP_TEST_DIRS !== '1') for (const d of made) fs.rmSync(d, { recursive: true, force: true, maxRetries: 2 });
 });
 
+/** A new folder under the system's temporary folder, removed when the test process exits. */
 export function tmpDir(prefix = 'airlock-test-'): string {
-  return fs.mkdtempSync(path.join(os.tmpdir(), prefix));
+  const d = fs.mkdtempSync(path.join(os.tmpdir(), prefix));
+  made.push(d);
+  return d;
 }
 
 export function writeConfig(dir: string, config: unknown, name = 'airlock.yaml'): string {
@@ -96,7 +102,7 @@ export async function startGateway(opts: StartOptions = {}): Promise<RunningGate
   const dataDir = opts.dataDir ?? tmpDir();
   const args = ['serve', '--data-dir', dataDir, ...(opts.listenFlags === false ? [] : ['--port', '0', '--admin-port', '0']), ...(opts.args ?? [])];
   if (opts.config !== undefined) {
-    const file = typeof opts.config === 'string' && fs.existsSync(opts.config) ? opts.config : writeConfig(fs.mkdtempSync(path.join(os.tmpdir(), 'airlock-cfg-')), opts.config);
+    const file = typeof opts.config === 'string' && fs.existsSync(opts.config) ? opts.config : writeConfig(tmpDir('airlock-cfg-'), opts.config);
     args.push('--config', file);
   }
   const env: NodeJS.ProcessEnv = { ...process.env, ...opts.env };

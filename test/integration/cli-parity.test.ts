@@ -3,10 +3,8 @@
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
-import os from 'node:os';
-import path from 'node:path';
 import OpenAI from 'openai';
-import { TEST_KEY, basicConfig, eventually, runCli, startGateway, writeConfig, type CliResult, type RunningGateway } from '../helpers/gateway.js';
+import { TEST_KEY, basicConfig, eventually, runCli, startGateway, writeConfig, type CliResult, type RunningGateway, tmpDir } from '../helpers/gateway.js';
 import { startUpstream, type TestUpstream } from '../helpers/upstream.js';
 
 const out = (r: CliResult) => `exit ${r.code} ${r.signal ?? ''}\nstdout:\n${r.stdout}\nstderr:\n${r.stderr}`;
@@ -124,7 +122,7 @@ describe('command line parity', () => {
   });
 
   test('a file whose section replaces a whole list and so breaks a reference says so', async () => {
-    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'airlock-cfg-'));
+    const dir = tmpDir('airlock-cfg-');
     try {
       // only an endpoints section, without gpu-1 that the stored model "chat" uses
       const file = writeConfig(dir, { endpoints: [{ name: 'gpu-2', base_url: 'http://127.0.0.1:9/v1' }] });

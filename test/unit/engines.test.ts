@@ -11,9 +11,9 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import { createRequire } from 'node:module';
-import os from 'node:os';
 import path from 'node:path';
 import { Gateway } from '../../gateway/server/gateway.js';
+import { tmpDir } from '../helpers/gateway.js';
 
 const require = createRequire(import.meta.url);
 // semver is a pinned dev dependency; it ships no types, and this is all we use of it
@@ -21,7 +21,7 @@ const semver = require('semver') as { satisfies(version: string, range: string):
 const ROOT = path.resolve(path.dirname(new URL(import.meta.url).pathname), '../../..');
 
 test('the gateway serves both planes without loading light-my-request or cookie (the packages behind the EBADENGINE warning)', async () => {
-  const dataDir = fs.mkdtempSync(path.join(os.tmpdir(), 'airlock-engines-'));
+  const dataDir = tmpDir('airlock-engines-');
   const gw = new Gateway({ dataDir, host: '127.0.0.1', port: 0, adminHost: '127.0.0.1', adminPort: 0, adminToken: undefined, log: () => undefined });
   try {
     const urls = await gw.start();

@@ -3,11 +3,11 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
-import os from 'node:os';
 import path from 'node:path';
 import { FolderRefused, checkChosenFolder, isWithin } from '../../main/lib/export-folder.js';
+import { tmpDir } from '../helpers/gateway.js';
 
-const tmp = () => fs.realpathSync(fs.mkdtempSync(path.join(os.tmpdir(), 'airlock-folder-')));
+const tmp = () => fs.realpathSync(tmpDir('airlock-folder-'));
 
 test('a folder on the chosen drive is accepted and given back resolved', async () => {
   const drive = tmp();

@@ -1,7 +1,6 @@
 // The shell's log file (rotation by size), its settings file (zod-validated JSON), the CSP, the
 // status pages and the tray icon — the small pure parts of main/lib.
 import fs from 'node:fs';
-import os from 'node:os';
 import path from 'node:path';
 import zlib from 'node:zlib';
 import { after, describe, test } from 'node:test';
@@ -12,8 +11,9 @@ import { ADMIN_CSP, SHELL_PAGE_CSP, withCsp } from '../../main/lib/csp.js';
 import { escapeHtml, shellPage, statusLine, statusPage } from '../../main/lib/pages.js';
 import { crc32, trayIconPng } from '../../main/lib/icon.js';
 import type { GatewayStatus } from '../../main/lib/supervisor.js';
+import { tmpDir } from '../helpers/gateway.js';
 
-const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'airlock-shell-'));
+const tmp = tmpDir('airlock-shell-');
 after(() => fs.rmSync(tmp, { recursive: true, force: true }));
 let n = 0;
 const freshDir = () => fs.mkdtempSync(path.join(tmp, `d${n++}-`));

@@ -14,11 +14,11 @@ import { after, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { GatewaySupervisor, type GatewayChild, type GatewayStatus, type GatewayState } from '../../main/lib/supervisor.js';
 import { lineSplitter } from '../../main/lib/logs.js';
-import { basicConfig, startGateway, TEST_KEY, writeConfig } from '../helpers/gateway.js';
+import { basicConfig, startGateway, TEST_KEY, writeConfig, tmpDir } from '../helpers/gateway.js';
 import { startUpstream } from '../helpers/upstream.js';
 
 const BIN = fileURLToPath(new URL('../../../bin/airlock.js', import.meta.url));
-const dataDir = fs.mkdtempSync(path.join(os.tmpdir(), 'airlock-shell-gw-'));
+const dataDir = tmpDir('airlock-shell-gw-');
 const children: ChildProcess[] = [];
 let supervisor: GatewaySupervisor | null = null;
 let closed = false;
@@ -163,7 +163,7 @@ describe('shell supervisor with the real gateway', () => {
 describe('graceful stop over the IPC channel with the real gateway', () => {
   test('stop message mid-stream: the stream completes, exit 0 without a kill, the ledger has the row after a restart', { timeout: 120_000 }, async () => {
     const up = await startUpstream();
-    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'airlock-shell-stop-'));
+    const dir = tmpDir('airlock-shell-stop-');
     let restarted: Awaited<ReturnType<typeof startGateway>> | undefined;
     let cp: ChildProcess | null = null;
     const kills = { count: 0 };
@@ -256,7 +256,7 @@ describe('graceful stop over the IPC channel with the real gateway', () => {
   });
 
   test('a stop message during start-up: the gateway never announces ready and exits 0', { timeout: 60_000 }, async () => {
-    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'airlock-shell-stop-early-'));
+    const dir = tmpDir('airlock-shell-stop-early-');
     try {
       const cp = fork(BIN, ['serve', '--data-dir', dir, '--port', '0', '--admin-port', '0'], {
         stdio: ['ignore', 'pipe', 'pipe', 'ipc'],
@@ -281,7 +281,7 @@ describe('graceful stop over the IPC channel with the real gateway', () => {
 
 describe('"Restart now" under the shell supervisor with the real gateway', () => {
   test('POST /restart (owner): the gateway answers, exits 75, and the supervisor starts it again at once; no crash counted, the data kept', { timeout: 120_000 }, async () => {
-    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'airlock-shell-restart-'));
+    const dir = tmpDir('airlock-shell-restart-');
     const token = 'shell-restart-owner-token-0123456789';
     const forked: ChildProcess[] = [];
     const sup = new GatewaySupervisor({
