@@ -2,8 +2,8 @@
 // reported (a card number with a wrong Luhn digit, an IBAN with a wrong check, a date, ...).
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
-import { PII, ibanValid, luhn } from '../../gateway/guardrails/detectors/pii.js';
-import { SECRETS } from '../../gateway/guardrails/detectors/secrets.js';
+import { PII, colonPair, ibanValid, luhn } from '../../gateway/guardrails/detectors/pii.js';
+import { SECRETS, assignsLongValue } from '../../gateway/guardrails/detectors/secrets.js';
 import { injection, injectionScore } from '../../gateway/guardrails/detectors/injection.js';
 import { keywordDetector, regexDetector, unsafeRegexReason } from '../../gateway/guardrails/detectors/custom.js';
 import type { Detector, Finding } from '../../gateway/guardrails/detectors/types.js';
@@ -65,6 +65,50 @@ test('email: the same findings as the defining expression, on generated texts', 
     found += want.length;
   }
   assert.ok(found > 300, `the generated texts hold addresses (${found})`);
+});
+
+// Two prefilters let a text off an expression without running it: colonPair (no IPv6 address
+// without two colons at most four hex digits apart) and assignsLongValue (no key-like secret
+// without 16 value characters after a ":" or "="). Each must say yes for every text the expression
+// would match in, or a secret goes through: checked against the defining expressions on generated
+// texts made of the pieces those expressions turn on.
+function generated(seed: number, pieces: string[], count: number, maxPieces = 12): string[] {
+  const rng = new Rng(seed);
+  return Array.from({ length: count }, () => {
+    let text = '';
+    const n = rng.range(1, maxPieces);
+    for (let j = 0; j < n; j++) text += pieces[rng.int(pieces.length)];
+    return text;
+  });
+}
+
+test('IPv6 prefilter: every text the IPv6 expression matches in passes it', () => {
+  const IPV6 = /(?<![\w:.])(?:[0-9A-Fa-f]{0,4}:){2,7}(?:[0-9A-Fa-f]{1,4}|(?:\d{1,3}\.){3}\d{1,3})?(?![\w:])/;
+  let matched = 0;
+  let letOff = 0;
+  for (const text of generated(11, [':', '::', 'fe80', '1', 'abcd', 'AB', 'g', ' ', '.', '192.168.0.1', '2001:db8', 'x', '0', '12345', '\n', ':::'], 20000)) {
+    const m = IPV6.test(text);
+    if (m) {
+      matched++;
+      assert.ok(colonPair(text), `the IPv6 expression matches in ${JSON.stringify(text)}, the prefilter let it off`);
+    } else if (!colonPair(text)) letOff++;
+  }
+  assert.ok(matched > 1000 && letOff > 1000, `both kinds of text were generated (${matched} matched, ${letOff} let off)`);
+});
+
+test('key-like prefilter: every text KEYLIKE matches in passes it', () => {
+  const KEYLIKE =
+    /(?:api[_-]?key|apikey|secret(?:[_-]?key)?|access[_-]?key|auth[_-]?token|access[_-]?token|refresh[_-]?token|client[_-]?secret|password|passwd|pwd|private[_-]?key|token|bearer)["']?\s*(?:[:=]|=>)\s*["']?(?:Bearer\s+)?([A-Za-z0-9+/_.~=-]{16,256})/i;
+  const pieces = ['api_key', 'Token', 'PASSWORD', 'Bearer', 'bearer ', 'BEARER\t', ' ', '\t', '\n', '\u00a0', '=', ':', '=>', '"', "'", 'abcdefgh', 'ABCD1234', '0123456789abcdef', '+/_.~=-', 'x', 'é', 'at 14:05', 'retries=3'];
+  let matched = 0;
+  let letOff = 0;
+  for (const text of generated(12, pieces, 60000, 8)) {
+    if (KEYLIKE.test(text)) {
+      matched++;
+      assert.ok(assignsLongValue(text), `KEYLIKE matches in ${JSON.stringify(text)}, the prefilter let it off`);
+    } else if (!assignsLongValue(text)) letOff++;
+  }
+  assert.ok(matched > 500 && letOff > 1000, `both kinds of text were generated (${matched} matched, ${letOff} let off)`);
 });
 
 cases(

@@ -57,6 +57,54 @@ export const skKeys = anchored(
   (t: string): Finding[] => (t.indexOf('sk-') === -1 ? [] : matchAll(SK, t, 'secrets', 'API_KEY', (m) => m[0].startsWith('sk-airlock-') || looksRandom(m[0].slice(3), 3.2))),
   '-',
 );
-export const keyLike = anchored((t: string): Finding[] => matchAll(KEYLIKE, t, 'secrets', 'SECRET', (m) => looksRandom(m[1]!), 1), ':=');
+/** A KEYLIKE value's characters: [A-Za-z0-9+/_.~=-]. */
+function valueChar(c: number): boolean {
+  return (c >= 97 && c <= 122) || (c >= 65 && c <= 90) || (c >= 48 && c <= 57) || c === 43 || c === 47 || c === 95 || c === 46 || c === 126 || c === 61 || c === 45;
+}
+
+const SPACE = /\s/;
+
+/** \s, without an expression for ASCII. */
+function space(t: string, i: number): boolean {
+  const c = t.charCodeAt(i);
+  return c === 32 || (c >= 9 && c <= 13) || (c > 127 && SPACE.test(t[i]!));
+}
+
+function skipSpace(t: string, i: number): number {
+  while (i < t.length && space(t, i)) i++;
+  return i;
+}
+
+/** Whether 16 value characters start at i. */
+function longValueAt(t: string, i: number): boolean {
+  if (i + 16 > t.length) return false;
+  for (let n = 0; n < 16; n++) if (!valueChar(t.charCodeAt(i + n))) return false;
+  return true;
+}
+
+/** Whether some ":" or "=" (or "=>") is followed, past white space, a quote and a "Bearer ", by
+ * the 16 value characters a KEYLIKE match needs after it. Business text is full of "=" and ":"
+ * (times, key=value with short values), and KEYLIKE, a case-insensitive alternation of key names
+ * tried at every position, is the slowest of the secrets' expressions; most texts are let off by
+ * this look at the few characters after each "=" and ":" (found with indexOf). */
+export function assignsLongValue(t: string): boolean {
+  return assignsAfter(t, ':') || assignsAfter(t, '=');
+}
+
+function assignsAfter(t: string, sign: string): boolean {
+  for (let at = t.indexOf(sign); at !== -1; at = t.indexOf(sign, at + 1)) {
+    let i = at + 1;
+    if (t.charCodeAt(i) === 62 && sign === '=') i++; // "=>"
+    i = skipSpace(t, i);
+    const q = t.charCodeAt(i);
+    if (q === 34 || q === 39) i++;
+    if (longValueAt(t, i)) return true;
+    // "Bearer" and white space before the value (the expression's optional part, any case)
+    if ((t.charCodeAt(i) | 32) === 98 && i + 6 < t.length && space(t, i + 6) && t.slice(i, i + 6).toLowerCase() === 'bearer' && longValueAt(t, skipSpace(t, i + 6))) return true;
+  }
+  return false;
+}
+
+export const keyLike = anchored((t: string): Finding[] => (assignsLongValue(t) ? matchAll(KEYLIKE, t, 'secrets', 'SECRET', (m) => looksRandom(m[1]!), 1) : []), ':=');
 
 export const SECRETS = { cloud_keys: cloudKeys, private_keys: privateKeys, platform_tokens: platformTokens, jwt, sk_keys: skKeys, keylike_entropy: keyLike } as const;
