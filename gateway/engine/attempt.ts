@@ -5,7 +5,7 @@
 // today; the Anthropic/Responses translations and MCP-over-HTTP calls reuse it.
 import { EventEmitter } from 'node:events';
 import { performance } from 'node:perf_hooks';
-import { errors as undiciErrors, type Dispatcher } from 'undici';
+import { errors as undiciErrors, type Dispatcher } from './undici.js';
 import { GatewayError } from './errors.js';
 import { channels, type AttemptEnd, type AttemptStart, type QueueGiveUp } from './events.js';
 import { readText } from './io.js';

@@ -1,7 +1,7 @@
 // Active health checks: each endpoint's model list is fetched at its interval. Consecutive
 // failures mark the endpoint down (the router then avoids it); one success marks it up.
 import { performance } from 'node:perf_hooks';
-import { request, type Dispatcher } from 'undici';
+import { request, type Dispatcher } from './undici.js';
 import type { Runtime } from './runtime.js';
 import { DEFAULT_SETTINGS } from '../config/schema.js';
 import type { EndpointConfig, Snapshot } from './snapshot.js';

@@ -1,7 +1,7 @@
 // Live state beside the immutable snapshot: one keep-alive connection pool per endpoint,
 // concurrency slots, breakers, latency averages and health. Survives snapshot swaps.
 import { performance } from 'node:perf_hooks';
-import { Pool } from 'undici';
+import { Pool } from './undici.js';
 import { FairQueue, type QueueEntry } from './fair-queue.js';
 import type { QueueShare } from './stages.js';
 import { CircuitBreaker } from './breaker.js';

@@ -9,7 +9,7 @@
 // tokens, cost and latency by the id in x-airlock-request-id. The browser cannot call the data
 // plane itself: the admin app's CSP allows connections to its own origin only.
 import type { FastifyInstance } from 'fastify';
-import { Agent, request } from 'undici';
+import { Agent, request } from '../engine/undici.js';
 import { z } from 'zod';
 import { KEY_RE } from '../config/schema.js';
 import type { Gateway } from './gateway.js';

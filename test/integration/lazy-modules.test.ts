@@ -49,6 +49,12 @@ describe('the MCP SDK loads on first need', () => {
     for (const p of ['/mcp-servers', '/agents']) assert.equal((await gw.admin('GET', p)).status, 200, p);
     assert.deepEqual(sdkModules(), [], 'no MCP SDK module loaded');
     assert.deepEqual(modulesOf('/@opentelemetry/core/', '/@opentelemetry/resources/', '/@opentelemetry/exporter-trace-otlp-proto/'), [], 'no OTLP export part loaded');
+    // undici: the parts the gateway uses (its pools, agents, request), not the package's index
+    // that loads fetch, WebSocket, the mocks and the cache stores too (gateway/engine/undici.ts)
+    const undici = modulesOf('/node_modules/undici/');
+    assert.ok(undici.some((u) => u.endsWith('/undici/lib/dispatcher/pool.js')), 'the module log sees CommonJS modules too');
+    assert.ok(!undici.some((u) => u.endsWith('/undici/index.js')), 'undici’s index is not loaded');
+    assert.ok(!undici.some((u) => u.includes('/undici/lib/web/')), 'no part of undici’s fetch, WebSocket or EventSource is loaded');
     // an MCP request before any agent exists: the endpoint loads, and answers as it always did
     const res = await fetch(`${gw.dataUrl}/mcp`, {
       method: 'POST',

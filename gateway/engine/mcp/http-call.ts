@@ -17,7 +17,7 @@
 // - each message is held to max_response_bytes (onOver: the connection is closed, the error names
 //   the limit); the per-call timeout and the agent's cancellation abort the request and tell the
 //   upstream (notifications/cancelled, over the SDK Client).
-import { Agent, type Dispatcher } from 'undici';
+import { Agent, type Dispatcher } from '../undici.js';
 import { ErrorCode, McpError, type CallToolResult, type JSONRPCMessage } from '@modelcontextprotocol/sdk/types.js';
 import { ResponseTooLarge } from './bounded.js';
 import { sleep } from '../io.js';
