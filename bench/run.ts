@@ -186,8 +186,15 @@ async function startUpstream(): Promise<Server> {
   return startServer('upstream', LOAD_CORE, [path.join(HERE, 'upstream-server.js')], /upstream listening on (http:\/\/\S+)/);
 }
 
+// Every server runs with one malloc arena (glibc), as the server bundle's launcher and the
+// desktop shell start the gateway (MALLOC_ARENA_MAX=1 unless set; gateway/ops/package-server.ts,
+// main/lib/gateway-env.ts); the passthrough too, so the two differ only in what they run.
+// BENCH_GATEWAY_ENV / BENCH_VARIANT_ENV may set another value (glibc's default is 8 arenas per
+// core: e.g. BENCH_VARIANT_ENV=MALLOC_ARENA_MAX=16 compares with it).
+const SERVER_ENV: NodeJS.ProcessEnv = { ...process.env, MALLOC_ARENA_MAX: process.env.MALLOC_ARENA_MAX ?? '1' };
+
 async function startPassthrough(upstreamUrl: string): Promise<Server> {
-  return startServer('passthrough', SERVER_CORE, [...profileArgs('passthrough'), path.join(HERE, 'passthrough.js'), upstreamUrl], /passthrough listening on (http:\/\/\S+)/);
+  return startServer('passthrough', SERVER_CORE, [...profileArgs('passthrough'), path.join(HERE, 'passthrough.js'), upstreamUrl], /passthrough listening on (http:\/\/\S+)/, { env: SERVER_ENV });
 }
 
 /** Budgets and limits far above what a bench run spends: checked on every request, never refusing. */
@@ -254,7 +261,7 @@ async function startGateway(upstreamUrl: string, name: Exclude<ServerName, 'pass
     ...(process.env.BENCH_GATEWAY_NODE_ARGS ?? '').split(/\s+/).filter(Boolean),
     ...(variant ? (process.env.BENCH_VARIANT_NODE_ARGS ?? '').split(/\s+/).filter(Boolean) : []),
   ];
-  const env: NodeJS.ProcessEnv = { ...process.env };
+  const env: NodeJS.ProcessEnv = { ...SERVER_ENV };
   for (const k of Object.keys(env)) if (k.startsWith('AIRLOCK_')) delete env[k];
   env.AIRLOCK_ADMIN_TOKEN = 'bench-admin-token-0123456789';
   for (const [k, v] of [...envPairs('BENCH_GATEWAY_ENV'), ...(variant ? envPairs('BENCH_VARIANT_ENV') : [])]) env[k] = v;
@@ -652,6 +659,7 @@ function report(runs: RunRecord[], servers: ServerRecord[], slow: SlowRecord[], 
     `- Command: \`${commandLine()}\``,
     `- Date: ${started.toISOString()}`,
     `- Machine: ${m.cpu}, ${m.cores} cores, ${m.memoryGB} GB memory, ${m.kernel}; Node ${m.node}`,
+    `- Servers' environment: MALLOC_ARENA_MAX=${SERVER_ENV.MALLOC_ARENA_MAX} (one glibc malloc arena, as the bundle's launcher and the desktop shell start the gateway)${process.env.BENCH_GATEWAY_ENV ? `; gateway also ${process.env.BENCH_GATEWAY_ENV}` : ''}`,
     `- Pinning: ${CAN_PIN ? `server under test on CPU ${SERVER_CORE} (taskset -c ${SERVER_CORE}); load generator (this process, CPUs ${load}) and upstream on CPU ${LOAD_CORE}` : 'none (taskset or a second CPU unavailable)'}`,
     `- Per run: ${WARMUP} s warm-up, then ${SECONDS} s measured, HTTP/1.1 keep-alive, no pipelining; concurrency ${CONNECTIONS.join(', ')}; ${MODES.join(' and ')} chat completions; user message ${PROMPT_BYTES ? `${PROMPT_BYTES} bytes of ordinary business prose${PROMPT_KIND === 'mixed' ? ' with numbers, dates, ids and punctuation that set the detectors off (BENCH_PROMPT_KIND=mixed)' : ''} (BENCH_PROMPT_BYTES)` : 'a 20-byte prompt'}`,
     `- Rounds: ${ROUNDS}; each starts, measures and stops every server in turn (alternating which goes first); the tables use, per configuration, the round with the most requests/s (all runs are listed at the end)`,

@@ -20,6 +20,7 @@ import {
   type WebPreferences,
 } from 'electron';
 import { AdminOriginProof, SHELL_CHALLENGE_HEADER, SHELL_PROOF_KEY_ENV } from './lib/admin-proof.js';
+import { gatewayEnv } from './lib/gateway-env.js';
 import { ADMIN_CSP, withCsp } from './lib/csp.js';
 import { listRemovableDrives } from './lib/drives.js';
 import { checkChosenFolder } from './lib/export-folder.js';
@@ -87,7 +88,7 @@ if (!app.requestSingleInstanceLock()) {
         stdio: 'pipe',
         serviceName: 'Airlock gateway',
         // The proof key: set only here, never logged (the gateway removes it from its environment).
-        env: { ...process.env, AIRLOCK_DATA_DIR: dataDir, [SHELL_PROOF_KEY_ENV]: proof.rotate() },
+        env: gatewayEnv(process.env, dataDir, { [SHELL_PROOF_KEY_ENV]: proof.rotate() }),
       });
       const out = lineSplitter((line) => {
         log.write('gateway', line);

@@ -130,6 +130,9 @@ describe('server bundle', () => {
       // the serving process is the bundle's own runtime, never the host's node
       assert.equal(fs.realpathSync(`/proc/${p.pid}/exe`), fs.realpathSync(path.join(root, 'runtime', 'bin', 'node')));
       assert.notEqual(fs.realpathSync(`/proc/${p.pid}/exe`), fs.realpathSync(process.execPath));
+      // with one malloc arena for all its threads (the launcher sets MALLOC_ARENA_MAX=1 when unset)
+      const environ = fs.readFileSync(`/proc/${p.pid}/environ`, 'utf8').split('\0');
+      assert.ok(environ.includes('MALLOC_ARENA_MAX=1'), environ.filter((e) => e.startsWith('MALLOC')).join(' ') || 'no MALLOC_ARENA_MAX');
       const dataUrl = /data plane listening on (\S+)/.exec(stdout)![1]!;
       const client = new OpenAI({ apiKey: TEST_KEY, baseURL: `${dataUrl}/v1`, maxRetries: 0 });
       const r = await client.chat.completions.create({ model: 'chat', messages: [{ role: 'user', content: 'hello bundle' }] });
