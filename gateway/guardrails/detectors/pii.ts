@@ -79,7 +79,7 @@ function phoneDigits(s: string): number {
   return n;
 }
 
-/** [A-Za-z0-9._%+-]: a local part's characters (and the lookbehind's: \\w adds only "_", already in). */
+/** [A-Za-z0-9._%+-]: a local part's characters (and the lookbehind's: \w adds only "_", already in). */
 function localChar(c: number): boolean {
   return (c >= 97 && c <= 122) || (c >= 65 && c <= 90) || (c >= 48 && c <= 57) || c === 46 || c === 95 || c === 37 || c === 43 || c === 45;
 }
