@@ -48,9 +48,13 @@ function keyPair(dir: string, name: string): { priv: string; pub: string } {
 const CACHE = path.join(os.tmpdir(), 'airlock-bundle-cache', createHash('sha256').update(ROOT).digest('hex').slice(0, 12));
 const built = new Map<string, Promise<BuildResult>>();
 
+// the inputs' hash, taken once per test process: a build of dist/ while a test runs must not move
+// the cache (and delete the one in use) under it
+let inputsKey: string | undefined;
+
 /** The cache dir of this build (older builds' dirs are removed). */
 function cacheDir(): string {
-  const key = hashInputs();
+  const key = (inputsKey ??= hashInputs());
   const dir = path.join(CACHE, key);
   fs.mkdirSync(dir, { recursive: true });
   for (const old of fs.readdirSync(CACHE)) if (old !== key) fs.rmSync(path.join(CACHE, old), { recursive: true, force: true });
