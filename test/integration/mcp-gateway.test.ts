@@ -99,6 +99,8 @@ describe('MCP gateway', () => {
     for (const c of clients) await c.close().catch(() => undefined);
     await gw?.stop();
     await httpUp?.close();
+    // the file beside the share (tmpDir removes the share itself)
+    if (share) fs.rmSync(`${share}-outside.txt`, { force: true });
   });
 
   test('no key: 401 with WWW-Authenticate: Bearer; a wrong key: 401 invalid_token; nothing about the servers is revealed', async () => {
