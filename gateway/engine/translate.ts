@@ -198,12 +198,15 @@ export function readChatEvent(ev: SSEEvent, sink: ChatDeltaSink, started: Set<nu
       return;
     }
   }
-  let j: unknown;
-  try {
-    j = JSON.parse(ev.data);
-  } catch {
-    return;
-  }
+  // parsed once: by the stream inspector when a decision of its own needed it (the role chunk,
+  // the finish chunk; an event a guard rewrote comes without it), here otherwise
+  let j: unknown = ev.parsed;
+  if (j === undefined)
+    try {
+      j = JSON.parse(ev.data);
+    } catch {
+      return;
+    }
   tpl?.learn(ev.data, j);
   if (!isObject(j) || j.error !== undefined) return;
   const u = j.usage !== null && j.usage !== undefined ? readUsage(j.usage) : undefined;
