@@ -1,22 +1,15 @@
 // The per-install secret: key generation, key hashing and encryption of upstream secrets.
-import { after, describe, test } from 'node:test';
+import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
-import os from 'node:os';
 import path from 'node:path';
 import { SECRET_FILE, Secrets, generateKey, keyPrefix } from '../../gateway/store/secrets.js';
 import { StartupError } from '../../gateway/store/db.js';
 import { KEY_RE } from '../../gateway/config/schema.js';
+import { tmpDir } from '../helpers/gateway.js';
 
-const dirs: string[] = [];
-function tmpDir(): string {
-  const d = fs.mkdtempSync(path.join(os.tmpdir(), 'airlock-secrets-'));
-  dirs.push(d);
-  return d;
-}
-after(() => {
-  for (const d of dirs) fs.rmSync(d, { recursive: true, force: true });
-});
+// removed when the test process exits (test/helpers/gateway.ts)
+const secretsDir = (): string => tmpDir('airlock-secrets-');
 
 describe('generateKey', () => {
   test('sk-airlock- followed by at least 128 random bits in base64url', () => {
@@ -49,7 +42,7 @@ describe('generateKey', () => {
 
 describe('Secrets', () => {
   test('first load creates install.key with mode 0600; later loads reuse it', () => {
-    const dir = tmpDir();
+    const dir = secretsDir();
     const a = Secrets.load(dir);
     const file = path.join(dir, SECRET_FILE);
     assert.ok(fs.existsSync(file));
@@ -62,8 +55,8 @@ describe('Secrets', () => {
   });
 
   test('hashKey is deterministic per install and differs across installs', () => {
-    const one = Secrets.load(tmpDir());
-    const two = Secrets.load(tmpDir());
+    const one = Secrets.load(secretsDir());
+    const two = Secrets.load(secretsDir());
     const key = generateKey();
     const h = one.hashKey(key);
     assert.match(h, /^[0-9a-f]{64}$/);
@@ -74,15 +67,15 @@ describe('Secrets', () => {
   });
 
   test('the same master secret gives the same hashes (e.g. after a restore)', () => {
-    const dir1 = tmpDir();
-    const dir2 = tmpDir();
+    const dir1 = secretsDir();
+    const dir2 = secretsDir();
     Secrets.load(dir1);
     fs.copyFileSync(path.join(dir1, SECRET_FILE), path.join(dir2, SECRET_FILE));
     assert.equal(Secrets.load(dir1).hashKey('k'), Secrets.load(dir2).hashKey('k'));
   });
 
   test('encrypt/decrypt round trip', () => {
-    const s = Secrets.load(tmpDir());
+    const s = Secrets.load(secretsDir());
     for (const plain of ['', 'token-123', 'ünïcödé 😀 秘密', 'x'.repeat(10_000)]) {
       const sealed = s.encrypt(plain);
       assert.ok(!sealed.includes(plain) || plain === '', 'ciphertext does not contain the secret');
@@ -91,7 +84,7 @@ describe('Secrets', () => {
   });
 
   test('encryption is randomised: the same secret seals differently each time', () => {
-    const s = Secrets.load(tmpDir());
+    const s = Secrets.load(secretsDir());
     const a = s.encrypt('same');
     const b = s.encrypt('same');
     assert.notEqual(a, b);
@@ -100,7 +93,7 @@ describe('Secrets', () => {
   });
 
   test('tampered ciphertext, tag or IV is rejected', () => {
-    const s = Secrets.load(tmpDir());
+    const s = Secrets.load(secretsDir());
     const sealed = s.encrypt('the upstream api key');
     const parts = sealed.split(':');
     assert.equal(parts.length, 4);
@@ -120,12 +113,12 @@ describe('Secrets', () => {
   });
 
   test('a secret sealed by another install cannot be opened', () => {
-    const sealed = Secrets.load(tmpDir()).encrypt('secret');
-    assert.throws(() => Secrets.load(tmpDir()).decrypt(sealed));
+    const sealed = Secrets.load(secretsDir()).encrypt('secret');
+    assert.throws(() => Secrets.load(secretsDir()).decrypt(sealed));
   });
 
   test('unknown formats are refused', () => {
-    const s = Secrets.load(tmpDir());
+    const s = Secrets.load(secretsDir());
     for (const bad of ['', 'plain text', 'v2:a:b:c', 'v1:only-two']) assert.throws(() => s.decrypt(bad), /unknown secret format/);
   });
 
@@ -136,7 +129,7 @@ describe('Secrets', () => {
     ['too long', 'ab'.repeat(33)],
   ] as const) {
     test(`a damaged install.key (${what}) is refused with a clear error and left alone`, () => {
-      const dir = tmpDir();
+      const dir = secretsDir();
       const file = path.join(dir, SECRET_FILE);
       fs.writeFileSync(file, content, { mode: 0o600 });
       assert.throws(
@@ -148,7 +141,7 @@ describe('Secrets', () => {
   }
 
   test('an unreadable install.key is refused with a clear error', () => {
-    const dir = tmpDir();
+    const dir = secretsDir();
     fs.mkdirSync(path.join(dir, SECRET_FILE)); // a directory where the file should be
     assert.throws(
       () => Secrets.load(dir),
@@ -157,7 +150,7 @@ describe('Secrets', () => {
   });
 
   test('a missing data dir is reported, not crashed on', () => {
-    const dir = path.join(tmpDir(), 'does', 'not', 'exist');
+    const dir = path.join(secretsDir(), 'does', 'not', 'exist');
     assert.throws(
       () => Secrets.load(dir),
       (e: unknown) => e instanceof StartupError && /cannot be written/.test(e.message),
