@@ -19,7 +19,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import v8 from 'node:v8';
-import { randomUUID } from 'node:crypto';
+import { newRequestId } from '../gateway/engine/request-id.js';
 import { channels } from '../gateway/engine/events.js';
 import { newContext } from '../gateway/engine/pipeline.js';
 import type { Snapshot } from '../gateway/engine/snapshot.js';
@@ -92,7 +92,7 @@ function request(i: number): SpanData[] {
     httpStatus: 200,
     attributes: {
       'gen_ai.operation.name': 'chat',
-      'airlock.request_id': randomUUID(),
+      'airlock.request_id': newRequestId(),
       'http.response.status_code': 200,
       'airlock.attempts': 1,
       'gen_ai.request.model': 'bench-model',
@@ -152,7 +152,7 @@ const target = { id: 'upstream/test-model', endpoint: 'upstream', upstreamModel:
 
 /** the bench's chat request as the pipeline leaves its context, ready to be published */
 function context() {
-  const ctx = newContext('chat', randomUUID(), snapshot);
+  const ctx = newContext('chat', newRequestId(), snapshot);
   Object.assign(ctx, {
     key: { name: 'bench', team: 'bench' },
     requestedModel: 'bench-model',
@@ -186,6 +186,20 @@ const settings = { ...DEFAULT_SETTINGS.telemetry, traces: true, sample_ratio: 1 
 const tracer = OLD
   ? new Tracer(source, [(spans) => sink.addSpans(spans)])
   : new Tracer(source, [], undefined, { recordRow: (row, n) => sink.addRow(row, n), record: (spans) => sink.addSpans(spans) });
+// BENCH_SPAN_LEDGER=1: the gateway's way since session 9 — a plain request's spans ride in its
+// ledger row: the ledger's request:end handler asks settle() for the row's trace column (kept
+// here in a list as the ledger's queue keeps it), no span row is made
+const LEDGER = process.env.BENCH_SPAN_LEDGER === '1';
+const ledgerQueue: unknown[] = [];
+type Settles = { ledgerCarries: boolean; settle(ctx: unknown, latencyMs: number): string | null };
+if (LEDGER) {
+  (tracer as unknown as Settles).ledgerCarries = true;
+  channels.requestEnd.subscribe((m) => {
+    const { ctx, latencyMs } = m as { ctx: unknown; latencyMs: number };
+    ledgerQueue.push((tracer as unknown as Settles).settle(ctx, latencyMs));
+    if (ledgerQueue.length >= BATCH) ledgerQueue.length = 0;
+  });
+}
 tracer.update(settings);
 
 try {
@@ -205,6 +219,10 @@ try {
     }
     const batches = sink.end();
     const tracerUs = cpu() - t;
+    if (LEDGER) {
+      process.stdout.write(`round ${round}: ${ROWS} requests, traces in their ledger rows (${batches.length} batches of span rows); CPU µs per request: tracer ${us(tracerUs)}\n`);
+      continue;
+    }
     ctxs.length = 0;
     // encode: the same request as span objects, into batches (tool calls take this way)
     const reqs = Array.from({ length: ROWS }, (_, i) => request(i));

@@ -8,12 +8,15 @@ export interface LedgerRow extends Omit<RequestRow, 'time' | 'stream' | 'estimat
   estimated: number;
   /** the tags as a JSON object, or null */
   tags: string | null;
+  /** a plain request's trace (telemetry/ledger-trace.ts), or null: not traced, traced in
+   * trace_spans, or pruned. Not part of the admin API's rows. */
+  trace: string | null;
 }
 
 export const LEDGER_COLUMNS = [
   'request_id', 'client_request_id', 'ts', 'kind', 'key_name', 'team', 'app', 'user', 'session', 'requested_model', 'alias',
   'endpoint', 'upstream_model', 'stream', 'prompt_tokens', 'completion_tokens', 'estimated', 'cost', 'ttfb_ms', 'latency_ms',
-  'status', 'attempts', 'error_class', 'tags', 'downgraded_from', 'args_bytes', 'result_bytes',
+  'status', 'attempts', 'error_class', 'tags', 'downgraded_from', 'args_bytes', 'result_bytes', 'trace',
 ] as const satisfies readonly (keyof LedgerRow)[];
 
 // Every field of LedgerRow is a column the writer inserts: a field missing above fails here
@@ -31,7 +34,8 @@ export type ToWorker =
   | { type: 'close' };
 
 export type FromWorker =
-  | { type: 'written'; rows: number }
+  /** `traced`: how many of the rows carry a trace (LedgerRow.trace) */
+  | { type: 'written'; rows: number; traced: number }
   | { type: 'failed'; error: string; pending: number }
   | { type: 'pruned'; rows: number; id: number; error?: string }
   | { type: 'closed'; unwritten: number };

@@ -14,6 +14,7 @@ export function ledgerWriter({ db, send: post, pace }: PartContext, init: unknow
   const { retryMs } = init as LedgerWriterInit;
   const send = (m: FromWorker) => post(m);
   const C = LEDGER_COLUMNS.length;
+  const TRACE = LEDGER_COLUMNS.indexOf('trace');
   // prepared at the first write, inside its error handling (recorder-worker.ts)
   let writeBatch: ((values: LedgerValue[]) => void) | undefined;
   const prepare = () => {
@@ -41,7 +42,9 @@ export function ledgerWriter({ db, send: post, pace }: PartContext, init: unknow
     try {
       (writeBatch ??= prepare())(values);
       pending = [];
-      send({ type: 'written', rows: values.length / C });
+      let traced = 0;
+      for (let k = TRACE; k < values.length; k += C) if (values[k] !== null) traced++;
+      send({ type: 'written', rows: values.length / C, traced });
     } catch (e) {
       send({ type: 'failed', error: (e as Error).message, pending: values.length / C });
       retry = setTimeout(write, retryMs);

@@ -34,8 +34,9 @@ export interface LedgerOptions {
   log?: (line: string) => void;
 }
 
-/** The ledger row of a finished, settled request. */
-export function ledgerRowOf(ctx: RequestContext, latencyMs: number): LedgerRow {
+/** The ledger row of a finished, settled request; `trace`: its trace when the row carries it
+ * (the tracer's settle(), telemetry/tracer.ts). */
+export function ledgerRowOf(ctx: RequestContext, latencyMs: number, trace: string | null = null): LedgerRow {
   return {
     request_id: ctx.id,
     client_request_id: ctx.clientRequestId ?? null,
@@ -64,6 +65,7 @@ export function ledgerRowOf(ctx: RequestContext, latencyMs: number): LedgerRow {
     downgraded_from: ctx.downgradedFrom ?? null,
     args_bytes: null,
     result_bytes: null,
+    trace,
   };
 }
 
@@ -82,6 +84,8 @@ export class Ledger {
   private closing: { resolve: (unwritten: number) => void } | undefined;
   private readonly log: (line: string) => void;
   written = 0;
+  /** rows written that carry a plain request's trace (its two spans count as the span store's) */
+  tracedWritten = 0;
   dropped = 0;
   failedWrites = 0;
   writable = true;
@@ -119,6 +123,7 @@ export class Ledger {
       case 'written':
         this.inWorker -= m.rows;
         this.written += m.rows;
+        this.tracedWritten += m.traced;
         if (!this.writable) this.log(`ledger writable again (${this.pending} row(s) still pending)`);
         this.writable = true;
         if (this.pending === 0) for (const w of this.idle.splice(0)) w();

@@ -31,7 +31,7 @@ function decodeCursor(c: string): { ts: number; rowid: number } {
   return { ts: Number(m[1]), rowid: Number(m[2]) };
 }
 
-export function requestPage(db: DB, q: RequestPageQuery): { rows: LedgerRow[]; next_cursor: string | null } {
+export function requestPage(db: DB, q: RequestPageQuery): { rows: Omit<LedgerRow, 'trace'>[]; next_cursor: string | null } {
   const where: string[] = [];
   const args: (string | number)[] = [];
   if (q.cursor !== undefined) {
@@ -66,5 +66,5 @@ export function requestPage(db: DB, q: RequestPageQuery): { rows: LedgerRow[]; n
   const more = found.length > q.limit;
   const page = more ? found.slice(0, q.limit) : found;
   const last = page[page.length - 1];
-  return { rows: page.map(({ _rowid, ...r }) => r), next_cursor: more && last ? encodeCursor(last.ts, last._rowid) : null };
+  return { rows: page.map(({ _rowid, trace: _trace, ...r }) => r), next_cursor: more && last ? encodeCursor(last.ts, last._rowid) : null };
 }

@@ -598,14 +598,14 @@ export function buildAdminPlane(gw: Gateway): FastifyInstance {
     return n;
   };
   app.get<{ Querystring: { session?: string; limit?: string } }>(`${API}/traces`, { config: { access: 'auditor' } }, async (req): Promise<TracesBody> => {
-    await gw.telemetry.store.flush();
+    await gw.telemetry.flush();
     const session = text(req.query.session, 'session');
     return { data: session !== undefined ? tracesOfSession(gw.db, session) : recentTraces(gw.db, limitOf(req.query.limit, 50, 1000)) };
   });
   app.get<{ Params: { id: string } }>(`${API}/traces/:id`, { config: { access: 'auditor' } }, async (req): Promise<Trace> => {
     const id = req.params.id.toLowerCase();
     if (!/^[0-9a-f]{32}$/.test(id)) throw validationError([{ path: ['trace_id'], message: 'must be 32 hexadecimal digits (a W3C trace id)' }]);
-    await gw.telemetry.store.flush();
+    await gw.telemetry.flush();
     const t = traceById(gw.db, id);
     if (!t) throw new AdminError(404, 'not_found', `No trace ${id} is stored (it may be older than settings.telemetry.retention_hours).`);
     return t;
@@ -626,7 +626,7 @@ export function buildAdminPlane(gw: Gateway): FastifyInstance {
         before: time(q.before, 'before'),
         limit: limitOf(q.limit, 50, 500),
       };
-      await gw.telemetry.store.flush();
+      await gw.telemetry.flush();
       return listSessions(gw.db, query);
     },
   );

@@ -181,7 +181,8 @@ export class Gateway {
     // the recorders subscribe to the pipeline's lifecycle events
     this.unsubscribe.push(
       on<RequestEnd>(channels.requestEnd, this.pipeline, (m) => {
-        this.ledger.record(ledgerRowOf(m.ctx, m.latencyMs));
+        // a plain request's trace goes into its ledger row (telemetry/ledger-trace.ts)
+        this.ledger.record(ledgerRowOf(m.ctx, m.latencyMs, this.telemetry.tracer.settle(m.ctx, m.latencyMs)));
         this.guardrails.finish(m.ctx);
         this.metrics.observeRequest(m.ctx, m.latencyMs);
       }),
@@ -198,7 +199,7 @@ export class Gateway {
     this.promptLog.startWriter(this.recorder);
     // tracing subscribes to the same events (tool calls and guardrail decisions by channel name)
     // (tool calls: from the hub, once it is loaded; mcpHub() names it as their source)
-    this.telemetry = new Telemetry(this.db, this.pipeline, this.snap.settings.telemetry, this.log, this.toolSource, this.recorder);
+    this.telemetry = new Telemetry(this.db, this.pipeline, this.snap.settings.telemetry, this.log, this.toolSource, this.recorder, this.ledger);
     this.unsubscribe.push(registerTelemetryMetrics(this.metrics.registry, this.pipeline, this.runtime, this.telemetry));
     this.auth = new AdminAuth(this);
   }

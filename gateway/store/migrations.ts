@@ -427,6 +427,21 @@ INSERT INTO key_retired_secrets (key_name, hash, retired_at) SELECT name, previo
 DROP INDEX IF EXISTS trace_spans_start;
 `,
   },
+  {
+    version: 24,
+    name: 'ledger-traces',
+    // The trace of a plain request (successful, one upstream attempt, no queue wait, guardrail
+    // decision or client traceparent: most of them) is carried by its ledger row instead of a
+    // trace_spans row: `trace` holds what the ledger's other columns do not (telemetry/
+    // ledger-trace.ts), NULL when the request was not traced or its trace was pruned. One insert
+    // per request instead of two. ledger_traced orders those rows for the span store's retention
+    // and size cap (only traced rows are in it); ledger_session finds a workflow's requests.
+    sql: `
+ALTER TABLE ledger ADD COLUMN trace TEXT;
+CREATE INDEX ledger_traced ON ledger(ts) WHERE trace IS NOT NULL;
+CREATE INDEX ledger_session ON ledger(session, ts) WHERE session IS NOT NULL;
+`,
+  },
 ];
 
 export const LATEST_VERSION = MIGRATIONS[MIGRATIONS.length - 1]!.version;

@@ -30,7 +30,7 @@ export function registerTelemetryMetrics(registry: Registry, pipeline: object, r
       },
     });
   };
-  total('airlock_trace_spans_written_total', 'Spans written to the local span store', () => telemetry.store.written);
+  total('airlock_trace_spans_written_total', 'Spans written to the local span store', () => telemetry.spansWritten);
   total('airlock_trace_spans_store_dropped_total', 'Spans the local store dropped (full or unwritable)', () => telemetry.store.dropped);
   total('airlock_otlp_spans_exported_total', 'Spans the OTLP collector accepted', () => telemetry.otlp.exported);
   total('airlock_otlp_spans_dropped_total', 'Spans not exported: the collector queue was full or their export failed', () => telemetry.otlp.dropped);

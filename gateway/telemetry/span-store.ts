@@ -7,6 +7,9 @@ import type { DB } from '../store/db.js';
 import { RecorderThread } from '../store/recorder.js';
 import type { SessionSummary, SessionsBody, Trace, TraceSpan } from '../wire.js';
 import type { AttrValue, SpanData } from './span.js';
+import type { PutAttribute } from './span-attributes.js';
+import { ledgerSpans, TRACED_LEDGER_COLUMNS, type TracedLedgerRow } from './ledger-trace.js';
+import { requestIdOfTrace, traceIdOfRequest } from './span.js';
 import { ATTR_KEYS, type CompactChild, type FromWriter, type StoredChild, type StoredRow, type ToWriter } from './span-writer.js';
 
 const FLUSH_MS = 200;
@@ -30,8 +33,7 @@ export const jstr = (v: string): string => JSON.stringify(v);
 /** a number as JSON.stringify writes it (a non-finite one as null) */
 export const jnum = (v: number): string => (Number.isFinite(v) ? String(v) : 'null');
 
-/** Puts one attribute (an undefined value is left out). */
-export type PutAttribute = (key: string, value: AttrValue | undefined) => void;
+export type { PutAttribute };
 
 const jval = (v: AttrValue): string => (typeof v === 'number' ? jnum(v) : typeof v === 'boolean' ? String(v) : JSON.stringify(v));
 const CODE_TEXT = new Map<string, string>(ATTR_KEYS.map((k, i) => [k, String(i)]));
@@ -377,19 +379,39 @@ function spanOf(
   };
 }
 
-/** Spans grouped by trace, traces in order of their first span, spans in order of start (rows
- * come in order of start; a row's children are spread into its trace). */
-function groupTraces(rows: SpanRow[]): Trace[] {
+/** Spans grouped by trace, traces in order of their first span, spans in order of start (a row's
+ * children are spread into its trace): the span store's rows and the ledger rows that carry a
+ * plain request's trace (ledger-trace.ts). */
+function groupTraces(rows: SpanRow[], ledgerRows: TracedLedgerRow[] = []): Trace[] {
   const traces = new Map<string, Trace>();
+  const add = (span: TraceSpan) => {
+    let t = traces.get(span.trace_id);
+    if (!t) traces.set(span.trace_id, (t = { trace_id: span.trace_id, spans: [] }));
+    t.spans.push(span);
+  };
+  for (const r of ledgerRows) for (const span of ledgerSpans(r) ?? []) add(span);
   for (const r of rows) {
-    let t = traces.get(r.trace_id);
-    if (!t) traces.set(r.trace_id, (t = { trace_id: r.trace_id, spans: [] }));
-    t.spans.push(toSpan(r));
-    if (r.children) for (const c of JSON.parse(r.children) as (StoredChild | CompactChild)[]) t.spans.push(childSpan(r, c));
+    add(toSpan(r));
+    if (r.children) for (const c of JSON.parse(r.children) as (StoredChild | CompactChild)[]) add(childSpan(r, c));
   }
   // stable: spans that start together keep their stored order (a root before its children)
   for (const t of traces.values()) t.spans.sort((a, b) => a.start_ms - b.start_ms);
-  return [...traces.values()];
+  return [...traces.values()].sort((a, b) => a.spans[0]!.start_ms - b.spans[0]!.start_ms);
+}
+
+const LEDGER_TRACED = `SELECT ${TRACED_LEDGER_COLUMNS} FROM ledger`;
+
+/** The ledger rows that carry the traces of these trace ids (the plain requests' among them). */
+function ledgerRowsOf(db: DB, traceIds: string[]): TracedLedgerRow[] {
+  const ids = traceIds.map(requestIdOfTrace).filter((id): id is string => id !== undefined);
+  if (!ids.length) return [];
+  const rows: TracedLedgerRow[] = [];
+  const one = db.prepare(`${LEDGER_TRACED} WHERE request_id = ? AND trace IS NOT NULL`);
+  for (const id of ids) {
+    const r = one.get(id) as TracedLedgerRow | undefined;
+    if (r) rows.push(r);
+  }
+  return rows;
 }
 
 const COLS = `trace_id, span_id, parent_span_id, session, kind, name, start, end, status, status_message, attributes, children`;
@@ -397,25 +419,38 @@ const COLS = `trace_id, span_id, parent_span_id, session, kind, name, start, end
 /** Every trace of one workflow (x-airlock-session). */
 export function tracesOfSession(db: DB, session: string): Trace[] {
   // the traces a session's spans belong to, with all their spans (a guardrail span written late has the session too)
+  const ledgerRows = db.prepare(`${LEDGER_TRACED} WHERE session = ? AND trace IS NOT NULL ORDER BY ts LIMIT ?`).all(session, MAX_SPANS_READ / 2) as TracedLedgerRow[];
+  const ledgerIds = ledgerRows.map((r) => traceIdOfRequest(r.request_id)).filter((id): id is string => id !== undefined);
   const rows = db
-    .prepare(`SELECT ${COLS} FROM trace_spans WHERE trace_id IN (SELECT DISTINCT trace_id FROM trace_spans WHERE session = ?) ORDER BY start, rowid LIMIT ?`)
-    .all(session, MAX_SPANS_READ) as SpanRow[];
-  return groupTraces(rows);
+    .prepare(
+      `SELECT ${COLS} FROM trace_spans WHERE trace_id IN (SELECT DISTINCT trace_id FROM trace_spans WHERE session = ? UNION SELECT value FROM json_each(?)) ORDER BY start, rowid LIMIT ?`,
+    )
+    .all(session, JSON.stringify(ledgerIds), MAX_SPANS_READ) as SpanRow[];
+  return groupTraces(rows, ledgerRows);
 }
 
 /** The most recent traces (by their latest span). */
 export function recentTraces(db: DB, limit: number): Trace[] {
-  const ids = db.prepare(`SELECT trace_id FROM trace_spans GROUP BY trace_id ORDER BY MAX(end) DESC LIMIT ?`).pluck().all(limit) as string[];
+  // the newest of each store, then the newest of both
+  const fromSpans = db.prepare(`SELECT trace_id AS id, MAX(end) AS e FROM trace_spans GROUP BY trace_id ORDER BY e DESC LIMIT ?`).all(limit) as { id: string; e: number }[];
+  const fromLedger = db.prepare(`SELECT request_id, ts + latency_ms AS e FROM ledger WHERE trace IS NOT NULL ORDER BY ts DESC LIMIT ?`).all(limit) as { request_id: string; e: number }[];
+  const latest = new Map<string, number>();
+  for (const r of fromSpans) latest.set(r.id, r.e);
+  for (const r of fromLedger) {
+    const id = traceIdOfRequest(r.request_id);
+    if (id) latest.set(id, Math.max(latest.get(id) ?? -Infinity, r.e));
+  }
+  const ids = [...latest].sort((a, b) => b[1] - a[1]).slice(0, limit).map(([id]) => id);
   if (!ids.length) return [];
   const rows = db
-    .prepare(`SELECT ${COLS} FROM trace_spans WHERE trace_id IN (${ids.map(() => '?').join(',')}) ORDER BY start, rowid LIMIT ?`)
-    .all(...ids, MAX_SPANS_READ) as SpanRow[];
-  return groupTraces(rows);
+    .prepare(`SELECT ${COLS} FROM trace_spans WHERE trace_id IN (SELECT value FROM json_each(?)) ORDER BY start, rowid LIMIT ?`)
+    .all(JSON.stringify(ids), MAX_SPANS_READ) as SpanRow[];
+  return groupTraces(rows, ledgerRowsOf(db, ids));
 }
 
 export function traceById(db: DB, traceId: string): Trace | undefined {
   const rows = db.prepare(`SELECT ${COLS} FROM trace_spans WHERE trace_id = ? ORDER BY start, rowid LIMIT ?`).all(traceId, MAX_SPANS_READ) as SpanRow[];
-  return groupTraces(rows)[0];
+  return groupTraces(rows, ledgerRowsOf(db, [traceId]))[0];
 }
 
 export interface SessionQuery {
@@ -451,7 +486,7 @@ interface SessionRow {
 
 /** Workflows (sessions), newest activity first. A filter keeps the sessions with at least one step that matches it. */
 export function listSessions(db: DB, q: SessionQuery): SessionsBody {
-  const where: string[] = [`session IS NOT NULL`, `kind IN ('model', 'tool')`];
+  const where: string[] = [];
   const args: (string | number)[] = [];
   const add = (clause: string, v: string | number) => {
     where.push(clause);
@@ -466,15 +501,25 @@ export function listSessions(db: DB, q: SessionQuery): SessionsBody {
   if (q.to !== undefined) add('start < ?', q.to);
   const having = q.before !== undefined ? 'HAVING MAX(end) < ?' : '';
   if (q.before !== undefined) args.push(q.before);
+  // a workflow's steps: the root spans of the span store's rows (model calls, tool calls) and the
+  // ledger rows that carry a plain request's trace (ledger-trace.ts: always successful)
   const rows = db
     .prepare(
-      `SELECT session, MIN(start) AS s, MAX(end) AS e, COUNT(*) AS steps, SUM(kind = 'model') AS mc, SUM(kind = 'tool' AND name LIKE 'tools/call %') AS tc,
+      `WITH steps AS (
+         SELECT session, start, end, kind, name, status, trace_id, team, key_name, model,
+           json_extract(attributes, '$."gen_ai.usage.input_tokens"') AS tin, json_extract(attributes, '$."gen_ai.usage.output_tokens"') AS tout,
+           json_extract(attributes, '$."airlock.cost"') AS cost
+         FROM trace_spans WHERE session IS NOT NULL AND kind IN ('model', 'tool')
+         UNION ALL
+         SELECT session, ts, ts + latency_ms, 'model', '', 'ok', request_id, team, key_name, COALESCE(alias, requested_model),
+           prompt_tokens, completion_tokens, cost
+         FROM ledger WHERE session IS NOT NULL AND trace IS NOT NULL
+       )
+       SELECT session, MIN(start) AS s, MAX(end) AS e, COUNT(*) AS steps, SUM(kind = 'model') AS mc, SUM(kind = 'tool' AND name LIKE 'tools/call %') AS tc,
          SUM(status = 'error') AS errors, COUNT(DISTINCT trace_id) AS traces,
          json_group_array(DISTINCT team) AS teams, json_group_array(DISTINCT key_name) AS keys, json_group_array(DISTINCT model) AS models,
-         SUM(json_extract(attributes, '$."gen_ai.usage.input_tokens"')) AS tin, SUM(json_extract(attributes, '$."gen_ai.usage.output_tokens"')) AS tout,
-         SUM(json_extract(attributes, '$."airlock.cost"')) AS cost
-       FROM trace_spans WHERE session IN (SELECT DISTINCT session FROM trace_spans WHERE ${where.join(' AND ')})
-         AND kind IN ('model', 'tool')
+         SUM(tin) AS tin, SUM(tout) AS tout, SUM(cost) AS cost
+       FROM steps WHERE session IN (SELECT DISTINCT session FROM steps${where.length ? ` WHERE ${where.join(' AND ')}` : ''})
        GROUP BY session ${having} ORDER BY e DESC LIMIT ?`,
     )
     .all(...args, q.limit + 1) as SessionRow[];

@@ -116,6 +116,29 @@ export const ATTR_KEYS = [
 ] as const;
 
 const MAX_KEPT = 200_000;
+/** rows read at a time while pruning */
+const CHUNK = 1000;
+/** the spans of a ledger row that carries a plain request's trace: the request's and its attempt's */
+export const LEDGER_ROW_SPANS = 2;
+
+/** A sorted source read in chunks (the statement reads the rows after the last one it gave): one
+ * better-sqlite3 statement cannot be iterated while another runs on the same connection. */
+function chunks<T>(read: (after: T | undefined) => T[]): { peek(): T | undefined; next(): void } {
+  let buf = read(undefined);
+  let i = 0;
+  return {
+    peek() {
+      if (i < buf.length) return buf[i];
+      if (buf.length < CHUNK) return undefined;
+      buf = read(buf[buf.length - 1]);
+      i = 0;
+      return buf[0];
+    },
+    next() {
+      i++;
+    },
+  };
+}
 
 interface Batch {
   rows: string;
@@ -137,9 +160,13 @@ export function spanWriter({ db, send: post, pace }: PartContext): PartWriter {
         }
     });
     const allSpans = db.prepare(`SELECT COALESCE(SUM(n), 0) FROM trace_spans`).pluck();
-    const oldest = db.prepare(`SELECT rowid, start, n FROM trace_spans ORDER BY rowid`).raw();
+    const oldest = db.prepare(`SELECT rowid, start, n FROM trace_spans WHERE rowid > ? ORDER BY rowid LIMIT ${CHUNK}`).raw();
     const byRowid = db.prepare(`DELETE FROM trace_spans WHERE rowid <= ?`);
-    return { writeBatch, allSpans, oldest, byRowid };
+    // the ledger rows that carry a plain request's trace (ledger-trace.ts), through ledger_traced
+    const ledgerTraced = db.prepare(`SELECT COUNT(*) FROM ledger WHERE trace IS NOT NULL`).pluck();
+    const ledgerOldest = db.prepare(`SELECT rowid, ts FROM ledger WHERE trace IS NOT NULL AND (ts, rowid) > (?, ?) ORDER BY ts, rowid LIMIT ${CHUNK}`).raw();
+    const ledgerClear = db.prepare(`UPDATE ledger SET trace = NULL WHERE trace IS NOT NULL AND (ts, rowid) <= (?, ?)`);
+    return { writeBatch, allSpans, oldest, byRowid, ledgerTraced, ledgerOldest, ledgerClear };
   };
   let st: ReturnType<typeof prepare> | undefined;
 
@@ -194,24 +221,44 @@ export function spanWriter({ db, send: post, pace }: PartContext): PartWriter {
         break;
       case 'prune':
         try {
-          const { allSpans, oldest, byRowid } = (st ??= prepare());
+          const { allSpans, oldest, byRowid, ledgerTraced, ledgerOldest, ledgerClear } = (st ??= prepare());
           const n = db
             .transaction(() => {
               let total = stored ?? (allSpans.get() as number);
-              // rows go in write order, oldest first: those older than the retention, then, over
-              // the cap, more until the newest hold at most maxSpans spans. A row written after a
-              // younger one (a long request ends after a short one that began later) goes at the
-              // first prune after that younger one has aged out too.
-              const excess = total - m.maxSpans;
+              const inLedger = (ledgerTraced.get() as number) * LEDGER_ROW_SPANS;
+              // Two sources, walked together oldest first: the span store's rows in write order
+              // and the traced ledger rows in order of time. Those older than the retention go,
+              // then, over the cap, more until the newest hold at most maxSpans spans. A row written
+              // after a younger one (a long request ends after a short one that began later) goes
+              // at the first prune after that younger one has aged out too.
+              const excess = total + inLedger - m.maxSpans;
+              const spans = chunks<[number, number, number]>((after) => oldest.all(after?.[0] ?? 0) as [number, number, number][]);
+              const rows = chunks<[number, number]>((after) => ledgerOldest.all(after?.[1] ?? -1, after?.[0] ?? 0) as [number, number][]);
               let cut: number | undefined;
+              let ledgerCut: [number, number] | undefined;
               let deleted = 0;
-              for (const [rowid, start, k] of oldest.iterate() as IterableIterator<[number, number, number]>) {
+              let fromSpans = 0;
+              for (;;) {
+                const a = spans.peek();
+                const b = rows.peek();
+                if (!a && !b) break;
+                const takeSpans = a !== undefined && (b === undefined || a[1] <= b[1]);
+                const start = takeSpans ? a[1] : b![1];
                 if (start >= m.olderThan && deleted >= excess) break;
-                deleted += k;
-                cut = rowid;
+                if (takeSpans) {
+                  deleted += a[2];
+                  fromSpans += a[2];
+                  cut = a[0];
+                  spans.next();
+                } else {
+                  deleted += LEDGER_ROW_SPANS;
+                  ledgerCut = b;
+                  rows.next();
+                }
               }
               if (cut !== undefined) byRowid.run(cut);
-              total -= deleted;
+              if (ledgerCut) ledgerClear.run(ledgerCut[1], ledgerCut[0]);
+              total -= fromSpans;
               return { deleted, total };
             })
             .immediate();

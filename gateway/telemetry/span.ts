@@ -87,3 +87,46 @@ export function parseTraceparent(v: string | undefined): TraceParent | undefined
 export function formatTraceparent(traceId: string, spanId: string, sampled = true): string {
   return `00-${traceId}-${spanId}-${sampled ? '01' : '00'}`;
 }
+
+// ---- ids derived from a request id ----
+//
+// A data-plane request's ids are its request id's (a UUID version 7 of ours, engine/request-id.ts:
+// tttttttt-tttt-7rrr-Vrrr-rrrrrrrrrrrr, V one of 8-b): its trace id is the request id without its
+// dashes (time-led, as newTraceId's, and readable back into the request id: the trace of a plain
+// request is found by the ledger's primary key, ledger-trace.ts), its span the last two groups
+// (first digit 8-b), its first upstream attempt's span the third and last groups (first digit 7):
+// never zero, never equal. A client's traceparent still names the trace (its trace id, its span
+// as our parent); later attempts and other spans get random ids.
+
+const hex = (s: string, from: number, to: number): boolean => {
+  for (let i = from; i < to; i++) {
+    const c = s.charCodeAt(i);
+    if (!((c >= 48 && c <= 57) || (c >= 97 && c <= 102))) return false;
+  }
+  return true;
+};
+
+/** Whether `id` is a request id of ours (lower-case UUID version 7 with the RFC 9562 variant). */
+export function isOwnRequestId(id: string): boolean {
+  if (id.length !== 36 || id[8] !== '-' || id[13] !== '-' || id[18] !== '-' || id[23] !== '-' || id[14] !== '7') return false;
+  const v = id.charCodeAt(19);
+  if (!(v === 56 || v === 57 || v === 97 || v === 98)) return false;
+  return hex(id, 0, 8) && hex(id, 9, 13) && hex(id, 14, 18) && hex(id, 19, 23) && hex(id, 24, 36);
+}
+
+/** The trace id of a request (its id without dashes); undefined for an id not of ours. */
+export function traceIdOfRequest(id: string): string | undefined {
+  return isOwnRequestId(id) ? id.slice(0, 8) + id.slice(9, 13) + id.slice(14, 18) + id.slice(19, 23) + id.slice(24) : undefined;
+}
+
+/** The request id whose trace id this is (traceIdOfRequest read back); undefined when it is not one. */
+export function requestIdOfTrace(traceId: string): string | undefined {
+  if (traceId.length !== 32) return undefined;
+  const id = `${traceId.slice(0, 8)}-${traceId.slice(8, 12)}-${traceId.slice(12, 16)}-${traceId.slice(16, 20)}-${traceId.slice(20)}`;
+  return isOwnRequestId(id) ? id : undefined;
+}
+
+/** A request's own span id (the request id's last two groups); call only for isOwnRequestId ids. */
+export const requestSpanId = (id: string): string => id.slice(19, 23) + id.slice(24);
+/** The span id of a request's first upstream attempt (third and last groups); isOwnRequestId ids only. */
+export const firstAttemptSpanId = (id: string): string => id.slice(14, 18) + id.slice(24);

@@ -15,18 +15,38 @@ export interface TelemetryState {
   otlp: OtlpState;
 }
 
+/** The gateway's ledger as tracing sees it: it carries plain requests' traces (ledger-trace.ts). */
+export interface LedgerSide {
+  /** rows written that carry a trace */
+  readonly tracedWritten: number;
+  /** every row recorded so far is committed */
+  flushed(): Promise<boolean>;
+}
+
 export class Telemetry {
   readonly store: SpanStore;
   readonly otlp: OtlpExport;
   readonly tracer: Tracer;
   private settings: TelemetrySettings;
+  private readonly ledger: LedgerSide | undefined;
 
-  constructor(db: DB, pipeline: object, settings: TelemetrySettings, log: (line: string) => void, toolSource?: object, thread?: RecorderThread) {
+  constructor(
+    db: DB,
+    pipeline: object,
+    settings: TelemetrySettings,
+    log: (line: string) => void,
+    toolSource?: object,
+    thread?: RecorderThread,
+    /** the gateway's ledger: it carries plain requests' traces (ledger-trace.ts); they count as written spans */
+    ledger?: LedgerSide,
+  ) {
     this.settings = settings;
     this.store = SpanStore.forDatabase(db, () => ({ retentionHours: this.settings.retention_hours, maxSpans: this.settings.max_spans }), log, thread);
     this.otlp = new OtlpExport(VERSION, log);
     // the tracer feeds the store while settings.traces is on, the export while an endpoint is set
     this.tracer = new Tracer(pipeline, [this.otlp.record], toolSource, this.store);
+    this.ledger = ledger;
+    this.tracer.ledgerCarries = !!ledger;
     this.update(settings);
   }
 
@@ -43,9 +63,19 @@ export class Telemetry {
     return {
       traces: this.settings.traces,
       recorded_spans: this.tracer.recorded,
-      store: { written: this.store.written, pending: this.store.pending, dropped: this.store.dropped, last_error: this.store.lastError ?? null },
+      store: { written: this.spansWritten, pending: this.store.pending, dropped: this.store.dropped, last_error: this.store.lastError ?? null },
       otlp: this.otlp.state(),
     };
+  }
+
+  /** Everything traced so far is readable: the span store's rows and the ledger's are committed. */
+  async flush(): Promise<void> {
+    await Promise.all([this.store.flush(), this.ledger?.flushed()]);
+  }
+
+  /** spans committed to the local store: its rows' and the ledger rows' that carry a plain request's two */
+  get spansWritten(): number {
+    return this.store.written + 2 * (this.ledger?.tracedWritten ?? 0);
   }
 
   async close(): Promise<void> {

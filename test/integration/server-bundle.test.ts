@@ -137,7 +137,11 @@ describe('server bundle', () => {
       const client = new OpenAI({ apiKey: TEST_KEY, baseURL: `${dataUrl}/v1`, maxRetries: 0 });
       const r = await client.chat.completions.create({ model: 'chat', messages: [{ role: 'user', content: 'hello bundle' }] });
       assert.equal(r.choices[0]!.message.content, 'echo: hello bundle');
-      const stream = await client.chat.completions.create({ model: 'chat', stream: true, messages: [{ role: 'user', content: 'streamed' }] });
+      // with a client's traceparent: its spans are a span row (the other's ride in its ledger row)
+      const stream = await client.chat.completions.create(
+        { model: 'chat', stream: true, messages: [{ role: 'user', content: 'streamed' }] },
+        { headers: { traceparent: `00-${'ab'.repeat(16)}-${'cd'.repeat(8)}-01` } },
+      );
       let text = '';
       for await (const c of stream) text += c.choices[0]?.delta.content ?? '';
       assert.equal(text, 'echo: streamed');
@@ -151,11 +155,13 @@ describe('server bundle', () => {
     }
     assert.equal(await exited, 0, stderr);
     // the writer threads (loaded from the bundle) wrote both requests: ledger, audit summaries, traces
+    // (the plain request's in its ledger row, the other's as a span row)
     const db = new Database(path.join(dataDir, 'airlock.db'), { readonly: true });
     try {
       assert.equal(db.prepare('SELECT count(*) FROM ledger').pluck().get(), 2);
       assert.equal(db.prepare(`SELECT count(*) FROM audit_log WHERE kind = 'request'`).pluck().get(), 2);
-      assert.ok((db.prepare('SELECT count(*) FROM trace_spans').pluck().get() as number) >= 2);
+      assert.equal(db.prepare('SELECT count(*) FROM ledger WHERE trace IS NOT NULL').pluck().get(), 1);
+      assert.equal(db.prepare(`SELECT count(*) FROM trace_spans WHERE trace_id = '${'ab'.repeat(16)}'`).pluck().get(), 1);
     } finally {
       db.close();
     }

@@ -9,7 +9,10 @@ import assert from 'node:assert/strict';
 import diagnostics_channel from 'node:diagnostics_channel';
 import { DEFAULT_SETTINGS } from '../../gateway/config/schema.js';
 import { channels } from '../../gateway/engine/events.js';
+import { Ledger, ledgerRowOf } from '../../gateway/engine/ledger.js';
 import { newContext } from '../../gateway/engine/pipeline.js';
+import { newRequestId } from '../../gateway/engine/request-id.js';
+import type { RequestContext } from '../../gateway/engine/stages.js';
 import type { Snapshot } from '../../gateway/engine/snapshot.js';
 import { openDatabase } from '../../gateway/store/db.js';
 import { RecorderThread } from '../../gateway/store/recorder.js';
@@ -290,6 +293,25 @@ test('a tool call and a late guardrail span, each a row of its own, read back as
   }
 });
 
+// A request in odd strings (quotes, backslashes, line separators, astral characters), for the
+// stored forms' round trips below.
+const snapshot = {
+  endpoints: new Map([['gpu "1"', { name: 'gpu "1"', type: 'ollama', origin: 'http://10.0.0.5:11434' }]]),
+  models: new Map(),
+  settings: DEFAULT_SETTINGS,
+} as unknown as Snapshot;
+const odd = 'wf "1" \\ \u2028 é 😀 \n end';
+const target = { id: 'gpu "1"/llama', endpoint: 'gpu "1"', upstreamModel: 'llama "3"' };
+/** who and what of the request, set on its context before request:end */
+const ODD_WHO = {
+  key: { name: 'key "k"', team: 'team ü' },
+  user: 'user \u0001 "u"',
+  requestedModel: 'model "m" 😀',
+  model: { name: 'model "m" 😀' },
+  rule: 'rule\\1',
+  endpoint: 'gpu "1"',
+};
+
 test("a request's row that the tracer writes without span objects reads back as the spans it gives an exporter, odd strings and every kind of child included", async () => {
   const dir = tmpDir('airlock-span-row-');
   const db = openDatabase(dir);
@@ -301,13 +323,6 @@ test("a request's row that the tracer writes without span objects reads back as 
   // the request's facts, the span objects are made from the same facts for the sink
   const tracer = new Tracer(source, [(s) => exported.push(...s)], undefined, store);
   tracer.update({ ...DEFAULT_SETTINGS.telemetry, traces: true, otlp_endpoint: 'http://127.0.0.1:9/v1/traces' });
-  const snapshot = {
-    endpoints: new Map([['gpu "1"', { name: 'gpu "1"', type: 'ollama', origin: 'http://10.0.0.5:11434' }]]),
-    models: new Map(),
-    settings: DEFAULT_SETTINGS,
-  } as unknown as Snapshot;
-  const odd = 'wf "1" \\ \u2028 é 😀 \n end';
-  const target = { id: 'gpu "1"/llama', endpoint: 'gpu "1"', upstreamModel: 'llama "3"' };
   try {
     const ctx = newContext('chat', `req-${newSpanId()}`, snapshot);
     Object.assign(ctx, { session: odd, traceparent: `00-${'ab'.repeat(16)}-${'cd'.repeat(8)}-01` });
@@ -320,12 +335,7 @@ test("a request's row that the tracer writes without span objects reads back as 
     channels.attemptStart.publish({ source, ctx, target, attempt: 2, headers: {}, queueMs: 0 });
     channels.firstContent.publish({ source, ctx });
     Object.assign(ctx, {
-      key: { name: 'key "k"', team: 'team ü' },
-      user: 'user \u0001 "u"',
-      requestedModel: 'model "m" 😀',
-      model: { name: 'model "m" 😀' },
-      rule: 'rule\\1',
-      endpoint: 'gpu "1"',
+      ...ODD_WHO,
       upstreamModel: 'llama "3"',
       body: { max_tokens: 7, temperature: 0.25, top_p: 1 },
       stream: true,
@@ -355,6 +365,139 @@ test("a request's row that the tracer writes without span objects reads back as 
     assert.deepEqual([list.teams, list.keys, list.models, list.errors, list.input_tokens, list.cost], [['team ü'], ['key "k"'], ['model "m" 😀'], 1, 3, 1e-7]);
   } finally {
     tracer.close();
+    await store.close();
+    db.close();
+  }
+});
+
+/** The spans as read, times compared to the µs (a ledger row keeps them to the µs) and the rest exactly. */
+function assertSameSpans(actual: TraceSpan[], want: TraceSpan[]): void {
+  const strip = (s: TraceSpan) => ({ ...s, start: undefined, end: undefined, start_ms: undefined, end_ms: undefined, duration_ms: undefined });
+  assert.deepEqual(actual.map(strip), want.map(strip));
+  for (let i = 0; i < want.length; i++) {
+    for (const k of ['start_ms', 'end_ms', 'duration_ms'] as const) assert.ok(Math.abs(actual[i]![k] - want[i]![k]) <= 0.001, `${want[i]!.kind} ${k}: ${actual[i]![k]} vs ${want[i]![k]}`);
+  }
+}
+
+test("a plain request's spans ride in its ledger row (no span row), with its request id's ids, and read back as the spans it gives an exporter; any other request keeps its row", async () => {
+  const dir = tmpDir('airlock-ledger-trace-');
+  const db = openDatabase(dir);
+  const thread = new RecorderThread(db.name, { dataDir: dir, log: quiet });
+  const store = SpanStore.forDatabase(db, () => ({ retentionHours: 24, maxSpans: 100_000 }), quiet, thread);
+  const ledger = new Ledger(db.name, () => ({ maxPendingRows: 1000, whenUnwritable: 'serve' }), { thread, log: quiet });
+  const exported: SpanData[] = [];
+  const source = {};
+  const tracer = new Tracer(source, [(s) => exported.push(...s)], undefined, store);
+  tracer.ledgerCarries = true;
+  tracer.update({ ...DEFAULT_SETTINGS.telemetry, traces: true, otlp_endpoint: 'http://127.0.0.1:9/v1/traces' });
+  // as the gateway does: the ledger's request:end handler asks the tracer for the row's trace
+  const onEnd = (m: unknown) => {
+    const { ctx, latencyMs } = m as { ctx: RequestContext; latencyMs: number };
+    ledger.record(ledgerRowOf(ctx, latencyMs, tracer.settle(ctx, latencyMs)));
+  };
+  channels.requestEnd.subscribe(onEnd);
+  const run = (traceparent?: string) => {
+    const ctx = newContext('chat', newRequestId(), snapshot);
+    Object.assign(ctx, { session: odd, traceparent });
+    channels.requestStart.publish({ source, ctx });
+    const headers: Record<string, string> = {};
+    channels.attemptStart.publish({ source, ctx, target, attempt: 1, headers, queueMs: 0.25 });
+    channels.firstContent.publish({ source, ctx });
+    Object.assign(ctx, {
+      ...ODD_WHO,
+      upstreamModel: 'llama "3" (served)',
+      body: { max_completion_tokens: 7, temperature: 0.25, top_p: 1 },
+      stream: true,
+      status: 200,
+      attempts: 1,
+      promptTokens: 3,
+      completionTokens: 5,
+      estimated: true,
+      cost: 1e-7,
+      ttfbMs: 12.3456789,
+      finishReasons: ['stop', 'length "x"'],
+    });
+    channels.attemptEnd.publish({ source, ctx, target, attempt: 1, outcome: 'ok', error: undefined, durationMs: 4.5 });
+    channels.requestEnd.publish({ source, ctx, latencyMs: 20.123456 });
+    return { ctx, sent: headers.traceparent };
+  };
+  try {
+    const plain = run();
+    assert.equal(await ledger.flushed(), true);
+    assert.equal(await store.flush(), true);
+    const id = plain.ctx.id;
+    const traceId = id.replaceAll('-', '');
+    const root = exported.find((s) => s.kind === 'model' && s.traceId === traceId)!;
+    const attempt = exported.find((s) => s.kind === 'attempt' && s.traceId === traceId)!;
+    assert.ok(root && attempt, 'the trace id is the request id without its dashes');
+    assert.equal(root.spanId, id.slice(19, 23) + id.slice(24));
+    assert.equal(attempt.spanId, id.slice(14, 18) + id.slice(24));
+    assert.equal(plain.sent, `00-${traceId}-${attempt.spanId}-01`, "the upstream's parent is the attempt");
+    assert.equal(db.prepare(`SELECT COUNT(*) FROM trace_spans`).pluck().get(), 0, 'no span row');
+    assert.ok(db.prepare(`SELECT trace FROM ledger WHERE request_id = ?`).pluck().get(id), 'the ledger row carries it');
+    const want = [expected(root, root), expected(attempt, root)];
+    assertSameSpans(traceById(db, traceId)!.spans, want);
+    assertSameSpans(tracesOfSession(db, odd)[0]!.spans, want);
+    const listed = listSessions(db, { limit: 10 }).data.find((x) => x.session === odd)!;
+    assert.deepEqual([listed.steps, listed.model_calls, listed.errors, listed.traces, listed.teams, listed.keys, listed.models, listed.input_tokens, listed.output_tokens, listed.cost], [1, 1, 0, 1, ['team ü'], ['key "k"'], ['model "m" 😀'], 3, 5, 1e-7]);
+    assert.deepEqual(listSessions(db, { limit: 10, status: 'error' }).data, []);
+    assert.equal(listSessions(db, { limit: 10, team: 'team ü' }).data.length, 1);
+
+    // a client's traceparent: not plain, its spans are a row; the same session lists both
+    const other = run(`00-${'ab'.repeat(16)}-${'cd'.repeat(8)}-01`);
+    assert.equal(await ledger.flushed(), true);
+    assert.equal(await store.flush(), true);
+    assert.equal(db.prepare(`SELECT trace FROM ledger WHERE request_id = ?`).pluck().get(other.ctx.id), null);
+    assert.equal(db.prepare(`SELECT COUNT(*) FROM trace_spans WHERE trace_id = ?`).pluck().get('ab'.repeat(16)), 1);
+    assert.deepEqual(tracesOfSession(db, odd).map((t) => t.trace_id).sort(), [traceId, 'ab'.repeat(16)].sort());
+    assert.equal(listSessions(db, { limit: 10 }).data.find((x) => x.session === odd)!.steps, 2);
+    // an id the ledger does not hold, and one that is no request id of ours
+    assert.equal(traceById(db, traceId.replace(/^./, (c) => (c === '0' ? '1' : '0'))), undefined);
+    assert.equal(traceById(db, 'ab'.repeat(16))!.spans.length, 2);
+  } finally {
+    channels.requestEnd.unsubscribe(onEnd);
+    tracer.close();
+    await ledger.close();
+    await store.close();
+    db.close();
+  }
+});
+
+test('retention and the size cap take span rows and traced ledger rows together, oldest first; a ledger row keeps its usage and loses only its trace', async () => {
+  const dir = tmpDir('airlock-ledger-prune-');
+  const db = openDatabase(dir);
+  const thread = new RecorderThread(db.name, { dataDir: dir, log: quiet });
+  let policy = { retentionHours: 1, maxSpans: 100_000 };
+  const store = SpanStore.forDatabase(db, () => policy, quiet, thread);
+  const spanRow = db.prepare(`INSERT INTO trace_spans (trace_id, span_id, session, kind, name, start, end, status, attributes, n) VALUES (?, ?, 's', 'model', ?, ?, ?, 'ok', '{}', 3)`);
+  const ledgerRow = db.prepare(`INSERT INTO ledger (request_id, ts, kind, requested_model, latency_ms, status, trace) VALUES (?, ?, 'chat', ?, 1, 200, ?)`);
+  const trace = JSON.stringify([1, null, "openai", null, "t", "m", null, null, null, 100, 900, 0, null, null]);
+  const now = Date.now();
+  const h = 3_600_000;
+  const traced = (): string[] => db.prepare(`SELECT requested_model FROM ledger WHERE trace IS NOT NULL ORDER BY ts`).pluck().all() as string[];
+  const spanNames = (): string[] => db.prepare(`SELECT name FROM trace_spans ORDER BY rowid`).pluck().all() as string[];
+  try {
+    // interleaved in time: span rows of 3 spans, ledger rows of 2
+    spanRow.run(newTraceId(), newSpanId(), 'span-old', now - 3 * h, now - 3 * h + 1);
+    ledgerRow.run(newRequestId(now - 2.5 * h), now - 2.5 * h, 'ledger-old', trace);
+    ledgerRow.run(newRequestId(now - 30 * 60_000), now - 30 * 60_000, 'ledger-1', trace);
+    spanRow.run(newTraceId(), newSpanId(), 'span-1', now - 20 * 60_000, now - 20 * 60_000 + 1);
+    ledgerRow.run(newRequestId(now - 10 * 60_000), now - 10 * 60_000, 'ledger-2', trace);
+    ledgerRow.run(newRequestId(now - 60_000), now - 60_000, 'untraced', null);
+    spanRow.run(newTraceId(), newSpanId(), 'span-2', now - 5 * 60_000, now - 5 * 60_000 + 1);
+
+    assert.equal(await store.prune(), 3 + 2, 'the span row and the ledger row older than an hour');
+    assert.deepEqual(spanNames(), ['span-1', 'span-2']);
+    assert.deepEqual(traced(), ['ledger-1', 'ledger-2']);
+    assert.equal(db.prepare(`SELECT COUNT(*) FROM ledger`).pluck().get(), 4, 'every ledger row is kept');
+
+    // the cap: 3 + 3 + 2 + 2 = 10 spans; at most 6 → ledger-1 (2), span-1 (3) go, in order of time
+    policy = { retentionHours: 1, maxSpans: 6 };
+    assert.equal(await store.prune(), 5);
+    assert.deepEqual(spanNames(), ['span-2']);
+    assert.deepEqual(traced(), ['ledger-2']);
+    assert.equal(await store.prune(), 0, 'nothing more: 5 spans kept');
+  } finally {
     await store.close();
     db.close();
   }

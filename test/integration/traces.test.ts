@@ -239,6 +239,56 @@ function parseProm(text: string): Map<string, number> {
   return out;
 }
 
+describe("where a request's spans are kept", () => {
+  test("a plain request's trace is its ledger row's: the trace id is its request id's, the upstream's parent its attempt's span; a fallback keeps a span row", async () => {
+    const session = `plain-${randomUUID()}`;
+    primary.reset();
+    const { data, response } = await client(session).chat.completions.create({ model: 'chat', messages: [{ role: 'user', content: 'hi' }], max_tokens: 9, temperature: 0.5 }).withResponse();
+    assert.ok(data.choices[0]?.message.content);
+    const id = response.headers.get('x-airlock-request-id')!;
+    const traceId = id.replaceAll('-', '');
+    const t = (await gw.admin<Trace>('GET', `/traces/${traceId}`)).body;
+    assert.equal(t.trace_id, traceId);
+    const root = t.spans.find((s) => s.kind === 'model')!;
+    const attempt = t.spans.find((s) => s.kind === 'attempt')!;
+    assert.deepEqual([root.parent_span_id, attempt.parent_span_id, t.spans.length], [null, root.span_id, 2]);
+    assert.equal(String(primary.requests.find((r) => r.method === 'POST')!.headers.traceparent), `00-${traceId}-${attempt.span_id}-01`);
+    assert.equal(root.attributes['airlock.request_id'], id);
+    assert.equal(root.attributes['gen_ai.request.max_tokens'], 9);
+    assert.equal(root.attributes['gen_ai.request.temperature'], 0.5);
+    assert.deepEqual(root.attributes['gen_ai.response.finish_reasons'], ['stop']);
+    assert.equal(root.attributes['gen_ai.usage.input_tokens'], data.usage!.prompt_tokens);
+    assert.equal(attempt.attributes['server.address'], new URL(primary.url).origin);
+    assert.equal(attempt.attributes['airlock.attempt.outcome'], 'ok');
+    assert.ok(attempt.start_ms >= root.start_ms && attempt.end_ms <= root.end_ms, 'the attempt within its request');
+
+    // the same request twice more, the second falling back: its trace is a span row
+    primary.queue({ kind: 'status', status: 503 });
+    const fell = await client(session).chat.completions.create({ model: 'chat', messages: [{ role: 'user', content: 'again' }] }).withResponse();
+    const fellId = fell.response.headers.get('x-airlock-request-id')!;
+    const traces = (await gw.admin<TracesBody>('GET', `/traces?session=${session}`)).body.data;
+    assert.deepEqual(traces.map((x) => x.trace_id), [traceId, fellId.replaceAll('-', '')]);
+    assert.deepEqual(traces[1]!.spans.filter((s) => s.kind === 'attempt').map((s) => s.status.code), ['error', 'ok']);
+    const db = new Database(path.join(gw.dataDir, 'airlock.db'), { readonly: true, fileMustExist: true });
+    try {
+      const trace = db.prepare('SELECT trace FROM ledger WHERE request_id = ?').pluck();
+      const rows = db.prepare('SELECT COUNT(*) FROM trace_spans WHERE trace_id = ?').pluck();
+      assert.ok(trace.get(id), 'the plain request: its ledger row carries its trace');
+      assert.equal(rows.get(traceId), 0, '... and no span row');
+      assert.equal(trace.get(fellId), null, 'the fallback: no trace in its ledger row');
+      assert.equal(rows.get(fellId.replaceAll('-', '')), 1, '... its spans are a row');
+    } finally {
+      db.close();
+    }
+    const s = (await gw.admin<SessionsBody>('GET', '/sessions')).body.data.find((x) => x.session === session)!;
+    assert.deepEqual([s.steps, s.model_calls, s.traces, s.errors], [2, 2, 2, 0]);
+    // the usage API's rows do not show the trace column
+    const usage = (await gw.admin<{ data: Record<string, unknown>[] }>('GET', `/usage/requests?request_id=${id}`)).body.data;
+    assert.equal(usage.length, 1);
+    assert.equal('trace' in usage[0]!, false);
+  });
+});
+
 describe('/metrics', () => {
   test('requests by team and the wait for a slot move as requests are made', async () => {
     const read = async () => parseProm((await gw.admin('GET', '/metrics')).body as string);
@@ -269,15 +319,21 @@ describe('retention', () => {
 
     const db = new Database(path.join(gw.dataDir, 'airlock.db'), { readonly: true, fileMustExist: true });
     try {
-      // a request's spans are one row (its children in a JSON column); n counts the spans in a row
-      const count = () => db.prepare('SELECT COALESCE(SUM(n), 0) FROM trace_spans').pluck().get() as number;
+      // a request's spans are one row (its children in a JSON column; n counts the spans in a
+      // row), or, for a plain request, its ledger row's trace column (the request and its attempt)
+      const inRows = () => db.prepare('SELECT COALESCE(SUM(n), 0) FROM trace_spans').pluck().get() as number;
+      const inLedger = () => 2 * (db.prepare('SELECT COUNT(*) FROM ledger WHERE trace IS NOT NULL').pluck().get() as number);
+      const count = () => inRows() + inLedger();
       const inChildren = () => db.prepare('SELECT COALESCE(SUM(json_array_length(children)), 0) + COUNT(*) FROM trace_spans').pluck().get() as number;
-      assert.equal(inChildren(), count(), 'n counts every stored span');
+      assert.equal(inChildren(), inRows(), 'n counts every stored span');
+      assert.ok(inLedger() > 1200, `${inLedger()} spans carried by ledger rows before`);
       assert.ok(count() > 1200, `${count()} spans stored before`);
       const cur = (await gw.admin('GET', '/settings')).body;
       assert.equal((await gw.admin('PUT', '/settings', { ...cur, telemetry: { ...cur.telemetry, max_spans: 1000 } })).status, 200);
       await eventually(() => count() <= 1000, 'the store pruned to max_spans');
       assert.ok(count() >= 900, 'only the excess went');
+      const ledgerRows = db.prepare('SELECT COUNT(*) FROM ledger').pluck().get() as number;
+      assert.ok(ledgerRows >= 602, `the ledger keeps its rows (${ledgerRows}), only their traces went`);
       assert.deepEqual((await gw.admin<TracesBody>('GET', `/traces?session=${old}`)).body.data, [], 'the oldest trace is gone');
       assert.equal((await gw.admin<TracesBody>('GET', `/traces?session=${newest}`)).body.data.length, 1, 'the newest is kept');
       await gw.admin('PUT', '/settings', cur);

@@ -938,6 +938,7 @@ export function toolLedgerRow(call: ToolCallContext, latencyMs: number): LedgerR
     tags: null,
     downgraded_from: null,
     args_bytes: call.argsBytes,
+    trace: null,
     result_bytes: call.resultBytes,
   };
 }
