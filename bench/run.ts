@@ -487,6 +487,10 @@ function report(runs: RunRecord[], servers: ServerRecord[], slow: SlowRecord[], 
   };
   const pairedText = (x: { ratio: number; rounds: number[]; how: string }) =>
     `${fmt(x.ratio * 100, 1)} % (${x.how}${x.rounds.length ? `; per round ${x.rounds.map((r) => fmt(r * 100, 1)).join(', ')} %` : ''})`;
+  /** An on/off verdict's measured text: the paired ratio, then the best rounds' figures (their
+   * ratio too unless the paired one is theirs) and `detail`. */
+  const onOffText = (pr: { ratio: number; rounds: number[]; how: string }, on: RunRecord, off: RunRecord, detail = '') =>
+    `${pairedText(pr)}; best rounds ${pr.how === 'best rounds' ? '' : `${fmt((on.rps / off.rps) * 100, 1)} % `}(${fmt(on.rps, 0)} vs ${fmt(off.rps, 0)} req/s${detail})`;
   const best: RunRecord[] = [];
   for (const server of SERVERS) for (const mode of MODES) for (const c of CONNECTIONS) {
     const r = find(server, mode, c);
@@ -532,9 +536,13 @@ function report(runs: RunRecord[], servers: ServerRecord[], slow: SlowRecord[], 
         const saturated = g.cpuPct >= SATURATED_CPU_PCT && p.cpuPct >= SATURATED_CPU_PCT;
         verdicts.push({
           target: `${mode}, 32 connections: gateway req/s ≥ ${TARGET_RPS_RATIO * 100} % of passthrough`,
-          measured:
-            `${pairedText(pr)}; best rounds ${fmt((g.rps / p.rps) * 100, 1)} % (${fmt(g.rps, 0)} vs ${fmt(p.rps, 0)} req/s; server CPU ${fmt(g.cpuPct, 0)} / ${fmt(p.cpuPct, 0)} %` +
-            `${saturated ? '' : `: not both ≥ ${SATURATED_CPU_PCT} %, so something other than the server's own CPU (the load generator's core, other load on the machine) set the pace — the ratio says little`})`,
+          measured: onOffText(
+            pr,
+            g,
+            p,
+            `; server CPU ${fmt(g.cpuPct, 0)} / ${fmt(p.cpuPct, 0)} %` +
+              `${saturated ? '' : `: not both ≥ ${SATURATED_CPU_PCT} %, so something other than the server's own CPU (the load generator's core, other load on the machine) set the pace — the ratio says little`}`,
+          ),
           met: ratio >= TARGET_RPS_RATIO,
         });
       }
@@ -558,7 +566,7 @@ function report(runs: RunRecord[], servers: ServerRecord[], slow: SlowRecord[], 
       if (c === 32)
         verdicts.push({
           target: `${mode}, 32 connections: with guardrails (pii + secrets, input and output) req/s ≥ ${TARGET_GUARD_RPS_RATIO * 100} % of without`,
-          measured: `${pairedText(pr)}; best rounds ${fmt((on.rps / off.rps) * 100, 1)} % (${fmt(on.rps, 0)} vs ${fmt(off.rps, 0)} req/s)`,
+          measured: onOffText(pr, on, off),
           met: pr.ratio >= TARGET_GUARD_RPS_RATIO,
         });
       if (c === 1)
@@ -580,7 +588,7 @@ function report(runs: RunRecord[], servers: ServerRecord[], slow: SlowRecord[], 
       if (c === 32)
         verdicts.push({
           target: `${mode}, 32 connections: with tracing (local span store) req/s ≥ ${TARGET_TRACE_RPS_RATIO * 100} % of without`,
-          measured: `${pairedText(pr)}; best rounds ${fmt((on.rps / off.rps) * 100, 1)} % (${fmt(on.rps, 0)} vs ${fmt(off.rps, 0)} req/s; CPU µs/req ${fmt(on.cpuUsPerReq, 1)} vs ${fmt(off.cpuUsPerReq, 1)})`,
+          measured: onOffText(pr, on, off, `; CPU µs/req ${fmt(on.cpuUsPerReq, 1)} vs ${fmt(off.cpuUsPerReq, 1)}`),
           met: pr.ratio >= TARGET_TRACE_RPS_RATIO,
         });
     }
