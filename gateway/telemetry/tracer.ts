@@ -346,7 +346,9 @@ export class Tracer {
     const span = r?.current;
     if (!r || !span) return;
     r.current = undefined;
-    span.end = span.start + m.durationMs;
+    // now, not start + durationMs: the attempt's own clock started before this span's start was
+    // taken, so start + durationMs could end the attempt after its request
+    span.end = Tracer.wall(m.ctx, performance.now());
     span.outcome = m.outcome;
     if (m.outcome === 'ok') {
       span.status = 'ok';
