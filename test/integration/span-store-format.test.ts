@@ -370,12 +370,17 @@ test("a request's row that the tracer writes without span objects reads back as 
   }
 });
 
-/** The spans as read, times compared to the µs (a ledger row keeps them to the µs) and the rest exactly. */
+/**
+ * The spans as read, times compared to the µs and the rest exactly. A ledger row keeps a span's
+ * start and end each rounded to the µs, so a time may differ by half a µs and a duration (the
+ * difference of two rounded times, where the exporter rounds the difference once) by one µs;
+ * the slack of 1e-9 ms absorbs binary fractions (0.061 − 0.06 is 0.0010000000000000009).
+ */
 function assertSameSpans(actual: TraceSpan[], want: TraceSpan[]): void {
   const strip = (s: TraceSpan) => ({ ...s, start: undefined, end: undefined, start_ms: undefined, end_ms: undefined, duration_ms: undefined });
   assert.deepEqual(actual.map(strip), want.map(strip));
   for (let i = 0; i < want.length; i++) {
-    for (const k of ['start_ms', 'end_ms', 'duration_ms'] as const) assert.ok(Math.abs(actual[i]![k] - want[i]![k]) <= 0.001, `${want[i]!.kind} ${k}: ${actual[i]![k]} vs ${want[i]![k]}`);
+    for (const k of ['start_ms', 'end_ms', 'duration_ms'] as const) assert.ok(Math.abs(actual[i]![k] - want[i]![k]) <= 0.001 + 1e-9, `${want[i]!.kind} ${k}: ${actual[i]![k]} vs ${want[i]![k]}`);
   }
 }
 
