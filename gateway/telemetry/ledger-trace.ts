@@ -36,6 +36,85 @@ export type LedgerTrace = [
   finishReasons: string[] | null,
 ];
 
+/** What a plain request's trace is written from (the tracer's request context and first attempt). */
+export interface LedgerTraceFacts {
+  rule: string | undefined;
+  provider: string;
+  origin: string | undefined;
+  target: string;
+  attemptModel: string;
+  maxTokens: number | undefined;
+  temperature: number | undefined;
+  topP: number | undefined;
+  /** ms after the request's start */
+  attemptStart: number;
+  attemptEnd: number;
+  queueMs: number;
+  ttfcMs: number | undefined;
+  finishReasons: readonly string[] | undefined;
+}
+
+interface Prefix {
+  provider: string;
+  origin: string | undefined;
+  attemptModel: string;
+  /** `[1,rule,provider,origin,target,attemptModel,` as JSON */
+  json: string;
+}
+
+/**
+ * Writes the ledger's `trace` column: the text JSON.stringify gives for the LedgerTrace tuple,
+ * built per request from a cached prefix. The first six values are the same for every request
+ * routed to one target by one rule, so their JSON is made once per (target, rule) and kept while
+ * the endpoint's type and origin and the target's model stay what they were; the rest are numbers
+ * (and the finish reasons, whose usual single value is kept too). Both caches are bounded.
+ */
+export class LedgerTraceWriter {
+  private readonly prefixes = new Map<string, Map<string | undefined, Prefix>>();
+  private readonly reasons = new Map<string, string>();
+  private static readonly MAX = 256;
+
+  write(f: LedgerTraceFacts): string {
+    return (
+      this.prefix(f) +
+      `${num(f.maxTokens)},${num(f.temperature)},${num(f.topP)},` +
+      // integers (µs): they format several times faster than fractional ms
+      `${Math.round(f.attemptStart * 1000)},${Math.round(f.attemptEnd * 1000)},${Math.round(f.queueMs * 1000)},` +
+      `${f.ttfcMs === undefined ? 'null' : Math.round(f.ttfcMs * 1000)},${this.finishReasons(f.finishReasons)}]`
+    );
+  }
+
+  private prefix(f: LedgerTraceFacts): string {
+    let byRule = this.prefixes.get(f.target);
+    const hit = byRule?.get(f.rule);
+    if (hit && hit.provider === f.provider && hit.origin === f.origin && hit.attemptModel === f.attemptModel) return hit.json;
+    if (!byRule) {
+      if (this.prefixes.size >= LedgerTraceWriter.MAX) this.prefixes.clear();
+      byRule = new Map();
+      this.prefixes.set(f.target, byRule);
+    } else if (byRule.size >= LedgerTraceWriter.MAX) byRule.clear();
+    const json = JSON.stringify([1, f.rule ?? null, f.provider, f.origin ?? null, f.target, f.attemptModel]).slice(0, -1) + ',';
+    byRule.set(f.rule, { provider: f.provider, origin: f.origin, attemptModel: f.attemptModel, json });
+    return json;
+  }
+
+  private finishReasons(r: readonly string[] | undefined): string {
+    if (r === undefined) return 'null';
+    if (r.length !== 1) return JSON.stringify(r);
+    const one = r[0]!;
+    let json = this.reasons.get(one);
+    if (json === undefined) {
+      json = JSON.stringify(r);
+      if (this.reasons.size >= LedgerTraceWriter.MAX) this.reasons.clear();
+      this.reasons.set(one, json);
+    }
+    return json;
+  }
+}
+
+/** A number as JSON.stringify writes it (non-finite: null); undefined: null. */
+const num = (n: number | undefined): string => (n === undefined || !Number.isFinite(n) ? 'null' : String(n));
+
 /** The ledger columns a plain request's spans are read from. */
 const TRACED_COLUMNS = [
   'request_id', 'ts', 'kind', 'key_name', 'team', 'user', 'session', 'requested_model', 'alias', 'endpoint', 'upstream_model', 'stream',

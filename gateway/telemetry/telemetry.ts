@@ -6,6 +6,7 @@ import type { RecorderThread } from '../store/recorder.js';
 import { VERSION } from '../version.js';
 import { OtlpExport, type OtlpState } from './otlp.js';
 import { SpanStore } from './span-store.js';
+import { LEDGER_ROW_SPANS } from './span-writer.js';
 import { Tracer } from './tracer.js';
 
 export interface TelemetryState {
@@ -75,7 +76,7 @@ export class Telemetry {
 
   /** spans committed to the local store: its rows' and the ledger rows' that carry a plain request's two */
   get spansWritten(): number {
-    return this.store.written + 2 * (this.ledger?.tracedWritten ?? 0);
+    return this.store.written + LEDGER_ROW_SPANS * (this.ledger?.tracedWritten ?? 0);
   }
 
   async close(): Promise<void> {

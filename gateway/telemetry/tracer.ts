@@ -21,7 +21,7 @@ import { firstAttemptSpanId, formatTraceparent, isOwnRequestId, newSpanId, newTr
 import { attributesListJson, attributesObjectJson, childJson, jnum, jstr } from './span-store.js';
 import type { StoredRow } from './span-writer.js';
 import { attemptAttributes, attributesOf, OPERATION, requestAttributes, requestSpanName, type AttemptFacts, type RequestFacts } from './span-attributes.js';
-import type { LedgerTrace } from './ledger-trace.js';
+import { LedgerTraceWriter } from './ledger-trace.js';
 
 export type SpanSink = (spans: SpanData[]) => void;
 
@@ -192,6 +192,8 @@ export class Tracer {
   ledgerCarries = false;
   /** the request whose request:end this tracer handled last (settle() may be asked after) */
   private lastSettled: ReqTrace | undefined;
+  /** a plain request's ledger column (ledger-trace.ts) */
+  private readonly ledgerTraces = new LedgerTraceWriter();
 
   constructor(
     private readonly source: object,
@@ -394,7 +396,22 @@ export class Tracer {
     const a = r.children.length === 1 ? r.children[0] : undefined;
     if (this.ledgerCarries && this.toStore && !r.failed && a instanceof Attempt && a.attempt === 1 && a.status === 'ok' && r.own && r.parentSpanId === undefined) {
       r.stored = 'ledger';
-      r.ledgerTrace = ledgerTraceOf(ctx, a);
+      const b = ctx.body;
+      r.ledgerTrace = this.ledgerTraces.write({
+        rule: ctx.rule,
+        provider: a.provider,
+        origin: a.origin,
+        target: a.target,
+        attemptModel: a.upstreamModel,
+        maxTokens: maxTokensOf(b),
+        temperature: typeof b.temperature === 'number' ? b.temperature : undefined,
+        topP: typeof b.top_p === 'number' ? b.top_p : undefined,
+        attemptStart: a.start - ctx.ts,
+        attemptEnd: a.end - ctx.ts,
+        queueMs: a.queueMs,
+        ttfcMs: a.ttfc,
+        finishReasons: ctx.finishReasons,
+      });
     } else r.stored = this.toStore ? 'row' : 'none';
   }
 
@@ -407,8 +424,11 @@ export class Tracer {
     // the ledger's request:end handler may come after this one (settle() finds it here)
     this.lastSettled = r;
     if (r.sampledOut) return;
-    // a request with its own ids (span.ts) is remembered by its session alone: no object per request
-    this.remember(ctx.id, r.own && r.parentSpanId === undefined ? (ctx.session ?? null) : { traceId: r.traceId, spanId: r.spanId, session: ctx.session });
+    // a request with its own ids (span.ts) is remembered by its session alone (no object per
+    // request), and not at all when it has none and every request is sampled: a late guardrail
+    // event finds its trace from its id (lateTrace)
+    if (!(r.own && r.parentSpanId === undefined)) this.remember(ctx.id, { traceId: r.traceId, spanId: r.spanId, session: ctx.session });
+    else if (ctx.session !== undefined || !this.allSampled) this.remember(ctx.id, ctx.session ?? null);
     const n = r.children.length + 1;
     this.recorded += n;
     if (r.stored === 'row') this.store!.recordRow(requestRow(r, r.end, r.failed), n);
@@ -417,6 +437,19 @@ export class Tracer {
       for (const c of r.children) spans.push(c instanceof Attempt ? attemptSpan(r, c) : c);
       for (const sink of this.spanSinks) sink(spans);
     }
+  }
+
+  /** every request is traced (no sampling): a request with its own ids and no session need not be remembered */
+  private get allSampled(): boolean {
+    return !this.settings || this.settings.sample_ratio >= 1;
+  }
+
+  /** The trace of a request or tool call that has ended, for a guardrail event that came after. */
+  private lateTrace(e: GuardEventLike, id: string): Ended | undefined {
+    const r = this.recent.get(id) ?? this.older.get(id);
+    if (r !== undefined) return ended(id, r);
+    // not remembered: a request with its own ids and no session, while every request is traced
+    return e.requestId !== undefined && this.allSampled ? ended(id, null) : undefined;
   }
 
   private remember(id: string, e: Remembered): void {
@@ -504,7 +537,7 @@ export class Tracer {
       if (live?.sampledOut) continue;
       if (live) this.resolve(live);
       const tool = e.toolCallId ? this.tools.get(e.toolCallId) : undefined;
-      const at: Ended | undefined = live ? { traceId: live.traceId, spanId: live.spanId, session: live.ctx.session } : (tool ?? ended(id, this.recent.get(id) ?? this.older.get(id)));
+      const at: Ended | undefined = live ? { traceId: live.traceId, spanId: live.spanId, session: live.ctx.session } : (tool ?? this.lateTrace(e, id));
       if (!at) continue;
       const attrs: SpanData['attributes'] = { 'airlock.guardrail.policy': String(e.policy) };
       if (e.direction) attrs['airlock.guardrail.direction'] = e.direction;
@@ -579,30 +612,6 @@ const maxTokensOf = (b: RequestContext['body']): number | undefined =>
   typeof b.max_tokens === 'number' ? b.max_tokens : typeof b.max_completion_tokens === 'number' ? b.max_completion_tokens : undefined;
 
 const spanName = (ctx: RequestContext): string => requestSpanName(ctx.kind, ctx.requestedModel);
-
-/** A plain request's trace as its ledger row carries it (ledger-trace.ts): what the row's other
- * columns do not hold, one JSON.stringify of a flat array. */
-function ledgerTraceOf(ctx: RequestContext, a: Attempt): string {
-  const b = ctx.body;
-  const t: LedgerTrace = [
-    1,
-    ctx.rule ?? null,
-    a.provider,
-    a.origin ?? null,
-    a.target,
-    a.upstreamModel,
-    maxTokensOf(b) ?? null,
-    typeof b.temperature === 'number' ? b.temperature : null,
-    typeof b.top_p === 'number' ? b.top_p : null,
-    // integers (µs): JSON writes them several times faster than fractional ms
-    Math.round((a.start - ctx.ts) * 1000),
-    Math.round((a.end - ctx.ts) * 1000),
-    Math.round(a.queueMs * 1000),
-    a.ttfc === undefined ? null : Math.round(a.ttfc * 1000),
-    ctx.finishReasons ?? null,
-  ];
-  return JSON.stringify(t);
-}
 
 /** The request's span as an object (span sinks: the OTLP export). */
 function rootSpan(r: ReqTrace, end: number, failed: boolean): SpanData {

@@ -8,6 +8,7 @@ import assert from 'node:assert/strict';
 import diagnostics_channel from 'node:diagnostics_channel';
 import { channels } from '../../gateway/engine/events.js';
 import { newContext } from '../../gateway/engine/pipeline.js';
+import { newRequestId } from '../../gateway/engine/request-id.js';
 import type { Snapshot } from '../../gateway/engine/snapshot.js';
 import { DEFAULT_SETTINGS } from '../../gateway/config/schema.js';
 import { Tracer, GUARDRAIL_EVENTS, TOOL_END, TOOL_START } from '../../gateway/telemetry/tracer.js';
@@ -146,6 +147,40 @@ test("guardrail decisions become children of the request's span, in flight or ju
   assert.equal(input!.attributes['airlock.guardrail.detectors'], '{"email":2}');
   assert.equal(output!.status, 'error');
   assert.equal(output!.attributes['airlock.guardrail.blocked'], true);
+});
+
+test("a guardrail decision after a request with its own ids ended finds that request's trace (session or not); a request sampled out gets none", (t) => {
+  const { t: tr, source, spans } = tracer();
+  t.after(() => tr.close());
+  const ended = (session: string | undefined) => {
+    const ctx = newContext('chat', newRequestId(), snapshot);
+    channels.requestStart.publish({ source, ctx });
+    ctx.session = session;
+    ctx.requestedModel = 'chat';
+    ctx.status = 200;
+    channels.requestEnd.publish({ source, ctx, latencyMs: 5 });
+    return ctx.id;
+  };
+  const late = (requestId: string) => diagnostics_channel.channel(GUARDRAIL_EVENTS).publish({ events: [{ ts: Date.now(), requestId, policy: 'pii', direction: 'output', action: 'flag' }] });
+  for (const session of [undefined, 'wf-9']) {
+    const id = ended(session);
+    const root = spans.at(-1)!;
+    assert.equal(root.traceId, id.replaceAll('-', ''), "the request's own ids");
+    late(id);
+    const g = spans.at(-1)!;
+    assert.deepEqual([g.kind, g.traceId, g.parentSpanId, g.session], ['guardrail', root.traceId, root.spanId, session]);
+  }
+  // an id of ours that no request of this tracer had is not a trace when some requests are sampled out
+  tr.update({ ...DEFAULT_SETTINGS.telemetry, sample_ratio: 0 });
+  const n = spans.length;
+  const out = ended(undefined);
+  assert.equal(spans.length, n, 'sampled out: no span');
+  late(out);
+  assert.equal(spans.length, n, "no guardrail span for a request that was not traced");
+  // a request id not of ours, never seen: nothing to attach to
+  tr.update(DEFAULT_SETTINGS.telemetry);
+  late('req-unknown');
+  assert.equal(spans.length, n);
 });
 
 test('traceparent parsing follows W3C trace-context', () => {
