@@ -15,6 +15,13 @@
 //                         judged by the median of the per-round ratios from 3 rounds on (the two
 //                         servers of a round are measured minutes apart; best rounds of each can
 //                         come from different phases of the host), by the best rounds below 3
+//   BENCH_SLICES          0 (default) or N: each round starts every server once and keeps them all
+//                         up (each pinned to core 0, idle while another is measured), and measures
+//                         each configuration as N slices of BENCH_SECONDS, the servers alternating
+//                         within each slice (A B, then B A, ...). Every slice pairs the servers
+//                         seconds apart instead of a minute, so the host's phases (which move one
+//                         server's req/s by 25-50 % between rounds here) cancel out of the paired
+//                         ratios; each slice counts as a round in the tables and the medians
 //   BENCH_CONNECTIONS     comma-separated concurrencies (default 1,32,256)
 //   BENCH_SERVERS         comma-separated subset of passthrough,gateway,governed,guardrails (default
 //                         passthrough,gateway); governed: the gateway with budgets and rate limits on the
@@ -99,6 +106,9 @@ function list(name: string, dflt: string[], allowed?: string[]): string[] {
 const SECONDS = num('BENCH_SECONDS', 8);
 const WARMUP = num('BENCH_WARMUP_SECONDS', 2);
 const ROUNDS = Math.round(num('BENCH_ROUNDS', 2, true)); // 0: only the slow-streams scenario
+const SLICES = Math.round(num('BENCH_SLICES', 0, true));
+/** the rounds of the tables and the paired ratios: a round, or with BENCH_SLICES each slice of one */
+const PAIRINGS = ROUNDS * Math.max(1, SLICES);
 const CONNECTIONS = list('BENCH_CONNECTIONS', ['1', '32', '256']).map((s) => {
   const n = Number(s);
   if (!Number.isInteger(n) || n < 1) throw new Error(`BENCH_CONNECTIONS: "${s}" is not a positive integer`);
@@ -342,51 +352,95 @@ async function idleRss(s: Server): Promise<{ startRssMB: number; idleRssMB: numb
 
 async function measureServer(round: number, name: ServerName, s: Server, upstream: Server, runs: RunRecord[]): Promise<ServerRecord> {
   const { startRssMB, idleRssMB } = await idleRss(s);
+  const cpus = logStart(round, name, s, startRssMB, idleRssMB);
+  await initialWarmUp(s);
+  for (const mode of MODES) {
+    for (const connections of CONNECTIONS) {
+      await warmUp(s, mode, connections);
+      runs.push(await measureRun(round, name, s, upstream, mode, connections));
+    }
+  }
+  const afterRssMB = rssMB(s.pid);
+  return { round, name, startRssMB, idleRssMB, afterRssMB, cpus };
+}
+
+function logStart(round: number, name: ServerName, s: Server, startRssMB: number, idleRssMB: number): string {
   const cpus = cpusAllowed(s.pid);
   log(`round ${round + 1}/${ROUNDS}, ${name}: pid ${s.pid}, cpus ${cpus}, RSS ${startRssMB.toFixed(1)} MB 1 s after start, ${idleRssMB.toFixed(1)} MB after ${IDLE_SETTLE_SECONDS} s idle`);
-  // Let the JIT settle on both paths before the first measured run.
+  return cpus;
+}
+
+/** Let the JIT settle on both paths before the first measured run. */
+async function initialWarmUp(s: Server): Promise<void> {
   for (const mode of MODES) {
     const r = await runLoad({ url: `${s.url}/v1/chat/completions`, headers: HEADERS, body: requestBody(mode === 'stream', PROMPT), connections: 8, seconds: WARMUP });
     assertClean(s, `${mode} initial warm-up`, r, false);
   }
   await quiesce(s);
-  for (const mode of MODES) {
-    for (const connections of CONNECTIONS) {
-      const spec = { url: `${s.url}/v1/chat/completions`, headers: HEADERS, body: requestBody(mode === 'stream', PROMPT), connections };
-      const warm = await runLoad({ ...spec, seconds: WARMUP });
-      assertClean(s, `${mode} c=${connections} warm-up`, warm, false);
-      await quiesce(s);
-      const c0 = cpuMs(s.pid);
-      const m0 = mainThreadCpuMs(s.pid);
-      const ours0 = c0 + cpuMs(upstream.pid) + selfCpuMs();
-      const busy0 = systemBusyMs();
-      const r = await runLoad({ ...spec, seconds: SECONDS });
-      const busy1 = systemBusyMs();
-      const c1 = cpuMs(s.pid);
-      const m1 = mainThreadCpuMs(s.pid);
-      const ours1 = c1 + cpuMs(upstream.pid) + selfCpuMs();
-      assertClean(s, `${mode} c=${connections}`, r);
-      const rec: RunRecord = {
-        ...r,
-        round,
-        server: name,
-        mode,
-        connections,
-        cpuMsTotal: c1 - c0,
-        cpuUsPerReq: ((c1 - c0) * 1000) / r.requests,
-        otherThreadsUsPerReq: ((c1 - c0 - (m1 - m0)) * 1000) / r.requests,
-        cpuPct: ((c1 - c0) / (r.seconds * 1000)) * 100,
-        otherPct: Math.max(0, ((busy1 - busy0 - (ours1 - ours0)) / (r.seconds * 1000)) * 100),
-      };
-      runs.push(rec);
-      await quiesce(s);
-      log(
-        `  ${name.padEnd(11)} ${mode.padEnd(10)} c=${String(connections).padEnd(3)} ${fmt(rec.rps, 0).padStart(6)} req/s  p50 ${fmt(rec.p50, 3)} ms  p99 ${fmt(rec.p99, 3)} ms  CPU ${fmt(rec.cpuUsPerReq, 0)} µs/req (${fmt(rec.otherThreadsUsPerReq, 0)} outside the main thread; ${fmt(rec.cpuPct, 0)}%), other load ${fmt(rec.otherPct, 0)}%`,
-      );
+}
+
+const loadSpec = (s: Server, mode: Mode, connections: number) => ({ url: `${s.url}/v1/chat/completions`, headers: HEADERS, body: requestBody(mode === 'stream', PROMPT), connections });
+
+async function warmUp(s: Server, mode: Mode, connections: number): Promise<void> {
+  const warm = await runLoad({ ...loadSpec(s, mode, connections), seconds: WARMUP });
+  assertClean(s, `${mode} c=${connections} warm-up`, warm, false);
+  await quiesce(s);
+}
+
+/** One measured run of BENCH_SECONDS (the server warmed up and quiet). */
+async function measureRun(round: number, name: ServerName, s: Server, upstream: Server, mode: Mode, connections: number): Promise<RunRecord> {
+  const c0 = cpuMs(s.pid);
+  const m0 = mainThreadCpuMs(s.pid);
+  const ours0 = c0 + cpuMs(upstream.pid) + selfCpuMs();
+  const busy0 = systemBusyMs();
+  const r = await runLoad({ ...loadSpec(s, mode, connections), seconds: SECONDS });
+  const busy1 = systemBusyMs();
+  const c1 = cpuMs(s.pid);
+  const m1 = mainThreadCpuMs(s.pid);
+  const ours1 = c1 + cpuMs(upstream.pid) + selfCpuMs();
+  assertClean(s, `${mode} c=${connections}`, r);
+  const rec: RunRecord = {
+    ...r,
+    round,
+    server: name,
+    mode,
+    connections,
+    cpuMsTotal: c1 - c0,
+    cpuUsPerReq: ((c1 - c0) * 1000) / r.requests,
+    otherThreadsUsPerReq: ((c1 - c0 - (m1 - m0)) * 1000) / r.requests,
+    cpuPct: ((c1 - c0) / (r.seconds * 1000)) * 100,
+    otherPct: Math.max(0, ((busy1 - busy0 - (ours1 - ours0)) / (r.seconds * 1000)) * 100),
+  };
+  await quiesce(s);
+  log(
+    `  ${name.padEnd(11)} ${mode.padEnd(10)} c=${String(connections).padEnd(3)} ${fmt(rec.rps, 0).padStart(6)} req/s  p50 ${fmt(rec.p50, 3)} ms  p99 ${fmt(rec.p99, 3)} ms  CPU ${fmt(rec.cpuUsPerReq, 0)} µs/req (${fmt(rec.otherThreadsUsPerReq, 0)} outside the main thread; ${fmt(rec.cpuPct, 0)}%), other load ${fmt(rec.otherPct, 0)}%${SLICES ? ` [slice ${(round % SLICES) + 1}/${SLICES}]` : ''}`,
+  );
+  return rec;
+}
+
+/** BENCH_SLICES: one round with every server up at once, each configuration measured as SLICES
+ * slices in which the servers take turns (alternating which goes first); slice k of round n is
+ * recorded as round n * SLICES + k. */
+async function measureInterleaved(round: number, upstream: Server, runs: RunRecord[]): Promise<ServerRecord[]> {
+  const up: { name: ServerName; s: Server }[] = [];
+  try {
+    for (const name of round % 2 === 0 ? SERVERS : [...SERVERS].reverse()) up.push({ name, s: await startServerNamed(name, upstream.url) });
+    // each server's idle RSS 12 s after its start: read side by side (they started moments apart)
+    const idle = await Promise.all(up.map(({ s }) => idleRss(s)));
+    const cpus = up.map(({ name, s }, i) => logStart(round, name, s, idle[i]!.startRssMB, idle[i]!.idleRssMB));
+    for (const { s } of up) await initialWarmUp(s);
+    for (const mode of MODES) {
+      for (const connections of CONNECTIONS) {
+        for (const { s } of up) await warmUp(s, mode, connections);
+        for (let k = 0; k < SLICES; k++) {
+          for (const { name, s } of k % 2 === 0 ? up : [...up].reverse()) runs.push(await measureRun(round * SLICES + k, name, s, upstream, mode, connections));
+        }
+      }
     }
+    return up.map(({ name, s }, i) => ({ round, name, startRssMB: idle[i]!.startRssMB, idleRssMB: idle[i]!.idleRssMB, afterRssMB: rssMB(s.pid), cpus: cpus[i]! }));
+  } finally {
+    for (const { s } of up) await s.stop();
   }
-  const afterRssMB = rssMB(s.pid);
-  return { round, name, startRssMB, idleRssMB, afterRssMB, cpus };
 }
 
 /** The slow-streams scenario on a fresh server: idle RSS, SLOW_STREAMS slow streams at once
@@ -471,7 +525,7 @@ function report(runs: RunRecord[], servers: ServerRecord[], slow: SlowRecord[], 
   // those paired ratios once there are 3 or more rounds; with fewer, by the best rounds.
   const paired = (on: ServerName, off: ServerName, mode: Mode, c: number): { ratio: number; rounds: number[]; how: string } | undefined => {
     const rounds: number[] = [];
-    for (let r = 0; r < ROUNDS; r++) {
+    for (let r = 0; r < PAIRINGS; r++) {
       const a = runs.find((x) => x.server === on && x.mode === mode && x.connections === c && x.round === r);
       const b = runs.find((x) => x.server === off && x.mode === mode && x.connections === c && x.round === r);
       if (a && b) rounds.push(a.rps / b.rps);
@@ -670,7 +724,9 @@ function report(runs: RunRecord[], servers: ServerRecord[], slow: SlowRecord[], 
     `- Servers' environment: MALLOC_ARENA_MAX=${SERVER_ENV.MALLOC_ARENA_MAX} (one glibc malloc arena, as the bundle's launcher and the desktop shell start the gateway)${process.env.BENCH_GATEWAY_ENV ? `; gateway also ${process.env.BENCH_GATEWAY_ENV}` : ''}`,
     `- Pinning: ${CAN_PIN ? `server under test on CPU ${SERVER_CORE} (taskset -c ${SERVER_CORE}); load generator (this process, CPUs ${load}) and upstream on CPU ${LOAD_CORE}` : 'none (taskset or a second CPU unavailable)'}`,
     `- Per run: ${WARMUP} s warm-up, then ${SECONDS} s measured, HTTP/1.1 keep-alive, no pipelining; concurrency ${CONNECTIONS.join(', ')}; ${MODES.join(' and ')} chat completions; user message ${PROMPT_BYTES ? `${PROMPT_BYTES} bytes of ordinary business prose${PROMPT_KIND === 'mixed' ? ' with numbers, dates, ids and punctuation that set the detectors off (BENCH_PROMPT_KIND=mixed)' : ''} (BENCH_PROMPT_BYTES)` : 'a 20-byte prompt'}`,
-    `- Rounds: ${ROUNDS}; each starts, measures and stops every server in turn (alternating which goes first); the tables use, per configuration, the round with the most requests/s (all runs are listed at the end)`,
+    SLICES
+      ? `- Rounds: ${ROUNDS}, each with every server started once and kept up, and each configuration measured as ${SLICES} slices in which the servers take turns (alternating which goes first; BENCH_SLICES); every slice counts as a round below (${PAIRINGS} in all): the tables use, per configuration, the slice with the most requests/s, the paired ratios pair the servers within each slice (all runs are listed at the end)`
+      : `- Rounds: ${ROUNDS}; each starts, measures and stops every server in turn (alternating which goes first); the tables use, per configuration, the round with the most requests/s (all runs are listed at the end)`,
     `- Idle RSS: read ${IDLE_SETTLE_SECONDS} s after the server is ready, having answered one request of each mode (V8 shrinks the young generation that start-up grew ~8-10 s after activity stops; the RSS 1 s after start is listed too)`,
     `- Slow streams: ${SLOW_STREAMS ? `${SLOW_STREAMS} streaming requests opened at once over ${SLOW_STREAMS} connections (undici Pool), each answered with ${SLOW_CONTENT.split(' ').length} content chunks ${SLOW_CHUNK_DELAY_MS.min}-${SLOW_CHUNK_DELAY_MS.max} ms apart (drawn per stream), on a fresh server after the rounds; RSS sampled every 100 ms; then the client connections are closed and RSS read every second for ${SLOW_SETTLE_SECONDS} s` : 'not run'}`,
     '',
@@ -750,7 +806,7 @@ function writeResults(body: string): void {
 
 async function main(): Promise<number> {
   const started = new Date();
-  log(`airlock bench: ${SERVERS.join(' + ')}, ${MODES.join(' + ')}, connections ${CONNECTIONS.join('/')}, ${WARMUP} s warm-up + ${SECONDS} s per run, ${ROUNDS} round(s)`);
+  log(`airlock bench: ${SERVERS.join(' + ')}, ${MODES.join(' + ')}, connections ${CONNECTIONS.join('/')}, ${WARMUP} s warm-up + ${SECONDS} s per run, ${ROUNDS} round(s)${SLICES ? ` of ${SLICES} interleaved slices` : ''}`);
   if (!CAN_PIN) log('warning: cannot pin processes to cores (needs Linux, taskset and 2+ CPUs); figures will be noisier');
   const runs: RunRecord[] = [];
   const servers: ServerRecord[] = [];
@@ -764,6 +820,10 @@ async function main(): Promise<number> {
   }
   try {
     for (let round = 0; round < ROUNDS; round++) {
+      if (SLICES) {
+        servers.push(...(await measureInterleaved(round, upstream, runs)));
+        continue;
+      }
       for (const name of round % 2 === 0 ? SERVERS : [...SERVERS].reverse()) {
         const s = await startServerNamed(name, upstream.url);
         try {
