@@ -502,7 +502,9 @@ export function listSessions(db: DB, q: SessionQuery): SessionsBody {
   const having = q.before !== undefined ? 'HAVING MAX(end) < ?' : '';
   if (q.before !== undefined) args.push(q.before);
   // a workflow's steps: the root spans of the span store's rows (model calls, tool calls) and the
-  // ledger rows that carry a plain request's trace (ledger-trace.ts: always successful)
+  // ledger rows that carry a plain request's trace (ledger-trace.ts: always successful), the
+  // latter with their trace id (the request id without dashes, traceIdOfRequest): a request that
+  // joined a plain request's trace by its traceparent is a step of the same trace
   const rows = db
     .prepare(
       `WITH steps AS (
@@ -511,7 +513,7 @@ export function listSessions(db: DB, q: SessionQuery): SessionsBody {
            json_extract(attributes, '$."airlock.cost"') AS cost
          FROM trace_spans WHERE session IS NOT NULL AND kind IN ('model', 'tool')
          UNION ALL
-         SELECT session, ts, ts + latency_ms, 'model', '', 'ok', request_id, team, key_name, COALESCE(alias, requested_model),
+         SELECT session, ts, ts + latency_ms, 'model', '', 'ok', replace(request_id, '-', ''), team, key_name, COALESCE(alias, requested_model),
            prompt_tokens, completion_tokens, cost
          FROM ledger WHERE session IS NOT NULL AND trace IS NOT NULL
        )

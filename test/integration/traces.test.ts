@@ -289,6 +289,20 @@ describe("where a request's spans are kept", () => {
   });
 });
 
+describe('/sessions over both stores', () => {
+  test("a request that joins a plain request's trace by its traceparent is a step of that one trace", async () => {
+    const session = `joined-${randomUUID()}`;
+    const first = await client(session).chat.completions.create({ model: 'chat', messages: [{ role: 'user', content: 'plan' }] }).withResponse();
+    const traceId = first.response.headers.get('x-airlock-request-id')!.replaceAll('-', '');
+    // the agent carries on in the same trace (its span under our request's): a span row of that trace
+    await client(session, { traceparent: `00-${traceId}-00f067aa0ba902b7-01` }).chat.completions.create({ model: 'chat', messages: [{ role: 'user', content: 'act' }] });
+    const traces = (await gw.admin<TracesBody>('GET', `/traces?session=${session}`)).body.data;
+    assert.deepEqual(traces.map((t) => [t.trace_id, t.spans.filter((s) => s.kind === 'model').length]), [[traceId, 2]]);
+    const s = (await gw.admin<SessionsBody>('GET', '/sessions?limit=500')).body.data.find((x) => x.session === session)!;
+    assert.deepEqual([s.steps, s.model_calls, s.traces], [2, 2, 1], 'two steps of one trace, as GET /traces?session= shows them');
+  });
+});
+
 describe('/metrics', () => {
   test('requests by team and the wait for a slot move as requests are made', async () => {
     const read = async () => parseProm((await gw.admin('GET', '/metrics')).body as string);
