@@ -487,7 +487,8 @@ export function buildAdminPlane(gw: Gateway): FastifyInstance {
   // Usage.
   const time = (v: string | undefined, name: string): number | undefined => {
     if (v === undefined || v === '') return undefined;
-    const n = /^\d+$/.test(v) ? Number(v) : Date.parse(v);
+    // milliseconds may have a fraction: GET /sessions' next_before is a step's end (µs precision)
+    const n = /^\d+(\.\d+)?$/.test(v) ? Number(v) : Date.parse(v);
     if (!Number.isFinite(n)) throw validationError([{ path: [name], message: 'must be an ISO 8601 date-time or milliseconds since the epoch' }]);
     return n;
   };

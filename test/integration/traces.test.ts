@@ -301,6 +301,28 @@ describe('/sessions over both stores', () => {
     const s = (await gw.admin<SessionsBody>('GET', '/sessions?limit=500')).body.data.find((x) => x.session === session)!;
     assert.deepEqual([s.steps, s.model_calls, s.traces], [2, 2, 1], 'two steps of one trace, as GET /traces?session= shows them');
   });
+
+  test('next_before pages through every session, ledger-carried and span rows alike, none twice', async () => {
+    const since = Date.now();
+    const mine: string[] = [];
+    for (let i = 0; i < 5; i++) {
+      const session = `page-${i}-${randomUUID()}`;
+      mine.push(session);
+      // sessions 1 and 3 fall back (span rows), the others are plain (ledger rows)
+      if (i % 2 === 1) primary.queue({ kind: 'status', status: 503 });
+      await client(session).chat.completions.create({ model: 'chat', messages: [{ role: 'user', content: `step ${i}` }] });
+    }
+    const seen: string[] = [];
+    let before: string | null = null;
+    for (let page = 0; page < 10; page++) {
+      const r: { status: number; body: SessionsBody } = await gw.admin<SessionsBody>('GET', `/sessions?limit=2&from=${since}${before === null ? '' : `&before=${before}`}`);
+      assert.equal(r.status, 200, `page ${page} (before=${before}): ${JSON.stringify(r.body)}`);
+      seen.push(...r.body.data.map((x) => x.session));
+      before = r.body.next_before;
+      if (before === null) break;
+    }
+    assert.deepEqual(seen, [...mine].reverse(), 'newest activity first, each session once');
+  });
 });
 
 describe('/metrics', () => {
