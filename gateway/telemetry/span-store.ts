@@ -426,7 +426,12 @@ export function tracesOfSession(db: DB, session: string): Trace[] {
       `SELECT ${COLS} FROM trace_spans WHERE trace_id IN (SELECT DISTINCT trace_id FROM trace_spans WHERE session = ? UNION SELECT value FROM json_each(?)) ORDER BY start, rowid LIMIT ?`,
     )
     .all(session, JSON.stringify(ledgerIds), MAX_SPANS_READ) as SpanRow[];
-  return groupTraces(rows, ledgerRows);
+  // a trace of the session's span rows may be a plain request's of another session (a request
+  // joined it by its traceparent): its ledger row is one of the trace's spans too
+  const have = new Set(ledgerIds);
+  const joined = new Set<string>();
+  for (const r of rows) if (!have.has(r.trace_id)) joined.add(r.trace_id);
+  return groupTraces(rows, joined.size ? [...ledgerRows, ...ledgerRowsOf(db, [...joined])] : ledgerRows);
 }
 
 /** The most recent traces (by their latest span). */

@@ -302,6 +302,22 @@ describe('/sessions over both stores', () => {
     assert.deepEqual([s.steps, s.model_calls, s.traces], [2, 2, 1], 'two steps of one trace, as GET /traces?session= shows them');
   });
 
+  test("GET /traces?session= shows a trace whole when its plain request was in another session", async () => {
+    const planner = `planner-${randomUUID()}`;
+    const worker = `worker-${randomUUID()}`;
+    const first = await client(planner).chat.completions.create({ model: 'chat', messages: [{ role: 'user', content: 'plan' }] }).withResponse();
+    const traceId = first.response.headers.get('x-airlock-request-id')!.replaceAll('-', '');
+    await client(worker, { traceparent: `00-${traceId}-00f067aa0ba902b7-01` }).chat.completions.create({ model: 'chat', messages: [{ role: 'user', content: 'act' }] });
+    const whole = (await gw.admin<Trace>('GET', `/traces/${traceId}`)).body;
+    assert.equal(whole.spans.length, 4, 'two requests, an attempt each');
+    const traces = (await gw.admin<TracesBody>('GET', `/traces?session=${worker}`)).body.data;
+    assert.deepEqual(
+      traces.map((t) => [t.trace_id, t.spans.map((s) => s.span_id)]),
+      [[whole.trace_id, whole.spans.map((s) => s.span_id)]],
+      'the worker session sees the trace as GET /traces/ID does, the planner\'s spans included',
+    );
+  });
+
   test('next_before pages through every session, ledger-carried and span rows alike, none twice', async () => {
     const since = Date.now();
     const mine: string[] = [];
