@@ -434,16 +434,21 @@ export function tracesOfSession(db: DB, session: string): Trace[] {
   return groupTraces(rows, joined.size ? [...ledgerRows, ...ledgerRowsOf(db, [...joined])] : ledgerRows);
 }
 
-/** The most recent traces (by their latest span). */
+/**
+ * The traces that started last (by their earliest span), as trace viewers list them. Both stores
+ * rank by start: a plain request's ledger row by its `ts` (the partial index ledger_traced), the
+ * span rows by their earliest start. (By end, a plain request's rows would need its end, ts +
+ * latency_ms, which no index orders: a scan of every traced ledger row per read.)
+ */
 export function recentTraces(db: DB, limit: number): Trace[] {
-  // the newest of each store, then the newest of both
-  const fromSpans = db.prepare(`SELECT trace_id AS id, MAX(end) AS e FROM trace_spans GROUP BY trace_id ORDER BY e DESC LIMIT ?`).all(limit) as { id: string; e: number }[];
-  const fromLedger = db.prepare(`SELECT request_id, ts + latency_ms AS e FROM ledger WHERE trace IS NOT NULL ORDER BY ts DESC LIMIT ?`).all(limit) as { request_id: string; e: number }[];
+  // the latest starts of each store, then the latest of both (a trace in both: its earlier start)
+  const fromSpans = db.prepare(`SELECT trace_id AS id, MIN(start) AS s FROM trace_spans GROUP BY trace_id ORDER BY s DESC LIMIT ?`).all(limit) as { id: string; s: number }[];
+  const fromLedger = db.prepare(`SELECT request_id, ts AS s FROM ledger WHERE trace IS NOT NULL ORDER BY ts DESC LIMIT ?`).all(limit) as { request_id: string; s: number }[];
   const latest = new Map<string, number>();
-  for (const r of fromSpans) latest.set(r.id, r.e);
+  for (const r of fromSpans) latest.set(r.id, r.s);
   for (const r of fromLedger) {
     const id = traceIdOfRequest(r.request_id);
-    if (id) latest.set(id, Math.max(latest.get(id) ?? -Infinity, r.e));
+    if (id) latest.set(id, Math.min(latest.get(id) ?? Infinity, r.s));
   }
   const ids = [...latest].sort((a, b) => b[1] - a[1]).slice(0, limit).map(([id]) => id);
   if (!ids.length) return [];

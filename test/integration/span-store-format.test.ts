@@ -16,7 +16,7 @@ import type { RequestContext } from '../../gateway/engine/stages.js';
 import type { Snapshot } from '../../gateway/engine/snapshot.js';
 import { openDatabase } from '../../gateway/store/db.js';
 import { RecorderThread } from '../../gateway/store/recorder.js';
-import { SpanStore, listSessions, traceById, tracesOfSession } from '../../gateway/telemetry/span-store.js';
+import { SpanStore, listSessions, recentTraces, traceById, tracesOfSession } from '../../gateway/telemetry/span-store.js';
 import { newSpanId, newTraceId, type SpanData } from '../../gateway/telemetry/span.js';
 import { ATTR_KEYS } from '../../gateway/telemetry/span-writer.js';
 import { GUARDRAIL_EVENTS, Tracer } from '../../gateway/telemetry/tracer.js';
@@ -504,6 +504,33 @@ test('retention and the size cap take span rows and traced ledger rows together,
     assert.equal(await store.prune(), 0, 'nothing more: 5 spans kept');
   } finally {
     await store.close();
+    db.close();
+  }
+});
+
+test('the recent traces are those that started last, whichever store holds them: a long request that ended last does not push out the ones that started after it', () => {
+  const dir = tmpDir('airlock-recent-traces-');
+  const db = openDatabase(dir);
+  const spanRow = db.prepare(`INSERT INTO trace_spans (trace_id, span_id, session, kind, name, start, end, status, attributes, n) VALUES (?, ?, NULL, 'model', ?, ?, ?, 'ok', '{}', 1)`);
+  const ledgerRow = db.prepare(`INSERT INTO ledger (request_id, ts, kind, requested_model, latency_ms, status, trace) VALUES (?, ?, 'chat', ?, ?, 200, ?)`);
+  const trace = JSON.stringify([1, null, 'openai', null, 't', 'm', null, null, null, 100, 900, 0, null, null]);
+  const t = Date.now() - 60_000;
+  const names = (limit: number) => recentTraces(db, limit).map((x) => x.spans[0]!.name).sort();
+  try {
+    // started in this order: a long failed request (a span row, ended last), a long plain one (a
+    // ledger row, ended after the short ones), then three short plain and one short span row
+    spanRow.run(newTraceId(), newSpanId(), 'long-span', t, t + 50_000);
+    ledgerRow.run(newRequestId(t + 1000), t + 1000, 'long-ledger', 40_000, trace);
+    ledgerRow.run(newRequestId(t + 2000), t + 2000, 'short-1', 5, trace);
+    spanRow.run(newTraceId(), newSpanId(), 'short-span', t + 3000, t + 3005);
+    ledgerRow.run(newRequestId(t + 4000), t + 4000, 'short-2', 5, trace);
+    ledgerRow.run(newRequestId(t + 5000), t + 5000, 'short-3', 5, trace);
+    ledgerRow.run(newRequestId(t + 6000), t + 6000, 'untraced', 5, null);
+    assert.deepEqual(names(1), ['chat short-3']);
+    assert.deepEqual(names(3), ['chat short-2', 'chat short-3', 'short-span']);
+    assert.deepEqual(names(5), ['chat long-ledger', 'chat short-1', 'chat short-2', 'chat short-3', 'short-span']);
+    assert.equal(recentTraces(db, 10).length, 6, 'every trace once; the untraced row is none');
+  } finally {
     db.close();
   }
 });
