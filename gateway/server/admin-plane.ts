@@ -601,6 +601,8 @@ export function buildAdminPlane(gw: Gateway): FastifyInstance {
   app.get<{ Querystring: { session?: string; limit?: string } }>(`${API}/traces`, { config: { access: 'auditor' } }, async (req): Promise<TracesBody> => {
     await gw.telemetry.flush();
     const session = text(req.query.session, 'session');
+    // a workflow's traces are listed whole: a limit there would be ignored, so it is refused
+    if (session !== undefined && req.query.limit !== undefined) throw validationError([{ path: ['limit'], message: 'applies to the recent traces only (without session): a session\'s traces are listed whole' }]);
     return { data: session !== undefined ? tracesOfSession(gw.db, session) : recentTraces(gw.db, limitOf(req.query.limit, 50, 1000)) };
   });
   app.get<{ Params: { id: string } }>(`${API}/traces/:id`, { config: { access: 'auditor' } }, async (req): Promise<Trace> => {

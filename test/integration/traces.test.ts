@@ -403,6 +403,9 @@ describe('the traces API refuses bad queries, naming the field', () => {
     ['/traces?limit=1001', 400, 'limit'],
     ['/traces?limit=1e3', 400, 'limit'],
     [`/traces?session=${'x'.repeat(300)}`, 400, 'session'],
+    // a session's traces are listed whole: a limit with it would be silently ignored
+    ['/traces?session=wf-1&limit=abc', 400, 'limit'],
+    ['/traces?session=wf-1&limit=5', 400, 'limit'],
     ['/sessions?status=failed', 400, 'status'],
     ['/sessions?from=yesterday', 400, 'from'],
     ['/sessions?limit=-1', 400, 'limit'],
