@@ -3,6 +3,7 @@
 import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
+import path from 'node:path';
 
 const live = new Set<ChildProcess>();
 process.on('exit', () => {
@@ -89,6 +90,12 @@ export async function startServer(
       const t = setTimeout(() => child.kill('SIGKILL'), 15_000);
       await exited;
       clearTimeout(t);
+      // BENCH_SERVER_LOG_DIR: what the server printed (e.g. with BENCH_GATEWAY_NODE_ARGS=--trace-gc)
+      const dir = process.env.BENCH_SERVER_LOG_DIR;
+      if (dir) {
+        fs.mkdirSync(dir, { recursive: true });
+        fs.writeFileSync(path.join(dir, `${name}-${pid}.log`), `${out}\n--- stderr ---\n${err}`);
+      }
     },
   };
 }

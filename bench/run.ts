@@ -44,6 +44,8 @@
 //                         punctuation, so every detector's expression runs (none finds anything)
 //   BENCH_PROFILE_DIR     run the servers with --cpu-prof, writing NAME-TIME.cpuprofile there
 //                         (summarise with: node dist/bench/profile-summary.js FILE)
+//   BENCH_SERVER_LOG_DIR  write what each server printed there when it stops (NAME-PID.log), e.g.
+//                         with BENCH_GATEWAY_NODE_ARGS=--trace-gc to count collections
 //   BENCH_NO_WRITE=1      do not write bench/RESULTS.md (it is written only for a full run anyway)
 //   BENCH_GATEWAY_BIN     another airlock.js to run as the gateway (A/B experiments)
 //   BENCH_VARIANT_BIN     another airlock.js to run as "variant" only (A/B of two builds in the

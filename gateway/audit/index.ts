@@ -4,7 +4,7 @@
 import type { DB } from '../store/db.js';
 import type { Secrets } from '../store/secrets.js';
 import { channels, on, type RequestEnd, type ToolEnd } from '../engine/events.js';
-import type { GuardEvent } from '../guardrails/engine.js';
+import type { GuardEvent, GuardSink } from '../guardrails/engine.js';
 import type { RequestContext } from '../engine/stages.js';
 import { AuditKey } from './key.js';
 import { AuditLog, type AuditLogOptions } from './log.js';
@@ -84,11 +84,11 @@ export function requestSummary(ctx: RequestContext, latencyMs: number): Record<s
 export class GuardOutcomes {
   private last: { requestId: string; events: GuardEvent[] } | undefined;
   /** wrap the guardrail engine's sink */
-  wrap(sink: (events: GuardEvent[]) => void): (events: GuardEvent[]) => void {
-    return (events) => {
+  wrap(sink: GuardSink): GuardSink {
+    return (events, ctx) => {
       const id = events[0]?.requestId;
       if (id !== undefined && events[0]?.toolCallId === undefined) this.last = { requestId: id, events };
-      sink(events);
+      sink(events, ctx);
     };
   }
   /** the outcomes of request `id` (types and counts, never text), once */

@@ -68,6 +68,7 @@ export function newContext(kind: Kind, id: string, snapshot: Snapshot, clientId?
     promptEstimate: undefined,
     admissionHold: undefined,
     guardState: undefined,
+    traceState: undefined,
     tags: undefined,
     priorityHint: undefined,
     share: undefined,

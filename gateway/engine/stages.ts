@@ -53,6 +53,10 @@ export interface RequestContext {
   /** the guards' own record of this request (guardrails: its policies, placeholders, decisions and
    * stream scanners), made by them when first needed; undefined: none */
   guardState: unknown;
+  /** the tracer's record of this request (telemetry/tracer.ts) while tracing is on; undefined:
+   * none. On the request itself, not in a map keyed by its id: a Map that every request enters
+   * and leaves made the young generation promote ~3x as much (bench/RESULTS.md, tenth session) */
+  traceState: unknown;
   /** the caller's x-airlock-tags (attribution) */
   tags: Record<string, string> | undefined;
   /** x-airlock-priority: a caller may lower its key's priority, never raise it */

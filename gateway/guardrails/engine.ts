@@ -29,7 +29,8 @@ export interface GuardEvent extends Hit, GuardRef {
   complete: boolean;
 }
 
-export type GuardSink = (events: GuardEvent[]) => void;
+/** `ctx`: the request whose decisions these are (absent for a tool call's) */
+export type GuardSink = (events: GuardEvent[], ctx?: RequestContext) => void;
 
 interface ReqState {
   ph: Placeholders;
@@ -115,7 +116,7 @@ export class GuardrailEngine {
     if (!st || !st.hits.size) return;
     const ref: GuardRef = { requestId: ctx.id, key: ctx.key?.name, team: ctx.key?.team, model: ctx.model?.name };
     const ts = Date.now();
-    this.sink([...st.hits.values()].map((h) => ({ ...h, ...ref, ts, complete: h.direction !== 'output' || st.outputDone })));
+    this.sink([...st.hits.values()].map((h) => ({ ...h, ...ref, ts, complete: h.direction !== 'output' || st.outputDone })), ctx);
   }
 
   /** The protocol-neutral check (the MCP gateway calls it with tool_args / tool_result): a text or

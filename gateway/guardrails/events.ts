@@ -9,11 +9,13 @@ import type { DB } from '../store/db.js';
 import type { GuardrailEventRow, GuardrailHitSeries } from '../wire.js';
 import type { GuardrailSpec } from '../config/guardrails-schema.js';
 import type { GuardEvent } from './engine.js';
+import type { RequestContext } from '../engine/stages.js';
 
 const FLUSH_MS = 100;
 const MAX_PENDING = 100_000;
 
-/** airlock:guardrail:events — every recorded decision ({ source, events: GuardEvent[] }) */
+/** airlock:guardrail:events — every recorded decision ({ source, events: GuardEvent[], ctx? }):
+ * `ctx` is the request whose decisions they are (absent for a tool call's) */
 export const guardrailEventsChannel = diagnostics_channel.channel('airlock:guardrail:events');
 
 export class GuardrailRecorder {
@@ -37,9 +39,9 @@ export class GuardrailRecorder {
     });
   }
 
-  record = (events: GuardEvent[]): void => {
+  record = (events: GuardEvent[], ctx?: RequestContext): void => {
     // tracing (gateway/telemetry/) makes a span of each decision, on the request's or tool call's trace
-    if (guardrailEventsChannel.hasSubscribers) guardrailEventsChannel.publish({ source: this, events });
+    if (guardrailEventsChannel.hasSubscribers) guardrailEventsChannel.publish({ source: this, events, ctx });
     for (const e of events) {
       this.hits.inc({ policy: e.policy, direction: e.direction, action: e.action, mode: e.mode, outcome: outcomeOf(e) });
       if (this.queue.length >= MAX_PENDING) {

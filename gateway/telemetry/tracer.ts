@@ -40,7 +40,10 @@ export const MCP_CALL_START = 'airlock:mcp:call:start';
 export const MCP_CALL_END = 'airlock:mcp:call:end';
 export const GUARDRAIL_EVENTS = 'airlock:guardrail:events';
 
+/** A request's trace while it runs, kept on the request (ctx.traceState). */
 interface ReqTrace {
+  /** the tracer it belongs to (a request's state is read only by the tracer that made it) */
+  tracer: Tracer;
   ctx: RequestContext;
   traceId: string;
   spanId: string;
@@ -64,9 +67,10 @@ interface ReqTrace {
   end: number;
 }
 
-function newReqTrace(ctx: RequestContext): ReqTrace {
+function newReqTrace(tracer: Tracer, ctx: RequestContext): ReqTrace {
   const own = isOwnRequestId(ctx.id);
   return {
+    tracer,
     ctx,
     traceId: '',
     spanId: own ? requestSpanId(ctx.id) : newSpanId(),
@@ -171,7 +175,6 @@ function ended(id: string, r: Remembered | undefined): Ended | undefined {
 const RECENT_MAX = 2048;
 
 export class Tracer {
-  private readonly inflight = new Map<string, ReqTrace>();
   private readonly tools = new Map<string, Ended & { start: number; parentSpanId: string | undefined }>();
   /** recently ended requests and tool calls: guardrail events that arrive late still find their
    * trace. Two generations of RECENT_MAX each: when the young one is full it becomes the old one
@@ -224,7 +227,6 @@ export class Tracer {
   close(): void {
     for (const u of this.subs) u();
     this.subs = [];
-    this.inflight.clear();
     this.tools.clear();
     this.lastSettled = undefined;
   }
@@ -242,7 +244,7 @@ export class Tracer {
       this.byName(TOOL_END, (m) => this.toolEnd((m as { call: ToolCallLike; latencyMs: number }).call, (m as { latencyMs: number }).latencyMs)),
       this.byName(MCP_CALL_START, (m) => this.toolStart((m as { call: ToolCallLike }).call)),
       this.byName(MCP_CALL_END, (m) => this.toolEnd((m as { call: ToolCallLike; latencyMs: number }).call, (m as { latencyMs: number }).latencyMs)),
-      this.byName(GUARDRAIL_EVENTS, (m) => this.guardEvents((m as { events: GuardEventLike[] }).events), true),
+      this.byName(GUARDRAIL_EVENTS, (m) => this.guardEvents((m as { events: GuardEventLike[] }).events, (m as { ctx?: unknown }).ctx), true),
     );
   }
 
@@ -268,7 +270,13 @@ export class Tracer {
   }
 
   private requestStart(ctx: RequestContext): void {
-    this.inflight.set(ctx.id, newReqTrace(ctx));
+    ctx.traceState = newReqTrace(this, ctx);
+  }
+
+  /** The request's trace while it runs (made by this tracer at request:start). */
+  private live(ctx: RequestContext): ReqTrace | undefined {
+    const r = ctx.traceState as ReqTrace | undefined;
+    return r !== undefined && r.tracer === this ? r : undefined;
   }
 
   /** The trace id is known once the headers were read (after request:start): the client's, or
@@ -304,7 +312,7 @@ export class Tracer {
   }
 
   private attemptStart(m: AttemptStart): void {
-    const r = this.inflight.get(m.ctx.id);
+    const r = this.live(m.ctx);
     if (!r) return;
     this.resolve(r);
     const now = performance.now();
@@ -324,7 +332,7 @@ export class Tracer {
 
   /** A wait for a slot that ended without one (capacity_timeout): its queue span, in error. */
   private queueGiveUp(m: QueueGiveUp): void {
-    const r = this.inflight.get(m.ctx.id);
+    const r = this.live(m.ctx);
     if (!r) return;
     this.resolve(r);
     const end = Tracer.wall(r.ctx, performance.now());
@@ -339,12 +347,12 @@ export class Tracer {
   }
 
   private firstContent(ctx: RequestContext): void {
-    const r = this.inflight.get(ctx.id);
+    const r = this.live(ctx);
     if (r?.current) r.current.ttfc = round(performance.now() - r.currentStart);
   }
 
   private attemptEnd(m: AttemptEnd): void {
-    const r = this.inflight.get(m.ctx.id);
+    const r = this.live(m.ctx);
     const span = r?.current;
     if (!r || !span) return;
     r.current = undefined;
@@ -369,7 +377,7 @@ export class Tracer {
    * ledger row carries no trace.
    */
   settle(ctx: RequestContext, latencyMs: number): string | null {
-    let r = this.inflight.get(ctx.id);
+    let r = this.live(ctx);
     if (!r && this.lastSettled?.ctx === ctx) r = this.lastSettled;
     if (!r) return null;
     if (r.stored === undefined) this.decide(r, latencyMs);
@@ -416,10 +424,11 @@ export class Tracer {
   }
 
   private requestEnd(ctx: RequestContext, latencyMs: number): void {
-    let r = this.inflight.get(ctx.id);
-    if (r) this.inflight.delete(ctx.id);
+    let r = this.live(ctx);
+    // ended: a guardrail event that comes after finds it as an ended request (lateTrace)
+    if (r) ctx.traceState = undefined;
     // refused before the pipeline (recordRejected) or begun before tracing was switched on
-    else r = newReqTrace(ctx);
+    else r = newReqTrace(this, ctx);
     if (r.stored === undefined) this.decide(r, latencyMs);
     // the ledger's request:end handler may come after this one (settle() finds it here)
     this.lastSettled = r;
@@ -528,12 +537,15 @@ export class Tracer {
 
   // ---- guardrail decisions ----
 
-  private guardEvents(events: GuardEventLike[]): void {
+  /** `ctx`: the request whose decisions these are, when the publisher names it (a running request
+   * is found only so: its trace is kept on it, not by its id) */
+  private guardEvents(events: GuardEventLike[], ctx: unknown): void {
     if (!Array.isArray(events)) return;
+    const running = ctx !== null && typeof ctx === 'object' && typeof (ctx as { id?: unknown }).id === 'string' ? this.live(ctx as RequestContext) : undefined;
     for (const e of events) {
       const id = e.requestId ?? e.toolCallId;
       if (!id) continue;
-      const live = e.requestId ? this.inflight.get(e.requestId) : undefined;
+      const live = e.requestId !== undefined && running?.ctx.id === e.requestId ? running : undefined;
       if (live?.sampledOut) continue;
       if (live) this.resolve(live);
       const tool = e.toolCallId ? this.tools.get(e.toolCallId) : undefined;

@@ -331,7 +331,7 @@ test("a request's row that the tracer writes without span objects reads back as 
     // attempt the client left (no attempt:end)
     channels.attemptStart.publish({ source, ctx, target, attempt: 1, headers: {}, queueMs: 3.25 });
     channels.attemptEnd.publish({ source, ctx, target, attempt: 1, outcome: 'http_5xx', error: 'answered 500 "busy"\n\u2028', durationMs: 4.5 });
-    diagnostics_channel.channel(GUARDRAIL_EVENTS).publish({ source: {}, events: [{ ts: Date.now(), requestId: ctx.id, policy: 'pii "strict"', direction: 'input', action: 'redact', count: 2, detectors: { email: 2 } }] });
+    diagnostics_channel.channel(GUARDRAIL_EVENTS).publish({ source: {}, events: [{ ts: Date.now(), requestId: ctx.id, policy: 'pii "strict"', direction: 'input', action: 'redact', count: 2, detectors: { email: 2 } }], ctx });
     channels.attemptStart.publish({ source, ctx, target, attempt: 2, headers: {}, queueMs: 0 });
     channels.firstContent.publish({ source, ctx });
     Object.assign(ctx, {

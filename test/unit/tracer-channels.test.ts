@@ -110,6 +110,8 @@ test('messages of an unexpected shape are ignored, never thrown at the publisher
     diagnostics_channel.channel(TOOL_END).publish({ source: {}, call: { nothing: true } });
     diagnostics_channel.channel(GUARDRAIL_EVENTS).publish({ events: 'no' });
     diagnostics_channel.channel(GUARDRAIL_EVENTS).publish({ events: [{ policy: 'p', ts: 1 }] });
+    diagnostics_channel.channel(GUARDRAIL_EVENTS).publish({ events: [{ policy: 'p', ts: 1, requestId: 'r' }], ctx: 'not a request' });
+    diagnostics_channel.channel(GUARDRAIL_EVENTS).publish({ events: [{ policy: 'p', ts: 1, requestId: 'r' }], ctx: { id: 5, traceState: 'x' } });
   });
   assert.equal(spans.length, 0);
 });
@@ -123,7 +125,12 @@ test("guardrail decisions become children of the request's span, in flight or ju
   ctx.traceparent = '00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01';
   ctx.requestedModel = 'chat';
   const ev = { ts: Date.now(), requestId: 'req-1', policy: 'pii', direction: 'input', action: 'redact', mode: 'enforce', blocked: false, complete: true, count: 2, detectors: { email: 2 } };
-  diagnostics_channel.channel(GUARDRAIL_EVENTS).publish({ events: [ev] });
+  // as the guardrails publish a request's decisions: with the request (its trace is kept on it)
+  diagnostics_channel.channel(GUARDRAIL_EVENTS).publish({ events: [ev], ctx });
+  // another request's context does not make these decisions its own
+  const other = newContext('chat', 'req-2', snapshot);
+  channels.requestStart.publish({ source, ctx: other });
+  diagnostics_channel.channel(GUARDRAIL_EVENTS).publish({ events: [{ ...ev, policy: 'not-this-one' }], ctx: other });
   ctx.status = 400;
   ctx.errorClass = 'guardrail_blocked';
   channels.requestEnd.publish({ source, ctx, latencyMs: 5 });
