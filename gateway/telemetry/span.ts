@@ -116,8 +116,11 @@ export function isOwnRequestId(id: string): boolean {
 
 /** The trace id of a request (its id without dashes); undefined for an id not of ours. */
 export function traceIdOfRequest(id: string): string | undefined {
-  return isOwnRequestId(id) ? id.slice(0, 8) + id.slice(9, 13) + id.slice(14, 18) + id.slice(19, 23) + id.slice(24) : undefined;
+  return isOwnRequestId(id) ? ownTraceId(id) : undefined;
 }
+
+/** The trace id of a request id known to be ours (isOwnRequestId checked before). */
+export const ownTraceId = (id: string): string => id.slice(0, 8) + id.slice(9, 13) + id.slice(14, 18) + id.slice(19, 23) + id.slice(24);
 
 /** The request id whose trace id this is (traceIdOfRequest read back); undefined when it is not one. */
 export function requestIdOfTrace(traceId: string): string | undefined {

@@ -17,7 +17,7 @@ import { performance } from 'node:perf_hooks';
 import { channels, on, type AttemptEnd, type AttemptStart, type FirstContent, type QueueGiveUp, type RequestEnd, type RequestStart } from '../engine/events.js';
 import type { RequestContext } from '../engine/stages.js';
 import type { TelemetrySettings } from '../config/schema.js';
-import { firstAttemptSpanId, formatTraceparent, isOwnRequestId, newSpanId, newTraceId, parseTraceparent, requestSpanId, traceIdOfRequest, type SpanData } from './span.js';
+import { firstAttemptSpanId, formatTraceparent, isOwnRequestId, newSpanId, newTraceId, ownTraceId, parseTraceparent, requestSpanId, traceIdOfRequest, type SpanData } from './span.js';
 import { attributesListJson, attributesObjectJson, childJson, jnum, jstr } from './span-store.js';
 import type { StoredRow } from './span-writer.js';
 import { attemptAttributes, attributesOf, OPERATION, requestAttributes, requestSpanName, type AttemptFacts, type RequestFacts } from './span-attributes.js';
@@ -288,7 +288,7 @@ export class Tracer {
     if (tp) {
       r.traceId = tp.traceId;
       r.parentSpanId = tp.parentId;
-    } else r.traceId = (r.own && traceIdOfRequest(r.ctx.id)) || newTraceId();
+    } else r.traceId = r.own ? ownTraceId(r.ctx.id) : newTraceId();
   }
 
   private child(r: ReqTrace, kind: SpanData['kind'], name: string, start: number, end: number, attributes: SpanData['attributes']): SpanData {
