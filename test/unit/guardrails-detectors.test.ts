@@ -2,7 +2,7 @@
 // reported (a card number with a wrong Luhn digit, an IBAN with a wrong check, a date, ...).
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
-import { PII, colonPair, ibanValid, luhn } from '../../gateway/guardrails/detectors/pii.js';
+import { CARD, PII, colonPair, ibanValid, luhn } from '../../gateway/guardrails/detectors/pii.js';
 import { SECRETS, assignsLongValue } from '../../gateway/guardrails/detectors/secrets.js';
 import { injection, injectionScore } from '../../gateway/guardrails/detectors/injection.js';
 import { keywordDetector, regexDetector, unsafeRegexReason } from '../../gateway/guardrails/detectors/custom.js';
@@ -94,6 +94,20 @@ test('IPv6 prefilter: every text the IPv6 expression matches in passes it', () =
     } else if (!colonPair(text)) letOff++;
   }
   assert.ok(matched > 1000 && letOff > 1000, `both kinds of text were generated (${matched} matched, ${letOff} let off)`);
+});
+
+// CARD begins with its first digit (checking what stands before it behind that digit) so that it
+// is tried only at digits: the same matches as the expression that defines a card candidate.
+test('card: the same candidates as the defining expression, on generated texts', () => {
+  const DEFINITION = /(?<![\w-])(?:\d[ -]?){12,18}\d(?![\w-])/g;
+  const pieces = ['4111', '1111', '0', '12', '9', ' ', '-', '  ', '--', 'x', '_', '.', '4111 1111 1111 1111', '5500-0000-0000-0004', '2026-11-30', 'é', '\n', '1234567890123456789012'];
+  let found = 0;
+  for (const text of generated(13, pieces, 60000, 10)) {
+    const span = (m: RegExpMatchArray) => [m.index, m.index! + m[0].length];
+    assert.deepEqual([...text.matchAll(CARD)].map(span), [...text.matchAll(DEFINITION)].map(span), `text ${JSON.stringify(text)}`);
+    found += text.match(DEFINITION)?.length ?? 0;
+  }
+  assert.ok(found > 3000, `the generated texts hold candidates (${found})`);
 });
 
 test('key-like prefilter: every text KEYLIKE matches in passes it', () => {

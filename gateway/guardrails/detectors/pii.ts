@@ -14,7 +14,12 @@ const EMAIL_AT = /[A-Za-z0-9][A-Za-z0-9._%+-]{0,63}@(?:[A-Za-z0-9](?:[A-Za-z0-9-
 const E164 = /(?<![\w+])\+[1-9](?:[ .-]?\(?\d\)?){6,14}(?![\d])/g;
 // national formats with separators: (555) 123-4567, 555-123-4567, 555.123.4567, 030 1234 5678, 06-12345678, 0171 1234567
 const NATIONAL = /(?<![\w.+-])(?:\(\d{2,5}\)[ ]?\d{3,4}[ .-]\d{3,4}|\d{3}[.-]\d{3}[.-]\d{4}|0\d{1,4}[ /-]\d{3,4}[ -]?\d{2,5}|0\d{1,4}[ /-]\d{6,8})(?![\w-]|\.\d)/g;
-const CARD = /(?<![\w-])(?:\d[ -]?){12,18}\d(?![\w-])/g;
+// 13-19 digits, single spaces or dashes between them, not inside a word or a dashed run. Written
+// to begin with the digit it starts at, its "not after [\w-]" checked behind that digit: an
+// expression that begins with a lookbehind is tried at every position of the text, one that begins
+// with \d only at digits (4.6 vs 8.9 µs on the bench's 4 kB text with ids, dates and amounts).
+// The same matches as (?<![\w-])(?:\d[ -]?){12,18}\d(?![\w-]) (a unit test checks it).
+export const CARD = /\d(?<![\w-]\d)(?:[ -]?\d){12,18}(?![\w-])/g;
 const IBAN = /(?<![A-Za-z0-9])[A-Z]{2}\d{2}(?:[ ]?[A-Z0-9]){11,30}(?![A-Za-z0-9])/g;
 const SSN = /(?<![\w-])(?!000|666|9\d\d)\d{3}([- ])(?!00)\d{2}\1(?!0000)\d{4}(?![\w-])/g;
 const IPV4 = /(?<![\w.])(?:(?:25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)\.){3}(?:25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)(?![\w]|\.\d)/g;
