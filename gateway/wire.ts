@@ -688,10 +688,13 @@ export interface SessionSummary {
   cost: number;
 }
 
-/** GET /sessions: newest activity first; `next_before` pages on (pass it as `before`) */
+/** GET /sessions: newest activity first; `next_cursor` pages on (pass it as `cursor`: sessions
+ * that ended at the same time are neither lost nor repeated at a page's edge); `next_before`, the
+ * last one's end, pages on by time (pass it as `before`) */
 export interface SessionsBody {
   data: SessionSummary[];
   next_before: string | null;
+  next_cursor: string | null;
 }
 
 /** A restore staged from the admin app, applied at the gateway's next start (GET /restore). */

@@ -23,7 +23,7 @@ import { exportConfig, formatChange, type ApplyResult, type StoredState } from '
 import { USAGE_FILTERS, usageAggregates, usageTimeseries, type UsageFilter, type UsageQuery } from '../engine/ledger.js';
 import { budgetReport } from '../governance/reports.js';
 import { probe } from '../engine/health.js';
-import { listSessions, recentTraces, traceById, tracesOfSession, type SessionQuery } from '../telemetry/span-store.js';
+import { SessionCursorError, listSessions, recentTraces, traceById, tracesOfSession, type SessionQuery } from '../telemetry/span-store.js';
 import { VERSION } from '../version.js';
 import { registerAdminApp } from './static.js';
 import {
@@ -613,7 +613,7 @@ export function buildAdminPlane(gw: Gateway): FastifyInstance {
     if (!t) throw new AdminError(404, 'not_found', `No trace ${id} is stored (it may be older than settings.telemetry.retention_hours).`);
     return t;
   });
-  app.get<{ Querystring: { team?: string; key?: string; model?: string; status?: string; from?: string; to?: string; before?: string; limit?: string } }>(
+  app.get<{ Querystring: { team?: string; key?: string; model?: string; status?: string; from?: string; to?: string; before?: string; cursor?: string; limit?: string } }>(
     `${API}/sessions`,
     { config: { access: 'auditor' } },
     async (req): Promise<SessionsBody> => {
@@ -627,10 +627,16 @@ export function buildAdminPlane(gw: Gateway): FastifyInstance {
         from: time(q.from, 'from'),
         to: time(q.to, 'to'),
         before: time(q.before, 'before'),
+        cursor: q.cursor === undefined || q.cursor === '' ? undefined : q.cursor,
         limit: limitOf(q.limit, 50, 500),
       };
       await gw.telemetry.flush();
-      return listSessions(gw.db, query);
+      try {
+        return listSessions(gw.db, query);
+      } catch (e) {
+        if (e instanceof SessionCursorError) throw validationError([{ path: ['cursor'], message: e.message }]);
+        throw e;
+      }
     },
   );
 

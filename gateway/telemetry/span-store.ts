@@ -474,6 +474,8 @@ export interface SessionQuery {
   to?: number;
   /** paging: sessions whose last activity is before this (epoch ms) */
   before?: number;
+  /** paging: the sessions after this one in the list's order (next_cursor of the previous page) */
+  cursor?: string;
   limit: number;
 }
 
@@ -509,8 +511,17 @@ export function listSessions(db: DB, q: SessionQuery): SessionsBody {
   if (q.status === 'ok') where.push(`status <> 'error'`);
   if (q.from !== undefined) add('end >= ?', q.from);
   if (q.to !== undefined) add('start < ?', q.to);
-  const having = q.before !== undefined ? 'HAVING MAX(end) < ?' : '';
-  if (q.before !== undefined) args.push(q.before);
+  const having: string[] = [];
+  if (q.before !== undefined) {
+    having.push('MAX(end) < ?');
+    args.push(q.before);
+  }
+  if (q.cursor !== undefined) {
+    // sessions that ended at the same time are ordered by name: none is lost or shown twice
+    const c = decodeSessionCursor(q.cursor);
+    having.push('(MAX(end) < ? OR (MAX(end) = ? AND session < ?))');
+    args.push(c.end, c.end, c.session);
+  }
   // a workflow's steps: the root spans of the span store's rows (model calls, tool calls) and the
   // ledger rows that carry a plain request's trace (ledger-trace.ts: always successful), the
   // latter with their trace id (the request id without dashes, traceIdOfRequest): a request that
@@ -532,7 +543,7 @@ export function listSessions(db: DB, q: SessionQuery): SessionsBody {
          json_group_array(DISTINCT team) AS teams, json_group_array(DISTINCT key_name) AS keys, json_group_array(DISTINCT model) AS models,
          SUM(tin) AS tin, SUM(tout) AS tout, SUM(cost) AS cost
        FROM steps WHERE session IN (SELECT DISTINCT session FROM steps${where.length ? ` WHERE ${where.join(' AND ')}` : ''})
-       GROUP BY session ${having} ORDER BY e DESC LIMIT ?`,
+       GROUP BY session ${having.length ? `HAVING ${having.join(' AND ')}` : ''} ORDER BY e DESC, session DESC LIMIT ?`,
     )
     .all(...args, q.limit + 1) as SessionRow[];
   const more = rows.length > q.limit;
@@ -553,5 +564,22 @@ export function listSessions(db: DB, q: SessionQuery): SessionsBody {
     output_tokens: r.tout ?? 0,
     cost: r.cost ?? 0,
   }));
-  return { data, next_before: more && data.length ? String(rows[q.limit - 1]!.e) : null };
+  const last = more && data.length ? rows[q.limit - 1]! : undefined;
+  return { data, next_before: last ? String(last.e) : null, next_cursor: last ? encodeSessionCursor(last.e, last.session) : null };
+}
+
+export class SessionCursorError extends Error {}
+
+const encodeSessionCursor = (end: number, session: string): string => Buffer.from(JSON.stringify([end, session])).toString('base64url');
+
+function decodeSessionCursor(c: string): { end: number; session: string } {
+  let v: unknown;
+  try {
+    v = JSON.parse(Buffer.from(c, 'base64url').toString('utf8'));
+  } catch {
+    v = undefined;
+  }
+  if (!Array.isArray(v) || v.length !== 2 || typeof v[0] !== 'number' || !Number.isFinite(v[0]) || typeof v[1] !== 'string')
+    throw new SessionCursorError('is not a cursor this gateway gave out (use next_cursor of the previous page as it is)');
+  return { end: v[0], session: v[1] };
 }

@@ -534,3 +534,37 @@ test('the recent traces are those that started last, whichever store holds them:
     db.close();
   }
 });
+
+test('GET /sessions pages by next_cursor: sessions that ended at the same time are neither lost nor repeated at a page edge, whichever store their steps are in', () => {
+  const dir = tmpDir('airlock-session-pages-');
+  const db = openDatabase(dir);
+  const spanRow = db.prepare(`INSERT INTO trace_spans (trace_id, span_id, session, kind, name, start, end, status, attributes, n) VALUES (?, ?, ?, 'model', 'chat m', ?, ?, 'ok', '{}', 1)`);
+  const ledgerRow = db.prepare(`INSERT INTO ledger (request_id, ts, kind, requested_model, latency_ms, status, session, trace) VALUES (?, ?, 'chat', 'm', ?, 200, ?, ?)`);
+  const trace = JSON.stringify([1, null, 'openai', null, 't', 'm', null, null, null, 100, 900, 0, null, null]);
+  const t = Date.now() - 60_000;
+  try {
+    // five sessions; three end at exactly t + 5000.25 (one of them a plain request's ledger row)
+    spanRow.run(newTraceId(), newSpanId(), 'wf-a', t, t + 5000.25);
+    spanRow.run(newTraceId(), newSpanId(), 'wf-b', t + 100, t + 5000.25);
+    ledgerRow.run(newRequestId(t + 4000), t + 4000, 1000.25, 'wf-c', trace);
+    spanRow.run(newTraceId(), newSpanId(), 'wf-d', t + 200, t + 9000);
+    spanRow.run(newTraceId(), newSpanId(), 'wf-e', t + 300, t + 1000);
+    const all = listSessions(db, { limit: 10 }).data.map((s) => s.session);
+    assert.deepEqual(all, ['wf-d', 'wf-c', 'wf-b', 'wf-a', 'wf-e'], 'newest end first; a tie by name, last first');
+    for (const limit of [1, 2, 3]) {
+      const seen: string[] = [];
+      let cursor: string | undefined;
+      for (let pages = 0; pages < 10; pages++) {
+        const page = listSessions(db, { limit, cursor });
+        seen.push(...page.data.map((s) => s.session));
+        if (!page.next_cursor) break;
+        cursor = page.next_cursor;
+      }
+      assert.deepEqual(seen, all, `pages of ${limit}`);
+    }
+    assert.throws(() => listSessions(db, { limit: 1, cursor: 'not-a-cursor' }), /not a cursor/);
+    assert.throws(() => listSessions(db, { limit: 1, cursor: Buffer.from('[1,2]').toString('base64url') }), /not a cursor/);
+  } finally {
+    db.close();
+  }
+});

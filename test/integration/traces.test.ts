@@ -338,6 +338,17 @@ describe('/sessions over both stores', () => {
       if (before === null) break;
     }
     assert.deepEqual(seen, [...mine].reverse(), 'newest activity first, each session once');
+    // the same pages by next_cursor
+    const byCursor: string[] = [];
+    let cursor: string | null = null;
+    for (let page = 0; page < 10; page++) {
+      const r: { status: number; body: SessionsBody } = await gw.admin<SessionsBody>('GET', `/sessions?limit=2&from=${since}${cursor === null ? '' : `&cursor=${cursor}`}`);
+      assert.equal(r.status, 200, `page ${page} (cursor=${cursor}): ${JSON.stringify(r.body)}`);
+      byCursor.push(...r.body.data.map((x) => x.session));
+      cursor = r.body.next_cursor;
+      if (cursor === null) break;
+    }
+    assert.deepEqual(byCursor, seen);
   });
 });
 
@@ -409,6 +420,7 @@ describe('the traces API refuses bad queries, naming the field', () => {
     ['/sessions?status=failed', 400, 'status'],
     ['/sessions?from=yesterday', 400, 'from'],
     ['/sessions?limit=-1', 400, 'limit'],
+    ['/sessions?cursor=bm90IGEgY3Vyc29y', 400, 'cursor'],
   ];
   for (const [path, status, param] of cases)
     test(`${path.slice(0, 60)} → ${status}`, async () => {
