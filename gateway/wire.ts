@@ -666,6 +666,8 @@ export interface Trace {
 /** GET /traces?session=ID */
 export interface TracesBody {
   data: Trace[];
+  /** with `session`: the session is longer than one read holds, and these are its first steps */
+  truncated?: boolean;
 }
 
 /** One workflow of GET /sessions */

@@ -23,7 +23,7 @@ import { exportConfig, formatChange, type ApplyResult, type StoredState } from '
 import { USAGE_FILTERS, usageAggregates, usageTimeseries, type UsageFilter, type UsageQuery } from '../engine/ledger.js';
 import { budgetReport } from '../governance/reports.js';
 import { probe } from '../engine/health.js';
-import { SessionCursorError, listSessions, recentTraces, traceById, tracesOfSession, type SessionQuery } from '../telemetry/span-store.js';
+import { SessionCursorError, listSessions, recentTraces, traceById, tracesOfSessionRead, type SessionQuery } from '../telemetry/span-store.js';
 import { VERSION } from '../version.js';
 import { registerAdminApp } from './static.js';
 import {
@@ -603,7 +603,9 @@ export function buildAdminPlane(gw: Gateway): FastifyInstance {
     const session = text(req.query.session, 'session');
     // a workflow's traces are listed whole: a limit there would be ignored, so it is refused
     if (session !== undefined && req.query.limit !== undefined) throw validationError([{ path: ['limit'], message: 'applies to the recent traces only (without session): a session\'s traces are listed whole' }]);
-    return { data: session !== undefined ? tracesOfSession(gw.db, session) : recentTraces(gw.db, limitOf(req.query.limit, 50, 1000)) };
+    if (session === undefined) return { data: recentTraces(gw.db, limitOf(req.query.limit, 50, 1000)) };
+    const read = tracesOfSessionRead(gw.db, session);
+    return read.truncated ? { data: read.traces, truncated: true } : { data: read.traces };
   });
   app.get<{ Params: { id: string } }>(`${API}/traces/:id`, { config: { access: 'auditor' } }, async (req): Promise<Trace> => {
     const id = req.params.id.toLowerCase();

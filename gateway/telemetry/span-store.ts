@@ -416,22 +416,40 @@ function ledgerRowsOf(db: DB, traceIds: string[]): TracedLedgerRow[] {
 
 const COLS = `trace_id, span_id, parent_span_id, session, kind, name, start, end, status, status_message, attributes, children`;
 
-/** Every trace of one workflow (x-airlock-session). */
-export function tracesOfSession(db: DB, session: string): Trace[] {
+/**
+ * Every trace of one workflow (x-airlock-session), oldest first. Each store is read up to a cap
+ * (`max` span rows, `max / 2` ledger rows: a ledger row holds two spans); when either is reached,
+ * both are cut at the same time (the earlier of the two last starts read), so a very long session
+ * is its first part whole, never one store's steps without the other's: `truncated` says so.
+ */
+export function tracesOfSessionRead(db: DB, session: string, max = MAX_SPANS_READ): { traces: Trace[]; truncated: boolean } {
   // the traces a session's spans belong to, with all their spans (a guardrail span written late has the session too)
-  const ledgerRows = db.prepare(`${LEDGER_TRACED} WHERE session = ? AND trace IS NOT NULL ORDER BY ts LIMIT ?`).all(session, MAX_SPANS_READ / 2) as TracedLedgerRow[];
+  let ledgerRows = db.prepare(`${LEDGER_TRACED} WHERE session = ? AND trace IS NOT NULL ORDER BY ts LIMIT ?`).all(session, Math.max(1, Math.floor(max / 2))) as TracedLedgerRow[];
+  const ledgerCapped = ledgerRows.length === Math.max(1, Math.floor(max / 2));
   const ledgerIds = ledgerRows.map((r) => traceIdOfRequest(r.request_id)).filter((id): id is string => id !== undefined);
-  const rows = db
+  let rows = db
     .prepare(
       `SELECT ${COLS} FROM trace_spans WHERE trace_id IN (SELECT DISTINCT trace_id FROM trace_spans WHERE session = ? UNION SELECT value FROM json_each(?)) ORDER BY start, rowid LIMIT ?`,
     )
-    .all(session, JSON.stringify(ledgerIds), MAX_SPANS_READ) as SpanRow[];
+    .all(session, JSON.stringify(ledgerIds), max) as SpanRow[];
+  const rowsCapped = rows.length === max;
+  const truncated = ledgerCapped || rowsCapped;
+  if (truncated) {
+    const cut = Math.min(ledgerCapped ? ledgerRows[ledgerRows.length - 1]!.ts : Infinity, rowsCapped ? rows[rows.length - 1]!.start : Infinity);
+    ledgerRows = ledgerRows.filter((r) => r.ts <= cut);
+    rows = rows.filter((r) => r.start <= cut);
+  }
   // a trace of the session's span rows may be a plain request's of another session (a request
   // joined it by its traceparent): its ledger row is one of the trace's spans too
   const have = new Set(ledgerIds);
   const joined = new Set<string>();
   for (const r of rows) if (!have.has(r.trace_id)) joined.add(r.trace_id);
-  return groupTraces(rows, joined.size ? [...ledgerRows, ...ledgerRowsOf(db, [...joined])] : ledgerRows);
+  return { traces: groupTraces(rows, joined.size ? [...ledgerRows, ...ledgerRowsOf(db, [...joined])] : ledgerRows), truncated };
+}
+
+/** Every trace of one workflow (tracesOfSessionRead's traces). */
+export function tracesOfSession(db: DB, session: string): Trace[] {
+  return tracesOfSessionRead(db, session).traces;
 }
 
 /**

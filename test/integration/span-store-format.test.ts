@@ -16,7 +16,7 @@ import type { RequestContext } from '../../gateway/engine/stages.js';
 import type { Snapshot } from '../../gateway/engine/snapshot.js';
 import { openDatabase } from '../../gateway/store/db.js';
 import { RecorderThread } from '../../gateway/store/recorder.js';
-import { SpanStore, listSessions, recentTraces, traceById, tracesOfSession } from '../../gateway/telemetry/span-store.js';
+import { SpanStore, listSessions, recentTraces, traceById, tracesOfSession, tracesOfSessionRead } from '../../gateway/telemetry/span-store.js';
 import { newSpanId, newTraceId, type SpanData } from '../../gateway/telemetry/span.js';
 import { ATTR_KEYS } from '../../gateway/telemetry/span-writer.js';
 import { GUARDRAIL_EVENTS, Tracer } from '../../gateway/telemetry/tracer.js';
@@ -564,6 +564,30 @@ test('GET /sessions pages by next_cursor: sessions that ended at the same time a
     }
     assert.throws(() => listSessions(db, { limit: 1, cursor: 'not-a-cursor' }), /not a cursor/);
     assert.throws(() => listSessions(db, { limit: 1, cursor: Buffer.from('[1,2]').toString('base64url') }), /not a cursor/);
+  } finally {
+    db.close();
+  }
+});
+
+test("a session longer than one read is cut at one time in both stores: its first steps whole, never one store's later steps without the other's", () => {
+  const dir = tmpDir('airlock-session-cut-');
+  const db = openDatabase(dir);
+  const spanRow = db.prepare(`INSERT INTO trace_spans (trace_id, span_id, session, kind, name, start, end, status, attributes, n) VALUES (?, ?, ?, 'model', ?, ?, ?, 'error', '{}', 1)`);
+  const ledgerRow = db.prepare(`INSERT INTO ledger (request_id, ts, kind, requested_model, latency_ms, status, session, trace) VALUES (?, ?, 'chat', ?, 1, 200, ?, ?)`);
+  const trace = JSON.stringify([1, null, 'openai', null, 't', 'm', null, null, null, 100, 900, 0, null, null]);
+  const t = Date.now() - 60_000;
+  const names = (r: { traces: { spans: TraceSpan[] }[] }) => r.traces.map((x) => x.spans[0]!.name);
+  try {
+    // plain requests (ledger rows) every 10 ms from t, failed ones (span rows) every 10 ms from t + 5
+    for (let i = 0; i < 6; i++) ledgerRow.run(newRequestId(t + 10 * i), t + 10 * i, `plain-${i}`, 'long', trace);
+    for (let i = 0; i < 4; i++) spanRow.run(newTraceId(), newSpanId(), 'long', `failed-${i}`, t + 10 * i + 5, t + 10 * i + 6);
+    // a read of 4 span rows and 2 ledger rows: the ledger's stop at t + 10, so the span rows' too
+    const cut = tracesOfSessionRead(db, 'long', 4);
+    assert.equal(cut.truncated, true);
+    assert.deepEqual(names(cut), ['chat plain-0', 'failed-0', 'chat plain-1']);
+    const whole = tracesOfSessionRead(db, 'long');
+    assert.equal(whole.truncated, false);
+    assert.equal(whole.traces.length, 10);
   } finally {
     db.close();
   }
