@@ -658,6 +658,8 @@ export interface TraceSpan {
   attributes: Record<string, string | number | boolean | string[]>;
 }
 
+/** GET /traces/{trace_id}, and GET /usage/requests/{request_id}/trace (the trace one request
+ * belongs to, whole: a client's traceparent may have joined it to other requests' spans) */
 export interface Trace {
   trace_id: string;
   spans: TraceSpan[];

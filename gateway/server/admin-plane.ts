@@ -23,7 +23,8 @@ import { exportConfig, formatChange, type ApplyResult, type StoredState } from '
 import { USAGE_FILTERS, usageAggregates, usageTimeseries, type UsageFilter, type UsageQuery } from '../engine/ledger.js';
 import { budgetReport } from '../governance/reports.js';
 import { probe } from '../engine/health.js';
-import { SessionCursorError, listSessions, recentTraces, traceById, tracesOfSessionRead, type SessionQuery } from '../telemetry/span-store.js';
+import { SessionCursorError, listSessions, recentTraces, traceById, traceOfRequest, tracesOfSessionRead, type SessionQuery } from '../telemetry/span-store.js';
+import { isOwnRequestId } from '../telemetry/span.js';
 import { VERSION } from '../version.js';
 import { registerAdminApp } from './static.js';
 import {
@@ -614,6 +615,23 @@ export function buildAdminPlane(gw: Gateway): FastifyInstance {
     const t = traceById(gw.db, id);
     if (!t) throw new AdminError(404, 'not_found', `No trace ${id} is stored (it may be older than settings.telemetry.retention_hours).`);
     return t;
+  });
+  // One request's trace, by the request id the Usage page (and x-airlock-request-id) shows: a
+  // sub-resource of the request rather than a filter of GET /traces, since it answers one trace
+  // (as GET /traces/ID does) or a 404 saying why there is none, not a list.
+  app.get<{ Params: { request_id: string } }>(`${API}/usage/requests/:request_id/trace`, { config: { access: 'auditor' } }, async (req): Promise<Trace> => {
+    const id = req.params.request_id.toLowerCase();
+    if (!isOwnRequestId(id)) throw validationError([{ path: ['request_id'], message: 'must be a request id of this gateway (the UUID version 7 of x-airlock-request-id and the Usage page)' }]);
+    await gw.telemetry.flush();
+    const found = traceOfRequest(gw.db, id);
+    if (found.trace) return found.trace;
+    throw new AdminError(
+      404,
+      'not_found',
+      found.inLedger
+        ? `The trace of request ${id} is not stored: it was pruned (settings.telemetry.retention_hours or max_spans), not sampled (settings.telemetry.sample_ratio; failed requests are always kept), or traces were off (settings.telemetry.traces) when it ran.`
+        : `No request ${id} is in the ledger and no trace of it is stored: it may be older than settings.ledger_retention_days, or not a request of this gateway.`,
+    );
   });
   app.get<{ Querystring: { team?: string; key?: string; model?: string; status?: string; from?: string; to?: string; before?: string; cursor?: string; limit?: string } }>(
     `${API}/sessions`,

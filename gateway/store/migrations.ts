@@ -442,6 +442,18 @@ CREATE INDEX ledger_traced ON ledger(ts) WHERE trace IS NOT NULL;
 CREATE INDEX ledger_session ON ledger(session, ts) WHERE session IS NOT NULL;
 `,
   },
+  {
+    version: 25,
+    name: 'trace-spans-span-index',
+    // A request's trace by its request id (GET /usage/requests/{request_id}/trace): a request
+    // whose trace is not carried by its ledger row has a trace_spans row whose span_id is derived
+    // from its request id (telemetry/span.ts requestSpanId), while its trace id may be a client's
+    // (traceparent). Only those requests (failed, retried, queued, guarded, with a traceparent)
+    // and tool calls have span rows, so the index costs little of the writer's time.
+    sql: `
+CREATE INDEX trace_spans_span ON trace_spans(span_id);
+`,
+  },
 ];
 
 export const LATEST_VERSION = MIGRATIONS[MIGRATIONS.length - 1]!.version;

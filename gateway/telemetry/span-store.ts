@@ -9,7 +9,7 @@ import type { SessionSummary, SessionsBody, Trace, TraceSpan } from '../wire.js'
 import type { AttrValue, SpanData } from './span.js';
 import type { PutAttribute } from './span-attributes.js';
 import { ledgerSpans, TRACED_LEDGER_COLUMNS, type TracedLedgerRow } from './ledger-trace.js';
-import { requestIdOfTrace, traceIdOfRequest } from './span.js';
+import { ownTraceId, requestIdOfTrace, requestSpanId, traceIdOfRequest } from './span.js';
 import { ATTR_KEYS, type CompactChild, type FromWriter, type StoredChild, type StoredRow, type ToWriter } from './span-writer.js';
 
 const FLUSH_MS = 200;
@@ -479,6 +479,31 @@ export function recentTraces(db: DB, limit: number): Trace[] {
 export function traceById(db: DB, traceId: string): Trace | undefined {
   const rows = db.prepare(`SELECT ${COLS} FROM trace_spans WHERE trace_id = ? ORDER BY start, rowid LIMIT ?`).all(traceId, MAX_SPANS_READ) as SpanRow[];
   return groupTraces(rows, ledgerRowsOf(db, [traceId]))[0];
+}
+
+/** Where a request's trace was looked for (traceOfRequest): the trace, and whether the ledger has
+ * the request's row (with or without a trace). */
+export interface RequestTraceLookup {
+  trace: Trace | undefined;
+  inLedger: boolean;
+}
+
+/**
+ * The whole trace of one data-plane request, by its request id (isOwnRequestId: checked by the
+ * caller). A plain request's trace is carried by its ledger row, its trace id the request id's
+ * (ledger-trace.ts); any other request's is a trace_spans row whose span is the request's own,
+ * requestSpanId(id), found through trace_spans_span (migration 25): its trace id is the request
+ * id's too unless the client sent a traceparent. Either way the answer is the trace as
+ * GET /traces/ID gives it (the requests that joined it, late guardrail rows).
+ */
+export function traceOfRequest(db: DB, requestId: string): RequestTraceLookup {
+  const traced = db.prepare(`SELECT trace IS NOT NULL FROM ledger WHERE request_id = ?`).pluck().get(requestId) as number | undefined;
+  // the request's own span is a model span; the kind rules out a random span id of another row that happens to match
+  const traceId =
+    traced === 1
+      ? ownTraceId(requestId)
+      : (db.prepare(`SELECT trace_id FROM trace_spans WHERE span_id = ? AND kind = 'model' ORDER BY rowid DESC LIMIT 1`).pluck().get(requestSpanId(requestId)) as string | undefined);
+  return { trace: traceId === undefined ? undefined : traceById(db, traceId), inLedger: traced !== undefined };
 }
 
 export interface SessionQuery {

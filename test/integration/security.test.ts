@@ -126,6 +126,7 @@ const EXPECTED: Record<string, Access> = {
   'POST /admin/api/v1/config/apply': 'admin',
   'GET /admin/api/v1/health': 'auditor',
   'GET /admin/api/v1/usage/requests': 'auditor',
+  'GET /admin/api/v1/usage/requests/:request_id/trace': 'auditor',
   'GET /admin/api/v1/usage': 'auditor',
   'GET /admin/api/v1/usage/timeseries': 'auditor',
   'GET /admin/api/v1/usage/summary': 'auditor',
