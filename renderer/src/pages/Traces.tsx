@@ -2,9 +2,12 @@
 // every model call and tool call in order with its attempts (which target, why it fell back),
 // waits for a slot, guardrail decisions, time to first token, tokens and cost, and errors marked
 // where they started (an attempt, a guardrail) and where they surfaced (the step's answer).
-import { useEffect, useMemo, useRef, useState } from 'react';
-import { enc, get, type SessionSummary, type SessionsBody, type Trace, type TraceSpan, type TracesBody } from '../api';
+// One trace on its own, by the address: /traces?request=ID (the Usage page's "trace" link: the
+// trace of that request, whatever store holds it) or /traces?trace=ID, in the same waterfall.
+import { useEffect, useMemo, useRef, useState, type ReactNode } from 'react';
+import { ApiError, enc, get, type SessionSummary, type SessionsBody, type Trace, type TraceSpan, type TracesBody } from '../api';
 import { useResource } from '../hooks';
+import { Link, useSearch } from '../router';
 import { Badge, EmptyState, LoadError, Loading, PageHeader, SelectField, TableWrap, TextField, fmtCost, fmtInt, fmtMs, fmtTime } from '../components/ui';
 
 const PERIODS = [
@@ -20,6 +23,15 @@ const STATUSES = [
 ];
 
 export function TracesPage() {
+  const q = new URLSearchParams(useSearch());
+  const request = q.get('request');
+  const trace = q.get('trace');
+  if (request) return <SingleTrace key={`r-${request}`} requestId={request} />;
+  if (trace) return <SingleTrace key={`t-${trace}`} traceId={trace} />;
+  return <Workflows />;
+}
+
+function Workflows() {
   const [team, setTeam] = useState('');
   const [key, setKey] = useState('');
   const [model, setModel] = useState('');
@@ -79,7 +91,7 @@ export function TracesPage() {
         </EmptyState>
       ) : null}
       {sessions.data?.data.length ? <SessionTable rows={sessions.data.data} open={open} onOpen={show} /> : null}
-      {open ? <Waterfall session={open} focus={picked} /> : null}
+      {open ? <SessionWaterfall session={open} focus={picked} /> : null}
     </>
   );
 }
@@ -201,13 +213,108 @@ function details(s: TraceSpan): string[] {
   return out;
 }
 
-function Waterfall({ session, focus }: { session: string; focus: boolean }) {
+function SessionWaterfall({ session, focus }: { session: string; focus: boolean }) {
+  const traces = useResource((s) => get<TracesBody>(`/traces?session=${enc(session)}`, s), [session]);
+  return (
+    <Waterfall
+      title={`Workflow ${session}`}
+      what="workflow"
+      caption={`Every step of workflow ${session} in order, with its attempts, waits and guardrail decisions beneath it`}
+      focus={focus}
+      traces={traces.data?.data}
+      error={traces.error}
+      loading={traces.loading}
+      reload={traces.reload}
+      empty="No spans are stored for this session (they may be older than the retention period)."
+    />
+  );
+}
+
+/** One trace on its own: a request's (by its request id) or one by its trace id. A trace that is
+ * not stored shows why, as the API says it. */
+function SingleTrace({ requestId, traceId }: { requestId?: string; traceId?: string }) {
+  const path = requestId !== undefined ? `/usage/requests/${enc(requestId)}/trace` : `/traces/${enc(traceId ?? '')}`;
+  const trace = useResource((s) => get<Trace>(path, s), [path]);
+  const missing = trace.error instanceof ApiError && (trace.error.status === 404 || trace.error.status === 400) ? trace.error.message : undefined;
+  const t = trace.data;
+  const shown = useMemo(() => (missing !== undefined ? [] : t ? [t] : undefined), [missing, t]);
+  // the request's own span, marked in the waterfall (a client's traceparent may have joined others to its trace)
+  const own = requestId !== undefined ? t?.spans.find((s) => s.attributes['airlock.request_id'] === requestId.toLowerCase())?.span_id : undefined;
+  const session = t?.spans.find((s) => s.session)?.session;
+  const title = requestId !== undefined ? `Trace of request ${requestId}` : `Trace ${traceId ?? ''}`;
+  return (
+    <>
+      <PageHeader
+        title="Traces"
+        intro={
+          requestId !== undefined
+            ? 'The trace of one request: its model call, every upstream attempt, waits and guardrail decisions, and any other request that joined the same trace.'
+            : 'One trace: its steps with their attempts, waits and guardrail decisions.'
+        }
+        actions={<Link to="/traces">All workflows</Link>}
+      />
+      <Waterfall
+        title={title}
+        what="trace"
+        caption={`${title}: every step in order, with its attempts, waits and guardrail decisions beneath it`}
+        focus={false}
+        traces={shown}
+        error={missing !== undefined ? undefined : trace.error}
+        loading={trace.loading}
+        reload={trace.reload}
+        empty={missing ?? 'This trace has no spans.'}
+        current={own}
+        about={
+          t ? (
+            <p className="hint" data-testid="trace-about">
+              Trace id <span className="mono">{t.trace_id}</span>
+              {session ? (
+                <>
+                  {' '}
+                  · workflow <Link to={`/traces?session=${enc(session)}`}>{session}</Link>
+                </>
+              ) : null}
+            </p>
+          ) : null
+        }
+      />
+    </>
+  );
+}
+
+function Waterfall({
+  title,
+  what,
+  caption,
+  focus,
+  traces,
+  error,
+  loading,
+  reload,
+  empty,
+  current,
+  about,
+}: {
+  title: string;
+  /** what the bars are within: "workflow" or "trace" */
+  what: string;
+  caption: string;
+  focus: boolean;
+  traces: Trace[] | undefined;
+  error: unknown;
+  loading: boolean;
+  reload: () => void;
+  /** said when there are no spans */
+  empty: string;
+  /** a span to mark (a request's own, in its trace) */
+  current?: string;
+  about?: ReactNode;
+}) {
   const heading = useRef<HTMLHeadingElement>(null);
   useEffect(() => {
     if (focus) heading.current?.focus();
-  }, [session, focus]);
-  const traces = useResource((s) => get<TracesBody>(`/traces?session=${enc(session)}`, s), [session]);
-  const rows = useMemo(() => waterfallRows(traces.data?.data ?? []), [traces.data]);
+  }, [title, focus]);
+  const rows = useMemo(() => waterfallRows(traces ?? []), [traces]);
   const t0 = rows.length ? Math.min(...rows.map((r) => r.span.start_ms)) : 0;
   const t1 = rows.length ? Math.max(...rows.map((r) => r.span.end_ms)) : 1;
   const total = Math.max(1, t1 - t0);
@@ -216,20 +323,25 @@ function Waterfall({ session, focus }: { session: string; focus: boolean }) {
     <section className="card" aria-labelledby="workflow-title" id="workflow">
       <div className="card-head">
         <h2 id="workflow-title" tabIndex={-1} ref={heading}>
-          Workflow {session}
+          {title}
         </h2>
       </div>
-      <LoadError error={traces.error} retry={traces.reload} />
-      {traces.loading ? <Loading what="the workflow" /> : null}
-      {traces.data && rows.length === 0 ? <p className="muted">No spans are stored for this session (they may be older than the retention period).</p> : null}
+      {about}
+      <LoadError error={error} retry={reload} />
+      {loading ? <Loading what={`the ${what}`} /> : null}
+      {traces && rows.length === 0 ? (
+        <p className="muted" role="status" data-testid="waterfall-empty">
+          {empty}
+        </p>
+      ) : null}
       {rows.length ? (
         <>
           <p className="hint">
-            {steps} step{steps === 1 ? '' : 's'} over {fmtMs(total)}, from {fmtTime(t0)}. Bars show when each span ran within the workflow.
+            {steps} step{steps === 1 ? '' : 's'} over {fmtMs(total)}, from {fmtTime(t0)}. Bars show when each span ran within the {what}.
           </p>
           <TableWrap label="Workflow waterfall">
             <table className="compact waterfall" data-testid="waterfall">
-              <caption className="sr-only">Every step of workflow {session} in order, with its attempts, waits and guardrail decisions beneath it</caption>
+              <caption className="sr-only">{caption}</caption>
               <thead>
                 <tr>
                   <th scope="col" className="num">Step</th>
@@ -248,12 +360,19 @@ function Waterfall({ session, focus }: { session: string; focus: boolean }) {
                   const left = ((s.start_ms - t0) / total) * 100;
                   const width = Math.max(0.4, (s.duration_ms / total) * 100);
                   return (
-                    <tr key={`${s.trace_id}-${s.span_id}`} className={`wf-${s.kind}${failed ? ' wf-failed' : ''}`} data-kind={s.kind} data-span-id={s.span_id}>
+                    <tr
+                      key={`${s.trace_id}-${s.span_id}`}
+                      className={`wf-${s.kind}${failed ? ' wf-failed' : ''}`}
+                      data-kind={s.kind}
+                      data-span-id={s.span_id}
+                      aria-current={current === s.span_id ? 'true' : undefined}
+                    >
                       <td className="num">{step ?? ''}</td>
                       <th scope="row" style={{ paddingLeft: `${0.6 + depth * 1.4}rem` }}>
                         <span className="sr-only">{depth ? `${KIND_LABEL[s.kind]} of step: ` : `${KIND_LABEL[s.kind]}: `}</span>
                         <span className={depth ? 'wf-child' : 'wf-step'}>{s.name}</span>{' '}
                         {failed ? <Badge tone="bad">{depth ? 'failed' : 'error'}</Badge> : null}
+                        {current === s.span_id ? <Badge tone="info">this request</Badge> : null}
                       </th>
                       <td className="num">+{fmtMs(s.start_ms - t0)}</td>
                       <td className="num">{fmtMs(s.duration_ms)}</td>

@@ -2,9 +2,10 @@
 import { useEffect, useMemo, useState } from 'react';
 import { Bar, BarChart, CartesianGrid, Legend, Tooltip, XAxis, YAxis } from 'recharts';
 import { ChartCard } from '../components/chart';
-import { get, type RequestRow, type RequestsPage, type UsageBody } from '../api';
+import { enc, get, type RequestRow, type RequestsPage, type UsageBody } from '../api';
 import { DataTable } from '../components/data-table';
 import { useResource } from '../hooks';
+import { Link } from '../router';
 import { EmptyState, LoadError, Loading, PageHeader, Section, SelectField, TableWrap, TextField, fmtCost, fmtInt, fmtMs, fmtTime } from '../components/ui';
 import { saveBlob } from '../download';
 
@@ -297,6 +298,15 @@ function LatestRequests() {
           { header: 'Tokens', cell: (r) => fmtInt(r.prompt_tokens + r.completion_tokens), className: 'num' },
           { header: `Cost (${unit})`, cell: (r) => fmtCost(r.cost), className: 'num' },
           { header: 'Latency', cell: (r) => fmtMs(r.latency_ms), className: 'num' },
+          {
+            header: 'Trace',
+            // the Traces page finds it by the request id, in whichever store holds it, or says why it is not stored
+            cell: (r) => (
+              <Link to={`/traces?request=${enc(r.request_id)}`} aria-label={`Trace of request ${r.request_id}`} title={`Request ${r.request_id}`}>
+                trace
+              </Link>
+            ),
+          },
         ]}
       />
       <p className="hint" role="status" aria-live="polite">
