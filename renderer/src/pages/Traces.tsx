@@ -226,6 +226,13 @@ function SessionWaterfall({ session, focus }: { session: string; focus: boolean 
       loading={traces.loading}
       reload={traces.reload}
       empty="No spans are stored for this session (they may be older than the retention period)."
+      about={
+        traces.data?.truncated ? (
+          <p className="hint" data-testid="workflow-truncated">
+            This workflow is longer than one view holds: its first steps are shown, up to the same time in every store.
+          </p>
+        ) : null
+      }
     />
   );
 }
