@@ -54,8 +54,14 @@ export class Telemetry {
   update(settings: TelemetrySettings): void {
     const before = this.settings;
     this.settings = settings;
-    // a shorter retention or a smaller cap applies at once, not at the next hourly-ish prune
-    if (this.store && (settings.retention_hours < before.retention_hours || settings.max_spans < before.max_spans)) void this.store.prune().catch(() => {});
+    // a shorter retention or a smaller cap applies at once, not at the next prune, to everything
+    // traced before the change: what the span store and the ledger still hold in memory is
+    // written first (pruned before it was written, it would stay over the cap until the next
+    // prune, a minute later)
+    if (this.store && (settings.retention_hours < before.retention_hours || settings.max_spans < before.max_spans))
+      void this.flush()
+        .then(() => this.store.prune())
+        .catch(() => {});
     this.otlp.update(settings);
     this.tracer.update(settings);
   }

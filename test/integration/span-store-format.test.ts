@@ -16,7 +16,7 @@ import type { RequestContext } from '../../gateway/engine/stages.js';
 import type { Snapshot } from '../../gateway/engine/snapshot.js';
 import { openDatabase } from '../../gateway/store/db.js';
 import { RecorderThread } from '../../gateway/store/recorder.js';
-import { SpanStore, listSessions, recentTraces, traceById, tracesOfSession, tracesOfSessionRead } from '../../gateway/telemetry/span-store.js';
+import { SpanStore, listSessions, recentTraces, traceById, traceOfRequest, tracesOfSession, tracesOfSessionRead } from '../../gateway/telemetry/span-store.js';
 import { newSpanId, newTraceId, type SpanData } from '../../gateway/telemetry/span.js';
 import { ATTR_KEYS } from '../../gateway/telemetry/span-writer.js';
 import { GUARDRAIL_EVENTS, Tracer } from '../../gateway/telemetry/tracer.js';
@@ -589,6 +589,40 @@ test("a session longer than one read is cut at one time in both stores: its firs
     assert.equal(whole.truncated, false);
     assert.equal(whole.traces.length, 10);
   } finally {
+    db.close();
+  }
+});
+
+test("a request's trace by its request id, whichever store holds it; once pruned, none, while the ledger keeps the request", async () => {
+  const dir = tmpDir('airlock-request-trace-prune-');
+  const db = openDatabase(dir);
+  const thread = new RecorderThread(db.name, { dataDir: dir, log: quiet });
+  let policy = { retentionHours: 24, maxSpans: 100_000 };
+  const store = SpanStore.forDatabase(db, () => policy, quiet, thread);
+  const ledgerRow = db.prepare(`INSERT INTO ledger (request_id, ts, kind, requested_model, latency_ms, status, trace) VALUES (?, ?, 'chat', ?, 1, ?, ?)`);
+  const spanRow = db.prepare(`INSERT INTO trace_spans (trace_id, span_id, session, kind, name, start, end, status, attributes, n) VALUES (?, ?, NULL, 'model', ?, ?, ?, 'error', '{}', 3)`);
+  const trace = JSON.stringify([1, null, 'openai', null, 't', 'm', null, null, null, 100, 900, 0, null, null]);
+  const t = Date.now() - 60_000;
+  try {
+    // a plain request (its trace in its ledger row), a failed one (a span row under a client's
+    // trace id, found by its own span id), then newer plain requests
+    const plain = newRequestId(t);
+    ledgerRow.run(plain, t, 'plain', 200, trace);
+    const failed = newRequestId(t + 10);
+    ledgerRow.run(failed, t + 10, 'failed', 502, null);
+    spanRow.run('ab'.repeat(16), failed.slice(19, 23) + failed.slice(24), 'chat failed', t + 10, t + 11);
+    for (let i = 0; i < 5; i++) ledgerRow.run(newRequestId(t + 100 + i), t + 100 + i, `newer-${i}`, 200, trace);
+    const before = traceOfRequest(db, plain);
+    assert.deepEqual([before.inLedger, before.trace?.trace_id], [true, plain.replaceAll('-', '')]);
+    assert.equal(traceOfRequest(db, failed).trace?.trace_id, 'ab'.repeat(16), "the client's trace, found by the request's own span");
+    // a cap of 10 spans: 2 + 3 + 5 x 2 = 15; the oldest (plain 2, failed 3) go
+    policy = { retentionHours: 24, maxSpans: 10 };
+    assert.equal(await store.prune(), 5);
+    for (const id of [plain, failed]) assert.deepEqual(traceOfRequest(db, id), { trace: undefined, inLedger: true }, `${id} pruned, its ledger row kept`);
+    assert.ok(traceOfRequest(db, newRequestId(t + 104)).inLedger === false, 'an id the ledger does not hold');
+    assert.ok(traceOfRequest(db, db.prepare(`SELECT request_id FROM ledger WHERE requested_model = 'newer-4'`).pluck().get() as string).trace, 'the newest are kept');
+  } finally {
+    await store.close();
     db.close();
   }
 });
