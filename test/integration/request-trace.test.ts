@@ -8,7 +8,7 @@ import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import path from 'node:path';
 import Database from 'better-sqlite3';
-import { TEST_KEY, eventually, startGateway, type RunningGateway } from '../helpers/gateway.js';
+import { TEST_KEY, startGateway, type RunningGateway } from '../helpers/gateway.js';
 import { startUpstream, type TestUpstream } from '../helpers/upstream.js';
 import type { Trace, TraceSpan } from '../../gateway/wire.js';
 
