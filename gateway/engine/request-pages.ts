@@ -4,6 +4,7 @@
 // page and no row is shown twice or skipped, even among rows with the same millisecond.
 import type { DB } from '../store/db.js';
 import type { LedgerRow } from './ledger.js';
+import { decodeCursor, encodeCursor } from '../store/cursor.js';
 
 export interface RequestPageQuery {
   limit: number;
@@ -22,22 +23,13 @@ export interface RequestPageQuery {
   client_request_id?: string;
 }
 
-export class CursorError extends Error {}
-
-const encodeCursor = (ts: number, rowid: number) => Buffer.from(`${ts}.${rowid}`).toString('base64url');
-function decodeCursor(c: string): { ts: number; rowid: number } {
-  const m = /^(\d{1,16})\.(\d{1,16})$/.exec(Buffer.from(c, 'base64url').toString('latin1'));
-  if (!m) throw new CursorError('is not a cursor this gateway gave out (use next_cursor of the previous page as it is)');
-  return { ts: Number(m[1]), rowid: Number(m[2]) };
-}
-
 export function requestPage(db: DB, q: RequestPageQuery): { rows: Omit<LedgerRow, 'trace'>[]; next_cursor: string | null } {
   const where: string[] = [];
   const args: (string | number)[] = [];
   if (q.cursor !== undefined) {
-    const c = decodeCursor(q.cursor);
+    const [ts, rowid] = decodeCursor(q.cursor, ['int', 'int']);
     where.push('(ts < ? OR (ts = ? AND rowid < ?))');
-    args.push(c.ts, c.ts, c.rowid);
+    args.push(ts, ts, rowid);
   }
   if (q.before !== undefined) {
     where.push('ts < ?');

@@ -23,7 +23,7 @@ import { exportConfig, formatChange, type ApplyResult, type StoredState } from '
 import { USAGE_FILTERS, usageAggregates, usageTimeseries, type UsageFilter, type UsageQuery } from '../engine/ledger.js';
 import { budgetReport } from '../governance/reports.js';
 import { probe } from '../engine/health.js';
-import { SessionCursorError, listSessions, recentTraces, traceById, traceOfRequest, tracesOfSessionRead, type SessionQuery } from '../telemetry/span-store.js';
+import { listSessions, recentTraces, traceById, traceOfRequest, tracesOfSessionRead, type SessionQuery } from '../telemetry/span-store.js';
 import { isOwnRequestId } from '../telemetry/span.js';
 import { VERSION } from '../version.js';
 import { registerAdminApp } from './static.js';
@@ -83,7 +83,8 @@ import { registerBackupRoutes } from './admin-backup.js';
 import { registerBurndownRoute, registerKeyRoutes } from './admin-keys.js';
 import { registerPlaygroundRoutes } from './admin-playground.js';
 import { keyActivity, secretFromFile } from '../store/key-rotation.js';
-import { CursorError, requestPage } from '../engine/request-pages.js';
+import { requestPage } from '../engine/request-pages.js';
+import { CursorError } from '../store/cursor.js';
 
 export const API = '/admin/api/v1';
 
@@ -654,7 +655,7 @@ export function buildAdminPlane(gw: Gateway): FastifyInstance {
       try {
         return listSessions(gw.db, query);
       } catch (e) {
-        if (e instanceof SessionCursorError) throw validationError([{ path: ['cursor'], message: e.message }]);
+        if (e instanceof CursorError) throw validationError([{ path: ['cursor'], message: e.message }]);
         throw e;
       }
     },

@@ -4,6 +4,7 @@
 // settings.telemetry.retention_hours and max_spans. Reads (the admin API) first flush what is
 // queued, so a trace is visible as soon as its request has ended.
 import type { DB } from '../store/db.js';
+import { decodeCursor, encodeCursor } from '../store/cursor.js';
 import { RecorderThread } from '../store/recorder.js';
 import type { SessionSummary, SessionsBody, Trace, TraceSpan } from '../wire.js';
 import type { AttrValue, SpanData } from './span.js';
@@ -447,11 +448,6 @@ export function tracesOfSessionRead(db: DB, session: string, max = MAX_SPANS_REA
   return { traces: groupTraces(rows, joined.size ? [...ledgerRows, ...ledgerRowsOf(db, [...joined])] : ledgerRows), truncated };
 }
 
-/** Every trace of one workflow (tracesOfSessionRead's traces). */
-export function tracesOfSession(db: DB, session: string): Trace[] {
-  return tracesOfSessionRead(db, session).traces;
-}
-
 /**
  * The traces that started last (by their earliest span), as trace viewers list them. Both stores
  * rank by start: a plain request's ledger row by its `ts` (the partial index ledger_traced), the
@@ -561,9 +557,9 @@ export function listSessions(db: DB, q: SessionQuery): SessionsBody {
   }
   if (q.cursor !== undefined) {
     // sessions that ended at the same time are ordered by name: none is lost or shown twice
-    const c = decodeSessionCursor(q.cursor);
+    const [end, session] = decodeCursor(q.cursor, ['number', 'string']);
     having.push('(MAX(end) < ? OR (MAX(end) = ? AND session < ?))');
-    args.push(c.end, c.end, c.session);
+    args.push(end, end, session);
   }
   // a workflow's steps: the root spans of the span store's rows (model calls, tool calls) and the
   // ledger rows that carry a plain request's trace (ledger-trace.ts: always successful), the
@@ -608,21 +604,6 @@ export function listSessions(db: DB, q: SessionQuery): SessionsBody {
     cost: r.cost ?? 0,
   }));
   const last = more && data.length ? rows[q.limit - 1]! : undefined;
-  return { data, next_before: last ? String(last.e) : null, next_cursor: last ? encodeSessionCursor(last.e, last.session) : null };
+  return { data, next_before: last ? String(last.e) : null, next_cursor: last ? encodeCursor(last.e, last.session) : null };
 }
 
-export class SessionCursorError extends Error {}
-
-const encodeSessionCursor = (end: number, session: string): string => Buffer.from(JSON.stringify([end, session])).toString('base64url');
-
-function decodeSessionCursor(c: string): { end: number; session: string } {
-  let v: unknown;
-  try {
-    v = JSON.parse(Buffer.from(c, 'base64url').toString('utf8'));
-  } catch {
-    v = undefined;
-  }
-  if (!Array.isArray(v) || v.length !== 2 || typeof v[0] !== 'number' || !Number.isFinite(v[0]) || typeof v[1] !== 'string')
-    throw new SessionCursorError('is not a cursor this gateway gave out (use next_cursor of the previous page as it is)');
-  return { end: v[0], session: v[1] };
-}

@@ -16,7 +16,7 @@ import type { RequestContext } from '../../gateway/engine/stages.js';
 import type { Snapshot } from '../../gateway/engine/snapshot.js';
 import { openDatabase } from '../../gateway/store/db.js';
 import { RecorderThread } from '../../gateway/store/recorder.js';
-import { SpanStore, listSessions, recentTraces, traceById, traceOfRequest, tracesOfSession, tracesOfSessionRead } from '../../gateway/telemetry/span-store.js';
+import { SpanStore, listSessions, recentTraces, traceById, traceOfRequest, tracesOfSessionRead } from '../../gateway/telemetry/span-store.js';
 import { newSpanId, newTraceId, type SpanData } from '../../gateway/telemetry/span.js';
 import { ATTR_KEYS } from '../../gateway/telemetry/span-writer.js';
 import { GUARDRAIL_EVENTS, Tracer } from '../../gateway/telemetry/tracer.js';
@@ -173,7 +173,7 @@ test('a request stored in the compact form reads back as the tracer made it; a r
     assert.deepEqual(traceById(db, r.traceId)!.spans, old.map((s) => expected(s, r)).sort((a, b) => a.start_ms - b.start_ms));
 
     // both kinds of row in one session: the workflow view and the session list see both
-    const both = tracesOfSession(db, 'wf-1');
+    const both = tracesOfSessionRead(db, 'wf-1').traces;
     assert.deepEqual(both.map((x) => x.trace_id).sort(), [spans[0]!.traceId, r.traceId].sort());
     assert.deepEqual(both.map((x) => x.spans.length), [5, 5]);
     const list = listSessions(db, { limit: 10 });
@@ -442,7 +442,7 @@ test("a plain request's spans ride in its ledger row (no span row), with its req
     assert.ok(db.prepare(`SELECT trace FROM ledger WHERE request_id = ?`).pluck().get(id), 'the ledger row carries it');
     const want = [expected(root, root), expected(attempt, root)];
     assertSameSpans(traceById(db, traceId)!.spans, want);
-    assertSameSpans(tracesOfSession(db, odd)[0]!.spans, want);
+    assertSameSpans(tracesOfSessionRead(db, odd).traces[0]!.spans, want);
     const listed = listSessions(db, { limit: 10 }).data.find((x) => x.session === odd)!;
     assert.deepEqual([listed.steps, listed.model_calls, listed.errors, listed.traces, listed.teams, listed.keys, listed.models, listed.input_tokens, listed.output_tokens, listed.cost], [1, 1, 0, 1, ['team ü'], ['key "k"'], ['model "m" 😀'], 3, 5, 1e-7]);
     assert.deepEqual(listSessions(db, { limit: 10, status: 'error' }).data, []);
@@ -454,7 +454,7 @@ test("a plain request's spans ride in its ledger row (no span row), with its req
     assert.equal(await store.flush(), true);
     assert.equal(db.prepare(`SELECT trace FROM ledger WHERE request_id = ?`).pluck().get(other.ctx.id), null);
     assert.equal(db.prepare(`SELECT COUNT(*) FROM trace_spans WHERE trace_id = ?`).pluck().get('ab'.repeat(16)), 1);
-    assert.deepEqual(tracesOfSession(db, odd).map((t) => t.trace_id).sort(), [traceId, 'ab'.repeat(16)].sort());
+    assert.deepEqual(tracesOfSessionRead(db, odd).traces.map((t) => t.trace_id).sort(), [traceId, 'ab'.repeat(16)].sort());
     assert.equal(listSessions(db, { limit: 10 }).data.find((x) => x.session === odd)!.steps, 2);
     // an id the ledger does not hold, and one that is no request id of ours
     assert.equal(traceById(db, traceId.replace(/^./, (c) => (c === '0' ? '1' : '0'))), undefined);
