@@ -13,24 +13,17 @@
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
-import path from 'node:path';
 import { createRequire } from 'node:module';
 import { isDeepStrictEqual } from 'node:util';
-import { chromium, type Browser, type BrowserContext, type Locator, type Page } from 'playwright-core';
+import type { Browser, BrowserContext, Locator, Page } from 'playwright-core';
 import OpenAI from 'openai';
-import { ROOT, TEST_KEY, basicConfig, eventually, startGateway, type RunningGateway } from '../helpers/gateway.js';
+import { TEST_KEY, basicConfig, eventually, startGateway, type RunningGateway } from '../helpers/gateway.js';
 import { startUpstream, type TestUpstream } from '../helpers/upstream.js';
 import { ADMIN_APP_CSP } from '../../gateway/server/static.js';
 import { EVERYTHING } from '../helpers/mcp.js';
+import { OWNER, SKIP_BROWSER, UI_WAIT, launchChromium, signIn } from '../helpers/browser.js';
 
-const CHROMIUM = process.env.AIRLOCK_CHROMIUM ?? '/usr/bin/chromium';
-const HAVE_CHROMIUM = fs.existsSync(CHROMIUM);
-const IN_CI = process.env.CI === 'true';
-const SKIP = !HAVE_CHROMIUM && !IN_CI ? `Chromium not found at ${CHROMIUM}: install it (apt-get install chromium) or set AIRLOCK_CHROMIUM to run the admin app e2e tests` : false;
-const APP_INDEX = path.join(ROOT, 'renderer', 'dist', 'index.html');
 const AXE_SOURCE_PATH = createRequire(import.meta.url).resolve('axe-core/axe.min.js');
-const OWNER = { name: 'owner', password: 'correct horse battery staple' };
-const UI_WAIT = 20_000;
 /** the audited windows: desktop, a narrow screen, and 1280×720 at 200 % zoom (640×360 CSS px) */
 const VIEWPORTS = [
   { width: 1280, height: 900 },
@@ -46,12 +39,7 @@ let upstream: TestUpstream | undefined;
 const gateways: RunningGateway[] = [];
 
 async function launch(): Promise<Browser> {
-  if (!HAVE_CHROMIUM) assert.fail(`Chromium is required here (CI=true) but ${CHROMIUM} does not exist: install Debian's chromium package.`);
-  if (!fs.existsSync(APP_INDEX)) assert.fail(`The admin app is not built (${APP_INDEX} is missing): run "npm run build:renderer" first.`);
-  browser ??= await chromium.launch({
-    executablePath: CHROMIUM,
-    args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-background-networking', '--disable-component-update', '--disable-sync', '--no-first-run'],
-  });
+  browser ??= await launchChromium();
   return browser;
 }
 
@@ -68,11 +56,7 @@ async function signedIn(): Promise<{ gw: RunningGateway; page: Page; ctx: Browse
   const ctx = await (await launch()).newContext({ viewport: { width: 1280, height: 900 }, locale: 'en-US', timezoneId: 'UTC' });
   ctx.setDefaultTimeout(UI_WAIT);
   const page = await ctx.newPage();
-  await page.goto(gw.adminUrl + '/');
-  await page.getByLabel('User name').fill(OWNER.name);
-  await page.getByLabel('Password', { exact: true }).fill(OWNER.password);
-  await page.getByRole('button', { name: 'Sign in' }).click();
-  await page.getByRole('heading', { level: 1, name: 'Overview' }).waitFor();
+  await signIn(page, gw.adminUrl);
   return { gw, page, ctx };
 }
 
@@ -166,7 +150,7 @@ async function auditDialog(page: Page, opener: Locator, name: string | RegExp, f
 
 describe('admin app accessibility (axe-core in Chromium)', () => {
   before(async () => {
-    if (SKIP) return;
+    if (SKIP_BROWSER) return;
     upstream = await startUpstream({ models: ['test-model', 'test-model-large'] });
   });
 
@@ -176,7 +160,7 @@ describe('admin app accessibility (axe-core in Chromium)', () => {
     await upstream?.close();
   });
 
-  test('every page and every dialog: 0 axe violations (WCAG 2.1 A/AA) at 1280 px, 800 px and 640×360 (200 % zoom), no sideways page scroll', { skip: SKIP }, async () => {
+  test('every page and every dialog: 0 axe violations (WCAG 2.1 A/AA) at 1280 px, 800 px and 640×360 (200 % zoom), no sideways page scroll', { skip: SKIP_BROWSER }, async () => {
     const b = await launch();
     const guardrails = [{ name: 'no-pii', direction: ['input', 'output'], detectors: ['pii', 'secrets'], action: 'redact', mode: 'shadow' }];
     const gw = await gateway({
@@ -512,7 +496,7 @@ describe('admin app accessibility (axe-core in Chromium)', () => {
     assert.deepEqual(failures, [], `accessibility problems:\n${failures.join('\n')}`);
   });
 
-  test('keyboard only: setup → sign in → endpoint → model → rules → key (copy) → settings → usage; focus never falls to <body>', { skip: SKIP }, async () => {
+  test('keyboard only: setup → sign in → endpoint → model → rules → key (copy) → settings → usage; focus never falls to <body>', { skip: SKIP_BROWSER }, async () => {
     const base = basicConfig(upstream!.url);
     const gw = await gateway({ adminToken: null, config: { endpoints: base.endpoints, teams: base.teams, keys: base.keys } });
     const ctx = await (await launch()).newContext({ viewport: { width: 1280, height: 900 }, locale: 'en-US', timezoneId: 'UTC' });
@@ -689,7 +673,7 @@ describe('admin app accessibility (axe-core in Chromium)', () => {
     await ctx.close();
   });
 
-  test('the show-once key dialog does not close on Escape without a confirmation', { skip: SKIP }, async () => {
+  test('the show-once key dialog does not close on Escape without a confirmation', { skip: SKIP_BROWSER }, async () => {
     const { page, ctx } = await signedIn();
     await nav(page, 'Teams & keys');
     await page.getByRole('button', { name: 'Create key' }).first().click();

@@ -13,23 +13,16 @@ import fs from 'node:fs';
 import net from 'node:net';
 import { spawnSync } from 'node:child_process';
 import path from 'node:path';
-import { chromium, type Browser, type BrowserContext, type Page } from 'playwright-core';
+import type { Browser, BrowserContext, Page } from 'playwright-core';
 import OpenAI from 'openai';
 import Database from 'better-sqlite3';
 import { ADMIN_TOKEN, ROOT, TEST_KEY, basicConfig, eventually, runCli, startGateway, type RunningGateway, tmpDir } from '../helpers/gateway.js';
 import { startUpstream, type TestUpstream } from '../helpers/upstream.js';
 import { ADMIN_APP_CSP } from '../../gateway/server/static.js';
 import { EVERYTHING, agentClient } from '../helpers/mcp.js';
+import { OWNER, SKIP_BROWSER, UI_WAIT, launchChromium, watchedPage } from '../helpers/browser.js';
 
-const CHROMIUM = process.env.AIRLOCK_CHROMIUM ?? '/usr/bin/chromium';
-const HAVE_CHROMIUM = fs.existsSync(CHROMIUM);
-const IN_CI = process.env.CI === 'true';
-const SKIP = !HAVE_CHROMIUM && !IN_CI ? `Chromium not found at ${CHROMIUM}: install it (apt-get install chromium) or set AIRLOCK_CHROMIUM to run the admin app e2e tests` : false;
 const SHOTS = path.join(ROOT, 'test-artifacts', 'screenshots');
-const APP_INDEX = path.join(ROOT, 'renderer', 'dist', 'index.html');
-const OWNER = { name: 'owner', password: 'correct horse battery staple' };
-/** how long one UI expectation may take to come true (polling, not a timing assertion) */
-const UI_WAIT = 20_000;
 
 let browser: Browser | undefined;
 let upstream: TestUpstream | undefined;
@@ -37,12 +30,7 @@ const gateways: RunningGateway[] = [];
 const contexts: BrowserContext[] = [];
 
 async function launch(): Promise<Browser> {
-  if (!HAVE_CHROMIUM) assert.fail(`Chromium is required here (CI=true) but ${CHROMIUM} does not exist: install Debian's chromium package.`);
-  if (!fs.existsSync(APP_INDEX)) assert.fail(`The admin app is not built (${APP_INDEX} is missing): run "npm run build:renderer" first.`);
-  browser ??= await chromium.launch({
-    executablePath: CHROMIUM,
-    args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-background-networking', '--disable-component-update', '--disable-sync', '--no-first-run'],
-  });
+  browser ??= await launchChromium();
   return browser;
 }
 
@@ -53,16 +41,8 @@ interface Watched {
 }
 
 async function newPage(): Promise<Watched> {
-  const b = await launch();
-  const ctx = await b.newContext({ viewport: { width: 1360, height: 900 }, acceptDownloads: true, locale: 'en-US', timezoneId: 'UTC' });
-  ctx.setDefaultTimeout(UI_WAIT);
+  const { ctx, page, problems } = await watchedPage(await launch(), { acceptDownloads: true });
   contexts.push(ctx);
-  const page = await ctx.newPage();
-  const problems: string[] = [];
-  page.on('console', (m) => {
-    if (m.type() === 'error') problems.push(`console: ${m.text()}`);
-  });
-  page.on('pageerror', (e) => problems.push(`page error: ${e.message}`));
   return { page, problems };
 }
 
@@ -131,7 +111,7 @@ async function login(page: Page, user: string, password: string): Promise<number
 
 describe('admin app (Chromium)', () => {
   before(async () => {
-    if (SKIP) return;
+    if (SKIP_BROWSER) return;
     upstream = await startUpstream({ models: ['test-model', 'test-model-large'] });
   });
 
@@ -142,7 +122,7 @@ describe('admin app (Chromium)', () => {
     await upstream?.close();
   });
 
-  test('first-run setup → login → endpoint → model → key → a request shows in usage and on the overview', { skip: SKIP }, async () => {
+  test('first-run setup → login → endpoint → model → key → a request shows in usage and on the overview', { skip: SKIP_BROWSER }, async () => {
     const gw = await gateway({ adminToken: null });
     const { page, problems } = await newPage();
 
@@ -403,7 +383,7 @@ describe('admin app (Chromium)', () => {
     assertNoProblems(problems);
   });
 
-  test('MCP: an owner adds a stdio server (Test lists its tools), creates an agent (key shown once), and toggles a tool in the permission matrix; the agent sees exactly that', { skip: SKIP }, async () => {
+  test('MCP: an owner adds a stdio server (Test lists its tools), creates an agent (key shown once), and toggles a tool in the permission matrix; the agent sees exactly that', { skip: SKIP_BROWSER }, async () => {
     const gw = await gateway({});
     assert.equal((await gw.admin('POST', '/users', { name: 'root', password: OWNER.password, role: 'owner' })).status, 201);
     const { page, problems } = await newPage();
@@ -482,7 +462,7 @@ describe('admin app (Chromium)', () => {
     assertNoProblems(problems, [/status of 400/]); // the refused pattern
   });
 
-  test('moving an endpoint with a stored key to another server asks for the key, or an explicit "send it there too"', { skip: SKIP }, async () => {
+  test('moving an endpoint with a stored key to another server asks for the key, or an explicit "send it there too"', { skip: SKIP_BROWSER }, async () => {
     const other = await startUpstream();
     try {
       const cfg = basicConfig(upstream!.url);
@@ -515,7 +495,7 @@ describe('admin app (Chromium)', () => {
     }
   });
 
-  test('an endpoint set to expose its models: apps call them by their upstream names, and the Endpoints page says which are callable so', { skip: SKIP }, async () => {
+  test('an endpoint set to expose its models: apps call them by their upstream names, and the Endpoints page says which are callable so', { skip: SKIP_BROWSER }, async () => {
     const up = await startUpstream({ models: ['test-model', 'extra-model'] });
     try {
       const gw = await gateway({ config: basicConfig(up.url) });
@@ -548,7 +528,7 @@ describe('admin app (Chromium)', () => {
     }
   });
 
-  test('unsaved changes: closing an edit dialog (Cancel, ×, Escape) or leaving the Settings page with edits asks first; without edits, or after saving, it does not', { skip: SKIP }, async () => {
+  test('unsaved changes: closing an edit dialog (Cancel, ×, Escape) or leaving the Settings page with edits asks first; without edits, or after saving, it does not', { skip: SKIP_BROWSER }, async () => {
     const gw = await gateway({ config: basicConfig(upstream!.url) });
     assert.equal((await gw.admin('POST', '/users', { name: 'root', password: OWNER.password, role: 'owner' })).status, 201);
     const { page, problems } = await newPage();
@@ -615,7 +595,7 @@ describe('admin app (Chromium)', () => {
     assertNoProblems(problems);
   });
 
-  test("unsaved changes: the browser's Back and Forward ask too; staying keeps the page, the edit and the address; leaving goes where Back points", { skip: SKIP }, async () => {
+  test("unsaved changes: the browser's Back and Forward ask too; staying keeps the page, the edit and the address; leaving goes where Back points", { skip: SKIP_BROWSER }, async () => {
     const gw = await gateway({ config: basicConfig(upstream!.url) });
     assert.equal((await gw.admin('POST', '/users', { name: 'root', password: OWNER.password, role: 'owner' })).status, 201);
     const { page, problems } = await newPage();
@@ -665,7 +645,7 @@ describe('admin app (Chromium)', () => {
     assertNoProblems(problems);
   });
 
-  test('Restart now (owner, Settings): asks first, the gateway exits for its supervisor, the page waits for the new process and reloads; without a supervisor it says to restart by hand', { skip: SKIP }, async () => {
+  test('Restart now (owner, Settings): asks first, the gateway exits for its supervisor, the page waits for the new process and reloads; without a supervisor it says to restart by hand', { skip: SKIP_BROWSER }, async () => {
     // this test plays the supervisor: when the gateway exits with 75 it starts it again on the same admin port
     const gw = await gateway({ config: basicConfig(upstream!.url), env: { AIRLOCK_SUPERVISOR: 'e2e-supervisor' } });
     assert.equal((await gw.admin('POST', '/users', { name: 'root', password: OWNER.password, role: 'owner' })).status, 201);
@@ -705,7 +685,7 @@ describe('admin app (Chromium)', () => {
     assertNoProblems(problems, [/Failed to load resource|ERR_CONNECTION_REFUSED|ERR_EMPTY_RESPONSE|503/]);
   });
 
-  test('Restart now that moves the admin app to another port: the dialog and the page say where it will be, and link there instead of waiting at the old address', { skip: SKIP }, async () => {
+  test('Restart now that moves the admin app to another port: the dialog and the page say where it will be, and link there instead of waiting at the old address', { skip: SKIP_BROWSER }, async () => {
     const [p1, p2] = [await freePort(), await freePort()];
     const listen = { data_host: '127.0.0.1', data_port: 0, admin_host: '127.0.0.1', admin_port: p1 };
     const gw = await gateway({ config: { ...basicConfig(upstream!.url), settings: { listen } }, listenFlags: false, env: { AIRLOCK_SUPERVISOR: 'e2e-supervisor' } });
@@ -736,7 +716,7 @@ describe('admin app (Chromium)', () => {
     assertNoProblems(problems, [/Failed to load resource|ERR_CONNECTION_REFUSED|ERR_EMPTY_RESPONSE|503/]);
   });
 
-  test('while the usage ledger cannot be written, every page says so; the warning goes when it can again', { skip: SKIP }, async () => {
+  test('while the usage ledger cannot be written, every page says so; the warning goes when it can again', { skip: SKIP_BROWSER }, async () => {
     const gw = await gateway({ config: basicConfig(upstream!.url) });
     assert.equal((await gw.admin('POST', '/users', { name: 'root', password: OWNER.password, role: 'owner' })).status, 201);
     const { page, problems } = await newPage();
@@ -762,7 +742,7 @@ describe('admin app (Chromium)', () => {
     assertNoProblems(problems);
   });
 
-  test('an auditor sees everything and can change nothing', { skip: SKIP }, async () => {
+  test('an auditor sees everything and can change nothing', { skip: SKIP_BROWSER }, async () => {
     const gw = await gateway({ config: basicConfig(upstream!.url) });
     // Accounts made with AIRLOCK_ADMIN_TOKEN (owner level, for automation).
     assert.equal((await gw.admin('POST', '/users', { name: 'root', password: OWNER.password, role: 'owner' })).status, 201);
@@ -837,7 +817,7 @@ describe('admin app (Chromium)', () => {
     assertNoProblems(problems, [/status of 403/]);
   });
 
-  test('an auditor reads and filters the audit log, checks it, and exports it to a USB folder that verifies offline', { skip: SKIP }, async () => {
+  test('an auditor reads and filters the audit log, checks it, and exports it to a USB folder that verifies offline', { skip: SKIP_BROWSER }, async () => {
     const gw = await gateway({ config: basicConfig(upstream!.url) });
     assert.equal((await gw.admin('POST', '/users', { name: 'root', password: OWNER.password, role: 'owner' })).status, 201);
     assert.equal((await gw.admin('POST', '/users', { name: 'audrey', password: 'auditor password 1', role: 'auditor' })).status, 201);
@@ -920,7 +900,7 @@ describe('admin app (Chromium)', () => {
     assertNoProblems(problems);
   });
 
-  test('wrong passwords lock the account after the configured number of tries', { skip: SKIP }, async () => {
+  test('wrong passwords lock the account after the configured number of tries', { skip: SKIP_BROWSER }, async () => {
     const gw = await gateway({ config: { settings: { admin_max_failed_logins: 3, admin_lockout_minutes: 15 } } });
     assert.equal((await gw.admin('POST', '/users', { name: 'root', password: OWNER.password, role: 'owner' })).status, 201);
     assert.equal((await gw.admin('POST', '/users', { name: 'mallory', password: 'the right password', role: 'admin' })).status, 201);
@@ -953,7 +933,7 @@ describe('admin app (Chromium)', () => {
 
     assertNoProblems(problems, [/status of 40[13]/, /status of 423/]);
   });
-  test('the owner downloads an encrypted backup from Settings; it restores with the CLI; an admin does not see it', { skip: SKIP }, async () => {
+  test('the owner downloads an encrypted backup from Settings; it restores with the CLI; an admin does not see it', { skip: SKIP_BROWSER }, async () => {
     const gw = await gateway({ config: basicConfig(upstream!.url) });
     assert.equal((await gw.admin('POST', '/users', { name: 'root', password: OWNER.password, role: 'owner' })).status, 201);
     assert.equal((await gw.admin('POST', '/users', { name: 'adam', password: 'admin password 12', role: 'admin' })).status, 201);
@@ -997,7 +977,7 @@ describe('admin app (Chromium)', () => {
     assertNoProblems(problems);
   });
 
-  test('the owner restores a backup from Settings: uploaded with progress, checked (a wrong passphrase is named on its field), staged, and applied by a restart', { skip: SKIP }, async () => {
+  test('the owner restores a backup from Settings: uploaded with progress, checked (a wrong passphrase is named on its field), staged, and applied by a restart', { skip: SKIP_BROWSER }, async () => {
     const gw0 = await gateway({ config: basicConfig(upstream!.url) });
     assert.equal((await gw0.admin('POST', '/users', { name: 'root', password: OWNER.password, role: 'owner' })).status, 201);
     const pass = 'a passphrase for the restore';
@@ -1057,7 +1037,7 @@ describe('admin app (Chromium)', () => {
     }
   });
 
-  test('Budgets: a team budget set in the form is enforced; the exceeded budget is visible at a glance, spend by team and model, CSV export', { skip: SKIP }, async () => {
+  test('Budgets: a team budget set in the form is enforced; the exceeded budget is visible at a glance, spend by team and model, CSV export', { skip: SKIP_BROWSER }, async () => {
     const cfg = basicConfig(upstream!.url);
     const gw = await gateway({ config: { ...cfg, models: [{ ...cfg.models[0]!, price: { input_per_million: 0, output_per_million: 0, per_request: 1 } }] } });
     assert.equal((await gw.admin('POST', '/users', { name: OWNER.name, password: OWNER.password, role: 'owner' })).status, 201);
@@ -1130,7 +1110,7 @@ describe('admin app (Chromium)', () => {
     assertNoProblems(problems);
   });
 
-  test('Teams & keys: every team and key field is editable (team, models, app, expiry, disabled, budget, limits, priority); a key is rotated with a grace period and both secrets work; a key whose secret the config file writes is not rotated here, saying why', { skip: SKIP }, async () => {
+  test('Teams & keys: every team and key field is editable (team, models, app, expiry, disabled, budget, limits, priority); a key is rotated with a grace period and both secrets work; a key whose secret the config file writes is not rotated here, saying why', { skip: SKIP_BROWSER }, async () => {
     const cfg = basicConfig(upstream!.url);
     const gw = await gateway({ config: { ...cfg, teams: [{ name: 'research' }, { name: 'ops' }], models: [...cfg.models, { name: 'small', targets: [{ endpoint: 'gpu-1', model: 'test-model' }] }] } });
     assert.equal((await gw.admin('POST', '/users', { name: OWNER.name, password: OWNER.password, role: 'owner' })).status, 201);
@@ -1231,7 +1211,7 @@ describe('admin app (Chromium)', () => {
     assertNoProblems(problems);
   });
 
-  test('Usage: tag group-by and filter, the latest requests with a user column, filters, and "load more" paging', { skip: SKIP }, async () => {
+  test('Usage: tag group-by and filter, the latest requests with a user column, filters, and "load more" paging', { skip: SKIP_BROWSER }, async () => {
     const gw = await gateway({ config: basicConfig(upstream!.url) });
     assert.equal((await gw.admin('POST', '/users', { name: OWNER.name, password: OWNER.password, role: 'owner' })).status, 201);
     const ai = new OpenAI({ apiKey: TEST_KEY, baseURL: gw.baseURL, maxRetries: 0 });
@@ -1280,7 +1260,7 @@ describe('admin app (Chromium)', () => {
     assertNoProblems(problems);
   });
 
-  test('Playground: a streamed answer with a pasted key or a temporary key in the admin\'s name, what the gateway did (endpoint, attempts, tokens, cost, latency), a refused key named, Stop ends the upstream request; auditors cannot send', { skip: SKIP }, async () => {
+  test('Playground: a streamed answer with a pasted key or a temporary key in the admin\'s name, what the gateway did (endpoint, attempts, tokens, cost, latency), a refused key named, Stop ends the upstream request; auditors cannot send', { skip: SKIP_BROWSER }, async () => {
     const gw = await gateway({ config: basicConfig(upstream!.url) });
     assert.equal((await gw.admin('POST', '/users', { name: OWNER.name, password: OWNER.password, role: 'owner' })).status, 201);
     assert.equal((await gw.admin('POST', '/users', { name: 'audrey', password: 'auditor password 1', role: 'auditor' })).status, 201);
@@ -1347,7 +1327,7 @@ describe('admin app (Chromium)', () => {
     assert.equal(await second.page.getByRole('button', { name: 'Send' }).count(), 0);
   });
 
-  test('Endpoints: a model the server lists becomes a model alias in one step, and apps can use it at once', { skip: SKIP }, async () => {
+  test('Endpoints: a model the server lists becomes a model alias in one step, and apps can use it at once', { skip: SKIP_BROWSER }, async () => {
     const up = await startUpstream({ models: ['test-model', 'meta-llama/Llama-3.1-8B'] });
     after(() => up.close());
     const gw = await gateway({ config: basicConfig(up.url) });

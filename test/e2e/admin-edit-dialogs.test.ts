@@ -7,47 +7,30 @@
 // decisions page in under the first 50 ("Load older decisions").
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
-import fs from 'node:fs';
-import path from 'node:path';
-import { chromium, type Browser, type BrowserContext, type Page } from 'playwright-core';
+import type { Browser, BrowserContext, Page } from 'playwright-core';
 import OpenAI from 'openai';
-import { ROOT, TEST_KEY, basicConfig, eventually, startGateway, type RunningGateway } from '../helpers/gateway.js';
+import { TEST_KEY, basicConfig, eventually, startGateway, type RunningGateway } from '../helpers/gateway.js';
 import { startUpstream, type TestUpstream } from '../helpers/upstream.js';
+import { OWNER, SKIP_BROWSER, launchChromium, signIn, watchedPage } from '../helpers/browser.js';
 
-const CHROMIUM = process.env.AIRLOCK_CHROMIUM ?? '/usr/bin/chromium';
-const HAVE_CHROMIUM = fs.existsSync(CHROMIUM);
-const SKIP = !HAVE_CHROMIUM && process.env.CI !== 'true' ? `Chromium not found at ${CHROMIUM}` : false;
-const APP_INDEX = path.join(ROOT, 'renderer', 'dist', 'index.html');
-const OWNER = { name: 'owner', password: 'correct horse battery staple' };
 
 let browser: Browser | undefined;
 let upstream: TestUpstream | undefined;
 let gw: RunningGateway | undefined;
 let ctx: BrowserContext | undefined;
 let page: Page;
-const problems: string[] = [];
+let problems: string[] = [];
 
 before(async () => {
-  if (SKIP) return;
-  assert.ok(fs.existsSync(APP_INDEX), `the admin app is not built (${APP_INDEX}): run "npm run build:renderer"`);
+  if (SKIP_BROWSER) return;
   upstream = await startUpstream({ models: ['test-model', 'test-model-large'] });
   gw = await startGateway({
     config: basicConfig(upstream.url, { guardrails: [{ name: 'no-pii', direction: ['input'], detectors: ['pii'], action: 'redact' }] }),
   });
   assert.equal((await gw.admin('POST', '/users', { name: OWNER.name, password: OWNER.password, role: 'owner' })).status, 201);
-  browser = await chromium.launch({ executablePath: CHROMIUM, args: ['--headless', '--no-sandbox', '--disable-gpu', '--no-first-run'] });
-  ctx = await browser.newContext({ viewport: { width: 1360, height: 900 }, locale: 'en-US', timezoneId: 'UTC' });
-  ctx.setDefaultTimeout(20_000);
-  page = await ctx.newPage();
-  page.on('console', (m) => {
-    if (m.type() === 'error') problems.push(`console: ${m.text()}`);
-  });
-  page.on('pageerror', (e) => problems.push(`page error: ${e.message}`));
-  await page.goto(gw.adminUrl + '/');
-  await page.getByLabel('User name').fill(OWNER.name);
-  await page.getByLabel('Password', { exact: true }).fill(OWNER.password);
-  await page.getByRole('button', { name: 'Sign in' }).click();
-  await page.getByRole('heading', { level: 1, name: 'Overview' }).waitFor();
+  browser = await launchChromium();
+  ({ ctx, page, problems } = await watchedPage(browser));
+  await signIn(page, gw.adminUrl);
 });
 
 after(async () => {
@@ -65,7 +48,7 @@ async function nav(label: string): Promise<void> {
 
 const focusedId = () => page.evaluate<string | null>('document.activeElement?.id ?? null');
 
-test('Endpoints: an edit with a value the schema refuses is named on its field and not sent; the corrected edit is saved', { skip: SKIP }, async () => {
+test('Endpoints: an edit with a value the schema refuses is named on its field and not sent; the corrected edit is saved', { skip: SKIP_BROWSER }, async () => {
   await nav('Endpoints');
   const row = page.getByRole('row').filter({ has: page.getByRole('rowheader', { name: 'gpu-1' }) });
   await row.getByText(upstream!.url).waitFor();
@@ -100,7 +83,7 @@ test('Endpoints: an edit with a value the schema refuses is named on its field a
   assert.deepEqual(problems, []);
 });
 
-test('Models: a negative price is named on its field and not sent; the corrected edit is saved; a target added with a button counts as an unsaved change', { skip: SKIP }, async () => {
+test('Models: a negative price is named on its field and not sent; the corrected edit is saved; a target added with a button counts as an unsaved change', { skip: SKIP_BROWSER }, async () => {
   await nav('Models');
   await page.getByRole('button', { name: 'Edit model chat' }).click();
   const d = page.getByRole('dialog', { name: 'Edit model chat' });
@@ -134,7 +117,7 @@ test('Models: a negative price is named on its field and not sent; the corrected
   assert.deepEqual(problems, []);
 });
 
-test('Guardrails: a detector value the schema refuses is named on the field that made it; the corrected policy is saved; older decisions page in', { skip: SKIP }, async () => {
+test('Guardrails: a detector value the schema refuses is named on the field that made it; the corrected policy is saved; older decisions page in', { skip: SKIP_BROWSER }, async () => {
   // more decisions than one page (50) holds: requests the policy redacts
   const ai = new OpenAI({ apiKey: TEST_KEY, baseURL: gw!.baseURL, maxRetries: 0 });
   for (let i = 0; i < 53; i += 10)
@@ -153,6 +136,9 @@ test('Guardrails: a detector value the schema refuses is named on the field that
   const newest = (await ai.chat.completions.create({ model: 'chat', messages: [{ role: 'user', content: 'mail newest@example.com' }] }).withResponse()).response.headers.get('x-airlock-request-id');
   assert.ok(newest);
   assert.notEqual(await decisions.first().locator('td.mono').textContent(), newest, 'not added while paused');
+  // the decision is written in the recorders' next batch: stored before the list is asked again
+  // (the page's own refresh comes every 30 s)
+  await eventually(async () => (await gw!.admin<{ data: { request_id: string | null }[] }>('GET', '/guardrail-events?limit=1')).body.data[0]?.request_id === newest, 'the newest decision stored');
   await page.getByRole('button', { name: 'Back to the newest' }).click();
   await eventually(async () => (await decisions.count()) === 50 && (await decisions.first().locator('td.mono').textContent()) === newest, 'the first page again, the newest decision on top');
   assert.equal(await page.getByText(/decisions shown \(paused/).count(), 0, 'no longer paused');
@@ -179,7 +165,7 @@ test('Guardrails: a detector value the schema refuses is named on the field that
   assert.deepEqual(problems, []);
 });
 
-test('Routing rules: a field error from the schema, then leaving the page with unsaved rules asks first; after saving, or discarding, it does not', { skip: SKIP }, async () => {
+test('Routing rules: a field error from the schema, then leaving the page with unsaved rules asks first; after saving, or discarding, it does not', { skip: SKIP_BROWSER }, async () => {
   const asked: string[] = [];
   const answer = (accept: boolean) =>
     page.once('dialog', (q) => {

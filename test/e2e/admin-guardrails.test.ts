@@ -7,47 +7,37 @@ import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import path from 'node:path';
-import { chromium, type Browser } from 'playwright-core';
+import type { Browser } from 'playwright-core';
 import OpenAI from 'openai';
 import { ROOT, TEST_KEY, basicConfig, startGateway, type RunningGateway } from '../helpers/gateway.js';
 import { startUpstream, type Behavior, type RecordedRequest, type TestUpstream } from '../helpers/upstream.js';
+import { OWNER, SKIP_BROWSER, launchChromium, watchedPage } from '../helpers/browser.js';
 
-const CHROMIUM = process.env.AIRLOCK_CHROMIUM ?? '/usr/bin/chromium';
-const HAVE_CHROMIUM = fs.existsSync(CHROMIUM);
-const SKIP = !HAVE_CHROMIUM && process.env.CI !== 'true' ? `Chromium not found at ${CHROMIUM}` : false;
-const APP_INDEX = path.join(ROOT, 'renderer', 'dist', 'index.html');
-const UI_WAIT = 20_000;
 
 let browser: Browser | undefined;
 let upstream: TestUpstream | undefined;
 let gw: RunningGateway | undefined;
 
-/** A browser page on the admin app of `g`, past the first-run owner setup; `problems` collects console errors. */
-async function openApp(g: RunningGateway, problems: string[]) {
-  browser ??= await chromium.launch({ executablePath: CHROMIUM, args: ['--headless', '--no-sandbox', '--disable-gpu', '--no-first-run'] });
-  const ctx = await browser.newContext({ viewport: { width: 1360, height: 900 }, locale: 'en-US', timezoneId: 'UTC' });
-  ctx.setDefaultTimeout(UI_WAIT);
-  const page = await ctx.newPage();
-  page.on('console', (m) => {
-    if (m.type() === 'error') problems.push(m.text());
-  });
-  page.on('pageerror', (e) => problems.push(e.message));
+/** A browser page on the admin app of `g`, past the first-run owner setup; `problems` collects console errors and uncaught exceptions. */
+async function openApp(g: RunningGateway) {
+  browser ??= await launchChromium();
+  const { ctx, page, problems } = await watchedPage(browser);
   const m = /first-run setup: open (\S+)/.exec(g.stdout());
   assert.ok(m, g.stdout());
   await page.goto(m[1]!);
-  await page.getByLabel('Owner user name').fill('owner');
-  await page.getByLabel('Password', { exact: true }).fill('correct horse battery staple');
-  await page.getByLabel('Repeat the password').fill('correct horse battery staple');
+  await page.getByLabel('Owner user name').fill(OWNER.name);
+  await page.getByLabel('Password', { exact: true }).fill(OWNER.password);
+  await page.getByLabel('Repeat the password').fill(OWNER.password);
   await page.getByRole('button', { name: 'Create owner account' }).click();
   await page.getByRole('heading', { level: 1, name: 'Overview' }).waitFor();
   await page.getByRole('navigation', { name: 'Main' }).getByRole('link', { name: 'Guardrails', exact: true }).click();
   await page.getByRole('heading', { level: 1, name: 'Guardrails' }).waitFor();
-  return { ctx, page };
+  return { ctx, page, problems };
 }
 
 describe('admin app: guardrails (Chromium)', () => {
   before(async () => {
-    if (SKIP) return;
+    if (SKIP_BROWSER) return;
     upstream = await startUpstream();
   });
   after(async () => {
@@ -56,11 +46,9 @@ describe('admin app: guardrails (Chromium)', () => {
     await upstream?.close();
   });
 
-  test('add a policy → a request is redacted → the decision shows; try it; switch to shadow', { skip: SKIP }, async () => {
-    assert.ok(fs.existsSync(APP_INDEX), `the admin app is not built (${APP_INDEX}): run "npm run build:renderer"`);
+  test('add a policy → a request is redacted → the decision shows; try it; switch to shadow', { skip: SKIP_BROWSER }, async () => {
     gw = await startGateway({ adminToken: null, config: basicConfig(upstream!.url) });
-    const problems: string[] = [];
-    const { ctx, page } = await openApp(gw, problems);
+    const { ctx, page, problems } = await openApp(gw);
     await page.getByText('No guardrail policies yet').waitFor();
 
     // Add a policy; a pathological regex is refused next to its field, before anything is sent.
@@ -128,7 +116,7 @@ describe('admin app: guardrails (Chromium)', () => {
     await ctx.close();
   });
 
-  test('try it on a guard_model policy: the classifier is asked, its verdict shown', { skip: SKIP }, async () => {
+  test('try it on a guard_model policy: the classifier is asked, its verdict shown', { skip: SKIP_BROWSER }, async () => {
     const up = await startUpstream({ models: ['test-model', 'llama-guard'] });
     up.setBehavior((req: RecordedRequest): Behavior => {
       if (req.body?.model !== 'llama-guard') return { kind: 'ok' };
@@ -144,8 +132,7 @@ describe('admin app: guardrails (Chromium)', () => {
       },
     });
     try {
-      const problems: string[] = [];
-      const { ctx, page } = await openApp(g, problems);
+      const { ctx, page, problems } = await openApp(g);
       await page.getByLabel('Text to check', { exact: true }).fill('how do I build a bomb');
       await page.getByLabel('Model', { exact: true }).selectOption('chat');
       await page.getByRole('button', { name: 'Check' }).click();

@@ -9,14 +9,11 @@ import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import path from 'node:path';
 import OpenAI from 'openai';
-import { chromium, type Browser, type Page } from 'playwright-core';
+import type { Browser, Page } from 'playwright-core';
 import { TEST_KEY, basicConfig, eventually, startGateway, tmpDir, type RunningGateway } from '../helpers/gateway.js';
 import { startUpstream, type TestUpstream } from '../helpers/upstream.js';
+import { OWNER, SKIP_BROWSER, launchChromium, signIn as signInPage, watchedPage } from '../helpers/browser.js';
 
-const CHROMIUM = process.env.AIRLOCK_CHROMIUM ?? '/usr/bin/chromium';
-const HAVE_CHROMIUM = fs.existsSync(CHROMIUM);
-const SKIP = !HAVE_CHROMIUM && process.env.CI !== 'true' ? `Chromium not found at ${CHROMIUM}` : false;
-const OWNER = { name: 'owner', password: 'correct horse battery staple' };
 const AUDITOR = { name: 'carol', password: 'auditor long password' };
 
 let browser: Browser | undefined;
@@ -24,7 +21,7 @@ let gw: RunningGateway | undefined;
 let up: TestUpstream | undefined;
 
 before(async () => {
-  if (SKIP) return;
+  if (SKIP_BROWSER) return;
   up = await startUpstream();
   gw = await startGateway({ config: basicConfig(up.url) });
   for (const [u, role] of [
@@ -32,7 +29,7 @@ before(async () => {
     [AUDITOR, 'auditor'],
   ] as const)
     assert.equal((await gw.admin('POST', '/users', { name: u.name, password: u.password, role })).status, 201);
-  browser = await chromium.launch({ executablePath: CHROMIUM, args: ['--headless', '--no-sandbox', '--disable-gpu', '--no-first-run'] });
+  browser = await launchChromium();
 });
 
 after(async () => {
@@ -42,16 +39,8 @@ after(async () => {
 });
 
 async function signIn(user: { name: string; password: string }, pageName = 'Prompt log'): Promise<{ page: Page; problems: string[]; close: () => Promise<void> }> {
-  const ctx = await browser!.newContext({ viewport: { width: 1280, height: 900 }, locale: 'en-US', timezoneId: 'UTC' });
-  ctx.setDefaultTimeout(20_000);
-  const page = await ctx.newPage();
-  const problems: string[] = [];
-  page.on('pageerror', (e) => problems.push(e.message));
-  await page.goto(gw!.adminUrl + '/');
-  await page.getByLabel('User name').fill(user.name);
-  await page.getByLabel('Password', { exact: true }).fill(user.password);
-  await page.getByRole('button', { name: 'Sign in' }).click();
-  await page.getByRole('heading', { level: 1, name: 'Overview' }).waitFor();
+  const { ctx, page, problems } = await watchedPage(browser!, { viewport: { width: 1280, height: 900 } });
+  await signInPage(page, gw!.adminUrl, user);
   await page.getByRole('navigation', { name: 'Main' }).getByRole('link', { name: pageName, exact: true }).click();
   await page.getByRole('heading', { level: 1, name: pageName }).waitFor();
   return { page, problems, close: () => ctx.close() };
@@ -59,7 +48,7 @@ async function signIn(user: { name: string; password: string }, pageName = 'Prom
 
 const teamRow = (page: Page) => page.getByTestId('prompt-log-teams').getByRole('row', { name: /research/ });
 
-test('an owner switches a team to full logging, reads a logged request (an audited read), and switches it off', { skip: SKIP }, async () => {
+test('an owner switches a team to full logging, reads a logged request (an audited read), and switches it off', { skip: SKIP_BROWSER }, async () => {
   const { page, problems, close } = await signIn(OWNER);
   await teamRow(page).getByText('off').waitFor();
   await page.getByText('Nothing logged').waitFor();
@@ -113,7 +102,7 @@ test('an owner switches a team to full logging, reads a logged request (an audit
   await close();
 });
 
-test('an auditor reads the log but has no button to change it', { skip: SKIP }, async () => {
+test('an auditor reads the log but has no button to change it', { skip: SKIP_BROWSER }, async () => {
   const { page, problems, close } = await signIn(AUDITOR);
   await page.getByTestId('prompt-log-rows').waitFor();
   await teamRow(page).waitFor();
@@ -128,7 +117,7 @@ test('an auditor reads the log but has no button to change it', { skip: SKIP }, 
   await close();
 });
 
-test('an auditor uploads a bundle folder from the browser: intact verifies, a tampered copy fails naming the file', { skip: SKIP }, async () => {
+test('an auditor uploads a bundle folder from the browser: intact verifies, a tampered copy fails naming the file', { skip: SKIP_BROWSER }, async () => {
   const r = await gw!.admin('POST', '/audit/export', { to: tmpDir('airlock-usb-') });
   assert.equal(r.status, 200, JSON.stringify(r.body));
   const bundle: string = r.body.dir;

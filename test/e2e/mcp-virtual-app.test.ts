@@ -5,23 +5,19 @@
 // (list_changed); a delete ends the address.
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
-import fs from 'node:fs';
-import { chromium, type Browser } from 'playwright-core';
+import type { Browser } from 'playwright-core';
 import { ToolListChangedNotificationSchema } from '@modelcontextprotocol/sdk/types.js';
 import { eventually, startGateway, type RunningGateway } from '../helpers/gateway.js';
 import { EVERYTHING, agentClient } from '../helpers/mcp.js';
+import { OWNER, SKIP_BROWSER, launchChromium, signIn, watchedPage } from '../helpers/browser.js';
 
-const CHROMIUM = process.env.AIRLOCK_CHROMIUM ?? '/usr/bin/chromium';
-const HAVE_CHROMIUM = fs.existsSync(CHROMIUM);
-const SKIP = !HAVE_CHROMIUM && process.env.CI !== 'true' ? `Chromium not found at ${CHROMIUM}` : false;
-const OWNER = { name: 'owner', password: 'correct horse battery staple' };
 const KEY = 'sk-airlock-agent-virtual-0000000000000031';
 
 let browser: Browser | undefined;
 let gw: RunningGateway | undefined;
 
 before(async () => {
-  if (SKIP) return;
+  if (SKIP_BROWSER) return;
   gw = await startGateway({
     config: {
       mcp_servers: [{ name: 'every', transport: 'stdio', command: process.execPath, args: [EVERYTHING, 'stdio'] }],
@@ -29,7 +25,7 @@ before(async () => {
     },
   });
   assert.equal((await gw.admin('POST', '/users', { name: OWNER.name, password: OWNER.password, role: 'owner' })).status, 201);
-  browser = await chromium.launch({ executablePath: CHROMIUM, args: ['--headless', '--no-sandbox', '--disable-gpu', '--no-first-run'] });
+  browser = await launchChromium();
 });
 
 after(async () => {
@@ -37,17 +33,9 @@ after(async () => {
   await gw?.stop();
 });
 
-test('an admin bundles tools as a virtual server; an agent there sees what both allow; edits reach its open session; a delete ends the address', { skip: SKIP }, async () => {
-  const ctx = await browser!.newContext({ viewport: { width: 1360, height: 900 }, locale: 'en-US', timezoneId: 'UTC' });
-  ctx.setDefaultTimeout(20_000);
-  const page = await ctx.newPage();
-  const problems: string[] = [];
-  page.on('pageerror', (e) => problems.push(e.message));
-  await page.goto(gw!.adminUrl + '/');
-  await page.getByLabel('User name').fill(OWNER.name);
-  await page.getByLabel('Password', { exact: true }).fill(OWNER.password);
-  await page.getByRole('button', { name: 'Sign in' }).click();
-  await page.getByRole('heading', { level: 1, name: 'Overview' }).waitFor();
+test('an admin bundles tools as a virtual server; an agent there sees what both allow; edits reach its open session; a delete ends the address', { skip: SKIP_BROWSER }, async () => {
+  const { ctx, page, problems } = await watchedPage(browser!);
+  await signIn(page, gw!.adminUrl);
   await page.getByRole('navigation', { name: 'Main' }).getByRole('link', { name: 'MCP & agents' }).click();
   await page.getByRole('heading', { level: 2, name: 'Virtual servers' }).waitFor();
   await page.getByRole('row').filter({ has: page.getByRole('rowheader', { name: 'every' }) }).getByText('ready').waitFor();

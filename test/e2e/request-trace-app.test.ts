@@ -5,49 +5,27 @@
 // the API's reason.
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
-import fs from 'node:fs';
-import { chromium, type Browser, type Page } from 'playwright-core';
-import { TEST_KEY, startGateway, type RunningGateway } from '../helpers/gateway.js';
-import { startUpstream, type TestUpstream } from '../helpers/upstream.js';
-
-const CHROMIUM = process.env.AIRLOCK_CHROMIUM ?? '/usr/bin/chromium';
-const HAVE_CHROMIUM = fs.existsSync(CHROMIUM);
-const SKIP = !HAVE_CHROMIUM && process.env.CI !== 'true' ? `Chromium not found at ${CHROMIUM}` : false;
-const OWNER = { name: 'owner', password: 'correct horse battery staple' };
+import type { Browser, Page } from 'playwright-core';
+import { TEST_KEY } from '../helpers/gateway.js';
+import { type FallbackGateway, startFallbackGateway } from '../helpers/fallback.js';
+import { OWNER, SKIP_BROWSER, launchChromium, signIn, watchedPage } from '../helpers/browser.js';
 
 let browser: Browser | undefined;
-let gw: RunningGateway | undefined;
-let primary: TestUpstream | undefined;
-let backup: TestUpstream | undefined;
+let f: FallbackGateway | undefined;
 
 before(async () => {
-  if (SKIP) return;
-  primary = await startUpstream();
-  backup = await startUpstream();
-  gw = await startGateway({
-    config: {
-      endpoints: [
-        { name: 'gpu-1', base_url: primary.url, health_check: { enabled: false } },
-        { name: 'gpu-2', base_url: backup.url, health_check: { enabled: false } },
-      ],
-      models: [{ name: 'chat', strategy: 'fallback', max_attempts: 2, targets: [{ endpoint: 'gpu-1', model: 'llama' }, { endpoint: 'gpu-2', model: 'llama' }] }],
-      teams: [{ name: 'research' }],
-      keys: [{ name: 'research-agent', key: TEST_KEY, team: 'research' }],
-    },
-  });
-  assert.equal((await gw.admin('POST', '/users', { name: OWNER.name, password: OWNER.password, role: 'owner' })).status, 201);
-  browser = await chromium.launch({ executablePath: CHROMIUM, args: ['--headless', '--no-sandbox', '--disable-gpu', '--no-first-run'] });
+  if (SKIP_BROWSER) return;
+  f = await startFallbackGateway({ team: 'research', keyName: 'research-agent', user: OWNER });
+  browser = await launchChromium();
 });
 
 after(async () => {
   await browser?.close();
-  await gw?.stop();
-  await primary?.close();
-  await backup?.close();
+  await f?.close();
 });
 
 async function chat(content: string): Promise<string> {
-  const res = await fetch(`${gw!.baseURL}/chat/completions`, {
+  const res = await fetch(`${f!.gw.baseURL}/chat/completions`, {
     method: 'POST',
     headers: { authorization: `Bearer ${TEST_KEY}`, 'content-type': 'application/json', 'x-airlock-session': 'audit-run' },
     body: JSON.stringify({ model: 'chat', messages: [{ role: 'user', content }] }),
@@ -65,29 +43,19 @@ async function openTraceFromUsage(page: Page, id: string): Promise<void> {
   assert.equal(new URL(page.url()).pathname + new URL(page.url()).search, `/traces?request=${id}`);
 }
 
-test("a request's trace link on the Usage page opens its waterfall; a trace not stored says why", { skip: SKIP }, async () => {
+test("a request's trace link on the Usage page opens its waterfall; a trace not stored says why", { skip: SKIP_BROWSER }, async () => {
+  const { gw, primary } = f!;
   const plain = await chat('plain');
-  primary!.queue({ kind: 'status', status: 503, body: '{"error":{"message":"gpu-1 overloaded"}}' });
+  primary.queue({ kind: 'status', status: 503, body: '{"error":{"message":"gpu-1 overloaded"}}' });
   const fell = await chat('falls back');
-  const cur = (await gw!.admin('GET', '/settings')).body;
-  assert.equal((await gw!.admin('PUT', '/settings', { ...cur, telemetry: { ...cur.telemetry, traces: false } })).status, 200);
+  const cur = (await gw.admin('GET', '/settings')).body;
+  assert.equal((await gw.admin('PUT', '/settings', { ...cur, telemetry: { ...cur.telemetry, traces: false } })).status, 200);
   const untraced = await chat('not traced');
-  assert.equal((await gw!.admin('PUT', '/settings', cur)).status, 200);
+  assert.equal((await gw.admin('PUT', '/settings', cur)).status, 200);
 
-  const ctx = await browser!.newContext({ viewport: { width: 1360, height: 900 }, locale: 'en-US', timezoneId: 'UTC' });
-  ctx.setDefaultTimeout(20_000);
-  const page = await ctx.newPage();
-  const problems: string[] = [];
-  page.on('console', (m) => {
-    // the not-stored trace is a 404 the page shows; Chromium logs the failed fetch itself
-    if (m.type() === 'error' && !/status of 404/.test(m.text())) problems.push(m.text());
-  });
-  page.on('pageerror', (e) => problems.push(e.message));
-  await page.goto(gw!.adminUrl + '/');
-  await page.getByLabel('User name').fill(OWNER.name);
-  await page.getByLabel('Password', { exact: true }).fill(OWNER.password);
-  await page.getByRole('button', { name: 'Sign in' }).click();
-  await page.getByRole('heading', { level: 1, name: 'Overview' }).waitFor();
+  // the not-stored trace is a 404 the page shows; Chromium logs the failed fetch itself
+  const { ctx, page, problems } = await watchedPage(browser!, { ignore: /status of 404/ });
+  await signIn(page, gw.adminUrl);
 
   // the plain request: its model span and its one attempt, the request's span marked
   await openTraceFromUsage(page, plain);
@@ -119,7 +87,7 @@ test("a request's trace link on the Usage page opens its waterfall; a trace not 
 
   // a trace by its trace id opens the same way (/traces?trace=ID)
   const traceId = plain.replaceAll('-', '');
-  await page.goto(`${gw!.adminUrl}/traces?trace=${traceId}`);
+  await page.goto(`${gw.adminUrl}/traces?trace=${traceId}`);
   await page.getByRole('heading', { level: 2, name: `Trace ${traceId}` }).waitFor();
   await page.getByTestId('waterfall').locator('tr[data-kind="attempt"]').waitFor();
   assert.equal(await page.getByTestId('waterfall').locator('tr[data-kind="model"]').count(), 1);

@@ -5,23 +5,19 @@
 // and the page shows it again after a reload.
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
-import fs from 'node:fs';
-import { chromium, type Browser, type Page } from 'playwright-core';
+import type { Browser, Page } from 'playwright-core';
 import { startGateway, type RunningGateway } from '../helpers/gateway.js';
+import { OWNER, SKIP_BROWSER, launchChromium, signIn, watchedPage } from '../helpers/browser.js';
 
-const CHROMIUM = process.env.AIRLOCK_CHROMIUM ?? '/usr/bin/chromium';
-const HAVE_CHROMIUM = fs.existsSync(CHROMIUM);
-const SKIP = !HAVE_CHROMIUM && process.env.CI !== 'true' ? `Chromium not found at ${CHROMIUM}` : false;
-const OWNER = { name: 'owner', password: 'correct horse battery staple' };
 
 let browser: Browser | undefined;
 let gw: RunningGateway | undefined;
 
 before(async () => {
-  if (SKIP) return;
+  if (SKIP_BROWSER) return;
   gw = await startGateway({ config: {} });
   assert.equal((await gw.admin('POST', '/users', { name: OWNER.name, password: OWNER.password, role: 'owner' })).status, 201);
-  browser = await chromium.launch({ executablePath: CHROMIUM, args: ['--headless', '--no-sandbox', '--disable-gpu', '--no-first-run'] });
+  browser = await launchChromium();
 });
 
 after(async () => {
@@ -40,21 +36,13 @@ const stored = async () => (await gw!.admin<{ telemetry: Telemetry; queue_timeou
 const save = (page: Page) => page.getByRole('button', { name: 'Save settings' }).click();
 const focusedId = (page: Page) => page.evaluate<string | null>('document.activeElement?.id ?? null');
 
-test('an owner edits traces and telemetry: schema errors next to the field, secrets only as references, saved and shown again', { skip: SKIP }, async () => {
+test('an owner edits traces and telemetry: schema errors next to the field, secrets only as references, saved and shown again', { skip: SKIP_BROWSER }, async () => {
   const before = await stored();
   assert.equal(before.telemetry.traces, true);
   assert.equal(before.telemetry.otlp_endpoint, undefined);
 
-  const ctx = await browser!.newContext({ viewport: { width: 1280, height: 900 }, locale: 'en-US', timezoneId: 'UTC' });
-  ctx.setDefaultTimeout(20_000);
-  const page = await ctx.newPage();
-  const problems: string[] = [];
-  page.on('pageerror', (e) => problems.push(e.message));
-  await page.goto(gw!.adminUrl + '/');
-  await page.getByLabel('User name').fill(OWNER.name);
-  await page.getByLabel('Password', { exact: true }).fill(OWNER.password);
-  await page.getByRole('button', { name: 'Sign in' }).click();
-  await page.getByRole('heading', { level: 1, name: 'Overview' }).waitFor();
+  const { ctx, page, problems } = await watchedPage(browser!, { viewport: { width: 1280, height: 900 } });
+  await signIn(page, gw!.adminUrl);
   await page.getByRole('navigation', { name: 'Main' }).getByRole('link', { name: 'Settings', exact: true }).click();
   await page.getByRole('heading', { level: 2, name: 'Traces and telemetry' }).waitFor();
 

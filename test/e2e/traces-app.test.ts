@@ -7,78 +7,48 @@ import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import path from 'node:path';
 import { randomUUID } from 'node:crypto';
-import { chromium, type Browser } from 'playwright-core';
+import type { Browser } from 'playwright-core';
 import OpenAI from 'openai';
-import { ROOT, TEST_KEY, startGateway, type RunningGateway } from '../helpers/gateway.js';
-import { startUpstream, type TestUpstream } from '../helpers/upstream.js';
+import { ROOT, TEST_KEY } from '../helpers/gateway.js';
+import { type FallbackGateway, startFallbackGateway } from '../helpers/fallback.js';
+import { OWNER, SKIP_BROWSER, launchChromium, signIn, watchedPage } from '../helpers/browser.js';
 
-const CHROMIUM = process.env.AIRLOCK_CHROMIUM ?? '/usr/bin/chromium';
-const HAVE_CHROMIUM = fs.existsSync(CHROMIUM);
-const SKIP = !HAVE_CHROMIUM && process.env.CI !== 'true' ? `Chromium not found at ${CHROMIUM}` : false;
-const OWNER = { name: 'owner', password: 'correct horse battery staple' };
 const STEPS = 12;
 
 let browser: Browser | undefined;
-let gw: RunningGateway | undefined;
-let primary: TestUpstream | undefined;
-let backup: TestUpstream | undefined;
+let f: FallbackGateway | undefined;
 
 before(async () => {
-  if (SKIP) return;
-  primary = await startUpstream();
-  backup = await startUpstream();
-  gw = await startGateway({
-    config: {
-      endpoints: [
-        { name: 'gpu-1', base_url: primary.url, health_check: { enabled: false } },
-        { name: 'gpu-2', base_url: backup.url, health_check: { enabled: false } },
-      ],
-      models: [{ name: 'chat', strategy: 'fallback', max_attempts: 2, targets: [{ endpoint: 'gpu-1', model: 'llama' }, { endpoint: 'gpu-2', model: 'llama' }] }],
-      teams: [{ name: 'research' }],
-      keys: [{ name: 'research-agent', key: TEST_KEY, team: 'research' }],
-    },
-  });
-  assert.equal((await gw.admin('POST', '/users', { name: OWNER.name, password: OWNER.password, role: 'owner' })).status, 201);
-  browser = await chromium.launch({ executablePath: CHROMIUM, args: ['--headless', '--no-sandbox', '--disable-gpu', '--no-first-run'] });
+  if (SKIP_BROWSER) return;
+  f = await startFallbackGateway({ team: 'research', keyName: 'research-agent', user: OWNER });
+  browser = await launchChromium();
 });
 
 after(async () => {
   await browser?.close();
-  await gw?.stop();
-  await primary?.close();
-  await backup?.close();
+  await f?.close();
 });
 
-test('a workflow opens as a waterfall with its fallback and its failure', { skip: SKIP }, async () => {
+test('a workflow opens as a waterfall with its fallback and its failure', { skip: SKIP_BROWSER }, async () => {
   const session = `agent-run-${randomUUID().slice(0, 8)}`;
   const other = `other-run-${randomUUID().slice(0, 8)}`;
-  const ai = new OpenAI({ apiKey: TEST_KEY, baseURL: gw!.baseURL, maxRetries: 0, timeout: 15_000, defaultHeaders: { 'x-airlock-session': session } });
+  const { gw, primary } = f!;
+  const ai = new OpenAI({ apiKey: TEST_KEY, baseURL: gw.baseURL, maxRetries: 0, timeout: 15_000, defaultHeaders: { 'x-airlock-session': session } });
   for (let i = 0; i < STEPS; i++) {
-    if (i === 4) primary!.queue({ kind: 'status', status: 503, body: '{"error":{"message":"gpu-1 overloaded"}}' });
+    if (i === 4) primary.queue({ kind: 'status', status: 503, body: '{"error":{"message":"gpu-1 overloaded"}}' });
     if (i === 8) {
       await assert.rejects(ai.chat.completions.create({ model: 'no-such-model', messages: [{ role: 'user', content: 'x' }] }));
       continue;
     }
     await ai.chat.completions.create({ model: 'chat', messages: [{ role: 'user', content: `step ${i}` }] });
   }
-  await new OpenAI({ apiKey: TEST_KEY, baseURL: gw!.baseURL, maxRetries: 0, defaultHeaders: { 'x-airlock-session': other } }).chat.completions.create({
+  await new OpenAI({ apiKey: TEST_KEY, baseURL: gw.baseURL, maxRetries: 0, defaultHeaders: { 'x-airlock-session': other } }).chat.completions.create({
     model: 'chat',
     messages: [{ role: 'user', content: 'other' }],
   });
 
-  const ctx = await browser!.newContext({ viewport: { width: 1360, height: 900 }, locale: 'en-US', timezoneId: 'UTC' });
-  ctx.setDefaultTimeout(20_000);
-  const page = await ctx.newPage();
-  const problems: string[] = [];
-  page.on('console', (m) => {
-    if (m.type() === 'error') problems.push(m.text());
-  });
-  page.on('pageerror', (e) => problems.push(e.message));
-  await page.goto(gw!.adminUrl + '/');
-  await page.getByLabel('User name').fill(OWNER.name);
-  await page.getByLabel('Password', { exact: true }).fill(OWNER.password);
-  await page.getByRole('button', { name: 'Sign in' }).click();
-  await page.getByRole('heading', { level: 1, name: 'Overview' }).waitFor();
+  const { ctx, page, problems } = await watchedPage(browser!);
+  await signIn(page, gw.adminUrl);
 
   await page.getByRole('navigation', { name: 'Main' }).getByRole('link', { name: 'Traces', exact: true }).click();
   await page.getByRole('heading', { level: 1, name: 'Traces' }).waitFor();

@@ -9,17 +9,15 @@ import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import path from 'node:path';
 import { randomUUID } from 'node:crypto';
-import { chromium, type Browser } from 'playwright-core';
+import type { Browser } from 'playwright-core';
 import OpenAI from 'openai';
 import type { Client } from '@modelcontextprotocol/sdk/client/index.js';
-import { ROOT, TEST_KEY, eventually, startGateway, type RunningGateway } from '../helpers/gateway.js';
-import { startUpstream, type TestUpstream } from '../helpers/upstream.js';
+import { ROOT, TEST_KEY, eventually } from '../helpers/gateway.js';
+import { type FallbackGateway, startFallbackGateway } from '../helpers/fallback.js';
+import { OWNER, SKIP_BROWSER, launchChromium, signIn, watchedPage } from '../helpers/browser.js';
 import { EVERYTHING, agentClient } from '../helpers/mcp.js';
 import type { SessionsBody, TraceSpan, TracesBody } from '../../gateway/wire.js';
 
-const CHROMIUM = process.env.AIRLOCK_CHROMIUM ?? '/usr/bin/chromium';
-const SKIP = !fs.existsSync(CHROMIUM) && process.env.CI !== 'true' ? `Chromium not found at ${CHROMIUM}` : false;
-const OWNER = { name: 'owner', password: 'correct horse battery staple' };
 const AGENT_KEY = 'sk-airlock-agent-forty-steps-000000000000001';
 const STEPS = 40;
 /** which steps are tool calls (the others model calls): every third, from the second */
@@ -28,44 +26,34 @@ const FALLS_BACK = 9; // a model call whose first endpoint answers 503
 const FAILS = 20; // a model call that fails (an unknown model)
 
 let browser: Browser | undefined;
-let gw: RunningGateway | undefined;
-let primary: TestUpstream | undefined;
-let backup: TestUpstream | undefined;
+let f: FallbackGateway | undefined;
 let mcp: Client | undefined;
 
 before(async () => {
-  if (SKIP) return;
-  primary = await startUpstream();
-  backup = await startUpstream();
-  gw = await startGateway({
-    config: {
-      endpoints: [
-        { name: 'gpu-1', base_url: primary.url, health_check: { enabled: false } },
-        { name: 'gpu-2', base_url: backup.url, health_check: { enabled: false } },
-      ],
-      models: [{ name: 'chat', strategy: 'fallback', max_attempts: 2, targets: [{ endpoint: 'gpu-1', model: 'llama' }, { endpoint: 'gpu-2', model: 'llama' }] }],
-      teams: [{ name: 'support' }],
-      keys: [{ name: 'support-agent', key: TEST_KEY, team: 'support' }],
+  if (SKIP_BROWSER) return;
+  f = await startFallbackGateway({
+    team: 'support',
+    keyName: 'support-agent',
+    user: OWNER,
+    extra: {
       mcp_servers: [{ name: 'every', transport: 'stdio', command: process.execPath, args: [EVERYTHING, 'stdio'] }],
       agents: [{ name: 'support-bot', team: 'support', key: AGENT_KEY, tools: ['every__echo', 'every__get-sum'] }],
     },
   });
-  assert.equal((await gw.admin('POST', '/users', { name: OWNER.name, password: OWNER.password, role: 'owner' })).status, 201);
-  browser = await chromium.launch({ executablePath: CHROMIUM, args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-background-networking', '--disable-component-update', '--disable-sync', '--no-first-run'] });
+  browser = await launchChromium();
 });
 
 after(async () => {
   await browser?.close();
   await mcp?.close().catch(() => undefined);
-  await gw?.stop();
-  await primary?.close();
-  await backup?.close();
+  await f?.close();
 });
 
-test('a 40-step workflow of model and tool calls, with a fallback and a failure, is one session in the API and in the waterfall', { skip: SKIP }, async () => {
+test('a 40-step workflow of model and tool calls, with a fallback and a failure, is one session in the API and in the waterfall', { skip: SKIP_BROWSER }, async () => {
   const session = `ticket-${randomUUID().slice(0, 8)}`;
-  const ai = new OpenAI({ apiKey: TEST_KEY, baseURL: gw!.baseURL, maxRetries: 0, timeout: 15_000, defaultHeaders: { 'x-airlock-session': session } });
-  mcp = (await agentClient(gw!.dataUrl, AGENT_KEY, { 'x-airlock-session': session })).client;
+  const { gw, primary } = f!;
+  const ai = new OpenAI({ apiKey: TEST_KEY, baseURL: gw.baseURL, maxRetries: 0, timeout: 15_000, defaultHeaders: { 'x-airlock-session': session } });
+  mcp = (await agentClient(gw.dataUrl, AGENT_KEY, { 'x-airlock-session': session })).client;
   await eventually(async () => (await mcp!.listTools()).tools.some((t) => t.name === 'every__get-sum'), 'the upstream tools');
 
   const kinds: ('model' | 'tool')[] = [];
@@ -81,7 +69,7 @@ test('a 40-step workflow of model and tool calls, with a fallback and a failure,
       await assert.rejects(ai.chat.completions.create({ model: 'no-such-model', messages: [{ role: 'user', content: `step ${i}` }] }));
       continue;
     }
-    if (i === FALLS_BACK) primary!.queue({ kind: 'status', status: 503, body: '{"error":{"message":"gpu-1 overloaded"}}' });
+    if (i === FALLS_BACK) primary.queue({ kind: 'status', status: 503, body: '{"error":{"message":"gpu-1 overloaded"}}' });
     const r = await ai.chat.completions.create({ model: 'chat', messages: [{ role: 'user', content: `step ${i}` }] });
     assert.ok(r.choices[0]?.message.content, `model step ${i}`);
   }
@@ -89,7 +77,7 @@ test('a 40-step workflow of model and tool calls, with a fallback and a failure,
   const tools = STEPS - models;
 
   // the API: one trace per step, in order, each model call's attempts beneath it
-  const traces = (await gw!.admin<TracesBody>('GET', `/traces?session=${encodeURIComponent(session)}`)).body.data;
+  const traces = (await gw.admin<TracesBody>('GET', `/traces?session=${encodeURIComponent(session)}`)).body.data;
   const roots = traces.map((t) => t.spans.find((s) => s.parent_span_id === null || !t.spans.some((p) => p.span_id === s.parent_span_id))!).sort((a, b) => a.start_ms - b.start_ms);
   assert.equal(roots.length, STEPS, 'one trace per step');
   assert.deepEqual(
@@ -115,23 +103,12 @@ test('a 40-step workflow of model and tool calls, with a fallback and a failure,
     if (kinds[i] === 'model' && i !== FAILS) assert.ok(attemptsOf(root).length >= 1, `step ${i + 1} has its attempt beneath it`);
     if (kinds[i] === 'tool') assert.match(root.name, /^tools\/call (echo|get-sum)$/);
   }
-  const listed = (await gw!.admin<SessionsBody>('GET', '/sessions?limit=50')).body.data.find((s) => s.session === session)!;
+  const listed = (await gw.admin<SessionsBody>('GET', '/sessions?limit=50')).body.data.find((s) => s.session === session)!;
   assert.deepEqual([listed.steps, listed.model_calls, listed.tool_calls, listed.errors], [STEPS, models, tools, 1]);
 
   // the admin app
-  const ctx = await browser!.newContext({ viewport: { width: 1360, height: 900 }, locale: 'en-US', timezoneId: 'UTC' });
-  ctx.setDefaultTimeout(20_000);
-  const page = await ctx.newPage();
-  const problems: string[] = [];
-  page.on('console', (m) => {
-    if (m.type() === 'error') problems.push(m.text());
-  });
-  page.on('pageerror', (e) => problems.push(e.message));
-  await page.goto(gw!.adminUrl + '/');
-  await page.getByLabel('User name').fill(OWNER.name);
-  await page.getByLabel('Password', { exact: true }).fill(OWNER.password);
-  await page.getByRole('button', { name: 'Sign in' }).click();
-  await page.getByRole('heading', { level: 1, name: 'Overview' }).waitFor();
+  const { ctx, page, problems } = await watchedPage(browser!);
+  await signIn(page, gw.adminUrl);
   await page.getByRole('navigation', { name: 'Main' }).getByRole('link', { name: 'Traces', exact: true }).click();
   await page.getByRole('heading', { level: 1, name: 'Traces' }).waitFor();
   const row = page.getByTestId('sessions-table').getByRole('row').filter({ has: page.getByRole('button', { name: `Open workflow ${session}` }) });

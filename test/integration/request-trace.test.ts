@@ -8,44 +8,23 @@ import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import path from 'node:path';
 import Database from 'better-sqlite3';
-import { TEST_KEY, startGateway, type RunningGateway } from '../helpers/gateway.js';
-import { startUpstream, type TestUpstream } from '../helpers/upstream.js';
+import { TEST_KEY, type RunningGateway } from '../helpers/gateway.js';
+import { startFallbackGateway, type FallbackGateway } from '../helpers/fallback.js';
+import type { TestUpstream } from '../helpers/upstream.js';
 import type { Trace, TraceSpan } from '../../gateway/wire.js';
 
+let f: FallbackGateway;
 let gw: RunningGateway;
 let primary: TestUpstream;
 let backup: TestUpstream;
 
 before(async () => {
-  primary = await startUpstream();
-  backup = await startUpstream();
-  gw = await startGateway({
-    config: {
-      endpoints: [
-        { name: 'gpu-1', base_url: primary.url, health_check: { enabled: false } },
-        { name: 'gpu-2', base_url: backup.url, health_check: { enabled: false } },
-      ],
-      models: [
-        {
-          name: 'chat',
-          strategy: 'fallback',
-          max_attempts: 2,
-          targets: [
-            { endpoint: 'gpu-1', model: 'test-model' },
-            { endpoint: 'gpu-2', model: 'test-model' },
-          ],
-        },
-      ],
-      teams: [{ name: 'research' }],
-      keys: [{ name: 'notebook-app', key: TEST_KEY, team: 'research' }],
-    },
-  });
+  f = await startFallbackGateway({ team: 'research', keyName: 'notebook-app', upstreamModel: 'test-model' });
+  ({ gw, primary, backup } = f);
 });
 
 after(async () => {
-  await gw?.stop();
-  await primary?.close();
-  await backup?.close();
+  await f?.close();
 });
 
 /** One chat completion over HTTP; its status and the request id the gateway answered with. */

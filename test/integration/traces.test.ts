@@ -9,10 +9,12 @@ import { randomUUID } from 'node:crypto';
 import path from 'node:path';
 import Database from 'better-sqlite3';
 import OpenAI from 'openai';
-import { TEST_KEY, eventually, startGateway, type RunningGateway } from '../helpers/gateway.js';
-import { startUpstream, type TestUpstream } from '../helpers/upstream.js';
+import { TEST_KEY, eventually, type RunningGateway } from '../helpers/gateway.js';
+import type { TestUpstream } from '../helpers/upstream.js';
+import { startFallbackGateway, type FallbackGateway } from '../helpers/fallback.js';
 import type { SessionsBody, Trace, TraceSpan, TracesBody } from '../../gateway/wire.js';
 
+let f: FallbackGateway;
 let gw: RunningGateway;
 let primary: TestUpstream;
 let backup: TestUpstream;
@@ -22,36 +24,12 @@ function client(session: string, extra: Record<string, string> = {}): OpenAI {
 }
 
 before(async () => {
-  primary = await startUpstream();
-  backup = await startUpstream();
-  gw = await startGateway({
-    config: {
-      endpoints: [
-        { name: 'gpu-1', base_url: primary.url, health_check: { enabled: false } },
-        { name: 'gpu-2', base_url: backup.url, health_check: { enabled: false } },
-      ],
-      models: [
-        {
-          name: 'chat',
-          strategy: 'fallback',
-          max_attempts: 2,
-          targets: [
-            { endpoint: 'gpu-1', model: 'test-model' },
-            { endpoint: 'gpu-2', model: 'test-model' },
-          ],
-          price: { input_per_million: 1, output_per_million: 2 },
-        },
-      ],
-      teams: [{ name: 'research' }],
-      keys: [{ name: 'notebook-app', key: TEST_KEY, team: 'research' }],
-    },
-  });
+  f = await startFallbackGateway({ team: 'research', keyName: 'notebook-app', upstreamModel: 'test-model', model: { price: { input_per_million: 1, output_per_million: 2 } } });
+  ({ gw, primary, backup } = f);
 });
 
 after(async () => {
-  await gw?.stop();
-  await primary?.close();
-  await backup?.close();
+  await f?.close();
 });
 
 const roots = (traces: Trace[]) => traces.map((t) => t.spans.find((s) => s.kind === 'model')!).sort((a, b) => a.start_ms - b.start_ms);
