@@ -460,6 +460,12 @@ describe('admin app accessibility (axe-core in Chromium)', () => {
     await page.getByRole('button', { name: 'Open workflow audit-workflow' }).click();
     await page.getByTestId('waterfall').locator('tr[data-kind="model"]').first().waitFor();
     await audit(page, 'Traces', failures);
+    // one request's trace alone, from its link on the Usage page (/traces?request=ID)
+    await nav(page, 'Usage');
+    await page.getByTestId('latest-requests').getByRole('link', { name: /^Trace of request / }).first().click();
+    await page.getByRole('heading', { level: 2, name: /^Trace of request / }).waitFor();
+    await page.getByTestId('waterfall').locator('tr[data-kind="model"]').first().waitFor();
+    await audit(page, "Traces, one request's trace", failures);
 
     // Settings and its confirmation.
     await nav(page, 'Settings');
