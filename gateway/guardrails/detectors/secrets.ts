@@ -35,26 +35,66 @@ export function looksRandom(s: string, minEntropy = 3.5): boolean {
 // (anchors, the prefilter: AKIA/ASIA/ABIA/ACCA, AIza and AccountKey= all hold an "A"; a PEM header,
 // an sk- key and a Slack token a "-"; GitHub and Stripe tokens a "_", a Slack webhook a "/"; a JWT
 // "eyJ"; a key-like assignment its ":" or "=")
-export const cloudKeys = anchored(
-  (t: string): Finding[] => [
-    ...matchAll(AWS_KEY_ID, t, 'secrets', 'AWS_KEY'),
-    ...(t.indexOf('AIza') === -1 ? [] : matchAll(GCP_KEY, t, 'secrets', 'GCP_KEY')),
-    ...(t.indexOf('AccountKey=') === -1 ? [] : matchAll(AZURE_KEY, t, 'secrets', 'AZURE_KEY')),
-  ],
-  'A',
-);
-export const privateKeys = anchored((t: string): Finding[] => (t.indexOf('-----BEGIN') === -1 ? [] : matchAll(PEM, t, 'secrets', 'PRIVATE_KEY')), '-');
+//
+// Past the anchors, each expression runs only when the literal text every match of it holds is
+// there. That text is looked for from its rarest character: indexOf of a string whose first
+// character is common in prose ("sk-", "eyJ", "-----BEGIN" among dashes, "hooks.slack.com") stops
+// at each occurrence of that character, ~0.8-1.8 µs each on the bench's 4 kB business text, where
+// indexOf of "J", "BEGIN" or a loop over the few "A", "-" or "_" takes 0.05-0.4 µs.
+
+/** Whether `before` stands just before some `ch` in t (from the positions of ch, found with indexOf). */
+export function before(t: string, ch: string, prefix: string): boolean {
+  for (let i = t.indexOf(ch); i !== -1; i = t.indexOf(ch, i + 1)) if (i >= prefix.length && t.startsWith(prefix, i - prefix.length)) return true;
+  return false;
+}
+
+const AWS = 1;
+const GCP = 2;
+const AZURE = 4;
+
+/** Which of the cloud keys' literal prefixes t holds (AKIA/ASIA/ABIA/ACCA, AIza, AccountKey=): one loop over its "A"s. */
+export function cloudPrefixes(t: string): number {
+  let found = 0;
+  for (let i = t.indexOf('A'); i !== -1; i = t.indexOf('A', i + 1)) {
+    const c = t.charCodeAt(i + 1);
+    if ((c === 75 || c === 83 || c === 66) && t.startsWith('IA', i + 2)) found |= AWS; // AKIA ASIA ABIA
+    else if (c === 67 && t.startsWith('CA', i + 2)) found |= AWS; // ACCA
+    else if (c === 73 && t.startsWith('za', i + 2)) found |= GCP; // AIza
+    else if (c === 99 && t.startsWith('countKey=', i + 2)) found |= AZURE;
+  }
+  return found;
+}
+
+/** Whether a GitHub token's prefix (ghp_ gho_ ghu_ ghs_ ghr_, github_pat_) is in t: from its "_"s. */
+export function githubPrefix(t: string): boolean {
+  for (let i = t.indexOf('_'); i !== -1; i = t.indexOf('_', i + 1)) {
+    if (i >= 3 && t.charCodeAt(i - 3) === 103 && t.charCodeAt(i - 2) === 104 && 'pousr'.includes(t[i - 1]!)) return true;
+    if (i >= 6 && t.startsWith('github_pat_', i - 6)) return true;
+  }
+  return false;
+}
+
+export const cloudKeys = anchored((t: string): Finding[] => {
+  const has = cloudPrefixes(t);
+  if (!has) return [];
+  return [
+    ...(has & AWS ? matchAll(AWS_KEY_ID, t, 'secrets', 'AWS_KEY') : []),
+    ...(has & GCP ? matchAll(GCP_KEY, t, 'secrets', 'GCP_KEY') : []),
+    ...(has & AZURE ? matchAll(AZURE_KEY, t, 'secrets', 'AZURE_KEY') : []),
+  ];
+}, 'A');
+export const privateKeys = anchored((t: string): Finding[] => (t.indexOf('BEGIN') === -1 || t.indexOf('-----BEGIN') === -1 ? [] : matchAll(PEM, t, 'secrets', 'PRIVATE_KEY')), '-');
 export const platformTokens = anchored(
   (t: string): Finding[] => [
-    ...(t.indexOf('_') === -1 ? [] : matchAll(GITHUB, t, 'secrets', 'GITHUB_TOKEN')),
-    ...(t.indexOf('xox') === -1 && t.indexOf('hooks.slack.com') === -1 ? [] : matchAll(SLACK, t, 'secrets', 'SLACK_TOKEN')),
+    ...(!githubPrefix(t) ? [] : matchAll(GITHUB, t, 'secrets', 'GITHUB_TOKEN')),
+    ...(t.indexOf('xox') === -1 && (t.indexOf('://') === -1 || t.indexOf('hooks.slack.com') === -1) ? [] : matchAll(SLACK, t, 'secrets', 'SLACK_TOKEN')),
     ...(t.indexOf('_live_') === -1 ? [] : matchAll(STRIPE, t, 'secrets', 'STRIPE_KEY')),
   ],
   '_-/',
 );
-export const jwt = anchored((t: string): Finding[] => (t.indexOf('eyJ') === -1 ? [] : matchAll(JWT, t, 'secrets', 'JWT', jwtValid)), 'J');
+export const jwt = anchored((t: string): Finding[] => (!before(t, 'J', 'ey') ? [] : matchAll(JWT, t, 'secrets', 'JWT', jwtValid)), 'J');
 export const skKeys = anchored(
-  (t: string): Finding[] => (t.indexOf('sk-') === -1 ? [] : matchAll(SK, t, 'secrets', 'API_KEY', (m) => m[0].startsWith('sk-airlock-') || looksRandom(m[0].slice(3), 3.2))),
+  (t: string): Finding[] => (!before(t, '-', 'sk') ? [] : matchAll(SK, t, 'secrets', 'API_KEY', (m) => m[0].startsWith('sk-airlock-') || looksRandom(m[0].slice(3), 3.2))),
   '-',
 );
 /** A KEYLIKE value's characters: [A-Za-z0-9+/_.~=-]. */
