@@ -76,3 +76,26 @@ test('readChatEvent tells a sink the same with a template as without', () => {
   assert.deepEqual(record(tpl), record());
   assert.equal(tpl.index, 0, 'the template was learnt (and used) on the way');
 });
+
+test("the role chunk that starts most streams teaches the template (compact, either order): the content chunks after it need no parse", () => {
+  for (const role of ['{"role":"assistant","content":""}', '{"content":"","role":"assistant"}']) {
+    const t = learnt(chunk(role));
+    assert.equal(t.index, 0, role);
+    for (const s of ['Hello', ' ünï 😀', 'a\\b']) assert.equal(t.match(content(s)), s, `${role}: content ${JSON.stringify(s)}`);
+    assert.deepEqual(JSON.parse(t.with('say "hi"')), JSON.parse(content('say "hi"')), 'with() writes a content-only chunk');
+    // the role chunk itself, a finish, another choice: not content-only chunks
+    for (const s of [chunk(role), chunk('{"content":"x"}', ',"logprobs":null,"finish_reason":"stop"'), content('x').replace('"index":0', '"index":1')]) assert.equal(t.match(s), undefined, s);
+  }
+  // an upstream that names the role in every chunk: its content chunks do not match, and are parsed
+  assert.equal(learnt(chunk('{"role":"assistant","content":""}')).match(chunk('{"role":"assistant","content":"x"}')), undefined);
+});
+
+test('nothing is learnt from a role chunk written otherwise: spaced, another role, another field', () => {
+  for (const role of ['{"role": "assistant", "content": ""}', '{"role":"user","content":""}', '{"role":"assistant","content":"","refusal":null}', '{"role":"assistant"}']) {
+    const t = learnt(chunk(role));
+    assert.equal(t.index, -1, role);
+  }
+  // the role chunk's delta text elsewhere in the event (not where its delta is) teaches nothing
+  const odd = chunk('{"role": "assistant", "content": ""}').replace('"object"', '"x":{"delta":{"role":"assistant","content":""}},"object"');
+  assert.equal(learnt(odd).index, -1);
+});

@@ -17,6 +17,12 @@ function plain(s: string): boolean {
   return true;
 }
 
+/** The role chunk's delta in its two compact orders: [its text, the template's head end, its tail start]. */
+const ROLE_FORMS: readonly (readonly [string, string, string])[] = [
+  ['"delta":{"role":"assistant","content":""}', '"delta":{"content":"', '"}'],
+  ['"delta":{"content":"","role":"assistant"}', '"delta":{"content":"', '"}'],
+];
+
 export class ContentTemplate {
   private head = '';
   private tail = '';
@@ -35,7 +41,12 @@ export class ContentTemplate {
     const d = c.delta as Record<string, unknown> | null;
     if (!d || typeof d !== 'object') return;
     const content = d.content;
-    if (Object.keys(d).length !== 1 || typeof content !== 'string' || !content || !plain(content)) return;
+    const keys = Object.keys(d);
+    if (keys.length === 2 && d.role === 'assistant' && content === '') {
+      this.learnRole(s, c.index);
+      return;
+    }
+    if (keys.length !== 1 || typeof content !== 'string' || !content || !plain(content)) return;
     const lit = `"content":"${content}"`;
     const at = s.indexOf(lit);
     if (at === -1 || s.indexOf(lit, at + 1) !== -1) return;
@@ -43,6 +54,28 @@ export class ContentTemplate {
     this.head = s.slice(0, v);
     this.tail = s.slice(v + content.length);
     this.index = c.index;
+  }
+
+  /**
+   * The chunk that starts most streams — the role and an empty content, `"delta":{"role":"assistant",
+   * "content":""}` — written compactly in either order: the same text without the role is the
+   * template (its content chunks then need no parse at all, the first one included); the event must
+   * have no other "delta" key, so that the text found is the choice's delta. An upstream
+   * whose content chunks are not written so simply does not match it; the first of them that is
+   * parsed and holds only content teaches the template then (learn() again: nothing was learnt).
+   */
+  private learnRole(s: string, index: number): void {
+    // one "delta" key in the event (a string value cannot hold a bare quote): the one found is the choice's
+    const d = s.indexOf('"delta"');
+    if (d === -1 || s.indexOf('"delta"', d + 1) !== -1) return;
+    for (const [lit, head, tail] of ROLE_FORMS) {
+      const at = s.indexOf(lit);
+      if (at === -1 || s.indexOf(lit, at + 1) !== -1) continue;
+      this.head = s.slice(0, at) + head;
+      this.tail = tail + s.slice(at + lit.length);
+      this.index = index;
+      return;
+    }
   }
 
   /** The content of an event that is the template's chunk with other content; undefined when it is
