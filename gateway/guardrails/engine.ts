@@ -592,6 +592,8 @@ class StreamGuard {
       this.template.learn(ev.data, j);
       // nothing the guard reads or changes (the role chunk that starts most streams): as it is
       if (j.choices.every((c) => this.saysNothing(c))) return PASS;
+      const fin = this.finishOnly(ev, j);
+      if (fin) return fin;
     }
     let changed = false;
     const kept: Record<string, unknown>[] = [];
@@ -685,15 +687,31 @@ class StreamGuard {
     if (!c || typeof c !== 'object') return false;
     const o = c as Record<string, unknown>;
     if (o.finish_reason || (this.dropLogprobs && o.logprobs)) return false;
-    const d = o.delta;
-    if (d === undefined || d === null) return true;
-    if (typeof d !== 'object' || Array.isArray(d)) return false;
-    for (const k of Object.keys(d)) {
-      if (k === 'role') continue;
-      if (k === 'content' && ((d as Record<string, unknown>).content === '' || (d as Record<string, unknown>).content === null)) continue;
-      return false;
+    return emptyDelta(o.delta);
+  }
+
+  /** The chunk that ends most streams — one choice's finish reason and nothing else to say (its
+   * delta empty or only a role) — while that choice has only content held (no reasoning, no tool
+   * calls): the held content is released as a content chunk of its own (the template's), and the
+   * finish chunk goes on as it came, not copied and re-encoded. undefined: the full path. */
+  private finishOnly(ev: SSEEvent, j: Chunk): EventVerdict | undefined {
+    const tpl = this.template;
+    const choices = j.choices!;
+    if (choices.length !== 1 || (j.usage !== undefined && j.usage !== null)) return undefined;
+    const c = choices[0]!;
+    if (!c || typeof c !== 'object' || typeof c.finish_reason !== 'string' || !c.finish_reason || c.index !== tpl.index || (this.dropLogprobs && c.logprobs)) return undefined;
+    if (!emptyDelta(c.delta)) return undefined;
+    const cs = this.choices.get(tpl.index);
+    if (!cs || cs.reasoning || cs.tools?.size) return undefined;
+    cs.finished = true;
+    let text: string;
+    try {
+      text = cs.text.end();
+    } catch (err) {
+      throw this.blocked(err);
     }
-    return true;
+    if (!text) return PASS;
+    return { action: 'replace', events: [{ event: ev.event, id: ev.id, data: tpl.with(text) }, ev] };
   }
 
   /** The fast path for the commonest event, a chunk that only says some content for one choice
@@ -768,4 +786,16 @@ class StreamGuard {
     if (e instanceof GatewayError) return e;
     return e;
   }
+}
+
+/** A chat delta that says nothing: absent, or at most a role and an empty content. */
+function emptyDelta(d: unknown): boolean {
+  if (d === undefined || d === null) return true;
+  if (typeof d !== 'object' || Array.isArray(d)) return false;
+  for (const k of Object.keys(d)) {
+    if (k === 'role') continue;
+    if (k === 'content' && ((d as Record<string, unknown>).content === '' || (d as Record<string, unknown>).content === null)) continue;
+    return false;
+  }
+  return true;
 }

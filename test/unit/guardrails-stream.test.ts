@@ -204,4 +204,33 @@ describe('the output guard behind the stream inspector (the gateway\'s stream pa
       for (const s of seen) if (s.ev.parsed) assert.deepEqual(s.ev.parsed, JSON.parse(s.ev.data), 'parsed is the event data, unchanged');
       for (const s of seen) if (s.before !== undefined) assert.equal(JSON.stringify(s.ev.parsed), s.before);
     });
+
+  // the usual end of a stream: a finish chunk with an empty delta. The held text goes out as a
+  // content chunk of its own before it, and the finish chunk as the upstream wrote it (not parsed
+  // into a copy and re-encoded); written with spaces (no template), the same text comes out
+  for (const spaced of [false, true])
+    test(`a finish chunk that says nothing else goes on as it came, the held text before it (${spaced ? 'spaced JSON' : 'compact JSON'})`, () => {
+      const engine = new GuardrailEngine(() => undefined);
+      const ctx = { kind: 'chat', attempts: 1, body: {}, snapshot, model: { name: 'chat' }, requestedModel: 'chat', key: undefined, status: 200 } as unknown as Parameters<typeof guardEvents>[1];
+      const guard = guardEvents(engine.guards(), ctx)!;
+      const fmt = (o: unknown) => (spaced ? JSON.stringify(o, null, 1).replace(/\n/g, '') : JSON.stringify(o));
+      const chunk = (delta: object, finish: string | null) => fmt({ id: 'c1', object: 'chat.completion.chunk', created: 1, model: 'm', choices: [{ index: 0, delta, logprobs: null, finish_reason: finish }] });
+      const finish = chunk({}, 'stop');
+      const upstream = [chunk({ role: 'assistant', content: '' }, null), chunk({ content: 'Mail jane.doe@' }, null), chunk({ content: 'example.com now.' }, null), finish];
+      const insp = new StreamInspector({ kind: 'chat', clientWantsUsage: false, maxEventBytes: 1 << 20, transform: guard });
+      const out: Buffer[] = [];
+      out.push(...insp.push(Buffer.from(upstream.map((d) => `data: ${d}\n\n`).join('') + 'data: [DONE]\n\n')));
+      out.push(...insp.end());
+      const datas = Buffer.concat(out)
+        .toString()
+        .split('\n\n')
+        .filter((e) => e.startsWith('data: {'))
+        .map((e) => e.slice(6));
+      const parsed = datas.map((d) => JSON.parse(d) as { choices: { delta: { content?: string }; finish_reason: string | null }[] });
+      assert.equal(parsed.map((p) => p.choices[0]?.delta.content ?? '').join(''), 'Mail [EMAIL_1] now.');
+      assert.equal(parsed.at(-1)!.choices[0]!.finish_reason, 'stop', 'the finish comes last');
+      assert.equal(parsed.filter((p) => p.choices[0]?.finish_reason).length, 1, 'one finish');
+      if (!spaced) assert.equal(datas.at(-1), finish, 'the finish chunk as the upstream wrote it');
+      engine.finish(ctx);
+    });
 });
