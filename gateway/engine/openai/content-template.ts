@@ -69,10 +69,10 @@ export class ContentTemplate {
     const d = s.indexOf('"delta"');
     if (d === -1 || s.indexOf('"delta"', d + 1) !== -1) return;
     for (const [lit, head, tail] of ROLE_FORMS) {
-      const at = s.indexOf(lit);
-      if (at === -1 || s.indexOf(lit, at + 1) !== -1) continue;
-      this.head = s.slice(0, at) + head;
-      this.tail = tail + s.slice(at + lit.length);
+      // (each form begins with "delta": if it is there, it is at that key)
+      if (!s.startsWith(lit, d)) continue;
+      this.head = s.slice(0, d) + head;
+      this.tail = tail + s.slice(d + lit.length);
       this.index = index;
       return;
     }
