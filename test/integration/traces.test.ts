@@ -306,27 +306,23 @@ describe('/sessions over both stores', () => {
       if (i % 2 === 1) primary.queue({ kind: 'status', status: 503 });
       await client(session).chat.completions.create({ model: 'chat', messages: [{ role: 'user', content: `step ${i}` }] });
     }
-    const seen: string[] = [];
-    let before: string | null = null;
-    for (let page = 0; page < 10; page++) {
-      const r: { status: number; body: SessionsBody } = await gw.admin<SessionsBody>('GET', `/sessions?limit=2&from=${since}${before === null ? '' : `&before=${before}`}`);
-      assert.equal(r.status, 200, `page ${page} (before=${before}): ${JSON.stringify(r.body)}`);
-      seen.push(...r.body.data.map((x) => x.session));
-      before = r.body.next_before;
-      if (before === null) break;
-    }
+    // every page, following next_before (as `before`) or next_cursor (as `cursor`)
+    const pages = async (param: 'before' | 'cursor'): Promise<string[]> => {
+      const out: string[] = [];
+      let next: string | null = null;
+      for (let page = 0; page < 10; page++) {
+        const r: { status: number; body: SessionsBody } = await gw.admin<SessionsBody>('GET', `/sessions?limit=2&from=${since}${next === null ? '' : `&${param}=${next}`}`);
+        assert.equal(r.status, 200, `page ${page} (${param}=${next}): ${JSON.stringify(r.body)}`);
+        out.push(...r.body.data.map((x) => x.session));
+        next = param === 'before' ? r.body.next_before : r.body.next_cursor;
+        if (next === null) break;
+      }
+      return out;
+    };
+    const seen = await pages('before');
     assert.deepEqual(seen, [...mine].reverse(), 'newest activity first, each session once');
     // the same pages by next_cursor
-    const byCursor: string[] = [];
-    let cursor: string | null = null;
-    for (let page = 0; page < 10; page++) {
-      const r: { status: number; body: SessionsBody } = await gw.admin<SessionsBody>('GET', `/sessions?limit=2&from=${since}${cursor === null ? '' : `&cursor=${cursor}`}`);
-      assert.equal(r.status, 200, `page ${page} (cursor=${cursor}): ${JSON.stringify(r.body)}`);
-      byCursor.push(...r.body.data.map((x) => x.session));
-      cursor = r.body.next_cursor;
-      if (cursor === null) break;
-    }
-    assert.deepEqual(byCursor, seen);
+    assert.deepEqual(await pages('cursor'), seen);
   });
 });
 
