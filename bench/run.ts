@@ -22,6 +22,15 @@
 //                         seconds apart instead of a minute, so the host's phases (which move one
 //                         server's req/s by 25-50 % between rounds here) cancel out of the paired
 //                         ratios; each slice counts as a round in the tables and the medians
+//   BENCH_TOGETHER=1      with BENCH_SLICES: in each slice every server is loaded at the same time
+//                         (each by its own connections), all pinned to the one server core, so the
+//                         kernel shares that core out between them and the host's phase is the same
+//                         for each: the paired req/s ratio is then the inverse of the CPU-per-request
+//                         ratio, without the phase noise of measuring one after the other (an on/off
+//                         A/B of two gateways; "other load" leaves the others out). The kernel gives
+//                         equal shares only to servers that are always runnable: the bare passthrough
+//                         waits on I/O more and took ~46 % against the gateway's ~54 %, so for gateway
+//                         vs passthrough read the CPU/req ratio, not the req/s ratio
 //   BENCH_CONNECTIONS     comma-separated concurrencies (default 1,32,256)
 //   BENCH_SERVERS         comma-separated subset of passthrough,gateway,governed,guardrails (default
 //                         passthrough,gateway); governed: the gateway with budgets and rate limits on the
@@ -109,6 +118,8 @@ const SECONDS = num('BENCH_SECONDS', 8);
 const WARMUP = num('BENCH_WARMUP_SECONDS', 2);
 const ROUNDS = Math.round(num('BENCH_ROUNDS', 2, true)); // 0: only the slow-streams scenario
 const SLICES = Math.round(num('BENCH_SLICES', 0, true));
+const TOGETHER = process.env.BENCH_TOGETHER === '1';
+if (TOGETHER && !SLICES) throw new Error('BENCH_TOGETHER=1 needs BENCH_SLICES (the servers kept up together)');
 /** the rounds of the tables and the paired ratios: a round, or with BENCH_SLICES each slice of one */
 const PAIRINGS = ROUNDS * Math.max(1, SLICES);
 const CONNECTIONS = list('BENCH_CONNECTIONS', ['1', '32', '256']).map((s) => {
@@ -390,16 +401,18 @@ async function warmUp(s: Server, mode: Mode, connections: number): Promise<void>
 }
 
 /** One measured run of BENCH_SECONDS (the server warmed up and quiet). */
-async function measureRun(round: number, name: ServerName, s: Server, upstream: Server, mode: Mode, connections: number): Promise<RunRecord> {
+async function measureRun(round: number, name: ServerName, s: Server, upstream: Server, mode: Mode, connections: number, together: Server[] = []): Promise<RunRecord> {
+  // BENCH_TOGETHER: the servers measured at the same time are ours too, not other load
+  const others = () => together.reduce((sum, o) => sum + cpuMs(o.pid), 0);
   const c0 = cpuMs(s.pid);
   const m0 = mainThreadCpuMs(s.pid);
-  const ours0 = c0 + cpuMs(upstream.pid) + selfCpuMs();
+  const ours0 = c0 + cpuMs(upstream.pid) + selfCpuMs() + others();
   const busy0 = systemBusyMs();
   const r = await runLoad({ ...loadSpec(s, mode, connections), seconds: SECONDS });
   const busy1 = systemBusyMs();
   const c1 = cpuMs(s.pid);
   const m1 = mainThreadCpuMs(s.pid);
-  const ours1 = c1 + cpuMs(upstream.pid) + selfCpuMs();
+  const ours1 = c1 + cpuMs(upstream.pid) + selfCpuMs() + others();
   assertClean(s, `${mode} c=${connections}`, r);
   const rec: RunRecord = {
     ...r,
@@ -435,7 +448,12 @@ async function measureInterleaved(round: number, upstream: Server, runs: RunReco
       for (const connections of CONNECTIONS) {
         for (const { s } of up) await warmUp(s, mode, connections);
         for (let k = 0; k < SLICES; k++) {
-          for (const { name, s } of k % 2 === 0 ? up : [...up].reverse()) runs.push(await measureRun(round * SLICES + k, name, s, upstream, mode, connections));
+          if (TOGETHER) {
+            // every server loaded at once, all on the one pinned core: the kernel shares it out
+            // between them, so the host's phase is the same for each
+            const recs = await Promise.all(up.map(({ name, s }) => measureRun(round * SLICES + k, name, s, upstream, mode, connections, up.map((u) => u.s).filter((o) => o !== s))));
+            runs.push(...recs);
+          } else for (const { name, s } of k % 2 === 0 ? up : [...up].reverse()) runs.push(await measureRun(round * SLICES + k, name, s, upstream, mode, connections));
         }
       }
     }
@@ -589,7 +607,8 @@ function report(runs: RunRecord[], servers: ServerRecord[], slow: SlowRecord[], 
       if (c === 32) {
         const pr = paired('gateway', 'passthrough', mode, c)!;
         const ratio = pr.ratio;
-        const saturated = g.cpuPct >= SATURATED_CPU_PCT && p.cpuPct >= SATURATED_CPU_PCT;
+        // BENCH_TOGETHER: the two share the core, so together they must fill it
+        const saturated = TOGETHER ? g.cpuPct + p.cpuPct >= SATURATED_CPU_PCT : g.cpuPct >= SATURATED_CPU_PCT && p.cpuPct >= SATURATED_CPU_PCT;
         verdicts.push({
           target: `${mode}, 32 connections: gateway req/s ≥ ${TARGET_RPS_RATIO * 100} % of passthrough`,
           measured: onOffText(
@@ -597,7 +616,7 @@ function report(runs: RunRecord[], servers: ServerRecord[], slow: SlowRecord[], 
             g,
             p,
             `; server CPU ${fmt(g.cpuPct, 0)} / ${fmt(p.cpuPct, 0)} %` +
-              `${saturated ? '' : `: not both ≥ ${SATURATED_CPU_PCT} %, so something other than the server's own CPU (the load generator's core, other load on the machine) set the pace — the ratio says little`}`,
+              `${saturated ? '' : `: not ${TOGETHER ? 'together' : 'both'} ≥ ${SATURATED_CPU_PCT} %, so something other than the server's own CPU (the load generator's core, other load on the machine) set the pace — the ratio says little`}`,
           ),
           met: ratio >= TARGET_RPS_RATIO,
         });
@@ -727,7 +746,7 @@ function report(runs: RunRecord[], servers: ServerRecord[], slow: SlowRecord[], 
     `- Pinning: ${CAN_PIN ? `server under test on CPU ${SERVER_CORE} (taskset -c ${SERVER_CORE}); load generator (this process, CPUs ${load}) and upstream on CPU ${LOAD_CORE}` : 'none (taskset or a second CPU unavailable)'}`,
     `- Per run: ${WARMUP} s warm-up, then ${SECONDS} s measured, HTTP/1.1 keep-alive, no pipelining; concurrency ${CONNECTIONS.join(', ')}; ${MODES.join(' and ')} chat completions; user message ${PROMPT_BYTES ? `${PROMPT_BYTES} bytes of ordinary business prose${PROMPT_KIND === 'mixed' ? ' with numbers, dates, ids and punctuation that set the detectors off (BENCH_PROMPT_KIND=mixed)' : ''} (BENCH_PROMPT_BYTES)` : 'a 20-byte prompt'}`,
     SLICES
-      ? `- Rounds: ${ROUNDS}, each with every server started once and kept up, and each configuration measured as ${SLICES} slices in which the servers take turns (alternating which goes first; BENCH_SLICES); every slice counts as a round below (${PAIRINGS} in all): the tables use, per configuration, the slice with the most requests/s, the paired ratios pair the servers within each slice (all runs are listed at the end)`
+      ? `- Rounds: ${ROUNDS}, each with every server started once and kept up, and each configuration measured as ${SLICES} slices in which ${TOGETHER ? 'the servers are loaded at the same time, sharing the pinned core (BENCH_TOGETHER)' : 'the servers take turns (alternating which goes first)'} (BENCH_SLICES); every slice counts as a round below (${PAIRINGS} in all): the tables use, per configuration, the slice with the most requests/s, the paired ratios pair the servers within each slice (all runs are listed at the end)`
       : `- Rounds: ${ROUNDS}; each starts, measures and stops every server in turn (alternating which goes first); the tables use, per configuration, the round with the most requests/s (all runs are listed at the end)`,
     `- Idle RSS: read ${IDLE_SETTLE_SECONDS} s after the server is ready, having answered one request of each mode (V8 shrinks the young generation that start-up grew ~8-10 s after activity stops; the RSS 1 s after start is listed too)`,
     `- Slow streams: ${SLOW_STREAMS ? `${SLOW_STREAMS} streaming requests opened at once over ${SLOW_STREAMS} connections (undici Pool), each answered with ${SLOW_CONTENT.split(' ').length} content chunks ${SLOW_CHUNK_DELAY_MS.min}-${SLOW_CHUNK_DELAY_MS.max} ms apart (drawn per stream), on a fresh server after the rounds; RSS sampled every 100 ms; then the client connections are closed and RSS read every second for ${SLOW_SETTLE_SECONDS} s` : 'not run'}`,
