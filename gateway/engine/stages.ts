@@ -308,9 +308,20 @@ export function guardEvents(g: Guards, ctx: RequestContext): { event(ev: SSEEven
     }
     return cur;
   };
+  // one output guard (the usual case): each event straight to it, without through()'s array and closure
+  const only = stages.length === 1 ? stages[0]! : undefined;
+  const one = (ev: SSEEvent): SSEEvent[] => {
+    let v: EventVerdict | void;
+    try {
+      v = only!.checkEvent?.(ctx, ev);
+    } catch (e) {
+      throw guardFailed(only!.name, e);
+    }
+    return decide(0, v, ev);
+  };
   return {
     hold: stages.some((x) => x.holdsStream?.(ctx) === true),
-    event: (ev) => through(0, [ev]),
+    event: only ? one : (ev) => through(0, [ev]),
     end: () => {
       const out: SSEEvent[] = [];
       for (let k = 0; k < stages.length; k++) {

@@ -260,3 +260,25 @@ test('output guards: events pass, are held and released, replaced, or blocked; u
   const blk = new StreamInspector({ kind: 'chat', clientWantsUsage: false, maxEventBytes: 1 << 20, transform: blocker });
   assert.throws(() => blk.push(raw), /blocked by policy/, 'a block surfaces to the caller, which ends the stream');
 });
+
+test('output guards read each event\'s data as its UTF-8 text, ASCII or not, whole or split at any byte', () => {
+  const datas = [
+    JSON.stringify(chunk('plain ascii')),
+    JSON.stringify(chunk('Grüße, 東京 — 🙂')),
+    JSON.stringify(chunk('back to ascii')),
+    '{"choices":[{"index":0,"delta":{"content":"caf\u00e9"}}]}',
+  ];
+  const stream = Buffer.from(`${datas.map((d) => `data: ${d}\r\n\r\n`).join('')}data: first line\ndata: é second\n\n`);
+  const want = [...datas, 'first line\né second'];
+  const seen = (pieces: Buffer[]): string[] => {
+    const got: string[] = [];
+    const insp = new StreamInspector({ kind: 'chat', clientWantsUsage: false, maxEventBytes: 1 << 20, transform: { event: (ev) => (got.push(ev.data), [ev]), end: () => [] } });
+    for (const p of pieces) insp.push(p);
+    return got;
+  };
+  assert.deepEqual(seen([stream]), want, 'whole');
+  for (let cut = 1; cut < stream.length; cut++) assert.deepEqual(seen([stream.subarray(0, cut), stream.subarray(cut)]), want, `split at byte ${cut}`);
+  // an all-ASCII chunk after a multi-byte character was cut in two by the previous one
+  const at = stream.indexOf(Buffer.from('東'));
+  assert.deepEqual(seen([stream.subarray(0, at + 1), stream.subarray(at + 1, at + 2), stream.subarray(at + 2)]), want, 'a character in three chunks');
+});

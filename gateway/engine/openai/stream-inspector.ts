@@ -15,6 +15,7 @@
 // multi-byte UTF-8 character is below 0x80, so a match in the view is a match in the bytes.
 // String searches cost a fraction of Buffer.indexOf calls, whose native-call overhead was about
 // half of the inspector's time (bench/RESULTS.md); the bytes forwarded are still the chunk's own.
+import { isAscii } from 'node:buffer';
 import { SSETooLargeError, formatSSE, type SSEEvent } from '../sse.js';
 
 const LF = 10;
@@ -229,6 +230,9 @@ export class StreamInspector {
     const n = chunk.length;
     if (n === 0) return out;
     const str = chunk.toString('latin1');
+    // an all-ASCII chunk's latin1 view is its UTF-8 text too: a guarded event's data is then a
+    // slice of the view (no copy), not decoded again from the bytes (one check per chunk, native)
+    const ascii = this.o.transform !== undefined && isAscii(chunk);
     let scan: Scan | undefined;
     let i = 0;
     /** start of the current event in this chunk (its earlier bytes are in parts) */
@@ -274,14 +278,14 @@ export class StreamInspector {
         this.parts = [];
         this.partsLen = 0;
         const evStr = ev.toString('latin1');
-        const r = this.event(evStr, ev, 0, size, new Scan(evStr, this.contentKey));
+        const r = this.event(evStr, ev, 0, size, new Scan(evStr, this.contentKey), this.o.transform !== undefined && isAscii(ev));
         if (this.crPending) this.crEnded = r === SAME ? 'sent' : 'not-sent';
         if (runStart < evStart) out.push(chunk.subarray(runStart, evStart));
         const result = r === SAME ? ev : r;
         if (result) out.push(result);
         runStart = next;
       } else {
-        const r = this.event(str, chunk, evStart, next, (scan ??= new Scan(str, this.contentKey)));
+        const r = this.event(str, chunk, evStart, next, (scan ??= new Scan(str, this.contentKey)), ascii);
         if (this.crPending) this.crEnded = r === SAME ? 'sent' : 'not-sent';
         if (r !== SAME) {
           if (runStart < evStart) out.push(chunk.subarray(runStart, evStart));
@@ -314,8 +318,9 @@ export class StreamInspector {
 
   /** One complete event, s[a, b) (its latin1 view, through the blank line; src holds its bytes at
    * the same offsets): SAME to send its bytes as they are, other bytes, or undefined to send
-   * nothing. Nothing is sliced or copied unless a decision needs it. */
-  private event(s: string, src: Buffer, a: number, b: number, scan: Scan): Buffer | undefined | typeof SAME {
+   * nothing. Nothing is sliced or copied unless a decision needs it. `ascii`: src's bytes are all
+   * ASCII (s is then their text). */
+  private event(s: string, src: Buffer, a: number, b: number, scan: Scan, ascii: boolean): Buffer | undefined | typeof SAME {
     // fields: only data (and the event name) matter; the data lines' values are [start, end) ranges
     let d0 = -1;
     let d1 = -1;
@@ -350,7 +355,7 @@ export class StreamInspector {
     // ...and as text, decoded once for both the parse and the guards (one data line: straight
     // from the source bytes, no Buffer view made)
     let dataText: string | undefined;
-    const text = (): string => (dataText ??= ranges ? bytes().toString('utf8') : src.toString('utf8', d0, d1));
+    const text = (): string => (dataText ??= ranges ? bytes().toString('utf8') : ascii ? s.slice(d0, d1) : src.toString('utf8', d0, d1));
     // where the data is read: in place (one data line, the usual case), or its lines joined
     let ds = s;
     let p0 = d0;
