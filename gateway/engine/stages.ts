@@ -286,42 +286,33 @@ export function guardEvents(g: Guards, ctx: RequestContext): { event(ev: SSEEven
     held[k] = [];
     return v.events;
   };
+  /** one event through stage k */
+  const check = (k: number, ev: SSEEvent): SSEEvent[] => {
+    const x = stages[k]!;
+    let v: EventVerdict | void;
+    try {
+      v = x.checkEvent?.(ctx, ev);
+    } catch (e) {
+      throw guardFailed(x.name, e);
+    }
+    return decide(k, v, ev);
+  };
   const through = (from: number, events: SSEEvent[]): SSEEvent[] => {
     let cur = events;
     for (let k = from; k < stages.length; k++) {
-      const x = stages[k]!;
-      const check = (ev: SSEEvent): SSEEvent[] => {
-        let v: EventVerdict | void;
-        try {
-          v = x.checkEvent?.(ctx, ev);
-        } catch (e) {
-          throw guardFailed(x.name, e);
-        }
-        return decide(k, v, ev);
-      };
-      if (cur.length === 1) cur = check(cur[0]!); // the usual case: one event in, no arrays joined
+      if (cur.length === 1) cur = check(k, cur[0]!); // the usual case: one event in, no arrays joined
       else {
         const next: SSEEvent[] = [];
-        for (const ev of cur) next.push(...check(ev));
+        for (const ev of cur) next.push(...check(k, ev));
         cur = next;
       }
     }
     return cur;
   };
-  // one output guard (the usual case): each event straight to it, without through()'s array and closure
-  const only = stages.length === 1 ? stages[0]! : undefined;
-  const one = (ev: SSEEvent): SSEEvent[] => {
-    let v: EventVerdict | void;
-    try {
-      v = only!.checkEvent?.(ctx, ev);
-    } catch (e) {
-      throw guardFailed(only!.name, e);
-    }
-    return decide(0, v, ev);
-  };
   return {
     hold: stages.some((x) => x.holdsStream?.(ctx) === true),
-    event: only ? one : (ev) => through(0, [ev]),
+    // one output guard (the usual case): each event straight to it, without through()'s array
+    event: stages.length === 1 ? (ev) => check(0, ev) : (ev) => through(0, [ev]),
     end: () => {
       const out: SSEEvent[] = [];
       for (let k = 0; k < stages.length; k++) {

@@ -230,9 +230,7 @@ export class StreamInspector {
     const n = chunk.length;
     if (n === 0) return out;
     const str = chunk.toString('latin1');
-    // an all-ASCII chunk's latin1 view is its UTF-8 text too: a guarded event's data is then a
-    // slice of the view (no copy), not decoded again from the bytes (one check per chunk, native)
-    const ascii = this.o.transform !== undefined && isAscii(chunk);
+    const ascii = this.viewIsText(chunk);
     let scan: Scan | undefined;
     let i = 0;
     /** start of the current event in this chunk (its earlier bytes are in parts) */
@@ -278,7 +276,7 @@ export class StreamInspector {
         this.parts = [];
         this.partsLen = 0;
         const evStr = ev.toString('latin1');
-        const r = this.event(evStr, ev, 0, size, new Scan(evStr, this.contentKey), this.o.transform !== undefined && isAscii(ev));
+        const r = this.event(evStr, ev, 0, size, new Scan(evStr, this.contentKey), this.viewIsText(ev));
         if (this.crPending) this.crEnded = r === SAME ? 'sent' : 'not-sent';
         if (runStart < evStart) out.push(chunk.subarray(runStart, evStart));
         const result = r === SAME ? ev : r;
@@ -304,6 +302,13 @@ export class StreamInspector {
       this.parts.push(chunk.subarray(evStart));
     }
     return out;
+  }
+
+  /** Whether the latin1 view of `b` is its UTF-8 text too (all ASCII), asked only when output
+   * guards read events: a guarded event's data is then a slice of the view (no copy), not decoded
+   * again from the bytes (one native check per chunk). */
+  private viewIsText(b: Buffer): boolean {
+    return this.o.transform !== undefined && isAscii(b);
   }
 
   /** The upstream ended. An unterminated last event is dropped (WHATWG); held events are released. */
