@@ -3,12 +3,11 @@
 // books. What the answer means (and how it reaches the client) is the protocol's `consume`;
 // an upstream's own refusal (4xx) is the protocol's `rejected`. The OpenAI protocol uses it
 // today; the Anthropic/Responses translations and MCP-over-HTTP calls reuse it.
-import { EventEmitter } from 'node:events';
 import { performance } from 'node:perf_hooks';
-import { errors as undiciErrors, type Dispatcher } from './undici.js';
+import { errors as undiciErrors } from './undici.js';
 import { GatewayError } from './errors.js';
 import { channels, type AttemptEnd, type AttemptStart, type QueueGiveUp } from './events.js';
-import { readText } from './io.js';
+import { dispatchCall, type UpstreamAnswer } from './upstream-call.js';
 import type { EndpointRuntime, Runtime } from './runtime.js';
 import type { TargetConfig } from './snapshot.js';
 import type { RequestContext } from './stages.js';
@@ -87,7 +86,7 @@ export interface AttemptProtocol<T> {
   /** Read a 2xx answer and deliver it to the client. Throw AttemptFailure for an answer that failed
    * (falls back when nothing reached the client yet); a GatewayError is the request's own outcome
    * (a guard's decision, the client leaving) and never charges the breaker. */
-  consume(up: Dispatcher.ResponseData, timing: AttemptTiming): Promise<T>;
+  consume(up: UpstreamAnswer, timing: AttemptTiming): Promise<T>;
   /** An upstream 4xx other than 408/429: the request's own error, not retried elsewhere. */
   rejected(status: number, text: string): GatewayError;
   /** After consume: did the answer break after content reached the client? (charges the breaker) */
@@ -127,14 +126,12 @@ export async function runAttempt<T>(a: AttemptInput<T>): Promise<T> {
     release();
     throw new TargetSkipped();
   }
-  // undici accepts an EventEmitter as the signal: a fresh AbortSignal and its first listener cost
-  // several µs per attempt, an emitter almost nothing (bench/RESULTS.md).
-  const ctl = new EventEmitter();
+  let abort: ((e: Error) => void) | undefined;
   let timedOut = false;
-  const offClient = a.onClientGone(() => ctl.emit('abort'));
+  const offClient = a.onClientGone(() => abort?.(new AttemptFailure('client_closed', 'client closed the request', { breaker: false })));
   const timer = setTimeout(() => {
     timedOut = true;
-    ctl.emit('abort');
+    abort?.(new AttemptFailure('timeout', 'request timed out', { breaker: true, timeout: true }));
   }, cfg.timeoutMs);
   tr.breaker.onAttempt();
   tr.inflight++;
@@ -143,27 +140,28 @@ export async function runAttempt<T>(a: AttemptInput<T>): Promise<T> {
   if (channels.attemptStart.hasSubscribers) channels.attemptStart.publish({ source: a.source, ctx, target: t, attempt: attemptNo, headers: call.headers, queueMs: started - queued } satisfies AttemptStart);
   let outcome = 'ok';
   let error: string | undefined;
+  let up: UpstreamAnswer | undefined;
   try {
-    let up: Dispatcher.ResponseData;
     try {
-      up = await ep.pool.request({
+      const c = dispatchCall(ep.pool, {
         method: call.method,
         path: call.path,
         headers: call.headers,
         body: call.body,
-        signal: ctl,
         headersTimeout: call.firstByteTimeoutMs,
         bodyTimeout: call.firstByteTimeoutMs,
       });
+      abort = c.abort;
+      up = await c.answer;
     } catch (e) {
       throw classifyError(e, ctx.abort.signal.aborted, timedOut);
     }
     const status = up.statusCode;
     if (status < 200 || status >= 300) {
-      const text = await readText(up.body, 64 * 1024).catch(() => '');
+      const text = await up.body.text(64 * 1024).catch(() => '');
       const detail = upstreamErrorMessage(text);
       if (status === 429)
-        throw new AttemptFailure('http_429', `upstream returned 429${detail ? ` (${detail})` : ''}`, { breaker: false, status, retryAfterMs: parseRetryAfter(up.headers['retry-after']) });
+        throw new AttemptFailure('http_429', `upstream returned 429${detail ? ` (${detail})` : ''}`, { breaker: false, status, retryAfterMs: parseRetryAfter(up.header('retry-after')) });
       if (status >= 500 || status === 408)
         throw new AttemptFailure(`http_${status >= 500 ? '5xx' : status}`, `upstream returned ${status}${detail ? ` (${detail})` : ''}`, { breaker: true, status, timeout: status === 504 || status === 408 });
       // The upstream refused the request itself: the client's answer, not retried elsewhere.
@@ -204,6 +202,10 @@ export async function runAttempt<T>(a: AttemptInput<T>): Promise<T> {
   } finally {
     // Whatever ended the attempt (e.g. the client leaving mid-stream), a half-open probe slot is freed.
     tr.breaker.onNeutral();
+    // what is left of a body nobody reads to its end (after a stream's [DONE], an answer that
+    // failed a check) is read and dropped so the connection can serve the next request; past
+    // 64 KiB the connection is cut instead
+    up?.body.discard(64 * 1024);
     clearTimeout(timer);
     offClient();
     tr.inflight--;

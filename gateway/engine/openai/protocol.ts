@@ -4,15 +4,15 @@
 // fall back).
 import type { ServerResponse } from 'node:http';
 import { performance } from 'node:perf_hooks';
-import type { Dispatcher } from 'undici';
 import { AttemptFailure, classifyError, upstreamErrorMessage, type AttemptProtocol, type AttemptTiming } from '../attempt.js';
 import { GatewayError, badRequest, clientClosed, gatewayError } from '../errors.js';
 import { channels, type FirstContent } from '../events.js';
-import { chunkReader, drain, readBytes, readText } from '../io.js';
+import { drain } from '../io.js';
 import type { Runtime } from '../runtime.js';
 import type { EndpointConfig, TargetConfig } from '../snapshot.js';
 import { ANTHROPIC_VERSION, MessagesStreamAsChat, decodedReader, messageAsChat, nativePayload } from '../anthropic/native.js';
 import { SSETooLargeError } from '../sse.js';
+import type { UpstreamAnswer } from '../upstream-call.js';
 import { guardBody, guardEvents, guardJudge, promptEstimate, type Guards, type Kind, type RequestContext } from '../stages.js';
 import { estimateTokensFromText } from '../tokens.js';
 import type { AnswerTranslator } from '../translate.js';
@@ -142,17 +142,17 @@ async function sendWhole(
   d: OpenAIDeps,
   ctx: RequestContext,
   t: TargetConfig,
-  up: Dispatcher.ResponseData,
+  up: UpstreamAnswer,
   res: ServerResponse,
   timing: AttemptTiming,
   tr: AnswerTranslator | undefined,
   native: boolean,
 ): Promise<void> {
-  const ct = String(up.headers['content-type'] ?? '');
+  const ct = up.header('content-type') ?? '';
   const limit = ctx.snapshot.settings.limits.max_response_bytes;
   let buf: Buffer;
   try {
-    buf = await readBytes(up.body, limit, Number(up.headers['content-length']), () => new AttemptFailure('too_large', `upstream answer is larger than settings.limits.max_response_bytes (${limit} bytes)`));
+    buf = await up.body.all(limit, Number(up.header('content-length')), () => new AttemptFailure('too_large', `upstream answer is larger than settings.limits.max_response_bytes (${limit} bytes)`));
   } catch (e) {
     throw classifyError(e, ctx.abort.signal.aborted, timing.timedOut());
   }
@@ -213,15 +213,15 @@ async function pipeStream(
   d: OpenAIDeps,
   ctx: RequestContext,
   t: TargetConfig,
-  up: Dispatcher.ResponseData,
+  up: UpstreamAnswer,
   res: ServerResponse,
   timing: AttemptTiming,
   tr: AnswerTranslator | undefined,
   native: boolean,
 ): Promise<void> {
-  const ct = String(up.headers['content-type'] ?? '');
+  const ct = up.header('content-type') ?? '';
   if (!/text\/event-stream/i.test(ct)) {
-    await readText(up.body, 64 * 1024).catch(() => '');
+    await up.body.text(64 * 1024).catch(() => '');
     throw new AttemptFailure('invalid_response', `upstream answered a stream request with content-type "${ct || 'none'}", not text/event-stream`);
   }
   const limits = ctx.snapshot.settings.limits;
@@ -241,7 +241,7 @@ async function pipeStream(
   // chat's end marker; a translated protocol's end is its own last event
   const done = tr ? NOTHING : DONE;
   // a native Messages stream, read as the chat stream it amounts to
-  const it = native ? decodedReader(chunkReader(up.body), new MessagesStreamAsChat(limits.max_event_bytes), () => up.body.destroy()) : chunkReader(up.body);
+  const it = native ? decodedReader(up.body, new MessagesStreamAsChat(limits.max_event_bytes), () => up.body.destroy()) : up.body;
   let committed = false;
   let pending: Buffer[] = [];
   // a held stream, complete: the guards' judgement (a classifier model) before any of it is sent
@@ -333,20 +333,10 @@ async function pipeStream(
     }
     if (!res.writableEnded) res.end();
     // read anything after [DONE] so the connection can be reused (up to a limit: then it is cut)
-    void (async () => {
-      try {
-        for (let left = limits.max_event_bytes; ; ) {
-          const r = await it.next();
-          if (r.done) break;
-          if ((left -= r.value.length) < 0) return void up.body.destroy();
-        }
-      } catch {
-        /* ignore */
-      }
-    })();
+    up.body.discard(limits.max_event_bytes);
   } catch (e) {
     if (e instanceof SSETooLargeError) {
-      up.body.destroy(); // cut, not drained (chunkReader listens for the error this raises)
+      up.body.destroy(); // cut, not drained
       const why = `upstream sent a streamed event larger than settings.limits.max_event_bytes (${e.limit} bytes)`;
       if (!committed) throw new AttemptFailure('too_large', why);
       breakStream(ctx, res, tr, why);
