@@ -2,19 +2,54 @@
 // an undici Pool) and nothing else. POST /v1/chat/completions parses the JSON body, forwards it
 // to the upstream and streams the answer back as it arrives (stream and non-stream alike).
 //
-// Run: node dist/bench/passthrough.js UPSTREAM_BASE_URL   (e.g. http://127.0.0.1:PORT/v1)
+// With --dispatch it reads the upstream's answer through undici's dispatch API (a handler that
+// writes each chunk to the client as it comes, pausing the upstream while the client is slow)
+// instead of request()'s Readable piped to the client: cheaper per request, as the gateway's
+// attempt reads since the thirteenth session (bench/run.ts's "dispatch" server).
+//
+// Run: node dist/bench/passthrough.js UPSTREAM_BASE_URL [--dispatch]   (e.g. http://127.0.0.1:PORT/v1)
 // Prints "passthrough listening on http://HOST:PORT".
 import { fileURLToPath } from 'node:url';
 import Fastify, { type FastifyInstance } from 'fastify';
-import { Pool } from 'undici';
+import { Pool, type Dispatcher } from 'undici';
 
-export function buildPassthrough(upstreamBaseUrl: string): { app: FastifyInstance; pool: Pool } {
+export function buildPassthrough(upstreamBaseUrl: string, dispatch = false): { app: FastifyInstance; pool: Pool } {
   const u = new URL(upstreamBaseUrl);
   const basePath = u.pathname.replace(/\/$/, '');
   // enough connections for the slow-streams scenario's streams (like the gateway's endpoint in the bench)
   const pool = new Pool(u.origin, { connections: 4096, pipelining: 1, keepAliveTimeout: 30_000 });
   const app = Fastify({ logger: false, keepAliveTimeout: 72_000, requestTimeout: 0, bodyLimit: 10 * 1024 * 1024 });
-  app.post('/v1/chat/completions', async (req, reply) => {
+  if (dispatch) {
+    app.post('/v1/chat/completions', (req, reply) => {
+      reply.hijack();
+      const res = reply.raw;
+      let resume: (() => void) | undefined;
+      let abort: ((e?: Error) => void) | undefined;
+      res.on('close', () => {
+        if (!res.writableFinished) abort?.();
+      });
+      const handler: Dispatcher.DispatchHandler = {
+        onConnect: (a) => {
+          abort = a;
+        },
+        onHeaders: (status, raw, r) => {
+          resume = r;
+          let ct = 'application/json';
+          for (let i = 0; i + 1 < raw.length; i += 2) if (raw[i]!.length === 12 && raw[i]!.toString('latin1').toLowerCase() === 'content-type') ct = raw[i + 1]!.toString('latin1');
+          res.writeHead(status, { 'content-type': ct });
+          return true;
+        },
+        onData: (chunk) => {
+          if (res.write(chunk)) return true;
+          res.once('drain', () => resume?.());
+          return false;
+        },
+        onComplete: () => res.end(),
+        onError: () => res.destroy(),
+      };
+      pool.dispatch({ method: 'POST', path: `${basePath}/chat/completions`, headers: { 'content-type': 'application/json' }, body: JSON.stringify(req.body) }, handler);
+    });
+  } else app.post('/v1/chat/completions', async (req, reply) => {
     const up = await pool.request({
       method: 'POST',
       path: `${basePath}/chat/completions`,
@@ -41,10 +76,10 @@ export function buildPassthrough(upstreamBaseUrl: string): { app: FastifyInstanc
 if (process.argv[1] && fileURLToPath(import.meta.url) === process.argv[1]) {
   const upstream = process.argv[2];
   if (!upstream) {
-    process.stderr.write('usage: node dist/bench/passthrough.js UPSTREAM_BASE_URL\n');
+    process.stderr.write('usage: node dist/bench/passthrough.js UPSTREAM_BASE_URL [--dispatch]\n');
     process.exit(2);
   }
-  const { app } = buildPassthrough(upstream);
+  const { app } = buildPassthrough(upstream, process.argv.includes('--dispatch'));
   const addr = await app.listen({ host: '127.0.0.1', port: Number(process.env.PORT ?? 0) });
   process.stdout.write(`passthrough listening on ${addr}\n`);
   const stop = () => void app.close().then(() => process.exit(0));

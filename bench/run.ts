@@ -32,8 +32,11 @@
 //                         waits on I/O more and took ~46 % against the gateway's ~54 %, so for gateway
 //                         vs passthrough read the CPU/req ratio, not the req/s ratio
 //   BENCH_CONNECTIONS     comma-separated concurrencies (default 1,32,256)
-//   BENCH_SERVERS         comma-separated subset of passthrough,gateway,governed,guardrails (default
-//                         passthrough,gateway); governed: the gateway with budgets and rate limits on the
+//   BENCH_SERVERS         comma-separated subset of passthrough,dispatch,gateway,governed,guardrails,
+//                         untraced,variant (default passthrough,gateway); dispatch: the bare passthrough
+//                         on undici's dispatch API instead of request() + pipe (a cheaper baseline, as
+//                         the gateway's attempt reads its upstream since the thirteenth session: the
+//                         targets stay judged against "passthrough", this one is for reference); governed: the gateway with budgets and rate limits on the
 //                         key and its team (never reached), to measure governance's cost against "gateway"
 //                         in one run; guardrails: the gateway with the default policy set, pii + secrets
 //                         redacted on input and output, compared with the gateway without policies;
@@ -127,9 +130,9 @@ const CONNECTIONS = list('BENCH_CONNECTIONS', ['1', '32', '256']).map((s) => {
   if (!Number.isInteger(n) || n < 1) throw new Error(`BENCH_CONNECTIONS: "${s}" is not a positive integer`);
   return n;
 });
-type ServerName = 'passthrough' | 'gateway' | 'governed' | 'guardrails' | 'untraced' | 'variant';
+type ServerName = 'passthrough' | 'dispatch' | 'gateway' | 'governed' | 'guardrails' | 'untraced' | 'variant';
 type Mode = 'non-stream' | 'stream';
-const SERVERS = list('BENCH_SERVERS', ['passthrough', 'gateway'], ['passthrough', 'gateway', 'governed', 'guardrails', 'untraced', 'variant']) as ServerName[];
+const SERVERS = list('BENCH_SERVERS', ['passthrough', 'gateway'], ['passthrough', 'dispatch', 'gateway', 'governed', 'guardrails', 'untraced', 'variant']) as ServerName[];
 const MODES = list('BENCH_MODES', ['non-stream', 'stream'], ['non-stream', 'stream']) as Mode[];
 const PROFILE_DIR = process.env.BENCH_PROFILE_DIR ? path.resolve(process.env.BENCH_PROFILE_DIR) : undefined;
 
@@ -216,8 +219,9 @@ async function startUpstream(): Promise<Server> {
 // core: e.g. BENCH_VARIANT_ENV=MALLOC_ARENA_MAX=16 compares with it).
 const SERVER_ENV: NodeJS.ProcessEnv = { ...process.env, MALLOC_ARENA_MAX: process.env.MALLOC_ARENA_MAX ?? '1' };
 
-async function startPassthrough(upstreamUrl: string): Promise<Server> {
-  return startServer('passthrough', SERVER_CORE, [...profileArgs('passthrough'), path.join(HERE, 'passthrough.js'), upstreamUrl], /passthrough listening on (http:\/\/\S+)/, { env: SERVER_ENV });
+async function startPassthrough(upstreamUrl: string, name: 'passthrough' | 'dispatch'): Promise<Server> {
+  const args = [...profileArgs(name), path.join(HERE, 'passthrough.js'), upstreamUrl, ...(name === 'dispatch' ? ['--dispatch'] : [])];
+  return startServer(name, SERVER_CORE, args, /passthrough listening on (http:\/\/\S+)/, { env: SERVER_ENV });
 }
 
 /** Budgets and limits far above what a bench run spends: checked on every request, never refusing. */
@@ -232,7 +236,7 @@ const EXTRA_SETTINGS = ((): Record<string, unknown> => {
 })();
 
 async function startServerNamed(name: ServerName, upstreamUrl: string): Promise<Server> {
-  return name === 'passthrough' ? startPassthrough(upstreamUrl) : startGateway(upstreamUrl, name);
+  return name === 'passthrough' || name === 'dispatch' ? startPassthrough(upstreamUrl, name) : startGateway(upstreamUrl, name);
 }
 
 /** "NAME=value NAME2=value2" → pairs (BENCH_GATEWAY_ENV, BENCH_VARIANT_ENV) */
@@ -254,7 +258,7 @@ const VARIANT_SETTINGS = ((): Record<string, unknown> => {
   return v as Record<string, unknown>;
 })();
 
-async function startGateway(upstreamUrl: string, name: Exclude<ServerName, 'passthrough'>): Promise<Server> {
+async function startGateway(upstreamUrl: string, name: Exclude<ServerName, 'passthrough' | 'dispatch'>): Promise<Server> {
   const governed = name === 'governed';
   const guardrails = name === 'guardrails';
   const untraced = name === 'untraced';
@@ -808,7 +812,10 @@ function writeResults(body: string): void {
     'from /proc over the measured run, divided by the requests completed; RSS is VmRSS. "Other',
     'load %" is the CPU every other process on the machine used during the run (busy time from',
     '/proc/stat minus the server, the upstream and the load generator), in % of one core: a run',
-    'with a high value was disturbed.',
+    'with a high value was disturbed. "dispatch", when listed, is the same bare passthrough reading',
+    'the upstream through undici\'s dispatch API (`--dispatch`) instead of request() + pipe, as the',
+    'gateway\'s attempt does: a cheaper baseline for reference; the targets are judged against',
+    '"passthrough".',
     '',
     '**Noise:** the machine has 2 cores that are shared with other work (test suites of other',
     'helpers may run at the same time), so absolute figures are noisy; the ratios between the',
