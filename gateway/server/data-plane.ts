@@ -40,6 +40,30 @@ function hasBody(req: FastifyRequest): boolean {
   return len !== '0' && (len !== undefined || req.headers['transfer-encoding'] !== undefined);
 }
 
+/** Most of a body refused from the headers that is read and dropped (see refusedBody). */
+export const LINGER_BYTES = 1024 * 1024;
+
+/**
+ * A request refused from its headers (no valid key, the ledger or the audit log unwritable) whose
+ * body was not read: up to LINGER_BYTES of it are read and dropped, never kept, so the client reads
+ * the refusal and its connection serves the next request. A server that closes a connection with
+ * bytes still unread resets it, and a client still sending its body then sees a broken pipe instead
+ * of the answer. A body announced or found larger than that is not worth reading: the connection
+ * is closed (and the client may then see the reset).
+ */
+function refusedBody(req: FastifyRequest, reply: FastifyReply): void {
+  if (!hasBody(req)) return;
+  if (Number(req.headers['content-length']) > LINGER_BYTES) {
+    reply.header('connection', 'close');
+    return;
+  }
+  const raw = req.raw;
+  let n = 0;
+  raw.on('data', (c: Buffer) => {
+    if ((n += c.length) > LINGER_BYTES) raw.socket?.destroy();
+  });
+}
+
 export function openAIError(err: FastifyError | Error, bodyLimit?: number): GatewayError {
   if (err instanceof GatewayError) return err;
   const e = err as FastifyError;
@@ -100,13 +124,15 @@ export function buildDataPlane(gw: Gateway): FastifyInstance {
     if (gw.ledger.refusing) {
       // settings.ledger_when_unwritable: refuse — no request is served that cannot be recorded
       const g = gatewayError('ledger_unavailable', 'The usage ledger cannot be written right now, and this gateway is set to refuse requests it cannot record; try again shortly.', { headers: { 'retry-after': '5' } });
-      reply.header('connection', 'close').code(503).headers(g.headers).send(g.body());
+      refusedBody(req, reply);
+      reply.code(503).headers(g.headers).send(g.body());
       return;
     }
     if (gw.auditRefusing) {
       // settings.audit.fail_closed: admin_and_data — no request is served that cannot be audited
       const g = gatewayError('audit_unavailable', 'The audit log cannot be written right now, and this gateway is set to refuse requests it cannot audit; try again shortly.', { headers: { 'retry-after': '5' } });
-      reply.header('connection', 'close').code(503).headers(g.headers).send(g.body());
+      refusedBody(req, reply);
+      reply.code(503).headers(g.headers).send(g.body());
       return;
     }
     try {
@@ -114,7 +140,7 @@ export function buildDataPlane(gw: Gateway): FastifyInstance {
     } catch (e) {
       const g = e instanceof GatewayError ? e : openAIError(e as Error);
       gw.pipeline.recordRejected(kind, id, req.headers, g);
-      if (hasBody(req)) reply.header('connection', 'close'); // the unread body is not worth keeping the connection for
+      refusedBody(req, reply);
       reply.code(g.status).headers(g.headers).send(gw.pipeline.errorBody(kind, g));
       return;
     }
@@ -127,7 +153,7 @@ export function buildDataPlane(gw: Gateway): FastifyInstance {
       (req as RequestWithId).airlockKey = authenticate(gw.snapshot, gw.secrets, req.headers);
     } catch (e) {
       const g = e instanceof GatewayError ? e : openAIError(e as Error);
-      if (hasBody(req)) reply.header('connection', 'close');
+      refusedBody(req, reply);
       reply.code(g.status).headers(g.headers).send(gw.pipeline.errorBody(protocol, g));
       return;
     }

@@ -584,6 +584,52 @@ describe('data plane: nothing read before the key, nesting is the client\'s faul
     assert.equal(ledger.body.data[0].status, 401, 'the refusal is in the ledger');
   });
 
+  test('keyless bodies up to 1 MiB are read and dropped, not kept: every client reads its 401 (never a reset), and the connection serves the next request', async () => {
+    const u = new URL(gw.dataUrl);
+    const body = Buffer.alloc(900 * 1024, 'a');
+    const before = rssKb();
+    // half announce their length, half are chunked (the size is known only as it arrives)
+    const one = (i: number) =>
+      new Promise<number | string>((resolve) => {
+        const headers: Record<string, string> = { 'content-type': 'application/json' };
+        if (i % 2 === 0) headers['content-length'] = String(body.length);
+        const req = http.request({ host: u.hostname, port: Number(u.port), method: 'POST', path: '/v1/chat/completions', agent: false, headers }, (res) => {
+          res.resume();
+          res.on('end', () => resolve(res.statusCode ?? 0));
+        });
+        req.on('error', (e: NodeJS.ErrnoException) => resolve(`${e.code ?? e.message}`));
+        if (i % 2 === 0) req.end(body);
+        else {
+          for (let k = 0; k < body.length; k += 64 * 1024) req.write(body.subarray(k, k + 64 * 1024));
+          req.end();
+        }
+      });
+    const statuses = await Promise.all(Array.from({ length: 40 }, (_, i) => one(i)));
+    assert.deepEqual(statuses, Array.from({ length: 40 }, () => 401), statuses.join(','));
+    const grew = (rssKb() - before) / 1024;
+    assert.ok(grew < 60, `RSS grew by ${grew.toFixed(0)} MB for 36 MB of keyless bodies`);
+
+    // on one keep-alive connection: a refused body, then a keyed request on the same socket
+    const agent = new http.Agent({ keepAlive: true, maxSockets: 1 });
+    try {
+      const send = (method: string, path: string, headers: Record<string, string>, data?: Buffer) =>
+        new Promise<{ status: number; reused: boolean }>((resolve, reject) => {
+          const req = http.request({ host: u.hostname, port: Number(u.port), method, path, agent, headers }, (res) => {
+            res.resume();
+            res.on('end', () => resolve({ status: res.statusCode ?? 0, reused: req.reusedSocket }));
+          });
+          req.on('error', reject);
+          req.end(data);
+        });
+      const refused = await send('POST', '/v1/chat/completions', { 'content-type': 'application/json', 'content-length': String(300 * 1024) }, Buffer.alloc(300 * 1024, 'b'));
+      assert.equal(refused.status, 401);
+      const next = await send('GET', '/v1/models', { authorization: `Bearer ${TEST_KEY}` });
+      assert.deepEqual(next, { status: 200, reused: true }, 'the refused body was read to its end and the connection kept');
+    } finally {
+      agent.destroy();
+    }
+  });
+
   test('5,000 nested arrays: 400 naming the nesting, never a 502, and the breaker of the healthy upstream stays closed', async () => {
     const deep = '['.repeat(5000) + ']'.repeat(5000);
     for (let i = 0; i < 5; i++) {
