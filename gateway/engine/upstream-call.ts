@@ -189,6 +189,13 @@ class UpstreamCall implements UpstreamAnswer, UpstreamBody, Dispatcher.DispatchH
 
   // ---- the caller's side ----
 
+  /** let undici read the socket again, if onData paused it */
+  private resume(): void {
+    if (!this.paused) return;
+    this.paused = false;
+    this.resumeSocket?.();
+  }
+
   abort(e: Error): void {
     if (this.complete || this.failure !== undefined) return;
     if (this.cut) this.cut(e);
@@ -208,28 +215,19 @@ class UpstreamCall implements UpstreamAnswer, UpstreamBody, Dispatcher.DispatchH
     if (this.complete || this.failure !== undefined || this.discarding !== undefined) return;
     this.discarding = limit;
     this.queue = [];
-    if (this.paused) {
-      this.paused = false;
-      this.resumeSocket?.();
-    }
+    this.resume();
   }
 
   next(): Promise<IteratorResult<Buffer, undefined>> {
     const q = this.queue;
     if (q.length) {
       const value = q.shift()!;
-      if (this.paused && q.length < LOW_WATER) {
-        this.paused = false;
-        this.resumeSocket?.();
-      }
+      if (q.length < LOW_WATER) this.resume();
       return Promise.resolve({ value, done: false });
     }
     if (this.failure !== undefined) return Promise.reject(this.failure);
     if (this.complete) return Promise.resolve({ value: undefined, done: true });
-    if (this.paused) {
-      this.paused = false;
-      this.resumeSocket?.();
-    }
+    this.resume();
     return new Promise((resolve, reject) => {
       this.waiter = { resolve, reject };
     });
@@ -242,17 +240,14 @@ class UpstreamCall implements UpstreamAnswer, UpstreamBody, Dispatcher.DispatchH
     let n = 0;
     for (const p of parts) n += p.length;
     if (declared > limit || n > limit) {
-      // a content-length over the limit: nothing more is read
+      // announced (content-length) or already queued over the limit: nothing more is read
       this.destroy();
       return Promise.reject(overLimit());
     }
     if (this.complete) return Promise.resolve(parts.length === 1 ? parts[0]! : Buffer.concat(parts, n));
     return new Promise<Buffer>((resolve, reject) => {
       this.collector = { parts, n, limit, overLimit, resolve, reject };
-      if (this.paused) {
-        this.paused = false;
-        this.resumeSocket?.();
-      }
+      this.resume();
     });
   }
 

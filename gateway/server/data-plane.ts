@@ -41,7 +41,7 @@ function hasBody(req: FastifyRequest): boolean {
 }
 
 /** Most of a body refused from the headers that is read and dropped (see refusedBody). */
-export const LINGER_BYTES = 1024 * 1024;
+const LINGER_BYTES = 1024 * 1024;
 
 /**
  * A request refused from its headers (no valid key, the ledger or the audit log unwritable) whose
