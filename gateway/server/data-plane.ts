@@ -40,28 +40,43 @@ function hasBody(req: FastifyRequest): boolean {
   return len !== '0' && (len !== undefined || req.headers['transfer-encoding'] !== undefined);
 }
 
-/** Most of a body refused from the headers that is read and dropped (see refusedBody). */
+/** Most of a body refused from the headers that is read and dropped (see refuse). */
 const LINGER_BYTES = 1024 * 1024;
 
 /**
- * A request refused from its headers (no valid key, the ledger or the audit log unwritable) whose
- * body was not read: up to LINGER_BYTES of it are read and dropped, never kept, so the client reads
- * the refusal and its connection serves the next request. A server that closes a connection with
- * bytes still unread resets it, and a client still sending its body then sees a broken pipe instead
- * of the answer. A body announced or found larger than that is not worth reading: the connection
- * is closed (and the client may then see the reset).
+ * Answers a request refused from its headers (no valid key, the ledger or the audit log
+ * unwritable) whose body was not read. Up to LINGER_BYTES of the body are read and dropped, never
+ * kept, and the refusal is sent once the body has ended: a server that answers and closes while
+ * the client is still sending (Node closes after the answer when the client asked for
+ * `Connection: close`) resets the connection under the rest of the body, and the client sees a
+ * broken pipe instead of the answer. Answered after the body, the client reads its refusal and its
+ * connection serves the next request. A body announced larger than that is not worth reading: it
+ * is answered at once with `Connection: close` (and the client may then see the reset); a chunked
+ * one found larger as it arrives is answered then, with the same header.
  */
-function refusedBody(req: FastifyRequest, reply: FastifyReply): void {
-  if (!hasBody(req)) return;
+function refuse(req: FastifyRequest, reply: FastifyReply, answer: () => void): void {
+  if (!hasBody(req)) return answer();
   if (Number(req.headers['content-length']) > LINGER_BYTES) {
     reply.header('connection', 'close');
-    return;
+    return answer();
   }
   const raw = req.raw;
   let n = 0;
-  raw.on('data', (c: Buffer) => {
-    if ((n += c.length) > LINGER_BYTES) raw.socket?.destroy();
-  });
+  let answered = false;
+  const once = () => {
+    if (answered) return;
+    answered = true;
+    raw.off('data', count);
+    answer();
+  };
+  const count = (c: Buffer) => {
+    if ((n += c.length) <= LINGER_BYTES) return;
+    reply.header('connection', 'close');
+    once();
+  };
+  raw.on('data', count);
+  raw.once('end', once);
+  raw.once('close', once); // the client went away (or the request timed out) before the end
 }
 
 export function openAIError(err: FastifyError | Error, bodyLimit?: number): GatewayError {
@@ -124,15 +139,13 @@ export function buildDataPlane(gw: Gateway): FastifyInstance {
     if (gw.ledger.refusing) {
       // settings.ledger_when_unwritable: refuse — no request is served that cannot be recorded
       const g = gatewayError('ledger_unavailable', 'The usage ledger cannot be written right now, and this gateway is set to refuse requests it cannot record; try again shortly.', { headers: { 'retry-after': '5' } });
-      refusedBody(req, reply);
-      reply.code(503).headers(g.headers).send(g.body());
+      refuse(req, reply, () => { reply.code(503).headers(g.headers).send(g.body()); });
       return;
     }
     if (gw.auditRefusing) {
       // settings.audit.fail_closed: admin_and_data — no request is served that cannot be audited
       const g = gatewayError('audit_unavailable', 'The audit log cannot be written right now, and this gateway is set to refuse requests it cannot audit; try again shortly.', { headers: { 'retry-after': '5' } });
-      refusedBody(req, reply);
-      reply.code(503).headers(g.headers).send(g.body());
+      refuse(req, reply, () => { reply.code(503).headers(g.headers).send(g.body()); });
       return;
     }
     try {
@@ -140,8 +153,7 @@ export function buildDataPlane(gw: Gateway): FastifyInstance {
     } catch (e) {
       const g = e instanceof GatewayError ? e : openAIError(e as Error);
       gw.pipeline.recordRejected(kind, id, req.headers, g);
-      refusedBody(req, reply);
-      reply.code(g.status).headers(g.headers).send(gw.pipeline.errorBody(kind, g));
+      refuse(req, reply, () => { reply.code(g.status).headers(g.headers).send(gw.pipeline.errorBody(kind, g)); });
       return;
     }
     done();
@@ -153,8 +165,7 @@ export function buildDataPlane(gw: Gateway): FastifyInstance {
       (req as RequestWithId).airlockKey = authenticate(gw.snapshot, gw.secrets, req.headers);
     } catch (e) {
       const g = e instanceof GatewayError ? e : openAIError(e as Error);
-      refusedBody(req, reply);
-      reply.code(g.status).headers(g.headers).send(gw.pipeline.errorBody(protocol, g));
+      refuse(req, reply, () => { reply.code(g.status).headers(g.headers).send(gw.pipeline.errorBody(protocol, g)); });
       return;
     }
     done();

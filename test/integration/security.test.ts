@@ -7,6 +7,7 @@
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import http from 'node:http';
+import net from 'node:net';
 import fs from 'node:fs';
 import { ADMIN_TOKEN, TEST_KEY, basicConfig, eventually, runCli, startGateway, tmpDir, writeConfig, type RunningGateway } from '../helpers/gateway.js';
 import { startUpstream, type TestUpstream } from '../helpers/upstream.js';
@@ -628,6 +629,45 @@ describe('data plane: nothing read before the key, nesting is the client\'s faul
     } finally {
       agent.destroy();
     }
+  });
+
+  test('a client that asks to close and is still sending when refused reads its whole 401, never a reset (announced and chunked bodies)', async () => {
+    // The client sends half its body, pauses, sends the rest: a gateway that answered and closed
+    // while the body was still coming would reset the connection under the second half.
+    const u = new URL(gw.dataUrl);
+    const exchange = (chunked: boolean) =>
+      new Promise<{ answer: string; error?: string }>((resolve) => {
+        const half = Buffer.alloc(200 * 1024, 'c');
+        const s = net.connect({ port: Number(u.port), host: u.hostname, allowHalfOpen: true }); // an uploading client goes on sending after the answer
+        const got: Buffer[] = [];
+        let error: string | undefined;
+        s.on('data', (c: Buffer) => got.push(c));
+        s.on('error', (e: NodeJS.ErrnoException) => { error = e.code ?? e.message; });
+        s.on('close', () => resolve({ answer: Buffer.concat(got).toString('latin1'), error }));
+        const part = (b: Buffer) => (chunked ? Buffer.concat([Buffer.from(`${b.length.toString(16)}\r\n`), b, Buffer.from('\r\n')]) : b);
+        s.write(`POST /v1/chat/completions HTTP/1.1\r\nhost: ${u.host}\r\ncontent-type: application/json\r\nconnection: close\r\n${chunked ? 'transfer-encoding: chunked' : `content-length: ${2 * half.length}`}\r\n\r\n`);
+        s.write(part(half));
+        setTimeout(() => {
+          s.write(part(half));
+          if (chunked) s.write('0\r\n\r\n');
+          s.end();
+        }, 300);
+      });
+    for (const chunked of [false, true]) {
+      const r = await exchange(chunked);
+      assert.equal(r.error, undefined, `chunked=${chunked}: ${r.error}`);
+      assert.match(r.answer, /^HTTP\/1\.1 401 /, `chunked=${chunked}`);
+      assert.match(r.answer, /"code":"invalid_api_key"|"code":"missing_api_key"/, `chunked=${chunked}: the whole refusal was read`);
+    }
+    // a refused client that goes away half-way through its body: nothing waits on it
+    await new Promise<void>((resolve) => {
+      const s = net.connect(Number(u.port), u.hostname, () => {
+        s.write(`POST /v1/chat/completions HTTP/1.1\r\nhost: ${u.host}\r\ncontent-type: application/json\r\ncontent-length: 500000\r\n\r\n`);
+        s.write(Buffer.alloc(100_000, 'd'), () => setTimeout(() => { s.destroy(); resolve(); }, 50));
+      });
+    });
+    const after = await raw(gw.dataUrl, 'GET', '/v1/models', { authorization: `Bearer ${TEST_KEY}` });
+    assert.equal(after.status, 200, show(after));
   });
 
   test('5,000 nested arrays: 400 naming the nesting, never a 502, and the breaker of the healthy upstream stays closed', async () => {
