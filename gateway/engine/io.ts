@@ -1,16 +1,6 @@
-// I/O helpers: reading a short upstream body as text, and waiting for a slow client. (The
-// attempt's own upstream bodies are read through upstream-call.ts.)
+// I/O helpers: waiting for a slow client, and a sleep that ends with its signal. (Upstream
+// bodies are read through upstream-call.ts.)
 import type { ServerResponse } from 'node:http';
-import type { Dispatcher } from 'undici';
-
-export async function readText(body: Dispatcher.ResponseData['body'], limit: number): Promise<string> {
-  let s = '';
-  for await (const chunk of body as AsyncIterable<Buffer>) {
-    s += chunk.toString('utf8');
-    if (s.length >= limit) break; // the rest is not read: leaving the loop destroys the body (the connection is cut)
-  }
-  return s.slice(0, limit);
-}
 
 export function drain(res: ServerResponse, signal: AbortSignal): Promise<void> {
   // A client already gone fires neither 'drain' nor 'close' again: waiting would hold the slot forever.

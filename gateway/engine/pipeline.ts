@@ -152,7 +152,8 @@ export class Pipeline {
         if (ctx.responseHeaders) for (const h in ctx.responseHeaders) res.setHeader(h, ctx.responseHeaders[h]!);
       }
       admitted = true;
-      await guardInput(this.d.guards, ctx);
+      const guarding = guardInput(this.d.guards, ctx);
+      if (guarding) await guarding;
       await this.callUpstream(ctx, res);
     } catch (e) {
       this.fail(ctx, e, res);

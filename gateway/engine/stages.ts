@@ -218,9 +218,22 @@ export function guardFailed(guard: string, e: unknown): GatewayError {
   return gatewayError('guard_failed', `Guardrail "${guard}" failed: ${(e as Error)?.message ?? String(e)}`);
 }
 
-export async function guardInput(g: Guards, ctx: RequestContext): Promise<void> {
-  for (const x of g.input) {
-    if (x.appliesTo && !x.appliesTo(ctx)) continue;
+/** The input guards' checks, in order; undefined when none applies, so an unguarded request takes
+ * no extra turn. */
+export function guardInput(g: Guards, ctx: RequestContext): Promise<void> | undefined {
+  const xs = g.input;
+  for (let i = 0; i < xs.length; i++) {
+    const x = xs[i]!;
+    if (!x.appliesTo || x.appliesTo(ctx)) return checkInput(xs, i, ctx);
+  }
+  return undefined;
+}
+
+/** xs[first] applies (already asked); the ones after it are asked in their turn. */
+async function checkInput(xs: Guards['input'], first: number, ctx: RequestContext): Promise<void> {
+  for (let i = first; i < xs.length; i++) {
+    const x = xs[i]!;
+    if (i > first && x.appliesTo && !x.appliesTo(ctx)) continue;
     try {
       await x.check(ctx);
     } catch (e) {

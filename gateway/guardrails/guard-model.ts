@@ -4,10 +4,10 @@
 // policy's timeout and its explicit fail-open or fail-closed choice. The guard's calls are the
 // gateway's own: they never count against the upstream's circuit breaker, take no concurrency
 // slot from the clients and leave no ledger row; the decision is a guardrail event as any other.
-import { readText } from '../engine/io.js';
 import type { Runtime } from '../engine/runtime.js';
 import { orderTargets } from '../engine/router.js';
 import type { Snapshot } from '../engine/snapshot.js';
+import { dispatchCall } from '../engine/upstream-call.js';
 
 export interface GuardModelSpec {
   model: string;
@@ -46,18 +46,21 @@ export function guardModelClient(runtime: Runtime): GuardModelClient {
       const headers: Record<string, string> = { 'content-type': 'application/json' };
       if (ep.config.apiKey) headers.authorization = `Bearer ${ep.config.apiKey}`;
       const base = ep.config.type === 'ollama' && !/\/v1$/.test(ep.config.basePath) ? `${ep.config.basePath}/v1` : ep.config.basePath;
+      if (signal.aborted) break; // the one timeout is spent
+      const c = dispatchCall(ep.pool, {
+        method: 'POST',
+        path: `${base}/chat/completions`,
+        headers,
+        body: JSON.stringify({ model: t.upstreamModel, messages, max_tokens: 16, temperature: 0 }),
+        headersTimeout: spec.timeout_ms,
+        bodyTimeout: spec.timeout_ms,
+      });
+      const stop = () => c.abort(signal.reason as Error);
+      signal.addEventListener('abort', stop, { once: true });
       try {
-        const up = await ep.pool.request({
-          method: 'POST',
-          path: `${base}/chat/completions`,
-          headers,
-          body: JSON.stringify({ model: t.upstreamModel, messages, max_tokens: 16, temperature: 0 }),
-          signal,
-          headersTimeout: spec.timeout_ms,
-          bodyTimeout: spec.timeout_ms,
-        });
+        const up = await c.answer;
         // a classifier's answer is a few words: 64 kB is plenty, more is cut
-        const body = await readText(up.body, 64 * 1024);
+        const body = await up.body.text(64 * 1024);
         if (up.statusCode !== 200) {
           failures.push(`${t.id}: status ${up.statusCode}`);
           continue;
@@ -72,8 +75,11 @@ export function guardModelClient(runtime: Runtime): GuardModelClient {
       } catch (e) {
         if (signal.aborted) return { verdict: 'failed', reason: `the guard model "${spec.model}" did not answer within ${spec.timeout_ms} ms` };
         failures.push(`${t.id}: ${(e as Error).message}`);
+      } finally {
+        signal.removeEventListener('abort', stop);
       }
     }
+    if (signal.aborted) return { verdict: 'failed', reason: `the guard model "${spec.model}" did not answer within ${spec.timeout_ms} ms` };
     return { verdict: 'failed', reason: `the guard model "${spec.model}" could not be asked (${failures.join('; ') || 'no available target'})` };
   };
 }
