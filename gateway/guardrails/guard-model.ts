@@ -52,8 +52,10 @@ export function guardModelClient(runtime: Runtime): GuardModelClient {
         path: `${base}/chat/completions`,
         headers,
         body: JSON.stringify({ model: t.upstreamModel, messages, max_tokens: 16, temperature: 0 }),
-        headersTimeout: spec.timeout_ms,
-        bodyTimeout: spec.timeout_ms,
+        // the policy's timeout is the signal's: undici's own timers only back it up (set equal,
+        // they raced it, and a hung classifier was reported as "could not be asked")
+        headersTimeout: spec.timeout_ms + 1000,
+        bodyTimeout: spec.timeout_ms + 1000,
       });
       const stop = () => c.abort(signal.reason as Error);
       signal.addEventListener('abort', stop, { once: true });
