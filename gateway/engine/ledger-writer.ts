@@ -4,6 +4,7 @@
 // keeps rows it could not write and retries; the main thread learns of every commit and every
 // failure (gateway/engine/ledger.ts).
 import type { PartContext, PartWriter } from '../store/recorder-protocol.js';
+import { refreshSessions } from '../store/trace-sessions.js';
 import { LEDGER_COLUMNS, type LedgerValue, type ToWorker, type FromWorker } from './ledger-protocol.js';
 
 export interface LedgerWriterInit {
@@ -60,7 +61,13 @@ export function ledgerWriter({ db, send: post, pace }: PartContext, init: unknow
         break;
       case 'prune':
         try {
-          const n = db.prepare(`DELETE FROM ledger WHERE ts < ?`).run(m.before).changes;
+          const n = db
+            .transaction(() => {
+              const gone = db.prepare(`DELETE FROM ledger WHERE ts < ?`).run(m.before).changes;
+              if (gone) refreshSessions(db, m.before); // the workflows that lost a step (trace-sessions.ts)
+              return gone;
+            })
+            .immediate();
           send({ type: 'pruned', rows: n, id: m.id });
         } catch (e) {
           send({ type: 'pruned', rows: 0, id: m.id, error: (e as Error).message });

@@ -454,6 +454,72 @@ CREATE INDEX ledger_session ON ledger(session, ts) WHERE session IS NOT NULL;
 CREATE INDEX trace_spans_span ON trace_spans(span_id);
 `,
   },
+  {
+    version: 26,
+    name: 'trace-sessions',
+    // GET /sessions (the Traces page's workflows) aggregated every step of every session in both
+    // stores on each read: ~3.5 s at the span store's default cap of 1,000,000 spans, on the thread
+    // that serves requests (bench/trace-reads.ts). trace_sessions holds one row per workflow, kept by
+    // triggers on the two stores' inserts: its latest end (the list's order), its earliest start,
+    // and what narrows a filtered list: the steps' distinct teams, keys and models (each set a text
+    // that starts and ends with char(31) between its names, NULL once longer than 1 kB: then not
+    // used to narrow) and how many steps failed or not. A read walks it newest first and aggregates
+    // only the sessions it shows, from the stores (span-store.ts listSessions). A prune of the
+    // stores refreshes \`first\` of the sessions it may have touched and deletes those left without a
+    // step (store/trace-sessions.ts); a read skips a session whose steps are gone in between.
+    sql: `
+CREATE TABLE trace_sessions (
+  session TEXT PRIMARY KEY,
+  first REAL,
+  last REAL NOT NULL,
+  teams TEXT,
+  keys TEXT,
+  models TEXT,
+  errors INTEGER NOT NULL,
+  oks INTEGER NOT NULL
+) STRICT, WITHOUT ROWID;
+CREATE TRIGGER trace_spans_session_step AFTER INSERT ON trace_spans
+WHEN NEW.session IS NOT NULL AND NEW.kind IN ('model', 'tool')
+BEGIN
+  INSERT INTO trace_sessions (session, first, last, teams, keys, models, errors, oks)
+  VALUES (NEW.session, NEW.start, NEW.end, CASE WHEN NEW.team IS NULL THEN char(31) ELSE char(31) || NEW.team || char(31) END, CASE WHEN NEW.key_name IS NULL THEN char(31) ELSE char(31) || NEW.key_name || char(31) END, CASE WHEN NEW.model IS NULL THEN char(31) ELSE char(31) || NEW.model || char(31) END, NEW.status = 'error', NEW.status <> 'error')
+  ON CONFLICT (session) DO UPDATE SET
+    first = min(COALESCE(first, excluded.first), excluded.first),
+    last = max(last, excluded.last),
+    teams = CASE WHEN NEW.team IS NULL OR teams IS NULL OR instr(teams, char(31) || NEW.team || char(31)) > 0 THEN teams WHEN length(teams) > 1024 THEN NULL ELSE teams || NEW.team || char(31) END,
+    keys = CASE WHEN NEW.key_name IS NULL OR keys IS NULL OR instr(keys, char(31) || NEW.key_name || char(31)) > 0 THEN keys WHEN length(keys) > 1024 THEN NULL ELSE keys || NEW.key_name || char(31) END,
+    models = CASE WHEN NEW.model IS NULL OR models IS NULL OR instr(models, char(31) || NEW.model || char(31)) > 0 THEN models WHEN length(models) > 1024 THEN NULL ELSE models || NEW.model || char(31) END,
+    errors = errors + excluded.errors,
+    oks = oks + excluded.oks;
+END;
+CREATE TRIGGER ledger_session_step AFTER INSERT ON ledger
+WHEN NEW.session IS NOT NULL AND NEW.trace IS NOT NULL
+BEGIN
+  INSERT INTO trace_sessions (session, first, last, teams, keys, models, errors, oks)
+  VALUES (NEW.session, NEW.ts, NEW.ts + NEW.latency_ms, CASE WHEN NEW.team IS NULL THEN char(31) ELSE char(31) || NEW.team || char(31) END, CASE WHEN NEW.key_name IS NULL THEN char(31) ELSE char(31) || NEW.key_name || char(31) END, CASE WHEN COALESCE(NEW.alias, NEW.requested_model) IS NULL THEN char(31) ELSE char(31) || COALESCE(NEW.alias, NEW.requested_model) || char(31) END, 0, 1)
+  ON CONFLICT (session) DO UPDATE SET
+    first = min(COALESCE(first, excluded.first), excluded.first),
+    last = max(last, excluded.last),
+    teams = CASE WHEN NEW.team IS NULL OR teams IS NULL OR instr(teams, char(31) || NEW.team || char(31)) > 0 THEN teams WHEN length(teams) > 1024 THEN NULL ELSE teams || NEW.team || char(31) END,
+    keys = CASE WHEN NEW.key_name IS NULL OR keys IS NULL OR instr(keys, char(31) || NEW.key_name || char(31)) > 0 THEN keys WHEN length(keys) > 1024 THEN NULL ELSE keys || NEW.key_name || char(31) END,
+    models = CASE WHEN COALESCE(NEW.alias, NEW.requested_model) IS NULL OR models IS NULL OR instr(models, char(31) || COALESCE(NEW.alias, NEW.requested_model) || char(31)) > 0 THEN models WHEN length(models) > 1024 THEN NULL ELSE models || COALESCE(NEW.alias, NEW.requested_model) || char(31) END,
+    errors = errors + excluded.errors,
+    oks = oks + excluded.oks;
+END;
+WITH steps AS (
+  SELECT session, start, end, status, team, key_name, model FROM trace_spans WHERE session IS NOT NULL AND kind IN ('model', 'tool')
+  UNION ALL
+  SELECT session, ts, ts + latency_ms, 'ok', team, key_name, COALESCE(alias, requested_model) FROM ledger WHERE session IS NOT NULL AND trace IS NOT NULL
+),
+  base AS (SELECT session, MIN(start) AS first, MAX(end) AS last, SUM(status = 'error') AS errors, SUM(status <> 'error') AS oks FROM steps GROUP BY session),
+  t AS (SELECT session, char(31) || group_concat(v, char(31)) || char(31) AS v FROM (SELECT DISTINCT session, team AS v FROM steps WHERE team IS NOT NULL) GROUP BY session),
+  k AS (SELECT session, char(31) || group_concat(v, char(31)) || char(31) AS v FROM (SELECT DISTINCT session, key_name AS v FROM steps WHERE key_name IS NOT NULL) GROUP BY session),
+  m AS (SELECT session, char(31) || group_concat(v, char(31)) || char(31) AS v FROM (SELECT DISTINCT session, model AS v FROM steps WHERE model IS NOT NULL) GROUP BY session)
+INSERT INTO trace_sessions (session, first, last, teams, keys, models, errors, oks)
+SELECT base.session, first, last, CASE WHEN length(t.v) > 1024 THEN NULL ELSE COALESCE(t.v, char(31)) END, CASE WHEN length(k.v) > 1024 THEN NULL ELSE COALESCE(k.v, char(31)) END, CASE WHEN length(m.v) > 1024 THEN NULL ELSE COALESCE(m.v, char(31)) END, errors, oks
+FROM base LEFT JOIN t ON t.session = base.session LEFT JOIN k ON k.session = base.session LEFT JOIN m ON m.session = base.session;
+`,
+  },
 ];
 
 export const LATEST_VERSION = MIGRATIONS[MIGRATIONS.length - 1]!.version;

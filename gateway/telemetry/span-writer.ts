@@ -8,6 +8,7 @@
 // row is one string (flat value arrays cost a clone per value and kept ~10 young objects per
 // row alive until the batch was posted). Batches it could not write are kept (bounded) and tried
 // again.
+import { refreshSessions } from '../store/trace-sessions.js';
 import type { PartContext, PartWriter } from '../store/recorder-protocol.js';
 import type { SpanData } from './span.js';
 
@@ -238,6 +239,7 @@ export function spanWriter({ db, send: post, pace }: PartContext): PartWriter {
               let ledgerCut: [number, number] | undefined;
               let deleted = 0;
               let fromSpans = 0;
+              let newest = -Infinity; // the latest start (or ledger time) of what goes
               for (;;) {
                 const a = spans.peek();
                 const b = rows.peek();
@@ -245,6 +247,7 @@ export function spanWriter({ db, send: post, pace }: PartContext): PartWriter {
                 const takeSpans = a !== undefined && (b === undefined || a[1] <= b[1]);
                 const start = takeSpans ? a[1] : b![1];
                 if (start >= m.olderThan && deleted >= excess) break;
+                if (start > newest) newest = start;
                 if (takeSpans) {
                   deleted += a[2];
                   fromSpans += a[2];
@@ -258,6 +261,7 @@ export function spanWriter({ db, send: post, pace }: PartContext): PartWriter {
               }
               if (cut !== undefined) byRowid.run(cut);
               if (ledgerCut) ledgerClear.run(ledgerCut[1], ledgerCut[0]);
+              if (deleted) refreshSessions(db, newest);
               total -= fromSpans;
               return { deleted, total };
             })
