@@ -18,12 +18,12 @@ import {
 import { guardrailSchema, guardrailTestSchema, type GuardrailSpec } from '../config/guardrails-schema.js';
 import { compilePolicy, evaluateTexts, Placeholders } from '../guardrails/policy.js';
 import { policiesOf } from '../guardrails/engine.js';
-import { guardrailHitSeries, recentGuardrailEvents } from '../guardrails/events.js';
+import { recentGuardrailEvents } from '../guardrails/events.js';
 import { exportConfig, formatChange, type ApplyResult, type StoredState } from '../store/config-store.js';
-import { USAGE_FILTERS, usageAggregates, usageTimeseries, type UsageFilter, type UsageQuery } from '../engine/ledger.js';
+import { USAGE_FILTERS, type UsageFilter, type UsageQuery } from '../engine/ledger.js';
 import { budgetReport } from '../governance/reports.js';
 import { probe } from '../engine/health.js';
-import { listSessions, recentTraces, traceById, traceOfRequest, tracesOfSessionRead, type SessionQuery } from '../telemetry/span-store.js';
+import { traceById, traceOfRequest, type SessionQuery } from '../telemetry/span-store.js';
 import { isOwnRequestId } from '../telemetry/span.js';
 import { VERSION } from '../version.js';
 import { registerAdminApp } from './static.js';
@@ -543,7 +543,7 @@ export function buildAdminPlane(gw: Gateway): FastifyInstance {
       tag = { key: query.tag.slice(0, eq), value: query.tag.slice(eq + 1) };
     }
     const q: UsageQuery = { group_by: g as UsageQuery['group_by'], from: time(query.from, 'from'), to: time(query.to, 'to'), where, tag };
-    return { group_by: q.group_by, from: q.from ?? null, to: q.to ?? null, cost_unit: gw.snapshot.settings.cost_unit, filters: { ...where, ...(query.tag ? { tag: query.tag } : {}) }, data: usageAggregates(gw.db, q) };
+    return { group_by: q.group_by, from: q.from ?? null, to: q.to ?? null, cost_unit: gw.snapshot.settings.cost_unit, filters: { ...where, ...(query.tag ? { tag: query.tag } : {}) }, data: await gw.adminReader.read('usageAggregates', q) };
   };
   app.get<{ Querystring: UsageParams }>(`${API}/usage`, { config: { access: 'auditor' } }, async (req) => usage(req.query));
   app.get<{ Querystring: UsageParams }>(`${API}/usage/summary`, { config: { access: 'auditor' } }, async (req) => usage(req.query));
@@ -569,7 +569,7 @@ export function buildAdminPlane(gw: Gateway): FastifyInstance {
   // Requests, errors, tokens, cost and latency percentiles per time bucket (every bucket present).
   app.get<{ Querystring: { from?: string; to?: string; buckets?: string } }>(`${API}/usage/timeseries`, { config: { access: 'auditor' } }, async (req): Promise<Timeseries> => {
     await gw.ledger.flushed();
-    return usageTimeseries(gw.db, timeWindow(req.query, 3_600_000, 60));
+    return gw.adminReader.read('usageTimeseries', timeWindow(req.query, 3_600_000, 60));
   });
 
   // Guardrail decisions: the most recent, and hits per policy over time.
@@ -585,7 +585,7 @@ export function buildAdminPlane(gw: Gateway): FastifyInstance {
     gw.guardrailEvents.flush();
     await gw.ledger.flushed();
     const w = timeWindow(req.query, 86_400_000, 24);
-    return guardrailHitSeries(gw.db, w.from, w.to, w.buckets, gw.store.state().guardrails);
+    return gw.adminReader.read('guardrailHitSeries', w.from, w.to, w.buckets, gw.store.state().guardrails);
   });
 
   // Workflow traces (gateway/telemetry/): what is queued is written first, so a request that has
@@ -605,8 +605,8 @@ export function buildAdminPlane(gw: Gateway): FastifyInstance {
     const session = text(req.query.session, 'session');
     // a workflow's traces are listed whole: a limit there would be ignored, so it is refused
     if (session !== undefined && req.query.limit !== undefined) throw validationError([{ path: ['limit'], message: 'applies to the recent traces only (without session): a session\'s traces are listed whole' }]);
-    if (session === undefined) return { data: recentTraces(gw.db, limitOf(req.query.limit, 50, 1000)) };
-    const read = tracesOfSessionRead(gw.db, session);
+    if (session === undefined) return { data: await gw.adminReader.read('recentTraces', limitOf(req.query.limit, 50, 1000)) };
+    const read = await gw.adminReader.read('tracesOfSessionRead', session);
     return read.truncated ? { data: read.traces, truncated: true } : { data: read.traces };
   });
   app.get<{ Params: { id: string } }>(`${API}/traces/:id`, { config: { access: 'auditor' } }, async (req): Promise<Trace> => {
@@ -653,7 +653,7 @@ export function buildAdminPlane(gw: Gateway): FastifyInstance {
       };
       await gw.telemetry.flush();
       try {
-        return listSessions(gw.db, query);
+        return await gw.adminReader.read('listSessions', query);
       } catch (e) {
         if (e instanceof CursorError) throw validationError([{ path: ['cursor'], message: e.message }]);
         throw e;

@@ -14,6 +14,7 @@ import { HealthChecker } from '../engine/health.js';
 import { TemporaryKeys } from '../engine/temporary-keys.js';
 import { Ledger } from '../engine/ledger.js';
 import { RecorderThread } from '../store/recorder.js';
+import { AdminReader } from './admin-reader.js';
 import { Metrics } from '../engine/metrics.js';
 import { Pipeline } from '../engine/pipeline.js';
 import { messagesAdapter } from '../engine/anthropic/messages.js';
@@ -76,6 +77,7 @@ export class Gateway {
   readonly ledger: Ledger;
   /** the writer thread the data plane's recorders share (ledger, audit summaries, trace spans) */
   readonly recorder: RecorderThread;
+  readonly adminReader: AdminReader;
   readonly metrics: Metrics;
   readonly pipeline: Pipeline;
   /** budgets, rate limits and fair shares: the pipeline's admission */
@@ -151,6 +153,8 @@ export class Gateway {
     });
     // one writer thread for what the data plane records: ledger rows, audit summaries, trace spans
     this.recorder = new RecorderThread(this.db.name, { dataDir: opts.dataDir, log: this.log });
+    // the admin plane's reads that scan, on a thread of their own (started at the first one)
+    this.adminReader = new AdminReader(this.db.name);
     this.ledger = Ledger.forDatabase(
       this.db,
       () => ({ maxPendingRows: this.snap.settings.ledger_max_pending_rows, whenUnwritable: this.snap.settings.ledger_when_unwritable }),
@@ -421,6 +425,7 @@ export class Gateway {
     await Promise.all([...apps.map((a) => a.close()), this.closeMcp()]);
     clearInterval(idle);
     clearTimeout(deadline);
+    await this.adminReader.close();
     await this.ledger.close();
     this.guardrailEvents.close();
     await this.telemetry.close();
