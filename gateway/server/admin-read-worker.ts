@@ -6,7 +6,7 @@
 import Database from 'better-sqlite3';
 import { parentPort, workerData } from 'node:worker_threads';
 import { usageAggregates, usageTimeseries } from '../engine/ledger.js';
-import { guardrailHitSeries } from '../guardrails/events.js';
+import { guardrailHitSeries } from '../guardrails/hit-series.js';
 import { CursorError } from '../store/cursor.js';
 import type { DB } from '../store/db.js';
 import { listSessions, recentTraces, tracesOfSessionRead } from '../telemetry/span-store.js';
