@@ -39,7 +39,12 @@ export class AdminReader {
     if (this.waiting.size === 0) w.ref();
     return new Promise<Result<K>>((resolve, reject) => {
       this.waiting.set(id, { worker: w, resolve: resolve as (v: unknown) => void, reject });
-      w.postMessage({ id, name, args } satisfies ReadRequest);
+      try {
+        w.postMessage({ id, name, args } satisfies ReadRequest);
+      } catch (e) {
+        // arguments that cannot be copied to the worker: this read fails, nothing waits for it
+        this.answer({ id, error: { message: (e as Error).message, cursor: false } });
+      }
     });
   }
 

@@ -27,6 +27,8 @@ test('admin reads run on their own connection in a worker, which stops when quie
     assert.deepEqual(usage.map((u) => u.group).sort(), ['ops', 'research']);
 
     await assert.rejects(reader.read('listSessions', { limit: 5, cursor: 'not-a-cursor' }), (e) => e instanceof CursorError && /not a cursor/.test(e.message));
+    // arguments that cannot be copied to the worker fail that read only
+    await assert.rejects(reader.read('listSessions', { limit: 5, team: (() => 'x') as unknown as string }), /could not be cloned/);
 
     await eventually(() => !reader.running || undefined, 'the worker goes after the quiet spell');
     usage = await reader.read('usageAggregates', { group_by: 'team', where: {} });
