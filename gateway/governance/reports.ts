@@ -28,14 +28,20 @@ export function budgetStatus(gov: Governance, s: Snapshot, scope: BudgetStatus['
   };
 }
 
-export function budgetReport(gov: Governance, s: Snapshot, db: DB, now = Date.now()): BudgetsBody {
+/** The users of `team` with requests in the ledger since `start` (a per-user budget lists them). */
+export function teamUsers(db: DB, team: string, start: number): string[] {
+  return db.prepare(`SELECT DISTINCT user FROM ledger WHERE team = ? AND ts >= ? AND user IS NOT NULL ORDER BY user`).pluck().all(team, start) as string[];
+}
+
+/** Every budget's status. `usersOf` lists a team's users in a period (teamUsers, which reads every
+ * ledger row of the team in it: the admin plane runs it in its reads' worker). */
+export async function budgetReport(gov: Governance, s: Snapshot, usersOf: (team: string, start: number) => Promise<string[]>, now = Date.now()): Promise<BudgetsBody> {
   const data: BudgetStatus[] = [];
-  const users = db.prepare(`SELECT DISTINCT user FROM ledger WHERE team = ? AND ts >= ? AND user IS NOT NULL ORDER BY user`).pluck();
   for (const t of s.teams.values()) {
     if (t.budget) data.push(budgetStatus(gov, s, 'team', t.name, t.name, `team:${t.name}`, t.budget, now));
     if (t.user_budget) {
       const start = periodBounds(t.user_budget.period, now, s.settings.budget_timezone).start;
-      for (const u of users.all(t.name, start) as string[]) data.push(budgetStatus(gov, s, 'user', u, t.name, `user:${t.name}/${u}`, t.user_budget, now));
+      for (const u of await usersOf(t.name, start)) data.push(budgetStatus(gov, s, 'user', u, t.name, `user:${t.name}/${u}`, t.user_budget, now));
     }
   }
   for (const k of s.keysByHash.values()) if (k.budget) data.push(budgetStatus(gov, s, 'key', k.name, k.team ?? null, `key:${k.name}`, k.budget, now));

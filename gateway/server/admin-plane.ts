@@ -550,7 +550,8 @@ export function buildAdminPlane(gw: Gateway): FastifyInstance {
   // Every budget: spent, reserved, limit, period and status.
   app.get(`${API}/budgets`, { config: { access: 'auditor' } }, async (): Promise<BudgetsBody> => {
     await gw.ledger.flushed();
-    return budgetReport(gw.governance, gw.snapshot, gw.db);
+    // the spend is the counters'; a team's users (for its per-user budget) are read in the worker
+    return budgetReport(gw.governance, gw.snapshot, (team, start) => gw.adminReader.read('teamUsers', team, start));
   });
 
   /** A time window in buckets from ?from&to&buckets (defaults: the last spanMs, in dfltBuckets). */

@@ -1,11 +1,12 @@
 // The admin plane's reads that scan (usage over the whole ledger, usage and guardrail time series,
-// the workflows list, recent traces), run in a worker thread on a connection of its own
+// the workflows list, recent traces, a team's users in a budget period), run in a worker thread on a connection of its own
 // (admin-reader.ts): an admin opening the Usage page over a year of ledger rows must not hold up
 // the event loop that serves the data plane. The connection is query-only; in WAL mode it reads
 // what was committed when each read began, beside the writers.
 import Database from 'better-sqlite3';
 import { parentPort, workerData } from 'node:worker_threads';
 import { usageAggregates, usageTimeseries } from '../engine/ledger.js';
+import { teamUsers } from '../governance/reports.js';
 import { guardrailHitSeries } from '../guardrails/hit-series.js';
 import { CursorError } from '../store/cursor.js';
 import type { DB } from '../store/db.js';
@@ -19,6 +20,7 @@ export const READS = {
   listSessions,
   recentTraces,
   tracesOfSessionRead,
+  teamUsers,
 } satisfies Record<string, (db: DB, ...args: never[]) => unknown>;
 
 export type ReadName = keyof typeof READS;

@@ -266,6 +266,15 @@ describe('budgets', () => {
     assert.equal(r.headers.get('retry-after'), null, 'a total budget never resets');
     assert.equal((await chat(gw, KEY('ub'), 'c', { user: 'ben' })).status, 200);
     assert.equal((await chat(gw, KEY('ub'), 'd')).status, 200, 'no end user: no user budget');
+    // GET /budgets lists each end user of the team that has used it, with that user's own spend
+    const users = ((await gw.admin('GET', '/budgets')).body.data as { scope: string; name: string; team: string; spent: number; status: string }[]).filter((b) => b.scope === 'user' && b.team === 'users');
+    assert.deepEqual(
+      users.map((b) => [b.name, b.spent, b.status]),
+      [
+        ['ann', 1, 'exceeded'],
+        ['ben', 1, 'exceeded'],
+      ],
+    );
   });
 
   test('200 parallel requests against a nearly spent budget: overspend bounded by the in-flight reservations; the spend survives a restart; raising the budget takes effect at once', async (t: TestContext) => {
