@@ -48,7 +48,7 @@ export class AdminReader {
     });
   }
 
-  /** Whether a worker is running (tests and metrics). */
+  /** Whether a worker is running (the tests look). */
   get running(): boolean {
     return this.worker !== undefined;
   }
