@@ -22,11 +22,20 @@ interface Exposition {
   values: Value[];
 }
 
-const SEP = '\u0001';
+/** a label's value as the exposition shows it (a missing one is empty) */
+const labelValue = (v: string | number | undefined): string => (typeof v === 'string' ? v : v === undefined ? '' : String(v));
+
+/** one level of the series tree: a label's value → the next level, or the series at the last */
+type Level<S> = Map<string, Level<S> | S>;
 
 abstract class Lite<L extends string, S> {
   readonly aggregator = 'sum' as const;
-  protected readonly series = new Map<string, { labels: Labels<L>; s: S }>();
+  /** every series, in the order they first appeared (the exposition's order) */
+  protected readonly series: { labels: Labels<L>; s: S }[] = [];
+  /** the series by their label values, one Map level per label name: a lookup is one Map.get per
+   * label of strings whose hashes V8 keeps (the model, team and endpoint names are the
+   * snapshot's strings), no key string built and hashed per update */
+  private root: Level<{ labels: Labels<L>; s: S }> = new Map();
 
   constructor(
     readonly name: string,
@@ -34,23 +43,35 @@ abstract class Lite<L extends string, S> {
     readonly labelNames: readonly L[],
   ) {}
 
-  protected entry(labels: Labels<L>, make: () => S): S {
+  /** a new series' state */
+  protected abstract fresh(): S;
+
+  protected entry(labels: Labels<L>): S {
     const names = this.labelNames;
-    let key = '';
-    for (let i = 0; i < names.length; i++) key += (i ? SEP : '') + labels[names[i]!];
-    let e = this.series.get(key);
+    const last = names.length - 1;
+    let level = this.root;
+    for (let i = 0; i < last; i++) {
+      const v = labelValue(labels[names[i]!]);
+      let next = level.get(v) as typeof level | undefined;
+      if (!next) level.set(v, (next = new Map()));
+      level = next;
+    }
+    const v = last < 0 ? '' : labelValue(labels[names[last]!]);
+    let e = level.get(v) as { labels: Labels<L>; s: S } | undefined;
     if (!e) {
       // a copy in label-name order: the exposition lists labels in that order
       const copy = {} as Record<L, string>;
-      for (const n of names) copy[n] = String(labels[n] ?? '');
-      e = { labels: copy, s: make() };
-      this.series.set(key, e);
+      for (const n of names) copy[n] = labelValue(labels[n]);
+      e = { labels: copy, s: this.fresh() };
+      level.set(v, e);
+      this.series.push(e);
     }
     return e.s;
   }
 
   reset(): void {
-    this.series.clear();
+    this.series.length = 0;
+    this.root = new Map();
   }
 
   /** Register with a prom-client Registry (which reads name, help, type and get()). */
@@ -63,14 +84,18 @@ abstract class Lite<L extends string, S> {
 export class LiteCounter<L extends string> extends Lite<L, { v: number }> {
   readonly type = 'counter';
 
+  protected fresh(): { v: number } {
+    return { v: 0 };
+  }
+
   inc(labels: Labels<L>, n = 1): void {
     if (!(n >= 0) || !Number.isFinite(n)) throw new TypeError(`counter ${this.name}: cannot add ${n}`);
-    this.entry(labels, () => ({ v: 0 })).v += n;
+    this.entry(labels).v += n;
   }
 
   get(): Promise<Exposition> {
     const values: Value[] = [];
-    for (const { labels, s } of this.series.values()) values.push({ labels: { ...labels }, value: s.v });
+    for (const { labels, s } of this.series) values.push({ labels: { ...labels }, value: s.v });
     return Promise.resolve({ name: this.name, help: this.help, type: this.type, aggregator: this.aggregator, values });
   }
 }
@@ -84,10 +109,14 @@ export class LiteHistogram<L extends string> extends Lite<L, { counts: Float64Ar
     this.bounds = [...buckets].sort((a, b) => a - b);
   }
 
+  protected fresh(): { counts: Float64Array; sum: number; count: number } {
+    return { counts: new Float64Array(this.bounds.length), sum: 0, count: 0 };
+  }
+
   observe(labels: Labels<L>, v: number): void {
     if (!Number.isFinite(v)) throw new TypeError(`histogram ${this.name}: cannot observe ${v}`);
     const b = this.bounds;
-    const s = this.entry(labels, () => ({ counts: new Float64Array(b.length), sum: 0, count: 0 }));
+    const s = this.entry(labels);
     let i = 0;
     while (i < b.length && v > b[i]!) i++;
     if (i < b.length) s.counts[i]!++;
@@ -98,7 +127,7 @@ export class LiteHistogram<L extends string> extends Lite<L, { counts: Float64Ar
   get(): Promise<Exposition> {
     const values: Value[] = [];
     const bucket = `${this.name}_bucket`;
-    for (const { labels, s } of this.series.values()) {
+    for (const { labels, s } of this.series) {
       let acc = 0;
       for (let i = 0; i < this.bounds.length; i++) {
         acc += s.counts[i]!;

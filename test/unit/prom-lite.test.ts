@@ -44,6 +44,12 @@ test('the exposition is the same as prom-client for the same counter and histogr
     { kind: 'chat', model: 'llama "3"', status: '200' },
     { status: '502', model: 'back\\slash', kind: 'embeddings' },
     { kind: 'chat', model: 'new\nline', status: '200' },
+    // series that share their first labels and differ only in a later one, and the same values
+    // under other label names: each is a series of its own
+    { kind: 'chat', model: 'llama "3"', status: '502' },
+    { kind: 'chat', model: 'new\nline', status: '429' },
+    { kind: 'llama "3"', model: 'chat', status: '200' },
+    { kind: '', model: '', status: '' },
   ];
   const rng = new Rng(7);
   const rnd = () => rng.float();
@@ -68,6 +74,27 @@ test('a metric with no updates exposes its help and type only; reset clears the 
   m.lite.resetMetrics();
   m.ref.resetMetrics();
   assert.equal(canonical(await m.lite.metrics()), canonical(await m.ref.metrics()));
+  // a series seen before the reset starts again from zero
+  for (const l of [{ kind: 'a', model: 'b', status: 'c' }, { kind: 'a', model: 'b', status: 'd' }]) {
+    m.liteCounter.inc(l, 3);
+    m.refCounter.inc(l, 3);
+  }
+  m.liteHist.observe({ model: 'b' }, 0.2);
+  m.refHist.observe({ model: 'b' }, 0.2);
+  assert.equal(canonical(await m.lite.metrics()), canonical(await m.ref.metrics()));
+});
+
+test('a metric without labels is one series', async () => {
+  const ref = new Registry();
+  const lite = new Registry();
+  const refCounter = new Counter({ name: 'x_total', help: 'All', registers: [ref] });
+  const liteCounter = new LiteCounter('x_total', 'All', [] as const).registerIn(lite);
+  for (let i = 1; i <= 4; i++) {
+    refCounter.inc(i);
+    liteCounter.inc({}, i);
+  }
+  assert.equal(canonical(await lite.metrics()), canonical(await ref.metrics()));
+  assert.match(await lite.metrics(), /^x_total 10$/m);
 });
 
 test('bad values are refused as prom-client refuses them, and change nothing', async () => {
