@@ -133,6 +133,10 @@ export async function runAttempt<T>(a: AttemptInput<T>): Promise<T> {
     timedOut = true;
     abort?.(new AttemptFailure('timeout', 'request timed out', { breaker: true, timeout: true }));
   }, cfg.timeoutMs);
+  // the endpoint the request is with: it served the answer, or (when every attempt failed) it
+  // was the last one tried — the ledger row and the metrics name it either way
+  ctx.endpoint = t.endpoint;
+  ctx.upstreamModel = t.upstreamModel;
   tr.breaker.onAttempt();
   tr.inflight++;
   const started = performance.now();
@@ -166,12 +170,18 @@ export async function runAttempt<T>(a: AttemptInput<T>): Promise<T> {
         throw new AttemptFailure(`http_${status >= 500 ? '5xx' : status}`, `upstream returned ${status}${detail ? ` (${detail})` : ''}`, { breaker: true, status, timeout: status === 504 || status === 408 });
       // The upstream refused the request itself: the client's answer, not retried elsewhere.
       tr.breaker.onSuccess();
-      ctx.endpoint = t.endpoint;
-      ctx.upstreamModel = t.upstreamModel;
       throw a.protocol.rejected(status, text);
     }
-    ctx.endpoint = t.endpoint;
-    ctx.upstreamModel = t.upstreamModel;
+    // the gateway asks for identity (upstreamHeaders) and reads bytes as they come: a compressed
+    // answer (a server or proxy that compresses regardless) cannot be inspected or forwarded
+    const encoding = up.header('content-encoding');
+    if (encoding !== undefined && encoding.trim() !== '' && encoding.trim().toLowerCase() !== 'identity') {
+      up.body.discard(64 * 1024);
+      throw new AttemptFailure(
+        'invalid_response',
+        `upstream answered with content-encoding "${encoding.slice(0, 40)}" although the gateway asked for none (accept-encoding: identity); turn compression off for this server or its proxy`,
+      );
+    }
     const result = await a.protocol.consume(up, { started, timedOut: () => timedOut });
     if (a.protocol.brokeAfterContent?.()) {
       // The client got a partial answer: the target failed, though nothing can be retried.

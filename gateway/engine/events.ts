@@ -85,10 +85,27 @@ export const channels = {
   mcpCallEnd: diagnostics_channel.channel('airlock:mcp:call:end'),
 };
 
+let failures = 0;
+
+/** A subscriber's error, on stderr: the first ones, then every 1000th (a bug that fires on every
+ * request must not flood the log). */
+function subscriberFailed(channel: string, e: unknown): void {
+  failures++;
+  if (failures <= 10 || failures % 1000 === 0)
+    process.stderr.write(`airlock: a recorder of ${channel} failed (${failures} time(s) so far): ${e instanceof Error ? (e.stack ?? e.message) : String(e)}\n`);
+}
+
 /** Subscribe to one channel for messages of one source; returns the unsubscribe function. */
 export function on<T extends { source: object }>(ch: diagnostics_channel.Channel, source: object, fn: (m: T) => void): () => void {
   const h = (m: unknown) => {
-    if ((m as T).source === source) fn(m as T);
+    if ((m as T).source !== source) return;
+    // A subscriber that throws must not take the gateway down: diagnostics_channel rethrows a
+    // subscriber's error on the next tick, as an uncaught exception. It is reported instead.
+    try {
+      fn(m as T);
+    } catch (e) {
+      subscriberFailed(String(ch.name), e);
+    }
   };
   ch.subscribe(h);
   return () => ch.unsubscribe(h);

@@ -62,6 +62,8 @@ export async function probe(c: Pick<EndpointConfig, 'type' | 'origin' | 'basePat
     const res = await request(url, {
       method: 'GET',
       headers: {
+        // read as it comes, never decompressed (as the data plane asks)
+        'accept-encoding': 'identity',
         ...(c.apiKey ? { authorization: `Bearer ${c.apiKey}` } : {}),
         // an Anthropic-compatible server: its GET /v1/models reads these
         ...(c.type === 'anthropic' ? { 'anthropic-version': ANTHROPIC_VERSION, ...(c.apiKey ? { 'x-api-key': c.apiKey } : {}) } : {}),

@@ -43,7 +43,7 @@ export function guardModelClient(runtime: Runtime): GuardModelClient {
       const ep = runtime.endpoint(t.endpoint);
       if (!ep || ep.config.type === 'anthropic') continue;
       const messages = spec.instructions ? [{ role: 'system', content: spec.instructions }, { role: 'user', content: text }] : [{ role: 'user', content: text }];
-      const headers: Record<string, string> = { 'content-type': 'application/json' };
+      const headers: Record<string, string> = { 'content-type': 'application/json', 'accept-encoding': 'identity' };
       if (ep.config.apiKey) headers.authorization = `Bearer ${ep.config.apiKey}`;
       const base = ep.config.type === 'ollama' && !/\/v1$/.test(ep.config.basePath) ? `${ep.config.basePath}/v1` : ep.config.basePath;
       if (signal.aborted) break; // the one timeout is spent

@@ -235,18 +235,36 @@ export function buildDataPlane(gw: Gateway): FastifyInstance {
     return { id, object: 'response', deleted: true };
   });
 
-  app.get('/v1/models', (req, reply) => {
+  // The models a key may call (GET /v1/models), or one of them (GET /v1/models/{id}: the openai
+  // client's models.retrieve; an id with a slash may come encoded or not). A model the key may
+  // not call is not found, as the list does not show it.
+  const modelsOf = (req: FastifyRequest, reply: FastifyReply): string[] | undefined => {
     const s = gw.snapshot;
     let key;
     try {
       key = authenticate(s, gw.secrets, req.headers);
     } catch (e) {
       const g = e as GatewayError;
+      void reply.code(g.status).send(g.body());
+      return undefined;
+    }
+    return [...s.models.keys(), ...s.virtualModels].filter((n) => !key.models || key.models.has(n));
+  };
+  const modelObject = (id: string) => ({ id, object: 'model', created: Math.floor(gw.startedAt / 1000), owned_by: 'airlock' });
+  app.get('/v1/models', (req, reply) => {
+    const names = modelsOf(req, reply);
+    if (names) return { object: 'list', data: names.map(modelObject) };
+    return reply;
+  });
+  app.get('/v1/models/*', (req, reply) => {
+    const names = modelsOf(req, reply);
+    if (!names) return reply;
+    const id = (req.params as { '*': string })['*'];
+    if (!names.includes(id)) {
+      const g = gatewayError('model_not_found', `The model "${id.slice(0, 200)}" does not exist on this gateway.`, { param: 'model' });
       return reply.code(g.status).send(g.body());
     }
-    const created = Math.floor(gw.startedAt / 1000);
-    const names = [...s.models.keys(), ...s.virtualModels].filter((n) => !key.models || key.models.has(n));
-    return { object: 'list', data: names.map((id) => ({ id, object: 'model', created, owned_by: 'airlock' })) };
+    return modelObject(id);
   });
 
   // /mcp: everything the agent may use; /mcp/v/NAME: within a virtual server's bundle. The handler

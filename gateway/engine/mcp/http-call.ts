@@ -186,7 +186,7 @@ export async function callToolDirect(s: DirectSession, params: Record<string, un
         origin: s.url.origin,
         path: s.url.pathname + s.url.search,
         method: 'POST',
-        headers: { ...s.headers, 'content-type': 'application/json', accept: 'application/json, text/event-stream' },
+        headers: { ...s.headers, 'content-type': 'application/json', accept: 'application/json, text/event-stream', 'accept-encoding': 'identity' },
         body,
         signal: ac.signal,
       });
@@ -227,7 +227,7 @@ export async function callToolDirect(s: DirectSession, params: Record<string, un
         await sleep(retry ?? RESUME_FIRST_MS * RESUME_GROWTH ** attempt, ac.signal);
         halt();
         try {
-          res = await s.dispatcher.request({ origin: s.url.origin, path: s.url.pathname + s.url.search, method: 'GET', headers: { ...s.headers, accept: 'text/event-stream', 'last-event-id': lastId }, signal: ac.signal });
+          res = await s.dispatcher.request({ origin: s.url.origin, path: s.url.pathname + s.url.search, method: 'GET', headers: { ...s.headers, accept: 'text/event-stream', 'accept-encoding': 'identity', 'last-event-id': lastId }, signal: ac.signal });
         } catch (e) {
           throw why ?? e;
         }

@@ -76,7 +76,14 @@ export function upstreamPayload(ctx: RequestContext, t: TargetConfig, acceptsTop
 }
 
 export function upstreamHeaders(ctx: RequestContext, apiKey: string | undefined, anthropic = false): Record<string, string> {
-  const h: Record<string, string> = { 'content-type': 'application/json', accept: ctx.stream ? 'text/event-stream' : 'application/json', 'x-request-id': ctx.id };
+  // accept-encoding identity: the answer's bytes are inspected and forwarded as they come, never
+  // compressed (without the header, RFC 9110 lets a server or proxy pick any encoding)
+  const h: Record<string, string> = {
+    'content-type': 'application/json',
+    accept: ctx.stream ? 'text/event-stream' : 'application/json',
+    'accept-encoding': 'identity',
+    'x-request-id': ctx.id,
+  };
   if (apiKey) h.authorization = `Bearer ${apiKey}`;
   if (anthropic) {
     // Anthropic-compatible servers read one or the other
@@ -237,6 +244,7 @@ async function pipeStream(
     maxEventBytes: limits.max_event_bytes,
     transform: streamTransform(guards, tr),
     dropDone: tr !== undefined,
+    choices: choicesAsked(ctx),
   });
   // chat's end marker; a translated protocol's end is its own last event
   const done = tr ? NOTHING : DONE;
@@ -302,6 +310,12 @@ async function pipeStream(
       }
       if (insp.contentSeen) {
         if (hold) await judgeHeld();
+        if (insp.errorEvent) {
+          // content, then the upstream's own error (how vLLM reports a failure mid-answer)
+          commit(false);
+          breakStream(ctx, res, tr, `upstream sent an error after ${insp.events} events: ${insp.errorEvent}`);
+          return;
+        }
         commit(insp.done);
       }
     }
@@ -330,6 +344,12 @@ async function pipeStream(
       }
       const out = insp.push(r.value);
       if (out.length) await write(out);
+      if (insp.errorEvent) {
+        // the upstream failed mid-answer and said so in-band (then perhaps [DONE]): the answer
+        // is incomplete, and the client hears it in its own protocol, never a clean end
+        breakStream(ctx, res, tr, `upstream sent an error after ${insp.events} events: ${insp.errorEvent}`);
+        return;
+      }
     }
     if (!res.writableEnded) res.end();
     // read anything after [DONE] so the connection can be reused (up to a limit: then it is cut)
@@ -356,11 +376,13 @@ async function pipeStream(
     if (insp.usage) {
       ctx.promptTokens = insp.usage.prompt;
       ctx.completionTokens = insp.usage.completion;
-    } else {
+    } else if (committed || insp.contentSeen) {
+      // no usage from the upstream: estimated for the content it produced (sent, or held for a
+      // guard). An attempt that failed before any content is a failure for nothing, as a
+      // non-streamed one is.
       ctx.estimated = true;
       ctx.promptTokens = promptEstimate(ctx);
-      // one event is about one token for streaming servers; the role chunk and finish chunk carry none
-      ctx.completionTokens = Math.max(0, insp.events - 2);
+      ctx.completionTokens = streamedTokensEstimate(insp);
     }
     // (res.destroyed first: ctx.abort is only ever aborted by the response closing early, and
     // reading ctx.abort.signal creates an AbortSignal, several µs on every stream)
@@ -369,6 +391,22 @@ async function pipeStream(
       ctx.errorClass = 'client_closed';
     }
   }
+}
+
+/** The choices a request asked for (`n`; 1 when absent or not a whole number). */
+function choicesAsked(ctx: RequestContext): number {
+  const n = (ctx.body as { n?: unknown }).n;
+  return typeof n === 'number' && Number.isSafeInteger(n) && n > 1 ? n : 1;
+}
+
+/** Completion tokens of a stream the upstream reported no usage for: the larger of one token per
+ * event (streaming servers send about one; the role chunk and the finish chunk carry none) and
+ * the events' data beyond their envelope (the shortest event's size) at 4 characters a token, as
+ * for a whole answer's text. */
+function streamedTokensEstimate(insp: StreamInspector): number {
+  const perEvent = insp.events - 1 - (insp.finished ? 1 : 0);
+  const byText = insp.events ? Math.round((insp.dataChars - insp.events * insp.minDataChars) / 4) : 0;
+  return Math.max(0, perEvent, byText);
 }
 
 /** The stream broke after content reached the client: say so in-band, then cut the connection. */

@@ -52,6 +52,9 @@ export interface InspectorOptions {
   transform?: EventTransform;
   /** [DONE] is recognised but not sent (a translated protocol ends with its own events) */
   dropDone?: boolean;
+  /** how many choices the answer has (the request's `n`, default 1): the stream is finished when
+   * each of them has a finish reason */
+  choices?: number;
 }
 
 export interface Usage {
@@ -118,16 +121,29 @@ function startsWithErrorKey(s: string, from: number, to: number): boolean {
 export function readUsage(u: unknown): Usage | undefined {
   if (!u || typeof u !== 'object') return undefined;
   const o = u as Record<string, unknown>;
-  const prompt = Number(o.prompt_tokens ?? o.input_tokens ?? 0);
-  const completion = Number(o.completion_tokens ?? o.output_tokens ?? 0);
-  if (!Number.isFinite(prompt) || !Number.isFinite(completion)) return undefined;
+  const p = o.prompt_tokens ?? o.input_tokens;
+  const c = o.completion_tokens ?? o.output_tokens;
+  // a usage block that counts nothing ({}) is no count: the request is estimated, not free
+  if (p === undefined && c === undefined) return undefined;
+  const prompt = tokenCount(p);
+  const completion = tokenCount(c);
+  // a count that is not a whole number of tokens (negative, fractional, a word) makes the whole
+  // block untrustworthy: estimated instead, never charged (or credited) as reported
+  if (prompt === undefined || completion === undefined) return undefined;
   return { prompt, completion };
+}
+
+/** A reported token count: a non-negative whole number (a numeric string too); absent is 0. */
+function tokenCount(v: unknown): number | undefined {
+  if (v === undefined || v === null) return 0;
+  const n = typeof v === 'number' ? v : typeof v === 'string' && v.trim() !== '' ? Number(v) : NaN;
+  return Number.isSafeInteger(n) && n >= 0 ? n : undefined;
 }
 
 interface ParsedChunk {
   usage?: unknown;
   error?: unknown;
-  choices?: { delta?: { content?: unknown; tool_calls?: unknown; refusal?: unknown; reasoning_content?: unknown; reasoning?: unknown }; text?: unknown; finish_reason?: unknown }[];
+  choices?: { index?: unknown; delta?: { content?: unknown; tool_calls?: unknown; refusal?: unknown; reasoning_content?: unknown; reasoning?: unknown }; text?: unknown; finish_reason?: unknown }[];
 }
 
 /** One parsed event, before any content was seen: is it content the client must get? */
@@ -192,14 +208,20 @@ const SAME = Symbol('same');
 export class StreamInspector {
   /** an event with content (or a finish reason, usage, tool call) was seen */
   contentSeen = false;
-  /** a finish reason was seen */
+  /** every choice has a finish reason (InspectorOptions.choices) */
   finished = false;
+  /** the choices (by index) that have a finish reason, when more than one is expected */
+  private finishedChoices: Set<unknown> | undefined;
   /** the finish reasons, in the order the choices finished (gen_ai.response.finish_reasons) */
   readonly finishReasons: string[] = [];
   /** [DONE] was seen */
   done = false;
   /** data events forwarded (not counting [DONE] or a removed usage chunk) */
   events = 0;
+  /** characters of those events' data, and of the shortest one (about an event's envelope
+   * without content): an estimate of the answer's text when the upstream reports no usage */
+  dataChars = 0;
+  minDataChars = Infinity;
   /** the last usage the upstream reported */
   usage: Usage | undefined;
   /** tool calls appeared in the stream */
@@ -374,6 +396,12 @@ export class StreamInspector {
       dscan = new Scan(ds, this.contentKey);
     }
 
+    // after the upstream's own error event nothing more of its stream goes on (the caller ends
+    // the stream as interrupted): not a [DONE] that would make the error look like a clean end
+    if (this.errorEvent !== undefined) {
+      if (p1 - p0 === 6 && ds.startsWith('[DONE]', p0)) this.done = true;
+      return undefined;
+    }
     if (p1 - p0 === 6 && ds.startsWith('[DONE]', p0)) {
       this.done = true;
       this.contentSeen = true;
@@ -418,11 +446,12 @@ export class StreamInspector {
     const u = probe(ds, USAGE, p0, p1, dscan.usage.from(p0));
     if (u === 'object' || u === 'unsure') {
       const j = parse();
-      const usage = j ? readUsage(j.usage) : undefined;
-      if (usage) {
-        this.usage = usage;
+      if (j && j.usage && typeof j.usage === 'object') {
+        // a count that cannot be trusted leaves the request estimated (readUsage)
+        const usage = readUsage(j.usage);
+        if (usage) this.usage = usage;
         // the extra chunk the gateway asked for (choices: []) goes only to a client that asked too
-        if (!this.o.clientWantsUsage && Array.isArray(j!.choices) && j!.choices.length === 0) drop = true;
+        if (!this.o.clientWantsUsage && Array.isArray(j.choices) && j.choices.length === 0) drop = true;
       }
     }
     // a finish reason (one event per choice): parsed, to keep the reasons
@@ -430,12 +459,20 @@ export class StreamInspector {
     if (f === 'string' || f === 'unsure') {
       const c = parse()?.choices;
       if (Array.isArray(c)) {
-        for (const x of c) {
+        const n = this.o.choices ?? 1;
+        for (let k = 0; k < c.length; k++) {
+          const x = c[k];
           if (typeof x?.finish_reason !== 'string' || !x.finish_reason) continue;
-          this.finished = true;
+          if (n <= 1) this.finished = true;
+          else {
+            // n choices stream interleaved: the answer is whole when each has finished
+            const done = (this.finishedChoices ??= new Set());
+            done.add(x.index ?? k);
+            if (done.size >= n) this.finished = true;
+          }
           if (this.finishReasons.length < MAX_FINISH_REASONS) this.finishReasons.push(x.finish_reason.slice(0, 64));
         }
-      } else if (f === 'string') this.finished = true;
+      } else if (f === 'string' && (this.o.choices ?? 1) <= 1) this.finished = true;
     }
     if (!this.toolCalls) {
       const at = dscan.tools.from(p0);
@@ -446,6 +483,8 @@ export class StreamInspector {
     }
     if (drop) return undefined;
     this.events++;
+    this.dataChars += p1 - p0;
+    if (p1 - p0 < this.minDataChars) this.minDataChars = p1 - p0;
 
     const t = this.o.transform;
     if (!t) return SAME;
