@@ -54,9 +54,9 @@ const LINGER_BYTES = 1024 * 1024;
  * is answered at once with `Connection: close` (and the client may then see the reset); a chunked
  * one found larger as it arrives is answered then, with the same header.
  */
-function refuse(req: FastifyRequest, reply: FastifyReply, answer: () => void): void {
+function refuse(req: FastifyRequest, reply: FastifyReply, answer: () => void, linger = LINGER_BYTES): void {
   if (!hasBody(req)) return answer();
-  if (Number(req.headers['content-length']) > LINGER_BYTES) {
+  if (Number(req.headers['content-length']) > linger) {
     reply.header('connection', 'close');
     return answer();
   }
@@ -70,7 +70,7 @@ function refuse(req: FastifyRequest, reply: FastifyReply, answer: () => void): v
     answer();
   };
   const count = (c: Buffer) => {
-    if ((n += c.length) <= LINGER_BYTES) return;
+    if ((n += c.length) <= linger) return;
     reply.header('connection', 'close');
     once();
   };
@@ -193,7 +193,22 @@ export function buildDataPlane(gw: Gateway): FastifyInstance {
     const r = req as RequestWithId;
     if (kind) gw.pipeline.recordRejected(kind, r.airlockId ?? newRequestId(), req.headers, g, r.airlockKey);
     const protocol = config?.protocol ?? kind;
-    reply.code(g.status).headers(g.headers).send(protocol ? gw.pipeline.errorBody(protocol, g) : g.body());
+    const answer = () => void reply.code(g.status).headers(g.headers).send(protocol ? gw.pipeline.errorBody(protocol, g) : g.body());
+    if ((err as FastifyError).code === 'FST_ERR_CTP_BODY_TOO_LARGE' && !req.raw.complete) {
+      // Fastify answers a body over the limit at once with Connection: close, while the client is
+      // still sending it: the close resets the connection under the rest of the body and the
+      // client sees a broken pipe (the openai client: a connection error, retried) instead of
+      // its 413. The rest is read and dropped first, up to four times the limit (beyond that the
+      // answer goes at once, with the close).
+      // (Node writes no header and still closes once Fastify's is removed: the client's own wish
+      // is put back instead)
+      const conn = String(req.headers.connection ?? '').toLowerCase();
+      const closes = conn.includes('close') || (req.raw.httpVersion === '1.0' && !conn.includes('keep-alive'));
+      reply.header('connection', closes ? 'close' : 'keep-alive');
+      refuse(req, reply, answer, Math.max(LINGER_BYTES, 4 * (app.initialConfig.bodyLimit ?? 0)));
+      return;
+    }
+    answer();
   });
   app.setNotFoundHandler((req, reply) => {
     reply.code(404).send(gatewayError('unknown_route', `No route ${req.method} ${req.url.split('?')[0]} on the data plane.`).body());

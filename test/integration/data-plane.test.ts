@@ -2,6 +2,7 @@
 // client against the real gateway process and the simulated upstream.
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
+import net from 'node:net';
 import OpenAI from 'openai';
 import { ADMIN_TOKEN, TEST_KEY, eventually, startGateway, type RunningGateway } from '../helpers/gateway.js';
 import {
@@ -603,6 +604,69 @@ describe('data plane with its own gateway', () => {
       assert.match(e.message, /2048/);
       requestIdOf(e);
       assert.equal(up.completions().length, before, 'the oversized body did not reach the upstream');
+    } finally {
+      await gw?.stop();
+      await up.close();
+    }
+  });
+
+  test('a client still sending an oversized body reads its whole 413, never a reset; a keep-alive connection serves the next request', async () => {
+    const up = await startUpstream({ models: [CHAT_UPSTREAM] });
+    let gw: RunningGateway | undefined;
+    try {
+      gw = await startGateway({ config: config(up.url, { settings: { max_body_bytes: 2048 } }) });
+      const u = new URL(gw.dataUrl);
+      const head = (extra: string) => `POST /v1/chat/completions HTTP/1.1\r\nhost: ${u.host}\r\nauthorization: Bearer ${TEST_KEY}\r\ncontent-type: application/json\r\n${extra}\r\n`;
+      // half the body, a pause, the rest: a gateway that answered and closed while the body was
+      // still coming would reset the connection under the second half
+      const exchange = (chunked: boolean, keepAlive: boolean) =>
+        new Promise<{ answer: string; error?: string }>((resolve) => {
+          const half = Buffer.alloc(200 * 1024, 'c');
+          const s = net.connect({ port: Number(u.port), host: u.hostname, allowHalfOpen: true });
+          const got: Buffer[] = [];
+          let error: string | undefined;
+          s.on('data', (c: Buffer) => {
+            got.push(c);
+            // keep-alive: once the 413 is whole, the same connection asks again
+            const text = Buffer.concat(got).toString('latin1');
+            if (keepAlive && /^HTTP\/1\.1 413 [\s\S]*\r\n\r\n\{.*\}$/.test(text) && !text.includes('HTTP/1.1 200')) {
+              const body = JSON.stringify({ model: 'chat', messages: [{ role: 'user', content: 'again' }] });
+              s.write(head(`content-length: ${Buffer.byteLength(body)}\r\nconnection: close\r\n`) + body);
+            }
+          });
+          s.on('error', (e: NodeJS.ErrnoException) => {
+            error = e.code ?? e.message;
+          });
+          s.on('end', () => s.end()); // the gateway closed after its last answer
+          s.on('close', () => resolve({ answer: Buffer.concat(got).toString('latin1'), error }));
+          const part = (b: Buffer) => (chunked ? Buffer.concat([Buffer.from(`${b.length.toString(16)}\r\n`), b, Buffer.from('\r\n')]) : b);
+          s.write(head(`${keepAlive ? '' : 'connection: close\r\n'}${chunked ? 'transfer-encoding: chunked' : `content-length: ${2 * half.length}`}\r\n`));
+          s.write(part(half));
+          setTimeout(() => {
+            s.write(part(half));
+            if (chunked) s.write('0\r\n\r\n');
+            if (!keepAlive) s.end();
+          }, 300);
+        });
+      for (const chunked of [false, true]) {
+        const closing = await exchange(chunked, false);
+        assert.equal(closing.error, undefined, `chunked=${chunked}: ${closing.error}`);
+        assert.match(closing.answer, /^HTTP\/1\.1 413 /, `chunked=${chunked}`);
+        assert.match(closing.answer, /"code":"body_too_large"/, `chunked=${chunked}: the whole answer was read`);
+        const reused = await exchange(chunked, true);
+        assert.equal(reused.error, undefined, `chunked=${chunked}, keep-alive: ${reused.error}`);
+        assert.match(reused.answer, /^HTTP\/1\.1 413 [\s\S]*HTTP\/1\.1 200 [\s\S]*echo: again/, `chunked=${chunked}: the connection served the next request`);
+      }
+      // a body announced far past the limit is not read: answered at once, and the gateway serves on
+      await new Promise<void>((resolve) => {
+        const s = net.connect(Number(u.port), u.hostname, () => {
+          s.write(head('content-length: 50000000\r\n'));
+          s.write(Buffer.alloc(100_000, 'd'), () => setTimeout(() => (s.destroy(), resolve()), 50));
+        });
+        s.on('error', () => resolve());
+      });
+      const ok = await client(gw).chat.completions.create({ model: 'chat', messages: [{ role: 'user', content: 'small' }] });
+      assert.equal(ok.choices[0]?.message.content, 'echo: small');
     } finally {
       await gw?.stop();
       await up.close();
