@@ -13,6 +13,7 @@ import {
   settingsSchema,
   teamSchema,
   type ConfigIssue,
+  type McpServerSpec,
   type Section,
 } from '../config/schema.js';
 import { guardrailSchema, guardrailTestSchema, type GuardrailSpec } from '../config/guardrails-schema.js';
@@ -44,7 +45,7 @@ import { ROUTER_OPTIONS, canonicalUrl } from './url.js';
 import { nestedDeeperThan } from '../engine/json-depth.js';
 import { planeServer } from './http-server.js';
 import { addShellProof, takeShellProofKey } from './shell-proof.js';
-import { registerMcpAdmin } from './mcp-admin.js';
+import { registerMcpAdmin, stdioNeedsOwner } from './mcp-admin.js';
 import { actorOf, auditAdminPlane } from './admin-audit.js';
 import type { RouteDeps } from './route-deps.js';
 import { registerRestartRoute } from './admin-restart.js';
@@ -456,6 +457,26 @@ export function buildAdminPlane(gw: Gateway): FastifyInstance {
       throw new AuthError(403, 'forbidden', `Only an owner may change how Airlock can be reached (${what.join(', ')}); the ${p?.role ?? 'anonymous'} role may not.`);
   };
 
+  /** A whole configuration applied by a non-owner may not add, change or remove a stdio MCP
+   * server (it runs a program on this machine): the same rule as /mcp-servers, which the file
+   * would otherwise get around. What would change is the store's own plan (a dry run). */
+  const guardStdioApply = (req: FastifyRequest) => {
+    const role = principalOf(req)?.role;
+    const doc = req.body as { mcp_servers?: unknown } | undefined;
+    if (role === 'owner' || !doc || typeof doc !== 'object' || doc.mcp_servers === undefined) return;
+    const plan = gw.store.apply(req.body, { dryRun: true, source: 'admin' });
+    if (!plan.ok) return; // refused anyway, with its issues
+    const current = gw.store.state().mcp_servers;
+    const next = Array.isArray(doc.mcp_servers) ? (doc.mcp_servers as { name?: unknown; transport?: unknown }[]) : [];
+    for (const c of plan.changes) {
+      if (c.section !== 'mcp_servers') continue;
+      const before = current.find((m) => m.name === c.name);
+      const after = next.find((m) => m && typeof m === 'object' && m.name === c.name);
+      const why = stdioNeedsOwner('POST /config/apply', role, before, after?.transport === 'stdio' ? (after as McpServerSpec) : undefined);
+      if (why) throw new AuthError(403, 'forbidden', `${why} (mcp_servers/${c.name})`);
+    }
+  };
+
   app.get(`${API}/settings`, { config: { access: 'auditor' } }, async () => gw.store.export().settings);
   app.put(`${API}/settings`, { config: { access: 'admin' } }, async (req) => {
     const s = parseBody(settingsSchema, req.body);
@@ -474,6 +495,7 @@ export function buildAdminPlane(gw: Gateway): FastifyInstance {
     const dryRun = req.query.dry_run === 'true' || req.query.dry_run === '1';
     const parsed = settingsSchema.safeParse((req.body as { settings?: unknown } | undefined)?.settings);
     if (parsed.success) guardListen(req, parsed.data);
+    guardStdioApply(req);
     const r = gw.store.apply(req.body, { dryRun, source: 'admin' });
     if (!r.ok) throw validationError(r.issues);
     if (!dryRun && r.changes.length) gw.reload();

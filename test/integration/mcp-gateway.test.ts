@@ -526,6 +526,38 @@ describe('MCP gateway: admin API', () => {
     assert.deepEqual(list.body.data.map((m: { name: string }) => m.name), ['calc', 'every']);
   });
 
+  test('POST /config/apply is held to the same rule: an admin cannot add, change, remove or switch to a stdio server through the file', async () => {
+    const marker = path.join(tmpDir('airlock-stdio-marker-'), 'ran');
+    const planted = { name: 'planted', transport: 'stdio', command: process.execPath, args: ['-e', `require('fs').writeFileSync(${JSON.stringify(marker)}, 'ran')`] };
+    const current = (await gw.admin('GET', '/config')).body.mcp_servers as { name: string; transport: string }[];
+    const every = current.find((m) => m.name === 'every')!;
+    const calc = current.find((m) => m.name === 'calc')!;
+    const attempts: [string, unknown[]][] = [
+      ['adds a stdio server', [...current, planted]],
+      ["changes the owner's stdio server", current.map((m) => (m.name === 'every' ? { ...every, args: ['-e', `require('fs').writeFileSync(${JSON.stringify(marker)}, 'ran')`] } : m))],
+      ['removes a stdio server', [calc]],
+      ['switches an http server to stdio', current.map((m) => (m.name === 'calc' ? { name: 'calc', transport: 'stdio', command: process.execPath, args: ['-e', '0'] } : m))],
+    ];
+    for (const [what, mcp_servers] of attempts) {
+      for (const q of ['', '?dry_run=true']) {
+        const r = await asAdmin('POST', `/config/apply${q}`, { mcp_servers });
+        assert.equal(r.status, 403, `${what}${q}: ${JSON.stringify(r.body)}`);
+        assert.match(r.body.error.message, /Only an owner may register, change or remove a stdio MCP server/, what);
+      }
+    }
+    await new Promise((r) => setTimeout(r, 500));
+    assert.equal(fs.existsSync(marker), false, 'no program ran');
+    const after = (await gw.admin('GET', '/config')).body.mcp_servers as unknown[];
+    assert.deepEqual(after, current, 'nothing changed');
+    // the file with the stdio server as it is, and an http server changed: the admin's to apply
+    const ok = await asAdmin('POST', '/config/apply', { mcp_servers: current.map((m) => (m.name === 'calc' ? { ...calc, call_timeout_ms: 7000 } : m)) });
+    assert.equal(ok.status, 200, JSON.stringify(ok.body));
+    assert.deepEqual(ok.body.changes, ['~ mcp_servers/calc (call_timeout_ms)']);
+    // and an owner may do what the admin may not
+    const owner = await gw.admin('POST', '/config/apply?dry_run=true', { mcp_servers: [...current, planted] });
+    assert.equal(owner.status, 200, JSON.stringify(owner.body));
+  });
+
   test('Test: initialize and list tools without saving; a failing command says why', async () => {
     const ok = await gw.admin('POST', '/mcp-servers/test', { ...stdio, name: 'probe' });
     assert.equal(ok.body.ok, true, JSON.stringify(ok.body));
