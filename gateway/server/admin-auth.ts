@@ -19,6 +19,8 @@ import type { Access, AdminUser, ApiToken } from '../wire.js';
 
 export { ROLES, MIN_PASSWORD, setupSchema, loginSchema, userCreateSchema, userUpdateSchema, tokenCreateSchema, type Role };
 export const roleRank = (r: Role) => ROLES.indexOf(r);
+/** the principal name of AIRLOCK_ADMIN_TOKEN (a token it creates names it as its creator) */
+const ENV_TOKEN_NAME = 'AIRLOCK_ADMIN_TOKEN';
 
 export const SESSION_COOKIE = 'airlock_session';
 
@@ -158,11 +160,33 @@ export class AdminAuth {
     if (!m) throw new AuthError(401, 'invalid_token', 'The Authorization header must be "Bearer <token>".');
     const token = m[1]!;
     const envToken = this.gw.opts.adminToken;
-    if (envToken && safeEqual(token, envToken)) return { kind: 'env-token', name: 'AIRLOCK_ADMIN_TOKEN', role: 'owner' };
-    const row = this.db.prepare(`SELECT name, role FROM admin_tokens WHERE hash = ?`).get(this.gw.secrets.hashKey('admin-token:' + token)) as { name: string; role: Role } | undefined;
+    if (envToken && safeEqual(token, envToken)) return { kind: 'env-token', name: ENV_TOKEN_NAME, role: 'owner' };
+    const row = this.db.prepare(`SELECT name, role, created_by FROM admin_tokens WHERE hash = ?`).get(this.gw.secrets.hashKey('admin-token:' + token)) as
+      | { name: string; role: Role; created_by: string }
+      | undefined;
     if (!row) throw new AuthError(401, 'invalid_token', 'The admin token is not valid (unknown or revoked).');
+    const role = this.tokenRole(row.role, row.created_by);
+    if (!role)
+      throw new AuthError(401, 'invalid_token', `The admin token "${row.name}" is no longer valid: "${row.created_by}", who created it, is disabled or no longer exists.`);
     this.touch(`t:${row.name}`, () => this.db.prepare(`UPDATE admin_tokens SET last_used_at = ? WHERE name = ?`).run(Date.now(), row.name));
-    return { kind: 'token', name: row.name, role: row.role };
+    return { kind: 'token', name: row.name, role };
+  }
+
+  /**
+   * A token acts with no more than its creator may do now: the lower of its own role and its
+   * creator's current one. A creator that is disabled or gone (a user, or the token a token was
+   * made with) takes its tokens' access with it; AIRLOCK_ADMIN_TOKEN's tokens keep theirs.
+   * undefined: no access.
+   */
+  private tokenRole(role: Role, creator: string, depth = 0): Role | undefined {
+    if (creator === ENV_TOKEN_NAME) return role;
+    const lower = (other: Role) => (roleRank(other) < roleRank(role) ? other : role);
+    const user = this.db.prepare(`SELECT role, disabled FROM admin_users WHERE name = ?`).get(creator) as { role: Role; disabled: number } | undefined;
+    if (user) return user.disabled ? undefined : lower(user.role);
+    const parent = this.db.prepare(`SELECT role, created_by FROM admin_tokens WHERE name = ?`).get(creator) as { role: Role; created_by: string } | undefined;
+    if (!parent || depth >= 8) return undefined;
+    const r = this.tokenRole(parent.role, parent.created_by, depth + 1);
+    return r && lower(r);
   }
 
   /** Who is calling? undefined when nobody (public routes decide for themselves). */
@@ -355,7 +379,11 @@ export class AdminAuth {
   deleteUser(name: string): void {
     if (!this.user(name)) throw new AuthError(404, 'not_found', `No admin user named "${name}".`);
     this.keepAnOwner(name);
-    this.db.prepare(`DELETE FROM admin_users WHERE name = ?`).run(name);
+    // its tokens go with it (a later user of the same name does not inherit them)
+    this.db.transaction(() => {
+      this.db.prepare(`DELETE FROM admin_tokens WHERE created_by = ?`).run(name);
+      this.db.prepare(`DELETE FROM admin_users WHERE name = ?`).run(name);
+    })();
   }
 
   private keepAnOwner(changing: string): void {

@@ -465,6 +465,46 @@ describe('logins, sessions, CSRF, lockout, users and API tokens', () => {
     assert.ok(!names.includes('aud-tok') && !names.includes('adm-owner-tok') && !names.includes('escalated'), names.join(','));
   });
 
+  test("a token acts with no more than its creator may do now: demoting, disabling or deleting the creator takes its tokens' access", async () => {
+    await createUser(gw, 'temp-admin', 'admin');
+    const s = await login(gw, 'temp-admin', PASSWORD);
+    const made = await call(gw, 'POST', '/tokens', { session: s, body: { name: 'temp-admin-tok', role: 'admin' } });
+    assert.equal(made.status, 201, show(made));
+    const tok: string = made.body.token;
+    // a token made with that token: its access follows the chain
+    const child = await call(gw, 'POST', '/tokens', { bearer: tok, body: { name: 'temp-admin-child', role: 'auditor' } });
+    assert.equal(child.status, 201, show(child));
+    const childTok: string = child.body.token;
+    const write = (bearer: string, name: string) => call(gw, 'POST', '/teams', { bearer, body: { name } });
+    assert.equal((await write(tok, 'by-temp-1')).status, 201);
+    assert.equal((await call(gw, 'GET', '/endpoints', { bearer: childTok })).status, 200);
+
+    // demoted to auditor: the admin token reads but no longer writes
+    assert.equal((await call(gw, 'PUT', '/users/temp-admin', { session: owner, body: { role: 'auditor' } })).status, 200);
+    const demoted = await write(tok, 'by-temp-2');
+    assert.equal(demoted.status, 403, show(demoted));
+    assert.equal((await call(gw, 'GET', '/endpoints', { bearer: tok })).status, 200, 'it keeps what the auditor role may do');
+    // disabled: no access at all, for the token and the token it made
+    assert.equal((await call(gw, 'PUT', '/users/temp-admin', { session: owner, body: { role: 'admin', disabled: true } })).status, 200);
+    for (const t of [tok, childTok]) {
+      const r = await call(gw, 'GET', '/endpoints', { bearer: t });
+      assert.equal(r.status, 401, show(r));
+      assert.match(r.body.error.message, /"temp-admin(-tok)?", who created it, is disabled or no longer exists/);
+    }
+    // enabled again: back, with the creator's role
+    assert.equal((await call(gw, 'PUT', '/users/temp-admin', { session: owner, body: { disabled: false } })).status, 200);
+    assert.equal((await write(tok, 'by-temp-3')).status, 201);
+    // deleted: its tokens are gone, and a new user of the same name does not inherit them
+    assert.equal((await call(gw, 'DELETE', '/users/temp-admin', { session: owner })).status, 204);
+    assert.equal((await call(gw, 'GET', '/endpoints', { bearer: tok })).status, 401);
+    assert.equal((await call(gw, 'GET', '/endpoints', { bearer: childTok })).status, 401);
+    await createUser(gw, 'temp-admin', 'admin');
+    assert.equal((await call(gw, 'GET', '/endpoints', { bearer: tok })).status, 401, 'not revived by a namesake');
+    const names = ((await gw.admin('GET', '/tokens')).body.data as { name: string }[]).map((t) => t.name);
+    assert.ok(!names.includes('temp-admin-tok'), names.join(','));
+    assert.equal((await call(gw, 'DELETE', '/users/temp-admin', { session: owner })).status, 204);
+  });
+
   test('roles follow the route, not a name inside it: a key named "users" is an ordinary key', async () => {
     const k = await gw.admin('POST', '/keys', { name: 'users', team: 'research' });
     assert.equal(k.status, 201, show(k));
