@@ -350,7 +350,10 @@ export function guardEvents(g: Guards, ctx: RequestContext): { event(ev: SSEEven
  * per_request price is charged for an answered request). */
 export function settle(ctx: RequestContext): void {
   const price = ctx.model?.price;
+  // per_request: for an answer that reached the client — a stream the client closed (499) after
+  // content arrived is as answered as one it read to the end
+  const answered = (ctx.status >= 200 && ctx.status < 300) || ctx.ttfbMs !== undefined;
   ctx.cost = price
-    ? (ctx.promptTokens * price.input_per_million + ctx.completionTokens * price.output_per_million) / 1e6 + (price.per_request && ctx.status >= 200 && ctx.status < 300 ? price.per_request : 0)
+    ? (ctx.promptTokens * price.input_per_million + ctx.completionTokens * price.output_per_million) / 1e6 + (price.per_request && answered ? price.per_request : 0)
     : 0;
 }

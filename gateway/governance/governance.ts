@@ -322,7 +322,9 @@ export class Governance implements Admission {
     if (!price) return 0;
     const b = ctx.body;
     const asked = typeof b.max_completion_tokens === 'number' ? b.max_completion_tokens : typeof b.max_tokens === 'number' ? b.max_tokens : undefined;
-    const completion = ctx.kind === 'embeddings' ? 0 : (asked ?? ctx.snapshot.settings.default_max_tokens);
+    // every one of n choices may use max_tokens (validateBody keeps both whole and positive)
+    const choices = typeof b.n === 'number' && b.n > 1 ? b.n : 1;
+    const completion = ctx.kind === 'embeddings' ? 0 : Math.max(0, asked ?? ctx.snapshot.settings.default_max_tokens) * choices;
     return (promptEstimate(ctx) * price.input_per_million + completion * price.output_per_million) / 1e6 + (price.per_request ?? 0);
   }
 

@@ -333,6 +333,98 @@ describe('budgets', () => {
   });
 });
 
+describe('what a request may reserve and what it costs', () => {
+  test('max_tokens, max_completion_tokens and n must be whole and positive (400 naming the field), so no reservation is ever negative', async () => {
+    await configure(gw, {
+      endpoints: [endpoint('res-1')],
+      models: [{ name: 'chat', targets: [{ endpoint: 'res-1', model: 'm' }], price: { input_per_million: 0, output_per_million: 1_000_000 } }],
+      teams: [{ name: 'res', budget: { amount: 25, period: 'month' } }],
+      keys: [{ name: 'res-app', key: KEY('res'), team: 'res' }],
+    });
+    const before = up.completions().length;
+    const bad: [string, Record<string, unknown>, string][] = [
+      ['/v1/chat/completions', { max_tokens: -1000 }, 'max_tokens'],
+      ['/v1/chat/completions', { max_tokens: 1.5 }, 'max_tokens'],
+      ['/v1/chat/completions', { max_tokens: '10' }, 'max_tokens'],
+      ['/v1/chat/completions', { max_tokens: 0 }, 'max_tokens'],
+      ['/v1/chat/completions', { max_completion_tokens: -1 }, 'max_completion_tokens'],
+      ['/v1/chat/completions', { n: 0 }, 'n'],
+      ['/v1/chat/completions', { n: 2.5 }, 'n'],
+      ['/v1/chat/completions', { n: 129 }, 'n'],
+      ['/v1/completions', { max_tokens: -5 }, 'max_tokens'],
+    ];
+    for (const [path, extra, param] of bad) {
+      const body = path === '/v1/completions' ? { model: 'chat', prompt: 'x', ...extra } : { model: 'chat', messages: [{ role: 'user', content: 'x' }], ...extra };
+      const r = await fetch(`${gw.dataUrl}${path}`, { method: 'POST', headers: { authorization: `Bearer ${KEY('res')}`, 'content-type': 'application/json' }, body: JSON.stringify(body) });
+      const j = (await r.json()) as { error: { param: string } };
+      assert.equal(r.status, 400, `${path} ${JSON.stringify(extra)}`);
+      assert.equal(j.error.param, param, `${path} ${JSON.stringify(extra)}`);
+    }
+    assert.equal(up.completions().length, before, 'nothing reached the upstream');
+    const b = (await gw.admin('GET', '/budgets')).body.data.find((x: any) => x.name === 'res');
+    assert.equal(b.reserved, 0);
+    assert.equal(b.spent, 0);
+  });
+
+  test('n choices reserve n times max_tokens: 20 requests at once for 5 choices of 10 tokens against a budget of 25 admit one', async () => {
+    await configure(gw, {
+      endpoints: [endpoint('nres-1')],
+      models: [{ name: 'chat', targets: [{ endpoint: 'nres-1', model: 'm' }], price: { input_per_million: 0, output_per_million: 1_000_000 } }],
+      teams: [{ name: 'nres', budget: { amount: 25, period: 'month' } }],
+      keys: [{ name: 'nres-app', key: KEY('nres'), team: 'nres' }],
+    });
+    // slow answers: all 20 are in flight together
+    up.setBehavior({ kind: 'ok', chunkDelayMs: 100 });
+    try {
+      const answers = await Promise.all(
+        Array.from({ length: 20 }, (_, i) =>
+          fetch(`${gw.dataUrl}/v1/chat/completions`, {
+            method: 'POST',
+            headers: { authorization: `Bearer ${KEY('nres')}`, 'content-type': 'application/json' },
+            body: JSON.stringify({ model: 'chat', n: 5, max_tokens: 10, messages: [{ role: 'user', content: `q${i}` }] }),
+          }).then(async (r) => ({ status: r.status, body: await r.text() })),
+        ),
+      );
+      const ok = answers.filter((a) => a.status === 200).length;
+      assert.equal(ok, 1, `admitted ${ok}: each reserves 50 (5 choices × 10 tokens), past the 25 left after the first`);
+      assert.equal(answers.filter((a) => a.status === 429).length, 19);
+    } finally {
+      up.setBehavior({ kind: 'ok' });
+    }
+  });
+
+  test('per_request is charged for a stream the client closed after its content began to arrive', async () => {
+    await configure(gw, {
+      endpoints: [endpoint('preq-1')],
+      models: [{ name: 'chat', targets: [{ endpoint: 'preq-1', model: 'm' }], price: { input_per_million: 0, output_per_million: 0, per_request: 1 } }],
+      teams: [{ name: 'preq' }],
+      keys: [{ name: 'preq-app', key: KEY('preq'), team: 'preq' }],
+    });
+    up.setBehavior({ kind: 'ok', chunkDelayMs: 100, content: 'one two three four five six seven eight' });
+    try {
+      const ac = new AbortController();
+      const res = await fetch(`${gw.dataUrl}/v1/chat/completions`, {
+        method: 'POST',
+        headers: { authorization: `Bearer ${KEY('preq')}`, 'content-type': 'application/json' },
+        body: JSON.stringify({ model: 'chat', stream: true, messages: [{ role: 'user', content: 'count' }] }),
+        signal: ac.signal,
+      });
+      assert.equal(res.status, 200);
+      const id = res.headers.get('x-airlock-request-id')!;
+      const reader = (res.body as ReadableStream<Uint8Array>).getReader();
+      let text = '';
+      while (!text.includes('"content":"one')) text += new TextDecoder().decode((await reader.read()).value);
+      ac.abort();
+      const row = await eventually(async () => (await rows(gw)).find((x) => x.request_id === id), 'the row');
+      assert.equal(row.status, 499);
+      assert.equal(row.error_class, 'client_closed');
+      assert.equal(row.cost, 1, 'the answer reached the client: per_request is due');
+    } finally {
+      up.setBehavior({ kind: 'ok' });
+    }
+  });
+});
+
 describe('rate limits', () => {
   test('rpm: 429 rate_limit_exceeded with retry-after and x-ratelimit-* on every response of the limited key', async () => {
     await configure(gw, {

@@ -48,6 +48,16 @@ export function validateBody(kind: Kind, body: unknown): Record<string, unknown>
   } else if (b.input === undefined || b.input === null) throw badRequest('"input" is required.', 'input');
   if (b.stream_options !== undefined && b.stream_options !== null && (typeof b.stream_options !== 'object' || Array.isArray(b.stream_options)))
     throw badRequest('"stream_options" must be an object.', 'stream_options');
+  if (kind !== 'embeddings') {
+    // what the answer may cost is reserved against budgets from these (governance estimate): a
+    // negative or fractional one would reserve a negative cost, and so make room for others
+    for (const f of ['max_tokens', 'max_completion_tokens'] as const) {
+      const v = b[f];
+      if (v !== undefined && v !== null && !(typeof v === 'number' && Number.isSafeInteger(v) && v >= 1)) throw badRequest(`"${f}" must be a whole number of tokens, at least 1.`, f);
+    }
+    const n = b.n;
+    if (n !== undefined && n !== null && !(typeof n === 'number' && Number.isSafeInteger(n) && n >= 1 && n <= 128)) throw badRequest('"n" must be a whole number from 1 to 128.', 'n');
+  }
   return b;
 }
 
