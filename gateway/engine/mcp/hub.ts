@@ -500,18 +500,25 @@ export class McpHub {
   }
 
   /** Servers whose catalog was never read (starting at boot, or started on first use here): wait
-   * for them, up to CATALOG_WAIT_MS, so an agent's first list is complete. */
+   * for them, up to CATALOG_WAIT_MS, so an agent's first list is complete. A server that was
+   * waited for that long once and is still unread (it hangs, or keeps failing to start) is not
+   * waited for again: one stuck server must not add CATALOG_WAIT_MS to every list of every agent.
+   * It is waited for again once it was read (a server re-registered is a new Upstream). */
+  private readonly waitedOut = new WeakSet<Upstream>();
+
   private async catalogsRead(only?: Upstream): Promise<void> {
-    const pending = (only ? [only] : this.liveUpstreams()).filter((u) => u.catalog.at === 0);
+    const pending = (only ? [only] : this.liveUpstreams()).filter((u) => u.catalog.at === 0 && !this.waitedOut.has(u));
     if (!pending.length) return;
     let timer: NodeJS.Timeout | undefined;
-    await Promise.race([
-      Promise.allSettled(pending.map((u) => u.ensure())),
-      new Promise((r) => {
-        timer = setTimeout(r, CATALOG_WAIT_MS);
+    const all = Promise.allSettled(pending.map((u) => u.ensure()));
+    const inTime = await Promise.race([
+      all.then(() => true),
+      new Promise<boolean>((r) => {
+        timer = setTimeout(() => r(false), CATALOG_WAIT_MS);
       }),
     ]);
     clearTimeout(timer);
+    if (!inTime) for (const u of pending) if (u.catalog.at === 0) this.waitedOut.add(u);
   }
 
   /** Sampling and elicitation requests, and log messages, from an upstream to one agent session. */
