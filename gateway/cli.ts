@@ -56,7 +56,8 @@ settings.listen (admin app: Settings), then 127.0.0.1:4000 (data) and 127.0.0.1:
 
 function port(v: string | undefined, fallback: number, what: string): number {
   if (v === undefined || v === '') return fallback;
-  const n = Number(v);
+  // digits only: Number() would also take "0x10" (16) and "1e3" (1000)
+  const n = /^\d{1,5}$/.test(v.trim()) ? Number(v.trim()) : NaN;
   if (!Number.isInteger(n) || n < 0 || n > 65535) throw new UsageError(`${what} must be a port number from 0 to 65535, not "${v}"`);
   return n;
 }
@@ -402,7 +403,14 @@ async function keys(argv: string[]): Promise<number> {
       if (values.team) spec.team = values.team;
       if (values.app) spec.app = values.app;
       if (values.expires) spec.expires_at = values.expires;
-      if (values.models) spec.models = values.models.split(',').map((s) => s.trim()).filter(Boolean);
+      if (values.models !== undefined) {
+        // an empty list (an unset $MODELS in a script) must not become "every model"
+        const models = values.models.split(',').map((s) => s.trim()).filter(Boolean);
+        if (!models.length) throw new UsageError('--models needs at least one model name (leave --models out to allow every model)');
+        const twice = models.find((m, i) => models.indexOf(m) !== i);
+        if (twice) throw new UsageError(`--models names "${twice}" twice`);
+        spec.models = models;
+      }
       const r = store.apply({ keys: [...current, spec] }, { source: 'cli' });
       if (!r.ok) {
         for (const i of r.issues) {

@@ -353,6 +353,20 @@ function assertNotOnDisk(dataDir: string, secrets: string[]): void {
 }
 
 describe('keys create', () => {
+  test('--models with no model names (an empty $MODELS) or a name twice is a usage error, never a key for every model', async () => {
+    const dir = tmpDir();
+    const apply = await runCli(['config', 'apply', writeConfig(tmpDir('airlock-cfg-'), { teams: [{ name: 'research' }] }), '--data-dir', dir]);
+    assert.equal(apply.code, 0, out(apply));
+    for (const [models, why] of [['', /--models needs at least one model name/], [' , ', /--models needs at least one model name/], ['m1,,m1', /--models names "m1" twice/]] as const) {
+      const r = await runCli(['keys', 'create', '--name', 'scripted', '--team', 'research', '--models', models, '--data-dir', dir]);
+      assert.equal(r.code, 2, `${JSON.stringify(models)}: ${out(r)}`);
+      assert.match(r.stderr, why);
+      assert.equal(r.stdout, '', 'no key printed');
+    }
+    const list = await runCli(['keys', 'list', '--data-dir', dir]);
+    assert.doesNotMatch(list.stdout, /scripted/, 'no key created');
+  });
+
   let up: TestUpstream;
   let cfgDir: string;
   before(async () => {

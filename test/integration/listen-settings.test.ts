@@ -173,5 +173,11 @@ describe('listen settings', () => {
     const f = await runCli(['serve', '--data-dir', tmpDir(), '--admin-port', '70000'], { env: NO_LISTEN_ENV });
     assert.equal(f.code, 2);
     assert.match(f.stderr, /--admin-port must be a port number/);
+    // other spellings of a number are not port numbers: hex, exponent, fraction, sign
+    for (const v of ['0x10', '1e3', '1.5', '+80', ' 80x']) {
+      const x = await runCli(['serve', '--data-dir', tmpDir(), '--port', v], { env: NO_LISTEN_ENV });
+      assert.equal(x.code, 2, v);
+      assert.match(x.stderr, new RegExp(`--port must be a port number from 0 to 65535, not "${v.replace(/[.+]/g, '\\$&')}"`), v);
+    }
   });
 });
