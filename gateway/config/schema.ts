@@ -15,7 +15,14 @@ export const name = z
 
 /** A secret value: a literal, or a reference `${env:NAME}` resolved when the config is applied. */
 export const ENV_REF_RE = /^\$\{env:([A-Za-z_][A-Za-z0-9_]*)\}$/;
-export const secret = z.string().min(1, 'must not be empty').max(4096);
+export const secret = z
+  .string()
+  .min(1, 'must not be empty')
+  .max(4096)
+  // a reference with a typo must not be stored, and sent upstream, as the literal secret
+  .refine((v) => !v.includes('${env:') || ENV_REF_RE.test(v), {
+    message: 'looks like a reference ${env:NAME} but is not one: the whole value must be ${env:NAME}, NAME of letters, digits and "_" (not starting with a digit)',
+  });
 
 export const KEY_RE = /^sk-airlock-[A-Za-z0-9_-]{22,200}$/;
 

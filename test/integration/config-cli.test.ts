@@ -133,6 +133,17 @@ describe('config apply: errors name the field, and nothing is applied', () => {
     assert.equal(dbHash(dataDir), baselineDb);
   });
 
+  test('a malformed reference is refused naming the field, never stored as the literal secret', async () => {
+    for (const v of ['${env:GPU1-KEY}', '${env:}', '${env: X}', 'Bearer ${env:X}', '${env:X}x', '${env:1X}']) {
+      const doc: any = startingConfig();
+      doc.endpoints[0].api_key = v;
+      const r = await apply(dataDir, writeConfig(cfgDir, doc, 'malformed-env.yaml'), { env: { X: 'secret' } });
+      assert.equal(r.code, 2, `${v}: ${out(r)}`);
+      assert.ok(lines(r).some((x) => x.startsWith('endpoints[0].api_key: ') && x.includes('looks like a reference ${env:NAME} but is not one')), `${v}: ${out(r)}`);
+      assert.equal(dbHash(dataDir), baselineDb);
+    }
+  });
+
   test('after all refused files, the exported config is what it was', async () => {
     assert.equal(await exportDoc(dataDir), baseline);
   });
