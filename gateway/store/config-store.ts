@@ -264,7 +264,15 @@ export class ConfigStore {
     return this.applyParsed(parsed.data, opts);
   }
 
+  /** Apply a validated document. The stored state is read, the plan made and the changes written
+   * in one IMMEDIATE transaction: two applies at once (the admin API and a `config apply`, or two
+   * of either) take turns, each planned against what the other wrote, so the result is always
+   * one document's sections, never a mix no file describes. */
   applyParsed(doc: ConfigDoc, opts: ApplyOptions = {}): ApplyResult {
+    return this.db.transaction(() => this.applyLocked(doc, opts)).immediate();
+  }
+
+  private applyLocked(doc: ConfigDoc, opts: ApplyOptions): ApplyResult {
     const env = opts.env ?? process.env;
     const current = this.state();
     const issues: ConfigIssue[] = [];

@@ -363,6 +363,26 @@ function assertNotOnDisk(dataDir: string, secrets: string[]): void {
   }
 }
 
+describe('concurrent applies', () => {
+  test('three config apply runs at once leave exactly one file\'s teams, never a mix of two', async () => {
+    const dir = tmpDir();
+    const cfg = tmpDir('airlock-cfg-');
+    const files = ['a', 'b', 'c'].map((tag) => writeConfig(cfg, { teams: Array.from({ length: 300 }, (_, i) => ({ name: `${tag}-team-${i}` })) }, `${tag}.yaml`));
+    // the data dir exists first (so the runs race on applying, not on creating it)
+    const first = await runCli(['config', 'apply', writeConfig(cfg, { teams: [{ name: 'seed' }] }, 'seed.yaml'), '--data-dir', dir]);
+    assert.equal(first.code, 0, out(first));
+    for (let round = 0; round < 3; round++) {
+      const runs = await Promise.all(files.map((f) => runCli(['config', 'apply', f, '--data-dir', dir])));
+      for (const r of runs) assert.equal(r.code, 0, out(r));
+      const exported = await runCli(['config', 'export', '--format', 'json', '--data-dir', dir]);
+      const teams = (JSON.parse(exported.stdout) as { teams: { name: string }[] }).teams.map((t) => t.name);
+      const tags = new Set(teams.map((n) => n.split('-')[0]));
+      assert.equal(teams.length, 300, `round ${round}: ${teams.length} teams from ${[...tags].join(', ')}`);
+      assert.equal(tags.size, 1, `round ${round}: teams of one file only, got ${[...tags].join(', ')}`);
+    }
+  });
+});
+
 describe('keys create', () => {
   test('--models with no model names (an empty $MODELS) or a name twice is a usage error, never a key for every model', async () => {
     const dir = tmpDir();
