@@ -10,6 +10,7 @@ import {
   SECTIONS,
   checkReferences,
   configSchema,
+  formatPath,
   fromZod,
   settingsSchema,
   type ConfigDoc,
@@ -354,6 +355,14 @@ export class ConfigStore {
     // Who owns a key's secret: a file that writes it literally (keys.secret_from_file), or else the
     // admin app / API / CLI, whose rotations no apply may undo (key_retired_secrets).
     const fromFile = { keys: secretsFromFile(this.db, 'keys'), agents: secretsFromFile(this.db, 'agents') };
+    // a secret retired from a key (rotated away, replaced) is never given out again, to any key
+    // or agent: it may have leaked, which is why keys are rotated
+    const retiredElsewhere = (name: string, h: string): string | undefined => {
+      const r = this.db.prepare(`SELECT key_name, retired_at FROM key_retired_secrets WHERE hash = ? AND key_name != ? ORDER BY retired_at DESC LIMIT 1`).get(h, name) as
+        | { key_name: string; retired_at: number }
+        | undefined;
+      return r && `this secret was retired from key "${r.key_name}" on ${new Date(r.retired_at).toISOString()}; a retired secret is never used again: write a new one, or leave "key:" out to have one made`;
+    };
     if (doc.keys) {
       const byHash = new Map(current.keys.map((k) => [k.hash, k.name]));
       doc.keys.forEach((k, i) => {
@@ -373,6 +382,10 @@ export class ConfigStore {
             });
           else if (opts.source !== 'file' && field !== undefined) issues.push({ path: ['keys', i, 'key'], message: secretFromFileMessage(k.name, field) });
         }
+        if (stored?.hash !== h) {
+          const gone = retiredElsewhere(k.name, h);
+          if (gone) issues.push({ path: ['keys', i, 'key'], message: gone });
+        }
         keyHashes.set(k.name, h);
       });
     }
@@ -390,8 +403,30 @@ export class ConfigStore {
         const field = fromFile.agents.get(a.name);
         const stored = current.agents.find((c) => c.name === a.name);
         if (stored && stored.hash !== h && opts.source !== 'file' && field !== undefined) issues.push({ path: ['agents', i, 'key'], message: secretFromFileMessage(a.name, field, 'agent') });
+        if (stored?.hash !== h) {
+          const gone = retiredElsewhere('', h);
+          if (gone) issues.push({ path: ['agents', i, 'key'], message: gone });
+        }
         agentHashes.set(a.name, h);
       });
+    }
+    // After this apply every secret belongs to one key or one agent, however the file gets there
+    // (an entry without "key:" keeps its stored secret, which another entry may write literally).
+    {
+      const reported = new Set(issues.map((x) => formatPath(x.path)));
+      const owners = new Map<string, string>();
+      const claim = (section: 'keys' | 'agents', i: number | undefined, name: string, h: string | undefined) => {
+        if (!h) return;
+        const other = owners.get(h);
+        const what = `${section === 'keys' ? 'key' : 'agent'} "${name}"`;
+        if (other === undefined) return void owners.set(h, what);
+        const path = i === undefined ? [section] : [section, i, 'key'];
+        if (!reported.has(formatPath(path))) issues.push({ path, message: `${what} and ${other} would have the same secret: each key and agent needs its own` });
+      };
+      if (doc.keys) doc.keys.forEach((k, i) => claim('keys', i, k.name, keyHashes.get(k.name) ?? current.keys.find((c) => c.name === k.name)?.hash));
+      else for (const k of current.keys) claim('keys', undefined, k.name, k.hash);
+      if (doc.agents) doc.agents.forEach((a, i) => claim('agents', i, a.name, agentHashes.get(a.name) ?? current.agents.find((c) => c.name === a.name)?.hash));
+      else for (const a of current.agents) claim('agents', undefined, a.name, a.hash);
     }
     // The file field that sets each key's (and agent's) secret after this apply: only a file sets
     // one; a file entry without "key:" hands the secret over; a secret set otherwise is no file's.

@@ -116,6 +116,32 @@ describe('key rotation', () => {
     await ask(key, gw.baseURL); // unchanged
   });
 
+  test('a secret rotated away is never given to another key or agent (API and file)', async () => {
+    const old = await create('leaky-app');
+    const rot = await gw.admin('POST', '/keys/leaky-app/rotate', {});
+    assert.equal(rot.status, 200, JSON.stringify(rot.body));
+    await create('other-app');
+    const put = await gw.admin('PUT', '/keys/other-app', { name: 'other-app', team: 'research', key: old });
+    assert.equal(put.status, 400, JSON.stringify(put.body));
+    assert.match(put.body.error.message, /this secret was retired from key "leaky-app"/);
+    const viaFile = await gw.admin('POST', '/config/apply', { agents: [{ name: 'leaky-agent', key: old }] });
+    assert.equal(viaFile.status, 400, JSON.stringify(viaFile.body));
+    assert.match(viaFile.body.error.message, /^agents\[0\]\.key: this secret was retired from key "leaky-app"/);
+    await refused(old, gw.baseURL);
+  });
+
+  test("one secret is never both a key's and an agent's, whichever entry the file writes it in", async () => {
+    const agent = await gw.admin<{ key: string }>('POST', '/agents', { name: 'solo-agent', team: 'research', tools: ['*'] });
+    assert.equal(agent.status, 201, JSON.stringify(agent.body));
+    const keys = (await gw.admin('GET', '/config')).body.keys as { name: string }[];
+    const agents = (await gw.admin('GET', '/config')).body.agents as { name: string }[];
+    // the agent's entry without "key:" keeps its secret; a key entry writes that same secret
+    const r = await gw.admin('POST', '/config/apply', { agents, keys: [...keys, { name: 'twin-key', team: 'research', key: agent.body.key }] });
+    assert.equal(r.status, 400, JSON.stringify(r.body));
+    assert.match(r.body.error.message, /agent "solo-agent" and key "twin-key" would have the same secret/);
+    assert.equal((await gw.admin('GET', '/keys/twin-key')).status, 404, 'nothing applied');
+  });
+
   test('CLI: keys rotate prints the new secret once; a running gateway follows; --grace keeps the old one; bad input is one line, exit 2', async () => {
     const old = await create('cli-app');
     const r = await runCli(['keys', 'rotate', 'cli-app', '--grace', '1h', '--data-dir', gw.dataDir]);
