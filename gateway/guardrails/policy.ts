@@ -279,11 +279,17 @@ export function evaluateTexts(policies: readonly CompiledPolicy[], direction: Gu
 
 /** The string leaves of a JSON value, and a function that rebuilds it with other strings. */
 export function jsonStrings(v: unknown): { texts: string[]; rebuild(texts: readonly string[]): unknown } {
+  // every string: values, and object keys too (a free-form map's keys are text a tool reads:
+  // {"ghp_…": "x"} carries its secret in the key)
   const texts: string[] = [];
   const walk = (x: unknown): void => {
     if (typeof x === 'string') texts.push(x);
     else if (Array.isArray(x)) x.forEach(walk);
-    else if (x && typeof x === 'object') for (const k of Object.keys(x)) walk((x as Record<string, unknown>)[k]);
+    else if (x && typeof x === 'object')
+      for (const k of Object.keys(x)) {
+        texts.push(k);
+        walk((x as Record<string, unknown>)[k]);
+      }
   };
   walk(v);
   return {
@@ -295,7 +301,11 @@ export function jsonStrings(v: unknown): { texts: string[]; rebuild(texts: reado
         if (Array.isArray(x)) return x.map(build);
         if (x && typeof x === 'object') {
           const o: Record<string, unknown> = {};
-          for (const k of Object.keys(x)) o[k] = build((x as Record<string, unknown>)[k]);
+          for (const k of Object.keys(x)) {
+            const key = next[i++]!;
+            // (defineProperty: a key redacted or not, "__proto__" stays an own key, never the prototype)
+            Object.defineProperty(o, key, { value: build((x as Record<string, unknown>)[k]), enumerable: true, writable: true, configurable: true });
+          }
           return o;
         }
         return x;

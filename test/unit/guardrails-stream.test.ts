@@ -144,6 +144,16 @@ describe('evaluate(direction, text|json, scope): the protocol-neutral entry poin
     assert.deepEqual(r.value, { to: '[EMAIL_1]', cc: ['[EMAIL_2]'], n: 3, ok: true });
     assert.deepEqual(r.hits[0]!.detectors, { 'pii:EMAIL': 2 });
   });
+  test("object keys are text too: a secret or a name in a free-form map's key is found and redacted there", () => {
+    const r = evaluatePolicies([p], 'tool_args', { contacts: { 'jane.doe@example.com': 'Jane', note: 'x' }, list: [{ 'bob@example.org': 1 }] }, { tool: 'send_mail' });
+    assert.equal(r.action, 'redact');
+    assert.deepEqual(r.value, { contacts: { '[EMAIL_1]': 'Jane', note: 'x' }, list: [{ '[EMAIL_2]': 1 }] });
+    const b = compilePolicy(guardrailSchema.parse({ name: 'no-secrets', direction: ['tool_args'], detectors: ['secrets'], action: 'block' }));
+    const key = 'ghp_' + 'a1B2c3D4e5F6g7H8i9J0k1L2m3N4o5P6q7R8';
+    assert.equal(evaluatePolicies([b], 'tool_args', { [key]: 'x' }, {}).action, 'block');
+    assert.equal(evaluatePolicies([b], 'tool_args', { note: key }, {}).action, 'block');
+    assert.equal(evaluatePolicies([b], 'tool_args', { note: 'fine', __proto__x: 'y' }, {}).action, 'pass');
+  });
   test('out of scope or another direction: nothing', () => {
     assert.equal(evaluatePolicies([p], 'tool_args', 'jane.doe@example.com', { tool: 'search' }).action, 'pass');
     assert.equal(evaluatePolicies([p], 'tool_result', 'jane.doe@example.com', { tool: 'send_mail' }).action, 'pass');
