@@ -1,12 +1,13 @@
 // The `airlock` command line.
 import fs from 'node:fs';
+import os from 'node:os';
 import path from 'node:path';
 import { UsageError, cliActor, dataDirOf, defaultDataDir, parse } from './cli-args.js';
 import { adminCommand, keyRotateCommand, keyStateCommand, listCommand } from './cli-admin.js';
 import YAML from 'yaml';
 import { DEFAULT_LISTEN, formatIssue, nearest } from './config/schema.js';
 import { ConfigStore, formatChange } from './store/config-store.js';
-import { ensureDataDir, StartupError } from './store/db.js';
+import { DB_FILE, ensureDataDir, StartupError } from './store/db.js';
 import { SECRET_FILE } from './store/secrets.js';
 import { openInstall } from './store/install.js';
 import { RESTART_EXIT_CODE, detectSupervisor } from './server/admin-restart.js';
@@ -371,9 +372,33 @@ async function config(argv: string[]): Promise<number> {
     const { values, positionals } = parse(rest, { 'dry-run': { type: 'boolean' } });
     const file = positionals[0];
     if (!file || positionals.length > 1) throw new UsageError('config apply takes one FILE');
-    const { store, audit, close } = openStore(dataDirOf(values));
+    const dir = dataDirOf(values);
+    const dryRun = !!values['dry-run'];
+    const out = (s: string) => process.stdout.write(s + '\n');
+    const err = (s: string) => process.stderr.write(s + '\n');
+    readConfigFile(file); // a file that cannot be read or parsed: refused before anything is created
+    if (!fs.existsSync(path.join(dir, DB_FILE))) {
+      // No install here yet: the file is tried on a scratch one first, so a dry run or a refused
+      // file creates nothing (no database, no install key) where the install would be.
+      const scratch = fs.mkdtempSync(path.join(os.tmpdir(), 'airlock-apply-'));
+      try {
+        const s = openStore(scratch);
+        try {
+          const r = s.store.apply(readConfigFile(file), { dryRun: true, source: 'file', file: path.resolve(file) });
+          if (dryRun || !r.ok) {
+            if (r.ok) out(`config ${file}: no install at ${dir} yet; applying would create it with:`);
+            return applyFile(s.store, file, true, out, err) ? 0 : 2;
+          }
+        } finally {
+          s.close();
+        }
+      } finally {
+        fs.rmSync(scratch, { recursive: true, force: true });
+      }
+    }
+    const { store, audit, close } = openStore(dir);
     try {
-      return applyFile(store, file, !!values['dry-run'], (s) => process.stdout.write(s + '\n'), (s) => process.stderr.write(s + '\n'), audit) ? 0 : 2;
+      return applyFile(store, file, dryRun, out, err, audit) ? 0 : 2;
     } finally {
       close();
     }

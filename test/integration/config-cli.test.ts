@@ -363,6 +363,32 @@ function assertNotOnDisk(dataDir: string, secrets: string[]): void {
   }
 }
 
+describe('where no install exists yet', () => {
+  test('a dry run, a refused file and a file that does not parse create nothing; a good file creates the install', async () => {
+    const parent = tmpDir();
+    const dir = path.join(parent, 'new-install');
+    const cfg = tmpDir('airlock-cfg-');
+    const dry = await runCli(['config', 'apply', writeConfig(cfg, { teams: [{ name: 'a' }] }, 'ok.yaml'), '--dry-run', '--data-dir', dir]);
+    assert.equal(dry.code, 0, out(dry));
+    assert.match(dry.stdout, /no install at .* yet; applying would create it with:/);
+    assert.match(dry.stdout, /\+ teams\/a/);
+    assert.equal(fs.existsSync(dir), false, `dry run: ${fs.existsSync(dir) ? fs.readdirSync(dir).join(', ') : ''}`);
+    const refused = await runCli(['config', 'apply', writeConfig(cfg, { keys: [{ name: 'k', team: 'no-such-team' }] }, 'bad.yaml'), '--data-dir', dir]);
+    assert.equal(refused.code, 2, out(refused));
+    assert.match(refused.stderr, /refused .*nothing was applied/);
+    assert.equal(fs.existsSync(dir), false, 'refused: nothing created');
+    const broken = path.join(cfg, 'broken.yaml');
+    fs.writeFileSync(broken, 'teams: [\n');
+    const syntax = await runCli(['config', 'apply', broken, '--data-dir', dir]);
+    assert.equal(syntax.code, 2, out(syntax));
+    assert.equal(fs.existsSync(dir), false, 'unparsable: nothing created');
+    const real = await runCli(['config', 'apply', path.join(cfg, 'ok.yaml'), '--data-dir', dir]);
+    assert.equal(real.code, 0, out(real));
+    assert.ok(fs.existsSync(path.join(dir, 'airlock.db')));
+    assert.match((await runCli(['config', 'export', '--data-dir', dir])).stdout, /name: a/);
+  });
+});
+
 describe('concurrent applies', () => {
   test('three config apply runs at once leave exactly one file\'s teams, never a mix of two', async () => {
     const dir = tmpDir();
