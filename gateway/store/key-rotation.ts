@@ -63,11 +63,13 @@ export function rotateKey(db: DB, secrets: Secrets, name: string, graceSeconds: 
     }
     if (row.secret_from_file !== null) throw new SecretFromFileError(secretFromFileMessage(name, row.secret_from_file));
     retireSecret(db, name, row.hash, now);
+    // without grace the old secret is kept as one whose grace ended now: it is refused saying the
+    // key was rotated (not "no such key"), as after a grace period
     db.prepare(`UPDATE keys SET hash = ?, prefix = ?, previous_hash = ?, previous_valid_until = ?, updated_at = ? WHERE name = ?`).run(
       secrets.hashKey(key),
       prefix,
-      until === null ? null : row.hash,
-      until,
+      row.hash,
+      until ?? now,
       now,
       name,
     );
