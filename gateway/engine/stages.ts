@@ -98,8 +98,13 @@ export function authenticate(
   now = Date.now(),
 ): KeyRecord {
   const key = extractKey(headers);
-  if (!key)
+  if (!key) {
+    const auth = headers.authorization;
+    // a header that is there but not "Bearer <key>" is a malformed key, not a missing one
+    if (typeof auth === 'string' && auth.trim() !== '')
+      throw gatewayError('invalid_api_key', 'Invalid API key: the Authorization header must be "Bearer <key>" (the word Bearer, then the key alone).');
     throw gatewayError('missing_api_key', 'Missing API key: send "Authorization: Bearer <key>" or "x-api-key: <key>".');
+  }
   const hash = hasher.hashKey(key);
   let rec = s.keysByHash.get(hash);
   if (!rec) {

@@ -79,6 +79,18 @@ function refuse(req: FastifyRequest, reply: FastifyReply, answer: () => void, li
   raw.once('close', once); // the client went away (or the request timed out) before the end
 }
 
+/** A body refused by the JSON parser that is valid JSON: it has a key the parser refuses
+ * ("__proto__", or "constructor" with "prototype"), which deserves its own message. */
+function prototypeKeyError(body: string): GatewayError | undefined {
+  if (!/"(?:__proto__|constructor)"/.test(body)) return undefined;
+  try {
+    JSON.parse(body);
+  } catch {
+    return undefined;
+  }
+  return gatewayError('invalid_json', 'The request body has a "__proto__" or "constructor.prototype" key, which is refused (it could alter the objects that read the body).');
+}
+
 export function openAIError(err: FastifyError | Error, bodyLimit?: number): GatewayError {
   if (err instanceof GatewayError) return err;
   const e = err as FastifyError;
@@ -179,7 +191,7 @@ export function buildDataPlane(gw: Gateway): FastifyInstance {
   app.removeContentTypeParser('application/json');
   app.addContentTypeParser('application/json', { parseAs: 'string' }, (req, body, done) => {
     void parseJson(req, body as string, (err, value) => {
-      if (err) return done(err, undefined);
+      if (err) return done(prototypeKeyError(body as string) ?? err, undefined);
       const max = gw.snapshot.settings.limits.max_json_depth;
       if (nestedDeeperThan(value, max)) return done(gatewayError('too_deeply_nested', `The request body nests arrays and objects more than ${max} levels deep.`), undefined);
       done(null, value);

@@ -316,6 +316,19 @@ describe('data plane (shared gateway)', () => {
     assert.match(missing.message, /missing/i);
     requestIdOf(missing);
 
+    // an Authorization header that is there but not "Bearer <key>" is a malformed key, said so
+    for (const value of [`Bearer ${TEST_KEY} extra`, TEST_KEY, `Basic ${Buffer.from('a:b').toString('base64')}`]) {
+      const r = await fetch(`${gw.baseURL}/chat/completions`, { method: 'POST', headers: { authorization: value, 'content-type': 'application/json' }, body: '{"model":"chat","messages":[{"role":"user","content":"hi"}]}' });
+      const body = (await r.json()) as { error: { code: string; message: string } };
+      assert.equal(r.status, 401, value);
+      assert.equal(body.error.code, 'invalid_api_key', value);
+      assert.match(body.error.message, /the Authorization header must be "Bearer <key>"/, value);
+    }
+    // a body with a __proto__ key: refused, saying why (it is valid JSON)
+    const proto = await fetch(`${gw.baseURL}/chat/completions`, { method: 'POST', headers: { authorization: `Bearer ${TEST_KEY}`, 'content-type': 'application/json' }, body: '{"model":"chat","messages":[{"role":"user","content":"hi"}],"__proto__":{"x":1}}' });
+    assert.equal(proto.status, 400);
+    assert.match(((await proto.json()) as { error: { message: string } }).error.message, /"__proto__" or "constructor.prototype" key, which is refused/);
+
     const unknown = await apiError(chat(client(gw, 'sk-airlock-unknown-key-00000000000000000000')));
     assert.ok(unknown instanceof OpenAI.AuthenticationError);
     assert.match(unknown.message, /invalid|unknown|no such/i);
