@@ -467,8 +467,9 @@ export class ConfigStore {
     diff('models', doc.models, current.models, (x) => x);
     diff(
       'keys',
-      doc.keys?.map(({ key: _k, ...k }) => ({ ...k, hash: keyHashes.get(k.name) ?? current.keys.find((c) => c.name === k.name)?.hash })),
-      current.keys.map(({ prefix: _p, created_at: _c, ...k }) => k),
+      // (disabled: false is the default, written or not: no change)
+      doc.keys?.map(({ key: _k, ...k }) => ({ ...k, disabled: k.disabled || undefined, hash: keyHashes.get(k.name) ?? current.keys.find((c) => c.name === k.name)?.hash })),
+      current.keys.map(({ prefix: _p, created_at: _c, ...k }) => ({ ...k, disabled: k.disabled || undefined })),
       (x) => x,
     );
     if (doc.routing_rules && stable(doc.routing_rules) !== stable(current.routing_rules)) {

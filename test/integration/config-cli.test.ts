@@ -178,6 +178,13 @@ describe('config apply: dry run, idempotency and diffs', () => {
       assert.match(second.stdout, /no changes/);
       assert.ok(!lines(second).some((l) => /^[+~-] /.test(l)), out(second));
       assert.equal(dbHash(dataDir), appliedDb, 'applying the same file twice is idempotent');
+      // a field written at its default is no change either
+      const defaults: any = startingConfig();
+      defaults.keys[0].disabled = false;
+      const third = await apply(dataDir, writeConfig(cfgDir, defaults, 'defaults.yaml'));
+      assert.equal(third.code, 0, out(third));
+      assert.match(third.stdout, /no changes/, out(third));
+      assert.equal(await exportDoc(dataDir), applied, 'disabled: false written out changes nothing');
 
       // one field of one model
       const changed = startingConfig();
