@@ -137,13 +137,13 @@ export async function adminCommand(argv: string[]): Promise<number> {
       const password = randomBytes(15).toString('base64url');
       const hash = await hashPassword(password);
       db.transaction(() => {
-        db.prepare(`UPDATE admin_users SET password_hash = ?, disabled = 0, failed_logins = 0, locked_until = NULL, updated_at = ? WHERE name = ?`).run(hash, Date.now(), name);
+        db.prepare(`UPDATE admin_users SET password_hash = ?, must_change_password = 1, disabled = 0, failed_logins = 0, locked_until = NULL, updated_at = ? WHERE name = ?`).run(hash, Date.now(), name);
         db.prepare(`DELETE FROM admin_sessions WHERE user = ?`).run(name);
       })();
       openAudit(db, dataDir, secrets).append({ kind: 'admin.password_reset', actor: cliActor(), source: 'cli', data: { action: 'admin reset-password', user: name, role: user.role } });
       process.stdout.write(password + '\n');
       process.stderr.write(
-        `airlock: the password of "${name}" (${user.role}) is reset to the one above, shown only this once; its sessions are signed out, the account is enabled and unlocked. Log in with it and choose a new one under Admins.\n`,
+        `airlock: the password of "${name}" (${user.role}) is reset to the one above, shown only this once; its sessions are signed out, the account is enabled and unlocked. It is for one sign-in: the admin app then asks for a new password (POST /auth/password), and nothing else works until one is chosen.\n`,
       );
       return 0;
     } finally {

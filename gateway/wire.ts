@@ -25,6 +25,9 @@ export interface ListBody<T> {
 export interface SessionUser {
   name: string;
   role: Role;
+  /** signed in with a one-time password (airlock admin reset-password): nothing else is allowed
+   * until a new one is chosen (POST /auth/password) */
+  must_change_password?: boolean;
 }
 
 /** GET /auth/state */

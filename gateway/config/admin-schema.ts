@@ -13,6 +13,10 @@ export const loginSchema = z.strictObject({ username: z.string().min(1, 'is requ
 export const userCreateSchema = z.strictObject({ name, password: passwordSchema, role: z.enum(ROLES) });
 export const userUpdateSchema = z.strictObject({ role: z.enum(ROLES).optional(), password: passwordSchema.optional(), disabled: z.boolean().optional() });
 export const tokenCreateSchema = z.strictObject({ name, role: z.enum(ROLES) });
+/** POST /auth/password: a signed-in user's own new password */
+export const passwordChangeSchema = z
+  .strictObject({ current_password: z.string().min(1, 'is required').max(1024), new_password: passwordSchema })
+  .refine((b) => b.new_password !== b.current_password, { path: ['new_password'], message: 'must differ from the current password' });
 
 /** POST /backup (owner): the passphrase of the encrypted backup bundle (as `airlock backup`). */
 export const MIN_BACKUP_PASSPHRASE = 10;

@@ -49,6 +49,7 @@ const DESCRIPTIONS: Record<string, string> = {
   'POST /auth/setup': 'first-run setup',
   'POST /auth/login': 'log in',
   'POST /auth/logout': 'log out',
+  'POST /auth/password': 'change own password',
   'POST /users': 'create admin user',
   'PUT /users/:name': 'update admin user',
   'DELETE /users/:name': 'delete admin user',

@@ -13,11 +13,12 @@ import {
   userCreateSchema,
   userUpdateSchema,
   tokenCreateSchema,
+  passwordChangeSchema,
   type Role,
 } from '../config/admin-schema.js';
 import type { Access, AdminUser, ApiToken } from '../wire.js';
 
-export { ROLES, MIN_PASSWORD, setupSchema, loginSchema, userCreateSchema, userUpdateSchema, tokenCreateSchema, type Role };
+export { ROLES, MIN_PASSWORD, setupSchema, loginSchema, userCreateSchema, userUpdateSchema, tokenCreateSchema, passwordChangeSchema, type Role };
 export const roleRank = (r: Role) => ROLES.indexOf(r);
 /** the principal name of AIRLOCK_ADMIN_TOKEN (a token it creates names it as its creator) */
 const ENV_TOKEN_NAME = 'AIRLOCK_ADMIN_TOKEN';
@@ -30,6 +31,15 @@ export interface Principal {
   role: Role;
   csrf?: string;
   sessionHash?: string;
+  /** a session signed in with a one-time password: only a password change is allowed */
+  mustChangePassword?: boolean;
+}
+
+declare module 'fastify' {
+  interface FastifyContextConfig {
+    /** the route a session signed in with a one-time password may still use (POST /auth/password) */
+    passwordChange?: boolean;
+  }
 }
 
 /** Thrown by auth code; admin-plane maps it to its error shape. */
@@ -101,6 +111,7 @@ interface UserRow {
   failed_logins: number;
   locked_until: number | null;
   created_at: number;
+  must_change_password: number;
 }
 
 export function userView(u: UserRow): AdminUser {
@@ -197,11 +208,11 @@ export class AdminAuth {
     if (!sid) return undefined;
     const h = sha256(sid);
     const row = this.db
-      .prepare(`SELECT s.user, s.csrf, s.expires_at, u.role, u.disabled FROM admin_sessions s JOIN admin_users u ON u.name = s.user WHERE s.id_hash = ?`)
-      .get(h) as { user: string; csrf: string; expires_at: number; role: Role; disabled: number } | undefined;
+      .prepare(`SELECT s.user, s.csrf, s.expires_at, u.role, u.disabled, u.must_change_password FROM admin_sessions s JOIN admin_users u ON u.name = s.user WHERE s.id_hash = ?`)
+      .get(h) as { user: string; csrf: string; expires_at: number; role: Role; disabled: number; must_change_password: number } | undefined;
     if (!row || row.disabled || row.expires_at <= Date.now()) return undefined;
     this.touch(`s:${h}`, () => this.db.prepare(`UPDATE admin_sessions SET last_seen_at = ? WHERE id_hash = ?`).run(Date.now(), h));
-    return { kind: 'session', name: row.user, role: row.role, csrf: row.csrf, sessionHash: h };
+    return { kind: 'session', name: row.user, role: row.role, csrf: row.csrf, sessionHash: h, ...(row.must_change_password ? { mustChangePassword: true } : {}) };
   }
 
   /** Write "last used" at most once a minute per principal: keeps reads off the write path. */
@@ -229,8 +240,25 @@ export class AdminAuth {
       if (typeof sent !== 'string' || !p.csrf || !safeEqual(sent, p.csrf))
         throw new AuthError(403, 'csrf_failed', 'Missing or wrong x-csrf-token header for a change made with a login session.');
     }
+    if (p.mustChangePassword && (req.routeOptions.config as { passwordChange?: boolean } | undefined)?.passwordChange !== true)
+      throw new AuthError(403, 'password_change_required', `"${p.name}" signed in with a one-time password: choose a new one first (POST /auth/password, or the form the admin app shows).`);
     if (roleRank(p.role) < roleRank(need))
       throw new AuthError(403, 'forbidden', `The ${p.role} role may not ${method === 'GET' ? 'read' : 'change'} this (needs ${need}).`);
+  }
+
+  /** A signed-in user chooses its own new password (the current one proves it is them): the
+   * one-time mark is cleared and its other sessions end; this one stays. */
+  async changeOwnPassword(p: Principal | undefined, body: z.infer<typeof passwordChangeSchema>): Promise<void> {
+    if (!p || p.kind !== 'session') throw new AuthError(400, 'session_required', 'Only a signed-in user changes its own password (an API token has none).');
+    const u = this.user(p.name);
+    if (!u) throw new AuthError(401, 'unauthenticated', 'Log in again.');
+    if (!(await verifyPassword(body.current_password, u.password_hash)))
+      throw new AuthError(400, 'validation_failed', 'current_password: is not the current password', {}, [{ path: ['current_password'], message: 'is not the current password' }]);
+    const hash = await hashPassword(body.new_password);
+    this.db.transaction(() => {
+      this.db.prepare(`UPDATE admin_users SET password_hash = ?, must_change_password = 0, updated_at = ? WHERE name = ?`).run(hash, Date.now(), p.name);
+      this.db.prepare(`DELETE FROM admin_sessions WHERE user = ? AND id_hash != ?`).run(p.name, p.sessionHash ?? '');
+    })();
   }
 
   async setup(body: z.infer<typeof setupSchema>): Promise<{ user: UserRow; session: { cookie: string; csrf: string } }> {

@@ -34,6 +34,7 @@ import {
   loginSchema,
   setupSchema,
   tokenCreateSchema,
+  passwordChangeSchema,
   userCreateSchema,
   userUpdateSchema,
   userView,
@@ -712,15 +713,15 @@ export function buildAdminPlane(gw: Gateway): FastifyInstance {
   }));
 
   // ---- accounts ----
-  const sessionReply = (reply: FastifyReply, req: FastifyRequest, user: SessionUser, session: { cookie: string; csrf: string }): SessionBody => {
+  const sessionReply = (reply: FastifyReply, req: FastifyRequest, user: { name: string; role: SessionUser['role']; must_change_password?: number | boolean }, session: { cookie: string; csrf: string }): SessionBody => {
     reply.header('set-cookie', gw.auth.cookie(session.cookie, req.protocol === 'https', gw.snapshot.settings.admin_session_hours * 3600));
-    return { user: { name: user.name, role: user.role }, csrf_token: session.csrf };
+    return { user: { name: user.name, role: user.role, ...(user.must_change_password ? { must_change_password: true } : {}) }, csrf_token: session.csrf };
   };
   app.get(`${API}/auth/state`, { config: { access: 'public' } }, async (req): Promise<AuthState> => {
     const p = principalOf(req);
     return {
       setup_required: gw.auth.setupRequired(),
-      user: p ? { name: p.name, role: p.role } : null,
+      user: p ? { name: p.name, role: p.role, ...(p.mustChangePassword ? { must_change_password: true } : {}) } : null,
       csrf_token: p?.csrf ?? null,
     };
   });
@@ -734,6 +735,11 @@ export function buildAdminPlane(gw: Gateway): FastifyInstance {
     const body = parseBody(loginSchema, req.body);
     const r = await gw.auth.login(body, req.socket.remoteAddress);
     return sessionReply(reply, req, r.user, r.session);
+  });
+  // A signed-in user's own password (any role; the only route a one-time password's session may use)
+  app.post(`${API}/auth/password`, { config: { access: 'auditor', passwordChange: true } }, async (req, reply) => {
+    await gw.auth.changeOwnPassword(principalOf(req), parseBody(passwordChangeSchema, req.body));
+    return reply.code(204).send();
   });
   app.post(`${API}/auth/logout`, { config: { access: 'public' } }, async (req, reply) => {
     gw.auth.logout(principalOf(req));

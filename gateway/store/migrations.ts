@@ -520,6 +520,15 @@ SELECT base.session, first, last, CASE WHEN length(t.v) > 1024 THEN NULL ELSE CO
 FROM base LEFT JOIN t ON t.session = base.session LEFT JOIN k ON k.session = base.session LEFT JOIN m ON m.session = base.session;
 `,
   },
+  {
+    version: 27,
+    name: 'admin-must-change-password',
+    // A password set by `airlock admin reset-password` is for one sign-in: until its user chooses
+    // a new one (POST /auth/password), a session may do nothing else.
+    sql: `
+ALTER TABLE admin_users ADD COLUMN must_change_password INTEGER NOT NULL DEFAULT 0;
+`,
+  },
 ];
 
 export const LATEST_VERSION = MIGRATIONS[MIGRATIONS.length - 1]!.version;

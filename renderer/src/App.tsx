@@ -2,7 +2,7 @@
 import { useEffect } from 'react';
 import { AuthProvider, useAuth, useAuthPhase } from './auth';
 import { Link, navigate, usePath } from './router';
-import { LoginScreen, SetupScreen } from './pages/Auth';
+import { LoginScreen, PasswordChangeScreen, SetupScreen } from './pages/Auth';
 import { OverviewPage } from './pages/Overview';
 import { EndpointsPage } from './pages/Endpoints';
 import { ModelsPage } from './pages/Models';
@@ -83,6 +83,7 @@ export function App() {
     case 'login':
       return <LoginScreen onDone={signedIn} reason={phase.reason} />;
     case 'app':
+      if (phase.user.must_change_password) return <PasswordChangeScreen user={phase.user} onDone={() => void refresh()} onSignOut={() => void logout()} />;
       return (
         <AuthProvider user={phase.user} logout={logout}>
           <Shell path={path} />

@@ -934,6 +934,38 @@ describe('admin app (Chromium)', () => {
 
     assertNoProblems(problems, [/status of 40[13]/, /status of 423/]);
   });
+  test('a one-time password from airlock admin reset-password: the app asks for a new password before anything else', { skip: SKIP_BROWSER }, async () => {
+    const gw = await gateway({ config: basicConfig(upstream!.url) });
+    assert.equal((await gw.admin('POST', '/users', { name: 'root', password: OWNER.password, role: 'owner' })).status, 201);
+    assert.equal((await gw.admin('POST', '/users', { name: 'forgetful', password: 'a password long forgotten', role: 'admin' })).status, 201);
+    const reset = await runCli(['admin', 'reset-password', 'forgetful', '--data-dir', gw.dataDir]);
+    assert.equal(reset.code, 0, reset.stderr);
+    const temporary = reset.stdout.trim();
+    const { page, problems } = await newPage();
+    await open(page, gw.adminUrl + '/');
+    assert.equal(await login(page, 'forgetful', temporary), 200);
+    await page.getByRole('heading', { name: 'Choose a new password' }).waitFor();
+    assert.equal(await page.getByText('Signed in as').count(), 0, 'no page of the app before a new password');
+    // too short: the field says so, from the shared schema, before anything is sent
+    await page.getByLabel('One-time password').fill(temporary);
+    await page.getByLabel('New password', { exact: true }).fill('short');
+    await page.getByRole('button', { name: 'Save the new password' }).click();
+    await page.locator('#new-password-error').getByText(/at least 12 characters/).waitFor();
+    // a wrong one-time password: the API's answer on its field
+    await page.getByLabel('One-time password').fill('not the one at all');
+    await page.getByLabel('New password', { exact: true }).fill('my own new passphrase');
+    await page.getByRole('button', { name: 'Save the new password' }).click();
+    await page.locator('#current-password-error').getByText('is not the current password').waitFor();
+    await page.getByLabel('One-time password').fill(temporary);
+    await page.getByLabel('New password', { exact: true }).fill('my own new passphrase');
+    await page.getByRole('button', { name: 'Save the new password' }).click();
+    await page.getByText('Signed in as').waitFor();
+    await page.getByRole('heading', { level: 1 }).first().waitFor();
+    // the new password is the one that works from now on
+    const login2 = await fetch(`${gw.adminUrl}/admin/api/v1/auth/login`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ username: 'forgetful', password: 'my own new passphrase' }) });
+    assert.equal(login2.status, 200);
+    assertNoProblems(problems, [/status of 40[03]/]);
+  });
   test('the owner downloads an encrypted backup from Settings; it restores with the CLI; an admin does not see it', { skip: SKIP_BROWSER }, async () => {
     const gw = await gateway({ config: basicConfig(upstream!.url) });
     assert.equal((await gw.admin('POST', '/users', { name: 'root', password: OWNER.password, role: 'owner' })).status, 201);

@@ -110,8 +110,37 @@ describe('command line parity', () => {
     const temporary = r.stdout.trim();
     assert.ok(temporary.length >= 16 && !temporary.includes(' '), out(r));
     assert.match(r.stderr, /shown only this once/);
-    assert.equal((await login(temporary)).status, 200, 'the one-time password logs in');
+    const once = await login(temporary);
+    assert.equal(once.status, 200, 'the one-time password logs in');
     assert.notEqual((await login('the old password 123')).status, 200, 'the old password is gone');
+    // the one-time password is for one sign-in: that session may do nothing but choose a new one
+    const onceCookie = once.headers.getSetCookie()[0]!.split(';')[0]!;
+    const onceBody = (await once.json()) as { user: { must_change_password?: boolean }; csrf_token: string };
+    assert.equal(onceBody.user.must_change_password, true);
+    const state = (await (await fetch(`${gw.adminUrl}/admin/api/v1/auth/state`, { headers: { cookie: onceCookie } })).json()) as { user: { must_change_password?: boolean } };
+    assert.equal(state.user.must_change_password, true);
+    const blocked = await fetch(`${gw.adminUrl}/admin/api/v1/teams`, { headers: { cookie: onceCookie } });
+    assert.equal(blocked.status, 403);
+    assert.equal(((await blocked.json()) as { error: { code: string } }).error.code, 'password_change_required');
+    const change = (body: unknown) =>
+      fetch(`${gw.adminUrl}/admin/api/v1/auth/password`, { method: 'POST', headers: { cookie: onceCookie, 'x-csrf-token': onceBody.csrf_token, 'content-type': 'application/json' }, body: JSON.stringify(body) });
+    const fresh = 'a brand new passphrase';
+    for (const [body, field] of [
+      [{ current_password: 'not it at all', new_password: fresh }, 'current_password'],
+      [{ current_password: temporary, new_password: 'short' }, 'new_password'],
+      [{ current_password: temporary, new_password: temporary }, 'new_password'],
+    ] as const) {
+      const r = await change(body);
+      assert.equal(r.status, 400, JSON.stringify(body));
+      const j = (await r.json()) as { error: { issues: { path: string }[] } };
+      assert.ok(j.error.issues.some((x) => x.path === field), JSON.stringify(j));
+    }
+    assert.equal((await change({ current_password: temporary, new_password: fresh })).status, 204);
+    assert.equal((await fetch(`${gw.adminUrl}/admin/api/v1/teams`, { headers: { cookie: onceCookie } })).status, 200, 'the session goes on');
+    assert.notEqual((await login(temporary)).status, 200, 'the one-time password worked once');
+    const after = await login(fresh);
+    assert.equal(after.status, 200);
+    assert.equal(((await after.json()) as { user: { must_change_password?: boolean } }).user.must_change_password, undefined);
     assert.equal((await fetch(`${gw.adminUrl}/admin/api/v1/teams`, { headers: { cookie } })).status, 401, 'the old session is signed out');
     assert.match((await cli('admin', 'list')).stdout, /^founder\towner$/m);
     const events = (await gw.admin('GET', '/audit/events?kind=admin.password_reset')).body.data as { source: string; data: { user?: string } }[];
@@ -119,6 +148,9 @@ describe('command line parity', () => {
     assert.equal(events[0]!.source, 'cli');
     assert.equal(events[0]!.data.user, 'founder');
     assert.ok(!JSON.stringify(events).includes(temporary), 'never the password');
+    const all = JSON.stringify((await gw.admin('GET', '/audit/events?limit=1000')).body);
+    assert.ok(all.includes('change own password'), 'the change is in the audit trail');
+    assert.ok(!all.includes('a brand new passphrase') && !all.includes(temporary), 'never a password');
   });
 
   test('a file whose section replaces a whole list and so breaks a reference says so', async () => {

@@ -69,6 +69,7 @@ const EXPECTED: Record<string, Access> = {
   'POST /admin/api/v1/auth/setup': 'public',
   'POST /admin/api/v1/auth/login': 'public',
   'POST /admin/api/v1/auth/logout': 'public',
+  'POST /admin/api/v1/auth/password': 'auditor',
   'GET /admin/api/v1/endpoints': 'auditor',
   'GET /admin/api/v1/endpoints/:name': 'auditor',
   'POST /admin/api/v1/endpoints': 'admin',

@@ -3,7 +3,7 @@ import { useEffect, useState } from 'react';
 import { api, ApiError, type FieldErrors, type SessionBody, type SessionUser } from '../api';
 import { TextField, focusAfterRender, focusNextPage, usePageTitle } from '../components/ui';
 import { SchemaForm } from '../components/form-dialog';
-import { MIN_PASSWORD, loginSchema, setupSchema } from '../../../gateway/config/admin-schema';
+import { MIN_PASSWORD, loginSchema, passwordChangeSchema, setupSchema } from '../../../gateway/config/admin-schema';
 import { navigate } from '../router';
 import { Icon } from '../components/icons';
 
@@ -147,7 +147,52 @@ export function LoginScreen({ onDone, reason }: { onDone: (user: SessionUser, cs
           </>
         )}
       </SchemaForm>
-      <p className="hint">Forgot the password? Another owner can reset it on the Admins page.</p>
+      <p className="hint">Forgot the password? An owner can set a new one on the Admins page, or run <code>airlock admin reset-password NAME</code> on the server for a one-time password.</p>
+    </AuthFrame>
+  );
+}
+
+/** After a sign-in with a one-time password (airlock admin reset-password): nothing else works
+ * until the user chooses a new password. */
+export function PasswordChangeScreen({ user, onDone, onSignOut }: { user: SessionUser; onDone: () => void; onSignOut: () => void }) {
+  const [current, setCurrent] = useState('');
+  const [next, setNext] = useState('');
+
+  return (
+    <AuthFrame
+      title="Choose a new password"
+      intro={
+        <p>
+          <strong>{user.name}</strong> signed in with a one-time password. Choose a new password (at least {MIN_PASSWORD} characters) to go on.
+        </p>
+      }
+    >
+      <SchemaForm
+        schema={passwordChangeSchema}
+        build={() => ({ current_password: current, new_password: next })}
+        send={async (body) => {
+          await api('POST', '/auth/password', body);
+          focusNextPage();
+          onDone();
+        }}
+        label="Choose a new password"
+        submitLabel="Save the new password"
+        busyLabel="Saving…"
+        submitClassName="primary wide"
+        guard={false}
+      >
+        {(errors) => (
+          <>
+            <TextField id="current-password" type="password" label="One-time password" value={current} onChange={setCurrent} error={errors.current_password} autoComplete="current-password" autoFocus />
+            <TextField id="new-password" type="password" label="New password" value={next} onChange={setNext} error={errors.new_password} autoComplete="new-password" />
+          </>
+        )}
+      </SchemaForm>
+      <p className="hint">
+        <button type="button" className="link-button" onClick={onSignOut}>
+          Sign out
+        </button>
+      </p>
     </AuthFrame>
   );
 }
