@@ -6,13 +6,15 @@ import { name } from './schema.js';
 export const ROLES = ['auditor', 'admin', 'owner'] as const;
 export type Role = (typeof ROLES)[number];
 export const MIN_PASSWORD = 12;
+/** An account or token name: never the name AIRLOCK_ADMIN_TOKEN's tokens record as their creator. */
+const accountName = name.refine((n) => n !== 'AIRLOCK_ADMIN_TOKEN', { message: 'is reserved (the name of the AIRLOCK_ADMIN_TOKEN principal)' });
 
 export const passwordSchema = z.string().min(MIN_PASSWORD, `must be at least ${MIN_PASSWORD} characters`).max(1024);
-export const setupSchema = z.strictObject({ setup_token: z.string().min(1, 'is required'), username: name, password: passwordSchema });
+export const setupSchema = z.strictObject({ setup_token: z.string().min(1, 'is required'), username: accountName, password: passwordSchema });
 export const loginSchema = z.strictObject({ username: z.string().min(1, 'is required').max(64), password: z.string().min(1, 'is required').max(1024) });
-export const userCreateSchema = z.strictObject({ name, password: passwordSchema, role: z.enum(ROLES) });
+export const userCreateSchema = z.strictObject({ name: accountName, password: passwordSchema, role: z.enum(ROLES) });
 export const userUpdateSchema = z.strictObject({ role: z.enum(ROLES).optional(), password: passwordSchema.optional(), disabled: z.boolean().optional() });
-export const tokenCreateSchema = z.strictObject({ name, role: z.enum(ROLES) });
+export const tokenCreateSchema = z.strictObject({ name: accountName, role: z.enum(ROLES) });
 /** POST /auth/password: a signed-in user's own new password */
 export const passwordChangeSchema = z
   .strictObject({ current_password: z.string().min(1, 'is required').max(1024), new_password: passwordSchema })

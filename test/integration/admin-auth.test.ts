@@ -503,6 +503,12 @@ describe('logins, sessions, CSRF, lockout, users and API tokens', () => {
     const names = ((await gw.admin('GET', '/tokens')).body.data as { name: string }[]).map((t) => t.name);
     assert.ok(!names.includes('temp-admin-tok'), names.join(','));
     assert.equal((await call(gw, 'DELETE', '/users/temp-admin', { session: owner })).status, 204);
+    // the name AIRLOCK_ADMIN_TOKEN's tokens record as their creator is no account's or token's
+    for (const [p, body] of [['/users', { name: 'AIRLOCK_ADMIN_TOKEN', password: PASSWORD, role: 'admin' }], ['/tokens', { name: 'AIRLOCK_ADMIN_TOKEN', role: 'auditor' }]] as const) {
+      const r = await call(gw, 'POST', p, { session: owner, body });
+      assert.equal(r.status, 400, show(r));
+      assert.match(JSON.stringify(r.body), /is reserved/);
+    }
   });
 
   test('roles follow the route, not a name inside it: a key named "users" is an ordinary key', async () => {

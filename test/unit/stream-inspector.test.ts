@@ -166,6 +166,22 @@ test('an error event is recognised in any spacing; escaped keys inside strings a
   const named = new StreamInspector({ kind: 'chat', clientWantsUsage: false, maxEventBytes: 1 << 20 });
   named.push(Buffer.from(`event: error\ndata: {"message":"x"}\n\n`));
   assert.ok(named.errorEvent);
+  // "error": null (or false, "") as the first key of every chunk, as some servers write: content
+  for (const v of ['null', 'false', '""']) {
+    const quiet = new StreamInspector({ kind: 'chat', clientWantsUsage: false, maxEventBytes: 1 << 20 });
+    const out = quiet.push(Buffer.from(`data: {"error": ${v}, "choices": [{"index": 0, "delta": {"content": "hi"}, "finish_reason": null}]}\n\ndata: [DONE]\n\n`));
+    assert.equal(quiet.errorEvent, undefined, v);
+    assert.equal(quiet.contentSeen, true, v);
+    assert.equal(quiet.done, true, v);
+    assert.match(Buffer.concat(out).toString(), /\[DONE\]/, `${v}: nothing is held back`);
+  }
+  // after an error event nothing more of the stream goes on, [DONE] included
+  const after = new StreamInspector({ kind: 'chat', clientWantsUsage: false, maxEventBytes: 1 << 20 });
+  const sent = Buffer.concat(after.push(Buffer.from(`data: ${JSON.stringify(chunk('part'))}\n\ndata: {"error":{"message":"oom"}}\n\ndata: ${JSON.stringify(chunk('more'))}\n\ndata: [DONE]\n\n`))).toString();
+  assert.match(sent, /part/);
+  assert.match(sent, /oom/);
+  assert.doesNotMatch(sent, /more|\[DONE\]/);
+  assert.equal(after.done, true);
   // content that talks about usage and finish_reason is not usage or a finish
   const sneaky = new StreamInspector({ kind: 'chat', clientWantsUsage: false, maxEventBytes: 1 << 20 });
   sneaky.push(Buffer.from(`data: ${JSON.stringify(chunk('{"usage": {"prompt_tokens": 1}, "finish_reason": "stop"}'))}\n\n`));

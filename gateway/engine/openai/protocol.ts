@@ -51,9 +51,11 @@ export function validateBody(kind: Kind, body: unknown): Record<string, unknown>
   if (kind !== 'embeddings') {
     // what the answer may cost is reserved against budgets from these (governance estimate): a
     // negative or fractional one would reserve a negative cost, and so make room for others
+    // (completions may ask for 0 tokens: the prompt's logprobs with echo)
+    const least = kind === 'completions' ? 0 : 1;
     for (const f of ['max_tokens', 'max_completion_tokens'] as const) {
       const v = b[f];
-      if (v !== undefined && v !== null && !(typeof v === 'number' && Number.isSafeInteger(v) && v >= 1)) throw badRequest(`"${f}" must be a whole number of tokens, at least 1.`, f);
+      if (v !== undefined && v !== null && !(typeof v === 'number' && Number.isSafeInteger(v) && v >= least)) throw badRequest(`"${f}" must be a whole number of tokens, at least ${least}.`, f);
     }
     const n = b.n;
     if (n !== undefined && n !== null && !(typeof n === 'number' && Number.isSafeInteger(n) && n >= 1 && n <= 128)) throw badRequest('"n" must be a whole number from 1 to 128.', 'n');

@@ -118,6 +118,14 @@ function startsWithErrorKey(s: string, from: number, to: number): boolean {
   return i + ERROR_KEY.length <= to && s.startsWith(ERROR_KEY, i);
 }
 
+/** The parsed data of an event whose first key is "error": is it an error (not null, false or
+ * empty)? Data that does not parse is taken as one. */
+function errorValueSet(j: ParsedChunk | undefined): boolean {
+  if (!j) return true;
+  const e = j.error;
+  return e !== null && e !== undefined && e !== false && e !== '';
+}
+
 export function readUsage(u: unknown): Usage | undefined {
   if (!u || typeof u !== 'object') return undefined;
   const o = u as Record<string, unknown>;
@@ -426,7 +434,9 @@ export class StreamInspector {
       return parsed;
     };
 
-    if (name === 'error' || startsWithErrorKey(ds, p0, p1)) {
+    // an error event: named so, or data whose first key is "error" with a value (some servers
+    // write "error": null in every chunk)
+    if (name === 'error' || (startsWithErrorKey(ds, p0, p1) && errorValueSet(parse()))) {
       if (this.errorEvent === undefined) {
         const d = bytes();
         this.errorEvent = d.toString('utf8', 0, Math.min(d.length, 2000)).slice(0, 500);
