@@ -494,11 +494,12 @@ export interface RequestTraceLookup {
  */
 export function traceOfRequest(db: DB, requestId: string): RequestTraceLookup {
   const traced = db.prepare(`SELECT trace IS NOT NULL FROM ledger WHERE request_id = ?`).pluck().get(requestId) as number | undefined;
-  // the request's own span is a model span; the kind rules out a random span id of another row that happens to match
+  // the request's own span is a model span, or a tool call's (its ledger row's id); the kind rules
+  // out a random span id of another row that happens to match
   const traceId =
     traced === 1
       ? ownTraceId(requestId)
-      : (db.prepare(`SELECT trace_id FROM trace_spans WHERE span_id = ? AND kind = 'model' ORDER BY rowid DESC LIMIT 1`).pluck().get(requestSpanId(requestId)) as string | undefined);
+      : (db.prepare(`SELECT trace_id FROM trace_spans WHERE span_id = ? AND kind IN ('model', 'tool') ORDER BY rowid DESC LIMIT 1`).pluck().get(requestSpanId(requestId)) as string | undefined);
   return { trace: traceId === undefined ? undefined : traceById(db, traceId), inLedger: traced !== undefined };
 }
 

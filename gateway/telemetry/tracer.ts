@@ -18,6 +18,10 @@ import { channels, on, type AttemptEnd, type AttemptStart, type FirstContent, ty
 import type { RequestContext } from '../engine/stages.js';
 import type { TelemetrySettings } from '../config/schema.js';
 import { firstAttemptSpanId, formatTraceparent, isOwnRequestId, newSpanId, newTraceId, ownTraceId, parseTraceparent, requestSpanId, traceIdOfRequest, type SpanData } from './span.js';
+
+/** A tool call's span id: derived from its id (a request id, which its ledger row carries) as a
+ * model call's is, so GET /usage/requests/{id}/trace finds a tool call's trace too. */
+const toolSpanId = (id: string): string => (isOwnRequestId(id) ? requestSpanId(id) : newSpanId());
 import { attributesListJson, attributesObjectJson, childJson, jnum, jstr } from './span-store.js';
 import type { StoredRow } from './span-writer.js';
 import { attemptAttributes, attributesOf, OPERATION, requestAttributes, requestSpanName, type AttemptFacts, type RequestFacts } from './span-attributes.js';
@@ -482,7 +486,7 @@ export class Tracer {
     if (this.tools.size >= RECENT_MAX) this.tools.delete(this.tools.keys().next().value!);
     // the agent's trace context (params._meta.traceparent): its trace, its span as our parent
     const tp = parseTraceparent(call.traceparent);
-    const t = { traceId: tp?.traceId ?? newTraceId(), spanId: newSpanId(), parentSpanId: tp?.parentId, session: call.session, start: call.ts };
+    const t = { traceId: tp?.traceId ?? newTraceId(), spanId: toolSpanId(call.id), parentSpanId: tp?.parentId, session: call.session, start: call.ts };
     this.tools.set(call.id, t);
     // the upstream MCP server's parent is this tool call's span
     call.upstreamTraceparent = formatTraceparent(t.traceId, t.spanId);
@@ -490,7 +494,7 @@ export class Tracer {
 
   private toolEnd(call: ToolCallLike, latencyMs: number): void {
     if (!call || typeof call.id !== 'string') return;
-    const t = this.tools.get(call.id) ?? { traceId: newTraceId(), spanId: newSpanId(), parentSpanId: undefined, session: call.session, start: call.ts };
+    const t = this.tools.get(call.id) ?? { traceId: newTraceId(), spanId: toolSpanId(call.id), parentSpanId: undefined, session: call.session, start: call.ts };
     this.tools.delete(call.id);
     const status = typeof call.status === 'number' ? call.status : 0;
     const failed = status >= 400 || !!call.errorClass || call.isError === true;

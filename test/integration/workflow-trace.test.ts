@@ -69,6 +69,14 @@ describe('a workflow of model calls and tool calls', () => {
     assert.equal(onTool[0]!.attributes['airlock.guardrail.direction'], 'tool_args');
     assert.ok(!JSON.stringify(spans).includes('jane.doe@example.com'), 'no span carries the redacted value');
 
+    // the tool call's ledger row leads to its trace, as a model call's does (the Usage page's trace link)
+    const toolRow = ((await gw.admin('GET', '/usage/requests?limit=50')).body.data as { request_id: string; kind: string }[]).find((r) => r.kind === 'mcp_tool');
+    assert.ok(toolRow, 'the tool call has a ledger row');
+    const byRow = await gw.admin<{ trace_id: string; spans: TraceSpan[] }>('GET', `/usage/requests/${toolRow.request_id}/trace`);
+    assert.equal(byRow.status, 200, JSON.stringify(byRow.body));
+    assert.equal(byRow.body.trace_id, tools[0]!.trace_id);
+    assert.ok(byRow.body.spans.some((x) => x.kind === 'tool' && x.attributes['airlock.tool_call_id'] === toolRow.request_id));
+
     const sessions = (await gw.admin<SessionsBody>('GET', '/sessions?limit=50')).body.data;
     const s = sessions.find((x) => x.session === SESSION);
     assert.ok(s, 'the session is listed');
