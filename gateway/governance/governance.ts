@@ -253,8 +253,18 @@ export class Governance implements Admission {
       if (i >= 0) {
         const b = budgets[i]!;
         const c = claims[i]!;
-        const { spent } = this.counters.budget(c);
+        const { spent, reserved: held } = this.counters.budget(c);
         const unit = s.settings.cost_unit;
+        if (spent < b.spec.amount && held > 0) {
+          // not spent: held by requests in flight, whose reservations settle when they end —
+          // a wait, not a period's end or an admin (retry soon: the openai client may)
+          const headers: Record<string, string> = { 'retry-after': '1' };
+          throw gatewayError(
+            'budget_exceeded',
+            `Budget exceeded for ${b.label} for now: spent ${money(spent)} of ${money(b.spec.amount)} ${unit}, and requests in flight hold ${money(held)} until they finish; this one (up to ${money(reserved)}) does not fit beside them. Retry when they have finished.`,
+            { headers },
+          );
+        }
         const headers: Record<string, string> = { 'x-should-retry': 'false' };
         let resets = 'it does not reset (period "total"): an admin must raise it';
         const end = b.bounds!.end;

@@ -382,12 +382,21 @@ describe('what a request may reserve and what it costs', () => {
             method: 'POST',
             headers: { authorization: `Bearer ${KEY('nres')}`, 'content-type': 'application/json' },
             body: JSON.stringify({ model: 'chat', n: 5, max_tokens: 10, messages: [{ role: 'user', content: `q${i}` }] }),
-          }).then(async (r) => ({ status: r.status, body: await r.text() })),
+          }).then(async (r) => ({ status: r.status, body: await r.text(), retryAfter: r.headers.get('retry-after'), shouldRetry: r.headers.get('x-should-retry') })),
         ),
       );
       const ok = answers.filter((a) => a.status === 200).length;
       assert.equal(ok, 1, `admitted ${ok}: each reserves 50 (5 choices × 10 tokens), past the 25 left after the first`);
-      assert.equal(answers.filter((a) => a.status === 429).length, 19);
+      const refused = answers.filter((a) => a.status === 429);
+      assert.equal(refused.length, 19);
+      // nothing is spent yet: the refusal says the budget is held by requests in flight, for now
+      for (const r of refused) {
+        const e = (JSON.parse(r.body) as { error: { code: string; message: string } }).error;
+        assert.equal(e.code, 'budget_exceeded');
+        assert.match(e.message, /for now: spent 0 of 25 .*requests in flight hold 50 until they finish.*Retry when they have finished/);
+        assert.equal(r.retryAfter, '1');
+        assert.equal(r.shouldRetry, null, 'a client may retry this one');
+      }
     } finally {
       up.setBehavior({ kind: 'ok' });
     }
