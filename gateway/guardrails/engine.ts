@@ -222,7 +222,7 @@ export class GuardrailEngine {
   judgeValue(snapshot: Snapshot, direction: GuardDirection, value: unknown, scope: GuardScopeFacts, ref: GuardRef = {}): Promise<{ policy: string; message: string } | undefined> | undefined {
     const asking = policiesOf(snapshot).filter((p) => p.guardModels.length && p.appliesTo(direction, scope));
     if (!asking.length) return undefined;
-    const text = typeof value === 'string' ? value : jsonStrings(value).texts.join('\n');
+    const text = typeof value === 'string' ? value : jsonStrings(value, false).texts.join('\n');
     const hits = new Map<string, Hit>();
     return this.askGuardModels(snapshot, asking, direction, text, hits).then((block) => {
       if (hits.size) {

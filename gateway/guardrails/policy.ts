@@ -278,16 +278,17 @@ export function evaluateTexts(policies: readonly CompiledPolicy[], direction: Gu
 }
 
 /** The string leaves of a JSON value, and a function that rebuilds it with other strings. */
-export function jsonStrings(v: unknown): { texts: string[]; rebuild(texts: readonly string[]): unknown } {
+export function jsonStrings(v: unknown, keys = true): { texts: string[]; rebuild(texts: readonly string[]): unknown } {
   // every string: values, and object keys too (a free-form map's keys are text a tool reads:
-  // {"ghp_…": "x"} carries its secret in the key)
+  // {"ghp_…": "x"} carries its secret in the key); keys false: the values only (what a guard
+  // model reads; rebuild() is then not for use)
   const texts: string[] = [];
   const walk = (x: unknown): void => {
     if (typeof x === 'string') texts.push(x);
     else if (Array.isArray(x)) x.forEach(walk);
     else if (x && typeof x === 'object')
       for (const k of Object.keys(x)) {
-        texts.push(k);
+        if (keys) texts.push(k);
         walk((x as Record<string, unknown>)[k]);
       }
   };

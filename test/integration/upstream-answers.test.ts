@@ -63,6 +63,8 @@ const SCRIPTS: Record<string, Script> = {
   },
   'error-mid-one-write': (res) => sse(res, ROLE + chunk([delta('partial ')]) + 'data: {"error":{"message":"CUDA out of memory"}}\n\n' + 'data: [DONE]\n\n'),
   'error-first': (res) => sse(res, 'data: {"error":{"message":"model is loading"}}\n\n'),
+  // a JSON answer, for a request held whole by a response_schema guardrail
+  'ok-json': (res) => sse(res, ROLE, chunk([delta('{"a": 1}')]), chunk([finish()]), chunk([], { usage: { prompt_tokens: 3, completion_tokens: 4 } }), 'data: [DONE]\n\n'),
   // two choices interleaved; choice 1 never finishes and the stream just ends (no [DONE])
   'n2-truncated': (res) => sse(res, ROLE, chunk([delta('a', 0)]), chunk([delta('b', 1)]), chunk([finish(0)]), chunk([delta('bb', 1)])),
   // both finish, no [DONE]: complete
@@ -119,6 +121,7 @@ before(async () => {
         ...names.map((n) => ({ name: n, targets: [{ endpoint: `ep-${n}`, model: 'm' }], price: { input_per_million: 1000, output_per_million: 1000 } })),
         // a compressing server first, a plain one behind it
         { name: 'gzip-then-ok', strategy: 'fallback', targets: [{ endpoint: 'ep-gzip', model: 'm' }, { endpoint: 'ep-ok', model: 'm' }] },
+        { name: 'error-then-json', strategy: 'fallback', targets: [{ endpoint: 'ep-error-mid-one-write', model: 'm' }, { endpoint: 'ep-ok-json', model: 'm' }] },
       ],
       teams: [{ name: 'qa' }],
       keys: [
@@ -126,6 +129,7 @@ before(async () => {
         { name: 'narrow', key: 'sk-airlock-narrow-key-00000000000000000001', team: 'qa', models: ['ok'] },
       ],
       settings: { breaker: { failure_threshold: 1000, cooldown_ms: 60_000 } },
+      guardrails: [{ name: 'json-out', direction: ['output'], detectors: [{ type: 'response_schema' }], action: 'block', scope: { models: ['error-then-json'] } }],
     },
   });
   client = new OpenAI({ apiKey: TEST_KEY, baseURL: gw.baseURL, maxRetries: 0, timeout: 20_000 });
@@ -284,6 +288,26 @@ describe("the upstream's own error after content", () => {
       const s = await client.responses.create({ model: 'error-mid', input: 'hello there', stream: true });
       for await (const e of s) void e;
     });
+  });
+
+  test('held whole for a guardrail, nothing reached the client: the error is a failed attempt, and the next target serves', async () => {
+    const res = await fetch(`${gw.baseURL}/chat/completions`, {
+      method: 'POST',
+      headers: { authorization: `Bearer ${TEST_KEY}`, 'content-type': 'application/json' },
+      body: JSON.stringify({
+        model: 'error-then-json',
+        stream: true,
+        messages: [{ role: 'user', content: 'hello there' }],
+        response_format: { type: 'json_schema', json_schema: { name: 'a', schema: { type: 'object', properties: { a: { type: 'number' } }, required: ['a'] } } },
+      }),
+    });
+    assert.equal(res.status, 200);
+    assert.equal(res.headers.get('x-airlock-attempts'), '2');
+    assert.equal(res.headers.get('x-airlock-endpoint'), 'ep-ok-json');
+    const raw = await res.text();
+    assert.match(raw, /\{\\"a\\": 1\}/);
+    assert.doesNotMatch(raw, /partial|CUDA|stream_interrupted/);
+    assert.equal(dataEvents(raw).at(-1), '[DONE]');
   });
 
   test('an error before any content is a failed attempt that costs nothing', async () => {

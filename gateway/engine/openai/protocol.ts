@@ -323,7 +323,9 @@ async function pipeStream(
       if (insp.contentSeen) {
         if (hold) await judgeHeld();
         if (insp.errorEvent) {
-          // content, then the upstream's own error (how vLLM reports a failure mid-answer)
+          // content, then the upstream's own error (how vLLM reports a failure mid-answer). Held
+          // whole for a guard, nothing has reached the client: a failed attempt (falls back).
+          if (hold) throw new AttemptFailure('stream_error', `upstream sent an error after ${insp.events} events, before the held answer was sent: ${insp.errorEvent.slice(0, 300)}`);
           commit(false);
           breakStream(ctx, res, tr, `upstream sent an error after ${insp.events} events: ${insp.errorEvent}`);
           return;
