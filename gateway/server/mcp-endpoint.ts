@@ -15,18 +15,20 @@
 //   start with a priming event and a retry field, so an agent whose stream dropped resumes it with
 //   Last-Event-ID and gets what it missed; a resume the kept events cannot serve is a 400 saying why.
 // - tools/call on an established session takes a fast path (mcp-relay.ts) past the SDK transport;
-//   everything else goes through the transport.
+//   everything else goes through the transport. A tools/call with invalid params (params not an
+//   object, name not a string, arguments not an object) is answered -32602 naming the field, on
+//   either path.
 // - DNS rebinding: an Origin must be the origin the request is addressed to, and while the data
 //   plane listens on loopback only, the Host must be a loopback name.
 import { randomUUID } from 'node:crypto';
 import type { FastifyReply, FastifyRequest } from 'fastify';
 import type { ServerResponse } from 'node:http';
 import { StreamableHTTPServerTransport } from '@modelcontextprotocol/sdk/server/streamableHttp.js';
-import { LATEST_PROTOCOL_VERSION, SUPPORTED_PROTOCOL_VERSIONS, isInitializeRequest } from '@modelcontextprotocol/sdk/types.js';
+import { ErrorCode, LATEST_PROTOCOL_VERSION, SUPPORTED_PROTOCOL_VERSIONS, isInitializeRequest } from '@modelcontextprotocol/sdk/types.js';
 import { extractKey } from '../engine/stages.js';
 import type { Gateway } from './gateway.js';
 import { isLoopbackName } from './admin-plane.js';
-import { ToolCallRelay, acceptableHeaders, relayableToolCall } from './mcp-relay.js';
+import { ToolCallRelay, acceptableHeaders, relayableToolCall, toolCallParamsProblem } from './mcp-relay.js';
 import { DEFAULT_RESUME_BYTES, DEFAULT_RESUME_EVENTS, RESUME_RETRY_MS, SessionEventStore } from '../engine/mcp/event-store.js';
 
 export const MCP_REALM = 'airlock-mcp';
@@ -111,7 +113,7 @@ export function mcpHandler(gw: Gateway): (req: FastifyRequest, reply: FastifyRep
       if (req.method === 'POST') {
         relay.cancel(sid, req.body);
         const call = relayableToolCall(req.body);
-        if (call && acceptableHeaders(req.headers)) return relay.call(session, stores.get(sid), versions.get(sid), req.headers, requestUrl(req.url, host), call.id, call.params, res);
+        if (call && acceptableHeaders(req.headers)) return relay.call(session, stores.get(sid), versions.get(sid), req.headers, requestUrl(req.url, host), call.id, call.invalid === undefined ? call.params : { invalid: call.invalid }, res);
       }
       await transport.handleRequest(req.raw, res, req.body);
       return;
@@ -144,6 +146,15 @@ export function mcpHandler(gw: Gateway): (req: FastifyRequest, reply: FastifyRep
     session.server.onclose = () => void session.close();
     transports.set(sessionId, transport);
     await session.server.connect(transport);
+    // a tools/call with invalid params that reaches the SDK (in a batch, or task-augmented): -32602
+    // naming the field, where the SDK's own schema check would answer -32603
+    const dispatch = transport.onmessage;
+    transport.onmessage = (message, extra) => {
+      const m = message as { method?: unknown; id?: unknown; params?: unknown };
+      const invalid = m.method === 'tools/call' && m.id !== undefined ? toolCallParamsProblem(m.params) : undefined;
+      if (invalid) return void transport.send({ jsonrpc: '2.0', id: m.id as string | number, error: { code: ErrorCode.InvalidParams, message: invalid } }).catch(() => undefined);
+      dispatch?.(message, extra);
+    };
     await transport.handleRequest(req.raw, res, req.body);
     if (transport.sessionId === undefined) await session.close(); // initialize refused
   };

@@ -4,8 +4,8 @@
 // path) and the answer is written to the response as SSE, skipping what the SDK's server
 // transport does per request (a Web Request/Response and ReadableStream per POST, through
 // @hono/node-server, and the SDK Server's dispatch and zod validation). Everything else — and any
-// tools/call this path does not take (a batch, odd params, a task-augmented call) — goes through
-// the SDK transport as before.
+// tools/call this path does not take (a batch, a task-augmented call) — goes through the SDK
+// transport as before. A tools/call with invalid params is answered here: -32602 naming the field.
 //
 // Same wire behaviour as the SDK path: `text/event-stream` with `mcp-session-id`, a priming event
 // (an id, `retry`, empty data) when the session keeps events and negotiated 2025-11-25 or later,
@@ -36,18 +36,33 @@ interface CallParams {
 const sseHead = (sessionId: string) => ({ 'content-type': 'text/event-stream', 'cache-control': 'no-cache, no-transform', connection: 'keep-alive', 'mcp-session-id': sessionId });
 const isObject = (v: unknown): v is Record<string, unknown> => typeof v === 'object' && v !== null && !Array.isArray(v);
 
-/** A tools/call this path takes: one JSON-RPC request with plain params (else: the SDK path). */
-export function relayableToolCall(body: unknown): { id: Id; params: CallParams } | undefined {
+const kindOf = (v: unknown): string => (v === null ? 'null' : Array.isArray(v) ? 'an array' : v === undefined ? 'nothing' : `a ${typeof v}`);
+
+/** What is wrong with a tools/call's params, naming the field (undefined: nothing). The SDK would
+ * answer these with -32603 (its schema check throws before the handler) or, for params that are
+ * not an object, a 400 "Parse error"; the agent sent invalid params: -32602, saying which. */
+export function toolCallParamsProblem(p: unknown): string | undefined {
+  const bad = (field: string, want: string, v: unknown) => `Invalid params for tools/call: "${field}" must be ${want} (got ${kindOf(v)}).`;
+  if (!isObject(p)) return bad('params', 'an object with the tool\'s "name" and its "arguments"', p);
+  if (typeof p.name !== 'string') return bad('params.name', 'a string, the name of the tool to call', p.name);
+  if (p.arguments !== undefined && !isObject(p.arguments)) return bad('params.arguments', 'an object of the tool\'s arguments by name', p.arguments);
+  if (p._meta !== undefined && !isObject(p._meta)) return bad('params._meta', 'an object', p._meta);
+  const pt = isObject(p._meta) ? p._meta.progressToken : undefined;
+  if (pt !== undefined && typeof pt !== 'string' && !(typeof pt === 'number' && Number.isSafeInteger(pt))) return bad('params._meta.progressToken', 'a string or an integer', pt);
+  return undefined;
+}
+
+/** A tools/call this path takes: one JSON-RPC request with plain params, or with invalid params
+ * (`invalid`: what is wrong, answered -32602) (else: the SDK path). */
+export function relayableToolCall(body: unknown): { id: Id; params: CallParams; invalid?: undefined } | { id: Id; invalid: string } | undefined {
   if (!isObject(body) || body.jsonrpc !== '2.0' || body.method !== 'tools/call') return undefined;
   const id = body.id;
   if (!((typeof id === 'string' && id.length > 0) || (typeof id === 'number' && Number.isSafeInteger(id)))) return undefined;
   const p = body.params;
-  if (!isObject(p) || typeof p.name !== 'string' || 'task' in p) return undefined;
-  if (p.arguments !== undefined && !isObject(p.arguments)) return undefined;
-  if (p._meta !== undefined && !isObject(p._meta)) return undefined;
-  const pt = isObject(p._meta) ? p._meta.progressToken : undefined;
-  if (pt !== undefined && typeof pt !== 'string' && !(typeof pt === 'number' && Number.isSafeInteger(pt))) return undefined;
-  return { id, params: p as unknown as CallParams };
+  const invalid = toolCallParamsProblem(p);
+  if (invalid) return { id, invalid };
+  if ('task' in (p as object)) return undefined;
+  return { id, params: p as CallParams };
 }
 
 /** The headers the SDK transport checks on a POST (else: the SDK path answers them). */
@@ -225,7 +240,7 @@ export class ToolCallRelay {
   }
 
   /** Run one tools/call and answer it on res. */
-  async call(session: McpSession, store: SessionEventStore | undefined, protocolVersion: string | undefined, headers: Record<string, string | string[] | undefined>, url: URL, id: Id, params: CallParams, res: ServerResponse): Promise<void> {
+  async call(session: McpSession, store: SessionEventStore | undefined, protocolVersion: string | undefined, headers: Record<string, string | string[] | undefined>, url: URL, id: Id, params: CallParams | { invalid: string }, res: ServerResponse): Promise<void> {
     const st = this.state(session.id);
     const stream = new RelayStream(store, session.id);
     const abort = new AbortController();
@@ -243,6 +258,7 @@ export class ToolCallRelay {
       };
       let response: JSONRPCMessage | undefined;
       try {
+        if ('invalid' in params) throw Object.assign(new Error(params.invalid), { code: ErrorCode.InvalidParams });
         const result = await this.hub.relayToolCall(session, params, extra);
         if (!abort.signal.aborted) response = { result, jsonrpc: '2.0', id };
       } catch (e) {

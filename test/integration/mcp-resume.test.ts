@@ -169,7 +169,7 @@ describe('MCP gateway: tools/call on the wire (the fast path past the SDK transp
     await up?.close();
   });
 
-  test('an SSE stream with the session id, a priming event (id, retry) first, then the result with its id; odd params, a batch and a wrong Accept get the SDK answers', async () => {
+  test('an SSE stream with the session id, a priming event (id, retry) first, then the result with its id; invalid params are -32602 naming the field; a batch and a wrong Accept get the SDK answers', async () => {
     const { client, transport } = await agentClient(gw.dataUrl, KEY);
     try {
       const sid = transport.sessionId!;
@@ -185,9 +185,9 @@ describe('MCP gateway: tools/call on the wire (the fast path past the SDK transp
       assert.ok(m, events[1]);
       assert.deepEqual(JSON.parse(m[2]!), { result: { content: [{ type: 'text', text: '5' }] }, jsonrpc: '2.0', id: 'call-1' });
       assert.equal(events.length, 2);
-      // params the fast path does not take: the SDK's validation answers
+      // invalid params: -32602 naming the field (the SDK's own validation would answer -32603)
       const odd = await post({ jsonrpc: '2.0', id: 2, method: 'tools/call', params: { name: 5 } });
-      assert.match(await odd.text(), /"id":2,"error":\{"code":-32603,.*expected string, received number/);
+      assert.match(await odd.text(), /"id":2,"error":\{"code":-32602,"message":"Invalid params for tools\/call: \\"params\.name\\" must be a string/);
       const batch = await post([{ jsonrpc: '2.0', id: 3, method: 'tools/call', params: { name: 'calc__add', arguments: { a: 1, b: 1 } } }]);
       assert.match(await batch.text(), /"text":"2"/);
       const wrongAccept = await post({ jsonrpc: '2.0', id: 4, method: 'tools/call', params: { name: 'calc__add', arguments: { a: 1, b: 1 } } }, 'application/json');
