@@ -28,6 +28,8 @@ declare module 'fastify' {
     kind?: Kind;
     /** the protocol whose error shape a route answers in (default: its kind's, else OpenAI's) */
     protocol?: Kind;
+    /** an MCP route (/mcp): what is refused before its handler is a JSON-RPC error */
+    mcp?: boolean;
   }
 }
 
@@ -91,6 +93,14 @@ function prototypeKeyError(body: string): GatewayError | undefined {
   return gatewayError('invalid_json', 'The request body has a "__proto__" or "constructor.prototype" key, which is refused (it could alter the objects that read the body).');
 }
 
+/** An error answered before /mcp's handler (a body too large, not JSON, nested too deep; a second
+ * Host header) as a JSON-RPC error, as the MCP SDK's transport answers its own: the same HTTP
+ * status, -32700 for a body that cannot be parsed (or is nested past the limit), else -32000. */
+export function jsonRpcErrorBody(g: GatewayError): { jsonrpc: '2.0'; id: null; error: { code: number; message: string } } {
+  const parse = g.code === 'invalid_json' || g.code === 'too_deeply_nested' || g.code === 'empty_body';
+  return { jsonrpc: '2.0', id: null, error: { code: parse ? -32700 : g.status >= 500 ? -32603 : -32000, message: g.message } };
+}
+
 export function openAIError(err: FastifyError | Error, bodyLimit?: number): GatewayError {
   if (err instanceof GatewayError) return err;
   const e = err as FastifyError;
@@ -137,7 +147,7 @@ export function buildDataPlane(gw: Gateway): FastifyInstance {
       const g = gatewayError('invalid_host', 'The request has more than one Host header.');
       const c = req.routeOptions.config; // (only on this rare path: routeOptions builds an object per access)
       const protocol = c?.protocol ?? c?.kind;
-      reply.header('connection', 'close').code(400).send(protocol ? gw.pipeline.errorBody(protocol, g) : g.body());
+      reply.header('connection', 'close').code(400).send(c?.mcp ? jsonRpcErrorBody(g) : protocol ? gw.pipeline.errorBody(protocol, g) : g.body());
       return;
     }
     done();
@@ -205,7 +215,7 @@ export function buildDataPlane(gw: Gateway): FastifyInstance {
     const r = req as RequestWithId;
     if (kind) gw.pipeline.recordRejected(kind, r.airlockId ?? newRequestId(), req.headers, g, r.airlockKey);
     const protocol = config?.protocol ?? kind;
-    const answer = () => void reply.code(g.status).headers(g.headers).send(protocol ? gw.pipeline.errorBody(protocol, g) : g.body());
+    const answer = () => void reply.code(g.status).headers(g.headers).send(config?.mcp ? jsonRpcErrorBody(g) : protocol ? gw.pipeline.errorBody(protocol, g) : g.body());
     if ((err as FastifyError).code === 'FST_ERR_CTP_BODY_TOO_LARGE' && !req.raw.complete) {
       // Fastify answers a body over the limit at once with Connection: close, while the client is
       // still sending it: the close resets the connection under the rest of the body and the
@@ -303,10 +313,12 @@ export function buildDataPlane(gw: Gateway): FastifyInstance {
     const handle = await mcp;
     return handle(req, reply);
   };
+  // What is refused before the handler (the body: too large, not JSON, nested too deep) is a
+  // JSON-RPC error there too (config.mcp: the error handler's shape).
   for (const path of ['/mcp', '/mcp/v/:name']) {
-    app.post(path, mcpHandle);
-    app.get(path, mcpHandle);
-    app.delete(path, mcpHandle);
+    app.post(path, { config: { mcp: true } }, mcpHandle);
+    app.get(path, { config: { mcp: true } }, mcpHandle);
+    app.delete(path, { config: { mcp: true } }, mcpHandle);
   }
 
   app.get('/healthz', () => ({ status: 'ok' }));

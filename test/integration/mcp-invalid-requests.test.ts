@@ -1,5 +1,7 @@
 // /mcp answers what an agent got wrong in JSON-RPC's terms: a tools/call with invalid params is
-// -32602 naming the field (on the fast path and through the SDK transport alike).
+// -32602 naming the field (on the fast path and through the SDK transport alike), and a body
+// refused before the MCP handler (too large, nested too deep, not JSON) is a JSON-RPC error object
+// with the HTTP status that fits, not the OpenAI routes' error shape (which those routes keep).
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import type { Client } from '@modelcontextprotocol/sdk/client/index.js';
@@ -8,6 +10,9 @@ import { startGateway, type RunningGateway } from '../helpers/gateway.js';
 import { agentClient, startHttpUpstream, type HttpUpstream } from '../helpers/mcp.js';
 
 const KEY = 'sk-airlock-agent-invalid-00000000000000000051';
+const APP_KEY = 'sk-airlock-app-invalid-000000000000000000052';
+const MAX_BODY = 16 * 1024;
+const MAX_DEPTH = 32;
 const VERSION = '2025-06-18';
 const HEADERS = { authorization: `Bearer ${KEY}`, 'content-type': 'application/json', accept: 'application/json, text/event-stream' };
 
@@ -19,7 +24,7 @@ interface RpcAnswer {
   raw: string;
 }
 
-describe('/mcp: invalid tools/call params are JSON-RPC errors', () => {
+describe('/mcp: invalid tools/call params and refused bodies are JSON-RPC errors', () => {
   let up: HttpUpstream;
   let gw: RunningGateway;
   let sid: string;
@@ -40,8 +45,11 @@ describe('/mcp: invalid tools/call params are JSON-RPC errors', () => {
     up = await startHttpUpstream();
     gw = await startGateway({
       config: {
+        settings: { max_body_bytes: MAX_BODY, limits: { max_json_depth: MAX_DEPTH } },
         mcp_servers: [{ name: 'fx', transport: 'http', url: up.url }],
         agents: [{ name: 'careless', key: KEY, tools: ['fx__*'] }],
+        teams: [{ name: 'apps' }],
+        keys: [{ name: 'app', key: APP_KEY, team: 'apps' }],
       },
     });
     const init = await fetch(gw.dataUrl + '/mcp', {
@@ -114,5 +122,42 @@ describe('/mcp: invalid tools/call params are JSON-RPC errors', () => {
     await assert.rejects(client.request({ method: 'tools/call', params: { name: 'fx__add', arguments: [1, 2] as unknown as Record<string, unknown> } }, CallToolResultSchema), invalidParams(/"params\.arguments" must be an object/));
     const ok = await client.callTool({ name: 'fx__add', arguments: { a: 1, b: 1 } });
     assert.deepEqual(ok.content, [{ type: 'text', text: '2' }]);
+  });
+
+  test('a body over max_body_bytes: 413 with a JSON-RPC error naming the limit', async () => {
+    const big = JSON.stringify({ jsonrpc: '2.0', id: 1, method: 'tools/call', params: { name: 'fx__add', arguments: { pad: 'x'.repeat(2 * MAX_BODY) } } });
+    for (const path of ['/mcp', '/mcp/v/any']) {
+      const a = await post(big, { 'mcp-session-id': sid, 'mcp-protocol-version': VERSION }, path);
+      assert.equal(a.status, 413, a.raw);
+      assert.match(a.type, /application\/json/);
+      assert.deepEqual(Object.keys(a.messages[0]!).sort(), ['error', 'id', 'jsonrpc'], a.raw);
+      assert.equal(a.messages[0]!.jsonrpc, '2.0');
+      assert.equal(a.messages[0]!.id, null);
+      assert.equal(a.messages[0]!.error!.code, -32000);
+      assert.match(a.messages[0]!.error!.message, new RegExp(`larger than the limit of ${MAX_BODY} bytes`));
+    }
+  });
+
+  test('a body nested past limits.max_json_depth, or not JSON at all: 400 with a JSON-RPC parse error (-32700) that says why', async () => {
+    const deep = `{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"fx__add","arguments":{"a":${'['.repeat(MAX_DEPTH * 2)}${']'.repeat(MAX_DEPTH * 2)}}}}`;
+    const d = await inSession(deep);
+    assert.equal(d.status, 400, d.raw);
+    assert.deepEqual(d.messages, [{ jsonrpc: '2.0', id: null, error: { code: -32700, message: `The request body nests arrays and objects more than ${MAX_DEPTH} levels deep.` } }]);
+    const p = await inSession('{"jsonrpc":"2.0","id":1,');
+    assert.equal(p.status, 400, p.raw);
+    assert.equal(p.messages[0]!.jsonrpc, '2.0');
+    assert.equal(p.messages[0]!.id, null);
+    assert.equal(p.messages[0]!.error!.code, -32700);
+    assert.match(p.messages[0]!.error!.message, /not valid JSON/);
+  });
+
+  test('the OpenAI routes keep their own error shape for the same bodies', async () => {
+    const app = { authorization: `Bearer ${APP_KEY}` };
+    const big = await post(JSON.stringify({ model: 'm', messages: [{ role: 'user', content: 'x'.repeat(2 * MAX_BODY) }] }), app, '/v1/chat/completions');
+    assert.equal(big.status, 413, big.raw);
+    assert.deepEqual(big.messages, [{ error: { message: `The request body is larger than the limit of ${MAX_BODY} bytes.`, type: 'invalid_request_error', code: 'body_too_large', param: null } }]);
+    const deep = await post(`{"model":"m","messages":${'['.repeat(MAX_DEPTH * 2)}${']'.repeat(MAX_DEPTH * 2)}}`, app, '/v1/chat/completions');
+    assert.equal(deep.status, 400, deep.raw);
+    assert.equal((deep.messages[0] as { error?: { code?: string } }).error?.code, 'too_deeply_nested', deep.raw);
   });
 });
