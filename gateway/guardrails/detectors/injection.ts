@@ -1,7 +1,8 @@
-// Prompt injection: instruction-override and role-hijack phrasings, hidden characters
+// Prompt injection: instruction-override and role-hijack phrasings (read past format characters:
+// a zero-width space or soft hyphen inside a word does not hide it), hidden characters
 // (zero-width, Unicode tag characters, bidi controls) and instructions hidden in base64. Each
 // finding carries a score; the policy compares their sum (at most 1) with its threshold.
-import type { Finding } from './types.js';
+import { withoutFormatChars, type Finding } from './types.js';
 
 const PHRASES: { re: RegExp; score: number }[] = [
   { re: /\b(?:ignore|disregard|forget|override|bypass)\s+(?:all\s+|any\s+|the\s+|every\s+|your\s+)*(?:previous|prior|above|earlier|preceding|original|system)\s+(?:instructions?|prompts?|rules?|directions?|guidelines?|messages?|context)\b/gi, score: 0.7 },
@@ -37,8 +38,17 @@ function phrases(t: string, base = 0, scale = 1): Finding[] {
   return out;
 }
 
+/** The phrasings, read past format characters (a zero-width space or soft hyphen inside
+ * "ignore" still reads "ignore"); each finding covers the original text, the format characters
+ * inside it included. Text without any is read as it is. */
+function visiblePhrases(t: string): Finding[] {
+  const v = withoutFormatChars(t);
+  if (!v) return phrases(t);
+  return phrases(v.s).map((f) => ({ ...f, start: v.at[f.start]!, end: v.at[f.end - 1]! + 1 }));
+}
+
 export function injection(t: string): Finding[] {
-  const out = phrases(t);
+  const out = visiblePhrases(t);
   for (const [re, score] of [
     [ZERO_WIDTH, 0.2],
     [BIDI, 0.3],

@@ -35,6 +35,36 @@ export function holdsAny(text: string, chars: string): boolean {
   return false;
 }
 
+const FORMAT_CHAR = /\p{Cf}/u;
+const FORMAT_CHARS = /\p{Cf}+/gu;
+
+/** Whether `text` holds a Unicode format character (\p{Cf}: zero-width space, non-joiner and
+ * joiner, word joiner, BOM, soft hyphen, bidi controls, tag characters, …): invisible to a reader,
+ * so a word split by one still reads as the word. One regex test; most texts hold none. */
+export function holdsFormatChars(text: string): boolean {
+  return FORMAT_CHAR.test(text);
+}
+
+/** The text without its format characters, with each kept UTF-16 unit's index in `text` (at[k]);
+ * undefined when it holds none (no copy, no map). A match [i, j) of the stripped text is
+ * [at[i], at[j - 1] + 1) of the original: the format characters inside it are covered, so a
+ * redaction removes them with the word. */
+export function withoutFormatChars(text: string): { s: string; at: number[] } | undefined {
+  if (!FORMAT_CHAR.test(text)) return undefined;
+  let s = '';
+  const at: number[] = [];
+  let from = 0;
+  FORMAT_CHARS.lastIndex = 0;
+  for (let m = FORMAT_CHARS.exec(text); ; m = FORMAT_CHARS.exec(text)) {
+    const to = m ? m.index : text.length;
+    s += text.slice(from, to);
+    for (let i = from; i < to; i++) at.push(i);
+    if (!m) break;
+    from = m.index + m[0].length;
+  }
+  return { s, at };
+}
+
 /** Every match of a global regex as findings, optionally validated. */
 export function matchAll(re: RegExp, text: string, detector: string, type: string, valid?: (m: RegExpExecArray) => boolean, group = 0): Finding[] {
   const out: Finding[] = [];
