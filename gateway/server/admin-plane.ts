@@ -42,7 +42,7 @@ import {
   type Principal,
 } from './admin-auth.js';
 import type { Gateway } from './gateway.js';
-import { ROUTER_OPTIONS, canonicalUrl } from './url.js';
+import { ROUTER_OPTIONS, canonicalUrl, unroutableTarget } from './url.js';
 import { nestedDeeperThan } from '../engine/json-depth.js';
 import { planeServer } from './http-server.js';
 import { addShellProof, takeShellProofKey } from './shell-proof.js';
@@ -185,9 +185,22 @@ export function allowedHosts(bindHost: string, port: number, extra: string[] = [
 }
 
 export function buildAdminPlane(gw: Gateway): FastifyInstance {
-  const app = Fastify({ logger: false, bodyLimit: 8 * 1024 * 1024, serverFactory: planeServer(gw, 'admin'), routerOptions: ROUTER_OPTIONS, rewriteUrl: (req) => canonicalUrl(req.url ?? '/') });
-  let hosts: Set<string> | undefined;
   const shellProofKey = takeShellProofKey(); // set only by the desktop shell (shell-proof.ts)
+  const app = Fastify({
+    logger: false,
+    bodyLimit: 8 * 1024 * 1024,
+    serverFactory: planeServer(gw, 'admin'),
+    routerOptions: ROUTER_OPTIONS,
+    rewriteUrl: (req) => canonicalUrl(req.url ?? '/'),
+    // a target the router cannot read (`/admin/api/v1/%ZZ`) is answered before any hook runs:
+    // in this API's error shape, not Fastify's, with the headers every answer here carries
+    frameworkErrors: (err, req, reply) => {
+      addShellProof(shellProofKey, req, reply);
+      const t = unroutableTarget(err, req.raw.url ?? '');
+      void (reply as FastifyReply).code(t.status).header('x-content-type-options', 'nosniff').header('cache-control', 'no-store').send(new AdminError(t.status, t.code, t.message).body());
+    },
+  });
+  let hosts: Set<string> | undefined;
   // Every route and the access it declares (GET /routes shows it; a route without one is refused).
   const routes: RouteAccess[] = [];
   app.addHook('onRoute', (r) => {

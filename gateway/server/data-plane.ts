@@ -10,7 +10,7 @@ import { inputItemsOf, pageOf, type InputItemsQuery } from '../engine/responses/
 import type { Kind } from '../engine/stages.js';
 import type { KeyRecord } from '../engine/snapshot.js';
 import type { Gateway } from './gateway.js';
-import { ROUTER_OPTIONS, canonicalUrl } from './url.js';
+import { ROUTER_OPTIONS, canonicalUrl, unroutableTarget } from './url.js';
 import { repeatedHost } from './admin-plane.js';
 import { planeServer } from './http-server.js';
 
@@ -118,6 +118,12 @@ export function buildDataPlane(gw: Gateway): FastifyInstance {
     serverFactory: planeServer(gw, 'data'),
     routerOptions: ROUTER_OPTIONS,
     rewriteUrl: (req) => canonicalUrl(req.url ?? '/'),
+    // a target the router cannot read (`/v1/%ZZ`) is answered before any hook runs: in the
+    // OpenAI error shape, with a request id like every other answer
+    frameworkErrors: (err, req, reply) => {
+      const t = unroutableTarget(err, req.raw.url ?? '');
+      void (reply as FastifyReply).code(t.status).header('x-airlock-request-id', newRequestId()).send(new GatewayError(t.status, 'invalid_request_error', t.code, t.message).body());
+    },
   });
 
   // Every response carries a request id; the pipeline routes set it on the raw response themselves.

@@ -115,6 +115,30 @@ describe('admin API', () => {
     assert.equal((await gw.admin('DELETE', '/teams/same-origin')).status, 204);
   });
 
+  test('a malformed percent-encoding in the path is a 400 in each plane\'s own error shape, naming the path', async () => {
+    const auth = { authorization: `Bearer ${ADMIN_TOKEN}` };
+    for (const p of ['/admin/api/v1/%ZZ', '/admin/api/v1/keys/%ZZ', '/admin/api/v1/teams/%E0%A4%A']) {
+      const r = await rawRequest(`${gw.adminUrl}${p}`, { headers: auth });
+      assert.equal(r.status, 400, `${p}: ${JSON.stringify(r.body)}`);
+      assert.deepEqual(Object.keys(r.body), ['error'], JSON.stringify(r.body));
+      assert.equal(r.body.error.type, 'invalid_request_error');
+      assert.equal(r.body.error.code, 'invalid_path');
+      assert.ok(r.body.error.message.includes(JSON.stringify(p)), r.body.error.message);
+      assert.match(r.body.error.message, /malformed percent-encoding/);
+    }
+    // (so is a write, and without a token: nothing is routed, so nothing is authorised or changed)
+    const w = await rawRequest(`${gw.adminUrl}/admin/api/v1/teams/%ZZ`, { method: 'DELETE' });
+    assert.equal(w.status, 400);
+    assert.equal(w.body.error.code, 'invalid_path');
+    // the data plane answers in the OpenAI shape, with its request id
+    const d = await fetch(`${gw.dataUrl}/v1/chat/%ZZ`, { method: 'POST', headers: { authorization: `Bearer ${TEST_KEY}` } });
+    assert.equal(d.status, 400);
+    assert.ok(d.headers.get('x-airlock-request-id'));
+    const db = (await d.json()) as any;
+    assert.deepEqual({ type: db.error.type, code: db.error.code }, { type: 'invalid_request_error', code: 'invalid_path' });
+    assert.match(db.error.message, /"\/v1\/chat\/%ZZ" has a malformed percent-encoding/);
+  });
+
   test('endpoints: CRUD, validation paths, 404, 409, and the api_key is never returned', async () => {
     const secret = 'sk-upstream-literal-secret-42';
     const created = await gw.admin('POST', '/endpoints', { name: 'gpu-2', base_url: up2.url, api_key: secret, health_check: { enabled: false } });
