@@ -122,7 +122,7 @@ export function buildDataPlane(gw: Gateway): FastifyInstance {
     // OpenAI error shape, with a request id like every other answer
     frameworkErrors: (err, req, reply) => {
       const t = unroutableTarget(err, req.raw.url ?? '');
-      void (reply as FastifyReply).code(t.status).header('x-airlock-request-id', newRequestId()).send(new GatewayError(t.status, 'invalid_request_error', t.code, t.message).body());
+      void (reply as FastifyReply).code(t.status).header('x-airlock-request-id', newRequestId()).send(gatewayError(t.code, t.message).body());
     },
   });
 
@@ -334,7 +334,15 @@ export function buildDataPlane(gw: Gateway): FastifyInstance {
   // admin API token (any role; an auditor token is enough) or AIRLOCK_ADMIN_TOKEN as a bearer token.
   app.get('/metrics', async (req, reply) => {
     if (!gw.snapshot.settings.metrics_public) {
-      const who = gw.auth.bearer(req.headers.authorization);
+      let who;
+      try {
+        // wrong tokens count against the address, as on the admin plane (a guess here is one there)
+        who = gw.auth.bearer(req.headers.authorization, req.socket.remoteAddress);
+      } catch (e) {
+        const a = e as { message: string; headers: Record<string, string> };
+        const g = gatewayError('too_many_attempts', a.message, { headers: a.headers });
+        return reply.code(g.status).headers(g.headers).send(g.body());
+      }
       if (!who) {
         const g = gatewayError('metrics_token_required', 'GET /metrics needs "Authorization: Bearer <admin API token>" (any role), unless settings.metrics_public is true.', { headers: { 'www-authenticate': 'Bearer' } });
         return reply.code(401).headers(g.headers).send(g.body());
