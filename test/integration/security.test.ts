@@ -127,6 +127,7 @@ const EXPECTED: Record<string, Access> = {
   'PUT /admin/api/v1/routing-rules': 'admin',
   'GET /admin/api/v1/settings': 'auditor',
   'PUT /admin/api/v1/settings': 'admin',
+  'PATCH /admin/api/v1/settings': 'admin',
   'GET /admin/api/v1/config': 'auditor',
   'POST /admin/api/v1/config/apply': 'admin',
   'GET /admin/api/v1/health': 'auditor',
