@@ -461,6 +461,20 @@ describe('logins under attack, token revocation, /metrics', () => {
     assert.equal(unlock.status, 200, show(unlock));
   });
 
+  test('an auditor lists the admin users (name, role, state: never a password hash or session) but not the API tokens', async () => {
+    const aud = await gw.admin('POST', '/tokens', { name: 'users-auditor', role: 'auditor' });
+    assert.equal(aud.status, 201, show(aud));
+    const h = { authorization: `Bearer ${aud.body.token}` };
+    const users = await raw(gw.adminUrl, 'GET', `${API}/users`, h);
+    assert.equal(users.status, 200, show(users));
+    assert.ok(users.body.data.length >= 3, show(users));
+    for (const u of users.body.data) assert.deepEqual(Object.keys(u).sort(), ['created_at', 'disabled', 'locked_until', 'name', 'role'], JSON.stringify(u));
+    assert.doesNotMatch(users.text, /scrypt|password|csrf|hash/i);
+    const tokens = await raw(gw.adminUrl, 'GET', `${API}/tokens`, h);
+    assert.equal(tokens.status, 403, show(tokens));
+    assert.equal((await gw.admin('DELETE', '/tokens/users-auditor')).status, 204);
+  });
+
   test('an admin revokes only the tokens it created; an owner any; a refused revoke leaves the token working', async () => {
     const byOwner = await gw.admin('POST', '/tokens', { name: 'owners-ci', role: 'admin' });
     assert.equal(byOwner.status, 201, show(byOwner));
