@@ -63,6 +63,19 @@ function port(v: string | undefined, fallback: number, what: string): number {
   return n;
 }
 
+/** AIRLOCK_ADMIN_TOKEN is an owner on the admin API: a short one could be guessed. The rule is
+ * one every generated token meets (`openssl rand -hex 16`: 32 characters). Unset or empty: none. */
+export const MIN_ADMIN_TOKEN = 24;
+function adminTokenOf(v: string | undefined): string | undefined {
+  if (!v) return undefined;
+  // (the value itself is a secret: never printed)
+  if (v.length < MIN_ADMIN_TOKEN || !/^[\x21-\x7e]+$/.test(v))
+    throw new UsageError(
+      `AIRLOCK_ADMIN_TOKEN must be at least ${MIN_ADMIN_TOKEN} characters of printable ASCII without spaces (this one ${v.length < MIN_ADMIN_TOKEN ? `has ${v.length}` : 'has a space or another character a bearer token cannot carry'}); generate one, e.g. with: openssl rand -hex 16`,
+    );
+  return v;
+}
+
 /** Read a YAML or JSON config file; errors name the file, line and column. */
 export function readConfigFile(file: string): unknown {
   let text: string;
@@ -189,7 +202,7 @@ async function serveUntilStopped(argv: string[], control: ReturnType<typeof list
     port: DEFAULT_LISTEN.data_port,
     adminHost: DEFAULT_LISTEN.admin_host,
     adminPort: DEFAULT_LISTEN.admin_port,
-    adminToken: env.AIRLOCK_ADMIN_TOKEN || undefined,
+    adminToken: adminTokenOf(env.AIRLOCK_ADMIN_TOKEN),
   };
   const err = (s: string) => process.stderr.write(`airlock: ${s}\n`);
   // One gateway per data dir. A start that fails leaves no new data dir behind.

@@ -155,21 +155,32 @@ export class AdminAuth {
     return this.db.prepare(`SELECT * FROM admin_users ORDER BY created_at, name`).all() as UserRow[];
   }
 
-  /** The principal of an "Authorization: Bearer <admin token>" header, or undefined (never throws). */
-  bearer(auth: string | undefined): Principal | undefined {
+  /** The principal of an "Authorization: Bearer <admin token>" header, or undefined for a wrong
+   * one; throws only the 429 AuthError of an address that sent too many wrong ones. */
+  bearer(auth: string | undefined, from = 'unknown'): Principal | undefined {
     if (!auth) return undefined;
     try {
-      const p = this.identifyBearer(auth);
-      return p;
-    } catch {
+      return this.identifyBearer(auth, from);
+    } catch (e) {
+      if (e instanceof AuthError && e.status === 429) throw e;
       return undefined;
     }
   }
 
-  private identifyBearer(auth: string): Principal {
+  /** A bearer token, counted against its address like a login (throttleAddress): a wrong token is
+   * a failed sign-in, and an address past the limit gets 429 whatever it sends, so guessing
+   * AIRLOCK_ADMIN_TOKEN or an API token is as slow as guessing a password. */
+  private identifyBearer(auth: string, from: string): Principal {
     const m = /^Bearer\s+(\S+)\s*$/i.exec(auth);
+    // (a malformed header names no token: nothing is checked, so it is no guess to count)
     if (!m) throw new AuthError(401, 'invalid_token', 'The Authorization header must be "Bearer <token>".');
-    const token = m[1]!;
+    const address = this.throttleAddress(this.bearerFailures, 'wrong admin tokens', from, Date.now());
+    const p = this.checkBearer(m[1]!);
+    address.ok();
+    return p;
+  }
+
+  private checkBearer(token: string): Principal {
     const envToken = this.gw.opts.adminToken;
     if (envToken && safeEqual(token, envToken)) return { kind: 'env-token', name: ENV_TOKEN_NAME, role: 'owner' };
     const row = this.db.prepare(`SELECT name, role, created_by FROM admin_tokens WHERE hash = ?`).get(this.gw.secrets.hashKey('admin-token:' + token)) as
@@ -203,7 +214,7 @@ export class AdminAuth {
   /** Who is calling? undefined when nobody (public routes decide for themselves). */
   identify(req: FastifyRequest): Principal | undefined {
     const auth = req.headers.authorization;
-    if (typeof auth === 'string' && auth) return this.identifyBearer(auth);
+    if (typeof auth === 'string' && auth) return this.identifyBearer(auth, req.socket.remoteAddress ?? 'unknown');
     const sid = parseCookies(req.headers.cookie)[SESSION_COOKIE];
     if (!sid) return undefined;
     const h = sha256(sid);
@@ -272,26 +283,30 @@ export class AdminAuth {
     return { user: this.user(body.username)!, session: this.newSession(body.username) };
   }
 
-  /** Failed logins per client address in the current window (bounded; see throttleAddress). */
+  /** Failed logins, and wrong bearer tokens, per client address in the current window (bounded;
+   * see throttleAddress). Counted apart: a mistyped password in a browser does not lock out the
+   * automation's token behind the same address, nor the other way round. */
   private addressFailures = new Map<string, { count: number; resetAt: number }>();
+  private bearerFailures = new Map<string, { count: number; resetAt: number }>();
 
-  /** Count a login attempt from an address before anything is checked; refuse when too many
-   * recent attempts from there failed (4 × admin_max_failed_logins per lockout window). */
-  private throttleAddress(from: string, now: number): { ok(): void } {
+  /** Count an attempt (a login, or a bearer token) from an address before anything is checked;
+   * refuse when too many recent attempts from there failed (4 × admin_max_failed_logins per
+   * lockout window). */
+  private throttleAddress(failures: Map<string, { count: number; resetAt: number }>, what: string, from: string, now: number): { ok(): void } {
     const s = this.gw.snapshot.settings;
     const limit = 4 * s.admin_max_failed_logins;
-    let e = this.addressFailures.get(from);
+    let e = failures.get(from);
     if (!e || e.resetAt <= now) {
-      if (this.addressFailures.size >= 10_000) {
-        for (const [k, v] of this.addressFailures) if (v.resetAt <= now) this.addressFailures.delete(k);
-        if (this.addressFailures.size >= 10_000) this.addressFailures.delete(this.addressFailures.keys().next().value!);
+      if (failures.size >= 10_000) {
+        for (const [k, v] of failures) if (v.resetAt <= now) failures.delete(k);
+        if (failures.size >= 10_000) failures.delete(failures.keys().next().value!);
       }
       e = { count: 0, resetAt: now + s.admin_lockout_minutes * 60_000 };
-      this.addressFailures.set(from, e);
+      failures.set(from, e);
     }
     if (e.count >= limit) {
       const secs = Math.ceil((e.resetAt - now) / 1000);
-      throw new AuthError(429, 'too_many_attempts', `Too many failed logins from ${from}; try again in ${Math.ceil(secs / 60)} minute(s).`, { 'retry-after': String(secs) });
+      throw new AuthError(429, 'too_many_attempts', `Too many ${what} from ${from}; try again in ${Math.ceil(secs / 60)} minute(s).`, { 'retry-after': String(secs) });
     }
     e.count++; // counted now; taken back only if the login succeeds
     const entry = e;
@@ -305,7 +320,7 @@ export class AdminAuth {
   async login(body: z.infer<typeof loginSchema>, from = 'unknown'): Promise<{ user: UserRow; session: { cookie: string; csrf: string } }> {
     const s = this.gw.snapshot.settings;
     const now = Date.now();
-    const address = this.throttleAddress(from, now);
+    const address = this.throttleAddress(this.addressFailures, 'failed logins', from, now);
     const u = this.user(body.username);
     if (!u) {
       await hashPassword(body.password); // same cost as a real check: no user enumeration by timing

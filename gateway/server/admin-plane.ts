@@ -42,7 +42,7 @@ import {
   type Principal,
 } from './admin-auth.js';
 import type { Gateway } from './gateway.js';
-import { ROUTER_OPTIONS, canonicalUrl } from './url.js';
+import { ROUTER_OPTIONS, canonicalUrl, unroutableTarget } from './url.js';
 import { nestedDeeperThan } from '../engine/json-depth.js';
 import { planeServer } from './http-server.js';
 import { addShellProof, takeShellProofKey } from './shell-proof.js';
@@ -151,6 +151,47 @@ function parseBody<T>(schema: z.ZodType<T>, body: unknown): T {
   return r.data;
 }
 
+type SchemaDef = { type: string; innerType?: z.ZodType; shape?: Record<string, z.ZodType> };
+const defOf = (s: z.ZodType) => (s as unknown as { def: SchemaDef }).def;
+
+/** The settings a body leaves out that have a default (at any depth). PUT /settings replaces the
+ * whole document: one left out would otherwise be reset to its default without a word. A setting
+ * without a default (optional: tls, ledger_retention_days, …) may be left out: that unsets it. */
+export function missingDefaults(schema: z.ZodType, value: unknown, path: (string | number)[] = []): ConfigIssue[] {
+  const shape = defOf(schema).shape;
+  if (!shape || !value || typeof value !== 'object' || Array.isArray(value)) return [];
+  const out: ConfigIssue[] = [];
+  for (const [k, s0] of Object.entries(shape)) {
+    let s = s0;
+    let dflt = false;
+    let optional = false;
+    for (let d = defOf(s); (d.type === 'default' || d.type === 'optional') && d.innerType; d = defOf(s)) {
+      if (d.type === 'default') dflt = true;
+      else optional = true;
+      s = d.innerType;
+    }
+    const v = (value as Record<string, unknown>)[k];
+    if (v === undefined) {
+      if (dflt && !optional)
+        out.push({ path: [...path, k], message: 'is missing (PUT /settings replaces every setting)' });
+    } else out.push(...missingDefaults(s, v, [...path, k]));
+  }
+  return out;
+}
+
+/** RFC 7396 JSON merge patch: objects merge key by key, null removes a key (a setting goes back
+ * to its default, an optional one is unset), anything else replaces. */
+export function mergePatch(target: unknown, patch: unknown): unknown {
+  if (patch === null || typeof patch !== 'object' || Array.isArray(patch)) return patch;
+  const out: Record<string, unknown> = target && typeof target === 'object' && !Array.isArray(target) ? { ...(target as Record<string, unknown>) } : {};
+  for (const [k, v] of Object.entries(patch as Record<string, unknown>)) {
+    if (k === '__proto__') continue; // (never an own key of a parsed body: Fastify refuses it)
+    if (v === null) delete out[k];
+    else out[k] = mergePatch(out[k], v);
+  }
+  return out;
+}
+
 /** More than one Host header (HTTP/1.1 says 400; Node keeps the first, checks might read another). */
 export function repeatedHost(raw: string[]): boolean {
   let n = 0;
@@ -185,9 +226,22 @@ export function allowedHosts(bindHost: string, port: number, extra: string[] = [
 }
 
 export function buildAdminPlane(gw: Gateway): FastifyInstance {
-  const app = Fastify({ logger: false, bodyLimit: 8 * 1024 * 1024, serverFactory: planeServer(gw, 'admin'), routerOptions: ROUTER_OPTIONS, rewriteUrl: (req) => canonicalUrl(req.url ?? '/') });
-  let hosts: Set<string> | undefined;
   const shellProofKey = takeShellProofKey(); // set only by the desktop shell (shell-proof.ts)
+  const app = Fastify({
+    logger: false,
+    bodyLimit: 8 * 1024 * 1024,
+    serverFactory: planeServer(gw, 'admin'),
+    routerOptions: ROUTER_OPTIONS,
+    rewriteUrl: (req) => canonicalUrl(req.url ?? '/'),
+    // a target the router cannot read (`/admin/api/v1/%ZZ`) is answered before any hook runs:
+    // in this API's error shape, not Fastify's, with the headers every answer here carries
+    frameworkErrors: (err, req, reply) => {
+      addShellProof(shellProofKey, req, reply);
+      const t = unroutableTarget(err, req.raw.url ?? '');
+      void (reply as FastifyReply).code(t.status).header('x-content-type-options', 'nosniff').header('cache-control', 'no-store').send(new AdminError(t.status, t.code, t.message).body());
+    },
+  });
+  let hosts: Set<string> | undefined;
   // Every route and the access it declares (GET /routes shows it; a route without one is refused).
   const routes: RouteAccess[] = [];
   app.addHook('onRoute', (r) => {
@@ -479,11 +533,26 @@ export function buildAdminPlane(gw: Gateway): FastifyInstance {
   };
 
   app.get(`${API}/settings`, { config: { access: 'auditor' } }, async () => gw.store.export().settings);
-  app.put(`${API}/settings`, { config: { access: 'admin' } }, async (req) => {
-    const s = parseBody(settingsSchema, req.body);
-    guardListen(req, s);
-    change({ settings: s });
+  // PUT: the whole document (what GET answers, changed); PATCH: only the settings it names
+  const putSettings = (req: FastifyRequest, doc: Record<string, unknown>, missing: ConfigIssue[] = []) => {
+    const r = settingsSchema.safeParse(doc);
+    const wrong = r.success ? [] : fromZod(r.error, settingsSchema);
+    if (missing.length) {
+      const what = `PUT /settings replaces every setting, and this body leaves out ${missing.map((i) => formatPath(i.path)).join(', ')}: send the whole document GET /settings answers, or PATCH /settings with only the settings to change`;
+      throw new AdminError(400, 'validation_failed', [what, ...wrong.map((i) => `${formatPath(i.path)}: ${i.message}`)].join('; '), [...missing, ...wrong]);
+    }
+    if (!r.success) throw validationError(wrong);
+    guardListen(req, r.data);
+    change({ settings: r.data });
     return gw.store.export().settings;
+  };
+  app.put(`${API}/settings`, { config: { access: 'admin' } }, async (req) => {
+    const doc = objectBody(req.body);
+    return putSettings(req, doc, missingDefaults(settingsSchema, doc));
+  });
+  app.patch(`${API}/settings`, { config: { access: 'admin' } }, async (req) => {
+    const patch = objectBody(req.body);
+    return putSettings(req, mergePatch(gw.store.export().settings, patch) as Record<string, unknown>);
   });
 
   // The whole declarative configuration.

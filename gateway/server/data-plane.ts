@@ -10,7 +10,7 @@ import { inputItemsOf, pageOf, type InputItemsQuery } from '../engine/responses/
 import type { Kind } from '../engine/stages.js';
 import type { KeyRecord } from '../engine/snapshot.js';
 import type { Gateway } from './gateway.js';
-import { ROUTER_OPTIONS, canonicalUrl } from './url.js';
+import { ROUTER_OPTIONS, canonicalUrl, unroutableTarget } from './url.js';
 import { repeatedHost } from './admin-plane.js';
 import { planeServer } from './http-server.js';
 
@@ -128,6 +128,12 @@ export function buildDataPlane(gw: Gateway): FastifyInstance {
     serverFactory: planeServer(gw, 'data'),
     routerOptions: ROUTER_OPTIONS,
     rewriteUrl: (req) => canonicalUrl(req.url ?? '/'),
+    // a target the router cannot read (`/v1/%ZZ`) is answered before any hook runs: in the
+    // OpenAI error shape, with a request id like every other answer
+    frameworkErrors: (err, req, reply) => {
+      const t = unroutableTarget(err, req.raw.url ?? '');
+      void (reply as FastifyReply).code(t.status).header('x-airlock-request-id', newRequestId()).send(gatewayError(t.code, t.message).body());
+    },
   });
 
   // Every response carries a request id; the pipeline routes set it on the raw response themselves.
@@ -340,7 +346,15 @@ export function buildDataPlane(gw: Gateway): FastifyInstance {
   // admin API token (any role; an auditor token is enough) or AIRLOCK_ADMIN_TOKEN as a bearer token.
   app.get('/metrics', async (req, reply) => {
     if (!gw.snapshot.settings.metrics_public) {
-      const who = gw.auth.bearer(req.headers.authorization);
+      let who;
+      try {
+        // wrong tokens count against the address, as on the admin plane (a guess here is one there)
+        who = gw.auth.bearer(req.headers.authorization, req.socket.remoteAddress);
+      } catch (e) {
+        const a = e as { message: string; headers: Record<string, string> };
+        const g = gatewayError('too_many_attempts', a.message, { headers: a.headers });
+        return reply.code(g.status).headers(g.headers).send(g.body());
+      }
       if (!who) {
         const g = gatewayError('metrics_token_required', 'GET /metrics needs "Authorization: Bearer <admin API token>" (any role), unless settings.metrics_public is true.', { headers: { 'www-authenticate': 'Bearer' } });
         return reply.code(401).headers(g.headers).send(g.body());

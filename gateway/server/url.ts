@@ -47,3 +47,17 @@ export function canonicalUrl(raw: string): string {
   }
   return q < 0 ? p : p + raw.slice(q);
 }
+
+/** What the router could not read in a request target (Fastify's frameworkErrors): a malformed
+ * percent-encoding (`/v1/%ZZ`), or a path parameter longer than the router takes. Each plane
+ * answers it in its own error shape; the path is quoted (shortened) so the client sees which. */
+export function unroutableTarget(err: { code?: string }, url: string): { status: 400 | 414; code: 'invalid_path' | 'path_too_long'; message: string } {
+  const path = url.split('?')[0] ?? '';
+  const shown = JSON.stringify(path.length > 200 ? path.slice(0, 200) + '…' : path);
+  if (err.code === 'FST_ERR_MAX_PARAM_LENGTH') return { status: 414, code: 'path_too_long', message: `A part of the path ${shown} is longer than the router accepts.` };
+  return {
+    status: 400,
+    code: 'invalid_path',
+    message: `The path ${shown} has a malformed percent-encoding: every "%" must be followed by two hexadecimal digits that encode UTF-8 (a literal "%" is "%25").`,
+  };
+}

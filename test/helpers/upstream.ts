@@ -101,6 +101,10 @@ export interface SSEShape {
   usageInLastChunk?: boolean;
   /** `data:{…}` without the space after the colon */
   noSpaceAfterData?: boolean;
+  /** the stream written one byte per write, a moment apart (every byte its own chunk at the
+   * reader, as a server flushing a character at a time would); the last byte after a longer pause,
+   * so that it surely arrives on its own */
+  byteWrites?: boolean;
 }
 
 export interface RecordedRequest {
@@ -112,6 +116,8 @@ export interface RecordedRequest {
   body: any;
   /** Date.now() when the request arrived */
   at: number;
+  /** the bytes of a streamed answer (kind 'ok'), as the upstream wrote them */
+  streamed?: string;
 }
 
 export interface TestUpstream {
@@ -278,6 +284,7 @@ interface ReqState {
   closed: boolean;
   dropped: boolean;
   timer: NodeJS.Timeout | undefined;
+  rec?: RecordedRequest;
 }
 
 const JSON_HEADERS = { 'content-type': 'application/json' } as const;
@@ -534,6 +541,22 @@ export function startUpstream(opts: UpstreamOptions = {}): Promise<TestUpstream>
     });
   }
 
+  /** Write `b` one byte at a time, `gapMs` apart (the last byte 100 ms after the one before), then end. */
+  function writeBytes(st: ReqState, b: Buffer, gapMs: number): void {
+    let i = 0;
+    const step = (): void => {
+      if (i >= b.length) {
+        st.res.end();
+        return;
+      }
+      st.res.write(b.subarray(i, i + 1));
+      i++;
+      if (i < b.length) later(st, i === b.length - 1 ? 100 : gapMs, step);
+      else step();
+    };
+    step();
+  }
+
   /** Write `n` filler bytes in 64 KB pieces as fast as the client takes them, then `done` (not if the client left). */
   function writeFiller(st: ReqState, n: number, done: () => void): void {
     const step = () => {
@@ -600,6 +623,11 @@ export function startUpstream(opts: UpstreamOptions = {}): Promise<TestUpstream>
         }
         res.writeHead(200, SSE_HEADERS);
         const head = p.head.join('');
+        if (st.rec) st.rec.streamed = head + p.content.join('') + p.tail.join('');
+        if (b.sse?.byteWrites) {
+          writeBytes(st, Buffer.from(st.rec?.streamed ?? head + p.content.join('') + p.tail.join('')), Math.max(delay, 1));
+          return;
+        }
         if (delay > 0) {
           if (head) res.write(head);
           writeFrames(st, p.content, 0, p.content.length, delay, (rest) => res.end(rest + p.tail.join('')));
@@ -734,6 +762,7 @@ export function startUpstream(opts: UpstreamOptions = {}): Promise<TestUpstream>
     }
     const rec: RecordedRequest = { method, path, headers: req.headers, body, at: Date.now() };
     record(rec);
+    st.rec = rec;
     const r = route(method, path);
     if (r === undefined) {
       sendJson(st, 404, errorJson(404, `${method} ${path} not found`));

@@ -7,7 +7,7 @@ import http from 'node:http';
 import net from 'node:net';
 import OpenAI from 'openai';
 import YAML from 'yaml';
-import { ADMIN_TOKEN, TEST_KEY, basicConfig, startGateway, type RunningGateway } from '../helpers/gateway.js';
+import { ADMIN_TOKEN, TEST_KEY, basicConfig, startGateway, tmpDir, type RunningGateway } from '../helpers/gateway.js';
 import { startUpstream, type TestUpstream } from '../helpers/upstream.js';
 
 /** A raw request, so Host and Origin can be set (fetch does not let us). */
@@ -113,6 +113,30 @@ describe('admin API', () => {
     });
     assert.equal(same.status, 201, JSON.stringify(same.body));
     assert.equal((await gw.admin('DELETE', '/teams/same-origin')).status, 204);
+  });
+
+  test('a malformed percent-encoding in the path is a 400 in each plane\'s own error shape, naming the path', async () => {
+    const auth = { authorization: `Bearer ${ADMIN_TOKEN}` };
+    for (const p of ['/admin/api/v1/%ZZ', '/admin/api/v1/keys/%ZZ', '/admin/api/v1/teams/%E0%A4%A']) {
+      const r = await rawRequest(`${gw.adminUrl}${p}`, { headers: auth });
+      assert.equal(r.status, 400, `${p}: ${JSON.stringify(r.body)}`);
+      assert.deepEqual(Object.keys(r.body), ['error'], JSON.stringify(r.body));
+      assert.equal(r.body.error.type, 'invalid_request_error');
+      assert.equal(r.body.error.code, 'invalid_path');
+      assert.ok(r.body.error.message.includes(JSON.stringify(p)), r.body.error.message);
+      assert.match(r.body.error.message, /malformed percent-encoding/);
+    }
+    // (so is a write, and without a token: nothing is routed, so nothing is authorised or changed)
+    const w = await rawRequest(`${gw.adminUrl}/admin/api/v1/teams/%ZZ`, { method: 'DELETE' });
+    assert.equal(w.status, 400);
+    assert.equal(w.body.error.code, 'invalid_path');
+    // the data plane answers in the OpenAI shape, with its request id
+    const d = await fetch(`${gw.dataUrl}/v1/chat/%ZZ`, { method: 'POST', headers: { authorization: `Bearer ${TEST_KEY}` } });
+    assert.equal(d.status, 400);
+    assert.ok(d.headers.get('x-airlock-request-id'));
+    const db = (await d.json()) as any;
+    assert.deepEqual({ type: db.error.type, code: db.error.code }, { type: 'invalid_request_error', code: 'invalid_path' });
+    assert.match(db.error.message, /"\/v1\/chat\/%ZZ" has a malformed percent-encoding/);
   });
 
   test('endpoints: CRUD, validation paths, 404, 409, and the api_key is never returned', async () => {
@@ -387,6 +411,51 @@ describe('admin API', () => {
     const bad = await gw.admin('POST', '/endpoints/test', { name: 'probe', base_url: 'nope' });
     assert.equal(bad.status, 400);
     assert.deepEqual(paths(bad.body), ['base_url']);
+  });
+});
+
+describe('admin API: a partial settings change', () => {
+  test('a PUT that leaves settings out is refused, naming them, and changes nothing; PATCH changes only what it names and keeps it across a restart', async () => {
+    const dataDir = tmpDir();
+    let gw = await startGateway({ dataDir, config: { teams: [{ name: 'research' }] } });
+    try {
+      const before = (await gw.admin('GET', '/settings')).body;
+      // a change first, so a reset to the defaults would show
+      const set = await gw.admin('PUT', '/settings', { ...before, admin_lockout_minutes: 30, ledger_retention_days: 90, breaker: { failure_threshold: 2, cooldown_ms: 45_000 } });
+      assert.equal(set.status, 200, JSON.stringify(set.body));
+      const stored = set.body;
+
+      const partial = await gw.admin('PUT', '/settings', { admin_max_failed_logins: 7 });
+      assert.equal(partial.status, 400, JSON.stringify(partial.body));
+      assert.equal(partial.body.error.code, 'validation_failed');
+      assert.ok(paths(partial.body).includes('admin_lockout_minutes') && paths(partial.body).includes('breaker'), JSON.stringify(paths(partial.body)));
+      assert.ok(!paths(partial.body).includes('admin_max_failed_logins') && !paths(partial.body).includes('ledger_retention_days'), 'a setting sent, or one without a default, is not missing');
+      assert.match(partial.body.error.message, /PUT \/settings replaces every setting, and this body leaves out .*admin_lockout_minutes.*PATCH \/settings/);
+      const nested = await gw.admin('PUT', '/settings', { ...stored, breaker: { failure_threshold: 3 } });
+      assert.equal(nested.status, 400);
+      assert.deepEqual(paths(nested.body), ['breaker.cooldown_ms']);
+      assert.deepEqual((await gw.admin('GET', '/settings')).body, stored, 'a refused PUT changes nothing');
+
+      // PATCH: only what it names; null puts one back to its default (or unsets an optional one)
+      const patch = await gw.admin('PATCH', '/settings', { admin_max_failed_logins: 7, breaker: { failure_threshold: 4 } });
+      assert.equal(patch.status, 200, JSON.stringify(patch.body));
+      const want = { ...stored, admin_max_failed_logins: 7, breaker: { failure_threshold: 4, cooldown_ms: 45_000 } };
+      assert.deepEqual(patch.body, want);
+      const bad = await gw.admin('PATCH', '/settings', { admin_max_failed_logins: 0 });
+      assert.equal(bad.status, 400);
+      assert.deepEqual(paths(bad.body), ['admin_max_failed_logins']);
+      const unset = await gw.admin('PATCH', '/settings', { ledger_retention_days: null, admin_lockout_minutes: null });
+      assert.equal(unset.status, 200, JSON.stringify(unset.body));
+      const { ledger_retention_days: _gone, ...rest } = want;
+      assert.deepEqual(unset.body, { ...rest, admin_lockout_minutes: before.admin_lockout_minutes });
+
+      // stored in the database: the next start serves the same settings
+      assert.equal((await gw.stop()).code, 0);
+      gw = await startGateway({ dataDir });
+      assert.deepEqual((await gw.admin('GET', '/settings')).body, unset.body);
+    } finally {
+      await gw.stop();
+    }
   });
 });
 

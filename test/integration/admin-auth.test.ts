@@ -299,7 +299,7 @@ describe('logins, sessions, CSRF, lockout, users and API tokens', () => {
   });
 
   test('lockout: after admin_max_failed_logins wrong passwords the account answers 423 until an owner unlocks it', async () => {
-    const set = await call(gw, 'PUT', '/settings', { session: owner, body: { admin_max_failed_logins: 3, admin_lockout_minutes: 15 } });
+    const set = await call(gw, 'PATCH', '/settings', { session: owner, body: { admin_max_failed_logins: 3, admin_lockout_minutes: 15 } });
     assert.equal(set.status, 200, show(set));
     assert.equal(set.body.admin_max_failed_logins, 3);
     await createUser(gw, 'locky', 'admin');
@@ -602,7 +602,8 @@ describe('route × role matrix', () => {
       applied: async (n) => (await names('/teams')).includes(`dry-${n}`), // a dry run never applies
     },
     {
-      method: 'PUT',
+      // (a part of the settings: PATCH; PUT takes the whole document)
+      method: 'PATCH',
       route: '/settings',
       need: 'admin',
       ok: 200,

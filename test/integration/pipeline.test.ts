@@ -537,6 +537,31 @@ describe('streamed answers in every upstream SSE format', () => {
     });
   }
 
+  test('CRLF line ends written one byte at a time: the client gets the upstream\'s bytes exactly, down to the LF after [DONE]', async () => {
+    const read = async (wantUsage: boolean) => {
+      up.setBehavior({ kind: 'ok', content: CONTENT, sse: { crlf: true, byteWrites: true } });
+      const res = await fetch(`${gw.baseURL}/chat/completions`, {
+        method: 'POST',
+        headers: { authorization: `Bearer ${TEST_KEY}`, 'content-type': 'application/json' },
+        body: JSON.stringify({ model: 'chat', messages: [{ role: 'user', content: 'byte by byte' }], stream: true, ...(wantUsage ? { stream_options: { include_usage: true } } : {}) }),
+      });
+      assert.equal(res.status, 200);
+      const got = Buffer.from(await res.arrayBuffer()).toString('latin1');
+      const sent = up.completions().at(-1)!.streamed!;
+      return { got, sent };
+    };
+    // the client asked for usage too: nothing is cut, so every byte is the upstream's
+    const all = await read(true);
+    assert.ok(all.sent.endsWith('data: [DONE]\r\n\r\n') && all.sent.length > 200, JSON.stringify(all.sent.slice(-40)));
+    assert.equal(JSON.stringify(all.got.slice(-20)), JSON.stringify(all.sent.slice(-20)), 'the end of the stream');
+    assert.equal(all.got, all.sent);
+    // without usage the usage chunk the gateway asked for is cut out, and nothing else
+    const cut = await read(false);
+    const usageEvent = /data: \{[^\r\n]*"choices":\[\][^\r\n]*"usage"[^\r\n]*\r\n\r\n/.exec(cut.sent);
+    assert.ok(usageEvent, 'the upstream sent its usage chunk');
+    assert.equal(cut.got, cut.sent.replace(usageEvent[0], ''));
+  });
+
   test('completions stream in the all-at-once format: full text, no usage chunk, exact tokens in the ledger', async () => {
     up.setBehavior({ kind: 'ok', content: CONTENT, sse: ALL });
     const problems: string[] = [];

@@ -10,6 +10,7 @@ import http from 'node:http';
 import net from 'node:net';
 import fs from 'node:fs';
 import { ADMIN_TOKEN, TEST_KEY, basicConfig, eventually, runCli, startGateway, tmpDir, writeConfig, type RunningGateway } from '../helpers/gateway.js';
+import path from 'node:path';
 import { startUpstream, type TestUpstream } from '../helpers/upstream.js';
 
 const API = '/admin/api/v1';
@@ -25,8 +26,9 @@ interface Raw {
   body: any;
 }
 
-/** One request with the request target exactly as given (fetch would normalise it). */
-function raw(base: string, method: string, target: string, headers: Record<string, string> = {}, body?: unknown): Promise<Raw> {
+/** One request with the request target exactly as given (fetch would normalise it); `from`: the
+ * client's own address (another loopback address is another client). */
+function raw(base: string, method: string, target: string, headers: Record<string, string> = {}, body?: unknown, from?: string): Promise<Raw> {
   const u = new URL(base);
   return new Promise((resolve, reject) => {
     const data = body === undefined ? undefined : typeof body === 'string' ? body : JSON.stringify(body);
@@ -38,6 +40,7 @@ function raw(base: string, method: string, target: string, headers: Record<strin
         path: target,
         headers: { ...headers, ...(data !== undefined ? { 'content-type': 'application/json', 'content-length': String(Buffer.byteLength(data)) } : {}) },
         agent: false,
+        ...(from ? { localAddress: from } : {}),
       },
       (res) => {
         let text = '';
@@ -124,6 +127,7 @@ const EXPECTED: Record<string, Access> = {
   'PUT /admin/api/v1/routing-rules': 'admin',
   'GET /admin/api/v1/settings': 'auditor',
   'PUT /admin/api/v1/settings': 'admin',
+  'PATCH /admin/api/v1/settings': 'admin',
   'GET /admin/api/v1/config': 'auditor',
   'POST /admin/api/v1/config/apply': 'admin',
   'GET /admin/api/v1/health': 'auditor',
@@ -457,6 +461,20 @@ describe('logins under attack, token revocation, /metrics', () => {
     assert.equal(unlock.status, 200, show(unlock));
   });
 
+  test('an auditor lists the admin users (name, role, state: never a password hash or session) but not the API tokens', async () => {
+    const aud = await gw.admin('POST', '/tokens', { name: 'users-auditor', role: 'auditor' });
+    assert.equal(aud.status, 201, show(aud));
+    const h = { authorization: `Bearer ${aud.body.token}` };
+    const users = await raw(gw.adminUrl, 'GET', `${API}/users`, h);
+    assert.equal(users.status, 200, show(users));
+    assert.ok(users.body.data.length >= 3, show(users));
+    for (const u of users.body.data) assert.deepEqual(Object.keys(u).sort(), ['created_at', 'disabled', 'locked_until', 'name', 'role'], JSON.stringify(u));
+    assert.doesNotMatch(users.text, /scrypt|password|csrf|hash/i);
+    const tokens = await raw(gw.adminUrl, 'GET', `${API}/tokens`, h);
+    assert.equal(tokens.status, 403, show(tokens));
+    assert.equal((await gw.admin('DELETE', '/tokens/users-auditor')).status, 204);
+  });
+
   test('an admin revokes only the tokens it created; an owner any; a refused revoke leaves the token working', async () => {
     const byOwner = await gw.admin('POST', '/tokens', { name: 'owners-ci', role: 'admin' });
     assert.equal(byOwner.status, 201, show(byOwner));
@@ -530,6 +548,63 @@ describe('logins from one address across many accounts', () => {
     assert.ok(Number(throttled.headers['retry-after']) > 0);
   });
 
+});
+
+describe('admin bearer tokens under attack', () => {
+  test('a weak AIRLOCK_ADMIN_TOKEN is refused at start: exit 2, the variable and the rule named, the value never printed, nothing created', async () => {
+    for (const weak of ['Zq', 'short-token-0123456789', 'a token with spaces in it 0123456789']) {
+      const dataDir = path.join(tmpDir(), 'data');
+      const r = await runCli(['serve', '--data-dir', dataDir, '--port', '0', '--admin-port', '0'], { env: { AIRLOCK_ADMIN_TOKEN: weak } });
+      assert.equal(r.code, 2, `${weak}: ${r.stdout}\n${r.stderr}`);
+      assert.match(r.stderr, /AIRLOCK_ADMIN_TOKEN must be at least 24 characters of printable ASCII without spaces/);
+      assert.match(r.stderr, /openssl rand -hex 16/);
+      assert.ok(!r.stderr.includes(weak) && !r.stdout.includes(weak), 'the value is a secret: never printed');
+      assert.ok(!fs.existsSync(dataDir), 'no data dir is made by a start that is refused');
+    }
+  });
+
+  test('wrong bearer tokens are throttled per address like logins (429 with retry-after, also on /metrics); another address\'s right token still works', async () => {
+    const up = await startUpstream();
+    const gw = await startGateway({ config: basicConfig(up.url) });
+    try {
+      const max = (await gw.admin('GET', '/settings')).body.admin_max_failed_logins as number;
+      const limit = 4 * max;
+      const other = '127.0.0.2';
+      const auditor = await gw.admin('POST', '/tokens', { name: 'ci-reader', role: 'auditor' });
+      assert.equal(auditor.status, 201, show(auditor));
+      assert.equal((await gw.admin('POST', '/users', { name: 'root', password: PASSWORD, role: 'owner' })).status, 201);
+      // every guess until the limit is checked and refused (401), then the address gets 429
+      for (let i = 0; i < limit; i++) {
+        const r = await raw(gw.adminUrl, 'GET', `${API}/status`, { authorization: `Bearer airlock-admin-guess-${i}-0123456789abcdef` });
+        assert.equal(r.status, 401, `guess ${i}: ${show(r)}`);
+      }
+      const throttled = await raw(gw.adminUrl, 'GET', `${API}/status`, { authorization: 'Bearer airlock-admin-guess-next-0123456789abcdef' });
+      assert.equal(throttled.status, 429, show(throttled));
+      assert.equal(throttled.body.error.code, 'too_many_attempts');
+      assert.match(throttled.body.error.message, /Too many wrong admin tokens from .*127\.0\.0\.1/);
+      assert.ok(Number(throttled.headers['retry-after']) > 0, JSON.stringify(throttled.headers));
+      // from that address even the right token is refused now: a throttled guess learns nothing
+      const right = await raw(gw.adminUrl, 'GET', `${API}/status`, { authorization: `Bearer ${ADMIN_TOKEN}` });
+      assert.equal(right.status, 429, show(right));
+      // /metrics on the data plane takes the same tokens: the same throttle, in the OpenAI shape
+      const metrics = await raw(gw.dataUrl, 'GET', '/metrics', { authorization: `Bearer ${auditor.body.token}` });
+      assert.equal(metrics.status, 429, show(metrics));
+      assert.equal(metrics.body.error.type, 'rate_limit_error');
+      assert.ok(Number(metrics.headers['retry-after']) > 0);
+      // another address is another client: its right tokens work
+      const env = await raw(gw.adminUrl, 'GET', `${API}/status`, { authorization: `Bearer ${ADMIN_TOKEN}` }, undefined, other);
+      assert.equal(env.status, 200, show(env));
+      const api = await raw(gw.adminUrl, 'GET', `${API}/endpoints`, { authorization: `Bearer ${auditor.body.token}` }, undefined, other);
+      assert.equal(api.status, 200, show(api));
+      assert.equal((await raw(gw.dataUrl, 'GET', '/metrics', { authorization: `Bearer ${auditor.body.token}` }, undefined, other)).status, 200);
+      // and a sign-in with a password from the throttled address is counted apart (the desktop window's way in)
+      const login = await raw(gw.adminUrl, 'POST', `${API}/auth/login`, {}, { username: 'root', password: PASSWORD });
+      assert.equal(login.status, 200, show(login));
+    } finally {
+      await gw.stop();
+      await up.close();
+    }
+  });
 });
 
 describe('data plane: nothing read before the key, nesting is the client\'s fault, 200s that carry errors fail over', () => {

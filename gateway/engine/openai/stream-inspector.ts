@@ -31,6 +31,7 @@ const FINISH = 'finish_reason"';
 const TOOL_CALLS = '_calls"'; // "tool_calls": checked for the "tool" before it
 const CONTENT = 'content"';
 const TEXT = 'text"';
+const LF_BYTE = Buffer.from('\n');
 /** finish reasons kept per answer (one per choice; n is bounded far lower by the upstreams) */
 export const MAX_FINISH_REASONS = 128;
 
@@ -306,13 +307,16 @@ export class StreamInspector {
         this.parts = [];
         this.partsLen = 0;
         const evStr = ev.toString('latin1');
+        const wasDone = this.done;
         const r = this.event(evStr, ev, 0, size, new Scan(evStr, this.contentKey), this.viewIsText(ev));
         if (this.crPending) this.crEnded = r === SAME ? 'sent' : 'not-sent';
         if (runStart < evStart) out.push(chunk.subarray(runStart, evStart));
         const result = r === SAME ? ev : r;
         if (result) out.push(result);
         runStart = next;
+        if (!wasDone && this.completeDoneCrlf(r, evStr, size)) out.push(LF_BYTE);
       } else {
+        const wasDone = this.done;
         const r = this.event(str, chunk, evStart, next, (scan ??= new Scan(str, this.contentKey)), ascii);
         if (this.crPending) this.crEnded = r === SAME ? 'sent' : 'not-sent';
         if (r !== SAME) {
@@ -321,6 +325,11 @@ export class StreamInspector {
           runStart = next;
         }
         // unchanged: extends the run of bytes sent as they are
+        if (!wasDone && this.completeDoneCrlf(r, str, next)) {
+          if (runStart < next) out.push(chunk.subarray(runStart, next));
+          runStart = next;
+          out.push(LF_BYTE);
+        }
       }
       evStart = next;
     }
@@ -332,6 +341,20 @@ export class StreamInspector {
       this.parts.push(chunk.subarray(evStart));
     }
     return out;
+  }
+
+  /**
+   * [DONE] (just seen, and sent) ended at a CR that is the last byte of its chunk, in a stream
+   * whose line ends are CRLF (its data line ended so): the LF that completes that CRLF is in the
+   * upstream's next chunk, which the reader never asks for — it stops at [DONE]. The LF is sent
+   * now instead (true), and skipped should that chunk still be pushed. `s` holds the event,
+   * ending at `end`.
+   */
+  private completeDoneCrlf(r: Buffer | undefined | typeof SAME, s: string, end: number): boolean {
+    if (!this.done || !this.crPending || r === undefined || this.o.dropDone) return false;
+    if (end < 3 || s.charCodeAt(end - 2) !== LF || s.charCodeAt(end - 3) !== CR) return false;
+    this.crEnded = 'not-sent';
+    return true;
   }
 
   /** Whether the latin1 view of `b` is its UTF-8 text too (all ASCII), asked only when output

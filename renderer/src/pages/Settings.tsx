@@ -189,7 +189,8 @@ export function SettingsPage() {
   const [busy, setBusy] = useState(false);
   const form = useRef<HTMLFormElement>(null);
   // the settings as stored (last GET or PUT answer): the generic form and the listen controls
-  // each change their part and send the rest as it is (PUT /settings replaces the whole document)
+  // each change their part and send the rest as it is (PUT /settings replaces the whole document,
+  // and refuses one that leaves a setting out)
   const [stored, setStored] = useState<Record<string, unknown>>();
   useEffect(() => {
     if (settings.data) setStored(settings.data);
@@ -234,7 +235,8 @@ export function SettingsPage() {
     }
     setBusy(true);
     try {
-      const r = await api<Record<string, unknown>>('PUT', '/settings', body);
+      // the whole document, a cleared field as its default (PUT refuses one left out)
+      const r = await api<Record<string, unknown>>('PUT', '/settings', v.data);
       load(r);
       setStored(r);
       settings.reload();
