@@ -6,7 +6,7 @@ import { UsageError, cliActor, dataDirOf, defaultDataDir, parse } from './cli-ar
 import { adminCommand, keyRotateCommand, keyStateCommand, listCommand } from './cli-admin.js';
 import YAML from 'yaml';
 import { DEFAULT_LISTEN, formatIssue, nearest } from './config/schema.js';
-import { ConfigStore, formatChange } from './store/config-store.js';
+import { ConfigStore, formatChange, formatSecretOwner } from './store/config-store.js';
 import { DB_FILE, ensureDataDir, StartupError } from './store/db.js';
 import { SECRET_FILE } from './store/secrets.js';
 import { openInstall } from './store/install.js';
@@ -95,18 +95,32 @@ function openStore(dataDir: string, existing = false): { store: ConfigStore; aud
 function applyFile(store: ConfigStore, file: string, dryRun: boolean, out: (s: string) => void, err: (s: string) => void = out, audit?: () => AuditLog): boolean {
   const doc = readConfigFile(file);
   const r = store.apply(doc, { dryRun, source: 'file', file: path.resolve(file) });
+  // (a secret that changes owner is a line of the plan, though the configuration is the same)
+  const lines = r.ok ? [...r.changes.map(formatChange), ...r.secretOwners.map(formatSecretOwner)] : [];
   // Recorded when it changed something (a refused or idempotent apply leaves the database as it was).
-  if (!dryRun && audit && r.ok && r.changes.length)
-    audit().append({ kind: 'config.apply', actor: cliActor(), source: 'cli', data: { action: 'config apply', file: path.resolve(file), changes: r.changes.map(formatChange), applied: redact(doc) } });
+  // A secret's new owner is named (the key, the file field), never the secret.
+  if (!dryRun && audit && r.ok && lines.length)
+    audit().append({
+      kind: 'config.apply',
+      actor: cliActor(),
+      source: 'cli',
+      data: {
+        action: 'config apply',
+        file: path.resolve(file),
+        changes: lines,
+        ...(r.secretOwners.length ? { secret_owners: r.secretOwners.map((o) => ({ [o.section === 'keys' ? 'key' : 'agent']: o.name, written_by: o.field })) } : {}),
+        applied: redact(doc),
+      },
+    });
   if (!r.ok) {
     err(`config ${file} refused (${r.issues.length} problem${r.issues.length === 1 ? '' : 's'}; nothing was applied):`);
     for (const i of r.issues) err(`  ${formatIssue(i)}`);
     return false;
   }
-  if (r.changes.length === 0) out(`config ${file}: no changes`);
+  if (lines.length === 0) out(`config ${file}: no changes`);
   else {
-    out(`config ${file}: ${dryRun ? 'would apply' : 'applied'} ${r.changes.length} change${r.changes.length === 1 ? '' : 's'}:`);
-    for (const c of r.changes) out(`  ${formatChange(c)}`);
+    out(`config ${file}: ${dryRun ? 'would apply' : 'applied'} ${lines.length} change${lines.length === 1 ? '' : 's'}:`);
+    for (const l of lines) out(`  ${l}`);
   }
   for (const k of r.createdKeys) out(`  new key for ${k.section === 'agents' ? 'agent' : 'key'} "${k.name}" (shown once): ${k.key}`);
   return true;

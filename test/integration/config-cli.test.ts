@@ -8,6 +8,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import OpenAI from 'openai';
 import YAML from 'yaml';
+import Database from 'better-sqlite3';
 import { TEST_KEY, basicConfig, eventually, runCli, startGateway, tmpDir, writeConfig, type CliResult } from '../helpers/gateway.js';
 import { startUpstream, type TestUpstream } from '../helpers/upstream.js';
 
@@ -552,6 +553,59 @@ describe('command line', () => {
       assert.match(bad.stderr, /"abc"/);
     } finally {
       fs.rmSync(dataDir, { recursive: true, force: true });
+    }
+  });
+});
+
+// A secret that changes owner without changing (a file now writes the secret a key already has,
+// or a file entry without "key:" hands it over) changes what may rotate it: the plan lists it and
+// the audit record names the key and the file field, never the secret.
+describe('config apply: a key secret changing owner', () => {
+  test('the plan (dry run and apply) lists it; the audit record names the key and the field, not the secret', async () => {
+    const dir = tmpDir('airlock-owner-');
+    const dataDir = path.join(dir, 'data');
+    try {
+      const cfg = startingConfig();
+      const generated = writeConfig(dir, { ...cfg, keys: [{ name: 'notebook-app', team: 'research' }] }, 'generated.yaml');
+      const first = await apply(dataDir, generated);
+      assert.equal(first.code, 0, out(first));
+      const secret = /new key for key "notebook-app" \(shown once\): (\S+)/.exec(first.stdout)?.[1];
+      assert.ok(secret, out(first));
+
+      const written = writeConfig(dir, { ...cfg, keys: [{ name: 'notebook-app', key: secret, team: 'research' }] }, 'written.yaml');
+      const field = `keys[0].key in ${written}`;
+      const before = dbHash(dataDir);
+      const plan = await apply(dataDir, written, { dryRun: true });
+      assert.equal(plan.code, 0, out(plan));
+      assert.deepEqual(lines(plan).filter((l) => /^[+~-] /.test(l)), [`~ keys/notebook-app (secret: now written by ${field})`], out(plan));
+      assert.match(plan.stdout, /would apply 1 change:/);
+      assert.equal(dbHash(dataDir), before, 'a dry run changes nothing');
+
+      const applied = await apply(dataDir, written);
+      assert.equal(applied.code, 0, out(applied));
+      assert.deepEqual(lines(applied).filter((l) => /^[+~-] /.test(l)), [`~ keys/notebook-app (secret: now written by ${field})`], out(applied));
+      const rotate = await runCli(['keys', 'rotate', 'notebook-app', '--data-dir', dataDir]);
+      assert.equal(rotate.code, 2, 'the file owns the secret now: ' + out(rotate));
+      const again = await apply(dataDir, written);
+      assert.match(again.stdout, /no changes/, out(again));
+
+      const handBack = await apply(dataDir, generated);
+      assert.equal(handBack.code, 0, out(handBack));
+      assert.deepEqual(lines(handBack).filter((l) => /^[+~-] /.test(l)), ['~ keys/notebook-app (secret: handed over to the admin app, API and CLI)'], out(handBack));
+
+      const db = new Database(path.join(dataDir, 'airlock.db'), { readonly: true });
+      try {
+        const records = (db.prepare(`SELECT data FROM audit_log WHERE kind = 'config.apply' ORDER BY seq`).pluck().all() as string[]).map((d) => JSON.parse(d));
+        assert.equal(records.length, 3, 'the first apply, the takeover and the handover (not the dry run, not the apply without changes)');
+        assert.deepEqual(records[1].secret_owners, [{ key: 'notebook-app', written_by: field }]);
+        assert.deepEqual(records[1].changes, [`~ keys/notebook-app (secret: now written by ${field})`]);
+        assert.deepEqual(records[2].secret_owners, [{ key: 'notebook-app', written_by: null }]);
+        for (const r of records) assert.equal(JSON.stringify(r).includes(secret), false, 'the audit record never holds the secret');
+      } finally {
+        db.close();
+      }
+    } finally {
+      fs.rmSync(dir, { recursive: true, force: true });
     }
   });
 });
