@@ -76,11 +76,24 @@ export function readConfigFile(file: string): unknown {
   if (doc.errors.length) {
     const e = doc.errors[0]!;
     const pos = e.linePos?.[0];
-    const msg = e.message.split('\n')[0]!.replace(/ at line \d+, column \d+:?$/, '');
+    // (the library's own advice for this one names its API: a config file is one document)
+    const msg =
+      e.code === 'MULTIPLE_DOCS'
+        ? 'a second YAML document begins here ("---"): a config file holds one document; merge them into one, or remove the "---" line'
+        : e.message.split('\n')[0]!.replace(/ at line \d+, column \d+:?$/, '');
     throw new StartupError(`config file ${file}${pos ? `:${pos.line}:${pos.col}` : ''}: ${msg}`);
   }
-  return doc.toJS() ?? {};
+  try {
+    return doc.toJS({ maxAliasCount: MAX_ALIAS_COUNT }) ?? {};
+  } catch (e) {
+    // a "billion laughs" file: aliases that would expand into far more data than the file holds
+    if (e instanceof ReferenceError && /alias/i.test(e.message))
+      throw new StartupError(`config file ${file}: its YAML aliases (*name) expand too far (more than ${MAX_ALIAS_COUNT} copies of aliased data; an alias bomb?): write the repeated parts out, or use fewer aliases`);
+    throw e;
+  }
 }
+/** Aliases (*name) a config file may expand, counted as the yaml library does (each alias weighed by the aliases inside what it copies). */
+const MAX_ALIAS_COUNT = 100;
 
 /** `existing`: a read-only command, refused on a data dir that holds no install (it never creates one). */
 /** The audit log is opened when a command first records (or reads) it: listing keys or

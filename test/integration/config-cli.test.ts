@@ -125,6 +125,32 @@ describe('config apply: errors name the field, and nothing is applied', () => {
     }
   });
 
+  test('an alias bomb and a file of several YAML documents: exit 2 naming the file and the problem, in its own words (apply and serve --config)', async () => {
+    // "billion laughs": nine aliases of nine of the last level, nine levels deep
+    const levels = ['a: &a ["lol","lol","lol","lol","lol","lol","lol","lol","lol"]'];
+    for (let i = 1; i < 9; i++) {
+      const p = String.fromCharCode(96 + i);
+      levels.push(`${String.fromCharCode(97 + i)}: &${String.fromCharCode(97 + i)} [${Array(9).fill('*' + p).join(',')}]`);
+    }
+    const bomb = path.join(cfgDir, 'bomb.yaml');
+    fs.writeFileSync(bomb, levels.join('\n') + '\n');
+    const twoDocs = path.join(cfgDir, 'two-docs.yaml');
+    const esc = (s: string) => s.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
+    fs.writeFileSync(twoDocs, 'teams:\n  - name: research\n---\nteams:\n  - name: ops\n');
+    for (const [file, msg] of [
+      [bomb, new RegExp(`^airlock: config file ${esc(bomb)}: its YAML aliases \\(\\*name\\) expand too far .*alias bomb`)],
+      [twoDocs, new RegExp(`^airlock: config file ${esc(twoDocs)}:3:1: a second YAML document begins here \\("---"\\): a config file holds one document`)],
+    ] as const) {
+      for (const args of [['config', 'apply', file, '--data-dir', dataDir], ['config', 'apply', file, '--dry-run', '--data-dir', dataDir], ['serve', '--config', file, '--data-dir', dataDir, '--port', '0', '--admin-port', '0']]) {
+        const r = await runCli(args);
+        assert.equal(r.code, 2, out(r));
+        assert.match(r.stderr, msg, out(r));
+        assert.doesNotMatch(r.stderr, /parseAllDocuments|resource exhaustion/, 'no advice meant for programmers');
+        assert.equal(dbHash(dataDir), baselineDb);
+      }
+    }
+  });
+
   test('a secret reference to an unset variable names the field and the variable', async () => {
     const doc: any = startingConfig();
     doc.endpoints[0].api_key = '${env:AIRLOCK_TEST_UNSET_VAR}';
