@@ -381,6 +381,18 @@ async function config(argv: string[]): Promise<number> {
         .state()
         .endpoints.filter((e) => e.api_key_enc && !e.api_key_ref)
         .map((e) => `endpoints/${e.name}: api_key (a literal secret, stored encrypted): write it back, e.g. as api_key: \${env:NAME}, before applying this file on another install`);
+      // an MCP server's literal env/headers values: exported as null (keep the stored value, which
+      // this install has; another install has none and refuses the file until they are written back)
+      for (const m of doc.mcp_servers)
+        for (const field of ['headers', 'env'] as const) {
+          const names = Object.entries(m[field] ?? {})
+            .filter(([, v]) => v === null)
+            .map(([k]) => k);
+          if (names.length)
+            left.push(
+              `mcp_servers/${m.name}: ${field} ${names.join(', ')} (literal secret${names.length === 1 ? '' : 's'}, stored encrypted; null here keeps the stored value on this install): write ${names.length === 1 ? 'it' : 'them'} back, e.g. as \${env:NAME}, before applying this file on another install`,
+            );
+        }
       if (doc.keys.length)
         left.push(`keys: the secrets of ${doc.keys.length} key${doc.keys.length === 1 ? '' : 's'} (stored only as hashes): on another install, applying this file makes new keys, shown once`);
       if (fmt === 'json') {

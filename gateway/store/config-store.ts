@@ -661,7 +661,8 @@ export class ConfigStore {
           const path = ['mcp_servers', i, field, k];
           const kept = prevPlain[field][k];
           if (v === null) {
-            if (kept === undefined) issues.push({ path, message: 'null keeps the stored value, but none is stored: give the value' });
+            if (kept === undefined)
+              issues.push({ path, message: 'null keeps the stored value, but none is stored: give the value (config export writes a literal secret as null: write it back, e.g. as ${env:NAME})' });
             else if (field === 'headers' && moved) issues.push({ path, message: `url moves this server from ${originOf(prev?.url ?? '')} to ${originOf(m.url ?? '')}: give the header's value again` });
             else sec[field][k] = kept;
             continue;

@@ -325,6 +325,51 @@ describe('secrets', () => {
     await up.close();
   });
 
+  test("an MCP server's literal header and env values: exported as null and named under \"Not exported\", like an endpoint's literal api_key; the export re-applies here, and elsewhere once written back", async () => {
+    const dir = tmpDir('airlock-mcp-export-');
+    const here = path.join(dir, 'here');
+    const there = path.join(dir, 'there');
+    try {
+      const file = writeConfig(dir, {
+        endpoints: [{ name: 'gpu-1', base_url: 'http://10.0.0.5:8000/v1', api_key: 'sk-upstream-literal-1' }],
+        mcp_servers: [
+          { name: 'tickets', transport: 'http', url: 'http://10.0.0.9:3000/mcp', headers: { Authorization: 'Bearer literal-mcp-secret-1', 'X-Team': '${env:TICKETS_TEAM}' } },
+          { name: 'files', transport: 'stdio', command: '/usr/bin/true', env: { FILES_TOKEN: 'literal-mcp-secret-2' } },
+        ],
+      });
+      const r = await runCli(['config', 'apply', file, '--data-dir', here], { env: { TICKETS_TEAM: 'support' } });
+      assert.equal(r.code, 0, out(r));
+      const yaml = await exportDoc(here);
+      assert.ok(!yaml.includes('literal-mcp-secret'), 'no secret in the export');
+      const note = yaml.split('\n').filter((l) => l.startsWith('#   '));
+      assert.ok(note.some((l) => /^# {3}endpoints\/gpu-1: api_key \(a literal secret/.test(l)), yaml);
+      assert.ok(note.some((l) => /^# {3}mcp_servers\/tickets: headers Authorization \(literal secret, stored encrypted; null here keeps the stored value on this install\): write it back, e\.g\. as \$\{env:NAME\}/.test(l)), yaml);
+      assert.ok(note.some((l) => /^# {3}mcp_servers\/files: env FILES_TOKEN \(literal secret/.test(l)), yaml);
+      assert.ok(!note.some((l) => l.includes('X-Team')), 'a reference is exported as itself');
+      const json = await runCli(['config', 'export', '--data-dir', here, '--format', 'json']);
+      assert.match(json.stderr, /airlock: not exported: mcp_servers\/tickets: headers Authorization/);
+      const doc = YAML.parse(yaml);
+      assert.deepEqual(doc.mcp_servers[0].headers, { Authorization: null, 'X-Team': '${env:TICKETS_TEAM}' });
+
+      const exported = path.join(dir, 'exported.yaml');
+      fs.writeFileSync(exported, yaml);
+      const again = await runCli(['config', 'apply', exported, '--data-dir', here]);
+      assert.equal(again.code, 0, out(again));
+      assert.match(again.stdout, /no changes/, 'the export re-applies on its install: null keeps the stored values');
+
+      const elsewhere = await runCli(['config', 'apply', exported, '--data-dir', there], { env: { TICKETS_TEAM: 'support' } });
+      assert.equal(elsewhere.code, 2, out(elsewhere));
+      assert.match(elsewhere.stderr, /mcp_servers\[0\]\.headers\.Authorization: null keeps the stored value, but none is stored: give the value \(config export writes a literal secret as null: write it back/);
+      doc.mcp_servers[0].headers.Authorization = '${env:TICKETS_AUTH}';
+      doc.mcp_servers[1].env.FILES_TOKEN = '${env:FILES_TOKEN}';
+      const written = writeConfig(dir, doc, 'written-back.yaml');
+      const applied = await runCli(['config', 'apply', written, '--data-dir', there], { env: { TICKETS_TEAM: 'support', TICKETS_AUTH: 'Bearer x', FILES_TOKEN: 'y' } });
+      assert.equal(applied.code, 0, out(applied));
+    } finally {
+      fs.rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
   test('an ${env:...} api_key is stored encrypted, exported as the reference, and sent upstream', async () => {
     const dataDir = tmpDir();
     const cfgDir = tmpDir('airlock-cfg-');
