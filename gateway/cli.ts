@@ -210,6 +210,8 @@ async function serveUntilStopped(argv: string[], control: ReturnType<typeof list
   };
   const dataPort = over.data_port && port(over.data_port.value, 0, over.data_port.what);
   const adminPort = over.admin_port && port(over.admin_port.value, 0, over.admin_port.what);
+  if (dataPort !== undefined && adminPort !== undefined)
+    samePort(over.data_host?.value ?? DEFAULT_LISTEN.data_host, dataPort, over.data_port!.what, over.admin_host?.value ?? DEFAULT_LISTEN.admin_host, adminPort, over.admin_port!.what);
   const opts: GatewayOptions = {
     dataDir,
     host: DEFAULT_LISTEN.data_host,
@@ -287,7 +289,18 @@ async function startListening(
   opts.adminHost = over.admin_host?.value ?? stored.admin_host;
   opts.adminPort = adminPort ?? stored.admin_port;
   opts.listenSource = { data_host: from('data_host'), data_port: from('data_port'), admin_host: from('admin_host'), admin_port: from('admin_port') };
+  const what = (k: 'data_port' | 'admin_port') => over[k]?.what ?? (from(k) === 'settings' ? `settings.listen.${k}` : `the default ${k === 'data_port' ? 'data' : 'admin'} port`);
+  samePort(opts.host, opts.port, what('data_port'), opts.adminHost, opts.adminPort, what('admin_port'));
   return gw.start();
+}
+
+/** The data plane and the admin plane on one address: refused naming where each port comes from. */
+function samePort(dataHost: string, dataPort: number, dataWhat: string, adminHost: string, adminPort: number, adminWhat: string): void {
+  const any = (h: string) => h === '0.0.0.0' || h === '::' || h === '';
+  if (dataPort === 0 || dataPort !== adminPort || (dataHost !== adminHost && !any(dataHost) && !any(adminHost))) return;
+  throw new UsageError(
+    `${dataWhat} and ${adminWhat} are both ${dataPort}${dataHost === adminHost ? ` (on ${dataHost})` : ''}: the data plane and the admin plane need a port each; choose another for one of them`,
+  );
 }
 
 async function announceAndRun(

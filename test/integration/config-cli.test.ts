@@ -626,6 +626,34 @@ describe('command line', () => {
       fs.rmSync(dataDir, { recursive: true, force: true });
     }
   });
+
+  test('one port for the data plane and the admin plane: exit 2 naming both settings and the port; nothing is created', async () => {
+    const dir = tmpDir();
+    const dataDir = path.join(dir, 'data');
+    try {
+      // (a port number only: the refusal comes before anything listens)
+      const n = String(40_000 + (process.pid % 20_000));
+      for (const [args, env, msg] of [
+        [['--port', n, '--admin-port', n], {}, `--port and --admin-port are both ${n} (on 127.0.0.1)`],
+        [['--admin-port', n], { AIRLOCK_PORT: n }, `AIRLOCK_PORT and --admin-port are both ${n} (on 127.0.0.1)`],
+        [['--port', '4001'], {}, '--port and the default admin port are both 4001 (on 127.0.0.1)'],
+      ] as const) {
+        const r = await runCli(['serve', '--data-dir', dataDir, ...args], { env });
+        assert.equal(r.code, 2, out(r));
+        assert.ok(r.stderr.startsWith(`airlock: ${msg}: the data plane and the admin plane need a port each`), out(r));
+        assert.equal(fs.existsSync(dataDir), false, 'no data dir is left behind');
+      }
+      // the stored settings.listen is named as such
+      const file = writeConfig(dir, { settings: { listen: { admin_port: Number(n) } } });
+      const applied = await apply(dataDir, file);
+      assert.equal(applied.code, 0, out(applied));
+      const r = await runCli(['serve', '--data-dir', dataDir, '--port', n]);
+      assert.equal(r.code, 2, out(r));
+      assert.match(r.stderr, new RegExp(`^airlock: --port and settings\\.listen\\.admin_port are both ${n} \\(on 127\\.0\\.0\\.1\\)`), out(r));
+    } finally {
+      fs.rmSync(dir, { recursive: true, force: true });
+    }
+  });
 });
 
 // A secret that changes owner without changing (a file now writes the secret a key already has,
