@@ -618,7 +618,10 @@ async function audit(argv: string[]): Promise<number> {
     const { values, positionals } = parse(rest, { key: { type: 'string' } });
     const dir = positionals[0];
     if (!dir || positionals.length > 1) throw new UsageError('audit verify takes one DIR (an exported bundle)');
-    const v = auditCore({ crypto, fs, path }).verifyBundle(path.resolve(dir), { key: values.key });
+    const core = auditCore({ crypto, fs, path });
+    const bad = values.key === undefined ? undefined : core.fingerprintProblem(values.key);
+    if (bad) throw new UsageError(bad);
+    const v = core.verifyBundle(path.resolve(dir), { key: values.key });
     if (v.ok) {
       process.stdout.write(`OK: ${v.count} records (seq ${v.first_seq ?? '-'} to ${v.last_seq ?? '-'}), signed by key ${v.key_fingerprint}\n`);
       if (!values.key) process.stderr.write('airlock: compare that fingerprint with "airlock audit key" on the gateway, or pass --key FINGERPRINT\n');
