@@ -98,8 +98,8 @@ const MAX_ALIAS_COUNT = 100;
 /** `existing`: a read-only command, refused on a data dir that holds no install (it never creates one). */
 /** The audit log is opened when a command first records (or reads) it: listing keys or
  * exporting the config needs no signing key. */
-function openStore(dataDir: string, existing = false): { store: ConfigStore; audit: () => AuditLog; promptRows: () => ReturnType<typeof promptRowsFor>; close: () => void } {
-  const { db, secrets } = openInstall(dataDir, { existing });
+function openStore(dataDir: string, existing: boolean | 'read-only' = false): { store: ConfigStore; audit: () => AuditLog; promptRows: () => ReturnType<typeof promptRowsFor>; close: () => void } {
+  const { db, secrets } = openInstall(dataDir, { existing: !!existing, readOnly: existing === 'read-only' });
   const store = new ConfigStore(db, secrets);
   let log: AuditLog | undefined;
   return { store, audit: () => (log ??= openAudit(db, dataDir, secrets)), promptRows: () => promptRowsFor(db, secrets), close: () => db.close() };
@@ -384,7 +384,7 @@ async function config(argv: string[]): Promise<number> {
   const [sub, ...rest] = argv;
   if (sub === 'export') {
     const { values } = parse(rest, { format: { type: 'string' } });
-    const { store, close } = openStore(dataDirOf(values), true);
+    const { store, close } = openStore(dataDirOf(values), 'read-only');
     try {
       const fmt = values.format ?? 'yaml';
       if (fmt !== 'yaml' && fmt !== 'json') throw new UsageError(`--format must be yaml or json, not "${fmt}"`);
@@ -507,7 +507,7 @@ async function keys(argv: string[]): Promise<number> {
   }
   if (sub === 'list') {
     const { values } = parse(rest, {});
-    const { store, close } = openStore(dataDirOf(values), true);
+    const { store, close } = openStore(dataDirOf(values), 'read-only');
     try {
       for (const k of store.state().keys)
         process.stdout.write(`${k.name}\t${k.prefix}\tteam=${k.team ?? '-'}\tmodels=${k.models?.join(',') ?? '*'}${k.disabled ? '\tdisabled' : ''}\n`);
@@ -635,7 +635,7 @@ async function audit(argv: string[]): Promise<number> {
     const { values } = parse(rest, {});
     const dataDir = dataDirOf(values);
     // read-only: an install must exist (it is never created here)
-    const { db, secrets } = openInstall(dataDir, { existing: true });
+    const { db, secrets } = openInstall(dataDir, { existing: true, readOnly: true });
     try {
       const k = AuditKey.load(dataDir, secrets);
       process.stdout.write(`${k.fingerprint}\n${k.publicKeyPem}`);
