@@ -13,8 +13,8 @@ import { MAX_GRACE_SECONDS, rotateKey } from './store/key-rotation.js';
 
 const print = (s: string) => process.stdout.write(s + '\n');
 
-function withStore<T>(dataDir: string, existing: boolean, fn: (store: ConfigStore, db: ReturnType<typeof openInstall>['db'], audit: () => ReturnType<typeof openAudit>) => T): T {
-  const { db, secrets } = openInstall(dataDir, { existing });
+function withStore<T>(dataDir: string, existing: boolean | 'read-only', fn: (store: ConfigStore, db: ReturnType<typeof openInstall>['db'], audit: () => ReturnType<typeof openAudit>) => T): T {
+  const { db, secrets } = openInstall(dataDir, { existing: !!existing, readOnly: existing === 'read-only' });
   try {
     return fn(new ConfigStore(db, secrets), db, () => openAudit(db, dataDir, secrets));
   } finally {
@@ -28,7 +28,7 @@ export function listCommand(section: 'endpoints' | 'models' | 'teams', argv: str
   if (sub !== 'list') throw new UsageError(`unknown command "${section} ${sub ?? ''}"; try "${section} list"`);
   const { values, positionals } = parse(rest, { json: { type: 'boolean' } });
   if (positionals.length) throw new UsageError(`${section} list takes no arguments`);
-  return withStore(dataDirOf(values), true, (store) => {
+  return withStore(dataDirOf(values), 'read-only', (store) => {
     const s = store.state();
     if (section === 'endpoints') {
       const rows = s.endpoints.map((e) => ({
@@ -115,7 +115,7 @@ export async function adminCommand(argv: string[]): Promise<number> {
   const [sub, ...rest] = argv;
   if (sub === 'list') {
     const { values } = parse(rest, {});
-    return withStore(dataDirOf(values), true, (_store, db) => {
+    return withStore(dataDirOf(values), 'read-only', (_store, db) => {
       const users = db.prepare(`SELECT name, role, disabled, locked_until FROM admin_users ORDER BY name`).all() as { name: string; role: string; disabled: number; locked_until: number | null }[];
       if (!users.length) print('no admin users yet: finish first-run setup with the link "airlock serve" prints');
       for (const u of users) print(`${u.name}\t${u.role}${u.disabled ? '\tdisabled' : ''}${u.locked_until && u.locked_until > Date.now() ? '\tlocked' : ''}`);

@@ -6,7 +6,7 @@ import { UsageError, cliActor, dataDirOf, defaultDataDir, parse } from './cli-ar
 import { adminCommand, keyRotateCommand, keyStateCommand, listCommand } from './cli-admin.js';
 import YAML from 'yaml';
 import { DEFAULT_LISTEN, formatIssue, nearest } from './config/schema.js';
-import { ConfigStore, formatChange } from './store/config-store.js';
+import { ConfigStore, formatChange, formatSecretOwner } from './store/config-store.js';
 import { DB_FILE, ensureDataDir, StartupError } from './store/db.js';
 import { SECRET_FILE } from './store/secrets.js';
 import { openInstall } from './store/install.js';
@@ -89,17 +89,30 @@ export function readConfigFile(file: string): unknown {
   if (doc.errors.length) {
     const e = doc.errors[0]!;
     const pos = e.linePos?.[0];
-    const msg = e.message.split('\n')[0]!.replace(/ at line \d+, column \d+:?$/, '');
+    // (the library's own advice for this one names its API: a config file is one document)
+    const msg =
+      e.code === 'MULTIPLE_DOCS'
+        ? 'a second YAML document begins here ("---"): a config file holds one document; merge them into one, or remove the "---" line'
+        : e.message.split('\n')[0]!.replace(/ at line \d+, column \d+:?$/, '');
     throw new StartupError(`config file ${file}${pos ? `:${pos.line}:${pos.col}` : ''}: ${msg}`);
   }
-  return doc.toJS() ?? {};
+  try {
+    return doc.toJS({ maxAliasCount: MAX_ALIAS_COUNT }) ?? {};
+  } catch (e) {
+    // a "billion laughs" file: aliases that would expand into far more data than the file holds
+    if (e instanceof ReferenceError && /alias/i.test(e.message))
+      throw new StartupError(`config file ${file}: its YAML aliases (*name) expand too far (more than ${MAX_ALIAS_COUNT} copies of aliased data; an alias bomb?): write the repeated parts out, or use fewer aliases`);
+    throw e;
+  }
 }
+/** Aliases (*name) a config file may expand, counted as the yaml library does (each alias weighed by the aliases inside what it copies). */
+const MAX_ALIAS_COUNT = 100;
 
 /** `existing`: a read-only command, refused on a data dir that holds no install (it never creates one). */
 /** The audit log is opened when a command first records (or reads) it: listing keys or
  * exporting the config needs no signing key. */
-function openStore(dataDir: string, existing = false): { store: ConfigStore; audit: () => AuditLog; promptRows: () => ReturnType<typeof promptRowsFor>; close: () => void } {
-  const { db, secrets } = openInstall(dataDir, { existing });
+function openStore(dataDir: string, existing: boolean | 'read-only' = false): { store: ConfigStore; audit: () => AuditLog; promptRows: () => ReturnType<typeof promptRowsFor>; close: () => void } {
+  const { db, secrets } = openInstall(dataDir, { existing: !!existing, readOnly: existing === 'read-only' });
   const store = new ConfigStore(db, secrets);
   let log: AuditLog | undefined;
   return { store, audit: () => (log ??= openAudit(db, dataDir, secrets)), promptRows: () => promptRowsFor(db, secrets), close: () => db.close() };
@@ -108,18 +121,32 @@ function openStore(dataDir: string, existing = false): { store: ConfigStore; aud
 function applyFile(store: ConfigStore, file: string, dryRun: boolean, out: (s: string) => void, err: (s: string) => void = out, audit?: () => AuditLog): boolean {
   const doc = readConfigFile(file);
   const r = store.apply(doc, { dryRun, source: 'file', file: path.resolve(file) });
+  // (a secret that changes owner is a line of the plan, though the configuration is the same)
+  const lines = r.ok ? [...r.changes.map(formatChange), ...r.secretOwners.map(formatSecretOwner)] : [];
   // Recorded when it changed something (a refused or idempotent apply leaves the database as it was).
-  if (!dryRun && audit && r.ok && r.changes.length)
-    audit().append({ kind: 'config.apply', actor: cliActor(), source: 'cli', data: { action: 'config apply', file: path.resolve(file), changes: r.changes.map(formatChange), applied: redact(doc) } });
+  // A secret's new owner is named (the key, the file field), never the secret.
+  if (!dryRun && audit && r.ok && lines.length)
+    audit().append({
+      kind: 'config.apply',
+      actor: cliActor(),
+      source: 'cli',
+      data: {
+        action: 'config apply',
+        file: path.resolve(file),
+        changes: lines,
+        ...(r.secretOwners.length ? { secret_owners: r.secretOwners.map((o) => ({ [o.section === 'keys' ? 'key' : 'agent']: o.name, written_by: o.field })) } : {}),
+        applied: redact(doc),
+      },
+    });
   if (!r.ok) {
     err(`config ${file} refused (${r.issues.length} problem${r.issues.length === 1 ? '' : 's'}; nothing was applied):`);
     for (const i of r.issues) err(`  ${formatIssue(i)}`);
     return false;
   }
-  if (r.changes.length === 0) out(`config ${file}: no changes`);
+  if (lines.length === 0) out(`config ${file}: no changes`);
   else {
-    out(`config ${file}: ${dryRun ? 'would apply' : 'applied'} ${r.changes.length} change${r.changes.length === 1 ? '' : 's'}:`);
-    for (const c of r.changes) out(`  ${formatChange(c)}`);
+    out(`config ${file}: ${dryRun ? 'would apply' : 'applied'} ${lines.length} change${lines.length === 1 ? '' : 's'}:`);
+    for (const l of lines) out(`  ${l}`);
   }
   for (const k of r.createdKeys) out(`  new key for ${k.section === 'agents' ? 'agent' : 'key'} "${k.name}" (shown once): ${k.key}`);
   return true;
@@ -196,6 +223,8 @@ async function serveUntilStopped(argv: string[], control: ReturnType<typeof list
   };
   const dataPort = over.data_port && port(over.data_port.value, 0, over.data_port.what);
   const adminPort = over.admin_port && port(over.admin_port.value, 0, over.admin_port.what);
+  if (dataPort !== undefined && adminPort !== undefined)
+    samePort(over.data_host?.value ?? DEFAULT_LISTEN.data_host, dataPort, over.data_port!.what, over.admin_host?.value ?? DEFAULT_LISTEN.admin_host, adminPort, over.admin_port!.what);
   const opts: GatewayOptions = {
     dataDir,
     host: DEFAULT_LISTEN.data_host,
@@ -273,7 +302,18 @@ async function startListening(
   opts.adminHost = over.admin_host?.value ?? stored.admin_host;
   opts.adminPort = adminPort ?? stored.admin_port;
   opts.listenSource = { data_host: from('data_host'), data_port: from('data_port'), admin_host: from('admin_host'), admin_port: from('admin_port') };
+  const what = (k: 'data_port' | 'admin_port') => over[k]?.what ?? (from(k) === 'settings' ? `settings.listen.${k}` : `the default ${k === 'data_port' ? 'data' : 'admin'} port`);
+  samePort(opts.host, opts.port, what('data_port'), opts.adminHost, opts.adminPort, what('admin_port'));
   return gw.start();
+}
+
+/** The data plane and the admin plane on one address: refused naming where each port comes from. */
+function samePort(dataHost: string, dataPort: number, dataWhat: string, adminHost: string, adminPort: number, adminWhat: string): void {
+  const any = (h: string) => h === '0.0.0.0' || h === '::' || h === '';
+  if (dataPort === 0 || dataPort !== adminPort || (dataHost !== adminHost && !any(dataHost) && !any(adminHost))) return;
+  throw new UsageError(
+    `${dataWhat} and ${adminWhat} are both ${dataPort}${dataHost === adminHost ? ` (on ${dataHost})` : ''}: the data plane and the admin plane need a port each; choose another for one of them`,
+  );
 }
 
 async function announceAndRun(
@@ -357,7 +397,7 @@ async function config(argv: string[]): Promise<number> {
   const [sub, ...rest] = argv;
   if (sub === 'export') {
     const { values } = parse(rest, { format: { type: 'string' } });
-    const { store, close } = openStore(dataDirOf(values), true);
+    const { store, close } = openStore(dataDirOf(values), 'read-only');
     try {
       const fmt = values.format ?? 'yaml';
       if (fmt !== 'yaml' && fmt !== 'json') throw new UsageError(`--format must be yaml or json, not "${fmt}"`);
@@ -367,6 +407,18 @@ async function config(argv: string[]): Promise<number> {
         .state()
         .endpoints.filter((e) => e.api_key_enc && !e.api_key_ref)
         .map((e) => `endpoints/${e.name}: api_key (a literal secret, stored encrypted): write it back, e.g. as api_key: \${env:NAME}, before applying this file on another install`);
+      // an MCP server's literal env/headers values: exported as null (keep the stored value, which
+      // this install has; another install has none and refuses the file until they are written back)
+      for (const m of doc.mcp_servers)
+        for (const field of ['headers', 'env'] as const) {
+          const names = Object.entries(m[field] ?? {})
+            .filter(([, v]) => v === null)
+            .map(([k]) => k);
+          if (names.length)
+            left.push(
+              `mcp_servers/${m.name}: ${field} ${names.join(', ')} (literal secret${names.length === 1 ? '' : 's'}, stored encrypted; null here keeps the stored value on this install): write ${names.length === 1 ? 'it' : 'them'} back, e.g. as \${env:NAME}, before applying this file on another install`,
+            );
+        }
       if (doc.keys.length)
         left.push(`keys: the secrets of ${doc.keys.length} key${doc.keys.length === 1 ? '' : 's'} (stored only as hashes): on another install, applying this file makes new keys, shown once`);
       if (fmt === 'json') {
@@ -468,7 +520,7 @@ async function keys(argv: string[]): Promise<number> {
   }
   if (sub === 'list') {
     const { values } = parse(rest, {});
-    const { store, close } = openStore(dataDirOf(values), true);
+    const { store, close } = openStore(dataDirOf(values), 'read-only');
     try {
       for (const k of store.state().keys)
         process.stdout.write(`${k.name}\t${k.prefix}\tteam=${k.team ?? '-'}\tmodels=${k.models?.join(',') ?? '*'}${k.disabled ? '\tdisabled' : ''}\n`);
@@ -579,7 +631,10 @@ async function audit(argv: string[]): Promise<number> {
     const { values, positionals } = parse(rest, { key: { type: 'string' } });
     const dir = positionals[0];
     if (!dir || positionals.length > 1) throw new UsageError('audit verify takes one DIR (an exported bundle)');
-    const v = auditCore({ crypto, fs, path }).verifyBundle(path.resolve(dir), { key: values.key });
+    const core = auditCore({ crypto, fs, path });
+    const bad = values.key === undefined ? undefined : core.fingerprintProblem(values.key);
+    if (bad) throw new UsageError(bad);
+    const v = core.verifyBundle(path.resolve(dir), { key: values.key });
     if (v.ok) {
       process.stdout.write(`OK: ${v.count} records (seq ${v.first_seq ?? '-'} to ${v.last_seq ?? '-'}), signed by key ${v.key_fingerprint}\n`);
       if (!values.key) process.stderr.write('airlock: compare that fingerprint with "airlock audit key" on the gateway, or pass --key FINGERPRINT\n');
@@ -593,7 +648,7 @@ async function audit(argv: string[]): Promise<number> {
     const { values } = parse(rest, {});
     const dataDir = dataDirOf(values);
     // read-only: an install must exist (it is never created here)
-    const { db, secrets } = openInstall(dataDir, { existing: true });
+    const { db, secrets } = openInstall(dataDir, { existing: true, readOnly: true });
     try {
       const k = AuditKey.load(dataDir, secrets);
       process.stdout.write(`${k.fingerprint}\n${k.publicKeyPem}`);

@@ -164,6 +164,11 @@ export function auditCore(deps: AuditCoreDeps) {
     return 'SHA256:' + sha256(der).match(/.{4}/g)!.join(':');
   }
 
+  /** Why `v` is no key fingerprint (SHA256: and 64 hex digits, colons allowed), undefined: it is one. */
+  const fingerprintProblem = (v: string): string | undefined =>
+    /^(sha256:)?([0-9a-f]{2}[:\s]?){31}[0-9a-f]{2}$/i.test(v.trim()) && v.trim().replace(/^sha256:/i, '').replace(/[:\s]/g, '').length === 64
+      ? undefined
+      : `--key must be the fingerprint of the audit signing key, SHA256: and 64 hex digits as "airlock audit key" (or the admin app's Audit page) shows it, not "${v.length > 80 ? v.slice(0, 80) + '…' : v}"`;
   const sameFingerprint = (a: string, b: string) => a.toLowerCase().replace(/^sha256:/, '').replace(/[^0-9a-f]/g, '') === b.toLowerCase().replace(/^sha256:/, '').replace(/[^0-9a-f]/g, '');
 
   /** Read a file line by line in bounded memory (64 KiB at a time). */
@@ -395,7 +400,7 @@ export function auditCore(deps: AuditCoreDeps) {
     return verdict(fp, m);
   }
 
-  return { BUNDLE_FORMAT, GENESIS, MANIFEST, SIGNATURE, PUBLIC_KEY, EVENTS, PROMPTS, promptLogHashOf, promptRowHash, canonical, sha256, recordHash, recordHashOf, fingerprint, sameFingerprint, fileSha256, lines, verifyBundle };
+  return { BUNDLE_FORMAT, GENESIS, MANIFEST, SIGNATURE, PUBLIC_KEY, EVENTS, PROMPTS, promptLogHashOf, promptRowHash, canonical, sha256, recordHash, recordHashOf, fingerprint, fingerprintProblem, sameFingerprint, fileSha256, lines, verifyBundle };
 }
 
 /** The standalone verifier written into every bundle: this module's auditCore and a command line. */
@@ -418,6 +423,12 @@ for (let i = 0; i < args.length; i++) {
   if (args[i] === '--key') key = args[++i];
   else if (args[i].startsWith('--key=')) key = args[i].slice(6);
   else dir = args[i];
+}
+const core = auditCore({ crypto, fs, path });
+const bad = key === undefined ? undefined : core.fingerprintProblem(key);
+if (bad) {
+  console.error(bad);
+  process.exit(2);
 }
 const v = auditCore({ crypto, fs, path }).verifyBundle(dir, { key });
 if (v.ok) {

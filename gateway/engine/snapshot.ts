@@ -190,8 +190,9 @@ export function buildSnapshot(
     );
   }
   const previousKeys = new Map<string, { key: KeyRecord; until: number }>();
+  const hashByName = new Map(state.keys.map((k) => [k.name, k.hash]));
   for (const p of previous) {
-    const hash = state.keys.find((k) => k.name === p.name)?.hash;
+    const hash = hashByName.get(p.name);
     const key = hash === undefined ? undefined : keysByHash.get(hash);
     if (key && !keysByHash.has(p.hash)) previousKeys.set(p.hash, Object.freeze({ key, until: p.until }));
   }

@@ -65,8 +65,20 @@ export async function doctor(o: DoctorOptions): Promise<Finding[]> {
   let st: fs.Stats | undefined;
   try {
     st = fs.statSync(dataDir);
-  } catch {
-    f.push({ check: 'data-dir', ok: false, message: `data dir ${dataDir} does not exist`, fix: `install Airlock (airlock install) or start it once: it creates ${dataDir}` });
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code === 'ENOTDIR')
+      f.push({ check: 'data-dir', ok: false, message: `data dir ${dataDir} cannot be a directory: a part of that path is a file`, fix: `point --data-dir (or AIRLOCK_DATA_DIR) at a directory` });
+    else f.push({ check: 'data-dir', ok: false, message: `data dir ${dataDir} does not exist`, fix: `install Airlock (airlock install) or start it once: it creates ${dataDir}` });
+  }
+  if (st && !st.isDirectory()) {
+    // (no owner or mode advice: it is no directory; nor any check of what would be inside it)
+    f.push({
+      check: 'data-dir',
+      ok: false,
+      message: `data dir ${dataDir} is ${st.isFile() ? 'a file, not a directory' : 'not a directory'}`,
+      fix: `point --data-dir (or AIRLOCK_DATA_DIR) at a directory, or move ${dataDir} away: Airlock creates the directory at its first start`,
+    });
+    st = undefined;
   }
   if (st) {
     const problems: string[] = [];

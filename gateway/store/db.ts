@@ -4,6 +4,7 @@ import Database from 'better-sqlite3';
 import { createHash } from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
+import { pathToFileURL } from 'node:url';
 import { MIGRATIONS, LATEST_VERSION, type Migration } from './migrations.js';
 
 export type DB = Database.Database;
@@ -149,6 +150,51 @@ export function openDatabase(dataDir: string, opts: OpenOptions = {}): DB {
   db.pragma('busy_timeout = 5000');
   if (opts.migrate !== false) migrate(db);
   return db;
+}
+
+/**
+ * Open the database only to read it, for a read-only command on a data dir this user may not
+ * write (SQLite needs to create its -wal/-shm files there even to read a WAL database). With no
+ * -wal file (no gateway has it open) the file is opened as immutable; with one, read-only
+ * through the gateway's -shm. A schema older or newer than this build's is refused (nothing may
+ * be migrated here).
+ */
+export function openDatabaseReadOnly(dataDir: string): DB {
+  const file = path.join(dataDir, DB_FILE);
+  const why = `the data dir ${dataDir} is not writable by this user${process.getuid ? ` (uid ${process.getuid()})` : ''}, and reading it read-only failed`;
+  const fix = 'run the command as the user the gateway runs as (e.g. sudo -u airlock airlock …), or make the data dir writable';
+  let db: DB | undefined;
+  try {
+    db = fs.existsSync(file + '-wal')
+      ? new Database(file, { readonly: true, fileMustExist: true })
+      : new Database(`${pathToFileURL(file).href}?immutable=1`, { readonly: true, fileMustExist: true });
+    const app = db.prepare(`SELECT value FROM meta WHERE key = 'app'`).pluck().get() as string | undefined;
+    if (app !== APP_ID) throw new StartupError(`database ${file} is not an Airlock database (meta.app is ${JSON.stringify(app ?? null)})`);
+    checkMigrations(db, file);
+    const applied = db.prepare(`SELECT MAX(version) FROM schema_migrations`).pluck().get() as number | null;
+    if (applied !== LATEST_VERSION)
+      throw new StartupError(
+        `database ${file} has schema version ${applied ?? 0}, older than this build's ${LATEST_VERSION}, and ${dataDir} is not writable by this user, so it cannot be upgraded here; ${fix} (or start the gateway once: it upgrades the database)`,
+      );
+    db.pragma('busy_timeout = 5000');
+    return db;
+  } catch (e) {
+    db?.close();
+    if (e instanceof StartupError) throw e;
+    throw new StartupError(`database ${file} cannot be opened: ${why} (${(e as Error).message}); ${fix}`);
+  }
+}
+
+/** Whether this process may create and remove files in `dataDir` and write its database. */
+export function dataDirWritable(dataDir: string): boolean {
+  try {
+    fs.accessSync(dataDir, fs.constants.W_OK);
+    const file = path.join(dataDir, DB_FILE);
+    if (fs.existsSync(file)) fs.accessSync(file, fs.constants.W_OK);
+    return true;
+  } catch {
+    return false;
+  }
 }
 
 export function migrate(db: DB): void {

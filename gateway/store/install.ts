@@ -4,7 +4,7 @@
 // keys are silently rejected and upstream secrets cannot be decrypted.
 import fs from 'node:fs';
 import path from 'node:path';
-import { DB_FILE, ensureDataDir, openDatabase, StartupError, type DB } from './db.js';
+import { DB_FILE, dataDirWritable, ensureDataDir, openDatabase, openDatabaseReadOnly, StartupError, type DB } from './db.js';
 import { Secrets, SECRET_FILE } from './secrets.js';
 import { holdForCommand } from './data-dir-lock.js';
 
@@ -26,8 +26,10 @@ export function loadSecretsFor(db: DB, dataDir: string, opts: { create?: boolean
   const fix = `put back the install.key that belongs to this database, or restore an encrypted backup made by "airlock backup" (it carries its install.key)`;
   if (bound && !fs.existsSync(file)) throw new StartupError(`install secret ${file} is missing (the database ${dbFile} was written with install key ${bound}); ${fix}`);
   const secrets = Secrets.load(dataDir, opts);
-  if (!bound) db.prepare(`INSERT OR IGNORE INTO meta (key, value) VALUES ('install_key_id', ?)`).run(secrets.id);
-  else if (bound !== secrets.id)
+  // (a database opened read-only is bound at its next writable open)
+  if (!bound) {
+    if (!db.readonly) db.prepare(`INSERT OR IGNORE INTO meta (key, value) VALUES ('install_key_id', ?)`).run(secrets.id);
+  } else if (bound !== secrets.id)
     throw new StartupError(`install secret ${file} (install key ${secrets.id}) does not belong to the database ${dbFile} (written with install key ${bound}); ${fix}`);
   return secrets;
 }
@@ -60,16 +62,35 @@ export function refuseMidRestore(dataDir: string): void {
 
 /** Open an install's database and secret (the commands other than serve and restore);
  * `existing`: refuse to create one. A data dir in the middle of a restore is refused. */
-export function openInstall(dataDir: string, opts: { existing: boolean }): { db: DB; secrets: Secrets } {
+export function openInstall(dataDir: string, opts: { existing: boolean; readOnly?: boolean }): { db: DB; secrets: Secrets } {
   refuseMidRestore(dataDir);
-  if (opts.existing) requireInstall(dataDir);
+  if (opts.existing || opts.readOnly) requireInstall(dataDir);
   else ensureDataDir(dataDir);
-  // no restore may start while this command has the database open (nor this one during a restore)
-  const hold = holdForCommand(dataDir);
+  // A read-only command (a list, an export) on a data dir this user may not write: the database
+  // is opened read-only (openDatabaseReadOnly), which needs SQLite's URI file names; they are
+  // switched on when the SQLite addon loads, i.e. before this process's first database.
+  const writable = dataDirWritable(dataDir);
+  const readOnly = !!opts.readOnly && !writable;
+  if (!opts.readOnly && !writable)
+    throw new StartupError(
+      `data dir ${dataDir} is not writable by this user${process.getuid ? ` (uid ${process.getuid()})` : ''}, and this command changes the install; run it as the user the gateway runs as (e.g. sudo -u airlock airlock …), or make the data dir writable`,
+    );
+  const uri = process.env.SQLITE_USE_URI;
+  if (readOnly) process.env.SQLITE_USE_URI = '1';
+  let hold: ReturnType<typeof holdForCommand>;
+  try {
+    // no restore may start while this command has the database open (nor this one during a restore)
+    hold = holdForCommand(dataDir);
+  } finally {
+    if (readOnly) {
+      if (uri === undefined) delete process.env.SQLITE_USE_URI;
+      else process.env.SQLITE_USE_URI = uri;
+    }
+  }
   let db: DB | undefined;
   try {
     refuseMidRestore(dataDir);
-    db = openDatabase(dataDir);
+    db = readOnly ? openDatabaseReadOnly(dataDir) : openDatabase(dataDir);
     // the hold lasts as long as the database is open
     const close = db.close.bind(db);
     db.close = () => {

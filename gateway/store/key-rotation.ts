@@ -1,6 +1,6 @@
 // Key rotation (issue 15): a key gets a new secret; the old one may stay valid for a grace period
-// so apps can switch without an outage. Only the hash of each secret is stored (keys.hash, and
-// keys.previous_hash with previous_valid_until, migration 13). A rotation bumps the config version,
+// so apps can switch without an outage. Only the hash of each secret is stored (keys.hash; each
+// replaced one in key_retired_secrets with its own valid_until, migrations 22 and 28). A rotation bumps the config version,
 // so a running gateway (and the one that rotated) rebuilds its snapshot.
 import { bumpConfigVersion, StartupError, type DB } from './db.js';
 import { generateKey, keyPrefix, type Secrets } from './secrets.js';
@@ -27,9 +27,9 @@ export function secretFromFileMessage(name: string, field: string, what: 'key' |
   return `the secret of key "${name}" is written in the config file (${field}): applying the file again (config apply, or serve --config at the next start) would put that secret back and undo a rotation here. Rotate it in the file: write a new secret there (or remove the "key:" line to hand the secret over to the admin app and CLI) and apply the file`;
 }
 
-/** Remember a secret the key no longer has (a rotation, or a secret set through the API/CLI), so no apply gives it back. */
-export function retireSecret(db: DB, name: string, hash: string, at: number): void {
-  db.prepare(`INSERT OR IGNORE INTO key_retired_secrets (key_name, hash, retired_at) VALUES (?, ?, ?)`).run(name, hash, at);
+/** Remember a secret the key no longer has (a rotation, or a secret set through the API/CLI), so no apply gives it back; validUntil: the end of its grace period (a rotation). */
+export function retireSecret(db: DB, name: string, hash: string, at: number, validUntil: number | null = null): void {
+  db.prepare(`INSERT OR IGNORE INTO key_retired_secrets (key_name, hash, retired_at, valid_until) VALUES (?, ?, ?, ?)`).run(name, hash, at, validUntil);
 }
 
 /** When the key's secret with this hash was replaced (ms), undefined: it never was. */
@@ -62,9 +62,15 @@ export function rotateKey(db: DB, secrets: Secrets, name: string, graceSeconds: 
       throw new NoSuchKeyError(`no key named "${name}"${names.length ? ` (keys: ${names.slice(0, 20).join(', ')}${names.length > 20 ? ', …' : ''})` : ' (there are no keys)'}`);
     }
     if (row.secret_from_file !== null) throw new SecretFromFileError(secretFromFileMessage(name, row.secret_from_file));
-    retireSecret(db, name, row.hash, now);
-    // without grace the old secret is kept as one whose grace ended now: it is refused saying the
-    // key was rotated (not "no such key"), as after a grace period
+    // each replaced secret keeps its own grace period: a rotation with grace leaves the older
+    // ones theirs; one without grace stops them all now (a leaked key is shut out in one step).
+    // Without grace the old secret is kept as one whose grace ended now: it is refused saying the
+    // key was rotated (not "no such key"), as after a grace period. The read above and these
+    // writes are one IMMEDIATE transaction: rotations of the same key from several processes
+    // take turns, and each one's new secret is the next one's old secret, in its grace period.
+    if (until === null) db.prepare(`UPDATE key_retired_secrets SET valid_until = ? WHERE key_name = ? AND valid_until > ?`).run(now, name, now);
+    retireSecret(db, name, row.hash, now, until ?? now);
+    // (keys.previous_hash/previous_valid_until: the latest replaced secret, kept for older readers)
     db.prepare(`UPDATE keys SET hash = ?, prefix = ?, previous_hash = ?, previous_valid_until = ?, updated_at = ? WHERE name = ?`).run(
       secrets.hashKey(key),
       prefix,
@@ -84,14 +90,14 @@ export interface PreviousSecret {
   until: number;
 }
 
-/** The old secrets of rotated keys that are (or were) in their grace period. */
+/** The old secrets of rotated keys that are (or were) in their grace period, each with its own end. */
 export function previousSecrets(db: DB): PreviousSecret[] {
-  return db.prepare(`SELECT name, previous_hash AS hash, previous_valid_until AS until FROM keys WHERE previous_hash IS NOT NULL AND previous_valid_until IS NOT NULL`).all() as PreviousSecret[];
+  return db.prepare(`SELECT key_name AS name, hash, valid_until AS until FROM key_retired_secrets WHERE valid_until IS NOT NULL`).all() as PreviousSecret[];
 }
 
-/** Per key: the end of its old secret's grace period (if still ahead) and when it was last used. */
+/** Per key: the latest end of its old secrets' grace periods (if still ahead) and when it was last used. */
 export function keyActivity(db: DB, names: string[], now = Date.now()): Map<string, { previous_valid_until: string | null; last_used_at: string | null }> {
-  const grace = db.prepare(`SELECT previous_valid_until FROM keys WHERE name = ?`).pluck();
+  const grace = db.prepare(`SELECT MAX(valid_until) FROM key_retired_secrets WHERE key_name = ?`).pluck();
   const last = db.prepare(`SELECT MAX(ts) FROM ledger WHERE key_name = ?`).pluck();
   const out = new Map<string, { previous_valid_until: string | null; last_used_at: string | null }>();
   for (const n of names) {

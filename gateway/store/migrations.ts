@@ -529,6 +529,18 @@ FROM base LEFT JOIN t ON t.session = base.session LEFT JOIN k ON k.session = bas
 ALTER TABLE admin_users ADD COLUMN must_change_password INTEGER NOT NULL DEFAULT 0;
 `,
   },
+  {
+    version: 28,
+    name: 'key-retired-secret-grace',
+    // Each secret a rotation replaced keeps its own grace period: key_retired_secrets.valid_until
+    // (ms; NULL for a secret replaced through the API/CLI, which never had one). Before, the key
+    // held one old secret (keys.previous_hash): a second rotation ended the first one's grace at
+    // once, and of two rotations at the same moment one handed out a secret that never worked.
+    sql: `
+ALTER TABLE key_retired_secrets ADD COLUMN valid_until INTEGER;
+UPDATE key_retired_secrets SET valid_until = (SELECT previous_valid_until FROM keys WHERE keys.name = key_retired_secrets.key_name AND keys.previous_hash = key_retired_secrets.hash);
+`,
+  },
 ];
 
 export const LATEST_VERSION = MIGRATIONS[MIGRATIONS.length - 1]!.version;

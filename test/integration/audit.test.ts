@@ -236,6 +236,30 @@ describe('audit trail: records, signed export, offline verification', () => {
     assert.ok(live.body.checkpoints >= 1, 'the export signed a checkpoint');
   });
 
+  test('--key that is no fingerprint is a usage error of both verifiers (exit 2, saying what --key takes); a well-formed other fingerprint is another key (exit 1)', async () => {
+    for (const garbage of ['garbage', 'SHA256:abcd', fingerprint + ':00', 'public-key.pem']) {
+      const v = await verifyBoth(bundle, garbage);
+      for (const [who, r] of [['airlock audit verify', v.cli], ['node verify.mjs', v.mjs]] as const) {
+        assert.equal(r.code, 2, `${who} --key ${garbage}: ${r.out}`);
+        assert.match(r.out, /--key must be the fingerprint of the audit signing key, SHA256: and 64 hex digits as "airlock audit key" .*shows it, not "/, `${who}: ${r.out}`);
+        assert.doesNotMatch(r.out, /signed with another key/, who);
+      }
+    }
+    // the same key written without the prefix and colons, or in capitals, is the same key
+    const bare = fingerprint.replace(/^SHA256:/, '').replace(/:/g, '');
+    for (const same of [bare, fingerprint.toUpperCase()]) {
+      const v = await verifyBoth(bundle, same);
+      assert.equal(v.cli.code, 0, v.cli.out);
+      assert.equal(v.mjs.code, 0, v.mjs.out);
+    }
+    const other = 'SHA256:' + '0123:'.repeat(15) + '4567';
+    const v = await verifyBoth(bundle, other);
+    for (const r of [v.cli, v.mjs]) {
+      assert.equal(r.code, 1, r.out);
+      assert.match(r.out, /the bundle was signed with another key/);
+    }
+  });
+
   test('tampering is detected in every form, by both verifiers, naming the problem', async () => {
     const lines = eventLines(bundle);
     const other = await gw.admin('POST', '/audit/export', { to: usb });

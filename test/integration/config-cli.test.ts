@@ -8,6 +8,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import OpenAI from 'openai';
 import YAML from 'yaml';
+import Database from 'better-sqlite3';
 import { TEST_KEY, basicConfig, eventually, runCli, startGateway, tmpDir, writeConfig, type CliResult } from '../helpers/gateway.js';
 import { startUpstream, type TestUpstream } from '../helpers/upstream.js';
 
@@ -121,6 +122,32 @@ describe('config apply: errors name the field, and nothing is applied', () => {
       assert.equal(r.code, 2, out(r));
       assert.ok(r.stderr.includes(`${file}:${where}: `), `expected ${file}:${where}\n${out(r)}`);
       assert.equal(dbHash(dataDir), baselineDb);
+    }
+  });
+
+  test('an alias bomb and a file of several YAML documents: exit 2 naming the file and the problem, in its own words (apply and serve --config)', async () => {
+    // "billion laughs": nine aliases of nine of the last level, nine levels deep
+    const levels = ['a: &a ["lol","lol","lol","lol","lol","lol","lol","lol","lol"]'];
+    for (let i = 1; i < 9; i++) {
+      const p = String.fromCharCode(96 + i);
+      levels.push(`${String.fromCharCode(97 + i)}: &${String.fromCharCode(97 + i)} [${Array(9).fill('*' + p).join(',')}]`);
+    }
+    const bomb = path.join(cfgDir, 'bomb.yaml');
+    fs.writeFileSync(bomb, levels.join('\n') + '\n');
+    const twoDocs = path.join(cfgDir, 'two-docs.yaml');
+    const esc = (s: string) => s.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
+    fs.writeFileSync(twoDocs, 'teams:\n  - name: research\n---\nteams:\n  - name: ops\n');
+    for (const [file, msg] of [
+      [bomb, new RegExp(`^airlock: config file ${esc(bomb)}: its YAML aliases \\(\\*name\\) expand too far .*alias bomb`)],
+      [twoDocs, new RegExp(`^airlock: config file ${esc(twoDocs)}:3:1: a second YAML document begins here \\("---"\\): a config file holds one document`)],
+    ] as const) {
+      for (const args of [['config', 'apply', file, '--data-dir', dataDir], ['config', 'apply', file, '--dry-run', '--data-dir', dataDir], ['serve', '--config', file, '--data-dir', dataDir, '--port', '0', '--admin-port', '0']]) {
+        const r = await runCli(args);
+        assert.equal(r.code, 2, out(r));
+        assert.match(r.stderr, msg, out(r));
+        assert.doesNotMatch(r.stderr, /parseAllDocuments|resource exhaustion/, 'no advice meant for programmers');
+        assert.equal(dbHash(dataDir), baselineDb);
+      }
     }
   });
 
@@ -296,6 +323,51 @@ describe('secrets', () => {
   });
   after(async () => {
     await up.close();
+  });
+
+  test("an MCP server's literal header and env values: exported as null and named under \"Not exported\", like an endpoint's literal api_key; the export re-applies here, and elsewhere once written back", async () => {
+    const dir = tmpDir('airlock-mcp-export-');
+    const here = path.join(dir, 'here');
+    const there = path.join(dir, 'there');
+    try {
+      const file = writeConfig(dir, {
+        endpoints: [{ name: 'gpu-1', base_url: 'http://10.0.0.5:8000/v1', api_key: 'sk-upstream-literal-1' }],
+        mcp_servers: [
+          { name: 'tickets', transport: 'http', url: 'http://10.0.0.9:3000/mcp', headers: { Authorization: 'Bearer literal-mcp-secret-1', 'X-Team': '${env:TICKETS_TEAM}' } },
+          { name: 'files', transport: 'stdio', command: '/usr/bin/true', env: { FILES_TOKEN: 'literal-mcp-secret-2' } },
+        ],
+      });
+      const r = await runCli(['config', 'apply', file, '--data-dir', here], { env: { TICKETS_TEAM: 'support' } });
+      assert.equal(r.code, 0, out(r));
+      const yaml = await exportDoc(here);
+      assert.ok(!yaml.includes('literal-mcp-secret'), 'no secret in the export');
+      const note = yaml.split('\n').filter((l) => l.startsWith('#   '));
+      assert.ok(note.some((l) => /^# {3}endpoints\/gpu-1: api_key \(a literal secret/.test(l)), yaml);
+      assert.ok(note.some((l) => /^# {3}mcp_servers\/tickets: headers Authorization \(literal secret, stored encrypted; null here keeps the stored value on this install\): write it back, e\.g\. as \$\{env:NAME\}/.test(l)), yaml);
+      assert.ok(note.some((l) => /^# {3}mcp_servers\/files: env FILES_TOKEN \(literal secret/.test(l)), yaml);
+      assert.ok(!note.some((l) => l.includes('X-Team')), 'a reference is exported as itself');
+      const json = await runCli(['config', 'export', '--data-dir', here, '--format', 'json']);
+      assert.match(json.stderr, /airlock: not exported: mcp_servers\/tickets: headers Authorization/);
+      const doc = YAML.parse(yaml);
+      assert.deepEqual(doc.mcp_servers[0].headers, { Authorization: null, 'X-Team': '${env:TICKETS_TEAM}' });
+
+      const exported = path.join(dir, 'exported.yaml');
+      fs.writeFileSync(exported, yaml);
+      const again = await runCli(['config', 'apply', exported, '--data-dir', here]);
+      assert.equal(again.code, 0, out(again));
+      assert.match(again.stdout, /no changes/, 'the export re-applies on its install: null keeps the stored values');
+
+      const elsewhere = await runCli(['config', 'apply', exported, '--data-dir', there], { env: { TICKETS_TEAM: 'support' } });
+      assert.equal(elsewhere.code, 2, out(elsewhere));
+      assert.match(elsewhere.stderr, /mcp_servers\[0\]\.headers\.Authorization: null keeps the stored value, but none is stored: give the value \(config export writes a literal secret as null: write it back/);
+      doc.mcp_servers[0].headers.Authorization = '${env:TICKETS_AUTH}';
+      doc.mcp_servers[1].env.FILES_TOKEN = '${env:FILES_TOKEN}';
+      const written = writeConfig(dir, doc, 'written-back.yaml');
+      const applied = await runCli(['config', 'apply', written, '--data-dir', there], { env: { TICKETS_TEAM: 'support', TICKETS_AUTH: 'Bearer x', FILES_TOKEN: 'y' } });
+      assert.equal(applied.code, 0, out(applied));
+    } finally {
+      fs.rmSync(dir, { recursive: true, force: true });
+    }
   });
 
   test('an ${env:...} api_key is stored encrypted, exported as the reference, and sent upstream', async () => {
@@ -552,6 +624,87 @@ describe('command line', () => {
       assert.match(bad.stderr, /"abc"/);
     } finally {
       fs.rmSync(dataDir, { recursive: true, force: true });
+    }
+  });
+
+  test('one port for the data plane and the admin plane: exit 2 naming both settings and the port; nothing is created', async () => {
+    const dir = tmpDir();
+    const dataDir = path.join(dir, 'data');
+    try {
+      // (a port number only: the refusal comes before anything listens)
+      const n = String(40_000 + (process.pid % 20_000));
+      for (const [args, env, msg] of [
+        [['--port', n, '--admin-port', n], {}, `--port and --admin-port are both ${n} (on 127.0.0.1)`],
+        [['--admin-port', n], { AIRLOCK_PORT: n }, `AIRLOCK_PORT and --admin-port are both ${n} (on 127.0.0.1)`],
+        [['--port', '4001'], {}, '--port and the default admin port are both 4001 (on 127.0.0.1)'],
+      ] as const) {
+        const r = await runCli(['serve', '--data-dir', dataDir, ...args], { env });
+        assert.equal(r.code, 2, out(r));
+        assert.ok(r.stderr.startsWith(`airlock: ${msg}: the data plane and the admin plane need a port each`), out(r));
+        assert.equal(fs.existsSync(dataDir), false, 'no data dir is left behind');
+      }
+      // the stored settings.listen is named as such
+      const file = writeConfig(dir, { settings: { listen: { admin_port: Number(n) } } });
+      const applied = await apply(dataDir, file);
+      assert.equal(applied.code, 0, out(applied));
+      const r = await runCli(['serve', '--data-dir', dataDir, '--port', n]);
+      assert.equal(r.code, 2, out(r));
+      assert.match(r.stderr, new RegExp(`^airlock: --port and settings\\.listen\\.admin_port are both ${n} \\(on 127\\.0\\.0\\.1\\)`), out(r));
+    } finally {
+      fs.rmSync(dir, { recursive: true, force: true });
+    }
+  });
+});
+
+// A secret that changes owner without changing (a file now writes the secret a key already has,
+// or a file entry without "key:" hands it over) changes what may rotate it: the plan lists it and
+// the audit record names the key and the file field, never the secret.
+describe('config apply: a key secret changing owner', () => {
+  test('the plan (dry run and apply) lists it; the audit record names the key and the field, not the secret', async () => {
+    const dir = tmpDir('airlock-owner-');
+    const dataDir = path.join(dir, 'data');
+    try {
+      const cfg = startingConfig();
+      const generated = writeConfig(dir, { ...cfg, keys: [{ name: 'notebook-app', team: 'research' }] }, 'generated.yaml');
+      const first = await apply(dataDir, generated);
+      assert.equal(first.code, 0, out(first));
+      const secret = /new key for key "notebook-app" \(shown once\): (\S+)/.exec(first.stdout)?.[1];
+      assert.ok(secret, out(first));
+
+      const written = writeConfig(dir, { ...cfg, keys: [{ name: 'notebook-app', key: secret, team: 'research' }] }, 'written.yaml');
+      const field = `keys[0].key in ${written}`;
+      const before = dbHash(dataDir);
+      const plan = await apply(dataDir, written, { dryRun: true });
+      assert.equal(plan.code, 0, out(plan));
+      assert.deepEqual(lines(plan).filter((l) => /^[+~-] /.test(l)), [`~ keys/notebook-app (secret: now written by ${field})`], out(plan));
+      assert.match(plan.stdout, /would apply 1 change:/);
+      assert.equal(dbHash(dataDir), before, 'a dry run changes nothing');
+
+      const applied = await apply(dataDir, written);
+      assert.equal(applied.code, 0, out(applied));
+      assert.deepEqual(lines(applied).filter((l) => /^[+~-] /.test(l)), [`~ keys/notebook-app (secret: now written by ${field})`], out(applied));
+      const rotate = await runCli(['keys', 'rotate', 'notebook-app', '--data-dir', dataDir]);
+      assert.equal(rotate.code, 2, 'the file owns the secret now: ' + out(rotate));
+      const again = await apply(dataDir, written);
+      assert.match(again.stdout, /no changes/, out(again));
+
+      const handBack = await apply(dataDir, generated);
+      assert.equal(handBack.code, 0, out(handBack));
+      assert.deepEqual(lines(handBack).filter((l) => /^[+~-] /.test(l)), ['~ keys/notebook-app (secret: handed over to the admin app, API and CLI)'], out(handBack));
+
+      const db = new Database(path.join(dataDir, 'airlock.db'), { readonly: true });
+      try {
+        const records = (db.prepare(`SELECT data FROM audit_log WHERE kind = 'config.apply' ORDER BY seq`).pluck().all() as string[]).map((d) => JSON.parse(d));
+        assert.equal(records.length, 3, 'the first apply, the takeover and the handover (not the dry run, not the apply without changes)');
+        assert.deepEqual(records[1].secret_owners, [{ key: 'notebook-app', written_by: field }]);
+        assert.deepEqual(records[1].changes, [`~ keys/notebook-app (secret: now written by ${field})`]);
+        assert.deepEqual(records[2].secret_owners, [{ key: 'notebook-app', written_by: null }]);
+        for (const r of records) assert.equal(JSON.stringify(r).includes(secret), false, 'the audit record never holds the secret');
+      } finally {
+        db.close();
+      }
+    } finally {
+      fs.rmSync(dir, { recursive: true, force: true });
     }
   });
 });

@@ -110,6 +110,23 @@ describe('airlock doctor', () => {
     }
   });
 
+  test('data dir: a path that is a file, or under a file, is said to be one (no chmod advice, no checks of its inside)', async () => {
+    const d = tmpDir('airlock-doctor-file-');
+    cleanup.push(d);
+    const file = path.join(d, 'not-a-dir');
+    fs.writeFileSync(file, 'x', { mode: 0o644 });
+    let r = await doctor(file);
+    assert.equal(r.code, 1);
+    assert.deepEqual(r.failed.map((f) => f.check), ['data-dir']);
+    assert.equal(r.failed[0]!.message, `data dir ${file} is a file, not a directory`);
+    assert.match(r.failed[0]!.fix!, /point --data-dir \(or AIRLOCK_DATA_DIR\) at a directory/);
+    assert.doesNotMatch(r.failed[0]!.fix!, /chmod|chown/);
+    r = await doctor(path.join(file, 'data'));
+    assert.equal(r.code, 1);
+    assert.deepEqual(r.failed.map((f) => f.check), ['data-dir']);
+    assert.match(r.failed[0]!.message, /cannot be a directory: a part of that path is a file/);
+  });
+
   test('install.key: readable by others, or missing', async () => {
     const dataDir = await install();
     const key = path.join(dataDir, 'install.key');
