@@ -14,6 +14,28 @@ const root = process.getuid?.() === 0;
 // as root (who may write anywhere) the commands run as "nobody", the data dir theirs and read-only
 const NOBODY = 65534;
 
+/**
+ * As root, the checkout itself must be reachable by "nobody" to run its CLI: a checkout under a
+ * directory only root may enter (a clone in `mktemp -d`, mode 0700) is made enterable (o+x, no
+ * listing) for the test's duration, and put back as it was after.
+ */
+function letNobodyReachCheckout(): () => void {
+  const changed: [string, number][] = [];
+  if (root) {
+    for (let d = path.dirname(path.dirname(BIN)); ; d = path.dirname(d)) {
+      const mode = fs.statSync(d).mode & 0o7777;
+      if (!(mode & 0o001)) {
+        fs.chmodSync(d, mode | 0o001);
+        changed.push([d, mode]);
+      }
+      if (path.dirname(d) === d) break;
+    }
+  }
+  return () => {
+    for (const [d, mode] of changed.reverse()) fs.chmodSync(d, mode);
+  };
+}
+
 /** `airlock ARGS` as the user who owns the read-only data dir (not root). */
 function runAsOwner(args: string[]): Promise<CliResult> {
   return new Promise((resolve, reject) => {
@@ -41,7 +63,9 @@ describe('a data dir this user cannot write', () => {
   let dir: string;
   let dataDir: string;
   let before_: Record<string, string>;
+  let putBack = () => {};
   before(async () => {
+    putBack = letNobodyReachCheckout();
     dir = tmpDir('airlock-readonly-');
     fs.chmodSync(dir, 0o755);
     dataDir = path.join(dir, 'data');
@@ -52,6 +76,7 @@ describe('a data dir this user cannot write', () => {
     before_ = snapshot(dataDir);
   });
   after(() => {
+    putBack();
     fs.chmodSync(dataDir, 0o700);
     fs.rmSync(dir, { recursive: true, force: true });
   });
