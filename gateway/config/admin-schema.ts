@@ -54,12 +54,15 @@ export const auditExportSchema = z
 export type AuditExportBody = z.infer<typeof auditExportSchema>;
 
 /** POST /audit/verify-bundle: check an exported bundle (a folder on the gateway's machine, e.g. on a USB stick). */
+/** The fingerprint of an audit signing key, as GET /audit/key and `airlock audit key` show it
+ * (the SHA256: prefix and the colons may be left out): what a bundle's verification is pinned to. */
+export const auditKeyFingerprintSchema = z
+  .string()
+  .max(200)
+  .refine((v) => /^(SHA256:)?([0-9a-fA-F]{4}:?){15}[0-9a-fA-F]{4}$/.test(v.trim()), 'must be a key fingerprint, e.g. SHA256:1a2b:3c4d:… (64 hex digits)');
+
 export const auditVerifyBundleSchema = z.strictObject({
   dir: folderOnGateway("must be the absolute path of the bundle's folder on the gateway's machine, e.g. /media/usb-stick/airlock-audit-20270131T093000Z"),
-  key: z
-    .string()
-    .max(200)
-    .refine((v) => /^(SHA256:)?([0-9a-fA-F]{4}:?){15}[0-9a-fA-F]{4}$/.test(v.trim()), 'must be a key fingerprint, e.g. SHA256:1a2b:3c4d:… (64 hex digits)')
-    .optional(),
+  key: auditKeyFingerprintSchema.optional(),
 });
 export type AuditVerifyBundleBody = z.infer<typeof auditVerifyBundleSchema>;

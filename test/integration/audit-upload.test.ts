@@ -110,6 +110,12 @@ describe('verifying an uploaded bundle', () => {
       assert.equal(r.status, status, show(r));
       assert.match(r.body.error.message, want, show(r));
     }
+    // a key that is no fingerprint: named, refused before the bundle is read (not "another key")
+    for (const key of ['garbage', 'SHA256:' + 'ab'.repeat(31), 'x'.repeat(300)]) {
+      const r = await upload(gw, frame(files), { query: `?key=${encodeURIComponent(key)}` });
+      assert.equal(r.status, 400, show(r));
+      assert.match(r.body.error.message, key.length > 200 ? /^key: is too long/ : /^key: must be a key fingerprint/, show(r));
+    }
     const json = await upload(gw, JSON.stringify({ dir: bundle }), { contentType: 'application/json' });
     assert.equal(json.status, 415, show(json));
     assert.match(json.body.error.message, /application\/x-airlock-bundle/);
