@@ -76,6 +76,9 @@ function adminTokenOf(v: string | undefined): string | undefined {
   return v;
 }
 
+/** Aliases (*name) a config file may expand, counted as the yaml library does (each alias weighed by the aliases inside what it copies). */
+const MAX_ALIAS_COUNT = 100;
+
 /** Read a YAML or JSON config file; errors name the file, line and column. */
 export function readConfigFile(file: string): unknown {
   let text: string;
@@ -105,8 +108,6 @@ export function readConfigFile(file: string): unknown {
     throw e;
   }
 }
-/** Aliases (*name) a config file may expand, counted as the yaml library does (each alias weighed by the aliases inside what it copies). */
-const MAX_ALIAS_COUNT = 100;
 
 /** `existing`: a read-only command, refused on a data dir that holds no install (it never creates one). */
 /** The audit log is opened when a command first records (or reads) it: listing keys or

@@ -53,7 +53,6 @@ export const auditExportSchema = z
   .refine((b) => b.from === undefined || b.until === undefined || Date.parse(b.until) >= Date.parse(b.from), { path: ['until'], message: 'must not be earlier than from' });
 export type AuditExportBody = z.infer<typeof auditExportSchema>;
 
-/** POST /audit/verify-bundle: check an exported bundle (a folder on the gateway's machine, e.g. on a USB stick). */
 /** The fingerprint of an audit signing key, as GET /audit/key and `airlock audit key` show it
  * (the SHA256: prefix and the colons may be left out): what a bundle's verification is pinned to. */
 export const auditKeyFingerprintSchema = z
@@ -61,6 +60,7 @@ export const auditKeyFingerprintSchema = z
   .max(200)
   .refine((v) => /^(SHA256:)?([0-9a-fA-F]{4}:?){15}[0-9a-fA-F]{4}$/.test(v.trim()), 'must be a key fingerprint, e.g. SHA256:1a2b:3c4d:… (64 hex digits)');
 
+/** POST /audit/verify-bundle: check an exported bundle (a folder on the gateway's machine, e.g. on a USB stick). */
 export const auditVerifyBundleSchema = z.strictObject({
   dir: folderOnGateway("must be the absolute path of the bundle's folder on the gateway's machine, e.g. /media/usb-stick/airlock-audit-20270131T093000Z"),
   key: auditKeyFingerprintSchema.optional(),

@@ -112,18 +112,18 @@ export function registerBundleUploadRoute(app: FastifyInstance, gw: Gateway, { A
     if (typeof stream !== 'function')
       throw error(415, 'unsupported_media_type', `Send the bundle's files as ${BUNDLE_CONTENT_TYPE} (each file: a header line {"name":"…","size":N} and its bytes).`);
     const key = typeof req.query.key === 'string' ? req.query.key.trim() : '';
+    const body = (stream as () => Readable)();
     // the same rule as verify-bundle's key: a value that is no fingerprint is refused before the
     // body is read, not answered "signed with another key"
     const k = key ? auditKeyFingerprintSchema.safeParse(key) : undefined;
     if (k && !k.success) {
       // (the body is not read: the connection is not reused)
       reply.header('connection', 'close');
-      (stream as () => Readable)().resume();
+      body.resume();
       const message = key.length > 200 ? 'is too long' : (k.error.issues[0]?.message ?? 'must be a key fingerprint');
       throw error(400, 'validation_failed', `key: ${message}`, [{ path: ['key'], message }]);
     }
     const expected = key || gw.audit.key.fingerprint;
-    const body = (stream as () => Readable)();
     const root = path.join(gw.opts.dataDir, 'tmp');
     fs.mkdirSync(root, { recursive: true, mode: 0o700 });
     const dir = path.join(root, `verify-${randomUUID()}`);
